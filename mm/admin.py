@@ -1,0 +1,195 @@
+"""The admin HTTP server: a small ASGI app served by hypercorn's Trio worker.
+
+``GET /metrics`` (Prometheus text), ``GET /healthz`` (200, or 503 with reasons), ``GET /status``
+(JSON), ``POST /stop``. When a token is configured, POST endpoints require
+``Authorization: Bearer <token>``; ``mm start`` refuses a non-loopback host without one.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+from collections.abc import Awaitable, Callable, MutableMapping
+from functools import partial
+from typing import Any, cast
+
+import attrs
+import orjson
+import trio
+from hypercorn.config import Config as HypercornConfig
+from hypercorn.trio import serve
+from hypercorn.typing import ASGIFramework
+from loguru import logger
+from prometheus_client import CollectorRegistry
+
+from mm.metrics import CONTENT_TYPE, render
+from mm.secrets import Secret
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+JSON_TYPE = b"application/json"
+
+
+@attrs.frozen
+class Response:
+    status: int
+    body: bytes
+    content_type: bytes = JSON_TYPE
+    headers: tuple[tuple[bytes, bytes], ...] = ()
+
+
+def json_response(status: int, payload: Any) -> Response:
+    return Response(status, orjson.dumps(payload, option=orjson.OPT_INDENT_2) + b"\n")
+
+
+@attrs.frozen
+class AdminContext:
+    """What the admin endpoints read and trigger; supplied by the service."""
+
+    status: Callable[[], dict[str, Any]]
+    problems: Callable[[], list[str]]
+    registry: CollectorRegistry
+    request_stop: Callable[[str], None]
+    token: Secret | None = None
+
+
+class AdminApp:
+    """The ASGI application."""
+
+    def __init__(self, context: AdminContext) -> None:
+        self._context = context
+        self._get: dict[str, Callable[[], Response]] = {
+            "/metrics": self._metrics,
+            "/healthz": self._healthz,
+            "/status": self._status,
+        }
+        self._post: dict[str, Callable[[], tuple[Response, Callable[[], None]]]] = {
+            "/stop": self._stop,
+        }
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+            return
+        if scope["type"] != "http":
+            return
+        response, then = await self._handle(scope, receive)
+        await send(
+            {
+                "type": "http.response.start",
+                "status": response.status,
+                "headers": [(b"content-type", response.content_type), *response.headers],
+            }
+        )
+        await send({"type": "http.response.body", "body": response.body})
+        if then is not None:
+            then()  # acts after the reply is on the wire, so the caller hears the answer
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def _handle(
+        self, scope: Scope, receive: Receive
+    ) -> tuple[Response, Callable[[], None] | None]:
+        """The response, and what to do once it is sent."""
+        path = scope["path"]
+        method = scope["method"]
+        if method in ("GET", "HEAD") and path in self._get:
+            return self._get[path](), None
+        if method == "POST" and path in self._post:
+            await _drain_body(receive)
+            if not self._authorized(scope):
+                unauthorized = Response(
+                    401,
+                    b'{"error": "unauthorized"}\n',
+                    headers=((b"www-authenticate", b'Bearer realm="mm"'),),
+                )
+                return unauthorized, None
+            return self._post[path]()
+        if path in self._get or path in self._post:
+            return json_response(405, {"error": f"method {method} not allowed on {path}"}), None
+        return json_response(404, {"error": f"no such endpoint: {path}"}), None
+
+    def _authorized(self, scope: Scope) -> bool:
+        token = self._context.token
+        if token is None:
+            return True
+        expected = b"Bearer " + token.reveal().encode()
+        for name, value in scope.get("headers", ()):
+            if name.lower() == b"authorization":
+                return hmac.compare_digest(value, expected)
+        return False
+
+    def _metrics(self) -> Response:
+        return Response(200, render(self._context.registry), CONTENT_TYPE.encode())
+
+    def _healthz(self) -> Response:
+        problems = self._context.problems()
+        if problems:
+            return json_response(503, {"status": "unhealthy", "problems": problems})
+        return json_response(200, {"status": "ok"})
+
+    def _status(self) -> Response:
+        return json_response(200, self._context.status())
+
+    def _stop(self) -> tuple[Response, Callable[[], None]]:
+        return json_response(202, {"stopping": True}), partial(
+            self._context.request_stop, "admin POST /stop"
+        )
+
+
+async def _drain_body(receive: Receive) -> None:
+    more = True
+    while more:
+        message = await receive()
+        more = message.get("more_body", False) and message["type"] == "http.request"
+
+
+def _bind_address(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host and not host.startswith("[") else f"{host}:{port}"
+
+
+def hypercorn_config(host: str, port: int) -> HypercornConfig:
+    config = HypercornConfig()
+    config.bind = [_bind_address(host, port)]
+    config.accesslog = None
+    config.errorlog = logging.getLogger("hypercorn.error")
+    config.graceful_timeout = 1.0
+    config.keep_alive_timeout = 5.0
+    return config
+
+
+class AdminServer:
+    """The ``admin`` child: serves the app; reports its bound URL through ``on_bound``."""
+
+    def __init__(
+        self,
+        app: AdminApp,
+        host: str,
+        port: int,
+        on_bound: Callable[[str], Awaitable[None]],
+    ) -> None:
+        self._app = app
+        self._host = host
+        self._port = port
+        self._on_bound = on_bound
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        config = hypercorn_config(self._host, self._port)
+        async with trio.open_nursery() as nursery:
+            binds: list[str] = await nursery.start(
+                partial(serve, cast(ASGIFramework, self._app), config, mode="asgi")
+            )
+            url = binds[0]
+            logger.info("admin server listening on {}", url)
+            await self._on_bound(url)
+            task_status.started()

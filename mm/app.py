@@ -1,0 +1,212 @@
+"""Builds the service from its config: the supervision tree, the admin server, the journal.
+
+The tree (DESIGN.md) starts with the children that exist today; later components plug in as
+more child specs without changes to ``supervisors/``::
+
+    mm (root, one-for-one)
+    ├── admin      /metrics /healthz /status /stop
+    └── journal    SQLite writer
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import time
+from typing import Any
+
+import trio
+from loguru import logger
+
+from mm import __version__
+from mm.admin import AdminApp, AdminContext, AdminServer
+from mm.config import Config, Secrets, config_hash
+from mm.journal import DATABASE_NAME, Journal
+from mm.metrics import new_registry
+from mm.runfile import RunFile, RunInfo
+from supervisors import (
+    Backoff,
+    ChildSpec,
+    ChildState,
+    FanOut,
+    Intensity,
+    MetricsObserver,
+    Supervisor,
+    SupervisorEscalation,
+    unhealthy,
+)
+
+
+class StartupError(Exception):
+    """The service cannot start; the message says why."""
+
+
+class JournalObserver:
+    """Journals every child failure, so the database tells what the logs tell."""
+
+    def __init__(self, journal: Journal) -> None:
+        self._journal = journal
+
+    def state_changed(self, path: str, state: ChildState, error: str | None) -> None:
+        if state is not ChildState.FAILED:
+            return
+        try:
+            self._journal.record_nowait("child_failed", child=path, error=error)
+        except trio.WouldBlock:
+            logger.error("journal queue full; not journaled: child {} failed: {}", path, error)
+
+    def restarted(self, path: str) -> None:
+        return None
+
+
+def check_port_free(host: str, port: int) -> None:
+    """Fail fast, before anything starts, when the admin port is taken."""
+    if port == 0:
+        return
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as error:
+        raise StartupError(f"admin.host: cannot resolve {host!r}: {error}") from None
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as error:
+            raise StartupError(f"admin.port: cannot bind {host}:{port}: {error.strerror}") from None
+
+
+class Service:
+    """One running mm: owns the tree, the registry, the journal and the run file."""
+
+    def __init__(self, config: Config, secrets: Secrets, *, handle_signals: bool = False) -> None:
+        self.config = config
+        self.config_hash = config_hash(config)
+        self.registry = new_registry(config.service.name)
+        self.journal = Journal(config.run_dir / DATABASE_NAME, config.journal, self.registry)
+        self.runfile = RunFile(config.run_dir)
+        self.admin_url: str | None = None
+        self.state = "starting"
+        self.started_at = time.time()
+        self.stop_reason: str | None = None
+        self._handle_signals = handle_signals
+        self._stop_requested = trio.Event()
+        admin_app = AdminApp(
+            AdminContext(
+                status=self.status,
+                problems=self.problems,
+                registry=self.registry,
+                request_stop=self.request_stop,
+                token=secrets.admin_token,
+            )
+        )
+        admin = AdminServer(admin_app, config.admin.host, config.admin.port, self._admin_bound)
+        supervision = config.supervision
+        self.root = Supervisor(
+            "mm",
+            [self._child("admin", admin.run), self._child("journal", self.journal.run)],
+            intensity=Intensity(supervision.max_restarts, supervision.restart_period),
+            observer=FanOut(MetricsObserver(self.registry), JournalObserver(self.journal)),
+        )
+
+    def _child(self, name: str, run: Any) -> ChildSpec:
+        supervision = self.config.supervision
+        backoff = Backoff(
+            supervision.backoff_initial, supervision.backoff_multiplier, supervision.backoff_cap
+        )
+        return ChildSpec(name, run, backoff=backoff, stable_after=supervision.stable_after)
+
+    # --- what the admin server reads and triggers ---------------------------------------------
+
+    def problems(self) -> list[str]:
+        found = [] if self.state == "running" else [f"mm is {self.state}"]
+        return found + unhealthy(self.root.status())
+
+    def status(self) -> dict[str, Any]:
+        problems = self.problems()
+        return {
+            "service": self.config.service.name,
+            "version": __version__,
+            "pid": os.getpid(),
+            "state": self.state,
+            "started_at": self.started_at,
+            "uptime_seconds": round(time.time() - self.started_at, 3),
+            "config_hash": self.config_hash,
+            "admin_url": self.admin_url,
+            "healthy": not problems,
+            "problems": problems,
+            "tree": {
+                "name": self.root.name,
+                "path": self.root.path,
+                "state": self.state,
+                "children": [child.to_dict() for child in self.root.status()],
+            },
+        }
+
+    def request_stop(self, reason: str) -> None:
+        if self.stop_reason is None:
+            self.stop_reason = reason
+        self._stop_requested.set()
+
+    async def _admin_bound(self, url: str) -> None:
+        self.admin_url = url
+        info = RunInfo(os.getpid(), url, self.started_at, self.config.service.name)
+        await trio.to_thread.run_sync(self.runfile.write, info)
+
+    # --- the run ------------------------------------------------------------------------------
+
+    async def run(
+        self, *, task_status: trio.TaskStatus[Service] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        """Start the tree, serve until a stop is requested, then stop everything."""
+        self.runfile.acquire()
+        try:
+            if self.runfile.removed_stale:
+                logger.info("removed a stale run file in {}", self.config.run_dir)
+            check_port_free(self.config.admin.host, self.config.admin.port)
+            await self._run_tree(task_status)
+        finally:
+            self.runfile.release()
+        logger.info("mm stopped ({})", self.stop_reason)
+
+    async def _run_tree(self, task_status: trio.TaskStatus[Service]) -> None:
+        try:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._stop_when_requested, nursery.cancel_scope)
+                if self._handle_signals:
+                    nursery.start_soon(self._stop_on_signals)
+                await nursery.start(self.root.run)
+                self.state = "running"
+                await self.journal.record(
+                    "service_started",
+                    version=__version__,
+                    pid=os.getpid(),
+                    config_hash=self.config_hash,
+                    admin_url=self.admin_url,
+                )
+                logger.info(
+                    "mm {} running: admin {}, run_dir {}",
+                    __version__,
+                    self.admin_url,
+                    self.config.run_dir,
+                )
+                task_status.started(self)
+        except BaseExceptionGroup as group:
+            escalations, rest = group.split(SupervisorEscalation)
+            if escalations is not None and rest is None:
+                self.state = "failed"
+                raise escalations.exceptions[0] from None
+            raise
+
+    async def _stop_when_requested(self, tree_scope: trio.CancelScope) -> None:
+        await self._stop_requested.wait()
+        self.state = "stopping"
+        logger.info("stopping: {}", self.stop_reason)
+        await self.journal.record("service_stopping", reason=self.stop_reason)
+        tree_scope.cancel()
+
+    async def _stop_on_signals(self) -> None:
+        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            async for signum in signals:
+                self.request_stop(f"signal {signal.Signals(signum).name}")

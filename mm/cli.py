@@ -1,0 +1,260 @@
+"""The ``mm`` command line: start, stop, status, check.
+
+Exit statuses: 0 success; 1 failure (already running, did not stop, unhealthy, crashed);
+2 bad configuration; 3 not running (``status``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import signal
+import sys
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import httpx
+import trio
+from loguru import logger
+
+from mm import __version__
+from mm.app import Service, StartupError
+from mm.config import Config, ConfigError, Secrets, config_hash, load_config, resolve_secrets
+from mm.logs import configure
+from mm.runfile import AlreadyRunning, RunInfo, is_locked, read_info
+from mm.secrets import Redactor
+from supervisors import SupervisorEscalation
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_CONFIG = 2
+EXIT_NOT_RUNNING = 3
+DEFAULT_CONFIG = "config.toml"
+POLL_SECONDS = 0.1
+
+
+def _load(path: str, environ: Mapping[str, str]) -> tuple[Config, Secrets]:
+    config = load_config(Path(path), environ)
+    return config, resolve_secrets(config, environ)
+
+
+def _print_errors(path: str, error: ConfigError) -> None:
+    print(f"mm: invalid configuration ({path}):", file=sys.stderr)
+    for line in error.errors:
+        print(f"  {line}", file=sys.stderr)
+
+
+def cmd_start(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    try:
+        config, secrets = _load(args.config, environ)
+    except ConfigError as error:
+        _print_errors(args.config, error)
+        return EXIT_CONFIG
+    if is_locked(config.run_dir):
+        info = read_info(config.run_dir)
+        where = f" (pid {info.pid}, admin {info.admin_url})" if info else ""
+        print(f"mm: already running in {config.run_dir}{where}", file=sys.stderr)
+        return EXIT_FAILURE
+    service_config = config.service
+    log_dir = config.run_dir / "logs" if service_config.json_logs else None
+    with configure(
+        level=service_config.log_level,
+        redact=Redactor(secrets.all()),
+        log_dir=log_dir,
+        rotation=service_config.log_rotation,
+        retention=service_config.log_retention,
+    ):
+        service = Service(config, secrets, handle_signals=True)
+        try:
+            trio.run(service.run)
+        except AlreadyRunning as error:
+            logger.error("{}", error)
+            return EXIT_FAILURE
+        except StartupError as error:
+            logger.error("cannot start: {}", error)
+            return EXIT_FAILURE
+        except SupervisorEscalation as error:
+            logger.opt(exception=error).critical("mm stopped: the supervision tree gave up")
+            return EXIT_FAILURE
+    return EXIT_OK
+
+
+def _running(config: Config) -> RunInfo | None:
+    """The running instance's run file, or None when no mm holds the run_dir."""
+    if not is_locked(config.run_dir):
+        return None
+    return read_info(config.run_dir)
+
+
+def _wait_gone(config: Config, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not is_locked(config.run_dir):
+            return True
+        time.sleep(POLL_SECONDS)
+    return not is_locked(config.run_dir)
+
+
+def cmd_stop(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    try:
+        config, secrets = _load(args.config, environ)
+    except ConfigError as error:
+        _print_errors(args.config, error)
+        return EXIT_CONFIG
+    info = _running(config)
+    if info is None:
+        if is_locked(config.run_dir):
+            print("mm: an instance holds the run_dir but has not written its run file yet")
+            return EXIT_FAILURE
+        print("mm is not running")
+        return EXIT_OK
+    timeout = args.timeout if args.timeout is not None else config.service.shutdown_timeout
+    headers = {}
+    if secrets.admin_token is not None:
+        headers["authorization"] = f"Bearer {secrets.admin_token.reveal()}"
+    try:
+        reply = httpx.post(f"{info.admin_url}/stop", headers=headers, timeout=5.0)
+        if reply.status_code >= 300:
+            print(f"mm: POST /stop answered {reply.status_code}: {reply.text.strip()}")
+    except httpx.HTTPError as error:
+        print(f"mm: POST /stop failed ({error}); falling back to SIGTERM")
+        timeout = 0.0
+    if _wait_gone(config, timeout):
+        print(f"mm stopped (pid {info.pid})")
+        return EXIT_OK
+    print(f"mm: pid {info.pid} still running after {timeout:g}s; sending SIGTERM")
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(info.pid, signal.SIGTERM)
+    if _wait_gone(config, config.service.shutdown_timeout):
+        print(f"mm stopped (pid {info.pid})")
+        return EXIT_OK
+    print(f"mm: pid {info.pid} did not stop after SIGTERM", file=sys.stderr)
+    return EXIT_FAILURE
+
+
+def _format_since(since: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(since))
+
+
+def _tree_rows(node: dict[str, Any], prefix: str, last: bool, top: bool) -> list[list[str]]:
+    branch = "" if top else ("└── " if last else "├── ")
+    label = prefix + branch + node["name"]
+    rows = [
+        [
+            label,
+            node["state"],
+            str(node.get("restarts", "")),
+            _format_since(node["since"]) if "since" in node else "",
+            node.get("last_error") or "",
+        ]
+    ]
+    children = node.get("children", [])
+    extension = "" if top else ("    " if last else "│   ")
+    for index, child in enumerate(children):
+        rows.extend(_tree_rows(child, prefix + extension, index == len(children) - 1, False))
+    return rows
+
+
+def render_status(status: dict[str, Any]) -> str:
+    """The /status document as a readable report."""
+    lines = [
+        f"mm {status['version']}  service {status['service']}  pid {status['pid']}  "
+        f"state {status['state']}",
+        f"admin {status['admin_url']}  uptime {status['uptime_seconds']:.0f}s  "
+        f"config {status['config_hash']}",
+        "health: ok" if status["healthy"] else "health: UNHEALTHY",
+    ]
+    lines.extend(f"  - {problem}" for problem in status["problems"])
+    rows = [["CHILD", "STATE", "RESTARTS", "SINCE", "LAST ERROR"]]
+    rows.extend(_tree_rows(status["tree"], "", True, True))
+    widths = [max(len(row[column]) for row in rows) for column in range(4)]
+    lines.append("")
+    for row in rows:
+        cells = [cell.ljust(width) for cell, width in zip(row[:4], widths, strict=True)]
+        lines.append("  ".join([*cells, row[4]]).rstrip())
+    return "\n".join(lines)
+
+
+def cmd_status(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    try:
+        config = load_config(Path(args.config), environ)
+    except ConfigError as error:
+        _print_errors(args.config, error)
+        return EXIT_CONFIG
+    info = _running(config)
+    if info is None:
+        print("mm is not running")
+        return EXIT_NOT_RUNNING
+    try:
+        reply = httpx.get(f"{info.admin_url}/status", timeout=5.0)
+        reply.raise_for_status()
+    except httpx.HTTPError as error:
+        print(f"mm: pid {info.pid} is running but {info.admin_url} did not answer: {error}")
+        return EXIT_FAILURE
+    status: dict[str, Any] = reply.json()
+    if args.json:
+        print(reply.text.strip())
+    else:
+        print(render_status(status))
+    return EXIT_OK if status["healthy"] else EXIT_FAILURE
+
+
+def cmd_check(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    try:
+        config, secrets = _load(args.config, environ)
+    except ConfigError as error:
+        _print_errors(args.config, error)
+        return EXIT_CONFIG
+    token = "configured" if secrets.admin_token is not None else "none"
+    print(f"config OK: {args.config} (hash {config_hash(config)})")
+    print(f"  run_dir   {config.run_dir}")
+    print(f"  admin     {config.admin.host}:{config.admin.port} (token: {token})")
+    return EXIT_OK
+
+
+Command = Callable[[argparse.Namespace, Mapping[str, str]], int]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mm",
+        description="mm: market-making and execution service for crypto venues.",
+    )
+    parser.add_argument("--version", action="version", version=f"mm {__version__}")
+    verbs = parser.add_subparsers(dest="verb", metavar="COMMAND", required=True)
+
+    def verb(name: str, command: Command, summary: str) -> argparse.ArgumentParser:
+        sub = verbs.add_parser(name, help=summary, description=summary)
+        sub.add_argument(
+            "-c",
+            "--config",
+            default=DEFAULT_CONFIG,
+            metavar="FILE",
+            help=f"configuration file (default: {DEFAULT_CONFIG}); "
+            "MM_<SECTION>__<KEY> environment variables override it",
+        )
+        sub.set_defaults(command=command)
+        return sub
+
+    verb("start", cmd_start, "Run the service in the foreground until stopped.")
+    stop = verb("stop", cmd_stop, "Stop the running instance gracefully and wait until it exits.")
+    stop.add_argument(
+        "--timeout",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="how long to wait before falling back to SIGTERM (default: service.shutdown_timeout)",
+    )
+    status = verb("status", cmd_status, "Show the running instance's tree and health.")
+    status.add_argument("--json", action="store_true", help="print the raw /status JSON")
+    verb("check", cmd_check, "Validate the configuration; non-zero exit on any error.")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    command: Command = args.command
+    return command(args, os.environ)

@@ -1,0 +1,390 @@
+"""Configuration: config.toml plus ``MM_<SECTION>__<KEY>`` overrides, structured into attrs classes.
+
+Every problem is reported with its key path and reason (``admin.port: must be between 0 and
+65535, got 70000``); unknown keys are errors. Secrets are never read from the file itself: the
+file names an environment variable or a file that holds them (see ``resolve_secrets``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import tomllib
+import typing
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import attrs
+import cattrs
+import orjson
+from cattrs.errors import ClassValidationError, ForbiddenExtraKeysError, IterableValidationError
+
+from mm.secrets import Secret
+
+ENV_PREFIX = "MM_"
+ENV_SEPARATOR = "__"
+MIN_TOKEN_LENGTH = 16
+LOG_LEVELS = ("TRACE", "DEBUG", "INFO", "SUCCESS", "WARNING", "ERROR", "CRITICAL")
+SECRET_WORDS = ("token", "secret", "password", "private_key", "api_key", "passphrase")
+
+Check = Callable[[Any], str | None]
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; ``errors`` are ``key.path: reason`` lines."""
+
+    def __init__(self, errors: list[str]) -> None:
+        super().__init__("\n".join(errors))
+        self.errors = errors
+
+
+# --- constraints -------------------------------------------------------------------------------
+
+
+def positive(value: float) -> str | None:
+    return None if value > 0 else f"must be > 0, got {value!r}"
+
+
+def non_negative(value: float) -> str | None:
+    return None if value >= 0 else f"must be >= 0, got {value!r}"
+
+
+def at_least(minimum: float) -> Check:
+    def check(value: float) -> str | None:
+        return None if value >= minimum else f"must be >= {minimum}, got {value!r}"
+
+    return check
+
+
+def one_of(*choices: str) -> Check:
+    def check(value: str) -> str | None:
+        return None if value in choices else f"must be one of {', '.join(choices)}, got {value!r}"
+
+    return check
+
+
+def non_empty(value: str) -> str | None:
+    return None if value.strip() else "must not be empty"
+
+
+def port(value: int) -> str | None:
+    return None if 0 <= value <= 65535 else f"must be between 0 and 65535, got {value}"
+
+
+def setting(default: Any, check: Check | None = None) -> Any:
+    """An attrs field with a default and a constraint checked with its key path."""
+    return attrs.field(default=default, metadata={"check": check})
+
+
+# --- sections ----------------------------------------------------------------------------------
+
+
+@attrs.frozen
+class ServiceConfig:
+    name: str = setting("mm", non_empty)
+    run_dir: str = setting("run", non_empty)
+    log_level: str = setting("INFO", one_of(*LOG_LEVELS))
+    json_logs: bool = setting(True)
+    log_rotation: str = setting("50 MB", non_empty)
+    log_retention: int = setting(10, at_least(1))
+    shutdown_timeout: float = setting(10.0, positive)
+
+
+@attrs.frozen
+class AdminConfig:
+    host: str = setting("127.0.0.1", non_empty)
+    port: int = setting(9400, port)
+    token_env: str = setting("MM_ADMIN_TOKEN")
+    token_file: str = setting("")
+
+
+@attrs.frozen
+class SupervisionConfig:
+    backoff_initial: float = setting(0.5, positive)
+    backoff_multiplier: float = setting(2.0, at_least(1))
+    backoff_cap: float = setting(30.0, positive)
+    stable_after: float = setting(30.0, non_negative)
+    max_restarts: int = setting(5, non_negative)
+    restart_period: float = setting(60.0, positive)
+
+
+@attrs.frozen
+class JournalConfig:
+    queue_size: int = setting(10_000, at_least(1))
+    batch_max: int = setting(500, at_least(1))
+    flush_timeout: float = setting(5.0, positive)
+
+
+@attrs.frozen
+class Config:
+    service: ServiceConfig = ServiceConfig()
+    admin: AdminConfig = AdminConfig()
+    supervision: SupervisionConfig = SupervisionConfig()
+    journal: JournalConfig = JournalConfig()
+    base_dir: Path = attrs.field(default=Path("."), metadata={"internal": True})
+
+    @property
+    def run_dir(self) -> Path:
+        return (self.base_dir / self.service.run_dir).resolve()
+
+
+# --- structuring -------------------------------------------------------------------------------
+
+
+def _strict(kind: type, label: str) -> Callable[[Any, type], Any]:
+    def structure(value: Any, _: type) -> Any:
+        if isinstance(value, bool) and kind is not bool:
+            raise TypeError(f"expected {label}, got {value!r}")
+        if kind is float and isinstance(value, int):
+            return float(value)
+        if not isinstance(value, kind):
+            raise TypeError(f"expected {label}, got {value!r}")
+        return value
+
+    return structure
+
+
+def _converter() -> cattrs.Converter:
+    converter = cattrs.Converter(forbid_extra_keys=True, detailed_validation=True)
+    converter.register_structure_hook(bool, _strict(bool, "true or false"))
+    converter.register_structure_hook(int, _strict(int, "an integer"))
+    converter.register_structure_hook(float, _strict(float, "a number"))
+    converter.register_structure_hook(str, _strict(str, "a string"))
+    return converter
+
+
+_CONVERTER = _converter()
+
+
+def _join(path: str, key: str | int) -> str:
+    if isinstance(key, int):
+        return f"{path}[{key}]"
+    return f"{path}.{key}" if path else key
+
+
+def _unknown_key(path: str) -> str:
+    leaf = path.rsplit(".", 1)[-1]
+    if any(word in leaf.lower() for word in SECRET_WORDS):
+        return (
+            f"{path}: secrets are never read from the config file; "
+            "name an environment variable (token_env) or a file (token_file) instead"
+        )
+    return f"{path}: unknown key"
+
+
+def _describe(error: BaseException, path: str) -> list[str]:
+    """``key.path: reason`` lines for a cattrs structuring error."""
+    if isinstance(error, ClassValidationError):
+        lines: list[str] = []
+        with_notes, without = error.group_exceptions()
+        for inner, note in with_notes:
+            lines.extend(_describe(inner, _join(path, note.name)))
+        for inner in without:
+            lines.extend(_describe(inner, path))
+        return lines
+    if isinstance(error, IterableValidationError):
+        lines = []
+        indexed, plain = error.group_exceptions()
+        for inner, index_note in indexed:
+            lines.extend(_describe(inner, _join(path, index_note.index)))
+        for inner in plain:
+            lines.extend(_describe(inner, path))
+        return lines
+    if isinstance(error, ForbiddenExtraKeysError):
+        return [_unknown_key(_join(path, key)) for key in sorted(error.extra_fields)]
+    if isinstance(error, KeyError):
+        return [f"{path}: required key missing"]
+    if isinstance(error, AttributeError):
+        return [f"{path or '(top level)'}: expected a table"]
+    return [f"{path or '(top level)'}: {error}"]
+
+
+def _check(instance: Any, path: str) -> list[str]:
+    """Run every field's constraint, depth first, naming each failure by key path."""
+    problems: list[str] = []
+    for field in attrs.fields(type(instance)):
+        if field.metadata.get("internal"):
+            continue
+        value = getattr(instance, field.name)
+        key = _join(path, field.name)
+        if attrs.has(type(value)):
+            problems.extend(_check(value, key))
+            continue
+        check = field.metadata.get("check")
+        problem = check(value) if check is not None else None
+        if problem:
+            problems.append(f"{key}: {problem}")
+    return problems
+
+
+def _parse_env_value(raw: str) -> Any:
+    """An override's value as a TOML literal (``9500``, ``true``, ``"x"``), else a plain string."""
+    try:
+        return tomllib.loads(f"value = {raw}")["value"]
+    except tomllib.TOMLDecodeError:
+        return raw
+
+
+def env_overrides(environ: Mapping[str, str]) -> dict[str, tuple[list[str], Any]]:
+    """``MM_SECTION__KEY=value`` variables as {variable: (key path, value)}."""
+    overrides: dict[str, tuple[list[str], Any]] = {}
+    for name, raw in environ.items():
+        if not name.startswith(ENV_PREFIX) or ENV_SEPARATOR not in name:
+            continue
+        parts = [part.lower() for part in name[len(ENV_PREFIX) :].split(ENV_SEPARATOR)]
+        if all(parts):
+            overrides[name] = (parts, _parse_env_value(raw))
+    return overrides
+
+
+def _apply_overrides(data: dict[str, Any], environ: Mapping[str, str]) -> list[str]:
+    problems: list[str] = []
+    for name, (keys, value) in sorted(env_overrides(environ).items()):
+        table = data
+        for depth, key in enumerate(keys[:-1]):
+            nested = table.setdefault(key, {})
+            if not isinstance(nested, dict):
+                problems.append(f"{'.'.join(keys[: depth + 1])} (from {name}): is not a table")
+                break
+            table = nested
+        else:
+            table[keys[-1]] = value
+    return problems
+
+
+def _tables(data: Mapping[str, Any], cls: type, path: str) -> list[str]:
+    """Sections (attrs classes) must be given as TOML tables."""
+    problems: list[str] = []
+    for name, kind in typing.get_type_hints(cls).items():
+        if name in data and isinstance(kind, type) and attrs.has(kind):
+            value = data[name]
+            key = _join(path, name)
+            if isinstance(value, Mapping):
+                problems.extend(_tables(value, kind, key))
+            else:
+                problems.append(f"{key}: expected a table, got {value!r}")
+    return problems
+
+
+def structure(data: Mapping[str, Any], base_dir: Path = Path(".")) -> Config:
+    """A Config from plain data (a parsed TOML document), or ConfigError naming every problem."""
+    document = dict(data)
+    if "base_dir" in document:
+        raise ConfigError(["base_dir: unknown key"])
+    problems = _tables(document, Config, "")
+    if problems:
+        raise ConfigError(problems)
+    try:
+        config = _CONVERTER.structure(document, Config)
+    except Exception as error:  # cattrs groups every problem into one exception
+        raise ConfigError(_describe(error, "")) from None
+    problems = _check(config, "")
+    if problems:
+        raise ConfigError(problems)
+    return attrs.evolve(config, base_dir=base_dir)
+
+
+def load_config(path: Path, environ: Mapping[str, str]) -> Config:
+    """Read ``path``, apply environment overrides, structure and check it."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as error:
+        raise ConfigError([f"{path}: cannot read config file: {error.strerror or error}"]) from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError([f"{path}: invalid TOML: {error}"]) from None
+    problems = _apply_overrides(data, environ)
+    if problems:
+        raise ConfigError(problems)
+    try:
+        return structure(data, base_dir=path.resolve().parent)
+    except ConfigError as error:
+        raise ConfigError([_name_source(line, environ) for line in error.errors]) from None
+
+
+def _name_source(line: str, environ: Mapping[str, str]) -> str:
+    """Say which environment variable a problem came from, when one did."""
+    key, _, reason = line.partition(": ")
+    for name, (keys, _value) in env_overrides(environ).items():
+        if ".".join(keys) == key:
+            return f"{key} (from {name}): {reason}"
+    return line
+
+
+def to_dict(config: Config) -> dict[str, Any]:
+    data: dict[str, Any] = _CONVERTER.unstructure(config)
+    data.pop("base_dir", None)
+    return data
+
+
+def config_hash(config: Config) -> str:
+    """A short, stable fingerprint of the effective configuration."""
+    encoded = orjson.dumps(to_dict(config), option=orjson.OPT_SORT_KEYS)
+    return hashlib.sha256(encoded).hexdigest()[:16]
+
+
+# --- secrets and cross-checks ------------------------------------------------------------------
+
+
+@attrs.frozen
+class Secrets:
+    """Every secret the service holds; the log redactor is built from ``all()``."""
+
+    admin_token: Secret | None = None
+
+    def all(self) -> list[Secret]:
+        return [secret for secret in (self.admin_token,) if secret is not None]
+
+
+def _read_secret(
+    key: str, env_name: str, file_name: str, base_dir: Path, environ: Mapping[str, str]
+) -> tuple[Secret | None, list[str]]:
+    value: str | None = None
+    source = ""
+    if file_name:
+        secret_path = base_dir / file_name
+        try:
+            value = secret_path.read_text(encoding="utf-8").strip()
+        except OSError as error:
+            reason = error.strerror or str(error)
+            return None, [f"{key}_file: cannot read {secret_path}: {reason}"]
+        source = f"{key}_file"
+    elif env_name and environ.get(env_name):
+        value = environ[env_name].strip()
+        source = f"{key}_env ({env_name})"
+    if value is None:
+        return None, []
+    if len(value) < MIN_TOKEN_LENGTH:
+        return None, [f"{source}: must be at least {MIN_TOKEN_LENGTH} characters long"]
+    return Secret(value), []
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def resolve_secrets(config: Config, environ: Mapping[str, str]) -> Secrets:
+    """Read the secrets the config names, and check the rules that depend on them."""
+    token, problems = _read_secret(
+        "admin.token",
+        config.admin.token_env,
+        config.admin.token_file,
+        config.base_dir,
+        environ,
+    )
+    if token is None and not problems and not is_loopback(config.admin.host):
+        problems.append(
+            f"admin.host: {config.admin.host} is not a loopback address, so a token is "
+            f"required: set the environment variable {config.admin.token_env or '(token_env)'} "
+            "or admin.token_file"
+        )
+    if problems:
+        raise ConfigError(problems)
+    return Secrets(admin_token=token)

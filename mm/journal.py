@@ -1,0 +1,181 @@
+"""The journal: an SQLite database (WAL) in run_dir, written in batches by one task.
+
+Any task records an entry through ``Journal.record`` (a bounded memory channel, so a flood
+applies back-pressure instead of growing without bound). The writer child drains the channel,
+writes each batch in one transaction through ``trio.to_thread``, and on cancellation flushes
+what is left inside a shielded, time-bounded scope. A batch that fails to write is kept and
+written first after the writer restarts: nothing accepted is dropped.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import attrs
+import orjson
+import trio
+from loguru import logger
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from mm.config import JournalConfig
+
+DATABASE_NAME = "mm.sqlite3"
+
+MIGRATIONS: tuple[str, ...] = (
+    # 1: the event log every component appends to.
+    """
+    CREATE TABLE events (
+        id INTEGER PRIMARY KEY,
+        ts REAL NOT NULL,
+        kind TEXT NOT NULL,
+        data TEXT NOT NULL
+    );
+    CREATE INDEX events_kind_ts ON events (kind, ts);
+    """,
+)
+
+
+class JournalSchemaError(Exception):
+    """The database was written by a newer mm than this one."""
+
+
+@attrs.frozen
+class Entry:
+    ts: float
+    kind: str
+    data: dict[str, Any]
+
+
+def schema_version(conn: sqlite3.Connection) -> int:
+    version: int = conn.execute("PRAGMA user_version").fetchone()[0]
+    return version
+
+
+def migrate(conn: sqlite3.Connection, migrations: Sequence[str] = MIGRATIONS) -> int:
+    """Apply the migrations the database has not seen, each in its own transaction."""
+    current = schema_version(conn)
+    if current > len(migrations):
+        raise JournalSchemaError(
+            f"journal schema version {current} is newer than this mm knows ({len(migrations)})"
+        )
+    for version, script in enumerate(migrations[current:], start=current + 1):
+        conn.executescript(f"BEGIN;\n{script}\nPRAGMA user_version = {version};\nCOMMIT;")
+    return schema_version(conn)
+
+
+def open_database(path: Path) -> sqlite3.Connection:
+    """Open (creating if needed) and migrate the journal. Blocking: call from a thread."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("PRAGMA synchronous = NORMAL")
+    migrate(conn)
+    return conn
+
+
+def write_batch(conn: sqlite3.Connection, entries: Sequence[Entry]) -> None:
+    """Append entries in one transaction. Blocking: call from a thread."""
+    rows = [(entry.ts, entry.kind, orjson.dumps(entry.data, default=str)) for entry in entries]
+    conn.execute("BEGIN")
+    try:
+        conn.executemany("INSERT INTO events (ts, kind, data) VALUES (?, ?, ?)", rows)
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
+def read_events(path: Path, kind: str | None = None) -> list[Entry]:
+    """Every entry (optionally of one kind) in write order. Blocking: for tools and tests."""
+    conn = sqlite3.connect(path)
+    try:
+        query = "SELECT ts, kind, data FROM events"
+        params: tuple[str, ...] = ()
+        if kind is not None:
+            query += " WHERE kind = ?"
+            params = (kind,)
+        rows = conn.execute(query + " ORDER BY id", params).fetchall()
+    finally:
+        conn.close()
+    return [Entry(ts, row_kind, orjson.loads(data)) for ts, row_kind, data in rows]
+
+
+class JournalMetrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.entries = Counter("mm_journal_entries", "Journal entries written.", registry=registry)
+        self.batch_seconds = Histogram(
+            "mm_journal_batch_seconds",
+            "Time to write one journal batch.",
+            buckets=(0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1),
+            registry=registry,
+        )
+        self.queue_depth = Gauge(
+            "mm_journal_queue_depth", "Entries waiting to be written.", registry=registry
+        )
+        self.last_write = Gauge(
+            "mm_journal_last_write_timestamp_seconds",
+            "Wall-clock time of the last successful journal write.",
+            registry=registry,
+        )
+
+
+class Journal:
+    """The front door (``record``) and the writer child (``run``) of the journal."""
+
+    def __init__(self, path: Path, config: JournalConfig, registry: CollectorRegistry) -> None:
+        self.path = path
+        self._config = config
+        self._metrics = JournalMetrics(registry)
+        self._send, self._receive = trio.open_memory_channel[Entry](config.queue_size)
+        self._pending: list[Entry] = []  # taken from the channel, not yet committed
+
+    async def record(self, kind: str, **data: Any) -> None:
+        """Queue an entry; waits when the queue is full."""
+        await self._send.send(Entry(time.time(), kind, data))
+
+    def record_nowait(self, kind: str, **data: Any) -> None:
+        """Queue an entry from synchronous code; raises ``trio.WouldBlock`` when full."""
+        self._send.send_nowait(Entry(time.time(), kind, data))
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        conn = await trio.to_thread.run_sync(open_database, self.path)
+        try:
+            task_status.started()
+            while True:
+                if not self._pending:
+                    self._pending.append(await self._receive.receive())
+                self._take_ready(self._config.batch_max)
+                await self._flush(conn)
+        finally:
+            with trio.move_on_after(self._config.flush_timeout, shield=True) as scope:
+                self._take_ready(None)
+                await self._flush(conn)
+                await trio.to_thread.run_sync(conn.close)
+            if scope.cancelled_caught:
+                logger.error(
+                    "journal flush timed out with {} entries unwritten", len(self._pending)
+                )
+
+    def _take_ready(self, limit: int | None) -> None:
+        """Move queued entries into the pending batch, up to ``limit`` (None: all of them)."""
+        while limit is None or len(self._pending) < limit:
+            try:
+                self._pending.append(self._receive.receive_nowait())
+            except trio.WouldBlock:
+                break
+
+    async def _flush(self, conn: sqlite3.Connection) -> None:
+        if not self._pending:
+            return
+        started = time.perf_counter()
+        batch = list(self._pending)
+        await trio.to_thread.run_sync(write_batch, conn, batch)
+        del self._pending[: len(batch)]
+        self._metrics.batch_seconds.observe(time.perf_counter() - started)
+        self._metrics.entries.inc(len(batch))
+        self._metrics.last_write.set(time.time())
+        self._metrics.queue_depth.set(self._receive.statistics().current_buffer_used)

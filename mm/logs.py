@@ -1,0 +1,167 @@
+"""Logging: loguru with a readable console, a JSON-lines file in run_dir, and secret redaction.
+
+Both sinks format through functions that pass the message, the extra fields and the traceback
+through the redactor, so a configured secret never reaches a log line. Standard-library logging
+(hypercorn, httpx) is routed into loguru. Every record carries ``child``: the supervisor sets it
+for each child's task tree; outside any child it is ``-``.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import traceback
+from pathlib import Path
+from types import FrameType, TracebackType
+from typing import TYPE_CHECKING, Any, TextIO
+
+import orjson
+from loguru import logger
+
+from mm.secrets import Redactor
+
+if TYPE_CHECKING:
+    from loguru import Record
+
+LOG_FILE_NAME = "mm.jsonl"
+CONSOLE_TEMPLATE = (
+    "<green>{time:YYYY-MM-DD HH:mm:ss.SSS}</green> <level>{level: <8}</level> "
+    "<cyan>{extra[child]}</cyan> {extra[_text]}\n"
+)
+
+
+def _exception_text(record: Record) -> str:
+    exception = record["exception"]
+    if exception is None or exception.type is None:
+        return ""
+    return "".join(traceback.format_exception(exception.type, exception.value, exception.traceback))
+
+
+def _visible_extra(record: Record) -> dict[str, Any]:
+    return {key: value for key, value in record["extra"].items() if not key.startswith("_")}
+
+
+class _Formats:
+    """The format functions of both sinks, sharing one redactor."""
+
+    def __init__(self, redact: Redactor) -> None:
+        self._redact = redact
+
+    def console(self, record: Record) -> str:
+        extra = _visible_extra(record)
+        extra.pop("child", None)
+        text = record["message"]
+        if extra:
+            text += " " + " ".join(f"{key}={value}" for key, value in extra.items())
+        exception = _exception_text(record)
+        if exception:
+            text += "\n" + exception.rstrip("\n")
+        record["extra"]["_text"] = self._redact(text)
+        return CONSOLE_TEMPLATE
+
+    def json(self, record: Record) -> str:
+        payload = {
+            "time": record["time"].isoformat(),
+            "level": record["level"].name,
+            "message": record["message"],
+            "logger": record["name"],
+            "function": record["function"],
+            "line": record["line"],
+            "process": record["process"].id,
+            "extra": _visible_extra(record),
+        }
+        exception = _exception_text(record)
+        if exception:
+            payload["exception"] = exception
+        line = orjson.dumps(payload, default=str).decode()
+        record["extra"]["_json"] = self._redact(line)
+        return "{extra[_json]}\n"
+
+
+class _InterceptHandler(logging.Handler):
+    """Sends standard-library log records to loguru, keeping level and caller."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            level: str | int = logger.level(record.levelname).name
+        except ValueError:
+            level = record.levelno
+        frame: FrameType | None = sys._getframe()
+        depth = 0
+        while frame is not None and (depth == 0 or frame.f_code.co_filename == logging.__file__):
+            frame = frame.f_back
+            depth += 1
+        logger.opt(depth=depth, exception=record.exc_info).log(level, record.getMessage())
+
+
+class LogSetup:
+    """The sinks installed by ``configure``; ``close()`` removes them and flushes the file."""
+
+    def __init__(self, handler_ids: list[int], log_file: Path | None) -> None:
+        self.handler_ids = handler_ids
+        self.log_file = log_file
+
+    def close(self) -> None:
+        for handler_id in self.handler_ids:
+            logger.remove(handler_id)
+        self.handler_ids = []
+
+    def __enter__(self) -> LogSetup:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def configure(
+    *,
+    level: str,
+    redact: Redactor,
+    log_dir: Path | None,
+    rotation: str = "50 MB",
+    retention: int = 10,
+    console: TextIO | None = sys.stderr,
+) -> LogSetup:
+    """Replace loguru's sinks with ours and route standard-library logging into loguru."""
+    logger.remove()
+    logger.configure(extra={"child": "-"})
+    formats = _Formats(redact)
+    handler_ids: list[int] = []
+    if console is not None:
+        handler_ids.append(
+            logger.add(
+                console,
+                level=level,
+                format=formats.console,
+                colorize=console.isatty(),
+                backtrace=False,
+                diagnose=False,
+            )
+        )
+    log_file = None
+    if log_dir is not None:
+        log_file = log_dir / LOG_FILE_NAME
+        handler_ids.append(
+            logger.add(
+                log_file,
+                level=level,
+                format=formats.json,
+                rotation=rotation,
+                retention=retention,
+                enqueue=True,
+                backtrace=False,
+                diagnose=False,
+                encoding="utf-8",
+            )
+        )
+    logging.basicConfig(handlers=[_InterceptHandler()], level=logging.INFO, force=True)
+    for name in ("hypercorn.error", "hypercorn.access", "httpx", "httpcore", "trio-websocket"):
+        logging.getLogger(name).handlers = []
+        logging.getLogger(name).propagate = True
+    logging.getLogger("httpcore").setLevel(logging.WARNING)
+    return LogSetup(handler_ids, log_file)

@@ -1,0 +1,107 @@
+"""The run file: ``<run_dir>/mm.json`` (pid, admin URL) guarded by a lock on ``mm.lock``.
+
+The lock (``flock``) is held for the life of the process and released by the kernel when it
+exits, however it exits. So "running" means "the lock is held", which survives pid reuse and
+zombie processes; an ``mm.json`` whose lock is free is stale and is removed.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from pathlib import Path
+from typing import Any
+
+import attrs
+import orjson
+
+RUN_FILE_NAME = "mm.json"
+LOCK_FILE_NAME = "mm.lock"
+
+
+class AlreadyRunning(Exception):
+    """Another mm holds this run_dir."""
+
+
+@attrs.frozen
+class RunInfo:
+    pid: int
+    admin_url: str
+    started_at: float
+    service: str
+
+    def to_json(self) -> bytes:
+        return orjson.dumps(attrs.asdict(self), option=orjson.OPT_INDENT_2)
+
+    @classmethod
+    def from_json(cls, raw: bytes) -> RunInfo:
+        data: dict[str, Any] = orjson.loads(raw)
+        return cls(
+            pid=int(data["pid"]),
+            admin_url=str(data["admin_url"]),
+            started_at=float(data["started_at"]),
+            service=str(data["service"]),
+        )
+
+
+def read_info(run_dir: Path) -> RunInfo | None:
+    """The run file's content, or None if it is missing or unreadable."""
+    try:
+        return RunInfo.from_json((run_dir / RUN_FILE_NAME).read_bytes())
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def is_locked(run_dir: Path) -> bool:
+    """True while some process holds the run_dir lock (an mm is running there)."""
+    lock_path = run_dir / LOCK_FILE_NAME
+    if not lock_path.exists():
+        return False
+    fd = os.open(lock_path, os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    else:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return False
+    finally:
+        os.close(fd)
+
+
+class RunFile:
+    """Held by a running service: the lock, and the run file it writes and removes."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self.run_dir = run_dir
+        self.path = run_dir / RUN_FILE_NAME
+        self._fd: int | None = None
+        self.removed_stale = False
+
+    def acquire(self) -> None:
+        """Take the run_dir lock, or raise AlreadyRunning naming the running instance."""
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.run_dir / LOCK_FILE_NAME, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            info = read_info(self.run_dir)
+            where = f" (pid {info.pid}, admin {info.admin_url})" if info else ""
+            raise AlreadyRunning(f"mm is already running in {self.run_dir}{where}") from None
+        self._fd = fd
+        if self.path.exists():
+            self.path.unlink()
+            self.removed_stale = True
+
+    def write(self, info: RunInfo) -> None:
+        temporary = self.path.with_suffix(".json.tmp")
+        temporary.write_bytes(info.to_json())
+        temporary.replace(self.path)
+
+    def release(self) -> None:
+        """Remove the run file, then drop the lock."""
+        self.path.unlink(missing_ok=True)
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
