@@ -1,7 +1,7 @@
 """The admin HTTP server: a small ASGI app served by hypercorn's Trio worker.
 
 ``GET /metrics`` (Prometheus text), ``GET /healthz`` (200, or 503 with reasons), ``GET /status``
-(JSON), ``POST /stop``. When a token is configured, POST endpoints require
+(JSON), ``POST /stop``. Every response body passes through the secret redactor. When a token is configured, POST endpoints require
 ``Authorization: Bearer <token>``; ``mm start`` refuses a non-loopback host without one.
 """
 
@@ -23,7 +23,7 @@ from loguru import logger
 from prometheus_client import CollectorRegistry
 
 from mm.metrics import CONTENT_TYPE, render
-from mm.secrets import Secret
+from mm.secrets import Redactor, Secret
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -54,6 +54,7 @@ class AdminContext:
     registry: CollectorRegistry
     request_stop: Callable[[str], None]
     token: Secret | None = None
+    redact: Redactor = attrs.field(factory=Redactor)
 
 
 class AdminApp:
@@ -84,7 +85,10 @@ class AdminApp:
                 "headers": [(b"content-type", response.content_type), *response.headers],
             }
         )
-        await send({"type": "http.response.body", "body": response.body})
+        body = response.body
+        if self._context.redact:
+            body = self._context.redact(body.decode()).encode()
+        await send({"type": "http.response.body", "body": body})
         if then is not None:
             then()  # acts after the reply is on the wire, so the caller hears the answer
 

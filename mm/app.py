@@ -25,6 +25,7 @@ from mm.config import Config, Secrets, config_hash
 from mm.journal import DATABASE_NAME, Journal
 from mm.metrics import new_registry
 from mm.runfile import RunFile, RunInfo
+from mm.secrets import Redactor
 from supervisors import (
     Backoff,
     ChildSpec,
@@ -91,6 +92,7 @@ class Service:
         self.started_at = time.time()
         self.stop_reason: str | None = None
         self._handle_signals = handle_signals
+        self._redact = Redactor(secrets.all())
         self._stop_requested = trio.Event()
         admin_app = AdminApp(
             AdminContext(
@@ -99,6 +101,7 @@ class Service:
                 registry=self.registry,
                 request_stop=self.request_stop,
                 token=secrets.admin_token,
+                redact=self._redact,
             )
         )
         admin = AdminServer(admin_app, config.admin.host, config.admin.port, self._admin_bound)
@@ -151,7 +154,8 @@ class Service:
 
     async def _admin_bound(self, url: str) -> None:
         self.admin_url = url
-        info = RunInfo(os.getpid(), url, self.started_at, self.config.service.name)
+        name = self._redact(self.config.service.name)
+        info = RunInfo(os.getpid(), url, self.started_at, name)
         await trio.to_thread.run_sync(self.runfile.write, info)
 
     # --- the run ------------------------------------------------------------------------------
@@ -186,8 +190,9 @@ class Service:
                     admin_url=self.admin_url,
                 )
                 logger.info(
-                    "mm {} running: admin {}, run_dir {}",
+                    "mm {} '{}' running: admin {}, run_dir {}",
                     __version__,
+                    self.config.service.name,
                     self.admin_url,
                     self.config.run_dir,
                 )

@@ -66,6 +66,7 @@ class _Round:
     """One start of a restart group; remembers what ended it."""
 
     cancel_scope: trio.CancelScope
+    ready: int = 0  # members that reported ready in this round
     trigger: _Child | None = None
     error: BaseException | None = None
 
@@ -131,6 +132,8 @@ class Supervisor:
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Start every child in order, report ready, then supervise until cancelled."""
+        # Each run starts with an empty restart history, as a restarted child supervisor must.
+        self._window = RestartWindow(self._window.intensity)
         if self.strategy is Strategy.ONE_FOR_ONE:
             groups = [[child] for child in self._children]
         else:
@@ -168,7 +171,7 @@ class Supervisor:
                     round_ = _Round(nursery.cancel_scope)
                     for child in alive:
                         await nursery.start(self._run_member, child, round_)
-                    if not reported and round_.trigger is None:
+                    if not reported and round_.ready == len(alive):
                         task_status.started()
                         reported = True
                 trigger = round_.trigger
@@ -218,6 +221,7 @@ class Supervisor:
         """Run ``child`` once and record how it ended; a restart trigger cancels the round."""
 
         def ready() -> None:
+            round_.ready += 1
             child.up_at = trio.current_time()
             self._set(child, ChildState.RUNNING)
 

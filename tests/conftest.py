@@ -1,0 +1,82 @@
+"""Shared fixtures: config files in a temporary directory, and a service running in-process."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import trio
+
+from mm.app import Service
+from mm.config import Config, Secrets, load_config, resolve_secrets
+
+ConfigWriter = Callable[..., Path]
+
+
+def toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return repr(value)
+
+
+def render_toml(sections: dict[str, dict[str, Any]]) -> str:
+    lines: list[str] = []
+    for section, values in sections.items():
+        lines.append(f"[{section}]")
+        lines.extend(f"{key} = {toml_value(value)}" for key, value in values.items())
+        lines.append("")
+    return "\n".join(lines)
+
+
+@pytest.fixture
+def write_config(tmp_path: Path) -> ConfigWriter:
+    """Write a config.toml in tmp_path: run_dir tmp_path/run, admin on a free loopback port."""
+
+    def write(**sections: dict[str, Any]) -> Path:
+        merged: dict[str, dict[str, Any]] = {
+            "service": {"run_dir": "run", "json_logs": True, "shutdown_timeout": 5.0},
+            "admin": {"host": "127.0.0.1", "port": 0},
+            "supervision": {"backoff_initial": 0.01, "backoff_cap": 0.05},
+        }
+        for section, values in sections.items():
+            merged.setdefault(section, {}).update(values)
+        path = tmp_path / "config.toml"
+        path.write_text(render_toml(merged))
+        return path
+
+    return write
+
+
+@pytest.fixture
+def load(write_config: ConfigWriter) -> Callable[..., tuple[Config, Secrets]]:
+    def load_with(environ: dict[str, str] | None = None, **sections: Any) -> tuple[Config, Secrets]:
+        env = environ or {}
+        config = load_config(write_config(**sections), env)
+        return config, resolve_secrets(config, env)
+
+    return load_with
+
+
+@pytest.fixture
+async def running(
+    load: Callable[..., tuple[Config, Secrets]],
+) -> AsyncIterator[Service]:
+    """A service started in-process on loopback; stopped (if still running) at the end."""
+    config, secrets = load()
+    service = Service(config, secrets)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(service.run)
+        yield service
+        service.request_stop("test finished")
+
+
+@pytest.fixture
+async def admin(running: Service) -> AsyncIterator[httpx.AsyncClient]:
+    assert running.admin_url is not None
+    async with httpx.AsyncClient(base_url=running.admin_url, timeout=5.0) as client:
+        yield client

@@ -1,0 +1,133 @@
+"""The service in-process on loopback: tree, admin endpoints, run file, journal, stop, failures."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import pytest
+import trio
+
+from mm.app import Service, StartupError
+from mm.config import Config, Secrets
+from mm.journal import DATABASE_NAME, read_events
+from mm.runfile import RUN_FILE_NAME, AlreadyRunning, RunInfo, is_locked
+from supervisors import SupervisorEscalation
+
+Loader = Callable[..., tuple[Config, Secrets]]
+
+
+async def test_healthz_and_status_answer(running: Service, admin: httpx.AsyncClient) -> None:
+    health = await admin.get("/healthz")
+    assert health.status_code == 200
+    status = (await admin.get("/status")).json()
+    assert status["state"] == "running"
+    assert status["healthy"] is True
+    assert status["config_hash"] == running.config_hash
+    assert status["version"]
+    children = {child["name"]: child for child in status["tree"]["children"]}
+    assert list(children) == ["admin", "journal"]
+    assert all(child["state"] == "running" for child in children.values())
+    assert all(child["restarts"] == 0 for child in children.values())
+
+
+async def test_metrics_export_child_state(running: Service, admin: httpx.AsyncClient) -> None:
+    text = (await admin.get("/metrics")).text
+    assert 'mm_child_up{child="mm/admin"} 1.0' in text
+    assert 'mm_child_up{child="mm/journal"} 1.0' in text
+    assert 'mm_supervisor_restarts_total{child="mm/journal"} 0.0' in text
+    assert "mm_build_info{" in text
+
+
+async def test_run_file_names_the_admin_url(running: Service) -> None:
+    run_file = running.config.run_dir / RUN_FILE_NAME
+    info = RunInfo.from_json(run_file.read_bytes())
+    assert info.admin_url == running.admin_url
+    assert is_locked(running.config.run_dir)
+
+
+async def test_post_stop_stops_and_cleans_up(load: Loader) -> None:
+    config, secrets = load()
+    service = Service(config, secrets)
+    with trio.fail_after(5):
+        async with trio.open_nursery() as nursery:
+            await nursery.start(service.run)
+            async with httpx.AsyncClient(base_url=str(service.admin_url)) as client:
+                reply = await client.post("/stop")
+            assert reply.status_code == 202
+    assert service.stop_reason == "admin POST /stop"
+    assert not (config.run_dir / RUN_FILE_NAME).exists()
+    assert not is_locked(config.run_dir)
+    kinds = [entry.kind for entry in read_events(config.run_dir / DATABASE_NAME)]
+    assert kinds == ["service_started", "service_stopping"]
+
+
+async def test_second_service_on_the_same_run_dir_refuses(running: Service, load: Loader) -> None:
+    config, secrets = load()
+    with pytest.raises(AlreadyRunning, match="already running"):
+        await Service(config, secrets).run()
+
+
+async def test_taken_admin_port_fails_fast(load: Loader) -> None:
+    listener = trio.socket.socket()
+    with listener:
+        await listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        port = listener.getsockname()[1]
+        config, secrets = load(admin={"port": port})
+        with pytest.raises(StartupError, match=f"admin.port: cannot bind 127.0.0.1:{port}"):
+            await Service(config, secrets).run()
+    assert not is_locked(config.run_dir)
+
+
+async def test_a_crashing_child_escalates_as_a_plain_exception(
+    load: Loader, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def broken_journal(self: Any, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        raise OSError("disk on fire")
+
+    monkeypatch.setattr("mm.journal.Journal.run", broken_journal)
+    config, secrets = load(supervision={"max_restarts": 2, "restart_period": 60.0})
+    service = Service(config, secrets)
+    with trio.fail_after(5), pytest.raises(SupervisorEscalation, match="disk on fire"):
+        await service.run()
+    assert service.state == "failed"
+    assert not (config.run_dir / RUN_FILE_NAME).exists()
+    assert not is_locked(config.run_dir)
+
+
+async def test_healthz_is_503_while_a_permanent_child_is_down(
+    load: Loader, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    runs = 0
+
+    async def journal_that_hangs_on_restart(
+        self: Any, *, task_status: Any = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        nonlocal runs
+        runs += 1
+        if runs > 1:
+            await trio.sleep_forever()  # never ready again
+        task_status.started()
+        raise OSError("journal lost its disk")
+
+    monkeypatch.setattr("mm.journal.Journal.run", journal_that_hangs_on_restart)
+    config, secrets = load()
+    service = Service(config, secrets)
+    with trio.fail_after(5):
+        async with trio.open_nursery() as nursery:
+            await nursery.start(service.run)
+            async with httpx.AsyncClient(base_url=str(service.admin_url)) as client:
+                while runs < 2:
+                    await trio.sleep(0.01)
+                reply = await client.get("/healthz")
+                status = (await client.get("/status")).json()
+            service.request_stop("test finished")
+    assert reply.status_code == 503
+    assert reply.json()["problems"] == [
+        "mm/journal is starting (last error: OSError: journal lost its disk)"
+    ]
+    journal = status["tree"]["children"][1]
+    assert journal["restarts"] == 1
+    assert journal["last_error"] == "OSError: journal lost its disk"
