@@ -22,8 +22,8 @@ run: $(VENV)/.installed-run
 	$(BIN)/mm start -c $(CONFIG)
 
 lint: $(VENV)/.installed-test
-	$(BIN)/ruff check mm supervisors tests benchmarks
-	$(BIN)/ruff format --check mm supervisors tests benchmarks
+	$(BIN)/ruff check mm supervisors tests
+	$(BIN)/ruff format --check mm supervisors tests
 
 typecheck: $(VENV)/.installed-test
 	$(BIN)/mypy

@@ -1,8 +1,9 @@
 """The admin HTTP server: a small ASGI app served by hypercorn's Trio worker.
 
 ``GET /metrics`` (Prometheus text), ``GET /healthz`` (200, or 503 with reasons), ``GET /status``
-(JSON), ``POST /stop``. Every response body passes through the secret redactor. When a token is configured, POST endpoints require
-``Authorization: Bearer <token>``; ``mm start`` refuses a non-loopback host without one.
+(JSON), ``POST /stop``. Every response body passes through the secret redactor. When a token
+is configured, POST endpoints require ``Authorization: Bearer <token>``; ``mm start`` refuses a
+non-loopback host without one.
 """
 
 from __future__ import annotations

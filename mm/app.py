@@ -208,7 +208,11 @@ class Service:
         await self._stop_requested.wait()
         self.state = "stopping"
         logger.info("stopping: {}", self.stop_reason)
-        await self.journal.record("service_stopping", reason=self.stop_reason)
+        try:
+            # Never wait on the journal here: a stop must not hang behind a stuck writer.
+            self.journal.record_nowait("service_stopping", reason=self.stop_reason)
+        except trio.WouldBlock:
+            logger.error("journal queue full; not journaled: stopping ({})", self.stop_reason)
         tree_scope.cancel()
 
     async def _stop_on_signals(self) -> None:

@@ -308,7 +308,8 @@ def _name_source(line: str, environ: Mapping[str, str]) -> str:
     """Say which environment variable a problem came from, when one did."""
     key, _, reason = line.partition(": ")
     for name, (keys, _value) in env_overrides(environ).items():
-        if ".".join(keys) == key:
+        path = ".".join(keys)
+        if path == key or path.startswith(key + "."):
             return f"{key} (from {name}): {reason}"
     return line
 

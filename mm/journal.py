@@ -151,14 +151,14 @@ class Journal:
                 self._take_ready(self._config.batch_max)
                 await self._flush(conn)
         finally:
-            with trio.move_on_after(self._config.flush_timeout, shield=True) as scope:
-                self._take_ready(None)
-                await self._flush(conn)
-                await trio.to_thread.run_sync(conn.close)
-            if scope.cancelled_caught:
-                logger.error(
-                    "journal flush timed out with {} entries unwritten", len(self._pending)
-                )
+            try:
+                with trio.move_on_after(self._config.flush_timeout, shield=True):
+                    self._take_ready(None)
+                    await self._flush(conn)
+            finally:
+                conn.close()
+                if self._pending:
+                    logger.error("journal stopped with {} entries unwritten", len(self._pending))
 
     def _take_ready(self, limit: int | None) -> None:
         """Move queued entries into the pending batch, up to ``limit`` (None: all of them)."""

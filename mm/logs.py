@@ -41,6 +41,39 @@ def _visible_extra(record: Record) -> dict[str, Any]:
     return {key: value for key, value in record["extra"].items() if not key.startswith("_")}
 
 
+def _redact_strings(value: Any, redact: Redactor) -> Any:
+    """Every string (keys too) in a decoded JSON value, passed through the redactor."""
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, list):
+        return [_redact_strings(item, redact) for item in value]
+    if isinstance(value, dict):
+        return {redact(key): _redact_strings(item, redact) for key, item in value.items()}
+    return value
+
+
+_SCALARS = (str, int, float, bool, type(None))
+
+
+def _plain(value: Any) -> Any:
+    """Scalars, lists and string-keyed dicts pass; anything else becomes its text."""
+    if isinstance(value, _SCALARS):
+        return value
+    if isinstance(value, list | tuple):
+        return [_plain(item) for item in value]
+    if isinstance(value, dict) and all(isinstance(key, str) for key in value):
+        return {key: _plain(item) for key, item in value.items()}
+    return str(value)
+
+
+def _plain_extras(record: Record) -> None:
+    """Bound values become plain data, so the queued file sink can always pickle the record."""
+    extra = record["extra"]
+    for key, value in extra.items():
+        if not isinstance(value, _SCALARS):
+            extra[key] = _plain(value)
+
+
 class _Formats:
     """The format functions of both sinks, sharing one redactor."""
 
@@ -73,8 +106,10 @@ class _Formats:
         exception = _exception_text(record)
         if exception:
             payload["exception"] = exception
-        line = orjson.dumps(payload, default=str).decode()
-        record["extra"]["_json"] = self._redact(line)
+        # Redact the decoded strings, not the encoded line: JSON escaping (of quotes, backslashes,
+        # control characters) would hide a secret from a search of the encoded text.
+        plain = orjson.loads(orjson.dumps(payload, default=str))
+        record["extra"]["_json"] = orjson.dumps(_redact_strings(plain, self._redact)).decode()
         return "{extra[_json]}\n"
 
 
@@ -129,7 +164,7 @@ def configure(
 ) -> LogSetup:
     """Replace loguru's sinks with ours and route standard-library logging into loguru."""
     logger.remove()
-    logger.configure(extra={"child": "-"})
+    logger.configure(extra={"child": "-"}, patcher=_plain_extras)
     formats = _Formats(redact)
     handler_ids: list[int] = []
     if console is not None:

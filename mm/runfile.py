@@ -100,8 +100,9 @@ class RunFile:
         temporary.replace(self.path)
 
     def release(self) -> None:
-        """Remove the run file, then drop the lock."""
+        """Remove the run file, then drop the lock; does nothing unless ``acquire`` succeeded."""
+        if self._fd is None:
+            return
         self.path.unlink(missing_ok=True)
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
+        os.close(self._fd)
+        self._fd = None

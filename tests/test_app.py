@@ -101,6 +101,7 @@ async def test_healthz_is_503_while_a_permanent_child_is_down(
     load: Loader, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     runs = 0
+    restarted = trio.Event()
 
     async def journal_that_hangs_on_restart(
         self: Any, *, task_status: Any = trio.TASK_STATUS_IGNORED
@@ -108,6 +109,7 @@ async def test_healthz_is_503_while_a_permanent_child_is_down(
         nonlocal runs
         runs += 1
         if runs > 1:
+            restarted.set()
             await trio.sleep_forever()  # never ready again
         task_status.started()
         raise OSError("journal lost its disk")
@@ -119,8 +121,7 @@ async def test_healthz_is_503_while_a_permanent_child_is_down(
         async with trio.open_nursery() as nursery:
             await nursery.start(service.run)
             async with httpx.AsyncClient(base_url=str(service.admin_url)) as client:
-                while runs < 2:
-                    await trio.sleep(0.01)
+                await restarted.wait()
                 reply = await client.get("/healthz")
                 status = (await client.get("/status")).json()
             service.request_stop("test finished")
