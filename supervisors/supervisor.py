@@ -171,7 +171,7 @@ class Supervisor:
                     round_ = _Round(nursery.cancel_scope)
                     for child in alive:
                         await nursery.start(self._run_member, child, round_)
-                    if not reported and round_.ready == len(alive):
+                    if not reported and (round_.trigger is None or round_.ready == len(alive)):
                         task_status.started()
                         reported = True
                 trigger = round_.trigger
