@@ -5,7 +5,8 @@ more child specs without changes to ``supervisors/``::
 
     mm (root, one-for-one)
     ├── admin      /metrics /healthz /status /stop
-    └── journal    SQLite writer
+    ├── journal    SQLite writer
+    └── venue      the embedded simulator, when venue.url = "embedded"
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from mm.journal import DATABASE_NAME, Journal
 from mm.metrics import new_registry
 from mm.runfile import RunFile, RunInfo
 from mm.secrets import Redactor
+from mm.venues.sim.venue import SimVenue
 from supervisors import (
     Backoff,
     ChildSpec,
@@ -37,6 +39,8 @@ from supervisors import (
     SupervisorEscalation,
     unhealthy,
 )
+
+EMBEDDED = "embedded"
 
 
 class StartupError(Exception):
@@ -88,6 +92,8 @@ class Service:
         self.journal = Journal(config.run_dir / DATABASE_NAME, config.journal, self.registry)
         self.runfile = RunFile(config.run_dir)
         self.admin_url: str | None = None
+        self.venue: SimVenue | None = None
+        self.venue_url: str | None = None if config.venue.url == EMBEDDED else config.venue.url
         self.state = "starting"
         self.started_at = time.time()
         self.stop_reason: str | None = None
@@ -108,10 +114,20 @@ class Service:
         supervision = config.supervision
         self.root = Supervisor(
             "mm",
-            [self._child("admin", admin.run), self._child("journal", self.journal.run)],
+            self._children(admin),
             intensity=Intensity(supervision.max_restarts, supervision.restart_period),
             observer=FanOut(MetricsObserver(self.registry), JournalObserver(self.journal)),
         )
+
+    def _children(self, admin: AdminServer) -> list[ChildSpec]:
+        children = [self._child("admin", admin.run), self._child("journal", self.journal.run)]
+        if self.config.venue.url == EMBEDDED:
+            self.venue = SimVenue(self.config.sim, on_bound=self._venue_bound)
+            children.append(self._child("venue", self.venue.run))
+        return children
+
+    async def _venue_bound(self, url: str) -> None:
+        self.venue_url = url
 
     def _child(self, name: str, run: Any) -> ChildSpec:
         supervision = self.config.supervision
@@ -137,6 +153,7 @@ class Service:
             "uptime_seconds": round(time.time() - self.started_at, 3),
             "config_hash": self.config_hash,
             "admin_url": self.admin_url,
+            "venue_url": self.venue_url,
             "healthy": not problems,
             "problems": problems,
             "tree": {

@@ -1,4 +1,4 @@
-"""The ``mm`` command line: start, stop, status, check.
+"""The ``mm`` command line: start, stop, status, check, sim.
 
 Exit statuses: 0 success; 1 failure (already running, did not stop, unhealthy, crashed);
 2 bad configuration; 3 not running (``status``).
@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import attrs
 import httpx
 import trio
 from loguru import logger
@@ -26,6 +27,7 @@ from mm.config import Config, ConfigError, Secrets, config_hash, load_config, re
 from mm.logs import configure
 from mm.runfile import AlreadyRunning, RunInfo, is_locked, read_info
 from mm.secrets import Redactor
+from mm.venues.sim.venue import SimVenue
 from supervisors import SupervisorEscalation
 
 EXIT_OK = 0
@@ -215,6 +217,39 @@ def cmd_check(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     return EXIT_OK
 
 
+def cmd_sim(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    try:
+        config = load_config(Path(args.config), environ)
+    except ConfigError as error:
+        _print_errors(args.config, error)
+        return EXIT_CONFIG
+    sim_config = config.sim
+    overrides: dict[str, Any] = {}
+    if args.port is not None:
+        overrides["port"] = args.port
+    if args.seed is not None:
+        overrides["seed"] = args.seed
+    sim_config = attrs.evolve(sim_config, **overrides)
+
+    async def announce(url: str) -> None:
+        ws_url = url.replace("http", "ws", 1) + "/ws"
+        print(f"mm sim: Hyperliquid-compatible venue at {url} (WebSocket {ws_url})", flush=True)
+
+    venue = SimVenue(sim_config, on_bound=announce)
+
+    async def run() -> None:
+        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            async with trio.open_nursery() as nursery:
+                await nursery.start(venue.run)
+                async for _ in signals:
+                    nursery.cancel_scope.cancel()
+                    break
+
+    with configure(level=config.service.log_level, redact=Redactor(), log_dir=None):
+        trio.run(run)
+    return EXIT_OK
+
+
 Command = Callable[[argparse.Namespace, Mapping[str, str]], int]
 
 
@@ -251,6 +286,9 @@ def build_parser() -> argparse.ArgumentParser:
     status = verb("status", cmd_status, "Show the running instance's tree and health.")
     status.add_argument("--json", action="store_true", help="print the raw /status JSON")
     verb("check", cmd_check, "Validate the configuration; non-zero exit on any error.")
+    sim = verb("sim", cmd_sim, "Run the embedded venue simulator on its own (config [sim]).")
+    sim.add_argument("--port", type=int, default=None, help="port to listen on (default: sim.port)")
+    sim.add_argument("--seed", type=int, default=None, help="random seed (default: sim.seed)")
     return parser
 
 

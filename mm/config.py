@@ -21,14 +21,14 @@ import orjson
 from cattrs.errors import ClassValidationError, ForbiddenExtraKeysError, IterableValidationError
 
 from mm.secrets import Secret
+from mm.settings import at_least, non_empty, non_negative, one_of, port, positive, setting
+from mm.venues.sim.config import SimConfig, VenueConfig
 
 ENV_PREFIX = "MM_"
 ENV_SEPARATOR = "__"
 MIN_TOKEN_LENGTH = 16
 LOG_LEVELS = ("TRACE", "DEBUG", "INFO", "SUCCESS", "WARNING", "ERROR", "CRITICAL")
 SECRET_WORDS = ("token", "secret", "password", "private_key", "api_key", "passphrase")
-
-Check = Callable[[Any], str | None]
 
 
 class ConfigError(Exception):
@@ -37,44 +37,6 @@ class ConfigError(Exception):
     def __init__(self, errors: list[str]) -> None:
         super().__init__("\n".join(errors))
         self.errors = errors
-
-
-# --- constraints -------------------------------------------------------------------------------
-
-
-def positive(value: float) -> str | None:
-    return None if value > 0 else f"must be > 0, got {value!r}"
-
-
-def non_negative(value: float) -> str | None:
-    return None if value >= 0 else f"must be >= 0, got {value!r}"
-
-
-def at_least(minimum: float) -> Check:
-    def check(value: float) -> str | None:
-        return None if value >= minimum else f"must be >= {minimum}, got {value!r}"
-
-    return check
-
-
-def one_of(*choices: str) -> Check:
-    def check(value: str) -> str | None:
-        return None if value in choices else f"must be one of {', '.join(choices)}, got {value!r}"
-
-    return check
-
-
-def non_empty(value: str) -> str | None:
-    return None if value.strip() else "must not be empty"
-
-
-def port(value: int) -> str | None:
-    return None if 0 <= value <= 65535 else f"must be between 0 and 65535, got {value}"
-
-
-def setting(default: Any, check: Check | None = None) -> Any:
-    """An attrs field with a default and a constraint checked with its key path."""
-    return attrs.field(default=default, metadata={"check": check})
 
 
 # --- sections ----------------------------------------------------------------------------------
@@ -122,6 +84,8 @@ class Config:
     admin: AdminConfig = AdminConfig()
     supervision: SupervisionConfig = SupervisionConfig()
     journal: JournalConfig = JournalConfig()
+    venue: VenueConfig = attrs.field(factory=VenueConfig)
+    sim: SimConfig = attrs.field(factory=SimConfig)
     base_dir: Path = attrs.field(default=Path("."), metadata={"internal": True})
 
     @property

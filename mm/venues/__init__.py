@@ -1,0 +1,1 @@
+"""Venue adapters: codecs, signing, transports and clients, one subpackage per venue."""

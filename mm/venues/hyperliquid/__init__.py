@@ -1,0 +1,1 @@
+"""Hyperliquid: codec, signing, WebSocket and REST transports, client."""

@@ -1,0 +1,1 @@
+"""The embedded venue simulator: matching engine, synthetic market, faults and protocol faces."""

@@ -1,0 +1,141 @@
+"""A price-time-priority limit order book for one asset, on integer ticks and lots.
+
+Pure and synchronous. Each side keeps a sorted list of its prices and a FIFO queue per price;
+a taker walks the opposite side from the best price while its limit allows. Orders of the
+taker's own user met on the way are removed (the venue's self-trade prevention expires the
+resting order) and reported, never traded.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterator
+
+import attrs
+from sortedcontainers import SortedList
+
+
+@attrs.define(eq=False, slots=True)
+class Order:
+    """A resting (or incoming) limit order; ``sz`` is what remains."""
+
+    oid: int
+    user: str
+    asset: int
+    is_buy: bool
+    px: int
+    sz: int
+    orig_sz: int
+    timestamp: int
+    tif: str = "Gtc"
+    reduce_only: bool = False
+    cloid: str | None = None
+
+
+@attrs.frozen(slots=True)
+class Match:
+    """One execution against a resting order."""
+
+    maker: Order
+    px: int
+    sz: int
+
+
+class OrderBook:
+    """The bids and asks of one asset."""
+
+    def __init__(self) -> None:
+        self._queues: tuple[dict[int, deque[Order]], dict[int, deque[Order]]] = ({}, {})
+        # Index 0: asks (ascending), 1: bids (ascending; the best bid is the last).
+        self._prices: tuple[SortedList, SortedList] = (SortedList(), SortedList())
+        self.orders: dict[int, Order] = {}
+
+    def best_bid(self) -> int | None:
+        prices = self._prices[1]
+        return prices[-1] if prices else None
+
+    def best_ask(self) -> int | None:
+        prices = self._prices[0]
+        return prices[0] if prices else None
+
+    def would_cross(self, is_buy: bool, px: int) -> bool:
+        """Whether a limit order at ``px`` would trade on arrival."""
+        if is_buy:
+            ask = self.best_ask()
+            return ask is not None and px >= ask
+        bid = self.best_bid()
+        return bid is not None and px <= bid
+
+    def match(
+        self, is_buy: bool, px: int, sz: int, user: str
+    ) -> tuple[list[Match], list[Order], int]:
+        """Trade up to ``sz`` at ``px`` or better: (matches, self-trade cancels, remaining)."""
+        side = 0 if is_buy else 1  # the side that is hit
+        prices = self._prices[side]
+        queues = self._queues[side]
+        matches: list[Match] = []
+        expired: list[Order] = []
+        while sz > 0 and prices:
+            level_px = prices[0] if is_buy else prices[-1]
+            if (level_px > px) if is_buy else (level_px < px):
+                break
+            queue = queues[level_px]
+            while sz > 0 and queue:
+                maker = queue[0]
+                if maker.user == user:
+                    queue.popleft()
+                    del self.orders[maker.oid]
+                    expired.append(maker)
+                    continue
+                traded = min(sz, maker.sz)
+                maker.sz -= traded
+                sz -= traded
+                matches.append(Match(maker, level_px, traded))
+                if maker.sz == 0:
+                    queue.popleft()
+                    del self.orders[maker.oid]
+            if not queue:
+                del queues[level_px]
+                prices.remove(level_px)
+        return matches, expired, sz
+
+    def insert(self, order: Order) -> None:
+        """Rest an order at the back of its price's queue."""
+        side = 1 if order.is_buy else 0
+        queues = self._queues[side]
+        queue = queues.get(order.px)
+        if queue is None:
+            queue = queues[order.px] = deque()
+            self._prices[side].add(order.px)
+        queue.append(order)
+        self.orders[order.oid] = order
+
+    def remove(self, oid: int) -> Order | None:
+        """Take a resting order off the book; None if it is not resting."""
+        order = self.orders.pop(oid, None)
+        if order is None:
+            return None
+        side = 1 if order.is_buy else 0
+        queue = self._queues[side][order.px]
+        queue.remove(order)
+        if not queue:
+            del self._queues[side][order.px]
+            self._prices[side].remove(order.px)
+        return order
+
+    def levels(self, is_buy: bool, depth: int) -> list[tuple[int, int, int]]:
+        """Up to ``depth`` levels of one side, best first: (price, total size, order count)."""
+        if depth <= 0:  # ``prices[-0:]`` would be every bid
+            return []
+        side = 1 if is_buy else 0
+        prices = self._prices[side]
+        chosen = reversed(prices[-depth:]) if is_buy else iter(prices[:depth])
+        queues = self._queues[side]
+        return [(px, sum(o.sz for o in queues[px]), len(queues[px])) for px in chosen]
+
+    def iter_orders(self) -> Iterator[Order]:
+        return iter(self.orders.values())
+
+    def level_size(self, is_buy: bool, px: int) -> int:
+        queue = self._queues[1 if is_buy else 0].get(px)
+        return sum(order.sz for order in queue) if queue else 0

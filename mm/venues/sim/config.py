@@ -1,0 +1,57 @@
+"""The ``[sim]`` and ``[venue]`` config sections: the embedded simulator and where mm trades."""
+
+from __future__ import annotations
+
+import attrs
+
+from mm.settings import at_least, non_empty, non_negative, one_of, port, positive, setting
+
+
+def _known_coins(value: tuple[str, ...]) -> str | None:
+    from mm.venues.sim.universe import UNIVERSE
+
+    unknown = [coin for coin in value if coin not in UNIVERSE]
+    if not value:
+        return "must name at least one coin"
+    if unknown:
+        return f"unknown coins {unknown}; known: {', '.join(UNIVERSE)}"
+    return None
+
+
+@attrs.frozen
+class MarketConfig:
+    """The synthetic market: mid-price process, resting liquidity and taker flow."""
+
+    step_ms: int = setting(100, at_least(1))
+    volatility_bps: float = setting(1.0, non_negative)
+    jump_rate_per_hour: float = setting(2.0, non_negative)
+    jump_size_bps: float = setting(30.0, non_negative)
+    taker_a: float = setting(1.5, non_negative)
+    taker_k: float = setting(0.3, positive)
+    taker_size_usd: float = setting(20_000.0, positive)
+    liquidity_levels: int = setting(10, at_least(1))
+    liquidity_spread_bps: float = setting(4.0, positive)
+    liquidity_step_bps: float = setting(1.5, positive)
+    liquidity_size_usd: float = setting(3_000.0, positive)
+
+
+@attrs.frozen
+class SimConfig:
+    host: str = setting("127.0.0.1", non_empty)
+    port: int = setting(0, port)
+    seed: int = setting(7)
+    coins: tuple[str, ...] = setting(("BTC", "ETH"), _known_coins)
+    faucet_usdc: float = setting(100_000.0, non_negative)
+    book_interval_ms: int = setting(500, at_least(1))
+    idle_timeout_s: float = setting(60.0, positive)
+    maker_fee: float = setting(0.00015)
+    taker_fee: float = setting(0.00045)
+    rate_limits: bool = setting(True)
+    default_source: str = setting("testnet", one_of("mainnet", "testnet"))
+    market: MarketConfig = MarketConfig()
+
+
+@attrs.frozen
+class VenueConfig:
+    url: str = setting("embedded", non_empty)
+    mainnet: bool = setting(True)

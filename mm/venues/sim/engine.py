@@ -1,0 +1,440 @@
+"""The simulator's exchange core: order lifecycle, matching, accounts, margin, events.
+
+Pure and synchronous: every call takes ``now`` (milliseconds) and returns typed results; what
+the protocol faces must publish (trades, user fills, order updates, book changes) is appended
+to ``events`` for the shell to drain. Rejections carry a reason code and the face words them
+in the venue's own language. System users (the synthetic market's liquidity and taker flow)
+trade without margin, accounting or history.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections import deque
+from collections.abc import Iterable, Sequence
+
+import attrs
+
+from mm.venues.sim.accounts import Account
+from mm.venues.sim.assets import AssetSpec
+from mm.venues.sim.book import Order, OrderBook
+from mm.venues.sim.events import (
+    BookChanged,
+    Event,
+    NonUserCancel,
+    OrderUpdate,
+    Trade,
+    UserFill,
+)
+
+MIN_NOTIONAL_USDC = 10.0
+MAX_SCHEDULED_CANCEL_TRIGGERS_PER_DAY = 10
+MIN_SCHEDULE_DELAY_MS = 5_000
+DAY_MS = 86_400_000
+HISTORY_PER_USER = 2_000
+FILLS_PER_USER = 10_000
+TIFS = ("Gtc", "Ioc", "Alo")
+
+
+class Reject(enum.Enum):
+    TICK = "tick"
+    ZERO_SIZE = "zero_size"
+    MIN_NOTIONAL = "min_notional"
+    MARGIN = "margin"
+    REDUCE_ONLY = "reduce_only"
+    BAD_ALO = "bad_alo"
+    IOC_CANCEL = "ioc_cancel"
+    DUPLICATE_CLOID = "duplicate_cloid"
+    BAD_ASSET = "bad_asset"
+    BAD_TIF = "bad_tif"
+    MISSING_ORDER = "missing_order"
+    CANNOT_MODIFY = "cannot_modify"
+
+
+@attrs.frozen
+class OrderRequest:
+    asset: int
+    is_buy: bool
+    px: str
+    sz: str
+    reduce_only: bool = False
+    tif: str = "Gtc"
+    cloid: str | None = None
+
+
+@attrs.frozen
+class Resting:
+    oid: int
+    cloid: str | None
+
+
+@attrs.frozen
+class Filled:
+    oid: int
+    cloid: str | None
+    asset: int
+    total_sz: int
+    avg_px: float
+
+
+@attrs.frozen
+class Rejected:
+    reason: Reject
+    asset: int
+    detail: str = ""
+
+
+PlaceResult = Resting | Filled | Rejected
+
+
+@attrs.frozen
+class Fees:
+    """Fee rates on notional; a negative maker rate is a rebate."""
+
+    maker: float = 0.00015
+    taker: float = 0.00045
+
+
+@attrs.define
+class OrderRecord:
+    """What the venue remembers of a user's order, for status and history queries."""
+
+    order: Order  # as placed (orig_sz), with ``sz`` the size remaining
+    status: str
+    status_time: int
+
+
+@attrs.define
+class _Schedule:
+    time: int | None = None
+    triggers: deque[int] = attrs.field(factory=deque)
+
+
+class Engine:
+    def __init__(
+        self,
+        specs: Sequence[AssetSpec],
+        fees: Fees | None = None,
+        *,
+        system_users: Iterable[str] = (),
+    ) -> None:
+        self.specs = list(specs)
+        self.by_name = {spec.name: spec for spec in self.specs}
+        self.fees = fees or Fees()
+        self.books = [OrderBook() for _ in self.specs]
+        self.accounts: dict[str, Account] = {}
+        self.system_users = frozenset(system_users)
+        self.events: list[Event] = []
+        self.last_trade_px: dict[int, int] = {}
+        self.records: dict[int, OrderRecord] = {}
+        self.history: dict[str, deque[int]] = {}
+        self.fills: dict[str, deque[UserFill]] = {}
+        self._open_cloids: dict[str, dict[str, int]] = {}
+        self._cloid_history: dict[str, dict[str, int]] = {}
+        self._schedules: dict[str, _Schedule] = {}
+        self._next_oid = 1
+        self._next_tid = 1
+
+    # --- accounts ------------------------------------------------------------------------------
+
+    def account(self, user: str) -> Account | None:
+        return self.accounts.get(user)
+
+    def fund(self, user: str, usdc: float) -> Account:
+        account = self.accounts.get(user)
+        if account is None:
+            account = self.accounts[user] = Account(user)
+        account.usdc += usdc
+        return account
+
+    def mark(self, asset: int) -> float | None:
+        """Mid of the book, else the last trade price."""
+        book = self.books[asset]
+        bid, ask = book.best_bid(), book.best_ask()
+        spec = self.specs[asset]
+        if bid is not None and ask is not None:
+            return (spec.px_float(bid) + spec.px_float(ask)) / 2
+        last = self.last_trade_px.get(asset)
+        return spec.px_float(last) if last is not None else None
+
+    def marks(self) -> dict[int, float]:
+        found = {}
+        for asset in range(len(self.specs)):
+            mark = self.mark(asset)
+            if mark is not None:
+                found[asset] = mark
+        return found
+
+    def open_orders(self, user: str) -> list[Order]:
+        orders = [
+            order for book in self.books for order in book.iter_orders() if order.user == user
+        ]
+        orders.sort(key=lambda order: order.oid, reverse=True)
+        return orders
+
+    def order_margin(self, user: str) -> float:
+        """Initial margin held by a user's resting orders."""
+        account = self.accounts.get(user)
+        if account is None:
+            return 0.0
+        total = 0.0
+        for order in self.open_orders(user):
+            if not order.reduce_only:
+                notional = self.specs[order.asset].notional(order.px, order.sz)
+                total += notional / account.leverage_for(order.asset)
+        return total
+
+    # --- orders --------------------------------------------------------------------------------
+
+    def place(self, user: str, request: OrderRequest, now: int) -> PlaceResult:
+        asset = request.asset
+        if not 0 <= asset < len(self.specs):
+            return Rejected(Reject.BAD_ASSET, asset)
+        spec = self.specs[asset]
+        if request.tif not in TIFS:
+            return Rejected(Reject.BAD_TIF, asset, request.tif)
+        px = spec.parse_px(request.px)
+        if px is None:
+            return Rejected(Reject.TICK, asset)
+        lots = spec.parse_sz(request.sz)
+        if not lots:
+            return Rejected(Reject.ZERO_SIZE, asset)
+        system = user in self.system_users
+        account = None if system else self.accounts.get(user)
+        if not system and account is None:
+            return Rejected(Reject.MARGIN, asset)
+        if request.cloid is not None and request.cloid in self._open_cloids.get(user, {}):
+            return Rejected(Reject.DUPLICATE_CLOID, asset)
+        if request.reduce_only and account is not None:
+            position = account.position(asset).szi
+            if position == 0 or (position > 0) == request.is_buy:
+                return Rejected(Reject.REDUCE_ONLY, asset)
+            lots = min(lots, abs(position))
+        elif spec.notional(px, lots) < MIN_NOTIONAL_USDC and not system:
+            return Rejected(Reject.MIN_NOTIONAL, asset)
+        book = self.books[asset]
+        if request.tif == "Alo" and book.would_cross(request.is_buy, px):
+            bid, ask = book.best_bid(), book.best_ask()
+            bbo = "@".join(spec.px_str(p) if p is not None else "None" for p in (bid, ask))
+            if not system:  # the venue gives the rejected order an oid and reports it
+                rejected = self._new_order(user, request, px, lots, now)
+                self._remember(rejected, now)
+                self._set_status(rejected, "badAloPxRejected", now)
+            return Rejected(Reject.BAD_ALO, asset, bbo)
+        if account is not None and not request.reduce_only:
+            marks = self.marks()
+            free = (
+                account.account_value(self.specs, marks)
+                - account.margin_used(self.specs, marks)
+                - self.order_margin(user)
+            )
+            if spec.notional(px, lots) / account.leverage_for(asset) > free:
+                return Rejected(Reject.MARGIN, asset)
+        return self._execute(self._new_order(user, request, px, lots, now), now)
+
+    def _new_order(self, user: str, request: OrderRequest, px: int, lots: int, now: int) -> Order:
+        order = Order(
+            oid=self._next_oid,
+            user=user,
+            asset=request.asset,
+            is_buy=request.is_buy,
+            px=px,
+            sz=lots,
+            orig_sz=lots,
+            timestamp=now,
+            tif=request.tif,
+            reduce_only=request.reduce_only,
+            cloid=request.cloid,
+        )
+        self._next_oid += 1
+        return order
+
+    def _execute(self, order: Order, now: int) -> PlaceResult:
+        system = order.user in self.system_users
+        book = self.books[order.asset]
+        matches, expired, remaining = book.match(order.is_buy, order.px, order.sz, order.user)
+        for maker in expired:
+            self._close(maker, "selfTradeCanceled", now)
+        filled = order.sz - remaining
+        notional_ticks = 0
+        for match in matches:
+            notional_ticks += match.px * match.sz
+            self._trade(order, match.maker, match.px, match.sz, now)
+        order.sz = remaining
+        if matches or expired:
+            self.events.append(BookChanged(order.asset))
+        avg_px = self.specs[order.asset].px_float(notional_ticks) / filled if filled else 0.0
+        if not system:
+            self._remember(order, now)
+        if remaining and order.tif == "Ioc":
+            if not filled:
+                self._set_status(order, "iocCancelRejected", now)
+                return Rejected(Reject.IOC_CANCEL, order.asset)
+            self._set_status(order, "canceled", now)
+            return Filled(order.oid, order.cloid, order.asset, filled, avg_px)
+        if remaining:
+            book.insert(order)
+            self.events.append(BookChanged(order.asset))
+            if not system:
+                self._open_cloids_of(order.user).update(
+                    {order.cloid: order.oid} if order.cloid else {}
+                )
+                self._set_status(order, "open", now)
+            return Resting(order.oid, order.cloid)
+        self._set_status(order, "filled", now)
+        return Filled(order.oid, order.cloid, order.asset, filled, avg_px)
+
+    def _trade(self, taker: Order, maker: Order, px: int, lots: int, now: int) -> None:
+        tid = self._next_tid
+        self._next_tid += 1
+        self.last_trade_px[taker.asset] = px
+        buyer, seller = (taker.user, maker.user) if taker.is_buy else (maker.user, taker.user)
+        self.events.append(Trade(taker.asset, taker.is_buy, px, lots, now, tid, buyer, seller))
+        self._fill(maker, px, lots, now, tid, crossed=False)
+        self._fill(taker, px, lots, now, tid, crossed=True)
+        if maker.sz == 0 and maker.user not in self.system_users:
+            self._forget_cloid(maker)
+            self._set_status(maker, "filled", now)
+
+    def _fill(self, order: Order, px: int, lots: int, now: int, tid: int, crossed: bool) -> None:
+        account = self.accounts.get(order.user)
+        if account is None or order.user in self.system_users:
+            return
+        spec = self.specs[order.asset]
+        rate = self.fees.taker if crossed else self.fees.maker
+        outcome = account.apply_fill(spec, order.is_buy, px, lots, rate)
+        fill = UserFill(
+            user=order.user,
+            asset=order.asset,
+            is_buy=order.is_buy,
+            px=px,
+            sz=lots,
+            time=now,
+            start_position=outcome.start_position,
+            direction=outcome.direction,
+            closed_pnl=outcome.closed_pnl,
+            fee=outcome.fee,
+            oid=order.oid,
+            tid=tid,
+            crossed=crossed,
+            cloid=order.cloid,
+        )
+        fills = self.fills.setdefault(order.user, deque(maxlen=FILLS_PER_USER))
+        fills.append(fill)
+        self.events.append(fill)
+
+    def cancel(self, user: str, asset: int, oid: int, now: int) -> Rejected | None:
+        if not 0 <= asset < len(self.specs):
+            return Rejected(Reject.BAD_ASSET, asset)
+        order = self.books[asset].orders.get(oid)
+        if order is None or order.user != user:
+            return Rejected(Reject.MISSING_ORDER, asset)
+        self.books[asset].remove(oid)
+        self.events.append(BookChanged(asset))
+        self._close(order, "canceled", now)
+        return None
+
+    def cancel_by_cloid(self, user: str, asset: int, cloid: str, now: int) -> Rejected | None:
+        oid = self._open_cloids.get(user, {}).get(cloid)
+        if oid is None:
+            return Rejected(Reject.MISSING_ORDER, asset)
+        return self.cancel(user, asset, oid, now)
+
+    def modify(self, user: str, target: int | str, request: OrderRequest, now: int) -> PlaceResult:
+        """Cancel-and-replace: the new order gets a new oid and keeps the old one's cloid."""
+        oid = target if isinstance(target, int) else self._open_cloids.get(user, {}).get(target)
+        order = self._resting(user, oid)
+        if order is None:
+            return Rejected(Reject.CANNOT_MODIFY, request.asset)
+        self.books[order.asset].remove(order.oid)
+        self.events.append(BookChanged(order.asset))
+        self._close(order, "canceled", now)
+        cloid = request.cloid if request.cloid is not None else order.cloid
+        return self.place(user, attrs.evolve(request, cloid=cloid), now)
+
+    def _resting(self, user: str, oid: int | None) -> Order | None:
+        if oid is None:
+            return None
+        for book in self.books:
+            order = book.orders.get(oid)
+            if order is not None:
+                return order if order.user == user else None
+        return None
+
+    def cancel_all(self, user: str, now: int, status: str) -> list[Order]:
+        canceled = []
+        for order in self.open_orders(user):
+            self.books[order.asset].remove(order.oid)
+            self.events.append(BookChanged(order.asset))
+            self._close(order, status, now)
+            canceled.append(order)
+        return canceled
+
+    def schedule_cancel(self, user: str, time: int | None, now: int) -> str | None:
+        """Set (or clear, with None) the dead-man's switch; an error text when refused."""
+        schedule = self._schedules.setdefault(user, _Schedule())
+        if time is None:
+            schedule.time = None
+            return None
+        if time < now + MIN_SCHEDULE_DELAY_MS:
+            return "Scheduled cancel time too early, must be at least 5 seconds from now."
+        while schedule.triggers and schedule.triggers[0] <= now - DAY_MS:
+            schedule.triggers.popleft()
+        if len(schedule.triggers) >= MAX_SCHEDULED_CANCEL_TRIGGERS_PER_DAY:
+            return "Too many scheduled cancel triggers today."
+        schedule.time = time
+        return None
+
+    def run_schedules(self, now: int) -> None:
+        """Fire every dead-man's switch whose time has come."""
+        for user, schedule in self._schedules.items():
+            if schedule.time is not None and schedule.time <= now:
+                schedule.time = None
+                schedule.triggers.append(now)
+                self.cancel_all(user, now, "scheduledCancel")
+
+    def scheduled_time(self, user: str) -> int | None:
+        schedule = self._schedules.get(user)
+        return schedule.time if schedule else None
+
+    # --- history -------------------------------------------------------------------------------
+
+    def _remember(self, order: Order, now: int) -> None:
+        self.records[order.oid] = OrderRecord(attrs.evolve(order), "open", now)
+        history = self.history.setdefault(order.user, deque())
+        history.append(order.oid)
+        if order.cloid:
+            self._cloid_history.setdefault(order.user, {})[order.cloid] = order.oid
+        while len(history) > HISTORY_PER_USER:
+            self.records.pop(history.popleft(), None)
+
+    def _set_status(self, order: Order, status: str, now: int) -> None:
+        if order.user in self.system_users:
+            return
+        record = self.records.get(order.oid)
+        if record is not None:
+            record.order.sz = order.sz
+            record.status = status
+            record.status_time = now
+        self.events.append(OrderUpdate(order.user, attrs.evolve(order), status, now))
+
+    def _close(self, order: Order, status: str, now: int) -> None:
+        if order.user in self.system_users:
+            return
+        self._forget_cloid(order)
+        self._set_status(order, status, now)
+        if status not in ("canceled", "filled"):
+            self.events.append(NonUserCancel(order.user, order.asset, order.oid))
+
+    def _forget_cloid(self, order: Order) -> None:
+        if order.cloid is not None:
+            self._open_cloids.get(order.user, {}).pop(order.cloid, None)
+
+    def _open_cloids_of(self, user: str) -> dict[str, int]:
+        return self._open_cloids.setdefault(user, {})
+
+    def find_record(self, user: str, target: int | str) -> OrderRecord | None:
+        """A user's order by oid or cloid, open or closed, while it is remembered."""
+        oid = target if isinstance(target, int) else self._cloid_history.get(user, {}).get(target)
+        record = self.records.get(oid) if oid is not None else None
+        return record if record is not None and record.order.user == user else None

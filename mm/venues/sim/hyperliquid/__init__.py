@@ -1,0 +1,1 @@
+"""The simulator's Hyperliquid face: /info, /exchange and /ws in the venue's own wire format."""

@@ -1,0 +1,338 @@
+"""The simulator's network face: one hypercorn (Trio) server for HTTP and WebSocket.
+
+``POST /info`` and ``POST /exchange`` over HTTP; ``/ws`` for subscriptions, pings and ``post``
+requests, as the venue serves them. Every request is charged to its IP's weight budget first.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
+from functools import partial
+from typing import TYPE_CHECKING, Any, cast
+
+import orjson
+import trio
+from hypercorn.config import Config as HypercornConfig
+from hypercorn.trio import serve
+from hypercorn.typing import ASGIFramework
+
+from mm.venues.sim.hub import Key, Session
+from mm.venues.sim.hyperliquid import wire
+from mm.venues.sim.hyperliquid.exchange import ExchangeError, ExchangeHandler
+from mm.venues.sim.hyperliquid.info import InfoError, handle_info
+from mm.venues.sim.ratelimit import exchange_weight, info_weight
+
+if TYPE_CHECKING:
+    from mm.venues.sim.venue import SimVenue
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+GREETING = "Websocket connection established."
+TOO_MANY = "429 Too Many Requests"
+OUTBOX_FRAMES = 10_000
+MAX_BODY = 1 << 20
+
+
+class SimApp:
+    """The ASGI application of the simulator's Hyperliquid face."""
+
+    def __init__(self, venue: SimVenue) -> None:
+        self.venue = venue
+        self.exchange = ExchangeHandler(venue)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            await self._http(scope, receive, send)
+        elif scope["type"] == "websocket":
+            await WebSocketSession(self, scope, receive, send).run()
+        elif scope["type"] == "lifespan":
+            while True:
+                message = await receive()
+                if message["type"] == "lifespan.startup":
+                    await send({"type": "lifespan.startup.complete"})
+                elif message["type"] == "lifespan.shutdown":
+                    await send({"type": "lifespan.shutdown.complete"})
+                    return
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        body = await _read_body(receive)
+        status, payload = self.http_reply(scope, body)
+        content_type = b"application/json" if not isinstance(payload, str) else b"text/plain"
+        data = payload.encode() if isinstance(payload, str) else orjson.dumps(payload)
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [(b"content-type", content_type)],
+            }
+        )
+        await send({"type": "http.response.body", "body": data})
+
+    def http_reply(self, scope: Scope, body: bytes | None) -> tuple[int, Any]:
+        """(status, JSON value or text) for one HTTP request."""
+        path = scope["path"]
+        if scope["method"] != "POST" or path not in ("/info", "/exchange"):
+            return 404, "Not Found"
+        if body is None:
+            return 413, "Payload Too Large"
+        try:
+            request = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            return 422, "Failed to deserialize the JSON body into the target type"
+        return self.answer(_client_ip(scope), path.lstrip("/"), request)
+
+    def answer(self, ip: str, kind: str, request: Any) -> tuple[int, Any]:
+        """Answer an info or exchange request (over HTTP or a WebSocket post)."""
+        venue = self.venue
+        now = venue.now_ms() / 1000
+        try:
+            if kind == "info":
+                weight = info_weight(request) if isinstance(request, Mapping) else 1
+                if not venue.ip_limits.charge(ip, weight, now):
+                    return 429, TOO_MANY
+                return 200, handle_info(venue, request)
+            action = request.get("action") if isinstance(request, Mapping) else None
+            weight = exchange_weight(action) if isinstance(action, Mapping) else 1
+            if not venue.ip_limits.charge(ip, weight, now):
+                return 429, TOO_MANY
+            return 200, self.exchange.handle(request)
+        except (InfoError, ExchangeError) as error:
+            return 422, str(error)
+
+
+async def _read_body(receive: Receive) -> bytes | None:
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            return b"".join(chunks)
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > MAX_BODY:
+            return None
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+def _client_ip(scope: Scope) -> str:
+    client = scope.get("client")
+    return str(client[0]) if client else "unknown"
+
+
+SUBSCRIPTION_FIELDS: dict[str, tuple[str, dict[str, Any]]] = {
+    # type: (keyed by, normalized extra fields)
+    "allMids": ("", {}),
+    "l2Book": ("coin", {"nSigFigs": None, "mantissa": None}),
+    "trades": ("coin", {}),
+    "bbo": ("coin", {}),
+    "userFills": ("user", {"aggregateByTime": False}),
+    "orderUpdates": ("user", {}),
+    "userEvents": ("user", {}),
+}
+
+
+class WebSocketSession:
+    """One client connection on ``/ws``."""
+
+    def __init__(self, app: SimApp, scope: Scope, receive: Receive, send: Send) -> None:
+        self.app = app
+        self.venue = app.venue
+        self.ip = _client_ip(scope)
+        self._receive = receive
+        self._send = send
+        self.session: Session | None = None
+
+    async def run(self) -> None:
+        connect = await self._receive()
+        if connect["type"] != "websocket.connect":
+            return
+        limits = self.venue.ws_limits
+        if not limits.can_connect(self.ip):
+            await self._send({"type": "websocket.close", "code": 1008})
+            return
+        conn_id = limits.connected(self.ip)
+        session = self.session = Session(conn_id, OUTBOX_FRAMES)
+        await self._send({"type": "websocket.accept"})
+        session.push(GREETING)
+        try:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._writer, session)
+                nursery.start_soon(self._reader, session)
+                await session.closed.wait()
+                nursery.cancel_scope.cancel()
+        finally:
+            self.venue.hub.drop(session)
+            limits.disconnected(conn_id)
+        if session.close_reason != "client closed":
+            with trio.move_on_after(1):
+                await self._send({"type": "websocket.close", "code": 1000})
+
+    async def _writer(self, session: Session) -> None:
+        async for text in session.receive_channel:
+            await self._send({"type": "websocket.send", "text": text})
+
+    async def _reader(self, session: Session) -> None:
+        idle = self.venue.config.idle_timeout_s
+        while not session.closed.is_set():
+            with trio.move_on_after(idle) as timer:
+                message = await self._receive()
+            if timer.cancelled_caught:
+                session.close("idle timeout")
+                return
+            if message["type"] == "websocket.disconnect":
+                session.close("client closed")
+                return
+            text = message.get("text")
+            if text is None and message.get("bytes") is not None:
+                text = message["bytes"].decode(errors="replace")
+            if text is not None:
+                self.handle(session, text)
+
+    def error(self, session: Session, text: str) -> None:
+        session.push(orjson.dumps({"channel": "error", "data": text}).decode())
+
+    def handle(self, session: Session, text: str) -> None:
+        venue = self.venue
+        if not venue.ws_limits.message_sent(session.conn_id, venue.now_ms() / 1000):
+            self.error(session, venue.ws_limits.messages_error)
+            return
+        try:
+            message = orjson.loads(text)
+        except orjson.JSONDecodeError:
+            self.error(session, f"Error parsing JSON into valid websocket request: {text}")
+            return
+        method = message.get("method") if isinstance(message, Mapping) else None
+        if method == "ping":
+            session.push('{"channel":"pong"}')
+        elif method in ("subscribe", "unsubscribe"):
+            self._subscription(session, method, message.get("subscription"), text)
+        elif method == "post":
+            self._post(session, message)
+        else:
+            self.error(session, f"Error parsing JSON into valid websocket request: {text}")
+
+    def _subscription(self, session: Session, method: str, subscription: Any, text: str) -> None:
+        normalized = self._normalize(subscription)
+        if normalized is None:
+            self.error(session, f"Invalid subscription {orjson.dumps(subscription).decode()}")
+            return
+        key, canonical, user = normalized
+        limits = self.venue.ws_limits
+        hub = self.venue.hub
+        canonical_text = orjson.dumps(canonical).decode()
+        if method == "unsubscribe":
+            if not hub.remove(session, key):
+                self.error(session, f"Already unsubscribed: {orjson.dumps(subscription).decode()}")
+                return
+            limits.unsubscribe(session.conn_id, canonical_text)
+        else:
+            if key in session.keys:
+                self.error(session, f"Already subscribed: {orjson.dumps(subscription).decode()}")
+                return
+            problem = limits.subscribe(session.conn_id, canonical_text, user)
+            if problem is not None:
+                self.error(session, problem)
+                return
+            hub.add(session, key)
+        ack = {"method": method, "subscription": canonical}
+        session.push(orjson.dumps({"channel": "subscriptionResponse", "data": ack}).decode())
+        if method == "subscribe":
+            self._snapshot(session, key)
+
+    def _normalize(self, subscription: Any) -> tuple[Key, dict[str, Any], str | None] | None:
+        if not isinstance(subscription, Mapping):
+            return None
+        kind = subscription.get("type")
+        if kind not in SUBSCRIPTION_FIELDS:
+            return None
+        keyed_by, extras = SUBSCRIPTION_FIELDS[kind]
+        canonical: dict[str, Any] = {"type": kind}
+        value = ""
+        user = None
+        if keyed_by == "coin":
+            value = subscription.get("coin", "")
+            if value not in self.venue.engine.by_name:
+                return None
+            canonical["coin"] = value
+        elif keyed_by == "user":
+            raw = subscription.get("user")
+            if not isinstance(raw, str) or len(raw) != 42 or not raw.startswith("0x"):
+                return None
+            value = user = raw.lower()
+            canonical["user"] = value
+        for field, default in extras.items():
+            canonical[field] = subscription.get(field, default)
+        return (kind, value), canonical, user
+
+    def _snapshot(self, session: Session, key: Key) -> None:
+        venue = self.venue
+        kind, value = key
+        data: Any
+        if kind == "l2Book":
+            data = venue.l2_snapshot(venue.engine.by_name[value].index)
+        elif kind == "bbo":
+            data = venue.bbo(venue.engine.by_name[value].index)
+        elif kind == "allMids":
+            data = {"mids": venue.mids()}
+        elif kind == "userFills":
+            fills = venue.engine.fills.get(value, ())
+            data = {
+                "isSnapshot": True,
+                "user": value,
+                "fills": [wire.user_fill(f, venue.specs[f.asset]) for f in fills],
+            }
+        else:
+            return
+        session.push(orjson.dumps({"channel": kind, "data": data}).decode())
+
+    def _post(self, session: Session, message: Mapping[str, Any]) -> None:
+        post_id = message.get("id")
+        request = message.get("request")
+        limits = self.venue.ws_limits
+        if not limits.post_started(session.conn_id):
+            self.error(session, limits.post_error(post_id))
+            return
+        try:
+            response = self._post_response(request)
+        finally:
+            limits.post_finished(session.conn_id)
+        data = {"id": post_id, "response": response}
+        session.push(orjson.dumps({"channel": "post", "data": data}).decode())
+
+    def _post_response(self, request: Any) -> dict[str, Any]:
+        if not isinstance(request, Mapping) or request.get("type") not in ("info", "action"):
+            return {"type": "error", "payload": "Invalid post request"}
+        kind = request["type"]
+        payload = request.get("payload")
+        status, answer = self.app.answer(self.ip, "info" if kind == "info" else "exchange", payload)
+        if status != 200:
+            return {"type": "error", "payload": answer}
+        if kind == "info":
+            info_type = payload.get("type") if isinstance(payload, Mapping) else None
+            return {"type": "info", "payload": {"type": info_type, "data": answer}}
+        return {"type": "action", "payload": answer}
+
+
+async def serve_venue(
+    venue: SimVenue, *, task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED
+) -> None:
+    """Serve the face on ``sim.host:sim.port``; reports the base URL once listening."""
+    config = HypercornConfig()
+    host = venue.config.host
+    config.bind = [
+        f"[{host}]:{venue.config.port}" if ":" in host else f"{host}:{venue.config.port}"
+    ]
+    config.accesslog = None
+    config.errorlog = logging.getLogger("hypercorn.error")
+    config.websocket_max_message_size = MAX_BODY
+    config.graceful_timeout = 1.0
+    app = cast(ASGIFramework, SimApp(venue))
+    async with trio.open_nursery() as nursery:
+        binds: list[str] = await nursery.start(partial(serve, app, config, mode="asgi"))
+        task_status.started(binds[0])

@@ -1,0 +1,273 @@
+"""The simulator as a running venue: engine, market, limits and WebSocket fan-out, on one clock.
+
+``SimVenue.run`` is a supervised child (or the whole of ``mm sim``): it serves the Hyperliquid
+face, steps the synthetic market and fires dead-man's switches on Trio's clock, and publishes
+what the engine reports. Time is ``epoch_ms + trio.current_time()``, so under ``autojump_clock``
+an hour of market runs in moments and a fixed ``epoch_ms`` makes runs reproducible.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections import defaultdict
+from collections.abc import Awaitable, Callable
+from functools import partial
+from typing import Any
+
+import trio
+from loguru import logger
+
+from mm.venues.sim.config import SimConfig
+from mm.venues.sim.engine import Engine, Fees
+from mm.venues.sim.events import BookChanged, NonUserCancel, OrderUpdate, Trade, UserFill
+from mm.venues.sim.hub import Hub
+from mm.venues.sim.hyperliquid import wire
+from mm.venues.sim.market import FLOW_USER, LIQUIDITY_USER, SyntheticMarket
+from mm.venues.sim.nonces import NonceBook
+from mm.venues.sim.ratelimit import AddressLimiter, IpWeightLimiter, RateLimitConfig, WsLimits
+from mm.venues.sim.universe import UNIVERSE, specs_for
+
+L2_DEPTH = 20
+
+
+class SimVenue:
+    def __init__(
+        self,
+        config: SimConfig,
+        *,
+        epoch_ms: int | None = None,
+        on_bound: Callable[[str], Awaitable[None]] | None = None,
+    ) -> None:
+        self.config = config
+        self.specs = specs_for(config.coins)
+        self.engine = Engine(
+            self.specs,
+            Fees(maker=config.maker_fee, taker=config.taker_fee),
+            system_users=(LIQUIDITY_USER, FLOW_USER),
+        )
+        self.rng = random.Random(config.seed)
+        self.market = SyntheticMarket(
+            self.engine,
+            config.market,
+            {spec.index: UNIVERSE[spec.name].start_px for spec in self.specs},
+            self.rng,
+        )
+        limits = RateLimitConfig(enabled=config.rate_limits)
+        self.nonces = NonceBook()
+        self.ip_limits = IpWeightLimiter(limits)
+        self.address_limits = AddressLimiter(limits)
+        self.ws_limits = WsLimits(limits)
+        self.hub = Hub()
+        self.url: str | None = None
+        self._epoch_ms = epoch_ms
+        self._on_bound = on_bound
+        self._dirty: set[int] = set()
+        self._last_bbo: dict[int, tuple[int | None, int | None]] = {}
+
+    # --- clock ---------------------------------------------------------------------------------
+
+    def now_ms(self) -> int:
+        if self._epoch_ms is None:
+            self._epoch_ms = int(time.time() * 1000 - trio.current_time() * 1000)
+        return self._epoch_ms + int(trio.current_time() * 1000)
+
+    # --- views in the venue's shapes -----------------------------------------------------------
+
+    def mids(self) -> dict[str, str]:
+        mids = {}
+        for spec in self.specs:
+            mark = self.engine.mark(spec.index)
+            if mark is not None:
+                mids[spec.name] = wire.usd(mark) if mark >= 1 else f"{mark:.8g}"
+        return mids
+
+    def l2_snapshot(self, asset: int) -> dict[str, Any]:
+        spec = self.specs[asset]
+        book = self.engine.books[asset]
+        return {
+            "coin": spec.name,
+            "time": self.now_ms(),
+            "levels": [
+                wire.book_levels(book.levels(True, L2_DEPTH), spec),
+                wire.book_levels(book.levels(False, L2_DEPTH), spec),
+            ],
+        }
+
+    def bbo(self, asset: int) -> dict[str, Any]:
+        spec = self.specs[asset]
+        book = self.engine.books[asset]
+        sides = [book.levels(True, 1), book.levels(False, 1)]
+        return {
+            "coin": spec.name,
+            "time": self.now_ms(),
+            "bbo": [wire.book_levels(side, spec)[0] if side else None for side in sides],
+        }
+
+    def clearinghouse_state(self, user: str) -> dict[str, Any]:
+        engine = self.engine
+        account = engine.account(user)
+        marks = engine.marks()
+        positions: list[dict[str, Any]] = []
+        value = used = notional = 0.0
+        if account is not None:
+            value = account.account_value(self.specs, marks)
+            used = account.margin_used(self.specs, marks)
+            for asset, position in sorted(account.positions.items()):
+                if not position.szi or asset not in marks:
+                    continue
+                spec = self.specs[asset]
+                mark = marks[asset]
+                size = spec.sz_float(position.szi)
+                leverage = account.leverage_for(asset)
+                position_value = abs(size) * mark
+                notional += position_value
+                upnl = position.unrealized(spec, mark)
+                margin = position_value / leverage
+                free = max(value - used - engine.order_margin(user), 0.0)
+                max_size = spec.sz_str(int(free * leverage / mark * 10**spec.sz_decimals))
+                positions.append(
+                    {
+                        "position": {
+                            "coin": spec.name,
+                            "entryPx": _price(position.entry_px(spec)),
+                            "leverage": {"type": "cross", "value": leverage},
+                            "liquidationPx": liquidation_px(
+                                value - upnl, size, position.entry_px(spec), spec.max_leverage
+                            ),
+                            "marginUsed": wire.usd(margin),
+                            "maxTradeSzs": [max_size, max_size],
+                            "positionValue": wire.usd(position_value),
+                            "returnOnEquity": f"{upnl / (position.entry_ntl / leverage):.8f}",
+                            "szi": spec.sz_str(position.szi),
+                            "unrealizedPnl": wire.usd(upnl),
+                        },
+                        "type": "oneWay",
+                    }
+                )
+        raw = value - sum(
+            self.specs[a].sz_float(p.szi) * marks.get(a, 0.0)
+            for a, p in (account.positions.items() if account else ())
+        )
+        summary = {
+            "accountValue": wire.usd(value),
+            "totalMarginUsed": wire.usd(used),
+            "totalNtlPos": wire.usd(notional),
+            "totalRawUsd": wire.usd(raw),
+        }
+        return {
+            "assetPositions": positions,
+            "crossMaintenanceMarginUsed": wire.usd(used / 2),
+            "crossMarginSummary": dict(summary),
+            "marginSummary": summary,
+            "time": self.now_ms(),
+            "withdrawable": wire.usd(max(value - used - engine.order_margin(user), 0.0)),
+        }
+
+    # --- publishing ----------------------------------------------------------------------------
+
+    def publish_events(self) -> None:
+        """Drain the engine's events to subscribers, batched per channel and key."""
+        events = self.engine.events
+        if not events:
+            return
+        self.engine.events = []
+        trades: dict[int, list[dict[str, Any]]] = defaultdict(list)
+        fills: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        updates: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        cancels: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        specs = self.specs
+        for event in events:
+            if isinstance(event, BookChanged):
+                self._dirty.add(event.asset)
+            elif isinstance(event, Trade):
+                trades[event.asset].append(wire.trade(event, specs[event.asset]))
+            elif isinstance(event, UserFill):
+                spec = specs[event.asset]
+                fills[event.user].append(wire.user_fill(event, spec))
+                self.address_limits.add_volume(event.user, spec.notional(event.px, event.sz))
+            elif isinstance(event, OrderUpdate):
+                spec = specs[event.order.asset]
+                updates[event.user].append(
+                    wire.order_update(event.order, event.status, event.time, spec)
+                )
+            elif isinstance(event, NonUserCancel):
+                cancels[event.user].append({"coin": specs[event.asset].name, "oid": event.oid})
+        hub = self.hub
+        for asset, batch in trades.items():
+            hub.publish(("trades", specs[asset].name), "trades", batch)
+        for user, batch in fills.items():
+            hub.publish(("userFills", user), "userFills", {"user": user, "fills": batch})
+            hub.publish(("userEvents", user), "user", {"fills": batch})
+        for user, batch in updates.items():
+            hub.publish(("orderUpdates", user), "orderUpdates", batch)
+        for user, batch in cancels.items():
+            hub.publish(("userEvents", user), "user", {"nonUserCancel": batch})
+
+    def publish_books(self) -> None:
+        """Snapshots of every book that changed since the last call (l2Book, bbo, allMids)."""
+        if not self._dirty:
+            return
+        dirty, self._dirty = self._dirty, set()
+        hub = self.hub
+        for asset in sorted(dirty):
+            name = self.specs[asset].name
+            hub.publish_lazy(("l2Book", name), "l2Book", partial(self.l2_snapshot, asset))
+            book = self.engine.books[asset]
+            top = (book.best_bid(), book.best_ask())
+            if self._last_bbo.get(asset) != top:
+                self._last_bbo[asset] = top
+                hub.publish_lazy(("bbo", name), "bbo", partial(self.bbo, asset))
+        hub.publish_lazy(("allMids", ""), "allMids", lambda: {"mids": self.mids()})
+
+    # --- the running venue ---------------------------------------------------------------------
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        from mm.venues.sim.server import serve_venue
+
+        self.market.seed_liquidity(self.now_ms())
+        self.publish_events()
+        async with trio.open_nursery() as nursery:
+            self.url = await nursery.start(serve_venue, self)
+            logger.info(
+                "simulator listening on {} (coins {})", self.url, ", ".join(self.config.coins)
+            )
+            if self._on_bound is not None:
+                await self._on_bound(self.url)
+            nursery.start_soon(self._market_loop)
+            nursery.start_soon(self._book_loop)
+            task_status.started()
+
+    async def _market_loop(self) -> None:
+        step = self.config.market.step_ms / 1000
+        while True:
+            await trio.sleep(step)
+            now = self.now_ms()
+            self.market.step(now, step)
+            self.engine.run_schedules(now)
+            self.publish_events()
+
+    async def _book_loop(self) -> None:
+        interval = self.config.book_interval_ms / 1000
+        while True:
+            await trio.sleep(interval)
+            self.publish_books()
+
+
+def _price(value: float) -> str:
+    return f"{value:.6g}" if value < 1 else wire.usd(float(f"{value:.5g}"))
+
+
+def liquidation_px(cash: float, size: float, entry: float, max_leverage: int) -> str | None:
+    """The mark at which account value falls to maintenance margin (half of initial at max).
+
+    Account value at mark p is ``cash + size * (p - entry)``; maintenance is
+    ``|size| * p / (2 * max_leverage)``. Equal when
+    ``p = (size * entry - cash) / (size - |size| / (2 * max_leverage))``; None if not positive.
+    """
+    rate = 1 / (2 * max_leverage)
+    denominator = size - abs(size) * rate
+    if denominator == 0:
+        return None
+    price = (size * entry - cash) / denominator
+    return _price(price) if price > 0 else None
