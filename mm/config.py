@@ -11,32 +11,36 @@ import hashlib
 import ipaddress
 import tomllib
 import typing
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import attrs
-import cattrs
 import orjson
-from cattrs.errors import ClassValidationError, ForbiddenExtraKeysError, IterableValidationError
 
 from mm.secrets import Secret
-from mm.settings import at_least, non_empty, non_negative, one_of, port, positive, setting
+from mm.settings import (
+    CONVERTER,
+    at_least,
+    check_section,
+    describe_structuring_error,
+    join_path,
+    non_empty,
+    non_negative,
+    one_of,
+    port,
+    positive,
+    setting,
+)
+from mm.settings import (
+    ConfigError as ConfigError,
+)
 from mm.venues.sim.config import SimConfig, VenueConfig
 
 ENV_PREFIX = "MM_"
 ENV_SEPARATOR = "__"
 MIN_TOKEN_LENGTH = 16
 LOG_LEVELS = ("TRACE", "DEBUG", "INFO", "SUCCESS", "WARNING", "ERROR", "CRITICAL")
-SECRET_WORDS = ("token", "secret", "password", "private_key", "api_key", "passphrase")
-
-
-class ConfigError(Exception):
-    """The configuration cannot be used; ``errors`` are ``key.path: reason`` lines."""
-
-    def __init__(self, errors: list[str]) -> None:
-        super().__init__("\n".join(errors))
-        self.errors = errors
 
 
 # --- sections ----------------------------------------------------------------------------------
@@ -93,95 +97,6 @@ class Config:
         return (self.base_dir / self.service.run_dir).resolve()
 
 
-# --- structuring -------------------------------------------------------------------------------
-
-
-def _strict(kind: type, label: str) -> Callable[[Any, type], Any]:
-    def structure(value: Any, _: type) -> Any:
-        if isinstance(value, bool) and kind is not bool:
-            raise TypeError(f"expected {label}, got {value!r}")
-        if kind is float and isinstance(value, int):
-            return float(value)
-        if not isinstance(value, kind):
-            raise TypeError(f"expected {label}, got {value!r}")
-        return value
-
-    return structure
-
-
-def _converter() -> cattrs.Converter:
-    converter = cattrs.Converter(forbid_extra_keys=True, detailed_validation=True)
-    converter.register_structure_hook(bool, _strict(bool, "true or false"))
-    converter.register_structure_hook(int, _strict(int, "an integer"))
-    converter.register_structure_hook(float, _strict(float, "a number"))
-    converter.register_structure_hook(str, _strict(str, "a string"))
-    return converter
-
-
-_CONVERTER = _converter()
-
-
-def _join(path: str, key: str | int) -> str:
-    if isinstance(key, int):
-        return f"{path}[{key}]"
-    return f"{path}.{key}" if path else key
-
-
-def _unknown_key(path: str) -> str:
-    leaf = path.rsplit(".", 1)[-1]
-    if any(word in leaf.lower() for word in SECRET_WORDS):
-        return (
-            f"{path}: secrets are never read from the config file; "
-            "name an environment variable (token_env) or a file (token_file) instead"
-        )
-    return f"{path}: unknown key"
-
-
-def _describe(error: BaseException, path: str) -> list[str]:
-    """``key.path: reason`` lines for a cattrs structuring error."""
-    if isinstance(error, ClassValidationError):
-        lines: list[str] = []
-        with_notes, without = error.group_exceptions()
-        for inner, note in with_notes:
-            lines.extend(_describe(inner, _join(path, note.name)))
-        for inner in without:
-            lines.extend(_describe(inner, path))
-        return lines
-    if isinstance(error, IterableValidationError):
-        lines = []
-        indexed, plain = error.group_exceptions()
-        for inner, index_note in indexed:
-            lines.extend(_describe(inner, _join(path, index_note.index)))
-        for inner in plain:
-            lines.extend(_describe(inner, path))
-        return lines
-    if isinstance(error, ForbiddenExtraKeysError):
-        return [_unknown_key(_join(path, key)) for key in sorted(error.extra_fields)]
-    if isinstance(error, KeyError):
-        return [f"{path}: required key missing"]
-    if isinstance(error, AttributeError):
-        return [f"{path or '(top level)'}: expected a table"]
-    return [f"{path or '(top level)'}: {error}"]
-
-
-def _check(instance: Any, path: str) -> list[str]:
-    """Run every field's constraint, depth first, naming each failure by key path."""
-    problems: list[str] = []
-    for field in attrs.fields(type(instance)):
-        if field.metadata.get("internal"):
-            continue
-        value = getattr(instance, field.name)
-        key = _join(path, field.name)
-        if attrs.has(type(value)):
-            problems.extend(_check(value, key))
-            continue
-        check = field.metadata.get("check")
-        problem = check(value) if check is not None else None
-        if problem:
-            problems.append(f"{key}: {problem}")
-    return problems
-
-
 def _parse_env_value(raw: str) -> Any:
     """An override's value as a TOML literal (``9500``, ``true``, ``"x"``), else a plain string."""
     try:
@@ -223,7 +138,7 @@ def _tables(data: Mapping[str, Any], cls: type, path: str) -> list[str]:
     for name, kind in typing.get_type_hints(cls).items():
         if name in data and isinstance(kind, type) and attrs.has(kind):
             value = data[name]
-            key = _join(path, name)
+            key = join_path(path, name)
             if isinstance(value, Mapping):
                 problems.extend(_tables(value, kind, key))
             else:
@@ -240,10 +155,10 @@ def structure(data: Mapping[str, Any], base_dir: Path = Path(".")) -> Config:
     if problems:
         raise ConfigError(problems)
     try:
-        config = _CONVERTER.structure(document, Config)
+        config = CONVERTER.structure(document, Config)
     except Exception as error:  # cattrs groups every problem into one exception
-        raise ConfigError(_describe(error, "")) from None
-    problems = _check(config, "")
+        raise ConfigError(describe_structuring_error(error, "")) from None
+    problems = check_section(config, "")
     if problems:
         raise ConfigError(problems)
     return attrs.evolve(config, base_dir=base_dir)
@@ -279,7 +194,7 @@ def _name_source(line: str, environ: Mapping[str, str]) -> str:
 
 
 def to_dict(config: Config) -> dict[str, Any]:
-    data: dict[str, Any] = _CONVERTER.unstructure(config)
+    data: dict[str, Any] = CONVERTER.unstructure(config)
     data.pop("base_dir", None)
     return data
 

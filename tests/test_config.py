@@ -86,6 +86,7 @@ def test_sections_are_resolved_as_attrs_classes() -> None:
         "venue",
         "sim",
         "sim.market",
+        "sim.faults",
     }
 
 

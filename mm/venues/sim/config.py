@@ -5,6 +5,7 @@ from __future__ import annotations
 import attrs
 
 from mm.settings import at_least, non_empty, non_negative, one_of, port, positive, setting
+from mm.venues.sim.faults import FaultConfig
 
 
 def _known_coins(value: tuple[str, ...]) -> str | None:
@@ -16,6 +17,13 @@ def _known_coins(value: tuple[str, ...]) -> str | None:
     if unknown:
         return f"unknown coins {unknown}; known: {', '.join(UNIVERSE)}"
     return None
+
+
+def _listed_cascades(value: tuple[CascadeConfig, ...]) -> str | None:
+    from mm.venues.sim.universe import UNIVERSE
+
+    unknown = [cascade.coin for cascade in value if cascade.coin not in UNIVERSE]
+    return f"unknown coins {unknown}" if unknown else None
 
 
 @attrs.frozen
@@ -36,6 +44,16 @@ class MarketConfig:
 
 
 @attrs.frozen
+class CascadeConfig:
+    """A scheduled cascade: the coin's mid moves by ``move`` (a fraction) over ``duration_s``."""
+
+    coin: str = setting("BTC", non_empty)
+    start_s: float = setting(60.0, non_negative)
+    move: float = setting(-0.05)
+    duration_s: float = setting(30.0, positive)
+
+
+@attrs.frozen
 class SimConfig:
     host: str = setting("127.0.0.1", non_empty)
     port: int = setting(0, port)
@@ -49,6 +67,8 @@ class SimConfig:
     rate_limits: bool = setting(True)
     default_source: str = setting("testnet", one_of("mainnet", "testnet"))
     market: MarketConfig = MarketConfig()
+    faults: FaultConfig = attrs.field(factory=FaultConfig)
+    cascades: tuple[CascadeConfig, ...] = setting((), _listed_cascades)
 
 
 @attrs.frozen

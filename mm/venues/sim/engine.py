@@ -397,6 +397,19 @@ class Engine:
         schedule = self._schedules.get(user)
         return schedule.time if schedule else None
 
+    def force_position(self, user: str, asset: int, szi: int, now: int) -> None:
+        """Set a position without a fill (a forced liquidation): the old one closes at the mark."""
+        account = self.accounts.get(user)
+        mark = self.mark(asset)
+        if account is None or mark is None:
+            return
+        spec = self.specs[asset]
+        position = account.position(asset)
+        if position.szi:
+            account.usdc += position.unrealized(spec, mark)
+        position.szi = szi
+        position.entry_ntl = abs(spec.sz_float(szi)) * mark
+
     # --- history -------------------------------------------------------------------------------
 
     def _remember(self, order: Order, now: int) -> None:

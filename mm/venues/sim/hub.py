@@ -21,16 +21,18 @@ class Session:
     def __init__(self, conn_id: object, outbox_size: int) -> None:
         self.conn_id = conn_id
         self.keys: set[Key] = set()
-        self.send_channel, self.receive_channel = trio.open_memory_channel[str](outbox_size)
+        self.send_channel, self.receive_channel = trio.open_memory_channel[tuple[str, str]](
+            outbox_size
+        )
         self.closed = trio.Event()
         self.close_reason = ""
 
-    def push(self, text: str) -> bool:
+    def push(self, text: str, channel: str = "") -> bool:
         """Queue a frame; False (and the session closed) when the client is not keeping up."""
         if self.closed.is_set():
             return False
         try:
-            self.send_channel.send_nowait(text)
+            self.send_channel.send_nowait((channel, text))
         except trio.WouldBlock:
             self.close("slow consumer")
             return False
@@ -81,7 +83,7 @@ class Hub:
         if not subscribers:
             return 0
         text = orjson.dumps({"channel": channel, "data": data}).decode()
-        return sum(session.push(text) for session in list(subscribers))
+        return sum(session.push(text, channel) for session in list(subscribers))
 
     def publish_lazy(self, key: Key, channel: str, data: Callable[[], object]) -> int:
         """Like ``publish``, building the payload only when someone listens."""

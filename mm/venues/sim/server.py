@@ -2,6 +2,9 @@
 
 ``POST /info`` and ``POST /exchange`` over HTTP; ``/ws`` for subscriptions, pings and ``post``
 requests, as the venue serves them. Every request is charged to its IP's weight budget first.
+Faults (``mm.venues.sim.faults``) act here, on frames and requests; the simulator-only control
+endpoints ``GET/POST /sim/faults``, ``POST /sim/cascade`` and ``POST /sim/liquidate`` let tests
+switch them at runtime.
 """
 
 from __future__ import annotations
@@ -11,12 +14,14 @@ from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from functools import partial
 from typing import TYPE_CHECKING, Any, cast
 
+import attrs
 import orjson
 import trio
 from hypercorn.config import Config as HypercornConfig
 from hypercorn.trio import serve
 from hypercorn.typing import ASGIFramework
 
+from mm.venues.sim.faults import DATA_CHANNELS, FaultUpdateError, FrameFate, HttpFate
 from mm.venues.sim.hub import Key, Session
 from mm.venues.sim.hyperliquid import wire
 from mm.venues.sim.hyperliquid.exchange import ExchangeError, ExchangeHandler
@@ -60,7 +65,10 @@ class SimApp:
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         body = await _read_body(receive)
-        status, payload = self.http_reply(scope, body)
+        if scope["path"].startswith("/sim/"):
+            status, payload = self.control(scope, body)
+        else:
+            status, payload = await self._faulty_reply(scope, body)
         content_type = b"application/json" if not isinstance(payload, str) else b"text/plain"
         data = payload.encode() if isinstance(payload, str) else orjson.dumps(payload)
         await send(
@@ -71,6 +79,49 @@ class SimApp:
             }
         )
         await send({"type": "http.response.body", "body": data})
+
+    async def _faulty_reply(self, scope: Scope, body: bytes | None) -> tuple[int, Any]:
+        faults = self.venue.faults
+        delay = faults.http_delay()
+        if delay:
+            await trio.sleep(delay)
+        fate = faults.http_fate()
+        if fate is HttpFate.TOO_MANY:
+            return 429, TOO_MANY
+        if fate is HttpFate.SERVER_ERROR:
+            return 500, "Internal Server Error"
+        return self.http_reply(scope, body)
+
+    def control(self, scope: Scope, body: bytes | None) -> tuple[int, Any]:
+        """The simulator-only control endpoints: faults, cascades, forced position changes."""
+        venue = self.venue
+        path, method = scope["path"], scope["method"]
+        if path == "/sim/faults" and method == "GET":
+            return 200, attrs.asdict(venue.faults.config)
+        try:
+            request = orjson.loads(body or b"{}")
+        except orjson.JSONDecodeError:
+            return 400, {"error": "body must be JSON"}
+        if method != "POST" or not isinstance(request, Mapping):
+            return 404, {"error": f"no such endpoint: {method} {path}"}
+        try:
+            if path == "/sim/faults":
+                return 200, attrs.asdict(venue.faults.update(request))
+            if path == "/sim/cascade":
+                venue.start_cascade(
+                    str(request["coin"]), float(request["move"]), float(request["duration_s"])
+                )
+                return 200, {"ok": True}
+            if path == "/sim/liquidate":
+                venue.force_position(
+                    str(request["user"]), str(request["coin"]), str(request.get("szi", "0"))
+                )
+                return 200, {"ok": True}
+        except FaultUpdateError as error:
+            return 400, {"error": str(error)}
+        except (KeyError, ValueError, TypeError) as error:
+            return 400, {"error": f"bad request: {error!r}"}
+        return 404, {"error": f"no such endpoint: {method} {path}"}
 
     def http_reply(self, scope: Scope, body: bytes | None) -> tuple[int, Any]:
         """(status, JSON value or text) for one HTTP request."""
@@ -174,8 +225,33 @@ class WebSocketSession:
                 await self._send({"type": "websocket.close", "code": 1000})
 
     async def _writer(self, session: Session) -> None:
-        async for text in session.receive_channel:
+        """Send queued frames, through the configured faults (delay, drop, dup, reorder, cut)."""
+        faults = self.venue.faults
+        held: str | None = None
+        data_frames = 0
+        async for channel, text in session.receive_channel:
+            fate = faults.frame_fate(channel)
+            if fate is FrameFate.DROP:
+                continue
+            if channel in DATA_CHANNELS:
+                delay = faults.ws_delay()
+                if delay:
+                    await trio.sleep(delay)
+            if fate is FrameFate.HOLD and held is None:
+                held = text
+                continue
             await self._send({"type": "websocket.send", "text": text})
+            if fate is FrameFate.DUPLICATE:
+                await self._send({"type": "websocket.send", "text": text})
+            if held is not None:
+                await self._send({"type": "websocket.send", "text": held})
+                held = None
+            if channel in DATA_CHANNELS:
+                data_frames += 1
+                limit = faults.config.ws_disconnect_after
+                if limit and data_frames >= limit:
+                    session.close(f"fault: disconnect after {limit} frames")
+                    return
 
     async def _reader(self, session: Session) -> None:
         idle = self.venue.config.idle_timeout_s
@@ -289,7 +365,7 @@ class WebSocketSession:
             }
         else:
             return
-        session.push(orjson.dumps({"channel": kind, "data": data}).decode())
+        session.push(orjson.dumps({"channel": kind, "data": data}).decode(), kind)
 
     def _post(self, session: Session, message: Mapping[str, Any]) -> None:
         post_id = message.get("id")

@@ -21,6 +21,7 @@ from loguru import logger
 from mm.venues.sim.config import SimConfig
 from mm.venues.sim.engine import Engine, Fees
 from mm.venues.sim.events import BookChanged, NonUserCancel, OrderUpdate, Trade, UserFill
+from mm.venues.sim.faults import Faults
 from mm.venues.sim.hub import Hub
 from mm.venues.sim.hyperliquid import wire
 from mm.venues.sim.market import FLOW_USER, LIQUIDITY_USER, SyntheticMarket
@@ -59,6 +60,8 @@ class SimVenue:
         self.address_limits = AddressLimiter(limits)
         self.ws_limits = WsLimits(limits)
         self.hub = Hub()
+        self.faults = Faults(config.faults, config.seed + 1)
+        self._cascades = sorted(config.cascades, key=lambda cascade: cascade.start_s)
         self.url: str | None = None
         self._epoch_ms = epoch_ms
         self._on_bound = on_bound
@@ -206,19 +209,49 @@ class SimVenue:
 
     def publish_books(self) -> None:
         """Snapshots of every book that changed since the last call (l2Book, bbo, allMids)."""
-        if not self._dirty:
+        if not self._dirty or self.faults.config.stall_books:
             return
         dirty, self._dirty = self._dirty, set()
         hub = self.hub
         for asset in sorted(dirty):
             name = self.specs[asset].name
-            hub.publish_lazy(("l2Book", name), "l2Book", partial(self.l2_snapshot, asset))
+            hub.publish_lazy(("l2Book", name), "l2Book", partial(self._book_frame, asset))
             book = self.engine.books[asset]
             top = (book.best_bid(), book.best_ask())
             if self._last_bbo.get(asset) != top:
                 self._last_bbo[asset] = top
                 hub.publish_lazy(("bbo", name), "bbo", partial(self.bbo, asset))
         hub.publish_lazy(("allMids", ""), "allMids", lambda: {"mids": self.mids()})
+
+    def _book_frame(self, asset: int) -> dict[str, Any]:
+        snapshot = self.l2_snapshot(asset)
+        bids, asks = snapshot["levels"]
+        if bids and asks and self.faults.cross_this_book():
+            bids[0]["px"], asks[0]["px"] = asks[0]["px"], bids[0]["px"]  # a crossed frame
+        return snapshot
+
+    # --- runtime controls (tests, `POST /sim/...`) ---------------------------------------------
+
+    def start_cascade(self, coin: str, move: float, duration_s: float) -> None:
+        spec = self.engine.by_name.get(coin)
+        if spec is None:
+            raise ValueError(f"unknown coin {coin!r}")
+        if duration_s <= 0:
+            raise ValueError("duration_s must be > 0")
+        self.market.start_cascade(spec.index, move, duration_s, self.now_ms())
+        logger.info("cascade on {}: {:+.2%} over {}s", coin, move, duration_s)
+
+    def force_position(self, user: str, coin: str, szi: str) -> None:
+        """Change a user's position without a fill, as a forced liquidation does."""
+        spec = self.engine.by_name.get(coin)
+        if spec is None:
+            raise ValueError(f"unknown coin {coin!r}")
+        lots = spec.parse_sz(szi.lstrip("-"))
+        if lots is None:
+            raise ValueError(f"bad size {szi!r}")
+        signed = -lots if szi.startswith("-") else lots
+        self.engine.force_position(user.lower(), spec.index, signed, self.now_ms())
+        logger.warning("forced position of {} on {} to {}", user, coin, szi)
 
     # --- the running venue ---------------------------------------------------------------------
 
@@ -240,9 +273,13 @@ class SimVenue:
 
     async def _market_loop(self) -> None:
         step = self.config.market.step_ms / 1000
+        started = self.now_ms()
         while True:
             await trio.sleep(step)
             now = self.now_ms()
+            while self._cascades and started + self._cascades[0].start_s * 1000 <= now:
+                cascade = self._cascades.pop(0)
+                self.start_cascade(cascade.coin, cascade.move, cascade.duration_s)
             self.market.step(now, step)
             self.engine.run_schedules(now)
             self.publish_events()

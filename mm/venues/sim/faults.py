@@ -1,0 +1,117 @@
+"""Faults the simulator can inject, seeded so that every run can be reproduced.
+
+``FaultConfig`` is the ``[sim.faults]`` section and also the body of ``POST /sim/faults``
+(a partial update at runtime). ``Faults`` holds the live settings and a random source of its
+own, so switching faults on never changes the market's tape. The shell asks it, frame by frame
+and request by request, what to do.
+"""
+
+from __future__ import annotations
+
+import enum
+import random
+from collections.abc import Mapping
+from typing import Any
+
+import attrs
+
+from mm.settings import ConfigError, non_negative, setting, structure_section
+
+DATA_CHANNELS = frozenset(
+    {"l2Book", "trades", "allMids", "bbo", "orderUpdates", "userFills", "user"}
+)
+
+
+def probability(value: float) -> str | None:
+    return None if 0 <= value <= 1 else f"must be between 0 and 1, got {value!r}"
+
+
+@attrs.frozen
+class FaultConfig:
+    # Added delay (and uniform jitter on top) before each WebSocket data frame is sent.
+    ws_latency_ms: float = setting(0.0, non_negative)
+    ws_jitter_ms: float = setting(0.0, non_negative)
+    # Added delay (and jitter) before each HTTP request is answered.
+    http_latency_ms: float = setting(0.0, non_negative)
+    http_jitter_ms: float = setting(0.0, non_negative)
+    # Per data frame: probability of dropping, duplicating, or holding it behind the next one.
+    ws_drop: float = setting(0.0, probability)
+    ws_duplicate: float = setting(0.0, probability)
+    ws_reorder: float = setting(0.0, probability)
+    # Close every WebSocket after this many data frames (0: never).
+    ws_disconnect_after: int = setting(0, non_negative)
+    # Book feeds stall: l2Book and bbo stop while connections stay open.
+    stall_books: bool = setting(False)
+    # Per l2Book frame: probability it shows a crossed book.
+    crossed_book: float = setting(0.0, probability)
+    # Per HTTP request: probability of an HTTP 429, or of an HTTP 500.
+    http_429: float = setting(0.0, probability)
+    http_5xx: float = setting(0.0, probability)
+
+
+class FrameFate(enum.Enum):
+    SEND = "send"
+    DROP = "drop"
+    DUPLICATE = "duplicate"
+    HOLD = "hold"  # send after the next frame
+
+
+class HttpFate(enum.Enum):
+    ANSWER = "answer"
+    TOO_MANY = "too_many"
+    SERVER_ERROR = "server_error"
+
+
+class FaultUpdateError(ValueError):
+    """A runtime update names an unknown fault or a bad value."""
+
+
+class Faults:
+    def __init__(self, config: FaultConfig, seed: int) -> None:
+        self.config = config
+        self.rng = random.Random(seed)
+
+    def update(self, changes: Mapping[str, Any]) -> FaultConfig:
+        """Apply a partial update (the body of ``POST /sim/faults``)."""
+        merged = {**attrs.asdict(self.config), **changes}
+        try:
+            self.config = structure_section(merged, FaultConfig, "faults")
+        except ConfigError as error:
+            raise FaultUpdateError("; ".join(error.errors)) from None
+        return self.config
+
+    def ws_delay(self) -> float:
+        config = self.config
+        if not config.ws_latency_ms and not config.ws_jitter_ms:
+            return 0.0
+        return (config.ws_latency_ms + self.rng.uniform(0, config.ws_jitter_ms)) / 1000
+
+    def http_delay(self) -> float:
+        config = self.config
+        if not config.http_latency_ms and not config.http_jitter_ms:
+            return 0.0
+        return (config.http_latency_ms + self.rng.uniform(0, config.http_jitter_ms)) / 1000
+
+    def frame_fate(self, channel: str) -> FrameFate:
+        config = self.config
+        if channel not in DATA_CHANNELS:
+            return FrameFate.SEND
+        if config.ws_drop and self.rng.random() < config.ws_drop:
+            return FrameFate.DROP
+        if config.ws_duplicate and self.rng.random() < config.ws_duplicate:
+            return FrameFate.DUPLICATE
+        if config.ws_reorder and self.rng.random() < config.ws_reorder:
+            return FrameFate.HOLD
+        return FrameFate.SEND
+
+    def http_fate(self) -> HttpFate:
+        config = self.config
+        if config.http_429 and self.rng.random() < config.http_429:
+            return HttpFate.TOO_MANY
+        if config.http_5xx and self.rng.random() < config.http_5xx:
+            return HttpFate.SERVER_ERROR
+        return HttpFate.ANSWER
+
+    def cross_this_book(self) -> bool:
+        crossed = self.config.crossed_book
+        return bool(crossed) and self.rng.random() < crossed
