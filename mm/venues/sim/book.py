@@ -49,6 +49,8 @@ class OrderBook:
         # Index 0: asks (ascending), 1: bids (ascending; the best bid is the last).
         self._prices: tuple[SortedList, SortedList] = (SortedList(), SortedList())
         self.orders: dict[int, Order] = {}
+        # Resting orders by user, so that one user's orders are found without a scan.
+        self._by_user: dict[str, dict[int, Order]] = {}
 
     def best_bid(self) -> int | None:
         prices = self._prices[1]
@@ -84,7 +86,7 @@ class OrderBook:
                 maker = queue[0]
                 if maker.user == user:
                     queue.popleft()
-                    del self.orders[maker.oid]
+                    self._unindex(maker)
                     expired.append(maker)
                     continue
                 traded = min(sz, maker.sz)
@@ -93,7 +95,7 @@ class OrderBook:
                 matches.append(Match(maker, level_px, traded))
                 if maker.sz == 0:
                     queue.popleft()
-                    del self.orders[maker.oid]
+                    self._unindex(maker)
             if not queue:
                 del queues[level_px]
                 prices.remove(level_px)
@@ -109,12 +111,17 @@ class OrderBook:
             self._prices[side].add(order.px)
         queue.append(order)
         self.orders[order.oid] = order
+        mine = self._by_user.get(order.user)
+        if mine is None:
+            mine = self._by_user[order.user] = {}
+        mine[order.oid] = order
 
     def remove(self, oid: int) -> Order | None:
         """Take a resting order off the book; None if it is not resting."""
-        order = self.orders.pop(oid, None)
+        order = self.orders.get(oid)
         if order is None:
             return None
+        self._unindex(order)
         side = 1 if order.is_buy else 0
         queue = self._queues[side][order.px]
         queue.remove(order)
@@ -135,6 +142,18 @@ class OrderBook:
 
     def iter_orders(self) -> Iterator[Order]:
         return iter(self.orders.values())
+
+    def user_orders(self, user: str) -> Iterator[Order]:
+        """One user's resting orders, in no particular order."""
+        mine = self._by_user.get(user)
+        return iter(mine.values()) if mine else iter(())
+
+    def _unindex(self, order: Order) -> None:
+        del self.orders[order.oid]
+        mine = self._by_user[order.user]
+        del mine[order.oid]
+        if not mine:
+            del self._by_user[order.user]
 
     def level_size(self, is_buy: bool, px: int) -> int:
         queue = self._queues[1 if is_buy else 0].get(px)

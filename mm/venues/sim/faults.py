@@ -40,7 +40,7 @@ class FaultConfig:
     ws_reorder: float = setting(0.0, probability)
     # Close every WebSocket after this many data frames (0: never).
     ws_disconnect_after: int = setting(0, non_negative)
-    # Book feeds stall: l2Book and bbo stop while connections stay open.
+    # Book feeds stall: l2Book, bbo and allMids pushes stop while connections stay open.
     stall_books: bool = setting(False)
     # Per l2Book frame: probability it shows a crossed book.
     crossed_book: float = setting(0.0, probability)

@@ -21,7 +21,8 @@ class Session:
     def __init__(self, conn_id: object, outbox_size: int) -> None:
         self.conn_id = conn_id
         self.keys: set[Key] = set()
-        self.send_channel, self.receive_channel = trio.open_memory_channel[tuple[str, str]](
+        # (channel, frame, trio time queued): faults delay a frame from when it was queued.
+        self.send_channel, self.receive_channel = trio.open_memory_channel[tuple[str, str, float]](
             outbox_size
         )
         self.closed = trio.Event()
@@ -32,7 +33,7 @@ class Session:
         if self.closed.is_set():
             return False
         try:
-            self.send_channel.send_nowait((channel, text))
+            self.send_channel.send_nowait((channel, text, trio.current_time()))
         except trio.WouldBlock:
             self.close("slow consumer")
             return False

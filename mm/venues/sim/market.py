@@ -42,8 +42,14 @@ def poisson(rng: random.Random, mean: float) -> int:
 @attrs.define
 class Cascade:
     asset: int
+    start_ms: int
     end_ms: int
     log_drift_per_s: float
+
+    def drift(self, step_start_ms: float, step_end_ms: float) -> float:
+        """Log move over the part of a step that overlaps the cascade."""
+        overlap = min(step_end_ms, self.end_ms) - max(step_start_ms, self.start_ms)
+        return self.log_drift_per_s * overlap / 1000 if overlap > 0 else 0.0
 
 
 class SyntheticMarket:
@@ -64,7 +70,7 @@ class SyntheticMarket:
     def start_cascade(self, asset: int, move: float, duration_s: float, now_ms: int) -> None:
         """Move the mid by the fraction ``move`` (e.g. -0.05) over ``duration_s``."""
         drift = math.log1p(move) / duration_s
-        self.cascades.append(Cascade(asset, now_ms + int(duration_s * 1000), drift))
+        self.cascades.append(Cascade(asset, now_ms, now_ms + int(duration_s * 1000), drift))
 
     def seed_liquidity(self, now_ms: int) -> None:
         for asset in self.mid:
@@ -73,17 +79,18 @@ class SyntheticMarket:
     def step(self, now_ms: int, dt_s: float) -> None:
         config = self.config
         rng = self.rng
-        self.cascades = [c for c in self.cascades if c.end_ms > now_ms]
+        step_start_ms = now_ms - dt_s * 1000
         for asset in self.mid:
             log_move = config.volatility_bps * BPS * math.sqrt(dt_s) * rng.gauss(0.0, 1.0)
             for _ in range(poisson(rng, config.jump_rate_per_hour / 3600 * dt_s)):
                 log_move += config.jump_size_bps * BPS * rng.gauss(0.0, 1.0)
             for cascade in self.cascades:
                 if cascade.asset == asset:
-                    log_move += cascade.log_drift_per_s * dt_s
+                    log_move += cascade.drift(step_start_ms, now_ms)
             self.mid[asset] *= math.exp(log_move)
             self._requote(asset, now_ms)
             self._takers(asset, now_ms, dt_s)
+        self.cascades = [c for c in self.cascades if c.end_ms > now_ms]
 
     def _requote(self, asset: int, now_ms: int) -> None:
         engine = self.engine

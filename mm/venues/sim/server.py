@@ -102,8 +102,10 @@ class SimApp:
             request = orjson.loads(body or b"{}")
         except orjson.JSONDecodeError:
             return 400, {"error": "body must be JSON"}
-        if method != "POST" or not isinstance(request, Mapping):
+        if method != "POST" or path not in ("/sim/faults", "/sim/cascade", "/sim/liquidate"):
             return 404, {"error": f"no such endpoint: {method} {path}"}
+        if not isinstance(request, Mapping):
+            return 400, {"error": "body must be a JSON object"}
         try:
             if path == "/sim/faults":
                 return 200, attrs.asdict(venue.faults.update(request))
@@ -229,14 +231,14 @@ class WebSocketSession:
         faults = self.venue.faults
         held: str | None = None
         data_frames = 0
-        async for channel, text in session.receive_channel:
+        async for channel, text, queued_at in session.receive_channel:
             fate = faults.frame_fate(channel)
             if fate is FrameFate.DROP:
                 continue
             if channel in DATA_CHANNELS:
                 delay = faults.ws_delay()
-                if delay:
-                    await trio.sleep(delay)
+                if delay:  # latency from when the frame was queued: it does not pile up
+                    await trio.sleep_until(queued_at + delay)
             if fate is FrameFate.HOLD and held is None:
                 held = text
                 continue

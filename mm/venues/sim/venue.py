@@ -250,6 +250,8 @@ class SimVenue:
         if lots is None:
             raise ValueError(f"bad size {szi!r}")
         signed = -lots if szi.startswith("-") else lots
+        if self.engine.account(user.lower()) is None:
+            raise ValueError(f"no account for {user}")
         self.engine.force_position(user.lower(), spec.index, signed, self.now_ms())
         logger.warning("forced position of {} on {} to {}", user, coin, szi)
 
@@ -273,14 +275,16 @@ class SimVenue:
 
     async def _market_loop(self) -> None:
         step = self.config.market.step_ms / 1000
-        started = self.now_ms()
+        started = last = self.now_ms()
         while True:
             await trio.sleep(step)
             now = self.now_ms()
             while self._cascades and started + self._cascades[0].start_s * 1000 <= now:
                 cascade = self._cascades.pop(0)
                 self.start_cascade(cascade.coin, cascade.move, cascade.duration_s)
-            self.market.step(now, step)
+            # Step by the time that really passed, so the market keeps pace with the clock.
+            self.market.step(now, (now - last) / 1000)
+            last = now
             self.engine.run_schedules(now)
             self.publish_events()
 

@@ -156,6 +156,7 @@ def user_fill(fill: UserFill, spec: AssetSpec) -> dict[str, Any]:
         "fee": usd(fill.fee),
         "tid": fill.tid,
         "feeToken": "USDC",
+        "twapId": None,  # the venue sends it on every fill; the simulator has no TWAPs
     }
     if fill.cloid is not None:
         entry["cloid"] = fill.cloid
