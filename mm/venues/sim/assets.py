@@ -9,6 +9,7 @@ most ``px_decimals`` decimals; a size is rounded to ``szDecimals``.
 
 from __future__ import annotations
 
+import re
 from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_EVEN, Decimal, InvalidOperation
 
 import attrs
@@ -28,7 +29,13 @@ def format_fixed(value: int, decimals: int) -> str:
     return f"{sign}{whole}.{fraction or '0'}"
 
 
+NUMBER = re.compile(r"^[0-9]+(\.[0-9]+)?$")
+
+
 def _decimal(text: str) -> Decimal | None:
+    """A plain decimal string ("123", "0.5"); no signs, exponents, spaces or underscores."""
+    if not isinstance(text, str) or NUMBER.match(text) is None:
+        return None
     try:
         value = Decimal(text)
     except (InvalidOperation, TypeError, ValueError):

@@ -329,6 +329,21 @@ class Engine:
         fills = self.fills.setdefault(order.user, deque(maxlen=FILLS_PER_USER))
         fills.append(fill)
         self.events.append(fill)
+        self._recheck_reduce_only(order.user, order.asset, now)
+
+    def _recheck_reduce_only(self, user: str, asset: int, now: int) -> None:
+        """After a position change: cancel resting reduce-only orders that could now increase it
+        (wrong side, or larger than the position), so none can open or flip a position."""
+        account = self.accounts.get(user)
+        if account is None:
+            return
+        position = account.position(asset).szi
+        book = self.books[asset]
+        for order in [o for o in book.user_orders(user) if o.reduce_only]:
+            if position == 0 or (position > 0) == order.is_buy or order.sz > abs(position):
+                book.remove(order.oid)
+                self.events.append(BookChanged(asset))
+                self._close(order, "reduceOnlyCanceled", now)
 
     def cancel(self, user: str, asset: int, oid: int, now: int) -> Rejected | None:
         if not 0 <= asset < len(self.specs):
@@ -426,7 +441,11 @@ class Engine:
         if order.cloid:
             self._cloid_history.setdefault(order.user, {})[order.cloid] = order.oid
         while len(history) > HISTORY_PER_USER:
-            self.records.pop(history.popleft(), None)
+            forgotten = self.records.pop(history.popleft(), None)
+            if forgotten is not None and forgotten.order.cloid is not None:
+                cloids = self._cloid_history.get(order.user, {})
+                if cloids.get(forgotten.order.cloid) == forgotten.order.oid:
+                    del cloids[forgotten.order.cloid]
 
     def _set_status(self, order: Order, status: str, now: int) -> None:
         if order.user in self.system_users:

@@ -655,3 +655,48 @@ def test_record_follows_partial_fills_of_a_resting_order(engine: Engine) -> None
     record = engine.find_record("alice", oid)
     assert record is not None
     assert (record.status, record.order.sz, record.order.orig_sz) == ("canceled", 200, 300)
+
+
+# --- reduce-only orders after a position change --------------------------------------------------
+
+
+def test_resting_reduce_only_orders_are_canceled_when_the_position_closes(engine: Engine) -> None:
+    seed(engine)
+    assert isinstance(engine.place("alice", req(True, "50010", "0.01", tif="Ioc"), T0), Filled)
+    exit_order = engine.place("alice", req(False, "60000", "0.01", reduce_only=True), T0)
+    assert isinstance(exit_order, Resting)
+    # Alice closes the long another way: the resting reduce-only sell would now open a short.
+    assert isinstance(engine.place("alice", req(False, "49990", "0.01", tif="Ioc"), T0 + 1), Filled)
+    assert exit_order.oid not in engine.books[0].orders
+    statuses = [(u.order.oid, u.status) for u in of_type(engine, OrderUpdate)]
+    assert (exit_order.oid, "reduceOnlyCanceled") in statuses
+    assert engine.accounts["alice"].position(0).szi == 0
+
+
+def test_reduce_only_orders_larger_than_a_shrunk_position_are_canceled(engine: Engine) -> None:
+    seed(engine)
+    assert isinstance(engine.place("alice", req(True, "50020", "0.03", tif="Ioc"), T0), Filled)
+    small = engine.place("alice", req(False, "60000", "0.01", reduce_only=True), T0)
+    large = engine.place("alice", req(False, "61000", "0.03", reduce_only=True), T0)
+    assert isinstance(small, Resting)
+    assert isinstance(large, Resting)
+    # Selling 0.02 leaves 0.01 long: the 0.03 reduce-only sell could flip it, the 0.01 cannot.
+    assert isinstance(engine.place("alice", req(False, "49990", "0.02", tif="Ioc"), T0 + 1), Filled)
+    assert small.oid in engine.books[0].orders
+    assert large.oid not in engine.books[0].orders
+    record = engine.find_record("alice", large.oid)
+    assert record is not None
+    assert record.status == "reduceOnlyCanceled"
+
+
+def test_cloid_history_is_forgotten_with_its_record(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("mm.venues.sim.engine.HISTORY_PER_USER", 2)
+    first = engine.place("alice", req(True, "40000", "0.01", cloid=C1), T0)
+    assert isinstance(first, Resting)
+    assert engine.cancel("alice", 0, first.oid, T0) is None
+    for _ in range(2):
+        engine.place("alice", req(True, "40000", "0.01"), T0)
+    assert engine.find_record("alice", C1) is None
+    assert C1 not in engine._cloid_history.get("alice", {})

@@ -47,7 +47,7 @@ CLOIDS = tuple(f"0x{index:032x}" for index in range(4))
 TIFS = ("Gtc",) * 5 + ("Ioc",) * 3 + ("Alo",) * 3 + ("Fok",)  # "Fok": BAD_TIF
 T0 = 1_700_000_000_000
 STEP_MS = 700  # per operation, so schedules (>= 5 s ahead) fire during a run
-TERMINAL = {"filled", "canceled", "selfTradeCanceled", "scheduledCancel"}
+TERMINAL = {"filled", "canceled", "selfTradeCanceled", "scheduledCancel", "reduceOnlyCanceled"}
 TERMINAL |= {"badAloPxRejected", "iocCancelRejected"}
 
 
@@ -347,8 +347,14 @@ class Harness:
             best.sz -= trade.sz
             if best.sz == 0:
                 del ref[best.oid]
-        # Only the taker's own opposite orders within its limit may vanish: self-trade expiry.
         resting = self.book_orders()
+        # A fill may leave resting reduce-only orders able to increase a position: the venue
+        # cancels them (reduceOnlyCanceled).
+        for event in self.engine.events[self.seen :]:
+            if isinstance(event, OrderUpdate) and event.status == "reduceOnlyCanceled":
+                assert event.order.reduce_only
+                ref.pop(event.order.oid, None)
+        # Only the taker's own opposite orders within its limit may vanish: self-trade expiry.
         for oid, order in list(ref.items()):
             if oid not in resting:
                 assert (order.user, order.asset) == (user, request.asset), "vanished"
