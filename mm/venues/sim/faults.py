@@ -40,6 +40,9 @@ class FaultConfig:
     ws_reorder: float = setting(0.0, probability)
     # Close every WebSocket after this many data frames (0: never).
     ws_disconnect_after: int = setting(0, non_negative)
+    # Close every open WebSocket this many seconds after the venue starts (0: never); at
+    # runtime, POST /sim/disconnect closes them at once.
+    ws_disconnect_at_s: float = setting(0.0, non_negative)
     # Book feeds stall: l2Book, bbo and allMids pushes stop while connections stay open.
     stall_books: bool = setting(False)
     # Per l2Book frame: probability it shows a crossed book.

@@ -3,8 +3,8 @@
 ``POST /info`` and ``POST /exchange`` over HTTP; ``/ws`` for subscriptions, pings and ``post``
 requests, as the venue serves them. Every request is charged to its IP's weight budget first.
 Faults (``mm.venues.sim.faults``) act here, on frames and requests; the simulator-only control
-endpoints ``GET/POST /sim/faults``, ``POST /sim/cascade`` and ``POST /sim/liquidate`` let tests
-switch them at runtime.
+endpoints ``GET/POST /sim/faults``, ``POST /sim/disconnect``, ``POST /sim/cascade`` and
+``POST /sim/liquidate`` let tests switch them at runtime.
 """
 
 from __future__ import annotations
@@ -102,6 +102,8 @@ class SimApp:
             request = orjson.loads(body or b"{}")
         except orjson.JSONDecodeError:
             return 400, {"error": "body must be JSON"}
+        if path == "/sim/disconnect" and method == "POST":
+            return 200, {"closed": venue.disconnect_all("fault: disconnect requested")}
         if method != "POST" or path not in ("/sim/faults", "/sim/cascade", "/sim/liquidate"):
             return 404, {"error": f"no such endpoint: {method} {path}"}
         if not isinstance(request, Mapping):
@@ -211,6 +213,7 @@ class WebSocketSession:
             return
         conn_id = limits.connected(self.ip)
         session = self.session = Session(conn_id, OUTBOX_FRAMES)
+        self.venue.sessions.add(session)
         await self._send({"type": "websocket.accept"})
         session.push(GREETING)
         try:
@@ -220,6 +223,7 @@ class WebSocketSession:
                 await session.closed.wait()
                 nursery.cancel_scope.cancel()
         finally:
+            self.venue.sessions.discard(session)
             self.venue.hub.drop(session)
             limits.disconnected(conn_id)
         if session.close_reason != "client closed":

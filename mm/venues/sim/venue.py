@@ -22,7 +22,7 @@ from mm.venues.sim.config import SimConfig
 from mm.venues.sim.engine import Engine, Fees
 from mm.venues.sim.events import BookChanged, NonUserCancel, OrderUpdate, Trade, UserFill
 from mm.venues.sim.faults import Faults
-from mm.venues.sim.hub import Hub
+from mm.venues.sim.hub import Hub, Session
 from mm.venues.sim.hyperliquid import wire
 from mm.venues.sim.market import FLOW_USER, LIQUIDITY_USER, SyntheticMarket
 from mm.venues.sim.nonces import NonceBook
@@ -60,6 +60,7 @@ class SimVenue:
         self.address_limits = AddressLimiter(limits)
         self.ws_limits = WsLimits(limits)
         self.hub = Hub()
+        self.sessions: set[Session] = set()
         self.faults = Faults(config.faults, config.seed + 1)
         self._cascades = sorted(config.cascades, key=lambda cascade: cascade.start_s)
         self.url: str | None = None
@@ -241,6 +242,15 @@ class SimVenue:
         self.market.start_cascade(spec.index, move, duration_s, self.now_ms())
         logger.info("cascade on {}: {:+.2%} over {}s", coin, move, duration_s)
 
+    def disconnect_all(self, reason: str) -> int:
+        """Close every open WebSocket connection; how many were open."""
+        sessions = list(self.sessions)
+        for session in sessions:
+            session.close(reason)
+        if sessions:
+            logger.warning("closed {} WebSocket connections: {}", len(sessions), reason)
+        return len(sessions)
+
     def force_position(self, user: str, coin: str, szi: str) -> None:
         """Change a user's position without a fill, as a forced liquidation does."""
         spec = self.engine.by_name.get(coin)
@@ -271,6 +281,7 @@ class SimVenue:
                 await self._on_bound(self.url)
             nursery.start_soon(self._market_loop)
             nursery.start_soon(self._book_loop)
+            nursery.start_soon(self._scheduled_disconnect)
             task_status.started()
 
     async def _market_loop(self) -> None:
@@ -287,6 +298,12 @@ class SimVenue:
             last = now
             self.engine.run_schedules(now)
             self.publish_events()
+
+    async def _scheduled_disconnect(self) -> None:
+        at = self.faults.config.ws_disconnect_at_s
+        if at:
+            await trio.sleep(at)
+            self.disconnect_all(f"fault: disconnect at {at:g}s")
 
     async def _book_loop(self) -> None:
         interval = self.config.book_interval_ms / 1000

@@ -16,6 +16,7 @@ import httpx
 import orjson
 import pytest
 import trio
+import trio.testing
 from trio_websocket import ConnectionClosed, WebSocketConnection, open_websocket_url
 
 from mm.venues.sim.config import MarketConfig, SimConfig
@@ -554,6 +555,42 @@ async def test_a_fault_update_that_is_not_an_object_is_400(body: bytes) -> None:
         async with running() as venue, http(venue) as client:
             response = await client.post("/sim/faults", content=body)
             assert response.status_code == 400
+
+
+async def test_ws_disconnect_at_a_time_closes_every_connection() -> None:
+    config = sim_config(faults=FaultConfig(ws_disconnect_at_s=0.5))
+    with trio.fail_after(TIMEOUT):
+        async with running(config) as venue, websocket(venue) as first, websocket(venue) as second:
+            started = trio.current_time()
+            for ws in (first, second):
+                await frames_until_closed(ws)
+                assert ws.closed is not None
+            assert trio.current_time() - started < 2.0
+            assert venue.sessions == set()
+
+
+async def test_post_sim_disconnect_closes_every_connection_now() -> None:
+    with trio.fail_after(TIMEOUT):
+        async with running() as venue, http(venue) as client, websocket(venue) as ws:
+            await send(ws, {"method": "ping"})
+            assert await receive(ws) == {"channel": "pong"}
+            response = await client.post("/sim/disconnect")
+            assert response.json() == {"closed": 1}
+            await frames_until_closed(ws)
+            assert ws.closed is not None
+
+
+async def test_the_venue_runs_on_trios_clock(autojump_clock: trio.testing.MockClock) -> None:
+    # Ten virtual minutes of market pass in moments: time, mids and the tape all advance.
+    venue = SimVenue(sim_config(market=attrs.evolve(QUIET, step_ms=1000)), epoch_ms=EPOCH_MS)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(venue.run)
+        start_ms = venue.now_ms()
+        start_mid = venue.mids()["BTC"]
+        await trio.sleep(600)
+        assert venue.now_ms() - start_ms == 600_000
+        assert venue.mids()["BTC"] != start_mid
+        nursery.cancel_scope.cancel()
 
 
 async def test_ws_drop_drops_data_but_not_control_frames() -> None:
