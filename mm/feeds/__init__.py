@@ -1,0 +1,1 @@
+"""Market-data feeds: connection health, data quality and the feed tasks."""
