@@ -11,7 +11,7 @@ import hashlib
 import ipaddress
 import tomllib
 import typing
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +35,8 @@ from mm.settings import (
 from mm.settings import (
     ConfigError as ConfigError,
 )
-from mm.venues.sim.config import SimConfig, VenueConfig
+from mm.venues.config import DEV_PRIVATE_KEY, PRIVATE_KEY, VenueConfig, is_local_url
+from mm.venues.sim.config import SimConfig
 
 ENV_PREFIX = "MM_"
 ENV_SEPARATOR = "__"
@@ -213,13 +214,31 @@ class Secrets:
     """Every secret the service holds; the log redactor is built from ``all()``."""
 
     admin_token: Secret | None = None
+    venue_key: Secret | None = None
 
     def all(self) -> list[Secret]:
-        return [secret for secret in (self.admin_token,) if secret is not None]
+        return [s for s in (self.admin_token, self.venue_key) if s is not None]
+
+
+def _token_problem(value: str) -> str | None:
+    if len(value) < MIN_TOKEN_LENGTH:
+        return f"must be at least {MIN_TOKEN_LENGTH} characters long"
+    return None
+
+
+def _key_problem(value: str) -> str | None:
+    if PRIVATE_KEY.match(value) is None:
+        return "must be a 32-byte hex private key (64 hex digits, optionally 0x-prefixed)"
+    return None
 
 
 def _read_secret(
-    key: str, env_name: str, file_name: str, base_dir: Path, environ: Mapping[str, str]
+    key: str,
+    env_name: str,
+    file_name: str,
+    base_dir: Path,
+    environ: Mapping[str, str],
+    problem: Callable[[str], str | None] = _token_problem,
 ) -> tuple[Secret | None, list[str]]:
     value: str | None = None
     source = ""
@@ -236,8 +255,9 @@ def _read_secret(
         source = f"{key}_env ({env_name})"
     if value is None:
         return None, []
-    if len(value) < MIN_TOKEN_LENGTH:
-        return None, [f"{source}: must be at least {MIN_TOKEN_LENGTH} characters long"]
+    trouble = problem(value)  # never includes the value itself
+    if trouble is not None:
+        return None, [f"{source}: {trouble}"]
     return Secret(value), []
 
 
@@ -265,6 +285,33 @@ def resolve_secrets(config: Config, environ: Mapping[str, str]) -> Secrets:
             f"required: set the environment variable {config.admin.token_env or '(token_env)'} "
             "or admin.token_file"
         )
+    venue = config.venue
+    venue_key, key_problems = _read_secret(
+        "venue.private_key",
+        venue.private_key_env,
+        venue.private_key_file,
+        config.base_dir,
+        environ,
+        _key_problem,
+    )
+    problems += key_problems
+    local = is_local_url(venue.url)
+    if venue_key is None and not key_problems:
+        if local:
+            venue_key = Secret(DEV_PRIVATE_KEY)
+        else:
+            problems.append(
+                f"venue.private_key_env: a signing key is required for {venue.url}: set "
+                f"{venue.private_key_env} or venue.private_key_file"
+            )
+    elif venue_key is not None and not local and _same_key(venue_key, DEV_PRIVATE_KEY):
+        problems.append(
+            f"venue.private_key_env: the public development key is refused for {venue.url}"
+        )
     if problems:
         raise ConfigError(problems)
-    return Secrets(admin_token=token)
+    return Secrets(admin_token=token, venue_key=venue_key)
+
+
+def _same_key(secret: Secret, key: str) -> bool:
+    return secret.reveal().lower().removeprefix("0x") == key.lower().removeprefix("0x")

@@ -25,6 +25,7 @@ from mm.config import (
     structure,
     to_dict,
 )
+from mm.venues.config import DEV_PRIVATE_KEY
 
 SHIPPED_CONFIG = Path(__file__).resolve().parents[1] / "config.toml"
 TOKEN = "0123456789abcdef-token"
@@ -425,7 +426,7 @@ def test_config_hash_changes_with_a_value() -> None:
 def test_no_token_on_loopback_is_fine() -> None:
     secrets = resolve_secrets(structure({}), {})
     assert secrets.admin_token is None
-    assert secrets.all() == []
+    assert secrets.all() == [secrets.venue_key]  # the simulator's development key
 
 
 def test_token_from_environment_variable() -> None:
@@ -433,7 +434,7 @@ def test_token_from_environment_variable() -> None:
     secrets = resolve_secrets(config, {"MY_TOKEN": f"  {TOKEN}\n", "MM_ADMIN_TOKEN": "x" * 20})
     assert secrets.admin_token is not None
     assert secrets.admin_token.reveal() == TOKEN
-    assert secrets.all() == [secrets.admin_token]
+    assert secrets.all() == [secrets.admin_token, secrets.venue_key]
 
 
 def test_token_from_default_environment_variable() -> None:
@@ -524,3 +525,77 @@ def test_loopback_hosts_need_no_token(host: str) -> None:
 )
 def test_is_loopback(host: str, expected: bool) -> None:
     assert is_loopback(host) is expected
+
+
+# --- the venue's signing key ---------------------------------------------------------------------
+
+KEY = "0x" + "ab" * 32
+
+
+def test_the_embedded_simulator_gets_the_development_key() -> None:
+    secrets = resolve_secrets(structure({}), {})
+    assert secrets.venue_key is not None
+    assert secrets.venue_key.reveal() == DEV_PRIVATE_KEY
+
+
+def test_a_loopback_simulator_gets_the_development_key_too() -> None:
+    config = structure({"venue": {"url": "http://127.0.0.1:8800"}})
+    secrets = resolve_secrets(config, {})
+    assert secrets.venue_key is not None
+    assert secrets.venue_key.reveal() == DEV_PRIVATE_KEY
+
+
+def test_a_remote_venue_needs_a_key() -> None:
+    config = structure({"venue": {"url": "https://api.hyperliquid.xyz", "network": "mainnet"}})
+    with pytest.raises(ConfigError) as caught:
+        resolve_secrets(config, {})
+    assert caught.value.errors == [
+        "venue.private_key_env: a signing key is required for https://api.hyperliquid.xyz: "
+        "set MM_HL_PRIVATE_KEY or venue.private_key_file"
+    ]
+
+
+def test_the_development_key_is_refused_for_a_remote_venue() -> None:
+    config = structure({"venue": {"url": "https://api.hyperliquid.xyz"}})
+    with pytest.raises(ConfigError) as caught:
+        resolve_secrets(config, {"MM_HL_PRIVATE_KEY": DEV_PRIVATE_KEY.upper().replace("0X", "")})
+    assert caught.value.errors == [
+        "venue.private_key_env: the public development key is refused for "
+        "https://api.hyperliquid.xyz"
+    ]
+
+
+def test_a_key_from_the_environment_or_a_file(tmp_path: Path) -> None:
+    config = structure({"venue": {"url": "https://api.hyperliquid.xyz"}})
+    from_env = resolve_secrets(config, {"MM_HL_PRIVATE_KEY": f" {KEY}\n"})
+    assert from_env.venue_key is not None
+    assert from_env.venue_key.reveal() == KEY
+    (tmp_path / "key").write_text("cd" * 32)
+    with_file = structure({"venue": {"private_key_file": "key"}}, base_dir=tmp_path)
+    from_file = resolve_secrets(with_file, {"MM_HL_PRIVATE_KEY": KEY})
+    assert from_file.venue_key is not None
+    assert from_file.venue_key.reveal() == "cd" * 32
+
+
+def test_a_malformed_key_is_refused_without_showing_it() -> None:
+    bad = "0x" + "zz" * 32
+    with pytest.raises(ConfigError) as caught:
+        resolve_secrets(structure({}), {"MM_HL_PRIVATE_KEY": bad})
+    assert caught.value.errors == [
+        "venue.private_key_env (MM_HL_PRIVATE_KEY): must be a 32-byte hex private key "
+        "(64 hex digits, optionally 0x-prefixed)"
+    ]
+    assert bad not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("venue", "error"),
+    [
+        ({"url": "ftp://x"}, 'venue.url: must be "embedded" or an http(s) base URL'),
+        ({"network": "devnet"}, "venue.network: must be one of mainnet, testnet"),
+        ({"account_address": "0x12"}, "venue.account_address: must be empty or a 0x-prefixed"),
+        ({"kind": "binance"}, "venue.kind: must be one of hyperliquid"),
+    ],
+)
+def test_venue_section_checks(venue: dict[str, str], error: str) -> None:
+    assert any(line.startswith(error) for line in errors_of({"venue": venue}))

@@ -1,4 +1,4 @@
-"""The ``[sim]`` and ``[venue]`` config sections: the embedded simulator and where mm trades."""
+"""The ``[sim]`` config section: the embedded venue simulator."""
 
 from __future__ import annotations
 
@@ -69,9 +69,3 @@ class SimConfig:
     market: MarketConfig = MarketConfig()
     faults: FaultConfig = attrs.field(factory=FaultConfig)
     cascades: tuple[CascadeConfig, ...] = setting((), _listed_cascades)
-
-
-@attrs.frozen
-class VenueConfig:
-    url: str = setting("embedded", non_empty)
-    mainnet: bool = setting(True)
