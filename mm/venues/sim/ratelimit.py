@@ -4,63 +4,34 @@ Pure and synchronous: no I/O and no clock reads. Every method that depends on ti
 ``now`` (seconds, any monotonic origin: the simulator passes ``trio.current_time()``), so tests
 drive simulated time without sleeping.
 
-Figures implemented, and where they come from
-=============================================
-
-Hyperliquid docs, "Rate limits and user limits"
-(https://hyperliquid.gitbook.io/hyperliquid-docs/for-developers/api/rate-limits-and-user-limits,
-formerly ``.../api/rate-limits``):
+The documented figures and request weights live in ``mm.venues.hyperliquid.limits`` (its
+docstring cites the venue's docs); the adapter's client-side limiter uses the same module, so the
+simulator and the client can never disagree on a figure. The weight functions and constants are
+re-exported here. What this module adds is how the simulator enforces them:
 
 Per IP address
-    * REST requests share an aggregated weight limit of **1200 per minute**
-      (``IpWeightLimiter``). The docs say "per minute" and no more; we enforce it as a sliding
-      60 s window (a log of charges), which is the strict reading: no 60 s interval ever holds more
-      than 1200 weight. A token bucket refilling 20/s would admit up to 2400 in some 60 s intervals
-      (a full bucket plus a minute of refill), which the docs' wording does not allow.
-    * ``exchange`` requests weigh **1 + floor(batch_length / 40)**, batch_length being the length
-      of the array in the action (orders, cancels, modifies): unbatched actions weigh 1, a batch of
-      79 orders weighs 2 (``exchange_weight``).
-    * ``info`` requests ``l2Book``, ``allMids``, ``clearinghouseState``, ``orderStatus``,
-      ``spotClearinghouseState``, ``exchangeStatus`` weigh **2**; ``userRole`` weighs **60**; all
-      other documented info requests weigh **20** (``info_weight``).
-    * ``recentTrades``, ``historicalOrders``, ``userFills``, ``userFillsByTime``,
-      ``fundingHistory``, ``userFunding``, ``nonUserFundingUpdates``, ``twapHistory``,
-      ``userTwapSliceFills``, ``userTwapSliceFillsByTime``, ``delegatorHistory``,
-      ``delegatorRewards``, ``validatorStats`` add **1 weight per 20 items** returned;
-      ``candleSnapshot`` adds **1 per 60 items** (``extra_info_weight``; we count whole groups,
-      ``items // 20``, as the docs do not say how a partial group is charged).
-    * ``explorer`` requests weigh 40 (kept in the config; the simulator has no explorer API).
-    * WebSocket: at most **100 connections**, **1000 subscriptions**, **10 unique users** across
-      user-specific subscriptions, **2000 messages sent per minute** and **100 simultaneous
-      inflight post messages**, all "across all websocket connections" of the IP (``WsLimits``).
+    * The 1200 weight "per minute" is enforced as a sliding 60 s window (a log of charges), which
+      is the strict reading: no 60 s interval ever holds more than 1200 weight
+      (``IpWeightLimiter``). A token bucket refilling 20/s would admit up to 2400 in some 60 s
+      intervals (a full bucket plus a minute of refill), which the docs' wording does not allow.
+    * ``explorer`` weight is kept in the config; the simulator has no explorer API.
+    * WebSocket limits are counted across all of the IP's connections (``WsLimits``).
 
-Per address (sub-accounts are separate users; actions only, never info requests)
-    * 1 request per **1 USDC traded** cumulatively since inception, on top of an initial buffer
-      of **10000 requests**: ``cap = 10000 + floor(cum_volume)`` (``AddressLimiter``).
-    * When rate limited, an address may still send **one request every 10 seconds**.
-    * Cancels have the cumulative limit **min(limit + 100000, limit * 2)**, so a limited address
-      can still cancel its open orders.
-    * A batched request of **n orders (or cancels) counts as n requests** here, but as one
-      request (of the weight above) against the IP limit.
+Per address (``AddressLimiter``)
+    * ``cap = 10000 + floor(cum_volume)``; a request is refused when the requests already sent
+      have reached the cap (the cancel cap for cancels), so a batch started under the cap is
+      admitted whole. The refusal is the venue's ``AddressRateLimit`` text with
+      ``Y = cap - 1``, as in real rejections (see the shared module). ``Z`` is printed like
+      ``cumVlm``.
+    * Past the cap, one request is still admitted every 10 s.
 
 Wire texts and shapes
-    * The address limit's error is the venue's ``AddressRateLimit`` text from the docs' "Error
-      responses" page (``/work/shared/fixtures/hyperliquid/error_messages.json``):
-      ``Too many cumulative requests sent (X > Y) for cumulative volume traded $Z. Place taker
-      orders to free up 1 request per USDC traded.`` Real rejections seen in the wild, e.g.
-      ``(20629 > 16414) ... $6415.83``, ``(15965 > 15855) ... $5856.56`` and
-      ``(2887581 > 2807233) ... $2797234.88019``, all have ``Y = 10000 + floor(Z) - 1``, one less
-      than the ``nRequestsCap`` that ``userRateLimit`` reports. So the venue refuses a request
-      when the requests already sent ``X`` exceed ``cap - 1`` (that is, ``X >= cap``), which
-      still lets exactly 10000 single requests through on a fresh address, as documented. ``Z``
-      is printed like ``cumVlm`` below.
-    * ``userRateLimit`` answers ``{"cumVlm": str, "nRequestsUsed": int, "nRequestsCap": int}``
-      (recording in ``/work/shared/fixtures/hyperliquid/info_responses.json``:
-      ``"cumVlm": "170043721737.450012207"``, ``nRequestsCap = 10000 + floor(cumVlm)``). ``cumVlm``
-      is the f64 volume with 9 decimals, trailing zeros trimmed to one (``"0.0"``, ``"42.0"``,
-      ``"58293.48"`` as seen in other published responses). Newer venue versions add
-      ``nRequestsSurplus`` (request weight bought with ``reserveRequestWeight``), which the
-      simulator does not model.
+    * ``userRateLimit`` answers ``{"cumVlm": str, "nRequestsUsed": int, "nRequestsCap": int}``.
+      ``cumVlm`` is the f64 volume with 9 decimals, trailing zeros trimmed to one (``"0.0"``,
+      ``"42.0"``, ``"58293.48"`` as seen in published responses; the recording in
+      ``/work/shared/fixtures/hyperliquid/info_responses.json`` has
+      ``"cumVlm": "170043721737.450012207"``). Newer venue versions add ``nRequestsSurplus``
+      (request weight bought with ``reserveRequestWeight``), which the simulator does not model.
     * WebSocket errors arrive as ``{"channel": "error", "data": TEXT}``; the texts below are the
       venue's own, as collected in nktkas/hyperliquid issue #78: ``Cannot subscribe to more than
       1000 channels.``, ``Cannot track more than 10 total users.``, ``Cannot send more than 2000
@@ -79,60 +50,48 @@ from typing import Any, Final
 
 import attrs
 
+from mm.venues.hyperliquid import limits
+from mm.venues.hyperliquid.limits import (
+    ADDRESS_RATE_LIMIT_TEMPLATE,
+    BATCH_FIELDS,
+    CANCEL_ACTION_TYPES,
+    LIGHT_INFO_TYPES,
+    PER_20_ITEMS_INFO_TYPES,
+    PER_60_ITEMS_INFO_TYPES,
+    USER_ROLE_INFO_TYPES,
+    address_requests,
+    batch_length,
+    exchange_weight,
+    extra_info_weight,
+    info_weight,
+    is_cancel_action,
+)
+
+__all__ = [
+    "ADDRESS_RATE_LIMIT_TEMPLATE",
+    "BATCH_FIELDS",
+    "CANCEL_ACTION_TYPES",
+    "DEFAULT_CONFIG",
+    "LIGHT_INFO_TYPES",
+    "PER_20_ITEMS_INFO_TYPES",
+    "PER_60_ITEMS_INFO_TYPES",
+    "USER_ROLE_INFO_TYPES",
+    "AddressLimiter",
+    "AddressState",
+    "ConnId",
+    "IpWeightLimiter",
+    "RateLimitConfig",
+    "WsLimits",
+    "address_requests",
+    "batch_length",
+    "exchange_weight",
+    "extra_info_weight",
+    "format_volume",
+    "info_weight",
+    "is_cancel_action",
+]
+
 ConnId = Hashable
-
-LIGHT_INFO_TYPES: Final = frozenset(
-    {
-        "l2Book",
-        "allMids",
-        "clearinghouseState",
-        "orderStatus",
-        "spotClearinghouseState",
-        "exchangeStatus",
-    }
-)
-"""Info requests of weight 2."""
-
-USER_ROLE_INFO_TYPES: Final = frozenset({"userRole"})
-"""Info requests of weight 60."""
-
-PER_20_ITEMS_INFO_TYPES: Final = frozenset(
-    {
-        "recentTrades",
-        "historicalOrders",
-        "userFills",
-        "userFillsByTime",
-        "fundingHistory",
-        "userFunding",
-        "nonUserFundingUpdates",
-        "twapHistory",
-        "userTwapSliceFills",
-        "userTwapSliceFillsByTime",
-        "delegatorHistory",
-        "delegatorRewards",
-        "validatorStats",
-    }
-)
-"""Info requests charged one more weight per 20 items returned."""
-
-PER_60_ITEMS_INFO_TYPES: Final = frozenset({"candleSnapshot"})
-"""Info requests charged one more weight per 60 items returned."""
-
-BATCH_FIELDS: Final[Mapping[str, str]] = {
-    "order": "orders",
-    "cancel": "cancels",
-    "cancelByCloid": "cancels",
-    "batchModify": "modifies",
-}
-"""For each batched action type, the field holding its array."""
-
-CANCEL_ACTION_TYPES: Final = frozenset({"cancel", "cancelByCloid"})
-"""Actions that get the larger cancel allowance of the address limit."""
-
-ADDRESS_RATE_LIMIT_TEMPLATE: Final = (
-    "Too many cumulative requests sent ({sent} > {allowed}) for cumulative volume traded "
-    "${volume}. Place taker orders to free up 1 request per USDC traded."
-)
 
 
 def _positive(_instance: object, attribute: attrs.Attribute[Any], value: float) -> None:
@@ -147,85 +106,72 @@ def _non_negative(_instance: object, attribute: attrs.Attribute[Any], value: flo
 
 @attrs.frozen
 class RateLimitConfig:
-    """The venue's limits; every default is the documented figure (see the module docstring)."""
+    """The venue's limits; every default is the documented figure (``limits``).
+
+    It satisfies ``limits.WeightFigures`` and ``limits.AddressFigures``, so the weight functions
+    accept it in place of the documented figures.
+    """
 
     enabled: bool = True
 
     # Per IP, REST: an aggregated weight per rolling window.
-    ip_weight_per_minute: int = attrs.field(default=1200, validator=_positive)
-    window_seconds: float = attrs.field(default=60.0, validator=_positive)
-    exchange_batch_divisor: int = attrs.field(default=40, validator=_positive)
-    info_weight_light: int = attrs.field(default=2, validator=_non_negative)
-    info_weight_default: int = attrs.field(default=20, validator=_non_negative)
-    info_weight_user_role: int = attrs.field(default=60, validator=_non_negative)
-    info_items_per_extra_weight: int = attrs.field(default=20, validator=_positive)
-    candle_items_per_extra_weight: int = attrs.field(default=60, validator=_positive)
-    explorer_weight: int = attrs.field(default=40, validator=_non_negative)
+    ip_weight_per_minute: int = attrs.field(
+        default=limits.IP_WEIGHT_PER_MINUTE, validator=_positive
+    )
+    window_seconds: float = attrs.field(default=limits.WINDOW_SECONDS, validator=_positive)
+    exchange_batch_divisor: int = attrs.field(
+        default=limits.EXCHANGE_BATCH_DIVISOR, validator=_positive
+    )
+    info_weight_light: int = attrs.field(default=limits.INFO_WEIGHT_LIGHT, validator=_non_negative)
+    info_weight_default: int = attrs.field(
+        default=limits.INFO_WEIGHT_DEFAULT, validator=_non_negative
+    )
+    info_weight_user_role: int = attrs.field(
+        default=limits.INFO_WEIGHT_USER_ROLE, validator=_non_negative
+    )
+    info_items_per_extra_weight: int = attrs.field(
+        default=limits.INFO_ITEMS_PER_EXTRA_WEIGHT, validator=_positive
+    )
+    candle_items_per_extra_weight: int = attrs.field(
+        default=limits.CANDLE_ITEMS_PER_EXTRA_WEIGHT, validator=_positive
+    )
+    explorer_weight: int = attrs.field(default=limits.EXPLORER_WEIGHT, validator=_non_negative)
 
     # Per IP, WebSocket, across all of the IP's connections.
-    ws_max_connections: int = attrs.field(default=100, validator=_non_negative)
-    ws_max_subscriptions: int = attrs.field(default=1000, validator=_non_negative)
-    ws_max_users: int = attrs.field(default=10, validator=_non_negative)
-    ws_messages_per_minute: int = attrs.field(default=2000, validator=_non_negative)
-    ws_max_inflight_posts: int = attrs.field(default=100, validator=_non_negative)
+    ws_max_connections: int = attrs.field(
+        default=limits.WS_MAX_CONNECTIONS, validator=_non_negative
+    )
+    ws_max_subscriptions: int = attrs.field(
+        default=limits.WS_MAX_SUBSCRIPTIONS, validator=_non_negative
+    )
+    ws_max_users: int = attrs.field(default=limits.WS_MAX_USERS, validator=_non_negative)
+    ws_messages_per_minute: int = attrs.field(
+        default=limits.WS_MESSAGES_PER_MINUTE, validator=_non_negative
+    )
+    ws_max_inflight_posts: int = attrs.field(
+        default=limits.WS_MAX_INFLIGHT_POSTS, validator=_non_negative
+    )
 
     # Per address, actions only.
-    address_initial_requests: int = attrs.field(default=10000, validator=_non_negative)
-    requests_per_usdc: float = attrs.field(default=1.0, validator=_non_negative)
-    address_throttled_interval_seconds: float = attrs.field(default=10.0, validator=_positive)
-    cancel_extra_requests: int = attrs.field(default=100000, validator=_non_negative)
+    address_initial_requests: int = attrs.field(
+        default=limits.ADDRESS_INITIAL_REQUESTS, validator=_non_negative
+    )
+    requests_per_usdc: float = attrs.field(
+        default=limits.REQUESTS_PER_USDC, validator=_non_negative
+    )
+    address_throttled_interval_seconds: float = attrs.field(
+        default=limits.ADDRESS_THROTTLED_INTERVAL_SECONDS, validator=_positive
+    )
+    cancel_extra_requests: int = attrs.field(
+        default=limits.CANCEL_EXTRA_REQUESTS, validator=_non_negative
+    )
 
 
 DEFAULT_CONFIG: Final = RateLimitConfig()
 
 
 # --------------------------------------------------------------------------------------------
-# Weights
-
-
-def info_weight(request: Mapping[str, Any], config: RateLimitConfig = DEFAULT_CONFIG) -> int:
-    """The IP weight of an ``/info`` request, before counting what it returns."""
-    request_type = request.get("type")
-    if request_type in LIGHT_INFO_TYPES:
-        return config.info_weight_light
-    if request_type in USER_ROLE_INFO_TYPES:
-        return config.info_weight_user_role
-    return config.info_weight_default
-
-
-def extra_info_weight(
-    request_type: str, items_returned: int, config: RateLimitConfig = DEFAULT_CONFIG
-) -> int:
-    """The weight an ``/info`` request adds for the items its response lists (0 for most)."""
-    if request_type in PER_20_ITEMS_INFO_TYPES:
-        return max(0, items_returned) // config.info_items_per_extra_weight
-    if request_type in PER_60_ITEMS_INFO_TYPES:
-        return max(0, items_returned) // config.candle_items_per_extra_weight
-    return 0
-
-
-def batch_length(action: Mapping[str, Any]) -> int:
-    """The length of the array in a batched action; 0 for an unbatched one."""
-    field = BATCH_FIELDS.get(str(action.get("type")))
-    if field is None:
-        return 0
-    items = action.get(field)
-    return len(items) if isinstance(items, list | tuple) else 0
-
-
-def exchange_weight(action: Mapping[str, Any], config: RateLimitConfig = DEFAULT_CONFIG) -> int:
-    """The IP weight of an ``/exchange`` request: ``1 + floor(batch_length / 40)``."""
-    return 1 + batch_length(action) // config.exchange_batch_divisor
-
-
-def address_requests(action: Mapping[str, Any]) -> int:
-    """How many requests an action counts for the address limit: n for a batch of n, else 1."""
-    return max(1, batch_length(action))
-
-
-def is_cancel_action(action: Mapping[str, Any]) -> bool:
-    """Whether an action gets the cancel allowance of the address limit."""
-    return action.get("type") in CANCEL_ACTION_TYPES
+# Wire formats
 
 
 def format_volume(usdc: float) -> str:
@@ -384,15 +330,11 @@ class AddressLimiter:
 
     def cap(self, address: str) -> int:
         """``initial + floor(cum_volume * requests_per_usdc)``: ``nRequestsCap``."""
-        volume = self._peek(address).cum_volume_usdc
-        return self._config.address_initial_requests + math.floor(
-            volume * self._config.requests_per_usdc
-        )
+        return limits.address_cap(self._peek(address).cum_volume_usdc, self._config)
 
     def cancel_cap(self, address: str) -> int:
         """The cancels' cumulative limit: ``min(cap + 100000, cap * 2)``."""
-        cap = self.cap(address)
-        return min(cap + self._config.cancel_extra_requests, cap * 2)
+        return limits.cancel_cap(self.cap(address), self._config)
 
     def add_volume(self, address: str, usdc: float) -> None:
         """Add traded notional (USDC, taken as its absolute value) to the address's volume."""

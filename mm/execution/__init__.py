@@ -1,0 +1,1 @@
+"""Execution: order lifecycle, reconciliation, dispatch, rate limits, slots, cascade, flatten."""
