@@ -1,0 +1,661 @@
+"""Execution dispatch: venue order reports and fills in, typed lifecycle events out.
+
+Pure functional core (no I/O, no clock: every entry point takes ``now_ms``). The order API shell
+and the user-stream task call one `Dispatcher`; it owns the `TrackedOrder` s (through an
+`OrderRegistry`) and answers every input with a list of events.
+
+Two-tier routing
+    A report or fill whose cloid (else oid) is registered is turned into typed events
+    (`OrderAccepted`, `OrderUpdated`, `FillEvent`, `OrderFilled`, ...). Anything else, an order
+    placed by another client, or by us before a restart, or forgotten after retention, is passed
+    on raw as `UntrackedReport` / `UntrackedFill` for reconciliation, never turned into
+    lifecycle events.
+
+Fill dedup
+    Fills are deduplicated on (oid, tid) in a bounded FIFO set before routing: the userFills
+    snapshot sent again after a resubscribe, or a duplicated frame, is dropped and counted,
+    never applied twice. The oid is part of the key so that the two sides of one trade (two of
+    our orders crossing) would still be two fills; for one order, tid alone decides.
+
+Cancel-replace
+    Hyperliquid modifies by cancel-and-replace: under one cloid the venue reports the old oid
+    ``canceled`` and a new oid accepted, and those two reports, the fills on the new oid and the
+    modify's own answer can arrive in any order. A pending-modify marker (keyed on cloid) is set
+    when the modify is *sent* (not when it is answered, unlike the reference design: so a cancel
+    of the old oid that arrives before anything else is covered too), and:
+
+    - the first evidence of the new oid (the modify's answer, a report for an oid the order has
+      not had, a fill on it) promotes it to the order's oid and emits exactly one `OrderUpdated`;
+      the old oid is retired, and every later report for it is stale (counted, no event, no
+      regression);
+    - a plain ``canceled`` for the old oid that arrives while the marker is set is held back,
+      not applied: dropped when the replacement shows up, replayed (as `OrderCanceled`) when the
+      modify is refused;
+    - a rejected replacement leg (e.g. ``badAloPxRejected`` for the new oid) is retired and the
+      marker stays until the modify's answer, so the order's fate is decided by the old oid's
+      reports whatever the arrival order;
+    - the marker expires when the modify is refused, when the order ends, or when an
+      authoritative orderStatus answer (`Dispatcher.resolve_unknown` after a timeout) names the
+      old oid (no replacement exists) or the rejected replacement (the modify failed; without a
+      held cancel the order stays UNKNOWN until the old oid's status is asked for).
+
+Unknown outcomes
+    `Dispatcher.on_timeout` moves a pending order to UNKNOWN; venue reports, late answers, or
+    `Dispatcher.resolve_unknown` (an orderStatus answer, or None when the venue does not know
+    the cloid) resolve it. `Dispatcher.is_orphan` spares orders that may be ours but unanswered.
+
+Venue inputs that contradict the order's state (an illegal transition) change nothing: they are
+counted in `DispatchStats.conflicts` (and a contradicting fill or live report is also passed on
+raw, so reconciliation sees it). Local requests that are illegal raise `IllegalTransition`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Callable, Hashable, Iterable
+
+import attrs
+
+from mm.execution.lifecycle import (
+    IllegalTransition,
+    LifecycleError,
+    Op,
+    OrderState,
+    TrackedOrder,
+    Transition,
+    VenueStatus,
+    classify_status,
+)
+from mm.execution.registry import OrderRegistry
+from mm.model import (
+    CancelResult,
+    Fill,
+    Filled,
+    ModifyOrder,
+    OpenOrder,
+    OrderReport,
+    PlaceOrder,
+    PlaceResult,
+    Rejected,
+    Resting,
+    Side,
+)
+
+# --- events ------------------------------------------------------------------------------------
+
+
+@attrs.frozen(slots=True)
+class OrderAccepted:
+    """The venue holds the order (first time it is seen live or filled)."""
+
+    cloid: str
+    oid: int
+    coin: str
+    side: Side
+    px: float
+    sz: float
+    time_ms: int
+
+
+@attrs.frozen(slots=True)
+class OrderUpdated:
+    """A modify took effect: one event, whatever the order of the venue's cancel/accept."""
+
+    cloid: str
+    oid: int
+    old_oid: int
+    px: float
+    sz: float
+    time_ms: int
+
+
+@attrs.frozen(slots=True)
+class FillEvent:
+    """One unique fill of a tracked order (never emitted twice for a trade)."""
+
+    cloid: str
+    fill: Fill
+    filled_sz: float  # cumulative, this fill included
+    avg_px: float
+    time_ms: int
+
+
+@attrs.frozen(slots=True)
+class OrderPartiallyFilled:
+    cloid: str
+    oid: int | None
+    filled_sz: float
+    leaves_sz: float
+    avg_px: float
+    time_ms: int
+
+
+@attrs.frozen(slots=True)
+class OrderFilled:
+    cloid: str
+    oid: int | None
+    filled_sz: float  # what the fills so far add up to (they may still be on their way)
+    avg_px: float
+    time_ms: int
+
+
+@attrs.frozen(slots=True)
+class OrderCanceled:
+    cloid: str
+    oid: int | None
+    reason: str  # the venue's word: canceled, marginCanceled, scheduledCancel, ...
+    filled_sz: float
+    time_ms: int
+
+
+@attrs.frozen(slots=True)
+class OrderRejected:
+    cloid: str
+    oid: int | None
+    reason: str
+    time_ms: int
+
+
+@attrs.frozen(slots=True)
+class OrderExpired:
+    cloid: str
+    oid: int | None
+    reason: str
+    time_ms: int
+
+
+@attrs.frozen(slots=True)
+class OrderStateUnknown:
+    """A request got no answer: the order's fate is unknown until the venue says."""
+
+    cloid: str
+    oid: int | None
+    op: Op
+    time_ms: int
+
+
+@attrs.frozen(slots=True)
+class OrderCancelRejected:
+    cloid: str
+    oid: int | None
+    reason: str
+    time_ms: int
+
+
+@attrs.frozen(slots=True)
+class OrderModifyRejected:
+    cloid: str
+    oid: int | None
+    reason: str
+    time_ms: int
+
+
+@attrs.frozen(slots=True)
+class UntrackedReport:
+    """A report for an order we do not track: for reconciliation."""
+
+    report: OrderReport
+
+
+@attrs.frozen(slots=True)
+class UntrackedFill:
+    """A fill of an order we do not track: for reconciliation (and positions)."""
+
+    fill: Fill
+
+
+OrderEvent = (
+    OrderAccepted
+    | OrderUpdated
+    | FillEvent
+    | OrderPartiallyFilled
+    | OrderFilled
+    | OrderCanceled
+    | OrderRejected
+    | OrderExpired
+    | OrderStateUnknown
+    | OrderCancelRejected
+    | OrderModifyRejected
+)
+Untracked = UntrackedReport | UntrackedFill
+DispatchOutput = OrderEvent | Untracked
+
+
+# --- configuration, counters, dedup ------------------------------------------------------------
+
+
+@attrs.frozen(slots=True)
+class DispatchConfig:
+    dedup_capacity: int = 100_000  # fills remembered for dedup
+    terminal_retention: int = 10_000  # terminal orders kept so late reports still match
+    orphan_grace_ms: int = 5_000  # an untracked open order younger than this is not an orphan
+
+    def __attrs_post_init__(self) -> None:
+        for name in ("dedup_capacity", "terminal_retention"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1")
+        if self.orphan_grace_ms < 0:
+            raise ValueError("orphan_grace_ms must not be negative")
+
+
+@attrs.define(slots=True)
+class DispatchStats:
+    reports: int = 0
+    fills: int = 0
+    fills_applied: int = 0
+    duplicate_fills: int = 0
+    untracked_reports: int = 0
+    untracked_fills: int = 0
+    stale_reports: int = 0  # reports for replaced oids, or after the end
+    suppressed_cancels: int = 0  # cancels of a replaced oid held back (cancel-replace)
+    rejected_replacements: int = 0
+    unknown_status: int = 0  # status words we do not know (state kept)
+    unknown_acks: int = 0  # answers for cloids we do not (or no longer) track
+    conflicts: int = 0  # venue inputs that contradict the order's state (state kept)
+    last_conflict: str = ""
+
+
+class BoundedDedup:
+    """A set that remembers the last ``capacity`` keys, forgetting the oldest first."""
+
+    def __init__(self, capacity: int) -> None:
+        if capacity < 1:
+            raise ValueError(f"capacity must be at least 1, got {capacity}")
+        self.capacity = capacity
+        self._order: deque[Hashable] = deque()
+        self._keys: set[Hashable] = set()
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._keys
+
+    def seen(self, key: Hashable) -> bool:
+        """True if ``key`` is remembered; otherwise remember it and return False."""
+        if key in self._keys:
+            return True
+        self._keys.add(key)
+        self._order.append(key)
+        if len(self._order) > self.capacity:
+            self._keys.discard(self._order.popleft())
+        return False
+
+
+@attrs.define(slots=True)
+class PendingModify:
+    """The cancel-replace marker of one cloid, set when the modify is sent."""
+
+    old_oid: int
+    sent_ms: int
+    held_cancel: OrderReport | None = None  # the old oid's cancel, held back
+    rejected_oid: int | None = None  # a replacement leg the venue rejected
+
+
+# --- the dispatcher ----------------------------------------------------------------------------
+
+
+class Dispatcher:
+    """Tracks our orders and turns venue answers, reports and fills into lifecycle events."""
+
+    def __init__(self, config: DispatchConfig | None = None) -> None:
+        self.config = config or DispatchConfig()
+        self.registry = OrderRegistry(self.config.terminal_retention)
+        self.stats = DispatchStats()
+        self._dedup = BoundedDedup(self.config.dedup_capacity)
+        self._modifies: dict[str, PendingModify] = {}
+
+    def order(self, cloid: str) -> TrackedOrder | None:
+        return self.registry.get(cloid)
+
+    def pending_modify(self, cloid: str) -> PendingModify | None:
+        return self._modifies.get(cloid)
+
+    # --- requests (call before the request leaves) --------------------------------------------
+
+    def submit(self, order: PlaceOrder, now_ms: int) -> TrackedOrder:
+        """Register a new order (PENDING_NEW). Raises `DuplicateCloid` for a known cloid."""
+        tracked = TrackedOrder.submit(order, now_ms)
+        self.registry.register(tracked)
+        return tracked
+
+    def request_cancel(self, cloid: str, now_ms: int) -> TrackedOrder:
+        """Mark a cancel as sent (PENDING_CANCEL). Raises `IllegalTransition` if not allowed."""
+        order = self._require(cloid)
+        order.request_cancel(now_ms)
+        return order
+
+    def request_modify(self, modify: ModifyOrder, now_ms: int) -> TrackedOrder:
+        """Mark a modify as sent (PENDING_MODIFY) and set the cancel-replace marker."""
+        order = self._require(modify.target)
+        if isinstance(modify.target, int) and modify.target != order.oid:
+            raise LifecycleError(f"modify of {order.cloid}: oid {modify.target} was replaced")
+        new = modify.order
+        if new.cloid != order.cloid or new.coin != order.coin or new.side is not order.side:
+            raise LifecycleError(
+                f"modify of {order.cloid} must keep its cloid, coin and side "
+                f"(got {new.cloid} {new.coin} {new.side.name})"
+            )
+        old_oid = order.oid
+        order.request_modify(new.px, new.sz, new.tif, now_ms)
+        assert old_oid is not None  # request_modify requires a known oid
+        self._modifies[order.cloid] = PendingModify(old_oid=old_oid, sent_ms=now_ms)
+        return order
+
+    # --- answers of the order API ---------------------------------------------------------------
+
+    def on_place_ack(self, cloid: str, result: PlaceResult, now_ms: int) -> list[OrderEvent]:
+        order = self._answered(cloid)
+        if order is None:
+            return []
+        if isinstance(result, Resting):
+            oid = result.oid
+            return self._step(order, now_ms, lambda: order.ack_resting(oid, now_ms))
+        if isinstance(result, Filled):
+            filled = result
+            return self._step(
+                order, now_ms, lambda: order.ack_filled(filled.oid, filled.total_sz, now_ms)
+            )
+        reason = result.reason
+        return self._step(order, now_ms, lambda: order.ack_rejected(reason, now_ms))
+
+    def on_cancel_ack(self, cloid: str, result: CancelResult, now_ms: int) -> list[OrderEvent]:
+        order = self._answered(cloid)
+        if order is None:
+            return []
+        if isinstance(result, Rejected):
+            reason = result.reason
+            return self._step(order, now_ms, lambda: order.cancel_refused(reason, now_ms))
+        return self._step(order, now_ms, lambda: order.cancel_acked(now_ms))
+
+    def on_modify_ack(self, cloid: str, result: PlaceResult, now_ms: int) -> list[OrderEvent]:
+        order = self._answered(cloid)
+        if order is None:
+            return []
+        if isinstance(result, Rejected):
+            return self._modify_refused(order, result.reason, now_ms)
+        oid = result.oid
+        events: list[OrderEvent] = []
+        if (
+            cloid in self._modifies
+            and order.modify_target is not None
+            and not order.is_terminal
+            and oid not in order.retired_oids
+        ):
+            events += self._replace(order, oid, now_ms)  # first evidence of the replacement
+        elif oid != order.oid:
+            self._conflict(f"modify answer for {cloid}: oid {oid} is not current")
+            return []
+        if isinstance(result, Filled) and oid == order.oid:
+            filled = result
+            events += self._step(
+                order, now_ms, lambda: order.ack_filled(filled.oid, filled.total_sz, now_ms)
+            )
+        return events
+
+    def on_timeout(self, cloid: str, now_ms: int) -> list[OrderEvent]:
+        """The request in flight for ``cloid`` got no answer in time."""
+        order = self._answered(cloid)
+        if order is None:
+            return []
+        return self._step(order, now_ms, lambda: order.timed_out(now_ms))
+
+    def resolve_unknown(
+        self, cloid: str, report: OrderReport | None, now_ms: int
+    ) -> list[DispatchOutput]:
+        """Settle an order with the venue's orderStatus answer for its cloid (None: unknown
+        to the venue). On an order that is not UNKNOWN this is just another report."""
+        order = self._answered(cloid)
+        if order is None:
+            return []
+        if report is None:
+            return list(self._step(order, now_ms, lambda: order.resolved_missing(now_ms)))
+        if report.cloid is not None and report.cloid != cloid:
+            self._conflict(f"orderStatus for {cloid} names cloid {report.cloid}")
+            return []
+        authoritative = order.state is OrderState.UNKNOWN
+        return self._apply_report(order, report, now_ms, authoritative)
+
+    # --- the user stream ------------------------------------------------------------------------
+
+    def on_order_report(self, report: OrderReport, now_ms: int) -> list[DispatchOutput]:
+        self.stats.reports += 1
+        order = self.registry.find(report.cloid, report.oid)
+        if order is None or (report.cloid is not None and report.cloid != order.cloid):
+            self.stats.untracked_reports += 1
+            return [UntrackedReport(report)]
+        return self._apply_report(order, report, now_ms, authoritative=False)
+
+    def on_fill(self, fill: Fill, now_ms: int) -> list[DispatchOutput]:
+        self.stats.fills += 1
+        if self._dedup.seen((fill.oid, fill.tid)):
+            self.stats.duplicate_fills += 1
+            return []
+        order = self.registry.find(fill.cloid, fill.oid)
+        if order is None:
+            self.stats.untracked_fills += 1
+            return [UntrackedFill(fill)]
+        events: list[DispatchOutput] = []
+        if (
+            order.oid is not None
+            and not order.knows_oid(fill.oid)
+            and order.cloid in self._modifies
+            and order.modify_target is not None
+            and not order.is_terminal
+        ):
+            # A fill on a new oid under our cloid while a modify is in flight: the replacement.
+            events += self._replace(order, fill.oid, now_ms)
+        try:
+            transition = order.apply_fill(fill, now_ms)
+        except IllegalTransition as error:
+            self._conflict(str(error))
+            self.stats.untracked_fills += 1
+            return [*events, UntrackedFill(fill)]
+        self.stats.fills_applied += 1
+        self._sync(order)
+        events += self._events(order, transition, now_ms)
+        return events
+
+    # --- reconciliation helpers -------------------------------------------------------------------
+
+    def is_orphan(self, order: OpenOrder | OrderReport, now_ms: int) -> bool:
+        """Whether a venue order is nobody's: untracked, live, older than the grace period,
+        and not possibly one of ours whose placement (or modify) is still unanswered."""
+        if self.registry.find(order.cloid, order.oid) is not None:
+            return False
+        if isinstance(order, OrderReport) and classify_status(order.status) is not (
+            VenueStatus.LIVE
+        ):
+            return False
+        if now_ms - order.time_ms < self.config.orphan_grace_ms:
+            return False
+        return not any(
+            ours.coin == order.coin
+            and ours.side is order.side
+            and (ours.oid is None or ours.modify_target is not None)
+            and _same_px(ours, order.px)
+            for ours in self.registry.live()
+        )
+
+    def orphans(self, orders: Iterable[OpenOrder], now_ms: int) -> list[OpenOrder]:
+        return [o for o in orders if self.is_orphan(o, now_ms)]
+
+    # --- internals ------------------------------------------------------------------------------
+
+    def _apply_report(
+        self, order: TrackedOrder, report: OrderReport, now_ms: int, authoritative: bool
+    ) -> list[DispatchOutput]:
+        word, oid = report.status, report.oid
+        status = classify_status(word)
+        if status is None:
+            self.stats.unknown_status += 1
+        marker = self._modifies.get(order.cloid)
+        if order.oid is None or oid == order.oid:
+            if marker is not None and oid == marker.old_oid:
+                if authoritative:
+                    # orderStatus by cloid names the old oid: no replacement exists.
+                    events: list[DispatchOutput] = []
+                    events += self._modify_refused(
+                        order, "modify not applied", now_ms, replay=False
+                    )
+                    events += self._step(
+                        order, now_ms, lambda: order.report(word, oid, now_ms, authoritative=True)
+                    )
+                    return events
+                if word == "canceled":
+                    # Most likely the old leg of our cancel-replace, ahead of the new oid.
+                    marker.held_cancel = report
+                    self.stats.suppressed_cancels += 1
+                    return []
+            return list(
+                self._step(
+                    order,
+                    now_ms,
+                    lambda: order.report(word, oid, now_ms, authoritative=authoritative),
+                )
+            )
+        if order.knows_oid(oid):
+            if authoritative and marker is not None and oid == marker.rejected_oid:
+                # orderStatus names the rejected replacement: the modify failed.
+                return list(self._modify_refused(order, word, now_ms, settle=False))
+            self.stats.stale_reports += 1  # a replaced oid: never regresses the order
+            return []
+        if marker is not None and order.modify_target is not None and not order.is_terminal:
+            # A new oid under our cloid while a modify is in flight: the replacement leg.
+            if status is None:
+                return []
+            if status is VenueStatus.REJECTED:
+                order.retire_oid(oid)
+                marker.rejected_oid = oid
+                self._sync(order)
+                self.stats.rejected_replacements += 1
+                if authoritative:
+                    return list(self._modify_refused(order, word, now_ms, settle=False))
+                return []
+            events = list(self._replace(order, oid, now_ms, px=report.px, sz=report.orig_sz))
+            if status is not VenueStatus.LIVE:
+                events += self._step(order, now_ms, lambda: order.report(word, oid, now_ms))
+            return events
+        if status is VenueStatus.LIVE and not order.is_terminal:
+            # A live venue order under our cloid that is not the one we track: reconcile it.
+            self._conflict(f"order {order.cloid}: live report for unexpected oid {oid}")
+            self.stats.untracked_reports += 1
+            return [UntrackedReport(report)]
+        self.stats.stale_reports += 1
+        return []
+
+    def _replace(
+        self,
+        order: TrackedOrder,
+        new_oid: int,
+        now_ms: int,
+        *,
+        px: float | None = None,
+        sz: float | None = None,
+    ) -> list[OrderEvent]:
+        self._modifies.pop(order.cloid, None)  # a held cancel of the old oid is now stale
+        return self._step(order, now_ms, lambda: order.replaced(new_oid, now_ms, px=px, sz=sz))
+
+    def _modify_refused(
+        self,
+        order: TrackedOrder,
+        reason: str,
+        now_ms: int,
+        *,
+        replay: bool = True,
+        settle: bool = True,
+    ) -> list[OrderEvent]:
+        """Expire the marker of a failed modify; replay the old oid's cancel if it was held.
+
+        ``settle=False``: the failure is all we learned (an orderStatus answer naming the
+        rejected replacement); without a held cancel an UNKNOWN order stays UNKNOWN until the
+        old oid's status is known.
+        """
+        marker = self._modifies.pop(order.cloid, None)
+        events = self._step(
+            order, now_ms, lambda: order.modify_refused(reason, now_ms, settle=settle)
+        )
+        if replay and marker is not None and marker.held_cancel is not None:
+            held = marker.held_cancel
+            events += [
+                e
+                for e in self._apply_report(order, held, now_ms, authoritative=False)
+                if not isinstance(e, (UntrackedReport, UntrackedFill))
+            ]
+        return events
+
+    def _step(
+        self, order: TrackedOrder, now_ms: int, transition: Callable[[], Transition]
+    ) -> list[OrderEvent]:
+        try:
+            result = transition()
+        except IllegalTransition as error:
+            self._conflict(str(error))
+            return []
+        self._sync(order)
+        return self._events(order, result, now_ms)
+
+    def _sync(self, order: TrackedOrder) -> None:
+        self.registry.sync(order)
+        if order.modify_target is None:
+            self._modifies.pop(order.cloid, None)
+
+    def _events(self, order: TrackedOrder, tr: Transition, now_ms: int) -> list[OrderEvent]:
+        cloid, oid = order.cloid, order.oid
+        out: list[OrderEvent] = []
+        if tr.accepted and oid is not None:
+            out.append(
+                OrderAccepted(cloid, oid, order.coin, order.side, order.px, order.sz, now_ms)
+            )
+        if tr.replaced_oid is not None and oid is not None:
+            out.append(OrderUpdated(cloid, oid, tr.replaced_oid, order.px, order.sz, now_ms))
+        if tr.fill is not None:
+            out.append(FillEvent(cloid, tr.fill, order.filled_sz, order.avg_fill_px, now_ms))
+            if not tr.after.is_terminal:
+                out.append(
+                    OrderPartiallyFilled(
+                        cloid, oid, order.filled_sz, order.leaves_sz, order.avg_fill_px, now_ms
+                    )
+                )
+        reason = tr.reason or order.reason or ""
+        if tr.refused is Op.CANCEL:
+            out.append(OrderCancelRejected(cloid, oid, reason, now_ms))
+        elif tr.refused is Op.MODIFY:
+            out.append(OrderModifyRejected(cloid, oid, reason, now_ms))
+        if tr.changed:
+            after = tr.after
+            if after is OrderState.FILLED:
+                out.append(OrderFilled(cloid, oid, order.filled_sz, order.avg_fill_px, now_ms))
+            elif after is OrderState.CANCELED:
+                out.append(OrderCanceled(cloid, oid, reason, order.filled_sz, now_ms))
+            elif after is OrderState.REJECTED:
+                out.append(OrderRejected(cloid, oid, reason, now_ms))
+            elif after is OrderState.EXPIRED:
+                out.append(OrderExpired(cloid, oid, reason, now_ms))
+            elif after is OrderState.UNKNOWN:
+                out.append(OrderStateUnknown(cloid, oid, order.pending or Op.PLACE, now_ms))
+        return out
+
+    def _require(self, target: str | int) -> TrackedOrder:
+        order = (
+            self.registry.get(target) if isinstance(target, str) else self.registry.by_oid(target)
+        )
+        if order is None:
+            raise LifecycleError(f"no tracked order {target!r}")
+        return order
+
+    def _answered(self, cloid: str) -> TrackedOrder | None:
+        order = self.registry.get(cloid)
+        if order is None:
+            self.stats.unknown_acks += 1
+        return order
+
+    def _conflict(self, text: str) -> None:
+        self.stats.conflicts += 1
+        self.stats.last_conflict = text
+
+
+def _same_px(order: TrackedOrder, px: float) -> bool:
+    prices = [order.px] + ([order.modify_target[0]] if order.modify_target else [])
+    return any(math.isclose(p, px, rel_tol=1e-9, abs_tol=1e-12) for p in prices)

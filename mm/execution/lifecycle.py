@@ -1,0 +1,658 @@
+"""The order lifecycle: one order's state machine, driven by what we send and what the venue says.
+
+Pure: no I/O and no clock; every input carries ``now_ms``. A `TrackedOrder` is mutable and owned
+by one `mm.execution.dispatch.Dispatcher`; each input returns a `Transition` (what changed, for the
+dispatcher to turn into typed events) or raises `IllegalTransition` *before* touching any field,
+so a refused input never corrupts state.
+
+An order is identified by its cloid for its whole life. The venue's oid changes on every modify
+(Hyperliquid modifies by cancel-and-replace): ``oid`` is the current venue order, ``retired_oids``
+the ones it replaced (late reports for those are stale and must not regress the order).
+
+States
+------
+
+=================  ========================================================================
+PENDING_NEW        placed, no answer yet (the cloid is registered before the request leaves)
+OPEN               resting at the venue, nothing filled
+PARTIALLY_FILLED   resting, some size filled (cumulative over the cloid's oids)
+PENDING_CANCEL     a cancel is in flight
+PENDING_MODIFY     a modify (cancel-and-replace) is in flight
+UNKNOWN            a request timed out: the order's fate is not known. It is never assumed
+                   gone or never placed; only the venue resolves it
+FILLED             terminal: fully filled
+CANCELED           terminal: canceled (by us, by the venue's own rules, by the dead-man's switch)
+REJECTED           terminal: never went live (rejected, or the venue has never heard of it)
+EXPIRED            terminal: went live once, and the venue no longer knows it
+=================  ========================================================================
+
+Transition table (``working`` = PARTIALLY_FILLED when anything has filled, else OPEN;
+``base`` = the state beneath a pending cancel/modify or a timed-out request):
+
+====================  =========================================  =============================
+input                 from                                       to
+====================  =========================================  =============================
+submit                (new)                                      PENDING_NEW
+ack Resting / live    PENDING_NEW, UNKNOWN(place)                working (OrderAccepted)
+  report              UNKNOWN(cancel/modify), authoritative      working
+                      PENDING_CANCEL/MODIFY, UNKNOWN(cancel/     unchanged; base := working
+                      modify) from the WebSocket
+ack Filled            any non-FILLED state                       FILLED (IOC short fill:
+                                                                 CANCELED)
+ack Rejected          not yet live                               REJECTED; live: illegal
+report filled         any non-FILLED state (terminal included)   FILLED
+report *Canceled,     any non-terminal                           CANCELED (reason = the word)
+  scheduledCancel
+report *Rejected      not yet live / live                        REJECTED / CANCELED
+report unknown word   any                                        unchanged, flagged
+fill (partial)        PENDING_NEW, OPEN, UNKNOWN(place)          PARTIALLY_FILLED
+                      PENDING_CANCEL/MODIFY, UNKNOWN(other)      unchanged; base := working
+                      terminal                                   unchanged (size applied)
+fill (completes oid)  any non-FILLED state (terminal included)   FILLED
+request cancel        PENDING_NEW, OPEN, PARTIALLY_FILLED,       PENDING_CANCEL; else illegal
+                      UNKNOWN (no modify unresolved)
+cancel ack (done)     any non-terminal, after a cancel request   CANCELED
+cancel ack (refused)  PENDING_CANCEL, UNKNOWN(cancel)            base (OrderCancelRejected)
+request modify        OPEN, PARTIALLY_FILLED                     PENDING_MODIFY; else illegal
+modify takes effect   PENDING_MODIFY, UNKNOWN(modify)            working, new oid
+                                                                 (OrderUpdated)
+modify refused        PENDING_MODIFY, UNKNOWN(modify)            base (OrderModifyRejected);
+                                                                 UNKNOWN kept if only the
+                                                                 failure is known (settle=False)
+timeout               PENDING_NEW, PENDING_CANCEL,               UNKNOWN; else no-op
+                      PENDING_MODIFY
+resolved: not found   UNKNOWN: never had an oid / had one        REJECTED / EXPIRED
+====================  =========================================  =============================
+
+Decisions:
+
+- **Terminal states are final, except for FILLED.** Fills are truth: a fill is always applied to
+  ``filled_sz`` and ``avg_fill_px``, whatever the state (a fill that raced a cancel ack is real).
+  When the fills on the current oid reach its size, or the venue reports ``filled``, the order
+  moves to FILLED even from CANCELED, EXPIRED or REJECTED: the cancel lost the race, the order
+  actually filled. A partial late fill leaves a CANCELED order CANCELED (partially filled,
+  remainder canceled: the normal end of a cancel racing a fill). Nothing else leaves a
+  terminal state, and FILLED is never left.
+- **A live report does not resolve a timed-out cancel or modify.** A WebSocket ``open`` may have
+  been sent before the venue processed the cancel, so it proves only that the order was placed;
+  the state stays UNKNOWN until a terminal report, a late ack, or an authoritative orderStatus
+  answer (``authoritative=True``). For a timed-out *place*, any live evidence resolves it.
+- **A refusal returns to the base state**: a refused cancel or modify means the request did not
+  take effect; the order is where it was, and the next venue report says if it has since gone.
+- ``iocCancelRejected`` is REJECTED (as the order API answers it), so the ack and the report
+  agree whatever order they arrive in. A rejection word for an order already seen live means
+  it is gone: CANCELED, with the word as the reason.
+- **One request in flight per order.** Cancel or modify while a cancel or modify is pending is
+  illegal (a timed-out cancel may be retried from UNKNOWN); the kill switch's cancel-all goes
+  around the lifecycle and its reports settle every order.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+
+import attrs
+
+from mm.model import Fill, PlaceOrder, Side, Tif
+
+
+class OrderState(enum.Enum):
+    PENDING_NEW = "pending_new"
+    OPEN = "open"
+    PARTIALLY_FILLED = "partially_filled"
+    FILLED = "filled"
+    PENDING_CANCEL = "pending_cancel"
+    PENDING_MODIFY = "pending_modify"
+    CANCELED = "canceled"
+    REJECTED = "rejected"
+    EXPIRED = "expired"
+    UNKNOWN = "unknown"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in TERMINAL_STATES
+
+
+TERMINAL_STATES: frozenset[OrderState] = frozenset(
+    {OrderState.FILLED, OrderState.CANCELED, OrderState.REJECTED, OrderState.EXPIRED}
+)
+WORKING_STATES: frozenset[OrderState] = frozenset({OrderState.OPEN, OrderState.PARTIALLY_FILLED})
+
+
+class Op(enum.Enum):
+    """A request to the venue's order API."""
+
+    PLACE = "place"
+    CANCEL = "cancel"
+    MODIFY = "modify"
+
+
+class VenueStatus(enum.Enum):
+    """What a venue status word means for the lifecycle."""
+
+    LIVE = "live"
+    FILLED = "filled"
+    CANCELED = "canceled"
+    REJECTED = "rejected"
+
+
+_CANCEL_WORDS = (
+    "canceled",
+    "marginCanceled",
+    "vaultWithdrawalCanceled",
+    "openInterestCapCanceled",
+    "selfTradeCanceled",
+    "reduceOnlyCanceled",
+    "siblingFilledCanceled",
+    "delistedCanceled",
+    "liquidatedCanceled",
+    "outcomeSettledCanceled",
+    "scheduledCancel",
+)
+_REJECT_WORDS = (
+    "rejected",
+    "tickRejected",
+    "minTradeNtlRejected",
+    "minTradeSpotNtlRejected",
+    "perpMarginRejected",
+    "reduceOnlyRejected",
+    "badAloPxRejected",
+    "iocCancelRejected",
+    "badTriggerPxRejected",
+    "marketOrderNoLiquidityRejected",
+    "positionIncreaseAtOpenInterestCapRejected",
+    "positionFlipAtOpenInterestCapRejected",
+    "tooAggressiveAtOpenInterestCapRejected",
+    "openInterestIncreaseRejected",
+    "insufficientSpotBalanceRejected",
+    "oracleRejected",
+    "perpMaxPositionRejected",
+)
+
+#: Every Hyperliquid order status word, and what it means here.
+VENUE_STATUS: Mapping[str, VenueStatus] = {
+    "open": VenueStatus.LIVE,
+    "triggered": VenueStatus.LIVE,  # a trigger order went live
+    "filled": VenueStatus.FILLED,
+    **dict.fromkeys(_CANCEL_WORDS, VenueStatus.CANCELED),
+    **dict.fromkeys(_REJECT_WORDS, VenueStatus.REJECTED),
+}
+
+
+def classify_status(word: str) -> VenueStatus | None:
+    """The meaning of a venue status word; None for a word this build does not know."""
+    return VENUE_STATUS.get(word)
+
+
+class LifecycleError(Exception):
+    """Base of the lifecycle's errors."""
+
+
+class IllegalTransition(LifecycleError):
+    """An input that this order's state does not allow. Nothing was changed."""
+
+    def __init__(self, cloid: str, state: OrderState, action: str, detail: str = "") -> None:
+        self.cloid = cloid
+        self.state = state
+        self.action = action
+        self.detail = detail
+        text = f"order {cloid}: {action} is illegal in state {state.name}"
+        super().__init__(f"{text}: {detail}" if detail else text)
+
+
+@attrs.frozen(slots=True)
+class Transition:
+    """The outcome of one input: the state before and after, and what else happened."""
+
+    action: str
+    before: OrderState
+    after: OrderState
+    accepted: bool = False  # the order was seen live at the venue for the first time
+    replaced_oid: int | None = None  # a modify took effect; this oid was replaced
+    fill: Fill | None = None  # a fill was applied
+    refused: Op | None = None  # the venue refused this cancel or modify
+    reason: str | None = None
+    ignored: str | None = None  # why the input changed nothing ("stale", "unknown status", ...)
+
+    @property
+    def changed(self) -> bool:
+        return self.before is not self.after
+
+
+def _covers(filled: float, size: float) -> bool:
+    """Whether ``filled`` reaches ``size``, allowing for float sums of decimal sizes."""
+    return filled >= size - 1e-9 * max(1.0, abs(size))
+
+
+@attrs.define(slots=True, eq=False)
+class TrackedOrder:
+    """One of our orders, from submission to a terminal state. Mutated only by its methods."""
+
+    cloid: str
+    coin: str
+    side: Side
+    px: float  # the current venue order's price
+    sz: float  # the current venue order's original size (changes on modify)
+    orig_sz: float  # the size first submitted
+    tif: Tif
+    reduce_only: bool
+    created_ms: int
+    updated_ms: int
+    state: OrderState = OrderState.PENDING_NEW
+    oid: int | None = None
+    retired_oids: list[int] = attrs.Factory(list)
+    filled_sz: float = 0.0  # cumulative over every oid this cloid had: the sum of unique fills
+    avg_fill_px: float = 0.0
+    oid_filled_sz: float = 0.0  # filled on the current oid (decides partial vs full)
+    fill_count: int = 0
+    accepted: bool = False  # seen live (or filled) at the venue at least once
+    acked_ms: int | None = None
+    terminal_ms: int | None = None
+    in_flight_since_ms: int | None = None  # when the request in flight left
+    pending: Op | None = Op.PLACE  # the request in flight (kept through UNKNOWN)
+    base: OrderState = OrderState.PENDING_NEW  # the state beneath a pending cancel/modify
+    cancel_sent: bool = False
+    modify_target: tuple[float, float, Tif] | None = None  # px, sz, tif of a modify in flight
+    reason: str | None = None  # why it ended: the venue's word, or the rejection text
+    unknown_words: list[str] = attrs.Factory(list)  # status words we could not map (flagged)
+
+    # --- construction ---------------------------------------------------------------------------
+
+    @classmethod
+    def submit(cls, order: PlaceOrder, now_ms: int) -> TrackedOrder:
+        """A new order, PENDING_NEW, registered before its request leaves."""
+        if order.sz <= 0:
+            raise ValueError(f"order {order.cloid}: size must be positive, got {order.sz}")
+        return cls(
+            cloid=order.cloid,
+            coin=order.coin,
+            side=order.side,
+            px=order.px,
+            sz=order.sz,
+            orig_sz=order.sz,
+            tif=order.tif,
+            reduce_only=order.reduce_only,
+            created_ms=now_ms,
+            updated_ms=now_ms,
+            in_flight_since_ms=now_ms,
+        )
+
+    # --- queries --------------------------------------------------------------------------------
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.state.is_terminal
+
+    @property
+    def leaves_sz(self) -> float:
+        """Size still working on the current venue order (0 once terminal)."""
+        if self.is_terminal:
+            return 0.0
+        return max(0.0, self.sz - self.oid_filled_sz)
+
+    @property
+    def reject_reason(self) -> str | None:
+        return self.reason if self.state is OrderState.REJECTED else None
+
+    @property
+    def can_cancel(self) -> bool:
+        """A cancel may be sent: not terminal, nothing else in flight but a timed-out request,
+        and no modify unresolved (its outcome decides which venue order a cancel would hit)."""
+        return self.state in _CANCELABLE and self.modify_target is None
+
+    @property
+    def can_modify(self) -> bool:
+        return self.state in WORKING_STATES and self.oid is not None
+
+    def knows_oid(self, oid: int) -> bool:
+        return oid == self.oid or oid in self.retired_oids
+
+    def working_state(self) -> OrderState:
+        return OrderState.PARTIALLY_FILLED if self.filled_sz > 0 else OrderState.OPEN
+
+    # --- local requests ---------------------------------------------------------------------------
+
+    def request_cancel(self, now_ms: int) -> Transition:
+        if not self.can_cancel:
+            raise IllegalTransition(self.cloid, self.state, "request_cancel")
+        before = self.state
+        self.base = self._underlying()
+        self.state = OrderState.PENDING_CANCEL
+        self.pending = Op.CANCEL
+        self.cancel_sent = True
+        self.in_flight_since_ms = now_ms
+        return self._done("request_cancel", before, now_ms)
+
+    def request_modify(self, px: float, sz: float, tif: Tif, now_ms: int) -> Transition:
+        if not self.can_modify:
+            raise IllegalTransition(self.cloid, self.state, "request_modify")
+        if sz <= 0:
+            raise ValueError(f"order {self.cloid}: modify size must be positive, got {sz}")
+        before = self.state
+        self.base = self.working_state()
+        self.state = OrderState.PENDING_MODIFY
+        self.pending = Op.MODIFY
+        self.modify_target = (px, sz, tif)
+        self.in_flight_since_ms = now_ms
+        return self._done("request_modify", before, now_ms)
+
+    # --- answers of the order API ---------------------------------------------------------------
+
+    def ack_resting(self, oid: int, now_ms: int) -> Transition:
+        """The place request's answer: resting under ``oid``."""
+        self._check_oid(oid, "ack_resting")
+        self.acked_ms = now_ms if self.acked_ms is None else self.acked_ms
+        return self.live(oid, now_ms, authoritative=True, action="ack_resting")
+
+    def ack_filled(self, oid: int, total_sz: float, now_ms: int) -> Transition:
+        """The place (or modify) answer: filled at once, ``total_sz`` of it."""
+        self._check_oid(oid, "ack_filled")
+        self.acked_ms = now_ms if self.acked_ms is None else self.acked_ms
+        if self.tif is Tif.IOC and not _covers(total_sz, self.sz):
+            # An IOC that filled in part: the venue canceled the rest.
+            self._adopt(oid)
+            return self.closed(VenueStatus.CANCELED, "canceled", now_ms, "ack_filled")
+        if _covers(total_sz, self.sz):
+            self._adopt(oid)
+            return self.closed(VenueStatus.FILLED, "filled", now_ms, "ack_filled")
+        # A resting order that matched in part: live, the fills will follow.
+        return self.live(oid, now_ms, authoritative=True, action="ack_filled")
+
+    def ack_rejected(self, reason: str, now_ms: int) -> Transition:
+        """The place request's answer: rejected. Illegal once the order was seen live."""
+        if self.is_terminal:
+            return self._noop("ack_rejected", now_ms, "terminal")
+        if self.accepted:
+            raise IllegalTransition(self.cloid, self.state, "ack_rejected", "order is live")
+        before = self.state
+        self._finish(OrderState.REJECTED, reason, now_ms)
+        return self._done("ack_rejected", before, now_ms, reason=reason)
+
+    def cancel_acked(self, now_ms: int) -> Transition:
+        """The venue canceled the order at our request."""
+        if not self.cancel_sent:
+            raise IllegalTransition(self.cloid, self.state, "cancel_acked", "no cancel was sent")
+        if self.is_terminal:
+            return self._noop("cancel_acked", now_ms, "terminal")
+        before = self.state
+        self._finish(OrderState.CANCELED, "canceled", now_ms)
+        return self._done("cancel_acked", before, now_ms, reason="canceled")
+
+    def cancel_refused(self, reason: str, now_ms: int) -> Transition:
+        """The venue refused our cancel (typically: the order is already gone)."""
+        if not self.cancel_sent:
+            raise IllegalTransition(self.cloid, self.state, "cancel_refused", "no cancel was sent")
+        if self.pending is not Op.CANCEL or self.state not in _AWAITING:
+            return self._noop("cancel_refused", now_ms, "no cancel pending", Op.CANCEL, reason)
+        before = self.state
+        self._restore_base(now_ms)
+        return self._done("cancel_refused", before, now_ms, refused=Op.CANCEL, reason=reason)
+
+    def replaced(
+        self,
+        new_oid: int,
+        now_ms: int,
+        *,
+        px: float | None = None,
+        sz: float | None = None,
+    ) -> Transition:
+        """A modify took effect: the venue order is now ``new_oid`` (the old one is retired).
+
+        ``px`` and ``sz`` are the venue's (from a report), else the modify's own values.
+        """
+        if self.modify_target is None or self.is_terminal:
+            raise IllegalTransition(self.cloid, self.state, "replaced", "no modify in flight")
+        if new_oid in self.retired_oids:
+            raise IllegalTransition(self.cloid, self.state, "replaced", f"oid {new_oid} retired")
+        before = self.state
+        old = self.oid
+        target_px, target_sz, target_tif = self.modify_target
+        if old is not None and old != new_oid:
+            self.retired_oids.append(old)
+            self.oid_filled_sz = 0.0
+        self.oid = new_oid
+        self.px = target_px if px is None else px
+        self.sz = target_sz if sz is None else sz
+        self.tif = target_tif
+        self.modify_target = None
+        self.state = self.working_state()
+        self.pending = None
+        self.in_flight_since_ms = None
+        return self._done("replaced", before, now_ms, replaced_oid=old)
+
+    def modify_refused(self, reason: str, now_ms: int, *, settle: bool = True) -> Transition:
+        """The venue refused our modify: the order is where it was before it.
+
+        ``settle=False`` (an UNKNOWN order learning only that the modify failed, not whether
+        the old venue order still rests) keeps it UNKNOWN until the venue says.
+        """
+        if self.modify_target is None:
+            return self._noop("modify_refused", now_ms, "no modify pending", Op.MODIFY, reason)
+        before = self.state
+        self.modify_target = None
+        in_doubt = self.state is OrderState.UNKNOWN and not settle
+        if self.pending is Op.MODIFY and self.state in _AWAITING and not in_doubt:
+            self._restore_base(now_ms)
+        return self._done("modify_refused", before, now_ms, refused=Op.MODIFY, reason=reason)
+
+    def retire_oid(self, oid: int) -> None:
+        """Remember ``oid`` as a dead leg of this order (a replacement the venue rejected)."""
+        if oid != self.oid and oid not in self.retired_oids:
+            self.retired_oids.append(oid)
+
+    def timed_out(self, now_ms: int) -> Transition:
+        """The request in flight got no answer: the order's fate is UNKNOWN."""
+        if self.state not in _PENDING:
+            return self._noop("timed_out", now_ms, "nothing pending")
+        before = self.state
+        if self.state is OrderState.PENDING_NEW:
+            self.base = OrderState.UNKNOWN
+        self.state = OrderState.UNKNOWN
+        return self._done("timed_out", before, now_ms)
+
+    def resolved_missing(self, now_ms: int) -> Transition:
+        """The venue does not know the order: never placed (REJECTED) or forgotten (EXPIRED)."""
+        if self.state is not OrderState.UNKNOWN:
+            return self._noop("resolved_missing", now_ms, "not unknown")
+        before = self.state
+        if self.oid is None and not self.accepted:
+            self._finish(OrderState.REJECTED, "not found at venue", now_ms)
+        else:
+            self._finish(OrderState.EXPIRED, "no longer known at venue", now_ms)
+        return self._done("resolved_missing", before, now_ms, reason=self.reason)
+
+    # --- the venue's reports ----------------------------------------------------------------------
+
+    def report(
+        self, word: str, oid: int, now_ms: int, *, authoritative: bool = False
+    ) -> Transition:
+        """A status report for the current oid (the dispatcher has matched ``oid``).
+
+        ``authoritative``: an orderStatus answer asked for after a timeout, which resolves
+        UNKNOWN even when it says the order is live.
+        """
+        self._check_oid(oid, "report")
+        status = classify_status(word)
+        if status is None:
+            self.unknown_words.append(word)
+            return self._noop("report", now_ms, f"unknown status {word!r}")
+        if status is VenueStatus.LIVE:
+            return self.live(oid, now_ms, authoritative=authoritative, action="report")
+        self._adopt(oid)
+        return self.closed(status, word, now_ms, "report")
+
+    def live(self, oid: int, now_ms: int, *, authoritative: bool, action: str) -> Transition:
+        """Evidence that the venue order ``oid`` is resting."""
+        self._check_oid(oid, action)
+        before = self.state
+        self._adopt(oid)
+        if self.is_terminal:
+            return self._noop(action, now_ms, "terminal")
+        first = self._accept()
+        state = self.state
+        if state is OrderState.PENDING_NEW or (
+            state is OrderState.UNKNOWN and (self.pending is Op.PLACE or authoritative)
+        ):
+            self.state = self.working_state()
+            self.pending = None
+            self.modify_target = None
+            self.in_flight_since_ms = None
+        elif state in _AWAITING and self.base in _UNPLACED:
+            self.base = self.working_state()
+        return self._done(action, before, now_ms, accepted=first)
+
+    def closed(self, status: VenueStatus, word: str, now_ms: int, action: str) -> Transition:
+        """The venue says the order is done: filled, canceled or rejected."""
+        before = self.state
+        if status is VenueStatus.FILLED:
+            if self.state is OrderState.FILLED:
+                return self._noop(action, now_ms, "terminal")
+            first = self._accept()
+            self._finish(OrderState.FILLED, word, now_ms)
+            return self._done(action, before, now_ms, accepted=first, reason=word)
+        if self.is_terminal:
+            return self._noop(action, now_ms, "terminal")
+        if status is VenueStatus.REJECTED and not self.accepted:
+            self._finish(OrderState.REJECTED, word, now_ms)
+            return self._done(action, before, now_ms, reason=word)
+        # Canceled, or a rejection word for an order that was live: either way it is gone.
+        self._finish(OrderState.CANCELED, word, now_ms)
+        return self._done(action, before, now_ms, reason=word)
+
+    def apply_fill(self, fill: Fill, now_ms: int) -> Transition:
+        """Apply a (deduplicated) fill. Fills are truth: applied in every state."""
+        if fill.coin != self.coin or fill.side is not self.side:
+            raise IllegalTransition(
+                self.cloid, self.state, "fill", f"{fill.coin}/{fill.side.name} does not match"
+            )
+        if fill.sz <= 0:
+            raise IllegalTransition(self.cloid, self.state, "fill", f"size {fill.sz}")
+        before = self.state
+        total = self.filled_sz + fill.sz
+        self.avg_fill_px = (self.avg_fill_px * self.filled_sz + fill.px * fill.sz) / total
+        self.filled_sz = total
+        self.fill_count += 1
+        current = self.oid is None or fill.oid == self.oid
+        if self.oid is None and not self.is_terminal:
+            self.oid = fill.oid
+        if current:
+            self.oid_filled_sz += fill.sz
+        first = self._accept() if not self.is_terminal else False
+        state = self.state
+        if state is OrderState.FILLED:
+            pass
+        elif current and _covers(self.oid_filled_sz, self.sz):
+            self._finish(OrderState.FILLED, "filled", now_ms)
+        elif state.is_terminal:
+            pass  # a late partial fill: size applied, the order stays where the venue put it
+        elif state in (OrderState.PENDING_NEW, OrderState.OPEN) or (
+            state is OrderState.UNKNOWN and self.pending is Op.PLACE
+        ):
+            self.state = OrderState.PARTIALLY_FILLED
+            self.pending = None
+            self.in_flight_since_ms = None
+        elif state in _AWAITING:
+            self.base = OrderState.PARTIALLY_FILLED
+        return self._done("fill", before, now_ms, accepted=first, fill=fill)
+
+    # --- internals ------------------------------------------------------------------------------
+
+    def _check_oid(self, oid: int, action: str) -> None:
+        if self.oid is not None and oid != self.oid:
+            raise IllegalTransition(
+                self.cloid, self.state, action, f"oid {oid} is not the current oid {self.oid}"
+            )
+
+    def _adopt(self, oid: int) -> None:
+        """Learn the venue oid (the first answer or report to carry it)."""
+        if self.oid is None:
+            self.oid = oid
+
+    def _accept(self) -> bool:
+        """Note that the order went live; True the first time."""
+        first = not self.accepted
+        self.accepted = True
+        return first
+
+    def _underlying(self) -> OrderState:
+        if self.state is OrderState.UNKNOWN:
+            return OrderState.UNKNOWN if self.pending is Op.PLACE else self.base
+        if self.state is OrderState.PENDING_NEW:
+            return OrderState.PENDING_NEW
+        return self.working_state()
+
+    def _restore_base(self, now_ms: int) -> None:
+        base = self.base
+        if base is OrderState.PENDING_NEW:
+            self.state, self.pending = OrderState.PENDING_NEW, Op.PLACE
+            self.in_flight_since_ms = self.created_ms
+        elif base is OrderState.UNKNOWN:
+            self.state, self.pending = OrderState.UNKNOWN, Op.PLACE
+            self.in_flight_since_ms = self.created_ms
+        else:
+            self.state, self.pending = self.working_state(), None
+            self.in_flight_since_ms = None
+
+    def _finish(self, state: OrderState, reason: str, now_ms: int) -> None:
+        self.state = state
+        self.reason = reason
+        self.pending = None
+        self.modify_target = None
+        self.in_flight_since_ms = None
+        self.terminal_ms = now_ms if self.terminal_ms is None else self.terminal_ms
+
+    def _done(
+        self,
+        action: str,
+        before: OrderState,
+        now_ms: int,
+        *,
+        accepted: bool = False,
+        replaced_oid: int | None = None,
+        fill: Fill | None = None,
+        refused: Op | None = None,
+        reason: str | None = None,
+    ) -> Transition:
+        self.updated_ms = now_ms
+        return Transition(
+            action=action,
+            before=before,
+            after=self.state,
+            accepted=accepted,
+            replaced_oid=replaced_oid,
+            fill=fill,
+            refused=refused,
+            reason=reason,
+        )
+
+    def _noop(
+        self,
+        action: str,
+        now_ms: int,
+        why: str,
+        refused: Op | None = None,
+        reason: str | None = None,
+    ) -> Transition:
+        del now_ms  # nothing changed: updated_ms stays
+        return Transition(
+            action=action,
+            before=self.state,
+            after=self.state,
+            refused=refused,
+            reason=reason,
+            ignored=why,
+        )
+
+
+_CANCELABLE = frozenset(
+    {
+        OrderState.PENDING_NEW,
+        OrderState.OPEN,
+        OrderState.PARTIALLY_FILLED,
+        OrderState.UNKNOWN,
+    }
+)
+_PENDING = frozenset({OrderState.PENDING_NEW, OrderState.PENDING_CANCEL, OrderState.PENDING_MODIFY})
+_AWAITING = frozenset({OrderState.PENDING_CANCEL, OrderState.PENDING_MODIFY, OrderState.UNKNOWN})
+_UNPLACED = frozenset({OrderState.PENDING_NEW, OrderState.UNKNOWN})

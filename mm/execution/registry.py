@@ -1,0 +1,135 @@
+"""The order identity registry: which venue orders are ours, by cloid and by oid.
+
+Pure bookkeeping, no I/O. An order is registered under its cloid when it is submitted, *before*
+the request leaves, so that any answer or report that comes back (even ahead of the order API's
+own answer) finds it. Its current venue oid is indexed when the venue first names it (ack or
+report) and again on every modify, which gives the order a new oid; the oids it had before stay
+indexed too, so a late report for a replaced oid is recognised as ours (and stale) instead of
+looking like someone else's order.
+
+Live orders are never dropped. Terminal orders are kept for a bounded number of further terminal
+orders (FIFO), so that late reports and fills after the end still match; past that they are
+forgotten and a straggler is routed as untracked.
+
+"In flight since" (the time the request in flight left) lets reconciliation give an order the
+benefit of the doubt while its placement has not been answered: see `OrderRegistry.in_flight`.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterator
+
+from mm.execution.lifecycle import OrderState, TrackedOrder
+
+_PENDING = frozenset({OrderState.PENDING_NEW, OrderState.PENDING_CANCEL, OrderState.PENDING_MODIFY})
+
+
+class DuplicateCloid(ValueError):
+    """A cloid is already registered (live, or terminal and still retained)."""
+
+
+class OrderRegistry:
+    """Our orders by cloid and by every oid they have had, with bounded terminal retention."""
+
+    def __init__(self, terminal_capacity: int = 10_000) -> None:
+        if terminal_capacity < 1:
+            raise ValueError(f"terminal_capacity must be at least 1, got {terminal_capacity}")
+        self.terminal_capacity = terminal_capacity
+        self._by_cloid: dict[str, TrackedOrder] = {}
+        self._by_oid: dict[int, TrackedOrder] = {}
+        self._terminal: deque[str] = deque()
+        self._terminal_set: set[str] = set()
+        self.evicted = 0  # terminal orders forgotten to respect the bound
+
+    def __len__(self) -> int:
+        return len(self._by_cloid)
+
+    def __contains__(self, cloid: object) -> bool:
+        return cloid in self._by_cloid
+
+    def __iter__(self) -> Iterator[TrackedOrder]:
+        return iter(list(self._by_cloid.values()))
+
+    # --- registration ---------------------------------------------------------------------------
+
+    def register(self, order: TrackedOrder) -> None:
+        """Register a new order under its cloid (before its request leaves)."""
+        if order.cloid in self._by_cloid:
+            raise DuplicateCloid(f"cloid {order.cloid} is already registered")
+        for oid in (order.oid, *order.retired_oids):
+            if oid is not None and oid in self._by_oid:
+                raise DuplicateCloid(f"oid {oid} already belongs to {self._by_oid[oid].cloid}")
+        self._by_cloid[order.cloid] = order
+        self.sync(order)
+
+    def sync(self, order: TrackedOrder) -> None:
+        """Index the order's current and past oids; move it to retention once terminal."""
+        if self._by_cloid.get(order.cloid) is not order:
+            raise KeyError(f"order {order.cloid} is not registered")
+        for oid in (order.oid, *order.retired_oids):
+            if oid is not None:
+                owner = self._by_oid.setdefault(oid, order)
+                if owner is not order:
+                    raise DuplicateCloid(f"oid {oid} already belongs to {owner.cloid}")
+        if order.is_terminal and order.cloid not in self._terminal_set:
+            self._terminal.append(order.cloid)
+            self._terminal_set.add(order.cloid)
+            while len(self._terminal) > self.terminal_capacity:
+                self._forget(self._terminal.popleft())
+
+    def _forget(self, cloid: str) -> None:
+        self._terminal_set.discard(cloid)
+        order = self._by_cloid.pop(cloid)
+        self.evicted += 1
+        for oid in (order.oid, *order.retired_oids):
+            if oid is not None and self._by_oid.get(oid) is order:
+                del self._by_oid[oid]
+
+    # --- lookups --------------------------------------------------------------------------------
+
+    def get(self, cloid: str) -> TrackedOrder | None:
+        return self._by_cloid.get(cloid)
+
+    def by_oid(self, oid: int) -> TrackedOrder | None:
+        """The order that has, or had, this venue oid."""
+        return self._by_oid.get(oid)
+
+    def find(self, cloid: str | None, oid: int | None) -> TrackedOrder | None:
+        """By cloid first (it never changes), then by oid."""
+        if cloid is not None:
+            order = self._by_cloid.get(cloid)
+            if order is not None:
+                return order
+        return self._by_oid.get(oid) if oid is not None else None
+
+    def current_oid(self, cloid: str) -> int | None:
+        order = self._by_cloid.get(cloid)
+        return order.oid if order is not None else None
+
+    def live(self) -> list[TrackedOrder]:
+        """Orders not yet terminal (UNKNOWN included: it is never assumed gone)."""
+        return [o for o in self._by_cloid.values() if not o.is_terminal]
+
+    # --- in flight ------------------------------------------------------------------------------
+
+    def in_flight_since(self, cloid: str) -> int | None:
+        """When the request in flight for this order left; None when nothing is in flight."""
+        order = self._by_cloid.get(cloid)
+        return order.in_flight_since_ms if order is not None else None
+
+    def in_flight(self) -> list[TrackedOrder]:
+        """Orders the venue may hold without our knowing their oid yet: placed, not answered
+        (PENDING_NEW, or UNKNOWN before any oid was learned)."""
+        return [o for o in self._by_cloid.values() if o.oid is None and not o.is_terminal]
+
+    def overdue(self, now_ms: int, timeout_ms: int) -> list[TrackedOrder]:
+        """Pending orders whose request left at least ``timeout_ms`` ago: time them out.
+        (UNKNOWN orders have timed out already; they wait for the venue.)"""
+        return [
+            o
+            for o in self._by_cloid.values()
+            if o.in_flight_since_ms is not None
+            and o.state in _PENDING
+            and now_ms - o.in_flight_since_ms >= timeout_ms
+        ]

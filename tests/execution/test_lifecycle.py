@@ -1,0 +1,678 @@
+"""The order lifecycle state machine: every transition, every venue status word, and illegal
+inputs that must change nothing."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any
+
+import attrs
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from mm.execution.lifecycle import (
+    TERMINAL_STATES,
+    VENUE_STATUS,
+    IllegalTransition,
+    Op,
+    OrderState,
+    TrackedOrder,
+    Transition,
+    VenueStatus,
+    classify_status,
+)
+from mm.model import Fill, PlaceOrder, Side, Tif
+
+S = OrderState
+
+CANCEL_WORDS = [
+    "canceled",
+    "marginCanceled",
+    "vaultWithdrawalCanceled",
+    "openInterestCapCanceled",
+    "selfTradeCanceled",
+    "reduceOnlyCanceled",
+    "siblingFilledCanceled",
+    "delistedCanceled",
+    "liquidatedCanceled",
+    "outcomeSettledCanceled",
+    "scheduledCancel",
+]
+REJECT_WORDS = [
+    "rejected",
+    "tickRejected",
+    "minTradeNtlRejected",
+    "minTradeSpotNtlRejected",
+    "perpMarginRejected",
+    "reduceOnlyRejected",
+    "badAloPxRejected",
+    "iocCancelRejected",
+    "badTriggerPxRejected",
+    "marketOrderNoLiquidityRejected",
+    "positionIncreaseAtOpenInterestCapRejected",
+    "positionFlipAtOpenInterestCapRejected",
+    "tooAggressiveAtOpenInterestCapRejected",
+    "openInterestIncreaseRejected",
+    "insufficientSpotBalanceRejected",
+    "oracleRejected",
+    "perpMaxPositionRejected",
+]
+LIVE_WORDS = ["open", "triggered"]
+ALL_WORDS = [*LIVE_WORDS, "filled", *CANCEL_WORDS, *REJECT_WORDS]
+
+
+def place(sz: float = 3.0, tif: Tif = Tif.GTC, cloid: str = "0xc1") -> PlaceOrder:
+    return PlaceOrder(coin="BTC", side=Side.BUY, px=100.0, sz=sz, tif=tif, cloid=cloid)
+
+
+def fill(sz: float, *, oid: int = 11, tid: int = 1, px: float = 100.0) -> Fill:
+    return Fill(
+        coin="BTC",
+        side=Side.BUY,
+        px=px,
+        sz=sz,
+        time_ms=5,
+        oid=oid,
+        tid=tid,
+        cloid="0xc1",
+        fee=0.0,
+        fee_token="USDC",
+        crossed=False,
+        start_position=0.0,
+        direction="Open Long",
+        closed_pnl=0.0,
+        hash="0x0",
+    )
+
+
+def new(sz: float = 3.0, tif: Tif = Tif.GTC) -> TrackedOrder:
+    return TrackedOrder.submit(place(sz, tif), now_ms=1)
+
+
+def opened(oid: int = 11) -> TrackedOrder:
+    order = new()
+    order.ack_resting(oid, 2)
+    return order
+
+
+def partially_filled() -> TrackedOrder:
+    order = opened()
+    order.apply_fill(fill(1.0), 3)
+    return order
+
+
+def pending_cancel() -> TrackedOrder:
+    order = opened()
+    order.request_cancel(3)
+    return order
+
+
+def pending_modify() -> TrackedOrder:
+    order = opened()
+    order.request_modify(101.0, 2.0, Tif.GTC, 3)
+    return order
+
+
+def unknown_place() -> TrackedOrder:
+    order = new()
+    order.timed_out(4)
+    return order
+
+
+def terminal(state: OrderState) -> TrackedOrder:
+    order = opened()
+    if state is S.FILLED:
+        order.report("filled", 11, 5)
+    elif state is S.CANCELED:
+        order.report("canceled", 11, 5)
+    elif state is S.REJECTED:
+        order = new()
+        order.ack_rejected("no", 5)
+    else:
+        order.request_cancel(4)
+        order.timed_out(5)
+        order.resolved_missing(6)
+    assert order.state is state
+    return order
+
+
+def target_of(order: TrackedOrder) -> object:
+    return order.modify_target
+
+
+def snapshot(order: TrackedOrder) -> dict[str, Any]:
+    return attrs.asdict(order)
+
+
+def assert_unchanged(order: TrackedOrder, action: Any) -> None:
+    before = snapshot(order)
+    with pytest.raises(IllegalTransition):
+        action()
+    assert snapshot(order) == before
+
+
+# --- submit and the place answer ---------------------------------------------------------------
+
+
+def test_submit_is_pending_new_and_in_flight() -> None:
+    order = new()
+    assert order.state is S.PENDING_NEW
+    assert order.pending is Op.PLACE
+    assert order.in_flight_since_ms == 1
+    assert order.oid is None
+    assert order.sz == order.orig_sz == 3.0
+    assert not order.is_terminal
+
+
+def test_submit_refuses_non_positive_size() -> None:
+    with pytest.raises(ValueError, match="positive"):
+        new(sz=0.0)
+
+
+def test_ack_resting_opens_and_accepts() -> None:
+    order = new()
+    tr = order.ack_resting(11, 2)
+    assert (tr.before, tr.after, tr.accepted) == (S.PENDING_NEW, S.OPEN, True)
+    assert order.oid == 11
+    assert order.acked_ms == 2
+    assert order.in_flight_since_ms is None
+    again = order.ack_resting(11, 3)
+    assert not again.changed
+    assert not again.accepted
+
+
+def test_ack_resting_for_another_oid_is_illegal() -> None:
+    order = opened()
+    assert_unchanged(order, lambda: order.ack_resting(12, 3))
+
+
+def test_ack_filled_in_full_is_filled() -> None:
+    order = new()
+    tr = order.ack_filled(11, 3.0, 2)
+    assert (tr.after, tr.accepted, order.oid) == (S.FILLED, True, 11)
+    assert order.filled_sz == 0.0  # fills are truth: they follow on the user stream
+
+
+def test_ack_filled_short_ioc_cancels_the_rest() -> None:
+    order = new(tif=Tif.IOC)
+    tr = order.ack_filled(11, 1.0, 2)
+    assert tr.after is S.CANCELED
+    assert order.reason == "canceled"
+
+
+def test_ack_filled_short_gtc_is_live() -> None:
+    order = new()
+    assert order.ack_filled(11, 1.0, 2).after is S.OPEN
+
+
+def test_ack_rejected() -> None:
+    order = new()
+    tr = order.ack_rejected("Insufficient margin", 2)
+    assert tr.after is S.REJECTED
+    assert order.reject_reason == "Insufficient margin"
+    assert order.terminal_ms == 2
+
+
+def test_ack_rejected_after_the_order_went_live_is_illegal() -> None:
+    order = opened()
+    assert_unchanged(order, lambda: order.ack_rejected("no", 3))
+
+
+def test_ack_rejected_on_terminal_is_a_no_op() -> None:
+    order = terminal(S.CANCELED)
+    tr = order.ack_rejected("no", 9)
+    assert tr.ignored
+    assert order.state is S.CANCELED
+
+
+# --- every venue status word -------------------------------------------------------------------
+
+
+def test_every_word_is_classified() -> None:
+    assert set(VENUE_STATUS) == set(ALL_WORDS)
+    for word in LIVE_WORDS:
+        assert classify_status(word) is VenueStatus.LIVE
+    assert classify_status("filled") is VenueStatus.FILLED
+    for word in CANCEL_WORDS:
+        assert classify_status(word) is VenueStatus.CANCELED
+    for word in REJECT_WORDS:
+        assert classify_status(word) is VenueStatus.REJECTED
+    assert classify_status("somethingNew") is None
+
+
+def expected_from(start: OrderState, word: str) -> OrderState:
+    status = VENUE_STATUS[word]
+    if status is VenueStatus.LIVE:
+        return S.OPEN
+    if status is VenueStatus.FILLED:
+        return S.FILLED
+    if status is VenueStatus.REJECTED and start is S.PENDING_NEW:
+        return S.REJECTED
+    return S.CANCELED  # a cancel word, or a rejection word for an order that was live
+
+
+@pytest.mark.parametrize("word", ALL_WORDS)
+def test_word_from_pending_new(word: str) -> None:
+    order = new()
+    tr = order.report(word, 11, 2)
+    assert tr.after is expected_from(S.PENDING_NEW, word)
+    assert order.oid == 11
+    if tr.after.is_terminal:
+        assert order.reason == word
+
+
+@pytest.mark.parametrize("word", ALL_WORDS)
+def test_word_from_open(word: str) -> None:
+    order = opened()
+    assert order.report(word, 11, 3).after is expected_from(S.OPEN, word)
+
+
+@pytest.mark.parametrize("word", ALL_WORDS)
+def test_word_from_partially_filled(word: str) -> None:
+    order = partially_filled()
+    expected = expected_from(S.OPEN, word)
+    assert order.report(word, 11, 4).after is (
+        S.PARTIALLY_FILLED if expected is S.OPEN else expected
+    )
+
+
+@pytest.mark.parametrize("word", ALL_WORDS)
+def test_word_from_pending_cancel(word: str) -> None:
+    order = pending_cancel()
+    expected = expected_from(S.OPEN, word)
+    assert order.report(word, 11, 4).after is (S.PENDING_CANCEL if expected is S.OPEN else expected)
+
+
+@pytest.mark.parametrize("word", ALL_WORDS)
+def test_word_from_unknown_place(word: str) -> None:
+    order = unknown_place()
+    assert order.report(word, 11, 5).after is expected_from(S.PENDING_NEW, word)
+
+
+@pytest.mark.parametrize("word", ALL_WORDS)
+@pytest.mark.parametrize("state", [S.CANCELED, S.REJECTED, S.EXPIRED])
+def test_terminal_states_only_ever_move_to_filled(state: OrderState, word: str) -> None:
+    order = terminal(state)
+    oid = order.oid if order.oid is not None else 11
+    tr = order.report(word, oid, 9)
+    assert tr.after is (S.FILLED if word == "filled" else state)
+
+
+@pytest.mark.parametrize("word", ALL_WORDS)
+def test_filled_is_never_left(word: str) -> None:
+    order = terminal(S.FILLED)
+    tr = order.report(word, 11, 9)
+    assert tr.after is S.FILLED
+    assert not tr.changed
+
+
+def test_unknown_word_keeps_state_and_is_flagged() -> None:
+    order = opened()
+    tr = order.report("brandNewStatus", 11, 3)
+    assert not tr.changed
+    assert tr.ignored is not None
+    assert order.state is S.OPEN
+    assert order.unknown_words == ["brandNewStatus"]
+
+
+def test_report_for_another_oid_is_illegal() -> None:
+    order = opened()
+    assert_unchanged(order, lambda: order.report("canceled", 99, 3))
+
+
+# --- fills ------------------------------------------------------------------------------------
+
+
+def test_partial_then_full_fill_by_cumulative_size() -> None:
+    order = opened()
+    tr = order.apply_fill(fill(1.0, tid=1, px=100.0), 3)
+    assert (tr.after, order.filled_sz) == (S.PARTIALLY_FILLED, 1.0)
+    assert order.leaves_sz == 2.0
+    tr = order.apply_fill(fill(2.0, tid=2, px=103.0), 4)
+    assert tr.after is S.FILLED
+    assert order.filled_sz == 3.0
+    assert order.avg_fill_px == pytest.approx(102.0)
+    assert order.fill_count == 2
+    assert order.leaves_sz == 0.0
+
+
+def test_fill_before_the_ack_accepts_and_learns_the_oid() -> None:
+    order = new()
+    tr = order.apply_fill(fill(1.0, oid=11), 2)
+    assert (tr.after, tr.accepted, order.oid) == (S.PARTIALLY_FILLED, True, 11)
+    assert order.ack_resting(11, 3).after is S.PARTIALLY_FILLED
+
+
+def test_fill_resolves_an_unknown_place() -> None:
+    order = unknown_place()
+    assert order.apply_fill(fill(1.0), 5).after is S.PARTIALLY_FILLED
+
+
+def test_late_partial_fill_after_cancel_is_applied_and_stays_canceled() -> None:
+    order = terminal(S.CANCELED)
+    tr = order.apply_fill(fill(1.0), 9)
+    assert tr.after is S.CANCELED
+    assert order.filled_sz == 1.0
+
+
+def test_late_fill_completing_a_canceled_order_makes_it_filled() -> None:
+    order = pending_cancel()
+    order.cancel_acked(5)
+    order.apply_fill(fill(1.0, tid=1), 6)
+    tr = order.apply_fill(fill(2.0, tid=2), 7)
+    assert (tr.before, tr.after) == (S.CANCELED, S.FILLED)
+
+
+def test_fill_while_cancel_pending_keeps_pending_and_updates_the_base() -> None:
+    order = pending_cancel()
+    assert order.apply_fill(fill(1.0), 4).after is S.PENDING_CANCEL
+    assert order.cancel_refused("already gone", 5).after is S.PARTIALLY_FILLED
+
+
+def test_full_fill_while_cancel_pending_is_filled() -> None:
+    order = pending_cancel()
+    assert order.apply_fill(fill(3.0), 4).after is S.FILLED
+    assert order.cancel_refused("filled", 5).after is S.FILLED
+
+
+def test_fill_for_another_coin_or_side_is_illegal() -> None:
+    order = opened()
+    other = attrs.evolve(fill(1.0), coin="ETH")
+    assert_unchanged(order, lambda: order.apply_fill(other, 3))
+    flipped = attrs.evolve(fill(1.0), side=Side.SELL)
+    assert_unchanged(order, lambda: order.apply_fill(flipped, 3))
+    empty = attrs.evolve(fill(1.0), sz=0.0)
+    assert_unchanged(order, lambda: order.apply_fill(empty, 3))
+
+
+# --- cancel ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("make", [new, opened, partially_filled, unknown_place])
+def test_cancel_can_be_requested(make: Any) -> None:
+    order = make()
+    before = order.state
+    tr = order.request_cancel(7)
+    assert tr.after is S.PENDING_CANCEL
+    assert order.in_flight_since_ms == 7
+    refused = order.cancel_refused("gone", 8)
+    assert refused.after is before
+    assert refused.refused is Op.CANCEL
+
+
+@pytest.mark.parametrize("state", sorted(TERMINAL_STATES, key=str))
+def test_cancel_of_a_terminal_order_is_illegal(state: OrderState) -> None:
+    order = terminal(state)
+    assert_unchanged(order, lambda: order.request_cancel(9))
+
+
+def test_cancel_while_cancel_or_modify_pending_is_illegal() -> None:
+    for order in (pending_cancel(), pending_modify()):
+        assert_unchanged(order, functools.partial(order.request_cancel, 9))
+
+
+def test_cancel_acked() -> None:
+    order = pending_cancel()
+    tr = order.cancel_acked(5)
+    assert tr.after is S.CANCELED
+    assert order.reason == "canceled"
+    assert order.cancel_acked(6).ignored  # a duplicate answer
+
+
+def test_cancel_ack_without_a_cancel_is_illegal() -> None:
+    order = opened()
+    assert_unchanged(order, lambda: order.cancel_acked(5))
+    assert_unchanged(order, lambda: order.cancel_refused("x", 5))
+
+
+def test_cancel_of_a_pending_new_order_then_place_ack() -> None:
+    order = new()
+    order.request_cancel(2)
+    tr = order.ack_resting(11, 3)
+    assert (tr.after, tr.accepted) == (S.PENDING_CANCEL, True)
+    assert order.cancel_refused("gone", 4).after is S.OPEN
+
+
+def test_cancel_of_a_pending_new_order_then_place_rejected() -> None:
+    order = new()
+    order.request_cancel(2)
+    assert order.ack_rejected("margin", 3).after is S.REJECTED
+
+
+# --- modify ------------------------------------------------------------------------------------
+
+
+def test_modify_requested_and_replaced() -> None:
+    order = partially_filled()
+    tr = order.request_modify(101.0, 2.0, Tif.ALO, 4)
+    assert tr.after is S.PENDING_MODIFY
+    assert target_of(order) == (101.0, 2.0, Tif.ALO)
+    tr = order.replaced(12, 5)
+    assert (tr.after, tr.replaced_oid) == (S.PARTIALLY_FILLED, 11)
+    assert (order.oid, order.retired_oids, order.px, order.sz) == (12, [11], 101.0, 2.0)
+    assert order.tif is Tif.ALO
+    assert order.oid_filled_sz == 0.0
+    assert order.filled_sz == 1.0
+    assert order.modify_target is None
+    assert order.knows_oid(11)
+    assert order.knows_oid(12)
+
+
+def test_replaced_takes_the_venues_values() -> None:
+    order = pending_modify()
+    order.replaced(12, 5, px=101.5, sz=2.5)
+    assert (order.px, order.sz) == (101.5, 2.5)
+
+
+def test_fill_on_a_retired_oid_counts_but_does_not_complete_the_new_one() -> None:
+    order = pending_modify()
+    order.replaced(12, 5)
+    tr = order.apply_fill(fill(2.0, oid=11), 6)
+    assert tr.after is S.PARTIALLY_FILLED
+    assert (order.filled_sz, order.oid_filled_sz) == (2.0, 0.0)
+    assert order.apply_fill(fill(2.0, oid=12, tid=2), 7).after is S.FILLED
+
+
+def test_modify_refused_returns_to_the_base_state() -> None:
+    order = pending_modify()
+    tr = order.modify_refused("Cannot modify canceled or filled order", 5)
+    assert (tr.after, tr.refused) == (S.OPEN, Op.MODIFY)
+    assert order.modify_target is None
+    assert order.modify_refused("again", 6).ignored
+
+
+@pytest.mark.parametrize("make", [new, pending_cancel, unknown_place])
+def test_modify_needs_a_working_order(make: Any) -> None:
+    order = make()
+    assert_unchanged(order, lambda: order.request_modify(1.0, 1.0, Tif.GTC, 9))
+
+
+def test_modify_size_must_be_positive() -> None:
+    order = opened()
+    with pytest.raises(ValueError, match="positive"):
+        order.request_modify(1.0, 0.0, Tif.GTC, 9)
+
+
+def test_replaced_without_a_modify_is_illegal() -> None:
+    order = opened()
+    assert_unchanged(order, lambda: order.replaced(12, 5))
+    order = pending_modify()
+    order.retire_oid(12)
+    assert_unchanged(order, lambda: order.replaced(12, 5))
+
+
+# --- timeouts and unknown ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("make", "op"), [(new, Op.PLACE), (pending_cancel, Op.CANCEL), (pending_modify, Op.MODIFY)]
+)
+def test_timeout_makes_a_pending_order_unknown(make: Any, op: Op) -> None:
+    order = make()
+    tr = order.timed_out(9)
+    assert tr.after is S.UNKNOWN
+    assert order.pending is op
+
+
+@pytest.mark.parametrize("make", [opened, partially_filled])
+def test_timeout_with_nothing_pending_is_a_no_op(make: Any) -> None:
+    order = make()
+    assert order.timed_out(9).ignored
+
+
+def test_unknown_place_resolved_by_a_late_ack() -> None:
+    order = unknown_place()
+    assert order.ack_resting(11, 6).after is S.OPEN
+
+
+def test_unknown_cancel_not_resolved_by_a_websocket_open() -> None:
+    order = pending_cancel()
+    order.timed_out(5)
+    assert order.report("open", 11, 6).after is S.UNKNOWN
+    assert order.report("open", 11, 7, authoritative=True).after is S.OPEN
+
+
+def test_unknown_cancel_resolved_by_a_late_cancel_ack() -> None:
+    order = pending_cancel()
+    order.timed_out(5)
+    assert order.cancel_acked(6).after is S.CANCELED
+
+
+def test_unknown_cancel_refused_returns_to_base() -> None:
+    order = pending_cancel()
+    order.timed_out(5)
+    assert order.cancel_refused("gone", 6).after is S.OPEN
+
+
+def test_unknown_modify_resolved_by_the_replacement() -> None:
+    order = pending_modify()
+    order.timed_out(5)
+    assert order.replaced(12, 6).after is S.OPEN
+
+
+def test_unknown_modify_refused_returns_to_base() -> None:
+    order = pending_modify()
+    order.timed_out(5)
+    assert order.modify_refused("no", 6).after is S.OPEN
+
+
+def test_unknown_never_placed_is_rejected() -> None:
+    order = unknown_place()
+    tr = order.resolved_missing(9)
+    assert tr.after is S.REJECTED
+    assert order.reject_reason == "not found at venue"
+
+
+def test_unknown_once_live_is_expired() -> None:
+    order = pending_cancel()
+    order.timed_out(5)
+    assert order.resolved_missing(9).after is S.EXPIRED
+
+
+def test_resolved_missing_on_a_known_order_is_a_no_op() -> None:
+    order = opened()
+    assert order.resolved_missing(9).ignored
+    assert order.state is S.OPEN
+
+
+def test_retrying_a_cancel_on_an_unknown_cancel_keeps_the_base() -> None:
+    order = partially_filled()
+    order.request_cancel(4)
+    order.timed_out(5)
+    order.request_cancel(6)
+    assert order.cancel_refused("gone", 7).after is S.PARTIALLY_FILLED
+
+
+def test_cancel_on_unknown_place_refused_goes_back_to_unknown() -> None:
+    order = unknown_place()
+    order.request_cancel(5)
+    assert order.cancel_refused("gone", 6).after is S.UNKNOWN
+    assert order.pending is Op.PLACE
+
+
+def test_unknown_modify_blocks_a_cancel() -> None:
+    order = pending_modify()
+    order.timed_out(5)
+    assert not order.can_cancel
+    assert_unchanged(order, lambda: order.request_cancel(6))
+
+
+# --- property: illegal inputs never corrupt, terminal states are final ----------------------------
+
+ACTIONS = st.sampled_from(
+    [
+        "ack_resting",
+        "ack_other_oid",
+        "ack_filled",
+        "ack_rejected",
+        "report",
+        "fill",
+        "request_cancel",
+        "cancel_acked",
+        "cancel_refused",
+        "request_modify",
+        "replaced",
+        "modify_refused",
+        "timed_out",
+        "resolved_missing",
+    ]
+)
+
+
+def run(
+    order: TrackedOrder, action: str, word: str, now: int, oid: int, tid: int, next_oid: int
+) -> Transition:
+    calls: dict[str, Callable[[], Transition]] = {
+        "ack_resting": lambda: order.ack_resting(oid, now),
+        "ack_other_oid": lambda: order.ack_resting(oid + 1000, now),
+        "ack_filled": lambda: order.ack_filled(oid, 4.0, now),
+        "ack_rejected": lambda: order.ack_rejected("no", now),
+        "report": lambda: order.report(word, oid, now),
+        "fill": lambda: order.apply_fill(fill(1.0, oid=oid, tid=tid), now),
+        "request_cancel": lambda: order.request_cancel(now),
+        "cancel_acked": lambda: order.cancel_acked(now),
+        "cancel_refused": lambda: order.cancel_refused("gone", now),
+        "request_modify": lambda: order.request_modify(100.0, 4.0, Tif.GTC, now),
+        "replaced": lambda: order.replaced(next_oid, now),
+        "modify_refused": lambda: order.modify_refused("no", now),
+        "timed_out": lambda: order.timed_out(now),
+        "resolved_missing": lambda: order.resolved_missing(now),
+    }
+    return calls[action]()
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    steps=st.lists(st.tuples(ACTIONS, st.sampled_from([*ALL_WORDS, "weird"])), max_size=25),
+)
+def test_random_inputs_never_corrupt_state(steps: list[tuple[str, str]]) -> None:
+    order = new(sz=4.0)
+    applied = 0.0
+    tid = 0
+    next_oid = 20
+    for now, (action, word) in enumerate(steps, start=10):
+        before = snapshot(order)
+        oid = order.oid if order.oid is not None else 11
+        try:
+            tr = run(order, action, word, now, oid, tid, next_oid)
+        except IllegalTransition:
+            assert snapshot(order) == before
+            continue
+        if action == "fill":
+            applied += 1.0
+            tid += 1
+        if action == "replaced":
+            next_oid += 1
+        was = before["state"]
+        assert tr.before is was
+        assert tr.after is order.state
+        if was is S.FILLED:
+            assert order.state is S.FILLED
+        elif was.is_terminal:
+            assert order.state in (was, S.FILLED)
+        assert order.filled_sz == applied
+        if order.is_terminal:
+            assert order.pending is None
+            assert order.modify_target is None

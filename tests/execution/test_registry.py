@@ -1,0 +1,159 @@
+"""The order identity registry: cloid and oid lookups, modify re-keying, bounded retention of
+terminal orders, and in-flight bookkeeping."""
+
+from __future__ import annotations
+
+import pytest
+
+from mm.execution.lifecycle import OrderState, TrackedOrder
+from mm.execution.registry import DuplicateCloid, OrderRegistry
+from mm.model import PlaceOrder, Side, Tif
+
+
+def tracked(cloid: str, now_ms: int = 1) -> TrackedOrder:
+    order = PlaceOrder(coin="BTC", side=Side.BUY, px=100.0, sz=1.0, tif=Tif.GTC, cloid=cloid)
+    return TrackedOrder.submit(order, now_ms)
+
+
+def finish(registry: OrderRegistry, order: TrackedOrder, oid: int) -> None:
+    order.ack_resting(oid, 2)
+    order.report("canceled", oid, 3)
+    registry.sync(order)
+
+
+def test_register_and_look_up_by_cloid() -> None:
+    registry = OrderRegistry()
+    order = tracked("0xa")
+    registry.register(order)
+    assert registry.get("0xa") is order
+    assert "0xa" in registry
+    assert len(registry) == 1
+    assert registry.find("0xa", None) is order
+    assert registry.current_oid("0xa") is None
+    assert registry.get("0xb") is None
+    assert registry.find(None, None) is None
+    assert list(registry) == [order]
+
+
+def test_duplicate_cloid_is_refused() -> None:
+    registry = OrderRegistry()
+    registry.register(tracked("0xa"))
+    with pytest.raises(DuplicateCloid):
+        registry.register(tracked("0xa"))
+
+
+def test_oid_indexed_on_ack_and_on_modify() -> None:
+    registry = OrderRegistry()
+    order = tracked("0xa")
+    registry.register(order)
+    order.ack_resting(11, 2)
+    registry.sync(order)
+    assert registry.by_oid(11) is order
+    assert registry.current_oid("0xa") == 11
+    order.request_modify(101.0, 1.0, Tif.GTC, 3)
+    order.replaced(12, 4)
+    registry.sync(order)
+    assert registry.current_oid("0xa") == 12
+    assert registry.by_oid(12) is order
+    assert registry.by_oid(11) is order  # a late report for the replaced oid still matches
+    assert registry.find(None, 11) is order
+    assert registry.find("0xother", 12) is order
+
+
+def test_oid_owned_by_another_order_is_refused() -> None:
+    registry = OrderRegistry()
+    first, second = tracked("0xa"), tracked("0xb")
+    registry.register(first)
+    registry.register(second)
+    first.ack_resting(11, 2)
+    registry.sync(first)
+    second.ack_resting(11, 2)
+    with pytest.raises(DuplicateCloid):
+        registry.sync(second)
+
+
+def test_registering_an_order_whose_oid_is_taken_fails() -> None:
+    registry = OrderRegistry()
+    first, second = tracked("0xa"), tracked("0xb")
+    registry.register(first)
+    first.ack_resting(11, 2)
+    registry.sync(first)
+    second.ack_resting(11, 2)
+    with pytest.raises(DuplicateCloid):
+        registry.register(second)
+    assert "0xb" not in registry
+
+
+def test_sync_of_an_unregistered_order_fails() -> None:
+    with pytest.raises(KeyError):
+        OrderRegistry().sync(tracked("0xa"))
+
+
+def test_terminal_orders_are_kept_up_to_the_bound_oldest_first() -> None:
+    registry = OrderRegistry(terminal_capacity=2)
+    live = tracked("0xlive")
+    registry.register(live)
+    orders = [tracked(f"0x{i}") for i in range(3)]
+    for i, order in enumerate(orders):
+        registry.register(order)
+        finish(registry, order, oid=100 + i)
+    assert registry.get("0x0") is None
+    assert registry.by_oid(100) is None
+    assert registry.get("0x1") is orders[1]
+    assert registry.by_oid(101) is orders[1]
+    assert registry.get("0x2") is orders[2]
+    assert registry.get("0xlive") is live  # live orders are never dropped
+    assert registry.evicted == 1
+    assert registry.live() == [live]
+    registry.sync(orders[2])  # syncing again does not count it twice
+    assert registry.get("0x1") is orders[1]
+
+
+def test_evicted_order_drops_all_its_oids() -> None:
+    registry = OrderRegistry(terminal_capacity=1)
+    order = tracked("0xa")
+    registry.register(order)
+    order.ack_resting(11, 2)
+    order.request_modify(101.0, 1.0, Tif.GTC, 3)
+    order.replaced(12, 4)
+    order.report("filled", 12, 5)
+    registry.sync(order)
+    other = tracked("0xb")
+    registry.register(other)
+    finish(registry, other, 13)
+    assert registry.by_oid(11) is None
+    assert registry.by_oid(12) is None
+    assert registry.get("0xa") is None
+
+
+def test_capacity_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="at least 1"):
+        OrderRegistry(terminal_capacity=0)
+
+
+def test_in_flight_since_and_in_flight() -> None:
+    registry = OrderRegistry()
+    placed, answered, unknown = tracked("0xa", 10), tracked("0xb", 11), tracked("0xc", 12)
+    for order in (placed, answered, unknown):
+        registry.register(order)
+    answered.ack_resting(21, 15)
+    registry.sync(answered)
+    unknown.timed_out(20)
+    registry.sync(unknown)
+    assert registry.in_flight_since("0xa") == 10
+    assert registry.in_flight_since("0xb") is None
+    assert registry.in_flight_since("0xnope") is None
+    assert {o.cloid for o in registry.in_flight()} == {"0xa", "0xc"}  # UNKNOWN is not gone
+    answered.request_cancel(30)
+    assert registry.in_flight_since("0xb") == 30
+
+
+def test_overdue_lists_pending_requests_past_the_timeout() -> None:
+    registry = OrderRegistry()
+    old, young, unknown = tracked("0xa", 0), tracked("0xb", 900), tracked("0xc", 0)
+    for order in (old, young, unknown):
+        registry.register(order)
+    unknown.timed_out(500)
+    assert unknown.state is OrderState.UNKNOWN
+    assert registry.overdue(now_ms=1000, timeout_ms=1000) == [old]
+    assert registry.overdue(now_ms=1900, timeout_ms=1000) == [old, young]
