@@ -1,0 +1,676 @@
+"""Hyperliquid responses and WebSocket frames parsed into :mod:`mm.model` values.
+
+The venue's JSON is parsed once, here; nothing past the adapter sees it. Every parser takes
+the already-decoded JSON (``orjson.loads``) of one ``/info`` answer, ``/exchange`` answer or
+WebSocket frame, checks the fields it uses (presence and type) and ignores any other field, so
+the venue can add fields without breaking us. Anything malformed (bad JSON, a missing field, a
+value of the wrong type, a number that does not parse) raises :class:`CodecError`: the caller
+counts the message and skips it. A well-formed refusal of a whole ``/exchange`` request
+(``{"status": "err", "response": TEXT}``) raises :class:`VenueRejected` with the venue's text.
+
+Decimal strings become floats; numbers the venue sends as JSON numbers (ids, times, counts)
+must be integers. Parsing is on the hot path of market data, so it is straight-line code with
+type checks, no validators and no logging.
+
+Where the venue leaves out a field that a model value needs, the defaults are:
+
+* ``openOrders`` has no ``origSz``, ``reduceOnly`` or ``tif``: ``orig_sz`` is the remaining
+  size, ``reduce_only`` False and ``tif`` None (also None for trigger orders and for time in
+  force values the model does not know, such as ``FrontendMarket``);
+* older fills have no ``tid`` or ``feeToken``: ``tid`` is a stable surrogate derived from the
+  fill's hash, oid, time, price, size and side (so dedup never merges two fills), and
+  ``fee_token`` is ``"USDC"``;
+* ``clearinghouseState`` carries ``time`` only in recent versions: the caller gives the time
+  to use without it; a position without ``entryPx`` has entry price 0.0.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+from collections.abc import Callable
+from typing import Any, Final, Literal, ParamSpec, TypeVar
+
+import attrs
+import orjson
+
+from mm.model import (
+    AccountState,
+    AssetMeta,
+    Bbo,
+    BookSnapshot,
+    CancelResult,
+    Fill,
+    Filled,
+    Level,
+    Liquidation,
+    Mids,
+    NonUserCancel,
+    OpenOrder,
+    OrderReport,
+    PlaceResult,
+    Position,
+    RateLimitState,
+    Rejected,
+    Resting,
+    Side,
+    Tif,
+    Trade,
+)
+from mm.venues.base import VenueError
+
+__all__ = [
+    "GREETING_TEXT",
+    "BboFrame",
+    "BookFrame",
+    "CodecError",
+    "ErrorFrame",
+    "Frame",
+    "Greeting",
+    "MidsFrame",
+    "OrderUpdatesFrame",
+    "Pong",
+    "PostReply",
+    "SubscriptionAck",
+    "TradesFrame",
+    "UnknownFrame",
+    "UserEventsFrame",
+    "UserFillsFrame",
+    "VenueRejected",
+    "decode_frame",
+    "parse_all_mids",
+    "parse_cancel_statuses",
+    "parse_clearinghouse_state",
+    "parse_default",
+    "parse_fills",
+    "parse_historical_orders",
+    "parse_json",
+    "parse_l2_book",
+    "parse_meta",
+    "parse_open_orders",
+    "parse_order_report",
+    "parse_order_status",
+    "parse_order_statuses",
+    "parse_user_rate_limit",
+]
+
+GREETING_TEXT: Final = "Websocket connection established."
+
+
+class CodecError(ValueError):
+    """A venue message without the expected shape: bad JSON, a missing or mistyped field."""
+
+
+class VenueRejected(VenueError):
+    """The venue refused a whole request: ``{"status": "err", "response": TEXT}``."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__(text)
+        self.text = text
+
+
+# --- field helpers -------------------------------------------------------------------------------
+# They raise TypeError / ValueError; the public parsers turn those (and KeyError, IndexError,
+# AttributeError from indexing the wrong kind of value) into CodecError.
+
+_SIDES: Final = {"B": Side.BUY, "A": Side.SELL}
+_TIFS: Final = {tif.value: tif for tif in Tif}
+_MALFORMED: Final = (KeyError, IndexError, TypeError, ValueError, AttributeError)
+
+
+def _f(value: Any) -> float:
+    """A decimal string as a finite float."""
+    if type(value) is not str:
+        raise TypeError(f"expected a decimal string, got {type(value).__name__}")
+    number = float(value)
+    if number - number != 0.0:  # NaN or infinite
+        raise ValueError(f"not a finite number: {value!r}")
+    return number
+
+
+def _opt_f(value: Any) -> float | None:
+    return None if value is None else _f(value)
+
+
+def _i(value: Any) -> int:
+    if type(value) is not int:
+        raise TypeError(f"expected an integer, got {type(value).__name__}")
+    return value
+
+
+def _s(value: Any) -> str:
+    if type(value) is not str:
+        raise TypeError(f"expected a string, got {type(value).__name__}")
+    return value
+
+
+def _opt_s(value: Any) -> str | None:
+    if value is None or type(value) is str:
+        return value
+    raise TypeError(f"expected a string or null, got {type(value).__name__}")
+
+
+def _b(value: Any) -> bool:
+    if type(value) is not bool:
+        raise TypeError(f"expected a boolean, got {type(value).__name__}")
+    return value
+
+
+def _list(value: Any) -> list[Any]:
+    if type(value) is not list:
+        raise TypeError(f"expected an array, got {type(value).__name__}")
+    return value
+
+
+def _dict(value: Any) -> dict[str, Any]:
+    if type(value) is not dict:
+        raise TypeError(f"expected an object, got {type(value).__name__}")
+    return value
+
+
+def _side(value: Any) -> Side:
+    side = _SIDES.get(_s(value))
+    if side is None:
+        raise ValueError(f"unknown side {value!r}")
+    return side
+
+
+def _tif(value: Any) -> Tif | None:
+    return None if value is None else _TIFS.get(_s(value))
+
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def _parser(what: str) -> Callable[[Callable[_P, _R]], Callable[_P, _R]]:
+    """Turn the errors of malformed input into :class:`CodecError` naming ``what``."""
+
+    def wrap(function: Callable[_P, _R]) -> Callable[_P, _R]:
+        @functools.wraps(function)
+        def parse(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+            try:
+                return function(*args, **kwargs)
+            except CodecError:
+                raise
+            except _MALFORMED as exc:
+                raise CodecError(f"malformed {what}: {type(exc).__name__}: {exc}") from exc
+
+        return parse
+
+    return wrap
+
+
+def parse_json(body: str | bytes) -> Any:
+    """Decode a JSON body; :class:`CodecError` when it is not JSON."""
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise CodecError(f"not JSON: {exc}") from exc
+
+
+# --- shared shapes -------------------------------------------------------------------------------
+
+
+def _levels(raw: Any) -> tuple[Level, ...]:
+    levels = []
+    for entry in _list(raw):
+        n = entry["n"]
+        if type(n) is not int:
+            raise TypeError(f"expected an integer level count, got {type(n).__name__}")
+        levels.append(Level(_f(entry["px"]), _f(entry["sz"]), n))
+    return tuple(levels)
+
+
+def _book(data: Any) -> BookSnapshot:
+    levels = _list(data["levels"])
+    return BookSnapshot(_s(data["coin"]), _i(data["time"]), _levels(levels[0]), _levels(levels[1]))
+
+
+def _level(entry: Any) -> Level | None:
+    if entry is None:
+        return None
+    return Level(_f(entry["px"]), _f(entry["sz"]), _i(entry["n"]))
+
+
+def _mids(data: Any) -> Mids:
+    return Mids({_s(coin): _f(px) for coin, px in _dict(data).items()})
+
+
+def _surrogate_tid(entry: Any) -> int:
+    """A stable id for a fill recorded without ``tid``: distinct fills never share one."""
+    key = "|".join(str(entry.get(k)) for k in ("hash", "oid", "time", "px", "sz", "side"))
+    return int.from_bytes(hashlib.sha256(key.encode()).digest()[:7], "big")
+
+
+def _fill(entry: Any) -> Fill:
+    tid = entry["tid"] if "tid" in entry else _surrogate_tid(entry)
+    return Fill(
+        coin=_s(entry["coin"]),
+        side=_side(entry["side"]),
+        px=_f(entry["px"]),
+        sz=_f(entry["sz"]),
+        time_ms=_i(entry["time"]),
+        oid=_i(entry["oid"]),
+        tid=_i(tid),
+        cloid=_opt_s(entry.get("cloid")),
+        fee=_f(entry["fee"]),
+        fee_token=_s(entry.get("feeToken", "USDC")),
+        crossed=_b(entry["crossed"]),
+        start_position=_f(entry["startPosition"]),
+        direction=_s(entry["dir"]),
+        closed_pnl=_f(entry["closedPnl"]),
+        hash=_s(entry["hash"]),
+    )
+
+
+def _fills(raw: Any) -> list[Fill]:
+    return [_fill(entry) for entry in _list(raw)]
+
+
+def _report(entry: Any) -> OrderReport:
+    """``{"order": {...}, "status": ..., "statusTimestamp": ...}`` (updates, status, history)."""
+    order = entry["order"]
+    return OrderReport(
+        coin=_s(order["coin"]),
+        side=_side(order["side"]),
+        px=_f(order["limitPx"]),
+        sz=_f(order["sz"]),
+        orig_sz=_f(order["origSz"]),
+        oid=_i(order["oid"]),
+        cloid=_opt_s(order.get("cloid")),
+        time_ms=_i(order["timestamp"]),
+        status=_s(entry["status"]),
+        status_time_ms=_i(entry["statusTimestamp"]),
+    )
+
+
+def _trade(entry: Any) -> Trade:
+    return Trade(
+        coin=_s(entry["coin"]),
+        side=_side(entry["side"]),
+        px=_f(entry["px"]),
+        sz=_f(entry["sz"]),
+        time_ms=_i(entry["time"]),
+        tid=_i(entry["tid"]),
+    )
+
+
+# --- /info ---------------------------------------------------------------------------------------
+
+
+@_parser("meta")
+def parse_meta(data: Any) -> list[AssetMeta]:
+    """``meta``: the perpetuals universe; an asset's index is its position in the list."""
+    return [
+        AssetMeta(
+            index=index,
+            coin=_s(asset["name"]),
+            sz_decimals=_i(asset["szDecimals"]),
+            max_leverage=_i(asset["maxLeverage"]),
+        )
+        for index, asset in enumerate(_list(data["universe"]))
+    ]
+
+
+@_parser("l2Book")
+def parse_l2_book(data: Any) -> BookSnapshot:
+    """``l2Book`` (the answer and the channel's data): best levels first on each side."""
+    return _book(data)
+
+
+@_parser("allMids")
+def parse_all_mids(data: Any) -> Mids:
+    """``allMids``: the answer is the coin-to-mid object itself."""
+    return _mids(data)
+
+
+def _open_order(entry: Any) -> OpenOrder:
+    sz = _f(entry["sz"])
+    orig_sz = entry.get("origSz")
+    reduce_only = entry.get("reduceOnly", False)
+    return OpenOrder(
+        coin=_s(entry["coin"]),
+        side=_side(entry["side"]),
+        px=_f(entry["limitPx"]),
+        sz=sz,
+        orig_sz=sz if orig_sz is None else _f(orig_sz),
+        oid=_i(entry["oid"]),
+        cloid=_opt_s(entry.get("cloid")),
+        time_ms=_i(entry["timestamp"]),
+        reduce_only=_b(reduce_only),
+        tif=_tif(entry.get("tif")),
+    )
+
+
+@_parser("open orders")
+def parse_open_orders(data: Any) -> list[OpenOrder]:
+    """``openOrders`` or ``frontendOpenOrders``."""
+    return [_open_order(entry) for entry in _list(data)]
+
+
+@_parser("fills")
+def parse_fills(data: Any) -> list[Fill]:
+    """``userFills`` or ``userFillsByTime``."""
+    return _fills(data)
+
+
+def _position(entry: Any) -> Position:
+    position = entry["position"]
+    entry_px = _opt_f(position.get("entryPx"))
+    return Position(
+        coin=_s(position["coin"]),
+        szi=_f(position["szi"]),
+        entry_px=0.0 if entry_px is None else entry_px,
+        unrealized_pnl=_f(position["unrealizedPnl"]),
+        liquidation_px=_opt_f(position.get("liquidationPx")),
+        margin_used=_f(position["marginUsed"]),
+        leverage=_i(position["leverage"]["value"]),
+    )
+
+
+@_parser("clearinghouseState")
+def parse_clearinghouse_state(data: Any, time_ms: int = 0) -> AccountState:
+    """``clearinghouseState``; ``time_ms`` is used when the answer carries no ``time``."""
+    summary = data["marginSummary"]
+    time = data.get("time")
+    return AccountState(
+        time_ms=time_ms if time is None else _i(time),
+        account_value=_f(summary["accountValue"]),
+        margin_used=_f(summary["totalMarginUsed"]),
+        withdrawable=_f(data["withdrawable"]),
+        positions=tuple(_position(entry) for entry in _list(data["assetPositions"])),
+    )
+
+
+@_parser("order report")
+def parse_order_report(entry: Any) -> OrderReport:
+    """One ``{"order", "status", "statusTimestamp"}`` entry."""
+    return _report(entry)
+
+
+@_parser("orderStatus")
+def parse_order_status(data: Any) -> OrderReport | None:
+    """``orderStatus``: the order's report, or None when the venue does not know it."""
+    status = _s(data["status"])
+    if status == "unknownOid":
+        return None
+    if status != "order":
+        raise ValueError(f"unknown orderStatus status {status!r}")
+    return _report(data["order"])
+
+
+@_parser("historicalOrders")
+def parse_historical_orders(data: Any) -> list[OrderReport]:
+    """``historicalOrders``: newest first, as the venue lists them."""
+    return [_report(entry) for entry in _list(data)]
+
+
+@_parser("userRateLimit")
+def parse_user_rate_limit(data: Any) -> RateLimitState:
+    """``userRateLimit``: cumulative volume and the address's request budget."""
+    return RateLimitState(
+        cum_volume=_f(data["cumVlm"]),
+        requests_used=_i(data["nRequestsUsed"]),
+        requests_cap=_i(data["nRequestsCap"]),
+    )
+
+
+# --- /exchange -----------------------------------------------------------------------------------
+
+
+def _ok_response(resp: Any) -> Any:
+    status = _s(resp["status"])
+    if status == "err":
+        raise VenueRejected(_s(resp["response"]))
+    if status != "ok":
+        raise ValueError(f"unknown response status {status!r}")
+    return resp["response"]
+
+
+def _place_status(status: Any) -> PlaceResult:
+    if "resting" in _dict(status):
+        resting = status["resting"]
+        return Resting(oid=_i(resting["oid"]), cloid=_opt_s(resting.get("cloid")))
+    if "filled" in status:
+        filled = status["filled"]
+        return Filled(
+            oid=_i(filled["oid"]),
+            cloid=_opt_s(filled.get("cloid")),
+            total_sz=_f(filled["totalSz"]),
+            avg_px=_f(filled["avgPx"]),
+        )
+    if "error" in status:
+        return Rejected(_s(status["error"]))
+    raise ValueError(f"unknown order status {status!r}")
+
+
+@_parser("order statuses")
+def parse_order_statuses(resp: Any) -> list[PlaceResult]:
+    """The statuses of an ``order`` or ``batchModify`` action, in request order.
+
+    Raises :class:`VenueRejected` when the venue refused the whole action.
+    """
+    statuses = _list(_ok_response(resp)["data"]["statuses"])
+    return [_place_status(status) for status in statuses]
+
+
+def _cancel_status(status: Any) -> CancelResult:
+    if status == "success":
+        return None
+    error = _dict(status).get("error")
+    if error is None:
+        raise ValueError(f"unknown cancel status {status!r}")
+    return Rejected(_s(error))
+
+
+@_parser("cancel statuses")
+def parse_cancel_statuses(resp: Any) -> list[CancelResult]:
+    """The statuses of a ``cancel`` or ``cancelByCloid`` action: None when canceled.
+
+    Raises :class:`VenueRejected` when the venue refused the whole action.
+    """
+    statuses = _list(_ok_response(resp)["data"]["statuses"])
+    return [_cancel_status(status) for status in statuses]
+
+
+@_parser("exchange response")
+def parse_default(resp: Any) -> None:
+    """An action answered without statuses (``modify``, ``scheduleCancel``, ``noop``, ...).
+
+    Raises :class:`VenueRejected` when the venue refused it.
+    """
+    _ok_response(resp)
+
+
+# --- WebSocket frames ----------------------------------------------------------------------------
+
+
+@attrs.frozen(slots=True)
+class Greeting:
+    """The plain-text "Websocket connection established." sent on connect."""
+
+
+@attrs.frozen(slots=True)
+class Pong:
+    """The answer to a ``{"method": "ping"}``."""
+
+
+@attrs.frozen(slots=True)
+class SubscriptionAck:
+    method: str  # "subscribe" or "unsubscribe"
+    subscription: dict[str, Any]
+
+
+@attrs.frozen(slots=True)
+class ErrorFrame:
+    text: str
+
+
+@attrs.frozen(slots=True)
+class PostReply:
+    """The answer to a ``post`` request, matched by ``id``.
+
+    ``payload`` is, by ``kind``: ``"info"``: ``{"type": INFO_TYPE, "data": ANSWER}`` (the
+    ``/info`` answer goes to the matching ``parse_*``); ``"action"``: the ``/exchange`` answer
+    (for :func:`parse_order_statuses` and friends); ``"error"``: the venue's text.
+    """
+
+    id: int
+    kind: Literal["info", "action", "error"]
+    payload: Any
+
+
+@attrs.frozen(slots=True)
+class BookFrame:
+    book: BookSnapshot
+
+
+@attrs.frozen(slots=True)
+class TradesFrame:
+    trades: list[Trade]
+
+
+@attrs.frozen(slots=True)
+class MidsFrame:
+    mids: Mids
+
+
+@attrs.frozen(slots=True)
+class BboFrame:
+    bbo: Bbo
+
+
+@attrs.frozen(slots=True)
+class OrderUpdatesFrame:
+    reports: list[OrderReport]
+
+
+@attrs.frozen(slots=True)
+class UserFillsFrame:
+    user: str
+    is_snapshot: bool
+    fills: list[Fill]
+
+
+@attrs.frozen(slots=True)
+class UserEventsFrame:
+    """A ``user`` (userEvents) frame: one kind of event per frame; others (funding) are empty."""
+
+    fills: list[Fill]
+    liquidation: Liquidation | None
+    non_user_cancels: list[NonUserCancel]
+
+
+@attrs.frozen(slots=True)
+class UnknownFrame:
+    """A well-formed frame on a channel this codec does not parse."""
+
+    channel: str
+
+
+Frame = (
+    Greeting
+    | SubscriptionAck
+    | ErrorFrame
+    | Pong
+    | PostReply
+    | BookFrame
+    | TradesFrame
+    | MidsFrame
+    | BboFrame
+    | OrderUpdatesFrame
+    | UserFillsFrame
+    | UserEventsFrame
+    | UnknownFrame
+)
+
+_GREETING: Final = Greeting()
+_PONG: Final = Pong()
+_GREETING_BYTES: Final = GREETING_TEXT.encode()
+_POST_KINDS: Final[dict[str, Literal["info", "action", "error"]]] = {
+    "info": "info",
+    "action": "action",
+    "error": "error",
+}
+
+
+def _post(data: Any) -> PostReply:
+    response = data["response"]
+    kind = _POST_KINDS.get(_s(response["type"]))
+    if kind is None:
+        raise ValueError(f"unknown post response type {response['type']!r}")
+    return PostReply(_i(data["id"]), kind, response["payload"])
+
+
+def _bbo(data: Any) -> BboFrame:
+    bbo = _list(data["bbo"])
+    return BboFrame(Bbo(_s(data["coin"]), _i(data["time"]), _level(bbo[0]), _level(bbo[1])))
+
+
+def _user_fills(data: Any) -> UserFillsFrame:
+    return UserFillsFrame(
+        _s(data["user"]), _b(data.get("isSnapshot", False)), _fills(data["fills"])
+    )
+
+
+def _liquidation(data: Any) -> Liquidation:
+    return Liquidation(
+        lid=_i(data["lid"]),
+        liquidator=_s(data["liquidator"]),
+        liquidated_user=_s(data["liquidated_user"]),
+        liquidated_ntl_pos=_f(data["liquidated_ntl_pos"]),
+        liquidated_account_value=_f(data["liquidated_account_value"]),
+    )
+
+
+def _user_events(data: Any) -> UserEventsFrame:
+    fills = data.get("fills")
+    liquidation = data.get("liquidation")
+    cancels = data.get("nonUserCancel")
+    return UserEventsFrame(
+        fills=[] if fills is None else _fills(fills),
+        liquidation=None if liquidation is None else _liquidation(liquidation),
+        non_user_cancels=[]
+        if cancels is None
+        else [NonUserCancel(_s(c["coin"]), _i(c["oid"])) for c in _list(cancels)],
+    )
+
+
+_CHANNELS: Final[dict[str, Callable[[Any], Frame]]] = {
+    "l2Book": lambda data: BookFrame(_book(data)),
+    "trades": lambda data: TradesFrame([_trade(entry) for entry in _list(data)]),
+    "bbo": _bbo,
+    "allMids": lambda data: MidsFrame(_mids(data["mids"])),
+    "orderUpdates": lambda data: OrderUpdatesFrame([_report(entry) for entry in _list(data)]),
+    "userFills": _user_fills,
+    "user": _user_events,
+    "post": _post,
+    "subscriptionResponse": lambda data: SubscriptionAck(
+        _s(data["method"]), _dict(data["subscription"])
+    ),
+    "error": lambda data: ErrorFrame(_s(data)),
+    "pong": lambda data: _PONG,
+}
+
+
+def decode_frame(text: str | bytes) -> Frame:
+    """One WebSocket text frame as a typed frame; :class:`CodecError` when malformed."""
+    if text in (GREETING_TEXT, _GREETING_BYTES):
+        return _GREETING
+    try:
+        message = orjson.loads(text)
+    except orjson.JSONDecodeError as exc:
+        raise CodecError(f"frame is not JSON: {exc}") from exc
+    if type(message) is not dict:
+        raise CodecError(f"frame is not an object: {type(message).__name__}")
+    channel = message.get("channel")
+    if type(channel) is not str:
+        raise CodecError("frame has no channel")
+    handler = _CHANNELS.get(channel)
+    if handler is None:
+        return UnknownFrame(channel)
+    try:
+        return handler(message.get("data"))
+    except _MALFORMED as exc:
+        raise CodecError(f"malformed {channel} frame: {type(exc).__name__}: {exc}") from exc
