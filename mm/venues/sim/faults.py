@@ -34,6 +34,8 @@ class FaultConfig:
     # Added delay (and jitter) before each HTTP request is answered.
     http_latency_ms: float = setting(0.0, non_negative)
     http_jitter_ms: float = setting(0.0, non_negative)
+    # Per post reply: probability it is dropped (the request still acts: a lost ack).
+    ws_drop_post_replies: float = setting(0.0, probability)
     # Per data frame: probability of dropping, duplicating, or holding it behind the next one.
     ws_drop: float = setting(0.0, probability)
     ws_duplicate: float = setting(0.0, probability)
@@ -97,6 +99,9 @@ class Faults:
 
     def frame_fate(self, channel: str) -> FrameFate:
         config = self.config
+        if channel == "post":
+            drop = config.ws_drop_post_replies
+            return FrameFate.DROP if drop and self.rng.random() < drop else FrameFate.SEND
         if channel not in DATA_CHANNELS:
             return FrameFate.SEND
         if config.ws_drop and self.rng.random() < config.ws_drop:

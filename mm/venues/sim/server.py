@@ -385,7 +385,7 @@ class WebSocketSession:
         finally:
             limits.post_finished(session.conn_id)
         data = {"id": post_id, "response": response}
-        session.push(orjson.dumps({"channel": "post", "data": data}).decode())
+        session.push(orjson.dumps({"channel": "post", "data": data}).decode(), "post")
 
     def _post_response(self, request: Any) -> dict[str, Any]:
         if not isinstance(request, Mapping) or request.get("type") not in ("info", "action"):

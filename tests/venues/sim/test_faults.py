@@ -235,3 +235,11 @@ def test_faults_never_change_the_market_tape() -> None:
     quiet = _tape(FaultConfig(), draw_faults=False)
     assert quiet
     assert _tape(faulty, draw_faults=True) == quiet
+
+
+def test_post_replies_are_dropped_only_by_their_own_fault() -> None:
+    data_faults = Faults(FaultConfig(ws_drop=1.0, ws_duplicate=1.0, ws_reorder=1.0), seed=3)
+    assert {data_faults.frame_fate("post") for _ in range(100)} == {FrameFate.SEND}
+    lost_acks = Faults(FaultConfig(ws_drop_post_replies=1.0), seed=3)
+    assert {lost_acks.frame_fate("post") for _ in range(100)} == {FrameFate.DROP}
+    assert lost_acks.frame_fate("l2Book") is FrameFate.SEND

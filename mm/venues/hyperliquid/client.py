@@ -1,0 +1,340 @@
+"""The Hyperliquid adapter's requests: queries and signed actions, over WebSocket post or REST.
+
+Every action is signed once (``L1Signer``, a strictly increasing nonce) and sent as a WebSocket
+``post`` when the socket is up, over REST otherwise. What happens when an answer does not come
+decides whether an order can be doubled, so the rules are strict:
+
+- the socket is down before sending: REST at once (nothing was sent);
+- a post times out, or the socket drops while waiting, or REST times out or answers 5xx: the
+  request may have acted. Orders and modifies are NOT re-sent: ``OrderFateUnknown`` names
+  their cloids, and the caller resolves each with ``order_status`` before anything is sent
+  again. Cancels are re-sent once over REST (a cancel cannot double anything);
+- HTTP 429 or the venue's address-limit error: the request did not act; the rate limiter backs
+  off and lowers its budget, and ``RateLimited``/``VenueRejected`` reaches the caller.
+
+Post-only orders go in their own batch, apart from IOC and GTC ones, so one cannot delay or
+fail the other. Queries are read-only and fall back to REST on any socket trouble.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import trio
+
+from mm.execution.rate_limit import Cost, RateLimiter, acquire
+from mm.model import (
+    AccountState,
+    AssetMeta,
+    CancelOrder,
+    CancelResult,
+    Fill,
+    ModifyOrder,
+    OpenOrder,
+    OrderReport,
+    PlaceOrder,
+    PlaceResult,
+    RateLimitState,
+    Rejected,
+    Tif,
+)
+from mm.venues.base import VenueError
+from mm.venues.hyperliquid import codec, wire
+from mm.venues.hyperliquid.metrics import AdapterMetrics, rejection_reason
+from mm.venues.hyperliquid.rest import RateLimited, RequestTimeout, RestTransport, VenueUnavailable
+from mm.venues.hyperliquid.signing import L1Signer
+from mm.venues.hyperliquid.ws import ConnectionDown, PostRejected, PostTimeout, WsConnection
+
+
+class OrderFateUnknown(VenueError):
+    """An order or modify may or may not have reached the venue: resolve before re-sending."""
+
+    def __init__(self, cloids: Sequence[str], cause: str) -> None:
+        super().__init__(f"fate unknown for {len(cloids)} order(s): {cause}")
+        self.cloids = tuple(cloids)
+        self.cause = cause
+
+
+class UnknownCoin(VenueError):
+    """A coin the venue's metadata does not list."""
+
+
+class HyperliquidClient:
+    def __init__(
+        self,
+        *,
+        rest: RestTransport,
+        signer: L1Signer,
+        account: str,
+        mainnet: bool,
+        limiter: RateLimiter,
+        ws: WsConnection | None = None,
+        metrics: AdapterMetrics | None = None,
+        nonces: wire.NonceSource | None = None,
+        post_timeout_s: float = 5.0,
+        clock: Callable[[], float] = trio.current_time,
+    ) -> None:
+        self.rest = rest
+        self.ws = ws
+        self.signer = signer
+        self.account = account.lower()
+        self.mainnet = mainnet
+        self.limiter = limiter
+        self.metrics = metrics
+        self.nonces = nonces or wire.NonceSource()
+        self.post_timeout_s = post_timeout_s
+        self._clock = clock
+        self._assets: dict[str, AssetMeta] = {}
+
+    # --- reference data -------------------------------------------------------------------
+
+    async def metadata(self) -> list[AssetMeta]:
+        assets = codec.parse_meta(await self._info({"type": "meta"}))
+        self._assets = {asset.coin: asset for asset in assets}
+        return assets
+
+    def asset(self, coin: str) -> AssetMeta:
+        meta = self._assets.get(coin)
+        if meta is None:
+            raise UnknownCoin(f"{coin} is not listed (metadata loaded: {bool(self._assets)})")
+        return meta
+
+    # --- queries --------------------------------------------------------------------------
+
+    async def open_orders(self) -> list[OpenOrder]:
+        request = {"type": "frontendOpenOrders", "user": self.account}
+        return codec.parse_open_orders(await self._info(request))
+
+    async def account_state(self) -> AccountState:
+        raw = await self._info({"type": "clearinghouseState", "user": self.account})
+        return codec.parse_clearinghouse_state(raw, int(time.time() * 1000))
+
+    async def fills_since(self, time_ms: int) -> list[Fill]:
+        request = {"type": "userFillsByTime", "user": self.account, "startTime": time_ms}
+        return codec.parse_fills(await self._info(request))
+
+    async def order_status(self, target: int | str) -> OrderReport | None:
+        request = {"type": "orderStatus", "user": self.account, "oid": target}
+        return codec.parse_order_status(await self._info(request))
+
+    async def rate_limit(self) -> RateLimitState:
+        state = codec.parse_user_rate_limit(
+            await self._info({"type": "userRateLimit", "user": self.account})
+        )
+        self.limiter.observe(state, self._clock())
+        return state
+
+    async def _info(self, request: Mapping[str, Any]) -> Any:
+        await acquire(self.limiter, Cost.of_info(request), clock=self._clock)
+        ws = self.ws
+        if ws is not None and ws.connected:
+            try:
+                reply = await ws.post({"type": "info", "payload": request}, self.post_timeout_s)
+            except (ConnectionDown, PostTimeout, PostRejected):
+                pass  # a query is safe to ask again over REST
+            else:
+                if isinstance(reply, Mapping) and reply.get("type") == "info":
+                    return reply["payload"]["data"]
+                self._rejected_reply(reply)
+        return await self._rest(self.rest.info, request)
+
+    # --- actions --------------------------------------------------------------------------
+
+    async def place(self, orders: Sequence[PlaceOrder]) -> list[PlaceResult]:
+        """Place a batch; results in request order. Post-only orders travel apart."""
+        results: list[PlaceResult | None] = [None] * len(orders)
+        groups = [
+            [i for i, order in enumerate(orders) if order.tif is Tif.ALO],
+            [i for i, order in enumerate(orders) if order.tif is not Tif.ALO],
+        ]
+        failures: list[BaseException] = []
+
+        async def send(indexes: list[int]) -> None:
+            batch = [orders[i] for i in indexes]
+            wires = [self._order_wire(order) for order in batch]
+            try:
+                payload = await self._action(
+                    wire.order_action(wires), cloids=[o.cloid for o in batch], kind="place"
+                )
+                statuses = codec.parse_order_statuses(payload)
+            except VenueError as error:
+                failures.append(error)
+                return
+            for index, status in zip(indexes, statuses, strict=True):
+                results[index] = status
+                self._count("place", status)
+
+        async with trio.open_nursery() as nursery:
+            for indexes in groups:
+                if indexes:
+                    nursery.start_soon(send, indexes)
+        if failures:
+            raise _combined(failures)
+        return [result for result in results if result is not None]
+
+    async def cancel(self, cancels: Sequence[CancelOrder]) -> list[CancelResult]:
+        """Cancel by oid and by cloid (two actions when mixed); results in request order."""
+        results: list[CancelResult] = [None] * len(cancels)
+        by_oid = [i for i, c in enumerate(cancels) if c.oid is not None]
+        by_cloid = [i for i, c in enumerate(cancels) if c.cloid is not None]
+        if by_oid:
+            action = wire.cancel_action(
+                [
+                    wire.cancel_wire(self.asset(cancels[i].coin).index, _oid(cancels[i]))
+                    for i in by_oid
+                ]
+            )
+            self._fill_cancels(results, by_oid, await self._cancel_action(action))
+        if by_cloid:
+            wires = [
+                wire.cancel_by_cloid_wire(self._index(cancels[i].coin), _cloid(cancels[i]))
+                for i in by_cloid
+            ]
+            action = wire.cancel_by_cloid_action(wires)
+            self._fill_cancels(results, by_cloid, await self._cancel_action(action))
+        return results
+
+    async def modify(self, modifies: Sequence[ModifyOrder]) -> list[PlaceResult]:
+        wires = [
+            wire.modify_wire(
+                modify,
+                self.asset(modify.order.coin).index,
+                self.asset(modify.order.coin).sz_decimals,
+            )
+            for modify in modifies
+        ]
+        payload = await self._action(
+            wire.batch_modify_action(wires),
+            cloids=[modify.order.cloid for modify in modifies],
+            kind="modify",
+        )
+        statuses = codec.parse_order_statuses(payload)
+        for status in statuses:
+            self._count("modify", status)
+        return statuses
+
+    async def schedule_cancel(self, at_ms: int | None) -> None:
+        payload = await self._action(wire.schedule_cancel_action(at_ms), cloids=None, kind="other")
+        codec.parse_default(payload)
+
+    async def _cancel_action(self, action: dict[str, Any]) -> list[CancelResult]:
+        payload = await self._action(action, cloids=None, kind="cancel")
+        statuses = codec.parse_cancel_statuses(payload)
+        for status in statuses:
+            self._count("cancel", status)
+        return statuses
+
+    def _fill_cancels(
+        self, results: list[CancelResult], indexes: list[int], statuses: list[CancelResult]
+    ) -> None:
+        for index, status in zip(indexes, statuses, strict=True):
+            results[index] = status
+
+    def _index(self, coin: str) -> int:
+        return self.asset(coin).index
+
+    def _order_wire(self, order: PlaceOrder) -> dict[str, Any]:
+        meta = self.asset(order.coin)
+        return wire.order_wire(order, meta.index, meta.sz_decimals)
+
+    async def _action(
+        self, action: dict[str, Any], *, cloids: Sequence[str] | None, kind: str
+    ) -> Any:
+        """Sign and send one action; the venue's payload, or an exception per the rules above."""
+        resendable = cloids is None and kind == "cancel"
+        await acquire(self.limiter, Cost.of_action(action), clock=self._clock)
+        body = self._signed(action)
+        ws = self.ws
+        started = time.perf_counter()
+        if ws is not None and ws.connected:
+            try:
+                reply = await ws.post({"type": "action", "payload": body}, self.post_timeout_s)
+            except (PostTimeout, ConnectionDown) as error:
+                if not resendable:
+                    raise OrderFateUnknown(cloids or (), f"websocket: {error}") from error
+            except PostRejected:
+                pass  # refused before handling: nothing acted
+            else:
+                self._observe_ack("websocket", started)
+                if isinstance(reply, Mapping) and reply.get("type") == "action":
+                    return self._checked(reply["payload"])
+                self._rejected_reply(reply)
+            body = self._signed(action)  # a fresh nonce for the REST attempt
+            started = time.perf_counter()
+        try:
+            payload = await self._rest(self.rest.exchange, body)
+        except (RequestTimeout, VenueUnavailable) as error:
+            if resendable:
+                raise
+            raise OrderFateUnknown(cloids or (), f"rest: {error}") from error
+        self._observe_ack("rest", started)
+        return self._checked(payload)
+
+    def _signed(self, action: dict[str, Any]) -> dict[str, Any]:
+        nonce = self.nonces.next()
+        signature = self.signer.sign(action, nonce, mainnet=self.mainnet)
+        return {"action": action, "nonce": nonce, "signature": signature, "vaultAddress": None}
+
+    def _checked(self, payload: Any) -> Any:
+        """React to the venue's whole-request errors that are rate limits; pass the rest on."""
+        if isinstance(payload, Mapping) and payload.get("status") == "err":
+            text = str(payload.get("response", ""))
+            self.limiter.on_rejection(self._clock(), text=text)
+        else:
+            self.limiter.on_success(self._clock())
+        return payload
+
+    def _rejected_reply(self, reply: Any) -> None:
+        payload = reply.get("payload") if isinstance(reply, Mapping) else reply
+        text = str(payload)
+        if text.startswith("429"):
+            self.limiter.on_http_429(self._clock())
+            raise RateLimited("websocket post", 429, text)
+        raise codec.VenueRejected(text)
+
+    async def _rest(self, send: Callable[[Mapping[str, Any]], Any], body: Mapping[str, Any]) -> Any:
+        try:
+            return await send(body)
+        except RateLimited:
+            self.limiter.on_http_429(self._clock())
+            raise
+
+    def _observe_ack(self, transport: str, started: float) -> None:
+        if self.metrics is not None:
+            self.metrics.ack_latency.labels(transport=transport).observe(
+                time.perf_counter() - started
+            )
+
+    def _count(self, action: str, status: PlaceResult | CancelResult) -> None:
+        if self.metrics is None:
+            return
+        if status is None:
+            result = "ok"
+        elif isinstance(status, Rejected):
+            result = "rejected"
+            self.metrics.rejections.labels(reason=rejection_reason(status.reason)).inc()
+        else:
+            result = "ok"
+        self.metrics.orders.labels(action=action, result=result).inc()
+
+
+def _oid(cancel: CancelOrder) -> int:
+    assert cancel.oid is not None
+    return cancel.oid
+
+
+def _cloid(cancel: CancelOrder) -> str:
+    assert cancel.cloid is not None
+    return cancel.cloid
+
+
+def _combined(failures: list[BaseException]) -> BaseException:
+    """One exception for a place whose batches failed: an unknown fate wins (it must be
+    resolved), naming every cloid whose fate is unknown."""
+    unknown = [f for f in failures if isinstance(f, OrderFateUnknown)]
+    if unknown:
+        cloids = [cloid for failure in unknown for cloid in failure.cloids]
+        return OrderFateUnknown(cloids, "; ".join(failure.cause for failure in unknown))
+    return failures[0]

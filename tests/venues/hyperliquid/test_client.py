@@ -1,0 +1,224 @@
+"""The adapter's requests against the simulator over loopback: queries, batches, fallbacks,
+and the rule that a request whose answer never came is resolved, never re-sent."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import httpx
+import pytest
+import trio
+from prometheus_client import CollectorRegistry
+
+from mm.execution.rate_limit import RateLimiter
+from mm.model import (
+    CancelOrder,
+    Filled,
+    ModifyOrder,
+    PlaceOrder,
+    Rejected,
+    Resting,
+    Side,
+    Tif,
+)
+from mm.venues.hyperliquid.client import HyperliquidClient, OrderFateUnknown
+from mm.venues.hyperliquid.codec import VenueRejected
+from mm.venues.hyperliquid.metrics import AdapterMetrics
+from mm.venues.hyperliquid.rest import RateLimited, RestTransport
+from mm.venues.hyperliquid.signing import L1Signer
+from mm.venues.hyperliquid.wire import new_cloid
+from mm.venues.hyperliquid.ws import WsConnection
+from mm.venues.sim.config import MarketConfig, SimConfig
+from mm.venues.sim.faults import FaultConfig
+from mm.venues.sim.venue import SimVenue
+
+KEY = "0x" + "5a" * 32
+QUIET = MarketConfig(taker_a=0.0, volatility_bps=0.0, jump_rate_per_hour=0.0)
+
+
+@asynccontextmanager
+async def setup(
+    *, websocket: bool = True, faults: FaultConfig | None = None, post_timeout_s: float = 5.0
+) -> AsyncIterator[tuple[SimVenue, HyperliquidClient]]:
+    config = SimConfig(market=QUIET, faults=faults or FaultConfig(), rate_limits=False)
+    venue = SimVenue(config)  # on the wall clock: nonces are wall-clock milliseconds
+    signer = L1Signer(KEY)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(venue.run)
+        assert venue.url is not None
+        ws = WsConnection(venue.url) if websocket else None
+        if ws is not None:
+            await nursery.start(ws.run)
+        async with RestTransport(venue.url) as rest:
+            client = HyperliquidClient(
+                rest=rest,
+                ws=ws,
+                signer=signer,
+                account=signer.address,
+                mainnet=False,
+                limiter=RateLimiter(),
+                metrics=AdapterMetrics(CollectorRegistry()),
+                post_timeout_s=post_timeout_s,
+            )
+            await client.metadata()
+            try:
+                yield venue, client
+            finally:
+                nursery.cancel_scope.cancel()
+
+
+def passive(venue: SimVenue, side: Side, *, away: float = 0.2) -> float:
+    mid = float(venue.mids()["BTC"])
+    return mid * (1 - away) if side is Side.BUY else mid * (1 + away)
+
+
+def order(px: float, side: Side = Side.BUY, tif: Tif = Tif.GTC, sz: float = 0.001) -> PlaceOrder:
+    return PlaceOrder("BTC", side, px, sz, tif, new_cloid())
+
+
+@pytest.mark.parametrize("websocket", [True, False], ids=["ws-post", "rest"])
+async def test_queries(websocket: bool) -> None:
+    with trio.fail_after(15):
+        async with setup(websocket=websocket) as (venue, client):
+            assert [a.coin for a in await client.metadata()] == ["BTC", "ETH"]
+            resting = order(passive(venue, Side.BUY))
+            (result,) = await client.place([resting])
+            assert isinstance(result, Resting)
+            (open_order,) = await client.open_orders()
+            assert (open_order.oid, open_order.cloid) == (result.oid, resting.cloid)
+            report = await client.order_status(resting.cloid)
+            assert report is not None
+            assert report.status == "open"
+            assert await client.order_status(new_cloid()) is None
+            state = await client.account_state()
+            assert state.account_value == pytest.approx(venue.config.faucet_usdc)
+            limits = await client.rate_limit()
+            assert limits.requests_used >= 1
+            assert await client.fills_since(0) == []
+
+
+async def test_a_mixed_batch_sends_post_only_apart_and_keeps_request_order() -> None:
+    with trio.fail_after(15):
+        async with setup() as (venue, client):
+            sent: list[list[str]] = []
+            real = client._action
+
+            async def spy(action: dict[str, Any], **kwargs: Any) -> Any:
+                if action["type"] == "order":
+                    sent.append([o["t"]["limit"]["tif"] for o in action["orders"]])
+                return await real(action, **kwargs)
+
+            client._action = spy  # type: ignore[method-assign]
+            buy_px = passive(venue, Side.BUY)
+            crossing = float(venue.mids()["BTC"]) * 1.01
+            batch = [
+                order(buy_px, tif=Tif.ALO),
+                order(crossing, tif=Tif.IOC),
+                order(buy_px * 0.99, tif=Tif.GTC),
+                order(crossing, tif=Tif.ALO),  # would cross: the venue rejects it
+            ]
+            results = await client.place(batch)
+            assert sorted(map(sorted, sent)) == [["Alo", "Alo"], ["Gtc", "Ioc"]]
+            assert isinstance(results[0], Resting)
+            assert isinstance(results[1], Filled)
+            assert isinstance(results[2], Resting)
+            assert isinstance(results[3], Rejected)
+            assert results[3].reason.startswith("Post only order would have immediately matched")
+
+
+async def test_cancel_by_oid_and_by_cloid_and_modify() -> None:
+    with trio.fail_after(15):
+        async with setup() as (venue, client):
+            px = passive(venue, Side.BUY)
+            a, b, c = order(px), order(px * 0.99), order(px * 0.98)
+            placed = await client.place([a, b, c])
+            assert all(isinstance(r, Resting) for r in placed)
+            first = placed[0]
+            assert isinstance(first, Resting)
+            new_px = px * 0.97
+            (modified,) = await client.modify([ModifyOrder(a.cloid, order(new_px))])
+            assert isinstance(modified, Resting)
+            assert modified.oid != first.oid
+            canceled = await client.cancel(
+                [CancelOrder("BTC", oid=modified.oid), CancelOrder("BTC", cloid=b.cloid)]
+            )
+            assert canceled == [None, None]
+            (again,) = await client.cancel([CancelOrder("BTC", cloid=b.cloid)])
+            assert isinstance(again, Rejected)
+            remaining = await client.open_orders()
+            assert [o.cloid for o in remaining] == [c.cloid]
+
+
+async def test_schedule_cancel_set_clear_and_refused() -> None:
+    with trio.fail_after(15):
+        async with setup() as (venue, client):
+            await client.schedule_cancel(venue.now_ms() + 60_000)
+            await client.schedule_cancel(None)
+            with pytest.raises(VenueRejected, match="at least 5 seconds"):
+                await client.schedule_cancel(venue.now_ms() + 1_000)
+
+
+async def test_a_post_timeout_never_produces_a_duplicate_order() -> None:
+    # The venue acts on the post but its answer is lost: the client must not send it again.
+    with trio.fail_after(20):
+        faults = FaultConfig(ws_drop_post_replies=1.0)
+        async with setup(faults=faults, post_timeout_s=0.3) as (venue, client):
+            slow = order(passive(venue, Side.BUY))
+            with pytest.raises(OrderFateUnknown) as caught:
+                await client.place([slow])
+            assert caught.value.cloids == (slow.cloid,)
+            # Resolve, never re-send: the venue has exactly one order under that cloid.
+            assert client.ws is not None
+            client.ws = None  # ask over REST: every post answer is being dropped
+            report = await client.order_status(slow.cloid)
+            assert report is not None
+            assert report.status == "open"
+            mine = [o for o in await client.open_orders() if o.cloid == slow.cloid]
+            assert len(mine) == 1
+
+
+async def test_a_socket_that_is_down_before_sending_falls_back_to_rest() -> None:
+    with trio.fail_after(20):
+        async with setup(websocket=False) as (venue, client):
+            assert venue.url is not None
+            exchanges: list[int] = []
+            client.rest._observer = lambda endpoint, seconds, status: (
+                exchanges.append(status) if endpoint == "/exchange" else None
+            )
+            client.ws = WsConnection(venue.url)  # never started: down before anything is sent
+            assert not client.ws.connected
+            placed = order(passive(venue, Side.BUY))
+            (result,) = await client.place([placed])
+            assert isinstance(result, Resting)
+            assert exchanges == [200]
+            assert [o.cloid for o in await client.open_orders()] == [placed.cloid]
+
+
+async def test_http_429_raises_rate_limited_and_backs_off() -> None:
+    with trio.fail_after(15):
+        async with setup(websocket=False) as (venue, client):
+            assert venue.url is not None
+            async with httpx.AsyncClient(base_url=venue.url) as control:
+                await control.post("/sim/faults", json={"http_429": 1.0})
+            with pytest.raises(RateLimited):
+                await client.open_orders()
+            assert client.limiter.rejections == 1
+            assert client.limiter.headroom(trio.current_time()) < 1.0
+
+
+async def test_the_address_limit_error_lowers_the_budget() -> None:
+    limiter = RateLimiter()
+    signer = L1Signer(KEY)
+    async with RestTransport("http://127.0.0.1:1") as rest:
+        client = HyperliquidClient(
+            rest=rest, signer=signer, account=signer.address, mainnet=False, limiter=limiter
+        )
+        text = (
+            "Too many cumulative requests sent (10500 > 10499) for cumulative volume traded "
+            "$500.0. Place taker orders to free up 1 request per USDC traded."
+        )
+        client._checked({"status": "err", "response": text})
+    assert limiter.rejections == 1
+    assert limiter.address_cap() == 10500
