@@ -78,6 +78,7 @@ __all__ = [
     "UserFillsFrame",
     "VenueRejected",
     "decode_frame",
+    "decode_message",
     "parse_all_mids",
     "parse_cancel_statuses",
     "parse_clearinghouse_state",
@@ -662,6 +663,11 @@ def decode_frame(text: str | bytes) -> Frame:
         message = orjson.loads(text)
     except orjson.JSONDecodeError as exc:
         raise CodecError(f"frame is not JSON: {exc}") from exc
+    return decode_message(message)
+
+
+def decode_message(message: Any) -> Frame:
+    """An already-parsed WebSocket message as a typed frame; :class:`CodecError` if malformed."""
     if type(message) is not dict:
         raise CodecError(f"frame is not an object: {type(message).__name__}")
     channel = message.get("channel")
