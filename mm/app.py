@@ -6,7 +6,9 @@ more child specs without changes to ``supervisors/``::
     mm (root, one-for-one)
     ├── admin      /metrics /healthz /status /stop
     ├── journal    SQLite writer
-    └── venue      the embedded simulator, when venue.url = "embedded"
+    ├── venue      the embedded simulator, when venue.url = "embedded"
+    └── feeds      one child per feed, each with its WebSocket connection
+        └── market books, trades and mids
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from mm.journal import DATABASE_NAME, Journal
 from mm.metrics import new_registry
 from mm.runfile import RunFile, RunInfo
 from mm.secrets import Redactor
+from mm.venues.hyperliquid.adapter import HyperliquidAdapter
 from mm.venues.sim.venue import SimVenue
 from supervisors import (
     Backoff,
@@ -112,11 +115,22 @@ class Service:
         )
         admin = AdminServer(admin_app, config.admin.host, config.admin.port, self._admin_bound)
         supervision = config.supervision
+        self._intensity = Intensity(supervision.max_restarts, supervision.restart_period)
+        self._observer = FanOut(MetricsObserver(self.registry), JournalObserver(self.journal))
+        assert secrets.venue_key is not None  # resolve_secrets always provides one
+        self.adapter = HyperliquidAdapter(
+            config.feeds,
+            venue_url=lambda: self.venue_url,
+            signing_key=secrets.venue_key,
+            account_address=config.venue.account_address,
+            registry=self.registry,
+            rate_limit=config.rate_limit,
+        )
         self.root = Supervisor(
             "mm",
             self._children(admin),
-            intensity=Intensity(supervision.max_restarts, supervision.restart_period),
-            observer=FanOut(MetricsObserver(self.registry), JournalObserver(self.journal)),
+            intensity=self._intensity,
+            observer=self._observer,
         )
 
     def _children(self, admin: AdminServer) -> list[ChildSpec]:
@@ -124,6 +138,13 @@ class Service:
         if self.config.venue.url == EMBEDDED:
             self.venue = SimVenue(self.config.sim, on_bound=self._venue_bound)
             children.append(self._child("venue", self.venue.run))
+        feeds = Supervisor(
+            "mm/feeds",
+            [self._child("market", self.adapter.run_market)],
+            intensity=self._intensity,
+            observer=self._observer,
+        )
+        children.append(feeds.as_child())
         return children
 
     async def _venue_bound(self, url: str) -> None:

@@ -18,6 +18,7 @@ from typing import Any
 import attrs
 import orjson
 
+from mm.execution.rate_limit import RateLimitConfig
 from mm.secrets import Secret
 from mm.settings import (
     CONVERTER,
@@ -36,6 +37,7 @@ from mm.settings import (
     ConfigError as ConfigError,
 )
 from mm.venues.config import DEV_PRIVATE_KEY, PRIVATE_KEY, VenueConfig, is_local_url
+from mm.venues.hyperliquid.adapter import FeedsConfig
 from mm.venues.sim.config import SimConfig
 
 ENV_PREFIX = "MM_"
@@ -90,6 +92,8 @@ class Config:
     supervision: SupervisionConfig = SupervisionConfig()
     journal: JournalConfig = JournalConfig()
     venue: VenueConfig = attrs.field(factory=VenueConfig)
+    feeds: FeedsConfig = attrs.field(factory=FeedsConfig)
+    rate_limit: RateLimitConfig = attrs.field(factory=RateLimitConfig)
     sim: SimConfig = attrs.field(factory=SimConfig)
     base_dir: Path = attrs.field(default=Path("."), metadata={"internal": True})
 

@@ -27,7 +27,7 @@ async def test_healthz_and_status_answer(running: Service, admin: httpx.AsyncCli
     assert status["config_hash"] == running.config_hash
     assert status["version"]
     children = {child["name"]: child for child in status["tree"]["children"]}
-    assert list(children) == ["admin", "journal", "venue"]
+    assert list(children) == ["admin", "journal", "venue", "feeds"]
     assert all(child["state"] == "running" for child in children.values())
     assert all(child["restarts"] == 0 for child in children.values())
 
@@ -132,3 +132,22 @@ async def test_healthz_is_503_while_a_permanent_child_is_down(
     journal = status["tree"]["children"][1]
     assert journal["restarts"] == 1
     assert journal["last_error"] == "OSError: journal lost its disk"
+
+
+async def test_the_market_feed_carries_the_embedded_venues_books(
+    running: Service, admin: httpx.AsyncClient
+) -> None:
+    bus = running.adapter.bus
+    with trio.fail_after(5):
+        for coin in ("BTC", "ETH"):
+            await bus.wait_newer(coin, 0)
+    assert running.venue is not None
+    book = bus.latest("BTC")
+    assert book is not None
+    assert book.mid is not None
+    venue_mid = running.venue.engine.mark(0)
+    assert venue_mid is not None
+    assert abs(book.mid / venue_mid - 1) < 0.01
+    metrics = (await admin.get("/metrics")).text
+    assert 'mm_feed_state{feed="market",state="healthy"} 1.0' in metrics
+    assert 'mm_book_age_seconds{symbol="BTC"}' in metrics

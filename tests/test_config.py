@@ -88,6 +88,11 @@ def test_sections_are_resolved_as_attrs_classes() -> None:
         "sim",
         "sim.market",
         "sim.faults",
+        "feeds",
+        "feeds.connection",
+        "feeds.market",
+        "feeds.market.quality",
+        "rate_limit",
     }
 
 
