@@ -1,0 +1,789 @@
+"""The user stream: one address's order updates, fills and account events, kept in sync.
+
+``UserStream.run`` is a supervised child. On a ``WsConnection`` that runs as its own child, it
+subscribes ``orderUpdates``, ``userFills`` and ``userEvents`` for the user, decodes every frame
+once (``mm.venues.hyperliquid.codec``) and forwards typed events to the memory channel the
+caller gives, in the order the venue sent them (per channel), with ``await send``: nothing is
+ever dropped here. While the consumer is slow, frames wait in the connection's bounded
+subscription buffers (which absorb bursts without ever slowing the socket); if a buffer
+overflows the connection drops frames and says so (``Gap``), and the stream resyncs, exactly
+as after a reconnect.
+
+What goes out on the channel (``UserStreamEvent``):
+
+- ``OrderReport`` (orderUpdates), ``Fill`` (userFills and the fills of userEvents, deduplicated),
+  ``NonUserCancel`` and ``Liquidation`` (userEvents);
+- after every resync: the fills that were missed (oldest first), then one ``OrderReport`` with
+  status ``"open"`` for every order the venue lists as open (``status_time_ms`` is the time of
+  the account snapshot; for an order the dispatcher already holds live this changes nothing,
+  and an order we lost track of surfaces through the dispatcher's untracked route), then one
+  ``Resynced`` marker carrying the whole snapshot: the open orders and the ``AccountState``
+  (positions, margin). An order that ended while we were away appears in no report: a consumer
+  finds it by comparing its live orders with ``Resynced.open_orders`` (and asks orderStatus).
+  The latest marker is also kept as ``UserStream.resync_snapshot``.
+
+Duplicate suppression
+    Fills are deduplicated on (tid, oid) in a bounded FIFO set (``dedup_capacity``): the
+    userFills snapshot that the venue sends on every (re)subscribe, the same fill on both
+    userFills and userEvents, duplicated frames and the overlap of a REST fetch with what was
+    already seen are dropped and counted by source (``duplicate_fills``), never forwarded twice.
+    A fill is remembered only once it has been handed on, so a cancelled send loses nothing.
+    Other events are deduplicated on their whole value (a duplicated frame carries exactly the
+    same report): ``duplicate_events``.
+
+History
+    Fills from before the stream's first start are history: remembered, counted
+    (``history_fills``), not forwarded. With ``fills_since_ms`` the history ends there (e.g.
+    the journal's last fill, so that fills made while the service was down are recovered);
+    without it, the first run fetches the recent fills (REST ``userFills``) before subscribing
+    and the newest of them ends the history. Fills that happen later always come through: live,
+    in a later snapshot, or from the resync.
+
+The trading gate (``synced``)
+    A ``SyncGate``: closed at start, when the socket goes down (at once, from the connection's
+    ``on_state_change``, which this stream chains onto), after a reconnect (also seen from the
+    connection's ``reconnects`` counter) and when frames were dropped (a subscription's ``gaps``
+    counter, or a ``Gap`` marker); opened only when a resync completes on the current socket with
+    nothing lost meanwhile. Its ``reason`` says why it is closed. The strategy and the executors
+    must not quote while it is closed (``is_set()`` before acting, ``wait()`` to resume,
+    ``wait_closed()`` to react).
+
+Resync
+    Once the socket is up again and every subscription acknowledged (the resync must start after
+    the live stream does, so that nothing falls between the two), three REST ``/info`` requests
+    run concurrently: ``frontendOpenOrders``, ``userFillsByTime`` from the last seen fill time
+    (minus ``fill_lookback_ms``, paginated) and ``clearinghouseState``. The last seen fill time
+    only advances while the stream is in sync (a fill seen after frames were dropped may be newer
+    than the ones lost). While the requests run, the frames of the new socket wait in their
+    buffers, so the resync's events come first and the live ones after (deduplicated). A failed
+    request keeps the gate closed and is retried with full-jitter backoff, while frames keep
+    flowing (as do the frames received before a disconnect: they are forwarded at once, gate
+    closed). A resync during which the socket went down or frames were dropped is done again
+    (its events still go out: what they say is true; only the gate stays closed). The three
+    answers are not one atomic snapshot: a fill made while they are fetched may show in
+    ``Resynced.account`` and come as a ``Fill`` after the marker, or the other way round, so a
+    position keeper checks its position against the account (allowing for fills newer than
+    ``account.time_ms``) rather than overwriting it.
+
+Counters (plain attributes, ``counters()`` as plain data): ``forwarded`` by kind,
+``duplicate_fills`` by source (live, snapshot, rest), ``duplicate_events``, ``history_fills``,
+``recovered_fills`` by source (snapshot, rest: fills missed live), ``resyncs`` (completed),
+``resync_failures``, ``resyncs_repeated`` (completed but overtaken by a new loss of sync),
+``last_resync_duration_s``, ``sync_losses``, ``gaps``, ``malformed_frames``, ``foreign_frames``.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from collections import Counter, deque
+from collections.abc import Callable, Hashable, Iterable, Mapping
+from contextlib import suppress
+from typing import Any, Final, Protocol, TypeAlias
+
+import attrs
+import trio
+from loguru import logger
+
+from mm.feeds.health import Transition
+from mm.model import AccountState, Fill, Liquidation, NonUserCancel, OpenOrder, OrderReport
+from mm.settings import at_least, non_negative, positive, setting
+from mm.venues.base import VenueError
+from mm.venues.hyperliquid.codec import (
+    CodecError,
+    OrderUpdatesFrame,
+    UserEventsFrame,
+    UserFillsFrame,
+    decode_message,
+    parse_clearinghouse_state,
+    parse_fills,
+    parse_open_orders,
+)
+from mm.venues.hyperliquid.ws import Delivery, Gap, Subscription
+from supervisors.backoff import Backoff
+
+__all__ = [
+    "FILLS_PAGE",
+    "BoundedSet",
+    "InfoSource",
+    "Resynced",
+    "SyncGate",
+    "UserConnection",
+    "UserStream",
+    "UserStreamConfig",
+    "UserStreamError",
+    "UserStreamEvent",
+]
+
+FILLS_PAGE: Final = 2000  # the venue answers at most this many fills per userFillsByTime call
+
+
+class UserStreamError(Exception):
+    """The stream cannot go on (a subscription was refused or closed): let it be restarted."""
+
+
+# --- what the stream needs from its collaborators ------------------------------------------------
+
+
+class UserConnection(Protocol):
+    """The part of ``WsConnection`` the user stream uses."""
+
+    on_state_change: Callable[[Transition], None] | None
+    reconnects: int
+
+    @property
+    def connected(self) -> bool: ...
+
+    async def subscribe(
+        self, subscription: Mapping[str, Any], *, buffer: int | None = None
+    ) -> Subscription: ...
+
+    async def unsubscribe(self, sub: Subscription) -> None: ...
+
+
+class InfoSource(Protocol):
+    """The part of ``RestTransport`` the user stream uses: ``POST /info``."""
+
+    async def info(self, request: Mapping[str, Any], *, deadline_s: float | None = None) -> Any: ...
+
+
+# --- configuration, events, the gate -------------------------------------------------------------
+
+
+@attrs.frozen
+class UserStreamConfig:
+    # Fills (tid, oid) remembered for dedup; keep it above the fills of fill_lookback_ms.
+    dedup_capacity: int = setting(100_000, at_least(1))
+    # Other events (reports, cancels, liquidations) remembered for dedup.
+    event_dedup_capacity: int = setting(10_000, at_least(1))
+    # Frames buffered per subscription before a Gap (0: the connection's own default).
+    subscription_buffer: int = setting(0, non_negative)
+    # A resync fetches fills from this long before the last seen fill (overlap is deduplicated;
+    # it covers fills that arrived out of time order and were lost with the socket).
+    fill_lookback_ms: int = setting(5_000, non_negative)
+    # Deadline of each REST request of a resync.
+    rest_deadline_s: float = setting(5.0, positive)
+    # Retry of a failed resync: full jitter, this initial ceiling, doubling, capped.
+    retry_initial_s: float = setting(0.5, positive)
+    retry_cap_s: float = setting(10.0, positive)
+    # userFillsByTime pages fetched at most per resync.
+    max_fill_pages: int = setting(20, at_least(1))
+    # Unsubscribing on the way out (shielded) takes at most this long.
+    unsubscribe_timeout_s: float = setting(1.0, non_negative)
+
+
+@attrs.frozen(slots=True)
+class Resynced:
+    """The end of a resync: what the venue said, after the missed fills and the open reports."""
+
+    reason: str  # why the stream resynced: "starting", "connection reconnecting: ...", ...
+    time_ms: int  # the venue's time of the account snapshot
+    open_orders: tuple[OpenOrder, ...]
+    account: AccountState
+    fills_recovered: int  # fills forwarded by this resync (missed live)
+    duration_s: float
+
+
+UserStreamEvent: TypeAlias = OrderReport | Fill | NonUserCancel | Liquidation | Resynced
+
+
+class SyncGate:
+    """Open while the user stream is in sync with the venue; closed, with a reason, otherwise.
+
+    ``on_change(is_open, reason)`` hears of every change (e.g. a metrics gauge).
+    """
+
+    def __init__(self, reason: str = "not synced yet") -> None:
+        self._open = trio.Event()
+        self._closed = trio.Event()
+        self._closed.set()
+        self.reason = reason  # why it is closed; "" while open
+        self.changed_at: float | None = None  # trio time of the last change
+        self.opens = 0
+        self.closes = 0
+        self.on_change: Callable[[bool, str], None] | None = None
+
+    def is_set(self) -> bool:
+        """Whether the gate is open (trading allowed as far as the user stream goes)."""
+        return self._open.is_set()
+
+    async def wait(self) -> None:
+        """Return once the gate is open."""
+        while not self._open.is_set():
+            await self._open.wait()
+
+    async def wait_closed(self) -> None:
+        """Return once the gate is closed."""
+        while not self._closed.is_set():
+            await self._closed.wait()
+
+    def open(self) -> None:
+        if self._open.is_set():
+            return
+        self.reason = ""
+        self._mark()
+        self.opens += 1
+        if self._closed.is_set():
+            self._closed = trio.Event()
+        self._open.set()
+        self._notify()
+
+    def close(self, reason: str) -> None:
+        """Close the gate (or, when closed, say why it still is)."""
+        was_open = self._open.is_set()
+        self.reason = reason
+        if not was_open:
+            return
+        self._mark()
+        self.closes += 1
+        self._open = trio.Event()
+        self._closed.set()
+        self._notify()
+
+    def snapshot(self) -> dict[str, Any]:
+        return {
+            "open": self.is_set(),
+            "reason": self.reason,
+            "changed_at": self.changed_at,
+            "opens": self.opens,
+            "closes": self.closes,
+        }
+
+    def _mark(self) -> None:
+        with suppress(RuntimeError):  # outside a Trio run: no clock
+            self.changed_at = trio.current_time()
+
+    def _notify(self) -> None:
+        if self.on_change is not None:
+            self.on_change(self.is_set(), self.reason)
+
+
+class BoundedSet:
+    """A set that remembers the last ``capacity`` keys added, forgetting the oldest first."""
+
+    def __init__(self, capacity: int) -> None:
+        if capacity < 1:
+            raise ValueError(f"capacity must be at least 1, got {capacity}")
+        self.capacity = capacity
+        self._order: deque[Hashable] = deque()
+        self._keys: set[Hashable] = set()
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._keys
+
+    def add(self, key: Hashable) -> None:
+        if key in self._keys:
+            return
+        self._keys.add(key)
+        self._order.append(key)
+        if len(self._order) > self.capacity:
+            self._keys.discard(self._order.popleft())
+
+
+def _fill_key(fill: Fill) -> tuple[int, int]:
+    # The oid is part of the key so that the two sides of one trade would stay two fills.
+    return (fill.tid, fill.oid)
+
+
+def _time_order(fills: Iterable[Fill]) -> list[Fill]:
+    return sorted(fills, key=lambda fill: (fill.time_ms, fill.tid))
+
+
+@attrs.frozen
+class _Fetched:
+    fills: list[Fill]
+    open_orders: list[OpenOrder]
+    account: AccountState
+
+
+# --- the stream ----------------------------------------------------------------------------------
+
+
+class UserStream:
+    """One user's order updates, fills and account events; see the module docstring."""
+
+    def __init__(
+        self,
+        user: str,
+        connection: UserConnection,
+        rest: InfoSource,
+        send: trio.MemorySendChannel[UserStreamEvent],
+        config: UserStreamConfig | None = None,
+        *,
+        fills_since_ms: int | None = None,
+        name: str = "user",
+        rng: random.Random | None = None,
+    ) -> None:
+        self.user = user.lower()
+        self.config = config or UserStreamConfig()
+        self.name = name
+        self._conn = connection
+        self._rest = rest
+        self._send = send
+        self._rng = rng or random.Random()
+        self._retry = Backoff(
+            initial=self.config.retry_initial_s, multiplier=2.0, cap=self.config.retry_cap_s
+        )
+        self.synced = SyncGate("starting")
+        self.resync_snapshot: Resynced | None = None
+        # Kept across restarts of run(): what has been seen, and where history ends.
+        self._fills_seen = BoundedSet(self.config.dedup_capacity)
+        self._events_seen = BoundedSet(self.config.event_dedup_capacity)
+        self._baselined = fills_since_ms is not None
+        self._floor_ms: int | None = fills_since_ms  # fills older than this are history
+        self._mark_ms: int | None = fills_since_ms  # last fill time seen while in sync
+        # Per run.
+        self._subs: list[Subscription] = []
+        self._resync_reason: str | None = "starting"
+        self._epoch = 0  # bumped on every loss of sync
+        self._synced_reconnects: int | None = None
+        self._gaps_known = 0
+        self._fetch_started_at = -math.inf
+        self._retry_at = -math.inf
+        self._failures = 0
+        self._last_failure: str | None = None
+        self._waiting: trio.CancelScope | None = None
+        self._running = False
+        self._hook = self._on_state_change
+        self._previous_hook: Callable[[Transition], None] | None = None
+        # Counters, for metrics.
+        self.forwarded: Counter[str] = Counter()
+        self.duplicate_fills: Counter[str] = Counter()
+        self.duplicate_events = 0
+        self.history_fills = 0
+        self.recovered_fills: Counter[str] = Counter()
+        self.resyncs = 0
+        self.resync_failures = 0
+        self.resyncs_repeated = 0
+        self.last_resync_duration_s: float | None = None
+        self.last_resync_at: float | None = None
+        self.sync_losses = 0
+        self.gaps = 0
+        self.malformed_frames = 0
+        self.foreign_frames = 0
+
+    # --- status -----------------------------------------------------------------------------------
+
+    def counters(self) -> dict[str, Any]:
+        """Every counter, as plain data."""
+        return {
+            "forwarded": dict(self.forwarded),
+            "duplicate_fills": dict(self.duplicate_fills),
+            "duplicate_events": self.duplicate_events,
+            "history_fills": self.history_fills,
+            "recovered_fills": dict(self.recovered_fills),
+            "resyncs": self.resyncs,
+            "resync_failures": self.resync_failures,
+            "resyncs_repeated": self.resyncs_repeated,
+            "last_resync_duration_s": self.last_resync_duration_s,
+            "sync_losses": self.sync_losses,
+            "gaps": self.gaps,
+            "malformed_frames": self.malformed_frames,
+            "foreign_frames": self.foreign_frames,
+        }
+
+    def snapshot(self) -> dict[str, Any]:
+        """Plain data for status (the address is the account's public id, not a secret)."""
+        return {"user": self.user, "synced": self.synced.snapshot(), **self.counters()}
+
+    # --- the child --------------------------------------------------------------------------------
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Subscribe and serve until cancelled; ready at once (the gate says when in sync).
+
+        Raises ``UserStreamError`` when a subscription is refused or closed.
+        """
+        self._reset()
+        self._previous_hook = self._conn.on_state_change
+        self._conn.on_state_change = self._hook
+        self._running = True
+        try:
+            task_status.started()
+            if not self._baselined:
+                await self._baseline()
+            for kind in ("orderUpdates", "userFills", "userEvents"):
+                self._subs.append(
+                    await self._conn.subscribe(
+                        {"type": kind, "user": self.user},
+                        buffer=self.config.subscription_buffer or None,
+                    )
+                )
+            self._gaps_known = self._gap_count()
+            merged_send, merged_receive = trio.open_memory_channel[tuple[Subscription, Delivery]](0)
+            async with merged_send, merged_receive, trio.open_nursery() as nursery:
+                for sub in self._subs:
+                    nursery.start_soon(self._pump, sub, merged_send.clone())
+                await self._serve(merged_receive)
+        finally:
+            self._running = False
+            self._epoch += 1
+            self.synced.close("user stream stopped")
+            if self._conn.on_state_change == self._hook:
+                self._conn.on_state_change = self._previous_hook
+            subs, self._subs = self._subs, []
+            # Each unsubscribe forgets its stream at once, then tells the venue (bounded).
+            with trio.CancelScope(shield=True) as scope:
+                scope.deadline = trio.current_time() + self.config.unsubscribe_timeout_s
+                async with trio.open_nursery() as nursery:
+                    for sub in subs:
+                        nursery.start_soon(self._conn.unsubscribe, sub)
+
+    def _reset(self) -> None:
+        self._subs = []
+        self._resync_reason = "starting"
+        self._epoch += 1
+        self._synced_reconnects = None
+        self._fetch_started_at = -math.inf
+        self._retry_at = -math.inf
+        self._failures = 0
+        self._last_failure = None
+        self.synced.close("starting")
+
+    async def _pump(
+        self, sub: Subscription, send: trio.MemorySendChannel[tuple[Subscription, Delivery]]
+    ) -> None:
+        """Hand one subscription's deliveries on, in order (the buffer holds them meanwhile)."""
+        async with send:
+            async for delivery in sub:
+                await send.send((sub, delivery))
+        raise UserStreamError(
+            f"{self.name}: {sub.subscription['type']} subscription ended"
+            + (f": {sub.error}" if sub.error else "")
+        )
+
+    async def _serve(
+        self, receive: trio.MemoryReceiveChannel[tuple[Subscription, Delivery]]
+    ) -> None:
+        while True:
+            self._check_sync()
+            if self._ready_to_resync():
+                await self._resync()
+                continue
+            received: tuple[Subscription, Delivery] | None = None
+            with trio.CancelScope(deadline=self._wake_at()) as scope:
+                self._waiting = scope
+                try:
+                    received = await receive.receive()
+                finally:
+                    self._waiting = None
+            if received is not None:
+                await self._handle(*received)
+
+    # --- sync state -------------------------------------------------------------------------------
+
+    def _gap_count(self) -> int:
+        return sum(sub.gaps for sub in self._subs)
+
+    def _check_sync(self) -> None:
+        """Notice what the connection's hook may not have told: gaps and reconnects."""
+        gaps = self._gap_count()
+        if gaps != self._gaps_known:
+            self.gaps += max(gaps - self._gaps_known, 0)
+            self._gaps_known = gaps
+            self._lose("frames dropped: the consumer fell behind")
+        conn = self._conn
+        if self._resync_reason is None:
+            if not conn.connected:
+                self._lose("disconnected")
+            elif self._synced_reconnects is not None and conn.reconnects != self._synced_reconnects:
+                self._lose("reconnected")
+
+    def _lose(self, reason: str) -> None:
+        """Sync is lost (or lost again): close the gate, and resync when the socket is up."""
+        self._epoch += 1
+        if self._resync_reason is None:
+            self._resync_reason = reason
+            self.sync_losses += 1
+            if self._running:
+                logger.warning("{}: out of sync: {}", self.name, reason)
+        self.synced.close(reason)
+        self._wake()
+
+    def _wake(self) -> None:
+        if self._waiting is not None:
+            self._waiting.cancel()
+
+    def _on_state_change(self, transition: Transition) -> None:
+        previous = self._previous_hook
+        if previous is not None:
+            previous(transition)
+        if not self._running:
+            return
+        if not transition.new.up:
+            self._lose(f"connection {transition.new.value}: {transition.reason}")
+        elif not transition.old.up:
+            self._wake()  # up again: time to resync
+
+    def _ready_to_resync(self) -> bool:
+        if self._resync_reason is None or not self._conn.connected:
+            return False
+        if not all(sub.active for sub in self._subs):
+            return False
+        return trio.current_time() >= self._retry_at
+
+    def _wake_at(self) -> float:
+        if self._resync_reason is not None and self._conn.connected:
+            return self._retry_at if self._retry_at > trio.current_time() else math.inf
+        return math.inf
+
+    def _in_sync(self) -> bool:
+        return self._resync_reason is None and self._gap_count() == self._gaps_known
+
+    # --- frames -----------------------------------------------------------------------------------
+
+    async def _handle(self, sub: Subscription, delivery: Delivery) -> None:
+        if isinstance(delivery, Gap):
+            if delivery.at >= self._fetch_started_at:  # not covered by a resync since
+                self._lose(f"frames dropped on {sub.subscription['type']}")
+            return
+        if not isinstance(delivery, dict):
+            self.foreign_frames += 1
+            return
+        try:
+            frame = decode_message(delivery)
+        except (CodecError, TypeError) as error:
+            self.malformed_frames += 1
+            logger.debug("{}: malformed frame skipped: {}", self.name, error)
+            return
+        if isinstance(frame, OrderUpdatesFrame):
+            for report in frame.reports:
+                await self._forward_event(report, "order_report")
+        elif isinstance(frame, UserFillsFrame):
+            if frame.user.lower() != self.user:
+                self.foreign_frames += 1
+            elif frame.is_snapshot:
+                await self._snapshot(frame.fills)
+            else:
+                for fill in frame.fills:
+                    await self._live_fill(fill)
+        elif isinstance(frame, UserEventsFrame):
+            for fill in frame.fills:
+                await self._live_fill(fill)
+            if frame.liquidation is not None:
+                await self._forward_event(frame.liquidation, "liquidation")
+            for cancel in frame.non_user_cancels:
+                await self._forward_event(cancel, "non_user_cancel")
+        else:
+            self.foreign_frames += 1
+
+    async def _live_fill(self, fill: Fill) -> None:
+        if self._seen(fill, "live"):
+            return
+        in_sync = self._in_sync()  # as of its arrival: nothing dropped before it
+        await self._forward_fill(fill)
+        if in_sync and (self._mark_ms is None or fill.time_ms > self._mark_ms):
+            self._mark_ms = fill.time_ms
+
+    async def _snapshot(self, fills: list[Fill]) -> None:
+        """The userFills snapshot of a (re)subscribe: forward only fills not seen, oldest first."""
+        for fill in _time_order(fills):
+            if self._seen(fill, "snapshot") or self._history(fill):
+                continue
+            await self._forward_fill(fill)
+            self.recovered_fills["snapshot"] += 1
+
+    def _seen(self, fill: Fill, source: str) -> bool:
+        if _fill_key(fill) in self._fills_seen:
+            self.duplicate_fills[source] += 1
+            return True
+        return False
+
+    def _history(self, fill: Fill) -> bool:
+        """A fill from before the stream's history ends: remembered, not forwarded."""
+        if self._floor_ms is not None and fill.time_ms < self._floor_ms:
+            self._fills_seen.add(_fill_key(fill))
+            self.history_fills += 1
+            return True
+        return False
+
+    async def _forward_fill(self, fill: Fill) -> None:
+        await self._send.send(fill)
+        self._fills_seen.add(_fill_key(fill))  # only once handed on: a cancelled send loses none
+        self.forwarded["fill"] += 1
+
+    async def _forward_event(
+        self, event: OrderReport | NonUserCancel | Liquidation, kind: str
+    ) -> None:
+        if event in self._events_seen:
+            self.duplicate_events += 1
+            return
+        await self._send.send(event)
+        self._events_seen.add(event)
+        self.forwarded[kind] += 1
+
+    # --- history and resync ----------------------------------------------------------------------
+
+    async def _baseline(self) -> None:
+        """Before the first subscription: the recent fills are history; the newest ends it."""
+        while True:
+            try:
+                data = await self._rest.info(
+                    {"type": "userFills", "user": self.user},
+                    deadline_s=self.config.rest_deadline_s,
+                )
+                fills = parse_fills(data)
+            except (VenueError, CodecError) as error:
+                delay = self._retry_delay()
+                self.synced.close(f"fill history unavailable: {error}; retrying in {delay:.2f}s")
+                logger.warning("{}: fill history unavailable: {}", self.name, error)
+                await trio.sleep(delay)
+                continue
+            break
+        self._failures = 0
+        for fill in fills:
+            self._fills_seen.add(_fill_key(fill))
+        self.history_fills += len(fills)
+        if fills:
+            self._floor_ms = self._mark_ms = max(fill.time_ms for fill in fills)
+        self._baselined = True
+
+    def _retry_delay(self) -> float:
+        delay = self._retry.delay(self._failures, self._rng)
+        self._failures += 1
+        return delay
+
+    async def _resync(self) -> None:
+        reason = self._resync_reason or "resync"
+        epoch, reconnects, gaps = self._epoch, self._conn.reconnects, self._gap_count()
+        started = self._fetch_started_at = trio.current_time()
+        failure = f"; last attempt failed: {self._last_failure}" if self._last_failure else ""
+        self.synced.close(f"resyncing ({reason}){failure}")
+        logger.info("{}: resyncing ({})", self.name, reason)
+        try:
+            fetched = await self._fetch()
+        except (VenueError, CodecError) as error:
+            self.resync_failures += 1
+            self._last_failure = str(error)
+            delay = self._retry_delay()
+            self._retry_at = trio.current_time() + delay
+            self.synced.close(f"resync failed: {error}; retrying in {delay:.2f}s")
+            logger.warning("{}: resync failed, retrying in {:.2f}s: {}", self.name, delay, error)
+            return
+        self._failures = 0
+        self._last_failure = None
+        self._retry_at = -math.inf
+        recovered = 0
+        for fill in _time_order(fetched.fills):
+            if self._seen(fill, "rest") or self._history(fill):
+                continue
+            await self._forward_fill(fill)
+            recovered += 1
+        self.recovered_fills["rest"] += recovered
+        newest = max((fill.time_ms for fill in fetched.fills), default=None)
+        if newest is not None and (self._mark_ms is None or newest > self._mark_ms):
+            self._mark_ms = newest  # every fill up to the fetch is known now
+        account = fetched.account
+        for order in fetched.open_orders:
+            await self._forward_event(_open_report(order, account.time_ms), "order_report")
+        duration = trio.current_time() - started
+        marker = Resynced(
+            reason=reason,
+            time_ms=account.time_ms,
+            open_orders=tuple(fetched.open_orders),
+            account=account,
+            fills_recovered=recovered,
+            duration_s=duration,
+        )
+        await self._send.send(marker)
+        self.forwarded["resynced"] += 1
+        self.resync_snapshot = marker
+        self.resyncs += 1
+        self.last_resync_duration_s = duration
+        self.last_resync_at = trio.current_time()
+        conn = self._conn
+        if (
+            epoch == self._epoch
+            and conn.connected
+            and conn.reconnects == reconnects
+            and self._gap_count() == gaps
+        ):
+            self._resync_reason = None
+            self._synced_reconnects = reconnects
+            self.synced.open()
+            logger.info(
+                "{}: in sync ({} fills recovered, {} open orders, {:.3f}s)",
+                self.name,
+                recovered,
+                len(fetched.open_orders),
+                duration,
+            )
+        else:
+            self.resyncs_repeated += 1  # sync was lost again meanwhile: the gate stays closed
+            self._check_sync()
+
+    async def _fetch(self) -> _Fetched:
+        """The three REST requests of a resync, concurrently; the first error is raised."""
+        results: dict[str, Any] = {}
+        errors: list[Exception] = []
+        deadline = self.config.rest_deadline_s
+        user = self.user
+
+        async def fetch(key: str, request: dict[str, Any], parse: Callable[[Any], Any]) -> None:
+            try:
+                results[key] = parse(await self._rest.info(request, deadline_s=deadline))
+            except (VenueError, CodecError) as error:
+                errors.append(error)
+
+        async def fills() -> None:
+            try:
+                results["fills"] = await self._fetch_fills()
+            except (VenueError, CodecError) as error:
+                errors.append(error)
+
+        local_ms = int(time.time() * 1000)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(fills)
+            nursery.start_soon(
+                fetch, "orders", {"type": "frontendOpenOrders", "user": user}, parse_open_orders
+            )
+            nursery.start_soon(
+                fetch,
+                "account",
+                {"type": "clearinghouseState", "user": user},
+                lambda data: parse_clearinghouse_state(data, local_ms),
+            )
+        if errors:
+            raise errors[0]
+        return _Fetched(results["fills"], results["orders"], results["account"])
+
+    async def _fetch_fills(self) -> list[Fill]:
+        """userFillsByTime from the last seen fill (less the lookback), page by page."""
+        mark = self._mark_ms
+        start = max(mark - self.config.fill_lookback_ms, 0) if mark is not None else 0
+        fills: list[Fill] = []
+        for _ in range(self.config.max_fill_pages):
+            data = await self._rest.info(
+                {"type": "userFillsByTime", "user": self.user, "startTime": start},
+                deadline_s=self.config.rest_deadline_s,
+            )
+            page = parse_fills(data)
+            fills.extend(page)
+            if len(page) < FILLS_PAGE:
+                return fills
+            newest = max(fill.time_ms for fill in page)
+            if newest <= start:  # a full page within one millisecond: cannot page further
+                logger.warning("{}: {} fills at {} ms; paging stopped", self.name, len(page), start)
+                return fills
+            start = newest  # inclusive: the overlap is deduplicated
+        logger.warning("{}: fill recovery stopped after {} pages", self.name, len(fills))
+        return fills
+
+
+def _open_report(order: OpenOrder, time_ms: int) -> OrderReport:
+    """An open order of the snapshot as the report the live stream would have sent."""
+    return OrderReport(
+        coin=order.coin,
+        side=order.side,
+        px=order.px,
+        sz=order.sz,
+        orig_sz=order.orig_sz,
+        oid=order.oid,
+        cloid=order.cloid,
+        time_ms=order.time_ms,
+        status="open",
+        status_time_ms=time_ms,
+    )
