@@ -7,8 +7,10 @@ more child specs without changes to ``supervisors/``::
     ├── admin      /metrics /healthz /status /stop
     ├── journal    SQLite writer
     ├── venue      the embedded simulator, when venue.url = "embedded"
-    └── feeds      one child per feed, each with its WebSocket connection
-        └── market books, trades and mids
+    ├── feeds      one child per feed, each with its WebSocket connection
+    │   ├── market books, trades and mids
+    │   └── user   order updates and fills, the resync gate, and the order client
+    └── execution  startup sequence, user events through the dispatcher, dead-man's switch
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import os
 import signal
 import socket
 import time
+from functools import partial
 from typing import Any
 
 import trio
@@ -125,6 +128,7 @@ class Service:
             account_address=config.venue.account_address,
             registry=self.registry,
             rate_limit=config.rate_limit,
+            mainnet=config.venue.network == "mainnet",
         )
         self.root = Supervisor(
             "mm",
@@ -140,12 +144,20 @@ class Service:
             children.append(self._child("venue", self.venue.run))
         feeds = Supervisor(
             "mm/feeds",
-            [self._child("market", self.adapter.run_market)],
+            [
+                self._child("market", self.adapter.run_market),
+                self._child("user", self.adapter.run_user),
+            ],
             intensity=self._intensity,
             observer=self._observer,
         )
         children.append(feeds.as_child())
+        execution = partial(self.adapter.run_execution, self._journal_entry)
+        children.append(self._child("execution", execution))
         return children
+
+    async def _journal_entry(self, kind: str, data: dict[str, Any]) -> None:
+        await self.journal.record(kind, **data)
 
     async def _venue_bound(self, url: str) -> None:
         self.venue_url = url

@@ -80,3 +80,10 @@ async def admin(running: Service) -> AsyncIterator[httpx.AsyncClient]:
     assert running.admin_url is not None
     async with httpx.AsyncClient(base_url=running.admin_url, timeout=5.0) as client:
         yield client
+
+
+async def eventually(condition: Callable[[], bool], *, within: float = 5.0) -> None:
+    """Poll ``condition`` until it holds; fail after ``within`` seconds."""
+    with trio.fail_after(within):
+        while not condition():  # noqa: ASYNC110 - state kept by another task, no event to wait on
+            await trio.sleep(0.02)

@@ -12,8 +12,11 @@ import trio
 from mm.app import Service, StartupError
 from mm.config import Config, Secrets
 from mm.journal import DATABASE_NAME, read_events
+from mm.model import PlaceOrder, Side, Tif
 from mm.runfile import RUN_FILE_NAME, AlreadyRunning, RunInfo, is_locked
+from mm.venues.hyperliquid.wire import new_cloid
 from supervisors import SupervisorEscalation
+from tests.conftest import eventually
 
 Loader = Callable[..., tuple[Config, Secrets]]
 
@@ -27,7 +30,7 @@ async def test_healthz_and_status_answer(running: Service, admin: httpx.AsyncCli
     assert status["config_hash"] == running.config_hash
     assert status["version"]
     children = {child["name"]: child for child in status["tree"]["children"]}
-    assert list(children) == ["admin", "journal", "venue", "feeds"]
+    assert list(children) == ["admin", "journal", "venue", "feeds", "execution"]
     assert all(child["state"] == "running" for child in children.values())
     assert all(child["restarts"] == 0 for child in children.values())
 
@@ -60,7 +63,10 @@ async def test_post_stop_stops_and_cleans_up(load: Loader) -> None:
     assert not (config.run_dir / RUN_FILE_NAME).exists()
     assert not is_locked(config.run_dir)
     kinds = [entry.kind for entry in read_events(config.run_dir / DATABASE_NAME)]
-    assert kinds == ["service_started", "service_stopping"]
+    assert kinds[0] == "startup"  # the startup sequence runs before the service is up
+    assert "service_started" in kinds
+    assert "resync" in kinds  # the user stream's first sync, journaled
+    assert kinds[-1] == "service_stopping"
 
 
 async def test_second_service_on_the_same_run_dir_refuses(running: Service, load: Loader) -> None:
@@ -151,3 +157,27 @@ async def test_the_market_feed_carries_the_embedded_venues_books(
     metrics = (await admin.get("/metrics")).text
     assert 'mm_feed_state{feed="market",state="healthy"} 1.0' in metrics
     assert 'mm_book_age_seconds{symbol="BTC"}' in metrics
+
+
+async def test_fills_reach_the_dispatcher_and_the_journal(running: Service) -> None:
+    # The service's own account trades at the embedded venue: the fill comes back through
+    # the user stream, is routed by the dispatcher and journaled, once.
+    adapter = running.adapter
+    assert adapter.client is not None
+    assert adapter.user_stream is not None
+    with trio.fail_after(10):
+        await adapter.user_stream.synced.wait()
+        assert running.venue is not None
+        mark = running.venue.engine.mark(0)
+        assert mark is not None
+        cross = PlaceOrder("BTC", Side.BUY, mark * 1.02, 0.001, Tif.IOC, new_cloid())
+        await adapter.client.place([cross])
+        await eventually(lambda: adapter.dispatcher.stats.fills > 0)
+    # Not submitted through an executor (none exists yet): the fill is routed as untracked.
+    assert adapter.dispatcher.stats.untracked_fills == 1
+    database = running.config.run_dir / DATABASE_NAME
+    await eventually(lambda: bool(read_events(database, "fill")))
+    fills = read_events(database, "fill")
+    assert len(fills) == 1
+    assert fills[0].data["coin"] == "BTC"
+    assert fills[0].data["cloid"] == cross.cloid

@@ -92,6 +92,9 @@ def test_sections_are_resolved_as_attrs_classes() -> None:
         "feeds.connection",
         "feeds.market",
         "feeds.market.quality",
+        "feeds.user",
+        "feeds.startup",
+        "feeds.deadman",
         "rate_limit",
     }
 

@@ -43,14 +43,14 @@ def test_start_status_stop(start: Starter) -> None:
     status = run_mm("status", "-c", config)
     assert status.returncode == 0, status.stderr
     assert "health: ok" in status.stdout
-    for child in ("├── admin", "├── journal", "├── venue", "└── feeds", "    └── market"):
+    for child in ("├── admin", "├── journal", "├── venue", "├── feeds", "│   ├── market"):
         assert child in status.stdout
     assert status.stdout.count("running") >= 3
 
     as_json = run_mm("status", "--json", "-c", config)
     document = json.loads(as_json.stdout)
     assert document["pid"] == mm.proc.pid
-    assert [child["state"] for child in document["tree"]["children"]] == ["running"] * 4
+    assert [child["state"] for child in document["tree"]["children"]] == ["running"] * 5
 
     stop = run_mm("stop", "-c", config, timeout=STOP_WITHIN + 5)
     assert stop.returncode == 0, stop.stdout + stop.stderr

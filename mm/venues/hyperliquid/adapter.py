@@ -9,20 +9,29 @@ the trades channel, metrics, the signer and the rate limiter) belongs to the ada
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import enum
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import attrs
 import trio
 from prometheus_client import CollectorRegistry
 
 from mm.book import BookBus
+from mm.execution.deadman import DeadmanConfig, DeadmanKeeper
+from mm.execution.dispatch import Dispatcher
 from mm.execution.rate_limit import RateLimitConfig, RateLimiter
+from mm.execution.startup import StartupConfig, StartupState, run_startup
 from mm.feeds.health import ConnectionConfig, Transition
 from mm.feeds.market import MarketFeed, MarketFeedConfig
-from mm.model import Trade
+from mm.feeds.user import Resynced, UserStream, UserStreamConfig, UserStreamEvent
+from mm.model import Fill, OrderReport, Trade
 from mm.secrets import Secret
 from mm.settings import at_least, setting
+from mm.venues.hyperliquid.client import HyperliquidClient
 from mm.venues.hyperliquid.metrics import AdapterMetrics
+from mm.venues.hyperliquid.rest import RestTransport
 from mm.venues.hyperliquid.signing import L1Signer
 from mm.venues.hyperliquid.ws import WsConnection
 
@@ -37,8 +46,14 @@ class FeedsConfig:
     coins: tuple[str, ...] = setting(("BTC", "ETH"), _coins)
     # Trades waiting for the strategy before new ones are dropped (and counted).
     trades_queue: int = setting(10_000, at_least(1))
+    # User events (order reports, fills) waiting for the executor; never dropped: a full queue
+    # makes the user stream wait (its connection buffers, then resyncs if it must).
+    user_events_queue: int = setting(100_000, at_least(1))
     connection: ConnectionConfig = attrs.field(factory=ConnectionConfig)
     market: MarketFeedConfig = attrs.field(factory=MarketFeedConfig)
+    user: UserStreamConfig = attrs.field(factory=UserStreamConfig)
+    startup: StartupConfig = attrs.field(factory=StartupConfig)
+    deadman: DeadmanConfig = attrs.field(factory=DeadmanConfig)
 
 
 class HyperliquidAdapter:
@@ -51,6 +66,7 @@ class HyperliquidAdapter:
         account_address: str,
         registry: CollectorRegistry,
         rate_limit: RateLimitConfig | None = None,
+        mainnet: bool = False,
     ) -> None:
         self.config = config
         self._venue_url = venue_url
@@ -60,8 +76,17 @@ class HyperliquidAdapter:
         self.signer = L1Signer(signing_key.reveal())
         self.account = (account_address or self.signer.address).lower()
         self.limiter = RateLimiter(rate_limit)
+        self.mainnet = mainnet
         self.market_feed: MarketFeed | None = None
         self.market_ws: WsConnection | None = None
+        self.user_events_send, self.user_events = trio.open_memory_channel[UserStreamEvent](
+            config.user_events_queue
+        )
+        self.user_stream: UserStream | None = None
+        self.client: HyperliquidClient | None = None
+        self.dispatcher = Dispatcher()
+        self.startup: StartupState | None = None
+        self.deadman: DeadmanKeeper | None = None
 
     def url(self) -> str:
         url = self._venue_url()
@@ -101,3 +126,94 @@ class HyperliquidAdapter:
             await nursery.start(feed.run)
             self.market_ws, self.market_feed = ws, feed
             task_status.started()
+
+    async def run_user(
+        self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        """The user feed child: its connection, the user stream, and the order client on it."""
+        url = self.url()
+        ws = WsConnection(
+            url, self.config.connection, name="user", on_state_change=self._on_state("user")
+        )
+        async with RestTransport(url) as rest:
+            stream = UserStream(
+                self.account, ws, rest, self.user_events_send.clone(), self.config.user
+            )
+            client = HyperliquidClient(
+                rest=rest,
+                ws=ws,
+                signer=self.signer,
+                account=self.account,
+                mainnet=self.mainnet,
+                limiter=self.limiter,
+                metrics=self.metrics,
+                post_timeout_s=self.config.connection.post_timeout_s,
+            )
+            async with trio.open_nursery() as nursery:
+                await nursery.start(ws.run)
+                await nursery.start(stream.run)
+                await client.metadata()
+                self.user_stream, self.client = stream, client
+                task_status.started()
+
+    def healthy(self) -> bool:
+        """In sync with the venue: the user stream's gate is open and every book is fresh."""
+        stream, feed = self.user_stream, self.market_feed
+        if stream is None or feed is None or not stream.synced.is_set():
+            return False
+        max_age = self.config.market.quality.max_age_ms
+        return not feed.stale_coins(int(time.time() * 1000), max_age)
+
+    async def schedule_cancel(self, at_ms: int | None) -> None:
+        if self.client is None:
+            raise RuntimeError("the order client is not up")
+        await self.client.schedule_cancel(at_ms)
+
+    async def run_execution(
+        self,
+        record: Callable[[str, dict[str, Any]], Awaitable[None]],
+        *,
+        task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+    ) -> None:
+        """The execution child: the startup sequence, then every user event through the
+        dispatcher (each fill journaled), with the dead-man's switch kept armed while healthy."""
+        if self.client is None:
+            raise RuntimeError("the user feed must start before execution")
+        self.startup = await run_startup(self.client, self.config.startup)
+        await record(
+            "startup",
+            {
+                "canceled": self.startup.canceled,
+                "account_value": self.startup.account.account_value,
+                "positions": len(self.startup.account.positions),
+            },
+        )
+        self.deadman = DeadmanKeeper(
+            self, self.config.deadman, healthy=self.healthy, now_ms=lambda: int(time.time() * 1000)
+        )
+        async with trio.open_nursery() as nursery:
+            await nursery.start(self.deadman.run)
+            task_status.started()
+            async for event in self.user_events:
+                await self._route(event, record)
+
+    async def _route(
+        self, event: UserStreamEvent, record: Callable[[str, dict[str, Any]], Awaitable[None]]
+    ) -> None:
+        now_ms = int(time.time() * 1000)
+        if isinstance(event, Fill):
+            await record("fill", attrs.asdict(event, value_serializer=_plain))
+            self.dispatcher.on_fill(event, now_ms)
+        elif isinstance(event, OrderReport):
+            self.dispatcher.on_order_report(event, now_ms)
+        elif isinstance(event, Resynced):
+            await record(
+                "resync",
+                {"reason": event.reason, "fills_recovered": event.fills_recovered},
+            )
+        else:
+            await record(type(event).__name__.lower(), attrs.asdict(event, value_serializer=_plain))
+
+
+def _plain(_instance: Any, _field: Any, value: Any) -> Any:
+    return value.value if isinstance(value, enum.Enum) else value
