@@ -1,0 +1,159 @@
+"""Orders through their whole lifecycle against the simulator: router answers and user-stream
+reports through one dispatcher, as the service runs them."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import attrs
+import httpx
+import trio
+
+from mm.execution.dispatch import (
+    Dispatcher,
+    DispatchOutput,
+    OrderAccepted,
+    OrderCanceled,
+    OrderFilled,
+    OrderPartiallyFilled,
+    OrderStateUnknown,
+    OrderUpdated,
+)
+from mm.execution.orders import OrderRouter
+from mm.feeds.user import UserStream, UserStreamEvent
+from mm.model import Fill, ModifyOrder, OrderReport, PlaceOrder, Side, Tif
+from mm.venues.hyperliquid.client import HyperliquidClient
+from mm.venues.hyperliquid.wire import new_cloid
+from mm.venues.sim.engine import OrderRequest
+from mm.venues.sim.venue import SimVenue
+from tests.conftest import eventually
+from tests.venues.hyperliquid.harness import passive, setup
+
+TAKER = "0x" + "7a" * 20
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+@attrs.define
+class Rig:
+    venue: SimVenue
+    client: HyperliquidClient
+    router: OrderRouter
+    stream: UserStream
+    events: list[DispatchOutput]
+
+    def of(self, cloid: str) -> list[str]:
+        return [type(e).__name__ for e in self.events if getattr(e, "cloid", None) == cloid]
+
+
+@asynccontextmanager
+async def rig() -> AsyncIterator[Rig]:
+    async with setup(post_timeout_s=0.5) as (venue, client):
+        assert client.ws is not None
+        dispatcher = Dispatcher()
+        events: list[DispatchOutput] = []
+        router = OrderRouter(dispatcher, client, events.extend, now_ms)
+        send, receive = trio.open_memory_channel[UserStreamEvent](1_000)
+        stream = UserStream(client.account, client.ws, client.rest, send)
+
+        async def route() -> None:
+            async for event in receive:
+                if isinstance(event, Fill):
+                    events.extend(dispatcher.on_fill(event, now_ms()))
+                elif isinstance(event, OrderReport):
+                    events.extend(dispatcher.on_order_report(event, now_ms()))
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(route)
+            await nursery.start(stream.run)
+            await stream.synced.wait()
+            venue.engine.fund(TAKER, 1_000_000)
+            try:
+                yield Rig(venue, client, router, stream, events)
+            finally:
+                nursery.cancel_scope.cancel()
+
+
+def take(venue: SimVenue, px: float, sz: str) -> None:
+    """Another user sells down to ``px`` (our bid, rounded as the client sent it)."""
+    spec = venue.specs[0]
+    request = OrderRequest(0, False, spec.px_str(spec.round_px(px, up=False)), sz, tif="Ioc")
+    venue.engine.place(TAKER, request, venue.now_ms())
+    venue.publish_events()
+
+
+async def test_partial_fills_then_filled() -> None:
+    with trio.fail_after(20):
+        async with rig() as r:
+            # Inside the simulator's spread, so ours is the best bid the taker meets first.
+            px = passive(r.venue, Side.BUY, away=0.0001)
+            order = PlaceOrder("BTC", Side.BUY, px, 0.003, Tif.GTC, new_cloid())
+            await r.router.place([order])
+            await eventually(lambda: "OrderAccepted" in r.of(order.cloid))
+            take(r.venue, px, "0.001")
+            await eventually(lambda: "OrderPartiallyFilled" in r.of(order.cloid))
+            take(r.venue, px, "0.002")
+            await eventually(lambda: "OrderFilled" in r.of(order.cloid))
+            await trio.sleep(0.3)
+            kinds = r.of(order.cloid)
+            assert kinds.count("OrderAccepted") == 1
+            assert kinds.count("FillEvent") == 2  # each fill once, never twice
+            assert kinds.count("OrderFilled") == 1
+            assert any(isinstance(e, OrderPartiallyFilled) for e in r.events)
+            assert any(isinstance(e, OrderFilled) for e in r.events)
+
+
+async def test_modify_is_one_update_and_no_cancel() -> None:
+    with trio.fail_after(20):
+        async with rig() as r:
+            px = passive(r.venue, Side.BUY)
+            order = PlaceOrder("BTC", Side.BUY, px, 0.001, Tif.GTC, new_cloid())
+            await r.router.place([order])
+            await eventually(lambda: "OrderAccepted" in r.of(order.cloid))
+            await r.router.modify([ModifyOrder(order.cloid, attrs.evolve(order, px=px * 0.99))])
+            await eventually(lambda: "OrderUpdated" in r.of(order.cloid))
+            await trio.sleep(0.5)  # the venue's report of the old oid's cancel arrives too
+            kinds = r.of(order.cloid)
+            assert kinds.count("OrderUpdated") == 1
+            assert "OrderCanceled" not in kinds
+            updated = next(e for e in r.events if isinstance(e, OrderUpdated))
+            (resting,) = await r.client.open_orders()
+            assert updated.oid == resting.oid
+
+
+async def test_cancel_by_cloid() -> None:
+    with trio.fail_after(20):
+        async with rig() as r:
+            px = passive(r.venue, Side.BUY)
+            order = PlaceOrder("BTC", Side.BUY, px, 0.001, Tif.GTC, new_cloid())
+            await r.router.place([order])
+            await r.router.cancel([order.cloid])
+            await eventually(lambda: "OrderCanceled" in r.of(order.cloid))
+            await trio.sleep(0.3)
+            assert r.of(order.cloid).count("OrderCanceled") == 1
+            assert await r.client.open_orders() == []
+
+
+async def test_a_lost_ack_is_resolved_without_a_second_order() -> None:
+    with trio.fail_after(20):
+        async with rig() as r:
+            assert r.venue.url is not None
+            async with httpx.AsyncClient(base_url=r.venue.url) as control:
+                # The answer and the stream's reports are lost; the venue still acts.
+                faults = {"ws_drop_post_replies": 1.0, "ws_drop": 1.0}
+                await control.post("/sim/faults", json=faults)
+            px = passive(r.venue, Side.BUY)
+            order = PlaceOrder("BTC", Side.BUY, px, 0.001, Tif.GTC, new_cloid())
+            await r.router.place([order])
+            kinds = r.of(order.cloid)
+            assert kinds[0] == "OrderStateUnknown"
+            assert "OrderAccepted" in kinds  # resolved by orderStatus, not by sending again
+            assert any(isinstance(e, OrderStateUnknown) for e in r.events)
+            assert any(isinstance(e, OrderAccepted) for e in r.events)
+            mine = [o for o in await r.client.open_orders() if o.cloid == order.cloid]
+            assert len(mine) == 1
+            assert not any(isinstance(e, OrderCanceled) for e in r.events)
