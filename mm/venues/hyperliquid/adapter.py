@@ -16,6 +16,7 @@ from typing import Any
 
 import attrs
 import trio
+from loguru import logger
 from prometheus_client import CollectorRegistry
 
 from mm.book import BookBus
@@ -125,6 +126,7 @@ class HyperliquidAdapter:
             await nursery.start(ws.run)
             await nursery.start(feed.run)
             self.market_ws, self.market_feed = ws, feed
+            nursery.start_soon(self._export_counters, ws, "market")
             task_status.started()
 
     async def run_user(
@@ -154,7 +156,23 @@ class HyperliquidAdapter:
                 await nursery.start(stream.run)
                 await client.metadata()
                 self.user_stream, self.client = stream, client
+                nursery.start_soon(self._export_counters, ws, "user")
                 task_status.started()
+
+    async def _export_counters(self, ws: WsConnection, feed: str) -> None:
+        """Copy the connection's counters and the API headroom into metrics, once a second."""
+        exported: dict[str, int] = {}
+        while True:
+            for channel, count in list(ws.frames_received.items()):
+                delta = count - exported.get(channel, 0)
+                if delta > 0:
+                    self.metrics.messages.labels(feed=feed, channel=channel).inc(delta)
+                    exported[channel] = count
+            now = trio.current_time()
+            for kind, headroom in self.limiter.headroom_by_kind(now).items():
+                self.metrics.headroom.labels(kind=kind).set(headroom)
+            self.metrics.headroom.labels(kind="overall").set(self.limiter.headroom(now))
+            await trio.sleep(1.0)
 
     def healthy(self) -> bool:
         """In sync with the venue: the user stream's gate is open and every book is fresh."""
@@ -211,6 +229,11 @@ class HyperliquidAdapter:
                 "resync",
                 {"reason": event.reason, "fills_recovered": event.fills_recovered},
             )
+            for orphan in self.dispatcher.orphans(event.open_orders, now_ms):
+                logger.warning(
+                    "orphan order at the venue: {} {} oid {}", orphan.coin, orphan.side, orphan.oid
+                )
+                await record("orphan_order", attrs.asdict(orphan, value_serializer=_plain))
         else:
             await record(type(event).__name__.lower(), attrs.asdict(event, value_serializer=_plain))
 
