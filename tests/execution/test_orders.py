@@ -18,10 +18,12 @@ from mm.execution.dispatch import (
     OrderCanceled,
     OrderFilled,
     OrderPartiallyFilled,
+    OrderRejected,
     OrderStateUnknown,
     OrderUpdated,
 )
 from mm.execution.orders import OrderRouter
+from mm.execution.rate_limit import Cost
 from mm.feeds.user import UserStream, UserStreamEvent
 from mm.model import Fill, ModifyOrder, OrderReport, PlaceOrder, Side, Tif
 from mm.venues.hyperliquid.client import HyperliquidClient
@@ -157,3 +159,28 @@ async def test_a_lost_ack_is_resolved_without_a_second_order() -> None:
             mine = [o for o in await r.client.open_orders() if o.cloid == order.cloid]
             assert len(mine) == 1
             assert not any(isinstance(e, OrderCanceled) for e in r.events)
+
+
+async def test_the_address_limit_error_rejects_cleanly_and_throttles() -> None:
+    with trio.fail_after(20):
+        async with setup(address_initial_requests=3) as (venue, client):
+            dispatcher = Dispatcher()
+            events: list[DispatchOutput] = []
+            router = OrderRouter(dispatcher, client, events.extend, now_ms)
+            px = passive(venue, Side.BUY)
+            for step in range(4):
+                price = px * (1 - step / 1000)
+                await router.place(
+                    [PlaceOrder("BTC", Side.BUY, price, 0.001, Tif.GTC, new_cloid())]
+                )
+            kinds = [type(event).__name__ for event in events]
+            assert kinds.count("OrderAccepted") == 3
+            rejected = [event for event in events if isinstance(event, OrderRejected)]
+            assert len(rejected) == 1  # refused whole: tracked as rejected, nothing untracked
+            assert rejected[0].reason.startswith("Too many cumulative requests sent")
+            # The limiter took the venue's figures from the error: the next order must wait for
+            # the venue's one-request-per-10-s allowance instead of being refused again.
+            assert client.limiter.address_cap() == 3
+            wait = client.limiter.wait_time(Cost.orders(1), trio.current_time())
+            assert wait >= 9.0
+            assert len(await client.open_orders()) == 3

@@ -130,11 +130,16 @@ class HyperliquidClient:
         await acquire(self.limiter, Cost.of_info(request), clock=self._clock)
         ws = self.ws
         if ws is not None and ws.connected:
+            started = time.perf_counter()
             try:
                 reply = await ws.post({"type": "info", "payload": request}, self.post_timeout_s)
             except (ConnectionDown, PostTimeout, PostRejected):
                 pass  # a query is safe to ask again over REST
             else:
+                if self.metrics is not None:
+                    self.metrics.ws_round_trip.labels(feed=ws.name).observe(
+                        time.perf_counter() - started
+                    )
                 if isinstance(reply, Mapping) and reply.get("type") == "info":
                     return reply["payload"]["data"]
                 self._rejected_reply(reply)

@@ -65,6 +65,7 @@ class SimConfig:
     maker_fee: float = setting(0.00015)
     taker_fee: float = setting(0.00045)
     rate_limits: bool = setting(True)
+    address_initial_requests: int = setting(10_000, non_negative)
     default_source: str = setting("testnet", one_of("mainnet", "testnet"))
     market: MarketConfig = MarketConfig()
     faults: FaultConfig = attrs.field(factory=FaultConfig)

@@ -54,7 +54,9 @@ class SimVenue:
             {spec.index: UNIVERSE[spec.name].start_px for spec in self.specs},
             self.rng,
         )
-        limits = RateLimitConfig(enabled=config.rate_limits)
+        limits = RateLimitConfig(
+            enabled=config.rate_limits, address_initial_requests=config.address_initial_requests
+        )
         self.nonces = NonceBook()
         self.ip_limits = IpWeightLimiter(limits)
         self.address_limits = AddressLimiter(limits)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import attrs
 import trio
 from prometheus_client import CollectorRegistry
 
@@ -26,9 +27,17 @@ QUIET = MarketConfig(taker_a=0.0, volatility_bps=0.0, jump_rate_per_hour=0.0)
 
 @asynccontextmanager
 async def setup(
-    *, websocket: bool = True, faults: FaultConfig | None = None, post_timeout_s: float = 5.0
+    *,
+    websocket: bool = True,
+    faults: FaultConfig | None = None,
+    post_timeout_s: float = 5.0,
+    address_initial_requests: int | None = None,
 ) -> AsyncIterator[tuple[SimVenue, HyperliquidClient]]:
     config = SimConfig(market=QUIET, faults=faults or FaultConfig(), rate_limits=False)
+    if address_initial_requests is not None:  # rehearse the venue's address limit
+        config = attrs.evolve(
+            config, rate_limits=True, address_initial_requests=address_initial_requests
+        )
     venue = SimVenue(config)  # on the wall clock: nonces are wall-clock milliseconds
     signer = L1Signer(KEY)
     async with trio.open_nursery() as nursery:
