@@ -52,11 +52,11 @@ raw, so reconciliation sees it). Local requests that are illegal raise `IllegalT
 from __future__ import annotations
 
 import math
-from collections import deque
-from collections.abc import Callable, Hashable, Iterable
+from collections.abc import Callable, Iterable
 
 import attrs
 
+from mm.bounded import BoundedSet
 from mm.execution.lifecycle import (
     IllegalTransition,
     LifecycleError,
@@ -256,33 +256,6 @@ class DispatchStats:
     last_conflict: str = ""
 
 
-class BoundedDedup:
-    """A set that remembers the last ``capacity`` keys, forgetting the oldest first."""
-
-    def __init__(self, capacity: int) -> None:
-        if capacity < 1:
-            raise ValueError(f"capacity must be at least 1, got {capacity}")
-        self.capacity = capacity
-        self._order: deque[Hashable] = deque()
-        self._keys: set[Hashable] = set()
-
-    def __len__(self) -> int:
-        return len(self._keys)
-
-    def __contains__(self, key: object) -> bool:
-        return key in self._keys
-
-    def seen(self, key: Hashable) -> bool:
-        """True if ``key`` is remembered; otherwise remember it and return False."""
-        if key in self._keys:
-            return True
-        self._keys.add(key)
-        self._order.append(key)
-        if len(self._order) > self.capacity:
-            self._keys.discard(self._order.popleft())
-        return False
-
-
 @attrs.define(slots=True)
 class PendingModify:
     """The cancel-replace marker of one cloid, set when the modify is sent."""
@@ -303,7 +276,7 @@ class Dispatcher:
         self.config = config or DispatchConfig()
         self.registry = OrderRegistry(self.config.terminal_retention)
         self.stats = DispatchStats()
-        self._dedup = BoundedDedup(self.config.dedup_capacity)
+        self._dedup = BoundedSet(self.config.dedup_capacity)
         self._modifies: dict[str, PendingModify] = {}
 
     def order(self, cloid: str) -> TrackedOrder | None:

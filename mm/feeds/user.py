@@ -77,8 +77,8 @@ from __future__ import annotations
 import math
 import random
 import time
-from collections import Counter, deque
-from collections.abc import Callable, Hashable, Iterable, Mapping
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping
 from contextlib import suppress
 from typing import Any, Final, Protocol, TypeAlias
 
@@ -86,6 +86,7 @@ import attrs
 import trio
 from loguru import logger
 
+from mm.bounded import BoundedSet
 from mm.feeds.health import Transition
 from mm.model import AccountState, Fill, Liquidation, NonUserCancel, OpenOrder, OrderReport
 from mm.settings import at_least, non_negative, positive, setting
@@ -105,7 +106,6 @@ from supervisors.backoff import Backoff
 
 __all__ = [
     "FILLS_PAGE",
-    "BoundedSet",
     "InfoSource",
     "Resynced",
     "SyncGate",
@@ -257,31 +257,6 @@ class SyncGate:
     def _notify(self) -> None:
         if self.on_change is not None:
             self.on_change(self.is_set(), self.reason)
-
-
-class BoundedSet:
-    """A set that remembers the last ``capacity`` keys added, forgetting the oldest first."""
-
-    def __init__(self, capacity: int) -> None:
-        if capacity < 1:
-            raise ValueError(f"capacity must be at least 1, got {capacity}")
-        self.capacity = capacity
-        self._order: deque[Hashable] = deque()
-        self._keys: set[Hashable] = set()
-
-    def __len__(self) -> int:
-        return len(self._keys)
-
-    def __contains__(self, key: object) -> bool:
-        return key in self._keys
-
-    def add(self, key: Hashable) -> None:
-        if key in self._keys:
-            return
-        self._keys.add(key)
-        self._order.append(key)
-        if len(self._order) > self.capacity:
-            self._keys.discard(self._order.popleft())
 
 
 def _fill_key(fill: Fill) -> tuple[int, int]:

@@ -14,8 +14,8 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
+from mm.bounded import BoundedSet
 from mm.execution.dispatch import (
-    BoundedDedup,
     DispatchConfig,
     Dispatcher,
     DispatchOutput,
@@ -231,7 +231,7 @@ def test_snapshot_replay_after_resubscribe_is_deduplicated() -> None:
 
 
 def test_dedup_is_bounded_fifo() -> None:
-    dedup = BoundedDedup(2)
+    dedup = BoundedSet(2)
     assert not dedup.seen("a")
     assert not dedup.seen("b")
     assert dedup.seen("a")
@@ -241,7 +241,7 @@ def test_dedup_is_bounded_fifo() -> None:
     assert len(dedup) == 2
     assert not dedup.seen("a")
     with pytest.raises(ValueError, match="at least 1"):
-        BoundedDedup(0)
+        BoundedSet(0)
 
 
 def test_dedup_capacity_is_configurable() -> None:

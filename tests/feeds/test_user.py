@@ -20,10 +20,10 @@ import httpx
 import pytest
 import trio
 
+from mm.bounded import BoundedSet
 from mm.feeds.health import ConnectionConfig, State, Transition
 from mm.feeds.user import (
     FILLS_PAGE,
-    BoundedSet,
     Resynced,
     SyncGate,
     UserStream,
