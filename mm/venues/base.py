@@ -1,30 +1,33 @@
-"""The Venue interface: what every adapter provides to the rest of mm.
+"""The venue interface: what every adapter provides to the rest of mm.
 
-Streams deliver typed events (``mm.model``) on memory channels; requests are batched. An
-adapter hides its wire format, signing, transport fallbacks and retries behind this.
+Two parts. ``VenueClient`` is the request side: queries and batched order requests in
+``mm.model`` types. ``VenueAdapter`` is the whole adapter as the service runs it: its feeds are
+supervised children (``run_market``, ``run_user``) that deliver typed values on the book bus,
+the trades channel and the user-events channel, and its client is available once the user feed
+is up. Adapters hide wire formats, signing, transport fallbacks and retries behind these.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 import trio
 
+from mm.book import BookBus
 from mm.model import (
     AccountState,
     AssetMeta,
     CancelOrder,
     CancelResult,
     Fill,
-    MarketEvent,
     ModifyOrder,
     OpenOrder,
     OrderReport,
     PlaceOrder,
     PlaceResult,
     RateLimitState,
-    UserEvent,
+    Trade,
 )
 
 
@@ -32,8 +35,8 @@ class VenueError(Exception):
     """A request failed at the venue or on the way (after the adapter's own retries)."""
 
 
-class Venue(Protocol):
-    # --- reference and account state (REST or WebSocket post) -------------------------------
+class VenueClient(Protocol):
+    # --- reference and account state -------------------------------------------------------
 
     async def metadata(self) -> list[AssetMeta]: ...
 
@@ -49,7 +52,7 @@ class Venue(Protocol):
 
     async def rate_limit(self) -> RateLimitState: ...
 
-    # --- orders (batched; results in request order) -----------------------------------------
+    # --- orders (batched; results in request order) ----------------------------------------
 
     async def place(self, orders: Sequence[PlaceOrder]) -> list[PlaceResult]: ...
 
@@ -61,19 +64,25 @@ class Venue(Protocol):
         """Arm (or with None, disarm) the venue's dead-man's switch."""
         ...
 
-    # --- streams (run as supervised children; events go to the given channels) -------------
 
-    async def run_market_stream(
-        self,
-        coins: Sequence[str],
-        events: trio.MemorySendChannel[MarketEvent],
-        *,
-        task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+class VenueAdapter(Protocol):
+    bus: BookBus  # the latest checked book per coin
+    trades: trio.MemoryReceiveChannel[Trade]
+    user_events: trio.MemoryReceiveChannel[Any]  # order reports, fills, cancels, resync marks
+
+    @property
+    def client(self) -> VenueClient | None:
+        """The request side, once the user feed is up."""
+        ...
+
+    def healthy(self) -> bool:
+        """In sync with the venue: user stream resynced and every book fresh."""
+        ...
+
+    async def run_market(
+        self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
     ) -> None: ...
 
-    async def run_user_stream(
-        self,
-        events: trio.MemorySendChannel[UserEvent],
-        *,
-        task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+    async def run_user(
+        self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
     ) -> None: ...

@@ -252,15 +252,16 @@ def test_ip_limiter_never_admits_more_than_the_limit_in_any_window(
         now += gap
         if limiter.charge(IP, weight, now):
             admitted.append((now, weight))
-            # Whenever it admits, what it reports is exactly the last 60 s of admissions.
-            assert limiter.used(IP, now) == sum(w for t, w in admitted if now - t < 60.0)
+            # Whenever it admits, what it reports is exactly the last 60 s of admissions (an
+            # admission leaves the window once t <= now - 60, the limiter's own arithmetic).
+            assert limiter.used(IP, now) == sum(w for t, w in admitted if t > now - 60.0)
         else:
             # It refuses only what would not fit.
             assert limiter.used(IP, now) + weight > 1200
     # No 60 s interval [start, start + 60) holds more than 1200 admitted weight; it suffices to
     # check the intervals starting at each admission.
     for start, _ in admitted:
-        in_window = sum(w for t, w in admitted if start <= t < start + 60.0)
+        in_window = sum(w for t, w in admitted if start <= t and start > t - 60.0)
         assert in_window <= 1200
 
 
