@@ -1,0 +1,278 @@
+"""Order reconciliation: the fewest venue calls that turn our live orders into the desired quotes.
+
+Pure and synchronous: `reconcile` diffs the strategy's desired orders for one symbol against our
+live orders there and returns a `Plan` of keeps, modifies, cancels and places (plus the desired
+orders deferred to a later cycle). The executor sends the plan; nothing here does I/O.
+
+Matching
+--------
+
+A live order *matches* a desired order when the sides are equal, the price is within
+``max(px_tolerance_bps * desired.px / 1e4, px_tolerance_ticks * tick)`` and the remaining size
+is within ``sz_tolerance * desired.sz``. Matches are one-to-one (a maximum bipartite matching).
+
+- **Terminal** live orders (FILLED, CANCELED, REJECTED, EXPIRED) are ignored.
+- **Working** live orders (OPEN, PARTIALLY_FILLED) may be kept, modified or canceled.
+- **Blocked** live orders (PENDING_NEW, PENDING_CANCEL, PENDING_MODIFY, UNKNOWN) are never acted
+  on. One that matches a desired order occupies it (it is listed in ``keep``, so the desired
+  order is not placed again); one that matches nothing is listed in ``untouched``. A desired order
+  that nothing working can serve, while an unmatched blocked order sits on its side, could only be
+  served by acting on that order: it is ``deferred`` (at most one per unmatched blocked order),
+  so that we never stack a new order beside one whose fate is open.
+
+The matching takes working orders first (Kuhn's augmenting paths, in that order, keep every
+order already matched), so among the maximum matchings it uses the most working orders: a working
+order kept is a call saved, a blocked one occupying leaves a working one to cancel or modify.
+
+Objective
+---------
+
+Venue calls are batched: placing n orders is one call, canceling n is one call, and a
+batchModify of n is one call (a modify keeps the cloid). After the keeps, every remaining working
+order on a side is either modified to a remaining desired order of that side or canceled, and
+every remaining (not deferred) desired order is either the target of a modify or placed. The plan
+minimizes, lexicographically:
+
+1. the number of distinct action batches (nonempty among modify, cancel, place: ``calls()``);
+2. the number of orders touched (modified + canceled + placed);
+3. then prefers modifies over cancel+place.
+
+Keeping as many orders as possible never costs a batch or a touch, so keeps come first. Without
+other constraints (2) makes every possible modify happen; (1) may instead turn modifies into
+cancel+place when the cancel and place batches are sent anyway (for example a stale extra bid to
+cancel and a new ask to place: canceling both bids and placing both orders is two calls, where
+modify + cancel + place would be three). Modifies pair the nearest prices; sides never mix.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Sequence
+
+import attrs
+
+from mm.execution.lifecycle import WORKING_STATES, OrderState, TrackedOrder
+from mm.model import Side
+from mm.settings import at_least, non_negative, setting
+
+#: Live states that are never acted on (no cancel, no modify, nothing placed over them).
+BLOCKED_STATES: frozenset[OrderState] = frozenset(
+    {
+        OrderState.PENDING_NEW,
+        OrderState.PENDING_CANCEL,
+        OrderState.PENDING_MODIFY,
+        OrderState.UNKNOWN,
+    }
+)
+_EPS = 1e-9
+
+
+def _fraction(value: float) -> str | None:
+    return None if 0 <= value < 1 else f"must be in [0, 1), got {value!r}"
+
+
+@attrs.frozen
+class ReconcileConfig:
+    """Tolerances under which a live order is kept as it is."""
+
+    px_tolerance_bps: float = setting(1.0, non_negative)  # of the desired price
+    px_tolerance_ticks: int = setting(0, at_least(0))  # used with ``tick`` (the wider wins)
+    sz_tolerance: float = setting(0.1, _fraction)  # fraction of the desired size
+
+
+@attrs.frozen(slots=True)
+class DesiredOrder:
+    """One order the strategy wants resting: ``level`` is its ladder level (0 = top)."""
+
+    side: Side
+    px: float
+    sz: float
+    level: int = 0
+
+
+@attrs.frozen(slots=True)
+class LiveOrder:
+    """One of our orders as reconciliation sees it: ``sz`` is the remaining size."""
+
+    cloid: str
+    oid: int | None
+    side: Side
+    px: float
+    sz: float
+    state: OrderState
+
+    @classmethod
+    def from_tracked(cls, order: TrackedOrder) -> LiveOrder:
+        """A snapshot of a tracked order; a pending modify is seen at its target price and size."""
+        px, sz = order.px, order.leaves_sz
+        if order.state is OrderState.PENDING_MODIFY and order.modify_target is not None:
+            px, sz = order.modify_target[0], order.modify_target[1]
+        return cls(order.cloid, order.oid, order.side, px, sz, order.state)
+
+
+@attrs.frozen
+class Plan:
+    """What to send: each live and each desired order appears in at most one list."""
+
+    keep: list[tuple[LiveOrder, DesiredOrder]] = attrs.Factory(list)
+    modify: list[tuple[LiveOrder, DesiredOrder]] = attrs.Factory(list)
+    cancel: list[LiveOrder] = attrs.Factory(list)
+    place: list[DesiredOrder] = attrs.Factory(list)
+    deferred: list[DesiredOrder] = attrs.Factory(list)
+    untouched: list[LiveOrder] = attrs.Factory(list)  # blocked orders that match nothing
+
+    def calls(self) -> int:
+        """Venue calls: one per nonempty batch (modify, cancel, place)."""
+        return sum(1 for batch in (self.modify, self.cancel, self.place) if batch)
+
+    def touched(self) -> int:
+        """Orders acted on: modified + canceled + placed."""
+        return len(self.modify) + len(self.cancel) + len(self.place)
+
+    @property
+    def is_empty(self) -> bool:
+        return self.calls() == 0
+
+
+def px_tolerance(px: float, config: ReconcileConfig, tick: float = 0.0) -> float:
+    """The price distance under which a live order still serves a desired price ``px``."""
+    return max(config.px_tolerance_bps * abs(px) / 1e4, config.px_tolerance_ticks * tick)
+
+
+def matches(
+    live: LiveOrder, want: DesiredOrder, config: ReconcileConfig, tick: float = 0.0
+) -> bool:
+    """Whether ``live`` serves ``want`` as it is (same side, price and size within tolerance)."""
+    if live.side is not want.side:
+        return False
+    px_ok = abs(live.px - want.px) <= px_tolerance(want.px, config, tick) + _EPS * abs(want.px)
+    sz_ok = abs(live.sz - want.sz) <= config.sz_tolerance * want.sz + _EPS * abs(want.sz)
+    return px_ok and sz_ok
+
+
+def _max_matching(
+    lefts: Sequence[LiveOrder],
+    rights: Sequence[DesiredOrder],
+    edge: Callable[[LiveOrder, DesiredOrder], bool],
+) -> dict[int, int]:
+    """Kuhn's algorithm, lefts in the given order, nearest price first: right index -> left."""
+    adjacency = [
+        [
+            j
+            for _, _, j in sorted(
+                (abs(want.px - live.px), want.level, j)
+                for j, want in enumerate(rights)
+                if edge(live, want)
+            )
+        ]
+        for live in lefts
+    ]
+    owner: dict[int, int] = {}
+
+    def augment(i: int, seen: set[int]) -> bool:
+        for j in adjacency[i]:
+            if j in seen:
+                continue
+            seen.add(j)
+            if j not in owner or augment(owner[j], seen):
+                owner[j] = i
+                return True
+        return False
+
+    for i in range(len(lefts)):
+        augment(i, set())
+    return owner
+
+
+def _nearest_pairs(
+    lives: list[LiveOrder], wants: list[DesiredOrder], count: int
+) -> list[tuple[int, int]]:
+    """``count`` index pairs, greedily the nearest prices first (deterministic ties)."""
+    candidates = sorted(
+        (
+            (abs(live.px - want.px), i, j)
+            for i, live in enumerate(lives)
+            for j, want in enumerate(wants)
+        ),
+    )
+    used_l: set[int] = set()
+    used_r: set[int] = set()
+    pairs: list[tuple[int, int]] = []
+    for _, i, j in candidates:
+        if len(pairs) >= count:
+            break
+        if i in used_l or j in used_r:
+            continue
+        used_l.add(i)
+        used_r.add(j)
+        pairs.append((i, j))
+    return pairs
+
+
+@attrs.define
+class _Side:
+    working: list[LiveOrder]  # unmatched working orders
+    wants: list[DesiredOrder]  # unmatched desired orders that may be served now
+    deferred: list[DesiredOrder]
+
+    @property
+    def max_modify(self) -> int:
+        return min(len(self.working), len(self.wants))
+
+
+def reconcile(
+    desired: Sequence[DesiredOrder],
+    live: Sequence[LiveOrder],
+    config: ReconcileConfig,
+    *,
+    tick: float = 0.0,
+) -> Plan:
+    """The plan with the fewest venue calls turning ``live`` into ``desired`` (one symbol)."""
+    working = [order for order in live if order.state in WORKING_STATES]
+    blocked = [order for order in live if order.state in BLOCKED_STATES]
+    lefts = working + blocked
+    owner = _max_matching(lefts, desired, lambda a, b: matches(a, b, config, tick))
+    plan = Plan()
+    matched_left: set[int] = set()
+    for j, want in enumerate(desired):
+        if j in owner:
+            matched_left.add(owner[j])
+            plan.keep.append((lefts[owner[j]], want))
+    free = [order for i, order in enumerate(lefts) if i not in matched_left]
+    open_wants = [want for j, want in enumerate(desired) if j not in owner]
+
+    sides: dict[Side, _Side] = {}
+    for side in Side:
+        side_working = [o for o in free if o.side is side and o.state in WORKING_STATES]
+        side_blocked = [o for o in free if o.side is side and o.state in BLOCKED_STATES]
+        wants = [w for w in open_wants if w.side is side]
+        plan.untouched.extend(side_blocked)
+        n_defer = min(max(0, len(wants) - len(side_working)), len(side_blocked))
+        deferred_ix = {j for _, j in _nearest_pairs(side_blocked, wants, n_defer)}
+        sides[side] = _Side(
+            side_working,
+            [w for j, w in enumerate(wants) if j not in deferred_ix],
+            [w for j, w in enumerate(wants) if j in deferred_ix],
+        )
+
+    buy, sell = sides[Side.BUY], sides[Side.SELL]
+    best: tuple[tuple[int, int, int], int, int] | None = None
+    for m_buy, m_sell in itertools.product(range(buy.max_modify + 1), range(sell.max_modify + 1)):
+        modifies = m_buy + m_sell
+        cancels = len(buy.working) - m_buy + len(sell.working) - m_sell
+        places = len(buy.wants) - m_buy + len(sell.wants) - m_sell
+        batches = sum(1 for n in (modifies, cancels, places) if n)
+        cost = (batches, modifies + cancels + places, -modifies)
+        if best is None or cost < best[0]:
+            best = (cost, m_buy, m_sell)
+    assert best is not None
+    for side, count in ((Side.BUY, best[1]), (Side.SELL, best[2])):
+        state = sides[side]
+        pairs = _nearest_pairs(state.working, state.wants, count)
+        plan.modify.extend((state.working[i], state.wants[j]) for i, j in pairs)
+        moved, served = {i for i, _ in pairs}, {j for _, j in pairs}
+        plan.cancel.extend(o for i, o in enumerate(state.working) if i not in moved)
+        plan.place.extend(w for j, w in enumerate(state.wants) if j not in served)
+        plan.deferred.extend(state.deferred)
+    plan.place.sort(key=lambda w: (w.level, w.side.value, w.px))
+    return plan

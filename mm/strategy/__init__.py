@@ -1,0 +1,1 @@
+"""Pure market-making strategy modules: ladder, spread, quote gate, quota tiers, accumulator."""

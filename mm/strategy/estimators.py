@@ -1,0 +1,215 @@
+"""Online estimators of the GLFT inputs: volatility sigma and trade intensity (A, k).
+
+Pure: observations arrive with their times (seconds, any epoch) and nothing reads a clock.
+Both estimators work in price units:
+
+- :class:`VolatilityEstimator` samples the mid every ``sample_interval_s`` and reports sigma, the
+  standard deviation of consecutive sampled mid differences divided by
+  ``sqrt(sample_interval_s)``: price units per square root of a second. To get sigma in bps per
+  sqrt(second), divide by the mid and multiply by 1e4 (or feed it ``1e4 * log(mid)``, whose
+  differences are log returns in bps).
+- :class:`IntensityEstimator` takes trades with the mid at the time of each trade. A trade's
+  depth is ``δ = |price - mid|`` in price units; ``λ(δ)`` is the number of trades at depth
+  ``≥ δ`` per second over the rolling window, evaluated on the grid ``δ_i = i * depth_step``;
+  a least-squares fit of ``log λ = log A - k δ`` over the grid points with ``λ > 0`` gives
+  A (per second, counted over whatever trades are fed: feed one side for a per-side A) and k
+  (per price unit). With depths in bps of the mid, k comes out per bp instead.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections import deque
+
+import attrs
+
+from mm.settings import at_least, positive, setting
+
+
+@attrs.frozen
+class VolatilityConfig:
+    """sigma from the mid sampled every ``sample_interval_s`` over the last ``window_s``."""
+
+    window_s: float = setting(300.0, positive)
+    sample_interval_s: float = setting(1.0, positive)
+    min_samples: int = setting(30, at_least(2))
+
+
+@attrs.frozen
+class IntensityConfig:
+    """(A, k) from trade depths over the last ``window_s``, refit every ``recalibrate_s``."""
+
+    window_s: float = setting(600.0, positive)
+    depth_step: float = setting(1.0, positive)
+    depth_points: int = setting(10, at_least(2))
+    min_trades: int = setting(50, at_least(1))
+    recalibrate_s: float = setting(30.0, positive)
+
+
+class VolatilityEstimator:
+    """sigma of the mid, in price units per sqrt(second); see the module docstring."""
+
+    def __init__(self, config: VolatilityConfig) -> None:
+        self.config = config
+        self._samples: deque[tuple[float, float]] = deque()
+        self._next_sample: float | None = None
+        self._last_mid: float | None = None
+        self._now: float | None = None
+
+    def on_mid(self, now: float, mid: float) -> None:
+        """The mid is ``mid`` from ``now`` on; sampling times passed since are recorded."""
+        interval = self.config.sample_interval_s
+        if self._next_sample is None or self._last_mid is None:
+            self._samples.append((now, mid))
+            self._next_sample = now + interval
+        else:
+            while self._next_sample <= now:
+                # The mid prevailing at the sampling time: this one if it is exactly then.
+                value = mid if self._next_sample == now else self._last_mid
+                self._samples.append((self._next_sample, value))
+                self._next_sample += interval
+        self._last_mid = mid
+        self._now = now
+        self._trim(now)
+
+    def _trim(self, now: float) -> None:
+        horizon = now - self.config.window_s
+        while self._samples and self._samples[0][0] < horizon:
+            self._samples.popleft()
+
+    @property
+    def sample_count(self) -> int:
+        """Mid differences available in the window."""
+        return max(0, len(self._samples) - 1)
+
+    def estimate(self) -> float | None:
+        """sigma in price units per sqrt(second), or None during the warmup."""
+        count = self.sample_count
+        if count < self.config.min_samples:
+            return None
+        values = [mid for _, mid in self._samples]
+        diffs = [b - a for a, b in itertools.pairwise(values)]
+        mean = math.fsum(diffs) / count
+        variance = math.fsum((d - mean) ** 2 for d in diffs) / (count - 1)
+        return math.sqrt(variance / self.config.sample_interval_s)
+
+    def estimates(self) -> dict[str, float]:
+        """Plain numbers for metrics: ``sigma`` (NaN while warming up) and ``samples``."""
+        sigma = self.estimate()
+        return {
+            "sigma": math.nan if sigma is None else sigma,
+            "samples": float(self.sample_count),
+        }
+
+
+@attrs.frozen
+class IntensityFit:
+    """A fit of ``λ(δ) = A exp(-k δ)``: A per second, k per price unit, at time ``at``."""
+
+    a: float
+    k: float
+    at: float
+    trades: int
+
+
+def fit_intensity(
+    depths: list[float], duration_s: float, step: float, points: int
+) -> tuple[float, float] | None:
+    """``(A, k)`` by least squares of ``log λ(δ_i)`` on ``δ_i = i * step``, i < ``points``.
+
+    ``λ(δ)`` is the count of ``depths >= δ`` divided by ``duration_s``. None when fewer than
+    two grid points have trades or the fitted k is not positive.
+    """
+    if duration_s <= 0:
+        return None
+    xs: list[float] = []
+    ys: list[float] = []
+    ordered = sorted(depths)
+    total = len(ordered)
+    index = 0
+    for i in range(points):
+        depth = i * step
+        while index < total and ordered[index] < depth:
+            index += 1
+        count = total - index
+        if count <= 0:
+            break
+        xs.append(depth)
+        ys.append(math.log(count / duration_s))
+    if len(xs) < 2:
+        return None
+    x_mean = math.fsum(xs) / len(xs)
+    y_mean = math.fsum(ys) / len(ys)
+    sxx = math.fsum((x - x_mean) ** 2 for x in xs)
+    sxy = math.fsum((x - x_mean) * (y - y_mean) for x, y in zip(xs, ys, strict=True))
+    slope = sxy / sxx
+    k = -slope
+    if not k > 0:
+        return None
+    return math.exp(y_mean - slope * x_mean), k
+
+
+class IntensityEstimator:
+    """(A, k) of the trade intensity at depth; see the module docstring for units."""
+
+    def __init__(self, config: IntensityConfig) -> None:
+        self.config = config
+        self._trades: deque[tuple[float, float]] = deque()
+        self._origin: float | None = None
+        self._last_attempt: float | None = None
+        self.fit: IntensityFit | None = None
+        self.fits = 0
+
+    def _seen(self, now: float) -> None:
+        if self._origin is None:
+            self._origin = now
+
+    def on_trade(self, now: float, price: float, mid: float) -> None:
+        """A trade at ``price`` while the mid was ``mid``; its depth is ``|price - mid|``."""
+        self._seen(now)
+        self._trades.append((now, abs(price - mid)))
+
+    def _trim(self, now: float) -> None:
+        horizon = now - self.config.window_s
+        while self._trades and self._trades[0][0] < horizon:
+            self._trades.popleft()
+
+    def calibrate(self, now: float) -> IntensityFit | None:
+        """Refit now; keeps (and returns) the last good fit when this one is not possible."""
+        self._seen(now)
+        self._last_attempt = now
+        self._trim(now)
+        if len(self._trades) < self.config.min_trades:
+            return self.fit
+        assert self._origin is not None
+        duration = min(self.config.window_s, now - self._origin)
+        config = self.config
+        depths = [depth for _, depth in self._trades]
+        result = fit_intensity(depths, duration, config.depth_step, config.depth_points)
+        if result is not None:
+            self.fit = IntensityFit(result[0], result[1], now, len(depths))
+            self.fits += 1
+        return self.fit
+
+    def maybe_recalibrate(self, now: float) -> IntensityFit | None:
+        """Refit when ``recalibrate_s`` has passed since the last attempt; the current fit."""
+        self._seen(now)
+        if self._last_attempt is None or now - self._last_attempt >= self.config.recalibrate_s:
+            return self.calibrate(now)
+        return self.fit
+
+    def estimate(self) -> tuple[float, float] | None:
+        """``(A, k)`` of the last good fit, or None before the first one."""
+        return None if self.fit is None else (self.fit.a, self.fit.k)
+
+    def estimates(self) -> dict[str, float]:
+        """Plain numbers for metrics: ``a``, ``k`` (NaN before a fit), ``trades``, ``fits``."""
+        fit = self.fit
+        return {
+            "a": math.nan if fit is None else fit.a,
+            "k": math.nan if fit is None else fit.k,
+            "fit_at": math.nan if fit is None else fit.at,
+            "trades": float(len(self._trades)),
+            "fits": float(self.fits),
+        }

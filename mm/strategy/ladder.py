@@ -1,0 +1,155 @@
+"""Quote ladder: several wire-valid levels per side from a top bid and ask.
+
+Prices are worked in integer ticks of ``10**-px_decimals`` (see ``mm.venues.hyperliquid.numbers``)
+and rounded passively (bids down, asks up) to the venue's price rules. Sizes are rounded to
+szDecimals and a level whose notional falls below the venue's minimum is dropped. A bid never
+reaches the lowest ask limit (our top ask and the market's best ask) and an ask never reaches the
+highest bid limit; prices on a side are strictly monotone, so no two levels share a price.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from decimal import Decimal
+
+import attrs
+
+from mm.model import Side
+from mm.settings import at_least, non_negative, one_of, positive, setting
+from mm.venues.hyperliquid import numbers
+
+SPACING_MODES = ("bps", "ticks")
+SIZE_SCHEDULES = ("constant", "linear", "geometric")
+VENUE_MIN_NOTIONAL = 10.0
+
+
+@attrs.frozen
+class LadderConfig:
+    """How many levels, how far apart, and how big each one is."""
+
+    levels: int = setting(3, at_least(1))
+    spacing_mode: str = setting("bps", one_of(*SPACING_MODES))
+    spacing: float = setting(5.0, positive)  # bps of the top price, or ticks of the top price
+    base_size: float = setting(0.01, positive)  # coin units at level 0
+    size_schedule: str = setting("constant", one_of(*SIZE_SCHEDULES))
+    size_step: float = setting(0.5, non_negative)  # linear: level i is base * (1 + step * i)
+    size_ratio: float = setting(1.5, positive)  # geometric: level i is base * ratio ** i
+    min_notional: float = setting(VENUE_MIN_NOTIONAL, non_negative)
+
+
+@attrs.frozen
+class DesiredOrder:
+    """One level the strategy wants resting: ``level`` is its index on its side (0 = top)."""
+
+    side: Side
+    px: float
+    sz: float
+    level: int
+
+
+def level_size(config: LadderConfig, level: int) -> float:
+    """The schedule's size for ``level`` (before rounding to szDecimals)."""
+    if config.size_schedule == "linear":
+        return config.base_size * (1.0 + config.size_step * level)
+    if config.size_schedule == "geometric":
+        return config.base_size * config.size_ratio**level
+    return config.base_size
+
+
+def _tick_step(ticks: int, px_decimals: int) -> int:
+    """The spacing between valid prices around ``ticks`` (coarser above 5 figures)."""
+    return int(10 ** min(max(len(str(max(ticks, 1))) - numbers.MAX_SIG_FIGS, 0), px_decimals))
+
+
+def _to_ticks(px: float, px_decimals: int, *, up: bool) -> int:
+    return numbers.round_ticks(numbers.exact_units(px, px_decimals), px_decimals, up=up)
+
+
+def _ticks_px(ticks: int, px_decimals: int) -> float:
+    return float(numbers.wire_str(ticks, px_decimals))
+
+
+def _side_ticks(
+    top: float, limit: int | None, side: Side, config: LadderConfig, levels: int, px_decimals: int
+) -> list[int | None]:
+    """Valid tick prices per level (None where no valid price exists), strictly monotone."""
+    up = side is Side.SELL
+    direction = 1 if up else -1
+    top_ticks = _to_ticks(top, px_decimals, up=up)
+    step = _tick_step(top_ticks, px_decimals)
+    out: list[int | None] = []
+    previous: int | None = None
+    for level in range(levels):
+        if config.spacing_mode == "ticks":
+            raw = top_ticks + direction * round(config.spacing * level) * step
+            ticks = numbers.round_ticks(Decimal(raw), px_decimals, up=up) if raw > 0 else 0
+        else:
+            raw_px = top * (1.0 + direction * config.spacing * level / 10_000.0)
+            ticks = _to_ticks(raw_px, px_decimals, up=up) if raw_px > 0 else 0
+        if limit is not None:  # never at or through the opposite best
+            if up and ticks <= limit:
+                ticks = numbers.round_ticks(Decimal(limit + 1), px_decimals, up=True)
+            elif not up and ticks >= limit:
+                ticks = numbers.round_ticks(Decimal(limit - 1), px_decimals, up=False)
+        if previous is not None:  # strictly away from the previous level
+            if up and ticks <= previous:
+                ticks = numbers.round_ticks(Decimal(previous + 1), px_decimals, up=True)
+            elif not up and ticks >= previous:
+                ticks = numbers.round_ticks(Decimal(previous - 1), px_decimals, up=False)
+        if ticks <= 0:
+            out.extend([None] * (levels - level))
+            break
+        out.append(ticks)
+        previous = ticks
+    return out
+
+
+def build_ladder(
+    bid: float | None,
+    ask: float | None,
+    sz_decimals: int,
+    config: LadderConfig,
+    *,
+    levels: int | None = None,
+    sides: Collection[Side] = (Side.BUY, Side.SELL),
+    market_bid: float | None = None,
+    market_ask: float | None = None,
+) -> list[DesiredOrder]:
+    """The desired orders, bids first (top down) then asks (top up).
+
+    ``bid``/``ask`` are the top prices wanted (None skips a side); ``levels`` overrides the
+    config's count (the quota tier's ladder density); ``sides`` restricts to e.g. the
+    inventory-reducing side. ``market_bid``/``market_ask`` are the book's best prices, which our
+    levels must not cross either.
+    """
+    count = config.levels if levels is None else levels
+    if count <= 0:
+        return []
+    px_decimals = numbers.px_decimals(sz_decimals)
+    ask_caps = [p for p in (ask, market_ask) if p is not None and p > 0]
+    bid_caps = [p for p in (bid, market_bid) if p is not None and p > 0]
+    # Limits in ticks: a bid stays strictly below the exact lowest ask, an ask strictly above
+    # the exact highest bid (ceil / floor of the exact value keeps the strict inequality).
+    bid_limit = _to_ticks(min(ask_caps), px_decimals, up=True) if ask_caps else None
+    ask_limit = _to_ticks(max(bid_caps), px_decimals, up=False) if bid_caps else None
+    orders: list[DesiredOrder] = []
+    for side, top, limit in ((Side.BUY, bid, bid_limit), (Side.SELL, ask, ask_limit)):
+        if side not in sides or top is None or not 0.0 < top < float("inf"):
+            continue
+        for level, ticks in enumerate(_side_ticks(top, limit, side, config, count, px_decimals)):
+            if ticks is None:
+                break
+            if side is Side.BUY and limit is not None and ticks >= limit:
+                break
+            px = _ticks_px(ticks, px_decimals)
+            size = level_size(config, level)
+            if not 0.0 < size < float("inf"):
+                continue
+            lots = numbers.round_lots(numbers.exact_units(size, 0), sz_decimals)
+            if lots <= 0:
+                continue
+            sz = float(numbers.wire_str(lots, sz_decimals))
+            if px * sz < config.min_notional:
+                continue
+            orders.append(DesiredOrder(side=side, px=px, sz=sz, level=level))
+    return orders

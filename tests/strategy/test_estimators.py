@@ -1,0 +1,152 @@
+"""Volatility and intensity estimators: unit behaviour, and recovering the simulator's truth."""
+
+from __future__ import annotations
+
+import math
+import random
+
+import pytest
+
+from mm.strategy.estimators import (
+    IntensityConfig,
+    IntensityEstimator,
+    VolatilityConfig,
+    VolatilityEstimator,
+    fit_intensity,
+)
+from mm.venues.sim.config import MarketConfig
+from mm.venues.sim.engine import Engine
+from mm.venues.sim.events import Trade
+from mm.venues.sim.market import FLOW_USER, LIQUIDITY_USER, SyntheticMarket
+from mm.venues.sim.universe import UNIVERSE, specs_for
+
+
+def test_volatility_warmup_and_value() -> None:
+    estimator = VolatilityEstimator(
+        VolatilityConfig(window_s=100.0, sample_interval_s=1.0, min_samples=4)
+    )
+    assert estimator.estimate() is None
+    # Alternating +1 / -1 moves, updated every half second: samples at whole seconds.
+    mids = [100.0, 101.0, 100.0, 101.0, 100.0]
+    for second, mid in enumerate(mids):
+        estimator.on_mid(second, mid)
+        estimator.on_mid(second + 0.5, mid)
+        if second < 4:
+            assert estimator.estimate() is None
+    diffs = [1.0, -1.0, 1.0, -1.0]
+    expected = math.sqrt(sum(d * d for d in diffs) / 3)  # mean 0, ddof 1
+    assert estimator.estimate() == pytest.approx(expected)
+    assert estimator.estimates()["samples"] == 4.0
+    assert math.isnan(VolatilityEstimator(VolatilityConfig()).estimates()["sigma"])
+
+
+def test_volatility_samples_the_prevailing_mid_and_rolls() -> None:
+    estimator = VolatilityEstimator(
+        VolatilityConfig(window_s=10.0, sample_interval_s=2.0, min_samples=2)
+    )
+    estimator.on_mid(0.0, 10.0)
+    estimator.on_mid(3.0, 12.0)  # the sample at t=2 is still 10
+    estimator.on_mid(4.0, 14.0)  # the sample at t=4 is 14
+    assert estimator.estimate() == pytest.approx(math.sqrt(((0 - 2) ** 2 + (4 - 2) ** 2) / 1 / 2))
+    estimator.on_mid(100.0, 14.0)  # a long gap: old samples fall out of the window
+    assert estimator.sample_count == 5
+    assert estimator.estimate() == pytest.approx(0.0)
+
+
+def test_fit_intensity_exact_on_exponential_counts() -> None:
+    # 1000 * exp(-0.5 i) trades at depth >= i exactly (as counts, rounded) over 100 s.
+    counts = [round(1000 * math.exp(-0.5 * i)) for i in range(8)] + [0]
+    depths = [float(i) for i in range(8) for _ in range(counts[i] - counts[i + 1])]
+    result = fit_intensity(depths, 100.0, 1.0, 8)
+    assert result is not None
+    a, k = result
+    assert a == pytest.approx(10.0, rel=0.01)
+    assert k == pytest.approx(0.5, rel=0.01)
+    assert fit_intensity([], 100.0, 1.0, 8) is None
+    assert fit_intensity([0.0, 0.0], 100.0, 1.0, 8) is None
+
+
+def test_intensity_warmup_recalibration_and_last_good_fit() -> None:
+    config = IntensityConfig(
+        window_s=50.0, depth_step=1.0, depth_points=5, min_trades=10, recalibrate_s=10.0
+    )
+    estimator = IntensityEstimator(config)
+    assert estimator.maybe_recalibrate(0.0) is None
+    for i in range(20):
+        estimator.on_trade(1.0 + i * 0.1, 100.0 + (i % 4), 100.0)
+    assert estimator.maybe_recalibrate(5.0) is None  # not due yet
+    fit = estimator.maybe_recalibrate(10.0)
+    assert fit is not None
+    assert fit.k > 0
+    assert estimator.estimates()["fits"] == 1.0
+    # Every trade ages out: the refit is impossible and the last good fit stays.
+    assert estimator.maybe_recalibrate(100.0) is fit
+    assert estimator.estimate() == (fit.a, fit.k)
+    assert estimator.estimates()["trades"] == 0.0
+
+
+def test_recovers_simulator_a_k_sigma() -> None:
+    """The acceptance criterion: A (per side per s), k (per bp), sigma (bps/√s) within ±25%."""
+    truth = MarketConfig(
+        volatility_bps=1.0,
+        jump_rate_per_hour=0.0,
+        taker_a=1.5,
+        taker_k=0.3,
+        taker_size_usd=1_000_000.0,  # sweeps the ladder up to its limit
+        liquidity_levels=20,
+        liquidity_spread_bps=0.2,  # levels at 0.1, 0.6, 1.1, ... bps: just past the grid points
+        liquidity_step_bps=0.5,
+        liquidity_size_usd=50.0,
+    )
+    engine = Engine(specs_for(["BTC"]), system_users=(LIQUIDITY_USER, FLOW_USER))
+    start_px = UNIVERSE["BTC"].start_px
+    market = SyntheticMarket(engine, truth, {0: start_px}, random.Random(20240607))
+    spec = engine.specs[0]
+    bp = start_px * 1e-4  # price units per bp (the mid drifts by well under 1% in the run)
+    duration_s, dt_s = 600.0, 0.1
+    volatility = VolatilityEstimator(VolatilityConfig(window_s=duration_s, min_samples=100))
+    intensity = IntensityEstimator(
+        IntensityConfig(
+            window_s=duration_s,
+            depth_step=0.5 * bp,
+            depth_points=16,
+            min_trades=100,
+            recalibrate_s=60.0,
+        )
+    )
+    market.seed_liquidity(0)
+    volatility.on_mid(0.0, market.mid[0])
+    intensity.maybe_recalibrate(0.0)
+    mids: list[float] = []
+    for step in range(1, int(duration_s / dt_s) + 1):
+        now_ms = round(step * dt_s * 1000)
+        market.step(now_ms, dt_s)
+        now, mid = now_ms / 1000, market.mid[0]
+        mids.append(mid)
+        volatility.on_mid(now, mid)
+        # One taker = the trades of one time and side; its reach is its deepest fill.
+        deepest: dict[tuple[int, bool], float] = {}
+        for event in engine.events:
+            if isinstance(event, Trade):
+                px = spec.px_float(event.px)
+                key = (event.time, event.taker_is_buy)
+                depth = abs(px - mid)
+                deepest[key] = max(deepest.get(key, 0.0), depth)
+        engine.events.clear()
+        for depth in deepest.values():
+            intensity.on_trade(now, mid + depth, mid)
+        intensity.maybe_recalibrate(now)
+    fit = intensity.calibrate(duration_s)
+    sigma = volatility.estimate()
+    assert fit is not None
+    assert sigma is not None
+    a_per_side = fit.a / 2  # both sides were fed
+    k_per_bp = fit.k * bp
+    sigma_bps = sigma / (math.fsum(mids) / len(mids)) * 1e4
+    print(
+        f"A {a_per_side:.3f}/side/s vs {truth.taker_a}; k {k_per_bp:.3f}/bp vs "
+        f"{truth.taker_k}; sigma {sigma_bps:.3f} bps/sqrt(s) vs {truth.volatility_bps}"
+    )
+    assert a_per_side == pytest.approx(truth.taker_a, rel=0.25)
+    assert k_per_bp == pytest.approx(truth.taker_k, rel=0.25)
+    assert sigma_bps == pytest.approx(truth.volatility_bps, rel=0.25)
