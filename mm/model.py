@@ -186,6 +186,16 @@ class RateLimitState:
 
 
 @attrs.frozen(slots=True)
+class DesiredOrder:
+    """One order the strategy wants resting: ``level`` is its ladder level (0 = top)."""
+
+    side: Side
+    px: float
+    sz: float
+    level: int = 0
+
+
+@attrs.frozen(slots=True)
 class PlaceOrder:
     coin: str
     side: Side

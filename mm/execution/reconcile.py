@@ -52,7 +52,7 @@ from collections.abc import Callable, Sequence
 import attrs
 
 from mm.execution.lifecycle import WORKING_STATES, OrderState, TrackedOrder
-from mm.model import Side
+from mm.model import DesiredOrder, Side
 from mm.settings import at_least, non_negative, setting
 
 #: Live states that are never acted on (no cancel, no modify, nothing placed over them).
@@ -78,16 +78,6 @@ class ReconcileConfig:
     px_tolerance_bps: float = setting(1.0, non_negative)  # of the desired price
     px_tolerance_ticks: int = setting(0, at_least(0))  # used with ``tick`` (the wider wins)
     sz_tolerance: float = setting(0.1, _fraction)  # fraction of the desired size
-
-
-@attrs.frozen(slots=True)
-class DesiredOrder:
-    """One order the strategy wants resting: ``level`` is its ladder level (0 = top)."""
-
-    side: Side
-    px: float
-    sz: float
-    level: int = 0
 
 
 @attrs.frozen(slots=True)

@@ -14,6 +14,7 @@ from decimal import Decimal
 
 import attrs
 
+from mm.model import DesiredOrder as DesiredOrder  # the ladder's output type
 from mm.model import Side
 from mm.settings import at_least, non_negative, one_of, positive, setting
 from mm.venues.hyperliquid import numbers
@@ -35,16 +36,6 @@ class LadderConfig:
     size_step: float = setting(0.5, non_negative)  # linear: level i is base * (1 + step * i)
     size_ratio: float = setting(1.5, positive)  # geometric: level i is base * ratio ** i
     min_notional: float = setting(VENUE_MIN_NOTIONAL, non_negative)
-
-
-@attrs.frozen
-class DesiredOrder:
-    """One level the strategy wants resting: ``level`` is its index on its side (0 = top)."""
-
-    side: Side
-    px: float
-    sz: float
-    level: int
 
 
 def level_size(config: LadderConfig, level: int) -> float:

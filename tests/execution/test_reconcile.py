@@ -16,7 +16,6 @@ from mm.execution.lifecycle import (
 )
 from mm.execution.reconcile import (
     BLOCKED_STATES,
-    DesiredOrder,
     LiveOrder,
     Plan,
     ReconcileConfig,
@@ -24,7 +23,7 @@ from mm.execution.reconcile import (
     px_tolerance,
     reconcile,
 )
-from mm.model import PlaceOrder, Side, Tif
+from mm.model import DesiredOrder, PlaceOrder, Side, Tif
 from mm.settings import ConfigError, structure_section
 
 BUY, SELL = Side.BUY, Side.SELL
