@@ -1,0 +1,139 @@
+"""Executor slots: each a supervised child that turns a symbol's desired ladder into orders.
+
+The strategy publishes one ``Signal`` per symbol (its desired ladder) into the mailbox of the
+symbol's slot. A symbol always maps to the same slot (a stable hash), so one slot at a time
+handles a symbol and its orders are never raced by another. A mailbox keeps only the latest
+signal per symbol: a slot that falls behind acts on the newest ladder, never on stale ones.
+A slot reconciles the desired ladder with the symbol's live orders (the dispatcher's registry),
+then sends cancels, modifies and places through the order router, which passes the rate
+limiter and never re-sends an order whose fate is unknown.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections import deque
+from collections.abc import Callable
+
+import attrs
+import trio
+
+from mm.execution.dispatch import Dispatcher
+from mm.execution.orders import OrderRouter
+from mm.execution.reconcile import LiveOrder, Plan, ReconcileConfig, reconcile
+from mm.model import DesiredOrder, ModifyOrder, PlaceOrder, Tif
+from mm.settings import at_least, setting
+from mm.venues.hyperliquid.wire import new_cloid
+
+
+@attrs.frozen
+class ExecutorConfig:
+    # Executor slots (supervised children); each symbol is always handled by the same one.
+    slots: int = setting(2, at_least(1))
+    # When a live order counts as already where the strategy wants it (price in bps or ticks,
+    # size as a fraction), so it is kept instead of modified.
+    reconcile: ReconcileConfig = attrs.field(factory=ReconcileConfig)
+
+
+@attrs.frozen
+class Signal:
+    coin: str
+    desired: tuple[DesiredOrder, ...]
+    tick: float = 0.0  # the symbol's price increment, for tolerance in ticks
+    made_at: float = 0.0  # trio clock when the strategy decided (for tick-to-order latency)
+
+
+def slot_for(coin: str, slots: int) -> int:
+    """The slot of a symbol: stable across runs and restarts."""
+    return zlib.crc32(coin.encode()) % slots
+
+
+class Mailbox:
+    """Latest signal per symbol wins; ``get`` hands out symbols in the order they arrived."""
+
+    def __init__(self) -> None:
+        self._latest: dict[str, Signal] = {}
+        self._order: deque[str] = deque()
+        self._arrived = trio.Event()
+        self.replaced = 0  # signals superseded before a slot took them
+
+    def put(self, signal: Signal) -> None:
+        if signal.coin in self._latest:
+            self.replaced += 1
+        else:
+            self._order.append(signal.coin)
+        self._latest[signal.coin] = signal
+        self._arrived.set()
+
+    def __len__(self) -> int:
+        return len(self._order)
+
+    async def get(self) -> Signal:
+        while not self._order:
+            self._arrived = trio.Event()
+            await self._arrived.wait()
+        coin = self._order.popleft()
+        return self._latest.pop(coin)
+
+
+class ExecutorSlot:
+    def __init__(
+        self,
+        index: int,
+        mailbox: Mailbox,
+        router: Callable[[], OrderRouter | None],
+        dispatcher: Dispatcher,
+        config: ExecutorConfig,
+        *,
+        on_sent: Callable[[Signal, Plan], None] | None = None,
+    ) -> None:
+        self.index = index
+        self.mailbox = mailbox
+        self._router = router
+        self.dispatcher = dispatcher
+        self.config = config
+        self.on_sent = on_sent
+        self.cycles = 0
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        task_status.started()
+        while True:
+            signal = await self.mailbox.get()
+            await self.execute(signal)
+
+    def live_orders(self, coin: str) -> list[LiveOrder]:
+        return [
+            LiveOrder.from_tracked(order)
+            for order in self.dispatcher.registry.live()
+            if order.coin == coin
+        ]
+
+    async def execute(self, signal: Signal) -> Plan:
+        """Reconcile one symbol and send what the plan asks, cancels first (they free margin)."""
+        router = self._router()
+        plan = reconcile(
+            signal.desired, self.live_orders(signal.coin), self.config.reconcile, tick=signal.tick
+        )
+        if router is None:  # the venue client is not up: nothing can be sent this cycle
+            return plan
+        if plan.cancel:
+            await router.cancel([order.cloid for order in plan.cancel])
+        if plan.modify:
+            await router.modify(
+                [
+                    ModifyOrder(live.cloid, _place(signal.coin, desired, live.cloid))
+                    for live, desired in plan.modify
+                ]
+            )
+        if plan.place:
+            await router.place(
+                [_place(signal.coin, desired, new_cloid()) for desired in plan.place]
+            )
+        self.cycles += 1
+        if self.on_sent is not None:
+            self.on_sent(signal, plan)
+        return plan
+
+
+def _place(coin: str, desired: DesiredOrder, cloid: str) -> PlaceOrder:
+    return PlaceOrder(coin, desired.side, desired.px, desired.sz, Tif.ALO, cloid)

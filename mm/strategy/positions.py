@@ -1,0 +1,312 @@
+"""Position, PnL and markout bookkeeping from our own fills.
+
+Pure code: no I/O and no clock reads; every time is passed in as milliseconds since the epoch.
+
+`PositionBook` keeps, per symbol, the signed position, the average entry price, realized PnL by
+the average-cost method (a reduce realizes ``(px - entry) * closed * sign(position)``; a flip
+closes the whole position and opens the remainder at the fill price), fees paid (negative for
+rebates), traded notional and fill counts by side. Applying the same fill twice (same
+``(tid, oid)``) changes nothing.
+
+`Markouts` measures how the mid moved after each fill: at each horizon (1 s, 5 s and 30 s by
+default) the markout is ``side.sign * (mid - fill_px) / fill_px`` in basis points, positive when
+the fill was good for us. A horizon is evaluated at the first mid seen at or after its due time.
+Pending fills are capped; past the cap the oldest is dropped and counted.
+"""
+
+from __future__ import annotations
+
+import collections
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import attrs
+
+from mm.model import Fill, Side
+
+__all__ = ["Markouts", "PositionBook", "SymbolPosition"]
+
+_BPS = 10_000.0
+
+
+@attrs.define(slots=True)
+class SymbolPosition:
+    """Mutable running state for one symbol."""
+
+    position: float = 0.0
+    entry: float = 0.0  # average entry price of the open position; 0.0 when flat
+    realized: float = 0.0
+    fees: float = 0.0
+    volume: float = 0.0  # traded notional, sum of px * sz
+    fills_buy: int = 0
+    fills_sell: int = 0
+
+    def unrealized(self, mark: float) -> float:
+        return (mark - self.entry) * self.position if self.position else 0.0
+
+
+class PositionBook:
+    """Per-symbol positions and PnL from fills, idempotent per ``(tid, oid)``.
+
+    ``flat_eps`` snaps a position whose magnitude falls to or below it to exactly zero, so float
+    residue from partial reduces does not leave a dust position with a stale entry price.
+    ``max_keys`` bounds the set of remembered fill keys (oldest forgotten first).
+    """
+
+    def __init__(self, *, flat_eps: float = 1e-12, max_keys: int = 1_000_000) -> None:
+        if flat_eps < 0:
+            raise ValueError("flat_eps must be >= 0")
+        if max_keys < 1:
+            raise ValueError("max_keys must be >= 1")
+        self._flat_eps = flat_eps
+        self._max_keys = max_keys
+        self._symbols: dict[str, SymbolPosition] = {}
+        self._applied: dict[tuple[int, int], None] = {}  # insertion-ordered set
+
+    # --- updates ------------------------------------------------------------------------------
+
+    def apply(self, fill: Fill) -> bool:
+        """Apply one fill; returns False (and changes nothing) if it was already applied."""
+        key = (fill.tid, fill.oid)
+        if key in self._applied:
+            return False
+        self._applied[key] = None
+        if len(self._applied) > self._max_keys:
+            del self._applied[next(iter(self._applied))]
+
+        st = self._symbols.setdefault(fill.coin, SymbolPosition())
+        st.fees += fill.fee
+        st.volume += abs(fill.px * fill.sz)
+        if fill.side is Side.BUY:
+            st.fills_buy += 1
+        else:
+            st.fills_sell += 1
+        if fill.sz <= 0:
+            return True
+
+        delta = fill.side.sign * fill.sz
+        pos = st.position
+        if pos == 0 or (pos > 0) == (delta > 0):
+            # open or increase: size-weighted average entry
+            new_pos = pos + delta
+            st.entry = (st.entry * abs(pos) + fill.px * fill.sz) / abs(new_pos)
+            st.position = new_pos
+        else:
+            pos_sign = 1.0 if pos > 0 else -1.0
+            closed = min(abs(pos), fill.sz)
+            st.realized += (fill.px - st.entry) * closed * pos_sign
+            remainder = fill.sz - closed
+            if remainder > 0:
+                # flip: the remainder opens a new position at the fill price
+                st.position = fill.side.sign * remainder
+                st.entry = fill.px
+            else:
+                st.position = pos + delta
+        if abs(st.position) <= self._flat_eps:
+            st.position = 0.0
+            st.entry = 0.0
+        return True
+
+    def apply_all(self, fills: Iterable[Fill]) -> int:
+        """Apply fills in order; returns how many were new."""
+        return sum(1 for f in fills if self.apply(f))
+
+    # --- queries ------------------------------------------------------------------------------
+
+    def symbols(self) -> list[str]:
+        return sorted(self._symbols)
+
+    def get(self, coin: str) -> SymbolPosition:
+        """A copy of the symbol's state (all zeros if never traded)."""
+        st = self._symbols.get(coin)
+        return attrs.evolve(st) if st is not None else SymbolPosition()
+
+    def position(self, coin: str) -> float:
+        st = self._symbols.get(coin)
+        return st.position if st is not None else 0.0
+
+    def entry(self, coin: str) -> float:
+        st = self._symbols.get(coin)
+        return st.entry if st is not None else 0.0
+
+    def realized(self, coin: str) -> float:
+        st = self._symbols.get(coin)
+        return st.realized if st is not None else 0.0
+
+    def fees(self, coin: str) -> float:
+        st = self._symbols.get(coin)
+        return st.fees if st is not None else 0.0
+
+    def unrealized(self, coin: str, mark: float) -> float:
+        st = self._symbols.get(coin)
+        return st.unrealized(mark) if st is not None else 0.0
+
+    def has_applied(self, tid: int, oid: int) -> bool:
+        return (tid, oid) in self._applied
+
+    def snapshot(self, marks: Mapping[str, float]) -> dict[str, dict[str, Any]]:
+        """Plain data per symbol. A symbol without a mark gets ``mark: None`` and 0 unrealized."""
+        out: dict[str, dict[str, Any]] = {}
+        for coin in sorted(self._symbols):
+            st = self._symbols[coin]
+            mark = marks.get(coin)
+            unreal = st.unrealized(mark) if mark is not None else 0.0
+            out[coin] = {
+                "position": st.position,
+                "entry": st.entry,
+                "mark": mark,
+                "realized": st.realized,
+                "unrealized": unreal,
+                "fees": st.fees,
+                "volume": st.volume,
+                "total": st.realized + unreal - st.fees,
+                "fills_buy": st.fills_buy,
+                "fills_sell": st.fills_sell,
+            }
+        return out
+
+
+# --- markouts ----------------------------------------------------------------------------------
+
+
+@attrs.define(slots=True)
+class _Pending:
+    coin: str
+    sign: int
+    px: float
+    time_ms: int
+    done: list[bool]
+
+
+@attrs.define(slots=True)
+class _HorizonStats:
+    count: int = 0
+    total_bps: float = 0.0
+    last: collections.deque[float] = attrs.field(factory=collections.deque)
+
+    @property
+    def mean_bps(self) -> float | None:
+        return self.total_bps / self.count if self.count else None
+
+
+def _label(horizon_ms: int) -> str:
+    return f"{horizon_ms // 1000}s" if horizon_ms % 1000 == 0 else f"{horizon_ms}ms"
+
+
+class Markouts:
+    """Fill markouts at fixed horizons, with per-symbol running averages.
+
+    Record fills with `on_fill` (or `record`), feed mids with `on_mid`. At most ``max_pending``
+    fills wait for horizons; beyond that the oldest is dropped and counted in ``dropped``.
+    The last ``last_n`` markouts per symbol and horizon are kept.
+    """
+
+    def __init__(
+        self,
+        horizons_ms: Iterable[int] = (1_000, 5_000, 30_000),
+        *,
+        max_pending: int = 10_000,
+        last_n: int = 100,
+    ) -> None:
+        hs = tuple(sorted(set(horizons_ms)))
+        if not hs or hs[0] < 0:
+            raise ValueError("horizons_ms must be non-empty and non-negative")
+        if max_pending < 1:
+            raise ValueError("max_pending must be >= 1")
+        if last_n < 1:
+            raise ValueError("last_n must be >= 1")
+        self.horizons_ms: tuple[int, ...] = hs
+        self._max_pending = max_pending
+        self._last_n = last_n
+        self._seq = 0
+        self._pending: dict[int, _Pending] = {}  # insertion order = oldest first
+        self._by_coin: dict[str, dict[int, _Pending]] = {}
+        self._stats: dict[str, dict[int, _HorizonStats]] = {}
+        self.dropped = 0
+        self.recorded = 0
+
+    @property
+    def pending(self) -> int:
+        return len(self._pending)
+
+    def on_fill(self, fill: Fill) -> None:
+        self.record(fill.coin, fill.side, fill.px, fill.time_ms)
+
+    def record(self, coin: str, side: Side, px: float, time_ms: int) -> None:
+        if px <= 0:
+            return
+        seq = self._seq
+        self._seq += 1
+        p = _Pending(coin, side.sign, px, time_ms, [False] * len(self.horizons_ms))
+        self._pending[seq] = p
+        self._by_coin.setdefault(coin, {})[seq] = p
+        self.recorded += 1
+        while len(self._pending) > self._max_pending:
+            old_seq = next(iter(self._pending))
+            old = self._pending.pop(old_seq)
+            del self._by_coin[old.coin][old_seq]
+            self.dropped += 1
+
+    def on_mid(self, coin: str, mid: float, now_ms: int) -> int:
+        """Evaluate every pending horizon of ``coin`` due at or before ``now_ms``.
+
+        Returns the number of markouts produced.
+        """
+        pend = self._by_coin.get(coin)
+        if not pend:
+            return 0
+        produced = 0
+        finished: list[int] = []
+        for seq, p in pend.items():
+            for i, h in enumerate(self.horizons_ms):
+                if p.done[i] or p.time_ms + h > now_ms:
+                    continue
+                p.done[i] = True
+                self._add(coin, h, p.sign * (mid - p.px) / p.px * _BPS)
+                produced += 1
+            if all(p.done):
+                finished.append(seq)
+        for seq in finished:
+            del pend[seq]
+            del self._pending[seq]
+        return produced
+
+    def _add(self, coin: str, horizon_ms: int, bps: float) -> None:
+        per = self._stats.setdefault(coin, {})
+        hs = per.get(horizon_ms)
+        if hs is None:
+            hs = per[horizon_ms] = _HorizonStats(last=collections.deque(maxlen=self._last_n))
+        hs.count += 1
+        hs.total_bps += bps
+        hs.last.append(bps)
+
+    def mean_bps(self, coin: str, horizon_ms: int) -> float | None:
+        hs = self._stats.get(coin, {}).get(horizon_ms)
+        return hs.mean_bps if hs is not None else None
+
+    def count(self, coin: str, horizon_ms: int) -> int:
+        hs = self._stats.get(coin, {}).get(horizon_ms)
+        return hs.count if hs is not None else 0
+
+    def summary(self) -> dict[str, Any]:
+        """Plain data: counters plus, per symbol and horizon label, count, mean and last values."""
+        symbols: dict[str, dict[str, dict[str, Any]]] = {}
+        for coin in sorted(self._stats):
+            per = self._stats[coin]
+            symbols[coin] = {
+                _label(h): {
+                    "horizon_ms": h,
+                    "count": per[h].count,
+                    "mean_bps": per[h].mean_bps,
+                    "last_bps": list(per[h].last),
+                }
+                for h in self.horizons_ms
+                if h in per
+            }
+        return {
+            "horizons_ms": list(self.horizons_ms),
+            "recorded": self.recorded,
+            "pending": len(self._pending),
+            "dropped": self.dropped,
+            "symbols": symbols,
+        }

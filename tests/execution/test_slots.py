@@ -1,0 +1,146 @@
+"""Executor slots: conflating mailboxes, stable symbol assignment, and reconciliation sent
+through the real dispatcher and order router to a fake venue."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+
+import trio
+import trio.testing
+
+from mm.execution.dispatch import Dispatcher, DispatchOutput
+from mm.execution.orders import OrderRouter
+from mm.execution.reconcile import ReconcileConfig
+from mm.execution.slots import ExecutorConfig, ExecutorSlot, Mailbox, Signal, slot_for
+from mm.model import (
+    CancelOrder,
+    CancelResult,
+    DesiredOrder,
+    ModifyOrder,
+    OrderReport,
+    PlaceOrder,
+    PlaceResult,
+    Resting,
+    Side,
+)
+
+
+class FakeVenue:
+    """Accepts everything; remembers what rests."""
+
+    def __init__(self) -> None:
+        self.oids = itertools.count(100)
+        self.resting: dict[str, tuple[int, float, float]] = {}  # cloid -> (oid, px, sz)
+        self.calls: list[str] = []
+
+    async def place(self, orders: Sequence[PlaceOrder]) -> list[PlaceResult]:
+        self.calls.append("place")
+        results: list[PlaceResult] = []
+        for order in orders:
+            oid = next(self.oids)
+            self.resting[order.cloid] = (oid, order.px, order.sz)
+            results.append(Resting(oid, order.cloid))
+        return results
+
+    async def modify(self, modifies: Sequence[ModifyOrder]) -> list[PlaceResult]:
+        self.calls.append("modify")
+        results: list[PlaceResult] = []
+        for modify in modifies:
+            oid = next(self.oids)
+            self.resting[modify.order.cloid] = (oid, modify.order.px, modify.order.sz)
+            results.append(Resting(oid, modify.order.cloid))
+        return results
+
+    async def cancel(self, cancels: Sequence[CancelOrder]) -> list[CancelResult]:
+        self.calls.append("cancel")
+        for cancel in cancels:
+            assert cancel.cloid is not None
+            del self.resting[cancel.cloid]
+        return [None for _ in cancels]
+
+    async def order_status(self, target: int | str) -> OrderReport | None:
+        return None
+
+
+def ladder(*prices: float, side: Side = Side.BUY) -> tuple[DesiredOrder, ...]:
+    return tuple(DesiredOrder(side, px, 0.01, level) for level, px in enumerate(prices))
+
+
+def rig() -> tuple[ExecutorSlot, FakeVenue, list[DispatchOutput]]:
+    venue = FakeVenue()
+    dispatcher = Dispatcher()
+    events: list[DispatchOutput] = []
+    router = OrderRouter(dispatcher, venue, events.extend, lambda: 0)
+    config = ExecutorConfig(reconcile=ReconcileConfig(px_tolerance_bps=1.0))
+    slot = ExecutorSlot(0, Mailbox(), lambda: router, dispatcher, config)
+    return slot, venue, events
+
+
+async def test_a_ladder_is_placed_then_moved_then_pulled() -> None:
+    slot, venue, events = rig()
+    first = await slot.execute(Signal("BTC", ladder(100.0, 99.0)))
+    assert len(first.place) == 2
+    assert sorted(px for _, px, _ in venue.resting.values()) == [99.0, 100.0]
+    same = await slot.execute(Signal("BTC", ladder(100.0, 99.0)))
+    assert same.calls() == 0  # already where the strategy wants it
+    moved = await slot.execute(Signal("BTC", ladder(101.0, 100.0)))
+    assert len(moved.modify) + len(moved.keep) == 2  # modified in place, cloids kept
+    assert sorted(px for _, px, _ in venue.resting.values()) == [100.0, 101.0]
+    pulled = await slot.execute(Signal("BTC", ()))
+    assert len(pulled.cancel) == 2
+    assert venue.resting == {}
+    assert venue.calls == ["place", "modify", "cancel"]
+    kinds = [type(event).__name__ for event in events]
+    assert kinds.count("OrderAccepted") == 2
+    assert kinds.count("OrderUpdated") == 2  # a modify is one update, never a cancel
+    assert kinds.count("OrderCanceled") == 2  # only the final pull
+
+
+async def test_symbols_keep_to_their_own_orders() -> None:
+    slot, venue, _ = rig()
+    await slot.execute(Signal("BTC", ladder(100.0)))
+    await slot.execute(Signal("ETH", ladder(10.0)))
+    plan = await slot.execute(Signal("BTC", ()))
+    assert len(plan.cancel) == 1
+    assert [px for _, px, _ in venue.resting.values()] == [10.0]
+
+
+async def test_the_mailbox_keeps_the_latest_signal_per_symbol() -> None:
+    mailbox = Mailbox()
+    mailbox.put(Signal("BTC", ladder(1.0)))
+    mailbox.put(Signal("ETH", ladder(2.0)))
+    mailbox.put(Signal("BTC", ladder(3.0)))
+    assert len(mailbox) == 2
+    assert mailbox.replaced == 1
+    first, second = await mailbox.get(), await mailbox.get()
+    assert (first.coin, first.desired[0].px) == ("BTC", 3.0)
+    assert (second.coin, second.desired[0].px) == ("ETH", 2.0)
+
+
+async def test_a_slot_waits_for_signals(autojump_clock: trio.testing.MockClock) -> None:
+    slot, venue, _ = rig()
+    async with trio.open_nursery() as nursery:
+        await nursery.start(slot.run)
+        await trio.sleep(10)
+        assert venue.calls == []
+        slot.mailbox.put(Signal("BTC", ladder(100.0)))
+        await trio.sleep(1)
+        assert venue.calls == ["place"]
+        nursery.cancel_scope.cancel()
+
+
+def test_a_symbol_always_maps_to_the_same_slot() -> None:
+    for slots in (1, 2, 3, 8):
+        for coin in ("BTC", "ETH", "SOL", "DOGE"):
+            assert slot_for(coin, slots) == slot_for(coin, slots)
+            assert 0 <= slot_for(coin, slots) < slots
+    assert {slot_for(coin, 2) for coin in ("BTC", "ETH", "SOL", "DOGE")} == {0, 1}
+
+
+async def test_nothing_is_sent_while_the_client_is_down() -> None:
+    venue = FakeVenue()
+    slot = ExecutorSlot(0, Mailbox(), lambda: None, Dispatcher(), ExecutorConfig())
+    plan = await slot.execute(Signal("BTC", ladder(100.0)))
+    assert len(plan.place) == 1
+    assert venue.calls == []

@@ -1,0 +1,256 @@
+"""Tests for position/PnL bookkeeping and fill markouts."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from mm.model import Fill, Side
+from mm.strategy.positions import Markouts, PositionBook
+
+_tids = itertools.count(1)
+
+
+def mkfill(
+    side: Side,
+    px: float,
+    sz: float,
+    *,
+    coin: str = "BTC",
+    fee: float = 0.0,
+    tid: int | None = None,
+    oid: int = 7,
+    time_ms: int = 0,
+) -> Fill:
+    return Fill(
+        coin=coin,
+        side=side,
+        px=px,
+        sz=sz,
+        time_ms=time_ms,
+        oid=oid,
+        tid=next(_tids) if tid is None else tid,
+        cloid=None,
+        fee=fee,
+        fee_token="USDC",
+        crossed=False,
+        start_position=0.0,
+        direction="",
+        closed_pnl=0.0,
+        hash="0x0",
+    )
+
+
+B, S = Side.BUY, Side.SELL
+
+
+# --- PositionBook -------------------------------------------------------------------------------
+
+
+def test_open_increase_reduce_close_long() -> None:
+    book = PositionBook()
+    book.apply(mkfill(B, 100.0, 2.0))
+    assert book.position("BTC") == 2.0
+    assert book.entry("BTC") == 100.0
+    book.apply(mkfill(B, 110.0, 2.0))  # increase: entry (200 + 220) / 4 = 105
+    assert book.position("BTC") == 4.0
+    assert book.entry("BTC") == pytest.approx(105.0)
+    assert book.realized("BTC") == 0.0
+    book.apply(mkfill(S, 120.0, 1.0))  # reduce: (120 - 105) * 1 = 15
+    assert book.position("BTC") == 3.0
+    assert book.entry("BTC") == pytest.approx(105.0)
+    assert book.realized("BTC") == pytest.approx(15.0)
+    book.apply(mkfill(S, 100.0, 3.0))  # close: (100 - 105) * 3 = -15
+    assert book.position("BTC") == 0.0
+    assert book.entry("BTC") == 0.0
+    assert book.realized("BTC") == pytest.approx(0.0)
+
+
+def test_open_increase_reduce_close_short() -> None:
+    book = PositionBook()
+    book.apply(mkfill(S, 50.0, 1.0))
+    book.apply(mkfill(S, 56.0, 2.0))  # entry (50 + 112) / 3 = 54
+    assert book.position("BTC") == -3.0
+    assert book.entry("BTC") == pytest.approx(54.0)
+    book.apply(mkfill(B, 50.0, 2.0))  # reduce short: (50 - 54) * 2 * -1 = 8
+    assert book.position("BTC") == -1.0
+    assert book.realized("BTC") == pytest.approx(8.0)
+    book.apply(mkfill(B, 60.0, 1.0))  # close: (60 - 54) * 1 * -1 = -6
+    assert book.position("BTC") == 0.0
+    assert book.realized("BTC") == pytest.approx(2.0)
+
+
+def test_flip_long_to_short() -> None:
+    book = PositionBook()
+    book.apply(mkfill(B, 100.0, 1.0))
+    book.apply(mkfill(S, 110.0, 3.0))  # close 1 at +10, open -2 @ 110
+    assert book.position("BTC") == -2.0
+    assert book.entry("BTC") == 110.0
+    assert book.realized("BTC") == pytest.approx(10.0)
+    assert book.unrealized("BTC", 105.0) == pytest.approx(10.0)  # (105 - 110) * -2
+
+
+def test_flip_short_to_long() -> None:
+    book = PositionBook()
+    book.apply(mkfill(S, 100.0, 2.0))
+    book.apply(mkfill(B, 90.0, 5.0))  # close 2: (90 - 100) * 2 * -1 = 20; open +3 @ 90
+    assert book.position("BTC") == 3.0
+    assert book.entry("BTC") == 90.0
+    assert book.realized("BTC") == pytest.approx(20.0)
+    assert book.unrealized("BTC", 80.0) == pytest.approx(-30.0)
+
+
+def test_fees_rebates_volume_counters_and_snapshot() -> None:
+    book = PositionBook()
+    book.apply(mkfill(B, 100.0, 2.0, fee=0.5))
+    book.apply(mkfill(S, 110.0, 1.0, fee=-0.1))  # maker rebate
+    book.apply(mkfill(B, 10.0, 3.0, coin="ETH", fee=0.2))
+    snap = book.snapshot({"BTC": 120.0})
+    btc = snap["BTC"]
+    assert btc["position"] == 1.0
+    assert btc["entry"] == 100.0
+    assert btc["realized"] == pytest.approx(10.0)
+    assert btc["unrealized"] == pytest.approx(20.0)
+    assert btc["fees"] == pytest.approx(0.4)
+    assert btc["volume"] == pytest.approx(310.0)
+    assert btc["total"] == pytest.approx(10.0 + 20.0 - 0.4)
+    assert (btc["fills_buy"], btc["fills_sell"]) == (1, 1)
+    eth = snap["ETH"]
+    assert eth["mark"] is None
+    assert eth["unrealized"] == 0.0
+    assert eth["total"] == pytest.approx(-0.2)
+    assert (eth["fills_buy"], eth["fills_sell"]) == (1, 0)
+    assert book.symbols() == ["BTC", "ETH"]
+
+
+def test_duplicate_fill_ignored() -> None:
+    book = PositionBook()
+    f = mkfill(B, 100.0, 1.0, fee=0.1, tid=42, oid=9)
+    assert book.apply(f)
+    before = book.snapshot({"BTC": 101.0})
+    assert not book.apply(f)
+    assert book.snapshot({"BTC": 101.0}) == before
+    assert book.has_applied(42, 9)
+    # same tid with a different oid (the other side of a self-cross) is a distinct fill
+    assert book.apply(mkfill(B, 100.0, 1.0, tid=42, oid=10))
+    assert book.position("BTC") == 2.0
+
+
+def test_unrealized_against_marks() -> None:
+    book = PositionBook()
+    assert book.unrealized("BTC", 100.0) == 0.0
+    book.apply(mkfill(B, 100.0, 0.5))
+    assert book.unrealized("BTC", 104.0) == pytest.approx(2.0)
+    assert book.unrealized("BTC", 96.0) == pytest.approx(-2.0)
+
+
+def test_dust_snaps_flat() -> None:
+    book = PositionBook()
+    book.apply(mkfill(B, 100.0, 0.3))
+    book.apply(mkfill(S, 100.0, 0.1))
+    book.apply(mkfill(S, 100.0, 0.2))
+    assert book.position("BTC") == 0.0
+    assert book.entry("BTC") == 0.0
+
+
+_fill_st = st.tuples(
+    st.sampled_from([B, S]),
+    st.floats(min_value=1.0, max_value=1000.0),
+    st.floats(min_value=0.001, max_value=10.0),
+    st.integers(min_value=0, max_value=30),  # tid: small range so duplicates occur
+)
+
+
+@given(st.lists(_fill_st, max_size=40), st.floats(min_value=1.0, max_value=1000.0))
+def test_property_position_and_cashflow_pnl(
+    raw: list[tuple[Side, float, float, int]], mark: float
+) -> None:
+    book = PositionBook()
+    seen: set[int] = set()
+    pos = 0.0
+    cash = 0.0
+    gross = 0.0
+    for side, px, sz, tid in raw:
+        applied = book.apply(mkfill(side, px, sz, tid=tid, oid=1))
+        assert applied == (tid not in seen)
+        if applied:
+            seen.add(tid)
+            pos += side.sign * sz
+            cash -= side.sign * px * sz
+            gross += px * sz
+    assert book.position("BTC") == pytest.approx(pos, abs=1e-9)
+    pnl = book.realized("BTC") + book.unrealized("BTC", mark)
+    expected = cash + pos * mark
+    assert pnl == pytest.approx(expected, rel=1e-9, abs=1e-9 * (gross + abs(pos) * mark + 1.0))
+
+
+# --- Markouts -----------------------------------------------------------------------------------
+
+
+def test_markouts_buy_and_sell_at_each_horizon() -> None:
+    m = Markouts()
+    m.on_fill(mkfill(B, 100.0, 1.0, time_ms=1_000))
+    m.record("BTC", S, 200.0, 1_000)
+    assert m.on_mid("BTC", 150.0, 1_999) == 0  # nothing due yet
+    # 1 s due at 2000: buy (101 - 100) / 100 = +100 bps; sell -(101 - 200) / 200 = +4950 bps
+    assert m.on_mid("BTC", 101.0, 2_000) == 2
+    assert m.mean_bps("BTC", 1_000) == pytest.approx((100.0 + 4950.0) / 2)
+    assert m.count("BTC", 5_000) == 0
+    # 5 s due at 6000; first mid at/after is at 6500: buy (99-100)/100 = -100, sell (200-99)/200
+    assert m.on_mid("BTC", 99.0, 5_999) == 0
+    assert m.on_mid("BTC", 99.0, 6_500) == 2
+    s = m.summary()["symbols"]["BTC"]["5s"]
+    assert s["count"] == 2
+    assert s["last_bps"] == pytest.approx([-100.0, 5050.0])
+    # 30 s due at 31000: buy (100.5-100)/100 = +50, sell -(100.5-200)/200 = +4975
+    assert m.on_mid("BTC", 100.5, 31_000) == 2
+    assert m.summary()["symbols"]["BTC"]["30s"]["last_bps"] == pytest.approx([50.0, 4975.0])
+    assert m.pending == 0
+    assert m.on_mid("BTC", 1.0, 99_000) == 0
+
+
+def test_markouts_only_when_due_and_per_symbol() -> None:
+    m = Markouts(horizons_ms=(1_000, 5_000))
+    m.record("ETH", B, 10.0, 0)
+    assert m.on_mid("BTC", 1.0, 10_000) == 0  # other symbol's mid ignored
+    assert m.pending == 1
+    # one late mid evaluates every horizon already due, using that mid
+    assert m.on_mid("ETH", 10.1, 7_000) == 2
+    assert m.mean_bps("ETH", 1_000) == pytest.approx(100.0)
+    assert m.mean_bps("ETH", 5_000) == pytest.approx(100.0)
+    assert m.mean_bps("BTC", 1_000) is None
+
+
+def test_markouts_running_average_and_last_n() -> None:
+    m = Markouts(horizons_ms=(1_000,), last_n=2)
+    for i, mid in enumerate([101.0, 102.0, 103.0]):
+        m.record("BTC", B, 100.0, i * 10_000)
+        m.on_mid("BTC", mid, i * 10_000 + 1_000)
+    s = m.summary()["symbols"]["BTC"]["1s"]
+    assert s["count"] == 3
+    assert s["mean_bps"] == pytest.approx(200.0)
+    assert s["last_bps"] == pytest.approx([200.0, 300.0])
+
+
+def test_markouts_bounded_pending() -> None:
+    m = Markouts(horizons_ms=(1_000,), max_pending=3)
+    for t in range(5):
+        m.record("BTC", B, 100.0, t)
+    assert m.pending == 3
+    assert m.dropped == 2
+    assert m.on_mid("BTC", 100.0, 10_000) == 3
+    summ = m.summary()
+    assert summ["dropped"] == 2
+    assert summ["recorded"] == 5
+    assert summ["pending"] == 0
+    assert summ["horizons_ms"] == [1_000]
+
+
+def test_markouts_rejects_bad_config() -> None:
+    with pytest.raises(ValueError, match="horizons"):
+        Markouts(horizons_ms=())
+    with pytest.raises(ValueError, match="max_pending"):
+        Markouts(max_pending=0)
