@@ -1,0 +1,411 @@
+"""The per-symbol quote engine: market data, fills and quota headroom in, a quote plan out.
+
+``SymbolQuoter`` composes the pure strategy pieces for one coin:
+
+- :class:`~mm.strategy.estimators.VolatilityEstimator` samples the book mid (sigma in price
+  units per sqrt(second));
+- :class:`~mm.strategy.estimators.IntensityEstimator` takes each trade's depth from the current
+  mid **in bps of the mid** (so one depth grid, ``intensity.depth_step`` bps, suits BTC and ETH
+  alike); A comes out per second and k per bp;
+- GLFT (:func:`~mm.strategy.glft.glft_quotes`) runs in normalised units: prices in bps of the
+  mid and the asset in units of the order size (Δ = 1, ``q = inventory / order size``), so
+  ``gamma``/``xi`` are per bp per order size and mean the same for every coin; its outputs are
+  converted back to price units;
+- the gate (:func:`~mm.strategy.gate.decide`) closes on stale or crossed books (data_gate),
+  until both estimators are warm (warmup) and on quota exhaustion; the quota tier
+  (:func:`~mm.strategy.quota.decide`) sets the ladder's level count, a spread multiplier, a
+  shadow spread and inventory forcing; at ``|inventory| >= max_position_usd`` only the
+  reducing side is quoted;
+- the spread chain (:func:`~mm.strategy.spread.compose`: quota and defensive factors, the quota
+  shadow spread) widens the GLFT half spread, and the ladder
+  (:func:`~mm.strategy.ladder.build_ladder`) lays wire-valid, post-only levels from there.
+
+The defensive factor jumps on an adverse fill: one the next book's mid has already moved
+through (a buy with the mid below its price, a sell with the mid above it).
+
+Pure: nothing reads a clock or does I/O; every ``now`` is seconds on the caller's monotonic
+clock.
+"""
+
+from __future__ import annotations
+
+import math
+
+import attrs
+
+from mm.book import Book
+from mm.model import Fill, Side, Trade
+from mm.settings import at_least, one_of, positive, setting
+from mm.strategy import gate, quota
+from mm.strategy.accumulator import AccumulatorConfig, EventAccumulator
+from mm.strategy.estimators import (
+    IntensityConfig,
+    IntensityEstimator,
+    VolatilityConfig,
+    VolatilityEstimator,
+)
+from mm.strategy.gate import GateConfig, GateDecision, GateInputs
+from mm.strategy.glft import GlftParams, glft_quotes
+from mm.strategy.ladder import DesiredOrder, LadderConfig, build_ladder
+from mm.strategy.quota import QuotaConfig, QuotaDecision
+from mm.strategy.spread import (
+    DefensiveConfig,
+    DefensiveFactor,
+    SpreadComposition,
+    SpreadConfig,
+    SpreadFactor,
+    compose,
+)
+
+__all__ = [
+    "GlftValues",
+    "QuotePlan",
+    "StrategyConfig",
+    "StrategyIntensityConfig",
+    "StrategyLadderConfig",
+    "StrategyQuotaConfig",
+    "StrategyVolatilityConfig",
+    "SymbolQuoter",
+]
+
+BPS = 1e4
+STRATEGY_KINDS = ("glft",)
+
+
+def _symbols(value: tuple[str, ...]) -> str | None:
+    if not value:
+        return "must name at least one coin"
+    blank = [coin for coin in value if not coin.strip()]
+    return f"coins must not be empty, got {blank}" if blank else None
+
+
+def _positive_or_none(value: float | None) -> str | None:
+    return None if value is None else positive(value)
+
+
+# The sub-sections' defaults tuned for the strategy (and the embedded simulator): subclasses
+# rather than factories, so a partial table in the config file keeps the other tuned defaults.
+
+
+@attrs.frozen
+class StrategyLadderConfig(LadderConfig):
+    """The ladder with the strategy's defaults: three levels, 2 bps apart."""
+
+    levels: int = setting(3, at_least(1))
+    spacing: float = setting(2.0, positive)
+
+
+@attrs.frozen
+class StrategyQuotaConfig(QuotaConfig):
+    """Quota tiers with at most three levels (the ladder's depth)."""
+
+    max_levels: int = setting(3, at_least(1))
+
+
+@attrs.frozen
+class StrategyVolatilityConfig(VolatilityConfig):
+    """sigma warm after ten one-second samples."""
+
+    window_s: float = setting(300.0, positive)
+    sample_interval_s: float = setting(1.0, positive)
+    min_samples: int = setting(10, at_least(2))
+
+
+@attrs.frozen
+class StrategyIntensityConfig(IntensityConfig):
+    """(A, k) on a 1 bp depth grid (bps of the mid), first fit after 20 trades and 10 s."""
+
+    window_s: float = setting(300.0, positive)
+    depth_step: float = setting(1.0, positive)
+    depth_points: int = setting(10, at_least(2))
+    min_trades: int = setting(20, at_least(1))
+    recalibrate_s: float = setting(10.0, positive)
+
+
+@attrs.frozen
+class StrategyConfig:
+    """The ``[strategy]`` section: GLFT quoting per symbol and its sub-components."""
+
+    # The quoting model (only GLFT so far).
+    kind: str = setting("glft", one_of(*STRATEGY_KINDS))
+    # The coins quoted, one SymbolQuoter each.
+    symbols: tuple[str, ...] = setting(("BTC", "ETH"), _symbols)
+    # GLFT risk aversion, per bp of the mid per order size (symbol-independent units).
+    gamma: float = setting(0.05, positive)
+    # GLFT xi (same units as gamma); unset means xi = gamma.
+    xi: float | None = setting(None, _positive_or_none)
+    # Order size as USD notional, converted to coin units at the current mid.
+    order_size_usd: float = setting(50.0, positive)
+    # Inventory limit as USD notional; at or beyond it only the reducing side is quoted.
+    max_position_usd: float = setting(500.0, positive)
+    # A book older than this (since it arrived) closes the gate (data_gate).
+    max_book_age_s: float = setting(2.0, positive)
+    # Levels per side, spacing (bps of the top price) and size schedule; base_size is replaced
+    # by the order size in coin units at each quote.
+    ladder: StrategyLadderConfig = attrs.field(factory=StrategyLadderConfig)
+    # Cap on the widening factor chain and on additive adjustments (bps).
+    spread: SpreadConfig = attrs.field(factory=SpreadConfig)
+    # Widening after adverse fills and its decay.
+    defensive: DefensiveConfig = attrs.field(factory=DefensiveConfig)
+    # Gate thresholds (quota, cascade, toxicity, edge).
+    gate: GateConfig = attrs.field(factory=GateConfig)
+    # Quota tiers: levels, spread multiplier, shadow spread, forcing, veto.
+    quota: StrategyQuotaConfig = attrs.field(factory=StrategyQuotaConfig)
+    # When a requote is due: mid move threshold, max quote age, min interval.
+    accumulator: AccumulatorConfig = attrs.field(factory=AccumulatorConfig)
+    # sigma from the mid sampled every second; warm after min_samples differences.
+    volatility: StrategyVolatilityConfig = attrs.field(factory=StrategyVolatilityConfig)
+    # (A, k) from trade depths; depth_step is in bps of the mid (the engine converts).
+    intensity: StrategyIntensityConfig = attrs.field(factory=StrategyIntensityConfig)
+
+
+@attrs.frozen
+class GlftValues:
+    """The GLFT model's inputs and outputs, in price units (``*_bps``: bps of the mid)."""
+
+    mid: float
+    sigma: float  # price units per sqrt(second)
+    a: float  # trades per second reaching the touch
+    k: float  # per price unit
+    k_per_bp: float
+    q: float  # inventory in order sizes
+    half_spread: float
+    skew: float  # reservation shift per unit of q
+    reservation: float
+    bid: float | None  # post-only GLFT prices, before the spread chain
+    ask: float | None
+    half_spread_bps: float
+
+
+@attrs.frozen
+class QuotePlan:
+    """One quote cycle's result: the orders wanted and every ingredient, as plain data."""
+
+    coin: str
+    time: float
+    mid: float | None
+    inventory: float  # coin units
+    orders: list[DesiredOrder]
+    gate: GateDecision
+    quota: QuotaDecision
+    reduce_only: bool  # inventory at the limit: only the reducing side
+    sides: tuple[Side, ...]  # the sides allowed this cycle
+    glft: GlftValues | None = None
+    spread: SpreadComposition | None = None
+    bid: float | None = None  # top prices the ladder was built around
+    ask: float | None = None
+
+    @property
+    def reason(self) -> str | None:
+        """Why nothing or only one side is quoted (the gate's reason), if any."""
+        return None if self.gate.reason is None else self.gate.reason.value
+
+    def status(self) -> dict[str, float]:
+        """Flat name -> number pairs for status pages and gauges."""
+        out: dict[str, float] = {
+            "inventory": self.inventory,
+            "orders": float(len(self.orders)),
+            "headroom": self.quota.headroom,
+            "levels": float(self.quota.levels),
+            "quoting": 1.0 if self.orders else 0.0,
+        }
+        if self.glft is not None:
+            glft = self.glft
+            out |= {
+                "sigma": glft.sigma,
+                "a": glft.a,
+                "k": glft.k,
+                "q": glft.q,
+                "half_spread": glft.half_spread,
+                "skew": glft.skew,
+                "reservation": glft.reservation,
+            }
+        if self.spread is not None:
+            out |= {f"spread_{name}": value for name, value in self.spread.status().items()}
+        return out
+
+
+@attrs.define
+class _PendingFill:
+    side: Side
+    px: float
+
+
+class SymbolQuoter:
+    """Quotes for one coin; see the module docstring."""
+
+    def __init__(self, coin: str, sz_decimals: int, config: StrategyConfig) -> None:
+        self.coin = coin
+        self.sz_decimals = sz_decimals
+        self.config = config
+        self.volatility = VolatilityEstimator(config.volatility)
+        self.intensity = IntensityEstimator(config.intensity)
+        self.accumulator = EventAccumulator(config.accumulator)
+        self.defensive = DefensiveFactor(config.defensive)
+        self.book: Book | None = None
+        self.book_seen: float | None = None
+        self.inventory = 0.0
+        self.headroom = 1.0
+        self.adverse_fills = 0
+        self._pending_fills: list[_PendingFill] = []
+
+    # --- inputs ---------------------------------------------------------------------------
+
+    def on_book(self, book: Book, now: float) -> None:
+        """A new book of this coin arrived at ``now``."""
+        self.book = book
+        self.book_seen = now
+        mid = book.mid
+        if mid is None or book.is_crossed or not math.isfinite(mid) or mid <= 0:
+            return
+        self.volatility.on_mid(now, mid)
+        self.accumulator.on_mid(mid, now)
+        for fill in self._pending_fills:
+            against = mid < fill.px if fill.side is Side.BUY else mid > fill.px
+            if against:
+                self.defensive.on_adverse_fill(now)
+                self.adverse_fills += 1
+        self._pending_fills.clear()
+
+    def _mid(self) -> float | None:
+        book = self.book
+        if book is None or book.is_crossed:
+            return None
+        mid = book.mid
+        return mid if mid is not None and math.isfinite(mid) and mid > 0 else None
+
+    def on_trade(self, trade: Trade, now: float) -> None:
+        """A market trade: its depth (bps of the current mid) feeds the intensity estimator."""
+        mid = self._mid()
+        if mid is not None and trade.px > 0:
+            self.intensity.on_trade(now, abs(trade.px - mid) / mid * BPS, 0.0)
+        self.intensity.maybe_recalibrate(now)
+        self.accumulator.on_trade(now)
+
+    def on_fill(self, fill: Fill, now: float) -> None:
+        """One of our fills: inventory moves, and the next book tells whether it was adverse."""
+        if fill.coin != self.coin:
+            return
+        self.inventory += fill.sz if fill.side is Side.BUY else -fill.sz
+        self._pending_fills.append(_PendingFill(fill.side, fill.px))
+        self.accumulator.on_fill(now)
+
+    def set_position(self, size: float) -> None:
+        """The venue's signed position (coin units) replaces the inventory tracked from fills."""
+        self.inventory = size
+
+    def set_headroom(self, headroom: float) -> None:
+        """The adapter's API quota headroom in [0, 1]."""
+        self.headroom = headroom
+
+    def due(self, now: float) -> bool:
+        """Whether a requote is due (the event accumulator's rule)."""
+        return self.accumulator.due(now)
+
+    # --- the quote cycle ------------------------------------------------------------------
+
+    def warm(self) -> bool:
+        return self.volatility.estimate() is not None and self.intensity.estimate() is not None
+
+    def _fresh(self, now: float) -> bool:
+        return (
+            self._mid() is not None
+            and self.book_seen is not None
+            and now - self.book_seen <= self.config.max_book_age_s
+        )
+
+    def quote(self, now: float) -> QuotePlan:
+        """The orders wanted at ``now``; marks the accumulator as quoted."""
+        config = self.config
+        self.intensity.maybe_recalibrate(now)
+        mid = self._mid()
+        inventory = self.inventory
+        decision = gate.decide(
+            GateInputs(
+                estimators_warm=self.warm(),
+                data_fresh=self._fresh(now),
+                inventory=inventory,
+                quota_headroom=self.headroom,
+            ),
+            config.gate,
+        )
+        tier = quota.decide(self.headroom, inventory, config.quota)
+        self.accumulator.quoted(mid, now)
+        plan = QuotePlan(self.coin, now, mid, inventory, [], decision, tier, False, ())
+        sigma = self.volatility.estimate()
+        fit = self.intensity.estimate()
+        if not decision.quotes or mid is None or sigma is None or fit is None or tier.veto:
+            return plan
+        book = self.book
+        assert book is not None
+        scale = mid / BPS  # price units per bp
+        order_size = config.order_size_usd / mid  # coin units
+        max_q = config.max_position_usd / config.order_size_usd
+        q = inventory / order_size
+        a, k_bp = fit
+        params = GlftParams(gamma=config.gamma, xi=config.xi, order_size=1.0, max_position=max_q)
+        best_bid, best_ask = book.best_bid, book.best_ask
+        raw = glft_quotes(
+            BPS,
+            None if best_bid is None else best_bid / scale,
+            None if best_ask is None else best_ask / scale,
+            sigma / scale,
+            a,
+            k_bp,
+            q,
+            params,
+        )
+        glft = GlftValues(
+            mid=mid,
+            sigma=sigma,
+            a=a,
+            k=k_bp / scale,
+            k_per_bp=k_bp,
+            q=q,
+            half_spread=raw.half_spread * scale,
+            skew=raw.skew * scale,
+            reservation=raw.reservation * scale,
+            bid=None if raw.bid is None else raw.bid * scale,
+            ask=None if raw.ask is None else raw.ask * scale,
+            half_spread_bps=raw.half_spread,
+        )
+        spread = compose(
+            raw.half_spread,
+            {
+                SpreadFactor.QUOTA: tier.spread_multiplier,
+                SpreadFactor.DEFENSIVE: self.defensive.value(now),
+            },
+            {"quota_shadow": tier.shadow_spread_bps},
+            config.spread,
+        )
+        extra = max(spread.half_spread_bps - raw.half_spread, 0.0) * scale
+        bid = None if glft.bid is None else glft.bid - extra
+        ask = None if glft.ask is None else glft.ask + extra
+        sides = [side for side in (Side.BUY, Side.SELL) if decision.allows(side)]
+        if tier.side is not None:
+            sides = [side for side in sides if side is tier.side]
+        reduce_only = abs(q) >= max_q
+        if reduce_only:
+            keep = gate.reducing_side(inventory)
+            sides = [side for side in sides if side is keep]
+        ladder_config = attrs.evolve(config.ladder, base_size=order_size)
+        orders = build_ladder(
+            bid,
+            ask,
+            self.sz_decimals,
+            ladder_config,
+            levels=min(tier.levels, config.ladder.levels),
+            sides=sides,
+            market_bid=best_bid,
+            market_ask=best_ask,
+        )
+        return attrs.evolve(
+            plan,
+            orders=orders,
+            reduce_only=reduce_only,
+            sides=tuple(sides),
+            glft=glft,
+            spread=spread,
+            bid=bid,
+            ask=ask,
+        )
