@@ -10,7 +10,10 @@ more child specs without changes to ``supervisors/``::
     ├── feeds      one child per feed, each with its WebSocket connection
     │   ├── market books, trades and mids
     │   └── user   order updates and fills, the resync gate, and the order client
-    └── execution  startup sequence, user events through the dispatcher, dead-man's switch
+    ├── execution  startup sequence, user events through the dispatcher, dead-man's switch
+    └── trading    the strategy and the executor slots (the kill switch's scope)
+        ├── strategy   one GLFT quoter per symbol; desired ladders to the slots
+        └── slot-N     reconcile, rate-limit and send, one symbol at a time
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from mm.journal import DATABASE_NAME, Journal
 from mm.metrics import new_registry
 from mm.runfile import RunFile, RunInfo
 from mm.secrets import Redactor
+from mm.strategy.runner import Trading
 from mm.venues.hyperliquid.adapter import HyperliquidAdapter
 from mm.venues.sim.venue import SimVenue
 from supervisors import (
@@ -130,6 +134,7 @@ class Service:
             rate_limit=config.rate_limit,
             mainnet=config.venue.network == "mainnet",
         )
+        self.trading = Trading(config.strategy, config.executor, self.adapter, self.registry)
         self.root = Supervisor(
             "mm",
             self._children(admin),
@@ -154,6 +159,14 @@ class Service:
         children.append(feeds.as_child())
         execution = partial(self.adapter.run_execution, self._journal_entry)
         children.append(self._child("execution", execution))
+        trading = Supervisor(
+            "mm/trading",
+            [self._child("strategy", self.trading.run_strategy)]
+            + [self._child(f"slot-{slot.index}", slot.run) for slot in self.trading.slots()],
+            intensity=self._intensity,
+            observer=self._observer,
+        )
+        children.append(trading.as_child())
         return children
 
     async def _journal_entry(self, kind: str, data: dict[str, Any]) -> None:
@@ -189,6 +202,7 @@ class Service:
             "venue_url": self.venue_url,
             "healthy": not problems,
             "problems": problems,
+            "trading": self.trading.status(),
             "tree": {
                 "name": self.root.name,
                 "path": self.root.path,
@@ -258,6 +272,9 @@ class Service:
         await self._stop_requested.wait()
         self.state = "stopping"
         logger.info("stopping: {}", self.stop_reason)
+        # Trading stops first, while the feeds and the venue client still run: no new quotes,
+        # then every open order canceled. The rest of the tree is cancelled after.
+        await self.trading.stop()
         try:
             # Never wait on the journal here: a stop must not hang behind a stuck writer.
             self.journal.record_nowait("service_stopping", reason=self.stop_reason)

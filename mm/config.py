@@ -19,6 +19,7 @@ import attrs
 import orjson
 
 from mm.execution.rate_limit import RateLimitConfig
+from mm.execution.slots import ExecutorConfig
 from mm.secrets import Secret
 from mm.settings import (
     CONVERTER,
@@ -36,6 +37,7 @@ from mm.settings import (
 from mm.settings import (
     ConfigError as ConfigError,
 )
+from mm.strategy.engine import StrategyConfig
 from mm.venues.config import DEV_PRIVATE_KEY, PRIVATE_KEY, VenueConfig, is_local_url
 from mm.venues.hyperliquid.adapter import FeedsConfig
 from mm.venues.sim.config import SimConfig
@@ -94,6 +96,8 @@ class Config:
     venue: VenueConfig = attrs.field(factory=VenueConfig)
     feeds: FeedsConfig = attrs.field(factory=FeedsConfig)
     rate_limit: RateLimitConfig = attrs.field(factory=RateLimitConfig)
+    strategy: StrategyConfig = attrs.field(factory=StrategyConfig)
+    executor: ExecutorConfig = attrs.field(factory=ExecutorConfig)
     sim: SimConfig = attrs.field(factory=SimConfig)
     base_dir: Path = attrs.field(default=Path("."), metadata={"internal": True})
 

@@ -96,6 +96,17 @@ def test_sections_are_resolved_as_attrs_classes() -> None:
         "feeds.startup",
         "feeds.deadman",
         "rate_limit",
+        "strategy",
+        "strategy.ladder",
+        "strategy.spread",
+        "strategy.defensive",
+        "strategy.gate",
+        "strategy.quota",
+        "strategy.accumulator",
+        "strategy.volatility",
+        "strategy.intensity",
+        "executor",
+        "executor.reconcile",
     }
 
 

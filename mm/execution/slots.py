@@ -68,6 +68,11 @@ class Mailbox:
     def __len__(self) -> int:
         return len(self._order)
 
+    def clear(self) -> None:
+        """Drop every waiting signal (the strategy is stopping)."""
+        self._latest.clear()
+        self._order.clear()
+
     async def get(self) -> Signal:
         while not self._order:
             self._arrived = trio.Event()

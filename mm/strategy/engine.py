@@ -35,7 +35,7 @@ import attrs
 
 from mm.book import Book
 from mm.model import Fill, Side, Trade
-from mm.settings import at_least, one_of, positive, setting
+from mm.settings import at_least, non_negative, one_of, positive, setting
 from mm.strategy import gate, quota
 from mm.strategy.accumulator import AccumulatorConfig, EventAccumulator
 from mm.strategy.estimators import (
@@ -77,10 +77,6 @@ def _symbols(value: tuple[str, ...]) -> str | None:
         return "must name at least one coin"
     blank = [coin for coin in value if not coin.strip()]
     return f"coins must not be empty, got {blank}" if blank else None
-
-
-def _positive_or_none(value: float | None) -> str | None:
-    return None if value is None else positive(value)
 
 
 # The sub-sections' defaults tuned for the strategy (and the embedded simulator): subclasses
@@ -132,8 +128,8 @@ class StrategyConfig:
     symbols: tuple[str, ...] = setting(("BTC", "ETH"), _symbols)
     # GLFT risk aversion, per bp of the mid per order size (symbol-independent units).
     gamma: float = setting(0.05, positive)
-    # GLFT xi (same units as gamma); unset means xi = gamma.
-    xi: float | None = setting(None, _positive_or_none)
+    # GLFT xi (same units as gamma); 0 means xi = gamma.
+    xi: float = setting(0.0, non_negative)
     # Order size as USD notional, converted to coin units at the current mid.
     order_size_usd: float = setting(50.0, positive)
     # Inventory limit as USD notional; at or beyond it only the reducing side is quoted.
@@ -343,7 +339,8 @@ class SymbolQuoter:
         max_q = config.max_position_usd / config.order_size_usd
         q = inventory / order_size
         a, k_bp = fit
-        params = GlftParams(gamma=config.gamma, xi=config.xi, order_size=1.0, max_position=max_q)
+        xi = config.xi or None  # 0: the same as gamma
+        params = GlftParams(gamma=config.gamma, xi=xi, order_size=1.0, max_position=max_q)
         best_bid, best_ask = book.best_bid, book.best_ask
         raw = glft_quotes(
             BPS,

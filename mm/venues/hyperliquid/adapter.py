@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import enum
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import attrs
@@ -21,7 +21,8 @@ from prometheus_client import CollectorRegistry
 
 from mm.book import BookBus
 from mm.execution.deadman import DeadmanConfig, DeadmanKeeper
-from mm.execution.dispatch import Dispatcher
+from mm.execution.dispatch import Dispatcher, DispatchOutput
+from mm.execution.orders import OrderRouter
 from mm.execution.rate_limit import RateLimitConfig, RateLimiter
 from mm.execution.startup import StartupConfig, StartupState, run_startup
 from mm.feeds.health import ConnectionConfig, Transition
@@ -86,6 +87,10 @@ class HyperliquidAdapter:
         self.user_stream: UserStream | None = None
         self.client: HyperliquidClient | None = None
         self.dispatcher = Dispatcher()
+        self.router: OrderRouter | None = None
+        # Called with every new fill (positions, markouts) and every lifecycle event batch.
+        self.fill_listeners: list[Callable[[Fill], None]] = []
+        self.order_event_listeners: list[Callable[[Sequence[DispatchOutput]], None]] = []
         self.startup: StartupState | None = None
         self.deadman: DeadmanKeeper | None = None
 
@@ -156,6 +161,9 @@ class HyperliquidAdapter:
                 await nursery.start(stream.run)
                 await client.metadata()
                 self.user_stream, self.client = stream, client
+                self.router = OrderRouter(
+                    self.dispatcher, client, self._order_events, lambda: int(time.time() * 1000)
+                )
                 nursery.start_soon(self._export_counters, ws, "user")
                 task_status.started()
 
@@ -173,6 +181,11 @@ class HyperliquidAdapter:
                 self.metrics.headroom.labels(kind=kind).set(headroom)
             self.metrics.headroom.labels(kind="overall").set(self.limiter.headroom(now))
             await trio.sleep(1.0)
+
+    def _order_events(self, events: Sequence[DispatchOutput]) -> None:
+        if events:
+            for listener in self.order_event_listeners:
+                listener(events)
 
     def healthy(self) -> bool:
         """In sync with the venue: the user stream's gate is open and every book is fresh."""
@@ -221,9 +234,11 @@ class HyperliquidAdapter:
         now_ms = int(time.time() * 1000)
         if isinstance(event, Fill):
             await record("fill", attrs.asdict(event, value_serializer=_plain))
-            self.dispatcher.on_fill(event, now_ms)
+            self._order_events(self.dispatcher.on_fill(event, now_ms))
+            for listener in self.fill_listeners:
+                listener(event)
         elif isinstance(event, OrderReport):
-            self.dispatcher.on_order_report(event, now_ms)
+            self._order_events(self.dispatcher.on_order_report(event, now_ms))
         elif isinstance(event, Resynced):
             await record(
                 "resync",

@@ -1,0 +1,278 @@
+"""The trading subtree: the strategy task and the executor slots, as supervised children.
+
+The strategy task follows the book bus and the trade tape, keeps one ``SymbolQuoter`` per
+symbol, and when a requote is due publishes the symbol's desired ladder to the mailbox of its
+executor slot. It publishes nothing while the adapter is out of sync with the venue (user
+stream resyncing, a book stale): quoting is blocked until the resync completes. Fills (from
+the execution child's routing) update positions, PnL, markouts and the quoters' inventory.
+When the subtree stops (``mm stop``, the kill switch), every open order of the account is
+canceled at the venue, shielded and within a deadline.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import trio
+from loguru import logger
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from mm.execution.reconcile import Plan
+from mm.execution.slots import ExecutorConfig, ExecutorSlot, Mailbox, Signal, slot_for
+from mm.model import CancelOrder, Fill, Side
+from mm.strategy.engine import QuotePlan, StrategyConfig, SymbolQuoter
+from mm.strategy.positions import Markouts, PositionBook
+from mm.venues.hyperliquid.adapter import HyperliquidAdapter
+from mm.venues.hyperliquid.metrics import LATENCY_BUCKETS
+
+STOP_DEADLINE_S = 5.0
+
+
+class TradingMetrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.quoted_spread = Gauge(
+            "mm_quoted_spread_bps",
+            "Spread between our top bid and ask.",
+            ["symbol"],
+            registry=registry,
+        )
+        self.spread_factor = Gauge(
+            "mm_spread_factor",
+            "Spread multipliers applied, by factor.",
+            ["symbol", "factor"],
+            registry=registry,
+        )
+        self.cycle = Histogram(
+            "mm_quote_cycle_seconds",
+            "Time to compute one symbol's quotes.",
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.tick_to_order = Histogram(
+            "mm_tick_to_order_seconds",
+            "From a book update reaching the strategy to the resulting orders leaving.",
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.fills = Counter("mm_fills", "Our fills.", ["symbol", "side"], registry=registry)
+        self.position = Gauge(
+            "mm_position", "Signed position in coin units.", ["symbol"], registry=registry
+        )
+        self.pnl = Gauge(
+            "mm_pnl_usd",
+            "PnL by kind (realized, unrealized, fees, total).",
+            ["symbol", "kind"],
+            registry=registry,
+        )
+        self.markout = Gauge(
+            "mm_markout_bps",
+            "Mean fill markout by horizon.",
+            ["symbol", "horizon"],
+            registry=registry,
+        )
+        self.gate = Counter(
+            "mm_quote_gate_decisions",
+            "Quote gate decisions by reason.",
+            ["symbol", "reason"],
+            registry=registry,
+        )
+        self.estimate = Gauge(
+            "mm_strategy_estimate",
+            "Model estimates (sigma, a, k, ...).",
+            ["symbol", "name"],
+            registry=registry,
+        )
+
+
+class Trading:
+    def __init__(
+        self,
+        strategy: StrategyConfig,
+        executor: ExecutorConfig,
+        adapter: HyperliquidAdapter,
+        registry: CollectorRegistry,
+    ) -> None:
+        self.strategy = strategy
+        self.executor = executor
+        self.adapter = adapter
+        self.metrics = TradingMetrics(registry)
+        self.positions = PositionBook()
+        self.markouts = Markouts()
+        self.mailboxes = [Mailbox() for _ in range(executor.slots)]
+        self.quoters: dict[str, SymbolQuoter] = {}
+        self.last_plans: dict[str, QuotePlan] = {}
+        self.ticks: dict[str, float] = {}
+        self.halted = False  # set on stop: no new signals, ever
+        adapter.fill_listeners.append(self.on_fill)
+
+    # --- children ---------------------------------------------------------------------------
+
+    def slots(self) -> list[ExecutorSlot]:
+        return [
+            ExecutorSlot(
+                index,
+                mailbox,
+                lambda: self.adapter.router,
+                self.adapter.dispatcher,
+                self.executor,
+                on_sent=self._sent,
+            )
+            for index, mailbox in enumerate(self.mailboxes)
+        ]
+
+    async def run_strategy(
+        self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        client = self.adapter.client
+        if client is None:
+            raise RuntimeError("the user feed must start before the strategy")
+        for coin in self.strategy.symbols:
+            meta = client.asset(coin)
+            self.quoters[coin] = SymbolQuoter(coin, meta.sz_decimals, self.strategy)
+            self.ticks[coin] = 10.0 ** -(6 - meta.sz_decimals)
+        try:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._trades)
+                task_status.started()
+                await self._quote_loop()
+        finally:
+            await self._pull_all_orders()
+
+    async def _trades(self) -> None:
+        async for trade in self.adapter.trades:
+            quoter = self.quoters.get(trade.coin)
+            if quoter is not None:
+                quoter.on_trade(trade, trio.current_time())
+
+    async def _quote_loop(self) -> None:
+        bus = self.adapter.bus
+        version = 0
+        while True:
+            with trio.move_on_after(self.strategy.accumulator.max_age_s):
+                version = await bus.wait_any(version)
+            now = trio.current_time()
+            now_ms = int(time.time() * 1000)
+            in_sync = self.adapter.healthy()
+            headroom = self.adapter.limiter.headroom(now)
+            for coin, quoter in self.quoters.items():
+                book = bus.latest(coin)
+                if book is not None:
+                    quoter.on_book(book, now)
+                    if book.mid is not None:
+                        self.markouts.on_mid(coin, book.mid, now_ms)
+                quoter.set_position(self.positions.position(coin))
+                quoter.set_headroom(headroom)
+                if in_sync and not self.halted and quoter.due(now):
+                    self._quote(coin, quoter, now)
+
+    def _quote(self, coin: str, quoter: SymbolQuoter, now: float) -> None:
+        started = time.perf_counter()
+        plan = quoter.quote(now)
+        self.metrics.cycle.observe(time.perf_counter() - started)
+        self.last_plans[coin] = plan
+        self.metrics.gate.labels(symbol=coin, reason=plan.reason or "quoting").inc()
+        if plan.bid is not None and plan.ask is not None and plan.mid:
+            self.metrics.quoted_spread.labels(symbol=coin).set(
+                (plan.ask - plan.bid) / plan.mid * 1e4
+            )
+        if plan.spread is not None:
+            for factor, multiplier in plan.spread.factors.items():
+                self.metrics.spread_factor.labels(symbol=coin, factor=factor.value).set(multiplier)
+        if plan.glft is not None:
+            glft = plan.glft
+            estimates = {
+                "sigma": glft.sigma,
+                "a": glft.a,
+                "k": glft.k,
+                "q": glft.q,
+                "half_spread_bps": glft.half_spread_bps,
+            }
+            for name, value in estimates.items():
+                self.metrics.estimate.labels(symbol=coin, name=name).set(value)
+        mailbox = self.mailboxes[slot_for(coin, len(self.mailboxes))]
+        mailbox.put(Signal(coin, tuple(plan.orders), self.ticks[coin], now))
+
+    def _sent(self, signal: Signal, plan: Plan) -> None:
+        if plan.calls():
+            self.metrics.tick_to_order.observe(trio.current_time() - signal.made_at)
+
+    # --- fills ------------------------------------------------------------------------------
+
+    def on_fill(self, fill: Fill) -> None:
+        if not self.positions.apply(fill):
+            return
+        self.markouts.on_fill(fill)
+        self.metrics.fills.labels(
+            symbol=fill.coin, side="buy" if fill.side is Side.BUY else "sell"
+        ).inc()
+        quoter = self.quoters.get(fill.coin)
+        if quoter is not None:
+            quoter.on_fill(fill, trio.current_time())
+            quoter.set_position(self.positions.position(fill.coin))
+
+    # --- status -----------------------------------------------------------------------------
+
+    def marks(self) -> dict[str, float]:
+        marks = {}
+        for coin in self.strategy.symbols:
+            book = self.adapter.bus.latest(coin)
+            if book is not None and book.mid is not None:
+                marks[coin] = book.mid
+        return marks
+
+    def status(self) -> dict[str, Any]:
+        positions = self.positions.snapshot(self.marks())
+        markouts = self.markouts.summary()
+        symbols: dict[str, Any] = {}
+        for coin in self.strategy.symbols:
+            plan = self.last_plans.get(coin)
+            position = positions.get(coin, {})
+            for kind in ("realized", "unrealized", "fees", "total"):
+                if kind in position:
+                    self.metrics.pnl.labels(symbol=coin, kind=kind).set(position[kind])
+            if "position" in position:
+                self.metrics.position.labels(symbol=coin).set(position["position"])
+            coin_markouts = markouts["symbols"].get(coin, {})
+            for horizon, values in coin_markouts.items():
+                if values.get("mean_bps") is not None:
+                    self.metrics.markout.labels(symbol=coin, horizon=horizon).set(
+                        values["mean_bps"]
+                    )
+            symbols[coin] = {
+                "gate": (plan.reason or "quoting") if plan else "not quoted yet",
+                "bid": plan.bid if plan else None,
+                "ask": plan.ask if plan else None,
+                "orders": len(plan.orders) if plan else 0,
+                "position": position,
+                "markouts": coin_markouts,
+            }
+        return {"in_sync": self.adapter.healthy(), "symbols": symbols}
+
+    # --- stop -------------------------------------------------------------------------------
+
+    async def stop(self) -> None:
+        """Quote no more and cancel every open order, while the feeds and client still run."""
+        self.halted = True
+        for mailbox in self.mailboxes:
+            mailbox.clear()
+        await self._pull_all_orders()
+        # A slot may have been sending when the first pass read the open orders: look again.
+        await trio.sleep(0.3)
+        await self._pull_all_orders()
+
+    async def _pull_all_orders(self) -> None:
+        """Cancel every open order of the account, shielded and within a deadline."""
+        client = self.adapter.client
+        if client is None:
+            return
+        with trio.move_on_after(STOP_DEADLINE_S, shield=True) as scope:
+            try:
+                orders = await client.open_orders()
+                if orders:
+                    await client.cancel([CancelOrder(o.coin, oid=o.oid) for o in orders])
+                logger.info("trading stopped: canceled {} open orders", len(orders))
+            except Exception as error:  # report, but never mask the stop itself
+                logger.error("could not cancel open orders on stop: {}", error)
+        if scope.cancelled_caught:
+            logger.error("canceling open orders on stop timed out")
