@@ -177,6 +177,55 @@ def render_status(status: dict[str, Any]) -> str:
     for row in rows:
         cells = [cell.ljust(width) for cell, width in zip(row[:4], widths, strict=True)]
         lines.append("  ".join([*cells, row[4]]).rstrip())
+    trading = status.get("trading")
+    if trading and trading.get("symbols"):
+        lines.extend(["", _trading_table(trading)])
+    return "\n".join(lines)
+
+
+def _number(value: Any, digits: int = 2) -> str:
+    return "-" if value is None else f"{value:,.{digits}f}"
+
+
+def _trading_table(trading: dict[str, Any]) -> str:
+    """Per symbol: gate, quotes, position, PnL and markouts."""
+    header = [
+        "SYMBOL",
+        "GATE",
+        "BID",
+        "ASK",
+        "ORDERS",
+        "POSITION",
+        "PNL",
+        "FEES",
+        "MARKOUT 1s/5s/30s",
+    ]
+    rows = [header]
+    for coin, symbol in trading["symbols"].items():
+        position = symbol.get("position") or {}
+        markouts = symbol.get("markouts") or {}
+        marks = "/".join(
+            _number(markouts.get(h, {}).get("mean_bps"), 1) for h in ("1s", "5s", "30s")
+        )
+        rows.append(
+            [
+                coin,
+                symbol["gate"],
+                _number(symbol.get("bid")),
+                _number(symbol.get("ask")),
+                str(symbol.get("orders", 0)),
+                _number(position.get("position"), 5),
+                _number(position.get("total")),
+                _number(position.get("fees")),
+                marks + " bps",
+            ]
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    sync = "in sync" if trading.get("in_sync") else "NOT IN SYNC (quoting blocked)"
+    lines = [f"trading: {sync}"]
+    lines += [
+        "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows
+    ]
     return "\n".join(lines)
 
 

@@ -40,7 +40,7 @@ class Signal:
     coin: str
     desired: tuple[DesiredOrder, ...]
     tick: float = 0.0  # the symbol's price increment, for tolerance in ticks
-    made_at: float = 0.0  # trio clock when the strategy decided (for tick-to-order latency)
+    book_received_ms: int = 0  # wall clock when the book behind it arrived (tick-to-order)
 
 
 def slot_for(coin: str, slots: int) -> int:
@@ -91,6 +91,7 @@ class ExecutorSlot:
         config: ExecutorConfig,
         *,
         on_sent: Callable[[Signal, Plan], None] | None = None,
+        on_sending: Callable[[Signal], None] | None = None,
     ) -> None:
         self.index = index
         self.mailbox = mailbox
@@ -98,6 +99,7 @@ class ExecutorSlot:
         self.dispatcher = dispatcher
         self.config = config
         self.on_sent = on_sent
+        self.on_sending = on_sending
         self.cycles = 0
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
@@ -121,6 +123,8 @@ class ExecutorSlot:
         )
         if router is None:  # the venue client is not up: nothing can be sent this cycle
             return plan
+        if plan.calls() and self.on_sending is not None:
+            self.on_sending(signal)  # the orders are handed to the client now
         if plan.cancel:
             await router.cancel([order.cloid for order in plan.cancel])
         if plan.modify:

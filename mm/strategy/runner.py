@@ -18,7 +18,6 @@ import trio
 from loguru import logger
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from mm.execution.reconcile import Plan
 from mm.execution.slots import ExecutorConfig, ExecutorSlot, Mailbox, Signal, slot_for
 from mm.model import CancelOrder, Fill, Side
 from mm.strategy.engine import QuotePlan, StrategyConfig, SymbolQuoter
@@ -51,7 +50,8 @@ class TradingMetrics:
         )
         self.tick_to_order = Histogram(
             "mm_tick_to_order_seconds",
-            "From a book update reaching the strategy to the resulting orders leaving.",
+            "From a book frame's arrival to its orders being handed to the order client "
+            "(signing and the socket write follow).",
             buckets=LATENCY_BUCKETS,
             registry=registry,
         )
@@ -116,7 +116,7 @@ class Trading:
                 lambda: self.adapter.router,
                 self.adapter.dispatcher,
                 self.executor,
-                on_sent=self._sent,
+                on_sending=self._sending,
             )
             for index, mailbox in enumerate(self.mailboxes)
         ]
@@ -191,11 +191,15 @@ class Trading:
             for name, value in estimates.items():
                 self.metrics.estimate.labels(symbol=coin, name=name).set(value)
         mailbox = self.mailboxes[slot_for(coin, len(self.mailboxes))]
-        mailbox.put(Signal(coin, tuple(plan.orders), self.ticks[coin], now))
+        book = self.adapter.bus.latest(coin)
+        received_ms = book.received_ms if book is not None else 0
+        mailbox.put(Signal(coin, tuple(plan.orders), self.ticks[coin], received_ms))
 
-    def _sent(self, signal: Signal, plan: Plan) -> None:
-        if plan.calls():
-            self.metrics.tick_to_order.observe(trio.current_time() - signal.made_at)
+    def _sending(self, signal: Signal) -> None:
+        """Tick to order: from the book frame's arrival to its orders going to the client."""
+        if signal.book_received_ms:
+            elapsed = time.time() - signal.book_received_ms / 1000
+            self.metrics.tick_to_order.observe(max(elapsed, 0.0))
 
     # --- fills ------------------------------------------------------------------------------
 

@@ -66,3 +66,38 @@ async def test_the_market_maker_at_work(write_config: Any) -> None:
             assert engine.open_orders(account)  # quotes are resting before the stop
             service.request_stop("test finished")
     assert engine.open_orders(account) == []  # the stop pulled every order
+
+
+def test_mm_status_shows_the_trading_table() -> None:
+    from mm.cli import render_status
+
+    status = {
+        "version": "0.1.0",
+        "service": "mm",
+        "pid": 1,
+        "state": "running",
+        "admin_url": "http://127.0.0.1:9400",
+        "uptime_seconds": 12.0,
+        "config_hash": "abc",
+        "healthy": True,
+        "problems": [],
+        "tree": {"name": "mm", "state": "running", "children": []},
+        "trading": {
+            "in_sync": True,
+            "symbols": {
+                "BTC": {
+                    "gate": "quoting",
+                    "bid": 94990.5,
+                    "ask": 95010.0,
+                    "orders": 6,
+                    "position": {"position": -0.0016, "total": 0.56, "fees": 0.17},
+                    "markouts": {"1s": {"mean_bps": 5.6}, "5s": {"mean_bps": 5.4}},
+                }
+            },
+        },
+    }
+    text = render_status(status)
+    assert "trading: in sync" in text
+    row = next(line for line in text.splitlines() if line.startswith("BTC"))
+    for expected in ("quoting", "94,990.50", "95,010.00", "-0.00160", "0.56", "5.6/5.4/- bps"):
+        assert expected in row
