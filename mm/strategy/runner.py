@@ -148,6 +148,7 @@ class Trading:
     async def _quote_loop(self) -> None:
         bus = self.adapter.bus
         version = 0
+        exported_at = 0.0
         while True:
             with trio.move_on_after(self.strategy.accumulator.max_age_s):
                 version = await bus.wait_any(version)
@@ -155,6 +156,9 @@ class Trading:
             now_ms = int(time.time() * 1000)
             in_sync = self.adapter.healthy()
             headroom = self.adapter.limiter.headroom(now)
+            if now - exported_at >= 1.0:
+                self.export()
+                exported_at = now
             for coin, quoter in self.quoters.items():
                 book = bus.latest(coin)
                 if book is not None:
@@ -225,6 +229,23 @@ class Trading:
                 marks[coin] = book.mid
         return marks
 
+    def export(self) -> None:
+        """Positions, PnL and markouts into their gauges (the strategy loop calls it)."""
+        positions = self.positions.snapshot(self.marks())
+        markouts = self.markouts.summary()["symbols"]
+        for coin in self.strategy.symbols:
+            position = positions.get(coin, {})
+            for kind in ("realized", "unrealized", "fees", "total"):
+                if kind in position:
+                    self.metrics.pnl.labels(symbol=coin, kind=kind).set(position[kind])
+            if "position" in position:
+                self.metrics.position.labels(symbol=coin).set(position["position"])
+            for horizon, values in markouts.get(coin, {}).items():
+                if values.get("mean_bps") is not None:
+                    self.metrics.markout.labels(symbol=coin, horizon=horizon).set(
+                        values["mean_bps"]
+                    )
+
     def status(self) -> dict[str, Any]:
         positions = self.positions.snapshot(self.marks())
         markouts = self.markouts.summary()
@@ -232,17 +253,7 @@ class Trading:
         for coin in self.strategy.symbols:
             plan = self.last_plans.get(coin)
             position = positions.get(coin, {})
-            for kind in ("realized", "unrealized", "fees", "total"):
-                if kind in position:
-                    self.metrics.pnl.labels(symbol=coin, kind=kind).set(position[kind])
-            if "position" in position:
-                self.metrics.position.labels(symbol=coin).set(position["position"])
             coin_markouts = markouts["symbols"].get(coin, {})
-            for horizon, values in coin_markouts.items():
-                if values.get("mean_bps") is not None:
-                    self.metrics.markout.labels(symbol=coin, horizon=horizon).set(
-                        values["mean_bps"]
-                    )
             symbols[coin] = {
                 "gate": (plan.reason or "quoting") if plan else "not quoted yet",
                 "bid": plan.bid if plan else None,

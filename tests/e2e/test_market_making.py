@@ -101,3 +101,31 @@ def test_mm_status_shows_the_trading_table() -> None:
     row = next(line for line in text.splitlines() if line.startswith("BTC"))
     for expected in ("quoting", "94,990.50", "95,010.00", "-0.00160", "0.56", "5.6/5.4/- bps"):
         assert expected in row
+
+
+async def test_pnl_and_position_gauges_follow_without_anyone_reading_status(
+    write_config: Any,
+) -> None:
+    fast = {
+        "strategy.volatility": {"sample_interval_s": 0.5, "min_samples": 5},
+        "strategy.intensity": {"min_trades": 10, "recalibrate_s": 2.0},
+        "sim.market": {"taker_a": 4.0},
+    }
+    config = load_config(write_config(**fast), {})
+    service = Service(config, resolve_secrets(config, {}))
+    registry = service.registry
+
+    def gauges_exported() -> bool:
+        labels = {"symbol": "BTC", "kind": "total"}
+        fills = registry.get_sample_value("mm_fills_total", {"symbol": "BTC", "side": "buy"})
+        return bool(fills) and registry.get_sample_value("mm_pnl_usd", labels) is not None
+
+    with trio.fail_after(60):
+        async with trio.open_nursery() as nursery:
+            await nursery.start(service.run)
+            await eventually(gauges_exported, within=45)
+            assert registry.get_sample_value("mm_position", {"symbol": "BTC"}) is not None
+            sent = registry.get_sample_value("mm_tick_to_order_seconds_count")
+            assert sent is not None
+            assert sent > 0
+            service.request_stop("test finished")
