@@ -137,7 +137,8 @@ class Trading:
                 task_status.started()
                 await self._quote_loop()
         finally:
-            await self._pull_all_orders()
+            if not self.halted:  # cancelled without stop() (a crash, the kill switch): pull here
+                await self._pull_all_orders()
 
     async def _trades(self) -> None:
         async for trade in self.adapter.trades:
