@@ -22,15 +22,22 @@ DATA_CHANNELS = frozenset(
 )
 
 
+def _data_channels(value: tuple[str, ...]) -> str | None:
+    unknown = sorted(set(value) - DATA_CHANNELS)
+    return f"unknown channels {unknown}; known: {sorted(DATA_CHANNELS)}" if unknown else None
+
+
 def probability(value: float) -> str | None:
     return None if 0 <= value <= 1 else f"must be between 0 and 1, got {value!r}"
 
 
 @attrs.frozen
 class FaultConfig:
-    # Added delay (and uniform jitter on top) before each WebSocket data frame is sent.
+    # Added delay (and uniform jitter on top) before each WebSocket data frame is sent, on the
+    # channels listed (empty: every data channel).
     ws_latency_ms: float = setting(0.0, non_negative)
     ws_jitter_ms: float = setting(0.0, non_negative)
+    ws_latency_channels: tuple[str, ...] = setting((), _data_channels)
     # Added delay (and jitter) before each HTTP request is answered.
     http_latency_ms: float = setting(0.0, non_negative)
     http_jitter_ms: float = setting(0.0, non_negative)
@@ -85,9 +92,11 @@ class Faults:
             raise FaultUpdateError("; ".join(error.errors)) from None
         return self.config
 
-    def ws_delay(self) -> float:
+    def ws_delay(self, channel: str = "") -> float:
         config = self.config
         if not config.ws_latency_ms and not config.ws_jitter_ms:
+            return 0.0
+        if config.ws_latency_channels and channel not in config.ws_latency_channels:
             return 0.0
         return (config.ws_latency_ms + self.rng.uniform(0, config.ws_jitter_ms)) / 1000
 

@@ -240,7 +240,7 @@ class WebSocketSession:
             if fate is FrameFate.DROP:
                 continue
             if channel in DATA_CHANNELS:
-                delay = faults.ws_delay()
+                delay = faults.ws_delay(channel)
                 if delay:  # latency from when the frame was queued: it does not pile up
                     await trio.sleep_until(queued_at + delay)
             if fate is FrameFate.HOLD and held is None:

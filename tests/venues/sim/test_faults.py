@@ -243,3 +243,17 @@ def test_post_replies_are_dropped_only_by_their_own_fault() -> None:
     lost_acks = Faults(FaultConfig(ws_drop_post_replies=1.0), seed=3)
     assert {lost_acks.frame_fate("post") for _ in range(100)} == {FrameFate.DROP}
     assert lost_acks.frame_fate("l2Book") is FrameFate.SEND
+
+
+def test_latency_can_be_limited_to_some_channels() -> None:
+    faults = Faults(FaultConfig(ws_latency_ms=100.0, ws_latency_channels=("trades",)), seed=1)
+    assert faults.ws_delay("trades") == 0.1
+    assert faults.ws_delay("l2Book") == 0.0
+    everywhere = Faults(FaultConfig(ws_latency_ms=100.0), seed=1)
+    assert everywhere.ws_delay("l2Book") == 0.1
+
+
+def test_latency_channels_must_be_data_channels() -> None:
+    faults = Faults(FaultConfig(), seed=1)
+    with pytest.raises(FaultUpdateError, match="unknown channels"):
+        faults.update({"ws_latency_channels": ["pong"]})

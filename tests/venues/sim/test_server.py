@@ -41,6 +41,11 @@ L2_BOOK_BTC: Json = {"type": "l2Book", "coin": "BTC"}
 TRADES_BTC: Json = {"type": "trades", "coin": "BTC"}
 
 
+def as_json(config: FaultConfig) -> Any:
+    """A fault config as the control endpoint shows it (JSON: tuples become lists)."""
+    return orjson.loads(orjson.dumps(attrs.asdict(config)))
+
+
 def sim_config(**changes: Any) -> SimConfig:
     return attrs.evolve(SimConfig(book_interval_ms=20, market=QUIET), **changes)
 
@@ -519,7 +524,7 @@ async def test_fault_endpoint_reads_and_updates() -> None:
         async with running() as venue, http(venue) as client:
             response = await client.get("/sim/faults")
             assert response.status_code == 200
-            assert response.json() == attrs.asdict(FaultConfig())
+            assert response.json() == as_json(FaultConfig())
             updated = await set_faults(client, ws_drop=0.25, http_latency_ms=10)
             assert updated["ws_drop"] == 0.25
             assert updated["http_latency_ms"] == 10.0
@@ -546,7 +551,7 @@ async def test_bad_fault_updates_are_400_and_change_nothing(body: bytes, error: 
             assert response.status_code == 400
             assert error in response.json()["error"]
             after = (await client.get("/sim/faults")).json()
-            assert after == attrs.asdict(FaultConfig(ws_duplicate=0.5))
+            assert after == as_json(FaultConfig(ws_duplicate=0.5))
 
 
 @pytest.mark.parametrize("body", [b"[1]", b'"ws_drop"'])
