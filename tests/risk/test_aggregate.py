@@ -1,0 +1,176 @@
+"""The aggregate decision (precedence, spread factor) and the liquidation detector."""
+
+from __future__ import annotations
+
+import pytest
+
+from mm.risk.aggregate import LiquidationDetector, LiquidationEvent, decide, evaluate
+from mm.risk.monitors import Action, Assessment, RiskConfig
+from mm.risk.state import FeedHealth, RiskState, SymbolRisk
+
+CONFIG = RiskConfig()
+
+
+def test_calm_state_decides_nothing() -> None:
+    decision = evaluate(RiskState(), CONFIG)
+    assert decision.action is Action.NONE
+    assert (decision.reduce_only, decision.pull, decision.kill) == (False, False, False)
+    assert decision.spread_factor == 1.0
+    assert len(decision.assessments) == 8
+    assert decision.reasons == ()
+
+
+def test_most_severe_wins_over_any_number_of_milder() -> None:
+    state = RiskState(
+        symbols={"BTC": SymbolRisk(value_usd=1500.0, position_velocity=0.6)},
+        cascade_severity=0.5,
+        api_errors=3,
+    )
+    decision = evaluate(state, CONFIG)
+    assert decision.action is Action.KILL
+    assert decision.winner.monitor == "rate_limit"
+    assert (decision.reduce_only, decision.pull, decision.kill) == (True, True, True)
+    assert decision.spread_factor == 1.5  # the WIDEN factor is still reported
+    assert len(decision.reasons) == 4
+
+
+def test_a_single_pull_stops_quoting() -> None:
+    state = RiskState(symbols={"ETH": SymbolRisk(value_usd=1200.0, price_velocity=0.05)})
+    decision = evaluate(state, CONFIG)
+    assert decision.action is Action.PULL
+    assert decision.winner.monitor == "price_velocity"
+    assert (decision.reduce_only, decision.pull, decision.kill) == (True, True, False)
+
+
+def test_reduce_only() -> None:
+    decision = evaluate(RiskState(symbols={"ETH": SymbolRisk(value_usd=1200.0)}), CONFIG)
+    assert decision.action is Action.REDUCE_ONLY
+    assert (decision.reduce_only, decision.pull, decision.kill) == (True, False, False)
+
+
+def test_ties_go_to_the_first_monitor_in_the_fixed_order() -> None:
+    state = RiskState(
+        daily_pnl=-600.0,
+        account_value=100_000.0,
+        feeds={"l2": FeedHealth(age_s=60.0)},
+        api_errors=5,
+    )
+    decision = evaluate(state, CONFIG)
+    assert decision.action is Action.KILL
+    assert decision.winner.monitor == "loss"
+    assert [a.monitor for a in decision.assessments if a.action is Action.KILL] == [
+        "loss",
+        "data_staleness",
+        "rate_limit",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("actions", "winner"),
+    [
+        ([Action.WARN, Action.KILL, Action.PULL], 1),
+        ([Action.PULL, Action.PULL, Action.WIDEN], 0),
+        ([Action.NONE, Action.WIDEN, Action.REDUCE_ONLY, Action.WIDEN], 2),
+        ([Action.NONE, Action.NONE], 0),
+    ],
+)
+def test_decide_precedence(actions: list[Action], winner: int) -> None:
+    assessments = [Assessment(f"m{i}", action) for i, action in enumerate(actions)]
+    assert decide(assessments).winner is assessments[winner]
+
+
+def test_spread_factor_is_the_max_of_widen_factors() -> None:
+    assessments = [
+        Assessment("a", Action.WIDEN, spread_factor=1.5),
+        Assessment("b", Action.WIDEN, spread_factor=2.5),
+        Assessment("c", Action.WARN, spread_factor=9.0),  # only WIDEN factors count
+    ]
+    decision = decide(assessments)
+    assert decision.action is Action.WIDEN
+    assert decision.spread_factor == 2.5
+
+
+def test_decide_needs_assessments() -> None:
+    with pytest.raises(ValueError, match="no assessments"):
+        decide([])
+
+
+# --- liquidation detector ---------------------------------------------------------------------
+
+
+def _detector() -> LiquidationDetector:
+    # max position 10 contracts: a jump must exceed 2 contracts
+    detector = LiquidationDetector.from_config(10.0, CONFIG)
+    detector.on_position(0.0, 0.0)
+    return detector
+
+
+def test_unexplained_jump_is_a_liquidation_after_the_window() -> None:
+    detector = _detector()
+    detector.on_position(-3.0, 10.0)
+    assert detector.poll(15.0) == []  # exactly 5 s: a fill could still explain it
+    assert detector.poll(15.01) == [LiquidationEvent(10.0, -3.0, 10.0)]
+    assert detector.poll(20.0) == []  # reported once
+
+
+def test_jump_at_the_threshold_is_not_a_liquidation() -> None:
+    detector = _detector()
+    detector.on_position(2.0, 10.0)  # exactly 20 % of the max position
+    assert detector.poll(100.0) == []
+    detector.on_position(4.01, 110.0)  # just over 20 %
+    (event,) = detector.poll(120.0)
+    assert event.time == 110.0
+    assert event.delta == pytest.approx(2.01)
+
+
+def test_fill_before_the_snapshot_explains_the_jump() -> None:
+    detector = _detector()
+    detector.on_fill(3.0, 8.0)
+    detector.on_position(3.0, 10.0)
+    assert detector.poll(100.0) == []
+
+
+def test_fill_just_within_5s_before_matches_but_older_does_not() -> None:
+    detector = _detector()
+    detector.on_fill(3.0, 5.0)  # exactly 5 s before the snapshot
+    detector.on_position(3.0, 10.0)
+    assert detector.poll(100.0) == []
+
+    detector = _detector()
+    detector.on_fill(3.0, 4.99)  # older than 5 s
+    detector.on_position(3.0, 10.0)
+    assert len(detector.poll(100.0)) == 1
+
+
+def test_fill_after_the_snapshot_within_5s_explains_the_jump() -> None:
+    detector = _detector()
+    detector.on_position(3.0, 10.0)
+    detector.on_fill(3.0, 15.0)  # exactly 5 s later: still matches
+    assert detector.poll(100.0) == []
+
+    detector = _detector()
+    detector.on_position(3.0, 10.0)
+    detector.on_fill(3.0, 15.01)
+    assert len(detector.poll(100.0)) == 1
+
+
+def test_partial_or_opposite_fills_leave_a_liquidation() -> None:
+    detector = _detector()
+    detector.on_position(-8.0, 10.0)
+    detector.on_fill(-3.0, 11.0)  # explains only 3 of 8
+    detector.on_fill(5.0, 12.0)  # the wrong side
+    events = detector.poll(16.0)
+    assert events == [LiquidationEvent(10.0, -5.0, 10.0)]
+
+
+def test_partial_fills_that_leave_a_small_remainder_clear_the_jump() -> None:
+    detector = _detector()
+    detector.on_position(-8.0, 10.0)
+    detector.on_fill(-6.5, 11.0)  # remainder 1.5 <= 2
+    assert detector.poll(16.0) == []
+
+
+def test_first_snapshot_is_only_a_baseline() -> None:
+    detector = LiquidationDetector(10.0)
+    detector.on_position(9.0, 0.0)
+    assert detector.poll(100.0) == []
