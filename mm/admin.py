@@ -56,6 +56,10 @@ class AdminContext:
     request_stop: Callable[[str], None]
     token: Secret | None = None
     redact: Redactor = attrs.field(factory=Redactor)
+    # The kill switch: trip (reason), rearm (who, why) and an incident dump (why).
+    kill: Callable[[str], None] | None = None
+    rearm: Callable[[str, str], None] | None = None
+    dump: Callable[[str], None] | None = None
 
 
 class AdminApp:
@@ -68,8 +72,11 @@ class AdminApp:
             "/healthz": self._healthz,
             "/status": self._status,
         }
-        self._post: dict[str, Callable[[], tuple[Response, Callable[[], None]]]] = {
+        self._post: dict[str, Callable[[dict[str, Any]], tuple[Response, Callable[[], None]]]] = {
             "/stop": self._stop,
+            "/kill": self._kill,
+            "/rearm": self._rearm,
+            "/dump": self._dump,
         }
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -111,7 +118,7 @@ class AdminApp:
         if method in ("GET", "HEAD") and path in self._get:
             return self._get[path](), None
         if method == "POST" and path in self._post:
-            await _drain_body(receive)
+            body = await _read_json(receive)
             if not self._authorized(scope):
                 unauthorized = Response(
                     401,
@@ -119,7 +126,9 @@ class AdminApp:
                     headers=((b"www-authenticate", b'Bearer realm="mm"'),),
                 )
                 return unauthorized, None
-            return self._post[path]()
+            if body is None:
+                return json_response(400, {"error": "the body must be a JSON object"}), None
+            return self._post[path](body)
         if path in self._get or path in self._post:
             return json_response(405, {"error": f"method {method} not allowed on {path}"}), None
         return json_response(404, {"error": f"no such endpoint: {path}"}), None
@@ -146,17 +155,56 @@ class AdminApp:
     def _status(self) -> Response:
         return json_response(200, self._context.status())
 
-    def _stop(self) -> tuple[Response, Callable[[], None]]:
+    def _stop(self, body: dict[str, Any]) -> tuple[Response, Callable[[], None]]:
         return json_response(202, {"stopping": True}), partial(
             self._context.request_stop, "admin POST /stop"
         )
 
+    def _kill(self, body: dict[str, Any]) -> tuple[Response, Callable[[], None]]:
+        reason = str(body.get("reason") or "manual kill (no reason given)")
+        return self._command(self._context.kill, {"killing": True, "reason": reason}, reason)
 
-async def _drain_body(receive: Receive) -> None:
+    def _rearm(self, body: dict[str, Any]) -> tuple[Response, Callable[[], None]]:
+        reason = str(body.get("reason") or "")
+        if not reason:
+            return json_response(400, {"error": "a rearm needs a reason"}), _nothing
+        who = str(body.get("who") or "admin")
+        rearm = self._context.rearm
+        action = partial(rearm, who, reason) if rearm is not None else None
+        return self._command(action, {"rearming": True, "who": who, "reason": reason})
+
+    def _dump(self, body: dict[str, Any]) -> tuple[Response, Callable[[], None]]:
+        why = str(body.get("reason") or "requested")
+        return self._command(self._context.dump, {"dumping": True}, why)
+
+    def _command(
+        self, action: Callable[..., None] | None, answer: dict[str, Any], *args: str
+    ) -> tuple[Response, Callable[[], None]]:
+        if action is None:
+            return json_response(503, {"error": "the kill switch is not available"}), _nothing
+        return json_response(202, answer), partial(action, *args)
+
+
+def _nothing() -> None:
+    return None
+
+
+async def _read_json(receive: Receive) -> dict[str, Any] | None:
+    """The request body as a JSON object ({} when empty); None when it is not one."""
+    chunks: list[bytes] = []
     more = True
     while more:
         message = await receive()
+        chunks.append(message.get("body", b""))
         more = message.get("more_body", False) and message["type"] == "http.request"
+    raw = b"".join(chunks).strip()
+    if not raw:
+        return {}
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return None
+    return data if isinstance(data, dict) else None
 
 
 def _bind_address(host: str, port: int) -> str:

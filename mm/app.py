@@ -22,6 +22,7 @@ import os
 import signal
 import socket
 import time
+from collections.abc import Callable
 from functools import partial
 from typing import Any
 
@@ -31,8 +32,10 @@ from loguru import logger
 from mm import __version__
 from mm.admin import AdminApp, AdminContext, AdminServer
 from mm.config import Config, Secrets, config_hash
-from mm.journal import DATABASE_NAME, Journal
+from mm.journal import DATABASE_NAME, Journal, read_events
 from mm.metrics import new_registry
+from mm.risk.controller import Dump, Kill, KillSwitchController, Rearm
+from mm.risk.killswitch import KillReason
 from mm.runfile import RunFile, RunInfo
 from mm.secrets import Redactor
 from mm.strategy.runner import Trading
@@ -42,6 +45,7 @@ from supervisors import (
     Backoff,
     ChildSpec,
     ChildState,
+    ChildStatus,
     FanOut,
     Intensity,
     MetricsObserver,
@@ -118,6 +122,9 @@ class Service:
                 request_stop=self.request_stop,
                 token=secrets.admin_token,
                 redact=self._redact,
+                kill=self._kill,
+                rearm=self._rearm,
+                dump=self._dump,
             )
         )
         admin = AdminServer(admin_app, config.admin.host, config.admin.port, self._admin_bound)
@@ -166,7 +173,12 @@ class Service:
             intensity=self._intensity,
             observer=self._observer,
         )
-        children.append(trading.as_child())
+        self.killswitch = KillSwitchController(
+            trading.run, self.trading, self.adapter, self.journal, self.config.run_dir
+        )
+        children.append(
+            ChildSpec("trading", self.killswitch.run, describe=self._trading_tree(trading))
+        )
         return children
 
     async def _journal_entry(self, kind: str, data: dict[str, Any]) -> None:
@@ -202,6 +214,7 @@ class Service:
             "venue_url": self.venue_url,
             "healthy": not problems,
             "problems": problems,
+            "killswitch": self.killswitch.status(),
             "trading": self.trading.status(),
             "tree": {
                 "name": self.root.name,
@@ -211,10 +224,35 @@ class Service:
             },
         }
 
+    def _kill(self, reason: str) -> None:
+        self.killswitch.request(Kill(KillReason.MANUAL, {"reason": reason}))
+
+    def _rearm(self, who: str, why: str) -> None:
+        self.killswitch.request(Rearm(who, why))
+
+    def _dump(self, why: str) -> None:
+        self.killswitch.request(Dump(why))
+
     def request_stop(self, reason: str) -> None:
         if self.stop_reason is None:
             self.stop_reason = reason
         self._stop_requested.set()
+
+    def _trading_tree(self, trading: Supervisor) -> Callable[[], tuple[ChildStatus, ...]]:
+        """The trading subtree's children while it runs; none while the kill switch holds it."""
+
+        def describe() -> tuple[ChildStatus, ...]:
+            return () if self.killswitch.switch.tripped else trading.status()
+
+        return describe
+
+    def _last_checkpoint(self) -> dict[str, Any] | None:
+        """The journal's latest kill-switch checkpoint (blocking: run in a thread)."""
+        database = self.config.run_dir / DATABASE_NAME
+        if not database.exists():
+            return None
+        entries = read_events(database, "killswitch")
+        return entries[-1].data if entries else None
 
     async def _admin_bound(self, url: str) -> None:
         self.admin_url = url
@@ -233,6 +271,7 @@ class Service:
             if self.runfile.removed_stale:
                 logger.info("removed a stale run file in {}", self.config.run_dir)
             check_port_free(self.config.admin.host, self.config.admin.port)
+            self.killswitch.restore(await trio.to_thread.run_sync(self._last_checkpoint))
             await self._run_tree(task_status)
         finally:
             self.runfile.release()

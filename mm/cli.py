@@ -299,6 +299,44 @@ def cmd_sim(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     return EXIT_OK
 
 
+def _admin_post(
+    args: argparse.Namespace, environ: Mapping[str, str], path: str, body: dict[str, Any]
+) -> int:
+    """POST to the running instance's admin server, with the token when one is configured."""
+    try:
+        config, secrets = _load(args.config, environ)
+    except ConfigError as error:
+        _print_errors(args.config, error)
+        return EXIT_CONFIG
+    info = _running(config)
+    if info is None:
+        print("mm is not running")
+        return EXIT_NOT_RUNNING
+    headers = {}
+    if secrets.admin_token is not None:
+        headers["authorization"] = f"Bearer {secrets.admin_token.reveal()}"
+    try:
+        reply = httpx.post(f"{info.admin_url}{path}", json=body, headers=headers, timeout=5.0)
+    except httpx.HTTPError as error:
+        print(f"mm: POST {path} failed: {error}", file=sys.stderr)
+        return EXIT_FAILURE
+    print(reply.text.strip())
+    return EXIT_OK if reply.status_code < 300 else EXIT_FAILURE
+
+
+def cmd_kill(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    return _admin_post(args, environ, "/kill", {"reason": args.reason})
+
+
+def cmd_rearm(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    who = environ.get("USER") or environ.get("LOGNAME") or "cli"
+    return _admin_post(args, environ, "/rearm", {"reason": args.reason, "who": who})
+
+
+def cmd_dump(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    return _admin_post(args, environ, "/dump", {"reason": "mm dump"})
+
+
 Command = Callable[[argparse.Namespace, Mapping[str, str]], int]
 
 
@@ -335,6 +373,11 @@ def build_parser() -> argparse.ArgumentParser:
     status = verb("status", cmd_status, "Show the running instance's tree and health.")
     status.add_argument("--json", action="store_true", help="print the raw /status JSON")
     verb("check", cmd_check, "Validate the configuration; non-zero exit on any error.")
+    kill = verb("kill", cmd_kill, "Trip the kill switch: stop trading and cancel every order.")
+    kill.add_argument("--reason", required=True, help="why (journaled with the trip)")
+    rearm = verb("rearm", cmd_rearm, "Reset a tripped kill switch and resume trading.")
+    rearm.add_argument("--reason", required=True, help="why it is safe (journaled)")
+    verb("dump", cmd_dump, "Write an incident dump to <run_dir>/incidents.")
     sim = verb("sim", cmd_sim, "Run the embedded venue simulator on its own (config [sim]).")
     sim.add_argument("--port", type=int, default=None, help="port to listen on (default: sim.port)")
     sim.add_argument("--seed", type=int, default=None, help="random seed (default: sim.seed)")

@@ -127,6 +127,7 @@ class Trading:
         client = self.adapter.client
         if client is None:
             raise RuntimeError("the user feed must start before the strategy")
+        self.halted = False  # a fresh start (after a rearm, or a restart by the supervisor)
         for coin in self.strategy.symbols:
             meta = client.asset(coin)
             self.quoters[coin] = SymbolQuoter(coin, meta.sz_decimals, self.strategy)

@@ -92,6 +92,7 @@ class HyperliquidAdapter:
         self.fill_listeners: list[Callable[[Fill], None]] = []
         self.order_event_listeners: list[Callable[[Sequence[DispatchOutput]], None]] = []
         self.startup: StartupState | None = None
+        self.halted = False  # the kill switch is tripped: not healthy for trading
         self.deadman: DeadmanKeeper | None = None
 
     def url(self) -> str:
@@ -190,7 +191,7 @@ class HyperliquidAdapter:
     def healthy(self) -> bool:
         """In sync with the venue: the user stream's gate is open and every book is fresh."""
         stream, feed = self.user_stream, self.market_feed
-        if stream is None or feed is None or not stream.synced.is_set():
+        if self.halted or stream is None or feed is None or not stream.synced.is_set():
             return False
         max_age = self.config.market.quality.max_age_ms
         return not feed.stale_coins(int(time.time() * 1000), max_age)
