@@ -36,6 +36,7 @@ from mm.journal import DATABASE_NAME, Journal, read_events
 from mm.metrics import new_registry
 from mm.risk.controller import Dump, Kill, KillSwitchController, Rearm
 from mm.risk.killswitch import KillReason
+from mm.risk.runner import RiskAggregator
 from mm.runfile import RunFile, RunInfo
 from mm.secrets import Redactor
 from mm.strategy.runner import Trading
@@ -179,6 +180,10 @@ class Service:
         children.append(
             ChildSpec("trading", self.killswitch.run, describe=self._trading_tree(trading))
         )
+        self.risk = RiskAggregator(
+            self.config.risk, self.trading, self.adapter, self.killswitch, self.registry
+        )
+        children.append(self._child("risk", self.risk.run))
         return children
 
     async def _journal_entry(self, kind: str, data: dict[str, Any]) -> None:
@@ -215,6 +220,7 @@ class Service:
             "healthy": not problems,
             "problems": problems,
             "killswitch": self.killswitch.status(),
+            "risk": self.risk.status(),
             "trading": self.trading.status(),
             "tree": {
                 "name": self.root.name,

@@ -20,6 +20,7 @@ import orjson
 
 from mm.execution.rate_limit import RateLimitConfig
 from mm.execution.slots import ExecutorConfig
+from mm.risk.monitors import RiskConfig
 from mm.secrets import Secret
 from mm.settings import (
     CONVERTER,
@@ -98,6 +99,7 @@ class Config:
     rate_limit: RateLimitConfig = attrs.field(factory=RateLimitConfig)
     strategy: StrategyConfig = attrs.field(factory=StrategyConfig)
     executor: ExecutorConfig = attrs.field(factory=ExecutorConfig)
+    risk: RiskConfig = attrs.field(factory=RiskConfig)
     sim: SimConfig = attrs.field(factory=SimConfig)
     base_dir: Path = attrs.field(default=Path("."), metadata={"internal": True})
 

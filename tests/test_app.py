@@ -30,7 +30,7 @@ async def test_healthz_and_status_answer(running: Service, admin: httpx.AsyncCli
     assert status["config_hash"] == running.config_hash
     assert status["version"]
     children = {child["name"]: child for child in status["tree"]["children"]}
-    assert list(children) == ["admin", "journal", "venue", "feeds", "execution", "trading"]
+    assert list(children) == ["admin", "journal", "venue", "feeds", "execution", "trading", "risk"]
     assert all(child["state"] == "running" for child in children.values())
     assert all(child["restarts"] == 0 for child in children.values())
 

@@ -107,6 +107,7 @@ def test_sections_are_resolved_as_attrs_classes() -> None:
         "strategy.intensity",
         "executor",
         "executor.reconcile",
+        "risk",
     }
 
 

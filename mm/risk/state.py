@@ -102,6 +102,9 @@ class RateTracker:
             return 0.0
         return (value - old) / elapsed
 
+    def oldest_time(self) -> float | None:
+        return self._history[0][0] if self._history else None
+
 
 @attrs.define
 class PositionVelocity:
@@ -115,10 +118,19 @@ class PositionVelocity:
         self._rate = RateTracker(self.window_s)
 
     def update(self, contracts: float, now: float) -> float:
+        """The position's change over the last minute, as a fraction of the maximum position.
+
+        A history shorter than the window is not extrapolated: two fills in two seconds are
+        the change they made, not thirty times it per minute.
+        """
         per_second = self._rate.update(contracts, now)
+        oldest = self._rate.oldest_time()
+        elapsed = now - oldest if oldest is not None else 0.0
+        change = abs(per_second) * max(elapsed, 0.0)
+        per_minute = change * (60.0 / self.window_s) if elapsed >= self.window_s else change
         if self.max_position <= 0.0:
-            return math.inf if per_second else 0.0
-        return abs(per_second) * 60.0 / self.max_position
+            return math.inf if per_minute else 0.0
+        return per_minute / self.max_position
 
 
 @attrs.define

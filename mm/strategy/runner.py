@@ -12,14 +12,14 @@ canceled at the venue, shielded and within a deadline.
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, Protocol
 
 import trio
 from loguru import logger
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from mm.execution.slots import ExecutorConfig, ExecutorSlot, Mailbox, Signal, slot_for
-from mm.model import CancelOrder, Fill, Side
+from mm.model import CancelOrder, DesiredOrder, Fill, Side
 from mm.strategy.engine import QuotePlan, StrategyConfig, SymbolQuoter
 from mm.strategy.positions import Markouts, PositionBook
 from mm.venues.hyperliquid.adapter import HyperliquidAdapter
@@ -85,6 +85,14 @@ class TradingMetrics:
         )
 
 
+class RiskReader(Protocol):
+    @property
+    def pull(self) -> bool: ...
+
+    @property
+    def reduce_only(self) -> bool: ...
+
+
 class Trading:
     def __init__(
         self,
@@ -104,6 +112,7 @@ class Trading:
         self.last_plans: dict[str, QuotePlan] = {}
         self.ticks: dict[str, float] = {}
         self.halted = False  # set on stop: no new signals, ever
+        self.risk: RiskReader | None = None  # the risk aggregator's decision, once it runs
         adapter.fill_listeners.append(self.on_fill)
 
     # --- children ---------------------------------------------------------------------------
@@ -196,10 +205,24 @@ class Trading:
             }
             for name, value in estimates.items():
                 self.metrics.estimate.labels(symbol=coin, name=name).set(value)
+        orders = self._within_risk(coin, plan.orders)
         mailbox = self.mailboxes[slot_for(coin, len(self.mailboxes))]
         book = self.adapter.bus.latest(coin)
         received_ms = book.received_ms if book is not None else 0
-        mailbox.put(Signal(coin, tuple(plan.orders), self.ticks[coin], received_ms))
+        mailbox.put(Signal(coin, tuple(orders), self.ticks[coin], received_ms))
+
+    def _within_risk(self, coin: str, orders: list[DesiredOrder]) -> list[DesiredOrder]:
+        """The risk decision has the last word: pull everything, or keep the reducing side."""
+        risk = self.risk
+        if risk is None:
+            return orders
+        if risk.pull:
+            return []
+        if risk.reduce_only:
+            position = self.positions.position(coin)
+            reducing = Side.SELL if position > 0 else Side.BUY
+            return [order for order in orders if position and order.side is reducing]
+        return orders
 
     def _sending(self, signal: Signal) -> None:
         """Tick to order: from the book frame's arrival to its orders going to the client."""

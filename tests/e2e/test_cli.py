@@ -50,7 +50,7 @@ def test_start_status_stop(start: Starter) -> None:
     as_json = run_mm("status", "--json", "-c", config)
     document = json.loads(as_json.stdout)
     assert document["pid"] == mm.proc.pid
-    assert [child["state"] for child in document["tree"]["children"]] == ["running"] * 6
+    assert [child["state"] for child in document["tree"]["children"]] == ["running"] * 7
 
     stop = run_mm("stop", "-c", config, timeout=STOP_WITHIN + 5)
     assert stop.returncode == 0, stop.stdout + stop.stderr
@@ -112,10 +112,10 @@ def test_bad_environment_override_names_the_variable(write_config: ConfigWriter)
 
 
 def test_unknown_key_exits_2(write_config: ConfigWriter) -> None:
-    config = write_config(risk={"max_daily_loss": -5})
+    config = write_config(no_such_section={"max_daily_loss": -5})
     result = run_mm("start", "-c", str(config))
     assert result.returncode == 2
-    assert "risk: unknown key" in result.stderr
+    assert "no_such_section: unknown key" in result.stderr
 
 
 def test_non_loopback_admin_without_token_refuses(write_config: ConfigWriter) -> None:

@@ -254,9 +254,11 @@ def test_position_reports_the_worst_symbol() -> None:
 def test_position_velocity_tracker() -> None:
     tracker = PositionVelocity(max_position=10.0, window_s=60.0)
     assert tracker.update(0.0, 0.0) == 0.0
-    # 5 contracts in 30 s = 10 contracts / min = 1.0 of max position per minute
-    assert tracker.update(5.0, 30.0) == pytest.approx(1.0)
+    # 5 contracts in the first 30 s: the change so far, not extrapolated to a minute
+    assert tracker.update(5.0, 30.0) == pytest.approx(0.5)
     assert tracker.update(-5.0, 60.0) == pytest.approx(0.5)  # net -5 over 60 s
+    # A full minute of history: the change over that minute
+    assert tracker.update(5.0, 90.0) == 0.0  # over the last minute: from 5 (t=30) back to 5
 
 
 def test_price_velocity_tracker() -> None:

@@ -1,0 +1,206 @@
+"""The risk aggregator: a child of the tree that evaluates the monitors and acts on them.
+
+On a short timer it builds a ``RiskState`` from what the service knows (PnL and positions from
+fills, marks from the books, feed ages and connection states, API rejections), evaluates the
+eight monitors, publishes the decision the strategy reads (pull quotes, reduce only) and trips
+the kill switch on KILL. It also polls the venue's positions: a change larger than 20% of the
+maximum position with no matching fill within 5 s is a forced liquidation, and trips the switch.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import trio
+from loguru import logger
+from prometheus_client import CollectorRegistry, Gauge
+
+from mm.model import Fill, Side
+from mm.risk.aggregate import LiquidationDetector, RiskDecision, evaluate
+from mm.risk.controller import Kill, KillSwitchController
+from mm.risk.killswitch import KillReason, Value
+from mm.risk.monitors import RiskConfig
+from mm.risk.state import (
+    ErrorWindow,
+    FeedHealth,
+    PositionVelocity,
+    PriceVelocity,
+    RiskState,
+    SymbolRisk,
+)
+from mm.strategy.runner import Trading
+from mm.venues.hyperliquid.adapter import HyperliquidAdapter
+
+EVALUATE_EVERY_S = 0.5
+POLL_POSITIONS_EVERY_S = 2.0
+
+KILL_REASONS = {
+    "loss": KillReason.MAX_LOSS,
+    "drawdown": KillReason.MAX_DRAWDOWN,
+    "position": KillReason.MAX_POSITION,
+    "position_velocity": KillReason.POSITION_RUNAWAY,
+    "data_staleness": KillReason.STALE_DATA,
+    "cascade": KillReason.CASCADE,
+    "price_velocity": KillReason.CASCADE,
+    "rate_limit": KillReason.RATE_LIMIT,
+}
+
+
+class RiskAggregator:
+    def __init__(
+        self,
+        config: RiskConfig,
+        trading: Trading,
+        adapter: HyperliquidAdapter,
+        killswitch: KillSwitchController,
+        registry: CollectorRegistry,
+    ) -> None:
+        self.config = config
+        self.trading = trading
+        self.adapter = adapter
+        self.killswitch = killswitch
+        self.decision: RiskDecision | None = None
+        self.peak_pnl = 0.0
+        max_contracts = trading.strategy.max_position_usd  # refined per symbol with the mark
+        self._velocity = {c: PositionVelocity(max_contracts) for c in trading.strategy.symbols}
+        self._prices = {coin: PriceVelocity() for coin in trading.strategy.symbols}
+        self._errors = ErrorWindow(config.api_error_window_s)
+        self._rejections_seen = 0
+        self._liquidations: dict[str, LiquidationDetector] = {}
+        self._severity = Gauge(
+            "mm_risk_action",
+            "The action of each risk monitor (0 none .. 5 kill).",
+            ["monitor"],
+            registry=registry,
+        )
+        trading.risk = self
+        adapter.fill_listeners.append(self._on_fill)
+
+    # --- what the strategy reads ------------------------------------------------------------
+
+    @property
+    def pull(self) -> bool:
+        return self.decision is not None and self.decision.pull
+
+    @property
+    def reduce_only(self) -> bool:
+        return self.decision is not None and self.decision.reduce_only
+
+    def status(self) -> dict[str, Any]:
+        decision = self.decision
+        if decision is None:
+            return {"action": None}
+        return {
+            "action": decision.action.name.lower(),
+            "reasons": list(decision.reasons),
+            "spread_factor": decision.spread_factor,
+            "monitors": {a.monitor: a.action.name.lower() for a in decision.assessments},
+        }
+
+    # --- the child --------------------------------------------------------------------------
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        task_status.started()
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._poll_positions)
+            while True:
+                await trio.sleep(EVALUATE_EVERY_S)
+                self.evaluate_now()
+
+    def evaluate_now(self) -> RiskDecision:
+        state = self.state(trio.current_time())
+        decision = evaluate(state, self.config)
+        self.decision = decision
+        for assessment in decision.assessments:
+            self._severity.labels(monitor=assessment.monitor).set(int(assessment.action))
+        if decision.kill and decision.winner is not None:
+            winner = decision.winner
+            values: dict[str, Value] = {
+                key: value
+                for key, value in winner.values.items()
+                if isinstance(value, int | float | str)
+            }
+            values["monitor_reason"] = winner.reason
+            self.killswitch.request(Kill(KILL_REASONS[winner.monitor], values))
+        return decision
+
+    def state(self, now: float) -> RiskState:
+        marks = self.trading.marks()
+        snapshot = self.trading.positions.snapshot(marks)
+        pnl = sum(s["total"] for s in snapshot.values())
+        self.peak_pnl = max(self.peak_pnl, pnl)
+        startup = self.adapter.startup
+        account_value = (startup.account.account_value if startup else 0.0) + pnl
+        symbols = {}
+        for coin in self.trading.strategy.symbols:
+            contracts = self.trading.positions.position(coin)
+            mark = marks.get(coin)
+            velocity = self._velocity[coin]
+            if mark:
+                velocity.max_position = self.trading.strategy.max_position_usd / mark
+            symbols[coin] = SymbolRisk(
+                contracts=contracts,
+                value_usd=abs(contracts) * (mark or 0.0),
+                position_velocity=velocity.update(contracts, now),
+                price_velocity=self._prices[coin].update(mark, now) if mark else 0.0,
+            )
+        rejections = self.adapter.limiter.rejections
+        for _ in range(rejections - self._rejections_seen):
+            self._errors.record(now)
+        self._rejections_seen = rejections
+        return RiskState(
+            daily_pnl=pnl,
+            peak_pnl=self.peak_pnl,
+            account_value=account_value,
+            symbols=symbols,
+            feeds=self._feeds(),
+            api_errors=self._errors.count(now),
+        )
+
+    def _feeds(self) -> dict[str, FeedHealth]:
+        feeds = {}
+        feed, ws = self.adapter.market_feed, self.adapter.market_ws
+        if feed is not None and ws is not None:
+            now_ms = int(time.time() * 1000)
+            last = [feed.last_book_ms(coin) for coin in feed.coins]
+            known = [t for t in last if t is not None]
+            age = (now_ms - min(known)) / 1000 if len(known) == len(last) and known else 0.0
+            feeds["market"] = FeedHealth(age, ws.state.value, ws.health.attempts)
+        return feeds
+
+    # --- forced liquidations ----------------------------------------------------------------
+
+    def _detector(self, coin: str, mark: float | None) -> LiquidationDetector:
+        detector = self._liquidations.get(coin)
+        if detector is None:
+            max_contracts = self.trading.strategy.max_position_usd / (mark or 1.0)
+            detector = LiquidationDetector.from_config(max_contracts, self.config)
+            self._liquidations[coin] = detector
+        return detector
+
+    def _on_fill(self, fill: Fill) -> None:
+        signed = fill.sz if fill.side is Side.BUY else -fill.sz
+        self._detector(fill.coin, fill.px).on_fill(signed, trio.current_time())
+
+    async def _poll_positions(self) -> None:
+        while True:
+            await trio.sleep(POLL_POSITIONS_EVERY_S)
+            client = self.adapter.client
+            if client is None:
+                continue
+            try:
+                account = await client.account_state()
+            except Exception as error:  # a failed poll is retried; the monitors still run
+                logger.debug("position poll failed: {}", error)
+                continue
+            now = trio.current_time()
+            marks = self.trading.marks()
+            venue = {p.coin: p.szi for p in account.positions}
+            for coin in self.trading.strategy.symbols:
+                detector = self._detector(coin, marks.get(coin))
+                detector.on_position(venue.get(coin, 0.0), now)
+                for event in detector.poll(now):
+                    logger.critical("forced liquidation detected on {}: {}", coin, event)
+                    values: dict[str, Value] = {"coin": coin, "delta": event.delta}
+                    self.killswitch.request(Kill(KillReason.LIQUIDATION_DETECTED, values))
