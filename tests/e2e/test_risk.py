@@ -1,0 +1,63 @@
+"""The risk system end to end on the simulator: forced liquidation, stalled feed."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import trio
+
+from mm.app import Service
+from mm.config import load_config, resolve_secrets
+from tests.conftest import eventually
+from tests.e2e.fast import FAST
+
+
+def service_for(write_config: Any, **sections: dict[str, Any]) -> Service:
+    config = load_config(write_config(**FAST, **sections), {})
+    return Service(config, resolve_secrets(config, {}))
+
+
+def tripped_for(service: Service) -> str | None:
+    original = service.killswitch.switch.original
+    return original.reason.value if original else None
+
+
+async def test_a_forced_liquidation_trips_the_kill_switch(write_config: Any) -> None:
+    service = service_for(write_config)
+    with trio.fail_after(90):
+        async with trio.open_nursery() as nursery:
+            await nursery.start(service.run)
+            assert service.venue is not None
+            assert service.venue.url is not None
+            engine, account = service.venue.engine, service.adapter.account
+            await eventually(lambda: bool(engine.open_orders(account)), within=45)
+            async with httpx.AsyncClient(base_url=service.venue.url) as sim:
+                body = {"user": account, "coin": "BTC", "szi": "0.02"}  # ~4x the max position
+                assert (await sim.post("/sim/liquidate", json=body)).status_code == 200
+            await eventually(lambda: tripped_for(service) is not None, within=20)
+            assert tripped_for(service) == "liquidation_detected"
+            await eventually(lambda: not engine.open_orders(account), within=2)
+            service.request_stop("test finished")
+
+
+async def test_a_stalled_feed_pulls_quotes_then_trips(write_config: Any) -> None:
+    service = service_for(write_config, risk={"stale_threshold_s": 4.0})
+    with trio.fail_after(90):
+        async with trio.open_nursery() as nursery:
+            await nursery.start(service.run)
+            assert service.venue is not None
+            assert service.venue.url is not None
+            engine, account = service.venue.engine, service.adapter.account
+            await eventually(lambda: bool(engine.open_orders(account)), within=45)
+            async with httpx.AsyncClient(base_url=service.venue.url) as sim:
+                await sim.post("/sim/faults", json={"stall_books": True})
+            stalled_at = trio.current_time()
+            # First the quotes are pulled (no fresh data: the gate closes, the slot cancels)...
+            await eventually(lambda: not engine.open_orders(account), within=8)
+            assert tripped_for(service) is None or trio.current_time() - stalled_at >= 4.0
+            # ...then, past the threshold, the stale-data monitor trips the switch.
+            await eventually(lambda: tripped_for(service) is not None, within=20)
+            assert tripped_for(service) == "stale_data"
+            assert trio.current_time() - stalled_at >= 4.0
+            service.request_stop("test finished")
