@@ -142,7 +142,9 @@ class Service:
             rate_limit=config.rate_limit,
             mainnet=config.venue.network == "mainnet",
         )
-        self.trading = Trading(config.strategy, config.executor, self.adapter, self.registry)
+        self.trading = Trading(
+            config.strategy, config.executor, self.adapter, self.registry, config.pretrade
+        )
         self.root = Supervisor(
             "mm",
             self._children(admin),

@@ -18,6 +18,7 @@ from typing import Any
 import attrs
 import orjson
 
+from mm.execution.pretrade import PretradeConfig
 from mm.execution.rate_limit import RateLimitConfig
 from mm.execution.slots import ExecutorConfig
 from mm.risk.monitors import RiskConfig
@@ -100,6 +101,7 @@ class Config:
     strategy: StrategyConfig = attrs.field(factory=StrategyConfig)
     executor: ExecutorConfig = attrs.field(factory=ExecutorConfig)
     risk: RiskConfig = attrs.field(factory=RiskConfig)
+    pretrade: PretradeConfig = attrs.field(factory=PretradeConfig)
     sim: SimConfig = attrs.field(factory=SimConfig)
     base_dir: Path = attrs.field(default=Path("."), metadata={"internal": True})
 

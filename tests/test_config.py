@@ -108,6 +108,7 @@ def test_sections_are_resolved_as_attrs_classes() -> None:
         "executor",
         "executor.reconcile",
         "risk",
+        "pretrade",
     }
 
 

@@ -66,8 +66,8 @@ class PretradeConfig:
     # The same coin, side, price and size again within this many seconds is a duplicate.
     duplicate_window_s: float = setting(1.0, non_negative)
     # The message-rate throttle: a token bucket.
-    orders_per_second: float = setting(10.0, positive)
-    burst: int = setting(20, at_least(1))
+    orders_per_second: float = setting(20.0, positive)
+    burst: int = setting(40, at_least(1))
     # A check's rejections are logged once per burst: after this long without one.
     log_quiet_s: float = setting(10.0, non_negative)
 

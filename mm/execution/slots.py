@@ -92,6 +92,7 @@ class ExecutorSlot:
         *,
         on_sent: Callable[[Signal, Plan], None] | None = None,
         on_sending: Callable[[Signal], None] | None = None,
+        allow: Callable[[PlaceOrder], bool] | None = None,
     ) -> None:
         self.index = index
         self.mailbox = mailbox
@@ -100,6 +101,7 @@ class ExecutorSlot:
         self.config = config
         self.on_sent = on_sent
         self.on_sending = on_sending
+        self.allow = allow  # pre-trade checks: an intent they refuse is never sent
         self.cycles = 0
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
@@ -107,6 +109,9 @@ class ExecutorSlot:
         while True:
             signal = await self.mailbox.get()
             await self.execute(signal)
+
+    def _allowed(self, order: PlaceOrder) -> bool:
+        return self.allow is None or self.allow(order)
 
     def live_orders(self, coin: str) -> list[LiveOrder]:
         return [
@@ -127,17 +132,17 @@ class ExecutorSlot:
             self.on_sending(signal)  # the orders are handed to the client now
         if plan.cancel:
             await router.cancel([order.cloid for order in plan.cancel])
-        if plan.modify:
-            await router.modify(
-                [
-                    ModifyOrder(live.cloid, _place(signal.coin, desired, live.cloid))
-                    for live, desired in plan.modify
-                ]
-            )
-        if plan.place:
-            await router.place(
-                [_place(signal.coin, desired, new_cloid()) for desired in plan.place]
-            )
+        modifies = [
+            ModifyOrder(live.cloid, _place(signal.coin, desired, live.cloid))
+            for live, desired in plan.modify
+        ]
+        modifies = [modify for modify in modifies if self._allowed(modify.order)]
+        if modifies:
+            await router.modify(modifies)
+        places = [_place(signal.coin, desired, new_cloid()) for desired in plan.place]
+        places = [order for order in places if self._allowed(order)]
+        if places:
+            await router.place(places)
         self.cycles += 1
         if self.on_sent is not None:
             self.on_sent(signal, plan)

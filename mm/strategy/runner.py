@@ -18,8 +18,16 @@ import trio
 from loguru import logger
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from mm.execution.pretrade import (
+    PretradeConfig,
+    PretradeContext,
+    RecentOrders,
+    RejectionLog,
+    TokenBucket,
+    check,
+)
 from mm.execution.slots import ExecutorConfig, ExecutorSlot, Mailbox, Signal, slot_for
-from mm.model import CancelOrder, DesiredOrder, Fill, Side
+from mm.model import CancelOrder, DesiredOrder, Fill, PlaceOrder, Side
 from mm.strategy.engine import QuotePlan, StrategyConfig, SymbolQuoter
 from mm.strategy.positions import Markouts, PositionBook
 from mm.venues.hyperliquid.adapter import HyperliquidAdapter
@@ -85,6 +93,49 @@ class TradingMetrics:
         )
 
 
+class PretradeGate:
+    """The pre-trade checks at the last hop before the venue client, with their trackers."""
+
+    def __init__(self, config: PretradeConfig, trading: Trading) -> None:
+        self.config = config
+        self.trading = trading
+        self.recent = RecentOrders(config.duplicate_window_s)
+        self.throttle: TokenBucket | None = None
+        self.log = RejectionLog(config.log_quiet_s)
+        self.rejected = Counter(
+            "mm_pretrade_rejections",
+            "Order intents refused by a pre-trade check.",
+            ["check"],
+            registry=trading.registry,
+        )
+
+    def allow(self, order: PlaceOrder) -> bool:
+        now = trio.current_time()
+        if self.throttle is None:
+            self.throttle = TokenBucket.from_config(self.config, now)
+        trading = self.trading
+        book = trading.adapter.bus.latest(order.coin)
+        risk = trading.risk
+        context = PretradeContext(
+            mid=book.mid if book is not None else None,
+            open_orders=len(trading.adapter.dispatcher.registry.live()),
+            reduce_only=risk is not None and risk.reduce_only,
+            position=trading.positions.position(order.coin),
+            recent=self.recent,
+            throttle=self.throttle,
+            now=now,
+        )
+        rejection = check(order, context, self.config)
+        if rejection is None:
+            return True
+        self.rejected.labels(check=rejection.check.value).inc()
+        if self.log.record(rejection, now):
+            logger.warning(
+                "pre-trade check {} refused an order: {}", rejection.check, rejection.detail
+            )
+        return False
+
+
 class RiskReader(Protocol):
     @property
     def pull(self) -> bool: ...
@@ -100,7 +151,9 @@ class Trading:
         executor: ExecutorConfig,
         adapter: HyperliquidAdapter,
         registry: CollectorRegistry,
+        pretrade: PretradeConfig | None = None,
     ) -> None:
+        self.registry = registry
         self.strategy = strategy
         self.executor = executor
         self.adapter = adapter
@@ -113,6 +166,7 @@ class Trading:
         self.ticks: dict[str, float] = {}
         self.halted = False  # set on stop: no new signals, ever
         self.risk: RiskReader | None = None  # the risk aggregator's decision, once it runs
+        self.pretrade = PretradeGate(pretrade or PretradeConfig(), self)
         adapter.fill_listeners.append(self.on_fill)
 
     # --- children ---------------------------------------------------------------------------
@@ -126,6 +180,7 @@ class Trading:
                 self.adapter.dispatcher,
                 self.executor,
                 on_sending=self._sending,
+                allow=self.pretrade.allow,
             )
             for index, mailbox in enumerate(self.mailboxes)
         ]

@@ -61,3 +61,23 @@ async def test_a_stalled_feed_pulls_quotes_then_trips(write_config: Any) -> None
             assert tripped_for(service) == "stale_data"
             assert trio.current_time() - stalled_at >= 4.0
             service.request_stop("test finished")
+
+
+async def test_pretrade_checks_refuse_orders_before_the_venue(write_config: Any) -> None:
+    # Every quote is $50: a $20 notional cap refuses them all, and the venue never sees one.
+    service = service_for(write_config, pretrade={"max_order_notional_usd": 20.0})
+    registry = service.registry
+
+    def refused() -> float:
+        labels = {"check": "max_notional"}
+        return registry.get_sample_value("mm_pretrade_rejections_total", labels) or 0.0
+
+    with trio.fail_after(60):
+        async with trio.open_nursery() as nursery:
+            await nursery.start(service.run)
+            assert service.venue is not None
+            engine, account = service.venue.engine, service.adapter.account
+            await eventually(lambda: refused() >= 4, within=45)
+            assert engine.open_orders(account) == []
+            assert engine.history.get(account) is None  # no order of ours ever reached it
+            service.request_stop("test finished")

@@ -145,3 +145,11 @@ async def test_nothing_is_sent_while_the_client_is_down() -> None:
     plan = await slot.execute(Signal("BTC", ladder(100.0)))
     assert len(plan.place) == 1
     assert venue.calls == []
+
+
+async def test_an_intent_refused_by_the_pretrade_checks_is_never_sent() -> None:
+    slot, venue, _ = rig()
+    slot.allow = lambda order: order.px < 100.5  # refuse anything priced at or above 100.5
+    plan = await slot.execute(Signal("BTC", ladder(101.0, 100.0)))
+    assert len(plan.place) == 2
+    assert [px for _, px, _ in venue.resting.values()] == [100.0]
