@@ -18,20 +18,22 @@ more child specs without changes to ``supervisors/``::
 
 from __future__ import annotations
 
+import enum
 import os
 import signal
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from functools import partial
 from typing import Any
 
+import attrs
 import trio
 from loguru import logger
 
 from mm import __version__
 from mm.admin import AdminApp, AdminContext, AdminServer
-from mm.config import Config, Secrets, config_hash
+from mm.config import Config, Secrets, config_hash, to_dict
 from mm.journal import DATABASE_NAME, Journal, read_events
 from mm.metrics import new_registry
 from mm.risk.controller import Dump, Kill, KillSwitchController, Rearm
@@ -56,6 +58,10 @@ from supervisors import (
 )
 
 EMBEDDED = "embedded"
+
+
+def _plain_value(_instance: Any, _field: Any, value: Any) -> Any:
+    return value.value if isinstance(value, enum.Enum) else value
 
 
 class StartupError(Exception):
@@ -142,6 +148,7 @@ class Service:
             rate_limit=config.rate_limit,
             mainnet=config.venue.network == "mainnet",
         )
+        self.adapter.order_event_listeners.append(self._journal_order_events)
         self.trading = Trading(
             config.strategy, config.executor, self.adapter, self.registry, config.pretrade
         )
@@ -182,11 +189,21 @@ class Service:
         children.append(
             ChildSpec("trading", self.killswitch.run, describe=self._trading_tree(trading))
         )
+        self.killswitch.export(self.registry)
         self.risk = RiskAggregator(
             self.config.risk, self.trading, self.adapter, self.killswitch, self.registry
         )
         children.append(self._child("risk", self.risk.run))
         return children
+
+    def _journal_order_events(self, events: Sequence[Any]) -> None:
+        """Every order lifecycle event into the journal (never waiting: events are sync)."""
+        for event in events:
+            data = attrs.asdict(event, value_serializer=_plain_value)
+            try:
+                self.journal.record_nowait("order_event", event=type(event).__name__, **data)
+            except trio.WouldBlock:
+                logger.error("journal queue full; not journaled: {} {}", type(event).__name__, data)
 
     async def _journal_entry(self, kind: str, data: dict[str, Any]) -> None:
         await self.journal.record(kind, **data)
@@ -293,6 +310,7 @@ class Service:
                     nursery.start_soon(self._stop_on_signals)
                 await nursery.start(self.root.run)
                 self.state = "running"
+                await self.journal.record("config", **to_dict(self.config))
                 await self.journal.record(
                     "service_started",
                     version=__version__,

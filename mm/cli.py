@@ -177,6 +177,16 @@ def render_status(status: dict[str, Any]) -> str:
     for row in rows:
         cells = [cell.ljust(width) for cell, width in zip(row[:4], widths, strict=True)]
         lines.append("  ".join([*cells, row[4]]).rstrip())
+    killswitch = status.get("killswitch")
+    if killswitch is not None:
+        state = "TRIPPED: " + str(killswitch["reason"]) if killswitch["tripped"] else "armed"
+        lines.extend(["", f"kill switch: {state}"])
+        if killswitch["tripped"] and killswitch.get("values"):
+            lines.append(f"  {killswitch['values']}")
+    risk = status.get("risk")
+    if risk and risk.get("action"):
+        reasons = "; ".join(risk.get("reasons") or []) or "-"
+        lines.append(f"risk decision: {risk['action']} ({reasons})")
     trading = status.get("trading")
     if trading and trading.get("symbols"):
         lines.extend(["", _trading_table(trading)])

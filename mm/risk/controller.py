@@ -21,6 +21,7 @@ import attrs
 import orjson
 import trio
 from loguru import logger
+from prometheus_client import CollectorRegistry, Gauge
 
 from mm.journal import Journal
 from mm.model import CancelOrder
@@ -72,6 +73,25 @@ class KillSwitchController:
         self._scope: trio.CancelScope | None = None
         self.incidents: list[Path] = []
         self.last_rearm: dict[str, Any] | None = None
+        self.state_gauge: Gauge | None = None
+
+    def export(self, registry: CollectorRegistry) -> None:
+        """mm_kill_switch_tripped{reason}: 1 for the reason it is tripped for, else 0."""
+        self.state_gauge = Gauge(
+            "mm_kill_switch_tripped",
+            "1 while the kill switch is tripped, labelled by its reason.",
+            ["reason"],
+            registry=registry,
+        )
+        self._export()
+
+    def _export(self) -> None:
+        if self.state_gauge is None:
+            return
+        original = self.switch.original
+        for reason in KillReason:
+            tripped = original is not None and original.reason is reason
+            self.state_gauge.labels(reason=reason.value).set(1.0 if tripped else 0.0)
 
     # --- commands (sync, for the admin server and the risk aggregator) --------------------
 
@@ -81,6 +101,7 @@ class KillSwitchController:
     def restore(self, checkpoint: Mapping[str, Any] | None) -> None:
         """Before start: the journal's latest checkpoint (young enough) keeps trading stopped."""
         self.switch = KillSwitch.restore(checkpoint, time.time())
+        self._export()
         if self.switch.tripped:
             self.adapter.halted = True
             logger.warning("kill switch restored tripped: {}", self.switch.reason)
@@ -132,6 +153,7 @@ class KillSwitchController:
         if not self.switch.trip(reason, values, time.time()):
             return  # already tripped: recorded, nothing more to do
         logger.critical("KILL SWITCH tripped: {} {}", reason.value, dict(values))
+        self._export()
         self.adapter.halted = True  # no dead-man's switch refresh, no quoting
         if self._scope is not None:
             self._scope.cancel()
@@ -162,6 +184,7 @@ class KillSwitchController:
         await self.journal.record("rearm", **record.to_json())
         await self.journal.record("killswitch", **self.switch.checkpoint(time.time()))
         logger.warning("kill switch rearmed by {}: {}", who, why)
+        self._export()
         self.adapter.halted = False
         self._rearmed.set()
 

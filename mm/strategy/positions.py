@@ -65,6 +65,12 @@ class PositionBook:
 
     # --- updates ------------------------------------------------------------------------------
 
+    def seed(self, coin: str, position: float, entry: float) -> None:
+        """Start from the venue's position (at startup): no PnL, fees or volume yet."""
+        st = self._symbols.setdefault(coin, SymbolPosition())
+        st.position = position
+        st.entry = entry if position else 0.0
+
     def apply(self, fill: Fill) -> bool:
         """Apply one fill; returns False (and changes nothing) if it was already applied."""
         key = (fill.tid, fill.oid)

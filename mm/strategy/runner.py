@@ -166,6 +166,7 @@ class Trading:
         self.ticks: dict[str, float] = {}
         self.halted = False  # set on stop: no new signals, ever
         self.risk: RiskReader | None = None  # the risk aggregator's decision, once it runs
+        self._seeded = False
         self.pretrade = PretradeGate(pretrade or PretradeConfig(), self)
         adapter.fill_listeners.append(self.on_fill)
 
@@ -192,6 +193,7 @@ class Trading:
         if client is None:
             raise RuntimeError("the user feed must start before the strategy")
         self.halted = False  # a fresh start (after a rearm, or a restart by the supervisor)
+        self._seed_positions()
         for coin in self.strategy.symbols:
             meta = client.asset(coin)
             self.quoters[coin] = SymbolQuoter(coin, meta.sz_decimals, self.strategy)
@@ -204,6 +206,16 @@ class Trading:
         finally:
             if not self.halted:  # cancelled without stop() (a crash, the kill switch): pull here
                 await self._pull_all_orders()
+
+    def _seed_positions(self) -> None:
+        """Positions start from what the venue reported at startup, once per process."""
+        startup = self.adapter.startup
+        if startup is None or self._seeded:
+            return
+        self._seeded = True
+        for position in startup.account.positions:
+            if position.coin in self.strategy.symbols:
+                self.positions.seed(position.coin, position.szi, position.entry_px)
 
     async def _trades(self) -> None:
         async for trade in self.adapter.trades:

@@ -39,6 +39,8 @@ async def test_kill_cancels_everything_persists_and_rearm_resumes(write_config: 
                 status = (await admin.get("/status")).json()
                 assert status["killswitch"]["tripped"] is True
                 assert status["killswitch"]["reason"] == "manual"
+                labels = {"reason": "manual"}
+                assert service.registry.get_sample_value("mm_kill_switch_tripped", labels) == 1.0
                 assert service.adapter.bus.latest("BTC") is not None
                 await trio.sleep(1.5)
                 assert engine.open_orders(account) == []  # nothing new while tripped
@@ -46,6 +48,10 @@ async def test_kill_cancels_everything_persists_and_rearm_resumes(write_config: 
             service.request_stop("restart with the switch tripped")
     database = service.config.run_dir / DATABASE_NAME
     assert read_events(database, "killswitch")[-1].data["trips"]
+    # The journal holds the boot config (no secrets in it) and every order event.
+    assert read_events(database, "config")[0].data["strategy"]["symbols"] == ["BTC", "ETH"]
+    events = {entry.data["event"] for entry in read_events(database, "order_event")}
+    assert "OrderAccepted" in events
 
     # A restart keeps the switch tripped; a rearm resumes quoting.
     again = Service(service.config, resolve_secrets(service.config, {}))

@@ -129,3 +129,25 @@ async def test_pnl_and_position_gauges_follow_without_anyone_reading_status(
             assert sent is not None
             assert sent > 0
             service.request_stop("test finished")
+
+
+def test_mm_status_shows_the_kill_switch_and_the_risk_decision() -> None:
+    from mm.cli import render_status
+
+    status = {
+        "version": "0.1.0",
+        "service": "mm",
+        "pid": 1,
+        "state": "running",
+        "admin_url": "http://127.0.0.1:9400",
+        "uptime_seconds": 12.0,
+        "config_hash": "abc",
+        "healthy": True,
+        "problems": [],
+        "tree": {"name": "mm", "state": "running", "children": []},
+        "killswitch": {"tripped": True, "reason": "stale_data", "values": {"age_s": 31.0}},
+        "risk": {"action": "kill", "reasons": ["market data 31 s old"]},
+    }
+    text = render_status(status)
+    assert "kill switch: TRIPPED: stale_data" in text
+    assert "risk decision: kill (market data 31 s old)" in text
