@@ -271,13 +271,16 @@ class Service:
 
         return describe
 
-    def _last_checkpoint(self) -> dict[str, Any] | None:
-        """The journal's latest kill-switch checkpoint (blocking: run in a thread)."""
+    def _recover(self) -> tuple[dict[str, Any] | None, int | None]:
+        """From the journal: the latest kill-switch checkpoint and the last fill's venue time
+        (blocking: run in a thread)."""
         database = self.config.run_dir / DATABASE_NAME
         if not database.exists():
-            return None
-        entries = read_events(database, "killswitch")
-        return entries[-1].data if entries else None
+            return None, None
+        checkpoints = read_events(database, "killswitch")
+        fills = read_events(database, "fill")
+        last_fill = max((int(fill.data["time_ms"]) for fill in fills), default=None)
+        return (checkpoints[-1].data if checkpoints else None), last_fill
 
     async def _admin_bound(self, url: str) -> None:
         self.admin_url = url
@@ -296,7 +299,9 @@ class Service:
             if self.runfile.removed_stale:
                 logger.info("removed a stale run file in {}", self.config.run_dir)
             check_port_free(self.config.admin.host, self.config.admin.port)
-            self.killswitch.restore(await trio.to_thread.run_sync(self._last_checkpoint))
+            checkpoint, last_fill_ms = await trio.to_thread.run_sync(self._recover)
+            self.killswitch.restore(checkpoint)
+            self.adapter.fills_since_ms = last_fill_ms
             await self._run_tree(task_status)
         finally:
             self.runfile.release()

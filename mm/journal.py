@@ -36,6 +36,13 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX events_kind_ts ON events (kind, ts);
     """,
+    # 2: a fill is journaled once, by the venue's trade id (and order id): a fill recovered
+    # after a restart, or replayed by the venue, is ignored the second time.
+    """
+    CREATE UNIQUE INDEX fills_once ON events (
+        json_extract(data, '$.tid'), json_extract(data, '$.oid')
+    ) WHERE kind = 'fill';
+    """,
 )
 
 
@@ -82,7 +89,9 @@ def write_batch(conn: sqlite3.Connection, entries: Sequence[Entry]) -> None:
     rows = [(entry.ts, entry.kind, orjson.dumps(entry.data, default=str)) for entry in entries]
     conn.execute("BEGIN")
     try:
-        conn.executemany("INSERT INTO events (ts, kind, data) VALUES (?, ?, ?)", rows)
+        conn.executemany(
+            "INSERT INTO events (ts, kind, data) VALUES (?, ?, ?) ON CONFLICT DO NOTHING", rows
+        )
     except BaseException:
         conn.execute("ROLLBACK")
         raise

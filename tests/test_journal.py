@@ -368,3 +368,15 @@ async def test_record_waits_when_the_queue_is_full(db_path: Path) -> None:
         await wait_written(registry, 2)
         nursery.cancel_scope.cancel()
     assert [entry.kind for entry in read_events(db_path)] == ["a", "c"]
+
+
+def test_a_fill_is_journaled_once_by_trade_and_order_id(
+    conn: sqlite3.Connection, db_path: Path
+) -> None:
+    fill = {"tid": 7, "oid": 3, "px": 1.0}
+    write_batch(conn, [Entry(1.0, "fill", fill), Entry(2.0, "fill", dict(fill))])
+    write_batch(conn, [Entry(3.0, "fill", dict(fill)), Entry(4.0, "fill", {"tid": 7, "oid": 4})])
+    write_batch(conn, [Entry(5.0, "other", fill), Entry(6.0, "other", fill)])  # only fills
+    fills = read_events(db_path, "fill")
+    assert [(f.data["tid"], f.data["oid"]) for f in fills] == [(7, 3), (7, 4)]
+    assert len(read_events(db_path, "other")) == 2

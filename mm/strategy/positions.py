@@ -62,14 +62,17 @@ class PositionBook:
         self._max_keys = max_keys
         self._symbols: dict[str, SymbolPosition] = {}
         self._applied: dict[tuple[int, int], None] = {}  # insertion-ordered set
+        self._as_of: dict[str, int] = {}  # per symbol: fills up to this time are in the seed
 
     # --- updates ------------------------------------------------------------------------------
 
-    def seed(self, coin: str, position: float, entry: float) -> None:
-        """Start from the venue's position (at startup): no PnL, fees or volume yet."""
+    def seed(self, coin: str, position: float, entry: float, as_of_ms: int = 0) -> None:
+        """Start from the venue's position at ``as_of_ms`` (at startup): fills up to that time
+        are already in it and are not applied again."""
         st = self._symbols.setdefault(coin, SymbolPosition())
         st.position = position
         st.entry = entry if position else 0.0
+        self._as_of[coin] = as_of_ms
 
     def apply(self, fill: Fill) -> bool:
         """Apply one fill; returns False (and changes nothing) if it was already applied."""
@@ -80,6 +83,8 @@ class PositionBook:
         if len(self._applied) > self._max_keys:
             del self._applied[next(iter(self._applied))]
 
+        if fill.time_ms <= self._as_of.get(fill.coin, -1):
+            return False  # already part of the position the venue reported at startup
         st = self._symbols.setdefault(fill.coin, SymbolPosition())
         st.fees += fill.fee
         st.volume += abs(fill.px * fill.sz)

@@ -215,7 +215,9 @@ class Trading:
         self._seeded = True
         for position in startup.account.positions:
             if position.coin in self.strategy.symbols:
-                self.positions.seed(position.coin, position.szi, position.entry_px)
+                self.positions.seed(
+                    position.coin, position.szi, position.entry_px, startup.account.time_ms
+                )
 
     async def _trades(self) -> None:
         async for trade in self.adapter.trades:

@@ -254,3 +254,17 @@ def test_markouts_rejects_bad_config() -> None:
         Markouts(horizons_ms=())
     with pytest.raises(ValueError, match="max_pending"):
         Markouts(max_pending=0)
+
+
+def test_a_seeded_position_ignores_fills_it_already_contains() -> None:
+    book = PositionBook()
+    book.seed("BTC", 0.5, 100.0, as_of_ms=1_000)
+    older = Fill("BTC", Side.BUY, 100.0, 0.5, 900, 1, 1, None, 0.0, "USDC", True, 0.0, "", 0.0, "")
+    newer = Fill(
+        "BTC", Side.BUY, 110.0, 0.5, 1_100, 2, 2, None, 0.0, "USDC", True, 0.5, "", 0.0, ""
+    )
+    assert book.apply(older) is False  # already in the venue's position
+    assert book.position("BTC") == 0.5
+    assert book.apply(newer) is True
+    assert book.position("BTC") == 1.0
+    assert book.entry("BTC") == 105.0

@@ -93,6 +93,9 @@ class HyperliquidAdapter:
         self.order_event_listeners: list[Callable[[Sequence[DispatchOutput]], None]] = []
         self.startup: StartupState | None = None
         self.halted = False  # the kill switch is tripped: not healthy for trading
+        # The journal's last fill time at start: fills from then on (made while mm was down)
+        # are recovered and forwarded, not taken as history.
+        self.fills_since_ms: int | None = None
         self.deadman: DeadmanKeeper | None = None
 
     def url(self) -> str:
@@ -145,7 +148,12 @@ class HyperliquidAdapter:
         )
         async with RestTransport(url) as rest:
             stream = UserStream(
-                self.account, ws, rest, self.user_events_send.clone(), self.config.user
+                self.account,
+                ws,
+                rest,
+                self.user_events_send.clone(),
+                self.config.user,
+                fills_since_ms=self.fills_since_ms,
             )
             client = HyperliquidClient(
                 rest=rest,
