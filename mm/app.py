@@ -184,7 +184,12 @@ class Service:
             observer=self._observer,
         )
         self.killswitch = KillSwitchController(
-            trading.run, self.trading, self.adapter, self.journal, self.config.run_dir
+            trading.run,
+            self.trading,
+            self.adapter,
+            self.journal,
+            self.config.run_dir,
+            self._redact,
         )
         children.append(
             ChildSpec("trading", self.killswitch.run, describe=self._trading_tree(trading))
@@ -315,7 +320,7 @@ class Service:
                     nursery.start_soon(self._stop_on_signals)
                 await nursery.start(self.root.run)
                 self.state = "running"
-                await self.journal.record("config", **to_dict(self.config))
+                await self.journal.record("config", **self._redact.scrub(to_dict(self.config)))
                 await self.journal.record(
                     "service_started",
                     version=__version__,

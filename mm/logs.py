@@ -41,17 +41,6 @@ def _visible_extra(record: Record) -> dict[str, Any]:
     return {key: value for key, value in record["extra"].items() if not key.startswith("_")}
 
 
-def _redact_strings(value: Any, redact: Redactor) -> Any:
-    """Every string (keys too) in a decoded JSON value, passed through the redactor."""
-    if isinstance(value, str):
-        return redact(value)
-    if isinstance(value, list):
-        return [_redact_strings(item, redact) for item in value]
-    if isinstance(value, dict):
-        return {redact(key): _redact_strings(item, redact) for key, item in value.items()}
-    return value
-
-
 _SCALARS = (str, int, float, bool, type(None))
 
 
@@ -109,7 +98,7 @@ class _Formats:
         # Redact the decoded strings, not the encoded line: JSON escaping (of quotes, backslashes,
         # control characters) would hide a secret from a search of the encoded text.
         plain = orjson.loads(orjson.dumps(payload, default=str))
-        record["extra"]["_json"] = orjson.dumps(_redact_strings(plain, self._redact)).decode()
+        record["extra"]["_json"] = orjson.dumps(self._redact.scrub(plain)).decode()
         return "{extra[_json]}\n"
 
 

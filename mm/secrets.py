@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 import attrs
 
@@ -40,3 +41,13 @@ class Redactor:
 
     def __bool__(self) -> bool:
         return bool(self._values)
+
+    def scrub(self, value: Any) -> Any:
+        """Every string in plain data (keys too) passed through the redactor."""
+        if isinstance(value, str):
+            return self(value)
+        if isinstance(value, list | tuple):
+            return [self.scrub(item) for item in value]
+        if isinstance(value, dict):
+            return {self(str(key)): self.scrub(item) for key, item in value.items()}
+        return value

@@ -26,6 +26,7 @@ from prometheus_client import CollectorRegistry, Gauge
 from mm.journal import Journal
 from mm.model import CancelOrder
 from mm.risk.killswitch import KillReason, KillSwitch, Value
+from mm.secrets import Redactor
 from mm.strategy.runner import Trading
 from mm.venues.hyperliquid.adapter import HyperliquidAdapter
 
@@ -61,7 +62,9 @@ class KillSwitchController:
         adapter: HyperliquidAdapter,
         journal: Journal,
         run_dir: Path,
+        redact: Redactor | None = None,
     ) -> None:
+        self.redact = redact or Redactor()
         self._run_trading = run_trading
         self.trading = trading
         self.adapter = adapter
@@ -209,7 +212,8 @@ class KillSwitchController:
         }
         self.incident_dir.mkdir(parents=True, exist_ok=True)
         path = self.incident_dir / f"incident-{int(time.time() * 1000)}.json"
-        data = orjson.dumps(dump, option=orjson.OPT_INDENT_2, default=str)
+        plain = orjson.loads(orjson.dumps(dump, default=str))
+        data = orjson.dumps(self.redact.scrub(plain), option=orjson.OPT_INDENT_2)
         await trio.to_thread.run_sync(path.write_bytes, data)
         self.incidents.append(path)
         await self.journal.record("incident", path=str(path), why=why)
