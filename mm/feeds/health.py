@@ -57,7 +57,7 @@ class ConnectionConfig:
     """One connection's timing: staleness, pings, reconnect backoff, timeouts, buffers."""
 
     # No message for this long: STALE.
-    stale_after_s: float = setting(30.0, positive)
+    stale_after_s: float = setting(10.0, positive)
     # This many stale periods in a row: reconnect (0: never reconnect for silence alone).
     stale_readings_to_reconnect: int = setting(2, at_least(0))
     # An application-level {"method":"ping"} this often (the venue drops sockets idle for 60 s).

@@ -3,7 +3,8 @@
 Per symbol: a timestamp older than the freshness limit is flagged STALE; a crossed book is
 rejected and a locked one flagged; time going backwards is rejected; a mid that jumps by more
 than the threshold from the last accepted one is held back until the next update confirms it
-(another update near the new level) or refutes it (back near the old one). The verdict says
+(near the new level, or further on in the same direction, as in a cascade) or refutes it
+(back near the old level). The verdict says
 whether to publish the update and which issues were seen.
 """
 
@@ -66,8 +67,10 @@ class BookQuality:
         if self.held is not None:
             held_mid = self.held.mid
             self.held = None
-            if held_mid is not None and self._near(mid, held_mid):
-                self.last = book  # the jump is confirmed by this update
+            if held_mid is not None and (
+                self._near(mid, held_mid) or self._persists(mid, held_mid)
+            ):
+                self.last = book  # the jump is confirmed: this update is near it, or further on
                 return Verdict(True, tuple(issues), book)
             if not self._jumped(mid):
                 self.last = book  # back near the old level: the held update was an outlier
@@ -83,6 +86,14 @@ class BookQuality:
         if last_mid is None or last_mid <= 0:
             return False
         return abs(mid / last_mid - 1) > self.config.jump_threshold
+
+    def _persists(self, mid: float, held_mid: float) -> bool:
+        """The move continues: still beyond the threshold from the last accepted mid, on the
+        same side as the held jump (a cascade, where every update jumps again)."""
+        last_mid = self.last.mid if self.last is not None else None
+        if last_mid is None or not self._jumped(mid):
+            return False
+        return (mid > last_mid) == (held_mid > last_mid)
 
     def _near(self, mid: float, other: float) -> bool:
         return other > 0 and abs(mid / other - 1) <= self.config.jump_threshold

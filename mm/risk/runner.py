@@ -61,10 +61,12 @@ class RiskAggregator:
         self.adapter = adapter
         self.killswitch = killswitch
         self.decision: RiskDecision | None = None
+        self.last_state: RiskState | None = None
         self.peak_pnl = 0.0
         max_contracts = trading.strategy.max_position_usd  # refined per symbol with the mark
         self._velocity = {c: PositionVelocity(max_contracts) for c in trading.strategy.symbols}
-        self._prices = {coin: PriceVelocity() for coin in trading.strategy.symbols}
+        # Price velocity is judged per second (5%/s pull, 15%/s kill): a one-second window.
+        self._prices = {coin: PriceVelocity(window_s=1.0) for coin in trading.strategy.symbols}
         self._errors = ErrorWindow(config.api_error_window_s)
         self._rejections_seen = 0
         self._liquidations: dict[str, LiquidationDetector] = {}
@@ -91,8 +93,12 @@ class RiskAggregator:
         decision = self.decision
         if decision is None:
             return {"action": None}
+        state = self.last_state
         return {
             "action": decision.action.name.lower(),
+            "daily_pnl": state.daily_pnl if state else None,
+            "drawdown_usd": state.drawdown_usd if state else None,
+            "drawdown": state.drawdown if state else None,  # against account value
             "reasons": list(decision.reasons),
             "spread_factor": decision.spread_factor,
             "monitors": {a.monitor: a.action.name.lower() for a in decision.assessments},
@@ -110,6 +116,7 @@ class RiskAggregator:
 
     def evaluate_now(self) -> RiskDecision:
         state = self.state(trio.current_time())
+        self.last_state = state
         decision = evaluate(state, self.config)
         self.decision = decision
         for assessment in decision.assessments:
@@ -182,6 +189,7 @@ class RiskAggregator:
     def _on_fill(self, fill: Fill) -> None:
         signed = fill.sz if fill.side is Side.BUY else -fill.sz
         self._detector(fill.coin, fill.px).on_fill(signed, trio.current_time())
+        self.evaluate_now()  # a fill changes positions and PnL: decide at once
 
     async def _poll_positions(self) -> None:
         while True:

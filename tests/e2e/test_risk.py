@@ -52,7 +52,8 @@ async def test_a_stalled_feed_pulls_quotes_then_trips(write_config: Any) -> None
             await eventually(lambda: bool(engine.open_orders(account)), within=45)
             async with httpx.AsyncClient(base_url=service.venue.url) as sim:
                 await sim.post("/sim/faults", json={"stall_books": True})
-            stalled_at = trio.current_time()
+            # Staleness counts from the last book, up to one book interval (0.5 s) before this.
+            stalled_at = trio.current_time() - 0.5
             # First the quotes are pulled (no fresh data: the gate closes, the slot cancels)...
             await eventually(lambda: not engine.open_orders(account), within=8)
             assert tripped_for(service) is None or trio.current_time() - stalled_at >= 4.0
@@ -80,4 +81,29 @@ async def test_pretrade_checks_refuse_orders_before_the_venue(write_config: Any)
             await eventually(lambda: refused() >= 4, within=45)
             assert engine.open_orders(account) == []
             assert engine.history.get(account) is None  # no order of ours ever reached it
+            service.request_stop("test finished")
+
+
+async def test_a_cascade_trips_the_kill_switch_and_every_order_goes(write_config: Any) -> None:
+    service = service_for(write_config)
+    with trio.fail_after(90):
+        async with trio.open_nursery() as nursery:
+            await nursery.start(service.run)
+            assert service.venue is not None
+            assert service.venue.url is not None
+            engine, account = service.venue.engine, service.adapter.account
+            await eventually(lambda: bool(engine.open_orders(account)), within=45)
+            async with httpx.AsyncClient(base_url=service.venue.url) as sim:
+                cascade = {"coin": "BTC", "move": -0.4, "duration_s": 2.0}  # ~20%/s
+                assert (await sim.post("/sim/cascade", json=cascade)).status_code == 200
+            await eventually(lambda: tripped_for(service) is not None, within=15)
+            tripped_at = trio.current_time()
+            assert tripped_for(service) == "cascade"
+            await eventually(lambda: not engine.open_orders(account), within=1.0)
+            assert trio.current_time() - tripped_at <= 1.0
+            # Feeds and admin stay up while trading is stopped.
+            async with httpx.AsyncClient(base_url=str(service.admin_url)) as admin:
+                assert (await admin.get("/healthz")).status_code == 200
+            version = service.adapter.bus.version("ETH")
+            await service.adapter.bus.wait_newer("ETH", version)
             service.request_stop("test finished")

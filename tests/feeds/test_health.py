@@ -49,7 +49,7 @@ def test_defaults_follow_the_reference() -> None:
     assert config.ping_interval_s == 50.0
     assert config.post_timeout_s == 5.0
     assert config.connect_timeout_s == 10.0
-    assert config.stale_after_s == 30.0
+    assert config.stale_after_s == 10.0  # the reference: stale after 10 s
     assert config.backoff.ceiling(0) == 1.0
 
 

@@ -103,3 +103,13 @@ def test_never_publishes_a_crossed_book_or_an_unconfirmed_jump(
         if before.mid and after.mid and abs(after.mid / before.mid - 1) > 0.10:
             # A jump reached the bus only because an update near it had been held first.
             assert after.time_ms - before.time_ms >= 2
+
+
+def test_a_cascade_that_keeps_jumping_is_confirmed_not_frozen() -> None:
+    q = quality()
+    q.check(book(100.0), NOW)
+    assert not q.check(book(88.0, time_ms=NOW + 1), NOW + 1).accept  # held
+    verdict = q.check(book(77.0, time_ms=NOW + 2), NOW + 2)  # the fall continues
+    assert verdict.accept
+    assert q.last is not None
+    assert q.last.mid == 77.0

@@ -143,9 +143,10 @@ class HyperliquidAdapter:
     ) -> None:
         """The user feed child: its connection, the user stream, and the order client on it."""
         url = self.url()
-        ws = WsConnection(
-            url, self.config.connection, name="user", on_state_change=self._on_state("user")
-        )
+        # A user stream is quiet when nothing trades: silence alone never means it is dead
+        # (the ping's pong timeout still catches a dead socket).
+        quiet = attrs.evolve(self.config.connection, stale_readings_to_reconnect=0)
+        ws = WsConnection(url, quiet, name="user", on_state_change=self._on_state("user"))
         async with RestTransport(url) as rest:
             stream = UserStream(
                 self.account,
