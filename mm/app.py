@@ -199,6 +199,8 @@ class Service:
             self.config.risk, self.trading, self.adapter, self.killswitch, self.registry
         )
         children.append(self._child("risk", self.risk.run))
+        self.killswitch.risk_status = self.risk.status
+        self.killswitch.recent_errors = lambda: list(self.risk.recent_errors)
         return children
 
     def _journal_order_events(self, events: Sequence[Any]) -> None:

@@ -77,6 +77,9 @@ class KillSwitchController:
         self.incidents: list[Path] = []
         self.last_rearm: dict[str, Any] | None = None
         self.state_gauge: Gauge | None = None
+        # Set by the service: the risk decision and recent errors, for incident dumps.
+        self.risk_status: Callable[[], dict[str, Any]] | None = None
+        self.recent_errors: Callable[[], list[str]] | None = None
 
     def export(self, registry: CollectorRegistry) -> None:
         """mm_kill_switch_tripped{reason}: 1 for the reason it is tripped for, else 0."""
@@ -206,6 +209,9 @@ class KillSwitchController:
             "time": time.time(),
             "killswitch": self.switch.checkpoint(time.time()),
             "trading": self.trading.status(),
+            "quotes": {coin: plan.status() for coin, plan in self.trading.last_plans.items()},
+            "risk": self.risk_status() if self.risk_status is not None else None,
+            "recent_errors": list(self.recent_errors()) if self.recent_errors else [],
             "open_orders": open_orders,
             "dispatcher": attrs.asdict(self.adapter.dispatcher.stats),
             "limiter_headroom": self.adapter.limiter.headroom(trio.current_time()),

@@ -10,6 +10,7 @@ maximum position with no matching fill within 5 s is a forced liquidation, and t
 from __future__ import annotations
 
 import time
+from collections import deque
 from typing import Any
 
 import trio
@@ -78,6 +79,8 @@ class RiskAggregator:
         )
         trading.risk = self
         adapter.fill_listeners.append(self._on_fill)
+        adapter.state_listeners.append(self._on_feed_state)
+        self.recent_errors: deque[str] = deque(maxlen=20)
 
     # --- what the strategy reads ------------------------------------------------------------
 
@@ -185,6 +188,11 @@ class RiskAggregator:
             detector = LiquidationDetector.from_config(max_contracts, self.config)
             self._liquidations[coin] = detector
         return detector
+
+    def _on_feed_state(self, feed: str, state: str) -> None:
+        if state in ("reconnecting", "failed", "stale"):
+            self.recent_errors.append(f"{time.time():.3f} feed {feed} {state}")
+        self.evaluate_now()  # a feed going stale or down is judged at once
 
     def _on_fill(self, fill: Fill) -> None:
         signed = fill.sz if fill.side is Side.BUY else -fill.sz

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
+import orjson
 import trio
 
 from mm.app import Service
@@ -35,6 +36,13 @@ async def test_kill_cancels_everything_persists_and_rearm_resumes(write_config: 
                 assert trio.current_time() - tripped_at <= 1.0
                 # Feeds and admin keep running; trading stays stopped.
                 await eventually(lambda: bool(service.killswitch.incidents), within=5)
+                dump = orjson.loads(service.killswitch.incidents[0].read_bytes())
+                assert dump["killswitch"]["trips"][0]["reason"] == "manual"
+                for part in ("trading", "quotes", "risk", "open_orders", "recent_errors"):
+                    assert part in dump, part
+                btc_quote = dump["quotes"]["BTC"]
+                assert "inventory" in btc_quote
+                assert any(key.startswith("spread_") for key in btc_quote)  # spread factors
                 assert (await admin.get("/healthz")).status_code == 200
                 status = (await admin.get("/status")).json()
                 assert status["killswitch"]["tripped"] is True

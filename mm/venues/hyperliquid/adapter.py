@@ -90,6 +90,7 @@ class HyperliquidAdapter:
         self.router: OrderRouter | None = None
         # Called with every new fill (positions, markouts) and every lifecycle event batch.
         self.fill_listeners: list[Callable[[Fill], None]] = []
+        self.state_listeners: list[Callable[[str, str], None]] = []  # (feed, new state)
         self.order_event_listeners: list[Callable[[Sequence[DispatchOutput]], None]] = []
         self.startup: StartupState | None = None
         self.halted = False  # the kill switch is tripped: not healthy for trading
@@ -109,6 +110,8 @@ class HyperliquidAdapter:
             self.metrics.set_feed_state(feed, transition.new.value)
             if transition.new.value == "reconnecting":
                 self.metrics.reconnects.labels(feed=feed).inc()
+            for listener in self.state_listeners:
+                listener(feed, transition.new.value)
 
         return changed
 
