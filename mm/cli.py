@@ -50,11 +50,7 @@ def _print_errors(path: str, error: ConfigError) -> None:
 
 
 def cmd_start(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
-    try:
-        config, secrets = _load(args.config, environ)
-    except ConfigError as error:
-        _print_errors(args.config, error)
-        return EXIT_CONFIG
+    config, secrets = _load(args.config, environ)
     if is_locked(config.run_dir):
         info = read_info(config.run_dir)
         where = f" (pid {info.pid}, admin {info.admin_url})" if info else ""
@@ -101,11 +97,7 @@ def _wait_gone(config: Config, timeout: float) -> bool:
 
 
 def cmd_stop(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
-    try:
-        config, secrets = _load(args.config, environ)
-    except ConfigError as error:
-        _print_errors(args.config, error)
-        return EXIT_CONFIG
+    config, secrets = _load(args.config, environ)
     info = _running(config)
     if info is None:
         if is_locked(config.run_dir):
@@ -240,11 +232,7 @@ def _trading_table(trading: dict[str, Any]) -> str:
 
 
 def cmd_status(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
-    try:
-        config = load_config(Path(args.config), environ)
-    except ConfigError as error:
-        _print_errors(args.config, error)
-        return EXIT_CONFIG
+    config = load_config(Path(args.config), environ)
     info = _running(config)
     if info is None:
         print("mm is not running")
@@ -264,11 +252,7 @@ def cmd_status(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
 
 
 def cmd_check(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
-    try:
-        config, secrets = _load(args.config, environ)
-    except ConfigError as error:
-        _print_errors(args.config, error)
-        return EXIT_CONFIG
+    config, secrets = _load(args.config, environ)
     token = "configured" if secrets.admin_token is not None else "none"
     print(f"config OK: {args.config} (hash {config_hash(config)})")
     print(f"  run_dir   {config.run_dir}")
@@ -277,11 +261,7 @@ def cmd_check(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
 
 
 def cmd_sim(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
-    try:
-        config = load_config(Path(args.config), environ)
-    except ConfigError as error:
-        _print_errors(args.config, error)
-        return EXIT_CONFIG
+    config = load_config(Path(args.config), environ)
     sim_config = config.sim
     overrides: dict[str, Any] = {}
     if args.port is not None:
@@ -313,11 +293,7 @@ def _admin_post(
     args: argparse.Namespace, environ: Mapping[str, str], path: str, body: dict[str, Any]
 ) -> int:
     """POST to the running instance's admin server, with the token when one is configured."""
-    try:
-        config, secrets = _load(args.config, environ)
-    except ConfigError as error:
-        _print_errors(args.config, error)
-        return EXIT_CONFIG
+    config, secrets = _load(args.config, environ)
     info = _running(config)
     if info is None:
         print("mm is not running")
@@ -397,4 +373,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     command: Command = args.command
-    return command(args, os.environ)
+    try:
+        return command(args, os.environ)
+    except ConfigError as error:
+        _print_errors(args.config, error)
+        return EXIT_CONFIG
