@@ -9,27 +9,21 @@ non-loopback host without one.
 from __future__ import annotations
 
 import hmac
-import logging
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import Any, cast
 
 import attrs
 import orjson
 import trio
-from hypercorn.config import Config as HypercornConfig
 from hypercorn.trio import serve
 from hypercorn.typing import ASGIFramework
 from loguru import logger
 from prometheus_client import CollectorRegistry
 
+from mm.asgi import Receive, Scope, Send, hypercorn_config, read_body, run_lifespan
 from mm.metrics import CONTENT_TYPE, render
 from mm.secrets import Redactor, Secret
-
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
 
 JSON_TYPE = b"application/json"
 
@@ -81,7 +75,7 @@ class AdminApp:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
-            await self._lifespan(receive, send)
+            await run_lifespan(receive, send)
             return
         if scope["type"] != "http":
             return
@@ -99,15 +93,6 @@ class AdminApp:
         await send({"type": "http.response.body", "body": body})
         if then is not None:
             then()  # acts after the reply is on the wire, so the caller hears the answer
-
-    async def _lifespan(self, receive: Receive, send: Send) -> None:
-        while True:
-            message = await receive()
-            if message["type"] == "lifespan.startup":
-                await send({"type": "lifespan.startup.complete"})
-            elif message["type"] == "lifespan.shutdown":
-                await send({"type": "lifespan.shutdown.complete"})
-                return
 
     async def _handle(
         self, scope: Scope, receive: Receive
@@ -191,13 +176,7 @@ def _nothing() -> None:
 
 async def _read_json(receive: Receive) -> dict[str, Any] | None:
     """The request body as a JSON object ({} when empty); None when it is not one."""
-    chunks: list[bytes] = []
-    more = True
-    while more:
-        message = await receive()
-        chunks.append(message.get("body", b""))
-        more = message.get("more_body", False) and message["type"] == "http.request"
-    raw = b"".join(chunks).strip()
+    raw = (await read_body(receive) or b"").strip()
     if not raw:
         return {}
     try:
@@ -205,20 +184,6 @@ async def _read_json(receive: Receive) -> dict[str, Any] | None:
     except orjson.JSONDecodeError:
         return None
     return data if isinstance(data, dict) else None
-
-
-def _bind_address(host: str, port: int) -> str:
-    return f"[{host}]:{port}" if ":" in host and not host.startswith("[") else f"{host}:{port}"
-
-
-def hypercorn_config(host: str, port: int) -> HypercornConfig:
-    config = HypercornConfig()
-    config.bind = [_bind_address(host, port)]
-    config.accesslog = None
-    config.errorlog = logging.getLogger("hypercorn.error")
-    config.graceful_timeout = 1.0
-    config.keep_alive_timeout = 5.0
-    return config
 
 
 class AdminServer:

@@ -9,18 +9,17 @@ endpoints ``GET/POST /sim/faults``, ``POST /sim/disconnect``, ``POST /sim/cascad
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Awaitable, Callable, Mapping, MutableMapping
+from collections.abc import Mapping
 from functools import partial
 from typing import TYPE_CHECKING, Any, cast
 
 import attrs
 import orjson
 import trio
-from hypercorn.config import Config as HypercornConfig
 from hypercorn.trio import serve
 from hypercorn.typing import ASGIFramework
 
+from mm.asgi import Receive, Scope, Send, hypercorn_config, read_body, run_lifespan
 from mm.venues.sim.faults import DATA_CHANNELS, FaultUpdateError, FrameFate, HttpFate
 from mm.venues.sim.hub import Key, Session
 from mm.venues.sim.hyperliquid import wire
@@ -31,10 +30,6 @@ from mm.venues.sim.ratelimit import exchange_weight, info_weight
 if TYPE_CHECKING:
     from mm.venues.sim.venue import SimVenue
 
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
 
 GREETING = "Websocket connection established."
 TOO_MANY = "429 Too Many Requests"
@@ -55,16 +50,10 @@ class SimApp:
         elif scope["type"] == "websocket":
             await WebSocketSession(self, scope, receive, send).run()
         elif scope["type"] == "lifespan":
-            while True:
-                message = await receive()
-                if message["type"] == "lifespan.startup":
-                    await send({"type": "lifespan.startup.complete"})
-                elif message["type"] == "lifespan.shutdown":
-                    await send({"type": "lifespan.shutdown.complete"})
-                    return
+            await run_lifespan(receive, send)
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
-        body = await _read_body(receive)
+        body = await read_body(receive, MAX_BODY)
         if scope["path"].startswith("/sim/"):
             status, payload = self.control(scope, body)
         else:
@@ -157,22 +146,6 @@ class SimApp:
             return 200, self.exchange.handle(request)
         except (InfoError, ExchangeError) as error:
             return 422, str(error)
-
-
-async def _read_body(receive: Receive) -> bytes | None:
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        message = await receive()
-        if message["type"] != "http.request":
-            return b"".join(chunks)
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > MAX_BODY:
-            return None
-        chunks.append(chunk)
-        if not message.get("more_body", False):
-            return b"".join(chunks)
 
 
 def _client_ip(scope: Scope) -> str:
@@ -405,15 +378,8 @@ async def serve_venue(
     venue: SimVenue, *, task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED
 ) -> None:
     """Serve the face on ``sim.host:sim.port``; reports the base URL once listening."""
-    config = HypercornConfig()
-    host = venue.config.host
-    config.bind = [
-        f"[{host}]:{venue.config.port}" if ":" in host else f"{host}:{venue.config.port}"
-    ]
-    config.accesslog = None
-    config.errorlog = logging.getLogger("hypercorn.error")
+    config = hypercorn_config(venue.config.host, venue.config.port)
     config.websocket_max_message_size = MAX_BODY
-    config.graceful_timeout = 1.0
     app = cast(ASGIFramework, SimApp(venue))
     async with trio.open_nursery() as nursery:
         binds: list[str] = await nursery.start(partial(serve, app, config, mode="asgi"))
