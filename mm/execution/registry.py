@@ -38,6 +38,9 @@ class OrderRegistry:
         self.terminal_capacity = terminal_capacity
         self._by_cloid: dict[str, TrackedOrder] = {}
         self._by_oid: dict[int, TrackedOrder] = {}
+        # The orders not yet seen terminal: the per-cycle queries scan these, never the
+        # (up to terminal_capacity) retained terminal orders.
+        self._live: dict[str, TrackedOrder] = {}
         self._terminal: deque[str] = deque()
         self._terminal_set: set[str] = set()
         self.evicted = 0  # terminal orders forgotten to respect the bound
@@ -61,6 +64,7 @@ class OrderRegistry:
             if oid is not None and oid in self._by_oid:
                 raise DuplicateCloid(f"oid {oid} already belongs to {self._by_oid[oid].cloid}")
         self._by_cloid[order.cloid] = order
+        self._live[order.cloid] = order
         self.sync(order)
 
     def sync(self, order: TrackedOrder) -> None:
@@ -73,6 +77,7 @@ class OrderRegistry:
                 if owner is not order:
                     raise DuplicateCloid(f"oid {oid} already belongs to {owner.cloid}")
         if order.is_terminal and order.cloid not in self._terminal_set:
+            self._live.pop(order.cloid, None)
             self._terminal.append(order.cloid)
             self._terminal_set.add(order.cloid)
             while len(self._terminal) > self.terminal_capacity:
@@ -109,7 +114,7 @@ class OrderRegistry:
 
     def live(self) -> list[TrackedOrder]:
         """Orders not yet terminal (UNKNOWN included: it is never assumed gone)."""
-        return [o for o in self._by_cloid.values() if not o.is_terminal]
+        return [o for o in self._live.values() if not o.is_terminal]
 
     # --- in flight ------------------------------------------------------------------------------
 
@@ -121,14 +126,14 @@ class OrderRegistry:
     def in_flight(self) -> list[TrackedOrder]:
         """Orders the venue may hold without our knowing their oid yet: placed, not answered
         (PENDING_NEW, or UNKNOWN before any oid was learned)."""
-        return [o for o in self._by_cloid.values() if o.oid is None and not o.is_terminal]
+        return [o for o in self._live.values() if o.oid is None and not o.is_terminal]
 
     def overdue(self, now_ms: int, timeout_ms: int) -> list[TrackedOrder]:
         """Pending orders whose request left at least ``timeout_ms`` ago: time them out.
         (UNKNOWN orders have timed out already; they wait for the venue.)"""
         return [
             o
-            for o in self._by_cloid.values()
+            for o in self._live.values()
             if o.in_flight_since_ms is not None
             and o.state in _PENDING
             and now_ms - o.in_flight_since_ms >= timeout_ms

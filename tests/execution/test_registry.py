@@ -4,6 +4,8 @@ terminal orders, and in-flight bookkeeping."""
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from mm.execution.lifecycle import OrderState, TrackedOrder
 from mm.execution.registry import DuplicateCloid, OrderRegistry
@@ -157,3 +159,41 @@ def test_overdue_lists_pending_requests_past_the_timeout() -> None:
     assert unknown.state is OrderState.UNKNOWN
     assert registry.overdue(now_ms=1000, timeout_ms=1000) == [old]
     assert registry.overdue(now_ms=1900, timeout_ms=1000) == [old, young]
+
+
+@given(
+    capacity=st.integers(min_value=1, max_value=4),
+    steps=st.lists(st.sampled_from(["place", "ack", "finish", "time_out"]), max_size=40),
+)
+def test_queries_agree_with_a_scan_of_every_retained_order(capacity: int, steps: list[str]) -> None:
+    """The live index the per-cycle queries read never drifts from the orders themselves."""
+    registry = OrderRegistry(terminal_capacity=capacity)
+    made: list[TrackedOrder] = []
+    for now_ms, step in enumerate(steps, start=1):
+        if step == "place" or not made:
+            order = tracked(f"0x{len(made)}", now_ms)
+            made.append(order)
+            registry.register(order)
+            continue
+        order = made[now_ms % len(made)]
+        if order.is_terminal:
+            continue
+        oid = 1000 + made.index(order)
+        if step == "ack" and order.state is OrderState.PENDING_NEW:
+            order.ack_resting(oid, now_ms)
+        elif step == "finish":
+            if order.oid is None:
+                order.ack_resting(oid, now_ms)
+            order.report("canceled", oid, now_ms)
+        elif step == "time_out" and order.state is OrderState.PENDING_NEW:
+            order.timed_out(now_ms)
+        registry.sync(order)
+        retained = list(registry)
+        assert registry.live() == [o for o in retained if not o.is_terminal]
+        assert registry.in_flight() == [o for o in retained if o.oid is None and not o.is_terminal]
+        assert registry.overdue(now_ms, 0) == [
+            o
+            for o in retained
+            if o.in_flight_since_ms is not None
+            and o.state in {OrderState.PENDING_NEW, OrderState.PENDING_CANCEL}
+        ]
