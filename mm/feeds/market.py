@@ -47,6 +47,7 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
+from functools import partial
 from typing import Any, Protocol
 
 import attrs
@@ -229,9 +230,11 @@ class MarketFeed:
             subs = await self._subscribe_all()
             async with trio.open_nursery() as nursery:
                 for coin in self.coins:
-                    nursery.start_soon(self._serve_books, coin, subs[BOOK_CHANNEL, coin])
-                    nursery.start_soon(self._serve_trades, subs[TRADES_CHANNEL, coin])
-                nursery.start_soon(self._serve_mids, subs[MIDS_CHANNEL, ""])
+                    on_book = partial(self.on_book, coin)
+                    nursery.start_soon(self._serve, subs[BOOK_CHANNEL, coin], BOOK_CHANNEL, on_book)
+                    trades = subs[TRADES_CHANNEL, coin]
+                    nursery.start_soon(self._serve, trades, TRADES_CHANNEL, self.on_trades)
+                nursery.start_soon(self._serve, subs[MIDS_CHANNEL, ""], MIDS_CHANNEL, self.on_mids)
                 with trio.move_on_at(deadline):
                     await self._until_ready()
                 if self.ready:
@@ -297,31 +300,15 @@ class MarketFeed:
         await self._until_ready()
         logger.info("{}: ready ({})", self.name, ", ".join(self.coins))
 
-    async def _serve_books(self, coin: str, sub: Subscription) -> None:
-        on_book = self.on_book
+    async def _serve(
+        self, sub: Subscription, channel: str, handle: Callable[[dict[str, Any]], None]
+    ) -> None:
+        """Hand each frame of one subscription to ``handle``; a gap is counted on ``channel``."""
         async for delivery in sub:
             if type(delivery) is dict:
-                on_book(coin, delivery)
+                handle(delivery)
             elif isinstance(delivery, Gap):
-                self.on_gap(BOOK_CHANNEL)
-        self._ended(sub)
-
-    async def _serve_trades(self, sub: Subscription) -> None:
-        on_trades = self.on_trades
-        async for delivery in sub:
-            if type(delivery) is dict:
-                on_trades(delivery)
-            elif isinstance(delivery, Gap):
-                self.on_gap(TRADES_CHANNEL)
-        self._ended(sub)
-
-    async def _serve_mids(self, sub: Subscription) -> None:
-        on_mids = self.on_mids
-        async for delivery in sub:
-            if type(delivery) is dict:
-                on_mids(delivery)
-            elif isinstance(delivery, Gap):
-                self.on_gap(MIDS_CHANNEL)
+                self.on_gap(channel)
         self._ended(sub)
 
     def _ended(self, sub: Subscription) -> None:
