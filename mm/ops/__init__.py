@@ -1,0 +1,1 @@
+"""Operations: session governor, track gate, autonomy modes, notifications, reports, checks."""
