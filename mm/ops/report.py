@@ -1,0 +1,417 @@
+"""The daily report: what the journal says we traded on one UTC day, per symbol and in total.
+
+``read_day`` (blocking, read-only) takes one day's ``fill`` and ``markout`` entries out of the
+journal; ``build_report`` (pure) turns them into figures; ``render_text`` and ``to_json`` show
+them to an operator and to tools. A fill belongs to the day of its venue time (``time_ms``), a
+markout to the day of its fill (``fill_time_ms``). Realized PnL is the venue's own figure
+(``closed_pnl``); net PnL is realized PnL less fees.
+"""
+
+from __future__ import annotations
+
+import datetime
+import math
+import sqlite3
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import attr
+import attrs
+import orjson
+
+from mm.model import Fill, Side
+
+DEFAULT_HORIZONS_MS: tuple[int, ...] = (1_000, 5_000, 30_000)
+TOTAL = "TOTAL"
+_DAY_MS = 86_400_000
+_EPOCH = datetime.date(1970, 1, 1)
+
+_DAY_QUERY = """
+    SELECT data FROM events
+    WHERE kind = ? AND json_extract(data, ?) >= ? AND json_extract(data, ?) < ?
+    ORDER BY id
+"""
+
+
+@attrs.frozen
+class Markout:
+    """One journaled markout: ``bps`` is signed so that positive is in our favour."""
+
+    coin: str
+    horizon_ms: int
+    bps: float
+    fill_time_ms: int
+    tid: int | None = None  # when the journal carries it, duplicates are dropped by it
+
+
+@attrs.frozen
+class MarkoutStat:
+    horizon_ms: int
+    count: int
+    mean_bps: float
+
+
+@attrs.frozen
+class SymbolReport:
+    coin: str
+    fills: int
+    maker_fills: int
+    taker_fills: int
+    buy_sz: float
+    sell_sz: float
+    buy_notional: float  # USD: sum of px * sz
+    sell_notional: float
+    fees: float
+    realized_pnl: float  # sum of the venue's closed_pnl
+    net_pnl: float  # realized_pnl - fees
+    position_change: float  # buy_sz - sell_sz
+    vwap_buy: float | None  # None when nothing was bought
+    vwap_sell: float | None
+    markouts: tuple[MarkoutStat, ...]  # by horizon
+
+
+@attrs.frozen
+class Totals:
+    """All symbols together: only figures in USD or counts (coin sizes do not add up)."""
+
+    fills: int
+    maker_fills: int
+    taker_fills: int
+    buy_notional: float
+    sell_notional: float
+    fees: float
+    realized_pnl: float
+    net_pnl: float
+    markouts: tuple[MarkoutStat, ...]  # pooled over symbols
+
+
+@attrs.frozen
+class DailyReport:
+    day: datetime.date
+    symbols: tuple[SymbolReport, ...]  # by coin
+    total: Totals
+    duplicates: int  # fills (and markouts with a tid) seen more than once, counted once
+    malformed: int  # entries that are not a fill or markout, skipped
+    fee_tokens: tuple[str, ...]  # tokens the fees were charged in
+
+
+def day_bounds_ms(day: datetime.date) -> tuple[int, int]:
+    """The UTC day as [start, end) in epoch milliseconds."""
+    start = (day - _EPOCH).days * _DAY_MS
+    return start, start + _DAY_MS
+
+
+def read_day(path: Path, day: datetime.date) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The fill and markout entries of one UTC day, in journal order. Blocking, read-only."""
+    if not path.is_file():
+        raise FileNotFoundError(f"journal {path} not found")
+    start, end = day_bounds_ms(day)
+    conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+    try:
+        fills = _query(conn, "fill", "$.time_ms", start, end)
+        markouts = _query(conn, "markout", "$.fill_time_ms", start, end)
+    finally:
+        conn.close()
+    return fills, markouts
+
+
+def _query(
+    conn: sqlite3.Connection, kind: str, time_path: str, start: int, end: int
+) -> list[dict[str, Any]]:
+    rows = conn.execute(_DAY_QUERY, (kind, time_path, start, time_path, end))
+    return [orjson.loads(data) for (data,) in rows]
+
+
+def parse_fill(data: Mapping[str, Any]) -> Fill:
+    """A journaled fill (``attrs.asdict(Fill)`` with plain enum values) back into a Fill."""
+    crossed = data["crossed"]
+    if not isinstance(crossed, bool):
+        raise TypeError(f"crossed is {type(crossed).__name__}, not bool")
+    cloid = data.get("cloid")
+    return Fill(
+        coin=str(data["coin"]),
+        side=Side(data["side"]),
+        px=float(data["px"]),
+        sz=float(data["sz"]),
+        time_ms=int(data["time_ms"]),
+        oid=int(data["oid"]),
+        tid=int(data["tid"]),
+        cloid=None if cloid is None else str(cloid),
+        fee=float(data["fee"]),
+        fee_token=str(data.get("fee_token", "USDC")),
+        crossed=crossed,
+        start_position=float(data.get("start_position", 0.0)),
+        direction=str(data.get("direction", "")),
+        closed_pnl=float(data["closed_pnl"]),
+        hash=str(data.get("hash", "")),
+    )
+
+
+def parse_markout(data: Mapping[str, Any]) -> Markout:
+    tid = data.get("tid")
+    return Markout(
+        coin=str(data["coin"]),
+        horizon_ms=int(data["horizon_ms"]),
+        bps=float(data["bps"]),
+        fill_time_ms=int(data["fill_time_ms"]),
+        tid=None if tid is None else int(tid),
+    )
+
+
+_MALFORMED = (KeyError, TypeError, ValueError)
+
+
+def build_report(
+    day: datetime.date,
+    fills: Iterable[Mapping[str, Any]],
+    markouts: Iterable[Mapping[str, Any]],
+) -> DailyReport:
+    """Per-symbol and total figures of the entries whose venue time falls on ``day`` (UTC).
+
+    Fills are counted once per (tid, oid); markouts once per (coin, tid, horizon) when they
+    carry a tid. Entries of other days are ignored; malformed entries are counted and skipped.
+    Sums are exact-rounded (``math.fsum``), so the report does not depend on entry order.
+    """
+    start, end = day_bounds_ms(day)
+    malformed = 0
+    duplicates = 0
+    seen_fills: set[tuple[int, int]] = set()
+    fills_by_coin: dict[str, list[Fill]] = {}
+    for data in fills:
+        try:
+            fill = parse_fill(data)
+        except _MALFORMED:
+            malformed += 1
+            continue
+        if not start <= fill.time_ms < end:
+            continue
+        if (fill.tid, fill.oid) in seen_fills:
+            duplicates += 1
+            continue
+        seen_fills.add((fill.tid, fill.oid))
+        fills_by_coin.setdefault(fill.coin, []).append(fill)
+
+    seen_markouts: set[tuple[str, int, int]] = set()
+    markouts_by_coin: dict[str, list[Markout]] = {}
+    for data in markouts:
+        try:
+            markout = parse_markout(data)
+        except _MALFORMED:
+            malformed += 1
+            continue
+        if not start <= markout.fill_time_ms < end:
+            continue
+        if markout.tid is not None:
+            key = (markout.coin, markout.tid, markout.horizon_ms)
+            if key in seen_markouts:
+                duplicates += 1
+                continue
+            seen_markouts.add(key)
+        markouts_by_coin.setdefault(markout.coin, []).append(markout)
+
+    coins = sorted(fills_by_coin.keys() | markouts_by_coin.keys())
+    symbols = tuple(
+        _symbol(coin, fills_by_coin.get(coin, []), markouts_by_coin.get(coin, [])) for coin in coins
+    )
+    all_fills = [fill for coin in coins for fill in fills_by_coin.get(coin, [])]
+    all_markouts = [m for coin in coins for m in markouts_by_coin.get(coin, [])]
+    return DailyReport(
+        day=day,
+        symbols=symbols,
+        total=_totals(all_fills, all_markouts),
+        duplicates=duplicates,
+        malformed=malformed,
+        fee_tokens=tuple(sorted({fill.fee_token for fill in all_fills})),
+    )
+
+
+def _markout_stats(markouts: Sequence[Markout]) -> tuple[MarkoutStat, ...]:
+    by_horizon: dict[int, list[float]] = {}
+    for markout in markouts:
+        by_horizon.setdefault(markout.horizon_ms, []).append(markout.bps)
+    return tuple(
+        MarkoutStat(horizon, len(values), math.fsum(values) / len(values))
+        for horizon, values in sorted(by_horizon.items())
+    )
+
+
+def _fsum(fills: Iterable[Fill], field: str) -> float:
+    return math.fsum(getattr(fill, field) for fill in fills)
+
+
+def _symbol(coin: str, fills: Sequence[Fill], markouts: Sequence[Markout]) -> SymbolReport:
+    buys = [fill for fill in fills if fill.side is Side.BUY]
+    sells = [fill for fill in fills if fill.side is Side.SELL]
+    buy_sz, sell_sz = _fsum(buys, "sz"), _fsum(sells, "sz")
+    buy_notional = math.fsum(fill.px * fill.sz for fill in buys)
+    sell_notional = math.fsum(fill.px * fill.sz for fill in sells)
+    fees, realized = _fsum(fills, "fee"), _fsum(fills, "closed_pnl")
+    taker = sum(1 for fill in fills if fill.crossed)
+    return SymbolReport(
+        coin=coin,
+        fills=len(fills),
+        maker_fills=len(fills) - taker,
+        taker_fills=taker,
+        buy_sz=buy_sz,
+        sell_sz=sell_sz,
+        buy_notional=buy_notional,
+        sell_notional=sell_notional,
+        fees=fees,
+        realized_pnl=realized,
+        net_pnl=realized - fees,
+        position_change=math.fsum(fill.side.sign * fill.sz for fill in fills),
+        vwap_buy=buy_notional / buy_sz if buy_sz > 0 else None,
+        vwap_sell=sell_notional / sell_sz if sell_sz > 0 else None,
+        markouts=_markout_stats(markouts),
+    )
+
+
+def _totals(fills: Sequence[Fill], markouts: Sequence[Markout]) -> Totals:
+    taker = sum(1 for fill in fills if fill.crossed)
+    fees, realized = _fsum(fills, "fee"), _fsum(fills, "closed_pnl")
+    return Totals(
+        fills=len(fills),
+        maker_fills=len(fills) - taker,
+        taker_fills=taker,
+        buy_notional=math.fsum(f.px * f.sz for f in fills if f.side is Side.BUY),
+        sell_notional=math.fsum(f.px * f.sz for f in fills if f.side is Side.SELL),
+        fees=fees,
+        realized_pnl=realized,
+        net_pnl=realized - fees,
+        markouts=_markout_stats(markouts),
+    )
+
+
+# --- presentation --------------------------------------------------------------------------------
+
+
+def to_json(report: DailyReport) -> dict[str, Any]:
+    """Plain JSON-ready data: the report's fields, the day as ISO text, None where no value."""
+
+    def serialize(_inst: Any, _field: Any, value: Any) -> Any:
+        return value.isoformat() if isinstance(value, datetime.date) else value
+
+    data: dict[str, Any] = attr.asdict(
+        report, retain_collection_types=False, value_serializer=serialize
+    )
+    return data
+
+
+def horizon_label(horizon_ms: int) -> str:
+    return f"{horizon_ms // 1000}s" if horizon_ms % 1000 == 0 else f"{horizon_ms}ms"
+
+
+def _plain(text: str) -> str:
+    """Drop the sign of a figure that rounds to zero ("-0.00" -> "0.00")."""
+    return text.lstrip("+-") if not text.strip("+-0.,") else text
+
+
+def _qty(value: float | None) -> str:
+    """Sizes and prices: as many decimals as they have (up to 8), thousands separated."""
+    if value is None:
+        return "-"
+    text = f"{value:,.8f}".rstrip("0").rstrip(".")
+    return _plain(text)
+
+
+def _usd(value: float, digits: int) -> str:
+    return _plain(f"{value:,.{digits}f}")
+
+
+def _markout_cell(stats: Sequence[MarkoutStat], horizon_ms: int) -> str:
+    for stat in stats:
+        if stat.horizon_ms == horizon_ms:
+            return f"{_plain(f'{stat.mean_bps:+.2f}')} ({stat.count})"
+    return "-"
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[str]], total: Sequence[str]) -> list[str]:
+    """First column left-aligned, the rest right-aligned; a rule under the header and over total."""
+    widths = [max(len(row[i]) for row in [header, *rows, total]) for i in range(len(header))]
+
+    def line(cells: Sequence[str]) -> str:
+        first = cells[0].ljust(widths[0])
+        rest = (cell.rjust(width) for cell, width in zip(cells[1:], widths[1:], strict=True))
+        return "  ".join([first, *rest]).rstrip()
+
+    rule = "  ".join("-" * width for width in widths)
+    return [line(header), rule, *(line(row) for row in rows), rule, line(total)]
+
+
+def render_text(report: DailyReport) -> str:
+    """Aligned tables for a terminal: volume, then PnL (USD) with markouts (mean bps, count)."""
+    total = report.total
+    lines = [f"mm daily report {report.day.isoformat()} (UTC)"]
+    if total.fills == 0:
+        lines.append("no fills")
+    else:
+        lines.append(
+            f"fills {total.fills} (maker {total.maker_fills}, taker {total.taker_fills})"
+            f"  volume {_usd(total.buy_notional + total.sell_notional, 2)} USD"
+            f"  net pnl {_usd(total.net_pnl, 4)} USD"
+        )
+    if report.duplicates or report.malformed:
+        lines.append(
+            f"skipped: {report.duplicates} duplicate, {report.malformed} malformed entries"
+        )
+    if len(report.fee_tokens) > 1 or any(token != "USDC" for token in report.fee_tokens):
+        lines.append(
+            f"note: fees are charged in {', '.join(report.fee_tokens)}; "
+            "fee and net figures add them as if they were USD"
+        )
+    if not report.symbols:
+        return "\n".join(lines) + "\n"
+
+    volume_header = [
+        "coin", "fills", "maker", "taker", "buy sz", "vwap buy", "buy USD",
+        "sell sz", "vwap sell", "sell USD", "net pos",
+    ]  # fmt: skip
+    volume_rows = [
+        [
+            s.coin,
+            str(s.fills),
+            str(s.maker_fills),
+            str(s.taker_fills),
+            _qty(s.buy_sz),
+            _qty(s.vwap_buy),
+            _usd(s.buy_notional, 2),
+            _qty(s.sell_sz),
+            _qty(s.vwap_sell),
+            _usd(s.sell_notional, 2),
+            _qty(s.position_change),
+        ]
+        for s in report.symbols
+    ]
+    volume_total = [
+        TOTAL,
+        str(total.fills),
+        str(total.maker_fills),
+        str(total.taker_fills),
+        "-",
+        "-",
+        _usd(total.buy_notional, 2),
+        "-",
+        "-",
+        _usd(total.sell_notional, 2),
+        "-",
+    ]
+    horizons = sorted(set(DEFAULT_HORIZONS_MS) | {stat.horizon_ms for stat in total.markouts})
+    pnl_header = [
+        "coin", "fees", "realized", "net",
+        *(f"markout {horizon_label(h)}" for h in horizons),
+    ]  # fmt: skip
+
+    def pnl_row(coin: str, figures: SymbolReport | Totals) -> list[str]:
+        return [
+            coin,
+            _usd(figures.fees, 4),
+            _usd(figures.realized_pnl, 4),
+            _usd(figures.net_pnl, 4),
+            *(_markout_cell(figures.markouts, h) for h in horizons),
+        ]
+
+    lines += ["", *_table(volume_header, volume_rows, volume_total), ""]
+    lines.append("pnl in USD; markouts: mean bps (count), positive = in our favour")
+    lines += _table(pnl_header, [pnl_row(s.coin, s) for s in report.symbols], pnl_row(TOTAL, total))
+    return "\n".join(lines) + "\n"

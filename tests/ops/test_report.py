@@ -1,0 +1,449 @@
+"""Tests of mm.ops.report: one UTC day of fills and markouts read from a real journal.
+
+The figures are worked out by hand from the entries below. Real recorded Hyperliquid fills go
+through the venue codec and the journal the way the service writes them. Properties: totals
+agree with the per-symbol rows, net = realized - fees, and the report does not change when a
+fill is duplicated or the entries are reordered.
+"""
+
+from __future__ import annotations
+
+import datetime
+import enum
+import json
+import math
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import attrs
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from mm.journal import Entry, open_database, write_batch
+from mm.model import Fill
+from mm.ops.report import (
+    DailyReport,
+    MarkoutStat,
+    build_report,
+    day_bounds_ms,
+    read_day,
+    render_text,
+    to_json,
+)
+from mm.venues.hyperliquid.codec import UserEventsFrame, decode_frame, parse_fills
+
+FIXTURES = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures" / "hyperliquid"
+
+DAY = datetime.date(2024, 3, 1)
+START_MS = 1_709_251_200_000  # 2024-03-01T00:00:00Z
+END_MS = START_MS + 86_400_000  # 2024-03-02T00:00:00Z
+
+
+def fill(
+    coin: str,
+    side: str,
+    px: float,
+    sz: float,
+    *,
+    time_ms: int,
+    tid: int,
+    fee: float,
+    closed_pnl: float = 0.0,
+    crossed: bool = False,
+) -> dict[str, Any]:
+    """A fill entry as the service journals it: attrs.asdict(Fill) with plain enum values."""
+    return {
+        "coin": coin,
+        "side": side,
+        "px": px,
+        "sz": sz,
+        "time_ms": time_ms,
+        "oid": 1000 + tid,
+        "tid": tid,
+        "cloid": None,
+        "fee": fee,
+        "fee_token": "USDC",
+        "crossed": crossed,
+        "start_position": 0.0,
+        "direction": "Open Long" if side == "B" else "Open Short",
+        "closed_pnl": closed_pnl,
+        "hash": f"0x{tid:064x}",
+    }
+
+
+def markout(coin: str, fill_time_ms: int, horizon_ms: int, bps: float) -> dict[str, Any]:
+    return {"coin": coin, "horizon_ms": horizon_ms, "bps": bps, "fill_time_ms": fill_time_ms}
+
+
+T0 = START_MS  # the first millisecond of the day belongs to it
+T1 = START_MS + 3_600_000
+T2 = START_MS + 7_200_000
+T_LAST = END_MS - 1  # so does the last
+
+FILLS_OF_THE_DAY = [
+    fill("BTC", "B", 50_000.0, 0.1, time_ms=T0, tid=1, fee=0.5),
+    fill("BTC", "A", 50_100.0, 0.05, time_ms=T1, tid=2, fee=0.25, closed_pnl=5.0),
+    fill("BTC", "A", 49_900.0, 0.02, time_ms=T2, tid=3, fee=0.4, closed_pnl=-2.0, crossed=True),
+    fill("ETH", "B", 3_000.0, 1.5, time_ms=T1, tid=4, fee=1.2, crossed=True),
+    fill("ETH", "B", 2_990.0, 0.5, time_ms=T2, tid=5, fee=-0.1),  # a maker rebate
+    fill("ETH", "A", 3_010.0, 1.0, time_ms=T_LAST, tid=6, fee=0.3, closed_pnl=10.0),
+]
+FILLS_OF_OTHER_DAYS = [
+    fill("BTC", "B", 1.0, 100.0, time_ms=START_MS - 1, tid=7, fee=9.0, closed_pnl=99.0),
+    fill("ETH", "A", 1.0, 100.0, time_ms=END_MS, tid=8, fee=9.0, closed_pnl=99.0),
+    fill("SOL", "B", 1.0, 100.0, time_ms=END_MS + 5, tid=9, fee=9.0, closed_pnl=99.0),
+]
+MARKOUTS = [
+    markout("BTC", T0, 1_000, 2.0),
+    markout("BTC", T0, 5_000, 1.0),
+    markout("BTC", T0, 30_000, -3.0),
+    markout("BTC", T1, 1_000, 4.0),
+    markout("BTC", T1, 5_000, -1.0),
+    markout("ETH", T1, 1_000, -5.0),
+    markout("ETH", END_MS, 1_000, 100.0),  # a fill of the next day
+]
+
+
+def journal(path: Path, entries: list[Entry]) -> None:
+    conn = open_database(path)
+    try:
+        write_batch(conn, entries)
+    finally:
+        conn.close()
+
+
+@pytest.fixture
+def journal_path(tmp_path: Path) -> Path:
+    """The day's fills, journaled late or early (ts is wall time, not venue time)."""
+    path = tmp_path / "mm.sqlite3"
+    entries = [Entry(f["time_ms"] / 1000 + 0.05, "fill", f) for f in FILLS_OF_THE_DAY]
+    # The fill just before the day was recovered after a restart, journaled inside the day;
+    # the last fill of the day was journaled after midnight.
+    entries += [Entry(T1 / 1000, "fill", f) for f in FILLS_OF_OTHER_DAYS]
+    entries.append(Entry(END_MS / 1000 + 1, "fill", FILLS_OF_THE_DAY[1]))  # replayed: ignored
+    entries += [Entry(m["fill_time_ms"] / 1000 + 31, "markout", m) for m in MARKOUTS]
+    entries.append(Entry(T1 / 1000, "order", {"coin": "BTC", "time_ms": T1}))
+    journal(path, entries)
+    return path
+
+
+def test_day_bounds() -> None:
+    assert day_bounds_ms(DAY) == (START_MS, END_MS)
+
+
+def test_read_day_takes_the_day_by_venue_time(journal_path: Path) -> None:
+    fills, markouts = read_day(journal_path, DAY)
+    assert sorted(f["tid"] for f in fills) == [1, 2, 3, 4, 5, 6]
+    assert len(markouts) == 6
+    assert all(START_MS <= m["fill_time_ms"] < END_MS for m in markouts)
+    assert fills[0] == FILLS_OF_THE_DAY[0]
+
+
+def test_read_day_is_read_only(journal_path: Path, tmp_path: Path) -> None:
+    before = journal_path.read_bytes()
+    read_day(journal_path, DAY)
+    assert journal_path.read_bytes() == before
+    with pytest.raises(FileNotFoundError, match=r"nowhere\.sqlite3"):
+        read_day(tmp_path / "nowhere.sqlite3", DAY)
+    assert not (tmp_path / "nowhere.sqlite3").exists()
+
+
+def test_report_figures(journal_path: Path) -> None:
+    report = build_report(DAY, *read_day(journal_path, DAY))
+    assert report.day == DAY
+    assert [s.coin for s in report.symbols] == ["BTC", "ETH"]
+    btc, eth = report.symbols
+
+    assert (btc.fills, btc.maker_fills, btc.taker_fills) == (3, 2, 1)
+    assert btc.buy_sz == pytest.approx(0.1)
+    assert btc.sell_sz == pytest.approx(0.07)
+    assert btc.buy_notional == pytest.approx(5_000.0)
+    assert btc.sell_notional == pytest.approx(2_505.0 + 998.0)
+    assert btc.fees == pytest.approx(1.15)
+    assert btc.realized_pnl == pytest.approx(3.0)
+    assert btc.net_pnl == pytest.approx(1.85)
+    assert btc.position_change == pytest.approx(0.03)
+    assert btc.vwap_buy == pytest.approx(50_000.0)
+    assert btc.vwap_sell == pytest.approx(3_503.0 / 0.07)
+    assert btc.markouts == (
+        MarkoutStat(1_000, 2, 3.0),
+        MarkoutStat(5_000, 2, 0.0),
+        MarkoutStat(30_000, 1, -3.0),
+    )
+
+    assert (eth.fills, eth.maker_fills, eth.taker_fills) == (3, 2, 1)
+    assert eth.buy_sz == pytest.approx(2.0)
+    assert eth.sell_sz == pytest.approx(1.0)
+    assert eth.buy_notional == pytest.approx(4_500.0 + 1_495.0)
+    assert eth.sell_notional == pytest.approx(3_010.0)
+    assert eth.fees == pytest.approx(1.4)
+    assert eth.realized_pnl == pytest.approx(10.0)
+    assert eth.net_pnl == pytest.approx(8.6)
+    assert eth.position_change == pytest.approx(1.0)
+    assert eth.vwap_buy == pytest.approx(2_997.5)
+    assert eth.vwap_sell == pytest.approx(3_010.0)
+    assert eth.markouts == (MarkoutStat(1_000, 1, -5.0),)
+
+    total = report.total
+    assert (total.fills, total.maker_fills, total.taker_fills) == (6, 4, 2)
+    assert total.buy_notional == pytest.approx(10_995.0)
+    assert total.sell_notional == pytest.approx(6_513.0)
+    assert total.fees == pytest.approx(2.55)
+    assert total.realized_pnl == pytest.approx(13.0)
+    assert total.net_pnl == pytest.approx(10.45)
+    assert total.markouts[0].horizon_ms == 1_000
+    assert total.markouts[0].count == 3
+    assert total.markouts[0].mean_bps == pytest.approx(1 / 3)
+    assert total.markouts[1:] == (MarkoutStat(5_000, 2, 0.0), MarkoutStat(30_000, 1, -3.0))
+
+    assert (report.duplicates, report.malformed) == (0, 0)  # the journal kept one copy
+    assert report.fee_tokens == ("USDC",)
+
+
+def test_duplicates_are_counted_once_and_reported() -> None:
+    fills = [*FILLS_OF_THE_DAY, FILLS_OF_THE_DAY[1], dict(FILLS_OF_THE_DAY[4])]
+    report = build_report(DAY, fills, MARKOUTS)
+    assert report.duplicates == 2
+    assert report.total.fills == 6
+    assert report.symbols == build_report(DAY, FILLS_OF_THE_DAY, MARKOUTS).symbols
+    assert "skipped: 2 duplicate, 0 malformed entries" in render_text(report)
+
+
+def test_markouts_with_a_tid_are_deduplicated() -> None:
+    with_tid = {**markout("BTC", T0, 1_000, 2.0), "tid": 1}
+    later = {**markout("BTC", T0, 5_000, 6.0), "tid": 1}  # the same fill, another horizon
+    no_tid = markout("BTC", T0, 1_000, 4.0)
+    report = build_report(DAY, [], [with_tid, with_tid, later, no_tid, no_tid])
+    assert report.symbols[0].markouts == (
+        MarkoutStat(1_000, 3, 10.0 / 3),
+        MarkoutStat(5_000, 1, 6.0),
+    )
+    assert report.duplicates == 1
+
+
+def test_build_report_keeps_to_its_day() -> None:
+    """Given entries of other days (not through read_day), the report still covers its day."""
+    report = build_report(DAY, FILLS_OF_OTHER_DAYS + FILLS_OF_THE_DAY, MARKOUTS)
+    assert report == build_report(DAY, FILLS_OF_THE_DAY, MARKOUTS[:-1])
+    assert build_report(DAY, FILLS_OF_OTHER_DAYS, MARKOUTS[-1:]).total.fills == 0
+
+
+def test_malformed_entries_are_counted_and_skipped() -> None:
+    broken = [
+        {k: v for k, v in FILLS_OF_THE_DAY[0].items() if k != "px"},
+        {**FILLS_OF_THE_DAY[0], "side": "X", "tid": 77},
+        {**FILLS_OF_THE_DAY[0], "crossed": "yes", "tid": 78},
+    ]
+    report = build_report(DAY, [*broken, *FILLS_OF_THE_DAY], [{"coin": "BTC"}, *MARKOUTS])
+    assert report.malformed == 4
+    assert report.total.fills == 6
+
+
+def test_render_text_layout(journal_path: Path) -> None:
+    text = render_text(build_report(DAY, *read_day(journal_path, DAY)))
+    assert text == (
+        "mm daily report 2024-03-01 (UTC)\n"
+        "fills 6 (maker 4, taker 2)  volume 17,508.00 USD  net pnl 10.4500 USD\n"
+        "\n"
+        "coin   fills  maker  taker  buy sz  vwap buy    buy USD  sell sz        vwap sell"
+        "  sell USD  net pos\n"
+        "-----  -----  -----  -----  ------  --------  ---------  -------  ---------------"
+        "  --------  -------\n"
+        "BTC        3      2      1     0.1    50,000   5,000.00     0.07  50,042.85714286"
+        "  3,503.00     0.03\n"
+        "ETH        3      2      1       2   2,997.5   5,995.00        1            3,010"
+        "  3,010.00        1\n"
+        "-----  -----  -----  -----  ------  --------  ---------  -------  ---------------"
+        "  --------  -------\n"
+        "TOTAL      6      4      2       -         -  10,995.00        -                -"
+        "  6,513.00        -\n"
+        "\n"
+        "pnl in USD; markouts: mean bps (count), positive = in our favour\n"
+        "coin     fees  realized      net  markout 1s  markout 5s  markout 30s\n"
+        "-----  ------  --------  -------  ----------  ----------  -----------\n"
+        "BTC    1.1500    3.0000   1.8500   +3.00 (2)    0.00 (2)    -3.00 (1)\n"
+        "ETH    1.4000   10.0000   8.6000   -5.00 (1)           -            -\n"
+        "-----  ------  --------  -------  ----------  ----------  -----------\n"
+        "TOTAL  2.5500   13.0000  10.4500   +0.33 (3)    0.00 (2)    -3.00 (1)\n"
+    )
+
+
+def test_empty_day(journal_path: Path) -> None:
+    day = datetime.date(2024, 2, 1)
+    report = build_report(day, *read_day(journal_path, day))
+    assert report.symbols == ()
+    assert report.total.fills == 0
+    assert report.total.net_pnl == 0.0
+    assert render_text(report) == "mm daily report 2024-02-01 (UTC)\nno fills\n"
+    assert to_json(report)["total"]["fills"] == 0
+
+
+def test_to_json_is_plain_json(journal_path: Path) -> None:
+    data = to_json(build_report(DAY, *read_day(journal_path, DAY)))
+    assert json.loads(json.dumps(data)) == data
+    assert data["day"] == "2024-03-01"
+    assert [s["coin"] for s in data["symbols"]] == ["BTC", "ETH"]
+    eth = data["symbols"][1]
+    assert eth["vwap_buy"] == pytest.approx(2_997.5)
+    assert eth["markouts"] == [{"horizon_ms": 1_000, "count": 1, "mean_bps": -5.0}]
+    assert data["total"]["net_pnl"] == pytest.approx(10.45)
+    assert data["fee_tokens"] == ["USDC"]
+    only_buys = to_json(build_report(DAY, FILLS_OF_THE_DAY[:1], []))
+    assert only_buys["symbols"][0]["vwap_sell"] is None
+
+
+def test_fees_in_other_tokens_are_flagged() -> None:
+    hype = {**FILLS_OF_THE_DAY[0], "fee_token": "HYPE"}
+    report = build_report(DAY, [hype, *FILLS_OF_THE_DAY[1:]], [])
+    assert report.fee_tokens == ("HYPE", "USDC")
+    assert "note: fees are charged in HYPE, USDC" in render_text(report)
+
+
+# --- real recorded fills ---------------------------------------------------------------------
+
+
+def as_journaled(fill: Fill) -> dict[str, Any]:
+    """What the service journals for a fill: attrs.asdict with enum values as plain values."""
+
+    def plain(_inst: Any, _field: Any, value: Any) -> Any:
+        return value.value if isinstance(value, enum.Enum) else value
+
+    data: dict[str, Any] = attrs.asdict(fill, value_serializer=plain)
+    return data
+
+
+def journal_fills(path: Path, fills: list[Fill]) -> None:
+    journal(path, [Entry(f.time_ms / 1000 + 0.2, "fill", as_journaled(f)) for f in fills])
+
+
+def test_recorded_user_fills(tmp_path: Path) -> None:
+    """The recorded ``userFills`` answer: 25 taker fills closing positions on 2023-05-05."""
+    recorded = json.loads((FIXTURES / "info_responses.json").read_text())["info"]["userFills"]
+    fills = parse_fills(recorded["response"])
+    assert len(fills) == 25
+    path = tmp_path / "mm.sqlite3"
+    journal_fills(path, fills)
+
+    report = build_report(datetime.date(2023, 5, 5), *read_day(path, datetime.date(2023, 5, 5)))
+    coins = ["APE", "ARB", "AVAX", "BNB", "DOGE", "DYDX", "INJ", "LTC", "OP", "SOL", "SUI"]
+    assert [s.coin for s in report.symbols] == coins
+    # Three SUI fills share an order, a hash and a time (and have no tid): all three count.
+    assert (report.total.fills, report.total.taker_fills, report.total.maker_fills) == (25, 25, 0)
+    symbols = {s.coin: s for s in report.symbols}
+    sui = symbols["SUI"]
+    assert sui.fills == 3
+    assert sui.sell_sz == pytest.approx(142.7 + 3749.1 + 731.7)  # = startPosition: a full close
+    assert sui.position_change == pytest.approx(-4623.5)
+    assert sui.sell_notional == pytest.approx(1.3189 * 142.7 + 1.3167 * 3749.1 + 1.3093 * 731.7)
+    assert sui.realized_pnl == pytest.approx(-0.25686 - 14.771454 - 6.980418)
+    assert sui.vwap_buy is None
+    arb = symbols["ARB"]
+    assert arb.buy_sz == pytest.approx(11_243.6)  # closes the -11243.6 short
+    assert arb.realized_pnl == pytest.approx(0.53789 - 0.33 - 3.012908 - 10.22 - 12.789472)
+    assert report.total.fees == 0.0
+    assert report.total.net_pnl == pytest.approx(
+        math.fsum(float(entry["closedPnl"]) for entry in recorded["response"])
+    )
+    assert report.total.sell_notional + report.total.buy_notional == pytest.approx(
+        math.fsum(float(e["px"]) * float(e["sz"]) for e in recorded["response"])
+    )
+    text = render_text(report)
+    for coin in coins:
+        assert any(line.startswith(f"{coin} ") for line in text.splitlines())
+    assert report == build_report(datetime.date(2023, 5, 5), [as_journaled(f) for f in fills], [])
+    assert build_report(datetime.date(2023, 5, 4), *read_day(path, datetime.date(2023, 5, 4))) == (
+        build_report(datetime.date(2023, 5, 4), [], [])
+    )
+
+
+def test_recorded_maker_fill_from_the_user_stream(tmp_path: Path) -> None:
+    """A recorded ``user`` frame: one maker BTC sell with a fee and a venue tid."""
+    line = next(
+        line
+        for line in (FIXTURES / "ws_frames.jsonl").read_text().splitlines()
+        if '"channel": "user"' in line and "404237815023429" in line
+    )
+    frame = decode_frame(line)
+    assert isinstance(frame, UserEventsFrame)
+    path = tmp_path / "mm.sqlite3"
+    journal_fills(path, frame.fills)
+    journal_fills(path, frame.fills)  # replayed after a reconnect: journaled once
+
+    day = datetime.date(2026, 2, 1)  # time 1769940855551
+    report = build_report(day, *read_day(path, day))
+    (btc,) = report.symbols
+    assert (btc.coin, btc.fills, btc.maker_fills, btc.taker_fills) == ("BTC", 1, 1, 0)
+    assert btc.sell_sz == pytest.approx(0.001)
+    assert btc.sell_notional == pytest.approx(79.146)
+    assert btc.vwap_sell == pytest.approx(79_146.0)
+    assert btc.fees == pytest.approx(0.019785)
+    assert btc.realized_pnl == pytest.approx(0.046128)
+    assert btc.net_pnl == pytest.approx(0.046128 - 0.019785)
+    assert btc.position_change == pytest.approx(-0.001)
+    rows = sqlite3.connect(path).execute("SELECT count(*) FROM events").fetchone()
+    assert rows == (1,)
+
+
+# --- properties --------------------------------------------------------------------------------
+
+fill_dicts = st.lists(
+    st.builds(
+        fill,
+        st.sampled_from(["BTC", "ETH", "SOL"]),
+        st.sampled_from(["B", "A"]),
+        st.floats(0.01, 100_000.0),
+        st.floats(0.000_001, 1_000.0),
+        time_ms=st.integers(START_MS, END_MS - 1),
+        tid=st.integers(1, 10_000),
+        fee=st.floats(-1.0, 10.0),
+        closed_pnl=st.floats(-1_000.0, 1_000.0),
+        crossed=st.booleans(),
+    ),
+    max_size=30,
+    unique_by=lambda f: (f["tid"], f["oid"]),
+)
+
+
+def figures(report: DailyReport) -> DailyReport:
+    """The report without its duplicate count, to compare reports over the same fills."""
+    return attrs.evolve(report, duplicates=0)
+
+
+@settings(max_examples=150, deadline=None)
+@given(fill_dicts)
+def test_totals_agree_with_symbols(fills: list[dict[str, Any]]) -> None:
+    report = build_report(DAY, fills, [])
+    total = report.total
+    assert total.fills == len(fills) == sum(s.fills for s in report.symbols)
+    assert total.maker_fills + total.taker_fills == total.fills
+    assert total.maker_fills == sum(s.maker_fills for s in report.symbols)
+    for name in ("buy_notional", "sell_notional", "fees", "realized_pnl"):
+        per_symbol = math.fsum(getattr(s, name) for s in report.symbols)
+        assert getattr(total, name) == pytest.approx(per_symbol, rel=1e-9, abs=1e-9)
+    assert total.net_pnl == total.realized_pnl - total.fees
+    for s in report.symbols:
+        assert s.net_pnl == s.realized_pnl - s.fees
+        assert s.maker_fills + s.taker_fills == s.fills
+        assert s.position_change == pytest.approx(s.buy_sz - s.sell_sz, rel=1e-9, abs=1e-9)
+        if s.vwap_buy is not None:
+            buys = [f["px"] for f in fills if f["coin"] == s.coin and f["side"] == "B"]
+            assert min(buys) * (1 - 1e-12) <= s.vwap_buy <= max(buys) * (1 + 1e-12)
+
+
+@settings(max_examples=150, deadline=None)
+@given(fill_dicts, st.data())
+def test_duplicating_or_reordering_fills_changes_nothing(
+    fills: list[dict[str, Any]], data: st.DataObject
+) -> None:
+    report = build_report(DAY, fills, [])
+    assert report.duplicates == 0
+    shuffled = data.draw(st.permutations(fills))
+    assert build_report(DAY, shuffled, []) == report
+    if fills:
+        copy = dict(data.draw(st.sampled_from(fills)))
+        at = data.draw(st.integers(0, len(fills)))
+        duplicated = build_report(DAY, [*fills[:at], copy, *fills[at:]], [])
+        assert duplicated.duplicates == 1
+        assert figures(duplicated) == report
