@@ -3,8 +3,12 @@
 Any task records an entry through ``Journal.record`` (a bounded memory channel, so a flood
 applies back-pressure instead of growing without bound). The writer child drains the channel,
 writes each batch in one transaction through ``trio.to_thread``, and on cancellation flushes
-what is left inside a shielded, time-bounded scope. A batch that fails to write is kept and
-written first after the writer restarts: nothing accepted is dropped.
+what is left inside a shielded, time-bounded scope. A batch that fails to write (the database
+locked by another process, the disk full or read-only) is kept and retried with backoff by the
+writer itself, which meanwhile keeps taking entries off the queue so that the tasks recording
+them (the user stream, the risk system) never stall behind the database; nothing accepted is
+dropped. ``lag`` says how long the oldest unwritten entry has waited: the autonomy monitor's
+"journal stale" reading.
 """
 
 from __future__ import annotations
@@ -24,6 +28,9 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from mm.config import JournalConfig
 
 DATABASE_NAME = "mm.sqlite3"
+HOLD_FACTOR = 100  # pending entries kept in memory while writes fail, x the queue size
+RETRY_INITIAL_S = 0.25
+RETRY_CAP_S = 5.0
 
 MIGRATIONS: tuple[str, ...] = (
     # 1: the event log every component appends to.
@@ -125,6 +132,9 @@ class JournalMetrics:
         self.queue_depth = Gauge(
             "mm_journal_queue_depth", "Entries waiting to be written.", registry=registry
         )
+        self.failures = Counter(
+            "mm_journal_write_failures", "Journal batches that failed to write.", registry=registry
+        )
         self.last_write = Gauge(
             "mm_journal_last_write_timestamp_seconds",
             "Wall-clock time of the last successful journal write.",
@@ -141,6 +151,8 @@ class Journal:
         self._metrics = JournalMetrics(registry)
         self._send, self._receive = trio.open_memory_channel[Entry](config.queue_size)
         self._pending: list[Entry] = []  # taken from the channel, not yet committed
+        # While writes fail, entries are still taken off the queue up to this many pending.
+        self._hold_max = config.queue_size * HOLD_FACTOR
 
     async def record(self, kind: str, **data: Any) -> None:
         """Queue an entry; waits when the queue is full."""
@@ -154,20 +166,49 @@ class Journal:
         conn = await trio.to_thread.run_sync(open_database, self.path)
         try:
             task_status.started()
+            retry = RETRY_INITIAL_S
             while True:
                 if not self._pending:
                     self._pending.append(await self._receive.receive())
                 self._take_ready(self._config.batch_max)
-                await self._flush(conn)
+                try:
+                    await self._flush(conn)
+                except sqlite3.Error as error:
+                    retry = await self._failed(error, retry)
+                else:
+                    retry = RETRY_INITIAL_S
         finally:
             try:
                 with trio.move_on_after(self._config.flush_timeout, shield=True):
                     self._take_ready(None)
-                    await self._flush(conn)
+                    try:
+                        await self._flush(conn)
+                    except sqlite3.Error as error:  # kept pending, reported below
+                        logger.error("journal final flush failed: {}", error)
             finally:
                 conn.close()
                 if self._pending:
                     logger.error("journal stopped with {} entries unwritten", len(self._pending))
+
+    async def _failed(self, error: sqlite3.Error, retry: float) -> float:
+        """Keep everything, keep the queue moving, wait, and say how long to wait next time."""
+        self._metrics.failures.inc()
+        if retry == RETRY_INITIAL_S:  # the first failure of a run of them
+            logger.error("journal write failed (retrying, nothing dropped): {}", error)
+        with trio.move_on_after(retry):  # the wait before the retry still drains the queue
+            while len(self._pending) < self._hold_max:
+                self._pending.append(await self._receive.receive())
+            await trio.sleep_forever()
+        return min(retry * 2, RETRY_CAP_S)
+
+    def lag(self, now: float) -> float:
+        """Seconds the oldest entry taken for writing has waited (0 when none is waiting)."""
+        return max(now - self._pending[0].ts, 0.0) if self._pending else 0.0
+
+    def fill(self) -> float:
+        """How full the queue is, from 0 to 1."""
+        stats = self._receive.statistics()
+        return stats.current_buffer_used / stats.max_buffer_size
 
     def _take_ready(self, limit: int | None) -> None:
         """Move queued entries into the pending batch, up to ``limit`` (None: all of them)."""

@@ -287,63 +287,56 @@ async def test_cancellation_before_anything_recorded_is_clean(db_path: Path) -> 
     assert read_events(db_path) == []
 
 
-async def test_failing_write_crashes_and_restart_writes_the_pending_batch(
+async def test_failing_writes_are_retried_keeping_everything_in_order(
     db_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """A locked or failing database: the writer keeps every entry, keeps draining the queue (so
+    recorders never stall), reports its lag, and writes everything in order once it can."""
     real: WriteBatch = mm.journal.write_batch
+    failing = [True]
     calls: list[int] = []
 
     def broken(connection: sqlite3.Connection, entries: Sequence[Entry]) -> None:
         calls.append(len(entries))
-        raise sqlite3.OperationalError("disk I/O error")
-
-    registry = CollectorRegistry()
-    journal = make_journal(db_path, registry, batch_max=3)
-    for index in range(5):
-        journal.record_nowait("tick", i=index)
-
-    monkeypatch.setattr(mm.journal, "write_batch", broken)
-    with pytest.raises(sqlite3.OperationalError, match="disk I/O error"):
-        await journal.run()
-    assert calls == [3, 5]  # the capped batch, then the final flush of everything taken
-    assert read_events(db_path) == []
-
-    monkeypatch.setattr(mm.journal, "write_batch", real)
-    journal.record_nowait("tick", i=5)
-    async with trio.open_nursery() as nursery:
-        await nursery.start(journal.run)
-        await wait_written(registry, 6)
-        nursery.cancel_scope.cancel()
-    assert [entry.data["i"] for entry in read_events(db_path)] == list(range(6))
-
-
-async def test_write_failing_once_loses_and_duplicates_nothing(
-    db_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    real: WriteBatch = mm.journal.write_batch
-    failures = [sqlite3.OperationalError("database is locked")]
-
-    def flaky(connection: sqlite3.Connection, entries: Sequence[Entry]) -> None:
-        if failures:
-            raise failures.pop()
+        if failing[0]:
+            raise sqlite3.OperationalError("database is locked")
         real(connection, entries)
 
-    monkeypatch.setattr(mm.journal, "write_batch", flaky)
+    monkeypatch.setattr(mm.journal, "write_batch", broken)
     registry = CollectorRegistry()
-    journal = make_journal(db_path, registry, batch_max=2)
-    for index in range(5):
-        journal.record_nowait("tick", i=index)
-    with pytest.raises(sqlite3.OperationalError, match="database is locked"):
-        await journal.run()
-    # The crash still flushed what the writer had taken (shielded final flush).
-    assert [entry.data["i"] for entry in read_events(db_path)] == list(range(5))
-
-    journal.record_nowait("tick", i=5)
+    journal = make_journal(db_path, registry, batch_max=3, queue_size=4)
     async with trio.open_nursery() as nursery:
         await nursery.start(journal.run)
-        await wait_written(registry, 6)
+        started = time.time()
+        for index in range(40):  # ten times the queue: recording must not block
+            with trio.fail_after(1):
+                await journal.record("tick", i=index)
+            await trio.sleep(0.01)
+        assert len(calls) >= 2  # retried, not crashed
+        assert read_events(db_path) == []
+        assert journal.lag(time.time()) >= time.time() - started - 0.05
+        assert registry.get_sample_value("mm_journal_write_failures_total") == len(calls)
+        failing[0] = False
+        await wait_written(registry, 40)
+        assert journal.lag(time.time()) == 0.0
         nursery.cancel_scope.cancel()
-    assert [entry.data["i"] for entry in read_events(db_path)] == list(range(6))
+    assert [entry.data["i"] for entry in read_events(db_path)] == list(range(40))
+
+
+async def test_a_failure_on_the_final_flush_is_reported_not_raised(
+    db_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(connection: sqlite3.Connection, entries: Sequence[Entry]) -> None:
+        raise sqlite3.OperationalError("disk I/O error")
+
+    monkeypatch.setattr(mm.journal, "write_batch", broken)
+    journal = make_journal(db_path, batch_max=3)
+    for index in range(5):
+        journal.record_nowait("tick", i=index)
+    with trio.move_on_after(0.3):
+        await journal.run()
+    assert read_events(db_path) == []
+    assert journal.lag(time.time()) > 0.2  # still held, for the next writer run
 
 
 async def test_record_nowait_raises_when_the_queue_is_full(db_path: Path) -> None:
