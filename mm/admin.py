@@ -54,6 +54,8 @@ class AdminContext:
     kill: Callable[[str], None] | None = None
     rearm: Callable[[str, str], None] | None = None
     dump: Callable[[str], None] | None = None
+    # Flatten every position now under the flatten deadline (who, why).
+    flatten: Callable[[str, str], None] | None = None
 
 
 class AdminApp:
@@ -71,6 +73,7 @@ class AdminApp:
             "/kill": self._kill,
             "/rearm": self._rearm,
             "/dump": self._dump,
+            "/flatten": self._flatten,
         }
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -162,11 +165,18 @@ class AdminApp:
         why = str(body.get("reason") or "requested")
         return self._command(self._context.dump, {"dumping": True}, why)
 
+    def _flatten(self, body: dict[str, Any]) -> tuple[Response, Callable[[], None]]:
+        why = str(body.get("reason") or "manual flatten (no reason given)")
+        who = str(body.get("who") or "admin")
+        flatten = self._context.flatten
+        action = partial(flatten, who, why) if flatten is not None else None
+        return self._command(action, {"flattening": True, "who": who, "reason": why})
+
     def _command(
         self, action: Callable[..., None] | None, answer: dict[str, Any], *args: str
     ) -> tuple[Response, Callable[[], None]]:
         if action is None:
-            return json_response(503, {"error": "the kill switch is not available"}), _nothing
+            return json_response(503, {"error": "not available in this service"}), _nothing
         return json_response(202, answer), partial(action, *args)
 
 

@@ -11,9 +11,13 @@ more child specs without changes to ``supervisors/``::
     │   ├── market books, trades and mids
     │   └── user   order updates and fills, the resync gate, and the order client
     ├── execution  startup sequence, user events through the dispatcher, dead-man's switch
-    └── trading    the strategy and the executor slots (the kill switch's scope)
-        ├── strategy   one GLFT quoter per symbol; desired ladders to the slots
-        └── slot-N     reconcile, rate-limit and send, one symbol at a time
+    ├── trading    the strategy and the executor slots (the kill switch's scope)
+    │   ├── strategy   one GLFT quoter per symbol; desired ladders to the slots
+    │   └── slot-N     reconcile, rate-limit and send, one symbol at a time
+    ├── risk       the monitors and the kill switch's triggers
+    ├── notifier   notifications to the log, a webhook, Telegram
+    ├── autonomy   the autonomy monitor and the mode coordinator
+    └── session    the session governor, the track gate, the flattener
 """
 
 from __future__ import annotations
@@ -34,8 +38,14 @@ from loguru import logger
 from mm import __version__
 from mm.admin import AdminApp, AdminContext, AdminServer
 from mm.config import Config, Secrets, config_hash, to_dict
+from mm.execution.flatten import Flattener
 from mm.journal import DATABASE_NAME, Journal, read_events
 from mm.metrics import new_registry
+from mm.ops.coordinator import JOURNAL_KIND as AUTONOMY_KIND
+from mm.ops.coordinator import ModeCoordinator, RearmMode
+from mm.ops.monitor import AutonomyMonitor, channel_fill
+from mm.ops.notifier import Notifier
+from mm.ops.sessions import SessionRunner
 from mm.risk.controller import Dump, Kill, KillSwitchController, Rearm
 from mm.risk.killswitch import KillReason
 from mm.risk.runner import RiskAggregator
@@ -132,6 +142,7 @@ class Service:
                 kill=self._kill,
                 rearm=self._rearm,
                 dump=self._dump,
+                flatten=self._flatten,
             )
         )
         admin = AdminServer(admin_app, config.admin.host, config.admin.port, self._admin_bound)
@@ -152,6 +163,29 @@ class Service:
         self.trading = Trading(
             config.strategy, config.executor, self.adapter, self.registry, config.pretrade
         )
+        self.trading.markouts.listener = self._journal_markout
+        self.notifier = Notifier(config.notify, secrets.notify, self.registry, self._redact)
+        self.flattener = Flattener(config.flatten, self.adapter, config.pretrade, self.registry)
+        self.coordinator = ModeCoordinator(
+            config.autonomy,
+            self.journal,
+            self.notifier.notify,
+            self.registry,
+            self.trading.pull_all_orders,
+        )
+        self.session = SessionRunner(
+            config.session,
+            config.strategy.symbols,
+            self.flattener,
+            self.coordinator,
+            self.journal,
+            self.notifier.notify,
+            self.registry,
+        )
+        self.coordinator.rearmed.append(self.session.resume)
+        self.trading.mode = self.coordinator
+        self.trading.gate = self.session.gate
+        self.trading.held = self.flattener.active
         self.root = Supervisor(
             "mm",
             self._children(admin),
@@ -160,7 +194,11 @@ class Service:
         )
 
     def _children(self, admin: AdminServer) -> list[ChildSpec]:
-        children = [self._child("admin", admin.run), self._child("journal", self.journal.run)]
+        children = [
+            self._child("admin", admin.run),
+            self._child("journal", self.journal.run),
+            self._child("notifier", self.notifier.run),
+        ]
         if self.config.venue.url == EMBEDDED:
             self.venue = SimVenue(self.config.sim, on_bound=self._venue_bound)
             children.append(self._child("venue", self.venue.run))
@@ -201,7 +239,37 @@ class Service:
         children.append(self._child("risk", self.risk.run))
         self.killswitch.risk_status = self.risk.status
         self.killswitch.recent_errors = lambda: list(self.risk.recent_errors)
+        self.killswitch.notify = self.notifier.notify
+        adapter = self.adapter
+        self.monitor = AutonomyMonitor(
+            self.config.autonomy,
+            self.coordinator,
+            self.journal,
+            adapter,
+            self.trading,
+            {
+                "journal": self.journal.fill,
+                "user_events": lambda: channel_fill(adapter.user_events),
+                "trades": lambda: channel_fill(adapter.trades),
+                "notifications": self.notifier.fill,
+            },
+            self._drawdown_usd,
+        )
+        children.append(self._child("autonomy", self.monitor.run))
+        children.append(self._child("session", self.session.run))
         return children
+
+    def _drawdown_usd(self) -> float:
+        state = self.risk.last_state
+        return state.drawdown_usd if state is not None else 0.0
+
+    def _journal_markout(self, coin: str, horizon_ms: int, bps: float, fill_time_ms: int) -> None:
+        try:
+            self.journal.record_nowait(
+                "markout", coin=coin, horizon_ms=horizon_ms, bps=bps, fill_time_ms=fill_time_ms
+            )
+        except trio.WouldBlock:
+            logger.error("journal queue full; not journaled: a {} markout", coin)
 
     def _journal_order_events(self, events: Sequence[Any]) -> None:
         """Every order lifecycle event into the journal (never waiting: events are sync)."""
@@ -246,6 +314,9 @@ class Service:
             "healthy": not problems,
             "problems": problems,
             "killswitch": self.killswitch.status(),
+            "mode": {**self.coordinator.status(), "health": self.monitor.status()},
+            "session": self.session.status(),
+            "notify": self.notifier.status(),
             "risk": self.risk.status(),
             "trading": self.trading.status(),
             "tree": {
@@ -260,7 +331,12 @@ class Service:
         self.killswitch.request(Kill(KillReason.MANUAL, {"reason": reason}))
 
     def _rearm(self, who: str, why: str) -> None:
+        """``mm rearm`` resets both the kill switch and the autonomy mode (HALT, REDUCE_ONLY)."""
         self.killswitch.request(Rearm(who, why))
+        self.coordinator.request(RearmMode(who, why))
+
+    def _flatten(self, who: str, why: str) -> None:
+        self.session.request_flatten(who, why)
 
     def _dump(self, why: str) -> None:
         self.killswitch.request(Dump(why))
@@ -278,16 +354,21 @@ class Service:
 
         return describe
 
-    def _recover(self) -> tuple[dict[str, Any] | None, int | None]:
-        """From the journal: the latest kill-switch checkpoint and the last fill's venue time
-        (blocking: run in a thread)."""
+    def _recover(self) -> tuple[dict[str, Any] | None, dict[str, Any] | None, int | None]:
+        """From the journal: the latest kill-switch checkpoint, the latest autonomy mode and the
+        last fill's venue time (blocking: run in a thread)."""
         database = self.config.run_dir / DATABASE_NAME
         if not database.exists():
-            return None, None
+            return None, None, None
         checkpoints = read_events(database, "killswitch")
+        modes = read_events(database, AUTONOMY_KIND)
         fills = read_events(database, "fill")
         last_fill = max((int(fill.data["time_ms"]) for fill in fills), default=None)
-        return (checkpoints[-1].data if checkpoints else None), last_fill
+        return (
+            checkpoints[-1].data if checkpoints else None,
+            modes[-1].data.get("checkpoint") if modes else None,
+            last_fill,
+        )
 
     async def _admin_bound(self, url: str) -> None:
         self.admin_url = url
@@ -306,8 +387,9 @@ class Service:
             if self.runfile.removed_stale:
                 logger.info("removed a stale run file in {}", self.config.run_dir)
             check_port_free(self.config.admin.host, self.config.admin.port)
-            checkpoint, last_fill_ms = await trio.to_thread.run_sync(self._recover)
+            checkpoint, mode, last_fill_ms = await trio.to_thread.run_sync(self._recover)
             self.killswitch.restore(checkpoint)
+            self.coordinator.restore(mode)
             self.adapter.fills_since_ms = last_fill_ms
             await self._run_tree(task_status)
         finally:
@@ -354,6 +436,9 @@ class Service:
         await self.trading.stop()
         try:
             # Never wait on the journal here: a stop must not hang behind a stuck writer.
+            symbols = self.config.strategy.symbols
+            positions = {coin: self.trading.positions.position(coin) for coin in symbols}
+            self.journal.record_nowait("positions", positions=positions)
             self.journal.record_nowait("service_stopping", reason=self.stop_reason)
         except trio.WouldBlock:
             logger.error("journal queue full; not journaled: stopping ({})", self.stop_reason)

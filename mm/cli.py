@@ -1,4 +1,5 @@
-"""The ``mm`` command line: start, stop, status, check, sim.
+"""The ``mm`` command line: start, stop, status, check, kill, rearm, flatten, dump, report,
+backup, sim.
 
 Exit statuses: 0 success; 1 failure (already running, did not stop, unhealthy, crashed);
 2 bad configuration; 3 not running (``status``).
@@ -8,23 +9,35 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import datetime as dt
 import os
 import signal
+import sqlite3
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import attrs
 import httpx
+import orjson
 import trio
 from loguru import logger
 
 from mm import __version__
 from mm.app import Service, StartupError
 from mm.config import Config, ConfigError, Secrets, config_hash, load_config, resolve_secrets
+from mm.journal import DATABASE_NAME
 from mm.logs import configure
+from mm.ops.backup import BackupError, backup, list_backups
+from mm.ops.checks import exit_code as checks_exit_code
+from mm.ops.checks import render as render_checks
+from mm.ops.checks import run_checks
+from mm.ops.report import build_report, read_day
+from mm.ops.report import render_text as render_report
+from mm.ops.report import to_json as report_json
 from mm.runfile import AlreadyRunning, RunInfo, is_locked, read_info
 from mm.secrets import Redactor
 from mm.venues.sim.venue import SimVenue
@@ -175,6 +188,23 @@ def render_status(status: dict[str, Any]) -> str:
         lines.extend(["", f"kill switch: {state}"])
         if killswitch["tripped"] and killswitch.get("values"):
             lines.append(f"  {killswitch['values']}")
+    mode = status.get("mode")
+    if mode is not None:
+        reason = f" ({mode['reason']})" if mode.get("reason") else ""
+        lines.append(f"mode: {str(mode['mode']).upper()}{reason}")
+        for trigger, values in (mode.get("triggers") or {}).items():
+            lines.append(f"  trigger {trigger}: {values}")
+    session = status.get("session")
+    if session and session.get("tracks"):
+        phases = [
+            f"{name} {track['phase']}"
+            + (f" (next {track['next_change']})" if track.get("next_change") else "")
+            for name, track in session["tracks"].items()
+        ]
+        lines.append("session: " + "; ".join(phases))
+        active = (session.get("flatten") or {}).get("active")
+        if active:
+            lines.append(f"  flattening: {', '.join(active)}")
     risk = status.get("risk")
     if risk and risk.get("action"):
         reasons = "; ".join(risk.get("reasons") or []) or "-"
@@ -252,11 +282,67 @@ def cmd_status(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
 
 
 def cmd_check(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    """Pre-flight checks (or, with --post, the post-session ones); 1 when any fails."""
     config, secrets = _load(args.config, environ)
     token = "configured" if secrets.admin_token is not None else "none"
     print(f"config OK: {args.config} (hash {config_hash(config)})")
     print(f"  run_dir   {config.run_dir}")
     print(f"  admin     {config.admin.host}:{config.admin.port} (token: {token})")
+    info = _running(config)
+    admin_url = info.admin_url if info is not None else None
+    where = f"the running instance ({admin_url})" if admin_url else "no running instance"
+    print(f"{'post-session' if args.post else 'pre-flight'} checks against {where}:")
+    redact = Redactor(secrets.all())
+    with configure(level="WARNING", redact=redact, log_dir=None):
+        results = trio.run(
+            partial(run_checks, config, secrets, post=args.post, admin_url=admin_url)
+        )
+    print(redact(render_checks(results)))
+    return checks_exit_code(results)
+
+
+def cmd_flatten(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    who = environ.get("USER") or environ.get("LOGNAME") or "cli"
+    return _admin_post(args, environ, "/flatten", {"reason": args.reason, "who": who})
+
+
+def _database(config: Config) -> Path:
+    return config.run_dir / DATABASE_NAME
+
+
+def cmd_report(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    """The daily report from the journal (UTC days; today by default)."""
+    config = load_config(Path(args.config), environ)
+    try:
+        day = dt.date.fromisoformat(args.date) if args.date else dt.datetime.now(dt.UTC).date()
+    except ValueError:
+        print(f"mm: --date must be YYYY-MM-DD, got {args.date!r}", file=sys.stderr)
+        return EXIT_FAILURE
+    database = _database(config)
+    try:
+        fills, markouts = read_day(database, day)
+    except (FileNotFoundError, sqlite3.Error) as error:
+        print(f"mm: cannot read the journal {database}: {error}", file=sys.stderr)
+        return EXIT_FAILURE
+    report = build_report(day, fills, markouts)
+    if args.json:
+        print(orjson.dumps(report_json(report), option=orjson.OPT_INDENT_2).decode())
+    else:
+        print(render_report(report), end="")
+    return EXIT_OK
+
+
+def cmd_backup(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    """An online backup of the journal into <run_dir>/backups, keeping the newest --keep."""
+    config = load_config(Path(args.config), environ)
+    target = Path(args.dir) if args.dir else config.run_dir / "backups"
+    try:
+        path = backup(_database(config), target, keep=args.keep, now=dt.datetime.now(dt.UTC))
+    except BackupError as error:
+        print(f"mm: backup failed: {error}", file=sys.stderr)
+        return EXIT_FAILURE
+    kept = list_backups(target)
+    print(f"backup written: {path} ({path.stat().st_size:,} bytes; {len(kept)} kept)")
     return EXIT_OK
 
 
@@ -358,12 +444,38 @@ def build_parser() -> argparse.ArgumentParser:
     )
     status = verb("status", cmd_status, "Show the running instance's tree and health.")
     status.add_argument("--json", action="store_true", help="print the raw /status JSON")
-    verb("check", cmd_check, "Validate the configuration; non-zero exit on any error.")
+    check = verb(
+        "check",
+        cmd_check,
+        "Validate the configuration and run the pre-flight checks; non-zero exit on a failure.",
+    )
+    check.add_argument(
+        "--post",
+        action="store_true",
+        help="run the post-session checks instead: no open orders, journal flushed, "
+        "PnL reconciled with the venue's fills",
+    )
     kill = verb("kill", cmd_kill, "Trip the kill switch: stop trading and cancel every order.")
     kill.add_argument("--reason", required=True, help="why (journaled with the trip)")
-    rearm = verb("rearm", cmd_rearm, "Reset a tripped kill switch and resume trading.")
+    rearm = verb(
+        "rearm",
+        cmd_rearm,
+        "Reset a tripped kill switch and the autonomy mode (HALT, REDUCE_ONLY); resume trading.",
+    )
     rearm.add_argument("--reason", required=True, help="why it is safe (journaled)")
+    flatten = verb("flatten", cmd_flatten, "Flatten every position now, under the deadline.")
+    flatten.add_argument("--reason", default="mm flatten", help="why (journaled)")
     verb("dump", cmd_dump, "Write an incident dump to <run_dir>/incidents.")
+    report = verb("report", cmd_report, "The daily report (PnL, volume, fees, markouts).")
+    report.add_argument("--date", default=None, help="the UTC day, YYYY-MM-DD (default: today)")
+    report.add_argument("--json", action="store_true", help="print JSON instead of tables")
+    backup_verb = verb("backup", cmd_backup, "Back up the journal online, with retention.")
+    backup_verb.add_argument(
+        "--keep", type=int, default=30, help="backups to keep, newest first (default: 30)"
+    )
+    backup_verb.add_argument(
+        "--dir", default=None, help="where to write them (default: <run_dir>/backups)"
+    )
     sim = verb("sim", cmd_sim, "Run the embedded venue simulator on its own (config [sim]).")
     sim.add_argument("--port", type=int, default=None, help="port to listen on (default: sim.port)")
     sim.add_argument("--seed", type=int, default=None, help="random seed (default: sim.seed)")

@@ -18,9 +18,14 @@ from typing import Any
 import attrs
 import orjson
 
+from mm.execution.flatten import FlattenConfig
 from mm.execution.pretrade import PretradeConfig
 from mm.execution.rate_limit import RateLimitConfig
 from mm.execution.slots import ExecutorConfig
+from mm.ops.autonomy import AutonomyConfig
+from mm.ops.notifier import NotifySecrets, read_notify_secrets
+from mm.ops.notify import NotifyConfig
+from mm.ops.session import SessionConfig
 from mm.risk.monitors import RiskConfig
 from mm.secrets import Secret
 from mm.settings import (
@@ -102,6 +107,10 @@ class Config:
     executor: ExecutorConfig = attrs.field(factory=ExecutorConfig)
     risk: RiskConfig = attrs.field(factory=RiskConfig)
     pretrade: PretradeConfig = attrs.field(factory=PretradeConfig)
+    session: SessionConfig = attrs.field(factory=SessionConfig)
+    flatten: FlattenConfig = attrs.field(factory=FlattenConfig)
+    autonomy: AutonomyConfig = attrs.field(factory=AutonomyConfig)
+    notify: NotifyConfig = attrs.field(factory=NotifyConfig)
     sim: SimConfig = attrs.field(factory=SimConfig)
     base_dir: Path = attrs.field(default=Path("."), metadata={"internal": True})
 
@@ -171,10 +180,33 @@ def structure(data: Mapping[str, Any], base_dir: Path = Path(".")) -> Config:
         config = CONVERTER.structure(document, Config)
     except Exception as error:  # cattrs groups every problem into one exception
         raise ConfigError(describe_structuring_error(error, "")) from None
-    problems = check_section(config, "")
+    # notify.problems() repeats its fields' checks: each problem is reported once.
+    problems = list(dict.fromkeys(check_section(config, "") + _cross_checks(config)))
     if problems:
         raise ConfigError(problems)
     return attrs.evolve(config, base_dir=base_dir)
+
+
+def _cross_checks(config: Config) -> list[str]:
+    """Rules that span keys or live in lists (which check_section does not descend into)."""
+    problems = config.session.problems("session") + config.notify.problems("notify")
+    session = config.session
+    if not session.default_open:
+        tracked = {symbol for track in session.tracks for symbol in track.symbols}
+        for index, symbol in enumerate(config.strategy.symbols):
+            if symbol not in tracked:
+                problems.append(
+                    f"strategy.symbols[{index}]: {symbol!r} is in no session track and "
+                    "session.default_open is false, so it would never trade: add it to a "
+                    "[[session.tracks]] entry"
+                )
+    autonomy = config.autonomy
+    if autonomy.margin_warning >= autonomy.margin_reduce_only:
+        problems.append(
+            f"autonomy.margin_warning: must be below autonomy.margin_reduce_only "
+            f"({autonomy.margin_reduce_only}), got {autonomy.margin_warning}"
+        )
+    return problems
 
 
 def load_config(path: Path, environ: Mapping[str, str]) -> Config:
@@ -227,9 +259,11 @@ class Secrets:
 
     admin_token: Secret | None = None
     venue_key: Secret | None = None
+    notify: NotifySecrets = attrs.field(factory=NotifySecrets)
 
     def all(self) -> list[Secret]:
-        return [s for s in (self.admin_token, self.venue_key) if s is not None]
+        found = [s for s in (self.admin_token, self.venue_key) if s is not None]
+        return found + list(self.notify.secrets())
 
 
 def _token_problem(value: str) -> str | None:
@@ -320,9 +354,14 @@ def resolve_secrets(config: Config, environ: Mapping[str, str]) -> Secrets:
         problems.append(
             f"venue.private_key_env: the public development key is refused for {venue.url}"
         )
+    try:
+        notify = read_notify_secrets(config.notify, environ)
+    except ConfigError as error:
+        problems += error.errors
+        notify = NotifySecrets()
     if problems:
         raise ConfigError(problems)
-    return Secrets(admin_token=token, venue_key=venue_key)
+    return Secrets(admin_token=token, venue_key=venue_key, notify=notify)
 
 
 def _same_key(secret: Secret, key: str) -> bool:

@@ -30,7 +30,18 @@ async def test_healthz_and_status_answer(running: Service, admin: httpx.AsyncCli
     assert status["config_hash"] == running.config_hash
     assert status["version"]
     children = {child["name"]: child for child in status["tree"]["children"]}
-    assert list(children) == ["admin", "journal", "venue", "feeds", "execution", "trading", "risk"]
+    assert list(children) == [
+        "admin",
+        "journal",
+        "notifier",
+        "venue",
+        "feeds",
+        "execution",
+        "trading",
+        "risk",
+        "autonomy",
+        "session",
+    ]
     assert all(child["state"] == "running" for child in children.values())
     assert all(child["restarts"] == 0 for child in children.values())
 

@@ -109,6 +109,10 @@ def test_sections_are_resolved_as_attrs_classes() -> None:
         "executor.reconcile",
         "risk",
         "pretrade",
+        "session",
+        "flatten",
+        "autonomy",
+        "notify",
     }
 
 

@@ -1,6 +1,7 @@
 """Pre-trade checks in the send path: reject an order before it reaches the venue.
 
-``check(order, context, config)`` runs, in order: ``invalid`` (price and size finite and > 0),
+``check(order, context, config)`` runs, in order: ``closed`` (no order may go out: a session
+phase that is not open, HALT, quotes pulled), ``invalid`` (price and size finite and > 0),
 ``max_size`` (size in coin), ``max_notional`` (price x size in USD), ``price_collar`` (distance
 from the mid as a fraction of the mid; no usable mid rejects), ``max_open_orders`` (open orders
 already at the limit), ``reduce_only`` (in reduce-only mode an order must shrink |position|: the
@@ -35,6 +36,7 @@ from mm.settings import at_least, non_negative, positive, setting
 
 
 class CheckName(enum.StrEnum):
+    CLOSED = "closed"
     INVALID = "invalid"
     MAX_SIZE = "max_size"
     MAX_NOTIONAL = "max_notional"
@@ -170,11 +172,15 @@ class PretradeContext:
     recent: RecentOrders
     throttle: TokenBucket
     now: float
+    # Why no order may go out at all (a closed session phase, HALT, quotes pulled), or None.
+    closed: str | None = None
 
 
 def _static_checks(
     order: PlaceOrder, context: PretradeContext, config: PretradeConfig
 ) -> Rejection | None:
+    if context.closed is not None:
+        return Rejection(CheckName.CLOSED, context.closed)
     px, sz = order.px, order.sz
     if not (math.isfinite(px) and math.isfinite(sz) and px > 0 and sz > 0):
         return Rejection(CheckName.INVALID, f"price {px!r} and size {sz!r} must be finite and > 0")

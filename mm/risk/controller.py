@@ -25,6 +25,7 @@ from prometheus_client import CollectorRegistry, Gauge
 
 from mm.journal import Journal
 from mm.model import CancelOrder
+from mm.ops.notify import Notification, Severity
 from mm.risk.killswitch import KillReason, KillSwitch, Value
 from mm.secrets import Redactor
 from mm.strategy.runner import Trading
@@ -80,6 +81,7 @@ class KillSwitchController:
         # Set by the service: the risk decision and recent errors, for incident dumps.
         self.risk_status: Callable[[], dict[str, Any]] | None = None
         self.recent_errors: Callable[[], list[str]] | None = None
+        self.notify: Callable[[Notification], None] | None = None  # set by the service
 
     def export(self, registry: CollectorRegistry) -> None:
         """mm_kill_switch_tripped{reason}: 1 for the reason it is tripped for, else 0."""
@@ -160,6 +162,18 @@ class KillSwitchController:
             return  # already tripped: recorded, nothing more to do
         logger.critical("KILL SWITCH tripped: {} {}", reason.value, dict(values))
         self._export()
+        if self.notify is not None:  # critical: bypasses the notification rate limit
+            kind = "daily_loss" if reason is KillReason.MAX_LOSS else "kill_switch"
+            self.notify(
+                Notification(
+                    kind,
+                    Severity.CRITICAL,
+                    f"mm KILL SWITCH ({reason.value})",
+                    f"kill switch tripped: {reason.value}; trading stopped, orders canceled",
+                    time.time(),
+                    {key: value for key, value in values.items()},
+                )
+            )
         self.adapter.halted = True  # no dead-man's switch refresh, no quoting
         if self._scope is not None:
             self._scope.cancel()

@@ -17,7 +17,7 @@ Pending fills are capped; past the cap the oldest is dropped and counted.
 from __future__ import annotations
 
 import collections
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import attrs
@@ -235,6 +235,8 @@ class Markouts:
         self._stats: dict[str, dict[int, _HorizonStats]] = {}
         self.dropped = 0
         self.recorded = 0
+        # Told of each markout as it completes: (coin, horizon_ms, bps, fill time_ms).
+        self.listener: Callable[[str, int, float, int], None] | None = None
 
     @property
     def pending(self) -> int:
@@ -273,7 +275,10 @@ class Markouts:
                 if p.done[i] or p.time_ms + h > now_ms:
                     continue
                 p.done[i] = True
-                self._add(coin, h, p.sign * (mid - p.px) / p.px * _BPS)
+                bps = p.sign * (mid - p.px) / p.px * _BPS
+                self._add(coin, h, bps)
+                if self.listener is not None:
+                    self.listener(coin, h, bps, p.time_ms)
                 produced += 1
             if all(p.done):
                 finished.append(seq)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import time
 from typing import Any, Protocol
 
+import attrs
 import trio
 from loguru import logger
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -28,6 +29,7 @@ from mm.execution.pretrade import (
 )
 from mm.execution.slots import ExecutorConfig, ExecutorSlot, Mailbox, Signal, slot_for
 from mm.model import CancelOrder, DesiredOrder, Fill, PlaceOrder, Side
+from mm.ops.session import Phase
 from mm.strategy.engine import QuotePlan, StrategyConfig, SymbolQuoter
 from mm.strategy.positions import Markouts, PositionBook
 from mm.venues.hyperliquid.adapter import HyperliquidAdapter
@@ -115,15 +117,16 @@ class PretradeGate:
             self.throttle = TokenBucket.from_config(self.config, now)
         trading = self.trading
         book = trading.adapter.bus.latest(order.coin)
-        risk = trading.risk
+        permission = trading.permission(order.coin)
         context = PretradeContext(
             mid=book.mid if book is not None else None,
             open_orders=len(trading.adapter.dispatcher.registry.live()),
-            reduce_only=risk is not None and risk.reduce_only,
+            reduce_only=permission.reduce_only,
             position=trading.positions.position(order.coin),
             recent=self.recent,
             throttle=self.throttle,
             now=now,
+            closed=permission.closed,
         )
         rejection = check(order, context, self.config)
         if rejection is None:
@@ -137,11 +140,31 @@ class PretradeGate:
 
 
 class RiskReader(Protocol):
+    """The risk decision and the autonomy mode both answer these two questions."""
+
     @property
     def pull(self) -> bool: ...
 
     @property
     def reduce_only(self) -> bool: ...
+
+
+class PhaseReader(Protocol):
+    """The track gate: each symbol's session phase."""
+
+    def phase(self, symbol: str) -> Phase: ...
+
+
+@attrs.frozen
+class Permission:
+    """What may be sent for a symbol now: nothing (``closed`` says why), only reducing orders,
+    or anything."""
+
+    closed: str | None = None
+    reduce_only: bool = False
+
+
+ALLOWED = Permission()
 
 
 class Trading:
@@ -166,6 +189,9 @@ class Trading:
         self.ticks: dict[str, float] = {}
         self.halted = False  # set on stop: no new signals, ever
         self.risk: RiskReader | None = None  # the risk aggregator's decision, once it runs
+        self.mode: RiskReader | None = None  # the autonomy mode coordinator
+        self.gate: PhaseReader | None = None  # the session's track gate
+        self.held: set[str] = set()  # symbols the flattener owns for now
         self._seeded = False
         self.pretrade = PretradeGate(pretrade or PretradeConfig(), self)
         adapter.fill_listeners.append(self.on_fill)
@@ -205,7 +231,7 @@ class Trading:
                 await self._quote_loop()
         finally:
             if not self.halted:  # cancelled without stop() (a crash, the kill switch): pull here
-                await self._pull_all_orders()
+                await self.pull_all_orders()
 
     def _seed_positions(self) -> None:
         """Positions start from what the venue reported at startup, once per process."""
@@ -280,14 +306,32 @@ class Trading:
         received_ms = book.received_ms if book is not None else 0
         mailbox.put(Signal(coin, tuple(orders), self.ticks[coin], received_ms))
 
+    def permission(self, coin: str) -> Permission:
+        """The session phase, the flattener, the risk decision and the autonomy mode, combined:
+        the strictest wins. Read by the strategy and by the pre-trade checks."""
+        if coin in self.held:
+            return Permission(closed="the flattener holds the symbol")
+        reduce_only = False
+        if self.gate is not None:
+            phase = self.gate.phase(coin)
+            if phase is Phase.CLOSE_ONLY:
+                reduce_only = True
+            elif phase is not Phase.OPEN:
+                return Permission(closed=f"session phase {phase.label}")
+        for source, reader in (("risk", self.risk), ("mode", self.mode)):
+            if reader is None:
+                continue
+            if reader.pull:
+                return Permission(closed=f"{source}: no new orders")
+            reduce_only = reduce_only or reader.reduce_only
+        return Permission(reduce_only=True) if reduce_only else ALLOWED
+
     def _within_risk(self, coin: str, orders: list[DesiredOrder]) -> list[DesiredOrder]:
-        """The risk decision has the last word: pull everything, or keep the reducing side."""
-        risk = self.risk
-        if risk is None:
-            return orders
-        if risk.pull:
+        """The permission has the last word: pull everything, or keep the reducing side."""
+        permission = self.permission(coin)
+        if permission.closed is not None:
             return []
-        if risk.reduce_only:
+        if permission.reduce_only:
             position = self.positions.position(coin)
             reducing = Side.SELL if position > 0 else Side.BUY
             return [order for order in orders if position and order.side is reducing]
@@ -365,12 +409,12 @@ class Trading:
         self.halted = True
         for mailbox in self.mailboxes:
             mailbox.clear()
-        await self._pull_all_orders()
+        await self.pull_all_orders()
         # A slot may have been sending when the first pass read the open orders: look again.
         await trio.sleep(0.3)
-        await self._pull_all_orders()
+        await self.pull_all_orders()
 
-    async def _pull_all_orders(self) -> None:
+    async def pull_all_orders(self) -> None:
         """Cancel every open order of the account, shielded and within a deadline."""
         client = self.adapter.client
         if client is None:

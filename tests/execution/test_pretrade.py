@@ -74,6 +74,7 @@ def test_defaults_and_config_section() -> None:
     with pytest.raises(ConfigError, match=r"pretrade\.max_open_orders"):
         structure_section({"max_open_orders": 0}, PretradeConfig, "pretrade")
     assert [c.value for c in CHECKS] == [
+        "closed",
         "invalid",
         "max_size",
         "max_notional",
@@ -228,3 +229,18 @@ def test_rejection_log_once_per_burst() -> None:
     assert log.counts[CheckName.PRICE_COLLAR] == 5
     assert log.counts[CheckName.THROTTLE] == 1
     assert log.counts[CheckName.DUPLICATE] == 0
+
+
+def test_closed_refuses_every_intent_before_any_other_check() -> None:
+    """A closed session phase or HALT refuses even an order that would pass everything else,
+    and spends nothing: no throttle token, no duplicate record."""
+    shared = context()
+    shared.closed = "session phase closed"
+    good = order()
+    result = check(good, shared, CONFIG)
+    assert result == Rejection(CheckName.CLOSED, "session phase closed")
+    assert check(order(px=math.nan), shared, CONFIG) == result
+    assert shared.throttle.tokens == CONFIG.burst  # nothing spent
+    shared.closed = None
+    assert rejected(good, shared) is None  # the same order passes once open
+    assert rejected(good, shared) == "duplicate"  # and only now was it recorded

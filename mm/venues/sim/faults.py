@@ -59,6 +59,9 @@ class FaultConfig:
     # Per HTTP request: probability of an HTTP 429, or of an HTTP 500.
     http_429: float = setting(0.0, probability)
     http_5xx: float = setting(0.0, probability)
+    # Orders from accounts that would take liquidity are canceled unfilled, as an IOC that
+    # found nothing to match (resting orders still fill): flattening cannot make progress.
+    refuse_fills: bool = setting(False)
 
 
 class FrameFate(enum.Enum):

@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from mm.venues.hyperliquid.signing import SignatureError, recover_l1_signer
-from mm.venues.sim.engine import OrderRequest, PlaceResult, Rejected
+from mm.venues.sim.engine import OrderRequest, PlaceResult, Reject, Rejected
 from mm.venues.sim.hyperliquid import wire
 from mm.venues.sim.hyperliquid.info import DESERIALIZE_ERROR
 
@@ -201,4 +201,11 @@ class ExchangeHandler:
         raise ExchangeError(DESERIALIZE_ERROR)
 
     def _place(self, user: str, request: OrderRequest, now: int) -> PlaceResult:
-        return self.venue.engine.place(user, request, now)
+        engine = self.venue.engine
+        if self.venue.faults.config.refuse_fills and 0 <= request.asset < len(engine.specs):
+            px = engine.specs[request.asset].parse_px(request.px)
+            book = engine.books[request.asset]
+            if px is not None and book.would_cross(request.is_buy, px):
+                # The fault: an order that would take liquidity finds nothing to match.
+                return Rejected(Reject.IOC_CANCEL, request.asset)
+        return engine.place(user, request, now)

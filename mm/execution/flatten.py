@@ -1,0 +1,203 @@
+"""The flattener: take positions to zero with marketable orders, inside a deadline.
+
+``flatten_order`` (pure) prices the next order for one symbol: the side that reduces the
+position, at the opposite best price pushed through by ``slippage_bps`` (so it is marketable),
+for the whole position or as much of it as one order may carry (the pre-trade size and
+notional limits), reduce-only and immediate-or-cancel, so nothing is left resting.
+
+``Flattener.flatten`` (shell) cancels the symbols' orders, then round by round reads the venue's
+positions (the venue's word, not our own tally), sends one IOC per symbol still open, and
+re-prices from the latest book with more slippage each round, until every position is zero or
+the deadline passes (``trio.move_on_at``). The caller escalates a missed deadline.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+
+import attrs
+import trio
+from loguru import logger
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+from mm.execution.pretrade import PretradeConfig
+from mm.model import CancelOrder, PlaceOrder, Side, Tif
+from mm.settings import non_negative, positive, setting
+from mm.venues.hyperliquid.adapter import HyperliquidAdapter
+from mm.venues.hyperliquid.wire import new_cloid
+
+BPS = 1e-4
+
+
+@attrs.frozen
+class FlattenConfig:
+    """The ``[flatten]`` section (the deadline is ``session.flatten_deadline_s``)."""
+
+    # Slippage past the opposite best price on the first order, added per round, and its cap.
+    slippage_bps: float = setting(10.0, non_negative)
+    slippage_step_bps: float = setting(10.0, non_negative)
+    max_slippage_bps: float = setting(100.0, non_negative)
+    # Seconds between rounds: read positions, re-price, send.
+    reprice_every_s: float = setting(0.5, positive)
+
+
+@attrs.frozen
+class FlattenOrder:
+    side: Side
+    px: float
+    sz: float
+
+
+def flatten_order(
+    position: float,
+    best_bid: float | None,
+    best_ask: float | None,
+    sz_decimals: int,
+    slippage_bps: float,
+    limits: PretradeConfig,
+) -> FlattenOrder | None:
+    """The next order that reduces ``position`` (None: flat, or no price to hit)."""
+    lot = 10.0**-sz_decimals
+    if abs(position) < lot / 2:
+        return None
+    if position > 0:
+        if best_bid is None:
+            return None
+        side, px = Side.SELL, best_bid * (1 - slippage_bps * BPS)
+    else:
+        if best_ask is None:
+            return None
+        side, px = Side.BUY, best_ask * (1 + slippage_bps * BPS)
+    most = min(abs(position), limits.max_order_sz, limits.max_order_notional_usd / px)
+    lots = math.floor(most / lot + 1e-9)
+    if lots <= 0:
+        return None
+    return FlattenOrder(side, px, round(lots * lot, sz_decimals))
+
+
+@attrs.frozen
+class FlattenResult:
+    done: bool
+    remaining: dict[str, float]  # signed positions still open when it ended
+    orders: int
+    seconds: float
+
+
+class Flattener:
+    def __init__(
+        self,
+        config: FlattenConfig,
+        adapter: HyperliquidAdapter,
+        limits: PretradeConfig,
+        registry: CollectorRegistry,
+    ) -> None:
+        self.config = config
+        self.adapter = adapter
+        self.limits = limits
+        self.active: set[str] = set()  # symbols being flattened: the strategy leaves them alone
+        self.last: FlattenResult | None = None
+        self._runs = Counter(
+            "mm_flatten_runs", "Flatten runs by outcome.", ["outcome"], registry=registry
+        )
+        self._orders = Counter(
+            "mm_flatten_orders", "Orders sent by the flattener.", ["symbol"], registry=registry
+        )
+        self._seconds = Histogram(
+            "mm_flatten_seconds",
+            "Time from the start of a flatten to its end.",
+            buckets=(0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300),
+            registry=registry,
+        )
+
+    async def flatten(self, coins: Iterable[str], deadline: float) -> FlattenResult:
+        """Flatten ``coins`` before ``deadline`` (trio time); the positions left say how it went."""
+        wanted = sorted(set(coins))
+        started = trio.current_time()
+        self.active.update(wanted)
+        sent = 0
+        remaining: dict[str, float] = {}
+        try:
+            with trio.move_on_at(deadline):
+                await self._cancel_orders(wanted)
+                attempt = 0
+                while True:
+                    remaining = await self._open_positions(wanted)
+                    if not remaining:
+                        break
+                    sent += await self._send_round(remaining, attempt)
+                    attempt += 1
+                    await trio.sleep(self.config.reprice_every_s)
+            if remaining:
+                with trio.move_on_after(2.0, shield=True):
+                    remaining = await self._open_positions(wanted)
+        finally:
+            self.active.difference_update(wanted)
+        seconds = trio.current_time() - started
+        result = FlattenResult(not remaining, remaining, sent, seconds)
+        self.last = result
+        self._runs.labels(outcome="done" if result.done else "deadline_missed").inc()
+        self._seconds.observe(seconds)
+        if result.done:
+            logger.info("flattened {} in {:.2f}s with {} orders", wanted, seconds, sent)
+        else:
+            logger.critical("flatten missed its deadline: still open {}", remaining)
+        return result
+
+    async def _cancel_orders(self, coins: list[str]) -> None:
+        client = self.adapter.client
+        if client is None:
+            return
+        orders = [o for o in await client.open_orders() if o.coin in coins]
+        if orders:
+            await client.cancel([CancelOrder(o.coin, oid=o.oid) for o in orders])
+
+    async def _open_positions(self, coins: list[str]) -> dict[str, float]:
+        client = self.adapter.client
+        if client is None:
+            return dict.fromkeys(coins, math.nan)  # unknown: not flat
+        account = await client.account_state()
+        open_positions = {}
+        for position in account.positions:
+            if position.coin in coins and position.szi:
+                lot = 10.0 ** -client.asset(position.coin).sz_decimals
+                if abs(position.szi) >= lot / 2:
+                    open_positions[position.coin] = position.szi
+        return open_positions
+
+    async def _send_round(self, positions: dict[str, float], attempt: int) -> int:
+        client, router = self.adapter.client, self.adapter.router
+        if client is None or router is None:
+            return 0
+        config = self.config
+        slippage = min(
+            config.slippage_bps + attempt * config.slippage_step_bps, config.max_slippage_bps
+        )
+        orders = []
+        for coin, position in positions.items():
+            book = self.adapter.bus.latest(coin)
+            if book is None or math.isnan(position):
+                continue
+            meta = client.asset(coin)
+            order = flatten_order(
+                position, book.best_bid, book.best_ask, meta.sz_decimals, slippage, self.limits
+            )
+            if order is None:
+                continue
+            orders.append(
+                PlaceOrder(coin, order.side, order.px, order.sz, Tif.IOC, new_cloid(), True)
+            )
+            self._orders.labels(symbol=coin).inc()
+        if orders:
+            try:
+                await router.place(orders)
+            except Exception as error:  # the next round re-reads positions and tries again
+                logger.warning("flatten round {} failed: {}", attempt, error)
+        return len(orders)
+
+    def status(self) -> dict[str, object]:
+        last = self.last
+        return {
+            "active": sorted(self.active),
+            "last": None if last is None else attrs.asdict(last),
+        }

@@ -1,0 +1,152 @@
+"""The autonomy monitor: the ``autonomy`` child that reads platform health and moves the mode.
+
+Several times a second (``autonomy.check_every_s``) it gathers ``Readings``: the journal's
+write lag, every symbol's book age, feed reconnects in the flapping window, the fill of the
+service's queues, resident memory, local against venue positions (the venue is read every
+``venue_poll_s``), margin usage and the drop of PnL from its peak. ``assess`` turns them into
+triggers and the coordinator escalates to the strictest. When the current mode may recover by
+itself, the time since the last trigger is handed to the coordinator.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import psutil
+import trio
+from loguru import logger
+
+from mm.journal import Journal
+from mm.model import AccountState
+from mm.ops.autonomy import AutonomyConfig
+from mm.ops.coordinator import ModeCoordinator
+from mm.ops.health import DriftTracker, EventWindow, Readings, assess
+from mm.strategy.runner import Trading
+from mm.venues.hyperliquid.adapter import HyperliquidAdapter
+
+QueueFill = Callable[[], float]
+
+
+def channel_fill(channel: trio.MemoryReceiveChannel[Any]) -> float:
+    """How full a memory channel's buffer is, from 0 to 1 (0 for an unbounded one)."""
+    stats = channel.statistics()
+    capacity = stats.max_buffer_size
+    if not capacity or capacity == float("inf"):
+        return 0.0
+    return stats.current_buffer_used / capacity
+
+
+class AutonomyMonitor:
+    def __init__(
+        self,
+        config: AutonomyConfig,
+        coordinator: ModeCoordinator,
+        journal: Journal,
+        adapter: HyperliquidAdapter,
+        trading: Trading,
+        queues: Mapping[str, QueueFill],
+        drawdown_usd: Callable[[], float],
+    ) -> None:
+        self.config = config
+        self.coordinator = coordinator
+        self.journal = journal
+        self.adapter = adapter
+        self.trading = trading
+        self.queues = queues
+        self.drawdown_usd = drawdown_usd
+        self.reconnects = EventWindow(config.flapping_window_s)
+        self.drift = DriftTracker(config.drift_tolerance)
+        self.drifting: dict[str, tuple[float, float, float]] = {}
+        self.account: AccountState | None = None
+        self.readings = Readings()
+        self.quiet_since: float | None = None
+        self._process = psutil.Process()
+        self._started: float | None = None
+        adapter.state_listeners.append(self._on_feed_state)
+
+    def _on_feed_state(self, feed: str, state: str) -> None:
+        if state == "reconnecting":
+            self.reconnects.record(trio.current_time())
+        if state in ("reconnecting", "stale", "failed"):
+            self.coordinator.note(f"feed {feed} {state}")
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        self._started = trio.current_time()
+        async with trio.open_nursery() as nursery:
+            await nursery.start(self.coordinator.run)
+            nursery.start_soon(self._poll_venue)
+            task_status.started()
+            while True:
+                await self.check()
+                await trio.sleep(self.config.check_every_s)
+
+    async def check(self) -> None:
+        """One look: read, assess, escalate to the strictest trigger, or recover when quiet."""
+        readings = self.read()
+        self.readings = readings
+        triggers = assess(readings, self.config)
+        self.coordinator.observe(triggers)
+        now = time.time()
+        if triggers:
+            self.quiet_since = None
+            await self.coordinator.escalate(triggers[0])
+        else:
+            if self.quiet_since is None:
+                self.quiet_since = now
+            await self.coordinator.recover(self.quiet_since)
+
+    def read(self) -> Readings:
+        now_ms = time.time() * 1000
+        ages: dict[str, float | None] = {}
+        feed = self.adapter.market_feed
+        # A book that has not arrived yet is as old as the monitor's run: a gap only once the
+        # feed has had feed_gap_s to deliver it.
+        waited = trio.current_time() - (self._started or trio.current_time())
+        for coin in self.trading.strategy.symbols:
+            last = feed.last_book_ms(coin) if feed is not None else None
+            ages[coin] = waited if last is None else (now_ms - last) / 1000
+        account = self.account
+        usage = None
+        if account is not None and account.account_value > 0:
+            usage = account.margin_used / account.account_value
+        return Readings(
+            journal_lag_s=self.journal.lag(time.time()),
+            book_ages_s=ages if feed is not None else {},
+            reconnects=self.reconnects.count(trio.current_time()),
+            queue_fill={name: fill() for name, fill in self.queues.items()},
+            rss_bytes=self._process.memory_info().rss,
+            drift=self.drifting,
+            margin_usage=usage,
+            drawdown_usd=self.drawdown_usd(),
+        )
+
+    async def _poll_venue(self) -> None:
+        """The venue's positions and margin, for drift and margin usage."""
+        while True:
+            await trio.sleep(self.config.venue_poll_s)
+            client = self.adapter.client
+            if client is None or not self.adapter.healthy():
+                continue  # not in sync: positions are being recovered, not drifting
+            try:
+                account = await client.account_state()
+            except Exception as error:  # a failed poll is retried; the other checks still run
+                logger.debug("autonomy: account poll failed: {}", error)
+                continue
+            self.account = account
+            symbols = self.trading.strategy.symbols
+            venue = {p.coin: p.szi for p in account.positions if p.coin in symbols}
+            local = {coin: self.trading.positions.position(coin) for coin in symbols}
+            self.drifting = self.drift.update(local, venue, trio.current_time())
+
+    def status(self) -> dict[str, object]:
+        readings = self.readings
+        return {
+            "journal_lag_s": round(readings.journal_lag_s, 3),
+            "reconnects": readings.reconnects,
+            "rss_mib": round(readings.rss_bytes / 2**20, 1),
+            "margin_usage": readings.margin_usage,
+            "drift": {coin: list(values) for coin, values in readings.drift.items()},
+            "queue_fill": {name: round(fill, 4) for name, fill in readings.queue_fill.items()},
+        }
