@@ -1,0 +1,844 @@
+"""Pre-flight and post-flight checks: the gates ``mm check`` runs before and after a session.
+
+Pre-flight (before trading, with or without a running mm): the config is valid; the journal
+can take its write lock; the disk has room; the kill switch is armed and the autonomy mode is
+not HALT; the venue answers; market data arrives; mm's positions agree with the venue's; the
+address has API headroom. Post-flight (after trading): no order is left working at the venue;
+the journal is flushed (the WAL folded into the database once mm stopped); the journal's fills
+and PnL agree with the venue's.
+
+Where the state comes from depends on whether an mm is running:
+
+- running: its ``/status`` document (kill switch, mode, sync, positions, journal health) and its
+  venue (``status["venue_url"]``, which is the embedded simulator's loopback URL when it has one);
+- not running: the journal in ``run_dir``, and ``venue.url``. With ``venue.url = "embedded"``
+  pre-flight starts a simulator in-process for the length of the checks (proving the venue, its
+  protocol faces and the feeds work); such a fresh venue has no history, so the position check
+  is skipped, and post-flight's venue checks are skipped (that venue lived only inside mm).
+
+A check is PASS, FAIL or SKIP (a skip says why and is not a failure). Every venue and network
+call is bounded by a deadline, and any error becomes a FAIL with its text: the checks never
+crash. Details never carry a secret: every one passes through the secrets' redactor.
+
+The first part of the module is pure (``positions_match``, ``headroom``, ``reconcile_fills``,
+``render``, ``exit_code``); the I/O follows.
+"""
+
+from __future__ import annotations
+
+import math
+import shutil
+import sqlite3
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
+from contextlib import asynccontextmanager
+from functools import partial
+from pathlib import Path
+from typing import Any, TypeVar
+
+import attrs
+import httpx
+import orjson
+import trio
+from trio_websocket import open_websocket_url
+
+from mm.config import Config, Secrets, config_hash
+from mm.execution.rate_limit import RateLimiter
+from mm.journal import DATABASE_NAME, open_database
+from mm.model import Fill, RateLimitState
+from mm.ops.coordinator import JOURNAL_KIND as AUTONOMY_KIND
+from mm.risk.killswitch import KillSwitch
+from mm.secrets import Redactor
+from mm.venues.config import EMBEDDED
+from mm.venues.hyperliquid import codec
+from mm.venues.hyperliquid.client import HyperliquidClient
+from mm.venues.hyperliquid.rest import RestTransport
+from mm.venues.hyperliquid.signing import L1Signer
+from mm.venues.hyperliquid.ws import ws_url
+from mm.venues.sim.venue import SimVenue
+
+STATUS_TIMEOUT_S = 5.0  # GET /status
+REQUEST_TIMEOUT_S = 5.0  # one venue request
+CHECK_TIMEOUT_S = 15.0  # one check, all of its requests and retries together
+FEED_TIMEOUT_S = 10.0  # a book per symbol must arrive within this
+SIM_START_TIMEOUT_S = 10.0
+MIN_HEADROOM = 0.2
+PNL_TOLERANCE = 1e-6
+FILLS_PAGE = 2000  # the venue's most fills per userFillsByTime answer
+MAX_FILL_PAGES = 50
+RETRIES = 3  # a running mm's state moves: a mismatch is read again before it fails
+RETRY_DELAY_S = 0.5
+SHOWN = 5  # mismatches, orders, fills named in a detail
+
+T = TypeVar("T")
+
+
+# --- results and pure helpers ------------------------------------------------------------------
+
+
+@attrs.frozen
+class CheckResult:
+    """One check's outcome: ``ok`` True (PASS), False (FAIL) or None (SKIP, the reason in
+    ``detail``; a skip is not a failure)."""
+
+    name: str
+    ok: bool | None
+    detail: str
+
+    @property
+    def label(self) -> str:
+        return "SKIP" if self.ok is None else ("PASS" if self.ok else "FAIL")
+
+
+def positions_match(
+    local: Mapping[str, float], venue: Mapping[str, float], tolerance: float = 1e-9
+) -> list[str]:
+    """Coins whose signed sizes differ by more than ``tolerance`` (a coin missing on one side
+    counts as flat there), described; empty when every position agrees."""
+    mismatches = []
+    for coin in sorted(set(local) | set(venue)):
+        mine, theirs = float(local.get(coin, 0.0)), float(venue.get(coin, 0.0))
+        if abs(mine - theirs) > tolerance:
+            mismatches.append(f"{coin}: mm {mine:.10g}, venue {theirs:.10g}")
+    return mismatches
+
+
+def headroom(state: RateLimitState) -> float:
+    """The share of the address's request budget left (0 when there is no budget)."""
+    if state.requests_cap <= 0:
+        return 0.0
+    return max(1.0 - state.requests_used / state.requests_cap, 0.0)
+
+
+FillKey = tuple[int, int]  # (tid, oid)
+
+
+@attrs.frozen
+class FillReconciliation:
+    """The journal's fills against the venue's over the same period, keyed by (tid, oid)."""
+
+    matched: int
+    missing_in_journal: list[FillKey]  # at the venue, not journaled
+    missing_at_venue: list[FillKey]  # journaled, unknown to the venue
+    journal_net_pnl: float  # sum of closed_pnl - fee
+    venue_net_pnl: float
+
+    @property
+    def ok(self) -> bool:
+        return (
+            not self.missing_in_journal
+            and not self.missing_at_venue
+            and abs(self.journal_net_pnl - self.venue_net_pnl) < PNL_TOLERANCE
+        )
+
+
+def reconcile_fills(
+    journal_fills: Sequence[Mapping[str, Any]], venue_fills: Sequence[Fill]
+) -> FillReconciliation:
+    """Match journal fills (plain data, as journaled) with the venue's by (tid, oid); a fill
+    seen twice on one side counts once."""
+    journal: dict[FillKey, float] = {}
+    for data in journal_fills:
+        key = (int(data["tid"]), int(data["oid"]))
+        journal.setdefault(key, float(data["closed_pnl"]) - float(data["fee"]))
+    venue: dict[FillKey, float] = {}
+    for fill in venue_fills:
+        venue.setdefault((fill.tid, fill.oid), fill.closed_pnl - fill.fee)
+    return FillReconciliation(
+        matched=len(journal.keys() & venue.keys()),
+        missing_in_journal=sorted(venue.keys() - journal.keys()),
+        missing_at_venue=sorted(journal.keys() - venue.keys()),
+        journal_net_pnl=math.fsum(journal.values()),
+        venue_net_pnl=math.fsum(venue.values()),
+    )
+
+
+def render(results: Sequence[CheckResult]) -> str:
+    """One line per check (``PASS  name  detail``), then a summary line."""
+    width = max((len(result.name) for result in results), default=0)
+    lines = [
+        f"{result.label}  {result.name.ljust(width)}  {result.detail}".rstrip()
+        for result in results
+    ]
+    passed = sum(result.ok is True for result in results)
+    failed = sum(result.ok is False for result in results)
+    skipped = sum(result.ok is None for result in results)
+    verdict = "FAILED" if failed else "OK"
+    lines.append(
+        f"{verdict}: {len(results)} checks, {passed} passed, {failed} failed, {skipped} skipped"
+    )
+    return "\n".join(lines)
+
+
+def exit_code(results: Iterable[CheckResult]) -> int:
+    """0 when no check failed (skips are not failures), else 1."""
+    return 1 if any(result.ok is False for result in results) else 0
+
+
+def _shown(items: Sequence[object]) -> str:
+    text = ", ".join(str(item) for item in items[:SHOWN])
+    return text + (f" (+{len(items) - SHOWN} more)" if len(items) > SHOWN else "")
+
+
+def _describe(error: BaseException) -> str:
+    """An error as text; a group as its leaves."""
+    if isinstance(error, BaseExceptionGroup):
+        return "; ".join(_describe(inner) for inner in error.exceptions)
+    text = str(error)
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
+
+
+def _when(ts: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts))
+
+
+# --- the journal (blocking: called through trio.to_thread) -------------------------------------
+
+
+@attrs.frozen
+class _Row:
+    id: int
+    ts: float
+    data: dict[str, Any]
+
+
+def _connect(path: Path, busy_timeout_s: float) -> sqlite3.Connection:
+    return sqlite3.connect(path, timeout=busy_timeout_s, isolation_level=None)
+
+
+def _last(path: Path, kind: str) -> _Row | None:
+    """The journal's latest entry of ``kind`` (None when there is none, or no journal)."""
+    if not path.exists():
+        return None
+    conn = _connect(path, 2.0)
+    try:
+        row = conn.execute(
+            "SELECT id, ts, data FROM events WHERE kind = ? ORDER BY id DESC LIMIT 1", (kind,)
+        ).fetchone()
+    finally:
+        conn.close()
+    return None if row is None else _Row(row[0], row[1], orjson.loads(row[2]))
+
+
+def _journal_fills(path: Path, start_ms: int, end_ms: int | None) -> list[dict[str, Any]]:
+    """Journaled fills whose venue time is in [start_ms, end_ms]."""
+    conn = _connect(path, 2.0)
+    try:
+        rows = conn.execute(
+            "SELECT data FROM events WHERE kind = 'fill' "
+            "AND CAST(json_extract(data, '$.time_ms') AS INTEGER) >= ? ORDER BY id",
+            (start_ms,),
+        ).fetchall()
+    finally:
+        conn.close()
+    fills = [orjson.loads(row[0]) for row in rows]
+    return [f for f in fills if end_ms is None or int(f["time_ms"]) <= end_ms]
+
+
+def _take_write_lock(path: Path, busy_timeout_s: float) -> None:
+    """Open (creating, migrating) the journal and take and release its write lock."""
+    conn = open_database(path)
+    try:
+        conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_s * 1000)}")
+        conn.execute("BEGIN IMMEDIATE")
+        conn.execute("ROLLBACK")
+    finally:
+        conn.close()
+
+
+def _checkpoint_wal(path: Path) -> tuple[int, int, int]:
+    """``PRAGMA wal_checkpoint(TRUNCATE)``: (busy, WAL frames, frames checkpointed)."""
+    conn = _connect(path, 2.0)
+    try:
+        busy, log, done = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+    finally:
+        conn.close()
+    return int(busy), int(log), int(done)
+
+
+def _existing(path: Path) -> Path:
+    """``path`` or its nearest existing ancestor (run_dir may not exist before a first run)."""
+    while not path.exists() and path.parent != path:
+        path = path.parent
+    return path
+
+
+async def _thread(function: Callable[..., T], *args: Any) -> T:
+    return await trio.to_thread.run_sync(function, *args, abandon_on_cancel=True)
+
+
+# --- the venue ---------------------------------------------------------------------------------
+
+
+@attrs.define
+class _Venue:
+    """The venue the checks talk to: a client, or why there is none."""
+
+    url: str | None = None
+    client: HyperliquidClient | None = None
+    fresh: bool = False  # an embedded simulator started for these checks: no history
+    unavailable: str | None = None  # a FAIL: the venue should be there and is not
+    skipped: str | None = None  # a SKIP: there is no venue to check
+
+
+def _account(config: Config, secrets: Secrets) -> tuple[L1Signer, str] | None:
+    if secrets.venue_key is None:
+        return None
+    signer = L1Signer(secrets.venue_key.reveal())
+    return signer, (config.venue.account_address or signer.address).lower()
+
+
+@asynccontextmanager
+async def _client(config: Config, secrets: Secrets, url: str) -> AsyncIterator[_Venue]:
+    account = _account(config, secrets)
+    if account is None:
+        yield _Venue(url, unavailable="no venue signing key was resolved")
+        return
+    signer, address = account
+    async with RestTransport(url, deadline_s=REQUEST_TIMEOUT_S) as rest:
+        client = HyperliquidClient(
+            rest=rest,
+            signer=signer,
+            account=address,
+            mainnet=config.venue.network == "mainnet",
+            limiter=RateLimiter(config.rate_limit),
+        )
+        yield _Venue(url, client)
+
+
+@asynccontextmanager
+async def _open_venue(
+    config: Config, secrets: Secrets, status: Mapping[str, Any] | None, *, start_embedded: bool
+) -> AsyncIterator[_Venue]:
+    """The running mm's venue, the configured one, or (``start_embedded``) a fresh simulator."""
+    if status is not None:
+        url = status.get("venue_url")
+        if not url:
+            yield _Venue(unavailable="the running mm does not know its venue's URL yet")
+            return
+        async with _client(config, secrets, str(url)) as venue:
+            yield venue
+        return
+    if config.venue.url != EMBEDDED:
+        async with _client(config, secrets, config.venue.url) as venue:
+            yield venue
+        return
+    if not start_embedded:
+        yield _Venue(skipped="the embedded venue lives only inside a running mm")
+        return
+    sim = SimVenue(config.sim)
+    async with trio.open_nursery() as nursery:
+        try:
+            with trio.fail_after(SIM_START_TIMEOUT_S):
+                await nursery.start(sim.run)
+        except Exception as error:
+            failure: str | None = f"the embedded venue did not start: {_describe(error)}"
+        else:
+            failure = None
+        try:
+            if failure is not None or sim.url is None:
+                yield _Venue(unavailable=failure or "the embedded venue has no URL")
+            else:
+                async with _client(config, secrets, sim.url) as venue:
+                    venue.fresh = True
+                    yield venue
+        finally:
+            nursery.cancel_scope.cancel()
+
+
+# --- running the checks ------------------------------------------------------------------------
+
+Check = Callable[[], Awaitable[CheckResult]]
+
+
+async def _guarded(name: str, check: Check, deadline_s: float = CHECK_TIMEOUT_S) -> CheckResult:
+    """Run one check under a deadline; an error is a FAIL with its text."""
+    try:
+        with trio.fail_after(deadline_s):
+            return await check()
+    except trio.TooSlowError:
+        return CheckResult(name, False, f"no answer within {deadline_s:g}s")
+    except Exception as error:
+        return CheckResult(name, False, _describe(error))
+
+
+async def _fetch_status(admin_url: str) -> dict[str, Any]:
+    async with httpx.AsyncClient(timeout=STATUS_TIMEOUT_S) as client:
+        with trio.fail_after(STATUS_TIMEOUT_S):
+            reply = await client.get(f"{admin_url.rstrip('/')}/status")
+        reply.raise_for_status()
+        status: dict[str, Any] = reply.json()
+    return status
+
+
+async def _refreshed(status: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The running mm's /status read again (the same document when it cannot be)."""
+    admin_url = status.get("admin_url")
+    if not admin_url:
+        return status
+    try:
+        return await _fetch_status(str(admin_url))
+    except (httpx.HTTPError, ValueError, trio.TooSlowError):
+        return status
+
+
+def _redacted(results: list[CheckResult], secrets: Secrets) -> list[CheckResult]:
+    redact = Redactor(secrets.all())
+    return [attrs.evolve(result, detail=redact(result.detail)) for result in results]
+
+
+def _database(config: Config) -> Path:
+    return config.run_dir / DATABASE_NAME
+
+
+def _check_config(config: Config) -> CheckResult:
+    return CheckResult(
+        "config",
+        True,
+        f"valid (hash {config_hash(config)}); venue {config.venue.url} ({config.venue.network}), "
+        f"symbols {', '.join(config.strategy.symbols)}, run_dir {config.run_dir}",
+    )
+
+
+async def _journal_writable(config: Config, busy_timeout_s: float) -> CheckResult:
+    path = _database(config)
+    try:
+        await _thread(_take_write_lock, path, busy_timeout_s)
+    except sqlite3.Error as error:
+        return CheckResult(
+            "journal_writable",
+            False,
+            f"{path}: cannot take the write lock within {busy_timeout_s:g}s: {error}",
+        )
+    return CheckResult("journal_writable", True, f"{path}: write lock taken and released")
+
+
+async def _disk_space(config: Config, min_free_mib: float) -> CheckResult:
+    where = _existing(config.run_dir)
+    usage = await _thread(shutil.disk_usage, where)
+    free_mib = usage.free / 2**20
+    return CheckResult(
+        "disk_space",
+        free_mib >= min_free_mib,
+        f"{free_mib:,.0f} MiB free at {where} (minimum {min_free_mib:,.0f} MiB)",
+    )
+
+
+def _halted(mode: Mapping[str, Any] | None) -> str | None:
+    """Why the autonomy mode is HALT (None when it is not)."""
+    if not mode or str(mode.get("mode", "")).lower() != "halt":
+        return None
+    return str(mode.get("reason") or "no reason given")
+
+
+REARM_HINT = "`mm rearm --reason ...` is needed"
+
+
+async def _kill_switch(config: Config, status: Mapping[str, Any] | None) -> CheckResult:
+    problems: list[str] = []
+    if status is not None:
+        killswitch = status.get("killswitch") or {}
+        if killswitch.get("tripped"):
+            values = killswitch.get("values") or {}
+            problems.append(f"kill switch tripped: {killswitch.get('reason')} {values}".rstrip())
+        mode = status.get("mode") or {}
+        source = "the running mm"
+    else:
+        path = _database(config)
+        checkpoint = await _thread(_last, path, "killswitch")
+        switch = KillSwitch.restore(checkpoint.data if checkpoint else None, time.time())
+        if switch.tripped and switch.original is not None:
+            trip = switch.original
+            problems.append(
+                f"kill switch tripped at {_when(trip.at)}: {trip.reason.value} "
+                f"{dict(trip.values)} (restored tripped when mm starts)"
+            )
+        autonomy = await _thread(_last, path, AUTONOMY_KIND)
+        mode = (autonomy.data.get("checkpoint") if autonomy else None) or {}
+        source = "the journal"
+    halt = _halted(mode)
+    if halt is not None:
+        problems.append(f"autonomy mode HALT ({halt})")
+    if problems:
+        return CheckResult("kill_switch", False, f"{'; '.join(problems)}: {REARM_HINT}")
+    mode_name = str(mode.get("mode") or "normal")
+    return CheckResult("kill_switch", True, f"armed; autonomy mode {mode_name} (from {source})")
+
+
+async def _venue_reachable(config: Config, venue: _Venue) -> CheckResult:
+    if venue.client is None:
+        return CheckResult("venue_reachable", False, venue.unavailable or "no venue")
+    assets = await venue.client.metadata()
+    listed = {asset.coin for asset in assets}
+    missing = [coin for coin in config.strategy.symbols if coin not in listed]
+    where = "embedded venue started for the checks at " if venue.fresh else ""
+    if not assets:
+        return CheckResult("venue_reachable", False, f"{where}{venue.url}: an empty universe")
+    if missing:
+        return CheckResult(
+            "venue_reachable", False, f"{where}{venue.url}: {_shown(missing)} not listed"
+        )
+    return CheckResult("venue_reachable", True, f"{where}{venue.url}: {len(assets)} assets listed")
+
+
+def _status_problems(status: Mapping[str, Any]) -> list[str]:
+    problems = [str(problem) for problem in status.get("problems") or []]
+    trading = status.get("trading") or {}
+    if not trading.get("in_sync"):
+        problems.insert(0, "trading is not in sync with the venue")
+    return problems
+
+
+async def _feeds_from_status(status: Mapping[str, Any]) -> CheckResult:
+    problems = _status_problems(status)
+    if problems:
+        return CheckResult("feeds_receiving", False, "; ".join(problems))
+    return CheckResult("feeds_receiving", True, "the running mm is in sync and healthy")
+
+
+async def _books(url: str, symbols: Sequence[str], wait_s: float) -> tuple[set[str], list[str]]:
+    """Subscribe l2Book for every symbol; the coins a book arrived for, and venue errors."""
+    seen: set[str] = set()
+    errors: list[str] = []
+    async with open_websocket_url(ws_url(url), connect_timeout=5.0, disconnect_timeout=1.0) as ws:
+        for coin in symbols:
+            subscription = {"type": "l2Book", "coin": coin}
+            message = {"method": "subscribe", "subscription": subscription}
+            await ws.send_message(orjson.dumps(message).decode())
+        with trio.move_on_after(wait_s):
+            while not seen.issuperset(symbols):
+                try:
+                    frame = orjson.loads(await ws.get_message())
+                except orjson.JSONDecodeError:
+                    continue  # the greeting is plain text
+                if not isinstance(frame, dict):
+                    continue
+                channel = frame.get("channel")
+                if channel == "error":
+                    errors.append(str(frame.get("data")))
+                elif channel == "l2Book":
+                    seen.add(codec.parse_l2_book(frame["data"]).coin)
+    return seen, errors
+
+
+async def _feeds_from_venue(config: Config, venue: _Venue) -> CheckResult:
+    assert venue.url is not None
+    symbols = list(config.strategy.symbols)
+    seen, errors = await _books(venue.url, symbols, FEED_TIMEOUT_S)
+    missing = [coin for coin in symbols if coin not in seen]
+    if missing:
+        detail = f"no l2Book within {FEED_TIMEOUT_S:g}s for {_shown(missing)}"
+        if errors:
+            detail += f"; venue errors: {_shown(errors)}"
+        return CheckResult("feeds_receiving", False, detail)
+    return CheckResult("feeds_receiving", True, f"l2Book received for {', '.join(symbols)}")
+
+
+async def _venue_positions(client: HyperliquidClient) -> dict[str, float]:
+    state = await client.account_state()
+    return {position.coin: position.szi for position in state.positions if position.szi}
+
+
+def _status_positions(status: Mapping[str, Any]) -> dict[str, float]:
+    symbols = (status.get("trading") or {}).get("symbols") or {}
+    positions: dict[str, float] = {}
+    for coin, symbol in symbols.items():
+        position = (symbol or {}).get("position") or {}
+        positions[coin] = float(position.get("position") or 0.0)
+    return positions
+
+
+def _describe_positions(positions: Mapping[str, float]) -> str:
+    held = {coin: size for coin, size in positions.items() if size}
+    if not held:
+        return "flat"
+    return ", ".join(f"{coin} {size:.10g}" for coin, size in sorted(held.items()))
+
+
+async def _positions_running(client: HyperliquidClient, status: Mapping[str, Any]) -> CheckResult:
+    # Fills move both sides while mm runs (the venue first): read again before failing.
+    mismatches: list[str] = []
+    for attempt in range(RETRIES):
+        if attempt:
+            await trio.sleep(RETRY_DELAY_S)
+            status = await _refreshed(status)
+        venue = await _venue_positions(client)
+        local = _status_positions(status)
+        mismatches = positions_match(local, venue)
+        if not mismatches:
+            return CheckResult(
+                "positions_match", True, f"mm and venue: {_describe_positions(venue)}"
+            )
+    return CheckResult("positions_match", False, f"mm and venue differ: {_shown(mismatches)}")
+
+
+async def _positions_journaled(config: Config, client: HyperliquidClient) -> CheckResult:
+    path = _database(config)
+    journaled = await _thread(_last, path, "positions")
+    started = await _thread(_last, path, "service_started")
+    if started is not None and (journaled is None or journaled.id < started.id):
+        return CheckResult(
+            "positions_match",
+            None,
+            f"the last run (started {_when(started.ts)}) journaled no positions at its stop: "
+            "it did not stop cleanly; mm compares with the venue at startup",
+        )
+    venue = await _venue_positions(client)
+    if journaled is None:
+        local: dict[str, float] = {}
+        source = "no positions journaled (flat)"
+    else:
+        local = {str(c): float(s) for c, s in (journaled.data.get("positions") or {}).items()}
+        source = f"journaled at {_when(journaled.ts)}"
+    mismatches = positions_match(local, venue)
+    if mismatches:
+        return CheckResult(
+            "positions_match", False, f"{source} vs venue differ: {_shown(mismatches)}"
+        )
+    return CheckResult("positions_match", True, f"{source} and venue: {_describe_positions(venue)}")
+
+
+async def _api_headroom(client: HyperliquidClient) -> CheckResult:
+    state = await client.rate_limit()
+    left = headroom(state)
+    return CheckResult(
+        "api_headroom",
+        left > MIN_HEADROOM,
+        f"{state.requests_used:,} of {state.requests_cap:,} requests used "
+        f"(headroom {left:.0%}, minimum {MIN_HEADROOM:.0%})",
+    )
+
+
+def _unchecked(name: str, venue: _Venue, reachable: CheckResult) -> CheckResult | None:
+    """The result for a venue check that cannot run (None when it can)."""
+    if venue.skipped is not None:
+        return CheckResult(name, None, venue.skipped)
+    if venue.client is None or reachable.ok is not True:
+        return CheckResult(name, None, "not checked: the venue is not reachable")
+    return None
+
+
+async def _venue_preflight(
+    config: Config, status: Mapping[str, Any] | None, venue: _Venue
+) -> list[CheckResult]:
+    """venue_reachable, feeds_receiving, positions_match, api_headroom."""
+    reachable = await _guarded("venue_reachable", partial(_venue_reachable, config, venue))
+    results = [reachable]
+    if status is not None:
+        results.append(await _guarded("feeds_receiving", partial(_feeds_from_status, status)))
+    else:
+        results.append(
+            _unchecked("feeds_receiving", venue, reachable)
+            or await _guarded(
+                "feeds_receiving",
+                partial(_feeds_from_venue, config, venue),
+                FEED_TIMEOUT_S + CHECK_TIMEOUT_S,
+            )
+        )
+    if venue.fresh:
+        detail = "the embedded venue starts flat with the service; compared at startup"
+        results.append(CheckResult("positions_match", None, detail))
+    else:
+        unchecked = _unchecked("positions_match", venue, reachable)
+        if unchecked is not None or venue.client is None:
+            results.append(unchecked or CheckResult("positions_match", None, "no venue"))
+        elif status is not None:
+            check = partial(_positions_running, venue.client, status)
+            results.append(await _guarded("positions_match", check))
+        else:
+            check = partial(_positions_journaled, config, venue.client)
+            results.append(await _guarded("positions_match", check))
+    unchecked = _unchecked("api_headroom", venue, reachable)
+    if unchecked is not None or venue.client is None:
+        results.append(unchecked or CheckResult("api_headroom", None, "no venue"))
+    else:
+        results.append(await _guarded("api_headroom", partial(_api_headroom, venue.client)))
+    return results
+
+
+async def preflight(
+    config: Config,
+    secrets: Secrets,
+    *,
+    status: dict[str, Any] | None,
+    min_free_mib: float = 512.0,
+    journal_busy_timeout_s: float = 2.0,
+) -> list[CheckResult]:
+    """The pre-flight checks; ``status`` is the running mm's /status (None: not running).
+
+    ``journal_busy_timeout_s`` bounds the wait for the journal's write lock."""
+    results = [
+        _check_config(config),
+        await _guarded(
+            "journal_writable", partial(_journal_writable, config, journal_busy_timeout_s)
+        ),
+        await _guarded("disk_space", partial(_disk_space, config, min_free_mib)),
+        await _guarded("kill_switch", partial(_kill_switch, config, status)),
+    ]
+    try:
+        async with _open_venue(config, secrets, status, start_embedded=True) as venue:
+            results += await _venue_preflight(config, status, venue)
+    except Exception as error:  # the embedded venue failed while the checks ran
+        results.append(CheckResult("venue", False, _describe(error)))
+    return _redacted(results, secrets)
+
+
+# --- post-flight -------------------------------------------------------------------------------
+
+
+async def _no_open_orders(client: HyperliquidClient) -> CheckResult:
+    orders = await client.open_orders()
+    if orders:
+        named = [f"{o.coin} {o.side.name.lower()} {o.sz:g}@{o.px:g} oid {o.oid}" for o in orders]
+        return CheckResult(
+            "no_open_orders", False, f"{len(orders)} open at the venue: {_shown(named)}"
+        )
+    return CheckResult("no_open_orders", True, f"none open for {client.account}")
+
+
+async def _journal_flushed(config: Config, status: Mapping[str, Any] | None) -> CheckResult:
+    if status is not None:
+        detail = ""
+        for attempt in range(RETRIES):
+            if attempt:
+                await trio.sleep(RETRY_DELAY_S)
+                status = await _refreshed(status)
+            health = (status.get("mode") or {}).get("health") or {}
+            lag = float(health.get("journal_lag_s") or 0.0)
+            fill = float((health.get("queue_fill") or {}).get("journal") or 0.0)
+            detail = f"journal lag {lag:g}s, queue {fill:.1%} full"
+            if lag == 0 and fill == 0:
+                return CheckResult("journal_flushed", True, f"{detail} (the running mm)")
+        return CheckResult("journal_flushed", False, f"{detail}: entries wait to be written")
+    path = _database(config)
+    if not path.exists():
+        return CheckResult("journal_flushed", None, f"no journal at {path}")
+    started = await _thread(_last, path, "service_started")
+    if started is None:
+        return CheckResult("journal_flushed", None, f"no run journaled in {path}")
+    stopping = await _thread(_last, path, "service_stopping")
+    busy, frames, _ = await _thread(_checkpoint_wal, path)
+    problems = []
+    if stopping is None or stopping.id < started.id:
+        problems.append(
+            f"the last run (started {_when(started.ts)}) journaled no stop: "
+            "it crashed or was killed, and entries may be lost"
+        )
+    if busy:
+        problems.append("the WAL could not be checkpointed: another connection holds it")
+    if problems:
+        return CheckResult("journal_flushed", False, "; ".join(problems))
+    assert stopping is not None
+    return CheckResult(
+        "journal_flushed",
+        True,
+        f"the last run stopped cleanly at {_when(stopping.ts)}; WAL folded into the database "
+        f"({max(frames, 0)} frames)",
+    )
+
+
+async def _venue_fills(client: HyperliquidClient, start_ms: int, end_ms: int | None) -> list[Fill]:
+    """The account's fills from ``start_ms`` (to ``end_ms``), page by page."""
+    fills: dict[FillKey, Fill] = {}
+    since = start_ms
+    for _ in range(MAX_FILL_PAGES):
+        page = await client.fills_since(since)
+        for fill in page:
+            fills.setdefault((fill.tid, fill.oid), fill)
+        if len(page) < FILLS_PAGE:
+            break
+        latest = max(fill.time_ms for fill in page)
+        since = latest if latest > since else since + 1
+    return [f for f in fills.values() if end_ms is None or f.time_ms <= end_ms]
+
+
+def _reconciliation_detail(result: FillReconciliation) -> str:
+    parts = [
+        f"{result.matched} fills matched; net PnL journal {result.journal_net_pnl:.6f}, "
+        f"venue {result.venue_net_pnl:.6f}"
+    ]
+    if result.missing_in_journal:
+        keys = [f"tid {tid}/oid {oid}" for tid, oid in result.missing_in_journal]
+        parts.append(f"not journaled: {_shown(keys)}")
+    if result.missing_at_venue:
+        keys = [f"tid {tid}/oid {oid}" for tid, oid in result.missing_at_venue]
+        parts.append(f"unknown to the venue: {_shown(keys)}")
+    return "; ".join(parts)
+
+
+async def _pnl_reconciled(config: Config, client: HyperliquidClient, running: bool) -> CheckResult:
+    path = _database(config)
+    started = await _thread(_last, path, "service_started")
+    if started is None:
+        return CheckResult("pnl_reconciled", None, f"no run journaled in {path}")
+    start_ms = int(started.ts * 1000)
+    end_ms: int | None = None
+    if not running:
+        stopping = await _thread(_last, path, "service_stopping")
+        if stopping is not None and stopping.id > started.id:
+            end_ms = int(stopping.ts * 1000)
+    result = None
+    for attempt in range(RETRIES if running else 1):
+        if attempt:
+            await trio.sleep(RETRY_DELAY_S)  # a fill may be on its way to the journal
+        journaled = await _thread(_journal_fills, path, start_ms, end_ms)
+        result = reconcile_fills(journaled, await _venue_fills(client, start_ms, end_ms))
+        if result.ok:
+            break
+    assert result is not None
+    since = f"since {_when(started.ts)}: "
+    return CheckResult("pnl_reconciled", result.ok, since + _reconciliation_detail(result))
+
+
+async def postflight(
+    config: Config, secrets: Secrets, *, status: dict[str, Any] | None
+) -> list[CheckResult]:
+    """The post-flight checks; ``status`` is the running mm's /status (None: not running)."""
+    results: list[CheckResult] = []
+    try:
+        async with _open_venue(config, secrets, status, start_embedded=False) as venue:
+            if venue.skipped is not None:
+                results.append(CheckResult("no_open_orders", None, venue.skipped))
+            elif venue.client is None:
+                results.append(CheckResult("no_open_orders", False, venue.unavailable or ""))
+            else:
+                results.append(
+                    await _guarded("no_open_orders", partial(_no_open_orders, venue.client))
+                )
+            results.append(
+                await _guarded("journal_flushed", partial(_journal_flushed, config, status))
+            )
+            if venue.skipped is not None:
+                results.append(CheckResult("pnl_reconciled", None, venue.skipped))
+            elif venue.client is None:
+                results.append(CheckResult("pnl_reconciled", False, venue.unavailable or ""))
+            else:
+                check = partial(_pnl_reconciled, config, venue.client, status is not None)
+                results.append(await _guarded("pnl_reconciled", check))
+    except Exception as error:
+        results.append(CheckResult("venue", False, _describe(error)))
+    return _redacted(results, secrets)
+
+
+async def run_checks(
+    config: Config, secrets: Secrets, *, post: bool, admin_url: str | None
+) -> list[CheckResult]:
+    """Pre-flight (or, ``post``, post-flight) checks; ``admin_url`` names a running mm."""
+    status: dict[str, Any] | None = None
+    if admin_url is not None:
+        try:
+            status = await _fetch_status(admin_url)
+        except (httpx.HTTPError, ValueError, trio.TooSlowError) as error:
+            failed = CheckResult(
+                "service_status",
+                False,
+                f"mm is running (admin {admin_url}) but /status did not answer: {_describe(error)}",
+            )
+            results = [failed] if post else [_check_config(config), failed]
+            return _redacted(results, secrets)
+    try:
+        if post:
+            return await postflight(config, secrets, status=status)
+        return await preflight(config, secrets, status=status)
+    except Exception as error:  # the checks catch their own errors: this is the last resort
+        return _redacted([CheckResult("checks", False, _describe(error))], secrets)
