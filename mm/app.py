@@ -240,6 +240,8 @@ class Service:
         self.killswitch.risk_status = self.risk.status
         self.killswitch.recent_errors = lambda: list(self.risk.recent_errors)
         self.killswitch.notify = self.notifier.notify
+        self.killswitch.tripped_listeners.append(self.session.stop_flattening)
+        self.session.killswitch_tripped = lambda: self.killswitch.switch.tripped
         adapter = self.adapter
         self.monitor = AutonomyMonitor(
             self.config.autonomy,

@@ -116,21 +116,28 @@ class Flattener:
         started = trio.current_time()
         self.active.update(wanted)
         sent = 0
-        remaining: dict[str, float] = {}
+        remaining: dict[str, float] = dict.fromkeys(wanted, math.nan)  # unknown until read
         try:
             with trio.move_on_at(deadline):
                 await self._cancel_orders(wanted)
                 attempt = 0
                 while True:
-                    remaining = await self._open_positions(wanted)
-                    if not remaining:
-                        break
-                    sent += await self._send_round(remaining, attempt)
-                    attempt += 1
+                    try:
+                        remaining = await self._open_positions(wanted)
+                    except Exception as error:  # a failed read is retried next round
+                        logger.warning("flatten: reading positions failed: {}", error)
+                    else:
+                        if not remaining:
+                            break
+                        sent += await self._send_round(remaining, attempt)
+                        attempt += 1
                     await trio.sleep(self.config.reprice_every_s)
-            if remaining:
+            if remaining:  # the venue's last word, even when the deadline cut a round short
                 with trio.move_on_after(2.0, shield=True):
-                    remaining = await self._open_positions(wanted)
+                    try:
+                        remaining = await self._open_positions(wanted)
+                    except Exception as error:
+                        logger.warning("flatten: final position read failed: {}", error)
         finally:
             self.active.difference_update(wanted)
         seconds = trio.current_time() - started
@@ -148,9 +155,12 @@ class Flattener:
         client = self.adapter.client
         if client is None:
             return
-        orders = [o for o in await client.open_orders() if o.coin in coins]
-        if orders:
-            await client.cancel([CancelOrder(o.coin, oid=o.oid) for o in orders])
+        try:
+            orders = [o for o in await client.open_orders() if o.coin in coins]
+            if orders:
+                await client.cancel([CancelOrder(o.coin, oid=o.oid) for o in orders])
+        except Exception as error:  # the reduce-only IOCs go out regardless
+            logger.warning("flatten: canceling the symbols' orders failed: {}", error)
 
     async def _open_positions(self, coins: list[str]) -> dict[str, float]:
         client = self.adapter.client

@@ -149,8 +149,16 @@ class Autonomy:
         self.transitions: list[Transition] = []
 
     def escalate(self, trigger: Trigger, now: float) -> Transition | None:
-        """Move to the trigger's mode if it is stricter than the current one."""
-        if trigger.mode <= self.mode:
+        """Move to the trigger's mode if it is stricter than the current one. An operator's
+        flatten in the same mode takes over the reason, so that mode no longer recovers by
+        itself."""
+        pinned = (
+            trigger.reason is Reason.OPERATOR_FLATTEN
+            and trigger.mode == self.mode
+            and self.mode is not Mode.NORMAL
+            and self.reason is not Reason.OPERATOR_FLATTEN
+        )
+        if trigger.mode <= self.mode and not pinned:
             return None
         return self._move(trigger.mode, trigger.reason, now, True, trigger.values)
 

@@ -74,6 +74,7 @@ class ModeCoordinator:
         self.recent: deque[str] = deque(maxlen=RECENT_EVENTS)
         self.raised: dict[str, Trigger] = {}  # the monitor's latest triggers, by reason
         self.rearmed: list[Callable[[], None]] = []  # told after a rearm has taken effect
+        self.halted_listeners: list[Callable[[], None]] = []  # told the moment HALT applies
         self._send, self._commands = trio.open_memory_channel[Command](256)
         self._mode = Gauge(
             "mm_autonomy_mode",
@@ -176,6 +177,8 @@ class ModeCoordinator:
         line = f"autonomy {transition.previous.label} -> {transition.mode.label} ({reason})"
         if transition.mode is Mode.HALT:
             logger.critical("{} {}", line, dict(transition.values))
+            for listener in self.halted_listeners:
+                listener()
             await self.cancel_all()
         elif transition.mode > transition.previous:
             logger.warning("{} {}", line, dict(transition.values))

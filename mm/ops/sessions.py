@@ -7,7 +7,8 @@ earlier of ``session.flatten_deadline_s`` and the track's next phase change). ``
 (``request_flatten``) first moves the mode to REDUCE_ONLY, so the strategy cannot rebuild the
 position afterwards, then flattens every symbol under the same deadline. A flatten that misses
 its deadline escalates to HALT with a critical notification. The flattener never runs while the
-mode is HALT: a halted service sends no orders at all until ``mm rearm``.
+mode is HALT or the kill switch is tripped, and either stops one under way: a halted service
+sends no orders at all until ``mm rearm``.
 """
 
 from __future__ import annotations
@@ -60,13 +61,18 @@ class SessionRunner:
         self._send, self._requests = trio.open_memory_channel[FlattenRequest](16)
         self._nursery: trio.Nursery | None = None
         self._clock: WallClock | None = None
+        self._running: set[trio.CancelScope] = set()  # flattens under way
+        coordinator.halted_listeners.append(self.stop_flattening)
+        # Set by the service: whether the kill switch is tripped (no orders then, either).
+        self.killswitch_tripped: Callable[[], bool] = lambda: False
 
     def request_flatten(self, who: str, why: str) -> None:
         """``mm flatten`` / ``POST /flatten`` (sync, from the admin server)."""
         self._send.send_nowait(FlattenRequest(who, why))
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        restarted = self.governor is not None
+        # After a restart the governor reports the current phases again: a track still in
+        # FORCE_FLAT starts its (cut short) flatten again through _on_change.
         if self.governor is None:  # one governor for the process: its metrics register once
             self._clock = WallClock.start()
             self.governor = SessionGovernor(
@@ -76,8 +82,6 @@ class SessionRunner:
             self._nursery = nursery
             nursery.start_soon(self._serve_requests)
             await nursery.start(self.governor.run)
-            if restarted:  # a flatten cut short by the crash starts again
-                self.resume()
             task_status.started()
 
     async def _serve_requests(self) -> None:
@@ -135,14 +139,32 @@ class SessionRunner:
             if self.gate.track_phase(track) is Phase.FORCE_FLAT:
                 self.start_flatten(track, self._now())
 
+    def stop_flattening(self) -> None:
+        """HALT or a kill switch trip: no orders at all, so a flatten under way stops here."""
+        for scope in self._running:
+            scope.cancel()
+
     async def _flatten(self, symbols: Sequence[str], deadline: float, why: str) -> None:
         if not symbols:
             return
-        if self.coordinator.halted:
-            logger.warning("not flattening {} ({}): the mode is HALT", list(symbols), why)
+        if self.coordinator.halted or self.killswitch_tripped():
+            logger.warning("not flattening {} ({}): HALT or kill switch", list(symbols), why)
+            return
+        busy = set(symbols) & self.flattener.active
+        if busy:
+            logger.warning("not flattening {} ({}): already being flattened", sorted(busy), why)
             return
         await self.journal.record("flatten_started", symbols=list(symbols), why=why)
-        result = await self.flattener.flatten(symbols, deadline)
+        with trio.CancelScope() as scope:
+            self._running.add(scope)
+            try:
+                result = await self.flattener.flatten(symbols, deadline)
+            finally:
+                self._running.discard(scope)
+        if scope.cancelled_caught:
+            logger.warning("flatten of {} stopped: HALT or kill switch", list(symbols))
+            await self.journal.record("flatten_stopped", symbols=list(symbols), why=why)
+            return
         await self.journal.record("flatten_done", why=why, **attrs.asdict(result))
         if result.done:
             self.notify(

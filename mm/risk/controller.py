@@ -82,6 +82,7 @@ class KillSwitchController:
         self.risk_status: Callable[[], dict[str, Any]] | None = None
         self.recent_errors: Callable[[], list[str]] | None = None
         self.notify: Callable[[Notification], None] | None = None  # set by the service
+        self.tripped_listeners: list[Callable[[], None]] = []  # told the moment it trips
 
     def export(self, registry: CollectorRegistry) -> None:
         """mm_kill_switch_tripped{reason}: 1 for the reason it is tripped for, else 0."""
@@ -177,6 +178,8 @@ class KillSwitchController:
         self.adapter.halted = True  # no dead-man's switch refresh, no quoting
         if self._scope is not None:
             self._scope.cancel()
+        for listener in self.tripped_listeners:
+            listener()
         with trio.move_on_after(CANCEL_DEADLINE_S + 2, shield=True):
             await self._cancel_everything()
         await self.journal.record("killswitch", **self.switch.checkpoint(time.time()))
