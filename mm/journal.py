@@ -26,6 +26,7 @@ from loguru import logger
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from mm.config import JournalConfig
+from mm.metrics import LATENCY_BUCKETS
 
 DATABASE_NAME = "mm.sqlite3"
 HOLD_FACTOR = 100  # pending entries kept in memory while writes fail, x the queue size
@@ -126,7 +127,7 @@ class JournalMetrics:
         self.batch_seconds = Histogram(
             "mm_journal_batch_seconds",
             "Time to write one journal batch.",
-            buckets=(0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1),
+            buckets=LATENCY_BUCKETS,
             registry=registry,
         )
         self.queue_depth = Gauge(

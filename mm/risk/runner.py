@@ -77,6 +77,11 @@ class RiskAggregator:
             ["monitor"],
             registry=registry,
         )
+        self._decision = Gauge(
+            "mm_risk_decision",
+            "The aggregate risk decision: the most severe monitor action (0 none .. 5 kill).",
+            registry=registry,
+        )
         trading.risk = self
         adapter.fill_listeners.append(self._on_fill)
         adapter.state_listeners.append(self._on_feed_state)
@@ -124,6 +129,7 @@ class RiskAggregator:
         self.decision = decision
         for assessment in decision.assessments:
             self._severity.labels(monitor=assessment.monitor).set(int(assessment.action))
+        self._decision.set(int(decision.action))
         if decision.kill and decision.winner is not None:
             winner = decision.winner
             values: dict[str, Value] = {

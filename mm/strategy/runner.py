@@ -28,12 +28,12 @@ from mm.execution.pretrade import (
     check,
 )
 from mm.execution.slots import ExecutorConfig, ExecutorSlot, Mailbox, Signal, slot_for
+from mm.metrics import LATENCY_BUCKETS
 from mm.model import CancelOrder, DesiredOrder, Fill, PlaceOrder, Side
 from mm.ops.session import Phase
 from mm.strategy.engine import QuotePlan, StrategyConfig, SymbolQuoter
 from mm.strategy.positions import Markouts, PositionBook
 from mm.venues.hyperliquid.adapter import HyperliquidAdapter
-from mm.venues.hyperliquid.metrics import LATENCY_BUCKETS
 
 STOP_DEADLINE_S = 5.0
 
@@ -47,8 +47,8 @@ class TradingMetrics:
             registry=registry,
         )
         self.spread_factor = Gauge(
-            "mm_spread_factor",
-            "Spread multipliers applied, by factor.",
+            "mm_spread_factor_ratio",
+            "Spread multipliers applied, by factor (1 = no change).",
             ["symbol", "factor"],
             registry=registry,
         )
@@ -67,7 +67,7 @@ class TradingMetrics:
         )
         self.fills = Counter("mm_fills", "Our fills.", ["symbol", "side"], registry=registry)
         self.position = Gauge(
-            "mm_position", "Signed position in coin units.", ["symbol"], registry=registry
+            "mm_position_coins", "Signed position in coin units.", ["symbol"], registry=registry
         )
         self.pnl = Gauge(
             "mm_pnl_usd",

@@ -124,7 +124,7 @@ async def test_pnl_and_position_gauges_follow_without_anyone_reading_status(
         async with trio.open_nursery() as nursery:
             await nursery.start(service.run)
             await eventually(gauges_exported, within=45)
-            assert registry.get_sample_value("mm_position", {"symbol": "BTC"}) is not None
+            assert registry.get_sample_value("mm_position_coins", {"symbol": "BTC"}) is not None
             sent = registry.get_sample_value("mm_tick_to_order_seconds_count")
             assert sent is not None
             assert sent > 0
