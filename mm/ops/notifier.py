@@ -161,6 +161,26 @@ def _json_body(payload: dict[str, Any]) -> tuple[bytes, dict[str, str]]:
     return orjson.dumps(payload), {"Content-Type": "application/json"}
 
 
+class _HttpSinkState(Protocol):
+    _timeout_s: float
+    _client: httpx.AsyncClient | None
+
+
+@asynccontextmanager
+async def _client_session(
+    sink: _HttpSinkState, transport: httpx.AsyncBaseTransport | None
+) -> AsyncIterator[None]:
+    """The sink's one httpx client for the life of its worker."""
+    async with httpx.AsyncClient(
+        timeout=sink._timeout_s, transport=transport, follow_redirects=False
+    ) as client:
+        sink._client = client
+        try:
+            yield
+        finally:
+            sink._client = None
+
+
 class WebhookSink:
     """POSTs ``{"kind","severity","title","text","at","fields"}`` as JSON; non-2xx fails."""
 
@@ -179,16 +199,8 @@ class WebhookSink:
         self._transport = transport
         self._client: httpx.AsyncClient | None = None
 
-    @asynccontextmanager
-    async def session(self) -> AsyncIterator[None]:
-        async with httpx.AsyncClient(
-            timeout=self._timeout_s, transport=self._transport, follow_redirects=False
-        ) as client:
-            self._client = client
-            try:
-                yield
-            finally:
-                self._client = None
+    def session(self) -> AbstractAsyncContextManager[None]:
+        return _client_session(self, self._transport)
 
     async def send(self, n: Notification) -> None:
         assert self._client is not None, "send outside session()"
@@ -259,17 +271,9 @@ class TelegramSink:
         self._transport = transport
         self._client: httpx.AsyncClient | None = None
 
-    @asynccontextmanager
-    async def session(self) -> AsyncIterator[None]:
-        transport = _PathSecretTransport(self._transport or httpx.AsyncHTTPTransport(), self._token)
-        async with httpx.AsyncClient(
-            timeout=self._timeout_s, transport=transport, follow_redirects=False
-        ) as client:
-            self._client = client
-            try:
-                yield
-            finally:
-                self._client = None
+    def session(self) -> AbstractAsyncContextManager[None]:
+        inner = self._transport or httpx.AsyncHTTPTransport()
+        return _client_session(self, _PathSecretTransport(inner, self._token))
 
     async def send(self, n: Notification) -> None:
         assert self._client is not None, "send outside session()"
