@@ -187,6 +187,7 @@ class Trading:
         self.quoters: dict[str, SymbolQuoter] = {}
         self.last_plans: dict[str, QuotePlan] = {}
         self.ticks: dict[str, float] = {}
+        self._quoted_book_ms: dict[str, int] = {}  # the book each symbol was last quoted on
         self.halted = False  # set on stop: no new signals, ever
         self.risk: RiskReader | None = None  # the risk aggregator's decision, once it runs
         self.mode: RiskReader | None = None  # the autonomy mode coordinator
@@ -304,6 +305,12 @@ class Trading:
         mailbox = self.mailboxes[slot_for(coin, len(self.mailboxes))]
         book = self.adapter.bus.latest(coin)
         received_ms = book.received_ms if book is not None else 0
+        # Tick to order is measured from a book that moved us; a requote on the accumulator's
+        # timer with a book already quoted on carries no tick (0: not measured).
+        if received_ms == self._quoted_book_ms.get(coin):
+            received_ms = 0
+        else:
+            self._quoted_book_ms[coin] = received_ms
         mailbox.put(Signal(coin, tuple(orders), self.ticks[coin], received_ms))
 
     def permission(self, coin: str) -> Permission:
