@@ -22,11 +22,12 @@ run: $(VENV)/.installed-run
 	$(BIN)/mm start -c $(CONFIG)
 
 lint: $(VENV)/.installed-test
-	$(BIN)/ruff check mm supervisors tests
-	$(BIN)/ruff format --check mm supervisors tests
+	$(BIN)/ruff check mm supervisors tests deploy
+	$(BIN)/ruff format --check mm supervisors tests deploy
 
 typecheck: $(VENV)/.installed-test
 	$(BIN)/mypy
+	$(BIN)/mypy deploy/grafana/generate.py
 
 pytest: $(VENV)/.installed-test
 	$(BIN)/python -m pytest

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 from prometheus_client import CollectorRegistry
 
-from mm.venues.hyperliquid.metrics import LATENCY_BUCKETS, AdapterMetrics, rejection_reason
+from mm.metrics import LATENCY_BUCKETS
+from mm.venues.hyperliquid.metrics import AdapterMetrics, rejection_reason
 
 FIXTURES = Path(__file__).resolve().parents[3].parent / "shared" / "fixtures" / "hyperliquid"
 
