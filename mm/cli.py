@@ -220,9 +220,10 @@ def _number(value: Any, digits: int = 2) -> str:
 
 
 def _trading_table(trading: dict[str, Any]) -> str:
-    """Per symbol: gate, quotes, position, PnL and markouts."""
+    """Per symbol: what may be sent, gate, quotes, position, PnL and markouts."""
     header = [
         "SYMBOL",
+        "ALLOWED",
         "GATE",
         "BID",
         "ASK",
@@ -242,6 +243,7 @@ def _trading_table(trading: dict[str, Any]) -> str:
         rows.append(
             [
                 coin,
+                symbol.get("allowed", "-"),
                 symbol["gate"],
                 _number(symbol.get("bid")),
                 _number(symbol.get("ask")),

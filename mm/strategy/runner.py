@@ -399,7 +399,10 @@ class Trading:
             plan = self.last_plans.get(coin)
             position = positions.get(coin, {})
             coin_markouts = markouts["symbols"].get(coin, {})
+            permission = self.permission(coin)
+            allowed = "reduce only" if permission.reduce_only else "all"
             symbols[coin] = {
+                "allowed": permission.closed or allowed,
                 "gate": (plan.reason or "quoting") if plan else "not quoted yet",
                 "bid": plan.bid if plan else None,
                 "ask": plan.ask if plan else None,

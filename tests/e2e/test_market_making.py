@@ -86,6 +86,7 @@ def test_mm_status_shows_the_trading_table() -> None:
             "in_sync": True,
             "symbols": {
                 "BTC": {
+                    "allowed": "session phase force_flat",
                     "gate": "quoting",
                     "bid": 94990.5,
                     "ask": 95010.0,
@@ -101,6 +102,8 @@ def test_mm_status_shows_the_trading_table() -> None:
     row = next(line for line in text.splitlines() if line.startswith("BTC"))
     for expected in ("quoting", "94,990.50", "95,010.00", "-0.00160", "0.56", "5.6/5.4/- bps"):
         assert expected in row
+    assert "session phase force_flat" in row
+    assert "ALLOWED" in text
 
 
 async def test_pnl_and_position_gauges_follow_without_anyone_reading_status(

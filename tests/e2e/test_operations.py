@@ -129,6 +129,9 @@ async def test_force_flat_flattens_the_position_before_the_deadline(write_config
             # The other track keeps trading, and nothing escalated.
             await eventually(lambda: "ETH" in open_coins(service), within=15)
             assert service.coordinator.mode is Mode.NORMAL
+            symbols = service.trading.status()["symbols"]
+            assert symbols["BTC"]["allowed"] == "session phase force_flat"
+            assert symbols["ETH"]["allowed"] == "all"
             service.request_stop("test finished")
     database = service.config.run_dir / DATABASE_NAME
     phases = [(e.data["track"], e.data["phase"]) for e in read_events(database, "phase")]
