@@ -265,10 +265,18 @@ class Service:
         state = self.risk.last_state
         return state.drawdown_usd if state is not None else 0.0
 
-    def _journal_markout(self, coin: str, horizon_ms: int, bps: float, fill_time_ms: int) -> None:
+    def _journal_markout(
+        self, coin: str, horizon_ms: int, bps: float, fill_time_ms: int, tid: int | None
+    ) -> None:
+        """Each completed markout, for ``mm report`` (the fill's tid lets it drop duplicates)."""
         try:
             self.journal.record_nowait(
-                "markout", coin=coin, horizon_ms=horizon_ms, bps=bps, fill_time_ms=fill_time_ms
+                "markout",
+                coin=coin,
+                horizon_ms=horizon_ms,
+                bps=bps,
+                fill_time_ms=fill_time_ms,
+                tid=tid,
             )
         except trio.WouldBlock:
             logger.error("journal queue full; not journaled: a {} markout", coin)

@@ -187,6 +187,7 @@ class _Pending:
     px: float
     time_ms: int
     done: list[bool]
+    tid: int | None = None
 
 
 @attrs.define(slots=True)
@@ -235,22 +236,24 @@ class Markouts:
         self._stats: dict[str, dict[int, _HorizonStats]] = {}
         self.dropped = 0
         self.recorded = 0
-        # Told of each markout as it completes: (coin, horizon_ms, bps, fill time_ms).
-        self.listener: Callable[[str, int, float, int], None] | None = None
+        # Told of each markout as it completes: (coin, horizon_ms, bps, fill time_ms, fill tid).
+        self.listener: Callable[[str, int, float, int, int | None], None] | None = None
 
     @property
     def pending(self) -> int:
         return len(self._pending)
 
     def on_fill(self, fill: Fill) -> None:
-        self.record(fill.coin, fill.side, fill.px, fill.time_ms)
+        self.record(fill.coin, fill.side, fill.px, fill.time_ms, fill.tid)
 
-    def record(self, coin: str, side: Side, px: float, time_ms: int) -> None:
+    def record(
+        self, coin: str, side: Side, px: float, time_ms: int, tid: int | None = None
+    ) -> None:
         if px <= 0:
             return
         seq = self._seq
         self._seq += 1
-        p = _Pending(coin, side.sign, px, time_ms, [False] * len(self.horizons_ms))
+        p = _Pending(coin, side.sign, px, time_ms, [False] * len(self.horizons_ms), tid)
         self._pending[seq] = p
         self._by_coin.setdefault(coin, {})[seq] = p
         self.recorded += 1
@@ -278,7 +281,7 @@ class Markouts:
                 bps = p.sign * (mid - p.px) / p.px * _BPS
                 self._add(coin, h, bps)
                 if self.listener is not None:
-                    self.listener(coin, h, bps, p.time_ms)
+                    self.listener(coin, h, bps, p.time_ms, p.tid)
                 produced += 1
             if all(p.done):
                 finished.append(seq)

@@ -268,3 +268,22 @@ def test_a_seeded_position_ignores_fills_it_already_contains() -> None:
     assert book.apply(newer) is True
     assert book.position("BTC") == 1.0
     assert book.entry("BTC") == 105.0
+
+
+def test_the_listener_hears_each_markout_with_its_fill() -> None:
+    """Each completed markout reaches the listener (the journal) with the fill's time and tid."""
+    heard: list[tuple[str, int, float, int, int | None]] = []
+    m = Markouts((1_000, 5_000))
+    m.listener = lambda *markout: heard.append(markout)
+    m.on_fill(mkfill(Side.BUY, 100.0, 1.0, tid=42, time_ms=10_000))
+    m.on_mid("BTC", 101.0, 10_999)
+    assert heard == []
+    m.on_mid("BTC", 101.0, 11_000)
+    [(coin, horizon, bps, time_ms, tid)] = heard
+    assert (coin, horizon, time_ms, tid) == ("BTC", 1_000, 10_000, 42)
+    assert bps == pytest.approx(100.0)
+    m.on_mid("BTC", 99.0, 15_000)
+    assert heard[1][:2] == ("BTC", 5_000)
+    assert heard[1][2] == pytest.approx(-100.0)
+    m.on_mid("BTC", 99.0, 20_000)
+    assert len(heard) == 2  # each horizon once
