@@ -39,7 +39,7 @@ from mm import __version__
 from mm.admin import AdminApp, AdminContext, AdminServer
 from mm.config import Config, Secrets, config_hash, to_dict
 from mm.execution.flatten import Flattener
-from mm.journal import DATABASE_NAME, Journal, read_events
+from mm.journal import DATABASE_NAME, Journal, last_fill_ms, latest_event
 from mm.metrics import new_registry
 from mm.ops.coordinator import JOURNAL_KIND as AUTONOMY_KIND
 from mm.ops.coordinator import ModeCoordinator, RearmMode
@@ -370,14 +370,12 @@ class Service:
         database = self.config.run_dir / DATABASE_NAME
         if not database.exists():
             return None, None, None
-        checkpoints = read_events(database, "killswitch")
-        modes = read_events(database, AUTONOMY_KIND)
-        fills = read_events(database, "fill")
-        last_fill = max((int(fill.data["time_ms"]) for fill in fills), default=None)
+        checkpoint = latest_event(database, "killswitch")
+        mode = latest_event(database, AUTONOMY_KIND)
         return (
-            checkpoints[-1].data if checkpoints else None,
-            modes[-1].data.get("checkpoint") if modes else None,
-            last_fill,
+            checkpoint.data if checkpoint else None,
+            mode.data.get("checkpoint") if mode else None,
+            last_fill_ms(database),
         )
 
     async def _admin_bound(self, url: str) -> None:

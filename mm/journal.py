@@ -121,6 +121,31 @@ def read_events(path: Path, kind: str | None = None) -> list[Entry]:
     return [Entry(ts, row_kind, orjson.loads(data)) for ts, row_kind, data in rows]
 
 
+def latest_event(path: Path, kind: str) -> Entry | None:
+    """The newest entry of one kind, or None. Blocking: for startup and tools."""
+    conn = sqlite3.connect(path)
+    try:
+        row = conn.execute(
+            "SELECT ts, kind, data FROM events WHERE kind = ? ORDER BY id DESC LIMIT 1", (kind,)
+        ).fetchone()
+    finally:
+        conn.close()
+    return None if row is None else Entry(row[0], row[1], orjson.loads(row[2]))
+
+
+def last_fill_ms(path: Path) -> int | None:
+    """The venue time of the newest journaled fill, or None. Blocking: for startup."""
+    conn = sqlite3.connect(path)
+    try:
+        row = conn.execute(
+            "SELECT MAX(CAST(json_extract(data, '$.time_ms') AS INTEGER)) FROM events "
+            "WHERE kind = 'fill'"
+        ).fetchone()
+    finally:
+        conn.close()
+    return None if row is None or row[0] is None else int(row[0])
+
+
 class JournalMetrics:
     def __init__(self, registry: CollectorRegistry) -> None:
         self.entries = Counter("mm_journal_entries", "Journal entries written.", registry=registry)

@@ -24,6 +24,8 @@ from mm.journal import (
     Entry,
     Journal,
     JournalSchemaError,
+    last_fill_ms,
+    latest_event,
     migrate,
     open_database,
     read_events,
@@ -373,3 +375,25 @@ def test_a_fill_is_journaled_once_by_trade_and_order_id(
     fills = read_events(db_path, "fill")
     assert [(f.data["tid"], f.data["oid"]) for f in fills] == [(7, 3), (7, 4)]
     assert len(read_events(db_path, "other")) == 2
+
+
+def test_startup_reads_only_the_latest_checkpoint_and_the_last_fill_time(
+    conn: sqlite3.Connection, db_path: Path
+) -> None:
+    assert latest_event(db_path, "killswitch") is None
+    assert last_fill_ms(db_path) is None
+    write_batch(
+        conn,
+        [
+            Entry(1.0, "killswitch", {"n": 1}),
+            Entry(2.0, "fill", {"tid": 1, "oid": 1, "time_ms": 9_000}),
+            Entry(3.0, "fill", {"tid": 2, "oid": 1, "time_ms": 10_000}),
+            Entry(4.0, "fill", {"tid": 3, "oid": 1, "time_ms": 8_000}),  # recovered late
+            Entry(5.0, "killswitch", {"n": 2}),
+            Entry(6.0, "order_event", {"time_ms": 99_000}),
+        ],
+    )
+    latest = latest_event(db_path, "killswitch")
+    assert latest is not None
+    assert latest.data == {"n": 2}
+    assert last_fill_ms(db_path) == 10_000  # the newest venue time, not the last written
