@@ -260,3 +260,25 @@ async def test_a_position_changed_behind_our_back_is_drift(write_config: Any) ->
 
 def _now() -> float:
     return dt.datetime.now(dt.UTC).timestamp()
+
+
+async def test_feed_reconnect_flapping_reduces_only(write_config: Any) -> None:
+    service = service_for(write_config, None, autonomy={"flapping_reconnects": 3})
+    with trio.fail_after(90):
+        async with trio.open_nursery() as nursery:
+            await nursery.start(service.run)
+            assert service.venue is not None
+            assert service.venue.url is not None
+            await eventually(lambda: service.adapter.healthy(), within=20)
+            async with httpx.AsyncClient(base_url=service.venue.url) as sim:
+                for _ in range(2):  # market and user feeds both drop: 2 reconnects each time
+                    reply = await sim.post("/sim/disconnect")
+                    assert reply.json()["closed"] >= 2
+                    await eventually(lambda: not service.adapter.healthy(), within=5)
+                    await eventually(lambda: service.adapter.healthy(), within=20)
+            await eventually(lambda: service.coordinator.mode is Mode.REDUCE_ONLY, within=10)
+            reason = service.coordinator.autonomy.reason
+            assert reason is not None
+            assert reason.value == "feed_reconnect_flapping"
+            assert service.monitor.readings.reconnects >= 3
+            service.request_stop("test finished")
