@@ -87,10 +87,7 @@ class JournalObserver:
     def state_changed(self, path: str, state: ChildState, error: str | None) -> None:
         if state is not ChildState.FAILED:
             return
-        try:
-            self._journal.record_nowait("child_failed", child=path, error=error)
-        except trio.WouldBlock:
-            logger.error("journal queue full; not journaled: child {} failed: {}", path, error)
+        self._journal.record_or_log("child_failed", child=path, error=error)
 
     def restarted(self, path: str) -> None:
         return None
@@ -269,26 +266,15 @@ class Service:
         self, coin: str, horizon_ms: int, bps: float, fill_time_ms: int, tid: int | None
     ) -> None:
         """Each completed markout, for ``mm report`` (the fill's tid lets it drop duplicates)."""
-        try:
-            self.journal.record_nowait(
-                "markout",
-                coin=coin,
-                horizon_ms=horizon_ms,
-                bps=bps,
-                fill_time_ms=fill_time_ms,
-                tid=tid,
-            )
-        except trio.WouldBlock:
-            logger.error("journal queue full; not journaled: a {} markout", coin)
+        self.journal.record_or_log(
+            "markout", coin=coin, horizon_ms=horizon_ms, bps=bps, fill_time_ms=fill_time_ms, tid=tid
+        )
 
     def _journal_order_events(self, events: Sequence[Any]) -> None:
         """Every order lifecycle event into the journal (never waiting: events are sync)."""
         for event in events:
             data = attrs.asdict(event, value_serializer=_plain_value)
-            try:
-                self.journal.record_nowait("order_event", event=type(event).__name__, **data)
-            except trio.WouldBlock:
-                logger.error("journal queue full; not journaled: {} {}", type(event).__name__, data)
+            self.journal.record_or_log("order_event", event=type(event).__name__, **data)
 
     async def _journal_entry(self, kind: str, data: dict[str, Any]) -> None:
         await self.journal.record(kind, **data)
@@ -442,14 +428,11 @@ class Service:
         # Trading stops first, while the feeds and the venue client still run: no new quotes,
         # then every open order canceled. The rest of the tree is cancelled after.
         await self.trading.stop()
-        try:
-            # Never wait on the journal here: a stop must not hang behind a stuck writer.
-            symbols = self.config.strategy.symbols
-            positions = {coin: self.trading.positions.position(coin) for coin in symbols}
-            self.journal.record_nowait("positions", positions=positions)
-            self.journal.record_nowait("service_stopping", reason=self.stop_reason)
-        except trio.WouldBlock:
-            logger.error("journal queue full; not journaled: stopping ({})", self.stop_reason)
+        # Never wait on the journal here: a stop must not hang behind a stuck writer.
+        symbols = self.config.strategy.symbols
+        positions = {coin: self.trading.positions.position(coin) for coin in symbols}
+        self.journal.record_or_log("positions", positions=positions)
+        self.journal.record_or_log("service_stopping", reason=self.stop_reason)
         tree_scope.cancel()
 
     async def _stop_on_signals(self) -> None:

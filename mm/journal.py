@@ -188,6 +188,16 @@ class Journal:
         """Queue an entry from synchronous code; raises ``trio.WouldBlock`` when full."""
         self._send.send_nowait(Entry(time.time(), kind, data))
 
+    def record_or_log(self, kind: str, **data: Any) -> bool:
+        """Queue an entry without waiting (sync callbacks, a stop that must not hang); when the
+        queue is full, log what was not journaled instead. True when queued."""
+        try:
+            self.record_nowait(kind, **data)
+        except trio.WouldBlock:
+            logger.error("journal queue full; not journaled: {} {}", kind, data)
+            return False
+        return True
+
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         conn = await trio.to_thread.run_sync(open_database, self.path)
         try:

@@ -14,6 +14,7 @@ import trio
 import trio.lowlevel
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from loguru import logger
 from prometheus_client import CollectorRegistry
 
 import mm.journal
@@ -347,6 +348,19 @@ async def test_record_nowait_raises_when_the_queue_is_full(db_path: Path) -> Non
     journal.record_nowait("b")
     with pytest.raises(trio.WouldBlock):
         journal.record_nowait("c")
+
+
+async def test_record_or_log_never_raises_and_says_what_was_lost(db_path: Path) -> None:
+    journal = make_journal(db_path, queue_size=1)
+    lines: list[str] = []
+    handler = logger.add(lambda message: lines.append(str(message)), level="ERROR")
+    try:
+        assert journal.record_or_log("a", n=1) is True
+        assert journal.record_or_log("b", n=2) is False
+    finally:
+        logger.remove(handler)
+    assert len(lines) == 1
+    assert "not journaled: b {'n': 2}" in lines[0]
 
 
 async def test_record_waits_when_the_queue_is_full(db_path: Path) -> None:
