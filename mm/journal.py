@@ -63,6 +63,8 @@ class Entry:
     ts: float
     kind: str
     data: dict[str, Any]
+    # The row id once read back from the database (write order); not part of equality.
+    id: int | None = attrs.field(default=None, eq=False)
 
 
 def schema_version(conn: sqlite3.Connection) -> int:
@@ -110,7 +112,7 @@ def read_events(path: Path, kind: str | None = None) -> list[Entry]:
     """Every entry (optionally of one kind) in write order. Blocking: for tools and tests."""
     conn = sqlite3.connect(path)
     try:
-        query = "SELECT ts, kind, data FROM events"
+        query = "SELECT id, ts, kind, data FROM events"
         params: tuple[str, ...] = ()
         if kind is not None:
             query += " WHERE kind = ?"
@@ -118,19 +120,22 @@ def read_events(path: Path, kind: str | None = None) -> list[Entry]:
         rows = conn.execute(query + " ORDER BY id", params).fetchall()
     finally:
         conn.close()
-    return [Entry(ts, row_kind, orjson.loads(data)) for ts, row_kind, data in rows]
+    return [Entry(ts, kind_, orjson.loads(data), row_id) for row_id, ts, kind_, data in rows]
 
 
 def latest_event(path: Path, kind: str) -> Entry | None:
-    """The newest entry of one kind, or None. Blocking: for startup and tools."""
+    """The newest entry of one kind (None: none, or no journal yet). Blocking: for startup and
+    tools."""
+    if not path.exists():
+        return None
     conn = sqlite3.connect(path)
     try:
         row = conn.execute(
-            "SELECT ts, kind, data FROM events WHERE kind = ? ORDER BY id DESC LIMIT 1", (kind,)
+            "SELECT id, ts, data FROM events WHERE kind = ? ORDER BY id DESC LIMIT 1", (kind,)
         ).fetchone()
     finally:
         conn.close()
-    return None if row is None else Entry(row[0], row[1], orjson.loads(row[2]))
+    return None if row is None else Entry(row[1], kind, orjson.loads(row[2]), row[0])
 
 
 def last_fill_ms(path: Path) -> int | None:

@@ -44,7 +44,7 @@ from trio_websocket import open_websocket_url
 
 from mm.config import Config, Secrets, config_hash
 from mm.execution.rate_limit import RateLimiter
-from mm.journal import DATABASE_NAME, open_database
+from mm.journal import DATABASE_NAME, Entry, latest_event, open_database
 from mm.model import Fill, RateLimitState
 from mm.ops.coordinator import JOURNAL_KIND as AUTONOMY_KIND
 from mm.risk.killswitch import KillSwitch
@@ -195,29 +195,14 @@ def _when(ts: float) -> str:
 # --- the journal (blocking: called through trio.to_thread) -------------------------------------
 
 
-@attrs.frozen
-class _Row:
-    id: int
-    ts: float
-    data: dict[str, Any]
+def _row(entry: Entry) -> int:
+    """An entry's place in the journal's write order (entries read back always have one)."""
+    assert entry.id is not None
+    return entry.id
 
 
 def _connect(path: Path, busy_timeout_s: float) -> sqlite3.Connection:
     return sqlite3.connect(path, timeout=busy_timeout_s, isolation_level=None)
-
-
-def _last(path: Path, kind: str) -> _Row | None:
-    """The journal's latest entry of ``kind`` (None when there is none, or no journal)."""
-    if not path.exists():
-        return None
-    conn = _connect(path, 2.0)
-    try:
-        row = conn.execute(
-            "SELECT id, ts, data FROM events WHERE kind = ? ORDER BY id DESC LIMIT 1", (kind,)
-        ).fetchone()
-    finally:
-        conn.close()
-    return None if row is None else _Row(row[0], row[1], orjson.loads(row[2]))
 
 
 def _journal_fills(path: Path, start_ms: int, end_ms: int | None) -> list[dict[str, Any]]:
@@ -445,7 +430,7 @@ async def _kill_switch(config: Config, status: Mapping[str, Any] | None) -> Chec
         source = "the running mm"
     else:
         path = _database(config)
-        checkpoint = await _thread(_last, path, "killswitch")
+        checkpoint = await _thread(latest_event, path, "killswitch")
         switch = KillSwitch.restore(checkpoint.data if checkpoint else None, time.time())
         if switch.tripped and switch.original is not None:
             trip = switch.original
@@ -453,7 +438,7 @@ async def _kill_switch(config: Config, status: Mapping[str, Any] | None) -> Chec
                 f"kill switch tripped at {_when(trip.at)}: {trip.reason.value} "
                 f"{dict(trip.values)} (restored tripped when mm starts)"
             )
-        autonomy = await _thread(_last, path, AUTONOMY_KIND)
+        autonomy = await _thread(latest_event, path, AUTONOMY_KIND)
         mode = (autonomy.data.get("checkpoint") if autonomy else None) or {}
         source = "the journal"
     halt = _halted(mode)
@@ -574,9 +559,9 @@ async def _positions_running(client: HyperliquidClient, status: Mapping[str, Any
 
 async def _positions_journaled(config: Config, client: HyperliquidClient) -> CheckResult:
     path = _database(config)
-    journaled = await _thread(_last, path, "positions")
-    started = await _thread(_last, path, "service_started")
-    if started is not None and (journaled is None or journaled.id < started.id):
+    journaled = await _thread(latest_event, path, "positions")
+    started = await _thread(latest_event, path, "service_started")
+    if started is not None and (journaled is None or _row(journaled) < _row(started)):
         return CheckResult(
             "positions_match",
             None,
@@ -713,13 +698,13 @@ async def _journal_flushed(config: Config, status: Mapping[str, Any] | None) -> 
     path = _database(config)
     if not path.exists():
         return CheckResult("journal_flushed", None, f"no journal at {path}")
-    started = await _thread(_last, path, "service_started")
+    started = await _thread(latest_event, path, "service_started")
     if started is None:
         return CheckResult("journal_flushed", None, f"no run journaled in {path}")
-    stopping = await _thread(_last, path, "service_stopping")
+    stopping = await _thread(latest_event, path, "service_stopping")
     busy, frames, _ = await _thread(_checkpoint_wal, path)
     problems = []
-    if stopping is None or stopping.id < started.id:
+    if stopping is None or _row(stopping) < _row(started):
         problems.append(
             f"the last run (started {_when(started.ts)}) journaled no stop: "
             "it crashed or was killed, and entries may be lost"
@@ -768,14 +753,14 @@ def _reconciliation_detail(result: FillReconciliation) -> str:
 
 async def _pnl_reconciled(config: Config, client: HyperliquidClient, running: bool) -> CheckResult:
     path = _database(config)
-    started = await _thread(_last, path, "service_started")
+    started = await _thread(latest_event, path, "service_started")
     if started is None:
         return CheckResult("pnl_reconciled", None, f"no run journaled in {path}")
     start_ms = int(started.ts * 1000)
     end_ms: int | None = None
     if not running:
-        stopping = await _thread(_last, path, "service_stopping")
-        if stopping is not None and stopping.id > started.id:
+        stopping = await _thread(latest_event, path, "service_stopping")
+        if stopping is not None and _row(stopping) > _row(started):
             end_ms = int(stopping.ts * 1000)
     result = None
     for attempt in range(RETRIES if running else 1):
