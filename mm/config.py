@@ -180,8 +180,7 @@ def structure(data: Mapping[str, Any], base_dir: Path = Path(".")) -> Config:
         config = CONVERTER.structure(document, Config)
     except Exception as error:  # cattrs groups every problem into one exception
         raise ConfigError(describe_structuring_error(error, "")) from None
-    # notify.problems() repeats its fields' checks: each problem is reported once.
-    problems = list(dict.fromkeys(check_section(config, "") + _cross_checks(config)))
+    problems = check_section(config, "") + _cross_checks(config)
     if problems:
         raise ConfigError(problems)
     return attrs.evolve(config, base_dir=base_dir)
@@ -189,7 +188,7 @@ def structure(data: Mapping[str, Any], base_dir: Path = Path(".")) -> Config:
 
 def _cross_checks(config: Config) -> list[str]:
     """Rules that span keys or live in lists (which check_section does not descend into)."""
-    problems = config.session.problems("session") + config.notify.problems("notify")
+    problems = config.session.problems("session") + config.notify.cross_problems("notify")
     session = config.session
     if not session.default_open:
         tracked = {symbol for track in session.tracks for symbol in track.symbols}

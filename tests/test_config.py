@@ -624,3 +624,17 @@ def test_a_malformed_key_is_refused_without_showing_it() -> None:
 )
 def test_venue_section_checks(venue: dict[str, str], error: str) -> None:
     assert any(line.startswith(error) for line in errors_of({"venue": venue}))
+
+
+def test_operations_sections_report_each_problem_once() -> None:
+    """Field checks run once for the whole config; the sections add only their cross-checks."""
+    errors = errors_of(
+        {
+            "notify": {"sinks": ["webhook"], "min_interval_s": -1.0},
+            "strategy": {"symbols": ["BTC", "SOL"]},
+        }
+    )
+    assert len(errors) == len(set(errors)) == 3
+    assert any(e.startswith("notify.min_interval_s:") for e in errors)
+    assert any(e.startswith("notify.webhook_url: required") for e in errors)
+    assert any(e.startswith("strategy.symbols[1]: 'SOL' is in no session track") for e in errors)

@@ -159,7 +159,11 @@ class NotifyConfig:
 
     def problems(self, path: str = "notify") -> list[str]:
         """Every problem as ``key.path: reason``: each field's check, then the cross-checks."""
-        problems = check_section(self, path)
+        return check_section(self, path) + self.cross_problems(path)
+
+    def cross_problems(self, path: str = "notify") -> list[str]:
+        """The rules that span keys (the config loader checks the fields themselves)."""
+        problems: list[str] = []
         sinks_key = join_path(path, "sinks")
         if WEBHOOK_SINK in self.sinks and not self.webhook_url:
             problems.append(
