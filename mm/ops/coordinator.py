@@ -207,7 +207,7 @@ class ModeCoordinator:
 
 def _notification(transition: Transition) -> Notification:
     reason = transition.reason.value if transition.reason else "rearm"
-    fields = {k: v for k, v in transition.values.items()}
+    fields = dict(transition.values)
     if transition.who:
         fields["who"] = transition.who
         fields["why"] = transition.why

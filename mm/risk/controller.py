@@ -172,7 +172,7 @@ class KillSwitchController:
                     f"mm KILL SWITCH ({reason.value})",
                     f"kill switch tripped: {reason.value}; trading stopped, orders canceled",
                     time.time(),
-                    {key: value for key, value in values.items()},
+                    dict(values),
                 )
             )
         self.adapter.halted = True  # no dead-man's switch refresh, no quoting
