@@ -26,7 +26,6 @@ import enum
 import os
 import signal
 import socket
-import time
 from collections.abc import Callable, Sequence
 from functools import partial
 from typing import Any
@@ -35,7 +34,7 @@ import attrs
 import trio
 from loguru import logger
 
-from mm import __version__
+from mm import __version__, clock
 from mm.admin import AdminApp, AdminContext, AdminServer
 from mm.config import Config, Secrets, config_hash, to_dict
 from mm.execution.flatten import Flattener
@@ -123,7 +122,7 @@ class Service:
         self.venue: SimVenue | None = None
         self.venue_url: str | None = None if config.venue.url == EMBEDDED else config.venue.url
         self.state = "starting"
-        self.started_at = time.time()
+        self.started_at = clock.wall()
         self.stop_reason: str | None = None
         self._handle_signals = handle_signals
         self._redact = Redactor(secrets.all())
@@ -188,6 +187,7 @@ class Service:
             self._children(admin),
             intensity=self._intensity,
             observer=self._observer,
+            wall=clock.wall,
         )
 
     def _children(self, admin: AdminServer) -> list[ChildSpec]:
@@ -207,6 +207,7 @@ class Service:
             ],
             intensity=self._intensity,
             observer=self._observer,
+            wall=clock.wall,
         )
         children.append(feeds.as_child())
         execution = partial(self.adapter.run_execution, self._journal_entry)
@@ -217,6 +218,7 @@ class Service:
             + [self._child(f"slot-{slot.index}", slot.run) for slot in self.trading.slots()],
             intensity=self._intensity,
             observer=self._observer,
+            wall=clock.wall,
         )
         self.killswitch = KillSwitchController(
             trading.run,
@@ -303,7 +305,7 @@ class Service:
             "pid": os.getpid(),
             "state": self.state,
             "started_at": self.started_at,
-            "uptime_seconds": round(time.time() - self.started_at, 3),
+            "uptime_seconds": round(clock.wall() - self.started_at, 3),
             "config_hash": self.config_hash,
             "admin_url": self.admin_url,
             "venue_url": self.venue_url,

@@ -25,6 +25,7 @@ import trio
 from loguru import logger
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from mm import clock
 from mm.config import JournalConfig
 from mm.metrics import LATENCY_BUCKETS
 
@@ -187,11 +188,11 @@ class Journal:
 
     async def record(self, kind: str, **data: Any) -> None:
         """Queue an entry; waits when the queue is full."""
-        await self._send.send(Entry(time.time(), kind, data))
+        await self._send.send(Entry(clock.wall(), kind, data))
 
     def record_nowait(self, kind: str, **data: Any) -> None:
         """Queue an entry from synchronous code; raises ``trio.WouldBlock`` when full."""
-        self._send.send_nowait(Entry(time.time(), kind, data))
+        self._send.send_nowait(Entry(clock.wall(), kind, data))
 
     def record_or_log(self, kind: str, **data: Any) -> bool:
         """Queue an entry without waiting (sync callbacks, a stop that must not hang); when the
@@ -268,5 +269,5 @@ class Journal:
         del self._pending[: len(batch)]
         self._metrics.batch_seconds.observe(time.perf_counter() - started)
         self._metrics.entries.inc(len(batch))
-        self._metrics.last_write.set(time.time())
+        self._metrics.last_write.set(clock.wall())
         self._metrics.queue_depth.set(self._receive.statistics().current_buffer_used)

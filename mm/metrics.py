@@ -9,8 +9,6 @@ on every metric. Latency histograms share ``LATENCY_BUCKETS``, from 10 µs to 5 
 
 from __future__ import annotations
 
-import time
-
 from prometheus_client import (
     CollectorRegistry,
     Gauge,
@@ -22,7 +20,7 @@ from prometheus_client import (
     generate_latest,
 )
 
-from mm import __version__
+from mm import __version__, clock
 
 __all__ = ["CONTENT_TYPE", "LATENCY_BUCKETS", "new_registry", "render"]
 
@@ -64,7 +62,7 @@ def new_registry(service_name: str) -> CollectorRegistry:
         {"version": __version__, "service": service_name}
     )
     Gauge("mm_start_time_seconds", "Wall-clock time the service started.", registry=registry).set(
-        time.time()
+        clock.wall()
     )
     return registry
 

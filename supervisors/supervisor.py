@@ -11,7 +11,7 @@ from __future__ import annotations
 import enum
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import attrs
@@ -104,6 +104,7 @@ class Supervisor:
         intensity: Intensity | None = None,
         observer: Observer | None = None,
         rng: random.Random | None = None,
+        wall: Callable[[], float] | None = None,
     ) -> None:
         names = [spec.name for spec in children]
         duplicates = sorted({name for name in names if names.count(name) > 1})
@@ -116,6 +117,7 @@ class Supervisor:
         self._window = RestartWindow(intensity or Intensity())
         self._observer = observer or NullObserver()
         self._rng = rng or random.Random()
+        self._wall = wall  # wall time for ``since``: the service passes its one clock
 
     def status(self) -> tuple[ChildStatus, ...]:
         """The children's states now, nested supervisors included."""
@@ -152,7 +154,7 @@ class Supervisor:
 
     def _set(self, child: _Child, state: ChildState) -> None:
         child.state = state
-        child.since = time.time()
+        child.since = self._wall() if self._wall is not None else time.time()
         self._observer.state_changed(child.path, state, child.last_error)
 
     async def _keep(

@@ -44,7 +44,6 @@ markers, with ``active``, ``closed`` and ``error``), and ``unsubscribe(subscript
 
 from __future__ import annotations
 
-import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from functools import partial
@@ -57,6 +56,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client import Counter as PromCounter
 from prometheus_client import Gauge as PromGauge
 
+from mm import clock
 from mm.book import Book, BookBus
 from mm.feeds.quality import BookQuality, Issue, QualityConfig
 from mm.model import Trade
@@ -115,7 +115,7 @@ class MarketFeedConfig:
 
 def wall_clock_ms() -> int:
     """Milliseconds since the epoch (the default clock)."""
-    return time.time_ns() // 1_000_000
+    return clock.wall_ms()
 
 
 class MarketFeed:

@@ -76,7 +76,6 @@ from __future__ import annotations
 
 import math
 import random
-import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from contextlib import suppress
@@ -86,6 +85,7 @@ import attrs
 import trio
 from loguru import logger
 
+from mm import clock
 from mm.bounded import BoundedSet
 from mm.feeds.health import Transition
 from mm.model import AccountState, Fill, Liquidation, NonUserCancel, OpenOrder, OrderReport
@@ -709,7 +709,7 @@ class UserStream:
             except (VenueError, CodecError) as error:
                 errors.append(error)
 
-        local_ms = int(time.time() * 1000)
+        local_ms = clock.wall_ms()
         async with trio.open_nursery() as nursery:
             nursery.start_soon(fills)
             nursery.start_soon(

@@ -42,6 +42,7 @@ import orjson
 import trio
 from trio_websocket import open_websocket_url
 
+from mm import clock
 from mm.config import Config, Secrets, config_hash
 from mm.execution.rate_limit import RateLimiter
 from mm.journal import DATABASE_NAME, Entry, latest_event, open_database
@@ -431,7 +432,7 @@ async def _kill_switch(config: Config, status: Mapping[str, Any] | None) -> Chec
     else:
         path = _database(config)
         checkpoint = await _thread(latest_event, path, "killswitch")
-        switch = KillSwitch.restore(checkpoint.data if checkpoint else None, time.time())
+        switch = KillSwitch.restore(checkpoint.data if checkpoint else None, clock.wall())
         if switch.tripped and switch.original is not None:
             trip = switch.original
             problems.append(

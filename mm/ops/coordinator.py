@@ -13,7 +13,6 @@ autonomy monitor calls ``escalate`` directly from its own task.
 
 from __future__ import annotations
 
-import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -23,6 +22,7 @@ import trio
 from loguru import logger
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
+from mm import clock
 from mm.journal import Journal
 from mm.ops.autonomy import REASONS, Autonomy, AutonomyConfig, Mode, Transition, Trigger
 from mm.ops.notify import Notification, Severity
@@ -127,7 +127,7 @@ class ModeCoordinator:
 
     def note(self, event: str) -> None:
         """An event worth showing as evidence with the next transition."""
-        self.recent.append(f"{time.time():.3f} {event}")
+        self.recent.append(f"{clock.wall():.3f} {event}")
 
     def request(self, command: Command) -> None:
         self._send.send_nowait(command)
@@ -151,19 +151,19 @@ class ModeCoordinator:
     # --- transitions ------------------------------------------------------------------------
 
     async def escalate(self, trigger: Trigger) -> Transition | None:
-        transition = self.autonomy.escalate(trigger, time.time())
+        transition = self.autonomy.escalate(trigger, clock.wall())
         if transition is not None:
             await self._apply(transition)
         return transition
 
     async def recover(self, quiet_since: float | None) -> Transition | None:
-        transition = self.autonomy.recover(quiet_since, time.time())
+        transition = self.autonomy.recover(quiet_since, clock.wall())
         if transition is not None:
             await self._apply(transition)
         return transition
 
     async def rearm(self, who: str, why: str) -> Transition | None:
-        transition = self.autonomy.rearm(who, why, time.time())
+        transition = self.autonomy.rearm(who, why, clock.wall())
         if transition is not None:
             await self._apply(transition)
             for listener in self.rearmed:

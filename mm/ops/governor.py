@@ -18,7 +18,6 @@ whole days on Trio's autojump clock.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
@@ -28,6 +27,7 @@ import trio
 from loguru import logger
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
+from mm import clock
 from mm.ops.session import Phase, SessionConfig, TrackConfig, TrackGate, next_change, phase_at
 
 # The longest sleep between two looks at the clock.
@@ -39,7 +39,7 @@ _WAKE_SLACK: Final = timedelta(milliseconds=1)
 class WallClock:
     """Wall time derived from Trio's clock: ``base + (trio.current_time() - trio_base)``.
 
-    ``WallClock.start()`` follows the system clock: ``resync`` re-reads ``time.time()``.
+    ``WallClock.start()`` follows the service clock: ``resync`` re-reads ``mm.clock.wall()``.
     ``WallClock.start(now_wall)`` is fixed to the given start (tests): ``resync`` does nothing.
     Must be created inside ``trio.run``.
     """
@@ -51,7 +51,7 @@ class WallClock:
 
     @classmethod
     def start(cls, now_wall: float | None = None) -> WallClock:
-        wall = time.time() if now_wall is None else now_wall
+        wall = clock.wall() if now_wall is None else now_wall
         return cls(wall, trio.current_time(), live=now_wall is None)
 
     def set(self, now_wall: float) -> None:
@@ -62,7 +62,7 @@ class WallClock:
     def resync(self) -> None:
         """Follow a step of the system clock (live clocks only)."""
         if self._live:
-            self.set(time.time())
+            self.set(clock.wall())
 
     def time(self) -> float:
         """Wall time, epoch seconds."""

@@ -10,7 +10,6 @@ itself, the time since the last trigger is handed to the coordinator.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -18,6 +17,7 @@ import psutil
 import trio
 from loguru import logger
 
+from mm import clock
 from mm.journal import Journal
 from mm.model import AccountState
 from mm.ops.autonomy import AutonomyConfig
@@ -88,7 +88,7 @@ class AutonomyMonitor:
         self.readings = readings
         triggers = assess(readings, self.config)
         self.coordinator.observe(triggers)
-        now = time.time()
+        now = clock.wall()
         if triggers:
             self.quiet_since = None
             await self.coordinator.escalate(triggers[0])
@@ -98,7 +98,7 @@ class AutonomyMonitor:
             await self.coordinator.recover(self.quiet_since)
 
     def read(self) -> Readings:
-        now_ms = time.time() * 1000
+        now_ms = clock.wall() * 1000
         ages: dict[str, float | None] = {}
         feed = self.adapter.market_feed
         # A book that has not arrived yet is as old as the monitor's run: a gap only once the
@@ -112,7 +112,7 @@ class AutonomyMonitor:
         if account is not None and account.account_value > 0:
             usage = account.margin_used / account.account_value
         return Readings(
-            journal_lag_s=self.journal.lag(time.time()),
+            journal_lag_s=self.journal.lag(clock.wall()),
             book_ages_s=ages if feed is not None else {},
             reconnects=self.reconnects.count(trio.current_time()),
             queue_fill={name: fill() for name, fill in self.queues.items()},

@@ -12,7 +12,6 @@ rearm, with who and why journaled, starts the trading subtree again.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ import trio
 from loguru import logger
 from prometheus_client import CollectorRegistry, Gauge
 
+from mm import clock
 from mm.journal import Journal
 from mm.model import CancelOrder
 from mm.ops.notify import Notification, Severity
@@ -109,7 +109,7 @@ class KillSwitchController:
 
     def restore(self, checkpoint: Mapping[str, Any] | None) -> None:
         """Before start: the journal's latest checkpoint (young enough) keeps trading stopped."""
-        self.switch = KillSwitch.restore(checkpoint, time.time())
+        self.switch = KillSwitch.restore(checkpoint, clock.wall())
         self._export()
         if self.switch.tripped:
             self.adapter.halted = True
@@ -159,7 +159,7 @@ class KillSwitchController:
                 await self.dump(command.why)
 
     async def trip(self, reason: KillReason, values: Mapping[str, Value]) -> None:
-        if not self.switch.trip(reason, values, time.time()):
+        if not self.switch.trip(reason, values, clock.wall()):
             return  # already tripped: recorded, nothing more to do
         logger.critical("KILL SWITCH tripped: {} {}", reason.value, dict(values))
         self._export()
@@ -171,7 +171,7 @@ class KillSwitchController:
                     Severity.CRITICAL,
                     f"mm KILL SWITCH ({reason.value})",
                     f"kill switch tripped: {reason.value}; trading stopped, orders canceled",
-                    time.time(),
+                    clock.wall(),
                     dict(values),
                 )
             )
@@ -182,7 +182,7 @@ class KillSwitchController:
             listener()
         with trio.move_on_after(CANCEL_DEADLINE_S + 2, shield=True):
             await self._cancel_everything()
-        await self.journal.record("killswitch", **self.switch.checkpoint(time.time()))
+        await self.journal.record("killswitch", **self.switch.checkpoint(clock.wall()))
         await self.dump(f"kill switch: {reason.value}")
 
     async def _cancel_everything(self) -> None:
@@ -194,7 +194,7 @@ class KillSwitchController:
                 orders = await client.open_orders()
                 if orders:
                     await client.cancel([CancelOrder(o.coin, oid=o.oid) for o in orders])
-            await client.schedule_cancel(int(time.time() * 1000) + int(BACKSTOP_S * 1000))
+            await client.schedule_cancel(clock.wall_ms() + int(BACKSTOP_S * 1000))
             logger.warning("kill switch: canceled {} open orders; backstop armed", len(orders))
         except Exception as error:  # the dead-man's switch remains the backstop
             logger.error("kill switch: cancel-all failed: {}", error)
@@ -202,10 +202,10 @@ class KillSwitchController:
     async def rearm(self, who: str, why: str) -> None:
         if not self.switch.tripped:
             return
-        record = self.switch.rearm(who, why, time.time())
+        record = self.switch.rearm(who, why, clock.wall())
         self.last_rearm = record.to_json()
         await self.journal.record("rearm", **record.to_json())
-        await self.journal.record("killswitch", **self.switch.checkpoint(time.time()))
+        await self.journal.record("killswitch", **self.switch.checkpoint(clock.wall()))
         logger.warning("kill switch rearmed by {}: {}", who, why)
         self._export()
         self.adapter.halted = False
@@ -223,8 +223,8 @@ class KillSwitchController:
                 open_orders = [f"unavailable: {error}"]
         dump = {
             "why": why,
-            "time": time.time(),
-            "killswitch": self.switch.checkpoint(time.time()),
+            "time": clock.wall(),
+            "killswitch": self.switch.checkpoint(clock.wall()),
             "trading": self.trading.status(),
             "quotes": {coin: plan.status() for coin, plan in self.trading.last_plans.items()},
             "risk": self.risk_status() if self.risk_status is not None else None,
@@ -234,7 +234,7 @@ class KillSwitchController:
             "limiter_headroom": self.adapter.limiter.headroom(trio.current_time()),
         }
         self.incident_dir.mkdir(parents=True, exist_ok=True)
-        path = self.incident_dir / f"incident-{int(time.time() * 1000)}.json"
+        path = self.incident_dir / f"incident-{clock.wall_ms()}.json"
         plain = orjson.loads(orjson.dumps(dump, default=str))
         data = orjson.dumps(self.redact.scrub(plain), option=orjson.OPT_INDENT_2)
         await trio.to_thread.run_sync(path.write_bytes, data)

@@ -9,7 +9,6 @@ maximum position with no matching fill within 5 s is a forced liquidation, and t
 
 from __future__ import annotations
 
-import time
 from collections import deque
 from typing import Any
 
@@ -17,6 +16,7 @@ import trio
 from loguru import logger
 from prometheus_client import CollectorRegistry, Gauge
 
+from mm import clock
 from mm.model import Fill, Side
 from mm.risk.aggregate import LiquidationDetector, RiskDecision, evaluate
 from mm.risk.controller import Kill, KillSwitchController
@@ -178,7 +178,7 @@ class RiskAggregator:
         feeds = {}
         feed, ws = self.adapter.market_feed, self.adapter.market_ws
         if feed is not None and ws is not None:
-            now_ms = int(time.time() * 1000)
+            now_ms = clock.wall_ms()
             last = [feed.last_book_ms(coin) for coin in feed.coins]
             known = [t for t in last if t is not None]
             age = (now_ms - min(known)) / 1000 if len(known) == len(last) and known else 0.0
@@ -197,7 +197,7 @@ class RiskAggregator:
 
     def _on_feed_state(self, feed: str, state: str) -> None:
         if state in ("reconnecting", "failed", "stale"):
-            self.recent_errors.append(f"{time.time():.3f} feed {feed} {state}")
+            self.recent_errors.append(f"{clock.wall():.3f} feed {feed} {state}")
         self.evaluate_now()  # a feed going stale or down is judged at once
 
     def _on_fill(self, fill: Fill) -> None:

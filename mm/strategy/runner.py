@@ -19,6 +19,7 @@ import trio
 from loguru import logger
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from mm import clock
 from mm.execution.pretrade import (
     PretradeConfig,
     PretradeContext,
@@ -260,7 +261,7 @@ class Trading:
             with trio.move_on_after(self.strategy.accumulator.max_age_s):
                 version = await bus.wait_any(version)
             now = trio.current_time()
-            now_ms = int(time.time() * 1000)
+            now_ms = clock.wall_ms()
             in_sync = self.adapter.healthy()
             headroom = self.adapter.limiter.headroom(now)
             if now - exported_at >= 1.0:
@@ -347,7 +348,7 @@ class Trading:
     def _sending(self, signal: Signal) -> None:
         """Tick to order: from the book frame's arrival to its orders going to the client."""
         if signal.book_received_ms:
-            elapsed = time.time() - signal.book_received_ms / 1000
+            elapsed = clock.wall() - signal.book_received_ms / 1000
             self.metrics.tick_to_order.observe(max(elapsed, 0.0))
 
     # --- fills ------------------------------------------------------------------------------

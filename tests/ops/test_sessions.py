@@ -138,7 +138,7 @@ def pinned_wall_clock(monkeypatch: pytest.MonkeyPatch) -> None:
             origin.append(now)
         return START + (now - origin[0])
 
-    monkeypatch.setattr(mm.ops.governor, "time", types.SimpleNamespace(time=wall_time))
+    monkeypatch.setattr(mm.ops.governor, "clock", types.SimpleNamespace(wall=wall_time))
 
 
 @asynccontextmanager
@@ -373,7 +373,7 @@ async def test_starting_inside_force_flat_flattens_at_once(
             origin.append(now)
         return late + (now - origin[0])
 
-    monkeypatch.setattr(mm.ops.governor, "time", types.SimpleNamespace(time=wall_time))
+    monkeypatch.setattr(mm.ops.governor, "clock", types.SimpleNamespace(wall=wall_time))
     async with running(tmp_path, flatten_deadline_s=120.0) as h:
         await h.sleep_until(5.0)
     [call] = h.flattener.calls

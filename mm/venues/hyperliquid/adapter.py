@@ -10,7 +10,6 @@ the trades channel, metrics, the signer and the rate limiter) belongs to the ada
 from __future__ import annotations
 
 import enum
-import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
@@ -19,6 +18,7 @@ import trio
 from loguru import logger
 from prometheus_client import CollectorRegistry
 
+from mm import clock
 from mm.book import BookBus
 from mm.execution.deadman import DeadmanConfig, DeadmanKeeper
 from mm.execution.dispatch import Dispatcher, DispatchOutput
@@ -175,7 +175,7 @@ class HyperliquidAdapter:
                 await client.metadata()
                 self.user_stream, self.client = stream, client
                 self.router = OrderRouter(
-                    self.dispatcher, client, self._order_events, lambda: int(time.time() * 1000)
+                    self.dispatcher, client, self._order_events, lambda: clock.wall_ms()
                 )
                 nursery.start_soon(self._export_counters, ws, "user")
                 task_status.started()
@@ -206,7 +206,7 @@ class HyperliquidAdapter:
         if self.halted or stream is None or feed is None or not stream.synced.is_set():
             return False
         max_age = self.config.market.quality.max_age_ms
-        return not feed.stale_coins(int(time.time() * 1000), max_age)
+        return not feed.stale_coins(clock.wall_ms(), max_age)
 
     async def schedule_cancel(self, at_ms: int | None) -> None:
         if self.client is None:
@@ -233,7 +233,7 @@ class HyperliquidAdapter:
             },
         )
         self.deadman = DeadmanKeeper(
-            self, self.config.deadman, healthy=self.healthy, now_ms=lambda: int(time.time() * 1000)
+            self, self.config.deadman, healthy=self.healthy, now_ms=lambda: clock.wall_ms()
         )
         async with trio.open_nursery() as nursery:
             await nursery.start(self.deadman.run)
@@ -244,7 +244,7 @@ class HyperliquidAdapter:
     async def _route(
         self, event: UserStreamEvent, record: Callable[[str, dict[str, Any]], Awaitable[None]]
     ) -> None:
-        now_ms = int(time.time() * 1000)
+        now_ms = clock.wall_ms()
         if isinstance(event, Fill):
             await record("fill", attrs.asdict(event, value_serializer=_plain))
             self._order_events(self.dispatcher.on_fill(event, now_ms))

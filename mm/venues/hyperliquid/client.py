@@ -24,6 +24,7 @@ from typing import Any
 
 import trio
 
+from mm import clock
 from mm.execution.rate_limit import Cost, RateLimiter, acquire
 from mm.model import (
     AccountState,
@@ -109,7 +110,7 @@ class HyperliquidClient:
 
     async def account_state(self) -> AccountState:
         raw = await self._info({"type": "clearinghouseState", "user": self.account})
-        return codec.parse_clearinghouse_state(raw, int(time.time() * 1000))
+        return codec.parse_clearinghouse_state(raw, clock.wall_ms())
 
     async def fills_since(self, time_ms: int) -> list[Fill]:
         request = {"type": "userFillsByTime", "user": self.account, "startTime": time_ms}

@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import re
 import secrets
-import time
 from collections.abc import Callable, Sequence
 from typing import Any, Final, Literal
 
+from mm import clock
 from mm.model import ModifyOrder, PlaceOrder, Side
 from mm.venues.hyperliquid import numbers
 
@@ -169,7 +169,7 @@ def new_cloid() -> str:
 
 
 def _now_ms() -> int:
-    return time.time_ns() // 1_000_000
+    return clock.wall_ms()
 
 
 class NonceSource:

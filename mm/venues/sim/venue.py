@@ -2,14 +2,14 @@
 
 ``SimVenue.run`` is a supervised child (or the whole of ``mm sim``): it serves the Hyperliquid
 face, steps the synthetic market and fires dead-man's switches on Trio's clock, and publishes
-what the engine reports. Time is ``epoch_ms + trio.current_time()``, so under ``autojump_clock``
-an hour of market runs in moments and a fixed ``epoch_ms`` makes runs reproducible.
+what the engine reports. Time is ``mm.clock``'s wall time (``epoch_ms + trio.current_time()``
+when a fixed ``epoch_ms`` is given), so under ``autojump_clock`` an hour of market runs in
+moments, on the same clock as the service it runs in.
 """
 
 from __future__ import annotations
 
 import random
-import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from functools import partial
@@ -18,6 +18,7 @@ from typing import Any
 import trio
 from loguru import logger
 
+from mm import clock
 from mm.venues.sim.config import SimConfig
 from mm.venues.sim.engine import Engine, Fees
 from mm.venues.sim.events import BookChanged, NonUserCancel, OrderUpdate, Trade, UserFill
@@ -75,7 +76,7 @@ class SimVenue:
 
     def now_ms(self) -> int:
         if self._epoch_ms is None:
-            self._epoch_ms = int(time.time() * 1000 - trio.current_time() * 1000)
+            return clock.wall_ms()
         return self._epoch_ms + int(trio.current_time() * 1000)
 
     # --- views in the venue's shapes -----------------------------------------------------------

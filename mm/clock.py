@@ -1,0 +1,64 @@
+"""The one clock of the service: every time the shell reads comes from here.
+
+``monotonic()`` is Trio's clock (``trio.current_time()``): timers, deadlines, rates and ages.
+``wall()`` / ``wall_ms()`` is wall-clock time (epoch seconds / milliseconds): journal entries,
+checkpoints, nonces, venue timestamps, session schedules. Both follow the clock the Trio run was
+started with, so the whole service, the embedded simulator included, runs on Trio's
+``MockClock`` in tests and simulations: on a real clock ``wall()`` is the system's time (it
+follows NTP and clock steps); on a ``MockClock`` it is the system time at the run's first read
+plus the virtual time elapsed since, so an hour of trading passes in seconds and still reads as
+a sensible date. ``pin(epoch_s)`` fixes where a run's wall time starts (reproducible runs).
+
+Outside a Trio run (command-line helpers) ``wall()`` is the system's time and ``monotonic()``
+raises, as Trio does.
+"""
+
+from __future__ import annotations
+
+import time
+
+import trio
+from trio.lowlevel import RunVar, current_clock
+from trio.testing import MockClock
+
+# Wall time minus Trio time, fixed per run when the run uses a MockClock (None: system time).
+_OFFSET: RunVar[float | None] = RunVar("mm_clock_wall_offset")
+
+
+def monotonic() -> float:
+    """Seconds on Trio's clock (the current run's, virtual under a MockClock)."""
+    return trio.current_time()
+
+
+def _offset() -> float | None:
+    try:
+        return _OFFSET.get()
+    except LookupError:
+        pass
+    offset = None
+    if isinstance(current_clock(), MockClock):
+        offset = time.time() - trio.current_time()
+    _OFFSET.set(offset)
+    return offset
+
+
+def wall() -> float:
+    """Wall-clock time in seconds since the epoch, on the run's clock (see the module)."""
+    try:
+        offset = _offset()
+    except RuntimeError:  # not inside trio.run
+        return time.time()
+    if offset is None:
+        return time.time()
+    return offset + trio.current_time()
+
+
+def wall_ms() -> int:
+    """``wall()`` in whole milliseconds."""
+    return int(wall() * 1000)
+
+
+def pin(epoch_s: float) -> None:
+    """Make this run's wall time read ``epoch_s`` now and advance with Trio's clock from here
+    (for simulations that must reproduce byte for byte, and tests that need a given date)."""
+    _OFFSET.set(epoch_s - trio.current_time())
