@@ -21,7 +21,7 @@ from mm.model import Fill, Side
 from mm.risk.aggregate import LiquidationDetector, RiskDecision, evaluate
 from mm.risk.controller import Kill, KillSwitchController
 from mm.risk.killswitch import KillReason, Value
-from mm.risk.monitors import RiskConfig
+from mm.risk.monitors import Action, Assessment, RiskConfig
 from mm.risk.state import (
     ErrorWindow,
     FeedHealth,
@@ -140,6 +140,13 @@ class RiskAggregator:
             values["monitor_reason"] = winner.reason
             self.killswitch.request(Kill(KILL_REASONS[winner.monitor], values))
         return decision
+
+    def rearm_blockers(self) -> list[Assessment]:
+        """The monitors that would trip the kill switch again right now (evaluated afresh): a
+        rearm while one of them holds would only re-trip (the incident-response reference's
+        "when NOT to reset")."""
+        state = self.state(trio.current_time())
+        return [a for a in evaluate(state, self.config).assessments if a.action is Action.KILL]
 
     def state(self, now: float) -> RiskState:
         marks = self.trading.marks()

@@ -30,7 +30,7 @@ from mm.execution.pretrade import (
 )
 from mm.execution.slots import ExecutorConfig, ExecutorSlot, Mailbox, Signal, slot_for
 from mm.metrics import LATENCY_BUCKETS
-from mm.model import CancelOrder, DesiredOrder, Fill, PlaceOrder, Side
+from mm.model import AccountState, CancelOrder, DesiredOrder, Fill, PlaceOrder, Side
 from mm.ops.session import Phase
 from mm.strategy.engine import QuotePlan, StrategyConfig, SymbolQuoter
 from mm.strategy.positions import Markouts, PositionBook
@@ -241,11 +241,16 @@ class Trading:
         if startup is None or self._seeded:
             return
         self._seeded = True
-        for position in startup.account.positions:
-            if position.coin in self.strategy.symbols:
-                self.positions.seed(
-                    position.coin, position.szi, position.entry_px, startup.account.time_ms
-                )
+        self.adopt_venue_positions(startup.account)
+
+    def adopt_venue_positions(self, account: AccountState) -> None:
+        """Every configured coin's position becomes the venue's (zero when the venue lists none:
+        it omits flat coins); fills up to the account's time are part of it."""
+        venue = {position.coin: position for position in account.positions}
+        for coin in self.strategy.symbols:
+            position = venue.get(coin)
+            size, entry = (position.szi, position.entry_px) if position else (0.0, 0.0)
+            self.positions.seed(coin, size, entry, account.time_ms)
 
     async def _trades(self) -> None:
         async for trade in self.adapter.trades:
