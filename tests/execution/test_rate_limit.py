@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import math
 import random
-from pathlib import Path
 
 import attrs
 import pytest
@@ -25,8 +24,7 @@ from mm.execution.rate_limit import (
 from mm.model import RateLimitState
 from mm.settings import ConfigError, structure_section
 from mm.venues.hyperliquid import limits
-
-FIXTURES = Path("/work/shared/fixtures/hyperliquid")
+from tests.fixture_paths import HYPERLIQUID as FIXTURES
 
 # A bucket and an address budget too large to matter, for tests of the other tiers.
 ROOMY = RateLimitConfig(order_tokens_per_second=1e6, order_burst=1e6)

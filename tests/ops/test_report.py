@@ -33,8 +33,7 @@ from mm.ops.report import (
     to_json,
 )
 from mm.venues.hyperliquid.codec import UserEventsFrame, decode_frame, parse_fills
-
-FIXTURES = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures" / "hyperliquid"
+from tests.fixture_paths import HYPERLIQUID as FIXTURES
 
 DAY = datetime.date(2024, 3, 1)
 START_MS = 1_709_251_200_000  # 2024-03-01T00:00:00Z

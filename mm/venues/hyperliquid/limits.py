@@ -43,7 +43,7 @@ Per address (sub-accounts are separate users; actions only, never info requests)
 
 Wire texts
     * The address limit's error is the venue's ``AddressRateLimit`` text from the docs' "Error
-      responses" page (``/work/shared/fixtures/hyperliquid/error_messages.json``):
+      responses" page (``tests/fixtures/hyperliquid/error_messages.json``):
       ``Too many cumulative requests sent (X > Y) for cumulative volume traded $Z. Place taker
       orders to free up 1 request per USDC traded.`` (``ADDRESS_RATE_LIMIT_TEMPLATE``,
       ``parse_address_rate_limit``). Real rejections seen in the wild, e.g.
@@ -53,7 +53,7 @@ Wire texts
       the requests already sent ``X`` have reached the cap (``X >= cap``), which still lets
       exactly 10000 single requests through on a fresh address, as documented.
     * ``userRateLimit`` answers ``{"cumVlm": str, "nRequestsUsed": int, "nRequestsCap": int}``
-      (recorded in ``/work/shared/fixtures/hyperliquid/info_responses.json``).
+      (recorded in ``tests/fixtures/hyperliquid/info_responses.json``).
     * The IP limit is enforced with HTTP **429** (no body the client can rely on).
 
 The weight functions take their figures from a ``WeightFigures`` (default ``DOCUMENTED``): any

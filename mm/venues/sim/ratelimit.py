@@ -29,7 +29,7 @@ Wire texts and shapes
     * ``userRateLimit`` answers ``{"cumVlm": str, "nRequestsUsed": int, "nRequestsCap": int}``.
       ``cumVlm`` is the f64 volume with 9 decimals, trailing zeros trimmed to one (``"0.0"``,
       ``"42.0"``, ``"58293.48"`` as seen in published responses; the recording in
-      ``/work/shared/fixtures/hyperliquid/info_responses.json`` has
+      ``tests/fixtures/hyperliquid/info_responses.json`` has
       ``"cumVlm": "170043721737.450012207"``). Newer venue versions add ``nRequestsSurplus``
       (request weight bought with ``reserveRequestWeight``), which the simulator does not model.
     * WebSocket errors arrive as ``{"channel": "error", "data": TEXT}``; the texts below are the

@@ -12,7 +12,6 @@ from __future__ import annotations
 import copy
 import json
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any, cast
 
 import orjson
@@ -79,8 +78,8 @@ from mm.venues.sim.hub import Hub
 from mm.venues.sim.hyperliquid import info as sim_info
 from mm.venues.sim.hyperliquid import wire as sim_wire
 from mm.venues.sim.venue import SimVenue
+from tests.fixture_paths import HYPERLIQUID as FIXTURES
 
-FIXTURES = Path(__file__).resolve().parents[3].parent / "shared" / "fixtures" / "hyperliquid"
 INFO: dict[str, dict[str, Any]] = json.loads((FIXTURES / "info_responses.json").read_text())["info"]
 WS_LINES: list[str] = [
     line for line in (FIXTURES / "ws_frames.jsonl").read_text().splitlines() if line.strip()

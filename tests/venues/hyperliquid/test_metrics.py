@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 from prometheus_client import CollectorRegistry
 
 from mm.metrics import LATENCY_BUCKETS
 from mm.venues.hyperliquid.metrics import AdapterMetrics, rejection_reason
-
-FIXTURES = Path(__file__).resolve().parents[3].parent / "shared" / "fixtures" / "hyperliquid"
+from tests.fixture_paths import HYPERLIQUID as FIXTURES
 
 
 def test_metric_names_follow_the_conventions() -> None:

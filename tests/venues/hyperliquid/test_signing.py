@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
@@ -28,14 +27,9 @@ from mm.venues.hyperliquid.signing import (
     recover_l1_signer,
     sign_l1_action,
 )
+from tests.fixture_paths import HYPERLIQUID as FIXTURES
 
-VECTORS_PATH = (
-    Path(__file__).resolve().parents[3].parent
-    / "shared"
-    / "fixtures"
-    / "hyperliquid"
-    / "signing_vectors.json"
-)
+VECTORS_PATH = FIXTURES / "signing_vectors.json"
 VECTORS_FILE: dict[str, Any] = json.loads(VECTORS_PATH.read_text())
 VECTORS: list[dict[str, Any]] = VECTORS_FILE["vectors"]
 NETWORKS = [

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import math
 import re
-from pathlib import Path
 from typing import Any
 
 import attrs
@@ -25,8 +24,8 @@ from mm.venues.sim.ratelimit import (
     info_weight,
     is_cancel_action,
 )
+from tests.fixture_paths import HYPERLIQUID as FIXTURES
 
-FIXTURES = Path("/work/shared/fixtures/hyperliquid")
 USER = "0x31ca8395cf837de08b24da3f660e77761dfb974b"
 IP = "10.0.0.1"
 

@@ -1,7 +1,7 @@
 """Engine values in Hyperliquid's JSON shapes, and the venue's wording of rejections.
 
 Pure formatting: field names, orders and number styles follow the venue's recorded responses
-(``../shared/fixtures/hyperliquid``). Hashes are derived from trade ids, so a seeded run
+(``tests/fixtures/hyperliquid``). Hashes are derived from trade ids, so a seeded run
 prints the same tape every time.
 """
 

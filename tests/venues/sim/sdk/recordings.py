@@ -1,6 +1,6 @@
 """The venue's real recordings, and comparisons of the simulator's answers with them.
 
-``info_responses.json`` and ``ws_frames.jsonl`` in ``../shared/fixtures/hyperliquid`` hold real
+``info_responses.json`` and ``ws_frames.jsonl`` in ``tests/fixtures/hyperliquid`` hold real
 Hyperliquid answers. ``shape_problems`` compares a live value with recorded samples of the same
 thing: every object must have the recording's keys (a key absent from some recorded sample is
 optional; anything else must be listed as an allowed extra, with its kinds), and every value must
@@ -14,10 +14,9 @@ import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from functools import cache
-from pathlib import Path
 from typing import Any
 
-FIXTURES = Path(__file__).resolve().parents[4].parent / "shared" / "fixtures" / "hyperliquid"
+from tests.fixture_paths import HYPERLIQUID as FIXTURES
 
 DECIMAL = re.compile(r"-?\d+\.\d+")
 CANONICAL_DECIMAL = re.compile(r"-?(0|[1-9]\d*)\.(0|\d*[1-9])")
