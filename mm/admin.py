@@ -1,9 +1,13 @@
 """The admin HTTP server: a small ASGI app served by hypercorn's Trio worker.
 
 ``GET /metrics`` (Prometheus text), ``GET /healthz`` (200, or 503 with reasons), ``GET /status``
-(JSON), ``POST /stop``. Every response body passes through the secret redactor. When a token
-is configured, POST endpoints require ``Authorization: Bearer <token>``; ``mm start`` refuses a
-non-loopback host without one.
+(JSON), ``POST /stop`` (202, then the stop), and the operator's commands ``POST /kill``,
+``/rearm``, ``/flatten``, ``/dump``, each answered with its outcome once the service has acted
+(``Answer``: 200 done, 202 started, 409 refused with the reason); a command that gets no
+outcome within ``COMMAND_WAIT_S`` is answered 504 and goes on in the service. A bad body is a
+400 that says what is wrong. Every response body passes through the secret redactor. When a
+token is configured, POST endpoints require ``Authorization: Bearer <token>``; ``mm start``
+refuses a non-loopback host without one.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from mm.metrics import CONTENT_TYPE, render
 from mm.secrets import Redactor, Secret
 
 JSON_TYPE = b"application/json"
+COMMAND_WAIT_S = 60.0  # a kill waits for its checkpoint and cancel-all (10 s at most)
 
 
 @attrs.frozen
@@ -41,6 +46,14 @@ def json_response(status: int, payload: Any) -> Response:
 
 
 @attrs.frozen
+class Answer:
+    """A command's outcome for the operator: the HTTP status and the JSON document."""
+
+    status: int
+    body: dict[str, Any]
+
+
+@attrs.frozen
 class AdminContext:
     """What the admin endpoints read and trigger; supplied by the service."""
 
@@ -50,12 +63,15 @@ class AdminContext:
     request_stop: Callable[[str], None]
     token: Secret | None = None
     redact: Redactor = attrs.field(factory=Redactor)
-    # The kill switch: trip (reason), rearm (who, why) and an incident dump (why).
-    kill: Callable[[str], None] | None = None
-    rearm: Callable[[str, str], None] | None = None
-    dump: Callable[[str], None] | None = None
+    # The kill switch: trip (reason), rearm (who, why, force) and an incident dump (why).
+    kill: Callable[[str], Awaitable[Answer]] | None = None
+    rearm: Callable[[str, str, bool], Awaitable[Answer]] | None = None
+    dump: Callable[[str], Awaitable[Answer]] | None = None
     # Flatten every position now under the flatten deadline (who, why).
-    flatten: Callable[[str, str], None] | None = None
+    flatten: Callable[[str, str], Awaitable[Answer]] | None = None
+
+
+Handled = tuple[Response, Callable[[], None] | None]
 
 
 class AdminApp:
@@ -68,7 +84,7 @@ class AdminApp:
             "/healthz": self._healthz,
             "/status": self._status,
         }
-        self._post: dict[str, Callable[[dict[str, Any]], tuple[Response, Callable[[], None]]]] = {
+        self._post: dict[str, Callable[[dict[str, Any]], Awaitable[Handled]]] = {
             "/stop": self._stop,
             "/kill": self._kill,
             "/rearm": self._rearm,
@@ -97,9 +113,7 @@ class AdminApp:
         if then is not None:
             then()  # acts after the reply is on the wire, so the caller hears the answer
 
-    async def _handle(
-        self, scope: Scope, receive: Receive
-    ) -> tuple[Response, Callable[[], None] | None]:
+    async def _handle(self, scope: Scope, receive: Receive) -> Handled:
         """The response, and what to do once it is sent."""
         path = scope["path"]
         method = scope["method"]
@@ -116,7 +130,7 @@ class AdminApp:
                 return unauthorized, None
             if body is None:
                 return json_response(400, {"error": "the body must be a JSON object"}), None
-            return self._post[path](body)
+            return await self._post[path](body)
         if path in self._get or path in self._post:
             return json_response(405, {"error": f"method {method} not allowed on {path}"}), None
         return json_response(404, {"error": f"no such endpoint: {path}"}), None
@@ -143,45 +157,53 @@ class AdminApp:
     def _status(self) -> Response:
         return json_response(200, self._context.status())
 
-    def _stop(self, body: dict[str, Any]) -> tuple[Response, Callable[[], None]]:
+    async def _stop(self, body: dict[str, Any]) -> Handled:
         return json_response(202, {"stopping": True}), partial(
             self._context.request_stop, "admin POST /stop"
         )
 
-    def _kill(self, body: dict[str, Any]) -> tuple[Response, Callable[[], None]]:
-        reason = str(body.get("reason") or "manual kill (no reason given)")
-        return self._command(self._context.kill, {"killing": True, "reason": reason}, reason)
+    async def _kill(self, body: dict[str, Any]) -> Handled:
+        reason = _text(body, "reason") or "manual kill (no reason given)"
+        kill = self._context.kill
+        return await self._command(None if kill is None else partial(kill, reason))
 
-    def _rearm(self, body: dict[str, Any]) -> tuple[Response, Callable[[], None]]:
-        reason = str(body.get("reason") or "")
+    async def _rearm(self, body: dict[str, Any]) -> Handled:
+        reason = _text(body, "reason")
         if not reason:
-            return json_response(400, {"error": "a rearm needs a reason"}), _nothing
-        who = str(body.get("who") or "admin")
+            return json_response(400, {"error": "a rearm needs a reason"}), None
+        force = body.get("force", False)
+        if not isinstance(force, bool):
+            error = f"force must be true or false, got {force!r}"
+            return json_response(400, {"error": error}), None
+        who = _text(body, "who") or "admin"
         rearm = self._context.rearm
-        action = partial(rearm, who, reason) if rearm is not None else None
-        return self._command(action, {"rearming": True, "who": who, "reason": reason})
+        return await self._command(None if rearm is None else partial(rearm, who, reason, force))
 
-    def _dump(self, body: dict[str, Any]) -> tuple[Response, Callable[[], None]]:
-        why = str(body.get("reason") or "requested")
-        return self._command(self._context.dump, {"dumping": True}, why)
+    async def _dump(self, body: dict[str, Any]) -> Handled:
+        why = _text(body, "reason") or "requested"
+        dump = self._context.dump
+        return await self._command(None if dump is None else partial(dump, why))
 
-    def _flatten(self, body: dict[str, Any]) -> tuple[Response, Callable[[], None]]:
-        why = str(body.get("reason") or "manual flatten (no reason given)")
-        who = str(body.get("who") or "admin")
+    async def _flatten(self, body: dict[str, Any]) -> Handled:
+        why = _text(body, "reason") or "manual flatten (no reason given)"
+        who = _text(body, "who") or "admin"
         flatten = self._context.flatten
-        action = partial(flatten, who, why) if flatten is not None else None
-        return self._command(action, {"flattening": True, "who": who, "reason": why})
+        return await self._command(None if flatten is None else partial(flatten, who, why))
 
-    def _command(
-        self, action: Callable[..., None] | None, answer: dict[str, Any], *args: str
-    ) -> tuple[Response, Callable[[], None]]:
+    async def _command(self, action: Callable[[], Awaitable[Answer]] | None) -> Handled:
+        """Run the command and answer with its outcome."""
         if action is None:
-            return json_response(503, {"error": "not available in this service"}), _nothing
-        return json_response(202, answer), partial(action, *args)
+            return json_response(503, {"error": "not available in this service"}), None
+        with trio.move_on_after(COMMAND_WAIT_S):
+            answer = await action()
+            return json_response(answer.status, answer.body), None
+        error = f"no outcome within {COMMAND_WAIT_S:g}s; the command goes on in the service"
+        return json_response(504, {"error": error}), None
 
 
-def _nothing() -> None:
-    return None
+def _text(body: dict[str, Any], key: str) -> str:
+    value = body.get(key)
+    return "" if value is None else str(value)
 
 
 async def _read_json(receive: Receive) -> dict[str, Any] | None:

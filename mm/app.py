@@ -35,18 +35,17 @@ import trio
 from loguru import logger
 
 from mm import __version__, clock
-from mm.admin import AdminApp, AdminContext, AdminServer
+from mm.admin import AdminApp, AdminContext, AdminServer, Answer
 from mm.config import Config, Secrets, config_hash, to_dict
 from mm.execution.flatten import Flattener
 from mm.journal import DATABASE_NAME, Journal, last_fill_ms, latest_event
 from mm.metrics import new_registry
 from mm.ops.coordinator import JOURNAL_KIND as AUTONOMY_KIND
-from mm.ops.coordinator import ModeCoordinator, RearmMode
+from mm.ops.coordinator import ModeCoordinator
 from mm.ops.monitor import AutonomyMonitor, channel_fill
 from mm.ops.notifier import Notifier
 from mm.ops.sessions import SessionRunner
-from mm.risk.controller import Dump, Kill, KillSwitchController, Rearm
-from mm.risk.killswitch import KillReason
+from mm.risk.controller import KillSwitchController
 from mm.risk.runner import RiskAggregator
 from mm.runfile import RunFile, RunInfo
 from mm.secrets import Redactor
@@ -227,6 +226,11 @@ class Service:
             self.journal,
             self.config.run_dir,
             self._redact,
+            rearm_blockers=lambda: self.risk.rearm_blockers(),
+            risk_status=lambda: self.risk.status(),
+            recent_errors=lambda: list(self.risk.recent_errors),
+            notify=self.notifier.notify,
+            tripped_listeners=[self.session.stop_flattening],
         )
         children.append(
             ChildSpec("trading", self.killswitch.run, describe=self._trading_tree(trading))
@@ -236,10 +240,6 @@ class Service:
             self.config.risk, self.trading, self.adapter, self.killswitch, self.registry
         )
         children.append(self._child("risk", self.risk.run))
-        self.killswitch.risk_status = self.risk.status
-        self.killswitch.recent_errors = lambda: list(self.risk.recent_errors)
-        self.killswitch.notify = self.notifier.notify
-        self.killswitch.tripped_listeners.append(self.session.stop_flattening)
         self.session.killswitch_tripped = lambda: self.killswitch.switch.tripped
         adapter = self.adapter
         self.monitor = AutonomyMonitor(
@@ -325,19 +325,36 @@ class Service:
             },
         }
 
-    def _kill(self, reason: str) -> None:
-        self.killswitch.request(Kill(KillReason.MANUAL, {"reason": reason}))
+    async def _kill(self, reason: str) -> Answer:
+        """``mm kill``: answered once the trip's checkpoint is committed and the venue's
+        cancel-all is done (or already tripped: since when, for what)."""
+        outcome = await self.killswitch.kill(reason)
+        return Answer(200, outcome.to_json())
 
-    def _rearm(self, who: str, why: str) -> None:
-        """``mm rearm`` resets both the kill switch and the autonomy mode (HALT, REDUCE_ONLY)."""
-        self.killswitch.request(Rearm(who, why))
-        self.coordinator.request(RearmMode(who, why))
+    async def _rearm(self, who: str, why: str, force: bool) -> Answer:
+        """``mm rearm`` resets the kill switch, then the autonomy mode (HALT, REDUCE_ONLY); a
+        refused kill-switch rearm (a monitor would trip it again now) rearms neither."""
+        outcome = await self.killswitch.rearm_request(who, why, force=force)
+        body = outcome.to_json()
+        if outcome.refused:
+            return Answer(409, {**body, "mode": self.coordinator.mode.label})
+        with trio.CancelScope(shield=True):
+            transition = await self.coordinator.rearm(who, why)
+        body.update(mode=self.coordinator.mode.label, mode_rearmed=transition is not None)
+        return Answer(200, body)
 
-    def _flatten(self, who: str, why: str) -> None:
-        self.session.request_flatten(who, why)
+    async def _flatten(self, who: str, why: str) -> Answer:
+        """``mm flatten``: started (202), or refused (409) with the mode left as it was."""
+        refused = self.session.request_flatten(who, why)
+        if refused is not None:
+            body = {"flattening": False, "refused": refused, "mode": self.coordinator.mode.label}
+            return Answer(409, body)
+        return Answer(202, {"flattening": True, "who": who, "reason": why})
 
-    def _dump(self, why: str) -> None:
-        self.killswitch.request(Dump(why))
+    async def _dump(self, why: str) -> Answer:
+        """``mm dump``: the incident dump written, and where."""
+        path = await self.killswitch.dump(why)
+        return Answer(200, {"path": str(path)})
 
     def request_stop(self, reason: str) -> None:
         if self.stop_reason is None:
@@ -429,12 +446,13 @@ class Service:
         logger.info("stopping: {}", self.stop_reason)
         # Trading stops first, while the feeds and the venue client still run: no new quotes,
         # then every open order canceled. The rest of the tree is cancelled after.
-        await self.trading.stop()
+        stopped = await self.trading.stop()  # the venue's word: zero, or the orders left
         # Never wait on the journal here: a stop must not hang behind a stuck writer.
         symbols = self.config.strategy.symbols
         positions = {coin: self.trading.positions.position(coin) for coin in symbols}
         self.journal.record_or_log("positions", positions=positions)
-        self.journal.record_or_log("service_stopping", reason=self.stop_reason)
+        cancel = stopped.to_json() if stopped is not None else None
+        self.journal.record_or_log("service_stopping", reason=self.stop_reason, cancel_all=cancel)
         tree_scope.cancel()
 
     async def _stop_on_signals(self) -> None:

@@ -188,6 +188,7 @@ def render_status(status: dict[str, Any]) -> str:
         lines.extend(["", f"kill switch: {state}"])
         if killswitch["tripped"] and killswitch.get("values"):
             lines.append(f"  {killswitch['values']}")
+        lines.extend(_killswitch_details(killswitch))
     mode = status.get("mode")
     if mode is not None:
         reason = f" ({mode['reason']})" if mode.get("reason") else ""
@@ -213,6 +214,42 @@ def render_status(status: dict[str, Any]) -> str:
     if trading and trading.get("symbols"):
         lines.extend(["", _trading_table(trading)])
     return "\n".join(lines)
+
+
+def _killswitch_details(killswitch: dict[str, Any]) -> list[str]:
+    """Since when and how often it tripped, the last cancel-all and the backstop."""
+    lines = []
+    if killswitch.get("tripped") and killswitch.get("since"):
+        lines.append(
+            f"  since {_format_since(killswitch['since'])}; trips {killswitch.get('trips', 0)}"
+        )
+    cancel = killswitch.get("last_cancel")
+    if killswitch.get("tripped") and cancel:
+        lines.append(f"  venue: {_describe_cancel(cancel)}")
+    backstop = killswitch.get("backstop")
+    if killswitch.get("tripped") and backstop:
+        lines.append(f"  backstop: {_describe_backstop(backstop)}")
+    return lines
+
+
+def _describe_cancel(report: dict[str, Any]) -> str:
+    """The kill's cancel-all report, in words."""
+    requests = f"{report['attempts']} cancel request{'s' if report['attempts'] != 1 else ''}"
+    if report.get("zero"):
+        return (
+            f"{report['canceled']} orders canceled, none open after "
+            f"{report['seconds_to_zero']:.3f}s ({requests})"
+        )
+    if not report.get("reads"):
+        return f"NOT CONFIRMED: the open orders could not be read within {report['seconds']:.1f}s"
+    left = ", ".join(f"{o['coin']} {o['oid']}" for o in report["remaining"])
+    return f"{report['canceled']} canceled, STILL OPEN after {report['seconds']:.1f}s: {left}"
+
+
+def _describe_backstop(backstop: dict[str, Any]) -> str:
+    if backstop.get("armed"):
+        return f"dead-man's switch {backstop['detail']}"
+    return f"NONE ({backstop['detail']})"
 
 
 def _number(value: Any, digits: int = 2) -> str:
@@ -305,7 +342,8 @@ def cmd_check(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
 
 def cmd_flatten(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     who = environ.get("USER") or environ.get("LOGNAME") or "cli"
-    return _admin_post(args, environ, "/flatten", {"reason": args.reason, "who": who})
+    body = {"reason": args.reason, "who": who}
+    return _admin_post(args, environ, "/flatten", body, render=render_flatten)
 
 
 def _database(config: Config) -> Path:
@@ -377,10 +415,20 @@ def cmd_sim(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     return EXIT_OK
 
 
+Render = Callable[[int, dict[str, Any]], tuple[str, int]]
+
+
 def _admin_post(
-    args: argparse.Namespace, environ: Mapping[str, str], path: str, body: dict[str, Any]
+    args: argparse.Namespace,
+    environ: Mapping[str, str],
+    path: str,
+    body: dict[str, Any],
+    *,
+    render: Render | None = None,
+    timeout: float = 5.0,
 ) -> int:
-    """POST to the running instance's admin server, with the token when one is configured."""
+    """POST to the running instance's admin server, with the token when one is configured;
+    ``render`` turns its answer into the text printed and the exit status."""
     config, secrets = _load(args.config, environ)
     info = _running(config)
     if info is None:
@@ -390,28 +438,129 @@ def _admin_post(
     if secrets.admin_token is not None:
         headers["authorization"] = f"Bearer {secrets.admin_token.reveal()}"
     try:
-        reply = httpx.post(f"{info.admin_url}{path}", json=body, headers=headers, timeout=5.0)
+        reply = httpx.post(f"{info.admin_url}{path}", json=body, headers=headers, timeout=timeout)
     except httpx.HTTPError as error:
         print(f"mm: POST {path} failed: {error}", file=sys.stderr)
         return EXIT_FAILURE
-    print(reply.text.strip())
-    return EXIT_OK if reply.status_code < 300 else EXIT_FAILURE
+    try:
+        document = reply.json()
+    except ValueError:
+        document = None
+    if render is None or not isinstance(document, dict):
+        print(reply.text.strip())
+        return EXIT_OK if reply.status_code < 300 else EXIT_FAILURE
+    if reply.status_code >= 300 and "error" in document:
+        print(f"mm: POST {path} answered {reply.status_code}: {document['error']}")
+        return EXIT_FAILURE
+    text, code = render(reply.status_code, document)
+    print(text)
+    return code
+
+
+COMMAND_TIMEOUT_S = 75.0  # the admin server waits up to 60 s for a command's outcome
+
+
+def render_kill(status: int, answer: dict[str, Any]) -> tuple[str, int]:
+    """``mm kill``: the checkpoint in the journal, the venue's cancel, the backstop; exit 1
+    when the kill is not confirmed on both."""
+    since = _format_since(answer["since"])
+    committed = answer.get("journal_committed")
+    journal = (
+        "journal: checkpoint committed (a restart comes back tripped)"
+        if committed
+        else "journal: checkpoint NOT confirmed committed"
+    )
+    if answer.get("already_tripped"):
+        lines = [
+            f"kill switch already tripped since {since} for {answer['tripped_for']}; "
+            "this request is journaled",
+            f"  {journal}",
+        ]
+        return "\n".join(lines), EXIT_OK
+    cancel = answer.get("cancel_all")
+    venue = (
+        f"venue: cancel sent; {_describe_cancel(cancel)}"
+        if answer.get("cancel_sent") and cancel
+        else "venue: cancel NOT sent (no venue client)"
+    )
+    lines = [f"kill switch tripped at {since} ({answer['reason']})", f"  {journal}", f"  {venue}"]
+    backstop = answer.get("backstop")
+    if backstop:
+        lines.append(f"  backstop: {_describe_backstop(backstop)}")
+    positions = answer.get("positions")
+    if positions is not None:
+        held = ", ".join(f"{coin} {size:g}" for coin, size in positions.items()) or "none"
+        lines.append(f"  positions (re-read from the venue): {held}")
+    confirmed = committed and cancel is not None and cancel.get("zero")
+    return "\n".join(lines), EXIT_OK if confirmed else EXIT_FAILURE
+
+
+def _blocker(blocker: dict[str, Any]) -> str:
+    values = ", ".join(f"{key}={value}" for key, value in blocker.get("values", {}).items())
+    reason = f" ({blocker['reason']})" if blocker.get("reason") else ""
+    return f"{blocker['monitor']}{reason}: {values}" if values else f"{blocker['monitor']}{reason}"
+
+
+def render_rearm(status: int, answer: dict[str, Any]) -> tuple[str, int]:
+    """``mm rearm``: rearmed (forced or not), refused (which monitor, which value), or armed."""
+    mode = str(answer.get("mode", "?")).upper()
+    if status == 409 or answer.get("refused"):
+        lines = ["mm: rearm refused: the kill switch would trip again now:"]
+        lines += [f"  {_blocker(b)}" for b in answer.get("blockers", [])]
+        lines.append(f"mode unchanged ({mode}); `mm rearm --force` overrides (journaled as forced)")
+        return "\n".join(lines), EXIT_FAILURE
+    if answer.get("rearmed"):
+        first = f"kill switch rearmed by {answer['who']}"
+        if answer.get("forced") and answer.get("blockers"):
+            first += " (FORCED over: " + "; ".join(_blocker(b) for b in answer["blockers"]) + ")"
+        elif answer.get("forced"):
+            first += " (forced)"
+    else:
+        first = "kill switch was not tripped"
+    return f"{first}\nmode: {mode}", EXIT_OK
+
+
+def render_flatten(status: int, answer: dict[str, Any]) -> tuple[str, int]:
+    if status == 409:
+        mode = str(answer.get("mode", "?")).upper()
+        return f"mm: flatten refused: {answer['refused']}; mode unchanged ({mode})", EXIT_FAILURE
+    return f"flattening every position ({answer['who']}: {answer['reason']})", EXIT_OK
+
+
+def render_dump(status: int, answer: dict[str, Any]) -> tuple[str, int]:
+    return f"incident dump written: {answer['path']}", EXIT_OK
 
 
 def cmd_kill(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
-    return _admin_post(args, environ, "/kill", {"reason": args.reason})
+    body = {"reason": args.reason}
+    return _admin_post(args, environ, "/kill", body, render=render_kill, timeout=COMMAND_TIMEOUT_S)
 
 
 def cmd_rearm(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     who = environ.get("USER") or environ.get("LOGNAME") or "cli"
-    return _admin_post(args, environ, "/rearm", {"reason": args.reason, "who": who})
+    body = {"reason": args.reason, "who": who, "force": args.force}
+    return _admin_post(
+        args, environ, "/rearm", body, render=render_rearm, timeout=COMMAND_TIMEOUT_S
+    )
 
 
 def cmd_dump(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
-    return _admin_post(args, environ, "/dump", {"reason": "mm dump"})
+    body = {"reason": "mm dump"}
+    return _admin_post(args, environ, "/dump", body, render=render_dump, timeout=COMMAND_TIMEOUT_S)
 
 
 Command = Callable[[argparse.Namespace, Mapping[str, str]], int]
+
+
+def _at_least_one(text: str) -> int:
+    """An argument that is a whole number of at least 1 (argparse says which and why)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -465,6 +614,11 @@ def build_parser() -> argparse.ArgumentParser:
         "Reset a tripped kill switch and the autonomy mode (HALT, REDUCE_ONLY); resume trading.",
     )
     rearm.add_argument("--reason", required=True, help="why it is safe (journaled)")
+    rearm.add_argument(
+        "--force",
+        action="store_true",
+        help="rearm even while a monitor would trip the switch again now (journaled as forced)",
+    )
     flatten = verb("flatten", cmd_flatten, "Flatten every position now, under the deadline.")
     flatten.add_argument("--reason", default="mm flatten", help="why (journaled)")
     verb("dump", cmd_dump, "Write an incident dump to <run_dir>/incidents.")
@@ -473,7 +627,10 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--json", action="store_true", help="print JSON instead of tables")
     backup_verb = verb("backup", cmd_backup, "Back up the journal online, with retention.")
     backup_verb.add_argument(
-        "--keep", type=int, default=30, help="backups to keep, newest first (default: 30)"
+        "--keep",
+        type=_at_least_one,
+        default=30,
+        help="backups to keep, newest first, at least 1 (default: 30)",
     )
     backup_verb.add_argument(
         "--dir", default=None, help="where to write them (default: <run_dir>/backups)"
@@ -487,8 +644,18 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     command: Command = args.command
+    code = EXIT_FAILURE
     try:
-        return command(args, os.environ)
-    except ConfigError as error:
-        _print_errors(args.config, error)
-        return EXIT_CONFIG
+        try:
+            code = command(args, os.environ)
+        except ConfigError as error:
+            _print_errors(args.config, error)
+            code = EXIT_CONFIG
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # The reader went away (`mm check | head -1`): what it did not read is not an error.
+        # Point stdout at /dev/null so the interpreter's own flush at exit stays quiet.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    return code

@@ -66,6 +66,8 @@ class Entry:
     data: dict[str, Any]
     # The row id once read back from the database (write order); not part of equality.
     id: int | None = attrs.field(default=None, eq=False)
+    # Set by the writer once the entry is committed (``Journal.record_committed``).
+    committed: trio.Event | None = attrs.field(default=None, eq=False, repr=False)
 
 
 def schema_version(conn: sqlite3.Connection) -> int:
@@ -190,6 +192,14 @@ class Journal:
         """Queue an entry; waits when the queue is full."""
         await self._send.send(Entry(clock.wall(), kind, data))
 
+    async def record_committed(self, kind: str, **data: Any) -> None:
+        """Queue an entry and wait until the writer has committed it to the database (what an
+        acknowledgement promises must survive a crash). Waits as long as writes fail: callers
+        bound the wait and say when it ran out."""
+        committed = trio.Event()
+        await self._send.send(Entry(clock.wall(), kind, data, committed=committed))
+        await committed.wait()
+
     def record_nowait(self, kind: str, **data: Any) -> None:
         """Queue an entry from synchronous code; raises ``trio.WouldBlock`` when full."""
         self._send.send_nowait(Entry(clock.wall(), kind, data))
@@ -267,6 +277,9 @@ class Journal:
         batch = list(self._pending)
         await trio.to_thread.run_sync(write_batch, conn, batch)
         del self._pending[: len(batch)]
+        for entry in batch:
+            if entry.committed is not None:
+                entry.committed.set()
         self._metrics.batch_seconds.observe(time.perf_counter() - started)
         self._metrics.entries.inc(len(batch))
         self._metrics.last_write.set(clock.wall())

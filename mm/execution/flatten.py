@@ -21,8 +21,9 @@ import trio
 from loguru import logger
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
+from mm.execution.cancel_all import FLATTEN, cancel_all, paths_of
 from mm.execution.pretrade import PretradeConfig
-from mm.model import CancelOrder, PlaceOrder, Side, Tif
+from mm.model import PlaceOrder, Side, Tif
 from mm.settings import non_negative, positive, setting
 from mm.venues.hyperliquid.adapter import HyperliquidAdapter
 from mm.venues.hyperliquid.wire import new_cloid
@@ -155,12 +156,9 @@ class Flattener:
         client = self.adapter.client
         if client is None:
             return
-        try:
-            orders = [o for o in await client.open_orders() if o.coin in coins]
-            if orders:
-                await client.cancel([CancelOrder(o.coin, oid=o.oid) for o in orders])
-        except Exception as error:  # the reduce-only IOCs go out regardless
-            logger.warning("flatten: canceling the symbols' orders failed: {}", error)
+        report = await cancel_all(paths_of(client), FLATTEN, coins=coins)
+        if not report.zero:  # the reduce-only IOCs go out regardless
+            logger.warning("flatten: canceling the symbols' orders: {}", report.describe())
 
     async def _open_positions(self, coins: list[str]) -> dict[str, float]:
         client = self.adapter.client

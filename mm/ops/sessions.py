@@ -4,11 +4,12 @@ It runs the session governor (wall-clock phases per track, published in the trac
 strategy and the pre-trade checks read) and acts on each phase change: journals it, notifies,
 and when a track enters FORCE_FLAT hands its symbols to the flattener with a deadline (the
 earlier of ``session.flatten_deadline_s`` and the track's next phase change). ``mm flatten``
-(``request_flatten``) first moves the mode to REDUCE_ONLY, so the strategy cannot rebuild the
-position afterwards, then flattens every symbol under the same deadline. A flatten that misses
-its deadline escalates to HALT with a critical notification. The flattener never runs while the
-mode is HALT or the kill switch is tripped, and either stops one under way: a halted service
-sends no orders at all until ``mm rearm``.
+(``request_flatten``) is refused at once, changing nothing, while HALT or a tripped kill switch
+forbids orders; otherwise it first moves the mode to REDUCE_ONLY, so the strategy cannot
+rebuild the position afterwards, then flattens every symbol under the same deadline. A flatten
+that misses its deadline escalates to HALT with a critical notification. The flattener never
+runs while the mode is HALT or the kill switch is tripped, and either stops one under way: a
+halted service sends no orders at all until ``mm rearm``.
 """
 
 from __future__ import annotations
@@ -66,9 +67,19 @@ class SessionRunner:
         # Set by the service: whether the kill switch is tripped (no orders then, either).
         self.killswitch_tripped: Callable[[], bool] = lambda: False
 
-    def request_flatten(self, who: str, why: str) -> None:
-        """``mm flatten`` / ``POST /flatten`` (sync, from the admin server)."""
-        self._send.send_nowait(FlattenRequest(who, why))
+    def request_flatten(self, who: str, why: str) -> str | None:
+        """``mm flatten`` / ``POST /flatten`` (sync, from the admin server): None when the
+        flatten is on its way, else why it is refused. While HALT or a tripped kill switch
+        forbids every order it is refused at once and nothing changes, the mode included."""
+        if self.killswitch_tripped():
+            return "the kill switch is tripped: no orders until mm rearm"
+        if self.coordinator.halted:
+            return "the mode is HALT: no orders until mm rearm"
+        try:
+            self._send.send_nowait(FlattenRequest(who, why))
+        except trio.WouldBlock:
+            return "too many flatten requests waiting; try again"
+        return None
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         # After a restart the governor reports the current phases again: a track still in

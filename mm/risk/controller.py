@@ -1,20 +1,36 @@
 """The kill switch in the running service: the trading scope, the trip and the rearm.
 
 ``KillSwitchController.run`` is the ``trading`` child of the tree. It runs the trading subtree
-inside a cancel scope while the switch is armed. A trip (a monitor, ``mm kill``, ``POST
-/kill``) latches the switch, cancels that scope (feeds, admin and journal keep running), then,
-shielded and within a deadline, cancels every open order at the venue and arms a short
-dead-man's switch as a backstop, writes an incident dump to ``<run_dir>/incidents`` and
-checkpoints the switch in the journal. On start the latest checkpoint is restored (younger
-than 24 hours; transient reasons dropped): a tripped switch keeps trading stopped. Only a
-rearm, with who and why journaled, starts the trading subtree again.
+inside a cancel scope while the switch is armed; a trading subtree that keeps crashing past its
+restart intensity (``SupervisorEscalation``) trips the switch (reason ``escalation``) instead of
+taking the service down with orders left at the venue. A trip (a monitor, ``mm kill``, ``POST
+/kill``, an escalation) latches the switch and cancels that scope (feeds, admin and journal keep
+running); then, shielded, at the same time: the checkpoint is committed to the journal, and the
+one cancel-all (``mm.execution.cancel_all``) cancels every open order over every path to the
+venue until it shows none. The venue's dead-man's switch is armed as a backstop once the cancel
+is sent, independently: a venue that refuses it (10 triggers a day) or a used-up daily budget
+never stands in the way of the cancel, and the outcome says there is no backstop. Positions
+are then re-read from the venue and adopted (a forced liquidation, fills missed). The caller
+of ``kill`` hears the outcome (checkpoint committed, cancel sent, the cancel-all's report, the
+backstop) only when all that is done; an incident dump follows.
+
+While tripped, a monitor repeating its request is not a trip (``trips`` counts trips); an
+operator's second kill is journaled and answered "already tripped". On start the latest
+checkpoint is restored (younger than 24 hours; transient reasons dropped): a tripped switch
+keeps trading stopped. Only a rearm starts the trading subtree again, and a rearm is refused
+while a monitor would trip the switch again right now (``rearm_blockers``) unless forced; who,
+why, and whether it was forced are journaled.
+
+Failures: nothing here raises into the tree for the venue's or the journal's failures; a cancel
+that could not reach zero, a checkpoint not committed in time or a missing backstop are logged
+and reported to the caller and in ``status``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import attrs
 import orjson
@@ -23,36 +39,136 @@ from loguru import logger
 from prometheus_client import CollectorRegistry, Gauge
 
 from mm import clock
+from mm.execution import cancel_all
+from mm.execution.cancel_all import CancelAllReport, first_answer, paths_of
 from mm.journal import Journal
-from mm.model import CancelOrder
+from mm.model import AccountState
 from mm.ops.notify import Notification, Severity
 from mm.risk.killswitch import KillReason, KillSwitch, Value
+from mm.risk.monitors import Assessment
 from mm.secrets import Redactor
 from mm.strategy.runner import Trading
 from mm.venues.hyperliquid.adapter import HyperliquidAdapter
+from supervisors import SupervisorEscalation
 
-CANCEL_DEADLINE_S = 1.0
 BACKSTOP_S = 6.0  # the venue accepts a dead-man's switch at least 5 s ahead
+COMMIT_WAIT_S = 5.0  # how long a trip waits for its checkpoint to be committed
+DUMP_READ_S = 2.0
+
+T = TypeVar("T")
+
+
+class Reply(Generic[T]):
+    """One answer from the controller's task to the caller waiting for it."""
+
+    def __init__(self) -> None:
+        self._done = trio.Event()
+        self._value: T | None = None
+
+    def send(self, value: T) -> None:
+        self._value = value
+        self._done.set()
+
+    async def receive(self) -> T:
+        await self._done.wait()
+        assert self._value is not None
+        return self._value
+
+
+@attrs.frozen
+class Backstop:
+    """The venue's dead-man's switch after a trip: armed (until ``at``, epoch seconds) or why
+    not."""
+
+    armed: bool
+    detail: str
+    at: float | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"armed": self.armed, "detail": self.detail, "at": self.at}
+
+
+@attrs.frozen
+class TripOutcome:
+    """What a kill request did."""
+
+    reason: KillReason  # this request's reason
+    already: bool  # the switch was tripped before: recorded and journaled, nothing more
+    since: float  # when the switch tripped (epoch seconds)
+    tripped_for: KillReason  # the reason it tripped for
+    committed: bool  # this request's checkpoint is committed to the journal
+    cancel_sent: bool  # a cancel-all reached the venue client (or found nothing to cancel)
+    cancel: CancelAllReport | None = None  # None: already tripped, or no venue client
+    backstop: Backstop | None = None
+    positions: Mapping[str, float] | None = None  # re-read from the venue after the cancel
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "tripped": True,
+            "already_tripped": self.already,
+            "reason": self.reason.value,
+            "tripped_for": self.tripped_for.value,
+            "since": self.since,
+            "journal_committed": self.committed,
+            "cancel_sent": self.cancel_sent,
+            "cancel_all": self.cancel.to_json() if self.cancel is not None else None,
+            "backstop": self.backstop.to_json() if self.backstop is not None else None,
+            "positions": dict(self.positions) if self.positions is not None else None,
+        }
+
+
+def _assessment_json(assessment: Assessment) -> dict[str, Any]:
+    return {
+        "monitor": assessment.monitor,
+        "reason": assessment.reason,
+        "values": orjson.loads(orjson.dumps(assessment.values, default=str)),
+    }
+
+
+@attrs.frozen
+class RearmOutcome:
+    """What a rearm request did: rearmed, refused (with the monitors that would trip the switch
+    again now), or nothing to do (the switch was armed)."""
+
+    who: str
+    why: str
+    was_tripped: bool
+    rearmed: bool
+    forced: bool
+    blockers: tuple[Assessment, ...] = ()
+
+    @property
+    def refused(self) -> bool:
+        return self.was_tripped and not self.rearmed
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "who": self.who,
+            "why": self.why,
+            "was_tripped": self.was_tripped,
+            "rearmed": self.rearmed,
+            "refused": self.refused,
+            "forced": self.forced,
+            "blockers": [_assessment_json(b) for b in self.blockers],
+        }
 
 
 @attrs.frozen
 class Kill:
     reason: KillReason
     values: Mapping[str, Value]
+    reply: Reply[TripOutcome] | None = attrs.field(default=None, eq=False, repr=False)
 
 
 @attrs.frozen
 class Rearm:
     who: str
     why: str
+    force: bool = False
+    reply: Reply[RearmOutcome] | None = attrs.field(default=None, eq=False, repr=False)
 
 
-@attrs.frozen
-class Dump:
-    why: str
-
-
-Command = Kill | Rearm | Dump
+Command = Kill | Rearm
 
 
 class KillSwitchController:
@@ -64,6 +180,12 @@ class KillSwitchController:
         journal: Journal,
         run_dir: Path,
         redact: Redactor | None = None,
+        *,
+        rearm_blockers: Callable[[], Sequence[Assessment]] = list,
+        risk_status: Callable[[], dict[str, Any]] | None = None,
+        recent_errors: Callable[[], list[str]] | None = None,
+        notify: Callable[[Notification], None] | None = None,
+        tripped_listeners: Iterable[Callable[[], None]] = (),
     ) -> None:
         self.redact = redact or Redactor()
         self._run_trading = run_trading
@@ -77,12 +199,15 @@ class KillSwitchController:
         self._scope: trio.CancelScope | None = None
         self.incidents: list[Path] = []
         self.last_rearm: dict[str, Any] | None = None
+        self.last_trip: TripOutcome | None = None
+        self.repeats = 0  # monitor requests that only repeated a recorded trip
         self.state_gauge: Gauge | None = None
-        # Set by the service: the risk decision and recent errors, for incident dumps.
-        self.risk_status: Callable[[], dict[str, Any]] | None = None
-        self.recent_errors: Callable[[], list[str]] | None = None
-        self.notify: Callable[[Notification], None] | None = None  # set by the service
-        self.tripped_listeners: list[Callable[[], None]] = []  # told the moment it trips
+        self._rearm_blockers = rearm_blockers  # the monitors that would trip it again now
+        # The risk decision and recent errors, for incident dumps.
+        self._risk_status = risk_status
+        self._recent_errors = recent_errors
+        self._notify = notify
+        self._tripped_listeners = tuple(tripped_listeners)  # told the moment it trips
 
     def export(self, registry: CollectorRegistry) -> None:
         """mm_kill_switch_tripped{reason}: 1 for the reason it is tripped for, else 0."""
@@ -102,10 +227,34 @@ class KillSwitchController:
             tripped = original is not None and original.reason is reason
             self.state_gauge.labels(reason=reason.value).set(1.0 if tripped else 0.0)
 
-    # --- commands (sync, for the admin server and the risk aggregator) --------------------
+    # --- commands ---------------------------------------------------------------------------
 
     def request(self, command: Command) -> None:
-        self._send.send_nowait(command)
+        """Queue a command from sync code (the risk aggregator); never raises. A monitor's kill
+        that only repeats a recorded trip is counted, not queued."""
+        if (
+            isinstance(command, Kill)
+            and command.reply is None
+            and self.switch.repeats(command.reason)
+        ):
+            self.repeats += 1
+            return
+        try:
+            self._send.send_nowait(command)
+        except trio.WouldBlock:
+            logger.error("kill switch command queue full; dropped {}", command)
+
+    async def kill(self, reason: str) -> TripOutcome:
+        """An operator's kill (``mm kill``): the outcome once the trip is done (see the module)."""
+        reply: Reply[TripOutcome] = Reply()
+        await self._send.send(Kill(KillReason.MANUAL, {"reason": reason}, reply))
+        return await reply.receive()
+
+    async def rearm_request(self, who: str, why: str, *, force: bool = False) -> RearmOutcome:
+        """An operator's rearm (``mm rearm [--force]``): rearmed, refused or nothing to do."""
+        reply: Reply[RearmOutcome] = Reply()
+        await self._send.send(Rearm(who, why, force, reply))
+        return await reply.receive()
 
     def restore(self, checkpoint: Mapping[str, Any] | None) -> None:
         """Before start: the journal's latest checkpoint (young enough) keeps trading stopped."""
@@ -117,12 +266,17 @@ class KillSwitchController:
 
     def status(self) -> dict[str, Any]:
         original = self.switch.original
+        last = self.last_trip
         return {
             "tripped": self.switch.tripped,
             "reason": original.reason.value if original else None,
             "values": dict(original.values) if original else None,
             "since": original.at if original else None,
-            "trips": len(self.switch.trips),
+            "trips": self.switch.latches,
+            "requests_while_tripped": max(len(self.switch.trips) - 1, 0) + self.switch.dropped,
+            "repeats": self.repeats,
+            "last_cancel": last.cancel.to_json() if last and last.cancel else None,
+            "backstop": last.backstop.to_json() if last and last.backstop else None,
             "last_rearm": self.last_rearm,
             "incidents": [str(path) for path in self.incidents[-5:]],
         }
@@ -140,32 +294,72 @@ class KillSwitchController:
                         reported = True
                     self._rearmed = trio.Event()
                     await self._rearmed.wait()
-                with trio.CancelScope() as scope:
-                    self._scope = scope
-                    async with trio.open_nursery() as trading:
-                        await trading.start(self._run_trading)
-                        if not reported:
-                            task_status.started()
-                            reported = True
-                        await trio.sleep_forever()
+                escalation: SupervisorEscalation | None = None
+                try:
+                    with trio.CancelScope() as scope:
+                        self._scope = scope
+                        async with trio.open_nursery() as trading:
+                            await trading.start(self._run_trading)
+                            if not reported:
+                                task_status.started()
+                                reported = True
+                            await trio.sleep_forever()
+                except* SupervisorEscalation as group:
+                    escalation = _first_escalation(group)
+                if escalation is not None:
+                    logger.critical("the trading subtree gave up: {}", escalation)
+                    outcome = await self.trip(KillReason.ESCALATION, {"error": str(escalation)})
+                    if not outcome.already:
+                        await self.dump(f"kill switch: {KillReason.ESCALATION.value}")
 
     async def _serve_commands(self) -> None:
         async for command in self._commands:
             if isinstance(command, Kill):
-                await self.trip(command.reason, command.values)
-            elif isinstance(command, Rearm):
-                await self.rearm(command.who, command.why)
+                if command.reply is None and self.switch.repeats(command.reason):
+                    self.repeats += 1  # queued before the first of them latched the switch
+                    continue
+                outcome = await self.trip(command.reason, command.values)
+                if command.reply is not None:
+                    command.reply.send(outcome)
+                if not outcome.already:
+                    await self.dump(f"kill switch: {command.reason.value}")
             else:
-                await self.dump(command.why)
+                result = await self.rearm(command.who, command.why, force=command.force)
+                if command.reply is not None:
+                    command.reply.send(result)
 
-    async def trip(self, reason: KillReason, values: Mapping[str, Value]) -> None:
-        if not self.switch.trip(reason, values, clock.wall()):
-            return  # already tripped: recorded, nothing more to do
+    # --- the trip ---------------------------------------------------------------------------
+
+    async def trip(self, reason: KillReason, values: Mapping[str, Value]) -> TripOutcome:
+        """Trip the switch (or record a request while tripped) and act, as the module says."""
+        latched = self.switch.trip(reason, values, clock.wall())
+        original = self.switch.original
+        assert original is not None
+        if not latched:
+            logger.warning(
+                "kill switch already tripped since {} for {}; recorded {} {}",
+                original.at,
+                original.reason.value,
+                reason.value,
+                dict(values),
+            )
+            with trio.CancelScope(shield=True):
+                committed = await self._checkpoint(request=reason.value, values=dict(values))
+                positions = await self._adopt_venue_positions()
+            return TripOutcome(
+                reason,
+                True,
+                original.at,
+                original.reason,
+                committed,
+                False,
+                positions=positions,
+            )
         logger.critical("KILL SWITCH tripped: {} {}", reason.value, dict(values))
         self._export()
-        if self.notify is not None:  # critical: bypasses the notification rate limit
+        if self._notify is not None:  # critical: bypasses the notification rate limit
             kind = "daily_loss" if reason is KillReason.MAX_LOSS else "kill_switch"
-            self.notify(
+            self._notify(
                 Notification(
                     kind,
                     Severity.CRITICAL,
@@ -178,38 +372,154 @@ class KillSwitchController:
         self.adapter.halted = True  # no dead-man's switch refresh, no quoting
         if self._scope is not None:
             self._scope.cancel()
-        for listener in self.tripped_listeners:
+        for listener in self._tripped_listeners:
             listener()
-        with trio.move_on_after(CANCEL_DEADLINE_S + 2, shield=True):
-            await self._cancel_everything()
-        await self.journal.record("killswitch", **self.switch.checkpoint(clock.wall()))
-        await self.dump(f"kill switch: {reason.value}")
+        with trio.CancelScope(shield=True):
+            outcome = await self._act(reason, original.at)
+        self.last_trip = outcome
+        return outcome
 
-    async def _cancel_everything(self) -> None:
+    async def _act(self, reason: KillReason, since: float) -> TripOutcome:
+        """Checkpoint (committed) and cancel-all at once; the backstop once the cancel is sent;
+        then the venue's positions."""
+        committed = False
+        report: CancelAllReport | None = None
+        backstop = Backstop(False, "no venue client: the cancel could not be sent")
+        client = self.adapter.client
+
+        async def checkpoint() -> None:
+            nonlocal committed
+            committed = await self._checkpoint()
+
+        async def cancel_and_backstop() -> None:
+            nonlocal report, backstop
+            if client is None:
+                logger.error("kill switch: no venue client; nothing could be canceled")
+                return
+            sent = trio.Event()
+            async with trio.open_nursery() as nursery:
+
+                async def arm_when_sent() -> None:
+                    nonlocal backstop
+                    await sent.wait()
+                    backstop = await self._arm_backstop()
+
+                nursery.start_soon(arm_when_sent)
+                report = await cancel_all.cancel_all(
+                    paths_of(client), cancel_all.KILL, cancel_sent=sent
+                )
+            if report.zero:
+                logger.warning("kill switch: {}", report.describe())
+            else:
+                logger.error("kill switch: cancel-all did not reach zero: {}", report.describe())
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(checkpoint)
+            nursery.start_soon(cancel_and_backstop)
+        positions = await self._adopt_venue_positions()
+        return TripOutcome(
+            reason,
+            False,
+            since,
+            reason,
+            committed,
+            report is not None and (report.attempts > 0 or report.zero),
+            report,
+            backstop,
+            positions,
+        )
+
+    async def _checkpoint(self, **request: Any) -> bool:
+        """The switch's checkpoint (and the request that led to it), committed; False when the
+        journal did not commit it within ``COMMIT_WAIT_S``."""
+        data = self.switch.checkpoint(clock.wall())
+        if request:
+            data["request"] = request
+        with trio.move_on_after(COMMIT_WAIT_S):
+            await self.journal.record_committed("killswitch", **data)
+            return True
+        logger.error("kill switch: checkpoint not committed within {}s", COMMIT_WAIT_S)
+        return False
+
+    async def _arm_backstop(self) -> Backstop:
+        """The venue's dead-man's switch ``BACKSTOP_S`` ahead, unless the day's budget is used or
+        the venue refuses; the result says which."""
         client = self.adapter.client
         if client is None:
-            return
-        try:
-            with trio.fail_after(CANCEL_DEADLINE_S):
-                orders = await client.open_orders()
-                if orders:
-                    await client.cancel([CancelOrder(o.coin, oid=o.oid) for o in orders])
-            await client.schedule_cancel(clock.wall_ms() + int(BACKSTOP_S * 1000))
-            logger.warning("kill switch: canceled {} open orders; backstop armed", len(orders))
-        except Exception as error:  # the dead-man's switch remains the backstop
-            logger.error("kill switch: cancel-all failed: {}", error)
+            return Backstop(False, "no venue client")
+        keeper = self.adapter.deadman
+        if keeper is not None and keeper.triggers_left() <= 0:
+            backstop = Backstop(False, "not armed: the dead-man's daily trigger budget is used")
+        else:
+            at_ms = clock.wall_ms() + int(BACKSTOP_S * 1000)
+            errors: list[str] = []
+            answered, _ = await first_answer(
+                paths_of(client),
+                lambda path: path.schedule_cancel(at_ms),
+                cancel_all.KILL,
+                errors,
+            )
+            if answered:
+                return Backstop(True, f"armed {BACKSTOP_S:g}s ahead", at_ms / 1000)
+            why = errors[-1] if errors else "no answer"
+            backstop = Backstop(False, f"not armed: the venue refused or did not answer: {why}")
+        logger.error("kill switch: no dead-man's backstop: {}", backstop.detail)
+        return backstop
 
-    async def rearm(self, who: str, why: str) -> None:
+    async def _adopt_venue_positions(self) -> dict[str, float] | None:
+        """Re-read the account and make its positions ours (a liquidation, fills missed)."""
+        client = self.adapter.client
+        if client is None:
+            return None
+        errors: list[str] = []
+        answered, account = await first_answer(
+            paths_of(client), lambda path: path.account_state(), cancel_all.KILL, errors
+        )
+        if not answered:
+            logger.error("kill switch: could not re-read positions: {}", "; ".join(errors[-3:]))
+            return None
+        assert isinstance(account, AccountState)
+        self.trading.adopt_venue_positions(account)
+        positions = {coin: self.trading.positions.position(coin) for coin in self.symbols()}
+        logger.warning("kill switch: positions re-read from the venue: {}", positions)
+        return positions
+
+    def symbols(self) -> tuple[str, ...]:
+        return tuple(self.trading.strategy.symbols)
+
+    # --- the rearm --------------------------------------------------------------------------
+
+    async def rearm(self, who: str, why: str, *, force: bool = False) -> RearmOutcome:
+        """Rearm the switch, unless a monitor would trip it again now (then refused, unless
+        ``force``); journaled either way."""
         if not self.switch.tripped:
-            return
+            return RearmOutcome(who, why, was_tripped=False, rearmed=False, forced=force)
+        blockers = tuple(self._rearm_blockers())
+        if blockers and not force:
+            refused = RearmOutcome(who, why, True, False, False, blockers)
+            logger.warning(
+                "rearm by {} refused: {}",
+                who,
+                "; ".join(f"{b.monitor}: {b.reason} {b.values}" for b in blockers),
+            )
+            await self.journal.record("rearm_refused", **refused.to_json())
+            return refused
         record = self.switch.rearm(who, why, clock.wall())
-        self.last_rearm = record.to_json()
-        await self.journal.record("rearm", **record.to_json())
+        outcome = RearmOutcome(who, why, True, True, force, blockers)
+        self.last_rearm = {**record.to_json(), "forced": force}
+        overridden = [_assessment_json(b) for b in blockers]
+        await self.journal.record("rearm", **record.to_json(), forced=force, overridden=overridden)
         await self.journal.record("killswitch", **self.switch.checkpoint(clock.wall()))
-        logger.warning("kill switch rearmed by {}: {}", who, why)
+        if force and blockers:
+            logger.warning("kill switch rearmed by {} (FORCED over {}): {}", who, overridden, why)
+        else:
+            logger.warning("kill switch rearmed by {}: {}", who, why)
         self._export()
         self.adapter.halted = False
         self._rearmed.set()
+        return outcome
+
+    # --- incident dumps ---------------------------------------------------------------------
 
     async def dump(self, why: str) -> Path:
         """An incident dump: the switch, positions, PnL, quotes, open orders, counters."""
@@ -217,18 +527,20 @@ class KillSwitchController:
         client = self.adapter.client
         if client is not None:
             try:
-                with trio.fail_after(2):
+                with trio.fail_after(DUMP_READ_S):
                     open_orders = [attrs.asdict(o) for o in await client.open_orders()]
             except Exception as error:
                 open_orders = [f"unavailable: {error}"]
+        last = self.last_trip
         dump = {
             "why": why,
             "time": clock.wall(),
             "killswitch": self.switch.checkpoint(clock.wall()),
+            "last_trip": last.to_json() if last is not None else None,
             "trading": self.trading.status(),
             "quotes": {coin: plan.status() for coin, plan in self.trading.last_plans.items()},
-            "risk": self.risk_status() if self.risk_status is not None else None,
-            "recent_errors": list(self.recent_errors()) if self.recent_errors else [],
+            "risk": self._risk_status() if self._risk_status is not None else None,
+            "recent_errors": list(self._recent_errors()) if self._recent_errors else [],
             "open_orders": open_orders,
             "dispatcher": attrs.asdict(self.adapter.dispatcher.stats),
             "limiter_headroom": self.adapter.limiter.headroom(trio.current_time()),
@@ -241,3 +553,8 @@ class KillSwitchController:
         self.incidents.append(path)
         await self.journal.record("incident", path=str(path), why=why)
         return path
+
+
+def _first_escalation(group: BaseExceptionGroup[SupervisorEscalation]) -> SupervisorEscalation:
+    first = group.exceptions[0]
+    return _first_escalation(first) if isinstance(first, BaseExceptionGroup) else first

@@ -3,7 +3,9 @@
 Once tripped, the switch stays tripped until an operator rearms it (``rearm``); nothing else
 resets it. The first trip sets the switch's reason; later trips while tripped are recorded (the
 most recent ``MAX_FURTHER_TRIPS``, with a count of those dropped) but never change the original
-reason. ``trip`` never raises: it is the path of last resort.
+reason. ``trip`` never raises: it is the path of last resort. ``latches`` counts the trips that
+tripped an armed switch (what an operator calls "trips"); ``repeats`` tells a monitor's request
+that only says again what is recorded (its condition still holds) from a new trip.
 
 Each trip carries its reason, the values that tripped it (plain JSON data, e.g.
 ``{"loss": 512.0, "limit": 500.0}``; ``REASON_VALUES`` lists the keys each reason is expected to
@@ -42,6 +44,7 @@ class KillReason(enum.StrEnum):
     CASCADE = "cascade"
     MANUAL = "manual"
     LIQUIDATION_DETECTED = "liquidation_detected"
+    ESCALATION = "escalation"  # the trading subtree kept crashing past its restart intensity
 
 
 REASON_VALUES: Final[Mapping[KillReason, tuple[str, ...]]] = {
@@ -54,6 +57,7 @@ REASON_VALUES: Final[Mapping[KillReason, tuple[str, ...]]] = {
     KillReason.CASCADE: ("severity",),
     KillReason.MANUAL: ("reason",),
     KillReason.LIQUIDATION_DETECTED: ("position_delta", "max_position"),
+    KillReason.ESCALATION: ("error",),
 }
 """The values each reason is expected to carry (documentation; ``trip`` does not enforce it)."""
 
@@ -132,6 +136,7 @@ class KillSwitch:
         self._original: Trip | None = None
         self._further: list[Trip] = []
         self._dropped = 0
+        self._latches = 0
 
     # --- state -------------------------------------------------------------------------------
 
@@ -160,6 +165,17 @@ class KillSwitch:
         return frozenset(trip.reason for trip in self.trips)
 
     @property
+    def latches(self) -> int:
+        """Trips that tripped the switch while it was armed, over its life (a restored trip
+        counts); requests recorded while it was already tripped do not."""
+        return self._latches
+
+    def repeats(self, reason: KillReason) -> bool:
+        """Whether a trip for ``reason`` now only repeats one already recorded: a monitor still
+        seeing its condition. An operator's kill is never a repeat."""
+        return reason is not KillReason.MANUAL and reason in self.reasons
+
+    @property
     def dropped(self) -> int:
         """Further trips not kept (beyond ``MAX_FURTHER_TRIPS``)."""
         return self._dropped
@@ -171,6 +187,7 @@ class KillSwitch:
         trip = Trip(reason, values, now)
         if self._original is None:
             self._original = trip
+            self._latches += 1
             return True
         self._further.append(trip)
         if len(self._further) > MAX_FURTHER_TRIPS:

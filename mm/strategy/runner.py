@@ -6,7 +6,8 @@ executor slot. It publishes nothing while the adapter is out of sync with the ve
 stream resyncing, a book stale): quoting is blocked until the resync completes. Fills (from
 the execution child's routing) update positions, PnL, markouts and the quoters' inventory.
 When the subtree stops (``mm stop``, the kill switch), every open order of the account is
-canceled at the venue, shielded and within a deadline.
+canceled at the venue by the one cancel-all (``mm.execution.cancel_all``), shielded and within
+its deadline.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from loguru import logger
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from mm import clock
+from mm.execution.cancel_all import STOP, CancelAllReport, cancel_all, paths_of
 from mm.execution.pretrade import (
     PretradeConfig,
     PretradeContext,
@@ -30,14 +32,11 @@ from mm.execution.pretrade import (
 )
 from mm.execution.slots import ExecutorConfig, ExecutorSlot, Mailbox, Signal, slot_for
 from mm.metrics import LATENCY_BUCKETS
-from mm.model import AccountState, CancelOrder, DesiredOrder, Fill, PlaceOrder, Side
+from mm.model import AccountState, DesiredOrder, Fill, PlaceOrder, Side
 from mm.ops.session import Phase
 from mm.strategy.engine import QuotePlan, StrategyConfig, SymbolQuoter
 from mm.strategy.positions import Markouts, PositionBook
 from mm.venues.hyperliquid.adapter import HyperliquidAdapter
-
-STOP_DEADLINE_S = 5.0
-
 
 class TradingMetrics:
     def __init__(self, registry: CollectorRegistry) -> None:
@@ -420,28 +419,30 @@ class Trading:
 
     # --- stop -------------------------------------------------------------------------------
 
-    async def stop(self) -> None:
-        """Quote no more and cancel every open order, while the feeds and client still run."""
+    async def stop(self) -> CancelAllReport | None:
+        """Quote no more and cancel every open order, while the feeds and client still run: the
+        cancel-all re-reads the venue until it shows none (a slot's order still in flight is
+        caught by the confirming read) or its deadline passes. The report says what was
+        canceled and which orders remain (None: no venue client)."""
         self.halted = True
         for mailbox in self.mailboxes:
             mailbox.clear()
-        await self.pull_all_orders()
-        # A slot may have been sending when the first pass read the open orders: look again.
-        await trio.sleep(0.3)
-        await self.pull_all_orders()
+        return await self._cancel_all()
 
     async def pull_all_orders(self) -> None:
-        """Cancel every open order of the account, shielded and within a deadline."""
+        """Cancel every open order of the account (HALT, a crash of the strategy), shielded,
+        with the stop's cancel-all policy."""
+        await self._cancel_all()
+
+    async def _cancel_all(self) -> CancelAllReport | None:
         client = self.adapter.client
         if client is None:
-            return
-        with trio.move_on_after(STOP_DEADLINE_S, shield=True) as scope:
-            try:
-                orders = await client.open_orders()
-                if orders:
-                    await client.cancel([CancelOrder(o.coin, oid=o.oid) for o in orders])
-                logger.info("trading stopped: canceled {} open orders", len(orders))
-            except Exception as error:  # report, but never mask the stop itself
-                logger.error("could not cancel open orders on stop: {}", error)
-        if scope.cancelled_caught:
-            logger.error("canceling open orders on stop timed out")
+            logger.error("cannot cancel open orders: the venue client is not up")
+            return None
+        with trio.CancelScope(shield=True):
+            report = await cancel_all(paths_of(client), STOP)
+        if report.zero:
+            logger.info("trading stopped: {}", report.describe())
+        else:
+            logger.error("open orders left at the venue: {}", report.describe())
+        return report

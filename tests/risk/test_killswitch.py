@@ -31,6 +31,7 @@ SAMPLE_VALUES: dict[KillReason, dict[str, Value]] = {
     KillReason.CASCADE: {"severity": 5.2},
     KillReason.MANUAL: {"reason": "operator stop"},
     KillReason.LIQUIDATION_DETECTED: {"position_delta": 4.0, "max_position": 1.0},
+    KillReason.ESCALATION: {"error": "mm/trading: mm/trading/slot-0 exceeded the intensity"},
 }
 
 
@@ -45,6 +46,7 @@ def test_reason_names() -> None:
         "cascade",
         "manual",
         "liquidation_detected",
+        "escalation",
     }
     assert set(REASON_VALUES) == set(KillReason) == set(SAMPLE_VALUES)
     for reason, keys in REASON_VALUES.items():
@@ -69,6 +71,34 @@ def test_every_reason_trips(reason: KillReason) -> None:
     assert switch.original == Trip(reason, values, T0)
     assert switch.original is not None
     assert dict(switch.original.values) == values
+
+
+def test_latches_count_trips_of_an_armed_switch_only() -> None:
+    switch = KillSwitch()
+    assert switch.latches == 0
+    switch.trip(KillReason.MAX_DRAWDOWN, SAMPLE_VALUES[KillReason.MAX_DRAWDOWN], T0)
+    for second in range(1, 6):  # the monitor still sees its condition, and an operator asks
+        switch.trip(KillReason.MAX_DRAWDOWN, SAMPLE_VALUES[KillReason.MAX_DRAWDOWN], T0 + second)
+    switch.trip(KillReason.MANUAL, {"reason": "again"}, T0 + 7)
+    assert switch.latches == 1
+    switch.rearm("alice", "checked", T0 + 10)
+    switch.trip(KillReason.MANUAL, {"reason": "drill"}, T0 + 20)
+    assert switch.latches == 2
+    restored = KillSwitch.restore(switch.checkpoint(T0 + 30), T0 + 40)
+    assert restored.latches == 1  # a restored trip is a trip of this process
+
+
+def test_a_monitor_request_repeats_a_recorded_reason_an_operator_never_does() -> None:
+    switch = KillSwitch()
+    assert not switch.repeats(KillReason.MAX_DRAWDOWN)  # armed: a new trip
+    switch.trip(KillReason.MAX_DRAWDOWN, SAMPLE_VALUES[KillReason.MAX_DRAWDOWN], T0)
+    assert switch.repeats(KillReason.MAX_DRAWDOWN)
+    assert not switch.repeats(KillReason.LIQUIDATION_DETECTED)  # new evidence: recorded
+    assert not switch.repeats(KillReason.MANUAL)
+    switch.trip(KillReason.MANUAL, {"reason": "x"}, T0 + 1)
+    assert not switch.repeats(KillReason.MANUAL)
+    switch.rearm("alice", "checked", T0 + 2)
+    assert not switch.repeats(KillReason.MAX_DRAWDOWN)
 
 
 def test_trip_copies_values() -> None:

@@ -18,6 +18,7 @@ fail the other. Queries are read-only and fall back to REST on any socket troubl
 
 from __future__ import annotations
 
+import copy
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -88,6 +89,13 @@ class HyperliquidClient:
         self.post_timeout_s = post_timeout_s
         self._clock = clock
         self._assets: dict[str, AssetMeta] = {}
+
+    def over_rest(self) -> HyperliquidClient:
+        """This client (signer, nonces, limiter, metadata) without its socket: every request
+        over REST. The cancel-all's second path, for when a WebSocket reply is lost."""
+        twin = copy.copy(self)
+        twin.ws = None
+        return twin
 
     # --- reference data -------------------------------------------------------------------
 
