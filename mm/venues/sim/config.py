@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import attrs
 
-from mm.settings import at_least, non_empty, non_negative, one_of, port, positive, setting
+from mm.settings import (
+    at_least,
+    check_section,
+    non_empty,
+    non_negative,
+    one_of,
+    port,
+    positive,
+    setting,
+)
 from mm.venues.sim.faults import FaultConfig
 
 
@@ -23,7 +32,27 @@ def _listed_cascades(value: tuple[CascadeConfig, ...]) -> str | None:
     from mm.venues.sim.universe import UNIVERSE
 
     unknown = [cascade.coin for cascade in value if cascade.coin not in UNIVERSE]
-    return f"unknown coins {unknown}" if unknown else None
+    if unknown:
+        return f"unknown coins {unknown}"
+    # The entries' own constraints: a tuple's items are not visited by check_section.
+    problems = [
+        problem
+        for index, cascade in enumerate(value)
+        for problem in check_section(cascade, f"[{index}]")
+    ]
+    return "; ".join(problems) or None
+
+
+def _above_minus_one(value: float) -> str | None:
+    return None if value > -1 else f"must be > -1 (a fall of 100% or more), got {value!r}"
+
+
+def _fraction(value: float) -> str | None:
+    return None if 0 <= value <= 1 else f"must be between 0 and 1, got {value!r}"
+
+
+def _below_one(value: float) -> str | None:
+    return None if 0 <= value < 1 else f"must be >= 0 and < 1, got {value!r}"
 
 
 @attrs.frozen
@@ -45,12 +74,25 @@ class MarketConfig:
 
 @attrs.frozen
 class CascadeConfig:
-    """A scheduled cascade: the coin's mid moves by ``move`` (a fraction) over ``duration_s``."""
+    """A cascade: the coin's mid moves by ``move`` (a fraction) over ``duration_s``.
+
+    While it runs, the takers on the moving side (sellers in a fall, buyers in a rise) arrive
+    at ``intensity`` times their rate, ``one_sided`` of the takers on the other side stay away
+    (0: all come, 1: none), and ``thinning`` of the resting liquidity on the side being hit
+    (bids in a fall, asks in a rise) is withdrawn. The defaults are a liquidation cascade; a
+    slow informed trend is a small ``move`` over minutes with, say, ``intensity = 2``,
+    ``one_sided = 1`` and ``thinning = 0``; ``intensity = 1``, ``one_sided = 0`` and
+    ``thinning = 0`` move the mid alone. ``start_s`` counts from the venue's start for a
+    scheduled cascade (``POST /sim/cascade`` starts one at once).
+    """
 
     coin: str = setting("BTC", non_empty)
     start_s: float = setting(60.0, non_negative)
-    move: float = setting(-0.05)
+    move: float = setting(-0.05, _above_minus_one)
     duration_s: float = setting(30.0, positive)
+    intensity: float = setting(8.0, non_negative)
+    one_sided: float = setting(0.5, _fraction)
+    thinning: float = setting(0.6, _below_one)
 
 
 @attrs.frozen

@@ -10,6 +10,13 @@ Pure given its random source and the times it is stepped at. Each step:
 - takers arrive on each side at rate ``taker_a`` per second, each reaching a depth D drawn
   from an exponential law with rate ``taker_k`` per bp, so a price at depth d is reached at
   rate ``A * exp(-k * d)``; a taker sends an IOC limit at ``mid ± D`` for ``taker_size_usd``.
+
+A cascade (:class:`Cascade`) drifts the mid and reshapes the flow while it runs: the takers on
+the moving side (sellers in a fall) arrive at ``intensity`` times their rate, ``one_sided`` of
+the other side's takers stay away, and ``thinning`` of the liquidity on the side being hit (bids
+in a fall) is withdrawn. Its effects are weighted by the part of each step it overlaps, and
+overlapping cascades multiply. Outside cascades the market draws exactly the random numbers it
+always did, so a seed's calm tape does not depend on this.
 """
 
 from __future__ import annotations
@@ -41,15 +48,56 @@ def poisson(rng: random.Random, mean: float) -> int:
 
 @attrs.define
 class Cascade:
+    """A running cascade on one asset; see the module docstring for the flow parameters."""
+
     asset: int
     start_ms: int
     end_ms: int
     log_drift_per_s: float
+    intensity: float = 1.0  # the moving side's taker rate multiplier
+    one_sided: float = 0.0  # the share of the other side's takers that stay away
+    thinning: float = 0.0  # the share of the hit side's resting liquidity withdrawn
+
+    def overlap_ms(self, step_start_ms: float, step_end_ms: float) -> float:
+        return max(min(step_end_ms, self.end_ms) - max(step_start_ms, self.start_ms), 0.0)
 
     def drift(self, step_start_ms: float, step_end_ms: float) -> float:
         """Log move over the part of a step that overlaps the cascade."""
-        overlap = min(step_end_ms, self.end_ms) - max(step_start_ms, self.start_ms)
-        return self.log_drift_per_s * overlap / 1000 if overlap > 0 else 0.0
+        return self.log_drift_per_s * self.overlap_ms(step_start_ms, step_end_ms) / 1000
+
+    @property
+    def falling(self) -> bool | None:
+        """True for a fall, False for a rise, None for no move (no side to reshape)."""
+        if self.log_drift_per_s == 0:
+            return None
+        return self.log_drift_per_s < 0
+
+
+@attrs.define
+class Flow:
+    """Multipliers for one asset's step: taker rates per side and liquidity size per side."""
+
+    buy_rate: float = 1.0
+    sell_rate: float = 1.0
+    bid_size: float = 1.0
+    ask_size: float = 1.0
+
+    def add(self, cascade: Cascade, weight: float) -> None:
+        """Apply ``cascade`` over the fraction ``weight`` of the step."""
+        falling = cascade.falling
+        if falling is None or weight <= 0:
+            return
+        moving = 1.0 + (cascade.intensity - 1.0) * weight
+        other = 1.0 - cascade.one_sided * weight
+        hit = 1.0 - cascade.thinning * weight
+        if falling:
+            self.sell_rate *= moving
+            self.buy_rate *= other
+            self.bid_size *= hit
+        else:
+            self.buy_rate *= moving
+            self.sell_rate *= other
+            self.ask_size *= hit
 
 
 class SyntheticMarket:
@@ -67,10 +115,26 @@ class SyntheticMarket:
         self.cascades: list[Cascade] = []
         self._ladder: dict[int, list[int]] = {asset: [] for asset in start_px}
 
-    def start_cascade(self, asset: int, move: float, duration_s: float, now_ms: int) -> None:
-        """Move the mid by the fraction ``move`` (e.g. -0.05) over ``duration_s``."""
+    def start_cascade(
+        self,
+        asset: int,
+        move: float,
+        duration_s: float,
+        now_ms: int,
+        *,
+        intensity: float = 1.0,
+        one_sided: float = 0.0,
+        thinning: float = 0.0,
+    ) -> None:
+        """Move the mid by the fraction ``move`` (e.g. -0.05) over ``duration_s``.
+
+        ``intensity``, ``one_sided`` and ``thinning`` reshape the flow while it runs (the
+        module docstring); their defaults leave the flow as it is.
+        """
         drift = math.log1p(move) / duration_s
-        self.cascades.append(Cascade(asset, now_ms, now_ms + int(duration_s * 1000), drift))
+        end_ms = now_ms + int(duration_s * 1000)
+        cascade = Cascade(asset, now_ms, end_ms, drift, intensity, one_sided, thinning)
+        self.cascades.append(cascade)
 
     def seed_liquidity(self, now_ms: int) -> None:
         for asset in self.mid:
@@ -84,28 +148,33 @@ class SyntheticMarket:
             log_move = config.volatility_bps * BPS * math.sqrt(dt_s) * rng.gauss(0.0, 1.0)
             for _ in range(poisson(rng, config.jump_rate_per_hour / 3600 * dt_s)):
                 log_move += config.jump_size_bps * BPS * rng.gauss(0.0, 1.0)
+            flow = Flow()
             for cascade in self.cascades:
                 if cascade.asset == asset:
                     log_move += cascade.drift(step_start_ms, now_ms)
+                    overlap = cascade.overlap_ms(step_start_ms, now_ms)
+                    flow.add(cascade, overlap / (dt_s * 1000) if dt_s > 0 else 0.0)
             self.mid[asset] *= math.exp(log_move)
-            self._requote(asset, now_ms)
-            self._takers(asset, now_ms, dt_s)
+            self._requote(asset, now_ms, flow)
+            self._takers(asset, now_ms, dt_s, flow)
         self.cascades = [c for c in self.cascades if c.end_ms > now_ms]
 
-    def _requote(self, asset: int, now_ms: int) -> None:
+    def _requote(self, asset: int, now_ms: int, flow: Flow | None = None) -> None:
         engine = self.engine
         for oid in self._ladder[asset]:
             engine.cancel(LIQUIDITY_USER, asset, oid, now_ms)
         spec = engine.specs[asset]
         config = self.config
         mid = self.mid[asset]
+        flow = flow or Flow()
         placed: list[int] = []
         for level in range(config.liquidity_levels):
             offset = (config.liquidity_spread_bps / 2 + level * config.liquidity_step_bps) * BPS
             for is_buy in (True, False):
                 price = mid * (1 - offset) if is_buy else mid * (1 + offset)
                 ticks = spec.round_px(price, up=not is_buy)
-                lots = max(1, round(config.liquidity_size_usd / price * 10**spec.sz_decimals))
+                usd = config.liquidity_size_usd * (flow.bid_size if is_buy else flow.ask_size)
+                lots = max(1, round(usd / price * 10**spec.sz_decimals))
                 request = OrderRequest(asset, is_buy, spec.px_str(ticks), spec.sz_str(lots))
                 result = engine.place(LIQUIDITY_USER, request, now_ms)
                 resting = getattr(result, "oid", None)
@@ -113,12 +182,14 @@ class SyntheticMarket:
                     placed.append(resting)
         self._ladder[asset] = placed
 
-    def _takers(self, asset: int, now_ms: int, dt_s: float) -> None:
+    def _takers(self, asset: int, now_ms: int, dt_s: float, flow: Flow | None = None) -> None:
         config = self.config
         spec = self.engine.specs[asset]
         mid = self.mid[asset]
+        flow = flow or Flow()
         for is_buy in (True, False):
-            for _ in range(poisson(self.rng, config.taker_a * dt_s)):
+            rate = config.taker_a * (flow.buy_rate if is_buy else flow.sell_rate)
+            for _ in range(poisson(self.rng, rate * dt_s)):
                 reach = self.rng.expovariate(config.taker_k) * BPS
                 price = mid * (1 + reach) if is_buy else mid * (1 - reach)
                 ticks = spec.round_px(price, up=not is_buy)

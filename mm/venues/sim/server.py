@@ -3,7 +3,8 @@
 ``POST /info`` and ``POST /exchange`` over HTTP; ``/ws`` for subscriptions, pings and ``post``
 requests, as the venue serves them. Every request is charged to its IP's weight budget first.
 Faults (``mm.venues.sim.faults``) act here, on frames and requests; the simulator-only control
-endpoints ``GET/POST /sim/faults``, ``POST /sim/disconnect``, ``POST /sim/cascade`` and
+endpoints ``GET/POST /sim/faults``, ``POST /sim/disconnect``, ``POST /sim/cascade`` (a body
+of ``mm.venues.sim.config.CascadeConfig`` keys but ``start_s``: the cascade starts at once) and
 ``POST /sim/liquidate`` let tests switch them at runtime.
 """
 
@@ -20,6 +21,8 @@ from hypercorn.trio import serve
 from hypercorn.typing import ASGIFramework
 
 from mm.asgi import Receive, Scope, Send, hypercorn_config, read_body, run_lifespan
+from mm.settings import ConfigError, structure_section
+from mm.venues.sim.config import CascadeConfig
 from mm.venues.sim.faults import DATA_CHANNELS, FaultUpdateError, FrameFate, HttpFate
 from mm.venues.sim.hub import Key, Session
 from mm.venues.sim.hyperliquid import wire
@@ -35,6 +38,24 @@ GREETING = "Websocket connection established."
 TOO_MANY = "429 Too Many Requests"
 OUTBOX_FRAMES = 10_000
 MAX_BODY = 1 << 20
+
+
+CASCADE_REQUIRED = ("coin", "move", "duration_s")
+
+
+def cascade_request(request: Mapping[str, Any]) -> CascadeConfig:
+    """The body of ``POST /sim/cascade`` as a cascade starting now.
+
+    ``coin``, ``move`` and ``duration_s`` are required; ``intensity``, ``one_sided`` and
+    ``thinning`` default to a liquidation cascade's (``CascadeConfig``). Raises KeyError for a
+    missing key and ConfigError for a wrong type, an unknown key or a value out of range.
+    """
+    for key in CASCADE_REQUIRED:
+        if key not in request:
+            raise KeyError(key)
+    if "start_s" in request:
+        raise ConfigError(["cascade.start_s: a runtime cascade starts at once"])
+    return structure_section({**request, "start_s": 0.0}, CascadeConfig, "cascade")
 
 
 class SimApp:
@@ -101,9 +122,7 @@ class SimApp:
             if path == "/sim/faults":
                 return 200, attrs.asdict(venue.faults.update(request))
             if path == "/sim/cascade":
-                venue.start_cascade(
-                    str(request["coin"]), float(request["move"]), float(request["duration_s"])
-                )
+                venue.start_cascade(cascade_request(request))
                 return 200, {"ok": True}
             if path == "/sim/liquidate":
                 venue.force_position(
@@ -112,6 +131,8 @@ class SimApp:
                 return 200, {"ok": True}
         except FaultUpdateError as error:
             return 400, {"error": str(error)}
+        except ConfigError as error:
+            return 400, {"error": f"bad request: {'; '.join(error.errors)}"}
         except (KeyError, ValueError, TypeError) as error:
             return 400, {"error": f"bad request: {error!r}"}
         return 404, {"error": f"no such endpoint: {method} {path}"}

@@ -19,7 +19,7 @@ import trio
 from loguru import logger
 
 from mm import clock
-from mm.venues.sim.config import SimConfig
+from mm.venues.sim.config import CascadeConfig, SimConfig
 from mm.venues.sim.engine import Engine, Fees
 from mm.venues.sim.events import BookChanged, NonUserCancel, OrderUpdate, Trade, UserFill
 from mm.venues.sim.faults import Faults
@@ -236,14 +236,34 @@ class SimVenue:
 
     # --- runtime controls (tests, `POST /sim/...`) ---------------------------------------------
 
-    def start_cascade(self, coin: str, move: float, duration_s: float) -> None:
-        spec = self.engine.by_name.get(coin)
+    def start_cascade(self, cascade: CascadeConfig) -> None:
+        """Start ``cascade`` now (its ``start_s`` is the scheduler's business, not this)."""
+        spec = self.engine.by_name.get(cascade.coin)
         if spec is None:
-            raise ValueError(f"unknown coin {coin!r}")
-        if duration_s <= 0:
+            raise ValueError(f"unknown coin {cascade.coin!r}")
+        if cascade.duration_s <= 0:
             raise ValueError("duration_s must be > 0")
-        self.market.start_cascade(spec.index, move, duration_s, self.now_ms())
-        logger.info("cascade on {}: {:+.2%} over {}s", coin, move, duration_s)
+        if cascade.move <= -1:
+            raise ValueError("move must be > -1")
+        self.market.start_cascade(
+            spec.index,
+            cascade.move,
+            cascade.duration_s,
+            self.now_ms(),
+            intensity=cascade.intensity,
+            one_sided=cascade.one_sided,
+            thinning=cascade.thinning,
+        )
+        logger.info(
+            "cascade on {}: {:+.2%} over {}s (takers x{:g}, {:.0%} of the other side away, "
+            "{:.0%} of the hit side's liquidity withdrawn)",
+            cascade.coin,
+            cascade.move,
+            cascade.duration_s,
+            cascade.intensity,
+            cascade.one_sided,
+            cascade.thinning,
+        )
 
     def disconnect_all(self, reason: str) -> int:
         """Close every open WebSocket connection; how many were open."""
@@ -294,8 +314,7 @@ class SimVenue:
             await trio.sleep(step)
             now = self.now_ms()
             while self._cascades and started + self._cascades[0].start_s * 1000 <= now:
-                cascade = self._cascades.pop(0)
-                self.start_cascade(cascade.coin, cascade.move, cascade.duration_s)
+                self.start_cascade(self._cascades.pop(0))
             # Step by the time that really passed, so the market keeps pace with the clock.
             self.market.step(now, (now - last) / 1000)
             last = now
