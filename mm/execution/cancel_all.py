@@ -5,8 +5,9 @@ sequence and the flattener (for its symbols). Each round reads the venue's open 
 any are left, cancels them by oid, then reads again after ``settle_s``; the first read that shows
 none is confirmed by one more read ``confirm_s`` later (an order a slot was sending may land
 after the first). It ends when the venue shows zero, when ``max_rounds`` cancel requests were
-sent, or at the policy's deadline, and returns a ``CancelAllReport``: how many the venue
-confirmed canceled, which orders remain (coin, oid), the time to zero and the rounds.
+sent, or at the policy's deadline, and returns a ``CancelAllReport``: how many were canceled
+(answered so, or gone at a later read when the answer was lost), which orders remain (coin,
+oid), the time to zero and the rounds.
 
 Every request goes over every path the venue client has (``paths_of``: the WebSocket post,
 then REST alone). A request starts on the first path; a failure, or no answer within
@@ -30,6 +31,7 @@ from loguru import logger
 from mm.model import CancelOrder, CancelResult, OpenOrder
 
 T = TypeVar("T")
+RETRY_PAUSE_S = 0.1  # at least this between reads when no path answered
 
 
 class CancelVenue(Protocol):
@@ -75,7 +77,7 @@ is in flight to wait for), under the flatten deadline."""
 
 @attrs.frozen
 class CancelAllReport:
-    canceled: int  # orders the venue confirmed canceled
+    canceled: int  # orders canceled: answered so, or gone at a later read (a lost answer)
     remaining: tuple[tuple[str, int], ...]  # (coin, oid) open at the last read
     seconds_to_zero: float | None  # from the start to the read that showed none; None: never
     attempts: int  # cancel requests sent
@@ -170,7 +172,9 @@ async def cancel_all(
         raise ValueError("a cancel-all needs at least one path to the venue")
     wanted = None if coins is None else frozenset(coins)
     started = trio.current_time()
-    canceled: set[int] = set()
+    confirmed: set[int] = set()  # cancels the venue answered as done
+    in_flight: set[int] = set()  # cancels sent since the last read
+    checked: set[int] = set()  # cancels sent before a read that came back
     last_seen: list[OpenOrder] = []
     attempts = reads = 0
     zero_at: float | None = None
@@ -180,9 +184,11 @@ async def cancel_all(
             while True:
                 answered, orders = await first_answer(paths, _read, policy, errors)
                 if not answered:
-                    await trio.sleep(policy.settle_s)  # the venue is unreachable: pace retries
+                    await trio.sleep(max(policy.settle_s, RETRY_PAUSE_S))  # unreachable: pace
                     continue
                 reads += 1
+                checked |= in_flight
+                in_flight = set()
                 last_seen = [o for o in orders if wanted is None or o.coin in wanted]
                 if not last_seen:
                     if cancel_sent is not None:
@@ -198,13 +204,14 @@ async def cancel_all(
                     break
                 attempts += 1
                 cancels = [CancelOrder(o.coin, oid=o.oid) for o in last_seen]
+                in_flight |= {o.oid for o in last_seen}
                 answered, results = await first_answer(
                     paths, partial(_cancel, cancels=cancels), policy, errors
                 )
                 if cancel_sent is not None:
                     cancel_sent.set()
                 if answered:
-                    canceled.update(
+                    confirmed.update(
                         cancel.oid
                         for cancel, result in zip(cancels, results, strict=False)
                         if result is None and cancel.oid is not None
@@ -214,8 +221,9 @@ async def cancel_all(
         if cancel_sent is not None:
             cancel_sent.set()
     seconds = trio.current_time() - started
+    still_open = {o.oid for o in last_seen}
     report = CancelAllReport(
-        canceled=len(canceled),
+        canceled=len(confirmed | (checked - still_open)),
         remaining=tuple((o.coin, o.oid) for o in last_seen),
         seconds_to_zero=None if zero_at is None else zero_at - started,
         attempts=attempts,
