@@ -45,6 +45,7 @@ from mm.ops.coordinator import ModeCoordinator
 from mm.ops.monitor import AutonomyMonitor, channel_fill
 from mm.ops.notifier import Notifier
 from mm.ops.sessions import SessionRunner
+from mm.risk.account import AccountWatch
 from mm.risk.controller import KillSwitchController
 from mm.risk.runner import RiskAggregator
 from mm.runfile import RunFile, RunInfo
@@ -236,8 +237,14 @@ class Service:
             ChildSpec("trading", self.killswitch.run, describe=self._trading_tree(trading))
         )
         self.killswitch.export(self.registry)
+        self.account = AccountWatch(self.adapter, self.config.autonomy.venue_poll_s)
         self.risk = RiskAggregator(
-            self.config.risk, self.trading, self.adapter, self.killswitch, self.registry
+            self.config.risk,
+            self.trading,
+            self.adapter,
+            self.killswitch,
+            self.registry,
+            self.account,
         )
         children.append(self._child("risk", self.risk.run))
         self.session.killswitch_tripped = lambda: self.killswitch.switch.tripped
@@ -254,15 +261,17 @@ class Service:
                 "trades": lambda: channel_fill(adapter.trades),
                 "notifications": self.notifier.fill,
             },
-            self._drawdown_usd,
+            self._drawdown,
+            self.account,
         )
         children.append(self._child("autonomy", self.monitor.run))
         children.append(self._child("session", self.session.run))
         return children
 
-    def _drawdown_usd(self) -> float:
+    def _drawdown(self) -> float | None:
+        """PnL below its peak as a fraction of the account value (None: cannot be judged)."""
         state = self.risk.last_state
-        return state.drawdown_usd if state is not None else 0.0
+        return state.drawdown if state is not None else None
 
     def _journal_markout(
         self, coin: str, horizon_ms: int, bps: float, fill_time_ms: int, tid: int | None
@@ -316,7 +325,7 @@ class Service:
             "session": self.session.status(),
             "notify": self.notifier.status(),
             "risk": self.risk.status(),
-            "trading": self.trading.status(),
+            "trading": self.trading.status(self._trading_stopped()),
             "tree": {
                 "name": self.root.name,
                 "path": self.root.path,
@@ -324,6 +333,11 @@ class Service:
                 "children": [child.to_dict() for child in self.root.status()],
             },
         }
+
+    def _trading_stopped(self) -> str | None:
+        """Why trading is stopped outright, for status: the kill switch, while tripped."""
+        killswitch = self.killswitch.status()
+        return f"kill switch tripped ({killswitch['reason']})" if killswitch["tripped"] else None
 
     async def _kill(self, reason: str) -> Answer:
         """``mm kill``: answered once the trip's checkpoint is committed and the venue's

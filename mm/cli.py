@@ -210,6 +210,8 @@ def render_status(status: dict[str, Any]) -> str:
     if risk and risk.get("action"):
         reasons = "; ".join(risk.get("reasons") or []) or "-"
         lines.append(f"risk decision: {risk['action']} ({reasons})")
+        for monitor, why in (risk.get("cannot_judge") or {}).items():
+            lines.append(f"  {monitor}: {why}")
     trading = status.get("trading")
     if trading and trading.get("symbols"):
         lines.extend(["", _trading_table(trading)])

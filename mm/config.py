@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
+import itertools
 import tomllib
 import typing
 from collections.abc import Callable, Mapping
@@ -199,12 +200,41 @@ def _cross_checks(config: Config) -> list[str]:
                     "session.default_open is false, so it would never trade: add it to a "
                     "[[session.tracks]] entry"
                 )
+    problems.extend(staleness_ladder_problems(config))
     autonomy = config.autonomy
+    if autonomy.max_drawdown >= config.risk.max_drawdown:
+        problems.append(
+            f"autonomy.max_drawdown: must be below risk.max_drawdown ({config.risk.max_drawdown})"
+            f" so that HALT acts before the kill switch, got {autonomy.max_drawdown}"
+        )
     if autonomy.margin_warning >= autonomy.margin_reduce_only:
         problems.append(
             f"autonomy.margin_warning: must be below autonomy.margin_reduce_only "
             f"({autonomy.margin_reduce_only}), got {autonomy.margin_warning}"
         )
+    return problems
+
+
+def staleness_ladder(config: Config) -> list[tuple[str, float]]:
+    """The staleness limits (key, seconds), in the order they must act: pull a symbol, flag it
+    stale, REDUCE_ONLY on a majority gap, KILL (config.toml documents the ladder)."""
+    return [
+        ("strategy.max_book_age_s", config.strategy.max_book_age_s),
+        ("feeds.market.quality.max_age_ms", config.feeds.market.quality.max_age_ms / 1000),
+        ("autonomy.feed_gap_s", config.autonomy.feed_gap_s),
+        ("risk.stale_threshold_s", config.risk.stale_threshold_s),
+    ]
+
+
+def staleness_ladder_problems(config: Config) -> list[str]:
+    ladder = staleness_ladder(config)
+    problems = []
+    for (shorter, low), (key, high) in itertools.pairwise(ladder):
+        if high <= low:
+            problems.append(
+                f"{key}: must be longer than {shorter} ({low:g} s) in the staleness ladder, "
+                f"got {high:g} s"
+            )
     return problems
 
 

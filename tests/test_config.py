@@ -22,6 +22,7 @@ from mm.config import (
     is_loopback,
     load_config,
     resolve_secrets,
+    staleness_ladder,
     structure,
     to_dict,
 )
@@ -638,3 +639,40 @@ def test_operations_sections_report_each_problem_once() -> None:
     assert any(e.startswith("notify.min_interval_s:") for e in errors)
     assert any(e.startswith("notify.webhook_url: required") for e in errors)
     assert any(e.startswith("strategy.symbols[1]: 'SOL' is in no session track") for e in errors)
+
+
+def test_one_drawdown_measure_and_halt_acts_before_the_kill_switch() -> None:
+    shipped = load_config(SHIPPED_CONFIG, {})
+    assert shipped.autonomy.max_drawdown < shipped.risk.max_drawdown
+    errors = errors_of({"autonomy": {"max_drawdown": 0.02}, "risk": {"max_drawdown": 0.02}})
+    assert errors == [
+        "autonomy.max_drawdown: must be below risk.max_drawdown (0.02) so that HALT acts before "
+        "the kill switch, got 0.02"
+    ]
+
+
+def test_the_shipped_staleness_ladder_runs_from_pulling_a_symbol_to_the_kill() -> None:
+    shipped = load_config(SHIPPED_CONFIG, {})
+    ladder = staleness_ladder(shipped)
+    assert [key for key, _ in ladder] == [
+        "strategy.max_book_age_s",
+        "feeds.market.quality.max_age_ms",
+        "autonomy.feed_gap_s",
+        "risk.stale_threshold_s",
+    ]
+    limits = [seconds for _, seconds in ladder]
+    assert limits == sorted(limits)
+    assert len(set(limits)) == len(limits)
+    # Each key of the ladder is documented in config.toml's one description of it.
+    text = SHIPPED_CONFIG.read_text()
+    block = text[text.index("# The staleness ladder") : text.index("max_book_age_s = ")]
+    for key, _ in ladder:
+        assert key in block
+
+
+def test_a_staleness_ladder_out_of_order_is_refused() -> None:
+    errors = errors_of({"autonomy": {"feed_gap_s": 40.0}})
+    assert errors == [
+        "risk.stale_threshold_s: must be longer than autonomy.feed_gap_s (40 s) in the "
+        "staleness ladder, got 30 s"
+    ]

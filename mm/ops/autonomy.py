@@ -129,8 +129,10 @@ class AutonomyConfig:
     # Margin used as a fraction of account value: quarantine, then reduce only.
     margin_warning: float = setting(0.5, positive)
     margin_reduce_only: float = setting(0.8, positive)
-    # Drop of total PnL from its peak, in USD, that halts.
-    max_drawdown_usd: float = setting(250.0, positive)
+    # HALT when total PnL falls this fraction of the venue's account value below its peak: the
+    # same measure as risk.max_drawdown (which trips the kill switch), and below it, so HALT
+    # acts first. Not judged while the account value is unknown.
+    max_drawdown: float = setting(0.01, positive)
     # QUARANTINED returns to NORMAL after this long without any trigger; REDUCE_ONLY does the
     # same only when reduce_only_needs_rearm is false. HALT always needs mm rearm.
     quarantine_recover_after_s: float = setting(30.0, non_negative)

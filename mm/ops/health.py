@@ -33,7 +33,9 @@ class Readings:
     # Per symbol: (local position, venue position, seconds they have disagreed).
     drift: Mapping[str, tuple[float, float, float]] = attrs.field(factory=dict)
     margin_usage: float | None = None  # margin used / account value
-    drawdown_usd: float = 0.0  # total PnL below its peak
+    # Total PnL below its peak, as a fraction of the account value (None: cannot be judged, the
+    # account value is not known).
+    drawdown: float | None = None
 
 
 def assess(readings: Readings, config: AutonomyConfig) -> list[Trigger]:
@@ -88,12 +90,12 @@ def assess(readings: Readings, config: AutonomyConfig) -> list[Trigger]:
         add(Reason.MARGIN_USAGE, Mode.REDUCE_ONLY, usage=round(usage, 4))
     elif usage is not None and usage > config.margin_warning:
         add(Reason.MARGIN_WARNING, Mode.QUARANTINED, usage=round(usage, 4))
-    if readings.drawdown_usd > config.max_drawdown_usd:
+    if readings.drawdown is not None and readings.drawdown > config.max_drawdown:
         add(
             Reason.PNL_PEAK_DRAWDOWN,
             Mode.HALT,
-            drawdown_usd=round(readings.drawdown_usd, 2),
-            limit_usd=config.max_drawdown_usd,
+            drawdown=round(readings.drawdown, 6),
+            limit=config.max_drawdown,
         )
     return sorted(found, key=lambda trigger: trigger.mode, reverse=True)
 

@@ -2,8 +2,9 @@
 
 Several times a second (``autonomy.check_every_s``) it gathers ``Readings``: the journal's
 write lag, every symbol's book age, feed reconnects in the flapping window, the fill of the
-service's queues, resident memory, local against venue positions (the venue is read every
-``venue_poll_s``), margin usage and the drop of PnL from its peak. ``assess`` turns them into
+service's queues, resident memory, local against venue positions and margin usage (from the
+risk child's ``AccountWatch``, which reads the venue every ``venue_poll_s`` and at every
+resync) and the drop of PnL from its peak against the account value. ``assess`` turns them into
 triggers and the coordinator escalates to the strictest. When the current mode may recover by
 itself, the time since the last trigger is handed to the coordinator.
 """
@@ -15,14 +16,13 @@ from typing import Any
 
 import psutil
 import trio
-from loguru import logger
 
 from mm import clock
 from mm.journal import Journal
-from mm.model import AccountState
 from mm.ops.autonomy import AutonomyConfig
 from mm.ops.coordinator import ModeCoordinator
 from mm.ops.health import DriftTracker, EventWindow, Readings, assess
+from mm.risk.account import AccountReading, AccountWatch
 from mm.strategy.runner import Trading
 from mm.venues.hyperliquid.adapter import HyperliquidAdapter
 
@@ -47,7 +47,8 @@ class AutonomyMonitor:
         adapter: HyperliquidAdapter,
         trading: Trading,
         queues: Mapping[str, QueueFill],
-        drawdown_usd: Callable[[], float],
+        drawdown: Callable[[], float | None],
+        account: AccountWatch,
     ) -> None:
         self.config = config
         self.coordinator = coordinator
@@ -55,11 +56,12 @@ class AutonomyMonitor:
         self.adapter = adapter
         self.trading = trading
         self.queues = queues
-        self.drawdown_usd = drawdown_usd
+        self.drawdown = drawdown
+        self.account_watch = account
+        self._reading_seen: AccountReading | None = None
         self.reconnects = EventWindow(config.flapping_window_s)
         self.drift = DriftTracker(config.drift_tolerance)
         self.drifting: dict[str, tuple[float, float, float]] = {}
-        self.account: AccountState | None = None
         self.readings = Readings()
         self.quiet_since: float | None = None
         self._process = psutil.Process()
@@ -76,7 +78,6 @@ class AutonomyMonitor:
         self._started = trio.current_time()
         async with trio.open_nursery() as nursery:
             await nursery.start(self.coordinator.run)
-            nursery.start_soon(self._poll_venue)
             task_status.started()
             while True:
                 await self.check()
@@ -107,10 +108,11 @@ class AutonomyMonitor:
         for coin in self.trading.strategy.symbols:
             last = feed.last_book_ms(coin) if feed is not None else None
             ages[coin] = waited if last is None else (now_ms - last) / 1000
-        account = self.account
+        self._judge_drift()
+        reading = self.account_watch.latest
         usage = None
-        if account is not None and account.account_value > 0:
-            usage = account.margin_used / account.account_value
+        if reading is not None and reading.account.account_value > 0:
+            usage = reading.account.margin_used / reading.account.account_value
         return Readings(
             journal_lag_s=self.journal.lag(clock.wall()),
             book_ages_s=ages if feed is not None else {},
@@ -119,26 +121,20 @@ class AutonomyMonitor:
             rss_bytes=self._process.memory_info().rss,
             drift=self.drifting,
             margin_usage=usage,
-            drawdown_usd=self.drawdown_usd(),
+            drawdown=self.drawdown(),
         )
 
-    async def _poll_venue(self) -> None:
-        """The venue's positions and margin, for drift and margin usage."""
-        while True:
-            await trio.sleep(self.config.venue_poll_s)
-            client = self.adapter.client
-            if client is None or not self.adapter.healthy():
-                continue  # not in sync: positions are being recovered, not drifting
-            try:
-                account = await client.account_state()
-            except Exception as error:  # a failed poll is retried; the other checks still run
-                logger.debug("autonomy: account poll failed: {}", error)
-                continue
-            self.account = account
-            symbols = self.trading.strategy.symbols
-            venue = {p.coin: p.szi for p in account.positions if p.coin in symbols}
-            local = {coin: self.trading.positions.position(coin) for coin in symbols}
-            self.drifting = self.drift.update(local, venue, trio.current_time())
+    def _judge_drift(self) -> None:
+        """Local against venue positions, once per new account reading, only while in sync
+        (out of sync, positions are being recovered, not drifting)."""
+        reading = self.account_watch.latest
+        if reading is None or reading is self._reading_seen or not self.adapter.healthy():
+            return
+        self._reading_seen = reading
+        symbols = self.trading.strategy.symbols
+        venue = {p.coin: p.szi for p in reading.account.positions if p.coin in symbols}
+        local = {coin: self.trading.positions.position(coin) for coin in symbols}
+        self.drifting = self.drift.update(local, venue, trio.current_time())
 
     def status(self) -> dict[str, object]:
         readings = self.readings

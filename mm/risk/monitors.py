@@ -39,6 +39,9 @@ class Assessment:
     spread_factor: float = 1.0
     reason: str = ""
     values: dict[str, Any] = attrs.field(factory=dict)
+    # False when the monitor lacks an input it needs (e.g. the account value) and so cannot
+    # judge: it then asks for nothing, and says so (status, mm_risk_monitor_judging).
+    judging: bool = True
 
 
 @attrs.frozen
@@ -97,11 +100,19 @@ def loss(state: RiskState, config: RiskConfig) -> Assessment:
 
 
 def drawdown(state: RiskState, config: RiskConfig) -> Assessment:
-    """KILL when the drawdown against account value exceeds ``max_drawdown``."""
+    """KILL when the drawdown against account value exceeds ``max_drawdown``.
+
+    Skipped while the peak PnL is below ``min_peak_for_drawdown``; cannot judge (and asks for
+    nothing) while the account value is unknown.
+    """
     peak = max(state.peak_pnl, state.daily_pnl)
     if peak < config.min_peak_for_drawdown:
         return _ok("drawdown", peak=peak, min_peak=config.min_peak_for_drawdown)
     value = state.drawdown
+    if value is None:
+        reason = "cannot judge: the account value is not known yet"
+        values = {"drawdown_usd": state.drawdown_usd, "peak": peak}
+        return Assessment("drawdown", Action.NONE, reason=reason, values=values, judging=False)
     values = {"drawdown": value, "limit": config.max_drawdown, "peak": peak}
     severity = value / config.max_drawdown
     if value > config.max_drawdown:

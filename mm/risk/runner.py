@@ -1,10 +1,14 @@
 """The risk aggregator: a child of the tree that evaluates the monitors and acts on them.
 
 On a short timer it builds a ``RiskState`` from what the service knows (PnL and positions from
-fills, marks from the books, feed ages and connection states, API rejections), evaluates the
-eight monitors, publishes the decision the strategy reads (pull quotes, reduce only) and trips
-the kill switch on KILL. It also polls the venue's positions: a change larger than 20% of the
-maximum position with no matching fill within 5 s is a forced liquidation, and trips the switch.
+fills, marks from the books, the venue's account value, feed ages and connection states, API
+rejections), evaluates the eight monitors, publishes the decision the strategy reads (pull
+quotes, reduce only, the risk spread factor) and trips the kill switch on KILL (once: while the
+switch is tripped a monitor still at KILL is not a new trip). It runs the ``AccountWatch``
+that keeps the venue's account current: a monitor that needs the account value and has none
+says it cannot judge rather than inventing one. Every account reading also feeds the
+liquidation detector: a position change larger than 20% of the maximum position with no
+matching fill within 5 s is a forced liquidation, and trips the switch.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from prometheus_client import CollectorRegistry, Gauge
 
 from mm import clock
 from mm.model import Fill, Side
+from mm.risk.account import AccountWatch
 from mm.risk.aggregate import LiquidationDetector, RiskDecision, evaluate
 from mm.risk.controller import Kill, KillSwitchController
 from mm.risk.killswitch import KillReason, Value
@@ -34,7 +39,6 @@ from mm.strategy.runner import Trading
 from mm.venues.hyperliquid.adapter import HyperliquidAdapter
 
 EVALUATE_EVERY_S = 0.5
-POLL_POSITIONS_EVERY_S = 2.0
 
 KILL_REASONS = {
     "loss": KillReason.MAX_LOSS,
@@ -56,11 +60,13 @@ class RiskAggregator:
         adapter: HyperliquidAdapter,
         killswitch: KillSwitchController,
         registry: CollectorRegistry,
+        account: AccountWatch,
     ) -> None:
         self.config = config
         self.trading = trading
         self.adapter = adapter
         self.killswitch = killswitch
+        self.account = account
         self.decision: RiskDecision | None = None
         self.last_state: RiskState | None = None
         self.peak_pnl = 0.0
@@ -80,6 +86,13 @@ class RiskAggregator:
         self._decision = Gauge(
             "mm_risk_decision",
             "The aggregate risk decision: the most severe monitor action (0 none .. 5 kill).",
+            registry=registry,
+        )
+        self._judging = Gauge(
+            "mm_risk_monitor_judging",
+            "1 while a risk monitor has the inputs it needs, 0 while it cannot judge "
+            "(e.g. drawdown before the account value is known).",
+            ["monitor"],
             registry=registry,
         )
         trading.risk = self
@@ -107,9 +120,11 @@ class RiskAggregator:
             "daily_pnl": state.daily_pnl if state else None,
             "drawdown_usd": state.drawdown_usd if state else None,
             "drawdown": state.drawdown if state else None,  # against account value
+            "account_value": state.account_value if state else None,
             "reasons": list(decision.reasons),
             "spread_factor": decision.spread_factor,
             "monitors": {a.monitor: a.action.name.lower() for a in decision.assessments},
+            "cannot_judge": {a.monitor: a.reason for a in decision.assessments if not a.judging},
         }
 
     # --- the child --------------------------------------------------------------------------
@@ -117,7 +132,8 @@ class RiskAggregator:
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         task_status.started()
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(self._poll_positions)
+            await nursery.start(self.account.run)
+            nursery.start_soon(self._watch_positions)
             while True:
                 await trio.sleep(EVALUATE_EVERY_S)
                 self.evaluate_now()
@@ -129,8 +145,9 @@ class RiskAggregator:
         self.decision = decision
         for assessment in decision.assessments:
             self._severity.labels(monitor=assessment.monitor).set(int(assessment.action))
+            self._judging.labels(monitor=assessment.monitor).set(1 if assessment.judging else 0)
         self._decision.set(int(decision.action))
-        if decision.kill and decision.winner is not None:
+        if decision.kill and not self.killswitch.switch.tripped:
             winner = decision.winner
             values: dict[str, Value] = {
                 key: value
@@ -153,8 +170,6 @@ class RiskAggregator:
         snapshot = self.trading.positions.snapshot(marks)
         pnl = sum(s["total"] for s in snapshot.values())
         self.peak_pnl = max(self.peak_pnl, pnl)
-        startup = self.adapter.startup
-        account_value = (startup.account.account_value if startup else 0.0) + pnl
         symbols = {}
         for coin in self.trading.strategy.symbols:
             contracts = self.trading.positions.position(coin)
@@ -175,7 +190,7 @@ class RiskAggregator:
         return RiskState(
             daily_pnl=pnl,
             peak_pnl=self.peak_pnl,
-            account_value=account_value,
+            account_value=self.account.account_value(),
             symbols=symbols,
             feeds=self._feeds(),
             api_errors=self._errors.count(now),
@@ -212,24 +227,18 @@ class RiskAggregator:
         self._detector(fill.coin, fill.px).on_fill(signed, trio.current_time())
         self.evaluate_now()  # a fill changes positions and PnL: decide at once
 
-    async def _poll_positions(self) -> None:
-        while True:
-            await trio.sleep(POLL_POSITIONS_EVERY_S)
-            client = self.adapter.client
-            if client is None:
-                continue
-            try:
-                account = await client.account_state()
-            except Exception as error:  # a failed poll is retried; the monitors still run
-                logger.debug("position poll failed: {}", error)
-                continue
-            now = trio.current_time()
+    async def _watch_positions(self) -> None:
+        """Every account reading, stamped with the time its request was sent, against the fills
+        known by then."""
+        async for reading in self.account.readings:
             marks = self.trading.marks()
-            venue = {p.coin: p.szi for p in account.positions}
+            venue = {p.coin: p.szi for p in reading.account.positions}
             for coin in self.trading.strategy.symbols:
                 detector = self._detector(coin, marks.get(coin))
-                detector.on_position(venue.get(coin, 0.0), now)
-                for event in detector.poll(now):
+                detector.on_position(venue.get(coin, 0.0), reading.requested_at)
+            now = trio.current_time()
+            for coin in self.trading.strategy.symbols:
+                for event in self._detector(coin, marks.get(coin)).poll(now):
                     logger.critical("forced liquidation detected on {}: {}", coin, event)
                     values: dict[str, Value] = {"coin": coin, "delta": event.delta}
                     self.killswitch.request(Kill(KillReason.LIQUIDATION_DETECTED, values))

@@ -52,7 +52,9 @@ class RiskState:
 
     daily_pnl: float = 0.0
     peak_pnl: float = 0.0
-    account_value: float = 0.0
+    # The venue's account value (USD); None while it is not known (not read yet, or an account
+    # not funded yet): what is measured against it cannot be judged then.
+    account_value: float | None = None
     symbols: Mapping[str, SymbolRisk] = attrs.field(factory=dict)
     feeds: Mapping[str, FeedHealth] = attrs.field(factory=dict)
     cascade_severity: float = 0.0
@@ -69,19 +71,16 @@ class RiskState:
         return max(0.0, max(self.peak_pnl, self.daily_pnl) - self.daily_pnl)
 
     @property
-    def drawdown(self) -> float:
+    def drawdown(self) -> float | None:
         """Drawdown as a fraction of the account value: ``(peak - current) / account_value``.
 
         Not a ratio of the peak PnL (a $0.02 peak would make any dip look like hundreds of
-        percent). With no drawdown it is 0; with a drawdown but no positive account value it is
-        unknowable and reported as infinite (defense first).
+        percent). None while the account value is unknown or not positive: a drawdown against
+        no known account cannot be judged, and is never invented.
         """
-        amount = self.drawdown_usd
-        if amount <= 0.0:
-            return 0.0
-        if self.account_value <= 0.0:
-            return math.inf
-        return amount / self.account_value
+        if self.account_value is None or self.account_value <= 0.0:
+            return None
+        return self.drawdown_usd / self.account_value
 
 
 @attrs.define

@@ -303,12 +303,15 @@ class SymbolQuoter:
     def warm(self) -> bool:
         return self.volatility.estimate() is not None and self.intensity.estimate() is not None
 
-    def _fresh(self, now: float) -> bool:
-        return (
-            self._mid() is not None
-            and self.book_seen is not None
-            and now - self.book_seen <= self.config.max_book_age_s
-        )
+    def fresh(self, now: float) -> bool:
+        """A usable book that arrived at most ``max_book_age_s`` ago (the data gate)."""
+        return self._mid() is not None and now <= self.fresh_until()
+
+    def fresh_until(self) -> float:
+        """When the current book turns stale (-inf without a book)."""
+        if self.book_seen is None:
+            return -math.inf
+        return self.book_seen + self.config.max_book_age_s
 
     def quote(self, now: float) -> QuotePlan:
         """The orders wanted at ``now``; marks the accumulator as quoted."""
@@ -319,7 +322,7 @@ class SymbolQuoter:
         decision = gate.decide(
             GateInputs(
                 estimators_warm=self.warm(),
-                data_fresh=self._fresh(now),
+                data_fresh=self.fresh(now),
                 inventory=inventory,
                 quota_headroom=self.headroom,
             ),

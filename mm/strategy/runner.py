@@ -38,6 +38,11 @@ from mm.strategy.engine import QuotePlan, StrategyConfig, SymbolQuoter
 from mm.strategy.positions import Markouts, PositionBook
 from mm.venues.hyperliquid.adapter import HyperliquidAdapter
 
+
+def _gate_label(why: str) -> str:
+    return "data_gate" if why == "data_gate" else "not_in_sync"
+
+
 class TradingMetrics:
     def __init__(self, registry: CollectorRegistry) -> None:
         self.quoted_spread = Gauge(
@@ -188,6 +193,7 @@ class Trading:
         self.last_plans: dict[str, QuotePlan] = {}
         self.ticks: dict[str, float] = {}
         self._quoted_book_ms: dict[str, int] = {}  # the book each symbol was last quoted on
+        self.pulled: dict[str, str] = {}  # symbols whose quotes are pulled, and why
         self.halted = False  # set on stop: no new signals, ever
         self.risk: RiskReader | None = None  # the risk aggregator's decision, once it runs
         self.mode: RiskReader | None = None  # the autonomy mode coordinator
@@ -261,26 +267,66 @@ class Trading:
         bus = self.adapter.bus
         version = 0
         exported_at = 0.0
+        wake_in = self.strategy.accumulator.max_age_s
         while True:
-            with trio.move_on_after(self.strategy.accumulator.max_age_s):
+            with trio.move_on_after(wake_in):
                 version = await bus.wait_any(version)
             now = trio.current_time()
             now_ms = clock.wall_ms()
-            in_sync = self.adapter.healthy()
+            in_sync = self.adapter.in_sync()
+            stale = set(self.adapter.stale_coins())
             headroom = self.adapter.limiter.headroom(now)
             if now - exported_at >= 1.0:
                 self.export()
                 exported_at = now
+            wake_in = self.strategy.accumulator.max_age_s
             for coin, quoter in self.quoters.items():
                 book = bus.latest(coin)
-                if book is not None:
+                if book is not None and book is not quoter.book:  # only a new book is news
                     quoter.on_book(book, now)
                     if book.mid is not None:
                         self.markouts.on_mid(coin, book.mid, now_ms)
                 quoter.set_position(self.positions.position(coin))
                 quoter.set_headroom(headroom)
-                if in_sync and not self.halted and quoter.due(now):
+                if self.halted:
+                    continue
+                pull = self._pull_reason(coin, quoter, now, in_sync=in_sync, stale=stale)
+                if pull is not None:
+                    self._pull(coin, pull)
+                    continue
+                if self.pulled.pop(coin, None) is not None:
+                    logger.info("{}: data fresh and in sync again, quoting resumes", coin)
                     self._quote(coin, quoter, now)
+                elif quoter.due(now):
+                    self._quote(coin, quoter, now)
+                # Wake when this book turns stale, to pull its quotes at once.
+                wake_in = min(wake_in, max(quoter.fresh_until() - now, 0.0) + 1e-3)
+
+    def _pull_reason(
+        self, coin: str, quoter: SymbolQuoter, now: float, *, in_sync: bool, stale: set[str]
+    ) -> str | None:
+        """Why nothing of this coin may rest at the venue now: stale data (this symbol's book
+        older than strategy.max_book_age_s, or flagged stale by the feed) or the user stream
+        out of sync with the venue. None: quote."""
+        if not in_sync:
+            return "not in sync with the venue"
+        if coin in stale or not quoter.fresh(now):
+            return "data_gate"
+        return None
+
+    def _pull(self, coin: str, why: str) -> None:
+        """Stale data means no quotes: an empty ladder cancels the coin's resting orders. Sent
+        again while any order of the coin is live (one still pending when the pull began is
+        canceled once its answer lands); the slot's mailbox keeps only the latest signal."""
+        if self.pulled.get(coin) != why:
+            if coin not in self.pulled:
+                logger.warning("{}: quotes pulled ({})", coin, why)
+            self.pulled[coin] = why
+            self.metrics.gate.labels(symbol=coin, reason=_gate_label(why)).inc()
+        live = self.adapter.dispatcher.registry.live()
+        if any(order.coin == coin for order in live):
+            mailbox = self.mailboxes[slot_for(coin, len(self.mailboxes))]
+            mailbox.put(Signal(coin, (), self.ticks[coin], 0))
 
     def _quote(self, coin: str, quoter: SymbolQuoter, now: float) -> None:
         started = time.perf_counter()
@@ -396,9 +442,16 @@ class Trading:
                         values["mean_bps"]
                     )
 
-    def status(self) -> dict[str, Any]:
+    def status(self, stopped: str | None = None) -> dict[str, Any]:
+        """Per symbol what may be sent, why it quotes or not, its quotes, its open orders at the
+        venue, position, PnL and markouts. ``stopped`` says why trading is stopped outright (the
+        kill switch): then nothing is quoted, whatever the last plan was."""
         positions = self.positions.snapshot(self.marks())
         markouts = self.markouts.summary()
+        resting: dict[str, int] = {}
+        for order in self.adapter.dispatcher.registry.live():
+            if order.oid is not None:  # acknowledged: at the venue
+                resting[order.coin] = resting.get(order.coin, 0) + 1
         symbols: dict[str, Any] = {}
         for coin in self.strategy.symbols:
             plan = self.last_plans.get(coin)
@@ -406,16 +459,23 @@ class Trading:
             coin_markouts = markouts["symbols"].get(coin, {})
             permission = self.permission(coin)
             allowed = "reduce only" if permission.reduce_only else "all"
+            quoting = stopped is None and coin not in self.pulled and plan is not None
+            if stopped is not None:
+                gate = stopped
+            elif coin in self.pulled:
+                gate = f"pulled: {self.pulled[coin]}"
+            else:
+                gate = (plan.reason or "quoting") if plan else "not quoted yet"
             symbols[coin] = {
-                "allowed": permission.closed or allowed,
-                "gate": (plan.reason or "quoting") if plan else "not quoted yet",
-                "bid": plan.bid if plan else None,
-                "ask": plan.ask if plan else None,
-                "orders": len(plan.orders) if plan else 0,
+                "allowed": stopped or permission.closed or allowed,
+                "gate": gate,
+                "bid": plan.bid if plan and quoting else None,
+                "ask": plan.ask if plan and quoting else None,
+                "orders": resting.get(coin, 0),
                 "position": position,
                 "markouts": coin_markouts,
             }
-        return {"in_sync": self.adapter.healthy(), "symbols": symbols}
+        return {"in_sync": self.adapter.in_sync(), "symbols": symbols}
 
     # --- stop -------------------------------------------------------------------------------
 

@@ -20,6 +20,7 @@ import trio
 
 from mm.app import Service
 from mm.config import load_config, resolve_secrets
+from mm.venues.sim.venue import SimVenue
 
 SHIPPED_CONFIG = Path(__file__).resolve().parents[2] / "config.toml"
 
@@ -89,6 +90,37 @@ async def admin_client(service: Service) -> AsyncIterator[httpx.AsyncClient]:
     assert service.admin_url is not None
     async with httpx.AsyncClient(base_url=service.admin_url, timeout=10.0) as client:
         yield client
+
+
+def venue(service: Service) -> SimVenue:
+    """The embedded simulator, read in-process: a test's reads must not spend the venue's IP
+    rate limit, which the service shares on loopback."""
+    assert service.venue is not None, "the shipped config runs the embedded simulator"
+    return service.venue
+
+
+def resting_sides(service: Service) -> dict[str, set[str]]:
+    """Per coin, the sides ("B", "A") of the service's orders resting at the venue now."""
+    sim = venue(service)
+    sides: dict[str, set[str]] = {}
+    for order in sim.engine.open_orders(service.adapter.account):
+        coin = sim.specs[order.asset].name
+        sides.setdefault(coin, set()).add("B" if order.is_buy else "A")
+    return sides
+
+
+def positions_at_venue(service: Service) -> dict[str, float]:
+    """Per coin, the service's signed position at the venue now (coin units)."""
+    sim = venue(service)
+    account = sim.engine.account(service.adapter.account)
+    if account is None:
+        return {}
+    positions = {}
+    for spec in sim.specs:
+        lots = account.position(spec.index).szi
+        if lots:
+            positions[spec.name] = lots / 10**spec.sz_decimals
+    return positions
 
 
 async def venue_open_orders(sim: httpx.AsyncClient, user: str) -> list[dict[str, Any]]:

@@ -151,18 +151,19 @@ ROWS: list[Row] = [
         {"margin_usage": 1.25},
         (Reason.MARGIN_USAGE, Mode.REDUCE_ONLY, {"usage": 1.25}),
     ),
-    # drawdown from the peak: more than 250 USD halts
-    ("drawdown_below", {"drawdown_usd": 249.99}, None),
-    ("drawdown_at", {"drawdown_usd": 250.0}, None),
+    # drawdown from the peak: more than 1 % of the account value halts; unknown never does
+    ("drawdown_unknown", {"drawdown": None}, None),
+    ("drawdown_below", {"drawdown": 0.0099}, None),
+    ("drawdown_at", {"drawdown": 0.01}, None),
     (
         "drawdown_above",
-        {"drawdown_usd": 250.004},
-        (Reason.PNL_PEAK_DRAWDOWN, Mode.HALT, {"drawdown_usd": 250.0, "limit_usd": 250.0}),
+        {"drawdown": 0.0100004},
+        (Reason.PNL_PEAK_DRAWDOWN, Mode.HALT, {"drawdown": 0.01, "limit": 0.01}),
     ),
     (
         "drawdown_far_above",
-        {"drawdown_usd": 1000.126},
-        (Reason.PNL_PEAK_DRAWDOWN, Mode.HALT, {"drawdown_usd": 1000.13, "limit_usd": 250.0}),
+        {"drawdown": 0.25},
+        (Reason.PNL_PEAK_DRAWDOWN, Mode.HALT, {"drawdown": 0.25, "limit": 0.01}),
     ),
 ]
 
@@ -201,7 +202,7 @@ CUSTOM: list[tuple[dict[str, Any], dict[str, Any], Reason]] = [
     ({"drift_grace_s": 0.0}, {"drift": {"BTC": (1.0, 0.0, 0.0)}}, Reason.RECONCILIATION_DRIFT),
     ({"margin_warning": 0.1}, {"margin_usage": 0.2}, Reason.MARGIN_WARNING),
     ({"margin_reduce_only": 0.3}, {"margin_usage": 0.35}, Reason.MARGIN_USAGE),
-    ({"max_drawdown_usd": 10.0}, {"drawdown_usd": 11.0}, Reason.PNL_PEAK_DRAWDOWN),
+    ({"max_drawdown": 0.001}, {"drawdown": 0.002}, Reason.PNL_PEAK_DRAWDOWN),
 ]
 
 
@@ -214,9 +215,9 @@ def test_thresholds_come_from_the_config(
 
 
 def test_custom_limit_is_reported() -> None:
-    config = AutonomyConfig(max_drawdown_usd=10.0, flapping_window_s=60.0)
-    triggers = assess(Readings(drawdown_usd=12.0, reconnects=9), config)
-    assert triggers[0].values == {"drawdown_usd": 12.0, "limit_usd": 10.0}
+    config = AutonomyConfig(max_drawdown=0.001, flapping_window_s=60.0)
+    triggers = assess(Readings(drawdown=0.0012, reconnects=9), config)
+    assert triggers[0].values == {"drawdown": 0.0012, "limit": 0.001}
     assert triggers[1].values == {"reconnects": 9, "window_s": 60.0}
 
 
@@ -229,7 +230,7 @@ def test_everything_at_once_strictest_first() -> None:
         rss_bytes=4096 * MIB,
         drift={"BTC": (1.0, 0.0, 11.0)},
         margin_usage=0.6,  # a warning: QUARANTINED, the mildest
-        drawdown_usd=300.0,  # HALT, the strictest, found last
+        drawdown=0.03,  # HALT, the strictest, found last
     )
     triggers = assess(readings, CONFIG)
     assert [t.reason for t in triggers] == [
@@ -249,7 +250,7 @@ def test_everything_at_once_strictest_first() -> None:
 
 
 def test_margin_gives_one_trigger_not_both() -> None:
-    triggers = assess(Readings(margin_usage=0.95, drawdown_usd=500.0), CONFIG)
+    triggers = assess(Readings(margin_usage=0.95, drawdown=0.05), CONFIG)
     assert [(t.reason, t.mode) for t in triggers] == [
         (Reason.PNL_PEAK_DRAWDOWN, Mode.HALT),
         (Reason.MARGIN_USAGE, Mode.REDUCE_ONLY),

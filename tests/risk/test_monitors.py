@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 
 import pytest
@@ -194,7 +193,21 @@ def test_drawdown_is_skipped_below_the_minimum_peak() -> None:
 def test_drawdown_edges() -> None:
     assert RiskState(daily_pnl=5.0, peak_pnl=5.0, account_value=100.0).drawdown == 0.0
     assert RiskState(daily_pnl=7.0, peak_pnl=5.0, account_value=100.0).drawdown == 0.0
-    assert RiskState(daily_pnl=1.0, peak_pnl=5.0, account_value=0.0).drawdown == math.inf
+    assert RiskState(daily_pnl=1.0, peak_pnl=5.0, account_value=0.0).drawdown is None
+    assert RiskState(daily_pnl=1.0, peak_pnl=5.0, account_value=None).drawdown is None
+
+
+@pytest.mark.parametrize("account_value", [None, 0.0, -5.0])
+def test_drawdown_without_a_known_account_value_cannot_judge(account_value: float | None) -> None:
+    # The bug of issue 12: a new account read 0 at startup, so a $0.03 dip after a $1 peak
+    # "exceeded 2 % of the account" and tripped the switch. Unknown is not a drawdown.
+    state = RiskState(daily_pnl=0.97, peak_pnl=1.0, account_value=account_value)
+    assessment = drawdown(state, CONFIG)
+    assert assessment.action is Action.NONE
+    assert assessment.judging is False
+    assert "cannot judge" in assessment.reason
+    known = drawdown(RiskState(daily_pnl=0.97, peak_pnl=1.0, account_value=100_000.0), CONFIG)
+    assert (known.action, known.judging) == (Action.NONE, True)
 
 
 # --- data staleness with reconnects ---------------------------------------------------------

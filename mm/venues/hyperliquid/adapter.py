@@ -200,13 +200,24 @@ class HyperliquidAdapter:
             for listener in self.order_event_listeners:
                 listener(events)
 
+    def in_sync(self) -> bool:
+        """The user stream's gate is open: local orders, fills and positions follow the venue's
+        (False while it resyncs, and before it first synced)."""
+        stream = self.user_stream
+        return stream is not None and stream.synced.is_set()
+
+    def stale_coins(self) -> list[str]:
+        """Coins whose last book arrived longer ago than feeds.market.quality.max_age_ms (or
+        never): the feed flags them stale (all of them while the market feed is down)."""
+        feed = self.market_feed
+        if feed is None:
+            return list(self.config.coins)
+        return feed.stale_coins(clock.wall_ms(), self.config.market.quality.max_age_ms)
+
     def healthy(self) -> bool:
-        """In sync with the venue: the user stream's gate is open and every book is fresh."""
-        stream, feed = self.user_stream, self.market_feed
-        if self.halted or stream is None or feed is None or not stream.synced.is_set():
-            return False
-        max_age = self.config.market.quality.max_age_ms
-        return not feed.stale_coins(clock.wall_ms(), max_age)
+        """Fit to keep trading: not halted by the kill switch, in sync, and every book fresh
+        (the dead-man's switch is refreshed only while this holds)."""
+        return not self.halted and self.in_sync() and not self.stale_coins()
 
     async def schedule_cancel(self, at_ms: int | None) -> None:
         if self.client is None:

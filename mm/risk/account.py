@@ -1,0 +1,85 @@
+"""The venue's account as risk and autonomy read it: polled, and taken from every resync.
+
+``AccountWatch.run`` (inside the ``risk`` child) reads the venue's account state (account value,
+margin, positions) every ``every_s`` seconds, and takes the account snapshot of every user-stream
+resync as soon as it lands. Each reading is stamped with the Trio time its request was *sent*,
+so a comparison with fills (liquidation detection) is made against the fills known by then.
+Readers get the latest reading; the liquidation detector gets every reading, in order, through
+a memory channel. A failed poll is logged at DEBUG and retried on the next period: the last
+reading stays (with its age), and no value is invented while none has been read.
+"""
+
+from __future__ import annotations
+
+import attrs
+import trio
+from loguru import logger
+
+from mm.model import AccountState
+from mm.venues.hyperliquid.adapter import HyperliquidAdapter
+
+
+@attrs.frozen
+class AccountReading:
+    """One account state and the Trio time the request for it was sent."""
+
+    account: AccountState
+    requested_at: float
+
+
+class AccountWatch:
+    """Keeps the venue's account state current (see the module docstring)."""
+
+    def __init__(self, adapter: HyperliquidAdapter, every_s: float) -> None:
+        self._adapter = adapter
+        self._every_s = every_s
+        self.latest: AccountReading | None = None
+        self._send, self.readings = trio.open_memory_channel[AccountReading](64)
+        self._resync_seen: object = None
+
+    def account_value(self) -> float | None:
+        """The venue's account value, or None while it is unknown (never read, or not funded
+        yet: a new account on the simulator is funded by its first signed action)."""
+        reading = self.latest
+        if reading is None or reading.account.account_value <= 0.0:
+            return None
+        return reading.account.account_value
+
+    def _publish(self, reading: AccountReading) -> None:
+        if self.latest is None or reading.requested_at >= self.latest.requested_at:
+            self.latest = reading
+        try:
+            self._send.send_nowait(reading)
+        except trio.WouldBlock:  # the detector is behind: it only needs the newest ones
+            logger.debug("account readings queue full; reading dropped for the detector")
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        task_status.started()
+        next_poll = trio.current_time()
+        while True:
+            self._take_resync()
+            if trio.current_time() >= next_poll:
+                next_poll = trio.current_time() + self._every_s
+                await self._poll()
+            await trio.sleep(min(0.25, self._every_s))
+
+    def _take_resync(self) -> None:
+        """A resync's account snapshot, once per resync."""
+        stream = self._adapter.user_stream
+        snapshot = stream.resync_snapshot if stream is not None else None
+        if snapshot is None or snapshot is self._resync_seen:
+            return
+        self._resync_seen = snapshot
+        self._publish(AccountReading(snapshot.account, trio.current_time() - snapshot.duration_s))
+
+    async def _poll(self) -> None:
+        client = self._adapter.client
+        if client is None:
+            return
+        sent = trio.current_time()
+        try:
+            account = await client.account_state()
+        except Exception as error:  # a failed poll is retried next period
+            logger.debug("account poll failed: {}", error)
+            return
+        self._publish(AccountReading(account, sent))
