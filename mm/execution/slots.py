@@ -93,6 +93,7 @@ class ExecutorSlot:
         on_sent: Callable[[Signal, Plan], None] | None = None,
         on_sending: Callable[[Signal], None] | None = None,
         allow: Callable[[PlaceOrder], bool] | None = None,
+        budget: Callable[[], int] | None = None,
     ) -> None:
         self.index = index
         self.mailbox = mailbox
@@ -102,6 +103,9 @@ class ExecutorSlot:
         self.on_sent = on_sent
         self.on_sending = on_sending
         self.allow = allow  # pre-trade checks: an intent they refuse is never sent
+        # Orders that may be placed or modified now without waiting (the order budget); None:
+        # no budget, send the whole plan.
+        self.budget = budget
         self.cycles = 0
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
@@ -128,6 +132,8 @@ class ExecutorSlot:
         )
         if router is None:  # the venue client is not up: nothing can be sent this cycle
             return plan
+        if self.budget is not None:
+            plan = within_budget(plan, self.budget())
         if plan.calls() and self.on_sending is not None:
             self.on_sending(signal)  # the orders are handed to the client now
         if plan.cancel:
@@ -147,6 +153,33 @@ class ExecutorSlot:
         if self.on_sent is not None:
             self.on_sent(signal, plan)
         return plan
+
+
+def within_budget(plan: Plan, budget: int) -> Plan:
+    """The plan trimmed to ``budget`` places and modifies (cancels are free), the levels that
+    matter first: the top of each side before the levels behind it, and at one level a missing
+    order (a place) before moving one that rests (a modify). What is left waits for the next
+    signal, built from a fresher book, instead of holding the slot while the budget refills and
+    then sending a plan made from an old one."""
+    wanted = len(plan.modify) + len(plan.place)
+    if wanted <= budget:
+        return plan
+    ranked: list[tuple[int, int, int]] = []  # (level, 0 place / 1 modify, index)
+    ranked += [(desired.level, 0, i) for i, desired in enumerate(plan.place)]
+    ranked += [(desired.level, 1, i) for i, (_, desired) in enumerate(plan.modify)]
+    chosen = sorted(ranked)[: max(budget, 0)]
+    places = {i for _, kind, i in chosen if kind == 0}
+    modifies = {i for _, kind, i in chosen if kind == 1}
+    return attrs.evolve(
+        plan,
+        place=[d for i, d in enumerate(plan.place) if i in places],
+        modify=[m for i, m in enumerate(plan.modify) if i in modifies],
+        deferred=[
+            *plan.deferred,
+            *(d for i, d in enumerate(plan.place) if i not in places),
+            *(d for i, (_, d) in enumerate(plan.modify) if i not in modifies),
+        ],
+    )
 
 
 def _place(coin: str, desired: DesiredOrder, cloid: str) -> PlaceOrder:

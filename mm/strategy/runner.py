@@ -215,6 +215,7 @@ class Trading:
                 self.executor,
                 on_sending=self._sending,
                 allow=self.pretrade.allow,
+                budget=lambda: self.adapter.limiter.order_budget(trio.current_time()),
             )
             for index, mailbox in enumerate(self.mailboxes)
         ]
