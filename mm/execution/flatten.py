@@ -70,7 +70,7 @@ def flatten_order(
         if best_ask is None:
             return None
         side, px = Side.BUY, best_ask * (1 + slippage_bps * BPS)
-    most = min(abs(position), limits.max_order_sz, limits.max_order_notional_usd / px)
+    most = min(abs(position), limits.max_order_notional_usd / px)
     lots = math.floor(most / lot + 1e-9)
     if lots <= 0:
         return None

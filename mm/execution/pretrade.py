@@ -2,7 +2,8 @@
 
 ``check(order, context, config)`` runs, in order: ``closed`` (no order may go out: a session
 phase that is not open, HALT, quotes pulled), ``invalid`` (price and size finite and > 0),
-``max_size`` (size in coin), ``max_notional`` (price x size in USD), ``price_collar`` (distance
+``max_notional`` (price x size in USD: one limit that fits a coin at any price, where a size in
+coin that suits ETH refuses every order of DOGE), ``price_collar`` (distance
 from the mid as a fraction of the mid; no usable mid rejects), ``max_open_orders`` (open orders
 already at the limit), ``reduce_only`` (in reduce-only mode an order must shrink |position|: the
 opposite side of the position, no larger than it, so never flipping it), ``duplicate`` (the same
@@ -38,7 +39,6 @@ from mm.settings import at_least, non_negative, positive, setting
 class CheckName(enum.StrEnum):
     CLOSED = "closed"
     INVALID = "invalid"
-    MAX_SIZE = "max_size"
     MAX_NOTIONAL = "max_notional"
     PRICE_COLLAR = "price_collar"
     MAX_OPEN_ORDERS = "max_open_orders"
@@ -58,8 +58,7 @@ def collar_fraction(value: float) -> str | None:
 class PretradeConfig:
     """The ``[pretrade]`` section."""
 
-    # Per order: size in coin, notional in USD (price x size).
-    max_order_sz: float = setting(1.0, positive)
+    # Per order: notional in USD (price x size).
     max_order_notional_usd: float = setting(10_000.0, positive)
     # The farthest an order's price may be from the mid, as a fraction of the mid.
     price_collar: float = setting(0.05, collar_fraction)
@@ -184,8 +183,6 @@ def _static_checks(
     px, sz = order.px, order.sz
     if not (math.isfinite(px) and math.isfinite(sz) and px > 0 and sz > 0):
         return Rejection(CheckName.INVALID, f"price {px!r} and size {sz!r} must be finite and > 0")
-    if sz > config.max_order_sz:
-        return Rejection(CheckName.MAX_SIZE, f"size {sz} > {config.max_order_sz}")
     notional = px * sz
     if notional > config.max_order_notional_usd:
         return Rejection(

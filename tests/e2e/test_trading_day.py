@@ -13,6 +13,7 @@ from pathlib import Path
 import trio
 
 from mm.app import Service
+from mm.venues.sim.universe import UNIVERSE
 from tests.e2e.virtual import resting_sides, shipped_service
 
 
@@ -68,3 +69,34 @@ async def test_drawdown_cannot_be_judged_before_the_account_value_is_known(
     assert "cannot judge" in status["cannot_judge"]["drawdown"]
     assert judging(service, "drawdown") == 0.0
     assert judging(service, "loss") == 1.0
+
+
+async def test_the_shipped_limits_quote_every_coin_the_simulator_lists(
+    tmp_path: Path, autojump_clock: trio.abc.Clock
+) -> None:
+    # Only the list of coins changes: every limit is the shipped one. A size limit in coin
+    # units (pretrade.max_order_sz = 1.0) refused every order of DOGE at the $50 order size.
+    coins = list(UNIVERSE)
+    listed = ", ".join(f'"{coin}"' for coin in coins)
+    env = {
+        "MM_SIM__COINS": f"[{listed}]",
+        "MM_FEEDS__COINS": f"[{listed}]",
+        "MM_STRATEGY__SYMBOLS": f"[{listed}]",
+        "MM_SESSION__TRACKS": f'[{{name = "crypto", symbols = [{listed}], always_open = true}}]',
+    }
+    async with shipped_service(tmp_path / "run", secrets=env) as service:
+        quoted: set[str] = set()
+        with trio.move_on_after(120.0):
+            while quoted != set(coins):
+                sides = resting_sides(service)
+                quoted |= {coin for coin in coins if sides.get(coin) == {"B", "A"}}
+                await trio.sleep(0.1)
+        assert quoted == set(coins)
+        refused = {
+            sample.labels["check"]: sample.value
+            for metric in service.registry.collect()
+            if metric.name == "mm_pretrade_rejections"
+            for sample in metric.samples
+            if sample.name.endswith("_total")
+        }
+        assert refused.get("max_notional", 0.0) == 0.0

@@ -34,7 +34,7 @@ from mm.model import (
 )
 from mm.venues.hyperliquid.adapter import HyperliquidAdapter
 
-WIDE = PretradeConfig(max_order_sz=1_000.0, max_order_notional_usd=1e9)
+WIDE = PretradeConfig(max_order_notional_usd=1e9)
 
 # --- flatten_order ---------------------------------------------------------------------------
 
@@ -93,22 +93,13 @@ CASES: dict[str, Case] = {
         WIDE,
         FlattenOrder(Side.BUY, 101.0, 1.0),
     ),
-    "capped_by_max_order_sz": (
-        5.0,
-        100.0,
-        101.0,
-        2,
-        0.0,
-        PretradeConfig(max_order_sz=2.0, max_order_notional_usd=1e9),
-        FlattenOrder(Side.SELL, 100.0, 2.0),
-    ),
     "capped_by_notional_at_the_order_price": (
         -5.0,
         99.0,
         100.0,
         2,
         0.0,
-        PretradeConfig(max_order_sz=100.0, max_order_notional_usd=250.0),
+        PretradeConfig(max_order_notional_usd=250.0),
         FlattenOrder(Side.BUY, 100.0, 2.5),
     ),
     "notional_cap_rounds_down": (
@@ -117,7 +108,7 @@ CASES: dict[str, Case] = {
         101.0,
         2,
         10.0,  # px 99.9: 250 / 99.9 = 2.5025...
-        PretradeConfig(max_order_sz=100.0, max_order_notional_usd=250.0),
+        PretradeConfig(max_order_notional_usd=250.0),
         FlattenOrder(Side.SELL, 99.9, 2.5),
     ),
     "notional_cap_below_one_lot": (
@@ -126,7 +117,7 @@ CASES: dict[str, Case] = {
         101.0,
         0,
         0.0,
-        PretradeConfig(max_order_sz=100.0, max_order_notional_usd=99.0),
+        PretradeConfig(max_order_notional_usd=99.0),
         None,
     ),
     "size_rounded_down_not_to_nearest": (
@@ -155,15 +146,6 @@ CASES: dict[str, Case] = {
         0.0,
         WIDE,
         FlattenOrder(Side.SELL, 100.0, 0.3),
-    ),
-    "max_order_sz_rounded_down_to_lots": (
-        1.0,
-        100.0,
-        101.0,
-        1,
-        0.0,
-        PretradeConfig(max_order_sz=0.55, max_order_notional_usd=1e9),
-        FlattenOrder(Side.SELL, 100.0, 0.5),
     ),
 }
 
@@ -201,7 +183,6 @@ lot_decimals = st.integers(min_value=0, max_value=5)
     spread=st.floats(min_value=0.0, max_value=0.05),
     decimals=lot_decimals,
     slippage=st.floats(min_value=0.0, max_value=500.0),
-    max_sz=st.floats(min_value=1e-3, max_value=1e4),
     max_notional=st.floats(min_value=1.0, max_value=1e7),
     have_bid=st.booleans(),
     have_ask=st.booleans(),
@@ -212,14 +193,13 @@ def test_flatten_order_properties(
     spread: float,
     decimals: int,
     slippage: float,
-    max_sz: float,
     max_notional: float,
     have_bid: bool,
     have_ask: bool,
 ) -> None:
     ask = bid * (1 + spread)
     best_bid, best_ask = (bid if have_bid else None), (ask if have_ask else None)
-    limits = PretradeConfig(max_order_sz=max_sz, max_order_notional_usd=max_notional)
+    limits = PretradeConfig(max_order_notional_usd=max_notional)
     lot = 10.0**-decimals
 
     order = flatten_order(position, best_bid, best_ask, decimals, slippage, limits)
@@ -228,7 +208,7 @@ def test_flatten_order_properties(
     if order is None:  # flat, no price to hit, or the limits allow less than one lot
         if opposite is not None and abs(position) >= lot:
             px = opposite * (1 - slippage * 1e-4 if position > 0 else 1 + slippage * 1e-4)
-            assert min(abs(position), max_sz, max_notional / px) < lot * (1 + 1e-6)
+            assert min(abs(position), max_notional / px) < lot * (1 + 1e-6)
         return
     # On the reducing side, marketable.
     assert opposite is not None
@@ -241,12 +221,11 @@ def test_flatten_order_properties(
     # Never more than the position (up to float error far below a lot): it never flips.
     assert 0 < order.sz <= abs(position) + lot * 1e-6
     # Within the pre-trade limits.
-    assert order.sz <= max_sz * (1 + 1e-9)
     assert order.sz * order.px <= max_notional * (1 + 1e-9)
     # A whole number of lots, and no more than one lot below what the limits allow.
     lots = order.sz / lot
     assert lots == pytest.approx(round(lots), abs=1e-6)
-    assert order.sz > min(abs(position), max_sz, max_notional / order.px) - lot * (1 + 1e-6)
+    assert order.sz > min(abs(position), max_notional / order.px) - lot * (1 + 1e-6)
 
 
 @given(
@@ -259,7 +238,7 @@ def test_a_whole_lot_position_within_limits_goes_in_one_order(
 ) -> None:
     position = round(lots * 10.0**-decimals, decimals)  # as the venue reports it
     order = flatten_order(position, bid, bid * 1.001, decimals, 25.0, WIDE)
-    if abs(position) > WIDE.max_order_sz or abs(position) * bid * 1.01 > 1e9:
+    if abs(position) * bid * 1.01 > 1e9:
         return
     assert order is not None
     assert order.sz == abs(position)
@@ -391,7 +370,7 @@ def runs(registry: CollectorRegistry, outcome: str) -> float | None:
 async def test_flatten_completes(autojump_clock: trio.testing.MockClock) -> None:
     flattener, _, client, router, registry = make(
         {"BTC": 0.5, "ETH": -3.0, "SOL": 2.0},
-        limits=PretradeConfig(max_order_sz=1.0, max_order_notional_usd=1e9),
+        limits=PretradeConfig(max_order_notional_usd=102.0),  # about one coin at 101
     )
     client.orders = [open_order("BTC", 1), open_order("SOL", 2), open_order("ETH", 3)]
     started = trio.current_time()
@@ -400,7 +379,7 @@ async def test_flatten_completes(autojump_clock: trio.testing.MockClock) -> None
 
     assert result.done is True
     assert result.remaining == {}
-    # Round 1: BTC 0.5 and ETH 1; rounds 2 and 3: ETH 1 (the size limit is 1).
+    # Round 1: BTC 0.5 and ETH 1; rounds 2 and 3: ETH 1 (the notional limit allows 1).
     assert result.orders == 4
     assert result.seconds == pytest.approx(3 * FlattenConfig().reprice_every_s)
     assert client.positions == {"BTC": 0.0, "ETH": 0.0, "SOL": 2.0}  # SOL left alone

@@ -21,7 +21,6 @@ from mm.model import PlaceOrder, Side, Tif
 from mm.settings import ConfigError, structure_section
 
 CONFIG = PretradeConfig(
-    max_order_sz=2.0,
     max_order_notional_usd=150.0,
     price_collar=0.05,
     max_open_orders=3,
@@ -66,8 +65,10 @@ def rejected(o: PlaceOrder, ctx: PretradeContext, config: PretradeConfig = CONFI
 def test_defaults_and_config_section() -> None:
     default = structure_section({}, PretradeConfig, "pretrade")
     assert default == PretradeConfig()
-    parsed = structure_section({"max_order_sz": 3, "burst": 5}, PretradeConfig, "pretrade")
-    assert parsed.max_order_sz == 3.0
+    parsed = structure_section(
+        {"max_order_notional_usd": 300, "burst": 5}, PretradeConfig, "pretrade"
+    )
+    assert parsed.max_order_notional_usd == 300.0
     assert parsed.burst == 5
     with pytest.raises(ConfigError, match=r"pretrade\.price_collar"):
         structure_section({"price_collar": 1.5}, PretradeConfig, "pretrade")
@@ -76,7 +77,6 @@ def test_defaults_and_config_section() -> None:
     assert [c.value for c in CHECKS] == [
         "closed",
         "invalid",
-        "max_size",
         "max_notional",
         "price_collar",
         "max_open_orders",
@@ -97,9 +97,10 @@ def test_invalid_price_or_size(px: float, sz: float) -> None:
     assert rejected(order(px=px, sz=sz), context()) == "invalid"
 
 
-def test_max_size_boundary() -> None:
-    assert rejected(order(px=50.0, sz=2.0), context(mid=50.0)) is None
-    assert rejected(order(px=50.0, sz=2.001), context(mid=50.0)) == "max_size"
+def test_size_is_limited_by_notional_whatever_the_price() -> None:
+    # 200 coins of a $0.5 coin are $100 (passes); 2.001 coins of a $100 coin are not.
+    assert rejected(order(px=0.5, sz=200.0), context(mid=0.5)) is None
+    assert rejected(order(px=100.0, sz=1.51), context(mid=100.0)) == "max_notional"
 
 
 def test_max_notional_boundary() -> None:
@@ -210,8 +211,8 @@ def test_token_bucket() -> None:
 
 
 def test_check_order_is_first_failure() -> None:
-    # Too large in size and notional and outside the collar: the size check names it.
-    assert rejected(order(px=200.0, sz=5.0), context(open_orders=10)) == "max_size"
+    # Too large in notional and outside the collar: the notional check names it.
+    assert rejected(order(px=200.0, sz=5.0), context(open_orders=10)) == "max_notional"
 
 
 def test_rejection_log_once_per_burst() -> None:
