@@ -655,9 +655,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             code = EXIT_CONFIG
         sys.stdout.flush()
     except BrokenPipeError:
-        # The reader went away (`mm check | head -1`): what it did not read is not an error.
-        # Point stdout at /dev/null so the interpreter's own flush at exit stays quiet.
+        # The reader went away (`mm check | head -1`): no traceback, and exit 1 (the output
+        # was not all delivered), as a tool stopped by SIGPIPE would. Point stdout at
+        # /dev/null so the interpreter's own flush at exit stays quiet.
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         os.close(devnull)
+        code = EXIT_FAILURE
     return code

@@ -5,11 +5,14 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
+import attrs
 import httpx
 import pytest
+import trio
+import trio.testing
 from prometheus_client import CollectorRegistry, Counter
 
-from mm.admin import AdminApp, AdminContext
+from mm.admin import COMMAND_WAIT_S, AdminApp, AdminContext, Answer
 from mm.secrets import Redactor, Secret
 
 TOKEN = "s3cret-token-0123456789"
@@ -149,3 +152,98 @@ async def test_responses_are_redacted(
     for reply in (status, health):
         assert TOKEN not in reply.text
         assert "***" in reply.text
+
+
+class Commands:
+    """The service's side of the operator's commands: records the calls, answers as told."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, ...]] = []
+        self.answer = Answer(200, {"done": True})
+        self.never = False  # the service never gets to an outcome
+
+    async def _answer(self, *call: str) -> Answer:
+        self.calls.append(call)
+        if self.never:
+            await trio.sleep_forever()
+        return self.answer
+
+    async def kill(self, reason: str) -> Answer:
+        return await self._answer("kill", reason)
+
+    async def rearm(self, who: str, why: str, force: bool) -> Answer:
+        return await self._answer("rearm", who, why, str(force))
+
+    async def dump(self, why: str) -> Answer:
+        return await self._answer("dump", why)
+
+    async def flatten(self, who: str, why: str) -> Answer:
+        return await self._answer("flatten", who, why)
+
+
+@pytest.fixture
+async def commanded() -> AsyncIterator[tuple[Commands, httpx.AsyncClient]]:
+    commands = Commands()
+    fixture = Fixture()
+    context = attrs.evolve(
+        fixture.app._context,
+        kill=commands.kill,
+        rearm=commands.rearm,
+        dump=commands.dump,
+        flatten=commands.flatten,
+    )
+    fixture.app = AdminApp(context)
+    async for client in client_for(fixture):
+        yield commands, client
+
+
+async def test_a_command_is_answered_with_its_outcome(
+    commanded: tuple[Commands, httpx.AsyncClient],
+) -> None:
+    commands, client = commanded
+    commands.answer = Answer(409, {"refused": "the kill switch is tripped"})
+    reply = await client.post("/flatten", json={"reason": "eod", "who": "alice"})
+    assert reply.status_code == 409
+    assert reply.json() == {"refused": "the kill switch is tripped"}
+    commands.answer = Answer(200, {"path": "/run/incidents/incident-1.json"})
+    assert (await client.post("/dump", json={})).json()["path"].endswith("incident-1.json")
+    await client.post("/kill", json={"reason": "drill"})
+    await client.post("/kill", json={})
+    assert commands.calls == [
+        ("flatten", "alice", "eod"),
+        ("dump", "requested"),
+        ("kill", "drill"),
+        ("kill", "manual kill (no reason given)"),
+    ]
+
+
+async def test_rearm_takes_force_as_a_boolean_only(
+    commanded: tuple[Commands, httpx.AsyncClient],
+) -> None:
+    commands, client = commanded
+    assert (await client.post("/rearm", json={"who": "bob"})).status_code == 400
+    bad = await client.post("/rearm", json={"reason": "ok", "force": "yes"})
+    assert bad.status_code == 400
+    assert bad.json() == {"error": "force must be true or false, got 'yes'"}
+    assert commands.calls == []
+    await client.post("/rearm", json={"reason": "ok", "who": "bob"})
+    await client.post("/rearm", json={"reason": "sure", "who": "bob", "force": True})
+    assert commands.calls == [("rearm", "bob", "ok", "False"), ("rearm", "bob", "sure", "True")]
+
+
+async def test_a_command_without_an_outcome_in_time_is_a_504(
+    commanded: tuple[Commands, httpx.AsyncClient], autojump_clock: trio.testing.MockClock
+) -> None:
+    commands, client = commanded
+    commands.never = True
+    started = trio.current_time()
+    reply = await client.post("/kill", json={"reason": "stuck"})
+    assert reply.status_code == 504
+    assert "goes on in the service" in reply.json()["error"]
+    assert trio.current_time() - started == pytest.approx(COMMAND_WAIT_S)
+
+
+async def test_commands_the_service_lacks_are_a_503(open_client: httpx.AsyncClient) -> None:
+    for path in ("/kill", "/rearm", "/dump", "/flatten"):
+        reply = await open_client.post(path, json={"reason": "x"})
+        assert reply.status_code == 503, path

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import signal
+import subprocess
 from collections.abc import Callable, Iterator
 
 import httpx
@@ -13,7 +14,7 @@ import pytest
 from mm.journal import DATABASE_NAME, read_events
 from mm.runfile import RunInfo
 from tests.conftest import ConfigWriter
-from tests.e2e.mmproc import MMProcess, run_mm
+from tests.e2e.mmproc import MM, MMProcess, mm_env, run_mm
 
 STOP_WITHIN = 5.0
 TOKEN = "e2e-admin-token-0123456789abcdef"
@@ -208,3 +209,29 @@ def test_secret_from_the_environment_never_leaks(start: Starter) -> None:
     assert orjson.loads(surfaces["status"])["service"] == "desk-***"
     journal = (mm.run_dir / DATABASE_NAME).read_bytes()
     assert TOKEN.encode() not in journal
+
+
+def test_a_reader_that_goes_away_gets_no_broken_pipe_traceback(
+    write_config: ConfigWriter,
+) -> None:
+    """`mm check | head -1`: the reader leaves before mm writes; mm says nothing about it."""
+    proc = subprocess.Popen(
+        [*MM, "check", "-c", str(write_config())],
+        env=mm_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    proc.stdout.close()  # the reader is gone before mm's output is flushed
+    _, stderr = proc.communicate(timeout=30)
+    assert "BrokenPipeError" not in stderr
+    assert "Exception ignored" not in stderr
+    assert proc.returncode == 1  # its output was not delivered
+
+
+def test_backup_keep_zero_is_a_clear_error(write_config: ConfigWriter) -> None:
+    result = run_mm("backup", "-c", str(write_config()), "--keep", "0")
+    assert result.returncode == 2
+    assert "argument --keep: must be at least 1, got 0" in result.stderr
+    assert "Traceback" not in result.stderr
