@@ -325,6 +325,7 @@ class Service:
             "session": self.session.status(),
             "notify": self.notifier.status(),
             "risk": self.risk.status(),
+            "api_headroom": self.adapter.limiter.headroom_by_kind(clock.monotonic()),
             "trading": self.trading.status(self._trading_stopped()),
             "tree": {
                 "name": self.root.name,

@@ -20,7 +20,7 @@ A check is PASS, FAIL or SKIP (a skip says why and is not a failure). Every venu
 call is bounded by a deadline, and any error becomes a FAIL with its text: the checks never
 crash. Details never carry a secret: every one passes through the secrets' redactor.
 
-The first part of the module is pure (``positions_match``, ``headroom``, ``reconcile_fills``,
+The first part of the module is pure (``positions_match``, ``reconcile_fills``,
 ``render``, ``exit_code``); the I/O follows.
 """
 
@@ -46,7 +46,7 @@ from mm import clock
 from mm.config import Config, Secrets, config_hash
 from mm.execution.rate_limit import RateLimiter
 from mm.journal import DATABASE_NAME, Entry, latest_event, open_database
-from mm.model import Fill, RateLimitState
+from mm.model import Fill
 from mm.ops.coordinator import JOURNAL_KIND as AUTONOMY_KIND
 from mm.risk.killswitch import KillSwitch
 from mm.secrets import Redactor
@@ -102,13 +102,6 @@ def positions_match(
         if abs(mine - theirs) > tolerance:
             mismatches.append(f"{coin}: mm {mine:.10g}, venue {theirs:.10g}")
     return mismatches
-
-
-def headroom(state: RateLimitState) -> float:
-    """The share of the address's request budget left (0 when there is no budget)."""
-    if state.requests_cap <= 0:
-        return 0.0
-    return max(1.0 - state.requests_used / state.requests_cap, 0.0)
 
 
 FillKey = tuple[int, int]  # (tid, oid)
@@ -584,14 +577,30 @@ async def _positions_journaled(config: Config, client: HyperliquidClient) -> Che
     return CheckResult("positions_match", True, f"{source} and venue: {_describe_positions(venue)}")
 
 
-async def _api_headroom(client: HyperliquidClient) -> CheckResult:
+async def _api_headroom(
+    config: Config, client: HyperliquidClient, status: Mapping[str, Any] | None
+) -> CheckResult:
+    """The API headroom as mm's rate limiter reckons it, the figure of ``mm_api_headroom_ratio``:
+    the running mm's own (its IP weight spent included), else a limiter fresh from the venue's
+    address figures; the tightest budget counts."""
     state = await client.rate_limit()
-    left = headroom(state)
+    running = (status or {}).get("api_headroom")
+    if isinstance(running, Mapping) and running:
+        by_kind = {str(kind): float(value) for kind, value in running.items()}
+        source = "the running mm's limiter"
+    else:
+        limiter = RateLimiter(config.rate_limit)
+        now = trio.current_time()
+        limiter.observe(state, now)
+        by_kind = limiter.headroom_by_kind(now)
+        source = "the venue's address figures"
+    left = min(by_kind.values())
+    kinds = ", ".join(f"{kind} {value:.0%}" for kind, value in sorted(by_kind.items()))
     return CheckResult(
         "api_headroom",
         left > MIN_HEADROOM,
-        f"{state.requests_used:,} of {state.requests_cap:,} requests used "
-        f"(headroom {left:.0%}, minimum {MIN_HEADROOM:.0%})",
+        f"headroom {left:.0%} (minimum {MIN_HEADROOM:.0%}; {kinds}, from {source}); "
+        f"{state.requests_used:,} of {state.requests_cap:,} address requests used",
     )
 
 
@@ -638,7 +647,8 @@ async def _venue_preflight(
     if unchecked is not None or venue.client is None:
         results.append(unchecked or CheckResult("api_headroom", None, "no venue"))
     else:
-        results.append(await _guarded("api_headroom", partial(_api_headroom, venue.client)))
+        check = partial(_api_headroom, config, venue.client, status)
+        results.append(await _guarded("api_headroom", check))
     return results
 
 

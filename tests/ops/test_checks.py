@@ -18,11 +18,10 @@ import trio
 from mm.app import Service
 from mm.config import Config, Secrets, resolve_secrets
 from mm.journal import DATABASE_NAME, Entry, open_database, write_batch
-from mm.model import Fill, PlaceOrder, RateLimitState, Side, Tif
+from mm.model import Fill, PlaceOrder, Side, Tif
 from mm.ops.checks import (
     CheckResult,
     exit_code,
-    headroom,
     positions_match,
     postflight,
     preflight,
@@ -191,12 +190,6 @@ def test_positions_match_tolerance_is_configurable() -> None:
     assert positions_match({"BTC": 1.0}, {"BTC": 1.1}, tolerance=0.01) == ["BTC: mm 1, venue 1.1"]
 
 
-@pytest.mark.parametrize(
-    ("used", "cap", "expected"),
-    [(0, 0, 0.0), (0, 10_000, 1.0), (2_500, 10_000, 0.75), (10_000, 10_000, 0.0), (12, 10, 0.0)],
-)
-def test_headroom(used: int, cap: int, expected: float) -> None:
-    assert headroom(RateLimitState(0.0, used, cap)) == pytest.approx(expected)
 
 
 def test_reconcile_fills_all_matched() -> None:
