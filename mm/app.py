@@ -37,6 +37,7 @@ from loguru import logger
 from mm import __version__, clock
 from mm.admin import AdminApp, AdminContext, AdminServer, Answer
 from mm.config import Config, Secrets, config_hash, to_dict
+from mm.execution.auditor import OrderAuditor
 from mm.execution.flatten import Flattener
 from mm.journal import DATABASE_NAME, Journal, last_fill_ms, latest_event
 from mm.metrics import new_registry
@@ -156,6 +157,7 @@ class Service:
             mainnet=config.venue.network == "mainnet",
         )
         self.adapter.order_event_listeners.append(self._journal_order_events)
+        self.order_auditor = OrderAuditor(config.executor.audit, self.registry)
         self.trading = Trading(
             config.strategy, config.executor, self.adapter, self.registry, config.pretrade
         )
@@ -210,7 +212,7 @@ class Service:
             wall=clock.wall,
         )
         children.append(feeds.as_child())
-        execution = partial(self.adapter.run_execution, self._journal_entry)
+        execution = partial(self.adapter.run_execution, self._journal_entry, self.order_auditor)
         children.append(self._child("execution", execution))
         trading = Supervisor(
             "mm/trading",

@@ -209,21 +209,3 @@ async def test_feed_messages_and_api_headroom_are_exported(
     text = (await admin.get("/metrics")).text
     assert 'mm_feed_messages_total{channel="l2Book",feed="market"}' in text
     assert 'mm_api_headroom_ratio{kind="ip"}' in text
-
-
-async def test_an_order_nobody_placed_is_reported_as_an_orphan_after_a_resync(
-    running: Service,
-) -> None:
-    from mm.feeds.user import Resynced
-    from mm.model import AccountState, OpenOrder
-
-    recorded: list[tuple[str, dict[str, Any]]] = []
-
-    async def record(kind: str, data: dict[str, Any]) -> None:
-        recorded.append((kind, data))
-
-    old = OpenOrder("BTC", Side.BUY, 90_000.0, 0.001, 0.001, 4242, None, 1_000)
-    account = AccountState(0, 0.0, 0.0, 0.0, ())
-    await running.adapter._route(Resynced("reconnected", 0, (old,), account, 0, 0.1), record)
-    orphans = [data for kind, data in recorded if kind == "orphan_order"]
-    assert [o["oid"] for o in orphans] == [4242]

@@ -108,6 +108,7 @@ def test_sections_are_resolved_as_attrs_classes() -> None:
         "strategy.intensity",
         "executor",
         "executor.reconcile",
+        "executor.audit",
         "risk",
         "pretrade",
         "session",

@@ -42,7 +42,13 @@ Cancel-replace
 Unknown outcomes
     `Dispatcher.on_timeout` moves a pending order to UNKNOWN; venue reports, late answers, or
     `Dispatcher.resolve_unknown` (an orderStatus answer, or None when the venue does not know
-    the cloid) resolve it. `Dispatcher.is_orphan` spares orders that may be ours but unanswered.
+    the cloid) resolve it. `Dispatcher.resolve_absent` does the same for a working order the
+    venue no longer lists (a ghost: `mm.execution.audit`), which the venue not knowing it ends.
+
+Requests awaited
+    The order router brackets every request, its answer and its resolution with
+    `Dispatcher.awaiting`; `Dispatcher.awaited` names the orders a caller is still waiting on, so
+    that the order auditor never takes such an order for stuck, however long it waits.
 
 Venue inputs that contradict the order's state (an illegal transition) change nothing: they are
 counted in `DispatchStats.conflicts` (and a contradicting fill or live report is also passed on
@@ -51,8 +57,9 @@ raw, so reconciliation sees it). Local requests that are illegal raise `IllegalT
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable, Iterable
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 
 import attrs
 
@@ -73,7 +80,6 @@ from mm.model import (
     Fill,
     Filled,
     ModifyOrder,
-    OpenOrder,
     OrderReport,
     PlaceOrder,
     PlaceResult,
@@ -229,14 +235,11 @@ DispatchOutput = OrderEvent | Untracked
 class DispatchConfig:
     dedup_capacity: int = 100_000  # fills remembered for dedup
     terminal_retention: int = 10_000  # terminal orders kept so late reports still match
-    orphan_grace_ms: int = 5_000  # an untracked open order younger than this is not an orphan
 
     def __attrs_post_init__(self) -> None:
         for name in ("dedup_capacity", "terminal_retention"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1")
-        if self.orphan_grace_ms < 0:
-            raise ValueError("orphan_grace_ms must not be negative")
 
 
 @attrs.define(slots=True)
@@ -278,6 +281,7 @@ class Dispatcher:
         self.stats = DispatchStats()
         self._dedup = BoundedSet(self.config.dedup_capacity)
         self._modifies: dict[str, PendingModify] = {}
+        self._awaited: Counter[str] = Counter()
 
     def order(self, cloid: str) -> TrackedOrder | None:
         return self.registry.get(cloid)
@@ -286,6 +290,24 @@ class Dispatcher:
         return self._modifies.get(cloid)
 
     # --- requests (call before the request leaves) --------------------------------------------
+
+    @contextmanager
+    def awaiting(self, cloids: Iterable[str]) -> Iterator[None]:
+        """Mark these orders as awaited by a caller (a request, its answer or its resolution
+        under way) while the body runs, however it ends."""
+        keys = list(cloids)
+        self._awaited.update(keys)
+        try:
+            yield
+        finally:
+            self._awaited.subtract(keys)
+            for key in keys:
+                if self._awaited[key] <= 0:
+                    del self._awaited[key]
+
+    def awaited(self) -> frozenset[str]:
+        """The cloids a caller is waiting on (see `awaiting`)."""
+        return frozenset(self._awaited)
 
     def submit(self, order: PlaceOrder, now_ms: int) -> TrackedOrder:
         """Register a new order (PENDING_NEW). Raises `DuplicateCloid` for a known cloid."""
@@ -390,6 +412,18 @@ class Dispatcher:
         authoritative = order.state is OrderState.UNKNOWN
         return self._apply_report(order, report, now_ms, authoritative)
 
+    def resolve_absent(
+        self, cloid: str, report: OrderReport | None, now_ms: int
+    ) -> list[DispatchOutput]:
+        """Settle an order the venue no longer lists as open, with its orderStatus answer for the
+        cloid. None (the venue does not know it either) ends a working order as EXPIRED."""
+        order = self._answered(cloid)
+        if order is None:
+            return []
+        if report is None:
+            return list(self._step(order, now_ms, lambda: order.vanished(now_ms)))
+        return self.resolve_unknown(cloid, report, now_ms)
+
     # --- the user stream ------------------------------------------------------------------------
 
     def on_order_report(self, report: OrderReport, now_ms: int) -> list[DispatchOutput]:
@@ -429,30 +463,6 @@ class Dispatcher:
         self._sync(order)
         events += self._events(order, transition, now_ms)
         return events
-
-    # --- reconciliation helpers -------------------------------------------------------------------
-
-    def is_orphan(self, order: OpenOrder | OrderReport, now_ms: int) -> bool:
-        """Whether a venue order is nobody's: untracked, live, older than the grace period,
-        and not possibly one of ours whose placement (or modify) is still unanswered."""
-        if self.registry.find(order.cloid, order.oid) is not None:
-            return False
-        if isinstance(order, OrderReport) and classify_status(order.status) is not (
-            VenueStatus.LIVE
-        ):
-            return False
-        if now_ms - order.time_ms < self.config.orphan_grace_ms:
-            return False
-        return not any(
-            ours.coin == order.coin
-            and ours.side is order.side
-            and (ours.oid is None or ours.modify_target is not None)
-            and _same_px(ours, order.px)
-            for ours in self.registry.live()
-        )
-
-    def orphans(self, orders: Iterable[OpenOrder], now_ms: int) -> list[OpenOrder]:
-        return [o for o in orders if self.is_orphan(o, now_ms)]
 
     # --- internals ------------------------------------------------------------------------------
 
@@ -627,8 +637,3 @@ class Dispatcher:
     def _conflict(self, text: str) -> None:
         self.stats.conflicts += 1
         self.stats.last_conflict = text
-
-
-def _same_px(order: TrackedOrder, px: float) -> bool:
-    prices = [order.px] + ([order.modify_target[0]] if order.modify_target else [])
-    return any(math.isclose(p, px, rel_tol=1e-9, abs_tol=1e-12) for p in prices)

@@ -62,6 +62,8 @@ modify refused        PENDING_MODIFY, UNKNOWN(modify)            base (OrderModi
 timeout               PENDING_NEW, PENDING_CANCEL,               UNKNOWN; else no-op
                       PENDING_MODIFY
 resolved: not found   UNKNOWN: never had an oid / had one        REJECTED / EXPIRED
+vanished              OPEN, PARTIALLY_FILLED (absent at the      EXPIRED; UNKNOWN: as
+                      venue, unknown to orderStatus); UNKNOWN    resolved: not found
 ====================  =========================================  =============================
 
 Decisions:
@@ -248,6 +250,7 @@ class TrackedOrder:
     fill_count: int = 0
     accepted: bool = False  # seen live (or filled) at the venue at least once
     acked_ms: int | None = None
+    seen_ms: int | None = None  # the venue last showed it alive: ack, live report, fill, modify
     terminal_ms: int | None = None
     in_flight_since_ms: int | None = None  # when the request in flight left
     pending: Op | None = Op.PLACE  # the request in flight (kept through UNKNOWN)
@@ -419,6 +422,7 @@ class TrackedOrder:
         self.state = self.working_state()
         self.pending = None
         self.in_flight_since_ms = None
+        self.seen_ms = now_ms
         return self._done("replaced", before, now_ms, replaced_oid=old)
 
     def modify_refused(self, reason: str, now_ms: int, *, settle: bool = True) -> Transition:
@@ -462,6 +466,17 @@ class TrackedOrder:
             self._finish(OrderState.EXPIRED, "no longer known at venue", now_ms)
         return self._done("resolved_missing", before, now_ms, reason=self.reason)
 
+    def vanished(self, now_ms: int) -> Transition:
+        """The venue neither lists the order as open nor knows it (orderStatus): a working order
+        is gone (EXPIRED); an UNKNOWN one is resolved as `resolved_missing` does."""
+        if self.state is OrderState.UNKNOWN:
+            return self.resolved_missing(now_ms)
+        if self.state not in WORKING_STATES:
+            return self._noop("vanished", now_ms, "not working")
+        before = self.state
+        self._finish(OrderState.EXPIRED, "absent at venue", now_ms)
+        return self._done("vanished", before, now_ms, reason=self.reason)
+
     # --- the venue's reports ----------------------------------------------------------------------
 
     def report(
@@ -489,6 +504,7 @@ class TrackedOrder:
         self._adopt(oid)
         if self.is_terminal:
             return self._noop(action, now_ms, "terminal")
+        self.seen_ms = now_ms
         first = self._accept()
         state = self.state
         if state is OrderState.PENDING_NEW or (
@@ -533,6 +549,7 @@ class TrackedOrder:
         self.avg_fill_px = (self.avg_fill_px * self.filled_sz + fill.px * fill.sz) / total
         self.filled_sz = total
         self.fill_count += 1
+        self.seen_ms = now_ms
         current = self.oid is None or fill.oid == self.oid
         if self.oid is None and not self.is_terminal:
             self.oid = fill.oid

@@ -6,6 +6,10 @@ an answer that never came (``OrderFateUnknown``, a cancel's ``RequestTimeout``) 
 that, so a lost answer can never double an order. A request the venue refused whole (rate
 limited, rejected) is applied as a rejection of each of its orders. Lifecycle events, from the
 router's answers and from the user stream's reports alike, go to one ``emit`` callback.
+
+Each call runs under `Dispatcher.awaiting` for its orders, from before the request is registered
+until its answer (or resolution) is applied: an order left pending when no call awaits it any
+more (the caller was cancelled mid-request) is the order auditor's to resolve.
 """
 
 from __future__ import annotations
@@ -57,6 +61,10 @@ class OrderRouter:
         self.now_ms = now_ms
 
     async def place(self, orders: Sequence[PlaceOrder]) -> None:
+        with self.dispatcher.awaiting(order.cloid for order in orders):
+            await self._place(orders)
+
+    async def _place(self, orders: Sequence[PlaceOrder]) -> None:
         now = self.now_ms()
         for order in orders:
             self.dispatcher.submit(order, now)
@@ -72,6 +80,10 @@ class OrderRouter:
             self.emit(self.dispatcher.on_place_ack(order.cloid, result, now))
 
     async def modify(self, modifies: Sequence[ModifyOrder]) -> None:
+        with self.dispatcher.awaiting(modify.order.cloid for modify in modifies):
+            await self._modify(modifies)
+
+    async def _modify(self, modifies: Sequence[ModifyOrder]) -> None:
         now = self.now_ms()
         for modify in modifies:
             self.dispatcher.request_modify(modify, now)
@@ -87,6 +99,10 @@ class OrderRouter:
             self.emit(self.dispatcher.on_modify_ack(modify.order.cloid, result, now))
 
     async def cancel(self, cloids: Sequence[str]) -> None:
+        with self.dispatcher.awaiting(cloids):
+            await self._cancel(cloids)
+
+    async def _cancel(self, cloids: Sequence[str]) -> None:
         now = self.now_ms()
         cancels = [
             CancelOrder(self.dispatcher.request_cancel(cloid, now).coin, cloid=cloid)
@@ -109,10 +125,14 @@ class OrderRouter:
         for cloid in cloids:
             self.emit(self.dispatcher.on_timeout(cloid, now))
         for cloid in cloids:
-            await self.resolve(cloid)
+            await self._resolve(cloid)
 
     async def resolve(self, cloid: str) -> None:
         """Settle an unknown order from the venue's orderStatus (None: never placed)."""
+        with self.dispatcher.awaiting([cloid]):
+            await self._resolve(cloid)
+
+    async def _resolve(self, cloid: str) -> None:
         try:
             report = await self.venue.order_status(cloid)
         except VenueError as error:

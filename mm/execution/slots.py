@@ -18,6 +18,7 @@ from collections.abc import Callable
 import attrs
 import trio
 
+from mm.execution.audit import AuditConfig
 from mm.execution.dispatch import Dispatcher
 from mm.execution.orders import OrderRouter
 from mm.execution.reconcile import LiveOrder, Plan, ReconcileConfig, reconcile
@@ -33,6 +34,8 @@ class ExecutorConfig:
     # When a live order counts as already where the strategy wants it (price in bps or ticks,
     # size as a fraction), so it is kept instead of modified.
     reconcile: ReconcileConfig = attrs.field(factory=ReconcileConfig)
+    # The order auditor: orphans, ghosts and stuck orders (mm.execution.audit).
+    audit: AuditConfig = attrs.field(factory=AuditConfig)
 
 
 @attrs.frozen

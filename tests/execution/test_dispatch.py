@@ -1,5 +1,6 @@
-"""Execution dispatch: two-tier routing, fill dedup, cancel-replace detection, timeouts and
-orphans; and a property over random venue histories delivered out of order and duplicated."""
+"""Execution dispatch: two-tier routing, fill dedup, cancel-replace detection, timeouts, ghosts
+and awaited requests; and a property over random venue histories delivered out of order and
+duplicated."""
 
 from __future__ import annotations
 
@@ -39,7 +40,6 @@ from mm.model import (
     Fill,
     Filled,
     ModifyOrder,
-    OpenOrder,
     OrderReport,
     PlaceOrder,
     Rejected,
@@ -752,52 +752,55 @@ def test_resolve_on_a_known_order_is_just_a_report() -> None:
     assert d.stats.conflicts == 1
 
 
-# --- orphans -----------------------------------------------------------------------------------
+# --- ghosts and awaited requests ----------------------------------------------------------------
 
 
-def open_order(oid: int, *, cloid: str | None = None, time_ms: int = 0, px: float = 100.0) -> Any:
-    return OpenOrder(
-        coin="BTC", side=Side.BUY, px=px, sz=1.0, orig_sz=1.0, oid=oid, cloid=cloid, time_ms=time_ms
-    )
+def test_a_ghost_takes_the_venues_word() -> None:
+    d = opened()
+    assert kinds(d.resolve_absent(CLOID, report(11, "canceled"), 5)) == ["OrderCanceled"]
+    assert state(d) is S.CANCELED
+    filled = opened()
+    assert kinds(filled.resolve_absent(CLOID, report(11, "filled"), 5)) == ["OrderFilled"]
 
 
-def test_orphans_respect_the_grace_period() -> None:
-    d = Dispatcher(DispatchConfig(orphan_grace_ms=1000))
-    stray = open_order(99, time_ms=0)
-    assert not d.is_orphan(stray, 999)
-    assert d.is_orphan(stray, 1000)
-    assert d.orphans([stray], 1000) == [stray]
+def test_a_ghost_the_venue_does_not_know_has_expired() -> None:
+    d = opened()
+    events = d.resolve_absent(CLOID, None, 5)
+    assert kinds(events) == ["OrderExpired"]
+    assert state(d) is S.EXPIRED
+    assert d.resolve_unknown(CLOID, None, 6) == []  # the old path leaves a known order alone
 
 
-def test_tracked_orders_are_never_orphans() -> None:
-    d = opened(orphan_grace_ms=1000)
-    assert not d.is_orphan(open_order(11), 10_000)
-    assert not d.is_orphan(open_order(55, cloid=CLOID), 10_000)
+def test_a_ghost_the_venue_says_is_open_stays_open() -> None:
+    d = opened()
+    assert d.resolve_absent(CLOID, report(11, "open"), 5) == []
+    assert state(d) is S.OPEN
 
 
-def test_in_flight_order_is_not_mistaken_for_an_orphan() -> None:
-    d = Dispatcher(DispatchConfig(orphan_grace_ms=1000))
-    d.submit(place(px=100.0), 0)
-    maybe_ours = open_order(99, time_ms=0)  # a snapshot entry without its cloid
-    assert not d.is_orphan(maybe_ours, 5000)
-    assert d.is_orphan(open_order(98, px=105.0), 5000)  # another price: not ours
-    d.on_timeout(CLOID, 6000)
-    assert not d.is_orphan(maybe_ours, 7000)  # UNKNOWN is never assumed gone
-    d.resolve_unknown(CLOID, None, 8000)
-    assert d.is_orphan(maybe_ours, 9000)
+def test_resolve_absent_of_an_unknown_order_resolves_it() -> None:
+    d = Dispatcher()
+    d.submit(place(), 1)
+    d.on_timeout(CLOID, 2)
+    assert kinds(d.resolve_absent(CLOID, None, 3)) == ["OrderRejected"]  # never placed
+    assert d.resolve_absent("0xnobody", None, 4) == []
+    assert d.stats.unknown_acks == 1
 
 
-def test_untracked_reports_as_orphans() -> None:
-    d = Dispatcher(DispatchConfig(orphan_grace_ms=1000))
-    assert d.is_orphan(report(99, "open", cloid=None, time_ms=0), 2000)
-    assert not d.is_orphan(report(99, "canceled", cloid=None, time_ms=0), 2000)
+def test_awaiting_marks_requests_until_the_caller_leaves_however_it_leaves() -> None:
+    d = Dispatcher()
+    with d.awaiting([CLOID, "0xb"]):
+        with d.awaiting([CLOID]):
+            assert d.awaited() == {CLOID, "0xb"}
+        assert d.awaited() == {CLOID, "0xb"}  # still awaited by the outer caller
+    assert d.awaited() == frozenset()
+    with pytest.raises(RuntimeError), d.awaiting([CLOID]):
+        raise RuntimeError("the caller was cancelled")
+    assert d.awaited() == frozenset()
 
 
 def test_config_is_validated() -> None:
     with pytest.raises(ValueError, match="dedup_capacity"):
         DispatchConfig(dedup_capacity=0)
-    with pytest.raises(ValueError, match="orphan_grace_ms"):
-        DispatchConfig(orphan_grace_ms=-1)
 
 
 # --- property: any delivery order, duplicated, of a random venue history -------------------------

@@ -577,6 +577,41 @@ def test_resolved_missing_on_a_known_order_is_a_no_op() -> None:
     assert order.state is S.OPEN
 
 
+def test_seen_is_when_the_venue_last_showed_the_order_alive() -> None:
+    assert new().seen_ms is None
+    order = new()
+    order.ack_resting(11, 3)
+    assert order.seen_ms == 3
+    order.report("open", 11, 4)
+    assert order.seen_ms == 4
+    order.apply_fill(fill(1.0, oid=11, tid=1), 5)
+    assert order.seen_ms == 5
+    order.request_cancel(6)
+    order.cancel_refused("already canceled", 7)
+    order.request_modify(101.0, 3.0, Tif.GTC, 8)
+    order.modify_refused("cannot modify", 9)
+    assert order.seen_ms == 5  # refusals are no sign of life
+    order.request_modify(101.0, 3.0, Tif.GTC, 10)
+    order.replaced(12, 11)
+    assert order.seen_ms == 11
+
+
+def test_a_working_order_the_venue_neither_lists_nor_knows_has_expired() -> None:
+    for order in (opened(), partially_filled()):
+        tr = order.vanished(9)
+        assert (tr.after, order.reason, order.terminal_ms) == (S.EXPIRED, "absent at venue", 9)
+        assert order.pending is None
+
+
+def test_vanished_resolves_unknown_as_missing_and_leaves_the_rest() -> None:
+    order = unknown_place()
+    assert order.vanished(9).after is S.REJECTED  # never placed
+    for busy in (pending_cancel(), pending_modify(), new()):
+        state = busy.state
+        assert busy.vanished(9).ignored  # a request in flight: not the auditor's call here
+        assert busy.state is state
+
+
 def test_retrying_a_cancel_on_an_unknown_cancel_keeps_the_base() -> None:
     order = partially_filled()
     order.request_cancel(4)
@@ -617,6 +652,7 @@ ACTIONS = st.sampled_from(
         "modify_refused",
         "timed_out",
         "resolved_missing",
+        "vanished",
     ]
 )
 
@@ -639,6 +675,7 @@ def run(
         "modify_refused": lambda: order.modify_refused("no", now),
         "timed_out": lambda: order.timed_out(now),
         "resolved_missing": lambda: order.resolved_missing(now),
+        "vanished": lambda: order.vanished(now),
     }
     return calls[action]()
 

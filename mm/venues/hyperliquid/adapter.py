@@ -15,11 +15,11 @@ from typing import Any
 
 import attrs
 import trio
-from loguru import logger
 from prometheus_client import CollectorRegistry
 
 from mm import clock
 from mm.book import BookBus
+from mm.execution.auditor import AuditLink, OrderAuditor
 from mm.execution.deadman import DeadmanConfig, DeadmanKeeper
 from mm.execution.dispatch import Dispatcher, DispatchOutput
 from mm.execution.orders import OrderRouter
@@ -227,11 +227,13 @@ class HyperliquidAdapter:
     async def run_execution(
         self,
         record: Callable[[str, dict[str, Any]], Awaitable[None]],
+        auditor: OrderAuditor,
         *,
         task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
     ) -> None:
         """The execution child: the startup sequence, then every user event through the
-        dispatcher (each fill journaled), with the dead-man's switch kept armed while healthy."""
+        dispatcher (each fill journaled), with the dead-man's switch kept armed while healthy
+        and the order auditor comparing the venue's orders with ours while in sync."""
         if self.client is None:
             raise RuntimeError("the user feed must start before execution")
         self.startup = await run_startup(self.client, self.config.startup)
@@ -246,14 +248,25 @@ class HyperliquidAdapter:
         self.deadman = DeadmanKeeper(
             self, self.config.deadman, healthy=self.healthy, now_ms=lambda: clock.wall_ms()
         )
+        link = AuditLink(
+            venue=lambda: self.client,
+            dispatcher=self.dispatcher,
+            emit=self._order_events,
+            record=record,
+            in_sync=lambda: self.user_stream is not None and self.user_stream.synced.is_set(),
+        )
         async with trio.open_nursery() as nursery:
             await nursery.start(self.deadman.run)
+            await nursery.start(auditor.run, link)
             task_status.started()
             async for event in self.user_events:
-                await self._route(event, record)
+                await self._route(event, record, auditor)
 
     async def _route(
-        self, event: UserStreamEvent, record: Callable[[str, dict[str, Any]], Awaitable[None]]
+        self,
+        event: UserStreamEvent,
+        record: Callable[[str, dict[str, Any]], Awaitable[None]],
+        auditor: OrderAuditor,
     ) -> None:
         now_ms = clock.wall_ms()
         if isinstance(event, Fill):
@@ -268,11 +281,9 @@ class HyperliquidAdapter:
                 "resync",
                 {"reason": event.reason, "fills_recovered": event.fills_recovered},
             )
-            for orphan in self.dispatcher.orphans(event.open_orders, now_ms):
-                logger.warning(
-                    "orphan order at the venue: {} {} oid {}", orphan.coin, orphan.side, orphan.oid
-                )
-                await record("orphan_order", attrs.asdict(orphan, value_serializer=_plain))
+            # Audited next (orphans, ghosts), dated when the resync's reads were sent.
+            asked_ms = event.time_ms - round(event.duration_s * 1000)
+            auditor.resynced(event.open_orders, asked_ms)
         else:
             await record(type(event).__name__.lower(), attrs.asdict(event, value_serializer=_plain))
 
