@@ -3,7 +3,8 @@
 Both sinks format through functions that pass the message, the extra fields and the traceback
 through the redactor, so a configured secret never reaches a log line. Standard-library logging
 (hypercorn, httpx) is routed into loguru. Every record carries ``child``: the supervisor sets it
-for each child's task tree; outside any child it is ``-``.
+for each child's task tree; outside any child it is ``mm``, the root of the tree (the service
+itself). httpx's per-request lines are DEBUG: they are not news at INFO.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ import orjson
 from loguru import logger
 
 from mm.secrets import Redactor
+
+ROOT_CHILD = "mm"  # the child of records outside any supervised child: the service
 
 if TYPE_CHECKING:
     from loguru import Record
@@ -153,7 +156,7 @@ def configure(
 ) -> LogSetup:
     """Replace loguru's sinks with ours and route standard-library logging into loguru."""
     logger.remove()
-    logger.configure(extra={"child": "-"}, patcher=_plain_extras)
+    logger.configure(extra={"child": ROOT_CHILD}, patcher=_plain_extras)
     formats = _Formats(redact)
     handler_ids: list[int] = []
     if console is not None:
@@ -188,4 +191,5 @@ def configure(
         logging.getLogger(name).handlers = []
         logging.getLogger(name).propagate = True
     logging.getLogger("httpcore").setLevel(logging.WARNING)
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per request otherwise
     return LogSetup(handler_ids, log_file)

@@ -100,13 +100,13 @@ def test_file_has_one_json_object_per_line(make_logs: Any) -> None:
     assert [record["level"] for record in records] == ["INFO", "WARNING"]
     for record in records:
         assert datetime.fromisoformat(record["time"]).tzinfo is not None
-        assert record["extra"]["child"] == "-"
+        assert record["extra"]["child"] == "mm"
         assert record["logger"] == __name__
         assert record["function"].startswith("test_file_has_one_json_object")
         assert isinstance(record["line"], int)
         assert isinstance(record["process"], int)
         assert "exception" not in record
-    assert records[1]["extra"] == {"child": "-", "symbol": "BTC"}
+    assert records[1]["extra"] == {"child": "mm", "symbol": "BTC"}
 
 
 def test_internal_extra_fields_are_not_written(make_logs: Any) -> None:
@@ -121,7 +121,7 @@ def test_console_is_readable_and_uncoloured(make_logs: Any) -> None:
     logger.bind(symbol="ETH", size=3).info("quoting")
     text = logs.console_text()
     assert re.fullmatch(
-        r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3} INFO     - quoting symbol=ETH size=3\n", text
+        r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3} INFO     mm quoting symbol=ETH size=3\n", text
     ), text
     assert "\x1b[" not in text
 
@@ -211,15 +211,15 @@ def test_child_comes_from_contextualize(make_logs: Any) -> None:
     logger.info("outside after")
     records = logs.records()
     assert [(r["message"], r["extra"]["child"]) for r in records] == [
-        ("outside before", "-"),
+        ("outside before", "mm"),
         ("inside", "mm/x"),
         ("stdlib inside", "mm/x"),
         ("nested", "mm/x/y"),
-        ("outside after", "-"),
+        ("outside after", "mm"),
     ]
     console = logs.console.getvalue().splitlines()
     assert " mm/x inside" in console[1]
-    assert " - outside after" in console[4]
+    assert " mm outside after" in console[4]
 
 
 @pytest.mark.parametrize(
@@ -254,7 +254,7 @@ def test_stdlib_records_are_routed_with_their_level(make_logs: Any) -> None:
 
     httpx = logging.getLogger("httpx")
     httpx.debug("dropped: the root logger is at INFO")
-    httpx.info("httpx info %d", 1)
+    httpx.info("dropped: a line per request is not news at INFO")
     httpx.warning("httpx warning")
     hypercorn.error("hypercorn error")
     logging.getLogger("some.library").critical("critical")
@@ -262,7 +262,6 @@ def test_stdlib_records_are_routed_with_their_level(make_logs: Any) -> None:
     logging.getLogger("custom").log(35, "custom level")
     records = logs.records()
     assert [(r["level"], r["message"]) for r in records] == [
-        ("INFO", "httpx info 1"),
         ("WARNING", "httpx warning"),
         ("ERROR", "hypercorn error"),
         ("CRITICAL", "critical"),

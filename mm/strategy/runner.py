@@ -12,6 +12,7 @@ its deadline.
 
 from __future__ import annotations
 
+import math
 import time
 from typing import Any, Protocol
 
@@ -37,6 +38,8 @@ from mm.ops.session import Phase
 from mm.strategy.engine import QuotePlan, StrategyConfig, SymbolQuoter
 from mm.strategy.positions import Markouts, PositionBook
 from mm.venues.hyperliquid.adapter import HyperliquidAdapter
+
+SUMMARY_EVERY_S = 60.0  # the console's one-line summary
 
 
 def _gate_label(why: str) -> str:
@@ -194,6 +197,8 @@ class Trading:
         self.ticks: dict[str, float] = {}
         self._quoted_book_ms: dict[str, int] = {}  # the book each symbol was last quoted on
         self.pulled: dict[str, str] = {}  # symbols whose quotes are pulled, and why
+        self._announced: set[str] = set()  # symbols whose first quotes were logged
+        self._filled = False  # the first fill was logged
         self.halted = False  # set on stop: no new signals, ever
         self.risk: RiskReader | None = None  # the risk aggregator's decision, once it runs
         self.mode: RiskReader | None = None  # the autonomy mode coordinator
@@ -268,6 +273,7 @@ class Trading:
         bus = self.adapter.bus
         version = 0
         exported_at = 0.0
+        summarized_at = -math.inf
         wake_in = self.strategy.accumulator.max_age_s
         while True:
             with trio.move_on_after(wake_in):
@@ -280,6 +286,10 @@ class Trading:
             if now - exported_at >= 1.0:
                 self.export()
                 exported_at = now
+            if now - summarized_at >= SUMMARY_EVERY_S:
+                if summarized_at > -math.inf:
+                    logger.info("summary: {}", self.summary())
+                summarized_at = now
             wake_in = self.strategy.accumulator.max_age_s
             for coin, quoter in self.quoters.items():
                 book = bus.latest(coin)
@@ -364,6 +374,17 @@ class Trading:
         else:
             self._quoted_book_ms[coin] = received_ms
         mailbox.put(Signal(coin, tuple(orders), self.ticks[coin], received_ms))
+        if orders and coin not in self._announced:
+            self._announced.add(coin)
+            sides = sorted({"bid" if order.side is Side.BUY else "ask" for order in orders})
+            logger.info(
+                "{}: quoting ({}; bid {}, ask {}; {} orders)",
+                coin,
+                " and ".join(sides),
+                plan.bid,
+                plan.ask,
+                len(orders),
+            )
 
     def permission(self, coin: str) -> Permission:
         """The session phase, the flattener, the risk decision and the autonomy mode, combined:
@@ -408,6 +429,10 @@ class Trading:
         if not self.positions.apply(fill):
             return
         self.markouts.on_fill(fill)
+        if not self._filled:
+            self._filled = True
+            side = "bought" if fill.side is Side.BUY else "sold"
+            logger.info("first fill: {} {} {:g} at {:g}", side, fill.coin, fill.sz, fill.px)
         self.metrics.fills.labels(
             symbol=fill.coin, side="buy" if fill.side is Side.BUY else "sell"
         ).inc()
@@ -417,6 +442,28 @@ class Trading:
             quoter.set_position(self.positions.position(fill.coin))
 
     # --- status -----------------------------------------------------------------------------
+
+    def summary(self) -> str:
+        """One line for a person watching the console: per symbol the orders resting at the
+        venue, fills, position and PnL, and the total PnL."""
+        positions = self.positions.snapshot(self.marks())
+        resting: dict[str, int] = {}
+        for order in self.adapter.dispatcher.registry.live():
+            if order.oid is not None:
+                resting[order.coin] = resting.get(order.coin, 0) + 1
+        parts = []
+        total = 0.0
+        for coin in self.strategy.symbols:
+            position = positions.get(coin, {})
+            fills = position.get("fills_buy", 0) + position.get("fills_sell", 0)
+            pnl = position.get("total", 0.0)
+            total += pnl
+            state = f" ({self.pulled[coin]})" if coin in self.pulled else ""
+            parts.append(
+                f"{coin} {resting.get(coin, 0)} orders{state}, {fills} fills, "
+                f"position {position.get('position', 0.0):+g}, PnL {pnl:+.2f}"
+            )
+        return "; ".join(parts) + f" | PnL {total:+.2f} USD"
 
     def marks(self) -> dict[str, float]:
         marks = {}
