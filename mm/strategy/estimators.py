@@ -14,6 +14,17 @@ Both estimators work in price units:
   a least-squares fit of ``log λ = log A - k δ`` over the grid points with ``λ > 0`` gives
   A (per second, counted over whatever trades are fed: feed one side for a per-side A) and k
   (per price unit). With depths in bps of the mid, k comes out per bp instead.
+
+Each estimator also says how far to trust it, ``confidence`` in [0, 1] (the spread chain's
+model gating reads it, ``mm.strategy.model_gating``):
+
+- volatility: the sampled mid differences in the window against the window's capacity
+  (``window_s / sample_interval_s``): a just-warm sigma from 10 samples is a rough one;
+- intensity: the product of the last fit's trades against ``confident_trades``, its quality
+  (the R² of the log-linear fit, clipped to [0, 1]) and its freshness (1 while the fit is
+  younger than half the window, falling to 0 when a whole window has passed since it).
+
+Both are 0 before any data and never NaN; non-finite times give 0.
 """
 
 from __future__ import annotations
@@ -45,6 +56,7 @@ class IntensityConfig:
     depth_points: int = setting(10, at_least(2))
     min_trades: int = setting(50, at_least(1))
     recalibrate_s: float = setting(30.0, positive)
+    confident_trades: int = setting(200, at_least(1))
 
 
 class VolatilityEstimator:
@@ -83,6 +95,23 @@ class VolatilityEstimator:
         """Mid differences available in the window."""
         return max(0, len(self._samples) - 1)
 
+    @property
+    def capacity(self) -> int:
+        """Mid differences a full window holds."""
+        return max(int(self.config.window_s / self.config.sample_interval_s), 1)
+
+    def confidence(self, now: float | None = None) -> float:
+        """Mid differences in the window (at ``now``, else at the last update) per capacity."""
+        samples = self._samples
+        if now is not None:
+            if not math.isfinite(now):
+                return 0.0
+            horizon = now - self.config.window_s
+            count = max(sum(1 for at, _ in samples if at >= horizon) - 1, 0)
+        else:
+            count = self.sample_count
+        return min(count / self.capacity, 1.0)
+
     def estimate(self) -> float | None:
         """sigma in price units per sqrt(second), or None during the warmup."""
         count = self.sample_count
@@ -111,6 +140,7 @@ class IntensityFit:
     k: float
     at: float
     trades: int
+    r2: float = 1.0  # the log-linear fit's coefficient of determination
 
 
 def fit_intensity(
@@ -121,6 +151,14 @@ def fit_intensity(
     ``λ(δ)`` is the count of ``depths >= δ`` divided by ``duration_s``. None when fewer than
     two grid points have trades or the fitted k is not positive.
     """
+    result = fit_intensity_r2(depths, duration_s, step, points)
+    return None if result is None else (result[0], result[1])
+
+
+def fit_intensity_r2(
+    depths: list[float], duration_s: float, step: float, points: int
+) -> tuple[float, float, float] | None:
+    """``(A, k, R²)``: :func:`fit_intensity` and the R² of its log-linear fit."""
     if duration_s <= 0:
         return None
     xs: list[float] = []
@@ -147,7 +185,9 @@ def fit_intensity(
     k = -slope
     if not k > 0:
         return None
-    return math.exp(y_mean - slope * x_mean), k
+    syy = math.fsum((y - y_mean) ** 2 for y in ys)
+    r2 = sxy * sxy / (sxx * syy) if syy > 0 else 1.0
+    return math.exp(y_mean - slope * x_mean), k, min(max(r2, 0.0), 1.0)
 
 
 class IntensityEstimator:
@@ -186,9 +226,9 @@ class IntensityEstimator:
         duration = min(self.config.window_s, now - self._origin)
         config = self.config
         depths = [depth for _, depth in self._trades]
-        result = fit_intensity(depths, duration, config.depth_step, config.depth_points)
+        result = fit_intensity_r2(depths, duration, config.depth_step, config.depth_points)
         if result is not None:
-            self.fit = IntensityFit(result[0], result[1], now, len(depths))
+            self.fit = IntensityFit(result[0], result[1], now, len(depths), result[2])
             self.fits += 1
         return self.fit
 
@@ -198,6 +238,19 @@ class IntensityEstimator:
         if self._last_attempt is None or now - self._last_attempt >= self.config.recalibrate_s:
             return self.calibrate(now)
         return self.fit
+
+    def confidence(self, now: float) -> float:
+        """Trust in the last good fit at ``now``: trades x quality x freshness (docstring)."""
+        fit = self.fit
+        if fit is None or not math.isfinite(now):
+            return 0.0
+        config = self.config
+        trades = min(fit.trades / config.confident_trades, 1.0)
+        quality = min(max(fit.r2, 0.0), 1.0) if math.isfinite(fit.r2) else 0.0
+        age = max(now - fit.at, 0.0)
+        half = config.window_s / 2
+        freshness = 1.0 if age <= half else max(1.0 - (age - half) / half, 0.0)
+        return trades * quality * freshness
 
     def estimate(self) -> tuple[float, float] | None:
         """``(A, k)`` of the last good fit, or None before the first one."""
@@ -210,6 +263,7 @@ class IntensityEstimator:
             "a": math.nan if fit is None else fit.a,
             "k": math.nan if fit is None else fit.k,
             "fit_at": math.nan if fit is None else fit.at,
+            "r2": math.nan if fit is None else fit.r2,
             "trades": float(len(self._trades)),
             "fits": float(self.fits),
         }
