@@ -1,0 +1,397 @@
+"""Liquidation-cascade severity of one coin, from its trades, its books and time.
+
+Role: the input of the risk monitor ``cascade`` (widen from 0.4, pull at 0.8, kill at 5.0) and
+of the quote gate's cascade reason. One :class:`CascadeDetector` per coin; pure: no I/O, no
+clock. Every ``now`` is seconds on the caller's monotonic clock.
+
+Inputs: :meth:`CascadeDetector.on_trade` (an ``mm.model.Trade``: its side is the taker's),
+:meth:`CascadeDetector.on_book` (an ``mm.book.Book``).
+
+Outputs: :meth:`CascadeDetector.severity` ``>= 0`` (0 calm; unbounded above) and
+:meth:`CascadeDetector.components`, the ingredients as plain numbers for status and metrics.
+
+How severity is made (``CascadeConfig`` holds every constant):
+
+- **velocity**: the mid's log move over the last ``velocity_window_s``, cut into
+  ``velocity_legs`` equal legs. When every leg moves the same way, the persistent velocity is
+  the slowest leg's (bps per second, signed); otherwise it is 0. A jump moves one leg only, a
+  cascade moves every leg, so a repricing jump does not read as a cascade (the price-velocity
+  monitor is there for jumps).
+- **surge**: notional traded per second over the last ``flow_window_s`` against its own baseline
+  (the ``baseline_s`` before that window): ``(ratio - 1) / (surge_full - 1)``, clipped to [0, 1].
+- **one-sidedness**: the net taker notional in the direction of the move (sellers in a fall)
+  over the window, divided by the larger of the notional traded and the notional the baseline
+  expects in the window (so a quiet window is not one-sided), clipped to [0, 1].
+- **depletion**: the resting notional within ``depth_bps`` of the mid on the side being hit
+  (bids in a fall), averaged over the books of the flow window (one sweep between two
+  requotes is not a drought), against its own slow average: ``1 - depth / baseline``, clipped
+  to [0, 1].
+- ``confirmation = confirm_min + (confirm_max - confirm_min) * mean(surge, one-sidedness,
+  depletion)``: how much the flow and the book look like forced selling (or buying);
+  ``severity = |velocity| / velocity_scale_bps_s * confirmation``. Calm markets sit near 0; a
+  move of ``velocity_scale_bps_s`` sustained over the window with no confirmation is
+  ``confirm_min`` (widen), with full confirmation ``confirm_max``.
+- The reported severity is the larger of the current value and the peak so far decayed with
+  ``decay_half_life_s``, so the pull outlasts the move by a little and then clears by itself.
+
+Cold start: with no mids over the velocity window, severity is 0; until ``min_baseline_s`` of
+history, surge and depletion are 0 (unknown is not evidence). Nothing needs our own quoting to
+clear.
+
+A book with one side empty (swept) still gives a mid: the remaining best price less (or plus)
+the last two-sided book's half spread, so the velocity stays visible when it matters most; its
+depth is measured around that mid.
+
+Failures: a trade or book level with a non-finite or non-positive price or size, or a notional
+above ``MAX_NOTIONAL``, is ignored (levels one by one); a crossed book is ignored; an event
+with a non-finite ``now`` is ignored and a query with one uses the latest time seen; time never
+runs backwards (an earlier ``now`` counts as the latest). Nothing here raises on data, and no
+output is NaN.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections import deque
+
+import attrs
+
+from mm.book import Book
+from mm.model import Level, Side, Trade
+from mm.settings import at_least, non_negative, positive, setting
+
+__all__ = ["CascadeConfig", "CascadeDetector"]
+
+BPS = 1e4
+# A trade or book level worth more than this (USD) is garbage, not a market: ignored, which
+# also keeps every running sum finite.
+MAX_NOTIONAL = 1e15
+
+
+def _above_one(value: float) -> str | None:
+    return None if value > 1 else f"must be > 1, got {value!r}"
+
+
+@attrs.frozen
+class CascadeConfig:
+    """Windows, baselines and scales of the cascade severity (module docstring)."""
+
+    # The mid's move over this window, cut into equal legs that must all move the same way.
+    velocity_window_s: float = setting(2.0, positive)
+    velocity_legs: int = setting(2, at_least(1))
+    # A persistent move this fast (bps of the mid per second) gives severity = confirmation.
+    velocity_scale_bps_s: float = setting(50.0, positive)
+    # Trade speed, one-sidedness and the hit side's depth are measured over this window...
+    flow_window_s: float = setting(5.0, positive)
+    # ...against the notional rate and book depth of this long before it, once there is
+    # min_baseline_s of history (until then surge and depletion count as 0).
+    baseline_s: float = setting(300.0, positive)
+    min_baseline_s: float = setting(30.0, non_negative)
+    # The rate ratio (window / baseline) at which the surge counts in full.
+    surge_full: float = setting(4.0, _above_one)
+    # The book depth watched: resting notional within this many bps of the mid.
+    depth_bps: float = setting(10.0, positive)
+    # The confirmation factor's range: no confirmation .. every ingredient at its maximum
+    # (taken low to high whichever way round they are given).
+    confirm_min: float = setting(0.5, non_negative)
+    confirm_max: float = setting(2.0, non_negative)
+    # The half life of the reported peak once the move has stopped.
+    decay_half_life_s: float = setting(5.0, positive)
+
+
+def _finite(value: float) -> bool:
+    return isinstance(value, (int, float)) and math.isfinite(value)
+
+
+def _clip01(value: float) -> float:
+    if not math.isfinite(value):
+        return 0.0
+    return min(max(value, 0.0), 1.0)
+
+
+def _good_level(level: Level) -> bool:
+    px, sz = level.px, level.sz
+    return _finite(px) and _finite(sz) and px > 0 and sz > 0 and px * sz <= MAX_NOTIONAL
+
+
+class CascadeDetector:
+    """Cascade severity of one coin; see the module docstring."""
+
+    def __init__(self, config: CascadeConfig | None = None) -> None:
+        self.config = config or CascadeConfig()
+        self._now: float | None = None
+        self._started: float | None = None
+        # Mids: (time, mid), oldest first, kept back to one sample before the velocity window.
+        self._mids: deque[tuple[float, float]] = deque()
+        # Trades in the flow window (time, notional, signed notional: + for buying takers) and
+        # in the baseline before it (time, notional), with running totals.
+        self._recent: deque[tuple[float, float, float]] = deque()
+        self._recent_total = 0.0
+        self._recent_net = 0.0
+        self._older: deque[tuple[float, float]] = deque()
+        self._older_total = 0.0
+        # Depth near the mid per book (time, bids, asks) over the flow window (at least the
+        # latest), and its slow average per side.
+        self._depths: deque[tuple[float, float, float]] = deque()
+        self._depth_baseline: list[float | None] = [None, None]
+        self._depth_at: float | None = None
+        self._half_spread = 0.0  # of the last two-sided book, to place the mid of a one-sided one
+        self._peak = 0.0
+        self._peak_at = 0.0
+        self.trades = 0
+        self.books = 0
+        self.ignored = 0
+
+    # --- time ---------------------------------------------------------------------------------
+
+    def _event_time(self, now: float) -> float | None:
+        """The event's time, or None to ignore it (non-finite)."""
+        if not _finite(now):
+            return None
+        if self._now is not None and now < self._now:
+            now = self._now
+        self._now = now
+        if self._started is None:
+            self._started = now
+        return now
+
+    def _query_time(self, now: float) -> float:
+        """A query's time: the latest seen when ``now`` is earlier or not finite."""
+        latest = self._now
+        if not _finite(now):
+            return latest if latest is not None else 0.0
+        if latest is None or now > latest:
+            self._now = latest = now
+        return latest
+
+    # --- inputs -------------------------------------------------------------------------------
+
+    def on_trade(self, trade: Trade, now: float) -> None:
+        """A market trade at ``now``: its notional, signed by the taker's side."""
+        px, sz = trade.px, trade.sz
+        if not (_finite(px) and _finite(sz) and px > 0 and sz > 0):
+            self.ignored += 1
+            return
+        at = self._event_time(now)
+        if at is None:
+            self.ignored += 1
+            return
+        notional = px * sz
+        if not notional <= MAX_NOTIONAL:
+            self.ignored += 1
+            return
+        signed = notional if trade.side is Side.BUY else -notional
+        self._recent.append((at, notional, signed))
+        self._recent_total += notional
+        self._recent_net += signed
+        self.trades += 1
+        self._advance(at)
+
+    def on_book(self, book: Book, now: float) -> None:
+        """A book at ``now``: its mid for the velocity and its depth near the mid."""
+        if book.is_crossed:
+            self.ignored += 1
+            return
+        at = self._event_time(now)
+        if at is None:
+            self.ignored += 1
+            return
+        bids = [level for level in book.bids if _good_level(level)]
+        asks = [level for level in book.asks if _good_level(level)]
+        mid = None
+        if bids and asks:
+            if bids[0].px >= asks[0].px:  # crossed once the bad levels are gone
+                self.ignored += 1
+                return
+            mid = bids[0].px / 2 + asks[0].px / 2
+            self._half_spread = asks[0].px / 2 - bids[0].px / 2
+        elif asks:  # the bids were swept: the mid is about half a spread below the best ask
+            mid = max(asks[0].px - self._half_spread, asks[0].px / 2)
+        elif bids:
+            mid = bids[0].px + min(self._half_spread, bids[0].px)
+        if mid is not None and not (math.isfinite(mid) and mid > 0):
+            mid = None
+        if mid is not None:
+            self._mids.append((at, mid))
+        reference = mid if mid is not None else self._last_mid()
+        if reference is not None:
+            self._update_depth(at, reference, bids, asks)
+        self.books += 1
+        self._advance(at)
+        self._remember(at, self._instant(at)[0])
+
+    def _last_mid(self) -> float | None:
+        return self._mids[-1][1] if self._mids else None
+
+    def _update_depth(self, now: float, mid: float, bids: list[Level], asks: list[Level]) -> None:
+        reach = mid * self.config.depth_bps / BPS
+        depths = (
+            math.fsum(lv.px * lv.sz for lv in bids if mid - lv.px <= reach),
+            math.fsum(lv.px * lv.sz for lv in asks if lv.px - mid <= reach),
+        )
+        if not all(math.isfinite(depth) for depth in depths):
+            return
+        self._depths.append((now, depths[0], depths[1]))
+        elapsed = 0.0 if self._depth_at is None else max(now - self._depth_at, 0.0)
+        weight = 1.0 - math.exp(-elapsed / self.config.baseline_s)
+        for side, depth in enumerate(depths):
+            baseline = self._depth_baseline[side]
+            self._depth_baseline[side] = (
+                depth if baseline is None else baseline + weight * (depth - baseline)
+            )
+        self._depth_at = now
+
+    def _advance(self, now: float) -> None:
+        """Age trades from the flow window into the baseline, and out; trim old mids."""
+        config = self.config
+        window_start = now - config.flow_window_s
+        recent, older = self._recent, self._older
+        while recent and recent[0][0] <= window_start:
+            at, notional, signed = recent.popleft()
+            self._recent_total -= notional
+            self._recent_net -= signed
+            older.append((at, notional))
+            self._older_total += notional
+        if not recent:
+            self._recent_total = self._recent_net = 0.0
+        horizon = window_start - config.baseline_s
+        while older and older[0][0] <= horizon:
+            self._older_total -= older.popleft()[1]
+        if not older:
+            self._older_total = 0.0
+        depths = self._depths
+        while len(depths) >= 2 and depths[0][0] <= window_start:
+            depths.popleft()
+        mids = self._mids
+        oldest_needed = now - config.velocity_window_s
+        while len(mids) >= 2 and mids[1][0] <= oldest_needed:
+            mids.popleft()
+
+    # --- outputs ------------------------------------------------------------------------------
+
+    def _mid_at(self, when: float) -> float | None:
+        """The mid prevailing at ``when``: the latest sample at or before it."""
+        found = None
+        for at, mid in self._mids:
+            if at > when:
+                break
+            found = mid
+        return found
+
+    def velocity(self, now: float) -> float:
+        """Persistent mid velocity in bps per second, signed (0 unless every leg agrees)."""
+        now = self._query_time(now)
+        config = self.config
+        legs = config.velocity_legs
+        leg_s = config.velocity_window_s / legs
+        marks: list[float] = []
+        for index in range(legs + 1):
+            mark = self._mid_at(now - config.velocity_window_s + index * leg_s)
+            if mark is None:
+                return 0.0
+            marks.append(mark)
+        # Differences of logs: the ratio of two extreme prices could underflow to 0.
+        moves = [
+            (math.log(end) - math.log(start)) * BPS / leg_s
+            for start, end in itertools.pairwise(marks)
+        ]
+        if all(move > 0 for move in moves):
+            return min(moves)
+        if all(move < 0 for move in moves):
+            return max(moves)
+        return 0.0
+
+    def _baseline_rate(self, now: float) -> float | None:
+        """Notional per second before the flow window; None with too little history."""
+        config = self.config
+        if self._started is None:
+            return None
+        covered = min(config.baseline_s, now - config.flow_window_s - self._started)
+        if covered <= 0 or covered < config.min_baseline_s:
+            return None
+        return max(self._older_total, 0.0) / covered
+
+    def _instant(self, now: float) -> tuple[float, dict[str, float]]:
+        config = self.config
+        self._advance(now)
+        velocity = self.velocity(now)
+        baseline = self._baseline_rate(now)
+        total = max(self._recent_total, 0.0)
+        net = self._recent_net
+        rate = total / config.flow_window_s
+        if baseline is None:
+            rate_ratio = 0.0
+            surge = 0.0
+            expected = 0.0
+        elif baseline > 0:
+            rate_ratio = rate / baseline
+            surge = _clip01((rate_ratio - 1.0) / (config.surge_full - 1.0))
+            expected = baseline * config.flow_window_s
+        else:  # trades after a baseline with none
+            rate_ratio = 0.0
+            surge = 1.0 if total > 0 else 0.0
+            expected = 0.0
+        imbalance = net / max(total, expected) if max(total, expected) > 0 else 0.0
+        imbalance = min(max(imbalance, -1.0), 1.0)
+        # The direction of the move; with no move, the direction of the flow (for status).
+        falling = velocity < 0 if velocity != 0 else imbalance < 0
+        one_sided = _clip01(-imbalance if falling else imbalance)
+        depletions = [self._depletion(side, now) for side in (0, 1)]
+        depletion = depletions[0] if falling else depletions[1]
+        low, high = sorted((config.confirm_min, config.confirm_max))
+        confirmation = low + (high - low) * (surge + one_sided + depletion) / 3.0
+        value = abs(velocity) / config.velocity_scale_bps_s * confirmation
+        if not math.isfinite(value):
+            value = 0.0
+        parts = {
+            "velocity_bps_s": velocity,
+            "velocity_ratio": abs(velocity) / config.velocity_scale_bps_s,
+            "notional_per_s": rate,
+            "rate_ratio": rate_ratio,
+            "surge": surge,
+            "imbalance": imbalance,
+            "one_sided": one_sided,
+            "depletion": depletion,
+            "depletion_bid": depletions[0],
+            "depletion_ask": depletions[1],
+            "confirmation": confirmation,
+            "instant": value,
+        }
+        return value, parts
+
+    def _depletion(self, side: int, now: float) -> float:
+        """1 - (mean depth over the flow window) / baseline, on one side (0 bids, 1 asks)."""
+        baseline = self._depth_baseline[side]
+        if not self._depths or baseline is None or baseline <= 0 or self._started is None:
+            return 0.0
+        if now - self._started < self.config.min_baseline_s:
+            return 0.0
+        depth = math.fsum(sample[1 + side] for sample in self._depths) / len(self._depths)
+        return _clip01(1.0 - depth / baseline)
+
+    def _remember(self, now: float, value: float) -> None:
+        if value >= self._decayed_peak(now):
+            self._peak, self._peak_at = value, now
+
+    def _decayed_peak(self, now: float) -> float:
+        if self._peak <= 0:
+            return 0.0
+        elapsed = max(now - self._peak_at, 0.0)
+        decayed: float = self._peak * 0.5 ** (elapsed / self.config.decay_half_life_s)
+        return decayed
+
+    def severity(self, now: float) -> float:
+        """The cascade severity at ``now``: 0 calm, 0.4 widen, 0.8 pull, 5.0 kill."""
+        now = self._query_time(now)
+        value, _ = self._instant(now)
+        self._remember(now, value)
+        return max(value, self._decayed_peak(now))
+
+    def components(self, now: float) -> dict[str, float]:
+        """The severity and its ingredients at ``now`` (plain, finite numbers)."""
+        now = self._query_time(now)
+        value, parts = self._instant(now)
+        self._remember(now, value)
+        parts["severity"] = max(value, self._decayed_peak(now))
+        return parts
