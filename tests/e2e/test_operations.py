@@ -22,6 +22,7 @@ from mm.journal import DATABASE_NAME, read_events
 from mm.model import PlaceOrder, Side, Tif
 from mm.ops.autonomy import Mode
 from mm.venues.hyperliquid.wire import new_cloid
+from mm.venues.hyperliquid.ws import WsConnection
 from tests.conftest import eventually
 from tests.e2e.fast import FAST
 from tests.ops.test_notifier import Receiver
@@ -262,6 +263,26 @@ def _now() -> float:
     return dt.datetime.now(dt.UTC).timestamp()
 
 
+def feed_sockets(service: Service) -> tuple[WsConnection, WsConnection]:
+    """The adapter's two WebSocket connections: the market feed's and the user stream's."""
+    market, client = service.adapter.market_ws, service.adapter.client
+    assert market is not None
+    assert client is not None
+    assert client.ws is not None
+    return market, client.ws
+
+
+def both_feeds_up(service: Service, connects_before: tuple[int, int] = (0, 0)) -> bool:
+    """Both feed sockets connected (each past ``connects_before`` successful connects), and the
+    simulator holding exactly those two open: nothing is still reconnecting or closing."""
+    assert service.venue is not None
+    sockets = feed_sockets(service)
+    return len(service.venue.sessions) == 2 and all(
+        ws.connected and ws.health.connects > before
+        for ws, before in zip(sockets, connects_before, strict=True)
+    )
+
+
 async def test_feed_reconnect_flapping_reduces_only(write_config: Any) -> None:
     service = service_for(write_config, None, autonomy={"flapping_reconnects": 3})
     with trio.fail_after(90):
@@ -270,12 +291,19 @@ async def test_feed_reconnect_flapping_reduces_only(write_config: Any) -> None:
             assert service.venue is not None
             assert service.venue.url is not None
             await eventually(lambda: service.adapter.healthy(), within=20)
+            await eventually(lambda: both_feeds_up(service), within=20)
             async with httpx.AsyncClient(base_url=service.venue.url) as sim:
                 for _ in range(2):  # market and user feeds both drop: 2 reconnects each time
+                    market, user = feed_sockets(service)
+                    connects = (market.health.connects, user.health.connects)
                     reply = await sim.post("/sim/disconnect")
-                    assert reply.json()["closed"] >= 2
-                    await eventually(lambda: not service.adapter.healthy(), within=5)
-                    await eventually(lambda: service.adapter.healthy(), within=20)
+                    assert reply.json()["closed"] == 2
+                    # Both sockets back (a new connect each), not merely the service healthy
+                    # again: books stay fresh while the market socket is still reconnecting.
+                    await eventually(partial(both_feeds_up, service, connects), within=20)
+            market, user = feed_sockets(service)
+            assert market.reconnects >= 2
+            assert user.reconnects >= 2
             await eventually(lambda: service.coordinator.mode is Mode.REDUCE_ONLY, within=10)
             reason = service.coordinator.autonomy.reason
             assert reason is not None
