@@ -47,7 +47,7 @@ from mm import clock
 from mm.bounded import BoundedSet
 from mm.execution.audit import AuditConfig, Findings, Snapshot, audit
 from mm.execution.dispatch import Dispatcher, DispatchOutput
-from mm.execution.lifecycle import OrderState
+from mm.execution.lifecycle import OrderState, VenueStatus, classify_status
 from mm.model import CancelOrder, CancelResult, OpenOrder, OrderReport
 from mm.venues.base import VenueError
 from mm.venues.hyperliquid.codec import CodecError
@@ -294,9 +294,18 @@ class OrderAuditor:
             return f"orderStatus of ghost {cloid} failed: {error}"
         link.emit(link.dispatcher.resolve_absent(cloid, report, clock.wall_ms()))
         after = order.state
+        verdict = classify_status(report.status) if report is not None else None
         if after is not before:
+            reached = after.value
+        elif verdict is not None and verdict is not VenueStatus.LIVE:
+            # Applied once its request in flight is answered (a held cancel of a modify's
+            # old leg, say): it ends where the venue says.
+            reached = verdict.value
+        else:
+            reached = None  # the venue says it is live after all
+        if reached is not None:
             self.counts["ghosts_resolved"] += 1
-            self.metrics.ghosts.labels(state=after.value).inc()
+            self.metrics.ghosts.labels(state=reached).inc()
         await self._settled(link, "ghost_order", cloid, before, after, report)
         return None
 

@@ -22,6 +22,7 @@ from mm.model import (
     AccountState,
     CancelOrder,
     CancelResult,
+    ModifyOrder,
     OpenOrder,
     OrderReport,
     PlaceOrder,
@@ -236,6 +237,27 @@ async def test_a_ghost_is_settled_from_the_venue_after_two_misses(
         "after": "canceled",
         "venue_status": "canceled",
     }
+
+
+async def test_a_ghost_with_a_modify_in_flight_ends_when_the_modify_is_answered(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    r = rig()
+    place(r, 1)
+    r.venue.statuses[cloid(1)] = report(1, "canceled")
+    await trio.sleep(1.0)
+    await r.auditor.audit_once(r.link)
+    await trio.sleep(CONFIG.grace_s)
+    modify = PlaceOrder("BTC", Side.BUY, 101.0, 1.0, Tif.ALO, cloid(1))
+    r.dispatcher.request_modify(ModifyOrder(cloid(1), modify), clock.wall_ms())  # being poked
+    await r.auditor.audit_once(r.link)
+    assert state(r, 1) is S.PENDING_MODIFY  # the venue's cancel waits for the modify's answer
+    assert r.sample("mm_orders_ghost_resolved_total", state="canceled") == 1
+    events = r.dispatcher.on_modify_ack(
+        cloid(1), Rejected("Cannot modify canceled or filled order"), clock.wall_ms()
+    )
+    assert [type(e).__name__ for e in events] == ["OrderModifyRejected", "OrderCanceled"]
+    assert state(r, 1) is S.CANCELED
 
 
 async def test_a_ghost_the_venue_does_not_know_expires(autojump_clock: trio.abc.Clock) -> None:
