@@ -159,9 +159,13 @@ class Service:
         self.adapter.order_event_listeners.append(self._journal_order_events)
         self.order_auditor = OrderAuditor(config.executor.audit, self.registry)
         self.trading = Trading(
-            config.strategy, config.executor, self.adapter, self.registry, config.pretrade
+            config.strategy,
+            config.executor,
+            self.adapter,
+            self.registry,
+            config.pretrade,
+            on_markout=self._journal_markout,
         )
-        self.trading.markouts.listener = self._journal_markout
         self.notifier = Notifier(config.notify, secrets.notify, self.registry, self._redact)
         self.flattener = Flattener(config.flatten, self.adapter, config.pretrade, self.registry)
         self.coordinator = ModeCoordinator(

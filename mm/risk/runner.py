@@ -110,6 +110,11 @@ class RiskAggregator:
     def reduce_only(self) -> bool:
         return self.decision is not None and self.decision.reduce_only
 
+    @property
+    def spread_factor(self) -> float:
+        """How much the quotes widen for risk (a WIDEN action's factor; 1.0 otherwise)."""
+        return self.decision.spread_factor if self.decision is not None else 1.0
+
     def status(self) -> dict[str, Any]:
         decision = self.decision
         if decision is None:
@@ -194,6 +199,7 @@ class RiskAggregator:
             symbols=symbols,
             feeds=self._feeds(),
             api_errors=self._errors.count(now),
+            cascade_severity=self.trading.cascade_severity(now),
         )
 
     def _feeds(self) -> dict[str, FeedHealth]:

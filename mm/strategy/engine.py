@@ -38,15 +38,18 @@ from mm.model import Fill, Side, Trade
 from mm.settings import at_least, non_negative, one_of, positive, setting
 from mm.strategy import gate, quota
 from mm.strategy.accumulator import AccumulatorConfig, EventAccumulator
+from mm.strategy.cascade import CascadeConfig, CascadeDetector
 from mm.strategy.estimators import (
     IntensityConfig,
     IntensityEstimator,
     VolatilityConfig,
     VolatilityEstimator,
 )
+from mm.strategy.flow import FlowImbalance
 from mm.strategy.gate import GateConfig, GateDecision, GateInputs
 from mm.strategy.glft import GlftParams, glft_quotes
 from mm.strategy.ladder import DesiredOrder, LadderConfig, build_ladder
+from mm.strategy.model_gating import ModelGatingConfig, model_gating_factor
 from mm.strategy.quota import QuotaConfig, QuotaDecision
 from mm.strategy.spread import (
     DefensiveConfig,
@@ -56,6 +59,8 @@ from mm.strategy.spread import (
     SpreadFactor,
     compose,
 )
+from mm.strategy.staleness import StalenessConfig, StalenessTracker
+from mm.strategy.toxicity import ToxicityConfig, ToxicityTracker
 
 __all__ = [
     "GlftValues",
@@ -153,6 +158,17 @@ class StrategyConfig:
     volatility: StrategyVolatilityConfig = attrs.field(factory=StrategyVolatilityConfig)
     # (A, k) from trade depths; depth_step is in bps of the mid (the engine converts).
     intensity: StrategyIntensityConfig = attrs.field(factory=StrategyIntensityConfig)
+    # Liquidation-cascade severity from the tape and the book (the gate and the risk monitor).
+    cascade: CascadeConfig = attrs.field(factory=CascadeConfig)
+    # Flow toxicity (tape imbalance, our fills' markouts) and its spread factor.
+    toxicity: ToxicityConfig = attrs.field(factory=ToxicityConfig)
+    # Widening as the book or the tape grow stale (never before they warmed up).
+    staleness: StalenessConfig = attrs.field(factory=StalenessConfig)
+    # Widening while the estimators are unsure.
+    model_gating: ModelGatingConfig = attrs.field(factory=ModelGatingConfig)
+    # The directional edge (bps) the gate reads when gate.require_edge is on: the taker flow's
+    # imbalance over edge_window_s times sigma over that window.
+    edge_window_s: float = setting(30.0, positive)
 
 
 @attrs.frozen
@@ -238,6 +254,11 @@ class SymbolQuoter:
         self.intensity = IntensityEstimator(config.intensity)
         self.accumulator = EventAccumulator(config.accumulator)
         self.defensive = DefensiveFactor(config.defensive)
+        self.cascade = CascadeDetector(config.cascade)
+        self.toxicity = ToxicityTracker(config.toxicity)
+        self.staleness = StalenessTracker(config.staleness)
+        self.flow = FlowImbalance(config.edge_window_s)
+        self.risk_factor = 1.0
         self.book: Book | None = None
         self.book_seen: float | None = None
         self.inventory = 0.0
@@ -251,6 +272,8 @@ class SymbolQuoter:
         """A new book of this coin arrived at ``now``."""
         self.book = book
         self.book_seen = now
+        self.cascade.on_book(book, now)
+        self.staleness.on_book(now)
         mid = book.mid
         if mid is None or book.is_crossed or not math.isfinite(mid) or mid <= 0:
             return
@@ -272,6 +295,10 @@ class SymbolQuoter:
 
     def on_trade(self, trade: Trade, now: float) -> None:
         """A market trade: its depth (bps of the current mid) feeds the intensity estimator."""
+        self.cascade.on_trade(trade, now)
+        self.toxicity.on_trade(trade, now)
+        self.staleness.on_trade(now)
+        self.flow.on_trade(trade, now)
         mid = self._mid()
         if mid is not None and trade.px > 0:
             self.intensity.on_trade(now, abs(trade.px - mid) / mid * BPS, 0.0)
@@ -289,6 +316,35 @@ class SymbolQuoter:
     def set_position(self, size: float) -> None:
         """The venue's signed position (coin units) replaces the inventory tracked from fills."""
         self.inventory = size
+
+    def on_markout(self, horizon_ms: int, markout_bps: float, now: float) -> None:
+        """One of our fills' markouts (bps, negative: adverse) at a horizon."""
+        self.toxicity.on_markout(horizon_ms, markout_bps, now)
+
+    def set_risk_factor(self, factor: float) -> None:
+        """The risk aggregator's spread factor (its WIDEN decisions), the chain's ``risk``."""
+        self.risk_factor = factor
+
+    def edge_bps(self, now: float) -> float | None:
+        """The directional edge: the taker flow's imbalance times sigma over the edge window
+        (bps of the mid); None before the volatility estimate or any trade."""
+        sigma, mid = self.volatility.estimate(), self._mid()
+        imbalance = self.flow.imbalance(now)
+        if sigma is None or mid is None or imbalance is None:
+            return None
+        return imbalance * sigma / mid * BPS * math.sqrt(self.config.edge_window_s)
+
+    def cascade_severity(self, now: float) -> float:
+        return self.cascade.severity(now)
+
+    def signals(self, now: float) -> dict[str, float]:
+        """The market signals behind the gate and the spread chain, for status and metrics."""
+        edge = self.edge_bps(now)
+        return {
+            "cascade_severity": self.cascade.severity(now),
+            "toxicity": self.toxicity.score(now),
+            "edge_bps": edge if edge is not None else 0.0,
+        }
 
     def set_headroom(self, headroom: float) -> None:
         """The adapter's API quota headroom in [0, 1]."""
@@ -325,6 +381,9 @@ class SymbolQuoter:
                 data_fresh=self.fresh(now),
                 inventory=inventory,
                 quota_headroom=self.headroom,
+                cascade_severity=self.cascade.severity(now),
+                toxicity=self.toxicity.score(now),
+                edge_bps=self.edge_bps(now),
             ),
             config.gate,
         )
@@ -372,8 +431,18 @@ class SymbolQuoter:
         spread = compose(
             raw.half_spread,
             {
-                SpreadFactor.QUOTA: tier.spread_multiplier,
+                SpreadFactor.TOXICITY: self.toxicity.spread_factor(now),
                 SpreadFactor.DEFENSIVE: self.defensive.value(now),
+                SpreadFactor.STALENESS: self.staleness.factor(now),
+                SpreadFactor.MODEL_GATING: model_gating_factor(
+                    {
+                        "volatility": self.volatility.confidence(now),
+                        "intensity": self.intensity.confidence(now),
+                    },
+                    config.model_gating,
+                ),
+                SpreadFactor.QUOTA: tier.spread_multiplier,
+                SpreadFactor.RISK: self.risk_factor,
             },
             {"quota_shadow": tier.shadow_spread_bps},
             config.spread,

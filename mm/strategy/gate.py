@@ -43,7 +43,7 @@ class QuoteMode(enum.Enum):
 
 @attrs.frozen
 class GateConfig:
-    cascade_one_sided: float = setting(0.5, non_negative)  # severity in [0, 1]
+    cascade_one_sided: float = setting(0.5, non_negative)  # cascade severity (0 calm, unbounded)
     cascade_halt: float = setting(0.8, non_negative)
     toxicity_one_sided: float = setting(0.7, non_negative)  # score in [0, 1]
     toxicity_halt: float = setting(0.9, non_negative)
@@ -51,7 +51,7 @@ class GateConfig:
     quota_one_sided_below: float = setting(0.10, non_negative)
     flat_inventory: float = setting(0.0, non_negative)  # |inventory| at or below this is flat
     require_edge: bool = setting(False)
-    min_edge_bps: float = setting(0.0, non_negative)
+    min_edge_bps: float = setting(0.5, non_negative)
 
 
 @attrs.frozen

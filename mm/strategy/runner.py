@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from typing import Any, Protocol
 
 import attrs
@@ -101,6 +102,13 @@ class TradingMetrics:
             ["symbol", "name"],
             registry=registry,
         )
+        self.signal = Gauge(
+            "mm_market_signal",
+            "Market signals per symbol: cascade severity (0 calm, 0.8 pull, 5 kill), flow "
+            "toxicity (0..1) and the directional edge (bps).",
+            ["symbol", "name"],
+            registry=registry,
+        )
 
 
 class PretradeGate:
@@ -157,6 +165,16 @@ class RiskReader(Protocol):
     def reduce_only(self) -> bool: ...
 
 
+class RiskDecisionReader(RiskReader, Protocol):
+    """The risk decision also says how much to widen (its WIDEN actions)."""
+
+    @property
+    def spread_factor(self) -> float: ...
+
+
+MarkoutListener = Callable[[str, int, float, int, "int | None"], None]
+
+
 class PhaseReader(Protocol):
     """The track gate: each symbol's session phase."""
 
@@ -183,6 +201,7 @@ class Trading:
         adapter: HyperliquidAdapter,
         registry: CollectorRegistry,
         pretrade: PretradeConfig | None = None,
+        on_markout: MarkoutListener | None = None,
     ) -> None:
         self.registry = registry
         self.strategy = strategy
@@ -191,6 +210,8 @@ class Trading:
         self.metrics = TradingMetrics(registry)
         self.positions = PositionBook()
         self.markouts = Markouts()
+        self.markouts.listener = self._on_markout
+        self._markout_listener = on_markout  # the journal's, for mm report
         self.mailboxes = [Mailbox() for _ in range(executor.slots)]
         self.quoters: dict[str, SymbolQuoter] = {}
         self.last_plans: dict[str, QuotePlan] = {}
@@ -200,7 +221,7 @@ class Trading:
         self._announced: set[str] = set()  # symbols whose first quotes were logged
         self._filled = False  # the first fill was logged
         self.halted = False  # set on stop: no new signals, ever
-        self.risk: RiskReader | None = None  # the risk aggregator's decision, once it runs
+        self.risk: RiskDecisionReader | None = None  # the risk aggregator's, once it runs
         self.mode: RiskReader | None = None  # the autonomy mode coordinator
         self.gate: PhaseReader | None = None  # the session's track gate
         self.held: set[str] = set()  # symbols the flattener owns for now
@@ -283,6 +304,7 @@ class Trading:
             in_sync = self.adapter.in_sync()
             stale = set(self.adapter.stale_coins())
             headroom = self.adapter.limiter.headroom(now)
+            risk_factor = self.risk.spread_factor if self.risk is not None else 1.0
             if now - exported_at >= 1.0:
                 self.export()
                 exported_at = now
@@ -299,6 +321,7 @@ class Trading:
                         self.markouts.on_mid(coin, book.mid, now_ms)
                 quoter.set_position(self.positions.position(coin))
                 quoter.set_headroom(headroom)
+                quoter.set_risk_factor(risk_factor)
                 if self.halted:
                     continue
                 pull = self._pull_reason(coin, quoter, now, in_sync=in_sync, stale=stale)
@@ -441,6 +464,20 @@ class Trading:
             quoter.on_fill(fill, trio.current_time())
             quoter.set_position(self.positions.position(fill.coin))
 
+    def _on_markout(
+        self, coin: str, horizon_ms: int, bps: float, fill_time_ms: int, tid: int | None
+    ) -> None:
+        """A fill's markout completed: it feeds its symbol's toxicity, then the journal."""
+        quoter = self.quoters.get(coin)
+        if quoter is not None:
+            quoter.on_markout(horizon_ms, bps, trio.current_time())
+        if self._markout_listener is not None:
+            self._markout_listener(coin, horizon_ms, bps, fill_time_ms, tid)
+
+    def cascade_severity(self, now: float) -> float:
+        """The worst cascade severity of the quoted symbols (0 before any market data)."""
+        return max((quoter.cascade_severity(now) for quoter in self.quoters.values()), default=0.0)
+
     # --- status -----------------------------------------------------------------------------
 
     def summary(self) -> str:
@@ -477,6 +514,10 @@ class Trading:
         """Positions, PnL and markouts into their gauges (the strategy loop calls it)."""
         positions = self.positions.snapshot(self.marks())
         markouts = self.markouts.summary()["symbols"]
+        now = trio.current_time()
+        for coin, quoter in self.quoters.items():
+            for name, value in quoter.signals(now).items():
+                self.metrics.signal.labels(symbol=coin, name=name).set(value)
         for coin in self.strategy.symbols:
             position = positions.get(coin, {})
             for kind in ("realized", "unrealized", "fees", "total"):
@@ -496,6 +537,7 @@ class Trading:
         kill switch): then nothing is quoted, whatever the last plan was."""
         positions = self.positions.snapshot(self.marks())
         markouts = self.markouts.summary()
+        now = trio.current_time()
         resting: dict[str, int] = {}
         for order in self.adapter.dispatcher.registry.live():
             if order.oid is not None:  # acknowledged: at the venue
@@ -520,6 +562,7 @@ class Trading:
                 "bid": plan.bid if plan and quoting else None,
                 "ask": plan.ask if plan and quoting else None,
                 "orders": resting.get(coin, 0),
+                "signals": quoter.signals(now) if (quoter := self.quoters.get(coin)) else {},
                 "position": position,
                 "markouts": coin_markouts,
             }

@@ -28,7 +28,7 @@ async def test_the_console_tells_a_person_what_happens(
         async with shipped_service(tmp_path / "run"):
             await trio.sleep(150.0)
     lines = console.getvalue().splitlines()
-    records = [LINE.match(line) for line in lines if LINE.match(line)]
+    records = [record for record in map(LINE.match, lines) if record is not None]
     messages = [record.group(3) for record in records]
     for coin in ("BTC", "ETH"):
         assert sum(m.startswith(f"{coin}: quoting (") for m in messages) == 1, coin

@@ -190,8 +190,6 @@ def test_positions_match_tolerance_is_configurable() -> None:
     assert positions_match({"BTC": 1.0}, {"BTC": 1.1}, tolerance=0.01) == ["BTC: mm 1, venue 1.1"]
 
 
-
-
 def test_reconcile_fills_all_matched() -> None:
     venue = [fill(1, 10, closed_pnl=2.0, fee=0.5), fill(2, 11, fee=0.25)]
     result = reconcile_fills([journaled(f) for f in venue], venue)

@@ -22,7 +22,7 @@ import pytest
 
 from mm.book import Book
 from mm.model import Trade
-from mm.risk.cascade import CascadeDetector
+from mm.strategy.cascade import CascadeDetector
 from mm.strategy.engine import StrategyConfig
 from mm.strategy.estimators import IntensityEstimator, VolatilityEstimator
 from mm.strategy.gate import GateConfig
