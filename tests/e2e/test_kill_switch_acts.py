@@ -267,3 +267,25 @@ async def test_flatten_is_refused_under_a_trip_or_halt_and_leaves_the_mode(
         dumped = await trio.Path(path).read_bytes()
         assert orjson.loads(dumped)["why"] == "look"
     assert read_events(tmp_path / "run" / DATABASE_NAME, "flatten_started") == []
+
+
+@pytest.mark.parametrize("at_kill", [None, 1.0], ids=["30%-lost", "all-lost-at-kill"])
+async def test_a_kill_with_lost_acks_reaches_zero_at_once(
+    tmp_path: Path, autojump_clock: trio.abc.Clock, at_kill: float | None
+) -> None:
+    """Issue 13, item 4: one lost WebSocket reply used to skip the cancel and the backstop
+    (orders left for up to the venue's 30 s dead-man's switch); now every request goes over
+    REST too and the kill reports the time to zero."""
+    service = build(tmp_path / "run", {"sim.faults.ws_drop_post_replies": 0.3})
+    async with running(service), admin(service) as client:
+        assert service.venue is not None
+        await wait_for(lambda: quoting(service), within=45.0)
+        if at_kill is not None:
+            service.venue.faults.update({"ws_drop_post_replies": at_kill})
+        reply = await client.post("/kill", json={"reason": "lost acks"})
+        assert open_orders(service) == []
+    answer = reply.json()
+    assert answer["cancel_all"]["zero"] is True, answer
+    assert answer["cancel_all"]["seconds_to_zero"] < 2.0, answer
+    assert answer["backstop"]["armed"] is True, answer
+    assert answer["journal_committed"] is True
