@@ -77,6 +77,8 @@ is in flight to wait for), under the flatten deadline."""
 
 @attrs.frozen
 class CancelAllReport:
+    """What a cancel-all did, for logs, the kill's answer, ``mm status`` and the journal."""
+
     canceled: int  # orders canceled: answered so, or gone at a later read (a lost answer)
     remaining: tuple[tuple[str, int], ...]  # (coin, oid) open at the last read
     seconds_to_zero: float | None  # from the start to the read that showed none; None: never

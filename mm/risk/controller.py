@@ -172,6 +172,12 @@ Command = Kill | Rearm
 
 
 class KillSwitchController:
+    """The ``trading`` child and the kill switch's shell (see the module): runs the trading
+    subtree while armed, trips, rearms and dumps. Commands come from sync code (``request``)
+    or from the admin server, which waits for their outcome (``kill``, ``rearm_request``).
+    It never raises into the tree for a venue or journal failure: the outcome says what is
+    missing."""
+
     def __init__(
         self,
         run_trading: Callable[..., Awaitable[None]],
