@@ -42,6 +42,7 @@ class KillReason(enum.StrEnum):
     STALE_DATA = "stale_data"
     RATE_LIMIT = "rate_limit"
     CASCADE = "cascade"
+    PRICE_VELOCITY = "price_velocity"  # a flash move, which the cascade severity may not confirm
     MANUAL = "manual"
     LIQUIDATION_DETECTED = "liquidation_detected"
     ESCALATION = "escalation"  # the trading subtree kept crashing past its restart intensity
@@ -55,6 +56,7 @@ REASON_VALUES: Final[Mapping[KillReason, tuple[str, ...]]] = {
     KillReason.STALE_DATA: ("elapsed", "threshold"),
     KillReason.RATE_LIMIT: ("count", "limit"),
     KillReason.CASCADE: ("severity",),
+    KillReason.PRICE_VELOCITY: ("velocity", "limit"),
     KillReason.MANUAL: ("reason",),
     KillReason.LIQUIDATION_DETECTED: ("position_delta", "max_position"),
     KillReason.ESCALATION: ("error",),

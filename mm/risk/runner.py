@@ -47,7 +47,7 @@ KILL_REASONS = {
     "position_velocity": KillReason.POSITION_RUNAWAY,
     "data_staleness": KillReason.STALE_DATA,
     "cascade": KillReason.CASCADE,
-    "price_velocity": KillReason.CASCADE,
+    "price_velocity": KillReason.PRICE_VELOCITY,
     "rate_limit": KillReason.RATE_LIMIT,
 }
 

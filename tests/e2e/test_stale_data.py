@@ -13,6 +13,7 @@ from pathlib import Path
 
 import trio
 
+from mm import clock
 from mm.app import Service
 from tests.e2e.virtual import resting_sides, shipped_service, sim_client, wait_for
 
@@ -58,3 +59,34 @@ async def test_a_stalled_book_feed_pulls_every_quote_and_quoting_resumes_by_itse
         assert status["killswitch"]["tripped"] is False
         assert status["mode"]["mode"] == "normal"
         assert all(symbol["gate"] == "quoting" for symbol in status["trading"]["symbols"].values())
+
+
+async def test_the_staleness_ladder_acts_rung_by_rung(
+    tmp_path: Path, autojump_clock: trio.abc.Clock
+) -> None:
+    """A stall that lasts: pulled, then REDUCE_ONLY on a majority gap, then the kill switch,
+    each at its shipped rung (config.toml's staleness ladder), never earlier."""
+    async with shipped_service(tmp_path / "run") as service, sim_client(service) as sim:
+        config = service.config
+        await wait_for(lambda: quoting_both_sides(service), within=90.0)
+        assert (await sim.post("/sim/faults", json={"stall_books": True})).status_code == 200
+        await wait_for(lambda: nothing_rests(service), within=30.0, poll=0.02)
+        feed = service.adapter.market_feed
+        assert feed is not None
+        arrived = [feed.last_book_ms(coin) for coin in config.strategy.symbols]
+        last_book_ms = max(at for at in arrived if at is not None)
+
+        def stale_for() -> float:
+            return (clock.wall_ms() - last_book_ms) / 1000
+
+        assert stale_for() <= config.strategy.max_book_age_s + 0.1
+
+        await wait_for(lambda: service.coordinator.status()["mode"] == "reduce_only", within=30.0)
+        assert service.coordinator.status()["reason"] == "feed_gap_majority"
+        assert stale_for() >= config.autonomy.feed_gap_s
+        assert not service.killswitch.switch.tripped
+
+        await wait_for(lambda: service.killswitch.switch.tripped, within=60.0)
+        assert service.killswitch.status()["reason"] == "stale_data"
+        assert stale_for() >= config.risk.stale_threshold_s
+        assert nothing_rests(service)
