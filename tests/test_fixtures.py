@@ -9,7 +9,10 @@ from pathlib import Path
 from tests.fixture_paths import FIXTURES, HYPERLIQUID
 
 REPO = Path(__file__).resolve().parents[1]
-SCANNED = ("mm", "tests", "benchmarks")
+# The code, its tests and benchmarks, the deployment files, and the top-level files that drive
+# them. A local .env (deploy/.env, git-ignored) holds secrets: never read.
+SCANNED = ("mm", "supervisors", "tests", "benchmarks", "deploy")
+TOP_LEVEL = ("Makefile", "pyproject.toml", "config.toml", "config.triarb.toml", "README.md")
 
 # Ways of reaching outside the repository: the absolute working directory, the shared fixtures
 # folder beside the clone, or a path component named shared joined with pathlib's "/". The
@@ -20,7 +23,7 @@ OUTSIDE = re.compile(r"/wor[k]/|share[d]/fixtures|\.\./share[d]\b|/\s*[\"']share
 def text_files(top: Path) -> list[Path]:
     files: list[Path] = []
     for path in sorted(top.rglob("*")):
-        if not path.is_file() or "__pycache__" in path.parts:
+        if not path.is_file() or "__pycache__" in path.parts or path.name == ".env":
             continue
         files.append(path)
     return files
@@ -47,17 +50,20 @@ def test_the_pattern_catches_each_way_out() -> None:
 def test_no_file_refers_to_a_path_outside_the_repository() -> None:
     offenders: list[str] = []
     scanned = 0
+    paths = [REPO / name for name in TOP_LEVEL if (REPO / name).is_file()]
     for top in SCANNED:
-        for path in text_files(REPO / top):
-            try:
-                text = path.read_text(encoding="utf-8")
-            except UnicodeDecodeError:
-                continue  # binary: no path to read
-            scanned += 1
-            offenders.extend(
-                f"{path.relative_to(REPO)}:{number}: {line}"
-                for number, line in outside_references(text)
-            )
+        paths.extend(text_files(REPO / top))
+    for path in paths:
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError:
+            continue  # binary: no path to read
+        scanned += 1
+        offenders.extend(
+            f"{path.relative_to(REPO)}:{number}: {line}"
+            for number, line in outside_references(text)
+        )
+    assert all(name in {p.name for p in paths} for name in ("Makefile", "pyproject.toml"))
     assert scanned > 100, scanned  # the scan saw the tree, not an empty folder
     assert offenders == [], "\n".join(offenders)
 
