@@ -332,6 +332,7 @@ class Service:
             "notify": self.notifier.status(),
             "risk": self.risk.status(),
             "api_headroom": self.adapter.limiter.headroom_by_kind(clock.monotonic()),
+            "order_audit": self.order_auditor.status(),
             "trading": self.trading.status(self._trading_stopped()),
             "tree": {
                 "name": self.root.name,

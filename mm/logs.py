@@ -122,16 +122,31 @@ class _InterceptHandler(logging.Handler):
 
 
 class LogSetup:
-    """The sinks installed by ``configure``; ``close()`` removes them and flushes the file."""
+    """The sinks installed by ``configure``; ``close()`` removes them, flushes the file and
+    gives the standard-library root logger back its handlers and level, so a configuration
+    made for one run (a command, a test) does not outlive it."""
 
-    def __init__(self, handler_ids: list[int], log_file: Path | None) -> None:
+    def __init__(
+        self,
+        handler_ids: list[int],
+        log_file: Path | None,
+        root: tuple[list[logging.Handler], int] | None = None,
+    ) -> None:
         self.handler_ids = handler_ids
         self.log_file = log_file
+        self._root = root
 
     def close(self) -> None:
         for handler_id in self.handler_ids:
             logger.remove(handler_id)
         self.handler_ids = []
+        if self._root is not None:
+            handlers, level = self._root
+            root = logging.getLogger()
+            root.handlers = handlers
+            root.setLevel(level)
+            logger.configure(extra={}, patcher=None)
+            self._root = None
 
     def __enter__(self) -> LogSetup:
         return self
@@ -155,6 +170,8 @@ def configure(
     console: TextIO | None = sys.stderr,
 ) -> LogSetup:
     """Replace loguru's sinks with ours and route standard-library logging into loguru."""
+    root = logging.getLogger()
+    previous_root = (list(root.handlers), root.level)
     logger.remove()
     logger.configure(extra={"child": ROOT_CHILD}, patcher=_plain_extras)
     formats = _Formats(redact)
@@ -192,4 +209,4 @@ def configure(
         logging.getLogger(name).propagate = True
     logging.getLogger("httpcore").setLevel(logging.WARNING)
     logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per request otherwise
-    return LogSetup(handler_ids, log_file)
+    return LogSetup(handler_ids, log_file, previous_root)

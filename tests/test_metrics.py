@@ -58,6 +58,14 @@ REQUIRED = {
     "mm_flatten_runs": "counter",
     "mm_journal_entries": "counter",
     "mm_journal_write_failures": "counter",
+    # 12: the service keeps trading, and every safety path acts
+    "mm_risk_monitor_judging": "gauge",
+    "mm_market_signal": "gauge",
+    "mm_orders_orphaned": "counter",
+    "mm_orders_ghost_resolved": "counter",
+    "mm_orders_stuck_resolved": "counter",
+    "mm_orders_foreign": "gauge",
+    "mm_order_audits": "counter",
 }
 
 # Every label name in use: each takes its values from a small fixed set (never ids or text).

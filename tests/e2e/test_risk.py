@@ -71,7 +71,9 @@ async def test_a_cascade_trips_the_kill_switch_and_every_order_goes(write_config
             engine, account = service.venue.engine, service.adapter.account
             await eventually(lambda: bool(engine.open_orders(account)), within=45)
             async with httpx.AsyncClient(base_url=service.venue.url) as sim:
-                cascade = {"coin": "BTC", "move": -0.4, "duration_s": 2.0}  # ~20%/s
+                # A liquidation cascade (forced one-sided flow, the bids thinning) at about
+                # 7%/s: under the price-velocity kill (15%/s), so the cascade severity trips it.
+                cascade = {"coin": "BTC", "move": -0.2, "duration_s": 3.0}
                 assert (await sim.post("/sim/cascade", json=cascade)).status_code == 200
             await eventually(lambda: tripped_for(service) is not None, within=15)
             tripped_at = trio.current_time()
