@@ -329,7 +329,8 @@ class Trading:
                     self._pull(coin, pull)
                     continue
                 if self.pulled.pop(coin, None) is not None:
-                    logger.info("{}: data fresh and in sync again, quoting resumes", coin)
+                    if coin in self._announced:
+                        logger.info("{}: data fresh and in sync again, quoting resumes", coin)
                     self._quote(coin, quoter, now)
                 elif quoter.due(now):
                     self._quote(coin, quoter, now)
@@ -352,13 +353,13 @@ class Trading:
         """Stale data means no quotes: an empty ladder cancels the coin's resting orders. Sent
         again while any order of the coin is live (one still pending when the pull began is
         canceled once its answer lands); the slot's mailbox keeps only the latest signal."""
+        live = any(order.coin == coin for order in self.adapter.dispatcher.registry.live())
         if self.pulled.get(coin) != why:
-            if coin not in self.pulled:
+            if coin not in self.pulled and coin in self._announced:  # it was quoting
                 logger.warning("{}: quotes pulled ({})", coin, why)
             self.pulled[coin] = why
             self.metrics.gate.labels(symbol=coin, reason=_gate_label(why)).inc()
-        live = self.adapter.dispatcher.registry.live()
-        if any(order.coin == coin for order in live):
+        if live:
             mailbox = self.mailboxes[slot_for(coin, len(self.mailboxes))]
             mailbox.put(Signal(coin, (), self.ticks[coin], 0))
 

@@ -27,11 +27,13 @@ def service_for(write_config: Any) -> Service:
     return Service(config, resolve_secrets(config, {}))
 
 
-async def test_kill_cancels_everything_persists_and_rearm_resumes(write_config: Any) -> None:
+async def test_kill_cancels_everything_persists_and_rearm_resumes(
+    write_config: Any, autojump_clock: trio.abc.Clock
+) -> None:
     service = service_for(write_config)
-    with trio.fail_after(90):
-        async with trio.open_nursery() as nursery:
-            await nursery.start(service.run)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(service.run)
+        with trio.fail_after(90):
             assert service.venue is not None
             engine, account = service.venue.engine, service.adapter.account
             await eventually(lambda: bool(engine.open_orders(account)), within=45)
@@ -75,9 +77,9 @@ async def test_kill_cancels_everything_persists_and_rearm_resumes(write_config: 
 
     # A restart keeps the switch tripped; a rearm resumes quoting.
     again = Service(service.config, resolve_secrets(service.config, {}))
-    with trio.fail_after(90):
-        async with trio.open_nursery() as nursery:
-            await nursery.start(again.run)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(again.run)
+        with trio.fail_after(90):
             assert again.venue is not None
             engine, account = again.venue.engine, again.adapter.account
 

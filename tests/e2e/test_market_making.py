@@ -31,7 +31,7 @@ def filled_both_sides(service: Service, coin: str) -> bool:
     return position is not None and position.fills_buy > 0 and position.fills_sell > 0
 
 
-async def test_the_market_maker_at_work(write_config: Any) -> None:
+async def test_the_market_maker_at_work(write_config: Any, autojump_clock: trio.abc.Clock) -> None:
     # Faster warmup and livelier flow than the defaults: the test takes seconds, not a minute.
     fast = {
         "strategy.volatility": {"sample_interval_s": 0.5, "min_samples": 5},
@@ -43,9 +43,9 @@ async def test_the_market_maker_at_work(write_config: Any) -> None:
     secrets = resolve_secrets(config, {})
     service = Service(config, secrets)
     coins = ("BTC", "ETH")
-    with trio.fail_after(90):
-        async with trio.open_nursery() as nursery:
-            await nursery.start(service.run)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(service.run)
+        with trio.fail_after(90):
             await eventually(lambda: all(quoted_both_sides(service, c) for c in coins), within=60)
             await eventually(lambda: all(filled_both_sides(service, c) for c in coins), within=60)
             markouts = service.trading.markouts
@@ -107,7 +107,7 @@ def test_mm_status_shows_the_trading_table() -> None:
 
 
 async def test_pnl_and_position_gauges_follow_without_anyone_reading_status(
-    write_config: Any,
+    write_config: Any, autojump_clock: trio.abc.Clock
 ) -> None:
     fast = {
         "strategy.volatility": {"sample_interval_s": 0.5, "min_samples": 5},
@@ -123,9 +123,9 @@ async def test_pnl_and_position_gauges_follow_without_anyone_reading_status(
         fills = registry.get_sample_value("mm_fills_total", {"symbol": "BTC", "side": "buy"})
         return bool(fills) and registry.get_sample_value("mm_pnl_usd", labels) is not None
 
-    with trio.fail_after(60):
-        async with trio.open_nursery() as nursery:
-            await nursery.start(service.run)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(service.run)
+        with trio.fail_after(60):
             await eventually(gauges_exported, within=45)
             assert registry.get_sample_value("mm_position_coins", {"symbol": "BTC"}) is not None
             sent = registry.get_sample_value("mm_tick_to_order_seconds_count")

@@ -15,6 +15,7 @@ import trio
 from hypercorn.trio import serve
 from hypercorn.typing import ASGIFramework
 
+from mm import clock as mm_clock
 from mm.app import Service
 from mm.asgi import hypercorn_config
 from mm.config import load_config, resolve_secrets
@@ -106,11 +107,13 @@ def open_coins(service: Service) -> set[str]:
     return {engine.specs[order.asset].name for order in engine.open_orders(account)}
 
 
-async def test_force_flat_flattens_the_position_before_the_deadline(write_config: Any) -> None:
+async def test_force_flat_flattens_the_position_before_the_deadline(
+    write_config: Any, autojump_clock: trio.abc.Clock
+) -> None:
     service = service_for(write_config, btc_track(force_flat_in_s=30, closed_after_s=90))
-    with trio.fail_after(120):
-        async with trio.open_nursery() as nursery:
-            await nursery.start(service.run)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(service.run)
+        with trio.fail_after(120):
             await eventually(lambda: service.adapter.healthy(), within=20)
             await eventually(lambda: "BTC" in open_coins(service), within=25)
             await buy_btc(service, 0.003)
@@ -144,18 +147,19 @@ async def test_force_flat_flattens_the_position_before_the_deadline(write_config
 
 
 async def test_a_missed_flatten_deadline_halts_until_rearm(
-    write_config: Any, receiver: Receiver
+    write_config: Any, receiver: Receiver, autojump_clock: trio.abc.Clock
 ) -> None:
     notify = {"sinks": ["log", "webhook"], "webhook_url": f"{receiver.url}/hook"}
     # BTC is never quoted (pre_open until force_flat): only our own order moves its position.
     track = btc_track(force_flat_in_s=20, closed_after_s=8, first="pre_open")  # 8 s deadline
     service = service_for(write_config, track, notify=notify)
-    with trio.fail_after(120):
-        async with trio.open_nursery() as nursery:
-            await nursery.start(service.run)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(service.run)
+        with trio.fail_after(120):
             assert service.venue is not None
             assert service.venue.url is not None
             await eventually(lambda: service.adapter.healthy(), within=20)
+            await eventually(lambda: "ETH" in open_coins(service), within=60)  # trading
             await buy_btc(service, 0.003)
             await eventually(lambda: service.trading.positions.position("BTC") > 0.002, within=5)
             async with httpx.AsyncClient(base_url=service.venue.url) as sim:
@@ -176,9 +180,9 @@ async def test_a_missed_flatten_deadline_halts_until_rearm(
             service.request_stop("restart while halted")
     # A restart stays in HALT: no quotes until mm rearm.
     restarted = service_for(write_config, None)
-    with trio.fail_after(90):
-        async with trio.open_nursery() as nursery:
-            await nursery.start(restarted.run)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(restarted.run)
+        with trio.fail_after(90):
             assert restarted.coordinator.mode is Mode.HALT
             await eventually(lambda: restarted.adapter.healthy(), within=20)
             await trio.sleep(4)
@@ -199,12 +203,14 @@ async def test_a_missed_flatten_deadline_halts_until_rearm(
     assert evidence["recent_events"]
 
 
-async def test_an_unwritable_journal_reduces_only_and_loses_nothing(write_config: Any) -> None:
+async def test_an_unwritable_journal_reduces_only_and_loses_nothing(
+    write_config: Any, autojump_clock: trio.abc.Clock
+) -> None:
     service = service_for(write_config, None, autonomy={"journal_stale_s": 2.0})
     database = service.config.run_dir / DATABASE_NAME
-    with trio.fail_after(120):
-        async with trio.open_nursery() as nursery:
-            await nursery.start(service.run)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(service.run)
+        with trio.fail_after(120):
             await eventually(lambda: bool(open_coins(service)), within=30)
             # Another process holds the write lock: every journal write fails after its timeout.
             blocker = sqlite3.connect(database, isolation_level=None, timeout=0.1)
@@ -213,12 +219,12 @@ async def test_an_unwritable_journal_reduces_only_and_loses_nothing(write_config
                 await eventually(lambda: service.coordinator.mode is Mode.REDUCE_ONLY, within=30)
                 assert service.coordinator.autonomy.reason is not None
                 assert service.coordinator.autonomy.reason.value == "journal_stale"
-                assert service.journal.lag(_now()) > 2.0
+                assert service.journal.lag(mm_clock.wall()) > 2.0
                 await trio.sleep(2)  # more events pile up behind the lock
             finally:
                 blocker.execute("ROLLBACK")
                 blocker.close()
-            await eventually(lambda: service.journal.lag(_now()) == 0.0, within=20)
+            await eventually(lambda: service.journal.lag(mm_clock.wall()) == 0.0, within=20)
             # Reduce-only holds until a rearm, even though the journal recovered.
             assert service.coordinator.mode is Mode.REDUCE_ONLY
             client = service.adapter.client
@@ -234,11 +240,13 @@ async def test_an_unwritable_journal_reduces_only_and_loses_nothing(write_config
     assert {"autonomy", "order_event", "service_stopping"} <= kinds
 
 
-async def test_a_position_changed_behind_our_back_is_drift(write_config: Any) -> None:
+async def test_a_position_changed_behind_our_back_is_drift(
+    write_config: Any, autojump_clock: trio.abc.Clock
+) -> None:
     service = service_for(write_config, None, autonomy={"drift_grace_s": 3.0, "venue_poll_s": 0.5})
-    with trio.fail_after(90):
-        async with trio.open_nursery() as nursery:
-            await nursery.start(service.run)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(service.run)
+        with trio.fail_after(90):
             assert service.venue is not None
             assert service.venue.url is not None
             await eventually(lambda: bool(open_coins(service)), within=30)
@@ -257,10 +265,6 @@ async def test_a_position_changed_behind_our_back_is_drift(write_config: Any) ->
             assert venue == pytest.approx(local + 0.01, abs=1e-6)
             assert service.killswitch.switch.tripped is False  # small: drift, not liquidation
             service.request_stop("test finished")
-
-
-def _now() -> float:
-    return dt.datetime.now(dt.UTC).timestamp()
 
 
 def feed_sockets(service: Service) -> tuple[WsConnection, WsConnection]:
@@ -283,11 +287,13 @@ def both_feeds_up(service: Service, connects_before: tuple[int, int] = (0, 0)) -
     )
 
 
-async def test_feed_reconnect_flapping_reduces_only(write_config: Any) -> None:
+async def test_feed_reconnect_flapping_reduces_only(
+    write_config: Any, autojump_clock: trio.abc.Clock
+) -> None:
     service = service_for(write_config, None, autonomy={"flapping_reconnects": 3})
-    with trio.fail_after(90):
-        async with trio.open_nursery() as nursery:
-            await nursery.start(service.run)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(service.run)
+        with trio.fail_after(90):
             assert service.venue is not None
             assert service.venue.url is not None
             await eventually(lambda: service.adapter.healthy(), within=20)

@@ -23,11 +23,13 @@ def tripped_for(service: Service) -> str | None:
     return original.reason.value if original else None
 
 
-async def test_a_forced_liquidation_trips_the_kill_switch(write_config: Any) -> None:
+async def test_a_forced_liquidation_trips_the_kill_switch(
+    write_config: Any, autojump_clock: trio.abc.Clock
+) -> None:
     service = service_for(write_config)
-    with trio.fail_after(90):
-        async with trio.open_nursery() as nursery:
-            await nursery.start(service.run)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(service.run)
+        with trio.fail_after(90):
             assert service.venue is not None
             assert service.venue.url is not None
             engine, account = service.venue.engine, service.adapter.account
@@ -41,7 +43,9 @@ async def test_a_forced_liquidation_trips_the_kill_switch(write_config: Any) -> 
             service.request_stop("test finished")
 
 
-async def test_pretrade_checks_refuse_orders_before_the_venue(write_config: Any) -> None:
+async def test_pretrade_checks_refuse_orders_before_the_venue(
+    write_config: Any, autojump_clock: trio.abc.Clock
+) -> None:
     # Every quote is $50: a $20 notional cap refuses them all, and the venue never sees one.
     service = service_for(write_config, pretrade={"max_order_notional_usd": 20.0})
     registry = service.registry
@@ -50,9 +54,9 @@ async def test_pretrade_checks_refuse_orders_before_the_venue(write_config: Any)
         labels = {"check": "max_notional"}
         return registry.get_sample_value("mm_pretrade_rejections_total", labels) or 0.0
 
-    with trio.fail_after(60):
-        async with trio.open_nursery() as nursery:
-            await nursery.start(service.run)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(service.run)
+        with trio.fail_after(60):
             assert service.venue is not None
             engine, account = service.venue.engine, service.adapter.account
             await eventually(lambda: refused() >= 4, within=45)
@@ -61,11 +65,13 @@ async def test_pretrade_checks_refuse_orders_before_the_venue(write_config: Any)
             service.request_stop("test finished")
 
 
-async def test_a_cascade_trips_the_kill_switch_and_every_order_goes(write_config: Any) -> None:
+async def test_a_cascade_trips_the_kill_switch_and_every_order_goes(
+    write_config: Any, autojump_clock: trio.abc.Clock
+) -> None:
     service = service_for(write_config)
-    with trio.fail_after(90):
-        async with trio.open_nursery() as nursery:
-            await nursery.start(service.run)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(service.run)
+        with trio.fail_after(90):
             assert service.venue is not None
             assert service.venue.url is not None
             engine, account = service.venue.engine, service.adapter.account
