@@ -43,6 +43,14 @@ from mm.venues.hyperliquid.adapter import HyperliquidAdapter
 SUMMARY_EVERY_S = 60.0  # the console's one-line summary
 
 
+def _side_word(side: Side) -> str:
+    return "bid" if side is Side.BUY else "ask"
+
+
+def _price(px: float | None) -> str:
+    return "-" if px is None else f"{px:.6g}"
+
+
 def _gate_label(why: str) -> str:
     return "data_gate" if why == "data_gate" else "not_in_sync"
 
@@ -400,13 +408,14 @@ class Trading:
         mailbox.put(Signal(coin, tuple(orders), self.ticks[coin], received_ms))
         if orders and coin not in self._announced:
             self._announced.add(coin)
-            sides = sorted({"bid" if order.side is Side.BUY else "ask" for order in orders})
+            sides = {order.side for order in orders}
+            which = "both sides" if len(sides) == 2 else f"the {_side_word(sides.pop())} only"
             logger.info(
-                "{}: quoting ({}; bid {}, ask {}; {} orders)",
+                "{}: quoting {} (bid {}, ask {}; {} orders)",
                 coin,
-                " and ".join(sides),
-                plan.bid,
-                plan.ask,
+                which,
+                _price(plan.bid),
+                _price(plan.ask),
                 len(orders),
             )
 

@@ -31,7 +31,7 @@ async def test_the_console_tells_a_person_what_happens(
     records = [record for record in map(LINE.match, lines) if record is not None]
     messages = [record.group(3) for record in records]
     for coin in ("BTC", "ETH"):
-        assert sum(m.startswith(f"{coin}: quoting (") for m in messages) == 1, coin
+        assert sum(m.startswith(f"{coin}: quoting both sides (") for m in messages) == 1, coin
     assert sum(m.startswith("first fill: ") for m in messages) == 1
     summaries = [m for m in messages if m.startswith("summary: ")]
     assert len(summaries) == 2  # at 60 s and 120 s
