@@ -60,6 +60,7 @@ import attrs
 from mm.book import Book
 from mm.model import Level, Side, Trade
 from mm.settings import at_least, non_negative, positive, setting
+from mm.strategy.eventclock import EventClock
 
 __all__ = ["CascadeConfig", "CascadeDetector"]
 
@@ -120,7 +121,7 @@ class CascadeDetector:
 
     def __init__(self, config: CascadeConfig | None = None) -> None:
         self.config = config or CascadeConfig()
-        self._now: float | None = None
+        self._clock = EventClock()
         self._started: float | None = None
         # Mids: (time, mid), oldest first, kept back to one sample before the velocity window.
         self._mids: deque[tuple[float, float]] = deque()
@@ -147,23 +148,14 @@ class CascadeDetector:
 
     def _event_time(self, now: float) -> float | None:
         """The event's time, or None to ignore it (non-finite)."""
-        if not _finite(now):
-            return None
-        if self._now is not None and now < self._now:
-            now = self._now
-        self._now = now
-        if self._started is None:
-            self._started = now
-        return now
+        at = self._clock.event(now)
+        if at is not None and self._started is None:
+            self._started = at
+        return at
 
     def _query_time(self, now: float) -> float:
         """A query's time: the latest seen when ``now`` is earlier or not finite."""
-        latest = self._now
-        if not _finite(now):
-            return latest if latest is not None else 0.0
-        if latest is None or now > latest:
-            self._now = latest = now
-        return latest
+        return self._clock.query(now)
 
     # --- inputs -------------------------------------------------------------------------------
 

@@ -47,6 +47,7 @@ import attrs
 
 from mm.model import Side, Trade
 from mm.settings import at_least, non_negative, positive, setting
+from mm.strategy.eventclock import EventClock
 
 __all__ = ["ToxicityConfig", "ToxicityTracker", "toxicity_spread_factor"]
 
@@ -125,7 +126,7 @@ class ToxicityTracker:
 
     def __init__(self, config: ToxicityConfig | None = None) -> None:
         self.config = config or ToxicityConfig()
-        self._now: float | None = None
+        self._clock = EventClock()
         self._started: float | None = None
         self._tape: deque[tuple[float, float]] = deque()  # (time, notional) for the rate
         self._tape_total = 0.0
@@ -141,20 +142,10 @@ class ToxicityTracker:
     # --- time ---------------------------------------------------------------------------------
 
     def _event_time(self, now: float) -> float | None:
-        if not _finite(now):
-            return None
-        if self._now is not None and now < self._now:
-            now = self._now
-        self._now = now
-        return now
+        return self._clock.event(now)
 
     def _query_time(self, now: float) -> float:
-        latest = self._now
-        if not _finite(now):
-            return latest if latest is not None else 0.0
-        if latest is None or now > latest:
-            self._now = latest = now
-        return latest
+        return self._clock.query(now)
 
     # --- flow ---------------------------------------------------------------------------------
 
