@@ -54,6 +54,7 @@ class DeadmanKeeper:
         self.armed_until_ms: int | None = None
         self.triggers: deque[float] = deque()  # trio times when an armed switch fired
         self.errors = 0
+        self.stopping = False  # set by disarm_for_stop
 
     def triggers_left(self) -> int:
         horizon = trio.current_time() - DAY_S
@@ -68,7 +69,9 @@ class DeadmanKeeper:
         try:
             while True:
                 self._count_fired()
-                if self.healthy() and self.triggers_left() > 0:
+                if self.stopping:
+                    pass  # disarmed for a stop: never armed again
+                elif self.healthy() and self.triggers_left() > 0:
                     await self._arm()
                 elif self.triggers_left() <= 0:
                     logger.warning("dead-man's switch not armed: daily trigger budget used")
@@ -87,6 +90,12 @@ class DeadmanKeeper:
         at_ms = self.now_ms() + int(self.config.lead_s * 1000)
         if await self._call(at_ms):
             self.armed_until_ms = at_ms
+
+    async def disarm_for_stop(self) -> None:
+        """A graceful stop: disarm now, while the connection still runs, and never arm again
+        (a switch left armed fires after the stop and spends one of the day's triggers)."""
+        self.stopping = True
+        await self._disarm()
 
     async def _disarm(self) -> None:
         if self.armed_until_ms is not None and await self._call(None):

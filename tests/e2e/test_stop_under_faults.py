@@ -14,7 +14,7 @@ import pytest
 import trio
 
 from mm.journal import DATABASE_NAME, read_events
-from tests.e2e.virtual import shipped_service, sim_client, wait_for
+from tests.e2e.virtual import shipped_service, sim_client, venue, wait_for
 
 
 @pytest.mark.parametrize(
@@ -42,3 +42,20 @@ async def test_stop_with_lost_acks_leaves_nothing_at_the_venue(
     assert report["remaining"] == []
     assert report["canceled"] >= 2
     assert stopped_in < service.config.service.shutdown_timeout
+
+
+async def test_a_graceful_stop_leaves_no_dead_mans_switch_armed(
+    tmp_path: Path, autojump_clock: trio.abc.Clock
+) -> None:
+    # An armed switch left behind fires after the stop and spends one of the venue's ten
+    # triggers of the day; it used to be disarmed only as the connection was closing (and fail).
+    async with shipped_service(tmp_path / "run") as service:
+        engine = venue(service).engine
+        await wait_for(
+            lambda: engine.scheduled_time(service.adapter.account) is not None, within=60
+        )
+        service.request_stop("test")
+        await wait_for(lambda: service.state != "running", within=10)
+    assert engine.scheduled_time(service.adapter.account) is None
+    assert service.adapter.deadman is not None
+    assert service.adapter.deadman.errors == 0
