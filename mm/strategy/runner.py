@@ -272,7 +272,9 @@ class Trading:
                 task_status.started()
                 await self._quote_loop()
         finally:
-            if not self.halted:  # cancelled without stop() (a crash, the kill switch): pull here
+            # Cancelled without stop(): a crash pulls here. The kill switch (adapter halted)
+            # runs its own cancel-all; a second one at once would only double the requests.
+            if not self.halted and not self.adapter.halted:
                 await self.pull_all_orders()
 
     def _seed_positions(self) -> None:
