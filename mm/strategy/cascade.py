@@ -135,6 +135,7 @@ class CascadeDetector:
         # Depth near the mid per book (time, bids, asks) over the flow window (at least the
         # latest), and its slow average per side.
         self._depths: deque[tuple[float, float, float]] = deque()
+        self._depth_sums = [0.0, 0.0]  # of the samples in _depths, per side (O(1) reads)
         self._depth_baseline: list[float | None] = [None, None]
         self._depth_at: float | None = None
         self._half_spread = 0.0  # of the last two-sided book, to place the mid of a one-sided one
@@ -225,6 +226,8 @@ class CascadeDetector:
         if not all(math.isfinite(depth) for depth in depths):
             return
         self._depths.append((now, depths[0], depths[1]))
+        self._depth_sums[0] += depths[0]
+        self._depth_sums[1] += depths[1]
         elapsed = 0.0 if self._depth_at is None else max(now - self._depth_at, 0.0)
         weight = 1.0 - math.exp(-elapsed / self.config.baseline_s)
         for side, depth in enumerate(depths):
@@ -254,7 +257,11 @@ class CascadeDetector:
             self._older_total = 0.0
         depths = self._depths
         while len(depths) >= 2 and depths[0][0] <= window_start:
-            depths.popleft()
+            _, bid_depth, ask_depth = depths.popleft()
+            self._depth_sums[0] -= bid_depth
+            self._depth_sums[1] -= ask_depth
+        if len(depths) == 1:  # no drift of the running sums: one sample is its own sum
+            self._depth_sums = [depths[0][1], depths[0][2]]
         mids = self._mids
         oldest_needed = now - config.velocity_window_s
         while len(mids) >= 2 and mids[1][0] <= oldest_needed:
@@ -359,7 +366,7 @@ class CascadeDetector:
             return 0.0
         if now - self._started < self.config.min_baseline_s:
             return 0.0
-        depth = math.fsum(sample[1 + side] for sample in self._depths) / len(self._depths)
+        depth = max(self._depth_sums[side], 0.0) / len(self._depths)
         return _clip01(1.0 - depth / baseline)
 
     def _remember(self, now: float, value: float) -> None:

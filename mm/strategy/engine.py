@@ -328,7 +328,10 @@ class SymbolQuoter:
     def edge_bps(self, now: float) -> float | None:
         """The directional edge: the taker flow's imbalance times sigma over the edge window
         (bps of the mid); None before the volatility estimate or any trade."""
-        sigma, mid = self.volatility.estimate(), self._mid()
+        return self._edge(now, self.volatility.estimate())
+
+    def _edge(self, now: float, sigma: float | None) -> float | None:
+        mid = self._mid()
         imbalance = self.flow.imbalance(now)
         if sigma is None or mid is None or imbalance is None:
             return None
@@ -375,23 +378,23 @@ class SymbolQuoter:
         self.intensity.maybe_recalibrate(now)
         mid = self._mid()
         inventory = self.inventory
+        sigma = self.volatility.estimate()  # once per quote: it is O(window)
+        fit = self.intensity.estimate()
         decision = gate.decide(
             GateInputs(
-                estimators_warm=self.warm(),
+                estimators_warm=sigma is not None and fit is not None,
                 data_fresh=self.fresh(now),
                 inventory=inventory,
                 quota_headroom=self.headroom,
                 cascade_severity=self.cascade.severity(now),
                 toxicity=self.toxicity.score(now),
-                edge_bps=self.edge_bps(now),
+                edge_bps=self._edge(now, sigma),
             ),
             config.gate,
         )
         tier = quota.decide(self.headroom, inventory, config.quota)
         self.accumulator.quoted(mid, now)
         plan = QuotePlan(self.coin, now, mid, inventory, [], decision, tier, False, ())
-        sigma = self.volatility.estimate()
-        fit = self.intensity.estimate()
         if not decision.quotes or mid is None or sigma is None or fit is None or tier.veto:
             return plan
         book = self.book
