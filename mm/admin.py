@@ -4,10 +4,14 @@
 (JSON), ``POST /stop`` (202, then the stop), and the operator's commands ``POST /kill``,
 ``/rearm``, ``/flatten``, ``/dump``, each answered with its outcome once the service has acted
 (``Answer``: 200 done, 202 started, 409 refused with the reason); a command that gets no
-outcome within ``COMMAND_WAIT_S`` is answered 504 and goes on in the service. A bad body is a
-400 that says what is wrong. Every response body passes through the secret redactor. When a
-token is configured, POST endpoints require ``Authorization: Bearer <token>``; ``mm start``
-refuses a non-loopback host without one.
+outcome within ``COMMAND_WAIT_S`` is answered 504 and goes on in the service. Every response
+body passes through the secret redactor. When a token is configured, POST endpoints require
+``Authorization: Bearer <token>``; ``mm start`` refuses a non-loopback host without one.
+
+How it fails: never with a 500 for what a caller sends. The token is checked before a byte of
+the body is read (401), a body over ``MAX_BODY_BYTES`` is refused (413) without being read
+further, and a body that is not a flat JSON object with text fields is a 400 that says what
+is wrong. A command that fails in the service is the service's error.
 """
 
 from __future__ import annotations
@@ -31,6 +35,10 @@ from mm.secrets import Redactor, Secret
 
 JSON_TYPE = b"application/json"
 COMMAND_WAIT_S = 60.0  # a kill waits for its checkpoint and cancel-all (10 s at most)
+# A command's body is a reason, a name and a flag: a few hundred bytes. Larger is a 413, read
+# no further than this; deeper than this is a 400 (the commands' bodies are flat objects).
+MAX_BODY_BYTES = 64 * 1024
+MAX_JSON_DEPTH = 4
 
 
 @attrs.frozen
@@ -72,6 +80,10 @@ class AdminContext:
 
 
 Handled = tuple[Response, Callable[[], None] | None]
+
+
+class BadRequest(Exception):
+    """A command's body is not what the endpoint takes: answered 400 with this message."""
 
 
 class AdminApp:
@@ -120,7 +132,7 @@ class AdminApp:
         if method in ("GET", "HEAD") and path in self._get:
             return self._get[path](), None
         if method == "POST" and path in self._post:
-            body = await _read_json(receive)
+            # The token first: a caller without it never gets a byte of its body read.
             if not self._authorized(scope):
                 unauthorized = Response(
                     401,
@@ -128,9 +140,16 @@ class AdminApp:
                     headers=((b"www-authenticate", b'Bearer realm="mm"'),),
                 )
                 return unauthorized, None
-            if body is None:
-                return json_response(400, {"error": "the body must be a JSON object"}), None
-            return await self._post[path](body)
+            declared = _content_length(scope)
+            if declared is not None and declared > MAX_BODY_BYTES:
+                return _too_large(), None
+            raw = await read_body(receive, MAX_BODY_BYTES)
+            if raw is None:
+                return _too_large(), None
+            try:
+                return await self._post[path](parse_command(raw))
+            except BadRequest as error:
+                return json_response(400, {"error": str(error)}), None
         if path in self._get or path in self._post:
             return json_response(405, {"error": f"method {method} not allowed on {path}"}), None
         return json_response(404, {"error": f"no such endpoint: {path}"}), None
@@ -170,11 +189,11 @@ class AdminApp:
     async def _rearm(self, body: dict[str, Any]) -> Handled:
         reason = _text(body, "reason")
         if not reason:
-            return json_response(400, {"error": "a rearm needs a reason"}), None
+            raise BadRequest("a rearm needs a reason")
         force = body.get("force", False)
         if not isinstance(force, bool):
-            error = f"force must be true or false, got {force!r}"
-            return json_response(400, {"error": error}), None
+            shown = repr(force) if isinstance(force, str) and len(force) <= 40 else _kind(force)
+            raise BadRequest(f"force must be true or false, got {shown}")
         who = _text(body, "who") or "admin"
         rearm = self._context.rearm
         return await self._command(None if rearm is None else partial(rearm, who, reason, force))
@@ -202,20 +221,64 @@ class AdminApp:
 
 
 def _text(body: dict[str, Any], key: str) -> str:
+    """A text field of a command ("" when absent or null); anything but text is refused."""
     value = body.get(key)
-    return "" if value is None else str(value)
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise BadRequest(f"{key} must be a string, got {_kind(value)}")
+    return value
 
 
-async def _read_json(receive: Receive) -> dict[str, Any] | None:
-    """The request body as a JSON object ({} when empty); None when it is not one."""
-    raw = (await read_body(receive) or b"").strip()
+def _kind(value: Any) -> str:
+    """A JSON value's type in the operator's words (never the value: it may be huge)."""
+    names = {dict: "an object", list: "an array", bool: "a boolean", str: "a string"}
+    return "null" if value is None else names.get(type(value), "a number")
+
+
+def _content_length(scope: Scope) -> int | None:
+    """The declared body size, when the request declares one."""
+    for name, value in scope.get("headers", ()):
+        if name.lower() == b"content-length":
+            try:
+                return int(value)
+            except ValueError:
+                return None
+    return None
+
+
+def _too_large() -> Response:
+    return json_response(413, {"error": f"the body is larger than {MAX_BODY_BYTES} bytes"})
+
+
+def parse_command(raw: bytes) -> dict[str, Any]:
+    """A command's body as a JSON object ({} when empty), or ``BadRequest`` saying what is
+    wrong: not JSON, not an object, or nested deeper than any command needs (a deep value
+    would otherwise reach code that recurses on it)."""
+    raw = raw.strip()
     if not raw:
         return {}
     try:
         data = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        return None
-    return data if isinstance(data, dict) else None
+    except orjson.JSONDecodeError as error:
+        raise BadRequest(f"the body is not valid JSON: {error}") from None
+    if not isinstance(data, dict):
+        raise BadRequest(f"the body must be a JSON object, got {_kind(data)}")
+    if _deeper_than(data, MAX_JSON_DEPTH):
+        raise BadRequest(f"the body is nested more than {MAX_JSON_DEPTH} levels deep")
+    return data
+
+
+def _deeper_than(value: Any, limit: int) -> bool:
+    """Whether containers nest more than ``limit`` levels (iterative: no recursion to blow)."""
+    pending: list[tuple[Any, int]] = [(value, 1)]
+    while pending:
+        item, depth = pending.pop()
+        if depth > limit:
+            return True
+        children = item.values() if isinstance(item, dict) else item
+        pending.extend((c, depth + 1) for c in children if isinstance(c, dict | list))
+    return False
 
 
 class AdminServer:

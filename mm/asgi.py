@@ -1,7 +1,8 @@
 """ASGI plumbing shared by the servers hypercorn runs: the admin API and the simulator's face.
 
-Type aliases for the ASGI callables, the lifespan handshake, request-body reading and the
-hypercorn configuration both servers start from.
+Type aliases for the ASGI callables, the lifespan handshake, request-body reading under a size
+cap and the hypercorn configuration both servers start from. Nothing here raises for a
+client's input: an oversized body is reported as ``None`` for the caller to answer 413.
 """
 
 from __future__ import annotations
@@ -29,21 +30,26 @@ async def run_lifespan(receive: Receive, send: Send) -> None:
             return
 
 
-async def read_body(receive: Receive, max_bytes: int | None = None) -> bytes | None:
-    """The whole request body; None once it exceeds ``max_bytes`` (when given)."""
-    chunks: list[bytes] = []
-    size = 0
+async def read_body(receive: Receive, max_bytes: int) -> bytes | None:
+    """The request body, or None once it exceeds ``max_bytes``.
+
+    Read message by message (the server hands the body over in chunks of at most its read
+    size) and never holds more than ``max_bytes``: the chunk that crosses the cap is dropped
+    and nothing more is read, so an oversized body costs at most ``max_bytes`` of memory
+    whatever its size. The rest of it is never consumed; the server closes the connection
+    after the response.
+    """
+    body = bytearray()
     while True:
         message = await receive()
         if message["type"] != "http.request":
-            return b"".join(chunks)
+            return bytes(body)
         chunk = message.get("body", b"")
-        size += len(chunk)
-        if max_bytes is not None and size > max_bytes:
+        if len(body) + len(chunk) > max_bytes:
             return None
-        chunks.append(chunk)
+        body += chunk
         if not message.get("more_body", False):
-            return b"".join(chunks)
+            return bytes(body)
 
 
 def bind_address(host: str, port: int) -> str:
