@@ -1,6 +1,9 @@
 """The admin HTTP server: a small ASGI app served by hypercorn's Trio worker.
 
-``GET /metrics`` (Prometheus text), ``GET /healthz`` (200, or 503 with reasons), ``GET /status``
+``GET /metrics`` (Prometheus text), ``GET /healthz`` (liveness: 200 while the process and its
+supervision tree are up, or 503 with what is down), ``GET /readyz`` (readiness: 200 while it
+trades, or 503 with every reason it does not: starting, kill switch tripped, a mode other than
+NORMAL, out of sync with the venue, startup waiting on the venue's rate limit), ``GET /status``
 (JSON), ``POST /stop`` (202, then the stop), and the operator's commands ``POST /kill``,
 ``/rearm``, ``/flatten``, ``/dump``, each answered with its outcome once the service has acted
 (``Answer``: 200 done, 202 started, 409 refused with the reason); a command that gets no
@@ -77,6 +80,8 @@ class AdminContext:
     dump: Callable[[str], Awaitable[Answer]] | None = None
     # Flatten every position now under the flatten deadline (who, why).
     flatten: Callable[[str, str], Awaitable[Answer]] | None = None
+    # Why the service is not trading now (empty while it trades): /readyz.
+    not_trading: Callable[[], list[str]] | None = None
 
 
 Handled = tuple[Response, Callable[[], None] | None]
@@ -94,6 +99,7 @@ class AdminApp:
         self._get: dict[str, Callable[[], Response]] = {
             "/metrics": self._metrics,
             "/healthz": self._healthz,
+            "/readyz": self._readyz,
             "/status": self._status,
         }
         self._post: dict[str, Callable[[dict[str, Any]], Awaitable[Handled]]] = {
@@ -172,6 +178,15 @@ class AdminApp:
         if problems:
             return json_response(503, {"status": "unhealthy", "problems": problems})
         return json_response(200, {"status": "ok"})
+
+    def _readyz(self) -> Response:
+        not_trading = self._context.not_trading
+        reasons = (
+            ["readiness is not known to this service"] if not_trading is None else not_trading()
+        )
+        if reasons:
+            return json_response(503, {"status": "not trading", "reasons": reasons})
+        return json_response(200, {"status": "trading"})
 
     def _status(self) -> Response:
         return json_response(200, self._context.status())

@@ -45,6 +45,7 @@ from mm.ops.coordinator import JOURNAL_KIND as AUTONOMY_KIND
 from mm.ops.coordinator import ModeCoordinator
 from mm.ops.monitor import AutonomyMonitor, channel_fill
 from mm.ops.notifier import Notifier
+from mm.ops.readiness import TradingState, not_trading
 from mm.ops.sessions import SessionRunner
 from mm.risk.account import AccountWatch
 from mm.risk.controller import KillSwitchController
@@ -140,6 +141,7 @@ class Service:
                 rearm=self._rearm,
                 dump=self._dump,
                 flatten=self._flatten,
+                not_trading=self.not_trading,
             )
         )
         admin = AdminServer(admin_app, config.admin.host, config.admin.port, self._admin_bound)
@@ -312,6 +314,19 @@ class Service:
         found = [] if self.state == "running" else [f"mm is {self.state}"]
         return found + unhealthy(self.root.status())
 
+    def not_trading(self) -> list[str]:
+        """Why mm is not trading now, empty while it trades: /readyz and mm status."""
+        killswitch = self.killswitch.status()
+        reason = self.coordinator.autonomy.reason
+        state = TradingState(
+            service=self.state,
+            killswitch=str(killswitch["reason"]) if killswitch["tripped"] else None,
+            mode=self.coordinator.mode,
+            mode_reason=reason.value if reason is not None else None,
+            in_sync=self.adapter.in_sync(),
+        )
+        return not_trading(state)
+
     def status(self) -> dict[str, Any]:
         problems = self.problems()
         return {
@@ -326,6 +341,7 @@ class Service:
             "venue_url": self.venue_url,
             "healthy": not problems,
             "problems": problems,
+            "not_trading": self.not_trading(),
             "killswitch": self.killswitch.status(),
             "mode": {**self.coordinator.status(), "health": self.monitor.status()},
             "session": self.session.status(),

@@ -1,8 +1,8 @@
 """The ``mm`` command line: start, stop, status, check, kill, rearm, flatten, dump, report,
 backup, sim.
 
-Exit statuses: 0 success; 1 failure (already running, did not stop, unhealthy, crashed);
-2 bad configuration; 3 not running (``status``).
+Exit statuses: 0 success; 1 failure (already running, did not stop, unhealthy or not trading,
+crashed); 2 bad configuration; 3 not running (``status``).
 """
 
 from __future__ import annotations
@@ -175,6 +175,10 @@ def render_status(status: dict[str, Any]) -> str:
         "health: ok" if status["healthy"] else "health: UNHEALTHY",
     ]
     lines.extend(f"  - {problem}" for problem in status["problems"])
+    not_trading = status.get("not_trading")
+    if not_trading is not None:
+        lines.append("trading: yes" if not not_trading else "NOT TRADING:")
+        lines.extend(f"  - {reason}" for reason in not_trading)
     rows = [["CHILD", "STATE", "RESTARTS", "SINCE", "LAST ERROR"]]
     rows.extend(_tree_rows(status["tree"], "", True, True))
     widths = [max(len(row[column]) for row in rows) for column in range(4)]
@@ -319,7 +323,14 @@ def cmd_status(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
         print(reply.text.strip())
     else:
         print(render_status(status))
-    return EXIT_OK if status["healthy"] else EXIT_FAILURE
+    return status_exit_code(status)
+
+
+def status_exit_code(status: dict[str, Any]) -> int:
+    """0 when mm is healthy and trading; 1 when it is unhealthy or not trading (a tripped
+    kill switch, a mode other than NORMAL, out of sync, starting: ``not_trading`` says why)."""
+    trading = not status.get("not_trading", [])
+    return EXIT_OK if status["healthy"] and trading else EXIT_FAILURE
 
 
 def cmd_check(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
@@ -595,7 +606,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="how long to wait before falling back to SIGTERM (default: service.shutdown_timeout)",
     )
-    status = verb("status", cmd_status, "Show the running instance's tree and health.")
+    status = verb(
+        "status",
+        cmd_status,
+        "Show the running instance's tree, health and whether it trades "
+        "(exit 1 when unhealthy or not trading, saying why).",
+    )
     status.add_argument("--json", action="store_true", help="print the raw /status JSON")
     check = verb(
         "check",

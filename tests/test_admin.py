@@ -466,3 +466,30 @@ async def post_raw_chunked(url: str, head: bytes, *, body_limit: int) -> bytes:
     size = 16 * 1024
     frame = f"{size:x}\r\n".encode() + b"y" * size + b"\r\n"
     return await post_raw(url, head, body_limit=body_limit, chunk=frame)
+
+
+# --- liveness and readiness ---------------------------------------------------------------------
+
+
+async def test_readyz_is_200_only_while_trading_and_healthz_stays_alive() -> None:
+    reasons: list[str] = []
+    fixture = Fixture()
+    app = AdminApp(attrs.evolve(fixture.app._context, not_trading=lambda: reasons))
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://admin") as client:
+        ready = await client.get("/readyz")
+        assert (ready.status_code, ready.json()) == (200, {"status": "trading"})
+        reasons.extend(["kill switch tripped (manual)", "mode HALT (pnl_peak_drawdown)"])
+        ready = await client.get("/readyz")
+        assert ready.status_code == 503
+        assert ready.json() == {"status": "not trading", "reasons": reasons}
+        assert (await client.get("/healthz")).status_code == 200  # alive all along
+        assert (await client.post("/readyz")).status_code == 405
+
+
+async def test_readyz_without_a_readiness_source_is_never_ready(
+    open_client: httpx.AsyncClient,
+) -> None:
+    ready = await open_client.get("/readyz")
+    assert ready.status_code == 503
+    assert ready.json()["reasons"] == ["readiness is not known to this service"]
