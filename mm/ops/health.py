@@ -2,9 +2,10 @@
 
 ``assess(readings, config)`` turns one snapshot of the platform (journal lag, book ages, feed
 reconnects, queue fill, memory, position drift, margin, drawdown) into the triggers it calls
-for, each with the values that showed it. ``EventWindow`` counts events in a sliding window
-(feed reconnects) and ``DriftTracker`` says how long local and venue positions have disagreed,
-so that a fill still on its way is not mistaken for drift.
+for, each with the values that showed it. ``EventWindow`` counts events in a sliding window,
+``VenueDisconnects`` counts venue disconnects from feed reconnects (the market and user feeds
+dropping together are one disconnect, not two) and ``DriftTracker`` says how long local and
+venue positions have disagreed, so that a fill still on its way is not mistaken for drift.
 
 Pure: no I/O and no clock reads; ``now`` is passed in.
 """
@@ -27,7 +28,8 @@ class Readings:
     journal_lag_s: float = 0.0
     # Age of each symbol's latest book in seconds (None: no book yet).
     book_ages_s: Mapping[str, float | None] = attrs.field(factory=dict)
-    reconnects: int = 0  # feed reconnects within the flapping window
+    # Venue disconnects within the flapping window (feed reconnects, those of one drop merged).
+    reconnects: int = 0
     queue_fill: Mapping[str, float] = attrs.field(factory=dict)  # used / capacity per queue
     rss_bytes: int = 0
     # Per symbol: (local position, venue position, seconds they have disagreed).
@@ -114,6 +116,42 @@ class EventWindow:
         while self._times and self._times[0] <= now - self.window_s:
             self._times.popleft()
         return len(self._times)
+
+
+SAME_DISCONNECT_S = 30.0
+"""Feeds that begin reconnecting within this many seconds of the first one are one venue
+disconnect. When the venue (or the network) drops, every feed loses its socket at once, but
+each notices in its own time: at once on a closed socket, after its pong timeout or its stale
+readings on a silent one. Too narrow a window counts one disconnect two or three times (what
+this guards against); too wide only ever merges a second feed's separate drop into the first."""
+
+
+class VenueDisconnects:
+    """Venue disconnects in the last ``window_s`` seconds, counted from feed reconnects.
+
+    A feed that starts reconnecting within ``same_within_s`` of the current disconnect's first
+    reconnect, and is not yet part of it, joins it; anything else (a feed dropping again, or
+    later) is a new disconnect. So one drop of the venue is one, however many feeds it has,
+    and a feed flapping on its own still counts each time.
+    """
+
+    def __init__(self, window_s: float, same_within_s: float = SAME_DISCONNECT_S) -> None:
+        self.same_within_s = same_within_s
+        self._window = EventWindow(window_s)
+        self._started: float | None = None
+        self._feeds: set[str] = set()
+
+    def record(self, feed: str, now: float) -> None:
+        started = self._started
+        if started is not None and now - started < self.same_within_s and feed not in self._feeds:
+            self._feeds.add(feed)
+            return
+        self._started = now
+        self._feeds = {feed}
+        self._window.record(now)
+
+    def count(self, now: float) -> int:
+        return self._window.count(now)
 
 
 class DriftTracker:

@@ -1,10 +1,11 @@
 """The autonomy monitor: the ``autonomy`` child that reads platform health and moves the mode.
 
 Several times a second (``autonomy.check_every_s``) it gathers ``Readings``: the journal's
-write lag, every symbol's book age, feed reconnects in the flapping window, the fill of the
-service's queues, resident memory, local against venue positions and margin usage (from the
-risk child's ``AccountWatch``, which reads the venue every ``venue_poll_s`` and at every
-resync) and the drop of PnL from its peak against the account value. ``assess`` turns them into
+write lag, every symbol's book age, venue disconnects in the flapping window (a drop that
+takes the market and user feeds down together is one, not two), the fill of the service's
+queues, resident memory, local against venue positions and margin usage (from the risk
+child's ``AccountWatch``, which reads the venue every ``venue_poll_s`` and at every resync)
+and the drop of PnL from its peak against the account value. ``assess`` turns them into
 triggers and the coordinator escalates to the strictest. When the current mode may recover by
 itself, the time since the last trigger is handed to the coordinator.
 """
@@ -21,7 +22,7 @@ from mm import clock
 from mm.journal import Journal
 from mm.ops.autonomy import AutonomyConfig
 from mm.ops.coordinator import ModeCoordinator
-from mm.ops.health import DriftTracker, EventWindow, Readings, assess
+from mm.ops.health import DriftTracker, Readings, VenueDisconnects, assess
 from mm.risk.account import AccountReading, AccountWatch
 from mm.strategy.runner import Trading
 from mm.venues.hyperliquid.adapter import HyperliquidAdapter
@@ -39,6 +40,13 @@ def channel_fill(channel: trio.MemoryReceiveChannel[Any]) -> float:
 
 
 class AutonomyMonitor:
+    """The ``autonomy`` child: readings in, triggers to the mode coordinator, recovery when quiet.
+
+    It only reads (nothing here talks to the venue), so it cannot lose state: if a reading
+    fails the child crashes and its supervisor restarts it, and the mode, kept by the
+    coordinator and checkpointed in the journal, stays where it was meanwhile.
+    """
+
     def __init__(
         self,
         config: AutonomyConfig,
@@ -49,6 +57,8 @@ class AutonomyMonitor:
         queues: Mapping[str, QueueFill],
         drawdown: Callable[[], float | None],
         account: AccountWatch,
+        *,
+        on_drift: Callable[[], None] | None = None,
     ) -> None:
         self.config = config
         self.coordinator = coordinator
@@ -58,8 +68,9 @@ class AutonomyMonitor:
         self.queues = queues
         self.drawdown = drawdown
         self.account_watch = account
+        self._on_drift = on_drift  # told of every reading that drifts (the fill audit)
         self._reading_seen: AccountReading | None = None
-        self.reconnects = EventWindow(config.flapping_window_s)
+        self.reconnects = VenueDisconnects(config.flapping_window_s)
         self.drift = DriftTracker(config.drift_tolerance)
         self.drifting: dict[str, tuple[float, float, float]] = {}
         self.readings = Readings()
@@ -70,7 +81,7 @@ class AutonomyMonitor:
 
     def _on_feed_state(self, feed: str, state: str) -> None:
         if state == "reconnecting":
-            self.reconnects.record(trio.current_time())
+            self.reconnects.record(feed, trio.current_time())
         if state in ("reconnecting", "stale", "failed"):
             self.coordinator.note(f"feed {feed} {state}")
 
@@ -135,6 +146,8 @@ class AutonomyMonitor:
         venue = {p.coin: p.szi for p in reading.account.positions if p.coin in symbols}
         local = {coin: self.trading.positions.position(coin) for coin in symbols}
         self.drifting = self.drift.update(local, venue, trio.current_time())
+        if self.drifting and self._on_drift is not None:
+            self._on_drift()
 
     def status(self) -> dict[str, object]:
         readings = self.readings

@@ -299,7 +299,7 @@ async def test_feed_reconnect_flapping_reduces_only(
             await eventually(lambda: service.adapter.healthy(), within=20)
             await eventually(lambda: both_feeds_up(service), within=20)
             async with httpx.AsyncClient(base_url=service.venue.url) as sim:
-                for _ in range(2):  # market and user feeds both drop: 2 reconnects each time
+                for _ in range(3):  # both feeds drop each time: one venue disconnect
                     market, user = feed_sockets(service)
                     connects = (market.health.connects, user.health.connects)
                     reply = await sim.post("/sim/disconnect")

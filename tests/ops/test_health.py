@@ -8,7 +8,15 @@ from typing import Any
 import pytest
 
 from mm.ops.autonomy import AutonomyConfig, Mode, Reason, Value
-from mm.ops.health import MIB, DriftTracker, EventWindow, Readings, assess
+from mm.ops.health import (
+    MIB,
+    SAME_DISCONNECT_S,
+    DriftTracker,
+    EventWindow,
+    Readings,
+    VenueDisconnects,
+    assess,
+)
 
 CONFIG = AutonomyConfig()
 
@@ -291,6 +299,47 @@ def test_event_window_feeds_flapping() -> None:
         Reason.FEED_RECONNECT_FLAPPING
     ]
     assert assess(Readings(reconnects=window.count(60.0)), config) == []
+
+
+# --- VenueDisconnects ------------------------------------------------------------------------
+
+
+def test_both_feeds_dropping_together_are_one_disconnect() -> None:
+    disconnects = VenueDisconnects(300.0)
+    for at in (0.0, 60.0, 120.0):  # three venue drops, each taking both feeds down
+        disconnects.record("market", at)
+        disconnects.record("user", at + 0.01)
+    assert disconnects.count(120.0) == 3  # six feed reconnects used to count as six
+    assert assess(Readings(reconnects=disconnects.count(120.0)), CONFIG) == []
+
+
+def test_a_feed_noticing_late_joins_the_same_disconnect_within_the_window() -> None:
+    disconnects = VenueDisconnects(300.0)
+    disconnects.record("market", 0.0)
+    disconnects.record("user", SAME_DISCONNECT_S - 0.001)  # its pong timeout ran out later
+    assert disconnects.count(SAME_DISCONNECT_S) == 1
+    disconnects.record("market", 100.0)
+    disconnects.record("user", 100.0 + SAME_DISCONNECT_S)  # too late: a drop of its own
+    assert disconnects.count(200.0) == 3
+
+
+def test_one_feed_flapping_alone_counts_every_time() -> None:
+    disconnects = VenueDisconnects(300.0)
+    for at in (0.0, 1.0, 2.0, 3.0, 4.0):
+        disconnects.record("market", at)
+    assert disconnects.count(4.0) == 5
+    [trigger] = assess(Readings(reconnects=disconnects.count(4.0)), CONFIG)
+    assert trigger.reason is Reason.FEED_RECONNECT_FLAPPING
+
+
+def test_disconnects_leave_the_window() -> None:
+    disconnects = VenueDisconnects(60.0)
+    disconnects.record("market", 0.0)
+    disconnects.record("user", 0.5)
+    disconnects.record("market", 30.0)
+    assert disconnects.count(59.9) == 2
+    assert disconnects.count(60.0) == 1
+    assert disconnects.count(90.0) == 0
 
 
 # --- DriftTracker ----------------------------------------------------------------------------
