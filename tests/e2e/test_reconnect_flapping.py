@@ -64,7 +64,7 @@ async def test_three_venue_disconnects_stay_normal_and_five_reduce(
         await trio.sleep(2 * config.check_every_s)
         assert service.monitor.readings.reconnects == 3
         assert service.coordinator.mode is Mode.NORMAL
-        assert service.coordinator.autonomy.reason is None
+        assert service.coordinator.status()["reason"] is None
 
         for _ in range(2):
             await drop_the_venue(service, sim)
