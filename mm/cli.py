@@ -48,6 +48,7 @@ EXIT_FAILURE = 1
 EXIT_CONFIG = 2
 EXIT_NOT_RUNNING = 3
 DEFAULT_CONFIG = "config.toml"
+PRIVATE_UMASK = 0o077
 POLL_SECONDS = 0.1
 
 
@@ -660,6 +661,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # Whatever mm creates (the run directory, the journal and its WAL and SHM files, logs and
+    # rotated logs, incident dumps, backups, the run file) is its owner's alone: files 0600,
+    # directories 0700, by the process umask, so no part needs to remember it.
+    os.umask(PRIVATE_UMASK)
     args = build_parser().parse_args(argv)
     command: Command = args.command
     code = EXIT_FAILURE

@@ -4,12 +4,14 @@ Both sinks format through functions that pass the message, the extra fields and 
 through the redactor, so a configured secret never reaches a log line. Standard-library logging
 (hypercorn, httpx) is routed into loguru. Every record carries ``child``: the supervisor sets it
 for each child's task tree; outside any child it is ``mm``, the root of the tree (the service
-itself). httpx's per-request lines are DEBUG: they are not news at INFO.
+itself). httpx's per-request lines are DEBUG: they are not news at INFO. The log directory is
+0700 and every log file, rotated ones included, 0600: logs are the owner's alone.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import traceback
 from pathlib import Path
@@ -19,6 +21,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 import orjson
 from loguru import logger
 
+from mm.runfile import PRIVATE_FILE, private_dir
 from mm.secrets import Redactor
 
 ROOT_CHILD = "mm"  # the child of records outside any supervised child: the service
@@ -103,6 +106,11 @@ class _Formats:
         plain = orjson.loads(orjson.dumps(payload, default=str))
         record["extra"]["_json"] = orjson.dumps(self._redact.scrub(plain)).decode()
         return "{extra[_json]}\n"
+
+
+def _private_file(path: str, flags: int) -> int:
+    """Log files are the owner's alone (0600), whatever the process umask."""
+    return os.open(path, flags, PRIVATE_FILE)
 
 
 class _InterceptHandler(logging.Handler):
@@ -190,9 +198,11 @@ def configure(
     log_file = None
     if log_dir is not None:
         log_file = log_dir / LOG_FILE_NAME
+        private_dir(log_dir)
         handler_ids.append(
             logger.add(
                 log_file,
+                opener=_private_file,  # this file and every one rotation opens after it
                 level=level,
                 format=formats.json,
                 rotation=rotation,

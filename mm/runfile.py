@@ -3,20 +3,32 @@
 The lock (``flock``) is held for the life of the process and released by the kernel when it
 exits, however it exits. So "running" means "the lock is held", which survives pid reuse and
 zombie processes; an ``mm.json`` whose lock is free is stale and is removed.
+
+The run directory holds the journal, the logs, incident dumps and backups: it is the owner's
+alone. ``acquire`` creates it 0700, or narrows an existing one to 0700 (one left 0755 by an
+older mm; when it cannot, say because another user owns it, it says so and goes on), and the
+lock and the run file are written 0600 whatever the umask. ``mm``'s entry point also sets the
+process umask to 077, so that every file created later, by any part (the journal's WAL and
+SHM files, rotated logs, dumps), is owner-only too.
 """
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
+import stat
 from pathlib import Path
 from typing import Any
 
 import attrs
 import orjson
+from loguru import logger
 
 RUN_FILE_NAME = "mm.json"
 LOCK_FILE_NAME = "mm.lock"
+PRIVATE_DIR = 0o700  # the run directory and everything mm creates as a directory in it
+PRIVATE_FILE = 0o600  # every file mm writes there
 
 
 class AlreadyRunning(Exception):
@@ -69,8 +81,25 @@ def is_locked(run_dir: Path) -> bool:
         os.close(fd)
 
 
+def private_dir(path: Path) -> None:
+    """``path`` as a directory only its owner can enter: created 0700 (parents as the umask
+    says), or narrowed to 0700 when it exists wider. A directory mm cannot narrow (another
+    user's) is left as it is, with a warning: refusing to start would help no one."""
+    path.mkdir(mode=PRIVATE_DIR, parents=True, exist_ok=True)
+    mode = stat.S_IMODE(path.stat().st_mode)
+    if mode & ~PRIVATE_DIR:
+        try:
+            path.chmod(PRIVATE_DIR)
+        except OSError as error:
+            logger.warning("{} is mode {:o} and cannot be made private: {}", path, mode, error)
+
+
 class RunFile:
-    """Held by a running service: the lock, and the run file it writes and removes."""
+    """Held by a running service: the lock, and the run file it writes and removes.
+
+    How it fails: ``acquire`` raises ``AlreadyRunning`` naming the instance that holds the
+    lock, and ``OSError`` when the run directory cannot be created; nothing is left locked.
+    """
 
     def __init__(self, run_dir: Path) -> None:
         self.run_dir = run_dir
@@ -80,8 +109,8 @@ class RunFile:
 
     def acquire(self) -> None:
         """Take the run_dir lock, or raise AlreadyRunning naming the running instance."""
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.run_dir / LOCK_FILE_NAME, os.O_RDWR | os.O_CREAT, 0o600)
+        private_dir(self.run_dir)
+        fd = os.open(self.run_dir / LOCK_FILE_NAME, os.O_RDWR | os.O_CREAT, PRIVATE_FILE)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -90,13 +119,18 @@ class RunFile:
             where = f" (pid {info.pid}, admin {info.admin_url})" if info else ""
             raise AlreadyRunning(f"mm is already running in {self.run_dir}{where}") from None
         self._fd = fd
+        with contextlib.suppress(PermissionError):  # another user's: leave it
+            os.fchmod(fd, PRIVATE_FILE)  # a lock file left by an older mm with a wider mode
         if self.path.exists():
             self.path.unlink()
             self.removed_stale = True
 
     def write(self, info: RunInfo) -> None:
         temporary = self.path.with_suffix(".json.tmp")
-        temporary.write_bytes(info.to_json())
+        temporary.unlink(missing_ok=True)  # created afresh below with the private mode
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE)
+        with os.fdopen(fd, "wb") as file:
+            file.write(info.to_json())
         temporary.replace(self.path)
 
     def release(self) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import stat
 import subprocess
 import sys
 import time
@@ -11,14 +12,18 @@ from pathlib import Path
 
 import orjson
 import pytest
+from loguru import logger
 
 from mm.runfile import (
     LOCK_FILE_NAME,
+    PRIVATE_DIR,
+    PRIVATE_FILE,
     RUN_FILE_NAME,
     AlreadyRunning,
     RunFile,
     RunInfo,
     is_locked,
+    private_dir,
     read_info,
 )
 
@@ -245,3 +250,69 @@ def test_release_without_acquire_leaves_another_instances_file(
     RunFile(run_dir).release()  # never acquired: must not touch the holder's file
     assert read_info(run_dir) == info
     assert is_locked(run_dir)
+
+
+# --- owner-only (issue 13, item 13) -------------------------------------------------------------
+
+
+@pytest.fixture
+def usual_umask() -> Iterator[None]:
+    """Umask 022, as from a login shell: what mm must not rely on."""
+    previous = os.umask(0o022)
+    try:
+        yield
+    finally:
+        os.umask(previous)
+
+
+def mode_of(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def test_the_run_dir_lock_and_run_file_are_owner_only(run_dir: Path, usual_umask: None) -> None:
+    runfile = RunFile(run_dir)
+    runfile.acquire()
+    try:
+        runfile.write(INFO)
+        assert mode_of(run_dir) == PRIVATE_DIR == 0o700
+        assert mode_of(run_dir / LOCK_FILE_NAME) == PRIVATE_FILE == 0o600
+        assert mode_of(run_dir / RUN_FILE_NAME) == 0o600
+        runfile.write(INFO)  # rewritten in place of the old one: still private
+        assert mode_of(run_dir / RUN_FILE_NAME) == 0o600
+    finally:
+        runfile.release()
+
+
+def test_a_run_dir_left_open_by_an_older_mm_is_narrowed(run_dir: Path, usual_umask: None) -> None:
+    run_dir.mkdir(parents=True, mode=0o755)
+    (run_dir / LOCK_FILE_NAME).touch(mode=0o644)
+    run_dir.chmod(0o755)
+    runfile = RunFile(run_dir)
+    runfile.acquire()
+    try:
+        assert mode_of(run_dir) == 0o700
+        assert mode_of(run_dir / LOCK_FILE_NAME) == 0o600
+    finally:
+        runfile.release()
+
+
+def test_private_dir_leaves_a_directory_it_cannot_narrow_and_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    shared = tmp_path / "shared"
+    shared.mkdir(mode=0o755)
+    shared.chmod(0o755)
+
+    def refuse(self: Path, mode: int) -> None:
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(Path, "chmod", refuse)
+    warnings: list[str] = []
+    handler = logger.add(warnings.append, level="WARNING", format="{message}")
+    try:
+        private_dir(shared)
+    finally:
+        logger.remove(handler)
+    assert mode_of(shared) == 0o755
+    assert len(warnings) == 1
+    assert "is mode 755 and cannot be made private" in warnings[0]

@@ -649,6 +649,14 @@ def test_dockerfile_runs_as_a_fixed_non_root_user(dockerfile: Dockerfile) -> Non
     ]
     assert chown, f"{volume} is not chowned to the user"
     assert final.index(chown[0]) < final.index(final.one("VOLUME"))
+    # And private to it: a new volume takes the directory's mode (issue 13, item 13).
+    chmod = [
+        run
+        for run in final.all("RUN")
+        if re.search(rf"chmod\s+0?700\s+{re.escape(volume)}\b", run.args)
+    ]
+    assert chmod, f"{volume} is not made private (chmod 0700) to the user"
+    assert final.index(chmod[0]) < final.index(final.one("VOLUME"))
 
 
 def test_dockerfile_env_points_the_run_dir_at_the_volume(dockerfile: Dockerfile) -> None:
