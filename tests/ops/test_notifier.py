@@ -76,7 +76,7 @@ class Receiver:
         if scope["type"] == "lifespan":
             await run_lifespan(receive, send)
             return
-        raw = await read_body(receive) or b""
+        raw = await read_body(receive, 1 << 20) or b""
         headers = {key.decode().lower(): value.decode() for key, value in scope["headers"]}
         self.requests.append(
             Received(scope["path"], headers, orjson.loads(raw), raw, trio.current_time())
