@@ -181,14 +181,21 @@ class HyperliquidAdapter:
                 task_status.started()
 
     async def _export_counters(self, ws: WsConnection, feed: str) -> None:
-        """Copy the connection's counters and the API headroom into metrics, once a second."""
+        """Copy the connection's counters and the API headroom into metrics, once a second;
+        malformed frames are the connection's and, on the user feed, the user stream's."""
         exported: dict[str, int] = {}
+        malformed_exported = 0
         while True:
             for channel, count in list(ws.frames_received.items()):
                 delta = count - exported.get(channel, 0)
                 if delta > 0:
                     self.metrics.messages.labels(feed=feed, channel=channel).inc(delta)
                     exported[channel] = count
+            stream = self.user_stream if feed == "user" else None
+            malformed = ws.malformed_frames + (stream.malformed_frames if stream else 0)
+            if malformed > malformed_exported:
+                self.metrics.malformed.labels(feed=feed).inc(malformed - malformed_exported)
+                malformed_exported = malformed
             now = trio.current_time()
             for kind, headroom in self.limiter.headroom_by_kind(now).items():
                 self.metrics.headroom.labels(kind=kind).set(headroom)

@@ -10,7 +10,9 @@ decides whether an order can be doubled, so the rules are strict:
   their cloids, and the caller resolves each with ``order_status`` before anything is sent
   again. Cancels are re-sent once over REST (a cancel cannot double anything);
 - HTTP 429 or the venue's address-limit error: the request did not act; the rate limiter backs
-  off and lowers its budget, and ``RateLimited``/``VenueRejected`` reaches the caller.
+  off and lowers its budget, and ``RateLimited``/``VenueRejected`` reaches the caller;
+- an answer to an action that does not parse: as a lost answer, ``OrderFateUnknown`` (a
+  malformed answer never crashes the caller, and no text of it is taken whole).
 
 Post-only orders go in their own batch, apart from IOC and GTC ones, so one cannot delay or
 fail the other. Queries are read-only and fall back to REST on any socket trouble.
@@ -21,7 +23,7 @@ from __future__ import annotations
 import copy
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 import trio
 
@@ -57,6 +59,9 @@ class OrderFateUnknown(VenueError):
         super().__init__(f"fate unknown for {len(cloids)} order(s): {cause}")
         self.cloids = tuple(cloids)
         self.cause = cause
+
+
+_T = TypeVar("_T")
 
 
 class UnknownCoin(VenueError):
@@ -150,7 +155,7 @@ class HyperliquidClient:
                         time.perf_counter() - started
                     )
                 if isinstance(reply, Mapping) and reply.get("type") == "info":
-                    return reply["payload"]["data"]
+                    return codec.parse_info_payload(reply.get("payload"))
                 self._rejected_reply(reply)
         return await self._rest(self.rest.info, request)
 
@@ -169,10 +174,9 @@ class HyperliquidClient:
             batch = [orders[i] for i in indexes]
             wires = [self._order_wire(order) for order in batch]
             try:
-                payload = await self._action(
-                    wire.order_action(wires), cloids=[o.cloid for o in batch], kind="place"
-                )
-                statuses = codec.parse_order_statuses(payload)
+                cloids = [o.cloid for o in batch]
+                payload = await self._action(wire.order_action(wires), cloids=cloids, kind="place")
+                statuses = _parse_answer(codec.parse_order_statuses, payload, cloids)
             except VenueError as error:
                 failures.append(error)
                 return
@@ -219,23 +223,20 @@ class HyperliquidClient:
             )
             for modify in modifies
         ]
-        payload = await self._action(
-            wire.batch_modify_action(wires),
-            cloids=[modify.order.cloid for modify in modifies],
-            kind="modify",
-        )
-        statuses = codec.parse_order_statuses(payload)
+        cloids = [modify.order.cloid for modify in modifies]
+        payload = await self._action(wire.batch_modify_action(wires), cloids=cloids, kind="modify")
+        statuses = _parse_answer(codec.parse_order_statuses, payload, cloids)
         for status in statuses:
             self._count("modify", status)
         return statuses
 
     async def schedule_cancel(self, at_ms: int | None) -> None:
         payload = await self._action(wire.schedule_cancel_action(at_ms), cloids=None, kind="other")
-        codec.parse_default(payload)
+        _parse_answer(codec.parse_default, payload, ())
 
     async def _cancel_action(self, action: dict[str, Any]) -> list[CancelResult]:
         payload = await self._action(action, cloids=None, kind="cancel")
-        statuses = codec.parse_cancel_statuses(payload)
+        statuses = _parse_answer(codec.parse_cancel_statuses, payload, ())
         for status in statuses:
             self._count("cancel", status)
         return statuses
@@ -273,7 +274,7 @@ class HyperliquidClient:
             else:
                 self._observe_ack("websocket", started)
                 if isinstance(reply, Mapping) and reply.get("type") == "action":
-                    return self._checked(reply["payload"])
+                    return self._checked(reply.get("payload"))
                 self._rejected_reply(reply)
             body = self._signed(action)  # a fresh nonce for the REST attempt
             started = time.perf_counter()
@@ -294,7 +295,7 @@ class HyperliquidClient:
     def _checked(self, payload: Any) -> Any:
         """React to the venue's whole-request errors that are rate limits; pass the rest on."""
         if isinstance(payload, Mapping) and payload.get("status") == "err":
-            text = str(payload.get("response", ""))
+            text = codec.describe(payload.get("response", ""))
             self.limiter.on_rejection(self._clock(), text=text)
         else:
             self.limiter.on_success(self._clock())
@@ -302,7 +303,7 @@ class HyperliquidClient:
 
     def _rejected_reply(self, reply: Any) -> None:
         payload = reply.get("payload") if isinstance(reply, Mapping) else reply
-        text = str(payload)
+        text = codec.describe(payload)
         if text.startswith("429"):
             self.limiter.on_http_429(self._clock())
             raise RateLimited("websocket post", 429, text)
@@ -342,6 +343,15 @@ def _oid(cancel: CancelOrder) -> int:
 def _cloid(cancel: CancelOrder) -> str:
     assert cancel.cloid is not None
     return cancel.cloid
+
+
+def _parse_answer(parse: Callable[[Any], _T], payload: Any, cloids: Sequence[str]) -> _T:
+    """The venue's answer to an action, parsed. An answer that does not parse leaves what the
+    action did unknown: ``OrderFateUnknown`` (resolved like a lost answer), never a crash."""
+    try:
+        return parse(payload)
+    except codec.CodecError as error:
+        raise OrderFateUnknown(cloids, f"unreadable answer: {error}") from error
 
 
 def _combined(failures: list[BaseException]) -> BaseException:

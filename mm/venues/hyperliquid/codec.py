@@ -8,9 +8,16 @@ value of the wrong type, a number that does not parse) raises :class:`CodecError
 counts the message and skips it. A well-formed refusal of a whole ``/exchange`` request
 (``{"status": "err", "response": TEXT}``) raises :class:`VenueRejected` with the venue's text.
 
-Decimal strings become floats; numbers the venue sends as JSON numbers (ids, times, counts)
-must be integers. Parsing is on the hot path of market data, so it is straight-line code with
-type checks, no validators and no logging.
+Decimal strings become floats, and only the venue's plain decimal strings do (``"-0.25"``,
+``"79146.0"``; not ``"1_000"``, ``" 12 "``, ``"1e5"`` or other scripts' digits: see
+:func:`mm.venues.hyperliquid.numbers.parse_float`); numbers the venue sends as JSON numbers
+(ids, times, counts) must be integers. Parsing is on the hot path of market data, so it is
+straight-line code with type checks, no validators and no logging.
+
+No input, however shaped, makes a parser raise anything but its declared errors: an error
+message describes a bad value by its type and a bounded excerpt, never by its ``repr`` (a value
+nested a thousand deep would raise ``RecursionError`` there, and a wide one would make the
+message as large as the frame), and nothing here recurses into a value.
 
 Where the venue leaves out a field that a model value needs, the defaults are:
 
@@ -28,6 +35,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import itertools
 from collections.abc import Callable
 from typing import Any, Final, Literal, ParamSpec, TypeVar
 
@@ -58,6 +66,7 @@ from mm.model import (
     Trade,
 )
 from mm.venues.base import VenueError
+from mm.venues.hyperliquid import numbers
 
 __all__ = [
     "GREETING_TEXT",
@@ -79,12 +88,14 @@ __all__ = [
     "VenueRejected",
     "decode_frame",
     "decode_message",
+    "describe",
     "parse_all_mids",
     "parse_cancel_statuses",
     "parse_clearinghouse_state",
     "parse_default",
     "parse_fills",
     "parse_historical_orders",
+    "parse_info_payload",
     "parse_json",
     "parse_l2_book",
     "parse_meta",
@@ -116,17 +127,25 @@ class VenueRejected(VenueError):
 
 _SIDES: Final = {"B": Side.BUY, "A": Side.SELL}
 _TIFS: Final = {tif.value: tif for tif in Tif}
-_MALFORMED: Final = (KeyError, IndexError, TypeError, ValueError, AttributeError)
+# RecursionError too, as a last line: no parser recurses into a value or takes its repr, but a
+# crash of the user stream or a slot must never be the price of a helper that one day does.
+_MALFORMED: Final = (KeyError, IndexError, TypeError, ValueError, AttributeError, RecursionError)
+
+_f: Final = numbers.parse_float
+"""A decimal string of the venue as a finite float (TypeError, ValueError otherwise)."""
 
 
-def _f(value: Any) -> float:
-    """A decimal string as a finite float."""
-    if type(value) is not str:
-        raise TypeError(f"expected a decimal string, got {type(value).__name__}")
-    number = float(value)
-    if number - number != 0.0:  # NaN or infinite
-        raise ValueError(f"not a finite number: {value!r}")
-    return number
+def _brief(value: Any) -> str:
+    """A bounded, non-recursive description of a value for an error message."""
+    if isinstance(value, str):
+        return repr(value) if len(value) <= 40 else repr(value[:40]) + "..."
+    if isinstance(value, bool | int | float) or value is None:
+        return repr(value)[:40]
+    if isinstance(value, dict):
+        keys = [_brief(key) for key in itertools.islice(value, 5)]
+        more = ", ..." if len(value) > 5 else ""
+        return f"an object with keys [{', '.join(keys)}{more}]"
+    return f"a value of type {type(value).__name__}"
 
 
 def _opt_f(value: Any) -> float | None:
@@ -172,7 +191,7 @@ def _dict(value: Any) -> dict[str, Any]:
 def _side(value: Any) -> Side:
     side = _SIDES.get(_s(value))
     if side is None:
-        raise ValueError(f"unknown side {value!r}")
+        raise ValueError(f"unknown side {_brief(value)}")
     return side
 
 
@@ -200,6 +219,12 @@ def _parser(what: str) -> Callable[[Callable[_P, _R]], Callable[_P, _R]]:
         return parse
 
     return wrap
+
+
+def describe(value: Any) -> str:
+    """A venue value as text for a message or a log line: a string is itself, anything else a
+    bounded description (its type, an object's first keys), never its ``repr``."""
+    return value if isinstance(value, str) else _brief(value)
 
 
 def parse_json(body: str | bytes) -> Any:
@@ -238,21 +263,27 @@ def _mids(data: Any) -> Mids:
     return Mids({_s(coin): _f(px) for coin, px in _dict(data).items()})
 
 
-def _surrogate_tid(entry: Any) -> int:
-    """A stable id for a fill recorded without ``tid``: distinct fills never share one."""
-    key = "|".join(str(entry.get(k)) for k in ("hash", "oid", "time", "px", "sz", "side"))
+def _surrogate_tid(hash_: str, oid: int, time_ms: int, px: str, sz: str, side: str) -> int:
+    """A stable id for a fill recorded without ``tid``: distinct fills never share one.
+
+    Made from the fill's fields once they are checked (strings and integers, so the key is as
+    it always was: ``str`` of each, joined by ``|``).
+    """
+    key = "|".join((hash_, str(oid), str(time_ms), px, sz, side))
     return int.from_bytes(hashlib.sha256(key.encode()).digest()[:7], "big")
 
 
 def _fill(entry: Any) -> Fill:
-    tid = entry["tid"] if "tid" in entry else _surrogate_tid(entry)
+    px, sz, side = _s(entry["px"]), _s(entry["sz"]), _s(entry["side"])
+    time_ms, oid, hash_ = _i(entry["time"]), _i(entry["oid"]), _s(entry["hash"])
+    tid = entry["tid"] if "tid" in entry else _surrogate_tid(hash_, oid, time_ms, px, sz, side)
     return Fill(
         coin=_s(entry["coin"]),
-        side=_side(entry["side"]),
-        px=_f(entry["px"]),
-        sz=_f(entry["sz"]),
-        time_ms=_i(entry["time"]),
-        oid=_i(entry["oid"]),
+        side=_side(side),
+        px=_f(px),
+        sz=_f(sz),
+        time_ms=time_ms,
+        oid=oid,
         tid=_i(tid),
         cloid=_opt_s(entry.get("cloid")),
         fee=_f(entry["fee"]),
@@ -261,7 +292,7 @@ def _fill(entry: Any) -> Fill:
         start_position=_f(entry["startPosition"]),
         direction=_s(entry["dir"]),
         closed_pnl=_f(entry["closedPnl"]),
-        hash=_s(entry["hash"]),
+        hash=hash_,
     )
 
 
@@ -390,6 +421,13 @@ def parse_order_report(entry: Any) -> OrderReport:
     return _report(entry)
 
 
+@_parser("info reply")
+def parse_info_payload(payload: Any) -> Any:
+    """The answer in a WebSocket post's info payload (``{"type": INFO_TYPE, "data": ANSWER}``),
+    for the ``parse_*`` of its type."""
+    return _dict(payload)["data"]
+
+
 @_parser("orderStatus")
 def parse_order_status(data: Any) -> OrderReport | None:
     """``orderStatus``: the order's report, or None when the venue does not know it."""
@@ -397,7 +435,7 @@ def parse_order_status(data: Any) -> OrderReport | None:
     if status == "unknownOid":
         return None
     if status != "order":
-        raise ValueError(f"unknown orderStatus status {status!r}")
+        raise ValueError(f"unknown orderStatus status {_brief(status)}")
     return _report(data["order"])
 
 
@@ -425,7 +463,7 @@ def _ok_response(resp: Any) -> Any:
     if status == "err":
         raise VenueRejected(_s(resp["response"]))
     if status != "ok":
-        raise ValueError(f"unknown response status {status!r}")
+        raise ValueError(f"unknown response status {_brief(status)}")
     return resp["response"]
 
 
@@ -443,7 +481,7 @@ def _place_status(status: Any) -> PlaceResult:
         )
     if "error" in status:
         return Rejected(_s(status["error"]))
-    raise ValueError(f"unknown order status {status!r}")
+    raise ValueError(f"unknown order status: {_brief(status)}")
 
 
 @_parser("order statuses")
@@ -461,7 +499,7 @@ def _cancel_status(status: Any) -> CancelResult:
         return None
     error = _dict(status).get("error")
     if error is None:
-        raise ValueError(f"unknown cancel status {status!r}")
+        raise ValueError(f"unknown cancel status: {_brief(status)}")
     return Rejected(_s(error))
 
 
@@ -598,9 +636,10 @@ _POST_KINDS: Final[dict[str, Literal["info", "action", "error"]]] = {
 
 def _post(data: Any) -> PostReply:
     response = data["response"]
-    kind = _POST_KINDS.get(_s(response["type"]))
+    kind_text = _s(response["type"])
+    kind = _POST_KINDS.get(kind_text)
     if kind is None:
-        raise ValueError(f"unknown post response type {response['type']!r}")
+        raise ValueError(f"unknown post response type {_brief(kind_text)}")
     return PostReply(_i(data["id"]), kind, response["payload"])
 
 

@@ -164,7 +164,8 @@ ADDRESS_RATE_LIMIT_PREFIX: Final = "Too many cumulative requests sent"
 
 _ADDRESS_RATE_LIMIT_RE: Final = re.compile(
     r"Too many cumulative requests sent \((?P<sent>\d+) > (?P<allowed>-?\d+)\)"
-    r"(?: for cumulative volume traded \$(?P<volume>\d+(?:\.\d*)?))?"
+    r"(?: for cumulative volume traded \$(?P<volume>\d+(?:\.\d*)?))?",
+    re.ASCII,  # the venue's digits: \d would take any script's, and int() reads them too
 )
 
 
@@ -225,6 +226,8 @@ DOCUMENTED: Final = Figures()
 def info_weight(request: Mapping[str, Any], figures: WeightFigures = DOCUMENTED) -> int:
     """The IP weight of an ``/info`` request, before counting what it returns."""
     request_type = request.get("type")
+    if not isinstance(request_type, str):  # a request the venue cannot read: default weight
+        return figures.info_weight_default
     if request_type in LIGHT_INFO_TYPES:
         return figures.info_weight_light
     if request_type in USER_ROLE_INFO_TYPES:
@@ -245,7 +248,8 @@ def extra_info_weight(
 
 def batch_length(action: Mapping[str, Any]) -> int:
     """The length of the array in a batched action; 0 for an unbatched one."""
-    field = BATCH_FIELDS.get(str(action.get("type")))
+    kind = action.get("type")
+    field = BATCH_FIELDS.get(kind) if isinstance(kind, str) else None
     if field is None:
         return 0
     items = action.get(field)

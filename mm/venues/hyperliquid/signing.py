@@ -286,7 +286,8 @@ def _recoverable_signature(signature: Mapping[str, Any]) -> bytes:
     s = _signature_scalar(signature, "s")
     v = signature.get("v")
     if type(v) is not int or v not in (27, 28):
-        raise SignatureError(f"signature v must be 27 or 28, got {v!r}")
+        shown = v if type(v) is int else type(v).__name__  # never the repr of any value
+        raise SignatureError(f"signature v must be 27 or 28, got {shown}")
     return r.to_bytes(32, "big") + s.to_bytes(32, "big") + bytes((v - 27,))
 
 

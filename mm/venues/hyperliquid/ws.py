@@ -27,6 +27,11 @@ memory channel fed with ``send_nowait``. When a frame does not fit, it is droppe
 and a ``Gap`` marker takes the one slot kept free for it, so the consumer learns that it missed
 frames (and, e.g., resyncs its book) right after the frames it did get.
 
+No frame, however shaped, ends the receive loop: one that is not JSON, not an object with a
+channel, or not shaped as its channel where the manager reads it (routing keys, post ids,
+acknowledgements, error texts) is counted in ``malformed_frames`` and skipped. The manager
+reads only the fields it routes by, and only as strings and integers.
+
 Counters (plain attributes, for metrics): ``frames_received`` per channel, ``malformed_frames``
 (not JSON, or not shaped as their channel), ``dropped_frames`` (one per consumer that missed a
 frame), ``unrouted_frames`` (no consumer for their key), ``late_post_replies``,
@@ -117,7 +122,10 @@ _SUBSCRIPTIONS: dict[str, tuple[str, tuple[str, ...]]] = {
 # Frames on these channels carry no key: one subscription per connection (the user's own).
 _UNKEYED_USER_TYPES = frozenset({"userEvents", "orderUpdates"})
 _CONTROL_CHANNELS = frozenset({"pong", "post", "subscriptionResponse", "error"})
-_POST_ID = re.compile(r"\bid=(\d+)")
+# What a frame not shaped as its channel raises on the way (RecursionError as a last line: no
+# step recurses into a value or takes its repr, so a frame nested 1,000 deep is just malformed).
+_MALFORMED = (KeyError, TypeError, AttributeError, IndexError, ValueError, RecursionError)
+_POST_ID = re.compile(r"\bid=([0-9]+)")
 
 
 def subscription_key(subscription: Mapping[str, Any]) -> str:
@@ -138,14 +146,15 @@ def subscription_key(subscription: Mapping[str, Any]) -> str:
 def frame_key(frame: Mapping[str, Any]) -> str | None:
     """The routing key of a data frame (None: it names nothing to route by, e.g. no trades).
 
-    Raises KeyError, TypeError or AttributeError when the frame is not shaped as its channel.
+    Raises KeyError, TypeError or AttributeError when the frame is not shaped as its channel
+    (every part of a key must be a string: nothing else is ever turned into text).
     """
     channel = frame["channel"]
     data: Any = frame.get("data")
     if channel == "trades":
         return f"trades:{data[0]['coin'].lower()}" if data else None
     if channel == "candle":
-        return f"candle:{data['s'].lower()},{data['i']}"
+        return f"candle:{data['s'].lower()},{_text(data['i'])}"
     if channel == "activeSpotAssetCtx":
         channel = "activeAssetCtx"
     if channel in ("l2Book", "bbo", "activeAssetCtx"):
@@ -171,6 +180,13 @@ def same_subscription(sent: Mapping[str, Any], echoed: Any) -> bool:
         elif value != other:
             return False
     return True
+
+
+def _text(value: Any) -> str:
+    """A string field of a frame; TypeError for anything else (never ``str()`` of a value)."""
+    if type(value) is not str:
+        raise TypeError(f"expected a string, got {type(value).__name__}")
+    return value
 
 
 def ws_url(url: str) -> str:
@@ -699,7 +715,7 @@ class WsConnection:
                 self._control(channel, frame)
             else:
                 self._route(frame)
-        except (KeyError, TypeError, AttributeError, IndexError, ValueError):
+        except _MALFORMED:
             self.malformed_frames += 1
             return
         self._tap(channel, frame)
@@ -738,6 +754,8 @@ class WsConnection:
         data: Any = frame.get("data")
         if channel == "post":
             post_id = data["id"]
+            if type(post_id) is not int:  # 1.0 or true would answer post 1
+                raise TypeError(f"a post id is an integer, got {type(post_id).__name__}")
             waiter = self._posts.pop(post_id, None)
             if waiter is None:
                 self.late_post_replies += 1
@@ -751,8 +769,9 @@ class WsConnection:
                     ack.resolve(None)
                     return
         elif channel == "error":
+            text = _text(data)
             self.errors_received += 1
-            self._error(str(data))
+            self._error(text)
 
     def _error(self, text: str) -> None:
         """An error frame: a refused post or subscription, or something for the taps only."""

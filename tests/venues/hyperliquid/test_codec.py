@@ -881,3 +881,41 @@ async def test_simulator_shapes_parse() -> None:
     assert placed[0].oid in {r.oid for r in reports}
     user_fills = [f for f in decoded if isinstance(f, UserFillsFrame)]
     assert user_fills[0].fills == [fill]
+
+
+# --- the venue's numbers only (issue 13, item 14) -------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "number",
+    [
+        "1_000",
+        " 12 ",
+        "12\n",
+        "\u0661\u0662",
+        "\uff11\uff12",
+        "1e5",
+        "+1",
+        ".5",
+        "5.",
+        "inf",
+        "nan",
+    ],
+)
+def test_numbers_the_venue_never_sends_are_malformed(number: str) -> None:
+    """float() takes all of these; a venue number is a plain decimal string only."""
+    with pytest.raises(CodecError, match="not a plain decimal string"):
+        parse_all_mids({"BTC": number})
+    fill = {**response("userFills")[0], "px": number}
+    with pytest.raises(CodecError, match="malformed fills"):
+        parse_fills([fill])
+    trades = orjson.loads(WS_LINES[9])
+    assert trades["channel"] == "trades"
+    trades["data"][0]["sz"] = number
+    with pytest.raises(CodecError, match="malformed trades frame"):
+        decode_frame(orjson.dumps(trades))
+
+
+def test_signed_plain_numbers_parse() -> None:
+    mids = parse_all_mids({"BTC": "80868.5", "X": "-0.25", "Y": "0", "Z": "007.50"})
+    assert mids.mids == {"BTC": 80868.5, "X": -0.25, "Y": 0.0, "Z": 7.5}

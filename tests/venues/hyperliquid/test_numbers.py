@@ -9,6 +9,7 @@ are checked to agree.
 
 from __future__ import annotations
 
+import decimal
 import re
 from decimal import Decimal
 
@@ -17,7 +18,7 @@ from hyperliquid.utils.signing import float_to_wire
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mm.venues.hyperliquid import numbers
+from mm.venues.hyperliquid import limits, numbers
 from mm.venues.sim.assets import AssetSpec
 
 WIRE_NUMBER = re.compile(r"^-?(0|[1-9]\d*)(\.\d*[1-9])?$")
@@ -257,3 +258,137 @@ def test_asset_spec_agrees(sz_decimals: int, value: Decimal) -> None:
     assert spec.parse_px(text) == numbers.px_ticks(text, numbers.px_decimals(sz_decimals))
     assert spec.parse_sz(text) == numbers.sz_lots(text, sz_decimals)
     assert spec.px_decimals == numbers.px_decimals(sz_decimals)
+
+
+# --- the venue's decimal strings only (issue 13, item 14) ----------------------------------------
+# float() and Decimal() take much that the venue never sends: "1_000", " 12 ", other scripts'
+# digits, "+1", "1e5", ".5", "inf". The venue's numbers are plain: an optional minus, ASCII
+# digits, an optional fraction (the recorded fixtures have no exponent, see the module).
+
+NOT_PLAIN = [
+    "1_000", " 12 ", "12 ", " 12", "12\n", "\t1", "1e5", "1E5", "1e-7",
+    "\u0661\u0662", "\uff11\uff12", "\u06f1.\u06f5", "\u00b2",  # other scripts' digits
+    "+1", "--1", "-", "", ".", ".5", "5.", "-.5", "1.2.3", "0x10", "inf", "-inf", "nan",
+    "Infinity", "1,5", "1 000",
+]  # fmt: skip
+PLAIN = ["0", "0.0", "-0.25", "79146.0", "0.00022", "-3695042.8999999999", "007", "1" * 40]
+
+
+def independent_plain(text: str, *, signed: bool) -> bool:
+    """The grammar restated without a regex: [-] digits [. digits], ASCII digits only."""
+    body = text[1:] if signed and text.startswith("-") else text
+    whole, dot, fraction = body.partition(".")
+    ascii_digits = set("0123456789")
+    return (
+        bool(whole)
+        and set(whole) <= ascii_digits
+        and (not dot or (bool(fraction) and set(fraction) <= ascii_digits))
+    )
+
+
+@pytest.mark.parametrize("text", NOT_PLAIN)
+def test_parse_float_refuses_what_the_venue_never_sends(text: str) -> None:
+    with pytest.raises(ValueError, match="not a plain decimal string"):
+        numbers.parse_float(text)
+    with pytest.raises(ValueError, match="not a plain decimal string"):
+        numbers.parse_float(text)  # twice: a refusal is never remembered as a number
+
+
+@pytest.mark.parametrize("text", PLAIN)
+def test_parse_float_takes_the_venues_numbers(text: str) -> None:
+    assert numbers.parse_float(text) == float(text)
+    assert numbers.parse_float(text) == float(text)  # remembered: the same number
+
+
+def test_parse_float_refuses_non_strings_and_infinities() -> None:
+    for value in (12, 1.5, None, True, ["1"], {"1": 1}):
+        with pytest.raises(TypeError, match="expected a decimal string"):
+            numbers.parse_float(value)
+    with pytest.raises(ValueError, match="not a finite number"):
+        numbers.parse_float("9" * 400)
+    # an error message never carries a long input whole
+    with pytest.raises(ValueError, match="not a plain decimal string") as caught:
+        numbers.parse_float("1_" * 10_000)
+    assert len(str(caught.value)) < 120
+
+
+@pytest.mark.parametrize("text", NOT_PLAIN)
+def test_decimal_parsers_refuse_what_the_venue_never_sends(text: str) -> None:
+    assert numbers.parse_decimal(text) is None
+    assert numbers.px_ticks(text, 2) is None
+    assert numbers.sz_lots(text, 2) is None
+    with pytest.raises(ValueError, match="plain decimal"):
+        numbers.to_wire(text)
+
+
+# ASCII digits and signs, and Arabic-Indic one, fullwidth two, superscript two, one half, XII
+OTHER_DIGITS = ["\u0661", "\uff12", "\u00b2", "\u00bd", "\u216b"]
+CHARS = st.sampled_from([*"0123456789.-+_ eE\t\n", *OTHER_DIGITS, "inf", "nan"])
+
+
+@given(st.lists(CHARS, max_size=12).map("".join))
+def test_parse_float_accepts_exactly_the_plain_grammar(text: str) -> None:
+    plain = independent_plain(text, signed=True)
+    try:
+        number = numbers.parse_float(text)
+    except ValueError:
+        assert not plain
+    else:
+        assert plain
+        assert number == float(text)
+
+
+@given(st.lists(CHARS, max_size=12).map("".join), st.integers(min_value=0, max_value=8))
+def test_decimal_parsers_accept_exactly_the_unsigned_grammar(text: str, decimals: int) -> None:
+    plain = independent_plain(text, signed=False)
+    assert (numbers.parse_decimal(text) is not None) == plain
+    assert (numbers.sz_lots(text, decimals) is not None) == plain
+    if not plain:
+        assert numbers.px_ticks(text, decimals) is None
+
+
+EXACT = decimal.Context(prec=200, rounding=decimal.ROUND_HALF_EVEN)
+
+
+@given(
+    st.text("0123456789", min_size=1, max_size=30),
+    st.text("0123456789", max_size=30),
+    st.integers(min_value=0, max_value=8),
+)
+def test_ticks_and_lots_are_exact_for_long_numbers(
+    whole: str, fraction: str, decimals: int
+) -> None:
+    """A 28-digit decimal context rounded long numbers (a 40-digit price came back with its
+    last digits changed) and raised InvalidOperation on a 40-digit size; integers do not."""
+    text = f"{whole}.{fraction}" if fraction else whole
+    value = Decimal(text)
+    lots = EXACT.quantize(EXACT.scaleb(value, decimals), Decimal(1))
+    assert numbers.sz_lots(text, decimals) == int(lots)
+    ticks = numbers.px_ticks(text, decimals)
+    scaled = EXACT.scaleb(value, decimals)
+    if ticks is not None:
+        assert ticks == scaled
+    elif scaled == scaled.to_integral_value() and scaled > 0:
+        assert not numbers.is_valid_ticks(int(scaled), decimals)  # refused by the rules only
+    assert Decimal(numbers.to_wire(text)) == Decimal(numbers.to_display(text)) == value
+
+
+def test_long_numbers_are_refused_past_max_text() -> None:
+    longest = "1" * numbers.MAX_TEXT
+    assert numbers.sz_lots(longest, 0) == int(longest)
+    assert numbers.sz_lots(longest + "1", 0) is None
+    assert numbers.px_ticks("1" * (numbers.MAX_TEXT + 1), 0) is None
+
+
+@pytest.mark.parametrize("sz_decimals", [-1, 9, 10**9])
+def test_round_lots_refuses_sz_decimals_out_of_range(sz_decimals: int) -> None:
+    with pytest.raises(ValueError, match="szDecimals"):
+        numbers.round_lots(Decimal(1), sz_decimals)
+
+
+def test_address_limit_text_reads_ascii_digits_only() -> None:
+    text = "Too many cumulative requests sent ({} > {}) for cumulative volume traded ${}."
+    assert limits.parse_address_rate_limit(text.format("12", "10", "5.0")) is not None
+    assert (
+        limits.parse_address_rate_limit(text.format("\u0661\u0662", "\u0661\u0660", "5.0")) is None
+    )
