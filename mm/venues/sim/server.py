@@ -6,6 +6,13 @@ Faults (``mm.venues.sim.faults``) act here, on frames and requests; the simulato
 endpoints ``GET/POST /sim/faults``, ``POST /sim/disconnect``, ``POST /sim/cascade`` (a body
 of ``mm.venues.sim.config.CascadeConfig`` keys but ``start_s``: the cascade starts at once) and
 ``POST /sim/liquidate`` let tests switch them at runtime.
+
+No request, however shaped, raises out of a handler: a body the venue would not deserialize
+gets its 422 text with the reason over HTTP, the same text in a ``post``'s error response over
+the WebSocket, a malformed WebSocket message the venue's error frame, and a bad control request
+a 400 naming the problem. Values from a request are checked for their type before they are
+used as keys, compared or printed; an echo of a request value that JSON cannot print (nested
+too deep) is replaced by a note, and the connection stays open.
 """
 
 from __future__ import annotations
@@ -27,7 +34,12 @@ from mm.venues.sim.faults import DATA_CHANNELS, FaultUpdateError, FrameFate, Htt
 from mm.venues.sim.hub import Key, Session
 from mm.venues.sim.hyperliquid import wire
 from mm.venues.sim.hyperliquid.exchange import ExchangeError, ExchangeHandler
-from mm.venues.sim.hyperliquid.info import InfoError, handle_info
+from mm.venues.sim.hyperliquid.info import (
+    InfoError,
+    deserialize_error,
+    handle_info,
+    json_type,
+)
 from mm.venues.sim.ratelimit import exchange_weight, info_weight
 
 if TYPE_CHECKING:
@@ -125,16 +137,18 @@ class SimApp:
                 venue.start_cascade(cascade_request(request))
                 return 200, {"ok": True}
             if path == "/sim/liquidate":
-                venue.force_position(
-                    str(request["user"]), str(request["coin"]), str(request.get("szi", "0"))
-                )
+                user, coin, szi = request["user"], request["coin"], request.get("szi", "0")
+                for name, value in (("user", user), ("coin", coin), ("szi", szi)):
+                    if not isinstance(value, str):
+                        raise TypeError(f"{name} must be a string, got {json_type(value)}")
+                venue.force_position(user, coin, szi)
                 return 200, {"ok": True}
         except FaultUpdateError as error:
             return 400, {"error": str(error)}
         except ConfigError as error:
             return 400, {"error": f"bad request: {'; '.join(error.errors)}"}
         except (KeyError, ValueError, TypeError) as error:
-            return 400, {"error": f"bad request: {error!r}"}
+            return 400, {"error": f"bad request: {type(error).__name__}: {error}"}
         return 404, {"error": f"no such endpoint: {method} {path}"}
 
     def http_reply(self, scope: Scope, body: bytes | None) -> tuple[int, Any]:
@@ -146,8 +160,8 @@ class SimApp:
             return 413, "Payload Too Large"
         try:
             request = orjson.loads(body)
-        except orjson.JSONDecodeError:
-            return 422, "Failed to deserialize the JSON body into the target type"
+        except orjson.JSONDecodeError as error:
+            return 422, deserialize_error(f"not JSON: {error}")
         return self.answer(_client_ip(scope), path.lstrip("/"), request)
 
     def answer(self, ip: str, kind: str, request: Any) -> tuple[int, Any]:
@@ -169,6 +183,15 @@ class SimApp:
             return 422, str(error)
 
 
+def echo(value: Any) -> str:
+    """A request value as JSON, for the venue's error texts that quote it; a note instead
+    when JSON cannot print it (orjson prints at most 255 levels of nesting)."""
+    try:
+        return orjson.dumps(value).decode()
+    except orjson.JSONEncodeError:
+        return "(a value nested too deep to quote)"
+
+
 def _client_ip(scope: Scope) -> str:
     client = scope.get("client")
     return str(client[0]) if client else "unknown"
@@ -183,6 +206,13 @@ SUBSCRIPTION_FIELDS: dict[str, tuple[str, dict[str, Any]]] = {
     "userFills": ("user", {"aggregateByTime": False}),
     "orderUpdates": ("user", {}),
     "userEvents": ("user", {}),
+}
+# The JSON types an extra field may take: nSigFigs and mantissa an integer or null,
+# aggregateByTime a boolean.
+EXTRA_TYPES: dict[str, tuple[type, ...]] = {
+    "nSigFigs": (int, type(None)),
+    "mantissa": (int, type(None)),
+    "aggregateByTime": (bool,),
 }
 
 
@@ -289,14 +319,14 @@ class WebSocketSession:
         elif method in ("subscribe", "unsubscribe"):
             self._subscription(session, method, message.get("subscription"), text)
         elif method == "post":
-            self._post(session, message)
+            self._post(session, message, text)
         else:
             self.error(session, f"Error parsing JSON into valid websocket request: {text}")
 
     def _subscription(self, session: Session, method: str, subscription: Any, text: str) -> None:
         normalized = self._normalize(subscription)
         if normalized is None:
-            self.error(session, f"Invalid subscription {orjson.dumps(subscription).decode()}")
+            self.error(session, f"Invalid subscription {echo(subscription)}")
             return
         key, canonical, user = normalized
         limits = self.venue.ws_limits
@@ -304,12 +334,12 @@ class WebSocketSession:
         canonical_text = orjson.dumps(canonical).decode()
         if method == "unsubscribe":
             if not hub.remove(session, key):
-                self.error(session, f"Already unsubscribed: {orjson.dumps(subscription).decode()}")
+                self.error(session, f"Already unsubscribed: {echo(subscription)}")
                 return
             limits.unsubscribe(session.conn_id, canonical_text)
         else:
             if key in session.keys:
-                self.error(session, f"Already subscribed: {orjson.dumps(subscription).decode()}")
+                self.error(session, f"Already subscribed: {echo(subscription)}")
                 return
             problem = limits.subscribe(session.conn_id, canonical_text, user)
             if problem is not None:
@@ -325,7 +355,7 @@ class WebSocketSession:
         if not isinstance(subscription, Mapping):
             return None
         kind = subscription.get("type")
-        if kind not in SUBSCRIPTION_FIELDS:
+        if not isinstance(kind, str) or kind not in SUBSCRIPTION_FIELDS:
             return None
         keyed_by, extras = SUBSCRIPTION_FIELDS[kind]
         canonical: dict[str, Any] = {"type": kind}
@@ -333,7 +363,7 @@ class WebSocketSession:
         user = None
         if keyed_by == "coin":
             value = subscription.get("coin", "")
-            if value not in self.venue.engine.by_name:
+            if not isinstance(value, str) or value not in self.venue.engine.by_name:
                 return None
             canonical["coin"] = value
         elif keyed_by == "user":
@@ -343,7 +373,10 @@ class WebSocketSession:
             value = user = raw.lower()
             canonical["user"] = value
         for field, default in extras.items():
-            canonical[field] = subscription.get(field, default)
+            extra = subscription.get(field, default)
+            if type(extra) not in EXTRA_TYPES[field]:  # (a boolean is no integer here)
+                return None
+            canonical[field] = extra
         return (kind, value), canonical, user
 
     def _snapshot(self, session: Session, key: Key) -> None:
@@ -367,8 +400,11 @@ class WebSocketSession:
             return
         session.push(orjson.dumps({"channel": kind, "data": data}).decode(), kind)
 
-    def _post(self, session: Session, message: Mapping[str, Any]) -> None:
+    def _post(self, session: Session, message: Mapping[str, Any], text: str) -> None:
         post_id = message.get("id")
+        if type(post_id) is not int or not 0 <= post_id < 1 << 64:
+            self.error(session, f"Error parsing JSON into valid websocket request: {text}")
+            return
         request = message.get("request")
         limits = self.venue.ws_limits
         if not limits.post_started(session.conn_id):

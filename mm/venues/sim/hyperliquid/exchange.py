@@ -5,24 +5,33 @@ The signer is recovered from the EIP-712 phantom-agent signature under both sour
 configured default source's candidate. Then the venue's checks in its order: expiry, the
 signer's nonce, the account (funded by the faucet on first sight, or "does not exist"), the
 address rate limit; then the action itself, answered in the venue's response shapes.
+
+A body the venue would not deserialize (a field missing or of the wrong type, an unknown
+action) raises ``ExchangeError`` with the venue's 422 text and the reason
+(``mm.venues.sim.hyperliquid.info.deserialize_error``). Every field is checked for its type
+before it is used, so no JSON value, however shaped, raises anything else.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, cast
 
 from mm.venues.hyperliquid.signing import SignatureError, recover_l1_signer
 from mm.venues.sim.engine import OrderRequest, PlaceResult, Reject, Rejected
 from mm.venues.sim.hyperliquid import wire
-from mm.venues.sim.hyperliquid.info import DESERIALIZE_ERROR
+from mm.venues.sim.hyperliquid.info import deserialize_error, json_type
 
 if TYPE_CHECKING:
     from mm.venues.sim.venue import SimVenue
 
 CLOID = re.compile(r"^0x[0-9a-fA-F]{32}$")
-DEFAULT_OK: dict[str, Any] = {"status": "ok", "response": {"type": "default"}}
+ADDRESS = re.compile(r"0x[0-9a-fA-F]{40}")
+U64 = 1 << 64
+_MISSING: Any = object()
+Answer = dict[str, Any]
+DEFAULT_OK: Answer = {"status": "ok", "response": {"type": "default"}}
 
 
 class ExchangeError(Exception):
@@ -37,57 +46,113 @@ def _ok(kind: str, statuses: list[Any]) -> dict[str, Any]:
     return {"status": "ok", "response": {"type": kind, "data": {"statuses": statuses}}}
 
 
-def _require(condition: bool) -> None:
+def _require(condition: bool, reason: str) -> None:
     if not condition:
-        raise ExchangeError(DESERIALIZE_ERROR)
+        raise ExchangeError(deserialize_error(reason))
 
 
-def _list(value: Any) -> list[Any]:
-    if not isinstance(value, Sequence) or isinstance(value, str):
-        raise ExchangeError(DESERIALIZE_ERROR)
+def _got(value: Any) -> str:
+    """What was sent instead, for a reason: "missing" or the JSON type."""
+    return "missing" if value is _MISSING else f"got {json_type(value)}"
+
+
+def _object(value: Any, path: str) -> Mapping[str, Any]:
+    _require(isinstance(value, Mapping), f"{path}: expected an object, {_got(value)}")
+    return cast(Mapping[str, Any], value)
+
+
+def _list(value: Any, path: str) -> list[Any]:
+    _require(isinstance(value, list), f"{path}: expected an array, {_got(value)}")
     return list(value)
 
 
-def _cloid(value: Any) -> str | None:
-    if value is None:
+def _cloid(value: Any, path: str) -> str | None:
+    if value is None or value is _MISSING:
         return None
-    _require(isinstance(value, str) and CLOID.match(value) is not None)
+    _require(
+        isinstance(value, str) and CLOID.match(value) is not None,
+        f"{path}: expected a cloid, 0x and 32 hex digits",
+    )
     return str(value).lower()
 
 
-def parse_order(wire_order: Any) -> OrderRequest:
+def parse_order(wire_order: Any, path: str = "order") -> OrderRequest:
     """An order in the venue's wire form (``a b p s r t c``) as an engine request."""
-    _require(isinstance(wire_order, Mapping))
-    asset, is_buy = wire_order.get("a"), wire_order.get("b")
-    px, sz = wire_order.get("p"), wire_order.get("s")
-    order_type = wire_order.get("t")
-    _require(type(asset) is int and type(is_buy) is bool)
-    _require(isinstance(px, str) and isinstance(sz, str))
-    _require(isinstance(order_type, Mapping) and len(order_type) == 1)
+    order = _object(wire_order, path)
+    asset, is_buy = order.get("a", _MISSING), order.get("b", _MISSING)
+    px, sz = order.get("p", _MISSING), order.get("s", _MISSING)
+    reduce_only = order.get("r", False)
+    order_type = order.get("t", _MISSING)
+    _require(type(asset) is int, f"{path}.a: expected an asset index (integer), {_got(asset)}")
+    _require(type(is_buy) is bool, f"{path}.b: expected a boolean, {_got(is_buy)}")
+    _require(isinstance(px, str), f"{path}.p: expected a decimal string, {_got(px)}")
+    _require(isinstance(sz, str), f"{path}.s: expected a decimal string, {_got(sz)}")
+    _require(type(reduce_only) is bool, f"{path}.r: expected a boolean, {_got(reduce_only)}")
+    _require(
+        isinstance(order_type, Mapping) and len(order_type) == 1,
+        f"{path}.t: expected an object with one of limit or trigger",
+    )
     limit = order_type.get("limit")
     if limit is None:
-        _require("trigger" in order_type)
+        _require("trigger" in order_type, f"{path}.t: expected one of limit or trigger")
         tif = "Trigger"
     else:
-        _require(isinstance(limit, Mapping) and isinstance(limit.get("tif"), str))
+        _require(
+            isinstance(limit, Mapping) and isinstance(limit.get("tif"), str),
+            f"{path}.t.limit.tif: expected a string",
+        )
         tif = limit["tif"]
     return OrderRequest(
         asset=asset,
         is_buy=is_buy,
         px=px,
         sz=sz,
-        reduce_only=bool(wire_order.get("r", False)),
+        reduce_only=reduce_only,
         tif=tif,
-        cloid=_cloid(wire_order.get("c")),
+        cloid=_cloid(order.get("c"), f"{path}.c"),
     )
 
 
-def _target(value: Any) -> int | str:
+def _cancels(action: Mapping[str, Any]) -> list[Any]:
+    return _list(action.get("cancels", _MISSING), "cancels")
+
+
+def _cancel(entry: Any, index: int) -> tuple[int, int]:
+    """One entry of a ``cancel`` action: (asset, oid)."""
+    path = f"cancels[{index}]"
+    cancel = _object(entry, path)
+    asset, oid = cancel.get("a", _MISSING), cancel.get("o", _MISSING)
+    _require(type(asset) is int, f"{path}.a: expected an integer, {_got(asset)}")
+    _require(type(oid) is int, f"{path}.o: expected an integer, {_got(oid)}")
+    return asset, oid
+
+
+def _cancel_by_cloid(entry: Any, index: int) -> tuple[int, str]:
+    """One entry of a ``cancelByCloid`` action: (asset, cloid)."""
+    path = f"cancels[{index}]"
+    cancel = _object(entry, path)
+    asset = cancel.get("asset", _MISSING)
+    _require(type(asset) is int, f"{path}.asset: expected an integer, {_got(asset)}")
+    cloid = _cloid(cancel.get("cloid", _MISSING), f"{path}.cloid")
+    _require(cloid is not None, f"{path}.cloid: missing")
+    assert cloid is not None
+    return asset, cloid
+
+
+def _cancel_statuses(results: list[Rejected | None]) -> Answer:
+    statuses = ["success" if r is None else {"error": wire.error_text(r)} for r in results]
+    return _ok("cancel", statuses)
+
+
+def _target(value: Any, path: str) -> int | str:
+    """The order a modify names: its oid or its cloid."""
     if type(value) is int:
         return value
-    cloid = _cloid(value)
-    assert cloid is not None
-    return cloid
+    _require(
+        isinstance(value, str) and CLOID.match(value) is not None,
+        f"{path}: expected an order id (integer) or a cloid (0x and 32 hex digits), {_got(value)}",
+    )
+    return str(value).lower()
 
 
 class ExchangeHandler:
@@ -95,14 +160,34 @@ class ExchangeHandler:
         self.venue = venue
 
     def handle(self, body: Any) -> dict[str, Any]:
-        _require(isinstance(body, Mapping))
-        action, nonce, signature = body.get("action"), body.get("nonce"), body.get("signature")
-        _require(isinstance(action, Mapping) and isinstance(action.get("type"), str))
-        _require(type(nonce) is int and isinstance(signature, Mapping))
-        vault = body.get("vaultAddress")
-        expires_after = body.get("expiresAfter")
-        _require(vault is None or isinstance(vault, str))
-        _require(expires_after is None or type(expires_after) is int)
+        """The answer to an ``/exchange`` body; ``ExchangeError`` when it would not deserialize."""
+        request = _object(body, "body")
+        action = _object(request.get("action", _MISSING), "action")
+        kind = action.get("type", _MISSING)
+        _require(isinstance(kind, str), f"action.type: expected a string, {_got(kind)}")
+        nonce = request.get("nonce", _MISSING)
+        _require(
+            type(nonce) is int and 0 <= nonce < U64,
+            f"nonce: expected an unsigned integer (milliseconds), {_got(nonce)}",
+        )
+        signature = _object(request.get("signature", _MISSING), "signature")
+        _require(
+            isinstance(signature.get("r"), str)
+            and isinstance(signature.get("s"), str)
+            and type(signature.get("v")) is int,
+            "signature: expected r and s (hex strings) and v (an integer)",
+        )
+        vault = request.get("vaultAddress")
+        expires_after = request.get("expiresAfter")
+        _require(
+            vault is None or (isinstance(vault, str) and ADDRESS.fullmatch(vault) is not None),
+            "vaultAddress: expected an address, 0x and 40 hex digits",
+        )
+        _require(
+            expires_after is None or (type(expires_after) is int and 0 <= expires_after < U64),
+            "expiresAfter: expected an unsigned integer (milliseconds)",
+        )
+        act = self._prepare(kind, action)
         venue = self.venue
         now = venue.now_ms()
         if expires_after is not None and expires_after < now:
@@ -124,7 +209,7 @@ class ExchangeHandler:
         if limit_error is not None:
             return err(limit_error)
         try:
-            return self._dispatch(user, action, now)
+            return act(user, now)
         finally:
             venue.publish_events()
 
@@ -152,53 +237,78 @@ class ExchangeHandler:
                 return candidate
         return candidates[0] if self.venue.config.default_source == "mainnet" else candidates[1]
 
-    def _dispatch(self, user: str, action: Mapping[str, Any], now: int) -> dict[str, Any]:
-        kind = action["type"]
+    def _prepare(self, kind: str, action: Mapping[str, Any]) -> Callable[[str, int], Answer]:
+        """Check the whole action (ExchangeError if it would not deserialize) and return what
+        carries it out for a user at a time: nothing acts before every field is checked."""
         engine = self.venue.engine
         specs = self.venue.specs
         if kind == "order":
-            requests = [parse_order(order) for order in _list(action.get("orders"))]
-            results = [self._place(user, request, now) for request in requests]
-            return _ok("order", [wire.place_status(r, specs) for r in results])
-        if kind in ("cancel", "cancelByCloid"):
-            statuses: list[Any] = []
-            for cancel in _list(action.get("cancels")):
-                _require(isinstance(cancel, Mapping))
-                if kind == "cancel":
-                    asset, oid = cancel.get("a"), cancel.get("o")
-                    _require(type(asset) is int and type(oid) is int)
-                    rejected = engine.cancel(user, asset, oid, now)
-                else:
-                    asset, cloid = cancel.get("asset"), _cloid(cancel.get("cloid"))
-                    _require(type(asset) is int and cloid is not None)
-                    assert cloid is not None
-                    rejected = engine.cancel_by_cloid(user, asset, cloid, now)
-                statuses.append(
-                    "success" if rejected is None else {"error": wire.error_text(rejected)}
+            orders = _list(action.get("orders", _MISSING), "orders")
+            requests = [parse_order(order, f"orders[{i}]") for i, order in enumerate(orders)]
+
+            def place(user: str, now: int) -> Answer:
+                results = [self._place(user, request, now) for request in requests]
+                return _ok("order", [wire.place_status(r, specs) for r in results])
+
+            return place
+        if kind == "cancel":
+            by_oid = [_cancel(entry, i) for i, entry in enumerate(_cancels(action))]
+
+            def cancel(user: str, now: int) -> Answer:
+                return _cancel_statuses([engine.cancel(user, a, o, now) for a, o in by_oid])
+
+            return cancel
+        if kind == "cancelByCloid":
+            by_cloid = [_cancel_by_cloid(entry, i) for i, entry in enumerate(_cancels(action))]
+
+            def cancel_by_cloid(user: str, now: int) -> Answer:
+                return _cancel_statuses(
+                    [engine.cancel_by_cloid(user, a, c, now) for a, c in by_cloid]
                 )
-            return _ok("cancel", statuses)
+
+            return cancel_by_cloid
         if kind == "modify":
-            result = engine.modify(
-                user, _target(action.get("oid")), parse_order(action.get("order")), now
-            )
-            if isinstance(result, Rejected):
-                return err(wire.error_text(result))
-            return DEFAULT_OK
+            target = _target(action.get("oid", _MISSING), "oid")
+            request = parse_order(action.get("order", _MISSING))
+
+            def modify(user: str, now: int) -> Answer:
+                result = engine.modify(user, target, request, now)
+                return err(wire.error_text(result)) if isinstance(result, Rejected) else DEFAULT_OK
+
+            return modify
         if kind == "batchModify":
-            results = []
-            for modify in _list(action.get("modifies")):
-                _require(isinstance(modify, Mapping))
-                request = parse_order(modify.get("order"))
-                results.append(engine.modify(user, _target(modify.get("oid")), request, now))
-            return _ok("order", [wire.place_status(r, specs) for r in results])
+            modifies = [
+                _object(entry, f"modifies[{i}]")
+                for i, entry in enumerate(_list(action.get("modifies", _MISSING), "modifies"))
+            ]
+            checked = [
+                (
+                    _target(entry.get("oid", _MISSING), f"modifies[{i}].oid"),
+                    parse_order(entry.get("order", _MISSING), f"modifies[{i}].order"),
+                )
+                for i, entry in enumerate(modifies)
+            ]
+
+            def batch_modify(user: str, now: int) -> Answer:
+                results = [engine.modify(user, target, order, now) for target, order in checked]
+                return _ok("order", [wire.place_status(r, specs) for r in results])
+
+            return batch_modify
         if kind == "scheduleCancel":
             time = action.get("time")
-            _require(time is None or type(time) is int)
-            problem = engine.schedule_cancel(user, time, now)
-            return DEFAULT_OK if problem is None else err(problem)
+            _require(
+                time is None or type(time) is int,
+                f"time: expected an integer (milliseconds) or null, {_got(time)}",
+            )
+
+            def schedule_cancel(user: str, now: int) -> Answer:
+                problem = engine.schedule_cancel(user, time, now)
+                return DEFAULT_OK if problem is None else err(problem)
+
+            return schedule_cancel
         if kind == "noop":
-            return DEFAULT_OK
-        raise ExchangeError(DESERIALIZE_ERROR)
+            return lambda user, now: DEFAULT_OK
+        raise ExchangeError(deserialize_error(f"action.type: unknown action {kind[:40]!r}"))
 
     def _place(self, user: str, request: OrderRequest, now: int) -> PlaceResult:
         engine = self.venue.engine

@@ -1,7 +1,11 @@
 """``POST /info`` (and WebSocket ``post`` info requests): read-only queries on the simulator.
 
 Each handler reads the engine and answers in the venue's shape. A request the venue would not
-deserialize gets ``InfoError`` (HTTP 422 with the venue's text).
+deserialize gets ``InfoError`` (HTTP 422, or a WebSocket post's error response) with the
+venue's text and, after a colon, the reason, as the venue's HTTP framework words it
+(``"Failed to deserialize the JSON body into the target type: type: expected a string, got
+array"``; the venue itself sends the first part only). Every field is checked for its type
+before it is used, so no JSON value, however shaped, raises anything else.
 """
 
 from __future__ import annotations
@@ -32,17 +36,42 @@ class InfoError(Exception):
     """The request cannot be answered; the message is the venue's reply text."""
 
 
+def deserialize_error(reason: str) -> str:
+    """The venue's 422 text for a body it cannot deserialize, with the reason."""
+    return f"{DESERIALIZE_ERROR}: {reason}"
+
+
+def json_type(value: Any) -> str:
+    """A JSON value's type as JSON names it, for error texts (never the value itself)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int | float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    return "array" if isinstance(value, list | tuple) else "object"
+
+
+def _refuse(reason: str) -> InfoError:
+    return InfoError(deserialize_error(reason))
+
+
 def _user(request: Mapping[str, Any]) -> str:
     user = request.get("user")
     if not isinstance(user, str) or not user.startswith("0x") or len(user) != 42:
-        raise InfoError(DESERIALIZE_ERROR)
+        raise _refuse("user: expected an address, 0x and 40 hex digits")
     return user.lower()
 
 
 def _coin(venue: SimVenue, request: Mapping[str, Any]) -> int:
-    spec = venue.engine.by_name.get(request.get("coin", ""))
+    coin = request.get("coin")
+    if not isinstance(coin, str):
+        raise _refuse(f"coin: expected a string, got {json_type(coin)}")
+    spec = venue.engine.by_name.get(coin)
     if spec is None:
-        raise InfoError(DESERIALIZE_ERROR)
+        raise _refuse("coin: unknown coin")
     return spec.index
 
 
@@ -94,8 +123,8 @@ def user_fills(venue: SimVenue, request: Mapping[str, Any]) -> Any:
 def user_fills_by_time(venue: SimVenue, request: Mapping[str, Any]) -> Any:
     start = request.get("startTime")
     end = request.get("endTime")
-    if not isinstance(start, int) or (end is not None and not isinstance(end, int)):
-        raise InfoError(DESERIALIZE_ERROR)
+    if type(start) is not int or (end is not None and type(end) is not int):
+        raise _refuse("startTime and endTime: expected integers (milliseconds)")
     fills = [
         fill
         for fill in _fills(venue, _user(request))
@@ -107,9 +136,9 @@ def user_fills_by_time(venue: SimVenue, request: Mapping[str, Any]) -> Any:
 def order_status(venue: SimVenue, request: Mapping[str, Any]) -> Any:
     target = request.get("oid")
     if isinstance(target, str) and not target.startswith("0x"):
-        target = int(target) if target.isdigit() else target
-    if not isinstance(target, int | str):
-        raise InfoError(DESERIALIZE_ERROR)
+        target = int(target) if target.isascii() and target.isdigit() else target
+    if type(target) is not int and not isinstance(target, str):
+        raise _refuse(f"oid: expected an order id or a cloid, got {json_type(target)}")
     record = venue.engine.find_record(_user(request), target)
     if record is None:
         return {"status": "unknownOid"}
@@ -145,9 +174,13 @@ HANDLERS: dict[str, Callable[[SimVenue, Mapping[str, Any]], Any]] = {
 
 
 def handle_info(venue: SimVenue, request: Any) -> Any:
+    """The answer to an info request; ``InfoError`` when the venue would not deserialize it."""
     if not isinstance(request, Mapping):
-        raise InfoError(DESERIALIZE_ERROR)
-    handler = HANDLERS.get(request.get("type", ""))
+        raise _refuse(f"expected an object, got {json_type(request)}")
+    kind = request.get("type")
+    if not isinstance(kind, str):
+        raise _refuse(f"type: expected a string, got {json_type(kind)}")
+    handler = HANDLERS.get(kind)
     if handler is None:
-        raise InfoError(DESERIALIZE_ERROR)
+        raise _refuse(f"type: unknown info type {kind[:40]!r}")
     return handler(venue, request)
