@@ -324,6 +324,7 @@ class Service:
             mode=self.coordinator.mode,
             mode_reason=reason.value if reason is not None else None,
             in_sync=self.adapter.in_sync(),
+            waiting=self.adapter.startup_waits.waiting(),
         )
         return not_trading(state)
 
@@ -348,6 +349,7 @@ class Service:
             "notify": self.notifier.status(),
             "risk": self.risk.status(),
             "api_headroom": self.adapter.limiter.headroom_by_kind(clock.monotonic()),
+            "startup": self.adapter.startup_waits.status(),
             "order_audit": self.order_auditor.status(),
             "trading": self.trading.status(self._trading_stopped()),
             "tree": {

@@ -91,6 +91,7 @@ BOUNDED_LABELS = {
     "side",
     "sink",
     "state",
+    "step",
     "symbol",
     "track",
     "transport",

@@ -188,7 +188,8 @@ class RiskAggregator:
                 position_velocity=velocity.update(contracts, now),
                 price_velocity=self._prices[coin].update(mark, now) if mark else 0.0,
             )
-        rejections = self.adapter.limiter.rejections
+        # The 429s startup waited out are waits, not API errors of the trading judged here.
+        rejections = self.adapter.limiter.rejections - self.adapter.startup_waits.rate_limited
         for _ in range(rejections - self._rejections_seen):
             self._errors.record(now)
         self._rejections_seen = rejections

@@ -24,7 +24,7 @@ from mm.execution.deadman import DeadmanConfig, DeadmanKeeper
 from mm.execution.dispatch import Dispatcher, DispatchOutput
 from mm.execution.orders import OrderRouter
 from mm.execution.rate_limit import RateLimitConfig, RateLimiter
-from mm.execution.startup import StartupConfig, StartupState, run_startup
+from mm.execution.startup import StartupConfig, StartupState, StartupWaits, run_startup
 from mm.feeds.health import ConnectionConfig, Transition
 from mm.feeds.market import MarketFeed, MarketFeedConfig
 from mm.feeds.user import Resynced, UserStream, UserStreamConfig, UserStreamEvent
@@ -78,6 +78,8 @@ class HyperliquidAdapter:
         self.signer = L1Signer(signing_key.reveal())
         self.account = (account_address or self.signer.address).lower()
         self.limiter = RateLimiter(rate_limit)
+        # Startup's waits on the venue's rate limit (a 429 while starting is waited out).
+        self.startup_waits = StartupWaits(self.limiter, registry)
         self.mainnet = mainnet
         self.market_feed: MarketFeed | None = None
         self.market_ws: WsConnection | None = None
@@ -172,7 +174,7 @@ class HyperliquidAdapter:
             async with trio.open_nursery() as nursery:
                 await nursery.start(ws.run)
                 await nursery.start(stream.run)
-                await client.metadata()
+                await self.startup_waits.call("metadata", client.metadata)
                 self.user_stream, self.client = stream, client
                 self.router = OrderRouter(
                     self.dispatcher, client, self._order_events, lambda: clock.wall_ms()
@@ -243,7 +245,7 @@ class HyperliquidAdapter:
         and the order auditor comparing the venue's orders with ours while in sync."""
         if self.client is None:
             raise RuntimeError("the user feed must start before execution")
-        self.startup = await run_startup(self.client, self.config.startup)
+        self.startup = await run_startup(self.client, self.config.startup, self.startup_waits)
         await record(
             "startup",
             {
