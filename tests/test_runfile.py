@@ -299,9 +299,9 @@ def test_a_run_dir_left_open_by_an_older_mm_is_narrowed(run_dir: Path, usual_uma
 def test_private_dir_leaves_a_directory_it_cannot_narrow_and_says_so(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    shared = tmp_path / "shared"
-    shared.mkdir(mode=0o755)
-    shared.chmod(0o755)
+    wide = tmp_path / "wide"
+    wide.mkdir(mode=0o755)
+    wide.chmod(0o755)
 
     def refuse(self: Path, mode: int) -> None:
         raise PermissionError(1, "Operation not permitted")
@@ -310,9 +310,9 @@ def test_private_dir_leaves_a_directory_it_cannot_narrow_and_says_so(
     warnings: list[str] = []
     handler = logger.add(warnings.append, level="WARNING", format="{message}")
     try:
-        private_dir(shared)
+        private_dir(wide)
     finally:
         logger.remove(handler)
-    assert mode_of(shared) == 0o755
+    assert mode_of(wide) == 0o755
     assert len(warnings) == 1
     assert "is mode 755 and cannot be made private" in warnings[0]
