@@ -9,7 +9,8 @@ more child specs without changes to ``supervisors/``::
     ├── venue      the embedded simulator, when venue.url = "embedded"
     ├── feeds      one child per feed, each with its WebSocket connection
     │   ├── market books, trades and mids
-    │   └── user   order updates and fills, the resync gate, and the order client
+    │   ├── user   order updates and fills, the resync gate, and the order client
+    │   └── fills  the fill audit: the venue's fills against those forwarded
     ├── execution  startup sequence, user events through the dispatcher, dead-man's switch
     ├── trading    the strategy and the executor slots (the kill switch's scope)
     │   ├── strategy   one GLFT quoter per symbol; desired ladders to the slots
@@ -39,7 +40,9 @@ from mm.admin import AdminApp, AdminContext, AdminServer, Answer
 from mm.config import Config, Secrets, config_hash, to_dict
 from mm.execution.auditor import OrderAuditor
 from mm.execution.flatten import Flattener
-from mm.journal import DATABASE_NAME, Journal, last_fill_ms, latest_event
+from mm.feeds.fill_audit import FillAudit
+from mm.feeds.history import HISTORY_START, FillHistory, HistoryStart, JournaledFills
+from mm.journal import DATABASE_NAME, Journal, journaled_fills, latest_event
 from mm.metrics import new_registry
 from mm.ops.coordinator import JOURNAL_KIND as AUTONOMY_KIND
 from mm.ops.coordinator import ModeCoordinator
@@ -77,6 +80,15 @@ def _plain_value(_instance: Any, _field: Any, value: Any) -> Any:
 
 class StartupError(Exception):
     """The service cannot start; the message says why."""
+
+
+@attrs.frozen
+class Recovered:
+    """What the journal tells a new run before anything starts."""
+
+    killswitch: dict[str, Any] | None = None  # the latest kill-switch checkpoint
+    mode: dict[str, Any] | None = None  # the latest autonomy mode
+    fills: JournaledFills = attrs.field(factory=JournaledFills)  # the newest, by trade id
 
 
 class JournalObserver:
@@ -149,6 +161,9 @@ class Service:
         self._intensity = Intensity(supervision.max_restarts, supervision.restart_period)
         self._observer = FanOut(MetricsObserver(self.registry), JournalObserver(self.journal))
         assert secrets.venue_key is not None  # resolve_secrets always provides one
+        # The fills accounted for: restored from the journal at start, shared by the user
+        # stream and the fill audit.
+        self.fill_history = FillHistory(config.feeds.user.dedup_capacity)
         self.adapter = HyperliquidAdapter(
             config.feeds,
             venue_url=lambda: self.venue_url,
@@ -157,6 +172,14 @@ class Service:
             registry=self.registry,
             rate_limit=config.rate_limit,
             mainnet=config.venue.network == "mainnet",
+            fill_history=self.fill_history,
+        )
+        self.fill_audit = FillAudit(
+            config.feeds.user,
+            self.fill_history,
+            lambda: self.adapter.client,
+            self.adapter.user_events_send.clone(),
+            self.registry,
         )
         self.adapter.order_event_listeners.append(self._journal_order_events)
         self.order_auditor = OrderAuditor(config.executor.audit, self.registry)
@@ -212,6 +235,7 @@ class Service:
             [
                 self._child("market", self.adapter.run_market),
                 self._child("user", self.adapter.run_user),
+                self._child("fills", self.fill_audit.run),
             ],
             intensity=self._intensity,
             observer=self._observer,
@@ -271,6 +295,7 @@ class Service:
             },
             self._drawdown,
             self.account,
+            on_drift=self.fill_audit.positions_compared,
         )
         children.append(self._child("autonomy", self.monitor.run))
         children.append(self._child("session", self.session.run))
@@ -409,18 +434,23 @@ class Service:
 
         return describe
 
-    def _recover(self) -> tuple[dict[str, Any] | None, dict[str, Any] | None, int | None]:
+    def _recover(self) -> Recovered:
         """From the journal: the latest kill-switch checkpoint, the latest autonomy mode and the
-        last fill's venue time (blocking: run in a thread)."""
+        newest fills by trade id (blocking: run in a thread)."""
         database = self.config.run_dir / DATABASE_NAME
         if not database.exists():
-            return None, None, None
+            return Recovered()
         checkpoint = latest_event(database, "killswitch")
         mode = latest_event(database, AUTONOMY_KIND)
-        return (
+        limit = self.config.feeds.user.dedup_capacity
+        rows = journaled_fills(database, limit)
+        start = latest_event(database, HISTORY_START)
+        return Recovered(
             checkpoint.data if checkpoint else None,
             mode.data.get("checkpoint") if mode else None,
-            last_fill_ms(database),
+            JournaledFills.from_rows(
+                rows, limit=limit, start=HistoryStart(start.data["newest_ms"]) if start else None
+            ),
         )
 
     async def _admin_bound(self, url: str) -> None:
@@ -440,10 +470,10 @@ class Service:
             if self.runfile.removed_stale:
                 logger.info("removed a stale run file in {}", self.config.run_dir)
             check_port_free(self.config.admin.host, self.config.admin.port)
-            checkpoint, mode, last_fill_ms = await trio.to_thread.run_sync(self._recover)
-            self.killswitch.restore(checkpoint)
-            self.coordinator.restore(mode)
-            self.adapter.fills_since_ms = last_fill_ms
+            recovered = await trio.to_thread.run_sync(self._recover)
+            self.killswitch.restore(recovered.killswitch)
+            self.coordinator.restore(recovered.mode)
+            self.fill_history.restore(recovered.fills)
             await self._run_tree(task_status)
         finally:
             self.runfile.release()

@@ -154,6 +154,26 @@ def last_fill_ms(path: Path) -> int | None:
     return None if row is None or row[0] is None else int(row[0])
 
 
+def journaled_fills(path: Path, limit: int) -> list[tuple[int, int, int]]:
+    """The newest ``limit`` journaled fills (in write order) as (tid, oid, venue time_ms),
+    newest first; none without a journal. Blocking: for startup (the user stream's history
+    is by trade id: a fill is history iff it is journaled)."""
+    if not path.exists():
+        return []
+    conn = sqlite3.connect(path)
+    try:
+        rows = conn.execute(
+            "SELECT CAST(json_extract(data, '$.tid') AS INTEGER), "
+            "CAST(json_extract(data, '$.oid') AS INTEGER), "
+            "CAST(json_extract(data, '$.time_ms') AS INTEGER) "
+            "FROM events WHERE kind = 'fill' ORDER BY id DESC LIMIT ?",
+            (limit,),
+        ).fetchall()
+    finally:
+        conn.close()
+    return [(int(tid), int(oid), int(time_ms)) for tid, oid, time_ms in rows]
+
+
 class JournalMetrics:
     def __init__(self, registry: CollectorRegistry) -> None:
         self.entries = Counter("mm_journal_entries", "Journal entries written.", registry=registry)

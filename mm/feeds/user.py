@@ -13,6 +13,8 @@ What goes out on the channel (``UserStreamEvent``):
 
 - ``OrderReport`` (orderUpdates), ``Fill`` (userFills and the fills of userEvents, deduplicated),
   ``NonUserCancel`` and ``Liquidation`` (userEvents);
+- on a first run (nothing journaled), before anything else: one ``HistoryStart``, where the
+  account's fill history ended (see History), for the journal;
 - after every resync: the fills that were missed (oldest first), then one ``OrderReport`` with
   status ``"open"`` for every order the venue lists as open (``status_time_ms`` is the time of
   the account snapshot; for an order the dispatcher already holds live this changes nothing,
@@ -23,21 +25,27 @@ What goes out on the channel (``UserStreamEvent``):
   The latest marker is also kept as ``UserStream.resync_snapshot``.
 
 Duplicate suppression
-    Fills are deduplicated on (tid, oid) in a bounded FIFO set (``dedup_capacity``): the
-    userFills snapshot that the venue sends on every (re)subscribe, the same fill on both
-    userFills and userEvents, duplicated frames and the overlap of a REST fetch with what was
-    already seen are dropped and counted by source (``duplicate_fills``), never forwarded twice.
-    A fill is remembered only once it has been handed on, so a cancelled send loses nothing.
-    Other events are deduplicated on their whole value (a duplicated frame carries exactly the
-    same report): ``duplicate_events``.
+    Fills are deduplicated on (tid, oid) by the ``FillHistory`` the stream is given (one per
+    process, shared with the fill audit and kept across the stream's restarts; bounded by
+    ``dedup_capacity``): the userFills snapshot that the venue sends on every (re)subscribe,
+    the same fill on both userFills and userEvents, duplicated frames and the overlap of a REST
+    fetch with what was already seen are dropped and counted by source (``duplicate_fills``),
+    never forwarded twice. A fill is claimed as it is handed on and the claim is given back if
+    the send is cancelled, so a cancelled send loses nothing. Other events are deduplicated on
+    their whole value (a duplicated frame carries exactly the same report):
+    ``duplicate_events``.
 
 History
-    Fills from before the stream's first start are history: remembered, counted
-    (``history_fills``), not forwarded. With ``fills_since_ms`` the history ends there (e.g.
-    the journal's last fill, so that fills made while the service was down are recovered);
-    without it, the first run fetches the recent fills (REST ``userFills``) before subscribing
-    and the newest of them ends the history. Fills that happen later always come through: live,
-    in a later snapshot, or from the resync.
+    A fill is history iff it is accounted for already (``mm.feeds.history``): journaled by an
+    earlier run (the service restores the journal's fills by trade id into the history before
+    the stream starts), or older than the oldest of them. So a fill the venue made while the
+    service was down, or that an earlier run missed, comes through at start, and a journaled one
+    never does. With nothing journaled (a first run), the stream fetches the recent fills (REST
+    ``userFills``) before subscribing: they are history and the newest of them ends it, which
+    the stream hands on (``HistoryStart``) for the journal to keep. History
+    met in a snapshot or a fetch is counted (``history_fills``), not forwarded. Fills that
+    happen later always come through: live, in a later snapshot, from the resync, or from the
+    fill audit (``mm.feeds.fill_audit``) when the venue dropped their frames unnoticed.
 
 The trading gate (``synced``)
     A ``SyncGate``: closed at start, when the socket goes down (at once, from the connection's
@@ -67,7 +75,8 @@ Resync
 
 Counters (plain attributes, ``counters()`` as plain data): ``forwarded`` by kind,
 ``duplicate_fills`` by source (live, snapshot, rest), ``duplicate_events``, ``history_fills``,
-``recovered_fills`` by source (snapshot, rest: fills missed live), ``resyncs`` (completed),
+``recovered_fills`` by source (snapshot, rest: fills missed live; the history also counts them,
+for ``mm_fills_recovered_total``), ``resyncs`` (completed),
 ``resync_failures``, ``resyncs_repeated`` (completed but overtaken by a new loss of sync),
 ``last_resync_duration_s``, ``sync_losses``, ``gaps``, ``malformed_frames``, ``foreign_frames``.
 """
@@ -77,7 +86,7 @@ from __future__ import annotations
 import math
 import random
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from contextlib import suppress
 from typing import Any, Final, Protocol, TypeAlias
 
@@ -88,6 +97,7 @@ from loguru import logger
 from mm import clock
 from mm.bounded import BoundedSet
 from mm.feeds.health import Transition
+from mm.feeds.history import FillHistory, HistoryStart
 from mm.model import AccountState, Fill, Liquidation, NonUserCancel, OpenOrder, OrderReport
 from mm.settings import at_least, non_negative, positive, setting
 from mm.venues.base import VenueError
@@ -114,6 +124,7 @@ __all__ = [
     "UserStreamConfig",
     "UserStreamError",
     "UserStreamEvent",
+    "fills_since",
 ]
 
 FILLS_PAGE: Final = 2000  # the venue answers at most this many fills per userFillsByTime call
@@ -153,7 +164,8 @@ class InfoSource(Protocol):
 
 @attrs.frozen
 class UserStreamConfig:
-    # Fills (tid, oid) remembered for dedup; keep it above the fills of fill_lookback_ms.
+    # Fills (tid, oid) remembered for dedup (and journaled fills restored at start); keep it
+    # above the fills of fill_lookback_ms.
     dedup_capacity: int = setting(100_000, at_least(1))
     # Other events (reports, cancels, liquidations) remembered for dedup.
     event_dedup_capacity: int = setting(10_000, at_least(1))
@@ -171,6 +183,14 @@ class UserStreamConfig:
     max_fill_pages: int = setting(20, at_least(1))
     # Unsubscribing on the way out (shielded) takes at most this long.
     unsubscribe_timeout_s: float = setting(1.0, non_negative)
+    # The fill audit (mm.feeds.fill_audit): the venue's fills (userFillsByTime, IP weight 20)
+    # against those forwarded, every audit_every_s, and audit_drift_gap_s after local positions
+    # are seen to drift from the venue's (after three such audits finding nothing while the
+    # drift lasts, the gap doubles up to audit_every_s). A periodic audit leaves fills younger
+    # than audit_settle_ms to the live stream (a drift's audit takes them: the venue shows them).
+    audit_every_s: float = setting(30.0, positive)
+    audit_drift_gap_s: float = setting(2.0, positive)
+    audit_settle_ms: int = setting(1_000, non_negative)
 
 
 @attrs.frozen(slots=True)
@@ -185,7 +205,9 @@ class Resynced:
     duration_s: float
 
 
-UserStreamEvent: TypeAlias = OrderReport | Fill | NonUserCancel | Liquidation | Resynced
+UserStreamEvent: TypeAlias = (
+    OrderReport | Fill | NonUserCancel | Liquidation | Resynced | HistoryStart
+)
 
 
 class SyncGate:
@@ -259,11 +281,6 @@ class SyncGate:
             self.on_change(self.is_set(), self.reason)
 
 
-def _fill_key(fill: Fill) -> tuple[int, int]:
-    # The oid is part of the key so that the two sides of one trade would stay two fills.
-    return (fill.tid, fill.oid)
-
-
 def _time_order(fills: Iterable[Fill]) -> list[Fill]:
     return sorted(fills, key=lambda fill: (fill.time_ms, fill.tid))
 
@@ -289,7 +306,7 @@ class UserStream:
         send: trio.MemorySendChannel[UserStreamEvent],
         config: UserStreamConfig | None = None,
         *,
-        fills_since_ms: int | None = None,
+        history: FillHistory | None = None,
         name: str = "user",
         rng: random.Random | None = None,
     ) -> None:
@@ -305,12 +322,10 @@ class UserStream:
         )
         self.synced = SyncGate("starting")
         self.resync_snapshot: Resynced | None = None
-        # Kept across restarts of run(): what has been seen, and where history ends.
-        self._fills_seen = BoundedSet(self.config.dedup_capacity)
+        # Kept across restarts of run(): what has been seen, and where history ends (the fill
+        # history outlives the stream itself when the caller keeps it).
+        self.history = history if history is not None else FillHistory(self.config.dedup_capacity)
         self._events_seen = BoundedSet(self.config.event_dedup_capacity)
-        self._baselined = fills_since_ms is not None
-        self._floor_ms: int | None = fills_since_ms  # fills older than this are history
-        self._mark_ms: int | None = fills_since_ms  # last fill time seen while in sync
         # Per run.
         self._subs: list[Subscription] = []
         self._resync_reason: str | None = "starting"
@@ -378,7 +393,7 @@ class UserStream:
         self._running = True
         try:
             task_status.started()
-            if not self._baselined:
+            if not self.history.baselined:
                 await self._baseline()
             for kind in ("orderUpdates", "userFills", "userEvents"):
                 self._subs.append(
@@ -550,35 +565,45 @@ class UserStream:
             return
         in_sync = self._in_sync()  # as of its arrival: nothing dropped before it
         await self._forward_fill(fill)
-        if in_sync and (self._mark_ms is None or fill.time_ms > self._mark_ms):
-            self._mark_ms = fill.time_ms
+        if in_sync:
+            self.history.advance_mark(fill.time_ms)
 
     async def _snapshot(self, fills: list[Fill]) -> None:
         """The userFills snapshot of a (re)subscribe: forward only fills not seen, oldest first."""
         for fill in _time_order(fills):
             if self._seen(fill, "snapshot") or self._history(fill):
                 continue
-            await self._forward_fill(fill)
-            self.recovered_fills["snapshot"] += 1
+            if await self._forward_fill(fill):
+                self.recovered_fills["snapshot"] += 1
+                self.history.recovered["snapshot"] += 1
 
     def _seen(self, fill: Fill, source: str) -> bool:
-        if _fill_key(fill) in self._fills_seen:
+        if self.history.known(fill):
             self.duplicate_fills[source] += 1
             return True
         return False
 
     def _history(self, fill: Fill) -> bool:
-        """A fill from before the stream's history ends: remembered, not forwarded."""
-        if self._floor_ms is not None and fill.time_ms < self._floor_ms:
-            self._fills_seen.add(_fill_key(fill))
+        """A fill from before the history ends: remembered, not forwarded."""
+        if self.history.before_floor(fill):
+            self.history.remember(fill)
             self.history_fills += 1
             return True
         return False
 
-    async def _forward_fill(self, fill: Fill) -> None:
-        await self._send.send(fill)
-        self._fills_seen.add(_fill_key(fill))  # only once handed on: a cancelled send loses none
+    async def _forward_fill(self, fill: Fill) -> bool:
+        """Hand a fill on once: claimed first (the fill audit may be looking at it too), the
+        claim given back if the send is cancelled. False when it was claimed already."""
+        if not self.history.claim(fill):
+            self.duplicate_fills["claimed"] += 1
+            return False
+        try:
+            await self._send.send(fill)
+        except BaseException:
+            self.history.release(fill)
+            raise
         self.forwarded["fill"] += 1
+        return True
 
     async def _forward_event(
         self, event: OrderReport | NonUserCancel | Liquidation, kind: str
@@ -609,12 +634,11 @@ class UserStream:
                 continue
             break
         self._failures = 0
-        for fill in fills:
-            self._fills_seen.add(_fill_key(fill))
         self.history_fills += len(fills)
-        if fills:
-            self._floor_ms = self._mark_ms = max(fill.time_ms for fill in fills)
-        self._baselined = True
+        # Journaled (an event like any other), so that where the history ends survives a crash
+        # that comes before any fill is journaled.
+        await self._send.send(self.history.baseline(fills))
+        self.forwarded["history_start"] += 1
 
     def _retry_delay(self) -> float:
         delay = self._retry.delay(self._failures, self._rng)
@@ -645,12 +669,13 @@ class UserStream:
         for fill in _time_order(fetched.fills):
             if self._seen(fill, "rest") or self._history(fill):
                 continue
-            await self._forward_fill(fill)
-            recovered += 1
+            if await self._forward_fill(fill):
+                recovered += 1
         self.recovered_fills["rest"] += recovered
+        self.history.recovered["resync"] += recovered
         newest = max((fill.time_ms for fill in fetched.fills), default=None)
-        if newest is not None and (self._mark_ms is None or newest > self._mark_ms):
-            self._mark_ms = newest  # every fill up to the fetch is known now
+        if newest is not None:
+            self.history.advance_mark(newest)  # every fill up to the fetch is known now
         account = fetched.account
         for order in fetched.open_orders:
             await self._forward_event(_open_report(order, account.time_ms), "order_report")
@@ -727,25 +752,39 @@ class UserStream:
 
     async def _fetch_fills(self) -> list[Fill]:
         """userFillsByTime from the last seen fill (less the lookback), page by page."""
-        mark = self._mark_ms
+        mark = self.history.mark_ms
         start = max(mark - self.config.fill_lookback_ms, 0) if mark is not None else 0
-        fills: list[Fill] = []
-        for _ in range(self.config.max_fill_pages):
+
+        async def page(start_ms: int) -> list[Fill]:
             data = await self._rest.info(
-                {"type": "userFillsByTime", "user": self.user, "startTime": start},
+                {"type": "userFillsByTime", "user": self.user, "startTime": start_ms},
                 deadline_s=self.config.rest_deadline_s,
             )
-            page = parse_fills(data)
-            fills.extend(page)
-            if len(page) < FILLS_PAGE:
-                return fills
-            newest = max(fill.time_ms for fill in page)
-            if newest <= start:  # a full page within one millisecond: cannot page further
-                logger.warning("{}: {} fills at {} ms; paging stopped", self.name, len(page), start)
-                return fills
-            start = newest  # inclusive: the overlap is deduplicated
-        logger.warning("{}: fill recovery stopped after {} pages", self.name, len(fills))
-        return fills
+            return parse_fills(data)
+
+        return await fills_since(page, start, self.config.max_fill_pages, self.name)
+
+
+async def fills_since(
+    page: Callable[[int], Awaitable[list[Fill]]], start_ms: int, max_pages: int, name: str
+) -> list[Fill]:
+    """Every fill from ``start_ms`` on (``userFillsByTime``, oldest first, at most a page of
+    ``FILLS_PAGE`` per request), page by page, at most ``max_pages`` pages. Pages overlap by
+    their boundary millisecond; callers deduplicate."""
+    fills: list[Fill] = []
+    start = start_ms
+    for _ in range(max_pages):
+        got = await page(start)
+        fills.extend(got)
+        if len(got) < FILLS_PAGE:
+            return fills
+        newest = max(fill.time_ms for fill in got)
+        if newest <= start:  # a full page within one millisecond: cannot page further
+            logger.warning("{}: {} fills at {} ms; paging stopped", name, len(got), start)
+            return fills
+        start = newest  # inclusive: the overlap is deduplicated
+    logger.warning("{}: fill recovery stopped after {} fills", name, len(fills))
+    return fills
 
 
 def _open_report(order: OpenOrder, time_ms: int) -> OrderReport:

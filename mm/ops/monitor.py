@@ -12,7 +12,7 @@ itself, the time since the last trigger is handed to the coordinator.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
 import psutil
@@ -58,7 +58,7 @@ class AutonomyMonitor:
         drawdown: Callable[[], float | None],
         account: AccountWatch,
         *,
-        on_drift: Callable[[], None] | None = None,
+        on_drift: Callable[[Collection[str]], None] | None = None,
     ) -> None:
         self.config = config
         self.coordinator = coordinator
@@ -68,7 +68,7 @@ class AutonomyMonitor:
         self.queues = queues
         self.drawdown = drawdown
         self.account_watch = account
-        self._on_drift = on_drift  # told of every reading that drifts (the fill audit)
+        self._on_drift = on_drift  # told the drifting coins of every comparison (the fill audit)
         self._reading_seen: AccountReading | None = None
         self.reconnects = VenueDisconnects(config.flapping_window_s)
         self.drift = DriftTracker(config.drift_tolerance)
@@ -146,8 +146,8 @@ class AutonomyMonitor:
         venue = {p.coin: p.szi for p in reading.account.positions if p.coin in symbols}
         local = {coin: self.trading.positions.position(coin) for coin in symbols}
         self.drifting = self.drift.update(local, venue, trio.current_time())
-        if self.drifting and self._on_drift is not None:
-            self._on_drift()
+        if self._on_drift is not None:
+            self._on_drift(tuple(self.drifting))
 
     def status(self) -> dict[str, object]:
         readings = self.readings

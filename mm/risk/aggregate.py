@@ -80,6 +80,7 @@ class LiquidationEvent:
 class _Jump:
     time: float
     unexplained: float
+    at_ms: int | None = None  # the venue time of the snapshot that showed it
 
 
 @attrs.define
@@ -92,13 +93,21 @@ class LiquidationDetector:
     pending jump that fills arriving up to ``window_s`` later can still explain (fills and
     position updates come on separate streams). ``poll(now)`` reports the jumps still
     unexplained more than ``window_s`` after they were seen.
+
+    With the venue's times (``at_ms``: a fill's trade time, a snapshot's time), a fill counts
+    for the snapshots it falls between, whenever it arrives: one that arrives after a snapshot
+    that already holds it (late on the live stream, or recovered by the fill audit) can still
+    explain a jump pending from that snapshot, and is never taken to explain the next change;
+    one made after a snapshot explains no jump of it and waits for the next. Without them, a
+    fill counts for the next snapshot processed after it arrives.
     """
 
     max_position: float
     fraction: float = 0.2
     window_s: float = 5.0
     _position: float | None = attrs.field(default=None, init=False)
-    _fills: deque[tuple[float, float]] = attrs.field(factory=deque, init=False)
+    _position_ms: int | None = attrs.field(default=None, init=False)  # the snapshot's venue time
+    _fills: deque[tuple[float, float, int | None]] = attrs.field(factory=deque, init=False)
     _pending: list[_Jump] = attrs.field(factory=list, init=False)
 
     @classmethod
@@ -109,33 +118,48 @@ class LiquidationDetector:
     def threshold(self) -> float:
         return self.fraction * self.max_position
 
-    def on_fill(self, size: float, now: float) -> None:
-        """A fill of ``size`` contracts (signed) at ``now``."""
+    def on_fill(self, size: float, now: float, at_ms: int | None = None) -> None:
+        """A fill of ``size`` contracts (signed) received at ``now``, made at ``at_ms``."""
         for jump in self._pending:
             if now - jump.time > self.window_s or size == 0.0:
                 continue
             if (jump.unexplained > 0) != (size > 0):
                 continue
+            if at_ms is not None and jump.at_ms is not None and at_ms > jump.at_ms:
+                continue  # made after the snapshot: not part of its change
             used = min(abs(size), abs(jump.unexplained)) * (1.0 if size > 0 else -1.0)
             jump.unexplained -= used
             size -= used
         self._pending = [j for j in self._pending if abs(j.unexplained) > self.threshold]
-        if size != 0.0:
-            self._fills.append((now, size))
+        # A fill made before the last snapshot was taken is in it, and explains no later change
+        # (one made in the snapshot's own millisecond may or may not be: it counts for the next).
+        held = self._position_ms is not None and at_ms is not None and at_ms < self._position_ms
+        if size != 0.0 and not held:
+            self._fills.append((now, size, at_ms))
 
-    def on_position(self, contracts: float, now: float) -> None:
-        """A position snapshot; the first one only sets the baseline."""
+    def on_position(self, contracts: float, now: float, at_ms: int | None = None) -> None:
+        """A position snapshot (taken at venue time ``at_ms``); the first one only sets the
+        baseline."""
         previous, self._position = self._position, contracts
+        self._position_ms = at_ms
         while self._fills and now - self._fills[0][0] > self.window_s:
             self._fills.popleft()
         if previous is None:
             self._fills.clear()
             return
-        explained = sum(size for _, size in self._fills)
-        self._fills.clear()
+        # Fills made after this snapshot was taken are for the next one.
+        explained = 0.0
+        later: deque[tuple[float, float, int | None]] = deque()
+        for fill in self._fills:
+            made = fill[2]
+            if at_ms is not None and made is not None and made > at_ms:
+                later.append(fill)
+            else:
+                explained += fill[1]
+        self._fills = later
         unexplained = contracts - previous - explained
         if abs(unexplained) > self.threshold:
-            self._pending.append(_Jump(now, unexplained))
+            self._pending.append(_Jump(now, unexplained, at_ms))
 
     def poll(self, now: float) -> list[LiquidationEvent]:
         """Jumps still unexplained more than ``window_s`` after they were seen (reported once)."""

@@ -231,7 +231,7 @@ class RiskAggregator:
 
     def _on_fill(self, fill: Fill) -> None:
         signed = fill.sz if fill.side is Side.BUY else -fill.sz
-        self._detector(fill.coin, fill.px).on_fill(signed, trio.current_time())
+        self._detector(fill.coin, fill.px).on_fill(signed, trio.current_time(), fill.time_ms)
         self.evaluate_now()  # a fill changes positions and PnL: decide at once
 
     async def _watch_positions(self) -> None:
@@ -242,7 +242,9 @@ class RiskAggregator:
             venue = {p.coin: p.szi for p in reading.account.positions}
             for coin in self.trading.strategy.symbols:
                 detector = self._detector(coin, marks.get(coin))
-                detector.on_position(venue.get(coin, 0.0), reading.requested_at)
+                detector.on_position(
+                    venue.get(coin, 0.0), reading.requested_at, reading.account.time_ms
+                )
             now = trio.current_time()
             for coin in self.trading.strategy.symbols:
                 for event in self._detector(coin, marks.get(coin)).poll(now):

@@ -233,9 +233,11 @@ class Trading:
         self.mode: RiskReader | None = None  # the autonomy mode coordinator
         self.gate: PhaseReader | None = None  # the session's track gate
         self.held: set[str] = set()  # symbols the flattener owns for now
-        self._seeded = False
         self.pretrade = PretradeGate(pretrade or PretradeConfig(), self)
         adapter.fill_listeners.append(self.on_fill)
+        # Positions start from the venue's as the startup sequence reads them, before any fill
+        # is routed, whether the strategy runs or the kill switch holds it.
+        adapter.startup_listeners.append(self.adopt_venue_positions)
 
     # --- children ---------------------------------------------------------------------------
 
@@ -261,7 +263,6 @@ class Trading:
         if client is None:
             raise RuntimeError("the user feed must start before the strategy")
         self.halted = False  # a fresh start (after a rearm, or a restart by the supervisor)
-        self._seed_positions()
         for coin in self.strategy.symbols:
             meta = client.asset(coin)
             self.quoters[coin] = SymbolQuoter(coin, meta.sz_decimals, self.strategy)
@@ -276,14 +277,6 @@ class Trading:
             # runs its own cancel-all; a second one at once would only double the requests.
             if not self.halted and not self.adapter.halted:
                 await self.pull_all_orders()
-
-    def _seed_positions(self) -> None:
-        """Positions start from what the venue reported at startup, once per process."""
-        startup = self.adapter.startup
-        if startup is None or self._seeded:
-            return
-        self._seeded = True
-        self.adopt_venue_positions(startup.account)
 
     def adopt_venue_positions(self, account: AccountState) -> None:
         """Every configured coin's position becomes the venue's (zero when the venue lists none:

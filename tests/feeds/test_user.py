@@ -22,6 +22,7 @@ import trio
 
 from mm.bounded import BoundedSet
 from mm.feeds.health import ConnectionConfig, State, Transition
+from mm.feeds.history import FillHistory, HistoryStart, JournaledFills
 from mm.feeds.user import (
     FILLS_PAGE,
     Resynced,
@@ -32,6 +33,7 @@ from mm.feeds.user import (
     UserStreamEvent,
 )
 from mm.model import Fill, Liquidation, NonUserCancel, OrderReport, Side
+from mm.venues.hyperliquid.codec import parse_fills
 from mm.venues.hyperliquid.rest import RestTransport, VenueUnavailable
 from mm.venues.hyperliquid.ws import Subscription, WsConnection, subscription_key
 from mm.venues.sim.config import MarketConfig, SimConfig
@@ -375,7 +377,9 @@ async def test_a_gap_in_a_subscription_triggers_a_resync() -> None:
     with trio.fail_after(10):
         async with harness(config=config, out_buffer=0) as h:
             await h.start(collect=False)
-            first = await h.receive.receive()  # nothing is read but this: the startup marker
+            # Nothing is read but these: where the history starts, and the startup marker.
+            assert await h.receive.receive() == HistoryStart(None)
+            first = await h.receive.receive()
             assert isinstance(first, Resynced)
             await h.stream.synced.wait()
             h.rest_order()
@@ -525,6 +529,8 @@ async def test_gap_reconnect_and_disconnect_each_trigger_a_resync() -> None:
     conn = FakeConnection(buffer=2)
     with trio.fail_after(5):
         async with fake_stream(info, conn) as (stream, receive):
+            # A first run: the history ends at the newest fill the venue lists, for the journal.
+            assert await next_event(receive) == HistoryStart(2_000)
             marker = await next_event(receive)
             assert isinstance(marker, Resynced)
             await wait_for(stream.synced.is_set)
@@ -608,36 +614,55 @@ async def test_gap_reconnect_and_disconnect_each_trigger_a_resync() -> None:
         assert conn.on_state_change is None  # the hook was given back
 
 
-async def test_fills_since_and_a_failing_resync() -> None:
-    info = FakeInfo([fill_json(1, 1_000), fill_json(2, 2_000), fill_json(3, 3_000)])
+def journaled(*rows: tuple[int, int, int]) -> FillHistory:
+    """A history restored from a journal holding these (tid, oid, time_ms) fills."""
+    history = FillHistory(1_000)
+    history.restore(JournaledFills.from_rows(rows))
+    return history
+
+
+async def test_history_is_what_the_journal_holds_and_a_failing_resync() -> None:
+    # The journal holds fills 1 and 3; fill 2 (between them) never reached it, fill 4 was made
+    # while the service was down, fill 0 is older than anything journaled.
+    info = FakeInfo([fill_json(tid, 500 if tid == 0 else tid * 1_000) for tid in range(5)])
     info.fail = True
     conn = FakeConnection()
+    history = journaled((3, 7, 3_000), (1, 7, 1_000))
     with trio.fail_after(5):
-        async with fake_stream(info, conn, fills_since_ms=2_000) as (stream, receive):
+        async with fake_stream(info, conn, history=history) as (stream, receive):
             await wait_for(lambda: stream.resync_failures >= 2)
             assert "HTTP 500" in stream.synced.reason
             info.fail = False
-            # Fills from fills_since_ms on are recovered; older ones are history.
-            first, second, marker = [await next_event(receive) for _ in range(3)]
-            assert isinstance(first, Fill)
-            assert isinstance(second, Fill)
-            assert [first.tid, second.tid] == [2, 3]
+            # The resync reads from the newest journaled fill: the journaled one is not
+            # forwarded again (the time floor let it through on every start), the new one is.
+            fill, marker = [await next_event(receive) for _ in range(2)]
+            assert isinstance(fill, Fill)
+            assert fill.tid == 4
             assert isinstance(marker, Resynced)
-            assert marker.fills_recovered == 2
+            assert marker.fills_recovered == 1
+            starts = {c["startTime"] for c in info.calls if c["type"] == "userFillsByTime"}
+            assert starts == {3_000}
             await wait_for(stream.synced.is_set)
-            # The snapshot of a (re)subscribe: the old fill is history, the others seen.
+            # The snapshot of a (re)subscribe: the fill the journal lacks comes through, older
+            # than the newest journaled one as it is; the journaled ones and fill 4 are seen,
+            # fill 0 is history.
             conn.push("userFills", {**live_fills(*info.fills), "isSnapshot": True})
             conn.push("userEvents", {"fills": [fill_json(3, 3_000)]})
+            got = await next_event(receive)
+            assert isinstance(got, Fill)
+            assert got.tid == 2
             with trio.move_on_after(0.1):
                 pytest.fail(f"unexpected event {await receive.receive()!r}")
             assert stream.history_fills == 1
-            assert stream.duplicate_fills["snapshot"] == 2
+            assert stream.duplicate_fills["snapshot"] == 3
             assert stream.duplicate_fills["live"] == 1
+            assert history.recovered == {"resync": 1, "snapshot": 1}
             status = stream.snapshot()
             assert status["user"] == USER
             assert status["synced"]["open"] is True
-            assert status["recovered_fills"] == {"rest": 2}
+            assert status["recovered_fills"] == {"rest": 1, "snapshot": 1}
             assert status["forwarded"] == {"fill": 2, "resynced": 1}
+        assert all(history.known(fill) for fill in parse_fills(info.fills))
 
 
 async def test_fill_recovery_pages_and_a_resync_overtaken_by_a_disconnect_is_redone() -> None:
@@ -646,7 +671,7 @@ async def test_fill_recovery_pages_and_a_resync_overtaken_by_a_disconnect_is_red
     info.hold = trio.Event()
     conn = FakeConnection()
     with trio.fail_after(5):
-        async with fake_stream(info, conn, fills_since_ms=0) as (stream, receive):
+        async with fake_stream(info, conn, history=journaled((0, 7, 0))) as (stream, receive):
             await info.holding.wait()
             # The socket drops while the resync waits for REST: its result stands, the gate
             # stays closed, and the stream resyncs again once the socket is back.
@@ -680,6 +705,7 @@ async def test_a_refused_subscription_ends_the_stream() -> None:
             pytest.RaisesExc(UserStreamError, match="userFills"), flatten_subgroups=True
         ):
             async with fake_stream(FakeInfo(), conn) as (_, receive):
+                assert await next_event(receive) == HistoryStart(None)
                 await next_event(receive)
                 conn.subs["userFills"].close("refused")
                 await trio.sleep(1)

@@ -26,9 +26,10 @@ from mm.execution.orders import OrderRouter
 from mm.execution.rate_limit import RateLimitConfig, RateLimiter
 from mm.execution.startup import StartupConfig, StartupState, StartupWaits, run_startup
 from mm.feeds.health import ConnectionConfig, Transition
+from mm.feeds.history import FillHistory
 from mm.feeds.market import MarketFeed, MarketFeedConfig
 from mm.feeds.user import Resynced, UserStream, UserStreamConfig, UserStreamEvent
-from mm.model import Fill, OrderReport, Trade
+from mm.model import AccountState, Fill, OrderReport, Trade
 from mm.secrets import Secret
 from mm.settings import at_least, setting
 from mm.venues.hyperliquid.client import HyperliquidClient
@@ -69,6 +70,7 @@ class HyperliquidAdapter:
         registry: CollectorRegistry,
         rate_limit: RateLimitConfig | None = None,
         mainnet: bool = False,
+        fill_history: FillHistory | None = None,
     ) -> None:
         self.config = config
         self._venue_url = venue_url
@@ -95,10 +97,14 @@ class HyperliquidAdapter:
         self.state_listeners: list[Callable[[str, str], None]] = []  # (feed, new state)
         self.order_event_listeners: list[Callable[[Sequence[DispatchOutput]], None]] = []
         self.startup: StartupState | None = None
+        # Told the venue's account as the startup sequence read it, before any fill is routed.
+        self.startup_listeners: list[Callable[[AccountState], None]] = []
         self.halted = False  # the kill switch is tripped: not healthy for trading
-        # The journal's last fill time at start: fills from then on (made while mm was down)
-        # are recovered and forwarded, not taken as history.
-        self.fills_since_ms: int | None = None
+        # The fills accounted for (the journal's, restored at start, and those forwarded since):
+        # a fill is forwarded once, whichever user stream or audit finds it.
+        self.fill_history = (
+            fill_history if fill_history is not None else FillHistory(config.user.dedup_capacity)
+        )
         self.deadman: DeadmanKeeper | None = None
 
     def url(self) -> str:
@@ -159,7 +165,7 @@ class HyperliquidAdapter:
                 rest,
                 self.user_events_send.clone(),
                 self.config.user,
-                fills_since_ms=self.fills_since_ms,
+                history=self.fill_history,
             )
             client = HyperliquidClient(
                 rest=rest,
@@ -246,6 +252,8 @@ class HyperliquidAdapter:
         if self.client is None:
             raise RuntimeError("the user feed must start before execution")
         self.startup = await run_startup(self.client, self.config.startup, self.startup_waits)
+        for listener in self.startup_listeners:
+            listener(self.startup.account)
         await record(
             "startup",
             {
