@@ -44,14 +44,17 @@ from mm.feeds.fill_audit import FillAudit
 from mm.feeds.history import HISTORY_START, FillHistory, HistoryStart, JournaledFills
 from mm.journal import DATABASE_NAME, Journal, journaled_fills, latest_event
 from mm.metrics import new_registry
+from mm.model import Fill
 from mm.ops.coordinator import JOURNAL_KIND as AUTONOMY_KIND
 from mm.ops.coordinator import ModeCoordinator
 from mm.ops.monitor import AutonomyMonitor, channel_fill
 from mm.ops.notifier import Notifier
 from mm.ops.readiness import TradingState, not_trading
+from mm.ops.report import parse_fill, read_day
 from mm.ops.sessions import SessionRunner
 from mm.risk.account import AccountWatch
 from mm.risk.controller import KillSwitchController
+from mm.risk.daily import utc_day
 from mm.risk.runner import RiskAggregator
 from mm.runfile import RunFile, RunInfo
 from mm.secrets import Redactor
@@ -89,6 +92,7 @@ class Recovered:
     killswitch: dict[str, Any] | None = None  # the latest kill-switch checkpoint
     mode: dict[str, Any] | None = None  # the latest autonomy mode
     fills: JournaledFills = attrs.field(factory=JournaledFills)  # the newest, by trade id
+    day_fills: tuple[Fill, ...] = ()  # the fills of the UTC day the run starts on
 
 
 class JournalObserver:
@@ -434,9 +438,10 @@ class Service:
 
         return describe
 
-    def _recover(self) -> Recovered:
-        """From the journal: the latest kill-switch checkpoint, the latest autonomy mode and the
-        newest fills by trade id (blocking: run in a thread)."""
+    def _recover(self, now_ms: int) -> Recovered:
+        """From the journal: the latest kill-switch checkpoint, the latest autonomy mode, the
+        newest fills by trade id and the fills of the UTC day of ``now_ms`` (blocking: run in a
+        thread; ``now_ms`` is read on the run's clock before)."""
         database = self.config.run_dir / DATABASE_NAME
         if not database.exists():
             return Recovered()
@@ -445,12 +450,19 @@ class Service:
         limit = self.config.feeds.user.dedup_capacity
         rows = journaled_fills(database, limit)
         start = latest_event(database, HISTORY_START)
+        day_fills = []
+        for data in read_day(database, utc_day(now_ms))[0]:
+            try:
+                day_fills.append(parse_fill(data))
+            except (KeyError, TypeError, ValueError):  # counted by mm report; not a PnL figure
+                continue
         return Recovered(
             checkpoint.data if checkpoint else None,
             mode.data.get("checkpoint") if mode else None,
             JournaledFills.from_rows(
                 rows, limit=limit, start=HistoryStart(start.data["newest_ms"]) if start else None
             ),
+            tuple(day_fills),
         )
 
     async def _admin_bound(self, url: str) -> None:
@@ -470,10 +482,12 @@ class Service:
             if self.runfile.removed_stale:
                 logger.info("removed a stale run file in {}", self.config.run_dir)
             check_port_free(self.config.admin.host, self.config.admin.port)
-            recovered = await trio.to_thread.run_sync(self._recover)
+            now_ms = clock.wall_ms()
+            recovered = await trio.to_thread.run_sync(self._recover, now_ms)
             self.killswitch.restore(recovered.killswitch)
             self.coordinator.restore(recovered.mode)
             self.fill_history.restore(recovered.fills)
+            self.risk.restore_day(now_ms, recovered.day_fills)
             await self._run_tree(task_status)
         finally:
             self.runfile.release()

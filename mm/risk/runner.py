@@ -1,19 +1,24 @@
 """The risk aggregator: a child of the tree that evaluates the monitors and acts on them.
 
-On a short timer it builds a ``RiskState`` from what the service knows (PnL and positions from
-fills, marks from the books, the venue's account value, feed ages and connection states, API
-rejections), evaluates the eight monitors, publishes the decision the strategy reads (pull
-quotes, reduce only, the risk spread factor) and trips the kill switch on KILL (once: while the
-switch is tripped a monitor still at KILL is not a new trip). It runs the ``AccountWatch``
-that keeps the venue's account current: a monitor that needs the account value and has none
-says it cannot judge rather than inventing one. Every account reading also feeds the
-liquidation detector: a position change larger than 20% of the maximum position with no
-matching fill within 5 s is a forced liquidation, and trips the switch.
+On a short timer it builds a ``RiskState`` from what the service knows (the UTC day's PnL and
+its peak, positions from fills, marks from the books, the venue's account value, feed ages and
+connection states, API rejections), evaluates the eight monitors, publishes the decision the
+strategy reads (pull quotes, reduce only, the risk spread factor) and trips the kill switch on
+KILL (once: while the switch is tripped a monitor still at KILL is not a new trip). It runs the
+``AccountWatch`` that keeps the venue's account current: a monitor that needs the account
+value and has none says it cannot judge rather than inventing one. Every account reading also
+feeds the liquidation detector: a position change larger than 20% of the maximum position with
+no matching fill within 5 s is a forced liquidation, and trips the switch.
+
+The day's PnL (``mm.risk.daily``) is the UTC day's realised PnL net of fees, restored from the
+journal's fills of the day at start (``restore_day``) and fed every routed fill, plus the open
+positions' unrealised PnL; it and its peak start again at 00:00 UTC (on the one clock).
 """
 
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Iterable
 from typing import Any
 
 import trio
@@ -25,6 +30,7 @@ from mm.model import Fill, Side
 from mm.risk.account import AccountWatch
 from mm.risk.aggregate import LiquidationDetector, RiskDecision, evaluate
 from mm.risk.controller import Kill, KillSwitchController
+from mm.risk.daily import DailyPnl, utc_day
 from mm.risk.killswitch import KillReason, Value
 from mm.risk.monitors import Action, Assessment, RiskConfig
 from mm.risk.state import (
@@ -69,7 +75,7 @@ class RiskAggregator:
         self.account = account
         self.decision: RiskDecision | None = None
         self.last_state: RiskState | None = None
-        self.peak_pnl = 0.0
+        self.daily = DailyPnl(utc_day(clock.wall_ms()))  # restore_day() replaces it at start
         max_contracts = trading.strategy.max_position_usd  # refined per symbol with the mark
         self._velocity = {c: PositionVelocity(max_contracts) for c in trading.strategy.symbols}
         # Price velocity is judged per second (5%/s pull, 15%/s kill): a one-second window.
@@ -100,6 +106,30 @@ class RiskAggregator:
         adapter.state_listeners.append(self._on_feed_state)
         self.recent_errors: deque[str] = deque(maxlen=20)
 
+    # --- the day's PnL ----------------------------------------------------------------------
+
+    def restore_day(self, now_ms: int, fills: Iterable[Fill]) -> None:
+        """Before start: the UTC day of ``now_ms`` as the journal's fills of it tell it."""
+        self.daily = DailyPnl.restore(utc_day(now_ms), fills)
+        if self.daily.fills:
+            logger.info(
+                "the day's PnL restored from the journal: {} fills of {}, realised {:+.2f}, "
+                "peak {:+.2f}",
+                self.daily.fills,
+                self.daily.day.isoformat(),
+                self.daily.realized,
+                self.daily.peak,
+            )
+
+    @property
+    def peak_pnl(self) -> float:
+        """The highest the day's PnL has been (0 at the start of a day)."""
+        return self.daily.peak
+
+    @peak_pnl.setter
+    def peak_pnl(self, value: float) -> None:
+        self.daily.peak = value
+
     # --- what the strategy reads ------------------------------------------------------------
 
     @property
@@ -122,7 +152,9 @@ class RiskAggregator:
         state = self.last_state
         return {
             "action": decision.action.name.lower(),
+            "day": self.daily.day.isoformat(),
             "daily_pnl": state.daily_pnl if state else None,
+            "peak_pnl": state.peak_pnl if state else None,
             "drawdown_usd": state.drawdown_usd if state else None,
             "drawdown": state.drawdown if state else None,  # against account value
             "account_value": state.account_value if state else None,
@@ -172,9 +204,20 @@ class RiskAggregator:
 
     def state(self, now: float) -> RiskState:
         marks = self.trading.marks()
-        snapshot = self.trading.positions.snapshot(marks)
-        pnl = sum(s["total"] for s in snapshot.values())
-        self.peak_pnl = max(self.peak_pnl, pnl)
+        daily = self.daily
+        previous = (daily.day, daily.realized, daily.peak)
+        if daily.roll(clock.wall_ms()):
+            logger.info(
+                "a new UTC day {}: the day's PnL and its peak start again (the day before, {}: "
+                "realised {:+.2f}, peak {:+.2f})",
+                daily.day.isoformat(),
+                previous[0].isoformat(),
+                previous[1],
+                previous[2],
+            )
+        positions = self.trading.positions
+        unrealized = sum(positions.unrealized(coin, mark) for coin, mark in marks.items())
+        pnl, peak = daily.observe(unrealized)
         symbols = {}
         for coin in self.trading.strategy.symbols:
             contracts = self.trading.positions.position(coin)
@@ -195,7 +238,7 @@ class RiskAggregator:
         self._rejections_seen = rejections
         return RiskState(
             daily_pnl=pnl,
-            peak_pnl=self.peak_pnl,
+            peak_pnl=peak,
             account_value=self.account.account_value(),
             symbols=symbols,
             feeds=self._feeds(),
@@ -230,6 +273,7 @@ class RiskAggregator:
         self.evaluate_now()  # a feed going stale or down is judged at once
 
     def _on_fill(self, fill: Fill) -> None:
+        self.daily.on_fill(fill)
         signed = fill.sz if fill.side is Side.BUY else -fill.sz
         self._detector(fill.coin, fill.px).on_fill(signed, trio.current_time(), fill.time_ms)
         self.evaluate_now()  # a fill changes positions and PnL: decide at once
