@@ -66,6 +66,9 @@ REQUIRED = {
     "mm_orders_stuck_resolved": "counter",
     "mm_orders_foreign": "gauge",
     "mm_order_audits": "counter",
+    # 13: restarts, crashes and lost frames never cost money
+    "mm_fills_recovered": "counter",
+    "mm_fill_audits": "counter",
 }
 
 # Every label name in use: each takes its values from a small fixed set (never ids or text).
@@ -90,6 +93,7 @@ BOUNDED_LABELS = {
     "severity",
     "side",
     "sink",
+    "source",
     "state",
     "step",
     "symbol",
