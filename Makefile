@@ -30,7 +30,7 @@ typecheck: $(VENV)/.installed-test
 	$(BIN)/mypy deploy/grafana/generate.py
 
 pytest: $(VENV)/.installed-test
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n auto --dist worksteal
 
 test: lint typecheck pytest
 
