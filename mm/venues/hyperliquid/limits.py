@@ -27,9 +27,13 @@ Per IP address
       ``candleSnapshot`` adds **1 per 60 items** (``extra_info_weight``; we count whole groups,
       ``items // 20``, as the docs do not say how a partial group is charged).
     * ``explorer`` requests weigh **40** (``EXPLORER_WEIGHT``).
-    * WebSocket: at most **100 connections**, **1000 subscriptions**, **10 unique users** across
-      user-specific subscriptions, **2000 messages sent per minute** and **100 simultaneous
-      inflight post messages**, all "across all websocket connections" of the IP (``WS_*``).
+    * WebSocket: at most **10 connections** open and **30 new connections per minute**, **1000
+      subscriptions**, **10 unique users** across user-specific subscriptions, **2000 messages
+      sent per minute** and **100 simultaneous inflight post messages**, all "across all
+      websocket connections" of the IP (``WS_*``). The page said 100 connections until the
+      venue lowered it; the current figures (10, and 30 new a minute) are those the venue's page
+      gives today, as also copied into the Rust clients ``guilder-client-hyperliquid`` (its
+      README's WebSocket table) and ``df-hyperliquid-core`` (``live/session/limits.rs``).
 
 Per address (sub-accounts are separate users; actions only, never info requests)
     * 1 request per **1 USDC traded** cumulatively since inception, on top of an initial buffer
@@ -42,6 +46,11 @@ Per address (sub-accounts are separate users; actions only, never info requests)
       request (of the weight above) against the IP limit (``address_requests``).
 
 Wire texts
+    * A WebSocket message past the message limit is refused with the error frame
+      ``Cannot send more than 2000 messages per minute.``, which names no post id
+      (``WS_MESSAGES_ERROR_TEMPLATE``; the venue's texts as collected in nktkas/hyperliquid
+      issue #78, whose maintainer's reading is ours: every pending post is rejected, as the
+      refused one cannot be told apart).
     * The address limit's error is the venue's ``AddressRateLimit`` text from the docs' "Error
       responses" page (``tests/fixtures/hyperliquid/error_messages.json``):
       ``Too many cumulative requests sent (X > Y) for cumulative volume traded $Z. Place taker
@@ -88,11 +97,19 @@ INFO_ITEMS_PER_EXTRA_WEIGHT: Final = 20
 CANDLE_ITEMS_PER_EXTRA_WEIGHT: Final = 60
 EXPLORER_WEIGHT: Final = 40
 
-WS_MAX_CONNECTIONS: Final = 100
+WS_MAX_CONNECTIONS: Final = 10
+WS_NEW_CONNECTIONS_PER_MINUTE: Final = 30
 WS_MAX_SUBSCRIPTIONS: Final = 1000
 WS_MAX_USERS: Final = 10
 WS_MESSAGES_PER_MINUTE: Final = 2000
 WS_MAX_INFLIGHT_POSTS: Final = 100
+
+WS_MESSAGES_ERROR_TEMPLATE: Final = "Cannot send more than {limit} messages per minute."
+"""The venue's error frame for a WebSocket message past the message limit (no post id)."""
+
+_WS_MESSAGES_ERROR_RE: Final = re.compile(
+    r"^Cannot send more than [0-9]+ messages per minute\.?$", re.ASCII
+)
 
 ADDRESS_INITIAL_REQUESTS: Final = 10000
 """Every address starts with this many requests."""
@@ -308,6 +325,11 @@ class AddressRateLimitError:
     def cap(self) -> int:
         """The ``nRequestsCap`` the text implies."""
         return self.allowed + 1
+
+
+def is_ws_messages_limit(text: str) -> bool:
+    """Whether a WebSocket error frame's text is the venue's message-limit refusal."""
+    return _WS_MESSAGES_ERROR_RE.match(text) is not None
 
 
 def is_address_rate_limit(text: str) -> bool:

@@ -20,7 +20,12 @@ Consumers:
   the reply's ``response`` (``{"type": "info" | "action" | "error", "payload": ...}``),
   correlated by a monotonic id; ``PostTimeout`` after the timeout (a late reply is counted and
   dropped), ``ConnectionDown`` when the socket is not up or is lost before the reply,
-  ``PostRejected`` when the venue refuses it outright (too many pending posts).
+  ``PostRejected`` when the venue refuses it outright (too many pending posts), ``PostFailed``
+  (a ``ConnectionDown``) when the venue refuses a message without naming its post: its
+  message limit ("Cannot send more than 2000 messages per minute."). The refused message
+  cannot be told apart from the others, so every post pending on the socket fails at once
+  with that text, its fate unknown, as when the socket drops before the reply, instead of
+  each waiting out its timeout.
 
 A consumer that does not keep up loses frames, never slows the socket: each stream is a bounded
 memory channel fed with ``send_nowait``. When a frame does not fit, it is dropped and counted,
@@ -35,7 +40,8 @@ reads only the fields it routes by, and only as strings and integers.
 Counters (plain attributes, for metrics): ``frames_received`` per channel, ``malformed_frames``
 (not JSON, or not shaped as their channel), ``dropped_frames`` (one per consumer that missed a
 frame), ``unrouted_frames`` (no consumer for their key), ``late_post_replies``,
-``post_timeouts``, ``errors_received``, ``pings_sent``, ``reconnects``; ``health`` holds the
+``post_timeouts``, ``posts_failed`` (by an error naming no post), ``errors_received``,
+``pings_sent``, ``reconnects``; ``health`` holds the
 state, attempts, reason and time of the last transition, and ``on_state_change`` hears of every
 transition.
 """
@@ -57,6 +63,7 @@ from loguru import logger
 from trio_websocket import ConnectionClosed, WebSocketConnection, open_websocket_url
 
 from mm.feeds.health import ConnectionConfig, ConnectionHealth, State, Transition
+from mm.venues.hyperliquid.limits import is_ws_messages_limit
 
 GREETING = "Websocket connection established."
 GREETING_CHANNEL = "greeting"  # how the greeting is counted and tapped
@@ -85,6 +92,12 @@ class PostTimeout(Exception):
 
 class PostRejected(Exception):
     """The venue refused a post before handling it (an error frame naming its id)."""
+
+
+class PostFailed(ConnectionDown):
+    """The venue refused a message on the socket without naming its post (its message limit):
+    every pending post fails with the venue's text. Which one was refused is unknown, so each
+    may or may not have acted, exactly as when the socket drops before the reply."""
 
 
 class SubscriptionRejected(Exception):
@@ -319,6 +332,7 @@ class WsConnection:
         self.unrouted_frames = 0
         self.late_post_replies = 0
         self.post_timeouts = 0
+        self.posts_failed = 0
         self.pings_sent = 0
         self.reconnects = 0
         self.errors_received = 0
@@ -364,6 +378,7 @@ class WsConnection:
             "unrouted_frames": self.unrouted_frames,
             "late_post_replies": self.late_post_replies,
             "post_timeouts": self.post_timeouts,
+            "posts_failed": self.posts_failed,
             "pings_sent": self.pings_sent,
             "reconnects": self.reconnects,
             "errors_received": self.errors_received,
@@ -774,13 +789,17 @@ class WsConnection:
             self._error(text)
 
     def _error(self, text: str) -> None:
-        """An error frame: a refused post or subscription, or something for the taps only."""
+        """An error frame: a refused post or subscription, a refused message that names no
+        post (every pending post fails), or something for the taps only."""
         match = _POST_ID.search(text)
         if match is not None:
             waiter = self._posts.pop(int(match.group(1)), None)
             if waiter is not None:
                 waiter.resolve(error=PostRejected(text))
                 return
+        if is_ws_messages_limit(text):
+            self._fail_posts(text)
+            return
         start = text.find("{")
         if start < 0:
             return
@@ -796,6 +815,16 @@ class WsConnection:
                 # "Already subscribed" / "Already unsubscribed": the venue is where we want it.
                 ack.resolve(None if text.startswith("Already") else text)
                 return
+
+    def _fail_posts(self, text: str) -> None:
+        """Fail every pending post with the venue's text (``PostFailed``): a late reply to one
+        of them is counted and dropped, as after a timeout."""
+        posts, self._posts = self._posts, {}
+        if posts:
+            logger.warning("{}: {} pending post(s) failed: {}", self.name, len(posts), text)
+        for waiter in posts.values():
+            self.posts_failed += 1
+            waiter.resolve(error=PostFailed(f"{self.name}: {text}"))
 
     def _reject(self, key: str, reason: str) -> None:
         """The venue refused a subscription: close every stream with that key."""

@@ -15,7 +15,9 @@ Per IP address
       (``IpWeightLimiter``). A token bucket refilling 20/s would admit up to 2400 in some 60 s
       intervals (a full bucket plus a minute of refill), which the docs' wording does not allow.
     * ``explorer`` weight is kept in the config; the simulator has no explorer API.
-    * WebSocket limits are counted across all of the IP's connections (``WsLimits``).
+    * WebSocket limits are counted across all of the IP's connections (``WsLimits``): at most 10
+      open at once and 30 opened in any 60 s (a refused attempt is not counted), 1000
+      subscriptions, 10 users, 2000 messages in any 60 s and 100 posts in flight.
 
 Per address (``AddressLimiter``)
     * ``cap = 10000 + floor(cum_volume)``; a request is refused when the requests already sent
@@ -140,6 +142,9 @@ class RateLimitConfig:
     # Per IP, WebSocket, across all of the IP's connections.
     ws_max_connections: int = attrs.field(
         default=limits.WS_MAX_CONNECTIONS, validator=_non_negative
+    )
+    ws_new_connections_per_minute: int = attrs.field(
+        default=limits.WS_NEW_CONNECTIONS_PER_MINUTE, validator=_non_negative
     )
     ws_max_subscriptions: int = attrs.field(
         default=limits.WS_MAX_SUBSCRIPTIONS, validator=_non_negative
@@ -417,6 +422,7 @@ class _IpWs:
     users: dict[str, int] = attrs.Factory(dict)  # user (lower) -> subscriptions naming it
     inflight_posts: int = 0
     messages: _SlidingWindow | None = None
+    opened: _SlidingWindow | None = None  # connections accepted in the last window
 
 
 class WsLimits:
@@ -451,7 +457,7 @@ class WsLimits:
 
     @property
     def messages_error(self) -> str:
-        return f"Cannot send more than {self._config.ws_messages_per_minute} messages per minute."
+        return limits.WS_MESSAGES_ERROR_TEMPLATE.format(limit=self._config.ws_messages_per_minute)
 
     @staticmethod
     def post_error(post_id: object) -> str:
@@ -471,16 +477,22 @@ class WsLimits:
             raise KeyError(f"unknown websocket connection {conn_id!r}")
         return conn, self._ip(conn.ip)
 
-    def can_connect(self, ip: str) -> bool:
-        """Whether ``ip`` may open one more connection."""
+    def can_connect(self, ip: str, now: float | None = None) -> bool:
+        """Whether ``ip`` may open one more connection: fewer than 10 open and, given ``now``,
+        fewer than 30 opened in the window ending at ``now``."""
         if not self._config.enabled:
             return True
-        return self.connections(ip) < self._config.ws_max_connections
+        if self.connections(ip) >= self._config.ws_max_connections:
+            return False
+        return now is None or self.opened(ip, now) < self._config.ws_new_connections_per_minute
 
-    def connected(self, ip: str, conn_id: ConnId | None = None) -> ConnId:
+    def connected(
+        self, ip: str, conn_id: ConnId | None = None, *, now: float | None = None
+    ) -> ConnId:
         """Register an accepted connection from ``ip``; returns its id (``conn_id`` or a new one).
 
-        This does not check the limit: call ``can_connect`` first.
+        This does not check the limits: call ``can_connect`` first. Given ``now``, the
+        connection counts among those opened in the window (the protocol face always passes it).
         """
         if conn_id is None:
             self._next_id += 1
@@ -488,7 +500,13 @@ class WsLimits:
         if conn_id in self._conns:
             raise ValueError(f"websocket connection {conn_id!r} is already registered")
         self._conns[conn_id] = _Connection(ip)
-        self._ip(ip).connections += 1
+        entry = self._ip(ip)
+        entry.connections += 1
+        if now is not None:
+            if entry.opened is None:
+                entry.opened = _SlidingWindow(self._config.window_seconds)
+            entry.opened.expire(now)
+            entry.opened.add(1, now)
         return conn_id
 
     def disconnected(self, conn_id: ConnId) -> None:
@@ -501,12 +519,20 @@ class WsLimits:
             self._drop_subscription(entry, user)
         entry.inflight_posts -= conn.inflight_posts
         entry.connections -= 1
-        if entry.connections == 0 and not entry.messages:
+        if entry.connections == 0 and not entry.messages and not entry.opened:
             del self._ips[conn.ip]
 
     def connections(self, ip: str) -> int:
         entry = self._ips.get(ip)
         return entry.connections if entry else 0
+
+    def opened(self, ip: str, now: float) -> int:
+        """Connections ``ip`` opened in the window ending at ``now``."""
+        entry = self._ips.get(ip)
+        if entry is None or entry.opened is None:
+            return 0
+        entry.opened.expire(now)
+        return entry.opened.total
 
     # Subscriptions.
 

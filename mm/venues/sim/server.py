@@ -232,10 +232,11 @@ class WebSocketSession:
         if connect["type"] != "websocket.connect":
             return
         limits = self.venue.ws_limits
-        if not limits.can_connect(self.ip):
+        now = self.venue.now_ms() / 1000
+        if not limits.can_connect(self.ip, now):
             await self._send({"type": "websocket.close", "code": 1008})
             return
-        conn_id = limits.connected(self.ip)
+        conn_id = limits.connected(self.ip, now=now)
         session = self.session = Session(conn_id, OUTBOX_FRAMES)
         self.venue.sessions.add(session)
         await self._send({"type": "websocket.accept"})

@@ -8,6 +8,7 @@ from typing import Any
 import httpx
 import pytest
 import trio
+from trio_websocket import open_websocket_url
 
 from mm.execution.rate_limit import RateLimiter
 from mm.model import (
@@ -24,7 +25,7 @@ from mm.venues.hyperliquid.codec import VenueRejected
 from mm.venues.hyperliquid.rest import RateLimited, RestTransport
 from mm.venues.hyperliquid.signing import L1Signer
 from mm.venues.hyperliquid.wire import new_cloid
-from mm.venues.hyperliquid.ws import WsConnection
+from mm.venues.hyperliquid.ws import WsConnection, ws_url
 from mm.venues.sim.faults import FaultConfig
 from tests.venues.hyperliquid.harness import KEY, order, passive, setup
 
@@ -173,3 +174,37 @@ async def test_the_address_limit_error_lowers_the_budget() -> None:
         client._checked({"status": "err", "response": text})
     assert limiter.rejections == 1
     assert limiter.address_cap() == 10500
+
+
+async def test_the_websocket_message_limit_fails_posts_at_once_as_a_failed_send() -> None:
+    """Past the IP's 2,000 WebSocket messages a minute the venue refuses a post with an error
+    that names none: an order's fate is then unknown and says why (resolved with orderStatus,
+    never re-sent), a cancel goes again over REST, a query is asked over REST, all at once."""
+    with trio.fail_after(30):
+        async with setup(address_initial_requests=10_000) as (venue, client):
+            assert venue.url is not None
+            assert client.ws is not None
+            resting = order(passive(venue, Side.BUY))
+            (placed,) = await client.place([resting])
+            assert isinstance(placed, Resting)
+
+            def spent() -> int:  # the IP's WebSocket messages in the venue's window
+                return venue.ws_limits.messages("127.0.0.1", venue.now_ms() / 1000)
+
+            async with open_websocket_url(ws_url(venue.url)) as other:  # the same IP
+                for _ in range(2000 - spent()):
+                    await other.send_message('{"method":"ping"}')
+                while spent() < 2000:  # noqa: ASYNC110 -- the venue's own count
+                    await trio.sleep(0.01)
+                refused = order(passive(venue, Side.BUY))
+                with pytest.raises(OrderFateUnknown) as caught:
+                    await client.place([refused])
+                assert caught.value.cloids == (refused.cloid,)
+                assert "Cannot send more than 2000 messages per minute." in caught.value.cause
+                assert client.ws.posts_failed == 1
+                assert client.ws.post_timeouts == 0
+                assert await client.order_status(refused.cloid) is None  # it never acted
+                (canceled,) = await client.cancel([CancelOrder("BTC", cloid=resting.cloid)])
+                assert canceled is None
+                assert await client.open_orders() == []
+                assert client.ws.post_timeouts == 0

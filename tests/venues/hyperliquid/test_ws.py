@@ -23,6 +23,7 @@ import trio.testing
 from trio_websocket import (
     ConnectionClosed,
     WebSocketConnection,
+    open_websocket_url,
     wrap_client_stream,
     wrap_server_stream,
 )
@@ -35,6 +36,7 @@ from mm.venues.hyperliquid.ws import (
     Delivery,
     FrameStream,
     Gap,
+    PostFailed,
     PostRejected,
     PostTimeout,
     Subscription,
@@ -831,3 +833,52 @@ async def test_against_the_simulator() -> None:
             await next_data(prints)
             assert conn.malformed_frames == 0
             nursery.cancel_scope.cancel()
+
+
+async def test_the_message_limit_error_fails_every_pending_post_at_once() -> None:
+    """The venue refuses a message past 2,000 a minute (per IP, across connections) with an
+    error that names no post: every post pending on the socket fails at once with that text
+    (``PostFailed``, a ``ConnectionDown``: fate unknown), instead of waiting out its timeout."""
+    venue = SimVenue(SimConfig(book_interval_ms=100), epoch_ms=1_800_000_000_000)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(venue.run)
+        assert venue.url is not None
+        conn = WsConnection(venue.url, quick(post_timeout_s=60.0))
+        await nursery.start(conn.run)
+        venue.faults.update({"ws_drop_post_replies": 1.0})  # posts stay pending
+        outcomes: list[BaseException] = []
+
+        async def ask(request: Json) -> None:
+            try:
+                await conn.post({"type": "info", "payload": request})
+            except Exception as error:
+                outcomes.append(error)
+
+        nursery.start_soon(ask, {"type": "allMids"})
+        nursery.start_soon(ask, {"type": "meta"})
+        # Both posts reached the venue (answered, the answers lost): they are pending.
+        await wait_for(
+            lambda: venue.ws_limits.messages("127.0.0.1", venue.now_ms() / 1000) >= 2, within=10
+        )
+        # Another client on the same IP spends the rest of the minute's messages.
+        async with open_websocket_url(ws_url(venue.url)) as other:
+            used = venue.ws_limits.messages("127.0.0.1", venue.now_ms() / 1000)
+            for _ in range(2000 - used):
+                await other.send_message('{"method":"ping"}')
+            await wait_for(
+                lambda: venue.ws_limits.messages("127.0.0.1", venue.now_ms() / 1000) >= 2000,
+                within=10,
+            )
+            assert conn.counters()["posts_failed"] == 0
+            assert outcomes == []
+            nursery.start_soon(ask, {"type": "clearinghouseState", "user": USER})
+            with trio.fail_after(10):  # far below the posts' 60 s timeout
+                await wait_for(lambda: len(outcomes) == 3)
+        text = "Cannot send more than 2000 messages per minute."
+        assert all(isinstance(error, PostFailed) for error in outcomes), outcomes
+        assert all(str(error).endswith(text) for error in outcomes)
+        assert all(isinstance(error, ConnectionDown) for error in outcomes)
+        assert conn.posts_failed == 3
+        assert conn.post_timeouts == 0
+        assert state(conn) is State.HEALTHY  # the socket stays up
+        nursery.cancel_scope.cancel()

@@ -72,7 +72,8 @@ def test_config_defaults_are_the_documented_figures() -> None:
     assert (c.info_weight_light, c.info_weight_default, c.info_weight_user_role) == (2, 20, 60)
     assert (c.info_items_per_extra_weight, c.candle_items_per_extra_weight) == (20, 60)
     assert c.explorer_weight == 40
-    assert c.ws_max_connections == 100
+    assert c.ws_max_connections == 10
+    assert c.ws_new_connections_per_minute == 30
     assert c.ws_max_subscriptions == 1000
     assert c.ws_max_users == 10
     assert c.ws_messages_per_minute == 2000
@@ -421,20 +422,37 @@ def test_disabled_address_limiter_admits_everything_but_still_counts() -> None:
 # --- WebSocket ------------------------------------------------------------------------------
 
 
-def test_at_most_100_connections_per_ip() -> None:
+def test_at_most_10_connections_per_ip() -> None:
     ws = WsLimits()
     conns = []
-    for _ in range(100):
-        assert ws.can_connect(IP)
-        conns.append(ws.connected(IP))
-    assert len(set(conns)) == 100
-    assert ws.connections(IP) == 100
+    for i in range(10):
+        assert ws.can_connect(IP, now=float(i))
+        conns.append(ws.connected(IP, now=float(i)))
+    assert len(set(conns)) == 10
+    assert ws.connections(IP) == 10
+    assert not ws.can_connect(IP, now=10.0)
     assert not ws.can_connect(IP)
-    assert ws.can_connect("10.0.0.2")
+    assert ws.can_connect("10.0.0.2", now=10.0)
     ws.disconnected(conns[0])
-    assert ws.can_connect(IP)
+    assert ws.can_connect(IP, now=10.0)
     ws.disconnected(conns[0])  # twice is harmless
-    assert ws.connections(IP) == 99
+    assert ws.connections(IP) == 9
+
+
+def test_at_most_30_new_connections_per_minute_per_ip() -> None:
+    ws = WsLimits()
+    for i in range(30):  # each closed at once: never more than one open
+        assert ws.can_connect(IP, now=i * 0.5), i
+        ws.disconnected(ws.connected(IP, now=i * 0.5))
+    assert ws.opened(IP, now=14.5) == 30
+    assert ws.connections(IP) == 0
+    assert not ws.can_connect(IP, now=59.9)
+    assert ws.can_connect("10.0.0.2", now=59.9)
+    assert ws.can_connect(IP, now=60.0)  # the t=0 connection left the window
+    ws.connected(IP, now=60.0)
+    assert not ws.can_connect(IP, now=60.4)
+    assert ws.opened(IP, now=200.0) == 0
+    assert ws.can_connect(IP, now=200.0)
 
 
 def test_connection_ids_can_be_given_and_must_be_unique() -> None:

@@ -7,8 +7,8 @@ milliseconds, and every test is bounded by ``trio.fail_after``.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable
+from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
 import attrs
@@ -17,7 +17,12 @@ import orjson
 import pytest
 import trio
 import trio.testing
-from trio_websocket import ConnectionClosed, WebSocketConnection, open_websocket_url
+from trio_websocket import (
+    ConnectionClosed,
+    HandshakeError,
+    WebSocketConnection,
+    open_websocket_url,
+)
 
 from mm.venues.sim.config import MarketConfig, SimConfig
 from mm.venues.sim.engine import Filled, OrderRequest
@@ -100,6 +105,13 @@ async def next_frame(ws: WebSocketConnection, channel: str, within: float = 2.0)
             frame = await receive(ws)
             if frame["channel"] == channel:
                 return frame
+
+
+async def wait_until(condition: Callable[[], bool], within: float = TIMEOUT) -> None:
+    """Poll state the venue keeps until ``condition`` holds."""
+    with trio.fail_after(within):
+        while not condition():  # noqa: ASYNC110 -- state kept by the venue's tasks
+            await trio.sleep(0.01)
 
 
 async def frames_for(ws: WebSocketConnection, seconds: float) -> list[Json]:
@@ -517,6 +529,30 @@ async def test_a_pinging_client_stays_connected() -> None:
                 assert await receive(ws) == {"channel": "pong"}
             assert not ws.closed
             assert venue.ws_limits.connections("127.0.0.1") == 1
+
+
+async def test_an_ip_holds_10_connections_and_opens_30_a_minute() -> None:
+    """The venue's WebSocket connection limits per IP: an eleventh open socket is refused, and
+    so is a thirty-first opened within a minute even when few are open."""
+    assert_refused = pytest.raises((ConnectionClosed, HandshakeError))
+    with trio.fail_after(TIMEOUT * 4):
+        async with running() as venue:
+            async with AsyncExitStack() as stack:
+                for _ in range(10):
+                    await stack.enter_async_context(websocket(venue))
+                assert venue.ws_limits.connections("127.0.0.1") == 10
+                with assert_refused:
+                    async with websocket(venue):
+                        pass
+            await wait_until(lambda: venue.ws_limits.connections("127.0.0.1") == 0)
+            for _ in range(20):
+                async with websocket(venue):
+                    pass
+            assert venue.ws_limits.opened("127.0.0.1", venue.now_ms() / 1000) == 30
+            with assert_refused:
+                async with websocket(venue):
+                    pass
+            assert venue.ws_limits.connections("127.0.0.1") == 0
 
 
 # --- faults, switched at runtime -------------------------------------------------------------
