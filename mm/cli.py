@@ -374,11 +374,11 @@ def cmd_report(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
         return EXIT_FAILURE
     database = _database(config)
     try:
-        fills, markouts = read_day(database, day)
+        fills, markouts, fundings = read_day(database, day)
     except (FileNotFoundError, sqlite3.Error) as error:
         print(f"mm: cannot read the journal {database}: {error}", file=sys.stderr)
         return EXIT_FAILURE
-    report = build_report(day, fills, markouts)
+    report = build_report(day, fills, markouts, fundings)
     if args.json:
         print(orjson.dumps(report_json(report), option=orjson.OPT_INDENT_2).decode())
     else:

@@ -144,6 +144,21 @@ class NonUserCancel:
 
 
 @attrs.frozen(slots=True)
+class Funding:
+    """A funding payment on a perpetual position, settled on the hour.
+
+    ``usdc`` is what the account received (negative: it paid); ``szi`` the signed position it
+    was paid on and ``funding_rate`` the hour's rate (positive: longs pay shorts).
+    """
+
+    coin: str
+    usdc: float
+    szi: float
+    funding_rate: float
+    time_ms: int
+
+
+@attrs.frozen(slots=True)
 class Liquidation:
     lid: int
     liquidator: str
@@ -251,4 +266,4 @@ CancelResult = None | Rejected  # None: canceled
 
 
 MarketEvent = BookSnapshot | Bbo | Trade | Mids
-UserEvent = OrderReport | Fill | NonUserCancel | Liquidation
+UserEvent = OrderReport | Fill | NonUserCancel | Liquidation | Funding

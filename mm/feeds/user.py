@@ -12,7 +12,7 @@ as after a reconnect.
 What goes out on the channel (``UserStreamEvent``):
 
 - ``OrderReport`` (orderUpdates), ``Fill`` (userFills and the fills of userEvents, deduplicated),
-  ``NonUserCancel`` and ``Liquidation`` (userEvents);
+  ``NonUserCancel``, ``Liquidation`` and ``Funding`` (userEvents; the hourly funding payments);
 - on a first run (nothing journaled), before anything else: one ``HistoryStart``, where the
   account's fill history ended (see History), for the journal;
 - after every resync: the fills that were missed (oldest first), then one ``OrderReport`` with
@@ -98,7 +98,15 @@ from mm import clock
 from mm.bounded import BoundedSet
 from mm.feeds.health import Transition
 from mm.feeds.history import FillHistory, HistoryStart
-from mm.model import AccountState, Fill, Liquidation, NonUserCancel, OpenOrder, OrderReport
+from mm.model import (
+    AccountState,
+    Fill,
+    Funding,
+    Liquidation,
+    NonUserCancel,
+    OpenOrder,
+    OrderReport,
+)
 from mm.settings import at_least, non_negative, positive, setting
 from mm.venues.base import VenueError
 from mm.venues.hyperliquid.codec import (
@@ -206,7 +214,7 @@ class Resynced:
 
 
 UserStreamEvent: TypeAlias = (
-    OrderReport | Fill | NonUserCancel | Liquidation | Resynced | HistoryStart
+    OrderReport | Fill | NonUserCancel | Liquidation | Funding | Resynced | HistoryStart
 )
 
 
@@ -557,6 +565,8 @@ class UserStream:
                 await self._forward_event(frame.liquidation, "liquidation")
             for cancel in frame.non_user_cancels:
                 await self._forward_event(cancel, "non_user_cancel")
+            if frame.funding is not None:
+                await self._forward_event(frame.funding, "funding")
         else:
             self.foreign_frames += 1
 
@@ -606,7 +616,7 @@ class UserStream:
         return True
 
     async def _forward_event(
-        self, event: OrderReport | NonUserCancel | Liquidation, kind: str
+        self, event: OrderReport | NonUserCancel | Liquidation | Funding, kind: str
     ) -> None:
         if event in self._events_seen:
             self.duplicate_events += 1

@@ -1,10 +1,11 @@
 """The daily report: what the journal says we traded on one UTC day, per symbol and in total.
 
-``read_day`` (blocking, read-only) takes one day's ``fill`` and ``markout`` entries out of the
-journal; ``build_report`` (pure) turns them into figures; ``render_text`` and ``to_json`` show
-them to an operator and to tools. A fill belongs to the day of its venue time (``time_ms``), a
-markout to the day of its fill (``fill_time_ms``). Realized PnL is the venue's own figure
-(``closed_pnl``); net PnL is realized PnL less fees.
+``read_day`` (blocking, read-only) takes one day's ``fill``, ``markout`` and ``funding`` entries
+out of the journal; ``build_report`` (pure) turns them into figures; ``render_text`` and
+``to_json`` show them to an operator and to tools. A fill and a funding payment belong to the
+day of their venue time (``time_ms``), a markout to the day of its fill (``fill_time_ms``).
+Realized PnL is the venue's own figure (``closed_pnl``); funding is what the hourly funding
+payments brought in (negative: paid); net PnL is realized PnL less fees plus funding.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import attr
 import attrs
 import orjson
 
-from mm.model import Fill, Side
+from mm.model import Fill, Funding, Side
 
 DEFAULT_HORIZONS_MS: tuple[int, ...] = (1_000, 5_000, 30_000)
 TOTAL = "TOTAL"
@@ -63,8 +64,9 @@ class SymbolReport:
     buy_notional: float  # USD: sum of px * sz
     sell_notional: float
     fees: float
+    funding: float  # USD received from funding payments (negative: paid)
     realized_pnl: float  # sum of the venue's closed_pnl
-    net_pnl: float  # realized_pnl - fees
+    net_pnl: float  # realized_pnl - fees + funding
     position_change: float  # buy_sz - sell_sz
     vwap_buy: float | None  # None when nothing was bought
     vwap_sell: float | None
@@ -81,9 +83,11 @@ class Totals:
     buy_notional: float
     sell_notional: float
     fees: float
+    funding: float
     realized_pnl: float
     net_pnl: float
     markouts: tuple[MarkoutStat, ...]  # pooled over symbols
+    funding_payments: int = 0
 
 
 @attrs.frozen
@@ -91,8 +95,8 @@ class DailyReport:
     day: datetime.date
     symbols: tuple[SymbolReport, ...]  # by coin
     total: Totals
-    duplicates: int  # fills (and markouts with a tid) seen more than once, counted once
-    malformed: int  # entries that are not a fill or markout, skipped
+    duplicates: int  # fills, fundings (and markouts with a tid) seen more than once, counted once
+    malformed: int  # entries that are not a fill, markout or funding, skipped
     fee_tokens: tuple[str, ...]  # tokens the fees were charged in
 
 
@@ -102,8 +106,11 @@ def day_bounds_ms(day: datetime.date) -> tuple[int, int]:
     return start, start + _DAY_MS
 
 
-def read_day(path: Path, day: datetime.date) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """The fill and markout entries of one UTC day, in journal order. Blocking, read-only."""
+def read_day(
+    path: Path, day: datetime.date
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
+    """The fill, markout and funding entries of one UTC day, in journal order. Blocking,
+    read-only."""
     if not path.is_file():
         raise FileNotFoundError(f"journal {path} not found")
     start, end = day_bounds_ms(day)
@@ -111,9 +118,10 @@ def read_day(path: Path, day: datetime.date) -> tuple[list[dict[str, Any]], list
     try:
         fills = _query(conn, "fill", "$.time_ms", start, end)
         markouts = _query(conn, "markout", "$.fill_time_ms", start, end)
+        fundings = _query(conn, "funding", "$.time_ms", start, end)
     finally:
         conn.close()
-    return fills, markouts
+    return fills, markouts, fundings
 
 
 def _query(
@@ -148,6 +156,24 @@ def parse_fill(data: Mapping[str, Any]) -> Fill:
     )
 
 
+def parse_funding(data: Mapping[str, Any]) -> Funding:
+    """A journaled funding payment (``attrs.asdict(Funding)``) back into a Funding."""
+    return Funding(
+        coin=str(data["coin"]),
+        usdc=_finite(data["usdc"]),
+        szi=_finite(data["szi"]),
+        funding_rate=_finite(data["funding_rate"]),
+        time_ms=int(data["time_ms"]),
+    )
+
+
+def _finite(value: Any) -> float:
+    number = float(value)
+    if not math.isfinite(number):
+        raise ValueError(f"not a finite number: {value!r}")
+    return number
+
+
 def parse_markout(data: Mapping[str, Any]) -> Markout:
     tid = data.get("tid")
     return Markout(
@@ -166,12 +192,14 @@ def build_report(
     day: datetime.date,
     fills: Iterable[Mapping[str, Any]],
     markouts: Iterable[Mapping[str, Any]],
+    fundings: Iterable[Mapping[str, Any]] = (),
 ) -> DailyReport:
     """Per-symbol and total figures of the entries whose venue time falls on ``day`` (UTC).
 
-    Fills are counted once per (tid, oid); markouts once per (coin, tid, horizon) when they
-    carry a tid. Entries of other days are ignored; malformed entries are counted and skipped.
-    Sums are exact-rounded (``math.fsum``), so the report does not depend on entry order.
+    Fills are counted once per (tid, oid); funding payments once per (coin, time) (the venue
+    pays a position once an hour); markouts once per (coin, tid, horizon) when they carry a
+    tid. Entries of other days are ignored; malformed entries are counted and skipped. Sums are
+    exact-rounded (``math.fsum``), so the report does not depend on entry order.
     """
     start, end = day_bounds_ms(day)
     malformed = 0
@@ -210,16 +238,39 @@ def build_report(
             seen_markouts.add(key)
         markouts_by_coin.setdefault(markout.coin, []).append(markout)
 
-    coins = sorted(fills_by_coin.keys() | markouts_by_coin.keys())
+    seen_fundings: set[tuple[str, int]] = set()
+    fundings_by_coin: dict[str, list[Funding]] = {}
+    for data in fundings:
+        try:
+            funding = parse_funding(data)
+        except _MALFORMED:
+            malformed += 1
+            continue
+        if not start <= funding.time_ms < end:
+            continue
+        if (funding.coin, funding.time_ms) in seen_fundings:
+            duplicates += 1
+            continue
+        seen_fundings.add((funding.coin, funding.time_ms))
+        fundings_by_coin.setdefault(funding.coin, []).append(funding)
+
+    coins = sorted(fills_by_coin.keys() | markouts_by_coin.keys() | fundings_by_coin.keys())
     symbols = tuple(
-        _symbol(coin, fills_by_coin.get(coin, []), markouts_by_coin.get(coin, [])) for coin in coins
+        _symbol(
+            coin,
+            fills_by_coin.get(coin, []),
+            markouts_by_coin.get(coin, []),
+            fundings_by_coin.get(coin, []),
+        )
+        for coin in coins
     )
     all_fills = [fill for coin in coins for fill in fills_by_coin.get(coin, [])]
     all_markouts = [m for coin in coins for m in markouts_by_coin.get(coin, [])]
+    all_fundings = [f for coin in coins for f in fundings_by_coin.get(coin, [])]
     return DailyReport(
         day=day,
         symbols=symbols,
-        total=_totals(all_fills, all_markouts),
+        total=_totals(all_fills, all_markouts, all_fundings),
         duplicates=duplicates,
         malformed=malformed,
         fee_tokens=tuple(sorted({fill.fee_token for fill in all_fills})),
@@ -240,13 +291,16 @@ def _fsum(fills: Iterable[Fill], field: str) -> float:
     return math.fsum(getattr(fill, field) for fill in fills)
 
 
-def _symbol(coin: str, fills: Sequence[Fill], markouts: Sequence[Markout]) -> SymbolReport:
+def _symbol(
+    coin: str, fills: Sequence[Fill], markouts: Sequence[Markout], fundings: Sequence[Funding]
+) -> SymbolReport:
     buys = [fill for fill in fills if fill.side is Side.BUY]
     sells = [fill for fill in fills if fill.side is Side.SELL]
     buy_sz, sell_sz = _fsum(buys, "sz"), _fsum(sells, "sz")
     buy_notional = math.fsum(fill.px * fill.sz for fill in buys)
     sell_notional = math.fsum(fill.px * fill.sz for fill in sells)
     fees, realized = _fsum(fills, "fee"), _fsum(fills, "closed_pnl")
+    funding = math.fsum(payment.usdc for payment in fundings)
     taker = sum(1 for fill in fills if fill.crossed)
     return SymbolReport(
         coin=coin,
@@ -258,8 +312,9 @@ def _symbol(coin: str, fills: Sequence[Fill], markouts: Sequence[Markout]) -> Sy
         buy_notional=buy_notional,
         sell_notional=sell_notional,
         fees=fees,
+        funding=funding,
         realized_pnl=realized,
-        net_pnl=realized - fees,
+        net_pnl=realized - fees + funding,
         position_change=math.fsum(fill.side.sign * fill.sz for fill in fills),
         vwap_buy=buy_notional / buy_sz if buy_sz > 0 else None,
         vwap_sell=sell_notional / sell_sz if sell_sz > 0 else None,
@@ -267,9 +322,12 @@ def _symbol(coin: str, fills: Sequence[Fill], markouts: Sequence[Markout]) -> Sy
     )
 
 
-def _totals(fills: Sequence[Fill], markouts: Sequence[Markout]) -> Totals:
+def _totals(
+    fills: Sequence[Fill], markouts: Sequence[Markout], fundings: Sequence[Funding]
+) -> Totals:
     taker = sum(1 for fill in fills if fill.crossed)
     fees, realized = _fsum(fills, "fee"), _fsum(fills, "closed_pnl")
+    funding = math.fsum(payment.usdc for payment in fundings)
     return Totals(
         fills=len(fills),
         maker_fills=len(fills) - taker,
@@ -277,9 +335,11 @@ def _totals(fills: Sequence[Fill], markouts: Sequence[Markout]) -> Totals:
         buy_notional=math.fsum(f.px * f.sz for f in fills if f.side is Side.BUY),
         sell_notional=math.fsum(f.px * f.sz for f in fills if f.side is Side.SELL),
         fees=fees,
+        funding=funding,
         realized_pnl=realized,
-        net_pnl=realized - fees,
+        net_pnl=realized - fees + funding,
         markouts=_markout_stats(markouts),
+        funding_payments=len(fundings),
     )
 
 
@@ -340,7 +400,8 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[str]], total: Sequence
 
 
 def render_text(report: DailyReport) -> str:
-    """Aligned tables for a terminal: volume, then PnL (USD) with markouts (mean bps, count)."""
+    """Aligned tables for a terminal: volume, then PnL (USD: fees, funding, realized, net) with
+    markouts (mean bps, count)."""
     total = report.total
     lines = [f"mm daily report {report.day.isoformat()} (UTC)"]
     if total.fills == 0:
@@ -350,6 +411,11 @@ def render_text(report: DailyReport) -> str:
             f"fills {total.fills} (maker {total.maker_fills}, taker {total.taker_fills})"
             f"  volume {_usd(total.buy_notional + total.sell_notional, 2)} USD"
             f"  net pnl {_usd(total.net_pnl, 4)} USD"
+        )
+    if total.funding_payments:
+        lines.append(
+            f"funding {_usd(total.funding, 4)} USD ({total.funding_payments} payments)"
+            + ("" if total.fills else f"  net pnl {_usd(total.net_pnl, 4)} USD")
         )
     if report.duplicates or report.malformed:
         lines.append(
@@ -398,7 +464,7 @@ def render_text(report: DailyReport) -> str:
     ]
     horizons = sorted(set(DEFAULT_HORIZONS_MS) | {stat.horizon_ms for stat in total.markouts})
     pnl_header = [
-        "coin", "fees", "realized", "net",
+        "coin", "fees", "funding", "realized", "net",
         *(f"markout {horizon_label(h)}" for h in horizons),
     ]  # fmt: skip
 
@@ -406,6 +472,7 @@ def render_text(report: DailyReport) -> str:
         return [
             coin,
             _usd(figures.fees, 4),
+            _usd(figures.funding, 4),
             _usd(figures.realized_pnl, 4),
             _usd(figures.net_pnl, 4),
             *(_markout_cell(figures.markouts, h) for h in horizons),

@@ -32,7 +32,7 @@ from mm.feeds.user import (
     UserStreamError,
     UserStreamEvent,
 )
-from mm.model import Fill, Liquidation, NonUserCancel, OrderReport, Side
+from mm.model import Fill, Funding, Liquidation, NonUserCancel, OrderReport, Side
 from mm.venues.hyperliquid.codec import parse_fills
 from mm.venues.hyperliquid.rest import RestTransport, VenueUnavailable
 from mm.venues.hyperliquid.ws import Subscription, WsConnection, subscription_key
@@ -607,6 +607,21 @@ async def test_gap_reconnect_and_disconnect_each_trigger_a_resync() -> None:
             }
             conn.push("userEvents", {"liquidation": liquidation})
             assert await next_event(receive) == Liquidation(1, TAKER, USER, 100.0, 10.0)
+            # The hourly funding payment, once even when its frame comes twice.
+            payment = {
+                "time": 1_700_000_000_000,
+                "coin": "BTC",
+                "usdc": "-0.012",
+                "szi": "0.01",
+                "fundingRate": "0.0000125",
+            }
+            conn.push("userEvents", {"funding": payment})
+            conn.push("userEvents", {"funding": payment})
+            assert await next_event(receive) == Funding(
+                "BTC", -0.012, 0.01, 0.0000125, 1_700_000_000_000
+            )
+            await wait_for(lambda: stream.duplicate_events == 1)
+            assert stream.forwarded["funding"] == 1
             assert stream.forwarded["fill"] == 5
             assert stream.resyncs == 4
         assert not stream.synced.is_set()

@@ -17,12 +17,13 @@ from pathlib import Path
 from typing import Any
 
 import attrs
+import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mm.journal import Entry, open_database, write_batch
-from mm.model import Fill
+from mm.model import Fill, Funding
 from mm.ops.report import (
     DailyReport,
     MarkoutStat,
@@ -133,7 +134,8 @@ def test_day_bounds() -> None:
 
 
 def test_read_day_takes_the_day_by_venue_time(journal_path: Path) -> None:
-    fills, markouts = read_day(journal_path, DAY)
+    fills, markouts, fundings = read_day(journal_path, DAY)
+    assert fundings == []
     assert sorted(f["tid"] for f in fills) == [1, 2, 3, 4, 5, 6]
     assert len(markouts) == 6
     assert all(START_MS <= m["fill_time_ms"] < END_MS for m in markouts)
@@ -260,12 +262,12 @@ def test_render_text_layout(journal_path: Path) -> None:
         "  6,513.00        -\n"
         "\n"
         "pnl in USD; markouts: mean bps (count), positive = in our favour\n"
-        "coin     fees  realized      net  markout 1s  markout 5s  markout 30s\n"
-        "-----  ------  --------  -------  ----------  ----------  -----------\n"
-        "BTC    1.1500    3.0000   1.8500   +3.00 (2)    0.00 (2)    -3.00 (1)\n"
-        "ETH    1.4000   10.0000   8.6000   -5.00 (1)           -            -\n"
-        "-----  ------  --------  -------  ----------  ----------  -----------\n"
-        "TOTAL  2.5500   13.0000  10.4500   +0.33 (3)    0.00 (2)    -3.00 (1)\n"
+        "coin     fees  funding  realized      net  markout 1s  markout 5s  markout 30s\n"
+        "-----  ------  -------  --------  -------  ----------  ----------  -----------\n"
+        "BTC    1.1500   0.0000    3.0000   1.8500   +3.00 (2)    0.00 (2)    -3.00 (1)\n"
+        "ETH    1.4000   0.0000   10.0000   8.6000   -5.00 (1)           -            -\n"
+        "-----  ------  -------  --------  -------  ----------  ----------  -----------\n"
+        "TOTAL  2.5500   0.0000   13.0000  10.4500   +0.33 (3)    0.00 (2)    -3.00 (1)\n"
     )
 
 
@@ -385,6 +387,81 @@ def test_recorded_maker_fill_from_the_user_stream(tmp_path: Path) -> None:
     assert rows == (1,)
 
 
+def test_recorded_funding_payments(tmp_path: Path) -> None:
+    """The recorded ``userFunding`` answer (13 coins paid at 2023-04-20 00:00 UTC) and the
+    ``user`` channel's event for its BTC payment, journaled as the service journals a Funding:
+    the report has each coin's funding, the total, and net PnL = realized - fees + funding."""
+    recorded = json.loads((FIXTURES / "user_funding.json").read_text())
+    payments = [
+        Funding(
+            coin=e["delta"]["coin"],
+            usdc=float(e["delta"]["usdc"]),
+            szi=float(e["delta"]["szi"]),
+            funding_rate=float(e["delta"]["fundingRate"]),
+            time_ms=e["time"],
+        )
+        for e in recorded["info"]["userFunding"]["response"]
+    ]
+    frame = decode_frame(orjson.dumps(recorded["ws_user_frame"]))
+    assert isinstance(frame, UserEventsFrame)
+    assert frame.funding in payments
+    day = datetime.date(2023, 4, 20)
+    path = tmp_path / "mm.sqlite3"
+    entries = [Entry(p.time_ms / 1000 + 0.1, "funding", attrs.asdict(p)) for p in payments]
+    entries.append(Entry(1681948801.0, "funding", attrs.asdict(frame.funding)))  # seen twice
+    # A closing BTC fill the same day: realized 3.0, fee 0.5.
+    entries.append(
+        Entry(
+            1681952400.0,
+            "fill",
+            fill("BTC", "B", 29_000.0, 0.1, time_ms=1681952400000, tid=77, fee=0.5, closed_pnl=3.0),
+        )
+    )
+    journal(path, entries)
+
+    report = build_report(day, *read_day(path, day))
+    symbols = {s.coin: s for s in report.symbols}
+    assert sorted(symbols) == sorted(p.coin for p in payments)
+    assert report.duplicates == 1
+    assert report.total.funding_payments == 13
+    expected = math.fsum(
+        float(e["delta"]["usdc"]) for e in recorded["info"]["userFunding"]["response"]
+    )
+    assert report.total.funding == pytest.approx(expected)
+    assert expected == pytest.approx(11.897859, abs=1e-9)  # summed by hand from the recording
+    btc = symbols["BTC"]
+    assert btc.funding == pytest.approx(5.950454)
+    assert btc.net_pnl == pytest.approx(3.0 - 0.5 + 5.950454)
+    assert symbols["AVAX"].funding == pytest.approx(-0.572915)  # a long paying at a positive rate
+    assert symbols["AVAX"].fills == 0
+    assert report.total.net_pnl == pytest.approx(3.0 - 0.5 + expected)
+    text = render_text(report)
+    assert "funding 11.8979 USD (13 payments)" in text
+    assert any(line.startswith("BTC ") and "5.9505" in line for line in text.splitlines())
+    data = to_json(report)
+    assert data["total"]["funding"] == pytest.approx(expected)
+    assert data["symbols"][0]["funding"] == pytest.approx(0.145796)  # APE
+    # A day with funding and no fills still reports it.
+    only_funding = build_report(day, [], [], [attrs.asdict(p) for p in payments])
+    assert render_text(only_funding).splitlines()[1:3] == [
+        "no fills",
+        f"funding 11.8979 USD (13 payments)  net pnl {expected:.4f} USD",
+    ]
+
+
+def test_malformed_funding_entries_are_counted_and_skipped() -> None:
+    good = funding("BTC", -1.25, time_ms=T1)
+    bad = [
+        {**good, "usdc": "NaN"},
+        {k: v for k, v in good.items() if k != "coin"},
+        {**good, "time_ms": "soon"},
+    ]
+    report = build_report(DAY, [], [], [*bad, good, funding("BTC", 9.0, time_ms=END_MS)])
+    assert report.malformed == 3
+    assert report.total.funding == -1.25
+    assert report.total.net_pnl == -1.25
+
+
 # --- properties --------------------------------------------------------------------------------
 
 fill_dicts = st.lists(
@@ -405,25 +482,48 @@ fill_dicts = st.lists(
 )
 
 
+def funding(coin: str, usdc: float, *, time_ms: int, szi: float = 1.0) -> dict[str, Any]:
+    """A funding entry as the service journals it: attrs.asdict(Funding)."""
+    return {"coin": coin, "usdc": usdc, "szi": szi, "funding_rate": 0.0000125, "time_ms": time_ms}
+
+
+funding_dicts = st.lists(
+    st.builds(
+        funding,
+        st.sampled_from(["BTC", "ETH", "DOGE"]),
+        st.floats(-100.0, 100.0),
+        time_ms=st.integers(0, 23).map(lambda hour: START_MS + hour * 3_600_000),
+    ),
+    max_size=20,
+    unique_by=lambda f: (f["coin"], f["time_ms"]),
+)
+
+
 def figures(report: DailyReport) -> DailyReport:
     """The report without its duplicate count, to compare reports over the same fills."""
     return attrs.evolve(report, duplicates=0)
 
 
 @settings(max_examples=150, deadline=None)
-@given(fill_dicts)
-def test_totals_agree_with_symbols(fills: list[dict[str, Any]]) -> None:
-    report = build_report(DAY, fills, [])
+@given(fill_dicts, funding_dicts)
+def test_totals_agree_with_symbols(
+    fills: list[dict[str, Any]], fundings: list[dict[str, Any]]
+) -> None:
+    report = build_report(DAY, fills, [], fundings)
     total = report.total
+    assert total.funding_payments == len(fundings)
+    assert total.funding == pytest.approx(
+        math.fsum(f["usdc"] for f in fundings), rel=1e-9, abs=1e-9
+    )
     assert total.fills == len(fills) == sum(s.fills for s in report.symbols)
     assert total.maker_fills + total.taker_fills == total.fills
     assert total.maker_fills == sum(s.maker_fills for s in report.symbols)
-    for name in ("buy_notional", "sell_notional", "fees", "realized_pnl"):
+    for name in ("buy_notional", "sell_notional", "fees", "funding", "realized_pnl"):
         per_symbol = math.fsum(getattr(s, name) for s in report.symbols)
         assert getattr(total, name) == pytest.approx(per_symbol, rel=1e-9, abs=1e-9)
-    assert total.net_pnl == total.realized_pnl - total.fees
+    assert total.net_pnl == total.realized_pnl - total.fees + total.funding
     for s in report.symbols:
-        assert s.net_pnl == s.realized_pnl - s.fees
+        assert s.net_pnl == s.realized_pnl - s.fees + s.funding
         assert s.maker_fills + s.taker_fills == s.fills
         assert s.position_change == pytest.approx(s.buy_sz - s.sell_sz, rel=1e-9, abs=1e-9)
         if s.vwap_buy is not None:
@@ -432,17 +532,22 @@ def test_totals_agree_with_symbols(fills: list[dict[str, Any]]) -> None:
 
 
 @settings(max_examples=150, deadline=None)
-@given(fill_dicts, st.data())
+@given(fill_dicts, funding_dicts, st.data())
 def test_duplicating_or_reordering_fills_changes_nothing(
-    fills: list[dict[str, Any]], data: st.DataObject
+    fills: list[dict[str, Any]], fundings: list[dict[str, Any]], data: st.DataObject
 ) -> None:
-    report = build_report(DAY, fills, [])
+    report = build_report(DAY, fills, [], fundings)
     assert report.duplicates == 0
     shuffled = data.draw(st.permutations(fills))
-    assert build_report(DAY, shuffled, []) == report
+    assert build_report(DAY, shuffled, [], data.draw(st.permutations(fundings))) == report
     if fills:
         copy = dict(data.draw(st.sampled_from(fills)))
         at = data.draw(st.integers(0, len(fills)))
-        duplicated = build_report(DAY, [*fills[:at], copy, *fills[at:]], [])
+        duplicated = build_report(DAY, [*fills[:at], copy, *fills[at:]], [], fundings)
+        assert duplicated.duplicates == 1
+        assert figures(duplicated) == report
+    if fundings:  # a payment journaled twice (a replayed frame) counts once
+        again = dict(data.draw(st.sampled_from(fundings)))
+        duplicated = build_report(DAY, fills, [], [*fundings, again])
         assert duplicated.duplicates == 1
         assert figures(duplicated) == report

@@ -50,6 +50,7 @@ from mm.model import (
     CancelResult,
     Fill,
     Filled,
+    Funding,
     Level,
     Liquidation,
     Mids,
@@ -594,11 +595,13 @@ class UserFillsFrame:
 
 @attrs.frozen(slots=True)
 class UserEventsFrame:
-    """A ``user`` (userEvents) frame: one kind of event per frame; others (funding) are empty."""
+    """A ``user`` (userEvents) frame: one kind of event per frame (fills, a funding payment, a
+    liquidation or non-user cancels); the others are empty."""
 
     fills: list[Fill]
     liquidation: Liquidation | None
     non_user_cancels: list[NonUserCancel]
+    funding: Funding | None = None
 
 
 @attrs.frozen(slots=True)
@@ -664,16 +667,29 @@ def _liquidation(data: Any) -> Liquidation:
     )
 
 
+def _funding(data: Any) -> Funding:
+    """``WsUserFunding``: ``{time, coin, usdc, szi, fundingRate}`` (decimal strings)."""
+    return Funding(
+        coin=_s(data["coin"]),
+        usdc=_f(data["usdc"]),
+        szi=_f(data["szi"]),
+        funding_rate=_f(data["fundingRate"]),
+        time_ms=_i(data["time"]),
+    )
+
+
 def _user_events(data: Any) -> UserEventsFrame:
     fills = data.get("fills")
     liquidation = data.get("liquidation")
     cancels = data.get("nonUserCancel")
+    funding = data.get("funding")
     return UserEventsFrame(
         fills=[] if fills is None else _fills(fills),
         liquidation=None if liquidation is None else _liquidation(liquidation),
         non_user_cancels=[]
         if cancels is None
         else [NonUserCancel(_s(c["coin"]), _i(c["oid"])) for c in _list(cancels)],
+        funding=None if funding is None else _funding(funding),
     )
 
 

@@ -43,6 +43,14 @@ def _listed_cascades(value: tuple[CascadeConfig, ...]) -> str | None:
     return "; ".join(problems) or None
 
 
+def _funding_rate(value: float) -> str | None:
+    from mm.venues.sim.engine import MAX_FUNDING_RATE
+
+    if abs(value) <= MAX_FUNDING_RATE:
+        return None
+    return f"must be within +-{MAX_FUNDING_RATE} (the venue's cap: 4% an hour), got {value!r}"
+
+
 def _above_minus_one(value: float) -> str | None:
     return None if value > -1 else f"must be > -1 (a fall of 100% or more), got {value!r}"
 
@@ -106,6 +114,7 @@ class SimConfig:
     idle_timeout_s: float = setting(60.0, positive)
     maker_fee: float = setting(0.00015)
     taker_fee: float = setting(0.00045)
+    funding_rate: float = setting(0.0000125, _funding_rate)
     rate_limits: bool = setting(True)
     address_initial_requests: int = setting(10_000, non_negative)
     default_source: str = setting("testnet", one_of("mainnet", "testnet"))

@@ -22,6 +22,7 @@ from mm.venues.sim.book import Order, OrderBook
 from mm.venues.sim.events import (
     BookChanged,
     Event,
+    FundingPayment,
     NonUserCancel,
     OrderUpdate,
     Trade,
@@ -34,6 +35,9 @@ MIN_SCHEDULE_DELAY_MS = 5_000
 DAY_MS = 86_400_000
 HISTORY_PER_USER = 2_000
 FILLS_PER_USER = 10_000
+FUNDINGS_PER_USER = 10_000
+HOUR_MS = 3_600_000
+MAX_FUNDING_RATE = 0.04  # the venue caps funding at 4% an hour
 TIFS = ("Gtc", "Ioc", "Alo")
 
 _order_fields = operator.attrgetter(*(field.name for field in attrs.fields(Order)))
@@ -137,6 +141,7 @@ class Engine:
         self.records: dict[int, OrderRecord] = {}
         self.history: dict[str, deque[int]] = {}
         self.fills: dict[str, deque[UserFill]] = {}
+        self.fundings: dict[str, deque[FundingPayment]] = {}
         self._open_cloids: dict[str, dict[str, int]] = {}
         self._cloid_history: dict[str, dict[str, int]] = {}
         self._schedules: dict[str, _Schedule] = {}
@@ -431,6 +436,28 @@ class Engine:
             account.usdc += position.unrealized(spec, mark)
         position.szi = szi
         position.entry_ntl = abs(spec.sz_float(szi)) * mark
+
+    # --- funding -------------------------------------------------------------------------------
+
+    def pay_funding(self, rate: float, now: int) -> None:
+        """Settle an hour's funding on every open position, at the mark: a position of ``szi``
+        receives ``-szi x mark x rate`` USDC (a positive rate has longs pay shorts), rounded to
+        the USDC's 6 decimals, credited to (or taken from) its account."""
+        if not rate:
+            return
+        marks = self.marks()
+        for user, account in self.accounts.items():
+            if user in self.system_users:
+                continue
+            for asset, position in sorted(account.positions.items()):
+                mark = marks.get(asset)
+                if not position.szi or mark is None:
+                    continue
+                usdc = round(-self.specs[asset].sz_float(position.szi) * mark * rate, 6)
+                account.usdc += usdc
+                payment = FundingPayment(user, asset, usdc, position.szi, rate, now)
+                self.fundings.setdefault(user, deque(maxlen=FUNDINGS_PER_USER)).append(payment)
+                self.events.append(payment)
 
     # --- history -------------------------------------------------------------------------------
 

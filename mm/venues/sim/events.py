@@ -1,4 +1,4 @@
-"""What the simulator's engine tells its protocol faces: trades, fills, order updates."""
+"""What the simulator's engine tells its protocol faces: trades, fills, order updates, funding."""
 
 from __future__ import annotations
 
@@ -55,8 +55,21 @@ class NonUserCancel:
 
 
 @attrs.frozen(slots=True)
+class FundingPayment:
+    """One position's funding for an hour: ``usdc`` received (negative: paid) on ``szi`` lots at
+    ``rate``."""
+
+    user: str
+    asset: int
+    usdc: float
+    szi: int
+    rate: float
+    time: int
+
+
+@attrs.frozen(slots=True)
 class BookChanged:
     asset: int
 
 
-Event = Trade | UserFill | OrderUpdate | NonUserCancel | BookChanged
+Event = Trade | UserFill | OrderUpdate | NonUserCancel | FundingPayment | BookChanged

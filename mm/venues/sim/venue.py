@@ -20,8 +20,15 @@ from loguru import logger
 
 from mm import clock
 from mm.venues.sim.config import CascadeConfig, SimConfig
-from mm.venues.sim.engine import Engine, Fees
-from mm.venues.sim.events import BookChanged, NonUserCancel, OrderUpdate, Trade, UserFill
+from mm.venues.sim.engine import HOUR_MS, Engine, Fees
+from mm.venues.sim.events import (
+    BookChanged,
+    FundingPayment,
+    NonUserCancel,
+    OrderUpdate,
+    Trade,
+    UserFill,
+)
 from mm.venues.sim.faults import Faults
 from mm.venues.sim.hub import Hub, Session
 from mm.venues.sim.hyperliquid import wire
@@ -183,6 +190,7 @@ class SimVenue:
         fills: dict[str, list[dict[str, Any]]] = defaultdict(list)
         updates: dict[str, list[dict[str, Any]]] = defaultdict(list)
         cancels: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        fundings: list[FundingPayment] = []
         specs = self.specs
         for event in events:
             if isinstance(event, BookChanged):
@@ -200,6 +208,8 @@ class SimVenue:
                 )
             elif isinstance(event, NonUserCancel):
                 cancels[event.user].append({"coin": specs[event.asset].name, "oid": event.oid})
+            elif isinstance(event, FundingPayment):
+                fundings.append(event)
         hub = self.hub
         for asset, batch in trades.items():
             hub.publish(("trades", specs[asset].name), "trades", batch)
@@ -210,6 +220,9 @@ class SimVenue:
             hub.publish(("orderUpdates", user), "orderUpdates", batch)
         for user, batch in cancels.items():
             hub.publish(("userEvents", user), "user", {"nonUserCancel": batch})
+        for payment in fundings:  # one event per payment: a WsUserEvent holds one funding
+            funding = wire.user_funding(payment, specs[payment.asset])
+            hub.publish(("userEvents", payment.user), "user", {"funding": funding})
 
     def publish_books(self) -> None:
         """Snapshots of every book that changed since the last call (l2Book, bbo, allMids)."""
@@ -310,6 +323,7 @@ class SimVenue:
     async def _market_loop(self) -> None:
         step = self.config.market.step_ms / 1000
         started = last = self.now_ms()
+        next_funding = (started // HOUR_MS + 1) * HOUR_MS
         while True:
             await trio.sleep(step)
             now = self.now_ms()
@@ -319,6 +333,9 @@ class SimVenue:
             self.market.step(now, (now - last) / 1000)
             last = now
             self.engine.run_schedules(now)
+            while next_funding <= now:  # funding is settled on the hour, every hour
+                self.engine.pay_funding(self.config.funding_rate, next_funding)
+                next_funding += HOUR_MS
             self.publish_events()
 
     async def _scheduled_disconnect(self) -> None:

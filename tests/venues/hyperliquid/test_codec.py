@@ -24,6 +24,7 @@ from mm.model import (
     BookSnapshot,
     Fill,
     Filled,
+    Funding,
     Level,
     Liquidation,
     Mids,
@@ -667,8 +668,37 @@ def test_user_events_liquidation_and_non_user_cancels() -> None:
         "funding": {"time": 1, "coin": "BTC", "usdc": "-0.5", "szi": "1", "fundingRate": "0"}
     }
     assert decode_frame(orjson.dumps({"channel": "user", "data": funding})) == UserEventsFrame(
-        [], None, []
+        [], None, [], Funding("BTC", -0.5, 1.0, 0.0, 1)
     )
+
+
+def test_user_events_funding_as_documented_with_a_recorded_payment() -> None:
+    """The ``user`` channel's funding event (the docs' ``WsUserFunding``), filled with a real
+    recorded payment: a short BTC position received 5.950454 USDC at a positive rate."""
+    recorded = json.loads((FIXTURES / "user_funding.json").read_text())
+    frame = decode_frame(orjson.dumps(recorded["ws_user_frame"]))
+    assert frame == UserEventsFrame(
+        fills=[],
+        liquidation=None,
+        non_user_cancels=[],
+        funding=Funding("BTC", 5.950454, -0.68582, 0.00010081, 1681948800000),
+    )
+    # The same payment as the info endpoint recorded it.
+    (entry,) = [
+        e for e in recorded["info"]["userFunding"]["response"] if e["delta"]["coin"] == "BTC"
+    ]
+    assert frame.funding is not None
+    assert frame.funding.time_ms == entry["time"]
+    assert frame.funding.usdc == float(entry["delta"]["usdc"])
+    # Every field is required and typed as the venue sends it.
+    data = recorded["ws_user_frame"]["data"]["funding"]
+    for key in data:
+        broken = {**data}
+        del broken[key]
+        with pytest.raises(CodecError, match="malformed user frame"):
+            decode_frame(orjson.dumps({"channel": "user", "data": {"funding": broken}}))
+    with pytest.raises(CodecError):
+        decode_frame(orjson.dumps({"channel": "user", "data": {"funding": {**data, "usdc": 1}}}))
 
 
 def test_user_fills_update_without_is_snapshot() -> None:

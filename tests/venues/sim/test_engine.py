@@ -23,7 +23,15 @@ from mm.venues.sim.engine import (
     Rejected,
     Resting,
 )
-from mm.venues.sim.events import BookChanged, Event, NonUserCancel, OrderUpdate, Trade, UserFill
+from mm.venues.sim.events import (
+    BookChanged,
+    Event,
+    FundingPayment,
+    NonUserCancel,
+    OrderUpdate,
+    Trade,
+    UserFill,
+)
 
 BTC = AssetSpec(0, "BTC", 5)
 ETH = AssetSpec(1, "ETH", 4)
@@ -700,3 +708,37 @@ def test_cloid_history_is_forgotten_with_its_record(
         engine.place("alice", req(True, "40000", "0.01"), T0)
     assert engine.find_record("alice", C1) is None
     assert C1 not in engine._cloid_history.get("alice", {})
+
+
+# --- funding -------------------------------------------------------------------------------------
+
+
+def test_funding_is_paid_on_every_open_position_at_the_mark() -> None:
+    engine = new_engine()
+    seed(engine)  # BTC mark (49990 + 50010) / 2 = 50000
+    fills(engine, "alice", req(True, "50010", "0.01", tif="Ioc"))  # long 0.01 BTC
+    fills(engine, "bob", req(False, "49990", "0.02", tif="Ioc"))  # short 0.02 BTC
+    engine.events.clear()
+    alice, bob = engine.accounts["alice"].usdc, engine.accounts["bob"].usdc
+    hour = T0 - T0 % 3_600_000 + 3_600_000
+    engine.pay_funding(0.0000125, hour)
+    mark = engine.mark(0)
+    assert mark is not None
+    payments = of_type(engine, FundingPayment)
+    assert [(p.user, p.asset, p.szi, p.rate, p.time) for p in payments] == [
+        ("alice", 0, 1_000, 0.0000125, hour),
+        ("bob", 0, -2_000, 0.0000125, hour),
+    ]
+    # A positive rate: the long pays, the short receives; rounded to USDC's 6 decimals.
+    assert payments[0].usdc == round(-0.01 * mark * 0.0000125, 6) < 0
+    assert payments[1].usdc == round(0.02 * mark * 0.0000125, 6) > 0
+    assert engine.accounts["alice"].usdc == pytest.approx(alice + payments[0].usdc)
+    assert engine.accounts["bob"].usdc == pytest.approx(bob + payments[1].usdc)
+    assert list(engine.fundings["alice"]) == [payments[0]]
+    assert "mkt" not in engine.fundings  # the synthetic market pays nothing
+    engine.events.clear()
+    engine.pay_funding(-0.0001, hour + 3_600_000)  # negative: shorts pay longs
+    assert [p.usdc > 0 for p in of_type(engine, FundingPayment)] == [True, False]
+    engine.events.clear()
+    engine.pay_funding(0.0, hour + 7_200_000)  # no rate: nothing
+    assert engine.events == []

@@ -13,7 +13,7 @@ from typing import Any
 from mm.venues.sim.assets import AssetSpec
 from mm.venues.sim.book import Order
 from mm.venues.sim.engine import Filled, OrderRecord, PlaceResult, Reject, Rejected, Resting
-from mm.venues.sim.events import Trade, UserFill
+from mm.venues.sim.events import FundingPayment, Trade, UserFill
 
 ZERO_HASH = "0x" + "0" * 64
 
@@ -161,6 +161,25 @@ def user_fill(fill: UserFill, spec: AssetSpec) -> dict[str, Any]:
     if fill.cloid is not None:
         entry["cloid"] = fill.cloid
     return entry
+
+
+def rate(value: float) -> str:
+    """A funding rate as the venue prints it: plain decimals, no exponent (``"0.0000125"``)."""
+    text = f"{value:.12f}".rstrip("0")
+    if text.endswith("."):
+        text += "0"
+    return "0.0" if text in ("-0.0", "-0") else text
+
+
+def user_funding(payment: FundingPayment, spec: AssetSpec) -> dict[str, Any]:
+    """A ``WsUserFunding``: the ``funding`` of a ``user`` (userEvents) frame."""
+    return {
+        "time": payment.time,
+        "coin": spec.name,
+        "usdc": usd(payment.usdc),
+        "szi": spec.sz_str(payment.szi),
+        "fundingRate": rate(payment.rate),
+    }
 
 
 def trade(event: Trade, spec: AssetSpec) -> dict[str, Any]:
