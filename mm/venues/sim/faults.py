@@ -27,6 +27,13 @@ def _data_channels(value: tuple[str, ...]) -> str | None:
     return f"unknown channels {unknown}; known: {sorted(DATA_CHANNELS)}" if unknown else None
 
 
+def _listed(value: tuple[str, ...]) -> str | None:
+    from mm.venues.sim.universe import UNIVERSE
+
+    unknown = sorted(set(value) - set(UNIVERSE))
+    return f"unknown coins {unknown}; known: {', '.join(UNIVERSE)}" if unknown else None
+
+
 def probability(value: float) -> str | None:
     return None if 0 <= value <= 1 else f"must be between 0 and 1, got {value!r}"
 
@@ -62,6 +69,13 @@ class FaultConfig:
     # Orders from accounts that would take liquidity are canceled unfilled, as an IOC that
     # found nothing to match (resting orders still fill): flattening cannot make progress.
     refuse_fills: bool = setting(False)
+    # The venue's post-only period after a network upgrade: a batch of orders (or modifies)
+    # with any order that is not post-only (Alo) is refused as a whole, with one status.
+    post_only_period: bool = setting(False)
+    # Coins whose asset index the venue takes for an invalid asset, as a client with stale
+    # metadata would send it: a batch of orders, modifies or cancels naming one is refused as
+    # a whole, with one status (the venue's answer to an invalid asset, always on).
+    invalid_assets: tuple[str, ...] = setting((), _listed)
 
 
 class FrameFate(enum.Enum):

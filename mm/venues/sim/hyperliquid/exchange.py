@@ -4,7 +4,9 @@ The signer is recovered from the EIP-712 phantom-agent signature under both sour
 "a", testnet "b"); the action acts for the candidate that already has an account, else for the
 configured default source's candidate. Then the venue's checks in its order: expiry, the
 signer's nonce, the account (funded by the faucet on first sight, or "does not exist"), the
-address rate limit; then the action itself, answered in the venue's response shapes.
+address rate limit; then the batch's pre-validation (``prevalidate``: an invalid asset, the
+post-only period, answered with one error status for the whole batch); then the action itself,
+answered in the venue's response shapes.
 
 A body the venue would not deserialize (a field missing or of the wrong type, an unknown
 action) raises ``ExchangeError`` with the venue's 422 text and the reason
@@ -15,12 +17,12 @@ before it is used, so no JSON value, however shaped, raises anything else.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, cast
 
 from mm.venues.hyperliquid.signing import SignatureError, recover_l1_signer
 from mm.venues.sim.engine import OrderRequest, PlaceResult, Reject, Rejected
-from mm.venues.sim.hyperliquid import wire
+from mm.venues.sim.hyperliquid import prevalidate, wire
 from mm.venues.sim.hyperliquid.info import deserialize_error, json_type
 
 if TYPE_CHECKING:
@@ -44,6 +46,11 @@ def err(text: str) -> dict[str, Any]:
 
 def _ok(kind: str, statuses: list[Any]) -> dict[str, Any]:
     return {"status": "ok", "response": {"type": kind, "data": {"statuses": statuses}}}
+
+
+def _refused(kind: str, text: str) -> dict[str, Any]:
+    """A batch refused as a whole: one error status, whatever the number of requests."""
+    return _ok(kind, [{"error": text}])
 
 
 def _require(condition: bool, reason: str) -> None:
@@ -247,6 +254,9 @@ class ExchangeHandler:
             requests = [parse_order(order, f"orders[{i}]") for i, order in enumerate(orders)]
 
             def place(user: str, now: int) -> Answer:
+                refused = self._refused_orders(requests)
+                if refused is not None:
+                    return _refused("order", refused)
                 results = [self._place(user, request, now) for request in requests]
                 return _ok("order", [wire.place_status(r, specs) for r in results])
 
@@ -255,6 +265,9 @@ class ExchangeHandler:
             by_oid = [_cancel(entry, i) for i, entry in enumerate(_cancels(action))]
 
             def cancel(user: str, now: int) -> Answer:
+                refused = self._refused_assets(a for a, _ in by_oid)
+                if refused is not None:
+                    return _refused("cancel", refused)
                 return _cancel_statuses([engine.cancel(user, a, o, now) for a, o in by_oid])
 
             return cancel
@@ -262,6 +275,9 @@ class ExchangeHandler:
             by_cloid = [_cancel_by_cloid(entry, i) for i, entry in enumerate(_cancels(action))]
 
             def cancel_by_cloid(user: str, now: int) -> Answer:
+                refused = self._refused_assets(a for a, _ in by_cloid)
+                if refused is not None:
+                    return _refused("cancel", refused)
                 return _cancel_statuses(
                     [engine.cancel_by_cloid(user, a, c, now) for a, c in by_cloid]
                 )
@@ -272,6 +288,9 @@ class ExchangeHandler:
             request = parse_order(action.get("order", _MISSING))
 
             def modify(user: str, now: int) -> Answer:
+                refused = self._refused_orders([request])
+                if refused is not None:
+                    return err(refused)
                 result = engine.modify(user, target, request, now)
                 return err(wire.error_text(result)) if isinstance(result, Rejected) else DEFAULT_OK
 
@@ -290,6 +309,9 @@ class ExchangeHandler:
             ]
 
             def batch_modify(user: str, now: int) -> Answer:
+                refused = self._refused_orders([order for _, order in checked])
+                if refused is not None:
+                    return _refused("order", refused)
                 results = [engine.modify(user, target, order, now) for target, order in checked]
                 return _ok("order", [wire.place_status(r, specs) for r in results])
 
@@ -309,6 +331,23 @@ class ExchangeHandler:
         if kind == "noop":
             return lambda user, now: DEFAULT_OK
         raise ExchangeError(deserialize_error(f"action.type: unknown action {kind[:40]!r}"))
+
+    def _invalid_assets(self) -> frozenset[int]:
+        """The listed assets the ``invalid_assets`` fault makes invalid."""
+        listed = self.venue.engine.by_name
+        names = self.venue.faults.config.invalid_assets
+        return frozenset(listed[name].index for name in names if name in listed)
+
+    def _refused_assets(self, assets: Iterable[int]) -> str | None:
+        return prevalidate.invalid_asset(assets, len(self.venue.specs), self._invalid_assets())
+
+    def _refused_orders(self, orders: Sequence[OrderRequest]) -> str | None:
+        return prevalidate.order_batch(
+            orders,
+            len(self.venue.specs),
+            self._invalid_assets(),
+            self.venue.faults.config.post_only_period,
+        )
 
     def _place(self, user: str, request: OrderRequest, now: int) -> PlaceResult:
         engine = self.venue.engine
