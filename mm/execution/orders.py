@@ -1,10 +1,13 @@
 """The order router: the shell between executors and the venue client.
 
 Every request is registered with the dispatcher before it leaves, every answer is applied, and
-an answer that never came (``OrderFateUnknown``, a cancel's ``RequestTimeout``) makes the order
-``unknown`` until ``orderStatus`` by cloid says what the venue has: nothing is re-sent before
-that, so a lost answer can never double an order. A request the venue refused whole (rate
-limited, rejected) is applied as a rejection of each of its orders. Lifecycle events, from the
+an answer that never came or cannot be laid onto its orders (``OrderFateUnknown``, a cancel's
+``RequestTimeout``) makes the order ``unknown`` until ``orderStatus`` by cloid says what the
+venue has: nothing is re-sent before that, so a lost answer can never double an order; the
+answers the call did get for its other orders (``OrderFateUnknown.known``) are applied first. A
+request the venue refused whole (rate limited, rejected, one error status for the batch) is
+applied as a rejection of each of its orders: a place or modify refused leaves nothing new at
+the venue, a cancel refused leaves the order live and tracked. Lifecycle events, from the
 router's answers and from the user stream's reports alike, go to one ``emit`` callback.
 
 Each call runs under `Dispatcher.awaiting` for its orders, from before the request is registered
@@ -71,6 +74,11 @@ class OrderRouter:
         try:
             results = await self.venue.place(orders)
         except OrderFateUnknown as unknown:
+            now = self.now_ms()
+            for order in orders:
+                answered = unknown.known.get(order.cloid)
+                if answered is not None:
+                    self.emit(self.dispatcher.on_place_ack(order.cloid, answered, now))
             await self._unknown(unknown.cloids)
             return
         except VenueError as refused:  # the whole request was refused: nothing was placed
@@ -110,7 +118,7 @@ class OrderRouter:
         ]
         try:
             results = await self.venue.cancel(cancels)
-        except RequestTimeout:
+        except (RequestTimeout, OrderFateUnknown):
             await self._unknown(cloids)
             return
         except VenueError as refused:

@@ -12,10 +12,17 @@ decides whether an order can be doubled, so the rules are strict:
 - HTTP 429 or the venue's address-limit error: the request did not act; the rate limiter backs
   off and lowers its budget, and ``RateLimited``/``VenueRejected`` reaches the caller;
 - an answer to an action that does not parse: as a lost answer, ``OrderFateUnknown`` (a
-  malformed answer never crashes the caller, and no text of it is taken whole).
+  malformed answer never crashes the caller, and no text of it is taken whole);
+- a batch refused as a whole (one error status for several requests, the venue's
+  pre-validation: ``mm.venues.hyperliquid.batch``): that error is each request's; a number of
+  statuses that maps onto no request is an ``OrderFateUnknown`` for the batch's orders (each
+  resolved with ``orderStatus``), logged as the venue's contract broken.
 
 Post-only orders go in their own batch, apart from IOC and GTC ones, so one cannot delay or
-fail the other. Queries are read-only and fall back to REST on any socket trouble.
+fail the other: a batch the venue refuses whole (an error answer, a rate limit) refuses only its
+own orders when the other batch was answered, and an unknown fate names only its batch's orders
+(``OrderFateUnknown.known`` carries the answers of the others). Queries are read-only and fall
+back to REST on any socket trouble.
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 import trio
+from loguru import logger
 
 from mm import clock
 from mm.execution.rate_limit import Cost, RateLimiter, acquire
@@ -45,7 +53,7 @@ from mm.model import (
     Tif,
 )
 from mm.venues.base import VenueError
-from mm.venues.hyperliquid import codec, wire
+from mm.venues.hyperliquid import batch, codec, wire
 from mm.venues.hyperliquid.metrics import AdapterMetrics, rejection_reason
 from mm.venues.hyperliquid.rest import RateLimited, RequestTimeout, RestTransport, VenueUnavailable
 from mm.venues.hyperliquid.signing import L1Signer
@@ -53,15 +61,26 @@ from mm.venues.hyperliquid.ws import ConnectionDown, PostRejected, PostTimeout, 
 
 
 class OrderFateUnknown(VenueError):
-    """An order or modify may or may not have reached the venue: resolve before re-sending."""
+    """An order or modify may or may not have reached the venue: resolve before re-sending.
 
-    def __init__(self, cloids: Sequence[str], cause: str) -> None:
+    ``known``: the answers of the call's other orders (a place sends post-only orders apart),
+    by cloid, for the caller to apply; the orders of ``cloids`` are the unknown ones.
+    """
+
+    def __init__(
+        self,
+        cloids: Sequence[str],
+        cause: str,
+        known: Mapping[str, PlaceResult] | None = None,
+    ) -> None:
         super().__init__(f"fate unknown for {len(cloids)} order(s): {cause}")
         self.cloids = tuple(cloids)
         self.cause = cause
+        self.known: Mapping[str, PlaceResult] = dict(known or {})
 
 
 _T = TypeVar("_T")
+_S = TypeVar("_S", PlaceResult, CancelResult)
 
 
 class UnknownCoin(VenueError):
@@ -168,17 +187,22 @@ class HyperliquidClient:
             [i for i, order in enumerate(orders) if order.tif is Tif.ALO],
             [i for i, order in enumerate(orders) if order.tif is not Tif.ALO],
         ]
-        failures: list[BaseException] = []
+        groups = [indexes for indexes in groups if indexes]
+        refused: list[tuple[list[int], VenueError]] = []
+        unknown: list[OrderFateUnknown] = []
 
         async def send(indexes: list[int]) -> None:
-            batch = [orders[i] for i in indexes]
-            wires = [self._order_wire(order) for order in batch]
+            group = [orders[i] for i in indexes]
+            cloids = [o.cloid for o in group]
             try:
-                cloids = [o.cloid for o in batch]
+                wires = [self._order_wire(order) for order in group]
                 payload = await self._action(wire.order_action(wires), cloids=cloids, kind="place")
-                statuses = _parse_answer(codec.parse_order_statuses, payload, cloids)
-            except VenueError as error:
-                failures.append(error)
+                statuses = _statuses(codec.parse_order_statuses, payload, cloids, "order")
+            except OrderFateUnknown as error:
+                unknown.append(error)
+                return
+            except VenueError as error:  # refused before acting: nothing of it was placed
+                refused.append((indexes, error))
                 return
             for index, status in zip(indexes, statuses, strict=True):
                 results[index] = status
@@ -186,10 +210,16 @@ class HyperliquidClient:
 
         async with trio.open_nursery() as nursery:
             for indexes in groups:
-                if indexes:
-                    nursery.start_soon(send, indexes)
-        if failures:
-            raise _combined(failures)
+                nursery.start_soon(send, indexes)
+        if refused and len(groups) == 1 and not unknown:
+            raise refused[0][1]  # the whole request was refused
+        for indexes, error in refused:  # beside a batch that was answered: its orders only
+            for index in indexes:
+                results[index] = rejected = Rejected(str(error))
+                self._count("place", rejected)
+        if unknown:
+            known = {orders[i].cloid: r for i, r in enumerate(results) if r is not None}
+            raise _combined(unknown, known)
         return [result for result in results if result is not None]
 
     async def cancel(self, cancels: Sequence[CancelOrder]) -> list[CancelResult]:
@@ -204,14 +234,17 @@ class HyperliquidClient:
                     for i in by_oid
                 ]
             )
-            self._fill_cancels(results, by_oid, await self._cancel_action(action))
+            self._fill_cancels(results, by_oid, await self._cancel_action(action, len(by_oid), ()))
         if by_cloid:
+            cloids = [_cloid(cancels[i]) for i in by_cloid]
             wires = [
-                wire.cancel_by_cloid_wire(self._index(cancels[i].coin), _cloid(cancels[i]))
-                for i in by_cloid
+                wire.cancel_by_cloid_wire(self._index(cancels[i].coin), cloid)
+                for i, cloid in zip(by_cloid, cloids, strict=True)
             ]
             action = wire.cancel_by_cloid_action(wires)
-            self._fill_cancels(results, by_cloid, await self._cancel_action(action))
+            self._fill_cancels(
+                results, by_cloid, await self._cancel_action(action, len(by_cloid), cloids)
+            )
         return results
 
     async def modify(self, modifies: Sequence[ModifyOrder]) -> list[PlaceResult]:
@@ -225,7 +258,7 @@ class HyperliquidClient:
         ]
         cloids = [modify.order.cloid for modify in modifies]
         payload = await self._action(wire.batch_modify_action(wires), cloids=cloids, kind="modify")
-        statuses = _parse_answer(codec.parse_order_statuses, payload, cloids)
+        statuses = _statuses(codec.parse_order_statuses, payload, cloids, "batchModify")
         for status in statuses:
             self._count("modify", status)
         return statuses
@@ -234,9 +267,13 @@ class HyperliquidClient:
         payload = await self._action(wire.schedule_cancel_action(at_ms), cloids=None, kind="other")
         _parse_answer(codec.parse_default, payload, ())
 
-    async def _cancel_action(self, action: dict[str, Any]) -> list[CancelResult]:
+    async def _cancel_action(
+        self, action: dict[str, Any], requests: int, cloids: Sequence[str]
+    ) -> list[CancelResult]:
+        """One cancel action of ``requests`` cancels, a status for each; ``cloids`` name its
+        orders when it cancels by cloid (an answer that leaves them unknown names them)."""
         payload = await self._action(action, cloids=None, kind="cancel")
-        statuses = _parse_answer(codec.parse_cancel_statuses, payload, ())
+        statuses = _statuses(codec.parse_cancel_statuses, payload, cloids, action["type"], requests)
         for status in statuses:
             self._count("cancel", status)
         return statuses
@@ -354,11 +391,33 @@ def _parse_answer(parse: Callable[[Any], _T], payload: Any, cloids: Sequence[str
         raise OrderFateUnknown(cloids, f"unreadable answer: {error}") from error
 
 
-def _combined(failures: list[BaseException]) -> BaseException:
-    """One exception for a place whose batches failed: an unknown fate wins (it must be
-    resolved), naming every cloid whose fate is unknown."""
-    unknown = [f for f in failures if isinstance(f, OrderFateUnknown)]
-    if unknown:
-        cloids = [cloid for failure in unknown for cloid in failure.cloids]
-        return OrderFateUnknown(cloids, "; ".join(failure.cause for failure in unknown))
-    return failures[0]
+def _statuses(
+    parse: Callable[[Any], list[_S]],
+    payload: Any,
+    cloids: Sequence[str],
+    action: str,
+    requests: int | None = None,
+) -> list[_S]:
+    """The statuses of a batched action, one per request (``requests``, else one per cloid):
+    a batch refused whole gives its error to each; a count that fits no request leaves the
+    batch's orders unknown (``OrderFateUnknown``), to be asked about one by one."""
+    statuses = _parse_answer(parse, payload, cloids)
+    count = len(cloids) if requests is None else requests
+    try:
+        return batch.per_request(statuses, count)
+    except batch.StatusCountMismatch as error:
+        logger.error(
+            "{} answer breaks the venue's contract: {}; asking the venue about each order",
+            action,
+            error,
+        )
+        raise OrderFateUnknown(cloids, f"{action}: {error}") from error
+
+
+def _combined(
+    unknown: list[OrderFateUnknown], known: Mapping[str, PlaceResult]
+) -> OrderFateUnknown:
+    """One exception for a place whose batches left orders unknown, naming every cloid whose
+    fate is unknown and carrying the answers of the others."""
+    cloids = [cloid for failure in unknown for cloid in failure.cloids]
+    return OrderFateUnknown(cloids, "; ".join(failure.cause for failure in unknown), known)

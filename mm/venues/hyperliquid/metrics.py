@@ -105,6 +105,8 @@ def rejection_reason(text: str) -> str:
         "Order was never placed, already canceled, or filled": "missing_order",
         "Too many cumulative requests": "address_rate_limit",
         "Cannot modify": "cannot_modify",
+        "Invalid asset": "invalid_asset",
+        "Only post-only orders allowed": "post_only_period",
     }
     for prefix, reason in known.items():
         if text.startswith(prefix):

@@ -59,6 +59,8 @@ def test_rejection_reasons_are_a_bounded_set(text: str) -> None:
         "missing_order",
         "address_rate_limit",
         "cannot_modify",
+        "invalid_asset",
+        "post_only_period",
         "other",
     }
 
@@ -68,4 +70,7 @@ def test_known_rejections_get_their_own_reason() -> None:
     assert rejection_reason("Post only order would have immediately matched, bbo was 1@2.") == (
         "post_only_cross"
     )
+    assert rejection_reason("Invalid asset.") == "invalid_asset"
+    upgrade = "Only post-only orders allowed immediately after network upgrade"
+    assert rejection_reason(upgrade) == "post_only_period"
     assert rejection_reason("Something new") == "other"
