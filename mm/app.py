@@ -177,6 +177,7 @@ class Service:
             rate_limit=config.rate_limit,
             mainnet=config.venue.network == "mainnet",
             fill_history=self.fill_history,
+            cancel_foreign_orders=config.venue.cancel_foreign_orders,
         )
         self.fill_audit = FillAudit(
             config.feeds.user,

@@ -9,7 +9,9 @@ is back in sync (waiting at most ``grace_s`` for that), in place of the next rea
 starts again from there. What it does:
 
 - **orphans** (venue orders no local order explains, past the grace period): canceled by oid in
-  one batch when ``orphans = "cancel"``; with ``"warn"`` left alone and warned about once each.
+  one batch when ``orphans = "cancel"``; with ``"warn"`` left alone and warned about once each,
+  and so is every orphan the link's ``leave`` picks (another client's order, with
+  ``venue.cancel_foreign_orders = false``).
   Those still at the venue are listed in `OrderAuditor.status` (``foreign_orders``) and counted
   in ``mm_orders_foreign``;
 - **ghosts** (acknowledged by the venue and not ended here, absent at the venue): their
@@ -111,6 +113,9 @@ class AuditLink:
     emit: Emit
     record: Record
     in_sync: Callable[[], bool]
+    # Orphans this picks are warned about, never canceled (other clients' orders, when the
+    # account is shared and mm must leave them: venue.cancel_foreign_orders = false).
+    leave: Callable[[OpenOrder], bool] | None = None
 
 
 class OrderAuditor:
@@ -237,28 +242,34 @@ class OrderAuditor:
         self, venue: AuditVenue, link: AuditLink, orphans: Sequence[OpenOrder]
     ) -> str | None:
         failure = None
-        remaining = list(orphans)
-        if orphans and self.config.orphans == "cancel":
+        leave = link.leave
+        doomed = [
+            o
+            for o in orphans
+            if self.config.orphans == "cancel" and (leave is None or not leave(o))
+        ]
+        spared = [o for o in orphans if o not in doomed]
+        remaining = list(spared)
+        if doomed:
             try:
-                results = await venue.cancel([CancelOrder(o.coin, oid=o.oid) for o in orphans])
+                results = await venue.cancel([CancelOrder(o.coin, oid=o.oid) for o in doomed])
             except _FAILURES as error:
-                failure = f"canceling {len(orphans)} orphan(s) failed: {error}"
-                for orphan in orphans:
+                failure = f"canceling {len(doomed)} orphan(s) failed: {error}"
+                remaining += doomed
+                for orphan in doomed:
                     await self._orphan(link, orphan, "cancel_failed", str(error))
             else:
-                remaining = []
-                for orphan, result in zip(orphans, results, strict=True):
+                for orphan, result in zip(doomed, results, strict=True):
                     if result is None:
                         self.counts["orphans_canceled"] += 1
                         await self._orphan(link, orphan, "canceled")
                     else:
                         remaining.append(orphan)
                         await self._orphan(link, orphan, "cancel_failed", result.reason)
-        elif orphans:
-            for orphan in orphans:
-                if not self._warned.seen(orphan.oid):
-                    self.counts["orphans_warned"] += 1
-                    await self._orphan(link, orphan, "warned")
+        for orphan in spared:
+            if not self._warned.seen(orphan.oid):
+                self.counts["orphans_warned"] += 1
+                await self._orphan(link, orphan, "warned")
         self.foreign = tuple(remaining)
         self.metrics.foreign.set(len(remaining))
         return failure

@@ -6,8 +6,10 @@ any are left, cancels them by oid, then reads again after ``settle_s``; the firs
 none is confirmed by one more read ``confirm_s`` later (an order a slot was sending may land
 after the first). It ends when the venue shows zero, when ``max_rounds`` cancel requests were
 sent, or at the policy's deadline, and returns a ``CancelAllReport``: how many were canceled
-(answered so, or gone at a later read when the answer was lost), which orders remain (coin,
-oid), the time to zero and the rounds.
+(answered so, or gone at a later read when the answer was lost) and which, which orders remain
+(coin, oid), the time to zero and the rounds. Orders a ``spare`` predicate picks (the startup's
+other clients' orders, when told to leave them) are neither canceled nor waited for: the
+report lists them as spared.
 
 Every request goes over every path the venue client has (``paths_of``: the WebSocket post,
 then REST alone). A request starts on the first path; a failure, or no answer within
@@ -85,6 +87,8 @@ class CancelAllReport:
     attempts: int  # cancel requests sent
     reads: int  # reads the venue answered
     seconds: float  # the whole cancel-all
+    canceled_orders: tuple[OpenOrder, ...] = ()  # the canceled, as the venue last listed them
+    spared: tuple[OpenOrder, ...] = ()  # left alone (``spare``), as the last read listed them
 
     @property
     def zero(self) -> bool:
@@ -105,18 +109,19 @@ class CancelAllReport:
     def describe(self) -> str:
         """One line for logs and operators."""
         tries = f"{self.attempts} cancel request{'s' if self.attempts != 1 else ''}"
+        spared = f", {len(self.spared)} left alone" if self.spared else ""
         if self.zero:
             assert self.seconds_to_zero is not None
             return (
                 f"{self.canceled} canceled, none open at the venue after "
-                f"{self.seconds_to_zero:.3f}s ({tries})"
+                f"{self.seconds_to_zero:.3f}s ({tries}){spared}"
             )
         if not self.reads:
             return f"the venue's open orders could not be read within {self.seconds:.1f}s"
         left = ", ".join(f"{coin} {oid}" for coin, oid in self.remaining)
         return (
             f"{self.canceled} canceled, {len(self.remaining)} still open after "
-            f"{self.seconds:.1f}s ({tries}): {left}"
+            f"{self.seconds:.1f}s ({tries}): {left}{spared}"
         )
 
 
@@ -165,15 +170,18 @@ async def cancel_all(
     policy: CancelAllPolicy,
     *,
     coins: Iterable[str] | None = None,
+    spare: Callable[[OpenOrder], bool] | None = None,
     cancel_sent: trio.Event | None = None,
 ) -> CancelAllReport:
-    """Cancel every open order (only ``coins``' when given) as the module describes.
-    ``cancel_sent`` is set once the first cancel request has been answered or given up, or
-    when there was nothing to cancel."""
+    """Cancel every open order (only ``coins``', and never one ``spare`` picks) as the module
+    describes. ``cancel_sent`` is set once the first cancel request has been answered or given
+    up, or when there was nothing to cancel."""
     if not paths:
         raise ValueError("a cancel-all needs at least one path to the venue")
     wanted = None if coins is None else frozenset(coins)
     started = trio.current_time()
+    targets: dict[int, OpenOrder] = {}  # every order a cancel was sent for, as last listed
+    spared: dict[int, OpenOrder] = {}
     confirmed: set[int] = set()  # cancels the venue answered as done
     in_flight: set[int] = set()  # cancels sent since the last read
     checked: set[int] = set()  # cancels sent before a read that came back
@@ -191,7 +199,11 @@ async def cancel_all(
                 reads += 1
                 checked |= in_flight
                 in_flight = set()
-                last_seen = [o for o in orders if wanted is None or o.coin in wanted]
+                listed = [o for o in orders if wanted is None or o.coin in wanted]
+                if spare is not None:
+                    spared = {o.oid: o for o in listed if spare(o)}
+                    listed = [o for o in listed if o.oid not in spared]
+                last_seen = listed
                 if not last_seen:
                     if cancel_sent is not None:
                         cancel_sent.set()
@@ -207,6 +219,7 @@ async def cancel_all(
                 attempts += 1
                 cancels = [CancelOrder(o.coin, oid=o.oid) for o in last_seen]
                 in_flight |= {o.oid for o in last_seen}
+                targets.update((o.oid, o) for o in last_seen)
                 answered, results = await first_answer(
                     paths, partial(_cancel, cancels=cancels), policy, errors
                 )
@@ -224,13 +237,16 @@ async def cancel_all(
             cancel_sent.set()
     seconds = trio.current_time() - started
     still_open = {o.oid for o in last_seen}
+    gone = confirmed | (checked - still_open)
     report = CancelAllReport(
-        canceled=len(confirmed | (checked - still_open)),
+        canceled=len(gone),
         remaining=tuple((o.coin, o.oid) for o in last_seen),
         seconds_to_zero=None if zero_at is None else zero_at - started,
         attempts=attempts,
         reads=reads,
         seconds=seconds,
+        canceled_orders=tuple(targets[oid] for oid in sorted(gone) if oid in targets),
+        spared=tuple(spared[oid] for oid in sorted(spared)),
     )
     if errors and not report.zero:
         logger.warning("cancel-all: requests failed on the way: {}", "; ".join(errors[-5:]))

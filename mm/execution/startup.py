@@ -5,6 +5,10 @@ Each step reads the venue's truth (never local memory of a previous run). With
 path to the venue) cancels every resting order and reads the venue again until it reports none,
 within ``cancel_attempts`` cancel requests; a venue that keeps reporting orders, or cannot be
 read, stops the start (``StartupFailed``) rather than quoting next to orders nobody tracks.
+Given a ``foreign`` predicate (``venue.cancel_foreign_orders = false``: the account is shared
+with another client, a person or a program), the orders it picks are left alone: only mm's own
+(an earlier run's) are canceled, and the foreign ones stay in ``StartupState.open_orders``.
+What was canceled and what was left is logged and kept in ``StartupState`` for the journal.
 
 A rate limit is not a failure. An HTTP 429 while starting (the venue's IP budget spent, often
 by the restarts of a previous failure) is waited out: ``StartupWaits`` holds the step until the
@@ -84,10 +88,26 @@ def startup_policy(config: StartupConfig) -> CancelAllPolicy:
 @attrs.frozen
 class StartupState:
     assets: tuple[AssetMeta, ...]
-    open_orders: tuple[OpenOrder, ...]  # what rests after the sequence (none when canceling)
+    open_orders: tuple[OpenOrder, ...]  # what rests after the sequence (none, or the foreign)
     canceled: int
     account: AccountState
     limits: RateLimitState
+    canceled_orders: tuple[OpenOrder, ...] = ()  # what the cancel-all canceled
+    foreign_orders: tuple[OpenOrder, ...] = ()  # other clients' orders, left alone
+
+
+LISTED_IN_LOG = 10  # orders named in a startup log line; the journal has them all
+
+
+def describe_orders(orders: Sequence[OpenOrder]) -> str:
+    """Orders for a log line: ``BTC buy 0.001 @ 50000 oid 12 cloid 0x...``, at most
+    ``LISTED_IN_LOG`` of them."""
+    text = "; ".join(
+        f"{o.coin} {o.side.name.lower()} {o.sz:g} @ {o.px:g} oid {o.oid} cloid {o.cloid}"
+        for o in orders[:LISTED_IN_LOG]
+    )
+    more = len(orders) - LISTED_IN_LOG
+    return f"{text}; and {more} more" if more > 0 else text
 
 
 class StartupWaits:
@@ -203,19 +223,24 @@ class StartupWaits:
 
 
 async def run_startup(
-    venue: StartupVenue, config: StartupConfig, waits: StartupWaits | None = None
+    venue: StartupVenue,
+    config: StartupConfig,
+    waits: StartupWaits | None = None,
+    *,
+    foreign: Callable[[OpenOrder], bool] | None = None,
 ) -> StartupState:
     """The sequence; each step waits out the venue's rate limit (``waits``: the service's,
-    else one of its own on a limiter of its own)."""
+    else one of its own on a limiter of its own). Orders ``foreign`` picks are left alone."""
     waits = waits or StartupWaits(RateLimiter())
     assets = await waits.call("metadata", venue.metadata)
     logger.info("startup: {} assets listed", len(assets))
+    canceled_orders: tuple[OpenOrder, ...] = ()
     if not config.cancel_open_orders:
         orders = await waits.call("open_orders", venue.open_orders)
         canceled = 0
     else:
         policy = startup_policy(config)
-        report = await waits.cancel_all(lambda: cancel_all(paths_of(venue), policy))
+        report = await waits.cancel_all(lambda: cancel_all(paths_of(venue), policy, spare=foreign))
         if not report.zero:
             left = len(report.remaining)
             raise StartupFailed(
@@ -225,7 +250,21 @@ async def run_startup(
             )
         if report.attempts:
             logger.info("startup: {}", report.describe())
-        orders, canceled = [], report.canceled
+        if report.canceled_orders:
+            logger.info(
+                "startup: canceled {} open order(s): {}",
+                len(report.canceled_orders),
+                describe_orders(report.canceled_orders),
+            )
+        if report.spared:
+            logger.warning(
+                "startup: left {} order(s) of other clients alone "
+                "(venue.cancel_foreign_orders = false): {}",
+                len(report.spared),
+                describe_orders(report.spared),
+            )
+        orders, canceled = list(report.spared), report.canceled
+        canceled_orders = report.canceled_orders
     account = await waits.call("account_state", venue.account_state)
     limits = await waits.call("rate_limit", venue.rate_limit)
     logger.info(
@@ -235,4 +274,7 @@ async def run_startup(
         limits.requests_used,
         limits.requests_cap,
     )
-    return StartupState(tuple(assets), tuple(orders), canceled, account, limits)
+    foreign_orders = tuple(o for o in orders if foreign is not None and foreign(o))
+    return StartupState(
+        tuple(assets), tuple(orders), canceled, account, limits, canceled_orders, foreign_orders
+    )

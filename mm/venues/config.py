@@ -54,3 +54,4 @@ class VenueConfig:
     account_address: str = setting("", _address)
     private_key_env: str = setting("MM_HL_PRIVATE_KEY", non_empty)
     private_key_file: str = setting("")
+    cancel_foreign_orders: bool = setting(True)

@@ -202,6 +202,30 @@ async def test_only_the_coins_asked_for(autojump_clock: trio.testing.MockClock) 
     assert sorted(book.orders) == [1, 2]
 
 
+async def test_spared_orders_are_left_and_the_canceled_ones_are_named(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """Another client's orders (``spare``) are neither canceled nor waited for; the report
+    names what was canceled, even when a reply was lost (gone at the next read)."""
+    book = venue_with(1, 2, 3)
+    theirs = attrs.evolve(resting("BTC", 4), cloid="0x" + "ab" * 16)
+    book.orders[4] = theirs
+    report = await cancel_all(
+        [LosingPath(book, "ws"), Path(book, "rest", fails=True), Path(book, "rest2")],
+        POLICY,
+        spare=lambda o: o.cloid is not None,
+    )
+    assert report.zero
+    assert sorted(book.orders) == [4]
+    assert report.canceled == 3
+    assert [o.oid for o in report.canceled_orders] == [1, 2, 3]
+    assert report.canceled_orders[0] == resting("BTC", 1)
+    assert report.spared == (theirs,)
+    assert report.remaining == ()
+    assert "3 canceled, none open" in report.describe()
+    assert report.describe().endswith(", 1 left alone")
+
+
 async def test_max_rounds_bounds_the_cancel_requests(
     autojump_clock: trio.testing.MockClock,
 ) -> None:

@@ -29,13 +29,14 @@ from mm.feeds.health import ConnectionConfig, Transition
 from mm.feeds.history import FillHistory
 from mm.feeds.market import MarketFeed, MarketFeedConfig
 from mm.feeds.user import Resynced, UserStream, UserStreamConfig, UserStreamEvent
-from mm.model import AccountState, Fill, OrderReport, Trade
+from mm.model import AccountState, Fill, OpenOrder, OrderReport, Trade
 from mm.secrets import Secret
 from mm.settings import at_least, setting
 from mm.venues.hyperliquid.client import HyperliquidClient
 from mm.venues.hyperliquid.metrics import AdapterMetrics
 from mm.venues.hyperliquid.rest import RestTransport
 from mm.venues.hyperliquid.signing import L1Signer
+from mm.venues.hyperliquid.wire import is_own_cloid
 from mm.venues.hyperliquid.ws import WsConnection
 
 
@@ -71,8 +72,12 @@ class HyperliquidAdapter:
         rate_limit: RateLimitConfig | None = None,
         mainnet: bool = False,
         fill_history: FillHistory | None = None,
+        cancel_foreign_orders: bool = True,
     ) -> None:
         self.config = config
+        # With False, orders on the account that mm did not place (no mm cloid) are left alone
+        # by the startup cancel-all and by the order audit ([venue] cancel_foreign_orders).
+        self.cancel_foreign_orders = cancel_foreign_orders
         self._venue_url = venue_url
         self.metrics = AdapterMetrics(registry)
         self.bus = BookBus()
@@ -251,7 +256,10 @@ class HyperliquidAdapter:
         and the order auditor comparing the venue's orders with ours while in sync."""
         if self.client is None:
             raise RuntimeError("the user feed must start before execution")
-        self.startup = await run_startup(self.client, self.config.startup, self.startup_waits)
+        foreign = None if self.cancel_foreign_orders else is_foreign
+        self.startup = await run_startup(
+            self.client, self.config.startup, self.startup_waits, foreign=foreign
+        )
         for listener in self.startup_listeners:
             listener(self.startup.account)
         await record(
@@ -260,6 +268,8 @@ class HyperliquidAdapter:
                 "canceled": self.startup.canceled,
                 "account_value": self.startup.account.account_value,
                 "positions": len(self.startup.account.positions),
+                "canceled_orders": [_order(o) for o in self.startup.canceled_orders],
+                "foreign_left": [_order(o) for o in self.startup.foreign_orders],
             },
         )
         self.deadman = DeadmanKeeper(
@@ -271,6 +281,7 @@ class HyperliquidAdapter:
             emit=self._order_events,
             record=record,
             in_sync=lambda: self.user_stream is not None and self.user_stream.synced.is_set(),
+            leave=foreign,
         )
         async with trio.open_nursery() as nursery:
             await nursery.start(self.deadman.run)
@@ -307,3 +318,13 @@ class HyperliquidAdapter:
 
 def _plain(_instance: Any, _field: Any, value: Any) -> Any:
     return value.value if isinstance(value, enum.Enum) else value
+
+
+def is_foreign(order: OpenOrder) -> bool:
+    """An order mm did not place: it carries no cloid of mm's (``wire.CLOID_PREFIX``)."""
+    return not is_own_cloid(order.cloid)
+
+
+def _order(order: OpenOrder) -> dict[str, Any]:
+    """An open order as the journal keeps it."""
+    return attrs.asdict(order, value_serializer=_plain)

@@ -21,6 +21,7 @@ from mm.model import ModifyOrder, PlaceOrder, Side
 from mm.venues.hyperliquid import numbers
 
 __all__ = [
+    "CLOID_PREFIX",
     "Grouping",
     "NonceSource",
     "batch_modify_action",
@@ -30,6 +31,7 @@ __all__ = [
     "cancel_wire",
     "format_px",
     "format_sz",
+    "is_own_cloid",
     "modify_action",
     "modify_wire",
     "new_cloid",
@@ -163,9 +165,22 @@ def schedule_cancel_action(time_ms: int | None) -> dict[str, Any]:
 # --- identifiers and nonces ----------------------------------------------------------------------
 
 
+CLOID_PREFIX: Final = "0x6d6d0001"
+"""How mm's client order ids begin: ``6d6d`` ("mm") and a format version, 4 of the cloid's 16
+bytes. The other 12 are random (96 bits), so cloids stay unique, and an order carrying the
+prefix is mm's (a random cloid of another client has it once in 2**32): how the startup
+cancel-all and the order audit tell mm's orders from other clients' of the same account."""
+
+
 def new_cloid() -> str:
-    """A fresh client order id: ``0x`` and 32 hex digits from 16 random bytes."""
-    return "0x" + secrets.token_hex(16)
+    """A fresh client order id: ``0x``, mm's prefix and 24 hex digits from 12 random bytes."""
+    return CLOID_PREFIX + secrets.token_hex(12)
+
+
+def is_own_cloid(cloid: str | None) -> bool:
+    """Whether an order's cloid is one mm gave it (``CLOID_PREFIX``); None (an order placed
+    without one, e.g. from the venue's web page) is not."""
+    return cloid is not None and cloid.lower().startswith(CLOID_PREFIX)
 
 
 def _now_ms() -> int:
