@@ -35,6 +35,18 @@ class VenueError(Exception):
     """A request failed at the venue or on the way (after the adapter's own retries)."""
 
 
+class SwitchNeedsVolume(VenueError):
+    """The venue refuses to arm its dead-man's switch until the account has traded
+    ``required`` (USD); it counts ``traded`` so far (None when it did not say). Asking again
+    before that volume is traded is refused again."""
+
+    def __init__(self, text: str, required: float, traded: float | None) -> None:
+        super().__init__(text)
+        self.text = text
+        self.required = required
+        self.traded = traded
+
+
 class VenueClient(Protocol):
     # --- reference and account state -------------------------------------------------------
 

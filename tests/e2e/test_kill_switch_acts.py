@@ -32,6 +32,10 @@ from mm.risk.controller import Kill
 from mm.risk.killswitch import KillReason
 from tests.e2e.virtual import SHIPPED_CONFIG, shipped_env, wait_for
 
+# An account that has traded $1,000,000: the venue arms its dead-man's switch (a new one is
+# refused; tests/e2e/test_deadman_volume.py).
+TRADED = {"sim.initial_volume_usdc": 1_000_000.0}
+
 
 def build(run_dir: Path, overrides: Mapping[str, Any] | None = None) -> Service:
     env = shipped_env(run_dir, overrides)
@@ -78,7 +82,7 @@ async def test_an_acknowledged_kill_survives_a_crash_right_after_the_answer(
     tmp_path: Path, autojump_clock: trio.abc.Clock
 ) -> None:
     run_dir = tmp_path / "run"
-    service = build(run_dir)
+    service = build(run_dir, TRADED)
     async with running(service) as crash, admin(service) as client:
         await wait_for(lambda: quoting(service), within=45.0)
         reply = await client.post("/kill", json={"reason": "drill"})
@@ -134,7 +138,7 @@ async def test_a_second_kill_says_already_tripped_and_repeats_are_not_trips(
 async def test_no_backstop_left_never_stops_the_cancel_and_is_said(
     tmp_path: Path, autojump_clock: trio.abc.Clock
 ) -> None:
-    service = build(tmp_path / "run")
+    service = build(tmp_path / "run", TRADED)
     async with running(service), admin(service) as client:
         assert service.venue is not None
         engine, account = service.venue.engine, service.adapter.account
@@ -276,7 +280,7 @@ async def test_a_kill_with_lost_acks_reaches_zero_at_once(
     """Issue 13, item 4: one lost WebSocket reply used to skip the cancel and the backstop
     (orders left for up to the venue's 30 s dead-man's switch); now every request goes over
     REST too and the kill reports the time to zero."""
-    service = build(tmp_path / "run", {"sim.faults.ws_drop_post_replies": 0.3})
+    service = build(tmp_path / "run", {"sim.faults.ws_drop_post_replies": 0.3, **TRADED})
     async with running(service), admin(service) as client:
         assert service.venue is not None
         await wait_for(lambda: quoting(service), within=45.0)

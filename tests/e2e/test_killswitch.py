@@ -21,6 +21,8 @@ from tests.conftest import eventually
 from tests.e2e.fast import FAST
 from tests.e2e.mmproc import MM, MMProcess, mm_env, run_mm
 
+TRADED = {"initial_volume_usdc": 1_000_000.0}
+
 
 def service_for(write_config: Any) -> Service:
     config = load_config(write_config(**FAST), {})
@@ -118,7 +120,8 @@ def test_the_kill_commands_as_an_operator_runs_them(write_config: Any) -> None:
     file, and after a liquidation while mm was down mm rearm is refused (the position monitor
     would trip again) until --force. The venue is `mm sim`, so it outlives mm's restart."""
     sim = subprocess.Popen(
-        [*MM, "sim", "-c", str(write_config(**FAST)), "--port", "0"],
+        # An account that has traded enough for the venue to arm the dead-man's switch.
+        [*MM, "sim", "-c", str(write_config(sim=TRADED, **FAST)), "--port", "0"],
         env=mm_env(),
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,

@@ -49,7 +49,9 @@ async def test_a_graceful_stop_leaves_no_dead_mans_switch_armed(
 ) -> None:
     # An armed switch left behind fires after the stop and spends one of the venue's ten
     # triggers of the day; it used to be disarmed only as the connection was closing (and fail).
-    async with shipped_service(tmp_path / "run") as service:
+    # The account has traded enough for the venue to arm one.
+    traded = {"sim.initial_volume_usdc": 1_000_000.0}
+    async with shipped_service(tmp_path / "run", traded) as service:
         engine = venue(service).engine
         await wait_for(
             lambda: engine.scheduled_time(service.adapter.account) is not None, within=60

@@ -52,10 +52,11 @@ from mm.model import (
     Rejected,
     Tif,
 )
-from mm.venues.base import VenueError
+from mm.venues.base import SwitchNeedsVolume, VenueError
 from mm.venues.hyperliquid import batch, codec, wire
 from mm.venues.hyperliquid.metrics import AdapterMetrics, rejection_reason
 from mm.venues.hyperliquid.rest import RateLimited, RequestTimeout, RestTransport, VenueUnavailable
+from mm.venues.hyperliquid.schedule_cancel import parse_volume_refusal
 from mm.venues.hyperliquid.signing import L1Signer
 from mm.venues.hyperliquid.ws import ConnectionDown, PostRejected, PostTimeout, WsConnection
 
@@ -264,8 +265,16 @@ class HyperliquidClient:
         return statuses
 
     async def schedule_cancel(self, at_ms: int | None) -> None:
+        """Arm (or with None, disarm) the dead-man's switch; ``SwitchNeedsVolume`` when the
+        venue refuses it for an account that has not traded enough."""
         payload = await self._action(wire.schedule_cancel_action(at_ms), cloids=None, kind="other")
-        _parse_answer(codec.parse_default, payload, ())
+        try:
+            _parse_answer(codec.parse_default, payload, ())
+        except codec.VenueRejected as error:
+            refusal = parse_volume_refusal(error.text)
+            if refusal is None:
+                raise
+            raise SwitchNeedsVolume(error.text, refusal.required, refusal.traded) from error
 
     async def _cancel_action(
         self, action: dict[str, Any], requests: int, cloids: Sequence[str]

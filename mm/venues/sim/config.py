@@ -117,6 +117,10 @@ class SimConfig:
     funding_rate: float = setting(0.0000125, _funding_rate)
     rate_limits: bool = setting(True)
     address_initial_requests: int = setting(10_000, non_negative)
+    # Traded volume (USDC) every address starts with, as if it had traded before: the venue's
+    # address budget grows with it, and it sets a dead-man's switch (scheduleCancel) only for
+    # an account that has traded $1,000,000. 0: a new account.
+    initial_volume_usdc: float = setting(0.0, non_negative)
     default_source: str = setting("testnet", one_of("mainnet", "testnet"))
     market: MarketConfig = MarketConfig()
     faults: FaultConfig = attrs.field(factory=FaultConfig)

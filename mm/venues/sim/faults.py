@@ -16,6 +16,7 @@ from typing import Any
 import attrs
 
 from mm.settings import ConfigError, non_negative, setting, structure_section
+from mm.venues.hyperliquid.limits import is_cancel_action
 
 DATA_CHANNELS = frozenset(
     {"l2Book", "trades", "allMids", "bbo", "orderUpdates", "userFills", "user"}
@@ -66,6 +67,9 @@ class FaultConfig:
     # Per HTTP request: probability of an HTTP 429, or of an HTTP 500.
     http_429: float = setting(0.0, probability)
     http_5xx: float = setting(0.0, probability)
+    # Per cancel request (cancel, cancelByCloid; over either path): probability that the venue
+    # loses it: it does not act, a WebSocket post gets no reply and REST answers HTTP 500.
+    lose_cancels: float = setting(0.0, probability)
     # Orders from accounts that would take liquidity are canceled unfilled, as an IOC that
     # found nothing to match (resting orders still fill): flattening cannot make progress.
     refuse_fills: bool = setting(False)
@@ -145,6 +149,20 @@ class Faults:
         if config.http_5xx and self.rng.random() < config.http_5xx:
             return HttpFate.SERVER_ERROR
         return HttpFate.ANSWER
+
+    def lose_this_cancel(self, request: Any) -> bool:
+        """Whether this ``/exchange`` body is a cancel the venue loses (``lose_cancels``)."""
+        lose = self.config.lose_cancels
+        if not lose or not isinstance(request, Mapping):
+            return False
+        action = request.get("action")
+        if (
+            not isinstance(action, Mapping)
+            or not isinstance(action.get("type"), str)
+            or not is_cancel_action(action)
+        ):
+            return False
+        return self.rng.random() < lose
 
     def cross_this_book(self) -> bool:
         crossed = self.config.crossed_book

@@ -306,11 +306,15 @@ class AddressState:
 class AddressLimiter:
     """The address-based limit on actions, and what ``userRateLimit`` reports.
 
-    Addresses are case-insensitive (kept lower-case).
+    Addresses are case-insensitive (kept lower-case). Every address starts with
+    ``initial_volume_usdc`` traded (an account with a history; 0: a new one).
     """
 
-    def __init__(self, config: RateLimitConfig = DEFAULT_CONFIG) -> None:
+    def __init__(
+        self, config: RateLimitConfig = DEFAULT_CONFIG, *, initial_volume_usdc: float = 0.0
+    ) -> None:
         self._config = config
+        self._initial_volume = initial_volume_usdc
         self._states: dict[str, AddressState] = {}
 
     @property
@@ -321,11 +325,13 @@ class AddressLimiter:
         key = address.lower()
         state = self._states.get(key)
         if state is None:
-            state = self._states[key] = AddressState()
+            state = self._states[key] = AddressState(cum_volume_usdc=self._initial_volume)
         return state
 
     def _peek(self, address: str) -> AddressState:
-        return self._states.get(address.lower()) or AddressState()
+        return self._states.get(address.lower()) or AddressState(
+            cum_volume_usdc=self._initial_volume
+        )
 
     def requests_used(self, address: str) -> int:
         return self._peek(address).requests_used

@@ -4,8 +4,10 @@
 requests, as the venue serves them. Every request is charged to its IP's weight budget first.
 Faults (``mm.venues.sim.faults``) act here, on frames and requests; the simulator-only control
 endpoints ``GET/POST /sim/faults``, ``POST /sim/disconnect``, ``POST /sim/cascade`` (a body
-of ``mm.venues.sim.config.CascadeConfig`` keys but ``start_s``: the cascade starts at once) and
-``POST /sim/liquidate`` let tests switch them at runtime.
+of ``mm.venues.sim.config.CascadeConfig`` keys but ``start_s``: the cascade starts at once),
+``POST /sim/liquidate`` and ``POST /sim/volume`` (``{"user": "0x…", "usdc": 1000000}``: volume
+counted as traded without a fill, so that an account passes the venue's volume gates) let tests
+switch them at runtime.
 
 No request, however shaped, raises out of a handler: a body the venue would not deserialize
 gets its 422 text with the reason over HTTP, the same text in a ``post``'s error response over
@@ -40,7 +42,7 @@ from mm.venues.sim.hyperliquid.info import (
     handle_info,
     json_type,
 )
-from mm.venues.sim.ratelimit import exchange_weight, info_weight
+from mm.venues.sim.ratelimit import exchange_weight, format_volume, info_weight
 
 if TYPE_CHECKING:
     from mm.venues.sim.venue import SimVenue
@@ -126,7 +128,12 @@ class SimApp:
             return 400, {"error": "body must be JSON"}
         if path == "/sim/disconnect" and method == "POST":
             return 200, {"closed": venue.disconnect_all("fault: disconnect requested")}
-        if method != "POST" or path not in ("/sim/faults", "/sim/cascade", "/sim/liquidate"):
+        if method != "POST" or path not in (
+            "/sim/faults",
+            "/sim/cascade",
+            "/sim/liquidate",
+            "/sim/volume",
+        ):
             return 404, {"error": f"no such endpoint: {method} {path}"}
         if not isinstance(request, Mapping):
             return 400, {"error": "body must be a JSON object"}
@@ -143,6 +150,14 @@ class SimApp:
                         raise TypeError(f"{name} must be a string, got {json_type(value)}")
                 venue.force_position(user, coin, szi)
                 return 200, {"ok": True}
+            if path == "/sim/volume":
+                user, usdc = request["user"], request["usdc"]
+                if not isinstance(user, str):
+                    raise TypeError(f"user must be a string, got {json_type(user)}")
+                if isinstance(usdc, bool) or not isinstance(usdc, int | float):
+                    raise TypeError(f"usdc must be a number, got {json_type(usdc)}")
+                volume = venue.credit_volume(user, float(usdc))
+                return 200, {"user": user.lower(), "cumVlm": format_volume(volume)}
         except FaultUpdateError as error:
             return 400, {"error": str(error)}
         except ConfigError as error:
@@ -162,6 +177,8 @@ class SimApp:
             request = orjson.loads(body)
         except orjson.JSONDecodeError as error:
             return 422, deserialize_error(f"not JSON: {error}")
+        if path == "/exchange" and self.venue.faults.lose_this_cancel(request):
+            return 500, "Internal Server Error"  # the fault: a cancel lost, nothing acted
         return self.answer(_client_ip(scope), path.lstrip("/"), request)
 
     def answer(self, ip: str, kind: str, request: Any) -> tuple[int, Any]:
@@ -407,6 +424,12 @@ class WebSocketSession:
             self.error(session, f"Error parsing JSON into valid websocket request: {text}")
             return
         request = message.get("request")
+        if (
+            isinstance(request, Mapping)
+            and request.get("type") == "action"
+            and self.venue.faults.lose_this_cancel(request.get("payload"))
+        ):
+            return  # the fault: a cancel lost, nothing acted and no reply
         limits = self.venue.ws_limits
         if not limits.post_started(session.conn_id):
             self.error(session, limits.post_error(post_id))

@@ -9,8 +9,9 @@ moments, on the same clock as the service it runs in.
 
 from __future__ import annotations
 
+import math
 import random
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import Any
@@ -19,6 +20,7 @@ import trio
 from loguru import logger
 
 from mm import clock
+from mm.venues.hyperliquid.schedule_cancel import REQUIRED_VOLUME_USD, volume_refusal
 from mm.venues.sim.config import CascadeConfig, SimConfig
 from mm.venues.sim.engine import HOUR_MS, Engine, Fees
 from mm.venues.sim.events import (
@@ -67,7 +69,7 @@ class SimVenue:
         )
         self.nonces = NonceBook()
         self.ip_limits = IpWeightLimiter(limits)
-        self.address_limits = AddressLimiter(limits)
+        self.address_limits = AddressLimiter(limits, initial_volume_usdc=config.initial_volume_usdc)
         self.ws_limits = WsLimits(limits)
         self.hub = Hub()
         self.sessions: set[Session] = set()
@@ -78,6 +80,8 @@ class SimVenue:
         self._on_bound = on_bound
         self._dirty: set[int] = set()
         self._last_bbo: dict[int, tuple[int | None, int | None]] = {}
+        # scheduleCancel actions that reached the venue, per user (tests count them).
+        self.schedule_cancels: Counter[str] = Counter()
 
     # --- clock ---------------------------------------------------------------------------------
 
@@ -247,7 +251,29 @@ class SimVenue:
             bids[0]["px"], asks[0]["px"] = asks[0]["px"], bids[0]["px"]  # a crossed frame
         return snapshot
 
+    # --- the dead-man's switch ------------------------------------------------------------------
+
+    def schedule_cancel(self, user: str, time: int | None, now: int) -> str | None:
+        """A ``scheduleCancel`` of ``user`` (counted in ``schedule_cancels``): None when done,
+        else the venue's refusal. Setting a time needs the account to have traded
+        $1,000,000 (``userRateLimit``'s ``cumVlm``), checked before the engine's own rules;
+        clearing one is always allowed."""
+        self.schedule_cancels[user] += 1
+        if time is not None:
+            traded = self.address_limits.cum_volume_usdc(user)
+            if traded < REQUIRED_VOLUME_USD:
+                return volume_refusal(REQUIRED_VOLUME_USD, traded)
+        return self.engine.schedule_cancel(user, time, now)
+
     # --- runtime controls (tests, `POST /sim/...`) ---------------------------------------------
+
+    def credit_volume(self, user: str, usdc: float) -> float:
+        """Count ``usdc`` of volume as traded by ``user`` without a fill (trades made
+        elsewhere: another venue front end, an account's history); its volume now."""
+        if not math.isfinite(usdc) or usdc < 0:
+            raise ValueError(f"usdc must be a finite number >= 0, got {usdc!r}")
+        self.address_limits.add_volume(user.lower(), usdc)
+        return self.address_limits.cum_volume_usdc(user.lower())
 
     def start_cascade(self, cascade: CascadeConfig) -> None:
         """Start ``cascade`` now (its ``start_s`` is the scheduler's business, not this)."""

@@ -20,9 +20,10 @@ from mm.model import (
     Side,
     Tif,
 )
+from mm.venues.base import SwitchNeedsVolume
 from mm.venues.hyperliquid.client import HyperliquidClient, OrderFateUnknown
 from mm.venues.hyperliquid.codec import VenueRejected
-from mm.venues.hyperliquid.rest import RateLimited, RestTransport
+from mm.venues.hyperliquid.rest import RateLimited, RestTransport, VenueUnavailable
 from mm.venues.hyperliquid.signing import L1Signer
 from mm.venues.hyperliquid.wire import new_cloid
 from mm.venues.hyperliquid.ws import WsConnection, ws_url
@@ -106,10 +107,29 @@ async def test_cancel_by_oid_and_by_cloid_and_modify() -> None:
 async def test_schedule_cancel_set_clear_and_refused() -> None:
     with trio.fail_after(15):
         async with setup() as (venue, client):
+            venue.credit_volume(client.account, 1_000_000)  # past the venue's volume gate
             await client.schedule_cancel(venue.now_ms() + 60_000)
             await client.schedule_cancel(None)
             with pytest.raises(VenueRejected, match="at least 5 seconds"):
                 await client.schedule_cancel(venue.now_ms() + 1_000)
+
+
+async def test_schedule_cancel_refused_for_volume_is_told_apart() -> None:
+    # The venue's volume gate (issue 14, item 3): a refusal worth no retry until the account
+    # has traded enough, with the venue's figures, over the WebSocket post and REST alike.
+    with trio.fail_after(15):
+        async with setup() as (venue, client):
+            venue.credit_volume(client.account, 129_582.4)
+            for path in (client, client.over_rest()):
+                with pytest.raises(SwitchNeedsVolume) as refused:
+                    await path.schedule_cancel(venue.now_ms() + 60_000)
+                assert refused.value.text == (
+                    "Cannot set scheduled cancel time until enough volume traded. "
+                    "Required: $1000000. Traded: $129582.4."
+                )
+                assert (refused.value.required, refused.value.traded) == (1_000_000, 129_582.4)
+            assert venue.engine.scheduled_time(client.account) is None
+            await client.schedule_cancel(None)  # clearing is not refused
 
 
 async def test_a_post_timeout_never_produces_a_duplicate_order() -> None:
@@ -129,6 +149,22 @@ async def test_a_post_timeout_never_produces_a_duplicate_order() -> None:
             assert report.status == "open"
             mine = [o for o in await client.open_orders() if o.cloid == slow.cloid]
             assert len(mine) == 1
+
+
+async def test_a_cancel_the_venue_loses_neither_acts_nor_answers() -> None:
+    # The simulator's lose_cancels fault: the post gets no reply, the REST retry a 500, and
+    # the order rests on; other actions and reads go through.
+    with trio.fail_after(20):
+        faults = FaultConfig(lose_cancels=1.0)
+        async with setup(faults=faults, post_timeout_s=0.3) as (venue, client):
+            (placed,) = await client.place([order(passive(venue, Side.BUY))])
+            assert isinstance(placed, Resting)
+            with pytest.raises(VenueUnavailable):
+                await client.cancel([CancelOrder("BTC", oid=placed.oid)])
+            assert [o.oid for o in await client.open_orders()] == [placed.oid]
+            venue.faults.update({"lose_cancels": 0.0})
+            assert await client.cancel([CancelOrder("BTC", oid=placed.oid)]) == [None]
+            assert await client.open_orders() == []
 
 
 async def test_a_socket_that_is_down_before_sending_falls_back_to_rest() -> None:

@@ -257,3 +257,28 @@ def test_latency_channels_must_be_data_channels() -> None:
     faults = Faults(FaultConfig(), seed=1)
     with pytest.raises(FaultUpdateError, match="unknown channels"):
         faults.update({"ws_latency_channels": ["pong"]})
+
+
+def cancel_body(kind: str) -> dict[str, Any]:
+    return {"action": {"type": kind, "cancels": []}, "nonce": 1, "signature": {}}
+
+
+def test_only_cancels_are_lost_and_only_by_their_own_fault() -> None:
+    assert not Faults(EVERYTHING_ON, seed=1).lose_this_cancel(cancel_body("cancel"))
+    faults = Faults(FaultConfig(lose_cancels=1.0), seed=1)
+    assert faults.lose_this_cancel(cancel_body("cancel"))
+    assert faults.lose_this_cancel(cancel_body("cancelByCloid"))
+    for kind in ("order", "modify", "batchModify", "scheduleCancel", "noop"):
+        assert not faults.lose_this_cancel(cancel_body(kind)), kind
+    bodies: list[Any] = [None, [], "cancel", {"action": "cancel"}, {"action": {"type": ["c"]}}]
+    for body in bodies:
+        assert not faults.lose_this_cancel(body)
+
+
+def test_lost_cancels_follow_the_probability_from_the_seed() -> None:
+    def losses(seed: int) -> list[bool]:
+        faults = Faults(FaultConfig(lose_cancels=0.3), seed=seed)
+        return [faults.lose_this_cancel(cancel_body("cancel")) for _ in range(2_000)]
+
+    assert losses(5) == losses(5)
+    assert 0.25 < sum(losses(5)) / 2_000 < 0.35

@@ -883,3 +883,51 @@ async def test_bad_liquidation_is_400(body: Json) -> None:
             response = await client.post("/sim/liquidate", json=body)
             assert response.status_code == 400
             assert "bad request" in response.json()["error"]
+
+
+async def test_volume_counts_as_traded_without_a_fill() -> None:
+    # POST /sim/volume: an account past the venue's volume gates without trading here.
+    with trio.fail_after(TIMEOUT):
+        async with running() as venue, http(venue) as client:
+            body = {"user": USER.upper().replace("0X", "0x"), "usdc": 999_999.5}
+            response = await client.post("/sim/volume", json=body)
+            assert response.status_code == 200
+            assert response.json() == {"user": USER, "cumVlm": "999999.5"}
+            assert (await client.post("/sim/volume", json={"user": USER, "usdc": 1})).json() == {
+                "user": USER,
+                "cumVlm": "1000000.5",
+            }
+            limits = await info(client, {"type": "userRateLimit", "user": USER})
+            assert limits["cumVlm"] == "1000000.5"
+            assert limits["nRequestsCap"] == 10_000 + 1_000_000
+            assert await info(client, {"type": "userFills", "user": USER}) == []
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"user": USER},
+        {"usdc": 1},
+        {"user": USER, "usdc": "1000000"},
+        {"user": USER, "usdc": True},
+        {"user": USER, "usdc": -1},
+        {"user": 7, "usdc": 1},
+    ],
+)
+async def test_bad_volume_is_400_and_changes_nothing(body: Json) -> None:
+    with trio.fail_after(TIMEOUT):
+        async with running() as venue, http(venue) as client:
+            response = await client.post("/sim/volume", json=body)
+            assert response.status_code == 400
+            assert "bad request" in response.json()["error"]
+            assert venue.address_limits.cum_volume_usdc(USER) == 0.0
+
+
+async def test_every_address_starts_with_the_configured_volume() -> None:
+    with trio.fail_after(TIMEOUT):
+        async with running(sim_config(initial_volume_usdc=1_000_000)) as venue, http(venue) as c:
+            limits = await info(c, {"type": "userRateLimit", "user": USER})
+            assert limits["cumVlm"] == "1000000.0"
+            now = venue.now_ms()
+            assert venue.schedule_cancel(USER, now + 10_000, now) is None
+            assert venue.engine.scheduled_time(USER) == now + 10_000

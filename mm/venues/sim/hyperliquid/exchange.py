@@ -324,7 +324,7 @@ class ExchangeHandler:
             )
 
             def schedule_cancel(user: str, now: int) -> Answer:
-                problem = engine.schedule_cancel(user, time, now)
+                problem = self.venue.schedule_cancel(user, time, now)
                 return DEFAULT_OK if problem is None else err(problem)
 
             return schedule_cancel

@@ -14,6 +14,7 @@ import time
 from typing import Any
 
 import eth_account
+import httpx
 import pytest
 from hyperliquid.exchange import Exchange
 
@@ -48,6 +49,10 @@ from tests.venues.sim.sdk.recordings import (
 
 MISSING_ORDER = recorded_error_texts()["MissingOrder"]
 SCHEDULE_TOO_EARLY = "Scheduled cancel time too early, must be at least 5 seconds from now."
+SCHEDULE_NEEDS_VOLUME = (  # the venue's text, its figures as it prints them
+    "Cannot set scheduled cancel time until enough volume traded. "
+    "Required: $1000000. Traded: ${traded}."
+)
 
 
 def recorded_action_answers() -> list[Any]:
@@ -364,7 +369,32 @@ def test_cancel_of_another_users_order(info: Any, exchange: Any, sim: Sim) -> No
     assert open_oids(info, other.wallet) == [oid]
 
 
-def test_schedule_cancel_set_clear_and_too_early(exchange: Any) -> None:
+def traded(sim: Sim, wallet: Any, usdc: float) -> None:
+    """Count ``usdc`` as traded by ``wallet`` (the simulator's ``POST /sim/volume``)."""
+    body = {"user": wallet.address, "usdc": usdc}
+    reply = httpx.post(f"{sim.url}/sim/volume", json=body, timeout=5.0)
+    assert reply.status_code == 200, reply.text
+
+
+def test_schedule_cancel_is_refused_until_the_account_has_traded_enough(
+    exchange: Any, sim: Sim, wallet: Any
+) -> None:
+    assert exchange.schedule_cancel(now_ms() + 60_000) == {
+        "status": "err",
+        "response": SCHEDULE_NEEDS_VOLUME.format(traded="0"),
+    }
+    traded(sim, wallet, 999_999.5)
+    assert exchange.schedule_cancel(now_ms() + 60_000) == {
+        "status": "err",
+        "response": SCHEDULE_NEEDS_VOLUME.format(traded="999999.5"),
+    }
+    assert exchange.schedule_cancel(None) == DEFAULT_OK  # clearing is not refused
+    traded(sim, wallet, 0.5)
+    assert exchange.schedule_cancel(now_ms() + 60_000) == DEFAULT_OK
+
+
+def test_schedule_cancel_set_clear_and_too_early(exchange: Any, sim: Sim, wallet: Any) -> None:
+    traded(sim, wallet, 1_000_000)
     assert exchange.schedule_cancel(now_ms() + 1_000) == {
         "status": "err",
         "response": SCHEDULE_TOO_EARLY,
@@ -373,7 +403,8 @@ def test_schedule_cancel_set_clear_and_too_early(exchange: Any) -> None:
     assert exchange.schedule_cancel(None) == DEFAULT_OK
 
 
-def test_schedule_cancel_fires(info: Any, exchange: Any, wallet: Any) -> None:
+def test_schedule_cancel_fires(info: Any, exchange: Any, wallet: Any, sim: Sim) -> None:
+    traded(sim, wallet, 1_000_000)
     oids = [
         resting_oid(exchange.order("BTC", True, 0.001, far_bid(info, "BTC"), GTC)),
         resting_oid(exchange.order("ETH", False, 0.01, far_ask(info, "ETH"), GTC)),
