@@ -374,6 +374,7 @@ class Service:
             "problems": problems,
             "not_trading": self.not_trading(),
             "killswitch": self.killswitch.status(),
+            "deadman": self.adapter.deadman.status(),
             "mode": {**self.coordinator.status(), "health": self.monitor.status()},
             "session": self.session.status(),
             "notify": self.notifier.status(),
@@ -532,10 +533,8 @@ class Service:
         # Trading stops first, while the feeds and the venue client still run: no new quotes,
         # then every open order canceled. The rest of the tree is cancelled after.
         stopped = await self.trading.stop()  # the venue's word: zero, or the orders left
-        deadman = self.adapter.deadman
-        if deadman is not None:  # disarmed while the connection runs, not when it closes
-            with trio.move_on_after(2.0):
-                await deadman.disarm_for_stop()
+        with trio.move_on_after(2.0):  # disarmed while the connection runs, not when it closes
+            await self.adapter.deadman.disarm_for_stop()
         # Never wait on the journal here: a stop must not hang behind a stuck writer.
         symbols = self.config.strategy.symbols
         positions = {coin: self.trading.positions.position(coin) for coin in symbols}

@@ -194,6 +194,9 @@ def render_status(status: dict[str, Any]) -> str:
         if killswitch["tripped"] and killswitch.get("values"):
             lines.append(f"  {killswitch['values']}")
         lines.extend(_killswitch_details(killswitch))
+    deadman = status.get("deadman")
+    if deadman is not None:
+        lines.append(f"dead-man's switch: {_describe_deadman(deadman)}")
     mode = status.get("mode")
     if mode is not None:
         reason = f" ({mode['reason']})" if mode.get("reason") else ""
@@ -232,11 +235,25 @@ def _killswitch_details(killswitch: dict[str, Any]) -> list[str]:
         )
     cancel = killswitch.get("last_cancel")
     if killswitch.get("tripped") and cancel:
-        lines.append(f"  venue: {_describe_cancel(cancel)}")
+        rounds = killswitch.get("cancel_rounds") or 1
+        after = f" (cancel-all {rounds})" if rounds > 1 else ""
+        lines.append(f"  venue: {_describe_cancel(cancel)}{after}")
+        if killswitch.get("cancel_retrying"):
+            lines.append("  still canceling: the cancel-all runs again until none is left")
     backstop = killswitch.get("backstop")
     if killswitch.get("tripped") and backstop:
         lines.append(f"  backstop: {_describe_backstop(backstop)}")
     return lines
+
+
+def _describe_deadman(deadman: dict[str, Any]) -> str:
+    """The venue's dead-man's switch as the keeper sees it."""
+    if deadman.get("available"):
+        return f"{deadman['state']} ({deadman['detail']})"
+    return (
+        f"UNAVAILABLE: {deadman['detail']}; the kill switch retries its cancel-all until "
+        "no order is left instead"
+    )
 
 
 def _describe_cancel(report: dict[str, Any]) -> str:
@@ -498,6 +515,11 @@ def render_kill(status: int, answer: dict[str, Any]) -> tuple[str, int]:
         else "venue: cancel NOT sent (no venue client)"
     )
     lines = [f"kill switch tripped at {since} ({answer['reason']})", f"  {journal}", f"  {venue}"]
+    if answer.get("cancel_retrying"):
+        lines.append(
+            "  still canceling: the cancel-all runs again until the venue shows none "
+            "(`mm status` follows it)"
+        )
     backstop = answer.get("backstop")
     if backstop:
         lines.append(f"  backstop: {_describe_backstop(backstop)}")

@@ -133,3 +133,62 @@ def test_status_shows_a_trip_without_backstop() -> None:
     assert "trips 1" in text
     assert "venue: 6 orders canceled, none open after 0.210s" in text
     assert "backstop: NONE (not armed: the venue refused" in text
+
+
+def test_a_kill_that_left_orders_says_it_keeps_canceling() -> None:
+    left = ZERO | {"zero": False, "remaining": [{"coin": "BTC", "oid": 7}], "seconds": 10.0}
+    unavailable = {
+        "armed": False,
+        "detail": "not armed: the dead-man's switch is unavailable: the venue arms it only for "
+        "an account that has traded $1,000,000 (traded $251.03)",
+        "at": None,
+    }
+    text, code = render_kill(
+        200, kill_answer(cancel_all=left, backstop=unavailable, cancel_retrying=True)
+    )
+    assert code == EXIT_FAILURE  # not at zero yet: not confirmed
+    assert "STILL OPEN after 10.0s: BTC 7" in text
+    assert "still canceling: the cancel-all runs again until the venue shows none" in text
+    assert "backstop: NONE (not armed: the dead-man's switch is unavailable" in text
+
+
+def test_status_says_whether_the_dead_mans_switch_is_available() -> None:
+    status: dict[str, Any] = {
+        "version": "0",
+        "service": "mm",
+        "pid": 1,
+        "state": "running",
+        "admin_url": "http://127.0.0.1:9400",
+        "uptime_seconds": 10.0,
+        "config_hash": "x",
+        "healthy": True,
+        "problems": [],
+        "tree": {"name": "mm", "state": "running", "children": []},
+        "deadman": {
+            "state": "unavailable",
+            "available": False,
+            "detail": "the venue arms it only for an account that has traded $1,000,000 "
+            "(traded $251.03)",
+        },
+    }
+    text = render_status(status)
+    assert (
+        "dead-man's switch: UNAVAILABLE: the venue arms it only for an account that has "
+        "traded $1,000,000 (traded $251.03); the kill switch retries its cancel-all" in text
+    )
+    status["deadman"] = {"state": "armed", "available": True, "detail": "armed 30s ahead"}
+    assert "dead-man's switch: armed (armed 30s ahead)" in render_status(status)
+    status["killswitch"] = {
+        "tripped": True,
+        "reason": "manual",
+        "since": SINCE,
+        "trips": 1,
+        "last_cancel": ZERO,
+        "cancel_rounds": 3,
+        "cancel_retrying": True,
+    }
+    text = render_status(status)
+    assert (
+        "venue: 6 orders canceled, none open after 0.210s (1 cancel request) (cancel-all 3)" in text
+    )
+    assert "still canceling: the cancel-all runs again until none is left" in text

@@ -69,6 +69,9 @@ REQUIRED = {
     # 13: restarts, crashes and lost frames never cost money
     "mm_fills_recovered": "counter",
     "mm_fill_audits": "counter",
+    # 14: the venue's hard cases
+    "mm_deadman_switch_available": "gauge",
+    "mm_deadman_switch_armed": "gauge",
 }
 
 # Every label name in use: each takes its values from a small fixed set (never ids or text).

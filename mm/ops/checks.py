@@ -3,9 +3,10 @@
 Pre-flight (before trading, with or without a running mm): the config is valid; the journal
 can take its write lock; the disk has room; the kill switch is armed and the autonomy mode is
 not HALT; the venue answers; market data arrives; mm's positions agree with the venue's; the
-address has API headroom. Post-flight (after trading): no order is left working at the venue;
-the journal is flushed (the WAL folded into the database once mm stopped); the journal's fills
-and PnL agree with the venue's.
+address has API headroom; the venue's dead-man's switch is available (a WARN when it is not:
+the venue refuses it to an account that has not traded enough). Post-flight (after trading):
+no order is left working at the venue; the journal is flushed (the WAL folded into the
+database once mm stopped); the journal's fills and PnL agree with the venue's.
 
 Where the state comes from depends on whether an mm is running:
 
@@ -16,9 +17,10 @@ Where the state comes from depends on whether an mm is running:
   protocol faces and the feeds work); such a fresh venue has no history, so the position check
   is skipped, and post-flight's venue checks are skipped (that venue lived only inside mm).
 
-A check is PASS, FAIL or SKIP (a skip says why and is not a failure). Every venue and network
-call is bounded by a deadline, and any error becomes a FAIL with its text: the checks never
-crash. Details never carry a secret: every one passes through the secrets' redactor.
+A check is PASS, WARN, FAIL or SKIP (a warning or a skip says why and is not a failure).
+Every venue and network call is bounded by a deadline, and any error becomes a FAIL with its
+text: the checks never crash. Details never carry a secret: every one passes through the
+secrets' redactor.
 
 The first part of the module is pure (``positions_match``, ``reconcile_fills``,
 ``render``, ``exit_code``); the I/O follows.
@@ -54,6 +56,7 @@ from mm.venues.config import EMBEDDED
 from mm.venues.hyperliquid import codec
 from mm.venues.hyperliquid.client import HyperliquidClient
 from mm.venues.hyperliquid.rest import RestTransport
+from mm.venues.hyperliquid.schedule_cancel import REQUIRED_VOLUME_USD
 from mm.venues.hyperliquid.signing import L1Signer
 from mm.venues.hyperliquid.ws import ws_url
 from mm.venues.sim.venue import SimVenue
@@ -79,16 +82,21 @@ T = TypeVar("T")
 
 @attrs.frozen
 class CheckResult:
-    """One check's outcome: ``ok`` True (PASS), False (FAIL) or None (SKIP, the reason in
-    ``detail``; a skip is not a failure)."""
+    """One check's outcome: ``ok`` True (PASS, or WARN with ``warning``), False (FAIL) or None
+    (SKIP, the reason in ``detail``); a skip or a warning is not a failure."""
 
     name: str
     ok: bool | None
     detail: str
+    warning: bool = False  # a pass that needs the operator's attention (WARN): not a failure
 
     @property
     def label(self) -> str:
-        return "SKIP" if self.ok is None else ("PASS" if self.ok else "FAIL")
+        if self.ok is None:
+            return "SKIP"
+        if not self.ok:
+            return "FAIL"
+        return "WARN" if self.warning else "PASS"
 
 
 def positions_match(
@@ -148,18 +156,22 @@ def reconcile_fills(
 
 
 def render(results: Sequence[CheckResult]) -> str:
-    """One line per check (``PASS  name  detail``), then a summary line."""
+    """One line per check (``PASS  name  detail``), then a summary line (warnings counted
+    apart from the passes when there are any)."""
     width = max((len(result.name) for result in results), default=0)
     lines = [
         f"{result.label}  {result.name.ljust(width)}  {result.detail}".rstrip()
         for result in results
     ]
-    passed = sum(result.ok is True for result in results)
+    passed = sum(result.ok is True and not result.warning for result in results)
+    warned = sum(result.ok is True and result.warning for result in results)
     failed = sum(result.ok is False for result in results)
     skipped = sum(result.ok is None for result in results)
     verdict = "FAILED" if failed else "OK"
+    warnings = f"{warned} warning{'s' if warned != 1 else ''}, " if warned else ""
     lines.append(
-        f"{verdict}: {len(results)} checks, {passed} passed, {failed} failed, {skipped} skipped"
+        f"{verdict}: {len(results)} checks, {passed} passed, {warnings}{failed} failed, "
+        f"{skipped} skipped"
     )
     return "\n".join(lines)
 
@@ -604,6 +616,41 @@ async def _api_headroom(
     )
 
 
+async def _dead_mans_switch(
+    config: Config, client: HyperliquidClient | None, status: Mapping[str, Any] | None
+) -> CheckResult:
+    """The venue's dead-man's switch: unavailable as the running mm's keeper knows it (refused
+    by the venue, the day's triggers used, disabled), or because the account has traded less
+    than the venue requires before it arms one (read from the venue, so an mm that has not
+    asked yet is told too). Unavailable is a WARN, not a failure: mm trades without it, and its
+    kill switch then retries the cancel-all until the venue shows no order."""
+    name = "dead_mans_switch"
+    instead = "the kill switch's cancel-all, retried until no order is left, is the only backstop"
+    running = (status or {}).get("deadman")
+    source = " (the running mm)" if isinstance(running, Mapping) else ""
+    if isinstance(running, Mapping) and not running.get("available"):
+        detail = f"UNAVAILABLE: {running.get('detail', '')}; {instead}{source}"
+        return CheckResult(name, True, detail, warning=True)
+    if not config.feeds.deadman.enabled:
+        detail = f"UNAVAILABLE: disabled (feeds.deadman.enabled = false); {instead}"
+        return CheckResult(name, True, detail, warning=True)
+    if client is None:
+        return CheckResult(name, None, "not checked: no venue")
+    traded = (await client.rate_limit()).cum_volume
+    if traded < REQUIRED_VOLUME_USD:
+        detail = (
+            f"UNAVAILABLE: the venue arms it only for an account that has traded "
+            f"${REQUIRED_VOLUME_USD:,.0f}; this one has traded ${traded:,.2f}; {instead}"
+        )
+        return CheckResult(name, True, detail, warning=True)
+    state = f"{running.get('state')}; " if isinstance(running, Mapping) else ""
+    detail = (
+        f"available: {state}the account has traded ${traded:,.2f} "
+        f"(the venue requires ${REQUIRED_VOLUME_USD:,.0f}){source}"
+    )
+    return CheckResult(name, True, detail)
+
+
 def _unchecked(name: str, venue: _Venue, reachable: CheckResult) -> CheckResult | None:
     """The result for a venue check that cannot run (None when it can)."""
     if venue.skipped is not None:
@@ -616,7 +663,7 @@ def _unchecked(name: str, venue: _Venue, reachable: CheckResult) -> CheckResult 
 async def _venue_preflight(
     config: Config, status: Mapping[str, Any] | None, venue: _Venue
 ) -> list[CheckResult]:
-    """venue_reachable, feeds_receiving, positions_match, api_headroom."""
+    """venue_reachable, feeds_receiving, positions_match, api_headroom, dead_mans_switch."""
     reachable = await _guarded("venue_reachable", partial(_venue_reachable, config, venue))
     results = [reachable]
     if status is not None:
@@ -649,6 +696,12 @@ async def _venue_preflight(
     else:
         check = partial(_api_headroom, config, venue.client, status)
         results.append(await _guarded("api_headroom", check))
+    unchecked = _unchecked("dead_mans_switch", venue, reachable)
+    if unchecked is not None and (status is None or "deadman" not in status):
+        results.append(unchecked)
+    else:
+        check = partial(_dead_mans_switch, config, venue.client, status)
+        results.append(await _guarded("dead_mans_switch", check))
     return results
 
 

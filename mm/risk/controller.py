@@ -8,11 +8,15 @@ taking the service down with orders left at the venue. A trip (a monitor, ``mm k
 running); then, shielded, at the same time: the checkpoint is committed to the journal, and the
 one cancel-all (``mm.execution.cancel_all``) cancels every open order over every path to the
 venue until it shows none. The venue's dead-man's switch is armed as a backstop once the cancel
-is sent, independently: a venue that refuses it (10 triggers a day) or a used-up daily budget
-never stands in the way of the cancel, and the outcome says there is no backstop. Positions
-are then re-read from the venue and adopted (a forced liquidation, fills missed). The caller
-of ``kill`` hears the outcome (checkpoint committed, cancel sent, the cancel-all's report, the
-backstop) only when all that is done; an incident dump follows.
+is sent, independently: a venue that refuses it (10 triggers a day, or an account that has not
+traded enough, which the dead-man's keeper already knows and then no request is sent) or a
+used-up daily budget never stands in the way of the cancel, and the outcome says there is no
+backstop. Positions are then re-read from the venue and adopted (a forced liquidation, fills
+missed). The caller of ``kill`` hears the outcome (checkpoint committed, cancel sent, the
+cancel-all's report, the backstop) only when all that is done; an incident dump follows. The
+kill switch never counts on the backstop: a cancel-all that did not reach zero (the venue
+losing cancels, say) is run again and again, in the background, until the venue shows no
+order (``cancel_retrying`` in the outcome and in ``status``), or a rearm.
 
 While tripped, a monitor repeating its request is not a trip (``trips`` counts trips); an
 operator's second kill is journaled and answered "already tripped". On start the latest
@@ -48,10 +52,14 @@ from mm.risk.killswitch import KillReason, KillSwitch, Value
 from mm.risk.monitors import Assessment
 from mm.secrets import Redactor
 from mm.strategy.runner import Trading
+from mm.venues.base import SwitchNeedsVolume
 from mm.venues.hyperliquid.adapter import HyperliquidAdapter
+from mm.venues.hyperliquid.client import HyperliquidClient
 from supervisors import SupervisorEscalation
 
 BACKSTOP_S = 6.0  # the venue accepts a dead-man's switch at least 5 s ahead
+SWEEP_PAUSE_S = 1.0  # a trip's cancel-all left orders: the next one this much later,
+SWEEP_PAUSE_MAX_S = 15.0  # doubling up to this
 COMMIT_WAIT_S = 5.0  # how long a trip waits for its checkpoint to be committed
 DUMP_READ_S = 2.0
 
@@ -101,6 +109,8 @@ class TripOutcome:
     cancel: CancelAllReport | None = None  # None: already tripped, or no venue client
     backstop: Backstop | None = None
     positions: Mapping[str, float] | None = None  # re-read from the venue after the cancel
+    # The cancel-all left orders at the venue: it is run again until the venue shows none.
+    cancel_retrying: bool = False
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -114,6 +124,7 @@ class TripOutcome:
             "cancel_all": self.cancel.to_json() if self.cancel is not None else None,
             "backstop": self.backstop.to_json() if self.backstop is not None else None,
             "positions": dict(self.positions) if self.positions is not None else None,
+            "cancel_retrying": self.cancel_retrying,
         }
 
 
@@ -214,6 +225,12 @@ class KillSwitchController:
         self._recent_errors = recent_errors
         self._notify = notify
         self._tripped_listeners = tuple(tripped_listeners)  # told the moment it trips
+        # The latest trip's cancel-alls: the first, then those run until the venue shows none.
+        self.last_cancel: CancelAllReport | None = None
+        self.cancel_rounds = 0
+        self.sweeping = False
+        self._sweep_wanted = trio.Event()
+        self._sweep_scope: trio.CancelScope | None = None
 
     def export(self, registry: CollectorRegistry) -> None:
         """mm_kill_switch_tripped{reason}: 1 for the reason it is tripped for, else 0."""
@@ -281,7 +298,9 @@ class KillSwitchController:
             "trips": self.switch.latches,
             "requests_while_tripped": max(len(self.switch.trips) - 1, 0) + self.switch.dropped,
             "repeats": self.repeats,
-            "last_cancel": last.cancel.to_json() if last and last.cancel else None,
+            "last_cancel": self.last_cancel.to_json() if self.last_cancel else None,
+            "cancel_rounds": self.cancel_rounds,
+            "cancel_retrying": self.sweeping,
             "backstop": last.backstop.to_json() if last and last.backstop else None,
             "last_rearm": self.last_rearm,
             "incidents": [str(path) for path in self.incidents[-5:]],
@@ -292,6 +311,7 @@ class KillSwitchController:
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._serve_commands)
+            nursery.start_soon(self._sweep_when_asked)
             reported = False
             while True:
                 if self.switch.tripped:
@@ -383,7 +403,60 @@ class KillSwitchController:
         with trio.CancelScope(shield=True):
             outcome = await self._act(reason, original.at)
         self.last_trip = outcome
+        self.last_cancel = outcome.cancel
+        self.cancel_rounds = 1 if outcome.cancel is not None else 0
+        if outcome.cancel_retrying:
+            self._sweep_wanted.set()
         return outcome
+
+    # --- until the venue shows none ---------------------------------------------------------
+
+    async def _sweep_when_asked(self) -> None:
+        while True:
+            await self._sweep_wanted.wait()
+            self._sweep_wanted = trio.Event()
+            await self._sweep()
+
+    async def _sweep(self) -> None:
+        """A trip's cancel-all left orders at the venue: cancel-all again, ``SWEEP_PAUSE_S``
+        apart (doubling up to ``SWEEP_PAUSE_MAX_S``), until the venue shows none. Whether the
+        venue's dead-man's switch was armed or not, nothing is left to it. A rearm (or the
+        service's stop, which cancels everything itself) ends it."""
+        client = self.adapter.client
+        if client is None:
+            return
+        pause = SWEEP_PAUSE_S
+        self.sweeping = True
+        try:
+            with trio.CancelScope() as scope:
+                self._sweep_scope = scope
+                while self.switch.tripped:
+                    await trio.sleep(pause)
+                    report = await cancel_all.cancel_all(paths_of(client), cancel_all.KILL)
+                    self.cancel_rounds += 1
+                    self.last_cancel = report
+                    if report.zero:
+                        logger.warning(
+                            "kill switch: none left at the venue after {} cancel-alls: {}",
+                            self.cancel_rounds,
+                            report.describe(),
+                        )
+                        self.journal.record_or_log(
+                            "kill_switch_cancel",
+                            rounds=self.cancel_rounds,
+                            cancel_all=report.to_json(),
+                        )
+                        return
+                    logger.error(
+                        "kill switch: cancel-all {} left orders at the venue: {}; again in {:g}s",
+                        self.cancel_rounds,
+                        report.describe(),
+                        pause,
+                    )
+                    pause = min(pause * 2, SWEEP_PAUSE_MAX_S)
+        finally:
+            self.sweeping = False
+            self._sweep_scope = None
 
     async def _act(self, reason: KillReason, since: float) -> TripOutcome:
         """Checkpoint (committed) and cancel-all at once; the backstop once the cancel is sent;
@@ -433,6 +506,7 @@ class KillSwitchController:
             report,
             backstop,
             positions,
+            cancel_retrying=report is not None and not report.zero,
         )
 
     async def _checkpoint(self, **request: Any) -> bool:
@@ -448,23 +522,30 @@ class KillSwitchController:
         return False
 
     async def _arm_backstop(self) -> Backstop:
-        """The venue's dead-man's switch ``BACKSTOP_S`` ahead, unless the day's budget is used or
-        the venue refuses; the result says which."""
+        """The venue's dead-man's switch ``BACKSTOP_S`` ahead, unless the dead-man's keeper
+        knows the venue would refuse it (the day's budget used, an account that has not traded
+        enough) or the venue refuses; the result says which."""
         client = self.adapter.client
         if client is None:
             return Backstop(False, "no venue client")
         keeper = self.adapter.deadman
-        if keeper is not None and keeper.triggers_left() <= 0:
-            backstop = Backstop(False, "not armed: the dead-man's daily trigger budget is used")
+        refusal = keeper.would_refuse()
+        if refusal is not None:  # known without asking: no request the venue would refuse
+            backstop = Backstop(
+                False, f"not armed: the dead-man's switch is unavailable: {refusal}"
+            )
         else:
             at_ms = clock.wall_ms() + int(BACKSTOP_S * 1000)
             errors: list[str] = []
-            answered, _ = await first_answer(
-                paths_of(client),
-                lambda path: path.schedule_cancel(at_ms),
-                cancel_all.KILL,
-                errors,
-            )
+
+            async def arm(path: HyperliquidClient) -> None:
+                try:
+                    await path.schedule_cancel(at_ms)
+                except SwitchNeedsVolume as refusal:
+                    keeper.refused(refusal)  # the keeper asks no more either
+                    raise
+
+            answered, _ = await first_answer(paths_of(client), arm, cancel_all.KILL, errors)
             if answered:
                 return Backstop(True, f"armed {BACKSTOP_S:g}s ahead", at_ms / 1000)
             why = errors[-1] if errors else "no answer"
@@ -521,6 +602,8 @@ class KillSwitchController:
         else:
             logger.warning("kill switch rearmed by {}: {}", who, why)
         self._export()
+        if self._sweep_scope is not None:  # trading resumes: its orders are its own again
+            self._sweep_scope.cancel()
         self.adapter.halted = False
         self._rearmed.set()
         return outcome

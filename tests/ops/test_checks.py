@@ -45,6 +45,7 @@ PREFLIGHT = [
     "feeds_receiving",
     "positions_match",
     "api_headroom",
+    "dead_mans_switch",
 ]
 POSTFLIGHT = ["no_open_orders", "journal_flushed", "pnl_reconciled"]
 
@@ -265,6 +266,17 @@ def test_render_and_exit_code(oks: list[bool | None], code: int, verdict: str) -
         assert line.split() == [labels[result.ok], result.name, "detail", result.name[-1]]
 
 
+def test_a_warning_is_neither_a_pass_nor_a_failure() -> None:
+    results = [
+        CheckResult("dead_mans_switch", True, "UNAVAILABLE: new account", warning=True),
+        CheckResult("config", True, "valid"),
+    ]
+    lines = render(results).splitlines()
+    assert lines[0].split()[:2] == ["WARN", "dead_mans_switch"]
+    assert lines[-1] == "OK: 2 checks, 1 passed, 1 warning, 0 failed, 0 skipped"
+    assert exit_code(results) == 0
+
+
 # --- pre-flight --------------------------------------------------------------------------------
 
 
@@ -279,6 +291,10 @@ async def test_preflight_against_a_running_service_passes(running: Service) -> N
     checks = by_name(results)
     assert "BTC 0.001" in checks["positions_match"].detail
     assert "from the running mm" in checks["kill_switch"].detail
+    # A new account: the venue would refuse the dead-man's switch, a warning, not a failure.
+    assert checks["dead_mans_switch"].label == "WARN"
+    assert "UNAVAILABLE" in checks["dead_mans_switch"].detail
+    assert "traded $1,000,000" in checks["dead_mans_switch"].detail
     assert_no_secret(results, _secrets(running))
 
     # The same document with the autonomy mode at HALT: the kill-switch gate closes.
@@ -301,6 +317,8 @@ async def test_preflight_without_a_service_starts_the_embedded_venue(load: Loade
     assert all(r.ok is True for r in checks.values()), render(results)
     assert "embedded venue started" in checks["venue_reachable"].detail
     assert "l2Book received for BTC, ETH" in checks["feeds_receiving"].detail
+    assert checks["dead_mans_switch"].label == "WARN"
+    assert "this one has traded $0.00" in checks["dead_mans_switch"].detail
     assert exit_code(results) == 0
     assert (config.run_dir / DATABASE_NAME).exists()  # journal_writable created it
     assert_no_secret(results, secrets)
@@ -396,7 +414,7 @@ async def test_an_unreachable_venue_fails_without_crashing(load: Loader) -> None
     assert [r.name for r in results] == PREFLIGHT
     assert checks["venue_reachable"].ok is False
     assert "127.0.0.1:1" in checks["venue_reachable"].detail
-    for name in ("feeds_receiving", "positions_match", "api_headroom"):
+    for name in ("feeds_receiving", "positions_match", "api_headroom", "dead_mans_switch"):
         assert checks[name].ok is None
         assert "not reachable" in checks[name].detail
     post = by_name(await run_checks(config, secrets, post=True, admin_url=None))

@@ -110,7 +110,15 @@ class HyperliquidAdapter:
         self.fill_history = (
             fill_history if fill_history is not None else FillHistory(config.user.dedup_capacity)
         )
-        self.deadman: DeadmanKeeper | None = None
+        # The venue's dead-man's switch, kept armed by the execution child while healthy; it
+        # outlives that child's restarts (what the venue refused, the triggers fired).
+        self.deadman = DeadmanKeeper(
+            self,
+            config.deadman,
+            healthy=self.healthy,
+            now_ms=lambda: clock.wall_ms(),
+            registry=registry,
+        )
 
     def url(self) -> str:
         url = self._venue_url()
@@ -244,6 +252,12 @@ class HyperliquidAdapter:
             raise RuntimeError("the order client is not up")
         await self.client.schedule_cancel(at_ms)
 
+    async def traded_volume(self) -> float:
+        """The account's cumulative traded volume (USD) as the venue counts it (``cumVlm``)."""
+        if self.client is None:
+            raise RuntimeError("the order client is not up")
+        return (await self.client.rate_limit()).cum_volume
+
     async def run_execution(
         self,
         record: Callable[[str, dict[str, Any]], Awaitable[None]],
@@ -272,9 +286,6 @@ class HyperliquidAdapter:
                 "foreign_left": [_order(o) for o in self.startup.foreign_orders],
             },
         )
-        self.deadman = DeadmanKeeper(
-            self, self.config.deadman, healthy=self.healthy, now_ms=lambda: clock.wall_ms()
-        )
         link = AuditLink(
             venue=lambda: self.client,
             dispatcher=self.dispatcher,
@@ -300,6 +311,7 @@ class HyperliquidAdapter:
         if isinstance(event, Fill):
             await record("fill", attrs.asdict(event, value_serializer=_plain))
             self._order_events(self.dispatcher.on_fill(event, now_ms))
+            self.deadman.on_fill(event.px * event.sz)
             for listener in self.fill_listeners:
                 listener(event)
         elif isinstance(event, OrderReport):
