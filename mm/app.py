@@ -233,7 +233,10 @@ class Service:
             self._child("notifier", self.notifier.run),
         ]
         if self.config.venue.url == EMBEDDED:
-            self.venue = SimVenue(self.config.sim, on_bound=self._venue_bound)
+            # The faucet funds the account mm trades for, so that `make run` trades at once.
+            self.venue = SimVenue(
+                self.config.sim, on_bound=self._venue_bound, fund_at_start=(self.adapter.account,)
+            )
             children.append(self._child("venue", self.venue.run))
         feeds = Supervisor(
             "mm/feeds",

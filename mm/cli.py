@@ -11,6 +11,7 @@ import argparse
 import contextlib
 import datetime as dt
 import os
+import re
 import signal
 import sqlite3
 import sys
@@ -417,6 +418,12 @@ def cmd_backup(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     return EXIT_OK
 
 
+def _address_argument(value: str) -> str:
+    if re.fullmatch(r"0x[0-9a-fA-F]{40}", value) is None:
+        raise argparse.ArgumentTypeError(f"not an address (0x and 40 hex digits): {value!r}")
+    return value.lower()
+
+
 def cmd_sim(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     config = load_config(Path(args.config), environ)
     sim_config = config.sim
@@ -431,7 +438,7 @@ def cmd_sim(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
         ws_url = url.replace("http", "ws", 1) + "/ws"
         print(f"mm sim: Hyperliquid-compatible venue at {url} (WebSocket {ws_url})", flush=True)
 
-    venue = SimVenue(sim_config, on_bound=announce)
+    venue = SimVenue(sim_config, on_bound=announce, fund_at_start=args.fund or ())
 
     async def run() -> None:
         with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
@@ -679,6 +686,14 @@ def build_parser() -> argparse.ArgumentParser:
     sim = verb("sim", cmd_sim, "Run the embedded venue simulator on its own (config [sim]).")
     sim.add_argument("--port", type=int, default=None, help="port to listen on (default: sim.port)")
     sim.add_argument("--seed", type=int, default=None, help="random seed (default: sim.seed)")
+    sim.add_argument(
+        "--fund",
+        action="append",
+        type=_address_argument,
+        metavar="0x…",
+        help="credit this address sim.faucet_usdc USDC at start (repeatable); nobody else is "
+        "funded until POST /sim/fund",
+    )
     return parser
 
 

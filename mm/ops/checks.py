@@ -317,7 +317,9 @@ async def _open_venue(
     if not start_embedded:
         yield _Venue(skipped="the embedded venue lives only inside a running mm")
         return
-    sim = SimVenue(config.sim)
+    account = _account(config, secrets)
+    # Funded as the embedded venue of a running mm funds it, so the checks see the same venue.
+    sim = SimVenue(config.sim, fund_at_start=(account[1],) if account else ())
     async with trio.open_nursery() as nursery:
         try:
             with trio.fail_after(SIM_START_TIMEOUT_S):

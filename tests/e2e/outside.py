@@ -17,8 +17,9 @@ from pathlib import Path
 import trio
 
 from mm.app import Service
-from mm.config import load_config
+from mm.config import load_config, resolve_secrets
 from mm.journal import DATABASE_NAME, read_events
+from mm.venues.hyperliquid.signing import address_from_private_key
 from mm.venues.sim.config import CascadeConfig
 from mm.venues.sim.engine import OrderRequest
 from mm.venues.sim.venue import SimVenue
@@ -30,8 +31,12 @@ Key = tuple[int, int]
 @asynccontextmanager
 async def outside_venue(tmp_path: Path) -> AsyncIterator[SimVenue]:
     """The shipped config's simulator, run by the test: it outlives the services it serves."""
-    config = load_config(SHIPPED_CONFIG, shipped_env(tmp_path / "venue")).sim
-    venue = SimVenue(config)
+    env = shipped_env(tmp_path / "venue")
+    config = load_config(SHIPPED_CONFIG, env)
+    # The faucet funds the shipped account (the development key's), as the embedded venue does.
+    key = resolve_secrets(config, env).venue_key
+    assert key is not None
+    venue = SimVenue(config.sim, fund_at_start=(address_from_private_key(key),))
     async with trio.open_nursery() as nursery:
         await nursery.start(venue.run)
         try:

@@ -71,6 +71,7 @@ def sim(tmp_path: Path) -> Iterator[Sim]:
     config = directory / "sim.toml"
     config.write_text(VENUE_CONFIG)
     command = [sys.executable, "-m", "mm", "sim", "-c", str(config), "--port", "0"]
+    command += ["--fund", ACCOUNT]  # the faucet funds the account mm trades for
     with (directory / "sim.stderr").open("w") as stderr:
         process = subprocess.Popen(
             [*command, "--seed", "11"],

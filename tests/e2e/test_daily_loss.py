@@ -36,8 +36,6 @@ async def journal_a_fill(service: Service, venue: SimVenue) -> None:
     says where the history ends."""
     await in_sync(service)
     user = service.adapter.account
-    if venue.engine.account(user) is None:  # what the faucet gives with a first action
-        venue.engine.fund(user, venue.config.faucet_usdc)
     take(venue, user, "ETH", True, 0.01)
     await wait_for(lambda: len(journaled_keys(service)) >= 1, within=5)
 

@@ -120,8 +120,8 @@ def test_the_kill_commands_as_an_operator_runs_them(write_config: Any) -> None:
     file, and after a liquidation while mm was down mm rearm is refused (the position monitor
     would trip again) until --force. The venue is `mm sim`, so it outlives mm's restart."""
     sim = subprocess.Popen(
-        # An account that has traded enough for the venue to arm the dead-man's switch.
-        [*MM, "sim", "-c", str(write_config(sim=TRADED, **FAST)), "--port", "0"],
+        # An account that has traded enough for the venue to arm the dead-man's switch, funded.
+        [*MM, "sim", "-c", str(write_config(sim=TRADED, **FAST)), "--port", "0", "--fund", ACCOUNT],
         env=mm_env(),
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,

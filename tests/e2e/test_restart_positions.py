@@ -115,8 +115,6 @@ async def test_fills_after_a_first_run_that_journaled_none_are_not_taken_for_his
             await in_sync(service)
             await wait_for(lambda: bool(journaled(service, HISTORY_START)), within=5)
             assert journaled_keys(service) == []
-        if venue.engine.account(user) is None:  # what the faucet gives with a first action
-            venue.engine.fund(user, venue.config.faucet_usdc)
         take(venue, user, "BTC", True, 0.002)
         take(venue, user, "ETH", False, 0.02)
         made = venue_fill_keys(venue, user)

@@ -11,6 +11,14 @@ An L1 action (order, cancel, modify, ...) is signed as the venue's official SDK 
 3. that 32-byte digest is signed with secp256k1 (RFC 6979 nonces, low ``s``), and the
    signature travels as ``{"r": "0x…", "s": "0x…", "v": 27|28}``.
 
+A user-signed action (``approveAgent``, transfers, withdrawals) is signed by the account's own
+key, never by an API wallet, as the SDK's ``sign_user_signed_action`` signs it: the action
+itself, with ``signatureChainId`` (the chain the wallet signs on, ``0x66eee`` as the SDK sends)
+and ``hyperliquidChain`` (``"Mainnet"`` or ``"Testnet"``: what stops a replay on the other
+network) added, is hashed as EIP-712 typed data of its ``HyperliquidTransaction:…`` primary
+type in the domain ``{name: "HyperliquidSignTransaction", version: "1", chainId:
+signatureChainId, verifyingContract: 0x0}``, and signed like an L1 action's digest.
+
 Everything here is pure and synchronous. The signer sits on the tick-to-order path, so the
 constant parts of the EIP-712 hash are computed once at import, and :class:`L1Signer` keeps the
 parsed libsecp256k1 key (through ``coincurve``) for its whole life.
@@ -23,6 +31,7 @@ import re
 from collections.abc import Mapping
 from typing import Any, Final
 
+import attrs
 import msgpack
 from coincurve import PrivateKey, PublicKey
 from Crypto.Hash import keccak as _keccak_mod
@@ -30,10 +39,12 @@ from Crypto.Hash import keccak as _keccak_mod
 from mm.secrets import Secret
 
 __all__ = [
+    "APPROVE_AGENT",
     "DOMAIN_SEPARATOR",
     "L1Signer",
     "PrivateKeyLike",
     "SignatureError",
+    "UserSignedType",
     "action_hash",
     "address_from_private_key",
     "agent_struct_hash",
@@ -41,7 +52,10 @@ __all__ = [
     "eip712_digest",
     "pack_action",
     "recover_l1_signer",
+    "recover_user_signer",
     "sign_l1_action",
+    "sign_user_action",
+    "user_signed_digest",
 ]
 
 PrivateKeyLike = str | bytes | Secret
@@ -309,6 +323,144 @@ def recover_l1_signer(
     """
     raw = _recoverable_signature(signature)
     digest = _l1_digest(action, nonce, vault_address, expires_after, mainnet)
+    try:
+        public_key = PublicKey.from_signature_and_message(raw, digest, hasher=None)
+    except ValueError as exc:
+        raise SignatureError(f"no public key recoverable from signature: {exc}") from None
+    return _address_from_public_key(public_key)
+
+
+# --- user-signed actions -------------------------------------------------------------------------
+
+SIGNATURE_CHAIN_ID: Final = "0x66eee"  # what the SDK signs on: any chain id is accepted
+_USER_DOMAIN_NAME: Final = _keccak256(b"HyperliquidSignTransaction")
+_VERSION_1: Final = _keccak256(b"1")
+_UINT64_LIMIT: Final = _U64_LIMIT
+_FIELD_TYPES: Final = frozenset({"string", "address", "bool", "uint64", "uint256", "bytes32"})
+
+
+@functools.lru_cache(maxsize=64)
+def _typehash(primary_type: str, fields: tuple[tuple[str, str], ...]) -> bytes:
+    inner = ",".join(f"{kind} {name}" for name, kind in fields)
+    return _keccak256(f"{primary_type}({inner})".encode())
+
+
+@attrs.frozen
+class UserSignedType:
+    """A user-signed action's EIP-712 type: its primary type name and its fields in order, as
+    ``(name, type)`` pairs (the SDK's ``*_SIGN_TYPES``)."""
+
+    primary_type: str
+    fields: tuple[tuple[str, str], ...]
+
+    def __attrs_post_init__(self) -> None:
+        unknown = [kind for _, kind in self.fields if kind not in _FIELD_TYPES]
+        if unknown:
+            raise ValueError(f"EIP-712 field types not supported here: {unknown}")
+
+    @property
+    def typehash(self) -> bytes:
+        return _typehash(self.primary_type, self.fields)
+
+
+APPROVE_AGENT: Final = UserSignedType(
+    "HyperliquidTransaction:ApproveAgent",
+    (
+        ("hyperliquidChain", "string"),
+        ("agentAddress", "address"),
+        ("agentName", "string"),
+        ("nonce", "uint64"),
+    ),
+)
+
+
+def _encode_field(kind: str, name: str, value: Any) -> bytes:
+    """One field's 32-byte EIP-712 encoding; ``ValueError`` naming the field when its value
+    does not fit its type."""
+    if kind == "string":
+        if not isinstance(value, str):
+            raise ValueError(f"{name}: expected a string")
+        return _keccak256(value.encode())
+    if kind == "address":
+        if not isinstance(value, str):
+            raise ValueError(f"{name}: expected an address")
+        return bytes(12) + _address_bytes(value)
+    if kind == "bool":
+        if type(value) is not bool:
+            raise ValueError(f"{name}: expected a boolean")
+        return int(value).to_bytes(32, "big")
+    if kind in ("uint64", "uint256"):
+        limit = _UINT64_LIMIT if kind == "uint64" else 1 << 256
+        if type(value) is not int or not 0 <= value < limit:
+            raise ValueError(f"{name}: expected an unsigned integer ({kind})")
+        return value.to_bytes(32, "big")
+    # bytes32
+    raw = value if isinstance(value, bytes) else None
+    if isinstance(value, str) and re.fullmatch(r"0x[0-9a-fA-F]{64}", value):
+        raw = bytes.fromhex(value[2:])
+    if raw is None or len(raw) != 32:
+        raise ValueError(f"{name}: expected 32 bytes")
+    return raw
+
+
+def _chain_name(mainnet: bool) -> str:
+    return "Mainnet" if mainnet else "Testnet"
+
+
+def user_signed_digest(action: Mapping[str, Any], kind: UserSignedType) -> bytes:
+    """The 32-byte EIP-712 digest of a user-signed action as it stands (``signatureChainId`` and
+    ``hyperliquidChain`` included). ``ValueError`` when a field is missing or of the wrong
+    type, or the chain id is not a hex quantity."""
+    chain = action.get("signatureChainId")
+    if not isinstance(chain, str) or _HEX_QUANTITY.fullmatch(chain) is None:
+        raise ValueError("signatureChainId: expected a 0x hex chain id")
+    domain = _keccak256(
+        _DOMAIN_TYPEHASH
+        + _USER_DOMAIN_NAME
+        + _VERSION_1
+        + int(chain, 16).to_bytes(32, "big")
+        + bytes(32)
+    )
+    encoded = []
+    for name, field_kind in kind.fields:
+        if name not in action:
+            raise ValueError(f"{name}: missing")
+        encoded.append(_encode_field(field_kind, name, action[name]))
+    struct = _keccak256(kind.typehash + b"".join(encoded))
+    return _keccak256(b"\x19\x01" + domain + struct)
+
+
+def sign_user_action(
+    private_key: PrivateKeyLike,
+    action: Mapping[str, Any],
+    kind: UserSignedType,
+    *,
+    mainnet: bool,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Sign a user-signed action as the SDK's ``sign_user_signed_action`` does: returns the
+    action as it is sent (a copy with ``signatureChainId`` and ``hyperliquidChain`` set, in the
+    SDK's key order) and its ``{"r", "s", "v"}`` signature."""
+    sent = dict(action)
+    sent["signatureChainId"] = SIGNATURE_CHAIN_ID
+    sent["hyperliquidChain"] = _chain_name(mainnet)
+    signature = _cached_signer(private_key).sign_digest(user_signed_digest(sent, kind))
+    return sent, signature
+
+
+def recover_user_signer(
+    action: Mapping[str, Any],
+    signature: Mapping[str, Any],
+    kind: UserSignedType,
+    *,
+    mainnet: bool,
+) -> str:
+    """The checksummed address that signed a user-signed action, verified as the venue of one
+    network does: its own ``hyperliquidChain`` is hashed whatever the action says, so a
+    signature for the other network recovers to some other address. Raises
+    :class:`SignatureError` for a malformed or unusable signature, ``ValueError`` for an
+    action whose fields do not fit ``kind``."""
+    raw = _recoverable_signature(signature)
+    digest = user_signed_digest({**action, "hyperliquidChain": _chain_name(mainnet)}, kind)
     try:
         public_key = PublicKey.from_signature_and_message(raw, digest, hasher=None)
     except ValueError as exc:

@@ -19,11 +19,13 @@ from typing import Any, Final, Literal
 from mm import clock
 from mm.model import ModifyOrder, PlaceOrder, Side
 from mm.venues.hyperliquid import numbers
+from mm.venues.hyperliquid.signing import APPROVE_AGENT, PrivateKeyLike, sign_user_action
 
 __all__ = [
     "CLOID_PREFIX",
     "Grouping",
     "NonceSource",
+    "approve_agent_request",
     "batch_modify_action",
     "cancel_action",
     "cancel_by_cloid_action",
@@ -160,6 +162,41 @@ def schedule_cancel_action(time_ms: int | None) -> dict[str, Any]:
     if time_ms is not None:
         action["time"] = time_ms
     return action
+
+
+def noop_action() -> dict[str, Any]:
+    """A ``noop``: acts on nothing; the venue checks its signature and spends its nonce."""
+    return {"type": "noop"}
+
+
+def approve_agent_request(
+    master_key: PrivateKeyLike,
+    agent_address: str,
+    *,
+    nonce: int,
+    mainnet: bool,
+    name: str | None = None,
+) -> dict[str, Any]:
+    """The ``/exchange`` body of an ``approveAgent`` signed by the master account's own key,
+    exactly as the SDK's ``approve_agent`` sends it: a user-signed action (``nonce`` inside the
+    action too); an unnamed agent is signed with ``agentName`` "" and sent without the key.
+    With ``agent_address`` the zero address, the agent of that name is removed."""
+    action = {
+        "type": "approveAgent",
+        "agentAddress": agent_address,
+        "agentName": name or "",
+        "nonce": nonce,
+    }
+    sent, signature = sign_user_action(master_key, action, APPROVE_AGENT, mainnet=mainnet)
+    if name is None:
+        del sent["agentName"]
+    return {
+        "action": sent,
+        "nonce": nonce,
+        "signature": signature,
+        "vaultAddress": None,
+        "expiresAfter": None,
+    }
 
 
 # --- identifiers and nonces ----------------------------------------------------------------------

@@ -121,7 +121,7 @@ class SimConfig:
     # address budget grows with it, and it sets a dead-man's switch (scheduleCancel) only for
     # an account that has traded $1,000,000. 0: a new account.
     initial_volume_usdc: float = setting(0.0, non_negative)
-    default_source: str = setting("testnet", one_of("mainnet", "testnet"))
+    network: str = setting("testnet", one_of("mainnet", "testnet"))
     market: MarketConfig = MarketConfig()
     faults: FaultConfig = attrs.field(factory=FaultConfig)
     cascades: tuple[CascadeConfig, ...] = setting((), _listed_cascades)

@@ -7,7 +7,9 @@ endpoints ``GET/POST /sim/faults``, ``POST /sim/disconnect``, ``POST /sim/cascad
 of ``mm.venues.sim.config.CascadeConfig`` keys but ``start_s``: the cascade starts at once),
 ``POST /sim/liquidate`` and ``POST /sim/volume`` (``{"user": "0x…", "usdc": 1000000}``: volume
 counted as traded without a fill, so that an account passes the venue's volume gates) let tests
-switch them at runtime.
+switch them at runtime. ``POST /sim/fund`` is the faucet: ``{"user": "0x…", "usdc": 100000}``
+credits that account (``usdc`` defaults to ``sim.faucet_usdc``) and answers its account value;
+nobody is funded otherwise.
 
 No request, however shaped, raises out of a handler: a body the venue would not deserialize
 gets its 422 text with the reason over HTTP, the same text in a ``post``'s error response over
@@ -19,6 +21,7 @@ too deep) is replaced by a note, and the connection stays open.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from functools import partial
 from typing import TYPE_CHECKING, Any, cast
@@ -55,6 +58,23 @@ MAX_BODY = 1 << 20
 
 
 CASCADE_REQUIRED = ("coin", "move", "duration_s")
+CONTROLS = ("/sim/faults", "/sim/cascade", "/sim/liquidate", "/sim/volume", "/sim/fund")
+ADDRESS = re.compile(r"0x[0-9a-fA-F]{40}")
+
+
+def fund_request(request: Mapping[str, Any]) -> tuple[str, float | None]:
+    """The body of ``POST /sim/fund``: ``user`` (an address) and, optionally, ``usdc`` (a
+    positive number). ValueError naming the field otherwise."""
+    unknown = sorted(set(request) - {"user", "usdc"})
+    if unknown:
+        raise ValueError(f"unknown keys {unknown}; expected user and usdc")
+    user = request.get("user")
+    if not isinstance(user, str) or ADDRESS.fullmatch(user) is None:
+        raise ValueError("user must be an address, 0x and 40 hex digits")
+    usdc = request.get("usdc")
+    if usdc is not None and (isinstance(usdc, bool) or not isinstance(usdc, int | float)):
+        raise ValueError(f"usdc must be a number, got {json_type(usdc)}")
+    return user, None if usdc is None else float(usdc)
 
 
 def cascade_request(request: Mapping[str, Any]) -> CascadeConfig:
@@ -128,12 +148,7 @@ class SimApp:
             return 400, {"error": "body must be JSON"}
         if path == "/sim/disconnect" and method == "POST":
             return 200, {"closed": venue.disconnect_all("fault: disconnect requested")}
-        if method != "POST" or path not in (
-            "/sim/faults",
-            "/sim/cascade",
-            "/sim/liquidate",
-            "/sim/volume",
-        ):
+        if method != "POST" or path not in CONTROLS:
             return 404, {"error": f"no such endpoint: {method} {path}"}
         if not isinstance(request, Mapping):
             return 400, {"error": "body must be a JSON object"}
@@ -143,6 +158,10 @@ class SimApp:
             if path == "/sim/cascade":
                 venue.start_cascade(cascade_request(request))
                 return 200, {"ok": True}
+            if path == "/sim/fund":
+                user, usdc = fund_request(request)
+                value = venue.fund(user, usdc)
+                return 200, {"user": user.lower(), "accountValue": wire.usd(value)}
             if path == "/sim/liquidate":
                 user, coin, szi = request["user"], request["coin"], request.get("szi", "0")
                 for name, value in (("user", user), ("coin", coin), ("szi", szi)):

@@ -2,9 +2,12 @@
 
 ``SimVenue.run`` is a supervised child (or the whole of ``mm sim``): it serves the Hyperliquid
 face, steps the synthetic market and fires dead-man's switches on Trio's clock, and publishes
-what the engine reports. Time is ``mm.clock``'s wall time (``epoch_ms + trio.current_time()``
-when a fixed ``epoch_ms`` is given), so under ``autojump_clock`` an hour of market runs in
-moments, on the same clock as the service it runs in.
+what the engine reports. Nobody has an account until the faucet credits one: ``fund`` (also
+``POST /sim/fund``), and at start each address in ``fund_at_start`` that has none yet (``mm sim
+--fund``; the embedded venue names the configured account, so ``make run`` trades at once).
+Time is ``mm.clock``'s wall time (``epoch_ms + trio.current_time()`` when a fixed ``epoch_ms``
+is given), so under ``autojump_clock`` an hour of market runs in moments, on the same clock as
+the service it runs in.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from __future__ import annotations
 import math
 import random
 from collections import Counter, defaultdict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from functools import partial
 from typing import Any
 
@@ -34,6 +37,7 @@ from mm.venues.sim.events import (
 from mm.venues.sim.faults import Faults
 from mm.venues.sim.hub import Hub, Session
 from mm.venues.sim.hyperliquid import wire
+from mm.venues.sim.identities import Identities
 from mm.venues.sim.market import FLOW_USER, LIQUIDITY_USER, SyntheticMarket
 from mm.venues.sim.nonces import NonceBook
 from mm.venues.sim.ratelimit import AddressLimiter, IpWeightLimiter, RateLimitConfig, WsLimits
@@ -49,8 +53,12 @@ class SimVenue:
         *,
         epoch_ms: int | None = None,
         on_bound: Callable[[str], Awaitable[None]] | None = None,
+        fund_at_start: Sequence[str] = (),
     ) -> None:
         self.config = config
+        self.mainnet = config.network == "mainnet"  # whose signatures it recovers
+        self.identities = Identities()
+        self._fund_at_start = tuple(address.lower() for address in fund_at_start)
         self.specs = specs_for(config.coins)
         self.engine = Engine(
             self.specs,
@@ -251,6 +259,16 @@ class SimVenue:
             bids[0]["px"], asks[0]["px"] = asks[0]["px"], bids[0]["px"]  # a crossed frame
         return snapshot
 
+    def withdrawable(self, user: str) -> float:
+        """USDC ``user`` may move out now: account value less margin in use and held by orders."""
+        engine = self.engine
+        account = engine.account(user)
+        if account is None:
+            return 0.0
+        marks = engine.marks()
+        value = account.account_value(self.specs, marks)
+        return max(value - account.margin_used(self.specs, marks) - engine.order_margin(user), 0.0)
+
     # --- the dead-man's switch ------------------------------------------------------------------
 
     def schedule_cancel(self, user: str, time: int | None, now: int) -> str | None:
@@ -274,6 +292,21 @@ class SimVenue:
             raise ValueError(f"usdc must be a finite number >= 0, got {usdc!r}")
         self.address_limits.add_volume(user.lower(), usdc)
         return self.address_limits.cum_volume_usdc(user.lower())
+
+    def fund(self, user: str, usdc: float | None = None) -> float:
+        """The faucet: credit ``usdc`` (default ``sim.faucet_usdc``) to ``user``'s account,
+        opening it if it has none; its account value after. An API wallet holds no funds
+        (``ValueError``): fund its master."""
+        address = user.lower()
+        amount = self.config.faucet_usdc if usdc is None else usdc
+        if not math.isfinite(amount) or amount <= 0:
+            raise ValueError(f"usdc must be a positive number, got {amount!r}")
+        agent = self.identities.agent(address, self.now_ms())
+        if agent is not None:
+            raise ValueError(f"{address} is an API wallet of {agent.master}: fund its master")
+        account = self.engine.fund(address, amount)
+        logger.info("faucet: {} USDC to {}", wire.usd(amount), address)
+        return account.account_value(self.specs, self.engine.marks())
 
     def start_cascade(self, cascade: CascadeConfig) -> None:
         """Start ``cascade`` now (its ``start_s`` is the scheduler's business, not this)."""
@@ -334,6 +367,9 @@ class SimVenue:
 
         self.market.seed_liquidity(self.now_ms())
         self.publish_events()
+        for address in self._fund_at_start:
+            if self.engine.account(address) is None and self.config.faucet_usdc > 0:
+                self.fund(address)
         async with trio.open_nursery() as nursery:
             self.url = await nursery.start(serve_venue, self)
             logger.info(

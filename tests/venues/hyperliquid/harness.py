@@ -38,8 +38,9 @@ async def setup(
         config = attrs.evolve(
             config, rate_limits=True, address_initial_requests=address_initial_requests
         )
-    venue = SimVenue(config)  # on the wall clock: nonces are wall-clock milliseconds
     signer = L1Signer(KEY)
+    # On the wall clock (nonces are wall-clock milliseconds); the faucet funds the key's account.
+    venue = SimVenue(config, fund_at_start=(signer.address,))
     async with trio.open_nursery() as nursery:
         await nursery.start(venue.run)
         assert venue.url is not None

@@ -16,7 +16,7 @@ from mm.venues.hyperliquid.rest import (
     RestTransport,
     VenueUnavailable,
 )
-from mm.venues.hyperliquid.signing import sign_l1_action
+from mm.venues.hyperliquid.signing import address_from_private_key, sign_l1_action
 from mm.venues.sim.config import MarketConfig, SimConfig
 from mm.venues.sim.faults import FaultConfig
 from mm.venues.sim.venue import SimVenue
@@ -28,7 +28,7 @@ KEY = "0x" + "42" * 32
 @asynccontextmanager
 async def simulator(faults: FaultConfig | None = None) -> AsyncIterator[SimVenue]:
     config = SimConfig(market=MarketConfig(taker_a=0.0), faults=faults or FaultConfig())
-    venue = SimVenue(config, epoch_ms=EPOCH_MS)
+    venue = SimVenue(config, epoch_ms=EPOCH_MS, fund_at_start=(address_from_private_key(KEY),))
     async with trio.open_nursery() as nursery:
         await nursery.start(venue.run)
         try:

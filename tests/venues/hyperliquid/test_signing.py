@@ -14,10 +14,12 @@ from hypothesis import strategies as st
 
 from mm.secrets import Secret
 from mm.venues.hyperliquid.signing import (
+    APPROVE_AGENT,
     DOMAIN_SEPARATOR,
     SECP256K1_N,
     L1Signer,
     SignatureError,
+    UserSignedType,
     action_hash,
     address_from_private_key,
     agent_struct_hash,
@@ -25,8 +27,12 @@ from mm.venues.hyperliquid.signing import (
     eip712_digest,
     pack_action,
     recover_l1_signer,
+    recover_user_signer,
     sign_l1_action,
+    sign_user_action,
+    user_signed_digest,
 )
+from mm.venues.hyperliquid.wire import approve_agent_request
 from tests.fixture_paths import HYPERLIQUID as FIXTURES
 
 VECTORS_PATH = FIXTURES / "signing_vectors.json"
@@ -469,3 +475,117 @@ def test_checksum_address_eip55(address: str) -> None:
 def test_checksum_address_rejects_malformed(address: str) -> None:
     with pytest.raises(ValueError, match="address"):
         checksum_address(address)
+
+
+# --- user-signed actions: the SDK as the oracle ------------------------------------------------
+
+agent_names = st.none() | st.text(max_size=50)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    key=private_keys,
+    agent=addresses,
+    name=agent_names,
+    nonce=st.integers(0, 2**64 - 1),
+    mainnet=st.booleans(),
+)
+def test_approve_agent_request_equals_sdk(
+    key: str, agent: str, name: str | None, nonce: int, mainnet: bool
+) -> None:
+    wallet = Account.from_key(key)
+    sdk_action: dict[str, Any] = {
+        "type": "approveAgent",
+        "agentAddress": agent,
+        "agentName": name or "",
+        "nonce": nonce,
+    }
+    expected = sdk.sign_agent(wallet, sdk_action, mainnet)  # sets the chain fields in place
+    if name is None:
+        del sdk_action["agentName"]
+
+    body = approve_agent_request(key, agent, nonce=nonce, mainnet=mainnet, name=name)
+
+    assert body["signature"] == expected
+    assert body["action"] == sdk_action
+    assert list(body["action"]) == list(sdk_action)  # the same key order
+    assert body["nonce"] == nonce
+    assert body["vaultAddress"] is None
+    signed = {"agentName": "", **body["action"]}  # the venue reads a missing name as ""
+    assert recover_user_signer(signed, expected, APPROVE_AGENT, mainnet=mainnet) == wallet.address
+    # The other network's venue recovers someone else: the chain name is in the digest.
+    other = recover_user_signer(signed, expected, APPROVE_AGENT, mainnet=not mainnet)
+    assert other != wallet.address
+
+
+SDK_USER_TYPES = [
+    ("HyperliquidTransaction:UsdSend", sdk.USD_SEND_SIGN_TYPES),
+    ("HyperliquidTransaction:Withdraw", sdk.WITHDRAW_SIGN_TYPES),
+    ("HyperliquidTransaction:UsdClassTransfer", sdk.USD_CLASS_TRANSFER_SIGN_TYPES),
+    ("HyperliquidTransaction:TokenDelegate", sdk.TOKEN_DELEGATE_TYPES),
+    ("HyperliquidTransaction:UserDexAbstraction", sdk.USER_DEX_ABSTRACTION_SIGN_TYPES),
+]
+
+
+def _field_values(kind: str) -> st.SearchStrategy[Any]:
+    return {
+        "string": st.text(max_size=30),
+        "address": addresses,
+        "bool": st.booleans(),
+        "uint64": u64,
+    }[kind]
+
+
+@st.composite
+def user_actions(draw: st.DrawFn) -> tuple[str, list[dict[str, str]], dict[str, Any]]:
+    primary, types = draw(st.sampled_from(SDK_USER_TYPES))
+    action = {
+        field["name"]: draw(_field_values(field["type"]))
+        for field in types
+        if field["name"] != "hyperliquidChain"
+    }
+    return primary, types, action
+
+
+@settings(max_examples=60, deadline=None)
+@given(key=private_keys, case=user_actions(), mainnet=st.booleans())
+def test_user_signed_action_equals_sdk_for_its_types(
+    key: str, case: tuple[str, list[dict[str, str]], dict[str, Any]], mainnet: bool
+) -> None:
+    primary, types, action = case
+    kind = UserSignedType(primary, tuple((field["name"], field["type"]) for field in types))
+    sdk_action = dict(action)
+    expected = sdk.sign_user_signed_action(
+        Account.from_key(key), sdk_action, types, primary, mainnet
+    )
+
+    sent, ours = sign_user_action(key, action, kind, mainnet=mainnet)
+
+    assert ours == expected
+    assert sent == sdk_action
+    assert recover_user_signer(sent, ours, kind, mainnet=mainnet) == Account.from_key(key).address
+
+
+def test_user_signed_digest_refuses_a_missing_or_mistyped_field() -> None:
+    action = {
+        "type": "approveAgent",
+        "agentAddress": "0x" + "11" * 20,
+        "agentName": "",
+        "nonce": NONCE,
+        "signatureChainId": "0x66eee",
+        "hyperliquidChain": "Testnet",
+    }
+    user_signed_digest(action, APPROVE_AGENT)
+    with pytest.raises(ValueError, match="nonce: missing"):
+        user_signed_digest({k: v for k, v in action.items() if k != "nonce"}, APPROVE_AGENT)
+    with pytest.raises(ValueError, match="agentAddress"):
+        user_signed_digest({**action, "agentAddress": 5}, APPROVE_AGENT)
+    with pytest.raises(ValueError, match="nonce"):
+        user_signed_digest({**action, "nonce": -1}, APPROVE_AGENT)
+    with pytest.raises(ValueError, match="signatureChainId"):
+        user_signed_digest({**action, "signatureChainId": "66eee"}, APPROVE_AGENT)
+
+
+def test_a_user_signed_type_names_only_types_it_encodes() -> None:
+    with pytest.raises(ValueError, match="not supported"):
+        UserSignedType("X", (("a", "int8"),))

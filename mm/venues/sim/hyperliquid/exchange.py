@@ -1,12 +1,16 @@
 """``POST /exchange`` (and WebSocket ``post`` actions): signed actions on the simulator.
 
-The signer is recovered from the EIP-712 phantom-agent signature under both sources (mainnet
-"a", testnet "b"); the action acts for the candidate that already has an account, else for the
-configured default source's candidate. Then the venue's checks in its order: expiry, the
-signer's nonce, the account (funded by the faucet on first sight, or "does not exist"), the
+The signer is recovered from the signature as the venue of one network recovers it
+(``sim.network``: the phantom agent's source "a" or "b" for an L1 action, the EIP-712
+``hyperliquidChain`` for a user-signed one): a signature for the other network recovers to an
+unrelated address, which does not exist. Then the venue's checks in its order: expiry, whose
+account the action acts on (``mm.venues.sim.identities``: the signer's own, its master's when it
+is an approved API wallet, a sub-account's or vault's with ``vaultAddress``; else the venue's
+refusal text), the signer's nonce (an API wallet has its own nonces), the acting account's
 address rate limit; then the batch's pre-validation (``prevalidate``: an invalid asset, the
 post-only period, answered with one error status for the whole batch); then the action itself,
-answered in the venue's response shapes.
+answered in the venue's response shapes. Nobody is funded here: an account exists once the
+faucet (``POST /sim/fund``, ``mm sim --fund``) or a transfer credits it.
 
 A body the venue would not deserialize (a field missing or of the wrong type, an unknown
 action) raises ``ExchangeError`` with the venue's 422 text and the reason
@@ -20,10 +24,16 @@ import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, cast
 
-from mm.venues.hyperliquid.signing import SignatureError, recover_l1_signer
+from mm.venues.hyperliquid.signing import (
+    APPROVE_AGENT,
+    SignatureError,
+    recover_l1_signer,
+    recover_user_signer,
+)
 from mm.venues.sim.engine import OrderRequest, PlaceResult, Reject, Rejected
-from mm.venues.sim.hyperliquid import prevalidate, wire
+from mm.venues.sim.hyperliquid import management, prevalidate, wire
 from mm.venues.sim.hyperliquid.info import deserialize_error, json_type
+from mm.venues.sim.identities import MUST_DEPOSIT, VAULT_MAY_NOT, Refused
 
 if TYPE_CHECKING:
     from mm.venues.sim.venue import SimVenue
@@ -200,49 +210,69 @@ class ExchangeHandler:
         if expires_after is not None and expires_after < now:
             return err(f"Action expired at {expires_after}, now {now}.")
         try:
-            user = self._signer(action, nonce, signature, vault, expires_after)
+            signer = self._signer(kind, action, nonce, signature, vault, expires_after)
         except SignatureError as error:
             return err(f"Invalid signature: {error}")
-        if vault is not None:
-            return err("Vault trading is not supported by the simulator.")
-        nonce_error = venue.nonces.check_and_use(user, nonce, now)
+        account = self._account(kind, signer, None if vault is None else vault.lower(), now)
+        if isinstance(account, Refused):
+            return err(account.text)
+        nonce_error = venue.nonces.check_and_use(signer, nonce, now)
         if nonce_error is not None:
             return err(nonce_error)
-        if venue.engine.account(user) is None:
-            if venue.config.faucet_usdc <= 0:
-                return err(f"User or API Wallet {user} does not exist.")
-            venue.engine.fund(user, venue.config.faucet_usdc)
-        limit_error = venue.address_limits.charge_action(user, action, now / 1000)
+        limit_error = venue.address_limits.charge_action(account, action, now / 1000)
         if limit_error is not None:
             return err(limit_error)
         try:
-            return act(user, now)
+            return act(account, now)
         finally:
             venue.publish_events()
 
     def _signer(
         self,
+        kind: str,
         action: Mapping[str, Any],
         nonce: int,
         signature: Mapping[str, Any],
         vault: str | None,
         expires_after: int | None,
     ) -> str:
-        candidates = [
-            recover_l1_signer(
-                action,
-                nonce,
-                signature,
-                vault_address=vault,
-                expires_after=expires_after,
-                mainnet=mainnet,
-            ).lower()
-            for mainnet in (True, False)
-        ]
-        for candidate in candidates:
-            if self.venue.engine.account(candidate) is not None:
-                return candidate
-        return candidates[0] if self.venue.config.default_source == "mainnet" else candidates[1]
+        """Who signed, as this network's venue recovers it (lowercase)."""
+        mainnet = self.venue.mainnet
+        if kind in management.USER_SIGNED:
+            fields = management.approve_agent_fields(action)
+            try:
+                return recover_user_signer(
+                    fields, signature, APPROVE_AGENT, mainnet=mainnet
+                ).lower()
+            except ValueError as error:  # a field that does not fit its EIP-712 type
+                raise ExchangeError(deserialize_error(str(error))) from None
+        return recover_l1_signer(
+            action,
+            nonce,
+            signature,
+            vault_address=vault,
+            expires_after=expires_after,
+            mainnet=mainnet,
+        ).lower()
+
+    def _account(self, kind: str, signer: str, vault: str | None, now: int) -> str | Refused:
+        """The account an action signed by ``signer`` acts on, or the venue's refusal."""
+        venue = self.venue
+        identities = venue.identities
+        has_account = venue.engine.account(signer) is not None
+        if kind in management.USER_SIGNED:
+            # The account's own signature: never an API wallet's, never for a vault.
+            if vault is not None:
+                return Refused(VAULT_MAY_NOT)
+            if not has_account or identities.agent(signer, now) or identities.controlled(signer):
+                return Refused(MUST_DEPOSIT.format(address=signer))
+            return signer
+        principal = identities.principal(signer, has_account=has_account, now_ms=now)
+        if isinstance(principal, Refused):
+            return principal
+        if kind in management.MANAGEMENT and vault is not None:
+            return Refused(VAULT_MAY_NOT)
+        return identities.acting_for(principal, vault)
 
     def _prepare(self, kind: str, action: Mapping[str, Any]) -> Callable[[str, int], Answer]:
         """Check the whole action (ExchangeError if it would not deserialize) and return what
@@ -330,6 +360,11 @@ class ExchangeHandler:
             return schedule_cancel
         if kind == "noop":
             return lambda user, now: DEFAULT_OK
+        if kind in management.MANAGEMENT:
+            try:
+                return management.prepare(self.venue, kind, action)
+            except management.ManagementError as error:
+                raise ExchangeError(str(error)) from None
         raise ExchangeError(deserialize_error(f"action.type: unknown action {kind[:40]!r}"))
 
     def _invalid_assets(self) -> frozenset[int]:

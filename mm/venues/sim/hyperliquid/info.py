@@ -157,6 +157,80 @@ def user_rate_limit(venue: SimVenue, request: Mapping[str, Any]) -> Any:
     return venue.address_limits.state(_user(request))
 
 
+def user_role(venue: SimVenue, request: Mapping[str, Any]) -> Any:
+    """What an address is: ``user``, ``agent`` (with its ``user``), ``subAccount`` (with its
+    ``master``), ``vault`` or ``missing``."""
+    user = _user(request)
+    has_account = venue.engine.account(user) is not None
+    return venue.identities.role(user, has_account=has_account, now_ms=venue.now_ms())
+
+
+def extra_agents(venue: SimVenue, request: Mapping[str, Any]) -> Any:
+    """A master's named API wallets: ``name``, ``address``, ``validUntil``."""
+    agents = venue.identities.named_agents(_user(request), venue.now_ms())
+    return [
+        {"name": agent.name, "address": agent.address, "validUntil": agent.valid_until}
+        for agent in agents
+    ]
+
+
+def sub_accounts(venue: SimVenue, request: Mapping[str, Any]) -> Any:
+    """A master's sub-accounts with their clearinghouse states; null when it has none."""
+    subs = venue.identities.subs_of(_user(request))
+    if not subs:
+        return None
+    return [
+        {
+            "name": sub.name,
+            "subAccountUser": sub.address,
+            "master": sub.master,
+            "clearinghouseState": venue.clearinghouse_state(sub.address),
+            "spotState": {"balances": []},
+        }
+        for sub in subs
+    ]
+
+
+def vault_details(venue: SimVenue, request: Mapping[str, Any]) -> Any:
+    """A vault's details (its leader, its equity as the one follower); null for no vault."""
+    address = request.get("vaultAddress")
+    if not isinstance(address, str) or not address.startswith("0x") or len(address) != 42:
+        raise _refuse("vaultAddress: expected an address, 0x and 40 hex digits")
+    vault = venue.identities.vaults.get(address.lower())
+    if vault is None:
+        return None
+    account = venue.engine.account(vault.address)
+    equity = account.account_value(venue.specs, venue.engine.marks()) if account else 0.0
+    days = (venue.now_ms() - vault.created_ms) // 86_400_000
+    leader = {
+        "user": vault.leader,
+        "vaultEquity": wire.usd(equity),
+        "pnl": "0.0",
+        "allTimePnl": "0.0",
+        "daysFollowing": days,
+        "vaultEntryTime": vault.created_ms,
+        "lockupUntil": vault.created_ms,
+    }
+    return {
+        "name": vault.name,
+        "vaultAddress": vault.address,
+        "leader": vault.leader,
+        "description": vault.description,
+        "portfolio": [],
+        "apr": 0.0,
+        "followerState": None,
+        "leaderFraction": 1.0,
+        "leaderCommission": 0.0,
+        "followers": [leader],
+        "maxDistributable": 0.0,
+        "maxWithdrawable": round(venue.withdrawable(vault.address), 6),
+        "isClosed": False,
+        "relationship": {"type": "normal"},
+        "allowDeposits": True,
+        "alwaysCloseOnWithdraw": False,
+    }
+
+
 HANDLERS: dict[str, Callable[[SimVenue, Mapping[str, Any]], Any]] = {
     "meta": meta,
     "spotMeta": spot_meta,
@@ -170,6 +244,10 @@ HANDLERS: dict[str, Callable[[SimVenue, Mapping[str, Any]], Any]] = {
     "orderStatus": order_status,
     "historicalOrders": historical_orders,
     "userRateLimit": user_rate_limit,
+    "userRole": user_role,
+    "extraAgents": extra_agents,
+    "subAccounts": sub_accounts,
+    "vaultDetails": vault_details,
 }
 
 

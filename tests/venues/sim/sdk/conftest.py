@@ -1,9 +1,9 @@
 """Fixtures for driving the official Hyperliquid Python SDK against ``mm sim`` subprocesses.
 
 The SDK is synchronous (requests, websocket-client threads), so the simulator runs as a real
-``python -m mm sim`` process (see ``helpers.run_sim``), one for the session, plus a second one
-with its faucet off for the test that needs it. Every test trades from fresh random keys, so
-tests share one simulator without seeing each other's orders.
+``python -m mm sim`` process (see ``helpers.run_sim``), one for the session. Every test trades
+from fresh random keys, funded by the simulator's faucet (``POST /sim/fund``) as a trader
+deposits before trading, so tests share one simulator without seeing each other's orders.
 """
 
 from __future__ import annotations
@@ -16,20 +16,13 @@ import pytest
 from hyperliquid.exchange import Exchange
 from hyperliquid.info import Info
 
-from tests.venues.sim.sdk.helpers import FAUCET_USDC, Sim, run_sim, wait_for
+from tests.venues.sim.sdk.helpers import Sim, fund, run_sim, wait_for
 
 
 @pytest.fixture(scope="session")
 def sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sim]:
-    """The simulator most tests share, with a faucet that funds every new address."""
-    with run_sim(tmp_path_factory.mktemp("sim"), seed=11, faucet_usdc=FAUCET_USDC) as running:
-        yield running
-
-
-@pytest.fixture(scope="session")
-def sim_without_faucet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sim]:
-    """A second simulator whose faucet is off: unknown addresses do not exist there."""
-    with run_sim(tmp_path_factory.mktemp("sim-no-faucet"), seed=12, faucet_usdc=0.0) as running:
+    """The simulator the tests share."""
+    with run_sim(tmp_path_factory.mktemp("sim"), seed=11) as running:
         yield running
 
 
@@ -47,7 +40,8 @@ def info(sim: Sim) -> Any:
 
 @pytest.fixture
 def exchange(sim: Sim, wallet: Any) -> Any:
-    """An SDK ``Exchange`` trading for ``wallet``."""
+    """An SDK ``Exchange`` trading for ``wallet``, funded by the faucet."""
+    fund(sim, wallet.address)
     return Exchange(wallet, sim.url)
 
 

@@ -1,9 +1,11 @@
 """Running ``mm sim`` as a subprocess, and small tools for synchronous tests against it.
 
-``run_sim`` starts ``python -m mm sim --port 0`` with a config of its own, waits (bounded) for
-the URL it announces on stdout, and stops it with SIGTERM, then SIGKILL. ``Inbox`` collects
-what the SDK's WebSocket callbacks receive (on the SDK's thread) and lets a test wait for a
-message; ``RawSocket`` does the same on a plain websocket-client connection. Prices: the
+``run_sim`` starts ``python -m mm sim --port 0`` with a config of its own (and ``--fund`` for
+each address it names), waits (bounded) for the URL it announces on stdout, and stops it with
+SIGTERM, then SIGKILL. Nobody has an account on it until funded: ``fund`` asks its faucet
+(``POST /sim/fund``). ``Inbox`` collects what the SDK's WebSocket callbacks receive (on the
+SDK's thread) and lets a test wait for a message; ``RawSocket`` does the same on a plain
+websocket-client connection. Prices: the
 synthetic market moves, so orders meant to rest are priced far from the mid, and orders meant
 to fill cross it deeply.
 """
@@ -26,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
+import httpx
 import pytest
 import websocket
 from hyperliquid.utils.types import Cloid
@@ -79,12 +82,16 @@ def _clean_env() -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def run_sim(directory: Path, *, seed: int, faucet_usdc: float) -> Iterator[Sim]:
+def run_sim(
+    directory: Path, *, seed: int, faucet_usdc: float = FAUCET_USDC, funded: tuple[str, ...] = ()
+) -> Iterator[Sim]:
     """Start ``mm sim`` with a config in ``directory``; yield it once it listens; stop it."""
     config = directory / "sim.toml"
     config.write_text(SIM_CONFIG.format(faucet=faucet_usdc))
     stderr_path = directory / "sim.stderr"
     command = [sys.executable, "-m", "mm", "sim", "--port", "0", "--seed", str(seed)]
+    for address in funded:
+        command += ["--fund", address]
     with stderr_path.open("w") as stderr:
         process = subprocess.Popen(
             [*command, "-c", str(config)],
@@ -115,6 +122,16 @@ def run_sim(directory: Path, *, seed: int, faucet_usdc: float) -> Iterator[Sim]:
         yield Sim(url=match.group(1), ws_url=match.group(2), process=process)
     finally:
         stop(process)
+
+
+def fund(sim: Sim, address: str, usdc: float | None = FAUCET_USDC) -> Any:
+    """Credit ``address`` on the simulator's faucet; its answer (``user``, ``accountValue``)."""
+    body: dict[str, Any] = {"user": address}
+    if usdc is not None:
+        body["usdc"] = usdc
+    response = httpx.post(f"{sim.url}/sim/fund", json=body, timeout=5.0)
+    assert response.status_code == 200, response.text
+    return response.json()
 
 
 def stop(process: subprocess.Popen[str]) -> None:

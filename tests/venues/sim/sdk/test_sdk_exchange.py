@@ -31,6 +31,7 @@ from tests.venues.sim.sdk.helpers import (
     filled,
     filled_size,
     fills_of,
+    fund,
     new_cloid,
     now_ms,
     order_error,
@@ -361,6 +362,7 @@ def test_cancel_of_unknown_oid(exchange: Any, coin: str) -> None:
 
 def test_cancel_of_another_users_order(info: Any, exchange: Any, sim: Sim) -> None:
     other = Exchange(eth_account.Account.create(), sim.url)
+    fund(sim, other.wallet.address)
     oid = resting_oid(other.order("BTC", True, 0.001, far_bid(info, "BTC"), GTC))
 
     response = exchange.cancel("BTC", oid)

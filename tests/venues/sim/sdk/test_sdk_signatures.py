@@ -1,8 +1,12 @@
 """Who an action acts for: the simulator recovers the signer from the signature, as the venue does.
 
 An action signed by a key acts for that key's address and no other; a payload changed after
-signing recovers to some unrelated address, never the signer's; a nonce is good once; and with
-the faucet off an address the venue has never seen does not exist.
+signing recovers to some unrelated address, never the signer's; a nonce is good once; an
+address nobody funded does not exist, and neither does the address a signature for the other
+network recovers to; the faucet funds on request only (``POST /sim/fund``, ``mm sim --fund``).
+An API wallet the master approved with the SDK's ``approve_agent`` trades for the master; a
+sub-account (the SDK's ``create_sub_account``, ``sub_account_transfer``) and a vault trade
+through ``vaultAddress`` for their master or leader, and for nobody else.
 """
 
 from __future__ import annotations
@@ -25,16 +29,19 @@ from mm.venues.hyperliquid.signing import (
     sign_l1_action,
 )
 from tests.venues.sim.sdk.helpers import (
+    DEFAULT_OK,
     FAUCET_USDC,
     GTC,
     Sim,
     far_bid,
+    fund,
     now_ms,
     resting_oid,
+    run_sim,
     statuses,
 )
 
-DOES_NOT_EXIST = re.compile(r"User or API Wallet (0x[0-9a-fA-F]{40}) does not exist\.")
+DOES_NOT_EXIST = re.compile(r"User or API Wallet (0x[0-9a-f]{40}) does not exist\.")
 
 
 def order_action(px: str, sz: str = "0.001") -> dict[str, Any]:
@@ -66,6 +73,8 @@ def oids_of(info: Any, address: str) -> list[int]:
 
 def test_an_action_acts_for_its_signer(sim: Sim, info: Any) -> None:
     wallet_a, wallet_b = eth_account.Account.create(), eth_account.Account.create()
+    fund(sim, wallet_a.address)
+    fund(sim, wallet_b.address)
     exchange_a, exchange_b = Exchange(wallet_a, sim.url), Exchange(wallet_b, sim.url)
     px = far_bid(info, "BTC")
     oid_a = resting_oid(exchange_a.order("BTC", True, 0.001, px, GTC))
@@ -84,6 +93,7 @@ def test_an_action_acts_for_its_signer(sim: Sim, info: Any) -> None:
 def test_raw_signed_action_acts_for_the_key(sim: Sim, info: Any) -> None:
     key = secrets.token_hex(32)
     signer = address_from_private_key(key)
+    fund(sim, signer)
 
     answer = post_exchange(
         sim, signed(key, order_action(float_to_wire(far_bid(info, "BTC"))), now_ms())
@@ -99,6 +109,7 @@ def test_a_payload_altered_after_signing_does_not_act_for_the_signer(
 ) -> None:
     key = secrets.token_hex(32)
     signer = address_from_private_key(key)
+    fund(sim, signer)
     nonce = now_ms()
     body = signed(key, order_action(float_to_wire(far_bid(info, "BTC"))), nonce)
     tampered = copy.deepcopy(body)
@@ -130,6 +141,7 @@ def test_a_payload_altered_after_signing_does_not_act_for_the_signer(
 def test_a_reused_nonce_is_rejected(sim: Sim, info: Any) -> None:
     key = secrets.token_hex(32)
     signer = address_from_private_key(key)
+    fund(sim, signer)
     px = float_to_wire(far_bid(info, "BTC"))
     nonce = now_ms()
     body = signed(key, order_action(px), nonce)
@@ -153,6 +165,8 @@ def test_nonces_are_per_signer(sim: Sim, info: Any) -> None:
     nonce = now_ms()
     px = float_to_wire(far_bid(info, "BTC"))
     keys = [secrets.token_hex(32) for _ in range(2)]
+    for key in keys:
+        fund(sim, address_from_private_key(key))
 
     answers = [post_exchange(sim, signed(key, order_action(px), nonce)) for key in keys]
 
@@ -160,10 +174,9 @@ def test_nonces_are_per_signer(sim: Sim, info: Any) -> None:
         assert oids_of(info, address_from_private_key(key)) == [resting_oid(answer)]
 
 
-def test_unknown_address_does_not_exist_without_faucet(sim_without_faucet: Sim) -> None:
+def test_an_address_nobody_funded_does_not_exist(sim: Sim, info: Any) -> None:
     wallet = eth_account.Account.create()
-    exchange = Exchange(wallet, sim_without_faucet.url)
-    info = Info(sim_without_faucet.url, skip_ws=True)
+    exchange = Exchange(wallet, sim.url)
 
     answer = exchange.order("BTC", True, 0.001, far_bid(info, "BTC"), GTC)
 
@@ -171,18 +184,245 @@ def test_unknown_address_does_not_exist_without_faucet(sim_without_faucet: Sim) 
     assert answer["status"] == "err"
     match = DOES_NOT_EXIST.fullmatch(answer["response"])
     assert match is not None, answer
-    assert match.group(1).lower() == wallet.address.lower()
+    assert match.group(1) == wallet.address.lower()
     assert info.open_orders(wallet.address) == []
     assert info.user_state(wallet.address)["marginSummary"]["accountValue"] == "0.0"
+    assert info.user_role(wallet.address) == {"role": "missing"}
     assert exchange.cancel("BTC", 1)["response"] == answer["response"]
 
 
-def test_unknown_address_is_funded_by_the_faucet(
-    sim: Sim, info: Any, exchange: Any, wallet: Any
+def test_a_signature_for_the_other_network_is_refused(sim: Sim, info: Any) -> None:
+    key = secrets.token_hex(32)
+    signer = address_from_private_key(key)
+    fund(sim, signer)
+    action = order_action(float_to_wire(far_bid(info, "BTC")))
+    nonce = now_ms()
+    body = {**signed(key, action, nonce), "signature": sign_l1_action(key, action, nonce)}
+
+    answer = post_exchange(sim, body)  # signed for mainnet; the simulator plays testnet
+
+    match = DOES_NOT_EXIST.fullmatch(answer["response"])
+    assert answer["status"] == "err", answer
+    assert match is not None, answer
+    recovered = recover_l1_signer(action, nonce, body["signature"], mainnet=False)
+    assert match.group(1) == recovered.lower() != signer.lower()
+    assert info.open_orders(signer) == []
+    # The same action signed for testnet acts.
+    oid = resting_oid(post_exchange(sim, signed(key, action, nonce)))
+    assert oids_of(info, signer) == [oid]
+
+
+def test_the_faucet_funds_on_request(sim: Sim, info: Any) -> None:
+    wallet = eth_account.Account.create()
+
+    answer = fund(sim, wallet.address, usdc=2_500.0)
+    again = fund(sim, wallet.address, usdc=None)  # sim.faucet_usdc
+
+    assert answer == {"user": wallet.address.lower(), "accountValue": "2500.0"}
+    assert float(again["accountValue"]) == pytest.approx(2_500.0 + FAUCET_USDC)
+    value = info.user_state(wallet.address)["marginSummary"]["accountValue"]
+    assert float(value) == pytest.approx(2_500.0 + FAUCET_USDC)
+    assert info.user_role(wallet.address) == {"role": "user"}
+    resting_oid(Exchange(wallet, sim.url).order("BTC", True, 0.001, far_bid(info, "BTC"), GTC))
+
+
+@pytest.mark.parametrize(
+    ("body", "problem"),
+    [
+        ({"user": "0x12"}, "user must be an address"),
+        ({}, "user must be an address"),
+        ({"user": "0x" + "ab" * 20, "usdc": "10"}, "usdc must be a number"),
+        ({"user": "0x" + "ab" * 20, "usdc": 0}, "usdc must be a positive number"),
+        ({"user": "0x" + "ab" * 20, "usdc": -5}, "usdc must be a positive number"),
+        ({"user": "0x" + "ab" * 20, "amount": 5}, "unknown keys ['amount']"),
+    ],
+)
+def test_a_bad_fund_request_is_refused_and_funds_nobody(
+    sim: Sim, info: Any, body: dict[str, Any], problem: str
 ) -> None:
-    assert info.user_state(wallet.address)["marginSummary"]["accountValue"] == "0.0"
+    response = httpx.post(f"{sim.url}/sim/fund", json=body, timeout=5.0)
 
-    resting_oid(exchange.order("BTC", True, 0.001, far_bid(info, "BTC"), GTC))
+    assert response.status_code == 400
+    assert problem in response.json()["error"]
+    assert info.user_role("0x" + "ab" * 20) == {"role": "missing"}
 
-    value = float(info.user_state(wallet.address)["marginSummary"]["accountValue"])
-    assert value == pytest.approx(FAUCET_USDC)
+
+def test_mm_sim_fund_funds_those_addresses_at_start(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    funded, stranger = eth_account.Account.create(), eth_account.Account.create()
+    directory = tmp_path_factory.mktemp("sim-fund")
+    with run_sim(directory, seed=12, funded=(funded.address,)) as running:
+        info = Info(running.url, skip_ws=True)
+        state = info.user_state(funded.address)
+        assert float(state["marginSummary"]["accountValue"]) == pytest.approx(FAUCET_USDC)
+        assert info.user_role(stranger.address) == {"role": "missing"}
+        oid = resting_oid(
+            Exchange(funded, running.url).order("BTC", True, 0.001, far_bid(info, "BTC"), GTC)
+        )
+        assert oids_of(info, funded.address) == [oid]
+
+
+# --- API wallets, sub-accounts, vaults ---------------------------------------------------------
+
+
+def funded_master(sim: Sim) -> tuple[Any, Any]:
+    master = eth_account.Account.create()
+    fund(sim, master.address)
+    return master, Exchange(master, sim.url)
+
+
+def test_an_approved_agent_trades_for_its_master(sim: Sim, info: Any) -> None:
+    master, master_exchange = funded_master(sim)
+
+    approved, agent_key = master_exchange.approve_agent("desk")
+
+    assert approved == DEFAULT_OK
+    agent = eth_account.Account.from_key(agent_key)
+    agent_exchange = Exchange(agent, sim.url, account_address=master.address)
+    oid = resting_oid(agent_exchange.order("BTC", True, 0.001, far_bid(info, "BTC"), GTC))
+    assert oids_of(info, master.address) == [oid]
+    assert info.open_orders(agent.address) == []
+    assert info.user_state(agent.address)["marginSummary"]["accountValue"] == "0.0"
+    assert info.user_role(agent.address) == {
+        "role": "agent",
+        "data": {"user": master.address.lower()},
+    }
+    assert info.user_role(master.address) == {"role": "user"}
+    [listed] = info.extra_agents(master.address)
+    assert listed["name"] == "desk"
+    assert listed["address"] == agent.address.lower()
+    assert listed["validUntil"] > now_ms()
+    # The agent cancels the master's order too.
+    assert statuses(agent_exchange.cancel("BTC", oid), "cancel") == ["success"]
+    assert info.open_orders(master.address) == []
+
+
+def test_a_new_unnamed_agent_replaces_the_old_one(sim: Sim, info: Any) -> None:
+    master, master_exchange = funded_master(sim)
+    _, first_key = master_exchange.approve_agent()
+    _, second_key = master_exchange.approve_agent()
+    first = Exchange(eth_account.Account.from_key(first_key), sim.url)
+    second = Exchange(eth_account.Account.from_key(second_key), sim.url)
+    px = far_bid(info, "BTC")
+
+    refused = first.order("BTC", True, 0.001, px, GTC)
+    oid = resting_oid(second.order("BTC", True, 0.001, px, GTC))
+
+    match = DOES_NOT_EXIST.fullmatch(refused["response"])
+    assert match is not None, refused
+    assert match.group(1) == first.wallet.address.lower()
+    assert oids_of(info, master.address) == [oid]
+    assert info.extra_agents(master.address) == []  # unnamed agents are not listed
+
+
+def test_an_agent_cannot_approve_agents_nor_can_a_stranger(sim: Sim) -> None:
+    _, master_exchange = funded_master(sim)
+    _, agent_key = master_exchange.approve_agent("desk")
+    agent = eth_account.Account.from_key(agent_key)
+    stranger = eth_account.Account.create()
+
+    by_agent, _ = Exchange(agent, sim.url).approve_agent("more")
+    by_stranger, _ = Exchange(stranger, sim.url).approve_agent()
+
+    assert by_agent == {
+        "status": "err",
+        "response": f"Must deposit before performing actions. User: {agent.address.lower()}",
+    }
+    assert by_stranger == {
+        "status": "err",
+        "response": f"Must deposit before performing actions. User: {stranger.address.lower()}",
+    }
+
+
+def test_a_sub_account_trades_through_vault_address(sim: Sim, info: Any) -> None:
+    master, master_exchange = funded_master(sim)
+
+    created = master_exchange.create_sub_account("desk one")
+
+    assert set(created) == {"status", "response"}
+    assert created["status"] == "ok", created
+    assert created["response"]["type"] == "createSubAccount"
+    sub = created["response"]["data"]
+    assert re.fullmatch(r"0x[0-9a-f]{40}", sub)
+    assert master_exchange.sub_account_transfer(sub, True, 20_000_000_000) == DEFAULT_OK
+    [listed] = info.query_sub_accounts(master.address)
+    assert (listed["name"], listed["subAccountUser"], listed["master"]) == (
+        "desk one",
+        sub,
+        master.address.lower(),
+    )
+    assert float(listed["clearinghouseState"]["marginSummary"]["accountValue"]) == 20_000.0
+    assert info.user_role(sub) == {"role": "subAccount", "data": {"master": master.address.lower()}}
+    px = far_bid(info, "BTC")
+
+    # The master, and an API wallet of the master, act for the sub-account with vaultAddress.
+    by_master = resting_oid(
+        Exchange(master, sim.url, vault_address=sub).order("BTC", True, 0.001, px, GTC)
+    )
+    _, agent_key = master_exchange.approve_agent()
+    agent = eth_account.Account.from_key(agent_key)
+    by_agent = resting_oid(
+        Exchange(agent, sim.url, vault_address=sub).order("BTC", True, 0.001, px, GTC)
+    )
+
+    assert sorted(oids_of(info, sub)) == sorted([by_master, by_agent])
+    assert info.open_orders(master.address) == []
+    # Someone else's key may not.
+    _, other = funded_master(sim)
+    refused = Exchange(other.wallet, sim.url, vault_address=sub).order("BTC", True, 0.001, px, GTC)
+    assert refused == {"status": "err", "response": f"Vault not registered: {sub}"}
+    # And the sub-account's money goes back to the master.
+    assert master_exchange.sub_account_transfer(sub, False, 1_000_000_000) == DEFAULT_OK
+    assert float(info.user_state(sub)["marginSummary"]["accountValue"]) == 19_000.0
+
+
+def test_vault_address_on_an_account_of_ones_own_is_not_a_vault(sim: Sim, info: Any) -> None:
+    master, _ = funded_master(sim)
+    exchange = Exchange(master, sim.url, vault_address=master.address)
+
+    refused = exchange.order("BTC", True, 0.001, far_bid(info, "BTC"), GTC)
+
+    assert refused == {
+        "status": "err",
+        "response": f"Vault not registered: {master.address.lower()}",
+    }
+
+
+def test_a_vault_trades_for_its_leader(sim: Sim, info: Any) -> None:
+    leader, _ = funded_master(sim)
+    nonce = now_ms()
+    action = {
+        "type": "createVault",
+        "name": "mm vault",
+        "description": "market making",
+        "initialUsd": 30_000_000_000,
+        "nonce": nonce,
+    }
+    created = post_exchange(sim, {**signed(leader.key.hex(), action, nonce)})
+    assert created["status"] == "ok", created
+    assert created["response"]["type"] == "createVault"
+    vault = created["response"]["data"]
+
+    details = info.post("/info", {"type": "vaultDetails", "vaultAddress": vault})
+
+    assert details["leader"] == leader.address.lower()
+    assert details["vaultAddress"] == vault
+    assert details["name"] == "mm vault"
+    assert info.user_role(vault) == {"role": "vault"}
+    assert float(info.user_state(vault)["marginSummary"]["accountValue"]) == 30_000.0
+    assert float(info.user_state(leader.address)["marginSummary"]["accountValue"]) == (
+        pytest.approx(FAUCET_USDC - 30_000.0)
+    )
+    px = far_bid(info, "BTC")
+    oid = resting_oid(
+        Exchange(leader, sim.url, vault_address=vault).order("BTC", True, 0.001, px, GTC)
+    )
+    assert oids_of(info, vault) == [oid]
+    assert info.open_orders(leader.address) == []
+    _, other = funded_master(sim)
+    refused = Exchange(other.wallet, sim.url, vault_address=vault).order(
+        "BTC", True, 0.001, px, GTC
+    )
+    assert refused == {"status": "err", "response": f"Vault not registered: {vault}"}
+    assert info.post("/info", {"type": "vaultDetails", "vaultAddress": "0x" + "01" * 20}) is None

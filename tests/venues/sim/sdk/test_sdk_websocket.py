@@ -27,6 +27,7 @@ from tests.venues.sim.sdk.helpers import (
     Sim,
     far_bid,
     filled,
+    fund,
     new_cloid,
     now_ms,
     on_channel,
@@ -339,10 +340,11 @@ def signed_order(key: str, order: dict[str, Any], nonce: int) -> dict[str, Any]:
     return {"action": action, "nonce": nonce, "signature": signature, "vaultAddress": None}
 
 
-def test_post_action_order(raw: RawSocket, info: Any) -> None:
+def test_post_action_order(raw: RawSocket, info: Any, sim: Sim) -> None:
     assert raw.recv_text() == GREETING
     key = secrets.token_hex(32)
     address = address_from_private_key(key)
+    fund(sim, address)
     recorded = [
         frame for frame in recorded_frames("post") if frame["data"]["response"]["type"] == "action"
     ]
