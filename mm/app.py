@@ -358,6 +358,7 @@ class Service:
             mode_reason=reason.value if reason is not None else None,
             in_sync=self.adapter.in_sync(),
             waiting=self.adapter.startup_waits.waiting(),
+            access=self.adapter.access.refused(),
         )
         return not_trading(state)
 
@@ -384,6 +385,7 @@ class Service:
             "risk": self.risk.status(),
             "api_headroom": self.adapter.limiter.headroom_by_kind(clock.monotonic()),
             "startup": self.adapter.startup_waits.status(),
+            "venue_access": self.adapter.access.status(),
             "order_audit": self.order_auditor.status(),
             "trading": self.trading.status(self._trading_stopped()),
             "tree": {

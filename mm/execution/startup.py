@@ -71,6 +71,8 @@ class StartupConfig:
     cancel_open_orders: bool = setting(True)
     cancel_attempts: int = setting(3, at_least(1))
     cancel_settle_s: float = setting(0.5, positive)
+    # While the venue refuses the key for the account, ask it again this often.
+    access_recheck_s: float = setting(30.0, positive)
 
 
 def startup_policy(config: StartupConfig) -> CancelAllPolicy:

@@ -2,7 +2,9 @@
 
 Pre-flight (before trading, with or without a running mm): the config is valid; the journal
 can take its write lock; the disk has room; the kill switch is armed and the autonomy mode is
-not HALT; the venue answers; market data arrives; mm's positions agree with the venue's; the
+not HALT; the venue answers; the venue lets the signing key trade for the configured account
+(an API wallet of its master, a sub-account or vault it leads, a signature for the venue's
+network), in the venue's words; market data arrives; mm's positions agree with the venue's; the
 address has API headroom; the venue's dead-man's switch is available (a WARN when it is not:
 the venue refuses it to an account that has not traded enough). Post-flight (after trading):
 no order is left working at the venue; the journal is flushed (the WAL folded into the
@@ -54,6 +56,7 @@ from mm.risk.killswitch import KillSwitch
 from mm.secrets import Redactor
 from mm.venues.config import EMBEDDED
 from mm.venues.hyperliquid import codec
+from mm.venues.hyperliquid.access import check_access
 from mm.venues.hyperliquid.client import HyperliquidClient
 from mm.venues.hyperliquid.rest import RestTransport
 from mm.venues.hyperliquid.schedule_cancel import REQUIRED_VOLUME_USD
@@ -474,6 +477,20 @@ async def _venue_reachable(config: Config, venue: _Venue) -> CheckResult:
     return CheckResult("venue_reachable", True, f"{where}{venue.url}: {len(assets)} assets listed")
 
 
+async def _venue_access(
+    config: Config, client: HyperliquidClient, status: Mapping[str, Any] | None
+) -> CheckResult:
+    """May the key trade for the account? The running mm's answer from the venue (asking
+    again would spend a nonce beside its own), else the venue asked now."""
+    running = (status or {}).get("venue_access")
+    if isinstance(running, Mapping) and running.get("checked"):
+        allowed = bool(running.get("allowed"))
+        detail = str(running.get("summary") if allowed else running.get("problem"))
+        return CheckResult("venue_access", allowed, f"{detail} (the running mm's check)")
+    access = await check_access(client, network=config.venue.network)
+    return CheckResult("venue_access", access.allowed, access.problem or access.summary)
+
+
 def _status_problems(status: Mapping[str, Any]) -> list[str]:
     problems = [str(problem) for problem in status.get("problems") or []]
     trading = status.get("trading") or {}
@@ -665,9 +682,16 @@ def _unchecked(name: str, venue: _Venue, reachable: CheckResult) -> CheckResult 
 async def _venue_preflight(
     config: Config, status: Mapping[str, Any] | None, venue: _Venue
 ) -> list[CheckResult]:
-    """venue_reachable, feeds_receiving, positions_match, api_headroom, dead_mans_switch."""
+    """venue_reachable, venue_access, feeds_receiving, positions_match, api_headroom,
+    dead_mans_switch."""
     reachable = await _guarded("venue_reachable", partial(_venue_reachable, config, venue))
     results = [reachable]
+    unchecked_access = _unchecked("venue_access", venue, reachable)
+    if unchecked_access is not None or venue.client is None:
+        results.append(unchecked_access or CheckResult("venue_access", None, "no venue"))
+    else:
+        access = partial(_venue_access, config, venue.client, status)
+        results.append(await _guarded("venue_access", access))
     if status is not None:
         results.append(await _guarded("feeds_receiving", partial(_feeds_from_status, status)))
     else:

@@ -5,8 +5,9 @@ supervision tree up": a container runtime restarts a process that is not, and mu
 restart one for standing aside on purpose. ``/readyz`` answers "is it trading": it is not
 while the service starts or stops, while the kill switch is tripped, while the autonomy mode
 is anything but NORMAL (QUARANTINED, REDUCE_ONLY, HALT), while the user stream is out of sync
-with the venue (quoting is blocked until it resyncs), or while a startup step waits on the
-venue's rate limit. Each is a reason an operator can read.
+with the venue (quoting is blocked until it resyncs), while a startup step waits on the
+venue's rate limit, or while the venue refuses the signing key for the account. Each is a
+reason an operator can read.
 
 Pure: no I/O and no clock reads; the shell gathers a ``TradingState`` and asks ``not_trading``.
 """
@@ -28,6 +29,7 @@ class TradingState:
     mode_reason: str | None  # why the mode was entered (None for NORMAL or unknown)
     in_sync: bool  # the user stream's gate is open: orders, fills, positions follow the venue
     waiting: str | None = None  # a startup step waiting (on the venue's rate limit), and why
+    access: str | None = None  # why the venue refuses the signing key for the account
 
 
 def not_trading(state: TradingState) -> list[str]:
@@ -40,6 +42,8 @@ def not_trading(state: TradingState) -> list[str]:
     if state.mode is not Mode.NORMAL:
         why = f" ({state.mode_reason})" if state.mode_reason else ""
         reasons.append(f"mode {state.mode.name}{why}")
+    if state.access is not None:
+        reasons.append(f"the venue refuses the key for the account: {state.access}")
     if state.waiting is not None:
         reasons.append(f"startup waiting: {state.waiting}")
     if not state.in_sync:

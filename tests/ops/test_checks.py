@@ -42,6 +42,7 @@ PREFLIGHT = [
     "disk_space",
     "kill_switch",
     "venue_reachable",
+    "venue_access",
     "feeds_receiving",
     "positions_match",
     "api_headroom",

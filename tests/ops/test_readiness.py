@@ -31,6 +31,7 @@ def test_trading_has_no_reason() -> None:
         ({"mode": Mode.HALT}, "mode HALT"),
         ({"in_sync": False}, "not in sync with the venue"),
         ({"waiting": "metadata rate limited (HTTP 429)"}, "startup waiting: metadata"),
+        ({"access": "x"}, "the venue refuses the key for the account: x"),
     ],
 )
 def test_each_reason_alone(change: dict[str, Any], reason: str) -> None:
@@ -49,11 +50,13 @@ def test_every_reason_at_once_gravest_first() -> None:
         mode_reason="flatten_deadline_missed",
         in_sync=False,
         waiting="metadata rate limited",
+        access="the venue says no",
     )
     assert not_trading(state) == [
         "mm is starting",
         "kill switch tripped (drawdown)",
         "mode HALT (flatten_deadline_missed)",
+        "the venue refuses the key for the account: the venue says no",
         "startup waiting: metadata rate limited",
         "not in sync with the venue (quoting blocked until the user stream resyncs)",
     ]

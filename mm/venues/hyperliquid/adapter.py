@@ -32,6 +32,8 @@ from mm.feeds.user import Resynced, UserStream, UserStreamConfig, UserStreamEven
 from mm.model import AccountState, Fill, OpenOrder, OrderReport, Trade
 from mm.secrets import Secret
 from mm.settings import at_least, setting
+from mm.venues.hyperliquid import wire
+from mm.venues.hyperliquid.access import VenueAccess
 from mm.venues.hyperliquid.client import HyperliquidClient
 from mm.venues.hyperliquid.metrics import AdapterMetrics
 from mm.venues.hyperliquid.rest import RestTransport
@@ -88,6 +90,12 @@ class HyperliquidAdapter:
         # Startup's waits on the venue's rate limit (a 429 while starting is waited out).
         self.startup_waits = StartupWaits(self.limiter, registry)
         self.mainnet = mainnet
+        # The venue's word on this key for this account, asked at every start of the user feed.
+        self.access = VenueAccess(
+            network="mainnet" if mainnet else "testnet",
+            recheck_s=config.startup.access_recheck_s,
+            waits=self.startup_waits,
+        )
         self.market_feed: MarketFeed | None = None
         self.market_ws: WsConnection | None = None
         self.user_events_send, self.user_events = trio.open_memory_channel[UserStreamEvent](
@@ -180,7 +188,7 @@ class HyperliquidAdapter:
                 self.config.user,
                 history=self.fill_history,
             )
-            client = HyperliquidClient(
+            unchecked = HyperliquidClient(
                 rest=rest,
                 ws=ws,
                 signer=self.signer,
@@ -188,12 +196,16 @@ class HyperliquidAdapter:
                 mainnet=self.mainnet,
                 limiter=self.limiter,
                 metrics=self.metrics,
+                nonces=wire.NonceSource(),
                 post_timeout_s=self.config.connection.post_timeout_s,
             )
             async with trio.open_nursery() as nursery:
                 await nursery.start(ws.run)
                 await nursery.start(stream.run)
-                await self.startup_waits.call("metadata", client.metadata)
+                await self.startup_waits.call("metadata", unchecked.metadata)
+                # Nothing is sent for the account before the venue says this key may.
+                access = await self.access.until_allowed(unchecked)
+                client = unchecked.for_vault(access.vault_address)
                 self.user_stream, self.client = stream, client
                 self.router = OrderRouter(
                     self.dispatcher, client, self._order_events, lambda: clock.wall_ms()

@@ -23,6 +23,10 @@ fail the other: a batch the venue refuses whole (an error answer, a rate limit) 
 own orders when the other batch was answered, and an unknown fate names only its batch's orders
 (``OrderFateUnknown.known`` carries the answers of the others). Queries are read-only and fall
 back to REST on any socket trouble.
+
+Every query is for ``account`` (the master, sub-account or vault traded for), never for the
+signer; every action carries ``vault_address`` (the sub-account or vault traded for, else null),
+as ``mm.venues.hyperliquid.authority`` judged it from the venue's answers.
 """
 
 from __future__ import annotations
@@ -54,6 +58,7 @@ from mm.model import (
 )
 from mm.venues.base import SwitchNeedsVolume, VenueError
 from mm.venues.hyperliquid import batch, codec, wire
+from mm.venues.hyperliquid.authority import Role, parse_user_role, parse_vault_leader
 from mm.venues.hyperliquid.metrics import AdapterMetrics, rejection_reason
 from mm.venues.hyperliquid.rest import RateLimited, RequestTimeout, RestTransport, VenueUnavailable
 from mm.venues.hyperliquid.schedule_cancel import parse_volume_refusal
@@ -102,11 +107,13 @@ class HyperliquidClient:
         nonces: wire.NonceSource | None = None,
         post_timeout_s: float = 5.0,
         clock: Callable[[], float] = trio.current_time,
+        vault_address: str | None = None,
     ) -> None:
         self.rest = rest
         self.ws = ws
         self.signer = signer
         self.account = account.lower()
+        self.vault_address = None if vault_address is None else vault_address.lower()
         self.mainnet = mainnet
         self.limiter = limiter
         self.metrics = metrics
@@ -120,6 +127,13 @@ class HyperliquidClient:
         over REST. The cancel-all's second path, for when a WebSocket reply is lost."""
         twin = copy.copy(self)
         twin.ws = None
+        return twin
+
+    def for_vault(self, vault_address: str | None) -> HyperliquidClient:
+        """This client (signer, nonces, limiter, metadata, socket) with its actions sent for
+        ``vault_address``: the sub-account or vault traded for, as the venue allowed it."""
+        twin = copy.copy(self)
+        twin.vault_address = None if vault_address is None else vault_address.lower()
         return twin
 
     # --- reference data -------------------------------------------------------------------
@@ -159,6 +173,16 @@ class HyperliquidClient:
         )
         self.limiter.observe(state, self._clock())
         return state
+
+    async def user_role(self, address: str) -> Role:
+        """What ``address`` is to the venue: a user, an API wallet (of whom), a sub-account (of
+        whom), a vault, or missing."""
+        return parse_user_role(await self._info({"type": "userRole", "user": address.lower()}))
+
+    async def vault_leader(self, address: str) -> str | None:
+        """The leader of the vault at ``address`` (None: the venue knows no such vault)."""
+        request = {"type": "vaultDetails", "vaultAddress": address.lower()}
+        return parse_vault_leader(await self._info(request))
 
     async def _info(self, request: Mapping[str, Any]) -> Any:
         await acquire(self.limiter, Cost.of_info(request), clock=self._clock)
@@ -276,6 +300,16 @@ class HyperliquidClient:
                 raise
             raise SwitchNeedsVolume(error.text, refusal.required, refusal.traded) from error
 
+    async def noop(self) -> str | None:
+        """Send a ``noop`` signed by this key (for no vault: it acts on nothing, and only
+        spends a nonce): None when the venue accepts it, else its refusal text, which says
+        whether the venue knows the signer."""
+        payload = await self._action(wire.noop_action(), cloids=None, kind="other", for_vault=False)
+        if isinstance(payload, Mapping) and payload.get("status") == "err":
+            return codec.describe(payload.get("response", ""))
+        _parse_answer(codec.parse_default, payload, ())
+        return None
+
     async def _cancel_action(
         self, action: dict[str, Any], requests: int, cloids: Sequence[str]
     ) -> list[CancelResult]:
@@ -301,12 +335,18 @@ class HyperliquidClient:
         return wire.order_wire(order, meta.index, meta.sz_decimals)
 
     async def _action(
-        self, action: dict[str, Any], *, cloids: Sequence[str] | None, kind: str
+        self,
+        action: dict[str, Any],
+        *,
+        cloids: Sequence[str] | None,
+        kind: str,
+        for_vault: bool = True,
     ) -> Any:
-        """Sign and send one action; the venue's payload, or an exception per the rules above."""
+        """Sign and send one action (for the vault traded for, if any, unless ``for_vault`` is
+        False); the venue's payload, or an exception per the rules above."""
         resendable = cloids is None and kind == "cancel"
         await acquire(self.limiter, Cost.of_action(action), clock=self._clock)
-        body = self._signed(action)
+        body = self._signed(action, for_vault=for_vault)
         ws = self.ws
         started = time.perf_counter()
         if ws is not None and ws.connected:
@@ -322,7 +362,7 @@ class HyperliquidClient:
                 if isinstance(reply, Mapping) and reply.get("type") == "action":
                     return self._checked(reply.get("payload"))
                 self._rejected_reply(reply)
-            body = self._signed(action)  # a fresh nonce for the REST attempt
+            body = self._signed(action, for_vault=for_vault)  # a fresh nonce for REST
             started = time.perf_counter()
         try:
             payload = await self._rest(self.rest.exchange, body)
@@ -333,10 +373,11 @@ class HyperliquidClient:
         self._observe_ack("rest", started)
         return self._checked(payload)
 
-    def _signed(self, action: dict[str, Any]) -> dict[str, Any]:
+    def _signed(self, action: dict[str, Any], *, for_vault: bool = True) -> dict[str, Any]:
         nonce = self.nonces.next()
-        signature = self.signer.sign(action, nonce, mainnet=self.mainnet)
-        return {"action": action, "nonce": nonce, "signature": signature, "vaultAddress": None}
+        vault = self.vault_address if for_vault else None
+        signature = self.signer.sign(action, nonce, vault_address=vault, mainnet=self.mainnet)
+        return {"action": action, "nonce": nonce, "signature": signature, "vaultAddress": vault}
 
     def _checked(self, payload: Any) -> Any:
         """React to the venue's whole-request errors that are rate limits; pass the rest on."""
