@@ -39,7 +39,8 @@ async def venue_with_leftovers(key: str) -> AsyncIterator[tuple[SimVenue, dict[s
     """A simulator (the shipped [sim] settings) on which the account of ``key`` already has
     three resting orders far from the market: one an earlier mm run left (mm's cloid), one
     another program placed (its own cloid) and one placed without a cloid (the web page)."""
-    sim = SimVenue(SimConfig())
+    # The faucet funds the account, as the embedded venue funds the one mm trades for.
+    sim = SimVenue(SimConfig(), fund_at_start=(L1Signer(key).address,))
     async with trio.open_nursery() as nursery:
         await nursery.start(sim.run)
         assert sim.url is not None
