@@ -79,7 +79,10 @@ async def ws_round_trips(url: str, rounds: int) -> list[float]:
 
 async def tick_to_order() -> tuple[list[float], list[float]]:
     quiet = MarketConfig(step_ms=3_600_000, taker_a=0.0, volatility_bps=0.0)
-    venue = SimVenue(SimConfig(coins=("BTC",), market=quiet, book_interval_ms=3_600_000))
+    venue = SimVenue(
+        SimConfig(coins=("BTC",), market=quiet, book_interval_ms=3_600_000),
+        fund_at_start=(L1Signer(KEY).address,),  # the faucet funds the account it trades for
+    )
     strategy = StrategyConfig(
         symbols=("BTC",), accumulator=AccumulatorConfig(min_interval_s=0.0, mid_threshold_bps=0.0)
     )
