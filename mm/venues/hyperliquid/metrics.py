@@ -107,6 +107,8 @@ def rejection_reason(text: str) -> str:
         "Cannot modify": "cannot_modify",
         "Invalid asset": "invalid_asset",
         "Only post-only orders allowed": "post_only_period",
+        "Order has invalid size": "invalid_size",
+        "Too many open orders": "open_order_limit",
     }
     for prefix, reason in known.items():
         if text.startswith(prefix):

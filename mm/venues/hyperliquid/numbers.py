@@ -29,8 +29,9 @@ none of the 405 distinct numbers in the recorded responses and frames
   other string. Checking the grammar costs about three times ``float()`` itself; since book
   frames repeat most of their numbers, strings already checked are remembered (a bounded memo,
   emptied when full), which leaves the hot path no slower than a bare ``float()``.
-* :func:`parse_decimal`, :func:`px_ticks` and :func:`sz_lots` (the simulator, on the prices and
-  sizes of orders) take unsigned strings of at most :data:`MAX_TEXT` characters, far longer
+* :func:`parse_decimal`, :func:`px_ticks`, :func:`sz_lots` and :func:`sz_lots_exact` (the
+  simulator, on the prices and sizes of orders; the venue refuses a size finer than its lot,
+  ``sz_lots_exact``) take unsigned strings of at most :data:`MAX_TEXT` characters, far longer
   than any price or size, and compute ticks and lots exactly, in integers: no 28-digit decimal
   context rounds a long number, and nothing raises for a well-typed input; None means refused.
 """
@@ -58,6 +59,7 @@ __all__ = [
     "round_lots",
     "round_ticks",
     "sz_lots",
+    "sz_lots_exact",
     "to_display",
     "to_wire",
     "wire_str",
@@ -204,6 +206,17 @@ def sz_lots(text: str, sz_decimals: int) -> int | None:
     if cut and (cut > "5" or (cut == "5" and lots % 2 == 1)):
         lots += 1  # above half a lot, or exactly half and odd
     return lots
+
+
+def sz_lots_exact(text: str, sz_decimals: int) -> int | None:
+    """A size string in lots when it is a whole number of lots (``10**-szDecimals``); None when
+    it has a non-zero digit past ``sz_decimals`` (the venue's "Order has invalid size.") or is
+    not an unsigned plain decimal string. Trailing zeros are fine (``"0.0010"``)."""
+    scaled = _scaled(text, sz_decimals)
+    if scaled is None:
+        return None
+    lots, cut = scaled
+    return None if cut.strip("0") else lots
 
 
 # --- rounding ------------------------------------------------------------------------------------

@@ -36,8 +36,9 @@ class AssetSpec:
         return numbers.px_ticks(text, self.px_decimals)
 
     def parse_sz(self, text: str) -> int | None:
-        """Size lots, rounded to szDecimals; None when not a non-negative number."""
-        return numbers.sz_lots(text, self.sz_decimals)
+        """Size lots; None when not a non-negative number or not a whole number of lots (more
+        decimals than szDecimals allows): the venue refuses such a size, it never rounds it."""
+        return numbers.sz_lots_exact(text, self.sz_decimals)
 
     def px_str(self, ticks: int) -> str:
         return format_fixed(ticks, self.px_decimals)

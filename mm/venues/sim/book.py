@@ -148,6 +148,11 @@ class OrderBook:
         mine = self._by_user.get(user)
         return iter(mine.values()) if mine else iter(())
 
+    def user_count(self, user: str) -> int:
+        """How many orders ``user`` has resting here."""
+        mine = self._by_user.get(user)
+        return len(mine) if mine else 0
+
     def _unindex(self, order: Order) -> None:
         del self.orders[order.oid]
         mine = self._by_user[order.user]

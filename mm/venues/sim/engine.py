@@ -36,6 +36,11 @@ DAY_MS = 86_400_000
 HISTORY_PER_USER = 2_000
 FILLS_PER_USER = 10_000
 FUNDINGS_PER_USER = 10_000
+# Open orders per user (the venue's "Rate limits and user limits" page): 1000, plus one for
+# every 5M USDC traded, at most 5000; and with 1000 or more open, a reduce-only order is refused.
+OPEN_ORDERS_BASE = 1_000
+OPEN_ORDERS_PER_VOLUME_USDC = 5_000_000
+OPEN_ORDERS_MAX = 5_000
 HOUR_MS = 3_600_000
 MAX_FUNDING_RATE = 0.04  # the venue caps funding at 4% an hour
 TIFS = ("Gtc", "Ioc", "Alo")
@@ -50,6 +55,8 @@ def _snapshot(order: Order) -> Order:
 
 class Reject(enum.Enum):
     TICK = "tick"
+    INVALID_SIZE = "invalid_size"
+    OPEN_ORDER_LIMIT = "open_order_limit"
     ZERO_SIZE = "zero_size"
     MIN_NOTIONAL = "min_notional"
     MARGIN = "margin"
@@ -183,6 +190,17 @@ class Engine:
         orders.sort(key=lambda order: order.oid, reverse=True)
         return orders
 
+    def open_order_count(self, user: str) -> int:
+        """How many orders ``user`` has resting, over every book."""
+        return sum(book.user_count(user) for book in self.books)
+
+    def open_order_limit(self, user: str) -> int:
+        """``user``'s open-order limit: 1000 plus one per 5M USDC traded, at most 5000."""
+        account = self.accounts.get(user)
+        volume = account.cum_volume if account is not None else 0.0
+        extra = int(volume // OPEN_ORDERS_PER_VOLUME_USDC)
+        return min(OPEN_ORDERS_BASE + extra, OPEN_ORDERS_MAX)
+
     def order_margin(self, user: str) -> float:
         """Initial margin held by a user's resting orders."""
         account = self.accounts.get(user)
@@ -209,6 +227,8 @@ class Engine:
         if px is None:
             return Rejected(Reject.TICK, asset)
         lots = spec.parse_sz(request.sz)
+        if lots is None:
+            return Rejected(Reject.INVALID_SIZE, asset)
         if not lots:
             return Rejected(Reject.ZERO_SIZE, asset)
         system = user in self.system_users
@@ -217,6 +237,12 @@ class Engine:
             return Rejected(Reject.MARGIN, asset)
         if request.cloid is not None and request.cloid in self._open_cloids.get(user, {}):
             return Rejected(Reject.DUPLICATE_CLOID, asset)
+        if account is not None:
+            open_now = self.open_order_count(user)
+            if open_now >= self.open_order_limit(user) or (
+                request.reduce_only and open_now >= OPEN_ORDERS_BASE
+            ):
+                return Rejected(Reject.OPEN_ORDER_LIMIT, asset)
         if request.reduce_only and account is not None:
             position = account.position(asset).szi
             if position == 0 or (position > 0) == request.is_buy:
@@ -405,7 +431,9 @@ class Engine:
             return None
         if time < now + MIN_SCHEDULE_DELAY_MS:
             return "Scheduled cancel time too early, must be at least 5 seconds from now."
-        while schedule.triggers and schedule.triggers[0] <= now - DAY_MS:
+        # The count of the UTC day: "The max number of triggers per day is 10. This trigger
+        # count is reset at 00:00 UTC." (the SDK's schedule_cancel, from the venue's docs).
+        while schedule.triggers and schedule.triggers[0] // DAY_MS < now // DAY_MS:
             schedule.triggers.popleft()
         if len(schedule.triggers) >= MAX_SCHEDULED_CANCEL_TRIGGERS_PER_DAY:
             return "Too many scheduled cancel triggers today."

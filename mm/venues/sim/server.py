@@ -34,6 +34,7 @@ from hypercorn.typing import ASGIFramework
 
 from mm.asgi import Receive, Scope, Send, hypercorn_config, read_body, run_lifespan
 from mm.settings import ConfigError, structure_section
+from mm.venues.sim import aggregate
 from mm.venues.sim.config import CascadeConfig
 from mm.venues.sim.faults import DATA_CHANNELS, FaultUpdateError, FrameFate, HttpFate
 from mm.venues.sim.hub import Key, Session
@@ -414,6 +415,11 @@ class WebSocketSession:
             if type(extra) not in EXTRA_TYPES[field]:  # (a boolean is no integer here)
                 return None
             canonical[field] = extra
+        if kind == "l2Book":  # aggregated books are their own subscriptions
+            n_sig_figs, mantissa = canonical["nSigFigs"], canonical["mantissa"]
+            if aggregate.check(n_sig_figs, mantissa) is not None:
+                return None
+            value = aggregate.key(value, n_sig_figs, mantissa)
         return (kind, value), canonical, user
 
     def _snapshot(self, session: Session, key: Key) -> None:
@@ -421,7 +427,8 @@ class WebSocketSession:
         kind, value = key
         data: Any
         if kind == "l2Book":
-            data = venue.l2_snapshot(venue.engine.by_name[value].index)
+            coin, n_sig_figs, mantissa = aggregate.key_parts(value)
+            data = venue.l2_snapshot(venue.engine.by_name[coin].index, n_sig_figs, mantissa)
         elif kind == "bbo":
             data = venue.bbo(venue.engine.by_name[value].index)
         elif kind == "allMids":

@@ -24,6 +24,7 @@ from loguru import logger
 
 from mm import clock
 from mm.venues.hyperliquid.schedule_cancel import REQUIRED_VOLUME_USD, volume_refusal
+from mm.venues.sim import aggregate
 from mm.venues.sim.config import CascadeConfig, SimConfig
 from mm.venues.sim.engine import HOUR_MS, Engine, Fees
 from mm.venues.sim.events import (
@@ -108,17 +109,27 @@ class SimVenue:
                 mids[spec.name] = wire.usd(mark) if mark >= 1 else f"{mark:.8g}"
         return mids
 
-    def l2_snapshot(self, asset: int) -> dict[str, Any]:
+    def l2_snapshot(
+        self, asset: int, n_sig_figs: int | None = None, mantissa: int | None = None
+    ) -> dict[str, Any]:
+        """The book as ``l2Book`` shows it: 20 levels a side, aggregated to ``n_sig_figs``
+        significant figures (and ``mantissa``) when asked (``mm.venues.sim.aggregate``)."""
         spec = self.specs[asset]
         book = self.engine.books[asset]
-        return {
-            "coin": spec.name,
-            "time": self.now_ms(),
-            "levels": [
-                wire.book_levels(book.levels(True, L2_DEPTH), spec),
-                wire.book_levels(book.levels(False, L2_DEPTH), spec),
-            ],
-        }
+        sides = []
+        for is_buy in (True, False):
+            if n_sig_figs is None:
+                levels = book.levels(is_buy, L2_DEPTH)
+            else:
+                levels = aggregate.aggregate(
+                    book.levels(is_buy, len(book.orders)),
+                    is_buy=is_buy,
+                    n_sig_figs=n_sig_figs,
+                    mantissa=mantissa,
+                    depth=L2_DEPTH,
+                )
+            sides.append(wire.book_levels(levels, spec))
+        return {"coin": spec.name, "time": self.now_ms(), "levels": sides}
 
     def bbo(self, asset: int) -> dict[str, Any]:
         spec = self.specs[asset]
@@ -242,9 +253,15 @@ class SimVenue:
             return
         dirty, self._dirty = self._dirty, set()
         hub = self.hub
+        aggregated = [k for k in hub.keys() if k[0] == "l2Book" and ":" in k[1]]  # noqa: SIM118
         for asset in sorted(dirty):
             name = self.specs[asset].name
             hub.publish_lazy(("l2Book", name), "l2Book", partial(self._book_frame, asset))
+            for key in aggregated:  # subscriptions with nSigFigs: their own frames
+                coin, n_sig_figs, mantissa = aggregate.key_parts(key[1])
+                if coin == name:
+                    frame = partial(self.l2_snapshot, asset, n_sig_figs, mantissa)
+                    hub.publish_lazy(key, "l2Book", frame)
             book = self.engine.books[asset]
             top = (book.best_bid(), book.best_ask())
             if self._last_bbo.get(asset) != top:

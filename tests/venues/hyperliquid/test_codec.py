@@ -837,6 +837,10 @@ class RecordingHub:
     def publish_lazy(self, key: Any, channel: str, data: Callable[[], object]) -> int:
         return self.publish(key, channel, data())
 
+    def keys(self) -> list[tuple[str, str]]:
+        """Every key is listened to; one aggregated book (nSigFigs 3) among them."""
+        return [("l2Book", "BTC:3:")]
+
 
 async def test_simulator_shapes_parse() -> None:
     venue = SimVenue(SimConfig(market=MarketConfig(taker_a=0.0)), epoch_ms=EPOCH_MS)
@@ -871,6 +875,7 @@ async def test_simulator_shapes_parse() -> None:
     assert placed[1].total_sz == 0.001
     assert isinstance(placed[2], Rejected)
     assert placed[2].reason.endswith("asset=0")
+    venue.engine.pay_funding(0.0000125, now - now % 3_600_000 + 3_600_000)  # on the long
     venue.publish_events()
     venue.publish_books()
 
@@ -911,6 +916,13 @@ async def test_simulator_shapes_parse() -> None:
     assert placed[0].oid in {r.oid for r in reports}
     user_fills = [f for f in decoded if isinstance(f, UserFillsFrame)]
     assert user_fills[0].fills == [fill]
+    (funding,) = [f.funding for f in decoded if isinstance(f, UserEventsFrame) and f.funding]
+    assert (funding.coin, funding.szi, funding.funding_rate) == ("BTC", 0.001, 0.0000125)
+    assert funding.usdc < 0  # a long pays at a positive rate
+    books = [f.book for f in decoded if isinstance(f, BookFrame)]
+    assert len(books) == 3  # ETH, BTC, and BTC to 3 significant figures
+    coarse = parse_l2_book(ask({"type": "l2Book", "coin": "BTC", "nSigFigs": 3}))
+    assert coarse.bids[0].px % 100 == 0  # a 5-figure BTC price to 3 figures: steps of 100
 
 
 # --- the venue's numbers only (issue 13, item 14) -------------------------------------------------

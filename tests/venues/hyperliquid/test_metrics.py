@@ -61,6 +61,8 @@ def test_rejection_reasons_are_a_bounded_set(text: str) -> None:
         "cannot_modify",
         "invalid_asset",
         "post_only_period",
+        "invalid_size",
+        "open_order_limit",
         "other",
     }
 
@@ -73,4 +75,6 @@ def test_known_rejections_get_their_own_reason() -> None:
     assert rejection_reason("Invalid asset.") == "invalid_asset"
     upgrade = "Only post-only orders allowed immediately after network upgrade"
     assert rejection_reason(upgrade) == "post_only_period"
+    assert rejection_reason("Order has invalid size. asset=0") == "invalid_size"
+    assert rejection_reason("Too many open orders. asset=1") == "open_order_limit"
     assert rejection_reason("Something new") == "other"

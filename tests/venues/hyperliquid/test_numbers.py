@@ -191,6 +191,24 @@ def test_sz_lots(text: str, sz_decimals: int, lots: int) -> None:
 @pytest.mark.parametrize("text", ["-1", "abc", "", "1e2", "inf"])
 def test_sz_lots_rejects(text: str) -> None:
     assert numbers.sz_lots(text, 2) is None
+    assert numbers.sz_lots_exact(text, 2) is None
+
+
+@pytest.mark.parametrize(
+    ("text", "sz_decimals", "lots"),
+    [
+        ("0.00022", 5, 22),
+        ("0.000220", 5, 22),
+        ("0.000225", 5, None),
+        ("208.7", 1, 2087),
+        ("208.75", 1, None),
+        ("2.6", 0, None),
+        ("3.000", 0, 3),
+        ("0", 3, 0),
+    ],
+)
+def test_sz_lots_exact(text: str, sz_decimals: int, lots: int | None) -> None:
+    assert numbers.sz_lots_exact(text, sz_decimals) == lots
 
 
 # --- styles --------------------------------------------------------------------------------------
@@ -256,7 +274,12 @@ def test_asset_spec_agrees(sz_decimals: int, value: Decimal) -> None:
     spec = AssetSpec(0, "X", sz_decimals)
     text = f"{value:f}"
     assert spec.parse_px(text) == numbers.px_ticks(text, numbers.px_decimals(sz_decimals))
-    assert spec.parse_sz(text) == numbers.sz_lots(text, sz_decimals)
+    exact = numbers.sz_lots_exact(text, sz_decimals)
+    assert spec.parse_sz(text) == exact
+    # Exact when the text is a whole number of lots, and then it is what rounding gives.
+    assert (exact is not None) == (value == value.quantize(Decimal(1).scaleb(-sz_decimals)))
+    if exact is not None:
+        assert exact == numbers.sz_lots(text, sz_decimals)
     assert spec.px_decimals == numbers.px_decimals(sz_decimals)
 
 

@@ -126,21 +126,20 @@ def test_px_str_round_trips_every_accepted_price(spec: AssetSpec, value: Decimal
     ("spec", "text", "lots"),
     [
         (BTC, "0.00022", 22),
-        (BTC, "0.000224", 22),  # rounded to szDecimals
-        (BTC, "0.000226", 23),
-        (BTC, "0.000225", 22),  # ties go to even
-        (BTC, "0.000235", 24),
+        (BTC, "0.000220", 22),  # zeros past szDecimals are fine
+        (BTC, "0.000224", None),  # finer than the lot: refused, never rounded
+        (BTC, "0.000225", None),
         (BTC, "1", 100000),
-        (BTC, "0.000004", 0),
+        (BTC, "0.000004", None),
         (BTC, "0", 0),
         (ETH, "0.2507", 2507),
-        (ETH, "1.00004", 10000),
-        (SMOL, "2.4", 2),
-        (SMOL, "2.6", 3),
+        (ETH, "1.00004", None),
+        (SMOL, "2.4", None),
+        (SMOL, "2.0", 2),
         (SMOL, "1000", 1000),
     ],
 )
-def test_parse_sz_rounds_to_sz_decimals(spec: AssetSpec, text: str, lots: int) -> None:
+def test_parse_sz_takes_whole_lots_only(spec: AssetSpec, text: str, lots: int | None) -> None:
     assert spec.parse_sz(text) == lots
 
 

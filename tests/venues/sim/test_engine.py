@@ -32,6 +32,7 @@ from mm.venues.sim.events import (
     Trade,
     UserFill,
 )
+from mm.venues.sim.hyperliquid import wire
 
 BTC = AssetSpec(0, "BTC", 5)
 ETH = AssetSpec(1, "ETH", 4)
@@ -142,9 +143,22 @@ def test_tick_on_eth_uses_its_own_decimals(engine: Engine) -> None:
     assert isinstance(engine.place("alice", req(True, "312.55", "1", asset=1), T0), Resting)
 
 
-@pytest.mark.parametrize("sz", ["0", "0.0", "0.000004", "abc", "-1"])
+@pytest.mark.parametrize("sz", ["0", "0.0", "0.00000"])
 def test_zero_size(engine: Engine, sz: str) -> None:
     assert_rejected_without_trace(engine, "alice", req(True, "50000", sz), Reject.ZERO_SIZE)
+
+
+@pytest.mark.parametrize("sz", ["0.000004", "0.001001", "0.0010001", "1.000001", "abc", "-1"])
+def test_a_size_finer_than_the_lot_is_invalid_never_rounded(engine: Engine, sz: str) -> None:
+    """BTC has szDecimals 5: the venue refuses a size with a sixth decimal ("Order has
+    invalid size."), where the simulator used to round it to the lot."""
+    assert_rejected_without_trace(engine, "alice", req(True, "50000", sz), Reject.INVALID_SIZE)
+
+
+def test_trailing_zeros_past_the_lot_are_fine(engine: Engine) -> None:
+    result = engine.place("alice", req(True, "40000", "0.0010000"), T0)
+    assert isinstance(result, Resting)
+    assert engine.records[result.oid].order.sz == 100
 
 
 def test_min_notional_is_ten_dollars(engine: Engine) -> None:
@@ -614,21 +628,30 @@ def test_run_schedules_cancels_everything_at_the_time(engine: Engine) -> None:
     assert engine.events == []
 
 
-def test_at_most_ten_scheduled_cancel_triggers_per_rolling_day(engine: Engine) -> None:
-    now = T0
-    first_trigger = now + 5_000
+def test_at_most_ten_scheduled_cancel_triggers_per_utc_day(engine: Engine) -> None:
+    """The count resets at 00:00 UTC, not 24 hours after each trigger."""
+    midnight = (T0 // DAY_MS + 1) * DAY_MS
+    now = midnight - 3_600_000  # the ten triggers fire in the last hour of a UTC day
     for _ in range(MAX_SCHEDULED_CANCEL_TRIGGERS_PER_DAY):
         assert engine.schedule_cancel("alice", now + 5_000, now) is None
         now += 5_000
         engine.run_schedules(now)
         now += 1_000
-    assert engine.schedule_cancel("alice", now + 5_000, now) is not None
+    refused = engine.schedule_cancel("alice", now + 5_000, now)
+    assert refused == "Too many scheduled cancel triggers today."
     assert engine.schedule_cancel("bob", now + 5_000, now) is None  # per user
     assert engine.schedule_cancel("alice", None, now) is None  # clearing is always allowed
-    late = first_trigger + DAY_MS - 1
-    assert engine.schedule_cancel("alice", late + 5_000, late) is not None
-    later = first_trigger + DAY_MS
-    assert engine.schedule_cancel("alice", later + 5_000, later) is None
+    last = midnight - 1
+    assert engine.schedule_cancel("alice", last + 5_000, last) == refused
+    # Past midnight the day is new: a rolling 24 h window would refuse until 23:00 tomorrow.
+    assert engine.schedule_cancel("alice", midnight + 5_000, midnight) is None
+    engine.run_schedules(midnight + 5_000)  # one trigger of the new day
+    for step in range(MAX_SCHEDULED_CANCEL_TRIGGERS_PER_DAY - 1):
+        at = midnight + 10_000 * (step + 1)
+        assert engine.schedule_cancel("alice", at + 5_000, at) is None
+        engine.run_schedules(at + 5_000)
+    at = midnight + 600_000
+    assert engine.schedule_cancel("alice", at + 5_000, at) == refused
 
 
 def test_setting_a_schedule_without_firing_it_is_not_a_trigger(engine: Engine) -> None:
@@ -742,3 +765,43 @@ def test_funding_is_paid_on_every_open_position_at_the_mark() -> None:
     engine.events.clear()
     engine.pay_funding(0.0, hour + 7_200_000)  # no rate: nothing
     assert engine.events == []
+
+
+# --- the open-order limit ------------------------------------------------------------------------
+
+
+def test_an_account_holds_at_most_1000_open_orders_reduce_only_refused_from_1000() -> None:
+    """The venue's user limit: 1000 open orders, one more per 5M USDC traded (at most 5000);
+    with 1000 or more open a reduce-only order is refused whatever the limit."""
+    engine = new_engine()
+    seed(engine)
+    fills(engine, "alice", req(True, "50010", "0.01", tif="Ioc"))  # a long to reduce
+    for i in range(1000):
+        rests(engine, "alice", req(True, str(40000 - i), "0.001"))
+    assert engine.open_order_count("alice") == 1000
+    assert engine.open_order_limit("alice") == 1000
+    assert_rejected_without_trace(
+        engine, "alice", req(True, "30000", "0.001"), Reject.OPEN_ORDER_LIMIT
+    )
+    assert_rejected_without_trace(
+        engine, "alice", req(False, "60000", "0.001", reduce_only=True), Reject.OPEN_ORDER_LIMIT
+    )
+    assert wire.error_text(Rejected(Reject.OPEN_ORDER_LIMIT, 0)) == "Too many open orders. asset=0"
+    # Another account is not affected; a canceled order frees a place.
+    rests(engine, "bob", req(True, "30000", "0.001"))
+    oid = engine.open_orders("alice")[0].oid
+    assert engine.cancel("alice", 0, oid, T0) is None
+    rests(engine, "alice", req(True, "30000", "0.001"))
+    # 5M USDC traded: one more order, but reduce-only stays refused at 1000 open.
+    engine.accounts["alice"].cum_volume = 5_000_000.0
+    assert engine.open_order_limit("alice") == 1001
+    rests(engine, "alice", req(True, "30001", "0.001"))
+    assert engine.open_order_count("alice") == 1001
+    assert_rejected_without_trace(
+        engine, "alice", req(True, "30002", "0.001"), Reject.OPEN_ORDER_LIMIT
+    )
+    engine.accounts["alice"].cum_volume = 1e12
+    assert engine.open_order_limit("alice") == 5000
+    assert_rejected_without_trace(
+        engine, "alice", req(False, "60000", "0.001", reduce_only=True), Reject.OPEN_ORDER_LIMIT
+    )

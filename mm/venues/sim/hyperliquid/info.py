@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from mm.venues.sim import aggregate
 from mm.venues.sim.hyperliquid import wire
 
 if TYPE_CHECKING:
@@ -93,7 +94,13 @@ def all_mids(venue: SimVenue, request: Mapping[str, Any]) -> Any:
 
 
 def l2_book(venue: SimVenue, request: Mapping[str, Any]) -> Any:
-    return venue.l2_snapshot(_coin(venue, request))
+    """The book, aggregated when ``nSigFigs`` (and ``mantissa``) ask for it."""
+    asset = _coin(venue, request)
+    n_sig_figs, mantissa = request.get("nSigFigs"), request.get("mantissa")
+    problem = aggregate.check(n_sig_figs, mantissa)
+    if problem is not None:
+        raise _refuse(problem)
+    return venue.l2_snapshot(asset, n_sig_figs, mantissa)
 
 
 def open_orders(venue: SimVenue, request: Mapping[str, Any]) -> Any:

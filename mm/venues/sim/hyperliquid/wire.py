@@ -19,7 +19,11 @@ ZERO_HASH = "0x" + "0" * 64
 
 REJECT_TEXT = {
     Reject.TICK: "Price must be divisible by tick size.",
+    Reject.INVALID_SIZE: "Order has invalid size.",
     Reject.ZERO_SIZE: "Order has zero size.",
+    # The docs give the rule, not its words, and no recording or issue we could find quotes the
+    # venue's rejection: this wording is ours, in the style of its other texts.
+    Reject.OPEN_ORDER_LIMIT: "Too many open orders.",
     Reject.MIN_NOTIONAL: "Order must have minimum value of $10.",
     Reject.MARGIN: "Insufficient margin to place order.",
     Reject.REDUCE_ONLY: "Reduce only order would increase position.",
