@@ -190,6 +190,7 @@ def structure(data: Mapping[str, Any], base_dir: Path = Path(".")) -> Config:
 def _cross_checks(config: Config) -> list[str]:
     """Rules that span keys or live in lists (which check_section does not descend into)."""
     problems = config.session.problems("session") + config.notify.cross_problems("notify")
+    problems += config.sim.problems("sim")
     session = config.session
     if not session.default_open:
         tracked = {symbol for track in session.tracks for symbol in track.symbols}

@@ -122,6 +122,19 @@ class SimConfig:
     # an account that has traded $1,000,000. 0: a new account.
     initial_volume_usdc: float = setting(0.0, non_negative)
     network: str = setting("testnet", one_of("mainnet", "testnet"))
+    # An action takes effect (and is answered) when its block is committed: a delay drawn
+    # between these (milliseconds) after it arrived, in the order received.
+    commit_delay_min_ms: float = setting(200.0, non_negative)
+    commit_delay_max_ms: float = setting(500.0, non_negative)
     market: MarketConfig = MarketConfig()
     faults: FaultConfig = attrs.field(factory=FaultConfig)
     cascades: tuple[CascadeConfig, ...] = setting((), _listed_cascades)
+
+    def problems(self, path: str) -> list[str]:
+        """What the fields' own checks cannot see: the commit delay's range is in order."""
+        if self.commit_delay_min_ms > self.commit_delay_max_ms:
+            return [
+                f"{path}.commit_delay_max_ms: must be at least commit_delay_min_ms "
+                f"({self.commit_delay_min_ms:g}), got {self.commit_delay_max_ms:g}"
+            ]
+        return []

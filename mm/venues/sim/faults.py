@@ -57,6 +57,11 @@ class FaultConfig:
     ws_reorder: float = setting(0.0, probability)
     # Close every WebSocket after this many data frames (0: never).
     ws_disconnect_after: int = setting(0, non_negative)
+    # Drop connections at random, as the venue does without notice: after a random wait
+    # (exponential with this mean, in seconds, from the seed), the next connection that sends
+    # a message is closed right after the venue takes the message in: a post in it still acts,
+    # its answer is lost. 0: never.
+    ws_disconnect_mean_s: float = setting(0.0, non_negative)
     # Close every open WebSocket this many seconds after the venue starts (0: never); at
     # runtime, POST /sim/disconnect closes them at once.
     ws_disconnect_at_s: float = setting(0.0, non_negative)
@@ -103,6 +108,10 @@ class Faults:
     def __init__(self, config: FaultConfig, seed: int) -> None:
         self.config = config
         self.rng = random.Random(seed)
+        # Random disconnects draw from their own source: their times depend on the seed alone,
+        # not on how many frames went through the other faults.
+        self._disconnects = random.Random(f"{seed}/disconnects")
+        self._disconnect_at: float | None = None
 
     def update(self, changes: Mapping[str, Any]) -> FaultConfig:
         """Apply a partial update (the body of ``POST /sim/faults``)."""
@@ -163,6 +172,22 @@ class Faults:
         ):
             return False
         return self.rng.random() < lose
+
+    def disconnect_now(self, now: float) -> bool:
+        """Whether the connection that just sent a message is to be dropped (``now``: Trio
+        time). The first message after the fault is switched on starts the wait; each drop
+        starts the next one, so drops are at least one drawn wait apart."""
+        mean = self.config.ws_disconnect_mean_s
+        if not mean:
+            self._disconnect_at = None
+            return False
+        if self._disconnect_at is None:
+            self._disconnect_at = now + self._disconnects.expovariate(1 / mean)
+            return False
+        if now < self._disconnect_at:
+            return False
+        self._disconnect_at = now + self._disconnects.expovariate(1 / mean)
+        return True
 
     def cross_this_book(self) -> bool:
         crossed = self.config.crossed_book

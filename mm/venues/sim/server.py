@@ -28,13 +28,16 @@ from typing import TYPE_CHECKING, Any, cast
 
 import attrs
 import orjson
+import outcome
 import trio
 from hypercorn.trio import serve
 from hypercorn.typing import ASGIFramework
+from loguru import logger
 
 from mm.asgi import Receive, Scope, Send, hypercorn_config, read_body, run_lifespan
 from mm.settings import ConfigError, structure_section
 from mm.venues.sim import aggregate
+from mm.venues.sim.commits import Accepted
 from mm.venues.sim.config import CascadeConfig
 from mm.venues.sim.faults import DATA_CHANNELS, FaultUpdateError, FrameFate, HttpFate
 from mm.venues.sim.hub import Key, Session
@@ -135,7 +138,12 @@ class SimApp:
             return 429, TOO_MANY
         if fate is HttpFate.SERVER_ERROR:
             return 500, "Internal Server Error"
-        return self.http_reply(scope, body)
+        reply = self.http_reply(scope, body)
+        if isinstance(reply, Accepted):
+            # Answered once its block is committed; a client that gives up first changes
+            # nothing: the action takes effect all the same.
+            return 200, await self.venue.commits.submit(reply.commit)
+        return reply
 
     def control(self, scope: Scope, body: bytes | None) -> tuple[int, Any]:
         """The simulator-only control endpoints: faults, cascades, forced position changes."""
@@ -186,8 +194,9 @@ class SimApp:
             return 400, {"error": f"bad request: {type(error).__name__}: {error}"}
         return 404, {"error": f"no such endpoint: {method} {path}"}
 
-    def http_reply(self, scope: Scope, body: bytes | None) -> tuple[int, Any]:
-        """(status, JSON value or text) for one HTTP request."""
+    def http_reply(self, scope: Scope, body: bytes | None) -> tuple[int, Any] | Accepted:
+        """(status, JSON value or text) for one HTTP request, or the action it carries, to
+        commit (see `answer`)."""
         path = scope["path"]
         if scope["method"] != "POST" or path not in ("/info", "/exchange"):
             return 404, "Not Found"
@@ -201,8 +210,10 @@ class SimApp:
             return 500, "Internal Server Error"  # the fault: a cancel lost, nothing acted
         return self.answer(_client_ip(scope), path.lstrip("/"), request)
 
-    def answer(self, ip: str, kind: str, request: Any) -> tuple[int, Any]:
-        """Answer an info or exchange request (over HTTP or a WebSocket post)."""
+    def answer(self, ip: str, kind: str, request: Any) -> tuple[int, Any] | Accepted:
+        """Answer an info or exchange request (over HTTP or a WebSocket post) as the API server
+        does on receipt: a query or a refusal at once, an action accepted for its block
+        (``Accepted``, answered 200 with what its commit returns)."""
         venue = self.venue
         now = venue.now_ms() / 1000
         try:
@@ -215,7 +226,8 @@ class SimApp:
             weight = exchange_weight(action) if isinstance(action, Mapping) else 1
             if not venue.ip_limits.charge(ip, weight, now):
                 return 429, TOO_MANY
-            return 200, self.exchange.handle(request)
+            accepted = self.exchange.accept(request)
+            return accepted if isinstance(accepted, Accepted) else (200, accepted)
         except (InfoError, ExchangeError) as error:
             return 422, str(error)
 
@@ -360,6 +372,8 @@ class WebSocketSession:
             self._post(session, message, text)
         else:
             self.error(session, f"Error parsing JSON into valid websocket request: {text}")
+        if venue.faults.disconnect_now(trio.current_time()):
+            session.close("fault: random disconnect")
 
     def _subscription(self, session: Session, method: str, subscription: Any, text: str) -> None:
         normalized = self._normalize(subscription)
@@ -457,28 +471,55 @@ class WebSocketSession:
         ):
             return  # the fault: a cancel lost, nothing acted and no reply
         limits = self.venue.ws_limits
-        if not limits.post_started(session.conn_id):
+        conn_id = session.conn_id
+        if not limits.post_started(conn_id):
             self.error(session, limits.post_error(post_id))
             return
         try:
             response = self._post_response(request)
-        finally:
-            limits.post_finished(session.conn_id)
-        data = {"id": post_id, "response": response}
-        session.push(orjson.dumps({"channel": "post", "data": data}).decode(), "post")
+        except BaseException:
+            limits.post_finished(conn_id)
+            raise
+        if not isinstance(response, Accepted):
+            limits.post_finished(conn_id)
+            _reply(session, post_id, response)
+            return
 
-    def _post_response(self, request: Any) -> dict[str, Any]:
+        def committed(result: outcome.Outcome[Any]) -> None:
+            # The post is answered once its action has taken effect; on a socket closed
+            # meanwhile the answer is lost (push does nothing), the action stands.
+            limits.post_finished(conn_id)
+            try:
+                answer = result.unwrap()
+            except Exception:
+                logger.exception("simulator: an action failed to commit")
+                _reply(session, post_id, {"type": "error", "payload": "Internal server error"})
+                return
+            _reply(session, post_id, {"type": "action", "payload": answer})
+
+        self.venue.commits.accept(response.commit, committed, trio.current_time())
+
+    def _post_response(self, request: Any) -> dict[str, Any] | Accepted:
+        """A post's response at once, or the action it carries (answered at its commit)."""
         if not isinstance(request, Mapping) or request.get("type") not in ("info", "action"):
             return {"type": "error", "payload": "Invalid post request"}
         kind = request["type"]
         payload = request.get("payload")
-        status, answer = self.app.answer(self.ip, "info" if kind == "info" else "exchange", payload)
+        reply = self.app.answer(self.ip, "info" if kind == "info" else "exchange", payload)
+        if isinstance(reply, Accepted):
+            return reply
+        status, answer = reply
         if status != 200:
             return {"type": "error", "payload": answer}
         if kind == "info":
             info_type = payload.get("type") if isinstance(payload, Mapping) else None
             return {"type": "info", "payload": {"type": info_type, "data": answer}}
         return {"type": "action", "payload": answer}
+
+
+def _reply(session: Session, post_id: int, response: Any) -> None:
+    data = {"id": post_id, "response": response}
+    session.push(orjson.dumps({"channel": "post", "data": data}).decode(), "post")
 
 
 async def serve_venue(

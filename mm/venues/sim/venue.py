@@ -1,7 +1,8 @@
 """The simulator as a running venue: engine, market, limits and WebSocket fan-out, on one clock.
 
 ``SimVenue.run`` is a supervised child (or the whole of ``mm sim``): it serves the Hyperliquid
-face, steps the synthetic market and fires dead-man's switches on Trio's clock, and publishes
+face, commits the actions it accepts a block or two later (``mm.venues.sim.commits``), steps
+the synthetic market and fires dead-man's switches on Trio's clock, and publishes
 what the engine reports. Nobody has an account until the faucet credits one: ``fund`` (also
 ``POST /sim/fund``), and at start each address in ``fund_at_start`` that has none yet (``mm sim
 --fund``; the embedded venue names the configured account, so ``make run`` trades at once).
@@ -25,6 +26,7 @@ from loguru import logger
 from mm import clock
 from mm.venues.hyperliquid.schedule_cancel import REQUIRED_VOLUME_USD, volume_refusal
 from mm.venues.sim import aggregate
+from mm.venues.sim.commits import CommitQueue
 from mm.venues.sim.config import CascadeConfig, SimConfig
 from mm.venues.sim.engine import HOUR_MS, Engine, Fees
 from mm.venues.sim.events import (
@@ -83,6 +85,9 @@ class SimVenue:
         self.hub = Hub()
         self.sessions: set[Session] = set()
         self.faults = Faults(config.faults, config.seed + 1)
+        self.commits = CommitQueue(
+            (config.commit_delay_min_ms, config.commit_delay_max_ms), config.seed
+        )
         self._cascades = sorted(config.cascades, key=lambda cascade: cascade.start_s)
         self.url: str | None = None
         self._epoch_ms = epoch_ms
@@ -388,6 +393,7 @@ class SimVenue:
             if self.engine.account(address) is None and self.config.faucet_usdc > 0:
                 self.fund(address)
         async with trio.open_nursery() as nursery:
+            await nursery.start(self.commits.run)
             self.url = await nursery.start(serve_venue, self)
             logger.info(
                 "simulator listening on {} (coins {})", self.url, ", ".join(self.config.coins)

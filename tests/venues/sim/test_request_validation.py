@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import copy
 import itertools
+import math
 from typing import Any
 
 import attrs
@@ -30,6 +31,7 @@ from hypothesis import strategies as st
 from trio_websocket import WebSocketConnection
 
 from mm.venues.hyperliquid.signing import L1Signer
+from mm.venues.sim.commits import Accepted
 from mm.venues.sim.engine import OrderRequest
 from mm.venues.sim.hub import Session
 from mm.venues.sim.server import SimApp, WebSocketSession
@@ -346,7 +348,11 @@ class Harness:
             if path.startswith("/sim/"):
                 status, payload = self.app.control(scope, text.encode())
             else:
-                status, payload = self.app.http_reply(scope, text.encode())
+                reply = self.app.http_reply(scope, text.encode())
+                # An action accepted for its block is committed here at once: no clock runs.
+                status, payload = (
+                    (200, reply.commit()) if isinstance(reply, Accepted) else reply
+                )
         assert status == 200 or 400 <= status < 500, (status, payload)
         if status == 422:
             assert payload.startswith(DESERIALIZE + ": "), payload
@@ -355,6 +361,7 @@ class Harness:
     def message(self, text: str) -> None:
         with service_recursion_limit():
             self.ws.handle(self.session, text)
+            self.venue.commits.commit_due(math.inf)  # a posted action's block, at once
         while True:
             try:
                 _channel, frame, _at = self.session.receive_channel.receive_nowait()

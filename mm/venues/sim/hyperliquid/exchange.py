@@ -3,14 +3,17 @@
 The signer is recovered from the signature as the venue of one network recovers it
 (``sim.network``: the phantom agent's source "a" or "b" for an L1 action, the EIP-712
 ``hyperliquidChain`` for a user-signed one): a signature for the other network recovers to an
-unrelated address, which does not exist. Then the venue's checks in its order: expiry, whose
-account the action acts on (``mm.venues.sim.identities``: the signer's own, its master's when it
-is an approved API wallet, a sub-account's or vault's with ``vaultAddress``; else the venue's
-refusal text), the signer's nonce (an API wallet has its own nonces), the acting account's
-address rate limit; then the batch's pre-validation (``prevalidate``: an invalid asset, the
-post-only period, answered with one error status for the whole batch); then the action itself,
-answered in the venue's response shapes. Nobody is funded here: an account exists once the
-faucet (``POST /sim/fund``, ``mm sim --fund``) or a transfer credits it.
+unrelated address, which does not exist. That, and the body's checks, is the API server's part
+on receipt (``ExchangeHandler.accept``); the action then waits for its block
+(``mm.venues.sim.commits``), and when the block is committed the venue's checks run in its
+order: expiry (``expiresAfter`` against the commit time), whose account the action acts on
+(``mm.venues.sim.identities``: the signer's own, its master's when it is an approved API wallet,
+a sub-account's or vault's with ``vaultAddress``; else the venue's refusal text), the signer's
+nonce (an API wallet has its own nonces), the acting account's address rate limit; then the
+batch's pre-validation (``prevalidate``: an invalid asset, the post-only period, answered with
+one error status for the whole batch); then the action itself, answered in the venue's response
+shapes. Nobody is funded here: an account exists once the faucet (``POST /sim/fund``, ``mm sim
+--fund``) or a transfer credits it.
 
 A body the venue would not deserialize (a field missing or of the wrong type, an unknown
 action) raises ``ExchangeError`` with the venue's 422 text and the reason
@@ -22,6 +25,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from functools import partial
 from typing import TYPE_CHECKING, Any, cast
 
 from mm.venues.hyperliquid.signing import (
@@ -30,6 +34,7 @@ from mm.venues.hyperliquid.signing import (
     recover_l1_signer,
     recover_user_signer,
 )
+from mm.venues.sim.commits import Accepted
 from mm.venues.sim.engine import OrderRequest, PlaceResult, Reject, Rejected
 from mm.venues.sim.hyperliquid import management, prevalidate, wire
 from mm.venues.sim.hyperliquid.info import deserialize_error, json_type
@@ -177,7 +182,18 @@ class ExchangeHandler:
         self.venue = venue
 
     def handle(self, body: Any) -> dict[str, Any]:
-        """The answer to an ``/exchange`` body; ``ExchangeError`` when it would not deserialize."""
+        """The answer to an ``/exchange`` body, carried out at once (no commit delay): for a
+        caller that needs no block, a test of the request checks say. ``ExchangeError`` when
+        the body would not deserialize."""
+        accepted = self.accept(body)
+        return accepted.commit() if isinstance(accepted, Accepted) else accepted
+
+    def accept(self, body: Any) -> Accepted | Answer:
+        """What the API server does with an ``/exchange`` body on receipt: check that it
+        deserializes (``ExchangeError`` when not) and recover its signer, then hand back the
+        action to commit (``Accepted``), or the venue's error when the signature is unusable.
+        The checks the venue makes when it executes the action (expiry, nonce, account,
+        address limit) are made at commit, by ``Accepted.commit``."""
         request = _object(body, "body")
         action = _object(request.get("action", _MISSING), "action")
         kind = action.get("type", _MISSING)
@@ -205,14 +221,27 @@ class ExchangeHandler:
             "expiresAfter: expected an unsigned integer (milliseconds)",
         )
         act = self._prepare(kind, action)
-        venue = self.venue
-        now = venue.now_ms()
-        if expires_after is not None and expires_after < now:
-            return err(f"Action expired at {expires_after}, now {now}.")
         try:
             signer = self._signer(kind, action, nonce, signature, vault, expires_after)
         except SignatureError as error:
             return err(f"Invalid signature: {error}")
+        return Accepted(partial(self._commit, act, signer, action, nonce, vault, expires_after))
+
+    def _commit(
+        self,
+        act: Callable[[str, int], Answer],
+        signer: str,
+        action: Mapping[str, Any],
+        nonce: int,
+        vault: str | None,
+        expires_after: int | None,
+    ) -> Answer:
+        """The action executed in its block: the venue's checks in its order, then the act."""
+        venue = self.venue
+        now = venue.now_ms()
+        if expires_after is not None and expires_after < now:
+            return err(f"Action expired at {expires_after}, now {now}.")
+        kind = str(action["type"])
         account = self._account(kind, signer, None if vault is None else vault.lower(), now)
         if isinstance(account, Refused):
             return err(account.text)

@@ -18,6 +18,7 @@ import httpx
 import pytest
 from hyperliquid.exchange import Exchange
 
+from mm.venues.sim.config import SimConfig
 from tests.venues.sim.sdk.helpers import (
     ALO,
     ASSET,
@@ -411,7 +412,9 @@ def test_schedule_cancel_fires(info: Any, exchange: Any, wallet: Any, sim: Sim) 
         resting_oid(exchange.order("BTC", True, 0.001, far_bid(info, "BTC"), GTC)),
         resting_oid(exchange.order("ETH", False, 0.01, far_ask(info, "ETH"), GTC)),
     ]
-    fire_at = now_ms() + 5_300
+    # The venue checks the time when the action commits, up to commit_delay_max_ms after it
+    # is sent: at least 5 s from then.
+    fire_at = now_ms() + 5_300 + round(SimConfig().commit_delay_max_ms)
 
     assert exchange.schedule_cancel(fire_at) == DEFAULT_OK
 
