@@ -44,6 +44,16 @@ Unknown outcomes
     `Dispatcher.resolve_unknown` (an orderStatus answer, or None when the venue does not know
     the cloid) resolve it. `Dispatcher.resolve_absent` does the same for a working order the
     venue no longer lists (a ghost: `mm.execution.audit`), which the venue not knowing it ends.
+    The venue takes an action in and commits it a block or two later, so an orderStatus answer
+    asked while the place or modify may still land (`Dispatcher.may_land`,
+    `Dispatcher.caller_gone`; see `TrackedOrder.lands_by_ms`) is no proof: "not found" changes
+    nothing, nor does the old oid still open under a modify's cloid; the router asks again once
+    the request can no longer land.
+
+Late evidence
+    A live report, a resting answer or a fill for an order that ended REJECTED or EXPIRED (the
+    venue refused it or did not know it) revives it (`OrderRevived`, then managed as any live
+    order): the venue's word that an order lives is never ignored.
 
 Requests awaited
     The order router brackets every request, its answer and its resolution with
@@ -172,6 +182,17 @@ class OrderExpired:
 
 
 @attrs.frozen(slots=True)
+class OrderRevived:
+    """An order that had ended REJECTED or EXPIRED is live at the venue after all: it is
+    tracked and managed again (its late ``open``, resting answer or fill said so)."""
+
+    cloid: str
+    oid: int | None
+    was: str  # the state it had ended in
+    time_ms: int
+
+
+@attrs.frozen(slots=True)
 class OrderStateUnknown:
     """A request got no answer: the order's fate is unknown until the venue says."""
 
@@ -220,6 +241,7 @@ OrderEvent = (
     | OrderCanceled
     | OrderRejected
     | OrderExpired
+    | OrderRevived
     | OrderStateUnknown
     | OrderCancelRejected
     | OrderModifyRejected
@@ -257,6 +279,8 @@ class DispatchStats:
     unknown_acks: int = 0  # answers for cloids we do not (or no longer) track
     conflicts: int = 0  # venue inputs that contradict the order's state (state kept)
     last_conflict: str = ""
+    revived: int = 0  # REJECTED or EXPIRED orders the venue showed alive
+    may_still_land: int = 0  # orderStatus answers set aside: the request may still land
 
 
 @attrs.define(slots=True)
@@ -389,6 +413,23 @@ class Dispatcher:
             )
         return events
 
+    def may_land(self, cloids: Iterable[str], lands_by_ms: float | None) -> None:
+        """The place or modify in flight for these orders got no answer; what was sent may still
+        take effect until ``lands_by_ms`` (wall ms: its expiry plus the clock allowance), or
+        None: it can no longer (it was answered, unreadably). Call before `on_timeout`."""
+        for cloid in cloids:
+            order = self.registry.get(cloid)
+            if order is not None:
+                order.may_land(lands_by_ms)
+
+    def caller_gone(self, cloids: Iterable[str], lands_by_ms: float) -> None:
+        """The caller of a place or modify went away before its answer (cancelled): what it sent
+        may still land until ``lands_by_ms`` at the latest."""
+        for cloid in cloids:
+            order = self.registry.get(cloid)
+            if order is not None:
+                order.caller_gone(lands_by_ms)
+
     def on_timeout(self, cloid: str, now_ms: int) -> list[OrderEvent]:
         """The request in flight for ``cloid`` got no answer in time."""
         order = self._answered(cloid)
@@ -405,6 +446,8 @@ class Dispatcher:
         if order is None:
             return []
         if report is None:
+            if order.state is OrderState.UNKNOWN and order.may_still_land(now_ms):
+                self.stats.may_still_land += 1
             return list(self._step(order, now_ms, lambda: order.resolved_missing(now_ms)))
         if report.cloid is not None and report.cloid != cloid:
             self._conflict(f"orderStatus for {cloid} names cloid {report.cloid}")
@@ -476,6 +519,11 @@ class Dispatcher:
         marker = self._modifies.get(order.cloid)
         if order.oid is None or oid == order.oid:
             if marker is not None and oid == marker.old_oid:
+                if authoritative and status is VenueStatus.LIVE and order.may_still_land(now_ms):
+                    # The old oid still rests, but the modify may still land (a block or two
+                    # after the venue took it in): no proof that it failed. Asked again later.
+                    self.stats.may_still_land += 1
+                    return []
                 if authoritative:
                     # orderStatus by cloid names the old oid: no replacement exists.
                     events: list[DispatchOutput] = []
@@ -587,6 +635,9 @@ class Dispatcher:
     def _events(self, order: TrackedOrder, tr: Transition, now_ms: int) -> list[OrderEvent]:
         cloid, oid = order.cloid, order.oid
         out: list[OrderEvent] = []
+        if tr.revived is not None:
+            self.stats.revived += 1
+            out.append(OrderRevived(cloid, oid, tr.revived.value, now_ms))
         if tr.accepted and oid is not None:
             out.append(
                 OrderAccepted(cloid, oid, order.coin, order.side, order.px, order.sz, now_ms)

@@ -61,20 +61,40 @@ modify refused        PENDING_MODIFY, UNKNOWN(modify)            base (OrderModi
                                                                  failure is known (settle=False)
 timeout               PENDING_NEW, PENDING_CANCEL,               UNKNOWN; else no-op
                       PENDING_MODIFY
-resolved: not found   UNKNOWN: never had an oid / had one        REJECTED / EXPIRED
+resolved: not found   UNKNOWN: never had an oid / had one        REJECTED / EXPIRED; unchanged
+                                                                 while its place or modify
+                                                                 may still land
 vanished              OPEN, PARTIALLY_FILLED (absent at the      EXPIRED; UNKNOWN: as
                       venue, unknown to orderStatus); UNKNOWN    resolved: not found
+live report, ack      REJECTED, EXPIRED                          working (revived)
+  Resting, or fill
 ====================  =========================================  =============================
 
 Decisions:
 
-- **Terminal states are final, except for FILLED.** Fills are truth: a fill is always applied to
-  ``filled_sz`` and ``avg_fill_px``, whatever the state (a fill that raced a cancel ack is real).
-  When the fills on the current oid reach its size, or the venue reports ``filled``, the order
-  moves to FILLED even from CANCELED, EXPIRED or REJECTED: the cancel lost the race, the order
-  actually filled. A partial late fill leaves a CANCELED order CANCELED (partially filled,
-  remainder canceled: the normal end of a cancel racing a fill). Nothing else leaves a
-  terminal state, and FILLED is never left.
+- **Not known is not never placed while the request may still land.** The venue commits an
+  action a block or two after it takes it in, and refuses it once its expiry has passed (the
+  adapter puts one on every order action). Until then ``orderStatus`` answers that it does not
+  know an order that is on its way. ``lands_by_ms`` is until when the order's place or modify
+  whose answer we lack may still take effect (its expiry plus an allowance for the venue's
+  clock; infinite while its caller still waits for the answer); the router sets it when an
+  answer is lost or its caller gives up. While it lasts, "not found" changes nothing: the order
+  stays UNKNOWN and is asked about again once it has passed.
+- **The venue's word that an order lives revives it.** A live report, a resting answer or a
+  fill for an order ended as REJECTED (the venue refused it, or did not know it) or EXPIRED (the
+  venue no longer knew it) means the venue has it after all: it is working again (``revived``),
+  tracked and managed like any other, so the strategy keeps or cancels it. A CANCELED order stays
+  canceled: an ``open`` report that was sent before our cancel took effect arrives after its
+  answer as a matter of course (an order of ours truly left resting is the order auditor's
+  zombie, canceled after its grace).
+- **Terminal states are final, except for FILLED and the revival above.** Fills are truth: a
+  fill is always applied to ``filled_sz`` and ``avg_fill_px``, whatever the state (a fill that
+  raced a cancel ack is real). When the fills on the current oid reach its size, or the venue
+  reports ``filled``, the order moves to FILLED even from CANCELED, EXPIRED or REJECTED: the
+  cancel lost the race, the order actually filled. A partial late fill leaves a CANCELED order
+  CANCELED (partially filled, remainder canceled: the normal end of a cancel racing a fill),
+  and revives a REJECTED or EXPIRED one. Nothing else leaves a terminal state, and FILLED is
+  never left.
 - **A live report does not resolve a timed-out cancel or modify.** A WebSocket ``open`` may have
   been sent before the venue processed the cancel, so it proves only that the order was placed;
   the state stays UNKNOWN until a terminal report, a late ack, or an authoritative orderStatus
@@ -92,6 +112,7 @@ Decisions:
 from __future__ import annotations
 
 import enum
+import math
 from collections.abc import Mapping
 
 import attrs
@@ -216,6 +237,7 @@ class Transition:
     refused: Op | None = None  # the venue refused this cancel or modify
     reason: str | None = None
     ignored: str | None = None  # why the input changed nothing ("stale", "unknown status", ...)
+    revived: OrderState | None = None  # the terminal state the venue's live word undid
 
     @property
     def changed(self) -> bool:
@@ -259,6 +281,10 @@ class TrackedOrder:
     modify_target: tuple[float, float, Tif] | None = None  # px, sz, tif of a modify in flight
     reason: str | None = None  # why it ended: the venue's word, or the rejection text
     unknown_words: list[str] = attrs.Factory(list)  # status words we could not map (flagged)
+    # Until when (wall ms) a place or modify of this order whose answer we lack may still take
+    # effect at the venue: infinite while its caller waits, then the request's expiry plus the
+    # clock allowance (set by the router), None when nothing may land any more.
+    lands_by_ms: float | None = math.inf
 
     # --- construction ---------------------------------------------------------------------------
 
@@ -338,7 +364,37 @@ class TrackedOrder:
         self.pending = Op.MODIFY
         self.modify_target = (px, sz, tif)
         self.in_flight_since_ms = now_ms
+        self.lands_by_ms = math.inf  # the modify is on its way, its caller waits
         return self._done("request_modify", before, now_ms)
+
+    def may_land(self, lands_by_ms: float | None) -> None:
+        """Until when the place or modify in flight may still take effect at the venue (see
+        ``lands_by_ms``): its expiry once the answer is known to be lost, None when it can no
+        longer land (its answer came, unreadable)."""
+        self.lands_by_ms = lands_by_ms
+
+    def caller_gone(self, lands_by_ms: float) -> None:
+        """The caller of the place or modify in flight went away before its answer: what it sent
+        may still land until ``lands_by_ms`` (a bound: sent before now, expiring within the
+        window). An order with a tighter bound, or none, keeps its own."""
+        if self.lands_by_ms == math.inf:
+            self.lands_by_ms = lands_by_ms
+
+    def may_still_land(self, now_ms: int) -> bool:
+        """Whether a place or modify of this order whose fate is unknown may still take effect
+        at the venue at ``now_ms``: the venue not knowing it proves nothing yet."""
+        unresolved = self.pending in (Op.PLACE, Op.MODIFY) or (
+            self.pending is Op.CANCEL and self.base in _UNPLACED
+        )
+        return unresolved and self.lands_by_ms is not None and now_ms <= self.lands_by_ms
+
+    def landing_wait_ms(self, now_ms: int) -> int | None:
+        """How long until what may still land no longer can (ms, for asking the venue again);
+        None when nothing may land, or its caller still waits (no bound yet)."""
+        if not self.may_still_land(now_ms) or self.lands_by_ms in (None, math.inf):
+            return None
+        assert self.lands_by_ms is not None
+        return max(0, math.ceil(self.lands_by_ms - now_ms) + 1)
 
     # --- answers of the order API ---------------------------------------------------------------
 
@@ -452,13 +508,19 @@ class TrackedOrder:
         before = self.state
         if self.state is OrderState.PENDING_NEW:
             self.base = OrderState.UNKNOWN
+        if self.pending in (Op.PLACE, Op.MODIFY) and self.lands_by_ms == math.inf:
+            # No bound was given for what may land (the caller knew of no expiry): none.
+            self.lands_by_ms = None
         self.state = OrderState.UNKNOWN
         return self._done("timed_out", before, now_ms)
 
     def resolved_missing(self, now_ms: int) -> Transition:
-        """The venue does not know the order: never placed (REJECTED) or forgotten (EXPIRED)."""
+        """The venue does not know the order: never placed (REJECTED) or forgotten (EXPIRED);
+        unless its place or modify may still land (``lands_by_ms``): then nothing changes."""
         if self.state is not OrderState.UNKNOWN:
             return self._noop("resolved_missing", now_ms, "not unknown")
+        if self.may_still_land(now_ms):
+            return self._noop("resolved_missing", now_ms, "may still land")
         before = self.state
         if self.oid is None and not self.accepted:
             self._finish(OrderState.REJECTED, "not found at venue", now_ms)
@@ -502,6 +564,8 @@ class TrackedOrder:
         self._check_oid(oid, action)
         before = self.state
         self._adopt(oid)
+        if self.state in _REVIVABLE:
+            return self._revive(action, now_ms, self.working_state())
         if self.is_terminal:
             return self._noop(action, now_ms, "terminal")
         self.seen_ms = now_ms
@@ -551,7 +615,7 @@ class TrackedOrder:
         self.fill_count += 1
         self.seen_ms = now_ms
         current = self.oid is None or fill.oid == self.oid
-        if self.oid is None and not self.is_terminal:
+        if self.oid is None and (not self.is_terminal or self.state in _REVIVABLE):
             self.oid = fill.oid
         if current:
             self.oid_filled_sz += fill.sz
@@ -561,6 +625,10 @@ class TrackedOrder:
             pass
         elif current and _covers(self.oid_filled_sz, self.sz):
             self._finish(OrderState.FILLED, "filled", now_ms)
+        elif state in _REVIVABLE and current:
+            # Refused or unknown to the venue, and yet filled in part: it lives after all.
+            revived = self._revive("fill", now_ms, OrderState.PARTIALLY_FILLED)
+            return attrs.evolve(revived, before=before, fill=fill)
         elif state.is_terminal:
             pass  # a late partial fill: size applied, the order stays where the venue put it
         elif state in (OrderState.PENDING_NEW, OrderState.OPEN) or (
@@ -610,6 +678,21 @@ class TrackedOrder:
         else:
             self.state, self.pending = self.working_state(), None
             self.in_flight_since_ms = None
+
+    def _revive(self, action: str, now_ms: int, state: OrderState) -> Transition:
+        """A REJECTED or EXPIRED order the venue shows alive: working again, nothing in flight."""
+        before = self.state
+        self.state = state
+        self.reason = None
+        self.terminal_ms = None
+        self.pending = None
+        self.modify_target = None
+        self.in_flight_since_ms = None
+        self.lands_by_ms = None
+        self.seen_ms = now_ms
+        first = self._accept()
+        transition = self._done(action, before, now_ms, accepted=first)
+        return attrs.evolve(transition, revived=before)
 
     def _finish(self, state: OrderState, reason: str, now_ms: int) -> None:
         self.state = state
@@ -673,3 +756,5 @@ _CANCELABLE = frozenset(
 _PENDING = frozenset({OrderState.PENDING_NEW, OrderState.PENDING_CANCEL, OrderState.PENDING_MODIFY})
 _AWAITING = frozenset({OrderState.PENDING_CANCEL, OrderState.PENDING_MODIFY, OrderState.UNKNOWN})
 _UNPLACED = frozenset({OrderState.PENDING_NEW, OrderState.UNKNOWN})
+# Terminal states the venue's word that the order lives undoes (see "revives" above).
+_REVIVABLE = frozenset({OrderState.REJECTED, OrderState.EXPIRED})

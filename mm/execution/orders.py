@@ -10,6 +10,14 @@ applied as a rejection of each of its orders: a place or modify refused leaves n
 the venue, a cancel refused leaves the order live and tracked. Lifecycle events, from the
 router's answers and from the user stream's reports alike, go to one ``emit`` callback.
 
+The venue commits an action a block or two after it takes it in, and refuses it once its expiry
+has passed. So "the venue does not know this order" is no answer while a place or modify whose
+answer was lost may still land: the router tells the dispatcher until when it may
+(``OrderFateUnknown.lands_by_ms``: the action's expiry plus the clock allowance), keeps the order
+UNKNOWN, and asks again once that time has passed. A call abandoned before its answer
+(cancelled: a stop, a kill, a restart of the slot) leaves a bound too: what it sent may land up
+to ``landing_window_ms`` after it went away.
+
 Each call runs under `Dispatcher.awaiting` for its orders, from before the request is registered
 until its answer (or resolution) is applied: an order left pending when no call awaits it any
 more (the caller was cancelled mid-request) is the order auditor's to resolve.
@@ -17,12 +25,15 @@ more (the caller was cancelled mid-request) is the order auditor's to resolve.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Protocol
 
+import trio
 from loguru import logger
 
 from mm.execution.dispatch import Dispatcher, DispatchOutput
+from mm.execution.lifecycle import OrderState
 from mm.model import (
     CancelOrder,
     CancelResult,
@@ -57,15 +68,31 @@ class OrderRouter:
         venue: OrderVenue,
         emit: Emit,
         now_ms: Callable[[], int],
+        *,
+        landing_window_ms: int = 0,
     ) -> None:
         self.dispatcher = dispatcher
         self.venue = venue
         self.emit = emit
         self.now_ms = now_ms
+        # How long after it was sent an action may still take effect at the venue (its expiry
+        # window plus the clock allowance): the bound left by a call abandoned mid-request.
+        self.landing_window_ms = landing_window_ms
 
     async def place(self, orders: Sequence[PlaceOrder]) -> None:
-        with self.dispatcher.awaiting(order.cloid for order in orders):
+        cloids = [order.cloid for order in orders]
+        with self.dispatcher.awaiting(cloids), self._abandonable(cloids):
             await self._place(orders)
+
+    @contextmanager
+    def _abandonable(self, cloids: Sequence[str]) -> Iterator[None]:
+        """A place or modify call: if it ends without its answer (cancelled, or failing), what
+        it sent may still land up to the landing window from now."""
+        try:
+            yield
+        except BaseException:
+            self.dispatcher.caller_gone(cloids, self.now_ms() + self.landing_window_ms)
+            raise
 
     async def _place(self, orders: Sequence[PlaceOrder]) -> None:
         now = self.now_ms()
@@ -79,6 +106,7 @@ class OrderRouter:
                 answered = unknown.known.get(order.cloid)
                 if answered is not None:
                     self.emit(self.dispatcher.on_place_ack(order.cloid, answered, now))
+            self.dispatcher.may_land(unknown.cloids, unknown.lands_by_ms)
             await self._unknown(unknown.cloids)
             return
         except VenueError as refused:  # the whole request was refused: nothing was placed
@@ -88,7 +116,8 @@ class OrderRouter:
             self.emit(self.dispatcher.on_place_ack(order.cloid, result, now))
 
     async def modify(self, modifies: Sequence[ModifyOrder]) -> None:
-        with self.dispatcher.awaiting(modify.order.cloid for modify in modifies):
+        cloids = [modify.order.cloid for modify in modifies]
+        with self.dispatcher.awaiting(cloids), self._abandonable(cloids):
             await self._modify(modifies)
 
     async def _modify(self, modifies: Sequence[ModifyOrder]) -> None:
@@ -98,6 +127,7 @@ class OrderRouter:
         try:
             results = await self.venue.modify(modifies)
         except OrderFateUnknown as unknown:
+            self.dispatcher.may_land(unknown.cloids, unknown.lands_by_ms)
             await self._unknown(unknown.cloids)
             return
         except VenueError as refused:
@@ -141,9 +171,20 @@ class OrderRouter:
             await self._resolve(cloid)
 
     async def _resolve(self, cloid: str) -> None:
-        try:
-            report = await self.venue.order_status(cloid)
-        except VenueError as error:
-            logger.warning("order {} stays unknown: orderStatus failed: {}", cloid, error)
-            return
-        self.emit(self.dispatcher.resolve_unknown(cloid, report, self.now_ms()))
+        """Ask until the answer settles the order, or it can no longer land and is asked once
+        more: an order still on its way is not taken for never placed."""
+        while True:
+            try:
+                report = await self.venue.order_status(cloid)
+            except VenueError as error:
+                logger.warning("order {} stays unknown: orderStatus failed: {}", cloid, error)
+                return
+            now = self.now_ms()
+            self.emit(self.dispatcher.resolve_unknown(cloid, report, now))
+            order = self.dispatcher.order(cloid)
+            wait_ms = None
+            if order is not None and order.state is OrderState.UNKNOWN:
+                wait_ms = order.landing_wait_ms(now)
+            if wait_ms is None:
+                return  # settled, or left to the auditor (nothing more to wait for here)
+            await trio.sleep(wait_ms / 1000)

@@ -9,7 +9,8 @@ looking like someone else's order.
 
 Live orders are never dropped. Terminal orders are kept for a bounded number of further terminal
 orders (FIFO), so that late reports and fills after the end still match; past that they are
-forgotten and a straggler is routed as untracked.
+forgotten and a straggler is routed as untracked. An order the venue shows alive after it had
+ended (revived: `mm.execution.lifecycle`) moves back among the live ones.
 
 "In flight since" (the time the request in flight left) lets reconciliation give an order the
 benefit of the doubt while its placement has not been answered: see `OrderRegistry.in_flight`.
@@ -76,6 +77,16 @@ class OrderRegistry:
                 owner = self._by_oid.setdefault(oid, order)
                 if owner is not order:
                     raise DuplicateCloid(f"oid {oid} already belongs to {owner.cloid}")
+        if not order.is_terminal and order.cloid in self._terminal_set:
+            # Revived (the venue showed an order we had ended alive): live again, in its place
+            # by registration like every live order. Rare, so the linear work does not matter.
+            self._terminal_set.discard(order.cloid)
+            self._terminal.remove(order.cloid)
+            self._live = {
+                cloid: known
+                for cloid, known in self._by_cloid.items()
+                if cloid in self._live or known is order
+            }
         if order.is_terminal and order.cloid not in self._terminal_set:
             self._live.pop(order.cloid, None)
             self._terminal.append(order.cloid)

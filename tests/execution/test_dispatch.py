@@ -29,6 +29,7 @@ from mm.execution.dispatch import (
     OrderModifyRejected,
     OrderPartiallyFilled,
     OrderRejected,
+    OrderRevived,
     OrderStateUnknown,
     OrderUpdated,
     UntrackedFill,
@@ -750,6 +751,92 @@ def test_resolve_on_a_known_order_is_just_a_report() -> None:
     assert kinds(d.resolve_unknown(CLOID, report(11, "filled"), 6)) == ["OrderFilled"]
     assert d.resolve_unknown(CLOID, report(11, "open", cloid="0xzz"), 7) == []
     assert d.stats.conflicts == 1
+
+
+# --- orders that land late ----------------------------------------------------------------------
+
+
+def test_a_place_not_found_while_it_may_still_land_stays_unknown_then_is_asked_again() -> None:
+    d = Dispatcher()
+    d.submit(place(), 1)
+    d.may_land([CLOID], 3_500)  # its answer lost: it may land up to its expiry (+ allowance)
+    d.on_timeout(CLOID, 5)
+    assert d.resolve_unknown(CLOID, None, 6) == []  # the venue has not committed it yet
+    assert (state(d), d.stats.may_still_land) == (S.UNKNOWN, 1)
+    tracked = d.order(CLOID)
+    assert tracked is not None
+    assert tracked.landing_wait_ms(6) == 3_495
+    assert kinds(d.resolve_unknown(CLOID, report(11, "open"), 3_501)) == ["OrderAccepted"]
+    gone = Dispatcher()
+    gone.submit(place(), 1)
+    gone.may_land([CLOID], 3_500)
+    gone.on_timeout(CLOID, 5)
+    assert kinds(gone.resolve_unknown(CLOID, None, 3_501)) == ["OrderRejected"]  # expired now
+
+
+def test_the_old_oid_still_open_is_no_proof_a_modify_failed_while_it_may_land() -> None:
+    d = opened()
+    modify(d)
+    d.may_land([CLOID], 3_000)
+    d.on_timeout(CLOID, 4)
+    assert d.resolve_unknown(CLOID, report(11, "open"), 5) == []  # not committed yet
+    assert state(d) is S.UNKNOWN
+    assert d.pending_modify(CLOID) is not None  # the marker stays: the modify may land
+    events = d.resolve_unknown(CLOID, report(12, "open", orig_sz=2.0), 3_001)
+    assert kinds(events) == ["OrderUpdated"]  # it did
+    failed = opened()
+    modify(failed)
+    failed.may_land([CLOID], 3_000)
+    failed.on_timeout(CLOID, 4)
+    assert kinds(failed.resolve_unknown(CLOID, report(11, "open"), 3_001)) == [
+        "OrderModifyRejected"
+    ]  # it can no longer land: it failed
+    assert state(failed) is S.OPEN
+
+
+def test_a_call_abandoned_leaves_its_orders_a_bound_not_an_eternity() -> None:
+    d = Dispatcher()
+    d.submit(place(), 1)
+    d.caller_gone([CLOID], 4_000)  # the slot was cancelled mid-request at 500 (+3500 window)
+    d.on_timeout(CLOID, 600)  # the auditor finds it stuck
+    assert d.resolve_unknown(CLOID, None, 3_000) == []
+    assert kinds(d.resolve_unknown(CLOID, None, 4_001)) == ["OrderRejected"]
+
+
+def test_a_late_open_revives_an_order_taken_for_never_placed_and_it_is_live_again() -> None:
+    d = Dispatcher()
+    d.submit(place(), 1)
+    d.on_timeout(CLOID, 2)
+    assert kinds(d.resolve_unknown(CLOID, None, 3)) == ["OrderRejected"]
+    assert d.registry.live() == []
+    events = d.on_order_report(report(11, "open"), 9)
+    assert kinds(events) == ["OrderRevived", "OrderAccepted"]
+    assert events[0] == OrderRevived(CLOID, 11, "rejected", 9)
+    assert state(d) is S.OPEN
+    assert [order.cloid for order in d.registry.live()] == [CLOID]  # managed again
+    assert d.stats.revived == 1
+    assert kinds(d.on_order_report(report(11, "canceled"), 10)) == ["OrderCanceled"]
+    assert d.registry.live() == []
+
+
+def test_a_late_fill_revives_an_order_taken_for_never_placed() -> None:
+    d = Dispatcher()
+    d.submit(place(), 1)
+    d.on_timeout(CLOID, 2)
+    d.resolve_unknown(CLOID, None, 3)
+    events = d.on_fill(fill(11, 1, 1.0), 9)
+    assert kinds(events) == ["OrderRevived", "OrderAccepted", "FillEvent", "OrderPartiallyFilled"]
+    assert state(d) is S.PARTIALLY_FILLED
+    assert [order.oid for order in d.registry.live()] == [11]
+
+
+def test_a_stale_open_after_our_cancel_does_not_revive() -> None:
+    d = opened()
+    d.request_cancel(CLOID, 3)
+    d.on_cancel_ack(CLOID, None, 4)
+    assert d.on_order_report(report(11, "open"), 5) == []  # sent before the cancel committed
+    assert state(d) is S.CANCELED
+    assert d.registry.live() == []
 
 
 # --- ghosts and awaited requests ----------------------------------------------------------------

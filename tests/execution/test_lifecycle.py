@@ -293,11 +293,22 @@ def test_word_from_unknown_place(word: str) -> None:
 
 @pytest.mark.parametrize("word", ALL_WORDS)
 @pytest.mark.parametrize("state", [S.CANCELED, S.REJECTED, S.EXPIRED])
-def test_terminal_states_only_ever_move_to_filled(state: OrderState, word: str) -> None:
+def test_terminal_states_move_only_to_filled_or_revive_on_a_live_word(
+    state: OrderState, word: str
+) -> None:
     order = terminal(state)
     oid = order.oid if order.oid is not None else 11
     tr = order.report(word, oid, 9)
-    assert tr.after is (S.FILLED if word == "filled" else state)
+    if word == "filled":
+        assert tr.after is S.FILLED
+    elif word in LIVE_WORDS and state is not S.CANCELED:
+        # Refused, or unknown to the venue, and yet live there: working again, managed.
+        assert (tr.after, tr.revived, order.oid) == (S.OPEN, state, oid)
+        assert (order.reason, order.terminal_ms, order.pending) == (None, None, None)
+        assert tr.accepted is (state is S.REJECTED)  # first seen live (an EXPIRED one had been)
+    else:
+        assert tr.after is state
+        assert tr.revived is None
 
 
 @pytest.mark.parametrize("word", ALL_WORDS)
@@ -634,6 +645,102 @@ def test_unknown_modify_blocks_a_cancel() -> None:
     assert_unchanged(order, lambda: order.request_cancel(6))
 
 
+# --- orders that land late (the venue commits a block or two after it takes an action in) -------
+
+
+def test_not_found_while_the_place_may_still_land_changes_nothing() -> None:
+    order = new()
+    order.may_land(1_000)  # the place's answer was lost; it expires (plus allowance) at 1000
+    order.timed_out(5)
+    tr = order.resolved_missing(999)
+    assert (tr.after, tr.ignored) == (S.UNKNOWN, "may still land")
+    assert order.landing_wait_ms(999) == 2  # asked again just after the bound
+    assert order.resolved_missing(1_001).after is S.REJECTED  # now it never will
+
+
+def test_not_found_for_a_modify_that_may_still_land_changes_nothing() -> None:
+    order = pending_modify()
+    order.may_land(500)
+    order.timed_out(5)
+    assert order.resolved_missing(400).after is S.UNKNOWN
+    assert order.resolved_missing(501).after is S.EXPIRED
+
+
+def test_a_place_whose_caller_still_waits_is_never_taken_for_missing() -> None:
+    # A cancel of an order whose place is still awaited times out: not found proves nothing,
+    # the place's own answer (or its lost-answer bound) decides.
+    order = new()
+    order.request_cancel(3)
+    order.timed_out(4)
+    assert order.resolved_missing(10_000_000).after is S.UNKNOWN
+    assert order.landing_wait_ms(10) is None  # no bound to wait for: not the asker's to settle
+    order.may_land(50)  # the place's answer is lost now: bounded
+    assert order.resolved_missing(40).after is S.UNKNOWN
+    assert order.resolved_missing(60).after is S.REJECTED
+
+
+def test_a_caller_gone_leaves_a_bound_and_an_exact_one_is_kept() -> None:
+    abandoned = new()
+    abandoned.caller_gone(70)  # cancelled mid-request: sent before now, expiring within the window
+    abandoned.timed_out(30)  # the auditor finds it stuck
+    assert abandoned.resolved_missing(60).after is S.UNKNOWN
+    assert abandoned.resolved_missing(71).after is S.REJECTED
+    exact = new()
+    exact.may_land(40)
+    exact.caller_gone(90)  # a looser bound does not replace the known expiry
+    exact.timed_out(30)
+    assert exact.resolved_missing(41).after is S.REJECTED
+
+
+def test_without_a_bound_not_found_is_final_at_once() -> None:
+    order = new()
+    order.timed_out(4)  # no expiry was known (nor answered unreadably: may_land(None))
+    assert order.resolved_missing(5).after is S.REJECTED
+    unreadable = new()
+    unreadable.may_land(None)
+    unreadable.timed_out(4)
+    assert unreadable.resolved_missing(5).after is S.REJECTED
+
+
+def test_a_late_resting_answer_or_report_revives_an_order_taken_for_never_placed() -> None:
+    for evidence in ("ack", "report"):
+        order = unknown_place()
+        order.resolved_missing(5)
+        assert order.state is S.REJECTED
+        tr = order.ack_resting(31, 9) if evidence == "ack" else order.report("open", 31, 9)
+        assert (tr.before, tr.after, tr.revived, tr.accepted) == (
+            S.REJECTED,
+            S.OPEN,
+            S.REJECTED,
+            True,
+        )
+        assert (order.oid, order.is_terminal, order.can_cancel) == (31, False, True)
+
+
+def test_a_late_fill_revives_a_rejected_order_and_a_full_one_fills_it() -> None:
+    order = unknown_place()
+    order.resolved_missing(5)
+    tr = order.apply_fill(fill(1.0, oid=31), 9)
+    assert (tr.after, tr.revived, tr.fill, order.oid) == (
+        S.PARTIALLY_FILLED,
+        S.REJECTED,
+        tr.fill,
+        31,
+    )
+    assert order.leaves_sz == 2.0
+    whole = unknown_place()
+    whole.resolved_missing(5)
+    assert whole.apply_fill(fill(3.0, oid=32), 9).after is S.FILLED
+
+
+def test_a_canceled_order_is_not_revived_by_an_open_sent_before_the_cancel() -> None:
+    order = pending_cancel()
+    order.cancel_acked(5)
+    tr = order.report("open", 11, 6)
+    assert (tr.after, tr.revived, tr.ignored) == (S.CANCELED, None, "terminal")
+    assert order.apply_fill(fill(1.0), 7).after is S.CANCELED
+
+
 # --- property: illegal inputs never corrupt, terminal states are final ----------------------------
 
 ACTIONS = st.sampled_from(
@@ -653,8 +760,17 @@ ACTIONS = st.sampled_from(
         "timed_out",
         "resolved_missing",
         "vanished",
+        "may_land_soon",
+        "may_land_never",
+        "caller_gone",
     ]
 )
+LANDING = {
+    "may_land_soon": lambda order, now: order.may_land(now + 3),
+    "may_land_never": lambda order, now: order.may_land(None),
+    "caller_gone": lambda order, now: order.caller_gone(now + 2),
+}
+LIVE_EVIDENCE = ("ack_resting", "ack_other_oid", "ack_filled", "report", "fill")
 
 
 def run(
@@ -692,6 +808,11 @@ def test_random_inputs_never_corrupt_state(steps: list[tuple[str, str]]) -> None
     for now, (action, word) in enumerate(steps, start=10):
         before = snapshot(order)
         oid = order.oid if order.oid is not None else 11
+        if action in LANDING:
+            LANDING[action](order, now)
+            assert snapshot(order) == {**before, "lands_by_ms": order.lands_by_ms}
+            continue
+        landing = order.may_still_land(now)
         try:
             tr = run(order, action, word, now, oid, tid, next_oid)
         except IllegalTransition:
@@ -707,8 +828,17 @@ def test_random_inputs_never_corrupt_state(steps: list[tuple[str, str]]) -> None
         assert tr.after is order.state
         if was is S.FILLED:
             assert order.state is S.FILLED
+        elif tr.revived is not None:
+            # Only the venue's word that it lives undoes a refusal or an "unknown to the venue".
+            assert was in (S.REJECTED, S.EXPIRED)
+            assert tr.revived is was
+            assert action in LIVE_EVIDENCE
+            assert order.state in (S.OPEN, S.PARTIALLY_FILLED)
         elif was.is_terminal:
             assert order.state in (was, S.FILLED)
+        if action in ("resolved_missing", "vanished") and landing:
+            # Not found while the place or modify may still land proves nothing.
+            assert order.state is was
         assert order.filled_sz == applied
         if order.is_terminal:
             assert order.pending is None

@@ -4,7 +4,7 @@ reports through one dispatcher, as the service runs them."""
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
 import attrs
@@ -22,10 +22,21 @@ from mm.execution.dispatch import (
     OrderStateUnknown,
     OrderUpdated,
 )
+from mm.execution.lifecycle import OrderState
 from mm.execution.orders import OrderRouter
 from mm.execution.rate_limit import Cost
 from mm.feeds.user import UserStream, UserStreamEvent
-from mm.model import Fill, ModifyOrder, OrderReport, PlaceOrder, Side, Tif
+from mm.model import (
+    CancelOrder,
+    CancelResult,
+    Fill,
+    ModifyOrder,
+    OrderReport,
+    PlaceOrder,
+    PlaceResult,
+    Side,
+    Tif,
+)
 from mm.venues.hyperliquid.client import HyperliquidClient
 from mm.venues.hyperliquid.wire import new_cloid
 from mm.venues.sim.engine import OrderRequest
@@ -53,8 +64,8 @@ class Rig:
 
 
 @asynccontextmanager
-async def rig() -> AsyncIterator[Rig]:
-    async with setup(post_timeout_s=0.5) as (venue, client):
+async def rig(action_expiry_s: float = 3.0) -> AsyncIterator[Rig]:
+    async with setup(post_timeout_s=0.5, action_expiry_s=action_expiry_s) as (venue, client):
         assert client.ws is not None
         dispatcher = Dispatcher()
         events: list[DispatchOutput] = []
@@ -184,3 +195,112 @@ async def test_the_address_limit_error_rejects_cleanly_and_throttles() -> None:
             wait = client.limiter.wait_time(Cost.orders(1), trio.current_time())
             assert wait >= 9.0
             assert len(await client.open_orders()) == 3
+
+
+async def drop_the_socket_once_taken_in(venue: SimVenue) -> None:
+    """Drop every WebSocket as soon as the venue holds an action not committed yet: the
+    request is on its way, its answer will never come."""
+    while not len(venue.commits):  # noqa: ASYNC110 - the venue's queue, filled by the request
+        await trio.sleep(0.001)
+    venue.disconnect_all("test: the socket drops with the action on its way")
+
+
+async def test_an_order_on_its_way_when_its_socket_dropped_is_asked_again_after_its_expiry() -> (
+    None
+):
+    # The venue commits a block or two after it took the order in: asked at once, it does not
+    # know it yet. Taken for never placed (REJECTED), it landed unmanaged; now it is asked
+    # again once its expiry has passed, and found.
+    with trio.fail_after(20):
+        async with rig(action_expiry_s=1.0) as r:
+            dispatcher = r.router.dispatcher
+            order = PlaceOrder(
+                "BTC", Side.BUY, passive(r.venue, Side.BUY), 0.001, Tif.GTC, new_cloid()
+            )
+            sent = trio.current_time()
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(drop_the_socket_once_taken_in, r.venue)
+                await r.router.place([order])
+            kinds = r.of(order.cloid)
+            assert kinds[:2] == ["OrderStateUnknown", "OrderAccepted"]
+            assert "OrderRejected" not in kinds
+            assert dispatcher.stats.may_still_land >= 1  # "unknownOid" at first: set aside
+            assert trio.current_time() - sent >= r.client.landing_window_ms / 1000
+            tracked = dispatcher.order(order.cloid)
+            assert tracked is not None
+            assert tracked.state is OrderState.OPEN
+            (resting,) = await r.client.open_orders()
+            assert (resting.cloid, resting.oid) == (order.cloid, tracked.oid)
+
+
+async def test_a_modify_on_its_way_when_its_socket_dropped_is_not_taken_for_failed() -> None:
+    # Asked at once, the venue still shows the old oid under the cloid: that is no proof the
+    # modify failed while it may still land. Asked again after its expiry: the replacement.
+    with trio.fail_after(20):
+        async with rig(action_expiry_s=1.0) as r:
+            dispatcher = r.router.dispatcher
+            px = passive(r.venue, Side.BUY)
+            order = PlaceOrder("BTC", Side.BUY, px, 0.001, Tif.GTC, new_cloid())
+            await r.router.place([order])
+            await eventually(lambda: "OrderAccepted" in r.of(order.cloid))
+            await eventually(lambda: r.client.ws is not None and r.client.ws.connected)
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(drop_the_socket_once_taken_in, r.venue)
+                await r.router.modify([ModifyOrder(order.cloid, attrs.evolve(order, px=px * 0.99))])
+            kinds = r.of(order.cloid)
+            assert "OrderModifyRejected" not in kinds
+            assert kinds.count("OrderUpdated") == 1
+            assert dispatcher.stats.may_still_land >= 1
+            tracked = dispatcher.order(order.cloid)
+            assert tracked is not None
+            (resting,) = await r.client.open_orders()
+            assert (resting.oid, tracked.oid, tracked.state) == (
+                tracked.oid,
+                resting.oid,
+                OrderState.OPEN,
+            )
+
+
+class HangingVenue:
+    """A venue whose order requests never come back (the caller gives up first)."""
+
+    async def place(self, orders: Sequence[PlaceOrder]) -> list[PlaceResult]:
+        await trio.sleep_forever()
+        raise AssertionError("unreachable")
+
+    async def cancel(self, cancels: Sequence[CancelOrder]) -> list[CancelResult]:
+        await trio.sleep_forever()
+        raise AssertionError("unreachable")
+
+    async def modify(self, modifies: Sequence[ModifyOrder]) -> list[PlaceResult]:
+        await trio.sleep_forever()
+        raise AssertionError("unreachable")
+
+    async def order_status(self, target: int | str) -> OrderReport | None:
+        return None
+
+
+async def test_a_call_abandoned_mid_request_leaves_the_landing_window_as_its_bound(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    dispatcher = Dispatcher()
+
+    def virtual_ms() -> int:
+        return round(trio.current_time() * 1000)
+
+    events: list[DispatchOutput] = []
+    router = OrderRouter(
+        dispatcher, HangingVenue(), events.extend, virtual_ms, landing_window_ms=3_500
+    )
+    order = PlaceOrder("BTC", Side.BUY, 100.0, 0.001, Tif.GTC, new_cloid())
+    with trio.move_on_after(2.0):  # a stop, a kill, a restart of the slot
+        await router.place([order])
+    tracked = dispatcher.order(order.cloid)
+    assert tracked is not None
+    gone = virtual_ms()
+    assert tracked.lands_by_ms == gone + 3_500  # what it sent may land until then
+    assert order.cloid not in dispatcher.awaited()
+    dispatcher.on_timeout(order.cloid, gone + 1)  # found stuck
+    assert dispatcher.resolve_unknown(order.cloid, None, gone + 3_000) == []
+    (rejected,) = dispatcher.resolve_unknown(order.cloid, None, gone + 3_501)
+    assert isinstance(rejected, OrderRejected)

@@ -163,7 +163,10 @@ def test_overdue_lists_pending_requests_past_the_timeout() -> None:
 
 @given(
     capacity=st.integers(min_value=1, max_value=4),
-    steps=st.lists(st.sampled_from(["place", "ack", "finish", "time_out"]), max_size=40),
+    steps=st.lists(
+        st.sampled_from(["place", "ack", "finish", "time_out", "not_found", "revive"]),
+        max_size=40,
+    ),
 )
 def test_queries_agree_with_a_scan_of_every_retained_order(capacity: int, steps: list[str]) -> None:
     """The live index the per-cycle queries read never drifts from the orders themselves."""
@@ -176,9 +179,14 @@ def test_queries_agree_with_a_scan_of_every_retained_order(capacity: int, steps:
             registry.register(order)
             continue
         order = made[now_ms % len(made)]
-        if order.is_terminal:
-            continue
         oid = 1000 + made.index(order)
+        retained_now = order.cloid in registry
+        if step == "revive" and order.state is OrderState.REJECTED and retained_now:
+            order.report("open", oid, now_ms)  # it landed after all: live again
+            assert not order.is_terminal
+            registry.sync(order)
+        if order.is_terminal or not retained_now:
+            continue
         if step == "ack" and order.state is OrderState.PENDING_NEW:
             order.ack_resting(oid, now_ms)
         elif step == "finish":
@@ -187,6 +195,8 @@ def test_queries_agree_with_a_scan_of_every_retained_order(capacity: int, steps:
             order.report("canceled", oid, now_ms)
         elif step == "time_out" and order.state is OrderState.PENDING_NEW:
             order.timed_out(now_ms)
+        elif step == "not_found" and order.state is OrderState.UNKNOWN:
+            order.resolved_missing(now_ms)  # taken for never placed
         registry.sync(order)
         retained = list(registry)
         assert registry.live() == [o for o in retained if not o.is_terminal]
@@ -197,3 +207,22 @@ def test_queries_agree_with_a_scan_of_every_retained_order(capacity: int, steps:
             if o.in_flight_since_ms is not None
             and o.state in {OrderState.PENDING_NEW, OrderState.PENDING_CANCEL}
         ]
+
+
+def test_a_revived_order_is_live_again_and_retention_forgets_it() -> None:
+    registry = OrderRegistry(terminal_capacity=1)
+    order = tracked("0xa")
+    registry.register(order)
+    order.timed_out(2)
+    order.resolved_missing(3)  # taken for never placed
+    registry.sync(order)
+    assert registry.live() == []
+    order.report("open", 11, 4)  # and yet it landed
+    registry.sync(order)
+    assert registry.live() == [order]
+    assert registry.by_oid(11) is order
+    other = tracked("0xb")
+    registry.register(other)
+    finish(registry, other, 12)  # fills the retention: the revived order is not evicted
+    assert registry.get("0xa") is order
+    assert registry.evicted == 0

@@ -31,7 +31,7 @@ from mm.feeds.market import MarketFeed, MarketFeedConfig
 from mm.feeds.user import Resynced, UserStream, UserStreamConfig, UserStreamEvent
 from mm.model import AccountState, Fill, OpenOrder, OrderReport, Trade
 from mm.secrets import Secret
-from mm.settings import at_least, setting
+from mm.settings import at_least, non_negative, positive, setting
 from mm.venues.hyperliquid import wire
 from mm.venues.hyperliquid.access import VenueAccess
 from mm.venues.hyperliquid.client import HyperliquidClient
@@ -55,6 +55,12 @@ class FeedsConfig:
     # User events (order reports, fills) waiting for the executor; never dropped: a full queue
     # makes the user stream wait (its connection buffers, then resyncs if it must).
     user_events_queue: int = setting(100_000, at_least(1))
+    # Every order action (place, cancel, modify) carries expiresAfter: the venue refuses it once
+    # this many seconds have passed since it was signed. An order whose answer was lost and that
+    # the venue does not know (unknownOid) is taken for never placed only once its action can
+    # no longer land: this window plus expiry_allowance_s (the venue's clock against ours).
+    action_expiry_s: float = setting(3.0, positive)
+    expiry_allowance_s: float = setting(0.5, non_negative)
     connection: ConnectionConfig = attrs.field(factory=ConnectionConfig)
     market: MarketFeedConfig = attrs.field(factory=MarketFeedConfig)
     user: UserStreamConfig = attrs.field(factory=UserStreamConfig)
@@ -198,6 +204,8 @@ class HyperliquidAdapter:
                 metrics=self.metrics,
                 nonces=wire.NonceSource(),
                 post_timeout_s=self.config.connection.post_timeout_s,
+                action_expiry_s=self.config.action_expiry_s,
+                expiry_allowance_s=self.config.expiry_allowance_s,
             )
             async with trio.open_nursery() as nursery:
                 await nursery.start(ws.run)
@@ -208,7 +216,11 @@ class HyperliquidAdapter:
                 client = unchecked.for_vault(access.vault_address)
                 self.user_stream, self.client = stream, client
                 self.router = OrderRouter(
-                    self.dispatcher, client, self._order_events, lambda: clock.wall_ms()
+                    self.dispatcher,
+                    client,
+                    self._order_events,
+                    lambda: clock.wall_ms(),
+                    landing_window_ms=client.landing_window_ms,
                 )
                 nursery.start_soon(self._export_counters, ws, "user")
                 task_status.started()

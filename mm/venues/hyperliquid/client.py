@@ -18,6 +18,13 @@ decides whether an order can be doubled, so the rules are strict:
   statuses that maps onto no request is an ``OrderFateUnknown`` for the batch's orders (each
   resolved with ``orderStatus``), logged as the venue's contract broken.
 
+Every order action (place, cancel, modify) carries ``expiresAfter``: the time it is signed plus
+``action_expiry_ms``. The venue commits an action a block or two after it takes it in, and
+refuses it once that time has passed, so an action whose answer was lost can take effect only
+until then: ``OrderFateUnknown.lands_by_ms`` says until when (the expiry plus
+``expiry_allowance_ms`` for the venue's clock against ours), and the caller treats the venue
+not knowing the order as final only after that.
+
 Post-only orders go in their own batch, apart from IOC and GTC ones, so one cannot delay or
 fail the other: a batch the venue refuses whole (an error answer, a rate limit) refuses only its
 own orders when the other batch was answered, and an unknown fate names only its batch's orders
@@ -71,6 +78,8 @@ class OrderFateUnknown(VenueError):
 
     ``known``: the answers of the call's other orders (a place sends post-only orders apart),
     by cloid, for the caller to apply; the orders of ``cloids`` are the unknown ones.
+    ``lands_by_ms``: until when (wall ms) the action may still take effect at the venue (its
+    expiry plus the clock allowance); None when it can no longer (it was answered, unreadably).
     """
 
     def __init__(
@@ -78,15 +87,21 @@ class OrderFateUnknown(VenueError):
         cloids: Sequence[str],
         cause: str,
         known: Mapping[str, PlaceResult] | None = None,
+        *,
+        lands_by_ms: int | None = None,
     ) -> None:
         super().__init__(f"fate unknown for {len(cloids)} order(s): {cause}")
         self.cloids = tuple(cloids)
         self.cause = cause
         self.known: Mapping[str, PlaceResult] = dict(known or {})
+        self.lands_by_ms = lands_by_ms
 
 
 _T = TypeVar("_T")
 _S = TypeVar("_S", PlaceResult, CancelResult)
+# The actions that carry expiresAfter: the order actions. (The dead-man's switch's
+# scheduleCancel goes without: its own time says when it acts.)
+ORDER_ACTIONS = frozenset({"place", "cancel", "modify"})
 
 
 class UnknownCoin(VenueError):
@@ -106,6 +121,8 @@ class HyperliquidClient:
         metrics: AdapterMetrics | None = None,
         nonces: wire.NonceSource | None = None,
         post_timeout_s: float = 5.0,
+        action_expiry_s: float = 3.0,
+        expiry_allowance_s: float = 0.5,
         clock: Callable[[], float] = trio.current_time,
         vault_address: str | None = None,
     ) -> None:
@@ -119,8 +136,15 @@ class HyperliquidClient:
         self.metrics = metrics
         self.nonces = nonces or wire.NonceSource()
         self.post_timeout_s = post_timeout_s
+        self.action_expiry_ms = round(action_expiry_s * 1000)
+        self.expiry_allowance_ms = round(expiry_allowance_s * 1000)
         self._clock = clock
         self._assets: dict[str, AssetMeta] = {}
+
+    @property
+    def landing_window_ms(self) -> int:
+        """How long after it is signed an order action may still take effect at the venue."""
+        return self.action_expiry_ms + self.expiry_allowance_ms
 
     def over_rest(self) -> HyperliquidClient:
         """This client (signer, nonces, limiter, metadata) without its socket: every request
@@ -345,8 +369,9 @@ class HyperliquidClient:
         """Sign and send one action (for the vault traded for, if any, unless ``for_vault`` is
         False); the venue's payload, or an exception per the rules above."""
         resendable = cloids is None and kind == "cancel"
+        expiring = kind in ORDER_ACTIONS
         await acquire(self.limiter, Cost.of_action(action), clock=self._clock)
-        body = self._signed(action, for_vault=for_vault)
+        body = self._signed(action, for_vault=for_vault, expiring=expiring)
         ws = self.ws
         started = time.perf_counter()
         if ws is not None and ws.connected:
@@ -354,7 +379,9 @@ class HyperliquidClient:
                 reply = await ws.post({"type": "action", "payload": body}, self.post_timeout_s)
             except (PostTimeout, ConnectionDown) as error:
                 if not resendable:
-                    raise OrderFateUnknown(cloids or (), f"websocket: {error}") from error
+                    raise OrderFateUnknown(
+                        cloids or (), f"websocket: {error}", lands_by_ms=self._lands_by(body)
+                    ) from error
             except PostRejected:
                 pass  # refused before handling: nothing acted
             else:
@@ -362,22 +389,39 @@ class HyperliquidClient:
                 if isinstance(reply, Mapping) and reply.get("type") == "action":
                     return self._checked(reply.get("payload"))
                 self._rejected_reply(reply)
-            body = self._signed(action, for_vault=for_vault)  # a fresh nonce for REST
+            body = self._signed(action, for_vault=for_vault, expiring=expiring)  # fresh nonce
             started = time.perf_counter()
         try:
             payload = await self._rest(self.rest.exchange, body)
         except (RequestTimeout, VenueUnavailable) as error:
             if resendable:
                 raise
-            raise OrderFateUnknown(cloids or (), f"rest: {error}") from error
+            raise OrderFateUnknown(
+                cloids or (), f"rest: {error}", lands_by_ms=self._lands_by(body)
+            ) from error
         self._observe_ack("rest", started)
         return self._checked(payload)
 
-    def _signed(self, action: dict[str, Any], *, for_vault: bool = True) -> dict[str, Any]:
+    def _signed(
+        self, action: dict[str, Any], *, for_vault: bool = True, expiring: bool = False
+    ) -> dict[str, Any]:
+        """The signed body; an order action expires ``action_expiry_ms`` after its nonce (the
+        time it is signed), signed as the SDK signs ``expires_after``."""
         nonce = self.nonces.next()
         vault = self.vault_address if for_vault else None
-        signature = self.signer.sign(action, nonce, vault_address=vault, mainnet=self.mainnet)
-        return {"action": action, "nonce": nonce, "signature": signature, "vaultAddress": vault}
+        expires = nonce + self.action_expiry_ms if expiring else None
+        signature = self.signer.sign(
+            action, nonce, vault_address=vault, expires_after=expires, mainnet=self.mainnet
+        )
+        body = {"action": action, "nonce": nonce, "signature": signature, "vaultAddress": vault}
+        if expires is not None:
+            body["expiresAfter"] = expires
+        return body
+
+    def _lands_by(self, body: Mapping[str, Any]) -> int | None:
+        """Until when the action in ``body`` may still take effect at the venue (wall ms)."""
+        expires = body.get("expiresAfter")
+        return None if expires is None else int(expires) + self.expiry_allowance_ms
 
     def _checked(self, payload: Any) -> Any:
         """React to the venue's whole-request errors that are rate limits; pass the rest on."""
@@ -470,4 +514,10 @@ def _combined(
     """One exception for a place whose batches left orders unknown, naming every cloid whose
     fate is unknown and carrying the answers of the others."""
     cloids = [cloid for failure in unknown for cloid in failure.cloids]
-    return OrderFateUnknown(cloids, "; ".join(failure.cause for failure in unknown), known)
+    bounds = [f.lands_by_ms for f in unknown if f.lands_by_ms is not None]
+    return OrderFateUnknown(
+        cloids,
+        "; ".join(failure.cause for failure in unknown),
+        known,
+        lands_by_ms=max(bounds, default=None),
+    )

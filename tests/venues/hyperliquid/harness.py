@@ -32,6 +32,7 @@ async def setup(
     faults: FaultConfig | None = None,
     post_timeout_s: float = 5.0,
     address_initial_requests: int | None = None,
+    action_expiry_s: float = 3.0,
 ) -> AsyncIterator[tuple[SimVenue, HyperliquidClient]]:
     config = SimConfig(market=QUIET, faults=faults or FaultConfig(), rate_limits=False)
     if address_initial_requests is not None:  # rehearse the venue's address limit
@@ -57,6 +58,7 @@ async def setup(
                 limiter=RateLimiter(),
                 metrics=AdapterMetrics(CollectorRegistry()),
                 post_timeout_s=post_timeout_s,
+                action_expiry_s=action_expiry_s,
             )
             await client.metadata()
             try:

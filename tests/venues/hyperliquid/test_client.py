@@ -5,11 +5,15 @@ from __future__ import annotations
 
 from typing import Any
 
+import attrs
 import httpx
 import pytest
 import trio
+from eth_account import Account
+from hyperliquid.utils import signing as sdk_signing
 from trio_websocket import open_websocket_url
 
+from mm import clock
 from mm.execution.rate_limit import RateLimiter
 from mm.model import (
     CancelOrder,
@@ -141,7 +145,12 @@ async def test_a_post_timeout_never_produces_a_duplicate_order() -> None:
             with pytest.raises(OrderFateUnknown) as caught:
                 await client.place([slow])
             assert caught.value.cloids == (slow.cloid,)
-            # Resolve, never re-send: the venue has exactly one order under that cloid.
+            # Resolve, never re-send: the venue has exactly one order under that cloid. Asked
+            # once the action can no longer land (the venue commits it a block or two after
+            # taking it in, possibly after the post timed out).
+            lands_by = caught.value.lands_by_ms
+            assert lands_by is not None
+            await trio.sleep(max(0, lands_by - clock.wall_ms()) / 1000)
             assert client.ws is not None
             client.ws = None  # ask over REST: every post answer is being dropped
             report = await client.order_status(slow.cloid)
@@ -244,3 +253,60 @@ async def test_the_websocket_message_limit_fails_posts_at_once_as_a_failed_send(
                 assert canceled is None
                 assert await client.open_orders() == []
                 assert client.ws.post_timeouts == 0
+
+
+async def test_every_order_action_carries_an_expiry_signed_as_the_sdk_signs_it() -> None:
+    with trio.fail_after(20):
+        async with setup(websocket=False) as (venue, client):
+            bodies: list[dict[str, Any]] = []
+            real = client.rest.exchange
+
+            async def spy(body: Any, **kwargs: Any) -> Any:
+                bodies.append(dict(body))
+                return await real(body, **kwargs)
+
+            client.rest.exchange = spy  # type: ignore[method-assign]
+            px = passive(venue, Side.BUY)
+            a, b = order(px), order(px * 0.99)
+            await client.place([a, b])
+            await client.modify([ModifyOrder(a.cloid, attrs.evolve(a, px=px * 0.98))])
+            await client.cancel([CancelOrder("BTC", cloid=a.cloid)])
+            (resting,) = await client.open_orders()
+            await client.cancel([CancelOrder("BTC", oid=resting.oid)])
+            await client.schedule_cancel(venue.now_ms() + 60_000)
+            wallet = Account.from_key(KEY)
+            kinds = []
+            for body in bodies:
+                action, nonce = body["action"], body["nonce"]
+                kinds.append(action["type"])
+                expires = body.get("expiresAfter")
+                if action["type"] == "scheduleCancel":
+                    assert expires is None  # its own time says when it acts
+                    continue
+                assert expires == nonce + client.action_expiry_ms  # signed now, 3 s to land
+                sdk = sdk_signing.sign_l1_action(wallet, action, None, nonce, expires, False)
+                assert body["signature"] == sdk
+            assert kinds == ["order", "batchModify", "cancelByCloid", "cancel", "scheduleCancel"]
+            assert await client.open_orders() == []  # every one acted, for this account
+
+
+async def test_a_lost_answer_says_until_when_the_action_may_still_land() -> None:
+    with trio.fail_after(20):
+        faults = FaultConfig(ws_drop_post_replies=1.0)
+        async with setup(faults=faults, post_timeout_s=0.3) as (venue, client):
+            assert client.ws is not None
+            posted: list[dict[str, Any]] = []
+            real = client.ws.post
+
+            async def spy(request: Any, *limit: float | None) -> Any:
+                posted.append(request)
+                return await real(request, *limit)
+
+            client.ws.post = spy  # type: ignore[method-assign, assignment]
+            lost = order(passive(venue, Side.BUY))
+            with pytest.raises(OrderFateUnknown) as caught:
+                await client.place([lost])
+            (request,) = posted
+            expires = request["payload"]["expiresAfter"]
+            assert caught.value.lands_by_ms == expires + client.expiry_allowance_ms
+            assert client.landing_window_ms == 3_500  # the shipped 3 s and 0.5 s

@@ -350,9 +350,7 @@ class Harness:
             else:
                 reply = self.app.http_reply(scope, text.encode())
                 # An action accepted for its block is committed here at once: no clock runs.
-                status, payload = (
-                    (200, reply.commit()) if isinstance(reply, Accepted) else reply
-                )
+                status, payload = (200, reply.commit()) if isinstance(reply, Accepted) else reply
         assert status == 200 or 400 <= status < 500, (status, payload)
         if status == 422:
             assert payload.startswith(DESERIALIZE + ": "), payload
