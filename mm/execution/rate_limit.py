@@ -224,6 +224,10 @@ class RateLimiter:
         self._lowered = 1.0
         self._recover_from = -math.inf
         self._rejections = 0
+        # Orders of requests waiting in `acquire` for the bucket: held back from the budget the
+        # quote cycles read, so that a batch waiting for its tokens is not starved by smaller
+        # ones taking each token as it refills.
+        self._reserved_orders = 0
         # Order bucket (full until first used).
         self._tokens = self._config.order_burst
         self._tokens_at: float | None = None
@@ -520,8 +524,19 @@ class RateLimiter:
             return sys.maxsize
         if self.blocked_until("order") > now:
             return 0
-        tokens = math.floor(self.order_tokens(now) + _AMOUNT_EPS)
+        tokens = math.floor(self.order_tokens(now) - self._reserved_orders + _AMOUNT_EPS)
         return max(0, min(tokens, self.address_remaining()))
+
+    def reserve_orders(self, cost: Cost | int) -> int:
+        """Hold back ``cost``'s orders from `order_budget` while it waits for the bucket (see
+        `acquire`); returns how many, to give to `release_orders`."""
+        c = as_cost(cost)
+        held = max(0, c.requests) if c.kind == "order" else 0
+        self._reserved_orders += held
+        return held
+
+    def release_orders(self, held: int) -> None:
+        self._reserved_orders -= held
 
     # ----------------------------------------------------------------------------------------
     # Headroom
@@ -586,15 +601,21 @@ async def acquire(
     Raises ``RateLimitError`` (without waiting) for a request that can never fit.
     """
     start = clock()
-    while True:
-        now = clock()
-        wait = limiter.wait_time(cost, now)
-        if wait == 0.0:
-            limiter.record(cost, now)
-            return now - start
-        if math.isinf(wait):
-            raise RateLimitError(
-                f"request of weight {as_cost(cost).weight} exceeds the IP budget "
-                f"of {limiter.config.ip_budget} per {limiter.config.window_seconds:g} s"
-            )
-        await trio.sleep(wait)
+    held = 0
+    try:
+        while True:
+            now = clock()
+            wait = limiter.wait_time(cost, now)
+            if wait == 0.0:
+                limiter.record(cost, now)
+                return now - start
+            if math.isinf(wait):
+                raise RateLimitError(
+                    f"request of weight {as_cost(cost).weight} exceeds the IP budget "
+                    f"of {limiter.config.ip_budget} per {limiter.config.window_seconds:g} s"
+                )
+            if not held:  # first in line for the tokens it waits for (see order_budget)
+                held = limiter.reserve_orders(cost)
+            await trio.sleep(wait)
+    finally:
+        limiter.release_orders(held)

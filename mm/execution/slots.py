@@ -117,6 +117,9 @@ class ExecutorSlot:
             signal = await self.mailbox.get()
             await self.execute(signal)
 
+    def _within_budget_now(self, plan: Plan) -> Plan:
+        return plan if self.budget is None else within_budget(plan, self.budget())
+
     def _allowed(self, order: PlaceOrder) -> bool:
         return self.allow is None or self.allow(order)
 
@@ -141,6 +144,10 @@ class ExecutorSlot:
             self.on_sending(signal)  # the orders are handed to the client now
         if plan.cancel:
             await router.cancel([order.cloid for order in plan.cancel])
+            # The cancels took a block or two to be answered, and the other slots may have
+            # spent the budget meanwhile: what is left of the plan takes what it allows now
+            # (waiting in the limiter for more would race them, and can starve).
+            plan = self._within_budget_now(plan)
         modifies = [
             ModifyOrder(live.cloid, _place(signal.coin, desired, live.cloid))
             for live, desired in plan.modify
@@ -148,6 +155,8 @@ class ExecutorSlot:
         modifies = [modify for modify in modifies if self._allowed(modify.order)]
         if modifies:
             await router.modify(modifies)
+            sent = plan.modify
+            plan = attrs.evolve(self._within_budget_now(attrs.evolve(plan, modify=[])), modify=sent)
         places = [_place(signal.coin, desired, new_cloid()) for desired in plan.place]
         places = [order for order in places if self._allowed(order)]
         if places:

@@ -515,6 +515,36 @@ async def test_acquire_sleeps_the_computed_time(autojump_clock: trio.testing.Moc
     assert limiter.ip_used(trio.current_time()) == 1080
 
 
+async def test_a_batch_waiting_for_its_tokens_is_not_starved_by_budget_readers(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # Quote cycles send what order_budget allows now; a batch that waits in acquire for five
+    # tokens would never get them if each token went to a cycle as it refilled. It is held back
+    # from the budget while it waits: it goes first, then the budget is the readers' again.
+    limiter = RateLimiter(RateLimitConfig(order_tokens_per_second=2.0, order_burst=10.0))
+    limiter.record(Cost.orders(10), trio.current_time())  # the bucket is empty
+    taken_by_readers = 0
+    acquired: list[float] = []
+
+    async def batch() -> None:
+        await acquire(limiter, Cost.orders(5))
+        acquired.append(trio.current_time())
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(batch)
+        start = trio.current_time()
+        while not acquired:
+            budget = limiter.order_budget(trio.current_time())
+            if budget:  # a cycle takes what it is allowed, as soon as it is
+                limiter.record(Cost.orders(budget), trio.current_time())
+                taken_by_readers += budget
+            await trio.sleep(0.1)
+        assert taken_by_readers == 0  # nothing was given away while the batch waited
+        assert acquired[0] - start == pytest.approx(2.5)  # five tokens at two a second
+        await trio.sleep(1.0)
+        assert limiter.order_budget(trio.current_time()) == 2  # the readers' again
+
+
 async def test_acquire_waits_out_a_backoff(autojump_clock: trio.testing.MockClock) -> None:
     limiter = RateLimiter(ROOMY, FixedRandom(0.0))
     start = trio.current_time()

@@ -153,3 +153,34 @@ async def test_an_intent_refused_by_the_pretrade_checks_is_never_sent() -> None:
     plan = await slot.execute(Signal("BTC", ladder(101.0, 100.0)))
     assert len(plan.place) == 2
     assert [px for _, px, _ in venue.resting.values()] == [100.0]
+
+
+async def test_after_a_request_a_slot_sends_only_what_the_budget_allows_by_then(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # Every request takes a block or two to be answered; meanwhile another slot spends the
+    # order budget. What is left of the plan is trimmed to the budget of the moment it is
+    # sent (the rest waits for the next signal), instead of waiting in the limiter for tokens
+    # that the other slots would take first.
+    budget = [10]
+
+    class SlowVenue(FakeVenue):
+        async def cancel(self, cancels: Sequence[CancelOrder]) -> list[CancelResult]:
+            await trio.sleep(0.3)
+            budget[0] = 1  # the other slot spent the rest meanwhile
+            return await super().cancel(cancels)
+
+    venue = SlowVenue()
+    dispatcher = Dispatcher()
+    events: list[DispatchOutput] = []
+    router = OrderRouter(dispatcher, venue, events.extend, lambda: 0)
+    config = ExecutorConfig(reconcile=ReconcileConfig(px_tolerance_bps=1.0))
+    slot = ExecutorSlot(0, Mailbox(), lambda: router, dispatcher, config, budget=lambda: budget[0])
+    await slot.execute(Signal("BTC", ladder(100.0, 99.0)))
+    budget[0] = 10
+    # Both bids go, two asks are new: after the cancel, the budget is 1: the top ask only.
+    plan = await slot.execute(Signal("BTC", ladder(105.0, 106.0, side=Side.SELL)))
+    assert venue.calls == ["place", "cancel", "place"]
+    assert [px for _, px, _ in venue.resting.values()] == [105.0]
+    assert (len(plan.cancel), len(plan.place), len(plan.modify)) == (2, 1, 0)
+    assert [d.px for d in plan.deferred] == [106.0]  # for the next signal
