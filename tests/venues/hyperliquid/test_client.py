@@ -31,6 +31,7 @@ from mm.venues.hyperliquid.rest import RateLimited, RestTransport, VenueUnavaila
 from mm.venues.hyperliquid.signing import L1Signer
 from mm.venues.hyperliquid.wire import new_cloid
 from mm.venues.hyperliquid.ws import WsConnection, ws_url
+from mm.venues.sim.config import SimConfig
 from mm.venues.sim.faults import FaultConfig
 from tests.venues.hyperliquid.harness import KEY, order, passive, setup
 
@@ -165,7 +166,9 @@ async def test_a_cancel_the_venue_loses_neither_acts_nor_answers() -> None:
     # the order rests on; other actions and reads go through.
     with trio.fail_after(20):
         faults = FaultConfig(lose_cancels=1.0)
-        async with setup(faults=faults, post_timeout_s=0.3) as (venue, client):
+        # A post timeout above the venue's commit delay: the place is answered, the cancel not.
+        timeout = SimConfig().commit_delay_max_ms / 1000 + 0.3
+        async with setup(faults=faults, post_timeout_s=timeout) as (venue, client):
             (placed,) = await client.place([order(passive(venue, Side.BUY))])
             assert isinstance(placed, Resting)
             with pytest.raises(VenueUnavailable):
@@ -273,7 +276,8 @@ async def test_every_order_action_carries_an_expiry_signed_as_the_sdk_signs_it()
             await client.cancel([CancelOrder("BTC", cloid=a.cloid)])
             (resting,) = await client.open_orders()
             await client.cancel([CancelOrder("BTC", oid=resting.oid)])
-            await client.schedule_cancel(venue.now_ms() + 60_000)
+            with pytest.raises(SwitchNeedsVolume):  # a new account: signed and sent all the same
+                await client.schedule_cancel(venue.now_ms() + 60_000)
             wallet = Account.from_key(KEY)
             kinds = []
             for body in bodies:

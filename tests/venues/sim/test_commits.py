@@ -204,9 +204,10 @@ async def open_cloids(client: httpx.AsyncClient) -> list[str]:
 async def venue_on_virtual_time(
     **changes: Any,
 ) -> AsyncIterator[tuple[SimVenue, httpx.AsyncClient]]:
-    # The shipped commit delay (SimConfig's defaults), a quiet market, the faucet on.
+    # The shipped commit delay (SimConfig's defaults), a quiet market, the test's account funded.
     config = attrs.evolve(sim_config(market=attrs.evolve(QUIET, step_ms=100)), **changes)
     async with running(config) as venue, http(venue) as client:
+        venue.fund(USER)  # the faucet: the test's account exists
         yield venue, client
 
 
