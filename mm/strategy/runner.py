@@ -335,7 +335,7 @@ class Trading:
                     if coin in self._announced:
                         logger.info("{}: data fresh and in sync again, quoting resumes", coin)
                     self._quote(coin, quoter, now)
-                elif quoter.due(now):
+                elif quoter.due(now) or self._pulled_by_risk(coin):
                     self._quote(coin, quoter, now)
                 # Wake when this book turns stale, to pull its quotes at once.
                 wake_in = min(wake_in, max(quoter.fresh_until() - now, 0.0) + 1e-3)
@@ -351,6 +351,13 @@ class Trading:
         if coin in stale or not quoter.fresh(now):
             return "data_gate"
         return None
+
+    def _pulled_by_risk(self, coin: str) -> bool:
+        """Risk says pull and the coin still has orders: requote it now (the permission empties
+        its ladder, so its resting quotes are canceled at once, not at its next requote)."""
+        if self.risk is None or not self.risk.pull:
+            return False
+        return any(order.coin == coin for order in self.adapter.dispatcher.registry.live())
 
     def _pull(self, coin: str, why: str) -> None:
         """Stale data means no quotes: an empty ladder cancels the coin's resting orders. Sent

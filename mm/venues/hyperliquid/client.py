@@ -18,10 +18,10 @@ decides whether an order can be doubled, so the rules are strict:
   statuses that maps onto no request is an ``OrderFateUnknown`` for the batch's orders (each
   resolved with ``orderStatus``), logged as the venue's contract broken.
 
-Every order action (place, cancel, modify) carries ``expiresAfter``: the time it is signed plus
-``action_expiry_ms``. The venue commits an action a block or two after it takes it in, and
-refuses it once that time has passed, so an action whose answer was lost can take effect only
-until then: ``OrderFateUnknown.lands_by_ms`` says until when (the expiry plus
+Every order action (place, cancel, modify) carries ``expiresAfter``: the (wall) time it is
+signed plus ``action_expiry_ms``. The venue commits an action a block or two after it takes it
+in, and refuses it once that time has passed, so an action whose answer was lost can take effect
+only until then: ``OrderFateUnknown.lands_by_ms`` says until when (the expiry plus
 ``expiry_allowance_ms`` for the venue's clock against ours), and the caller treats the venue
 not knowing the order as final only after that.
 
@@ -405,11 +405,12 @@ class HyperliquidClient:
     def _signed(
         self, action: dict[str, Any], *, for_vault: bool = True, expiring: bool = False
     ) -> dict[str, Any]:
-        """The signed body; an order action expires ``action_expiry_ms`` after its nonce (the
-        time it is signed), signed as the SDK signs ``expires_after``."""
+        """The signed body; an order action expires ``action_expiry_ms`` after the time it is
+        signed (the wall clock, whatever the nonce source), signed as the SDK signs
+        ``expires_after``."""
         nonce = self.nonces.next()
         vault = self.vault_address if for_vault else None
-        expires = nonce + self.action_expiry_ms if expiring else None
+        expires = clock.wall_ms() + self.action_expiry_ms if expiring else None
         signature = self.signer.sign(
             action, nonce, vault_address=vault, expires_after=expires, mainnet=self.mainnet
         )
