@@ -191,7 +191,10 @@ async def test_the_post_only_period_refuses_the_flatten_batch_whole_and_it_compl
                 lambda: len([o for o in flatten_orders() if o.reason == UPGRADE]) >= 6, within=30
             )
             await watch(service, 5.0)
+            awaited = service.adapter.dispatcher.awaited()
             for order in flatten_orders():
+                if order.cloid in awaited:
+                    continue  # the current round's, its answer a block or two on its way
                 assert order.state is S.REJECTED
                 assert order.reason == UPGRADE
             assert {o.coin for o in flatten_orders()} == {"BTC", "ETH"}

@@ -135,14 +135,15 @@ def test_alo_rests_when_passive(info: Any, exchange: Any, wallet: Any) -> None:
 
 
 def test_alo_that_would_cross_reports_the_bbo(info: Any, exchange: Any, wallet: Any) -> None:
-    # The market requotes every 100 ms: retry until the book is the same before and after,
-    # so the bbo the venue reports is known exactly.
-    for _ in range(20):
+    # The market requotes every 100 ms, and the venue takes the order a block or two (up to
+    # commit_delay_max_ms) after it is sent: retry until the best prices are the same before it
+    # was sent and after it was answered, so the bbo the venue reports is known exactly.
+    for _ in range(60):
         before = info.l2_snapshot("BTC")["levels"]
         response = exchange.order("BTC", True, 0.001, through_px(info, "BTC", True), ALO)
         after = info.l2_snapshot("BTC")["levels"]
         text = order_error(response)
-        if before[0][0] == after[0][0] and before[1][0] == after[1][0]:
+        if all(before[side][0]["px"] == after[side][0]["px"] for side in (0, 1)):
             break
     else:
         pytest.fail("the book never held still around the order")
