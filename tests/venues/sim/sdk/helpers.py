@@ -49,7 +49,10 @@ ALO: dict[str, Any] = {"limit": {"tif": "Alo"}}
 
 # rate_limits off: the whole suite comes from one IP, and every SDK Info or Exchange
 # construction alone weighs 40 (spotMeta + meta) of the 1200 a minute; the limits have their
-# own tests. Books are published every 100 ms so WebSocket waits stay short.
+# own tests. Books are published every 100 ms so WebSocket waits stay short. Actions still
+# commit a block later, answered after their effect, but a short one (50-100 ms rather than
+# the venue's 200-500): these tests are about the wire, on the real clock, one action after
+# another; the commit delay's own tests (tests/venues/sim/test_commits.py) use the shipped one.
 SIM_CONFIG = """\
 [service]
 log_level = "WARNING"
@@ -59,6 +62,8 @@ coins = ["BTC", "ETH", "SOL"]
 faucet_usdc = {faucet}
 book_interval_ms = 100
 rate_limits = false
+commit_delay_min_ms = 50.0
+commit_delay_max_ms = 100.0
 """
 
 
