@@ -33,6 +33,11 @@ metrics and the quote gate's tiers.
 Before the first ``observe`` the address is taken as a fresh one (0 requests used, a cap of
 10000, as the venue documents for every new address); the shell should fetch
 ``userRateLimit`` at start and then periodically, and pass each answer to ``observe``.
+
+Some ``/info`` answers weigh more by the items they list (``limits.answered_info_weight``),
+known only once the answer is in: such a request records the most it can weigh
+(``Cost.reserved_info``) and ``settle`` gives back the rest, so that requests in flight
+together can never take the IP window past the budget.
 """
 
 from __future__ import annotations
@@ -136,8 +141,14 @@ class Cost:
 
     @classmethod
     def of_info(cls, request: Mapping[str, Any]) -> Cost:
-        """An ``/info`` request from its payload."""
+        """An ``/info`` request from its payload, before counting what it returns."""
         return cls("info", limits.info_weight(request))
+
+    @classmethod
+    def reserved_info(cls, request: Mapping[str, Any]) -> Cost:
+        """An ``/info`` request at the most it can weigh, the items of its answer unknown yet
+        (``settle`` once they are known)."""
+        return cls("info", limits.reserved_info_weight(request))
 
     @classmethod
     def orders(cls, n: int = 1) -> Cost:
@@ -195,6 +206,18 @@ class _Window:
             self.entries.append((now, amount))
             self.total += amount
 
+    def lower(self, at: float, amount: int, to: int) -> None:
+        """Lower a charge of ``amount`` made at ``at`` to ``to`` (nothing if it has left)."""
+        entries = self.entries
+        for index in range(len(entries) - 1, -1, -1):
+            charged_at, charged = entries[index]
+            if charged_at < at:
+                return
+            if charged_at == at and charged == amount:
+                entries[index] = (charged_at, to)
+                self.total -= amount - to
+                return
+
 
 class RateLimiter:
     """Proactive window and address budget, reactive backoff, and the order bucket."""
@@ -205,6 +228,7 @@ class RateLimiter:
         self._config = config if config is not None else RateLimitConfig()
         self._rng = rng if rng is not None else random.Random()
         self._window = _Window(self._config.window_seconds)
+        self._weight_total = 0
         # Address: the last venue figures, plus our own sends since they were taken.
         self._address_known = False
         self._base_used = 0
@@ -264,12 +288,27 @@ class RateLimiter:
         c = as_cost(cost)
         self._window.expire(now)
         self._window.add(max(0, c.weight), now)
+        self._weight_total += max(0, c.weight)
         if c.is_action:
             self._add_own_send(max(0, c.requests), now)
             self._last_action_at = now
         if c.kind == "order":
             self._refill(now)
             self._tokens -= max(0, c.requests)
+
+    def settle(self, at: float, reserved: int, weight: int, now: float) -> None:
+        """A request recorded at ``at`` with ``reserved`` IP weight turned out to weigh
+        ``weight``: give back what was reserved beyond it, or charge the rest at ``now``.
+
+        The venue weighs some ``/info`` answers by the items they list, known only once the
+        answer is in, so such a request reserves the most it can weigh and settles here.
+        """
+        self._window.expire(now)
+        self._weight_total += max(0, weight) - reserved
+        if weight > reserved:
+            self._window.add(weight - reserved, now)
+        elif weight < reserved:
+            self._window.lower(at, reserved, max(0, weight))
 
     def try_acquire(self, cost: Cost | int, now: float) -> bool:
         """``record`` the request and return True if it fits now; else False, nothing recorded."""
@@ -285,6 +324,11 @@ class RateLimiter:
         """IP weight sent in the window ending at ``now``."""
         self._window.expire(now)
         return self._window.total
+
+    @property
+    def weight_total(self) -> int:
+        """The IP weight of every request recorded, as settled: what the venue was sent."""
+        return self._weight_total
 
     def ip_allowance(self, now: float) -> float:
         """The IP weight allowed per window at ``now``: the budget under the reactive cut."""
@@ -601,6 +645,20 @@ async def acquire(
     Raises ``RateLimitError`` (without waiting) for a request that can never fit.
     """
     start = clock()
+    return await acquire_at(limiter, cost, clock=clock) - start
+
+
+async def acquire_at(
+    limiter: RateLimiter,
+    cost: Cost | int,
+    *,
+    clock: Callable[[], float] = trio.current_time,
+) -> float:
+    """Sleep until ``cost`` fits, record it, and return the time it was recorded at (what
+    ``RateLimiter.settle`` takes).
+
+    Raises ``RateLimitError`` (without waiting) for a request that can never fit.
+    """
     held = 0
     try:
         while True:
@@ -608,7 +666,7 @@ async def acquire(
             wait = limiter.wait_time(cost, now)
             if wait == 0.0:
                 limiter.record(cost, now)
-                return now - start
+                return now
             if math.isinf(wait):
                 raise RateLimitError(
                     f"request of weight {as_cost(cost).weight} exceeds the IP budget "

@@ -59,8 +59,11 @@ The trading gate (``synced``)
 Resync
     Once the socket is up again and every subscription acknowledged (the resync must start after
     the live stream does, so that nothing falls between the two), three REST ``/info`` requests
-    run concurrently: ``frontendOpenOrders``, ``userFillsByTime`` from the last seen fill time
-    (minus ``fill_lookback_ms``, paginated) and ``clearinghouseState``. The last seen fill time
+    (through the ``InfoSource`` the stream is given: the service's is
+    ``mm.venues.hyperliquid.queries.RestQueries``, so they wait for the rate limiter and are
+    charged their true weight, and a 429 backs the limiter off) run concurrently:
+    ``frontendOpenOrders``, ``userFillsByTime`` from the last seen fill time (minus
+    ``fill_lookback_ms``, paginated) and ``clearinghouseState``. The last seen fill time
     only advances while the stream is in sync (a fill seen after frames were dropped may be newer
     than the ones lost). While the requests run, the frames of the new socket wait in their
     buffers, so the resync's events come first and the live ones after (deduplicated). A failed
@@ -162,7 +165,7 @@ class UserConnection(Protocol):
 
 
 class InfoSource(Protocol):
-    """The part of ``RestTransport`` the user stream uses: ``POST /info``."""
+    """``POST /info``, as ``RestTransport`` and ``RestQueries`` (through the limiter) offer it."""
 
     async def info(self, request: Mapping[str, Any], *, deadline_s: float | None = None) -> Any: ...
 

@@ -231,8 +231,11 @@ class RiskAggregator:
                 position_velocity=velocity.update(contracts, now),
                 price_velocity=self._prices[coin].update(mark, now) if mark else 0.0,
             )
-        # The 429s startup waited out are waits, not API errors of the trading judged here.
-        rejections = self.adapter.limiter.rejections - self.adapter.startup_waits.rate_limited
+        # The 429s startup and the user stream's resyncs waited out are waits, not API errors
+        # of the trading judged here.
+        adapter = self.adapter
+        waited = adapter.startup_waits.rate_limited + adapter.sync_rate_limited
+        rejections = adapter.limiter.rejections - waited
         for _ in range(rejections - self._rejections_seen):
             self._errors.record(now)
         self._rejections_seen = rejections

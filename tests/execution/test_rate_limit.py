@@ -155,6 +155,95 @@ def test_orders_and_info_share_the_ip_window() -> None:
     assert not limiter.can_send(Cost.info("meta"), 0.0)
 
 
+def test_a_reservation_settles_on_what_the_answer_weighed() -> None:
+    limiter = RateLimiter(ROOMY)
+    page = {"type": "userFillsByTime", "user": "0x" + "ab" * 20, "startTime": 0}
+    reserved = Cost.reserved_info(page)
+    assert reserved == Cost("info", 120)
+    limiter.record(reserved, 1.0)
+    limiter.record(Cost.info("l2Book"), 2.0)
+    assert limiter.ip_used(2.0) == 122
+    limiter.settle(1.0, 120, 22, 3.0)  # 45 fills came back
+    assert limiter.ip_used(3.0) == 24
+    assert limiter.weight_total == 24  # what the venue was sent, as settled
+    # What it weighs leaves the window when its reservation would have.
+    assert limiter.ip_used(60.5) == 24
+    assert limiter.ip_used(61.0) == 2
+    assert limiter.ip_used(62.0) == 0
+
+
+def test_an_answer_heavier_than_reserved_is_charged_when_it_comes() -> None:
+    limiter = RateLimiter(ROOMY)
+    limiter.record(20, 1.0)  # a listing whose largest answer is unknown reserves its weight
+    limiter.settle(1.0, 20, 25, 4.0)
+    assert limiter.ip_used(4.0) == 25
+    assert limiter.weight_total == 25
+    assert limiter.ip_used(61.0) == 5  # the rest counts from when it was known
+    assert limiter.ip_used(64.0) == 0
+
+
+def test_a_reservation_settled_after_it_left_the_window_changes_nothing() -> None:
+    limiter = RateLimiter(ROOMY)
+    limiter.record(120, 1.0)
+    limiter.record(20, 30.0)
+    limiter.settle(1.0, 120, 20, 62.0)  # an answer that took a minute
+    assert limiter.ip_used(62.0) == 20
+    limiter.settle(30.0, 20, 20, 62.0)
+    assert limiter.ip_used(62.0) == 20
+
+
+def test_twin_reservations_settle_one_each() -> None:
+    limiter = RateLimiter(ROOMY)
+    limiter.record(120, 1.0)
+    limiter.record(120, 1.0)
+    limiter.settle(1.0, 120, 20, 2.0)
+    assert limiter.ip_used(2.0) == 140
+    limiter.settle(1.0, 120, 120, 2.0)
+    assert limiter.ip_used(2.0) == 140
+    limiter.settle(1.0, 120, 21, 2.0)
+    assert limiter.ip_used(2.0) == 41
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    pages=st.lists(
+        st.tuples(st.floats(0.0, 3.0), st.integers(0, 2000), st.floats(0.0, 2.0)), max_size=60
+    )
+)
+def test_pages_in_flight_together_never_exceed_the_budget(
+    pages: list[tuple[float, int, float]],
+) -> None:
+    # Fill pages sent as soon as the limiter admits their reservation, each answered (with
+    # any number of fills) some time later, several in flight at once: the weight the venue
+    # charges them as it answers them on arrival (20 and 1 per 20 fills) never exceeds the
+    # budget in any window, though the limiter learns each page's weight only once answered.
+    limiter = RateLimiter(ROOMY)
+    request = {"type": "userFillsByTime", "user": "0x" + "ab" * 20, "startTime": 0}
+    reserved = Cost.reserved_info(request)
+    in_flight: list[tuple[float, float, int]] = []  # (answered at, sent at, fills)
+    charged: list[tuple[float, int]] = []
+    now = 0.0
+
+    def answer_until(until: float) -> None:
+        for done in sorted(f for f in in_flight if f[0] <= until):
+            in_flight.remove(done)
+            at, sent, fills = done
+            weight = limits.answered_info_weight(request, [{}] * fills)
+            limiter.settle(sent, reserved.weight, weight, at)
+            charged.append((sent, weight))
+
+    for gap, fills, latency in pages:
+        now += gap
+        answer_until(now)
+        wait = limiter.wait_time(reserved, now)
+        answer_until(now + wait)
+        now += limiter.wait_time(reserved, now)
+        limiter.record(reserved, now)
+        in_flight.append((now + latency, now, fills))
+    answer_until(math.inf)
+    assert max_weight_in_any_window(charged, 60.0) <= ROOMY.ip_budget
+
+
 def test_disabled_admits_everything_but_still_counts() -> None:
     limiter = RateLimiter(attrs.evolve(ROOMY, enabled=False))
     limiter.record(1200, 0.0)

@@ -36,6 +36,7 @@ from mm.venues.hyperliquid import wire
 from mm.venues.hyperliquid.access import VenueAccess
 from mm.venues.hyperliquid.client import HyperliquidClient
 from mm.venues.hyperliquid.metrics import AdapterMetrics
+from mm.venues.hyperliquid.queries import RestQueries
 from mm.venues.hyperliquid.rest import RestTransport
 from mm.venues.hyperliquid.signing import L1Signer
 from mm.venues.hyperliquid.wire import is_own_cloid
@@ -95,6 +96,9 @@ class HyperliquidAdapter:
         self.limiter = RateLimiter(rate_limit)
         # Startup's waits on the venue's rate limit (a 429 while starting is waited out).
         self.startup_waits = StartupWaits(self.limiter, registry)
+        # 429s the user stream met reading the venue (its history, its resyncs): waits of a
+        # resync, retried on its backoff once the limiter's is over, not API errors of trading.
+        self.sync_rate_limited = 0
         self.mainnet = mainnet
         # The venue's word on this key for this account, asked at every start of the user feed.
         self.access = VenueAccess(
@@ -189,7 +193,8 @@ class HyperliquidAdapter:
             stream = UserStream(
                 self.account,
                 ws,
-                rest,
+                # Over REST, through the limiter with each request's true weight.
+                RestQueries(rest, self.limiter, on_rate_limited=self._sync_rate_limited),
                 self.user_events_send.clone(),
                 self.config.user,
                 history=self.fill_history,
@@ -224,6 +229,9 @@ class HyperliquidAdapter:
                 )
                 nursery.start_soon(self._export_counters, ws, "user")
                 task_status.started()
+
+    def _sync_rate_limited(self) -> None:
+        self.sync_rate_limited += 1
 
     async def _export_counters(self, ws: WsConnection, feed: str) -> None:
         """Copy the connection's counters and the API headroom into metrics, once a second;

@@ -29,7 +29,8 @@ Post-only orders go in their own batch, apart from IOC and GTC ones, so one cann
 fail the other: a batch the venue refuses whole (an error answer, a rate limit) refuses only its
 own orders when the other batch was answered, and an unknown fate names only its batch's orders
 (``OrderFateUnknown.known`` carries the answers of the others). Queries are read-only and fall
-back to REST on any socket trouble.
+back to REST on any socket trouble; each is charged to the rate limiter at its true weight, the
+items its answer lists included (``mm.venues.hyperliquid.queries``).
 
 Every query is for ``account`` (the master, sub-account or vault traded for), never for the
 signer; every action carries ``vault_address`` (the sub-account or vault traded for, else null),
@@ -41,6 +42,7 @@ from __future__ import annotations
 import copy
 import time
 from collections.abc import Callable, Mapping, Sequence
+from functools import partial
 from typing import Any, TypeVar
 
 import trio
@@ -64,7 +66,7 @@ from mm.model import (
     Tif,
 )
 from mm.venues.base import SwitchNeedsVolume, VenueError
-from mm.venues.hyperliquid import batch, codec, wire
+from mm.venues.hyperliquid import batch, codec, queries, wire
 from mm.venues.hyperliquid.authority import Role, parse_user_role, parse_vault_leader
 from mm.venues.hyperliquid.metrics import AdapterMetrics, rejection_reason
 from mm.venues.hyperliquid.rest import RateLimited, RequestTimeout, RestTransport, VenueUnavailable
@@ -209,7 +211,13 @@ class HyperliquidClient:
         return parse_vault_leader(await self._info(request))
 
     async def _info(self, request: Mapping[str, Any]) -> Any:
-        await acquire(self.limiter, Cost.of_info(request), clock=self._clock)
+        """An ``/info`` request at its true weight (``queries.ask``): over the WebSocket post
+        while the socket is up, over REST otherwise (or when the post went wrong)."""
+        return await queries.ask(
+            self.limiter, request, partial(self._ask, request), clock=self._clock
+        )
+
+    async def _ask(self, request: Mapping[str, Any]) -> Any:
         ws = self.ws
         if ws is not None and ws.connected:
             started = time.perf_counter()
@@ -224,8 +232,8 @@ class HyperliquidClient:
                     )
                 if isinstance(reply, Mapping) and reply.get("type") == "info":
                     return codec.parse_info_payload(reply.get("payload"))
-                self._rejected_reply(reply)
-        return await self._rest(self.rest.info, request)
+                raise _reply_error(reply)
+        return await self.rest.info(request)
 
     # --- actions --------------------------------------------------------------------------
 
@@ -434,12 +442,10 @@ class HyperliquidClient:
         return payload
 
     def _rejected_reply(self, reply: Any) -> None:
-        payload = reply.get("payload") if isinstance(reply, Mapping) else reply
-        text = codec.describe(payload)
-        if text.startswith("429"):
+        error = _reply_error(reply)
+        if isinstance(error, RateLimited):
             self.limiter.on_http_429(self._clock())
-            raise RateLimited("websocket post", 429, text)
-        raise codec.VenueRejected(text)
+        raise error
 
     async def _rest(self, send: Callable[[Mapping[str, Any]], Any], body: Mapping[str, Any]) -> Any:
         try:
@@ -465,6 +471,15 @@ class HyperliquidClient:
         else:
             result = "ok"
         self.metrics.orders.labels(action=action, result=result).inc()
+
+
+def _reply_error(reply: Any) -> VenueError:
+    """The error a WebSocket post answered with: a 429 is ``RateLimited``, as over REST."""
+    payload = reply.get("payload") if isinstance(reply, Mapping) else reply
+    text = codec.describe(payload)
+    if text.startswith("429"):
+        return RateLimited("websocket post", 429, text)
+    return codec.VenueRejected(text)
 
 
 def _oid(cancel: CancelOrder) -> int:

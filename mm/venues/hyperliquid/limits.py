@@ -25,7 +25,15 @@ Per IP address
       ``userTwapSliceFills``, ``userTwapSliceFillsByTime``, ``delegatorHistory``,
       ``delegatorRewards``, ``validatorStats`` add **1 weight per 20 items** returned;
       ``candleSnapshot`` adds **1 per 60 items** (``extra_info_weight``; we count whole groups,
-      ``items // 20``, as the docs do not say how a partial group is charged).
+      ``items // 20``, as the docs do not say how a partial group is charged). The items are
+      the entries of the answer's list (``items_returned``).
+    * How many items an answer may hold, from the info endpoint's docs: ``userFills`` "up to
+      2000 most recent fills", ``userFillsByTime`` "at most 2000 fills per response" (and "only
+      the 10000 most recent fills are available"), ``historicalOrders`` "at most 2000 most
+      recent historical orders", ``candleSnapshot`` "only the most recent 5000 candles"
+      (``MAX_ITEMS_RETURNED``). A client cannot know the per-item weight before the answer
+      comes, so it reserves the most a request can weigh (``reserved_info_weight``) and settles
+      on what the answer weighed (``answered_info_weight``).
     * ``explorer`` requests weigh **40** (``EXPLORER_WEIGHT``).
     * WebSocket: at most **10 connections** open and **30 new connections per minute**, **1000
       subscriptions**, **10 unique users** across user-specific subscriptions, **2000 messages
@@ -160,6 +168,17 @@ PER_20_ITEMS_INFO_TYPES: Final = frozenset(
 PER_60_ITEMS_INFO_TYPES: Final = frozenset({"candleSnapshot"})
 """Info requests charged one more weight per 60 items returned."""
 
+MAX_ITEMS_RETURNED: Final[Mapping[str, int]] = {
+    "userFills": 2000,
+    "userFillsByTime": 2000,
+    "historicalOrders": 2000,
+    "candleSnapshot": 5000,
+}
+"""The most items the docs say an answer of these types lists."""
+
+FILLS_RETAINED: Final = 10000
+"""``userFillsByTime`` reaches only the account's 10000 most recent fills."""
+
 BATCH_FIELDS: Final[Mapping[str, str]] = {
     "order": "orders",
     "cancel": "cancels",
@@ -261,6 +280,35 @@ def extra_info_weight(
     if request_type in PER_60_ITEMS_INFO_TYPES:
         return max(0, items_returned) // figures.candle_items_per_extra_weight
     return 0
+
+
+def items_returned(answer: Any) -> int:
+    """How many items an ``/info`` answer lists: the length of its list (0 for anything else)."""
+    return len(answer) if isinstance(answer, list | tuple) else 0
+
+
+def answered_info_weight(
+    request: Mapping[str, Any], answer: Any, figures: WeightFigures = DOCUMENTED
+) -> int:
+    """The IP weight of an ``/info`` request once its answer is known: the request's weight
+    plus the per-item weight of what the answer lists."""
+    request_type = request.get("type")
+    extra = (
+        extra_info_weight(request_type, items_returned(answer), figures)
+        if isinstance(request_type, str)
+        else 0
+    )
+    return info_weight(request, figures) + extra
+
+
+def reserved_info_weight(request: Mapping[str, Any], figures: WeightFigures = DOCUMENTED) -> int:
+    """The most an ``/info`` request can weigh: its weight plus the per-item weight of the
+    largest answer its type may list (``MAX_ITEMS_RETURNED``; a type of unknown size reserves
+    its weight alone and is charged more once answered)."""
+    request_type = request.get("type")
+    most = MAX_ITEMS_RETURNED.get(request_type, 0) if isinstance(request_type, str) else 0
+    extra = extra_info_weight(request_type, most, figures) if isinstance(request_type, str) else 0
+    return info_weight(request, figures) + extra
 
 
 def batch_length(action: Mapping[str, Any]) -> int:

@@ -35,6 +35,14 @@ def _listed(value: tuple[str, ...]) -> str | None:
     return f"unknown coins {unknown}; known: {', '.join(UNIVERSE)}" if unknown else None
 
 
+HTTP_PATHS = frozenset({"/info", "/exchange"})
+
+
+def _http_paths(value: tuple[str, ...]) -> str | None:
+    unknown = sorted(set(value) - HTTP_PATHS)
+    return f"unknown paths {unknown}; known: {sorted(HTTP_PATHS)}" if unknown else None
+
+
 def probability(value: float) -> str | None:
     return None if 0 <= value <= 1 else f"must be between 0 and 1, got {value!r}"
 
@@ -69,9 +77,11 @@ class FaultConfig:
     stall_books: bool = setting(False)
     # Per l2Book frame: probability it shows a crossed book.
     crossed_book: float = setting(0.0, probability)
-    # Per HTTP request: probability of an HTTP 429, or of an HTTP 500.
+    # Per HTTP request: probability of an HTTP 429, or of an HTTP 500, on the paths listed
+    # (/info, /exchange; empty: both).
     http_429: float = setting(0.0, probability)
     http_5xx: float = setting(0.0, probability)
+    http_paths: tuple[str, ...] = setting((), _http_paths)
     # Per cancel request (cancel, cancelByCloid; over either path): probability that the venue
     # loses it: it does not act, a WebSocket post gets no reply and REST answers HTTP 500.
     lose_cancels: float = setting(0.0, probability)
@@ -112,6 +122,7 @@ class Faults:
         # not on how many frames went through the other faults.
         self._disconnects = random.Random(f"{seed}/disconnects")
         self._disconnect_at: float | None = None
+        self.too_many = 0  # HTTP 429s answered by the fault
 
     def update(self, changes: Mapping[str, Any]) -> FaultConfig:
         """Apply a partial update (the body of ``POST /sim/faults``)."""
@@ -151,9 +162,13 @@ class Faults:
             return FrameFate.HOLD
         return FrameFate.SEND
 
-    def http_fate(self) -> HttpFate:
+    def http_fate(self, path: str = "") -> HttpFate:
+        """What to do with an HTTP request to ``path``."""
         config = self.config
+        if config.http_paths and path not in config.http_paths:
+            return HttpFate.ANSWER
         if config.http_429 and self.rng.random() < config.http_429:
+            self.too_many += 1
             return HttpFate.TOO_MANY
         if config.http_5xx and self.rng.random() < config.http_5xx:
             return HttpFate.SERVER_ERROR

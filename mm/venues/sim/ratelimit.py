@@ -14,6 +14,13 @@ Per IP address
       is the strict reading: no 60 s interval ever holds more than 1200 weight
       (``IpWeightLimiter``). A token bucket refilling 20/s would admit up to 2400 in some 60 s
       intervals (a full bucket plus a minute of refill), which the docs' wording does not allow.
+    * The weight an ``/info`` answer adds per 20 items it lists (fills, orders) is recorded once
+      the answer is built (``IpWeightLimiter.record``), unconditionally: the request was
+      admitted on its own weight, as the venue can only count the items once it has them, so
+      a client that does not reserve for them can take the window past the limit and meet the
+      429s after.
+    * Requests refused for the IP weight are counted per IP (``IpWeightLimiter.refused``), as
+      are the weight charged and the most the window ever held (``charged``, ``peak``).
     * ``explorer`` weight is kept in the config; the simulator has no explorer API.
     * WebSocket limits are counted across all of the IP's connections (``WsLimits``): at most 10
       open at once and 30 opened in any 60 s (a refused attempt is not counted), 1000
@@ -67,6 +74,7 @@ from mm.venues.hyperliquid.limits import (
     extra_info_weight,
     info_weight,
     is_cancel_action,
+    items_returned,
 )
 
 __all__ = [
@@ -91,6 +99,7 @@ __all__ = [
     "format_volume",
     "info_weight",
     "is_cancel_action",
+    "items_returned",
 ]
 
 ConnId = Hashable
@@ -242,10 +251,30 @@ class IpWeightLimiter:
     def __init__(self, config: RateLimitConfig = DEFAULT_CONFIG) -> None:
         self._config = config
         self._windows: dict[str, _SlidingWindow] = {}
+        self._refused: dict[str, int] = {}
+        self._charged: dict[str, int] = {}
+        self._peak: dict[str, int] = {}
 
     @property
     def config(self) -> RateLimitConfig:
         return self._config
+
+    def refused(self, ip: str) -> int:
+        """Requests from ``ip`` refused (HTTP 429) because the window was full."""
+        return self._refused.get(ip, 0)
+
+    def charged(self, ip: str) -> int:
+        """All the weight ``ip`` was charged, ever."""
+        return self._charged.get(ip, 0)
+
+    def peak(self, ip: str) -> int:
+        """The most weight ``ip``'s window ever held."""
+        return self._peak.get(ip, 0)
+
+    def _add(self, ip: str, window: _SlidingWindow, weight: int, now: float) -> None:
+        window.add(weight, now)
+        self._charged[ip] = self._charged.get(ip, 0) + max(0, weight)
+        self._peak[ip] = max(self._peak.get(ip, 0), window.total)
 
     def _window(self, ip: str, now: float) -> _SlidingWindow:
         window = self._windows.get(ip)
@@ -261,13 +290,14 @@ class IpWeightLimiter:
         """
         window = self._window(ip, now)
         if self._config.enabled and window.total + weight > self._config.ip_weight_per_minute:
+            self._refused[ip] = self._refused.get(ip, 0) + 1
             return False
-        window.add(weight, now)
+        self._add(ip, window, weight, now)
         return True
 
     def record(self, ip: str, weight: int, now: float) -> None:
         """Record weight unconditionally, e.g. per-item weight known once the response is built."""
-        self._window(ip, now).add(weight, now)
+        self._add(ip, self._window(ip, now), weight, now)
 
     def used(self, ip: str, now: float) -> int:
         """Weight charged to ``ip`` in the window ending at ``now``."""

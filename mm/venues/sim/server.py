@@ -1,7 +1,9 @@
 """The simulator's network face: one hypercorn (Trio) server for HTTP and WebSocket.
 
 ``POST /info`` and ``POST /exchange`` over HTTP; ``/ws`` for subscriptions, pings and ``post``
-requests, as the venue serves them. Every request is charged to its IP's weight budget first.
+requests, as the venue serves them. Every request is charged to its IP's weight budget first
+(a request that does not fit is answered 429), and an ``/info`` answer listing fills or orders
+adds its weight per 20 items once it is built, as the venue charges it.
 Faults (``mm.venues.sim.faults``) act here, on frames and requests; the simulator-only control
 endpoints ``GET/POST /sim/faults``, ``POST /sim/disconnect``, ``POST /sim/cascade`` (a body
 of ``mm.venues.sim.config.CascadeConfig`` keys but ``start_s``: the cascade starts at once),
@@ -49,7 +51,13 @@ from mm.venues.sim.hyperliquid.info import (
     handle_info,
     json_type,
 )
-from mm.venues.sim.ratelimit import exchange_weight, format_volume, info_weight
+from mm.venues.sim.ratelimit import (
+    exchange_weight,
+    extra_info_weight,
+    format_volume,
+    info_weight,
+    items_returned,
+)
 
 if TYPE_CHECKING:
     from mm.venues.sim.venue import SimVenue
@@ -133,7 +141,7 @@ class SimApp:
         delay = faults.http_delay()
         if delay:
             await trio.sleep(delay)
-        fate = faults.http_fate()
+        fate = faults.http_fate(scope["path"])
         if fate is HttpFate.TOO_MANY:
             return 429, TOO_MANY
         if fate is HttpFate.SERVER_ERROR:
@@ -216,12 +224,17 @@ class SimApp:
         (``Accepted``, answered 200 with what its commit returns)."""
         venue = self.venue
         now = venue.now_ms() / 1000
+        limits = venue.ip_limits.config
         try:
             if kind == "info":
                 weight = info_weight(request) if isinstance(request, Mapping) else 1
                 if not venue.ip_limits.charge(ip, weight, now):
                     return 429, TOO_MANY
-                return 200, handle_info(venue, request)
+                answer = handle_info(venue, request)
+                # The weight per 20 items listed (fills, orders), known once answered.
+                items = extra_info_weight(request["type"], items_returned(answer), limits)
+                venue.ip_limits.record(ip, items, now)
+                return 200, answer
             action = request.get("action") if isinstance(request, Mapping) else None
             weight = exchange_weight(action) if isinstance(action, Mapping) else 1
             if not venue.ip_limits.charge(ip, weight, now):

@@ -32,6 +32,8 @@ from mm.venues.hyperliquid.signing import L1Signer
 from mm.venues.hyperliquid.wire import new_cloid
 from mm.venues.hyperliquid.ws import WsConnection, ws_url
 from mm.venues.sim.config import SimConfig
+from mm.venues.sim.engine import Filled as SimFilled
+from mm.venues.sim.engine import OrderRequest
 from mm.venues.sim.faults import FaultConfig
 from tests.venues.hyperliquid.harness import KEY, order, passive, setup
 
@@ -318,3 +320,40 @@ async def test_a_lost_answer_says_until_when_the_action_may_still_land() -> None
             expires = request["payload"]["expiresAfter"]
             assert caught.value.lands_by_ms == expires + client.expiry_allowance_ms
             assert client.landing_window_ms == 3_500  # the shipped 3 s and 0.5 s
+
+
+def trade(venue: Any, user: str, count: int) -> None:
+    """``count`` fills for ``user`` in-process: small IOCs taking the book, in turn."""
+    for i in range(count):
+        buy = i % 2 == 0
+        px = "99000" if buy else "90000"
+        request = OrderRequest(0, buy, px, "0.0003", tif="Ioc")
+        assert isinstance(venue.engine.place(user, request, venue.now_ms()), SimFilled)
+
+
+@pytest.mark.parametrize("websocket", [True, False], ids=["ws-post", "rest"])
+async def test_queries_are_charged_what_the_venue_charges(websocket: bool) -> None:
+    # Issue 14, item 6: the per-item weight of a listing of fills was charged nowhere.
+    with trio.fail_after(15):
+        async with setup(websocket=websocket) as (venue, client):
+            venue.engine.fund(client.account, 100_000)
+            trade(venue, client.account, 45)
+            assert len(await client.fills_since(0)) == 45  # 20 + 2
+            await client.open_orders()
+            await client.account_state()
+            await client.order_status(new_cloid())
+            await client.rate_limit()
+            venue_used = venue.ip_limits.used("127.0.0.1", venue.now_ms() / 1000)
+            assert client.limiter.ip_used(trio.current_time()) == venue_used == 20 + 22 + 44
+
+
+async def test_a_429_answered_to_a_post_backs_off_as_over_rest() -> None:
+    with trio.fail_after(15):
+        async with setup(address_initial_requests=10_000) as (venue, client):
+            assert client.ws is not None
+            assert client.ws.connected
+            venue.ip_limits.record("127.0.0.1", 1200, venue.now_ms() / 1000)  # spent elsewhere
+            with pytest.raises(RateLimited):
+                await client.open_orders()
+            assert client.limiter.rejections == 1
+            assert client.limiter.blocked_until("info") > trio.current_time()

@@ -165,6 +165,16 @@ def test_http_fates() -> None:
     assert all(quiet.http_fate() is HttpFate.ANSWER for _ in range(100))
 
 
+def test_http_faults_on_the_paths_named_and_counted() -> None:
+    faults = Faults(FaultConfig(http_429=1.0, http_paths=("/info",)), seed=1)
+    assert faults.http_fate("/exchange") is HttpFate.ANSWER
+    assert faults.http_fate("/info") is HttpFate.TOO_MANY
+    assert faults.http_fate("/info") is HttpFate.TOO_MANY
+    assert faults.too_many == 2
+    with pytest.raises(FaultUpdateError, match=r"faults.http_paths: unknown paths \['/ws'\]"):
+        faults.update({"http_paths": ["/ws"]})
+
+
 def test_http_fate_frequencies() -> None:
     faults = Faults(FaultConfig(http_429=0.1, http_5xx=0.25), seed=8)
     draws = 20_000

@@ -25,7 +25,7 @@ from trio_websocket import (
 )
 
 from mm.venues.sim.config import MarketConfig, SimConfig
-from mm.venues.sim.engine import Filled, OrderRequest
+from mm.venues.sim.engine import Filled, OrderRequest, Resting
 from mm.venues.sim.faults import DATA_CHANNELS, FaultConfig
 from mm.venues.sim.venue import SimVenue
 
@@ -277,6 +277,7 @@ async def test_ip_weight_limit() -> None:
                     "id": 3,
                     "response": {"type": "error", "payload": TOO_MANY},
                 }
+            assert venue.ip_limits.refused("127.0.0.1") == 3
 
 
 async def test_no_weight_limit_when_rate_limits_are_off() -> None:
@@ -931,3 +932,45 @@ async def test_every_address_starts_with_the_configured_volume() -> None:
             now = venue.now_ms()
             assert venue.schedule_cancel(USER, now + 10_000, now) is None
             assert venue.engine.scheduled_time(USER) == now + 10_000
+
+
+def trade(venue: SimVenue, user: str, count: int) -> None:
+    """``count`` fills for ``user``, in-process: small IOCs taking the ladder's top, buying
+    and selling in turn."""
+    venue.engine.fund(user, 100_000)
+    for i in range(count):
+        buy = i % 2 == 0
+        request = OrderRequest(0, buy, "96000" if buy else "94000", "0.0003", tif="Ioc")
+        assert isinstance(venue.engine.place(user, request, venue.now_ms()), Filled)
+
+
+async def test_listings_of_fills_weigh_one_more_per_20_items() -> None:
+    # The docs: userFills and userFillsByTime (among others) weigh 20, plus 1 per 20 items
+    # their answer lists; frontendOpenOrders is not among them. Over REST and the post alike.
+    with trio.fail_after(TIMEOUT):
+        async with running(sim_config(rate_limits=True)) as venue, http(venue) as client:
+            trade(venue, USER, 45)
+            for _ in range(25):
+                request = OrderRequest(0, True, "90000", "0.0003")
+                assert isinstance(venue.engine.place(USER, request, venue.now_ms()), Resting)
+            ip = "127.0.0.1"
+
+            async def charged(request: Json) -> tuple[int, int]:
+                before = venue.ip_limits.used(ip, venue.now_ms() / 1000)
+                response = await client.post("/info", json=request)
+                assert response.status_code == 200
+                after = venue.ip_limits.used(ip, venue.now_ms() / 1000)
+                return len(response.json()), after - before
+
+            assert await charged({"type": "userFills", "user": USER}) == (45, 22)
+            by_time = {"type": "userFillsByTime", "user": USER, "startTime": 0}
+            assert await charged(by_time) == (45, 22)
+            assert await charged({"type": "frontendOpenOrders", "user": USER}) == (25, 20)
+            async with websocket(venue) as ws:
+                before = venue.ip_limits.used(ip, venue.now_ms() / 1000)
+                post = {"type": "info", "payload": {"type": "userFills", "user": USER}}
+                await send(ws, {"method": "post", "id": 1, "request": post})
+                frame = await next_frame(ws, "post")
+                assert len(frame["data"]["response"]["payload"]["data"]) == 45
+                assert venue.ip_limits.used(ip, venue.now_ms() / 1000) - before == 22
+            assert venue.ip_limits.refused(ip) == 0

@@ -1,0 +1,138 @@
+"""Requests the limiter did not see (issue 14, item 6), with the shipped config.toml on virtual
+time.
+
+The user stream read the venue (its history's ``userFills``, a resync's ``frontendOpenOrders``,
+``clearinghouseState`` and paged ``userFillsByTime``) straight over REST, outside the rate
+limiter, and the venue's weight per 20 items listed was charged nowhere: a catch-up after a
+restart spent the IP budget behind the limiter's back, and a 429 met there did not slow it.
+Every request now goes through the limiter at its true weight (the simulator charges the
+per-item weight too), and a 429 on any path backs it off.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import trio
+
+from mm.app import Service
+from mm.config import load_config
+from mm.venues.sim.engine import Filled, OrderRequest
+from mm.venues.sim.venue import SimVenue
+from tests.e2e.virtual import (
+    SHIPPED_CONFIG,
+    resting_sides,
+    shipped_env,
+    shipped_service,
+    venue,
+    wait_for,
+)
+
+IP = "127.0.0.1"  # every request of the service, to the simulator on loopback
+MINUTE = 60.0
+MISSED = 10_000  # the most fills userFillsByTime reaches: five full pages
+
+
+def quoting(service: Service, sim: SimVenue | None = None) -> bool:
+    """Both sides of every coin rest at the venue (``sim``: the one the service trades on,
+    when it is not the embedded one)."""
+    if sim is None:
+        sides = resting_sides(service)
+    else:
+        sides = {}
+        for order in sim.engine.open_orders(service.adapter.account):
+            sides.setdefault(sim.specs[order.asset].name, set()).add("B" if order.is_buy else "A")
+    return all(sides.get(coin) == {"B", "A"} for coin in service.config.strategy.symbols)
+
+
+async def trade_while_away(sim: SimVenue, user: str, count: int) -> None:
+    """``count`` fills of ``user`` while mm is stopped (another client of the account): small
+    IOCs taking BTC's best level, buying and selling in turn, a hundred a second (mm stays
+    away longer than the venue's minute: no weight of its last run is left in the window,
+    which a new process cannot know of)."""
+    btc = sim.specs[0]
+    for start in range(0, count, 100):
+        mid = float(sim.mids()["BTC"])
+        above = btc.px_str(btc.round_px(mid * 1.01, up=True))
+        below = btc.px_str(btc.round_px(mid * 0.99, up=False))
+        for i in range(start, min(start + 100, count)):
+            buy = i % 2 == 0
+            request = OrderRequest(0, buy, above if buy else below, "0.0003", tif="Ioc")
+            assert isinstance(sim.engine.place(user, request, sim.now_ms()), Filled)
+        await trio.sleep(1.0)
+
+
+async def test_a_full_catch_up_stays_within_the_venues_weight_limit(
+    tmp_path: Path, autojump_clock: trio.abc.Clock
+) -> None:
+    run_dir = tmp_path / "run"
+    sim = SimVenue(load_config(SHIPPED_CONFIG, shipped_env(run_dir)).sim)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(sim.run)
+        # The shipped config, on a simulator that outlives the service.
+        overrides = {"venue.url": sim.url}
+        async with shipped_service(run_dir, overrides) as service:
+            await wait_for(lambda: quoting(service, sim), within=MINUTE)
+            await trio.sleep(30.0)  # fills journaled: the restart resyncs from the newest
+            account = service.adapter.account
+        await trade_while_away(sim, account, MISSED)
+        assert len(sim.engine.fills[account]) == MISSED
+        charged_before = sim.ip_limits.charged(IP)
+        async with shipped_service(run_dir, overrides) as service:
+            history = service.adapter.fill_history
+            # Every fill made while mm was away comes through, once: the resync pages
+            # through all of them (the snapshot of the resubscribe lists them too).
+            await wait_for(lambda: sum(history.recovered.values()) >= MISSED, within=10 * MINUTE)
+            await wait_for(lambda: quoting(service, sim), within=MINUTE)
+            await trio.sleep(MINUTE)
+            stream = service.adapter.user_stream
+            assert stream is not None
+            assert stream.recovered_fills["rest"] + stream.duplicate_fills["rest"] >= MISSED
+            assert sum(history.recovered.values()) == MISSED
+            # The venue never refused a request and its window never held more than its limit.
+            assert sim.ip_limits.refused(IP) == 0
+            assert sim.ip_limits.peak(IP) <= sim.ip_limits.config.ip_weight_per_minute
+            # The limiter saw every weight the venue charged (all of it went through it).
+            limiter = service.adapter.limiter
+            assert limiter.weight_total >= sim.ip_limits.charged(IP) - charged_before
+            assert limiter.rejections == 0
+            assert service.status()["killswitch"]["tripped"] is False
+        nursery.cancel_scope.cancel()
+
+
+async def test_a_429_on_the_resync_backs_the_limiter_off(
+    tmp_path: Path, autojump_clock: trio.abc.Clock
+) -> None:
+    async with shipped_service(tmp_path / "run") as service:
+        await wait_for(lambda: quoting(service), within=MINUTE)
+        sim = venue(service)
+        stream = service.adapter.user_stream
+        limiter = service.adapter.limiter
+        assert stream is not None
+        assert limiter.rejections == 0
+        # The venue answers /info over REST 429: what the resync reads with (the order client
+        # asks over the WebSocket post while the socket is up; orders and cancels are /exchange).
+        sim.faults.update({"http_429": 1.0, "http_paths": ["/info"]})
+        failures = stream.resync_failures
+        sim.disconnect_all("test: a reconnect, so a resync")
+        await wait_for(lambda: stream.resync_failures > failures, within=MINUTE)
+        now = trio.current_time()
+        # The limiter was told: every request waits out its backoff, and its budget is cut.
+        assert limiter.rejections >= 1
+        assert limiter.budget_factor(now) < 1.0
+        limited_until = now + 20.0
+        while trio.current_time() < limited_until:
+            assert service.status()["killswitch"]["tripped"] is False
+            await trio.sleep(1.0)
+        sim.faults.update({"http_429": 0.0, "http_paths": []})
+        # Every 429 the venue answered reaches the limiter, from whichever path it came (one
+        # may still be on its way back when the fault stops).
+        await wait_for(lambda: limiter.rejections == sim.faults.too_many, within=10.0)
+        assert service.adapter.sync_rate_limited >= 2
+        # The resync's 429s were waits, not API errors of trading: no trip, and once the
+        # venue answers again the stream syncs and mm quotes.
+        await wait_for(lambda: stream.synced.is_set(), within=2 * MINUTE)
+        await wait_for(lambda: quoting(service), within=MINUTE)
+        status = service.status()
+        assert status["killswitch"]["tripped"] is False
+        assert status["mode"]["mode"] == "normal"
