@@ -384,6 +384,7 @@ class Service:
             "notify": self.notifier.status(),
             "risk": self.risk.status(),
             "api_headroom": self.adapter.limiter.headroom_by_kind(clock.monotonic()),
+            "address_budget": self.adapter.address_budget.status(),
             "startup": self.adapter.startup_waits.status(),
             "venue_access": self.adapter.access.status(),
             "order_audit": self.order_auditor.status(),

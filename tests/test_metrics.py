@@ -72,6 +72,7 @@ REQUIRED = {
     # 14: the venue's hard cases
     "mm_deadman_switch_available": "gauge",
     "mm_deadman_switch_armed": "gauge",
+    "mm_address_budget_reads": "counter",
 }
 
 # Every label name in use: each takes its values from a small fixed set (never ids or text).

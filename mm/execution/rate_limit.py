@@ -31,8 +31,10 @@ state (0 while blocked, the recovering budget factor after); ``headroom_by_kind`
 metrics and the quote gate's tiers.
 
 Before the first ``observe`` the address is taken as a fresh one (0 requests used, a cap of
-10000, as the venue documents for every new address); the shell should fetch
-``userRateLimit`` at start and then periodically, and pass each answer to ``observe``.
+10000, as the venue documents for every new address); the shell fetches ``userRateLimit`` at
+start, then periodically and after every reconnect (``mm.execution.address_budget``), passes
+each answer to ``observe``, and tells ``add_volume`` of every fill in between: the venue adds
+one request to the cap per USDC traded, so a market maker's budget grows as it trades.
 
 Some ``/info`` answers weigh more by the items they list (``limits.answered_info_weight``),
 known only once the answer is in: such a request records the most it can weigh
@@ -98,6 +100,9 @@ class RateLimitConfig:
         limits.ADDRESS_THROTTLED_INTERVAL_SECONDS, positive
     )
     address_throttled_margin_seconds: float = setting(1.0, non_negative)
+    # How often the venue's own figures of the address budget (userRateLimit, IP weight 20)
+    # are read again; also after every reconnect, and every fill raises the cap meanwhile.
+    address_refresh_seconds: float = setting(60.0, positive)
 
     # Reactive: backoff on a rejection (doubling from initial up to cap, each delay drawn from
     # [delay * (1 - jitter), delay]); the streak resets after a success or a quiet spell.
@@ -235,6 +240,7 @@ class RateLimiter:
         self._base_cap = limits.ADDRESS_INITIAL_REQUESTS
         self._base_volume = 0.0
         self._volume_since = 0.0
+        self._volume_as_of_ms: int | None = None  # fills before it are in the venue's figure
         self._own_sends: deque[tuple[float, int]] = deque()
         self._own_total = 0
         self._folded = 0  # own sends too old to keep one by one
@@ -365,11 +371,21 @@ class RateLimiter:
         """Whether the venue has told us the address's figures (else a fresh address is assumed)."""
         return self._address_known
 
-    def observe(self, state: RateLimitState, now: float, *, sent_at: float | None = None) -> None:
+    def observe(
+        self,
+        state: RateLimitState,
+        now: float,
+        *,
+        sent_at: float | None = None,
+        volume_as_of_ms: int | None = None,
+    ) -> None:
         """Take the venue's ``userRateLimit`` answer.
 
         ``sent_at`` is when the query was sent (default ``now``): our sends from then on may not
-        be in the venue's count, so they stay counted on top of it.
+        be in the venue's count, so they stay counted on top of it. ``volume_as_of_ms`` is the
+        wall time (ms) the answer came in: fills older than that are in its ``cum_volume``, so
+        ``add_volume`` skips them when they are told afterwards (a fill the venue made while the
+        answer was on its way is skipped too: under-counting volume is the safe side).
         """
         as_of = now if sent_at is None else sent_at
         self._address_known = True
@@ -377,14 +393,21 @@ class RateLimiter:
         self._base_cap = state.requests_cap
         self._base_volume = state.cum_volume
         self._volume_since = 0.0
+        if volume_as_of_ms is not None:
+            self._volume_as_of_ms = volume_as_of_ms
         while self._own_sends and self._own_sends[0][0] < as_of:
             self._own_total -= self._own_sends.popleft()[1]
         if self._folded_until < as_of:
             self._folded = 0
             self._folded_until = -math.inf
 
-    def add_volume(self, usdc: float) -> None:
-        """Count traded notional (a fill's ``px * sz``) toward the cap, until the next observe."""
+    def add_volume(self, usdc: float, time_ms: int | None = None) -> None:
+        """Count traded notional (a fill's ``px * sz``, made at venue time ``time_ms``) toward
+        the cap, until the next observe; a fill older than the venue's last figure is in it
+        already and counts nothing."""
+        as_of = self._volume_as_of_ms
+        if time_ms is not None and as_of is not None and time_ms < as_of:
+            return
         self._volume_since += abs(usdc)
 
     def address_used(self) -> int:
@@ -442,12 +465,14 @@ class RateLimiter:
         status: int | None = None,
         text: str | None = None,
         sent_at: float | None = None,
+        wall_ms: int | None = None,
     ) -> float | None:
         """React to a rejection: HTTP ``status`` 429, or the venue's address-limit ``text``.
 
         Returns the backoff delay started, or None when the rejection is not a rate limit.
         ``sent_at`` is when the rejected request was sent (for the address figures its text
-        carries; default ``now``).
+        carries; default ``now``), ``wall_ms`` the wall time the rejection came in (its volume
+        is the venue's as of then: see ``observe``).
         """
         address_error = limits.parse_address_rate_limit(text) if text is not None else None
         if address_error is not None:
@@ -460,6 +485,7 @@ class RateLimiter:
                 ),
                 now,
                 sent_at=now if sent_at is None else sent_at,
+                volume_as_of_ms=wall_ms if volume is not None else None,
             )
             return self._reject(now, all_requests=False)
         if status == 429 or (text is not None and limits.is_address_rate_limit(text)):

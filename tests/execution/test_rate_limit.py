@@ -315,6 +315,32 @@ def test_fills_raise_the_cap_until_the_next_snapshot() -> None:
     assert limiter.address_cap() == 11501
 
 
+def test_a_fill_the_venue_counted_already_is_not_credited_twice() -> None:
+    limiter = RateLimiter(ROOMY)
+    state = RateLimitState(cum_volume=2000.0, requests_used=50, requests_cap=12000)
+    limiter.observe(state, 5.0, sent_at=4.0, volume_as_of_ms=1_000_000)
+    # Fills told after the answer: one made before it (in the venue's volume already), one
+    # made since.
+    limiter.add_volume(700.0, time_ms=999_990)
+    assert limiter.address_cap() == 12000
+    limiter.add_volume(700.0, time_ms=1_000_000)
+    assert limiter.address_cap() == 12700
+    # The next answer counts that one: only fills after it raise the cap again.
+    state = RateLimitState(cum_volume=2700.0, requests_used=60, requests_cap=12700)
+    limiter.observe(state, 9.0, sent_at=8.0, volume_as_of_ms=1_004_000)
+    limiter.add_volume(300.0, time_ms=1_003_999)
+    limiter.add_volume(300.5, time_ms=1_004_001)
+    assert limiter.address_cap() == 13000
+    # The address-limit text carries the venue's volume as of when it came.
+    text = address_error_text(13500, 12999, "3000.5")
+    limiter.on_rejection(20.0, text=text, wall_ms=1_010_000)
+    assert limiter.address_cap() == 13000
+    limiter.add_volume(1000.0, time_ms=1_009_000)
+    assert limiter.address_cap() == 13000
+    limiter.add_volume(1000.0, time_ms=1_010_000)
+    assert limiter.address_cap() == 14000
+
+
 def test_cancels_have_the_larger_allowance() -> None:
     limiter = RateLimiter(ROOMY)
     limiter.observe(RateLimitState(cum_volume=500.0, requests_used=10500, requests_cap=10500), 0.0)

@@ -19,6 +19,7 @@ from prometheus_client import CollectorRegistry
 
 from mm import clock
 from mm.book import BookBus
+from mm.execution.address_budget import AddressBudget
 from mm.execution.auditor import AuditLink, OrderAuditor
 from mm.execution.deadman import DeadmanConfig, DeadmanKeeper
 from mm.execution.dispatch import Dispatcher, DispatchOutput
@@ -29,7 +30,7 @@ from mm.feeds.health import ConnectionConfig, Transition
 from mm.feeds.history import FillHistory
 from mm.feeds.market import MarketFeed, MarketFeedConfig
 from mm.feeds.user import Resynced, UserStream, UserStreamConfig, UserStreamEvent
-from mm.model import AccountState, Fill, OpenOrder, OrderReport, Trade
+from mm.model import AccountState, Fill, OpenOrder, OrderReport, RateLimitState, Trade
 from mm.secrets import Secret
 from mm.settings import at_least, non_negative, positive, setting
 from mm.venues.hyperliquid import wire
@@ -99,6 +100,14 @@ class HyperliquidAdapter:
         # 429s the user stream met reading the venue (its history, its resyncs): waits of a
         # resync, retried on its backoff once the limiter's is over, not API errors of trading.
         self.sync_rate_limited = 0
+        # The address budget: fills credited as they come, the venue's figures read again
+        # periodically and after every resync.
+        self.address_budget = AddressBudget(
+            self.limiter,
+            self._rate_limit_read,
+            every_s=self.limiter.config.address_refresh_seconds,
+            registry=registry,
+        )
         self.mainnet = mainnet
         # The venue's word on this key for this account, asked at every start of the user feed.
         self.access = VenueAccess(
@@ -233,6 +242,10 @@ class HyperliquidAdapter:
     def _sync_rate_limited(self) -> None:
         self.sync_rate_limited += 1
 
+    def _rate_limit_read(self) -> Callable[[], Awaitable[RateLimitState]] | None:
+        client = self.client
+        return client.rate_limit if client is not None else None
+
     async def _export_counters(self, ws: WsConnection, feed: str) -> None:
         """Copy the connection's counters and the API headroom into metrics, once a second;
         malformed frames are the connection's and, on the user feed, the user stream's."""
@@ -329,6 +342,7 @@ class HyperliquidAdapter:
         async with trio.open_nursery() as nursery:
             await nursery.start(self.deadman.run)
             await nursery.start(auditor.run, link)
+            await nursery.start(self.address_budget.run)
             task_status.started()
             async for event in self.user_events:
                 await self._route(event, record, auditor)
@@ -342,6 +356,7 @@ class HyperliquidAdapter:
         now_ms = clock.wall_ms()
         if isinstance(event, Fill):
             await record("fill", attrs.asdict(event, value_serializer=_plain))
+            self.address_budget.on_fill(event)
             self._order_events(self.dispatcher.on_fill(event, now_ms))
             self.deadman.on_fill(event.px * event.sz)
             for listener in self.fill_listeners:
@@ -356,6 +371,7 @@ class HyperliquidAdapter:
             # Audited next (orphans, ghosts), dated when the resync's reads were sent.
             asked_ms = event.time_ms - round(event.duration_s * 1000)
             auditor.resynced(event.open_orders, asked_ms)
+            self.address_budget.resynced()
         else:
             await record(type(event).__name__.lower(), attrs.asdict(event, value_serializer=_plain))
 

@@ -194,10 +194,14 @@ class HyperliquidClient:
         return codec.parse_order_status(await self._info(request))
 
     async def rate_limit(self) -> RateLimitState:
+        """The venue's figures of the address budget, taken by the limiter: the requests it
+        counts from when this query was sent on, and the volume of the fills made before its
+        answer came in, are its own (``RateLimiter.observe``)."""
+        sent_at = self._clock()
         state = codec.parse_user_rate_limit(
             await self._info({"type": "userRateLimit", "user": self.account})
         )
-        self.limiter.observe(state, self._clock())
+        self.limiter.observe(state, self._clock(), sent_at=sent_at, volume_as_of_ms=clock.wall_ms())
         return state
 
     async def user_role(self, address: str) -> Role:
@@ -436,7 +440,7 @@ class HyperliquidClient:
         """React to the venue's whole-request errors that are rate limits; pass the rest on."""
         if isinstance(payload, Mapping) and payload.get("status") == "err":
             text = codec.describe(payload.get("response", ""))
-            self.limiter.on_rejection(self._clock(), text=text)
+            self.limiter.on_rejection(self._clock(), text=text, wall_ms=clock.wall_ms())
         else:
             self.limiter.on_success(self._clock())
         return payload
