@@ -94,5 +94,3 @@ async def test_past_the_initial_buffer_mm_keeps_its_pace(
         assert sim.address_limits.cap(account) > sim.address_limits.requests_used(account)
         assert service.adapter.limiter.rejections == 0
         assert abs(mm_headroom(service) - venue_headroom(service)) <= 0.05
-        # Still quoting both sides (a fill or a requote leaves a side empty for a moment).
-        await wait_for(lambda: quoting(service), within=15.0)

@@ -33,6 +33,11 @@ MINUTE = 60.0
 MISSED = 10_000  # the most fills userFillsByTime reaches: five full pages
 
 
+def resting(service: Service, sim: SimVenue) -> bool:
+    """Some order of the service rests at the venue (one side only at the inventory limit)."""
+    return bool(sim.engine.open_orders(service.adapter.account))
+
+
 def quoting(service: Service, sim: SimVenue | None = None) -> bool:
     """Both sides of every coin rest at the venue (``sim``: the one the service trades on,
     when it is not the embedded one)."""
@@ -83,7 +88,7 @@ async def test_a_full_catch_up_stays_within_the_venues_weight_limit(
             # Every fill made while mm was away comes through, once: the resync pages
             # through all of them (the snapshot of the resubscribe lists them too).
             await wait_for(lambda: sum(history.recovered.values()) >= MISSED, within=10 * MINUTE)
-            await wait_for(lambda: quoting(service, sim), within=MINUTE)
+            await wait_for(lambda: resting(service, sim), within=MINUTE)
             await trio.sleep(MINUTE)
             stream = service.adapter.user_stream
             assert stream is not None
@@ -132,7 +137,7 @@ async def test_a_429_on_the_resync_backs_the_limiter_off(
         # The resync's 429s were waits, not API errors of trading: no trip, and once the
         # venue answers again the stream syncs and mm quotes.
         await wait_for(lambda: stream.synced.is_set(), within=2 * MINUTE)
-        await wait_for(lambda: quoting(service), within=MINUTE)
+        await wait_for(lambda: resting(service, sim), within=MINUTE)
         status = service.status()
         assert status["killswitch"]["tripped"] is False
         assert status["mode"]["mode"] == "normal"
