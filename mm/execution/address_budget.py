@@ -10,8 +10,9 @@ mm's sends on top of the venue's last figures; ``AddressBudget`` feeds it the re
   venue's one request per 10 s while the venue would allow more;
 - the venue's own figures, read every ``address_refresh_seconds`` and soon after each resync
   of the user stream (every reconnect: what was sent or lost while the socket was down is the
-  venue's to say), so the limiter never drifts from what the venue counts (requests of other
-  clients of the address, a fill the stream has not told yet).
+  venue's to say; not when a read was asked for since the resync began), so the limiter never
+  drifts from what the venue counts (requests of other clients of the address, a fill the
+  stream has not told yet).
 
 How it fails: a read that fails (the venue down, a 429, on which the limiter has backed off
 already, a malformed answer) is logged, counted (``mm_address_budget_reads_total{result}``)
@@ -65,9 +66,13 @@ class AddressBudget:
         """A fill of the account: its notional raises the cap (once; see ``add_volume``)."""
         self._limiter.add_volume(fill.px * fill.sz, fill.time_ms)
 
-    def resynced(self) -> None:
-        """The user stream resynced (a reconnect, frames lost): read the venue's figures."""
-        self._due.set()
+    def resynced(self, started_at: float) -> None:
+        """The user stream resynced (a reconnect, frames lost), the resync having started at
+        ``started_at`` (Trio's clock): read the venue's figures, unless the limiter has them
+        from a read asked for since (the startup sequence's, on a first start)."""
+        observed_at = self._limiter.observed_at
+        if observed_at is None or observed_at < started_at:
+            self._due.set()
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Read every ``every_s`` (the startup sequence has just read them) and on demand."""

@@ -241,6 +241,7 @@ class RateLimiter:
         self._base_volume = 0.0
         self._volume_since = 0.0
         self._volume_as_of_ms: int | None = None  # fills before it are in the venue's figure
+        self._observed_at: float | None = None  # when the last figures were asked for
         self._own_sends: deque[tuple[float, int]] = deque()
         self._own_total = 0
         self._folded = 0  # own sends too old to keep one by one
@@ -389,6 +390,7 @@ class RateLimiter:
         """
         as_of = now if sent_at is None else sent_at
         self._address_known = True
+        self._observed_at = as_of
         self._base_used = state.requests_used
         self._base_cap = state.requests_cap
         self._base_volume = state.cum_volume
@@ -400,6 +402,11 @@ class RateLimiter:
         if self._folded_until < as_of:
             self._folded = 0
             self._folded_until = -math.inf
+
+    @property
+    def observed_at(self) -> float | None:
+        """When the venue's last figures were asked for (``observe``'s ``sent_at``; None: never)."""
+        return self._observed_at
 
     def add_volume(self, usdc: float, time_ms: int | None = None) -> None:
         """Count traded notional (a fill's ``px * sz``, made at venue time ``time_ms``) toward

@@ -93,11 +93,15 @@ async def test_read_every_period_and_at_once_after_a_resync(
         await trio.sleep(130.0)
         assert [at - start for at in venue.reads] == [60.0, 120.0]
         venue.state = RateLimitState(cum_volume=5_000.0, requests_used=700, requests_cap=15_000)
-        budget.resynced()
+        budget.resynced(started_at=start + 125.0)  # after the last read: read again
         await trio.testing.wait_all_tasks_blocked()
         assert [at - start for at in venue.reads] == [60.0, 120.0, 130.0]
         assert (limiter.address_used(), limiter.address_cap()) == (700, 15_000)
         await trio.sleep(61.0)  # the period starts again from the resync's read
+        assert [at - start for at in venue.reads] == [60.0, 120.0, 130.0, 190.0]
+        # A resync that began before the last read (at startup, say): that read is enough.
+        budget.resynced(started_at=start + 189.0)
+        await trio.testing.wait_all_tasks_blocked()
         assert [at - start for at in venue.reads] == [60.0, 120.0, 130.0, 190.0]
         nursery.cancel_scope.cancel()
 

@@ -371,7 +371,7 @@ class HyperliquidAdapter:
             # Audited next (orphans, ghosts), dated when the resync's reads were sent.
             asked_ms = event.time_ms - round(event.duration_s * 1000)
             auditor.resynced(event.open_orders, asked_ms)
-            self.address_budget.resynced()
+            self.address_budget.resynced(clock.monotonic() - event.duration_s)
         else:
             await record(type(event).__name__.lower(), attrs.asdict(event, value_serializer=_plain))
 
