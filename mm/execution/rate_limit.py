@@ -132,11 +132,17 @@ class RateLimitError(ValueError):
 
 @attrs.frozen
 class Cost:
-    """What one request spends: its kind, its IP weight and its address requests."""
+    """What one request spends: its kind, its IP weight and its address requests.
+
+    An ``essential`` request (the user stream's resync, which trading waits on) waits out a
+    reactive block like any other, but then spends the full IP budget, not the cut one that
+    paces the rest after a rejection.
+    """
 
     kind: Kind
     weight: int
     requests: int = 0
+    essential: bool = False
 
     @classmethod
     def info(cls, request_type: str, *, items: int = 0) -> Cost:
@@ -150,10 +156,10 @@ class Cost:
         return cls("info", limits.info_weight(request))
 
     @classmethod
-    def reserved_info(cls, request: Mapping[str, Any]) -> Cost:
+    def reserved_info(cls, request: Mapping[str, Any], *, essential: bool = False) -> Cost:
         """An ``/info`` request at the most it can weigh, the items of its answer unknown yet
         (``settle`` once they are known)."""
-        return cls("info", limits.reserved_info_weight(request))
+        return cls("info", limits.reserved_info_weight(request), essential=essential)
 
     @classmethod
     def orders(cls, n: int = 1) -> Cost:
@@ -279,7 +285,7 @@ class RateLimiter:
         if not self._config.enabled:
             return 0.0
         c = as_cost(cost)
-        waits = [self._blocked_wait(c, now), self._ip_wait(c.weight, now)]
+        waits = [self._blocked_wait(c, now), self._ip_wait(c.weight, now, cut=not c.essential)]
         if c.is_action:
             waits.append(self._address_wait(c, now))
         if c.kind == "order":
@@ -341,10 +347,11 @@ class RateLimiter:
         """The IP weight allowed per window at ``now``: the budget under the reactive cut."""
         return self._config.ip_budget * self.budget_factor(now)
 
-    def _ip_wait(self, weight: int, now: float) -> float:
+    def _ip_wait(self, weight: int, now: float, *, cut: bool = True) -> float:
         budget = self._config.ip_budget
         if weight > budget:
             return math.inf
+        reaches = self._factor_reaches if cut else _full_budget
         window = self._window
         window.expire(now)
         used = window.total
@@ -352,14 +359,14 @@ class RateLimiter:
         # Walk the charges as they leave the window (each at ``at + length``), the budget
         # share climbing meanwhile, until the used weight plus this one fits.
         for at, amount in window.entries:
-            reached = self._factor_reaches((used + weight) / budget, start)
+            reached = reaches((used + weight) / budget, start)
             gone = at + window.length
             if reached < gone:
                 break
             used -= amount
             start = gone
         else:
-            reached = self._factor_reaches(weight / budget, start)
+            reached = reaches(weight / budget, start)
         if math.isinf(reached):
             return math.inf
         return _seconds_until(now, reached)
@@ -642,6 +649,11 @@ class RateLimiter:
     def headroom(self, now: float) -> float:
         """The tightest budget's spendable fraction at ``now``, in [0, 1]."""
         return min(self.headroom_by_kind(now).values())
+
+
+def _full_budget(need: float, start: float) -> float:
+    """``_factor_reaches`` for a request that spends the full budget, not the cut one."""
+    return start if need <= 1.0 + _AMOUNT_EPS else math.inf
 
 
 def _seconds_until(now: float, then: float) -> float:

@@ -456,6 +456,19 @@ def test_the_budget_is_cut_then_recovers_linearly() -> None:
     assert limiter.budget_factor(now) == 0.1
 
 
+def test_an_essential_request_waits_out_the_block_then_spends_the_full_budget() -> None:
+    limiter = RateLimiter(ROOMY, FixedRandom(0.0))
+    limiter.record(700, 0.0)
+    limiter.on_http_429(1.0)  # blocked 0.5 s, then the budget is cut to half (540)
+    page = Cost.reserved_info({"type": "userFillsByTime"}, essential=True)
+    assert page == Cost("info", 120, essential=True)
+    assert limiter.wait_time(page, 1.0) == 0.5
+    assert limiter.wait_time(page, 1.5) == 0.0  # 700 + 120 fit the full 1080
+    assert limiter.wait_time(Cost("info", 120), 1.5) > 50.0  # the rest is paced by the cut
+    limiter.record(page, 1.5)
+    assert limiter.wait_time(Cost("info", 300, essential=True), 1.5) == 60.0 - 1.5
+
+
 def test_a_cut_budget_delays_sends_until_it_has_recovered_enough() -> None:
     limiter = RateLimiter(ROOMY, FixedRandom(0.0))
     for _ in range(300):

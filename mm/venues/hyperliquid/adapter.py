@@ -203,7 +203,9 @@ class HyperliquidAdapter:
                 self.account,
                 ws,
                 # Over REST, through the limiter with each request's true weight.
-                RestQueries(rest, self.limiter, on_rate_limited=self._sync_rate_limited),
+                RestQueries(
+                    rest, self.limiter, essential=True, on_rate_limited=self._sync_rate_limited
+                ),
                 self.user_events_send.clone(),
                 self.config.user,
                 history=self.fill_history,

@@ -47,10 +47,11 @@ async def ask(
     send: Callable[[], Awaitable[Any]],
     *,
     clock: Callable[[], float] = trio.current_time,
+    essential: bool = False,
 ) -> Any:
     """``send()``'s answer to ``request``, with the request charged to ``limiter`` at its true
-    weight (see the module docstring)."""
-    reserved = Cost.reserved_info(request)
+    weight (see the module docstring; ``essential``: see ``Cost``)."""
+    reserved = Cost.reserved_info(request, essential=essential)
     at = await acquire_at(limiter, reserved, clock=clock)
     weight = limits.info_weight(request)
     try:
@@ -69,7 +70,10 @@ class RestQueries:
 
     ``on_rate_limited`` hears of every HTTP 429 met here (after the limiter was told), so the
     service can tell the resync's waits, which the stream retries on its own backoff, from API
-    errors of trading.
+    errors of trading. With ``essential`` (the user stream's: trading waits on its resync, and
+    fills made while the socket was down are unknown until it is done) a request waits out the
+    limiter's block after a 429 like any other, then spends the full IP budget rather than the
+    reactive cut that paces trading's requests (which would hold a resync for up to minutes).
     """
 
     def __init__(
@@ -77,18 +81,22 @@ class RestQueries:
         rest: InfoTransport,
         limiter: RateLimiter,
         *,
+        essential: bool = False,
         on_rate_limited: Callable[[], None] | None = None,
         clock: Callable[[], float] = trio.current_time,
     ) -> None:
         self._rest = rest
         self._limiter = limiter
+        self._essential = essential
         self._on_rate_limited = on_rate_limited
         self._clock = clock
 
     async def info(self, request: Mapping[str, Any], *, deadline_s: float | None = None) -> Any:
         send = partial(self._rest.info, request, deadline_s=deadline_s)
         try:
-            return await ask(self._limiter, request, send, clock=self._clock)
+            return await ask(
+                self._limiter, request, send, clock=self._clock, essential=self._essential
+            )
         except RateLimited:
             if self._on_rate_limited is not None:
                 self._on_rate_limited()

@@ -78,10 +78,11 @@ class FaultConfig:
     # Per l2Book frame: probability it shows a crossed book.
     crossed_book: float = setting(0.0, probability)
     # Per HTTP request: probability of an HTTP 429, or of an HTTP 500, on the paths listed
-    # (/info, /exchange; empty: both).
+    # (/info, /exchange; empty: both) and, for /info, the request types listed (empty: all).
     http_429: float = setting(0.0, probability)
     http_5xx: float = setting(0.0, probability)
     http_paths: tuple[str, ...] = setting((), _http_paths)
+    http_info_types: tuple[str, ...] = setting(())
     # Per cancel request (cancel, cancelByCloid; over either path): probability that the venue
     # loses it: it does not act, a WebSocket post gets no reply and REST answers HTTP 500.
     lose_cancels: float = setting(0.0, probability)
@@ -162,10 +163,12 @@ class Faults:
             return FrameFate.HOLD
         return FrameFate.SEND
 
-    def http_fate(self, path: str = "") -> HttpFate:
-        """What to do with an HTTP request to ``path``."""
+    def http_fate(self, path: str = "", info_type: object = None) -> HttpFate:
+        """What to do with an HTTP request to ``path`` (an ``/info`` one of ``info_type``)."""
         config = self.config
         if config.http_paths and path not in config.http_paths:
+            return HttpFate.ANSWER
+        if config.http_info_types and path == "/info" and info_type not in config.http_info_types:
             return HttpFate.ANSWER
         if config.http_429 and self.rng.random() < config.http_429:
             self.too_many += 1

@@ -141,7 +141,7 @@ class SimApp:
         delay = faults.http_delay()
         if delay:
             await trio.sleep(delay)
-        fate = faults.http_fate(scope["path"])
+        fate = faults.http_fate(scope["path"], _info_type(faults.config.http_info_types, body))
         if fate is HttpFate.TOO_MANY:
             return 429, TOO_MANY
         if fate is HttpFate.SERVER_ERROR:
@@ -252,6 +252,17 @@ def echo(value: Any) -> str:
         return orjson.dumps(value).decode()
     except orjson.JSONEncodeError:
         return "(a value nested too deep to quote)"
+
+
+def _info_type(listed: tuple[str, ...], body: bytes | None) -> object:
+    """The ``type`` of an ``/info`` body, read only when a fault names types (else None)."""
+    if not listed or not body:
+        return None
+    try:
+        request = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return None
+    return request.get("type") if isinstance(request, Mapping) else None
 
 
 def _client_ip(scope: Scope) -> str:

@@ -116,3 +116,21 @@ def _answer(value: Any) -> Any:
         return value
 
     return send
+
+
+async def test_the_user_streams_reads_are_not_held_by_the_cut_after_a_429(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    limiter = RateLimiter(ROOMY, FixedRandom(0))
+    limiter.record(700, trio.current_time())  # trading's weight in the window
+    rest = FakeRest(RateLimited("/info", 429, "429 Too Many Requests"), [], [])
+    essential = RestQueries(rest, limiter, essential=True)
+    with pytest.raises(RateLimited):
+        await essential.info(PAGE)
+    limited_at = trio.current_time()
+    await essential.info(PAGE)  # after the block: 720 + 120 fit the full budget
+    assert trio.current_time() == limited_at + 0.5 + 0.5
+    # Another reader waits for the cut budget (half, recovering) to make room.
+    started = trio.current_time()
+    await RestQueries(rest, limiter).info(PAGE)
+    assert trio.current_time() - started > 30.0

@@ -171,6 +171,10 @@ def test_http_faults_on_the_paths_named_and_counted() -> None:
     assert faults.http_fate("/info") is HttpFate.TOO_MANY
     assert faults.http_fate("/info") is HttpFate.TOO_MANY
     assert faults.too_many == 2
+    faults.update({"http_info_types": ["userFillsByTime"]})
+    assert faults.http_fate("/info", "clearinghouseState") is HttpFate.ANSWER
+    assert faults.http_fate("/info", "userFillsByTime") is HttpFate.TOO_MANY
+    assert faults.http_fate("/info", None) is HttpFate.ANSWER
     with pytest.raises(FaultUpdateError, match=r"faults.http_paths: unknown paths \['/ws'\]"):
         faults.update({"http_paths": ["/ws"]})
 
