@@ -68,6 +68,9 @@ HEADROOM_KINDS: Final = ("ip", "address", "reactive")
 _AMOUNT_EPS: Final = 1e-9
 """Tolerance when comparing budget shares and tokens (float rounding of rates and ramps)."""
 _MAX_OWN_SEND_ENTRIES: Final = 4096
+_RECHECK_SECONDS: Final = 1.0
+"""A request waiting in ``acquire`` looks again at least this often: weight given back by a
+settled reservation may let it through sooner than its wait was computed."""
 
 
 def fraction(value: float) -> str | None:
@@ -719,6 +722,6 @@ async def acquire_at(
                 )
             if not held:  # first in line for the tokens it waits for (see order_budget)
                 held = limiter.reserve_orders(cost)
-            await trio.sleep(wait)
+            await trio.sleep(min(wait, _RECHECK_SECONDS))
     finally:
         limiter.release_orders(held)

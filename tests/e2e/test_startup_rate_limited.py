@@ -76,7 +76,10 @@ async def test_a_rate_limited_startup_waits_then_trades(
         assert tree_user.restarts == 0
         [reason] = [r for r in service.not_trading() if r.startswith("startup waiting")]
         assert "metadata rate limited by the venue (HTTP 429)" in reason
-        assert waited(service, "metadata") == waits.rate_limited >= 5
+        # Asked again, waited out again (how often depends on the shared limiter's backoff,
+        # which the user stream's history read meeting the same 429s drives too: the waits
+        # reach the 30 s cap within a few tries).
+        assert waited(service, "metadata") == waits.rate_limited >= 2
         assert service.registry.get_sample_value("mm_startup_waiting") == 1.0
 
         async with sim_client(service) as sim:

@@ -16,8 +16,9 @@ request spends the IP budget behind its back.
 How it fails: what the send raises passes through. An HTTP 429 (over REST, or a WebSocket
 post answered with one) is told to the limiter first (``RateLimiter.on_http_429``: every
 request waits out its backoff, and the IP budget is cut and recovers), then raised as
-``RateLimited``. A request that failed keeps its base weight (the venue counted it) and gives
-back the per-item reservation.
+``RateLimited``; the venue counts none of a refused request, so neither does the window. A
+request that failed otherwise keeps its base weight (the venue counted it) and gives back the
+per-item reservation.
 """
 
 from __future__ import annotations
@@ -59,6 +60,7 @@ async def ask(
         weight = limits.answered_info_weight(request, answer)
         return answer
     except RateLimited:
+        weight = 0  # refused: the venue counts none of it
         limiter.on_http_429(clock())
         raise
     finally:

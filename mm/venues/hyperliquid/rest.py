@@ -4,7 +4,9 @@ One httpx client per adapter (connection pooling, HTTP keep-alive), an overall d
 request with ``trio.fail_after`` (connect, send, wait and read together), and the venue's
 failure modes as exceptions the order API can act on: 429 → ``RateLimited``, 5xx →
 ``VenueUnavailable``, a timeout → ``RequestTimeout`` (the request may or may not have acted:
-callers treat an order's fate as unknown), 422 and other statuses → ``RestError``.
+callers treat an order's fate as unknown), 422 and other statuses → ``RestError``. A read
+(``/info``) whose kept-alive connection was closed under it is asked once more; an action never
+is (it may have acted).
 """
 
 from __future__ import annotations
@@ -78,6 +80,14 @@ class RestTransport:
             await self._client.aclose()
 
     async def info(self, request: Mapping[str, Any], *, deadline_s: float | None = None) -> Any:
+        """``POST /info``. A read that met a kept-alive connection the venue had just closed
+        (no answer at all) is asked once more: it is read-only, and an idle pooled connection
+        closing as it is reused is no sign of the venue failing."""
+        try:
+            return await self._post("/info", request, deadline_s)
+        except VenueUnavailable as error:
+            if not isinstance(error.__cause__, httpx.RemoteProtocolError):
+                raise
         return await self._post("/info", request, deadline_s)
 
     async def exchange(self, body: Mapping[str, Any], *, deadline_s: float | None = None) -> Any:

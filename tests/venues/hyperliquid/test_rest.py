@@ -116,3 +116,21 @@ async def test_a_non_json_answer_is_a_rest_error() -> None:
     async with RestTransport("http://venue", transport=transport) as rest:
         with pytest.raises(RestError, match="not JSON"):
             await rest.info({"type": "meta"})
+
+
+async def test_a_read_on_a_connection_closed_under_it_is_asked_again_an_action_never() -> None:
+    calls: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(request.url.path)
+        if len(calls) % 2 == 1:  # the kept-alive connection closes as it is reused
+            raise httpx.RemoteProtocolError("Server disconnected without sending a response.")
+        return httpx.Response(200, json={"ok": True})
+
+    with trio.fail_after(5):
+        async with RestTransport("http://venue", transport=httpx.MockTransport(handler)) as rest:
+            assert await rest.info({"type": "meta"}) == {"ok": True}
+            assert calls == ["/info", "/info"]
+            with pytest.raises(VenueUnavailable, match="transport error"):
+                await rest.exchange({"action": {"type": "noop"}})
+            assert calls == ["/info", "/info", "/exchange"]
