@@ -103,6 +103,7 @@ BOUNDED_LABELS = {
     "symbol",
     "track",
     "transport",
+    "trigger",
     "version",
 }
 MAX_SERIES_PER_METRIC = 64
