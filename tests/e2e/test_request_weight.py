@@ -98,7 +98,9 @@ async def test_a_full_catch_up_stays_within_the_venues_weight_limit(
             limiter = service.adapter.limiter
             assert limiter.weight_total >= sim.ip_limits.charged(IP) - charged_before
             assert limiter.rejections == 0
-            assert service.status()["killswitch"]["tripped"] is False
+            assert service.status()["killswitch"]["tripped"] is False, service.status()[
+                "killswitch"
+            ]
 
 
 async def test_a_429_on_the_resync_backs_the_limiter_off(
