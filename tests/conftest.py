@@ -9,9 +9,11 @@ from typing import Any
 import httpx
 import pytest
 import trio
+from trio.testing import MockClock
 
 from mm.app import Service
 from mm.config import Config, Secrets, load_config, resolve_secrets
+from tests.virtual_clock import thread_held_clock
 
 ConfigWriter = Callable[..., Path]
 
@@ -31,6 +33,13 @@ def render_toml(sections: dict[str, dict[str, Any]]) -> str:
         lines.extend(f"{key} = {toml_value(value)}" for key, value in values.items())
         lines.append("")
     return "\n".join(lines)
+
+
+@pytest.fixture
+def autojump_clock() -> MockClock:
+    """pytest-trio's autojump clock, except that it does not jump while a worker thread works
+    (``tests/virtual_clock.py``): every test on virtual time gets it by the usual name."""
+    return thread_held_clock()
 
 
 @pytest.fixture
