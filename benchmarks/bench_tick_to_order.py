@@ -29,8 +29,8 @@ from mm.execution.rate_limit import RateLimitConfig, RateLimiter
 from mm.execution.slots import ExecutorConfig, ExecutorSlot, Mailbox, Signal
 from mm.feeds.market import MarketFeed
 from mm.model import Level, Side, Trade
-from mm.strategy.accumulator import AccumulatorConfig
-from mm.strategy.engine import StrategyConfig, SymbolQuoter
+from mm.strategies.market_maker.accumulator import AccumulatorConfig
+from mm.strategies.market_maker.engine import StrategyConfig, SymbolQuoter
 from mm.venues.hyperliquid.client import HyperliquidClient
 from mm.venues.hyperliquid.metrics import AdapterMetrics
 from mm.venues.hyperliquid.rest import RestTransport

@@ -58,7 +58,7 @@ from mm.risk.daily import utc_day
 from mm.risk.runner import RiskAggregator
 from mm.runfile import RunFile, RunInfo
 from mm.secrets import Redactor
-from mm.strategy.runner import Trading
+from mm.strategies.market_maker.runner import Trading
 from mm.venues.hyperliquid.adapter import HyperliquidAdapter
 from mm.venues.sim.venue import SimVenue
 from supervisors import (

@@ -45,7 +45,7 @@ from mm.settings import (
 from mm.settings import (
     ConfigError as ConfigError,
 )
-from mm.strategy.engine import StrategyConfig
+from mm.strategies.market_maker.engine import StrategyConfig
 from mm.venues.config import DEV_PRIVATE_KEY, PRIVATE_KEY, VenueConfig, is_local_url
 from mm.venues.hyperliquid.adapter import FeedsConfig
 from mm.venues.sim.config import SimConfig

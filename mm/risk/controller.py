@@ -51,7 +51,7 @@ from mm.ops.notify import Notification, Severity
 from mm.risk.killswitch import KillReason, KillSwitch, Value
 from mm.risk.monitors import Assessment
 from mm.secrets import Redactor
-from mm.strategy.runner import Trading
+from mm.strategies.market_maker.runner import Trading
 from mm.venues.base import SwitchNeedsVolume
 from mm.venues.hyperliquid.adapter import HyperliquidAdapter
 from mm.venues.hyperliquid.client import HyperliquidClient

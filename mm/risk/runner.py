@@ -41,7 +41,7 @@ from mm.risk.state import (
     RiskState,
     SymbolRisk,
 )
-from mm.strategy.runner import Trading
+from mm.strategies.market_maker.runner import Trading
 from mm.venues.hyperliquid.adapter import HyperliquidAdapter
 
 EVALUATE_EVERY_S = 0.5

@@ -18,7 +18,7 @@ import trio
 
 from mm.app import Service
 from mm.risk.monitors import Action
-from mm.strategy.spread import SpreadFactor
+from mm.strategies.market_maker.spread import SpreadFactor
 from tests.e2e.virtual import resting_sides, shipped_service, sim_client, wait_for
 
 

@@ -22,13 +22,13 @@ import pytest
 
 from mm.book import Book
 from mm.model import Trade
-from mm.strategy.cascade import CascadeDetector
-from mm.strategy.engine import StrategyConfig
-from mm.strategy.estimators import IntensityEstimator, VolatilityEstimator
-from mm.strategy.gate import GateConfig
-from mm.strategy.model_gating import ModelGatingConfig, model_gating_factor
-from mm.strategy.staleness import StalenessTracker
-from mm.strategy.toxicity import ToxicityTracker
+from mm.strategies.market_maker.cascade import CascadeDetector
+from mm.strategies.market_maker.engine import StrategyConfig
+from mm.strategies.market_maker.estimators import IntensityEstimator, VolatilityEstimator
+from mm.strategies.market_maker.gate import GateConfig
+from mm.strategies.market_maker.model_gating import ModelGatingConfig, model_gating_factor
+from mm.strategies.market_maker.staleness import StalenessTracker
+from mm.strategies.market_maker.toxicity import ToxicityTracker
 from mm.venues.sim.config import CascadeConfig
 from tests.venues.sim.drive import MarketDrive, shipped_sim
 

@@ -36,8 +36,8 @@ from mm.execution.slots import ExecutorConfig, ExecutorSlot, Mailbox, Signal, sl
 from mm.metrics import LATENCY_BUCKETS
 from mm.model import AccountState, DesiredOrder, Fill, PlaceOrder, Side
 from mm.ops.session import Phase
-from mm.strategy.engine import QuotePlan, StrategyConfig, SymbolQuoter
-from mm.strategy.positions import Markouts, PositionBook
+from mm.portfolio import Markouts, PositionBook
+from mm.strategies.market_maker.engine import QuotePlan, StrategyConfig, SymbolQuoter
 from mm.venues.hyperliquid.adapter import HyperliquidAdapter
 
 SUMMARY_EVERY_S = 60.0  # the console's one-line summary

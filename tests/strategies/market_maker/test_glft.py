@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mm.strategy.glft import GlftParams, glft_coefficients, glft_quotes
+from mm.strategies.market_maker.glft import GlftParams, glft_coefficients, glft_quotes
 
 # Hand-checked: x = xi*delta/k; c1 = ln(1+x)/(xi*delta);
 # c2 = sqrt(g/(2*A*delta*k)*(1+x)^(k/(xi*delta)+1)).

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mm.strategy.staleness import StalenessConfig, StalenessTracker, staleness_factor
+from mm.strategies.market_maker.staleness import StalenessConfig, StalenessTracker, staleness_factor
 
 CONFIG = StalenessConfig(
     book_fresh_s=1.0,

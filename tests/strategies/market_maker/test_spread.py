@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mm.strategy.spread import (
+from mm.strategies.market_maker.spread import (
     DefensiveConfig,
     DefensiveFactor,
     SpreadConfig,

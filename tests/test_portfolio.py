@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from mm.model import Fill, Side
-from mm.strategy.positions import Markouts, PositionBook
+from mm.portfolio import Markouts, PositionBook
 
 _tids = itertools.count(1)
 

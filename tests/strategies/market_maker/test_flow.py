@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from mm.model import Side, Trade
-from mm.strategy.flow import FlowImbalance
+from mm.strategies.market_maker.flow import FlowImbalance
 
 
 def trade(side: Side, px: float = 100.0, sz: float = 1.0) -> Trade:

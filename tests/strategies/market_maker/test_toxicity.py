@@ -9,7 +9,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mm.model import Side, Trade
-from mm.strategy.toxicity import ToxicityConfig, ToxicityTracker, toxicity_spread_factor
+from mm.strategies.market_maker.toxicity import (
+    ToxicityConfig,
+    ToxicityTracker,
+    toxicity_spread_factor,
+)
 
 PX = 100.0
 

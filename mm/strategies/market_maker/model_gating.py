@@ -1,7 +1,7 @@
 """The spread chain's ``model_gating`` factor: widen while the model's estimators are unsure.
 
 Role: turns the estimators' confidences (``VolatilityEstimator.confidence``,
-``IntensityEstimator.confidence`` in ``mm.strategy.estimators``, each in [0, 1]) into the factor
+``IntensityEstimator.confidence`` in ``estimators``, each in [0, 1]) into the factor
 ``>= 1`` the spread chain multiplies in. Pure: a function of its arguments.
 
 Input: the confidences, by name (for status) or as plain numbers. Output: 1.0 when the least

@@ -6,7 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from mm.model import Side
-from mm.strategy.ladder import DesiredOrder, LadderConfig, build_ladder, level_size
+from mm.strategies.market_maker.ladder import DesiredOrder, LadderConfig, build_ladder, level_size
 from mm.venues.hyperliquid import numbers
 from mm.venues.hyperliquid.wire import format_px, format_sz
 

@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from mm.model import Side
-from mm.strategy.quota import QuotaConfig, QuotaTier, decide
+from mm.strategies.market_maker.quota import QuotaConfig, QuotaTier, decide
 
 
 @pytest.mark.parametrize(

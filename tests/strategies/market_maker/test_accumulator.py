@@ -7,7 +7,7 @@ import itertools
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mm.strategy.accumulator import AccumulatorConfig, EventAccumulator, Trigger
+from mm.strategies.market_maker.accumulator import AccumulatorConfig, EventAccumulator, Trigger
 
 CONFIG = AccumulatorConfig(mid_threshold_bps=2.0, max_age_s=5.0, min_interval_s=0.5)
 

@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from mm.strategy.estimators import (
+from mm.strategies.market_maker.estimators import (
     IntensityConfig,
     IntensityEstimator,
     VolatilityConfig,

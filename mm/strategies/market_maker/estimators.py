@@ -16,7 +16,7 @@ Both estimators work in price units:
   (per price unit). With depths in bps of the mid, k comes out per bp instead.
 
 Each estimator also says how far to trust it, ``confidence`` in [0, 1] (the spread chain's
-model gating reads it, ``mm.strategy.model_gating``):
+model gating reads it, ``mm.strategies.market_maker.model_gating``):
 
 - volatility: the sampled mid differences in the window against the window's capacity
   (``window_s / sample_interval_s``): a just-warm sigma from 10 samples is a rough one;

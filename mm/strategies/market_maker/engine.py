@@ -2,23 +2,23 @@
 
 ``SymbolQuoter`` composes the pure strategy pieces for one coin:
 
-- :class:`~mm.strategy.estimators.VolatilityEstimator` samples the book mid (sigma in price
+- :class:`~.estimators.VolatilityEstimator` samples the book mid (sigma in price
   units per sqrt(second));
-- :class:`~mm.strategy.estimators.IntensityEstimator` takes each trade's depth from the current
+- :class:`~.estimators.IntensityEstimator` takes each trade's depth from the current
   mid **in bps of the mid** (so one depth grid, ``intensity.depth_step`` bps, suits BTC and ETH
   alike); A comes out per second and k per bp;
-- GLFT (:func:`~mm.strategy.glft.glft_quotes`) runs in normalised units: prices in bps of the
+- GLFT (:func:`~.glft.glft_quotes`) runs in normalised units: prices in bps of the
   mid and the asset in units of the order size (Δ = 1, ``q = inventory / order size``), so
   ``gamma``/``xi`` are per bp per order size and mean the same for every coin; its outputs are
   converted back to price units;
-- the gate (:func:`~mm.strategy.gate.decide`) closes on stale or crossed books (data_gate),
+- the gate (:func:`~.gate.decide`) closes on stale or crossed books (data_gate),
   until both estimators are warm (warmup) and on quota exhaustion; the quota tier
-  (:func:`~mm.strategy.quota.decide`) sets the ladder's level count, a spread multiplier, a
+  (:func:`~.quota.decide`) sets the ladder's level count, a spread multiplier, a
   shadow spread and inventory forcing; at ``|inventory| >= max_position_usd`` only the
   reducing side is quoted;
-- the spread chain (:func:`~mm.strategy.spread.compose`: quota and defensive factors, the quota
+- the spread chain (:func:`~.spread.compose`: quota and defensive factors, the quota
   shadow spread) widens the GLFT half spread, and the ladder
-  (:func:`~mm.strategy.ladder.build_ladder`) lays wire-valid, post-only levels from there.
+  (:func:`~.ladder.build_ladder`) lays wire-valid, post-only levels from there.
 
 The defensive factor jumps on an adverse fill: one the next book's mid has already moved
 through (a buy with the mid below its price, a sell with the mid above it).
@@ -36,22 +36,22 @@ import attrs
 from mm.book import Book
 from mm.model import Fill, Side, Trade
 from mm.settings import at_least, non_negative, one_of, positive, setting
-from mm.strategy import gate, quota
-from mm.strategy.accumulator import AccumulatorConfig, EventAccumulator
-from mm.strategy.cascade import CascadeConfig, CascadeDetector
-from mm.strategy.estimators import (
+from mm.strategies.market_maker import gate, quota
+from mm.strategies.market_maker.accumulator import AccumulatorConfig, EventAccumulator
+from mm.strategies.market_maker.cascade import CascadeConfig, CascadeDetector
+from mm.strategies.market_maker.estimators import (
     IntensityConfig,
     IntensityEstimator,
     VolatilityConfig,
     VolatilityEstimator,
 )
-from mm.strategy.flow import FlowImbalance
-from mm.strategy.gate import GateConfig, GateDecision, GateInputs
-from mm.strategy.glft import GlftParams, glft_quotes
-from mm.strategy.ladder import DesiredOrder, LadderConfig, build_ladder
-from mm.strategy.model_gating import ModelGatingConfig, model_gating_factor
-from mm.strategy.quota import QuotaConfig, QuotaDecision
-from mm.strategy.spread import (
+from mm.strategies.market_maker.flow import FlowImbalance
+from mm.strategies.market_maker.gate import GateConfig, GateDecision, GateInputs
+from mm.strategies.market_maker.glft import GlftParams, glft_quotes
+from mm.strategies.market_maker.ladder import DesiredOrder, LadderConfig, build_ladder
+from mm.strategies.market_maker.model_gating import ModelGatingConfig, model_gating_factor
+from mm.strategies.market_maker.quota import QuotaConfig, QuotaDecision
+from mm.strategies.market_maker.spread import (
     DefensiveConfig,
     DefensiveFactor,
     SpreadComposition,
@@ -59,8 +59,8 @@ from mm.strategy.spread import (
     SpreadFactor,
     compose,
 )
-from mm.strategy.staleness import StalenessConfig, StalenessTracker
-from mm.strategy.toxicity import ToxicityConfig, ToxicityTracker
+from mm.strategies.market_maker.staleness import StalenessConfig, StalenessTracker
+from mm.strategies.market_maker.toxicity import ToxicityConfig, ToxicityTracker
 
 __all__ = [
     "GlftValues",

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mm.strategy.estimators import (
+from mm.strategies.market_maker.estimators import (
     IntensityConfig,
     IntensityEstimator,
     VolatilityConfig,
@@ -17,7 +17,7 @@ from mm.strategy.estimators import (
     fit_intensity,
     fit_intensity_r2,
 )
-from mm.strategy.model_gating import ModelGatingConfig, model_gating_factor
+from mm.strategies.market_maker.model_gating import ModelGatingConfig, model_gating_factor
 
 GATING = ModelGatingConfig(confident_at=0.5, max_factor=1.5)
 

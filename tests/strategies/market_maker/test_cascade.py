@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from mm.book import Book
 from mm.model import Level, Side, Trade
-from mm.strategy.cascade import CascadeConfig, CascadeDetector
+from mm.strategies.market_maker.cascade import CascadeConfig, CascadeDetector
 
 MID = 100.0
 # Long enough a fall for the flow window to hold nothing else.

@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from mm.model import Side
-from mm.strategy.gate import (
+from mm.strategies.market_maker.gate import (
     GateConfig,
     GateInputs,
     NoQuoteReason,

@@ -1,13 +1,13 @@
 """Toxicity of one coin's flow in [0, 1], and the spread chain's ``toxicity`` factor.
 
 Role: the quote gate's toxic-flow input (one-sided from 0.7, no quotes from 0.9 by default:
-``mm.strategy.gate``) and the ``toxicity`` factor of the spread chain. One
+``mm.strategies.market_maker.gate``) and the ``toxicity`` factor of the spread chain. One
 :class:`ToxicityTracker` per coin; pure: no I/O, no clock. Every ``now`` is seconds on the
 caller's monotonic clock.
 
 Inputs: :meth:`ToxicityTracker.on_trade` (an ``mm.model.Trade`` of the market tape; its side is
 the taker's) and :meth:`ToxicityTracker.on_markout` (one of our fills' markouts in bps, positive
-when the mid moved our way; ``mm.strategy.positions.Markouts`` produces them, and only the
+when the mid moved our way; ``mm.portfolio.Markouts`` produces them, and only the
 ``markout_horizon_ms`` horizon is used).
 
 Outputs: :meth:`ToxicityTracker.score` in [0, 1], :meth:`ToxicityTracker.spread_factor`
@@ -47,7 +47,7 @@ import attrs
 
 from mm.model import Side, Trade
 from mm.settings import at_least, non_negative, positive, setting
-from mm.strategy.eventclock import EventClock
+from mm.strategies.market_maker.eventclock import EventClock
 
 __all__ = ["ToxicityConfig", "ToxicityTracker", "toxicity_spread_factor"]
 

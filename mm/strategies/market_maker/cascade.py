@@ -60,7 +60,7 @@ import attrs
 from mm.book import Book
 from mm.model import Level, Side, Trade
 from mm.settings import at_least, non_negative, positive, setting
-from mm.strategy.eventclock import EventClock
+from mm.strategies.market_maker.eventclock import EventClock
 
 __all__ = ["CascadeConfig", "CascadeDetector"]
 

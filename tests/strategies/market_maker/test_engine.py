@@ -10,8 +10,8 @@ import pytest
 from mm.book import Book
 from mm.model import Fill, Level, Side, Trade
 from mm.settings import structure_section
-from mm.strategy.engine import QuotePlan, StrategyConfig, SymbolQuoter
-from mm.strategy.gate import NoQuoteReason, QuoteMode
+from mm.strategies.market_maker.engine import QuotePlan, StrategyConfig, SymbolQuoter
+from mm.strategies.market_maker.gate import NoQuoteReason, QuoteMode
 from mm.venues.hyperliquid import numbers
 from mm.venues.hyperliquid.wire import format_px, format_sz
 from mm.venues.sim.config import MarketConfig

@@ -1,0 +1,6 @@
+"""Trading strategies, one package each: ``market_maker`` (GLFT quoting on perpetuals).
+
+A strategy turns market data, fills and the permissions it reads into commands for the executor;
+it imports from execution, feeds, the portfolio, the venue port and the model, never from a
+venue package, risk or ops.
+"""
