@@ -23,6 +23,7 @@ from mm.execution.flatten import FlattenConfig
 from mm.execution.pretrade import PretradeConfig
 from mm.execution.rate_limit import RateLimitConfig
 from mm.execution.slots import ExecutorConfig
+from mm.journal import JournalConfig
 from mm.ops.autonomy import AutonomyConfig
 from mm.ops.notifier import NotifySecrets, read_notify_secrets
 from mm.ops.notify import NotifyConfig
@@ -89,18 +90,11 @@ class SupervisionConfig:
 
 
 @attrs.frozen
-class JournalConfig:
-    queue_size: int = setting(10_000, at_least(1))
-    batch_max: int = setting(500, at_least(1))
-    flush_timeout: float = setting(5.0, positive)
-
-
-@attrs.frozen
 class Config:
     service: ServiceConfig = ServiceConfig()
     admin: AdminConfig = AdminConfig()
     supervision: SupervisionConfig = SupervisionConfig()
-    journal: JournalConfig = JournalConfig()
+    journal: JournalConfig = attrs.field(factory=JournalConfig)
     venue: VenueConfig = attrs.field(factory=VenueConfig)
     feeds: FeedsConfig = attrs.field(factory=FeedsConfig)
     rate_limit: RateLimitConfig = attrs.field(factory=RateLimitConfig)

@@ -26,8 +26,8 @@ from loguru import logger
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from mm import clock
-from mm.config import JournalConfig
 from mm.metrics import LATENCY_BUCKETS
+from mm.settings import at_least, positive, setting
 
 DATABASE_NAME = "mm.sqlite3"
 HOLD_FACTOR = 100  # pending entries kept in memory while writes fail, x the queue size
@@ -53,6 +53,15 @@ MIGRATIONS: tuple[str, ...] = (
     ) WHERE kind = 'fill';
     """,
 )
+
+
+@attrs.frozen
+class JournalConfig:
+    """The ``[journal]`` section: the writer's queue, batch and flush deadline."""
+
+    queue_size: int = setting(10_000, at_least(1))
+    batch_max: int = setting(500, at_least(1))
+    flush_timeout: float = setting(5.0, positive)
 
 
 class JournalSchemaError(Exception):

@@ -18,12 +18,12 @@ from loguru import logger
 from prometheus_client import CollectorRegistry
 
 import mm.journal
-from mm.config import JournalConfig
 from mm.journal import (
     DATABASE_NAME,
     MIGRATIONS,
     Entry,
     Journal,
+    JournalConfig,
     JournalSchemaError,
     last_fill_ms,
     latest_event,

@@ -12,8 +12,7 @@ import trio
 from prometheus_client import CollectorRegistry
 
 import mm.journal
-from mm.config import JournalConfig
-from mm.journal import DATABASE_NAME, Entry, Journal, read_events
+from mm.journal import DATABASE_NAME, Entry, Journal, JournalConfig, read_events
 
 
 def make_journal(path: Path) -> Journal:

@@ -14,8 +14,7 @@ import trio
 import trio.testing
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
-from mm.config import JournalConfig
-from mm.journal import DATABASE_NAME, Entry, Journal, read_events
+from mm.journal import DATABASE_NAME, Entry, Journal, JournalConfig, read_events
 from mm.ops.autonomy import REASONS, Autonomy, AutonomyConfig, Mode, Reason, Trigger
 from mm.ops.coordinator import (
     JOURNAL_KIND,

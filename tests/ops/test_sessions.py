@@ -22,9 +22,8 @@ import trio.testing
 from prometheus_client import CollectorRegistry
 
 import mm.ops.governor
-from mm.config import JournalConfig
 from mm.execution.flatten import Flattener, FlattenResult
-from mm.journal import DATABASE_NAME, Entry, Journal, read_events
+from mm.journal import DATABASE_NAME, Entry, Journal, JournalConfig, read_events
 from mm.ops.autonomy import AutonomyConfig, Mode, Reason, Trigger
 from mm.ops.coordinator import ModeCoordinator
 from mm.ops.notify import Notification, Severity
