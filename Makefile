@@ -24,6 +24,7 @@ run: $(VENV)/.installed-run
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check mm supervisors tests deploy
 	$(BIN)/ruff format --check mm supervisors tests deploy
+	$(BIN)/lint-imports
 
 typecheck: $(VENV)/.installed-test
 	$(BIN)/mypy
