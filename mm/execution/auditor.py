@@ -51,12 +51,11 @@ from mm.execution.audit import AuditConfig, Findings, Snapshot, audit
 from mm.execution.dispatch import Dispatcher, DispatchOutput
 from mm.execution.lifecycle import OrderState, VenueStatus, classify_status
 from mm.model import CancelOrder, CancelResult, OpenOrder, OrderReport
-from mm.venues.base import VenueError
-from mm.venues.hyperliquid.codec import CodecError
+from mm.venues.base import MalformedAnswer, VenueError
 
 Record = Callable[[str, dict[str, Any]], Awaitable[None]]
 Emit = Callable[[Sequence[DispatchOutput]], None]
-_FAILURES = (VenueError, CodecError)
+_FAILURES = (VenueError, MalformedAnswer)
 
 
 class AuditVenue(Protocol):

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any
 
 import attrs
 import trio
@@ -32,18 +32,10 @@ from loguru import logger
 from prometheus_client import CollectorRegistry, Gauge
 
 from mm.settings import at_least, positive, setting
-from mm.venues.base import SwitchNeedsVolume
+from mm.venues.base import DeadMansSwitch, SwitchNeedsVolume
 
 DAY_S = 86_400.0
 VENUE_TRIGGERS_PER_DAY = 10
-
-
-class Switch(Protocol):
-    async def schedule_cancel(self, at_ms: int | None) -> None: ...
-
-    async def traded_volume(self) -> float:
-        """The account's cumulative traded volume (USD) as the venue counts it."""
-        ...
 
 
 @attrs.frozen
@@ -93,7 +85,7 @@ class DeadmanKeeper:
 
     def __init__(
         self,
-        switch: Switch,
+        switch: DeadMansSwitch,
         config: DeadmanConfig,
         *,
         healthy: Callable[[], bool],

@@ -26,7 +26,6 @@ from mm.execution.pretrade import PretradeConfig
 from mm.model import PlaceOrder, Side, Tif
 from mm.settings import non_negative, positive, setting
 from mm.venues.hyperliquid.adapter import HyperliquidAdapter
-from mm.venues.hyperliquid.wire import new_cloid
 
 BPS = 1e-4
 
@@ -193,7 +192,9 @@ class Flattener:
             if order is None:
                 continue
             orders.append(
-                PlaceOrder(coin, order.side, order.px, order.sz, Tif.IOC, new_cloid(), True)
+                PlaceOrder(
+                    coin, order.side, order.px, order.sz, Tif.IOC, router.new_client_id(), True
+                )
             )
             self._orders.labels(symbol=coin).inc()
         if orders:

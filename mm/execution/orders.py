@@ -43,12 +43,12 @@ from mm.model import (
     PlaceResult,
     Rejected,
 )
-from mm.venues.base import VenueError
-from mm.venues.hyperliquid.client import OrderFateUnknown
-from mm.venues.hyperliquid.rest import RequestTimeout
+from mm.venues.base import OrderFateUnknown, RequestTimeout, VenueError
 
 
 class OrderVenue(Protocol):
+    def new_client_id(self) -> str: ...
+
     async def place(self, orders: Sequence[PlaceOrder]) -> list[PlaceResult]: ...
 
     async def cancel(self, cancels: Sequence[CancelOrder]) -> list[CancelResult]: ...
@@ -78,6 +78,10 @@ class OrderRouter:
         # How long after it was sent an action may still take effect at the venue (its expiry
         # window plus the clock allowance): the bound left by a call abandoned mid-request.
         self.landing_window_ms = landing_window_ms
+
+    def new_client_id(self) -> str:
+        """A fresh client order id from the venue's adapter, for an order about to be sent."""
+        return self.venue.new_client_id()
 
     async def place(self, orders: Sequence[PlaceOrder]) -> None:
         cloids = [order.cloid for order in orders]

@@ -24,7 +24,6 @@ from mm.execution.orders import OrderRouter
 from mm.execution.reconcile import LiveOrder, Plan, ReconcileConfig, reconcile
 from mm.model import DesiredOrder, ModifyOrder, PlaceOrder, Tif
 from mm.settings import at_least, setting
-from mm.venues.hyperliquid.wire import new_cloid
 
 
 @attrs.frozen
@@ -157,7 +156,7 @@ class ExecutorSlot:
             await router.modify(modifies)
             sent = plan.modify
             plan = attrs.evolve(self._within_budget_now(attrs.evolve(plan, modify=[])), modify=sent)
-        places = [_place(signal.coin, desired, new_cloid()) for desired in plan.place]
+        places = [_place(signal.coin, desired, router.new_client_id()) for desired in plan.place]
         places = [order for order in places if self._allowed(order)]
         if places:
             await router.place(places)

@@ -42,7 +42,7 @@ from mm.model import (
     RateLimitState,
 )
 from mm.settings import at_least, positive, setting
-from mm.venues.hyperliquid.rest import RateLimited
+from mm.venues.base import RateLimited
 
 T = TypeVar("T")
 

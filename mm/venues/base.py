@@ -1,17 +1,19 @@
 """The venue interface: what every adapter provides to the rest of mm.
 
-Two parts. ``VenueClient`` is the request side: queries and batched order requests in
-``mm.model`` types. ``VenueAdapter`` is the whole adapter as the service runs it: its feeds are
-supervised children (``run_market``, ``run_user``) that deliver typed values on the book bus,
-the trades channel and the user-events channel, and its client is available once the user feed
-is up. Adapters hide wire formats, signing, transport fallbacks and retries behind these.
+Two parts. ``VenueClient`` is the request side: queries and, as its ``OrderClient`` part, batched
+order requests in ``mm.model`` types, with the exceptions that say what became of a request (see
+"orders" below). ``VenueAdapter`` is the whole adapter as the service runs it: its feeds are
+supervised children (``run_market``, ``run_user``) that deliver typed values on the book bus, the
+trades channel and the user-events channel, and its client is available once the user feed is up.
+Adapters hide wire formats, signing, transport fallbacks and retries behind these.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
+import attrs
 import trio
 
 from mm.book import BookBus
@@ -47,24 +49,128 @@ class SwitchNeedsVolume(VenueError):
         self.traded = traded
 
 
-class VenueClient(Protocol):
-    # --- reference and account state -------------------------------------------------------
+# --- orders ------------------------------------------------------------------------------------
+# What a request's failure means for the orders in it is the port's, not an adapter's: the
+# executor acts on these exceptions whichever venue raised them.
 
-    async def metadata(self) -> list[AssetMeta]: ...
+
+class RequestTimeout(VenueError):
+    """No answer within the deadline: the request may or may not have taken effect."""
+
+
+class RateLimited(VenueError):
+    """The venue refused the request for its rate limit (an HTTP 429, a budget spent): it did
+    not act. The adapter has told its own limiter already; the caller may wait and ask again."""
+
+
+class MalformedAnswer(ValueError):
+    """An answer or message from the venue without the shape the adapter expects (not JSON, a
+    field missing or mistyped). Not a ``VenueError``: it is no refusal, so an action whose
+    answer does not parse may have acted (the client raises ``OrderFateUnknown`` for those)."""
+
+
+class OrderFateUnknown(VenueError):
+    """A place or modify may or may not have reached the venue: resolve before re-sending.
+
+    ``cloids``: the client order ids of the orders whose fate is unknown. ``known``: the
+    answers the call did get for its other orders, by client order id, for the caller to
+    apply. ``lands_by_ms``: until when (wall ms) the action may still take effect at the venue;
+    None when it can no longer (it was answered, unreadably), so "the venue does not know the
+    order" is final at once.
+    """
+
+    def __init__(
+        self,
+        cloids: Sequence[str],
+        cause: str,
+        known: Mapping[str, PlaceResult] | None = None,
+        *,
+        lands_by_ms: int | None = None,
+    ) -> None:
+        super().__init__(f"fate unknown for {len(cloids)} order(s): {cause}")
+        self.cloids = tuple(cloids)
+        self.cause = cause
+        self.known: Mapping[str, PlaceResult] = dict(known or {})
+        self.lands_by_ms = lands_by_ms
+
+
+@attrs.frozen(slots=True)
+class OrderCapabilities:
+    """What a venue's order API offers, for executors to choose their requests by.
+
+    ``modify``: a resting order can be amended in place (else cancel and place); ``max_batch``: the
+    most orders one request may carry (None: the venue sets no limit); ``post_only``, ``ioc``: those
+    times in force are accepted; ``market_by_quote``: a market order may be sized in the quote
+    currency; ``test_orders``: the venue validates an order without placing it.
+    """
+
+    modify: bool
+    max_batch: int | None
+    post_only: bool
+    ioc: bool
+    market_by_quote: bool
+    test_orders: bool
+
+    def __attrs_post_init__(self) -> None:
+        if self.max_batch is not None and self.max_batch < 1:
+            raise ValueError(f"max_batch must be at least 1, not {self.max_batch}")
+
+
+class ApiHeadroom(Protocol):
+    """The venue's request budget as mm spends it: ``now`` is the service clock's monotonic
+    time (``mm.clock.monotonic``)."""
+
+    def headroom(self, now: float) -> float:
+        """The share of the budget left, in [0, 1]: the strategy's quota tiers read it."""
+        ...
+
+    def order_budget(self, now: float) -> int:
+        """How many orders may be placed or modified now without waiting: an executor trims
+        its plan to it."""
+        ...
+
+
+class DeadMansSwitch(Protocol):
+    """A venue's dead-man's switch: it cancels every order of the account at an armed time
+    unless pushed forward. Optional: ``OrderClient.dead_mans_switch`` is None without one."""
+
+    async def schedule_cancel(self, at_ms: int | None) -> None:
+        """Arm (or with None, disarm) the switch; ``SwitchNeedsVolume`` when the venue refuses
+        it until the account has traded more."""
+        ...
+
+    async def traded_volume(self) -> float:
+        """The account's cumulative traded volume (USD) as the venue counts it."""
+        ...
+
+
+class OrderClient(Protocol):
+    """The order side of a venue: batched requests, results in request order.
+
+    A request refused whole raises ``VenueError`` (``RateLimited`` for the rate limit): nothing
+    of it acted. One whose answer was lost raises ``OrderFateUnknown`` (place, modify) or
+    ``RequestTimeout`` (cancel): the caller asks ``order_status`` before sending again.
+    """
+
+    @property
+    def capabilities(self) -> OrderCapabilities: ...
+
+    @property
+    def dead_mans_switch(self) -> DeadMansSwitch | None: ...
+
+    def new_client_id(self) -> str:
+        """A fresh client order id in the venue's format, marked as mm's."""
+        ...
+
+    def is_own_client_id(self, client_id: str | None) -> bool:
+        """Whether an order's client id is one mm gave it (None: placed without one)."""
+        ...
 
     async def open_orders(self) -> list[OpenOrder]: ...
-
-    async def account_state(self) -> AccountState: ...
-
-    async def fills_since(self, time_ms: int) -> list[Fill]: ...
 
     async def order_status(self, target: int | str) -> OrderReport | None:
         """By oid or cloid; None when the venue does not know the order."""
         ...
-
-    async def rate_limit(self) -> RateLimitState: ...
-
-    # --- orders (batched; results in request order) ----------------------------------------
 
     async def place(self, orders: Sequence[PlaceOrder]) -> list[PlaceResult]: ...
 
@@ -72,9 +178,17 @@ class VenueClient(Protocol):
 
     async def modify(self, modifies: Sequence[ModifyOrder]) -> list[PlaceResult]: ...
 
-    async def schedule_cancel(self, at_ms: int | None) -> None:
-        """Arm (or with None, disarm) the venue's dead-man's switch."""
-        ...
+
+class VenueClient(OrderClient, Protocol):
+    """The request side: the order API and the queries of reference and account state."""
+
+    async def metadata(self) -> list[AssetMeta]: ...
+
+    async def account_state(self) -> AccountState: ...
+
+    async def fills_since(self, time_ms: int) -> list[Fill]: ...
+
+    async def rate_limit(self) -> RateLimitState: ...
 
 
 class VenueAdapter(Protocol):

@@ -11,7 +11,7 @@ from mm import clock
 from mm.execution.address_budget import AddressBudget
 from mm.execution.rate_limit import RateLimiter
 from mm.model import Fill, RateLimitState, Side
-from mm.venues.hyperliquid.rest import RateLimited
+from mm.venues.base import RateLimited
 
 
 def fill(px: float, sz: float, time_ms: int) -> Fill:
@@ -113,7 +113,7 @@ async def test_a_failed_read_is_counted_and_done_again_next_period(
     venue = Venue(limiter)
     registry = CollectorRegistry()
     budget = AddressBudget(limiter, lambda: venue.read, every_s=60.0, registry=registry)
-    venue.fail = RateLimited("/info", 429, "429 Too Many Requests")
+    venue.fail = RateLimited("/info: HTTP 429: 429 Too Many Requests")
     async with trio.open_nursery() as nursery:
         await nursery.start(budget.run)
         await trio.sleep(61.0)

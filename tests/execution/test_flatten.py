@@ -311,6 +311,12 @@ class FakeRouter:
     active_seen: list[set[str]] = attrs.field(factory=list)
     flattener: Flattener | None = None
     bid_step: float = 0.0  # the book moves this much after each round
+    client_ids: int = 0
+
+    def new_client_id(self) -> str:
+        """The venue adapter's ids, as the router hands them out."""
+        self.client_ids += 1
+        return f"0x{self.client_ids:032x}"
 
     async def place(self, orders: list[PlaceOrder]) -> None:
         await trio.lowlevel.checkpoint()
@@ -394,6 +400,8 @@ async def test_flatten_completes(autojump_clock: trio.testing.MockClock) -> None
     ]
     assert all(o.tif is Tif.IOC and o.reduce_only for o in placed)
     assert len({o.cloid for o in placed}) == len(placed)
+    # The venue's adapter makes the client order ids (its format, its mark of mm's orders).
+    assert [o.cloid for o in placed] == [f"0x{i:032x}" for i in range(1, 5)]
     assert router.active_seen == [{"BTC", "ETH"}] * 3  # the symbols, during the run
     assert flattener.active == set()
     assert flattener.last == result

@@ -264,6 +264,9 @@ async def test_a_modify_on_its_way_when_its_socket_dropped_is_not_taken_for_fail
 class HangingVenue:
     """A venue whose order requests never come back (the caller gives up first)."""
 
+    def new_client_id(self) -> str:
+        raise AssertionError("the test names its orders")
+
     async def place(self, orders: Sequence[PlaceOrder]) -> list[PlaceResult]:
         await trio.sleep_forever()
         raise AssertionError("unreachable")

@@ -33,6 +33,10 @@ class FakeVenue:
         self.oids = itertools.count(100)
         self.resting: dict[str, tuple[int, float, float]] = {}  # cloid -> (oid, px, sz)
         self.calls: list[str] = []
+        self.client_ids = itertools.count(1)
+
+    def new_client_id(self) -> str:
+        return f"0x{next(self.client_ids):032x}"
 
     async def place(self, orders: Sequence[PlaceOrder]) -> list[PlaceResult]:
         self.calls.append("place")
@@ -96,6 +100,12 @@ async def test_a_ladder_is_placed_then_moved_then_pulled() -> None:
     assert len(moved.keep) == 1  # the order at 100 serves the new level 1 as it is
     assert kinds.count("OrderUpdated") == len(moved.modify) == 1  # one update, never a cancel
     assert kinds.count("OrderCanceled") == 2  # only the final pull
+
+
+async def test_orders_carry_the_client_ids_the_venues_adapter_makes() -> None:
+    slot, venue, _ = rig()
+    await slot.execute(Signal("BTC", ladder(100.0, 99.0)))
+    assert sorted(venue.resting) == [f"0x{1:032x}", f"0x{2:032x}"]
 
 
 async def test_symbols_keep_to_their_own_orders() -> None:

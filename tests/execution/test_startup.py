@@ -26,7 +26,8 @@ from mm.model import (
     Side,
     Tif,
 )
-from mm.venues.hyperliquid.rest import RateLimited, VenueUnavailable
+from mm.venues.base import RateLimited
+from mm.venues.hyperliquid.rest import VenueUnavailable
 from mm.venues.hyperliquid.wire import new_cloid
 from tests.venues.hyperliquid.harness import setup
 
@@ -148,7 +149,7 @@ class RateLimitedVenue(StuckVenue):
         if step in self.on and now < self.until:
             self.refused.append((step, now))
             self.limiter.on_http_429(now)
-            raise RateLimited("/info", 429, "429 Too Many Requests")
+            raise RateLimited("/info: HTTP 429: 429 Too Many Requests")
 
     async def metadata(self) -> list[AssetMeta]:
         self._gate("metadata")

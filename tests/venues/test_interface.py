@@ -29,7 +29,6 @@ def test_the_client_has_every_request_of_the_interface() -> None:
         "place",
         "cancel",
         "modify",
-        "schedule_cancel",
     }
     for name in wanted:
         assert inspect.iscoroutinefunction(getattr(HyperliquidClient, name)), name

@@ -22,10 +22,9 @@ from loguru import logger
 
 from mm import clock
 from mm.execution.startup import StartupWaits
-from mm.venues.base import VenueError
+from mm.venues.base import RateLimited, VenueError
 from mm.venues.hyperliquid.authority import Access, judge
 from mm.venues.hyperliquid.client import HyperliquidClient
-from mm.venues.hyperliquid.rest import RateLimited
 
 STEP = "venue_access"
 PROBE_TRIES = 3

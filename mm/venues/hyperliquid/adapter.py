@@ -303,7 +303,7 @@ class HyperliquidAdapter:
         """The account's cumulative traded volume (USD) as the venue counts it (``cumVlm``)."""
         if self.client is None:
             raise RuntimeError("the order client is not up")
-        return (await self.client.rate_limit()).cum_volume
+        return await self.client.traded_volume()
 
     async def run_execution(
         self,

@@ -65,45 +65,40 @@ from mm.model import (
     Rejected,
     Tif,
 )
-from mm.venues.base import SwitchNeedsVolume, VenueError
+from mm.venues.base import (
+    DeadMansSwitch,
+    OrderCapabilities,
+    OrderFateUnknown,
+    RateLimited,
+    RequestTimeout,
+    SwitchNeedsVolume,
+    VenueError,
+)
 from mm.venues.hyperliquid import batch, codec, queries, wire
 from mm.venues.hyperliquid.authority import Role, parse_user_role, parse_vault_leader
 from mm.venues.hyperliquid.metrics import AdapterMetrics, rejection_reason
-from mm.venues.hyperliquid.rest import RateLimited, RequestTimeout, RestTransport, VenueUnavailable
+from mm.venues.hyperliquid.rest import RestTransport, TooManyRequests, VenueUnavailable
 from mm.venues.hyperliquid.schedule_cancel import parse_volume_refusal
 from mm.venues.hyperliquid.signing import L1Signer
 from mm.venues.hyperliquid.ws import ConnectionDown, PostRejected, PostTimeout, WsConnection
-
-
-class OrderFateUnknown(VenueError):
-    """An order or modify may or may not have reached the venue: resolve before re-sending.
-
-    ``known``: the answers of the call's other orders (a place sends post-only orders apart),
-    by cloid, for the caller to apply; the orders of ``cloids`` are the unknown ones.
-    ``lands_by_ms``: until when (wall ms) the action may still take effect at the venue (its
-    expiry plus the clock allowance); None when it can no longer (it was answered, unreadably).
-    """
-
-    def __init__(
-        self,
-        cloids: Sequence[str],
-        cause: str,
-        known: Mapping[str, PlaceResult] | None = None,
-        *,
-        lands_by_ms: int | None = None,
-    ) -> None:
-        super().__init__(f"fate unknown for {len(cloids)} order(s): {cause}")
-        self.cloids = tuple(cloids)
-        self.cause = cause
-        self.known: Mapping[str, PlaceResult] = dict(known or {})
-        self.lands_by_ms = lands_by_ms
-
 
 _T = TypeVar("_T")
 _S = TypeVar("_S", PlaceResult, CancelResult)
 # The actions that carry expiresAfter: the order actions. (The dead-man's switch's
 # scheduleCancel goes without: its own time says when it acts.)
 ORDER_ACTIONS = frozenset({"place", "cancel", "modify"})
+
+
+CAPABILITIES = OrderCapabilities(
+    # batchModify amends resting orders in place, keeping each its cloid.
+    modify=True,
+    # The venue documents no largest batch (an /exchange request weighs 1 + floor(n / 40)).
+    max_batch=None,
+    post_only=True,  # Alo
+    ioc=True,
+    market_by_quote=False,  # a "market" order is an IOC limit order sized in the coin
+    test_orders=False,
+)
 
 
 class UnknownCoin(VenueError):
@@ -161,6 +156,23 @@ class HyperliquidClient:
         twin = copy.copy(self)
         twin.vault_address = None if vault_address is None else vault_address.lower()
         return twin
+
+    # --- the port's order side ---------------------------------------------------------------
+
+    @property
+    def capabilities(self) -> OrderCapabilities:
+        return CAPABILITIES
+
+    @property
+    def dead_mans_switch(self) -> DeadMansSwitch:
+        """The venue's ``scheduleCancel``: this client arms it."""
+        return self
+
+    def new_client_id(self) -> str:
+        return wire.new_cloid()
+
+    def is_own_client_id(self, client_id: str | None) -> bool:
+        return wire.is_own_cloid(client_id)
 
     # --- reference data -------------------------------------------------------------------
 
@@ -336,6 +348,10 @@ class HyperliquidClient:
                 raise
             raise SwitchNeedsVolume(error.text, refusal.required, refusal.traded) from error
 
+    async def traded_volume(self) -> float:
+        """The account's cumulative traded volume (USD) as the venue counts it (``cumVlm``)."""
+        return (await self.rate_limit()).cum_volume
+
     async def noop(self) -> str | None:
         """Send a ``noop`` signed by this key (for no vault: it acts on nothing, and only
         spends a nonce): None when the venue accepts it, else its refusal text, which says
@@ -482,7 +498,7 @@ def _reply_error(reply: Any) -> VenueError:
     payload = reply.get("payload") if isinstance(reply, Mapping) else reply
     text = codec.describe(payload)
     if text.startswith("429"):
-        return RateLimited("websocket post", 429, text)
+        return TooManyRequests("websocket post", 429, text)
     return codec.VenueRejected(text)
 
 

@@ -66,7 +66,7 @@ from mm.model import (
     Tif,
     Trade,
 )
-from mm.venues.base import VenueError
+from mm.venues.base import MalformedAnswer, VenueError
 from mm.venues.hyperliquid import numbers
 
 __all__ = [
@@ -110,7 +110,7 @@ __all__ = [
 GREETING_TEXT: Final = "Websocket connection established."
 
 
-class CodecError(ValueError):
+class CodecError(MalformedAnswer):
     """A venue message without the expected shape: bad JSON, a missing or mistyped field."""
 
 

@@ -1,12 +1,12 @@
 """REST transport to the venue: ``POST /info`` and ``POST /exchange`` over one pooled client.
 
-One httpx client per adapter (connection pooling, HTTP keep-alive), an overall deadline per
-request with ``trio.fail_after`` (connect, send, wait and read together), and the venue's
-failure modes as exceptions the order API can act on: 429 → ``RateLimited``, 5xx →
-``VenueUnavailable``, a timeout → ``RequestTimeout`` (the request may or may not have acted:
-callers treat an order's fate as unknown), 422 and other statuses → ``RestError``. A read
-(``/info``) whose kept-alive connection was closed under it is asked once more; an action never
-is (it may have acted).
+One httpx client per adapter (connection pooling, HTTP keep-alive), an overall deadline per request
+with ``trio.fail_after`` (connect, send, wait and read together), and the venue's failure modes as
+exceptions the order API can act on: 429 → ``TooManyRequests`` (the port's ``RateLimited``), 5xx →
+``VenueUnavailable``, a timeout → the port's ``RequestTimeout`` (the request may or may not have
+acted: callers treat an order's fate as unknown), 422 and other statuses → ``RestError``. A read
+(``/info``) whose kept-alive connection was closed under it is asked once more; an action never is
+(it may have acted).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import httpx
 import orjson
 import trio
 
-from mm.venues.base import VenueError
+from mm.venues.base import RateLimited, RequestTimeout, VenueError
 
 Observer = Callable[[str, float, int], None]  # (endpoint, seconds, status; 0 on timeout)
 
@@ -33,16 +33,12 @@ class RestError(VenueError):
         self.text = text
 
 
-class RateLimited(RestError):
+class TooManyRequests(RestError, RateLimited):
     """HTTP 429: the IP's weight budget is spent."""
 
 
 class VenueUnavailable(RestError):
     """HTTP 5xx: the venue failed the request."""
-
-
-class RequestTimeout(VenueError):
-    """No answer within the deadline; an action may or may not have taken effect."""
 
 
 class RestTransport:
@@ -112,7 +108,7 @@ class RestTransport:
             except orjson.JSONDecodeError as error:
                 raise RestError(endpoint, status, "answer is not JSON") from error
         if status == 429:
-            raise RateLimited(endpoint, status, response.text)
+            raise TooManyRequests(endpoint, status, response.text)
         if status >= 500:
             raise VenueUnavailable(endpoint, status, response.text)
         raise RestError(endpoint, status, response.text)

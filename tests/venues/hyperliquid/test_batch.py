@@ -31,9 +31,10 @@ from mm.model import (
     Side,
     Tif,
 )
+from mm.venues.base import OrderFateUnknown
 from mm.venues.hyperliquid import codec
 from mm.venues.hyperliquid.batch import StatusCountMismatch, per_request
-from mm.venues.hyperliquid.client import HyperliquidClient, OrderFateUnknown
+from mm.venues.hyperliquid.client import HyperliquidClient
 from mm.venues.hyperliquid.rest import RestTransport
 from mm.venues.hyperliquid.signing import L1Signer
 from mm.venues.hyperliquid.wire import new_cloid

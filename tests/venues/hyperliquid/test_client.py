@@ -24,10 +24,10 @@ from mm.model import (
     Side,
     Tif,
 )
-from mm.venues.base import SwitchNeedsVolume
-from mm.venues.hyperliquid.client import HyperliquidClient, OrderFateUnknown
+from mm.venues.base import OrderFateUnknown, SwitchNeedsVolume
+from mm.venues.hyperliquid.client import HyperliquidClient
 from mm.venues.hyperliquid.codec import VenueRejected
-from mm.venues.hyperliquid.rest import RateLimited, RestTransport, VenueUnavailable
+from mm.venues.hyperliquid.rest import RestTransport, TooManyRequests, VenueUnavailable
 from mm.venues.hyperliquid.signing import L1Signer
 from mm.venues.hyperliquid.wire import new_cloid
 from mm.venues.hyperliquid.ws import WsConnection, ws_url
@@ -204,7 +204,7 @@ async def test_http_429_raises_rate_limited_and_backs_off() -> None:
             assert venue.url is not None
             async with httpx.AsyncClient(base_url=venue.url) as control:
                 await control.post("/sim/faults", json={"http_429": 1.0})
-            with pytest.raises(RateLimited):
+            with pytest.raises(TooManyRequests):
                 await client.open_orders()
             assert client.limiter.rejections == 1
             assert client.limiter.headroom(trio.current_time()) < 1.0
@@ -353,7 +353,7 @@ async def test_a_429_answered_to_a_post_backs_off_as_over_rest() -> None:
             assert client.ws is not None
             assert client.ws.connected
             venue.ip_limits.record("127.0.0.1", 1200, venue.now_ms() / 1000)  # spent elsewhere
-            with pytest.raises(RateLimited):
+            with pytest.raises(TooManyRequests):
                 await client.open_orders()
             assert client.limiter.rejections == 1
             assert client.limiter.blocked_until("info") > trio.current_time()

@@ -12,7 +12,7 @@ import trio.testing
 
 from mm.execution.rate_limit import RateLimitConfig, RateLimiter
 from mm.venues.hyperliquid.queries import RestQueries, ask
-from mm.venues.hyperliquid.rest import RateLimited, VenueUnavailable
+from mm.venues.hyperliquid.rest import TooManyRequests, VenueUnavailable
 
 USER = "0x" + "ab" * 20
 PAGE = {"type": "userFillsByTime", "user": USER, "startTime": 0}
@@ -76,9 +76,9 @@ async def test_a_429_backs_the_limiter_off_and_is_told(
 ) -> None:
     limiter = RateLimiter(ROOMY, FixedRandom(0))
     told: list[float] = []
-    rest = FakeRest(RateLimited("/info", 429, "429 Too Many Requests"), [])
+    rest = FakeRest(TooManyRequests("/info", 429, "429 Too Many Requests"), [])
     queries = RestQueries(rest, limiter, on_rate_limited=lambda: told.append(1.0))
-    with pytest.raises(RateLimited):
+    with pytest.raises(TooManyRequests):
         await queries.info(PAGE)
     limited_at = trio.current_time()
     assert told == [1.0]
@@ -123,9 +123,9 @@ async def test_the_user_streams_reads_are_not_held_by_the_cut_after_a_429(
 ) -> None:
     limiter = RateLimiter(ROOMY, FixedRandom(0))
     limiter.record(700, trio.current_time())  # trading's weight in the window
-    rest = FakeRest(RateLimited("/info", 429, "429 Too Many Requests"), [], [])
+    rest = FakeRest(TooManyRequests("/info", 429, "429 Too Many Requests"), [], [])
     essential = RestQueries(rest, limiter, essential=True)
-    with pytest.raises(RateLimited):
+    with pytest.raises(TooManyRequests):
         await essential.info(PAGE)
     limited_at = trio.current_time()
     await essential.info(PAGE)  # after the block: 720 + 120 fit the full budget

@@ -9,11 +9,11 @@ import httpx
 import pytest
 import trio
 
+from mm.venues.base import RequestTimeout
 from mm.venues.hyperliquid.rest import (
-    RateLimited,
-    RequestTimeout,
     RestError,
     RestTransport,
+    TooManyRequests,
     VenueUnavailable,
 )
 from mm.venues.hyperliquid.signing import address_from_private_key, sign_l1_action
@@ -59,7 +59,7 @@ async def test_info_and_a_signed_action() -> None:
 @pytest.mark.parametrize(
     ("faults", "error"),
     [
-        (FaultConfig(http_429=1.0), RateLimited),
+        (FaultConfig(http_429=1.0), TooManyRequests),
         (FaultConfig(http_5xx=1.0), VenueUnavailable),
     ],
 )
