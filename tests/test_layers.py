@@ -49,13 +49,7 @@ REMAINING = {
     "mm.venues.sim.ratelimit -> mm.venues.hyperliquid.limits",
     "mm.venues.sim.venue -> mm.venues.hyperliquid.schedule_cancel",
     # orders: the order side of the port
-    "mm.execution.auditor -> mm.venues.hyperliquid.codec",
-    "mm.execution.flatten -> mm.venues.hyperliquid.wire",
-    "mm.execution.orders -> mm.venues.hyperliquid.client",
-    "mm.execution.orders -> mm.venues.hyperliquid.rest",
     "mm.execution.rate_limit -> mm.venues.hyperliquid.limits",
-    "mm.execution.slots -> mm.venues.hyperliquid.wire",
-    "mm.execution.startup -> mm.venues.hyperliquid.rest",
     "mm.strategies.market_maker.ladder -> mm.venues.hyperliquid.numbers",
     # feeds: the market and user side of the port
     "mm.feeds.fill_audit -> mm.venues.hyperliquid.codec",
