@@ -59,7 +59,7 @@ from mm.risk.runner import RiskAggregator
 from mm.runfile import RunFile, RunInfo
 from mm.secrets import Redactor
 from mm.strategies.market_maker.runner import Trading
-from mm.venues.hyperliquid.adapter import HyperliquidAdapter
+from mm.venues.factory import build_adapter
 from mm.venues.sim.venue import SimVenue
 from supervisors import (
     Backoff,
@@ -168,16 +168,14 @@ class Service:
         # The fills accounted for: restored from the journal at start, shared by the user
         # stream and the fill audit.
         self.fill_history = FillHistory(config.feeds.user.dedup_capacity)
-        self.adapter = HyperliquidAdapter(
+        self.adapter = build_adapter(
+            config.venue,
             config.feeds,
             venue_url=lambda: self.venue_url,
             signing_key=secrets.venue_key,
-            account_address=config.venue.account_address,
             registry=self.registry,
             rate_limit=config.rate_limit,
-            mainnet=config.venue.network == "mainnet",
             fill_history=self.fill_history,
-            cancel_foreign_orders=config.venue.cancel_foreign_orders,
         )
         self.fill_audit = FillAudit(
             config.feeds.user,

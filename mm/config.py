@@ -8,7 +8,6 @@ file names an environment variable or a file that holds them (see ``resolve_secr
 from __future__ import annotations
 
 import hashlib
-import ipaddress
 import itertools
 import tomllib
 import typing
@@ -35,6 +34,7 @@ from mm.settings import (
     at_least,
     check_section,
     describe_structuring_error,
+    is_loopback,
     join_path,
     non_empty,
     non_negative,
@@ -47,8 +47,7 @@ from mm.settings import (
     ConfigError as ConfigError,
 )
 from mm.strategies.market_maker.engine import StrategyConfig
-from mm.venues.config import DEV_PRIVATE_KEY, PRIVATE_KEY, VenueConfig, is_local_url
-from mm.venues.hyperliquid.adapter import FeedsConfig
+from mm.venues.config import DEV_PRIVATE_KEY, PRIVATE_KEY, FeedsConfig, VenueConfig, is_local_url
 from mm.venues.sim.config import SimConfig
 
 ENV_PREFIX = "MM_"
@@ -329,15 +328,6 @@ def _read_secret(
     if trouble is not None:
         return None, [f"{source}: {trouble}"]
     return Secret(value), []
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 def resolve_secrets(config: Config, environ: Mapping[str, str]) -> Secrets:

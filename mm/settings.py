@@ -8,6 +8,7 @@ strict (no "yes" for a bool), unknown keys are errors, and every problem is repo
 
 from __future__ import annotations
 
+import ipaddress
 import typing
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -89,6 +90,16 @@ def _converter() -> cattrs.Converter:
 
 
 CONVERTER = _converter()
+
+
+def is_loopback(host: str) -> bool:
+    """``localhost`` or a loopback address (IPv6 in brackets or not)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 def join_path(path: str, key: str | int) -> str:

@@ -19,13 +19,13 @@ from mm.config import (
     ConfigError,
     config_hash,
     env_overrides,
-    is_loopback,
     load_config,
     resolve_secrets,
     staleness_ladder,
     structure,
     to_dict,
 )
+from mm.settings import is_loopback
 from mm.venues.config import DEV_PRIVATE_KEY
 
 SHIPPED_CONFIG = Path(__file__).resolve().parents[1] / "config.toml"

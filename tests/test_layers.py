@@ -25,8 +25,6 @@ ALLOWED = {"mm.venues.factory"}
 # importer -> imported module; the owner named is who removes it (issue 15's helpers).
 REMAINING = {
     # wiring: the port and the factory
-    "mm.app -> mm.venues.hyperliquid.adapter",
-    "mm.config -> mm.venues.hyperliquid.adapter",
     "mm.execution.flatten -> mm.venues.hyperliquid.adapter",
     "mm.ops.monitor -> mm.venues.hyperliquid.adapter",
     "mm.risk.account -> mm.venues.hyperliquid.adapter",

@@ -1,4 +1,5 @@
-"""The ``[venue]`` section: which venue mm trades on, where, and with which signing key.
+"""The ``[venue]`` and ``[feeds]`` sections: which venue mm trades on, where, with which signing
+key, and how its feeds and startup run.
 
 The signing key never lives in config.toml: it comes from the environment variable or file
 the section names. For the embedded simulator (or any loopback URL) a well-known development
@@ -12,9 +13,16 @@ from urllib.parse import urlsplit
 
 import attrs
 
-from mm.settings import non_empty, one_of, setting
+from mm.execution.deadman import DeadmanConfig
+from mm.execution.startup import StartupConfig
+from mm.feeds.health import ConnectionConfig
+from mm.feeds.market import MarketFeedConfig
+from mm.feeds.user import UserStreamConfig
+from mm.settings import at_least, is_loopback, non_empty, non_negative, one_of, positive, setting
 
 EMBEDDED = "embedded"
+# The venue adapters mm.venues.factory builds (venue.kind).
+KINDS = ("hyperliquid",)
 # A publicly known key ("mm" repeated): only ever for the simulator on this machine.
 DEV_PRIVATE_KEY = "0x" + "6d6d" * 16
 ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
@@ -40,18 +48,42 @@ def is_local_url(url: str) -> bool:
     """The embedded simulator, or a URL on this machine's loopback."""
     if url == EMBEDDED:
         return True
-    from mm.config import is_loopback
-
     host = urlsplit(url).hostname or ""
     return is_loopback(host)
 
 
 @attrs.frozen
 class VenueConfig:
-    kind: str = setting("hyperliquid", one_of("hyperliquid"))
+    kind: str = setting("hyperliquid", one_of(*KINDS))
     url: str = setting(EMBEDDED, _url)
     network: str = setting("testnet", one_of("mainnet", "testnet"))
     account_address: str = setting("", _address)
     private_key_env: str = setting("MM_HL_PRIVATE_KEY", non_empty)
     private_key_file: str = setting("")
     cancel_foreign_orders: bool = setting(True)
+
+
+def _coins(value: tuple[str, ...]) -> str | None:
+    return None if value else "must name at least one coin"
+
+
+@attrs.frozen
+class FeedsConfig:
+    # Coins whose books, trades and mids are followed.
+    coins: tuple[str, ...] = setting(("BTC", "ETH"), _coins)
+    # Trades waiting for the strategy before new ones are dropped (and counted).
+    trades_queue: int = setting(10_000, at_least(1))
+    # User events (order reports, fills) waiting for the executor; never dropped: a full queue
+    # makes the user stream wait (its connection buffers, then resyncs if it must).
+    user_events_queue: int = setting(100_000, at_least(1))
+    # Every order action (place, cancel, modify) carries expiresAfter: the venue refuses it once
+    # this many seconds have passed since it was signed. An order whose answer was lost and that
+    # the venue does not know (unknownOid) is taken for never placed only once its action can
+    # no longer land: this window plus expiry_allowance_s (the venue's clock against ours).
+    action_expiry_s: float = setting(3.0, positive)
+    expiry_allowance_s: float = setting(0.5, non_negative)
+    connection: ConnectionConfig = attrs.field(factory=ConnectionConfig)
+    market: MarketFeedConfig = attrs.field(factory=MarketFeedConfig)
+    user: UserStreamConfig = attrs.field(factory=UserStreamConfig)
+    startup: StartupConfig = attrs.field(factory=StartupConfig)
+    deadman: DeadmanConfig = attrs.field(factory=DeadmanConfig)

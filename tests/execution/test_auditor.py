@@ -33,7 +33,8 @@ from mm.model import (
 )
 from mm.secrets import Secret
 from mm.venues.base import VenueError
-from mm.venues.hyperliquid.adapter import FeedsConfig, HyperliquidAdapter
+from mm.venues.config import FeedsConfig
+from mm.venues.hyperliquid.adapter import HyperliquidAdapter
 
 S = OrderState
 CONFIG = AuditConfig()  # the shipped values

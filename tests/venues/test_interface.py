@@ -8,8 +8,8 @@ from prometheus_client import CollectorRegistry
 
 from mm.secrets import Secret
 from mm.venues.base import VenueAdapter, VenueClient
-from mm.venues.config import DEV_PRIVATE_KEY
-from mm.venues.hyperliquid.adapter import FeedsConfig, HyperliquidAdapter
+from mm.venues.config import DEV_PRIVATE_KEY, FeedsConfig
+from mm.venues.hyperliquid.adapter import HyperliquidAdapter
 from mm.venues.hyperliquid.client import HyperliquidClient
 
 

@@ -21,18 +21,18 @@ from mm import clock
 from mm.book import BookBus
 from mm.execution.address_budget import AddressBudget
 from mm.execution.auditor import AuditLink, OrderAuditor
-from mm.execution.deadman import DeadmanConfig, DeadmanKeeper
+from mm.execution.deadman import DeadmanKeeper
 from mm.execution.dispatch import Dispatcher, DispatchOutput
 from mm.execution.orders import OrderRouter
 from mm.execution.rate_limit import RateLimitConfig, RateLimiter
-from mm.execution.startup import StartupConfig, StartupState, StartupWaits, run_startup
-from mm.feeds.health import ConnectionConfig, Transition
+from mm.execution.startup import StartupState, StartupWaits, run_startup
+from mm.feeds.health import Transition
 from mm.feeds.history import FillHistory
-from mm.feeds.market import MarketFeed, MarketFeedConfig
-from mm.feeds.user import Resynced, UserStream, UserStreamConfig, UserStreamEvent
+from mm.feeds.market import MarketFeed
+from mm.feeds.user import Resynced, UserStream, UserStreamEvent
 from mm.model import AccountState, Fill, OpenOrder, OrderReport, RateLimitState, Trade
 from mm.secrets import Secret
-from mm.settings import at_least, non_negative, positive, setting
+from mm.venues.config import FeedsConfig
 from mm.venues.hyperliquid import wire
 from mm.venues.hyperliquid.access import VenueAccess
 from mm.venues.hyperliquid.client import HyperliquidClient
@@ -42,32 +42,6 @@ from mm.venues.hyperliquid.rest import RestTransport
 from mm.venues.hyperliquid.signing import L1Signer
 from mm.venues.hyperliquid.wire import is_own_cloid
 from mm.venues.hyperliquid.ws import WsConnection
-
-
-def _coins(value: tuple[str, ...]) -> str | None:
-    return None if value else "must name at least one coin"
-
-
-@attrs.frozen
-class FeedsConfig:
-    # Coins whose books, trades and mids are followed.
-    coins: tuple[str, ...] = setting(("BTC", "ETH"), _coins)
-    # Trades waiting for the strategy before new ones are dropped (and counted).
-    trades_queue: int = setting(10_000, at_least(1))
-    # User events (order reports, fills) waiting for the executor; never dropped: a full queue
-    # makes the user stream wait (its connection buffers, then resyncs if it must).
-    user_events_queue: int = setting(100_000, at_least(1))
-    # Every order action (place, cancel, modify) carries expiresAfter: the venue refuses it once
-    # this many seconds have passed since it was signed. An order whose answer was lost and that
-    # the venue does not know (unknownOid) is taken for never placed only once its action can
-    # no longer land: this window plus expiry_allowance_s (the venue's clock against ours).
-    action_expiry_s: float = setting(3.0, positive)
-    expiry_allowance_s: float = setting(0.5, non_negative)
-    connection: ConnectionConfig = attrs.field(factory=ConnectionConfig)
-    market: MarketFeedConfig = attrs.field(factory=MarketFeedConfig)
-    user: UserStreamConfig = attrs.field(factory=UserStreamConfig)
-    startup: StartupConfig = attrs.field(factory=StartupConfig)
-    deadman: DeadmanConfig = attrs.field(factory=DeadmanConfig)
 
 
 class HyperliquidAdapter:

@@ -1,0 +1,48 @@
+"""Builds the venue adapter that ``venue.kind`` names: the one module outside a venue's package
+that imports it.
+
+The service (mm.app) and ``mm check`` (mm.ops.checks) ask for an adapter here and see it
+through the port; nothing else in mm names a venue package. A kind with no builder fails at
+once naming ``venue.kind`` (config.py already refuses any kind outside ``KINDS``, so this is
+the factory and the config disagreeing, a bug: tests/venues/test_factory.py checks they
+agree).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from prometheus_client import CollectorRegistry
+
+from mm.execution.rate_limit import RateLimitConfig
+from mm.feeds.history import FillHistory
+from mm.secrets import Secret
+from mm.venues.config import KINDS, FeedsConfig, VenueConfig
+from mm.venues.hyperliquid.adapter import HyperliquidAdapter
+
+
+def build_adapter(
+    venue: VenueConfig,
+    feeds: FeedsConfig,
+    *,
+    venue_url: Callable[[], str | None],
+    signing_key: Secret,
+    registry: CollectorRegistry,
+    rate_limit: RateLimitConfig | None = None,
+    fill_history: FillHistory | None = None,
+) -> HyperliquidAdapter:
+    """The adapter for ``venue.kind``, its URL read through ``venue_url`` when a feed starts
+    (an embedded simulator's port is known only once it listens)."""
+    if venue.kind == "hyperliquid":
+        return HyperliquidAdapter(
+            feeds,
+            venue_url=venue_url,
+            signing_key=signing_key,
+            account_address=venue.account_address,
+            registry=registry,
+            rate_limit=rate_limit,
+            mainnet=venue.network == "mainnet",
+            fill_history=fill_history,
+            cancel_foreign_orders=venue.cancel_foreign_orders,
+        )
+    raise ValueError(f"venue.kind: no adapter for {venue.kind!r} (known: {', '.join(KINDS)})")

@@ -1,0 +1,55 @@
+"""The factory builds the adapter venue.kind names, from the sections the service hands it."""
+
+from __future__ import annotations
+
+import attrs
+import pytest
+from prometheus_client import CollectorRegistry
+
+from mm.config import ConfigError, structure
+from mm.secrets import Secret
+from mm.venues.config import DEV_PRIVATE_KEY, KINDS, FeedsConfig, VenueConfig
+from mm.venues.factory import build_adapter
+
+ACCOUNT = "0x" + "AB" * 20
+
+
+def build(venue: VenueConfig) -> object:
+    return build_adapter(
+        venue,
+        FeedsConfig(coins=("SOL",)),
+        venue_url=lambda: "http://127.0.0.1:1",
+        signing_key=Secret(DEV_PRIVATE_KEY),
+        registry=CollectorRegistry(),
+    )
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_every_kind_the_config_accepts_has_an_adapter(kind: str) -> None:
+    adapter = build(VenueConfig(kind=kind))
+    assert adapter is not None
+
+
+def test_the_adapter_gets_the_venue_section() -> None:
+    adapter = build_adapter(
+        VenueConfig(account_address=ACCOUNT, network="mainnet", cancel_foreign_orders=False),
+        FeedsConfig(coins=("SOL",)),
+        venue_url=lambda: "http://127.0.0.1:1",
+        signing_key=Secret(DEV_PRIVATE_KEY),
+        registry=CollectorRegistry(),
+    )
+    assert adapter.account == ACCOUNT.lower()
+    assert adapter.mainnet is True
+    assert adapter.cancel_foreign_orders is False
+    assert adapter.config.coins == ("SOL",)
+    assert adapter.url() == "http://127.0.0.1:1"
+    assert adapter.client is None  # until its user feed is up
+    assert adapter.healthy() is False
+
+
+def test_a_kind_without_an_adapter_is_refused_naming_the_key() -> None:
+    with pytest.raises(ValueError, match=r"^venue\.kind: no adapter for 'kucoin'"):
+        build(attrs.evolve(VenueConfig(), kind="kucoin"))
+    with pytest.raises(ConfigError) as caught:
+        structure({"venue": {"kind": "kucoin"}})
+    assert caught.value.errors == ["venue.kind: must be one of hyperliquid, got 'kucoin'"]
