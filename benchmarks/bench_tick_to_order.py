@@ -32,6 +32,7 @@ from mm.model import Level, Side, Trade
 from mm.strategies.market_maker.accumulator import AccumulatorConfig
 from mm.strategies.market_maker.engine import StrategyConfig, SymbolQuoter
 from mm.venues.hyperliquid.client import HyperliquidClient
+from mm.venues.hyperliquid.market_stream import HyperliquidMarketStream
 from mm.venues.hyperliquid.metrics import AdapterMetrics
 from mm.venues.hyperliquid.rest import RestTransport
 from mm.venues.hyperliquid.signing import L1Signer
@@ -105,7 +106,7 @@ async def tick_to_order() -> tuple[list[float], list[float]]:
         await nursery.start(user_ws.run)
         bus = BookBus()
         trades_send, _trades = trio.open_memory_channel[Trade](10_000)
-        feed = MarketFeed(market_ws, ["BTC"], bus, trades_send)
+        feed = MarketFeed(HyperliquidMarketStream(market_ws), ["BTC"], bus, trades_send)
         await nursery.start(feed.run)
         signer = L1Signer(KEY)
         rest = RestTransport(venue.url)

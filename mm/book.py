@@ -1,19 +1,23 @@
 """The L2 book of one symbol, and the conflating bus that carries books to the strategy.
 
 ``Book`` is a value: the latest full snapshot of a symbol with the derived prices a strategy
-reads (best bid and ask, mid, spread, microprice, depth). ``BookBus`` keeps only the latest
-book per symbol (book updates are conflated: a slow reader skips stale books, it never queues
-them); publishing never blocks, and a reader waits for a version newer than the one it saw.
+reads (best bid and ask, mid, spread, microprice, depth). ``BookBuilder`` (pure) builds one
+symbol's book from what the venue sends: snapshots, and sequenced deltas that continue from a
+snapshot's sequence; a delta that does not follow leaves it without a book until the next
+snapshot. ``BookBus`` keeps only the latest book per symbol (book updates are conflated: a slow
+reader skips stale books, it never queues them); publishing never blocks, and a reader waits
+for a version newer than the one it saw.
 """
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Iterable
 
 import attrs
 import trio
 
-from mm.model import BookSnapshot, Level
+from mm.model import BookDelta, BookSnapshot, Level
 
 
 @attrs.frozen(slots=True)
@@ -77,6 +81,84 @@ class Book:
 
     def age_ms(self, now_ms: int) -> int:
         return now_ms - self.time_ms
+
+
+class Applied(enum.Enum):
+    """What became of a delta given to a ``BookBuilder``."""
+
+    APPLIED = "applied"  # the book moved on to the delta's sequence
+    STALE = "stale"  # the book is past it already (e.g. the snapshot included it): ignored
+    GAP = "gap"  # it does not follow the book's sequence: no book until the next snapshot
+    NO_BASE = "no_base"  # no book to apply it to (none yet, or lost since): ignored
+
+
+class BookBuilder:
+    """One symbol's book from snapshots and sequenced deltas (pure, no I/O).
+
+    A snapshot replaces the book; a delta applies when it continues the book's sequence
+    (``first_seq <= seq + 1 <= delta.seq``: the changes it repeats were in the book already and
+    are replaced again in order, to the same sizes), is stale when the book is past it, and
+    otherwise breaks the sequence: the book is lost until the next snapshot (``synced`` False),
+    as after ``lose`` (events were dropped). A snapshot without a sequence takes no deltas.
+    Levels are kept as the venue sent them until a delta comes, so a venue that sends
+    snapshots only pays nothing for the deltas it never sends.
+    """
+
+    def __init__(self, coin: str) -> None:
+        self.coin = coin
+        self.seq: int | None = None
+        self.time_ms = 0
+        self.synced = False
+        self._bids: tuple[Level, ...] = ()
+        self._asks: tuple[Level, ...] = ()
+        # Price to level, built on the first delta after a snapshot.
+        self._bid_px: dict[float, Level] | None = None
+        self._ask_px: dict[float, Level] | None = None
+
+    def snapshot(self, snapshot: BookSnapshot) -> None:
+        self.seq = snapshot.seq
+        self.time_ms = snapshot.time_ms
+        self._bids, self._asks = snapshot.bids, snapshot.asks
+        self._bid_px = self._ask_px = None
+        self.synced = True
+
+    def lose(self) -> None:
+        """Events were lost: no book until the next snapshot."""
+        self.synced = False
+
+    def delta(self, delta: BookDelta) -> Applied:
+        seq = self.seq
+        if not self.synced or seq is None:
+            return Applied.NO_BASE
+        if delta.seq <= seq:
+            return Applied.STALE
+        if delta.first_seq > seq + 1:
+            self.synced = False
+            return Applied.GAP
+        if self._bid_px is None or self._ask_px is None:
+            self._bid_px = {level.px: level for level in self._bids}
+            self._ask_px = {level.px: level for level in self._asks}
+        _change(self._bid_px, delta.bids)
+        _change(self._ask_px, delta.asks)
+        self._bids = tuple(sorted(self._bid_px.values(), key=lambda level: -level.px))
+        self._asks = tuple(sorted(self._ask_px.values(), key=lambda level: level.px))
+        self.seq = delta.seq
+        self.time_ms = delta.time_ms
+        return Applied.APPLIED
+
+    def book(self, received_ms: int = 0) -> Book | None:
+        """The book as it stands (None while it is not synced)."""
+        if not self.synced:
+            return None
+        return Book(self.coin, self.time_ms, self._bids, self._asks, received_ms)
+
+
+def _change(levels: dict[float, Level], changes: Iterable[Level]) -> None:
+    for level in changes:
+        if level.sz > 0:
+            levels[level.px] = level
+        else:
+            levels.pop(level.px, None)
 
 
 class BookBus:

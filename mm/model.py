@@ -54,12 +54,29 @@ class Level:
 
 @attrs.frozen(slots=True)
 class BookSnapshot:
-    """A full L2 snapshot, best levels first on each side."""
+    """A full L2 snapshot, best levels first on each side. ``seq``: the venue's sequence number
+    of the book, where its books are sequenced (the deltas that follow continue from it)."""
 
     coin: str
     time_ms: int
     bids: tuple[Level, ...]
     asks: tuple[Level, ...]
+    seq: int | None = None
+
+
+@attrs.frozen(slots=True)
+class BookDelta:
+    """Changes to an L2 book, sequence numbers ``first_seq`` to ``seq`` of the venue's book: each
+    level given replaces the size at its price, a size of 0 removes the price. It applies to a
+    book at sequence ``first_seq - 1`` (or later, up to ``seq``: a venue's sequences may overlap
+    a snapshot)."""
+
+    coin: str
+    time_ms: int
+    first_seq: int
+    seq: int
+    bids: tuple[Level, ...] = ()
+    asks: tuple[Level, ...] = ()
 
 
 @attrs.frozen(slots=True)
@@ -265,5 +282,5 @@ PlaceResult = Resting | Filled | Rejected
 CancelResult = None | Rejected  # None: canceled
 
 
-MarketEvent = BookSnapshot | Bbo | Trade | Mids
+MarketEvent = BookSnapshot | BookDelta | Bbo | Trade | Mids
 UserEvent = OrderReport | Fill | NonUserCancel | Liquidation | Funding

@@ -1,13 +1,18 @@
-"""The L2 Book's derived prices and the conflating BookBus."""
+"""The L2 Book's derived prices, the BookBuilder of snapshots and sequenced deltas, and the
+conflating BookBus."""
 
 from __future__ import annotations
+
+import itertools
 
 import pytest
 import trio
 import trio.testing
+from hypothesis import given
+from hypothesis import strategies as st
 
-from mm.book import Book, BookBus
-from mm.model import BookSnapshot, Level
+from mm.book import Applied, Book, BookBuilder, BookBus
+from mm.model import BookDelta, BookSnapshot, Level
 
 
 def book(bid: float | None, ask: float | None, *, coin: str = "BTC", time_ms: int = 1) -> Book:
@@ -127,3 +132,107 @@ async def test_wait_any(autojump_clock: trio.testing.MockClock) -> None:
         nursery.start_soon(later)
         assert await bus.wait_any(0) == 1
         assert trio.current_time() == pytest.approx(5)
+
+
+# --- BookBuilder: snapshots and sequenced deltas ----------------------------------------------
+
+# One change of the venue's book: (is_bid, price, size; 0 removes the price).
+Change = tuple[bool, float, float]
+CHANGES = st.lists(
+    st.tuples(
+        st.booleans(),
+        st.sampled_from([97.0, 98.0, 99.0, 100.0, 101.0, 102.0, 103.0]),
+        st.sampled_from([0.0, 0.5, 1.0, 2.5]),
+    ),
+    max_size=40,
+)
+
+
+def venue_books(changes: list[Change]) -> list[tuple[tuple[Level, ...], tuple[Level, ...]]]:
+    """The venue's book after each sequence number (index = sequence), best first."""
+    bids: dict[float, float] = {}
+    asks: dict[float, float] = {}
+    books = []
+    for change in [None, *changes]:
+        if change is not None:
+            is_bid, px, sz = change
+            side = bids if is_bid else asks
+            if sz > 0:
+                side[px] = sz
+            else:
+                side.pop(px, None)
+        books.append(
+            (
+                tuple(Level(px, sz) for px, sz in sorted(bids.items(), reverse=True)),
+                tuple(Level(px, sz) for px, sz in sorted(asks.items())),
+            )
+        )
+    return books
+
+
+def deltas(changes: list[Change], first: int, cuts: list[int]) -> list[BookDelta]:
+    """Changes ``first``..end (sequence numbers from 1) in messages cut at ``cuts``."""
+    bounds = sorted(
+        {first, *(cut for cut in cuts if first < cut <= len(changes)), len(changes) + 1}
+    )
+    out = []
+    for start, end in itertools.pairwise(bounds):
+        part = changes[start - 1 : end - 1]
+        bids = tuple(Level(px, sz) for is_bid, px, sz in part if is_bid)
+        asks = tuple(Level(px, sz) for is_bid, px, sz in part if not is_bid)
+        out.append(BookDelta("BTC", end - 1, start, end - 1, bids, asks))
+    return out
+
+
+@given(CHANGES, st.data())
+def test_deltas_from_any_snapshot_build_the_venues_book(
+    changes: list[Change], data: st.DataObject
+) -> None:
+    """A snapshot at any sequence, then the venue's deltas from any point at or before the one
+    that follows it (overlap is the rule on a delta venue), cut anywhere: the venue's book."""
+    books = venue_books(changes)
+    at = data.draw(st.integers(0, len(changes)), label="snapshot at")
+    first = data.draw(st.integers(1, at + 1), label="deltas from")
+    cuts = data.draw(st.lists(st.integers(1, len(changes) + 1)), label="cuts")
+    builder = BookBuilder("BTC")
+    builder.snapshot(BookSnapshot("BTC", at, *books[at], seq=at))
+    for delta in deltas(changes, first, cuts):
+        expected = Applied.STALE if delta.seq <= at else Applied.APPLIED
+        assert builder.delta(delta) is expected
+    built = builder.book(received_ms=7)
+    assert built is not None
+    assert (built.bids, built.asks) == books[-1]
+    assert built.received_ms == 7
+    assert builder.seq == max(at, len(changes))
+
+
+@given(CHANGES.filter(lambda changes: len(changes) >= 2), st.data())
+def test_a_delta_that_does_not_follow_loses_the_book_until_a_snapshot(
+    changes: list[Change], data: st.DataObject
+) -> None:
+    books = venue_books(changes)
+    at = data.draw(st.integers(0, len(changes) - 2), label="snapshot at")
+    builder = BookBuilder("BTC")
+    builder.snapshot(BookSnapshot("BTC", at, *books[at], seq=at))
+    skipped = data.draw(st.integers(at + 2, len(changes)), label="resumes at")
+    [*_, last] = deltas(changes, skipped, [])
+    assert builder.delta(last) is Applied.GAP
+    assert builder.book() is None
+    assert builder.delta(last) is Applied.NO_BASE
+    builder.snapshot(BookSnapshot("BTC", len(changes), *books[-1], seq=len(changes)))
+    built = builder.book()
+    assert built is not None
+    assert (built.bids, built.asks) == books[-1]
+
+
+def test_a_book_without_a_sequence_takes_no_deltas() -> None:
+    builder = BookBuilder("BTC")
+    delta = BookDelta("BTC", 2, 1, 1, (Level(99.0, 1.0),))
+    assert builder.delta(delta) is Applied.NO_BASE  # nothing yet
+    builder.snapshot(BookSnapshot("BTC", 1, (Level(98.0, 1.0),), ()))
+    assert builder.delta(delta) is Applied.NO_BASE
+    built = builder.book()
+    assert built is not None
+    assert built.bids == (Level(98.0, 1.0),)
+    builder.lose()
+    assert builder.book() is None

@@ -47,7 +47,7 @@ from grafana_foundation_sdk.models import prometheus as prometheus_model
 from mm.ops.autonomy import Mode
 from mm.ops.session import Phase
 from mm.risk.monitors import Action
-from mm.venues.hyperliquid.metrics import FEED_STATES
+from mm.feeds.metrics import FEED_STATES
 
 __all__ = [
     "DASHBOARD_DIR",

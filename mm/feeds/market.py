@@ -1,27 +1,32 @@
-"""The market-data feed task: venue frames in, checked books on the ``BookBus`` out.
+"""The market-data feed task: a venue's typed market data in, checked books on the ``BookBus`` out.
 
-``MarketFeed`` is a supervised child for a list of coins on one WebSocket connection (a
-``WsConnection``, which runs as its own child elsewhere and keeps the socket up, resubscribing
-after every reconnect). The feed registers, per coin, an ``l2Book`` and a ``trades``
-subscription, and one ``allMids`` subscription, then serves them:
+``MarketFeed`` is a supervised child for a list of coins on one venue ``MarketStream`` (the
+venue port's: a connection that runs as its own child elsewhere and keeps the socket up,
+subscribing again after every reconnect, and parses every frame at the venue's edge). The feed
+registers, per coin, a book and a trades subscription, and one mids subscription, then serves
+them:
 
-- **l2Book** (every frame is a full snapshot): parsed by the codec, stamped with our clock
-  (``now_ms``, injected), checked by the coin's ``BookQuality``; an accepted book is published
-  on the ``BookBus`` (latest wins) and ``mm_book_age_seconds{symbol}`` is set to its age at
-  that moment; every issue the checks flag (rejected or not) counts in
-  ``mm_data_quality_errors_total{symbol, kind}``. A rejected book is not published: the coin's
-  last book time does not advance, so a feed of crossed books turns the coin stale.
+- **books**: a ``BookSnapshot`` replaces the coin's book, a ``BookDelta`` changes it when it
+  continues the book's sequence (``BookBuilder``; one that does not is a gap: no book until the
+  venue's next snapshot). The book is stamped with our clock (``now_ms``, injected), checked by
+  the coin's ``BookQuality``; an accepted book is published on the ``BookBus`` (latest wins)
+  and ``mm_book_age_seconds{symbol}`` is set to its age at that moment; every issue the checks
+  flag (rejected or not) counts in ``mm_data_quality_errors_total{symbol, kind}``. A rejected
+  book is not published: the coin's last book time does not advance, so a feed of crossed books
+  turns the coin stale.
 - **trades**: each ``Trade`` goes to the caller's bounded memory channel with ``send_nowait``;
   when it is full (or closed) the trade is dropped and counted, in ``trades_dropped`` and
   ``mm_feed_dropped_messages_total{feed}``. The strategy never slows the feed.
-- **allMids**: the latest ``{coin: mid}`` of the venue is kept (``mids``; the dict is replaced
-  whole on each frame, never mutated, so a reader holding it sees one consistent snapshot).
+- **mids**: the latest ``{coin: mid}`` of the venue is kept (``mids``; the dict is replaced
+  whole on each update, never mutated, so a reader holding it sees one consistent snapshot).
 
-A frame that does not parse is counted (``malformed`` per channel and
-``mm_feed_malformed_messages_total{feed}``) and skipped. A ``Gap`` marker (the connection
-dropped frames because this feed fell behind) is counted in ``gaps`` per channel; nothing else
-is needed, since the next l2Book frame is a full snapshot that replaces the book.
-Per-message logging is at DEBUG at most (and only for the unusual: gaps, malformed frames).
+A ``Malformed`` marker (a venue message that did not parse) is counted (``malformed`` per
+channel and ``mm_feed_malformed_messages_total{feed}``) and skipped, as is a book of another
+coin on a coin's subscription. A ``Gap`` marker (messages were dropped because this feed fell
+behind) is counted in ``gaps`` per channel; a book built from deltas waits for the venue's next
+snapshot, and a venue of snapshots (Hyperliquid's l2Book) needs nothing more. Channels are
+named as the venue names them. Per-message logging is at DEBUG at most (and only for the
+unusual: gaps, malformed messages).
 
 Readiness: ``run`` reports started once every subscription is acknowledged on the current
 socket and a first book of every coin has been published, or, at the latest, after
@@ -33,13 +38,8 @@ data), so whatever gates quotes on freshness keeps them unquoted until their boo
 
 On exit (cancelled, or failing) the feed unsubscribes, shielded and within
 ``unsubscribe_timeout_s``, so that a restarted feed subscribes afresh and gets the venue's
-initial snapshots. A subscription the venue refuses (an unknown coin) ends ``run`` with
-``FeedError`` (a config error: the supervisor restarts, then escalates).
-
-The connection protocol the feed relies on (``MarketConnection``) is the subset of
-``WsConnection`` it uses: ``connected``, ``wait_connected()``, ``subscribe(subscription,
-buffer=...)`` returning a ``Subscription`` (a stream of parsed JSON frames and ``Gap``
-markers, with ``active``, ``closed`` and ``error``), and ``unsubscribe(subscription)``.
+initial snapshots. A subscription whose stream ends (the venue refused it: an unknown coin)
+ends ``run`` with ``FeedError`` (a config error: the supervisor restarts, then escalates).
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from functools import partial
-from typing import Any, Protocol
+from typing import Any
 
 import attrs
 import trio
@@ -57,44 +57,18 @@ from prometheus_client import Counter as PromCounter
 from prometheus_client import Gauge as PromGauge
 
 from mm import clock
-from mm.book import Book, BookBus
+from mm.book import Applied, Book, BookBuilder, BookBus
+from mm.feeds.metrics import FeedMetrics
 from mm.feeds.quality import BookQuality, Issue, QualityConfig
-from mm.model import Trade
+from mm.model import BookDelta, Mids, Trade
 from mm.settings import at_least, non_negative, positive, setting
-from mm.venues.hyperliquid.codec import (
-    CodecError,
-    TradesFrame,
-    decode_message,
-    parse_all_mids,
-    parse_l2_book,
-)
-from mm.venues.hyperliquid.metrics import AdapterMetrics
-from mm.venues.hyperliquid.ws import Gap, Subscription
+from mm.venues.base import BookEvent, EventStream, Gap, Malformed, MarketStream
 
-__all__ = ["FeedError", "MarketConnection", "MarketFeed", "MarketFeedConfig", "wall_clock_ms"]
-
-BOOK_CHANNEL = "l2Book"
-TRADES_CHANNEL = "trades"
-MIDS_CHANNEL = "allMids"
+__all__ = ["FeedError", "MarketFeed", "MarketFeedConfig", "wall_clock_ms"]
 
 
 class FeedError(Exception):
     """The feed cannot serve: a subscription was refused or its stream ended."""
-
-
-class MarketConnection(Protocol):
-    """What the feed uses of its connection (``WsConnection`` satisfies it)."""
-
-    @property
-    def connected(self) -> bool: ...
-
-    async def wait_connected(self) -> None: ...
-
-    async def subscribe(
-        self, subscription: Mapping[str, Any], *, buffer: int | None = None
-    ) -> Subscription: ...
-
-    async def unsubscribe(self, sub: Subscription) -> None: ...
 
 
 @attrs.frozen
@@ -123,29 +97,30 @@ class MarketFeed:
 
     def __init__(
         self,
-        conn: MarketConnection,
+        stream: MarketStream,
         coins: Iterable[str],
         bus: BookBus,
         trades: trio.MemorySendChannel[Trade],
         *,
         config: MarketFeedConfig | None = None,
-        metrics: AdapterMetrics | None = None,
+        metrics: FeedMetrics | None = None,
         now_ms: Callable[[], int] = wall_clock_ms,
         name: str = "hyperliquid-market",
     ) -> None:
         self.coins: tuple[str, ...] = tuple(dict.fromkeys(coins))
         if not self.coins:
             raise ValueError("a market feed needs at least one coin")
-        self.conn = conn
+        self.stream = stream
         self.bus = bus
         self.trades = trades
         self.config = config or MarketFeedConfig()
-        self.metrics = metrics or AdapterMetrics(CollectorRegistry())
+        self.metrics = metrics or FeedMetrics(CollectorRegistry())
         self.now_ms = now_ms
         self.name = name
         self.quality: dict[str, BookQuality] = {
             coin: BookQuality(self.config.quality) for coin in self.coins
         }
+        self.builders: dict[str, BookBuilder] = {coin: BookBuilder(coin) for coin in self.coins}
         # Latest venue mids (all coins the venue lists), and when they arrived (our clock).
         self.mids: dict[str, float] = {}
         self.mids_received_ms: int | None = None
@@ -159,7 +134,7 @@ class MarketFeed:
         self.ready = False
         # Per coin: our clock when its last accepted book was published.
         self._last_book_ms: dict[str, int] = {}
-        self._subs: list[Subscription] = []
+        self._subs: list[EventStream[Any]] = []
         self._booked: set[str] = set()  # coins with a published book since this run started
         self._all_booked = trio.Event()
         self._ready = trio.Event()
@@ -227,14 +202,18 @@ class MarketFeed:
         self._subs = []
         deadline = trio.current_time() + config.ready_timeout_s
         try:
-            subs = await self._subscribe_all()
+            books, trades, mids = await self._subscribe_all()
             async with trio.open_nursery() as nursery:
                 for coin in self.coins:
-                    on_book = partial(self.on_book, coin)
-                    nursery.start_soon(self._serve, subs[BOOK_CHANNEL, coin], BOOK_CHANNEL, on_book)
-                    trades = subs[TRADES_CHANNEL, coin]
-                    nursery.start_soon(self._serve, trades, TRADES_CHANNEL, self.on_trades)
-                nursery.start_soon(self._serve, subs[MIDS_CHANNEL, ""], MIDS_CHANNEL, self.on_mids)
+                    book_stream = books[coin]
+                    on_gap = partial(self.on_book_gap, coin, book_stream.channel)
+                    on_book = partial(self.on_book, coin, book_stream.channel)
+                    nursery.start_soon(self._serve, book_stream, on_book, on_gap)
+                    trade_stream = trades[coin]
+                    on_trades_gap = partial(self.on_gap, trade_stream.channel)
+                    nursery.start_soon(self._serve, trade_stream, self.on_trade, on_trades_gap)
+                on_mids_gap = partial(self.on_gap, mids.channel)
+                nursery.start_soon(self._serve, mids, self.on_mids, on_mids_gap)
                 with trio.move_on_at(deadline):
                     await self._until_ready()
                 if self.ready:
@@ -254,25 +233,36 @@ class MarketFeed:
         finally:
             await self._unsubscribe_all()
 
-    async def _subscribe_all(self) -> dict[tuple[str, str], Subscription]:
+    async def _subscribe_all(
+        self,
+    ) -> tuple[dict[str, EventStream[BookEvent]], dict[str, EventStream[Trade]], EventStream[Mids]]:
         """Register every subscription, concurrently (each may await the venue's ack)."""
-        config = self.config
-        wanted: list[tuple[str, str, int]] = [(MIDS_CHANNEL, "", config.mids_buffer)]
-        for coin in self.coins:
-            wanted.append((BOOK_CHANNEL, coin, config.book_buffer))
-            wanted.append((TRADES_CHANNEL, coin, config.trades_buffer))
-        subs: dict[tuple[str, str], Subscription] = {}
+        config, stream = self.config, self.stream
+        books: dict[str, EventStream[BookEvent]] = {}
+        trades: dict[str, EventStream[Trade]] = {}
+        mids: list[EventStream[Mids]] = []
 
-        async def subscribe(channel: str, coin: str, buffer: int) -> None:
-            subscription = {"type": channel, "coin": coin} if coin else {"type": channel}
-            sub = await self.conn.subscribe(subscription, buffer=buffer)
+        async def book(coin: str) -> None:
+            sub = await stream.books(coin, buffer=config.book_buffer)
             self._subs.append(sub)
-            subs[channel, coin] = sub
+            books[coin] = sub
+
+        async def trade(coin: str) -> None:
+            sub = await stream.trades(coin, buffer=config.trades_buffer)
+            self._subs.append(sub)
+            trades[coin] = sub
+
+        async def mid() -> None:
+            sub = await stream.mids(buffer=config.mids_buffer)
+            self._subs.append(sub)
+            mids.append(sub)
 
         async with trio.open_nursery() as nursery:
-            for channel, coin, buffer in wanted:
-                nursery.start_soon(subscribe, channel, coin, buffer)
-        return subs
+            nursery.start_soon(mid)
+            for coin in self.coins:
+                nursery.start_soon(book, coin)
+                nursery.start_soon(trade, coin)
+        return books, trades, mids[0]
 
     async def _unsubscribe_all(self) -> None:
         subs, self._subs = self._subs, []
@@ -281,15 +271,15 @@ class MarketFeed:
         with trio.CancelScope(shield=True), trio.move_on_after(self.config.unsubscribe_timeout_s):
             async with trio.open_nursery() as nursery:
                 for sub in subs:
-                    nursery.start_soon(self.conn.unsubscribe, sub)
+                    nursery.start_soon(self.stream.unsubscribe, sub)
 
     def _live(self) -> bool:
-        return self.conn.connected and all(sub.active for sub in self._subs)
+        return self.stream.connected and all(sub.active for sub in self._subs)
 
     async def _until_ready(self) -> None:
         await self._all_booked.wait()
         while not self._live():
-            await self.conn.wait_connected()
+            await self.stream.wait_connected()
             if not self._live():  # acknowledgements still on their way
                 await trio.sleep(0.01)
         self.ready = True
@@ -301,95 +291,96 @@ class MarketFeed:
         logger.info("{}: ready ({})", self.name, ", ".join(self.coins))
 
     async def _serve(
-        self, sub: Subscription, channel: str, handle: Callable[[dict[str, Any]], None]
+        self,
+        sub: EventStream[Any],
+        handle: Callable[[Any], None],
+        on_gap: Callable[[], None],
     ) -> None:
-        """Hand each frame of one subscription to ``handle``; a gap is counted on ``channel``."""
-        async for delivery in sub:
-            if type(delivery) is dict:
-                handle(delivery)
-            elif isinstance(delivery, Gap):
-                self.on_gap(channel)
+        """Hand each event of one subscription to ``handle``; markers are counted on its
+        channel."""
+        async for event in sub:
+            if type(event) is Gap:
+                on_gap()
+            elif type(event) is Malformed:
+                self._malformed(sub.channel, event.why)
+            else:
+                handle(event)
         self._ended(sub)
 
-    def _ended(self, sub: Subscription) -> None:
+    def _ended(self, sub: EventStream[Any]) -> None:
         if sub in self._subs:
             self._subs.remove(sub)  # nothing left to unsubscribe
         reason = sub.error or "stream closed"
-        raise FeedError(f"{self.name}: subscription {sub.subscription} ended: {reason}")
+        raise FeedError(f"{self.name}: subscription {sub.description} ended: {reason}")
 
-    # --- frames (synchronous: the hot path) -----------------------------------------------------
+    # --- events (synchronous: the hot path) -----------------------------------------------------
 
-    def on_book(self, coin: str, frame: dict[str, Any]) -> None:
-        """One l2Book frame (a full snapshot) for ``coin``."""
-        try:
-            snapshot = parse_l2_book(frame.get("data"))
-        except CodecError as error:
-            self._malformed(BOOK_CHANNEL, error)
-            return
-        if snapshot.coin != coin:
-            self._malformed(BOOK_CHANNEL, f"a {snapshot.coin} book on the {coin} subscription")
+    def on_book(self, coin: str, channel: str, event: BookEvent) -> None:
+        """One book event for ``coin``: a snapshot, or a delta of its sequence."""
+        if event.coin != coin:
+            self._malformed(channel, f"a {event.coin} book on the {coin} subscription")
             return
         now = self.now_ms()
-        verdict = self.quality[coin].check(Book.from_snapshot(snapshot, now), now)
+        builder = self.builders[coin]
+        if isinstance(event, BookDelta):
+            applied = builder.delta(event)
+            if applied is Applied.GAP:
+                self.on_gap(channel)
+            built = builder.book(now) if applied is Applied.APPLIED else None
+            if built is None:
+                return
+            book = built
+        else:
+            builder.snapshot(event)
+            book = Book.from_snapshot(event, now)
+        verdict = self.quality[coin].check(book, now)
         if verdict.issues:
             self._count_issues(coin, verdict.issues)
-        book = verdict.book
-        if not verdict.accept or book is None:
+        accepted = verdict.book
+        if not verdict.accept or accepted is None:
             self.books_rejected += 1
             return
-        self.bus.publish(book)
+        self.bus.publish(accepted)
         self.books_published += 1
         self._last_book_ms[coin] = now
         gauge = self._age_metric.get(coin)
         if gauge is None:
             gauge = self._age_metric[coin] = self.metrics.book_age.labels(symbol=coin)
-        gauge.set((now - book.time_ms) / 1000)
+        gauge.set((now - accepted.time_ms) / 1000)
         booked = self._booked
         if coin not in booked:
             booked.add(coin)
             if len(booked) == len(self.coins):
                 self._all_booked.set()
 
-    def on_trades(self, frame: dict[str, Any]) -> None:
-        """One trades frame: every trade to the trades channel, or dropped if it is full."""
+    def on_trade(self, trade: Trade) -> None:
+        """One trade to the trades channel, or dropped if it is full."""
         try:
-            # The codec parses text; the connection hands us the frame already parsed.
-            decoded = decode_message(frame)
-        except CodecError as error:
-            self._malformed(TRADES_CHANNEL, error)
-            return
-        if not isinstance(decoded, TradesFrame):
-            self._malformed(TRADES_CHANNEL, f"not a trades frame: {type(decoded).__name__}")
-            return
-        send = self.trades.send_nowait
-        for trade in decoded.trades:
-            try:
-                send(trade)
-            except trio.WouldBlock:
-                self._drop_trade()
-            except (trio.BrokenResourceError, trio.ClosedResourceError):
-                if not self._trades_closed:
-                    self._trades_closed = True
-                    logger.warning("{}: the trades channel is closed; dropping trades", self.name)
-                self._drop_trade()
-            else:
-                self.trades_forwarded += 1
+            self.trades.send_nowait(trade)
+        except trio.WouldBlock:
+            self._drop_trade()
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            if not self._trades_closed:
+                self._trades_closed = True
+                logger.warning("{}: the trades channel is closed; dropping trades", self.name)
+            self._drop_trade()
+        else:
+            self.trades_forwarded += 1
 
-    def on_mids(self, frame: dict[str, Any]) -> None:
-        """One allMids frame: the latest mids replace the previous ones."""
-        data = frame.get("data")
-        try:
-            mids = parse_all_mids(data.get("mids") if type(data) is dict else None)
-        except CodecError as error:
-            self._malformed(MIDS_CHANNEL, error)
-            return
+    def on_mids(self, mids: Mids) -> None:
+        """The latest mids replace the previous ones."""
         self.mids = mids.mids
         self.mids_received_ms = self.now_ms()
 
+    def on_book_gap(self, coin: str, channel: str) -> None:
+        """Book events of ``coin`` were dropped: a book built from deltas waits for a snapshot."""
+        self.builders[coin].lose()
+        self.on_gap(channel)
+
     def on_gap(self, channel: str) -> None:
-        """The connection dropped frames of ``channel`` for us (we fell behind)."""
+        """Events of ``channel`` were dropped for us (we fell behind)."""
         self.gaps[channel] += 1
-        logger.debug("{}: gap on {} (frames dropped while behind)", self.name, channel)
+        logger.debug("{}: gap on {} (messages dropped while behind)", self.name, channel)
 
     def _drop_trade(self) -> None:
         self.trades_dropped += 1
@@ -398,7 +389,7 @@ class MarketFeed:
     def _malformed(self, channel: str, why: object) -> None:
         self.malformed[channel] += 1
         self._malformed_metric.inc()
-        logger.debug("{}: skipped a malformed {} frame: {}", self.name, channel, why)
+        logger.debug("{}: skipped a malformed {} message: {}", self.name, channel, why)
 
     def _count_issues(self, coin: str, issues: Iterable[Issue]) -> None:
         children = self._issue_metric

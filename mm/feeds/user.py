@@ -111,7 +111,7 @@ from mm.model import (
     OrderReport,
 )
 from mm.settings import at_least, non_negative, positive, setting
-from mm.venues.base import VenueError
+from mm.venues.base import Gap, VenueError
 from mm.venues.hyperliquid.codec import (
     CodecError,
     OrderUpdatesFrame,
@@ -122,7 +122,7 @@ from mm.venues.hyperliquid.codec import (
     parse_fills,
     parse_open_orders,
 )
-from mm.venues.hyperliquid.ws import Delivery, Gap, Subscription
+from mm.venues.hyperliquid.ws import Delivery, Subscription
 from supervisors.backoff import Backoff
 
 __all__ = [

@@ -1,17 +1,20 @@
 """The venue interface: what every adapter provides to the rest of mm.
 
-Two parts. ``VenueClient`` is the request side: queries and, as its ``OrderClient`` part, batched
-order requests in ``mm.model`` types, with the exceptions that say what became of a request (see
-"orders" below). ``VenueAdapter`` is the whole adapter as the service runs it: its feeds are
-supervised children (``run_market``, ``run_user``) that deliver typed values on the book bus, the
-trades channel and the user-events channel, and its client is available once the user feed is up.
-Adapters hide wire formats, signing, transport fallbacks and retries behind these.
+Three parts. ``VenueClient`` is the request side: queries and, as its ``OrderClient`` part,
+batched order requests in ``mm.model`` types, with the exceptions that say what became of a
+request (see "orders" below). The market data and user stream section is what a venue's streams
+hand the generic feed consumers (``mm.feeds``): typed events per subscription, with ``Gap`` and
+``Malformed`` markers where the venue's messages were lost or did not parse. ``VenueAdapter`` is
+the whole adapter as the service runs it: its feeds are supervised children (``run_market``,
+``run_user``) that deliver typed values on the book bus, the trades channel and the user-events
+channel, and its client is available once the user feed is up. Adapters hide wire formats,
+signing, transport fallbacks and retries behind these.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any, Protocol
+from collections.abc import AsyncIterator, Mapping, Sequence
+from typing import Any, Protocol, TypeVar
 
 import attrs
 import trio
@@ -20,9 +23,12 @@ from mm.book import BookBus
 from mm.model import (
     AccountState,
     AssetMeta,
+    BookDelta,
+    BookSnapshot,
     CancelOrder,
     CancelResult,
     Fill,
+    Mids,
     ModifyOrder,
     OpenOrder,
     OrderReport,
@@ -189,6 +195,81 @@ class VenueClient(OrderClient, Protocol):
     async def fills_since(self, time_ms: int) -> list[Fill]: ...
 
     async def rate_limit(self) -> RateLimitState: ...
+
+
+# --- market data and user stream --------------------------------------------------------------
+
+_Event_co = TypeVar("_Event_co", covariant=True)
+
+
+@attrs.frozen(slots=True)
+class Gap:
+    """Events of a stream were lost here (the consumer fell behind and the venue's messages were
+    dropped, or a sequence broke); ``at`` is when, on Trio's clock. A book built from deltas is
+    no base for the next one; a user stream must resync."""
+
+    at: float
+
+
+@attrs.frozen(slots=True)
+class Malformed:
+    """A venue message on the stream that did not parse; skipped (``why`` for a DEBUG log)."""
+
+    why: str
+
+
+class EventStream(Protocol[_Event_co]):
+    """One venue subscription's events, typed, in the order the venue sent them.
+
+    Iterating yields the events and the ``Gap`` and ``Malformed`` markers in between, and ends
+    when the subscription ends (unsubscribed, or refused by the venue: ``error`` says why).
+    ``channel`` is the venue's name for it (counters are kept per channel), ``active`` whether
+    the venue acknowledged it on the current connection.
+    """
+
+    @property
+    def channel(self) -> str: ...
+
+    @property
+    def active(self) -> bool: ...
+
+    @property
+    def error(self) -> str | None: ...
+
+    @property
+    def description(self) -> str: ...
+
+    def __aiter__(self) -> AsyncIterator[_Event_co | Gap | Malformed]: ...
+
+
+BookEvent = BookSnapshot | BookDelta
+
+
+class MarketStream(Protocol):
+    """A venue's market data on one connection, as the generic market feed reads it.
+
+    Each call registers a subscription (kept across reconnects) and returns its typed events. A
+    venue whose books are snapshots sends ``BookSnapshot`` only (Hyperliquid's l2Book); one
+    whose books are sequenced deltas starts each symbol, and follows every ``Gap`` or break of
+    its sequence, with a ``BookSnapshot`` carrying the sequence its deltas continue from.
+    """
+
+    @property
+    def connected(self) -> bool: ...
+
+    async def wait_connected(self) -> None:
+        """Return once the connection is up and its subscriptions acknowledged."""
+        ...
+
+    async def books(self, symbol: str, *, buffer: int) -> EventStream[BookEvent]: ...
+
+    async def trades(self, symbol: str, *, buffer: int) -> EventStream[Trade]: ...
+
+    async def mids(self, *, buffer: int) -> EventStream[Mids]: ...
+
+    async def unsubscribe(self, stream: EventStream[Any]) -> None:
+        """End a subscription (best effort at the venue); its iteration ends."""
+        ...
 
 
 class VenueAdapter(Protocol):

@@ -1,287 +1,73 @@
-"""The market-data feed: against the simulator on loopback, and with a fake connection.
+"""The generic market-data feed, fed the venue port's typed events through memory channels.
 
-(a) The simulator, real loopback, real clock: a ``SimVenue``, a ``WsConnection`` and the
-``MarketFeed`` run side by side in one nursery; the feed's clock is the venue's
-(``venue.now_ms``), so book ages are latencies. Faults are switched on over HTTP.
-
-(b) A fake connection (``FakeConnection``, the ``MarketConnection`` protocol: ``connected``,
-``wait_connected``, ``subscribe`` returning real ``Subscription`` streams, ``unsubscribe``):
-frames are offered straight into the streams, to test parsing, malformed frames, gaps, the
-quality checks, readiness and clean-up without a socket.
+``FakeMarket`` is a ``MarketStream`` with no venue behind it: each subscription is a
+``FakeStream`` (the port's ``EventStream``) over a memory channel, into which a test pushes
+``BookSnapshot``, ``BookDelta``, ``Trade`` and ``Mids`` values and the ``Gap`` and
+``Malformed`` markers. The feed's own behaviour is tested here: the quality checks and their
+metrics, books from snapshots and from sequenced deltas, gaps, staleness, dropped trades,
+readiness and clean-up. Hyperliquid's stream (its subscriptions, parsing, the simulator) is
+tested in tests/venues/hyperliquid/test_market_stream.py.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import attrs
-import httpx
 import pytest
 import trio
 import trio.testing
 from prometheus_client import CollectorRegistry
 
 from mm.book import BookBus
-from mm.feeds.health import ConnectionConfig
 from mm.feeds.market import FeedError, MarketFeed, MarketFeedConfig, wall_clock_ms
+from mm.feeds.metrics import FeedMetrics
 from mm.feeds.quality import QualityConfig
-from mm.model import Level, Side, Trade
-from mm.venues.hyperliquid.codec import parse_l2_book
-from mm.venues.hyperliquid.metrics import AdapterMetrics
-from mm.venues.hyperliquid.ws import Subscription, WsConnection, subscription_key
-from mm.venues.sim.config import MarketConfig, SimConfig
-from mm.venues.sim.engine import OrderRequest, Resting
-from mm.venues.sim.venue import SimVenue
+from mm.model import BookDelta, BookSnapshot, Level, Mids, Side, Trade
+from mm.venues.base import BookEvent, EventStream, Gap, Malformed, MarketStream
 
-Json = dict[str, Any]
-EPOCH_MS = 1_800_000_000_000
 FEED = "test-market"
-USER = "0x" + "ab" * 20
 COINS = ("BTC", "ETH")
-# Quiet: no takers, no diffusion, no jumps; the ladder is requoted at the same prices every step,
-# so books are republished (every book interval) with the same levels.
-QUIET = MarketConfig(step_ms=20, taker_a=0.0, volatility_bps=0.0, jump_rate_per_hour=0.0)
-# Busy: takers every few steps, so trades print all the time.
-BUSY = MarketConfig(step_ms=20, taker_a=20.0, taker_k=0.1)
+T = TypeVar("T")
 
 
-def sim_config(market: MarketConfig = QUIET) -> SimConfig:
-    return SimConfig(book_interval_ms=20, market=market)
+class FakeStream(Generic[T]):
+    """The port's ``EventStream`` over a memory channel."""
+
+    def __init__(self, channel: str, key: str, buffer: int, *, active: bool) -> None:
+        self.channel = channel
+        self.key = key
+        self.description = f"{{'type': {channel!r}, 'key': {key!r}}}"
+        self.active = active
+        self.error: str | None = None
+        self.send, self.receive = trio.open_memory_channel[T | Gap | Malformed](buffer)
+
+    def push(self, event: T | Gap | Malformed) -> bool:
+        try:
+            self.send.send_nowait(event)
+        except trio.WouldBlock:
+            return False
+        return True
+
+    def close(self, error: str | None = None) -> None:
+        self.error = error
+        self.send.close()
+
+    def __aiter__(self) -> AsyncIterator[T | Gap | Malformed]:
+        return self.receive
 
 
-@attrs.define
-class Harness:
-    venue: SimVenue
-    conn: WsConnection
-    feed: MarketFeed
-    bus: BookBus
-    trades: trio.MemoryReceiveChannel[Trade]
-    registry: CollectorRegistry
-
-    def sample(self, name: str, **labels: str) -> float:
-        return self.registry.get_sample_value(name, labels) or 0.0
-
-    def crossed(self, coin: str = "BTC") -> float:
-        return self.sample("mm_data_quality_errors_total", symbol=coin, kind="crossed")
-
-    async def control(self, path: str, body: Json | None = None) -> Json:
-        assert self.venue.url is not None
-        async with httpx.AsyncClient(base_url=self.venue.url, timeout=5.0) as client:
-            response = await client.post(path, json=body or {})
-        assert response.status_code == 200, response.text
-        answer: Json = response.json()
-        return answer
-
-
-@asynccontextmanager
-async def running(
-    config: SimConfig,
-    *,
-    trades_buffer: int = 1024,
-    feed_config: MarketFeedConfig | None = None,
-    feed_first: bool = False,
-) -> AsyncIterator[Harness]:
-    """Venue, connection and feed in one nursery; the feed is ready when this yields.
-
-    ``feed_first``: the feed registers its subscriptions before the connection is up (they
-    are made on connect), rather than on a connection already up (each acknowledged at once).
-    """
-    venue = SimVenue(config, epoch_ms=EPOCH_MS)
-    async with trio.open_nursery() as nursery:
-        await nursery.start(venue.run)
-        assert venue.url is not None
-        conn = WsConnection(venue.url, ConnectionConfig(backoff_initial_s=0.05, backoff_cap_s=0.2))
-        if not feed_first:
-            await nursery.start(conn.run)
-        send, receive = trio.open_memory_channel[Trade](trades_buffer)
-        registry = CollectorRegistry()
-        bus = BookBus()
-        feed = MarketFeed(
-            conn,
-            COINS,
-            bus,
-            send,
-            config=feed_config,
-            metrics=AdapterMetrics(registry),
-            now_ms=venue.now_ms,
-            name=FEED,
-        )
-        if feed_first:
-            nursery.start_soon(connect_later, conn)
-        await nursery.start(feed.run)
-        yield Harness(venue, conn, feed, bus, receive, registry)
-        nursery.cancel_scope.cancel()
-
-
-async def connect_later(conn: WsConnection) -> None:
-    await trio.sleep(0.05)
-    await conn.run()
-
-
-async def until(predicate: Callable[[], bool], step: float = 0.01) -> None:
-    while not predicate():  # noqa: ASYNC110 -- polling state the code under test owns
-        await trio.sleep(step)
-
-
-def is_ready(feed: MarketFeed) -> bool:
-    """Whether the feed is ready (a call, so that the type checker does not narrow it)."""
-    return feed.ready
-
-
-# --- (a) the simulator ----------------------------------------------------------------------------
-
-
-async def test_ready_with_a_book_per_coin_and_mids() -> None:
-    with trio.fail_after(5):
-        async with running(sim_config()) as h:
-            assert h.feed.ready
-            for coin in COINS:
-                book = h.bus.latest(coin)
-                assert book is not None
-                assert book.best_bid is not None
-                assert book.best_ask is not None
-                assert book.best_bid < book.best_ask
-                assert h.feed.last_book_ms(coin) is not None
-                age = h.sample("mm_book_age_seconds", symbol=coin)
-                assert 0.0 <= age < 1.0
-            assert h.feed.stale_coins(h.venue.now_ms(), 1_000) == []
-            await until(lambda: set(COINS) <= set(h.feed.mids))
-            assert h.feed.mids["BTC"] == pytest.approx(h.venue.engine.mark(0))
-            assert sum(h.feed.malformed.values()) == 0
-            assert h.feed.status()["ready"] is True
-
-
-async def test_ready_when_started_before_the_connection() -> None:
-    with trio.fail_after(5):
-        async with running(sim_config(), feed_first=True) as h:
-            assert h.feed.ready
-            assert h.conn.connected
-            assert all(sub.active for sub in h.conn.subscriptions)
-            assert all(h.bus.latest(coin) is not None for coin in COINS)
-
-
-async def test_books_track_the_simulator() -> None:
-    with trio.fail_after(5):
-        async with running(sim_config()) as h:
-            venue, engine = h.venue, h.venue.engine
-            btc = engine.by_name["BTC"]
-            engine.fund(USER, 100_000.0)
-            mark = engine.mark(btc.index)
-            assert mark is not None
-            ticks = btc.round_px(mark * (1 - 1e-4), up=False)  # inside the ladder's spread
-            px = btc.px_float(ticks)
-            placed = engine.place(
-                USER, OrderRequest(btc.index, True, btc.px_str(ticks), "0.01"), venue.now_ms()
-            )
-            assert isinstance(placed, Resting)
-            venue.publish_events()
-
-            def best_bid() -> float | None:
-                book = h.bus.latest("BTC")
-                return book.best_bid if book is not None else None
-
-            await until(lambda: best_bid() == px)
-            book = h.bus.latest("BTC")
-            expected = parse_l2_book(venue.l2_snapshot(btc.index))
-            assert book is not None
-            assert book.bids[0] == Level(px, 0.01, 1)
-            assert (book.bids, book.asks) == (expected.bids, expected.asks)
-
-            assert engine.cancel(USER, btc.index, placed.oid, venue.now_ms()) is None
-            venue.publish_events()
-            await until(lambda: best_bid() != px)
-            book = h.bus.latest("BTC")
-            expected = parse_l2_book(venue.l2_snapshot(btc.index))
-            assert book is not None
-            assert (book.bids, book.asks) == (expected.bids, expected.asks)
-            assert book.best_bid is not None
-            assert book.best_bid < px
-
-
-async def test_trades_reach_the_trades_channel() -> None:
-    with trio.fail_after(5):
-        async with running(sim_config(BUSY)) as h:
-            seen: set[str] = set()
-            while seen != set(COINS):
-                trade = await h.trades.receive()
-                assert trade.px > 0
-                assert trade.sz > 0
-                assert trade.side in (Side.BUY, Side.SELL)
-                seen.add(trade.coin)
-            assert h.feed.trades_forwarded >= 2
-            assert h.feed.trades_dropped == 0
-
-
-async def test_crossed_books_are_rejected_and_counted() -> None:
-    with trio.fail_after(5):
-        async with running(sim_config()) as h:
-            assert h.crossed() == 0
-            await h.control("/sim/faults", {"crossed_book": 1.0})
-            await until(lambda: h.crossed() >= 1)
-            version = h.bus.version("BTC")  # every frame from here on is crossed
-            await until(lambda: h.crossed() >= 4)
-            assert h.bus.version("BTC") == version
-            book = h.bus.latest("BTC")
-            assert book is not None
-            assert not book.is_crossed
-            assert h.feed.books_rejected >= 4
-            await until(lambda: "BTC" in h.feed.stale_coins(h.venue.now_ms(), 200))
-
-
-async def test_stalled_books_make_the_coin_stale() -> None:
-    with trio.fail_after(5):
-        async with running(sim_config()) as h:
-            now = h.venue.now_ms
-            assert h.feed.stale_coins(now(), 500) == []
-            await h.control("/sim/faults", {"stall_books": True})
-            await until(lambda: h.feed.stale_coins(now(), 300) == list(COINS))
-            version = h.bus.version("BTC")
-            await trio.sleep(0.1)
-            assert h.bus.version("BTC") == version
-            await h.control("/sim/faults", {"stall_books": False})
-            await until(lambda: h.feed.stale_coins(now(), 300) == [])
-            assert h.bus.version("BTC") > version
-
-
-async def test_books_flow_again_after_a_disconnect() -> None:
-    with trio.fail_after(5):
-        async with running(sim_config()) as h:
-            assert await h.control("/sim/disconnect") == {"closed": 1}
-            await until(lambda: h.conn.reconnects == 1 and h.conn.connected)
-            for coin in COINS:
-                version = h.bus.version(coin)
-                newer, book = await h.bus.wait_newer(coin, version)
-                assert newer > version
-                assert book.coin == coin
-            assert h.feed.ready
-            assert all(sub.active for sub in h.conn.subscriptions)
-            assert sum(h.feed.malformed.values()) == 0
-
-
-async def test_a_slow_trades_consumer_does_not_stop_books() -> None:
-    with trio.fail_after(5):
-        async with running(sim_config(BUSY), trades_buffer=1) as h:
-            await until(lambda: h.feed.trades_dropped >= 5)
-            for _ in range(3):
-                version = h.bus.version("BTC")
-                await h.bus.wait_newer("BTC", version)
-            assert h.sample("mm_feed_dropped_messages_total", feed=FEED) == h.feed.trades_dropped
-            assert h.feed.trades_forwarded == 1  # the one slot, never read
-
-
-# --- (b) a fake connection ------------------------------------------------------------------------
-
-
-class FakeConnection:
-    """The ``MarketConnection`` protocol with real ``Subscription`` streams and no socket."""
+class FakeMarket:
+    """A ``MarketStream`` of ``FakeStream`` subscriptions; ``snapshots``: each book stream
+    starts with a book of every coin at 1,000 ms."""
 
     def __init__(self, *, connected: bool = True, snapshots: bool = True) -> None:
         self.connected = connected
-        self.snapshots = snapshots  # offer a first book on each l2Book subscription
-        self.subs: dict[str, Subscription] = {}
+        self.snapshots = snapshots
+        self.streams: dict[str, FakeStream[Any]] = {}
         self.unsubscribed: list[str] = []
         self.refuse: set[str] = set()
         self._up = trio.Event()
@@ -290,45 +76,53 @@ class FakeConnection:
 
     def connect(self) -> None:
         self.connected = True
-        for sub in self.subs.values():
-            sub.active = True
+        for stream in self.streams.values():
+            stream.active = True
         self._up.set()
 
     async def wait_connected(self) -> None:
         await self._up.wait()
 
-    async def subscribe(
-        self, subscription: Mapping[str, Any], *, buffer: int | None = None
-    ) -> Subscription:
-        key = subscription_key(subscription)
-        sub = Subscription(subscription, key, buffer or 16)
-        sub.active = self.connected
-        self.subs[key] = sub
-        if key in self.refuse:
-            sub.close(f"Invalid subscription {dict(subscription)}")
-        elif self.snapshots and subscription["type"] == "l2Book":
-            sub.offer(book_frame(subscription["coin"], 1_000))
-        return sub
+    def _register(self, stream: FakeStream[T]) -> FakeStream[T]:
+        self.streams[stream.key] = stream
+        if stream.key in self.refuse:
+            stream.close(f"Invalid subscription {stream.key}")
+        return stream
 
-    async def unsubscribe(self, sub: Subscription) -> None:
-        self.unsubscribed.append(sub.key)
-        sub.close()
+    async def books(self, symbol: str, *, buffer: int) -> FakeStream[BookEvent]:
+        stream = FakeStream[BookEvent]("book", f"book:{symbol}", buffer, active=self.connected)
+        if self.snapshots:
+            stream.push(snapshot(symbol, 1_000))
+        return self._register(stream)
 
-    def push(self, key: str, frame: Json) -> bool:
-        return self.subs[key].offer(frame)
+    async def trades(self, symbol: str, *, buffer: int) -> FakeStream[Trade]:
+        key = f"trades:{symbol}"
+        return self._register(FakeStream[Trade]("trades", key, buffer, active=self.connected))
+
+    async def mids(self, *, buffer: int) -> FakeStream[Mids]:
+        return self._register(FakeStream[Mids]("mids", "mids", buffer, active=self.connected))
+
+    async def unsubscribe(self, stream: EventStream[Any]) -> None:
+        assert isinstance(stream, FakeStream)
+        self.unsubscribed.append(stream.key)
+        stream.close()
+
+    def push(self, key: str, event: Any) -> bool:
+        return self.streams[key].push(event)
 
 
-def book_frame(coin: str, time: int, bid: str = "99.0", ask: str = "101.0") -> Json:
-    levels = [[{"px": bid, "sz": "1.5", "n": 2}], [{"px": ask, "sz": "2.5", "n": 1}]]
-    return {"channel": "l2Book", "data": {"coin": coin, "time": time, "levels": levels}}
+def typed(market: FakeMarket) -> MarketStream:
+    return market  # mypy checks that the fake is a MarketStream
 
 
-def trades_frame(coin: str, *tids: int) -> Json:
-    data = [
-        {"coin": coin, "side": "B", "px": "100.5", "sz": "0.1", "time": 1_000, "tid": tid}
-        for tid in tids
-    ]
-    return {"channel": "trades", "data": data}
+def snapshot(
+    coin: str, time_ms: int, bid: float = 99.0, ask: float = 101.0, seq: int | None = None
+) -> BookSnapshot:
+    return BookSnapshot(coin, time_ms, (Level(bid, 1.5, 2),), (Level(ask, 2.5, 1),), seq)
+
+
+def trade(coin: str, tid: int) -> Trade:
+    return Trade(coin, Side.BUY, 100.5, 0.1, 1_000, tid)
 
 
 class Clock:
@@ -341,7 +135,7 @@ class Clock:
 
 @attrs.define
 class Fake:
-    conn: FakeConnection
+    market: FakeMarket
     feed: MarketFeed
     bus: BookBus
     trades: trio.MemoryReceiveChannel[Trade]
@@ -354,25 +148,24 @@ class Fake:
 
 @asynccontextmanager
 async def faked(
-    conn: FakeConnection | None = None,
+    market: FakeMarket | None = None,
     *,
-    coins: tuple[str, ...] = COINS,
     trades_buffer: int = 16,
     config: MarketFeedConfig | None = None,
     start: bool = True,
 ) -> AsyncIterator[Fake]:
-    conn = conn or FakeConnection()
+    market = market or FakeMarket()
     send, receive = trio.open_memory_channel[Trade](trades_buffer)
     registry = CollectorRegistry()
     bus = BookBus()
     clock = Clock()
     feed = MarketFeed(
-        conn,
-        coins,
+        typed(market),
+        COINS,
         bus,
         send,
         config=config or MarketFeedConfig(quality=QualityConfig(max_age_ms=5_000)),
-        metrics=AdapterMetrics(registry),
+        metrics=FeedMetrics(registry),
         now_ms=clock,
         name=FEED,
     )
@@ -381,20 +174,25 @@ async def faked(
             await nursery.start(feed.run)
         else:
             nursery.start_soon(feed.run)
-        yield Fake(conn, feed, bus, receive, registry, clock)
+        yield Fake(market, feed, bus, receive, registry, clock)
         nursery.cancel_scope.cancel()
 
 
-async def test_fake_ready_subscribes_everything() -> None:
+def is_ready(feed: MarketFeed) -> bool:
+    """Whether the feed is ready (a call, so that the type checker does not narrow it)."""
+    return feed.ready
+
+
+async def test_ready_with_a_book_of_every_coin() -> None:
     with trio.fail_after(2):
         async with faked() as f:
             assert f.feed.ready
-            assert set(f.conn.subs) == {
-                "l2Book:btc",
-                "l2Book:eth",
-                "trades:btc",
-                "trades:eth",
-                "allMids",
+            assert set(f.market.streams) == {
+                "book:BTC",
+                "book:ETH",
+                "trades:BTC",
+                "trades:ETH",
+                "mids",
             }
             book = f.bus.latest("BTC")
             assert book is not None
@@ -404,86 +202,78 @@ async def test_fake_ready_subscribes_everything() -> None:
             await f.feed.wait_ready()
 
 
-async def test_malformed_frames_are_counted_and_skipped() -> None:
-    bad_books: list[Json] = [
-        {"channel": "l2Book"},  # no data
-        {"channel": "l2Book", "data": {"coin": "BTC", "time": 2_000}},  # no levels
-        book_frame("BTC", 2_000, bid="abc"),  # not a number
-        book_frame("BTC", 2_000, bid="nan"),  # not finite
-        {"channel": "l2Book", "data": {"coin": "BTC", "time": "2000", "levels": [[], []]}},
-        book_frame("ETH", 2_000),  # another coin's book on BTC's subscription
-    ]
-    bad_trades: list[Json] = [
-        {"channel": "trades", "data": [{"coin": "BTC", "side": "X", "px": "1", "sz": "1"}]},
-        {"channel": "trades", "data": {"coin": "BTC"}},
-        {"channel": "candle", "data": [{"coin": "BTC"}]},  # parses, but not as trades
-    ]
-    bad_mids: list[Json] = [
-        {"channel": "allMids", "data": {"mids": {"BTC": 100.0}}},  # a number, not a string
-        {"channel": "allMids", "data": ["BTC"]},
-    ]
+async def test_markers_and_foreign_books_are_counted_per_channel() -> None:
     with trio.fail_after(2):
         async with faked() as f:
             version = f.bus.version("BTC")
-            for frame in bad_books:
-                assert f.conn.push("l2Book:btc", frame)
-            for frame in bad_trades:
-                assert f.conn.push("trades:btc", frame)
-            for frame in bad_mids:
-                assert f.conn.push("allMids", frame)
+            assert f.market.push("book:BTC", Malformed("no levels"))
+            assert f.market.push("book:BTC", snapshot("ETH", 2_000))  # another coin's book
+            assert f.market.push("trades:BTC", Malformed("bad side"))
+            assert f.market.push("mids", Malformed("a number"))
+            assert f.market.push("mids", Gap(0.0))
             await trio.testing.wait_all_tasks_blocked()
-            assert f.feed.malformed == {
-                "l2Book": len(bad_books),
-                "trades": len(bad_trades),
-                "allMids": len(bad_mids),
-            }
-            total = len(bad_books) + len(bad_trades) + len(bad_mids)
-            assert f.sample("mm_feed_malformed_messages_total", feed=FEED) == total
+            assert f.feed.malformed == {"book": 2, "trades": 1, "mids": 1}
+            assert f.feed.gaps == {"mids": 1}
+            assert f.sample("mm_feed_malformed_messages_total", feed=FEED) == 4
             assert f.bus.version("BTC") == version
-            # Good frames after bad ones go through.
-            f.conn.push("l2Book:btc", book_frame("BTC", 2_000, bid="99.5"))
-            f.conn.push("trades:btc", trades_frame("BTC", 7, 8))
-            f.conn.push("allMids", {"channel": "allMids", "data": {"mids": {"BTC": "100.25"}}})
+            # Good events after bad ones go through.
+            f.market.push("book:BTC", snapshot("BTC", 2_000, bid=99.5))
+            f.market.push("trades:BTC", trade("BTC", 7))
+            f.market.push("trades:BTC", trade("BTC", 8))
+            f.market.push("mids", Mids({"BTC": 100.25}))
             await trio.testing.wait_all_tasks_blocked()
             book = f.bus.latest("BTC")
             assert book is not None
             assert book.best_bid == 99.5
-            assert [
-                trade.tid for trade in (f.trades.receive_nowait(), f.trades.receive_nowait())
-            ] == [
-                7,
-                8,
-            ]
+            assert [f.trades.receive_nowait().tid, f.trades.receive_nowait().tid] == [7, 8]
             assert f.feed.mids == {"BTC": 100.25}
             assert f.feed.mids_received_ms == 1_000
+            assert f.feed.status()["malformed"] == {"book": 2, "trades": 1, "mids": 1}
 
 
-async def test_a_gap_is_counted_and_the_next_snapshot_replaces_the_book() -> None:
-    config = MarketFeedConfig(book_buffer=2, trades_buffer=2, mids_buffer=2)
+async def test_books_from_sequenced_deltas() -> None:
+    """A venue of deltas: the snapshot's sequence is continued, a stale delta ignored, a delta
+    that does not follow is a gap and nothing is published until the next snapshot."""
+    market = FakeMarket(snapshots=False)
     with trio.fail_after(2):
-        async with faked(config=config) as f:
-            # Offered without yielding: the first goes to the waiting feed, the stream holds two
-            # more, then drops the rest and marks a gap.
-            results = [
-                f.conn.push("l2Book:btc", book_frame("BTC", 2_000 + i, bid=f"{99 + i / 10}"))
-                for i in range(5)
-            ]
-            assert results == [True, True, True, False, False]
-            for i in range(5):
-                f.conn.push("trades:eth", trades_frame("ETH", i))
-                f.conn.push("allMids", {"channel": "allMids", "data": {"mids": {"ETH": f"{i}"}}})
+        async with faked(market, start=False) as f:
+            await trio.testing.wait_all_tasks_blocked()  # subscribed
+            push = f.market.push
+            assert push("book:ETH", snapshot("ETH", 1_000))
+            assert push("book:BTC", BookDelta("BTC", 1_000, 5, 5, (Level(98.0, 1.0),)))
             await trio.testing.wait_all_tasks_blocked()
-            assert f.feed.gaps == {"l2Book": 1, "trades": 1, "allMids": 1}
-            book = f.bus.latest("BTC")
-            assert book is not None
-            assert book.time_ms == 2_002
-            assert f.feed.mids == {"ETH": 2.0}
-            f.conn.push("l2Book:btc", book_frame("BTC", 3_000, bid="100.0"))
+            assert f.bus.latest("BTC") is None  # no snapshot to apply it to
+            assert push("book:BTC", snapshot("BTC", 1_000, seq=10))
+            await f.feed.wait_ready()
+            # Overlapping the snapshot (8..11), then continuing it (12..12).
+            assert push("book:BTC", BookDelta("BTC", 1_100, 8, 11, (Level(99.0, 0.0),)))
+            assert push("book:BTC", BookDelta("BTC", 1_200, 12, 12, (), (Level(100.5, 3.0, 1),)))
+            assert push("book:BTC", BookDelta("BTC", 1_150, 11, 11, (Level(1.0, 1.0),)))  # stale
             await trio.testing.wait_all_tasks_blocked()
             book = f.bus.latest("BTC")
             assert book is not None
-            assert (book.time_ms, book.best_bid) == (3_000, 100.0)
-            assert f.feed.gaps == {"l2Book": 1, "trades": 1, "allMids": 1}
+            assert (book.bids, book.time_ms) == ((), 1_200)
+            assert book.asks == (Level(100.5, 3.0, 1), Level(101.0, 2.5, 1))
+            version = f.bus.version("BTC")
+            assert push("book:BTC", BookDelta("BTC", 1_300, 14, 14, (Level(99.9, 1.0),)))  # gap
+            assert push("book:BTC", BookDelta("BTC", 1_400, 15, 15, (Level(99.8, 1.0),)))
+            await trio.testing.wait_all_tasks_blocked()
+            assert f.feed.gaps == {"book": 1}
+            assert f.bus.version("BTC") == version
+            assert push("book:BTC", snapshot("BTC", 1_500, bid=99.7, seq=20))
+            assert push("book:BTC", BookDelta("BTC", 1_600, 21, 21, (Level(99.6, 1.0),)))
+            await trio.testing.wait_all_tasks_blocked()
+            book = f.bus.latest("BTC")
+            assert book is not None
+            assert [level.px for level in book.bids] == [99.7, 99.6]
+            # A Gap marker: the deltas that follow have no base until the next snapshot.
+            assert push("book:BTC", Gap(0.0))
+            assert push("book:BTC", BookDelta("BTC", 1_700, 22, 22, (Level(99.5, 1.0),)))
+            await trio.testing.wait_all_tasks_blocked()
+            assert f.feed.gaps == {"book": 2}
+            book = f.bus.latest("BTC")
+            assert book is not None
+            assert book.time_ms == 1_600
 
 
 async def test_quality_issues_are_counted_by_kind() -> None:
@@ -496,19 +286,19 @@ async def test_quality_issues_are_counted_by_kind() -> None:
 
             version = f.bus.version("BTC")
             clock.now = 2_500
-            f.conn.push("l2Book:btc", book_frame("BTC", 2_000, bid="102.0"))  # crossed
-            f.conn.push("l2Book:btc", book_frame("BTC", 500))  # older than the last accepted
+            f.market.push("book:BTC", snapshot("BTC", 2_000, bid=102.0))  # crossed
+            f.market.push("book:BTC", snapshot("BTC", 500))  # older than the last accepted
             await trio.testing.wait_all_tasks_blocked()
             assert (errors("crossed"), errors("time_backwards")) == (1, 1)
             assert f.bus.version("BTC") == version
             assert f.feed.books_rejected == 2
-            f.conn.push("l2Book:btc", book_frame("BTC", 2_100, bid="101.0"))  # locked: published
+            f.market.push("book:BTC", snapshot("BTC", 2_100, bid=101.0))  # locked: published
             await trio.testing.wait_all_tasks_blocked()
             assert errors("locked") == 1
             assert f.bus.version("BTC") > version
             assert f.sample("mm_book_age_seconds", symbol="BTC") == pytest.approx(0.4)
             clock.now = 20_000
-            f.conn.push("l2Book:btc", book_frame("BTC", 2_200))  # 17.8 s old: stale, published
+            f.market.push("book:BTC", snapshot("BTC", 2_200))  # 17.8 s old: stale, published
             await trio.testing.wait_all_tasks_blocked()
             assert errors("stale") == 1
             assert f.sample("mm_book_age_seconds", symbol="BTC") == pytest.approx(17.8)
@@ -523,7 +313,7 @@ async def test_stale_coins_by_last_book_time() -> None:
             assert f.feed.stale_coins(1_500, 500) == []
             assert f.feed.stale_coins(1_501, 500) == ["BTC", "ETH"]
             f.clock.now = 1_400
-            f.conn.push("l2Book:eth", book_frame("ETH", 1_400))
+            f.market.push("book:ETH", snapshot("ETH", 1_400))
             await trio.testing.wait_all_tasks_blocked()
             assert f.feed.stale_coins(1_600, 500) == ["BTC"]
             assert f.feed.status()["book_age_ms"] == {"BTC": 400, "ETH": 0}
@@ -532,8 +322,9 @@ async def test_stale_coins_by_last_book_time() -> None:
 async def test_a_full_trades_channel_drops_and_counts() -> None:
     with trio.fail_after(2):
         async with faked(trades_buffer=2) as f:
-            f.conn.push("trades:btc", trades_frame("BTC", 1, 2, 3, 4))
-            f.conn.push("l2Book:btc", book_frame("BTC", 2_000, bid="99.9"))
+            for tid in (1, 2, 3, 4):
+                f.market.push("trades:BTC", trade("BTC", tid))
+            f.market.push("book:BTC", snapshot("BTC", 2_000, bid=99.9))
             await trio.testing.wait_all_tasks_blocked()
             assert (f.feed.trades_forwarded, f.feed.trades_dropped) == (2, 2)
             assert f.sample("mm_feed_dropped_messages_total", feed=FEED) == 2
@@ -541,57 +332,58 @@ async def test_a_full_trades_channel_drops_and_counts() -> None:
             assert book is not None
             assert book.best_bid == 99.9  # books are not held up
             f.trades.close()  # the consumer goes away: trades are dropped, nothing breaks
-            f.conn.push("trades:btc", trades_frame("BTC", 5))
+            f.market.push("trades:BTC", trade("BTC", 5))
             await trio.testing.wait_all_tasks_blocked()
             assert f.feed.trades_dropped == 3
 
 
 async def test_not_ready_by_the_timeout_starts_anyway() -> None:
-    conn = FakeConnection(connected=False, snapshots=False)
+    market = FakeMarket(connected=False, snapshots=False)
     config = MarketFeedConfig(ready_timeout_s=0.05)
     with trio.fail_after(2):
-        async with faked(conn, config=config) as f:
+        async with faked(market, config=config) as f:
             assert not is_ready(f.feed)
             assert f.feed.stale_coins(1_000, 60_000) == list(COINS)
-            conn.connect()
-            conn.push("l2Book:btc", book_frame("BTC", 1_000))
+            market.connect()
+            market.push("book:BTC", snapshot("BTC", 1_000))
             await trio.testing.wait_all_tasks_blocked()
             assert not is_ready(f.feed)  # ETH has no book yet
-            conn.push("l2Book:eth", book_frame("ETH", 1_000))
+            market.push("book:ETH", snapshot("ETH", 1_000))
             await f.feed.wait_ready()
             assert is_ready(f.feed)
             assert f.feed.stale_coins(1_000, 60_000) == []
 
 
 async def test_ready_waits_for_live_subscriptions() -> None:
-    conn = FakeConnection(connected=False)  # books are there, subscriptions not acknowledged
+    market = FakeMarket(connected=False)  # books are there, subscriptions not acknowledged
     with trio.fail_after(2):
-        async with faked(conn, start=False) as f:
+        async with faked(market, start=False) as f:
             await trio.testing.wait_all_tasks_blocked()
             assert f.bus.latest("BTC") is not None
             assert not f.feed.ready
-            conn.connect()
+            market.connect()
             await f.feed.wait_ready()
 
 
 async def test_a_refused_subscription_ends_the_feed() -> None:
-    conn = FakeConnection()
-    conn.refuse.add("l2Book:eth")
+    market = FakeMarket()
+    market.refuse.add("book:ETH")
     with pytest.RaisesGroup(
-        pytest.RaisesExc(FeedError, match="Invalid subscription"), flatten_subgroups=True
+        pytest.RaisesExc(FeedError, match="subscription .*book:ETH.* Invalid subscription"),
+        flatten_subgroups=True,
     ):
         with trio.fail_after(2):
-            async with faked(conn, start=False):
+            async with faked(market, start=False):
                 await trio.sleep_forever()
-    assert sorted(conn.unsubscribed) == ["allMids", "l2Book:btc", "trades:btc", "trades:eth"]
+    assert sorted(market.unsubscribed) == ["book:BTC", "mids", "trades:BTC", "trades:ETH"]
 
 
 async def test_unsubscribes_on_the_way_out() -> None:
-    conn = FakeConnection()
+    market = FakeMarket()
     with trio.fail_after(2):
-        async with faked(conn):
+        async with faked(market):
             pass
-    assert sorted(conn.unsubscribed) == sorted(conn.subs)
+    assert sorted(market.unsubscribed) == sorted(market.streams)
 
 
 def test_the_default_clock_is_epoch_milliseconds() -> None:
@@ -601,4 +393,4 @@ def test_the_default_clock_is_epoch_milliseconds() -> None:
 def test_a_feed_needs_coins() -> None:
     send, _ = trio.open_memory_channel[Trade](1)
     with pytest.raises(ValueError, match="at least one coin"):
-        MarketFeed(FakeConnection(), [], BookBus(), send)
+        MarketFeed(FakeMarket(), [], BookBus(), send)

@@ -29,6 +29,7 @@ from mm.execution.startup import StartupState, StartupWaits, run_startup
 from mm.feeds.health import Transition
 from mm.feeds.history import FillHistory
 from mm.feeds.market import MarketFeed
+from mm.feeds.metrics import FeedMetrics
 from mm.feeds.user import Resynced, UserStream, UserStreamEvent
 from mm.model import AccountState, Fill, OpenOrder, OrderReport, RateLimitState, Trade
 from mm.secrets import Secret
@@ -36,6 +37,7 @@ from mm.venues.config import FeedsConfig
 from mm.venues.hyperliquid import wire
 from mm.venues.hyperliquid.access import VenueAccess
 from mm.venues.hyperliquid.client import HyperliquidClient
+from mm.venues.hyperliquid.market_stream import HyperliquidMarketStream
 from mm.venues.hyperliquid.metrics import AdapterMetrics
 from mm.venues.hyperliquid.queries import RestQueries
 from mm.venues.hyperliquid.rest import RestTransport
@@ -64,6 +66,7 @@ class HyperliquidAdapter:
         self.cancel_foreign_orders = cancel_foreign_orders
         self._venue_url = venue_url
         self.metrics = AdapterMetrics(registry)
+        self.feed_metrics = FeedMetrics(registry)
         self.bus = BookBus()
         self.trades_send, self.trades = trio.open_memory_channel[Trade](config.trades_queue)
         self.signer = L1Signer(signing_key.reveal())
@@ -129,9 +132,9 @@ class HyperliquidAdapter:
 
     def _on_state(self, feed: str) -> Callable[[Transition], None]:
         def changed(transition: Transition) -> None:
-            self.metrics.set_feed_state(feed, transition.new.value)
+            self.feed_metrics.set_feed_state(feed, transition.new.value)
             if transition.new.value == "reconnecting":
-                self.metrics.reconnects.labels(feed=feed).inc()
+                self.feed_metrics.reconnects.labels(feed=feed).inc()
             for listener in self.state_listeners:
                 listener(feed, transition.new.value)
 
@@ -148,12 +151,12 @@ class HyperliquidAdapter:
             on_state_change=self._on_state("market"),
         )
         feed = MarketFeed(
-            ws,
+            HyperliquidMarketStream(ws),
             self.config.coins,
             self.bus,
             self.trades_send.clone(),
             config=self.config.market,
-            metrics=self.metrics,
+            metrics=self.feed_metrics,
             name="market",
         )
         async with trio.open_nursery() as nursery:
@@ -231,12 +234,12 @@ class HyperliquidAdapter:
             for channel, count in list(ws.frames_received.items()):
                 delta = count - exported.get(channel, 0)
                 if delta > 0:
-                    self.metrics.messages.labels(feed=feed, channel=channel).inc(delta)
+                    self.feed_metrics.messages.labels(feed=feed, channel=channel).inc(delta)
                     exported[channel] = count
             stream = self.user_stream if feed == "user" else None
             malformed = ws.malformed_frames + (stream.malformed_frames if stream else 0)
             if malformed > malformed_exported:
-                self.metrics.malformed.labels(feed=feed).inc(malformed - malformed_exported)
+                self.feed_metrics.malformed.labels(feed=feed).inc(malformed - malformed_exported)
                 malformed_exported = malformed
             now = trio.current_time()
             for kind, headroom in self.limiter.headroom_by_kind(now).items():

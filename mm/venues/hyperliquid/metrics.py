@@ -1,4 +1,5 @@
-"""Metrics of the venue adapter: feeds, data quality, orders, latency and API headroom.
+"""Metrics of the venue adapter: orders, latency and API headroom (the feeds' own are
+``mm.feeds.metrics``).
 
 Names follow Prometheus conventions (``mm_`` prefix, base units, ``_total`` counters, bounded
 label sets: feeds, channels, symbols, kinds and reasons are small fixed sets). Latency
@@ -11,50 +12,9 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from mm.metrics import LATENCY_BUCKETS
 
-FEED_STATES = ("connecting", "healthy", "stale", "reconnecting", "failed")
-
 
 class AdapterMetrics:
     def __init__(self, registry: CollectorRegistry) -> None:
-        self.messages = Counter(
-            "mm_feed_messages",
-            "WebSocket messages received, by feed and channel.",
-            ["feed", "channel"],
-            registry=registry,
-        )
-        self.malformed = Counter(
-            "mm_feed_malformed_messages",
-            "WebSocket messages that could not be parsed and were skipped.",
-            ["feed"],
-            registry=registry,
-        )
-        self.dropped = Counter(
-            "mm_feed_dropped_messages",
-            "Messages dropped because a consumer was not keeping up.",
-            ["feed"],
-            registry=registry,
-        )
-        self.feed_state = Gauge(
-            "mm_feed_state",
-            "1 for the feed's current connection state, 0 for the others.",
-            ["feed", "state"],
-            registry=registry,
-        )
-        self.reconnects = Counter(
-            "mm_feed_reconnects", "Reconnections of a feed.", ["feed"], registry=registry
-        )
-        self.book_age = Gauge(
-            "mm_book_age_seconds",
-            "Age of the latest book of a symbol when it was published.",
-            ["symbol"],
-            registry=registry,
-        )
-        self.quality_errors = Counter(
-            "mm_data_quality_errors",
-            "Book updates flagged by the data-quality checks, by kind.",
-            ["symbol", "kind"],
-            registry=registry,
-        )
         self.orders = Counter(
             "mm_orders",
             "Order requests by action (place, cancel, modify) and result.",
@@ -87,10 +47,6 @@ class AdapterMetrics:
             ["kind"],
             registry=registry,
         )
-
-    def set_feed_state(self, feed: str, state: str) -> None:
-        for known in FEED_STATES:
-            self.feed_state.labels(feed=feed, state=known).set(1.0 if known == state else 0.0)
 
 
 def rejection_reason(text: str) -> str:

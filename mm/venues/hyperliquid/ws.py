@@ -29,8 +29,8 @@ Consumers:
 
 A consumer that does not keep up loses frames, never slows the socket: each stream is a bounded
 memory channel fed with ``send_nowait``. When a frame does not fit, it is dropped and counted,
-and a ``Gap`` marker takes the one slot kept free for it, so the consumer learns that it missed
-frames (and, e.g., resyncs its book) right after the frames it did get.
+and a ``Gap`` marker (the venue port's) takes the one slot kept free for it, so the consumer
+learns that it missed frames (and, e.g., resyncs) right after the frames it did get.
 
 No frame, however shaped, ends the receive loop: one that is not JSON, not an object with a
 channel, or not shaped as its channel where the manager reads it (routing keys, post ids,
@@ -63,6 +63,7 @@ from loguru import logger
 from trio_websocket import ConnectionClosed, WebSocketConnection, open_websocket_url
 
 from mm.feeds.health import ConnectionConfig, ConnectionHealth, State, Transition
+from mm.venues.base import Gap
 from mm.venues.hyperliquid.limits import is_ws_messages_limit
 
 GREETING = "Websocket connection established."
@@ -102,13 +103,6 @@ class PostFailed(ConnectionDown):
 
 class SubscriptionRejected(Exception):
     """The venue refused a subscription (e.g. an unknown coin)."""
-
-
-@attrs.frozen
-class Gap:
-    """Frames were dropped here because the consumer fell behind; ``at`` is when (trio time)."""
-
-    at: float
 
 
 Delivery: TypeAlias = Frame | Gap

@@ -31,16 +31,6 @@ def test_latency_buckets_start_at_tens_of_microseconds() -> None:
     assert list(LATENCY_BUCKETS) == sorted(LATENCY_BUCKETS)
 
 
-def test_feed_state_is_one_hot() -> None:
-    registry = CollectorRegistry()
-    metrics = AdapterMetrics(registry)
-    metrics.set_feed_state("market", "stale")
-    metrics.set_feed_state("market", "healthy")
-    value = registry.get_sample_value
-    assert value("mm_feed_state", {"feed": "market", "state": "healthy"}) == 1.0
-    assert value("mm_feed_state", {"feed": "market", "state": "stale"}) == 0.0
-
-
 def error_texts() -> list[str]:
     data = json.loads((FIXTURES / "error_messages.json").read_text())
     return [entry["message"] for entry in data["errors"]]

@@ -29,13 +29,13 @@ from trio_websocket import (
 )
 
 from mm.feeds.health import ConnectionConfig, State, Transition
+from mm.venues.base import Gap
 from mm.venues.hyperliquid.ws import (
     GREETING,
     ConnectionDown,
     ConnectionFailed,
     Delivery,
     FrameStream,
-    Gap,
     PostFailed,
     PostRejected,
     PostTimeout,

@@ -1,0 +1,162 @@
+"""Hyperliquid's market data as the venue port's ``MarketStream``.
+
+``HyperliquidMarketStream`` subscribes, on a ``WsConnection`` (run as its own child elsewhere,
+which keeps the socket up and subscribes again after every reconnect), ``l2Book`` and
+``trades`` per coin and ``allMids`` once, and hands each subscription on as an ``EventStream``
+of typed values, every frame parsed once by the codec: an l2Book frame is a ``BookSnapshot``
+(the venue's books are full snapshots, timed by the venue, with no sequence number), a trades
+frame the ``Trade`` values it lists, an allMids frame one ``Mids``.
+
+How it fails: a frame that does not parse (or a frame of another channel on a subscription)
+comes as a ``Malformed`` marker, for the feed to count and skip; frames the connection dropped
+because the feed fell behind come as the port's ``Gap`` (for books nothing more is needed: the
+next l2Book frame replaces the book). A subscription the venue refuses while the socket is up
+raises ``SubscriptionRejected``; one refused on a later connect ends its stream, with the
+venue's text as ``error``.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Generic, Protocol, TypeVar
+
+import trio
+
+from mm.model import BookSnapshot, Mids, Trade
+from mm.venues.base import EventStream, Gap, Malformed
+from mm.venues.hyperliquid.codec import (
+    CodecError,
+    TradesFrame,
+    decode_message,
+    parse_all_mids,
+    parse_l2_book,
+)
+from mm.venues.hyperliquid.ws import Subscription
+
+__all__ = [
+    "BOOK_CHANNEL",
+    "MIDS_CHANNEL",
+    "TRADES_CHANNEL",
+    "HyperliquidMarketStream",
+    "MarketConnection",
+    "ParsedStream",
+]
+
+BOOK_CHANNEL = "l2Book"
+TRADES_CHANNEL = "trades"
+MIDS_CHANNEL = "allMids"
+
+_T = TypeVar("_T")
+
+
+class MarketConnection(Protocol):
+    """What the market stream uses of its connection (``WsConnection`` satisfies it)."""
+
+    @property
+    def connected(self) -> bool: ...
+
+    async def wait_connected(self) -> None: ...
+
+    async def subscribe(
+        self, subscription: Mapping[str, Any], *, buffer: int | None = None
+    ) -> Subscription: ...
+
+    async def unsubscribe(self, sub: Subscription) -> None: ...
+
+
+class ParsedStream(Generic[_T]):
+    """One subscription's frames, parsed: the port's ``EventStream`` over a ``Subscription``."""
+
+    def __init__(
+        self,
+        sub: Subscription,
+        channel: str,
+        parse: Callable[[dict[str, Any]], Sequence[_T]],
+    ) -> None:
+        self.subscription = sub
+        self.channel = channel
+        self._parse = parse
+        self._pending: deque[_T] = deque()
+
+    @property
+    def active(self) -> bool:
+        return self.subscription.active
+
+    @property
+    def error(self) -> str | None:
+        return self.subscription.error
+
+    @property
+    def description(self) -> str:
+        return str(self.subscription.subscription)
+
+    def __aiter__(self) -> ParsedStream[_T]:
+        return self
+
+    async def __anext__(self) -> _T | Gap | Malformed:
+        pending = self._pending
+        while not pending:
+            try:
+                delivery = await self.subscription.receive()
+            except trio.EndOfChannel:
+                raise StopAsyncIteration from None
+            if type(delivery) is dict:
+                try:
+                    events = self._parse(delivery)
+                except CodecError as error:
+                    return Malformed(str(error))
+                if len(events) == 1:
+                    return events[0]
+                pending.extend(events)
+            elif isinstance(delivery, Gap):
+                return delivery
+        return pending.popleft()
+
+
+def parse_book_frame(frame: dict[str, Any]) -> list[BookSnapshot]:
+    return [parse_l2_book(frame.get("data"))]
+
+
+def parse_trades_frame(frame: dict[str, Any]) -> list[Trade]:
+    # The codec parses text; the connection hands the frame on already parsed.
+    decoded = decode_message(frame)
+    if not isinstance(decoded, TradesFrame):
+        raise CodecError(f"not a trades frame: {type(decoded).__name__}")
+    return decoded.trades
+
+
+def parse_mids_frame(frame: dict[str, Any]) -> list[Mids]:
+    data = frame.get("data")
+    return [parse_all_mids(data.get("mids") if type(data) is dict else None)]
+
+
+class HyperliquidMarketStream:
+    """l2Book, trades and allMids of one connection, typed; see the module docstring."""
+
+    def __init__(self, conn: MarketConnection) -> None:
+        self.conn = conn
+
+    @property
+    def connected(self) -> bool:
+        return self.conn.connected
+
+    async def wait_connected(self) -> None:
+        await self.conn.wait_connected()
+
+    async def books(self, symbol: str, *, buffer: int) -> ParsedStream[BookSnapshot]:
+        sub = await self.conn.subscribe({"type": BOOK_CHANNEL, "coin": symbol}, buffer=buffer)
+        return ParsedStream(sub, BOOK_CHANNEL, parse_book_frame)
+
+    async def trades(self, symbol: str, *, buffer: int) -> ParsedStream[Trade]:
+        sub = await self.conn.subscribe({"type": TRADES_CHANNEL, "coin": symbol}, buffer=buffer)
+        return ParsedStream(sub, TRADES_CHANNEL, parse_trades_frame)
+
+    async def mids(self, *, buffer: int) -> ParsedStream[Mids]:
+        sub = await self.conn.subscribe({"type": MIDS_CHANNEL}, buffer=buffer)
+        return ParsedStream(sub, MIDS_CHANNEL, parse_mids_frame)
+
+    async def unsubscribe(self, stream: EventStream[Any]) -> None:
+        if not isinstance(stream, ParsedStream):
+            raise TypeError(f"not a stream of this venue: {stream!r}")
+        await self.conn.unsubscribe(stream.subscription)
