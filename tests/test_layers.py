@@ -51,9 +51,6 @@ REMAINING = {
     "mm.strategies.market_maker.ladder -> mm.venues.hyperliquid.numbers",
     # feeds: the market and user side of the port
     "mm.feeds.fill_audit -> mm.venues.hyperliquid.codec",
-    "mm.feeds.market -> mm.venues.hyperliquid.codec",
-    "mm.feeds.market -> mm.venues.hyperliquid.metrics",
-    "mm.feeds.market -> mm.venues.hyperliquid.ws",
     "mm.feeds.user -> mm.venues.hyperliquid.codec",
     "mm.feeds.user -> mm.venues.hyperliquid.ws",
 }

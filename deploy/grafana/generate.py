@@ -44,10 +44,10 @@ from grafana_foundation_sdk.models import common
 from grafana_foundation_sdk.models import dashboard as model
 from grafana_foundation_sdk.models import prometheus as prometheus_model
 
+from mm.feeds.metrics import FEED_STATES
 from mm.ops.autonomy import Mode
 from mm.ops.session import Phase
 from mm.risk.monitors import Action
-from mm.feeds.metrics import FEED_STATES
 
 __all__ = [
     "DASHBOARD_DIR",
