@@ -119,7 +119,7 @@ async def tick_to_order() -> tuple[list[float], list[float]]:
             limiter=RateLimiter(RateLimitConfig(enabled=False)),
             metrics=AdapterMetrics(registry),
         )
-        meta = {asset.coin: asset for asset in await client.metadata()}
+        await client.instruments()
         dispatcher = Dispatcher()
         router = OrderRouter(dispatcher, client, lambda events: None, lambda: 0)
         samples: list[float] = []
@@ -131,7 +131,7 @@ async def tick_to_order() -> tuple[list[float], list[float]]:
         slot = ExecutorSlot(
             0, Mailbox(), lambda: router, dispatcher, ExecutorConfig(), on_sending=sending
         )
-        quoter = SymbolQuoter("BTC", meta["BTC"].sz_decimals, strategy)
+        quoter = SymbolQuoter(client.instrument("BTC"), strategy)
         warm(quoter, venue, trio.current_time())
         version = bus.version("BTC")
         for round_ in range(ROUNDS):

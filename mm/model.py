@@ -8,6 +8,7 @@ adapters format them by the venue's rules when sending); times are milliseconds 
 from __future__ import annotations
 
 import enum
+from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_EVEN, Decimal
 
 import attrs
 
@@ -32,6 +33,119 @@ class Tif(enum.Enum):
 
 
 # --- reference data ----------------------------------------------------------------------------
+
+
+@attrs.frozen(slots=True)
+class Instrument:
+    """A tradable instrument of a venue and its order grid.
+
+    ``symbol`` is the venue's name for it, ``base`` and ``quote`` the currencies (a size is in
+    ``base``, a price and a notional in ``quote``). Prices lie on a grid of ``price_increment``
+    (a *tick*) and sizes on one of ``size_increment`` (a *lot*); an order is at least
+    ``min_size`` and ``min_notional``. Some venues coarsen the price grid further: with
+    ``price_sig_figs``, a price that is not a whole number of ``quote`` has at most that many
+    significant figures (``price_increment`` is then a power of ten).
+
+    Rounding works on exact decimals (a float's shortest form, never its binary expansion) and
+    on integer ticks and lots, so it never lands off the grid; ``up`` says which way: a passive
+    buy rounds down, a passive sell up, and a rounded price is never on the other side of the
+    price it came from.
+    """
+
+    venue: str
+    symbol: str
+    base: str
+    quote: str
+    price_increment: Decimal
+    size_increment: Decimal
+    min_size: Decimal
+    min_notional: float
+    price_sig_figs: int | None = None
+    # Ticks in one whole unit of quote (with price_sig_figs), and the most decimals of that
+    # count: derived, for the rounding's hot path.
+    _unit_ticks: int = attrs.field(init=False, default=0, eq=False, repr=False)
+    _unit_digits: int = attrs.field(init=False, default=0, eq=False, repr=False)
+
+    def __attrs_post_init__(self) -> None:
+        for name in ("price_increment", "size_increment"):
+            value = getattr(self, name)
+            if not (isinstance(value, Decimal) and value.is_finite() and value > 0):
+                raise ValueError(f"{self.symbol}: {name} must be a positive decimal: {value!r}")
+        if not (self.min_size >= 0 and self.min_notional >= 0):
+            raise ValueError(f"{self.symbol}: minimums must not be negative")
+        if self.price_sig_figs is not None:
+            if self.price_sig_figs < 1:
+                raise ValueError(f"{self.symbol}: price_sig_figs must be at least 1")
+            digits = self.price_increment.normalize().as_tuple()
+            if digits.digits != (1,) or not isinstance(digits.exponent, int):
+                raise ValueError(
+                    f"{self.symbol}: price_sig_figs needs a power of ten for price_increment, "
+                    f"not {self.price_increment}"
+                )
+            decimals = max(-digits.exponent, 0)
+            object.__setattr__(self, "_unit_ticks", 10**decimals)
+            object.__setattr__(self, "_unit_digits", decimals)
+
+    # --- prices, in integer ticks ----------------------------------------------------------
+
+    def tick_step(self, ticks: int) -> int:
+        """The spacing of valid prices around ``ticks``, in ticks: 1, or coarser where the
+        significant-figure rule applies (never coarser than a whole unit of quote)."""
+        if self.price_sig_figs is None:
+            return 1
+        figures = len(str(max(ticks, 1))) - self.price_sig_figs
+        return int(10 ** min(max(figures, 0), self._unit_digits))
+
+    def is_valid_ticks(self, ticks: int) -> bool:
+        """Whether ``ticks`` ticks is a price the venue takes."""
+        if ticks <= 0:
+            return False
+        if self.price_sig_figs is None or ticks % self._unit_ticks == 0:
+            return True
+        return len(str(ticks).rstrip("0")) <= self.price_sig_figs
+
+    def round_ticks(self, exact: Decimal | int, *, up: bool) -> int:
+        """The nearest valid price, in ticks, at or beyond ``exact`` ticks: towards higher
+        prices with ``up``, else lower. Down below one tick gives 0, which is no price: the
+        caller decides what to do with it."""
+        candidate = int(Decimal(exact).to_integral_value(ROUND_CEILING if up else ROUND_FLOOR))
+        if candidate <= 0:
+            return 1 if up else 0
+        step = self.tick_step(candidate)
+        remainder = candidate % step
+        if remainder == 0:
+            return candidate
+        # Down: the multiple below has as many digits, so it is valid. Up: the multiple above
+        # has as many digits, or is the next power of ten, valid either way.
+        return candidate - remainder + (step if up else 0)
+
+    def price_ticks(self, px: float, *, up: bool) -> int:
+        """``px`` rounded to the grid (``up``: at or above it, else at or below), in ticks."""
+        return self.round_ticks(Decimal(repr(px)) / self.price_increment, up=up)
+
+    def ticks_price(self, ticks: int) -> float:
+        """A price given in ticks."""
+        return float(ticks * self.price_increment)
+
+    def round_price(self, px: float, *, up: bool) -> float:
+        """``px`` on the grid: the nearest valid price at or above it (``up``) or at or below
+        it; 0.0 when nothing valid lies below it."""
+        return self.ticks_price(self.price_ticks(px, up=up))
+
+    # --- sizes, in integer lots ------------------------------------------------------------
+
+    def size_lots(self, sz: float, *, up: bool | None = None) -> int:
+        """``sz`` in lots: to the nearest (ties to even) by default, up or down with ``up``."""
+        rounding = ROUND_HALF_EVEN if up is None else ROUND_CEILING if up else ROUND_FLOOR
+        return int((Decimal(repr(sz)) / self.size_increment).to_integral_value(rounding))
+
+    def lots_size(self, lots: int) -> float:
+        """A size given in lots."""
+        return float(lots * self.size_increment)
+
+    def round_size(self, sz: float, *, up: bool | None = None) -> float:
+        """``sz`` on the lot grid (see ``size_lots``)."""
+        return self.lots_size(self.size_lots(sz, up=up))
 
 
 @attrs.frozen(slots=True)

@@ -48,7 +48,6 @@ REMAINING = {
     "mm.venues.sim.venue -> mm.venues.hyperliquid.schedule_cancel",
     # orders: the order side of the port
     "mm.execution.rate_limit -> mm.venues.hyperliquid.limits",
-    "mm.strategies.market_maker.ladder -> mm.venues.hyperliquid.numbers",
     # feeds: the market and user side of the port
     "mm.feeds.fill_audit -> mm.venues.hyperliquid.codec",
     "mm.feeds.user -> mm.venues.hyperliquid.codec",

@@ -28,6 +28,7 @@ from mm.model import (
     CancelOrder,
     CancelResult,
     Fill,
+    Instrument,
     Mids,
     ModifyOrder,
     OpenOrder,
@@ -53,6 +54,26 @@ class SwitchNeedsVolume(VenueError):
         self.text = text
         self.required = required
         self.traded = traded
+
+
+# --- instruments ---------------------------------------------------------------------------------
+
+
+class UnknownInstrument(VenueError):
+    """A symbol the venue does not list (or not yet read)."""
+
+
+class InstrumentProvider(Protocol):
+    """The venue's instruments: read once from the venue, then looked up by symbol."""
+
+    async def instruments(self) -> list[Instrument]:
+        """Every instrument the venue lists, read from it now."""
+        ...
+
+    def instrument(self, symbol: str) -> Instrument:
+        """One instrument as last read; ``UnknownInstrument`` when the venue does not list it
+        (or ``instruments`` was not read yet)."""
+        ...
 
 
 # --- orders ------------------------------------------------------------------------------------
@@ -185,8 +206,9 @@ class OrderClient(Protocol):
     async def modify(self, modifies: Sequence[ModifyOrder]) -> list[PlaceResult]: ...
 
 
-class VenueClient(OrderClient, Protocol):
-    """The request side: the order API and the queries of reference and account state."""
+class VenueClient(OrderClient, InstrumentProvider, Protocol):
+    """The request side: the order API, the instruments, and the queries of reference and
+    account state."""
 
     async def metadata(self) -> list[AssetMeta]: ...
 

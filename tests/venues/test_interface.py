@@ -29,6 +29,7 @@ def test_the_client_has_every_request_of_the_interface() -> None:
         "place",
         "cancel",
         "modify",
+        "instruments",
     }
     for name in wanted:
         assert inspect.iscoroutinefunction(getattr(HyperliquidClient, name)), name

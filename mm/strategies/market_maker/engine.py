@@ -34,7 +34,7 @@ import math
 import attrs
 
 from mm.book import Book
-from mm.model import Fill, Side, Trade
+from mm.model import Fill, Instrument, Side, Trade
 from mm.settings import at_least, non_negative, one_of, positive, setting
 from mm.strategies.market_maker import gate, quota
 from mm.strategies.market_maker.accumulator import AccumulatorConfig, EventAccumulator
@@ -246,9 +246,9 @@ class _PendingFill:
 class SymbolQuoter:
     """Quotes for one coin; see the module docstring."""
 
-    def __init__(self, coin: str, sz_decimals: int, config: StrategyConfig) -> None:
-        self.coin = coin
-        self.sz_decimals = sz_decimals
+    def __init__(self, instrument: Instrument, config: StrategyConfig) -> None:
+        self.coin = instrument.symbol
+        self.instrument = instrument
         self.config = config
         self.volatility = VolatilityEstimator(config.volatility)
         self.intensity = IntensityEstimator(config.intensity)
@@ -464,7 +464,7 @@ class SymbolQuoter:
         orders = build_ladder(
             bid,
             ask,
-            self.sz_decimals,
+            self.instrument,
             ladder_config,
             levels=min(tier.levels, config.ladder.levels),
             sides=sides,

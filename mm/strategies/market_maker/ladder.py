@@ -1,27 +1,25 @@
-"""Quote ladder: several wire-valid levels per side from a top bid and ask.
+"""Quote ladder: several valid levels per side from a top bid and ask.
 
-Prices are worked in integer ticks of ``10**-px_decimals`` (see ``mm.venues.hyperliquid.numbers``)
-and rounded passively (bids down, asks up) to the venue's price rules. Sizes are rounded to
-szDecimals and a level whose notional falls below the venue's minimum is dropped. A bid never
-reaches the lowest ask limit (our top ask and the market's best ask) and an ask never reaches the
-highest bid limit; prices on a side are strictly monotone, so no two levels share a price.
+Prices are worked in the instrument's integer ticks and rounded passively (bids down, asks up)
+to its price grid (``mm.model.Instrument``: the venue's rules). Sizes are rounded to its lot and
+a level whose notional falls below the instrument's minimum (or the config's, if higher) is
+dropped. A bid never reaches the lowest ask limit (our top ask and the market's best ask) and an
+ask never reaches the highest bid limit; prices on a side are strictly monotone, so no two
+levels share a price.
 """
 
 from __future__ import annotations
 
 from collections.abc import Collection
-from decimal import Decimal
 
 import attrs
 
 from mm.model import DesiredOrder as DesiredOrder  # the ladder's output type
-from mm.model import Side
+from mm.model import Instrument, Side
 from mm.settings import at_least, non_negative, one_of, positive, setting
-from mm.venues.hyperliquid import numbers
 
 SPACING_MODES = ("bps", "ticks")
 SIZE_SCHEDULES = ("constant", "linear", "geometric")
-VENUE_MIN_NOTIONAL = 10.0
 
 
 @attrs.frozen
@@ -35,7 +33,8 @@ class LadderConfig:
     size_schedule: str = setting("constant", one_of(*SIZE_SCHEDULES))
     size_step: float = setting(0.5, non_negative)  # linear: level i is base * (1 + step * i)
     size_ratio: float = setting(1.5, positive)  # geometric: level i is base * ratio ** i
-    min_notional: float = setting(VENUE_MIN_NOTIONAL, non_negative)
+    # A floor of mm's own on a level's notional; the instrument's minimum applies as well.
+    min_notional: float = setting(10.0, non_negative)
 
 
 def level_size(config: LadderConfig, level: int) -> float:
@@ -47,46 +46,38 @@ def level_size(config: LadderConfig, level: int) -> float:
     return config.base_size
 
 
-def _tick_step(ticks: int, px_decimals: int) -> int:
-    """The spacing between valid prices around ``ticks`` (coarser above 5 figures)."""
-    return int(10 ** min(max(len(str(max(ticks, 1))) - numbers.MAX_SIG_FIGS, 0), px_decimals))
-
-
-def _to_ticks(px: float, px_decimals: int, *, up: bool) -> int:
-    return numbers.round_ticks(numbers.exact_units(px, px_decimals), px_decimals, up=up)
-
-
-def _ticks_px(ticks: int, px_decimals: int) -> float:
-    return float(numbers.wire_str(ticks, px_decimals))
-
-
 def _side_ticks(
-    top: float, limit: int | None, side: Side, config: LadderConfig, levels: int, px_decimals: int
+    top: float,
+    limit: int | None,
+    side: Side,
+    config: LadderConfig,
+    levels: int,
+    instrument: Instrument,
 ) -> list[int | None]:
     """Valid tick prices per level (None where no valid price exists), strictly monotone."""
     up = side is Side.SELL
     direction = 1 if up else -1
-    top_ticks = _to_ticks(top, px_decimals, up=up)
-    step = _tick_step(top_ticks, px_decimals)
+    top_ticks = instrument.price_ticks(top, up=up)
+    step = instrument.tick_step(top_ticks)
     out: list[int | None] = []
     previous: int | None = None
     for level in range(levels):
         if config.spacing_mode == "ticks":
             raw = top_ticks + direction * round(config.spacing * level) * step
-            ticks = numbers.round_ticks(Decimal(raw), px_decimals, up=up) if raw > 0 else 0
+            ticks = instrument.round_ticks(raw, up=up) if raw > 0 else 0
         else:
             raw_px = top * (1.0 + direction * config.spacing * level / 10_000.0)
-            ticks = _to_ticks(raw_px, px_decimals, up=up) if raw_px > 0 else 0
+            ticks = instrument.price_ticks(raw_px, up=up) if raw_px > 0 else 0
         if limit is not None:  # never at or through the opposite best
             if up and ticks <= limit:
-                ticks = numbers.round_ticks(Decimal(limit + 1), px_decimals, up=True)
+                ticks = instrument.round_ticks(limit + 1, up=True)
             elif not up and ticks >= limit:
-                ticks = numbers.round_ticks(Decimal(limit - 1), px_decimals, up=False)
+                ticks = instrument.round_ticks(limit - 1, up=False)
         if previous is not None:  # strictly away from the previous level
             if up and ticks <= previous:
-                ticks = numbers.round_ticks(Decimal(previous + 1), px_decimals, up=True)
+                ticks = instrument.round_ticks(previous + 1, up=True)
             elif not up and ticks >= previous:
-                ticks = numbers.round_ticks(Decimal(previous - 1), px_decimals, up=False)
+                ticks = instrument.round_ticks(previous - 1, up=False)
         if ticks <= 0:
             out.extend([None] * (levels - level))
             break
@@ -98,7 +89,7 @@ def _side_ticks(
 def build_ladder(
     bid: float | None,
     ask: float | None,
-    sz_decimals: int,
+    instrument: Instrument,
     config: LadderConfig,
     *,
     levels: int | None = None,
@@ -116,31 +107,31 @@ def build_ladder(
     count = config.levels if levels is None else levels
     if count <= 0:
         return []
-    px_decimals = numbers.px_decimals(sz_decimals)
+    min_notional = max(config.min_notional, instrument.min_notional)
     ask_caps = [p for p in (ask, market_ask) if p is not None and p > 0]
     bid_caps = [p for p in (bid, market_bid) if p is not None and p > 0]
     # Limits in ticks: a bid stays strictly below the exact lowest ask, an ask strictly above
     # the exact highest bid (ceil / floor of the exact value keeps the strict inequality).
-    bid_limit = _to_ticks(min(ask_caps), px_decimals, up=True) if ask_caps else None
-    ask_limit = _to_ticks(max(bid_caps), px_decimals, up=False) if bid_caps else None
+    bid_limit = instrument.price_ticks(min(ask_caps), up=True) if ask_caps else None
+    ask_limit = instrument.price_ticks(max(bid_caps), up=False) if bid_caps else None
     orders: list[DesiredOrder] = []
     for side, top, limit in ((Side.BUY, bid, bid_limit), (Side.SELL, ask, ask_limit)):
         if side not in sides or top is None or not 0.0 < top < float("inf"):
             continue
-        for level, ticks in enumerate(_side_ticks(top, limit, side, config, count, px_decimals)):
+        for level, ticks in enumerate(_side_ticks(top, limit, side, config, count, instrument)):
             if ticks is None:
                 break
             if side is Side.BUY and limit is not None and ticks >= limit:
                 break
-            px = _ticks_px(ticks, px_decimals)
+            px = instrument.ticks_price(ticks)
             size = level_size(config, level)
             if not 0.0 < size < float("inf"):
                 continue
-            lots = numbers.round_lots(numbers.exact_units(size, 0), sz_decimals)
+            lots = instrument.size_lots(size)
             if lots <= 0:
                 continue
-            sz = float(numbers.wire_str(lots, sz_decimals))
-            if px * sz < config.min_notional:
+            sz = instrument.lots_size(lots)
+            if sz < instrument.min_size or px * sz < min_notional:
                 continue
             orders.append(DesiredOrder(side=side, px=px, sz=sz, level=level))
     return orders

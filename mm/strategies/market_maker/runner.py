@@ -264,9 +264,9 @@ class Trading:
             raise RuntimeError("the user feed must start before the strategy")
         self.halted = False  # a fresh start (after a rearm, or a restart by the supervisor)
         for coin in self.strategy.symbols:
-            meta = client.asset(coin)
-            self.quoters[coin] = SymbolQuoter(coin, meta.sz_decimals, self.strategy)
-            self.ticks[coin] = 10.0 ** -(6 - meta.sz_decimals)
+            instrument = client.instrument(coin)
+            self.quoters[coin] = SymbolQuoter(instrument, self.strategy)
+            self.ticks[coin] = float(instrument.price_increment)
         try:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self._trades)

@@ -56,6 +56,7 @@ from mm.model import (
     CancelOrder,
     CancelResult,
     Fill,
+    Instrument,
     ModifyOrder,
     OpenOrder,
     OrderReport,
@@ -72,10 +73,12 @@ from mm.venues.base import (
     RateLimited,
     RequestTimeout,
     SwitchNeedsVolume,
+    UnknownInstrument,
     VenueError,
 )
 from mm.venues.hyperliquid import batch, codec, queries, wire
 from mm.venues.hyperliquid.authority import Role, parse_user_role, parse_vault_leader
+from mm.venues.hyperliquid.instruments import instrument_of
 from mm.venues.hyperliquid.metrics import AdapterMetrics, rejection_reason
 from mm.venues.hyperliquid.rest import RestTransport, TooManyRequests, VenueUnavailable
 from mm.venues.hyperliquid.schedule_cancel import parse_volume_refusal
@@ -101,7 +104,7 @@ CAPABILITIES = OrderCapabilities(
 )
 
 
-class UnknownCoin(VenueError):
+class UnknownCoin(UnknownInstrument):
     """A coin the venue's metadata does not list."""
 
 
@@ -137,6 +140,7 @@ class HyperliquidClient:
         self.expiry_allowance_ms = round(expiry_allowance_s * 1000)
         self._clock = clock
         self._assets: dict[str, AssetMeta] = {}
+        self._instruments: dict[str, Instrument] = {}
 
     @property
     def landing_window_ms(self) -> int:
@@ -179,7 +183,18 @@ class HyperliquidClient:
     async def metadata(self) -> list[AssetMeta]:
         assets = codec.parse_meta(await self._info({"type": "meta"}))
         self._assets = {asset.coin: asset for asset in assets}
+        self._instruments = {asset.coin: instrument_of(asset) for asset in assets}
         return assets
+
+    async def instruments(self) -> list[Instrument]:
+        await self.metadata()
+        return list(self._instruments.values())
+
+    def instrument(self, symbol: str) -> Instrument:
+        found = self._instruments.get(symbol)
+        if found is None:
+            raise UnknownCoin(f"{symbol} is not listed (metadata loaded: {bool(self._assets)})")
+        return found
 
     def asset(self, coin: str) -> AssetMeta:
         meta = self._assets.get(coin)

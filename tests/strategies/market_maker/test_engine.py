@@ -8,11 +8,12 @@ import random
 import pytest
 
 from mm.book import Book
-from mm.model import Fill, Level, Side, Trade
+from mm.model import AssetMeta, Fill, Instrument, Level, Side, Trade
 from mm.settings import structure_section
 from mm.strategies.market_maker.engine import QuotePlan, StrategyConfig, SymbolQuoter
 from mm.strategies.market_maker.gate import NoQuoteReason, QuoteMode
 from mm.venues.hyperliquid import numbers
+from mm.venues.hyperliquid.instruments import instrument_of
 from mm.venues.hyperliquid.wire import format_px, format_sz
 from mm.venues.sim.config import MarketConfig
 from mm.venues.sim.engine import Engine
@@ -21,6 +22,14 @@ from mm.venues.sim.market import FLOW_USER, LIQUIDITY_USER, SyntheticMarket
 from mm.venues.sim.universe import UNIVERSE, specs_for
 
 BTC_SZ_DECIMALS = 5
+
+
+def perp(coin: str, sz_decimals: int) -> Instrument:
+    """A Hyperliquid perpetual's instrument, as its provider builds it from the metadata."""
+    return instrument_of(AssetMeta(0, coin, sz_decimals, 50))
+
+
+BTC = perp("BTC", BTC_SZ_DECIMALS)
 
 
 def _book(mid: float, now: float, coin: str = "BTC", half_spread_bps: float = 2.0) -> Book:
@@ -88,7 +97,7 @@ def test_config_defaults_and_structure() -> None:
 
 
 def test_fresh_quoter_is_in_warmup() -> None:
-    quoter = SymbolQuoter("BTC", BTC_SZ_DECIMALS, StrategyConfig())
+    quoter = SymbolQuoter(BTC, StrategyConfig())
     quoter.on_book(_book(95_000.0, 0.0), 0.0)
     assert quoter.due(0.0)
     plan = quoter.quote(0.0)
@@ -99,7 +108,7 @@ def test_fresh_quoter_is_in_warmup() -> None:
 
 
 def test_quotes_both_sides_once_warm() -> None:
-    quoter = SymbolQuoter("BTC", BTC_SZ_DECIMALS, StrategyConfig())
+    quoter = SymbolQuoter(BTC, StrategyConfig())
     now = _warm(quoter)
     book = quoter.book
     assert book is not None
@@ -126,7 +135,7 @@ def test_quotes_both_sides_once_warm() -> None:
 @pytest.mark.parametrize("sign", [1.0, -1.0])
 def test_inventory_at_max_quotes_only_the_reducing_side(sign: float) -> None:
     config = StrategyConfig()
-    quoter = SymbolQuoter("BTC", BTC_SZ_DECIMALS, config)
+    quoter = SymbolQuoter(BTC, config)
     now = _warm(quoter)
     mid = quoter.book.mid if quoter.book else None
     assert mid is not None
@@ -140,7 +149,7 @@ def test_inventory_at_max_quotes_only_the_reducing_side(sign: float) -> None:
 
 
 def test_inventory_skews_reservation() -> None:
-    quoter = SymbolQuoter("BTC", BTC_SZ_DECIMALS, StrategyConfig())
+    quoter = SymbolQuoter(BTC, StrategyConfig())
     now = _warm(quoter)
     flat = quoter.quote(now).glft
     quoter.on_fill(_fill(Side.BUY, 1.0, 0.002), now)
@@ -153,7 +162,7 @@ def test_inventory_skews_reservation() -> None:
 
 
 def test_stale_book_is_data_gate() -> None:
-    quoter = SymbolQuoter("BTC", BTC_SZ_DECIMALS, StrategyConfig())
+    quoter = SymbolQuoter(BTC, StrategyConfig())
     now = _warm(quoter)
     plan = quoter.quote(now + 10.0)
     assert plan.orders == []
@@ -161,7 +170,7 @@ def test_stale_book_is_data_gate() -> None:
 
 
 def test_crossed_book_is_data_gate() -> None:
-    quoter = SymbolQuoter("BTC", BTC_SZ_DECIMALS, StrategyConfig())
+    quoter = SymbolQuoter(BTC, StrategyConfig())
     now = _warm(quoter) + 0.5
     crossed = Book("BTC", 0, (Level(95_010.0, 1.0),), (Level(94_990.0, 1.0),))
     quoter.on_book(crossed, now)
@@ -171,7 +180,7 @@ def test_crossed_book_is_data_gate() -> None:
 
 
 def test_low_headroom_thins_and_one_sides() -> None:
-    quoter = SymbolQuoter("BTC", BTC_SZ_DECIMALS, StrategyConfig())
+    quoter = SymbolQuoter(BTC, StrategyConfig())
     now = _warm(quoter)
     full = quoter.quote(now)
     quoter.set_headroom(0.05)
@@ -190,7 +199,7 @@ def test_low_headroom_thins_and_one_sides() -> None:
 
 
 def test_adverse_fill_widens() -> None:
-    quoter = SymbolQuoter("BTC", BTC_SZ_DECIMALS, StrategyConfig())
+    quoter = SymbolQuoter(BTC, StrategyConfig())
     now = _warm(quoter)
     book = quoter.book
     assert book is not None
@@ -206,7 +215,7 @@ def test_adverse_fill_widens() -> None:
 
 
 def test_accumulator_due_rules() -> None:
-    quoter = SymbolQuoter("BTC", BTC_SZ_DECIMALS, StrategyConfig())
+    quoter = SymbolQuoter(BTC, StrategyConfig())
     now = _warm(quoter)
     quoter.quote(now)
     assert not quoter.due(now)
@@ -235,7 +244,7 @@ def test_simulated_stream_starts_quoting(seed: int) -> None:
     market = SyntheticMarket(engine, market_config, start, random.Random(seed))
     market.seed_liquidity(0)
     config = StrategyConfig()
-    quoters = [SymbolQuoter(coin, UNIVERSE[coin].sz_decimals, config) for coin in coins]
+    quoters = [SymbolQuoter(perp(coin, UNIVERSE[coin].sz_decimals), config) for coin in coins]
     first_quote: dict[str, float] = {}
     step_ms = market_config.step_ms
     for step in range(1, 60_000 // step_ms + 1):
@@ -261,7 +270,7 @@ def test_simulated_stream_starts_quoting(seed: int) -> None:
             if plan.orders:
                 first_quote.setdefault(quoter.coin, now)
                 _not_crossing(plan, book)
-                _wire_valid(plan, quoter.sz_decimals)
+                _wire_valid(plan, UNIVERSE[quoter.coin].sz_decimals)
                 assert {o.side for o in plan.orders} == {Side.BUY, Side.SELL}
             else:
                 assert plan.reason == "warmup"

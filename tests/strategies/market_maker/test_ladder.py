@@ -5,10 +5,16 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mm.model import Side
+from mm.model import AssetMeta, Instrument, Side
 from mm.strategies.market_maker.ladder import DesiredOrder, LadderConfig, build_ladder, level_size
 from mm.venues.hyperliquid import numbers
+from mm.venues.hyperliquid.instruments import instrument_of
 from mm.venues.hyperliquid.wire import format_px, format_sz
+
+
+def perp(sz_decimals: int) -> Instrument:
+    """A Hyperliquid perpetual's instrument, as its provider builds it from the metadata."""
+    return instrument_of(AssetMeta(0, "COIN", sz_decimals, 50))
 
 
 def _bids(orders: list[DesiredOrder]) -> list[DesiredOrder]:
@@ -21,7 +27,7 @@ def _asks(orders: list[DesiredOrder]) -> list[DesiredOrder]:
 
 def test_basic_ladder_bps() -> None:
     config = LadderConfig(levels=3, spacing=10.0, base_size=0.01)
-    orders = build_ladder(100_000.0, 100_010.0, 5, config)
+    orders = build_ladder(100_000.0, 100_010.0, perp(5), config)
     assert [o.px for o in _bids(orders)] == [100_000.0, 99_900.0, 99_800.0]
     assert [o.px for o in _asks(orders)] == [
         100_010.0,
@@ -34,7 +40,7 @@ def test_basic_ladder_bps() -> None:
 
 def test_passive_rounding() -> None:
     config = LadderConfig(levels=1, base_size=1.0)
-    orders = build_ladder(12.34567, 12.34561, 2, config)
+    orders = build_ladder(12.34567, 12.34561, perp(2), config)
     bid, ask = _bids(orders)[0], _asks(orders)[0]
     assert bid.px == 12.345  # 5 significant figures, rounded down
     assert ask.px == 12.346  # rounded up
@@ -43,7 +49,7 @@ def test_passive_rounding() -> None:
 
 def test_ticks_spacing() -> None:
     config = LadderConfig(levels=3, spacing_mode="ticks", spacing=2.0, base_size=10.0)
-    orders = build_ladder(1.2345, 1.2350, 2, config)
+    orders = build_ladder(1.2345, 1.2350, perp(2), config)
     assert [o.px for o in _bids(orders)] == [1.2345, 1.2343, 1.2341]
     assert [o.px for o in _asks(orders)] == [1.235, 1.2352, 1.2354]
 
@@ -59,23 +65,28 @@ def test_size_schedules() -> None:
 def test_min_notional_drops_levels() -> None:
     config = LadderConfig(levels=3, base_size=0.1, size_schedule="linear", size_step=0.5)
     # 0.1 * 80 = 8 < 10 (dropped), 0.15 * 80 = 12 kept, 0.2 * 80 = 16 kept
-    orders = build_ladder(80.0, 80.1, 2, config)
+    orders = build_ladder(80.0, 80.1, perp(2), config)
     assert [o.level for o in _bids(orders)] == [1, 2]
 
 
 def test_size_rounds_to_zero_dropped() -> None:
-    assert build_ladder(100.0, 101.0, 0, LadderConfig(base_size=0.4, min_notional=0.0)) == []
+    assert build_ladder(100.0, 101.0, perp(0), LadderConfig(base_size=0.4, min_notional=0.0)) == []
 
 
 def test_crossed_tops_are_uncrossed() -> None:
-    orders = build_ladder(101.0, 100.0, 2, LadderConfig(levels=2, base_size=1.0))
+    orders = build_ladder(101.0, 100.0, perp(2), LadderConfig(levels=2, base_size=1.0))
     assert max(o.px for o in _bids(orders)) < 100.0
     assert min(o.px for o in _asks(orders)) > 101.0
 
 
 def test_market_best_respected() -> None:
     orders = build_ladder(
-        100.0, 100.5, 2, LadderConfig(levels=1, base_size=1.0), market_bid=100.2, market_ask=99.9
+        100.0,
+        100.5,
+        perp(2),
+        LadderConfig(levels=1, base_size=1.0),
+        market_bid=100.2,
+        market_ask=99.9,
     )
     assert _bids(orders)[0].px < 99.9
     assert _asks(orders)[0].px > 100.2
@@ -83,10 +94,10 @@ def test_market_best_respected() -> None:
 
 def test_sides_and_levels_override() -> None:
     config = LadderConfig(levels=5, base_size=1.0)
-    orders = build_ladder(100.0, 100.1, 2, config, levels=2, sides=(Side.SELL,))
+    orders = build_ladder(100.0, 100.1, perp(2), config, levels=2, sides=(Side.SELL,))
     assert [o.side for o in orders] == [Side.SELL, Side.SELL]
-    assert build_ladder(100.0, 100.1, 2, config, levels=0) == []
-    assert [o.side for o in build_ladder(None, 100.1, 2, config, levels=1)] == [Side.SELL]
+    assert build_ladder(100.0, 100.1, perp(2), config, levels=0) == []
+    assert [o.side for o in build_ladder(None, 100.1, perp(2), config, levels=1)] == [Side.SELL]
 
 
 @given(
@@ -124,7 +135,7 @@ def test_ladder_always_wire_valid_and_non_crossing(
     if bid <= 0:
         return
     orders = build_ladder(
-        bid, ask, sz_decimals, config, market_bid=market_bid, market_ask=market_ask
+        bid, ask, perp(sz_decimals), config, market_bid=market_bid, market_ask=market_ask
     )
     for order in orders:
         px_text = format_px(order.px, sz_decimals, order.side)
