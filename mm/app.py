@@ -40,6 +40,7 @@ from mm.admin import AdminApp, AdminContext, AdminServer, Answer
 from mm.config import Config, Secrets, config_hash, to_dict
 from mm.execution.auditor import OrderAuditor
 from mm.execution.flatten import Flattener
+from mm.execution.permissions import Grant, Level, PermissionBoard, Source
 from mm.feeds.fill_audit import FillAudit
 from mm.feeds.history import HISTORY_START, FillHistory, HistoryStart, JournaledFills
 from mm.journal import DATABASE_NAME, Journal, journaled_fills, latest_event
@@ -168,12 +169,16 @@ class Service:
         # The fills accounted for: restored from the journal at start, shared by the user
         # stream and the fill audit.
         self.fill_history = FillHistory(config.feeds.user.dedup_capacity)
+        # "May I send?": each owner writes its slot, the strategy and the checks read it.
+        self.permissions = PermissionBoard()
+        self._stopping = self.permissions.slot(Source.SERVICE)
         self.adapter = build_adapter(
             config.venue,
             config.feeds,
             venue_url=lambda: self.venue_url,
             signing_key=secrets.venue_key,
             registry=self.registry,
+            killed=lambda: self.permissions.grant(Source.KILLSWITCH).level is Level.HALTED,
             rate_limit=config.rate_limit,
             fill_history=self.fill_history,
         )
@@ -191,17 +196,26 @@ class Service:
             config.executor,
             self.adapter,
             self.registry,
+            self.permissions,
             config.pretrade,
             on_markout=self._journal_markout,
         )
         self.notifier = Notifier(config.notify, secrets.notify, self.registry, self._redact)
-        self.flattener = Flattener(config.flatten, self.adapter, config.pretrade, self.registry)
+        self.flattener = Flattener(
+            config.flatten,
+            self.adapter,
+            config.pretrade,
+            self.registry,
+            self.permissions,
+            self.permissions.slot(Source.FLATTENER),
+        )
         self.coordinator = ModeCoordinator(
             config.autonomy,
             self.journal,
             self.notifier.notify,
             self.registry,
             self.trading.pull_all_orders,
+            self.permissions.slot(Source.AUTONOMY),
         )
         self.session = SessionRunner(
             config.session,
@@ -211,11 +225,10 @@ class Service:
             self.journal,
             self.notifier.notify,
             self.registry,
+            self.permissions,
+            self.permissions.slot(Source.SESSION),
         )
         self.coordinator.rearmed.append(self.session.resume)
-        self.trading.mode = self.coordinator
-        self.trading.gate = self.session.gate
-        self.trading.held = self.flattener.active
         self.root = Supervisor(
             "mm",
             self._children(admin),
@@ -265,11 +278,11 @@ class Service:
             self.journal,
             self.config.run_dir,
             self._redact,
+            permission=self.permissions.slot(Source.KILLSWITCH),
             rearm_blockers=lambda: self.risk.rearm_blockers(),
             risk_status=lambda: self.risk.status(),
             recent_errors=lambda: list(self.risk.recent_errors),
             notify=self.notifier.notify,
-            tripped_listeners=[self.session.stop_flattening],
         )
         children.append(
             ChildSpec("trading", self.killswitch.run, describe=self._trading_tree(trading))
@@ -283,9 +296,9 @@ class Service:
             self.killswitch,
             self.registry,
             self.account,
+            self.permissions.slot(Source.RISK),
         )
         children.append(self._child("risk", self.risk.run))
-        self.session.killswitch_tripped = lambda: self.killswitch.switch.tripped
         adapter = self.adapter
         self.monitor = AutonomyMonitor(
             self.config.autonomy,
@@ -536,6 +549,7 @@ class Service:
         logger.info("stopping: {}", self.stop_reason)
         # Trading stops first, while the feeds and the venue client still run: no new quotes,
         # then every open order canceled. The rest of the tree is cancelled after.
+        self._stopping.set(Grant(Level.HALTED, f"mm is stopping ({self.stop_reason})"))
         stopped = await self.trading.stop()  # the venue's word: zero, or the orders left
         with trio.move_on_after(2.0):  # disarmed while the connection runs, not when it closes
             await self.adapter.deadman.disarm_for_stop()

@@ -8,7 +8,9 @@ notional limits), reduce-only and immediate-or-cancel, so nothing is left restin
 ``Flattener.flatten`` (shell) cancels the symbols' orders, then round by round reads the venue's
 positions (the venue's word, not our own tally), sends one IOC per symbol still open, and
 re-prices from the latest book with more slippage each round, until every position is zero or
-the deadline passes (``trio.move_on_at``). The caller escalates a missed deadline.
+the deadline passes (``trio.move_on_at``). The caller escalates a missed deadline. While it
+flattens a symbol it holds it in its slot of the permission board (no quoting there), and it
+asks the board before each order: a halted board (HALT, the kill switch) sends nothing.
 """
 
 from __future__ import annotations
@@ -22,12 +24,14 @@ from loguru import logger
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from mm.execution.cancel_all import FLATTEN, cancel_all, paths_of
+from mm.execution.permissions import Grant, Level, PermissionBoard, Slot
 from mm.execution.pretrade import PretradeConfig
 from mm.model import PlaceOrder, Side, Tif
 from mm.settings import non_negative, positive, setting
 from mm.venues.hyperliquid.adapter import HyperliquidAdapter
 
 BPS = 1e-4
+HELD = Grant(Level.PULLED, "the flattener holds the symbol")
 
 
 @attrs.frozen
@@ -91,10 +95,14 @@ class Flattener:
         adapter: HyperliquidAdapter,
         limits: PretradeConfig,
         registry: CollectorRegistry,
+        board: PermissionBoard,
+        permission: Slot,
     ) -> None:
         self.config = config
         self.adapter = adapter
         self.limits = limits
+        self.board = board  # read before every order: HALT and the kill switch stop it
+        self.permission = permission  # its slot: the symbols it holds are closed to quoting
         self.active: set[str] = set()  # symbols being flattened: the strategy leaves them alone
         self.last: FlattenResult | None = None
         self._runs = Counter(
@@ -115,6 +123,8 @@ class Flattener:
         wanted = sorted(set(coins))
         started = trio.current_time()
         self.active.update(wanted)
+        for coin in wanted:
+            self.permission.set_symbol(coin, HELD)
         sent = 0
         remaining: dict[str, float] = dict.fromkeys(wanted, math.nan)  # unknown until read
         try:
@@ -140,6 +150,8 @@ class Flattener:
                         logger.warning("flatten: final position read failed: {}", error)
         finally:
             self.active.difference_update(wanted)
+            for coin in wanted:
+                self.permission.clear_symbol(coin)
         seconds = trio.current_time() - started
         result = FlattenResult(not remaining, remaining, sent, seconds)
         self.last = result
@@ -191,6 +203,8 @@ class Flattener:
             )
             if order is None:
                 continue
+            if not self.board.may_send(coin, order.side, position, reduce_only=True):
+                continue  # HALT or the kill switch: nothing goes out
             orders.append(
                 PlaceOrder(
                     coin, order.side, order.px, order.sz, Tif.IOC, router.new_client_id(), True

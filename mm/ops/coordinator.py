@@ -1,11 +1,11 @@
 """The mode coordinator: one place that changes the autonomy mode and makes it take effect.
 
-The strategy, the executor slots' pre-trade checks and the flattener read ``pull``,
-``reduce_only`` and ``halted`` from here synchronously, so a mode change applies to all of them
-at the same instant: the moment ``Autonomy`` moves. Then, in order: HALT cancels every open
-order (shielded, within a deadline); the transition is journaled with its evidence (the
-triggering values, recent events, a metrics snapshot) and checkpointed, so a restart keeps the
-mode; the operator is notified (HALT is critical and bypasses the rate limit).
+The coordinator owns the autonomy slot of the permission board (``mm.execution.permissions``)
+and writes it the moment ``Autonomy`` moves, so the strategy, the pre-trade checks and the
+flattener, which read the board, all see a mode change at the same instant. Then, in order:
+HALT cancels every open order (shielded, within a deadline); the transition is journaled with
+its evidence (the triggering values, recent events, a metrics snapshot) and checkpointed, so a
+restart keeps the mode; the operator is notified (HALT is critical and bypasses the rate limit).
 
 Commands come from sync code (the admin server, the flattener) through ``request``; the
 autonomy monitor calls ``escalate`` directly from its own task.
@@ -23,6 +23,7 @@ from loguru import logger
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from mm import clock
+from mm.execution.permissions import OPEN, Grant, Level, Slot
 from mm.journal import Journal
 from mm.ops.autonomy import REASONS, Autonomy, AutonomyConfig, Mode, Transition, Trigger
 from mm.ops.notify import Notification, Severity
@@ -57,6 +58,20 @@ def metrics_snapshot(registry: CollectorRegistry) -> dict[str, float]:
     return snapshot
 
 
+MODE_GRANTS = {
+    Mode.NORMAL: OPEN,
+    Mode.QUARANTINED: Grant(Level.PULLED, "mode: no new orders"),
+    Mode.REDUCE_ONLY: Grant(Level.REDUCE_ONLY, "mode: reduce only"),
+    Mode.HALT: Grant(Level.HALTED, "the mode is HALT"),
+}
+
+
+def mode_grant(mode: Mode) -> Grant:
+    """The mode as its slot of the permission board: HALT sends nothing at all, QUARANTINED no
+    new orders (resting quotes go), REDUCE_ONLY only reducing orders."""
+    return MODE_GRANTS[mode]
+
+
 class ModeCoordinator:
     def __init__(
         self,
@@ -65,8 +80,10 @@ class ModeCoordinator:
         notify: Callable[[Notification], None],
         registry: CollectorRegistry,
         cancel_all: Callable[[], Awaitable[None]],
+        permission: Slot,
     ) -> None:
         self.autonomy = Autonomy(config)
+        self.permission = permission  # its slot of the permission board, written with the mode
         self.journal = journal
         self.notify = notify
         self.registry = registry
@@ -74,7 +91,6 @@ class ModeCoordinator:
         self.recent: deque[str] = deque(maxlen=RECENT_EVENTS)
         self.raised: dict[str, Trigger] = {}  # the monitor's latest triggers, by reason
         self.rearmed: list[Callable[[], None]] = []  # told after a rearm has taken effect
-        self.halted_listeners: list[Callable[[], None]] = []  # told the moment HALT applies
         self._send, self._commands = trio.open_memory_channel[Command](256)
         self._mode = Gauge(
             "mm_autonomy_mode",
@@ -96,30 +112,18 @@ class ModeCoordinator:
         for reason in REASONS:
             self._triggers.labels(reason=reason.value).set(0)
 
-    # --- what the strategy, the slots and the pre-trade checks read -------------------------
+    # --- the mode (the strategy and the pre-trade checks read it from the board) -----------
 
     @property
     def mode(self) -> Mode:
         return self.autonomy.mode
-
-    @property
-    def pull(self) -> bool:
-        """No new orders at all (resting quotes go): QUARANTINED and HALT."""
-        return self.mode in (Mode.QUARANTINED, Mode.HALT)
-
-    @property
-    def reduce_only(self) -> bool:
-        return self.mode is Mode.REDUCE_ONLY
-
-    @property
-    def halted(self) -> bool:
-        return self.mode is Mode.HALT
 
     # --- restore, commands ------------------------------------------------------------------
 
     def restore(self, checkpoint: dict[str, Any] | None) -> None:
         """Before start: the journal's last mode (REDUCE_ONLY and HALT survive a restart)."""
         self.autonomy = Autonomy.restore(self.autonomy.config, checkpoint)
+        self.permission.set(mode_grant(self.mode))
         self._mode.set(int(self.mode))
         if self.mode is not Mode.NORMAL:
             reason = self.autonomy.reason.value if self.autonomy.reason else None
@@ -171,14 +175,13 @@ class ModeCoordinator:
         return transition
 
     async def _apply(self, transition: Transition) -> None:
+        self.permission.set(mode_grant(transition.mode))  # the instant the mode moves
         self._mode.set(int(transition.mode))
         reason = transition.reason.value if transition.reason else "rearm"
         self._transitions.labels(mode=transition.mode.label, reason=reason).inc()
         line = f"autonomy {transition.previous.label} -> {transition.mode.label} ({reason})"
         if transition.mode is Mode.HALT:
             logger.critical("{} {}", line, dict(transition.values))
-            for listener in self.halted_listeners:
-                listener()
             await self.cancel_all()
         elif transition.mode > transition.previous:
             logger.warning("{} {}", line, dict(transition.values))

@@ -410,6 +410,11 @@ class TrackGate:
             for symbol in track.symbols:
                 self._track_of.setdefault(symbol, track.name)
 
+    @property
+    def default(self) -> Phase:
+        """The phase of a symbol in no track."""
+        return self._default
+
     def phase(self, symbol: str) -> Phase:
         track = self._track_of.get(symbol)
         return self._default if track is None else self._phases[track]

@@ -9,13 +9,14 @@ forbids orders; otherwise it first moves the mode to REDUCE_ONLY, so the strateg
 rebuild the position afterwards, then flattens every symbol under the same deadline. A flatten
 that misses its deadline escalates to HALT with a critical notification. The flattener never
 runs while the mode is HALT or the kill switch is tripped, and either stops one under way: a
-halted service sends no orders at all until ``mm rearm``.
+halted service sends no orders at all until ``mm rearm``. The runner writes each symbol's phase
+into its slot of the permission board and reads the board for HALT and the kill switch.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import attrs
@@ -24,6 +25,7 @@ from loguru import logger
 from prometheus_client import CollectorRegistry
 
 from mm.execution.flatten import Flattener
+from mm.execution.permissions import OPEN, Grant, Level, PermissionBoard, Slot
 from mm.journal import Journal
 from mm.ops.autonomy import Mode, Reason, Trigger
 from mm.ops.coordinator import ModeCoordinator
@@ -38,6 +40,17 @@ class FlattenRequest:
     why: str
 
 
+def phase_grant(phase: Phase) -> Grant:
+    """A symbol's phase as the session's slot of the permission board: OPEN anything,
+    CLOSE_ONLY only reducing orders, any other phase no new orders (the flattener's own
+    reduce-only orders still go under FORCE_FLAT)."""
+    if phase is Phase.OPEN:
+        return OPEN
+    if phase is Phase.CLOSE_ONLY:
+        return Grant(Level.REDUCE_ONLY, f"session phase {phase.label}")
+    return Grant(Level.PULLED, f"session phase {phase.label}")
+
+
 class SessionRunner:
     def __init__(
         self,
@@ -48,10 +61,14 @@ class SessionRunner:
         journal: Journal,
         notify: Callable[[Notification], None],
         registry: CollectorRegistry,
+        board: PermissionBoard,
+        permission: Slot,
     ) -> None:
         self.config = config
         self.symbols = tuple(symbols)
         self.gate = TrackGate(config)
+        self.board = board  # read: whether anything may be sent (HALT, the kill switch)
+        self.permission = permission  # its slot of the board: each symbol's phase
         self.flattener = flattener
         self.coordinator = coordinator
         self.journal = journal
@@ -63,18 +80,21 @@ class SessionRunner:
         self._nursery: trio.Nursery | None = None
         self._clock: WallClock | None = None
         self._running: set[trio.CancelScope] = set()  # flattens under way
-        coordinator.halted_listeners.append(self.stop_flattening)
-        # Set by the service: whether the kill switch is tripped (no orders then, either).
-        self.killswitch_tripped: Callable[[], bool] = lambda: False
+        self.permission.set(phase_grant(self.gate.default))
+        self._publish(symbol for track in config.tracks for symbol in track.symbols)
+
+    def _publish(self, symbols: Iterable[str]) -> None:
+        """The symbols' phases into the session's slot of the permission board."""
+        for symbol in symbols:
+            self.permission.set_symbol(symbol, phase_grant(self.gate.phase(symbol)))
 
     def request_flatten(self, who: str, why: str) -> str | None:
         """``mm flatten`` / ``POST /flatten`` (sync, from the admin server): None when the
         flatten is on its way, else why it is refused. While HALT or a tripped kill switch
         forbids every order it is refused at once and nothing changes, the mode included."""
-        if self.killswitch_tripped():
-            return "the kill switch is tripped: no orders until mm rearm"
-        if self.coordinator.halted:
-            return "the mode is HALT: no orders until mm rearm"
+        halted = self.board.halted()
+        if halted is not None:
+            return f"{halted}: no orders until mm rearm"
         try:
             self._send.send_nowait(FlattenRequest(who, why))
         except trio.WouldBlock:
@@ -92,6 +112,7 @@ class SessionRunner:
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
             nursery.start_soon(self._serve_requests)
+            nursery.start_soon(self._stop_flattening_when_halted)
             await nursery.start(self.governor.run)
             task_status.started()
 
@@ -102,7 +123,15 @@ class SessionRunner:
             deadline = trio.current_time() + self.config.flatten_deadline_s
             await self._flatten(self.symbols, deadline, f"{request.who}: {request.why}")
 
+    async def _stop_flattening_when_halted(self) -> None:
+        """HALT or a kill switch trip (the board halted) stops every flatten under way."""
+        while True:
+            if self.board.halted() is not None:
+                self.stop_flattening()
+            await self.board.wait_changed()
+
     async def _on_change(self, change: PhaseChange) -> None:
+        self._publish(change.symbols)  # at once: the governor has just set the phase
         data = {
             "track": change.track,
             "symbols": list(change.symbols),
@@ -158,8 +187,9 @@ class SessionRunner:
     async def _flatten(self, symbols: Sequence[str], deadline: float, why: str) -> None:
         if not symbols:
             return
-        if self.coordinator.halted or self.killswitch_tripped():
-            logger.warning("not flattening {} ({}): HALT or kill switch", list(symbols), why)
+        halted = self.board.halted()
+        if halted is not None:
+            logger.warning("not flattening {} ({}): {}", list(symbols), why, halted)
             return
         busy = set(symbols) & self.flattener.active
         if busy:

@@ -32,7 +32,7 @@ and reported to the caller and in ``status``.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
@@ -45,6 +45,7 @@ from prometheus_client import CollectorRegistry, Gauge
 from mm import clock
 from mm.execution import cancel_all
 from mm.execution.cancel_all import CancelAllReport, first_answer, paths_of
+from mm.execution.permissions import OPEN, Grant, Level, Slot
 from mm.journal import Journal
 from mm.model import AccountState
 from mm.ops.notify import Notification, Severity
@@ -60,6 +61,7 @@ from supervisors import SupervisorEscalation
 BACKSTOP_S = 6.0  # the venue accepts a dead-man's switch at least 5 s ahead
 SWEEP_PAUSE_S = 1.0  # a trip's cancel-all left orders: the next one this much later,
 SWEEP_PAUSE_MAX_S = 15.0  # doubling up to this
+TRIPPED = Grant(Level.HALTED, "the kill switch is tripped")
 COMMIT_WAIT_S = 5.0  # how long a trip waits for its checkpoint to be committed
 DUMP_READ_S = 2.0
 
@@ -198,17 +200,18 @@ class KillSwitchController:
         run_dir: Path,
         redact: Redactor | None = None,
         *,
+        permission: Slot,
         rearm_blockers: Callable[[], Sequence[Assessment]] = list,
         risk_status: Callable[[], dict[str, Any]] | None = None,
         recent_errors: Callable[[], list[str]] | None = None,
         notify: Callable[[Notification], None] | None = None,
-        tripped_listeners: Iterable[Callable[[], None]] = (),
     ) -> None:
         self.redact = redact or Redactor()
         self._run_trading = run_trading
         self.trading = trading
         self.adapter = adapter
         self.journal = journal
+        self.permission = permission  # its slot of the permission board: HALTED while tripped
         self.incident_dir = run_dir / "incidents"
         self.switch = KillSwitch()
         self._send, self._commands = trio.open_memory_channel[Command](64)
@@ -224,7 +227,6 @@ class KillSwitchController:
         self._risk_status = risk_status
         self._recent_errors = recent_errors
         self._notify = notify
-        self._tripped_listeners = tuple(tripped_listeners)  # told the moment it trips
         # The latest trip's cancel-alls: the first, then those run until the venue shows none.
         self.last_cancel: CancelAllReport | None = None
         self.cancel_rounds = 0
@@ -284,7 +286,7 @@ class KillSwitchController:
         self.switch = KillSwitch.restore(checkpoint, clock.wall())
         self._export()
         if self.switch.tripped:
-            self.adapter.halted = True
+            self.permission.set(TRIPPED)
             logger.warning("kill switch restored tripped: {}", self.switch.reason)
 
     def status(self) -> dict[str, Any]:
@@ -395,11 +397,9 @@ class KillSwitchController:
                     dict(values),
                 )
             )
-        self.adapter.halted = True  # no dead-man's switch refresh, no quoting
+        self.permission.set(TRIPPED)  # no order of any kind, no dead-man's switch refresh
         if self._scope is not None:
             self._scope.cancel()
-        for listener in self._tripped_listeners:
-            listener()
         with trio.CancelScope(shield=True):
             outcome = await self._act(reason, original.at)
         self.last_trip = outcome
@@ -604,7 +604,7 @@ class KillSwitchController:
         self._export()
         if self._sweep_scope is not None:  # trading resumes: its orders are its own again
             self._sweep_scope.cancel()
-        self.adapter.halted = False
+        self.permission.set(OPEN)
         self._rearmed.set()
         return outcome
 

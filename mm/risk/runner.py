@@ -26,6 +26,7 @@ from loguru import logger
 from prometheus_client import CollectorRegistry, Gauge
 
 from mm import clock
+from mm.execution.permissions import Grant, Level, Slot
 from mm.model import Fill, Side
 from mm.risk.account import AccountWatch
 from mm.risk.aggregate import LiquidationDetector, RiskDecision, evaluate
@@ -58,6 +59,16 @@ KILL_REASONS = {
 }
 
 
+def grant(decision: RiskDecision) -> Grant:
+    """The risk decision as its slot of the permission board: pull (no new orders), reduce
+    only, or open; widened by its WIDEN factor whatever the level."""
+    if decision.pull:
+        return Grant(Level.PULLED, "risk: no new orders", decision.spread_factor)
+    if decision.reduce_only:
+        return Grant(Level.REDUCE_ONLY, "risk: reduce only", decision.spread_factor)
+    return Grant(widen=decision.spread_factor)
+
+
 class RiskAggregator:
     def __init__(
         self,
@@ -67,8 +78,10 @@ class RiskAggregator:
         killswitch: KillSwitchController,
         registry: CollectorRegistry,
         account: AccountWatch,
+        permission: Slot,
     ) -> None:
         self.config = config
+        self.permission = permission  # its slot of the permission board
         self.trading = trading
         self.adapter = adapter
         self.killswitch = killswitch
@@ -101,7 +114,6 @@ class RiskAggregator:
             ["monitor"],
             registry=registry,
         )
-        trading.risk = self
         adapter.fill_listeners.append(self._on_fill)
         adapter.state_listeners.append(self._on_feed_state)
         self.recent_errors: deque[str] = deque(maxlen=20)
@@ -130,20 +142,7 @@ class RiskAggregator:
     def peak_pnl(self, value: float) -> None:
         self.daily.peak = value
 
-    # --- what the strategy reads ------------------------------------------------------------
-
-    @property
-    def pull(self) -> bool:
-        return self.decision is not None and self.decision.pull
-
-    @property
-    def reduce_only(self) -> bool:
-        return self.decision is not None and self.decision.reduce_only
-
-    @property
-    def spread_factor(self) -> float:
-        """How much the quotes widen for risk (a WIDEN action's factor; 1.0 otherwise)."""
-        return self.decision.spread_factor if self.decision is not None else 1.0
+    # --- status -----------------------------------------------------------------------------
 
     def status(self) -> dict[str, Any]:
         decision = self.decision
@@ -180,6 +179,7 @@ class RiskAggregator:
         self.last_state = state
         decision = evaluate(state, self.config)
         self.decision = decision
+        self.permission.set(grant(decision))
         for assessment in decision.assessments:
             self._severity.labels(monitor=assessment.monitor).set(int(assessment.action))
             self._judging.labels(monitor=assessment.monitor).set(1 if assessment.judging else 0)

@@ -28,11 +28,13 @@ def build_adapter(
     venue_url: Callable[[], str | None],
     signing_key: Secret,
     registry: CollectorRegistry,
+    killed: Callable[[], bool],
     rate_limit: RateLimitConfig | None = None,
     fill_history: FillHistory | None = None,
 ) -> HyperliquidAdapter:
     """The adapter for ``venue.kind``, its URL read through ``venue_url`` when a feed starts
-    (an embedded simulator's port is known only once it listens)."""
+    (an embedded simulator's port is known only once it listens); ``killed`` says whether the
+    kill switch is tripped (then it is not healthy for trading)."""
     if venue.kind == "hyperliquid":
         return HyperliquidAdapter(
             feeds,
@@ -40,6 +42,7 @@ def build_adapter(
             signing_key=signing_key,
             account_address=venue.account_address,
             registry=registry,
+            killed=killed,
             rate_limit=rate_limit,
             mainnet=venue.network == "mainnet",
             fill_history=fill_history,

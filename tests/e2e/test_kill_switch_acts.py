@@ -262,7 +262,7 @@ async def test_flatten_is_refused_under_a_trip_or_halt_and_leaves_the_mode(
         halted = await client.post("/flatten", json={"reason": "again"})
         assert halted.status_code == 409
         assert "HALT" in halted.json()["refused"]
-        assert service.coordinator.halted
+        assert service.permissions.halted() == "the mode is HALT"
 
         dump = await client.post("/dump", json={"reason": "look"})
         assert dump.status_code == 200

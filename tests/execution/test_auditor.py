@@ -376,6 +376,7 @@ async def test_a_resync_snapshot_is_handed_to_the_auditor_and_judged_next(
         signing_key=Secret("0x" + "11" * 32),
         account_address="",
         registry=CollectorRegistry(),
+        killed=lambda: False,
     )
     r = rig()
     stray = foreign(4242, age_s=60)

@@ -21,6 +21,7 @@ from mm.execution.flatten import (
     FlattenResult,
     flatten_order,
 )
+from mm.execution.permissions import OPEN, Grant, Level, PermissionBoard, Source
 from mm.execution.pretrade import PretradeConfig
 from mm.model import (
     AccountState,
@@ -362,8 +363,14 @@ def make(
     router = FakeRouter(client, bus, fills)
     adapter = FakeAdapter(client, router, bus)
     registry = CollectorRegistry()
+    board = PermissionBoard()
     flattener = Flattener(
-        config or FlattenConfig(), cast(HyperliquidAdapter, adapter), limits, registry
+        config or FlattenConfig(),
+        cast(HyperliquidAdapter, adapter),
+        limits,
+        registry,
+        board,
+        board.slot(Source.FLATTENER),
     )
     router.flattener = flattener
     return flattener, adapter, client, router, registry
@@ -553,3 +560,44 @@ async def test_two_runs_on_different_symbols(autojump_clock: trio.testing.MockCl
     assert seen == [{"ETH"}]
     assert flattener.active == set()
     assert client.positions == {"BTC": 0.5, "ETH": 1.0}
+
+
+# --- the permission board ---------------------------------------------------------------------
+
+
+async def test_the_symbols_it_flattens_are_closed_to_quoting(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """While it runs, the flattener's slot closes its symbols to the strategy (not to its own
+    reduce-only orders); once it ends they are open again."""
+    flattener, _, _, _, _ = make({"BTC": 0.5, "ETH": 1.0}, fills=False)
+    board = flattener.board
+    seen: list[tuple[str | None, str | None, bool]] = []
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(flattener.flatten, ["BTC"], trio.current_time() + 2.0)
+        await trio.sleep(1.0)
+        seen.append(
+            (
+                board.permission("BTC").closed,
+                board.permission("ETH").closed,
+                board.may_send("BTC", Side.SELL, 0.5, reduce_only=True),
+            )
+        )
+    assert seen == [("the flattener holds the symbol", None, True)]
+    assert board.permission("BTC").closed is None
+
+
+async def test_a_halted_board_sends_nothing(autojump_clock: trio.testing.MockClock) -> None:
+    """HALT or the kill switch on the board: the rounds go on reading, but no order goes out,
+    and orders go out again once the board allows them."""
+    flattener, _, client, router, _ = make({"BTC": 0.5})
+    killswitch = flattener.board.slot(Source.KILLSWITCH)
+    killswitch.set(Grant(Level.HALTED, "the kill switch is tripped"))
+    result = await flattener.flatten(["BTC"], trio.current_time() + 2.0)
+    assert not result.done
+    assert result.orders == 0
+    assert router.placed == []
+    assert client.positions == {"BTC": 0.5}
+    killswitch.set(OPEN)
+    assert (await flattener.flatten(["BTC"], trio.current_time() + 2.0)).done
+    assert [(o.coin, o.side, o.sz) for _, o in router.placed] == [("BTC", Side.SELL, 0.5)]

@@ -14,6 +14,7 @@ import trio
 import trio.testing
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
+from mm.execution.permissions import PermissionBoard, Source
 from mm.journal import DATABASE_NAME, Entry, Journal, JournalConfig, read_events
 from mm.ops.autonomy import REASONS, Autonomy, AutonomyConfig, Mode, Reason, Trigger
 from mm.ops.coordinator import (
@@ -40,12 +41,14 @@ class Harness:
         self.notes: list[Notification] = []
         self.cancels = 0
         self.mode_at_cancel: list[Mode] = []
+        self.board = PermissionBoard()
         self.coordinator = ModeCoordinator(
             config or AutonomyConfig(),
             self.journal,
             self.notes.append,
             self.registry,
             self.cancel_all,
+            self.board.slot(Source.AUTONOMY),
         )
 
     async def cancel_all(self) -> None:
@@ -73,8 +76,10 @@ async def running(path: Path, config: AutonomyConfig | None = None) -> AsyncIter
         nursery.cancel_scope.cancel()
 
 
-def flags(coordinator: ModeCoordinator) -> tuple[bool, bool, bool]:
-    return coordinator.pull, coordinator.reduce_only, coordinator.halted
+def flags(board: PermissionBoard) -> tuple[bool, bool, bool]:
+    """What the board, written by the coordinator alone, says: pulled, reduce only, halted."""
+    permission = board.permission("BTC")
+    return permission.closed is not None, permission.reduce_only, board.halted() is not None
 
 
 # --- what the rest of the service reads --------------------------------------------------------
@@ -93,11 +98,11 @@ async def test_flags_follow_the_mode(
     tmp_path: Path, trigger: Trigger, expected: tuple[bool, bool, bool]
 ) -> None:
     async with running(tmp_path) as h:
-        assert flags(h.coordinator) == (False, False, False)
+        assert flags(h.board) == (False, False, False)
         assert h.coordinator.mode is Mode.NORMAL
         await h.coordinator.escalate(trigger)
         assert h.coordinator.mode is trigger.mode
-        assert flags(h.coordinator) == expected
+        assert flags(h.board) == expected
 
 
 async def test_the_mode_takes_effect_before_the_journal_write(tmp_path: Path) -> None:
@@ -107,7 +112,7 @@ async def test_the_mode_takes_effect_before_the_journal_write(tmp_path: Path) ->
     async with trio.open_nursery() as nursery:
         nursery.start_soon(h.coordinator.escalate, STALE)
         await trio.testing.wait_all_tasks_blocked()
-        assert h.coordinator.reduce_only is True
+        assert h.board.permission("BTC").reduce_only is True
         assert h.sample("mm_autonomy_mode") == 2.0
         assert h.notes == []  # notified only after journaling
         await nursery.start(h.journal.run)
@@ -266,7 +271,7 @@ async def test_rearm_informs_and_calls_listeners(tmp_path: Path) -> None:
         transition = await h.coordinator.rearm("alice", "drawdown understood")
         assert transition is not None
         assert transition.automatic is False
-        assert flags(h.coordinator) == (False, False, False)
+        assert flags(h.board) == (False, False, False)
         assert seen == [Mode.NORMAL]  # once, after the mode is back
         assert h.cancels == 1
     note = h.notes[-1]
@@ -299,7 +304,7 @@ async def test_recover_from_quarantine(tmp_path: Path) -> None:
 async def test_requests_are_served_by_run(tmp_path: Path) -> None:
     async with running(tmp_path) as h:
         h.coordinator.request(Escalate(DRAWDOWN))
-        await eventually(lambda: h.coordinator.halted)
+        await eventually(lambda: h.coordinator.mode is Mode.HALT)
         await eventually(lambda: len(h.notes) == 1)
         assert h.cancels == 1
         h.coordinator.request(RearmMode("bob", "restarted the feed"))
@@ -367,7 +372,7 @@ async def test_restore_from_a_checkpoint(tmp_path: Path) -> None:
     second = Harness(tmp_path / "second")
     second.coordinator.restore(checkpoint)
     assert second.coordinator.mode is Mode.HALT
-    assert flags(second.coordinator) == (True, False, True)
+    assert flags(second.board) == (True, False, True)
     assert second.coordinator.autonomy.reason is Reason.PNL_PEAK_DRAWDOWN
     assert second.sample("mm_autonomy_mode") == 3.0
     status = second.coordinator.status()
@@ -402,5 +407,5 @@ def test_restore_to_normal(tmp_path: Path, checkpoint: dict[str, Any] | None) ->
 def test_restore_reduce_only(tmp_path: Path) -> None:
     h = Harness(tmp_path)
     h.coordinator.restore({"mode": "reduce_only", "reason": "operator_flatten", "since": 5.0})
-    assert flags(h.coordinator) == (False, True, False)
+    assert flags(h.board) == (False, True, False)
     assert h.sample("mm_autonomy_mode") == 2.0

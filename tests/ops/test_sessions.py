@@ -23,6 +23,7 @@ from prometheus_client import CollectorRegistry
 
 import mm.ops.governor
 from mm.execution.flatten import Flattener, FlattenResult
+from mm.execution.permissions import PermissionBoard, Source
 from mm.journal import DATABASE_NAME, Entry, Journal, JournalConfig, read_events
 from mm.ops.autonomy import AutonomyConfig, Mode, Reason, Trigger
 from mm.ops.coordinator import ModeCoordinator
@@ -93,8 +94,14 @@ class Harness:
         self.journal = Journal(path / DATABASE_NAME, JournalConfig(), self.registry)
         self.notes: list[Notification] = []
         self.cancels = 0
+        self.board = PermissionBoard()
         self.coordinator = ModeCoordinator(
-            AutonomyConfig(), self.journal, self.notes.append, self.registry, self.cancel_all
+            AutonomyConfig(),
+            self.journal,
+            self.notes.append,
+            self.registry,
+            self.cancel_all,
+            self.board.slot(Source.AUTONOMY),
         )
         self.flattener = FakeFlattener()
         self.runner = SessionRunner(
@@ -105,6 +112,8 @@ class Harness:
             self.journal,
             self.notes.append,
             self.registry,
+            self.board,
+            self.board.slot(Source.SESSION),
         )
         self.t0 = 0.0
 
@@ -293,7 +302,7 @@ async def test_request_flatten_reduces_then_flattens_everything(
         h.runner.request_flatten("alice", "going home")
         await h.sleep_until(6.0)
         assert h.mode() is Mode.REDUCE_ONLY
-        assert h.coordinator.reduce_only
+        assert h.board.permission("BTC").reduce_only
         assert h.coordinator.autonomy.reason is Reason.OPERATOR_FLATTEN
         await h.sleep_until(20.0)
 

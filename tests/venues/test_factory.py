@@ -21,6 +21,7 @@ def build(venue: VenueConfig) -> object:
         venue_url=lambda: "http://127.0.0.1:1",
         signing_key=Secret(DEV_PRIVATE_KEY),
         registry=CollectorRegistry(),
+        killed=lambda: False,
     )
 
 
@@ -37,6 +38,7 @@ def test_the_adapter_gets_the_venue_section() -> None:
         venue_url=lambda: "http://127.0.0.1:1",
         signing_key=Secret(DEV_PRIVATE_KEY),
         registry=CollectorRegistry(),
+        killed=lambda: False,
     )
     assert adapter.account == ACCOUNT.lower()
     assert adapter.mainnet is True

@@ -42,6 +42,7 @@ def test_the_adapter_is_a_venue_adapter() -> None:
         signing_key=Secret(DEV_PRIVATE_KEY),
         account_address="",
         registry=CollectorRegistry(),
+        killed=lambda: False,
     )
     assert adapter.client is None  # until the user feed is up
     assert adapter.healthy() is False

@@ -15,15 +15,15 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any
 
-import attrs
 import trio
 from loguru import logger
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from mm import clock
 from mm.execution.cancel_all import STOP, CancelAllReport, cancel_all, paths_of
+from mm.execution.permissions import Level, Permission, PermissionBoard, Source, allows
 from mm.execution.pretrade import (
     PretradeConfig,
     PretradeContext,
@@ -35,7 +35,6 @@ from mm.execution.pretrade import (
 from mm.execution.slots import ExecutorConfig, ExecutorSlot, Mailbox, Signal, slot_for
 from mm.metrics import LATENCY_BUCKETS
 from mm.model import AccountState, DesiredOrder, Fill, PlaceOrder, Side
-from mm.ops.session import Phase
 from mm.portfolio import Markouts, PositionBook
 from mm.strategies.market_maker.engine import QuotePlan, StrategyConfig, SymbolQuoter
 from mm.venues.hyperliquid.adapter import HyperliquidAdapter
@@ -163,42 +162,7 @@ class PretradeGate:
         return False
 
 
-class RiskReader(Protocol):
-    """The risk decision and the autonomy mode both answer these two questions."""
-
-    @property
-    def pull(self) -> bool: ...
-
-    @property
-    def reduce_only(self) -> bool: ...
-
-
-class RiskDecisionReader(RiskReader, Protocol):
-    """The risk decision also says how much to widen (its WIDEN actions)."""
-
-    @property
-    def spread_factor(self) -> float: ...
-
-
 MarkoutListener = Callable[[str, int, float, int, "int | None"], None]
-
-
-class PhaseReader(Protocol):
-    """The track gate: each symbol's session phase."""
-
-    def phase(self, symbol: str) -> Phase: ...
-
-
-@attrs.frozen
-class Permission:
-    """What may be sent for a symbol now: nothing (``closed`` says why), only reducing orders,
-    or anything."""
-
-    closed: str | None = None
-    reduce_only: bool = False
-
-
-ALLOWED = Permission()
 
 
 class Trading:
@@ -208,10 +172,12 @@ class Trading:
         executor: ExecutorConfig,
         adapter: HyperliquidAdapter,
         registry: CollectorRegistry,
+        permissions: PermissionBoard,
         pretrade: PretradeConfig | None = None,
         on_markout: MarkoutListener | None = None,
     ) -> None:
         self.registry = registry
+        self.permissions = permissions  # read only: its owners write it
         self.strategy = strategy
         self.executor = executor
         self.adapter = adapter
@@ -228,11 +194,6 @@ class Trading:
         self.pulled: dict[str, str] = {}  # symbols whose quotes are pulled, and why
         self._announced: set[str] = set()  # symbols whose first quotes were logged
         self._filled = False  # the first fill was logged
-        self.halted = False  # set on stop: no new signals, ever
-        self.risk: RiskDecisionReader | None = None  # the risk aggregator's, once it runs
-        self.mode: RiskReader | None = None  # the autonomy mode coordinator
-        self.gate: PhaseReader | None = None  # the session's track gate
-        self.held: set[str] = set()  # symbols the flattener owns for now
         self.pretrade = PretradeGate(pretrade or PretradeConfig(), self)
         adapter.fill_listeners.append(self.on_fill)
         # Positions start from the venue's as the startup sequence reads them, before any fill
@@ -262,7 +223,6 @@ class Trading:
         client = self.adapter.client
         if client is None:
             raise RuntimeError("the user feed must start before the strategy")
-        self.halted = False  # a fresh start (after a rearm, or a restart by the supervisor)
         for coin in self.strategy.symbols:
             instrument = client.instrument(coin)
             self.quoters[coin] = SymbolQuoter(instrument, self.strategy)
@@ -273,9 +233,9 @@ class Trading:
                 task_status.started()
                 await self._quote_loop()
         finally:
-            # Cancelled without stop(): a crash pulls here. The kill switch (adapter halted)
-            # runs its own cancel-all; a second one at once would only double the requests.
-            if not self.halted and not self.adapter.halted:
+            # Cancelled without a halt: a crash pulls here. The kill switch, the stop and HALT
+            # (the board halted) run their own cancel-all; a second one would only double it.
+            if self.permissions.halted() is None:
                 await self.pull_all_orders()
 
     def adopt_venue_positions(self, account: AccountState) -> None:
@@ -307,7 +267,6 @@ class Trading:
             in_sync = self.adapter.in_sync()
             stale = set(self.adapter.stale_coins())
             headroom = self.adapter.limiter.headroom(now)
-            risk_factor = self.risk.spread_factor if self.risk is not None else 1.0
             if now - exported_at >= 1.0:
                 self.export()
                 exported_at = now
@@ -324,9 +283,7 @@ class Trading:
                         self.markouts.on_mid(coin, book.mid, now_ms)
                 quoter.set_position(self.positions.position(coin))
                 quoter.set_headroom(headroom)
-                quoter.set_risk_factor(risk_factor)
-                if self.halted:
-                    continue
+                quoter.set_risk_factor(self.permissions.permission(coin).widen)
                 pull = self._pull_reason(coin, quoter, now, in_sync=in_sync, stale=stale)
                 if pull is not None:
                     self._pull(coin, pull)
@@ -355,7 +312,7 @@ class Trading:
     def _pulled_by_risk(self, coin: str) -> bool:
         """Risk says pull and the coin still has orders: requote it now (the permission empties
         its ladder, so its resting quotes are canceled at once, not at its next requote)."""
-        if self.risk is None or not self.risk.pull:
+        if self.permissions.grant(Source.RISK).level < Level.PULLED:
             return False
         return any(order.coin == coin for order in self.adapter.dispatcher.registry.live())
 
@@ -422,35 +379,16 @@ class Trading:
             )
 
     def permission(self, coin: str) -> Permission:
-        """The session phase, the flattener, the risk decision and the autonomy mode, combined:
-        the strictest wins. Read by the strategy and by the pre-trade checks."""
-        if coin in self.held:
-            return Permission(closed="the flattener holds the symbol")
-        reduce_only = False
-        if self.gate is not None:
-            phase = self.gate.phase(coin)
-            if phase is Phase.CLOSE_ONLY:
-                reduce_only = True
-            elif phase is not Phase.OPEN:
-                return Permission(closed=f"session phase {phase.label}")
-        for source, reader in (("risk", self.risk), ("mode", self.mode)):
-            if reader is None:
-                continue
-            if reader.pull:
-                return Permission(closed=f"{source}: no new orders")
-            reduce_only = reduce_only or reader.reduce_only
-        return Permission(reduce_only=True) if reduce_only else ALLOWED
+        """What the board allows for ``coin`` now (the strategy and the pre-trade checks)."""
+        return self.permissions.permission(coin)
 
     def _within_risk(self, coin: str, orders: list[DesiredOrder]) -> list[DesiredOrder]:
-        """The permission has the last word: pull everything, or keep the reducing side."""
+        """The board has the last word: pull everything, or keep the reducing side."""
         permission = self.permission(coin)
-        if permission.closed is not None:
-            return []
-        if permission.reduce_only:
-            position = self.positions.position(coin)
-            reducing = Side.SELL if position > 0 else Side.BUY
-            return [order for order in orders if position and order.side is reducing]
-        return orders
+        position = self.positions.position(coin)
+        return [
+            order for order in orders if allows(permission, order.side, position, reduce_only=False)
+        ]
 
     def _sending(self, signal: Signal) -> None:
         """Tick to order: from the book frame's arrival to its orders going to the client."""
@@ -587,7 +525,6 @@ class Trading:
         cancel-all re-reads the venue until it shows none (a slot's order still in flight is
         caught by the confirming read) or its deadline passes. The report says what was
         canceled and which orders remain (None: no venue client)."""
-        self.halted = True
         for mailbox in self.mailboxes:
             mailbox.clear()
         return await self._cancel_all()

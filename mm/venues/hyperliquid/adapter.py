@@ -55,6 +55,7 @@ class HyperliquidAdapter:
         signing_key: Secret,
         account_address: str,
         registry: CollectorRegistry,
+        killed: Callable[[], bool],
         rate_limit: RateLimitConfig | None = None,
         mainnet: bool = False,
         fill_history: FillHistory | None = None,
@@ -108,7 +109,7 @@ class HyperliquidAdapter:
         self.startup: StartupState | None = None
         # Told the venue's account as the startup sequence read it, before any fill is routed.
         self.startup_listeners: list[Callable[[AccountState], None]] = []
-        self.halted = False  # the kill switch is tripped: not healthy for trading
+        self._killed = killed  # the kill switch is tripped: not healthy for trading
         # The fills accounted for (the journal's, restored at start, and those forwarded since):
         # a fill is forwarded once, whichever user stream or audit finds it.
         self.fill_history = (
@@ -267,9 +268,9 @@ class HyperliquidAdapter:
         return feed.stale_coins(clock.wall_ms(), self.config.market.quality.max_age_ms)
 
     def healthy(self) -> bool:
-        """Fit to keep trading: not halted by the kill switch, in sync, and every book fresh
+        """Fit to keep trading: the kill switch not tripped, in sync, and every book fresh
         (the dead-man's switch is refreshed only while this holds)."""
-        return not self.halted and self.in_sync() and not self.stale_coins()
+        return not self._killed() and self.in_sync() and not self.stale_coins()
 
     async def schedule_cancel(self, at_ms: int | None) -> None:
         if self.client is None:
