@@ -199,6 +199,8 @@ class Service:
             self.permissions,
             config.pretrade,
             on_markout=self._journal_markout,
+            dispatcher=self.adapter.dispatcher,
+            router=lambda: self.adapter.router,
         )
         self.notifier = Notifier(config.notify, secrets.notify, self.registry, self._redact)
         self.flattener = Flattener(
@@ -208,6 +210,7 @@ class Service:
             self.registry,
             self.permissions,
             self.permissions.slot(Source.FLATTENER),
+            router=lambda: self.adapter.router,
         )
         self.coordinator = ModeCoordinator(
             config.autonomy,
@@ -283,6 +286,8 @@ class Service:
             risk_status=lambda: self.risk.status(),
             recent_errors=lambda: list(self.risk.recent_errors),
             notify=self.notifier.notify,
+            dispatcher=self.adapter.dispatcher,
+            deadman=self.adapter.deadman,
         )
         children.append(
             ChildSpec("trading", self.killswitch.run, describe=self._trading_tree(trading))
@@ -368,8 +373,8 @@ class Service:
             mode=self.coordinator.mode,
             mode_reason=reason.value if reason is not None else None,
             in_sync=self.adapter.in_sync(),
-            waiting=self.adapter.startup_waits.waiting(),
-            access=self.adapter.access.refused(),
+            waiting=self.adapter.startup_waiting(),
+            access=self.adapter.access_refused(),
         )
         return not_trading(state)
 
@@ -394,10 +399,7 @@ class Service:
             "session": self.session.status(),
             "notify": self.notifier.status(),
             "risk": self.risk.status(),
-            "api_headroom": self.adapter.limiter.headroom_by_kind(clock.monotonic()),
-            "address_budget": self.adapter.address_budget.status(),
-            "startup": self.adapter.startup_waits.status(),
-            "venue_access": self.adapter.access.status(),
+            **self.adapter.status(),
             "order_audit": self.order_auditor.status(),
             "trading": self.trading.status(self._trading_stopped()),
             "tree": {

@@ -24,14 +24,6 @@ ALLOWED = {"mm.venues.factory"}
 
 # importer -> imported module; the owner named is who removes it (issue 15's helpers).
 REMAINING = {
-    # wiring: the port and the factory
-    "mm.execution.flatten -> mm.venues.hyperliquid.adapter",
-    "mm.ops.monitor -> mm.venues.hyperliquid.adapter",
-    "mm.risk.account -> mm.venues.hyperliquid.adapter",
-    "mm.risk.controller -> mm.venues.hyperliquid.adapter",
-    "mm.risk.controller -> mm.venues.hyperliquid.client",
-    "mm.risk.runner -> mm.venues.hyperliquid.adapter",
-    "mm.strategies.market_maker.runner -> mm.venues.hyperliquid.adapter",
     # wiring: mm check through the factory
     "mm.ops.checks -> mm.venues.hyperliquid.access",
     "mm.ops.checks -> mm.venues.hyperliquid.client",

@@ -16,7 +16,7 @@ asks the board before each order: a halted board (HALT, the kill switch) sends n
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import attrs
 import trio
@@ -24,11 +24,12 @@ from loguru import logger
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from mm.execution.cancel_all import FLATTEN, cancel_all, paths_of
+from mm.execution.orders import OrderRouter
 from mm.execution.permissions import Grant, Level, PermissionBoard, Slot
 from mm.execution.pretrade import PretradeConfig
 from mm.model import PlaceOrder, Side, Tif
 from mm.settings import non_negative, positive, setting
-from mm.venues.hyperliquid.adapter import HyperliquidAdapter
+from mm.venues.base import VenueAdapter
 
 BPS = 1e-4
 HELD = Grant(Level.PULLED, "the flattener holds the symbol")
@@ -92,14 +93,17 @@ class Flattener:
     def __init__(
         self,
         config: FlattenConfig,
-        adapter: HyperliquidAdapter,
+        adapter: VenueAdapter,
         limits: PretradeConfig,
         registry: CollectorRegistry,
         board: PermissionBoard,
         permission: Slot,
+        *,
+        router: Callable[[], OrderRouter | None],
     ) -> None:
         self.config = config
         self.adapter = adapter
+        self._router = router  # the executor's, once the venue client is up
         self.limits = limits
         self.board = board  # read before every order: HALT and the kill switch stop it
         self.permission = permission  # its slot: the symbols it holds are closed to quoting
@@ -185,7 +189,7 @@ class Flattener:
         return open_positions
 
     async def _send_round(self, positions: dict[str, float], attempt: int) -> int:
-        client, router = self.adapter.client, self.adapter.router
+        client, router = self.adapter.client, self._router()
         if client is None or router is None:
             return 0
         config = self.config

@@ -25,7 +25,7 @@ from mm.ops.coordinator import ModeCoordinator
 from mm.ops.health import DriftTracker, Readings, VenueDisconnects, assess
 from mm.risk.account import AccountReading, AccountWatch
 from mm.strategies.market_maker.runner import Trading
-from mm.venues.hyperliquid.adapter import HyperliquidAdapter
+from mm.venues.base import VenueAdapter
 
 QueueFill = Callable[[], float]
 
@@ -52,7 +52,7 @@ class AutonomyMonitor:
         config: AutonomyConfig,
         coordinator: ModeCoordinator,
         journal: Journal,
-        adapter: HyperliquidAdapter,
+        adapter: VenueAdapter,
         trading: Trading,
         queues: Mapping[str, QueueFill],
         drawdown: Callable[[], float | None],
@@ -112,12 +112,11 @@ class AutonomyMonitor:
     def read(self) -> Readings:
         now_ms = clock.wall() * 1000
         ages: dict[str, float | None] = {}
-        feed = self.adapter.market_feed
         # A book that has not arrived yet is as old as the monitor's run: a gap only once the
         # feed has had feed_gap_s to deliver it.
         waited = trio.current_time() - (self._started or trio.current_time())
         for coin in self.trading.strategy.symbols:
-            last = feed.last_book_ms(coin) if feed is not None else None
+            last = self.adapter.last_book_ms(coin)
             ages[coin] = waited if last is None else (now_ms - last) / 1000
         self._judge_drift()
         reading = self.account_watch.latest
@@ -126,7 +125,8 @@ class AutonomyMonitor:
             usage = reading.account.margin_used / reading.account.account_value
         return Readings(
             journal_lag_s=self.journal.lag(clock.wall()),
-            book_ages_s=ages if feed is not None else {},
+            # No book ages before the market feed started (none is late yet).
+            book_ages_s=ages if self.adapter.market_connection() is not None else {},
             reconnects=self.reconnects.count(trio.current_time()),
             queue_fill={name: fill() for name, fill in self.queues.items()},
             rss_bytes=self._process.memory_info().rss,

@@ -16,7 +16,7 @@ import trio
 from loguru import logger
 
 from mm.model import AccountState
-from mm.venues.hyperliquid.adapter import HyperliquidAdapter
+from mm.venues.base import VenueAdapter
 
 
 @attrs.frozen
@@ -30,7 +30,7 @@ class AccountReading:
 class AccountWatch:
     """Keeps the venue's account state current (see the module docstring)."""
 
-    def __init__(self, adapter: HyperliquidAdapter, every_s: float) -> None:
+    def __init__(self, adapter: VenueAdapter, every_s: float) -> None:
         self._adapter = adapter
         self._every_s = every_s
         self.latest: AccountReading | None = None
@@ -65,8 +65,7 @@ class AccountWatch:
 
     def _take_resync(self) -> None:
         """A resync's account snapshot, once per resync."""
-        stream = self._adapter.user_stream
-        snapshot = stream.resync_snapshot if stream is not None else None
+        snapshot = self._adapter.resync_snapshot
         if snapshot is None or snapshot is self._resync_seen:
             return
         self._resync_seen = snapshot

@@ -45,6 +45,8 @@ from prometheus_client import CollectorRegistry, Gauge
 from mm import clock
 from mm.execution import cancel_all
 from mm.execution.cancel_all import CancelAllReport, first_answer, paths_of
+from mm.execution.deadman import DeadmanKeeper
+from mm.execution.dispatch import Dispatcher
 from mm.execution.permissions import OPEN, Grant, Level, Slot
 from mm.journal import Journal
 from mm.model import AccountState
@@ -53,9 +55,7 @@ from mm.risk.killswitch import KillReason, KillSwitch, Value
 from mm.risk.monitors import Assessment
 from mm.secrets import Redactor
 from mm.strategies.market_maker.runner import Trading
-from mm.venues.base import SwitchNeedsVolume
-from mm.venues.hyperliquid.adapter import HyperliquidAdapter
-from mm.venues.hyperliquid.client import HyperliquidClient
+from mm.venues.base import SwitchNeedsVolume, VenueAdapter, VenueClient, VenueError
 from supervisors import SupervisorEscalation
 
 BACKSTOP_S = 6.0  # the venue accepts a dead-man's switch at least 5 s ahead
@@ -195,12 +195,14 @@ class KillSwitchController:
         self,
         run_trading: Callable[..., Awaitable[None]],
         trading: Trading,
-        adapter: HyperliquidAdapter,
+        adapter: VenueAdapter,
         journal: Journal,
         run_dir: Path,
         redact: Redactor | None = None,
         *,
         permission: Slot,
+        dispatcher: Dispatcher,
+        deadman: DeadmanKeeper,
         rearm_blockers: Callable[[], Sequence[Assessment]] = list,
         risk_status: Callable[[], dict[str, Any]] | None = None,
         recent_errors: Callable[[], list[str]] | None = None,
@@ -210,6 +212,8 @@ class KillSwitchController:
         self._run_trading = run_trading
         self.trading = trading
         self.adapter = adapter
+        self.dispatcher = dispatcher  # the executor's orders, for incident dumps
+        self.deadman = deadman  # keeps the venue's dead-man's switch: the backstop asks it
         self.journal = journal
         self.permission = permission  # its slot of the permission board: HALTED while tripped
         self.incident_dir = run_dir / "incidents"
@@ -528,7 +532,7 @@ class KillSwitchController:
         client = self.adapter.client
         if client is None:
             return Backstop(False, "no venue client")
-        keeper = self.adapter.deadman
+        keeper = self.deadman
         refusal = keeper.would_refuse()
         if refusal is not None:  # known without asking: no request the venue would refuse
             backstop = Backstop(
@@ -538,9 +542,12 @@ class KillSwitchController:
             at_ms = clock.wall_ms() + int(BACKSTOP_S * 1000)
             errors: list[str] = []
 
-            async def arm(path: HyperliquidClient) -> None:
+            async def arm(path: VenueClient) -> None:
+                switch = path.dead_mans_switch
+                if switch is None:
+                    raise VenueError("the venue has no dead-man's switch")
                 try:
-                    await path.schedule_cancel(at_ms)
+                    await switch.schedule_cancel(at_ms)
                 except SwitchNeedsVolume as refusal:
                     keeper.refused(refusal)  # the keeper asks no more either
                     raise
@@ -631,7 +638,7 @@ class KillSwitchController:
             "risk": self._risk_status() if self._risk_status is not None else None,
             "recent_errors": list(self._recent_errors()) if self._recent_errors else [],
             "open_orders": open_orders,
-            "dispatcher": attrs.asdict(self.adapter.dispatcher.stats),
+            "dispatcher": attrs.asdict(self.dispatcher.stats),
             "limiter_headroom": self.adapter.limiter.headroom(trio.current_time()),
         }
         self.incident_dir.mkdir(parents=True, exist_ok=True)

@@ -43,7 +43,7 @@ from mm.risk.state import (
     SymbolRisk,
 )
 from mm.strategies.market_maker.runner import Trading
-from mm.venues.hyperliquid.adapter import HyperliquidAdapter
+from mm.venues.base import VenueAdapter
 
 EVALUATE_EVERY_S = 0.5
 
@@ -74,7 +74,7 @@ class RiskAggregator:
         self,
         config: RiskConfig,
         trading: Trading,
-        adapter: HyperliquidAdapter,
+        adapter: VenueAdapter,
         killswitch: KillSwitchController,
         registry: CollectorRegistry,
         account: AccountWatch,
@@ -233,9 +233,7 @@ class RiskAggregator:
             )
         # The 429s startup and the user stream's resyncs waited out are waits, not API errors
         # of the trading judged here.
-        adapter = self.adapter
-        waited = adapter.startup_waits.rate_limited + adapter.sync_rate_limited
-        rejections = adapter.limiter.rejections - waited
+        rejections = self.adapter.limiter.rejections - self.adapter.rate_limit_waits()
         for _ in range(rejections - self._rejections_seen):
             self._errors.record(now)
         self._rejections_seen = rejections
@@ -251,13 +249,14 @@ class RiskAggregator:
 
     def _feeds(self) -> dict[str, FeedHealth]:
         feeds = {}
-        feed, ws = self.adapter.market_feed, self.adapter.market_ws
-        if feed is not None and ws is not None:
+        connection = self.adapter.market_connection()
+        if connection is not None:
             now_ms = clock.wall_ms()
-            last = [feed.last_book_ms(coin) for coin in feed.coins]
+            last = [self.adapter.last_book_ms(coin) for coin in self.adapter.coins]
             known = [t for t in last if t is not None]
             age = (now_ms - min(known)) / 1000 if len(known) == len(last) and known else 0.0
-            feeds["market"] = FeedHealth(age, ws.state.value, ws.health.attempts)
+            state, attempts = connection
+            feeds["market"] = FeedHealth(age, state, attempts)
         return feeds
 
     # --- forced liquidations ----------------------------------------------------------------

@@ -13,7 +13,7 @@ signing, transport fallbacks and retries behind these.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import Any, Protocol, TypeVar
 
 import attrs
@@ -212,6 +212,11 @@ class VenueClient(OrderClient, InstrumentProvider, Protocol):
 
     async def metadata(self) -> list[AssetMeta]: ...
 
+    def asset(self, coin: str) -> AssetMeta:
+        """The coin's listing as the client loaded it at start (its size decimals, which the
+        flattener still reads; ``instrument`` is the port's way); raises for a coin not listed."""
+        ...
+
     async def account_state(self) -> AccountState: ...
 
     async def fills_since(self, time_ms: int) -> list[Fill]: ...
@@ -294,18 +299,109 @@ class MarketStream(Protocol):
         ...
 
 
+class RequestBudget(ApiHeadroom, Protocol):
+    """The adapter's request budget as risk and status read it, beyond the quota's headroom."""
+
+    def headroom_by_kind(self, now: float) -> dict[str, float]:
+        """The share left of each of the venue's budgets (by its own names), for status."""
+        ...
+
+    @property
+    def rejections(self) -> int:
+        """Requests the venue refused for its rate limit, since the start."""
+        ...
+
+
+class ResyncMark(Protocol):
+    """The end of a user-stream resync: the account as it read it, and how long it took."""
+
+    @property
+    def account(self) -> AccountState: ...
+
+    @property
+    def duration_s(self) -> float: ...
+
+
 class VenueAdapter(Protocol):
+    """The adapter as the service's components use it: its feeds, its client, its health.
+
+    ``run_market`` and ``run_user`` are supervised children; the client exists once the user
+    feed is up (None before, and the callers wait or skip). Nothing here is one venue's: the
+    factory (mm.venues.factory) builds the adapter ``venue.kind`` names.
+    """
+
     bus: BookBus  # the latest checked book per coin
     trades: trio.MemoryReceiveChannel[Trade]
     user_events: trio.MemoryReceiveChannel[Any]  # order reports, fills, cancels, resync marks
+    # Told of every new fill, every feed state change (feed, state) and the account as the
+    # startup sequence read it, before any fill is routed.
+    fill_listeners: list[Callable[[Fill], None]]
+    state_listeners: list[Callable[[str, str], None]]
+    startup_listeners: list[Callable[[AccountState], None]]
+
+    @property
+    def account(self) -> str:
+        """The account traded for, as the venue names it."""
+        ...
+
+    @property
+    def coins(self) -> Sequence[str]:
+        """The coins whose market data the adapter follows."""
+        ...
 
     @property
     def client(self) -> VenueClient | None:
         """The request side, once the user feed is up."""
         ...
 
+    @property
+    def limiter(self) -> RequestBudget: ...
+
+    @property
+    def resync_snapshot(self) -> ResyncMark | None:
+        """The user stream's latest resync (a new object for each)."""
+        ...
+
     def healthy(self) -> bool:
-        """In sync with the venue: user stream resynced and every book fresh."""
+        """Fit to keep trading: the kill switch not tripped, in sync with the venue and every
+        book fresh."""
+        ...
+
+    def in_sync(self) -> bool:
+        """The user stream's gate is open: local orders, fills and positions follow the
+        venue's (False while it resyncs, and before it first synced)."""
+        ...
+
+    def stale_coins(self) -> list[str]:
+        """Coins whose last book is too old (or never came): all of them while the market feed
+        is down."""
+        ...
+
+    def last_book_ms(self, coin: str) -> int | None:
+        """When (wall ms) the coin's last book arrived; None before the first."""
+        ...
+
+    def market_connection(self) -> tuple[str, int] | None:
+        """The market feed's connection state and its reconnection attempts; None before it
+        started."""
+        ...
+
+    def rate_limit_waits(self) -> int:
+        """The venue's rate-limit refusals the adapter waited out itself (starting, resyncing):
+        waits, not errors of the trading risk judges."""
+        ...
+
+    def startup_waiting(self) -> str | None:
+        """What the startup sequence waits for now (a rate limit), None when it does not."""
+        ...
+
+    def access_refused(self) -> str | None:
+        """Why the venue refuses this key for the account, in its words; None when it does
+        not (or was not asked yet)."""
+        ...
+
+    def status(self) -> dict[str, Any]:
+        """The adapter's part of ``/status``: budgets, startup and the venue's access."""
         ...
 
     async def run_market(

@@ -10,15 +10,50 @@ agree).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, Protocol
 
+import trio
 from prometheus_client import CollectorRegistry
 
+from mm.execution.auditor import OrderAuditor
+from mm.execution.deadman import DeadmanKeeper
+from mm.execution.dispatch import Dispatcher, DispatchOutput
+from mm.execution.orders import OrderRouter
 from mm.execution.rate_limit import RateLimitConfig
 from mm.feeds.history import FillHistory
+from mm.feeds.user import UserStreamEvent
 from mm.secrets import Secret
+from mm.venues.base import VenueAdapter
 from mm.venues.config import KINDS, FeedsConfig, VenueConfig
 from mm.venues.hyperliquid.adapter import HyperliquidAdapter
+
+
+class ServiceAdapter(VenueAdapter, Protocol):
+    """The adapter as the assembly (mm.app) runs it: the port, and the execution child and
+    user-event channel it still composes, which the assembly hands to the components that use
+    them (the dispatcher and the router to the executor and the flattener, the dead-man's
+    keeper to the kill switch), so that those take the port alone."""
+
+    user_events_send: trio.MemorySendChannel[UserStreamEvent]
+    order_event_listeners: list[Callable[[Sequence[DispatchOutput]], None]]
+
+    @property
+    def dispatcher(self) -> Dispatcher: ...
+
+    @property
+    def router(self) -> OrderRouter | None: ...
+
+    @property
+    def deadman(self) -> DeadmanKeeper: ...
+
+    async def run_execution(
+        self,
+        record: Callable[[str, dict[str, Any]], Awaitable[None]],
+        auditor: OrderAuditor,
+        *,
+        task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+    ) -> None: ...
 
 
 def build_adapter(
@@ -31,7 +66,7 @@ def build_adapter(
     killed: Callable[[], bool],
     rate_limit: RateLimitConfig | None = None,
     fill_history: FillHistory | None = None,
-) -> HyperliquidAdapter:
+) -> ServiceAdapter:
     """The adapter for ``venue.kind``, its URL read through ``venue_url`` when a feed starts
     (an embedded simulator's port is known only once it listens); ``killed`` says whether the
     kill switch is tripped (then it is not healthy for trading)."""

@@ -24,6 +24,7 @@ from mm.venues.sim.config import CascadeConfig
 from mm.venues.sim.engine import OrderRequest
 from mm.venues.sim.venue import SimVenue
 from tests.e2e.virtual import SHIPPED_CONFIG, shipped_env, wait_for
+from tests.hyperliquid_adapter import hyperliquid
 
 Key = tuple[int, int]
 
@@ -84,8 +85,9 @@ async def in_sync(service: Service) -> None:
     """Started (the startup sequence read the account) and the user stream in sync."""
 
     def ready() -> bool:
-        stream = service.adapter.user_stream
-        return service.adapter.startup is not None and stream is not None and stream.synced.is_set()
+        adapter = hyperliquid(service)
+        stream = adapter.user_stream
+        return adapter.startup is not None and stream is not None and stream.synced.is_set()
 
     await wait_for(ready, within=30)
 

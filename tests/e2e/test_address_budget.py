@@ -17,6 +17,7 @@ import trio
 
 from mm.app import Service
 from tests.e2e.virtual import resting_sides, shipped_service, venue, wait_for
+from tests.hyperliquid_adapter import hyperliquid
 
 MINUTE = 60.0
 
@@ -50,7 +51,7 @@ async def test_headroom_follows_the_venue_through_a_trading_session(
         for _ in range(10):
             await trio.sleep(MINUTE)
             state = sim.address_limits.state(account)
-            limiter = service.adapter.limiter
+            limiter = hyperliquid(service).limiter
             # The cap as mm reckons it is the venue's (the fills credited between reads), and
             # so is the headroom the quote tiers and mm_api_headroom_ratio act on.
             cap, venue_cap = limiter.address_cap(), state["nRequestsCap"]

@@ -24,6 +24,7 @@ from mm.app import Service
 from mm.ops.autonomy import Mode
 from mm.venues.sim.book import Order
 from tests.e2e.virtual import shipped_service, venue, wait_for
+from tests.hyperliquid_adapter import hyperliquid
 
 # The random drops' mean interval: a drop hits the next message after a wait drawn from the
 # seed. 150 s keeps them under the flapping rung (5 disconnects in 300 s move mm to
@@ -68,7 +69,7 @@ async def test_ten_minutes_of_late_orders_and_dropped_sockets_leave_no_order_unk
         config = service.config
         assert config.sim.commit_delay_min_ms >= 200  # the venue's own delay, shipped
         sim = venue(service)
-        user = service.adapter
+        user = hyperliquid(service)
 
         def started() -> bool:
             return user.startup is not None and user.in_sync()

@@ -27,6 +27,7 @@ from mm.venues.hyperliquid.ws import WsConnection
 from tests.conftest import eventually
 from tests.e2e.fast import FAST
 from tests.e2e.virtual import positions_at_venue
+from tests.hyperliquid_adapter import hyperliquid
 from tests.ops.test_notifier import Receiver
 
 
@@ -279,7 +280,7 @@ async def test_a_position_changed_behind_our_back_is_drift(
 
 def feed_sockets(service: Service) -> tuple[WsConnection, WsConnection]:
     """The adapter's two WebSocket connections: the market feed's and the user stream's."""
-    market, client = service.adapter.market_ws, service.adapter.client
+    market, client = hyperliquid(service).market_ws, hyperliquid(service).client
     assert market is not None
     assert client is not None
     assert client.ws is not None

@@ -26,6 +26,7 @@ from mm.venues.hyperliquid.rest import RestTransport
 from mm.venues.hyperliquid.signing import L1Signer
 from mm.venues.hyperliquid.wire import NonceSource, new_cloid
 from tests.e2e.virtual import shipped_service, sim_client, wait_for
+from tests.hyperliquid_adapter import hyperliquid
 
 S = OrderState
 NEW_KEY = "0x" + secrets.token_hex(32)
@@ -54,8 +55,9 @@ async def in_sync(service: Service) -> None:
     """Started (the startup sequence has canceled what was open) and the user stream in sync."""
 
     def ready() -> bool:
-        stream = service.adapter.user_stream
-        started = service.adapter.startup is not None and service.adapter.client is not None
+        adapter = hyperliquid(service)
+        stream = adapter.user_stream
+        started = adapter.startup is not None and adapter.client is not None
         return started and stream is not None and stream.synced.is_set()
 
     await wait_for(ready, within=30)
@@ -172,7 +174,7 @@ async def test_a_ghost_is_settled_to_what_the_venue_says(
         audit = service.config.executor.audit
         await in_sync(service)
         await wait_for(lambda: bool(working(service)), within=60)  # mm quotes BTC
-        client = service.adapter.client
+        client = hyperliquid(service).client
         assert client is not None
         assert client.ws is not None
         assert client.ws.connected
@@ -218,7 +220,7 @@ async def test_a_stuck_order_is_settled_by_asking_the_venue_not_left_pending(
     ):
         audit = service.config.executor.audit
         await in_sync(service)
-        router, client = service.adapter.router, service.adapter.client
+        router, client = service.adapter.router, hyperliquid(service).client
         assert router is not None
         assert client is not None
         assert client.ws is not None

@@ -17,11 +17,12 @@ from mm.app import Service
 from mm.ops.autonomy import Mode, Reason
 from mm.venues.hyperliquid.ws import WsConnection
 from tests.e2e.virtual import shipped_service, sim_client, wait_for
+from tests.hyperliquid_adapter import hyperliquid
 
 
 def feed_sockets(service: Service) -> tuple[WsConnection, WsConnection]:
     """The market feed's socket and the user feed's (the order client's)."""
-    market, client = service.adapter.market_ws, service.adapter.client
+    market, client = hyperliquid(service).market_ws, hyperliquid(service).client
     assert market is not None
     assert client is not None
     assert client.ws is not None

@@ -20,6 +20,7 @@ from mm.venues.sim.engine import Filled, OrderRequest
 from mm.venues.sim.venue import SimVenue
 from tests.e2e.outside import outside_venue
 from tests.e2e.virtual import resting_sides, shipped_service, venue, wait_for
+from tests.hyperliquid_adapter import hyperliquid
 
 IP = "127.0.0.1"  # every request of the service, to the simulator on loopback
 MINUTE = 60.0
@@ -81,13 +82,13 @@ async def test_a_full_catch_up_stays_within_the_venues_weight_limit(
         assert len(sim.engine.fills[account]) == MISSED
         charged_before = sim.ip_limits.charged(IP)
         async with shipped_service(run_dir, overrides) as service:
-            history = service.adapter.fill_history
+            history = hyperliquid(service).fill_history
             # Every fill made while mm was away comes through, once: the resync pages
             # through all of them (the snapshot of the resubscribe lists them too).
             await wait_for(lambda: sum(history.recovered.values()) >= MISSED, within=10 * MINUTE)
             await wait_for(lambda: resting(service, sim), within=MINUTE)
             await trio.sleep(MINUTE)
-            stream = service.adapter.user_stream
+            stream = hyperliquid(service).user_stream
             assert stream is not None
             assert stream.recovered_fills["rest"] + stream.duplicate_fills["rest"] >= MISSED
             assert sum(history.recovered.values()) == MISSED
@@ -95,7 +96,7 @@ async def test_a_full_catch_up_stays_within_the_venues_weight_limit(
             assert sim.ip_limits.refused(IP) == 0
             assert sim.ip_limits.peak(IP) <= sim.ip_limits.config.ip_weight_per_minute
             # The limiter saw every weight the venue charged (all of it went through it).
-            limiter = service.adapter.limiter
+            limiter = hyperliquid(service).limiter
             assert limiter.weight_total >= sim.ip_limits.charged(IP) - charged_before
             assert limiter.rejections == 0
             assert service.status()["killswitch"]["tripped"] is False, service.status()[
@@ -109,8 +110,8 @@ async def test_a_429_on_the_resync_backs_the_limiter_off(
     async with shipped_service(tmp_path / "run") as service:
         await wait_for(lambda: quoting(service), within=MINUTE)
         sim = venue(service)
-        stream = service.adapter.user_stream
-        limiter = service.adapter.limiter
+        stream = hyperliquid(service).user_stream
+        limiter = hyperliquid(service).limiter
         assert stream is not None
         assert limiter.rejections == 0
         # The venue answers 429 to the resync's heavy reads over REST (the order client asks
@@ -131,7 +132,7 @@ async def test_a_429_on_the_resync_backs_the_limiter_off(
         # resync, and the liquidation detector gives them 5 s).
         await wait_for(lambda: stream.resync_failures > failures + 1, within=MINUTE)
         assert trio.current_time() >= blocked_until
-        assert service.adapter.sync_rate_limited >= 2
+        assert hyperliquid(service).sync_rate_limited >= 2
         sim.faults.update({"http_429": 0.0, "http_paths": [], "http_info_types": []})
         # Every 429 the venue answered reaches the limiter, from whichever path it came (one
         # may still be on its way back when the fault stops).

@@ -41,6 +41,7 @@ from mm.venues.sim.identities import sub_account_address, vault_address
 from mm.venues.sim.venue import SimVenue
 from supervisors import walk
 from tests.e2e.virtual import SHIPPED_CONFIG, positions_at_venue, shipped_env, sim_client, venue
+from tests.hyperliquid_adapter import hyperliquid
 
 MASTER_KEY = "0x" + "4d" * 32
 AGENT_KEY = "0x" + "a9" * 32
@@ -245,8 +246,9 @@ async def test_a_sub_account_or_vault_trades_with_vault_address(
         assert access["vault_address"] == account
         assert access["signs_for"] == MASTER
         assert f"{how} {account}" in access["summary"]
-        assert service.adapter.client is not None
-        assert service.adapter.client.vault_address == account
+        client = hyperliquid(service).client
+        assert client is not None
+        assert client.vault_address == account
     # Every cancel carried the vaultAddress: without it the master's (empty) book is searched.
     assert venue_oids(service, account) == set()
     assert venue_oids(service, MASTER) == set()
@@ -317,7 +319,7 @@ async def test_a_signature_for_the_other_network_is_refused(
         await until(lambda: refused_reason(service) is not None, "the refusal")
         reason = refused_reason(service)
         assert reason is not None
-        signer = service.adapter.signer.address.lower()
+        signer = hyperliquid(service).signer.address.lower()
         assert "User or API Wallet 0x" in reason
         assert f'does not exist." to a signature by {signer}' in reason
         assert "another network than mainnet (venue.network)" in reason

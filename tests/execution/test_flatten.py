@@ -21,6 +21,7 @@ from mm.execution.flatten import (
     FlattenResult,
     flatten_order,
 )
+from mm.execution.orders import OrderRouter
 from mm.execution.permissions import OPEN, Grant, Level, PermissionBoard, Source
 from mm.execution.pretrade import PretradeConfig
 from mm.model import (
@@ -33,7 +34,7 @@ from mm.model import (
     Side,
     Tif,
 )
-from mm.venues.hyperliquid.adapter import HyperliquidAdapter
+from mm.venues.base import VenueAdapter
 
 WIDE = PretradeConfig(max_order_notional_usd=1e9)
 
@@ -366,11 +367,12 @@ def make(
     board = PermissionBoard()
     flattener = Flattener(
         config or FlattenConfig(),
-        cast(HyperliquidAdapter, adapter),
+        cast(VenueAdapter, adapter),
         limits,
         registry,
         board,
         board.slot(Source.FLATTENER),
+        router=lambda: cast(OrderRouter | None, adapter.router),
     )
     router.flattener = flattener
     return flattener, adapter, client, router, registry

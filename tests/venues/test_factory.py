@@ -10,6 +10,7 @@ from mm.config import ConfigError, structure
 from mm.secrets import Secret
 from mm.venues.config import DEV_PRIVATE_KEY, KINDS, FeedsConfig, VenueConfig
 from mm.venues.factory import build_adapter
+from mm.venues.hyperliquid.adapter import HyperliquidAdapter
 
 ACCOUNT = "0x" + "AB" * 20
 
@@ -40,6 +41,7 @@ def test_the_adapter_gets_the_venue_section() -> None:
         registry=CollectorRegistry(),
         killed=lambda: False,
     )
+    assert isinstance(adapter, HyperliquidAdapter)
     assert adapter.account == ACCOUNT.lower()
     assert adapter.mainnet is True
     assert adapter.cancel_foreign_orders is False

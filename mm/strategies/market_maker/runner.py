@@ -23,6 +23,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from mm import clock
 from mm.execution.cancel_all import STOP, CancelAllReport, cancel_all, paths_of
+from mm.execution.dispatch import Dispatcher
+from mm.execution.orders import OrderRouter
 from mm.execution.permissions import Level, Permission, PermissionBoard, Source, allows
 from mm.execution.pretrade import (
     PretradeConfig,
@@ -37,7 +39,7 @@ from mm.metrics import LATENCY_BUCKETS
 from mm.model import AccountState, DesiredOrder, Fill, PlaceOrder, Side
 from mm.portfolio import Markouts, PositionBook
 from mm.strategies.market_maker.engine import QuotePlan, StrategyConfig, SymbolQuoter
-from mm.venues.hyperliquid.adapter import HyperliquidAdapter
+from mm.venues.base import VenueAdapter
 
 SUMMARY_EVERY_S = 60.0  # the console's one-line summary
 
@@ -143,7 +145,7 @@ class PretradeGate:
         permission = trading.permission(order.coin)
         context = PretradeContext(
             mid=book.mid if book is not None else None,
-            open_orders=len(trading.adapter.dispatcher.registry.live()),
+            open_orders=len(trading.dispatcher.registry.live()),
             reduce_only=permission.reduce_only,
             position=trading.positions.position(order.coin),
             recent=self.recent,
@@ -170,17 +172,23 @@ class Trading:
         self,
         strategy: StrategyConfig,
         executor: ExecutorConfig,
-        adapter: HyperliquidAdapter,
+        adapter: VenueAdapter,
         registry: CollectorRegistry,
         permissions: PermissionBoard,
         pretrade: PretradeConfig | None = None,
         on_markout: MarkoutListener | None = None,
+        *,
+        dispatcher: Dispatcher,
+        router: Callable[[], OrderRouter | None],
     ) -> None:
         self.registry = registry
         self.permissions = permissions  # read only: its owners write it
         self.strategy = strategy
         self.executor = executor
         self.adapter = adapter
+        # The executor's order lifecycle and its way to the venue (once the client is up).
+        self.dispatcher = dispatcher
+        self.router = router
         self.metrics = TradingMetrics(registry)
         self.positions = PositionBook()
         self.markouts = Markouts()
@@ -207,8 +215,8 @@ class Trading:
             ExecutorSlot(
                 index,
                 mailbox,
-                lambda: self.adapter.router,
-                self.adapter.dispatcher,
+                self.router,
+                self.dispatcher,
                 self.executor,
                 on_sending=self._sending,
                 allow=self.pretrade.allow,
@@ -314,13 +322,13 @@ class Trading:
         its ladder, so its resting quotes are canceled at once, not at its next requote)."""
         if self.permissions.grant(Source.RISK).level < Level.PULLED:
             return False
-        return any(order.coin == coin for order in self.adapter.dispatcher.registry.live())
+        return any(order.coin == coin for order in self.dispatcher.registry.live())
 
     def _pull(self, coin: str, why: str) -> None:
         """Stale data means no quotes: an empty ladder cancels the coin's resting orders. Sent
         again while any order of the coin is live (one still pending when the pull began is
         canceled once its answer lands); the slot's mailbox keeps only the latest signal."""
-        live = any(order.coin == coin for order in self.adapter.dispatcher.registry.live())
+        live = any(order.coin == coin for order in self.dispatcher.registry.live())
         if self.pulled.get(coin) != why:
             if coin not in self.pulled and coin in self._announced:  # it was quoting
                 logger.warning("{}: quotes pulled ({})", coin, why)
@@ -435,7 +443,7 @@ class Trading:
         venue, fills, position and PnL, and the total PnL."""
         positions = self.positions.snapshot(self.marks())
         resting: dict[str, int] = {}
-        for order in self.adapter.dispatcher.registry.live():
+        for order in self.dispatcher.registry.live():
             if order.oid is not None:
                 resting[order.coin] = resting.get(order.coin, 0) + 1
         parts = []
@@ -489,7 +497,7 @@ class Trading:
         markouts = self.markouts.summary()
         now = trio.current_time()
         resting: dict[str, int] = {}
-        for order in self.adapter.dispatcher.registry.live():
+        for order in self.dispatcher.registry.live():
             if order.oid is not None:  # acknowledged: at the venue
                 resting[order.coin] = resting.get(order.coin, 0) + 1
         symbols: dict[str, Any] = {}

@@ -267,6 +267,40 @@ class HyperliquidAdapter:
             return list(self.config.coins)
         return feed.stale_coins(clock.wall_ms(), self.config.market.quality.max_age_ms)
 
+    @property
+    def coins(self) -> tuple[str, ...]:
+        return self.config.coins
+
+    def last_book_ms(self, coin: str) -> int | None:
+        feed = self.market_feed
+        return feed.last_book_ms(coin) if feed is not None else None
+
+    def market_connection(self) -> tuple[str, int] | None:
+        ws = self.market_ws
+        return (ws.state.value, ws.health.attempts) if ws is not None else None
+
+    @property
+    def resync_snapshot(self) -> Resynced | None:
+        stream = self.user_stream
+        return stream.resync_snapshot if stream is not None else None
+
+    def rate_limit_waits(self) -> int:
+        return self.startup_waits.rate_limited + self.sync_rate_limited
+
+    def startup_waiting(self) -> str | None:
+        return self.startup_waits.waiting()
+
+    def access_refused(self) -> str | None:
+        return self.access.refused()
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "api_headroom": self.limiter.headroom_by_kind(clock.monotonic()),
+            "address_budget": self.address_budget.status(),
+            "startup": self.startup_waits.status(),
+            "venue_access": self.access.status(),
+        }
+
     def healthy(self) -> bool:
         """Fit to keep trading: the kill switch not tripped, in sync, and every book fresh
         (the dead-man's switch is refreshed only while this holds)."""
