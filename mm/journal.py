@@ -183,6 +183,45 @@ def journaled_fills(path: Path, limit: int) -> list[tuple[int, int, int]]:
     return [(int(tid), int(oid), int(time_ms)) for tid, oid, time_ms in rows]
 
 
+def fills_between(path: Path, start_ms: int, end_ms: int | None) -> list[dict[str, Any]]:
+    """Journaled fills (as journaled) whose venue time is in [start_ms, end_ms] (no end:
+    to the newest), in write order. Blocking: for ``mm check``."""
+    conn = sqlite3.connect(path, timeout=2.0, isolation_level=None)
+    try:
+        rows = conn.execute(
+            "SELECT data FROM events WHERE kind = 'fill' "
+            "AND CAST(json_extract(data, '$.time_ms') AS INTEGER) >= ? ORDER BY id",
+            (start_ms,),
+        ).fetchall()
+    finally:
+        conn.close()
+    fills = [orjson.loads(row[0]) for row in rows]
+    return [f for f in fills if end_ms is None or int(f["time_ms"]) <= end_ms]
+
+
+def take_write_lock(path: Path, busy_timeout_s: float) -> None:
+    """Open (creating, migrating) the journal and take and release its write lock:
+    ``sqlite3.OperationalError`` when another writer holds it past ``busy_timeout_s``."""
+    conn = open_database(path)
+    try:
+        conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_s * 1000)}")
+        conn.execute("BEGIN IMMEDIATE")
+        conn.execute("ROLLBACK")
+    finally:
+        conn.close()
+
+
+def checkpoint_wal(path: Path) -> tuple[int, int, int]:
+    """Fold the write-ahead log into the database (``PRAGMA wal_checkpoint(TRUNCATE)``):
+    (busy, WAL frames, frames checkpointed)."""
+    conn = sqlite3.connect(path, timeout=2.0, isolation_level=None)
+    try:
+        busy, log, done = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+    finally:
+        conn.close()
+    return int(busy), int(log), int(done)
+
+
 class JournalMetrics:
     def __init__(self, registry: CollectorRegistry) -> None:
         self.entries = Counter("mm_journal_entries", "Journal entries written.", registry=registry)

@@ -25,12 +25,15 @@ from mm.journal import (
     Journal,
     JournalConfig,
     JournalSchemaError,
+    checkpoint_wal,
+    fills_between,
     last_fill_ms,
     latest_event,
     migrate,
     open_database,
     read_events,
     schema_version,
+    take_write_lock,
     write_batch,
 )
 
@@ -411,3 +414,51 @@ def test_startup_reads_only_the_latest_checkpoint_and_the_last_fill_time(
     assert latest is not None
     assert latest.data == {"n": 2}
     assert last_fill_ms(db_path) == 10_000  # the newest venue time, not the last written
+
+
+# --- the readers mm check uses --------------------------------------------------------------------
+
+
+def test_fills_between_is_bounded_by_venue_time_inclusive(
+    conn: sqlite3.Connection, db_path: Path
+) -> None:
+    fill = {"coin": "BTC", "tid": 1, "oid": 1}
+    write_batch(
+        conn,
+        [
+            Entry(1.0, "fill", {**fill, "tid": 1, "time_ms": 999}),
+            Entry(1.0, "fill", {**fill, "tid": 2, "time_ms": 1000}),
+            Entry(1.0, "order_event", {"time_ms": 1500}),
+            Entry(1.0, "fill", {**fill, "tid": 4, "time_ms": 2000}),
+            Entry(1.0, "fill", {**fill, "tid": 3, "time_ms": 1500}),  # written after tid 4
+            Entry(1.0, "fill", {**fill, "tid": 5, "time_ms": 2001}),
+        ],
+    )
+    tids = [f["tid"] for f in fills_between(db_path, 1000, 2000)]
+    assert tids == [2, 4, 3]  # in write order, both ends included
+    assert [f["tid"] for f in fills_between(db_path, 1500, None)] == [4, 3, 5]
+
+
+def test_take_write_lock_fails_while_another_writer_holds_it(db_path: Path) -> None:
+    take_write_lock(db_path, 0.1)  # creates and migrates the journal
+    assert schema_version(sqlite3.connect(db_path)) == len(MIGRATIONS)
+    holder = sqlite3.connect(db_path, isolation_level=None)
+    try:
+        holder.execute("BEGIN IMMEDIATE")
+        with pytest.raises(sqlite3.OperationalError, match="locked"):
+            take_write_lock(db_path, 0.1)
+        holder.execute("ROLLBACK")
+        take_write_lock(db_path, 0.1)
+    finally:
+        holder.close()
+
+
+def test_checkpoint_wal_folds_the_log_into_the_database(
+    conn: sqlite3.Connection, db_path: Path
+) -> None:
+    write_batch(conn, [Entry(1.0, "note", {"n": n}) for n in range(50)])
+    wal = db_path.with_name(db_path.name + "-wal")
+    assert wal.stat().st_size > 0
+    assert checkpoint_wal(db_path) == (0, 0, 0)  # not busy; the log, truncated, holds nothing
+    assert wal.stat().st_size == 0
+    assert len(read_events(db_path, "note")) == 50

@@ -24,14 +24,6 @@ ALLOWED = {"mm.venues.factory"}
 
 # importer -> imported module; the owner named is who removes it (issue 15's helpers).
 REMAINING = {
-    # wiring: mm check through the factory
-    "mm.ops.checks -> mm.venues.hyperliquid.access",
-    "mm.ops.checks -> mm.venues.hyperliquid.client",
-    "mm.ops.checks -> mm.venues.hyperliquid.codec",
-    "mm.ops.checks -> mm.venues.hyperliquid.rest",
-    "mm.ops.checks -> mm.venues.hyperliquid.schedule_cancel",
-    "mm.ops.checks -> mm.venues.hyperliquid.signing",
-    "mm.ops.checks -> mm.venues.hyperliquid.ws",
     # wiring: the simulator's Hyperliquid face
     "mm.venues.sim.assets -> mm.venues.hyperliquid.numbers",
     "mm.venues.sim.faults -> mm.venues.hyperliquid.limits",

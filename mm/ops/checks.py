@@ -42,26 +42,25 @@ from typing import Any, TypeVar
 
 import attrs
 import httpx
-import orjson
 import trio
-from trio_websocket import open_websocket_url
 
 from mm import clock
 from mm.config import Config, Secrets, config_hash
-from mm.execution.rate_limit import RateLimiter
-from mm.journal import DATABASE_NAME, Entry, latest_event, open_database
+from mm.journal import (
+    DATABASE_NAME,
+    Entry,
+    checkpoint_wal,
+    fills_between,
+    latest_event,
+    take_write_lock,
+)
 from mm.model import Fill
 from mm.ops.coordinator import JOURNAL_KIND as AUTONOMY_KIND
 from mm.risk.killswitch import KillSwitch
 from mm.secrets import Redactor
+from mm.venues.base import VenueProbe
 from mm.venues.config import EMBEDDED
-from mm.venues.hyperliquid import codec
-from mm.venues.hyperliquid.access import check_access
-from mm.venues.hyperliquid.client import HyperliquidClient
-from mm.venues.hyperliquid.rest import RestTransport
-from mm.venues.hyperliquid.schedule_cancel import REQUIRED_VOLUME_USD
-from mm.venues.hyperliquid.signing import L1Signer
-from mm.venues.hyperliquid.ws import ws_url
+from mm.venues.factory import account_of, open_probe
 from mm.venues.sim.venue import SimVenue
 
 STATUS_TIMEOUT_S = 5.0  # GET /status
@@ -71,7 +70,6 @@ FEED_TIMEOUT_S = 10.0  # a book per symbol must arrive within this
 SIM_START_TIMEOUT_S = 10.0
 MIN_HEADROOM = 0.2
 PNL_TOLERANCE = 1e-6
-FILLS_PAGE = 2000  # the venue's most fills per userFillsByTime answer
 MAX_FILL_PAGES = 50
 RETRIES = 3  # a running mm's state moves: a mismatch is read again before it fails
 RETRY_DELAY_S = 0.5
@@ -210,46 +208,6 @@ def _row(entry: Entry) -> int:
     return entry.id
 
 
-def _connect(path: Path, busy_timeout_s: float) -> sqlite3.Connection:
-    return sqlite3.connect(path, timeout=busy_timeout_s, isolation_level=None)
-
-
-def _journal_fills(path: Path, start_ms: int, end_ms: int | None) -> list[dict[str, Any]]:
-    """Journaled fills whose venue time is in [start_ms, end_ms]."""
-    conn = _connect(path, 2.0)
-    try:
-        rows = conn.execute(
-            "SELECT data FROM events WHERE kind = 'fill' "
-            "AND CAST(json_extract(data, '$.time_ms') AS INTEGER) >= ? ORDER BY id",
-            (start_ms,),
-        ).fetchall()
-    finally:
-        conn.close()
-    fills = [orjson.loads(row[0]) for row in rows]
-    return [f for f in fills if end_ms is None or int(f["time_ms"]) <= end_ms]
-
-
-def _take_write_lock(path: Path, busy_timeout_s: float) -> None:
-    """Open (creating, migrating) the journal and take and release its write lock."""
-    conn = open_database(path)
-    try:
-        conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_s * 1000)}")
-        conn.execute("BEGIN IMMEDIATE")
-        conn.execute("ROLLBACK")
-    finally:
-        conn.close()
-
-
-def _checkpoint_wal(path: Path) -> tuple[int, int, int]:
-    """``PRAGMA wal_checkpoint(TRUNCATE)``: (busy, WAL frames, frames checkpointed)."""
-    conn = _connect(path, 2.0)
-    try:
-        busy, log, done = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
-    finally:
-        conn.close()
-    return int(busy), int(log), int(done)
-
-
 def _existing(path: Path) -> Path:
     """``path`` or its nearest existing ancestor (run_dir may not exist before a first run)."""
     while not path.exists() and path.parent != path:
@@ -266,38 +224,28 @@ async def _thread(function: Callable[..., T], *args: Any) -> T:
 
 @attrs.define
 class _Venue:
-    """The venue the checks talk to: a client, or why there is none."""
+    """The venue the checks talk to: a probe of it, or why there is none."""
 
     url: str | None = None
-    client: HyperliquidClient | None = None
+    probe: VenueProbe | None = None
     fresh: bool = False  # an embedded simulator started for these checks: no history
     unavailable: str | None = None  # a FAIL: the venue should be there and is not
     skipped: str | None = None  # a SKIP: there is no venue to check
 
 
-def _account(config: Config, secrets: Secrets) -> tuple[L1Signer, str] | None:
-    if secrets.venue_key is None:
-        return None
-    signer = L1Signer(secrets.venue_key.reveal())
-    return signer, (config.venue.account_address or signer.address).lower()
-
-
 @asynccontextmanager
 async def _client(config: Config, secrets: Secrets, url: str) -> AsyncIterator[_Venue]:
-    account = _account(config, secrets)
-    if account is None:
+    if secrets.venue_key is None:
         yield _Venue(url, unavailable="no venue signing key was resolved")
         return
-    signer, address = account
-    async with RestTransport(url, deadline_s=REQUEST_TIMEOUT_S) as rest:
-        client = HyperliquidClient(
-            rest=rest,
-            signer=signer,
-            account=address,
-            mainnet=config.venue.network == "mainnet",
-            limiter=RateLimiter(config.rate_limit),
-        )
-        yield _Venue(url, client)
+    async with open_probe(
+        config.venue,
+        url,
+        signing_key=secrets.venue_key,
+        rate_limit=config.rate_limit,
+        request_timeout_s=REQUEST_TIMEOUT_S,
+    ) as probe:
+        yield _Venue(url, probe)
 
 
 @asynccontextmanager
@@ -320,9 +268,11 @@ async def _open_venue(
     if not start_embedded:
         yield _Venue(skipped="the embedded venue lives only inside a running mm")
         return
-    account = _account(config, secrets)
+    key = secrets.venue_key
     # Funded as the embedded venue of a running mm funds it, so the checks see the same venue.
-    sim = SimVenue(config.sim, fund_at_start=(account[1],) if account else ())
+    sim = SimVenue(
+        config.sim, fund_at_start=(account_of(config.venue, key),) if key is not None else ()
+    )
     async with trio.open_nursery() as nursery:
         try:
             with trio.fail_after(SIM_START_TIMEOUT_S):
@@ -399,7 +349,7 @@ def _check_config(config: Config) -> CheckResult:
 async def _journal_writable(config: Config, busy_timeout_s: float) -> CheckResult:
     path = _database(config)
     try:
-        await _thread(_take_write_lock, path, busy_timeout_s)
+        await _thread(take_write_lock, path, busy_timeout_s)
     except sqlite3.Error as error:
         return CheckResult(
             "journal_writable",
@@ -462,9 +412,9 @@ async def _kill_switch(config: Config, status: Mapping[str, Any] | None) -> Chec
 
 
 async def _venue_reachable(config: Config, venue: _Venue) -> CheckResult:
-    if venue.client is None:
+    if venue.probe is None:
         return CheckResult("venue_reachable", False, venue.unavailable or "no venue")
-    assets = await venue.client.metadata()
+    assets = await venue.probe.client.metadata()
     listed = {asset.coin for asset in assets}
     missing = [coin for coin in config.strategy.symbols if coin not in listed]
     where = "embedded venue started for the checks at " if venue.fresh else ""
@@ -478,7 +428,7 @@ async def _venue_reachable(config: Config, venue: _Venue) -> CheckResult:
 
 
 async def _venue_access(
-    config: Config, client: HyperliquidClient, status: Mapping[str, Any] | None
+    probe: VenueProbe, status: Mapping[str, Any] | None
 ) -> CheckResult:
     """May the key trade for the account? The running mm's answer from the venue (asking
     again would spend a nonce beside its own), else the venue asked now."""
@@ -487,8 +437,8 @@ async def _venue_access(
         allowed = bool(running.get("allowed"))
         detail = str(running.get("summary") if allowed else running.get("problem"))
         return CheckResult("venue_access", allowed, f"{detail} (the running mm's check)")
-    access = await check_access(client, network=config.venue.network)
-    return CheckResult("venue_access", access.allowed, access.problem or access.summary)
+    access = await probe.access()
+    return CheckResult("venue_access", access.allowed, access.detail)
 
 
 def _status_problems(status: Mapping[str, Any]) -> list[str]:
@@ -506,35 +456,10 @@ async def _feeds_from_status(status: Mapping[str, Any]) -> CheckResult:
     return CheckResult("feeds_receiving", True, "the running mm is in sync and healthy")
 
 
-async def _books(url: str, symbols: Sequence[str], wait_s: float) -> tuple[set[str], list[str]]:
-    """Subscribe l2Book for every symbol; the coins a book arrived for, and venue errors."""
-    seen: set[str] = set()
-    errors: list[str] = []
-    async with open_websocket_url(ws_url(url), connect_timeout=5.0, disconnect_timeout=1.0) as ws:
-        for coin in symbols:
-            subscription = {"type": "l2Book", "coin": coin}
-            message = {"method": "subscribe", "subscription": subscription}
-            await ws.send_message(orjson.dumps(message).decode())
-        with trio.move_on_after(wait_s):
-            while not seen.issuperset(symbols):
-                try:
-                    frame = orjson.loads(await ws.get_message())
-                except orjson.JSONDecodeError:
-                    continue  # the greeting is plain text
-                if not isinstance(frame, dict):
-                    continue
-                channel = frame.get("channel")
-                if channel == "error":
-                    errors.append(str(frame.get("data")))
-                elif channel == "l2Book":
-                    seen.add(codec.parse_l2_book(frame["data"]).coin)
-    return seen, errors
-
-
 async def _feeds_from_venue(config: Config, venue: _Venue) -> CheckResult:
-    assert venue.url is not None
+    assert venue.probe is not None
     symbols = list(config.strategy.symbols)
-    seen, errors = await _books(venue.url, symbols, FEED_TIMEOUT_S)
+    seen, errors = await venue.probe.books(symbols, FEED_TIMEOUT_S)
     missing = [coin for coin in symbols if coin not in seen]
     if missing:
         detail = f"no l2Book within {FEED_TIMEOUT_S:g}s for {_shown(missing)}"
@@ -544,8 +469,8 @@ async def _feeds_from_venue(config: Config, venue: _Venue) -> CheckResult:
     return CheckResult("feeds_receiving", True, f"l2Book received for {', '.join(symbols)}")
 
 
-async def _venue_positions(client: HyperliquidClient) -> dict[str, float]:
-    state = await client.account_state()
+async def _venue_positions(probe: VenueProbe) -> dict[str, float]:
+    state = await probe.client.account_state()
     return {position.coin: position.szi for position in state.positions if position.szi}
 
 
@@ -565,14 +490,14 @@ def _describe_positions(positions: Mapping[str, float]) -> str:
     return ", ".join(f"{coin} {size:.10g}" for coin, size in sorted(held.items()))
 
 
-async def _positions_running(client: HyperliquidClient, status: Mapping[str, Any]) -> CheckResult:
+async def _positions_running(probe: VenueProbe, status: Mapping[str, Any]) -> CheckResult:
     # Fills move both sides while mm runs (the venue first): read again before failing.
     mismatches: list[str] = []
     for attempt in range(RETRIES):
         if attempt:
             await trio.sleep(RETRY_DELAY_S)
             status = await _refreshed(status)
-        venue = await _venue_positions(client)
+        venue = await _venue_positions(probe)
         local = _status_positions(status)
         mismatches = positions_match(local, venue)
         if not mismatches:
@@ -582,7 +507,7 @@ async def _positions_running(client: HyperliquidClient, status: Mapping[str, Any
     return CheckResult("positions_match", False, f"mm and venue differ: {_shown(mismatches)}")
 
 
-async def _positions_journaled(config: Config, client: HyperliquidClient) -> CheckResult:
+async def _positions_journaled(config: Config, probe: VenueProbe) -> CheckResult:
     path = _database(config)
     journaled = await _thread(latest_event, path, "positions")
     started = await _thread(latest_event, path, "service_started")
@@ -593,7 +518,7 @@ async def _positions_journaled(config: Config, client: HyperliquidClient) -> Che
             f"the last run (started {_when(started.ts)}) journaled no positions at its stop: "
             "it did not stop cleanly; mm compares with the venue at startup",
         )
-    venue = await _venue_positions(client)
+    venue = await _venue_positions(probe)
     if journaled is None:
         local: dict[str, float] = {}
         source = "no positions journaled (flat)"
@@ -609,21 +534,18 @@ async def _positions_journaled(config: Config, client: HyperliquidClient) -> Che
 
 
 async def _api_headroom(
-    config: Config, client: HyperliquidClient, status: Mapping[str, Any] | None
+    probe: VenueProbe, status: Mapping[str, Any] | None
 ) -> CheckResult:
     """The API headroom as mm's rate limiter reckons it, the figure of ``mm_api_headroom_ratio``:
     the running mm's own (its IP weight spent included), else a limiter fresh from the venue's
     address figures; the tightest budget counts."""
-    state = await client.rate_limit()
+    state = await probe.client.rate_limit()
     running = (status or {}).get("api_headroom")
     if isinstance(running, Mapping) and running:
         by_kind = {str(kind): float(value) for kind, value in running.items()}
         source = "the running mm's limiter"
     else:
-        limiter = RateLimiter(config.rate_limit)
-        now = trio.current_time()
-        limiter.observe(state, now)
-        by_kind = limiter.headroom_by_kind(now)
+        by_kind = probe.headroom_by_kind(state)
         source = "the venue's address figures"
     left = min(by_kind.values())
     kinds = ", ".join(f"{kind} {value:.0%}" for kind, value in sorted(by_kind.items()))
@@ -636,7 +558,7 @@ async def _api_headroom(
 
 
 async def _dead_mans_switch(
-    config: Config, client: HyperliquidClient | None, status: Mapping[str, Any] | None
+    config: Config, probe: VenueProbe | None, status: Mapping[str, Any] | None
 ) -> CheckResult:
     """The venue's dead-man's switch: unavailable as the running mm's keeper knows it (refused
     by the venue, the day's triggers used, disabled), or because the account has traded less
@@ -653,19 +575,23 @@ async def _dead_mans_switch(
     if not config.feeds.deadman.enabled:
         detail = f"UNAVAILABLE: disabled (feeds.deadman.enabled = false); {instead}"
         return CheckResult(name, True, detail, warning=True)
-    if client is None:
+    if probe is None:
         return CheckResult(name, None, "not checked: no venue")
-    traded = (await client.rate_limit()).cum_volume
-    if traded < REQUIRED_VOLUME_USD:
+    required = probe.dead_mans_switch_volume
+    if required is None:
+        detail = f"UNAVAILABLE: the venue has no dead-man's switch; {instead}"
+        return CheckResult(name, True, detail, warning=True)
+    traded = (await probe.client.rate_limit()).cum_volume
+    if traded < required:
         detail = (
             f"UNAVAILABLE: the venue arms it only for an account that has traded "
-            f"${REQUIRED_VOLUME_USD:,.0f}; this one has traded ${traded:,.2f}; {instead}"
+            f"${required:,.0f}; this one has traded ${traded:,.2f}; {instead}"
         )
         return CheckResult(name, True, detail, warning=True)
     state = f"{running.get('state')}; " if isinstance(running, Mapping) else ""
     detail = (
         f"available: {state}the account has traded ${traded:,.2f} "
-        f"(the venue requires ${REQUIRED_VOLUME_USD:,.0f}){source}"
+        f"(the venue requires ${required:,.0f}){source}"
     )
     return CheckResult(name, True, detail)
 
@@ -674,7 +600,7 @@ def _unchecked(name: str, venue: _Venue, reachable: CheckResult) -> CheckResult 
     """The result for a venue check that cannot run (None when it can)."""
     if venue.skipped is not None:
         return CheckResult(name, None, venue.skipped)
-    if venue.client is None or reachable.ok is not True:
+    if venue.probe is None or reachable.ok is not True:
         return CheckResult(name, None, "not checked: the venue is not reachable")
     return None
 
@@ -687,10 +613,10 @@ async def _venue_preflight(
     reachable = await _guarded("venue_reachable", partial(_venue_reachable, config, venue))
     results = [reachable]
     unchecked_access = _unchecked("venue_access", venue, reachable)
-    if unchecked_access is not None or venue.client is None:
+    if unchecked_access is not None or venue.probe is None:
         results.append(unchecked_access or CheckResult("venue_access", None, "no venue"))
     else:
-        access = partial(_venue_access, config, venue.client, status)
+        access = partial(_venue_access, venue.probe, status)
         results.append(await _guarded("venue_access", access))
     if status is not None:
         results.append(await _guarded("feeds_receiving", partial(_feeds_from_status, status)))
@@ -708,25 +634,25 @@ async def _venue_preflight(
         results.append(CheckResult("positions_match", None, detail))
     else:
         unchecked = _unchecked("positions_match", venue, reachable)
-        if unchecked is not None or venue.client is None:
+        if unchecked is not None or venue.probe is None:
             results.append(unchecked or CheckResult("positions_match", None, "no venue"))
         elif status is not None:
-            check = partial(_positions_running, venue.client, status)
+            check = partial(_positions_running, venue.probe, status)
             results.append(await _guarded("positions_match", check))
         else:
-            check = partial(_positions_journaled, config, venue.client)
+            check = partial(_positions_journaled, config, venue.probe)
             results.append(await _guarded("positions_match", check))
     unchecked = _unchecked("api_headroom", venue, reachable)
-    if unchecked is not None or venue.client is None:
+    if unchecked is not None or venue.probe is None:
         results.append(unchecked or CheckResult("api_headroom", None, "no venue"))
     else:
-        check = partial(_api_headroom, config, venue.client, status)
+        check = partial(_api_headroom, venue.probe, status)
         results.append(await _guarded("api_headroom", check))
     unchecked = _unchecked("dead_mans_switch", venue, reachable)
     if unchecked is not None and (status is None or "deadman" not in status):
         results.append(unchecked)
     else:
-        check = partial(_dead_mans_switch, config, venue.client, status)
+        check = partial(_dead_mans_switch, config, venue.probe, status)
         results.append(await _guarded("dead_mans_switch", check))
     return results
 
@@ -761,14 +687,14 @@ async def preflight(
 # --- post-flight -------------------------------------------------------------------------------
 
 
-async def _no_open_orders(client: HyperliquidClient) -> CheckResult:
-    orders = await client.open_orders()
+async def _no_open_orders(probe: VenueProbe) -> CheckResult:
+    orders = await probe.client.open_orders()
     if orders:
         named = [f"{o.coin} {o.side.name.lower()} {o.sz:g}@{o.px:g} oid {o.oid}" for o in orders]
         return CheckResult(
             "no_open_orders", False, f"{len(orders)} open at the venue: {_shown(named)}"
         )
-    return CheckResult("no_open_orders", True, f"none open for {client.account}")
+    return CheckResult("no_open_orders", True, f"none open for {probe.account}")
 
 
 async def _journal_flushed(config: Config, status: Mapping[str, Any] | None) -> CheckResult:
@@ -792,7 +718,7 @@ async def _journal_flushed(config: Config, status: Mapping[str, Any] | None) -> 
     if started is None:
         return CheckResult("journal_flushed", None, f"no run journaled in {path}")
     stopping = await _thread(latest_event, path, "service_stopping")
-    busy, frames, _ = await _thread(_checkpoint_wal, path)
+    busy, frames, _ = await _thread(checkpoint_wal, path)
     problems = []
     if stopping is None or _row(stopping) < _row(started):
         problems.append(
@@ -812,15 +738,15 @@ async def _journal_flushed(config: Config, status: Mapping[str, Any] | None) -> 
     )
 
 
-async def _venue_fills(client: HyperliquidClient, start_ms: int, end_ms: int | None) -> list[Fill]:
+async def _venue_fills(probe: VenueProbe, start_ms: int, end_ms: int | None) -> list[Fill]:
     """The account's fills from ``start_ms`` (to ``end_ms``), page by page."""
     fills: dict[FillKey, Fill] = {}
     since = start_ms
     for _ in range(MAX_FILL_PAGES):
-        page = await client.fills_since(since)
+        page = await probe.client.fills_since(since)
         for fill in page:
             fills.setdefault((fill.tid, fill.oid), fill)
-        if len(page) < FILLS_PAGE:
+        if len(page) < probe.fills_page:
             break
         latest = max(fill.time_ms for fill in page)
         since = latest if latest > since else since + 1
@@ -841,7 +767,7 @@ def _reconciliation_detail(result: FillReconciliation) -> str:
     return "; ".join(parts)
 
 
-async def _pnl_reconciled(config: Config, client: HyperliquidClient, running: bool) -> CheckResult:
+async def _pnl_reconciled(config: Config, probe: VenueProbe, running: bool) -> CheckResult:
     path = _database(config)
     started = await _thread(latest_event, path, "service_started")
     if started is None:
@@ -856,8 +782,8 @@ async def _pnl_reconciled(config: Config, client: HyperliquidClient, running: bo
     for attempt in range(RETRIES if running else 1):
         if attempt:
             await trio.sleep(RETRY_DELAY_S)  # a fill may be on its way to the journal
-        journaled = await _thread(_journal_fills, path, start_ms, end_ms)
-        result = reconcile_fills(journaled, await _venue_fills(client, start_ms, end_ms))
+        journaled = await _thread(fills_between, path, start_ms, end_ms)
+        result = reconcile_fills(journaled, await _venue_fills(probe, start_ms, end_ms))
         if result.ok:
             break
     assert result is not None
@@ -874,21 +800,21 @@ async def postflight(
         async with _open_venue(config, secrets, status, start_embedded=False) as venue:
             if venue.skipped is not None:
                 results.append(CheckResult("no_open_orders", None, venue.skipped))
-            elif venue.client is None:
+            elif venue.probe is None:
                 results.append(CheckResult("no_open_orders", False, venue.unavailable or ""))
             else:
                 results.append(
-                    await _guarded("no_open_orders", partial(_no_open_orders, venue.client))
+                    await _guarded("no_open_orders", partial(_no_open_orders, venue.probe))
                 )
             results.append(
                 await _guarded("journal_flushed", partial(_journal_flushed, config, status))
             )
             if venue.skipped is not None:
                 results.append(CheckResult("pnl_reconciled", None, venue.skipped))
-            elif venue.client is None:
+            elif venue.probe is None:
                 results.append(CheckResult("pnl_reconciled", False, venue.unavailable or ""))
             else:
-                check = partial(_pnl_reconciled, config, venue.client, status is not None)
+                check = partial(_pnl_reconciled, config, venue.probe, status is not None)
                 results.append(await _guarded("pnl_reconciled", check))
     except Exception as error:
         results.append(CheckResult("venue", False, _describe(error)))

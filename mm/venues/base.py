@@ -411,3 +411,54 @@ class VenueAdapter(Protocol):
     async def run_user(
         self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
     ) -> None: ...
+
+
+# --- pre-flight --------------------------------------------------------------------------------
+
+
+@attrs.frozen
+class AccessAnswer:
+    """Whether the venue lets the signing key trade for the account: ``detail`` says what was
+    found when it does, and why not, in the venue's words, when it does not."""
+
+    allowed: bool
+    detail: str
+
+
+class VenueProbe(Protocol):
+    """The venue as ``mm check`` asks it, without the service running: the request side and
+    what the checks need beyond it. Every call may raise (a ``VenueError``, a transport
+    error); the caller bounds each with its deadline."""
+
+    @property
+    def client(self) -> VenueClient: ...
+
+    @property
+    def account(self) -> str:
+        """The account the checks ask about, as the venue names it."""
+        ...
+
+    @property
+    def fills_page(self) -> int:
+        """The most fills one ``fills_since`` answer carries: a full page means more may follow."""
+        ...
+
+    @property
+    def dead_mans_switch_volume(self) -> float | None:
+        """What the account must have traded (USD) before the venue arms its dead-man's
+        switch; None when the venue has none."""
+        ...
+
+    async def access(self) -> AccessAnswer:
+        """Ask the venue now whether the key may trade for the account."""
+        ...
+
+    async def books(self, symbols: Sequence[str], wait_s: float) -> tuple[set[str], list[str]]:
+        """Subscribe to every symbol's book for up to ``wait_s``: the symbols a book arrived
+        for, and the venue's refusals, in its words."""
+        ...
+
+    def headroom_by_kind(self, state: RateLimitState) -> dict[str, float]:
+        """The share left of each of the venue's budgets as a fresh limiter reckons it from
+        the venue's address figures (no request of mm's spent yet)."""
+        ...

@@ -1,16 +1,17 @@
 """Builds the venue adapter that ``venue.kind`` names: the one module outside a venue's package
 that imports it.
 
-The service (mm.app) and ``mm check`` (mm.ops.checks) ask for an adapter here and see it
-through the port; nothing else in mm names a venue package. A kind with no builder fails at
-once naming ``venue.kind`` (config.py already refuses any kind outside ``KINDS``, so this is
-the factory and the config disagreeing, a bug: tests/venues/test_factory.py checks they
-agree).
+The service (mm.app) asks here for an adapter, ``mm check`` (mm.ops.checks) for a probe of
+the venue and the account it trades for; both see the venue through the port, and nothing
+else in mm names a venue package. A kind with no builder fails naming ``venue.kind`` (the
+config already refuses a kind outside ``KINDS``, so this is the factory and the config
+disagreeing, a bug: tests/venues/test_factory.py checks they agree).
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
 from typing import Any, Protocol
 
 import trio
@@ -24,8 +25,9 @@ from mm.execution.rate_limit import RateLimitConfig
 from mm.feeds.history import FillHistory
 from mm.feeds.user import UserStreamEvent
 from mm.secrets import Secret
-from mm.venues.base import VenueAdapter
+from mm.venues.base import VenueAdapter, VenueProbe
 from mm.venues.config import KINDS, FeedsConfig, VenueConfig
+from mm.venues.hyperliquid import probe as hyperliquid_probe
 from mm.venues.hyperliquid.adapter import HyperliquidAdapter
 
 
@@ -83,4 +85,40 @@ def build_adapter(
             fill_history=fill_history,
             cancel_foreign_orders=venue.cancel_foreign_orders,
         )
-    raise ValueError(f"venue.kind: no adapter for {venue.kind!r} (known: {', '.join(KINDS)})")
+    raise ValueError(_unknown(venue))
+
+
+@asynccontextmanager
+async def open_probe(
+    venue: VenueConfig,
+    url: str,
+    *,
+    signing_key: Secret,
+    rate_limit: RateLimitConfig,
+    request_timeout_s: float,
+) -> AsyncIterator[VenueProbe]:
+    """The venue ``venue.kind`` names, at ``url``, as ``mm check`` asks it (each request
+    bounded by ``request_timeout_s``)."""
+    if venue.kind == "hyperliquid":
+        async with hyperliquid_probe.open_probe(
+            url,
+            signing_key=signing_key,
+            account_address=venue.account_address,
+            network=venue.network,
+            rate_limit=rate_limit,
+            request_timeout_s=request_timeout_s,
+        ) as probe:
+            yield probe
+        return
+    raise ValueError(_unknown(venue))
+
+
+def account_of(venue: VenueConfig, signing_key: Secret) -> str:
+    """The account an adapter of ``venue.kind`` trades for, as the venue names it."""
+    if venue.kind == "hyperliquid":
+        return hyperliquid_probe.account_for(signing_key, venue.account_address)
+    raise ValueError(_unknown(venue))
+
+
+def _unknown(venue: VenueConfig) -> str:
+    return f"venue.kind: no adapter for {venue.kind!r} (known: {', '.join(KINDS)})"

@@ -7,9 +7,10 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from mm.config import ConfigError, structure
+from mm.execution.rate_limit import RateLimitConfig
 from mm.secrets import Secret
 from mm.venues.config import DEV_PRIVATE_KEY, KINDS, FeedsConfig, VenueConfig
-from mm.venues.factory import build_adapter
+from mm.venues.factory import account_of, build_adapter, open_probe
 from mm.venues.hyperliquid.adapter import HyperliquidAdapter
 
 ACCOUNT = "0x" + "AB" * 20
@@ -51,9 +52,38 @@ def test_the_adapter_gets_the_venue_section() -> None:
     assert adapter.healthy() is False
 
 
-def test_a_kind_without_an_adapter_is_refused_naming_the_key() -> None:
+def test_the_account_checks_fund_is_the_one_the_adapter_trades_for() -> None:
+    # mm check funds an embedded venue for this account before any adapter exists.
+    key = Secret(DEV_PRIVATE_KEY)
+    for venue in (VenueConfig(), VenueConfig(account_address=ACCOUNT)):
+        adapter = build_adapter(
+            venue,
+            FeedsConfig(),
+            venue_url=lambda: None,
+            signing_key=key,
+            registry=CollectorRegistry(),
+            killed=lambda: False,
+        )
+        assert account_of(venue, key) == adapter.account
+    assert account_of(VenueConfig(), key) != ACCOUNT.lower()
+
+
+async def test_a_kind_without_an_adapter_is_refused_naming_the_key() -> None:
+    unknown = attrs.evolve(VenueConfig(), kind="kucoin")
+    key = Secret(DEV_PRIVATE_KEY)
     with pytest.raises(ValueError, match=r"^venue\.kind: no adapter for 'kucoin'"):
-        build(attrs.evolve(VenueConfig(), kind="kucoin"))
+        build(unknown)
+    with pytest.raises(ValueError, match=r"^venue\.kind: no adapter for 'kucoin'"):
+        account_of(unknown, key)
+    with pytest.raises(ValueError, match=r"^venue\.kind: no adapter for 'kucoin'"):
+        async with open_probe(
+            unknown,
+            "http://127.0.0.1:1",
+            signing_key=key,
+            rate_limit=RateLimitConfig(),
+            request_timeout_s=1.0,
+        ):
+            pass
     with pytest.raises(ConfigError) as caught:
         structure({"venue": {"kind": "kucoin"}})
     assert caught.value.errors == ["venue.kind: must be one of hyperliquid, got 'kucoin'"]
