@@ -427,9 +427,7 @@ async def _venue_reachable(config: Config, venue: _Venue) -> CheckResult:
     return CheckResult("venue_reachable", True, f"{where}{venue.url}: {len(assets)} assets listed")
 
 
-async def _venue_access(
-    probe: VenueProbe, status: Mapping[str, Any] | None
-) -> CheckResult:
+async def _venue_access(probe: VenueProbe, status: Mapping[str, Any] | None) -> CheckResult:
     """May the key trade for the account? The running mm's answer from the venue (asking
     again would spend a nonce beside its own), else the venue asked now."""
     running = (status or {}).get("venue_access")
@@ -533,9 +531,7 @@ async def _positions_journaled(config: Config, probe: VenueProbe) -> CheckResult
     return CheckResult("positions_match", True, f"{source} and venue: {_describe_positions(venue)}")
 
 
-async def _api_headroom(
-    probe: VenueProbe, status: Mapping[str, Any] | None
-) -> CheckResult:
+async def _api_headroom(probe: VenueProbe, status: Mapping[str, Any] | None) -> CheckResult:
     """The API headroom as mm's rate limiter reckons it, the figure of ``mm_api_headroom_ratio``:
     the running mm's own (its IP weight spent included), else a limiter fresh from the venue's
     address figures; the tightest budget counts."""
