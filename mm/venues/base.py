@@ -382,8 +382,8 @@ class VenueAdapter(Protocol):
         ...
 
     def market_connection(self) -> tuple[str, int] | None:
-        """The market feed's connection state and its reconnection attempts; None before it
-        started."""
+        """The market feed's connection: its state (connecting, healthy, stale, reconnecting,
+        failed) and its reconnection attempts; None before it started."""
         ...
 
     def rate_limit_waits(self) -> int:
