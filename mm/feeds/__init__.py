@@ -1,1 +1,6 @@
-"""Market-data feeds: connection health, data quality and the feed tasks."""
+"""Market-data and user-stream feeds: connection health, book quality, the sync gate,
+deduplication and the feed tasks, reading the venue port's typed events.
+
+Generic over venues: it imports the venue port (``mm.venues.base``), the model, book and clock,
+never a venue package, and is independent of ``mm.execution`` and ``mm.portfolio``.
+"""
