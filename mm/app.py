@@ -39,6 +39,7 @@ from mm import __version__, clock
 from mm.admin import AdminApp, AdminContext, AdminServer, Answer
 from mm.config import Config, Secrets, config_hash, to_dict
 from mm.execution.auditor import OrderAuditor
+from mm.execution.cancel_all import CancelAll, Purpose
 from mm.execution.flatten import Flattener
 from mm.execution.permissions import Grant, Level, PermissionBoard, Source
 from mm.feeds.fill_audit import FillAudit
@@ -190,6 +191,8 @@ class Service:
             self.registry,
         )
         self.adapter.order_event_listeners.append(self._journal_order_events)
+        # Every "cancel everything" of the service, one deadline policy (kill, stop, HALT, flatten).
+        self.cancel_all = CancelAll(lambda: self.adapter.client)
         self.order_auditor = OrderAuditor(config.executor.audit, self.registry)
         self.trading = Trading(
             config.strategy,
@@ -197,6 +200,7 @@ class Service:
             self.adapter,
             self.registry,
             self.permissions,
+            self.cancel_all,
             config.pretrade,
             on_markout=self._journal_markout,
             dispatcher=self.adapter.dispatcher,
@@ -210,6 +214,7 @@ class Service:
             self.registry,
             self.permissions,
             self.permissions.slot(Source.FLATTENER),
+            self.cancel_all,
             router=lambda: self.adapter.router,
         )
         self.coordinator = ModeCoordinator(
@@ -217,7 +222,7 @@ class Service:
             self.journal,
             self.notifier.notify,
             self.registry,
-            self.trading.pull_all_orders,
+            partial(self.cancel_all, Purpose.HALT),
             self.permissions.slot(Source.AUTONOMY),
         )
         self.session = SessionRunner(
@@ -282,6 +287,7 @@ class Service:
             self.config.run_dir,
             self._redact,
             permission=self.permissions.slot(Source.KILLSWITCH),
+            cancel_all=self.cancel_all,
             rearm_blockers=lambda: self.risk.rearm_blockers(),
             risk_status=lambda: self.risk.status(),
             recent_errors=lambda: list(self.risk.recent_errors),

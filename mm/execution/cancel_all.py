@@ -1,15 +1,16 @@
 """One cancel-all: cancel every open order at the venue and re-read until it shows none.
 
 Used wherever mm must leave nothing resting: the kill switch, ``mm stop``, HALT, the startup
-sequence and the flattener (for its symbols). Each round reads the venue's open orders and, if
-any are left, cancels them by oid, then reads again after ``settle_s``; the first read that shows
-none is confirmed by one more read ``confirm_s`` later (an order a slot was sending may land
-after the first). It ends when the venue shows zero, when ``max_rounds`` cancel requests were
-sent, or at the policy's deadline, and returns a ``CancelAllReport``: how many were canceled
-(answered so, or gone at a later read when the answer was lost) and which, which orders remain
-(coin, oid), the time to zero and the rounds. Orders a ``spare`` predicate picks (the startup's
-other clients' orders, when told to leave them) are neither canceled nor waited for: the
-report lists them as spared.
+sequence and the flattener (for its symbols), all but the startup through ``CancelAll``, which takes
+the deadline of each purpose from one table (``POLICIES``). Each round reads the venue's open orders
+and, if any are left, cancels them by oid, then reads again after ``settle_s``; the first read that
+shows none is confirmed by one more read ``confirm_s`` later (an order a slot was sending may land
+after the first). It ends when the venue shows zero, when ``max_rounds`` cancel requests were sent,
+or at the policy's deadline, and returns a ``CancelAllReport``: how many were canceled (answered so,
+or gone at a later read when the answer was lost) and which, which orders remain (coin, oid), the
+time to zero and the rounds. Orders a ``spare`` predicate picks (the startup's other clients'
+orders, when told to leave them) are neither canceled nor waited for: the report lists them as
+spared.
 
 Every request goes over every path the venue client has (``paths_of``: the WebSocket post,
 then REST alone). A request starts on the first path; a failure, or no answer within
@@ -22,7 +23,8 @@ round. It never raises for the venue's failures: the report says what is left, a
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+import enum
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from functools import partial
 from typing import Any, Protocol, TypeVar, cast
 
@@ -71,10 +73,33 @@ class CancelAllPolicy:
 KILL = CancelAllPolicy(deadline_s=10.0)
 """The kill switch: keep at it for 10 s (its dead-man's backstop fires 6 s after the trip)."""
 STOP = CancelAllPolicy(deadline_s=5.0)
-"""``mm stop`` and HALT: 5 s, well inside ``service.shutdown_timeout``."""
+"""``mm stop``, HALT and a crash of the strategy: 5 s, well inside ``service.shutdown_timeout``."""
 FLATTEN = CancelAllPolicy(deadline_s=2.0, settle_s=0.0, confirm_s=0.0)
 """The flattener, before its reduce-only orders: short (its orders are IOC: nothing of its own
 is in flight to wait for), under the flatten deadline."""
+
+
+class Purpose(enum.StrEnum):
+    """Why everything is canceled; it picks the deadline (``POLICIES``)."""
+
+    KILL = "kill"  # the kill switch's trip, and its sweeps until the venue shows none
+    STOP = "stop"  # mm stop
+    HALT = "halt"  # the autonomy mode's HALT
+    CRASH = "crash"  # the strategy task ended without a halt
+    FLATTEN = "flatten"  # the flattener's symbols, before its reduce-only orders
+
+
+POLICIES: Mapping[Purpose, CancelAllPolicy] = {
+    Purpose.KILL: KILL,
+    Purpose.STOP: STOP,
+    Purpose.HALT: STOP,
+    Purpose.CRASH: STOP,
+    Purpose.FLATTEN: FLATTEN,
+}
+"""The one deadline policy: every cancel-all of the service takes its deadline from here."""
+SHIELDED = frozenset({Purpose.STOP, Purpose.HALT, Purpose.CRASH})
+"""Run to their deadline whoever is cancelled meanwhile. The kill switch shields its trip itself
+and a rearm ends its sweeps at once; the flattener's ends at its deadline or a HALT."""
 
 
 @attrs.frozen
@@ -251,3 +276,38 @@ async def cancel_all(
     if errors and not report.zero:
         logger.warning("cancel-all: requests failed on the way: {}", "; ".join(errors[-5:]))
     return report
+
+
+class CancelAll:
+    """The service's one cancel-all: the kill switch, ``mm stop``, HALT, a strategy crash and the
+    flattener all call it, with the venue client of the moment and the deadline ``POLICIES``
+    gives their purpose, shielded where ``SHIELDED`` says. Logs what it did; with no venue
+    client it cancels nothing, says so and returns None."""
+
+    def __init__(self, venue: Callable[[], CancelVenue | None]) -> None:
+        self._venue = venue
+
+    async def __call__(
+        self,
+        purpose: Purpose,
+        *,
+        coins: Iterable[str] | None = None,
+        cancel_sent: trio.Event | None = None,
+    ) -> CancelAllReport | None:
+        venue = self._venue()
+        if venue is None:
+            logger.error("cancel-all ({}): no venue client; nothing could be canceled", purpose)
+            if cancel_sent is not None:
+                cancel_sent.set()
+            return None
+        with trio.CancelScope(shield=purpose in SHIELDED):
+            report = await cancel_all(
+                paths_of(venue), POLICIES[purpose], coins=coins, cancel_sent=cancel_sent
+            )
+        if report.zero:
+            logger.info("cancel-all ({}): {}", purpose, report.describe())
+        else:
+            logger.error(
+                "cancel-all ({}): open orders left at the venue: {}", purpose, report.describe()
+            )
+        return report

@@ -23,7 +23,7 @@ import trio
 from loguru import logger
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
-from mm.execution.cancel_all import FLATTEN, cancel_all, paths_of
+from mm.execution.cancel_all import CancelAll, Purpose
 from mm.execution.orders import OrderRouter
 from mm.execution.permissions import Grant, Level, PermissionBoard, Slot
 from mm.execution.pretrade import PretradeConfig
@@ -98,6 +98,7 @@ class Flattener:
         registry: CollectorRegistry,
         board: PermissionBoard,
         permission: Slot,
+        cancel_all: CancelAll,
         *,
         router: Callable[[], OrderRouter | None],
     ) -> None:
@@ -107,6 +108,7 @@ class Flattener:
         self.limits = limits
         self.board = board  # read before every order: HALT and the kill switch stop it
         self.permission = permission  # its slot: the symbols it holds are closed to quoting
+        self.cancel_all = cancel_all
         self.active: set[str] = set()  # symbols being flattened: the strategy leaves them alone
         self.last: FlattenResult | None = None
         self._runs = Counter(
@@ -133,7 +135,7 @@ class Flattener:
         remaining: dict[str, float] = dict.fromkeys(wanted, math.nan)  # unknown until read
         try:
             with trio.move_on_at(deadline):
-                await self._cancel_orders(wanted)
+                await self.cancel_all(Purpose.FLATTEN, coins=wanted)  # the IOCs go regardless
                 attempt = 0
                 while True:
                     try:
@@ -166,14 +168,6 @@ class Flattener:
         else:
             logger.critical("flatten missed its deadline: still open {}", remaining)
         return result
-
-    async def _cancel_orders(self, coins: list[str]) -> None:
-        client = self.adapter.client
-        if client is None:
-            return
-        report = await cancel_all(paths_of(client), FLATTEN, coins=coins)
-        if not report.zero:  # the reduce-only IOCs go out regardless
-            logger.warning("flatten: canceling the symbols' orders: {}", report.describe())
 
     async def _open_positions(self, coins: list[str]) -> dict[str, float]:
         client = self.adapter.client

@@ -79,7 +79,7 @@ class ModeCoordinator:
         journal: Journal,
         notify: Callable[[Notification], None],
         registry: CollectorRegistry,
-        cancel_all: Callable[[], Awaitable[None]],
+        cancel_all: Callable[[], Awaitable[object]],
         permission: Slot,
     ) -> None:
         self.autonomy = Autonomy(config)

@@ -43,8 +43,14 @@ from loguru import logger
 from prometheus_client import CollectorRegistry, Gauge
 
 from mm import clock
-from mm.execution import cancel_all
-from mm.execution.cancel_all import CancelAllReport, first_answer, paths_of
+from mm.execution.cancel_all import (
+    KILL,
+    CancelAll,
+    CancelAllReport,
+    Purpose,
+    first_answer,
+    paths_of,
+)
 from mm.execution.deadman import DeadmanKeeper
 from mm.execution.dispatch import Dispatcher
 from mm.execution.permissions import OPEN, Grant, Level, Slot
@@ -201,6 +207,7 @@ class KillSwitchController:
         redact: Redactor | None = None,
         *,
         permission: Slot,
+        cancel_all: CancelAll,
         dispatcher: Dispatcher,
         deadman: DeadmanKeeper,
         rearm_blockers: Callable[[], Sequence[Assessment]] = list,
@@ -216,6 +223,7 @@ class KillSwitchController:
         self.deadman = deadman  # keeps the venue's dead-man's switch: the backstop asks it
         self.journal = journal
         self.permission = permission  # its slot of the permission board: HALTED while tripped
+        self.cancel_all = cancel_all
         self.incident_dir = run_dir / "incidents"
         self.switch = KillSwitch()
         self._send, self._commands = trio.open_memory_channel[Command](64)
@@ -426,8 +434,7 @@ class KillSwitchController:
         apart (doubling up to ``SWEEP_PAUSE_MAX_S``), until the venue shows none. Whether the
         venue's dead-man's switch was armed or not, nothing is left to it. A rearm (or the
         service's stop, which cancels everything itself) ends it."""
-        client = self.adapter.client
-        if client is None:
+        if self.adapter.client is None:
             return
         pause = SWEEP_PAUSE_S
         self.sweeping = True
@@ -436,7 +443,9 @@ class KillSwitchController:
                 self._sweep_scope = scope
                 while self.switch.tripped:
                     await trio.sleep(pause)
-                    report = await cancel_all.cancel_all(paths_of(client), cancel_all.KILL)
+                    report = await self.cancel_all(Purpose.KILL)
+                    if report is None:  # the venue client is gone: the service is stopping
+                        return
                     self.cancel_rounds += 1
                     self.last_cancel = report
                     if report.zero:
@@ -488,13 +497,7 @@ class KillSwitchController:
                     backstop = await self._arm_backstop()
 
                 nursery.start_soon(arm_when_sent)
-                report = await cancel_all.cancel_all(
-                    paths_of(client), cancel_all.KILL, cancel_sent=sent
-                )
-            if report.zero:
-                logger.warning("kill switch: {}", report.describe())
-            else:
-                logger.error("kill switch: cancel-all did not reach zero: {}", report.describe())
+                report = await self.cancel_all(Purpose.KILL, cancel_sent=sent)
 
         async with trio.open_nursery() as nursery:
             nursery.start_soon(checkpoint)
@@ -552,7 +555,7 @@ class KillSwitchController:
                     keeper.refused(refusal)  # the keeper asks no more either
                     raise
 
-            answered, _ = await first_answer(paths_of(client), arm, cancel_all.KILL, errors)
+            answered, _ = await first_answer(paths_of(client), arm, KILL, errors)
             if answered:
                 return Backstop(True, f"armed {BACKSTOP_S:g}s ahead", at_ms / 1000)
             why = errors[-1] if errors else "no answer"
@@ -567,7 +570,7 @@ class KillSwitchController:
             return None
         errors: list[str] = []
         answered, account = await first_answer(
-            paths_of(client), lambda path: path.account_state(), cancel_all.KILL, errors
+            paths_of(client), lambda path: path.account_state(), KILL, errors
         )
         if not answered:
             logger.error("kill switch: could not re-read positions: {}", "; ".join(errors[-3:]))

@@ -12,7 +12,10 @@ import trio.testing
 
 from mm.execution.cancel_all import (
     KILL,
+    POLICIES,
+    CancelAll,
     CancelAllPolicy,
+    Purpose,
     cancel_all,
     first_answer,
     paths_of,
@@ -289,3 +292,78 @@ async def test_against_the_simulator_with_every_websocket_reply_lost() -> None:
             assert report.seconds_to_zero is not None
             assert report.seconds_to_zero < client.post_timeout_s / 2
             assert not math.isnan(report.seconds)
+
+
+# --- CancelAll: the one entry point, its deadline policy ------------------------------------
+
+
+def test_every_purpose_has_its_deadline() -> None:
+    assert set(POLICIES) == set(Purpose)
+    assert POLICIES[Purpose.KILL].deadline_s == 10.0
+    assert {POLICIES[p].deadline_s for p in (Purpose.STOP, Purpose.HALT, Purpose.CRASH)} == {5.0}
+    assert POLICIES[Purpose.FLATTEN].deadline_s == 2.0
+
+
+@pytest.mark.parametrize("purpose", list(Purpose))
+async def test_a_stuck_venue_is_given_up_at_the_purposes_deadline(
+    autojump_clock: trio.testing.MockClock, purpose: Purpose
+) -> None:
+    book = venue_with(1, 2)
+    book.stuck = True
+    canceller = CancelAll(lambda: Path(book, "ws"))
+    started = trio.current_time()
+    report = await canceller(purpose)
+    assert report is not None
+    assert not report.zero
+    assert report.remaining == (("BTC", 1), ("BTC", 2))
+    assert trio.current_time() - started == pytest.approx(POLICIES[purpose].deadline_s, abs=0.5)
+
+
+async def test_only_the_coins_asked_for_and_cancel_sent(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    book = Book({1: resting("BTC", 1), 2: resting("ETH", 2)})
+    sent = trio.Event()
+    report = await CancelAll(lambda: Path(book, "ws"))(
+        Purpose.FLATTEN, coins=["ETH"], cancel_sent=sent
+    )
+    assert report is not None
+    assert report.zero
+    assert sent.is_set()
+    assert list(book.orders) == [1]
+
+
+async def test_without_a_venue_client_nothing_is_canceled_and_it_says_so(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    sent = trio.Event()
+    assert await CancelAll(lambda: None)(Purpose.KILL, cancel_sent=sent) is None
+    assert sent.is_set()  # a kill's backstop is not left waiting for a cancel that never comes
+
+
+@pytest.mark.parametrize(
+    ("purpose", "finishes"),
+    [
+        (Purpose.STOP, True),
+        (Purpose.HALT, True),
+        (Purpose.CRASH, True),
+        (Purpose.KILL, False),
+        (Purpose.FLATTEN, False),
+    ],
+)
+async def test_stop_halt_and_crash_run_to_the_end_when_their_caller_is_cancelled(
+    autojump_clock: trio.testing.MockClock, purpose: Purpose, finishes: bool
+) -> None:
+    """The stop, HALT and a crash cancel everything whoever is cancelled meanwhile; a rearm ends
+    the kill switch's sweep and a HALT or its deadline the flattener's at once."""
+    book = venue_with(1, 2)
+    book.stuck = True
+    canceller = CancelAll(lambda: Path(book, "ws"))
+    started = trio.current_time()
+    with trio.move_on_after(1.0):
+        await canceller(purpose)
+    elapsed = trio.current_time() - started
+    if finishes:
+        assert elapsed == pytest.approx(POLICIES[purpose].deadline_s, abs=0.5)
+    else:
+        assert elapsed == pytest.approx(1.0)

@@ -14,6 +14,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry
 
+from mm.execution.cancel_all import CancelAll, CancelVenue
 from mm.execution.flatten import (
     FlattenConfig,
     Flattener,
@@ -372,6 +373,7 @@ def make(
         registry,
         board,
         board.slot(Source.FLATTENER),
+        CancelAll(lambda: cast(CancelVenue | None, adapter.client)),
         router=lambda: cast(OrderRouter | None, adapter.router),
     )
     router.flattener = flattener

@@ -22,7 +22,7 @@ from loguru import logger
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from mm import clock
-from mm.execution.cancel_all import STOP, CancelAllReport, cancel_all, paths_of
+from mm.execution.cancel_all import CancelAll, CancelAllReport, Purpose
 from mm.execution.dispatch import Dispatcher
 from mm.execution.orders import OrderRouter
 from mm.execution.permissions import Level, Permission, PermissionBoard, Source, allows
@@ -175,6 +175,7 @@ class Trading:
         adapter: VenueAdapter,
         registry: CollectorRegistry,
         permissions: PermissionBoard,
+        cancel_all: CancelAll,
         pretrade: PretradeConfig | None = None,
         on_markout: MarkoutListener | None = None,
         *,
@@ -183,6 +184,7 @@ class Trading:
     ) -> None:
         self.registry = registry
         self.permissions = permissions  # read only: its owners write it
+        self.cancel_all = cancel_all
         self.strategy = strategy
         self.executor = executor
         self.adapter = adapter
@@ -244,7 +246,7 @@ class Trading:
             # Cancelled without a halt: a crash pulls here. The kill switch, the stop and HALT
             # (the board halted) run their own cancel-all; a second one would only double it.
             if self.permissions.halted() is None:
-                await self.pull_all_orders()
+                await self.cancel_all(Purpose.CRASH)
 
     def adopt_venue_positions(self, account: AccountState) -> None:
         """Every configured coin's position becomes the venue's (zero when the venue lists none:
@@ -535,22 +537,4 @@ class Trading:
         canceled and which orders remain (None: no venue client)."""
         for mailbox in self.mailboxes:
             mailbox.clear()
-        return await self._cancel_all()
-
-    async def pull_all_orders(self) -> None:
-        """Cancel every open order of the account (HALT, a crash of the strategy), shielded,
-        with the stop's cancel-all policy."""
-        await self._cancel_all()
-
-    async def _cancel_all(self) -> CancelAllReport | None:
-        client = self.adapter.client
-        if client is None:
-            logger.error("cannot cancel open orders: the venue client is not up")
-            return None
-        with trio.CancelScope(shield=True):
-            report = await cancel_all(paths_of(client), STOP)
-        if report.zero:
-            logger.info("trading stopped: {}", report.describe())
-        else:
-            logger.error("open orders left at the venue: {}", report.describe())
-        return report
+        return await self.cancel_all(Purpose.STOP)
