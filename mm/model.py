@@ -32,6 +32,30 @@ class Tif(enum.Enum):
     ALO = "Alo"  # post-only
 
 
+class OrderStatus(enum.Enum):
+    """An order's status as its venue reports it, in mm's terms (each adapter maps its venue's
+    words to these, and keeps the word beside it for logs, the journal and reports)."""
+
+    OPEN = "open"  # resting (a trigger order that went live included)
+    FILLED = "filled"
+    CANCELED = "canceled"  # at the account's request: a cancel, or a modify's replaced order
+    # By the venue's own rules: margin, self-trade prevention, reduce-only, the dead-man's
+    # switch, a delisting, a liquidation...
+    CANCELED_BY_VENUE = "canceled_by_venue"
+    REJECTED = "rejected"  # refused (for an order already live: it is gone)
+    UNRECOGNIZED = "unrecognized"  # a word this build does not know: changes nothing, flagged
+
+    @property
+    def ended(self) -> bool:
+        """The order is done at the venue: filled, canceled or rejected."""
+        return self in (
+            OrderStatus.FILLED,
+            OrderStatus.CANCELED,
+            OrderStatus.CANCELED_BY_VENUE,
+            OrderStatus.REJECTED,
+        )
+
+
 # --- reference data ----------------------------------------------------------------------------
 
 
@@ -245,8 +269,9 @@ class OrderReport:
     oid: int
     cloid: str | None
     time_ms: int
-    status: str  # the venue's word: open, filled, canceled, rejected, badAloPxRejected, ...
+    status: OrderStatus
     status_time_ms: int
+    venue_status: str  # the venue's own word for it (open, badAloPxRejected, ...), for people
 
 
 @attrs.frozen(slots=True)

@@ -49,13 +49,20 @@ from mm import clock
 from mm.bounded import BoundedSet
 from mm.execution.audit import AuditConfig, Findings, Snapshot, audit
 from mm.execution.dispatch import Dispatcher, DispatchOutput
-from mm.execution.lifecycle import OrderState, VenueStatus, classify_status
-from mm.model import CancelOrder, CancelResult, OpenOrder, OrderReport
+from mm.execution.lifecycle import OrderState
+from mm.model import CancelOrder, CancelResult, OpenOrder, OrderReport, OrderStatus
 from mm.venues.base import MalformedAnswer, VenueError
 
 Record = Callable[[str, dict[str, Any]], Awaitable[None]]
 Emit = Callable[[Sequence[DispatchOutput]], None]
 _FAILURES = (VenueError, MalformedAnswer)
+# Where the venue's status ends an order, as the ghost metric labels it.
+_ENDS: Mapping[OrderStatus, str] = {
+    OrderStatus.FILLED: "filled",
+    OrderStatus.CANCELED: "canceled",
+    OrderStatus.CANCELED_BY_VENUE: "canceled",
+    OrderStatus.REJECTED: "rejected",
+}
 
 
 class AuditVenue(Protocol):
@@ -304,13 +311,13 @@ class OrderAuditor:
             return f"orderStatus of ghost {cloid} failed: {error}"
         link.emit(link.dispatcher.resolve_absent(cloid, report, clock.wall_ms()))
         after = order.state
-        verdict = classify_status(report.status) if report is not None else None
+        verdict = _ENDS.get(report.status) if report is not None else None
         if after is not before:
             reached = after.value
-        elif verdict is not None and verdict is not VenueStatus.LIVE:
+        elif verdict is not None:
             # Applied once its request in flight is answered (a held cancel of a modify's
             # old leg, say): it ends where the venue says.
-            reached = verdict.value
+            reached = verdict
         else:
             reached = None  # the venue says it is live after all
         if reached is not None:
@@ -359,7 +366,7 @@ class OrderAuditor:
             cloid,
             before.value,
             after.value,
-            report.status if report is not None else "unknown",
+            report.venue_status if report is not None else "unknown",
         )
         await link.record(
             kind,
@@ -367,7 +374,7 @@ class OrderAuditor:
                 "cloid": cloid,
                 "before": before.value,
                 "after": after.value,
-                "venue_status": report.status if report is not None else None,
+                "venue_status": report.venue_status if report is not None else None,
             },
         )
 

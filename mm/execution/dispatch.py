@@ -28,9 +28,9 @@ Cancel-replace
       not had, a fill on it) promotes it to the order's oid and emits exactly one `OrderUpdated`;
       the old oid is retired, and every later report for it is stale (counted, no event, no
       regression);
-    - a plain ``canceled`` for the old oid that arrives while the marker is set is held back,
-      not applied: dropped when the replacement shows up, replayed (as `OrderCanceled`) when the
-      modify is refused;
+    - a ``CANCELED`` (at our request, not by the venue's rules) for the old oid that arrives
+      while the marker is set is held back, not applied: dropped when the replacement shows
+      up, replayed (as `OrderCanceled`) when the modify is refused;
     - a rejected replacement leg (e.g. ``badAloPxRejected`` for the new oid) is retired and the
       marker stays until the modify's answer, so the order's fate is decided by the old oid's
       reports whatever the arrival order;
@@ -81,8 +81,6 @@ from mm.execution.lifecycle import (
     OrderState,
     TrackedOrder,
     Transition,
-    VenueStatus,
-    classify_status,
 )
 from mm.execution.registry import OrderRegistry
 from mm.model import (
@@ -91,6 +89,7 @@ from mm.model import (
     Filled,
     ModifyOrder,
     OrderReport,
+    OrderStatus,
     PlaceOrder,
     PlaceResult,
     Rejected,
@@ -160,7 +159,7 @@ class OrderFilled:
 class OrderCanceled:
     cloid: str
     oid: int | None
-    reason: str  # the venue's word: canceled, marginCanceled, scheduledCancel, ...
+    reason: str  # the venue's own word for it (Hyperliquid's marginCanceled, say)
     filled_sz: float
     time_ms: int
 
@@ -512,14 +511,13 @@ class Dispatcher:
     def _apply_report(
         self, order: TrackedOrder, report: OrderReport, now_ms: int, authoritative: bool
     ) -> list[DispatchOutput]:
-        word, oid = report.status, report.oid
-        status = classify_status(word)
-        if status is None:
+        status, word, oid = report.status, report.venue_status, report.oid
+        if status is OrderStatus.UNRECOGNIZED:
             self.stats.unknown_status += 1
         marker = self._modifies.get(order.cloid)
         if order.oid is None or oid == order.oid:
             if marker is not None and oid == marker.old_oid:
-                if authoritative and status is VenueStatus.LIVE and order.may_still_land(now_ms):
+                if authoritative and status is OrderStatus.OPEN and order.may_still_land(now_ms):
                     # The old oid still rests, but the modify may still land (a block or two
                     # after the venue took it in): no proof that it failed. Asked again later.
                     self.stats.may_still_land += 1
@@ -531,11 +529,14 @@ class Dispatcher:
                         order, "modify not applied", now_ms, replay=False
                     )
                     events += self._step(
-                        order, now_ms, lambda: order.report(word, oid, now_ms, authoritative=True)
+                        order,
+                        now_ms,
+                        lambda: order.report(status, oid, now_ms, authoritative=True, word=word),
                     )
                     return events
-                if word == "canceled":
-                    # Most likely the old leg of our cancel-replace, ahead of the new oid.
+                if status is OrderStatus.CANCELED:
+                    # Most likely the old leg of our cancel-replace, ahead of the new oid (a
+                    # cancel by the venue's own rules is no part of it: applied at once).
                     marker.held_cancel = report
                     self.stats.suppressed_cancels += 1
                     return []
@@ -543,7 +544,9 @@ class Dispatcher:
                 self._step(
                     order,
                     now_ms,
-                    lambda: order.report(word, oid, now_ms, authoritative=authoritative),
+                    lambda: order.report(
+                        status, oid, now_ms, authoritative=authoritative, word=word
+                    ),
                 )
             )
         if order.knows_oid(oid):
@@ -554,9 +557,9 @@ class Dispatcher:
             return []
         if marker is not None and order.modify_target is not None and not order.is_terminal:
             # A new oid under our cloid while a modify is in flight: the replacement leg.
-            if status is None:
+            if status is OrderStatus.UNRECOGNIZED:
                 return []
-            if status is VenueStatus.REJECTED:
+            if status is OrderStatus.REJECTED:
                 order.retire_oid(oid)
                 marker.rejected_oid = oid
                 self._sync(order)
@@ -565,10 +568,12 @@ class Dispatcher:
                     return list(self._modify_refused(order, word, now_ms, settle=False))
                 return []
             events = list(self._replace(order, oid, now_ms, px=report.px, sz=report.orig_sz))
-            if status is not VenueStatus.LIVE:
-                events += self._step(order, now_ms, lambda: order.report(word, oid, now_ms))
+            if status is not OrderStatus.OPEN:
+                events += self._step(
+                    order, now_ms, lambda: order.report(status, oid, now_ms, word=word)
+                )
             return events
-        if status is VenueStatus.LIVE and not order.is_terminal:
+        if status is OrderStatus.OPEN and not order.is_terminal:
             # A live venue order under our cloid that is not the one we track: reconcile it.
             self._conflict(f"order {order.cloid}: live report for unexpected oid {oid}")
             self.stats.untracked_reports += 1

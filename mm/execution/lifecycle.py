@@ -1,5 +1,8 @@
 """The order lifecycle: one order's state machine, driven by what we send and what the venue says.
 
+What the venue says arrives as ``mm.model.OrderStatus`` (the adapter maps its venue's status
+words to it) with the venue's own word beside it, which an ended order keeps as its reason.
+
 Pure: no I/O and no clock; every input carries ``now_ms``. A `TrackedOrder` is mutable and owned
 by one `mm.execution.dispatch.Dispatcher`; each input returns a `Transition` (what changed, for the
 dispatcher to turn into typed events) or raises `IllegalTransition` *before* touching any field,
@@ -40,11 +43,11 @@ ack Resting / live    PENDING_NEW, UNKNOWN(place)                working (OrderA
 ack Filled            any non-FILLED state                       FILLED (IOC short fill:
                                                                  CANCELED)
 ack Rejected          not yet live                               REJECTED; live: illegal
-report filled         any non-FILLED state (terminal included)   FILLED
-report *Canceled,     any non-terminal                           CANCELED (reason = the word)
-  scheduledCancel
-report *Rejected      not yet live / live                        REJECTED / CANCELED
-report unknown word   any                                        unchanged, flagged
+report FILLED         any non-FILLED state (terminal included)   FILLED
+report CANCELED,      any non-terminal                           CANCELED (reason = the word)
+  CANCELED_BY_VENUE
+report REJECTED       not yet live / live                        REJECTED / CANCELED
+report UNRECOGNIZED   any                                        unchanged, flagged
 fill (partial)        PENDING_NEW, OPEN, UNKNOWN(place)          PARTIALLY_FILLED
                       PENDING_CANCEL/MODIFY, UNKNOWN(other)      unchanged; base := working
                       terminal                                   unchanged (size applied)
@@ -101,8 +104,9 @@ Decisions:
   answer (``authoritative=True``). For a timed-out *place*, any live evidence resolves it.
 - **A refusal returns to the base state**: a refused cancel or modify means the request did not
   take effect; the order is where it was, and the next venue report says if it has since gone.
-- ``iocCancelRejected`` is REJECTED (as the order API answers it), so the ack and the report
-  agree whatever order they arrive in. A rejection word for an order already seen live means
+- An IOC's rest that the venue reports as rejected (Hyperliquid's ``iocCancelRejected``) is
+  REJECTED (as the order API answers it), so the ack and the report agree whatever order they
+  arrive in. A rejection word for an order already seen live means
   it is gone: CANCELED, with the word as the reason.
 - **One request in flight per order.** Cancel or modify while a cancel or modify is pending is
   illegal (a timed-out cancel may be retried from UNKNOWN); the kill switch's cancel-all goes
@@ -113,11 +117,10 @@ from __future__ import annotations
 
 import enum
 import math
-from collections.abc import Mapping
 
 import attrs
 
-from mm.model import Fill, PlaceOrder, Side, Tif
+from mm.model import Fill, OrderStatus, PlaceOrder, Side, Tif
 
 
 class OrderState(enum.Enum):
@@ -149,63 +152,6 @@ class Op(enum.Enum):
     PLACE = "place"
     CANCEL = "cancel"
     MODIFY = "modify"
-
-
-class VenueStatus(enum.Enum):
-    """What a venue status word means for the lifecycle."""
-
-    LIVE = "live"
-    FILLED = "filled"
-    CANCELED = "canceled"
-    REJECTED = "rejected"
-
-
-_CANCEL_WORDS = (
-    "canceled",
-    "marginCanceled",
-    "vaultWithdrawalCanceled",
-    "openInterestCapCanceled",
-    "selfTradeCanceled",
-    "reduceOnlyCanceled",
-    "siblingFilledCanceled",
-    "delistedCanceled",
-    "liquidatedCanceled",
-    "outcomeSettledCanceled",
-    "scheduledCancel",
-)
-_REJECT_WORDS = (
-    "rejected",
-    "tickRejected",
-    "minTradeNtlRejected",
-    "minTradeSpotNtlRejected",
-    "perpMarginRejected",
-    "reduceOnlyRejected",
-    "badAloPxRejected",
-    "iocCancelRejected",
-    "badTriggerPxRejected",
-    "marketOrderNoLiquidityRejected",
-    "positionIncreaseAtOpenInterestCapRejected",
-    "positionFlipAtOpenInterestCapRejected",
-    "tooAggressiveAtOpenInterestCapRejected",
-    "openInterestIncreaseRejected",
-    "insufficientSpotBalanceRejected",
-    "oracleRejected",
-    "perpMaxPositionRejected",
-)
-
-#: Every Hyperliquid order status word, and what it means here.
-VENUE_STATUS: Mapping[str, VenueStatus] = {
-    "open": VenueStatus.LIVE,
-    "triggered": VenueStatus.LIVE,  # a trigger order went live
-    "filled": VenueStatus.FILLED,
-    **dict.fromkeys(_CANCEL_WORDS, VenueStatus.CANCELED),
-    **dict.fromkeys(_REJECT_WORDS, VenueStatus.REJECTED),
-}
-
-
-def classify_status(word: str) -> VenueStatus | None:
-    """The meaning of a venue status word; None for a word this build does not know."""
-    return VENUE_STATUS.get(word)
 
 
 class LifecycleError(Exception):
@@ -411,10 +357,10 @@ class TrackedOrder:
         if self.tif is Tif.IOC and not _covers(total_sz, self.sz):
             # An IOC that filled in part: the venue canceled the rest.
             self._adopt(oid)
-            return self.closed(VenueStatus.CANCELED, "canceled", now_ms, "ack_filled")
+            return self.closed(OrderStatus.CANCELED, "canceled", now_ms, "ack_filled")
         if _covers(total_sz, self.sz):
             self._adopt(oid)
-            return self.closed(VenueStatus.FILLED, "filled", now_ms, "ack_filled")
+            return self.closed(OrderStatus.FILLED, "filled", now_ms, "ack_filled")
         # A resting order that matched in part: live, the fills will follow.
         return self.live(oid, now_ms, authoritative=True, action="ack_filled")
 
@@ -542,19 +488,26 @@ class TrackedOrder:
     # --- the venue's reports ----------------------------------------------------------------------
 
     def report(
-        self, word: str, oid: int, now_ms: int, *, authoritative: bool = False
+        self,
+        status: OrderStatus,
+        oid: int,
+        now_ms: int,
+        *,
+        authoritative: bool = False,
+        word: str | None = None,
     ) -> Transition:
         """A status report for the current oid (the dispatcher has matched ``oid``).
 
-        ``authoritative``: an orderStatus answer asked for after a timeout, which resolves
-        UNKNOWN even when it says the order is live.
+        ``word`` is the venue's own (the reason an ended order keeps; ``status``'s name when
+        not given). ``authoritative``: an orderStatus answer asked for after a timeout, which
+        resolves UNKNOWN even when it says the order is live.
         """
         self._check_oid(oid, "report")
-        status = classify_status(word)
-        if status is None:
+        word = status.value if word is None else word
+        if status is OrderStatus.UNRECOGNIZED:
             self.unknown_words.append(word)
             return self._noop("report", now_ms, f"unknown status {word!r}")
-        if status is VenueStatus.LIVE:
+        if status is OrderStatus.OPEN:
             return self.live(oid, now_ms, authoritative=authoritative, action="report")
         self._adopt(oid)
         return self.closed(status, word, now_ms, "report")
@@ -582,10 +535,10 @@ class TrackedOrder:
             self.base = self.working_state()
         return self._done(action, before, now_ms, accepted=first)
 
-    def closed(self, status: VenueStatus, word: str, now_ms: int, action: str) -> Transition:
+    def closed(self, status: OrderStatus, word: str, now_ms: int, action: str) -> Transition:
         """The venue says the order is done: filled, canceled or rejected."""
         before = self.state
-        if status is VenueStatus.FILLED:
+        if status is OrderStatus.FILLED:
             if self.state is OrderState.FILLED:
                 return self._noop(action, now_ms, "terminal")
             first = self._accept()
@@ -593,7 +546,7 @@ class TrackedOrder:
             return self._done(action, before, now_ms, accepted=first, reason=word)
         if self.is_terminal:
             return self._noop(action, now_ms, "terminal")
-        if status is VenueStatus.REJECTED and not self.accepted:
+        if status is OrderStatus.REJECTED and not self.accepted:
             self._finish(OrderState.REJECTED, word, now_ms)
             return self._done(action, before, now_ms, reason=word)
         # Canceled, or a rejection word for an order that was live: either way it is gone.

@@ -109,6 +109,7 @@ from mm.model import (
     NonUserCancel,
     OpenOrder,
     OrderReport,
+    OrderStatus,
 )
 from mm.settings import at_least, non_negative, positive, setting
 from mm.venues.base import Gap, VenueError
@@ -811,6 +812,7 @@ def _open_report(order: OpenOrder, time_ms: int) -> OrderReport:
         oid=order.oid,
         cloid=order.cloid,
         time_ms=order.time_ms,
-        status="open",
+        status=OrderStatus.OPEN,
         status_time_ms=time_ms,
+        venue_status="open",
     )

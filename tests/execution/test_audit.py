@@ -30,6 +30,7 @@ from mm.model import (
     Tif,
 )
 from mm.settings import ConfigError, structure_section
+from mm.venues.hyperliquid.status import order_status
 
 S = OrderState
 GRACE = 5_000
@@ -49,7 +50,9 @@ def venue(oid: int, *, cloid: str | None = None, time_ms: int = 0, px: float = 1
 
 
 def report(oid: int, n: int, status: str) -> OrderReport:
-    return OrderReport("BTC", Side.BUY, 100.0, 1.0, 1.0, oid, cloid(n), 0, status, 0)
+    return OrderReport(
+        "BTC", Side.BUY, 100.0, 1.0, 1.0, oid, cloid(n), 0, order_status(status), 0, status
+    )
 
 
 def resting(d: Dispatcher, n: int, oid: int, at: int = 0, px: float = 100.0) -> None:

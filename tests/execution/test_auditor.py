@@ -35,6 +35,7 @@ from mm.secrets import Secret
 from mm.venues.base import VenueError
 from mm.venues.config import FeedsConfig
 from mm.venues.hyperliquid.adapter import HyperliquidAdapter
+from mm.venues.hyperliquid.status import order_status
 
 S = OrderState
 CONFIG = AuditConfig()  # the shipped values
@@ -132,7 +133,10 @@ def listed(n: int) -> OpenOrder:
 
 def report(n: int, status: str) -> OrderReport:
     now = clock.wall_ms()
-    return OrderReport("BTC", Side.BUY, 100.0, 1.0, 1.0, 10 + n, cloid(n), now, status, now)
+    word = status
+    return OrderReport(
+        "BTC", Side.BUY, 100.0, 1.0, 1.0, 10 + n, cloid(n), now, order_status(word), now, word
+    )
 
 
 def state(r: Rig, n: int) -> OrderState:

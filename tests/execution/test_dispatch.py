@@ -42,12 +42,14 @@ from mm.model import (
     Filled,
     ModifyOrder,
     OrderReport,
+    OrderStatus,
     PlaceOrder,
     Rejected,
     Resting,
     Side,
     Tif,
 )
+from mm.venues.hyperliquid.status import order_status
 
 S = OrderState
 CLOID = "0x" + "1" * 32
@@ -77,8 +79,9 @@ def report(
         oid=oid,
         cloid=cloid,
         time_ms=time_ms,
-        status=status,
+        status=order_status(status),
         status_time_ms=time_ms,
+        venue_status=status,
     )
 
 
@@ -135,6 +138,26 @@ def test_ack_then_report_accepts_once() -> None:
     assert events == [OrderAccepted(CLOID, 11, "BTC", Side.BUY, 100.0, 3.0, 2)]
     assert d.on_order_report(report(11, "open"), 3) == []
     assert state(d) is S.OPEN
+
+
+def test_the_dispatcher_acts_on_the_status_not_on_the_venues_word() -> None:
+    # Another venue's words (none of them Hyperliquid's): the adapter's OrderStatus decides.
+    d = Dispatcher()
+    d.submit(place(), 1)
+    d.on_place_ack(CLOID, Resting(11, CLOID), 2)
+    live = attrs.evolve(report(11, "open"), venue_status="NEW")
+    assert d.on_order_report(live, 3) == []
+    assert state(d) is S.OPEN
+    gone = attrs.evolve(
+        report(11, "open"), status=OrderStatus.CANCELED_BY_VENUE, venue_status="STP_CANCEL"
+    )
+    assert kinds(d.on_order_report(gone, 4)) == ["OrderCanceled"]
+    order = d.order(CLOID)
+    assert order is not None
+    assert (order.state, order.reason) == (S.CANCELED, "STP_CANCEL")  # the venue's word kept
+    odd = attrs.evolve(report(11, "open"), status=OrderStatus.UNRECOGNIZED, venue_status="NEW?")
+    assert d.on_order_report(odd, 5) == []
+    assert d.stats.unknown_status == 1
 
 
 def test_report_before_ack_accepts_once() -> None:

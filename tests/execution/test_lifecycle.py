@@ -14,53 +14,22 @@ from hypothesis import strategies as st
 
 from mm.execution.lifecycle import (
     TERMINAL_STATES,
-    VENUE_STATUS,
     IllegalTransition,
     Op,
     OrderState,
     TrackedOrder,
     Transition,
-    VenueStatus,
-    classify_status,
 )
-from mm.model import Fill, PlaceOrder, Side, Tif
+from mm.model import Fill, OrderStatus, PlaceOrder, Side, Tif
+from mm.venues.hyperliquid.status import order_status
+from tests.venues.hyperliquid.test_status import ALL_WORDS, LIVE_WORDS
 
 S = OrderState
 
-CANCEL_WORDS = [
-    "canceled",
-    "marginCanceled",
-    "vaultWithdrawalCanceled",
-    "openInterestCapCanceled",
-    "selfTradeCanceled",
-    "reduceOnlyCanceled",
-    "siblingFilledCanceled",
-    "delistedCanceled",
-    "liquidatedCanceled",
-    "outcomeSettledCanceled",
-    "scheduledCancel",
-]
-REJECT_WORDS = [
-    "rejected",
-    "tickRejected",
-    "minTradeNtlRejected",
-    "minTradeSpotNtlRejected",
-    "perpMarginRejected",
-    "reduceOnlyRejected",
-    "badAloPxRejected",
-    "iocCancelRejected",
-    "badTriggerPxRejected",
-    "marketOrderNoLiquidityRejected",
-    "positionIncreaseAtOpenInterestCapRejected",
-    "positionFlipAtOpenInterestCapRejected",
-    "tooAggressiveAtOpenInterestCapRejected",
-    "openInterestIncreaseRejected",
-    "insufficientSpotBalanceRejected",
-    "oracleRejected",
-    "perpMaxPositionRejected",
-]
-LIVE_WORDS = ["open", "triggered"]
-ALL_WORDS = [*LIVE_WORDS, "filled", *CANCEL_WORDS, *REJECT_WORDS]
+
+def said(order: TrackedOrder, word: str, oid: int, now_ms: int, **kwargs: Any) -> Transition:
+    """The venue's status word for ``oid``, as Hyperliquid's adapter maps it."""
+    return order.report(order_status(word), oid, now_ms, word=word, **kwargs)
 
 
 def place(sz: float = 3.0, tif: Tif = Tif.GTC, cloid: str = "0xc1") -> PlaceOrder:
@@ -124,9 +93,9 @@ def unknown_place() -> TrackedOrder:
 def terminal(state: OrderState) -> TrackedOrder:
     order = opened()
     if state is S.FILLED:
-        order.report("filled", 11, 5)
+        said(order, "filled", 11, 5)
     elif state is S.CANCELED:
-        order.report("canceled", 11, 5)
+        said(order, "canceled", 11, 5)
     elif state is S.REJECTED:
         order = new()
         order.ack_rejected("no", 5)
@@ -227,28 +196,16 @@ def test_ack_rejected_on_terminal_is_a_no_op() -> None:
     assert order.state is S.CANCELED
 
 
-# --- every venue status word -------------------------------------------------------------------
-
-
-def test_every_word_is_classified() -> None:
-    assert set(VENUE_STATUS) == set(ALL_WORDS)
-    for word in LIVE_WORDS:
-        assert classify_status(word) is VenueStatus.LIVE
-    assert classify_status("filled") is VenueStatus.FILLED
-    for word in CANCEL_WORDS:
-        assert classify_status(word) is VenueStatus.CANCELED
-    for word in REJECT_WORDS:
-        assert classify_status(word) is VenueStatus.REJECTED
-    assert classify_status("somethingNew") is None
+# --- every venue status word (Hyperliquid's, as its adapter maps them) -----------------------
 
 
 def expected_from(start: OrderState, word: str) -> OrderState:
-    status = VENUE_STATUS[word]
-    if status is VenueStatus.LIVE:
+    status = order_status(word)
+    if status is OrderStatus.OPEN:
         return S.OPEN
-    if status is VenueStatus.FILLED:
+    if status is OrderStatus.FILLED:
         return S.FILLED
-    if status is VenueStatus.REJECTED and start is S.PENDING_NEW:
+    if status is OrderStatus.REJECTED and start is S.PENDING_NEW:
         return S.REJECTED
     return S.CANCELED  # a cancel word, or a rejection word for an order that was live
 
@@ -256,7 +213,7 @@ def expected_from(start: OrderState, word: str) -> OrderState:
 @pytest.mark.parametrize("word", ALL_WORDS)
 def test_word_from_pending_new(word: str) -> None:
     order = new()
-    tr = order.report(word, 11, 2)
+    tr = said(order, word, 11, 2)
     assert tr.after is expected_from(S.PENDING_NEW, word)
     assert order.oid == 11
     if tr.after.is_terminal:
@@ -266,14 +223,14 @@ def test_word_from_pending_new(word: str) -> None:
 @pytest.mark.parametrize("word", ALL_WORDS)
 def test_word_from_open(word: str) -> None:
     order = opened()
-    assert order.report(word, 11, 3).after is expected_from(S.OPEN, word)
+    assert said(order, word, 11, 3).after is expected_from(S.OPEN, word)
 
 
 @pytest.mark.parametrize("word", ALL_WORDS)
 def test_word_from_partially_filled(word: str) -> None:
     order = partially_filled()
     expected = expected_from(S.OPEN, word)
-    assert order.report(word, 11, 4).after is (
+    assert said(order, word, 11, 4).after is (
         S.PARTIALLY_FILLED if expected is S.OPEN else expected
     )
 
@@ -282,13 +239,13 @@ def test_word_from_partially_filled(word: str) -> None:
 def test_word_from_pending_cancel(word: str) -> None:
     order = pending_cancel()
     expected = expected_from(S.OPEN, word)
-    assert order.report(word, 11, 4).after is (S.PENDING_CANCEL if expected is S.OPEN else expected)
+    assert said(order, word, 11, 4).after is (S.PENDING_CANCEL if expected is S.OPEN else expected)
 
 
 @pytest.mark.parametrize("word", ALL_WORDS)
 def test_word_from_unknown_place(word: str) -> None:
     order = unknown_place()
-    assert order.report(word, 11, 5).after is expected_from(S.PENDING_NEW, word)
+    assert said(order, word, 11, 5).after is expected_from(S.PENDING_NEW, word)
 
 
 @pytest.mark.parametrize("word", ALL_WORDS)
@@ -298,7 +255,7 @@ def test_terminal_states_move_only_to_filled_or_revive_on_a_live_word(
 ) -> None:
     order = terminal(state)
     oid = order.oid if order.oid is not None else 11
-    tr = order.report(word, oid, 9)
+    tr = said(order, word, oid, 9)
     if word == "filled":
         assert tr.after is S.FILLED
     elif word in LIVE_WORDS and state is not S.CANCELED:
@@ -314,14 +271,14 @@ def test_terminal_states_move_only_to_filled_or_revive_on_a_live_word(
 @pytest.mark.parametrize("word", ALL_WORDS)
 def test_filled_is_never_left(word: str) -> None:
     order = terminal(S.FILLED)
-    tr = order.report(word, 11, 9)
+    tr = said(order, word, 11, 9)
     assert tr.after is S.FILLED
     assert not tr.changed
 
 
 def test_unknown_word_keeps_state_and_is_flagged() -> None:
     order = opened()
-    tr = order.report("brandNewStatus", 11, 3)
+    tr = said(order, "brandNewStatus", 11, 3)
     assert not tr.changed
     assert tr.ignored is not None
     assert order.state is S.OPEN
@@ -330,7 +287,7 @@ def test_unknown_word_keeps_state_and_is_flagged() -> None:
 
 def test_report_for_another_oid_is_illegal() -> None:
     order = opened()
-    assert_unchanged(order, lambda: order.report("canceled", 99, 3))
+    assert_unchanged(order, lambda: said(order, "canceled", 99, 3))
 
 
 # --- fills ------------------------------------------------------------------------------------
@@ -541,8 +498,8 @@ def test_unknown_place_resolved_by_a_late_ack() -> None:
 def test_unknown_cancel_not_resolved_by_a_websocket_open() -> None:
     order = pending_cancel()
     order.timed_out(5)
-    assert order.report("open", 11, 6).after is S.UNKNOWN
-    assert order.report("open", 11, 7, authoritative=True).after is S.OPEN
+    assert said(order, "open", 11, 6).after is S.UNKNOWN
+    assert said(order, "open", 11, 7, authoritative=True).after is S.OPEN
 
 
 def test_unknown_cancel_resolved_by_a_late_cancel_ack() -> None:
@@ -593,7 +550,7 @@ def test_seen_is_when_the_venue_last_showed_the_order_alive() -> None:
     order = new()
     order.ack_resting(11, 3)
     assert order.seen_ms == 3
-    order.report("open", 11, 4)
+    said(order, "open", 11, 4)
     assert order.seen_ms == 4
     order.apply_fill(fill(1.0, oid=11, tid=1), 5)
     assert order.seen_ms == 5
@@ -707,7 +664,7 @@ def test_a_late_resting_answer_or_report_revives_an_order_taken_for_never_placed
         order = unknown_place()
         order.resolved_missing(5)
         assert order.state is S.REJECTED
-        tr = order.ack_resting(31, 9) if evidence == "ack" else order.report("open", 31, 9)
+        tr = order.ack_resting(31, 9) if evidence == "ack" else said(order, "open", 31, 9)
         assert (tr.before, tr.after, tr.revived, tr.accepted) == (
             S.REJECTED,
             S.OPEN,
@@ -736,7 +693,7 @@ def test_a_late_fill_revives_a_rejected_order_and_a_full_one_fills_it() -> None:
 def test_a_canceled_order_is_not_revived_by_an_open_sent_before_the_cancel() -> None:
     order = pending_cancel()
     order.cancel_acked(5)
-    tr = order.report("open", 11, 6)
+    tr = said(order, "open", 11, 6)
     assert (tr.after, tr.revived, tr.ignored) == (S.CANCELED, None, "terminal")
     assert order.apply_fill(fill(1.0), 7).after is S.CANCELED
 
@@ -781,7 +738,7 @@ def run(
         "ack_other_oid": lambda: order.ack_resting(oid + 1000, now),
         "ack_filled": lambda: order.ack_filled(oid, 4.0, now),
         "ack_rejected": lambda: order.ack_rejected("no", now),
-        "report": lambda: order.report(word, oid, now),
+        "report": lambda: said(order, word, oid, now),
         "fill": lambda: order.apply_fill(fill(1.0, oid=oid, tid=tid), now),
         "request_cancel": lambda: order.request_cancel(now),
         "cancel_acked": lambda: order.cancel_acked(now),

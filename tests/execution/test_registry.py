@@ -3,13 +3,21 @@ terminal orders, and in-flight bookkeeping."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mm.execution.lifecycle import OrderState, TrackedOrder
+from mm.execution.lifecycle import OrderState, TrackedOrder, Transition
 from mm.execution.registry import DuplicateCloid, OrderRegistry
 from mm.model import PlaceOrder, Side, Tif
+from mm.venues.hyperliquid.status import order_status
+
+
+def said(order: TrackedOrder, word: str, oid: int, now_ms: int, **kwargs: Any) -> Transition:
+    """The venue's status word for ``oid``, as Hyperliquid's adapter maps it."""
+    return order.report(order_status(word), oid, now_ms, word=word, **kwargs)
 
 
 def tracked(cloid: str, now_ms: int = 1) -> TrackedOrder:
@@ -19,7 +27,7 @@ def tracked(cloid: str, now_ms: int = 1) -> TrackedOrder:
 
 def finish(registry: OrderRegistry, order: TrackedOrder, oid: int) -> None:
     order.ack_resting(oid, 2)
-    order.report("canceled", oid, 3)
+    said(order, "canceled", oid, 3)
     registry.sync(order)
 
 
@@ -118,7 +126,7 @@ def test_evicted_order_drops_all_its_oids() -> None:
     order.ack_resting(11, 2)
     order.request_modify(101.0, 1.0, Tif.GTC, 3)
     order.replaced(12, 4)
-    order.report("filled", 12, 5)
+    said(order, "filled", 12, 5)
     registry.sync(order)
     other = tracked("0xb")
     registry.register(other)
@@ -182,7 +190,7 @@ def test_queries_agree_with_a_scan_of_every_retained_order(capacity: int, steps:
         oid = 1000 + made.index(order)
         retained_now = order.cloid in registry
         if step == "revive" and order.state is OrderState.REJECTED and retained_now:
-            order.report("open", oid, now_ms)  # it landed after all: live again
+            said(order, "open", oid, now_ms)  # it landed after all: live again
             assert not order.is_terminal
             registry.sync(order)
         if order.is_terminal or not retained_now:
@@ -192,7 +200,7 @@ def test_queries_agree_with_a_scan_of_every_retained_order(capacity: int, steps:
         elif step == "finish":
             if order.oid is None:
                 order.ack_resting(oid, now_ms)
-            order.report("canceled", oid, now_ms)
+            said(order, "canceled", oid, now_ms)
         elif step == "time_out" and order.state is OrderState.PENDING_NEW:
             order.timed_out(now_ms)
         elif step == "not_found" and order.state is OrderState.UNKNOWN:
@@ -217,7 +225,7 @@ def test_a_revived_order_is_live_again_and_retention_forgets_it() -> None:
     order.resolved_missing(3)  # taken for never placed
     registry.sync(order)
     assert registry.live() == []
-    order.report("open", 11, 4)  # and yet it landed
+    said(order, "open", 11, 4)  # and yet it landed
     registry.sync(order)
     assert registry.live() == [order]
     assert registry.by_oid(11) is order

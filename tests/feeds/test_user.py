@@ -216,7 +216,7 @@ async def test_events_arrive_typed_and_in_order_and_history_is_not_forwarded() -
             assert [o.oid for o in marker.open_orders] == [first]
             assert marker.open_orders[0].sz == pytest.approx(0.008)
             assert marker.account.account_value > 0
-            assert [(r.oid, r.status) for r in h.reports()] == [(first, "open")]
+            assert [(r.oid, r.venue_status) for r in h.reports()] == [(first, "open")]
             assert h.stream.resync_snapshot is marker
 
             # Live: three partial fills, the last one fills the order, then a second order.
@@ -233,7 +233,7 @@ async def test_events_arrive_typed_and_in_order_and_history_is_not_forwarded() -
                 assert not fill.crossed
             assert [f.oid for f in h.fills()] == [first] * 4 + [second]
             assert [f.sz for f in h.fills()] == pytest.approx([0.001] * 3 + [0.005, 0.002])
-            assert [(r.oid, r.status) for r in h.reports()] == [
+            assert [(r.oid, r.venue_status) for r in h.reports()] == [
                 (first, "open"),
                 (first, "filled"),
                 (second, "open"),
@@ -279,7 +279,7 @@ async def test_duplicated_and_reordered_frames_forward_every_fill_once() -> None
             assert sorted(tids) == sorted(h.venue_tids())
             assert h.stream.duplicate_fills["live"] >= 15  # two channels, every frame doubled
             assert h.stream.duplicate_events >= 1  # the order's "open", sent twice
-            reports = [(r.oid, r.status) for r in h.reports()]
+            reports = [(r.oid, r.venue_status) for r in h.reports()]
             assert reports == [(oid, "open"), (oid, "filled")]
             assert h.stream.synced.is_set()
 

@@ -68,6 +68,7 @@ from mm.model import (
 )
 from mm.venues.base import MalformedAnswer, VenueError
 from mm.venues.hyperliquid import numbers
+from mm.venues.hyperliquid.status import order_status
 
 __all__ = [
     "GREETING_TEXT",
@@ -304,6 +305,7 @@ def _fills(raw: Any) -> list[Fill]:
 def _report(entry: Any) -> OrderReport:
     """``{"order": {...}, "status": ..., "statusTimestamp": ...}`` (updates, status, history)."""
     order = entry["order"]
+    word = _s(entry["status"])
     return OrderReport(
         coin=_s(order["coin"]),
         side=_side(order["side"]),
@@ -313,8 +315,9 @@ def _report(entry: Any) -> OrderReport:
         oid=_i(order["oid"]),
         cloid=_opt_s(order.get("cloid")),
         time_ms=_i(order["timestamp"]),
-        status=_s(entry["status"]),
+        status=order_status(word),
         status_time_ms=_i(entry["statusTimestamp"]),
+        venue_status=word,
     )
 
 

@@ -50,7 +50,7 @@ async def test_queries(websocket: bool) -> None:
             assert (open_order.oid, open_order.cloid) == (result.oid, resting.cloid)
             report = await client.order_status(resting.cloid)
             assert report is not None
-            assert report.status == "open"
+            assert report.venue_status == "open"
             assert await client.order_status(new_cloid()) is None
             state = await client.account_state()
             assert state.account_value == pytest.approx(venue.config.faucet_usdc)
@@ -158,7 +158,7 @@ async def test_a_post_timeout_never_produces_a_duplicate_order() -> None:
             client.ws = None  # ask over REST: every post answer is being dropped
             report = await client.order_status(slow.cloid)
             assert report is not None
-            assert report.status == "open"
+            assert report.venue_status == "open"
             mine = [o for o in await client.open_orders() if o.cloid == slow.cloid]
             assert len(mine) == 1
 

@@ -31,6 +31,7 @@ from mm.model import (
     NonUserCancel,
     OpenOrder,
     OrderReport,
+    OrderStatus,
     Position,
     RateLimitState,
     Rejected,
@@ -287,10 +288,12 @@ def test_historical_orders() -> None:
         oid=141682155424,
         cloid=None,
         time_ms=1755863118217,
-        status="iocCancelRejected",
+        status=OrderStatus.REJECTED,
         status_time_ms=1755863118217,
+        venue_status="iocCancelRejected",
     )
-    assert {r.status for r in reports} == {"canceled", "iocCancelRejected"}
+    assert {r.venue_status for r in reports} == {"canceled", "iocCancelRejected"}
+    assert {r.status for r in reports} == {OrderStatus.CANCELED, OrderStatus.REJECTED}
 
 
 def test_order_status() -> None:
@@ -599,8 +602,9 @@ def test_recorded_frame_values() -> None:
                 oid=502464968365,
                 cloid="0xffabb2d185b75ea5ca0a5cd346b21507",
                 time_ms=1784976929583,
-                status="badAloPxRejected",
+                status=OrderStatus.REJECTED,
                 status_time_ms=1784976929583,
+                venue_status="badAloPxRejected",
             )
         ]
     )
@@ -900,10 +904,14 @@ async def test_simulator_shapes_parse() -> None:
     assert [(p.coin, p.szi) for p in state.positions] == [("BTC", 0.001)]
     report = parse_order_status(ask({"type": "orderStatus", "user": USER, "oid": cloid}))
     assert report is not None
-    assert (report.status, report.oid) == ("open", placed[0].oid)
+    assert (report.status, report.venue_status, report.oid) == (
+        OrderStatus.OPEN,
+        "open",
+        placed[0].oid,
+    )
     assert parse_order_status(ask({"type": "orderStatus", "user": USER, "oid": 1})) is None
     history = parse_historical_orders(ask({"type": "historicalOrders", "user": USER}))
-    assert {r.status for r in history} >= {"filled"}
+    assert {r.venue_status for r in history} >= {"filled"}
     limits = parse_user_rate_limit(ask({"type": "userRateLimit", "user": USER}))
     assert limits.requests_cap > 0
 
