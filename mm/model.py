@@ -294,6 +294,14 @@ class Fill:
 
 
 @attrs.frozen(slots=True)
+class FillsSnapshot:
+    """The account's recent fills as a venue lists them when a user subscription starts (and
+    starts again, after a reconnect): some seen already, some missed while away."""
+
+    fills: tuple[Fill, ...]
+
+
+@attrs.frozen(slots=True)
 class NonUserCancel:
     coin: str
     oid: int

@@ -38,10 +38,6 @@ SHARED_RULES = {
 REMAINING = {
     # orders: the order side of the port
     "mm.execution.rate_limit -> mm.venues.hyperliquid.limits",
-    # feeds: the market and user side of the port
-    "mm.feeds.fill_audit -> mm.venues.hyperliquid.codec",
-    "mm.feeds.user -> mm.venues.hyperliquid.codec",
-    "mm.feeds.user -> mm.venues.hyperliquid.ws",
 }
 
 

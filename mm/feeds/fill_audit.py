@@ -1,15 +1,16 @@
 """The fill audit: the account's fills at the venue against those forwarded, so none is lost.
 
-The venue can drop a user-stream frame with nothing on the socket saying so (no sequence
-numbers): a fill sent on both userFills and userEvents and dropped on both never reached the
-journal, the positions or the PnL, and nothing noticed. ``FillAudit.run`` (a child of the feeds
-supervisor) reads the account's fills from the venue (``userFillsByTime``, through the order
-client and so through its rate limiter) every ``audit_every_s`` seconds, and soon after the
-autonomy monitor sees local positions drift from the venue's (``positions_compared``, the
-callable the monitor is given when it is built, told of every comparison), and hands every
-fill nobody has forwarded (``FillHistory``: not journaled, not forwarded by the stream or an
-earlier audit) to the user-events channel, in time order: the normal fill path (journal,
-dispatcher, positions, PnL, markouts, risk) takes it there, exactly once.
+A venue can drop a user-stream message with nothing on the socket saying so (Hyperliquid's
+carry no sequence numbers): a fill sent on both userFills and userEvents and dropped on both
+never reached the journal, the positions or the PnL, and nothing noticed. ``FillAudit.run`` (a
+child of the feeds supervisor) reads the account's fills from the venue (the port's
+``fills_since``, page by page, through the order client and so through its rate limiter) every
+``audit_every_s`` seconds, and soon after the autonomy monitor sees local positions drift from
+the venue's (``positions_compared``, the callable the monitor is given when it is built, told of
+every comparison), and hands every fill nobody has forwarded (``FillHistory``: not journaled,
+not forwarded by the stream or an earlier audit) to the user-events channel, in time order: the
+normal fill path (journal, dispatcher, positions, PnL, markouts, risk) takes it there, exactly
+once.
 
 Each read starts ``fill_lookback_ms`` (at least ``audit_settle_ms``) before the previous read
 was sent, the first one that far before the newest fill known at start. A periodic audit leaves
@@ -49,8 +50,7 @@ from mm import clock
 from mm.feeds.history import FillHistory, missed_fills
 from mm.feeds.user import UserStreamConfig, UserStreamEvent, fills_since
 from mm.model import Fill
-from mm.venues.base import VenueError
-from mm.venues.hyperliquid.codec import CodecError
+from mm.venues.base import MalformedAnswer, VenueError
 
 __all__ = ["RECOVERY_SOURCES", "AuditSchedule", "FillAudit", "FillSource"]
 
@@ -62,9 +62,13 @@ DRIFT = "drift"
 
 
 class FillSource(Protocol):
-    """The part of the order client the audit reads: one ``userFillsByTime`` page."""
+    """The part of the order client the audit reads: one page of the account's fills, of at
+    most ``fills_page`` fills (the port's ``VenueClient`` offers it)."""
 
     async def fills_since(self, time_ms: int) -> list[Fill]: ...
+
+    @property
+    def fills_page(self) -> int: ...
 
 
 class AuditSchedule:
@@ -214,8 +218,10 @@ class FillAudit:
             start = (history.mark_ms if history.mark_ms is not None else sent_ms) - behind
         start = max(start, 0)
         try:
-            fills = await fills_since(venue.fills_since, start, config.max_fill_pages, self.name)
-        except (VenueError, CodecError) as error:
+            fills = await fills_since(
+                venue.fills_since, start, config.max_fill_pages, self.name, venue.fills_page
+            )
+        except (VenueError, MalformedAnswer) as error:
             self.audits.labels(trigger=trigger, result="failed").inc()
             logger.warning("{}: the venue's fills could not be read: {}", self.name, error)
             return 0

@@ -1,18 +1,19 @@
-"""The user stream: one address's order updates, fills and account events, kept in sync.
+"""The user feed: one account's order updates, fills and account events, kept in sync.
 
-``UserStream.run`` is a supervised child. On a ``WsConnection`` that runs as its own child, it
-subscribes ``orderUpdates``, ``userFills`` and ``userEvents`` for the user, decodes every frame
-once (``mm.venues.hyperliquid.codec``) and forwards typed events to the memory channel the
-caller gives, in the order the venue sent them (per channel), with ``await send``: nothing is
-ever dropped here. While the consumer is slow, frames wait in the connection's bounded
-subscription buffers (which absorb bursts without ever slowing the socket); if a buffer
-overflows the connection drops frames and says so (``Gap``), and the stream resyncs, exactly
-as after a reconnect.
+``UserFeed.run`` is a supervised child. It reads a venue's user stream (the port's
+``UserStream``: its subscriptions deliver typed events, its reads fetch what a resync needs;
+Hyperliquid's is ``mm.venues.hyperliquid.user_stream``, on a connection that runs as its own
+child) and forwards the events to the memory channel the caller gives, in the order the venue
+sent them (per subscription), with ``await send``: nothing is ever dropped here. While the
+consumer is slow, events wait in the stream's bounded subscription buffers (which absorb bursts
+without ever slowing the socket); if a buffer overflows the stream drops messages and says so
+(``Gap``), and the feed resyncs, exactly as after a reconnect.
 
 What goes out on the channel (``UserStreamEvent``):
 
-- ``OrderReport`` (orderUpdates), ``Fill`` (userFills and the fills of userEvents, deduplicated),
-  ``NonUserCancel``, ``Liquidation`` and ``Funding`` (userEvents; the hourly funding payments);
+- ``OrderReport``, ``Fill`` (live, and from the stream's ``FillsSnapshot``, deduplicated),
+  ``NonUserCancel``, ``Liquidation``, ``Funding`` (the hourly funding payments) and, from a
+  venue that pushes them, ``AccountState``;
 - on a first run (nothing journaled), before anything else: one ``HistoryStart``, where the
   account's fill history ended (see History), for the journal;
 - after every resync: the fills that were missed (oldest first), then one ``OrderReport`` with
@@ -22,56 +23,51 @@ What goes out on the channel (``UserStreamEvent``):
   ``Resynced`` marker carrying the whole snapshot: the open orders and the ``AccountState``
   (positions, margin). An order that ended while we were away appears in no report: a consumer
   finds it by comparing its live orders with ``Resynced.open_orders`` (and asks orderStatus).
-  The latest marker is also kept as ``UserStream.resync_snapshot``.
+  The latest marker is also kept as ``UserFeed.resync_snapshot``.
 
 Duplicate suppression
-    Fills are deduplicated on (tid, oid) by the ``FillHistory`` the stream is given (one per
-    process, shared with the fill audit and kept across the stream's restarts; bounded by
-    ``dedup_capacity``): the userFills snapshot that the venue sends on every (re)subscribe,
-    the same fill on both userFills and userEvents, duplicated frames and the overlap of a REST
-    fetch with what was already seen are dropped and counted by source (``duplicate_fills``),
-    never forwarded twice. A fill is claimed as it is handed on and the claim is given back if
-    the send is cancelled, so a cancelled send loses nothing. Other events are deduplicated on
-    their whole value (a duplicated frame carries exactly the same report):
-    ``duplicate_events``.
+    Fills are deduplicated on (tid, oid) by the ``FillHistory`` the feed is given (one per
+    process, shared with the fill audit and kept across the feed's restarts; bounded by
+    ``dedup_capacity``): the fills snapshot that a venue sends on every (re)subscribe, the same
+    fill on two subscriptions, duplicated messages and the overlap of a fetch with what was
+    already seen are dropped and counted by source (``duplicate_fills``), never forwarded twice.
+    A fill is claimed as it is handed on and the claim is given back if the send is cancelled,
+    so a cancelled send loses nothing. Other events are deduplicated on their whole value (a
+    duplicated message carries exactly the same report): ``duplicate_events``.
 
 History
     A fill is history iff it is accounted for already (``mm.feeds.history``): journaled by an
     earlier run (the service restores the journal's fills by trade id into the history before
-    the stream starts), or older than the oldest of them. So a fill the venue made while the
+    the feed starts), or older than the oldest of them. So a fill the venue made while the
     service was down, or that an earlier run missed, comes through at start, and a journaled one
-    never does. With nothing journaled (a first run), the stream fetches the recent fills (REST
-    ``userFills``) before subscribing: they are history and the newest of them ends it, which
-    the stream hands on (``HistoryStart``) for the journal to keep. History
-    met in a snapshot or a fetch is counted (``history_fills``), not forwarded. Fills that
-    happen later always come through: live, in a later snapshot, from the resync, or from the
-    fill audit (``mm.feeds.fill_audit``) when the venue dropped their frames unnoticed.
+    never does. With nothing journaled (a first run), the feed reads the recent fills
+    (``recent_fills``) before subscribing: they are history and the newest of them ends it,
+    which the feed hands on (``HistoryStart``) for the journal to keep. History met in a
+    snapshot or a fetch is counted (``history_fills``), not forwarded. Fills that happen later
+    always come through: live, in a later snapshot, from the resync, or from the fill audit
+    (``mm.feeds.fill_audit``) when the venue dropped their messages unnoticed.
 
 The trading gate (``synced``)
-    A ``SyncGate``: closed at start, when the socket goes down (at once, from the connection's
-    ``on_state_change``, which this stream chains onto), after a reconnect (also seen from the
-    connection's ``reconnects`` counter) and when frames were dropped (a subscription's ``gaps``
-    counter, or a ``Gap`` marker); opened only when a resync completes on the current socket with
-    nothing lost meanwhile. Its ``reason`` says why it is closed. The strategy and the executors
-    must not quote while it is closed (``is_set()`` before acting, ``wait()`` to resume,
-    ``wait_closed()`` to react).
+    A ``SyncGate``: closed at start, when the connection goes down (at once, from the stream's
+    ``watching``), after a reconnect (also seen from the stream's ``reconnects`` counter) and
+    when messages were dropped (a subscription's ``gaps`` counter, or a ``Gap`` marker); opened
+    only when a resync completes on the current connection with nothing lost meanwhile. Its
+    ``reason`` says why it is closed. The strategy and the executors must not quote while it is
+    closed (``is_set()`` before acting, ``wait()`` to resume, ``wait_closed()`` to react).
 
 Resync
-    Once the socket is up again and every subscription acknowledged (the resync must start after
-    the live stream does, so that nothing falls between the two), three REST ``/info`` requests
-    (through the ``InfoSource`` the stream is given: the service's is
-    ``mm.venues.hyperliquid.queries.RestQueries``, so they wait for the rate limiter and are
-    charged their true weight, and a 429 backs the limiter off) run concurrently:
-    ``frontendOpenOrders``, ``userFillsByTime`` from the last seen fill time (minus
-    ``fill_lookback_ms``, paginated) and ``clearinghouseState``. The last seen fill time
-    only advances while the stream is in sync (a fill seen after frames were dropped may be newer
-    than the ones lost). While the requests run, the frames of the new socket wait in their
-    buffers, so the resync's events come first and the live ones after (deduplicated). A failed
-    request keeps the gate closed and is retried with full-jitter backoff, while frames keep
-    flowing (as do the frames received before a disconnect: they are forwarded at once, gate
-    closed). A resync during which the socket went down or frames were dropped is done again
-    (its events still go out: what they say is true; only the gate stays closed). The three
-    answers are not one atomic snapshot: a fill made while they are fetched may show in
+    Once the connection is up again and every subscription acknowledged (the resync must start
+    after the live stream does, so that nothing falls between the two), three reads of the
+    stream run concurrently: ``open_orders``, ``fills_since`` from the last seen fill time
+    (minus ``fill_lookback_ms``, page after page) and ``account_state``. The last seen fill time
+    only advances while the feed is in sync (a fill seen after messages were dropped may be
+    newer than the ones lost). While the reads run, the events of the new connection wait in
+    their buffers, so the resync's events come first and the live ones after (deduplicated). A
+    failed read keeps the gate closed and is retried with full-jitter backoff, while events keep
+    flowing (as do the events received before a disconnect: they are forwarded at once, gate
+    closed). A resync during which the connection went down or messages were dropped is done
+    again (its events still go out: what they say is true; only the gate stays closed). The
+    three answers are not one atomic snapshot: a fill made while they are fetched may show in
     ``Resynced.account`` and come as a ``Fill`` after the marker, or the other way round, so a
     position keeper checks its position against the account (allowing for fills newer than
     ``account.time_ms``) rather than overwriting it.
@@ -89,21 +85,20 @@ from __future__ import annotations
 import math
 import random
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable
 from contextlib import suppress
-from typing import Any, Final, Protocol, TypeAlias
+from typing import Any, TypeAlias
 
 import attrs
 import trio
 from loguru import logger
 
-from mm import clock
 from mm.bounded import BoundedSet
-from mm.feeds.health import Transition
 from mm.feeds.history import FillHistory, HistoryStart
 from mm.model import (
     AccountState,
     Fill,
+    FillsSnapshot,
     Funding,
     Liquidation,
     NonUserCancel,
@@ -112,63 +107,34 @@ from mm.model import (
     OrderStatus,
 )
 from mm.settings import at_least, non_negative, positive, setting
-from mm.venues.base import Gap, VenueError
-from mm.venues.hyperliquid.codec import (
-    CodecError,
-    OrderUpdatesFrame,
-    UserEventsFrame,
-    UserFillsFrame,
-    decode_message,
-    parse_clearinghouse_state,
-    parse_fills,
-    parse_open_orders,
+from mm.venues.base import (
+    EventStream,
+    Foreign,
+    Gap,
+    Malformed,
+    MalformedAnswer,
+    UserStream,
+    UserStreamItem,
+    VenueError,
 )
-from mm.venues.hyperliquid.ws import Delivery, Subscription
 from supervisors.backoff import Backoff
 
 __all__ = [
-    "FILLS_PAGE",
-    "InfoSource",
     "Resynced",
     "SyncGate",
-    "UserConnection",
-    "UserStream",
+    "UserFeed",
     "UserStreamConfig",
     "UserStreamError",
     "UserStreamEvent",
     "fills_since",
 ]
 
-FILLS_PAGE: Final = 2000  # the venue answers at most this many fills per userFillsByTime call
+Item = UserStreamItem | Foreign | Gap | Malformed
+Stream = EventStream[UserStreamItem | Foreign]
 
 
 class UserStreamError(Exception):
     """The stream cannot go on (a subscription was refused or closed): let it be restarted."""
-
-
-# --- what the stream needs from its collaborators ------------------------------------------------
-
-
-class UserConnection(Protocol):
-    """The part of ``WsConnection`` the user stream uses."""
-
-    on_state_change: Callable[[Transition], None] | None
-    reconnects: int
-
-    @property
-    def connected(self) -> bool: ...
-
-    async def subscribe(
-        self, subscription: Mapping[str, Any], *, buffer: int | None = None
-    ) -> Subscription: ...
-
-    async def unsubscribe(self, sub: Subscription) -> None: ...
-
-
-class InfoSource(Protocol):
-    """``POST /info``, as ``RestTransport`` and ``RestQueries`` (through the limiter) offer it."""
-
-    async def info(self, request: Mapping[str, Any], *, deadline_s: float | None = None) -> Any: ...
 
 
 # --- configuration, events, the gate -------------------------------------------------------------
@@ -218,7 +184,14 @@ class Resynced:
 
 
 UserStreamEvent: TypeAlias = (
-    OrderReport | Fill | NonUserCancel | Liquidation | Funding | Resynced | HistoryStart
+    OrderReport
+    | Fill
+    | NonUserCancel
+    | Liquidation
+    | Funding
+    | AccountState
+    | Resynced
+    | HistoryStart
 )
 
 
@@ -307,14 +280,12 @@ class _Fetched:
 # --- the stream ----------------------------------------------------------------------------------
 
 
-class UserStream:
-    """One user's order updates, fills and account events; see the module docstring."""
+class UserFeed:
+    """One account's order updates, fills and account events; see the module docstring."""
 
     def __init__(
         self,
-        user: str,
-        connection: UserConnection,
-        rest: InfoSource,
+        venue: UserStream,
         send: trio.MemorySendChannel[UserStreamEvent],
         config: UserStreamConfig | None = None,
         *,
@@ -322,11 +293,10 @@ class UserStream:
         name: str = "user",
         rng: random.Random | None = None,
     ) -> None:
-        self.user = user.lower()
+        self.user = venue.account
         self.config = config or UserStreamConfig()
         self.name = name
-        self._conn = connection
-        self._rest = rest
+        self._venue = venue
         self._send = send
         self._rng = rng or random.Random()
         self._retry = Backoff(
@@ -339,7 +309,7 @@ class UserStream:
         self.history = history if history is not None else FillHistory(self.config.dedup_capacity)
         self._events_seen = BoundedSet(self.config.event_dedup_capacity)
         # Per run.
-        self._subs: list[Subscription] = []
+        self._subs: list[Stream] = []
         self._resync_reason: str | None = "starting"
         self._epoch = 0  # bumped on every loss of sync
         self._synced_reconnects: int | None = None
@@ -350,8 +320,6 @@ class UserStream:
         self._last_failure: str | None = None
         self._waiting: trio.CancelScope | None = None
         self._running = False
-        self._hook = self._on_state_change
-        self._previous_hook: Callable[[Transition], None] | None = None
         # Counters, for metrics.
         self.forwarded: Counter[str] = Counter()
         self.duplicate_fills: Counter[str] = Counter()
@@ -400,39 +368,31 @@ class UserStream:
         Raises ``UserStreamError`` when a subscription is refused or closed.
         """
         self._reset()
-        self._previous_hook = self._conn.on_state_change
-        self._conn.on_state_change = self._hook
-        self._running = True
-        try:
-            task_status.started()
-            if not self.history.baselined:
-                await self._baseline()
-            for kind in ("orderUpdates", "userFills", "userEvents"):
-                self._subs.append(
-                    await self._conn.subscribe(
-                        {"type": kind, "user": self.user},
-                        buffer=self.config.subscription_buffer or None,
-                    )
-                )
-            self._gaps_known = self._gap_count()
-            merged_send, merged_receive = trio.open_memory_channel[tuple[Subscription, Delivery]](0)
-            async with merged_send, merged_receive, trio.open_nursery() as nursery:
-                for sub in self._subs:
-                    nursery.start_soon(self._pump, sub, merged_send.clone())
-                await self._serve(merged_receive)
-        finally:
-            self._running = False
-            self._epoch += 1
-            self.synced.close("user stream stopped")
-            if self._conn.on_state_change == self._hook:
-                self._conn.on_state_change = self._previous_hook
-            subs, self._subs = self._subs, []
-            # Each unsubscribe forgets its stream at once, then tells the venue (bounded).
-            with trio.CancelScope(shield=True) as scope:
-                scope.deadline = trio.current_time() + self.config.unsubscribe_timeout_s
-                async with trio.open_nursery() as nursery:
-                    for sub in subs:
-                        nursery.start_soon(self._conn.unsubscribe, sub)
+        venue = self._venue
+        with venue.watching(self._on_connection):
+            self._running = True
+            try:
+                task_status.started()
+                if not self.history.baselined:
+                    await self._baseline()
+                self._subs = await venue.subscribe(buffer=self.config.subscription_buffer or None)
+                self._gaps_known = self._gap_count()
+                merged_send, merged_receive = trio.open_memory_channel[tuple[Stream, Item]](0)
+                async with merged_send, merged_receive, trio.open_nursery() as nursery:
+                    for sub in self._subs:
+                        nursery.start_soon(self._pump, sub, merged_send.clone())
+                    await self._serve(merged_receive)
+            finally:
+                self._running = False
+                self._epoch += 1
+                self.synced.close("user stream stopped")
+                subs, self._subs = self._subs, []
+                # Each unsubscribe forgets its stream at once, then tells the venue (bounded).
+                with trio.CancelScope(shield=True) as scope:
+                    scope.deadline = trio.current_time() + self.config.unsubscribe_timeout_s
+                    async with trio.open_nursery() as nursery:
+                        for sub in subs:
+                            nursery.start_soon(venue.unsubscribe, sub)
 
     def _reset(self) -> None:
         self._subs = []
@@ -445,27 +405,23 @@ class UserStream:
         self._last_failure = None
         self.synced.close("starting")
 
-    async def _pump(
-        self, sub: Subscription, send: trio.MemorySendChannel[tuple[Subscription, Delivery]]
-    ) -> None:
-        """Hand one subscription's deliveries on, in order (the buffer holds them meanwhile)."""
+    async def _pump(self, sub: Stream, send: trio.MemorySendChannel[tuple[Stream, Item]]) -> None:
+        """Hand one subscription's events on, in order (its buffer holds them meanwhile)."""
         async with send:
-            async for delivery in sub:
-                await send.send((sub, delivery))
+            async for item in sub:
+                await send.send((sub, item))
         raise UserStreamError(
-            f"{self.name}: {sub.subscription['type']} subscription ended"
+            f"{self.name}: {sub.channel} subscription ended"
             + (f": {sub.error}" if sub.error else "")
         )
 
-    async def _serve(
-        self, receive: trio.MemoryReceiveChannel[tuple[Subscription, Delivery]]
-    ) -> None:
+    async def _serve(self, receive: trio.MemoryReceiveChannel[tuple[Stream, Item]]) -> None:
         while True:
             self._check_sync()
             if self._ready_to_resync():
                 await self._resync()
                 continue
-            received: tuple[Subscription, Delivery] | None = None
+            received: tuple[Stream, Item] | None = None
             with trio.CancelScope(deadline=self._wake_at()) as scope:
                 self._waiting = scope
                 try:
@@ -487,11 +443,13 @@ class UserStream:
             self.gaps += max(gaps - self._gaps_known, 0)
             self._gaps_known = gaps
             self._lose("frames dropped: the consumer fell behind")
-        conn = self._conn
+        venue = self._venue
         if self._resync_reason is None:
-            if not conn.connected:
+            if not venue.connected:
                 self._lose("disconnected")
-            elif self._synced_reconnects is not None and conn.reconnects != self._synced_reconnects:
+            elif (
+                self._synced_reconnects is not None and venue.reconnects != self._synced_reconnects
+            ):
                 self._lose("reconnected")
 
     def _lose(self, reason: str) -> None:
@@ -509,26 +467,25 @@ class UserStream:
         if self._waiting is not None:
             self._waiting.cancel()
 
-    def _on_state_change(self, transition: Transition) -> None:
-        previous = self._previous_hook
-        if previous is not None:
-            previous(transition)
+    def _on_connection(self, up: bool, reason: str) -> None:
+        """The stream's connection went down (sync is lost at once) or is up again (time to
+        resync)."""
         if not self._running:
             return
-        if not transition.new.up:
-            self._lose(f"connection {transition.new.value}: {transition.reason}")
-        elif not transition.old.up:
-            self._wake()  # up again: time to resync
+        if not up:
+            self._lose(reason)
+        else:
+            self._wake()
 
     def _ready_to_resync(self) -> bool:
-        if self._resync_reason is None or not self._conn.connected:
+        if self._resync_reason is None or not self._venue.connected:
             return False
         if not all(sub.active for sub in self._subs):
             return False
         return trio.current_time() >= self._retry_at
 
     def _wake_at(self) -> float:
-        if self._resync_reason is not None and self._conn.connected:
+        if self._resync_reason is not None and self._venue.connected:
             return self._retry_at if self._retry_at > trio.current_time() else math.inf
         return math.inf
 
@@ -537,42 +494,29 @@ class UserStream:
 
     # --- frames -----------------------------------------------------------------------------------
 
-    async def _handle(self, sub: Subscription, delivery: Delivery) -> None:
-        if isinstance(delivery, Gap):
-            if delivery.at >= self._fetch_started_at:  # not covered by a resync since
-                self._lose(f"frames dropped on {sub.subscription['type']}")
-            return
-        if not isinstance(delivery, dict):
-            self.foreign_frames += 1
-            return
-        try:
-            frame = decode_message(delivery)
-        except (CodecError, TypeError) as error:
+    async def _handle(self, sub: Stream, item: Item) -> None:
+        if isinstance(item, Fill):
+            await self._live_fill(item)
+        elif isinstance(item, OrderReport):
+            await self._forward_event(item, "order_report")
+        elif isinstance(item, FillsSnapshot):
+            await self._snapshot(item.fills)
+        elif isinstance(item, Gap):
+            if item.at >= self._fetch_started_at:  # not covered by a resync since
+                self._lose(f"frames dropped on {sub.channel}")
+        elif isinstance(item, Malformed):
             self.malformed_frames += 1
-            logger.debug("{}: malformed frame skipped: {}", self.name, error)
-            return
-        if isinstance(frame, OrderUpdatesFrame):
-            for report in frame.reports:
-                await self._forward_event(report, "order_report")
-        elif isinstance(frame, UserFillsFrame):
-            if frame.user.lower() != self.user:
-                self.foreign_frames += 1
-            elif frame.is_snapshot:
-                await self._snapshot(frame.fills)
-            else:
-                for fill in frame.fills:
-                    await self._live_fill(fill)
-        elif isinstance(frame, UserEventsFrame):
-            for fill in frame.fills:
-                await self._live_fill(fill)
-            if frame.liquidation is not None:
-                await self._forward_event(frame.liquidation, "liquidation")
-            for cancel in frame.non_user_cancels:
-                await self._forward_event(cancel, "non_user_cancel")
-            if frame.funding is not None:
-                await self._forward_event(frame.funding, "funding")
-        else:
+            logger.debug("{}: malformed frame skipped: {}", self.name, item.why)
+        elif isinstance(item, Foreign):
             self.foreign_frames += 1
+        elif isinstance(item, Liquidation):
+            await self._forward_event(item, "liquidation")
+        elif isinstance(item, NonUserCancel):
+            await self._forward_event(item, "non_user_cancel")
+        elif isinstance(item, Funding):
+            await self._forward_event(item, "funding")
+        else:
+            await self._forward_event(item, "account")
 
     async def _live_fill(self, fill: Fill) -> None:
         if self._seen(fill, "live"):
@@ -582,7 +526,7 @@ class UserStream:
         if in_sync:
             self.history.advance_mark(fill.time_ms)
 
-    async def _snapshot(self, fills: list[Fill]) -> None:
+    async def _snapshot(self, fills: Iterable[Fill]) -> None:
         """The userFills snapshot of a (re)subscribe: forward only fills not seen, oldest first."""
         for fill in _time_order(fills):
             if self._seen(fill, "snapshot") or self._history(fill):
@@ -620,7 +564,7 @@ class UserStream:
         return True
 
     async def _forward_event(
-        self, event: OrderReport | NonUserCancel | Liquidation | Funding, kind: str
+        self, event: OrderReport | NonUserCancel | Liquidation | Funding | AccountState, kind: str
     ) -> None:
         if event in self._events_seen:
             self.duplicate_events += 1
@@ -635,12 +579,8 @@ class UserStream:
         """Before the first subscription: the recent fills are history; the newest ends it."""
         while True:
             try:
-                data = await self._rest.info(
-                    {"type": "userFills", "user": self.user},
-                    deadline_s=self.config.rest_deadline_s,
-                )
-                fills = parse_fills(data)
-            except (VenueError, CodecError) as error:
+                fills = await self._venue.recent_fills()
+            except (VenueError, MalformedAnswer) as error:
                 delay = self._retry_delay()
                 self.synced.close(f"fill history unavailable: {error}; retrying in {delay:.2f}s")
                 logger.warning("{}: fill history unavailable: {}", self.name, error)
@@ -661,14 +601,14 @@ class UserStream:
 
     async def _resync(self) -> None:
         reason = self._resync_reason or "resync"
-        epoch, reconnects, gaps = self._epoch, self._conn.reconnects, self._gap_count()
+        epoch, reconnects, gaps = self._epoch, self._venue.reconnects, self._gap_count()
         started = self._fetch_started_at = trio.current_time()
         failure = f"; last attempt failed: {self._last_failure}" if self._last_failure else ""
         self.synced.close(f"resyncing ({reason}){failure}")
         logger.info("{}: resyncing ({})", self.name, reason)
         try:
             fetched = await self._fetch()
-        except (VenueError, CodecError) as error:
+        except (VenueError, MalformedAnswer) as error:
             self.resync_failures += 1
             self._last_failure = str(error)
             delay = self._retry_delay()
@@ -708,11 +648,11 @@ class UserStream:
         self.resyncs += 1
         self.last_resync_duration_s = duration
         self.last_resync_at = trio.current_time()
-        conn = self._conn
+        venue = self._venue
         if (
             epoch == self._epoch
-            and conn.connected
-            and conn.reconnects == reconnects
+            and venue.connected
+            and venue.reconnects == reconnects
             and self._gap_count() == gaps
         ):
             self._resync_reason = None
@@ -730,67 +670,51 @@ class UserStream:
             self._check_sync()
 
     async def _fetch(self) -> _Fetched:
-        """The three REST requests of a resync, concurrently; the first error is raised."""
+        """The three reads of a resync, concurrently; the first error is raised."""
         results: dict[str, Any] = {}
         errors: list[Exception] = []
-        deadline = self.config.rest_deadline_s
-        user = self.user
 
-        async def fetch(key: str, request: dict[str, Any], parse: Callable[[Any], Any]) -> None:
+        async def fetch(key: str, read: Callable[[], Awaitable[Any]]) -> None:
             try:
-                results[key] = parse(await self._rest.info(request, deadline_s=deadline))
-            except (VenueError, CodecError) as error:
+                results[key] = await read()
+            except (VenueError, MalformedAnswer) as error:
                 errors.append(error)
 
-        async def fills() -> None:
-            try:
-                results["fills"] = await self._fetch_fills()
-            except (VenueError, CodecError) as error:
-                errors.append(error)
-
-        local_ms = clock.wall_ms()
+        venue = self._venue
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(fills)
-            nursery.start_soon(
-                fetch, "orders", {"type": "frontendOpenOrders", "user": user}, parse_open_orders
-            )
-            nursery.start_soon(
-                fetch,
-                "account",
-                {"type": "clearinghouseState", "user": user},
-                lambda data: parse_clearinghouse_state(data, local_ms),
-            )
+            nursery.start_soon(fetch, "fills", self._fetch_fills)
+            nursery.start_soon(fetch, "orders", venue.open_orders)
+            nursery.start_soon(fetch, "account", venue.account_state)
         if errors:
             raise errors[0]
         return _Fetched(results["fills"], results["orders"], results["account"])
 
     async def _fetch_fills(self) -> list[Fill]:
-        """userFillsByTime from the last seen fill (less the lookback), page by page."""
+        """The venue's fills from the last seen fill (less the lookback), page by page."""
         mark = self.history.mark_ms
         start = max(mark - self.config.fill_lookback_ms, 0) if mark is not None else 0
-
-        async def page(start_ms: int) -> list[Fill]:
-            data = await self._rest.info(
-                {"type": "userFillsByTime", "user": self.user, "startTime": start_ms},
-                deadline_s=self.config.rest_deadline_s,
-            )
-            return parse_fills(data)
-
-        return await fills_since(page, start, self.config.max_fill_pages, self.name)
+        venue = self._venue
+        return await fills_since(
+            venue.fills_since, start, self.config.max_fill_pages, self.name, venue.fills_page
+        )
 
 
 async def fills_since(
-    page: Callable[[int], Awaitable[list[Fill]]], start_ms: int, max_pages: int, name: str
+    page: Callable[[int], Awaitable[list[Fill]]],
+    start_ms: int,
+    max_pages: int,
+    name: str,
+    page_size: int,
 ) -> list[Fill]:
-    """Every fill from ``start_ms`` on (``userFillsByTime``, oldest first, at most a page of
-    ``FILLS_PAGE`` per request), page by page, at most ``max_pages`` pages. Pages overlap by
-    their boundary millisecond; callers deduplicate."""
+    """Every fill from ``start_ms`` on (oldest first, at most ``page_size`` per ``page``), page by
+    page, at most ``max_pages`` pages. Pages overlap by their boundary millisecond; callers
+    deduplicate."""
     fills: list[Fill] = []
     start = start_ms
     for _ in range(max_pages):
         got = await page(start)
         fills.extend(got)
-        if len(got) < FILLS_PAGE:
+        if len(got) < page_size:
             return fills
         newest = max(fill.time_ms for fill in got)
         if newest <= start:  # a full page within one millisecond: cannot page further

@@ -14,6 +14,7 @@ signing, transport fallbacks and retries behind these.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from typing import Any, Protocol, TypeVar
 
 import attrs
@@ -28,9 +29,13 @@ from mm.model import (
     CancelOrder,
     CancelResult,
     Fill,
+    FillsSnapshot,
+    Funding,
     Instrument,
+    Liquidation,
     Mids,
     ModifyOrder,
+    NonUserCancel,
     OpenOrder,
     OrderReport,
     PlaceOrder,
@@ -219,7 +224,13 @@ class VenueClient(OrderClient, InstrumentProvider, Protocol):
 
     async def account_state(self) -> AccountState: ...
 
-    async def fills_since(self, time_ms: int) -> list[Fill]: ...
+    async def fills_since(self, time_ms: int) -> list[Fill]:
+        """One page of the account's fills from ``time_ms`` on, oldest first (at most
+        ``fills_page``: a full page may have more after)."""
+        ...
+
+    @property
+    def fills_page(self) -> int: ...
 
     async def rate_limit(self) -> RateLimitState: ...
 
@@ -245,6 +256,14 @@ class Malformed:
     why: str
 
 
+@attrs.frozen(slots=True)
+class Foreign:
+    """A well-formed message on a user subscription that is not this account's to act on
+    (another account's, or of a kind the stream does not carry): counted, skipped."""
+
+    what: str
+
+
 class EventStream(Protocol[_Event_co]):
     """One venue subscription's events, typed, in the order the venue sent them.
 
@@ -265,6 +284,11 @@ class EventStream(Protocol[_Event_co]):
 
     @property
     def description(self) -> str: ...
+
+    @property
+    def gaps(self) -> int:
+        """``Gap`` markers issued so far, whether or not iterated to yet."""
+        ...
 
     def __aiter__(self) -> AsyncIterator[_Event_co | Gap | Malformed]: ...
 
@@ -320,6 +344,70 @@ class ResyncMark(Protocol):
 
     @property
     def duration_s(self) -> float: ...
+
+
+UserStreamItem = (
+    OrderReport | Fill | FillsSnapshot | NonUserCancel | Liquidation | Funding | AccountState
+)
+"""What a venue's user stream carries: order updates, fills (each with its fee and fee
+currency), the fills listed when a subscription starts, cancels the venue made, liquidations,
+funding payments, and the account's positions and balances where the venue pushes them."""
+
+
+class UserStream(Protocol):
+    """A venue's stream of one account's events, and the reads that resync the account, as the
+    generic user feed (``mm.feeds.user``) reads them.
+
+    The events come on ``EventStream`` subscriptions, with ``Gap`` markers where messages were
+    lost (and ``gaps`` counting them), ``Malformed`` and ``Foreign`` ones for what is skipped.
+    Losses the stream cannot mark are the feed's to infer: while ``connected`` is False, and
+    when ``reconnects`` has moved since it last synced, events may have been lost. The reads
+    raise ``VenueError`` (``RateLimited`` on the venue's rate limit) or ``MalformedAnswer``.
+    """
+
+    @property
+    def account(self) -> str:
+        """The account's public id at the venue (an address, not a secret)."""
+        ...
+
+    @property
+    def fills_page(self) -> int:
+        """The most fills one ``fills_since`` answer lists: a full page may have more after."""
+        ...
+
+    @property
+    def connected(self) -> bool: ...
+
+    @property
+    def reconnects(self) -> int:
+        """Connections made again since the stream started."""
+        ...
+
+    def watching(self, on_change: Callable[[bool, str], None]) -> AbstractContextManager[None]:
+        """Within the block, ``on_change(up, reason)`` hears at once when the connection goes
+        down and when it is up again."""
+        ...
+
+    async def subscribe(
+        self, *, buffer: int | None = None
+    ) -> list[EventStream[UserStreamItem | Foreign]]:
+        """Every subscription the account's events need (``buffer``: messages held for each
+        before a ``Gap``; None: the stream's default)."""
+        ...
+
+    async def unsubscribe(self, stream: EventStream[Any]) -> None: ...
+
+    async def recent_fills(self) -> list[Fill]:
+        """The account's most recent fills (where its history ends, on a first run)."""
+        ...
+
+    async def fills_since(self, time_ms: int) -> list[Fill]:
+        """One page of the account's fills from ``time_ms`` on, oldest first."""
+        ...
+
+    async def open_orders(self) -> list[OpenOrder]: ...
+
+    async def account_state(self) -> AccountState: ...
 
 
 class VenueAdapter(Protocol):

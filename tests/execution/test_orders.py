@@ -25,7 +25,7 @@ from mm.execution.dispatch import (
 from mm.execution.lifecycle import OrderState
 from mm.execution.orders import OrderRouter
 from mm.execution.rate_limit import Cost
-from mm.feeds.user import UserStream, UserStreamEvent
+from mm.feeds.user import UserFeed, UserStreamConfig, UserStreamEvent
 from mm.model import (
     CancelOrder,
     CancelResult,
@@ -38,6 +38,7 @@ from mm.model import (
     Tif,
 )
 from mm.venues.hyperliquid.client import HyperliquidClient
+from mm.venues.hyperliquid.user_stream import HyperliquidUserStream
 from mm.venues.hyperliquid.wire import new_cloid
 from mm.venues.sim.engine import OrderRequest
 from mm.venues.sim.venue import SimVenue
@@ -56,7 +57,7 @@ class Rig:
     venue: SimVenue
     client: HyperliquidClient
     router: OrderRouter
-    stream: UserStream
+    stream: UserFeed
     events: list[DispatchOutput]
 
     def of(self, cloid: str) -> list[str]:
@@ -71,7 +72,9 @@ async def rig(action_expiry_s: float = 3.0) -> AsyncIterator[Rig]:
         events: list[DispatchOutput] = []
         router = OrderRouter(dispatcher, client, events.extend, now_ms)
         send, receive = trio.open_memory_channel[UserStreamEvent](1_000)
-        stream = UserStream(client.account, client.ws, client.rest, send)
+        deadline_s = UserStreamConfig().rest_deadline_s
+        user = HyperliquidUserStream(client.account, client.ws, client.rest, deadline_s=deadline_s)
+        stream = UserFeed(user, send)
 
         async def route() -> None:
             async for event in receive:

@@ -19,12 +19,13 @@ from prometheus_client import CollectorRegistry
 from mm import clock
 from mm.feeds.fill_audit import QUICK_DRIFT_AUDITS, AuditSchedule, FillAudit
 from mm.feeds.history import FillHistory, JournaledFills
-from mm.feeds.user import FILLS_PAGE, UserStreamConfig, UserStreamEvent
+from mm.feeds.user import UserStreamConfig, UserStreamEvent
 from mm.model import Fill
-from mm.venues.hyperliquid.rest import VenueUnavailable
+from mm.venues.base import VenueError
 from tests.feeds.test_history import fill
 
 NOW_MS = 10_000  # the pinned wall time at the start of each test
+PAGE = 2000  # the most fills the fake venue lists an answer (a Hyperliquid page)
 
 
 @attrs.define
@@ -32,14 +33,15 @@ class FakeVenue:
     fills: list[Fill] = attrs.field(factory=list)
     starts: list[int] = attrs.field(factory=list)
     fail: bool = False
+    fills_page: int = PAGE
 
     async def fills_since(self, time_ms: int) -> list[Fill]:
         await trio.lowlevel.checkpoint()
         self.starts.append(time_ms)
         if self.fail:
-            raise VenueUnavailable("/info", 500, "Internal Server Error")
+            raise VenueError("HTTP 500 Internal Server Error")
         listed = sorted((f for f in self.fills if f.time_ms >= time_ms), key=lambda f: f.time_ms)
-        return listed[:FILLS_PAGE]
+        return listed[: self.fills_page]
 
 
 @attrs.define
@@ -195,10 +197,10 @@ def test_the_schedule() -> None:
     assert schedule.gap_s == gap
 
 
-@pytest.mark.parametrize("count", [FILLS_PAGE + 10])
+@pytest.mark.parametrize("count", [PAGE + 10])
 async def test_an_audit_reads_every_page(count: int, autojump_clock: trio.abc.Clock) -> None:
     r = rig(journaled=((0, 7, 0),))
     r.venue.fills = [fill(tid, 1 + tid) for tid in range(1, count + 1)]
     assert await r.audit.audit("drift") == count
     assert r.forwarded() == list(range(1, count + 1))
-    assert r.venue.starts == [0, 1 + FILLS_PAGE]
+    assert r.venue.starts == [0, 1 + PAGE]

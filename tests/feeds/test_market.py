@@ -43,6 +43,7 @@ class FakeStream(Generic[T]):
         self.description = f"{{'type': {channel!r}, 'key': {key!r}}}"
         self.active = active
         self.error: str | None = None
+        self.gaps = 0
         self.send, self.receive = trio.open_memory_channel[T | Gap | Malformed](buffer)
 
     def push(self, event: T | Gap | Malformed) -> bool:
@@ -50,6 +51,8 @@ class FakeStream(Generic[T]):
             self.send.send_nowait(event)
         except trio.WouldBlock:
             return False
+        if isinstance(event, Gap):
+            self.gaps += 1
         return True
 
     def close(self, error: str | None = None) -> None:

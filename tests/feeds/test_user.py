@@ -1,520 +1,157 @@
-"""The user stream: typed events in order, fill dedup, the sync gate and resyncs.
+"""The generic user feed, fed the venue port's typed user stream through memory channels.
 
-Most tests run against the simulator over real loopback sockets on the real clock, trading
-in-process (``venue.engine.place`` then ``venue.publish_events``): a resting buy of ours inside
-a deliberately wide synthetic spread, hit by IOC sells of a second funded address. The last
-tests drive the stream through a fake connection (the real ``Subscription`` streams, fed by
-hand) and a fake ``/info``, to check each trigger of a resync on its own.
+``FakeUserStream`` is a ``UserStream`` with no venue behind it: its subscriptions are
+``FakeStream`` memory channels into which a test pushes typed events (``OrderReport``,
+``Fill``, ``FillsSnapshot``, ``NonUserCancel``, ``Liquidation``, ``Funding``, ``AccountState``)
+and the ``Gap``, ``Malformed`` and ``Foreign`` markers; its reads answer from lists the test
+holds, and its connection goes down and up when the test says. The feed's own behaviour is
+tested here: the history, deduplication, the sync gate, every trigger of a resync, and the
+paging of fills. Hyperliquid's stream (its subscriptions, frames and reads, the simulator) is
+tested in tests/venues/hyperliquid/test_user_stream.py.
 """
 
 from __future__ import annotations
 
-import math
-import random
-from collections.abc import AsyncIterator, Callable, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
-import attrs
-import httpx
 import pytest
 import trio
 
 from mm.bounded import BoundedSet
-from mm.feeds.health import ConnectionConfig, State, Transition
 from mm.feeds.history import FillHistory, HistoryStart, JournaledFills
 from mm.feeds.user import (
-    FILLS_PAGE,
     Resynced,
     SyncGate,
-    UserStream,
+    UserFeed,
     UserStreamConfig,
     UserStreamError,
     UserStreamEvent,
+    fills_since,
 )
-from mm.model import Fill, Funding, Liquidation, NonUserCancel, OrderReport, Side
-from mm.venues.hyperliquid.codec import parse_fills
-from mm.venues.hyperliquid.rest import RestTransport, VenueUnavailable
-from mm.venues.hyperliquid.ws import Subscription, WsConnection, subscription_key
-from mm.venues.sim.config import MarketConfig, SimConfig
-from mm.venues.sim.engine import OrderRequest, Resting
-from mm.venues.sim.faults import FaultConfig
-from mm.venues.sim.venue import SimVenue
+from mm.model import (
+    AccountState,
+    Fill,
+    FillsSnapshot,
+    Funding,
+    Liquidation,
+    NonUserCancel,
+    OpenOrder,
+    OrderReport,
+    OrderStatus,
+    Position,
+    Side,
+)
+from mm.venues.base import (
+    EventStream,
+    Foreign,
+    Gap,
+    Malformed,
+    UserStream,
+    UserStreamItem,
+    VenueError,
+)
+from tests.feeds.test_history import fill
+from tests.feeds.test_market import FakeStream
 
 USER = "0x" + "1a" * 20
-TAKER = "0x" + "2b" * 20
-EPOCH_MS = 1_800_000_000_000
-BTC = 0
-PX = "95000"  # BTC starts at 95 000; the synthetic liquidity sits 5 % away on each side
-RECONNECT_DELAY_S = 0.3  # the connection's first reconnect delay (MaxRng: the ceiling)
+ACCOUNT = AccountState(50_000, 1_000.0, 0.0, 1_000.0, ())
+OPEN = OpenOrder("BTC", Side.BUY, 94_000.0, 0.01, 0.01, 11, "0xc1", 40_000)
+
+Item = UserStreamItem | Foreign
 
 
-class MaxRng(random.Random):
-    """Always the upper bound: every backoff delay is its ceiling."""
+class FakeUserStream:
+    """The port's ``UserStream`` over memory channels; see the module docstring."""
 
-    def uniform(self, a: float, b: float) -> float:
-        return b
+    account = USER
+    fills_page = 3
 
+    def __init__(self) -> None:
+        self.connected = True
+        self.reconnects = 0
+        self.fills: list[Fill] = []  # what the venue lists
+        self.open: list[OpenOrder] = [OPEN]
+        self.calls: list[tuple[str, int | None]] = []
+        self.fail = False
+        self.streams: dict[str, FakeStream[Item]] = {}
+        self.unsubscribed: list[str] = []
+        self.hook: Callable[[bool, str], None] | None = None
 
-async def wait_for(predicate: Callable[[], bool], within: float = 5.0) -> None:
-    with trio.fail_after(within):
-        while not predicate():  # noqa: ASYNC110 -- polling state the code under test owns
-            await trio.sleep(0.005)
-
-
-# --- against the simulator -------------------------------------------------------------------
-
-
-def sim_config(faults: Mapping[str, Any]) -> SimConfig:
-    return SimConfig(
-        coins=("BTC",),
-        book_interval_ms=50,
-        rate_limits=False,
-        market=MarketConfig(
-            step_ms=50,
-            volatility_bps=0.0,
-            jump_rate_per_hour=0.0,
-            taker_a=0.0,
-            liquidity_spread_bps=1000.0,
-        ),
-        faults=FaultConfig(**faults),
-    )
-
-
-def connection_config() -> ConnectionConfig:
-    return ConnectionConfig(
-        ping_interval_s=0.2,  # pongs also flush a frame the reorder fault holds back
-        pong_timeout_s=1.0,
-        stale_after_s=1.0,
-        backoff_initial_s=RECONNECT_DELAY_S,
-        backoff_cap_s=0.5,
-        connect_timeout_s=3.0,
-        disconnect_timeout_s=0.5,
-    )
-
-
-@attrs.define(eq=False)
-class Harness:
-    venue: SimVenue
-    conn: WsConnection
-    stream: UserStream
-    receive: trio.MemoryReceiveChannel[UserStreamEvent]
-    nursery: trio.Nursery
-    events: list[UserStreamEvent] = attrs.field(factory=list)
-    gate_log: list[tuple[float, bool, str]] = attrs.field(factory=list)
-
-    @property
-    def url(self) -> str:
-        assert self.venue.url is not None
-        return self.venue.url
-
-    async def start(self, *, collect: bool = True) -> None:
-        await self.nursery.start(self.stream.run)
-        if collect:
-            self.nursery.start_soon(self.collect)
-
-    async def collect(self) -> None:
-        async for event in self.receive:
-            self.events.append(event)
-
-    # trading, in-process
-    def rest_order(self, sz: str = "0.01") -> int:
-        venue = self.venue
-        result = venue.engine.place(USER, OrderRequest(BTC, True, PX, sz), venue.now_ms())
-        assert isinstance(result, Resting), result
-        venue.publish_events()
-        return result.oid
-
-    def fill(self, sz: str = "0.001") -> int:
-        venue = self.venue
-        venue.engine.place(TAKER, OrderRequest(BTC, False, PX, sz, tif="Ioc"), venue.now_ms())
-        venue.publish_events()
-        return venue.engine.fills[USER][-1].tid
-
-    def venue_tids(self) -> list[int]:
-        return [fill.tid for fill in self.venue.engine.fills.get(USER, ())]
-
-    # what came out
-    def fills(self) -> list[Fill]:
-        return [event for event in self.events if isinstance(event, Fill)]
-
-    def fill_tids(self) -> list[int]:
-        return [fill.tid for fill in self.fills()]
-
-    def reports(self) -> list[OrderReport]:
-        return [event for event in self.events if isinstance(event, OrderReport)]
-
-    def markers(self) -> list[Resynced]:
-        return [event for event in self.events if isinstance(event, Resynced)]
-
-    def all_fills_once(self) -> bool:
-        return sorted(self.fill_tids()) == sorted(self.venue_tids())
-
-    async def control(self, path: str, body: Mapping[str, Any] | None = None) -> Any:
-        async with httpx.AsyncClient(base_url=self.url, timeout=5.0) as client:
-            response = await client.post(path, json=dict(body or {}))
-        response.raise_for_status()
-        return response.json()
-
-    async def faults(self, **changes: Any) -> None:
-        await self.control("/sim/faults", changes)
-
-    async def disconnect(self) -> None:
-        """Close the socket at the venue and wait until the stream has noticed."""
-        assert await self.control("/sim/disconnect") == {"closed": 1}
-        await wait_for(lambda: not self.stream.synced.is_set(), within=2.0)
-
-    def gate_opens(self) -> list[float]:
-        return [at for at, is_open, _ in self.gate_log if is_open]
-
-    def gate_closes(self) -> list[tuple[float, str]]:
-        return [(at, reason) for at, is_open, reason in self.gate_log if not is_open]
-
-
-@asynccontextmanager
-async def harness(
-    *,
-    faults: Mapping[str, Any] | None = None,
-    config: UserStreamConfig | None = None,
-    out_buffer: float = math.inf,
-) -> AsyncIterator[Harness]:
-    venue = SimVenue(sim_config(faults or {}), epoch_ms=EPOCH_MS)
-    async with trio.open_nursery() as nursery:
-        await nursery.start(venue.run)
-        assert venue.url is not None
-        venue.engine.fund(USER, 100_000)
-        venue.engine.fund(TAKER, 100_000)
-        conn = WsConnection(venue.url, connection_config(), name="user-ws", rng=MaxRng())
-        rest = RestTransport(venue.url, deadline_s=5.0)
-        send, receive = trio.open_memory_channel[UserStreamEvent](out_buffer)
-        config = config or UserStreamConfig(retry_initial_s=0.05, retry_cap_s=0.1)
-        stream = UserStream(USER, conn, rest, send, config, name="user-test")
-        h = Harness(venue, conn, stream, receive, nursery)
-        stream.synced.on_change = lambda is_open, reason: h.gate_log.append(
-            (trio.current_time(), is_open, reason)
-        )
-        await nursery.start(conn.run)
+    @contextmanager
+    def watching(self, on_change: Callable[[bool, str], None]) -> Iterator[None]:
+        self.hook = on_change
         try:
-            yield h
+            yield
         finally:
-            nursery.cancel_scope.cancel()
-            await rest.aclose()
+            self.hook = None
 
-
-async def test_events_arrive_typed_and_in_order_and_history_is_not_forwarded() -> None:
-    with trio.fail_after(10):
-        async with harness() as h:
-            first = h.rest_order()
-            history = [h.fill(), h.fill()]  # before the stream starts: history
-            await h.start()
-            await h.stream.synced.wait()
-            assert h.stream.history_fills == 2
-            assert h.fills() == []
-            # The startup resync: the open order as a report, then the marker with it.
-            (marker,) = h.markers()
-            assert marker.reason == "starting"
-            assert [o.oid for o in marker.open_orders] == [first]
-            assert marker.open_orders[0].sz == pytest.approx(0.008)
-            assert marker.account.account_value > 0
-            assert [(r.oid, r.venue_status) for r in h.reports()] == [(first, "open")]
-            assert h.stream.resync_snapshot is marker
-
-            # Live: three partial fills, the last one fills the order, then a second order.
-            live = [h.fill() for _ in range(3)]
-            live.append(h.fill("0.005"))
-            second = h.rest_order("0.002")
-            live.append(h.fill("0.002"))
-            await wait_for(lambda: len(h.fills()) == 5 and len(h.reports()) == 4)
-            assert h.fill_tids() == live  # in the venue's order
-            for fill in h.fills():
-                assert fill.coin == "BTC"
-                assert fill.side is Side.BUY
-                assert fill.px == 95_000.0
-                assert not fill.crossed
-            assert [f.oid for f in h.fills()] == [first] * 4 + [second]
-            assert [f.sz for f in h.fills()] == pytest.approx([0.001] * 3 + [0.005, 0.002])
-            assert [(r.oid, r.venue_status) for r in h.reports()] == [
-                (first, "open"),
-                (first, "filled"),
-                (second, "open"),
-                (second, "filled"),
-            ]
-            # Each fill also came on userEvents: dropped there, counted.
-            await wait_for(lambda: h.stream.duplicate_fills["live"] == 5)
-            assert h.stream.duplicate_fills["snapshot"] == 2  # the first snapshot: history
-            assert h.stream.forwarded["fill"] == 5
-            assert h.stream.forwarded["order_report"] == 4
-
-            # Resubscribing brings the userFills snapshot again (all seven fills): no duplicate.
-            await h.disconnect()
-            await h.stream.synced.wait()
-            await wait_for(lambda: h.stream.duplicate_fills["snapshot"] == 2 + 7)
-            assert h.fill_tids() == live
-            assert not set(history) & set(h.fill_tids())
-            assert h.stream.resyncs == 2
-            assert h.markers()[-1].reason.startswith("connection reconnecting")
-            assert h.markers()[-1].open_orders == ()
-            assert h.conn.malformed_frames == 0
-            assert h.stream.malformed_frames == 0
-
-
-async def test_duplicated_and_reordered_frames_forward_every_fill_once() -> None:
-    with trio.fail_after(10):
-        async with harness(faults={"ws_duplicate": 1.0}) as h:
-            await h.start()
-            await h.stream.synced.wait()
-            oid = h.rest_order()
-            for _ in range(5):
-                h.fill()
-                await trio.sleep(0.01)
-            await wait_for(h.all_fills_once)
-            await h.faults(ws_duplicate=0.3, ws_reorder=0.5)
-            for _ in range(5):
-                h.fill()
-                await trio.sleep(0.01)
-            await wait_for(h.all_fills_once)
-            await trio.sleep(0.5)  # stragglers: held-back frames, duplicates
-            tids = h.fill_tids()
-            assert len(tids) == len(set(tids)) == 10
-            assert sorted(tids) == sorted(h.venue_tids())
-            assert h.stream.duplicate_fills["live"] >= 15  # two channels, every frame doubled
-            assert h.stream.duplicate_events >= 1  # the order's "open", sent twice
-            reports = [(r.oid, r.venue_status) for r in h.reports()]
-            assert reports == [(oid, "open"), (oid, "filled")]
-            assert h.stream.synced.is_set()
-
-
-async def test_fills_missed_while_disconnected_are_recovered_by_the_resync() -> None:
-    with trio.fail_after(12):
-        async with harness() as h:
-            await h.start()
-            await h.stream.synced.wait()
-            h.rest_order()
-            h.fill()
-            h.fill()
-            await wait_for(h.all_fills_once)
-
-            # Fills while the socket is down (the client waits RECONNECT_DELAY_S to reconnect).
-            await h.disconnect()
-            closed_at = trio.current_time()
-            missed = [h.fill(), h.fill(), h.fill()]
-            assert not set(missed) & set(h.fill_tids())
-            await h.stream.synced.wait()
-            assert trio.current_time() - closed_at >= RECONNECT_DELAY_S * 0.9
-            assert h.all_fills_once()
-            recovered = h.stream.recovered_fills
-            assert recovered["rest"] + recovered["snapshot"] == 3
-            assert h.stream.resyncs == 2
-            assert h.conn.reconnects == 1
-            assert h.gate_closes()[-1][1].startswith(("connection reconnecting", "resyncing"))
-
-            # Again, with every data frame dropped around the reconnect (no snapshot, no live
-            # frames): only the REST resync can bring the missed fills, before its marker.
-            before = recovered["rest"]
-            await h.faults(ws_drop=1.0)
-            await h.disconnect()
-            missed = [h.fill(), h.fill()]
-            await h.stream.synced.wait()
-            assert h.stream.recovered_fills["rest"] == before + 2
-            index = {id(event): i for i, event in enumerate(h.events)}
-            marker = h.markers()[-1]
-            assert marker.fills_recovered == 2
-            assert all(index[id(f)] < index[id(marker)] for f in h.fills() if f.tid in missed)
-            await h.faults(ws_drop=0.0)
-
-            # Live again; everything exactly once.
-            h.fill()
-            h.fill()
-            await wait_for(h.all_fills_once)
-            await trio.sleep(0.1)
-            tids = h.fill_tids()
-            assert len(tids) == len(set(tids)) == 9
-            assert h.stream.synced.is_set()
-            assert h.stream.resyncs == 3
-
-
-async def test_the_gate_stays_closed_until_the_resync_completes() -> None:
-    latency = 0.4
-    with trio.fail_after(12):
-        async with harness(faults={"http_latency_ms": latency * 1000}) as h:
-            started = trio.current_time()
-            await h.start()
-            assert not h.stream.synced.is_set()
-            assert h.stream.synced.reason  # says why
-            await h.stream.synced.wait()
-            # The fill history before subscribing, then the resync: two slow requests in a row.
-            assert trio.current_time() - started >= 2 * latency
-            assert h.stream.last_resync_duration_s is not None
-            assert h.stream.last_resync_duration_s >= latency
-
-            await h.disconnect()
-            closed_at = h.gate_closes()[-1][0]
-            # Up again, and the resync is waiting for REST: the gate stays closed meanwhile.
-            await wait_for(lambda: h.stream.synced.reason.startswith("resyncing"))
-            resync_at = trio.current_time()
-            assert h.conn.connected
-            await trio.sleep(latency / 2)
-            assert not h.stream.synced.is_set()
-            await h.stream.synced.wait()
-            opened_at = h.gate_opens()[-1]
-            assert opened_at - resync_at >= latency * 0.95
-            assert opened_at - closed_at >= RECONNECT_DELAY_S + latency
-            assert h.stream.last_resync_duration_s >= latency
-
-            # A failing resync keeps the gate closed, retries, and opens once REST answers.
-            await h.faults(http_latency_ms=0, http_5xx=1.0)
-            await h.disconnect()
-            await wait_for(lambda: h.stream.resync_failures >= 2)
-            assert not h.stream.synced.is_set()
-            assert "HTTP 500" in h.stream.synced.reason  # failed, or retrying after a failure
-            await h.faults(http_5xx=0.0)
-            await h.stream.synced.wait()
-            assert h.stream.resyncs == 3
-
-
-async def test_a_gap_in_a_subscription_triggers_a_resync() -> None:
-    config = UserStreamConfig(subscription_buffer=2, retry_initial_s=0.05, retry_cap_s=0.1)
-    with trio.fail_after(10):
-        async with harness(config=config, out_buffer=0) as h:
-            await h.start(collect=False)
-            # Nothing is read but these: where the history starts, and the startup marker.
-            assert await h.receive.receive() == HistoryStart(None)
-            first = await h.receive.receive()
-            assert isinstance(first, Resynced)
-            await h.stream.synced.wait()
-            h.rest_order()
-            # The consumer does not read: the stream blocks on its first send, the subscription
-            # buffers fill up and the connection drops frames.
-            for _ in range(8):
-                h.fill()
-                await trio.sleep(0.02)
-            await wait_for(lambda: h.conn.dropped_frames > 0)
-            assert h.stream.synced.is_set()  # the stream has not seen it yet (it is blocked)
-            h.nursery.start_soon(h.collect)
-            await wait_for(lambda: h.stream.resyncs == 2 and h.stream.synced.is_set())
-            await wait_for(h.all_fills_once)
-            await trio.sleep(0.1)
-            tids = h.fill_tids()
-            assert len(tids) == len(set(tids)) == 8
-            assert h.stream.gaps >= 1
-            assert h.stream.recovered_fills["rest"] >= 1
-            assert any(reason.startswith("frames dropped") for _, reason in h.gate_closes())
-            assert h.markers()[-1].reason.startswith("frames dropped")
-
-
-# --- a fake connection and a fake /info --------------------------------------------------------
-
-
-def fill_json(tid: int, time_ms: int, oid: int = 7) -> dict[str, Any]:
-    return {
-        "coin": "BTC",
-        "px": "95000.0",
-        "sz": "0.001",
-        "side": "B",
-        "time": time_ms,
-        "startPosition": "0.0",
-        "dir": "Open Long",
-        "closedPnl": "0.0",
-        "hash": "0x" + f"{tid:064x}",
-        "oid": oid,
-        "crossed": False,
-        "fee": "0.01",
-        "tid": tid,
-        "feeToken": "USDC",
-    }
-
-
-ACCOUNT = {
-    "marginSummary": {
-        "accountValue": "1000.0",
-        "totalMarginUsed": "0.0",
-        "totalNtlPos": "0.0",
-        "totalRawUsd": "1000.0",
-    },
-    "withdrawable": "1000.0",
-    "assetPositions": [],
-    "time": EPOCH_MS,
-}
-
-
-@attrs.define(eq=False)
-class FakeInfo:
-    fills: list[dict[str, Any]] = attrs.field(factory=list)
-    calls: list[dict[str, Any]] = attrs.field(factory=list)
-    fail: bool = False
-    hold: trio.Event | None = None  # when set, clearinghouseState waits for it
-    holding: trio.Event = attrs.field(factory=trio.Event)
-
-    async def info(self, request: Mapping[str, Any], *, deadline_s: float | None = None) -> Any:
+    async def subscribe(self, *, buffer: int | None = None) -> list[EventStream[Item]]:
         await trio.lowlevel.checkpoint()
-        self.calls.append(dict(request))
+        for channel in ("orders", "fills"):
+            self.streams[channel] = FakeStream[Item](channel, channel, buffer or 8, active=True)
+        return list(self.streams.values())
+
+    async def unsubscribe(self, stream: EventStream[Any]) -> None:
+        assert isinstance(stream, FakeStream)
+        self.unsubscribed.append(stream.key)
+        stream.close()
+
+    async def _read(self, what: str, at: int | None = None) -> None:
+        await trio.lowlevel.checkpoint()
+        self.calls.append((what, at))
         if self.fail:
-            raise VenueUnavailable("/info", 500, "Internal Server Error")
-        kind = request["type"]
-        if kind == "userFills":
-            return list(reversed(self.fills))
-        if kind == "userFillsByTime":  # oldest first, at most a page
-            return [f for f in self.fills if f["time"] >= request["startTime"]][:FILLS_PAGE]
-        if kind == "clearinghouseState" and self.hold is not None:
-            self.holding.set()
-            await self.hold.wait()
-        if kind == "frontendOpenOrders":
-            return []
-        if kind == "clearinghouseState":
-            return ACCOUNT
-        raise AssertionError(kind)
+            raise VenueError("HTTP 500 Internal Server Error")
+
+    async def recent_fills(self) -> list[Fill]:
+        await self._read("recent")
+        return list(self.fills)
+
+    async def fills_since(self, time_ms: int) -> list[Fill]:
+        await self._read("since", time_ms)
+        listed = sorted((f for f in self.fills if f.time_ms >= time_ms), key=lambda f: f.time_ms)
+        return listed[: self.fills_page]
+
+    async def open_orders(self) -> list[OpenOrder]:
+        await self._read("open")
+        return list(self.open)
+
+    async def account_state(self) -> AccountState:
+        await self._read("account")
+        return ACCOUNT
+
+    # the test's hands
+    def push(self, channel: str, item: Item | Gap | Malformed) -> None:
+        assert self.streams[channel].push(item)
+
+    def down(self, reason: str) -> None:
+        self.connected = False
+        assert self.hook is not None
+        self.hook(False, reason)
+
+    def up(self) -> None:
+        self.connected = True
+        self.reconnects += 1
+        assert self.hook is not None
+        self.hook(True, "up")
 
 
-@attrs.define(eq=False)
-class FakeConnection:
-    """What the stream uses of WsConnection, with the real Subscription streams."""
-
-    buffer: int = 4
-    on_state_change: Callable[[Transition], None] | None = None
-    reconnects: int = 0
-    up: bool = True
-    subs: dict[str, Subscription] = attrs.field(factory=dict)
-
-    @property
-    def connected(self) -> bool:
-        return self.up
-
-    async def subscribe(
-        self, subscription: Mapping[str, Any], *, buffer: int | None = None
-    ) -> Subscription:
-        await trio.lowlevel.checkpoint()
-        sub = Subscription(subscription, subscription_key(subscription), buffer or self.buffer)
-        sub.active = True
-        self.subs[subscription["type"]] = sub
-        return sub
-
-    async def unsubscribe(self, sub: Subscription) -> None:
-        sub.close()
-
-    def push(self, kind: str, data: Any) -> bool:
-        channel = {"userEvents": "user"}.get(kind, kind)
-        return self.subs[kind].offer({"channel": channel, "data": data})
-
-    def transition(self, old: State, new: State) -> None:
-        assert self.on_state_change is not None
-        self.on_state_change(Transition("fake", old, new, trio.current_time(), "test", 0))
-
-
-def live_fills(*fills: dict[str, Any]) -> dict[str, Any]:
-    return {"user": USER, "fills": list(fills)}
+def typed(stream: FakeUserStream) -> UserStream:
+    return stream  # mypy checks that the fake is the port's UserStream
 
 
 @asynccontextmanager
-async def fake_stream(
-    info: FakeInfo, conn: FakeConnection, **kwargs: Any
-) -> AsyncIterator[tuple[UserStream, trio.MemoryReceiveChannel[UserStreamEvent]]]:
+async def feed(
+    venue: FakeUserStream, *, history: FillHistory | None = None
+) -> AsyncIterator[tuple[UserFeed, trio.MemoryReceiveChannel[UserStreamEvent]]]:
     send, receive = trio.open_memory_channel[UserStreamEvent](0)
     config = UserStreamConfig(retry_initial_s=0.01, retry_cap_s=0.02, fill_lookback_ms=0)
-    stream = UserStream(USER, conn, info, send, config, **kwargs)
+    user_feed = UserFeed(typed(venue), send, config, history=history)
     async with trio.open_nursery() as nursery:
-        await nursery.start(stream.run)
+        await nursery.start(user_feed.run)
         try:
-            yield stream, receive
+            yield user_feed, receive
         finally:
             nursery.cancel_scope.cancel()
 
@@ -524,206 +161,221 @@ async def next_event(receive: trio.MemoryReceiveChannel[UserStreamEvent]) -> Use
         return await receive.receive()
 
 
-async def test_gap_reconnect_and_disconnect_each_trigger_a_resync() -> None:
-    info = FakeInfo([fill_json(1, 1_000), fill_json(2, 2_000)])
-    conn = FakeConnection(buffer=2)
-    with trio.fail_after(5):
-        async with fake_stream(info, conn) as (stream, receive):
-            # A first run: the history ends at the newest fill the venue lists, for the journal.
-            assert await next_event(receive) == HistoryStart(2_000)
-            marker = await next_event(receive)
-            assert isinstance(marker, Resynced)
-            await wait_for(stream.synced.is_set)
-            assert stream.history_fills == 2
-            assert info.calls[0]["type"] == "userFills"  # the history, before subscribing
-            assert sorted(c["type"] for c in info.calls[1:]) == [
-                "clearinghouseState",
-                "frontendOpenOrders",
-                "userFillsByTime",
-            ]
+async def until_resynced(
+    receive: trio.MemoryReceiveChannel[UserStreamEvent],
+) -> tuple[list[UserStreamEvent], Resynced]:
+    events: list[UserStreamEvent] = []
+    while True:
+        event = await next_event(receive)
+        if isinstance(event, Resynced):
+            return events, event
+        events.append(event)
 
-            # A live fill; then the consumer stalls while more arrive than the buffer holds.
-            info.fills.append(fill_json(3, 3_000))
-            conn.push("userFills", live_fills(fill_json(3, 3_000)))
-            assert isinstance(got := await next_event(receive), Fill)
-            assert got.tid == 3
-            for tid in (4, 5, 6, 7):
-                info.fills.append(fill_json(tid, tid * 1_000))
-                conn.push("userFills", live_fills(fill_json(tid, tid * 1_000)))
-            assert conn.subs["userFills"].gaps == 1
-            seen: list[int] = []
-            while True:
-                event = await next_event(receive)
-                if isinstance(event, Resynced):
-                    break
-                assert isinstance(event, Fill)
-                seen.append(event.tid)
-            assert event.reason.startswith("frames dropped")
-            fetched = [c for c in info.calls if c["type"] == "userFillsByTime"][-1]
-            assert fetched["startTime"] == 3_000  # the last fill seen in sync
-            await wait_for(stream.synced.is_set)
-            with trio.move_on_after(0.1):  # the buffered frames are all duplicates now
-                pytest.fail(f"unexpected event {await receive.receive()!r}")
-            assert sorted(seen) == [4, 5, 6, 7]
-            assert stream.gaps == 1
 
-            # A reconnect seen only in the counter (no hook call) closes the gate on the next
-            # frame; so does a malformed one (counted, skipped).
-            conn.reconnects += 1
-            conn.push("userFills", {"user": USER, "fills": [{"tid": "bad"}]})
-            marker = await next_event(receive)
-            assert isinstance(marker, Resynced)
-            assert marker.reason == "reconnected"
-            assert stream.malformed_frames == 1
+async def nothing_more(receive: trio.MemoryReceiveChannel[UserStreamEvent]) -> None:
+    with trio.move_on_after(0.05):
+        pytest.fail(f"unexpected event {await receive.receive()!r}")
 
-            # A disconnect heard from the hook: closed at once, no resync until up again.
-            await wait_for(stream.synced.is_set)
-            conn.up = False
-            conn.transition(State.HEALTHY, State.RECONNECTING)
-            assert not stream.synced.is_set()
-            assert stream.synced.reason == "connection reconnecting: test"
-            calls = len(info.calls)
-            await trio.sleep(0.05)
-            assert len(info.calls) == calls
-            conn.up = True
-            conn.reconnects += 1
-            conn.transition(State.RECONNECTING, State.HEALTHY)
-            marker = await next_event(receive)
-            assert isinstance(marker, Resynced)
-            assert marker.reason == "connection reconnecting: test"
-            await wait_for(stream.synced.is_set)
 
-            # Another user's fills and userEvents' other events.
-            conn.push("userFills", {"user": TAKER, "fills": [fill_json(99, 9_000)]})
-            conn.push("userEvents", {"nonUserCancel": [{"coin": "BTC", "oid": 7}]})
-            assert await next_event(receive) == NonUserCancel("BTC", 7)
-            await wait_for(lambda: stream.foreign_frames == 1)
-            liquidation = {
-                "lid": 1,
-                "liquidator": TAKER,
-                "liquidated_user": USER,
-                "liquidated_ntl_pos": "100.0",
-                "liquidated_account_value": "10.0",
-            }
-            conn.push("userEvents", {"liquidation": liquidation})
-            assert await next_event(receive) == Liquidation(1, TAKER, USER, 100.0, 10.0)
-            # The hourly funding payment, once even when its frame comes twice.
-            payment = {
-                "time": 1_700_000_000_000,
-                "coin": "BTC",
-                "usdc": "-0.012",
-                "szi": "0.01",
-                "fundingRate": "0.0000125",
-            }
-            conn.push("userEvents", {"funding": payment})
-            conn.push("userEvents", {"funding": payment})
-            assert await next_event(receive) == Funding(
-                "BTC", -0.012, 0.01, 0.0000125, 1_700_000_000_000
-            )
-            await wait_for(lambda: stream.duplicate_events == 1)
-            assert stream.forwarded["funding"] == 1
-            assert stream.forwarded["fill"] == 5
-            assert stream.resyncs == 4
-        assert not stream.synced.is_set()
-        assert stream.synced.reason == "user stream stopped"
-        assert conn.on_state_change is None  # the hook was given back
+async def wait_for(predicate: Callable[[], bool]) -> None:
+    with trio.fail_after(2):
+        while not predicate():  # noqa: ASYNC110 -- polling state the code under test owns
+            await trio.sleep(0.001)
 
 
 def journaled(*rows: tuple[int, int, int]) -> FillHistory:
-    """A history restored from a journal holding these (tid, oid, time_ms) fills."""
     history = FillHistory(1_000)
     history.restore(JournaledFills.from_rows(rows))
     return history
 
 
-async def test_history_is_what_the_journal_holds_and_a_failing_resync() -> None:
-    # The journal holds fills 1 and 3; fill 2 (between them) never reached it, fill 4 was made
-    # while the service was down, fill 0 is older than anything journaled.
-    info = FakeInfo([fill_json(tid, 500 if tid == 0 else tid * 1_000) for tid in range(5)])
-    info.fail = True
-    conn = FakeConnection()
+async def test_a_first_run_ends_the_history_then_resyncs_and_opens_the_gate() -> None:
+    venue = FakeUserStream()
+    venue.fills = [fill(1, 1_000), fill(2, 2_000)]
+    async with feed(venue) as (user, receive):
+        assert not user.synced.is_set()
+        assert await next_event(receive) == HistoryStart(2_000)
+        events, marker = await until_resynced(receive)
+        # The open order is reported as the live stream would have; history is not forwarded.
+        assert [type(event) for event in events] == [OrderReport]
+        report = events[0]
+        assert isinstance(report, OrderReport)
+        assert (report.oid, report.status, report.status_time_ms) == (11, OrderStatus.OPEN, 50_000)
+        assert (marker.reason, marker.open_orders, marker.account) == ("starting", (OPEN,), ACCOUNT)
+        await wait_for(user.synced.is_set)
+        assert venue.calls[0] == ("recent", None)  # before subscribing
+        assert sorted(venue.calls[1:]) == [("account", None), ("open", None), ("since", 2_000)]
+        assert user.history_fills == 2
+        assert user.user == USER
+
+
+async def test_typed_events_are_forwarded_in_order_once() -> None:
+    venue = FakeUserStream()
+    report = OrderReport(
+        "BTC", Side.BUY, 94_000.0, 0.01, 0.01, 12, "0xc2", 60_000, OrderStatus.OPEN, 60_000, "live"
+    )
+    funding = Funding("BTC", -0.012, 0.01, 0.0000125, 3_600_000)
+    liquidation = Liquidation(1, "0x" + "2b" * 20, USER, 100.0, 10.0)
+    pushed = AccountState(
+        61_000, 990.0, 10.0, 980.0, (Position("BTC", 0.01, 94_000.0, 0.0, None, 10.0, 10),)
+    )
+    async with feed(venue, history=journaled((1, 7, 1_000))) as (user, receive):
+        await until_resynced(receive)
+        await wait_for(user.synced.is_set)
+        venue.push("orders", report)
+        venue.push("fills", fill(5, 5_000))
+        venue.push("orders", NonUserCancel("BTC", 12))
+        venue.push("orders", liquidation)
+        venue.push("orders", funding)
+        venue.push("orders", funding)  # a duplicated message
+        venue.push("orders", pushed)  # a venue that pushes its balances
+        venue.push("fills", fill(5, 5_000))  # the same fill again (another subscription)
+        venue.push("fills", Malformed("bad"))
+        venue.push("fills", Foreign("another account's fills"))
+        got = [await next_event(receive) for _ in range(6)]
+        assert set(map(type, got)) == {
+            OrderReport,
+            Fill,
+            NonUserCancel,
+            Liquidation,
+            Funding,
+            AccountState,
+        }
+        assert [e for e in got if not isinstance(e, Fill)] == [
+            report,
+            NonUserCancel("BTC", 12),
+            liquidation,
+            funding,
+            pushed,
+        ]
+        await nothing_more(receive)
+        assert user.duplicate_events == 1
+        assert user.duplicate_fills["live"] == 1
+        assert (user.malformed_frames, user.foreign_frames) == (1, 1)
+        assert user.forwarded["account"] == 1
+        assert user.synced.is_set()  # none of it is a loss of sync
+
+
+async def test_a_fills_snapshot_forwards_only_what_was_missed() -> None:
+    venue = FakeUserStream()
     history = journaled((3, 7, 3_000), (1, 7, 1_000))
-    with trio.fail_after(5):
-        async with fake_stream(info, conn, history=history) as (stream, receive):
-            await wait_for(lambda: stream.resync_failures >= 2)
-            assert "HTTP 500" in stream.synced.reason
-            info.fail = False
-            # The resync reads from the newest journaled fill: the journaled one is not
-            # forwarded again (the time floor let it through on every start), the new one is.
-            fill, marker = [await next_event(receive) for _ in range(2)]
-            assert isinstance(fill, Fill)
-            assert fill.tid == 4
-            assert isinstance(marker, Resynced)
-            assert marker.fills_recovered == 1
-            starts = {c["startTime"] for c in info.calls if c["type"] == "userFillsByTime"}
-            assert starts == {3_000}
-            await wait_for(stream.synced.is_set)
-            # The snapshot of a (re)subscribe: the fill the journal lacks comes through, older
-            # than the newest journaled one as it is; the journaled ones and fill 4 are seen,
-            # fill 0 is history.
-            conn.push("userFills", {**live_fills(*info.fills), "isSnapshot": True})
-            conn.push("userEvents", {"fills": [fill_json(3, 3_000)]})
-            got = await next_event(receive)
-            assert isinstance(got, Fill)
-            assert got.tid == 2
-            with trio.move_on_after(0.1):
-                pytest.fail(f"unexpected event {await receive.receive()!r}")
-            assert stream.history_fills == 1
-            assert stream.duplicate_fills["snapshot"] == 3
-            assert stream.duplicate_fills["live"] == 1
-            assert history.recovered == {"resync": 1, "snapshot": 1}
-            status = stream.snapshot()
-            assert status["user"] == USER
-            assert status["synced"]["open"] is True
-            assert status["recovered_fills"] == {"rest": 1, "snapshot": 1}
-            assert status["forwarded"] == {"fill": 2, "resynced": 1}
-        assert all(history.known(fill) for fill in parse_fills(info.fills))
+    async with feed(venue, history=history) as (user, receive):
+        await until_resynced(receive)
+        await wait_for(user.synced.is_set)
+        # Fill 0 is older than anything journaled (history), 1 and 3 are journaled, 2 was missed.
+        snapshot = FillsSnapshot(
+            tuple(fill(tid, 500 if tid == 0 else tid * 1_000) for tid in range(4))
+        )
+        venue.push("fills", snapshot)
+        got = await next_event(receive)
+        assert isinstance(got, Fill)
+        assert got.tid == 2
+        await nothing_more(receive)
+        assert user.duplicate_fills["snapshot"] == 2
+        assert user.history_fills == 1
+        assert user.recovered_fills["snapshot"] == 1
+        assert history.recovered["snapshot"] == 1
 
 
-async def test_fill_recovery_pages_and_a_resync_overtaken_by_a_disconnect_is_redone() -> None:
-    count = FILLS_PAGE + 500
-    info = FakeInfo([fill_json(tid, 10_000 + tid) for tid in range(1, count + 1)])
-    info.hold = trio.Event()
-    conn = FakeConnection()
-    with trio.fail_after(5):
-        async with fake_stream(info, conn, history=journaled((0, 7, 0))) as (stream, receive):
-            await info.holding.wait()
-            # The socket drops while the resync waits for REST: its result stands, the gate
-            # stays closed, and the stream resyncs again once the socket is back.
-            conn.up = False
-            conn.transition(State.HEALTHY, State.RECONNECTING)
-            info.hold.set()
-            info.hold = None
-            tids = []
-            while not isinstance(event := await next_event(receive), Resynced):
-                assert isinstance(event, Fill)
-                tids.append(event.tid)
-            assert tids == list(range(1, count + 1))
-            pages = [c["startTime"] for c in info.calls if c["type"] == "userFillsByTime"]
-            assert pages == [0, 10_000 + FILLS_PAGE]  # the second page starts at the last seen
-            await wait_for(lambda: stream.resyncs_repeated == 1)
-            assert not stream.synced.is_set()
-            conn.up = True
-            conn.reconnects += 1
-            conn.transition(State.RECONNECTING, State.HEALTHY)
-            marker = await next_event(receive)
-            assert isinstance(marker, Resynced)
-            assert marker.fills_recovered == 0
-            await wait_for(stream.synced.is_set)
-            assert stream.duplicate_fills["rest"] == 2
+async def test_each_loss_of_sync_closes_the_gate_until_a_resync() -> None:
+    venue = FakeUserStream()
+    async with feed(venue, history=journaled((1, 7, 1_000))) as (user, receive):
+        await until_resynced(receive)
+        await wait_for(user.synced.is_set)
+
+        # A Gap marker: messages dropped on one subscription.
+        venue.fills.append(fill(2, 2_000))  # lost with them
+        venue.push("fills", Gap(trio.current_time()))
+        events, marker = await until_resynced(receive)
+        assert marker.reason == "frames dropped on fills"
+        assert [e.tid for e in events if isinstance(e, Fill)] == [2]
+        assert ("since", 1_000) in venue.calls  # from the last fill seen in sync
+        await wait_for(user.synced.is_set)
+
+        # Gaps counted by a subscription before its marker is read.
+        venue.streams["orders"].gaps += 1
+        venue.push("fills", fill(3, 3_000))  # any event wakes the feed
+        events, marker = await until_resynced(receive)
+        assert marker.reason == "frames dropped: the consumer fell behind"
+        await wait_for(user.synced.is_set)
+        assert user.gaps == 2  # the marker's and the one counted before its marker
+
+        # The connection goes down: closed at once, no resync until it is up again.
+        venue.down("connection reconnecting: test")
+        assert not user.synced.is_set()
+        assert user.synced.reason == "connection reconnecting: test"
+        calls = len(venue.calls)
+        await trio.sleep(0.05)
+        assert len(venue.calls) == calls
+        venue.up()
+        events, marker = await until_resynced(receive)
+        assert marker.reason == "connection reconnecting: test"
+        await wait_for(user.synced.is_set)
+
+        # A reconnect seen only in the counter, on the next event.
+        venue.reconnects += 1
+        venue.push("orders", Malformed("x"))
+        events, marker = await until_resynced(receive)
+        assert marker.reason == "reconnected"
+        await wait_for(user.synced.is_set)
+        assert user.resyncs == 5
+        assert user.sync_losses == 4
+    assert not user.synced.is_set()
+    assert user.synced.reason == "user stream stopped"
+    assert venue.hook is None  # the watch ended with the run
+    assert sorted(venue.unsubscribed) == ["fills", "orders"]
 
 
-async def test_a_refused_subscription_ends_the_stream() -> None:
-    conn = FakeConnection()
-    with trio.fail_after(5):
-        with pytest.RaisesGroup(
-            pytest.RaisesExc(UserStreamError, match="userFills"), flatten_subgroups=True
-        ):
-            async with fake_stream(FakeInfo(), conn) as (_, receive):
-                assert await next_event(receive) == HistoryStart(None)
-                await next_event(receive)
-                conn.subs["userFills"].close("refused")
-                await trio.sleep(1)
+async def test_a_failing_read_keeps_the_gate_closed_and_is_retried() -> None:
+    venue = FakeUserStream()
+    venue.fail = True
+    async with feed(venue, history=journaled((1, 7, 1_000))) as (user, receive):
+        await wait_for(lambda: user.resync_failures >= 2)
+        assert "HTTP 500" in user.synced.reason
+        assert not user.synced.is_set()
+        venue.fail = False
+        await until_resynced(receive)
+        await wait_for(user.synced.is_set)
+
+
+async def test_fills_come_page_by_page() -> None:
+    venue = FakeUserStream()
+    venue.fills = [fill(tid, 10_000 + tid) for tid in range(1, 9)]
+    async with feed(venue, history=journaled((0, 7, 0))) as (user, receive):
+        events, marker = await until_resynced(receive)
+        assert [e.tid for e in events if isinstance(e, Fill)] == list(range(1, 9))
+        assert marker.fills_recovered == 8
+        # Pages of 3: each starts at the newest fill of the last (the overlap is deduplicated).
+        assert [at for what, at in venue.calls if what == "since"] == [0, 10_003, 10_005, 10_007]
+        assert user.duplicate_fills["rest"] == 3
+
+
+async def test_paging_stops_at_a_full_page_within_one_millisecond() -> None:
+    fills = [fill(tid, 7) for tid in range(5)]
+    starts: list[int] = []
+
+    async def page(start: int) -> list[Fill]:
+        starts.append(start)
+        return [f for f in fills if f.time_ms >= start][:3]
+
+    assert len(await fills_since(page, 7, 10, "test", 3)) == 3
+    assert starts == [7]
+    assert len(await fills_since(page, 0, 10, "test", 3)) == 6  # the overlap is the caller's
+    assert starts == [7, 0, 7]
+    assert len(await fills_since(page, 0, 1, "test", 3)) == 3  # at most max_pages
+    assert starts == [7, 0, 7, 0]
+
+
+async def test_an_ended_subscription_ends_the_feed() -> None:
+    venue = FakeUserStream()
+    with pytest.RaisesGroup(
+        pytest.RaisesExc(UserStreamError, match="fills subscription ended: refused"),
+        flatten_subgroups=True,
+    ):
+        async with feed(venue, history=journaled((1, 7, 1_000))) as (_, receive):
+            await until_resynced(receive)
+            venue.streams["fills"].close("refused")
+            await trio.sleep(1)
 
 
 def test_gate_and_bounded_set() -> None:

@@ -30,7 +30,7 @@ from mm.feeds.health import Transition
 from mm.feeds.history import FillHistory
 from mm.feeds.market import MarketFeed
 from mm.feeds.metrics import FeedMetrics
-from mm.feeds.user import Resynced, UserStream, UserStreamEvent
+from mm.feeds.user import Resynced, UserFeed, UserStreamEvent
 from mm.model import AccountState, Fill, OpenOrder, OrderReport, RateLimitState, Trade
 from mm.secrets import Secret
 from mm.venues.config import FeedsConfig
@@ -42,6 +42,7 @@ from mm.venues.hyperliquid.metrics import AdapterMetrics
 from mm.venues.hyperliquid.queries import RestQueries
 from mm.venues.hyperliquid.rest import RestTransport
 from mm.venues.hyperliquid.signing import L1Signer
+from mm.venues.hyperliquid.user_stream import HyperliquidUserStream
 from mm.venues.hyperliquid.wire import is_own_cloid
 from mm.venues.hyperliquid.ws import WsConnection
 
@@ -98,7 +99,7 @@ class HyperliquidAdapter:
         self.user_events_send, self.user_events = trio.open_memory_channel[UserStreamEvent](
             config.user_events_queue
         )
-        self.user_stream: UserStream | None = None
+        self.user_stream: UserFeed | None = None
         self.client: HyperliquidClient | None = None
         self.dispatcher = Dispatcher()
         self.router: OrderRouter | None = None
@@ -177,12 +178,15 @@ class HyperliquidAdapter:
         quiet = attrs.evolve(self.config.connection, stale_readings_to_reconnect=0)
         ws = WsConnection(url, quiet, name="user", on_state_change=self._on_state("user"))
         async with RestTransport(url) as rest:
-            stream = UserStream(
-                self.account,
-                ws,
-                # Over REST, through the limiter with each request's true weight.
-                RestQueries(
-                    rest, self.limiter, essential=True, on_rate_limited=self._sync_rate_limited
+            stream = UserFeed(
+                HyperliquidUserStream(
+                    self.account,
+                    ws,
+                    # Over REST, through the limiter with each request's true weight.
+                    RestQueries(
+                        rest, self.limiter, essential=True, on_rate_limited=self._sync_rate_limited
+                    ),
+                    deadline_s=self.config.user.rest_deadline_s,
                 ),
                 self.user_events_send.clone(),
                 self.config.user,

@@ -43,7 +43,7 @@ import copy
 import time
 from collections.abc import Callable, Mapping, Sequence
 from functools import partial
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar
 
 import trio
 from loguru import logger
@@ -76,7 +76,7 @@ from mm.venues.base import (
     UnknownInstrument,
     VenueError,
 )
-from mm.venues.hyperliquid import batch, codec, queries, wire
+from mm.venues.hyperliquid import batch, codec, limits, queries, wire
 from mm.venues.hyperliquid.authority import Role, parse_user_role, parse_vault_leader
 from mm.venues.hyperliquid.instruments import instrument_of
 from mm.venues.hyperliquid.metrics import AdapterMetrics, rejection_reason
@@ -109,6 +109,9 @@ class UnknownCoin(UnknownInstrument):
 
 
 class HyperliquidClient:
+    # userFillsByTime lists at most this many fills an answer.
+    fills_page: Final = limits.FILLS_PAGE
+
     def __init__(
         self,
         *,

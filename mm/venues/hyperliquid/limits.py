@@ -176,6 +176,9 @@ MAX_ITEMS_RETURNED: Final[Mapping[str, int]] = {
 }
 """The most items the docs say an answer of these types lists."""
 
+FILLS_PAGE: Final = MAX_ITEMS_RETURNED["userFillsByTime"]
+"""The most fills one ``userFillsByTime`` answer lists: a full page may have more after it."""
+
 FILLS_RETAINED: Final = 10000
 """``userFillsByTime`` reaches only the account's 10000 most recent fills."""
 

@@ -91,6 +91,10 @@ class ParsedStream(Generic[_T]):
     def description(self) -> str:
         return str(self.subscription.subscription)
 
+    @property
+    def gaps(self) -> int:
+        return self.subscription.gaps
+
     def __aiter__(self) -> ParsedStream[_T]:
         return self
 

@@ -43,7 +43,7 @@ frame), ``unrouted_frames`` (no consumer for their key), ``late_post_replies``,
 ``post_timeouts``, ``posts_failed`` (by an error naming no post), ``errors_received``,
 ``pings_sent``, ``reconnects``; ``health`` holds the
 state, attempts, reason and time of the last transition, and ``on_state_change`` hears of every
-transition.
+transition (``watching`` adds a listener for a while, told only whether the socket is up).
 """
 
 from __future__ import annotations
@@ -52,9 +52,9 @@ import itertools
 import random
 import re
 from collections import Counter
-from collections.abc import Callable, Collection, Mapping
-from contextlib import AbstractAsyncContextManager, suppress
-from typing import Any, TypeAlias
+from collections.abc import Callable, Collection, Iterator, Mapping
+from contextlib import AbstractAsyncContextManager, AbstractContextManager, contextmanager, suppress
+from typing import Any, Protocol, TypeAlias
 
 import attrs
 import orjson
@@ -204,6 +204,36 @@ def ws_url(url: str) -> str:
 
 
 # --- consumers ----------------------------------------------------------------------------------
+
+
+class StateHooked(Protocol):
+    """A connection that tells ``on_state_change`` of its transitions."""
+
+    on_state_change: Callable[[Transition], None] | None
+
+
+@contextmanager
+def watching_state(conn: StateHooked, on_change: Callable[[bool, str], None]) -> Iterator[None]:
+    """Within the block, ``on_change(up, reason)`` hears at once when ``conn`` goes down and
+    when it is up again (after the hook it had, which keeps hearing of every transition and is
+    given back at the end of the block)."""
+    previous = conn.on_state_change
+
+    def changed(transition: Transition) -> None:
+        if previous is not None:
+            previous(transition)
+        reason = f"connection {transition.new.value}: {transition.reason}"
+        if not transition.new.up:
+            on_change(False, reason)
+        elif not transition.old.up:
+            on_change(True, reason)
+
+    conn.on_state_change = changed
+    try:
+        yield
+    finally:
+        if conn.on_state_change == changed:
+            conn.on_state_change = previous
 
 
 class FrameStream:
@@ -441,6 +471,11 @@ class WsConnection:
         )
         self._taps.append(tap)
         return tap
+
+    def watching(self, on_change: Callable[[bool, str], None]) -> AbstractContextManager[None]:
+        """``on_change(up, reason)`` at once when the socket goes down or is up again, within
+        the block (``watching_state``)."""
+        return watching_state(self, on_change)
 
     def close_tap(self, tap: FrameStream) -> None:
         if tap in self._taps:

@@ -882,3 +882,27 @@ async def test_the_message_limit_error_fails_every_pending_post_at_once() -> Non
         assert conn.post_timeouts == 0
         assert state(conn) is State.HEALTHY  # the socket stays up
         nursery.cancel_scope.cancel()
+
+
+def test_watching_says_when_the_socket_goes_down_and_comes_back() -> None:
+    heard: list[Transition] = []
+    conn = WsConnection("ws://127.0.0.1:1", on_state_change=heard.append)
+    changes: list[tuple[bool, str]] = []
+
+    def move(old: State, new: State) -> None:
+        assert conn.on_state_change is not None
+        conn.on_state_change(Transition("user", old, new, 0.0, "why", 1))
+
+    with conn.watching(lambda up, reason: changes.append((up, reason))):
+        move(State.HEALTHY, State.STALE)  # still up: nothing to say
+        move(State.STALE, State.RECONNECTING)
+        move(State.RECONNECTING, State.RECONNECTING)  # a failed attempt: still down
+        move(State.RECONNECTING, State.HEALTHY)
+    move(State.HEALTHY, State.RECONNECTING)  # after the block: only the connection's own hook
+    assert changes == [
+        (False, "connection reconnecting: why"),
+        (False, "connection reconnecting: why"),
+        (True, "connection healthy: why"),
+    ]
+    assert len(heard) == 5
+    assert conn.on_state_change == heard.append
