@@ -105,7 +105,7 @@ class MarketFeed:
         config: MarketFeedConfig | None = None,
         metrics: FeedMetrics | None = None,
         now_ms: Callable[[], int] = wall_clock_ms,
-        name: str = "hyperliquid-market",
+        name: str = "market",
     ) -> None:
         self.coins: tuple[str, ...] = tuple(dict.fromkeys(coins))
         if not self.coins:
