@@ -22,6 +22,7 @@ from mm.model import (
     Filled,
     ModifyOrder,
     OrderReport,
+    OrderStatus,
     PlaceOrder,
     Rejected,
     Resting,
@@ -150,6 +151,7 @@ async def test_post_only_rests_then_modify_then_cancel(rig: Rig) -> None:
         rig, lambda e: isinstance(e, OrderReport) and e.cloid == resting.cloid
     )
     assert (report.oid, report.side, report.px) == (placed.oid, Side.BUY, resting.px)
+    assert report.status is OrderStatus.OPEN
     (listed,) = [o for o in await client.open_orders() if o.oid == placed.oid]
     assert (listed.cloid, listed.side, listed.px, listed.sz) == (
         resting.cloid,
@@ -161,6 +163,7 @@ async def test_post_only_rests_then_modify_then_cancel(rig: Rig) -> None:
         status = await client.order_status(target)
         assert status is not None
         assert status.oid == placed.oid
+        assert status.status is OrderStatus.OPEN
     current = placed.oid
     if client.capabilities.modify:
         lower = order(rig, Side.BUY, resting.px * 0.99, Tif.ALO)
@@ -171,9 +174,16 @@ async def test_post_only_rests_then_modify_then_cancel(rig: Rig) -> None:
         current = modified.oid
     canceled = await client.cancel([CancelOrder(COIN, oid=current)])
     assert canceled == [None]
+    await next_event(
+        rig,
+        lambda e: (
+            isinstance(e, OrderReport) and e.oid == current and e.status is OrderStatus.CANCELED
+        ),
+    )
     assert not [o for o in await client.open_orders() if o.oid == current]
     status = await client.order_status(current)
     assert status is not None
+    assert status.status is OrderStatus.CANCELED
     assert status.sz == status.orig_sz  # ended unfilled
     (again,) = await client.cancel([CancelOrder(COIN, oid=current)])
     assert isinstance(again, Rejected)
