@@ -25,7 +25,6 @@ from trio_websocket import open_websocket_url
 from mm.book import Book, BookBus
 from mm.execution.dispatch import Dispatcher
 from mm.execution.orders import OrderRouter
-from mm.execution.rate_limit import RateLimitConfig, RateLimiter
 from mm.execution.slots import ExecutorConfig, ExecutorSlot, Mailbox, Signal
 from mm.feeds.market import MarketFeed
 from mm.model import Level, Side, Trade
@@ -34,6 +33,7 @@ from mm.strategies.market_maker.engine import StrategyConfig, SymbolQuoter
 from mm.venues.hyperliquid.client import HyperliquidClient
 from mm.venues.hyperliquid.market_stream import HyperliquidMarketStream
 from mm.venues.hyperliquid.metrics import AdapterMetrics
+from mm.venues.hyperliquid.rate_limit import RateLimitConfig, RateLimiter
 from mm.venues.hyperliquid.rest import RestTransport
 from mm.venues.hyperliquid.signing import L1Signer
 from mm.venues.hyperliquid.ws import WsConnection

@@ -20,7 +20,6 @@ import orjson
 
 from mm.execution.flatten import FlattenConfig
 from mm.execution.pretrade import PretradeConfig
-from mm.execution.rate_limit import RateLimitConfig
 from mm.execution.slots import ExecutorConfig
 from mm.journal import JournalConfig
 from mm.ops.autonomy import AutonomyConfig
@@ -48,6 +47,7 @@ from mm.settings import (
 )
 from mm.strategies.market_maker.engine import StrategyConfig
 from mm.venues.config import DEV_PRIVATE_KEY, PRIVATE_KEY, FeedsConfig, VenueConfig, is_local_url
+from mm.venues.factory import RateLimitConfig
 from mm.venues.sim.config import SimConfig
 
 ENV_PREFIX = "MM_"

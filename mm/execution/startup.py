@@ -12,7 +12,7 @@ What was canceled and what was left is logged and kept in ``StartupState`` for t
 
 A rate limit is not a failure. An HTTP 429 while starting (the venue's IP budget spent, often
 by the restarts of a previous failure) is waited out: ``StartupWaits`` holds the step until the
-rate limiter's backoff (``RateLimiter.on_http_429``: exponential, with jitter, capped) is over
+adapter's backoff (``RequestBudget.read_retry_wait``: exponential, with jitter, capped) is over
 and asks again, for as long as the venue answers 429. Crashing instead would restart the child
 at once, spend more of the budget, and exhaust the supervisor's restart intensity (mm exited)
 or trip the kill switch on the errors counted meanwhile. The waits are counted apart from
@@ -32,7 +32,6 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from mm import clock
 from mm.execution.cancel_all import CancelAllPolicy, CancelAllReport, cancel_all, paths_of
-from mm.execution.rate_limit import RateLimiter
 from mm.model import (
     AccountState,
     AssetMeta,
@@ -42,7 +41,7 @@ from mm.model import (
     RateLimitState,
 )
 from mm.settings import at_least, positive, setting
-from mm.venues.base import RateLimited
+from mm.venues.base import RateLimited, RequestBudget
 
 T = TypeVar("T")
 
@@ -123,7 +122,7 @@ class StartupWaits:
     that risk does not count them as API errors of trading.
     """
 
-    def __init__(self, limiter: RateLimiter, registry: CollectorRegistry | None = None) -> None:
+    def __init__(self, limiter: RequestBudget, registry: CollectorRegistry | None = None) -> None:
         self._limiter = limiter
         self.rate_limited = 0
         self._waiting: str | None = None  # the step waiting now
@@ -170,13 +169,7 @@ class StartupWaits:
 
     async def _wait(self, step: str, error: str, *, told: bool = False) -> None:
         now = clock.monotonic()
-        blocked = self._limiter.blocked_until("info")
-        if blocked > now:
-            delay = blocked - now
-        elif told:
-            delay = self._limiter.config.backoff_initial_seconds
-        else:  # the 429 did not reach the limiter: start its backoff here
-            delay = self._limiter.on_http_429(now)
+        delay = self._limiter.read_retry_wait(now, counted=told)
         self.rate_limited += 1
         self._counter.labels(step=step).inc()
         if self._waiting != step:
@@ -227,13 +220,12 @@ class StartupWaits:
 async def run_startup(
     venue: StartupVenue,
     config: StartupConfig,
-    waits: StartupWaits | None = None,
+    waits: StartupWaits,
     *,
     foreign: Callable[[OpenOrder], bool] | None = None,
 ) -> StartupState:
-    """The sequence; each step waits out the venue's rate limit (``waits``: the service's,
-    else one of its own on a limiter of its own). Orders ``foreign`` picks are left alone."""
-    waits = waits or StartupWaits(RateLimiter())
+    """The sequence; each step waits out the venue's rate limit (``waits``, on the adapter's
+    request budget). Orders ``foreign`` picks are left alone."""
     assets = await waits.call("metadata", venue.metadata)
     logger.info("startup: {} assets listed", len(assets))
     canceled_orders: tuple[OpenOrder, ...] = ()

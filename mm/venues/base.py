@@ -335,6 +335,12 @@ class RequestBudget(ApiHeadroom, Protocol):
         """Requests the venue refused for its rate limit, since the start."""
         ...
 
+    def read_retry_wait(self, now: float, *, counted: bool) -> float:
+        """How long a read the venue refused for its rate limit waits before it is asked
+        again: what is left of the budget's backoff; ``counted``: the refusal reached the
+        budget already (else it starts the backoff now)."""
+        ...
+
 
 class ResyncMark(Protocol):
     """The end of a user-stream resync: the account as it read it, and how long it took."""

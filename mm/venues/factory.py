@@ -21,7 +21,6 @@ from mm.execution.auditor import OrderAuditor
 from mm.execution.deadman import DeadmanKeeper
 from mm.execution.dispatch import Dispatcher, DispatchOutput
 from mm.execution.orders import OrderRouter
-from mm.execution.rate_limit import RateLimitConfig
 from mm.feeds.history import FillHistory
 from mm.feeds.user import UserStreamEvent
 from mm.secrets import Secret
@@ -29,6 +28,10 @@ from mm.venues.base import VenueAdapter, VenueProbe
 from mm.venues.config import KINDS, FeedsConfig, VenueConfig
 from mm.venues.hyperliquid import probe as hyperliquid_probe
 from mm.venues.hyperliquid.adapter import HyperliquidAdapter
+
+# The [rate_limit] section: Hyperliquid's client-side limiter is the one there is, so its
+# settings are the section's type; mm.config reads it here, the one door to a venue package.
+from mm.venues.hyperliquid.rate_limit import RateLimitConfig as RateLimitConfig
 
 
 class ServiceAdapter(VenueAdapter, Protocol):

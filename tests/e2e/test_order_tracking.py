@@ -18,10 +18,10 @@ import trio
 from mm import clock
 from mm.app import Service
 from mm.execution.lifecycle import OrderState, TrackedOrder
-from mm.execution.rate_limit import RateLimiter
 from mm.journal import DATABASE_NAME, read_events
 from mm.model import CancelOrder, PlaceOrder, Side, Tif
 from mm.venues.hyperliquid.client import HyperliquidClient
+from mm.venues.hyperliquid.rate_limit import RateLimiter
 from mm.venues.hyperliquid.rest import RestTransport
 from mm.venues.hyperliquid.signing import L1Signer
 from mm.venues.hyperliquid.wire import NonceSource, new_cloid

@@ -24,7 +24,6 @@ from mm.execution.dispatch import (
 )
 from mm.execution.lifecycle import OrderState
 from mm.execution.orders import OrderRouter
-from mm.execution.rate_limit import Cost
 from mm.feeds.user import UserFeed, UserStreamConfig, UserStreamEvent
 from mm.model import (
     CancelOrder,
@@ -38,6 +37,7 @@ from mm.model import (
     Tif,
 )
 from mm.venues.hyperliquid.client import HyperliquidClient
+from mm.venues.hyperliquid.rate_limit import Cost
 from mm.venues.hyperliquid.user_stream import HyperliquidUserStream
 from mm.venues.hyperliquid.wire import new_cloid
 from mm.venues.sim.engine import OrderRequest

@@ -13,7 +13,6 @@ import trio
 import trio.testing
 from prometheus_client import CollectorRegistry
 
-from mm.execution.rate_limit import RateLimiter
 from mm.execution.startup import StartupConfig, StartupFailed, StartupWaits, run_startup
 from mm.model import (
     AccountState,
@@ -26,7 +25,8 @@ from mm.model import (
     Side,
     Tif,
 )
-from mm.venues.base import RateLimited
+from mm.venues.base import RateLimited, RequestBudget
+from mm.venues.hyperliquid.rate_limit import RateLimiter
 from mm.venues.hyperliquid.rest import VenueUnavailable
 from mm.venues.hyperliquid.wire import new_cloid
 from tests.venues.hyperliquid.harness import setup
@@ -75,7 +75,9 @@ async def test_the_sequence_cancels_what_a_previous_run_left() -> None:
             ]
             await client.place(left)
             recorder = Recorder(client)
-            state = await run_startup(recorder, StartupConfig(cancel_settle_s=0.05))
+            state = await run_startup(
+                recorder, StartupConfig(cancel_settle_s=0.05), StartupWaits(RateLimiter())
+            )
             assert recorder.calls == [
                 "metadata",
                 "open_orders",
@@ -97,7 +99,9 @@ async def test_keeping_open_orders_when_configured() -> None:
             await client.place(
                 [PlaceOrder("BTC", Side.BUY, mid * 0.8, 0.001, Tif.GTC, new_cloid())]
             )
-            state = await run_startup(client, StartupConfig(cancel_open_orders=False))
+            state = await run_startup(
+                client, StartupConfig(cancel_open_orders=False), StartupWaits(RateLimiter())
+            )
             assert len(state.open_orders) == 1
             assert state.canceled == 0
 
@@ -124,7 +128,7 @@ async def test_a_venue_that_keeps_orders_stops_the_start(
 
     venue.metadata = metadata  # type: ignore[method-assign]
     with pytest.raises(StartupFailed, match="1 orders still open after 3"):
-        await run_startup(venue, StartupConfig(cancel_attempts=3))
+        await run_startup(venue, StartupConfig(cancel_attempts=3), StartupWaits(RateLimiter()))
     assert venue.calls.count("cancel") == 3
     assert "account_state" not in venue.calls
 
@@ -238,3 +242,44 @@ async def test_other_venue_errors_are_not_waited_on() -> None:
     with pytest.raises(VenueUnavailable):
         await waits.call("metadata", broken)
     assert waits.rate_limited == 0
+
+
+class PortBudget:
+    """A request budget known only through the port (no venue's limiter behind it)."""
+
+    def __init__(self) -> None:
+        self.asked: list[bool] = []
+        self.rejections = 0
+
+    def headroom(self, now: float) -> float:
+        return 1.0
+
+    def order_budget(self, now: float) -> int:
+        return 10
+
+    def headroom_by_kind(self, now: float) -> dict[str, float]:
+        return {"overall": 1.0}
+
+    def read_retry_wait(self, now: float, *, counted: bool) -> float:
+        self.asked.append(counted)
+        return 7.0
+
+
+async def test_startup_waits_on_the_ports_request_budget(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    budget = PortBudget()
+    budget_type: RequestBudget = budget  # mypy: it is the port's
+    waits = StartupWaits(budget_type, CollectorRegistry())
+    refusals = [RateLimited("refused"), RateLimited("refused")]
+
+    async def request() -> list[str]:
+        if refusals:
+            raise refusals.pop()
+        return ["BTC"]
+
+    started = trio.current_time()
+    assert await waits.call("metadata", request) == ["BTC"]
+    assert trio.current_time() - started == pytest.approx(14.0)  # the budget's wait, twice
+    assert budget.asked == [False, False]  # a refusal raised here had not reached the budget
+    assert waits.rate_limited == 2

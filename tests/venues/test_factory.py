@@ -7,11 +7,11 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from mm.config import ConfigError, structure
-from mm.execution.rate_limit import RateLimitConfig
 from mm.secrets import Secret
 from mm.venues.config import DEV_PRIVATE_KEY, KINDS, FeedsConfig, VenueConfig
 from mm.venues.factory import account_of, build_adapter, open_probe
 from mm.venues.hyperliquid.adapter import HyperliquidAdapter
+from mm.venues.hyperliquid.rate_limit import RateLimitConfig
 
 ACCOUNT = "0x" + "AB" * 20
 

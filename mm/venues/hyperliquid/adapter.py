@@ -19,12 +19,10 @@ from prometheus_client import CollectorRegistry
 
 from mm import clock
 from mm.book import BookBus
-from mm.execution.address_budget import AddressBudget
 from mm.execution.auditor import AuditLink, OrderAuditor
 from mm.execution.deadman import DeadmanKeeper
 from mm.execution.dispatch import Dispatcher, DispatchOutput
 from mm.execution.orders import OrderRouter
-from mm.execution.rate_limit import RateLimitConfig, RateLimiter
 from mm.execution.startup import StartupState, StartupWaits, run_startup
 from mm.feeds.health import Transition
 from mm.feeds.history import FillHistory
@@ -36,10 +34,12 @@ from mm.secrets import Secret
 from mm.venues.config import FeedsConfig
 from mm.venues.hyperliquid import wire
 from mm.venues.hyperliquid.access import VenueAccess
+from mm.venues.hyperliquid.address_budget import AddressBudget
 from mm.venues.hyperliquid.client import HyperliquidClient
 from mm.venues.hyperliquid.market_stream import HyperliquidMarketStream
 from mm.venues.hyperliquid.metrics import AdapterMetrics
 from mm.venues.hyperliquid.queries import RestQueries
+from mm.venues.hyperliquid.rate_limit import RateLimitConfig, RateLimiter
 from mm.venues.hyperliquid.rest import RestTransport
 from mm.venues.hyperliquid.signing import L1Signer
 from mm.venues.hyperliquid.user_stream import HyperliquidUserStream

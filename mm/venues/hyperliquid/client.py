@@ -49,7 +49,6 @@ import trio
 from loguru import logger
 
 from mm import clock
-from mm.execution.rate_limit import Cost, RateLimiter, acquire
 from mm.model import (
     AccountState,
     AssetMeta,
@@ -80,6 +79,7 @@ from mm.venues.hyperliquid import batch, codec, limits, queries, wire
 from mm.venues.hyperliquid.authority import Role, parse_user_role, parse_vault_leader
 from mm.venues.hyperliquid.instruments import instrument_of
 from mm.venues.hyperliquid.metrics import AdapterMetrics, rejection_reason
+from mm.venues.hyperliquid.rate_limit import Cost, RateLimiter, acquire
 from mm.venues.hyperliquid.rest import RestTransport, TooManyRequests, VenueUnavailable
 from mm.venues.hyperliquid.schedule_cancel import parse_volume_refusal
 from mm.venues.hyperliquid.signing import L1Signer

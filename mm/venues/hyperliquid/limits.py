@@ -2,7 +2,7 @@
 
 Pure: constants and functions of request payloads, no I/O and no clock. Both sides use it: the
 embedded simulator (``mm.venues.sim.ratelimit``) enforces these limits, and the adapter's
-client-side limiter (``mm.execution.rate_limit``) stays under them.
+client-side limiter (``mm.venues.hyperliquid.rate_limit``) stays under them.
 
 Figures, and where they come from
 =================================

@@ -16,13 +16,13 @@ import orjson
 import trio
 from trio_websocket import open_websocket_url
 
-from mm.execution.rate_limit import RateLimitConfig, RateLimiter
 from mm.model import RateLimitState
 from mm.secrets import Secret
 from mm.venues.base import AccessAnswer
 from mm.venues.hyperliquid import codec
 from mm.venues.hyperliquid.access import check_access
 from mm.venues.hyperliquid.client import HyperliquidClient
+from mm.venues.hyperliquid.rate_limit import RateLimitConfig, RateLimiter
 from mm.venues.hyperliquid.rest import RestTransport
 from mm.venues.hyperliquid.schedule_cancel import REQUIRED_VOLUME_USD
 from mm.venues.hyperliquid.signing import L1Signer

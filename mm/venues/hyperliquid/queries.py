@@ -29,9 +29,9 @@ from typing import Any, Protocol
 
 import trio
 
-from mm.execution.rate_limit import Cost, RateLimiter, acquire_at
 from mm.venues.base import RateLimited
 from mm.venues.hyperliquid import limits
+from mm.venues.hyperliquid.rate_limit import Cost, RateLimiter, acquire_at
 
 __all__ = ["InfoTransport", "RestQueries", "ask"]
 

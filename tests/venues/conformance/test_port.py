@@ -14,7 +14,6 @@ import pytest
 import trio
 
 from mm import clock
-from mm.execution.rate_limit import RateLimitConfig
 from mm.model import (
     AccountState,
     CancelOrder,
@@ -33,6 +32,7 @@ from mm.model import (
 from mm.venues.base import SwitchNeedsVolume, UnknownInstrument, VenueClient
 from mm.venues.config import KINDS
 from mm.venues.factory import open_probe
+from mm.venues.hyperliquid.rate_limit import RateLimitConfig
 from tests.venues.conformance.rig import COINS, KEY, Rig, venue_rig
 
 COIN = COINS[0]

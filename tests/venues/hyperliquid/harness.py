@@ -9,10 +9,10 @@ import attrs
 import trio
 from prometheus_client import CollectorRegistry
 
-from mm.execution.rate_limit import RateLimiter
 from mm.model import PlaceOrder, Side, Tif
 from mm.venues.hyperliquid.client import HyperliquidClient
 from mm.venues.hyperliquid.metrics import AdapterMetrics
+from mm.venues.hyperliquid.rate_limit import RateLimiter
 from mm.venues.hyperliquid.rest import RestTransport
 from mm.venues.hyperliquid.signing import L1Signer
 from mm.venues.hyperliquid.wire import new_cloid

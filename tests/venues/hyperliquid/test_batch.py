@@ -18,7 +18,6 @@ import trio
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mm.execution.rate_limit import RateLimiter
 from mm.model import (
     CancelOrder,
     CancelResult,
@@ -35,6 +34,7 @@ from mm.venues.base import OrderFateUnknown
 from mm.venues.hyperliquid import codec
 from mm.venues.hyperliquid.batch import StatusCountMismatch, per_request
 from mm.venues.hyperliquid.client import HyperliquidClient
+from mm.venues.hyperliquid.rate_limit import RateLimiter
 from mm.venues.hyperliquid.rest import RestTransport
 from mm.venues.hyperliquid.signing import L1Signer
 from mm.venues.hyperliquid.wire import new_cloid

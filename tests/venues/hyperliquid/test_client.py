@@ -14,7 +14,6 @@ from hyperliquid.utils import signing as sdk_signing
 from trio_websocket import open_websocket_url
 
 from mm import clock
-from mm.execution.rate_limit import RateLimiter
 from mm.model import (
     CancelOrder,
     Filled,
@@ -27,6 +26,7 @@ from mm.model import (
 from mm.venues.base import OrderFateUnknown, SwitchNeedsVolume
 from mm.venues.hyperliquid.client import HyperliquidClient
 from mm.venues.hyperliquid.codec import VenueRejected
+from mm.venues.hyperliquid.rate_limit import RateLimiter
 from mm.venues.hyperliquid.rest import RestTransport, TooManyRequests, VenueUnavailable
 from mm.venues.hyperliquid.signing import L1Signer
 from mm.venues.hyperliquid.wire import new_cloid

@@ -38,12 +38,12 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry
 
-from mm.execution.rate_limit import RateLimiter
 from mm.model import CancelOrder, ModifyOrder, PlaceOrder, Side, Tif
 from mm.venues.base import OrderFateUnknown, VenueError
 from mm.venues.hyperliquid import codec, numbers, wire
 from mm.venues.hyperliquid.client import HyperliquidClient
 from mm.venues.hyperliquid.metrics import AdapterMetrics
+from mm.venues.hyperliquid.rate_limit import RateLimiter
 from mm.venues.hyperliquid.rest import RestTransport
 from mm.venues.hyperliquid.signing import L1Signer
 from mm.venues.hyperliquid.ws import WsConnection, frame_key

@@ -10,8 +10,8 @@ import pytest
 import trio
 import trio.testing
 
-from mm.execution.rate_limit import RateLimitConfig, RateLimiter
 from mm.venues.hyperliquid.queries import RestQueries, ask
+from mm.venues.hyperliquid.rate_limit import RateLimitConfig, RateLimiter
 from mm.venues.hyperliquid.rest import TooManyRequests, VenueUnavailable
 
 USER = "0x" + "ab" * 20

@@ -32,8 +32,8 @@ metrics and the quote gate's tiers.
 
 Before the first ``observe`` the address is taken as a fresh one (0 requests used, a cap of
 10000, as the venue documents for every new address); the shell fetches ``userRateLimit`` at
-start, then periodically and after every reconnect (``mm.execution.address_budget``), passes
-each answer to ``observe``, and tells ``add_volume`` of every fill in between: the venue adds
+start, then periodically and after every reconnect (``mm.venues.hyperliquid.address_budget``),
+passes each answer to ``observe``, and tells ``add_volume`` of every fill in between: the venue adds
 one request to the cap per USDC traded, so a market maker's budget grows as it trades.
 
 Some ``/info`` answers weigh more by the items they list (``limits.answered_info_weight``),
@@ -512,6 +512,17 @@ class RateLimiter:
     def on_http_429(self, now: float) -> float:
         """React to an HTTP 429 (the IP limit): every request waits. Returns the delay."""
         return self._reject(now, all_requests=True)
+
+    def read_retry_wait(self, now: float, *, counted: bool) -> float:
+        """How long a read refused with a 429 waits before it is asked again: the block still
+        running, else (``counted``: the 429 went through ``on_http_429`` already, and its block
+        is over) the initial backoff, else a backoff started now."""
+        blocked = self.blocked_until("info")
+        if blocked > now:
+            return blocked - now
+        if counted:
+            return self.config.backoff_initial_seconds
+        return self.on_http_429(now)
 
     def on_success(self, now: float) -> None:
         """A request went through: the next rejection starts the backoff afresh."""

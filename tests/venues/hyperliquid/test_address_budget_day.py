@@ -41,12 +41,12 @@ from prometheus_client import CollectorRegistry
 
 from mm import clock
 from mm.config import load_config
-from mm.execution.address_budget import AddressBudget
-from mm.execution.rate_limit import RateLimiter
 from mm.model import PlaceOrder, Side, Tif
 from mm.venues.hyperliquid import codec
+from mm.venues.hyperliquid.address_budget import AddressBudget
 from mm.venues.hyperliquid.client import HyperliquidClient
 from mm.venues.hyperliquid.metrics import AdapterMetrics
+from mm.venues.hyperliquid.rate_limit import RateLimiter
 from mm.venues.hyperliquid.rest import RestTransport
 from mm.venues.hyperliquid.signing import L1Signer
 from mm.venues.hyperliquid.wire import approve_agent_request, new_cloid

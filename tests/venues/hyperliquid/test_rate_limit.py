@@ -13,7 +13,11 @@ import trio.testing
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mm.execution.rate_limit import (
+from mm.model import RateLimitState
+from mm.settings import ConfigError, structure_section
+from mm.venues.base import RequestBudget
+from mm.venues.hyperliquid import limits
+from mm.venues.hyperliquid.rate_limit import (
     Cost,
     RateLimitConfig,
     RateLimiter,
@@ -21,9 +25,6 @@ from mm.execution.rate_limit import (
     acquire,
     as_cost,
 )
-from mm.model import RateLimitState
-from mm.settings import ConfigError, structure_section
-from mm.venues.hyperliquid import limits
 from tests.fixture_paths import HYPERLIQUID as FIXTURES
 
 # A bucket and an address budget too large to matter, for tests of the other tiers.
@@ -399,6 +400,17 @@ def test_a_429_blocks_everything_and_the_address_text_blocks_orders_only() -> No
     assert limiter.wait_time(Cost("action", 1, 1), 1.5) == 0.5
     assert limiter.wait_time(Cost.info("l2Book"), 1.5) == 0.0
     assert limiter.wait_time(Cost.cancels(1), 1.5) == 0.0
+
+
+def test_a_refused_read_waits_out_the_backoff_it_is_in() -> None:
+    # The port's read_retry_wait: what the startup sequence waits after a 429.
+    budget: RequestBudget = RateLimiter(ROOMY, FixedRandom(0.0))
+    assert budget.read_retry_wait(0.0, counted=False) == 0.5  # not told yet: backoff starts
+    assert budget.rejections == 1
+    assert budget.read_retry_wait(0.2, counted=True) == pytest.approx(0.3)  # the block's rest
+    assert budget.read_retry_wait(0.6, counted=True) == 0.5  # told, block over: initial
+    assert budget.read_retry_wait(0.6, counted=False) == 1.0  # a second refusal: doubled
+    assert budget.rejections == 2
 
 
 def test_the_address_text_replaces_our_estimate() -> None:

@@ -29,9 +29,9 @@ from loguru import logger
 from prometheus_client import CollectorRegistry, Counter
 
 from mm import clock
-from mm.execution.rate_limit import RateLimiter
 from mm.model import Fill, RateLimitState
 from mm.venues.base import VenueError
+from mm.venues.hyperliquid.rate_limit import RateLimiter
 
 __all__ = ["AddressBudget"]
 

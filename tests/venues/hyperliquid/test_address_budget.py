@@ -8,10 +8,10 @@ import trio.testing
 from prometheus_client import CollectorRegistry
 
 from mm import clock
-from mm.execution.address_budget import AddressBudget
-from mm.execution.rate_limit import RateLimiter
 from mm.model import Fill, RateLimitState, Side
 from mm.venues.base import RateLimited
+from mm.venues.hyperliquid.address_budget import AddressBudget
+from mm.venues.hyperliquid.rate_limit import RateLimiter
 
 
 def fill(px: float, sz: float, time_ms: int) -> Fill:
