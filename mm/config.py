@@ -112,6 +112,11 @@ class Config:
     def run_dir(self) -> Path:
         return (self.base_dir / self.service.run_dir).resolve()
 
+    @property
+    def hash(self) -> str:
+        """A short, stable fingerprint of the effective configuration (``config_hash``)."""
+        return config_hash(self)
+
 
 def _parse_env_value(raw: str) -> Any:
     """An override's value as a TOML literal (``9500``, ``true``, ``"x"``), else a plain string."""

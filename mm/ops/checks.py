@@ -38,14 +38,15 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mappin
 from contextlib import asynccontextmanager
 from functools import partial
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import attrs
 import httpx
 import trio
 
 from mm import clock
-from mm.config import Config, Secrets, config_hash
+from mm.execution.deadman import DeadmanConfig
+from mm.execution.rate_limit import RateLimitConfig
 from mm.journal import (
     DATABASE_NAME,
     Entry,
@@ -57,10 +58,11 @@ from mm.journal import (
 from mm.model import Fill
 from mm.ops.coordinator import JOURNAL_KIND as AUTONOMY_KIND
 from mm.risk.killswitch import KillSwitch
-from mm.secrets import Redactor
+from mm.secrets import Redactor, Secret
 from mm.venues.base import VenueProbe
-from mm.venues.config import EMBEDDED
+from mm.venues.config import EMBEDDED, VenueConfig
 from mm.venues.factory import account_of, open_probe
+from mm.venues.sim.config import SimConfig
 from mm.venues.sim.venue import SimVenue
 
 STATUS_TIMEOUT_S = 5.0  # GET /status
@@ -76,6 +78,55 @@ RETRY_DELAY_S = 0.5
 SHOWN = 5  # mismatches, orders, fills named in a detail
 
 T = TypeVar("T")
+
+
+# --- what the checks read of the configuration -------------------------------------------------
+
+
+class _Strategy(Protocol):
+    @property
+    def symbols(self) -> Sequence[str]: ...
+
+
+class _Feeds(Protocol):
+    @property
+    def deadman(self) -> DeadmanConfig: ...
+
+
+class CheckedConfig(Protocol):
+    """The configuration as the checks read it (``mm.config.Config`` is one): the venue, the
+    symbols traded, where the journal is, the simulator an embedded venue plays."""
+
+    @property
+    def venue(self) -> VenueConfig: ...
+
+    @property
+    def rate_limit(self) -> RateLimitConfig: ...
+
+    @property
+    def strategy(self) -> _Strategy: ...
+
+    @property
+    def feeds(self) -> _Feeds: ...
+
+    @property
+    def sim(self) -> SimConfig: ...
+
+    @property
+    def run_dir(self) -> Path: ...
+
+    @property
+    def hash(self) -> str: ...
+
+
+class CheckedSecrets(Protocol):
+    """The secrets as the checks use them (``mm.config.Secrets`` is one): the venue's signing
+    key, and every secret, which no detail may show."""
+
+    @property
+    def venue_key(self) -> Secret | None: ...
+
+    def all(self) -> list[Secret]: ...
 
 
 # --- results and pure helpers ------------------------------------------------------------------
@@ -234,7 +285,9 @@ class _Venue:
 
 
 @asynccontextmanager
-async def _client(config: Config, secrets: Secrets, url: str) -> AsyncIterator[_Venue]:
+async def _client(
+    config: CheckedConfig, secrets: CheckedSecrets, url: str
+) -> AsyncIterator[_Venue]:
     if secrets.venue_key is None:
         yield _Venue(url, unavailable="no venue signing key was resolved")
         return
@@ -250,7 +303,11 @@ async def _client(config: Config, secrets: Secrets, url: str) -> AsyncIterator[_
 
 @asynccontextmanager
 async def _open_venue(
-    config: Config, secrets: Secrets, status: Mapping[str, Any] | None, *, start_embedded: bool
+    config: CheckedConfig,
+    secrets: CheckedSecrets,
+    status: Mapping[str, Any] | None,
+    *,
+    start_embedded: bool,
 ) -> AsyncIterator[_Venue]:
     """The running mm's venue, the configured one, or (``start_embedded``) a fresh simulator."""
     if status is not None:
@@ -328,25 +385,25 @@ async def _refreshed(status: Mapping[str, Any]) -> Mapping[str, Any]:
         return status
 
 
-def _redacted(results: list[CheckResult], secrets: Secrets) -> list[CheckResult]:
+def _redacted(results: list[CheckResult], secrets: CheckedSecrets) -> list[CheckResult]:
     redact = Redactor(secrets.all())
     return [attrs.evolve(result, detail=redact(result.detail)) for result in results]
 
 
-def _database(config: Config) -> Path:
+def _database(config: CheckedConfig) -> Path:
     return config.run_dir / DATABASE_NAME
 
 
-def _check_config(config: Config) -> CheckResult:
+def _check_config(config: CheckedConfig) -> CheckResult:
     return CheckResult(
         "config",
         True,
-        f"valid (hash {config_hash(config)}); venue {config.venue.url} ({config.venue.network}), "
+        f"valid (hash {config.hash}); venue {config.venue.url} ({config.venue.network}), "
         f"symbols {', '.join(config.strategy.symbols)}, run_dir {config.run_dir}",
     )
 
 
-async def _journal_writable(config: Config, busy_timeout_s: float) -> CheckResult:
+async def _journal_writable(config: CheckedConfig, busy_timeout_s: float) -> CheckResult:
     path = _database(config)
     try:
         await _thread(take_write_lock, path, busy_timeout_s)
@@ -359,7 +416,7 @@ async def _journal_writable(config: Config, busy_timeout_s: float) -> CheckResul
     return CheckResult("journal_writable", True, f"{path}: write lock taken and released")
 
 
-async def _disk_space(config: Config, min_free_mib: float) -> CheckResult:
+async def _disk_space(config: CheckedConfig, min_free_mib: float) -> CheckResult:
     where = _existing(config.run_dir)
     usage = await _thread(shutil.disk_usage, where)
     free_mib = usage.free / 2**20
@@ -380,7 +437,7 @@ def _halted(mode: Mapping[str, Any] | None) -> str | None:
 REARM_HINT = "`mm rearm --reason ...` is needed"
 
 
-async def _kill_switch(config: Config, status: Mapping[str, Any] | None) -> CheckResult:
+async def _kill_switch(config: CheckedConfig, status: Mapping[str, Any] | None) -> CheckResult:
     problems: list[str] = []
     if status is not None:
         killswitch = status.get("killswitch") or {}
@@ -411,7 +468,7 @@ async def _kill_switch(config: Config, status: Mapping[str, Any] | None) -> Chec
     return CheckResult("kill_switch", True, f"armed; autonomy mode {mode_name} (from {source})")
 
 
-async def _venue_reachable(config: Config, venue: _Venue) -> CheckResult:
+async def _venue_reachable(config: CheckedConfig, venue: _Venue) -> CheckResult:
     if venue.probe is None:
         return CheckResult("venue_reachable", False, venue.unavailable or "no venue")
     assets = await venue.probe.client.metadata()
@@ -454,7 +511,7 @@ async def _feeds_from_status(status: Mapping[str, Any]) -> CheckResult:
     return CheckResult("feeds_receiving", True, "the running mm is in sync and healthy")
 
 
-async def _feeds_from_venue(config: Config, venue: _Venue) -> CheckResult:
+async def _feeds_from_venue(config: CheckedConfig, venue: _Venue) -> CheckResult:
     assert venue.probe is not None
     symbols = list(config.strategy.symbols)
     seen, errors = await venue.probe.books(symbols, FEED_TIMEOUT_S)
@@ -505,7 +562,7 @@ async def _positions_running(probe: VenueProbe, status: Mapping[str, Any]) -> Ch
     return CheckResult("positions_match", False, f"mm and venue differ: {_shown(mismatches)}")
 
 
-async def _positions_journaled(config: Config, probe: VenueProbe) -> CheckResult:
+async def _positions_journaled(config: CheckedConfig, probe: VenueProbe) -> CheckResult:
     path = _database(config)
     journaled = await _thread(latest_event, path, "positions")
     started = await _thread(latest_event, path, "service_started")
@@ -554,7 +611,7 @@ async def _api_headroom(probe: VenueProbe, status: Mapping[str, Any] | None) -> 
 
 
 async def _dead_mans_switch(
-    config: Config, probe: VenueProbe | None, status: Mapping[str, Any] | None
+    config: CheckedConfig, probe: VenueProbe | None, status: Mapping[str, Any] | None
 ) -> CheckResult:
     """The venue's dead-man's switch: unavailable as the running mm's keeper knows it (refused
     by the venue, the day's triggers used, disabled), or because the account has traded less
@@ -602,7 +659,7 @@ def _unchecked(name: str, venue: _Venue, reachable: CheckResult) -> CheckResult 
 
 
 async def _venue_preflight(
-    config: Config, status: Mapping[str, Any] | None, venue: _Venue
+    config: CheckedConfig, status: Mapping[str, Any] | None, venue: _Venue
 ) -> list[CheckResult]:
     """venue_reachable, venue_access, feeds_receiving, positions_match, api_headroom,
     dead_mans_switch."""
@@ -654,8 +711,8 @@ async def _venue_preflight(
 
 
 async def preflight(
-    config: Config,
-    secrets: Secrets,
+    config: CheckedConfig,
+    secrets: CheckedSecrets,
     *,
     status: dict[str, Any] | None,
     min_free_mib: float = 512.0,
@@ -693,7 +750,7 @@ async def _no_open_orders(probe: VenueProbe) -> CheckResult:
     return CheckResult("no_open_orders", True, f"none open for {probe.account}")
 
 
-async def _journal_flushed(config: Config, status: Mapping[str, Any] | None) -> CheckResult:
+async def _journal_flushed(config: CheckedConfig, status: Mapping[str, Any] | None) -> CheckResult:
     if status is not None:
         detail = ""
         for attempt in range(RETRIES):
@@ -763,7 +820,7 @@ def _reconciliation_detail(result: FillReconciliation) -> str:
     return "; ".join(parts)
 
 
-async def _pnl_reconciled(config: Config, probe: VenueProbe, running: bool) -> CheckResult:
+async def _pnl_reconciled(config: CheckedConfig, probe: VenueProbe, running: bool) -> CheckResult:
     path = _database(config)
     started = await _thread(latest_event, path, "service_started")
     if started is None:
@@ -788,7 +845,7 @@ async def _pnl_reconciled(config: Config, probe: VenueProbe, running: bool) -> C
 
 
 async def postflight(
-    config: Config, secrets: Secrets, *, status: dict[str, Any] | None
+    config: CheckedConfig, secrets: CheckedSecrets, *, status: dict[str, Any] | None
 ) -> list[CheckResult]:
     """The post-flight checks; ``status`` is the running mm's /status (None: not running)."""
     results: list[CheckResult] = []
@@ -818,7 +875,7 @@ async def postflight(
 
 
 async def run_checks(
-    config: Config, secrets: Secrets, *, post: bool, admin_url: str | None
+    config: CheckedConfig, secrets: CheckedSecrets, *, post: bool, admin_url: str | None
 ) -> list[CheckResult]:
     """Pre-flight (or, ``post``, post-flight) checks; ``admin_url`` names a running mm."""
     status: dict[str, Any] | None = None
