@@ -46,7 +46,6 @@ import trio
 
 from mm import clock
 from mm.execution.deadman import DeadmanConfig
-from mm.execution.rate_limit import RateLimitConfig
 from mm.journal import (
     DATABASE_NAME,
     Entry,
@@ -61,7 +60,7 @@ from mm.risk.killswitch import KillSwitch
 from mm.secrets import Redactor, Secret
 from mm.venues.base import VenueProbe
 from mm.venues.config import EMBEDDED, VenueConfig
-from mm.venues.factory import account_of, open_probe
+from mm.venues.factory import RateLimitConfig, account_of, open_probe
 from mm.venues.sim.config import SimConfig
 from mm.venues.sim.venue import SimVenue
 
