@@ -40,8 +40,10 @@ from mm.admin import AdminApp, AdminContext, AdminServer, Answer
 from mm.config import Config, Secrets, config_hash, to_dict
 from mm.execution.auditor import OrderAuditor
 from mm.execution.cancel_all import CancelAll, Purpose
+from mm.execution.dispatch import DispatchOutput
 from mm.execution.flatten import Flattener
 from mm.execution.permissions import Grant, Level, PermissionBoard, Source
+from mm.fanout import Fanout, consume
 from mm.feeds.fill_audit import FillAudit
 from mm.feeds.history import HISTORY_START, FillHistory, HistoryStart, JournaledFills
 from mm.journal import DATABASE_NAME, Journal, journaled_fills, latest_event
@@ -173,6 +175,10 @@ class Service:
         # "May I send?": each owner writes its slot, the strategy and the checks read it.
         self.permissions = PermissionBoard()
         self._stopping = self.permissions.slot(Source.SERVICE)
+        # Fills to the portfolio and to risk, order events to the journal: each consumer its
+        # own channel, never dropped, never reordered, none held up by another's failure.
+        self.fills = Fanout[Fill](("portfolio", "risk"))
+        self.order_events = Fanout[Sequence[DispatchOutput]](("journal",))
         self.adapter = build_adapter(
             config.venue,
             config.feeds,
@@ -180,6 +186,8 @@ class Service:
             signing_key=secrets.venue_key,
             registry=self.registry,
             killed=lambda: self.permissions.grant(Source.KILLSWITCH).level is Level.HALTED,
+            on_fill=self.fills.publish,
+            on_order_events=self.order_events.publish,
             rate_limit=config.rate_limit,
             fill_history=self.fill_history,
         )
@@ -190,7 +198,6 @@ class Service:
             self.adapter.user_events_send.clone(),
             self.registry,
         )
-        self.adapter.order_event_listeners.append(self._journal_order_events)
         # Every "cancel everything" of the service, one deadline policy (kill, stop, HALT, flatten).
         self.cancel_all = CancelAll(lambda: self.adapter.client)
         self.order_auditor = OrderAuditor(config.executor.audit, self.registry)
@@ -271,6 +278,14 @@ class Service:
         children.append(feeds.as_child())
         execution = partial(self.adapter.run_execution, self._journal_entry, self.order_auditor)
         children.append(self._child("execution", execution))
+        # Positions, PnL and markouts from every fill, outside the trading scope: they follow the
+        # venue whether the kill switch holds trading or not.
+        portfolio = partial(consume, self.fills.receiver("portfolio"), self.trading.on_fill)
+        children.append(self._child("portfolio", portfolio))
+        journal = partial(
+            consume, self.order_events.receiver("journal"), self._journal_order_events
+        )
+        children.append(self._child("order-events", journal))
         trading = Supervisor(
             "mm/trading",
             [self._child("strategy", self.trading.run_strategy)]
@@ -308,6 +323,7 @@ class Service:
             self.registry,
             self.account,
             self.permissions.slot(Source.RISK),
+            self.fills.receiver("risk"),
         )
         children.append(self._child("risk", self.risk.run))
         adapter = self.adapter

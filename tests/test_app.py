@@ -38,6 +38,8 @@ async def test_healthz_and_status_answer(running: Service, admin: httpx.AsyncCli
         "venue",
         "feeds",
         "execution",
+        "portfolio",
+        "order-events",
         "trading",
         "risk",
         "autonomy",

@@ -27,6 +27,7 @@ from prometheus_client import CollectorRegistry, Gauge
 
 from mm import clock
 from mm.execution.permissions import Grant, Level, Slot
+from mm.fanout import consume
 from mm.model import Fill, Side
 from mm.risk.account import AccountWatch
 from mm.risk.aggregate import LiquidationDetector, RiskDecision, evaluate
@@ -79,9 +80,11 @@ class RiskAggregator:
         registry: CollectorRegistry,
         account: AccountWatch,
         permission: Slot,
+        fills: trio.MemoryReceiveChannel[Fill],
     ) -> None:
         self.config = config
         self.permission = permission  # its slot of the permission board
+        self._fills = fills  # its own copy of every fill, in order (it outlives restarts)
         self.trading = trading
         self.adapter = adapter
         self.killswitch = killswitch
@@ -114,7 +117,6 @@ class RiskAggregator:
             ["monitor"],
             registry=registry,
         )
-        adapter.fill_listeners.append(self._on_fill)
         adapter.state_listeners.append(self._on_feed_state)
         self.recent_errors: deque[str] = deque(maxlen=20)
 
@@ -169,6 +171,7 @@ class RiskAggregator:
         task_status.started()
         async with trio.open_nursery() as nursery:
             await nursery.start(self.account.run)
+            await nursery.start(consume, self._fills, self._on_fill)
             nursery.start_soon(self._watch_positions)
             while True:
                 await trio.sleep(EVALUATE_EVERY_S)

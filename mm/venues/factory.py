@@ -23,6 +23,7 @@ from mm.execution.dispatch import Dispatcher, DispatchOutput
 from mm.execution.orders import OrderRouter
 from mm.feeds.history import FillHistory
 from mm.feeds.user import UserStreamEvent
+from mm.model import Fill
 from mm.secrets import Secret
 from mm.venues.base import VenueAdapter, VenueProbe
 from mm.venues.config import KINDS, FeedsConfig, VenueConfig
@@ -41,7 +42,6 @@ class ServiceAdapter(VenueAdapter, Protocol):
     keeper to the kill switch), so that those take the port alone."""
 
     user_events_send: trio.MemorySendChannel[UserStreamEvent]
-    order_event_listeners: list[Callable[[Sequence[DispatchOutput]], None]]
 
     @property
     def dispatcher(self) -> Dispatcher: ...
@@ -69,12 +69,15 @@ def build_adapter(
     signing_key: Secret,
     registry: CollectorRegistry,
     killed: Callable[[], bool],
+    on_fill: Callable[[Fill], None],
+    on_order_events: Callable[[Sequence[DispatchOutput]], None],
     rate_limit: RateLimitConfig | None = None,
     fill_history: FillHistory | None = None,
 ) -> ServiceAdapter:
     """The adapter for ``venue.kind``, its URL read through ``venue_url`` when a feed starts
     (an embedded simulator's port is known only once it listens); ``killed`` says whether the
-    kill switch is tripped (then it is not healthy for trading)."""
+    kill switch is tripped (then it is not healthy for trading); ``on_fill`` and
+    ``on_order_events`` publish every new fill and every order lifecycle batch, in order."""
     if venue.kind == "hyperliquid":
         return HyperliquidAdapter(
             feeds,
@@ -83,6 +86,8 @@ def build_adapter(
             account_address=venue.account_address,
             registry=registry,
             killed=killed,
+            on_fill=on_fill,
+            on_order_events=on_order_events,
             rate_limit=rate_limit,
             mainnet=venue.network == "mainnet",
             fill_history=fill_history,

@@ -381,6 +381,8 @@ async def test_a_resync_snapshot_is_handed_to_the_auditor_and_judged_next(
         account_address="",
         registry=CollectorRegistry(),
         killed=lambda: False,
+        on_fill=lambda fill: None,
+        on_order_events=lambda events: None,
     )
     r = rig()
     stray = foreign(4242, age_s=60)

@@ -24,6 +24,8 @@ def build(venue: VenueConfig) -> object:
         signing_key=Secret(DEV_PRIVATE_KEY),
         registry=CollectorRegistry(),
         killed=lambda: False,
+        on_fill=lambda fill: None,
+        on_order_events=lambda events: None,
     )
 
 
@@ -41,6 +43,8 @@ def test_the_adapter_gets_the_venue_section() -> None:
         signing_key=Secret(DEV_PRIVATE_KEY),
         registry=CollectorRegistry(),
         killed=lambda: False,
+        on_fill=lambda fill: None,
+        on_order_events=lambda events: None,
     )
     assert isinstance(adapter, HyperliquidAdapter)
     assert adapter.account == ACCOUNT.lower()
@@ -63,6 +67,8 @@ def test_the_account_checks_fund_is_the_one_the_adapter_trades_for() -> None:
             signing_key=key,
             registry=CollectorRegistry(),
             killed=lambda: False,
+            on_fill=lambda fill: None,
+            on_order_events=lambda events: None,
         )
         assert account_of(venue, key) == adapter.account
     assert account_of(VenueConfig(), key) != ACCOUNT.lower()

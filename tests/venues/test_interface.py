@@ -43,6 +43,8 @@ def test_the_adapter_is_a_venue_adapter() -> None:
         account_address="",
         registry=CollectorRegistry(),
         killed=lambda: False,
+        on_fill=lambda fill: None,
+        on_order_events=lambda events: None,
     )
     assert adapter.client is None  # until the user feed is up
     assert adapter.healthy() is False

@@ -57,6 +57,8 @@ class HyperliquidAdapter:
         account_address: str,
         registry: CollectorRegistry,
         killed: Callable[[], bool],
+        on_fill: Callable[[Fill], None],
+        on_order_events: Callable[[Sequence[DispatchOutput]], None],
         rate_limit: RateLimitConfig | None = None,
         mainnet: bool = False,
         fill_history: FillHistory | None = None,
@@ -103,10 +105,11 @@ class HyperliquidAdapter:
         self.client: HyperliquidClient | None = None
         self.dispatcher = Dispatcher()
         self.router: OrderRouter | None = None
-        # Called with every new fill (positions, markouts) and every lifecycle event batch.
-        self.fill_listeners: list[Callable[[Fill], None]] = []
+        # Every new fill (to the portfolio and risk) and every lifecycle event batch (to the
+        # journal) is published through these, in order (the service's fan-out channels).
+        self._on_fill = on_fill
+        self._on_order_events = on_order_events
         self.state_listeners: list[Callable[[str, str], None]] = []  # (feed, new state)
-        self.order_event_listeners: list[Callable[[Sequence[DispatchOutput]], None]] = []
         self.startup: StartupState | None = None
         # Told the venue's account as the startup sequence read it, before any fill is routed.
         self.startup_listeners: list[Callable[[AccountState], None]] = []
@@ -254,8 +257,7 @@ class HyperliquidAdapter:
 
     def _order_events(self, events: Sequence[DispatchOutput]) -> None:
         if events:
-            for listener in self.order_event_listeners:
-                listener(events)
+            self._on_order_events(events)
 
     def in_sync(self) -> bool:
         """The user stream's gate is open: local orders, fills and positions follow the venue's
@@ -377,8 +379,7 @@ class HyperliquidAdapter:
             self.address_budget.on_fill(event)
             self._order_events(self.dispatcher.on_fill(event, now_ms))
             self.deadman.on_fill(event.px * event.sz)
-            for listener in self.fill_listeners:
-                listener(event)
+            self._on_fill(event)
         elif isinstance(event, OrderReport):
             self._order_events(self.dispatcher.on_order_report(event, now_ms))
         elif isinstance(event, Resynced):

@@ -79,6 +79,8 @@ async def venue_rig(kind: str) -> AsyncIterator[Rig]:
             signing_key=KEY,
             registry=CollectorRegistry(),
             killed=lambda: False,
+            on_fill=lambda fill: None,
+            on_order_events=lambda events: None,
         )
         async with trio.open_nursery() as nursery:
             with trio.fail_after(STARTUP_S):
