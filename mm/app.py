@@ -12,6 +12,8 @@ more child specs without changes to ``supervisors/``::
     │   ├── user   order updates and fills, the resync gate, and the order client
     │   └── fills  the fill audit: the venue's fills against those forwarded
     ├── execution  startup sequence, user events through the dispatcher, dead-man's switch
+    ├── portfolio  positions, PnL and markouts, from its channel of fills (risk has its own)
+    ├── order-events  order lifecycle events into the journal, from their channel
     ├── trading    the strategy and the executor slots (the kill switch's scope)
     │   ├── strategy   one GLFT quoter per symbol; desired ladders to the slots
     │   └── slot-N     reconcile, rate-limit and send, one symbol at a time
@@ -188,6 +190,10 @@ class Service:
             killed=lambda: self.permissions.grant(Source.KILLSWITCH).level is Level.HALTED,
             on_fill=self.fills.publish,
             on_order_events=self.order_events.publish,
+            on_feed_state=self._feed_state,
+            # Positions start from the venue's as the startup sequence reads them, before any
+            # fill is routed, whether the strategy runs or the kill switch holds it.
+            on_startup=lambda account: self.trading.adopt_venue_positions(account),
             rate_limit=config.rate_limit,
             fill_history=self.fill_history,
         )
@@ -231,6 +237,7 @@ class Service:
             self.registry,
             partial(self.cancel_all, Purpose.HALT),
             self.permissions.slot(Source.AUTONOMY),
+            rearmed=lambda: self.session.resume(),  # built next, with the coordinator
         )
         self.session = SessionRunner(
             config.session,
@@ -243,7 +250,6 @@ class Service:
             self.permissions,
             self.permissions.slot(Source.SESSION),
         )
-        self.coordinator.rearmed.append(self.session.resume)
         self.root = Supervisor(
             "mm",
             self._children(admin),
@@ -346,6 +352,11 @@ class Service:
         children.append(self._child("autonomy", self.monitor.run))
         children.append(self._child("session", self.session.run))
         return children
+
+    def _feed_state(self, feed: str, state: str) -> None:
+        """A feed's new state, judged by risk at once, then counted by autonomy."""
+        self.risk.on_feed_state(feed, state)
+        self.monitor.on_feed_state(feed, state)
 
     def _drawdown(self) -> float | None:
         """PnL below its peak as a fraction of the account value (None: cannot be judged)."""

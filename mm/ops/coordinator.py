@@ -81,6 +81,7 @@ class ModeCoordinator:
         registry: CollectorRegistry,
         cancel_all: Callable[[], Awaitable[object]],
         permission: Slot,
+        rearmed: Callable[[], None],
     ) -> None:
         self.autonomy = Autonomy(config)
         self.permission = permission  # its slot of the permission board, written with the mode
@@ -90,7 +91,7 @@ class ModeCoordinator:
         self.cancel_all = cancel_all
         self.recent: deque[str] = deque(maxlen=RECENT_EVENTS)
         self.raised: dict[str, Trigger] = {}  # the monitor's latest triggers, by reason
-        self.rearmed: list[Callable[[], None]] = []  # told after a rearm has taken effect
+        self.rearmed = rearmed  # told after a rearm has taken effect (the session resumes)
         self._send, self._commands = trio.open_memory_channel[Command](256)
         self._mode = Gauge(
             "mm_autonomy_mode",
@@ -170,8 +171,7 @@ class ModeCoordinator:
         transition = self.autonomy.rearm(who, why, clock.wall())
         if transition is not None:
             await self._apply(transition)
-            for listener in self.rearmed:
-                listener()
+            self.rearmed()
         return transition
 
     async def _apply(self, transition: Transition) -> None:

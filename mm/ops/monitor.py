@@ -77,9 +77,9 @@ class AutonomyMonitor:
         self.quiet_since: float | None = None
         self._process = psutil.Process()
         self._started: float | None = None
-        adapter.state_listeners.append(self._on_feed_state)
 
-    def _on_feed_state(self, feed: str, state: str) -> None:
+    def on_feed_state(self, feed: str, state: str) -> None:
+        """A feed's new state: disconnects are counted for flapping, and noted as evidence."""
         if state == "reconnecting":
             self.reconnects.record(feed, trio.current_time())
         if state in ("reconnecting", "stale", "failed"):

@@ -117,7 +117,6 @@ class RiskAggregator:
             ["monitor"],
             registry=registry,
         )
-        adapter.state_listeners.append(self._on_feed_state)
         self.recent_errors: deque[str] = deque(maxlen=20)
 
     # --- the day's PnL ----------------------------------------------------------------------
@@ -272,7 +271,8 @@ class RiskAggregator:
             self._liquidations[coin] = detector
         return detector
 
-    def _on_feed_state(self, feed: str, state: str) -> None:
+    def on_feed_state(self, feed: str, state: str) -> None:
+        """A feed's new state (the adapter tells the service, which tells risk)."""
         if state in ("reconnecting", "failed", "stale"):
             self.recent_errors.append(f"{clock.wall():.3f} feed {feed} {state}")
         self.evaluate_now()  # a feed going stale or down is judged at once

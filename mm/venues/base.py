@@ -427,10 +427,6 @@ class VenueAdapter(Protocol):
     bus: BookBus  # the latest checked book per coin
     trades: trio.MemoryReceiveChannel[Trade]
     user_events: trio.MemoryReceiveChannel[Any]  # order reports, fills, cancels, resync marks
-    # Told of every feed state change (feed, state) and the account as the startup sequence
-    # read it, before any fill is routed (fills go to the fan-out the adapter was built with).
-    state_listeners: list[Callable[[str, str], None]]
-    startup_listeners: list[Callable[[AccountState], None]]
 
     @property
     def account(self) -> str:

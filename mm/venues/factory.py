@@ -23,7 +23,7 @@ from mm.execution.dispatch import Dispatcher, DispatchOutput
 from mm.execution.orders import OrderRouter
 from mm.feeds.history import FillHistory
 from mm.feeds.user import UserStreamEvent
-from mm.model import Fill
+from mm.model import AccountState, Fill
 from mm.secrets import Secret
 from mm.venues.base import VenueAdapter, VenueProbe
 from mm.venues.config import KINDS, FeedsConfig, VenueConfig
@@ -71,13 +71,17 @@ def build_adapter(
     killed: Callable[[], bool],
     on_fill: Callable[[Fill], None],
     on_order_events: Callable[[Sequence[DispatchOutput]], None],
+    on_feed_state: Callable[[str, str], None],
+    on_startup: Callable[[AccountState], None],
     rate_limit: RateLimitConfig | None = None,
     fill_history: FillHistory | None = None,
 ) -> ServiceAdapter:
     """The adapter for ``venue.kind``, its URL read through ``venue_url`` when a feed starts
     (an embedded simulator's port is known only once it listens); ``killed`` says whether the
     kill switch is tripped (then it is not healthy for trading); ``on_fill`` and
-    ``on_order_events`` publish every new fill and every order lifecycle batch, in order."""
+    ``on_order_events`` publish every new fill and every order lifecycle batch, in order;
+    ``on_feed_state`` hears every feed's state change and ``on_startup`` the account as the
+    startup sequence read it, before any fill is routed."""
     if venue.kind == "hyperliquid":
         return HyperliquidAdapter(
             feeds,
@@ -88,6 +92,8 @@ def build_adapter(
             killed=killed,
             on_fill=on_fill,
             on_order_events=on_order_events,
+            on_feed_state=on_feed_state,
+            on_startup=on_startup,
             rate_limit=rate_limit,
             mainnet=venue.network == "mainnet",
             fill_history=fill_history,

@@ -383,6 +383,8 @@ async def test_a_resync_snapshot_is_handed_to_the_auditor_and_judged_next(
         killed=lambda: False,
         on_fill=lambda fill: None,
         on_order_events=lambda events: None,
+        on_feed_state=lambda feed, state: None,
+        on_startup=lambda account: None,
     )
     r = rig()
     stray = foreign(4242, age_s=60)

@@ -4,7 +4,7 @@ its evidence and checkpoint, notified with the right severity, and HALT cancels 
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -49,7 +49,9 @@ class Harness:
             self.registry,
             self.cancel_all,
             self.board.slot(Source.AUTONOMY),
+            rearmed=lambda: self.rearmed(),
         )
+        self.rearmed: Callable[[], None] = lambda: None
 
     async def cancel_all(self) -> None:
         await trio.lowlevel.checkpoint()
@@ -263,7 +265,7 @@ async def test_escalation_short_of_halt_warns(tmp_path: Path, trigger: Trigger) 
 async def test_rearm_informs_and_calls_listeners(tmp_path: Path) -> None:
     seen: list[Mode] = []
     async with running(tmp_path) as h:
-        h.coordinator.rearmed.append(lambda: seen.append(h.coordinator.mode))
+        h.rearmed = lambda: seen.append(h.coordinator.mode)
         assert await h.coordinator.rearm("alice", "nothing to do") is None  # in NORMAL
         assert seen == []
         assert h.notes == []

@@ -9,7 +9,7 @@ elapsed Trio time, so the schedule is the same on every run, whatever the real t
 from __future__ import annotations
 
 import types
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -102,7 +102,9 @@ class Harness:
             self.registry,
             self.cancel_all,
             self.board.slot(Source.AUTONOMY),
+            rearmed=lambda: self.rearmed(),
         )
+        self.rearmed: Callable[[], None] = lambda: None
         self.flattener = FakeFlattener()
         self.runner = SessionRunner(
             self.config,
@@ -342,7 +344,7 @@ async def test_after_a_rearm_force_flat_is_resumed(
     tmp_path: Path, autojump_clock: trio.testing.MockClock
 ) -> None:
     async with running(tmp_path, flatten_deadline_s=90.0) as h:
-        h.coordinator.rearmed.append(h.runner.resume)
+        h.rearmed = h.runner.resume
         h.flattener.done = False
         await h.sleep_until(FORCE_FLAT_AFTER + 95.0)
         assert h.mode() is Mode.HALT

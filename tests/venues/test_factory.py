@@ -26,6 +26,8 @@ def build(venue: VenueConfig) -> object:
         killed=lambda: False,
         on_fill=lambda fill: None,
         on_order_events=lambda events: None,
+        on_feed_state=lambda feed, state: None,
+        on_startup=lambda account: None,
     )
 
 
@@ -45,6 +47,8 @@ def test_the_adapter_gets_the_venue_section() -> None:
         killed=lambda: False,
         on_fill=lambda fill: None,
         on_order_events=lambda events: None,
+        on_feed_state=lambda feed, state: None,
+        on_startup=lambda account: None,
     )
     assert isinstance(adapter, HyperliquidAdapter)
     assert adapter.account == ACCOUNT.lower()
@@ -69,6 +73,8 @@ def test_the_account_checks_fund_is_the_one_the_adapter_trades_for() -> None:
             killed=lambda: False,
             on_fill=lambda fill: None,
             on_order_events=lambda events: None,
+            on_feed_state=lambda feed, state: None,
+            on_startup=lambda account: None,
         )
         assert account_of(venue, key) == adapter.account
     assert account_of(VenueConfig(), key) != ACCOUNT.lower()

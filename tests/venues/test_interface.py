@@ -45,6 +45,8 @@ def test_the_adapter_is_a_venue_adapter() -> None:
         killed=lambda: False,
         on_fill=lambda fill: None,
         on_order_events=lambda events: None,
+        on_feed_state=lambda feed, state: None,
+        on_startup=lambda account: None,
     )
     assert adapter.client is None  # until the user feed is up
     assert adapter.healthy() is False

@@ -205,9 +205,6 @@ class Trading:
         self._announced: set[str] = set()  # symbols whose first quotes were logged
         self._filled = False  # the first fill was logged
         self.pretrade = PretradeGate(pretrade or PretradeConfig(), self)
-        # Positions start from the venue's as the startup sequence reads them, before any fill
-        # is routed, whether the strategy runs or the kill switch holds it.
-        adapter.startup_listeners.append(self.adopt_venue_positions)
 
     # --- children ---------------------------------------------------------------------------
 

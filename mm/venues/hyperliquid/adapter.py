@@ -59,6 +59,8 @@ class HyperliquidAdapter:
         killed: Callable[[], bool],
         on_fill: Callable[[Fill], None],
         on_order_events: Callable[[Sequence[DispatchOutput]], None],
+        on_feed_state: Callable[[str, str], None],
+        on_startup: Callable[[AccountState], None],
         rate_limit: RateLimitConfig | None = None,
         mainnet: bool = False,
         fill_history: FillHistory | None = None,
@@ -109,10 +111,10 @@ class HyperliquidAdapter:
         # journal) is published through these, in order (the service's fan-out channels).
         self._on_fill = on_fill
         self._on_order_events = on_order_events
-        self.state_listeners: list[Callable[[str, str], None]] = []  # (feed, new state)
+        self._on_feed_state = on_feed_state  # (feed, new state): risk and autonomy judge it
         self.startup: StartupState | None = None
         # Told the venue's account as the startup sequence read it, before any fill is routed.
-        self.startup_listeners: list[Callable[[AccountState], None]] = []
+        self._on_startup = on_startup
         self._killed = killed  # the kill switch is tripped: not healthy for trading
         # The fills accounted for (the journal's, restored at start, and those forwarded since):
         # a fill is forwarded once, whichever user stream or audit finds it.
@@ -140,8 +142,7 @@ class HyperliquidAdapter:
             self.feed_metrics.set_feed_state(feed, transition.new.value)
             if transition.new.value == "reconnecting":
                 self.feed_metrics.reconnects.labels(feed=feed).inc()
-            for listener in self.state_listeners:
-                listener(feed, transition.new.value)
+            self._on_feed_state(feed, transition.new.value)
 
         return changed
 
@@ -339,8 +340,7 @@ class HyperliquidAdapter:
         self.startup = await run_startup(
             self.client, self.config.startup, self.startup_waits, foreign=foreign
         )
-        for listener in self.startup_listeners:
-            listener(self.startup.account)
+        self._on_startup(self.startup.account)
         await record(
             "startup",
             {

@@ -81,6 +81,8 @@ async def venue_rig(kind: str) -> AsyncIterator[Rig]:
             killed=lambda: False,
             on_fill=lambda fill: None,
             on_order_events=lambda events: None,
+            on_feed_state=lambda feed, state: None,
+            on_startup=lambda account: None,
         )
         async with trio.open_nursery() as nursery:
             with trio.fail_after(STARTUP_S):
