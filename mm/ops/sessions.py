@@ -1,16 +1,17 @@
 """The ``session`` child: the governor's phases put to work, and the flattener under a deadline.
 
-It runs the session governor (wall-clock phases per track, published in the track gate that the
-strategy and the pre-trade checks read) and acts on each phase change: journals it, notifies,
-and when a track enters FORCE_FLAT hands its symbols to the flattener with a deadline (the
-earlier of ``session.flatten_deadline_s`` and the track's next phase change). ``mm flatten``
-(``request_flatten``) is refused at once, changing nothing, while HALT or a tripped kill switch
-forbids orders; otherwise it first moves the mode to REDUCE_ONLY, so the strategy cannot
-rebuild the position afterwards, then flattens every symbol under the same deadline. A flatten
-that misses its deadline escalates to HALT with a critical notification. The flattener never
-runs while the mode is HALT or the kill switch is tripped, and either stops one under way: a
-halted service sends no orders at all until ``mm rearm``. The runner writes each symbol's phase
-into its slot of the permission board and reads the board for HALT and the kill switch.
+It runs the session governor (wall-clock phases per track, published in the track gate and in
+the session's slot of the permission board, which the strategy and the pre-trade checks read)
+and acts on each phase change: journals it, notifies, and when a track enters FORCE_FLAT hands
+its symbols to the flattener with a deadline (the earlier of ``session.flatten_deadline_s`` and
+the track's next phase change). ``mm flatten`` (``request_flatten``) is refused at once,
+changing nothing, while HALT or a tripped kill switch forbids orders; otherwise it first moves
+the mode to REDUCE_ONLY, so the strategy cannot rebuild the position afterwards, then flattens
+every symbol under the same deadline. A flatten that misses its deadline escalates to HALT with
+a critical notification. The flattener never runs while the mode is HALT or the kill switch is
+tripped, and either stops one under way: a halted service sends no orders at all until ``mm
+rearm``. The runner writes each symbol's phase into its slot of the permission board and reads
+the board for HALT and the kill switch.
 """
 
 from __future__ import annotations

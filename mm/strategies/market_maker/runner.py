@@ -2,12 +2,13 @@
 
 The strategy task follows the book bus and the trade tape, keeps one ``SymbolQuoter`` per
 symbol, and when a requote is due publishes the symbol's desired ladder to the mailbox of its
-executor slot. It publishes nothing while the adapter is out of sync with the venue (user
-stream resyncing, a book stale): quoting is blocked until the resync completes. Fills (from
-the execution child's routing) update positions, PnL, markouts and the quoters' inventory.
-When the subtree stops (``mm stop``, the kill switch), every open order of the account is
-canceled at the venue by the one cancel-all (``mm.execution.cancel_all``), shielded and within
-its deadline.
+executor slot. It publishes nothing while the adapter is out of sync with the venue (user stream
+resyncing, a book stale): quoting is blocked until the resync completes. What may be sent is
+read from the permission board (``mm.execution.permissions``), never decided here. Fills (the
+portfolio's channel, consumed outside the trading scope) update positions, PnL, markouts and the
+quoters' inventory. When the subtree stops (``mm stop``, the kill switch), every open order of
+the account is canceled at the venue by the one cancel-all (``mm.execution.cancel_all``),
+shielded and within its deadline.
 """
 
 from __future__ import annotations
