@@ -14,8 +14,10 @@ import attrs
 
 
 class Side(enum.Enum):
-    BUY = "B"
-    SELL = "A"
+    """An order's or a trade's side, in mm's words (each codec maps its venue's)."""
+
+    BUY = "buy"
+    SELL = "sell"
 
     @property
     def sign(self) -> int:
@@ -27,9 +29,11 @@ class Side(enum.Enum):
 
 
 class Tif(enum.Enum):
-    GTC = "Gtc"
-    IOC = "Ioc"
-    ALO = "Alo"  # post-only
+    """Time in force, in mm's words (each codec maps its venue's)."""
+
+    GTC = "gtc"  # rests until canceled
+    IOC = "ioc"  # immediate or cancel: never rests
+    ALO = "post_only"  # rests, or is refused when it would take
 
 
 class OrderStatus(enum.Enum):

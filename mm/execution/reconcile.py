@@ -264,5 +264,5 @@ def reconcile(
         plan.cancel.extend(o for i, o in enumerate(state.working) if i not in moved)
         plan.place.extend(w for j, w in enumerate(state.wants) if j not in served)
         plan.deferred.extend(state.deferred)
-    plan.place.sort(key=lambda w: (w.level, w.side.value, w.px))
+    plan.place.sort(key=lambda w: (w.level, w.side is Side.BUY, w.px))  # asks first
     return plan

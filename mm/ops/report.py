@@ -131,15 +131,33 @@ def _query(
     return [orjson.loads(data) for (data,) in rows]
 
 
+# A side as journaled: mm's word, or the venue's letter that journals written before the model
+# had its own words hold (Hyperliquid's "B" and "A": mm traded there only).
+JOURNALED_SIDES: Mapping[str, Side] = {
+    **{side.value: side for side in Side},
+    "B": Side.BUY,
+    "A": Side.SELL,
+}
+
+
+def parse_side(value: Any) -> Side:
+    """A journaled side; ``ValueError`` naming it when it is none of ``JOURNALED_SIDES``."""
+    side = JOURNALED_SIDES.get(value) if isinstance(value, str) else None
+    if side is None:
+        raise ValueError(f"side {value!r} is not one of {sorted(JOURNALED_SIDES)}")
+    return side
+
+
 def parse_fill(data: Mapping[str, Any]) -> Fill:
-    """A journaled fill (``attrs.asdict(Fill)`` with plain enum values) back into a Fill."""
+    """A journaled fill (``attrs.asdict(Fill)`` with plain enum values) back into a Fill; a
+    journal written before sides had mm's own words reads as well."""
     crossed = data["crossed"]
     if not isinstance(crossed, bool):
         raise TypeError(f"crossed is {type(crossed).__name__}, not bool")
     cloid = data.get("cloid")
     return Fill(
         coin=str(data["coin"]),
-        side=Side(data["side"]),
+        side=parse_side(data["side"]),
         px=float(data["px"]),
         sz=float(data["sz"]),
         time_ms=int(data["time_ms"]),

@@ -29,6 +29,7 @@ from mm.ops.report import (
     MarkoutStat,
     build_report,
     day_bounds_ms,
+    parse_fill,
     read_day,
     render_text,
     to_json,
@@ -201,6 +202,36 @@ def test_report_figures(journal_path: Path) -> None:
 
     assert (report.duplicates, report.malformed) == (0, 0)  # the journal kept one copy
     assert report.fee_tokens == ("USDC",)
+
+
+# Journals written before the model had its own words for sides hold the venue's letters.
+NEW_SIDES = {"B": "buy", "A": "sell"}
+
+
+def in_todays_words(fill: dict[str, Any]) -> dict[str, Any]:
+    return {**fill, "side": NEW_SIDES[fill["side"]]}
+
+
+def test_a_journal_written_before_reads_as_one_written_now(tmp_path: Path) -> None:
+    # FILLS_OF_THE_DAY hold "B" and "A", as the service journaled sides before; today it writes
+    # "buy" and "sell". Both, and a day upgraded halfway (both kinds in one journal), report the
+    # same figures, and nothing of either is taken for malformed.
+    old, new, upgraded = (tmp_path / f"{name}.sqlite3" for name in ("old", "new", "upgraded"))
+    todays = [in_todays_words(f) for f in FILLS_OF_THE_DAY]
+    journal(old, [Entry(f["time_ms"] / 1000, "fill", f) for f in FILLS_OF_THE_DAY])
+    journal(new, [Entry(f["time_ms"] / 1000, "fill", f) for f in todays])
+    halves = FILLS_OF_THE_DAY[:3] + todays[3:]
+    journal(upgraded, [Entry(f["time_ms"] / 1000, "fill", f) for f in halves])
+    reports = [build_report(DAY, *read_day(path, DAY)) for path in (old, new, upgraded)]
+    assert reports[0].total.fills == 6
+    assert reports[0].malformed == 0
+    assert reports[0] == reports[1] == reports[2]
+    # A fill journaled today carries mm's words.
+    fill = parse_fill(todays[0])
+    assert as_journaled(fill)["side"] == "buy"
+    assert parse_fill(FILLS_OF_THE_DAY[0]) == fill
+    with pytest.raises(ValueError, match="side 'b'"):
+        parse_fill({**todays[0], "side": "b"})
 
 
 def test_duplicates_are_counted_once_and_reported() -> None:

@@ -128,7 +128,7 @@ class VenueRejected(VenueError):
 # AttributeError from indexing the wrong kind of value) into CodecError.
 
 _SIDES: Final = {"B": Side.BUY, "A": Side.SELL}
-_TIFS: Final = {tif.value: tif for tif in Tif}
+_TIFS: Final = {"Gtc": Tif.GTC, "Ioc": Tif.IOC, "Alo": Tif.ALO}
 # RecursionError too, as a last line: no parser recurses into a value or takes its repr, but a
 # crash of the user stream or a slot must never be the price of a helper that one day does.
 _MALFORMED: Final = (KeyError, IndexError, TypeError, ValueError, AttributeError, RecursionError)

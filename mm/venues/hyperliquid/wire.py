@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, Final, Literal
 
 from mm import clock
-from mm.model import ModifyOrder, PlaceOrder, Side
+from mm.model import ModifyOrder, PlaceOrder, Side, Tif
 from mm.venues.hyperliquid import numbers
 from mm.venues.hyperliquid.signing import APPROVE_AGENT, PrivateKeyLike, sign_user_action
 
@@ -46,6 +46,8 @@ Grouping = Literal["na", "normalTpsl", "positionTpsl"]
 
 _CLOID: Final = re.compile(r"0x[0-9a-fA-F]{32}")
 _INF: Final = float("inf")
+TIF_WIRE: Final = {Tif.GTC: "Gtc", Tif.IOC: "Ioc", Tif.ALO: "Alo"}
+"""The venue's words for mm's times in force."""
 
 
 def _check_cloid(cloid: str) -> str:
@@ -104,7 +106,7 @@ def order_wire(order: PlaceOrder, asset: int, sz_decimals: int) -> dict[str, Any
         "p": format_px(order.px, sz_decimals, order.side),
         "s": format_sz(order.sz, sz_decimals),
         "r": order.reduce_only,
-        "t": {"limit": {"tif": order.tif.value}},
+        "t": {"limit": {"tif": TIF_WIRE[order.tif]}},
         "c": _check_cloid(order.cloid),
     }
 

@@ -24,6 +24,7 @@ from mm.model import ModifyOrder, PlaceOrder, Side, Tif
 from mm.venues.hyperliquid import numbers
 from mm.venues.hyperliquid.signing import action_hash, pack_action
 from mm.venues.hyperliquid.wire import (
+    TIF_WIRE,
     NonceSource,
     batch_modify_action,
     cancel_action,
@@ -308,7 +309,7 @@ def sdk_request(order: PlaceOrder) -> Any:
         "is_buy": order.side is Side.BUY,
         "sz": order.sz,
         "limit_px": order.px,
-        "order_type": {"limit": {"tif": order.tif.value}},
+        "order_type": {"limit": {"tif": TIF_WIRE[order.tif]}},
         "reduce_only": order.reduce_only,
         "cloid": Cloid(order.cloid),
     }
