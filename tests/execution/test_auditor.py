@@ -162,7 +162,7 @@ async def test_an_orphan_is_canceled_journaled_and_counted_once_past_the_grace(
     assert [o.oid for o in r.venue.orders] == [11]
     assert r.sample("mm_orders_orphaned_total", action="canceled") == 1
     (entry,) = r.journaled("orphan_order")
-    assert (entry["oid"], entry["action"], entry["side"]) == (99, "canceled", "B")
+    assert (entry["oid"], entry["action"], entry["side"]) == (99, "canceled", "buy")
     status = r.auditor.status()
     assert (status["orphans_canceled"], status["foreign_orders"]) == (1, [])
     assert r.sample("mm_orders_foreign") == 0
