@@ -27,7 +27,7 @@ from mm.execution.cancel_all import CancelAll, Purpose
 from mm.execution.orders import OrderRouter
 from mm.execution.permissions import Grant, Level, PermissionBoard, Slot
 from mm.execution.pretrade import PretradeConfig
-from mm.model import PlaceOrder, Side, Tif
+from mm.model import Instrument, PlaceOrder, Side, Tif
 from mm.settings import non_negative, positive, setting
 from mm.venues.base import VenueAdapter
 
@@ -58,12 +58,13 @@ def flatten_order(
     position: float,
     best_bid: float | None,
     best_ask: float | None,
-    sz_decimals: int,
+    instrument: Instrument,
     slippage_bps: float,
     limits: PretradeConfig,
 ) -> FlattenOrder | None:
-    """The next order that reduces ``position`` (None: flat, or no price to hit)."""
-    lot = 10.0**-sz_decimals
+    """The next order that reduces ``position`` (None: flat, or no price to hit), in whole
+    lots of the instrument."""
+    lot = float(instrument.size_increment)
     if abs(position) < lot / 2:
         return None
     if position > 0:
@@ -78,7 +79,7 @@ def flatten_order(
     lots = math.floor(most / lot + 1e-9)
     if lots <= 0:
         return None
-    return FlattenOrder(side, px, round(lots * lot, sz_decimals))
+    return FlattenOrder(side, px, instrument.lots_size(lots))
 
 
 @attrs.frozen
@@ -177,7 +178,7 @@ class Flattener:
         open_positions = {}
         for position in account.positions:
             if position.coin in coins and position.szi:
-                lot = 10.0 ** -client.asset(position.coin).sz_decimals
+                lot = float(client.instrument(position.coin).size_increment)
                 if abs(position.szi) >= lot / 2:
                     open_positions[position.coin] = position.szi
         return open_positions
@@ -195,9 +196,9 @@ class Flattener:
             book = self.adapter.bus.latest(coin)
             if book is None or math.isnan(position):
                 continue
-            meta = client.asset(coin)
+            instrument = client.instrument(coin)
             order = flatten_order(
-                position, book.best_bid, book.best_ask, meta.sz_decimals, slippage, self.limits
+                position, book.best_bid, book.best_ask, instrument, slippage, self.limits
             )
             if order is None:
                 continue

@@ -217,11 +217,6 @@ class VenueClient(OrderClient, InstrumentProvider, Protocol):
 
     async def metadata(self) -> list[AssetMeta]: ...
 
-    def asset(self, coin: str) -> AssetMeta:
-        """The coin's listing as the client loaded it at start (its size decimals, which the
-        flattener still reads; ``instrument`` is the port's way); raises for a coin not listed."""
-        ...
-
     async def account_state(self) -> AccountState: ...
 
     async def fills_since(self, time_ms: int) -> list[Fill]:

@@ -29,6 +29,7 @@ from mm.model import (
     AccountState,
     AssetMeta,
     CancelOrder,
+    Instrument,
     OpenOrder,
     PlaceOrder,
     Position,
@@ -36,6 +37,7 @@ from mm.model import (
     Tif,
 )
 from mm.venues.base import VenueAdapter
+from mm.venues.hyperliquid.instruments import instrument_of
 
 WIDE = PretradeConfig(max_order_notional_usd=1e9)
 
@@ -153,6 +155,11 @@ CASES: dict[str, Case] = {
 }
 
 
+def perp(sz_decimals: int, coin: str = "BTC") -> Instrument:
+    """A Hyperliquid perpetual's instrument, as its provider builds it from the metadata."""
+    return instrument_of(AssetMeta(0, coin, sz_decimals, 50))
+
+
 @pytest.mark.parametrize(
     ("position", "bid", "ask", "decimals", "slippage", "limits", "expected"),
     CASES.values(),
@@ -167,7 +174,7 @@ def test_flatten_order(
     limits: PretradeConfig,
     expected: FlattenOrder | None,
 ) -> None:
-    order = flatten_order(position, bid, ask, decimals, slippage, limits)
+    order = flatten_order(position, bid, ask, perp(decimals), slippage, limits)
     if expected is None:
         assert order is None
         return
@@ -205,7 +212,7 @@ def test_flatten_order_properties(
     limits = PretradeConfig(max_order_notional_usd=max_notional)
     lot = 10.0**-decimals
 
-    order = flatten_order(position, best_bid, best_ask, decimals, slippage, limits)
+    order = flatten_order(position, best_bid, best_ask, perp(decimals), slippage, limits)
 
     opposite = best_bid if position > 0 else best_ask
     if order is None:  # flat, no price to hit, or the limits allow less than one lot
@@ -240,7 +247,7 @@ def test_a_whole_lot_position_within_limits_goes_in_one_order(
     lots: int, decimals: int, bid: float
 ) -> None:
     position = round(lots * 10.0**-decimals, decimals)  # as the venue reports it
-    order = flatten_order(position, bid, bid * 1.001, decimals, 25.0, WIDE)
+    order = flatten_order(position, bid, bid * 1.001, perp(decimals), 25.0, WIDE)
     if abs(position) * bid * 1.01 > 1e9:
         return
     assert order is not None
@@ -298,8 +305,8 @@ class FakeClient:
         )
         return AccountState(0, 1e6, 0.0, 1e6, positions)
 
-    def asset(self, coin: str) -> AssetMeta:
-        return AssetMeta(0, coin, self.decimals.get(coin, 2), 50)
+    def instrument(self, coin: str) -> Instrument:
+        return perp(self.decimals.get(coin, 2), coin)
 
 
 @attrs.define

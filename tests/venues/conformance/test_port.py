@@ -97,7 +97,7 @@ async def test_instruments_and_reference_data(rig: Rig) -> None:
         down, up = instrument.round_price(mid, up=False), instrument.round_price(mid, up=True)
         assert down <= mid <= up
         assert instrument.round_price(down, up=True) == down  # on the grid: rounds to itself
-        assert client.asset(coin).coin == coin
+        assert instrument.symbol == coin
     assert {asset.coin for asset in await client.metadata()} >= set(COINS)
     with pytest.raises(UnknownInstrument):
         client.instrument("NOT-LISTED")
