@@ -15,7 +15,7 @@ more child specs without changes to ``supervisors/``::
     ├── portfolio  positions, PnL and markouts, from its channel of fills (risk has its own)
     ├── order-events  order lifecycle events into the journal, from their channel
     ├── trading    the strategy and the executor slots (the kill switch's scope)
-    │   ├── strategy   one GLFT quoter per symbol; desired ladders to the slots
+    │   ├── strategy   what strategy.kind names (GLFT quoters today); ladders to the slots
     │   └── slot-N     reconcile, rate-limit and send, one symbol at a time
     ├── risk       the monitors and the kill switch's triggers
     ├── notifier   notifications to the log, a webhook, Telegram
@@ -50,7 +50,7 @@ from mm.feeds.fill_audit import FillAudit
 from mm.feeds.history import HISTORY_START, FillHistory, HistoryStart, JournaledFills
 from mm.journal import DATABASE_NAME, Journal, journaled_fills, latest_event
 from mm.metrics import new_registry
-from mm.model import Fill
+from mm.model import Fill, Instrument
 from mm.ops.coordinator import JOURNAL_KIND as AUTONOMY_KIND
 from mm.ops.coordinator import ModeCoordinator
 from mm.ops.monitor import AutonomyMonitor, channel_fill
@@ -58,13 +58,16 @@ from mm.ops.notifier import Notifier
 from mm.ops.readiness import TradingState, not_trading
 from mm.ops.report import parse_fill, read_day
 from mm.ops.sessions import SessionRunner
+from mm.portfolio import PositionBook
 from mm.risk.account import AccountWatch
 from mm.risk.controller import KillSwitchController
 from mm.risk.daily import utc_day
 from mm.risk.runner import RiskAggregator
 from mm.runfile import RunFile, RunInfo
 from mm.secrets import Redactor
-from mm.strategies.market_maker.runner import Trading
+from mm.strategies.base import StrategyContext
+from mm.strategies.registry import build_strategy
+from mm.strategies.runner import Trading
 from mm.venues.factory import build_adapter
 from mm.venues.sim.venue import SimVenue
 from supervisors import (
@@ -207,8 +210,20 @@ class Service:
         # Every "cancel everything" of the service, one deadline policy (kill, stop, HALT, flatten).
         self.cancel_all = CancelAll(lambda: self.adapter.client)
         self.order_auditor = OrderAuditor(config.executor.audit, self.registry)
-        self.trading = Trading(
+        # The strategy strategy.kind names, and the task shell that feeds it and its slots.
+        self.portfolio = PositionBook()
+        strategy = build_strategy(
             config.strategy,
+            StrategyContext(
+                permissions=self.permissions,
+                portfolio=self.portfolio,
+                instruments=self._instrument,
+                live_orders=self._live_orders,
+                registry=self.registry,
+            ),
+        )
+        self.trading = Trading(
+            strategy,
             config.executor,
             self.adapter,
             self.registry,
@@ -216,6 +231,7 @@ class Service:
             self.cancel_all,
             config.pretrade,
             on_markout=self._journal_markout,
+            portfolio=self.portfolio,
             dispatcher=self.adapter.dispatcher,
             router=lambda: self.adapter.router,
         )
@@ -257,6 +273,15 @@ class Service:
             observer=self._observer,
             wall=clock.wall,
         )
+
+    def _instrument(self, coin: str) -> Instrument:
+        client = self.adapter.client
+        if client is None:
+            raise RuntimeError("the venue client is not up: no instruments yet")
+        return client.instrument(coin)
+
+    def _live_orders(self, coin: str) -> int:
+        return sum(1 for order in self.adapter.dispatcher.registry.live() if order.coin == coin)
 
     def _children(self, admin: AdminServer) -> list[ChildSpec]:
         children = [

@@ -1,9 +1,9 @@
 """Executor slots: each a supervised child that turns a symbol's desired ladder into orders.
 
-The strategy publishes one ``Signal`` per symbol (its desired ladder) into the mailbox of the
-symbol's slot. A symbol always maps to the same slot (a stable hash), so one slot at a time
+The strategy publishes one ``QuoteLadder`` per symbol (mm.execution.commands) into the mailbox
+of the symbol's slot. A symbol always maps to the same slot (a stable hash), so one slot at a time
 handles a symbol and its orders are never raced by another. A mailbox keeps only the latest
-signal per symbol: a slot that falls behind acts on the newest ladder, never on stale ones.
+ladder per symbol: a slot that falls behind acts on the newest ladder, never on stale ones.
 A slot reconciles the desired ladder with the symbol's live orders (the dispatcher's registry),
 then sends cancels, modifies and places through the order router, which passes the rate
 limiter and never re-sends an order whose fate is unknown.
@@ -19,10 +19,11 @@ import attrs
 import trio
 
 from mm.execution.audit import AuditConfig
+from mm.execution.commands import QuoteLadder
 from mm.execution.dispatch import Dispatcher
 from mm.execution.orders import OrderRouter
 from mm.execution.reconcile import LiveOrder, Plan, ReconcileConfig, reconcile
-from mm.model import DesiredOrder, ModifyOrder, PlaceOrder, Tif
+from mm.model import DesiredOrder, ModifyOrder, PlaceOrder
 from mm.settings import at_least, setting
 
 
@@ -37,45 +38,37 @@ class ExecutorConfig:
     audit: AuditConfig = attrs.field(factory=AuditConfig)
 
 
-@attrs.frozen
-class Signal:
-    coin: str
-    desired: tuple[DesiredOrder, ...]
-    tick: float = 0.0  # the symbol's price increment, for tolerance in ticks
-    book_received_ms: int = 0  # wall clock when the book behind it arrived (tick-to-order)
-
-
 def slot_for(coin: str, slots: int) -> int:
     """The slot of a symbol: stable across runs and restarts."""
     return zlib.crc32(coin.encode()) % slots
 
 
 class Mailbox:
-    """Latest signal per symbol wins; ``get`` hands out symbols in the order they arrived."""
+    """Latest ladder per symbol wins; ``get`` hands out symbols in the order they arrived."""
 
     def __init__(self) -> None:
-        self._latest: dict[str, Signal] = {}
+        self._latest: dict[str, QuoteLadder] = {}
         self._order: deque[str] = deque()
         self._arrived = trio.Event()
-        self.replaced = 0  # signals superseded before a slot took them
+        self.replaced = 0  # ladders superseded before a slot took them
 
-    def put(self, signal: Signal) -> None:
-        if signal.coin in self._latest:
+    def put(self, ladder: QuoteLadder) -> None:
+        if ladder.coin in self._latest:
             self.replaced += 1
         else:
-            self._order.append(signal.coin)
-        self._latest[signal.coin] = signal
+            self._order.append(ladder.coin)
+        self._latest[ladder.coin] = ladder
         self._arrived.set()
 
     def __len__(self) -> int:
         return len(self._order)
 
     def clear(self) -> None:
-        """Drop every waiting signal (the strategy is stopping)."""
+        """Drop every waiting ladder (the strategy is stopping)."""
         self._latest.clear()
         self._order.clear()
 
-    async def get(self) -> Signal:
+    async def get(self) -> QuoteLadder:
         while not self._order:
             self._arrived = trio.Event()
             await self._arrived.wait()
@@ -92,8 +85,8 @@ class ExecutorSlot:
         dispatcher: Dispatcher,
         config: ExecutorConfig,
         *,
-        on_sent: Callable[[Signal, Plan], None] | None = None,
-        on_sending: Callable[[Signal], None] | None = None,
+        on_sent: Callable[[QuoteLadder, Plan], None] | None = None,
+        on_sending: Callable[[QuoteLadder], None] | None = None,
         allow: Callable[[PlaceOrder], bool] | None = None,
         budget: Callable[[], int] | None = None,
     ) -> None:
@@ -113,8 +106,8 @@ class ExecutorSlot:
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         task_status.started()
         while True:
-            signal = await self.mailbox.get()
-            await self.execute(signal)
+            ladder = await self.mailbox.get()
+            await self.execute(ladder)
 
     def _within_budget_now(self, plan: Plan) -> Plan:
         return plan if self.budget is None else within_budget(plan, self.budget())
@@ -129,18 +122,18 @@ class ExecutorSlot:
             if order.coin == coin
         ]
 
-    async def execute(self, signal: Signal) -> Plan:
+    async def execute(self, ladder: QuoteLadder) -> Plan:
         """Reconcile one symbol and send what the plan asks, cancels first (they free margin)."""
         router = self._router()
         plan = reconcile(
-            signal.desired, self.live_orders(signal.coin), self.config.reconcile, tick=signal.tick
+            ladder.desired, self.live_orders(ladder.coin), self.config.reconcile, tick=ladder.tick
         )
         if router is None:  # the venue client is not up: nothing can be sent this cycle
             return plan
         if self.budget is not None:
             plan = within_budget(plan, self.budget())
         if plan.calls() and self.on_sending is not None:
-            self.on_sending(signal)  # the orders are handed to the client now
+            self.on_sending(ladder)  # the orders are handed to the client now
         if plan.cancel:
             await router.cancel([order.cloid for order in plan.cancel])
             # The cancels took a block or two to be answered, and the other slots may have
@@ -148,7 +141,7 @@ class ExecutorSlot:
             # (waiting in the limiter for more would race them, and can starve).
             plan = self._within_budget_now(plan)
         modifies = [
-            ModifyOrder(live.cloid, _place(signal.coin, desired, live.cloid))
+            ModifyOrder(live.cloid, _place(ladder, desired, live.cloid))
             for live, desired in plan.modify
         ]
         modifies = [modify for modify in modifies if self._allowed(modify.order)]
@@ -156,13 +149,13 @@ class ExecutorSlot:
             await router.modify(modifies)
             sent = plan.modify
             plan = attrs.evolve(self._within_budget_now(attrs.evolve(plan, modify=[])), modify=sent)
-        places = [_place(signal.coin, desired, router.new_client_id()) for desired in plan.place]
+        places = [_place(ladder, desired, router.new_client_id()) for desired in plan.place]
         places = [order for order in places if self._allowed(order)]
         if places:
             await router.place(places)
         self.cycles += 1
         if self.on_sent is not None:
-            self.on_sent(signal, plan)
+            self.on_sent(ladder, plan)
         return plan
 
 
@@ -170,7 +163,7 @@ def within_budget(plan: Plan, budget: int) -> Plan:
     """The plan trimmed to ``budget`` places and modifies (cancels are free), the levels that
     matter first: the top of each side before the levels behind it, and at one level a missing
     order (a place) before moving one that rests (a modify). What is left waits for the next
-    signal, built from a fresher book, instead of holding the slot while the budget refills and
+    ladder, built from a fresher book, instead of holding the slot while the budget refills and
     then sending a plan made from an old one."""
     wanted = len(plan.modify) + len(plan.place)
     if wanted <= budget:
@@ -193,5 +186,5 @@ def within_budget(plan: Plan, budget: int) -> Plan:
     )
 
 
-def _place(coin: str, desired: DesiredOrder, cloid: str) -> PlaceOrder:
-    return PlaceOrder(coin, desired.side, desired.px, desired.sz, Tif.ALO, cloid)
+def _place(ladder: QuoteLadder, desired: DesiredOrder, cloid: str) -> PlaceOrder:
+    return PlaceOrder(ladder.coin, desired.side, desired.px, desired.sz, ladder.tif, cloid)

@@ -24,7 +24,7 @@ from mm.ops.autonomy import AutonomyConfig
 from mm.ops.coordinator import ModeCoordinator
 from mm.ops.health import DriftTracker, Readings, VenueDisconnects, assess
 from mm.risk.account import AccountReading, AccountWatch
-from mm.strategies.market_maker.runner import Trading
+from mm.strategies.runner import Trading
 from mm.venues.base import VenueAdapter
 
 QueueFill = Callable[[], float]

@@ -60,7 +60,7 @@ from mm.ops.notify import Notification, Severity
 from mm.risk.killswitch import KillReason, KillSwitch, Value
 from mm.risk.monitors import Assessment
 from mm.secrets import Redactor
-from mm.strategies.market_maker.runner import Trading
+from mm.strategies.runner import Trading
 from mm.venues.base import SwitchNeedsVolume, VenueAdapter, VenueClient, VenueError
 from supervisors import SupervisorEscalation
 
@@ -637,7 +637,7 @@ class KillSwitchController:
             "killswitch": self.switch.checkpoint(clock.wall()),
             "last_trip": last.to_json() if last is not None else None,
             "trading": self.trading.status(),
-            "quotes": {coin: plan.status() for coin, plan in self.trading.last_plans.items()},
+            "quotes": dict(self.trading.strategy.decisions()),
             "risk": self._risk_status() if self._risk_status is not None else None,
             "recent_errors": list(self._recent_errors()) if self._recent_errors else [],
             "open_orders": open_orders,

@@ -43,7 +43,7 @@ from mm.risk.state import (
     RiskState,
     SymbolRisk,
 )
-from mm.strategies.market_maker.runner import Trading
+from mm.strategies.runner import Trading
 from mm.venues.base import VenueAdapter
 
 EVALUATE_EVERY_S = 0.5
@@ -246,7 +246,7 @@ class RiskAggregator:
             symbols=symbols,
             feeds=self._feeds(),
             api_errors=self._errors.count(now),
-            cascade_severity=self.trading.cascade_severity(now),
+            cascade_severity=self.trading.strategy.cascade_severity(now),
         )
 
     def _feeds(self) -> dict[str, FeedHealth]:

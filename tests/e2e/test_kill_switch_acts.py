@@ -24,8 +24,9 @@ import trio
 
 from mm.app import Service
 from mm.config import load_config, resolve_secrets
+from mm.execution.commands import QuoteLadder
 from mm.execution.reconcile import Plan
-from mm.execution.slots import ExecutorSlot, Signal
+from mm.execution.slots import ExecutorSlot
 from mm.journal import DATABASE_NAME, read_events
 from mm.ops.autonomy import Mode, Reason, Trigger
 from mm.risk.controller import Kill
@@ -187,7 +188,7 @@ async def test_a_slot_crashing_past_its_restart_intensity_trips_the_kill_switch(
     async with running(service):
         await wait_for(lambda: quoting(service), within=45.0)
 
-        async def crash(self: ExecutorSlot, signal: Signal) -> Plan:
+        async def crash(self: ExecutorSlot, signal: QuoteLadder) -> Plan:
             raise RuntimeError(f"slot {self.index} broke on {signal.coin}")
 
         monkeypatch.setattr(ExecutorSlot, "execute", crash)

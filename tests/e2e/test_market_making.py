@@ -15,6 +15,7 @@ import trio
 from mm.app import Service
 from mm.config import Config, Secrets, load_config, resolve_secrets
 from tests.conftest import eventually
+from tests.e2e.virtual import market_maker
 
 Loader = Callable[..., tuple[Config, Secrets]]
 MAX_POSITION_USD = 300.0
@@ -22,7 +23,7 @@ ORDER_USD = 50.0  # strategy.order_size_usd
 
 
 def quoted_both_sides(service: Service, coin: str) -> bool:
-    plan = service.trading.last_plans.get(coin)
+    plan = market_maker(service).last_plans.get(coin)
     return plan is not None and plan.bid is not None and plan.ask is not None and bool(plan.orders)
 
 

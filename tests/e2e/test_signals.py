@@ -19,7 +19,7 @@ import trio
 from mm.app import Service
 from mm.risk.monitors import Action
 from mm.strategies.market_maker.spread import SpreadFactor
-from tests.e2e.virtual import resting_sides, shipped_service, sim_client, wait_for
+from tests.e2e.virtual import market_maker, resting_sides, shipped_service, sim_client, wait_for
 
 
 def gate_count(service: Service, coin: str, reason: str) -> float:
@@ -77,7 +77,7 @@ async def test_the_risk_widen_decision_widens_the_quotes(
         widened = []
 
         def a_widened_quote_went_out() -> bool:
-            plan = service.trading.last_plans.get("BTC")
+            plan = market_maker(service).last_plans.get("BTC")
             if plan is None or plan.spread is None or not plan.orders:
                 return False
             if plan.spread.factors.get(SpreadFactor.RISK) == widen:
@@ -110,11 +110,11 @@ async def test_informed_flow_is_toxic_and_the_gate_acts_on_it(
         await wait_for(
             lambda: gate_count(service, "ETH", "toxic_flow") > before, within=130.0, poll=0.5
         )
-        quoter = service.trading.quoters["ETH"]
+        quoter = market_maker(service).quoters["ETH"]
         now = trio.current_time()
         assert quoter.toxicity.score(now) >= threshold
         assert quoter.cascade_severity(now) < service.config.strategy.gate.cascade_one_sided
-        plan = service.trading.last_plans["ETH"]
+        plan = market_maker(service).last_plans["ETH"]
         assert len({order.side for order in plan.orders}) < 2  # one side at most, or none
 
 

@@ -20,6 +20,7 @@ import trio
 
 from mm.app import Service
 from mm.config import load_config, resolve_secrets
+from mm.strategies.market_maker.strategy import MarketMaker
 from mm.venues.sim.venue import SimVenue
 
 SHIPPED_CONFIG = Path(__file__).resolve().parents[2] / "config.toml"
@@ -90,6 +91,13 @@ async def admin_client(service: Service) -> AsyncIterator[httpx.AsyncClient]:
     assert service.admin_url is not None
     async with httpx.AsyncClient(base_url=service.admin_url, timeout=10.0) as client:
         yield client
+
+
+def market_maker(service: Service) -> MarketMaker:
+    """The strategy the shipped config runs (strategy.kind = "market_maker"), for its plans."""
+    strategy = service.trading.strategy
+    assert isinstance(strategy, MarketMaker), f"the shipped strategy, got {strategy!r}"
+    return strategy
 
 
 def venue(service: Service) -> SimVenue:

@@ -9,10 +9,11 @@ from collections.abc import Sequence
 import trio
 import trio.testing
 
+from mm.execution.commands import QuoteLadder
 from mm.execution.dispatch import Dispatcher, DispatchOutput
 from mm.execution.orders import OrderRouter
 from mm.execution.reconcile import ReconcileConfig
-from mm.execution.slots import ExecutorConfig, ExecutorSlot, Mailbox, Signal, slot_for
+from mm.execution.slots import ExecutorConfig, ExecutorSlot, Mailbox, slot_for
 from mm.model import (
     CancelOrder,
     CancelResult,
@@ -83,15 +84,15 @@ def rig() -> tuple[ExecutorSlot, FakeVenue, list[DispatchOutput]]:
 
 async def test_a_ladder_is_placed_then_moved_then_pulled() -> None:
     slot, venue, events = rig()
-    first = await slot.execute(Signal("BTC", ladder(100.0, 99.0)))
+    first = await slot.execute(QuoteLadder("BTC", ladder(100.0, 99.0)))
     assert len(first.place) == 2
     assert sorted(px for _, px, _ in venue.resting.values()) == [99.0, 100.0]
-    same = await slot.execute(Signal("BTC", ladder(100.0, 99.0)))
+    same = await slot.execute(QuoteLadder("BTC", ladder(100.0, 99.0)))
     assert same.calls() == 0  # already where the strategy wants it
-    moved = await slot.execute(Signal("BTC", ladder(101.0, 100.0)))
+    moved = await slot.execute(QuoteLadder("BTC", ladder(101.0, 100.0)))
     assert len(moved.modify) + len(moved.keep) == 2  # modified in place, cloids kept
     assert sorted(px for _, px, _ in venue.resting.values()) == [100.0, 101.0]
-    pulled = await slot.execute(Signal("BTC", ()))
+    pulled = await slot.execute(QuoteLadder("BTC", ()))
     assert len(pulled.cancel) == 2
     assert venue.resting == {}
     assert venue.calls == ["place", "modify", "cancel"]
@@ -104,24 +105,24 @@ async def test_a_ladder_is_placed_then_moved_then_pulled() -> None:
 
 async def test_orders_carry_the_client_ids_the_venues_adapter_makes() -> None:
     slot, venue, _ = rig()
-    await slot.execute(Signal("BTC", ladder(100.0, 99.0)))
+    await slot.execute(QuoteLadder("BTC", ladder(100.0, 99.0)))
     assert sorted(venue.resting) == [f"0x{1:032x}", f"0x{2:032x}"]
 
 
 async def test_symbols_keep_to_their_own_orders() -> None:
     slot, venue, _ = rig()
-    await slot.execute(Signal("BTC", ladder(100.0)))
-    await slot.execute(Signal("ETH", ladder(10.0)))
-    plan = await slot.execute(Signal("BTC", ()))
+    await slot.execute(QuoteLadder("BTC", ladder(100.0)))
+    await slot.execute(QuoteLadder("ETH", ladder(10.0)))
+    plan = await slot.execute(QuoteLadder("BTC", ()))
     assert len(plan.cancel) == 1
     assert [px for _, px, _ in venue.resting.values()] == [10.0]
 
 
 async def test_the_mailbox_keeps_the_latest_signal_per_symbol() -> None:
     mailbox = Mailbox()
-    mailbox.put(Signal("BTC", ladder(1.0)))
-    mailbox.put(Signal("ETH", ladder(2.0)))
-    mailbox.put(Signal("BTC", ladder(3.0)))
+    mailbox.put(QuoteLadder("BTC", ladder(1.0)))
+    mailbox.put(QuoteLadder("ETH", ladder(2.0)))
+    mailbox.put(QuoteLadder("BTC", ladder(3.0)))
     assert len(mailbox) == 2
     assert mailbox.replaced == 1
     first, second = await mailbox.get(), await mailbox.get()
@@ -135,7 +136,7 @@ async def test_a_slot_waits_for_signals(autojump_clock: trio.testing.MockClock) 
         await nursery.start(slot.run)
         await trio.sleep(10)
         assert venue.calls == []
-        slot.mailbox.put(Signal("BTC", ladder(100.0)))
+        slot.mailbox.put(QuoteLadder("BTC", ladder(100.0)))
         await trio.sleep(1)
         assert venue.calls == ["place"]
         nursery.cancel_scope.cancel()
@@ -152,7 +153,7 @@ def test_a_symbol_always_maps_to_the_same_slot() -> None:
 async def test_nothing_is_sent_while_the_client_is_down() -> None:
     venue = FakeVenue()
     slot = ExecutorSlot(0, Mailbox(), lambda: None, Dispatcher(), ExecutorConfig())
-    plan = await slot.execute(Signal("BTC", ladder(100.0)))
+    plan = await slot.execute(QuoteLadder("BTC", ladder(100.0)))
     assert len(plan.place) == 1
     assert venue.calls == []
 
@@ -160,7 +161,7 @@ async def test_nothing_is_sent_while_the_client_is_down() -> None:
 async def test_an_intent_refused_by_the_pretrade_checks_is_never_sent() -> None:
     slot, venue, _ = rig()
     slot.allow = lambda order: order.px < 100.5  # refuse anything priced at or above 100.5
-    plan = await slot.execute(Signal("BTC", ladder(101.0, 100.0)))
+    plan = await slot.execute(QuoteLadder("BTC", ladder(101.0, 100.0)))
     assert len(plan.place) == 2
     assert [px for _, px, _ in venue.resting.values()] == [100.0]
 
@@ -186,10 +187,10 @@ async def test_after_a_request_a_slot_sends_only_what_the_budget_allows_by_then(
     router = OrderRouter(dispatcher, venue, events.extend, lambda: 0)
     config = ExecutorConfig(reconcile=ReconcileConfig(px_tolerance_bps=1.0))
     slot = ExecutorSlot(0, Mailbox(), lambda: router, dispatcher, config, budget=lambda: budget[0])
-    await slot.execute(Signal("BTC", ladder(100.0, 99.0)))
+    await slot.execute(QuoteLadder("BTC", ladder(100.0, 99.0)))
     budget[0] = 10
     # Both bids go, two asks are new: after the cancel, the budget is 1: the top ask only.
-    plan = await slot.execute(Signal("BTC", ladder(105.0, 106.0, side=Side.SELL)))
+    plan = await slot.execute(QuoteLadder("BTC", ladder(105.0, 106.0, side=Side.SELL)))
     assert venue.calls == ["place", "cancel", "place"]
     assert [px for _, px, _ in venue.resting.values()] == [105.0]
     assert (len(plan.cancel), len(plan.place), len(plan.modify)) == (2, 1, 0)

@@ -36,6 +36,7 @@ import attrs
 from mm.book import Book
 from mm.model import Fill, Instrument, Side, Trade
 from mm.settings import at_least, non_negative, one_of, positive, setting
+from mm.strategies.kinds import KINDS
 from mm.strategies.market_maker import gate, quota
 from mm.strategies.market_maker.accumulator import AccumulatorConfig, EventAccumulator
 from mm.strategies.market_maker.cascade import CascadeConfig, CascadeDetector
@@ -74,7 +75,7 @@ __all__ = [
 ]
 
 BPS = 1e4
-STRATEGY_KINDS = ("glft",)
+QUOTING_MODELS = ("glft",)
 
 
 def _symbols(value: tuple[str, ...]) -> str | None:
@@ -125,10 +126,14 @@ class StrategyIntensityConfig(IntensityConfig):
 
 @attrs.frozen
 class StrategyConfig:
-    """The ``[strategy]`` section: GLFT quoting per symbol and its sub-components."""
+    """The ``[strategy]`` section: which strategy runs (``kind``), and the market maker's GLFT
+    quoting per symbol and its sub-components."""
 
-    # The quoting model (only GLFT so far).
-    kind: str = setting("glft", one_of(*STRATEGY_KINDS))
+    # The strategy the service runs (mm.strategies.registry); this section holds the market
+    # maker's settings.
+    kind: str = setting("market_maker", one_of(*KINDS))
+    # The market maker's quoting model (only GLFT so far).
+    model: str = setting("glft", one_of(*QUOTING_MODELS))
     # The coins quoted, one SymbolQuoter each.
     symbols: tuple[str, ...] = setting(("BTC", "ETH"), _symbols)
     # GLFT risk aversion, per bp of the mid per order size (symbol-independent units).

@@ -86,7 +86,8 @@ def _fill(side: Side, px: float, sz: float) -> Fill:
 def test_config_defaults_and_structure() -> None:
     config = StrategyConfig()
     assert config.symbols == ("BTC", "ETH")
-    assert config.kind == "glft"
+    assert config.kind == "market_maker"
+    assert config.model == "glft"
     parsed = structure_section(
         {"gamma": 0.1, "symbols": ["ETH"], "ladder": {"levels": 2}}, StrategyConfig, "strategy"
     )

@@ -1,20 +1,20 @@
-"""The trading subtree: the strategy task and the executor slots, as supervised children.
+"""The trading subtree: the generic strategy task and the executor slots, as supervised children.
 
-The strategy task follows the book bus and the trade tape, keeps one ``SymbolQuoter`` per
-symbol, and when a requote is due publishes the symbol's desired ladder to the mailbox of its
-executor slot. It publishes nothing while the adapter is out of sync with the venue (user stream
-resyncing, a book stale): quoting is blocked until the resync completes. What may be sent is
-read from the permission board (``mm.execution.permissions``), never decided here. Fills (the
-portfolio's channel, consumed outside the trading scope) update positions, PnL, markouts and the
-quoters' inventory. When the subtree stops (``mm stop``, the kill switch), every open order of
-the account is canceled at the venue by the one cancel-all (``mm.execution.cancel_all``),
-shielded and within its deadline.
+The strategy task (``Trading.run_strategy``) feeds the strategy ``strategy.kind`` selected
+(``mm.strategies.registry``) the books of its symbols as they change, the trade tape and its
+fills, asks it to decide, and hands each quote ladder it returns to the mailbox of the symbol's
+executor slot (latest per symbol wins). The view it decides on says whether the user stream is
+in sync with the venue and which books are stale; what may be sent is read from the
+permission board (``mm.execution.permissions``), never decided here. Fills (the portfolio's
+channel, consumed outside the trading scope) update positions, PnL and markouts, then the
+strategy. When the subtree stops (``mm stop``, the kill switch), every open order of the
+account is canceled at the venue by the one cancel-all (``mm.execution.cancel_all``), shielded
+and within its deadline; a crash of the strategy does the same on its way out.
 """
 
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -23,10 +23,12 @@ from loguru import logger
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from mm import clock
+from mm.book import Book
 from mm.execution.cancel_all import CancelAll, CancelAllReport, Purpose
+from mm.execution.commands import Command, QuoteLadder
 from mm.execution.dispatch import Dispatcher
 from mm.execution.orders import OrderRouter
-from mm.execution.permissions import Level, Permission, PermissionBoard, Source, allows
+from mm.execution.permissions import Permission, PermissionBoard
 from mm.execution.pretrade import (
     PretradeConfig,
     PretradeContext,
@@ -35,48 +37,18 @@ from mm.execution.pretrade import (
     TokenBucket,
     check,
 )
-from mm.execution.slots import ExecutorConfig, ExecutorSlot, Mailbox, Signal, slot_for
+from mm.execution.slots import ExecutorConfig, ExecutorSlot, Mailbox, slot_for
 from mm.metrics import LATENCY_BUCKETS
-from mm.model import AccountState, DesiredOrder, Fill, PlaceOrder, Side
+from mm.model import AccountState, Fill, PlaceOrder, Side
 from mm.portfolio import Markouts, PositionBook
-from mm.strategies.market_maker.engine import QuotePlan, StrategyConfig, SymbolQuoter
+from mm.strategies.base import MarketView, Strategy
 from mm.venues.base import VenueAdapter
 
 SUMMARY_EVERY_S = 60.0  # the console's one-line summary
 
 
-def _side_word(side: Side) -> str:
-    return "bid" if side is Side.BUY else "ask"
-
-
-def _price(px: float | None) -> str:
-    return "-" if px is None else f"{px:.6g}"
-
-
-def _gate_label(why: str) -> str:
-    return "data_gate" if why == "data_gate" else "not_in_sync"
-
-
 class TradingMetrics:
     def __init__(self, registry: CollectorRegistry) -> None:
-        self.quoted_spread = Gauge(
-            "mm_quoted_spread_bps",
-            "Spread between our top bid and ask.",
-            ["symbol"],
-            registry=registry,
-        )
-        self.spread_factor = Gauge(
-            "mm_spread_factor_ratio",
-            "Spread multipliers applied, by factor (1 = no change).",
-            ["symbol", "factor"],
-            registry=registry,
-        )
-        self.cycle = Histogram(
-            "mm_quote_cycle_seconds",
-            "Time to compute one symbol's quotes.",
-            buckets=LATENCY_BUCKETS,
-            registry=registry,
-        )
         self.tick_to_order = Histogram(
             "mm_tick_to_order_seconds",
             "From a book frame's arrival to its orders being handed to the order client "
@@ -98,25 +70,6 @@ class TradingMetrics:
             "mm_markout_bps",
             "Mean fill markout by horizon.",
             ["symbol", "horizon"],
-            registry=registry,
-        )
-        self.gate = Counter(
-            "mm_quote_gate_decisions",
-            "Quote gate decisions by reason.",
-            ["symbol", "reason"],
-            registry=registry,
-        )
-        self.estimate = Gauge(
-            "mm_strategy_estimate",
-            "Model estimates (sigma, a, k, ...).",
-            ["symbol", "name"],
-            registry=registry,
-        )
-        self.signal = Gauge(
-            "mm_market_signal",
-            "Market signals per symbol: cascade severity (0 calm, 0.8 pull, 5 kill), flow "
-            "toxicity (0..1) and the directional edge (bps).",
-            ["symbol", "name"],
             registry=registry,
         )
 
@@ -169,9 +122,18 @@ MarkoutListener = Callable[[str, int, float, int, "int | None"], None]
 
 
 class Trading:
+    """The generic strategy task and the executor slots it feeds.
+
+    ``run_strategy`` follows the book bus and the trade tape of the strategy's symbols, tells
+    the strategy of each new book and trade, asks it to decide, and hands its quote ladders to
+    the mailbox of each symbol's slot. Fills (the portfolio's channel) update positions, PnL
+    and markouts, then the strategy. A strategy's exception crashes the task (the supervisor
+    restarts it), and the crash cancels the account's orders on the way out.
+    """
+
     def __init__(
         self,
-        strategy: StrategyConfig,
+        strategy: Strategy,
         executor: ExecutorConfig,
         adapter: VenueAdapter,
         registry: CollectorRegistry,
@@ -180,6 +142,7 @@ class Trading:
         pretrade: PretradeConfig | None = None,
         on_markout: MarkoutListener | None = None,
         *,
+        portfolio: PositionBook,
         dispatcher: Dispatcher,
         router: Callable[[], OrderRouter | None],
     ) -> None:
@@ -193,17 +156,12 @@ class Trading:
         self.dispatcher = dispatcher
         self.router = router
         self.metrics = TradingMetrics(registry)
-        self.positions = PositionBook()
+        self.positions = portfolio
         self.markouts = Markouts()
         self.markouts.listener = self._on_markout
         self._markout_listener = on_markout  # the journal's, for mm report
         self.mailboxes = [Mailbox() for _ in range(executor.slots)]
-        self.quoters: dict[str, SymbolQuoter] = {}
-        self.last_plans: dict[str, QuotePlan] = {}
-        self.ticks: dict[str, float] = {}
-        self._quoted_book_ms: dict[str, int] = {}  # the book each symbol was last quoted on
-        self.pulled: dict[str, str] = {}  # symbols whose quotes are pulled, and why
-        self._announced: set[str] = set()  # symbols whose first quotes were logged
+        self._seen: dict[str, Book] = {}  # the last book the strategy was told of, per symbol
         self._filled = False  # the first fill was logged
         self.pretrade = PretradeGate(pretrade or PretradeConfig(), self)
 
@@ -227,18 +185,15 @@ class Trading:
     async def run_strategy(
         self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
     ) -> None:
-        client = self.adapter.client
-        if client is None:
+        if self.adapter.client is None:
             raise RuntimeError("the user feed must start before the strategy")
-        for coin in self.strategy.symbols:
-            instrument = client.instrument(coin)
-            self.quoters[coin] = SymbolQuoter(instrument, self.strategy)
-            self.ticks[coin] = float(instrument.price_increment)
+        self._seen.clear()
+        self.strategy.open(trio.current_time())
         try:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self._trades)
                 task_status.started()
-                await self._quote_loop()
+                await self._decide_loop()
         finally:
             # Cancelled without a halt: a crash pulls here. The kill switch, the stop and HALT
             # (the board halted) run their own cancel-all; a second one would only double it.
@@ -246,7 +201,7 @@ class Trading:
                 await self.cancel_all(Purpose.CRASH)
 
     def adopt_venue_positions(self, account: AccountState) -> None:
-        """Every configured coin's position becomes the venue's (zero when the venue lists none:
+        """Every traded coin's position becomes the venue's (zero when the venue lists none:
         it omits flat coins); fills up to the account's time are part of it."""
         venue = {position.coin: position for position in account.positions}
         for coin in self.strategy.symbols:
@@ -255,25 +210,23 @@ class Trading:
             self.positions.seed(coin, size, entry, account.time_ms)
 
     async def _trades(self) -> None:
+        symbols = set(self.strategy.symbols)
         async for trade in self.adapter.trades:
-            quoter = self.quoters.get(trade.coin)
-            if quoter is not None:
-                quoter.on_trade(trade, trio.current_time())
+            if trade.coin in symbols:
+                self.strategy.on_trade(trade, trio.current_time())
 
-    async def _quote_loop(self) -> None:
+    async def _decide_loop(self) -> None:
         bus = self.adapter.bus
+        strategy = self.strategy
         version = 0
         exported_at = 0.0
         summarized_at = -math.inf
-        wake_in = self.strategy.accumulator.max_age_s
+        wake_in = strategy.wake_in(trio.current_time())
         while True:
             with trio.move_on_after(wake_in):
                 version = await bus.wait_any(version)
             now = trio.current_time()
             now_ms = clock.wall_ms()
-            in_sync = self.adapter.in_sync()
-            stale = set(self.adapter.stale_coins())
-            headroom = self.adapter.limiter.headroom(now)
             if now - exported_at >= 1.0:
                 self.export()
                 exported_at = now
@@ -281,126 +234,37 @@ class Trading:
                 if summarized_at > -math.inf:
                     logger.info("summary: {}", self.summary())
                 summarized_at = now
-            wake_in = self.strategy.accumulator.max_age_s
-            for coin, quoter in self.quoters.items():
+            for coin in strategy.symbols:
                 book = bus.latest(coin)
-                if book is not None and book is not quoter.book:  # only a new book is news
-                    quoter.on_book(book, now)
+                if book is not None and book is not self._seen.get(coin):  # only news
+                    self._seen[coin] = book
+                    strategy.on_book(book, now)
                     if book.mid is not None:
                         self.markouts.on_mid(coin, book.mid, now_ms)
-                quoter.set_position(self.positions.position(coin))
-                quoter.set_headroom(headroom)
-                quoter.set_risk_factor(self.permissions.permission(coin).widen)
-                pull = self._pull_reason(coin, quoter, now, in_sync=in_sync, stale=stale)
-                if pull is not None:
-                    self._pull(coin, pull)
-                    continue
-                if self.pulled.pop(coin, None) is not None:
-                    if coin in self._announced:
-                        logger.info("{}: data fresh and in sync again, quoting resumes", coin)
-                    self._quote(coin, quoter, now)
-                elif quoter.due(now) or self._pulled_by_risk(coin):
-                    self._quote(coin, quoter, now)
-                # Wake when this book turns stale, to pull its quotes at once.
-                wake_in = min(wake_in, max(quoter.fresh_until() - now, 0.0) + 1e-3)
-
-    def _pull_reason(
-        self, coin: str, quoter: SymbolQuoter, now: float, *, in_sync: bool, stale: set[str]
-    ) -> str | None:
-        """Why nothing of this coin may rest at the venue now: stale data (this symbol's book
-        older than strategy.max_book_age_s, or flagged stale by the feed) or the user stream
-        out of sync with the venue. None: quote."""
-        if not in_sync:
-            return "not in sync with the venue"
-        if coin in stale or not quoter.fresh(now):
-            return "data_gate"
-        return None
-
-    def _pulled_by_risk(self, coin: str) -> bool:
-        """Risk says pull and the coin still has orders: requote it now (the permission empties
-        its ladder, so its resting quotes are canceled at once, not at its next requote)."""
-        if self.permissions.grant(Source.RISK).level < Level.PULLED:
-            return False
-        return any(order.coin == coin for order in self.dispatcher.registry.live())
-
-    def _pull(self, coin: str, why: str) -> None:
-        """Stale data means no quotes: an empty ladder cancels the coin's resting orders. Sent
-        again while any order of the coin is live (one still pending when the pull began is
-        canceled once its answer lands); the slot's mailbox keeps only the latest signal."""
-        live = any(order.coin == coin for order in self.dispatcher.registry.live())
-        if self.pulled.get(coin) != why:
-            if coin not in self.pulled and coin in self._announced:  # it was quoting
-                logger.warning("{}: quotes pulled ({})", coin, why)
-            self.pulled[coin] = why
-            self.metrics.gate.labels(symbol=coin, reason=_gate_label(why)).inc()
-        if live:
-            mailbox = self.mailboxes[slot_for(coin, len(self.mailboxes))]
-            mailbox.put(Signal(coin, (), self.ticks[coin], 0))
-
-    def _quote(self, coin: str, quoter: SymbolQuoter, now: float) -> None:
-        started = time.perf_counter()
-        plan = quoter.quote(now)
-        self.metrics.cycle.observe(time.perf_counter() - started)
-        self.last_plans[coin] = plan
-        self.metrics.gate.labels(symbol=coin, reason=plan.reason or "quoting").inc()
-        if plan.bid is not None and plan.ask is not None and plan.mid:
-            self.metrics.quoted_spread.labels(symbol=coin).set(
-                (plan.ask - plan.bid) / plan.mid * 1e4
+            view = MarketView(
+                in_sync=self.adapter.in_sync(),
+                stale=frozenset(self.adapter.stale_coins()),
+                headroom=self.adapter.limiter.headroom(now),
             )
-        if plan.spread is not None:
-            for factor, multiplier in plan.spread.factors.items():
-                self.metrics.spread_factor.labels(symbol=coin, factor=factor.value).set(multiplier)
-        if plan.glft is not None:
-            glft = plan.glft
-            estimates = {
-                "sigma": glft.sigma,
-                "a": glft.a,
-                "k": glft.k,
-                "q": glft.q,
-                "half_spread_bps": glft.half_spread_bps,
-            }
-            for name, value in estimates.items():
-                self.metrics.estimate.labels(symbol=coin, name=name).set(value)
-        orders = self._within_risk(coin, plan.orders)
-        mailbox = self.mailboxes[slot_for(coin, len(self.mailboxes))]
-        book = self.adapter.bus.latest(coin)
-        received_ms = book.received_ms if book is not None else 0
-        # Tick to order is measured from a book that moved us; a requote on the accumulator's
-        # timer with a book already quoted on carries no tick (0: not measured).
-        if received_ms == self._quoted_book_ms.get(coin):
-            received_ms = 0
+            for command in strategy.decide(now, view):
+                self._hand_over(command)
+            wake_in = strategy.wake_in(now)
+
+    def _hand_over(self, command: Command) -> None:
+        """A quote ladder goes to its symbol's slot (the latest per symbol wins)."""
+        if isinstance(command, QuoteLadder):
+            self.mailboxes[slot_for(command.coin, len(self.mailboxes))].put(command)
         else:
-            self._quoted_book_ms[coin] = received_ms
-        mailbox.put(Signal(coin, tuple(orders), self.ticks[coin], received_ms))
-        if orders and coin not in self._announced:
-            self._announced.add(coin)
-            sides = {order.side for order in orders}
-            which = "both sides" if len(sides) == 2 else f"the {_side_word(sides.pop())} only"
-            logger.info(
-                "{}: quoting {} (bid {}, ask {}; {} orders)",
-                coin,
-                which,
-                _price(plan.bid),
-                _price(plan.ask),
-                len(orders),
-            )
+            raise NotImplementedError(f"no executor for {type(command).__name__} yet")
 
     def permission(self, coin: str) -> Permission:
         """What the board allows for ``coin`` now (the strategy and the pre-trade checks)."""
         return self.permissions.permission(coin)
 
-    def _within_risk(self, coin: str, orders: list[DesiredOrder]) -> list[DesiredOrder]:
-        """The board has the last word: pull everything, or keep the reducing side."""
-        permission = self.permission(coin)
-        position = self.positions.position(coin)
-        return [
-            order for order in orders if allows(permission, order.side, position, reduce_only=False)
-        ]
-
-    def _sending(self, signal: Signal) -> None:
+    def _sending(self, ladder: QuoteLadder) -> None:
         """Tick to order: from the book frame's arrival to its orders going to the client."""
-        if signal.book_received_ms:
-            elapsed = clock.wall() - signal.book_received_ms / 1000
+        if ladder.book_received_ms:
+            elapsed = clock.wall() - ladder.book_received_ms / 1000
             self.metrics.tick_to_order.observe(max(elapsed, 0.0))
 
     # --- fills ------------------------------------------------------------------------------
@@ -416,24 +280,15 @@ class Trading:
         self.metrics.fills.labels(
             symbol=fill.coin, side="buy" if fill.side is Side.BUY else "sell"
         ).inc()
-        quoter = self.quoters.get(fill.coin)
-        if quoter is not None:
-            quoter.on_fill(fill, trio.current_time())
-            quoter.set_position(self.positions.position(fill.coin))
+        self.strategy.on_fill(fill, trio.current_time())
 
     def _on_markout(
         self, coin: str, horizon_ms: int, bps: float, fill_time_ms: int, tid: int | None
     ) -> None:
-        """A fill's markout completed: it feeds its symbol's toxicity, then the journal."""
-        quoter = self.quoters.get(coin)
-        if quoter is not None:
-            quoter.on_markout(horizon_ms, bps, trio.current_time())
+        """A fill's markout completed: it feeds the strategy (its toxicity), then the journal."""
+        self.strategy.on_markout(coin, horizon_ms, bps, trio.current_time())
         if self._markout_listener is not None:
             self._markout_listener(coin, horizon_ms, bps, fill_time_ms, tid)
-
-    def cascade_severity(self, now: float) -> float:
-        """The worst cascade severity of the quoted symbols (0 before any market data)."""
-        return max((quoter.cascade_severity(now) for quoter in self.quoters.values()), default=0.0)
 
     # --- status -----------------------------------------------------------------------------
 
@@ -452,7 +307,8 @@ class Trading:
             fills = position.get("fills_buy", 0) + position.get("fills_sell", 0)
             pnl = position.get("total", 0.0)
             total += pnl
-            state = f" ({self.pulled[coin]})" if coin in self.pulled else ""
+            holding = self.strategy.holding(coin)
+            state = f" ({holding})" if holding is not None else ""
             parts.append(
                 f"{coin} {resting.get(coin, 0)} orders{state}, {fills} fills, "
                 f"position {position.get('position', 0.0):+g}, PnL {pnl:+.2f}"
@@ -471,10 +327,6 @@ class Trading:
         """Positions, PnL and markouts into their gauges (the strategy loop calls it)."""
         positions = self.positions.snapshot(self.marks())
         markouts = self.markouts.summary()["symbols"]
-        now = trio.current_time()
-        for coin, quoter in self.quoters.items():
-            for name, value in quoter.signals(now).items():
-                self.metrics.signal.labels(symbol=coin, name=name).set(value)
         for coin in self.strategy.symbols:
             position = positions.get(coin, {})
             for kind in ("realized", "unrealized", "fees", "total"):
@@ -489,9 +341,10 @@ class Trading:
                     )
 
     def status(self, stopped: str | None = None) -> dict[str, Any]:
-        """Per symbol what may be sent, why it quotes or not, its quotes, its open orders at the
-        venue, position, PnL and markouts. ``stopped`` says why trading is stopped outright (the
-        kill switch): then nothing is quoted, whatever the last plan was."""
+        """Per symbol what may be sent, the strategy's view (for the market maker: why it quotes
+        or not, its quotes, its signals), its open orders at the venue, position, PnL and
+        markouts. ``stopped`` says why trading is stopped outright (the kill switch): then
+        nothing is quoted, whatever the strategy last decided."""
         positions = self.positions.snapshot(self.marks())
         markouts = self.markouts.summary()
         now = trio.current_time()
@@ -501,28 +354,18 @@ class Trading:
                 resting[order.coin] = resting.get(order.coin, 0) + 1
         symbols: dict[str, Any] = {}
         for coin in self.strategy.symbols:
-            plan = self.last_plans.get(coin)
-            position = positions.get(coin, {})
-            coin_markouts = markouts["symbols"].get(coin, {})
             permission = self.permission(coin)
             allowed = "reduce only" if permission.reduce_only else "all"
-            quoting = stopped is None and coin not in self.pulled and plan is not None
-            if stopped is not None:
-                gate = stopped
-            elif coin in self.pulled:
-                gate = f"pulled: {self.pulled[coin]}"
-            else:
-                gate = (plan.reason or "quoting") if plan else "not quoted yet"
-            symbols[coin] = {
-                "allowed": stopped or permission.closed or allowed,
-                "gate": gate,
-                "bid": plan.bid if plan and quoting else None,
-                "ask": plan.ask if plan and quoting else None,
+            entry: dict[str, Any] = {"allowed": stopped or permission.closed or allowed}
+            entry |= self.strategy.status(coin, now)
+            if stopped is not None:  # nothing rests, whatever the strategy last decided
+                entry |= {"gate": stopped, "bid": None, "ask": None}
+            entry |= {
                 "orders": resting.get(coin, 0),
-                "signals": quoter.signals(now) if (quoter := self.quoters.get(coin)) else {},
-                "position": position,
-                "markouts": coin_markouts,
+                "position": positions.get(coin, {}),
+                "markouts": markouts["symbols"].get(coin, {}),
             }
+            symbols[coin] = entry
         return {"in_sync": self.adapter.in_sync(), "symbols": symbols}
 
     # --- stop -------------------------------------------------------------------------------

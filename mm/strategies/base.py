@@ -1,0 +1,97 @@
+"""The strategy plug-in's contract: what a strategy is given, what it is told, what it returns.
+
+A strategy is plain logic driven by the generic strategy task (``mm.strategies.runner``): it is
+told of books, trades, its fills and their markouts, and asked to ``decide`` the executor's
+commands (``mm.execution.commands``: quote ladders, multi-leg groups). It reads the permission
+board, the portfolio and the instruments it was built with, and the ``MarketView`` the task
+hands each decision; it never writes them, sends nothing itself and does no I/O, so an
+exception in it is a crash of the strategy task (the supervisor restarts it, and its orders
+are canceled on the way out).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Mapping, Sequence
+from typing import Any, Protocol
+
+import attrs
+from prometheus_client import CollectorRegistry
+
+from mm.book import Book
+from mm.execution.commands import Command
+from mm.execution.permissions import PermissionBoard
+from mm.model import Fill, Instrument, Trade
+from mm.portfolio import PositionBook
+
+
+@attrs.frozen
+class StrategyContext:
+    """What a strategy reads, handed to it when it is built (it writes none of it)."""
+
+    permissions: PermissionBoard  # "may I send?": its owners write it
+    portfolio: PositionBook  # positions and PnL from every fill
+    instruments: Callable[[str], Instrument]  # a symbol's order grid (the venue must be up)
+    live_orders: Callable[[str], int]  # how many of a symbol's orders are live at the venue
+    registry: CollectorRegistry  # for the strategy's own metrics
+
+
+@attrs.frozen
+class MarketView:
+    """The venue's state as the task sees it at one decision."""
+
+    in_sync: bool  # the user stream agrees with the venue (else nothing may rest)
+    stale: Collection[str]  # symbols whose book the feed flags as stale
+    headroom: float  # the API budget left, 0..1
+
+
+class Strategy(Protocol):
+    """A trading strategy, selected by ``strategy.kind`` (``mm.strategies.registry``)."""
+
+    @property
+    def symbols(self) -> tuple[str, ...]:
+        """The symbols it trades (the task follows their books and routes their fills)."""
+        ...
+
+    @property
+    def max_position_usd(self) -> float:
+        """Its inventory limit as notional, which risk's velocity and liquidation checks scale."""
+        ...
+
+    def open(self, now: float) -> None:
+        """The venue is up (its instruments readable): start afresh, at each run of the task."""
+
+    def on_book(self, book: Book, now: float) -> None:
+        """A new book of one of its symbols (only a book it has not seen)."""
+
+    def on_trade(self, trade: Trade, now: float) -> None:
+        """A trade on the tape of one of its symbols."""
+
+    def on_fill(self, fill: Fill, now: float) -> None:
+        """One of its fills, after the portfolio applied it."""
+
+    def on_markout(self, coin: str, horizon_ms: int, bps: float, now: float) -> None:
+        """A fill's markout at ``horizon_ms`` completed (the portfolio measures it)."""
+
+    def decide(self, now: float, view: MarketView) -> Sequence[Command]:
+        """The commands to hand the executor now (none: nothing to change)."""
+        ...
+
+    def wake_in(self, now: float) -> float:
+        """Seconds until it must decide again even if no book arrives."""
+        ...
+
+    def cascade_severity(self, now: float) -> float:
+        """The worst market stress it reads (0 calm; risk's cascade monitor judges it)."""
+        ...
+
+    def holding(self, coin: str) -> str | None:
+        """Why ``coin`` is not traded now (stale data, out of sync), None when it is."""
+        ...
+
+    def status(self, coin: str, now: float) -> Mapping[str, Any]:
+        """Its view of ``coin`` for ``/status``: gate, prices, signals."""
+        ...
+
+    def decisions(self) -> Mapping[str, Any]:
+        """What it last decided, per symbol, for incident dumps."""
+        ...
