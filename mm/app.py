@@ -44,6 +44,7 @@ from mm.execution.auditor import OrderAuditor
 from mm.execution.cancel_all import CancelAll, Purpose
 from mm.execution.dispatch import DispatchOutput
 from mm.execution.flatten import Flattener
+from mm.execution.legs import LegExecutor
 from mm.execution.permissions import Grant, Level, PermissionBoard, Source
 from mm.fanout import Fanout, consume
 from mm.feeds.fill_audit import FillAudit
@@ -222,6 +223,10 @@ class Service:
                 registry=self.registry,
             ),
         )
+        # Multi-leg commands, the strategy's and the flattener's; fills reach it through trading.
+        self.legs = LegExecutor(
+            lambda: self.adapter.router, self.adapter.dispatcher, self._instrument
+        )
         self.trading = Trading(
             strategy,
             config.executor,
@@ -232,6 +237,7 @@ class Service:
             config.pretrade,
             on_markout=self._journal_markout,
             portfolio=self.portfolio,
+            legs=self.legs,
             dispatcher=self.adapter.dispatcher,
             router=lambda: self.adapter.router,
         )
@@ -244,7 +250,7 @@ class Service:
             self.permissions,
             self.permissions.slot(Source.FLATTENER),
             self.cancel_all,
-            router=lambda: self.adapter.router,
+            legs=self.legs,
         )
         self.coordinator = ModeCoordinator(
             config.autonomy,

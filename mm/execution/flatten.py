@@ -6,8 +6,10 @@ for the whole position or as much of it as one order may carry (the pre-trade si
 notional limits), reduce-only and immediate-or-cancel, so nothing is left resting.
 
 ``Flattener.flatten`` (shell) cancels the symbols' orders, then round by round reads the venue's
-positions (the venue's word, not our own tally), sends one IOC per symbol still open, and
-re-prices from the latest book with more slippage each round, until every position is zero or
+positions (the venue's word, not our own tally), sends one IOC per symbol still open (each a
+one-leg group of the executor's multi-leg commands, mm.execution.legs, all in one request; the
+round waits for their answers, then for their fills up to ``reprice_every_s``), and re-prices
+from the latest book with more slippage each round, until every position is zero or
 the deadline passes (``trio.move_on_at``). The caller escalates a missed deadline. While it
 flattens a symbol it holds it in its slot of the permission board (no quoting there), and it
 asks the board before each order: a halted board (HALT, the kill switch) sends nothing.
@@ -16,7 +18,7 @@ asks the board before each order: a halted board (HALT, the kill switch) sends n
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 
 import attrs
 import trio
@@ -24,10 +26,11 @@ from loguru import logger
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from mm.execution.cancel_all import CancelAll, Purpose
-from mm.execution.orders import OrderRouter
+from mm.execution.commands import GroupState, Leg, MultiLeg
+from mm.execution.legs import LegExecutor
 from mm.execution.permissions import Grant, Level, PermissionBoard, Slot
 from mm.execution.pretrade import PretradeConfig
-from mm.model import Instrument, PlaceOrder, Side, Tif
+from mm.model import Instrument, PlaceOrder, Side
 from mm.settings import non_negative, positive, setting
 from mm.venues.base import VenueAdapter
 
@@ -52,6 +55,11 @@ class FlattenOrder:
     side: Side
     px: float
     sz: float
+
+
+def _any(order: PlaceOrder) -> str | None:
+    """The flattener asked the board itself before building its orders."""
+    return None
 
 
 def flatten_order(
@@ -101,11 +109,11 @@ class Flattener:
         permission: Slot,
         cancel_all: CancelAll,
         *,
-        router: Callable[[], OrderRouter | None],
+        legs: LegExecutor,
     ) -> None:
         self.config = config
         self.adapter = adapter
-        self._router = router  # the executor's, once the venue client is up
+        self.legs = legs  # the executor's multi-leg commands: one one-leg group per symbol
         self.limits = limits
         self.board = board  # read before every order: HALT and the kill switch stop it
         self.permission = permission  # its slot: the symbols it holds are closed to quoting
@@ -139,6 +147,7 @@ class Flattener:
                 await self.cancel_all(Purpose.FLATTEN, coins=wanted)  # the IOCs go regardless
                 attempt = 0
                 while True:
+                    round_started = trio.current_time()
                     try:
                         remaining = await self._open_positions(wanted)
                     except Exception as error:  # a failed read is retried next round
@@ -146,9 +155,11 @@ class Flattener:
                     else:
                         if not remaining:
                             break
-                        sent += await self._send_round(remaining, attempt)
+                        groups = self._round(remaining, attempt)
+                        sent += len(groups)  # sent, even if the deadline cuts the round short
+                        await self._send(groups, attempt)
                         attempt += 1
-                    await trio.sleep(self.config.reprice_every_s)
+                    await trio.sleep_until(round_started + self.config.reprice_every_s)
             if remaining:  # the venue's last word, even when the deadline cut a round short
                 with trio.move_on_after(2.0, shield=True):
                     try:
@@ -183,15 +194,16 @@ class Flattener:
                     open_positions[position.coin] = position.szi
         return open_positions
 
-    async def _send_round(self, positions: dict[str, float], attempt: int) -> int:
-        client, router = self.adapter.client, self._router()
-        if client is None or router is None:
-            return 0
+    def _round(self, positions: dict[str, float], attempt: int) -> list[MultiLeg]:
+        """One IOC per symbol still open, each a one-leg group of the executor's."""
+        client = self.adapter.client
+        if client is None or not self.legs.ready():
+            return []
         config = self.config
         slippage = min(
             config.slippage_bps + attempt * config.slippage_step_bps, config.max_slippage_bps
         )
-        orders = []
+        groups = []
         for coin, position in positions.items():
             book = self.adapter.bus.latest(coin)
             if book is None or math.isnan(position):
@@ -204,18 +216,22 @@ class Flattener:
                 continue
             if not self.board.may_send(coin, order.side, position, reduce_only=True):
                 continue  # HALT or the kill switch: nothing goes out
-            orders.append(
-                PlaceOrder(
-                    coin, order.side, order.px, order.sz, Tif.IOC, router.new_client_id(), True
-                )
-            )
+            leg = Leg(coin, order.side, order.sz, order.px, reduce_only=True)
+            groups.append(MultiLeg(f"flatten-{coin}-{attempt}", (leg,)))
             self._orders.labels(symbol=coin).inc()
-        if orders:
-            try:
-                await router.place(orders)
-            except Exception as error:  # the next round re-reads positions and tries again
-                logger.warning("flatten round {} failed: {}", attempt, error)
-        return len(orders)
+        return groups
+
+    async def _send(self, groups: list[MultiLeg], attempt: int) -> None:
+        """The round's groups in one request; the round ends when they ended (the answer, then
+        the fills up to reprice_every_s; the next round re-reads the positions either way)."""
+        if not groups:
+            return
+        ended = await self.legs.execute(
+            *groups, allow=_any, leg_timeout_s=self.config.reprice_every_s
+        )
+        for group in ended:
+            if group.state is GroupState.STOPPED:
+                logger.info("flatten round {}: {}", attempt, group.reason)
 
     def status(self) -> dict[str, object]:
         last = self.last

@@ -216,6 +216,7 @@ class TrackedOrder:
     avg_fill_px: float = 0.0
     oid_filled_sz: float = 0.0  # filled on the current oid (decides partial vs full)
     fill_count: int = 0
+    answered_filled_sz: float | None = None  # an immediate fill's total, as the answer said
     accepted: bool = False  # seen live (or filled) at the venue at least once
     acked_ms: int | None = None
     seen_ms: int | None = None  # the venue last showed it alive: ack, live report, fill, modify
@@ -354,6 +355,7 @@ class TrackedOrder:
         """The place (or modify) answer: filled at once, ``total_sz`` of it."""
         self._check_oid(oid, "ack_filled")
         self.acked_ms = now_ms if self.acked_ms is None else self.acked_ms
+        self.answered_filled_sz = total_sz
         if self.tif is Tif.IOC and not _covers(total_sz, self.sz):
             # An IOC that filled in part: the venue canceled the rest.
             self._adopt(oid)

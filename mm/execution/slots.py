@@ -24,13 +24,16 @@ from mm.execution.dispatch import Dispatcher
 from mm.execution.orders import OrderRouter
 from mm.execution.reconcile import LiveOrder, Plan, ReconcileConfig, reconcile
 from mm.model import DesiredOrder, ModifyOrder, PlaceOrder
-from mm.settings import at_least, setting
+from mm.settings import at_least, positive, setting
 
 
 @attrs.frozen
 class ExecutorConfig:
     # Executor slots (supervised children); each symbol is always handled by the same one.
     slots: int = setting(2, at_least(1))
+    # A strategy's multi-leg command: a leg with no end (its fills) this long after the venue
+    # answered it stops its group (mm.execution.legs).
+    leg_timeout_s: float = setting(5.0, positive)
     # When a live order counts as already where the strategy wants it (price in bps or ticks,
     # size as a fraction), so it is kept instead of modified.
     reconcile: ReconcileConfig = attrs.field(factory=ReconcileConfig)

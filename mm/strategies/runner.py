@@ -15,6 +15,7 @@ and within its deadline; a crash of the strategy does the same on its way out.
 from __future__ import annotations
 
 import math
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -25,8 +26,9 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from mm import clock
 from mm.book import Book
 from mm.execution.cancel_all import CancelAll, CancelAllReport, Purpose
-from mm.execution.commands import Command, QuoteLadder
+from mm.execution.commands import Command, LegGroup, MultiLeg, QuoteLadder
 from mm.execution.dispatch import Dispatcher
+from mm.execution.legs import LegExecutor
 from mm.execution.orders import OrderRouter
 from mm.execution.permissions import Permission, PermissionBoard
 from mm.execution.pretrade import (
@@ -45,6 +47,7 @@ from mm.strategies.base import MarketView, Strategy
 from mm.venues.base import VenueAdapter
 
 SUMMARY_EVERY_S = 60.0  # the console's one-line summary
+GROUPS_KEPT = 100  # the latest multi-leg commands' outcomes, for status
 
 
 class TradingMetrics:
@@ -143,6 +146,7 @@ class Trading:
         on_markout: MarkoutListener | None = None,
         *,
         portfolio: PositionBook,
+        legs: LegExecutor,
         dispatcher: Dispatcher,
         router: Callable[[], OrderRouter | None],
     ) -> None:
@@ -155,6 +159,8 @@ class Trading:
         # The executor's order lifecycle and its way to the venue (once the client is up).
         self.dispatcher = dispatcher
         self.router = router
+        self.legs = legs  # multi-leg commands (shared with the flattener: fills reach it here)
+        self.groups: deque[LegGroup] = deque(maxlen=GROUPS_KEPT)  # multi-leg commands, newest last
         self.metrics = TradingMetrics(registry)
         self.positions = portfolio
         self.markouts = Markouts()
@@ -193,7 +199,7 @@ class Trading:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self._trades)
                 task_status.started()
-                await self._decide_loop()
+                await self._decide_loop(nursery)
         finally:
             # Cancelled without a halt: a crash pulls here. The kill switch, the stop and HALT
             # (the board halted) run their own cancel-all; a second one would only double it.
@@ -215,7 +221,7 @@ class Trading:
             if trade.coin in symbols:
                 self.strategy.on_trade(trade, trio.current_time())
 
-    async def _decide_loop(self) -> None:
+    async def _decide_loop(self, nursery: trio.Nursery) -> None:
         bus = self.adapter.bus
         strategy = self.strategy
         version = 0
@@ -247,15 +253,25 @@ class Trading:
                 headroom=self.adapter.limiter.headroom(now),
             )
             for command in strategy.decide(now, view):
-                self._hand_over(command)
+                self._hand_over(command, nursery)
             wake_in = strategy.wake_in(now)
 
-    def _hand_over(self, command: Command) -> None:
-        """A quote ladder goes to its symbol's slot (the latest per symbol wins)."""
+    def _hand_over(self, command: Command, nursery: trio.Nursery) -> None:
+        """A quote ladder goes to its symbol's slot (the latest per symbol wins); a multi-leg
+        command runs at once, to its end, beside the others (never conflated)."""
         if isinstance(command, QuoteLadder):
             self.mailboxes[slot_for(command.coin, len(self.mailboxes))].put(command)
         else:
-            raise NotImplementedError(f"no executor for {type(command).__name__} yet")
+            nursery.start_soon(self._run_group, command)
+
+    async def _run_group(self, command: MultiLeg) -> None:
+        (group,) = await self.legs.execute(
+            command, allow=self._allow_leg, leg_timeout_s=self.executor.leg_timeout_s
+        )
+        self.groups.append(group)
+
+    def _allow_leg(self, order: PlaceOrder) -> str | None:
+        return None if self.pretrade.allow(order) else "refused by the pre-trade checks"
 
     def permission(self, coin: str) -> Permission:
         """What the board allows for ``coin`` now (the strategy and the pre-trade checks)."""
@@ -280,6 +296,7 @@ class Trading:
         self.metrics.fills.labels(
             symbol=fill.coin, side="buy" if fill.side is Side.BUY else "sell"
         ).inc()
+        self.legs.on_fill(fill)  # a multi-leg group's next leg waits for it
         self.strategy.on_fill(fill, trio.current_time())
 
     def _on_markout(

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry
 
 from mm.execution.cancel_all import CancelAll, CancelVenue
+from mm.execution.dispatch import Dispatcher
 from mm.execution.flatten import (
     FlattenConfig,
     Flattener,
@@ -22,6 +23,7 @@ from mm.execution.flatten import (
     FlattenResult,
     flatten_order,
 )
+from mm.execution.legs import LegExecutor
 from mm.execution.orders import OrderRouter
 from mm.execution.permissions import OPEN, Grant, Level, PermissionBoard, Source
 from mm.execution.pretrade import PretradeConfig
@@ -381,7 +383,11 @@ def make(
         board,
         board.slot(Source.FLATTENER),
         CancelAll(lambda: cast(CancelVenue | None, adapter.client)),
-        router=lambda: cast(OrderRouter | None, adapter.router),
+        legs=LegExecutor(
+            lambda: cast(OrderRouter | None, adapter.router),
+            Dispatcher(),
+            client.instrument,
+        ),
     )
     router.flattener = flattener
     return flattener, adapter, client, router, registry
