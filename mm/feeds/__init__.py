@@ -1,4 +1,4 @@
-"""Market-data and user-stream feeds: connection health, book quality, the sync gate,
+"""Market-data and user-stream feeds: book quality, the sync gate,
 deduplication and the feed tasks, reading the venue port's typed events.
 
 Generic over venues: it imports the venue port (``mm.venues.base``), the model, book and clock,

@@ -13,9 +13,9 @@ from urllib.parse import urlsplit
 
 import attrs
 
+from mm.connection import ConnectionConfig
 from mm.execution.deadman import DeadmanConfig
 from mm.execution.startup import StartupConfig
-from mm.feeds.health import ConnectionConfig
 from mm.feeds.market import MarketFeedConfig
 from mm.feeds.user import UserStreamConfig
 from mm.settings import at_least, is_loopback, non_empty, non_negative, one_of, positive, setting

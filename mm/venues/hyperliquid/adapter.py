@@ -19,12 +19,12 @@ from prometheus_client import CollectorRegistry
 
 from mm import clock
 from mm.book import BookBus
+from mm.connection import Transition
 from mm.execution.auditor import AuditLink, OrderAuditor
 from mm.execution.deadman import DeadmanKeeper
 from mm.execution.dispatch import Dispatcher, DispatchOutput
 from mm.execution.orders import OrderRouter
 from mm.execution.startup import StartupState, StartupWaits, run_startup
-from mm.feeds.health import Transition
 from mm.feeds.history import FillHistory
 from mm.feeds.market import MarketFeed
 from mm.feeds.metrics import FeedMetrics

@@ -5,7 +5,7 @@ subscription and waits for each acknowledgement, then serves: a receive loop tha
 frame and hands it on without ever waiting for a consumer, an application-level ping every
 ``ping_interval_s``, and a watchdog for silence. When the socket is lost it fails every pending
 post with ``ConnectionDown``, backs off (full jitter, under Trio's clock) and reconnects, as the
-connection-health machine (``mm.feeds.health``) says; after ``max_attempts`` failed attempts in
+connection-health machine (``mm.connection``) says; after ``max_attempts`` failed attempts in
 a row ``run`` raises ``ConnectionFailed`` so that its supervisor escalates.
 
 Consumers:
@@ -62,7 +62,7 @@ import trio
 from loguru import logger
 from trio_websocket import ConnectionClosed, WebSocketConnection, open_websocket_url
 
-from mm.feeds.health import ConnectionConfig, ConnectionHealth, State, Transition
+from mm.connection import ConnectionConfig, ConnectionHealth, State, Transition
 from mm.venues.base import Gap
 from mm.venues.hyperliquid.limits import is_ws_messages_limit
 

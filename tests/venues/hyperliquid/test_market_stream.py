@@ -29,7 +29,7 @@ import trio.testing
 from prometheus_client import CollectorRegistry
 
 from mm.book import BookBus
-from mm.feeds.health import ConnectionConfig
+from mm.connection import ConnectionConfig
 from mm.feeds.market import FeedError, MarketFeed, MarketFeedConfig
 from mm.feeds.metrics import FeedMetrics
 from mm.feeds.quality import QualityConfig

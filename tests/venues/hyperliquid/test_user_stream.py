@@ -24,7 +24,7 @@ import httpx
 import pytest
 import trio
 
-from mm.feeds.health import ConnectionConfig, State, Transition
+from mm.connection import ConnectionConfig, State, Transition
 from mm.feeds.history import FillHistory, HistoryStart, JournaledFills
 from mm.feeds.user import (
     Resynced,

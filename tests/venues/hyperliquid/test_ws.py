@@ -28,7 +28,7 @@ from trio_websocket import (
     wrap_server_stream,
 )
 
-from mm.feeds.health import ConnectionConfig, State, Transition
+from mm.connection import ConnectionConfig, State, Transition
 from mm.venues.base import Gap
 from mm.venues.hyperliquid.ws import (
     GREETING,

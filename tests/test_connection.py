@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from mm.feeds.health import ConnectionConfig, ConnectionHealth, State, Transition
+from mm.connection import ConnectionConfig, ConnectionHealth, State, Transition
 from mm.settings import ConfigError, structure_section
 
 

@@ -1,5 +1,8 @@
 """Connection health per feed: a pure state machine (no I/O, no clock of its own).
 
+A plain building block below the venue port: every venue's socket manager drives one (it
+reports connects, frames and failures), and the generic feeds and the port read its states.
+
 States::
 
     CONNECTING ──connected──► HEALTHY ◄──message── STALE
