@@ -24,7 +24,7 @@ from mm.ops.autonomy import AutonomyConfig
 from mm.ops.coordinator import ModeCoordinator
 from mm.ops.health import DriftTracker, Readings, VenueDisconnects, assess
 from mm.risk.account import AccountReading, AccountWatch
-from mm.strategies.runner import Trading
+from mm.trading_view import TradingView
 from mm.venues.base import VenueAdapter
 
 QueueFill = Callable[[], float]
@@ -53,7 +53,7 @@ class AutonomyMonitor:
         coordinator: ModeCoordinator,
         journal: Journal,
         adapter: VenueAdapter,
-        trading: Trading,
+        trading: TradingView,
         queues: Mapping[str, QueueFill],
         drawdown: Callable[[], float | None],
         account: AccountWatch,

@@ -60,7 +60,7 @@ from mm.ops.notify import Notification, Severity
 from mm.risk.killswitch import KillReason, KillSwitch, Value
 from mm.risk.monitors import Assessment
 from mm.secrets import Redactor
-from mm.strategies.runner import Trading
+from mm.trading_view import TradingView
 from mm.venues.base import SwitchNeedsVolume, VenueAdapter, VenueClient, VenueError
 from supervisors import SupervisorEscalation
 
@@ -200,7 +200,7 @@ class KillSwitchController:
     def __init__(
         self,
         run_trading: Callable[..., Awaitable[None]],
-        trading: Trading,
+        trading: TradingView,
         adapter: VenueAdapter,
         journal: Journal,
         run_dir: Path,

@@ -43,7 +43,7 @@ from mm.risk.state import (
     RiskState,
     SymbolRisk,
 )
-from mm.strategies.runner import Trading
+from mm.trading_view import TradingView
 from mm.venues.base import VenueAdapter
 
 EVALUATE_EVERY_S = 0.5
@@ -74,7 +74,7 @@ class RiskAggregator:
     def __init__(
         self,
         config: RiskConfig,
-        trading: Trading,
+        trading: TradingView,
         adapter: VenueAdapter,
         killswitch: KillSwitchController,
         registry: CollectorRegistry,
