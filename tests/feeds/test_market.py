@@ -20,17 +20,13 @@ import attrs
 import pytest
 import trio
 import trio.testing
-from prometheus_client import CollectorRegistry
 
 from mm.book import BookBus
 from mm.feeds.market import FeedError, MarketFeed, MarketFeedConfig, wall_clock_ms
-from mm.feeds.metrics import FeedMetrics
-from mm.feeds.quality import QualityConfig
 from mm.model import BookDelta, BookSnapshot, Level, Mids, Side, Trade
 from mm.venues.base import BookEvent, EventStream, Gap, Malformed, MarketStream
+from tests.feeds.running import COINS, FEED, RunningFeed, running_feed
 
-FEED = "test-market"
-COINS = ("BTC", "ETH")
 T = TypeVar("T")
 
 
@@ -128,25 +124,9 @@ def trade(coin: str, tid: int) -> Trade:
     return Trade(coin, Side.BUY, 100.5, 0.1, 1_000, tid)
 
 
-class Clock:
-    def __init__(self, now: int = 1_000) -> None:
-        self.now = now
-
-    def __call__(self) -> int:
-        return self.now
-
-
 @attrs.define
-class Fake:
-    market: FakeMarket
-    feed: MarketFeed
-    bus: BookBus
-    trades: trio.MemoryReceiveChannel[Trade]
-    registry: CollectorRegistry
-    clock: Clock
-
-    def sample(self, name: str, **labels: str) -> float:
-        return self.registry.get_sample_value(name, labels) or 0.0
+class Fake(RunningFeed):
+    market: FakeMarket = attrs.field(kw_only=True)
 
 
 @asynccontextmanager
@@ -158,27 +138,11 @@ async def faked(
     start: bool = True,
 ) -> AsyncIterator[Fake]:
     market = market or FakeMarket()
-    send, receive = trio.open_memory_channel[Trade](trades_buffer)
-    registry = CollectorRegistry()
-    bus = BookBus()
-    clock = Clock()
-    feed = MarketFeed(
-        typed(market),
-        COINS,
-        bus,
-        send,
-        config=config or MarketFeedConfig(quality=QualityConfig(max_age_ms=5_000)),
-        metrics=FeedMetrics(registry),
-        now_ms=clock,
-        name=FEED,
-    )
-    async with trio.open_nursery() as nursery:
-        if start:
-            await nursery.start(feed.run)
-        else:
-            nursery.start_soon(feed.run)
-        yield Fake(market, feed, bus, receive, registry, clock)
-        nursery.cancel_scope.cancel()
+    stream = typed(market)
+    async with running_feed(
+        stream, trades_buffer=trades_buffer, config=config, start=start
+    ) as running:
+        yield Fake(**attrs.asdict(running, recurse=False), market=market)
 
 
 def is_ready(feed: MarketFeed) -> bool:

@@ -32,7 +32,6 @@ from mm.book import BookBus
 from mm.connection import ConnectionConfig
 from mm.feeds.market import FeedError, MarketFeed, MarketFeedConfig
 from mm.feeds.metrics import FeedMetrics
-from mm.feeds.quality import QualityConfig
 from mm.model import BookSnapshot, Level, Mids, Side, Trade
 from mm.venues.base import Gap, Malformed
 from mm.venues.hyperliquid.codec import parse_l2_book
@@ -41,13 +40,14 @@ from mm.venues.hyperliquid.ws import Subscription, WsConnection, subscription_ke
 from mm.venues.sim.config import MarketConfig, SimConfig
 from mm.venues.sim.engine import OrderRequest, Resting
 from mm.venues.sim.venue import SimVenue
+from tests.feeds.running import COINS, FEED, RunningFeed, running_feed
 from tests.fixture_paths import HYPERLIQUID as FIXTURES
 
 Json = dict[str, Any]
 EPOCH_MS = 1_800_000_000_000
-FEED = "test-market"
+
 USER = "0x" + "ab" * 20
-COINS = ("BTC", "ETH")
+
 # Quiet: no takers, no diffusion, no jumps; the ladder is requoted at the same prices every step,
 # so books are republished (every book interval) with the same levels.
 QUIET = MarketConfig(step_ms=20, taker_a=0.0, volatility_bps=0.0, jump_rate_per_hour=0.0)
@@ -333,25 +333,9 @@ def trades_frame(coin: str, *tids: int) -> Json:
     return {"channel": "trades", "data": data}
 
 
-class Clock:
-    def __init__(self, now: int = 1_000) -> None:
-        self.now = now
-
-    def __call__(self) -> int:
-        return self.now
-
-
 @attrs.define
-class Fake:
-    conn: FakeConnection
-    feed: MarketFeed
-    bus: BookBus
-    trades: trio.MemoryReceiveChannel[Trade]
-    registry: CollectorRegistry
-    clock: Clock
-
-    def sample(self, name: str, **labels: str) -> float:
-        return self.registry.get_sample_value(name, labels) or 0.0
+class Fake(RunningFeed):
+    conn: FakeConnection = attrs.field(kw_only=True)
 
 
 @asynccontextmanager
@@ -364,27 +348,11 @@ async def faked(
     start: bool = True,
 ) -> AsyncIterator[Fake]:
     conn = conn or FakeConnection()
-    send, receive = trio.open_memory_channel[Trade](trades_buffer)
-    registry = CollectorRegistry()
-    bus = BookBus()
-    clock = Clock()
-    feed = MarketFeed(
-        HyperliquidMarketStream(conn),
-        coins,
-        bus,
-        send,
-        config=config or MarketFeedConfig(quality=QualityConfig(max_age_ms=5_000)),
-        metrics=FeedMetrics(registry),
-        now_ms=clock,
-        name=FEED,
-    )
-    async with trio.open_nursery() as nursery:
-        if start:
-            await nursery.start(feed.run)
-        else:
-            nursery.start_soon(feed.run)
-        yield Fake(conn, feed, bus, receive, registry, clock)
-        nursery.cancel_scope.cancel()
+    stream = HyperliquidMarketStream(conn)
+    async with running_feed(
+        stream, coins=coins, trades_buffer=trades_buffer, config=config, start=start
+    ) as running:
+        yield Fake(**attrs.asdict(running, recurse=False), conn=conn)
 
 
 async def test_fake_ready_subscribes_everything() -> None:
