@@ -10,10 +10,19 @@ most ``px_decimals`` decimals; a size is rounded to ``szDecimals``. The rules th
 
 from __future__ import annotations
 
+import math
+from decimal import Decimal
+
 import attrs
 
 from mm.venues.hyperliquid import numbers
 from mm.venues.hyperliquid.numbers import MAX_PERP_DECIMALS, MAX_SIG_FIGS, format_fixed
+
+# round_px's float path: a price's units (ticks, as a float) at least this far from a whole tick,
+# relative to their size, round as the exact decimal does (the float is a few ulps, 1e-16
+# relative, from it); at most 2**52, where a float still has a fraction.
+FLOAT_MARGIN = 1e-9
+SAFE_FLOAT_UNITS = 2**52
 
 __all__ = ["MAX_PERP_DECIMALS", "MAX_SIG_FIGS", "AssetSpec", "format_fixed"]
 
@@ -34,6 +43,10 @@ class AssetSpec:
     def parse_px(self, text: str) -> int | None:
         """Price ticks, or None when the price breaks the venue's tick rules."""
         return numbers.px_ticks(text, self.px_decimals)
+
+    def valid_ticks(self, ticks: int) -> bool:
+        """Whether the venue accepts a price of ``ticks`` (what parse_px checks of a string)."""
+        return numbers.is_valid_ticks(ticks, self.px_decimals)
 
     def parse_sz(self, text: str) -> int | None:
         """Size lots; None when not a non-negative number or not a whole number of lots (more
@@ -61,5 +74,13 @@ class AssetSpec:
 
         Never below one tick: a price that rounds down to nothing gives the smallest price.
         """
+        units = price * 10.0**self.px_decimals
+        if 1.0 <= units < SAFE_FLOAT_UNITS:
+            below = math.floor(units)
+            if min(units - below, below + 1 - units) > FLOAT_MARGIN * units:
+                # Far from a whole tick (the common case): the float's floor and ceiling are its
+                # exact decimal form's (the two differ by a few ulps), without the Decimal.
+                candidate = Decimal(below + 1 if up else below)
+                return max(numbers.round_ticks(candidate, self.px_decimals, up=up), 1)
         exact = numbers.exact_units(price, self.px_decimals)
         return max(numbers.round_ticks(exact, self.px_decimals, up=up), 1)

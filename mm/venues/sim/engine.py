@@ -217,6 +217,7 @@ class Engine:
     # --- orders --------------------------------------------------------------------------------
 
     def place(self, user: str, request: OrderRequest, now: int) -> PlaceResult:
+        """An order as the venue's wire gives it (price and size as decimal strings)."""
         asset = request.asset
         if not 0 <= asset < len(self.specs):
             return Rejected(Reject.BAD_ASSET, asset)
@@ -229,37 +230,87 @@ class Engine:
         lots = spec.parse_sz(request.sz)
         if lots is None:
             return Rejected(Reject.INVALID_SIZE, asset)
+        return self.place_ticks(
+            user,
+            asset,
+            request.is_buy,
+            px,
+            lots,
+            now,
+            tif=request.tif,
+            reduce_only=request.reduce_only,
+            cloid=request.cloid,
+        )
+
+    def place_ticks(
+        self,
+        user: str,
+        asset: int,
+        is_buy: bool,
+        px: int,
+        lots: int,
+        now: int,
+        *,
+        tif: str = "Gtc",
+        reduce_only: bool = False,
+        cloid: str | None = None,
+    ) -> PlaceResult:
+        """An order in ticks and lots, under the same rules as :meth:`place` (which parses the
+        wire's strings into this): the synthetic market's own orders skip the round trip
+        through strings, a third of the simulator's time when it was the only way in."""
+        if not 0 <= asset < len(self.specs):
+            return Rejected(Reject.BAD_ASSET, asset)
+        spec = self.specs[asset]
+        if tif not in TIFS:
+            return Rejected(Reject.BAD_TIF, asset, tif)
+        if not spec.valid_ticks(px):
+            return Rejected(Reject.TICK, asset)
+        if lots < 0:
+            return Rejected(Reject.INVALID_SIZE, asset)
         if not lots:
             return Rejected(Reject.ZERO_SIZE, asset)
         system = user in self.system_users
         account = None if system else self.accounts.get(user)
         if not system and account is None:
             return Rejected(Reject.MARGIN, asset)
-        if request.cloid is not None and request.cloid in self._open_cloids.get(user, {}):
+        if cloid is not None and cloid in self._open_cloids.get(user, {}):
             return Rejected(Reject.DUPLICATE_CLOID, asset)
         if account is not None:
             open_now = self.open_order_count(user)
             if open_now >= self.open_order_limit(user) or (
-                request.reduce_only and open_now >= OPEN_ORDERS_BASE
+                reduce_only and open_now >= OPEN_ORDERS_BASE
             ):
                 return Rejected(Reject.OPEN_ORDER_LIMIT, asset)
-        if request.reduce_only and account is not None:
+        if reduce_only and account is not None:
             position = account.position(asset).szi
-            if position == 0 or (position > 0) == request.is_buy:
+            if position == 0 or (position > 0) == is_buy:
                 return Rejected(Reject.REDUCE_ONLY, asset)
             lots = min(lots, abs(position))
         elif spec.notional(px, lots) < MIN_NOTIONAL_USDC and not system:
             return Rejected(Reject.MIN_NOTIONAL, asset)
         book = self.books[asset]
-        if request.tif == "Alo" and book.would_cross(request.is_buy, px):
+        order = Order(
+            oid=0,  # numbered below, once the order is taken (a refused one takes none)
+            user=user,
+            asset=asset,
+            is_buy=is_buy,
+            px=px,
+            sz=lots,
+            orig_sz=lots,
+            timestamp=now,
+            tif=tif,
+            reduce_only=reduce_only,
+            cloid=cloid,
+        )
+        if tif == "Alo" and book.would_cross(is_buy, px):
             bid, ask = book.best_bid(), book.best_ask()
             bbo = "@".join(spec.px_str(p) if p is not None else "None" for p in (bid, ask))
             if not system:  # the venue gives the rejected order an oid and reports it
-                rejected = self._new_order(user, request, px, lots, now)
+                rejected = self._numbered(order)
                 self._remember(rejected, now)
                 self._set_status(rejected, "badAloPxRejected", now)
             return Rejected(Reject.BAD_ALO, asset, bbo)
-        if account is not None and not request.reduce_only:
+        if account is not None and not reduce_only:
             marks = self.marks()
             free = (
                 account.account_value(self.specs, marks)
@@ -268,22 +319,11 @@ class Engine:
             )
             if spec.notional(px, lots) / account.leverage_for(asset) > free:
                 return Rejected(Reject.MARGIN, asset)
-        return self._execute(self._new_order(user, request, px, lots, now), now)
+        return self._execute(self._numbered(order), now)
 
-    def _new_order(self, user: str, request: OrderRequest, px: int, lots: int, now: int) -> Order:
-        order = Order(
-            oid=self._next_oid,
-            user=user,
-            asset=request.asset,
-            is_buy=request.is_buy,
-            px=px,
-            sz=lots,
-            orig_sz=lots,
-            timestamp=now,
-            tif=request.tif,
-            reduce_only=request.reduce_only,
-            cloid=request.cloid,
-        )
+    def _numbered(self, order: Order) -> Order:
+        """``order`` with the venue's next oid."""
+        order.oid = self._next_oid
         self._next_oid += 1
         return order
 

@@ -27,7 +27,7 @@ import random
 import attrs
 
 from mm.venues.sim.config import MarketConfig
-from mm.venues.sim.engine import Engine, OrderRequest
+from mm.venues.sim.engine import Engine
 
 LIQUIDITY_USER = "0x000000000000000000000000000000000000a11c"
 FLOW_USER = "0x0000000000000000000000000000000000000f10"
@@ -175,8 +175,7 @@ class SyntheticMarket:
                 ticks = spec.round_px(price, up=not is_buy)
                 usd = config.liquidity_size_usd * (flow.bid_size if is_buy else flow.ask_size)
                 lots = max(1, round(usd / price * 10**spec.sz_decimals))
-                request = OrderRequest(asset, is_buy, spec.px_str(ticks), spec.sz_str(lots))
-                result = engine.place(LIQUIDITY_USER, request, now_ms)
+                result = engine.place_ticks(LIQUIDITY_USER, asset, is_buy, ticks, lots, now_ms)
                 resting = getattr(result, "oid", None)
                 if resting is not None and resting in engine.books[asset].orders:
                     placed.append(resting)
@@ -194,7 +193,4 @@ class SyntheticMarket:
                 price = mid * (1 + reach) if is_buy else mid * (1 - reach)
                 ticks = spec.round_px(price, up=not is_buy)
                 lots = max(1, round(config.taker_size_usd / price * 10**spec.sz_decimals))
-                request = OrderRequest(
-                    asset, is_buy, spec.px_str(ticks), spec.sz_str(lots), tif="Ioc"
-                )
-                self.engine.place(FLOW_USER, request, now_ms)
+                self.engine.place_ticks(FLOW_USER, asset, is_buy, ticks, lots, now_ms, tif="Ioc")

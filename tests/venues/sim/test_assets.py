@@ -14,6 +14,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from mm.venues.hyperliquid import numbers
 from mm.venues.sim.assets import AssetSpec, format_fixed
 
 BTC = AssetSpec(0, "BTC", 5)
@@ -264,3 +265,21 @@ def test_round_px_is_the_nearest_valid_price_on_its_side(
 def test_round_px_never_goes_below_one_tick() -> None:
     assert ETH.round_px(0.001, up=False) == 1
     assert ETH.round_px(0.001, up=True) == 1
+
+
+@given(
+    st.sampled_from(SPECS),
+    st.floats(min_value=1e-9, max_value=1e9, allow_nan=False, allow_infinity=False),
+    st.sampled_from([0.0, 1e-15, -1e-15, 1e-12, -1e-12, 1e-9, -1e-9]),
+    st.booleans(),
+)
+def test_round_px_agrees_with_the_exact_decimal_rounding(
+    spec: AssetSpec, price: float, nudge: float, up: bool
+) -> None:
+    """round_px takes a float shortcut away from whole ticks: it must round as the exact
+    decimal form does everywhere, near whole ticks (the nudges) included."""
+    price *= 1 + nudge
+    exact = numbers.exact_units(price, spec.px_decimals)
+    assert spec.round_px(price, up=up) == max(
+        numbers.round_ticks(exact, spec.px_decimals, up=up), 1
+    )

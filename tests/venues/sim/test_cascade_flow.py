@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Sequence
+from typing import Any
 
 import attrs
 import pytest
@@ -15,7 +16,7 @@ import trio
 
 from mm.settings import ConfigError, structure_section
 from mm.venues.sim.config import CascadeConfig, MarketConfig, SimConfig
-from mm.venues.sim.engine import Engine, OrderRequest, PlaceResult
+from mm.venues.sim.engine import Engine, PlaceResult
 from mm.venues.sim.events import Trade
 from mm.venues.sim.market import FLOW_USER, LIQUIDITY_USER, Cascade, Flow, SyntheticMarket
 from mm.venues.sim.universe import UNIVERSE, specs_for
@@ -33,13 +34,15 @@ class TakerCounter(Engine):
         self.buys = 0
         self.sells = 0
 
-    def place(self, user: str, request: OrderRequest, now: int) -> PlaceResult:
+    def place_ticks(
+        self, user: str, asset: int, is_buy: bool, px: int, lots: int, now: int, **kw: Any
+    ) -> PlaceResult:
         if user == FLOW_USER:
-            if request.is_buy:
+            if is_buy:
                 self.buys += 1
             else:
                 self.sells += 1
-        return super().place(user, request, now)
+        return super().place_ticks(user, asset, is_buy, px, lots, now, **kw)
 
 
 def build(

@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Sequence
+from typing import Any
 
 import attrs
 import pytest
@@ -30,9 +31,11 @@ class CountingEngine(Engine):
         super().__init__(specs_for(coins), system_users=(LIQUIDITY_USER, FLOW_USER))
         self.sent: dict[str, int] = {}
 
-    def place(self, user: str, request: OrderRequest, now: int) -> PlaceResult:
+    def place_ticks(
+        self, user: str, asset: int, is_buy: bool, px: int, lots: int, now: int, **kw: Any
+    ) -> PlaceResult:
         self.sent[user] = self.sent.get(user, 0) + 1
-        return super().place(user, request, now)
+        return super().place_ticks(user, asset, is_buy, px, lots, now, **kw)
 
 
 def build(
