@@ -3,8 +3,10 @@
 Any task records an entry through ``Journal.record`` (a bounded memory channel, so a flood
 applies back-pressure instead of growing without bound). The writer child drains the channel,
 writes each batch in one transaction through ``trio.to_thread``, and on cancellation flushes
-what is left inside a shielded, time-bounded scope. A batch that fails to write (the database
-locked by another process, the disk full or read-only) is kept and retried with backoff by the
+what is left inside a shielded, time-bounded scope. A batch that finds the write lock taken waits
+for it up to ``LOCK_WAIT_S`` on the service's clock (not blocked in its thread). A batch that
+fails to write (the database locked by another process past that wait, the disk full or
+read-only) is kept and retried with backoff by the
 writer itself, which meanwhile keeps taking entries off the queue so that the tasks recording
 them (the user stream, the risk system) never stall behind the database; nothing accepted is
 dropped. ``lag`` says how long the oldest unwritten entry has waited: the autonomy monitor's
@@ -33,6 +35,13 @@ DATABASE_NAME = "mm.sqlite3"
 HOLD_FACTOR = 100  # pending entries kept in memory while writes fail, x the queue size
 RETRY_INITIAL_S = 0.25
 RETRY_CAP_S = 5.0
+# How long a batch waits for another connection's write lock before the write counts as failed:
+# sqlite3's default busy timeout, which the writer used to spend blocked in its worker thread.
+# It waits on the service's clock instead (the connection's own busy timeout is 0), polling
+# as SQLite's busy handler does, from 1 ms doubling up to 100 ms.
+LOCK_WAIT_S = 5.0
+LOCK_POLL_INITIAL_S = 0.001
+LOCK_POLL_CAP_S = 0.1
 
 MIGRATIONS: tuple[str, ...] = (
     # 1: the event log every component appends to.
@@ -199,6 +208,12 @@ def fills_between(path: Path, start_ms: int, end_ms: int | None) -> list[dict[st
     return [f for f in fills if end_ms is None or int(f["time_ms"]) <= end_ms]
 
 
+def _busy(error: sqlite3.OperationalError) -> bool:
+    """Whether ``error`` is SQLITE_BUSY (another connection holds the lock), extended or not."""
+    code = getattr(error, "sqlite_errorcode", None)
+    return code is not None and code & 0xFF == sqlite3.SQLITE_BUSY
+
+
 def take_write_lock(path: Path, busy_timeout_s: float) -> None:
     """Open (creating, migrating) the journal and take and release its write lock:
     ``sqlite3.OperationalError`` when another writer holds it past ``busy_timeout_s``."""
@@ -284,6 +299,7 @@ class Journal:
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         conn = await trio.to_thread.run_sync(open_database, self.path)
+        conn.execute("PRAGMA busy_timeout = 0")  # the lock is waited for on the clock: _write
         try:
             task_status.started()
             retry = RETRY_INITIAL_S
@@ -321,6 +337,22 @@ class Journal:
             await trio.sleep_forever()
         return min(retry * 2, RETRY_CAP_S)
 
+    async def _write(self, conn: sqlite3.Connection, batch: Sequence[Entry]) -> None:
+        """Write ``batch``, waiting up to LOCK_WAIT_S on the clock while another connection
+        holds the write lock; any other error, or the lock held past that, is raised."""
+        deadline = clock.monotonic() + LOCK_WAIT_S
+        pause = LOCK_POLL_INITIAL_S
+        while True:
+            try:
+                await trio.to_thread.run_sync(write_batch, conn, batch)
+            except sqlite3.OperationalError as error:
+                if not _busy(error) or clock.monotonic() + pause > deadline:
+                    raise
+            else:
+                return
+            await trio.sleep(pause)
+            pause = min(pause * 2, LOCK_POLL_CAP_S)
+
     def lag(self, now: float) -> float:
         """Seconds the oldest entry taken for writing has waited (0 when none is waiting)."""
         return max(now - self._pending[0].ts, 0.0) if self._pending else 0.0
@@ -343,7 +375,7 @@ class Journal:
             return
         started = time.perf_counter()
         batch = list(self._pending)
-        await trio.to_thread.run_sync(write_batch, conn, batch)
+        await self._write(conn, batch)
         del self._pending[: len(batch)]
         for entry in batch:
             if entry.committed is not None:

@@ -12,14 +12,17 @@ from typing import Any
 import pytest
 import trio
 import trio.lowlevel
+import trio.testing
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from loguru import logger
 from prometheus_client import CollectorRegistry
 
+import mm.clock
 import mm.journal
 from mm.journal import (
     DATABASE_NAME,
+    LOCK_WAIT_S,
     MIGRATIONS,
     Entry,
     Journal,
@@ -327,6 +330,58 @@ async def test_failing_writes_are_retried_keeping_everything_in_order(
         assert journal.lag(time.time()) == 0.0
         nursery.cancel_scope.cancel()
     assert [entry.data["i"] for entry in read_events(db_path)] == list(range(40))
+
+
+def hold_write_lock(path: Path) -> sqlite3.Connection:
+    """Another connection holding the journal's write lock (as another process would)."""
+    blocker = sqlite3.connect(path, isolation_level=None, timeout=0.1)
+    blocker.execute("BEGIN EXCLUSIVE")
+    return blocker
+
+
+async def test_a_write_waits_for_the_lock_on_the_clock(
+    db_path: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    """A lock held for less than LOCK_WAIT_S: the batch waits for it on the service's clock
+    (never blocked in its thread, where virtual time could not pass) and is written with no
+    failure counted, as SQLite's own busy timeout had it."""
+    registry = CollectorRegistry()
+    journal = make_journal(db_path, registry)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(journal.run)
+        blocker = hold_write_lock(db_path)
+        began = trio.current_time()
+        real_began = time.monotonic()
+        await journal.record("tick", i=1)
+        await trio.sleep(LOCK_WAIT_S - 1.0)
+        assert written(registry) == 0
+        assert journal.lag(mm.clock.wall()) >= LOCK_WAIT_S - 1.0 - 1e-6
+        blocker.execute("ROLLBACK")
+        blocker.close()
+        await wait_written(registry, 1)
+        assert trio.current_time() - began < LOCK_WAIT_S
+        assert registry.get_sample_value("mm_journal_write_failures_total") == 0
+        assert time.monotonic() - real_began < LOCK_WAIT_S - 1.0  # waited virtually
+        nursery.cancel_scope.cancel()
+    assert [entry.data["i"] for entry in read_events(db_path)] == [1]
+
+
+async def test_a_lock_held_past_the_wait_is_a_failure_and_retried(
+    db_path: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    registry = CollectorRegistry()
+    journal = make_journal(db_path, registry)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(journal.run)
+        blocker = hold_write_lock(db_path)
+        await journal.record("tick", i=1)
+        await trio.sleep(LOCK_WAIT_S + 0.1)
+        assert registry.get_sample_value("mm_journal_write_failures_total") == 1
+        blocker.execute("ROLLBACK")
+        blocker.close()
+        await wait_written(registry, 1)
+        nursery.cancel_scope.cancel()
+    assert [entry.data["i"] for entry in read_events(db_path)] == [1]
 
 
 async def test_a_failure_on_the_final_flush_is_reported_not_raised(
