@@ -17,7 +17,6 @@ from mm.runfile import RUN_FILE_NAME, AlreadyRunning, RunInfo, is_locked
 from mm.venues.hyperliquid.wire import new_cloid
 from supervisors import SupervisorEscalation
 from tests.conftest import eventually
-from tests.hyperliquid_adapter import hyperliquid
 
 Loader = Callable[..., tuple[Config, Secrets]]
 
@@ -176,7 +175,7 @@ async def test_the_market_feed_carries_the_embedded_venues_books(
 async def test_fills_reach_the_dispatcher_and_the_journal(running: Service) -> None:
     # The service's own account trades at the embedded venue: the fill comes back through
     # the user stream, is routed by the dispatcher and journaled, once.
-    adapter = hyperliquid(running)
+    adapter = running.adapter
     assert adapter.client is not None
     assert adapter.user_stream is not None
     with trio.fail_after(10):

@@ -1,6 +1,6 @@
 """The order auditor: a task that keeps the venue's open orders and our registry in agreement.
 
-It runs inside the execution child (`HyperliquidAdapter.run_execution`), and audits only while
+It runs inside the execution child (`VenueService.run_execution`), and audits only while
 the user stream is in sync. Every ``every_s`` seconds it reads the venue's open orders (one
 ``frontendOpenOrders`` through the client, which charges the rate limiter), asks
 `mm.execution.audit.audit` what disagrees, and acts. A resync hands over its own snapshot of the

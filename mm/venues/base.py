@@ -1,19 +1,21 @@
 """The venue interface: what every adapter provides to the rest of mm.
 
-Three parts. ``VenueClient`` is the request side: queries and, as its ``OrderClient`` part,
+Four parts. ``VenueClient`` is the request side: queries and, as its ``OrderClient`` part,
 batched order requests in ``mm.model`` types, with the exceptions that say what became of a
 request (see "orders" below). The market data and user stream section is what a venue's streams
 hand the generic feed consumers (``mm.feeds``): typed events per subscription, with ``Gap`` and
-``Malformed`` markers where the venue's messages were lost or did not parse. ``VenueAdapter`` is
-the whole adapter as the service runs it: its feeds are supervised children (``run_market``,
-``run_user``) that deliver typed values on the book bus, the trades channel and the user-events
-channel, and its client is available once the user feed is up. Adapters hide wire formats,
-signing, transport fallbacks and retries behind these.
+``Malformed`` markers where the venue's messages were lost or did not parse. ``VenueConnector``
+is what a venue package supplies to the generic assembly (``mm.venues.service``): its
+connections, opened as supervised children that hand back their streams and clients, its request
+budget, its access check and its status; a second venue is a package that provides one.
+``VenueAdapter`` is the whole venue as the service's components use it (its feeds, its client,
+its health), which the assembly builds on a connector. Adapters hide wire formats, signing,
+transport fallbacks and retries behind these.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from typing import Any, Protocol, TypeVar
 
@@ -21,6 +23,7 @@ import attrs
 import trio
 
 from mm.book import BookBus
+from mm.connection import ConnectionConfig, ConnectionHealth, State, Transition
 from mm.model import (
     AccountState,
     AssetMeta,
@@ -233,6 +236,7 @@ class VenueClient(OrderClient, InstrumentProvider, Protocol):
 # --- market data and user stream --------------------------------------------------------------
 
 _Event_co = TypeVar("_Event_co", covariant=True)
+_T = TypeVar("_T")
 
 
 @attrs.frozen(slots=True)
@@ -411,12 +415,155 @@ class UserStream(Protocol):
     async def account_state(self) -> AccountState: ...
 
 
+# --- what a venue package supplies to the assembly ---------------------------------------------
+
+
+class RateLimitWaits(Protocol):
+    """Startup's waits on the venue's rate limit (``mm.execution.startup.StartupWaits``): a
+    request refused with ``RateLimited`` is asked again once the budget's backoff is over."""
+
+    async def call(self, step: str, request: Callable[[], Awaitable[_T]]) -> _T:
+        """``request()``'s answer, however many ``RateLimited`` refusals come first."""
+        ...
+
+
+class Connection(Protocol):
+    """A connector's connection to the venue, as the feeds' metrics and status read it."""
+
+    @property
+    def state(self) -> State: ...
+
+    @property
+    def health(self) -> ConnectionHealth: ...
+
+    @property
+    def frames_received(self) -> Mapping[str, int]:
+        """Messages received so far, per channel."""
+        ...
+
+    @property
+    def malformed_frames(self) -> int:
+        """Messages that did not parse, so far."""
+        ...
+
+
+class MarketSession(Protocol):
+    """The market connection a connector opened: its stream, and the connection for metrics."""
+
+    @property
+    def stream(self) -> MarketStream: ...
+
+    @property
+    def connection(self) -> Connection: ...
+
+
+class UserSession(Protocol):
+    """The user connection a connector opened: the account's stream, a client that may read but
+    not yet trade (``unchecked``), and the connection for metrics."""
+
+    @property
+    def stream(self) -> UserStream: ...
+
+    @property
+    def unchecked(self) -> VenueClient:
+        """The request side before the venue said the key may trade for the account: for
+        reference reads only."""
+        ...
+
+    @property
+    def connection(self) -> Connection: ...
+
+    @property
+    def landing_window_ms(self) -> int:
+        """How long after it was sent an order action may still take effect at the venue."""
+        ...
+
+    async def trading_client(self, waits: RateLimitWaits) -> VenueClient:
+        """The client to trade with, once the venue says the key may trade for the account
+        (asked again, and why not shown in ``access_refused``, until it does); each request
+        of the check waits out the rate limit through ``waits``."""
+        ...
+
+
+class AccountBudget(Protocol):
+    """A venue's per-account request budget kept on the venue's own figures (optional): fills
+    raise it, a resync has it read again, and it refreshes itself while ``run`` runs."""
+
+    def on_fill(self, fill: Fill) -> None: ...
+
+    def resynced(self, started_at: float) -> None:
+        """The user stream resynced, the resync having started at ``started_at`` (Trio's
+        clock)."""
+        ...
+
+    async def run(
+        self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+    ) -> None: ...
+
+    def status(self) -> dict[str, object]: ...
+
+
+class VenueConnector(Protocol):
+    """What a venue package supplies to the generic assembly (``mm.venues.service``).
+
+    ``run_market`` and ``run_user`` open a connection to the venue at ``url`` with the
+    connection settings given, report its state changes to ``on_state``, hand back (through
+    ``task_status``) what the feeds read and the execution child trades with, and run until
+    cancelled; a connection that fails raises, and the feed child restarts it. What outlives
+    restarts (the request budget, the signer, the access answers) belongs to the connector.
+    """
+
+    @property
+    def account(self) -> str:
+        """The account traded for, as the venue names it."""
+        ...
+
+    @property
+    def limiter(self) -> RequestBudget: ...
+
+    @property
+    def account_budget(self) -> AccountBudget | None: ...
+
+    def rate_limit_waits(self) -> int:
+        """The venue's rate-limit refusals the connector's user stream waited out itself
+        (reading the account's history, resyncing)."""
+        ...
+
+    def access_refused(self) -> str | None:
+        """Why the venue refuses this key for the account, in its words; None when it does not
+        (or was not asked yet)."""
+        ...
+
+    def status(self) -> dict[str, Any]:
+        """The venue's own part of ``/status`` (its account budget, its access answers)."""
+        ...
+
+    async def run_market(
+        self,
+        url: str,
+        config: ConnectionConfig,
+        on_state: Callable[[Transition], None],
+        *,
+        task_status: trio.TaskStatus[MarketSession] = trio.TASK_STATUS_IGNORED,
+    ) -> None: ...
+
+    async def run_user(
+        self,
+        url: str,
+        config: ConnectionConfig,
+        on_state: Callable[[Transition], None],
+        *,
+        task_status: trio.TaskStatus[UserSession] = trio.TASK_STATUS_IGNORED,
+    ) -> None: ...
+
+
 class VenueAdapter(Protocol):
     """The adapter as the service's components use it: its feeds, its client, its health.
 
     ``run_market`` and ``run_user`` are supervised children; the client exists once the user
     feed is up (None before, and the callers wait or skip). Nothing here is one venue's: the
-    factory (mm.venues.factory) builds the adapter ``venue.kind`` names.
+    factory (mm.venues.factory) builds the generic venue service (mm.venues.service) on the
+    connector ``venue.kind`` names.
     """
 
     bus: BookBus  # the latest checked book per coin

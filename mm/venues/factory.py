@@ -1,64 +1,63 @@
 """Builds the venue adapter that ``venue.kind`` names: the one module outside a venue's package
 that imports it.
 
-The service (mm.app) asks here for an adapter, ``mm check`` (mm.ops.checks) for a probe of
-the venue and the account it trades for; both see the venue through the port, and nothing
-else in mm names a venue package. A kind with no builder fails naming ``venue.kind`` (the
-config already refuses a kind outside ``KINDS``, so this is the factory and the config
-disagreeing, a bug: tests/venues/test_factory.py checks they agree).
+The adapter is the generic venue service (``mm.venues.service``) on the connector the venue's
+package supplies (``mm.venues.base.VenueConnector``): a new venue adds a package and its
+branches here. The service (mm.app) asks here for an adapter, ``mm check`` (mm.ops.checks)
+for a probe of the venue and the account it trades for; both see the venue through the port,
+and nothing else in mm names a venue package. A kind with no builder fails naming
+``venue.kind`` (the config already refuses a kind outside ``KINDS``, so this is the factory and
+the config disagreeing, a bug: tests/venues/test_factory.py checks they agree).
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
-from typing import Any, Protocol
 
-import trio
 from prometheus_client import CollectorRegistry
 
-from mm.execution.auditor import OrderAuditor
-from mm.execution.deadman import DeadmanKeeper
-from mm.execution.dispatch import Dispatcher, DispatchOutput
-from mm.execution.orders import OrderRouter
+from mm.execution.dispatch import DispatchOutput
 from mm.feeds.history import FillHistory
-from mm.feeds.user import UserStreamEvent
 from mm.model import AccountState, Fill
 from mm.secrets import Secret
-from mm.venues.base import VenueAdapter, VenueProbe
+from mm.venues.base import VenueConnector, VenueProbe
 from mm.venues.config import KINDS, FeedsConfig, VenueConfig
 from mm.venues.hyperliquid import probe as hyperliquid_probe
-from mm.venues.hyperliquid.adapter import HyperliquidAdapter
+from mm.venues.hyperliquid.connector import HyperliquidConnector
 
 # The [rate_limit] section: Hyperliquid's client-side limiter is the one there is, so its
 # settings are the section's type; mm.config reads it here, the one door to a venue package.
+# It stays a static field of Config (cattrs structures the whole document by type, before
+# venue.kind is known): a second venue with limiter settings of its own makes this a per-kind
+# hook (the factory asking venue.kind for its section's type once [venue] is read), not before.
 from mm.venues.hyperliquid.rate_limit import RateLimitConfig as RateLimitConfig
+from mm.venues.service import VenueService
 
 
-class ServiceAdapter(VenueAdapter, Protocol):
-    """The adapter as the assembly (mm.app) runs it: the port, and the execution child and
-    user-event channel it still composes, which the assembly hands to the components that use
-    them (the dispatcher and the router to the executor and the flattener, the dead-man's
-    keeper to the kill switch), so that those take the port alone."""
-
-    user_events_send: trio.MemorySendChannel[UserStreamEvent]
-
-    @property
-    def dispatcher(self) -> Dispatcher: ...
-
-    @property
-    def router(self) -> OrderRouter | None: ...
-
-    @property
-    def deadman(self) -> DeadmanKeeper: ...
-
-    async def run_execution(
-        self,
-        record: Callable[[str, dict[str, Any]], Awaitable[None]],
-        auditor: OrderAuditor,
-        *,
-        task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
-    ) -> None: ...
+def build_connector(
+    venue: VenueConfig,
+    feeds: FeedsConfig,
+    *,
+    signing_key: Secret,
+    registry: CollectorRegistry,
+    rate_limit: RateLimitConfig | None = None,
+) -> VenueConnector:
+    """What the venue ``venue.kind`` names supplies to the venue service: its connections,
+    signer, request budget and access check."""
+    if venue.kind == "hyperliquid":
+        return HyperliquidConnector(
+            signing_key=signing_key,
+            account_address=venue.account_address,
+            registry=registry,
+            rest_deadline_s=feeds.user.rest_deadline_s,
+            action_expiry_s=feeds.action_expiry_s,
+            expiry_allowance_s=feeds.expiry_allowance_s,
+            access_recheck_s=feeds.startup.access_recheck_s,
+            rate_limit=rate_limit,
+            mainnet=venue.network == "mainnet",
+        )
+    raise ValueError(_unknown(venue))
 
 
 def build_adapter(
@@ -75,31 +74,30 @@ def build_adapter(
     on_startup: Callable[[AccountState], None],
     rate_limit: RateLimitConfig | None = None,
     fill_history: FillHistory | None = None,
-) -> ServiceAdapter:
-    """The adapter for ``venue.kind``, its URL read through ``venue_url`` when a feed starts
-    (an embedded simulator's port is known only once it listens); ``killed`` says whether the
+) -> VenueService:
+    """The venue service on ``venue.kind``'s connector, its URL read through ``venue_url``
+    when a feed starts (an embedded simulator's port is known only once it listens); ``killed``
+    says whether the
     kill switch is tripped (then it is not healthy for trading); ``on_fill`` and
     ``on_order_events`` publish every new fill and every order lifecycle batch, in order;
     ``on_feed_state`` hears every feed's state change and ``on_startup`` the account as the
     startup sequence read it, before any fill is routed."""
-    if venue.kind == "hyperliquid":
-        return HyperliquidAdapter(
-            feeds,
-            venue_url=venue_url,
-            signing_key=signing_key,
-            account_address=venue.account_address,
-            registry=registry,
-            killed=killed,
-            on_fill=on_fill,
-            on_order_events=on_order_events,
-            on_feed_state=on_feed_state,
-            on_startup=on_startup,
-            rate_limit=rate_limit,
-            mainnet=venue.network == "mainnet",
-            fill_history=fill_history,
-            cancel_foreign_orders=venue.cancel_foreign_orders,
-        )
-    raise ValueError(_unknown(venue))
+    connector = build_connector(
+        venue, feeds, signing_key=signing_key, registry=registry, rate_limit=rate_limit
+    )
+    return VenueService(
+        connector,
+        feeds,
+        venue_url=venue_url,
+        registry=registry,
+        killed=killed,
+        on_fill=on_fill,
+        on_order_events=on_order_events,
+        on_feed_state=on_feed_state,
+        on_startup=on_startup,
+        fill_history=fill_history,
+        cancel_foreign_orders=venue.cancel_foreign_orders,
+    )
 
 
 @asynccontextmanager

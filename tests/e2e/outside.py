@@ -24,7 +24,6 @@ from mm.venues.sim.config import CascadeConfig
 from mm.venues.sim.engine import OrderRequest
 from mm.venues.sim.venue import SimVenue
 from tests.e2e.virtual import SHIPPED_CONFIG, shipped_env, wait_for
-from tests.hyperliquid_adapter import hyperliquid
 
 Key = tuple[int, int]
 
@@ -85,7 +84,7 @@ async def in_sync(service: Service) -> None:
     """Started (the startup sequence read the account) and the user stream in sync."""
 
     def ready() -> bool:
-        adapter = hyperliquid(service)
+        adapter = service.adapter
         stream = adapter.user_stream
         return adapter.startup is not None and stream is not None and stream.synced.is_set()
 

@@ -30,7 +30,6 @@ from mm.venues.sim.config import SimConfig
 from mm.venues.sim.engine import OrderRequest
 from mm.venues.sim.venue import SimVenue
 from tests.e2e.virtual import shipped_service, wait_for
-from tests.hyperliquid_adapter import hyperliquid
 
 FOREIGN_CLOID = "0x" + "f0" * 16  # another program's cloid: not mm's prefix
 
@@ -103,8 +102,8 @@ async def test_startup_cancels_only_its_own_orders_when_told_to_leave_the_others
                 tmp_path / "run", overrides, secrets={"MM_HL_PRIVATE_KEY": key}
             ) as service:
                 account = service.adapter.account
-                await wait_for(lambda: hyperliquid(service).startup is not None, within=60)
-                startup = hyperliquid(service).startup
+                await wait_for(lambda: service.adapter.startup is not None, within=60)
+                startup = service.adapter.startup
                 assert startup is not None
                 resting = resting_oids(sim, account)
                 assert oids["own"] not in resting  # an earlier run's order: canceled

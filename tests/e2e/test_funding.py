@@ -27,7 +27,6 @@ from mm.ops.report import build_report, read_day, render_text
 from mm.venues.sim.venue import SimVenue
 from tests.e2e.outside import take
 from tests.e2e.virtual import SHIPPED_CONFIG, shipped_env, shipped_service, venue, wait_for
-from tests.hyperliquid_adapter import hyperliquid
 
 HOUR = datetime.datetime(2026, 3, 2, 12, 0, tzinfo=datetime.UTC)  # a UTC hour: funding time
 HOUR_MS = int(HOUR.timestamp() * 1000)
@@ -84,7 +83,7 @@ async def test_hourly_funding_is_journaled_and_counted_in_the_report(
         assert {payment.time for payment in paid} == {HOUR_MS}
         assert held in {sim.specs[payment.asset].name for payment in paid}
         assert all(payment.rate == sim.config.funding_rate == 0.0000125 for payment in paid)
-        stream = hyperliquid(service).user_stream
+        stream = service.adapter.user_stream
         assert stream is not None
         await wait_for(lambda: stream.forwarded["funding"] == len(paid), within=30)
     # Stopped: the journal is flushed. Every payment is there once, as the venue made it.

@@ -69,7 +69,7 @@ async def test_ten_minutes_of_late_orders_and_dropped_sockets_leave_no_order_unk
         config = service.config
         assert config.sim.commit_delay_min_ms >= 200  # the venue's own delay, shipped
         sim = venue(service)
-        user = hyperliquid(service)
+        user = service.adapter
 
         def started() -> bool:
             return user.startup is not None and user.in_sync()
@@ -92,7 +92,8 @@ async def test_ten_minutes_of_late_orders_and_dropped_sockets_leave_no_order_unk
                 if now - first > IN_TRANSIT_S
             }
             assert not overdue, f"orders resting at the venue that mm does not track: {overdue}"
-        user_ws = user.client.ws if user.client is not None else None
+        client = hyperliquid(service).client
+        user_ws = client.ws if client is not None else None
         reconnects = user_ws.reconnects if user_ws is not None else 0
         status = service.status()
         assert status["killswitch"]["trips"] == 0, status["killswitch"]

@@ -19,7 +19,6 @@ import trio
 from mm.app import Service
 from supervisors.status import walk
 from tests.e2e.virtual import resting_sides, shipped_service, venue, wait_for
-from tests.hyperliquid_adapter import hyperliquid
 
 DEPTH = 1_000
 NESTED = "[" * DEPTH + "]" * DEPTH
@@ -66,7 +65,7 @@ async def test_a_deeply_nested_user_frame_is_counted_and_skipped_while_trading_g
 ) -> None:
     async with shipped_service(tmp_path / "run") as service:
         await wait_for(lambda: quoting_both_sides(service) and fills(service) > 0, within=120.0)
-        stream = hyperliquid(service).user_stream
+        stream = service.adapter.user_stream
         assert stream is not None
         before = restarts(service)
         resyncs = stream.resyncs
@@ -82,7 +81,7 @@ async def test_a_deeply_nested_user_frame_is_counted_and_skipped_while_trading_g
         await wait_for(lambda: fills(service) > filled, within=120.0)
         await wait_for(lambda: quoting_both_sides(service), within=15.0)
 
-        assert hyperliquid(service).user_stream is stream  # the same child: it never restarted
+        assert service.adapter.user_stream is stream  # the same child: it never restarted
         assert restarts(service) == before
         assert stream.resyncs == resyncs
         assert stream.synced.is_set()

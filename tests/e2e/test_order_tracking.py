@@ -55,7 +55,7 @@ async def in_sync(service: Service) -> None:
     """Started (the startup sequence has canceled what was open) and the user stream in sync."""
 
     def ready() -> bool:
-        adapter = hyperliquid(service)
+        adapter = service.adapter
         stream = adapter.user_stream
         started = adapter.startup is not None and adapter.client is not None
         return started and stream is not None and stream.synced.is_set()

@@ -82,13 +82,13 @@ async def test_a_full_catch_up_stays_within_the_venues_weight_limit(
         assert len(sim.engine.fills[account]) == MISSED
         charged_before = sim.ip_limits.charged(IP)
         async with shipped_service(run_dir, overrides) as service:
-            history = hyperliquid(service).fill_history
+            history = service.adapter.fill_history
             # Every fill made while mm was away comes through, once: the resync pages
             # through all of them (the snapshot of the resubscribe lists them too).
             await wait_for(lambda: sum(history.recovered.values()) >= MISSED, within=10 * MINUTE)
             await wait_for(lambda: resting(service, sim), within=MINUTE)
             await trio.sleep(MINUTE)
-            stream = hyperliquid(service).user_stream
+            stream = service.adapter.user_stream
             assert stream is not None
             assert stream.recovered_fills["rest"] + stream.duplicate_fills["rest"] >= MISSED
             assert sum(history.recovered.values()) == MISSED
@@ -110,7 +110,7 @@ async def test_a_429_on_the_resync_backs_the_limiter_off(
     async with shipped_service(tmp_path / "run") as service:
         await wait_for(lambda: quoting(service), within=MINUTE)
         sim = venue(service)
-        stream = hyperliquid(service).user_stream
+        stream = service.adapter.user_stream
         limiter = hyperliquid(service).limiter
         assert stream is not None
         assert limiter.rejections == 0

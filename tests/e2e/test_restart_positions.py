@@ -35,7 +35,6 @@ from tests.e2e.outside import (
     venue_positions,
 )
 from tests.e2e.virtual import shipped_service, wait_for
-from tests.hyperliquid_adapter import hyperliquid
 
 
 def journaled(service: Service, kind: str) -> list[dict[str, Any]]:
@@ -69,7 +68,7 @@ async def test_a_restart_takes_the_venues_positions_and_replays_no_journaled_fil
             restarted = trio.current_time()
             await wait_for(lambda: agrees(service, venue), within=5)
             assert trio.current_time() - restarted <= 5
-            stream = hyperliquid(service).user_stream
+            stream = service.adapter.user_stream
             assert stream is not None
             # Exactly the fills the journal lacked come through: none journaled comes again.
             assert sum(stream.recovered_fills.values()) == len(while_down)

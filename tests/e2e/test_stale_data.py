@@ -16,7 +16,6 @@ import trio
 from mm import clock
 from mm.app import Service
 from tests.e2e.virtual import resting_sides, shipped_service, sim_client, wait_for
-from tests.hyperliquid_adapter import hyperliquid
 
 
 def quoting_both_sides(service: Service) -> bool:
@@ -74,7 +73,7 @@ async def test_the_staleness_ladder_acts_rung_by_rung(
         await wait_for(lambda: quoting_both_sides(service), within=90.0)
         assert (await sim.post("/sim/faults", json={"stall_books": True})).status_code == 200
         await wait_for(lambda: nothing_rests(service), within=30.0, poll=0.02)
-        feed = hyperliquid(service).market_feed
+        feed = service.adapter.market_feed
         assert feed is not None
         arrived = [feed.last_book_ms(coin) for coin in config.strategy.symbols]
         last_book_ms = max(at for at in arrived if at is not None)

@@ -24,7 +24,6 @@ from mm.config import load_config, resolve_secrets
 from mm.ops.autonomy import Mode
 from supervisors import walk
 from tests.e2e.virtual import SHIPPED_CONFIG, resting_sides, shipped_env, sim_client, wait_for
-from tests.hyperliquid_adapter import hyperliquid
 
 LIMITED = {"sim.faults.http_429": 1.0, "sim.faults.ws_drop_post_replies": 1.0}
 
@@ -68,7 +67,7 @@ async def test_a_rate_limited_startup_waits_then_trades(
         while trio.current_time() < limited_until:
             assert restarts(service) == {}
             await trio.sleep(1.0)
-        waits = hyperliquid(service).startup_waits
+        waits = service.adapter.startup_waits
         status = service.status()
         assert status["startup"]["waiting"] == "metadata"
         assert status["startup"]["rate_limited_total"] == waits.rate_limited

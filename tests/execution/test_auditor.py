@@ -15,6 +15,7 @@ from prometheus_client import CollectorRegistry
 from mm import clock
 from mm.execution.audit import AuditConfig
 from mm.execution.auditor import AuditLink, OrderAuditor
+from mm.execution.deadman import DeadmanConfig, DeadmanKeeper
 from mm.execution.dispatch import Dispatcher, DispatchOutput
 from mm.execution.lifecycle import OrderState
 from mm.feeds.user import Resynced
@@ -31,11 +32,9 @@ from mm.model import (
     Side,
     Tif,
 )
-from mm.secrets import Secret
 from mm.venues.base import VenueError
-from mm.venues.config import FeedsConfig
-from mm.venues.hyperliquid.adapter import HyperliquidAdapter
 from mm.venues.hyperliquid.status import order_status
+from mm.venues.routing import UserEventRouter
 
 S = OrderState
 CONFIG = AuditConfig()  # the shipped values
@@ -79,6 +78,16 @@ class FakeVenue:
     def _check(self) -> None:
         if self.down:
             raise VenueError("venue unavailable")
+
+
+class NoSwitch:
+    """The dead-man's switch of a router that never arms it here (a resync does not touch it)."""
+
+    async def schedule_cancel(self, at_ms: int | None) -> None:
+        raise AssertionError("the switch is not armed in these tests")
+
+    async def traded_volume(self) -> float:
+        raise AssertionError("the switch is not armed in these tests")
 
 
 @attrs.define
@@ -368,31 +377,29 @@ async def test_run_audits_every_period(autojump_clock: trio.abc.Clock) -> None:
     assert r.auditor.status()["last_result"] == "ok"
 
 
-# --- the adapter hands it every resync's snapshot ---------------------------------------------
+# --- the execution child's router hands it every resync's snapshot --------------------------
 
 
 async def test_a_resync_snapshot_is_handed_to_the_auditor_and_judged_next(
     autojump_clock: trio.abc.Clock,
 ) -> None:
-    adapter = HyperliquidAdapter(
-        FeedsConfig(),
-        venue_url=lambda: None,
-        signing_key=Secret("0x" + "11" * 32),
-        account_address="",
-        registry=CollectorRegistry(),
-        killed=lambda: False,
-        on_fill=lambda fill: None,
-        on_order_events=lambda events: None,
-        on_feed_state=lambda feed, state: None,
-        on_startup=lambda account: None,
-    )
     r = rig()
+    router = UserEventRouter(
+        dispatcher=r.dispatcher,
+        record=r.link.record,
+        auditor=r.auditor,
+        deadman=DeadmanKeeper(
+            NoSwitch(), DeadmanConfig(), healthy=lambda: False, now_ms=clock.wall_ms
+        ),
+        emit=r.events.extend,
+        on_fill=lambda fill: None,
+    )
     stray = foreign(4242, age_s=60)
     r.venue.orders = [foreign(7, age_s=60)]  # what a read now would say: not what is judged
     resynced = Resynced(
         "reconnected", clock.wall_ms(), (stray,), AccountState(0, 0, 0, 0, ()), 0, 0
     )
-    await adapter._route(resynced, r.link.record, r.auditor)
+    await router.route(resynced)
     assert ("resync", {"reason": "reconnected", "fills_recovered": 0}) in r.journal
     findings = await r.auditor.audit_once(r.link)
     assert findings is not None

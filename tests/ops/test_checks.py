@@ -33,7 +33,6 @@ from mm.runfile import is_locked
 from mm.venues.hyperliquid.wire import new_cloid
 from mm.venues.sim.venue import SimVenue
 from tests.conftest import eventually
-from tests.hyperliquid_adapter import hyperliquid
 
 Loader = Callable[..., tuple[Config, Secrets]]
 
@@ -124,7 +123,7 @@ async def get_status(service: Service) -> dict[str, Any]:
 
 
 async def synced(service: Service) -> None:
-    adapter = hyperliquid(service)
+    adapter = service.adapter
     await eventually(lambda: adapter.user_stream is not None and adapter.client is not None)
     assert adapter.user_stream is not None
     with trio.fail_after(10):

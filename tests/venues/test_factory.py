@@ -10,8 +10,9 @@ from mm.config import ConfigError, structure
 from mm.secrets import Secret
 from mm.venues.config import DEV_PRIVATE_KEY, KINDS, FeedsConfig, VenueConfig
 from mm.venues.factory import account_of, build_adapter, open_probe
-from mm.venues.hyperliquid.adapter import HyperliquidAdapter
+from mm.venues.hyperliquid.connector import HyperliquidConnector
 from mm.venues.hyperliquid.rate_limit import RateLimitConfig
+from mm.venues.service import VenueService
 
 ACCOUNT = "0x" + "AB" * 20
 
@@ -50,9 +51,10 @@ def test_the_adapter_gets_the_venue_section() -> None:
         on_feed_state=lambda feed, state: None,
         on_startup=lambda account: None,
     )
-    assert isinstance(adapter, HyperliquidAdapter)
+    assert isinstance(adapter, VenueService)
+    assert isinstance(adapter.connector, HyperliquidConnector)
     assert adapter.account == ACCOUNT.lower()
-    assert adapter.mainnet is True
+    assert adapter.connector.mainnet is True
     assert adapter.cancel_foreign_orders is False
     assert adapter.config.coins == ("SOL",)
     assert adapter.url() == "http://127.0.0.1:1"

@@ -1,4 +1,6 @@
-"""The Hyperliquid adapter implements the venue interface (checked by mypy and at runtime)."""
+"""The Hyperliquid adapter implements the venue interface (checked by mypy and at runtime): its
+client the port's client, its connector the port's connector, and the venue service on it the
+port's adapter."""
 
 from __future__ import annotations
 
@@ -7,10 +9,11 @@ import inspect
 from prometheus_client import CollectorRegistry
 
 from mm.secrets import Secret
-from mm.venues.base import VenueAdapter, VenueClient
+from mm.venues.base import VenueAdapter, VenueClient, VenueConnector
 from mm.venues.config import DEV_PRIVATE_KEY, FeedsConfig
-from mm.venues.hyperliquid.adapter import HyperliquidAdapter
 from mm.venues.hyperliquid.client import HyperliquidClient
+from mm.venues.hyperliquid.connector import HyperliquidConnector
+from mm.venues.service import VenueService
 
 
 def test_the_client_has_every_request_of_the_interface() -> None:
@@ -36,12 +39,22 @@ def test_the_client_has_every_request_of_the_interface() -> None:
 
 
 def test_the_adapter_is_a_venue_adapter() -> None:
-    adapter: VenueAdapter = HyperliquidAdapter(
-        FeedsConfig(),
-        venue_url=lambda: None,
+    registry = CollectorRegistry()
+    feeds = FeedsConfig()
+    connector: VenueConnector = HyperliquidConnector(
         signing_key=Secret(DEV_PRIVATE_KEY),
         account_address="",
-        registry=CollectorRegistry(),
+        registry=registry,
+        rest_deadline_s=feeds.user.rest_deadline_s,
+        action_expiry_s=feeds.action_expiry_s,
+        expiry_allowance_s=feeds.expiry_allowance_s,
+        access_recheck_s=feeds.startup.access_recheck_s,
+    )
+    adapter: VenueAdapter = VenueService(
+        connector,
+        feeds,
+        venue_url=lambda: None,
+        registry=registry,
         killed=lambda: False,
         on_fill=lambda fill: None,
         on_order_events=lambda events: None,

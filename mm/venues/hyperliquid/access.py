@@ -9,7 +9,7 @@ ERROR line per distinct problem) and asks again every ``feeds.startup.access_rec
 API wallet approved or an account funded meanwhile starts trading without a restart. Nothing
 is sent for the account until the venue allows it. A request that fails (timeout, 5xx) fails
 the check like any startup request (the child restarts with backoff); a 429 is waited out
-(``StartupWaits``).
+(the ``RateLimitWaits`` the caller hands over: the service's startup waits).
 """
 
 from __future__ import annotations
@@ -21,8 +21,7 @@ import trio
 from loguru import logger
 
 from mm import clock
-from mm.execution.startup import StartupWaits
-from mm.venues.base import RateLimited, VenueError
+from mm.venues.base import RateLimited, RateLimitWaits, VenueError
 from mm.venues.hyperliquid.authority import Access, judge
 from mm.venues.hyperliquid.client import HyperliquidClient
 
@@ -73,23 +72,20 @@ class VenueAccess:
     """The gate of the account's access, shared by every start of the user feed; its last
     answer shows in status and, while refused, in readiness."""
 
-    def __init__(self, *, network: str, recheck_s: float, waits: StartupWaits) -> None:
+    def __init__(self, *, network: str, recheck_s: float) -> None:
         self._network = network
         self._recheck_s = recheck_s
-        self._waits = waits
         self.access: Access | None = None
         self._checked_at: float | None = None  # wall time of the last answer
         self._refused_since: float | None = None
         self._checks = 0
 
-    async def until_allowed(self, client: HyperliquidClient) -> Access:
+    async def until_allowed(self, client: HyperliquidClient, waits: RateLimitWaits) -> Access:
         """The venue's ``Access`` once it allows the key to trade for the account; until then,
-        asked again every ``recheck_s``."""
+        asked again every ``recheck_s`` (each check waiting out the rate limit with ``waits``)."""
         logged: str | None = None
         while True:
-            access = await self._waits.call(
-                STEP, partial(check_access, client, network=self._network)
-            )
+            access = await waits.call(STEP, partial(check_access, client, network=self._network))
             self._checks += 1
             self.access, self._checked_at = access, clock.wall()
             if access.allowed:

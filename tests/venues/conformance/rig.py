@@ -18,7 +18,8 @@ from prometheus_client import CollectorRegistry
 
 from mm.secrets import Secret
 from mm.venues.config import DEV_PRIVATE_KEY, FeedsConfig, VenueConfig
-from mm.venues.factory import ServiceAdapter, account_of, build_adapter
+from mm.venues.factory import account_of, build_adapter
+from mm.venues.service import VenueService
 from mm.venues.sim.config import MarketConfig, SimConfig
 from mm.venues.sim.venue import SimVenue
 
@@ -64,7 +65,7 @@ class Rig:
     kind: str
     venue: VenueConfig
     sim: Simulated
-    adapter: ServiceAdapter
+    adapter: VenueService
 
 
 @asynccontextmanager
