@@ -14,6 +14,13 @@ bus, the trades and user-events channels, the dispatcher, the fill history, the 
 dead-man's keeper and the startup waits) belongs to this object; what is a venue's (signing,
 limiter, sockets) to its connector.
 
+What a child builds it hands on through a ``mm.handoff.Handoff`` (the market child its feed
+and connection, the user child its feed, the client the venue allowed and the order router on
+it, the execution child what startup read): the execution child waits for the user child's
+client instead of reading an attribute that may still be None, and the components built
+before any child runs read the latest (``client``, ``router``: None until the user feed is
+up).
+
 How it fails: each child raises what its connection, feed or startup raises, and its
 supervisor restarts it; before the user feed is up there is no client (``client`` is None,
 the dead-man's switch calls raise).
@@ -40,6 +47,7 @@ from mm.feeds.history import FillHistory
 from mm.feeds.market import MarketFeed
 from mm.feeds.metrics import FeedMetrics
 from mm.feeds.user import Resynced, UserFeed, UserStreamEvent
+from mm.handoff import Handoff
 from mm.model import AccountState, Fill, OpenOrder, Trade
 from mm.venues.base import (
     Connection,
@@ -53,6 +61,24 @@ from mm.venues.config import FeedsConfig
 from mm.venues.routing import Record, UserEventRouter, journaled_order
 
 COUNTERS_EVERY_S = 1.0
+
+
+@attrs.frozen
+class MarketSide:
+    """What the market child hands on once its feed runs: the feed and its connection."""
+
+    feed: MarketFeed
+    connection: Connection
+
+
+@attrs.frozen
+class UserSide:
+    """What the user child hands on once the venue allowed the key: the user feed, the client
+    to trade with and the order router on it."""
+
+    stream: UserFeed
+    client: VenueClient
+    router: OrderRouter
 
 
 class VenueService:
@@ -87,21 +113,20 @@ class VenueService:
         self.trades_send, self.trades = trio.open_memory_channel[Trade](config.trades_queue)
         # Startup's waits on the venue's rate limit (a 429 while starting is waited out).
         self.startup_waits = StartupWaits(connector.limiter, registry)
-        self.market_feed: MarketFeed | None = None
-        self._market_connection: Connection | None = None
+        # What the feed children built, handed on each time one starts (the latest stays
+        # until a restart hands the next).
+        self._market = Handoff[MarketSide]()
+        self._user = Handoff[UserSide]()
         self.user_events_send, self.user_events = trio.open_memory_channel[UserStreamEvent](
             config.user_events_queue
         )
-        self.user_stream: UserFeed | None = None
-        self.client: VenueClient | None = None
         self.dispatcher = Dispatcher()
-        self.router: OrderRouter | None = None
         # Every new fill (to the portfolio and risk) and every lifecycle event batch (to the
         # journal) is published through these, in order (the service's fan-out channels).
         self._on_fill = on_fill
         self._on_order_events = on_order_events
         self._on_feed_state = on_feed_state  # (feed, new state): risk and autonomy judge it
-        self.startup: StartupState | None = None
+        self._startup = Handoff[StartupState]()  # the execution child's last sequence
         # Told the venue's account as the startup sequence read it, before any fill is routed.
         self._on_startup = on_startup
         self._killed = killed  # the kill switch is tripped: not healthy for trading
@@ -129,6 +154,32 @@ class VenueService:
     @property
     def account(self) -> str:
         return self.connector.account
+
+    @property
+    def market_feed(self) -> MarketFeed | None:
+        market = self._market.latest
+        return market.feed if market is not None else None
+
+    @property
+    def user_stream(self) -> UserFeed | None:
+        user = self._user.latest
+        return user.stream if user is not None else None
+
+    @property
+    def client(self) -> VenueClient | None:
+        """The client the venue allowed to trade, once the user feed is up."""
+        user = self._user.latest
+        return user.client if user is not None else None
+
+    @property
+    def router(self) -> OrderRouter | None:
+        user = self._user.latest
+        return user.router if user is not None else None
+
+    @property
+    def startup(self) -> StartupState | None:
+        """What the execution child's startup sequence read, once it ran."""
+        return self._startup.latest
 
     @property
     def limiter(self) -> RequestBudget:
@@ -166,7 +217,7 @@ class VenueService:
                 name="market",
             )
             await nursery.start(feed.run)
-            self._market_connection, self.market_feed = market.connection, feed
+            self._market.hand(MarketSide(feed, market.connection))
             nursery.start_soon(self._export_counters, market.connection, "market", None)
             task_status.started()
 
@@ -191,14 +242,14 @@ class VenueService:
             await self.startup_waits.call("metadata", user.unchecked.metadata)
             # Nothing is sent for the account before the venue says this key may.
             client = await user.trading_client(self.startup_waits)
-            self.user_stream, self.client = stream, client
-            self.router = OrderRouter(
+            router = OrderRouter(
                 self.dispatcher,
                 client,
                 self._order_events,
                 lambda: clock.wall_ms(),
                 landing_window_ms=user.landing_window_ms,
             )
+            self._user.hand(UserSide(stream, client, router))
             nursery.start_soon(self._export_counters, user.connection, "user", stream)
             task_status.started()
 
@@ -250,10 +301,10 @@ class VenueService:
         return feed.last_book_ms(coin) if feed is not None else None
 
     def market_connection(self) -> tuple[str, int] | None:
-        connection = self._market_connection
-        if connection is None:
+        market = self._market.latest
+        if market is None:
             return None
-        return connection.state.value, connection.health.attempts
+        return market.connection.state.value, market.connection.health.attempts
 
     @property
     def resync_snapshot(self) -> Resynced | None:
@@ -313,22 +364,22 @@ class VenueService:
         dispatcher (each fill journaled), with the dead-man's switch kept armed while healthy,
         the order auditor comparing the venue's orders with ours while in sync, and the venue's
         account budget kept on its figures."""
-        client = self.client
-        if client is None:
-            raise RuntimeError("the user feed must start before execution")
+        # The client the user child hands on (it starts first, in the feeds' subtree).
+        client = (await self._user.wait()).client
         foreign = None if self.cancel_foreign_orders else _foreign_to(client)
-        self.startup = await run_startup(
+        startup = await run_startup(
             client, self.config.startup, self.startup_waits, foreign=foreign
         )
-        self._on_startup(self.startup.account)
+        self._startup.hand(startup)
+        self._on_startup(startup.account)
         await record(
             "startup",
             {
-                "canceled": self.startup.canceled,
-                "account_value": self.startup.account.account_value,
-                "positions": len(self.startup.account.positions),
-                "canceled_orders": [journaled_order(o) for o in self.startup.canceled_orders],
-                "foreign_left": [journaled_order(o) for o in self.startup.foreign_orders],
+                "canceled": startup.canceled,
+                "account_value": startup.account.account_value,
+                "positions": len(startup.account.positions),
+                "canceled_orders": [journaled_order(o) for o in startup.canceled_orders],
+                "foreign_left": [journaled_order(o) for o in startup.foreign_orders],
             },
         )
         link = AuditLink(
