@@ -46,7 +46,7 @@ from mm.execution.dispatch import DispatchOutput
 from mm.execution.flatten import Flattener
 from mm.execution.legs import LegExecutor
 from mm.execution.permissions import Grant, Level, PermissionBoard, Source
-from mm.fanout import Fanout, consume
+from mm.fanout import Fanout, consume, export_backlogs, queue_fills
 from mm.feeds.fill_audit import FillAudit
 from mm.feeds.history import HISTORY_START, FillHistory, HistoryStart, JournaledFills
 from mm.journal import DATABASE_NAME, Journal, journaled_fills, latest_event
@@ -185,6 +185,11 @@ class Service:
         # own channel, never dropped, never reordered, none held up by another's failure.
         self.fills = Fanout[Fill](("portfolio", "risk"))
         self.order_events = Fanout[Sequence[DispatchOutput]](("journal",))
+        self._fanouts: dict[str, Fanout[Any]] = {
+            "fills": self.fills,
+            "order_events": self.order_events,
+        }
+        export_backlogs(self.registry, self._fanouts)
         self.adapter = build_adapter(
             config.venue,
             config.feeds,
@@ -375,6 +380,7 @@ class Service:
                 "user_events": lambda: channel_fill(adapter.user_events),
                 "trades": lambda: channel_fill(adapter.trades),
                 "notifications": self.notifier.fill,
+                **queue_fills(self._fanouts),  # fills.portfolio, fills.risk, order_events.journal
             },
             self._drawdown,
             self.account,

@@ -9,8 +9,11 @@ import trio
 import trio.testing
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from prometheus_client import CollectorRegistry
 
-from mm.fanout import Fanout, consume
+from mm.fanout import Fanout, consume, export_backlogs, queue_fills
+from mm.ops.autonomy import AutonomyConfig, Reason
+from mm.ops.health import Readings, assess
 
 
 @settings(deadline=None)
@@ -80,3 +83,34 @@ def test_each_consumer_has_one_reader_and_one_name() -> None:
         Fanout[int](("risk", "risk"))
     with pytest.raises(ValueError, match="at least one consumer"):
         Fanout[int](())
+
+
+def test_a_consumer_that_falls_behind_shows_in_its_backlog_fill_and_metric() -> None:
+    """Unread items per consumer, against full_at, and as mm_fanout_backlog when scraped; the
+    queue-depth reading autonomy takes names the consumer that is behind."""
+    registry = CollectorRegistry()
+    fills = Fanout[int](("portfolio", "risk"), full_at=4)
+    events = Fanout[int](("journal",))
+    export_backlogs(registry, {"fills": fills, "order_events": events})
+    risk = fills.receiver("risk")
+    for item in range(4):
+        fills.publish(item)
+    risk.receive_nowait()  # risk keeps up (one read), the portfolio reads nothing
+    assert fills.backlog() == {"portfolio": 4, "risk": 3}
+    assert fills.fill() == {"portfolio": 1.0, "risk": 0.75}
+
+    def sample(channel: str, consumer: str) -> float | None:
+        labels = {"channel": channel, "consumer": consumer}
+        return registry.get_sample_value("mm_fanout_backlog", labels)
+
+    assert sample("fills", "portfolio") == 4
+    assert sample("fills", "risk") == 3
+    assert sample("order_events", "journal") == 0
+    readings = {name: read() for name, read in queue_fills({"fills": fills}).items()}
+    assert readings == {"fills.portfolio": 1.0, "fills.risk": 0.75}
+    triggers = assess(Readings(queue_fill=readings), AutonomyConfig())
+    assert [(t.reason, t.values["queue"]) for t in triggers] == [
+        (Reason.QUEUE_DEPTH_EXCEEDED, "fills.portfolio")
+    ]
+    with pytest.raises(ValueError, match="full_at"):
+        Fanout[int](("journal",), full_at=0)

@@ -73,6 +73,8 @@ REQUIRED = {
     "mm_deadman_switch_available": "gauge",
     "mm_deadman_switch_armed": "gauge",
     "mm_address_budget_reads": "counter",
+    # 15: the fan-out channels' backlogs (fills, order events), per consumer
+    "mm_fanout_backlog": "gauge",
 }
 
 # Every label name in use: each takes its values from a small fixed set (never ids or text).
@@ -81,6 +83,7 @@ BOUNDED_LABELS = {
     "channel",
     "check",
     "child",
+    "consumer",
     "factor",
     "feed",
     "horizon",
