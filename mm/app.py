@@ -17,6 +17,7 @@ more child specs without changes to ``supervisors/``::
     ├── trading    the strategy and the executor slots (the kill switch's scope)
     │   ├── strategy   what strategy.kind names (GLFT quoters today); ladders to the slots
     │   └── slot-N     reconcile, rate-limit and send, one symbol at a time
+    ├── health     the one poller of the venue's account (the health snapshot's source)
     ├── risk       the monitors and the kill switch's triggers
     ├── notifier   notifications to the log, a webhook, Telegram
     ├── autonomy   the autonomy monitor and the mode coordinator
@@ -49,18 +50,19 @@ from mm.execution.permissions import Grant, Level, PermissionBoard, Source
 from mm.fanout import Fanout, consume, export_backlogs, queue_fills
 from mm.feeds.fill_audit import FillAudit
 from mm.feeds.history import HISTORY_START, FillHistory, HistoryStart, JournaledFills
+from mm.health.account import AccountWatch
+from mm.health.board import FeedStates, HealthBoard, channel_fill
 from mm.journal import DATABASE_NAME, Journal, journaled_fills, latest_event
 from mm.metrics import new_registry
 from mm.model import Fill, Instrument
 from mm.ops.coordinator import JOURNAL_KIND as AUTONOMY_KIND
 from mm.ops.coordinator import ModeCoordinator
-from mm.ops.monitor import AutonomyMonitor, channel_fill
+from mm.ops.monitor import AutonomyMonitor
 from mm.ops.notifier import Notifier
 from mm.ops.readiness import TradingState, not_trading
 from mm.ops.report import parse_fill, read_day
 from mm.ops.sessions import SessionRunner
 from mm.portfolio import PositionBook
-from mm.risk.account import AccountWatch
 from mm.risk.controller import KillSwitchController
 from mm.risk.daily import utc_day
 from mm.risk.runner import RiskAggregator
@@ -190,6 +192,8 @@ class Service:
             "order_events": self.order_events,
         }
         export_backlogs(self.registry, self._fanouts)
+        # Every feed's state change, to risk and to autonomy, each on its own channel.
+        self.feed_states = FeedStates()
         self.adapter = build_adapter(
             config.venue,
             config.feeds,
@@ -199,7 +203,7 @@ class Service:
             killed=lambda: self.permissions.grant(Source.KILLSWITCH).level is Level.HALTED,
             on_fill=self.fills.publish,
             on_order_events=self.order_events.publish,
-            on_feed_state=self._feed_state,
+            on_feed_state=self.feed_states.on_feed_state,
             # Positions start from the venue's as the startup sequence reads them, before any
             # fill is routed, whether the strategy runs or the kill switch holds it.
             on_startup=lambda account: self.trading.adopt_venue_positions(account),
@@ -356,44 +360,49 @@ class Service:
             ChildSpec("trading", self.killswitch.run, describe=self._trading_tree(trading))
         )
         self.killswitch.export(self.registry)
+        # The one poller of the venue's account, and the one health snapshot risk and autonomy
+        # judge on, produced from its sources.
         self.account = AccountWatch(self.adapter, self.config.autonomy.venue_poll_s)
-        self.risk = RiskAggregator(
-            self.config.risk,
-            self.trading,
-            self.adapter,
-            self.killswitch,
-            self.registry,
-            self.account,
-            self.permissions.slot(Source.RISK),
-            self.fills.receiver("risk"),
-        )
-        children.append(self._child("risk", self.risk.run))
         adapter = self.adapter
-        self.monitor = AutonomyMonitor(
-            self.config.autonomy,
-            self.coordinator,
-            self.journal,
+        self.health = HealthBoard(
             adapter,
-            self.trading,
-            {
+            self.feed_states,
+            self.account,
+            journal_lag=self.journal.lag,
+            queues={
                 "journal": self.journal.fill,
                 "user_events": lambda: channel_fill(adapter.user_events),
                 "trades": lambda: channel_fill(adapter.trades),
                 "notifications": self.notifier.fill,
                 **queue_fills(self._fanouts),  # fills.portfolio, fills.risk, order_events.journal
             },
+        )
+        children.append(self._child("health", self.health.run))
+        self.risk = RiskAggregator(
+            self.config.risk,
+            self.trading,
+            self.adapter,
+            self.killswitch,
+            self.registry,
+            self.permissions.slot(Source.RISK),
+            self.fills.receiver("risk"),
+            health=self.health,
+            feed_changes=self.feed_states.changes("risk"),
+            account_readings=self.account.readings,
+        )
+        children.append(self._child("risk", self.risk.run))
+        self.monitor = AutonomyMonitor(
+            self.config.autonomy,
+            self.coordinator,
+            self.trading,
             self._drawdown,
-            self.account,
+            health=self.health,
+            feed_changes=self.feed_states.changes("autonomy"),
             on_drift=self.fill_audit.positions_compared,
         )
         children.append(self._child("autonomy", self.monitor.run))
         children.append(self._child("session", self.session.run))
         return children
-
-    def _feed_state(self, feed: str, state: str) -> None:
-        """A feed's new state, judged by risk at once, then counted by autonomy."""
-        self.risk.on_feed_state(feed, state)
-        self.monitor.on_feed_state(feed, state)
 
     def _drawdown(self) -> float | None:
         """PnL below its peak as a fraction of the account value (None: cannot be judged)."""

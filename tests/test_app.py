@@ -40,6 +40,7 @@ async def test_healthz_and_status_answer(running: Service, admin: httpx.AsyncCli
         "portfolio",
         "order-events",
         "trading",
+        "health",
         "risk",
         "autonomy",
         "session",

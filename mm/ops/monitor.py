@@ -1,42 +1,33 @@
 """The autonomy monitor: the ``autonomy`` child that reads platform health and moves the mode.
 
-Several times a second (``autonomy.check_every_s``) it gathers ``Readings``: the journal's
+Several times a second (``autonomy.check_every_s``) it takes the health snapshot
+(``mm.health``, the one risk evaluates on too) and turns it into ``Readings``: the journal's
 write lag, every symbol's book age, venue disconnects in the flapping window (a drop that
 takes the market and user feeds down together is one, not two), the fill of the service's
-queues, resident memory, local against venue positions and margin usage (from the risk
-child's ``AccountWatch``, which reads the venue every ``venue_poll_s`` and at every resync)
-and the drop of PnL from its peak against the account value. ``assess`` turns them into
-triggers and the coordinator escalates to the strictest. When the current mode may recover by
-itself, the time since the last trigger is handed to the coordinator.
+queues (the fan-out backlogs among them), resident memory, local against venue positions and
+margin usage (from the one account poller, which reads the venue every ``venue_poll_s`` and at
+every resync) and the drop of PnL from its peak against the account value. ``assess`` turns
+them into triggers and the coordinator escalates to the strictest. When the current mode may
+recover by itself, the time since the last trigger is handed to the coordinator. The feeds'
+state changes come on its own channel of them: each reconnect is counted at the time it
+happened, and trouble is noted as evidence.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Mapping
-from typing import Any
+from collections.abc import Callable, Collection
 
 import psutil
 import trio
 
 from mm import clock
-from mm.journal import Journal
+from mm.fanout import consume
+from mm.health.board import HealthBoard
+from mm.health.snapshot import RECONNECTING, AccountReading, FeedChange, HealthSnapshot
 from mm.ops.autonomy import AutonomyConfig
 from mm.ops.coordinator import ModeCoordinator
 from mm.ops.health import DriftTracker, Readings, VenueDisconnects, assess
-from mm.risk.account import AccountReading, AccountWatch
 from mm.trading_view import TradingView
-from mm.venues.base import VenueAdapter
-
-QueueFill = Callable[[], float]
-
-
-def channel_fill(channel: trio.MemoryReceiveChannel[Any]) -> float:
-    """How full a memory channel's buffer is, from 0 to 1 (0 for an unbounded one)."""
-    stats = channel.statistics()
-    capacity = stats.max_buffer_size
-    if not capacity or capacity == float("inf"):
-        return 0.0
-    return stats.current_buffer_used / capacity
 
 
 class AutonomyMonitor:
@@ -51,23 +42,19 @@ class AutonomyMonitor:
         self,
         config: AutonomyConfig,
         coordinator: ModeCoordinator,
-        journal: Journal,
-        adapter: VenueAdapter,
         trading: TradingView,
-        queues: Mapping[str, QueueFill],
         drawdown: Callable[[], float | None],
-        account: AccountWatch,
         *,
+        health: HealthBoard,
+        feed_changes: trio.MemoryReceiveChannel[FeedChange],
         on_drift: Callable[[Collection[str]], None] | None = None,
     ) -> None:
         self.config = config
         self.coordinator = coordinator
-        self.journal = journal
-        self.adapter = adapter
         self.trading = trading
-        self.queues = queues
         self.drawdown = drawdown
-        self.account_watch = account
+        self.health = health  # the snapshot its readings come from
+        self._feed_changes = feed_changes  # its own copy of every feed state change, in order
         self._on_drift = on_drift  # told the drifting coins of every comparison (the fill audit)
         self._reading_seen: AccountReading | None = None
         self.reconnects = VenueDisconnects(config.flapping_window_s)
@@ -78,17 +65,19 @@ class AutonomyMonitor:
         self._process = psutil.Process()
         self._started: float | None = None
 
-    def on_feed_state(self, feed: str, state: str) -> None:
-        """A feed's new state: disconnects are counted for flapping, and noted as evidence."""
-        if state == "reconnecting":
-            self.reconnects.record(feed, trio.current_time())
-        if state in ("reconnecting", "stale", "failed"):
-            self.coordinator.note(f"feed {feed} {state}")
+    def _on_feed_change(self, change: FeedChange) -> None:
+        """A feed's new state: disconnects are counted for flapping (when they happened), and
+        trouble is noted as evidence."""
+        if change.state == RECONNECTING:
+            self.reconnects.record(change.feed, change.at)
+        if change.trouble:
+            self.coordinator.note(f"feed {change.feed} {change.state}")
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         self._started = trio.current_time()
         async with trio.open_nursery() as nursery:
             await nursery.start(self.coordinator.run)
+            await nursery.start(consume, self._feed_changes, self._on_feed_change)
             task_status.started()
             while True:
                 await self.check()
@@ -110,42 +99,38 @@ class AutonomyMonitor:
             await self.coordinator.recover(self.quiet_since)
 
     def read(self) -> Readings:
-        now_ms = clock.wall() * 1000
+        health = self.health.snapshot()
         ages: dict[str, float | None] = {}
         # A book that has not arrived yet is as old as the monitor's run: a gap only once the
         # feed has had feed_gap_s to deliver it.
-        waited = trio.current_time() - (self._started or trio.current_time())
+        waited = health.at - (self._started or health.at)
         for coin in self.trading.strategy.symbols:
-            last = self.adapter.last_book_ms(coin)
-            ages[coin] = waited if last is None else (now_ms - last) / 1000
-        self._judge_drift()
-        reading = self.account_watch.latest
-        usage = None
-        if reading is not None and reading.account.account_value > 0:
-            usage = reading.account.margin_used / reading.account.account_value
+            age = health.book_age_s(coin)
+            ages[coin] = waited if age is None else age
+        self._judge_drift(health)
         return Readings(
-            journal_lag_s=self.journal.lag(clock.wall()),
+            journal_lag_s=health.journal_lag_s,
             # No book ages before the market feed started (none is late yet).
-            book_ages_s=ages if self.adapter.market_connection() is not None else {},
-            reconnects=self.reconnects.count(trio.current_time()),
-            queue_fill={name: fill() for name, fill in self.queues.items()},
+            book_ages_s=ages if health.market is not None else {},
+            reconnects=self.reconnects.count(health.at),
+            queue_fill=dict(health.queue_fill),
             rss_bytes=self._process.memory_info().rss,
             drift=self.drifting,
-            margin_usage=usage,
+            margin_usage=health.margin_usage,
             drawdown=self.drawdown(),
         )
 
-    def _judge_drift(self) -> None:
+    def _judge_drift(self, health: HealthSnapshot) -> None:
         """Local against venue positions, once per new account reading, only while in sync
         (out of sync, positions are being recovered, not drifting)."""
-        reading = self.account_watch.latest
-        if reading is None or reading is self._reading_seen or not self.adapter.healthy():
+        reading = health.account
+        if reading is None or reading is self._reading_seen or not health.healthy:
             return
         self._reading_seen = reading
         symbols = self.trading.strategy.symbols
         venue = {p.coin: p.szi for p in reading.account.positions if p.coin in symbols}
         local = {coin: self.trading.positions.position(coin) for coin in symbols}
-        self.drifting = self.drift.update(local, venue, trio.current_time())
+        self.drifting = self.drift.update(local, venue, health.at)
         if self._on_drift is not None:
             self._on_drift(tuple(self.drifting))
 

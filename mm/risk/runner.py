@@ -4,10 +4,12 @@ On a short timer it builds a ``RiskState`` from what the service knows (the UTC 
 its peak, positions from fills, marks from the books, the venue's account value, feed ages and
 connection states, API rejections), evaluates the eight monitors, publishes the decision the
 strategy reads (pull quotes, reduce only, the risk spread factor) and trips the kill switch on
-KILL (once: while the switch is tripped a monitor still at KILL is not a new trip). It runs the
-``AccountWatch`` that keeps the venue's account current: a monitor that needs the account
-value and has none says it cannot judge rather than inventing one. Every account reading also
-feeds the liquidation detector: a position change larger than 20% of the maximum position with
+KILL (once: while the switch is tripped a monitor still at KILL is not a new trip). The feeds'
+states and ages and the venue's account come from the health snapshot (``mm.health``), the
+same one autonomy reads, and every feed state change is evaluated the moment it arrives on
+risk's channel of them: a monitor that needs the account value and has none says it cannot
+judge rather than inventing one. Every account reading of the one poller also feeds the
+liquidation detector: a position change larger than 20% of the maximum position with
 no matching fill within 5 s is a forced liquidation, and trips the switch.
 
 The day's PnL (``mm.risk.daily``) is the UTC day's realised PnL net of fees, restored from the
@@ -28,8 +30,9 @@ from prometheus_client import CollectorRegistry, Gauge
 from mm import clock
 from mm.execution.permissions import Grant, Level, Slot
 from mm.fanout import consume
+from mm.health.board import HealthBoard
+from mm.health.snapshot import AccountReading, FeedChange, HealthSnapshot
 from mm.model import Fill, Side
-from mm.risk.account import AccountWatch
 from mm.risk.aggregate import LiquidationDetector, RiskDecision, evaluate
 from mm.risk.controller import Kill, KillSwitchController
 from mm.risk.daily import DailyPnl, utc_day
@@ -78,17 +81,24 @@ class RiskAggregator:
         adapter: VenueAdapter,
         killswitch: KillSwitchController,
         registry: CollectorRegistry,
-        account: AccountWatch,
         permission: Slot,
         fills: trio.MemoryReceiveChannel[Fill],
+        *,
+        health: HealthBoard,
+        feed_changes: trio.MemoryReceiveChannel[FeedChange],
+        account_readings: trio.MemoryReceiveChannel[AccountReading],
     ) -> None:
         self.config = config
         self.permission = permission  # its slot of the permission board
-        self._fills = fills  # its own copy of every fill, in order (it outlives restarts)
+        # Its own copies, in order, outliving restarts: every fill, every feed state change,
+        # every account reading (the liquidation detector's).
+        self._fills = fills
+        self._feed_changes = feed_changes
+        self._account_readings = account_readings
+        self.health = health  # the snapshot the feeds and the account are judged on
         self.trading = trading
         self.adapter = adapter
         self.killswitch = killswitch
-        self.account = account
         self.decision: RiskDecision | None = None
         self.last_state: RiskState | None = None
         self.daily = DailyPnl(utc_day(clock.wall_ms()))  # restore_day() replaces it at start
@@ -169,7 +179,7 @@ class RiskAggregator:
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         task_status.started()
         async with trio.open_nursery() as nursery:
-            await nursery.start(self.account.run)
+            await nursery.start(consume, self._feed_changes, self._on_feed_change)
             await nursery.start(consume, self._fills, self._on_fill)
             nursery.start_soon(self._watch_positions)
             while True:
@@ -205,6 +215,7 @@ class RiskAggregator:
         return [a for a in evaluate(state, self.config).assessments if a.action is Action.KILL]
 
     def state(self, now: float) -> RiskState:
+        health = self.health.snapshot()
         marks = self.trading.marks()
         daily = self.daily
         previous = (daily.day, daily.realized, daily.peak)
@@ -242,24 +253,20 @@ class RiskAggregator:
         return RiskState(
             daily_pnl=pnl,
             peak_pnl=peak,
-            account_value=self.account.account_value(),
+            account_value=health.account_value,
             symbols=symbols,
-            feeds=self._feeds(),
+            feeds=self._feeds(health),
             api_errors=self._errors.count(now),
             cascade_severity=self.trading.strategy.cascade_severity(now),
         )
 
-    def _feeds(self) -> dict[str, FeedHealth]:
-        feeds = {}
-        connection = self.adapter.market_connection()
-        if connection is not None:
-            now_ms = clock.wall_ms()
-            last = [self.adapter.last_book_ms(coin) for coin in self.adapter.coins]
-            known = [t for t in last if t is not None]
-            age = (now_ms - min(known)) / 1000 if len(known) == len(last) and known else 0.0
-            state, attempts = connection
-            feeds["market"] = FeedHealth(age, state, attempts)
-        return feeds
+    @staticmethod
+    def _feeds(health: HealthSnapshot) -> dict[str, FeedHealth]:
+        """The market feed's connection and its oldest book's age (none before it started)."""
+        if health.market is None:
+            return {}
+        state, attempts = health.market
+        return {"market": FeedHealth(health.oldest_book_age_s(), state, attempts)}
 
     # --- forced liquidations ----------------------------------------------------------------
 
@@ -271,10 +278,10 @@ class RiskAggregator:
             self._liquidations[coin] = detector
         return detector
 
-    def on_feed_state(self, feed: str, state: str) -> None:
-        """A feed's new state (the adapter tells the service, which tells risk)."""
-        if state in ("reconnecting", "failed", "stale"):
-            self.recent_errors.append(f"{clock.wall():.3f} feed {feed} {state}")
+    def _on_feed_change(self, change: FeedChange) -> None:
+        """A feed's new state, from risk's channel of them."""
+        if change.trouble:
+            self.recent_errors.append(f"{clock.wall():.3f} feed {change.feed} {change.state}")
         self.evaluate_now()  # a feed going stale or down is judged at once
 
     def _on_fill(self, fill: Fill) -> None:
@@ -286,7 +293,7 @@ class RiskAggregator:
     async def _watch_positions(self) -> None:
         """Every account reading, stamped with the time its request was sent, against the fills
         known by then."""
-        async for reading in self.account.readings:
+        async for reading in self._account_readings:
             marks = self.trading.marks()
             venue = {p.coin: p.szi for p in reading.account.positions}
             for coin in self.trading.strategy.symbols:

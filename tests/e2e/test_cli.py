@@ -51,7 +51,7 @@ def test_start_status_stop(start: Starter) -> None:
     as_json = run_mm("status", "--json", "-c", config)
     document = json.loads(as_json.stdout)
     assert document["pid"] == mm.proc.pid
-    assert [child["state"] for child in document["tree"]["children"]] == ["running"] * 12
+    assert [child["state"] for child in document["tree"]["children"]] == ["running"] * 13
 
     stop = run_mm("stop", "-c", config, timeout=STOP_WITHIN + 5)
     assert stop.returncode == 0, stop.stdout + stop.stderr

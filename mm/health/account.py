@@ -1,30 +1,22 @@
-"""The venue's account as risk and autonomy read it: polled, and taken from every resync.
+"""The one poller of the venue's account, which risk and autonomy share.
 
-``AccountWatch.run`` (inside the ``risk`` child) reads the venue's account state (account value,
-margin, positions) every ``every_s`` seconds, and takes the account snapshot of every user-stream
-resync as soon as it lands. Each reading is stamped with the Trio time its request was *sent*,
-so a comparison with fills (liquidation detection) is made against the fills known by then.
-Readers get the latest reading; the liquidation detector gets every reading, in order, through
-a memory channel. A failed poll is logged at DEBUG and retried on the next period: the last
-reading stays (with its age), and no value is invented while none has been read.
+``AccountWatch.run`` (inside the ``health`` child) reads the venue's account state (account
+value, margin, positions) every ``every_s`` seconds, and takes the account snapshot of every
+user-stream resync as soon as it lands. Each reading is stamped with the Trio time its request
+was *sent*, so a comparison with fills (liquidation detection) is made against the fills known
+by then. Readers get the latest reading (the health snapshot carries it, with its age); risk's
+liquidation detector gets every reading, in order, through a memory channel. A failed poll is
+logged at DEBUG and retried on the next period: the last reading stays (with its age), and no
+value is invented while none has been read.
 """
 
 from __future__ import annotations
 
-import attrs
 import trio
 from loguru import logger
 
-from mm.model import AccountState
+from mm.health.snapshot import AccountReading
 from mm.venues.base import VenueAdapter
-
-
-@attrs.frozen
-class AccountReading:
-    """One account state and the Trio time the request for it was sent."""
-
-    account: AccountState
-    requested_at: float
 
 
 class AccountWatch:
@@ -36,14 +28,6 @@ class AccountWatch:
         self.latest: AccountReading | None = None
         self._send, self.readings = trio.open_memory_channel[AccountReading](64)
         self._resync_seen: object = None
-
-    def account_value(self) -> float | None:
-        """The venue's account value, or None while it is unknown (never read, or not funded
-        yet: a new account on the simulator is funded by its first signed action)."""
-        reading = self.latest
-        if reading is None or reading.account.account_value <= 0.0:
-            return None
-        return reading.account.account_value
 
     def _publish(self, reading: AccountReading) -> None:
         if self.latest is None or reading.requested_at >= self.latest.requested_at:
