@@ -12,7 +12,7 @@ more child specs without changes to ``supervisors/``::
     │   ├── user   order updates and fills, the resync gate, and the order client
     │   └── fills  the fill audit: the venue's fills against those forwarded
     ├── execution  startup sequence, user events through the dispatcher, dead-man's switch
-    ├── portfolio  positions, PnL and markouts, from its channel of fills (risk has its own)
+    ├── portfolio  positions, PnL and balances, from its channel of fills (risk has its own)
     ├── order-events  order lifecycle events into the journal, from their channel
     ├── trading    the strategy and the executor slots (the kill switch's scope)
     │   ├── strategy   what strategy.kind names (GLFT quoters today); ladders to the slots
@@ -62,7 +62,7 @@ from mm.ops.notifier import Notifier
 from mm.ops.readiness import TradingState, not_trading
 from mm.ops.report import parse_fill, read_day
 from mm.ops.sessions import SessionRunner
-from mm.portfolio import PositionBook
+from mm.portfolio import Portfolio
 from mm.risk.controller import KillSwitchController
 from mm.risk.daily import utc_day
 from mm.risk.runner import RiskAggregator
@@ -182,6 +182,9 @@ class Service:
         self.fill_history = FillHistory(config.feeds.user.dedup_capacity)
         # "May I send?": each owner writes its slot, the strategy and the checks read it.
         self.permissions = PermissionBoard()
+        # Positions, PnL and balances per currency, outside the strategy: fed by the portfolio's
+        # channel of fills, the venue's positions adopted at startup; everyone else reads it.
+        self.portfolio = Portfolio(config.strategy.symbols, self._instrument)
         self._stopping = self.permissions.slot(Source.SERVICE)
         # Fills to the portfolio and to risk, order events to the journal: each consumer its
         # own channel, never dropped, never reordered, none held up by another's failure.
@@ -206,7 +209,7 @@ class Service:
             on_feed_state=self.feed_states.on_feed_state,
             # Positions start from the venue's as the startup sequence reads them, before any
             # fill is routed, whether the strategy runs or the kill switch holds it.
-            on_startup=lambda account: self.trading.adopt_venue_positions(account),
+            on_startup=self.portfolio.adopt_venue_positions,
             rate_limit=config.rate_limit,
             fill_history=self.fill_history,
         )
@@ -221,7 +224,6 @@ class Service:
         self.cancel_all = CancelAll(lambda: self.adapter.client)
         self.order_auditor = OrderAuditor(config.executor.audit, self.registry)
         # The strategy strategy.kind names, and the task shell that feeds it and its slots.
-        self.portfolio = PositionBook()
         strategy = build_strategy(
             config.strategy,
             StrategyContext(
@@ -326,7 +328,7 @@ class Service:
         children.append(self._child("execution", execution))
         # Positions, PnL and markouts from every fill, outside the trading scope: they follow the
         # venue whether the kill switch holds trading or not.
-        portfolio = partial(consume, self.fills.receiver("portfolio"), self.trading.on_fill)
+        portfolio = partial(consume, self.fills.receiver("portfolio"), self._on_fill)
         children.append(self._child("portfolio", portfolio))
         journal = partial(
             consume, self.order_events.receiver("journal"), self._journal_order_events
@@ -355,6 +357,7 @@ class Service:
             notify=self.notifier.notify,
             dispatcher=self.adapter.dispatcher,
             deadman=self.adapter.deadman,
+            portfolio=self.portfolio,
         )
         children.append(
             ChildSpec("trading", self.killswitch.run, describe=self._trading_tree(trading))
@@ -387,6 +390,7 @@ class Service:
             self.permissions.slot(Source.RISK),
             self.fills.receiver("risk"),
             health=self.health,
+            portfolio=self.portfolio,
             feed_changes=self.feed_states.changes("risk"),
             account_readings=self.account.readings,
         )
@@ -397,12 +401,19 @@ class Service:
             self.trading,
             self._drawdown,
             health=self.health,
+            portfolio=self.portfolio,
             feed_changes=self.feed_states.changes("autonomy"),
             on_drift=self.fill_audit.positions_compared,
         )
         children.append(self._child("autonomy", self.monitor.run))
         children.append(self._child("session", self.session.run))
         return children
+
+    def _on_fill(self, fill: Fill) -> None:
+        """The portfolio child's: the portfolio applies the fill, then trading hears it if new
+        (its markouts, a multi-leg group waiting for it, the strategy)."""
+        if self.portfolio.apply(fill):
+            self.trading.on_fill(fill)
 
     def _drawdown(self) -> float | None:
         """PnL below its peak as a fraction of the account value (None: cannot be judged)."""
@@ -636,7 +647,7 @@ class Service:
             await self.adapter.deadman.disarm_for_stop()
         # Never wait on the journal here: a stop must not hang behind a stuck writer.
         symbols = self.config.strategy.symbols
-        positions = {coin: self.trading.positions.position(coin) for coin in symbols}
+        positions = {coin: self.portfolio.position(coin) for coin in symbols}
         self.journal.record_or_log("positions", positions=positions)
         cancel = stopped.to_json() if stopped is not None else None
         self.journal.record_or_log("service_stopping", reason=self.stop_reason, cancel_all=cancel)

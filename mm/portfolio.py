@@ -1,6 +1,17 @@
-"""Position, PnL and markout bookkeeping from our own fills.
+"""Position, balance, PnL and markout bookkeeping from our own fills.
 
 Pure code: no I/O and no clock reads; every time is passed in as milliseconds since the epoch.
+
+`Portfolio` is the service's portfolio, outside the strategy: the ``portfolio`` child feeds it
+every fill from its own channel, it adopts the venue's positions at startup (and after a kill
+switch's cancel), and the strategy, risk and ops only read it. It keeps the positions and PnL
+(`PositionBook`) and the balance of every currency (`Balances`).
+
+`Balances` moves each currency by the fills as a spot exchange moves it: a buy brings its size
+of the instrument's base in and its notional of the quote out (a sell the other way), and the
+fee leaves in its own currency (a rebate, negative, comes in). On a spot venue, seeded with the
+venue's balances, these are the balances; on a perpetual venue the base figure is the position
+and the quote figure the cash the trades moved (the PnL is the position book's).
 
 `PositionBook` keeps, per symbol, the signed position, the average entry price, realized PnL by
 the average-cost method (a reduce realizes ``(px - entry) * closed * sign(position)``; a flip
@@ -22,9 +33,9 @@ from typing import Any
 
 import attrs
 
-from mm.model import Fill, Side
+from mm.model import AccountState, Fill, Instrument, Side
 
-__all__ = ["Markouts", "PositionBook", "SymbolPosition"]
+__all__ = ["Balances", "Markouts", "Portfolio", "PositionBook", "SymbolPosition"]
 
 _BPS = 10_000.0
 
@@ -329,3 +340,82 @@ class Markouts:
             "dropped": self.dropped,
             "symbols": symbols,
         }
+
+
+# --- balances and the portfolio ----------------------------------------------------------------
+
+
+class Balances:
+    """The balance of every currency, moved by each fill (see the module docstring)."""
+
+    def __init__(self) -> None:
+        self._amounts: dict[str, float] = {}
+
+    def seed(self, currency: str, amount: float) -> None:
+        """Start the currency from the venue's balance."""
+        self._amounts[currency] = amount
+
+    def apply(self, fill: Fill, instrument: Instrument) -> None:
+        """One fill (once: the caller applies only fills new to the position book)."""
+        signed = fill.side.sign * fill.sz
+        self._move(instrument.base, signed)
+        self._move(instrument.quote, -signed * fill.px)
+        self._move(fill.fee_token, -fill.fee)
+
+    def _move(self, currency: str, amount: float) -> None:
+        self._amounts[currency] = self._amounts.get(currency, 0.0) + amount
+
+    def get(self, currency: str) -> float:
+        return self._amounts.get(currency, 0.0)
+
+    def snapshot(self) -> dict[str, float]:
+        return dict(sorted(self._amounts.items()))
+
+
+class Portfolio:
+    """Positions, PnL and balances per currency, fed every fill, outside the strategy.
+
+    ``apply`` takes each fill once (by ``(tid, oid)``; a fill already in the venue's adopted
+    position is not applied again) and says whether it was new: only a new fill moves the
+    balances and is for the strategy to hear. ``instrument`` names each symbol's base and quote;
+    it fails (and so does ``apply``, after the position book took the fill) only for a symbol
+    the venue does not list.
+    """
+
+    def __init__(
+        self,
+        symbols: Iterable[str],
+        instrument: Callable[[str], Instrument],
+        positions: PositionBook | None = None,
+    ) -> None:
+        self.symbols = tuple(symbols)
+        self._instrument = instrument
+        self.positions = positions if positions is not None else PositionBook()
+        self.balances = Balances()
+
+    def apply(self, fill: Fill) -> bool:
+        if not self.positions.apply(fill):
+            return False
+        self.balances.apply(fill, self._instrument(fill.coin))
+        return True
+
+    def adopt_venue_positions(self, account: AccountState) -> None:
+        """Every traded symbol's position becomes the venue's (zero when the venue lists none:
+        it omits flat ones); fills up to the account's time are part of it."""
+        venue = {position.coin: position for position in account.positions}
+        for coin in self.symbols:
+            position = venue.get(coin)
+            size, entry = (position.szi, position.entry_px) if position else (0.0, 0.0)
+            self.positions.seed(coin, size, entry, account.time_ms)
+
+    def position(self, coin: str) -> float:
+        return self.positions.position(coin)
+
+    def pnl(self, marks: Mapping[str, float]) -> dict[str, float]:
+        """Realized, unrealized (at ``marks``; a symbol without one counts none), fees and their
+        total, over every symbol."""
+        totals = dict.fromkeys(("realized", "unrealized", "fees", "total"), 0.0)
+        for figures in self.positions.snapshot(marks).values():
+            for kind in totals:
+                totals[kind] += figures[kind]
+        return totals

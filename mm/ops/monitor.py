@@ -27,6 +27,7 @@ from mm.health.snapshot import RECONNECTING, AccountReading, FeedChange, HealthS
 from mm.ops.autonomy import AutonomyConfig
 from mm.ops.coordinator import ModeCoordinator
 from mm.ops.health import DriftTracker, Readings, VenueDisconnects, assess
+from mm.portfolio import Portfolio
 from mm.trading_view import TradingView
 
 
@@ -46,6 +47,7 @@ class AutonomyMonitor:
         drawdown: Callable[[], float | None],
         *,
         health: HealthBoard,
+        portfolio: Portfolio,
         feed_changes: trio.MemoryReceiveChannel[FeedChange],
         on_drift: Callable[[Collection[str]], None] | None = None,
     ) -> None:
@@ -54,6 +56,7 @@ class AutonomyMonitor:
         self.trading = trading
         self.drawdown = drawdown
         self.health = health  # the snapshot its readings come from
+        self.portfolio = portfolio  # local positions, against the venue's (read only)
         self._feed_changes = feed_changes  # its own copy of every feed state change, in order
         self._on_drift = on_drift  # told the drifting coins of every comparison (the fill audit)
         self._reading_seen: AccountReading | None = None
@@ -129,7 +132,7 @@ class AutonomyMonitor:
         self._reading_seen = reading
         symbols = self.trading.strategy.symbols
         venue = {p.coin: p.szi for p in reading.account.positions if p.coin in symbols}
-        local = {coin: self.trading.positions.position(coin) for coin in symbols}
+        local = {coin: self.portfolio.position(coin) for coin in symbols}
         self.drifting = self.drift.update(local, venue, health.at)
         if self._on_drift is not None:
             self._on_drift(tuple(self.drifting))

@@ -57,6 +57,7 @@ from mm.execution.permissions import OPEN, Grant, Level, Slot
 from mm.journal import Journal
 from mm.model import AccountState
 from mm.ops.notify import Notification, Severity
+from mm.portfolio import Portfolio
 from mm.risk.killswitch import KillReason, KillSwitch, Value
 from mm.risk.monitors import Assessment
 from mm.secrets import Redactor
@@ -210,6 +211,7 @@ class KillSwitchController:
         cancel_all: CancelAll,
         dispatcher: Dispatcher,
         deadman: DeadmanKeeper,
+        portfolio: Portfolio,
         rearm_blockers: Callable[[], Sequence[Assessment]] = list,
         risk_status: Callable[[], dict[str, Any]] | None = None,
         recent_errors: Callable[[], list[str]] | None = None,
@@ -221,6 +223,7 @@ class KillSwitchController:
         self.adapter = adapter
         self.dispatcher = dispatcher  # the executor's orders, for incident dumps
         self.deadman = deadman  # keeps the venue's dead-man's switch: the backstop asks it
+        self.portfolio = portfolio  # adopts the venue's positions after a trip's cancel
         self.journal = journal
         self.permission = permission  # its slot of the permission board: HALTED while tripped
         self.cancel_all = cancel_all
@@ -576,8 +579,8 @@ class KillSwitchController:
             logger.error("kill switch: could not re-read positions: {}", "; ".join(errors[-3:]))
             return None
         assert isinstance(account, AccountState)
-        self.trading.adopt_venue_positions(account)
-        positions = {coin: self.trading.positions.position(coin) for coin in self.symbols()}
+        self.portfolio.adopt_venue_positions(account)
+        positions = {coin: self.portfolio.position(coin) for coin in self.symbols()}
         logger.warning("kill switch: positions re-read from the venue: {}", positions)
         return positions
 

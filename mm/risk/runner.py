@@ -33,6 +33,7 @@ from mm.fanout import consume
 from mm.health.board import HealthBoard
 from mm.health.snapshot import AccountReading, FeedChange, HealthSnapshot
 from mm.model import Fill, Side
+from mm.portfolio import Portfolio
 from mm.risk.aggregate import LiquidationDetector, RiskDecision, evaluate
 from mm.risk.controller import Kill, KillSwitchController
 from mm.risk.daily import DailyPnl, utc_day
@@ -85,6 +86,7 @@ class RiskAggregator:
         fills: trio.MemoryReceiveChannel[Fill],
         *,
         health: HealthBoard,
+        portfolio: Portfolio,
         feed_changes: trio.MemoryReceiveChannel[FeedChange],
         account_readings: trio.MemoryReceiveChannel[AccountReading],
     ) -> None:
@@ -96,6 +98,7 @@ class RiskAggregator:
         self._feed_changes = feed_changes
         self._account_readings = account_readings
         self.health = health  # the snapshot the feeds and the account are judged on
+        self.portfolio = portfolio  # positions and their PnL (read only)
         self.trading = trading
         self.adapter = adapter
         self.killswitch = killswitch
@@ -228,12 +231,12 @@ class RiskAggregator:
                 previous[1],
                 previous[2],
             )
-        positions = self.trading.positions
+        positions = self.portfolio.positions
         unrealized = sum(positions.unrealized(coin, mark) for coin, mark in marks.items())
         pnl, peak = daily.observe(unrealized)
         symbols = {}
         for coin in self.trading.strategy.symbols:
-            contracts = self.trading.positions.position(coin)
+            contracts = self.portfolio.position(coin)
             mark = marks.get(coin)
             velocity = self._velocity[coin]
             if mark:

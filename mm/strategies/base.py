@@ -21,7 +21,7 @@ from mm.book import Book
 from mm.execution.commands import Command
 from mm.execution.permissions import PermissionBoard
 from mm.model import Fill, Instrument, Trade
-from mm.portfolio import PositionBook
+from mm.portfolio import Portfolio
 
 
 @attrs.frozen
@@ -29,7 +29,7 @@ class StrategyContext:
     """What a strategy reads, handed to it when it is built (it writes none of it)."""
 
     permissions: PermissionBoard  # "may I send?": its owners write it
-    portfolio: PositionBook  # positions and PnL from every fill
+    portfolio: Portfolio  # positions, PnL and balances from every fill (read only)
     instruments: Callable[[str], Instrument]  # a symbol's order grid (the venue must be up)
     live_orders: Callable[[str], int]  # how many of a symbol's orders are live at the venue
     registry: CollectorRegistry  # for the strategy's own metrics

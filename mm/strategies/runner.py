@@ -5,9 +5,10 @@ The strategy task (``Trading.run_strategy``) feeds the strategy ``strategy.kind`
 fills, asks it to decide, and hands each quote ladder it returns to the mailbox of the symbol's
 executor slot (latest per symbol wins). The view it decides on says whether the user stream is
 in sync with the venue and which books are stale; what may be sent is read from the
-permission board (``mm.execution.permissions``), never decided here. Fills (the portfolio's
-channel, consumed outside the trading scope) update positions, PnL and markouts, then the
-strategy. When the subtree stops (``mm stop``, the kill switch), every open order of the
+permission board (``mm.execution.permissions``), never decided here. Fills reach the portfolio
+(``mm.portfolio.Portfolio``, fed by its channel outside the trading scope), and each fill new
+to it then the markouts, the multi-leg executor and the strategy here: they read the portfolio,
+never own it. When the subtree stops (``mm stop``, the kill switch), every open order of the
 account is canceled at the venue by the one cancel-all (``mm.execution.cancel_all``), shielded
 and within its deadline; a crash of the strategy does the same on its way out.
 """
@@ -41,8 +42,8 @@ from mm.execution.pretrade import (
 )
 from mm.execution.slots import ExecutorConfig, ExecutorSlot, Mailbox, slot_for
 from mm.metrics import LATENCY_BUCKETS
-from mm.model import AccountState, Fill, PlaceOrder, Side
-from mm.portfolio import Markouts, PositionBook
+from mm.model import Fill, PlaceOrder, Side
+from mm.portfolio import Markouts, Portfolio
 from mm.strategies.base import MarketView, Strategy
 from mm.venues.base import VenueAdapter
 
@@ -129,8 +130,8 @@ class Trading:
 
     ``run_strategy`` follows the book bus and the trade tape of the strategy's symbols, tells
     the strategy of each new book and trade, asks it to decide, and hands its quote ladders to
-    the mailbox of each symbol's slot. Fills (the portfolio's channel) update positions, PnL
-    and markouts, then the strategy. A strategy's exception crashes the task (the supervisor
+    the mailbox of each symbol's slot. Each fill the portfolio applied goes to the markouts, the
+    multi-leg executor and the strategy. A strategy's exception crashes the task (the supervisor
     restarts it), and the crash cancels the account's orders on the way out.
     """
 
@@ -145,7 +146,7 @@ class Trading:
         pretrade: PretradeConfig | None = None,
         on_markout: MarkoutListener | None = None,
         *,
-        portfolio: PositionBook,
+        portfolio: Portfolio,
         legs: LegExecutor,
         dispatcher: Dispatcher,
         router: Callable[[], OrderRouter | None],
@@ -162,7 +163,8 @@ class Trading:
         self.legs = legs  # multi-leg commands (shared with the flattener: fills reach it here)
         self.groups: deque[LegGroup] = deque(maxlen=GROUPS_KEPT)  # multi-leg commands, newest last
         self.metrics = TradingMetrics(registry)
-        self.positions = portfolio
+        self.portfolio = portfolio  # read only: the portfolio child feeds it
+        self.positions = portfolio.positions
         self.markouts = Markouts()
         self.markouts.listener = self._on_markout
         self._markout_listener = on_markout  # the journal's, for mm report
@@ -205,15 +207,6 @@ class Trading:
             # (the board halted) run their own cancel-all; a second one would only double it.
             if self.permissions.halted() is None:
                 await self.cancel_all(Purpose.CRASH)
-
-    def adopt_venue_positions(self, account: AccountState) -> None:
-        """Every traded coin's position becomes the venue's (zero when the venue lists none:
-        it omits flat coins); fills up to the account's time are part of it."""
-        venue = {position.coin: position for position in account.positions}
-        for coin in self.strategy.symbols:
-            position = venue.get(coin)
-            size, entry = (position.szi, position.entry_px) if position else (0.0, 0.0)
-            self.positions.seed(coin, size, entry, account.time_ms)
 
     async def _trades(self) -> None:
         symbols = set(self.strategy.symbols)
@@ -286,8 +279,7 @@ class Trading:
     # --- fills ------------------------------------------------------------------------------
 
     def on_fill(self, fill: Fill) -> None:
-        if not self.positions.apply(fill):
-            return
+        """A fill the portfolio has just applied (new to it)."""
         self.markouts.on_fill(fill)
         if not self._filled:
             self._filled = True

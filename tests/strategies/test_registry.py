@@ -10,7 +10,7 @@ from prometheus_client import CollectorRegistry
 from mm.config import Config, ConfigError, structure
 from mm.execution.permissions import PermissionBoard
 from mm.model import Instrument
-from mm.portfolio import PositionBook
+from mm.portfolio import Portfolio
 from mm.strategies.base import Strategy, StrategyContext
 from mm.strategies.kinds import KINDS
 from mm.strategies.market_maker.engine import StrategyConfig
@@ -24,7 +24,7 @@ def context() -> StrategyContext:
 
     return StrategyContext(
         permissions=PermissionBoard(),
-        portfolio=PositionBook(),
+        portfolio=Portfolio((), instrument),
         instruments=instrument,
         live_orders=lambda coin: 0,
         registry=CollectorRegistry(),
