@@ -358,11 +358,11 @@ class Service:
             dispatcher=self.adapter.dispatcher,
             deadman=self.adapter.deadman,
             portfolio=self.portfolio,
+            registry=self.registry,
         )
         children.append(
             ChildSpec("trading", self.killswitch.run, describe=self._trading_tree(trading))
         )
-        self.killswitch.export(self.registry)
         # The one poller of the venue's account, and the one health snapshot risk and autonomy
         # judge on, produced from its sources.
         self.account = AccountWatch(self.adapter, self.config.autonomy.venue_poll_s)

@@ -212,6 +212,10 @@ class _HorizonStats:
         return self.total_bps / self.count if self.count else None
 
 
+MarkoutListener = Callable[[str, int, float, int, int | None], None]
+"""Hears each completed markout: (coin, horizon_ms, bps, the fill's time_ms, the fill's tid)."""
+
+
 def _label(horizon_ms: int) -> str:
     return f"{horizon_ms // 1000}s" if horizon_ms % 1000 == 0 else f"{horizon_ms}ms"
 
@@ -219,7 +223,8 @@ def _label(horizon_ms: int) -> str:
 class Markouts:
     """Fill markouts at fixed horizons, with per-symbol running averages.
 
-    Record fills with `on_fill` (or `record`), feed mids with `on_mid`. At most ``max_pending``
+    Record fills with `on_fill` (or `record`), feed mids with `on_mid`; ``listener`` hears
+    each markout as it completes. At most ``max_pending``
     fills wait for horizons; beyond that the oldest is dropped and counted in ``dropped``.
     The last ``last_n`` markouts per symbol and horizon are kept.
     """
@@ -230,6 +235,7 @@ class Markouts:
         *,
         max_pending: int = 10_000,
         last_n: int = 100,
+        listener: MarkoutListener | None = None,
     ) -> None:
         hs = tuple(sorted(set(horizons_ms)))
         if not hs or hs[0] < 0:
@@ -247,8 +253,7 @@ class Markouts:
         self._stats: dict[str, dict[int, _HorizonStats]] = {}
         self.dropped = 0
         self.recorded = 0
-        # Told of each markout as it completes: (coin, horizon_ms, bps, fill time_ms, fill tid).
-        self.listener: Callable[[str, int, float, int, int | None], None] | None = None
+        self._listener = listener  # told of each markout as it completes
 
     @property
     def pending(self) -> int:
@@ -291,8 +296,8 @@ class Markouts:
                 p.done[i] = True
                 bps = p.sign * (mid - p.px) / p.px * _BPS
                 self._add(coin, h, bps)
-                if self.listener is not None:
-                    self.listener(coin, h, bps, p.time_ms, p.tid)
+                if self._listener is not None:
+                    self._listener(coin, h, bps, p.time_ms, p.tid)
                 produced += 1
             if all(p.done):
                 finished.append(seq)

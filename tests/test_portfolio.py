@@ -273,8 +273,7 @@ def test_a_seeded_position_ignores_fills_it_already_contains() -> None:
 def test_the_listener_hears_each_markout_with_its_fill() -> None:
     """Each completed markout reaches the listener (the journal) with the fill's time and tid."""
     heard: list[tuple[str, int, float, int, int | None]] = []
-    m = Markouts((1_000, 5_000))
-    m.listener = lambda *markout: heard.append(markout)
+    m = Markouts((1_000, 5_000), listener=lambda *markout: heard.append(markout))
     m.on_fill(mkfill(Side.BUY, 100.0, 1.0, tid=42, time_ms=10_000))
     m.on_mid("BTC", 101.0, 10_999)
     assert heard == []

@@ -212,6 +212,7 @@ class KillSwitchController:
         dispatcher: Dispatcher,
         deadman: DeadmanKeeper,
         portfolio: Portfolio,
+        registry: CollectorRegistry,
         rearm_blockers: Callable[[], Sequence[Assessment]] = list,
         risk_status: Callable[[], dict[str, Any]] | None = None,
         recent_errors: Callable[[], list[str]] | None = None,
@@ -236,7 +237,13 @@ class KillSwitchController:
         self.last_rearm: dict[str, Any] | None = None
         self.last_trip: TripOutcome | None = None
         self.repeats = 0  # monitor requests that only repeated a recorded trip
-        self.state_gauge: Gauge | None = None
+        # mm_kill_switch_tripped{reason}: 1 for the reason it is tripped for, else 0.
+        self.state_gauge = Gauge(
+            "mm_kill_switch_tripped",
+            "1 while the kill switch is tripped, labelled by its reason.",
+            ["reason"],
+            registry=registry,
+        )
         self._rearm_blockers = rearm_blockers  # the monitors that would trip it again now
         # The risk decision and recent errors, for incident dumps.
         self._risk_status = risk_status
@@ -248,20 +255,10 @@ class KillSwitchController:
         self.sweeping = False
         self._sweep_wanted = trio.Event()
         self._sweep_scope: trio.CancelScope | None = None
-
-    def export(self, registry: CollectorRegistry) -> None:
-        """mm_kill_switch_tripped{reason}: 1 for the reason it is tripped for, else 0."""
-        self.state_gauge = Gauge(
-            "mm_kill_switch_tripped",
-            "1 while the kill switch is tripped, labelled by its reason.",
-            ["reason"],
-            registry=registry,
-        )
         self._export()
 
     def _export(self) -> None:
-        if self.state_gauge is None:
-            return
+        """mm_kill_switch_tripped: 1 for the reason the switch is tripped for, else 0."""
         original = self.switch.original
         for reason in KillReason:
             tripped = original is not None and original.reason is reason

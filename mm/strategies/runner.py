@@ -43,7 +43,7 @@ from mm.execution.pretrade import (
 from mm.execution.slots import ExecutorConfig, ExecutorSlot, Mailbox, slot_for
 from mm.metrics import LATENCY_BUCKETS
 from mm.model import Fill, PlaceOrder, Side
-from mm.portfolio import Markouts, Portfolio
+from mm.portfolio import MarkoutListener, Markouts, Portfolio
 from mm.strategies.base import MarketView, Strategy
 from mm.venues.base import VenueAdapter
 
@@ -122,9 +122,6 @@ class PretradeGate:
         return False
 
 
-MarkoutListener = Callable[[str, int, float, int, "int | None"], None]
-
-
 class Trading:
     """The generic strategy task and the executor slots it feeds.
 
@@ -165,8 +162,7 @@ class Trading:
         self.metrics = TradingMetrics(registry)
         self.portfolio = portfolio  # read only: the portfolio child feeds it
         self.positions = portfolio.positions
-        self.markouts = Markouts()
-        self.markouts.listener = self._on_markout
+        self.markouts = Markouts(listener=self._on_markout)
         self._markout_listener = on_markout  # the journal's, for mm report
         self.mailboxes = [Mailbox() for _ in range(executor.slots)]
         self._seen: dict[str, Book] = {}  # the last book the strategy was told of, per symbol
