@@ -63,7 +63,7 @@ from mm.ops.readiness import TradingState, not_trading
 from mm.ops.report import parse_fill, read_day
 from mm.ops.sessions import SessionRunner
 from mm.portfolio import Portfolio
-from mm.risk.controller import KillSwitchController
+from mm.risk.controller import Kill, KillSwitchController
 from mm.risk.daily import utc_day
 from mm.risk.runner import RiskAggregator
 from mm.runfile import RunFile, RunInfo
@@ -342,27 +342,6 @@ class Service:
             observer=self._observer,
             wall=clock.wall,
         )
-        self.killswitch = KillSwitchController(
-            trading.run,
-            self.trading,
-            self.adapter,
-            self.journal,
-            self.config.run_dir,
-            self._redact,
-            permission=self.permissions.slot(Source.KILLSWITCH),
-            cancel_all=self.cancel_all,
-            rearm_blockers=lambda: self.risk.rearm_blockers(),
-            risk_status=lambda: self.risk.status(),
-            recent_errors=lambda: list(self.risk.recent_errors),
-            notify=self.notifier.notify,
-            dispatcher=self.adapter.dispatcher,
-            deadman=self.adapter.deadman,
-            portfolio=self.portfolio,
-            registry=self.registry,
-        )
-        children.append(
-            ChildSpec("trading", self.killswitch.run, describe=self._trading_tree(trading))
-        )
         # The one poller of the venue's account, and the one health snapshot risk and autonomy
         # judge on, produced from its sources.
         self.account = AccountWatch(self.adapter, self.config.autonomy.venue_poll_s)
@@ -380,12 +359,15 @@ class Service:
                 **queue_fills(self._fanouts),  # fills.portfolio, fills.risk, order_events.journal
             },
         )
-        children.append(self._child("health", self.health.run))
+        # Risk's kill requests reach the kill switch on a channel: risk is built first, and the
+        # kill switch reads it (rearm blockers, incident dumps) without a lambda to fill later.
+        kills, kill_requests = trio.open_memory_channel[Kill](64)
         self.risk = RiskAggregator(
             self.config.risk,
             self.trading,
             self.adapter,
-            self.killswitch,
+            kills,
+            self.permissions,
             self.registry,
             self.permissions.slot(Source.RISK),
             self.fills.receiver("risk"),
@@ -394,6 +376,27 @@ class Service:
             feed_changes=self.feed_states.changes("risk"),
             account_readings=self.account.readings,
         )
+        self.killswitch = KillSwitchController(
+            trading.run,
+            self.trading,
+            self.adapter,
+            self.journal,
+            self.config.run_dir,
+            self._redact,
+            permission=self.permissions.slot(Source.KILLSWITCH),
+            cancel_all=self.cancel_all,
+            notify=self.notifier.notify,
+            dispatcher=self.adapter.dispatcher,
+            deadman=self.adapter.deadman,
+            portfolio=self.portfolio,
+            registry=self.registry,
+            risk=self.risk,
+            requests=kill_requests,
+        )
+        children.append(
+            ChildSpec("trading", self.killswitch.run, describe=self._trading_tree(trading))
+        )
+        children.append(self._child("health", self.health.run))
         children.append(self._child("risk", self.risk.run))
         self.monitor = AutonomyMonitor(
             self.config.autonomy,

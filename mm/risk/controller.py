@@ -32,9 +32,9 @@ and reported to the caller and in ``status``.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 import attrs
 import orjson
@@ -191,10 +191,24 @@ class Rearm:
 Command = Kill | Rearm
 
 
+class RiskReport(Protocol):
+    """What the kill switch reads of risk: the monitors that would trip it again now (a rearm
+    waits for them), and risk's decision and recent errors for incident dumps."""
+
+    @property
+    def recent_errors(self) -> Iterable[str]: ...
+
+    def rearm_blockers(self) -> Sequence[Assessment]: ...
+
+    def status(self) -> dict[str, Any]: ...
+
+
 class KillSwitchController:
     """The ``trading`` child and the kill switch's shell (see the module): runs the trading
-    subtree while armed, trips, rearms and dumps. Commands come from sync code (``request``)
-    or from the admin server, which waits for their outcome (``kill``, ``rearm_request``).
+    subtree while armed, trips, rearms and dumps. Commands come from risk's channel of kill
+    requests (built before it, with risk, which it reads for rearm blockers and dumps), from
+    sync code (``request``) or from the admin server, which waits for their outcome (``kill``,
+    ``rearm_request``).
     It never raises into the tree for a venue or journal failure: the outcome says what is
     missing."""
 
@@ -213,9 +227,8 @@ class KillSwitchController:
         deadman: DeadmanKeeper,
         portfolio: Portfolio,
         registry: CollectorRegistry,
-        rearm_blockers: Callable[[], Sequence[Assessment]] = list,
-        risk_status: Callable[[], dict[str, Any]] | None = None,
-        recent_errors: Callable[[], list[str]] | None = None,
+        risk: RiskReport,
+        requests: trio.MemoryReceiveChannel[Kill],
         notify: Callable[[Notification], None] | None = None,
     ) -> None:
         self.redact = redact or Redactor()
@@ -244,10 +257,8 @@ class KillSwitchController:
             ["reason"],
             registry=registry,
         )
-        self._rearm_blockers = rearm_blockers  # the monitors that would trip it again now
-        # The risk decision and recent errors, for incident dumps.
-        self._risk_status = risk_status
-        self._recent_errors = recent_errors
+        self._risk = risk  # rearm blockers; its decision and recent errors for incident dumps
+        self._requests = requests  # the risk aggregator's kill requests
         self._notify = notify
         # The latest trip's cancel-alls: the first, then those run until the venue shows none.
         self.last_cancel: CancelAllReport | None = None
@@ -325,6 +336,7 @@ class KillSwitchController:
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._serve_commands)
+            nursery.start_soon(self._take_requests)
             nursery.start_soon(self._sweep_when_asked)
             reported = False
             while True:
@@ -351,6 +363,11 @@ class KillSwitchController:
                     outcome = await self.trip(KillReason.ESCALATION, {"error": str(escalation)})
                     if not outcome.already:
                         await self.dump(f"kill switch: {KillReason.ESCALATION.value}")
+
+    async def _take_requests(self) -> None:
+        """Risk's kill requests, from its channel, each queued as ``request`` queues it."""
+        async for kill in self._requests:
+            self.request(kill)
 
     async def _serve_commands(self) -> None:
         async for command in self._commands:
@@ -591,7 +608,7 @@ class KillSwitchController:
         ``force``); journaled either way."""
         if not self.switch.tripped:
             return RearmOutcome(who, why, was_tripped=False, rearmed=False, forced=force)
-        blockers = tuple(self._rearm_blockers())
+        blockers = tuple(self._risk.rearm_blockers())
         if blockers and not force:
             refused = RearmOutcome(who, why, True, False, False, blockers)
             logger.warning(
@@ -638,8 +655,8 @@ class KillSwitchController:
             "last_trip": last.to_json() if last is not None else None,
             "trading": self.trading.status(),
             "quotes": dict(self.trading.strategy.decisions()),
-            "risk": self._risk_status() if self._risk_status is not None else None,
-            "recent_errors": list(self._recent_errors()) if self._recent_errors else [],
+            "risk": self._risk.status(),
+            "recent_errors": list(self._risk.recent_errors),
             "open_orders": open_orders,
             "dispatcher": attrs.asdict(self.dispatcher.stats),
             "limiter_headroom": self.adapter.limiter.headroom(trio.current_time()),

@@ -28,14 +28,14 @@ from loguru import logger
 from prometheus_client import CollectorRegistry, Gauge
 
 from mm import clock
-from mm.execution.permissions import Grant, Level, Slot
+from mm.execution.permissions import Grant, Level, PermissionBoard, Slot, Source
 from mm.fanout import consume
 from mm.health.board import HealthBoard
 from mm.health.snapshot import AccountReading, FeedChange, HealthSnapshot
 from mm.model import Fill, Side
 from mm.portfolio import Portfolio
 from mm.risk.aggregate import LiquidationDetector, RiskDecision, evaluate
-from mm.risk.controller import Kill, KillSwitchController
+from mm.risk.controller import Kill
 from mm.risk.daily import DailyPnl, utc_day
 from mm.risk.killswitch import KillReason, Value
 from mm.risk.monitors import Action, Assessment, RiskConfig
@@ -80,7 +80,8 @@ class RiskAggregator:
         config: RiskConfig,
         trading: TradingView,
         adapter: VenueAdapter,
-        killswitch: KillSwitchController,
+        kills: trio.MemorySendChannel[Kill],
+        board: PermissionBoard,
         registry: CollectorRegistry,
         permission: Slot,
         fills: trio.MemoryReceiveChannel[Fill],
@@ -101,7 +102,10 @@ class RiskAggregator:
         self.portfolio = portfolio  # positions and their PnL (read only)
         self.trading = trading
         self.adapter = adapter
-        self.killswitch = killswitch
+        # Requests to trip the kill switch; whether it is tripped is its slot of the board (a
+        # monitor still at KILL while it is is not a new trip).
+        self._kills = kills
+        self._board = board
         self.decision: RiskDecision | None = None
         self.last_state: RiskState | None = None
         self.daily = DailyPnl(utc_day(clock.wall_ms()))  # restore_day() replaces it at start
@@ -199,7 +203,8 @@ class RiskAggregator:
             self._severity.labels(monitor=assessment.monitor).set(int(assessment.action))
             self._judging.labels(monitor=assessment.monitor).set(1 if assessment.judging else 0)
         self._decision.set(int(decision.action))
-        if decision.kill and not self.killswitch.switch.tripped:
+        tripped = self._board.grant(Source.KILLSWITCH).level is Level.HALTED
+        if decision.kill and not tripped:
             winner = decision.winner
             values: dict[str, Value] = {
                 key: value
@@ -207,8 +212,15 @@ class RiskAggregator:
                 if isinstance(value, int | float | str)
             }
             values["monitor_reason"] = winner.reason
-            self.killswitch.request(Kill(KILL_REASONS[winner.monitor], values))
+            self._request(Kill(KILL_REASONS[winner.monitor], values))
         return decision
+
+    def _request(self, kill: Kill) -> None:
+        """A kill to the kill switch's channel of risk's requests; never blocks."""
+        try:
+            self._kills.send_nowait(kill)
+        except trio.WouldBlock:
+            logger.error("kill switch request queue full; dropped {}", kill)
 
     def rearm_blockers(self) -> list[Assessment]:
         """The monitors that would trip the kill switch again right now (evaluated afresh): a
@@ -309,4 +321,4 @@ class RiskAggregator:
                 for event in self._detector(coin, marks.get(coin)).poll(now):
                     logger.critical("forced liquidation detected on {}: {}", coin, event)
                     values: dict[str, Value] = {"coin": coin, "delta": event.delta}
-                    self.killswitch.request(Kill(KillReason.LIQUIDATION_DETECTED, values))
+                    self._request(Kill(KillReason.LIQUIDATION_DETECTED, values))
