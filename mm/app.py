@@ -389,6 +389,7 @@ class Service:
             dispatcher=self.adapter.dispatcher,
             deadman=self.adapter.deadman,
             portfolio=self.portfolio,
+            account=self.account,
             registry=self.registry,
             risk=self.risk,
             requests=kill_requests,

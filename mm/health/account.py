@@ -4,18 +4,23 @@
 value, margin, positions) every ``every_s`` seconds, and takes the account snapshot of every
 user-stream resync as soon as it lands. Each reading is stamped with the Trio time its request
 was *sent*, so a comparison with fills (liquidation detection) is made against the fills known
-by then. Readers get the latest reading (the health snapshot carries it, with its age); risk's
-liquidation detector gets every reading, in order, through a memory channel. A failed poll is
+by then. A reading asked for out of turn (``read_now``: the kill switch's, after its cancel, over
+every path to the venue) is stamped and published the same way. Readers get the latest reading
+(the health snapshot carries it, with its age); risk's liquidation detector gets every reading,
+in order, through a memory channel. A failed poll is
 logged at DEBUG and retried on the next period: the last reading stays (with its age), and no
 value is invented while none has been read.
 """
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 import trio
 from loguru import logger
 
 from mm.health.snapshot import AccountReading
+from mm.model import AccountState
 from mm.venues.base import VenueAdapter
 
 
@@ -36,6 +41,18 @@ class AccountWatch:
             self._send.send_nowait(reading)
         except trio.WouldBlock:  # the detector is behind: it only needs the newest ones
             logger.debug("account readings queue full; reading dropped for the detector")
+
+    async def read_now(
+        self, read: Callable[[], Awaitable[AccountState | None]]
+    ) -> AccountState | None:
+        """A reading out of turn, by ``read`` (None: it got no answer, and nothing is
+        published); stamped with the time it was asked for and published as a poll's is. It
+        fails as ``read`` fails."""
+        sent = trio.current_time()
+        account = await read()
+        if account is not None:
+            self._publish(AccountReading(account, sent))
+        return account
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         task_status.started()

@@ -54,6 +54,7 @@ from mm.execution.cancel_all import (
 from mm.execution.deadman import DeadmanKeeper
 from mm.execution.dispatch import Dispatcher
 from mm.execution.permissions import OPEN, Grant, Level, Slot
+from mm.health.account import AccountWatch
 from mm.journal import Journal
 from mm.model import AccountState
 from mm.ops.notify import Notification, Severity
@@ -226,6 +227,7 @@ class KillSwitchController:
         dispatcher: Dispatcher,
         deadman: DeadmanKeeper,
         portfolio: Portfolio,
+        account: AccountWatch,
         registry: CollectorRegistry,
         risk: RiskReport,
         requests: trio.MemoryReceiveChannel[Kill],
@@ -238,6 +240,7 @@ class KillSwitchController:
         self.dispatcher = dispatcher  # the executor's orders, for incident dumps
         self.deadman = deadman  # keeps the venue's dead-man's switch: the backstop asks it
         self.portfolio = portfolio  # adopts the venue's positions after a trip's cancel
+        self.account = account  # the one account poller: the re-read after a trip goes through it
         self.journal = journal
         self.permission = permission  # its slot of the permission board: HALTED while tripped
         self.cancel_all = cancel_all
@@ -581,18 +584,26 @@ class KillSwitchController:
         return backstop
 
     async def _adopt_venue_positions(self) -> dict[str, float] | None:
-        """Re-read the account and make its positions ours (a liquidation, fills missed)."""
+        """Re-read the account and make its positions ours (a liquidation, fills missed). The
+        reading goes through the one account poller, so risk and autonomy see it too."""
         client = self.adapter.client
         if client is None:
             return None
-        errors: list[str] = []
-        answered, account = await first_answer(
-            paths_of(client), lambda path: path.account_state(), KILL, errors
-        )
-        if not answered:
-            logger.error("kill switch: could not re-read positions: {}", "; ".join(errors[-3:]))
+
+        async def read() -> AccountState | None:
+            errors: list[str] = []
+            answered, account = await first_answer(
+                paths_of(client), lambda path: path.account_state(), KILL, errors
+            )
+            if not answered:
+                logger.error("kill switch: could not re-read positions: {}", "; ".join(errors[-3:]))
+                return None
+            assert isinstance(account, AccountState)
+            return account
+
+        account = await self.account.read_now(read)
+        if account is None:
             return None
-        assert isinstance(account, AccountState)
         self.portfolio.adopt_venue_positions(account)
         positions = {coin: self.portfolio.position(coin) for coin in self.symbols()}
         logger.warning("kill switch: positions re-read from the venue: {}", positions)
