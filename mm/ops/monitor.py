@@ -64,6 +64,7 @@ class AutonomyMonitor:
         self.drift = DriftTracker(config.drift_tolerance)
         self.drifting: dict[str, tuple[float, float, float]] = {}
         self.readings = Readings()
+        self.health_read: HealthSnapshot | None = None  # the snapshot the readings came from
         self.quiet_since: float | None = None
         self._process = psutil.Process()
         self._started: float | None = None
@@ -103,6 +104,7 @@ class AutonomyMonitor:
 
     def read(self) -> Readings:
         health = self.health.snapshot()
+        self.health_read = health
         ages: dict[str, float | None] = {}
         # A book that has not arrived yet is as old as the monitor's run: a gap only once the
         # feed has had feed_gap_s to deliver it.
@@ -139,6 +141,8 @@ class AutonomyMonitor:
 
     def status(self) -> dict[str, object]:
         readings = self.readings
+        # How old the venue's account reading was (None: never read), as margin and drift saw it.
+        age = self.health_read.account_age_s if self.health_read is not None else None
         return {
             "journal_lag_s": round(readings.journal_lag_s, 3),
             "reconnects": readings.reconnects,
@@ -146,4 +150,5 @@ class AutonomyMonitor:
             "margin_usage": readings.margin_usage,
             "drift": {coin: list(values) for coin, values in readings.drift.items()},
             "queue_fill": {name: round(fill, 4) for name, fill in readings.queue_fill.items()},
+            "account_age_s": round(age, 3) if age is not None else None,
         }

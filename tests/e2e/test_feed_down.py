@@ -47,3 +47,7 @@ async def test_the_market_feed_dropping_pulls_risk_at_once_and_counts_once(
         snapshot = service.health.snapshot()
         assert snapshot.feeds["market"].reconnects == 1
         assert snapshot.account_value == service.risk.state(trio.current_time()).account_value
+        # The account reading's age, as autonomy read it: within a poll period or two.
+        age = service.status()["mode"]["health"]["account_age_s"]
+        assert isinstance(age, float)
+        assert 0.0 <= age < 2 * service.config.autonomy.venue_poll_s
