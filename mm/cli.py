@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import httpx
@@ -28,21 +28,17 @@ import trio
 from loguru import logger
 
 from mm import __version__
-from mm.app import Service, StartupError
-from mm.config import Config, ConfigError, Secrets, config_hash, load_config, resolve_secrets
-from mm.journal import DATABASE_NAME
 from mm.logs import configure
-from mm.ops.backup import BackupError, backup, list_backups
-from mm.ops.checks import exit_code as checks_exit_code
-from mm.ops.checks import render as render_checks
-from mm.ops.checks import run_checks
-from mm.ops.report import build_report, read_day
-from mm.ops.report import render_text as render_report
-from mm.ops.report import to_json as report_json
 from mm.runfile import AlreadyRunning, RunInfo, is_locked, read_info
 from mm.secrets import Redactor
-from mm.venues.sim.venue import SimVenue
-from supervisors import SupervisorEscalation
+from mm.settings import ConfigError
+
+if TYPE_CHECKING:
+    from mm.config import Config, Secrets
+
+# Each command imports what it alone needs, inside it: the service, the checks' venue client,
+# the simulator and the config's sections take most of a second to import, which every
+# `mm status`, `mm kill` or `mm --help` paid before doing anything.
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -54,6 +50,8 @@ POLL_SECONDS = 0.1
 
 
 def _load(path: str, environ: Mapping[str, str]) -> tuple[Config, Secrets]:
+    from mm.config import load_config, resolve_secrets
+
     config = load_config(Path(path), environ)
     return config, resolve_secrets(config, environ)
 
@@ -65,6 +63,9 @@ def _print_errors(path: str, error: ConfigError) -> None:
 
 
 def cmd_start(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    from mm.app import Service, StartupError
+    from supervisors import SupervisorEscalation
+
     config, secrets = _load(args.config, environ)
     if is_locked(config.run_dir):
         info = read_info(config.run_dir)
@@ -326,6 +327,8 @@ def _trading_table(trading: dict[str, Any]) -> str:
 
 
 def cmd_status(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    from mm.config import load_config
+
     config = load_config(Path(args.config), environ)
     info = _running(config)
     if info is None:
@@ -354,6 +357,11 @@ def status_exit_code(status: dict[str, Any]) -> int:
 
 def cmd_check(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     """Pre-flight checks (or, with --post, the post-session ones); 1 when any fails."""
+    from mm.config import config_hash
+    from mm.ops.checks import exit_code as checks_exit_code
+    from mm.ops.checks import render as render_checks
+    from mm.ops.checks import run_checks
+
     config, secrets = _load(args.config, environ)
     token = "configured" if secrets.admin_token is not None else "none"
     print(f"config OK: {args.config} (hash {config_hash(config)})")
@@ -379,11 +387,18 @@ def cmd_flatten(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
 
 
 def _database(config: Config) -> Path:
+    from mm.journal import DATABASE_NAME
+
     return config.run_dir / DATABASE_NAME
 
 
 def cmd_report(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     """The daily report from the journal (UTC days; today by default)."""
+    from mm.config import load_config
+    from mm.ops.report import build_report, read_day
+    from mm.ops.report import render_text as render_report
+    from mm.ops.report import to_json as report_json
+
     config = load_config(Path(args.config), environ)
     try:
         day = dt.date.fromisoformat(args.date) if args.date else dt.datetime.now(dt.UTC).date()
@@ -406,6 +421,9 @@ def cmd_report(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
 
 def cmd_backup(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     """An online backup of the journal into <run_dir>/backups, keeping the newest --keep."""
+    from mm.config import load_config
+    from mm.ops.backup import BackupError, backup, list_backups
+
     config = load_config(Path(args.config), environ)
     target = Path(args.dir) if args.dir else config.run_dir / "backups"
     try:
@@ -425,6 +443,9 @@ def _address_argument(value: str) -> str:
 
 
 def cmd_sim(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    from mm.config import load_config
+    from mm.venues.sim.venue import SimVenue
+
     config = load_config(Path(args.config), environ)
     sim_config = config.sim
     overrides: dict[str, Any] = {}
