@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime as dt
+import gc
 import os
 import re
 import signal
@@ -741,4 +742,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.dup2(devnull, sys.stdout.fileno())
         os.close(devnull)
         code = EXIT_FAILURE
+    # The process ends with this answer: what it built stays to the end, so the interpreter's
+    # collections at exit would only walk every object to find no garbage (0.3 s after a
+    # service's run, which `mm stop` and every restart waited for). Frozen objects are still
+    # freed, and their finalizers run, as the interpreter tears the modules down.
+    gc.freeze()
     return code
