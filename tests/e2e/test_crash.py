@@ -27,14 +27,13 @@ from functools import partial
 from pathlib import Path
 from typing import IO, Any
 
-import httpx
 import pytest
 
 from mm.journal import DATABASE_NAME, read_events
 from mm.venues.config import DEV_PRIVATE_KEY
 from mm.venues.hyperliquid.signing import address_from_private_key
 from tests.conftest import ConfigWriter
-from tests.e2e.mmproc import MMProcess, mm_env
+from tests.e2e.mmproc import LOCAL, MMProcess, mm_env
 from tests.venues.sim.sdk.helpers import ANNOUNCEMENT, Sim, stop
 
 ACCOUNT = address_from_private_key(DEV_PRIVATE_KEY).lower()
@@ -105,7 +104,7 @@ def _read_lines(stream: IO[str], lines: queue.Queue[str]) -> None:
 
 
 def venue_info(sim: Sim, request: dict[str, Any]) -> Any:
-    return httpx.post(f"{sim.url}/info", json=request, timeout=5.0).json()
+    return LOCAL.post(f"{sim.url}/info", json=request, timeout=5.0).json()
 
 
 def venue_fills(sim: Sim) -> set[tuple[int, int]]:
@@ -128,7 +127,7 @@ def journaled(run_dir: Path) -> list[tuple[int, int]]:
 
 
 def status(admin_url: str) -> dict[str, Any]:
-    result: dict[str, Any] = httpx.get(f"{admin_url}/status", timeout=5.0).json()
+    result: dict[str, Any] = LOCAL.get(f"{admin_url}/status", timeout=5.0).json()
     return result
 
 

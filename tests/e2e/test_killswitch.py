@@ -19,7 +19,7 @@ from mm.venues.config import DEV_PRIVATE_KEY
 from mm.venues.hyperliquid.signing import L1Signer
 from tests.conftest import eventually
 from tests.e2e.fast import FAST
-from tests.e2e.mmproc import MM, MMProcess, mm_env, run_mm
+from tests.e2e.mmproc import LOCAL, MM, MMProcess, mm_env, run_mm
 
 TRADED = {"initial_volume_usdc": 1_000_000.0}
 
@@ -143,12 +143,12 @@ def operate(config: Path, venue_url: str) -> None:
     admin_url = ""
 
     def status() -> dict[str, Any]:
-        document: dict[str, Any] = httpx.get(f"{admin_url}/status", timeout=5).json()
+        document: dict[str, Any] = LOCAL.get(f"{admin_url}/status", timeout=5).json()
         return document
 
     def venue_orders() -> list[Any]:
         request = {"type": "openOrders", "user": ACCOUNT}
-        orders: list[Any] = httpx.post(f"{venue_url}/info", json=request, timeout=5).json()
+        orders: list[Any] = LOCAL.post(f"{venue_url}/info", json=request, timeout=5).json()
         return orders
 
     try:
@@ -169,7 +169,7 @@ def operate(config: Path, venue_url: str) -> None:
 
     # While mm is down the venue liquidates into a position far past the hard limit.
     forced = {"user": ACCOUNT, "coin": "BTC", "szi": "1"}
-    assert httpx.post(f"{venue_url}/sim/liquidate", json=forced).status_code == 200
+    assert LOCAL.post(f"{venue_url}/sim/liquidate", json=forced).status_code == 200
 
     mm = MMProcess(config)
     try:

@@ -10,11 +10,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import httpx
-
 from mm.journal import DATABASE_NAME, read_events
 from tests.e2e.fast import FAST
-from tests.e2e.mmproc import MMProcess, run_mm
+from tests.e2e.mmproc import LOCAL, MMProcess, run_mm
 
 
 def wait_for(condition: Callable[[], bool], within: float, what: str) -> None:
@@ -34,7 +32,7 @@ def test_operator_commands_on_a_real_run(write_config: Any) -> None:
         info = mm.wait_ready()
 
         def status() -> dict[str, Any]:
-            reply: dict[str, Any] = httpx.get(f"{info.admin_url}/status", timeout=5).json()
+            reply: dict[str, Any] = LOCAL.get(f"{info.admin_url}/status", timeout=5).json()
             return reply
 
         wait_for(lambda: status()["trading"]["in_sync"], 20, "in sync")
