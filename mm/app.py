@@ -54,7 +54,7 @@ from mm.health.account import AccountWatch
 from mm.health.board import FeedStates, HealthBoard, channel_fill
 from mm.journal import DATABASE_NAME, Journal, journaled_fills, latest_event
 from mm.metrics import new_registry
-from mm.model import Fill, Instrument
+from mm.model import Fill, Instrument, TradeId
 from mm.ops.coordinator import JOURNAL_KIND as AUTONOMY_KIND
 from mm.ops.coordinator import ModeCoordinator
 from mm.ops.monitor import AutonomyMonitor
@@ -425,7 +425,7 @@ class Service:
         return state.drawdown if state is not None else None
 
     def _journal_markout(
-        self, coin: str, horizon_ms: int, bps: float, fill_time_ms: int, tid: int | None
+        self, coin: str, horizon_ms: int, bps: float, fill_time_ms: int, tid: TradeId | None
     ) -> None:
         """Each completed markout, for ``mm report`` (the fill's tid lets it drop duplicates)."""
         self.journal.record_or_log(

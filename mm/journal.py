@@ -29,6 +29,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from mm import clock
 from mm.metrics import LATENCY_BUCKETS
+from mm.model import OrderId, TradeId, journaled_order_id, journaled_trade_id
 from mm.settings import at_least, positive, setting
 
 DATABASE_NAME = "mm.sqlite3"
@@ -172,24 +173,27 @@ def last_fill_ms(path: Path) -> int | None:
     return None if row is None or row[0] is None else int(row[0])
 
 
-def journaled_fills(path: Path, limit: int) -> list[tuple[int, int, int]]:
+def journaled_fills(path: Path, limit: int) -> list[tuple[TradeId, OrderId, int]]:
     """The newest ``limit`` journaled fills (in write order) as (tid, oid, venue time_ms),
-    newest first; none without a journal. Blocking: for startup (the user stream's history
-    is by trade id: a fill is history iff it is journaled)."""
+    newest first; none without a journal. Ids journaled before they were qualified by venue
+    are read as qualified (``mm.model.journaled_order_id``). Blocking: for startup (the user
+    stream's history is by trade id: a fill is history iff it is journaled)."""
     if not path.exists():
         return []
     conn = sqlite3.connect(path)
     try:
         rows = conn.execute(
-            "SELECT CAST(json_extract(data, '$.tid') AS INTEGER), "
-            "CAST(json_extract(data, '$.oid') AS INTEGER), "
+            "SELECT json_extract(data, '$.tid'), json_extract(data, '$.oid'), "
             "CAST(json_extract(data, '$.time_ms') AS INTEGER) "
             "FROM events WHERE kind = 'fill' ORDER BY id DESC LIMIT ?",
             (limit,),
         ).fetchall()
     finally:
         conn.close()
-    return [(int(tid), int(oid), int(time_ms)) for tid, oid, time_ms in rows]
+    return [
+        (journaled_trade_id(tid), journaled_order_id(oid), int(time_ms))
+        for tid, oid, time_ms in rows
+    ]
 
 
 def fills_between(path: Path, start_ms: int, end_ms: int | None) -> list[dict[str, Any]]:

@@ -9,8 +9,47 @@ from __future__ import annotations
 
 import enum
 from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_EVEN, Decimal
+from typing import NewType
 
 import attrs
+
+# --- identities --------------------------------------------------------------------------------
+
+OrderId = NewType("OrderId", str)
+"""A venue's id of an order, qualified by the venue: ``<venue>:<the venue's own id>``, as in
+``hyperliquid:123456789`` (Hyperliquid's integer oid) or ``kucoin:<24 hex digits>``. Opaque past
+the venue's package: the rest of mm stores, compares, hashes, journals and hands it back, and
+never reads its parts. Only the venue's package builds one and parses it back
+(``mm.venues.hyperliquid.ids``), so ids of two venues never collide."""
+
+TradeId = NewType("TradeId", str)
+"""A venue's id of a trade (a fill's ``tid``, a market trade's), qualified the same way as an
+``OrderId`` (``hyperliquid:<tid>``) and as opaque."""
+
+LEGACY_VENUE = "hyperliquid"
+"""Whose ids a journal written before ids were qualified holds: Hyperliquid's bare integers,
+the only venue mm traded then (its package's form, ``mm.venues.hyperliquid.ids``)."""
+
+
+def journaled_order_id(value: str | int) -> OrderId:
+    """An order id as a journal holds it: qualified, or (written before ids were) one of
+    ``LEGACY_VENUE``'s bare integers, qualified now. Raises ``ValueError`` for anything else."""
+    return OrderId(_journaled_id(value, "order id"))
+
+
+def journaled_trade_id(value: str | int) -> TradeId:
+    """A trade id as a journal holds it (see ``journaled_order_id``)."""
+    return TradeId(_journaled_id(value, "trade id"))
+
+
+def _journaled_id(value: object, what: str) -> str:
+    if isinstance(value, bool):
+        raise ValueError(f"not an {what}: {value!r}")
+    if isinstance(value, int):
+        return f"{LEGACY_VENUE}:{value}"
+    if isinstance(value, str) and ":" in value:
+        return value
+    raise ValueError(f"not an {what}: {value!r}")
 
 
 class Side(enum.Enum):
@@ -236,7 +275,7 @@ class Trade:
     px: float
     sz: float
     time_ms: int
-    tid: int
+    tid: TradeId
 
 
 @attrs.frozen(slots=True)
@@ -254,7 +293,7 @@ class OpenOrder:
     px: float
     sz: float  # remaining
     orig_sz: float
-    oid: int
+    oid: OrderId
     cloid: str | None
     time_ms: int
     reduce_only: bool = False
@@ -270,7 +309,7 @@ class OrderReport:
     px: float
     sz: float  # remaining
     orig_sz: float
-    oid: int
+    oid: OrderId
     cloid: str | None
     time_ms: int
     status: OrderStatus
@@ -285,8 +324,8 @@ class Fill:
     px: float
     sz: float
     time_ms: int
-    oid: int
-    tid: int
+    oid: OrderId
+    tid: TradeId
     cloid: str | None
     fee: float
     fee_token: str
@@ -308,7 +347,7 @@ class FillsSnapshot:
 @attrs.frozen(slots=True)
 class NonUserCancel:
     coin: str
-    oid: int
+    oid: OrderId
 
 
 @attrs.frozen(slots=True)
@@ -391,10 +430,10 @@ class PlaceOrder:
 
 @attrs.frozen(slots=True)
 class CancelOrder:
-    """Cancel by venue oid or by our cloid (exactly one is set)."""
+    """Cancel by venue order id or by our cloid (exactly one is set)."""
 
     coin: str
-    oid: int | None = None
+    oid: OrderId | None = None
     cloid: str | None = None
 
     def __attrs_post_init__(self) -> None:
@@ -404,21 +443,22 @@ class CancelOrder:
 
 @attrs.frozen(slots=True)
 class ModifyOrder:
-    """Replace a resting order (found by oid or cloid) with ``order`` (which keeps its cloid)."""
+    """Replace a resting order with ``order``, which keeps the order's cloid: the order is found
+    by ``oid`` when given, else by that cloid."""
 
-    target: int | str
     order: PlaceOrder
+    oid: OrderId | None = None
 
 
 @attrs.frozen(slots=True)
 class Resting:
-    oid: int
+    oid: OrderId
     cloid: str | None
 
 
 @attrs.frozen(slots=True)
 class Filled:
-    oid: int
+    oid: OrderId
     cloid: str | None
     total_sz: float
     avg_px: float

@@ -33,7 +33,7 @@ from typing import Any
 
 import attrs
 
-from mm.model import AccountState, Fill, Instrument, Side
+from mm.model import AccountState, Fill, Instrument, OrderId, Side, TradeId
 
 __all__ = ["Balances", "Markouts", "Portfolio", "PositionBook", "SymbolPosition"]
 
@@ -72,7 +72,7 @@ class PositionBook:
         self._flat_eps = flat_eps
         self._max_keys = max_keys
         self._symbols: dict[str, SymbolPosition] = {}
-        self._applied: dict[tuple[int, int], None] = {}  # insertion-ordered set
+        self._applied: dict[tuple[TradeId, OrderId], None] = {}  # insertion-ordered set
         self._as_of: dict[str, int] = {}  # per symbol: fills up to this time are in the seed
 
     # --- updates ------------------------------------------------------------------------------
@@ -163,7 +163,7 @@ class PositionBook:
         st = self._symbols.get(coin)
         return st.unrealized(mark) if st is not None else 0.0
 
-    def has_applied(self, tid: int, oid: int) -> bool:
+    def has_applied(self, tid: TradeId, oid: OrderId) -> bool:
         return (tid, oid) in self._applied
 
     def snapshot(self, marks: Mapping[str, float]) -> dict[str, dict[str, Any]]:
@@ -198,7 +198,7 @@ class _Pending:
     px: float
     time_ms: int
     done: list[bool]
-    tid: int | None = None
+    tid: TradeId | None = None
 
 
 @attrs.define(slots=True)
@@ -212,7 +212,7 @@ class _HorizonStats:
         return self.total_bps / self.count if self.count else None
 
 
-MarkoutListener = Callable[[str, int, float, int, int | None], None]
+MarkoutListener = Callable[[str, int, float, int, TradeId | None], None]
 """Hears each completed markout: (coin, horizon_ms, bps, the fill's time_ms, the fill's tid)."""
 
 
@@ -263,7 +263,7 @@ class Markouts:
         self.record(fill.coin, fill.side, fill.px, fill.time_ms, fill.tid)
 
     def record(
-        self, coin: str, side: Side, px: float, time_ms: int, tid: int | None = None
+        self, coin: str, side: Side, px: float, time_ms: int, tid: TradeId | None = None
     ) -> None:
         if px <= 0:
             return

@@ -8,8 +8,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mm.model import Fill, Side
+from mm.model import Fill, Side, TradeId
 from mm.portfolio import Markouts, PositionBook
+from tests.ids import hl_oid, hl_tid
 
 _tids = itertools.count(1)
 
@@ -31,8 +32,8 @@ def mkfill(
         px=px,
         sz=sz,
         time_ms=time_ms,
-        oid=oid,
-        tid=next(_tids) if tid is None else tid,
+        oid=hl_oid(oid),
+        tid=hl_tid(next(_tids) if tid is None else tid),
         cloid=None,
         fee=fee,
         fee_token="USDC",
@@ -133,7 +134,7 @@ def test_duplicate_fill_ignored() -> None:
     before = book.snapshot({"BTC": 101.0})
     assert not book.apply(f)
     assert book.snapshot({"BTC": 101.0}) == before
-    assert book.has_applied(42, 9)
+    assert book.has_applied(hl_tid(42), hl_oid(9))
     # same tid with a different oid (the other side of a self-cross) is a distinct fill
     assert book.apply(mkfill(B, 100.0, 1.0, tid=42, oid=10))
     assert book.position("BTC") == 2.0
@@ -259,9 +260,39 @@ def test_markouts_rejects_bad_config() -> None:
 def test_a_seeded_position_ignores_fills_it_already_contains() -> None:
     book = PositionBook()
     book.seed("BTC", 0.5, 100.0, as_of_ms=1_000)
-    older = Fill("BTC", Side.BUY, 100.0, 0.5, 900, 1, 1, None, 0.0, "USDC", True, 0.0, "", 0.0, "")
+    older = Fill(
+        "BTC",
+        Side.BUY,
+        100.0,
+        0.5,
+        900,
+        hl_oid(1),
+        hl_tid(1),
+        None,
+        0.0,
+        "USDC",
+        True,
+        0.0,
+        "",
+        0.0,
+        "",
+    )
     newer = Fill(
-        "BTC", Side.BUY, 110.0, 0.5, 1_100, 2, 2, None, 0.0, "USDC", True, 0.5, "", 0.0, ""
+        "BTC",
+        Side.BUY,
+        110.0,
+        0.5,
+        1_100,
+        hl_oid(2),
+        hl_tid(2),
+        None,
+        0.0,
+        "USDC",
+        True,
+        0.5,
+        "",
+        0.0,
+        "",
     )
     assert book.apply(older) is False  # already in the venue's position
     assert book.position("BTC") == 0.5
@@ -272,14 +303,14 @@ def test_a_seeded_position_ignores_fills_it_already_contains() -> None:
 
 def test_the_listener_hears_each_markout_with_its_fill() -> None:
     """Each completed markout reaches the listener (the journal) with the fill's time and tid."""
-    heard: list[tuple[str, int, float, int, int | None]] = []
+    heard: list[tuple[str, int, float, int, TradeId | None]] = []
     m = Markouts((1_000, 5_000), listener=lambda *markout: heard.append(markout))
     m.on_fill(mkfill(Side.BUY, 100.0, 1.0, tid=42, time_ms=10_000))
     m.on_mid("BTC", 101.0, 10_999)
     assert heard == []
     m.on_mid("BTC", 101.0, 11_000)
     [(coin, horizon, bps, time_ms, tid)] = heard
-    assert (coin, horizon, time_ms, tid) == ("BTC", 1_000, 10_000, 42)
+    assert (coin, horizon, time_ms, tid) == ("BTC", 1_000, 10_000, hl_tid(42))
     assert bps == pytest.approx(100.0)
     m.on_mid("BTC", 99.0, 15_000)
     assert heard[1][:2] == ("BTC", 5_000)

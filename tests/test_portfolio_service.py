@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from mm.model import AccountState, Fill, Instrument, Position, Side
 from mm.portfolio import Portfolio
+from tests.ids import hl_oid, hl_tid
 
 INSTRUMENTS = {
     "BTC": Instrument("sim", "BTC", "BTC", "USDC", Decimal(1), Decimal("0.001"), Decimal(0), 0.0),
@@ -32,7 +33,21 @@ def fill(
     time_ms: int = 2_000,
 ) -> Fill:
     return Fill(
-        coin, side, px, sz, time_ms, 1, tid, None, fee, fee_token, False, 0.0, "", 0.0, "0x0"
+        coin,
+        side,
+        px,
+        sz,
+        time_ms,
+        hl_oid(1),
+        hl_tid(tid),
+        None,
+        fee,
+        fee_token,
+        False,
+        0.0,
+        "",
+        0.0,
+        "0x0",
     )
 
 

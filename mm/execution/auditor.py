@@ -50,7 +50,7 @@ from mm.bounded import BoundedSet
 from mm.execution.audit import AuditConfig, Findings, Snapshot, audit
 from mm.execution.dispatch import Dispatcher, DispatchOutput
 from mm.execution.lifecycle import OrderState
-from mm.model import CancelOrder, CancelResult, OpenOrder, OrderReport, OrderStatus
+from mm.model import CancelOrder, CancelResult, OpenOrder, OrderId, OrderReport, OrderStatus
 from mm.venues.base import MalformedAnswer, VenueError
 
 Record = Callable[[str, dict[str, Any]], Awaitable[None]]
@@ -68,7 +68,9 @@ _ENDS: Mapping[OrderStatus, str] = {
 class AuditVenue(Protocol):
     async def open_orders(self) -> list[OpenOrder]: ...
 
-    async def order_status(self, target: int | str) -> OrderReport | None: ...
+    async def order_status(
+        self, *, oid: OrderId | None = None, cloid: str | None = None
+    ) -> OrderReport | None: ...
 
     async def cancel(self, cancels: Sequence[CancelOrder]) -> list[CancelResult]: ...
 
@@ -306,7 +308,7 @@ class OrderAuditor:
             return None
         before = order.state
         try:
-            report = await venue.order_status(cloid)
+            report = await venue.order_status(cloid=cloid)
         except _FAILURES as error:
             return f"orderStatus of ghost {cloid} failed: {error}"
         link.emit(link.dispatcher.resolve_absent(cloid, report, clock.wall_ms()))
@@ -334,14 +336,18 @@ class OrderAuditor:
         before = order.state
         link.emit(dispatcher.on_timeout(cloid, clock.wall_ms()))  # pending -> UNKNOWN
         report = None
-        for target in (cloid, order.oid):
-            if order.state is not OrderState.UNKNOWN or target is None:
+        oid = order.oid
+        for by_oid in (False, True):
+            if order.state is not OrderState.UNKNOWN or (by_oid and oid is None):
                 break
             try:
-                report = await venue.order_status(target)
+                if by_oid:
+                    report = await venue.order_status(oid=oid)
+                else:
+                    report = await venue.order_status(cloid=cloid)
             except _FAILURES as error:  # the order stays UNKNOWN: asked again next audit
                 return f"orderStatus of stuck order {cloid} failed: {error}"
-            if report is None and target != cloid:
+            if report is None and by_oid:
                 break  # by oid the venue's silence says no more than by cloid
             link.emit(dispatcher.resolve_unknown(cloid, report, clock.wall_ms()))
         after = order.state

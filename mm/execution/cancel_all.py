@@ -32,7 +32,7 @@ import attrs
 import trio
 from loguru import logger
 
-from mm.model import CancelOrder, CancelResult, OpenOrder
+from mm.model import CancelOrder, CancelResult, OpenOrder, OrderId
 
 T = TypeVar("T")
 RETRY_PAUSE_S = 0.1  # at least this between reads when no path answered
@@ -107,7 +107,7 @@ class CancelAllReport:
     """What a cancel-all did, for logs, the kill's answer, ``mm status`` and the journal."""
 
     canceled: int  # orders canceled: answered so, or gone at a later read (a lost answer)
-    remaining: tuple[tuple[str, int], ...]  # (coin, oid) open at the last read
+    remaining: tuple[tuple[str, OrderId], ...]  # (coin, oid) open at the last read
     seconds_to_zero: float | None  # from the start to the read that showed none; None: never
     attempts: int  # cancel requests sent
     reads: int  # reads the venue answered
@@ -205,11 +205,11 @@ async def cancel_all(
         raise ValueError("a cancel-all needs at least one path to the venue")
     wanted = None if coins is None else frozenset(coins)
     started = trio.current_time()
-    targets: dict[int, OpenOrder] = {}  # every order a cancel was sent for, as last listed
-    spared: dict[int, OpenOrder] = {}
-    confirmed: set[int] = set()  # cancels the venue answered as done
-    in_flight: set[int] = set()  # cancels sent since the last read
-    checked: set[int] = set()  # cancels sent before a read that came back
+    targets: dict[OrderId, OpenOrder] = {}  # every order a cancel was sent for, as last listed
+    spared: dict[OrderId, OpenOrder] = {}
+    confirmed: set[OrderId] = set()  # cancels the venue answered as done
+    in_flight: set[OrderId] = set()  # cancels sent since the last read
+    checked: set[OrderId] = set()  # cancels sent before a read that came back
     last_seen: list[OpenOrder] = []
     attempts = reads = 0
     zero_at: float | None = None

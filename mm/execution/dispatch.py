@@ -88,6 +88,7 @@ from mm.model import (
     Fill,
     Filled,
     ModifyOrder,
+    OrderId,
     OrderReport,
     OrderStatus,
     PlaceOrder,
@@ -105,7 +106,7 @@ class OrderAccepted:
     """The venue holds the order (first time it is seen live or filled)."""
 
     cloid: str
-    oid: int
+    oid: OrderId
     coin: str
     side: Side
     px: float
@@ -118,8 +119,8 @@ class OrderUpdated:
     """A modify took effect: one event, whatever the order of the venue's cancel/accept."""
 
     cloid: str
-    oid: int
-    old_oid: int
+    oid: OrderId
+    old_oid: OrderId
     px: float
     sz: float
     time_ms: int
@@ -139,7 +140,7 @@ class FillEvent:
 @attrs.frozen(slots=True)
 class OrderPartiallyFilled:
     cloid: str
-    oid: int | None
+    oid: OrderId | None
     filled_sz: float
     leaves_sz: float
     avg_px: float
@@ -149,7 +150,7 @@ class OrderPartiallyFilled:
 @attrs.frozen(slots=True)
 class OrderFilled:
     cloid: str
-    oid: int | None
+    oid: OrderId | None
     filled_sz: float  # what the fills so far add up to (they may still be on their way)
     avg_px: float
     time_ms: int
@@ -158,7 +159,7 @@ class OrderFilled:
 @attrs.frozen(slots=True)
 class OrderCanceled:
     cloid: str
-    oid: int | None
+    oid: OrderId | None
     reason: str  # the venue's own word for it (Hyperliquid's marginCanceled, say)
     filled_sz: float
     time_ms: int
@@ -167,7 +168,7 @@ class OrderCanceled:
 @attrs.frozen(slots=True)
 class OrderRejected:
     cloid: str
-    oid: int | None
+    oid: OrderId | None
     reason: str
     time_ms: int
 
@@ -175,7 +176,7 @@ class OrderRejected:
 @attrs.frozen(slots=True)
 class OrderExpired:
     cloid: str
-    oid: int | None
+    oid: OrderId | None
     reason: str
     time_ms: int
 
@@ -186,7 +187,7 @@ class OrderRevived:
     tracked and managed again (its late ``open``, resting answer or fill said so)."""
 
     cloid: str
-    oid: int | None
+    oid: OrderId | None
     was: str  # the state it had ended in
     time_ms: int
 
@@ -196,7 +197,7 @@ class OrderStateUnknown:
     """A request got no answer: the order's fate is unknown until the venue says."""
 
     cloid: str
-    oid: int | None
+    oid: OrderId | None
     op: Op
     time_ms: int
 
@@ -204,7 +205,7 @@ class OrderStateUnknown:
 @attrs.frozen(slots=True)
 class OrderCancelRejected:
     cloid: str
-    oid: int | None
+    oid: OrderId | None
     reason: str
     time_ms: int
 
@@ -212,7 +213,7 @@ class OrderCancelRejected:
 @attrs.frozen(slots=True)
 class OrderModifyRejected:
     cloid: str
-    oid: int | None
+    oid: OrderId | None
     reason: str
     time_ms: int
 
@@ -286,10 +287,10 @@ class DispatchStats:
 class PendingModify:
     """The cancel-replace marker of one cloid, set when the modify is sent."""
 
-    old_oid: int
+    old_oid: OrderId
     sent_ms: int
     held_cancel: OrderReport | None = None  # the old oid's cancel, held back
-    rejected_oid: int | None = None  # a replacement leg the venue rejected
+    rejected_oid: OrderId | None = None  # a replacement leg the venue rejected
 
 
 # --- the dispatcher ----------------------------------------------------------------------------
@@ -346,9 +347,15 @@ class Dispatcher:
 
     def request_modify(self, modify: ModifyOrder, now_ms: int) -> TrackedOrder:
         """Mark a modify as sent (PENDING_MODIFY) and set the cancel-replace marker."""
-        order = self._require(modify.target)
-        if isinstance(modify.target, int) and modify.target != order.oid:
-            raise LifecycleError(f"modify of {order.cloid}: oid {modify.target} was replaced")
+        if modify.oid is None:
+            order = self._require(modify.order.cloid)
+        else:
+            found = self.registry.by_oid(modify.oid)
+            if found is None:
+                raise LifecycleError(f"no tracked order {modify.oid!r}")
+            order = found
+            if modify.oid != order.oid:
+                raise LifecycleError(f"modify of {order.cloid}: oid {modify.oid} was replaced")
         new = modify.order
         if new.cloid != order.cloid or new.coin != order.coin or new.side is not order.side:
             raise LifecycleError(
@@ -584,7 +591,7 @@ class Dispatcher:
     def _replace(
         self,
         order: TrackedOrder,
-        new_oid: int,
+        new_oid: OrderId,
         now_ms: int,
         *,
         px: float | None = None,
@@ -676,12 +683,10 @@ class Dispatcher:
                 out.append(OrderStateUnknown(cloid, oid, order.pending or Op.PLACE, now_ms))
         return out
 
-    def _require(self, target: str | int) -> TrackedOrder:
-        order = (
-            self.registry.get(target) if isinstance(target, str) else self.registry.by_oid(target)
-        )
+    def _require(self, cloid: str) -> TrackedOrder:
+        order = self.registry.get(cloid)
         if order is None:
-            raise LifecycleError(f"no tracked order {target!r}")
+            raise LifecycleError(f"no tracked order {cloid!r}")
         return order
 
     def _answered(self, cloid: str) -> TrackedOrder | None:

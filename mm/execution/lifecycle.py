@@ -120,7 +120,7 @@ import math
 
 import attrs
 
-from mm.model import Fill, OrderStatus, PlaceOrder, Side, Tif
+from mm.model import Fill, OrderId, OrderStatus, PlaceOrder, Side, Tif
 
 
 class OrderState(enum.Enum):
@@ -178,7 +178,7 @@ class Transition:
     before: OrderState
     after: OrderState
     accepted: bool = False  # the order was seen live at the venue for the first time
-    replaced_oid: int | None = None  # a modify took effect; this oid was replaced
+    replaced_oid: OrderId | None = None  # a modify took effect; this oid was replaced
     fill: Fill | None = None  # a fill was applied
     refused: Op | None = None  # the venue refused this cancel or modify
     reason: str | None = None
@@ -210,8 +210,8 @@ class TrackedOrder:
     created_ms: int
     updated_ms: int
     state: OrderState = OrderState.PENDING_NEW
-    oid: int | None = None
-    retired_oids: list[int] = attrs.Factory(list)
+    oid: OrderId | None = None
+    retired_oids: list[OrderId] = attrs.Factory(list)
     filled_sz: float = 0.0  # cumulative over every oid this cloid had: the sum of unique fills
     avg_fill_px: float = 0.0
     oid_filled_sz: float = 0.0  # filled on the current oid (decides partial vs full)
@@ -281,7 +281,7 @@ class TrackedOrder:
     def can_modify(self) -> bool:
         return self.state in WORKING_STATES and self.oid is not None
 
-    def knows_oid(self, oid: int) -> bool:
+    def knows_oid(self, oid: OrderId) -> bool:
         return oid == self.oid or oid in self.retired_oids
 
     def working_state(self) -> OrderState:
@@ -345,13 +345,13 @@ class TrackedOrder:
 
     # --- answers of the order API ---------------------------------------------------------------
 
-    def ack_resting(self, oid: int, now_ms: int) -> Transition:
+    def ack_resting(self, oid: OrderId, now_ms: int) -> Transition:
         """The place request's answer: resting under ``oid``."""
         self._check_oid(oid, "ack_resting")
         self.acked_ms = now_ms if self.acked_ms is None else self.acked_ms
         return self.live(oid, now_ms, authoritative=True, action="ack_resting")
 
-    def ack_filled(self, oid: int, total_sz: float, now_ms: int) -> Transition:
+    def ack_filled(self, oid: OrderId, total_sz: float, now_ms: int) -> Transition:
         """The place (or modify) answer: filled at once, ``total_sz`` of it."""
         self._check_oid(oid, "ack_filled")
         self.acked_ms = now_ms if self.acked_ms is None else self.acked_ms
@@ -398,7 +398,7 @@ class TrackedOrder:
 
     def replaced(
         self,
-        new_oid: int,
+        new_oid: OrderId,
         now_ms: int,
         *,
         px: float | None = None,
@@ -444,7 +444,7 @@ class TrackedOrder:
             self._restore_base(now_ms)
         return self._done("modify_refused", before, now_ms, refused=Op.MODIFY, reason=reason)
 
-    def retire_oid(self, oid: int) -> None:
+    def retire_oid(self, oid: OrderId) -> None:
         """Remember ``oid`` as a dead leg of this order (a replacement the venue rejected)."""
         if oid != self.oid and oid not in self.retired_oids:
             self.retired_oids.append(oid)
@@ -492,7 +492,7 @@ class TrackedOrder:
     def report(
         self,
         status: OrderStatus,
-        oid: int,
+        oid: OrderId,
         now_ms: int,
         *,
         authoritative: bool = False,
@@ -514,7 +514,7 @@ class TrackedOrder:
         self._adopt(oid)
         return self.closed(status, word, now_ms, "report")
 
-    def live(self, oid: int, now_ms: int, *, authoritative: bool, action: str) -> Transition:
+    def live(self, oid: OrderId, now_ms: int, *, authoritative: bool, action: str) -> Transition:
         """Evidence that the venue order ``oid`` is resting."""
         self._check_oid(oid, action)
         before = self.state
@@ -598,13 +598,13 @@ class TrackedOrder:
 
     # --- internals ------------------------------------------------------------------------------
 
-    def _check_oid(self, oid: int, action: str) -> None:
+    def _check_oid(self, oid: OrderId, action: str) -> None:
         if self.oid is not None and oid != self.oid:
             raise IllegalTransition(
                 self.cloid, self.state, action, f"oid {oid} is not the current oid {self.oid}"
             )
 
-    def _adopt(self, oid: int) -> None:
+    def _adopt(self, oid: OrderId) -> None:
         """Learn the venue oid (the first answer or report to carry it)."""
         if self.oid is None:
             self.oid = oid
@@ -664,7 +664,7 @@ class TrackedOrder:
         now_ms: int,
         *,
         accepted: bool = False,
-        replaced_oid: int | None = None,
+        replaced_oid: OrderId | None = None,
         fill: Fill | None = None,
         refused: Op | None = None,
         reason: str | None = None,

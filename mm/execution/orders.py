@@ -38,6 +38,7 @@ from mm.model import (
     CancelOrder,
     CancelResult,
     ModifyOrder,
+    OrderId,
     OrderReport,
     PlaceOrder,
     PlaceResult,
@@ -55,7 +56,9 @@ class OrderVenue(Protocol):
 
     async def modify(self, modifies: Sequence[ModifyOrder]) -> list[PlaceResult]: ...
 
-    async def order_status(self, target: int | str) -> OrderReport | None: ...
+    async def order_status(
+        self, *, oid: OrderId | None = None, cloid: str | None = None
+    ) -> OrderReport | None: ...
 
 
 Emit = Callable[[Sequence[DispatchOutput]], None]
@@ -179,7 +182,7 @@ class OrderRouter:
         more: an order still on its way is not taken for never placed."""
         while True:
             try:
-                report = await self.venue.order_status(cloid)
+                report = await self.venue.order_status(cloid=cloid)
             except VenueError as error:
                 logger.warning("order {} stays unknown: orderStatus failed: {}", cloid, error)
                 return

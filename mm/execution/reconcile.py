@@ -52,7 +52,7 @@ from collections.abc import Callable, Sequence
 import attrs
 
 from mm.execution.lifecycle import WORKING_STATES, OrderState, TrackedOrder
-from mm.model import DesiredOrder, Side
+from mm.model import DesiredOrder, OrderId, Side
 from mm.settings import at_least, non_negative, setting
 
 #: Live states that are never acted on (no cancel, no modify, nothing placed over them).
@@ -85,7 +85,7 @@ class LiveOrder:
     """One of our orders as reconciliation sees it: ``sz`` is the remaining size."""
 
     cloid: str
-    oid: int | None
+    oid: OrderId | None
     side: Side
     px: float
     sz: float

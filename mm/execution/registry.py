@@ -22,6 +22,7 @@ from collections import deque
 from collections.abc import Iterator
 
 from mm.execution.lifecycle import OrderState, TrackedOrder
+from mm.model import OrderId
 
 _PENDING = frozenset({OrderState.PENDING_NEW, OrderState.PENDING_CANCEL, OrderState.PENDING_MODIFY})
 
@@ -38,7 +39,7 @@ class OrderRegistry:
             raise ValueError(f"terminal_capacity must be at least 1, got {terminal_capacity}")
         self.terminal_capacity = terminal_capacity
         self._by_cloid: dict[str, TrackedOrder] = {}
-        self._by_oid: dict[int, TrackedOrder] = {}
+        self._by_oid: dict[OrderId, TrackedOrder] = {}
         # The orders not yet seen terminal: the per-cycle queries scan these, never the
         # (up to terminal_capacity) retained terminal orders.
         self._live: dict[str, TrackedOrder] = {}
@@ -107,11 +108,11 @@ class OrderRegistry:
     def get(self, cloid: str) -> TrackedOrder | None:
         return self._by_cloid.get(cloid)
 
-    def by_oid(self, oid: int) -> TrackedOrder | None:
+    def by_oid(self, oid: OrderId) -> TrackedOrder | None:
         """The order that has, or had, this venue oid."""
         return self._by_oid.get(oid)
 
-    def find(self, cloid: str | None, oid: int | None) -> TrackedOrder | None:
+    def find(self, cloid: str | None, oid: OrderId | None) -> TrackedOrder | None:
         """By cloid first (it never changes), then by oid."""
         if cloid is not None:
             order = self._by_cloid.get(cloid)
@@ -119,7 +120,7 @@ class OrderRegistry:
                 return order
         return self._by_oid.get(oid) if oid is not None else None
 
-    def current_oid(self, cloid: str) -> int | None:
+    def current_oid(self, cloid: str) -> OrderId | None:
         order = self._by_cloid.get(cloid)
         return order.oid if order is not None else None
 

@@ -144,8 +144,7 @@ class ExecutorSlot:
             # (waiting in the limiter for more would race them, and can starve).
             plan = self._within_budget_now(plan)
         modifies = [
-            ModifyOrder(live.cloid, _place(ladder, desired, live.cloid))
-            for live, desired in plan.modify
+            ModifyOrder(_place(ladder, desired, live.cloid)) for live, desired in plan.modify
         ]
         modifies = [modify for modify in modifies if self._allowed(modify.order)]
         if modifies:

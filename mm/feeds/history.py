@@ -35,7 +35,7 @@ from collections.abc import Iterable, Sequence
 
 import attrs
 
-from mm.model import Fill
+from mm.model import Fill, OrderId, TradeId
 
 __all__ = [
     "HISTORY_START",
@@ -47,7 +47,7 @@ __all__ = [
     "missed_fills",
 ]
 
-FillKey = tuple[int, int]  # (tid, oid): the two sides of one trade stay two fills
+FillKey = tuple[TradeId, OrderId]  # (tid, oid): the two sides of one trade stay two fills
 
 
 def fill_key(fill: Fill) -> FillKey:
@@ -79,7 +79,7 @@ class JournaledFills:
     @classmethod
     def from_rows(
         cls,
-        rows: Iterable[tuple[int, int, int]],
+        rows: Iterable[tuple[TradeId, OrderId, int]],
         *,
         limit: int | None = None,
         start: HistoryStart | None = None,

@@ -54,7 +54,7 @@ from mm.journal import (
     latest_event,
     take_write_lock,
 )
-from mm.model import Fill
+from mm.model import Fill, OrderId, TradeId, journaled_order_id, journaled_trade_id
 from mm.ops.coordinator import JOURNAL_KIND as AUTONOMY_KIND
 from mm.risk.killswitch import KillSwitch
 from mm.secrets import Redactor, Secret
@@ -163,7 +163,7 @@ def positions_match(
     return mismatches
 
 
-FillKey = tuple[int, int]  # (tid, oid)
+FillKey = tuple[TradeId, OrderId]  # (tid, oid)
 
 
 @attrs.frozen
@@ -192,7 +192,7 @@ def reconcile_fills(
     seen twice on one side counts once."""
     journal: dict[FillKey, float] = {}
     for data in journal_fills:
-        key = (int(data["tid"]), int(data["oid"]))
+        key = (journaled_trade_id(data["tid"]), journaled_order_id(data["oid"]))
         journal.setdefault(key, float(data["closed_pnl"]) - float(data["fee"]))
     venue: dict[FillKey, float] = {}
     for fill in venue_fills:

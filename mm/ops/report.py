@@ -21,7 +21,15 @@ import attr
 import attrs
 import orjson
 
-from mm.model import Fill, Funding, Side
+from mm.model import (
+    Fill,
+    Funding,
+    OrderId,
+    Side,
+    TradeId,
+    journaled_order_id,
+    journaled_trade_id,
+)
 
 DEFAULT_HORIZONS_MS: tuple[int, ...] = (1_000, 5_000, 30_000)
 TOTAL = "TOTAL"
@@ -43,7 +51,7 @@ class Markout:
     horizon_ms: int
     bps: float
     fill_time_ms: int
-    tid: int | None = None  # when the journal carries it, duplicates are dropped by it
+    tid: TradeId | None = None  # when the journal carries it, duplicates are dropped by it
 
 
 @attrs.frozen
@@ -161,8 +169,8 @@ def parse_fill(data: Mapping[str, Any]) -> Fill:
         px=float(data["px"]),
         sz=float(data["sz"]),
         time_ms=int(data["time_ms"]),
-        oid=int(data["oid"]),
-        tid=int(data["tid"]),
+        oid=journaled_order_id(data["oid"]),
+        tid=journaled_trade_id(data["tid"]),
         cloid=None if cloid is None else str(cloid),
         fee=float(data["fee"]),
         fee_token=str(data.get("fee_token", "USDC")),
@@ -199,7 +207,7 @@ def parse_markout(data: Mapping[str, Any]) -> Markout:
         horizon_ms=int(data["horizon_ms"]),
         bps=float(data["bps"]),
         fill_time_ms=int(data["fill_time_ms"]),
-        tid=None if tid is None else int(tid),
+        tid=None if tid is None else journaled_trade_id(tid),
     )
 
 
@@ -222,7 +230,7 @@ def build_report(
     start, end = day_bounds_ms(day)
     malformed = 0
     duplicates = 0
-    seen_fills: set[tuple[int, int]] = set()
+    seen_fills: set[tuple[TradeId, OrderId]] = set()
     fills_by_coin: dict[str, list[Fill]] = {}
     for data in fills:
         try:
@@ -238,7 +246,7 @@ def build_report(
         seen_fills.add((fill.tid, fill.oid))
         fills_by_coin.setdefault(fill.coin, []).append(fill)
 
-    seen_markouts: set[tuple[str, int, int]] = set()
+    seen_markouts: set[tuple[str, TradeId, int]] = set()
     markouts_by_coin: dict[str, list[Markout]] = {}
     for data in markouts:
         try:

@@ -21,7 +21,7 @@ from __future__ import annotations
 import datetime
 from collections.abc import Iterable
 
-from mm.model import Fill
+from mm.model import Fill, OrderId, TradeId
 from mm.ops.report import day_bounds_ms
 
 __all__ = ["DailyPnl", "utc_day"]
@@ -41,7 +41,7 @@ class DailyPnl:
         self.peak = 0.0
         self.fills = 0
         self._start_ms, self._end_ms = day_bounds_ms(day)
-        self._seen: set[tuple[int, int]] = set()
+        self._seen: set[tuple[TradeId, OrderId]] = set()
 
     @classmethod
     def restore(cls, day: datetime.date, fills: Iterable[Fill]) -> DailyPnl:

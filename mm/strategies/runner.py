@@ -42,7 +42,7 @@ from mm.execution.pretrade import (
 )
 from mm.execution.slots import ExecutorConfig, ExecutorSlot, Mailbox, slot_for
 from mm.metrics import LATENCY_BUCKETS
-from mm.model import Fill, PlaceOrder, Side
+from mm.model import Fill, PlaceOrder, Side, TradeId
 from mm.portfolio import MarkoutListener, Markouts, Portfolio
 from mm.strategies.base import MarketView, Strategy
 from mm.venues.base import VenueAdapter
@@ -288,7 +288,7 @@ class Trading:
         self.strategy.on_fill(fill, trio.current_time())
 
     def _on_markout(
-        self, coin: str, horizon_ms: int, bps: float, fill_time_ms: int, tid: int | None
+        self, coin: str, horizon_ms: int, bps: float, fill_time_ms: int, tid: TradeId | None
     ) -> None:
         """A fill's markout completed: it feeds the strategy (its toxicity), then the journal."""
         self.strategy.on_markout(coin, horizon_ms, bps, trio.current_time())

@@ -40,6 +40,7 @@ from mm.model import (
     ModifyOrder,
     NonUserCancel,
     OpenOrder,
+    OrderId,
     OrderReport,
     PlaceOrder,
     PlaceResult,
@@ -203,8 +204,11 @@ class OrderClient(Protocol):
 
     async def open_orders(self) -> list[OpenOrder]: ...
 
-    async def order_status(self, target: int | str) -> OrderReport | None:
-        """By oid or cloid; None when the venue does not know the order."""
+    async def order_status(
+        self, *, oid: OrderId | None = None, cloid: str | None = None
+    ) -> OrderReport | None:
+        """The order with venue id ``oid`` or client id ``cloid`` (exactly one is given);
+        None when the venue does not know the order."""
         ...
 
     async def place(self, orders: Sequence[PlaceOrder]) -> list[PlaceResult]: ...

@@ -19,13 +19,15 @@ import trio
 from mm.app import Service
 from mm.config import load_config, resolve_secrets
 from mm.journal import DATABASE_NAME, read_events
+from mm.model import OrderId, TradeId, journaled_order_id, journaled_trade_id
 from mm.venues.hyperliquid.signing import address_from_private_key
 from mm.venues.sim.config import CascadeConfig
 from mm.venues.sim.engine import OrderRequest
 from mm.venues.sim.venue import SimVenue
 from tests.e2e.virtual import SHIPPED_CONFIG, shipped_env, wait_for
+from tests.ids import hl_oid, hl_tid
 
-Key = tuple[int, int]
+Key = tuple[TradeId, OrderId]  # (tid, oid), as mm knows a fill
 
 
 @asynccontextmanager
@@ -58,14 +60,17 @@ def venue_positions(venue: SimVenue, user: str) -> dict[str, float]:
 
 
 def venue_fill_keys(venue: SimVenue, user: str) -> set[Key]:
-    """The account's fills at the venue, by trade id."""
-    return {(fill.tid, fill.oid) for fill in venue.engine.fills.get(user, ())}
+    """The account's fills at the venue, by trade id (the engine's numbers, as mm reads them)."""
+    return {(hl_tid(fill.tid), hl_oid(fill.oid)) for fill in venue.engine.fills.get(user, ())}
 
 
 def journaled_keys(service: Service) -> list[Key]:
     """The service's journaled fills, by trade id, in write order (duplicates kept)."""
     entries = read_events(service.config.run_dir / DATABASE_NAME, "fill")
-    return [(int(entry.data["tid"]), int(entry.data["oid"])) for entry in entries]
+    return [
+        (journaled_trade_id(entry.data["tid"]), journaled_order_id(entry.data["oid"]))
+        for entry in entries
+    ]
 
 
 def local_positions(service: Service) -> dict[str, float]:

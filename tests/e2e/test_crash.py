@@ -30,10 +30,12 @@ from typing import IO, Any
 import pytest
 
 from mm.journal import DATABASE_NAME, read_events
+from mm.model import OrderId, TradeId, journaled_order_id, journaled_trade_id
 from mm.venues.config import DEV_PRIVATE_KEY
 from mm.venues.hyperliquid.signing import address_from_private_key
 from tests.conftest import ConfigWriter
 from tests.e2e.mmproc import LOCAL, MMProcess, mm_env
+from tests.ids import hl_oid, hl_tid
 from tests.venues.sim.sdk.helpers import ANNOUNCEMENT, Sim, stop
 
 ACCOUNT = address_from_private_key(DEV_PRIVATE_KEY).lower()
@@ -107,9 +109,9 @@ def venue_info(sim: Sim, request: dict[str, Any]) -> Any:
     return LOCAL.post(f"{sim.url}/info", json=request, timeout=5.0).json()
 
 
-def venue_fills(sim: Sim) -> set[tuple[int, int]]:
+def venue_fills(sim: Sim) -> set[tuple[TradeId, OrderId]]:
     fills = venue_info(sim, {"type": "userFills", "user": ACCOUNT})
-    return {(int(fill["tid"]), int(fill["oid"])) for fill in fills}
+    return {(hl_tid(fill["tid"]), hl_oid(fill["oid"])) for fill in fills}
 
 
 def venue_positions(sim: Sim) -> dict[str, float]:
@@ -121,9 +123,12 @@ def resting_orders(sim: Sim) -> int:
     return len(venue_info(sim, {"type": "openOrders", "user": ACCOUNT}))
 
 
-def journaled(run_dir: Path) -> list[tuple[int, int]]:
+def journaled(run_dir: Path) -> list[tuple[TradeId, OrderId]]:
     entries = read_events(run_dir / DATABASE_NAME, "fill")
-    return [(int(entry.data["tid"]), int(entry.data["oid"])) for entry in entries]
+    return [
+        (journaled_trade_id(entry.data["tid"]), journaled_order_id(entry.data["oid"]))
+        for entry in entries
+    ]
 
 
 def status(admin_url: str) -> dict[str, Any]:
@@ -160,7 +165,7 @@ def settled(read: Callable[[], Any], sim: Sim) -> Any:
             return before, value
 
 
-def fills_beyond(sim: Sim, known: set[tuple[int, int]]) -> bool:
+def fills_beyond(sim: Sim, known: set[tuple[TradeId, OrderId]]) -> bool:
     return venue_fills(sim) > known
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import trio
 
-from mm.model import Fill
+from mm.model import Fill, TradeId
 from mm.portfolio import PositionBook
 from mm.risk.daily import DailyPnl
 from tests.e2e.virtual import shipped_service, wait_for
@@ -24,7 +24,7 @@ async def test_a_portfolio_failing_on_a_fill_keeps_it_from_no_other_consumer(
 ) -> None:
     failed: list[Fill] = []
     applied: list[Fill] = []
-    judged: list[int] = []
+    judged: list[TradeId] = []
     apply, on_fill = PositionBook.apply, DailyPnl.on_fill
 
     def portfolio_failing_once(self: PositionBook, fill: Fill) -> bool:

@@ -20,7 +20,7 @@ from loguru import logger
 from mm import clock
 from mm.app import Service
 from mm.journal import DATABASE_NAME, read_events
-from mm.model import PlaceOrder, Side, Tif
+from mm.model import OrderId, PlaceOrder, Side, Tif
 from mm.venues.hyperliquid.client import HyperliquidClient
 from mm.venues.hyperliquid.rate_limit import RateLimiter
 from mm.venues.hyperliquid.rest import RestTransport
@@ -30,12 +30,13 @@ from mm.venues.sim.config import SimConfig
 from mm.venues.sim.engine import OrderRequest
 from mm.venues.sim.venue import SimVenue
 from tests.e2e.virtual import shipped_service, wait_for
+from tests.ids import hl_oid
 
 FOREIGN_CLOID = "0x" + "f0" * 16  # another program's cloid: not mm's prefix
 
 
 @asynccontextmanager
-async def venue_with_leftovers(key: str) -> AsyncIterator[tuple[SimVenue, dict[str, int]]]:
+async def venue_with_leftovers(key: str) -> AsyncIterator[tuple[SimVenue, dict[str, OrderId]]]:
     """A simulator (the shipped [sim] settings) on which the account of ``key`` already has
     three resting orders far from the market: one an earlier mm run left (mm's cloid), one
     another program placed (its own cloid) and one placed without a cloid (the web page)."""
@@ -62,24 +63,29 @@ async def venue_with_leftovers(key: str) -> AsyncIterator[tuple[SimVenue, dict[s
                 "foreign": PlaceOrder("BTC", Side.BUY, px - 1, 0.001, Tif.GTC, FOREIGN_CLOID),
             }
             results = await client.place(list(orders.values()))
-            oids = {name: getattr(r, "oid", 0) for name, r in zip(orders, results, strict=True)}
+            oids: dict[str, OrderId] = {
+                name: getattr(r, "oid", OrderId(""))
+                for name, r in zip(orders, results, strict=True)
+            }
         # The web page's order carries no cloid: the engine's own book takes it as placed.
         placed = sim.engine.place(
             signer.address.lower(),
             OrderRequest(0, True, str(int(px - 2)), "0.001", reduce_only=False, tif="Gtc"),
             sim.now_ms(),
         )
-        oids["no_cloid"] = getattr(placed, "oid", 0)
+        no_cloid = getattr(placed, "oid", 0)
         sim.publish_events()
         assert all(oids.values()), oids
+        assert no_cloid, placed
+        oids["no_cloid"] = hl_oid(no_cloid)  # the engine's own number: as mm's adapter reads it
         try:
             yield sim, oids
         finally:
             nursery.cancel_scope.cancel()
 
 
-def resting_oids(sim: SimVenue, account: str) -> set[int]:
-    return {order.oid for order in sim.engine.open_orders(account)}
+def resting_oids(sim: SimVenue, account: str) -> set[OrderId]:
+    return {hl_oid(order.oid) for order in sim.engine.open_orders(account)}
 
 
 def journal(service: Service, kind: str) -> list[dict[str, Any]]:

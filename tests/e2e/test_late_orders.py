@@ -25,6 +25,7 @@ from mm.ops.autonomy import Mode
 from mm.venues.sim.book import Order
 from tests.e2e.virtual import shipped_service, venue, wait_for
 from tests.hyperliquid_adapter import hyperliquid
+from tests.ids import hl_oid
 
 # The random drops' mean interval: a drop hits the next message after a wait drawn from the
 # seed. 150 s keeps them under the flapping rung (5 disconnects in 300 s move mm to
@@ -38,10 +39,11 @@ IN_TRANSIT_S = 1.0
 def tracked_live(service: Service, order: Order) -> bool:
     """Whether mm tracks this venue order as one of its live orders (its cloid, its current
     oid, or a replacement mm is waiting for)."""
-    mine = service.adapter.dispatcher.registry.find(order.cloid, order.oid)
+    oid = hl_oid(order.oid)  # the engine's number, as mm's adapter reads it
+    mine = service.adapter.dispatcher.registry.find(order.cloid, oid)
     if mine is None or mine.is_terminal:
         return False
-    return mine.oid is None or mine.oid == order.oid or mine.modify_target is not None
+    return mine.oid is None or mine.oid == oid or mine.modify_target is not None
 
 
 def untracked(service: Service) -> dict[int, Order]:
@@ -53,7 +55,7 @@ def untracked(service: Service) -> dict[int, Order]:
 def missing_at_venue(service: Service) -> list[str]:
     """Orders mm holds as working (answered, nothing in flight) that the venue does not have."""
     sim = venue(service)
-    at_venue = {order.oid for order in sim.engine.open_orders(service.adapter.account)}
+    at_venue = {hl_oid(order.oid) for order in sim.engine.open_orders(service.adapter.account)}
     return [
         order.cloid
         for order in service.adapter.dispatcher.registry.live()

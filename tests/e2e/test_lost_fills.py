@@ -16,19 +16,24 @@ import trio
 
 from mm.app import Service
 from mm.journal import DATABASE_NAME, read_events
+from mm.model import OrderId, TradeId, journaled_order_id, journaled_trade_id
 from tests.e2e.virtual import positions_at_venue, shipped_service, venue, wait_for
+from tests.ids import hl_oid, hl_tid
 
-Key = tuple[int, int]
+Key = tuple[TradeId, OrderId]  # (tid, oid), as mm knows a fill
 
 
 def venue_fill_keys(service: Service) -> set[Key]:
     fills = venue(service).engine.fills.get(service.adapter.account, ())
-    return {(fill.tid, fill.oid) for fill in fills}
+    return {(hl_tid(fill.tid), hl_oid(fill.oid)) for fill in fills}
 
 
 def journaled_keys(service: Service) -> list[Key]:
     entries = read_events(service.config.run_dir / DATABASE_NAME, "fill")
-    return [(int(entry.data["tid"]), int(entry.data["oid"])) for entry in entries]
+    return [
+        (journaled_trade_id(entry.data["tid"]), journaled_order_id(entry.data["oid"]))
+        for entry in entries
+    ]
 
 
 def agrees(service: Service) -> bool:

@@ -19,7 +19,7 @@ from mm import clock
 from mm.app import Service
 from mm.execution.lifecycle import OrderState, TrackedOrder
 from mm.journal import DATABASE_NAME, read_events
-from mm.model import CancelOrder, PlaceOrder, Side, Tif
+from mm.model import CancelOrder, Filled, OrderId, PlaceOrder, Resting, Side, Tif
 from mm.venues.hyperliquid.client import HyperliquidClient
 from mm.venues.hyperliquid.rate_limit import RateLimiter
 from mm.venues.hyperliquid.rest import RestTransport
@@ -27,6 +27,7 @@ from mm.venues.hyperliquid.signing import L1Signer
 from mm.venues.hyperliquid.wire import NonceSource, new_cloid
 from tests.e2e.virtual import shipped_service, sim_client, wait_for
 from tests.hyperliquid_adapter import hyperliquid
+from tests.ids import hl_oid
 
 S = OrderState
 NEW_KEY = "0x" + secrets.token_hex(32)
@@ -63,9 +64,10 @@ async def in_sync(service: Service) -> None:
     await wait_for(ready, within=30)
 
 
-def venue_oids(service: Service) -> set[int]:
+def venue_oids(service: Service) -> set[OrderId]:
     assert service.venue is not None
-    return {order.oid for order in service.venue.engine.open_orders(service.adapter.account)}
+    engine = service.venue.engine
+    return {hl_oid(order.oid) for order in engine.open_orders(service.adapter.account)}
 
 
 def journal(service: Service, kind: str) -> list[dict[str, Any]]:
@@ -88,12 +90,11 @@ def far_bid(service: Service, coin: str = "BTC") -> float:
     return float(round(mark * 0.9))
 
 
-async def place_foreign(service: Service, other: HyperliquidClient) -> int:
+async def place_foreign(service: Service, other: HyperliquidClient) -> OrderId:
     order = PlaceOrder("BTC", Side.BUY, far_bid(service), 0.001, Tif.ALO, new_cloid())
     (result,) = await other.place([order])
-    oid = getattr(result, "oid", None)
-    assert isinstance(oid, int), result
-    return oid
+    assert isinstance(result, Resting | Filled), result
+    return result.oid
 
 
 async def test_an_order_another_client_placed_is_canceled_counted_and_journaled(
@@ -229,8 +230,8 @@ async def test_a_stuck_order_is_settled_by_asking_the_venue_not_left_pending(
         engine, account = service.venue.engine, service.adapter.account
         order = PlaceOrder("BTC", Side.BUY, far_bid(service), 0.001, Tif.ALO, new_cloid())
 
-        def at_venue() -> list[int]:
-            return [o.oid for o in engine.open_orders(account) if o.cloid == order.cloid]
+        def at_venue() -> list[OrderId]:
+            return [hl_oid(o.oid) for o in engine.open_orders(account) if o.cloid == order.cloid]
 
         # The answer and the report of a place are lost, and the caller goes away meanwhile
         # (a slot cancelled mid-request: by a stop, a kill or a restart of its subtree).

@@ -35,6 +35,7 @@ from tests.e2e.outside import (
     venue_positions,
 )
 from tests.e2e.virtual import shipped_service, wait_for
+from tests.ids import hl_oid, hl_tid
 
 
 def journaled(service: Service, kind: str) -> list[dict[str, Any]]:
@@ -55,7 +56,8 @@ async def test_a_restart_takes_the_venues_positions_and_replays_no_journaled_fil
             await wait_for(lambda: local_positions(service)["ETH"] == 0.0, within=10)
             newest = max(venue.engine.fills[user], key=lambda fill: fill.time)
             # The flatten is the newest fill, and journaled: what the floor let through again.
-            await wait_for(lambda: (newest.tid, newest.oid) in journaled_keys(service), within=10)
+            newest_key = (hl_tid(newest.tid), hl_oid(newest.oid))
+            await wait_for(lambda: newest_key in journaled_keys(service), within=10)
         # Stopped (every order canceled); BTC trades behind its back while it is down.
         before = journaled_keys(service)
         assert set(before) == venue_fill_keys(venue, user)

@@ -33,6 +33,7 @@ import trio
 from mm import clock
 from mm.app import Service
 from mm.config import load_config, resolve_secrets
+from mm.model import OrderId
 from mm.ops.checks import run_checks
 from mm.venues.hyperliquid.signing import address_from_private_key, sign_l1_action
 from mm.venues.hyperliquid.wire import NonceSource, approve_agent_request
@@ -42,6 +43,7 @@ from mm.venues.sim.venue import SimVenue
 from supervisors import walk
 from tests.e2e.virtual import SHIPPED_CONFIG, positions_at_venue, shipped_env, sim_client, venue
 from tests.hyperliquid_adapter import hyperliquid
+from tests.ids import hl_oid
 
 MASTER_KEY = "0x" + "4d" * 32
 AGENT_KEY = "0x" + "a9" * 32
@@ -150,11 +152,11 @@ def quoting(service: Service) -> bool:
     return all(sides.get(coin) == {True, False} for coin in service.config.strategy.symbols)
 
 
-def venue_oids(service: Service, user: str) -> set[int]:
-    return {order.oid for order in venue(service).engine.open_orders(user)}
+def venue_oids(service: Service, user: str) -> set[OrderId]:
+    return {hl_oid(order.oid) for order in venue(service).engine.open_orders(user)}
 
 
-def tracked_oids(service: Service) -> set[int]:
+def tracked_oids(service: Service) -> set[OrderId]:
     live = service.adapter.dispatcher.registry.live()
     return {order.oid for order in live if order.oid is not None}
 

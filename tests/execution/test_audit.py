@@ -22,6 +22,7 @@ from mm.execution.lifecycle import WORKING_STATES, OrderState
 from mm.model import (
     ModifyOrder,
     OpenOrder,
+    OrderId,
     OrderReport,
     PlaceOrder,
     Rejected,
@@ -31,6 +32,7 @@ from mm.model import (
 )
 from mm.settings import ConfigError, structure_section
 from mm.venues.hyperliquid.status import order_status
+from tests.ids import hl_oid
 
 S = OrderState
 GRACE = 5_000
@@ -45,17 +47,19 @@ def place(n: int, px: float = 100.0, side: Side = Side.BUY) -> PlaceOrder:
     return PlaceOrder("BTC", side, px, 1.0, Tif.ALO, cloid(n))
 
 
-def venue(oid: int, *, cloid: str | None = None, time_ms: int = 0, px: float = 100.0) -> OpenOrder:
+def venue(
+    oid: OrderId, *, cloid: str | None = None, time_ms: int = 0, px: float = 100.0
+) -> OpenOrder:
     return OpenOrder("BTC", Side.BUY, px, 1.0, 1.0, oid, cloid, time_ms)
 
 
-def report(oid: int, n: int, status: str) -> OrderReport:
+def report(oid: OrderId, n: int, status: str) -> OrderReport:
     return OrderReport(
         "BTC", Side.BUY, 100.0, 1.0, 1.0, oid, cloid(n), 0, order_status(status), 0, status
     )
 
 
-def resting(d: Dispatcher, n: int, oid: int, at: int = 0, px: float = 100.0) -> None:
+def resting(d: Dispatcher, n: int, oid: OrderId, at: int = 0, px: float = 100.0) -> None:
     d.submit(place(n, px), at)
     d.on_place_ack(cloid(n), Resting(oid, cloid(n)), at)
 
@@ -69,7 +73,7 @@ def snap(*orders: OpenOrder, at: int) -> Snapshot:
 
 def test_a_foreign_order_is_an_orphan_once_past_the_grace() -> None:
     d = Dispatcher()
-    theirs = venue(99, cloid="0xforeign", time_ms=1_000)
+    theirs = venue(hl_oid(99), cloid="0xforeign", time_ms=1_000)
     assert not is_orphan(d.registry, theirs, 1_000 + GRACE - 1, GRACE)
     assert is_orphan(d.registry, theirs, 1_000 + GRACE, GRACE)
     assert find_orphans(d.registry, snap(theirs, at=1_000 + GRACE), GRACE) == (theirs,)
@@ -77,19 +81,21 @@ def test_a_foreign_order_is_an_orphan_once_past_the_grace() -> None:
 
 def test_our_live_orders_are_never_orphans() -> None:
     d = Dispatcher()
-    resting(d, 1, oid=11)
+    resting(d, 1, oid=hl_oid(11))
     d.submit(place(2), 0)  # its answer is still on the way
     late = 10 * GRACE
-    assert not is_orphan(d.registry, venue(11, cloid=cloid(1)), late, GRACE)
-    assert not is_orphan(d.registry, venue(11), late, GRACE)  # by oid alone
-    assert not is_orphan(d.registry, venue(12, cloid=cloid(2)), late, GRACE)  # by cloid alone
+    assert not is_orphan(d.registry, venue(hl_oid(11), cloid=cloid(1)), late, GRACE)
+    assert not is_orphan(d.registry, venue(hl_oid(11)), late, GRACE)  # by oid alone
+    assert not is_orphan(
+        d.registry, venue(hl_oid(12), cloid=cloid(2)), late, GRACE
+    )  # by cloid alone
 
 
 def test_an_order_ended_here_but_resting_there_is_an_orphan_after_the_grace() -> None:
     d = Dispatcher()
-    resting(d, 1, oid=11)
+    resting(d, 1, oid=hl_oid(11))
     d.resolve_absent(cloid(1), None, 10_000)  # ended here at 10 s
-    zombie = venue(11, cloid=cloid(1))
+    zombie = venue(hl_oid(11), cloid=cloid(1))
     assert not is_orphan(d.registry, zombie, 10_000 + GRACE - 1, GRACE)  # a report may lag
     assert is_orphan(d.registry, zombie, 10_000 + GRACE, GRACE)
 
@@ -97,9 +103,9 @@ def test_an_order_ended_here_but_resting_there_is_an_orphan_after_the_grace() ->
 def test_an_order_without_cloid_that_may_be_our_unanswered_one_is_spared() -> None:
     d = Dispatcher()
     d.submit(place(1, px=100.0), 0)
-    maybe_ours = venue(99, time_ms=0)
+    maybe_ours = venue(hl_oid(99), time_ms=0)
     assert not is_orphan(d.registry, maybe_ours, 5 * GRACE, GRACE)
-    assert is_orphan(d.registry, venue(98, px=105.0), 5 * GRACE, GRACE)  # another price
+    assert is_orphan(d.registry, venue(hl_oid(98), px=105.0), 5 * GRACE, GRACE)  # another price
     d.on_timeout(cloid(1), 6_000)
     assert not is_orphan(d.registry, maybe_ours, 7 * GRACE, GRACE)  # UNKNOWN is never gone
     d.resolve_unknown(cloid(1), None, 8_000)
@@ -108,9 +114,9 @@ def test_an_order_without_cloid_that_may_be_our_unanswered_one_is_spared() -> No
 
 def test_a_pending_modify_spares_a_cloidless_order_at_its_target_price() -> None:
     d = Dispatcher()
-    resting(d, 1, oid=11, px=100.0)
-    d.request_modify(ModifyOrder(cloid(1), place(1, px=101.0)), 1)
-    assert not is_orphan(d.registry, venue(12, px=101.0), 5 * GRACE, GRACE)
+    resting(d, 1, oid=hl_oid(11), px=100.0)
+    d.request_modify(ModifyOrder(place(1, px=101.0)), 1)
+    assert not is_orphan(d.registry, venue(hl_oid(12), px=101.0), 5 * GRACE, GRACE)
 
 
 # --- ghosts --------------------------------------------------------------------------------------
@@ -118,7 +124,7 @@ def test_a_pending_modify_spares_a_cloidless_order_at_its_target_price() -> None
 
 def test_a_ghost_needs_two_misses_a_grace_apart() -> None:
     d = Dispatcher()
-    resting(d, 1, oid=11)
+    resting(d, 1, oid=hl_oid(11))
     ghosts, suspects = find_ghosts(d.registry, snap(at=1_000), GRACE, {})
     assert ghosts == ()
     assert suspects == {cloid(1): 1_000}
@@ -132,22 +138,24 @@ def test_a_ghost_needs_two_misses_a_grace_apart() -> None:
 
 def test_a_listed_order_is_no_suspect() -> None:
     d = Dispatcher()
-    resting(d, 1, oid=11)
-    resting(d, 2, oid=12)
+    resting(d, 1, oid=hl_oid(11))
+    resting(d, 2, oid=hl_oid(12))
     suspects = {cloid(1): 0, cloid(2): 0}
-    listed = snap(venue(11, cloid=cloid(1)), venue(12), at=GRACE)  # by cloid, or by oid
+    listed = snap(
+        venue(hl_oid(11), cloid=cloid(1)), venue(hl_oid(12)), at=GRACE
+    )  # by cloid, or by oid
     assert find_ghosts(d.registry, listed, GRACE, suspects) == ((), {})
 
 
 def test_refused_requests_are_no_sign_of_life() -> None:
     d = Dispatcher()
-    resting(d, 1, oid=11)
+    resting(d, 1, oid=hl_oid(11))
     suspects = {cloid(1): 1_000}
     d.request_cancel(cloid(1), 2_000)  # the slot pokes the order the venue no longer has...
     d.on_cancel_ack(
         cloid(1), Rejected("Order was never placed, already canceled, or filled."), 2_001
     )
-    d.request_modify(ModifyOrder(cloid(1), place(1, px=101.0)), 3_000)
+    d.request_modify(ModifyOrder(place(1, px=101.0)), 3_000)
     d.on_modify_ack(cloid(1), Rejected("Cannot modify canceled or filled order"), 3_001)
     ghosts, _ = find_ghosts(d.registry, snap(at=1_000 + GRACE), GRACE, suspects)
     assert ghosts == (cloid(1),)  # ...which does not make it look alive
@@ -155,7 +163,7 @@ def test_refused_requests_are_no_sign_of_life() -> None:
 
 def test_an_order_seen_alive_since_the_snapshot_or_the_first_miss_is_not_judged_by_it() -> None:
     d = Dispatcher()
-    resting(d, 1, oid=11, at=2_000)
+    resting(d, 1, oid=hl_oid(11), at=2_000)
     assert find_ghosts(d.registry, snap(at=1_999), GRACE, {}) == ((), {})  # too old to judge
     order = d.order(cloid(1))
     assert order is not None
@@ -168,10 +176,10 @@ def test_an_order_seen_alive_since_the_snapshot_or_the_first_miss_is_not_judged_
 
 def test_an_order_being_poked_is_judged_all_the_same() -> None:
     d = Dispatcher()
-    resting(d, 1, oid=11)
-    resting(d, 2, oid=12)
+    resting(d, 1, oid=hl_oid(11))
+    resting(d, 2, oid=hl_oid(12))
     _, suspects = find_ghosts(d.registry, snap(at=1_000), GRACE, {})
-    d.request_modify(ModifyOrder(cloid(1), place(1, px=101.0)), 1_000 + GRACE)  # in flight
+    d.request_modify(ModifyOrder(place(1, px=101.0)), 1_000 + GRACE)  # in flight
     d.request_cancel(cloid(2), 1_000 + GRACE)
     ghosts, suspects = find_ghosts(d.registry, snap(at=1_000 + GRACE), GRACE, suspects)
     assert ghosts == (cloid(1), cloid(2))
@@ -181,7 +189,7 @@ def test_an_order_being_poked_is_judged_all_the_same() -> None:
 def test_orders_on_their_way_or_unknown_are_never_ghosts() -> None:
     d = Dispatcher()
     d.submit(place(1), 0)  # PENDING_NEW
-    resting(d, 2, oid=12)
+    resting(d, 2, oid=hl_oid(12))
     d.request_cancel(cloid(2), 0)
     d.on_timeout(cloid(2), 0)  # UNKNOWN
     long_ago = {cloid(n): 0 for n in range(1, 3)}
@@ -190,7 +198,7 @@ def test_orders_on_their_way_or_unknown_are_never_ghosts() -> None:
 
 def test_a_stuck_order_is_asked_about_once_as_stuck_not_as_a_ghost() -> None:
     d = Dispatcher()
-    resting(d, 1, oid=11)
+    resting(d, 1, oid=hl_oid(11))
     d.request_cancel(cloid(1), 0)  # and its caller went away
     findings = audit(
         d.registry,
@@ -224,9 +232,9 @@ def test_an_unknown_order_is_stuck_when_nothing_was_heard_for_the_deadline() -> 
 
 def test_working_and_ended_orders_are_never_stuck() -> None:
     d = Dispatcher()
-    resting(d, 1, oid=11)
-    resting(d, 2, oid=12)
-    d.resolve_absent(cloid(2), report(12, 2, "canceled"), 1)
+    resting(d, 1, oid=hl_oid(11))
+    resting(d, 2, oid=hl_oid(12))
+    d.resolve_absent(cloid(2), report(hl_oid(12), 2, "canceled"), 1)
     assert find_stuck(d.registry, 100 * STUCK, STUCK, ()) == ()
 
 
@@ -235,9 +243,9 @@ def test_working_and_ended_orders_are_never_stuck() -> None:
 
 def test_an_audit_finds_all_three() -> None:
     d = Dispatcher()
-    resting(d, 1, oid=11)  # the ghost
+    resting(d, 1, oid=hl_oid(11))  # the ghost
     d.submit(place(2), 0)  # stuck
-    theirs = venue(99, cloid="0xforeign", time_ms=0)
+    theirs = venue(hl_oid(99), cloid="0xforeign", time_ms=0)
     findings = audit(
         d.registry,
         snap(theirs, at=STUCK),
@@ -254,7 +262,7 @@ def test_an_audit_finds_all_three() -> None:
 
 def test_without_a_snapshot_only_stuck_orders_are_found_and_suspects_are_kept() -> None:
     d = Dispatcher()
-    resting(d, 1, oid=11)
+    resting(d, 1, oid=hl_oid(11))
     d.submit(place(2), 0)
     findings = audit(
         d.registry, None, STUCK, grace_ms=GRACE, stuck_after_ms=STUCK, absent_since={cloid(1): 0}
@@ -310,11 +318,11 @@ def registries(draw: st.DrawFn) -> tuple[Dispatcher, list[int]]:
             order = d.order(cloid(n))
             assert order is not None
             if step == "ack" and order.oid is None and order.state is S.PENDING_NEW:
-                d.on_place_ack(cloid(n), Resting(1000 + n, cloid(n)), now)
+                d.on_place_ack(cloid(n), Resting(hl_oid(1000 + n), cloid(n)), now)
             elif step == "cancel" and order.can_cancel:
                 d.request_cancel(cloid(n), now)
             elif step == "modify" and order.can_modify:
-                d.request_modify(ModifyOrder(cloid(n), place(n, px=200.0 + n)), now)
+                d.request_modify(ModifyOrder(place(n, px=200.0 + n)), now)
             elif step == "timeout":
                 d.on_timeout(cloid(n), now)
             elif step == "gone" and order.oid is not None:
@@ -331,7 +339,7 @@ def snapshots(draw: st.DrawFn, d: Dispatcher) -> Snapshot:
     ]
     theirs = [
         venue(
-            5000 + i,
+            hl_oid(5000 + i),
             cloid=draw(st.sampled_from([None, f"0xforeign{i}"])),
             time_ms=draw(st.integers(0, 120_000)),
             px=draw(st.sampled_from([101.0, 102.0, 150.0])),

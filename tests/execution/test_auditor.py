@@ -25,6 +25,7 @@ from mm.model import (
     CancelResult,
     ModifyOrder,
     OpenOrder,
+    OrderId,
     OrderReport,
     PlaceOrder,
     Rejected,
@@ -35,6 +36,7 @@ from mm.model import (
 from mm.venues.base import VenueError
 from mm.venues.hyperliquid.status import order_status
 from mm.venues.routing import UserEventRouter
+from tests.ids import hl_oid
 
 S = OrderState
 CONFIG = AuditConfig()  # the shipped values
@@ -49,9 +51,9 @@ class FakeVenue:
 
     def __init__(self) -> None:
         self.orders: list[OpenOrder] = []
-        self.statuses: dict[int | str, OrderReport] = {}
+        self.statuses: dict[str, OrderReport] = {}  # by cloid or by oid
         self.cancels: list[CancelOrder] = []
-        self.asked: list[int | str] = []
+        self.asked: list[str] = []
         self.reads = 0
         self.down = False
 
@@ -60,8 +62,12 @@ class FakeVenue:
         self.reads += 1
         return list(self.orders)
 
-    async def order_status(self, target: int | str) -> OrderReport | None:
+    async def order_status(
+        self, *, oid: OrderId | None = None, cloid: str | None = None
+    ) -> OrderReport | None:
         self._check()
+        target = oid if oid is not None else cloid
+        assert target is not None
         self.asked.append(target)
         return self.statuses.get(target)
 
@@ -126,25 +132,35 @@ def rig(config: AuditConfig = CONFIG) -> Rig:
 
 def foreign(oid: int, age_s: float) -> OpenOrder:
     placed = clock.wall_ms() - round(age_s * 1000)
-    return OpenOrder("BTC", Side.BUY, 90_000.0, 0.001, 0.001, oid, "0xforeign", placed)
+    return OpenOrder("BTC", Side.BUY, 90_000.0, 0.001, 0.001, hl_oid(oid), "0xforeign", placed)
 
 
 def place(r: Rig, n: int, *, ack: bool = True) -> None:
     order = PlaceOrder("BTC", Side.BUY, 100.0, 1.0, Tif.ALO, cloid(n))
     r.dispatcher.submit(order, clock.wall_ms())
     if ack:
-        r.dispatcher.on_place_ack(cloid(n), Resting(10 + n, cloid(n)), clock.wall_ms())
+        r.dispatcher.on_place_ack(cloid(n), Resting(hl_oid(10 + n), cloid(n)), clock.wall_ms())
 
 
 def listed(n: int) -> OpenOrder:
-    return OpenOrder("BTC", Side.BUY, 100.0, 1.0, 1.0, 10 + n, cloid(n), clock.wall_ms())
+    return OpenOrder("BTC", Side.BUY, 100.0, 1.0, 1.0, hl_oid(10 + n), cloid(n), clock.wall_ms())
 
 
 def report(n: int, status: str) -> OrderReport:
     now = clock.wall_ms()
     word = status
     return OrderReport(
-        "BTC", Side.BUY, 100.0, 1.0, 1.0, 10 + n, cloid(n), now, order_status(word), now, word
+        "BTC",
+        Side.BUY,
+        100.0,
+        1.0,
+        1.0,
+        hl_oid(10 + n),
+        cloid(n),
+        now,
+        order_status(word),
+        now,
+        word,
     )
 
 
@@ -167,11 +183,11 @@ async def test_an_orphan_is_canceled_journaled_and_counted_once_past_the_grace(
     assert r.venue.cancels == []  # too young: it may be an order on its way
     await trio.sleep(1.0)
     await r.auditor.audit_once(r.link)
-    assert r.venue.cancels == [CancelOrder("BTC", oid=99)]  # ours (oid 11) untouched
-    assert [o.oid for o in r.venue.orders] == [11]
+    assert r.venue.cancels == [CancelOrder("BTC", oid=hl_oid(99))]  # ours (oid 11) untouched
+    assert [o.oid for o in r.venue.orders] == [hl_oid(11)]
     assert r.sample("mm_orders_orphaned_total", action="canceled") == 1
     (entry,) = r.journaled("orphan_order")
-    assert (entry["oid"], entry["action"], entry["side"]) == (99, "canceled", "buy")
+    assert (entry["oid"], entry["action"], entry["side"]) == (hl_oid(99), "canceled", "buy")
     status = r.auditor.status()
     assert (status["orphans_canceled"], status["foreign_orders"]) == (1, [])
     assert r.sample("mm_orders_foreign") == 0
@@ -190,7 +206,7 @@ async def test_with_warn_an_orphan_stays_is_reported_and_warned_about_once(
     assert r.sample("mm_orders_foreign") == 1
     (shown,) = r.auditor.status()["foreign_orders"]
     assert (shown["oid"], shown["coin"], shown["side"], shown["cloid"]) == (
-        99,
+        hl_oid(99),
         "BTC",
         "buy",
         "0xforeign",
@@ -217,9 +233,9 @@ async def test_a_refused_orphan_cancel_is_journaled_and_retried(
     await r.auditor.audit_once(r.link)
     assert r.venue.reads == 0  # the resync's snapshot stood in for a read
     actions = {e["oid"]: e["action"] for e in r.journaled("orphan_order")}
-    assert actions == {99: "canceled", 98: "cancel_failed"}
+    assert actions == {hl_oid(99): "canceled", hl_oid(98): "cancel_failed"}
     assert r.sample("mm_orders_orphaned_total", action="cancel_failed") == 1
-    assert [o["oid"] for o in r.auditor.status()["foreign_orders"]] == [98]
+    assert [o["oid"] for o in r.auditor.status()["foreign_orders"]] == [hl_oid(98)]
 
 
 # --- ghosts --------------------------------------------------------------------------------------
@@ -263,7 +279,7 @@ async def test_a_ghost_with_a_modify_in_flight_ends_when_the_modify_is_answered(
     await r.auditor.audit_once(r.link)
     await trio.sleep(CONFIG.grace_s)
     modify = PlaceOrder("BTC", Side.BUY, 101.0, 1.0, Tif.ALO, cloid(1))
-    r.dispatcher.request_modify(ModifyOrder(cloid(1), modify), clock.wall_ms())  # being poked
+    r.dispatcher.request_modify(ModifyOrder(modify), clock.wall_ms())  # being poked
     await r.auditor.audit_once(r.link)
     assert state(r, 1) is S.PENDING_MODIFY  # the venue's cancel waits for the modify's answer
     assert r.sample("mm_orders_ghost_resolved_total", state="canceled") == 1
@@ -424,7 +440,7 @@ async def test_a_resync_is_audited_as_soon_as_the_stream_is_back_in_sync(
         assert r.venue.cancels == []  # out of sync: nothing judged yet
         r.synced[0] = True
         await trio.sleep(0.1)
-        assert r.venue.cancels == [CancelOrder("BTC", oid=99)]
+        assert r.venue.cancels == [CancelOrder("BTC", oid=hl_oid(99))]
         assert r.venue.reads == 0  # judged on the resync's snapshot
         await trio.sleep(CONFIG.every_s - 0.5)
         assert r.venue.reads == 0  # the period started again from that audit

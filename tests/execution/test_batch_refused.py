@@ -18,7 +18,7 @@ import attrs
 import trio
 
 from mm.execution.lifecycle import OrderState
-from mm.model import ModifyOrder, PlaceOrder, Side, Tif
+from mm.model import ModifyOrder, OrderId, PlaceOrder, Side, Tif
 from mm.venues.hyperliquid.wire import new_cloid
 from mm.venues.sim.hyperliquid.prevalidate import INVALID_ASSET, POST_ONLY_PERIOD
 from tests.conftest import eventually
@@ -129,7 +129,7 @@ async def test_a_modify_refused_as_a_batch_leaves_the_orders_where_they_were() -
             orders = bids(r, 2)
             await r.router.place(orders)
             r.venue.faults.update({"invalid_assets": ["BTC"]})
-            moved = [ModifyOrder(o.cloid, attrs.evolve(o, px=o.px * 0.99)) for o in orders]
+            moved = [ModifyOrder(attrs.evolve(o, px=o.px * 0.99)) for o in orders]
             await r.router.modify(moved)
             for order in orders:
                 tracked = r.router.dispatcher.order(order.cloid)
@@ -150,7 +150,7 @@ async def test_statuses_that_fit_no_order_are_settled_from_the_venue_never_sent_
         async with rig() as r:
             real_action, real_status = r.client._action, r.client.order_status
             sent: list[str] = []
-            asked: list[int | str] = []
+            asked: list[str | None] = []
 
             async def drop_a_status(action: dict[str, Any], **kwargs: Any) -> Any:
                 sent.append(action["type"])
@@ -159,9 +159,9 @@ async def test_statuses_that_fit_no_order_are_settled_from_the_venue_never_sent_
                     answer["response"]["data"]["statuses"].pop()
                 return answer
 
-            async def order_status(target: int | str) -> Any:
-                asked.append(target)
-                return await real_status(target)
+            async def order_status(*, oid: OrderId | None = None, cloid: str | None = None) -> Any:
+                asked.append(cloid if oid is None else oid)
+                return await real_status(oid=oid, cloid=cloid)
 
             r.client._action = drop_a_status  # type: ignore[method-assign]
             r.client.order_status = order_status  # type: ignore[method-assign]

@@ -9,6 +9,7 @@ from mm.execution.lifecycle import OrderState
 from mm.execution.reconcile import LiveOrder, Plan
 from mm.execution.slots import within_budget
 from mm.model import DesiredOrder, Side
+from tests.ids import hl_oid
 
 
 def desired(side: Side, level: int) -> DesiredOrder:
@@ -18,7 +19,7 @@ def desired(side: Side, level: int) -> DesiredOrder:
 
 def live(side: Side, level: int) -> LiveOrder:
     px = 99.5 - level if side is Side.BUY else 101.5 + level
-    return LiveOrder(f"0x{side.value}{level}", 1, side, px, 1.0, OrderState.OPEN)
+    return LiveOrder(f"0x{side.value}{level}", hl_oid(1), side, px, 1.0, OrderState.OPEN)
 
 
 def test_a_plan_within_the_budget_is_sent_whole() -> None:

@@ -20,22 +20,23 @@ from mm.execution.cancel_all import (
     first_answer,
     paths_of,
 )
-from mm.model import CancelOrder, CancelResult, OpenOrder, Rejected, Side
+from mm.model import CancelOrder, CancelResult, OpenOrder, OrderId, Rejected, Side
 from mm.venues.sim.faults import FaultConfig
+from tests.ids import hl_oid
 from tests.venues.hyperliquid.harness import order, passive, setup
 
 POLICY = CancelAllPolicy(deadline_s=5.0, hedge_s=0.25, request_timeout_s=2.0, settle_s=0.2)
 
 
 def resting(coin: str, oid: int) -> OpenOrder:
-    return OpenOrder(coin, Side.BUY, 90.0, 1.0, 1.0, oid, None, 0)
+    return OpenOrder(coin, Side.BUY, 90.0, 1.0, 1.0, hl_oid(oid), None, 0)
 
 
 @attrs.define
 class Book:
     """The venue's open orders, shared by every path to it."""
 
-    orders: dict[int, OpenOrder] = attrs.field(factory=dict)
+    orders: dict[OrderId, OpenOrder] = attrs.field(factory=dict)
     stuck: bool = False  # cancels are acknowledged but nothing goes
     late: list[OpenOrder] = attrs.field(factory=list)  # land after the first read showing none
     reads_empty: int = 0
@@ -107,7 +108,7 @@ class LosingPath(Path):
 
 
 def venue_with(*oids: int, coin: str = "BTC") -> Book:
-    return Book({oid: resting(coin, oid) for oid in oids})
+    return Book({hl_oid(oid): resting(coin, oid) for oid in oids})
 
 
 async def test_cancels_everything_and_confirms_zero(autojump_clock: trio.testing.MockClock) -> None:
@@ -174,13 +175,16 @@ async def test_what_is_left_at_the_deadline_is_reported_by_coin_and_oid(
     book.stuck = True
     report = await cancel_all([Path(book, "ws")], POLICY)
     assert not report.zero
-    assert report.remaining == (("BTC", 4), ("BTC", 5))
+    assert report.remaining == (("BTC", hl_oid(4)), ("BTC", hl_oid(5)))
     assert report.seconds_to_zero is None
     assert report.attempts > 2
     assert report.seconds == pytest.approx(POLICY.deadline_s, abs=0.01)
     assert "2 still open" in report.describe()
-    assert "BTC 4, BTC 5" in report.describe()
-    assert report.to_json()["remaining"] == [{"coin": "BTC", "oid": 4}, {"coin": "BTC", "oid": 5}]
+    assert f"BTC {hl_oid(4)}, BTC {hl_oid(5)}" in report.describe()
+    assert report.to_json()["remaining"] == [
+        {"coin": "BTC", "oid": hl_oid(4)},
+        {"coin": "BTC", "oid": hl_oid(5)},
+    ]
 
 
 async def test_a_venue_nobody_can_read_is_said_so(autojump_clock: trio.testing.MockClock) -> None:
@@ -198,11 +202,11 @@ async def test_a_venue_nobody_can_read_is_said_so(autojump_clock: trio.testing.M
 
 async def test_only_the_coins_asked_for(autojump_clock: trio.testing.MockClock) -> None:
     book = venue_with(1, 2)
-    book.orders[3] = resting("ETH", 3)
+    book.orders[hl_oid(3)] = resting("ETH", 3)
     report = await cancel_all([Path(book, "ws")], POLICY, coins=["ETH"])
     assert report.zero
     assert report.canceled == 1
-    assert sorted(book.orders) == [1, 2]
+    assert sorted(book.orders) == [hl_oid(1), hl_oid(2)]
 
 
 async def test_spared_orders_are_left_and_the_canceled_ones_are_named(
@@ -212,16 +216,16 @@ async def test_spared_orders_are_left_and_the_canceled_ones_are_named(
     names what was canceled, even when a reply was lost (gone at the next read)."""
     book = venue_with(1, 2, 3)
     theirs = attrs.evolve(resting("BTC", 4), cloid="0x" + "ab" * 16)
-    book.orders[4] = theirs
+    book.orders[hl_oid(4)] = theirs
     report = await cancel_all(
         [LosingPath(book, "ws"), Path(book, "rest", fails=True), Path(book, "rest2")],
         POLICY,
         spare=lambda o: o.cloid is not None,
     )
     assert report.zero
-    assert sorted(book.orders) == [4]
+    assert sorted(book.orders) == [hl_oid(4)]
     assert report.canceled == 3
-    assert [o.oid for o in report.canceled_orders] == [1, 2, 3]
+    assert [o.oid for o in report.canceled_orders] == [hl_oid(1), hl_oid(2), hl_oid(3)]
     assert report.canceled_orders[0] == resting("BTC", 1)
     assert report.spared == (theirs,)
     assert report.remaining == ()
@@ -238,7 +242,7 @@ async def test_max_rounds_bounds_the_cancel_requests(
     report = await cancel_all([path], attrs.evolve(POLICY, max_rounds=3))
     assert path.calls.count("cancel") == 3
     assert report.attempts == 3
-    assert report.remaining == (("BTC", 1),)
+    assert report.remaining == (("BTC", hl_oid(1)),)
 
 
 async def test_cancel_sent_is_set_once_the_first_cancel_is_answered(
@@ -315,14 +319,14 @@ async def test_a_stuck_venue_is_given_up_at_the_purposes_deadline(
     report = await canceller(purpose)
     assert report is not None
     assert not report.zero
-    assert report.remaining == (("BTC", 1), ("BTC", 2))
+    assert report.remaining == (("BTC", hl_oid(1)), ("BTC", hl_oid(2)))
     assert trio.current_time() - started == pytest.approx(POLICIES[purpose].deadline_s, abs=0.5)
 
 
 async def test_only_the_coins_asked_for_and_cancel_sent(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
-    book = Book({1: resting("BTC", 1), 2: resting("ETH", 2)})
+    book = Book({hl_oid(1): resting("BTC", 1), hl_oid(2): resting("ETH", 2)})
     sent = trio.Event()
     report = await CancelAll(lambda: Path(book, "ws"))(
         Purpose.FLATTEN, coins=["ETH"], cancel_sent=sent
@@ -330,7 +334,7 @@ async def test_only_the_coins_asked_for_and_cancel_sent(
     assert report is not None
     assert report.zero
     assert sent.is_set()
-    assert list(book.orders) == [1]
+    assert list(book.orders) == [hl_oid(1)]
 
 
 async def test_without_a_venue_client_nothing_is_canceled_and_it_says_so(

@@ -41,6 +41,7 @@ from mm.model import (
     Fill,
     Filled,
     ModifyOrder,
+    OrderId,
     OrderReport,
     OrderStatus,
     PlaceOrder,
@@ -50,6 +51,7 @@ from mm.model import (
     Tif,
 )
 from mm.venues.hyperliquid.status import order_status
+from tests.ids import hl_oid, hl_tid
 
 S = OrderState
 CLOID = "0x" + "1" * 32
@@ -76,7 +78,7 @@ def report(
         px=px,
         sz=sz,
         orig_sz=orig_sz,
-        oid=oid,
+        oid=hl_oid(oid),
         cloid=cloid,
         time_ms=time_ms,
         status=order_status(status),
@@ -94,8 +96,8 @@ def fill(
         px=px,
         sz=sz,
         time_ms=0,
-        oid=oid,
-        tid=tid,
+        oid=hl_oid(oid),
+        tid=hl_tid(tid),
         cloid=cloid,
         fee=0.0,
         fee_token="USDC",
@@ -114,12 +116,12 @@ def kinds(events: Sequence[object]) -> list[str]:
 def opened(oid: int = 11, **config: Any) -> Dispatcher:
     d = Dispatcher(DispatchConfig(**config))
     d.submit(place(), 1)
-    d.on_place_ack(CLOID, Resting(oid, CLOID), 2)
+    d.on_place_ack(CLOID, Resting(hl_oid(oid), CLOID), 2)
     return d
 
 
 def modify(d: Dispatcher, px: float = 101.0, sz: float = 2.0, now: int = 3) -> None:
-    d.request_modify(ModifyOrder(CLOID, place(px=px, sz=sz)), now)
+    d.request_modify(ModifyOrder(place(px=px, sz=sz)), now)
 
 
 def state(d: Dispatcher, cloid: str = CLOID) -> OrderState:
@@ -134,8 +136,8 @@ def state(d: Dispatcher, cloid: str = CLOID) -> OrderState:
 def test_ack_then_report_accepts_once() -> None:
     d = Dispatcher()
     d.submit(place(), 1)
-    events = d.on_place_ack(CLOID, Resting(11, CLOID), 2)
-    assert events == [OrderAccepted(CLOID, 11, "BTC", Side.BUY, 100.0, 3.0, 2)]
+    events = d.on_place_ack(CLOID, Resting(hl_oid(11), CLOID), 2)
+    assert events == [OrderAccepted(CLOID, hl_oid(11), "BTC", Side.BUY, 100.0, 3.0, 2)]
     assert d.on_order_report(report(11, "open"), 3) == []
     assert state(d) is S.OPEN
 
@@ -144,7 +146,7 @@ def test_the_dispatcher_acts_on_the_status_not_on_the_venues_word() -> None:
     # Another venue's words (none of them Hyperliquid's): the adapter's OrderStatus decides.
     d = Dispatcher()
     d.submit(place(), 1)
-    d.on_place_ack(CLOID, Resting(11, CLOID), 2)
+    d.on_place_ack(CLOID, Resting(hl_oid(11), CLOID), 2)
     live = attrs.evolve(report(11, "open"), venue_status="NEW")
     assert d.on_order_report(live, 3) == []
     assert state(d) is S.OPEN
@@ -164,8 +166,8 @@ def test_report_before_ack_accepts_once() -> None:
     d = Dispatcher()
     d.submit(place(), 1)
     assert kinds(d.on_order_report(report(11, "open"), 2)) == ["OrderAccepted"]
-    assert d.on_place_ack(CLOID, Resting(11, CLOID), 3) == []
-    assert d.registry.by_oid(11) is d.order(CLOID)
+    assert d.on_place_ack(CLOID, Resting(hl_oid(11), CLOID), 3) == []
+    assert d.registry.by_oid(hl_oid(11)) is d.order(CLOID)
 
 
 def test_rejected_place() -> None:
@@ -175,7 +177,7 @@ def test_rejected_place() -> None:
     assert events == [OrderRejected(CLOID, None, "Insufficient margin to place order.", 2)]
     # The venue also reports a rejected post-only order, with an oid: no second event.
     assert d.on_order_report(report(11, "badAloPxRejected"), 3) == []
-    assert d.registry.by_oid(11) is d.order(CLOID)
+    assert d.registry.by_oid(hl_oid(11)) is d.order(CLOID)
 
 
 def test_rejection_report_first_then_ack() -> None:
@@ -188,7 +190,7 @@ def test_rejection_report_first_then_ack() -> None:
 def test_filled_at_once() -> None:
     d = Dispatcher()
     d.submit(place(), 1)
-    events = d.on_place_ack(CLOID, Filled(11, CLOID, 3.0, 100.0), 2)
+    events = d.on_place_ack(CLOID, Filled(hl_oid(11), CLOID, 3.0, 100.0), 2)
     assert kinds(events) == ["OrderAccepted", "OrderFilled"]
     assert kinds(d.on_fill(fill(11, 1, 3.0), 3)) == ["FillEvent"]
     assert d.on_order_report(report(11, "filled", sz=0.0), 4) == []
@@ -200,7 +202,7 @@ def test_filled_at_once() -> None:
 def test_ioc_short_fill_cancels_the_rest() -> None:
     d = Dispatcher()
     d.submit(place(tif=Tif.IOC), 1)
-    events = d.on_place_ack(CLOID, Filled(11, CLOID, 1.0, 100.0), 2)
+    events = d.on_place_ack(CLOID, Filled(hl_oid(11), CLOID, 1.0, 100.0), 2)
     assert kinds(events) == ["OrderCanceled"]
     assert kinds(d.on_fill(fill(11, 1, 1.0), 3)) == ["FillEvent"]
     assert state(d) is S.CANCELED
@@ -281,7 +283,7 @@ def test_fill_before_ack_uses_the_cloid() -> None:
     d.submit(place(), 1)
     events = d.on_fill(fill(11, 1), 2)
     assert kinds(events) == ["OrderAccepted", "FillEvent", "OrderPartiallyFilled"]
-    assert d.on_place_ack(CLOID, Resting(11, CLOID), 3) == []
+    assert d.on_place_ack(CLOID, Resting(hl_oid(11), CLOID), 3) == []
     assert state(d) is S.PARTIALLY_FILLED
 
 
@@ -336,7 +338,7 @@ def test_late_reports_after_retention_are_untracked() -> None:
     d = Dispatcher(DispatchConfig(terminal_retention=1))
     for i, cloid in enumerate(("0xa", "0xb")):
         d.submit(place(cloid=cloid), 1)
-        d.on_place_ack(cloid, Resting(20 + i, cloid), 2)
+        d.on_place_ack(cloid, Resting(hl_oid(20 + i), cloid), 2)
         d.on_order_report(report(20 + i, "canceled", cloid=cloid), 3)
     assert d.on_order_report(report(21, "canceled", cloid="0xb"), 4) == []  # still retained
     late = report(20, "canceled", cloid="0xa")
@@ -436,7 +438,7 @@ def test_contradicting_answers_are_counted_not_applied() -> None:
     assert d.on_cancel_ack(CLOID, None, 3) == []  # no cancel was sent
     assert d.stats.conflicts == 2
     assert state(d) is S.OPEN
-    assert d.on_place_ack("0xnope", Resting(1, "0xnope"), 4) == []
+    assert d.on_place_ack("0xnope", Resting(hl_oid(1), "0xnope"), 4) == []
     assert d.stats.unknown_acks == 1
 
 
@@ -444,7 +446,7 @@ def test_answers_for_unknown_cloids_are_counted() -> None:
     d = Dispatcher()
     nope = "0xnope"
     assert d.on_cancel_ack(nope, None, 1) == []
-    assert d.on_modify_ack(nope, Resting(1, nope), 1) == []
+    assert d.on_modify_ack(nope, Resting(hl_oid(1), nope), 1) == []
     assert d.on_timeout(nope, 1) == []
     assert d.resolve_unknown(nope, None, 1) == []
     assert d.stats.unknown_acks == 4
@@ -471,14 +473,14 @@ def test_modify_yields_one_update_and_no_cancel(cancel_first: bool, ack_position
     events: list[object] = []
     for step in steps:
         if step == "ack":
-            events += d.on_modify_ack(CLOID, Resting(12, CLOID), 5)
+            events += d.on_modify_ack(CLOID, Resting(hl_oid(12), CLOID), 5)
         else:
             events += d.on_order_report(step, 5)
     assert kinds(events) == ["OrderUpdated"]
-    assert events[0] == OrderUpdated(CLOID, 12, 11, 101.0, 2.0, 5)
+    assert events[0] == OrderUpdated(CLOID, hl_oid(12), hl_oid(11), 101.0, 2.0, 5)
     order = d.order(CLOID)
     assert order is not None
-    assert (order.state, order.oid, order.retired_oids) == (S.OPEN, 12, [11])
+    assert (order.state, order.oid, order.retired_oids) == (S.OPEN, hl_oid(12), [hl_oid(11)])
     assert d.pending_modify(CLOID) is None
     # Reports for the old oid afterwards do not regress the order.
     assert d.on_order_report(report(11, "open"), 6) == []
@@ -494,7 +496,7 @@ def test_modify_seen_first_through_a_fill_on_the_new_oid() -> None:
     assert kinds(events) == ["OrderUpdated", "FillEvent", "OrderPartiallyFilled"]
     assert d.on_order_report(report(11, "canceled"), 6) == []
     assert d.on_order_report(report(12, "open", orig_sz=2.0), 6) == []
-    assert d.on_modify_ack(CLOID, Resting(12, CLOID), 7) == []
+    assert d.on_modify_ack(CLOID, Resting(hl_oid(12), CLOID), 7) == []
     assert kinds(d.on_fill(fill(12, 3), 8)) == ["FillEvent", "OrderFilled"]
     order = d.order(CLOID)
     assert order is not None
@@ -504,7 +506,7 @@ def test_modify_seen_first_through_a_fill_on_the_new_oid() -> None:
 def test_modify_whose_replacement_fills_at_once() -> None:
     d = opened()
     modify(d)
-    events = d.on_modify_ack(CLOID, Filled(12, CLOID, 2.0, 101.0), 4)
+    events = d.on_modify_ack(CLOID, Filled(hl_oid(12), CLOID, 2.0, 101.0), 4)
     assert kinds(events) == ["OrderUpdated", "OrderFilled"]
     assert d.on_order_report(report(11, "canceled"), 5) == []
     assert d.on_order_report(report(12, "filled"), 5) == []
@@ -515,7 +517,7 @@ def test_modify_replacement_filled_reported_before_the_answer() -> None:
     modify(d)
     assert d.on_order_report(report(11, "canceled"), 4) == []
     assert kinds(d.on_order_report(report(12, "filled"), 4)) == ["OrderUpdated", "OrderFilled"]
-    assert d.on_modify_ack(CLOID, Filled(12, CLOID, 2.0, 101.0), 5) == []
+    assert d.on_modify_ack(CLOID, Filled(hl_oid(12), CLOID, 2.0, 101.0), 5) == []
 
 
 def test_modify_refused_with_the_old_cancel_held_back_is_a_cancel() -> None:
@@ -556,7 +558,7 @@ def test_non_plain_cancel_during_a_modify_is_a_real_cancel() -> None:
     modify(d)
     assert kinds(d.on_order_report(report(11, "marginCanceled"), 4)) == ["OrderCanceled"]
     assert d.on_modify_ack(CLOID, Rejected("Cannot modify"), 5) == [
-        OrderModifyRejected(CLOID, 11, "Cannot modify", 5)
+        OrderModifyRejected(CLOID, hl_oid(11), "Cannot modify", 5)
     ]
 
 
@@ -596,9 +598,9 @@ def test_two_modifies_in_a_row_with_late_reports() -> None:
     d = opened()
     modify(d, px=101.0)
     events: list[DispatchOutput] = []
-    events += d.on_modify_ack(CLOID, Resting(12, CLOID), 4)
+    events += d.on_modify_ack(CLOID, Resting(hl_oid(12), CLOID), 4)
     modify(d, px=102.0, now=5)
-    events += d.on_modify_ack(CLOID, Resting(13, CLOID), 6)
+    events += d.on_modify_ack(CLOID, Resting(hl_oid(13), CLOID), 6)
     # The venue's reports of both modifies arrive late, after both answers.
     for r in (
         report(11, "canceled"),
@@ -607,17 +609,20 @@ def test_two_modifies_in_a_row_with_late_reports() -> None:
         report(13, "open"),
     ):
         events += d.on_order_report(r, 7)
-    assert [(e.old_oid, e.oid) for e in only_updates(events)] == [(11, 12), (12, 13)]
+    assert [(e.old_oid, e.oid) for e in only_updates(events)] == [
+        (hl_oid(11), hl_oid(12)),
+        (hl_oid(12), hl_oid(13)),
+    ]
     assert kinds(events) == ["OrderUpdated", "OrderUpdated"]
     order = d.order(CLOID)
     assert order is not None
-    assert (order.oid, order.px, order.state) == (13, 102.0, S.OPEN)
+    assert (order.oid, order.px, order.state) == (hl_oid(13), 102.0, S.OPEN)
 
 
 def test_second_modify_with_first_modifys_reports_in_between() -> None:
     d = opened()
     modify(d, px=101.0)
-    d.on_modify_ack(CLOID, Resting(12, CLOID), 4)
+    d.on_modify_ack(CLOID, Resting(hl_oid(12), CLOID), 4)
     modify(d, px=102.0, now=5)
     assert d.on_order_report(report(11, "canceled"), 6) == []  # old leg of modify 1: stale
     assert d.on_order_report(report(12, "open"), 6) == []
@@ -627,29 +632,29 @@ def test_second_modify_with_first_modifys_reports_in_between() -> None:
 
 def test_modify_by_oid_target() -> None:
     d = opened()
-    d.request_modify(ModifyOrder(11, place(px=101.0)), 3)
+    d.request_modify(ModifyOrder(place(px=101.0), oid=hl_oid(11)), 3)
     assert state(d) is S.PENDING_MODIFY
     marker = d.pending_modify(CLOID)
     assert marker is not None
-    assert marker.old_oid == 11
+    assert marker.old_oid == hl_oid(11)
 
 
 def test_modify_must_keep_cloid_and_target_the_current_oid() -> None:
     d = opened()
     with pytest.raises(LifecycleError, match="keep its cloid"):
-        d.request_modify(ModifyOrder(CLOID, place(cloid="0xother")), 3)
+        d.request_modify(ModifyOrder(place(cloid="0xother"), oid=hl_oid(11)), 3)
     modify(d)
-    d.on_modify_ack(CLOID, Resting(12, CLOID), 4)
+    d.on_modify_ack(CLOID, Resting(hl_oid(12), CLOID), 4)
     with pytest.raises(LifecycleError, match="replaced"):
-        d.request_modify(ModifyOrder(11, place()), 5)
+        d.request_modify(ModifyOrder(place(), oid=hl_oid(11)), 5)
     assert state(d) is S.OPEN
 
 
 def test_in_place_amend_keeps_the_oid() -> None:
     d = opened()
     modify(d, px=101.0)
-    events = d.on_modify_ack(CLOID, Resting(11, CLOID), 4)
-    assert events == [OrderUpdated(CLOID, 11, 11, 101.0, 2.0, 4)]
+    events = d.on_modify_ack(CLOID, Resting(hl_oid(11), CLOID), 4)
+    assert events == [OrderUpdated(CLOID, hl_oid(11), hl_oid(11), 101.0, 2.0, 4)]
     order = d.order(CLOID)
     assert order is not None
     assert order.retired_oids == []
@@ -657,7 +662,7 @@ def test_in_place_amend_keeps_the_oid() -> None:
 
 def test_modify_answer_for_a_stale_oid_is_a_conflict() -> None:
     d = opened()
-    assert d.on_modify_ack(CLOID, Resting(12, CLOID), 3) == []
+    assert d.on_modify_ack(CLOID, Resting(hl_oid(12), CLOID), 3) == []
     assert d.stats.conflicts == 1
 
 
@@ -687,7 +692,7 @@ def test_place_timeout_resolved_by_the_websocket() -> None:
     d.submit(place(), 1)
     d.on_timeout(CLOID, 5)
     assert kinds(d.on_order_report(report(11, "open"), 6)) == ["OrderAccepted"]
-    assert d.on_place_ack(CLOID, Resting(11, CLOID), 7) == []  # the late answer
+    assert d.on_place_ack(CLOID, Resting(hl_oid(11), CLOID), 7) == []  # the late answer
 
 
 def test_timeout_after_the_answer_is_a_no_op() -> None:
@@ -834,7 +839,7 @@ def test_a_late_open_revives_an_order_taken_for_never_placed_and_it_is_live_agai
     assert d.registry.live() == []
     events = d.on_order_report(report(11, "open"), 9)
     assert kinds(events) == ["OrderRevived", "OrderAccepted"]
-    assert events[0] == OrderRevived(CLOID, 11, "rejected", 9)
+    assert events[0] == OrderRevived(CLOID, hl_oid(11), "rejected", 9)
     assert state(d) is S.OPEN
     assert [order.cloid for order in d.registry.live()] == [CLOID]  # managed again
     assert d.stats.revived == 1
@@ -850,7 +855,7 @@ def test_a_late_fill_revives_an_order_taken_for_never_placed() -> None:
     events = d.on_fill(fill(11, 1, 1.0), 9)
     assert kinds(events) == ["OrderRevived", "OrderAccepted", "FillEvent", "OrderPartiallyFilled"]
     assert state(d) is S.PARTIALLY_FILLED
-    assert [order.oid for order in d.registry.live()] == [11]
+    assert [order.oid for order in d.registry.live()] == [hl_oid(11)]
 
 
 def test_a_stale_open_after_our_cancel_does_not_revive() -> None:
@@ -941,7 +946,7 @@ class Truth:
     fills: list[Fill] = field(default_factory=list)
     modifies: int = 0
     final: OrderReport | None = None  # the venue's orderStatus answer for the cloid
-    by_oid: dict[int, OrderReport] = field(default_factory=dict)  # ... and for each oid
+    by_oid: dict[OrderId, OrderReport] = field(default_factory=dict)  # ... and for each oid
 
 
 class World:
@@ -976,7 +981,7 @@ def build_order(data: st.DataObject, world: World, index: int) -> tuple[Truth, l
 
     def rep(oid: int, word: str, remaining: float, orig: float, at_px: float) -> OrderReport:
         made = report(oid, word, cloid=cloid, px=at_px, sz=remaining, orig_sz=orig)
-        truth.by_oid[oid] = made
+        truth.by_oid[hl_oid(oid)] = made
         return made
 
     def maybe_lost(event: VenueEvent) -> VenueEvent:
@@ -1008,7 +1013,7 @@ def build_order(data: st.DataObject, world: World, index: int) -> tuple[Truth, l
         return truth, events
     oid = world.oid()
     if kind == "fill_now":
-        world.add(Node("place_ack", cloid, Filled(oid, cloid, sz, px), [submit]))
+        world.add(Node("place_ack", cloid, Filled(hl_oid(oid), cloid, sz, px), [submit]))
         truth.final = rep(oid, "filled", 0.0, sz, px)
         events.append(VenueEvent(submit, [truth.final], fills_of(oid, sz, px)))
         truth.state = S.FILLED
@@ -1016,7 +1021,7 @@ def build_order(data: st.DataObject, world: World, index: int) -> tuple[Truth, l
 
     last_ack: int | None = None
     if kind == "rest":
-        last_ack = world.add(Node("place_ack", cloid, Resting(oid, cloid), [submit]))
+        last_ack = world.add(Node("place_ack", cloid, Resting(hl_oid(oid), cloid), [submit]))
     else:
         world.add(Node("timeout", cloid, None, [submit]))
     truth.final = rep(oid, "open", sz, sz, px)
@@ -1093,7 +1098,7 @@ def build_order(data: st.DataObject, world: World, index: int) -> tuple[Truth, l
             answer: Any = Rejected("Post only order would have immediately matched")
         else:
             new_leg = rep(new_oid, "open", new_sz, new_sz, new_px)
-            answer = Resting(new_oid, cloid)
+            answer = Resting(hl_oid(new_oid), cloid)
         legs = (
             [old_leg, new_leg]
             if data.draw(st.booleans(), label="cancel first")
@@ -1199,7 +1204,7 @@ def deliver(d: Dispatcher, world: World, order: list[int]) -> list[DispatchOutpu
             elif node.kind == "cancel_req":
                 d.request_cancel(cloid, now)
             else:
-                d.request_modify(ModifyOrder(cloid, node.payload), now)
+                d.request_modify(ModifyOrder(node.payload), now)
         elif node.kind in ("place_ack", "cancel_ack", "modify_ack", "timeout"):
             assert cloid is not None
             if node.deps and node.deps[0] in skipped:
@@ -1309,7 +1314,7 @@ def test_any_delivery_order_converges_to_the_truth(data: st.DataObject) -> None:
 
 
 def test_event_classes_are_frozen() -> None:
-    event = OrderCancelRejected(CLOID, 11, "gone", 1)
+    event = OrderCancelRejected(CLOID, hl_oid(11), "gone", 1)
     with pytest.raises(AttributeError):
         event.reason = "x"  # type: ignore[misc]
-    assert OrderExpired(CLOID, 11, "r", 1) != OrderExpired(CLOID, 12, "r", 1)
+    assert OrderExpired(CLOID, hl_oid(11), "r", 1) != OrderExpired(CLOID, hl_oid(12), "r", 1)

@@ -40,6 +40,7 @@ from mm.model import (
 )
 from mm.venues.base import VenueAdapter
 from mm.venues.hyperliquid.instruments import instrument_of
+from tests.ids import hl_oid
 
 WIDE = PretradeConfig(max_order_notional_usd=1e9)
 
@@ -357,7 +358,7 @@ class FakeAdapter:
 
 
 def open_order(coin: str, oid: int) -> OpenOrder:
-    return OpenOrder(coin, Side.BUY, 90.0, 1.0, 1.0, oid, None, 0)
+    return OpenOrder(coin, Side.BUY, 90.0, 1.0, 1.0, hl_oid(oid), None, 0)
 
 
 def make(
@@ -413,8 +414,8 @@ async def test_flatten_completes(autojump_clock: trio.testing.MockClock) -> None
     assert result.orders == 4
     assert result.seconds == pytest.approx(3 * FlattenConfig().reprice_every_s)
     assert client.positions == {"BTC": 0.0, "ETH": 0.0, "SOL": 2.0}  # SOL left alone
-    assert sorted(c.oid for c in client.canceled if c.oid is not None) == [1, 3]
-    assert [o.oid for o in client.orders] == [2]
+    assert sorted(c.oid for c in client.canceled if c.oid is not None) == [hl_oid(1), hl_oid(3)]
+    assert [o.oid for o in client.orders] == [hl_oid(2)]
     placed = [order for _, order in router.placed]
     assert [(o.coin, o.side, o.sz) for o in placed] == [
         ("BTC", Side.SELL, 0.5),

@@ -22,6 +22,7 @@ from mm.execution.lifecycle import (
 )
 from mm.model import Fill, OrderStatus, PlaceOrder, Side, Tif
 from mm.venues.hyperliquid.status import order_status
+from tests.ids import hl_number, hl_oid, hl_tid
 from tests.venues.hyperliquid.test_status import ALL_WORDS, LIVE_WORDS
 
 S = OrderState
@@ -29,7 +30,7 @@ S = OrderState
 
 def said(order: TrackedOrder, word: str, oid: int, now_ms: int, **kwargs: Any) -> Transition:
     """The venue's status word for ``oid``, as Hyperliquid's adapter maps it."""
-    return order.report(order_status(word), oid, now_ms, word=word, **kwargs)
+    return order.report(order_status(word), hl_oid(oid), now_ms, word=word, **kwargs)
 
 
 def place(sz: float = 3.0, tif: Tif = Tif.GTC, cloid: str = "0xc1") -> PlaceOrder:
@@ -43,8 +44,8 @@ def fill(sz: float, *, oid: int = 11, tid: int = 1, px: float = 100.0) -> Fill:
         px=px,
         sz=sz,
         time_ms=5,
-        oid=oid,
-        tid=tid,
+        oid=hl_oid(oid),
+        tid=hl_tid(tid),
         cloid="0xc1",
         fee=0.0,
         fee_token="USDC",
@@ -62,7 +63,7 @@ def new(sz: float = 3.0, tif: Tif = Tif.GTC) -> TrackedOrder:
 
 def opened(oid: int = 11) -> TrackedOrder:
     order = new()
-    order.ack_resting(oid, 2)
+    order.ack_resting(hl_oid(oid), 2)
     return order
 
 
@@ -142,38 +143,38 @@ def test_submit_refuses_non_positive_size() -> None:
 
 def test_ack_resting_opens_and_accepts() -> None:
     order = new()
-    tr = order.ack_resting(11, 2)
+    tr = order.ack_resting(hl_oid(11), 2)
     assert (tr.before, tr.after, tr.accepted) == (S.PENDING_NEW, S.OPEN, True)
-    assert order.oid == 11
+    assert order.oid == hl_oid(11)
     assert order.acked_ms == 2
     assert order.in_flight_since_ms is None
-    again = order.ack_resting(11, 3)
+    again = order.ack_resting(hl_oid(11), 3)
     assert not again.changed
     assert not again.accepted
 
 
 def test_ack_resting_for_another_oid_is_illegal() -> None:
     order = opened()
-    assert_unchanged(order, lambda: order.ack_resting(12, 3))
+    assert_unchanged(order, lambda: order.ack_resting(hl_oid(12), 3))
 
 
 def test_ack_filled_in_full_is_filled() -> None:
     order = new()
-    tr = order.ack_filled(11, 3.0, 2)
-    assert (tr.after, tr.accepted, order.oid) == (S.FILLED, True, 11)
+    tr = order.ack_filled(hl_oid(11), 3.0, 2)
+    assert (tr.after, tr.accepted, order.oid) == (S.FILLED, True, hl_oid(11))
     assert order.filled_sz == 0.0  # fills are truth: they follow on the user stream
 
 
 def test_ack_filled_short_ioc_cancels_the_rest() -> None:
     order = new(tif=Tif.IOC)
-    tr = order.ack_filled(11, 1.0, 2)
+    tr = order.ack_filled(hl_oid(11), 1.0, 2)
     assert tr.after is S.CANCELED
     assert order.reason == "canceled"
 
 
 def test_ack_filled_short_gtc_is_live() -> None:
     order = new()
-    assert order.ack_filled(11, 1.0, 2).after is S.OPEN
+    assert order.ack_filled(hl_oid(11), 1.0, 2).after is S.OPEN
 
 
 def test_ack_rejected() -> None:
@@ -215,7 +216,7 @@ def test_word_from_pending_new(word: str) -> None:
     order = new()
     tr = said(order, word, 11, 2)
     assert tr.after is expected_from(S.PENDING_NEW, word)
-    assert order.oid == 11
+    assert order.oid == hl_oid(11)
     if tr.after.is_terminal:
         assert order.reason == word
 
@@ -254,13 +255,13 @@ def test_terminal_states_move_only_to_filled_or_revive_on_a_live_word(
     state: OrderState, word: str
 ) -> None:
     order = terminal(state)
-    oid = order.oid if order.oid is not None else 11
+    oid = hl_number(order.oid) if order.oid is not None else 11
     tr = said(order, word, oid, 9)
     if word == "filled":
         assert tr.after is S.FILLED
     elif word in LIVE_WORDS and state is not S.CANCELED:
         # Refused, or unknown to the venue, and yet live there: working again, managed.
-        assert (tr.after, tr.revived, order.oid) == (S.OPEN, state, oid)
+        assert (tr.after, tr.revived, order.oid) == (S.OPEN, state, hl_oid(oid))
         assert (order.reason, order.terminal_ms, order.pending) == (None, None, None)
         assert tr.accepted is (state is S.REJECTED)  # first seen live (an EXPIRED one had been)
     else:
@@ -309,8 +310,8 @@ def test_partial_then_full_fill_by_cumulative_size() -> None:
 def test_fill_before_the_ack_accepts_and_learns_the_oid() -> None:
     order = new()
     tr = order.apply_fill(fill(1.0, oid=11), 2)
-    assert (tr.after, tr.accepted, order.oid) == (S.PARTIALLY_FILLED, True, 11)
-    assert order.ack_resting(11, 3).after is S.PARTIALLY_FILLED
+    assert (tr.after, tr.accepted, order.oid) == (S.PARTIALLY_FILLED, True, hl_oid(11))
+    assert order.ack_resting(hl_oid(11), 3).after is S.PARTIALLY_FILLED
 
 
 def test_fill_resolves_an_unknown_place() -> None:
@@ -398,7 +399,7 @@ def test_cancel_ack_without_a_cancel_is_illegal() -> None:
 def test_cancel_of_a_pending_new_order_then_place_ack() -> None:
     order = new()
     order.request_cancel(2)
-    tr = order.ack_resting(11, 3)
+    tr = order.ack_resting(hl_oid(11), 3)
     assert (tr.after, tr.accepted) == (S.PENDING_CANCEL, True)
     assert order.cancel_refused("gone", 4).after is S.OPEN
 
@@ -417,26 +418,31 @@ def test_modify_requested_and_replaced() -> None:
     tr = order.request_modify(101.0, 2.0, Tif.ALO, 4)
     assert tr.after is S.PENDING_MODIFY
     assert target_of(order) == (101.0, 2.0, Tif.ALO)
-    tr = order.replaced(12, 5)
-    assert (tr.after, tr.replaced_oid) == (S.PARTIALLY_FILLED, 11)
-    assert (order.oid, order.retired_oids, order.px, order.sz) == (12, [11], 101.0, 2.0)
+    tr = order.replaced(hl_oid(12), 5)
+    assert (tr.after, tr.replaced_oid) == (S.PARTIALLY_FILLED, hl_oid(11))
+    assert (order.oid, order.retired_oids, order.px, order.sz) == (
+        hl_oid(12),
+        [hl_oid(11)],
+        101.0,
+        2.0,
+    )
     assert order.tif is Tif.ALO
     assert order.oid_filled_sz == 0.0
     assert order.filled_sz == 1.0
     assert order.modify_target is None
-    assert order.knows_oid(11)
-    assert order.knows_oid(12)
+    assert order.knows_oid(hl_oid(11))
+    assert order.knows_oid(hl_oid(12))
 
 
 def test_replaced_takes_the_venues_values() -> None:
     order = pending_modify()
-    order.replaced(12, 5, px=101.5, sz=2.5)
+    order.replaced(hl_oid(12), 5, px=101.5, sz=2.5)
     assert (order.px, order.sz) == (101.5, 2.5)
 
 
 def test_fill_on_a_retired_oid_counts_but_does_not_complete_the_new_one() -> None:
     order = pending_modify()
-    order.replaced(12, 5)
+    order.replaced(hl_oid(12), 5)
     tr = order.apply_fill(fill(2.0, oid=11), 6)
     assert tr.after is S.PARTIALLY_FILLED
     assert (order.filled_sz, order.oid_filled_sz) == (2.0, 0.0)
@@ -465,10 +471,10 @@ def test_modify_size_must_be_positive() -> None:
 
 def test_replaced_without_a_modify_is_illegal() -> None:
     order = opened()
-    assert_unchanged(order, lambda: order.replaced(12, 5))
+    assert_unchanged(order, lambda: order.replaced(hl_oid(12), 5))
     order = pending_modify()
-    order.retire_oid(12)
-    assert_unchanged(order, lambda: order.replaced(12, 5))
+    order.retire_oid(hl_oid(12))
+    assert_unchanged(order, lambda: order.replaced(hl_oid(12), 5))
 
 
 # --- timeouts and unknown ----------------------------------------------------------------------
@@ -492,7 +498,7 @@ def test_timeout_with_nothing_pending_is_a_no_op(make: Any) -> None:
 
 def test_unknown_place_resolved_by_a_late_ack() -> None:
     order = unknown_place()
-    assert order.ack_resting(11, 6).after is S.OPEN
+    assert order.ack_resting(hl_oid(11), 6).after is S.OPEN
 
 
 def test_unknown_cancel_not_resolved_by_a_websocket_open() -> None:
@@ -517,7 +523,7 @@ def test_unknown_cancel_refused_returns_to_base() -> None:
 def test_unknown_modify_resolved_by_the_replacement() -> None:
     order = pending_modify()
     order.timed_out(5)
-    assert order.replaced(12, 6).after is S.OPEN
+    assert order.replaced(hl_oid(12), 6).after is S.OPEN
 
 
 def test_unknown_modify_refused_returns_to_base() -> None:
@@ -548,7 +554,7 @@ def test_resolved_missing_on_a_known_order_is_a_no_op() -> None:
 def test_seen_is_when_the_venue_last_showed_the_order_alive() -> None:
     assert new().seen_ms is None
     order = new()
-    order.ack_resting(11, 3)
+    order.ack_resting(hl_oid(11), 3)
     assert order.seen_ms == 3
     said(order, "open", 11, 4)
     assert order.seen_ms == 4
@@ -560,7 +566,7 @@ def test_seen_is_when_the_venue_last_showed_the_order_alive() -> None:
     order.modify_refused("cannot modify", 9)
     assert order.seen_ms == 5  # refusals are no sign of life
     order.request_modify(101.0, 3.0, Tif.GTC, 10)
-    order.replaced(12, 11)
+    order.replaced(hl_oid(12), 11)
     assert order.seen_ms == 11
 
 
@@ -664,14 +670,14 @@ def test_a_late_resting_answer_or_report_revives_an_order_taken_for_never_placed
         order = unknown_place()
         order.resolved_missing(5)
         assert order.state is S.REJECTED
-        tr = order.ack_resting(31, 9) if evidence == "ack" else said(order, "open", 31, 9)
+        tr = order.ack_resting(hl_oid(31), 9) if evidence == "ack" else said(order, "open", 31, 9)
         assert (tr.before, tr.after, tr.revived, tr.accepted) == (
             S.REJECTED,
             S.OPEN,
             S.REJECTED,
             True,
         )
-        assert (order.oid, order.is_terminal, order.can_cancel) == (31, False, True)
+        assert (order.oid, order.is_terminal, order.can_cancel) == (hl_oid(31), False, True)
 
 
 def test_a_late_fill_revives_a_rejected_order_and_a_full_one_fills_it() -> None:
@@ -682,7 +688,7 @@ def test_a_late_fill_revives_a_rejected_order_and_a_full_one_fills_it() -> None:
         S.PARTIALLY_FILLED,
         S.REJECTED,
         tr.fill,
-        31,
+        hl_oid(31),
     )
     assert order.leaves_sz == 2.0
     whole = unknown_place()
@@ -734,9 +740,9 @@ def run(
     order: TrackedOrder, action: str, word: str, now: int, oid: int, tid: int, next_oid: int
 ) -> Transition:
     calls: dict[str, Callable[[], Transition]] = {
-        "ack_resting": lambda: order.ack_resting(oid, now),
-        "ack_other_oid": lambda: order.ack_resting(oid + 1000, now),
-        "ack_filled": lambda: order.ack_filled(oid, 4.0, now),
+        "ack_resting": lambda: order.ack_resting(hl_oid(oid), now),
+        "ack_other_oid": lambda: order.ack_resting(hl_oid(oid + 1000), now),
+        "ack_filled": lambda: order.ack_filled(hl_oid(oid), 4.0, now),
         "ack_rejected": lambda: order.ack_rejected("no", now),
         "report": lambda: said(order, word, oid, now),
         "fill": lambda: order.apply_fill(fill(1.0, oid=oid, tid=tid), now),
@@ -744,7 +750,7 @@ def run(
         "cancel_acked": lambda: order.cancel_acked(now),
         "cancel_refused": lambda: order.cancel_refused("gone", now),
         "request_modify": lambda: order.request_modify(100.0, 4.0, Tif.GTC, now),
-        "replaced": lambda: order.replaced(next_oid, now),
+        "replaced": lambda: order.replaced(hl_oid(next_oid), now),
         "modify_refused": lambda: order.modify_refused("no", now),
         "timed_out": lambda: order.timed_out(now),
         "resolved_missing": lambda: order.resolved_missing(now),
@@ -764,7 +770,7 @@ def test_random_inputs_never_corrupt_state(steps: list[tuple[str, str]]) -> None
     next_oid = 20
     for now, (action, word) in enumerate(steps, start=10):
         before = snapshot(order)
-        oid = order.oid if order.oid is not None else 11
+        oid = hl_number(order.oid) if order.oid is not None else 11
         if action in LANDING:
             LANDING[action](order, now)
             assert snapshot(order) == {**before, "lands_by_ms": order.lands_by_ms}

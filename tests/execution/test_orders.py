@@ -30,6 +30,7 @@ from mm.model import (
     CancelResult,
     Fill,
     ModifyOrder,
+    OrderId,
     OrderReport,
     PlaceOrder,
     PlaceResult,
@@ -130,7 +131,7 @@ async def test_modify_is_one_update_and_no_cancel() -> None:
             order = PlaceOrder("BTC", Side.BUY, px, 0.001, Tif.GTC, new_cloid())
             await r.router.place([order])
             await eventually(lambda: "OrderAccepted" in r.of(order.cloid))
-            await r.router.modify([ModifyOrder(order.cloid, attrs.evolve(order, px=px * 0.99))])
+            await r.router.modify([ModifyOrder(attrs.evolve(order, px=px * 0.99))])
             await eventually(lambda: "OrderUpdated" in r.of(order.cloid))
             await trio.sleep(0.5)  # the venue's report of the old oid's cancel arrives too
             kinds = r.of(order.cloid)
@@ -249,7 +250,7 @@ async def test_a_modify_on_its_way_when_its_socket_dropped_is_not_taken_for_fail
             await eventually(lambda: r.client.ws is not None and r.client.ws.connected)
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(drop_the_socket_once_taken_in, r.venue)
-                await r.router.modify([ModifyOrder(order.cloid, attrs.evolve(order, px=px * 0.99))])
+                await r.router.modify([ModifyOrder(attrs.evolve(order, px=px * 0.99))])
             kinds = r.of(order.cloid)
             assert "OrderModifyRejected" not in kinds
             assert kinds.count("OrderUpdated") == 1
@@ -282,7 +283,9 @@ class HangingVenue:
         await trio.sleep_forever()
         raise AssertionError("unreachable")
 
-    async def order_status(self, target: int | str) -> OrderReport | None:
+    async def order_status(
+        self, *, oid: OrderId | None = None, cloid: str | None = None
+    ) -> OrderReport | None:
         return None
 
 

@@ -25,6 +25,7 @@ from mm.execution.reconcile import (
 )
 from mm.model import DesiredOrder, PlaceOrder, Side, Tif
 from mm.settings import ConfigError, structure_section
+from tests.ids import hl_oid
 
 BUY, SELL = Side.BUY, Side.SELL
 OPEN = OrderState.OPEN
@@ -32,7 +33,7 @@ CONFIG = ReconcileConfig(px_tolerance_bps=2.0, px_tolerance_ticks=0, sz_toleranc
 
 
 def live(cloid: str, side: Side, px: float, sz: float = 1.0, state: OrderState = OPEN) -> LiveOrder:
-    return LiveOrder(cloid=cloid, oid=1, side=side, px=px, sz=sz, state=state)
+    return LiveOrder(cloid=cloid, oid=hl_oid(1), side=side, px=px, sz=sz, state=state)
 
 
 def want(side: Side, px: float, sz: float = 1.0, level: int = 0) -> DesiredOrder:

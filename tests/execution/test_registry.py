@@ -13,11 +13,12 @@ from mm.execution.lifecycle import OrderState, TrackedOrder, Transition
 from mm.execution.registry import DuplicateCloid, OrderRegistry
 from mm.model import PlaceOrder, Side, Tif
 from mm.venues.hyperliquid.status import order_status
+from tests.ids import hl_oid
 
 
 def said(order: TrackedOrder, word: str, oid: int, now_ms: int, **kwargs: Any) -> Transition:
     """The venue's status word for ``oid``, as Hyperliquid's adapter maps it."""
-    return order.report(order_status(word), oid, now_ms, word=word, **kwargs)
+    return order.report(order_status(word), hl_oid(oid), now_ms, word=word, **kwargs)
 
 
 def tracked(cloid: str, now_ms: int = 1) -> TrackedOrder:
@@ -26,7 +27,7 @@ def tracked(cloid: str, now_ms: int = 1) -> TrackedOrder:
 
 
 def finish(registry: OrderRegistry, order: TrackedOrder, oid: int) -> None:
-    order.ack_resting(oid, 2)
+    order.ack_resting(hl_oid(oid), 2)
     said(order, "canceled", oid, 3)
     registry.sync(order)
 
@@ -56,18 +57,18 @@ def test_oid_indexed_on_ack_and_on_modify() -> None:
     registry = OrderRegistry()
     order = tracked("0xa")
     registry.register(order)
-    order.ack_resting(11, 2)
+    order.ack_resting(hl_oid(11), 2)
     registry.sync(order)
-    assert registry.by_oid(11) is order
-    assert registry.current_oid("0xa") == 11
+    assert registry.by_oid(hl_oid(11)) is order
+    assert registry.current_oid("0xa") == hl_oid(11)
     order.request_modify(101.0, 1.0, Tif.GTC, 3)
-    order.replaced(12, 4)
+    order.replaced(hl_oid(12), 4)
     registry.sync(order)
-    assert registry.current_oid("0xa") == 12
-    assert registry.by_oid(12) is order
-    assert registry.by_oid(11) is order  # a late report for the replaced oid still matches
-    assert registry.find(None, 11) is order
-    assert registry.find("0xother", 12) is order
+    assert registry.current_oid("0xa") == hl_oid(12)
+    assert registry.by_oid(hl_oid(12)) is order
+    assert registry.by_oid(hl_oid(11)) is order  # a late report for the replaced oid still matches
+    assert registry.find(None, hl_oid(11)) is order
+    assert registry.find("0xother", hl_oid(12)) is order
 
 
 def test_oid_owned_by_another_order_is_refused() -> None:
@@ -75,9 +76,9 @@ def test_oid_owned_by_another_order_is_refused() -> None:
     first, second = tracked("0xa"), tracked("0xb")
     registry.register(first)
     registry.register(second)
-    first.ack_resting(11, 2)
+    first.ack_resting(hl_oid(11), 2)
     registry.sync(first)
-    second.ack_resting(11, 2)
+    second.ack_resting(hl_oid(11), 2)
     with pytest.raises(DuplicateCloid):
         registry.sync(second)
 
@@ -86,9 +87,9 @@ def test_registering_an_order_whose_oid_is_taken_fails() -> None:
     registry = OrderRegistry()
     first, second = tracked("0xa"), tracked("0xb")
     registry.register(first)
-    first.ack_resting(11, 2)
+    first.ack_resting(hl_oid(11), 2)
     registry.sync(first)
-    second.ack_resting(11, 2)
+    second.ack_resting(hl_oid(11), 2)
     with pytest.raises(DuplicateCloid):
         registry.register(second)
     assert "0xb" not in registry
@@ -108,9 +109,9 @@ def test_terminal_orders_are_kept_up_to_the_bound_oldest_first() -> None:
         registry.register(order)
         finish(registry, order, oid=100 + i)
     assert registry.get("0x0") is None
-    assert registry.by_oid(100) is None
+    assert registry.by_oid(hl_oid(100)) is None
     assert registry.get("0x1") is orders[1]
-    assert registry.by_oid(101) is orders[1]
+    assert registry.by_oid(hl_oid(101)) is orders[1]
     assert registry.get("0x2") is orders[2]
     assert registry.get("0xlive") is live  # live orders are never dropped
     assert registry.evicted == 1
@@ -123,16 +124,16 @@ def test_evicted_order_drops_all_its_oids() -> None:
     registry = OrderRegistry(terminal_capacity=1)
     order = tracked("0xa")
     registry.register(order)
-    order.ack_resting(11, 2)
+    order.ack_resting(hl_oid(11), 2)
     order.request_modify(101.0, 1.0, Tif.GTC, 3)
-    order.replaced(12, 4)
+    order.replaced(hl_oid(12), 4)
     said(order, "filled", 12, 5)
     registry.sync(order)
     other = tracked("0xb")
     registry.register(other)
     finish(registry, other, 13)
-    assert registry.by_oid(11) is None
-    assert registry.by_oid(12) is None
+    assert registry.by_oid(hl_oid(11)) is None
+    assert registry.by_oid(hl_oid(12)) is None
     assert registry.get("0xa") is None
 
 
@@ -146,7 +147,7 @@ def test_in_flight_since_and_in_flight() -> None:
     placed, answered, unknown = tracked("0xa", 10), tracked("0xb", 11), tracked("0xc", 12)
     for order in (placed, answered, unknown):
         registry.register(order)
-    answered.ack_resting(21, 15)
+    answered.ack_resting(hl_oid(21), 15)
     registry.sync(answered)
     unknown.timed_out(20)
     registry.sync(unknown)
@@ -196,10 +197,10 @@ def test_queries_agree_with_a_scan_of_every_retained_order(capacity: int, steps:
         if order.is_terminal or not retained_now:
             continue
         if step == "ack" and order.state is OrderState.PENDING_NEW:
-            order.ack_resting(oid, now_ms)
+            order.ack_resting(hl_oid(oid), now_ms)
         elif step == "finish":
             if order.oid is None:
-                order.ack_resting(oid, now_ms)
+                order.ack_resting(hl_oid(oid), now_ms)
             said(order, "canceled", oid, now_ms)
         elif step == "time_out" and order.state is OrderState.PENDING_NEW:
             order.timed_out(now_ms)
@@ -228,7 +229,7 @@ def test_a_revived_order_is_live_again_and_retention_forgets_it() -> None:
     said(order, "open", 11, 4)  # and yet it landed
     registry.sync(order)
     assert registry.live() == [order]
-    assert registry.by_oid(11) is order
+    assert registry.by_oid(hl_oid(11)) is order
     other = tracked("0xb")
     registry.register(other)
     finish(registry, other, 12)  # fills the retention: the revived order is not evicted

@@ -19,12 +19,14 @@ from mm.model import (
     CancelResult,
     DesiredOrder,
     ModifyOrder,
+    OrderId,
     OrderReport,
     PlaceOrder,
     PlaceResult,
     Resting,
     Side,
 )
+from tests.ids import hl_oid
 
 
 class FakeVenue:
@@ -45,7 +47,7 @@ class FakeVenue:
         for order in orders:
             oid = next(self.oids)
             self.resting[order.cloid] = (oid, order.px, order.sz)
-            results.append(Resting(oid, order.cloid))
+            results.append(Resting(hl_oid(oid), order.cloid))
         return results
 
     async def modify(self, modifies: Sequence[ModifyOrder]) -> list[PlaceResult]:
@@ -54,7 +56,7 @@ class FakeVenue:
         for modify in modifies:
             oid = next(self.oids)
             self.resting[modify.order.cloid] = (oid, modify.order.px, modify.order.sz)
-            results.append(Resting(oid, modify.order.cloid))
+            results.append(Resting(hl_oid(oid), modify.order.cloid))
         return results
 
     async def cancel(self, cancels: Sequence[CancelOrder]) -> list[CancelResult]:
@@ -64,7 +66,9 @@ class FakeVenue:
             del self.resting[cancel.cloid]
         return [None for _ in cancels]
 
-    async def order_status(self, target: int | str) -> OrderReport | None:
+    async def order_status(
+        self, *, oid: OrderId | None = None, cloid: str | None = None
+    ) -> OrderReport | None:
         return None
 
 

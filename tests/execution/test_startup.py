@@ -29,6 +29,7 @@ from mm.venues.base import RateLimited, RequestBudget
 from mm.venues.hyperliquid.rate_limit import RateLimiter
 from mm.venues.hyperliquid.rest import VenueUnavailable
 from mm.venues.hyperliquid.wire import new_cloid
+from tests.ids import hl_oid
 from tests.venues.hyperliquid.harness import setup
 
 
@@ -111,7 +112,7 @@ class StuckVenue(Recorder):
 
     async def open_orders(self) -> list[OpenOrder]:
         self.calls.append("open_orders")
-        return [OpenOrder("BTC", Side.BUY, 1.0, 1.0, 1.0, 7, None, 0)]
+        return [OpenOrder("BTC", Side.BUY, 1.0, 1.0, 1.0, hl_oid(7), None, 0)]
 
     async def cancel(self, cancels: Sequence[CancelOrder]) -> list[CancelResult]:
         self.calls.append("cancel")

@@ -20,9 +20,10 @@ from mm import clock
 from mm.feeds.fill_audit import QUICK_DRIFT_AUDITS, AuditSchedule, FillAudit
 from mm.feeds.history import FillHistory, JournaledFills
 from mm.feeds.user import UserStreamConfig, UserStreamEvent
-from mm.model import Fill
+from mm.model import Fill, TradeId
 from mm.venues.base import VenueError
-from tests.feeds.test_history import fill
+from tests.feeds.test_history import fill, row
+from tests.ids import hl_tid
 
 NOW_MS = 10_000  # the pinned wall time at the start of each test
 PAGE = 2000  # the most fills the fake venue lists an answer (a Hyperliquid page)
@@ -52,8 +53,8 @@ class Rig:
     receive: trio.MemoryReceiveChannel[UserStreamEvent]
     registry: CollectorRegistry
 
-    def forwarded(self) -> list[int]:
-        tids: list[int] = []
+    def forwarded(self) -> list[TradeId]:
+        tids: list[TradeId] = []
         while True:
             try:
                 event = self.receive.receive_nowait()
@@ -74,7 +75,7 @@ def rig(
 ) -> Rig:
     clock.pin(NOW_MS / 1000)
     history = FillHistory(1_000)
-    history.restore(JournaledFills.from_rows(journaled))
+    history.restore(JournaledFills.from_rows([row(*r) for r in journaled]))
     venue = FakeVenue()
     send, receive = trio.open_memory_channel[UserStreamEvent](buffer)
     registry = CollectorRegistry()
@@ -88,7 +89,7 @@ async def test_an_audit_forwards_what_nobody_forwarded_once(autojump_clock: trio
     # 1 and 3 are journaled; 2 was lost by the live stream; 4 is younger than the settle time.
     r.venue.fills = [fill(1, 1_000), fill(2, 2_000), fill(3, 3_000), fill(4, 9_500)]
     assert await r.audit.audit("periodic") == 1
-    assert r.forwarded() == [2]
+    assert r.forwarded() == [hl_tid(2)]
     assert r.venue.starts == [0]  # from the newest journaled fill less the lookback (5 s)
     assert r.audit.start_ms == NOW_MS - 5_000
     assert r.sample("mm_fills_recovered_total", source="audit") == 1
@@ -96,7 +97,7 @@ async def test_an_audit_forwards_what_nobody_forwarded_once(autojump_clock: trio
     assert r.sample("mm_fill_audits_total", trigger="periodic", result="ok") == 1
     # A drift's audit takes the young fill too: the venue's position already shows it.
     assert await r.audit.audit("drift") == 1
-    assert r.forwarded() == [4]
+    assert r.forwarded() == [hl_tid(4)]
     assert r.venue.starts[-1] == NOW_MS - 5_000
     # Whatever the stream forwards meanwhile is not forwarded again.
     r.venue.fills.append(fill(5, 9_800))
@@ -118,7 +119,7 @@ async def test_a_failed_read_skips_nothing(autojump_clock: trio.abc.Clock) -> No
     await trio.sleep(60)
     r.venue.fail = False
     assert await r.audit.audit("periodic") == 1
-    assert r.forwarded() == [2]
+    assert r.forwarded() == [hl_tid(2)]
     assert r.venue.starts == [0, 0]
 
 
@@ -202,5 +203,5 @@ async def test_an_audit_reads_every_page(count: int, autojump_clock: trio.abc.Cl
     r = rig(journaled=((0, 7, 0),))
     r.venue.fills = [fill(tid, 1 + tid) for tid in range(1, count + 1)]
     assert await r.audit.audit("drift") == count
-    assert r.forwarded() == list(range(1, count + 1))
+    assert r.forwarded() == [hl_tid(t) for t in range(1, count + 1)]
     assert r.venue.starts == [0, 1 + PAGE]

@@ -9,9 +9,17 @@ import attrs
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mm.feeds.history import FillHistory, HistoryStart, JournaledFills, fill_key, missed_fills
+from mm.feeds.history import (
+    FillHistory,
+    FillKey,
+    HistoryStart,
+    JournaledFills,
+    fill_key,
+    missed_fills,
+)
 from mm.journal import Entry, journaled_fills, open_database, write_batch
-from mm.model import Fill, Side
+from mm.model import Fill, OrderId, Side, TradeId
+from tests.ids import hl_oid, hl_tid
 
 
 def fill(tid: int, time_ms: int, oid: int = 7) -> Fill:
@@ -21,8 +29,8 @@ def fill(tid: int, time_ms: int, oid: int = 7) -> Fill:
         px=95_000.0,
         sz=0.001,
         time_ms=time_ms,
-        oid=oid,
-        tid=tid,
+        oid=hl_oid(oid),
+        tid=hl_tid(tid),
         cloid=None,
         fee=0.01,
         fee_token="USDC",
@@ -32,6 +40,15 @@ def fill(tid: int, time_ms: int, oid: int = 7) -> Fill:
         closed_pnl=0.0,
         hash="0x0",
     )
+
+
+def row(tid: int, oid: int, time_ms: int) -> tuple[TradeId, OrderId, int]:
+    """A journaled fill as ``journaled_fills`` reads it."""
+    return (hl_tid(tid), hl_oid(oid), time_ms)
+
+
+def key(tid: int, oid: int) -> FillKey:
+    return (hl_tid(tid), hl_oid(oid))
 
 
 def journal_with(path: Path, fills: list[Fill]) -> Path:
@@ -53,9 +70,10 @@ def test_the_journal_restores_the_history_by_trade_id(tmp_path: Path) -> None:
     journaled = [fill(1, 1_000), fill(3, 3_000), fill(3, 3_000, oid=8), fill(5, 2_500)]
     database = journal_with(tmp_path, journaled)
     rows = journaled_fills(database, limit=100)
-    assert rows == [(5, 7, 2_500), (3, 8, 3_000), (3, 7, 3_000), (1, 7, 1_000)]  # newest first
+    newest_first = [row(5, 7, 2_500), row(3, 8, 3_000), row(3, 7, 3_000), row(1, 7, 1_000)]
+    assert rows == newest_first
     restored = JournaledFills.from_rows(rows)
-    assert restored.keys == ((1, 7), (5, 7), (3, 8), (3, 7))  # oldest first
+    assert restored.keys == (key(1, 7), key(5, 7), key(3, 8), key(3, 7))  # oldest first
     assert (restored.oldest_ms, restored.newest_ms) == (1_000, 3_000)
 
     history = FillHistory(100)
@@ -72,8 +90,29 @@ def test_the_journal_restores_the_history_by_trade_id(tmp_path: Path) -> None:
     assert not history.before_floor(fill(2, 2_000))
     assert history.before_floor(fill(0, 999))  # older than anything journaled
     # Only the newest ``limit`` are read: the floor follows them.
-    assert journaled_fills(database, limit=2) == [(5, 7, 2_500), (3, 8, 3_000)]
+    assert journaled_fills(database, limit=2) == [row(5, 7, 2_500), row(3, 8, 3_000)]
     assert journaled_fills(tmp_path / "none.sqlite3", limit=2) == []
+
+
+def test_a_journal_written_before_ids_were_qualified_restores_the_same_history(
+    tmp_path: Path,
+) -> None:
+    """Fills journaled by an mm that knew only Hyperliquid hold its bare integer ids: they are
+    read as Hyperliquid's qualified ids, so after the upgrade the venue's listing of the same
+    fills is history, never forwarded (and journaled) a second time."""
+    database = journal_with(tmp_path, [fill(5, 5_000)])
+    old = {**attrs.asdict(fill(3, 3_000), value_serializer=_plain), "tid": 3, "oid": 7}
+    conn = open_database(database)
+    try:
+        write_batch(conn, [Entry(0.9, "fill", old)])
+    finally:
+        conn.close()
+    rows = journaled_fills(database, limit=100)
+    assert rows == [row(3, 7, 3_000), row(5, 7, 5_000)]  # newest written first
+    history = FillHistory(100)
+    history.restore(JournaledFills.from_rows(rows))
+    assert history.known(fill(3, 3_000))
+    assert not history.claim(fill(3, 3_000))
 
 
 def test_an_empty_journal_settles_nothing_and_the_baseline_does() -> None:
@@ -109,14 +148,14 @@ def test_the_journaled_history_start_outlives_a_run_that_journaled_no_fill() -> 
     # With fills journaled too, the start still says where the history ends: a fill missed
     # before the first one journaled is not history.
     both = FillHistory(10)
-    both.restore(JournaledFills.from_rows([(5, 7, 5_000)], start=HistoryStart(2_000)))
+    both.restore(JournaledFills.from_rows([row(5, 7, 5_000)], start=HistoryStart(2_000)))
     assert not both.before_floor(fill(4, 3_000))
     assert both.known(fill(5, 5_000))
     assert both.mark_ms == 5_000
 
 
 def test_a_truncated_journal_is_history_below_what_was_loaded() -> None:
-    rows = [(9, 7, 9_000), (8, 7, 8_000)]  # the newest 2 of more
+    rows = [row(9, 7, 9_000), row(8, 7, 8_000)]  # the newest 2 of more
     truncated = JournaledFills.from_rows(rows, limit=2, start=HistoryStart(1_000))
     assert not truncated.complete
     history = FillHistory(10)
@@ -144,12 +183,19 @@ def test_claims_release_and_capacity() -> None:
 
 def test_missed_fills_are_the_unknown_settled_ones_oldest_first() -> None:
     history = FillHistory(100)
-    history.restore(JournaledFills.from_rows([(2, 7, 2_000), (1, 7, 1_000)]))
+    history.restore(JournaledFills.from_rows([row(2, 7, 2_000), row(1, 7, 1_000)]))
     listing = [fill(5, 5_000), fill(3, 1_500), fill(2, 2_000), fill(0, 900), fill(3, 1_500)]
     listing.append(fill(6, 6_001))
     missed = missed_fills(history, listing, settled_ms=6_000)
-    assert [f.tid for f in missed] == [3, 5]  # not 2 (journaled), 0 (history), 6 (too young)
-    assert [f.tid for f in missed_fills(history, listing, settled_ms=7_000)] == [3, 5, 6]
+    assert [f.tid for f in missed] == [
+        hl_tid(3),
+        hl_tid(5),
+    ]  # not 2 (journaled), 0 (history), 6 (too young)
+    assert [f.tid for f in missed_fills(history, listing, settled_ms=7_000)] == [
+        hl_tid(3),
+        hl_tid(5),
+        hl_tid(6),
+    ]
 
 
 @given(
@@ -162,8 +208,8 @@ def test_each_fill_is_claimed_once_whoever_sees_it(
     """The live stream, resyncs and audits see fills in any order, any number of times: each
     fill the journal lacks is claimed exactly once, and no journaled one ever is."""
     history = FillHistory(1_000)
-    history.restore(JournaledFills.from_rows([(tid, 7, 1_000 + tid) for tid in journaled]))
-    claimed: list[tuple[int, int]] = []
+    history.restore(JournaledFills.from_rows([row(tid, 7, 1_000 + tid) for tid in journaled]))
+    claimed: list[FillKey] = []
     for tid, _source in sightings:
         seen = fill(tid, 1_000 + tid)
         if history.before_floor(seen):
@@ -173,7 +219,7 @@ def test_each_fill_is_claimed_once_whoever_sees_it(
     assert len(claimed) == len(set(claimed))
     floor = min((1_000 + tid for tid in journaled), default=None)
     expected = {
-        (tid, 7)
+        key(tid, 7)
         for tid, _ in sightings
         if tid not in journaled and (floor is None or 1_000 + tid >= floor)
     }

@@ -26,6 +26,7 @@ from mm.feeds.market import FeedError, MarketFeed, MarketFeedConfig, wall_clock_
 from mm.model import BookDelta, BookSnapshot, Level, Mids, Side, Trade
 from mm.venues.base import BookEvent, EventStream, Gap, Malformed, MarketStream
 from tests.feeds.running import COINS, FEED, RunningFeed, running_feed
+from tests.ids import hl_tid
 
 T = TypeVar("T")
 
@@ -121,7 +122,7 @@ def snapshot(
 
 
 def trade(coin: str, tid: int) -> Trade:
-    return Trade(coin, Side.BUY, 100.5, 0.1, 1_000, tid)
+    return Trade(coin, Side.BUY, 100.5, 0.1, 1_000, hl_tid(tid))
 
 
 @attrs.define
@@ -192,7 +193,10 @@ async def test_markers_and_foreign_books_are_counted_per_channel() -> None:
             book = f.bus.latest("BTC")
             assert book is not None
             assert book.best_bid == 99.5
-            assert [f.trades.receive_nowait().tid, f.trades.receive_nowait().tid] == [7, 8]
+            assert [f.trades.receive_nowait().tid, f.trades.receive_nowait().tid] == [
+                hl_tid(7),
+                hl_tid(8),
+            ]
             assert f.feed.mids == {"BTC": 100.25}
             assert f.feed.mids_received_ms == 1_000
             assert f.feed.status()["malformed"] == {"book": 2, "trades": 1, "mids": 1}

@@ -52,12 +52,13 @@ from mm.venues.base import (
     UserStreamItem,
     VenueError,
 )
-from tests.feeds.test_history import fill
+from tests.feeds.test_history import fill, row
 from tests.feeds.test_market import FakeStream
+from tests.ids import hl_oid, hl_tid
 
 USER = "0x" + "1a" * 20
 ACCOUNT = AccountState(50_000, 1_000.0, 0.0, 1_000.0, ())
-OPEN = OpenOrder("BTC", Side.BUY, 94_000.0, 0.01, 0.01, 11, "0xc1", 40_000)
+OPEN = OpenOrder("BTC", Side.BUY, 94_000.0, 0.01, 0.01, hl_oid(11), "0xc1", 40_000)
 
 Item = UserStreamItem | Foreign
 
@@ -185,7 +186,7 @@ async def wait_for(predicate: Callable[[], bool]) -> None:
 
 def journaled(*rows: tuple[int, int, int]) -> FillHistory:
     history = FillHistory(1_000)
-    history.restore(JournaledFills.from_rows(rows))
+    history.restore(JournaledFills.from_rows([row(*r) for r in rows]))
     return history
 
 
@@ -200,7 +201,11 @@ async def test_a_first_run_ends_the_history_then_resyncs_and_opens_the_gate() ->
         assert [type(event) for event in events] == [OrderReport]
         report = events[0]
         assert isinstance(report, OrderReport)
-        assert (report.oid, report.status, report.status_time_ms) == (11, OrderStatus.OPEN, 50_000)
+        assert (report.oid, report.status, report.status_time_ms) == (
+            hl_oid(11),
+            OrderStatus.OPEN,
+            50_000,
+        )
         assert (marker.reason, marker.open_orders, marker.account) == ("starting", (OPEN,), ACCOUNT)
         await wait_for(user.synced.is_set)
         assert venue.calls[0] == ("recent", None)  # before subscribing
@@ -212,7 +217,17 @@ async def test_a_first_run_ends_the_history_then_resyncs_and_opens_the_gate() ->
 async def test_typed_events_are_forwarded_in_order_once() -> None:
     venue = FakeUserStream()
     report = OrderReport(
-        "BTC", Side.BUY, 94_000.0, 0.01, 0.01, 12, "0xc2", 60_000, OrderStatus.OPEN, 60_000, "live"
+        "BTC",
+        Side.BUY,
+        94_000.0,
+        0.01,
+        0.01,
+        hl_oid(12),
+        "0xc2",
+        60_000,
+        OrderStatus.OPEN,
+        60_000,
+        "live",
     )
     funding = Funding("BTC", -0.012, 0.01, 0.0000125, 3_600_000)
     liquidation = Liquidation(1, "0x" + "2b" * 20, USER, 100.0, 10.0)
@@ -224,7 +239,7 @@ async def test_typed_events_are_forwarded_in_order_once() -> None:
         await wait_for(user.synced.is_set)
         venue.push("orders", report)
         venue.push("fills", fill(5, 5_000))
-        venue.push("orders", NonUserCancel("BTC", 12))
+        venue.push("orders", NonUserCancel("BTC", hl_oid(12)))
         venue.push("orders", liquidation)
         venue.push("orders", funding)
         venue.push("orders", funding)  # a duplicated message
@@ -243,7 +258,7 @@ async def test_typed_events_are_forwarded_in_order_once() -> None:
         }
         assert [e for e in got if not isinstance(e, Fill)] == [
             report,
-            NonUserCancel("BTC", 12),
+            NonUserCancel("BTC", hl_oid(12)),
             liquidation,
             funding,
             pushed,
@@ -269,7 +284,7 @@ async def test_a_fills_snapshot_forwards_only_what_was_missed() -> None:
         venue.push("fills", snapshot)
         got = await next_event(receive)
         assert isinstance(got, Fill)
-        assert got.tid == 2
+        assert got.tid == hl_tid(2)
         await nothing_more(receive)
         assert user.duplicate_fills["snapshot"] == 2
         assert user.history_fills == 1
@@ -288,7 +303,7 @@ async def test_each_loss_of_sync_closes_the_gate_until_a_resync() -> None:
         venue.push("fills", Gap(trio.current_time()))
         events, marker = await until_resynced(receive)
         assert marker.reason == "frames dropped on fills"
-        assert [e.tid for e in events if isinstance(e, Fill)] == [2]
+        assert [e.tid for e in events if isinstance(e, Fill)] == [hl_tid(2)]
         assert ("since", 1_000) in venue.calls  # from the last fill seen in sync
         await wait_for(user.synced.is_set)
 
@@ -343,7 +358,7 @@ async def test_fills_come_page_by_page() -> None:
     venue.fills = [fill(tid, 10_000 + tid) for tid in range(1, 9)]
     async with feed(venue, history=journaled((0, 7, 0))) as (user, receive):
         events, marker = await until_resynced(receive)
-        assert [e.tid for e in events if isinstance(e, Fill)] == list(range(1, 9))
+        assert [e.tid for e in events if isinstance(e, Fill)] == [hl_tid(t) for t in range(1, 9)]
         assert marker.fills_recovered == 8
         # Pages of 3: each starts at the newest fill of the last (the overlap is deduplicated).
         assert [at for what, at in venue.calls if what == "since"] == [0, 10_003, 10_005, 10_007]

@@ -21,6 +21,7 @@ from mm.journal import DATABASE_NAME, Entry, open_database, write_batch
 from mm.model import Fill, PlaceOrder, Side, Tif
 from mm.ops.checks import (
     CheckResult,
+    FillKey,
     exit_code,
     positions_match,
     postflight,
@@ -33,6 +34,7 @@ from mm.runfile import is_locked
 from mm.venues.hyperliquid.wire import new_cloid
 from mm.venues.sim.venue import SimVenue
 from tests.conftest import eventually
+from tests.ids import hl_oid, hl_tid
 
 Loader = Callable[..., tuple[Config, Secrets]]
 
@@ -73,8 +75,8 @@ def fill(tid: int, oid: int, closed_pnl: float = 0.0, fee: float = 0.01, time_ms
         px=100.0,
         sz=0.1,
         time_ms=time_ms,
-        oid=oid,
-        tid=tid,
+        oid=hl_oid(oid),
+        tid=hl_tid(tid),
         cloid=None,
         fee=fee,
         fee_token="USDC",
@@ -84,6 +86,10 @@ def fill(tid: int, oid: int, closed_pnl: float = 0.0, fee: float = 0.01, time_ms
         closed_pnl=closed_pnl,
         hash="0x0",
     )
+
+
+def key(tid: int, oid: int) -> FillKey:
+    return (hl_tid(tid), hl_oid(oid))
 
 
 def journaled(f: Fill) -> dict[str, Any]:
@@ -206,17 +212,17 @@ def test_reconcile_fills_all_matched() -> None:
 @pytest.mark.parametrize(
     ("journal_fills", "venue_fills", "missing_in_journal", "missing_at_venue", "matched"),
     [
-        ([fill(1, 10)], [fill(1, 10), fill(2, 11)], [(2, 11)], [], 1),
-        ([fill(1, 10), fill(3, 12)], [fill(1, 10)], [], [(3, 12)], 1),
-        ([fill(1, 10)], [fill(1, 11)], [(1, 11)], [(1, 10)], 0),  # same tid, other order
-        ([], [fill(4, 13)], [(4, 13)], [], 0),
+        ([fill(1, 10)], [fill(1, 10), fill(2, 11)], [key(2, 11)], [], 1),
+        ([fill(1, 10), fill(3, 12)], [fill(1, 10)], [], [key(3, 12)], 1),
+        ([fill(1, 10)], [fill(1, 11)], [key(1, 11)], [key(1, 10)], 0),  # same tid, other order
+        ([], [fill(4, 13)], [key(4, 13)], [], 0),
     ],
 )
 def test_reconcile_fills_names_the_missing_fills(
     journal_fills: list[Fill],
     venue_fills: list[Fill],
-    missing_in_journal: list[tuple[int, int]],
-    missing_at_venue: list[tuple[int, int]],
+    missing_in_journal: list[FillKey],
+    missing_at_venue: list[FillKey],
     matched: int,
 ) -> None:
     result = reconcile_fills([journaled(f) for f in journal_fills], venue_fills)
@@ -224,6 +230,14 @@ def test_reconcile_fills_names_the_missing_fills(
     assert result.missing_in_journal == missing_in_journal
     assert result.missing_at_venue == missing_at_venue
     assert result.matched == matched
+
+
+def test_reconcile_fills_reads_a_journal_written_before_ids_were_qualified() -> None:
+    """A fill journaled by an mm that knew only Hyperliquid holds its bare integer ids: it is
+    the venue's fill of those ids, not one missing on either side."""
+    old = {**journaled(fill(1, 10, closed_pnl=1.0)), "tid": 1, "oid": 10}
+    result = reconcile_fills([old], [fill(1, 10, closed_pnl=1.0)])
+    assert (result.ok, result.matched) == (True, 1)
 
 
 def test_reconcile_fills_catches_a_pnl_difference_on_the_same_fills() -> None:
@@ -479,8 +493,10 @@ async def test_with_a_configured_venue_and_no_service_the_journal_is_compared(
     assert post["no_open_orders"].ok is True
     assert post["journal_flushed"].ok is True
     assert post["pnl_reconciled"].ok is False  # a journaled fill the venue never made
-    assert "unknown to the venue: tid 99/oid 999" in post["pnl_reconciled"].detail
-    assert "tid 98" not in post["pnl_reconciled"].detail
+    assert (
+        f"unknown to the venue: tid {hl_tid(99)}/oid {hl_oid(999)}" in post["pnl_reconciled"].detail
+    )
+    assert f"tid {hl_tid(98)}/" not in post["pnl_reconciled"].detail
 
 
 # --- post-flight -------------------------------------------------------------------------------

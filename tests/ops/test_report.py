@@ -36,6 +36,7 @@ from mm.ops.report import (
 )
 from mm.venues.hyperliquid.codec import UserEventsFrame, decode_frame, parse_fills
 from tests.fixture_paths import HYPERLIQUID as FIXTURES
+from tests.ids import hl_oid, hl_tid
 
 DAY = datetime.date(2024, 3, 1)
 START_MS = 1_709_251_200_000  # 2024-03-01T00:00:00Z
@@ -209,13 +210,16 @@ NEW_SIDES = {"B": "buy", "A": "sell"}
 
 
 def in_todays_words(fill: dict[str, Any]) -> dict[str, Any]:
-    return {**fill, "side": NEW_SIDES[fill["side"]]}
+    """As the service journals the fill today: mm's side words, ids qualified by venue."""
+    ids = {"oid": hl_oid(fill["oid"]), "tid": hl_tid(fill["tid"])}
+    return {**fill, "side": NEW_SIDES[fill["side"]], **ids}
 
 
 def test_a_journal_written_before_reads_as_one_written_now(tmp_path: Path) -> None:
-    # FILLS_OF_THE_DAY hold "B" and "A", as the service journaled sides before; today it writes
-    # "buy" and "sell". Both, and a day upgraded halfway (both kinds in one journal), report the
-    # same figures, and nothing of either is taken for malformed.
+    # FILLS_OF_THE_DAY hold "B" and "A", as the service journaled sides before, and Hyperliquid's
+    # bare integer ids; today it writes "buy" and "sell" and ids qualified by venue
+    # ("hyperliquid:1"). Both, and a day upgraded halfway (both kinds in one journal), report
+    # the same figures, and nothing of either is taken for malformed.
     old, new, upgraded = (tmp_path / f"{name}.sqlite3" for name in ("old", "new", "upgraded"))
     todays = [in_todays_words(f) for f in FILLS_OF_THE_DAY]
     journal(old, [Entry(f["time_ms"] / 1000, "fill", f) for f in FILLS_OF_THE_DAY])
@@ -229,9 +233,16 @@ def test_a_journal_written_before_reads_as_one_written_now(tmp_path: Path) -> No
     # A fill journaled today carries mm's words.
     fill = parse_fill(todays[0])
     assert as_journaled(fill)["side"] == "buy"
+    assert (fill.oid, fill.tid) == (hl_oid(1001), hl_tid(1))
     assert parse_fill(FILLS_OF_THE_DAY[0]) == fill
     with pytest.raises(ValueError, match="side 'b'"):
         parse_fill({**todays[0], "side": "b"})
+    # A fill journaled both before and after the upgrade is one fill; so is a markout's.
+    again = build_report(DAY, [*FILLS_OF_THE_DAY, *todays[:2]], [])
+    assert (again.duplicates, again.total) == (2, reports[0].total)
+    old_markout = {**markout("BTC", T0, 1_000, 2.0), "tid": 1}
+    twice = build_report(DAY, [], [old_markout, {**old_markout, "tid": hl_tid(1)}])
+    assert twice.duplicates == 1
 
 
 def test_duplicates_are_counted_once_and_reported() -> None:

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from mm.model import Fill, Side
 from mm.ops.report import build_report, day_bounds_ms
 from mm.risk.daily import DailyPnl, utc_day
+from tests.ids import hl_oid, hl_tid
 
 DAY = datetime.date(2026, 12, 1)
 START_MS, END_MS = day_bounds_ms(DAY)
@@ -24,8 +25,8 @@ def fill(tid: int, time_ms: int, closed_pnl: float, fee: float = 0.5, oid: int =
         px=95_000.0,
         sz=0.01,
         time_ms=time_ms,
-        oid=oid,
-        tid=tid,
+        oid=hl_oid(oid),
+        tid=hl_tid(tid),
         cloid=None,
         fee=fee,
         fee_token="USDC",

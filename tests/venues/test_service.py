@@ -25,6 +25,7 @@ from mm.model import (
     Instrument,
     ModifyOrder,
     OpenOrder,
+    OrderId,
     OrderReport,
     PlaceOrder,
     PlaceResult,
@@ -112,7 +113,9 @@ class FakeClient:
         await self._call("open_orders")
         return []
 
-    async def order_status(self, target: int | str) -> OrderReport | None:
+    async def order_status(
+        self, *, oid: OrderId | None = None, cloid: str | None = None
+    ) -> OrderReport | None:
         await self._call("order_status")
         return None
 

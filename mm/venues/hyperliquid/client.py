@@ -58,6 +58,7 @@ from mm.model import (
     Instrument,
     ModifyOrder,
     OpenOrder,
+    OrderId,
     OrderReport,
     PlaceOrder,
     PlaceResult,
@@ -77,6 +78,7 @@ from mm.venues.base import (
 )
 from mm.venues.hyperliquid import batch, codec, limits, queries, wire
 from mm.venues.hyperliquid.authority import Role, parse_user_role, parse_vault_leader
+from mm.venues.hyperliquid.ids import venue_oid
 from mm.venues.hyperliquid.instruments import instrument_of
 from mm.venues.hyperliquid.metrics import AdapterMetrics, rejection_reason
 from mm.venues.hyperliquid.rate_limit import Cost, RateLimiter, acquire
@@ -219,7 +221,18 @@ class HyperliquidClient:
         request = {"type": "userFillsByTime", "user": self.account, "startTime": time_ms}
         return codec.parse_fills(await self._info(request))
 
-    async def order_status(self, target: int | str) -> OrderReport | None:
+    async def order_status(
+        self, *, oid: OrderId | None = None, cloid: str | None = None
+    ) -> OrderReport | None:
+        """By oid or by cloid (exactly one): the venue's ``orderStatus`` takes either in its
+        ``oid`` field, an integer or a cloid's hex string."""
+        target: int | str
+        if oid is not None and cloid is None:
+            target = venue_oid(oid)
+        elif cloid is not None and oid is None:
+            target = cloid
+        else:
+            raise ValueError("order_status needs exactly one of oid and cloid")
         request = {"type": "orderStatus", "user": self.account, "oid": target}
         return codec.parse_order_status(await self._info(request))
 
@@ -522,7 +535,7 @@ def _reply_error(reply: Any) -> VenueError:
 
 def _oid(cancel: CancelOrder) -> int:
     assert cancel.oid is not None
-    return cancel.oid
+    return venue_oid(cancel.oid)
 
 
 def _cloid(cancel: CancelOrder) -> str:

@@ -56,6 +56,7 @@ from mm.model import (
     Mids,
     NonUserCancel,
     OpenOrder,
+    OrderId,
     OrderReport,
     PlaceResult,
     Position,
@@ -68,6 +69,7 @@ from mm.model import (
 )
 from mm.venues.base import MalformedAnswer, VenueError
 from mm.venues.hyperliquid import numbers
+from mm.venues.hyperliquid.ids import order_id, trade_id
 from mm.venues.hyperliquid.status import order_status
 
 __all__ = [
@@ -265,6 +267,11 @@ def _mids(data: Any) -> Mids:
     return Mids({_s(coin): _f(px) for coin, px in _dict(data).items()})
 
 
+def _oid(value: Any) -> OrderId:
+    """An order's ``oid`` as mm's qualified id."""
+    return order_id(_i(value))
+
+
 def _surrogate_tid(hash_: str, oid: int, time_ms: int, px: str, sz: str, side: str) -> int:
     """A stable id for a fill recorded without ``tid``: distinct fills never share one.
 
@@ -285,8 +292,8 @@ def _fill(entry: Any) -> Fill:
         px=_f(px),
         sz=_f(sz),
         time_ms=time_ms,
-        oid=oid,
-        tid=_i(tid),
+        oid=order_id(oid),
+        tid=trade_id(_i(tid)),
         cloid=_opt_s(entry.get("cloid")),
         fee=_f(entry["fee"]),
         fee_token=_s(entry.get("feeToken", "USDC")),
@@ -312,7 +319,7 @@ def _report(entry: Any) -> OrderReport:
         px=_f(order["limitPx"]),
         sz=_f(order["sz"]),
         orig_sz=_f(order["origSz"]),
-        oid=_i(order["oid"]),
+        oid=_oid(order["oid"]),
         cloid=_opt_s(order.get("cloid")),
         time_ms=_i(order["timestamp"]),
         status=order_status(word),
@@ -328,7 +335,7 @@ def _trade(entry: Any) -> Trade:
         px=_f(entry["px"]),
         sz=_f(entry["sz"]),
         time_ms=_i(entry["time"]),
-        tid=_i(entry["tid"]),
+        tid=trade_id(_i(entry["tid"])),
     )
 
 
@@ -371,7 +378,7 @@ def _open_order(entry: Any) -> OpenOrder:
         px=_f(entry["limitPx"]),
         sz=sz,
         orig_sz=sz if orig_sz is None else _f(orig_sz),
-        oid=_i(entry["oid"]),
+        oid=_oid(entry["oid"]),
         cloid=_opt_s(entry.get("cloid")),
         time_ms=_i(entry["timestamp"]),
         reduce_only=_b(reduce_only),
@@ -474,11 +481,11 @@ def _ok_response(resp: Any) -> Any:
 def _place_status(status: Any) -> PlaceResult:
     if "resting" in _dict(status):
         resting = status["resting"]
-        return Resting(oid=_i(resting["oid"]), cloid=_opt_s(resting.get("cloid")))
+        return Resting(oid=_oid(resting["oid"]), cloid=_opt_s(resting.get("cloid")))
     if "filled" in status:
         filled = status["filled"]
         return Filled(
-            oid=_i(filled["oid"]),
+            oid=_oid(filled["oid"]),
             cloid=_opt_s(filled.get("cloid")),
             total_sz=_f(filled["totalSz"]),
             avg_px=_f(filled["avgPx"]),
@@ -691,7 +698,7 @@ def _user_events(data: Any) -> UserEventsFrame:
         liquidation=None if liquidation is None else _liquidation(liquidation),
         non_user_cancels=[]
         if cancels is None
-        else [NonUserCancel(_s(c["coin"]), _i(c["oid"])) for c in _list(cancels)],
+        else [NonUserCancel(_s(c["coin"]), _oid(c["oid"])) for c in _list(cancels)],
         funding=None if funding is None else _funding(funding),
     )
 

@@ -19,6 +19,7 @@ from typing import Any, Final, Literal
 from mm import clock
 from mm.model import ModifyOrder, PlaceOrder, Side, Tif
 from mm.venues.hyperliquid import numbers
+from mm.venues.hyperliquid.ids import venue_oid
 from mm.venues.hyperliquid.signing import APPROVE_AGENT, PrivateKeyLike, sign_user_action
 
 __all__ = [
@@ -122,10 +123,9 @@ def cancel_by_cloid_wire(asset: int, cloid: str) -> dict[str, Any]:
 
 
 def modify_wire(modify: ModifyOrder, asset: int, sz_decimals: int) -> dict[str, Any]:
-    """One entry of a ``batchModify`` action: the target (oid or cloid) and its new order."""
-    target = modify.target
-    if isinstance(target, str):
-        target = _check_cloid(target)
+    """One entry of a ``batchModify`` action: the target (the venue's oid when the modify names
+    one, else the order's cloid) and its new order."""
+    target = venue_oid(modify.oid) if modify.oid is not None else _check_cloid(modify.order.cloid)
     return {"oid": target, "order": order_wire(modify.order, asset, sz_decimals)}
 
 

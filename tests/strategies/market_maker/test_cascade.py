@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from mm.book import Book
 from mm.model import Level, Side, Trade
 from mm.strategies.market_maker.cascade import CascadeConfig, CascadeDetector
+from tests.ids import hl_tid
 
 MID = 100.0
 # Long enough a fall for the flow window to hold nothing else.
@@ -33,7 +34,7 @@ def book(mid: float, *, bid_scale: float = 1.0, ask_scale: float = 1.0, levels: 
 
 
 def trade(side: Side, notional: float, px: float = MID) -> Trade:
-    return Trade("BTC", side, px, notional / px, 0, 1)
+    return Trade("BTC", side, px, notional / px, 0, hl_tid(1))
 
 
 def warm(detector: CascadeDetector, seconds: float = 60.0, rate_usd: float = 1_000.0) -> float:
@@ -225,10 +226,10 @@ def test_garbage_is_ignored_and_counted() -> None:
     now = warm(detector)
     before = detector.components(now)
     bad_trades = [
-        Trade("BTC", Side.SELL, math.nan, 1.0, 0, 1),
-        Trade("BTC", Side.SELL, 100.0, math.inf, 0, 1),
-        Trade("BTC", Side.SELL, -100.0, 1.0, 0, 1),
-        Trade("BTC", Side.SELL, 100.0, 0.0, 0, 1),
+        Trade("BTC", Side.SELL, math.nan, 1.0, 0, hl_tid(1)),
+        Trade("BTC", Side.SELL, 100.0, math.inf, 0, hl_tid(1)),
+        Trade("BTC", Side.SELL, -100.0, 1.0, 0, hl_tid(1)),
+        Trade("BTC", Side.SELL, 100.0, 0.0, 0, hl_tid(1)),
     ]
     for bad in bad_trades:
         detector.on_trade(bad, now)
@@ -246,8 +247,8 @@ def test_absurd_notionals_are_garbage() -> None:
     detector = CascadeDetector()
     now = warm(detector)
     before = detector.components(now)
-    detector.on_trade(Trade("BTC", Side.SELL, 1e200, 1e200, 0, 1), now)
-    detector.on_trade(Trade("BTC", Side.SELL, 1e10, 1e10, 0, 1), now)  # 1e20 USD
+    detector.on_trade(Trade("BTC", Side.SELL, 1e200, 1e200, 0, hl_tid(1)), now)
+    detector.on_trade(Trade("BTC", Side.SELL, 1e10, 1e10, 0, hl_tid(1)), now)  # 1e20 USD
     assert detector.ignored == 2
     huge = attrs.evolve(book(MID), bids=(Level(MID * 0.9999, 1e300), *book(MID).bids))
     detector.on_book(huge, now + 0.5)

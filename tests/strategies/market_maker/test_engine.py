@@ -20,6 +20,7 @@ from mm.venues.sim.engine import Engine
 from mm.venues.sim.events import Trade as SimTrade
 from mm.venues.sim.market import FLOW_USER, LIQUIDITY_USER, SyntheticMarket
 from mm.venues.sim.universe import UNIVERSE, specs_for
+from tests.ids import hl_oid, hl_tid
 
 BTC_SZ_DECIMALS = 5
 
@@ -40,7 +41,7 @@ def _book(mid: float, now: float, coin: str = "BTC", half_spread_bps: float = 2.
 
 
 def _trade(px: float, now: float, side: Side = Side.BUY, coin: str = "BTC") -> Trade:
-    return Trade(coin, side, px, 0.01, int(now * 1000), 1)
+    return Trade(coin, side, px, 0.01, int(now * 1000), hl_tid(1))
 
 
 def _warm(quoter: SymbolQuoter, seconds: int = 25, mid: float = 95_000.0) -> float:
@@ -79,7 +80,21 @@ def _not_crossing(plan: QuotePlan, book: Book) -> None:
 
 def _fill(side: Side, px: float, sz: float) -> Fill:
     return Fill(
-        "BTC", side, px, sz, 0, 1, 1, None, 0.0, "USDC", False, 0.0, "Open Long", 0.0, "0x0"
+        "BTC",
+        side,
+        px,
+        sz,
+        0,
+        hl_oid(1),
+        hl_tid(1),
+        None,
+        0.0,
+        "USDC",
+        False,
+        0.0,
+        "Open Long",
+        0.0,
+        "0x0",
     )
 
 
@@ -259,7 +274,12 @@ def test_simulated_stream_starts_quoting(seed: int) -> None:
                 spec = engine.specs[event.asset]
                 side = Side.BUY if event.taker_is_buy else Side.SELL
                 trade = Trade(
-                    spec.name, side, spec.px_float(event.px), spec.sz_float(event.sz), now_ms, 1
+                    spec.name,
+                    side,
+                    spec.px_float(event.px),
+                    spec.sz_float(event.sz),
+                    now_ms,
+                    hl_tid(1),
                 )
                 quoter.on_trade(trade, now)
         for asset, quoter in enumerate(quoters):

@@ -9,10 +9,11 @@ from hypothesis import strategies as st
 
 from mm.model import Side, Trade
 from mm.strategies.market_maker.flow import FlowImbalance
+from tests.ids import hl_tid
 
 
 def trade(side: Side, px: float = 100.0, sz: float = 1.0) -> Trade:
-    return Trade("BTC", side, px, sz, 0, 0)
+    return Trade("BTC", side, px, sz, 0, hl_tid(0))
 
 
 def test_no_trade_no_imbalance() -> None:

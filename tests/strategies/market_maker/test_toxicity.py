@@ -14,12 +14,13 @@ from mm.strategies.market_maker.toxicity import (
     ToxicityTracker,
     toxicity_spread_factor,
 )
+from tests.ids import hl_tid
 
 PX = 100.0
 
 
 def trade(side: Side, notional: float = 1_000.0) -> Trade:
-    return Trade("ETH", side, PX, notional / PX, 0, 1)
+    return Trade("ETH", side, PX, notional / PX, 0, hl_tid(1))
 
 
 def tape(tracker: ToxicityTracker, start: float, seconds: float, sides: str) -> float:
@@ -175,9 +176,9 @@ def test_garbage_is_ignored_and_counted() -> None:
     now = tape(tracker, 0.0, 200.0, "bs")
     before = tracker.components(now)
     for bad in (
-        Trade("ETH", Side.SELL, math.nan, 1.0, 0, 1),
-        Trade("ETH", Side.SELL, 100.0, -1.0, 0, 1),
-        Trade("ETH", Side.SELL, math.inf, 1.0, 0, 1),
+        Trade("ETH", Side.SELL, math.nan, 1.0, 0, hl_tid(1)),
+        Trade("ETH", Side.SELL, 100.0, -1.0, 0, hl_tid(1)),
+        Trade("ETH", Side.SELL, math.inf, 1.0, 0, hl_tid(1)),
     ):
         tracker.on_trade(bad, now)
     tracker.on_trade(trade(Side.SELL, 1e9), math.nan)
@@ -190,7 +191,7 @@ def test_garbage_is_ignored_and_counted() -> None:
 
 def test_absurd_values_neither_overflow_nor_hide() -> None:
     tracker = ToxicityTracker()
-    tracker.on_trade(Trade("ETH", Side.SELL, 1e200, 1e200, 0, 1), 1.0)  # garbage: ignored
+    tracker.on_trade(Trade("ETH", Side.SELL, 1e200, 1e200, 0, hl_tid(1)), 1.0)  # garbage: ignored
     assert tracker.ignored == 1
     for index in range(5):
         tracker.on_markout(5_000, -1e308, 2.0 + index)  # saturates, never overflows to NaN

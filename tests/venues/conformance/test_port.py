@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+import attrs
 import pytest
 import trio
 
@@ -159,15 +160,17 @@ async def test_post_only_rests_then_modify_then_cancel(rig: Rig) -> None:
         resting.px,
         resting.sz,
     )
-    for target in (placed.oid, resting.cloid):
-        status = await client.order_status(target)
+    for status in (
+        await client.order_status(oid=placed.oid),
+        await client.order_status(cloid=resting.cloid),
+    ):
         assert status is not None
         assert status.oid == placed.oid
         assert status.status is OrderStatus.OPEN
     current = placed.oid
     if client.capabilities.modify:
-        lower = order(rig, Side.BUY, resting.px * 0.99, Tif.ALO)
-        (modified,) = await client.modify([ModifyOrder(resting.cloid, lower)])
+        lower = attrs.evolve(order(rig, Side.BUY, resting.px * 0.99, Tif.ALO), cloid=resting.cloid)
+        (modified,) = await client.modify([ModifyOrder(lower)])
         assert isinstance(modified, Resting)
         (listed,) = [o for o in await client.open_orders() if o.cloid == lower.cloid]
         assert listed.px == lower.px
@@ -181,7 +184,7 @@ async def test_post_only_rests_then_modify_then_cancel(rig: Rig) -> None:
         ),
     )
     assert not [o for o in await client.open_orders() if o.oid == current]
-    status = await client.order_status(current)
+    status = await client.order_status(oid=current)
     assert status is not None
     assert status.status is OrderStatus.CANCELED
     assert status.sz == status.orig_sz  # ended unfilled

@@ -12,6 +12,7 @@ from mm.model import Fill, RateLimitState, Side
 from mm.venues.base import RateLimited
 from mm.venues.hyperliquid.address_budget import AddressBudget
 from mm.venues.hyperliquid.rate_limit import RateLimiter
+from tests.ids import hl_oid, hl_tid
 
 
 def fill(px: float, sz: float, time_ms: int) -> Fill:
@@ -21,8 +22,8 @@ def fill(px: float, sz: float, time_ms: int) -> Fill:
         px=px,
         sz=sz,
         time_ms=time_ms,
-        oid=1,
-        tid=time_ms,
+        oid=hl_oid(1),
+        tid=hl_tid(time_ms),
         cloid=None,
         fee=0.0,
         fee_token="USDC",

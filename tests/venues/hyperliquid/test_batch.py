@@ -38,6 +38,7 @@ from mm.venues.hyperliquid.rate_limit import RateLimiter
 from mm.venues.hyperliquid.rest import RestTransport
 from mm.venues.hyperliquid.signing import L1Signer
 from mm.venues.hyperliquid.wire import new_cloid
+from tests.ids import hl_number, hl_oid
 
 KEY = "0x" + "5d" * 32
 UPGRADE = "Only post-only orders allowed immediately after network upgrade"
@@ -49,8 +50,10 @@ META = {
 }
 
 PLACE_RESULTS = st.one_of(
-    st.builds(Resting, st.integers(1, 10**9), st.none()),
-    st.builds(Filled, st.integers(1, 10**9), st.none(), st.just(0.001), st.just(95_000.0)),
+    st.builds(Resting, st.integers(1, 10**9).map(hl_oid), st.none()),
+    st.builds(
+        Filled, st.integers(1, 10**9).map(hl_oid), st.none(), st.just(0.001), st.just(95_000.0)
+    ),
     st.builds(Rejected, st.text(min_size=1, max_size=30)),
 )
 CANCEL_RESULTS = st.one_of(st.none(), st.builds(Rejected, st.text(min_size=1, max_size=30)))
@@ -99,9 +102,9 @@ def test_one_success_for_a_batch_of_several_is_a_mismatch(requests: int, only: A
 
 def wire_place(result: PlaceResult) -> dict[str, Any]:
     if isinstance(result, Resting):
-        return {"resting": {"oid": result.oid}}
+        return {"resting": {"oid": hl_number(result.oid)}}
     if isinstance(result, Filled):
-        return {"filled": {"oid": result.oid, "totalSz": "0.001", "avgPx": "95000.0"}}
+        return {"filled": {"oid": hl_number(result.oid), "totalSz": "0.001", "avgPx": "95000.0"}}
     return {"error": result.reason}
 
 
@@ -164,7 +167,7 @@ def expect(
     elif shape == "each":
         assert outcome == results
     elif shape == "one_success" and count == 1:
-        assert outcome in ([Resting(1, None)], [None])
+        assert outcome in ([Resting(hl_oid(1), None)], [None])
     elif shape == "err":
         assert isinstance(outcome, codec.VenueRejected)
         assert outcome.text == UPGRADE
@@ -214,7 +217,7 @@ def test_modify_gives_each_modify_a_result_or_an_unknown_fate(
     extra = max(extra, -count)
     answer = answer_for(shape, count, extra, results, wire_place, "order")
     modifies = [
-        ModifyOrder(cloid, PlaceOrder("ETH", Side.SELL, 3_600.0 + i, 0.01, Tif.ALO, cloid))
+        ModifyOrder(PlaceOrder("ETH", Side.SELL, 3_600.0 + i, 0.01, Tif.ALO, cloid))
         for i, cloid in enumerate(new_cloid() for _ in range(count))
     ]
     sent: list[dict[str, Any]] = []

@@ -48,10 +48,10 @@ async def test_queries(websocket: bool) -> None:
             assert isinstance(result, Resting)
             (open_order,) = await client.open_orders()
             assert (open_order.oid, open_order.cloid) == (result.oid, resting.cloid)
-            report = await client.order_status(resting.cloid)
+            report = await client.order_status(cloid=resting.cloid)
             assert report is not None
             assert report.venue_status == "open"
-            assert await client.order_status(new_cloid()) is None
+            assert await client.order_status(cloid=new_cloid()) is None
             state = await client.account_state()
             assert state.account_value == pytest.approx(venue.config.faucet_usdc)
             limits = await client.rate_limit()
@@ -98,7 +98,7 @@ async def test_cancel_by_oid_and_by_cloid_and_modify() -> None:
             first = placed[0]
             assert isinstance(first, Resting)
             new_px = px * 0.97
-            (modified,) = await client.modify([ModifyOrder(a.cloid, order(new_px))])
+            (modified,) = await client.modify([ModifyOrder(order(new_px), oid=first.oid)])
             assert isinstance(modified, Resting)
             assert modified.oid != first.oid
             canceled = await client.cancel(
@@ -156,7 +156,7 @@ async def test_a_post_timeout_never_produces_a_duplicate_order() -> None:
             await trio.sleep(max(0, lands_by - clock.wall_ms()) / 1000)
             assert client.ws is not None
             client.ws = None  # ask over REST: every post answer is being dropped
-            report = await client.order_status(slow.cloid)
+            report = await client.order_status(cloid=slow.cloid)
             assert report is not None
             assert report.venue_status == "open"
             mine = [o for o in await client.open_orders() if o.cloid == slow.cloid]
@@ -253,7 +253,7 @@ async def test_the_websocket_message_limit_fails_posts_at_once_as_a_failed_send(
                 assert "Cannot send more than 2000 messages per minute." in caught.value.cause
                 assert client.ws.posts_failed == 1
                 assert client.ws.post_timeouts == 0
-                assert await client.order_status(refused.cloid) is None  # it never acted
+                assert await client.order_status(cloid=refused.cloid) is None  # it never acted
                 (canceled,) = await client.cancel([CancelOrder("BTC", cloid=resting.cloid)])
                 assert canceled is None
                 assert await client.open_orders() == []
@@ -275,7 +275,7 @@ async def test_every_order_action_carries_an_expiry_signed_as_the_sdk_signs_it()
             a, b = order(px), order(px * 0.99)
             before = clock.wall_ms()
             await client.place([a, b])
-            await client.modify([ModifyOrder(a.cloid, attrs.evolve(a, px=px * 0.98))])
+            await client.modify([ModifyOrder(attrs.evolve(a, px=px * 0.98))])
             await client.cancel([CancelOrder("BTC", cloid=a.cloid)])
             (resting,) = await client.open_orders()
             await client.cancel([CancelOrder("BTC", oid=resting.oid)])
@@ -341,7 +341,7 @@ async def test_queries_are_charged_what_the_venue_charges(websocket: bool) -> No
             assert len(await client.fills_since(0)) == 45  # 20 + 2
             await client.open_orders()
             await client.account_state()
-            await client.order_status(new_cloid())
+            await client.order_status(cloid=new_cloid())
             await client.rate_limit()
             venue_used = venue.ip_limits.used("127.0.0.1", venue.now_ms() / 1000)
             assert client.limiter.ip_used(trio.current_time()) == venue_used == 20 + 22 + 44

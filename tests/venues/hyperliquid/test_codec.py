@@ -81,6 +81,7 @@ from mm.venues.sim.hyperliquid import info as sim_info
 from mm.venues.sim.hyperliquid import wire as sim_wire
 from mm.venues.sim.venue import SimVenue
 from tests.fixture_paths import HYPERLIQUID as FIXTURES
+from tests.ids import hl_oid, hl_tid
 
 INFO: dict[str, dict[str, Any]] = json.loads((FIXTURES / "info_responses.json").read_text())["info"]
 WS_LINES: list[str] = [
@@ -188,7 +189,7 @@ def test_open_orders() -> None:
         px=1.0357,
         sz=208.7,
         orig_sz=208.7,  # openOrders has no origSz: the remaining size stands in
-        oid=62269971,
+        oid=hl_oid(62269971),
         cloid=None,
         time_ms=1679940217356,
         reduce_only=False,
@@ -210,7 +211,7 @@ def test_frontend_open_orders() -> None:
         12.5,
     )
     assert (first.oid, first.time_ms, first.reduce_only, first.tif) == (
-        3184595907,
+        hl_oid(3184595907),
         1700126022555,
         True,
         None,  # a trigger order: tif null
@@ -231,7 +232,7 @@ def test_user_fills() -> None:
         px=1.3189,
         sz=142.7,
         time_ms=1683245884863,
-        oid=189324432,
+        oid=hl_oid(189324432),
         tid=fills[0].tid,
         cloid=None,
         fee=0.0,
@@ -285,7 +286,7 @@ def test_historical_orders() -> None:
         px=3.2502,
         sz=81.7,
         orig_sz=81.7,
-        oid=141682155424,
+        oid=hl_oid(141682155424),
         cloid=None,
         time_ms=1755863118217,
         status=OrderStatus.REJECTED,
@@ -302,7 +303,7 @@ def test_order_status() -> None:
     report = parse_order_status({"status": "order", "order": entry})
     assert report == parse_order_report(entry)
     assert report is not None
-    assert report.oid == 141682155423
+    assert report.oid == hl_oid(141682155423)
     assert parse_order_status(with_extras({"status": "order", "order": entry})) == report
 
 
@@ -425,10 +426,10 @@ def test_order_statuses() -> None:
         ],
     )
     assert parse_order_statuses(resp) == [
-        Resting(88383, None),
-        Resting(88384, "0x" + "ab" * 16),
-        Filled(77738308, None, 0.02, 1891.4),
-        Filled(5, "0x" + "1" * 32, 1.0, 30135.0),
+        Resting(hl_oid(88383), None),
+        Resting(hl_oid(88384), "0x" + "ab" * 16),
+        Filled(hl_oid(77738308), None, 0.02, 1891.4),
+        Filled(hl_oid(5), "0x" + "1" * 32, 1.0, 30135.0),
         Rejected("Order must have minimum value of $10. asset=0"),
     ]
     assert parse_order_statuses(with_extras(resp)) == parse_order_statuses(resp)
@@ -545,8 +546,8 @@ def test_recorded_frame_values() -> None:
                 px=79146.0,
                 sz=0.001,
                 time_ms=1769940855551,
-                oid=308254271324,
-                tid=404237815023429,
+                oid=hl_oid(308254271324),
+                tid=hl_tid(404237815023429),
                 cloid="0x50663504b0f4fedea00080176229d94f",
                 fee=0.019785,
                 fee_token="USDC",
@@ -564,7 +565,7 @@ def test_recorded_frame_values() -> None:
     # The fill's own "liquidation" detail (a liquidation fill) is not the liquidation event.
     assert user2.liquidation is None
     assert [(f.px, f.direction, f.tid) for f in user2.fills] == [
-        (66653.0, "Open Short", 745210434703679)
+        (66653.0, "Open Short", hl_tid(745210434703679))
     ]
 
     assert mids == MidsFrame(
@@ -599,7 +600,7 @@ def test_recorded_frame_values() -> None:
                 px=64020.0,
                 sz=1.17163,
                 orig_sz=1.17163,
-                oid=502464968365,
+                oid=hl_oid(502464968365),
                 cloid="0xffabb2d185b75ea5ca0a5cd346b21507",
                 time_ms=1784976929583,
                 status=OrderStatus.REJECTED,
@@ -609,7 +610,7 @@ def test_recorded_frame_values() -> None:
         ]
     )
     assert trades == TradesFrame(
-        [Trade("BTC", Side.SELL, 80639.0, 0.00022, 1788490042052, 1095884267920331)]
+        [Trade("BTC", Side.SELL, 80639.0, 0.00022, 1788490042052, hl_tid(1095884267920331))]
     )
     assert bbo == BboFrame(
         Bbo("BTC", 1788490065008, Level(80639.0, 0.00186, 2), Level(80640.0, 13.74589, 46))
@@ -622,7 +623,7 @@ def test_recorded_frame_values() -> None:
     assert parse_order_status(post_info.payload["data"]) is None
     assert isinstance(post_resting, PostReply)
     assert (post_resting.id, post_resting.kind) == (256, "action")
-    assert parse_order_statuses(post_resting.payload) == [Resting(88383, None)]
+    assert parse_order_statuses(post_resting.payload) == [Resting(hl_oid(88383), None)]
     assert isinstance(post_error, PostReply)
     assert post_error.id == 9785759392619777167  # a u64 id beyond the i64 range
     assert parse_order_statuses(post_error.payload) == [
@@ -666,7 +667,7 @@ def test_user_events_liquidation_and_non_user_cancels() -> None:
     assert decode_frame(orjson.dumps({"channel": "user", "data": cancels})) == UserEventsFrame(
         fills=[],
         liquidation=None,
-        non_user_cancels=[NonUserCancel("AVAX", 90542681), NonUserCancel("BTC", 1)],
+        non_user_cancels=[NonUserCancel("AVAX", hl_oid(90542681)), NonUserCancel("BTC", hl_oid(1))],
     )
     funding = {
         "funding": {"time": 1, "coin": "BTC", "usdc": "-0.5", "szi": "1", "fundingRate": "0"}

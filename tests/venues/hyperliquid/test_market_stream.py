@@ -42,6 +42,7 @@ from mm.venues.sim.engine import OrderRequest, Resting
 from mm.venues.sim.venue import SimVenue
 from tests.feeds.running import COINS, FEED, RunningFeed, running_feed
 from tests.fixture_paths import HYPERLIQUID as FIXTURES
+from tests.ids import hl_tid
 
 Json = dict[str, Any]
 EPOCH_MS = 1_800_000_000_000
@@ -420,10 +421,7 @@ async def test_malformed_frames_are_counted_and_skipped() -> None:
             assert book.best_bid == 99.5
             assert [
                 trade.tid for trade in (f.trades.receive_nowait(), f.trades.receive_nowait())
-            ] == [
-                7,
-                8,
-            ]
+            ] == [hl_tid(7), hl_tid(8)]
             assert f.feed.mids == {"BTC": 100.25}
             assert f.feed.mids_received_ms == 1_000
 
@@ -506,7 +504,9 @@ async def test_recorded_frames_come_out_as_the_ports_types() -> None:
     assert book.bids[0] == Level(float(first_bid["px"]), float(first_bid["sz"]), first_bid["n"])
     assert book.asks[0] == Level(float(first_ask["px"]), float(first_ask["sz"]), first_ask["n"])
     assert (len(book.bids), len(book.asks)) == tuple(map(len, book_data["levels"]))
-    assert trade == Trade("BTC", Side.SELL, 80639.0, 0.00022, 1788490042052, 1095884267920331)
+    assert trade == Trade(
+        "BTC", Side.SELL, 80639.0, 0.00022, 1788490042052, hl_tid(1095884267920331)
+    )
     assert isinstance(mid, Mids)
     assert mid.mids == {
         "@142": 80907.5,
@@ -527,7 +527,11 @@ async def test_a_frame_of_trades_is_each_trade_in_order_and_markers_pass() -> No
         assert conn.push(key, trades_frame("BTC"))  # no trades: nothing comes of it
         assert not conn.push(key, trades_frame("BTC", 4))  # the stream is full: a gap
         events = [await anext(aiter(trades)) for _ in range(4)]
-        assert [event.tid for event in events[:3] if isinstance(event, Trade)] == [1, 2, 3]
+        assert [event.tid for event in events[:3] if isinstance(event, Trade)] == [
+            hl_tid(1),
+            hl_tid(2),
+            hl_tid(3),
+        ]
         assert isinstance(events[3], Gap)
         assert conn.push(key, {"channel": "trades", "data": {"coin": "BTC"}})
         malformed = await anext(aiter(trades))

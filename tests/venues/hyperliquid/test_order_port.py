@@ -63,7 +63,7 @@ async def test_client_ids_are_the_venues_format_and_mms_own() -> None:
             (placed,) = await client.place([order])
             assert isinstance(placed, Resting)
             assert placed.cloid == order.cloid
-            report = await client.order_status(order.cloid)
+            report = await client.order_status(cloid=order.cloid)
             assert report is not None
             assert report.cloid == order.cloid
 
@@ -86,7 +86,7 @@ async def test_the_capability_flags_are_what_the_venue_honours() -> None:
             order = place(client, passive(venue, Side.BUY))
             await client.place([order])
             moved = PlaceOrder("BTC", Side.BUY, order.px * 0.99, 0.001, Tif.GTC, order.cloid)
-            (modified,) = await client.modify([ModifyOrder(order.cloid, moved)])
+            (modified,) = await client.modify([ModifyOrder(moved)])
             assert isinstance(modified, Resting)
             (resting,) = await client.open_orders()
             assert resting.cloid == order.cloid

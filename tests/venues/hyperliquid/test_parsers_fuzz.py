@@ -48,6 +48,7 @@ from mm.venues.hyperliquid.rest import RestTransport
 from mm.venues.hyperliquid.signing import L1Signer
 from mm.venues.hyperliquid.ws import WsConnection, frame_key
 from tests.fixture_paths import HYPERLIQUID as FIXTURES
+from tests.ids import hl_oid
 
 FUZZ = settings(
     max_examples=100,
@@ -460,13 +461,17 @@ async def answer_each_request(reply: Any) -> None:
     with service_recursion_limit():
         for action in (
             lambda: client.place([order]),
-            lambda: client.modify([ModifyOrder(1, order)]),
-            lambda: client.cancel([CancelOrder("BTC", oid=1)]),
+            lambda: client.modify([ModifyOrder(order, oid=hl_oid(1))]),
+            lambda: client.cancel([CancelOrder("BTC", oid=hl_oid(1))]),
             lambda: client.schedule_cancel(None),
         ):
             with contextlib.suppress(VenueError):
                 await action()
-        for query in (client.open_orders, client.account_state, lambda: client.order_status(1)):
+        for query in (
+            client.open_orders,
+            client.account_state,
+            lambda: client.order_status(oid=hl_oid(1)),
+        ):
             with contextlib.suppress(VenueError, codec.CodecError):
                 await query()
 

@@ -39,9 +39,11 @@ from mm.model import (
     Funding,
     Liquidation,
     NonUserCancel,
+    OrderId,
     OrderReport,
     OrderStatus,
     Side,
+    TradeId,
 )
 from mm.venues.base import Foreign, Malformed
 from mm.venues.hyperliquid.codec import parse_fills
@@ -53,7 +55,9 @@ from mm.venues.sim.config import MarketConfig, SimConfig
 from mm.venues.sim.engine import OrderRequest, Resting
 from mm.venues.sim.faults import FaultConfig
 from mm.venues.sim.venue import SimVenue
+from tests.feeds.test_history import row
 from tests.fixture_paths import HYPERLIQUID as FIXTURES
+from tests.ids import hl_oid, hl_tid
 
 USER = "0x" + "1a" * 20
 TAKER = "0x" + "2b" * 20
@@ -132,27 +136,27 @@ class Harness:
             self.events.append(event)
 
     # trading, in-process
-    def rest_order(self, sz: str = "0.01") -> int:
+    def rest_order(self, sz: str = "0.01") -> OrderId:
         venue = self.venue
         result = venue.engine.place(USER, OrderRequest(BTC, True, PX, sz), venue.now_ms())
         assert isinstance(result, Resting), result
         venue.publish_events()
-        return result.oid
+        return hl_oid(result.oid)
 
-    def fill(self, sz: str = "0.001") -> int:
+    def fill(self, sz: str = "0.001") -> TradeId:
         venue = self.venue
         venue.engine.place(TAKER, OrderRequest(BTC, False, PX, sz, tif="Ioc"), venue.now_ms())
         venue.publish_events()
-        return venue.engine.fills[USER][-1].tid
+        return hl_tid(venue.engine.fills[USER][-1].tid)
 
-    def venue_tids(self) -> list[int]:
-        return [fill.tid for fill in self.venue.engine.fills.get(USER, ())]
+    def venue_tids(self) -> list[TradeId]:
+        return [hl_tid(fill.tid) for fill in self.venue.engine.fills.get(USER, ())]
 
     # what came out
     def fills(self) -> list[Fill]:
         return [event for event in self.events if isinstance(event, Fill)]
 
-    def fill_tids(self) -> list[int]:
+    def fill_tids(self) -> list[TradeId]:
         return [fill.tid for fill in self.fills()]
 
     def reports(self) -> list[OrderReport]:
@@ -565,12 +569,12 @@ async def test_gap_reconnect_and_disconnect_each_trigger_a_resync() -> None:
             info.fills.append(fill_json(3, 3_000))
             conn.push("userFills", live_fills(fill_json(3, 3_000)))
             assert isinstance(got := await next_event(receive), Fill)
-            assert got.tid == 3
+            assert got.tid == hl_tid(3)
             for tid in (4, 5, 6, 7):
                 info.fills.append(fill_json(tid, tid * 1_000))
                 conn.push("userFills", live_fills(fill_json(tid, tid * 1_000)))
             assert conn.subs["userFills"].gaps == 1
-            seen: list[int] = []
+            seen: list[TradeId] = []
             while True:
                 event = await next_event(receive)
                 if isinstance(event, Resynced):
@@ -583,7 +587,7 @@ async def test_gap_reconnect_and_disconnect_each_trigger_a_resync() -> None:
             await wait_for(stream.synced.is_set)
             with trio.move_on_after(0.1):  # the buffered frames are all duplicates now
                 pytest.fail(f"unexpected event {await receive.receive()!r}")
-            assert sorted(seen) == [4, 5, 6, 7]
+            assert sorted(seen) == [hl_tid(t) for t in (4, 5, 6, 7)]
             assert stream.gaps == 1
 
             # A reconnect seen only in the counter (no hook call) closes the gate on the next
@@ -615,7 +619,7 @@ async def test_gap_reconnect_and_disconnect_each_trigger_a_resync() -> None:
             # Another user's fills and userEvents' other events.
             conn.push("userFills", {"user": TAKER, "fills": [fill_json(99, 9_000)]})
             conn.push("userEvents", {"nonUserCancel": [{"coin": "BTC", "oid": 7}]})
-            assert await next_event(receive) == NonUserCancel("BTC", 7)
+            assert await next_event(receive) == NonUserCancel("BTC", hl_oid(7))
             await wait_for(lambda: stream.foreign_frames == 1)
             liquidation = {
                 "lid": 1,
@@ -651,7 +655,7 @@ async def test_gap_reconnect_and_disconnect_each_trigger_a_resync() -> None:
 def journaled(*rows: tuple[int, int, int]) -> FillHistory:
     """A history restored from a journal holding these (tid, oid, time_ms) fills."""
     history = FillHistory(1_000)
-    history.restore(JournaledFills.from_rows(rows))
+    history.restore(JournaledFills.from_rows([row(*r) for r in rows]))
     return history
 
 
@@ -671,7 +675,7 @@ async def test_history_is_what_the_journal_holds_and_a_failing_resync() -> None:
             # forwarded again (the time floor let it through on every start), the new one is.
             fill, marker = [await next_event(receive) for _ in range(2)]
             assert isinstance(fill, Fill)
-            assert fill.tid == 4
+            assert fill.tid == hl_tid(4)
             assert isinstance(marker, Resynced)
             assert marker.fills_recovered == 1
             starts = {c["startTime"] for c in info.calls if c["type"] == "userFillsByTime"}
@@ -684,7 +688,7 @@ async def test_history_is_what_the_journal_holds_and_a_failing_resync() -> None:
             conn.push("userEvents", {"fills": [fill_json(3, 3_000)]})
             got = await next_event(receive)
             assert isinstance(got, Fill)
-            assert got.tid == 2
+            assert got.tid == hl_tid(2)
             with trio.move_on_after(0.1):
                 pytest.fail(f"unexpected event {await receive.receive()!r}")
             assert stream.history_fills == 1
@@ -717,7 +721,7 @@ async def test_fill_recovery_pages_and_a_resync_overtaken_by_a_disconnect_is_red
             while not isinstance(event := await next_event(receive), Resynced):
                 assert isinstance(event, Fill)
                 tids.append(event.tid)
-            assert tids == list(range(1, count + 1))
+            assert tids == [hl_tid(t) for t in range(1, count + 1)]
             pages = [c["startTime"] for c in info.calls if c["type"] == "userFillsByTime"]
             assert pages == [0, 10_000 + FILLS_PAGE]  # the second page starts at the last seen
             await wait_for(lambda: stream.resyncs_repeated == 1)
@@ -783,7 +787,7 @@ async def test_recorded_frames_come_out_as_the_ports_types() -> None:
         64020.0,
         1.17163,
         1.17163,
-        502464968365,
+        hl_oid(502464968365),
         "0xffabb2d185b75ea5ca0a5cd346b21507",
         1784976929583,
         OrderStatus.REJECTED,
@@ -792,15 +796,23 @@ async def test_recorded_frames_come_out_as_the_ports_types() -> None:
     )
     assert isinstance(listed, FillsSnapshot)
     [usual] = listed.fills
-    assert (usual.coin, usual.tid, usual.time_ms) == ("USUAL", 691079299625582, 1788490193264)
+    assert (usual.coin, usual.tid, usual.time_ms) == (
+        "USUAL",
+        hl_tid(691079299625582),
+        1788490193264,
+    )
     assert (usual.side, usual.px, usual.sz, usual.crossed) == (Side.SELL, 0.01152, 1052.9, True)
     assert (usual.fee, usual.fee_token) == (0.0, "USDC")
     assert foreign == Foreign(f"fills of {USER}")  # another account's
     fill_a, fill_b, funding = user_events
     assert isinstance(fill_a, Fill)
     assert isinstance(fill_b, Fill)
-    assert (fill_a.tid, fill_a.fee, fill_a.fee_token) == (404237815023429, 0.019785, "USDC")
-    assert (fill_b.tid, fill_b.fee, fill_b.oid) == (745210434703679, 0.009997, 55030848197)
+    assert (fill_a.tid, fill_a.fee, fill_a.fee_token) == (hl_tid(404237815023429), 0.019785, "USDC")
+    assert (fill_b.tid, fill_b.fee, fill_b.oid) == (
+        hl_tid(745210434703679),
+        0.009997,
+        hl_oid(55030848197),
+    )
     assert funding == Funding("BTC", 5.950454, -0.68582, 0.00010081, 1681948800000)
 
 
@@ -827,8 +839,8 @@ async def test_the_reads_ask_the_venue_for_the_account() -> None:
     )
     assert stream.account == USER
     assert stream.fills_page == 2000
-    assert [f.tid for f in await stream.recent_fills()] == [2, 1]
-    assert [f.tid for f in await stream.fills_since(1_500)] == [2]
+    assert [f.tid for f in await stream.recent_fills()] == [hl_tid(2), hl_tid(1)]
+    assert [f.tid for f in await stream.fills_since(1_500)] == [hl_tid(2)]
     assert await stream.open_orders() == []
     account = await stream.account_state()
     assert account.account_value == 1000.0

@@ -41,6 +41,7 @@ from mm.venues.hyperliquid.wire import (
     schedule_cancel_action,
 )
 from mm.venues.sim.assets import AssetSpec
+from tests.ids import hl_oid
 
 KEY = "0x0123456789012345678901234567890123456789012345678901234567890123"
 NONCE = 1_717_171_717_171
@@ -257,7 +258,7 @@ def test_actions_shapes() -> None:
         "cancels": [{"asset": 1, "cloid": CLOID}],
     }
     modify = modify_wire(
-        ModifyOrder(42, PlaceOrder("ETH", Side.BUY, 3120.5, 1, Tif.GTC, CLOID)), 1, 4
+        ModifyOrder(PlaceOrder("ETH", Side.BUY, 3120.5, 1, Tif.GTC, CLOID), oid=hl_oid(42)), 1, 4
     )
     assert list(modify) == ["oid", "order"]
     assert batch_modify_action([modify]) == {"type": "batchModify", "modifies": [modify]}
@@ -385,10 +386,15 @@ def test_cancels_sign_like_the_sdk_exchange(exchange: CapturingExchange) -> None
 def test_batch_modify_signs_like_the_sdk_exchange(
     exchange: CapturingExchange, target: int | str
 ) -> None:
-    order = PlaceOrder("ETH", Side.SELL, 3120.5, 0.25, Tif.GTC, new_cloid())
+    # By cloid, the order keeps it (mm's modify); by oid, it may carry another.
+    cloid = target if isinstance(target, str) else new_cloid()
+    order = PlaceOrder("ETH", Side.SELL, 3120.5, 0.25, Tif.GTC, cloid)
     sdk_target = Cloid(target) if isinstance(target, str) else target
     exchange.bulk_modify_orders_new([{"oid": sdk_target, "order": sdk_request(order)}])
-    wire = modify_wire(ModifyOrder(target, order), ASSET["ETH"], SZ_DECIMALS["ETH"])
+    modify = (
+        ModifyOrder(order) if isinstance(target, str) else ModifyOrder(order, oid=hl_oid(target))
+    )
+    wire = modify_wire(modify, ASSET["ETH"], SZ_DECIMALS["ETH"])
     assert_same_signed_bytes(batch_modify_action([wire]), exchange.actions[-1])
 
 

@@ -25,6 +25,7 @@ from mm.venues.sim.events import Trade as SimTrade
 from mm.venues.sim.market import FLOW_USER, LIQUIDITY_USER, SyntheticMarket
 from mm.venues.sim.universe import UNIVERSE, specs_for
 from mm.venues.sim.venue import L2_DEPTH
+from tests.ids import hl_tid
 
 SHIPPED_CONFIG = Path(__file__).resolve().parents[3] / "config.toml"
 EPOCH_MS = 1_800_000_000_000
@@ -108,7 +109,7 @@ class MarketDrive:
                 spec.px_float(event.px),
                 spec.sz_float(event.sz),
                 event.time,
-                event.tid,
+                hl_tid(event.tid),
             )
             for event in self.engine.events
             if isinstance(event, SimTrade) and event.asset == asset
