@@ -403,7 +403,7 @@ class Service:
             self.config.autonomy,
             self.coordinator,
             self.trading,
-            self._drawdown,
+            self.risk.drawdown,
             health=self.health,
             portfolio=self.portfolio,
             feed_changes=self.feed_states.changes("autonomy"),
@@ -418,11 +418,6 @@ class Service:
         (its markouts, a multi-leg group waiting for it, the strategy)."""
         if self.portfolio.apply(fill):
             self.trading.on_fill(fill)
-
-    def _drawdown(self) -> float | None:
-        """PnL below its peak as a fraction of the account value (None: cannot be judged)."""
-        state = self.risk.last_state
-        return state.drawdown if state is not None else None
 
     def _journal_markout(
         self, coin: str, horizon_ms: int, bps: float, fill_time_ms: int, tid: TradeId | None

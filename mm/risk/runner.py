@@ -160,6 +160,12 @@ class RiskAggregator:
     def peak_pnl(self, value: float) -> None:
         self.daily.peak = value
 
+    def drawdown(self) -> float | None:
+        """PnL below its peak as a fraction of the account value, as last evaluated (None:
+        cannot be judged, or not evaluated yet): autonomy's HALT rule reads it."""
+        state = self.last_state
+        return state.drawdown if state is not None else None
+
     # --- status -----------------------------------------------------------------------------
 
     def status(self) -> dict[str, Any]:
