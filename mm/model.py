@@ -215,14 +215,6 @@ class Instrument:
         return self.lots_size(self.size_lots(sz, up=up))
 
 
-@attrs.frozen(slots=True)
-class AssetMeta:
-    index: int
-    coin: str
-    sz_decimals: int
-    max_leverage: int
-
-
 # --- market data -------------------------------------------------------------------------------
 
 

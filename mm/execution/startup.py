@@ -34,9 +34,9 @@ from mm import clock
 from mm.execution.cancel_all import CancelAllPolicy, CancelAllReport, cancel_all, paths_of
 from mm.model import (
     AccountState,
-    AssetMeta,
     CancelOrder,
     CancelResult,
+    Instrument,
     OpenOrder,
     RateLimitState,
 )
@@ -47,7 +47,7 @@ T = TypeVar("T")
 
 
 class StartupVenue(Protocol):
-    async def metadata(self) -> list[AssetMeta]: ...
+    async def instruments(self) -> list[Instrument]: ...
 
     async def open_orders(self) -> list[OpenOrder]: ...
 
@@ -88,7 +88,7 @@ def startup_policy(config: StartupConfig) -> CancelAllPolicy:
 
 @attrs.frozen
 class StartupState:
-    assets: tuple[AssetMeta, ...]
+    instruments: tuple[Instrument, ...]  # what the venue lists
     open_orders: tuple[OpenOrder, ...]  # what rests after the sequence (none, or the foreign)
     canceled: int
     account: AccountState
@@ -226,8 +226,8 @@ async def run_startup(
 ) -> StartupState:
     """The sequence; each step waits out the venue's rate limit (``waits``, on the adapter's
     request budget). Orders ``foreign`` picks are left alone."""
-    assets = await waits.call("metadata", venue.metadata)
-    logger.info("startup: {} assets listed", len(assets))
+    instruments = await waits.call("metadata", venue.instruments)
+    logger.info("startup: {} instruments listed", len(instruments))
     canceled_orders: tuple[OpenOrder, ...] = ()
     if not config.cancel_open_orders:
         orders = await waits.call("open_orders", venue.open_orders)
@@ -270,5 +270,11 @@ async def run_startup(
     )
     foreign_orders = tuple(o for o in orders if foreign is not None and foreign(o))
     return StartupState(
-        tuple(assets), tuple(orders), canceled, account, limits, canceled_orders, foreign_orders
+        tuple(instruments),
+        tuple(orders),
+        canceled,
+        account,
+        limits,
+        canceled_orders,
+        foreign_orders,
     )

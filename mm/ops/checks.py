@@ -470,17 +470,19 @@ async def _kill_switch(config: CheckedConfig, status: Mapping[str, Any] | None) 
 async def _venue_reachable(config: CheckedConfig, venue: _Venue) -> CheckResult:
     if venue.probe is None:
         return CheckResult("venue_reachable", False, venue.unavailable or "no venue")
-    assets = await venue.probe.client.metadata()
-    listed = {asset.coin for asset in assets}
+    instruments = await venue.probe.client.instruments()
+    listed = {instrument.symbol for instrument in instruments}
     missing = [coin for coin in config.strategy.symbols if coin not in listed]
     where = "embedded venue started for the checks at " if venue.fresh else ""
-    if not assets:
+    if not instruments:
         return CheckResult("venue_reachable", False, f"{where}{venue.url}: an empty universe")
     if missing:
         return CheckResult(
             "venue_reachable", False, f"{where}{venue.url}: {_shown(missing)} not listed"
         )
-    return CheckResult("venue_reachable", True, f"{where}{venue.url}: {len(assets)} assets listed")
+    return CheckResult(
+        "venue_reachable", True, f"{where}{venue.url}: {len(instruments)} assets listed"
+    )
 
 
 async def _venue_access(probe: VenueProbe, status: Mapping[str, Any] | None) -> CheckResult:

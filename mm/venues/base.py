@@ -26,7 +26,6 @@ from mm.book import BookBus
 from mm.connection import ConnectionConfig, ConnectionHealth, State, Transition
 from mm.model import (
     AccountState,
-    AssetMeta,
     BookDelta,
     BookSnapshot,
     CancelOrder,
@@ -221,8 +220,6 @@ class OrderClient(Protocol):
 class VenueClient(OrderClient, InstrumentProvider, Protocol):
     """The request side: the order API, the instruments, and the queries of reference and
     account state."""
-
-    async def metadata(self) -> list[AssetMeta]: ...
 
     async def account_state(self) -> AccountState: ...
 

@@ -6,7 +6,7 @@ through the connector and runs the generic consumer on it (``mm.feeds``: the mar
 checked books, trades and mids; the user feed's deduplicated events and resync gate); a crash
 of either restarts the pair with backoff. The venue's URL is read when a child starts, so an
 embedded simulator listening on a port chosen at start is found (it starts earlier in the
-tree). The user child reads the venue's metadata and waits for the venue's access before it
+tree). The user child reads the venue's instruments and waits for the venue's access before it
 hands the client and the order router on. The execution child runs the startup sequence, then
 routes every user event (``mm.venues.routing``) with the dead-man's switch kept armed, the
 order auditor and the venue's account budget running beside. What outlives restarts (the book
@@ -239,7 +239,7 @@ class VenueService:
                 history=self.fill_history,
             )
             await nursery.start(stream.run)
-            await self.startup_waits.call("metadata", user.unchecked.metadata)
+            await self.startup_waits.call("metadata", user.unchecked.instruments)
             # Nothing is sent for the account before the venue says this key may.
             client = await user.trading_client(self.startup_waits)
             router = OrderRouter(

@@ -29,7 +29,6 @@ from mm.execution.permissions import OPEN, Grant, Level, PermissionBoard, Source
 from mm.execution.pretrade import PretradeConfig
 from mm.model import (
     AccountState,
-    AssetMeta,
     CancelOrder,
     Instrument,
     OpenOrder,
@@ -39,7 +38,7 @@ from mm.model import (
     Tif,
 )
 from mm.venues.base import VenueAdapter
-from mm.venues.hyperliquid.instruments import instrument_of
+from mm.venues.hyperliquid.instruments import AssetMeta, instrument_of
 from tests.ids import hl_oid
 
 WIDE = PretradeConfig(max_order_notional_usd=1e9)

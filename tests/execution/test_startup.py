@@ -16,9 +16,9 @@ from prometheus_client import CollectorRegistry
 from mm.execution.startup import StartupConfig, StartupFailed, StartupWaits, run_startup
 from mm.model import (
     AccountState,
-    AssetMeta,
     CancelOrder,
     CancelResult,
+    Instrument,
     OpenOrder,
     PlaceOrder,
     RateLimitState,
@@ -40,9 +40,9 @@ class Recorder:
         self.venue = venue
         self.calls: list[str] = []
 
-    async def metadata(self) -> list[AssetMeta]:
-        self.calls.append("metadata")
-        result: list[AssetMeta] = await self.venue.metadata()
+    async def instruments(self) -> list[Instrument]:
+        self.calls.append("instruments")
+        result: list[Instrument] = await self.venue.instruments()
         return result
 
     async def open_orders(self) -> list[OpenOrder]:
@@ -80,7 +80,7 @@ async def test_the_sequence_cancels_what_a_previous_run_left() -> None:
                 recorder, StartupConfig(cancel_settle_s=0.05), StartupWaits(RateLimiter())
             )
             assert recorder.calls == [
-                "metadata",
+                "instruments",
                 "open_orders",
                 "cancel",
                 "open_orders",
@@ -89,7 +89,7 @@ async def test_the_sequence_cancels_what_a_previous_run_left() -> None:
             ]
             assert state.canceled == 2
             assert state.open_orders == ()
-            assert [a.coin for a in state.assets] == ["BTC", "ETH"]
+            assert [i.symbol for i in state.instruments] == ["BTC", "ETH"]
             assert await client.open_orders() == []
 
 
@@ -124,10 +124,10 @@ async def test_a_venue_that_keeps_orders_stops_the_start(
 ) -> None:
     venue = StuckVenue(None)
 
-    async def metadata() -> list[AssetMeta]:
+    async def instruments() -> list[Instrument]:
         return []
 
-    venue.metadata = metadata  # type: ignore[method-assign]
+    venue.instruments = instruments  # type: ignore[method-assign]
     with pytest.raises(StartupFailed, match="1 orders still open after 3"):
         await run_startup(venue, StartupConfig(cancel_attempts=3), StartupWaits(RateLimiter()))
     assert venue.calls.count("cancel") == 3
@@ -156,7 +156,7 @@ class RateLimitedVenue(StuckVenue):
             self.limiter.on_http_429(now)
             raise RateLimited("/info: HTTP 429: 429 Too Many Requests")
 
-    async def metadata(self) -> list[AssetMeta]:
+    async def instruments(self) -> list[Instrument]:
         self._gate("metadata")
         return []
 
@@ -207,7 +207,7 @@ async def test_while_a_step_waits_status_says_which_and_since_when(
     waits = StartupWaits(limiter, CollectorRegistry())
     venue = RateLimitedVenue(limiter, until=math.inf, on=("metadata",))
     async with trio.open_nursery() as nursery:
-        nursery.start_soon(waits.call, "metadata", venue.metadata)
+        nursery.start_soon(waits.call, "metadata", venue.instruments)
         await trio.sleep(20.0)
         status = waits.status()
         assert status["waiting"] == "metadata"
@@ -237,7 +237,7 @@ async def test_a_cancel_all_that_cannot_read_for_429s_is_waited_out(
 async def test_other_venue_errors_are_not_waited_on() -> None:
     waits = StartupWaits(RateLimiter(), CollectorRegistry())
 
-    async def broken() -> list[AssetMeta]:
+    async def broken() -> list[Instrument]:
         raise VenueUnavailable("/info", 500, "Internal Server Error")
 
     with pytest.raises(VenueUnavailable):

@@ -23,7 +23,6 @@ def test_the_client_has_every_request_of_the_interface() -> None:
         if inspect.iscoroutinefunction(member)
     }
     assert wanted == {
-        "metadata",
         "open_orders",
         "account_state",
         "fills_since",

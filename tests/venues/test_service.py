@@ -18,7 +18,6 @@ from mm.execution.audit import AuditConfig
 from mm.execution.auditor import OrderAuditor
 from mm.model import (
     AccountState,
-    AssetMeta,
     CancelOrder,
     CancelResult,
     Fill,
@@ -131,14 +130,11 @@ class FakeClient:
         raise AssertionError("nothing is modified here")
 
     async def instruments(self) -> list[Instrument]:
+        await self._call("instruments")
         return []
 
     def instrument(self, symbol: str) -> Instrument:
         raise UnknownInstrument(symbol)
-
-    async def metadata(self) -> list[AssetMeta]:
-        await self._call("metadata")
-        return []
 
     async def account_state(self) -> AccountState:
         await self._call("account_state")
@@ -299,15 +295,16 @@ async def test_a_connector_of_its_own_runs_under_the_generic_service(
             ("user", URL),
         ]
         assert connector.opened[1][2].stale_readings_to_reconnect == 0
-        # The unchecked client read the metadata; the access check's client is the one traded with.
-        assert connector.user.unchecked.calls == ["metadata"]
+        # The unchecked client read the instruments; the access check's client is the one traded
+        # with.
+        assert connector.user.unchecked.calls == ["instruments"]
         assert connector.user.steps == ["access"]
         assert service.client is connector.user.trading
         assert service.router is not None
         assert service.router.landing_window_ms == connector.user.landing_window_ms
         # The startup sequence ran on that client, and the account was adopted before any fill.
         assert connector.user.trading.calls[:4] == [
-            "metadata",
+            "instruments",
             "open_orders",
             "account_state",
             "rate_limit",

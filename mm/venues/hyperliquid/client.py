@@ -51,7 +51,6 @@ from loguru import logger
 from mm import clock
 from mm.model import (
     AccountState,
-    AssetMeta,
     CancelOrder,
     CancelResult,
     Fill,
@@ -79,7 +78,7 @@ from mm.venues.base import (
 from mm.venues.hyperliquid import batch, codec, limits, queries, wire
 from mm.venues.hyperliquid.authority import Role, parse_user_role, parse_vault_leader
 from mm.venues.hyperliquid.ids import venue_oid
-from mm.venues.hyperliquid.instruments import instrument_of
+from mm.venues.hyperliquid.instruments import AssetMeta, instrument_of
 from mm.venues.hyperliquid.metrics import AdapterMetrics, rejection_reason
 from mm.venues.hyperliquid.rate_limit import Cost, RateLimiter, acquire
 from mm.venues.hyperliquid.rest import RestTransport, TooManyRequests, VenueUnavailable

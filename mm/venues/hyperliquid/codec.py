@@ -44,7 +44,6 @@ import orjson
 
 from mm.model import (
     AccountState,
-    AssetMeta,
     Bbo,
     BookSnapshot,
     CancelResult,
@@ -70,6 +69,7 @@ from mm.model import (
 from mm.venues.base import MalformedAnswer, VenueError
 from mm.venues.hyperliquid import numbers
 from mm.venues.hyperliquid.ids import order_id, trade_id
+from mm.venues.hyperliquid.instruments import AssetMeta
 from mm.venues.hyperliquid.status import order_status
 
 __all__ = [

@@ -12,12 +12,26 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Final
 
-from mm.model import AssetMeta, Instrument
+import attrs
+
+from mm.model import Instrument
 from mm.venues.hyperliquid import numbers
 
 VENUE: Final = "hyperliquid"
 QUOTE: Final = "USDC"  # perpetuals are margined and settled in USDC
 MIN_ORDER_VALUE: Final = 10.0  # USDC
+
+
+@attrs.frozen(slots=True)
+class AssetMeta:
+    """One perpetual as the venue's ``meta`` lists it: its index (the ``a`` of an order), name,
+    size decimals and maximum leverage. Hyperliquid's own record; the rest of mm sees the
+    ``Instrument`` built from it."""
+
+    index: int
+    coin: str
+    sz_decimals: int
+    max_leverage: int
 
 
 def instrument_of(meta: AssetMeta) -> Instrument:

@@ -8,12 +8,12 @@ import random
 import pytest
 
 from mm.book import Book
-from mm.model import AssetMeta, Fill, Instrument, Level, Side, Trade
+from mm.model import Fill, Instrument, Level, Side, Trade
 from mm.settings import structure_section
 from mm.strategies.market_maker.engine import QuotePlan, StrategyConfig, SymbolQuoter
 from mm.strategies.market_maker.gate import NoQuoteReason, QuoteMode
 from mm.venues.hyperliquid import numbers
-from mm.venues.hyperliquid.instruments import instrument_of
+from mm.venues.hyperliquid.instruments import AssetMeta, instrument_of
 from mm.venues.hyperliquid.wire import format_px, format_sz
 from mm.venues.sim.config import MarketConfig
 from mm.venues.sim.engine import Engine

@@ -5,10 +5,10 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mm.model import AssetMeta, Instrument, Side
+from mm.model import Instrument, Side
 from mm.strategies.market_maker.ladder import DesiredOrder, LadderConfig, build_ladder, level_size
 from mm.venues.hyperliquid import numbers
-from mm.venues.hyperliquid.instruments import instrument_of
+from mm.venues.hyperliquid.instruments import AssetMeta, instrument_of
 from mm.venues.hyperliquid.wire import format_px, format_sz
 
 

@@ -99,7 +99,7 @@ async def test_instruments_and_reference_data(rig: Rig) -> None:
         assert down <= mid <= up
         assert instrument.round_price(down, up=True) == down  # on the grid: rounds to itself
         assert instrument.symbol == coin
-    assert {asset.coin for asset in await client.metadata()} >= set(COINS)
+    assert {instrument.symbol for instrument in await client.instruments()} >= set(COINS)
     with pytest.raises(UnknownInstrument):
         client.instrument("NOT-LISTED")
 

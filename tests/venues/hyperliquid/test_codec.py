@@ -19,7 +19,6 @@ import pytest
 
 from mm.model import (
     AccountState,
-    AssetMeta,
     Bbo,
     BookSnapshot,
     Fill,
@@ -74,6 +73,7 @@ from mm.venues.hyperliquid.codec import (
     parse_order_statuses,
     parse_user_rate_limit,
 )
+from mm.venues.hyperliquid.instruments import AssetMeta
 from mm.venues.sim.config import MarketConfig, SimConfig
 from mm.venues.sim.engine import OrderRequest
 from mm.venues.sim.hub import Hub

@@ -10,11 +10,11 @@ import trio
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mm.model import AssetMeta, PlaceOrder, Rejected, Resting, Side, Tif
+from mm.model import PlaceOrder, Rejected, Resting, Side, Tif
 from mm.venues.base import InstrumentProvider, UnknownInstrument
 from mm.venues.hyperliquid import numbers
 from mm.venues.hyperliquid.client import HyperliquidClient
-from mm.venues.hyperliquid.instruments import instrument_of
+from mm.venues.hyperliquid.instruments import AssetMeta, instrument_of
 from mm.venues.hyperliquid.wire import format_px, format_sz
 from mm.venues.sim.universe import UNIVERSE
 from tests.venues.hyperliquid.harness import passive, setup
