@@ -26,7 +26,6 @@ more child specs without changes to ``supervisors/``::
 
 from __future__ import annotations
 
-import enum
 import os
 import signal
 import socket
@@ -52,7 +51,7 @@ from mm.feeds.fill_audit import FillAudit
 from mm.feeds.history import HISTORY_START, FillHistory, HistoryStart, JournaledFills
 from mm.health.account import AccountWatch
 from mm.health.board import FeedStates, HealthBoard, channel_fill
-from mm.journal import DATABASE_NAME, Journal, journaled_fills, latest_event
+from mm.journal import DATABASE_NAME, Journal, entry_data, journaled_fills, latest_event
 from mm.metrics import new_registry
 from mm.model import Fill, Instrument, TradeId
 from mm.ops.coordinator import JOURNAL_KIND as AUTONOMY_KIND
@@ -87,10 +86,6 @@ from supervisors import (
 )
 
 EMBEDDED = "embedded"
-
-
-def _plain_value(_instance: Any, _field: Any, value: Any) -> Any:
-    return value.value if isinstance(value, enum.Enum) else value
 
 
 class StartupError(Exception):
@@ -430,7 +425,7 @@ class Service:
     def _journal_order_events(self, events: Sequence[Any]) -> None:
         """Every order lifecycle event into the journal (never waiting: events are sync)."""
         for event in events:
-            data = attrs.asdict(event, value_serializer=_plain_value)
+            data = entry_data(event)
             self.journal.record_or_log("order_event", event=type(event).__name__, **data)
 
     async def _journal_entry(self, kind: str, data: dict[str, Any]) -> None:

@@ -15,6 +15,7 @@ dropped. ``lag`` says how long the oldest unwritten entry has waited: the autono
 
 from __future__ import annotations
 
+import enum
 import sqlite3
 import time
 from collections.abc import Sequence
@@ -87,6 +88,16 @@ class Entry:
     id: int | None = attrs.field(default=None, eq=False)
     # Set by the writer once the entry is committed (``Journal.record_committed``).
     committed: trio.Event | None = attrs.field(default=None, eq=False, repr=False)
+
+
+def entry_data(value: Any) -> dict[str, Any]:
+    """An attrs value (a fill, an order, a lifecycle event) as an entry's data: its fields,
+    an enum by its value."""
+    return attrs.asdict(value, value_serializer=_enum_value)
+
+
+def _enum_value(_instance: Any, _field: Any, value: Any) -> Any:
+    return value.value if isinstance(value, enum.Enum) else value
 
 
 def schema_version(conn: sqlite3.Connection) -> int:

@@ -36,7 +36,6 @@ supervisor restarts.
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Protocol
 
@@ -50,6 +49,7 @@ from mm.bounded import BoundedSet
 from mm.execution.audit import AuditConfig, Findings, Snapshot, audit
 from mm.execution.dispatch import Dispatcher, DispatchOutput
 from mm.execution.lifecycle import OrderState
+from mm.journal import entry_data
 from mm.model import CancelOrder, CancelResult, OpenOrder, OrderId, OrderReport, OrderStatus
 from mm.venues.base import MalformedAnswer, VenueError
 
@@ -297,7 +297,7 @@ class OrderAuditor:
             orphan.cloid,
             f": {reason}" if reason else "",
         )
-        data = attrs.asdict(orphan, value_serializer=_plain)
+        data = entry_data(orphan)
         await link.record("orphan_order", {**data, "action": action, "reason": reason})
 
     # --- ghosts and stuck orders ------------------------------------------------------------------
@@ -387,7 +387,3 @@ class OrderAuditor:
     def _result(self, result: str, detail: str = "") -> None:
         self.metrics.audits.labels(result=result).inc()
         self.last_result = f"{result}: {detail}" if detail else result
-
-
-def _plain(_instance: Any, _field: Any, value: Any) -> Any:
-    return value.value if isinstance(value, enum.Enum) else value

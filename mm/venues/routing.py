@@ -14,18 +14,16 @@ service's fan-out channels, which never drop.
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
-
-import attrs
 
 from mm import clock
 from mm.execution.auditor import OrderAuditor
 from mm.execution.deadman import DeadmanKeeper
 from mm.execution.dispatch import Dispatcher, DispatchOutput
 from mm.feeds.user import Resynced, UserStreamEvent
-from mm.model import Fill, OpenOrder, OrderReport
+from mm.journal import entry_data
+from mm.model import Fill, OrderReport
 from mm.venues.base import AccountBudget
 
 Record = Callable[[str, dict[str, Any]], Awaitable[None]]
@@ -56,7 +54,7 @@ class UserEventRouter:
     async def route(self, event: UserStreamEvent) -> None:
         now_ms = clock.wall_ms()
         if isinstance(event, Fill):
-            await self._record("fill", attrs.asdict(event, value_serializer=plain))
+            await self._record("fill", entry_data(event))
             if self._budget is not None:
                 self._budget.on_fill(event)
             self._emit(self._dispatcher.on_fill(event, now_ms))
@@ -75,16 +73,4 @@ class UserEventRouter:
             if self._budget is not None:
                 self._budget.resynced(clock.monotonic() - event.duration_s)
         else:
-            await self._record(
-                type(event).__name__.lower(), attrs.asdict(event, value_serializer=plain)
-            )
-
-
-def plain(_instance: Any, _field: Any, value: Any) -> Any:
-    """A value as the journal keeps it: an enum by its value."""
-    return value.value if isinstance(value, enum.Enum) else value
-
-
-def journaled_order(order: OpenOrder) -> dict[str, Any]:
-    """An open order as the journal keeps it."""
-    return attrs.asdict(order, value_serializer=plain)
+            await self._record(type(event).__name__.lower(), entry_data(event))

@@ -48,6 +48,7 @@ from mm.feeds.market import MarketFeed
 from mm.feeds.metrics import FeedMetrics
 from mm.feeds.user import Resynced, UserFeed, UserStreamEvent
 from mm.handoff import Handoff
+from mm.journal import entry_data
 from mm.model import AccountState, Fill, OpenOrder, Trade
 from mm.venues.base import (
     Connection,
@@ -58,7 +59,7 @@ from mm.venues.base import (
     VenueConnector,
 )
 from mm.venues.config import FeedsConfig
-from mm.venues.routing import Record, UserEventRouter, journaled_order
+from mm.venues.routing import Record, UserEventRouter
 
 COUNTERS_EVERY_S = 1.0
 
@@ -378,8 +379,8 @@ class VenueService:
                 "canceled": startup.canceled,
                 "account_value": startup.account.account_value,
                 "positions": len(startup.account.positions),
-                "canceled_orders": [journaled_order(o) for o in startup.canceled_orders],
-                "foreign_left": [journaled_order(o) for o in startup.foreign_orders],
+                "canceled_orders": [entry_data(o) for o in startup.canceled_orders],
+                "foreign_left": [entry_data(o) for o in startup.foreign_orders],
             },
         )
         link = AuditLink(
