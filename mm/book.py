@@ -26,11 +26,18 @@ class Book:
     time_ms: int
     bids: tuple[Level, ...]  # best (highest) first
     asks: tuple[Level, ...]  # best (lowest) first
-    received_ms: int = 0  # our clock when it arrived
+    received_ms: int = 0  # our wall clock when it arrived (whole milliseconds)
+    # When the frame it was built from arrived, on ``mm.clock.monotonic_ns`` (0: not stamped):
+    # what latencies from "book frame in" are measured from.
+    received_ns: int = 0
 
     @classmethod
-    def from_snapshot(cls, snapshot: BookSnapshot, received_ms: int = 0) -> Book:
-        return cls(snapshot.coin, snapshot.time_ms, snapshot.bids, snapshot.asks, received_ms)
+    def from_snapshot(
+        cls, snapshot: BookSnapshot, received_ms: int = 0, received_ns: int = 0
+    ) -> Book:
+        return cls(
+            snapshot.coin, snapshot.time_ms, snapshot.bids, snapshot.asks, received_ms, received_ns
+        )
 
     @property
     def best_bid(self) -> float | None:
@@ -146,11 +153,11 @@ class BookBuilder:
         self.time_ms = delta.time_ms
         return Applied.APPLIED
 
-    def book(self, received_ms: int = 0) -> Book | None:
+    def book(self, received_ms: int = 0, received_ns: int = 0) -> Book | None:
         """The book as it stands (None while it is not synced)."""
         if not self.synced:
             return None
-        return Book(self.coin, self.time_ms, self._bids, self._asks, received_ms)
+        return Book(self.coin, self.time_ms, self._bids, self._asks, received_ms, received_ns)
 
 
 def _change(levels: dict[float, Level], changes: Iterable[Level]) -> None:

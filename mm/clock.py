@@ -1,6 +1,8 @@
 """The one clock of the service: every time the shell reads comes from here.
 
-``monotonic()`` is Trio's clock (``trio.current_time()``): timers, deadlines, rates and ages.
+``monotonic()`` is Trio's clock (``trio.current_time()``): timers, deadlines, rates and ages;
+``monotonic_ns()`` is the same clock in whole nanoseconds, for stamps that latencies are
+measured from (a frame's arrival: a whole-millisecond wall stamp would bias them by up to 1 ms).
 ``wall()`` / ``wall_ms()`` is wall-clock time (epoch seconds / milliseconds): journal entries,
 checkpoints, nonces, venue timestamps, session schedules. Both follow the clock the Trio run was
 started with, so the whole service, the embedded simulator included, runs on Trio's
@@ -28,6 +30,11 @@ _OFFSET: RunVar[float | None] = RunVar("mm_clock_wall_offset")
 def monotonic() -> float:
     """Seconds on Trio's clock (the current run's, virtual under a MockClock)."""
     return trio.current_time()
+
+
+def monotonic_ns() -> int:
+    """``monotonic()`` in whole nanoseconds (virtual under a MockClock, as ``monotonic``)."""
+    return int(trio.current_time() * 1_000_000_000)
 
 
 def _offset() -> float | None:

@@ -56,6 +56,9 @@ def test_from_snapshot_and_age() -> None:
     b = Book.from_snapshot(snapshot, received_ms=1_050)
     assert (b.coin, b.time_ms, b.received_ms, b.mid) == ("ETH", 1_000, 1_050, 10.5)
     assert b.age_ms(1_300) == 300
+    assert b.received_ns == 0  # not stamped
+    stamped = Book.from_snapshot(snapshot, received_ms=1_050, received_ns=7_123_456_789)
+    assert stamped.received_ns == 7_123_456_789
 
 
 async def test_latest_book_per_symbol_wins() -> None:
@@ -199,10 +202,10 @@ def test_deltas_from_any_snapshot_build_the_venues_book(
     for delta in deltas(changes, first, cuts):
         expected = Applied.STALE if delta.seq <= at else Applied.APPLIED
         assert builder.delta(delta) is expected
-    built = builder.book(received_ms=7)
+    built = builder.book(received_ms=7, received_ns=8)
     assert built is not None
     assert (built.bids, built.asks) == books[-1]
-    assert built.received_ms == 7
+    assert (built.received_ms, built.received_ns) == (7, 8)
     assert builder.seq == max(at, len(changes))
 
 

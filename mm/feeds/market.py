@@ -8,7 +8,9 @@ them:
 
 - **books**: a ``BookSnapshot`` replaces the coin's book, a ``BookDelta`` changes it when it
   continues the book's sequence (``BookBuilder``; one that does not is a gap: no book until the
-  venue's next snapshot). The book is stamped with our clock (``now_ms``, injected), checked by
+  venue's next snapshot). The book is stamped with our clock (``now_ms``, injected) and with
+  its arrival on the monotonic nanosecond clock (``received_ns``, from ``now_ns``, injected:
+  decision latency is measured from it), checked by
   the coin's ``BookQuality``; an accepted book is published on the ``BookBus`` (latest wins)
   and ``mm_book_age_seconds{symbol}`` is set to its age at that moment; every issue the checks
   flag (rejected or not) counts in ``mm_data_quality_errors_total{symbol, kind}``. A rejected
@@ -105,6 +107,7 @@ class MarketFeed:
         config: MarketFeedConfig | None = None,
         metrics: FeedMetrics | None = None,
         now_ms: Callable[[], int] = wall_clock_ms,
+        now_ns: Callable[[], int] = clock.monotonic_ns,
         name: str = "market",
     ) -> None:
         self.coins: tuple[str, ...] = tuple(dict.fromkeys(coins))
@@ -116,6 +119,7 @@ class MarketFeed:
         self.config = config or MarketFeedConfig()
         self.metrics = metrics or FeedMetrics(CollectorRegistry())
         self.now_ms = now_ms
+        self.now_ns = now_ns
         self.name = name
         self.quality: dict[str, BookQuality] = {
             coin: BookQuality(self.config.quality) for coin in self.coins
@@ -320,19 +324,20 @@ class MarketFeed:
         if event.coin != coin:
             self._malformed(channel, f"a {event.coin} book on the {coin} subscription")
             return
+        received_ns = self.now_ns()
         now = self.now_ms()
         builder = self.builders[coin]
         if isinstance(event, BookDelta):
             applied = builder.delta(event)
             if applied is Applied.GAP:
                 self.on_gap(channel)
-            built = builder.book(now) if applied is Applied.APPLIED else None
+            built = builder.book(now, received_ns) if applied is Applied.APPLIED else None
             if built is None:
                 return
             book = built
         else:
             builder.snapshot(event)
-            book = Book.from_snapshot(event, now)
+            book = Book.from_snapshot(event, now, received_ns)
         verdict = self.quality[coin].check(book, now)
         if verdict.issues:
             self._count_issues(coin, verdict.issues)

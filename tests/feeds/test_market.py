@@ -170,6 +170,25 @@ async def test_ready_with_a_book_of_every_coin() -> None:
             await f.feed.wait_ready()
 
 
+async def test_books_carry_their_arrival_in_monotonic_nanoseconds(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """``received_ns`` is Trio's clock in whole nanoseconds when the book event came in, not
+    the millisecond wall stamp (which would bias a latency measured from it by up to 1 ms)."""
+    with trio.fail_after(2):
+        async with faked() as f:
+            await trio.sleep(1.2345678)
+            arrived = trio.current_time()
+            assert f.market.push("book:BTC", snapshot("BTC", 2_000, bid=99.5))
+            await trio.testing.wait_all_tasks_blocked()
+            book = f.bus.latest("BTC")
+            assert book is not None
+            assert book.best_bid == 99.5
+            assert book.received_ns == int(arrived * 1_000_000_000)
+            assert book.received_ns % 1_000_000 != 0  # finer than a millisecond
+            assert book.received_ms == 1_000  # the wall stamp stays as it was
+
+
 async def test_markers_and_foreign_books_are_counted_per_channel() -> None:
     with trio.fail_after(2):
         async with faked() as f:
