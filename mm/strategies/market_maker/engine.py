@@ -383,7 +383,7 @@ class SymbolQuoter:
         self.intensity.maybe_recalibrate(now)
         mid = self._mid()
         inventory = self.inventory
-        sigma = self.volatility.estimate()  # once per quote: it is O(window)
+        sigma = self.volatility.estimate()
         fit = self.intensity.estimate()
         decision = gate.decide(
             GateInputs(

@@ -7,7 +7,8 @@ Both estimators work in price units:
   standard deviation of consecutive sampled mid differences divided by
   ``sqrt(sample_interval_s)``: price units per square root of a second. To get sigma in bps per
   sqrt(second), divide by the mid and multiply by 1e4 (or feed it ``1e4 * log(mid)``, whose
-  differences are log returns in bps).
+  differences are log returns in bps). It keeps exact running sums, so a sample and an
+  estimate cost O(1) whatever the window holds.
 - :class:`IntensityEstimator` takes trades with the mid at the time of each trade. A trade's
   depth is ``δ = |price - mid|`` in price units; ``λ(δ)`` is the number of trades at depth
   ``≥ δ`` per second over the rolling window, evaluated on the grid ``δ_i = i * depth_step``;
@@ -29,7 +30,7 @@ Both are 0 before any data and never NaN; non-finite times give 0.
 
 from __future__ import annotations
 
-import itertools
+import bisect
 import math
 from collections import deque
 
@@ -60,35 +61,73 @@ class IntensityConfig:
 
 
 class VolatilityEstimator:
-    """sigma of the mid, in price units per sqrt(second); see the module docstring."""
+    """sigma of the mid, in price units per sqrt(second); see the module docstring.
+
+    O(1) per sample and per estimate: the window's sum of squared mid differences is kept
+    exactly, as an integer in units of ``2**-(2 * scale)`` (every float is an integer times a
+    power of two; ``scale`` grows to the finest power a sample needed), added to as a sample
+    comes and subtracted from as one leaves the window, so it never drifts; the sum of the
+    differences telescopes to the last sample minus the first. The variance is then one exact
+    integer ratio, rounded once to a float. A non-finite mid is ignored (the previous mid
+    prevails), so the estimate is never NaN.
+    """
 
     def __init__(self, config: VolatilityConfig) -> None:
         self.config = config
-        self._samples: deque[tuple[float, float]] = deque()
+        self._samples: deque[tuple[float, float]] = deque()  # (time, mid), oldest first
         self._next_sample: float | None = None
         self._last_mid: float | None = None
         self._now: float | None = None
+        self._scale = 0  # the samples are integers in units of 2**-scale
+        self._sum_sq = 0  # the window's sum of squared differences, units of 2**-(2 * scale)
 
     def on_mid(self, now: float, mid: float) -> None:
         """The mid is ``mid`` from ``now`` on; sampling times passed since are recorded."""
+        if not math.isfinite(mid):
+            return
         interval = self.config.sample_interval_s
         if self._next_sample is None or self._last_mid is None:
-            self._samples.append((now, mid))
+            self._append(now, mid)
             self._next_sample = now + interval
         else:
             while self._next_sample <= now:
                 # The mid prevailing at the sampling time: this one if it is exactly then.
                 value = mid if self._next_sample == now else self._last_mid
-                self._samples.append((self._next_sample, value))
+                self._append(self._next_sample, value)
                 self._next_sample += interval
         self._last_mid = mid
         self._now = now
         self._trim(now)
 
+    def _units(self, value: float) -> int:
+        """``value`` as an integer in units of ``2**-scale`` (the scale grows when needed)."""
+        numerator, denominator = value.as_integer_ratio()
+        shift = denominator.bit_length() - 1  # the denominator is 2**shift
+        if shift > self._scale:
+            self._sum_sq <<= 2 * (shift - self._scale)
+            self._scale = shift
+        return numerator << (self._scale - shift)
+
+    def _difference(self, before: float, after: float) -> int:
+        """``after - before`` exactly, in units of ``2**-scale``."""
+        self._units(before)  # the scale fits both before either is scaled
+        self._units(after)
+        return self._units(after) - self._units(before)
+
+    def _append(self, at: float, value: float) -> None:
+        if self._samples:
+            step = self._difference(self._samples[-1][1], value)
+            self._sum_sq += step * step
+        self._samples.append((at, value))
+
     def _trim(self, now: float) -> None:
         horizon = now - self.config.window_s
-        while self._samples and self._samples[0][0] < horizon:
-            self._samples.popleft()
+        samples = self._samples
+        while samples and samples[0][0] < horizon:
+            _, gone = samples.popleft()
+            if samples:
+                step = self._difference(gone, samples[0][1])
+                self._sum_sq -= step * step
 
     @property
     def sample_count(self) -> int:
@@ -107,7 +146,9 @@ class VolatilityEstimator:
             if not math.isfinite(now):
                 return 0.0
             horizon = now - self.config.window_s
-            count = max(sum(1 for at, _ in samples if at >= horizon) - 1, 0)
+            # Sample times only grow: those before the horizon are a prefix.
+            gone = bisect.bisect_left(samples, horizon, key=_sample_time)
+            count = max(len(samples) - gone - 1, 0)
         else:
             count = self.sample_count
         return min(count / self.capacity, 1.0)
@@ -117,10 +158,10 @@ class VolatilityEstimator:
         count = self.sample_count
         if count < self.config.min_samples:
             return None
-        values = [mid for _, mid in self._samples]
-        diffs = [b - a for a, b in itertools.pairwise(values)]
-        mean = math.fsum(diffs) / count
-        variance = math.fsum((d - mean) ** 2 for d in diffs) / (count - 1)
+        total = self._difference(self._samples[0][1], self._samples[-1][1])  # telescoped
+        # n * sum(d^2) - (sum d)^2 over n (n - 1): the sample variance, exactly (>= 0).
+        spread = count * self._sum_sq - total * total
+        variance = spread / ((count * (count - 1)) << (2 * self._scale))
         return math.sqrt(variance / self.config.sample_interval_s)
 
     def estimates(self) -> dict[str, float]:
@@ -130,6 +171,10 @@ class VolatilityEstimator:
             "sigma": math.nan if sigma is None else sigma,
             "samples": float(self.sample_count),
         }
+
+
+def _sample_time(sample: tuple[float, float]) -> float:
+    return sample[0]
 
 
 @attrs.frozen

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 import random
+from collections import deque
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mm.strategies.market_maker.estimators import (
     IntensityConfig,
@@ -51,6 +55,102 @@ def test_volatility_samples_the_prevailing_mid_and_rolls() -> None:
     estimator.on_mid(100.0, 14.0)  # a long gap: old samples fall out of the window
     assert estimator.sample_count == 5
     assert estimator.estimate() == pytest.approx(0.0)
+
+
+class _TwoPassVolatility:
+    """The volatility estimator as it was before issue 16, O(window) per estimate: the oracle
+    the incremental one must equal."""
+
+    def __init__(self, config: VolatilityConfig) -> None:
+        self.config = config
+        self.samples: deque[tuple[float, float]] = deque()
+        self.next_sample: float | None = None
+        self.last_mid: float | None = None
+
+    def on_mid(self, now: float, mid: float) -> None:
+        interval = self.config.sample_interval_s
+        if self.next_sample is None or self.last_mid is None:
+            self.samples.append((now, mid))
+            self.next_sample = now + interval
+        else:
+            while self.next_sample <= now:
+                value = mid if self.next_sample == now else self.last_mid
+                self.samples.append((self.next_sample, value))
+                self.next_sample += interval
+        self.last_mid = mid
+        horizon = now - self.config.window_s
+        while self.samples and self.samples[0][0] < horizon:
+            self.samples.popleft()
+
+    def confidence(self, now: float) -> float:
+        horizon = now - self.config.window_s
+        count = max(sum(1 for at, _ in self.samples if at >= horizon) - 1, 0)
+        return min(count / max(int(self.config.window_s / self.config.sample_interval_s), 1), 1.0)
+
+    def estimate(self) -> float | None:
+        count = len(self.samples) - 1
+        if count < self.config.min_samples:
+            return None
+        values = [mid for _, mid in self.samples]
+        diffs = [b - a for a, b in itertools.pairwise(values)]
+        mean = math.fsum(diffs) / count
+        variance = math.fsum((d - mean) ** 2 for d in diffs) / (count - 1)
+        return math.sqrt(variance / self.config.sample_interval_s)
+
+
+_MIDS = st.one_of(
+    st.floats(min_value=1e-4, max_value=1e6),  # prices
+    st.floats(min_value=-1e5, max_value=1e5),  # 1e4 * log(mid): bps, either sign
+    st.sampled_from([97_000.0, 97_000.5, 96_999.9, 0.07, 0.1, 1e-4]),  # repeats and ties
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    window_s=st.sampled_from([3.0, 10.0, 30.0, 300.0]),
+    interval_s=st.sampled_from([0.25, 1.0, 2.5]),
+    steps=st.lists(
+        st.tuples(st.one_of(st.floats(min_value=0.0, max_value=3.0), st.floats(0.0, 400.0)), _MIDS),
+        min_size=1,
+        max_size=150,
+    ),
+)
+def test_incremental_volatility_equals_the_two_pass_formula(
+    window_s: float, interval_s: float, steps: list[tuple[float, float]]
+) -> None:
+    """After every update, with the window filling, rolling and emptying after long gaps: the
+    same samples and, to float tolerance, the same sigma and confidence."""
+    config = VolatilityConfig(window_s=window_s, sample_interval_s=interval_s, min_samples=2)
+    estimator, oracle = VolatilityEstimator(config), _TwoPassVolatility(config)
+    now = 0.0
+    for dt, mid in steps:
+        now += dt
+        estimator.on_mid(now, mid)
+        oracle.on_mid(now, mid)
+        assert estimator.sample_count == max(len(oracle.samples) - 1, 0)
+        assert estimator.confidence(now + dt) == oracle.confidence(now + dt)
+        got, want = estimator.estimate(), oracle.estimate()
+        if want is None:
+            assert got is None
+            continue
+        assert got is not None
+        values = [value for _, value in oracle.samples]
+        largest = max(abs(b - a) for a, b in itertools.pairwise(values))
+        tolerance = 1e-9 * largest / math.sqrt(interval_s)
+        assert math.isclose(got, want, rel_tol=1e-9, abs_tol=tolerance), (got, want)
+
+
+def test_volatility_ignores_a_non_finite_mid() -> None:
+    estimator = VolatilityEstimator(
+        VolatilityConfig(window_s=100.0, sample_interval_s=1.0, min_samples=2)
+    )
+    for second, mid in enumerate([100.0, 101.0, math.nan, 100.0, math.inf, 101.0]):
+        estimator.on_mid(float(second), mid)
+    # t=2 and t=4 keep the mid before them: samples 100, 101, 101, 100, 100, 101.
+    diffs = [1.0, 0.0, -1.0, 0.0, 1.0]
+    mean = sum(diffs) / 5
+    expected = math.sqrt(sum((d - mean) ** 2 for d in diffs) / 4)
+    assert estimator.estimate() == pytest.approx(expected)
 
 
 def test_fit_intensity_exact_on_exponential_counts() -> None:
