@@ -239,6 +239,12 @@ def round_ticks(exact: Decimal, px_decimals: int, *, up: bool) -> int:
     decide what to do with it.
     """
     candidate = int(exact.to_integral_value(rounding=ROUND_CEILING if up else ROUND_FLOOR))
+    return snap_ticks(candidate, px_decimals, up=up)
+
+
+def snap_ticks(candidate: int, px_decimals: int, *, up: bool) -> int:
+    """The nearest valid price, in ticks, at or beyond a whole number of ticks in one direction
+    (:func:`round_ticks` once its exact value is a whole number; 0 below one tick, going down)."""
     if candidate <= 0:
         return 0 if not up else 1
     # A price of k digits in ticks (k > 5) keeps its top 5 figures: it is a multiple of

@@ -11,7 +11,6 @@ most ``px_decimals`` decimals; a size is rounded to ``szDecimals``. The rules th
 from __future__ import annotations
 
 import math
-from decimal import Decimal
 
 import attrs
 
@@ -79,8 +78,8 @@ class AssetSpec:
             below = math.floor(units)
             if min(units - below, below + 1 - units) > FLOAT_MARGIN * units:
                 # Far from a whole tick (the common case): the float's floor and ceiling are its
-                # exact decimal form's (the two differ by a few ulps), without the Decimal.
-                candidate = Decimal(below + 1 if up else below)
-                return max(numbers.round_ticks(candidate, self.px_decimals, up=up), 1)
+                # exact decimal form's (the two differ by a few ulps), in integers alone; at
+                # least one tick, as ``below`` is.
+                return numbers.snap_ticks(below + 1 if up else below, self.px_decimals, up=up)
         exact = numbers.exact_units(price, self.px_decimals)
         return max(numbers.round_ticks(exact, self.px_decimals, up=up), 1)

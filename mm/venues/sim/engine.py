@@ -141,6 +141,9 @@ class Engine:
         self.by_name = {spec.name: spec for spec in self.specs}
         self.fees = fees or Fees()
         self.books = [OrderBook() for _ in self.specs]
+        # One BookChanged per asset, shared (it is frozen): the engine says it twice for every
+        # order the synthetic market re-quotes, hundreds of times a market second.
+        self._book_changed = [BookChanged(asset) for asset in range(len(self.specs))]
         self.accounts: dict[str, Account] = {}
         self.system_users = frozenset(system_users)
         self.events: list[Event] = []
@@ -321,6 +324,17 @@ class Engine:
                 return Rejected(Reject.MARGIN, asset)
         return self._execute(self._numbered(order), now)
 
+    def rest_system(
+        self, user: str, asset: int, is_buy: bool, px: int, lots: int, now: int
+    ) -> int | None:
+        """A system user's good-till-canceled order: what :meth:`place_ticks` does with it,
+        without the checks only a trading user's order can fail (margin, notional, cloids).
+        ``px`` must be a valid price (``AssetSpec.round_px`` gives one) and ``lots`` positive.
+        The oid when the order rests; None when it traded in full on arrival."""
+        order = self._numbered(Order(0, user, asset, is_buy, px, lots, lots, now))
+        self._execute(order, now)
+        return order.oid if order.sz else None
+
     def _numbered(self, order: Order) -> Order:
         """``order`` with the venue's next oid."""
         order.oid = self._next_oid
@@ -340,7 +354,7 @@ class Engine:
             self._trade(order, match.maker, match.px, match.sz, now)
         order.sz = remaining
         if matches or expired:
-            self.events.append(BookChanged(order.asset))
+            self.events.append(self._book_changed[order.asset])
         avg_px = self.specs[order.asset].px_float(notional_ticks) / filled if filled else 0.0
         if not system:
             self._remember(order, now)
@@ -352,7 +366,7 @@ class Engine:
             return Filled(order.oid, order.cloid, order.asset, filled, avg_px)
         if remaining:
             book.insert(order)
-            self.events.append(BookChanged(order.asset))
+            self.events.append(self._book_changed[order.asset])
             if not system:
                 self._open_cloids_of(order.user).update(
                     {order.cloid: order.oid} if order.cloid else {}
@@ -413,7 +427,7 @@ class Engine:
         for order in [o for o in book.user_orders(user) if o.reduce_only]:
             if position == 0 or (position > 0) == order.is_buy or order.sz > abs(position):
                 book.remove(order.oid)
-                self.events.append(BookChanged(asset))
+                self.events.append(self._book_changed[asset])
                 self._close(order, "reduceOnlyCanceled", now)
 
     def cancel(self, user: str, asset: int, oid: int, now: int) -> Rejected | None:
@@ -423,7 +437,7 @@ class Engine:
         if order is None or order.user != user:
             return Rejected(Reject.MISSING_ORDER, asset)
         self.books[asset].remove(oid)
-        self.events.append(BookChanged(asset))
+        self.events.append(self._book_changed[asset])
         self._close(order, "canceled", now)
         return None
 
@@ -440,7 +454,7 @@ class Engine:
         if order is None:
             return Rejected(Reject.CANNOT_MODIFY, request.asset)
         self.books[order.asset].remove(order.oid)
-        self.events.append(BookChanged(order.asset))
+        self.events.append(self._book_changed[order.asset])
         self._close(order, "canceled", now)
         cloid = request.cloid if request.cloid is not None else order.cloid
         return self.place(user, attrs.evolve(request, cloid=cloid), now)
@@ -458,7 +472,7 @@ class Engine:
         canceled = []
         for order in self.open_orders(user):
             self.books[order.asset].remove(order.oid)
-            self.events.append(BookChanged(order.asset))
+            self.events.append(self._book_changed[order.asset])
             self._close(order, status, now)
             canceled.append(order)
         return canceled

@@ -167,17 +167,18 @@ class SyntheticMarket:
         config = self.config
         mid = self.mid[asset]
         flow = flow or Flow()
+        lots_per_unit = 10**spec.sz_decimals
+        usd = {True: config.liquidity_size_usd * flow.bid_size}
+        usd[False] = config.liquidity_size_usd * flow.ask_size
         placed: list[int] = []
         for level in range(config.liquidity_levels):
             offset = (config.liquidity_spread_bps / 2 + level * config.liquidity_step_bps) * BPS
             for is_buy in (True, False):
                 price = mid * (1 - offset) if is_buy else mid * (1 + offset)
                 ticks = spec.round_px(price, up=not is_buy)
-                usd = config.liquidity_size_usd * (flow.bid_size if is_buy else flow.ask_size)
-                lots = max(1, round(usd / price * 10**spec.sz_decimals))
-                result = engine.place_ticks(LIQUIDITY_USER, asset, is_buy, ticks, lots, now_ms)
-                resting = getattr(result, "oid", None)
-                if resting is not None and resting in engine.books[asset].orders:
+                lots = max(1, round(usd[is_buy] / price * lots_per_unit))
+                resting = engine.rest_system(LIQUIDITY_USER, asset, is_buy, ticks, lots, now_ms)
+                if resting is not None:
                     placed.append(resting)
         self._ladder[asset] = placed
 

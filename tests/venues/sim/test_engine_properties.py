@@ -531,3 +531,44 @@ def test_a_busy_sequence_trades() -> None:
     assert any(
         isinstance(e, OrderUpdate) and e.status == "scheduledCancel" for e in harness.engine.events
     )
+
+
+# --- the synthetic market's own way in -----------------------------------------------------------
+
+ORDER = st.tuples(
+    st.sampled_from((MKT, "u0")),
+    st.sampled_from((0, 1)),
+    st.booleans(),
+    st.integers(min_value=-6, max_value=6),
+    st.integers(min_value=1, max_value=400),
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(ORDER, min_size=1, max_size=60))
+def test_rest_system_is_place_ticks_for_a_system_users_order(orders: list[Any]) -> None:
+    """A system user's Gtc order sent through ``rest_system`` leaves the same books, events and
+    numbering as through ``place_ticks``; other users' orders in between go the usual way."""
+    engines = [Engine(SPECS, system_users=(MKT,)) for _ in range(2)]
+    for engine in engines:
+        engine.fund("u0", 1_000_000.0)
+    for time, (user, asset, is_buy, level, lots) in enumerate(orders, start=1):
+        spec = SPECS[asset]
+        ticks = spec.parse_px(price_text(asset, level))
+        assert ticks is not None
+        placed = engines[0].place_ticks(user, asset, is_buy, ticks, lots * 10, T0 + time)
+        if user == MKT:
+            oid = engines[1].rest_system(user, asset, is_buy, ticks, lots * 10, T0 + time)
+            assert oid == (placed.oid if isinstance(placed, Resting) else None)
+        else:
+            assert (
+                engines[1].place_ticks(user, asset, is_buy, ticks, lots * 10, T0 + time) == placed
+            )
+    first, second = engines
+    assert repr(first.events) == repr(second.events)  # orders compare by identity
+    for one, other in zip(first.books, second.books, strict=True):
+        assert one.levels(True, 20) == other.levels(True, 20)
+        assert one.levels(False, 20) == other.levels(False, 20)
+        assert [attrs.astuple(o) for o in one.iter_orders()] == [
+            attrs.astuple(o) for o in other.iter_orders()
+        ]

@@ -25,7 +25,7 @@ COINS = ("BTC", "ETH")
 
 
 class CountingEngine(Engine):
-    """An engine that counts the orders each user sends."""
+    """An engine that counts the orders each user sends, by either way in."""
 
     def __init__(self, coins: Sequence[str]) -> None:
         super().__init__(specs_for(coins), system_users=(LIQUIDITY_USER, FLOW_USER))
@@ -36,6 +36,12 @@ class CountingEngine(Engine):
     ) -> PlaceResult:
         self.sent[user] = self.sent.get(user, 0) + 1
         return super().place_ticks(user, asset, is_buy, px, lots, now, **kw)
+
+    def rest_system(
+        self, user: str, asset: int, is_buy: bool, px: int, lots: int, now: int
+    ) -> int | None:
+        self.sent[user] = self.sent.get(user, 0) + 1
+        return super().rest_system(user, asset, is_buy, px, lots, now)
 
 
 def build(
