@@ -293,7 +293,7 @@ class Service:
         return client.instrument(coin)
 
     def _live_orders(self, coin: str) -> int:
-        return sum(1 for order in self.adapter.dispatcher.registry.live() if order.coin == coin)
+        return len(self.adapter.dispatcher.registry.live(coin))
 
     def _children(self, admin: AdminServer) -> list[ChildSpec]:
         children = [

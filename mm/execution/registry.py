@@ -12,6 +12,13 @@ orders (FIFO), so that late reports and fills after the end still match; past th
 forgotten and a straggler is routed as untracked. An order the venue shows alive after it had
 ended (revived: `mm.execution.lifecycle`) moves back among the live ones.
 
+The per-cycle queries are indexed: a slot asks for one symbol's live orders
+(`OrderRegistry.live` with a coin) and gets them from a per-symbol index, never by scanning
+every symbol's orders or the retained terminal ones; a sync indexes only the oids the order
+gained since its last sync (an order modified every cycle keeps a growing list of retired
+oids), so its cost does not grow with the order's history. The indexes are kept by the same
+calls that keep the orders (`register`, `sync`, retention): nothing else may change them.
+
 "In flight since" (the time the request in flight left) lets reconciliation give an order the
 benefit of the doubt while its placement has not been answered: see `OrderRegistry.in_flight`.
 """
@@ -43,6 +50,8 @@ class OrderRegistry:
         # The orders not yet seen terminal: the per-cycle queries scan these, never the
         # (up to terminal_capacity) retained terminal orders.
         self._live: dict[str, TrackedOrder] = {}
+        self._live_by_coin: dict[str, dict[str, TrackedOrder]] = {}  # coin -> cloid -> order
+        self._retired_indexed: dict[str, int] = {}  # cloid -> its retired oids indexed so far
         self._terminal: deque[str] = deque()
         self._terminal_set: set[str] = set()
         self.evicted = 0  # terminal orders forgotten to respect the bound
@@ -67,17 +76,22 @@ class OrderRegistry:
                 raise DuplicateCloid(f"oid {oid} already belongs to {self._by_oid[oid].cloid}")
         self._by_cloid[order.cloid] = order
         self._live[order.cloid] = order
+        self._live_by_coin.setdefault(order.coin, {})[order.cloid] = order
         self.sync(order)
 
     def sync(self, order: TrackedOrder) -> None:
         """Index the order's current and past oids; move it to retention once terminal."""
         if self._by_cloid.get(order.cloid) is not order:
             raise KeyError(f"order {order.cloid} is not registered")
-        for oid in (order.oid, *order.retired_oids):
+        # Retired oids only ever grow, at the end: those indexed before need no second look.
+        retired = order.retired_oids
+        indexed = self._retired_indexed.get(order.cloid, 0)
+        for oid in (order.oid, *retired[indexed:]):
             if oid is not None:
                 owner = self._by_oid.setdefault(oid, order)
                 if owner is not order:
                     raise DuplicateCloid(f"oid {oid} already belongs to {owner.cloid}")
+        self._retired_indexed[order.cloid] = len(retired)
         if not order.is_terminal and order.cloid in self._terminal_set:
             # Revived (the venue showed an order we had ended alive): live again, in its place
             # by registration like every live order. Rare, so the linear work does not matter.
@@ -88,8 +102,16 @@ class OrderRegistry:
                 for cloid, known in self._by_cloid.items()
                 if cloid in self._live or known is order
             }
+            self._live_by_coin[order.coin] = {
+                cloid: known for cloid, known in self._live.items() if known.coin == order.coin
+            }
         if order.is_terminal and order.cloid not in self._terminal_set:
             self._live.pop(order.cloid, None)
+            coin_live = self._live_by_coin.get(order.coin)
+            if coin_live is not None:
+                coin_live.pop(order.cloid, None)
+                if not coin_live:
+                    del self._live_by_coin[order.coin]
             self._terminal.append(order.cloid)
             self._terminal_set.add(order.cloid)
             while len(self._terminal) > self.terminal_capacity:
@@ -98,6 +120,7 @@ class OrderRegistry:
     def _forget(self, cloid: str) -> None:
         self._terminal_set.discard(cloid)
         order = self._by_cloid.pop(cloid)
+        self._retired_indexed.pop(cloid, None)
         self.evicted += 1
         for oid in (order.oid, *order.retired_oids):
             if oid is not None and self._by_oid.get(oid) is order:
@@ -124,9 +147,13 @@ class OrderRegistry:
         order = self._by_cloid.get(cloid)
         return order.oid if order is not None else None
 
-    def live(self) -> list[TrackedOrder]:
-        """Orders not yet terminal (UNKNOWN included: it is never assumed gone)."""
-        return [o for o in self._live.values() if not o.is_terminal]
+    def live(self, coin: str | None = None) -> list[TrackedOrder]:
+        """Orders not yet terminal (UNKNOWN included: it is never assumed gone), in the order
+        they were registered; with ``coin``, that symbol's only (from its index, no scan)."""
+        orders = self._live if coin is None else self._live_by_coin.get(coin)
+        if not orders:
+            return []
+        return [o for o in orders.values() if not o.is_terminal]
 
     # --- in flight ------------------------------------------------------------------------------
 

@@ -119,11 +119,7 @@ class ExecutorSlot:
         return self.allow is None or self.allow(order)
 
     def live_orders(self, coin: str) -> list[LiveOrder]:
-        return [
-            LiveOrder.from_tracked(order)
-            for order in self.dispatcher.registry.live()
-            if order.coin == coin
-        ]
+        return [LiveOrder.from_tracked(order) for order in self.dispatcher.registry.live(coin)]
 
     async def execute(self, ladder: QuoteLadder) -> Plan:
         """Reconcile one symbol and send what the plan asks, cancels first (they free margin)."""

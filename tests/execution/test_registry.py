@@ -170,20 +170,35 @@ def test_overdue_lists_pending_requests_past_the_timeout() -> None:
     assert registry.overdue(now_ms=1900, timeout_ms=1000) == [old, young]
 
 
+COINS = ("BTC", "ETH", "SOL")
+
+
 @given(
     capacity=st.integers(min_value=1, max_value=4),
     steps=st.lists(
-        st.sampled_from(["place", "ack", "finish", "time_out", "not_found", "revive"]),
+        st.tuples(
+            st.sampled_from(
+                ["place", "ack", "modify", "dead_leg", "finish", "time_out", "not_found", "revive"]
+            ),
+            st.sampled_from(COINS),
+        ),
         max_size=40,
     ),
 )
-def test_queries_agree_with_a_scan_of_every_retained_order(capacity: int, steps: list[str]) -> None:
-    """The live index the per-cycle queries read never drifts from the orders themselves."""
+def test_queries_agree_with_a_scan_of_every_retained_order(
+    capacity: int, steps: list[tuple[str, str]]
+) -> None:
+    """The indexes the per-cycle queries read (live orders, by symbol too, and every oid an
+    order has had) never drift from the orders themselves, through modifies, ends, evictions
+    and revivals."""
     registry = OrderRegistry(terminal_capacity=capacity)
     made: list[TrackedOrder] = []
-    for now_ms, step in enumerate(steps, start=1):
+    oids = iter(range(10_000, 20_000))
+    for now_ms, (step, coin) in enumerate(steps, start=1):
         if step == "place" or not made:
-            order = tracked(f"0x{len(made)}", now_ms)
+            order = TrackedOrder.submit(
+                PlaceOrder(coin, Side.BUY, 100.0, 1.0, Tif.GTC, f"0x{len(made)}"), now_ms
+            )
             made.append(order)
             registry.register(order)
             continue
@@ -201,14 +216,28 @@ def test_queries_agree_with_a_scan_of_every_retained_order(capacity: int, steps:
         elif step == "finish":
             if order.oid is None:
                 order.ack_resting(hl_oid(oid), now_ms)
-            said(order, "canceled", oid, now_ms)
+            assert order.oid is not None
+            order.report(order_status("canceled"), order.oid, now_ms, word="canceled")
         elif step == "time_out" and order.state is OrderState.PENDING_NEW:
             order.timed_out(now_ms)
         elif step == "not_found" and order.state is OrderState.UNKNOWN:
             order.resolved_missing(now_ms)  # taken for never placed
+        elif step == "modify" and order.state is OrderState.OPEN:
+            order.request_modify(101.0, 1.0, Tif.GTC, now_ms)
+            order.replaced(hl_oid(next(oids)), now_ms)  # a new oid; the old one is retired
+        elif step == "dead_leg":
+            order.retire_oid(hl_oid(next(oids)))  # a replacement the venue rejected
         registry.sync(order)
         retained = list(registry)
         assert registry.live() == [o for o in retained if not o.is_terminal]
+        for symbol in (*COINS, "XRP"):
+            assert registry.live(symbol) == [
+                o for o in retained if o.coin == symbol and not o.is_terminal
+            ]
+        for known in retained:
+            for had in (known.oid, *known.retired_oids):
+                if had is not None:
+                    assert registry.by_oid(had) is known
         assert registry.in_flight() == [o for o in retained if o.oid is None and not o.is_terminal]
         assert registry.overdue(now_ms, 0) == [
             o
