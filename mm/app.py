@@ -49,6 +49,7 @@ from mm.execution.permissions import Grant, Level, PermissionBoard, Source
 from mm.fanout import Fanout, consume, export_backlogs, queue_fills
 from mm.feeds.fill_audit import FillAudit
 from mm.feeds.history import HISTORY_START, FillHistory, HistoryStart, JournaledFills
+from mm.gc_pauses import GcPauses, tune_after_startup
 from mm.health.account import AccountWatch
 from mm.health.board import FeedStates, HealthBoard, channel_fill
 from mm.journal import DATABASE_NAME, Journal, entry_data, journaled_fills, latest_event
@@ -137,10 +138,22 @@ def check_port_free(host: str, port: int) -> None:
 class Service:
     """One running mm: owns the tree, the registry, the journal and the run file."""
 
-    def __init__(self, config: Config, secrets: Secrets, *, handle_signals: bool = False) -> None:
+    def __init__(
+        self,
+        config: Config,
+        secrets: Secrets,
+        *,
+        handle_signals: bool = False,
+        tune_gc: bool = False,
+    ) -> None:
         self.config = config
         self.config_hash = config_hash(config)
         self.registry = new_registry(config.service.name)
+        # Every garbage collection's pause, while the service runs; tune_gc (mm start, which owns
+        # the process) also freezes what startup built and sets mm's thresholds.
+        self.gc_pauses = GcPauses()
+        self.registry.register(self.gc_pauses)
+        self._tune_gc = tune_gc
         self.journal = Journal(config.run_dir / DATABASE_NAME, config.journal, self.registry)
         self.runfile = RunFile(config.run_dir)
         self.admin_url: str | None = None
@@ -485,6 +498,7 @@ class Service:
             "risk": self.risk.status(),
             **self.adapter.status(),
             "order_audit": self.order_auditor.status(),
+            "gc": self.gc_pauses.status(),
             "trading": self.trading.status(self._trading_stopped()),
             "tree": {
                 "name": self.root.name,
@@ -583,6 +597,7 @@ class Service:
     ) -> None:
         """Start the tree, serve until a stop is requested, then stop everything."""
         self.runfile.acquire()
+        self.gc_pauses.install()
         try:
             if self.runfile.removed_stale:
                 logger.info("removed a stale run file in {}", self.config.run_dir)
@@ -595,6 +610,7 @@ class Service:
             self.risk.restore_day(now_ms, recovered.day_fills)
             await self._run_tree(task_status)
         finally:
+            self.gc_pauses.uninstall()
             self.runfile.release()
         logger.info("mm stopped ({})", self.stop_reason)
 
@@ -605,6 +621,10 @@ class Service:
                 if self._handle_signals:
                     nursery.start_soon(self._stop_on_signals)
                 await nursery.start(self.root.run)
+                if self._tune_gc:
+                    # Startup's objects stay to the end: no later collection walks them.
+                    frozen = tune_after_startup()
+                    logger.info("gc: froze {} objects built at start", frozen)
                 self.state = "running"
                 await self.journal.record("config", **self._redact.scrub(to_dict(self.config)))
                 await self.journal.record(

@@ -82,7 +82,7 @@ def cmd_start(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
         rotation=service_config.log_rotation,
         retention=service_config.log_retention,
     ):
-        service = Service(config, secrets, handle_signals=True)
+        service = Service(config, secrets, handle_signals=True, tune_gc=True)
         try:
             trio.run(service.run)
         except AlreadyRunning as error:
@@ -223,10 +223,22 @@ def render_status(status: dict[str, Any]) -> str:
         lines.append(f"risk decision: {risk['action']} ({reasons})")
         for monitor, why in (risk.get("cannot_judge") or {}).items():
             lines.append(f"  {monitor}: {why}")
+    gc_status = status.get("gc")
+    if gc_status is not None:
+        lines.append(_describe_gc(gc_status))
     trading = status.get("trading")
     if trading and trading.get("symbols"):
         lines.extend(["", _trading_table(trading)])
     return "\n".join(lines)
+
+
+def _describe_gc(gc_status: dict[str, Any]) -> str:
+    """The garbage collector's longest pause so far, its collections and what is frozen."""
+    counts = "/".join(str(count) for count in gc_status["collections"])
+    return (
+        f"gc: longest pause {gc_status['longest_pause_ms']:.1f} ms; collections {counts} "
+        f"(gen 0/1/2); {gc_status['frozen_objects']} objects frozen"
+    )
 
 
 def _killswitch_details(killswitch: dict[str, Any]) -> list[str]:

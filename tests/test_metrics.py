@@ -75,6 +75,9 @@ REQUIRED = {
     "mm_address_budget_reads": "counter",
     # 15: the fan-out channels' backlogs (fills, order events), per consumer
     "mm_fanout_backlog": "gauge",
+    # 16: garbage-collection pauses in the live service
+    "mm_gc_pause_seconds": "histogram",
+    "mm_gc_pause_max_seconds": "gauge",
 }
 
 # Every label name in use: each takes its values from a small fixed set (never ids or text).
@@ -86,6 +89,7 @@ BOUNDED_LABELS = {
     "consumer",
     "factor",
     "feed",
+    "generation",
     "horizon",
     "kind",
     "mode",

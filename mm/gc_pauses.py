@@ -1,0 +1,154 @@
+"""The garbage collector in the running service: its thresholds, the freeze once startup is
+done, and every collection's pause measured live (``mm_gc_pause_seconds``, ``mm status``).
+
+CPython's cyclic collector stops the whole process while it runs, and a collection of the
+oldest generation walks every object the collector tracks. Most of mm's long-lived objects
+are built at start (modules, the configuration, the supervision tree, the components and their
+tables): :func:`tune_after_startup` collects once, then moves everything alive into the
+permanent generation (``gc.freeze()``), so no later collection walks it again, and sets
+``THRESHOLDS``. Frozen objects are still freed by reference counting; only a cycle among them
+is never collected, which is why the collection comes first.
+
+:class:`GcPauses` times each collection from ``gc.callbacks``' "start" to its "stop" on the
+monotonic clock and keeps, per generation, the count, the total, the histogram buckets and the
+longest pause. The registry reads those at scrape time (it is a collector): the callback runs
+inside whatever allocation triggered the collection, in any thread, possibly while that thread
+holds a metric's lock, so it never takes a lock itself and does only arithmetic on its own
+lists. It cannot fail in a way that matters: an exception in a callback would be printed by
+the interpreter as unraisable and the collection would go on; a "stop" with no "start" (the
+callback installed mid-collection) is ignored.
+"""
+
+from __future__ import annotations
+
+import bisect
+import gc
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from prometheus_client.metrics_core import GaugeMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+__all__ = ["GENERATIONS", "PAUSE_BUCKETS", "THRESHOLDS", "GcPauses", "tune_after_startup"]
+
+GENERATIONS = 3
+# Seconds: young collections take microseconds; a full one over a large heap, a tenth of a second
+# or more. 0.02 is the issue's target for the longest pause.
+PAUSE_BUCKETS = (
+    0.00001,
+    0.000025,
+    0.00005,
+    0.0001,
+    0.00025,
+    0.0005,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.02,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+)
+
+# (gen0, gen1, gen2): see tune_after_startup for why and benchmarks/README.md for the figures.
+THRESHOLDS = (700, 10, 10)
+
+
+def tune_after_startup(thresholds: tuple[int, int, int] = THRESHOLDS) -> int:
+    """Collect, freeze what is alive and set the thresholds; the number of objects frozen.
+
+    Called once, when the service's tree has started and before it trades.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*thresholds)
+    return gc.get_freeze_count()
+
+
+class GcPauses(Collector):
+    """Every collection's pause by generation, from ``gc.callbacks``; a Prometheus collector."""
+
+    def __init__(self, timer: Callable[[], float] = time.perf_counter) -> None:
+        self._timer = timer
+        self._started: float | None = None
+        self._counts = [[0] * (len(PAUSE_BUCKETS) + 1) for _ in range(GENERATIONS)]
+        self._sums = [0.0] * GENERATIONS
+        self._longest = [0.0] * GENERATIONS
+
+    # --- the callback -------------------------------------------------------------------------
+
+    def install(self) -> None:
+        if self._callback not in gc.callbacks:
+            gc.callbacks.append(self._callback)
+
+    def uninstall(self) -> None:
+        while self._callback in gc.callbacks:
+            gc.callbacks.remove(self._callback)
+
+    def _callback(self, phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            self._started = self._timer()
+            return
+        started, self._started = self._started, None
+        if started is None:
+            return
+        self.observe(int(info["generation"]), self._timer() - started)
+
+    def observe(self, generation: int, seconds: float) -> None:
+        """One collection of ``generation`` that stopped the process for ``seconds``."""
+        self._counts[generation][bisect.bisect_left(PAUSE_BUCKETS, seconds)] += 1
+        self._sums[generation] += seconds
+        if seconds > self._longest[generation]:
+            self._longest[generation] = seconds
+
+    # --- what is read -------------------------------------------------------------------------
+
+    def collections(self) -> list[int]:
+        return [sum(counts) for counts in self._counts]
+
+    def longest(self) -> float:
+        """The longest pause of any generation so far, in seconds (0 before any)."""
+        return max(self._longest)
+
+    def status(self) -> dict[str, Any]:
+        """For ``mm status``: pauses so far, the thresholds and what is frozen."""
+        longest = self._longest
+        return {
+            "longest_pause_ms": round(max(longest) * 1000, 3),
+            "longest_pause_ms_by_generation": [round(s * 1000, 3) for s in longest],
+            "collections": self.collections(),
+            "thresholds": list(gc.get_threshold()),
+            "frozen_objects": gc.get_freeze_count(),
+        }
+
+    def collect(self) -> Iterator[Metric]:
+        histogram = HistogramMetricFamily(
+            "mm_gc_pause_seconds",
+            "Time the process stood still in each cyclic garbage collection, by generation.",
+            labels=["generation"],
+        )
+        longest = GaugeMetricFamily(
+            "mm_gc_pause_max_seconds",
+            "The longest garbage-collection pause since start, by generation.",
+            labels=["generation"],
+        )
+        for generation in range(GENERATIONS):
+            counts = list(self._counts[generation])
+            cumulative, buckets = 0, []
+            for bound, count in zip((*PAUSE_BUCKETS, float("inf")), counts, strict=True):
+                cumulative += count
+                buckets.append((_le(bound), float(cumulative)))
+            label = [str(generation)]
+            histogram.add_metric(label, buckets, self._sums[generation])
+            longest.add_metric(label, self._longest[generation])
+        yield histogram
+        yield longest
+
+
+def _le(bound: float) -> str:
+    """A bucket's bound as the exposition writes it (Prometheus' Go float format)."""
+    return "+Inf" if bound == float("inf") else repr(bound)
