@@ -11,11 +11,12 @@ is never collected, which is why the collection comes first.
 
 :class:`GcPauses` times each collection from ``gc.callbacks``' "start" to its "stop" on the
 monotonic clock and keeps, per generation, the count, the total, the histogram buckets and the
-longest pause. The registry reads those at scrape time (it is a collector): the callback runs
-inside whatever allocation triggered the collection, in any thread, possibly while that thread
-holds a metric's lock, so it never takes a lock itself and does only arithmetic on its own
-lists. It cannot fail in a way that matters: an exception in a callback would be printed by
-the interpreter as unraisable and the collection would go on; a "stop" with no "start" (the
+longest pause, and the collector's own CPU time (the thread's) in its longest collection. The
+registry reads those at scrape time (it is a collector): the callback runs inside whatever
+allocation triggered the collection, in any thread, possibly while that thread holds a
+metric's lock, so it never takes a lock itself and does only arithmetic on its own lists. It
+cannot fail in a way that matters: an exception in a callback would be printed by the
+interpreter as unraisable and the collection would go on; a "stop" with no "start" (the
 callback installed mid-collection) is ignored.
 """
 
@@ -27,10 +28,11 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import attrs
 from prometheus_client.metrics_core import GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-__all__ = ["GENERATIONS", "PAUSE_BUCKETS", "THRESHOLDS", "GcPauses", "tune_after_startup"]
+__all__ = ["GENERATIONS", "PAUSE_BUCKETS", "THRESHOLDS", "Frozen", "GcPauses", "tune_after_startup"]
 
 GENERATIONS = 3
 # Seconds: young collections take microseconds; a full one over a large heap, a tenth of a second
@@ -58,23 +60,41 @@ PAUSE_BUCKETS = (
 THRESHOLDS = (700, 10, 10)
 
 
-def tune_after_startup(thresholds: tuple[int, int, int] = THRESHOLDS) -> int:
-    """Collect, freeze what is alive and set the thresholds; the number of objects frozen.
+@attrs.frozen
+class Frozen:
+    """What :func:`tune_after_startup` did: objects frozen, and how long its collection took."""
+
+    objects: int
+    collect_seconds: float
+
+
+def tune_after_startup(thresholds: tuple[int, int, int] | None = None) -> Frozen:
+    """Collect, freeze what is alive and set the thresholds (``THRESHOLDS`` unless given).
 
     Called once, when the service's tree has started and before it trades.
     """
+    started = time.perf_counter()
     gc.collect()
+    collect_seconds = time.perf_counter() - started
     gc.freeze()
-    gc.set_threshold(*thresholds)
-    return gc.get_freeze_count()
+    gc.set_threshold(*(THRESHOLDS if thresholds is None else thresholds))
+    return Frozen(gc.get_freeze_count(), collect_seconds)
 
 
 class GcPauses(Collector):
     """Every collection's pause by generation, from ``gc.callbacks``; a Prometheus collector."""
 
-    def __init__(self, timer: Callable[[], float] = time.perf_counter) -> None:
+    def __init__(
+        self,
+        timer: Callable[[], float] = time.perf_counter,
+        cpu_timer: Callable[[], float] = time.thread_time,
+    ) -> None:
         self._timer = timer
-        self._started: float | None = None
+        self._cpu_timer = cpu_timer
+        self._started: tuple[float, float] | None = None
+        # The collector's own CPU in its longest collection: on a loaded machine the wall-clock
+        # pause also holds the time the OS gave other processes.
+        self._longest_cpu = [0.0] * GENERATIONS
         self._counts = [[0] * (len(PAUSE_BUCKETS) + 1) for _ in range(GENERATIONS)]
         self._sums = [0.0] * GENERATIONS
         self._longest = [0.0] * GENERATIONS
@@ -91,15 +111,19 @@ class GcPauses(Collector):
 
     def _callback(self, phase: str, info: dict[str, Any]) -> None:
         if phase == "start":
-            self._started = self._timer()
+            self._started = (self._timer(), self._cpu_timer())
             return
         started, self._started = self._started, None
         if started is None:
             return
-        self.observe(int(info["generation"]), self._timer() - started)
+        wall, cpu = started
+        self.observe(int(info["generation"]), self._timer() - wall, self._cpu_timer() - cpu)
 
-    def observe(self, generation: int, seconds: float) -> None:
-        """One collection of ``generation`` that stopped the process for ``seconds``."""
+    def observe(self, generation: int, seconds: float, cpu_seconds: float = 0.0) -> None:
+        """One collection of ``generation`` that stopped the process for ``seconds`` (wall
+        clock), ``cpu_seconds`` of which the collector spent on the CPU."""
+        if cpu_seconds > self._longest_cpu[generation]:
+            self._longest_cpu[generation] = cpu_seconds
         self._counts[generation][bisect.bisect_left(PAUSE_BUCKETS, seconds)] += 1
         self._sums[generation] += seconds
         if seconds > self._longest[generation]:
@@ -120,6 +144,7 @@ class GcPauses(Collector):
         return {
             "longest_pause_ms": round(max(longest) * 1000, 3),
             "longest_pause_ms_by_generation": [round(s * 1000, 3) for s in longest],
+            "longest_pause_cpu_ms": round(max(self._longest_cpu) * 1000, 3),
             "collections": self.collections(),
             "thresholds": list(gc.get_threshold()),
             "frozen_objects": gc.get_freeze_count(),
@@ -136,6 +161,12 @@ class GcPauses(Collector):
             "The longest garbage-collection pause since start, by generation.",
             labels=["generation"],
         )
+        longest_cpu = GaugeMetricFamily(
+            "mm_gc_pause_cpu_max_seconds",
+            "The collector's own CPU time in its longest collection since start, by generation "
+            "(the pause less any time the OS ran other processes).",
+            labels=["generation"],
+        )
         for generation in range(GENERATIONS):
             counts = list(self._counts[generation])
             cumulative, buckets = 0, []
@@ -145,8 +176,10 @@ class GcPauses(Collector):
             label = [str(generation)]
             histogram.add_metric(label, buckets, self._sums[generation])
             longest.add_metric(label, self._longest[generation])
+            longest_cpu.add_metric(label, self._longest_cpu[generation])
         yield histogram
         yield longest
+        yield longest_cpu
 
 
 def _le(bound: float) -> str:

@@ -31,10 +31,11 @@ def restore_gc() -> Iterator[None]:
 
 
 def test_a_collection_is_timed_from_start_to_stop() -> None:
-    timer = FakeTimer()
-    pauses = GcPauses(timer)
+    timer, cpu_timer = FakeTimer(), FakeTimer()
+    pauses = GcPauses(timer, cpu_timer)
     pauses._callback("start", {"generation": 2})
     timer.now += 0.015
+    cpu_timer.now += 0.004  # the rest of the pause, the OS ran something else
     pauses._callback("stop", {"generation": 2, "collected": 0, "uncollectable": 0})
     assert pauses.collections() == [0, 0, 1]
     assert pauses.longest() == pytest.approx(0.015)
@@ -46,18 +47,21 @@ def test_a_collection_is_timed_from_start_to_stop() -> None:
     assert registry.get_sample_value("mm_gc_pause_seconds_bucket", {**labels, "le": "0.01"}) == 0
     assert registry.get_sample_value("mm_gc_pause_seconds_bucket", {**labels, "le": "0.02"}) == 1
     assert registry.get_sample_value("mm_gc_pause_max_seconds", labels) == pytest.approx(0.015)
+    cpu = registry.get_sample_value("mm_gc_pause_cpu_max_seconds", labels)
+    assert cpu == pytest.approx(0.004)
+    assert pauses.status()["longest_pause_cpu_ms"] == 4.0
     assert registry.get_sample_value("mm_gc_pause_seconds_count", {"generation": "0"}) == 0
 
 
 def test_a_stop_without_its_start_is_ignored() -> None:
-    pauses = GcPauses(FakeTimer())
+    pauses = GcPauses(FakeTimer(), FakeTimer())
     pauses._callback("stop", {"generation": 0, "collected": 0, "uncollectable": 0})
     assert pauses.collections() == [0, 0, 0]
 
 
 @given(st.lists(st.tuples(st.integers(0, GENERATIONS - 1), st.floats(0, 2.0)), max_size=50))
 def test_buckets_are_cumulative_and_count_every_pause(observed: list[tuple[int, float]]) -> None:
-    pauses = GcPauses(FakeTimer())
+    pauses = GcPauses(FakeTimer(), FakeTimer())
     for generation, seconds in observed:
         pauses.observe(generation, seconds)
     registry = CollectorRegistry()
@@ -96,7 +100,8 @@ def test_tuning_freezes_what_is_alive_and_sets_the_thresholds() -> None:
     gc.set_threshold(700, 10, 10)
     built_at_start = [{"n": n} for n in range(1000)]
     frozen = tune_after_startup((5000, 20, 30))
-    assert frozen == gc.get_freeze_count() >= len(built_at_start)
+    assert frozen.objects == gc.get_freeze_count() >= len(built_at_start)
+    assert frozen.collect_seconds >= 0
     assert gc.get_threshold() == (5000, 20, 30)
     # Frozen: in no generation a collection walks.
     walked = {id(obj) for obj in gc.get_objects()}
@@ -109,14 +114,14 @@ def test_the_shipped_thresholds_are_three_positive_ones() -> None:
 
 
 def test_status_reports_the_longest_pause_and_render_prints_it() -> None:
-    timer = FakeTimer()
-    pauses = GcPauses(timer)
-    pauses.observe(0, 0.0002)
-    pauses.observe(2, 0.0123)
+    pauses = GcPauses(FakeTimer(), FakeTimer())
+    pauses.observe(0, 0.0002, 0.0001)
+    pauses.observe(2, 0.0123, 0.0101)
     status = pauses.status()
     assert status["longest_pause_ms"] == 12.3
     assert status["longest_pause_ms_by_generation"] == [0.2, 0.0, 12.3]
     assert status["collections"] == [1, 0, 1]
+    assert status["longest_pause_cpu_ms"] == 10.1
     assert status["frozen_objects"] == gc.get_freeze_count()
     line = [
         line
@@ -124,7 +129,7 @@ def test_status_reports_the_longest_pause_and_render_prints_it() -> None:
         if line.startswith("gc:")
     ]
     assert line == [
-        f"gc: longest pause 12.3 ms; collections 1/0/1 (gen 0/1/2); "
+        f"gc: longest pause 12.3 ms (10.1 ms of CPU); collections 1/0/1 (gen 0/1/2); "
         f"{gc.get_freeze_count()} objects frozen"
     ]
 

@@ -78,6 +78,7 @@ REQUIRED = {
     # 16: garbage-collection pauses in the live service
     "mm_gc_pause_seconds": "histogram",
     "mm_gc_pause_max_seconds": "gauge",
+    "mm_gc_pause_cpu_max_seconds": "gauge",
 }
 
 # Every label name in use: each takes its values from a small fixed set (never ids or text).
