@@ -113,6 +113,7 @@ def test_sections_are_resolved_as_attrs_classes() -> None:
         "executor",
         "executor.reconcile",
         "executor.audit",
+        "executor.budget",
         "risk",
         "pretrade",
         "session",

@@ -657,21 +657,29 @@ def execution() -> Board:
             _quantile_queries("mm_order_ack_latency_seconds", "transport"),
             unit=SECONDS,
             description="From sending an order request to the venue's answer, by transport.",
-            width=8,
+            width=6,
         ),
         timeseries_panel(
-            "Tick to order",
-            _quantile_queries("mm_tick_to_order_seconds"),
+            "Decision latency",
+            _quantile_queries("mm_decision_latency_seconds"),
             unit=SECONDS,
-            description="From a book frame's arrival to its orders going to the client.",
-            width=8,
+            description="From a book frame's arrival (or the order budget's tokens, when later) "
+            "to its orders going to the client: the CPU path.",
+            width=6,
+        ),
+        timeseries_panel(
+            "Order budget wait",
+            _quantile_queries("mm_budget_wait_seconds"),
+            unit=SECONDS,
+            description="How long a symbol's orders waited for the order budget's tokens.",
+            width=6,
         ),
         timeseries_panel(
             "Quote cycle",
             _quantile_queries("mm_quote_cycle_seconds"),
             unit=SECONDS,
             description="The duration of one quoting cycle.",
-            width=8,
+            width=6,
         ),
     )
     board.row("Limits and journal").line(

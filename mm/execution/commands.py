@@ -31,8 +31,14 @@ class QuoteLadder:
     coin: str
     desired: tuple[DesiredOrder, ...]
     tick: float = 0.0  # the symbol's price increment, for tolerance in ticks
-    book_received_ms: int = 0  # wall clock when the book behind it arrived (tick-to-order)
+    # Wall clock (ms) when the book behind it arrived, when that book moved the strategy (the
+    # decision latency is measured from it); 0: a requote on a timer, not measured.
+    book_received_ms: int = 0
     tif: Tif = Tif.ALO  # post-only unless the strategy asks for another
+    # When the book it was planned from arrived (wall seconds), always set by the strategy
+    # task: a slot sends no order from a plan much older than its symbol's latest book (0:
+    # unknown, not checked).
+    planned_from_s: float = 0.0
 
 
 def _positive(_: object, attribute: attrs.Attribute[float], value: float) -> None:

@@ -7,23 +7,37 @@ ladder per symbol: a slot that falls behind acts on the newest ladder, never on 
 A slot reconciles the desired ladder with the symbol's live orders (the dispatcher's registry),
 then sends cancels, modifies and places through the order router, which passes the rate
 limiter and never re-sends an order whose fate is unknown.
+
+The order budget is one for every symbol (``mm.execution.budget`` holds its policy): the
+``BudgetDesk`` says how many of a plan's places and modifies may go now, the levels that matter
+first, and the rest waits there as the symbol's demand, without holding the slot. When tokens
+come, the desk divides them across the waiting symbols and puts each one it served back in
+its slot's mailbox: the slot plans again from the symbol's latest ladder (the strategy task
+re-quotes a waiting symbol on every book of it) and the live orders of that moment, never from
+the plan it held. A plan older than its symbol's latest book by more than
+``executor.budget.max_plan_age_s`` is never sent: its cancels go, and the strategy is asked for
+a fresh one. Nothing here swallows an error: a failing request or budget read propagates to the
+slot's supervisor, and the desk forgets nothing a restarted slot would need (the next ladder
+carries the symbol's whole wish again).
 """
 
 from __future__ import annotations
 
 import zlib
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import attrs
 import trio
 
+from mm import clock
 from mm.execution.audit import AuditConfig
+from mm.execution.budget import BudgetConfig, Want, divide, rank, want
 from mm.execution.commands import QuoteLadder
 from mm.execution.dispatch import Dispatcher
 from mm.execution.orders import OrderRouter
 from mm.execution.reconcile import LiveOrder, Plan, ReconcileConfig, reconcile
-from mm.model import DesiredOrder, ModifyOrder, PlaceOrder
+from mm.model import DesiredOrder, ModifyOrder, PlaceOrder, Side
 from mm.settings import at_least, positive, setting
 
 
@@ -39,6 +53,8 @@ class ExecutorConfig:
     reconcile: ReconcileConfig = attrs.field(factory=ReconcileConfig)
     # The order auditor: orphans, ghosts and stuck orders (mm.execution.audit).
     audit: AuditConfig = attrs.field(factory=AuditConfig)
+    # How the order budget, one for every symbol, is divided (mm.execution.budget).
+    budget: BudgetConfig = attrs.field(factory=BudgetConfig)
 
 
 def slot_for(coin: str, slots: int) -> int:
@@ -47,10 +63,14 @@ def slot_for(coin: str, slots: int) -> int:
 
 
 class Mailbox:
-    """Latest ladder per symbol wins; ``get`` hands out symbols in the order they arrived."""
+    """Latest ladder per symbol wins; ``get`` hands out symbols in the order they arrived.
+
+    ``replan`` puts a symbol back with the last ladder handed out for it (unless a newer one
+    waits already): its slot plans it again, from the live orders of then."""
 
     def __init__(self) -> None:
         self._latest: dict[str, QuoteLadder] = {}
+        self._last: dict[str, QuoteLadder] = {}  # the last ladder handed out, per symbol
         self._order: deque[str] = deque()
         self._arrived = trio.Event()
         self.replaced = 0  # ladders superseded before a slot took them
@@ -63,12 +83,23 @@ class Mailbox:
         self._latest[ladder.coin] = ladder
         self._arrived.set()
 
+    def replan(self, coin: str) -> bool:
+        """Hand ``coin`` out again; False when there is nothing to plan it from."""
+        if coin in self._latest:
+            return True
+        ladder = self._last.get(coin)
+        if ladder is None:
+            return False
+        self.put(ladder)
+        return True
+
     def __len__(self) -> int:
         return len(self._order)
 
     def clear(self) -> None:
         """Drop every waiting ladder (the strategy is stopping)."""
         self._latest.clear()
+        self._last.clear()
         self._order.clear()
 
     async def get(self) -> QuoteLadder:
@@ -76,10 +107,167 @@ class Mailbox:
             self._arrived = trio.Event()
             await self._arrived.wait()
         coin = self._order.popleft()
-        return self._latest.pop(coin)
+        ladder = self._latest.pop(coin)
+        self._last[coin] = ladder
+        return ladder
+
+
+@attrs.frozen
+class Grant:
+    """What the desk gave one symbol's plan: ``n`` of its ranked orders may go now.
+
+    ``granted_wall`` is when the desk found the tokens it reserved for the symbol (wall seconds;
+    None: none were reserved, this plan did not wait); ``waited_s`` how long the symbol's orders
+    had waited for tokens when this grant gave some (None: it did not wait, or got nothing)."""
+
+    n: int
+    granted_wall: float | None = None
+    waited_s: float | None = None
+
+
+class BudgetDesk:
+    """The shared order budget handed to symbols by the policy of ``mm.execution.budget``.
+
+    ``take`` gives a symbol's plan what it may send now (its reserved tokens, plus its part of
+    the free ones beside the other symbols waiting) and keeps the rest as its demand; ``run``
+    looks at the budget every ``poll_s`` while any symbol waits, divides what came across them,
+    reserves it for each and hands the symbol to ``requeue`` (its slot's mailbox), so that it is
+    planned again when its tokens are there. ``settle`` says a grant's orders were handed to the
+    client (the limiter counts them from then; until then they are held back here, so no two
+    symbols are given the same token). Never raises on its own: the budget's errors propagate.
+    """
+
+    def __init__(
+        self,
+        budget: Callable[[], int],
+        config: BudgetConfig,
+        requeue: Callable[[str], bool],
+        *,
+        wall: Callable[[], float] = clock.wall,
+    ) -> None:
+        self._budget = budget
+        self.config = config
+        self._requeue = requeue
+        self._wall = wall
+        self._pending: dict[str, tuple[Want, ...]] = {}  # what each waiting symbol wants
+        self._reserved: dict[str, int] = {}  # tokens found for a symbol, until it plans again
+        self._granted_wall: dict[str, float] = {}
+        self._outstanding: dict[str, int] = {}  # granted, not yet handed to the client
+        self._since: dict[str, float] = {}  # when each waiting symbol began to wait
+        self.served: dict[str, float] = {}  # when each symbol was last given tokens
+        self._wanted = trio.Event()
+
+    def waiting(self) -> frozenset[str]:
+        """The symbols whose orders wait for tokens (pending or reserved)."""
+        return frozenset(self._pending.keys() | self._reserved.keys())
+
+    def _held(self) -> int:
+        return sum(self._reserved.values()) + sum(self._outstanding.values())
+
+    def free(self) -> int:
+        """Tokens nobody holds: the budget less what is reserved or granted and not yet sent."""
+        return self._budget() - self._held()
+
+    def take(self, coin: str, wants: Sequence[Want]) -> Grant:
+        """How many of ``wants`` (ranked best first) ``coin`` may send now; the rest waits."""
+        now = trio.current_time()
+        reserved = self._reserved.pop(coin, 0)
+        granted_wall = self._granted_wall.pop(coin, None)
+        self._pending.pop(coin, None)
+        demands: dict[str, Sequence[Want]] = {coin: wants, **self._pending}
+        free = self.free() - reserved  # the budget counts the tokens reserved for it too
+        extra = divide(max(free, 0), demands, self.served)[coin]
+        n = min(len(wants), reserved + extra)
+        since = self._since.get(coin)
+        waited = now - since if n and since is not None else None
+        if n < len(wants):
+            self._pending[coin] = tuple(wants[n:])
+            self._since[coin] = now if n or since is None else since
+            self._wanted.set()
+        else:
+            self._since.pop(coin, None)
+        if n:
+            self.served[coin] = now
+            self._outstanding[coin] = self._outstanding.get(coin, 0) + n
+        return Grant(n, granted_wall, waited)
+
+    def budget_now(self) -> int:
+        """The budget's own count of orders that may go now, holds aside."""
+        return self._budget()
+
+    def give_back(self, coin: str, wants: Sequence[Want]) -> None:
+        """Orders ``coin`` was granted but could not send after all: they wait again."""
+        if not wants:
+            return
+        self._pending[coin] = tuple(sorted([*self._pending.get(coin, ()), *wants]))
+        self._since.setdefault(coin, trio.current_time())
+        self._wanted.set()
+
+    def settle(self, coin: str) -> None:
+        """The orders ``coin`` was granted were handed to the client (or will not be sent)."""
+        self._outstanding.pop(coin, None)
+
+    def forget(self, coin: str) -> None:
+        """``coin`` wants nothing until its next plan (its plan was too old to send): its
+        reserved tokens go back, the time it has waited runs on."""
+        self._pending.pop(coin, None)
+        self._reserved.pop(coin, None)
+        self._granted_wall.pop(coin, None)
+
+    def clear(self) -> None:
+        """Forget every demand and reservation (trading stops; the next ladders start over)."""
+        self._pending.clear()
+        self._reserved.clear()
+        self._granted_wall.clear()
+        self._outstanding.clear()
+        self._since.clear()
+
+    def poll(self) -> dict[str, int]:
+        """Divide the free tokens across the waiting symbols and requeue each one served."""
+        free = self.free()
+        if free < 1 or not self._pending:
+            return {}
+        grants = {c: n for c, n in divide(free, self._pending, self.served).items() if n}
+        wall = self._wall()
+        for coin, n in grants.items():
+            del self._pending[coin]
+            if self._requeue(coin):
+                self._reserved[coin] = self._reserved.get(coin, 0) + n
+                self._granted_wall.setdefault(coin, wall)
+            else:  # nothing to plan it from: the next ladder brings its wish again
+                self._since.pop(coin, None)
+        return grants
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        task_status.started()
+        while True:
+            if not self._pending:
+                self._wanted = trio.Event()
+                await self._wanted.wait()
+            await trio.sleep(self.config.poll_s)
+            self.poll()
+
+
+@attrs.frozen
+class Handover:
+    """One plan's orders handed to the order client, as the metrics see it.
+
+    ``decision_s``: from the book frame the plan was made from (or the tokens' grant, when
+    later) to the hand-over: the CPU path, budget waits excluded (None: a requote on a timer,
+    with no new book and no wait). ``budget_wait_s``: how long the symbol's orders had waited for
+    tokens (None: they did not wait). ``plan_age_s``: how much older the plan's book is than the
+    symbol's latest book (0: made from it; None: nothing placed or modified)."""
+
+    coin: str
+    decision_s: float | None
+    budget_wait_s: float | None
+    plan_age_s: float | None
 
 
 class ExecutorSlot:
+    """One slot: takes ladders from its mailbox and sends each symbol's plan (see the module
+    docstring). A failing request propagates (the supervisor restarts the slot)."""
+
     def __init__(
         self,
         index: int,
@@ -89,9 +277,13 @@ class ExecutorSlot:
         config: ExecutorConfig,
         *,
         on_sent: Callable[[QuoteLadder, Plan], None] | None = None,
-        on_sending: Callable[[QuoteLadder], None] | None = None,
+        on_sending: Callable[[Handover], None] | None = None,
         allow: Callable[[PlaceOrder], bool] | None = None,
         budget: Callable[[], int] | None = None,
+        desk: BudgetDesk | None = None,
+        reducing: Callable[[str], Side | None] | None = None,
+        latest_book_s: Callable[[str], float | None] | None = None,
+        replan: Callable[[str], None] | None = None,
     ) -> None:
         self.index = index
         self.mailbox = mailbox
@@ -101,10 +293,16 @@ class ExecutorSlot:
         self.on_sent = on_sent
         self.on_sending = on_sending
         self.allow = allow  # pre-trade checks: an intent they refuse is never sent
-        # Orders that may be placed or modified now without waiting (the order budget); None:
-        # no budget, send the whole plan.
-        self.budget = budget
+        # The order budget shared by every symbol; None: no budget, send the whole plan. A
+        # bare ``budget`` (orders that may go now) gets a desk of this slot's own.
+        if desk is None and budget is not None:
+            desk = BudgetDesk(budget, config.budget, mailbox.replan)
+        self.desk = desk
+        self.reducing = reducing  # the side that reduces a high inventory, per symbol
+        self.latest_book_s = latest_book_s  # arrival (wall s) of a symbol's latest book
+        self.replan = replan  # ask the strategy for a fresh ladder of a symbol
         self.cycles = 0
+        self.stale_plans = 0  # plans too old to send, re-planned instead
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         task_status.started()
@@ -112,33 +310,77 @@ class ExecutorSlot:
             ladder = await self.mailbox.get()
             await self.execute(ladder)
 
-    def _within_budget_now(self, plan: Plan) -> Plan:
-        return plan if self.budget is None else within_budget(plan, self.budget())
-
     def _allowed(self, order: PlaceOrder) -> bool:
         return self.allow is None or self.allow(order)
 
     def live_orders(self, coin: str) -> list[LiveOrder]:
         return [LiveOrder.from_tracked(order) for order in self.dispatcher.registry.live(coin)]
 
+    def _plan_age(self, ladder: QuoteLadder) -> float | None:
+        """How much older the ladder's book is than the symbol's latest (None: unknown)."""
+        if self.latest_book_s is None or not ladder.planned_from_s:
+            return None
+        latest = self.latest_book_s(ladder.coin)
+        return None if latest is None else max(latest - ladder.planned_from_s, 0.0)
+
     async def execute(self, ladder: QuoteLadder) -> Plan:
-        """Reconcile one symbol and send what the plan asks, cancels first (they free margin)."""
+        """Reconcile one symbol and send what the plan asks, cancels first (they free margin);
+        places and modifies as the budget allows, the levels that matter first."""
         router = self._router()
         plan = reconcile(
             ladder.desired, self.live_orders(ladder.coin), self.config.reconcile, tick=ladder.tick
         )
         if router is None:  # the venue client is not up: nothing can be sent this cycle
             return plan
-        if self.budget is not None:
-            plan = within_budget(plan, self.budget())
+        coin = ladder.coin
+        age = self._plan_age(ladder)
+        reducing = self.reducing(coin) if self.reducing is not None else None
+        grant = Grant(len(plan.place) + len(plan.modify))
+        too_old = age is not None and age > self.config.budget.max_plan_age_s
+        if (plan.place or plan.modify) and too_old:
+            # Made from a book too old to send from: cancels go, the rest is planned afresh.
+            self.stale_plans += 1
+            if self.desk is not None:
+                self.desk.forget(coin)
+            if self.replan is not None:
+                self.replan(coin)
+            plan = within_budget(plan, 0, reducing)
+        elif self.desk is not None:
+            grant = self.desk.take(coin, ranked_wants(plan, reducing))
+            plan = within_budget(plan, grant.n, reducing)
+        try:
+            return await self._send(router, ladder, plan, grant, age, reducing)
+        finally:
+            if self.desk is not None:
+                self.desk.settle(coin)
+
+    def _still_within(self, coin: str, plan: Plan, reducing: Side | None) -> Plan:
+        """What is left of the plan, trimmed to the budget there is now: a request took a block
+        or two to be answered, and something beside the desk (a multi-leg command, the
+        flattener) may have spent tokens meanwhile; waiting in the limiter for more would hold
+        the slot. What is trimmed waits at the desk again."""
+        if self.desk is None:
+            return plan
+        trimmed = within_budget(plan, self.desk.budget_now(), reducing)
+        if trimmed is not plan:
+            dropped = trimmed.deferred[len(plan.deferred) :]
+            self.desk.give_back(coin, [want(d, modify=False, reducing=reducing) for d in dropped])
+        return trimmed
+
+    async def _send(
+        self,
+        router: OrderRouter,
+        ladder: QuoteLadder,
+        plan: Plan,
+        grant: Grant,
+        age: float | None,
+        reducing: Side | None,
+    ) -> Plan:
         if plan.calls() and self.on_sending is not None:
-            self.on_sending(ladder)  # the orders are handed to the client now
+            self.on_sending(self._handover(ladder, plan, grant, age))
         if plan.cancel:
             await router.cancel([order.cloid for order in plan.cancel])
-            # The cancels took a block or two to be answered, and the other slots may have
-            # spent the budget meanwhile: what is left of the plan takes what it allows now
-            # (waiting in the limiter for more would race them, and can starve).
-            plan = self._within_budget_now(plan)
+            plan = self._still_within(ladder.coin, plan, reducing)
         modifies = [
             ModifyOrder(_place(ladder, desired, live.cloid)) for live, desired in plan.modify
         ]
@@ -146,7 +388,8 @@ class ExecutorSlot:
         if modifies:
             await router.modify(modifies)
             sent = plan.modify
-            plan = attrs.evolve(self._within_budget_now(attrs.evolve(plan, modify=[])), modify=sent)
+            rest = self._still_within(ladder.coin, attrs.evolve(plan, modify=[]), reducing)
+            plan = attrs.evolve(rest, modify=sent)
         places = [_place(ladder, desired, router.new_client_id()) for desired in plan.place]
         places = [order for order in places if self._allowed(order)]
         if places:
@@ -156,30 +399,52 @@ class ExecutorSlot:
             self.on_sent(ladder, plan)
         return plan
 
+    def _handover(
+        self, ladder: QuoteLadder, plan: Plan, grant: Grant, age: float | None
+    ) -> Handover:
+        wall = clock.wall()
+        start: float | None = None
+        if ladder.book_received_ms:  # a book that moved the strategy
+            start = ladder.book_received_ms / 1000
+        if grant.granted_wall is not None:
+            start = grant.granted_wall if start is None else max(start, grant.granted_wall)
+        tokens = bool(plan.place or plan.modify)
+        return Handover(
+            ladder.coin,
+            None if start is None else max(wall - start, 0.0),
+            grant.waited_s if tokens else None,
+            age if tokens else None,
+        )
 
-def within_budget(plan: Plan, budget: int) -> Plan:
+
+def ranked_wants(plan: Plan, reducing: Side | None = None) -> list[Want]:
+    """The plan's places and modifies as the policy ranks them, best first."""
+    wants = [want(desired, modify=False, reducing=reducing) for desired in plan.place]
+    wants += [want(desired, modify=True, reducing=reducing) for _, desired in plan.modify]
+    return sorted(wants)
+
+
+def within_budget(plan: Plan, budget: int, reducing: Side | None = None) -> Plan:
     """The plan trimmed to ``budget`` places and modifies (cancels are free), the levels that
-    matter first: the top of each side before the levels behind it, and at one level a missing
-    order (a place) before moving one that rests (a modify). What is left waits for the next
-    ladder, built from a fresher book, instead of holding the slot while the budget refills and
-    then sending a plan made from an old one."""
+    matter first (``mm.execution.budget.rank``: the top of each side before the levels behind
+    it, the reducing side first at a level while inventory is high, a missing order before
+    moving one that rests). What is left waits for the tokens, and is then planned again from
+    the latest ladder, instead of holding the slot on a plan made from an old book."""
     wanted = len(plan.modify) + len(plan.place)
     if wanted <= budget:
         return plan
-    ranked: list[tuple[int, int, int]] = []  # (level, 0 place / 1 modify, index)
-    ranked += [(desired.level, 0, i) for i, desired in enumerate(plan.place)]
-    ranked += [(desired.level, 1, i) for i, (_, desired) in enumerate(plan.modify)]
-    chosen = sorted(ranked)[: max(budget, 0)]
-    places = {i for _, kind, i in chosen if kind == 0}
-    modifies = {i for _, kind, i in chosen if kind == 1}
+    wants = [want(desired, modify=False, reducing=reducing) for desired in plan.place]
+    wants += [want(desired, modify=True, reducing=reducing) for _, desired in plan.modify]
+    chosen = set(rank(wants)[: max(budget, 0)])
+    n_place = len(plan.place)
     return attrs.evolve(
         plan,
-        place=[d for i, d in enumerate(plan.place) if i in places],
-        modify=[m for i, m in enumerate(plan.modify) if i in modifies],
+        place=[d for i, d in enumerate(plan.place) if i in chosen],
+        modify=[m for i, m in enumerate(plan.modify) if i + n_place in chosen],
         deferred=[
             *plan.deferred,
-            *(d for i, d in enumerate(plan.place) if i not in places),
-            *(d for i, (_, d) in enumerate(plan.modify) if i not in modifies),
+            *(d for i, d in enumerate(plan.place) if i not in chosen),
+            *(d for i, (_, d) in enumerate(plan.modify) if i + n_place not in chosen),
         ],
     )
 

@@ -42,6 +42,14 @@ class MarketView:
     in_sync: bool  # the user stream agrees with the venue (else nothing may rest)
     stale: Collection[str]  # symbols whose book the feed flags as stale
     headroom: float  # the API budget left, 0..1
+    # The symbols with news since the last decision (a new book, a trade, a fill, the executor
+    # asking), in the order of ``symbols``: only these need evaluating. None: every symbol (the
+    # timer of ``wake_in``, a change of the permission board, of sync or of the stale set).
+    changed: tuple[str, ...] | None = None
+    # Symbols to quote afresh now even if no requote is due: their orders wait for the order
+    # budget (a plan is made again on every book of theirs, so that the one sent when tokens
+    # come is fresh), or the executor found the plan it held too old to send.
+    requote: frozenset[str] = frozenset()
 
 
 class Strategy(Protocol):
@@ -73,11 +81,14 @@ class Strategy(Protocol):
         """A fill's markout at ``horizon_ms`` completed (the portfolio measures it)."""
 
     def decide(self, now: float, view: MarketView) -> Sequence[Command]:
-        """The commands to hand the executor now (none: nothing to change)."""
+        """The commands to hand the executor now (none: nothing to change). Only the symbols
+        of ``view.changed`` need evaluating (all when None); those of ``view.requote`` get a
+        fresh ladder whatever their requote timers say."""
         ...
 
     def wake_in(self, now: float) -> float:
-        """Seconds until it must decide again even if no book arrives."""
+        """Seconds until it must decide again on every symbol even if no book arrives (asked
+        after each decision)."""
         ...
 
     def cascade_severity(self, now: float) -> float:

@@ -17,15 +17,17 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Iterable, Sequence
 from typing import Any
 
+import attrs
 import trio
 from loguru import logger
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from mm import clock
 from mm.book import Book
+from mm.execution.budget import reducing_side
 from mm.execution.cancel_all import CancelAll, CancelAllReport, Purpose
 from mm.execution.commands import Command, LegGroup, MultiLeg, QuoteLadder
 from mm.execution.dispatch import Dispatcher
@@ -40,7 +42,14 @@ from mm.execution.pretrade import (
     TokenBucket,
     check,
 )
-from mm.execution.slots import ExecutorConfig, ExecutorSlot, Mailbox, slot_for
+from mm.execution.slots import (
+    BudgetDesk,
+    ExecutorConfig,
+    ExecutorSlot,
+    Handover,
+    Mailbox,
+    slot_for,
+)
 from mm.metrics import LATENCY_BUCKETS
 from mm.model import Fill, PlaceOrder, Side, TradeId
 from mm.portfolio import MarkoutListener, Markouts, Portfolio
@@ -53,11 +62,27 @@ GROUPS_KEPT = 100  # the latest multi-leg commands' outcomes, for status
 
 class TradingMetrics:
     def __init__(self, registry: CollectorRegistry) -> None:
-        self.tick_to_order = Histogram(
-            "mm_tick_to_order_seconds",
-            "From a book frame's arrival to its orders being handed to the order client "
-            "(signing and the socket write follow).",
+        self.decision_latency = Histogram(
+            "mm_decision_latency_seconds",
+            "From a book frame's arrival (or the order budget's tokens for a symbol that "
+            "waited, when later) to the orders planned from it being handed to the order client "
+            "(signing and the socket write follow): the CPU path, budget waits excluded.",
             buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.budget_wait = Histogram(
+            "mm_budget_wait_seconds",
+            "How long a symbol's places and modifies waited for the order budget's tokens "
+            "(observed when tokens came; orders that did not wait are not counted).",
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.plan_age = Histogram(
+            "mm_plan_age_seconds",
+            "At each hand-over of places or modifies: how much older the book the plan was "
+            "made from is than the symbol's latest book (0: made from it). A plan older than "
+            "executor.budget.max_plan_age_s is re-planned, never sent.",
+            buckets=(0.0, *LATENCY_BUCKETS),
             registry=registry,
         )
         self.fills = Counter("mm_fills", "Our fills.", ["symbol", "side"], registry=registry)
@@ -122,6 +147,79 @@ class PretradeGate:
         return False
 
 
+def arrival_s(book: Book) -> float:
+    """When a book's frame arrived (wall seconds), as plans and sends are compared on it."""
+    return book.received_ms / 1000
+
+
+class Changes:
+    """Which symbols the next decision evaluates, so that one symbol's book does not re-run
+    every other's: those with a new book on the bus, a trade or a fill since the last decision,
+    and those the executor asks a fresh plan for; every symbol after a change that concerns
+    them all (``everything``: the permission board, sync, the stale set, the strategy's
+    timer). Nothing is lost between decisions: a book published while the loop was busy is
+    new at the next look (the bus keeps the latest per symbol, compared here by identity), and
+    what is touched or asked stays until taken. Plain bookkeeping, no I/O."""
+
+    def __init__(self, symbols: Sequence[str]) -> None:
+        self.symbols = tuple(symbols)
+        self._index = {coin: i for i, coin in enumerate(self.symbols)}
+        self._seen: dict[str, Book] = {}  # the last book the strategy was told of, per symbol
+        self._touched: set[str] = set()
+        self._requote: set[str] = set()
+        self._everything = True
+
+    def reset(self) -> None:
+        """Start afresh (the strategy task runs again): every book is news, every symbol due."""
+        self._seen.clear()
+        self._touched.clear()
+        self._requote.clear()
+        self._everything = True
+
+    def seen(self, coin: str) -> Book | None:
+        return self._seen.get(coin)
+
+    def new_books(self, latest: Callable[[str], Book | None]) -> list[Book]:
+        """The books newer than the last the strategy was told of, marked as told."""
+        books = []
+        for coin in self.symbols:
+            book = latest(coin)
+            if book is not None and book is not self._seen.get(coin):
+                self._seen[coin] = book
+                books.append(book)
+        return books
+
+    def touch(self, coin: str) -> None:
+        """Something new for ``coin`` (a trade, a fill): evaluate it at the next decision."""
+        if coin in self._index:
+            self._touched.add(coin)
+
+    def request(self, coin: str) -> None:
+        """The executor asks a fresh plan of ``coin`` at the next decision."""
+        if coin in self._index:
+            self._requote.add(coin)
+
+    def everything(self) -> None:
+        self._everything = True
+
+    def take(
+        self, books: Iterable[Book], waiting: Collection[str]
+    ) -> tuple[tuple[str, ...] | None, frozenset[str]]:
+        """What the next decision evaluates (None: every symbol), in the order of the symbols,
+        and which symbols it quotes afresh: those asked for, and those whose orders wait for
+        the budget and have a new book (so that the plan sent when tokens come is fresh)."""
+        booked = {book.coin for book in books}
+        requote = frozenset(self._requote | {coin for coin in booked if coin in waiting})
+        changed: tuple[str, ...] | None = None
+        if not self._everything:
+            coins = booked | self._touched | requote
+            changed = tuple(sorted(coins, key=self._index.__getitem__))
+        self._everything = False
+        self._touched.clear()
+        self._requote.clear()
+        return changed, requote
+
+
 class Trading:
     """The generic strategy task and the executor slots it feeds.
 
@@ -165,7 +263,13 @@ class Trading:
         self.markouts = Markouts(listener=self._on_markout)
         self._markout_listener = on_markout  # the journal's, for mm report
         self.mailboxes = [Mailbox() for _ in range(executor.slots)]
-        self._seen: dict[str, Book] = {}  # the last book the strategy was told of, per symbol
+        self.changes = Changes(strategy.symbols)
+        # The order budget, one for every symbol, divided across them by its policy.
+        self.desk = BudgetDesk(
+            lambda: adapter.limiter.order_budget(trio.current_time()),
+            executor.budget,
+            self._requeue,
+        )
         self._filled = False  # the first fill was logged
         self.pretrade = PretradeGate(pretrade or PretradeConfig(), self)
 
@@ -181,7 +285,10 @@ class Trading:
                 self.executor,
                 on_sending=self._sending,
                 allow=self.pretrade.allow,
-                budget=lambda: self.adapter.limiter.order_budget(trio.current_time()),
+                desk=self.desk,
+                reducing=self._reducing,
+                latest_book_s=self._latest_book_s,
+                replan=self.changes.request,
             )
             for index, mailbox in enumerate(self.mailboxes)
         ]
@@ -191,11 +298,14 @@ class Trading:
     ) -> None:
         if self.adapter.client is None:
             raise RuntimeError("the user feed must start before the strategy")
-        self._seen.clear()
+        self.changes.reset()
+        self.desk.clear()
         self.strategy.open(trio.current_time())
         try:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self._trades)
+                nursery.start_soon(self._board_changes)
+                await nursery.start(self.desk.run)
                 task_status.started()
                 await self._decide_loop(nursery)
         finally:
@@ -209,16 +319,27 @@ class Trading:
         async for trade in self.adapter.trades:
             if trade.coin in symbols:
                 self.strategy.on_trade(trade, trio.current_time())
+                self.changes.touch(trade.coin)
+
+    async def _board_changes(self) -> None:
+        """A change of the permission board concerns every symbol: the next decision
+        evaluates them all."""
+        while True:
+            await self.permissions.wait_changed()
+            self.changes.everything()
 
     async def _decide_loop(self, nursery: trio.Nursery) -> None:
         bus = self.adapter.bus
         strategy = self.strategy
+        changes = self.changes
         version = 0
         exported_at = 0.0
         summarized_at = -math.inf
-        wake_in = strategy.wake_in(trio.current_time())
+        now = trio.current_time()
+        deadline = now + strategy.wake_in(now)  # when every symbol is evaluated again
+        global_state: tuple[bool, frozenset[str]] | None = None
         while True:
-            with trio.move_on_after(wake_in):
+            with trio.move_on_at(deadline):
                 version = await bus.wait_any(version)
             now = trio.current_time()
             now_ms = clock.wall_ms()
@@ -229,27 +350,36 @@ class Trading:
                 if summarized_at > -math.inf:
                     logger.info("summary: {}", self.summary())
                 summarized_at = now
-            for coin in strategy.symbols:
-                book = bus.latest(coin)
-                if book is not None and book is not self._seen.get(coin):  # only news
-                    self._seen[coin] = book
-                    strategy.on_book(book, now)
-                    if book.mid is not None:
-                        self.markouts.on_mid(coin, book.mid, now_ms)
+            books = changes.new_books(bus.latest)  # only news
+            for book in books:
+                strategy.on_book(book, now)
+                if book.mid is not None:
+                    self.markouts.on_mid(book.coin, book.mid, now_ms)
+            in_sync = self.adapter.in_sync()
+            stale = frozenset(self.adapter.stale_coins())
+            if now >= deadline or (in_sync, stale) != global_state:
+                changes.everything()
+                global_state = (in_sync, stale)
+            changed, requote = changes.take(books, self.desk.waiting())
             view = MarketView(
-                in_sync=self.adapter.in_sync(),
-                stale=frozenset(self.adapter.stale_coins()),
+                in_sync=in_sync,
+                stale=stale,
                 headroom=self.adapter.limiter.headroom(now),
+                changed=changed,
+                requote=requote,
             )
             for command in strategy.decide(now, view):
                 self._hand_over(command, nursery)
-            wake_in = strategy.wake_in(now)
+            deadline = now + strategy.wake_in(now)
 
     def _hand_over(self, command: Command, nursery: trio.Nursery) -> None:
         """A quote ladder goes to its symbol's slot (the latest per symbol wins); a multi-leg
         command runs at once, to its end, beside the others (never conflated)."""
         if isinstance(command, QuoteLadder):
-            self.mailboxes[slot_for(command.coin, len(self.mailboxes))].put(command)
+            book = self.changes.seen(command.coin)  # what the strategy planned it from
+            if book is not None:
+                command = attrs.evolve(command, planned_from_s=arrival_s(book))
+            self._mailbox(command.coin).put(command)
         else:
             nursery.start_soon(self._run_group, command)
 
@@ -266,11 +396,42 @@ class Trading:
         """What the board allows for ``coin`` now (the strategy and the pre-trade checks)."""
         return self.permissions.permission(coin)
 
-    def _sending(self, ladder: QuoteLadder) -> None:
-        """Tick to order: from the book frame's arrival to its orders going to the client."""
-        if ladder.book_received_ms:
-            elapsed = clock.wall() - ladder.book_received_ms / 1000
-            self.metrics.tick_to_order.observe(max(elapsed, 0.0))
+    def _mailbox(self, coin: str) -> Mailbox:
+        return self.mailboxes[slot_for(coin, len(self.mailboxes))]
+
+    def _requeue(self, coin: str) -> bool:
+        """The desk found tokens for ``coin``: its slot plans it again."""
+        return self._mailbox(coin).replan(coin)
+
+    def _latest_book_s(self, coin: str) -> float | None:
+        book = self.adapter.bus.latest(coin)
+        return None if book is None else arrival_s(book)
+
+    def _reducing(self, coin: str) -> Side | None:
+        """The side that reduces ``coin``'s position while its inventory is high."""
+        position = self.positions.position(coin)
+        if position == 0:
+            return None
+        book = self.adapter.bus.latest(coin)
+        mid = book.mid if book is not None else None
+        if mid is None:
+            return None
+        return reducing_side(
+            position,
+            position * mid,
+            self.strategy.max_position_usd,
+            self.executor.budget.high_inventory_ratio,
+        )
+
+    def _sending(self, handover: Handover) -> None:
+        """A plan's orders go to the client: its decision latency, budget wait and age."""
+        metrics = self.metrics
+        if handover.decision_s is not None:
+            metrics.decision_latency.observe(handover.decision_s)
+        if handover.budget_wait_s is not None:
+            metrics.budget_wait.observe(handover.budget_wait_s)
+        if handover.plan_age_s is not None:
+            metrics.plan_age.observe(handover.plan_age_s)
 
     # --- fills ------------------------------------------------------------------------------
 
@@ -286,6 +447,7 @@ class Trading:
         ).inc()
         self.legs.on_fill(fill)  # a multi-leg group's next leg waits for it
         self.strategy.on_fill(fill, trio.current_time())
+        self.changes.touch(fill.coin)
 
     def _on_markout(
         self, coin: str, horizon_ms: int, bps: float, fill_time_ms: int, tid: TradeId | None
@@ -382,4 +544,5 @@ class Trading:
         canceled and which orders remain (None: no venue client)."""
         for mailbox in self.mailboxes:
             mailbox.clear()
+        self.desk.clear()
         return await self.cancel_all(Purpose.STOP)

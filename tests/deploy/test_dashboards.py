@@ -46,7 +46,8 @@ REQUIRED = {
         "mm_orders_total",
         "mm_order_rejections_total",
         "mm_order_ack_latency_seconds_bucket",
-        "mm_tick_to_order_seconds_bucket",
+        "mm_decision_latency_seconds_bucket",
+        "mm_budget_wait_seconds_bucket",
         "mm_api_headroom_ratio",
     },
     "feeds.json": {

@@ -129,7 +129,7 @@ async def test_pnl_and_position_gauges_follow_without_anyone_reading_status(
         with trio.fail_after(60):
             await eventually(gauges_exported, within=45)
             assert registry.get_sample_value("mm_position_coins", {"symbol": "BTC"}) is not None
-            sent = registry.get_sample_value("mm_tick_to_order_seconds_count")
+            sent = registry.get_sample_value("mm_decision_latency_seconds_count")
             assert sent is not None
             assert sent > 0
             service.request_stop("test finished")

@@ -140,7 +140,11 @@ class MarketMaker:
 
     def decide(self, now: float, view: MarketView) -> Sequence[Command]:
         commands: list[Command] = []
-        for coin, quoter in self.quoters.items():
+        changed = self.quoters.keys() if view.changed is None else view.changed
+        for coin in changed:
+            quoter = self.quoters.get(coin)
+            if quoter is None:
+                continue
             quoter.set_position(self.context.portfolio.position(coin))
             quoter.set_headroom(view.headroom)
             quoter.set_risk_factor(self.context.permissions.permission(coin).widen)
@@ -152,7 +156,7 @@ class MarketMaker:
                 if coin in self._announced:
                     logger.info("{}: data fresh and in sync again, quoting resumes", coin)
                 commands.append(self._quote(coin, quoter, now))
-            elif quoter.due(now) or self._pulled_by_risk(coin):
+            elif quoter.due(now) or coin in view.requote or self._pulled_by_risk(coin):
                 commands.append(self._quote(coin, quoter, now))
         if now - self._exported_at >= EXPORT_EVERY_S:
             self._exported_at = now

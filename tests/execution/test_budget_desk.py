@@ -1,0 +1,143 @@
+"""The budget desk and the slots: a symbol that waits for tokens is planned again from its
+latest ladder when they come, top of book first, and no order goes from a plan much older than
+the symbol's latest book. A fake venue behind the real dispatcher and router; virtual time."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import trio
+import trio.testing
+
+from mm.execution.budget import BudgetConfig, Want
+from mm.execution.commands import QuoteLadder
+from mm.execution.dispatch import Dispatcher, DispatchOutput
+from mm.execution.orders import OrderRouter
+from mm.execution.reconcile import ReconcileConfig
+from mm.execution.slots import BudgetDesk, ExecutorConfig, ExecutorSlot, Handover, Mailbox
+from mm.model import DesiredOrder, PlaceOrder, PlaceResult, Side
+from tests.execution.test_slots import FakeVenue
+
+
+def both(mid: float, levels: int = 2) -> tuple[DesiredOrder, ...]:
+    orders = []
+    for level in range(levels):
+        orders.append(DesiredOrder(Side.BUY, mid - 1 - level, 0.01, level))
+        orders.append(DesiredOrder(Side.SELL, mid + 1 + level, 0.01, level))
+    return tuple(orders)
+
+
+class Rig:
+    def __init__(self, budget: int, *, latest: dict[str, float] | None = None) -> None:
+        self.budget = budget
+        self.venue = FakeVenue()
+        self.dispatcher = Dispatcher()
+        self.events: list[DispatchOutput] = []
+        self.router = OrderRouter(self.dispatcher, self.venue, self.events.extend, lambda: 0)
+        self.config = ExecutorConfig(reconcile=ReconcileConfig(px_tolerance_bps=1.0))
+        self.mailbox = Mailbox()
+        self.desk = BudgetDesk(lambda: self.budget, self.config.budget, self.mailbox.replan)
+        self.handovers: list[Handover] = []
+        self.replans: list[str] = []
+        self.latest = latest if latest is not None else {}
+        self.slot = ExecutorSlot(
+            0,
+            self.mailbox,
+            lambda: self.router,
+            self.dispatcher,
+            self.config,
+            on_sending=self.handovers.append,
+            desk=self.desk,
+            latest_book_s=self.latest.get,
+            replan=self.replans.append,
+        )
+
+    def spend(self, n: int) -> None:
+        self.budget -= n
+
+    def resting(self) -> list[float]:
+        return sorted(px for _, px, _ in self.venue.resting.values())
+
+
+async def test_a_waiting_symbol_is_planned_again_from_its_latest_ladder(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    rig = Rig(2)
+    venue_place = rig.venue.place
+
+    async def place(orders: Sequence[PlaceOrder]) -> list[PlaceResult]:
+        rig.spend(len(orders))  # the limiter takes the tokens as the orders go
+        return await venue_place(orders)
+
+    rig.venue.place = place  # type: ignore[method-assign]
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(rig.slot.run)
+        nursery.start_soon(rig.desk.run)
+        rig.mailbox.put(QuoteLadder("BTC", both(100.0)))
+        await trio.sleep(0.01)
+        # Two tokens: the top of the book (both sides); level 1 waits.
+        assert rig.resting() == [99.0, 101.0]
+        assert rig.desk.waiting() == {"BTC"}
+        # The book moves while the symbol waits: a new ladder, still no token.
+        rig.mailbox.put(QuoteLadder("BTC", both(110.0)))
+        await trio.sleep(0.01)
+        assert rig.resting() == [99.0, 101.0]
+        # Tokens come: what goes is planned from the latest ladder (the top first), not the
+        # level-1 orders of the plan made at 100.
+        rig.budget = 2
+        await trio.sleep(rig.config.budget.poll_s * 2)
+        assert 98.0 not in rig.resting()
+        assert 102.0 not in rig.resting()
+        assert set(rig.resting()) & {109.0, 111.0}
+        waits = [h.budget_wait_s for h in rig.handovers if h.budget_wait_s is not None]
+        assert waits
+        assert all(w > 0 for w in waits)
+        nursery.cancel_scope.cancel()
+
+
+async def test_a_plan_older_than_the_latest_book_is_never_sent() -> None:
+    latest = {"BTC": 10.0}
+    rig = Rig(10, latest=latest)
+    old = QuoteLadder("BTC", both(100.0), planned_from_s=10.0 - 0.6)  # 0.6 s behind
+    plan = await rig.slot.execute(old)
+    assert rig.resting() == []
+    assert rig.replans == ["BTC"]  # the strategy is asked for a fresh one
+    assert len(plan.deferred) == 4
+    fresh = QuoteLadder("BTC", both(100.0), planned_from_s=10.0 - 0.5)  # one interval: sent
+    await rig.slot.execute(fresh)
+    assert len(rig.resting()) == 4
+    assert [h.plan_age_s for h in rig.handovers] == [0.5]
+
+
+async def test_tokens_go_to_the_top_of_the_waiting_books_and_are_held_for_them(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    requeued: list[str] = []
+    budget = [0]
+
+    def requeue(coin: str) -> bool:
+        requeued.append(coin)
+        return True
+
+    desk = BudgetDesk(lambda: budget[0], BudgetConfig(), requeue)
+    deep = [Want(2, 1, 0), Want(2, 1, 0)]
+    top = [Want(0, 1, 0), Want(0, 1, 0)]
+    assert desk.take("ETH", deep).n == 0
+    assert desk.take("BTC", top).n == 0
+    await trio.sleep(1.0)
+    budget[0] = 1
+    assert desk.poll() == {"BTC": 1}  # the top of BTC's book before ETH's depth
+    assert requeued == ["BTC"]
+    assert desk.free() == 0  # held for BTC: ETH cannot take it
+    assert desk.take("ETH", deep).n == 0
+    grant = desk.take("BTC", top)
+    assert grant.n == 1
+    assert grant.granted_wall is not None
+    assert grant.waited_s == 1.0
+    assert desk.free() == 0  # granted, not yet counted by the limiter: still held
+    desk.settle("BTC")
+    budget[0] = 0  # the limiter counted it
+    assert desk.waiting() == {"BTC", "ETH"}
+    budget[0] = 1  # the next token: BTC's other top order before ETH's depth, though BTC
+    # was served just now and ETH never
+    assert desk.poll() == {"BTC": 1}
