@@ -1,6 +1,7 @@
 """Benchmark: the simulator's matching engine under a realistic mix of operations.
 
-Run with ``python benchmarks/bench_engine.py [--n N] [--repeat R] [--seed S] [--profile]``.
+Run with ``python benchmarks/bench_engine.py [--n N] [--repeat R] [--seed S] [--profile]``
+(``--quick``: 2,000 operations once, to check it runs).
 It builds an engine with BTC and ETH, a system user (the synthetic market) and four funded
 market makers plus a funded taker, seeds 30 resting levels a side per asset, then replays a
 pre-generated script of operations around a slowly drifting mid:
@@ -29,7 +30,7 @@ import pstats
 import random
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import attrs
@@ -230,13 +231,16 @@ def percentile(sorted_values: list[int], fraction: float) -> float:
     return sorted_values[min(len(sorted_values) - 1, int(fraction * len(sorted_values)))] / 1e3
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--n", type=int, default=200_000)
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--profile", action="store_true", help="cProfile one repetition")
-    args = parser.parse_args()
+    parser.add_argument("--quick", action="store_true", help="2,000 operations once")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.n, args.repeat = 2_000, 1
     script = make_script(args.n, args.seed)
     gc.collect()
     gc.freeze()  # the script is long-lived: keep collector passes over it out of the timings
@@ -310,6 +314,7 @@ def main() -> None:
         engine = build_engine()
         profiler.runcall(drive, engine, script)
         pstats.Stats(profiler).sort_stats("tottime").print_stats(20)
+    gc.unfreeze()  # a caller in the same process (tests/test_benchmarks.py) collects as before
 
 
 if __name__ == "__main__":

@@ -75,6 +75,13 @@ def baseline(venue: SimVenue, sessions: int, rounds: int) -> float:
     return elapsed / rounds
 
 
+def checkout_environment() -> dict[str, str]:
+    """The child runs this checkout's mm, as this process does (not an installed copy)."""
+    root = str(Path(__file__).resolve().parent.parent)
+    path = os.environ.get("PYTHONPATH")
+    return {**os.environ, "PYTHONPATH": root if not path else f"{root}{os.pathsep}{path}"}
+
+
 # --- the clients' process ---------------------------------------------------------------------
 
 
@@ -151,7 +158,13 @@ async def fan_out(clients: int, rounds: int) -> dict[str, float | list[float]]:
         base = baseline(venue, clients, rounds)
         command = [sys.executable, str(SCRIPT), "--serve-clients", venue.url, str(clients)]
         process = await nursery.start(
-            partial(trio.run_process, command, stdout=subprocess.PIPE, check=False)
+            partial(
+                trio.run_process,
+                command,
+                stdout=subprocess.PIPE,
+                env=checkout_environment(),
+                check=False,
+            )
         )
         lines = Lines(process)
         if await lines.next() != "ready":

@@ -1,6 +1,7 @@
 """Benchmark: the synthetic market's step (mid move, the liquidity provider's re-quote, takers).
 
-Run with ``python benchmarks/bench_market.py [--seconds S] [--repeat R] [--seed S]``. It steps
+Run with ``python benchmarks/bench_market.py [--seconds S] [--repeat R] [--seed S] [--quick]``
+(``--quick``: 2 s of market once, to check it runs). It steps
 a four-coin market (the shipped market config but for ``taker_a = 4``, the tests' pace) every
 100 ms for ``--seconds`` of market time and prints the median real time per market second, next
 to a baseline measured in the same run: the same market with its orders sent the way they were
@@ -15,6 +16,7 @@ import argparse
 import random
 import statistics
 import time
+from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -74,12 +76,15 @@ def _run(engine_type: type[Engine], seconds: float, seed: int) -> tuple[float, s
     return elapsed / seconds, tape + repr(engine.last_trade_px) + str(engine._next_oid)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--seed", type=int, default=7)
-    args = parser.parse_args()
+    parser.add_argument("--quick", action="store_true", help="2 s of market once")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.seconds, args.repeat = 2.0, 1
     figures: dict[str, list[float]] = {"typed": [], "baseline": []}
     tapes = set()
     for _ in range(args.repeat):

@@ -93,6 +93,13 @@ ROUND_TIMEOUT_S = 10.0  # a tick that has not settled by then: the pipeline is s
 MAX_IDLE_SHARE = 0.1  # more ticks than this that send nothing: the bench measures nothing
 
 
+def checkout_environment() -> dict[str, str]:
+    """The child runs this checkout's mm, as this process does (not an installed copy)."""
+    root = str(Path(__file__).resolve().parent.parent)
+    path = os.environ.get("PYTHONPATH")
+    return {**os.environ, "PYTHONPATH": root if not path else f"{root}{os.pathsep}{path}"}
+
+
 # --- the simulator's process ----------------------------------------------------------------
 
 
@@ -400,6 +407,7 @@ async def run_bench(rounds: int, warmup: int) -> Figures:
             partial(
                 trio.run_process,
                 command,
+                env=checkout_environment(),
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 check=False,
