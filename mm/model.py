@@ -8,8 +8,9 @@ adapters format them by the venue's rules when sending); times are milliseconds 
 from __future__ import annotations
 
 import enum
-from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_EVEN, Decimal
-from typing import NewType
+import math
+from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
+from typing import Final, NewType
 
 import attrs
 
@@ -101,6 +102,60 @@ class OrderStatus(enum.Enum):
 
 # --- reference data ----------------------------------------------------------------------------
 
+_POWERS: Final = tuple(10**decimals for decimals in range(12))
+_EXACT_UNITS: Final = 2**52  # below this many units, float_units needs no Decimal
+
+
+def float_units(value: float, decimals: int) -> tuple[int, bool]:
+    """``value`` in units of ``10**-decimals`` as its shortest decimal form reads (``repr``:
+    ``0.07`` is 0.07, not the binary 0.07000000000000000666...), rounded down, and whether that
+    is exact (the form has at most ``decimals`` decimals). ``ValueError`` for NaN, an infinity
+    or negative decimals.
+
+    In integers, for the hot path (every quoted price and size): a float is exactly ``p / 2**k``,
+    so ``p * 10**d // 2**k`` is the floor of its binary value in units, and the shortest form
+    is a whole unit exactly when that unit (or the next), divided back, is the float itself, an
+    integer division Python rounds correctly. Below ``2**52`` units two whole units lie further
+    apart than the float's precision, so no other unit can be it, and otherwise the shortest form
+    and the binary value lie between the same two whole units. Past that (no price or size comes
+    near) it reads ``repr`` through a ``Decimal``. Result for result the same as
+    ``Decimal(repr(value)).scaleb(decimals)`` rounded down.
+    """
+    if decimals < 0:
+        raise ValueError(f"decimals out of range: {decimals}")
+    scale = _POWERS[decimals] if decimals < len(_POWERS) else 10**decimals
+    try:
+        numerator, denominator = value.as_integer_ratio()
+    except (OverflowError, ValueError):
+        raise ValueError(f"not a finite number: {value}") from None
+    below, remainder = divmod(numerator * scale, denominator)
+    if -_EXACT_UNITS < below < _EXACT_UNITS - 1:
+        if remainder == 0 or below / scale == value:
+            return below, True
+        if (below + 1) / scale == value:
+            return below + 1, True
+        return below, False
+    units = Decimal(repr(value)).scaleb(decimals)
+    whole = int(units.to_integral_value(rounding=ROUND_FLOOR))
+    return whole, units == whole
+
+
+def _increment(value: Decimal) -> tuple[int, int]:
+    """A positive decimal increment as ``(unit, decimals)``: ``unit * 10**-decimals``."""
+    _, digits, exponent = value.as_tuple()
+    assert isinstance(exponent, int)  # finite: checked before
+    unit = int("".join(map(str, digits)))
+    if exponent >= 0:
+        return unit * 10**exponent, 0
+    return unit, -exponent
+
+
+def _below_bound(minimum: Decimal) -> float:
+    """The float ``b`` with ``x < b`` exactly when the float ``x`` is below ``minimum``."""
+    nearest = float(minimum)
+    return nearest if Decimal(nearest) >= minimum else math.nextafter(nearest, math.inf)
+
+
 
 @attrs.frozen(slots=True)
 class Instrument:
@@ -116,7 +171,8 @@ class Instrument:
     Rounding works on exact decimals (a float's shortest form, never its binary expansion) and
     on integer ticks and lots, so it never lands off the grid; ``up`` says which way: a passive
     buy rounds down, a passive sell up, and a rounded price is never on the other side of the
-    price it came from.
+    price it came from. It runs in integers (:func:`float_units`, the increments as integer
+    units of a power of ten), with the results the decimal arithmetic gives.
     """
 
     venue: str
@@ -132,6 +188,14 @@ class Instrument:
     # count: derived, for the rounding's hot path.
     _unit_ticks: int = attrs.field(init=False, default=0, eq=False, repr=False)
     _unit_digits: int = attrs.field(init=False, default=0, eq=False, repr=False)
+    # The increments as (unit, decimals): unit * 10**-decimals; and min_size as a float bound.
+    _px_unit: int = attrs.field(init=False, default=1, eq=False, repr=False)
+    _px_decimals: int = attrs.field(init=False, default=0, eq=False, repr=False)
+    _lot_unit: int = attrs.field(init=False, default=1, eq=False, repr=False)
+    _lot_decimals: int = attrs.field(init=False, default=0, eq=False, repr=False)
+    _px_scale: int = attrs.field(init=False, default=1, eq=False, repr=False)  # 10**decimals
+    _lot_scale: int = attrs.field(init=False, default=1, eq=False, repr=False)
+    _min_size_bound: float = attrs.field(init=False, default=0.0, eq=False, repr=False)
 
     def __attrs_post_init__(self) -> None:
         for name in ("price_increment", "size_increment"):
@@ -140,6 +204,15 @@ class Instrument:
                 raise ValueError(f"{self.symbol}: {name} must be a positive decimal: {value!r}")
         if not (self.min_size >= 0 and self.min_notional >= 0):
             raise ValueError(f"{self.symbol}: minimums must not be negative")
+        px_unit, px_decimals = _increment(self.price_increment)
+        lot_unit, lot_decimals = _increment(self.size_increment)
+        object.__setattr__(self, "_px_unit", px_unit)
+        object.__setattr__(self, "_px_decimals", px_decimals)
+        object.__setattr__(self, "_lot_unit", lot_unit)
+        object.__setattr__(self, "_lot_decimals", lot_decimals)
+        object.__setattr__(self, "_px_scale", 10**px_decimals)
+        object.__setattr__(self, "_lot_scale", 10**lot_decimals)
+        object.__setattr__(self, "_min_size_bound", _below_bound(self.min_size))
         if self.price_sig_figs is not None:
             if self.price_sig_figs < 1:
                 raise ValueError(f"{self.symbol}: price_sig_figs must be at least 1")
@@ -175,7 +248,10 @@ class Instrument:
         """The nearest valid price, in ticks, at or beyond ``exact`` ticks: towards higher
         prices with ``up``, else lower. Down below one tick gives 0, which is no price: the
         caller decides what to do with it."""
-        candidate = int(Decimal(exact).to_integral_value(ROUND_CEILING if up else ROUND_FLOOR))
+        if type(exact) is int:
+            candidate = exact
+        else:
+            candidate = int(Decimal(exact).to_integral_value(ROUND_CEILING if up else ROUND_FLOOR))
         if candidate <= 0:
             return 1 if up else 0
         step = self.tick_step(candidate)
@@ -188,11 +264,11 @@ class Instrument:
 
     def price_ticks(self, px: float, *, up: bool) -> int:
         """``px`` rounded to the grid (``up``: at or above it, else at or below), in ticks."""
-        return self.round_ticks(Decimal(repr(px)) / self.price_increment, up=up)
+        return self.round_ticks(_divide(px, self._px_unit, self._px_decimals, up=up), up=up)
 
     def ticks_price(self, ticks: int) -> float:
-        """A price given in ticks."""
-        return float(ticks * self.price_increment)
+        """A price given in ticks (the float nearest to it)."""
+        return ticks * self._px_unit / self._px_scale
 
     def round_price(self, px: float, *, up: bool) -> float:
         """``px`` on the grid: the nearest valid price at or above it (``up``) or at or below
@@ -203,16 +279,39 @@ class Instrument:
 
     def size_lots(self, sz: float, *, up: bool | None = None) -> int:
         """``sz`` in lots: to the nearest (ties to even) by default, up or down with ``up``."""
-        rounding = ROUND_HALF_EVEN if up is None else ROUND_CEILING if up else ROUND_FLOOR
-        return int((Decimal(repr(sz)) / self.size_increment).to_integral_value(rounding))
+        unit, decimals = self._lot_unit, self._lot_decimals
+        if up is not None:
+            return _divide(sz, unit, decimals, up=up)
+        # To the nearest: one more decimal tells which side of half a lot the size lies.
+        tenths, exact = float_units(sz, decimals + 1)
+        lots, rest = divmod(tenths, 10 * unit)
+        half = 5 * unit
+        if rest > half or (rest == half and (not exact or lots & 1)):
+            return lots + 1  # past half a lot, or exactly half and odd
+        return lots
 
     def lots_size(self, lots: int) -> float:
-        """A size given in lots."""
-        return float(lots * self.size_increment)
+        """A size given in lots (the float nearest to it)."""
+        return lots * self._lot_unit / self._lot_scale
+
+    def size_below_minimum(self, sz: float) -> bool:
+        """Whether the float ``sz`` is below ``min_size`` (exactly, without a Decimal)."""
+        return sz < self._min_size_bound
 
     def round_size(self, sz: float, *, up: bool | None = None) -> float:
         """``sz`` on the lot grid (see ``size_lots``)."""
         return self.lots_size(self.size_lots(sz, up=up))
+
+
+def _divide(value: float, unit: int, decimals: int, *, up: bool) -> int:
+    """``value / (unit * 10**-decimals)`` as ``value``'s shortest form reads, rounded up or
+    down to a whole number. Between two whole units (not exact) the quotient lies strictly
+    between ``whole // unit`` and the next integer."""
+    whole, exact = float_units(value, decimals)
+    if unit == 1:
+        return whole + 1 if up and not exact else whole
+    quotient, rest = divmod(whole, unit)
+    return quotient + 1 if up and (rest or not exact) else quotient
 
 
 # --- market data -------------------------------------------------------------------------------

@@ -8,13 +8,14 @@ against the venue's own rules in tests/venues/hyperliquid/test_instruments.py).
 
 from __future__ import annotations
 
-from decimal import Decimal
+import math
+from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_EVEN, Decimal
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mm.model import Instrument
+from mm.model import Instrument, float_units
 
 INCREMENTS = ["1", "0.5", "0.25", "0.1", "0.01", "0.005", "0.0001", "5", "10"]
 
@@ -146,6 +147,81 @@ def test_sizes_round_onto_the_lot_grid(increment: str, sz: float) -> None:
         back = Decimal(repr(instrument.lots_size(lots))) / lot
         assert back == lots  # the float a size is sent as is a whole number of lots
     assert instrument.round_size(sz, up=False) <= sz <= instrument.round_size(sz, up=True)
+
+
+# --- the integer path against the Decimal arithmetic it replaces ---------------------------------
+
+LOTS = [str(Decimal(1).scaleb(-decimals)) for decimals in range(9)]  # every szDecimals 0..8
+
+
+def _nudged(value: float, steps: int) -> float:
+    for _ in range(abs(steps)):
+        value = math.nextafter(value, math.inf if steps > 0 else -math.inf)
+    return value
+
+
+def _values(increment: Decimal) -> st.SearchStrategy[float]:
+    """Any float in range, and floats on (half) the increment's grid and their neighbours: where
+    the binary value and the shortest form fall on different sides of a whole tick."""
+    counts = st.one_of(
+        st.integers(min_value=0, max_value=10**4), st.integers(min_value=0, max_value=10**12)
+    )
+    nudges = st.sampled_from([-1, 1, 0, 2, -2])
+    whole = st.builds(lambda count: float(increment * count), counts)
+    half = st.builds(lambda count: float(increment * count + increment / 2), counts)
+    return st.one_of(
+        st.floats(min_value=0.0, max_value=1e16),
+        st.builds(_nudged, whole, nudges),
+        st.builds(_nudged, half, nudges),
+    )
+
+
+@given(st.data(), st.sampled_from(INCREMENTS + LOTS), st.sampled_from(INCREMENTS + LOTS))
+def test_rounding_is_the_decimal_arithmetic(
+    data: st.DataObject, price_increment: str, size_increment: str
+) -> None:
+    """Prices both ways and sizes three ways, as ``Decimal(repr(x)) / increment`` rounds them,
+    for every szDecimals' lot and increments that are not powers of ten; and back to floats as
+    the Decimal product converts."""
+    instrument = fixed(price_increment, size_increment)
+    tick, lot = Decimal(price_increment), Decimal(size_increment)
+    px = data.draw(_values(tick))
+    for up in (True, False):
+        expected = instrument.round_ticks(Decimal(repr(px)) / tick, up=up)  # the Decimal path
+        assert instrument.price_ticks(px, up=up) == expected
+        assert instrument.ticks_price(expected) == float(expected * tick)
+    sz = data.draw(_values(lot))
+    ways: list[tuple[bool | None, str]] = [
+        (None, ROUND_HALF_EVEN),
+        (True, ROUND_CEILING),
+        (False, ROUND_FLOOR),
+    ]
+    for way, rounding in ways:
+        lots = int((Decimal(repr(sz)) / lot).to_integral_value(rounding))
+        assert instrument.size_lots(sz, up=way) == lots
+        assert instrument.lots_size(lots) == float(lots * lot)
+    assert instrument.size_below_minimum(sz) == (sz < instrument.min_size)
+    at_minimum = float(instrument.min_size)
+    for near in (_nudged(at_minimum, -1), at_minimum, _nudged(at_minimum, 1)):
+        assert instrument.size_below_minimum(near) == (near < instrument.min_size)
+
+
+@given(
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.integers(min_value=0, max_value=14),
+)
+def test_float_units_reads_the_shortest_form(value: float, decimals: int) -> None:
+    units = Decimal(repr(value)).scaleb(decimals)
+    whole = int(units.to_integral_value(rounding=ROUND_FLOOR))
+    assert float_units(value, decimals) == (whole, units == whole)
+
+
+def test_float_units_refuses_what_is_not_a_number() -> None:
+    for bad in (math.nan, math.inf, -math.inf):
+        with pytest.raises(ValueError, match="finite"):
+            float_units(bad, 2)
+    with pytest.raises(ValueError, match="decimals"):
+        float_units(1.0, -1)
 
 
 def test_examples() -> None:

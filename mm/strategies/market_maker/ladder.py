@@ -131,7 +131,7 @@ def build_ladder(
             if lots <= 0:
                 continue
             sz = instrument.lots_size(lots)
-            if sz < instrument.min_size or px * sz < min_notional:
+            if instrument.size_below_minimum(sz) or px * sz < min_notional:
                 continue
             orders.append(DesiredOrder(side=side, px=px, sz=sz, level=level))
     return orders

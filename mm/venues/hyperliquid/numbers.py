@@ -34,6 +34,13 @@ none of the 405 distinct numbers in the recorded responses and frames
   ``sz_lots_exact``) take unsigned strings of at most :data:`MAX_TEXT` characters, far longer
   than any price or size, and compute ticks and lots exactly, in integers: no 28-digit decimal
   context rounds a long number, and nothing raises for a well-typed input; None means refused.
+
+A float is rounded as its shortest decimal form reads (``repr``: ``0.07`` is 0.07, not the
+binary 0.0700000000000000066...), never by its binary expansion, which can move a valid price
+by a tick. On the hot path (every price and size put on the wire) :func:`float_ticks` and
+:func:`float_lots` do it in integers (:func:`float_units`, ``mm.model.float_units``), result for
+result as :func:`round_ticks` and :func:`round_lots` do for :func:`exact_units`' Decimal (the
+property tests hold them to it for every szDecimals, both directions).
 """
 
 from __future__ import annotations
@@ -42,6 +49,8 @@ import re
 from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_EVEN, Decimal
 from typing import Any, Final
 
+from mm.model import float_units
+
 __all__ = [
     "MAX_PERP_DECIMALS",
     "MAX_SIG_FIGS",
@@ -49,6 +58,9 @@ __all__ = [
     "MAX_TEXT",
     "display_str",
     "exact_units",
+    "float_lots",
+    "float_ticks",
+    "float_units",
     "format_fixed",
     "is_valid_px",
     "is_valid_ticks",
@@ -229,6 +241,24 @@ def exact_units(value: float, decimals: int) -> Decimal:
     ``7.000000000000001``) and move a valid price by a tick; the shortest repr does not.
     """
     return Decimal(repr(value)).scaleb(decimals)
+
+
+def float_ticks(value: float, px_decimals: int, *, up: bool) -> int:
+    """:func:`round_ticks` of ``value`` (a float, as its shortest form reads), in integers."""
+    whole, exact = float_units(value, px_decimals)
+    return snap_ticks(whole if exact or not up else whole + 1, px_decimals, up=up)
+
+
+def float_lots(value: float, sz_decimals: int) -> int:
+    """:func:`round_lots` of ``value`` (a float, as its shortest form reads), in integers:
+    to the nearest lot, ties to even. Same errors."""
+    if not 0 <= sz_decimals <= MAX_SPOT_DECIMALS:
+        raise ValueError(f"szDecimals out of range: {sz_decimals}")
+    tenths, exact = float_units(value, sz_decimals + 1)
+    lots, tenth = divmod(tenths, 10)
+    if tenth > 5 or (tenth == 5 and (not exact or lots & 1)):
+        return lots + 1  # past half a lot, or exactly half and odd
+    return lots
 
 
 def round_ticks(exact: Decimal, px_decimals: int, *, up: bool) -> int:

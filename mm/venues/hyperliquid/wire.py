@@ -70,7 +70,7 @@ def format_px(px: float, sz_decimals: int, side: Side) -> str:
     if not 0.0 < px < _INF:
         raise ValueError(f"price must be a positive finite number, got {px!r}")
     decimals = numbers.px_decimals(sz_decimals)
-    ticks = numbers.round_ticks(numbers.exact_units(px, decimals), decimals, up=side is Side.SELL)
+    ticks = numbers.float_ticks(px, decimals, up=side is Side.SELL)
     if ticks <= 0:
         raise ValueError(f"no valid buy price at or below {px!r} (szDecimals {sz_decimals})")
     return numbers.wire_str(ticks, decimals)
@@ -86,7 +86,7 @@ def format_sz(sz: float, sz_decimals: int) -> str:
         raise ValueError(f"size must be a positive finite number, got {sz!r}")
     if sz_decimals < 0:
         raise ValueError(f"szDecimals out of range: {sz_decimals}")
-    lots = numbers.round_lots(numbers.exact_units(sz, 0), sz_decimals)
+    lots = numbers.float_lots(sz, sz_decimals)
     if lots == 0:
         raise ValueError(f"size {sz!r} rounds to zero at {sz_decimals} decimals")
     return numbers.wire_str(lots, sz_decimals)

@@ -10,6 +10,7 @@ are checked to agree.
 from __future__ import annotations
 
 import decimal
+import math
 import re
 from decimal import Decimal
 
@@ -415,3 +416,98 @@ def test_address_limit_text_reads_ascii_digits_only() -> None:
     assert (
         limits.parse_address_rate_limit(text.format("\u0661\u0662", "\u0661\u0660", "5.0")) is None
     )
+
+
+# --- the integer path against the Decimal path ---------------------------------------------------
+
+
+def _decimal_units(value: float, decimals: int) -> tuple[int, bool]:
+    """The Decimal path: the shortest form's units, rounded down, and whether whole."""
+    units = numbers.exact_units(value, decimals)
+    whole = int(units.to_integral_value(rounding=decimal.ROUND_FLOOR))
+    return whole, units == whole
+
+
+def _near_grid(decimals: int) -> st.SearchStrategy[float]:
+    """Floats on a grid of ``10**-decimals`` (and half of it), and their float neighbours: where
+    the binary value and the shortest form fall on different sides of a whole unit."""
+    counts = st.one_of(
+        st.integers(min_value=0, max_value=10**4), st.integers(min_value=0, max_value=10**14)
+    )
+    scale = 10 ** (decimals + 1)
+    whole = st.builds(lambda units: units * 10 / scale, counts)
+    half = st.builds(lambda units: (units * 10 + 5) / scale, counts)
+    nudges = st.sampled_from([-1, 1, 0, 2, -2])
+
+    def nudge(value: float, steps: int) -> float:
+        for _ in range(abs(steps)):
+            value = math.nextafter(value, math.inf if steps > 0 else -math.inf)
+        return value
+
+    return st.one_of(st.builds(nudge, whole, nudges), st.builds(nudge, half, nudges))
+
+
+_ANY_FLOAT = st.floats(allow_nan=False, allow_infinity=False)
+
+
+@given(st.data(), st.integers(min_value=0, max_value=numbers.MAX_SPOT_DECIMALS + 1))
+def test_float_units_is_the_decimal_path(data: st.DataObject, decimals: int) -> None:
+    value = data.draw(st.one_of(_ANY_FLOAT, _near_grid(decimals), _near_grid(decimals - 1)))
+    assert numbers.float_units(value, decimals) == _decimal_units(value, decimals)
+    assert numbers.float_units(-value, decimals) == _decimal_units(-value, decimals)
+
+
+@given(
+    st.data(),
+    st.integers(min_value=0, max_value=numbers.MAX_SPOT_DECIMALS),
+    st.booleans(),
+    st.booleans(),
+)
+def test_float_ticks_is_the_decimal_path(
+    data: st.DataObject, sz_decimals: int, spot: bool, up: bool
+) -> None:
+    """Prices for every szDecimals, perpetual (0..6) and spot (0..8), rounded either way."""
+    if not spot and sz_decimals > numbers.MAX_PERP_DECIMALS:
+        spot = True
+    decimals = numbers.px_decimals(sz_decimals, spot=spot)
+    prices = st.floats(min_value=0.0, max_value=1e15)
+    px = data.draw(st.one_of(prices, _near_grid(decimals), _near_grid(decimals - 1)))
+    expected = numbers.round_ticks(numbers.exact_units(px, decimals), decimals, up=up)
+    assert numbers.float_ticks(px, decimals, up=up) == expected
+
+
+@given(st.data(), st.integers(min_value=0, max_value=numbers.MAX_SPOT_DECIMALS))
+def test_float_lots_is_the_decimal_path(data: st.DataObject, sz_decimals: int) -> None:
+    """Sizes for every szDecimals to the nearest lot, half a lot (ties to even) included."""
+    sizes = st.floats(min_value=0.0, max_value=1e15)
+    sz = data.draw(st.one_of(sizes, _near_grid(sz_decimals), _near_grid(sz_decimals + 1)))
+    expected = numbers.round_lots(numbers.exact_units(sz, 0), sz_decimals)
+    assert numbers.float_lots(sz, sz_decimals) == expected
+
+
+@pytest.mark.parametrize(
+    ("value", "decimals", "units"),
+    [
+        (0.07, 2, (7, True)),  # 0.07 * 100 is 7.000000000000001 in floats
+        (4.35, 2, (435, True)),  # 4.35 * 100 is 434.99999999999994 in floats
+        (0.125, 2, (12, False)),
+        (1e-7, 6, (0, False)),
+        (2.0**60, 0, (1152921504606847000, True)),  # its shortest form, not 2**60
+        (1.152921504606847e18, 1, (11529215046068470000, True)),
+    ],
+)
+def test_float_units_examples(value: float, decimals: int, units: tuple[int, bool]) -> None:
+    assert numbers.float_units(value, decimals) == units == _decimal_units(value, decimals)
+
+
+def test_float_rounding_examples() -> None:
+    assert numbers.float_lots(0.00015, 4) == 2  # half a lot: to the even lot
+    assert numbers.float_lots(0.00025, 4) == 2
+    assert numbers.float_lots(0.000251, 4) == 3
+    assert numbers.float_ticks(0.07, 2, up=True) == 7  # not 8: 0.07 is on the grid
+    assert numbers.float_ticks(4.35, 2, up=False) == 435  # not 434
+    assert numbers.float_ticks(0.004, 2, up=False) == 0  # below one tick
+    with pytest.raises(ValueError, match="finite"):
+        numbers.float_units(math.inf, 2)
+    with pytest.raises(ValueError, match="szDecimals"):
+        numbers.float_lots(1.0, numbers.MAX_SPOT_DECIMALS + 1)
