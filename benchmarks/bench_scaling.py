@@ -1,0 +1,111 @@
+"""Benchmark: the live service's CPU against the number of symbols it quotes (issue 16).
+
+For N in 10, 40 and 100 (``--symbols``), and 10 again at the end (the drift of the machine's
+load over the run), starts ``mm sim`` listing N coins and ``mm start`` quoting them, each in its
+own process (``live.py``: the shipped config, only the coins and the session track changed), lets
+it warm up (``--warmup``, 45 s: every symbol quoting), then reads the mm process's CPU time
+(user + system, psutil) and its feed message counters over ``--seconds`` (90) of market time
+(the simulator runs on the wall clock). The simulator's CPU is its own process's and is not
+counted; it is printed apart.
+
+Prints per N: mm's CPU in cores (CPU seconds per market second), per symbol, and the ratio of
+the per-symbol figure to N=10's (1.0 is linear; a term in N squared shows as a ratio growing
+with N), beside the feed messages mm received per second and its CPU per message (when the
+simulator falls behind at large N, fewer messages arrive and CPU per symbol alone would flatter
+mm). Figures are from one run on a shared machine: compare the ratios, not the absolute values;
+the load average is printed with each row.
+Run: ``python benchmarks/bench_scaling.py [--symbols 10 40 100] [--seconds 90]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+from live import Live, coins, cpu_seconds, load_average
+
+
+def measure(count: int, warmup: float, seconds: float, directory: Path) -> dict[str, float]:
+    live = Live(directory / f"n{count}-{time.monotonic_ns()}", coins(count))
+    live.start()
+    try:
+        assert live.mm is not None
+        assert live.sim is not None
+        time.sleep(warmup)
+        quoting = _quoting(live)
+        first = live.metrics()
+        mm_first, sim_first, wall_first = (
+            cpu_seconds(live.mm.pid),
+            cpu_seconds(live.sim.pid),
+            time.monotonic(),
+        )
+        loads = [load_average()]
+        while time.monotonic() - wall_first < seconds:
+            time.sleep(min(10.0, seconds - (time.monotonic() - wall_first)))
+            loads.append(load_average())
+        mm_last, sim_last = cpu_seconds(live.mm.pid), cpu_seconds(live.sim.pid)
+        elapsed = time.monotonic() - wall_first
+        last = live.metrics()
+    finally:
+        live.stop()
+    messages = _messages(last) - _messages(first)
+    mm_cores = (mm_last - mm_first) / elapsed
+    return {
+        "n": count,
+        "mm_cores": mm_cores,
+        "per_symbol": mm_cores / count,
+        "sim_cores": (sim_last - sim_first) / elapsed,
+        "messages_per_s": messages / elapsed,
+        "cpu_us_per_message": (mm_last - mm_first) / messages * 1e6 if messages else 0.0,
+        "quoting": quoting,
+        "load": sum(loads) / len(loads),
+    }
+
+
+def _messages(metrics: dict[str, float]) -> float:
+    return sum(
+        value for name, value in metrics.items() if name.startswith("mm_feed_messages_total")
+    )
+
+
+def _quoting(live: Live) -> float:
+    """How many of the symbols have orders resting at the venue after the warm-up."""
+    symbols = live.status().get("trading", {}).get("symbols", {})
+    return float(sum(1 for row in symbols.values() if row.get("orders")))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--symbols", type=int, nargs="+", default=[10, 40, 100])
+    parser.add_argument("--seconds", type=float, default=90.0)
+    parser.add_argument("--warmup", type=float, default=45.0)
+    args = parser.parse_args()
+    counts = [*args.symbols, args.symbols[0]]
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="mm-bench-scaling-") as directory:
+        for count in counts:
+            row = measure(count, args.warmup, args.seconds, Path(directory))
+            print(row, flush=True)
+            rows.append(row)
+    base = rows[0]["per_symbol"]
+    print(
+        f"\nmm's CPU by symbols quoted, {args.seconds:.0f} s each after {args.warmup:.0f} s of "
+        "warm-up, mm sim in its own process (not counted)"
+    )
+    print(
+        f"{'N':>5}{'mm cores':>10}{'per symbol':>12}{'ratio to N=' + str(counts[0]):>15}"
+        f"{'msgs/s':>9}{'us/msg':>8}{'quoting':>9}{'sim cores':>11}{'load1':>7}"
+    )
+    for row in rows:
+        print(
+            f"{row['n']:>5.0f}{row['mm_cores']:>10.3f}{row['per_symbol'] * 100:>11.3f}%"
+            f"{row['per_symbol'] / base:>15.2f}{row['messages_per_s']:>9.0f}"
+            f"{row['cpu_us_per_message']:>8.0f}{row['quoting']:>9.0f}{row['sim_cores']:>11.3f}"
+            f"{row['load']:>7.2f}"
+        )
+
+
+if __name__ == "__main__":
+    main()
