@@ -31,13 +31,14 @@ class QuoteLadder:
     coin: str
     desired: tuple[DesiredOrder, ...]
     tick: float = 0.0  # the symbol's price increment, for tolerance in ticks
-    # Wall clock (ms) when the book behind it arrived, when that book moved the strategy (the
-    # decision latency is measured from it); 0: a requote on a timer, not measured.
+    # Wall clock (ms) when the book behind it arrived, when that book moved the strategy (a
+    # tick: its decision latency is measured); 0: a requote on a timer, not measured.
     book_received_ms: int = 0
     tif: Tif = Tif.ALO  # post-only unless the strategy asks for another
-    # When the book it was planned from arrived (wall seconds), always set by the strategy
-    # task: a slot sends no order from a plan much older than its symbol's latest book (0:
-    # unknown, not checked).
+    # When the book it was planned from arrived (the monotonic clock's seconds, from the book's
+    # received_ns), set by the strategy task: a slot sends no order from a plan much older than
+    # its symbol's latest book, and the decision latency of a tick is measured from it (0:
+    # unknown, neither).
     planned_from_s: float = 0.0
 
 

@@ -30,7 +30,6 @@ from collections.abc import Callable, Sequence
 import attrs
 import trio
 
-from mm import clock
 from mm.execution.audit import AuditConfig
 from mm.execution.budget import BudgetConfig, Want, divide, rank, want
 from mm.execution.commands import QuoteLadder
@@ -116,12 +115,13 @@ class Mailbox:
 class Grant:
     """What the desk gave one symbol's plan: ``n`` of its ranked orders may go now.
 
-    ``granted_wall`` is when the desk found the tokens it reserved for the symbol (wall seconds;
-    None: none were reserved, this plan did not wait); ``waited_s`` how long the symbol's orders
-    had waited for tokens when this grant gave some (None: it did not wait, or got nothing)."""
+    ``granted_at`` is when the desk found the tokens it reserved for the symbol (the monotonic
+    clock, ``trio.current_time``; None: none were reserved, this plan did not wait);
+    ``waited_s`` how long the symbol's orders had waited for tokens when this grant gave some
+    (None: it did not wait, or got nothing)."""
 
     n: int
-    granted_wall: float | None = None
+    granted_at: float | None = None
     waited_s: float | None = None
 
 
@@ -142,16 +142,13 @@ class BudgetDesk:
         budget: Callable[[], int],
         config: BudgetConfig,
         requeue: Callable[[str], bool],
-        *,
-        wall: Callable[[], float] = clock.wall,
     ) -> None:
         self._budget = budget
         self.config = config
         self._requeue = requeue
-        self._wall = wall
         self._pending: dict[str, tuple[Want, ...]] = {}  # what each waiting symbol wants
         self._reserved: dict[str, int] = {}  # tokens found for a symbol, until it plans again
-        self._granted_wall: dict[str, float] = {}
+        self._granted_at: dict[str, float] = {}
         self._outstanding: dict[str, int] = {}  # granted, not yet handed to the client
         self._since: dict[str, float] = {}  # when each waiting symbol began to wait
         self.served: dict[str, float] = {}  # when each symbol was last given tokens
@@ -172,7 +169,7 @@ class BudgetDesk:
         """How many of ``wants`` (ranked best first) ``coin`` may send now; the rest waits."""
         now = trio.current_time()
         reserved = self._reserved.pop(coin, 0)
-        granted_wall = self._granted_wall.pop(coin, None)
+        granted_at = self._granted_at.pop(coin, None)
         self._pending.pop(coin, None)
         demands: dict[str, Sequence[Want]] = {coin: wants, **self._pending}
         free = self.free() - reserved  # the budget counts the tokens reserved for it too
@@ -189,7 +186,7 @@ class BudgetDesk:
         if n:
             self.served[coin] = now
             self._outstanding[coin] = self._outstanding.get(coin, 0) + n
-        return Grant(n, granted_wall, waited)
+        return Grant(n, granted_at, waited)
 
     def budget_now(self) -> int:
         """The budget's own count of orders that may go now, holds aside."""
@@ -212,13 +209,13 @@ class BudgetDesk:
         reserved tokens go back, the time it has waited runs on."""
         self._pending.pop(coin, None)
         self._reserved.pop(coin, None)
-        self._granted_wall.pop(coin, None)
+        self._granted_at.pop(coin, None)
 
     def clear(self) -> None:
         """Forget every demand and reservation (trading stops; the next ladders start over)."""
         self._pending.clear()
         self._reserved.clear()
-        self._granted_wall.clear()
+        self._granted_at.clear()
         self._outstanding.clear()
         self._since.clear()
 
@@ -228,12 +225,12 @@ class BudgetDesk:
         if free < 1 or not self._pending:
             return {}
         grants = {c: n for c, n in divide(free, self._pending, self.served).items() if n}
-        wall = self._wall()
+        now = trio.current_time()
         for coin, n in grants.items():
             del self._pending[coin]
             if self._requeue(coin):
                 self._reserved[coin] = self._reserved.get(coin, 0) + n
-                self._granted_wall.setdefault(coin, wall)
+                self._granted_at.setdefault(coin, now)
             else:  # nothing to plan it from: the next ladder brings its wish again
                 self._since.pop(coin, None)
         return grants
@@ -299,7 +296,7 @@ class ExecutorSlot:
             desk = BudgetDesk(budget, config.budget, mailbox.replan)
         self.desk = desk
         self.reducing = reducing  # the side that reduces a high inventory, per symbol
-        self.latest_book_s = latest_book_s  # arrival (wall s) of a symbol's latest book
+        self.latest_book_s = latest_book_s  # when a symbol's latest book arrived (monotonic s)
         self.replan = replan  # ask the strategy for a fresh ladder of a symbol
         self.cycles = 0
         self.stale_plans = 0  # plans too old to send, re-planned instead
@@ -402,16 +399,16 @@ class ExecutorSlot:
     def _handover(
         self, ladder: QuoteLadder, plan: Plan, grant: Grant, age: float | None
     ) -> Handover:
-        wall = clock.wall()
+        now = trio.current_time()
         start: float | None = None
-        if ladder.book_received_ms:  # a book that moved the strategy
-            start = ladder.book_received_ms / 1000
-        if grant.granted_wall is not None:
-            start = grant.granted_wall if start is None else max(start, grant.granted_wall)
+        if ladder.book_received_ms and ladder.planned_from_s:  # a book that moved the strategy
+            start = ladder.planned_from_s
+        if grant.granted_at is not None:
+            start = grant.granted_at if start is None else max(start, grant.granted_at)
         tokens = bool(plan.place or plan.modify)
         return Handover(
             ladder.coin,
-            None if start is None else max(wall - start, 0.0),
+            None if start is None else max(now - start, 0.0),
             grant.waited_s if tokens else None,
             age if tokens else None,
         )

@@ -148,8 +148,9 @@ class PretradeGate:
 
 
 def arrival_s(book: Book) -> float:
-    """When a book's frame arrived (wall seconds), as plans and sends are compared on it."""
-    return book.received_ms / 1000
+    """When a book's frame arrived, in seconds of the monotonic clock (``trio.current_time``,
+    from its ``received_ns``), as plans and sends are compared on it; 0: not stamped."""
+    return book.received_ns / 1e9
 
 
 class Changes:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import pytest
 import trio
 import trio.testing
 
@@ -132,7 +133,7 @@ async def test_tokens_go_to_the_top_of_the_waiting_books_and_are_held_for_them(
     assert desk.take("ETH", deep).n == 0
     grant = desk.take("BTC", top)
     assert grant.n == 1
-    assert grant.granted_wall is not None
+    assert grant.granted_at == trio.current_time()
     assert grant.waited_s == 1.0
     assert desk.free() == 0  # granted, not yet counted by the limiter: still held
     desk.settle("BTC")
@@ -141,3 +142,32 @@ async def test_tokens_go_to_the_top_of_the_waiting_books_and_are_held_for_them(
     budget[0] = 1  # the next token: BTC's other top order before ETH's depth, though BTC
     # was served just now and ETH never
     assert desk.poll() == {"BTC": 1}
+
+
+async def test_decision_latency_runs_from_the_book_or_from_the_tokens_when_later(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    rig = Rig(0)
+    await trio.sleep(10.0)
+    book_at = trio.current_time()
+    await trio.sleep(0.002)
+    rig.mailbox.put(QuoteLadder("BTC", both(100.0), book_received_ms=1, planned_from_s=book_at))
+    await rig.slot.execute(await rig.mailbox.get())  # no token: nothing sent, nothing measured
+    assert rig.handovers == []
+    await trio.sleep(1.0)
+    rig.budget = 4  # the tokens come a second later; the desk finds them at its poll
+    assert rig.desk.poll() == {"BTC": 4}
+    granted = trio.current_time()
+    await trio.sleep(0.003)
+    await rig.slot.execute(await rig.mailbox.get())  # planned again, from the same book
+    (handover,) = rig.handovers
+    # Measured from the tokens, not the book: the wait is the budget's, apart.
+    assert handover.decision_s == pytest.approx(trio.current_time() - granted)
+    assert handover.budget_wait_s == pytest.approx(trio.current_time() - book_at - 0.002)
+    rig.handovers.clear()
+    fresh = QuoteLadder("BTC", both(101.0), book_received_ms=1, planned_from_s=trio.current_time())
+    await trio.sleep(0.001)
+    await rig.slot.execute(fresh)
+    (handover,) = rig.handovers
+    assert handover.decision_s == pytest.approx(0.001)  # from the book: no wait this time
+    assert handover.budget_wait_s is None
