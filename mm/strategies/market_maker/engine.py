@@ -399,9 +399,8 @@ class SymbolQuoter:
         )
         tier = quota.decide(self.headroom, inventory, config.quota)
         self.accumulator.quoted(mid, now)
-        plan = QuotePlan(self.coin, now, mid, inventory, [], decision, tier, False, ())
         if not decision.quotes or mid is None or sigma is None or fit is None or tier.veto:
-            return plan
+            return QuotePlan(self.coin, now, mid, inventory, [], decision, tier, False, ())
         book = self.book
         assert book is not None
         scale = mid / BPS  # price units per bp
@@ -465,22 +464,27 @@ class SymbolQuoter:
         if reduce_only:
             keep = gate.reducing_side(inventory)
             sides = [side for side in sides if side is keep]
-        ladder_config = attrs.evolve(config.ladder, base_size=order_size)
         orders = build_ladder(
             bid,
             ask,
             self.instrument,
-            ladder_config,
+            config.ladder,
             levels=min(tier.levels, config.ladder.levels),
             sides=sides,
             market_bid=best_bid,
             market_ask=best_ask,
+            base_size=order_size,
         )
-        return attrs.evolve(
-            plan,
-            orders=orders,
-            reduce_only=reduce_only,
-            sides=tuple(sides),
+        return QuotePlan(
+            self.coin,
+            now,
+            mid,
+            inventory,
+            orders,
+            decision,
+            tier,
+            reduce_only,
+            tuple(sides),
             glft=glft,
             spread=spread,
             bid=bid,

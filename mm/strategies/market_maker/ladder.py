@@ -37,13 +37,15 @@ class LadderConfig:
     min_notional: float = setting(10.0, non_negative)
 
 
-def level_size(config: LadderConfig, level: int) -> float:
-    """The schedule's size for ``level`` (before rounding to szDecimals)."""
+def level_size(config: LadderConfig, level: int, base_size: float | None = None) -> float:
+    """The schedule's size for ``level`` (before rounding to szDecimals), from ``base_size``
+    (the config's when None)."""
+    base = config.base_size if base_size is None else base_size
     if config.size_schedule == "linear":
-        return config.base_size * (1.0 + config.size_step * level)
+        return base * (1.0 + config.size_step * level)
     if config.size_schedule == "geometric":
-        return config.base_size * config.size_ratio**level
-    return config.base_size
+        return base * config.size_ratio**level
+    return base
 
 
 def _side_ticks(
@@ -96,13 +98,15 @@ def build_ladder(
     sides: Collection[Side] = (Side.BUY, Side.SELL),
     market_bid: float | None = None,
     market_ask: float | None = None,
+    base_size: float | None = None,
 ) -> list[DesiredOrder]:
     """The desired orders, bids first (top down) then asks (top up).
 
     ``bid``/``ask`` are the top prices wanted (None skips a side); ``levels`` overrides the
     config's count (the quota tier's ladder density); ``sides`` restricts to e.g. the
     inventory-reducing side. ``market_bid``/``market_ask`` are the book's best prices, which our
-    levels must not cross either.
+    levels must not cross either. ``base_size`` overrides the config's level-0 size (the
+    strategy's order size at the current mid), without a new config per quote.
     """
     count = config.levels if levels is None else levels
     if count <= 0:
@@ -124,7 +128,7 @@ def build_ladder(
             if side is Side.BUY and limit is not None and ticks >= limit:
                 break
             px = instrument.ticks_price(ticks)
-            size = level_size(config, level)
+            size = level_size(config, level, base_size)
             if not 0.0 < size < float("inf"):
                 continue
             lots = instrument.size_lots(size)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import attrs
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -158,3 +159,23 @@ def test_ladder_always_wire_valid_and_non_crossing(
     assert len(set(bid_px)) == len(bid_px)
     assert ask_px == sorted(ask_px)
     assert len(set(ask_px)) == len(ask_px)
+
+
+@given(
+    schedule=st.sampled_from(["constant", "linear", "geometric"]),
+    base_size=st.floats(min_value=1e-4, max_value=10.0),
+    top=st.floats(min_value=10.0, max_value=100_000.0),
+)
+def test_a_base_size_given_is_the_configs_replaced(
+    schedule: str, base_size: float, top: float
+) -> None:
+    """The strategy's order size per quote, without a new config per quote: the same ladder as
+    the config with that base size."""
+    config = LadderConfig(levels=3, size_schedule=schedule, base_size=0.5, min_notional=0.0)
+    instrument = perp(3)
+    given_size = build_ladder(top, top * 1.001, instrument, config, base_size=base_size)
+    evolved = attrs.evolve(config, base_size=base_size)
+    assert given_size == build_ladder(top, top * 1.001, instrument, evolved)
+    assert [level_size(config, i, base_size) for i in range(3)] == [
+        level_size(evolved, i) for i in range(3)
+    ]
