@@ -47,7 +47,7 @@ modify + cancel + place would be three). Modifies pair the nearest prices; sides
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import attrs
 
@@ -140,23 +140,39 @@ def matches(
     return px_ok and sz_ok
 
 
-def _max_matching(
+def _adjacency(
     lefts: Sequence[LiveOrder],
     rights: Sequence[DesiredOrder],
-    edge: Callable[[LiveOrder, DesiredOrder], bool],
-) -> dict[int, int]:
-    """Kuhn's algorithm, lefts in the given order, nearest price first: right index -> left."""
-    adjacency = [
-        [
-            j
-            for _, _, j in sorted(
-                (abs(want.px - live.px), want.level, j)
-                for j, want in enumerate(rights)
-                if edge(live, want)
-            )
-        ]
-        for live in lefts
-    ]
+    config: ReconcileConfig,
+    tick: float,
+) -> list[list[int]]:
+    """For each live order, the desired orders it ``matches``, nearest price first (then level,
+    then index). The desired orders are indexed by side with their tolerances computed once, so
+    a live order is compared with its own side's only: the same lists as ``matches`` over every
+    pair, without the pairs that cannot match."""
+    by_side: dict[Side, list[tuple[int, DesiredOrder, float, float]]] = {}
+    sz_tolerance = config.sz_tolerance
+    for j, want in enumerate(rights):
+        px, sz = want.px, want.sz
+        px_room = px_tolerance(px, config, tick) + _EPS * abs(px)
+        sz_room = sz_tolerance * sz + _EPS * abs(sz)
+        by_side.setdefault(want.side, []).append((j, want, px_room, sz_room))
+    adjacency: list[list[int]] = []
+    for live in lefts:
+        found: list[tuple[float, int, int]] = []
+        live_px, live_sz = live.px, live.sz
+        for j, want, px_room, sz_room in by_side.get(live.side, ()):
+            distance = abs(want.px - live_px)
+            if distance <= px_room and abs(live_sz - want.sz) <= sz_room:
+                found.append((distance, want.level, j))
+        found.sort()
+        adjacency.append([j for _, _, j in found])
+    return adjacency
+
+
+def _max_matching(adjacency: list[list[int]]) -> dict[int, int]:
+    """Kuhn's algorithm, lefts in the given order, each trying its adjacency list in order:
+    right index -> left."""
     owner: dict[int, int] = {}
 
     def augment(i: int, seen: set[int]) -> bool:
@@ -169,7 +185,7 @@ def _max_matching(
                 return True
         return False
 
-    for i in range(len(lefts)):
+    for i in range(len(adjacency)):
         augment(i, set())
     return owner
 
@@ -221,7 +237,7 @@ def reconcile(
     working = [order for order in live if order.state in WORKING_STATES]
     blocked = [order for order in live if order.state in BLOCKED_STATES]
     lefts = working + blocked
-    owner = _max_matching(lefts, desired, lambda a, b: matches(a, b, config, tick))
+    owner = _max_matching(_adjacency(lefts, desired, config, tick))
     plan = Plan()
     matched_left: set[int] = set()
     for j, want in enumerate(desired):

@@ -19,6 +19,7 @@ from mm.execution.reconcile import (
     LiveOrder,
     Plan,
     ReconcileConfig,
+    _adjacency,
     matches,
     px_tolerance,
     reconcile,
@@ -297,3 +298,25 @@ def test_no_actions_when_desired_equals_live_within_tolerance(
     assert plan.place == []
     assert plan.deferred == []
     assert len(plan.keep) == len(lives)
+
+
+@settings(max_examples=300, deadline=None)
+@given(desired_lists(), live_lists(ALL_STATES), configs)
+def test_the_side_index_finds_what_a_scan_of_every_pair_finds(
+    desired: list[DesiredOrder], lives: list[LiveOrder], config: ReconcileConfig
+) -> None:
+    """The candidates of each live order, from the desired orders indexed by side with their
+    tolerances computed once, are those ``matches`` accepts over every pair, in the same order
+    (nearest price, then level, then index): the matching sees the same graph."""
+    scanned = [
+        [
+            j
+            for _, _, j in sorted(
+                (abs(target.px - order.px), target.level, j)
+                for j, target in enumerate(desired)
+                if matches(order, target, config, TICK)
+            )
+        ]
+        for order in lives
+    ]
+    assert _adjacency(lives, desired, config, TICK) == scanned
