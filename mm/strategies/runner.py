@@ -58,6 +58,9 @@ from mm.venues.base import VenueAdapter
 
 SUMMARY_EVERY_S = 60.0  # the console's one-line summary
 GROUPS_KEPT = 100  # the latest multi-leg commands' outcomes, for status
+# Seconds: a symbol waits for the order budget from a few ms to tens of seconds (at the shipped
+# 2 orders/s, ten symbols taking turns wait seconds each).
+BUDGET_WAIT_BUCKETS = (0.001, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0)
 
 
 class TradingMetrics:
@@ -74,7 +77,7 @@ class TradingMetrics:
             "mm_budget_wait_seconds",
             "How long a symbol's places and modifies waited for the order budget's tokens "
             "(observed when tokens came; orders that did not wait are not counted).",
-            buckets=LATENCY_BUCKETS,
+            buckets=BUDGET_WAIT_BUCKETS,
             registry=registry,
         )
         self.plan_age = Histogram(
