@@ -101,8 +101,12 @@ class Live:
     def start(self) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
         listed = _toml_list(self.symbols)
-        self._start_sim(listed)
-        self._start_mm(listed)
+        try:
+            self._start_sim(listed)
+            self._start_mm(listed)
+        except BaseException:
+            self.stop()  # no process left behind by a start that failed
+            raise
 
     def _start_sim(self, listed: str) -> None:
         sys.path.insert(0, str(REPO))

@@ -62,7 +62,7 @@ from mm.ops.notifier import Notifier
 from mm.ops.readiness import TradingState, not_trading
 from mm.ops.report import parse_fill, read_day
 from mm.ops.sessions import SessionRunner
-from mm.portfolio import Portfolio
+from mm.portfolio import Portfolio, PositionBook
 from mm.risk.controller import Kill, KillSwitchController
 from mm.risk.daily import utc_day
 from mm.risk.runner import RiskAggregator
@@ -192,7 +192,10 @@ class Service:
         self.permissions = PermissionBoard()
         # Positions, PnL and balances per currency, outside the strategy: fed by the portfolio's
         # channel of fills, the venue's positions adopted at startup; everyone else reads it.
-        self.portfolio = Portfolio(config.strategy.symbols, self._instrument)
+        # Fills remembered to apply each once: as many as the fill history remembers (an
+        # older fill replayed is dropped there), not the position book's million.
+        positions = PositionBook(max_keys=config.feeds.user.dedup_capacity)
+        self.portfolio = Portfolio(config.strategy.symbols, self._instrument, positions)
         self._stopping = self.permissions.slot(Source.SERVICE)
         # Fills to the portfolio and to risk, order events to the journal: each consumer its
         # own channel, never dropped, never reordered, none held up by another's failure.
@@ -608,6 +611,9 @@ class Service:
             self.coordinator.restore(recovered.mode)
             self.fill_history.restore(recovered.fills)
             self.risk.restore_day(now_ms, recovered.day_fills)
+            # The day's journaled fills and the fill keys are taken in: not held by this frame
+            # for the whole run (nor frozen with what startup built).
+            del recovered
             await self._run_tree(task_status)
         finally:
             self.gc_pauses.uninstall()

@@ -237,7 +237,7 @@ def _describe_gc(gc_status: dict[str, Any]) -> str:
     counts = "/".join(str(count) for count in gc_status["collections"])
     return (
         f"gc: longest pause {gc_status['longest_pause_ms']:.1f} ms "
-        f"({gc_status['longest_pause_cpu_ms']:.1f} ms of CPU); collections {counts} "
+        f"(costliest {gc_status['longest_pause_cpu_ms']:.1f} ms of CPU); collections {counts} "
         f"(gen 0/1/2); {gc_status['frozen_objects']} objects frozen"
     )
 

@@ -11,7 +11,7 @@ is never collected, which is why the collection comes first.
 
 :class:`GcPauses` times each collection from ``gc.callbacks``' "start" to its "stop" on the
 monotonic clock and keeps, per generation, the count, the total, the histogram buckets and the
-longest pause, and the collector's own CPU time (the thread's) in its longest collection. The
+longest pause, and the collector's own CPU time (the thread's) in its costliest collection. The
 registry reads those at scrape time (it is a collector): the callback runs inside whatever
 allocation triggered the collection, in any thread, possibly while that thread holds a
 metric's lock, so it never takes a lock itself and does only arithmetic on its own lists. It
@@ -100,8 +100,8 @@ class GcPauses(Collector):
         self._timer = timer
         self._cpu_timer = cpu_timer
         self._started: tuple[float, float] | None = None
-        # The collector's own CPU in its longest collection: on a loaded machine the wall-clock
-        # pause also holds the time the OS gave other processes.
+        # The collector's own CPU in its costliest collection: on a loaded machine the
+        # wall-clock pause also holds the time the OS gave other processes.
         self._longest_cpu = [0.0] * GENERATIONS
         self._counts = [[0] * (len(PAUSE_BUCKETS) + 1) for _ in range(GENERATIONS)]
         self._sums = [0.0] * GENERATIONS
@@ -171,8 +171,8 @@ class GcPauses(Collector):
         )
         longest_cpu = GaugeMetricFamily(
             "mm_gc_pause_cpu_max_seconds",
-            "The collector's own CPU time in its longest collection since start, by generation "
-            "(the pause less any time the OS ran other processes).",
+            "The collector's own CPU time in its costliest collection since start, by "
+            "generation (a pause less any time the OS ran other processes).",
             labels=["generation"],
         )
         for generation in range(GENERATIONS):

@@ -156,7 +156,6 @@ def _below_bound(minimum: Decimal) -> float:
     return nearest if Decimal(nearest) >= minimum else math.nextafter(nearest, math.inf)
 
 
-
 @attrs.frozen(slots=True)
 class Instrument:
     """A tradable instrument of a venue and its order grid.

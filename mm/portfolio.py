@@ -163,6 +163,11 @@ class PositionBook:
         st = self._symbols.get(coin)
         return st.unrealized(mark) if st is not None else 0.0
 
+    @property
+    def remembered(self) -> int:
+        """Fill keys remembered to apply each fill once (at most ``max_keys``)."""
+        return len(self._applied)
+
     def has_applied(self, tid: TradeId, oid: OrderId) -> bool:
         return (tid, oid) in self._applied
 

@@ -129,7 +129,7 @@ def test_status_reports_the_longest_pause_and_render_prints_it() -> None:
         if line.startswith("gc:")
     ]
     assert line == [
-        f"gc: longest pause 12.3 ms (10.1 ms of CPU); collections 1/0/1 (gen 0/1/2); "
+        f"gc: longest pause 12.3 ms (costliest 10.1 ms of CPU); collections 1/0/1 (gen 0/1/2); "
         f"{gc.get_freeze_count()} objects frozen"
     ]
 

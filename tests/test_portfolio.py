@@ -140,6 +140,16 @@ def test_duplicate_fill_ignored() -> None:
     assert book.position("BTC") == 2.0
 
 
+def test_fill_keys_remembered_are_bounded_and_a_recent_replay_is_refused() -> None:
+    book = PositionBook(max_keys=50)
+    fills = [mkfill(B, 100.0, 1.0, tid=tid) for tid in range(500)]
+    assert all(book.apply(f) for f in fills)
+    assert book.remembered == 50
+    assert not book.apply(fills[-1])
+    assert book.position("BTC") == 500.0
+    assert not book.has_applied(hl_tid(0), hl_oid(7))  # the oldest, forgotten
+
+
 def test_unrealized_against_marks() -> None:
     book = PositionBook()
     assert book.unrealized("BTC", 100.0) == 0.0

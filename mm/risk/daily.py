@@ -4,8 +4,9 @@ Pure: no I/O and no clock reads; times are passed in as epoch milliseconds.
 
 ``DailyPnl`` keeps one UTC day's realised PnL net of fees: the venue's ``closed_pnl`` less the
 fee of each fill whose venue time falls on that day, each fill counted once by trade id
-(``(tid, oid)``), as the daily report (``mm.ops.report``) counts them. At start it is restored
-from the journal's fills of the day (``restore``), so a restart does not wipe the day's loss
+(``(tid, oid)``; the newest ``SEEN_CAPACITY`` of them remembered), as the daily report
+(``mm.ops.report``) counts them. At start it is restored from the journal's fills of the day
+(``restore``), so a restart does not wipe the day's loss
 and ``risk.max_daily_loss`` cannot be bypassed by restarting; from then on every fill routed to
 the risk aggregator is added (those the venue made while mm was down included: they reach the
 journal, and the risk aggregator, once at the restart). The day's PnL is that realised figure
@@ -21,10 +22,17 @@ from __future__ import annotations
 import datetime
 from collections.abc import Iterable
 
-from mm.model import Fill, OrderId, TradeId
+from mm.bounded import BoundedSet
+from mm.model import Fill
 from mm.ops.report import day_bounds_ms
 
-__all__ = ["DailyPnl", "utc_day"]
+__all__ = ["SEEN_CAPACITY", "DailyPnl", "utc_day"]
+
+# The day's newest fills remembered to count each once (a day of a busy market maker makes
+# hundreds of thousands: a set of all of them grew with every fill until midnight). As many as
+# the fill history remembers (feeds.user.dedup_capacity's default): a fill replayed from further
+# back is dropped there, before it reaches risk.
+SEEN_CAPACITY = 100_000
 
 
 def utc_day(time_ms: int) -> datetime.date:
@@ -35,19 +43,22 @@ def utc_day(time_ms: int) -> datetime.date:
 class DailyPnl:
     """One UTC day's realised PnL (net of fees) and the peak of its PnL (see the module)."""
 
-    def __init__(self, day: datetime.date) -> None:
+    def __init__(self, day: datetime.date, capacity: int = SEEN_CAPACITY) -> None:
         self.day = day
+        self.capacity = capacity
         self.realized = 0.0  # closed PnL less fees of the day's fills
         self.peak = 0.0
         self.fills = 0
         self._start_ms, self._end_ms = day_bounds_ms(day)
-        self._seen: set[tuple[TradeId, OrderId]] = set()
+        self._seen = BoundedSet(capacity)
 
     @classmethod
-    def restore(cls, day: datetime.date, fills: Iterable[Fill]) -> DailyPnl:
+    def restore(
+        cls, day: datetime.date, fills: Iterable[Fill], capacity: int = SEEN_CAPACITY
+    ) -> DailyPnl:
         """The day as its journaled fills tell it: the realised PnL, and as the peak the
         highest running sum of it (from zero) through the fills in venue time order."""
-        daily = cls(day)
+        daily = cls(day, capacity)
         for fill in sorted(fills, key=lambda fill: (fill.time_ms, fill.tid)):
             if daily.on_fill(fill):
                 daily.peak = max(daily.peak, daily.realized)
@@ -60,10 +71,8 @@ class DailyPnl:
             self._start(utc_day(fill.time_ms))
         if fill.time_ms < self._start_ms:
             return False
-        key = (fill.tid, fill.oid)
-        if key in self._seen:
+        if self._seen.seen((fill.tid, fill.oid)):
             return False
-        self._seen.add(key)
         self.realized += fill.closed_pnl - fill.fee
         self.fills += 1
         return True
@@ -87,4 +96,4 @@ class DailyPnl:
         self.peak = 0.0
         self.fills = 0
         self._start_ms, self._end_ms = day_bounds_ms(day)
-        self._seen = set()
+        self._seen = BoundedSet(self.capacity)

@@ -104,3 +104,24 @@ def test_the_peak_is_the_highest_running_sum_from_zero(
         peak = max(peak, running)
     assert daily.realized == running
     assert daily.peak == peak
+
+
+def test_the_fills_remembered_are_bounded_and_a_recent_replay_still_counts_once() -> None:
+    daily = DailyPnl(DAY, capacity=100)
+    for tid in range(1, 1001):
+        assert daily.on_fill(fill(tid, START_MS + tid, -1.0))
+    assert daily.fills == 1000
+    assert len(daily._seen) == 100
+    assert not daily.on_fill(fill(1000, START_MS + 1000, -1.0))  # a recent one again
+    assert daily.realized == -1000 * 1.5
+    assert daily.roll(END_MS)
+    assert daily.capacity == 100
+    assert len(daily._seen) == 0
+
+
+def test_a_restored_day_keeps_the_bound() -> None:
+    fills = [fill(tid, START_MS + tid, -1.0) for tid in range(1, 51)]
+    daily = DailyPnl.restore(DAY, fills, capacity=10)
+    assert daily.fills == 50
+    assert len(daily._seen) == 10
+    assert not daily.on_fill(fills[-1])
