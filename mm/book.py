@@ -1,12 +1,13 @@
 """The L2 book of one symbol, and the conflating bus that carries books to the strategy.
 
 ``Book`` is a value: the latest full snapshot of a symbol with the derived prices a strategy
-reads (best bid and ask, mid, spread, microprice, depth). ``BookBuilder`` (pure) builds one
-symbol's book from what the venue sends: snapshots, and sequenced deltas that continue from a
-snapshot's sequence; a delta that does not follow leaves it without a book until the next
-snapshot. ``BookBus`` keeps only the latest book per symbol (book updates are conflated: a slow
-reader skips stale books, it never queues them); publishing never blocks, and a reader waits
-for a version newer than the one it saw.
+reads (best bid and ask, mid, spread, microprice, depth). Its levels are ``PriceLevel`` tuples
+``(px, sz, n)``, best first, as deep as the feed asked the venue for (a feed's
+``book_depth``). ``BookBuilder`` (pure) builds one symbol's book from what the venue sends:
+snapshots, and sequenced deltas that continue from a snapshot's sequence; a delta that does not
+follow leaves it without a book until the next snapshot. ``BookBus`` keeps only the latest book
+per symbol (book updates are conflated: a slow reader skips stale books, it never queues them);
+publishing never blocks, and a reader waits for a version newer than the one it saw.
 """
 
 from __future__ import annotations
@@ -17,15 +18,15 @@ from collections.abc import Iterable
 import attrs
 import trio
 
-from mm.model import BookDelta, BookSnapshot, Level
+from mm.model import BookDelta, BookSnapshot, PriceLevel
 
 
 @attrs.frozen(slots=True)
 class Book:
     coin: str
     time_ms: int
-    bids: tuple[Level, ...]  # best (highest) first
-    asks: tuple[Level, ...]  # best (lowest) first
+    bids: tuple[PriceLevel, ...]  # (px, sz, n), best (highest) first
+    asks: tuple[PriceLevel, ...]  # (px, sz, n), best (lowest) first
     received_ms: int = 0  # our wall clock when it arrived (whole milliseconds)
     # When the frame it was built from arrived, on ``mm.clock.monotonic_ns`` (0: not stamped):
     # what latencies from "book frame in" are measured from.
@@ -41,50 +42,50 @@ class Book:
 
     @property
     def best_bid(self) -> float | None:
-        return self.bids[0].px if self.bids else None
+        return self.bids[0][0] if self.bids else None
 
     @property
     def best_ask(self) -> float | None:
-        return self.asks[0].px if self.asks else None
+        return self.asks[0][0] if self.asks else None
 
     @property
     def mid(self) -> float | None:
         if not self.bids or not self.asks:
             return None
-        return (self.bids[0].px + self.asks[0].px) / 2
+        return (self.bids[0][0] + self.asks[0][0]) / 2
 
     @property
     def spread(self) -> float | None:
         if not self.bids or not self.asks:
             return None
-        return self.asks[0].px - self.bids[0].px
+        return self.asks[0][0] - self.bids[0][0]
 
     @property
     def microprice(self) -> float | None:
         """The mid weighted by the opposite top-of-book sizes."""
         if not self.bids or not self.asks:
             return None
-        bid, ask = self.bids[0], self.asks[0]
-        total = bid.sz + ask.sz
+        (bid_px, bid_sz, _), (ask_px, ask_sz, _) = self.bids[0], self.asks[0]
+        total = bid_sz + ask_sz
         if total <= 0:
             return self.mid
-        return (bid.px * ask.sz + ask.px * bid.sz) / total
+        return (bid_px * ask_sz + ask_px * bid_sz) / total
 
     @property
     def is_crossed(self) -> bool:
-        return bool(self.bids and self.asks and self.bids[0].px > self.asks[0].px)
+        return bool(self.bids and self.asks and self.bids[0][0] > self.asks[0][0])
 
     @property
     def is_locked(self) -> bool:
-        return bool(self.bids and self.asks and self.bids[0].px == self.asks[0].px)
+        return bool(self.bids and self.asks and self.bids[0][0] == self.asks[0][0])
 
     def depth(self, is_bid: bool, within: float) -> float:
         """Total size on a side within ``within`` (absolute price distance) of the best."""
         levels = self.bids if is_bid else self.asks
         if not levels:
             return 0.0
-        best = levels[0].px
-        return sum(level.sz for level in levels if abs(level.px - best) <= within)
+        best = levels[0][0]
+        return sum(sz for px, sz, _ in levels if abs(px - best) <= within)
 
     def age_ms(self, now_ms: int) -> int:
         return now_ms - self.time_ms
@@ -116,11 +117,11 @@ class BookBuilder:
         self.seq: int | None = None
         self.time_ms = 0
         self.synced = False
-        self._bids: tuple[Level, ...] = ()
-        self._asks: tuple[Level, ...] = ()
+        self._bids: tuple[PriceLevel, ...] = ()
+        self._asks: tuple[PriceLevel, ...] = ()
         # Price to level, built on the first delta after a snapshot.
-        self._bid_px: dict[float, Level] | None = None
-        self._ask_px: dict[float, Level] | None = None
+        self._bid_px: dict[float, PriceLevel] | None = None
+        self._ask_px: dict[float, PriceLevel] | None = None
 
     def snapshot(self, snapshot: BookSnapshot) -> None:
         self.seq = snapshot.seq
@@ -143,12 +144,12 @@ class BookBuilder:
             self.synced = False
             return Applied.GAP
         if self._bid_px is None or self._ask_px is None:
-            self._bid_px = {level.px: level for level in self._bids}
-            self._ask_px = {level.px: level for level in self._asks}
+            self._bid_px = {level[0]: level for level in self._bids}
+            self._ask_px = {level[0]: level for level in self._asks}
         _change(self._bid_px, delta.bids)
         _change(self._ask_px, delta.asks)
-        self._bids = tuple(sorted(self._bid_px.values(), key=lambda level: -level.px))
-        self._asks = tuple(sorted(self._ask_px.values(), key=lambda level: level.px))
+        self._bids = tuple(sorted(self._bid_px.values(), key=lambda level: -level[0]))
+        self._asks = tuple(sorted(self._ask_px.values(), key=lambda level: level[0]))
         self.seq = delta.seq
         self.time_ms = delta.time_ms
         return Applied.APPLIED
@@ -160,12 +161,12 @@ class BookBuilder:
         return Book(self.coin, self.time_ms, self._bids, self._asks, received_ms, received_ns)
 
 
-def _change(levels: dict[float, Level], changes: Iterable[Level]) -> None:
+def _change(levels: dict[float, PriceLevel], changes: Iterable[PriceLevel]) -> None:
     for level in changes:
-        if level.sz > 0:
-            levels[level.px] = level
+        if level[1] > 0:
+            levels[level[0]] = level
         else:
-            levels.pop(level.px, None)
+            levels.pop(level[0], None)
 
 
 class BookBus:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import enum
 import math
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
-from typing import Final, NewType
+from typing import Final, NamedTuple, NewType, TypeAlias
 
 import attrs
 
@@ -316,8 +316,15 @@ def _divide(value: float, unit: int, decimals: int, *, up: bool) -> int:
 # --- market data -------------------------------------------------------------------------------
 
 
-@attrs.frozen(slots=True)
-class Level:
+PriceLevel: TypeAlias = tuple[float, float, int]
+"""One level of a book as books hold it: ``(px, sz, n)`` (price, size, the venue's order count),
+read by position. A plain tuple, not a class: a venue's adapter builds tens of them per frame."""
+
+
+class Level(NamedTuple):
+    """A ``PriceLevel`` with names (a tuple too: equal to the plain tuple of its values), for
+    code that builds a few levels (a best bid or offer, tests) and reads them by name."""
+
     px: float
     sz: float
     n: int = 1
@@ -325,13 +332,14 @@ class Level:
 
 @attrs.frozen(slots=True)
 class BookSnapshot:
-    """A full L2 snapshot, best levels first on each side. ``seq``: the venue's sequence number
-    of the book, where its books are sequenced (the deltas that follow continue from it)."""
+    """A full L2 snapshot, best levels first on each side (as deep as the venue sent, or as the
+    subscriber asked for). ``seq``: the venue's sequence number of the book, where its books are
+    sequenced (the deltas that follow continue from it)."""
 
     coin: str
     time_ms: int
-    bids: tuple[Level, ...]
-    asks: tuple[Level, ...]
+    bids: tuple[PriceLevel, ...]
+    asks: tuple[PriceLevel, ...]
     seq: int | None = None
 
 
@@ -346,8 +354,8 @@ class BookDelta:
     time_ms: int
     first_seq: int
     seq: int
-    bids: tuple[Level, ...] = ()
-    asks: tuple[Level, ...] = ()
+    bids: tuple[PriceLevel, ...] = ()
+    asks: tuple[PriceLevel, ...] = ()
 
 
 @attrs.frozen(slots=True)

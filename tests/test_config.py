@@ -227,6 +227,10 @@ def test_secret_named_top_level_key() -> None:
         ),
         ({"service": {"name": "  "}}, "service.name: must not be empty"),
         ({"journal": {"batch_max": 0}}, "journal.batch_max: must be >= 1, got 0"),
+        (
+            {"feeds": {"market": {"book_depth": 0}}},
+            "feeds.market.book_depth: must be >= 1, got 0",
+        ),
         ({"journal": {"flush_timeout": 0}}, "journal.flush_timeout: must be > 0, got 0.0"),
         (
             {"sim": {"funding_rate": 0.05}},

@@ -85,6 +85,10 @@ class MarketFeedConfig:
     # Frames queued per subscription before the connection drops them and marks a Gap. Books
     # are full snapshots, so a short queue keeps them fresh; trades are not conflated.
     book_buffer: int = setting(8, at_least(1))
+    # Levels per side the venue's adapter parses into each book (the rest of a frame's levels
+    # are not read): the quality checks and the quoter read the top of the book, the cascade
+    # detector's depletion the levels within its depth_bps of the mid, among these.
+    book_depth: int = setting(10, at_least(1))
     trades_buffer: int = setting(1024, at_least(1))
     mids_buffer: int = setting(8, at_least(1))
 
@@ -247,7 +251,7 @@ class MarketFeed:
         mids: list[EventStream[Mids]] = []
 
         async def book(coin: str) -> None:
-            sub = await stream.books(coin, buffer=config.book_buffer)
+            sub = await stream.books(coin, buffer=config.book_buffer, depth=config.book_depth)
             self._subs.append(sub)
             books[coin] = sub
 

@@ -312,7 +312,12 @@ class MarketStream(Protocol):
         """Return once the connection is up and its subscriptions acknowledged."""
         ...
 
-    async def books(self, symbol: str, *, buffer: int) -> EventStream[BookEvent]: ...
+    async def books(
+        self, symbol: str, *, buffer: int, depth: int | None = None
+    ) -> EventStream[BookEvent]:
+        """The symbol's books, each side cut to its first ``depth`` levels (None: as deep as
+        the venue sends), so that an adapter builds only the levels its reader uses."""
+        ...
 
     async def trades(self, symbol: str, *, buffer: int) -> EventStream[Trade]: ...
 

@@ -23,6 +23,7 @@ import trio.testing
 
 from mm.book import BookBus
 from mm.feeds.market import FeedError, MarketFeed, MarketFeedConfig, wall_clock_ms
+from mm.feeds.quality import QualityConfig
 from mm.model import BookDelta, BookSnapshot, Level, Mids, Side, Trade
 from mm.venues.base import BookEvent, EventStream, Gap, Malformed, MarketStream
 from tests.feeds.running import COINS, FEED, RunningFeed, running_feed
@@ -69,6 +70,7 @@ class FakeMarket:
         self.snapshots = snapshots
         self.streams: dict[str, FakeStream[Any]] = {}
         self.unsubscribed: list[str] = []
+        self.depths: dict[str, int | None] = {}  # the depth each book was asked for
         self.refuse: set[str] = set()
         self._up = trio.Event()
         if connected:
@@ -89,8 +91,11 @@ class FakeMarket:
             stream.close(f"Invalid subscription {stream.key}")
         return stream
 
-    async def books(self, symbol: str, *, buffer: int) -> FakeStream[BookEvent]:
+    async def books(
+        self, symbol: str, *, buffer: int, depth: int | None = None
+    ) -> FakeStream[BookEvent]:
         stream = FakeStream[BookEvent]("book", f"book:{symbol}", buffer, active=self.connected)
+        self.depths[symbol] = depth
         if self.snapshots:
             stream.push(snapshot(symbol, 1_000))
         return self._register(stream)
@@ -168,6 +173,13 @@ async def test_ready_with_a_book_of_every_coin() -> None:
             assert book.asks == (Level(101.0, 2.5, 1),)
             assert book.received_ms == 1_000
             await f.feed.wait_ready()
+
+
+async def test_books_are_asked_for_at_the_configured_depth() -> None:
+    config = MarketFeedConfig(quality=QualityConfig(max_age_ms=5_000), book_depth=3)
+    with trio.fail_after(2):
+        async with faked(config=config) as f:
+            assert f.market.depths == {"BTC": 3, "ETH": 3}
 
 
 async def test_books_carry_their_arrival_in_monotonic_nanoseconds(
@@ -255,7 +267,7 @@ async def test_books_from_sequenced_deltas() -> None:
             await trio.testing.wait_all_tasks_blocked()
             book = f.bus.latest("BTC")
             assert book is not None
-            assert [level.px for level in book.bids] == [99.7, 99.6]
+            assert [level[0] for level in book.bids] == [99.7, 99.6]
             # A Gap marker: the deltas that follow have no base until the next snapshot.
             assert push("book:BTC", Gap(0.0))
             assert push("book:BTC", BookDelta("BTC", 1_700, 22, 22, (Level(99.5, 1.0),)))

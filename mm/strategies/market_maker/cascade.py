@@ -58,7 +58,7 @@ from collections import deque
 import attrs
 
 from mm.book import Book
-from mm.model import Level, Side, Trade
+from mm.model import PriceLevel, Side, Trade
 from mm.settings import at_least, non_negative, positive, setting
 from mm.strategies.market_maker.eventclock import EventClock
 
@@ -111,8 +111,8 @@ def _clip01(value: float) -> float:
     return min(max(value, 0.0), 1.0)
 
 
-def _good_level(level: Level) -> bool:
-    px, sz = level.px, level.sz
+def _good_level(level: PriceLevel) -> bool:
+    px, sz, _ = level
     return _finite(px) and _finite(sz) and px > 0 and sz > 0 and px * sz <= MAX_NOTIONAL
 
 
@@ -194,15 +194,16 @@ class CascadeDetector:
         asks = [level for level in book.asks if _good_level(level)]
         mid = None
         if bids and asks:
-            if bids[0].px >= asks[0].px:  # crossed once the bad levels are gone
+            best_bid, best_ask = bids[0][0], asks[0][0]
+            if best_bid >= best_ask:  # crossed once the bad levels are gone
                 self.ignored += 1
                 return
-            mid = bids[0].px / 2 + asks[0].px / 2
-            self._half_spread = asks[0].px / 2 - bids[0].px / 2
+            mid = best_bid / 2 + best_ask / 2
+            self._half_spread = best_ask / 2 - best_bid / 2
         elif asks:  # the bids were swept: the mid is about half a spread below the best ask
-            mid = max(asks[0].px - self._half_spread, asks[0].px / 2)
+            mid = max(asks[0][0] - self._half_spread, asks[0][0] / 2)
         elif bids:
-            mid = bids[0].px + min(self._half_spread, bids[0].px)
+            mid = bids[0][0] + min(self._half_spread, bids[0][0])
         if mid is not None and not (math.isfinite(mid) and mid > 0):
             mid = None
         if mid is not None:
@@ -217,11 +218,13 @@ class CascadeDetector:
     def _last_mid(self) -> float | None:
         return self._mids[-1][1] if self._mids else None
 
-    def _update_depth(self, now: float, mid: float, bids: list[Level], asks: list[Level]) -> None:
+    def _update_depth(
+        self, now: float, mid: float, bids: list[PriceLevel], asks: list[PriceLevel]
+    ) -> None:
         reach = mid * self.config.depth_bps / BPS
         depths = (
-            math.fsum(lv.px * lv.sz for lv in bids if mid - lv.px <= reach),
-            math.fsum(lv.px * lv.sz for lv in asks if lv.px - mid <= reach),
+            math.fsum(px * sz for px, sz, _ in bids if mid - px <= reach),
+            math.fsum(px * sz for px, sz, _ in asks if px - mid <= reach),
         )
         if not all(math.isfinite(depth) for depth in depths):
             return

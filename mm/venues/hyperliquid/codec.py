@@ -59,6 +59,7 @@ from mm.model import (
     OrderReport,
     PlaceResult,
     Position,
+    PriceLevel,
     RateLimitState,
     Rejected,
     Resting,
@@ -242,19 +243,27 @@ def parse_json(body: str | bytes) -> Any:
 # --- shared shapes -------------------------------------------------------------------------------
 
 
-def _levels(raw: Any) -> tuple[Level, ...]:
+def _levels(raw: Any, depth: int | None = None) -> tuple[PriceLevel, ...]:
+    """A side's first ``depth`` levels (all of them when None) as ``(px, sz, n)`` tuples; the
+    levels past ``depth`` are not read, so they are not checked either."""
+    entries = _list(raw)
+    if depth is not None and len(entries) > depth:
+        entries = entries[:depth]
+    parse = _f
     levels = []
-    for entry in _list(raw):
+    for entry in entries:
         n = entry["n"]
         if type(n) is not int:
             raise TypeError(f"expected an integer level count, got {type(n).__name__}")
-        levels.append(Level(_f(entry["px"]), _f(entry["sz"]), n))
+        levels.append((parse(entry["px"]), parse(entry["sz"]), n))
     return tuple(levels)
 
 
-def _book(data: Any) -> BookSnapshot:
+def _book(data: Any, depth: int | None = None) -> BookSnapshot:
     levels = _list(data["levels"])
-    return BookSnapshot(_s(data["coin"]), _i(data["time"]), _levels(levels[0]), _levels(levels[1]))
+    return BookSnapshot(
+        _s(data["coin"]), _i(data["time"]), _levels(levels[0], depth), _levels(levels[1], depth)
+    )
 
 
 def _level(entry: Any) -> Level | None:
@@ -357,9 +366,10 @@ def parse_meta(data: Any) -> list[AssetMeta]:
 
 
 @_parser("l2Book")
-def parse_l2_book(data: Any) -> BookSnapshot:
-    """``l2Book`` (the answer and the channel's data): best levels first on each side."""
-    return _book(data)
+def parse_l2_book(data: Any, depth: int | None = None) -> BookSnapshot:
+    """``l2Book`` (the answer and the channel's data): best levels first on each side, the first
+    ``depth`` of each (all when None; levels past it are neither read nor checked)."""
+    return _book(data, depth)
 
 
 @_parser("allMids")

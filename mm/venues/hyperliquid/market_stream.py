@@ -4,7 +4,8 @@
 which keeps the socket up and subscribes again after every reconnect), ``l2Book`` and
 ``trades`` per coin and ``allMids`` once, and hands each subscription on as an ``EventStream``
 of typed values, every frame parsed once by the codec: an l2Book frame is a ``BookSnapshot``
-(the venue's books are full snapshots, timed by the venue, with no sequence number), a trades
+(the venue's books are full snapshots, timed by the venue, with no sequence number; only the
+levels within the subscriber's ``depth`` are parsed), a trades
 frame the ``Trade`` values it lists, an allMids frame one ``Mids``.
 
 How it fails: a frame that does not parse (or a frame of another channel on a subscription)
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
+from functools import partial
 from typing import Any, Generic, Protocol, TypeVar
 
 import trio
@@ -118,8 +120,8 @@ class ParsedStream(Generic[_T]):
         return pending.popleft()
 
 
-def parse_book_frame(frame: dict[str, Any]) -> list[BookSnapshot]:
-    return [parse_l2_book(frame.get("data"))]
+def parse_book_frame(frame: dict[str, Any], depth: int | None = None) -> list[BookSnapshot]:
+    return [parse_l2_book(frame.get("data"), depth)]
 
 
 def parse_trades_frame(frame: dict[str, Any]) -> list[Trade]:
@@ -148,9 +150,11 @@ class HyperliquidMarketStream:
     async def wait_connected(self) -> None:
         await self.conn.wait_connected()
 
-    async def books(self, symbol: str, *, buffer: int) -> ParsedStream[BookSnapshot]:
+    async def books(
+        self, symbol: str, *, buffer: int, depth: int | None = None
+    ) -> ParsedStream[BookSnapshot]:
         sub = await self.conn.subscribe({"type": BOOK_CHANNEL, "coin": symbol}, buffer=buffer)
-        return ParsedStream(sub, BOOK_CHANNEL, parse_book_frame)
+        return ParsedStream(sub, BOOK_CHANNEL, partial(parse_book_frame, depth=depth))
 
     async def trades(self, symbol: str, *, buffer: int) -> ParsedStream[Trade]:
         sub = await self.conn.subscribe({"type": TRADES_CHANNEL, "coin": symbol}, buffer=buffer)

@@ -167,8 +167,31 @@ def test_l2_book() -> None:
     assert book.bids[0] == Level(2.111, 134.4, 1)
     assert book.bids[1] == Level(2.1105, 141.1, 1)
     assert book.asks[0] == Level(2.1124, 352.3, 2)
-    assert all(a.px > b.px for a, b in zip(book.bids, book.bids[1:], strict=False))
-    assert all(a.px < b.px for a, b in zip(book.asks, book.asks[1:], strict=False))
+    assert all(a[0] > b[0] for a, b in zip(book.bids, book.bids[1:], strict=False))
+    assert all(a[0] < b[0] for a, b in zip(book.asks, book.asks[1:], strict=False))
+
+
+@pytest.mark.parametrize("depth", [1, 5, 19, 20, 21])
+def test_l2_book_parses_the_first_depth_levels_of_each_side(depth: int) -> None:
+    """A depth cuts each side to its best levels, the same values as the whole book's, as plain
+    ``(px, sz, n)`` tuples (no class per level)."""
+    whole = parse_l2_book(response("l2Book"))
+    book = parse_l2_book(response("l2Book"), depth)
+    assert (book.coin, book.time_ms) == (whole.coin, whole.time_ms)
+    assert book.bids == whole.bids[:depth]
+    assert book.asks == whole.asks[:depth]
+    assert len(book.bids) == min(depth, 20)
+    assert all(type(level) is tuple for level in (*book.bids, *book.asks))
+    assert book.bids[0] == (2.111, 134.4, 1)
+
+
+def test_l2_book_levels_past_the_depth_are_not_read() -> None:
+    """A malformed level past the depth is not looked at; one within it still fails."""
+    data = response("l2Book")
+    data["levels"][0][5] = {"px": "not a number", "sz": "1", "n": 1}
+    assert len(parse_l2_book(data, 5).bids) == 5
+    with pytest.raises(CodecError, match="l2Book"):
+        parse_l2_book(data, 6)
 
 
 def test_all_mids() -> None:
@@ -892,7 +915,7 @@ async def test_simulator_shapes_parse() -> None:
     book = parse_l2_book(ask({"type": "l2Book", "coin": "BTC"}))
     assert book.bids
     assert book.asks
-    assert book.bids[0].px < book.asks[0].px
+    assert book.bids[0][0] < book.asks[0][0]
     assert set(parse_all_mids(ask({"type": "allMids"})).mids) == {"BTC", "ETH"}
     for kind in ("openOrders", "frontendOpenOrders"):
         (order,) = parse_open_orders(ask({"type": kind, "user": USER}))
@@ -931,7 +954,7 @@ async def test_simulator_shapes_parse() -> None:
     books = [f.book for f in decoded if isinstance(f, BookFrame)]
     assert len(books) == 3  # ETH, BTC, and BTC to 3 significant figures
     coarse = parse_l2_book(ask({"type": "l2Book", "coin": "BTC", "nSigFigs": 3}))
-    assert coarse.bids[0].px % 100 == 0  # a 5-figure BTC price to 3 figures: steps of 100
+    assert coarse.bids[0][0] % 100 == 0  # a 5-figure BTC price to 3 figures: steps of 100
 
 
 # --- the venue's numbers only (issue 13, item 14) -------------------------------------------------

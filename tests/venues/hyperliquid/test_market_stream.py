@@ -188,7 +188,7 @@ async def test_books_track_the_simulator() -> None:
 
             await until(lambda: best_bid() == px)
             book = h.bus.latest("BTC")
-            expected = parse_l2_book(venue.l2_snapshot(btc.index))
+            expected = parse_l2_book(venue.l2_snapshot(btc.index), h.feed.config.book_depth)
             assert book is not None
             assert book.bids[0] == Level(px, 0.01, 1)
             assert (book.bids, book.asks) == (expected.bids, expected.asks)
@@ -197,7 +197,7 @@ async def test_books_track_the_simulator() -> None:
             venue.publish_events()
             await until(lambda: best_bid() != px)
             book = h.bus.latest("BTC")
-            expected = parse_l2_book(venue.l2_snapshot(btc.index))
+            expected = parse_l2_book(venue.l2_snapshot(btc.index), h.feed.config.book_depth)
             assert book is not None
             assert (book.bids, book.asks) == (expected.bids, expected.asks)
             assert book.best_bid is not None
