@@ -1,6 +1,7 @@
 """Benchmark: CPU per l2Book frame through the real ingest path, beside a bare ``orjson.loads``.
 
-Run with ``python benchmarks/bench_feed.py [--frames N] [--rounds R] [--coins C] [--socket]``.
+Run with ``python benchmarks/bench_feed.py [--frames N] [--rounds R] [--coins C] [--socket]``
+(``--quick``: 300 frames x 2 rounds, in process only).
 
 The frames are the recorded l2Book answer in ``tests/fixtures/hyperliquid/info_responses.json``
 (DYDX, 20 levels a side; ``ws_frames.jsonl`` holds no l2Book frame) put in the channel's
@@ -188,7 +189,7 @@ def _serve(port_out: Any, go: Any, frames: int, rounds: int, coins: int) -> None
             return
         await trio.sleep_forever()
 
-    async def main() -> None:
+    async def main(argv: list[str] | None = None) -> None:
         async with trio.open_nursery() as nursery:
             servers = await nursery.start(serve_websocket, handler, "127.0.0.1", 0, None)
             port_out.send(servers.port)
@@ -260,7 +261,7 @@ def report(label: str, result: dict[str, Any]) -> None:
     bare = statistics.median(result["bare"]) * 1e6
     ratios = [i / b for i, b in zip(result["ingest"], result["bare"], strict=True)]
     print(
-        f"{label:<28} ingest {ingest:7.1f} us/frame   bare orjson.loads {bare:5.1f} us/frame"
+        f"{label:<28} ingest {ingest:7.1f} us/frame   baseline orjson.loads {bare:5.1f} us/frame"
         f"   ratio {ingest / bare:5.2f}x (per-round median {statistics.median(ratios):5.2f}x)"
         f"   books/frame {result['books_per_frame']:.2f}"
     )
@@ -305,13 +306,16 @@ def run_socket(args: argparse.Namespace, receive_buffer: int) -> None:
         server.join()
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--frames", type=int, default=5_000, help="frames per round")
     parser.add_argument("--rounds", type=int, default=6, help="measured rounds (plus a warm-up)")
     parser.add_argument("--coins", type=int, default=4, choices=range(1, len(COIN_NAMES) + 1))
     parser.add_argument("--socket", action="store_true", help="over a loopback WebSocket too")
-    args = parser.parse_args()
+    parser.add_argument("--quick", action="store_true", help="300 frames x 2 rounds, in process")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.frames, args.rounds, args.socket = 300, 2, False
     sample = build_frames(1, 1, 0, 0)[0]
     print(
         f"{args.frames} frames x {args.rounds} rounds, {args.coins} coins, {len(sample)} B a frame"
