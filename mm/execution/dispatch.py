@@ -406,7 +406,7 @@ class Dispatcher:
             cloid in self._modifies
             and order.modify_target is not None
             and not order.is_terminal
-            and oid not in order.retired_oids
+            and not self.registry.is_retired(order, oid)
         ):
             events += self._replace(order, oid, now_ms)  # first evidence of the replacement
         elif oid != order.oid:

@@ -173,6 +173,21 @@ def test_overdue_lists_pending_requests_past_the_timeout() -> None:
 COINS = ("BTC", "ETH", "SOL")
 
 
+class _Counter:
+    """Fresh oid numbers, and how far they went."""
+
+    def __init__(self, start: int) -> None:
+        self.next = start
+
+    def __next__(self) -> int:
+        self.next += 1
+        return self.next - 1
+
+
+def next_oid(counter: _Counter) -> int:
+    return counter.next
+
+
 @given(
     capacity=st.integers(min_value=1, max_value=4),
     steps=st.lists(
@@ -193,7 +208,7 @@ def test_queries_agree_with_a_scan_of_every_retained_order(
     and revivals."""
     registry = OrderRegistry(terminal_capacity=capacity)
     made: list[TrackedOrder] = []
-    oids = iter(range(10_000, 20_000))
+    oids = _Counter(10_000)
     for now_ms, (step, coin) in enumerate(steps, start=1):
         if step == "place" or not made:
             order = TrackedOrder.submit(
@@ -227,8 +242,14 @@ def test_queries_agree_with_a_scan_of_every_retained_order(
             order.replaced(hl_oid(next(oids)), now_ms)  # a new oid; the old one is retired
         elif step == "dead_leg":
             order.retire_oid(hl_oid(next(oids)))  # a replacement the venue rejected
+        candidates = [hl_oid(n) for n in (*range(10_000, next_oid(oids)), 1000 + made.index(order))]
+        for candidate in candidates:  # changed and not yet synced: still exact
+            assert registry.is_retired(order, candidate) == (candidate in order.retired_oids)
         registry.sync(order)
         retained = list(registry)
+        for known in retained:
+            for candidate in candidates:
+                assert registry.is_retired(known, candidate) == (candidate in known.retired_oids)
         assert registry.live() == [o for o in retained if not o.is_terminal]
         for symbol in (*COINS, "XRP"):
             assert registry.live(symbol) == [
