@@ -27,7 +27,7 @@ shared and absolute figures are noisy:
   (``Decimal(repr(x))`` scaled to ticks and rounded), beside **int px**, the path used now
   (``mm.venues.hyperliquid.numbers.float_ticks`` when present).
 
-Run: ``python benchmarks/bench_quote.py [--cycles N] [--profile]``. ``--profile`` runs the
+Run: ``python benchmarks/bench_quote.py [--cycles N] [--quick] [--profile]``. ``--profile`` runs the
 cycles once more under cProfile and prints the top functions by own time.
 """
 
@@ -49,7 +49,7 @@ from mm.book import Book
 from mm.execution.dispatch import Dispatcher
 from mm.execution.reconcile import Plan, reconcile
 from mm.execution.slots import ExecutorConfig, ExecutorSlot, Mailbox
-from mm.model import Level, ModifyOrder, OrderId, PlaceOrder, Resting, Side, Tif, Trade, TradeId
+from mm.model import ModifyOrder, OrderId, PlaceOrder, Resting, Side, Tif, Trade, TradeId
 from mm.strategies.market_maker.engine import StrategyConfig, SymbolQuoter
 from mm.venues.hyperliquid import numbers, wire
 from mm.venues.hyperliquid.instruments import AssetMeta, instrument_of
@@ -58,6 +58,7 @@ COIN = "BTC"
 SZ_DECIMALS = 5
 MID = 97_000.0
 OTHER_COINS = tuple(f"C{i}" for i in range(9))
+BOOK_DEPTH = 10  # levels a side, the feed's default depth (feeds.market.book_depth)
 TERMINAL_ORDERS = 5_000  # retained terminal orders in the registry (the default keeps 10,000)
 
 
@@ -85,8 +86,9 @@ class Cycle:
 
     def _book(self) -> Book:
         half = self.tick * 5
-        bids = tuple(Level(self.mid - half - i * self.tick * 10, 1.0) for i in range(20))
-        asks = tuple(Level(self.mid + half + i * self.tick * 10, 1.0) for i in range(20))
+        # As the feed parses them: (px, sz, n) tuples, as deep as it reads (book_depth).
+        bids = tuple((self.mid - half - i * self.tick * 10, 1.0, 1) for i in range(BOOK_DEPTH))
+        asks = tuple((self.mid + half + i * self.tick * 10, 1.0, 1) for i in range(BOOK_DEPTH))
         return Book(COIN, int(self.now * 1000), bids, asks)
 
     def _warm(self) -> None:
@@ -236,12 +238,15 @@ def measure(cycle: Cycle, cycles: int) -> dict[str, list[float]]:
     return rows
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cycles", type=int, default=5_000)
+    parser.add_argument("--quick", action="store_true", help="50 cycles: that it runs, no figure")
     parser.add_argument("--seed", type=int, default=16)
     parser.add_argument("--profile", action="store_true")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.cycles = 50
     cycle = Cycle(args.seed)
     rows = measure(cycle, args.cycles)
     ref = statistics.median(rows["reference"])
