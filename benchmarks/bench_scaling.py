@@ -8,12 +8,15 @@ it warm up (``--warmup``, 45 s: every symbol quoting), then reads the mm process
 (the simulator runs on the wall clock). The simulator's CPU is its own process's and is not
 counted; it is printed apart.
 
-Prints per N: mm's CPU in cores (CPU seconds per market second), per symbol, and the ratio of
-the per-symbol figure to N=10's (1.0 is linear; a term in N squared shows as a ratio growing
-with N), beside the feed messages mm received per second and its CPU per message (when the
-simulator falls behind at large N, fewer messages arrive and CPU per symbol alone would flatter
-mm). Figures are from one run on a shared machine: compare the ratios, not the absolute values;
-the load average is printed with each row.
+Prints per N: mm's CPU in cores (CPU seconds per market second), per symbol, and its ratio to
+N=10's; then the l2Book frames each symbol received per second and mm's CPU per frame, with its
+ratio to N=10's. The second is the one to read for linearity: the simulator, one process, does
+not keep every book's pace at 100 coins on this machine (fewer frames per symbol arrive, and
+CPU per symbol alone would flatter mm), while CPU per frame stays flat when the cost of a frame
+does not depend on N and grows with N when each frame does work for every symbol (the N**2
+term). "quoting" counts the symbols with orders resting after the warm-up (the shared order
+budget paces how many). Figures are from one run on a shared machine: compare the ratios, not
+the absolute values; the load average is printed with each row.
 Run: ``python benchmarks/bench_scaling.py [--symbols 10 40 100] [--seconds 90]``.
 """
 
@@ -50,24 +53,23 @@ def measure(count: int, warmup: float, seconds: float, directory: Path) -> dict[
         last = live.metrics()
     finally:
         live.stop()
-    messages = _messages(last) - _messages(first)
+    books = _books(last) - _books(first)
     mm_cores = (mm_last - mm_first) / elapsed
     return {
         "n": count,
         "mm_cores": mm_cores,
         "per_symbol": mm_cores / count,
         "sim_cores": (sim_last - sim_first) / elapsed,
-        "messages_per_s": messages / elapsed,
-        "cpu_us_per_message": (mm_last - mm_first) / messages * 1e6 if messages else 0.0,
+        "books_per_symbol_s": books / elapsed / count,
+        "cpu_us_per_book": (mm_last - mm_first) / books * 1e6 if books else 0.0,
         "quoting": quoting,
         "load": sum(loads) / len(loads),
     }
 
 
-def _messages(metrics: dict[str, float]) -> float:
-    return sum(
-        value for name, value in metrics.items() if name.startswith("mm_feed_messages_total")
-    )
+def _books(metrics: dict[str, float]) -> float:
+    """l2Book frames mm's market feed received."""
+    return metrics.get('mm_feed_messages_total{channel="l2Book",feed="market"}', 0.0)
 
 
 def _quoting(live: Live) -> float:
@@ -90,20 +92,21 @@ def main() -> None:
             print(row, flush=True)
             rows.append(row)
     base = rows[0]["per_symbol"]
+    base_book = rows[0]["cpu_us_per_book"] or 1.0
     print(
         f"\nmm's CPU by symbols quoted, {args.seconds:.0f} s each after {args.warmup:.0f} s of "
         "warm-up, mm sim in its own process (not counted)"
     )
     print(
-        f"{'N':>5}{'mm cores':>10}{'per symbol':>12}{'ratio to N=' + str(counts[0]):>15}"
-        f"{'msgs/s':>9}{'us/msg':>8}{'quoting':>9}{'sim cores':>11}{'load1':>7}"
+        f"{'N':>5}{'mm cores':>10}{'per symbol':>12}{'ratio':>7}{'books/sym/s':>13}"
+        f"{'us/book':>9}{'ratio':>7}{'quoting':>9}{'sim cores':>11}{'load1':>7}"
     )
     for row in rows:
         print(
             f"{row['n']:>5.0f}{row['mm_cores']:>10.3f}{row['per_symbol'] * 100:>11.3f}%"
-            f"{row['per_symbol'] / base:>15.2f}{row['messages_per_s']:>9.0f}"
-            f"{row['cpu_us_per_message']:>8.0f}{row['quoting']:>9.0f}{row['sim_cores']:>11.3f}"
-            f"{row['load']:>7.2f}"
+            f"{row['per_symbol'] / base:>7.2f}{row['books_per_symbol_s']:>13.2f}"
+            f"{row['cpu_us_per_book']:>9.0f}{row['cpu_us_per_book'] / base_book:>7.2f}"
+            f"{row['quoting']:>9.0f}{row['sim_cores']:>11.3f}{row['load']:>7.2f}"
         )
 
 
