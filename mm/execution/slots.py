@@ -1,9 +1,11 @@
 """Executor slots: each a supervised child that turns a symbol's desired ladder into orders.
 
 The strategy publishes one ``QuoteLadder`` per symbol (mm.execution.commands) into the mailbox
-of the symbol's slot. A symbol always maps to the same slot (a stable hash), so one slot at a time
-handles a symbol and its orders are never raced by another. A mailbox keeps only the latest
-ladder per symbol: a slot that falls behind acts on the newest ladder, never on stale ones.
+of the symbol's slot. A symbol always maps to the same slot (a stable hash), and a slot handles
+one ladder of a symbol at a time, so its orders are never raced by another. The symbols of one
+slot go side by side: one awaiting the venue's answer to its requests (a block or two) does not
+hold the others' ladders in the mailbox. A mailbox keeps only the latest ladder per symbol: a
+symbol that falls behind acts on the newest ladder, never on stale ones.
 A slot reconciles the desired ladder with the symbol's live orders (the dispatcher's registry),
 then sends cancels, modifies and places through the order router, which passes the rate
 limiter and never re-sends an order whose fate is unknown.
@@ -300,12 +302,31 @@ class ExecutorSlot:
         self.replan = replan  # ask the strategy for a fresh ladder of a symbol
         self.cycles = 0
         self.stale_plans = 0  # plans too old to send, re-planned instead
+        self._next: dict[str, QuoteLadder | None] = {}  # per symbol at work: its next ladder
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        task_status.started()
-        while True:
-            ladder = await self.mailbox.get()
-            await self.execute(ladder)
+        """Each ladder to its symbol's own worker, started when the symbol has none: the latest
+        ladder of a symbol at work waits for it (an older one is dropped). A worker's failure
+        fails the slot (its supervisor restarts it)."""
+        async with trio.open_nursery() as nursery:
+            task_status.started()
+            while True:
+                ladder = await self.mailbox.get()
+                if ladder.coin in self._next:
+                    self._next[ladder.coin] = ladder
+                    continue
+                self._next[ladder.coin] = None
+                nursery.start_soon(self._work, ladder)
+
+    async def _work(self, ladder: QuoteLadder) -> None:
+        coin = ladder.coin
+        latest: QuoteLadder | None = ladder
+        try:
+            while latest is not None:
+                await self.execute(latest)
+                latest, self._next[coin] = self._next.get(coin), None
+        finally:
+            self._next.pop(coin, None)
 
     def _allowed(self, order: PlaceOrder) -> bool:
         return self.allow is None or self.allow(order)

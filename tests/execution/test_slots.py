@@ -199,3 +199,33 @@ async def test_after_a_request_a_slot_sends_only_what_the_budget_allows_by_then(
     assert [px for _, px, _ in venue.resting.values()] == [105.0]
     assert (len(plan.cancel), len(plan.place), len(plan.modify)) == (2, 1, 0)
     assert [d.px for d in plan.deferred] == [106.0]  # for the next signal
+
+
+async def test_a_symbol_awaiting_the_venue_does_not_hold_the_others_of_its_slot(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # The venue answers BTC's requests a block later; ETH, on the same slot, goes meanwhile.
+    # BTC's ladders that come while it waits collapse into the latest, sent after its answer.
+    class SlowBtc(FakeVenue):
+        async def place(self, orders: Sequence[PlaceOrder]) -> list[PlaceResult]:
+            if orders[0].coin == "BTC":
+                await trio.sleep(1.0)
+            return await super().place(orders)
+
+    venue = SlowBtc()
+    dispatcher = Dispatcher()
+    router = OrderRouter(dispatcher, venue, lambda _: None, lambda: 0)
+    slot = ExecutorSlot(0, Mailbox(), lambda: router, dispatcher, ExecutorConfig())
+    async with trio.open_nursery() as nursery:
+        await nursery.start(slot.run)
+        slot.mailbox.put(QuoteLadder("BTC", ladder(100.0)))
+        await trio.sleep(0.01)
+        slot.mailbox.put(QuoteLadder("ETH", ladder(10.0)))
+        slot.mailbox.put(QuoteLadder("BTC", ladder(101.0, 100.5)))
+        slot.mailbox.put(QuoteLadder("BTC", ladder(102.0, 100.5)))  # the latest BTC wins
+        await trio.sleep(0.1)
+        assert [px for _, px, _ in venue.resting.values()] == [10.0]  # ETH did not wait
+        await trio.sleep(3.0)
+        assert sorted(px for _, px, _ in venue.resting.values()) == [10.0, 100.5, 102.0]
+        assert slot.cycles == 3  # BTC twice (its first and its latest ladder), ETH once
+        nursery.cancel_scope.cancel()
