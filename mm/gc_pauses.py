@@ -56,16 +56,15 @@ PAUSE_BUCKETS = (
     1.0,
 )
 
-# (gen0, gen1, gen2). A young collection runs when the tracked objects allocated and not freed
-# reach gen0's threshold; the service's hot path frees nearly all it allocates by reference
-# count, and what it keeps a moment (frames in flight, pending orders) a young collection at
-# CPython's 700 promotes, so the old generations fill with objects about to die. Measured live
-# at 10 symbols (benchmarks/bench_gc.py, one run, load 2.4-5.2 on 2 cores): untuned 28 young
-# collections a minute and a full one every 2 minutes (108 ms); frozen at 700, 26 a minute and
-# no full one; frozen at 10,000, 2 a minute, pause time a minute 0.20x untuned's (0.58x of
-# frozen at 700). 50,000 made no collection at all in 2 minutes, and each would walk five times
-# as many young objects: 10,000 keeps a young collection well under a millisecond of CPU.
-THRESHOLDS = (10_000, 10, 10)
+# (gen0, gen1, gen2): CPython's own, kept after measuring (benchmarks/bench_gc.py and the soak,
+# 10 symbols, mm and mm sim out of process, 2 cores under a load of 3-8). A larger gen0 makes
+# fewer young collections and less collector time a minute (10,000: 2 a minute, 0.20x the
+# untuned pause time a minute against 0.35-0.46x at 700) but each walks more young objects:
+# its young collections took ~10 ms on average and up to 27 ms of the collector's own CPU,
+# against ~2 ms at 700; the longest pause is the figure that matters to a quote (target under
+# 20 ms), so gen0 stays at 700. The full collections (108 ms untuned) are what the freeze
+# removes: after it, the old generation holds only what was built since start.
+THRESHOLDS = (700, 10, 10)
 
 
 @attrs.frozen
