@@ -1,16 +1,23 @@
 """The trading subtree: the generic strategy task and the executor slots, as supervised children.
 
 The strategy task (``Trading.run_strategy``) feeds the strategy ``strategy.kind`` selected
-(``mm.strategies.registry``) the books of its symbols as they change, the trade tape and its
-fills, asks it to decide, and hands each quote ladder it returns to the mailbox of the symbol's
-executor slot (latest per symbol wins). The view it decides on says whether the user stream is
-in sync with the venue and which books are stale; what may be sent is read from the
-permission board (``mm.execution.permissions``), never decided here. Fills reach the portfolio
-(``mm.portfolio.Portfolio``, fed by its channel outside the trading scope), and each fill new
-to it then the markouts, the multi-leg executor and the strategy here: they read the portfolio,
-never own it. When the subtree stops (``mm stop``, the kill switch), every open order of the
-account is canceled at the venue by the one cancel-all (``mm.execution.cancel_all``), shielded
-and within its deadline; a crash of the strategy does the same on its way out.
+(``mm.strategies.registry``) the books of its symbols as they change, the trade tape and its fills,
+asks it to decide, and hands each quote ladder it returns to the mailbox of the symbol's executor
+slot (latest per symbol wins). Each decision concerns only the symbols with news (``Changes``: a
+new book, a trade, a fill, the executor asking for a fresh plan), all of them after a change of the
+permission board, of sync or of the stale set and at the strategy's ``wake_in`` deadline, so one
+symbol's book does not re-run every other's; a symbol whose orders wait for the order budget
+(``BudgetDesk``, shared by the slots, its policy in ``mm.execution.budget``) is quoted afresh on
+every book of it. Each ladder carries when the book it was planned from arrived
+(``planned_from_s``), and each hand-over to the client is measured: decision latency, budget wait
+and the plan's age (``TradingMetrics``). The view it decides on says whether the user stream is in
+sync with the venue and which books are stale; what may be sent is read from the permission board
+(``mm.execution.permissions``), never decided here. Fills reach the portfolio
+(``mm.portfolio.Portfolio``, fed by its channel outside the trading scope), and each fill new to it
+then the markouts, the multi-leg executor and the strategy here: they read the portfolio, never own
+it. When the subtree stops (``mm stop``, the kill switch), every open order of the account is
+canceled at the venue by the one cancel-all (``mm.execution.cancel_all``), shielded and within its
+deadline; a crash of the strategy does the same on its way out.
 """
 
 from __future__ import annotations

@@ -133,3 +133,25 @@ def test_top_of_book_first(
     if tokens < len(waiting):  # fewer tokens than symbols: each goes to a best level there is
         best = min(demands[c][0].level for c in waiting)
         assert all(demands[c][0].level == best for c in waiting if grants[c])
+
+
+@given(
+    n=st.integers(1, 8),
+    rounds=st.integers(1, 5),
+    served=st.lists(st.floats(0, 100), min_size=8, max_size=8),
+)
+def test_symbols_always_waiting_take_turns_one_token_at_a_time(
+    n: int, rounds: int, served: list[float]
+) -> None:
+    # The steady state under pressure: every symbol wants its top of book, one token comes at
+    # a time. Over any n tokens in a row each of the n symbols gets exactly one.
+    coins = [f"C{i}" for i in range(n)]
+    last = {coin: served[i] for i, coin in enumerate(coins)}
+    given_to: list[str] = []
+    for tick in range(n * rounds):
+        grants = divide(1, {coin: top(2) for coin in coins}, last)
+        (winner,) = [coin for coin, k in grants.items() if k]
+        last[winner] = 1_000.0 + tick  # served now
+        given_to.append(winner)
+    for start in range(0, len(given_to) - n + 1):
+        assert sorted(given_to[start : start + n]) == sorted(coins)
