@@ -210,6 +210,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         trio.run(serve_clients, url, int(count))
         return
     clients, rounds = (5, 10) if args.quick else (args.clients, args.rounds)
+    load = os.getloadavg()[0]
     figures = trio.run(fan_out, clients, rounds)
     walls = figures["wall"]
     assert isinstance(walls, list)
@@ -235,6 +236,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         f"p99 {p99 * us:.1f} us"
     )
     print(f"  frames delivered per second at that pace: {clients / median:,.0f}")
+    print(f"  load average (1 min): {load:.2f} at the start, {os.getloadavg()[0]:.2f} at the end")
 
 
 if __name__ == "__main__":

@@ -529,8 +529,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         trio.run(serve_sim, args.serve_sim)
         return
     rounds, warmup = (20, 5) if args.quick else (args.rounds, args.warmup)
+    load = os.getloadavg()[0]
     figures = trio.run(run_bench, rounds, warmup)
     report(figures, warmup)
+    print(f"  load average (1 min): {load:.2f} at the start, {os.getloadavg()[0]:.2f} at the end")
 
 
 if __name__ == "__main__":
