@@ -21,11 +21,8 @@ import pytest
 
 BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 SCRIPTS = sorted(BENCHMARKS.glob("*.py"))
-# Scripts whose smallest run is set by flags of their own rather than --quick.
-SMALLEST = {
-    "bench_quote": ["--cycles", "20"],
-    "bench_feed": ["--frames", "200", "--rounds", "1"],
-}
+# A script whose smallest run is set by flags of its own rather than --quick.
+SMALLEST = {"bench_quote": ["--cycles", "20"]}
 
 
 def _runs_live_service(module: ModuleType) -> bool:
