@@ -11,9 +11,9 @@ the mailboxes, the executor slots with their order budget and pre-trade checks. 
 from the shipped configuration, and why: one symbol (BTC); ticks come as fast as a round
 allows, not every half second, and each moves the book, so the throttles tuned for real time
 (the accumulator's ``min_interval_s`` and ``mid_threshold_bps``, the order budget, the client's
-request limiter, the pre-trade rate and duplicate window, the simulator's rate limits and block
-delay) are opened wide: their checks still run, they no longer refuse. The journal is not in
-the path (order events are counted).
+request limiter, the pre-trade rate and duplicate window, the simulator's rate limits, account
+request budget and block delay) are opened wide: their checks still run, they no longer
+refuse. The journal is not in the path (order events are counted).
 
 Each round: one ping round trip on a socket of its own (the baseline); then the simulator moves
 its mid 3 bps (back and forth), re-quotes its liquidity and publishes one l2Book frame, and
@@ -53,6 +53,7 @@ import trio.testing
 from loguru import logger
 from trio_websocket import WebSocketConnection, open_websocket_url
 
+from mm import clock
 from mm.book import Book
 from mm.config import Config, load_config, resolve_secrets
 from mm.execution.auditor import OrderAuditor
@@ -141,6 +142,9 @@ async def serve_sim(account: str) -> None:
         market=quiet,
         book_interval_ms=3_600_000,  # a frame only when a tick publishes one
         rate_limits=False,
+        # The account's request budget as the venue reports it (userRateLimit): the client's
+        # limiter keeps to it, and a few thousand ticks would spend the shipped 10,000.
+        address_initial_requests=10_000_000,
         commit_delay_min_ms=0.0,
         commit_delay_max_ms=0.0,
     )
@@ -306,6 +310,8 @@ class Figures:
     decision: list[float] = attrs.field(factory=list)  # seconds
     ping: list[float] = attrs.field(factory=list)
     sim_work: list[float] = attrs.field(factory=list)
+    to_feed: list[float] = attrs.field(factory=list)  # frame handed -> the feed's stamp
+    from_feed: list[float] = attrs.field(factory=list)  # the feed's stamp -> order client
     first_calls: dict[str, int] = attrs.field(factory=dict)
     idle_ticks: int = 0  # ticks after which no order was sent (reconcile kept every order)
     timer_ticks: int = 0  # ticks with a requote on the strategy's timer in them
@@ -437,6 +443,9 @@ async def run_bench(rounds: int, warmup: int) -> Figures:
             await nursery.start(trading.run_strategy)
             # Before the first live book: the estimators take their samples in time order.
             warm(trading, float(sim_mid), trio.current_time())
+            # The feed stamps a frame's arrival on Trio's clock (mm.clock.monotonic_ns): the
+            # same CLOCK_MONOTONIC as time.monotonic_ns, shifted by Trio's random offset.
+            trio_offset_ns = clock.monotonic_ns() - time.monotonic_ns()
             await nursery.start(adapter.run_market)
             for slot in trading.slots():
                 await nursery.start(slot.run)
@@ -469,6 +478,11 @@ async def run_bench(rounds: int, warmup: int) -> Figures:
                     handed, call = venue.calls[0]
                     figures.ping.append(round_trip)
                     figures.decision.append((handed - written) / 1e9)
+                    book = adapter.bus.latest(COIN)
+                    if book is not None and book.received_ns:  # the feed's arrival stamp
+                        arrived = book.received_ns - trio_offset_ns
+                        figures.to_feed.append((arrived - written) / 1e9)
+                        figures.from_feed.append((handed - arrived) / 1e9)
                     figures.sim_work.append(work / 1e9)
                     figures.first_calls[call] = figures.first_calls.get(call, 0) + 1
             # As mm stops: halted first, so the strategy task's exit does not cancel again.
@@ -503,6 +517,13 @@ def report(figures: Figures, warmup: int) -> None:
     ratio50 = statistics.median(decision) / statistics.median(baseline)
     ratio99 = percentile(decision, 0.99) / percentile(baseline, 0.99)
     print(f"  decision / ping: p50 {ratio50:.2f}x (target <= 1.5x), p99 {ratio99:.2f}x (<= 3x)")
+    if figures.from_feed:
+        print(
+            "  of which, at the feed's arrival stamp (Book.received_ns): frame handed -> stamp "
+            f"p50 {statistics.median(figures.to_feed) * 1e6:.1f} us; stamp -> order client "
+            f"p50 {statistics.median(figures.from_feed) * 1e6:.1f} us, "
+            f"p99 {percentile(figures.from_feed, 0.99) * 1e6:.1f} us"
+        )
     work = figures.sim_work
     print(
         f"  apart, the simulator's own work per tick (not in the span): p50 "
