@@ -61,7 +61,11 @@ from mm.strategies.market_maker.spread import (
     compose,
 )
 from mm.strategies.market_maker.staleness import StalenessConfig, StalenessTracker
-from mm.strategies.market_maker.toxicity import ToxicityConfig, ToxicityTracker
+from mm.strategies.market_maker.toxicity import (
+    ToxicityConfig,
+    ToxicityTracker,
+    toxicity_spread_factor,
+)
 
 __all__ = [
     "GlftValues",
@@ -385,6 +389,7 @@ class SymbolQuoter:
         inventory = self.inventory
         sigma = self.volatility.estimate()
         fit = self.intensity.estimate()
+        toxicity = self.toxicity.score(now)  # once: the gate's input and the spread factor's
         decision = gate.decide(
             GateInputs(
                 estimators_warm=sigma is not None and fit is not None,
@@ -392,7 +397,7 @@ class SymbolQuoter:
                 inventory=inventory,
                 quota_headroom=self.headroom,
                 cascade_severity=self.cascade.severity(now),
-                toxicity=self.toxicity.score(now),
+                toxicity=toxicity,
                 edge_bps=self._edge(now, sigma),
             ),
             config.gate,
@@ -438,7 +443,9 @@ class SymbolQuoter:
         spread = compose(
             raw.half_spread,
             {
-                SpreadFactor.TOXICITY: self.toxicity.spread_factor(now),
+                SpreadFactor.TOXICITY: toxicity_spread_factor(
+                    toxicity, config.toxicity.widen_from, config.toxicity.max_factor
+                ),
                 SpreadFactor.DEFENSIVE: self.defensive.value(now),
                 SpreadFactor.STALENESS: self.staleness.factor(now),
                 SpreadFactor.MODEL_GATING: model_gating_factor(

@@ -80,6 +80,8 @@ class VolatilityEstimator:
         self._now: float | None = None
         self._scale = 0  # the samples are integers in units of 2**-scale
         self._sum_sq = 0  # the window's sum of squared differences, units of 2**-(2 * scale)
+        self._sigma: float | None = None  # the estimate of the samples as they are, if known
+        self._sigma_known = False  # cleared when a sample comes or goes
 
     def on_mid(self, now: float, mid: float) -> None:
         """The mid is ``mid`` from ``now`` on; sampling times passed since are recorded."""
@@ -115,6 +117,7 @@ class VolatilityEstimator:
         return self._units(after) - self._units(before)
 
     def _append(self, at: float, value: float) -> None:
+        self._sigma_known = False
         if self._samples:
             step = self._difference(self._samples[-1][1], value)
             self._sum_sq += step * step
@@ -125,6 +128,7 @@ class VolatilityEstimator:
         samples = self._samples
         while samples and samples[0][0] < horizon:
             _, gone = samples.popleft()
+            self._sigma_known = False
             if samples:
                 step = self._difference(gone, samples[0][1])
                 self._sum_sq -= step * step
@@ -155,6 +159,12 @@ class VolatilityEstimator:
 
     def estimate(self) -> float | None:
         """sigma in price units per sqrt(second), or None during the warmup."""
+        if not self._sigma_known:
+            self._sigma = self._estimate()
+            self._sigma_known = True
+        return self._sigma
+
+    def _estimate(self) -> float | None:
         count = self.sample_count
         if count < self.config.min_samples:
             return None

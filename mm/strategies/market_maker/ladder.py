@@ -118,6 +118,14 @@ def build_ladder(
     # the exact highest bid (ceil / floor of the exact value keeps the strict inequality).
     bid_limit = instrument.price_ticks(min(ask_caps), up=True) if ask_caps else None
     ask_limit = instrument.price_ticks(max(bid_caps), up=False) if bid_caps else None
+    # Each level's size on the lot grid, worked out once for both sides: None when it rounds
+    # to nothing or below the instrument's minimum size.
+    sizes: list[float | None] = []
+    for level in range(count):
+        raw = level_size(config, level, base_size)
+        lots = instrument.size_lots(raw) if 0.0 < raw < float("inf") else 0
+        rounded = instrument.lots_size(lots) if lots > 0 else 0.0
+        sizes.append(None if lots <= 0 or instrument.size_below_minimum(rounded) else rounded)
     orders: list[DesiredOrder] = []
     for side, top, limit in ((Side.BUY, bid, bid_limit), (Side.SELL, ask, ask_limit)):
         if side not in sides or top is None or not 0.0 < top < float("inf"):
@@ -127,15 +135,11 @@ def build_ladder(
                 break
             if side is Side.BUY and limit is not None and ticks >= limit:
                 break
+            sz = sizes[level]
+            if sz is None:
+                continue
             px = instrument.ticks_price(ticks)
-            size = level_size(config, level, base_size)
-            if not 0.0 < size < float("inf"):
-                continue
-            lots = instrument.size_lots(size)
-            if lots <= 0:
-                continue
-            sz = instrument.lots_size(lots)
-            if instrument.size_below_minimum(sz) or px * sz < min_notional:
+            if px * sz < min_notional:
                 continue
             orders.append(DesiredOrder(side=side, px=px, sz=sz, level=level))
     return orders

@@ -110,7 +110,14 @@ _MIDS = st.one_of(
     window_s=st.sampled_from([3.0, 10.0, 30.0, 300.0]),
     interval_s=st.sampled_from([0.25, 1.0, 2.5]),
     steps=st.lists(
-        st.tuples(st.one_of(st.floats(min_value=0.0, max_value=3.0), st.floats(0.0, 400.0)), _MIDS),
+        st.tuples(
+            st.one_of(
+                st.sampled_from([0.1, 0.5, 1.0, 2.5]),
+                st.floats(min_value=0.0, max_value=3.0),
+                st.floats(0.0, 400.0),
+            ),
+            _MIDS,
+        ),
         min_size=1,
         max_size=150,
     ),
@@ -138,6 +145,24 @@ def test_incremental_volatility_equals_the_two_pass_formula(
         largest = max(abs(b - a) for a, b in itertools.pairwise(values))
         tolerance = 1e-9 * largest / math.sqrt(interval_s)
         assert math.isclose(got, want, rel_tol=1e-9, abs_tol=tolerance), (got, want)
+
+
+def test_a_sample_leaving_between_samples_changes_the_estimate() -> None:
+    """A mid exactly at a sampling time, then one between two: the oldest sample leaves the
+    window with no new one coming, and the estimate (remembered between samples) follows."""
+    config = VolatilityConfig(window_s=10.0, sample_interval_s=1.0, min_samples=2)
+    estimator, oracle = VolatilityEstimator(config), _TwoPassVolatility(config)
+    rnd = random.Random(7)
+    for second in range(15):
+        mid = 100.0 + rnd.random()
+        estimator.on_mid(float(second), mid)
+        oracle.on_mid(float(second), mid)
+    before = estimator.estimate()
+    estimator.on_mid(14.5, 100.0)
+    oracle.on_mid(14.5, 100.0)
+    assert estimator.sample_count == len(oracle.samples) - 1 == 9
+    assert estimator.estimate() == pytest.approx(oracle.estimate(), rel=1e-12)
+    assert estimator.estimate() != before
 
 
 def test_volatility_ignores_a_non_finite_mid() -> None:
