@@ -82,6 +82,9 @@ class ConnectionConfig:
     # trio-websocket's internal queue of received messages, and the largest message accepted.
     message_queue_size: int = setting(64, at_least(1))
     max_message_size: int = setting(4 << 20, at_least(1024))
+    # Bytes asked of the socket per read (trio-websocket's default is 4 KiB: an l2Book frame of
+    # 1.5-3 KB and a burst of them took several reads and wakeups).
+    receive_buffer_size: int = setting(64 << 10, at_least(1024))
     # Frames buffered per consumer before the consumer is "slow" and frames are dropped.
     subscription_buffer: int = setting(1024, at_least(1))
 

@@ -341,6 +341,9 @@ class BookSnapshot:
     bids: tuple[PriceLevel, ...]
     asks: tuple[PriceLevel, ...]
     seq: int | None = None
+    # When its frame arrived, on mm.clock.monotonic_ns, as the adapter stamped it (0: not
+    # stamped; the feed stamps it as it takes it).
+    received_ns: int = 0
 
 
 @attrs.frozen(slots=True)
@@ -356,6 +359,7 @@ class BookDelta:
     seq: int
     bids: tuple[PriceLevel, ...] = ()
     asks: tuple[PriceLevel, ...] = ()
+    received_ns: int = 0  # as BookSnapshot's
 
 
 @attrs.frozen(slots=True)

@@ -231,6 +231,10 @@ def test_secret_named_top_level_key() -> None:
             {"feeds": {"market": {"book_depth": 0}}},
             "feeds.market.book_depth: must be >= 1, got 0",
         ),
+        (
+            {"feeds": {"connection": {"receive_buffer_size": 512}}},
+            "feeds.connection.receive_buffer_size: must be >= 1024, got 512",
+        ),
         ({"journal": {"flush_timeout": 0}}, "journal.flush_timeout: must be > 0, got 0.0"),
         (
             {"sim": {"funding_rate": 0.05}},

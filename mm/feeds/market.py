@@ -9,8 +9,9 @@ them:
 - **books**: a ``BookSnapshot`` replaces the coin's book, a ``BookDelta`` changes it when it
   continues the book's sequence (``BookBuilder``; one that does not is a gap: no book until the
   venue's next snapshot). The book is stamped with our clock (``now_ms``, injected) and with
-  its arrival on the monotonic nanosecond clock (``received_ns``, from ``now_ns``, injected:
-  decision latency is measured from it), checked by
+  its arrival on the monotonic nanosecond clock (``received_ns``: the venue adapter's stamp of
+  the frame's arrival, or, when the event carries none, ``now_ns``, injected; decision latency
+  is measured from it), checked by
   the coin's ``BookQuality``; an accepted book is published on the ``BookBus`` (latest wins)
   and ``mm_book_age_seconds{symbol}`` is set to its age at that moment; every issue the checks
   flag (rejected or not) counts in ``mm_data_quality_errors_total{symbol, kind}``. A rejected
@@ -328,7 +329,7 @@ class MarketFeed:
         if event.coin != coin:
             self._malformed(channel, f"a {event.coin} book on the {coin} subscription")
             return
-        received_ns = self.now_ns()
+        received_ns = event.received_ns or self.now_ns()
         now = self.now_ms()
         builder = self.builders[coin]
         if isinstance(event, BookDelta):

@@ -259,10 +259,14 @@ def _levels(raw: Any, depth: int | None = None) -> tuple[PriceLevel, ...]:
     return tuple(levels)
 
 
-def _book(data: Any, depth: int | None = None) -> BookSnapshot:
+def _book(data: Any, depth: int | None = None, received_ns: int = 0) -> BookSnapshot:
     levels = _list(data["levels"])
     return BookSnapshot(
-        _s(data["coin"]), _i(data["time"]), _levels(levels[0], depth), _levels(levels[1], depth)
+        _s(data["coin"]),
+        _i(data["time"]),
+        _levels(levels[0], depth),
+        _levels(levels[1], depth),
+        received_ns=received_ns,
     )
 
 
@@ -366,10 +370,11 @@ def parse_meta(data: Any) -> list[AssetMeta]:
 
 
 @_parser("l2Book")
-def parse_l2_book(data: Any, depth: int | None = None) -> BookSnapshot:
+def parse_l2_book(data: Any, depth: int | None = None, received_ns: int = 0) -> BookSnapshot:
     """``l2Book`` (the answer and the channel's data): best levels first on each side, the first
-    ``depth`` of each (all when None; levels past it are neither read nor checked)."""
-    return _book(data, depth)
+    ``depth`` of each (all when None; levels past it are neither read nor checked), stamped
+    with ``received_ns`` (the frame's arrival, mm.clock.monotonic_ns)."""
+    return _book(data, depth, received_ns)
 
 
 @_parser("allMids")

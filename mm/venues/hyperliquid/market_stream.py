@@ -5,7 +5,11 @@ which keeps the socket up and subscribes again after every reconnect), ``l2Book`
 ``trades`` per coin and ``allMids`` once, and hands each subscription on as an ``EventStream``
 of typed values, every frame parsed once by the codec: an l2Book frame is a ``BookSnapshot``
 (the venue's books are full snapshots, timed by the venue, with no sequence number; only the
-levels within the subscriber's ``depth`` are parsed), a trades
+levels within the subscriber's ``depth`` are parsed, and it carries the connection's stamp of
+the frame's arrival, ``received_ns``). Book subscriptions conflate: the connection keeps the
+latest frame of a coin and the stream parses only that one, so a feed that falls behind skips
+to the newest book instead of working through stale ones (and sees no gap: nothing is lost
+that a later snapshot does not carry), a trades
 frame the ``Trade`` values it lists, an allMids frame one ``Mids``.
 
 How it fails: a frame that does not parse (or a frame of another channel on a subscription)
@@ -20,7 +24,6 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
-from functools import partial
 from typing import Any, Generic, Protocol, TypeVar
 
 import trio
@@ -61,7 +64,7 @@ class MarketConnection(Protocol):
     async def wait_connected(self) -> None: ...
 
     async def subscribe(
-        self, subscription: Mapping[str, Any], *, buffer: int | None = None
+        self, subscription: Mapping[str, Any], *, buffer: int | None = None, conflate: bool = False
     ) -> Subscription: ...
 
     async def unsubscribe(self, sub: Subscription) -> None: ...
@@ -120,8 +123,10 @@ class ParsedStream(Generic[_T]):
         return pending.popleft()
 
 
-def parse_book_frame(frame: dict[str, Any], depth: int | None = None) -> list[BookSnapshot]:
-    return [parse_l2_book(frame.get("data"), depth)]
+def parse_book_frame(
+    frame: dict[str, Any], received_ns: int = 0, depth: int | None = None
+) -> list[BookSnapshot]:
+    return [parse_l2_book(frame.get("data"), depth, received_ns)]
 
 
 def parse_trades_frame(frame: dict[str, Any]) -> list[Trade]:
@@ -153,8 +158,16 @@ class HyperliquidMarketStream:
     async def books(
         self, symbol: str, *, buffer: int, depth: int | None = None
     ) -> ParsedStream[BookSnapshot]:
-        sub = await self.conn.subscribe({"type": BOOK_CHANNEL, "coin": symbol}, buffer=buffer)
-        return ParsedStream(sub, BOOK_CHANNEL, partial(parse_book_frame, depth=depth))
+        # Every l2Book frame is a full snapshot: the connection keeps the latest for us.
+        sub = await self.conn.subscribe(
+            {"type": BOOK_CHANNEL, "coin": symbol}, buffer=buffer, conflate=True
+        )
+
+        def parse(frame: dict[str, Any]) -> list[BookSnapshot]:
+            # The frame's arrival: the subscription's stamp of the frame it just handed out.
+            return parse_book_frame(frame, sub.received_ns, depth)
+
+        return ParsedStream(sub, BOOK_CHANNEL, parse)
 
     async def trades(self, symbol: str, *, buffer: int) -> ParsedStream[Trade]:
         sub = await self.conn.subscribe({"type": TRADES_CHANNEL, "coin": symbol}, buffer=buffer)

@@ -28,9 +28,21 @@ Consumers:
   each waiting out its timeout.
 
 A consumer that does not keep up loses frames, never slows the socket: each stream is a bounded
-memory channel fed with ``send_nowait``. When a frame does not fit, it is dropped and counted,
+memory channel fed with ``send_nowait``, holding ``buffer`` frames that the consumer has not
+received yet (one handed to a consumer waiting for it counts until the consumer has it; the
+stream counts them itself rather than asking the channel for its statistics on every frame).
+When a frame does not fit, it is dropped and counted,
 and a ``Gap`` marker (the venue port's) takes the one slot kept free for it, so the consumer
-learns that it missed frames (and, e.g., resyncs) right after the frames it did get.
+learns that it missed frames (and, e.g., resyncs) right after the frames it did get. A
+subscription made with ``conflate=True`` (l2Book: every frame is a full snapshot that supersedes
+the one before) is no queue but a slot holding the latest frame, handed to its consumer without
+a channel: a frame the consumer had not taken yet is replaced (counted in ``conflated``), never
+marked as a gap, and only its newest frame is ever parsed. Trades and user events are never
+conflated.
+
+Every frame is stamped on arrival, before it is parsed, with Trio's clock in whole nanoseconds
+(``mm.clock.monotonic_ns``); a conflating subscription's ``received_ns`` is the stamp of the
+frame it last handed out, which latencies from "book frame in" are measured from.
 
 No frame, however shaped, ends the receive loop: one that is not JSON, not an object with a
 channel, or not shaped as its channel where the manager reads it (routing keys, post ids,
@@ -39,7 +51,8 @@ reads only the fields it routes by, and only as strings and integers.
 
 Counters (plain attributes, for metrics): ``frames_received`` per channel, ``malformed_frames``
 (not JSON, or not shaped as their channel), ``dropped_frames`` (one per consumer that missed a
-frame), ``unrouted_frames`` (no consumer for their key), ``late_post_replies``,
+frame), ``conflated_frames`` (book frames replaced by a newer one before their consumer took
+them), ``unrouted_frames`` (no consumer for their key), ``late_post_replies``,
 ``post_timeouts``, ``posts_failed`` (by an error naming no post), ``errors_received``,
 ``pings_sent``, ``reconnects``; ``health`` holds the
 state, attempts, reason and time of the last transition, and ``on_state_change`` hears of every
@@ -245,6 +258,8 @@ class FrameStream:
         self.buffer = buffer
         self.channels = channels
         self._send, self.receive_channel = trio.open_memory_channel[Delivery](buffer + 1)
+        self._queued = 0  # deliveries sent and not yet received (counted here, not asked of
+        # the channel per frame)
         self.delivered = 0
         self.dropped = 0
         self.gaps = 0
@@ -252,19 +267,22 @@ class FrameStream:
         self.error: str | None = None  # why the stream was closed by the manager
         self._in_gap = False
 
-    def offer(self, frame: Frame) -> bool:
-        """Hand a frame on without waiting; False when it was dropped (consumer behind)."""
+    def offer(self, frame: Frame, received_ns: int = 0) -> bool:
+        """Hand a frame on without waiting; False when it was dropped (consumer behind).
+        ``received_ns``: when it arrived (kept only by a conflating subscription)."""
         if self.closed:
             return False
         try:
-            if self._send.statistics().current_buffer_used < self.buffer:
+            if self._queued < self.buffer:
                 self._send.send_nowait(frame)
+                self._queued += 1
                 self._in_gap = False
                 self.delivered += 1
                 return True
             self.dropped += 1
             if not self._in_gap:
                 self._send.send_nowait(Gap(trio.current_time()))  # the slot kept free for it
+                self._queued += 1
                 self._in_gap = True
                 self.gaps += 1
         except (trio.BrokenResourceError, trio.ClosedResourceError):
@@ -279,14 +297,16 @@ class FrameStream:
         self._send.close()
 
     async def receive(self) -> Delivery:
-        return await self.receive_channel.receive()
+        delivery = await self.receive_channel.receive()
+        self._queued -= 1
+        return delivery
 
     def __aiter__(self) -> FrameStream:
         return self
 
     async def __anext__(self) -> Delivery:
         try:
-            return await self.receive_channel.receive()
+            return await self.receive()
         except trio.EndOfChannel:
             raise StopAsyncIteration from None
 
@@ -299,9 +319,69 @@ class Subscription(FrameStream):
         self.subscription = dict(subscription)
         self.key = key
         self.active = False
+        # When the frame ``receive`` last returned arrived (conflating subscriptions; 0 here).
+        self.received_ns = 0
 
     def __repr__(self) -> str:
-        return f"Subscription({self.subscription!r}, active={self.active})"
+        return f"{type(self).__name__}({self.subscription!r}, active={self.active})"
+
+
+class ConflatingSubscription(Subscription):
+    """A subscription whose frames supersede each other (full book snapshots): no queue, only the
+    latest frame, handed to the one consumer waiting in ``receive`` without a channel. A frame
+    not yet taken when the next one comes is replaced and counted in ``conflated``; there is
+    never a gap to report. ``received_ns`` is the arrival of the frame ``receive`` returned."""
+
+    def __init__(self, subscription: Mapping[str, Any], key: str) -> None:
+        super().__init__(subscription, key, 1)
+        self.conflated = 0
+        self._latest: dict[str, Any] | str | None = None
+        self._latest_ns = 0
+        self._waiter: trio.lowlevel.Task | None = None
+
+    def offer(self, frame: Frame, received_ns: int = 0) -> bool:
+        if self.closed:
+            return False
+        if self._latest is not None:
+            self.conflated += 1
+        self._latest = frame
+        self._latest_ns = received_ns
+        self.delivered += 1
+        self._wake()
+        return True
+
+    def close(self, error: str | None = None) -> None:
+        if error is not None:
+            self.error = error
+        self.closed = True
+        self._wake()
+
+    def _wake(self) -> None:
+        task, self._waiter = self._waiter, None
+        if task is not None:
+            trio.lowlevel.reschedule(task)
+
+    async def receive(self) -> Delivery:
+        """The latest frame not yet taken (waiting for one); EndOfChannel once closed and
+        taken."""
+        if self._latest is None and not self.closed:
+            if self._waiter is not None:
+                raise trio.BusyResourceError("another task is receiving from this subscription")
+            self._waiter = trio.lowlevel.current_task()
+
+            def abort(_: Any) -> trio.lowlevel.Abort:
+                self._waiter = None
+                return trio.lowlevel.Abort.SUCCEEDED
+
+            await trio.lowlevel.wait_task_rescheduled(abort)
+        else:
+            await trio.lowlevel.checkpoint()
+        frame = self._latest
+        if frame is None:
+            raise trio.EndOfChannel
+        self._latest = None
+        self.received_ns = self._latest_ns
+        return frame
 
 
 # --- the manager --------------------------------------------------------------------------------
@@ -353,6 +433,7 @@ class WsConnection:
         self.frames_received: Counter[str] = Counter()
         self.malformed_frames = 0
         self.dropped_frames = 0
+        self._conflated_gone = 0  # conflated by subscriptions no longer routed to
         self.unrouted_frames = 0
         self.late_post_replies = 0
         self.post_timeouts = 0
@@ -385,6 +466,13 @@ class WsConnection:
         return self.health.state
 
     @property
+    def conflated_frames(self) -> int:
+        """Book frames replaced by a newer one before their consumer took them (ever)."""
+        return self._conflated_gone + sum(
+            sub.conflated for sub in self._subscriptions if isinstance(sub, ConflatingSubscription)
+        )
+
+    @property
     def connected(self) -> bool:
         return self._ws is not None and self.health.state.up
 
@@ -399,6 +487,7 @@ class WsConnection:
             "frames_received": dict(self.frames_received),
             "malformed_frames": self.malformed_frames,
             "dropped_frames": self.dropped_frames,
+            "conflated_frames": self.conflated_frames,
             "unrouted_frames": self.unrouted_frames,
             "late_post_replies": self.late_post_replies,
             "post_timeouts": self.post_timeouts,
@@ -411,9 +500,10 @@ class WsConnection:
     # --- consumers ------------------------------------------------------------------------------
 
     async def subscribe(
-        self, subscription: Mapping[str, Any], *, buffer: int | None = None
+        self, subscription: Mapping[str, Any], *, buffer: int | None = None, conflate: bool = False
     ) -> Subscription:
-        """Register a subscription (kept across reconnects); its frames come on the result.
+        """Register a subscription (kept across reconnects); its frames come on the result
+        (with ``conflate``, a ``ConflatingSubscription``: only the latest frame is kept).
 
         When the socket is up, this subscribes at once and returns after the acknowledgement
         (or raises ``SubscriptionRejected``); otherwise the subscription is made on connect.
@@ -428,7 +518,11 @@ class WsConnection:
                     raise ValueError(
                         f"{kind} frames carry no user: one {kind} subscription per connection"
                     )
-        sub = Subscription(subscription, key, buffer or self.config.subscription_buffer)
+        sub = (
+            ConflatingSubscription(subscription, key)
+            if conflate
+            else Subscription(subscription, key, buffer or self.config.subscription_buffer)
+        )
         self._subscriptions.append(sub)
         self._routes.setdefault(key, []).append(sub)
         if not self.connected or key in self._active_keys:
@@ -596,6 +690,7 @@ class WsConnection:
             self.url,
             message_queue_size=config.message_queue_size,
             max_message_size=config.max_message_size,
+            receive_buffer_size=config.receive_buffer_size,
             connect_timeout=config.connect_timeout_s,
             disconnect_timeout=config.disconnect_timeout_s,
         )
@@ -736,8 +831,11 @@ class WsConnection:
     # --- frames ---------------------------------------------------------------------------------
 
     def _handle(self, message: str | bytes) -> None:
-        """One frame from the socket. Never waits: consumers get it with ``send_nowait``."""
-        self.health.message(trio.current_time())
+        """One frame from the socket. Never waits: consumers get it with ``send_nowait`` (or
+        in their slot). Stamped first, on the monotonic clock in nanoseconds."""
+        now = trio.current_time()
+        received_ns = int(now * 1_000_000_000)  # mm.clock.monotonic_ns, read once with ``now``
+        self.health.message(now)
         self._pong.set()  # any frame shows the socket alive
         text = message.decode(errors="replace") if isinstance(message, bytes) else message
         if text == GREETING:
@@ -758,13 +856,13 @@ class WsConnection:
             if channel in _CONTROL_CHANNELS:
                 self._control(channel, frame)
             else:
-                self._route(frame)
+                self._route(frame, received_ns)
         except _MALFORMED:
             self.malformed_frames += 1
             return
         self._tap(channel, frame)
 
-    def _route(self, frame: dict[str, Any]) -> None:
+    def _route(self, frame: dict[str, Any], received_ns: int = 0) -> None:
         key = frame_key(frame)
         if key is None:
             return
@@ -774,7 +872,7 @@ class WsConnection:
             return
         gone = False
         for sub in subs:
-            if not sub.offer(frame):
+            if not sub.offer(frame, received_ns):
                 if sub.closed:
                     gone = True
                 else:
@@ -866,6 +964,8 @@ class WsConnection:
     def _forget(self, sub: Subscription) -> None:
         if sub in self._subscriptions:
             self._subscriptions.remove(sub)
+            if isinstance(sub, ConflatingSubscription):
+                self._conflated_gone += sub.conflated
         subs = self._routes.get(sub.key)
         if subs is not None and sub in subs:
             subs.remove(sub)

@@ -183,6 +183,8 @@ def test_l2_book_parses_the_first_depth_levels_of_each_side(depth: int) -> None:
     assert len(book.bids) == min(depth, 20)
     assert all(type(level) is tuple for level in (*book.bids, *book.asks))
     assert book.bids[0] == (2.111, 134.4, 1)
+    assert book.received_ns == 0
+    assert parse_l2_book(response("l2Book"), depth, 42).received_ns == 42
 
 
 def test_l2_book_levels_past_the_depth_are_not_read() -> None:

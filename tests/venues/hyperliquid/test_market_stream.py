@@ -36,7 +36,12 @@ from mm.model import BookSnapshot, Level, Mids, Side, Trade
 from mm.venues.base import Gap, Malformed
 from mm.venues.hyperliquid.codec import parse_l2_book
 from mm.venues.hyperliquid.market_stream import HyperliquidMarketStream
-from mm.venues.hyperliquid.ws import Subscription, WsConnection, subscription_key
+from mm.venues.hyperliquid.ws import (
+    ConflatingSubscription,
+    Subscription,
+    WsConnection,
+    subscription_key,
+)
 from mm.venues.sim.config import MarketConfig, SimConfig
 from mm.venues.sim.engine import OrderRequest, Resting
 from mm.venues.sim.venue import SimVenue
@@ -301,10 +306,14 @@ class FakeConnection:
         await self._up.wait()
 
     async def subscribe(
-        self, subscription: Mapping[str, Any], *, buffer: int | None = None
+        self, subscription: Mapping[str, Any], *, buffer: int | None = None, conflate: bool = False
     ) -> Subscription:
         key = subscription_key(subscription)
-        sub = Subscription(subscription, key, buffer or 16)
+        sub = (
+            ConflatingSubscription(subscription, key)
+            if conflate
+            else Subscription(subscription, key, buffer or 16)
+        )
         sub.active = self.connected
         self.subs[key] = sub
         if key in self.refuse:
@@ -317,8 +326,8 @@ class FakeConnection:
         self.unsubscribed.append(sub.key)
         sub.close()
 
-    def push(self, key: str, frame: Json) -> bool:
-        return self.subs[key].offer(frame)
+    def push(self, key: str, frame: Json, received_ns: int = 0) -> bool:
+        return self.subs[key].offer(frame, received_ns)
 
 
 def book_frame(coin: str, time: int, bid: str = "99.0", ask: str = "101.0") -> Json:
@@ -396,8 +405,9 @@ async def test_malformed_frames_are_counted_and_skipped() -> None:
     with trio.fail_after(2):
         async with faked() as f:
             version = f.bus.version("BTC")
-            for frame in bad_books:
+            for frame in bad_books:  # one at a time: books conflate to the latest
                 assert f.conn.push("l2Book:btc", frame)
+                await trio.testing.wait_all_tasks_blocked()
             for frame in bad_trades:
                 assert f.conn.push("trades:btc", frame)
             for frame in bad_mids:
@@ -426,32 +436,49 @@ async def test_malformed_frames_are_counted_and_skipped() -> None:
             assert f.feed.mids_received_ms == 1_000
 
 
-async def test_a_gap_is_counted_and_the_next_snapshot_replaces_the_book() -> None:
+async def test_a_book_carries_the_connections_stamp_of_its_frames_arrival() -> None:
+    with trio.fail_after(2):
+        async with faked() as f:
+            f.conn.push("l2Book:btc", book_frame("BTC", 2_000, bid="99.5"), 7_000_000_123)
+            await trio.testing.wait_all_tasks_blocked()
+            book = f.bus.latest("BTC")
+            assert book is not None
+            assert (book.best_bid, book.received_ns) == (99.5, 7_000_000_123)
+
+
+async def test_books_conflate_to_the_latest_while_trades_and_mids_mark_a_gap() -> None:
+    """Frames offered without yielding: the book subscription keeps only the newest (no gap:
+    a snapshot supersedes the one before, and only the newest is parsed), while the trades
+    and mids streams hold what fits, drop the rest and mark a gap."""
     config = MarketFeedConfig(book_buffer=2, trades_buffer=2, mids_buffer=2)
     with trio.fail_after(2):
         async with faked(config=config) as f:
-            # Offered without yielding: the first goes to the waiting feed, the stream holds two
-            # more, then drops the rest and marks a gap.
             results = [
                 f.conn.push("l2Book:btc", book_frame("BTC", 2_000 + i, bid=f"{99 + i / 10}"))
                 for i in range(5)
             ]
-            assert results == [True, True, True, False, False]
+            assert results == [True] * 5
             for i in range(5):
                 f.conn.push("trades:eth", trades_frame("ETH", i))
                 f.conn.push("allMids", {"channel": "allMids", "data": {"mids": {"ETH": f"{i}"}}})
+            published = f.feed.books_published
             await trio.testing.wait_all_tasks_blocked()
-            assert f.feed.gaps == {"l2Book": 1, "trades": 1, "allMids": 1}
+            assert f.feed.gaps == {"trades": 1, "allMids": 1}
             book = f.bus.latest("BTC")
             assert book is not None
-            assert book.time_ms == 2_002
-            assert f.feed.mids == {"ETH": 2.0}
+            assert (book.time_ms, book.best_bid) == (2_004, 99.4)
+            assert f.feed.books_published == published + 1  # the four before it never parsed
+            sub = f.conn.subs["l2Book:btc"]
+            assert isinstance(sub, ConflatingSubscription)
+            assert (sub.conflated, sub.gaps, sub.dropped) == (4, 0, 0)
+            # Two mids fit (the one handed to the waiting feed counts until it takes it).
+            assert f.feed.mids == {"ETH": 1.0}
             f.conn.push("l2Book:btc", book_frame("BTC", 3_000, bid="100.0"))
             await trio.testing.wait_all_tasks_blocked()
             book = f.bus.latest("BTC")
             assert book is not None
             assert (book.time_ms, book.best_bid) == (3_000, 100.0)
-            assert f.feed.gaps == {"l2Book": 1, "trades": 1, "allMids": 1}
+            assert f.feed.gaps == {"trades": 1, "allMids": 1}
 
 
 async def test_a_refused_subscription_ends_the_feed() -> None:

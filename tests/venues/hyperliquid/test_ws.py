@@ -20,6 +20,8 @@ import orjson
 import pytest
 import trio
 import trio.testing
+from hypothesis import given
+from hypothesis import strategies as st
 from trio_websocket import (
     ConnectionClosed,
     WebSocketConnection,
@@ -32,6 +34,7 @@ from mm.connection import ConnectionConfig, State, Transition
 from mm.venues.base import Gap
 from mm.venues.hyperliquid.ws import (
     GREETING,
+    ConflatingSubscription,
     ConnectionDown,
     ConnectionFailed,
     Delivery,
@@ -906,3 +909,117 @@ def test_watching_says_when_the_socket_goes_down_and_comes_back() -> None:
     ]
     assert len(heard) == 5
     assert conn.on_state_change == heard.append
+
+
+# --- conflated book frames -------------------------------------------------------------------
+
+
+async def test_a_conflating_subscription_hands_on_the_latest_frame_and_its_stamp() -> None:
+    sub = ConflatingSubscription(L2_BTC, "l2Book:btc")
+    assert all(sub.offer(book("BTC", t), received_ns=t * 10) for t in (1, 2, 3))
+    assert (sub.conflated, sub.delivered, sub.gaps, sub.dropped) == (2, 3, 0, 0)
+    assert await sub.receive() == book("BTC", 3)
+    assert sub.received_ns == 30
+    with trio.move_on_after(0.01) as waited:  # nothing new: it waits
+        await sub.receive()
+    assert waited.cancelled_caught
+    sub.offer(book("BTC", 4), received_ns=40)
+    sub.close()
+    assert sub.offer(book("BTC", 5)) is False  # closed: taken no more
+    assert await sub.receive() == book("BTC", 4)  # what it held before the close
+    assert sub.received_ns == 40
+    with pytest.raises(trio.EndOfChannel):
+        await sub.receive()
+
+
+async def test_a_closed_conflating_subscription_wakes_its_waiting_consumer() -> None:
+    sub = ConflatingSubscription(L2_BTC, "l2Book:btc")
+    ended = trio.Event()
+
+    async def consume() -> None:
+        with pytest.raises(trio.EndOfChannel):
+            await sub.receive()
+        ended.set()
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(consume)
+        await trio.testing.wait_all_tasks_blocked()
+        with pytest.raises(trio.BusyResourceError):
+            await sub.receive()  # one consumer only
+        sub.close("refused")
+        await ended.wait()
+    assert sub.error == "refused"
+
+
+@given(st.lists(st.one_of(st.just("take"), st.integers(min_value=1, max_value=10**9)), max_size=40))
+def test_conflation_hands_on_the_newest_frame_since_the_last_take(steps: list[str | int]) -> None:
+    """Whatever the interleaving of frames and takes, a take returns the newest frame offered
+    since the previous take, with its stamp, and every frame not handed on is counted once."""
+
+    async def main() -> None:
+        sub = ConflatingSubscription(L2_BTC, "l2Book:btc")
+        newest: int | None = None
+        taken = offered = 0
+        for step in steps:
+            if step == "take":
+                if newest is None:
+                    continue  # (it would wait)
+                assert await sub.receive() == book("BTC", newest)
+                assert sub.received_ns == newest * 7
+                newest = None
+                taken += 1
+            else:
+                assert isinstance(step, int)
+                assert sub.offer(book("BTC", step), received_ns=step * 7)
+                newest = step
+                offered += 1
+        pending = 0 if newest is None else 1
+        assert sub.conflated == offered - taken - pending
+        assert sub.delivered == offered
+
+    trio.run(main)
+
+
+async def test_book_frames_conflate_and_are_stamped_on_arrival(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """On the connection: a book subscription made with conflate keeps the latest frame, stamped
+    with Trio's clock in nanoseconds as it was read; a trades subscription on the same socket
+    gets every frame."""
+    venue = FakeVenue()
+    conn = manager(venue)
+    async with running(conn):
+        side = await venue.side(0)
+        books = await conn.subscribe(L2_BTC, conflate=True)
+        trade_sub = await conn.subscribe(TRADES_BTC, buffer=16)
+        assert isinstance(books, ConflatingSubscription)
+        await trio.sleep(1.000_000_5)
+        sent_at = trio.current_time()  # virtual time stands still until every task waits
+        for t in (1, 2, 3):
+            await side.send(book("BTC", t))
+            await side.send(trades("BTC", t))
+        await wait_for(lambda: conn.frames_received["trades"] == 3)
+        assert trio.current_time() > sent_at
+        assert await books.receive() == book("BTC", 3)
+        assert books.received_ns == int(sent_at * 1_000_000_000)
+        assert books.received_ns % 1_000_000 != 0  # finer than a millisecond
+        assert conn.conflated_frames == books.conflated == 2
+        assert conn.dropped_frames == 0
+        assert await take(trade_sub, 3) == [trades("BTC", t) for t in (1, 2, 3)]
+        assert conn.counters()["conflated_frames"] == 2
+        await conn.unsubscribe(books)
+        assert conn.conflated_frames == 2  # kept once the subscription is gone
+
+
+def test_the_receive_buffer_is_asked_of_trio_websocket(monkeypatch: pytest.MonkeyPatch) -> None:
+    asked: dict[str, Any] = {}
+
+    def fake_open(url: str, **kwargs: Any) -> Any:
+        asked.update(kwargs, url=url)
+        return None
+
+    monkeypatch.setattr("mm.venues.hyperliquid.ws.open_websocket_url", fake_open)
+    WsConnection("ws://venue.test/ws", quick(receive_buffer_size=1 << 20))._open_url()
+    assert asked["receive_buffer_size"] == 1 << 20
+    WsConnection("ws://venue.test/ws")._open_url()
+    assert asked["receive_buffer_size"] == ConnectionConfig().receive_buffer_size == 65536
