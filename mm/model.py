@@ -195,6 +195,9 @@ class Instrument:
     _px_scale: int = attrs.field(init=False, default=1, eq=False, repr=False)  # 10**decimals
     _lot_scale: int = attrs.field(init=False, default=1, eq=False, repr=False)
     _min_size_bound: float = attrs.field(init=False, default=0.0, eq=False, repr=False)
+    # Tick counts from which the significant-figure rule coarsens the grid tenfold more: a
+    # count of 10**(figures + j) ticks or more has a step of 10**(j + 1), up to a whole unit.
+    _step_bounds: tuple[int, ...] = attrs.field(init=False, default=(), eq=False, repr=False)
 
     def __attrs_post_init__(self) -> None:
         for name in ("price_increment", "size_increment"):
@@ -224,16 +227,20 @@ class Instrument:
             decimals = max(-digits.exponent, 0)
             object.__setattr__(self, "_unit_ticks", 10**decimals)
             object.__setattr__(self, "_unit_digits", decimals)
+            bounds = tuple(10 ** (self.price_sig_figs + j) for j in range(decimals))
+            object.__setattr__(self, "_step_bounds", bounds)
 
     # --- prices, in integer ticks ----------------------------------------------------------
 
     def tick_step(self, ticks: int) -> int:
         """The spacing of valid prices around ``ticks``, in ticks: 1, or coarser where the
         significant-figure rule applies (never coarser than a whole unit of quote)."""
-        if self.price_sig_figs is None:
-            return 1
-        figures = len(str(max(ticks, 1))) - self.price_sig_figs
-        return int(10 ** min(max(figures, 0), self._unit_digits))
+        step = 1
+        for bound in self._step_bounds:  # 10**figures, ... (empty without price_sig_figs)
+            if ticks < bound:
+                break
+            step *= 10  # one more digit than the figures allow: ten times coarser
+        return step
 
     def is_valid_ticks(self, ticks: int) -> bool:
         """Whether ``ticks`` ticks is a price the venue takes."""

@@ -260,3 +260,23 @@ def test_a_bad_instrument_is_refused_naming_what(change: dict[str, object], key:
     }
     with pytest.raises(ValueError, match=key):
         Instrument(**(fields | change))  # type: ignore[arg-type]
+
+
+@given(
+    decimals=st.integers(min_value=0, max_value=8),
+    figures=st.integers(min_value=1, max_value=7),
+    ticks=st.one_of(
+        st.integers(min_value=-5, max_value=10**16),
+        st.integers(min_value=1, max_value=16).map(lambda n: 10**n),
+        st.integers(min_value=1, max_value=16).map(lambda n: 10**n - 1),
+    ),
+)
+def test_the_step_is_ten_to_the_figures_past_the_rule(
+    decimals: int, figures: int, ticks: int
+) -> None:
+    """The grid's step around a tick count: the digits past ``price_sig_figs`` (by its decimal
+    string), never coarser than a whole unit of quote; 1 without the rule."""
+    digits = len(str(max(ticks, 1)))
+    expected = 10 ** min(max(digits - figures, 0), decimals)
+    assert by_figures(decimals, figures).tick_step(ticks) == expected
+    assert fixed(str(Decimal(1).scaleb(-decimals))).tick_step(ticks) == 1
