@@ -541,7 +541,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--rounds", type=int, default=5000, help="measured ticks (>= 5,000)")
     parser.add_argument("--warmup", type=int, default=300, help="unmeasured ticks first")
-    parser.add_argument("--quick", action="store_true", help="20 ticks: check it runs")
+    parser.add_argument("--quick", action="store_true", help="10 ticks: check it runs")
     parser.add_argument("--serve-sim", metavar="ACCOUNT", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     logger.remove()  # the components' INFO lines would interleave with the figures
@@ -549,7 +549,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.serve_sim:
         trio.run(serve_sim, args.serve_sim)
         return
-    rounds, warmup = (20, 5) if args.quick else (args.rounds, args.warmup)
+    rounds, warmup = (10, 2) if args.quick else (args.rounds, args.warmup)
     load = os.getloadavg()[0]
     figures = trio.run(run_bench, rounds, warmup)
     report(figures, warmup)
