@@ -171,3 +171,14 @@ async def test_decision_latency_runs_from_the_book_or_from_the_tokens_when_later
     (handover,) = rig.handovers
     assert handover.decision_s == pytest.approx(0.001)  # from the book: no wait this time
     assert handover.budget_wait_s is None
+
+
+async def test_with_inventory_high_the_reducing_side_gets_the_token_first() -> None:
+    rig = Rig(1)
+    rig.slot.reducing = lambda coin: Side.SELL  # long and high: selling reduces
+    await rig.slot.execute(QuoteLadder("BTC", both(100.0)))
+    assert rig.resting() == [101.0]  # the top ask, not the top bid
+    rig = Rig(1)
+    rig.slot.reducing = lambda coin: Side.BUY  # short and high: buying reduces
+    await rig.slot.execute(QuoteLadder("BTC", both(100.0)))
+    assert rig.resting() == [99.0]
