@@ -65,6 +65,11 @@ BLOCKED_STATES: frozenset[OrderState] = frozenset(
     }
 )
 _EPS = 1e-9
+# The same states as tuples, for the per-cycle membership tests: a tuple finds an enum member
+# by identity, where a set would first call the enum's Python-level __hash__.
+_WORKING: tuple[OrderState, ...] = tuple(WORKING_STATES)
+_BLOCKED: tuple[OrderState, ...] = tuple(BLOCKED_STATES)
+_SIDES: tuple[Side, ...] = tuple(Side)
 
 
 def _fraction(value: float) -> str | None:
@@ -150,18 +155,19 @@ def _adjacency(
     then index). The desired orders are indexed by side with their tolerances computed once, so
     a live order is compared with its own side's only: the same lists as ``matches`` over every
     pair, without the pairs that cannot match."""
-    by_side: dict[Side, list[tuple[int, DesiredOrder, float, float]]] = {}
+    buys: list[tuple[int, DesiredOrder, float, float]] = []
+    sells: list[tuple[int, DesiredOrder, float, float]] = []
     sz_tolerance = config.sz_tolerance
     for j, want in enumerate(rights):
         px, sz = want.px, want.sz
         px_room = px_tolerance(px, config, tick) + _EPS * abs(px)
         sz_room = sz_tolerance * sz + _EPS * abs(sz)
-        by_side.setdefault(want.side, []).append((j, want, px_room, sz_room))
+        (buys if want.side is Side.BUY else sells).append((j, want, px_room, sz_room))
     adjacency: list[list[int]] = []
     for live in lefts:
         found: list[tuple[float, int, int]] = []
         live_px, live_sz = live.px, live.sz
-        for j, want, px_room, sz_room in by_side.get(live.side, ()):
+        for j, want, px_room, sz_room in buys if live.side is Side.BUY else sells:
             distance = abs(want.px - live_px)
             if distance <= px_room and abs(live_sz - want.sz) <= sz_room:
                 found.append((distance, want.level, j))
@@ -234,8 +240,8 @@ def reconcile(
     tick: float = 0.0,
 ) -> Plan:
     """The plan with the fewest venue calls turning ``live`` into ``desired`` (one symbol)."""
-    working = [order for order in live if order.state in WORKING_STATES]
-    blocked = [order for order in live if order.state in BLOCKED_STATES]
+    working = [order for order in live if order.state in _WORKING]
+    blocked = [order for order in live if order.state in _BLOCKED]
     lefts = working + blocked
     owner = _max_matching(_adjacency(lefts, desired, config, tick))
     plan = Plan()
@@ -248,9 +254,9 @@ def reconcile(
     open_wants = [want for j, want in enumerate(desired) if j not in owner]
 
     sides: dict[Side, _Side] = {}
-    for side in Side:
-        side_working = [o for o in free if o.side is side and o.state in WORKING_STATES]
-        side_blocked = [o for o in free if o.side is side and o.state in BLOCKED_STATES]
+    for side in _SIDES:
+        side_working = [o for o in free if o.side is side and o.state in _WORKING]
+        side_blocked = [o for o in free if o.side is side and o.state in _BLOCKED]
         wants = [w for w in open_wants if w.side is side]
         plan.untouched.extend(side_blocked)
         n_defer = min(max(0, len(wants) - len(side_working)), len(side_blocked))
