@@ -51,6 +51,7 @@ output is NaN.
 
 from __future__ import annotations
 
+import bisect
 import itertools
 import math
 from collections import deque
@@ -111,9 +112,25 @@ def _clip01(value: float) -> float:
     return min(max(value, 0.0), 1.0)
 
 
-def _good_level(level: PriceLevel) -> bool:
-    px, sz, _ = level
-    return _finite(px) and _finite(sz) and px > 0 and sz > 0 and px * sz <= MAX_NOTIONAL
+_NUMBER = (float, int)
+
+
+def _sample_time(sample: tuple[float, float]) -> float:
+    return sample[0]
+
+
+def _good_levels(levels: tuple[PriceLevel, ...]) -> list[PriceLevel]:
+    """The levels with a positive, finite price and size (numbers: ``0 < x < inf``) and a
+    notional within MAX_NOTIONAL, in one pass."""
+    return [
+        level
+        for level in levels
+        if isinstance(level[0], _NUMBER)
+        and isinstance(level[1], _NUMBER)
+        and 0 < level[0] < math.inf
+        and 0 < level[1] < math.inf
+        and level[0] * level[1] <= MAX_NOTIONAL
+    ]
 
 
 class CascadeDetector:
@@ -190,8 +207,8 @@ class CascadeDetector:
         if at is None:
             self.ignored += 1
             return
-        bids = [level for level in book.bids if _good_level(level)]
-        asks = [level for level in book.asks if _good_level(level)]
+        bids = _good_levels(book.bids)
+        asks = _good_levels(book.asks)
         mid = None
         if bids and asks:
             best_bid, best_ask = bids[0][0], asks[0][0]
@@ -273,13 +290,10 @@ class CascadeDetector:
     # --- outputs ------------------------------------------------------------------------------
 
     def _mid_at(self, when: float) -> float | None:
-        """The mid prevailing at ``when``: the latest sample at or before it."""
-        found = None
-        for at, mid in self._mids:
-            if at > when:
-                break
-            found = mid
-        return found
+        """The mid prevailing at ``when``: the latest sample at or before it (the samples'
+        times never go back: the event clock's)."""
+        index = bisect.bisect_right(self._mids, when, key=_sample_time)
+        return self._mids[index - 1][1] if index else None
 
     def velocity(self, now: float) -> float:
         """Persistent mid velocity in bps per second, signed (0 unless every leg agrees)."""

@@ -11,7 +11,12 @@ from hypothesis import strategies as st
 
 from mm.book import Book
 from mm.model import Level, Side, Trade
-from mm.strategies.market_maker.cascade import CascadeConfig, CascadeDetector
+from mm.strategies.market_maker.cascade import (
+    MAX_NOTIONAL,
+    CascadeConfig,
+    CascadeDetector,
+    _good_levels,
+)
 from tests.ids import hl_tid
 
 MID = 100.0
@@ -364,3 +369,50 @@ def test_a_thinner_hit_side_is_never_less_severe(thin: float, thick: float) -> N
         return detector.severity(now)
 
     assert severity(thin) >= severity(thick) - 1e-9
+
+
+_ODD = st.one_of(
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.sampled_from([0.0, -0.0, -1.0, 1e-300, 1e15, 1e16, math.inf, math.nan]),
+    st.integers(min_value=-5, max_value=10**6),
+)
+
+
+@given(st.lists(st.tuples(_ODD, _ODD, st.integers(0, 3)), max_size=12))
+def test_the_levels_kept_are_the_positive_finite_ones(
+    levels: list[tuple[float, float, int]],
+) -> None:
+    """One pass keeps what a level-by-level check of finiteness, sign and notional keeps."""
+
+    def good(px: float, sz: float) -> bool:
+        return (
+            math.isfinite(px) and math.isfinite(sz) and px > 0 and sz > 0
+        ) and px * sz <= MAX_NOTIONAL
+
+    assert _good_levels(tuple(levels)) == [lv for lv in levels if good(lv[0], lv[1])]
+
+
+@given(
+    steps=st.lists(
+        st.tuples(st.sampled_from([0.0, 0.1, 0.25, 1.0]), st.floats(1.0, 1e5)), max_size=40
+    ),
+    queries=st.lists(st.floats(-1.0, 20.0), max_size=10),
+)
+def test_the_mid_at_a_time_is_the_latest_at_or_before_it(
+    steps: list[tuple[float, float]], queries: list[float]
+) -> None:
+    """Found by bisection over the mids kept (their times never go back), as a scan finds it;
+    equal times included."""
+    detector = CascadeDetector(CascadeConfig(velocity_window_s=1e9))
+    now = 0.0
+    for dt, mid in steps:
+        now += dt
+        detector.on_book(Book("BTC", 0, (Level(mid, 1.0),), (Level(mid * 1.0001, 1.0),)), now)
+    kept = list(detector._mids)
+    for when in [*queries, *(at for at, _ in kept)]:
+        scanned = None
+        for at, mid in kept:
+            if at > when:
+                break
+            scanned = mid
+        assert detector._mid_at(when) == scanned
