@@ -158,6 +158,11 @@ class CascadeDetector:
         self._half_spread = 0.0  # of the last two-sided book, to place the mid of a one-sided one
         self._peak = 0.0
         self._peak_at = 0.0
+        # Inputs taken so far, and the last instant reading with the inputs and time it was
+        # made at: a reading again at that time with no input since (the quote right after the
+        # book) is the same, since moving the windows to a time twice moves them once.
+        self._inputs = 0
+        self._last_instant: tuple[float, int, float, dict[str, float]] | None = None
         self.trades = 0
         self.books = 0
         self.ignored = 0
@@ -179,6 +184,7 @@ class CascadeDetector:
 
     def on_trade(self, trade: Trade, now: float) -> None:
         """A market trade at ``now``: its notional, signed by the taker's side."""
+        self._inputs += 1
         px, sz = trade.px, trade.sz
         if not (_finite(px) and _finite(sz) and px > 0 and sz > 0):
             self.ignored += 1
@@ -200,6 +206,7 @@ class CascadeDetector:
 
     def on_book(self, book: Book, now: float) -> None:
         """A book at ``now``: its mid for the velocity and its depth near the mid."""
+        self._inputs += 1
         if book.is_crossed:
             self.ignored += 1
             return
@@ -329,6 +336,14 @@ class CascadeDetector:
         return max(self._older_total, 0.0) / covered
 
     def _instant(self, now: float) -> tuple[float, dict[str, float]]:
+        last = self._last_instant
+        if last is not None and last[0] == now and last[1] == self._inputs:
+            return last[2], dict(last[3])
+        value, parts = self._reading(now)
+        self._last_instant = (now, self._inputs, value, parts)
+        return value, dict(parts)
+
+    def _reading(self, now: float) -> tuple[float, dict[str, float]]:
         config = self.config
         self._advance(now)
         velocity = self.velocity(now)

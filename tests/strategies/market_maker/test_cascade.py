@@ -416,3 +416,45 @@ def test_the_mid_at_a_time_is_the_latest_at_or_before_it(
                 break
             scanned = mid
         assert detector._mid_at(when) == scanned
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    events=st.lists(
+        st.tuples(
+            st.sampled_from(["book", "trade", "severity", "components", "severity"]),
+            st.sampled_from([0.0, 0.0, 0.5, 2.0, 7.0, -1.0, math.nan]),  # time step
+            st.floats(min_value=0.97, max_value=1.03),  # mid move / trade side
+            st.sampled_from([0.0, 0.3, 1.0, 3.0]),  # book scale / trade size
+        ),
+        max_size=60,
+    )
+)
+def test_a_reading_remembered_is_the_reading_made_again(
+    events: list[tuple[str, float, float, float]],
+) -> None:
+    """The severity and its components, with the last reading remembered (one book, then the
+    quote at the same time), are those a detector that forgets it every time reads: through
+    books, trades, repeated times, times going back and NaN."""
+    config = CascadeConfig(min_baseline_s=5.0, baseline_s=30.0)
+    remembering, forgetting = CascadeDetector(config), CascadeDetector(config)
+    now, mid = 0.0, MID
+    for kind, step, move, scale in events:
+        now = now + step if math.isfinite(step) else now
+        at = now if math.isfinite(step) else math.nan
+        for detector in (remembering, forgetting):
+            if detector is forgetting:
+                detector._last_instant = None
+            if kind == "book":
+                detector.on_book(book(mid * move, bid_scale=scale, levels=5), at)
+            elif kind == "trade":
+                side = Side.BUY if move > 1.0 else Side.SELL
+                detector.on_trade(trade(side, 1_000.0 * scale, mid), at)
+        if kind == "book":
+            mid *= move
+        if kind == "severity":
+            forgetting._last_instant = None
+            assert remembering.severity(at) == forgetting.severity(at)
+        elif kind == "components":
+            forgetting._last_instant = None
+            assert remembering.components(at) == forgetting.components(at)
