@@ -269,11 +269,13 @@ def reconcile(
 
     buy, sell = sides[Side.BUY], sides[Side.SELL]
     best: tuple[tuple[int, int, int], int, int] | None = None
+    working_count = len(buy.working) + len(sell.working)
+    wants_count = len(buy.wants) + len(sell.wants)
     for m_buy, m_sell in itertools.product(range(buy.max_modify + 1), range(sell.max_modify + 1)):
         modifies = m_buy + m_sell
-        cancels = len(buy.working) - m_buy + len(sell.working) - m_sell
-        places = len(buy.wants) - m_buy + len(sell.wants) - m_sell
-        batches = sum(1 for n in (modifies, cancels, places) if n)
+        cancels = working_count - modifies
+        places = wants_count - modifies
+        batches = (modifies > 0) + (cancels > 0) + (places > 0)  # none is negative
         cost = (batches, modifies + cancels + places, -modifies)
         if best is None or cost < best[0]:
             best = (cost, m_buy, m_sell)
