@@ -10,13 +10,15 @@ counted; it is printed apart.
 
 Prints per N: mm's CPU in cores (CPU seconds per market second), per symbol, and its ratio to
 N=10's; then the l2Book frames each symbol received per second and mm's CPU per frame, with its
-ratio to N=10's. The second is the one to read for linearity: the simulator, one process, does
-not keep every book's pace at 100 coins on this machine (fewer frames per symbol arrive, and
-CPU per symbol alone would flatter mm), while CPU per frame stays flat when the cost of a frame
-does not depend on N and grows with N when each frame does work for every symbol (the N**2
-term). "quoting" counts the symbols with orders resting after the warm-up (the shared order
-budget paces how many). Figures are from one run on a shared machine: compare the ratios, not
-the absolute values; the load average is printed with each row.
+ratio to N=10's. The simulator, one process, did not keep a book every 500 ms (the shipped
+pace) for 100 coins on this machine: fewer frames per symbol arrived, books went stale, quotes
+were pulled, and CPU per symbol flattered mm. So every N runs at ``--book-interval-ms`` (1000),
+and the frames per symbol per second say whether the simulator kept that pace. CPU per frame
+stays flat when a frame's cost does not depend on N (past the fixed costs, which weigh most at
+N=10) and grows with N when each frame does work for every symbol (the N**2 term). "quoting"
+counts the symbols with orders resting after the warm-up (the shared order budget paces how
+many). Figures are from one run on a shared machine: compare the ratios, not the absolute
+values; the load average is printed with each row.
 Run: ``python benchmarks/bench_scaling.py [--symbols 10 40 100] [--seconds 90]``.
 """
 
@@ -30,8 +32,12 @@ from pathlib import Path
 from live import Live, coins, cpu_seconds, load_average
 
 
-def measure(count: int, warmup: float, seconds: float, directory: Path) -> dict[str, float]:
-    live = Live(directory / f"n{count}-{time.monotonic_ns()}", coins(count))
+def measure(
+    count: int, warmup: float, seconds: float, directory: Path, book_interval_ms: int
+) -> dict[str, float]:
+    # The simulator's pace, the same at every N: one book per coin per interval.
+    pace = {"MM_SIM__BOOK_INTERVAL_MS": str(book_interval_ms)}
+    live = Live(directory / f"n{count}-{time.monotonic_ns()}", coins(count), sim_env=pace)
     live.start()
     try:
         assert live.mm is not None
@@ -83,19 +89,21 @@ def main() -> None:
     parser.add_argument("--symbols", type=int, nargs="+", default=[10, 40, 100])
     parser.add_argument("--seconds", type=float, default=90.0)
     parser.add_argument("--warmup", type=float, default=45.0)
+    parser.add_argument("--book-interval-ms", type=int, default=1000)
     args = parser.parse_args()
     counts = [*args.symbols, args.symbols[0]]
     rows = []
     with tempfile.TemporaryDirectory(prefix="mm-bench-scaling-") as directory:
         for count in counts:
-            row = measure(count, args.warmup, args.seconds, Path(directory))
+            row = measure(count, args.warmup, args.seconds, Path(directory), args.book_interval_ms)
             print(row, flush=True)
             rows.append(row)
     base = rows[0]["per_symbol"]
     base_book = rows[0]["cpu_us_per_book"] or 1.0
     print(
         f"\nmm's CPU by symbols quoted, {args.seconds:.0f} s each after {args.warmup:.0f} s of "
-        "warm-up, mm sim in its own process (not counted)"
+        "warm-up, mm sim in its own process (not counted), a book per coin every "
+        f"{args.book_interval_ms} ms at most"
     )
     print(
         f"{'N':>5}{'mm cores':>10}{'per symbol':>12}{'ratio':>7}{'books/sym/s':>13}"

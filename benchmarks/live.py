@@ -86,11 +86,13 @@ class Live:
         symbols: Sequence[str],
         *,
         mm_env: Mapping[str, str] | None = None,
+        sim_env: Mapping[str, str] | None = None,
         mm_command: Sequence[str] | None = None,
     ) -> None:
         self.directory = directory
         self.symbols = list(symbols)
         self._mm_env = dict(mm_env or {})
+        self._sim_env = dict(sim_env or {})
         self._mm_command = list(mm_command or [sys.executable, "-m", "mm", "start"])
         self.sim: subprocess.Popen[str] | None = None
         self.mm: subprocess.Popen[str] | None = None
@@ -117,7 +119,9 @@ class Live:
         out = self.directory / "sim.out"
         stdout = out.open("w")
         self._files.append(stdout)
-        env = _environment({"MM_SIM__COINS": listed, "MM_SERVICE__LOG_LEVEL": '"WARNING"'})
+        env = _environment(
+            {"MM_SIM__COINS": listed, "MM_SERVICE__LOG_LEVEL": '"WARNING"', **self._sim_env}
+        )
         command = [sys.executable, "-m", "mm", "sim", "-c", str(SHIPPED_CONFIG), "--port", "0"]
         self.sim = subprocess.Popen(
             [*command, "--fund", account],
