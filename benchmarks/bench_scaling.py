@@ -10,12 +10,13 @@ counted; it is printed apart.
 
 Prints per N: mm's CPU in cores (CPU seconds per market second), per symbol, and its ratio to
 N=10's; then the l2Book frames each symbol received per second and mm's CPU per frame, with its
-ratio to N=10's. The simulator, one process, did not keep a book every 500 ms (the shipped
+ratio to N=10's; and the marginal CPU a symbol added since the previous N (% of a core), which
+is the figure to read for linearity: flat when cores = fixed + N x per-symbol, growing with N
+under an N**2 term (per symbol and per frame fall with N while the fixed costs spread).
+The simulator, one process, did not keep a book every 500 ms (the shipped
 pace) for 100 coins on this machine: fewer frames per symbol arrived, books went stale, quotes
 were pulled, and CPU per symbol flattered mm. So every N runs at ``--book-interval-ms`` (1000),
-and the frames per symbol per second say whether the simulator kept that pace. CPU per frame
-stays flat when a frame's cost does not depend on N (past the fixed costs, which weigh most at
-N=10) and grows with N when each frame does work for every symbol (the N**2 term). "quoting"
+and the frames per symbol per second say whether the simulator kept that pace. "quoting"
 counts the symbols with orders resting after the warm-up (the shared order budget paces how
 many). Figures are from one run on a shared machine: compare the ratios, not the absolute
 values; the load average is printed with each row.
@@ -107,14 +108,22 @@ def main() -> None:
     )
     print(
         f"{'N':>5}{'mm cores':>10}{'per symbol':>12}{'ratio':>7}{'books/sym/s':>13}"
-        f"{'us/book':>9}{'ratio':>7}{'quoting':>9}{'sim cores':>11}{'load1':>7}"
+        f"{'us/book':>9}{'ratio':>7}{'marginal':>10}{'quoting':>9}{'sim cores':>11}{'load1':>7}"
     )
+    previous: dict[str, float] | None = None
     for row in rows:
+        # What each symbol added since the previous (smaller) N, in % of a core: flat when the
+        # loop is linear (cores = fixed + N x per-symbol), growing with N under an N**2 term.
+        marginal = "-"
+        if previous is not None and row["n"] > previous["n"]:
+            added = (row["mm_cores"] - previous["mm_cores"]) / (row["n"] - previous["n"])
+            marginal = f"{added * 100:.3f}%"
+        previous = row
         print(
             f"{row['n']:>5.0f}{row['mm_cores']:>10.3f}{row['per_symbol'] * 100:>11.3f}%"
             f"{row['per_symbol'] / base:>7.2f}{row['books_per_symbol_s']:>13.2f}"
             f"{row['cpu_us_per_book']:>9.0f}{row['cpu_us_per_book'] / base_book:>7.2f}"
-            f"{row['quoting']:>9.0f}{row['sim_cores']:>11.3f}{row['load']:>7.2f}"
+            f"{marginal:>10}{row['quoting']:>9.0f}{row['sim_cores']:>11.3f}{row['load']:>7.2f}"
         )
 
 
