@@ -5,15 +5,15 @@ variant, one after the other, for ``--minutes`` each, and reads the service's ow
 every collection's pause (``mm_gc_pause_seconds``, ``mm_gc_pause_max_seconds``) and its CPU:
 
 - ``untuned``: what mm did before: no freeze, CPython's thresholds (700, 10, 10);
-- ``frozen``: the freeze after startup, CPython's thresholds;
-- ``frozen+T``: the freeze and thresholds T (``--thresholds 10000,10,10 ...``), by default
-  ``mm.gc_pauses.THRESHOLDS`` as shipped.
+- ``frozen+shipped``: ``mm start`` as shipped, the freeze after startup and
+  ``mm.gc_pauses.THRESHOLDS``;
+- ``frozen+T``: the freeze and thresholds T (``--thresholds 10000,10,10 ...``).
 
-Prints, per variant: collections per minute and the longest pause by generation (wall time,
-and the collector's own CPU in its longest), the pauses over 1 ms, the pause time per minute
-and mm's CPU (cores), with the ratio to ``untuned`` measured in the
-same run (other load on the machine makes absolute figures noisy; the pauses are wall time and
-include any preemption by other processes, so the longest pause is an upper bound).
+Prints, per variant: collections per minute and the longest pause by generation (wall time),
+the collector's own CPU in its costliest collection, the pauses over 1 ms, the pause time per
+minute and mm's CPU (cores), with the ratio to ``untuned`` measured in the same run. Other load
+on the machine makes absolute figures noisy; the wall-time pauses include any preemption by
+other processes (the CPU column does not), so the longest pause is an upper bound.
 Run: ``python benchmarks/bench_gc.py [--minutes 3] [--thresholds 10000,10,10]``.
 """
 
@@ -36,8 +36,6 @@ from mm import gc_pauses
 variant = sys.argv.pop(1)
 if variant == "untuned":
     mm.app.tune_after_startup = lambda: gc_pauses.Frozen(0, 0.0)
-elif variant == "frozen":
-    mm.app.tune_after_startup = lambda: gc_pauses.tune_after_startup((700, 10, 10))
 elif variant != "frozen+shipped":
     thresholds = tuple(int(x) for x in variant.split("+")[1].split(","))
     mm.app.tune_after_startup = lambda: gc_pauses.tune_after_startup(thresholds)
@@ -112,7 +110,7 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=3.0)
     parser.add_argument("--thresholds", nargs="*", default=[])
     args = parser.parse_args()
-    variants = ["untuned", "frozen", "frozen+shipped"]
+    variants = ["untuned", "frozen+shipped"]
     variants += [f"frozen+{thresholds}" for thresholds in args.thresholds]
     results = {}
     with tempfile.TemporaryDirectory(prefix="mm-bench-gc-") as directory:
