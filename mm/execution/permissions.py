@@ -174,6 +174,9 @@ class PermissionBoard:
         self._slots = {source: Slot(self, source) for source in SOURCES}
         self._handed: set[Source] = set()
         self._changed = trio.Event()
+        # Each symbol's combined permission, made once until a slot is written: the strategy
+        # and the pre-trade checks read it several times a tick (it is frozen, safe to share).
+        self._permissions: dict[str, Permission] = {}
 
     def slot(self, source: Source) -> Slot:
         """The owner's slot; each is handed out once, so it has one writer."""
@@ -184,6 +187,7 @@ class PermissionBoard:
 
     def changed(self) -> None:
         """A slot was written: wake whoever waits for a change."""
+        self._permissions.clear()
         self._changed.set()
         self._changed = trio.Event()
 
@@ -197,7 +201,11 @@ class PermissionBoard:
         return slot.grant if symbol is None else slot.of(symbol)
 
     def permission(self, symbol: str) -> Permission:
-        return combine({source: slot.of(symbol) for source, slot in self._slots.items()})
+        permission = self._permissions.get(symbol)
+        if permission is None:
+            permission = combine({source: slot.of(symbol) for source, slot in self._slots.items()})
+            self._permissions[symbol] = permission
+        return permission
 
     def may_send(
         self, symbol: str, side: Side, position: float, *, reduce_only: bool = False

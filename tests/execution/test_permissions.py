@@ -186,3 +186,36 @@ async def test_a_write_wakes_the_waiters_and_only_a_change_does() -> None:
         risk.set(Grant(Level.PULLED, "risk: no new orders"))
         await trio.testing.wait_all_tasks_blocked()
     assert woken == [Permission(Level.PULLED, "risk: no new orders")]
+
+
+symbols = st.sampled_from(["BTC", "ETH"])
+writes = st.one_of(
+    st.tuples(st.just("set"), st.sampled_from(SOURCES), st.none(), grants()),
+    st.tuples(st.just("set_symbol"), st.sampled_from(SOURCES), symbols, grants()),
+    st.tuples(st.just("clear_symbol"), st.sampled_from(SOURCES), symbols, st.none()),
+)
+
+
+@settings(max_examples=200)
+@given(st.lists(st.tuples(writes, symbols), max_size=12))
+def test_a_read_after_any_write_is_the_slots_combined(
+    steps: list[tuple[tuple[str, Source, str | None, Grant | None], str]],
+) -> None:
+    """The board remembers each symbol's permission between writes: every read, before and
+    after any write, is what combining the slots' grants gives at that moment."""
+    board = PermissionBoard()
+    slots = {source: board.slot(source) for source in SOURCES}
+    for (op, source, symbol, grant), read in steps:
+        for coin in ("BTC", "ETH"):
+            assert board.permission(coin) == combine({s: slots[s].of(coin) for s in SOURCES})
+        if op == "set":
+            assert grant is not None
+            slots[source].set(grant)
+        elif op == "set_symbol":
+            assert symbol is not None
+            assert grant is not None
+            slots[source].set_symbol(symbol, grant)
+        else:
+            assert symbol is not None
+            slots[source].clear_symbol(symbol)
+        assert board.permission(read) == combine({s: slots[s].of(read) for s in SOURCES})
