@@ -81,6 +81,18 @@ class QuotingMetrics:
             ["symbol", "name"],
             registry=registry,
         )
+        self._children: dict[tuple[object, ...], Any] = {}
+
+    def child(self, metric: Any, *values: str) -> Any:
+        """``metric.labels(*values)`` (values in the metric's label order), looked up once: every
+        quote sets about a dozen labelled series, and ``labels`` checks and joins its values
+        under a lock on each call. The child is the one ``labels`` would return (nothing here
+        removes a series)."""
+        key = (id(metric), *values)
+        found = self._children.get(key)
+        if found is None:
+            found = self._children[key] = metric.labels(*values)
+        return found
 
 
 class MarketMaker:
@@ -211,25 +223,21 @@ class MarketMaker:
         plan = quoter.quote(now)
         self.metrics.cycle.observe(time.perf_counter() - started)
         self.last_plans[coin] = plan
-        self.metrics.gate.labels(symbol=coin, reason=plan.reason or "quoting").inc()
+        metrics = self.metrics
+        metrics.child(metrics.gate, coin, plan.reason or "quoting").inc()
         if plan.bid is not None and plan.ask is not None and plan.mid:
-            self.metrics.quoted_spread.labels(symbol=coin).set(
-                (plan.ask - plan.bid) / plan.mid * 1e4
-            )
+            metrics.child(metrics.quoted_spread, coin).set((plan.ask - plan.bid) / plan.mid * 1e4)
         if plan.spread is not None:
             for factor, multiplier in plan.spread.factors.items():
-                self.metrics.spread_factor.labels(symbol=coin, factor=factor.value).set(multiplier)
+                metrics.child(metrics.spread_factor, coin, factor.value).set(multiplier)
         if plan.glft is not None:
             glft = plan.glft
-            estimates = {
-                "sigma": glft.sigma,
-                "a": glft.a,
-                "k": glft.k,
-                "q": glft.q,
-                "half_spread_bps": glft.half_spread_bps,
-            }
-            for name, value in estimates.items():
-                self.metrics.estimate.labels(symbol=coin, name=name).set(value)
+            estimate = metrics.estimate
+            metrics.child(estimate, coin, "sigma").set(glft.sigma)
+            metrics.child(estimate, coin, "a").set(glft.a)
+            metrics.child(estimate, coin, "k").set(glft.k)
+            metrics.child(estimate, coin, "q").set(glft.q)
+            metrics.child(estimate, coin, "half_spread_bps").set(glft.half_spread_bps)
         orders = self._within_risk(coin, plan.orders)
         received_ms = quoter.book.received_ms if quoter.book is not None else 0
         # Tick to order is measured from a book that moved us; a requote on the accumulator's
