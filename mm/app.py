@@ -475,6 +475,7 @@ class Service:
             in_sync=self.adapter.in_sync(),
             waiting=self.adapter.startup_waiting(),
             access=self.adapter.access_refused(),
+            down=tuple(unhealthy(self.root.status())),
         )
         return not_trading(state)
 

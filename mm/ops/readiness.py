@@ -3,7 +3,9 @@
 Liveness and readiness are two questions. ``/healthz`` answers "is the process alive and its
 supervision tree up": a container runtime restarts a process that is not, and must never
 restart one for standing aside on purpose. ``/readyz`` answers "is it trading": it is not
-while the service starts or stops, while the kill switch is tripped, while the autonomy mode
+while the service starts or stops, while a part of its supervision tree is not running (a
+restarted subtree whose children are still coming up trades with none of them),
+while the kill switch is tripped, while the autonomy mode
 is anything but NORMAL (QUARANTINED, REDUCE_ONLY, HALT), while the user stream is out of sync
 with the venue (quoting is blocked until it resyncs), while a startup step waits on the
 venue's rate limit, or while the venue refuses the signing key for the account. Each is a
@@ -30,6 +32,7 @@ class TradingState:
     in_sync: bool  # the user stream's gate is open: orders, fills, positions follow the venue
     waiting: str | None = None  # a startup step waiting (on the venue's rate limit), and why
     access: str | None = None  # why the venue refuses the signing key for the account
+    down: tuple[str, ...] = ()  # supervised children not running, as /healthz lists them
 
 
 def not_trading(state: TradingState) -> list[str]:
@@ -37,6 +40,7 @@ def not_trading(state: TradingState) -> list[str]:
     reasons = []
     if state.service != "running":
         reasons.append(f"mm is {state.service}")
+    reasons.extend(state.down)
     if state.killswitch is not None:
         reasons.append(f"kill switch tripped ({state.killswitch})")
     if state.mode is not Mode.NORMAL:

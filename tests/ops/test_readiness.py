@@ -32,6 +32,7 @@ def test_trading_has_no_reason() -> None:
         ({"in_sync": False}, "not in sync with the venue"),
         ({"waiting": "metadata rate limited (HTTP 429)"}, "startup waiting: metadata"),
         ({"access": "x"}, "the venue refuses the key for the account: x"),
+        ({"down": ("mm/trading/slot-0 is stopped",)}, "mm/trading/slot-0 is stopped"),
     ],
 )
 def test_each_reason_alone(change: dict[str, Any], reason: str) -> None:
@@ -51,9 +52,11 @@ def test_every_reason_at_once_gravest_first() -> None:
         in_sync=False,
         waiting="metadata rate limited",
         access="the venue says no",
+        down=("mm/trading is restarting",),
     )
     assert not_trading(state) == [
         "mm is starting",
+        "mm/trading is restarting",
         "kill switch tripped (drawdown)",
         "mode HALT (flatten_deadline_missed)",
         "the venue refuses the key for the account: the venue says no",
