@@ -806,3 +806,19 @@ def test_random_inputs_never_corrupt_state(steps: list[tuple[str, str]]) -> None
         if order.is_terminal:
             assert order.pending is None
             assert order.modify_target is None
+
+
+@pytest.mark.parametrize("state", list(OrderState))
+def test_terminal_is_membership_of_the_terminal_states(state: OrderState) -> None:
+    """The state's and the order's is_terminal say what TERMINAL_STATES says, for every state
+    (they test a tuple of the same members, not the set)."""
+    order = new()
+    order.state = state
+    assert state.is_terminal is (state in TERMINAL_STATES)
+    assert order.is_terminal is (state in TERMINAL_STATES)
+    assert {
+        OrderState.FILLED,
+        OrderState.CANCELED,
+        OrderState.REJECTED,
+        OrderState.EXPIRED,
+    } == TERMINAL_STATES
