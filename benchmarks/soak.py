@@ -47,6 +47,8 @@ COLUMNS = [
     "sim_rss_mib",
     "gc_max_ms",
     "gc_cpu_max_ms",
+    "gc_costliest_generation",
+    "gc_costliest_collected",
     "gc_collections_0",
     "gc_collections_1",
     "gc_collections_2",
@@ -83,6 +85,7 @@ def sample(live: Live, started: float) -> dict[str, object]:
     ]
     counts = [metrics.get(f'mm_gc_pause_seconds_count{{generation="{g}"}}', 0.0) for g in range(3)]
     status = live.status()
+    costliest = (status.get("gc") or {}).get("costliest_collection") or {}
     return {
         "utc": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "elapsed_s": round(time.monotonic() - started, 1),
@@ -90,6 +93,9 @@ def sample(live: Live, started: float) -> dict[str, object]:
         "sim_rss_mib": round(rss_bytes(live.sim.pid) / MIB, 2),
         "gc_max_ms": round(max(pauses_max) * 1000, 3),
         "gc_cpu_max_ms": round(max(cpu_max) * 1000, 3),
+        # Which collection cost the most CPU, and the unreachable objects it found.
+        "gc_costliest_generation": costliest.get("generation", ""),
+        "gc_costliest_collected": costliest.get("collected", ""),
         "gc_collections_0": int(counts[0]),
         "gc_collections_1": int(counts[1]),
         "gc_collections_2": int(counts[2]),

@@ -102,6 +102,9 @@ class GcPauses(Collector):
         # The collector's own CPU in its costliest collection: on a loaded machine the
         # wall-clock pause also holds the time the OS gave other processes.
         self._longest_cpu = [0.0] * GENERATIONS
+        # The costliest collection's generation, CPU, wall time and the unreachable objects it
+        # found: a full collection's cost is the objects it walks and the garbage it frees.
+        self._costliest: dict[str, float | int] | None = None
         self._counts = [[0] * (len(PAUSE_BUCKETS) + 1) for _ in range(GENERATIONS)]
         self._sums = [0.0] * GENERATIONS
         self._longest = [0.0] * GENERATIONS
@@ -124,11 +127,26 @@ class GcPauses(Collector):
         if started is None:
             return
         wall, cpu = started
-        self.observe(int(info["generation"]), self._timer() - wall, self._cpu_timer() - cpu)
+        self.observe(
+            int(info["generation"]),
+            self._timer() - wall,
+            self._cpu_timer() - cpu,
+            collected=int(info.get("collected", 0)),
+        )
 
-    def observe(self, generation: int, seconds: float, cpu_seconds: float = 0.0) -> None:
+    def observe(
+        self, generation: int, seconds: float, cpu_seconds: float = 0.0, *, collected: int = 0
+    ) -> None:
         """One collection of ``generation`` that stopped the process for ``seconds`` (wall
-        clock), ``cpu_seconds`` of which the collector spent on the CPU."""
+        clock), ``cpu_seconds`` of which the collector spent on the CPU, and found
+        ``collected`` unreachable objects."""
+        if cpu_seconds > max(self._longest_cpu):
+            self._costliest = {
+                "generation": generation,
+                "cpu_ms": round(cpu_seconds * 1000, 3),
+                "wall_ms": round(seconds * 1000, 3),
+                "collected": collected,
+            }
         if cpu_seconds > self._longest_cpu[generation]:
             self._longest_cpu[generation] = cpu_seconds
         self._counts[generation][bisect.bisect_left(PAUSE_BUCKETS, seconds)] += 1
@@ -152,6 +170,7 @@ class GcPauses(Collector):
             "longest_pause_ms": round(max(longest) * 1000, 3),
             "longest_pause_ms_by_generation": [round(s * 1000, 3) for s in longest],
             "longest_pause_cpu_ms": round(max(self._longest_cpu) * 1000, 3),
+            "costliest_collection": self._costliest,
             "collections": self.collections(),
             "thresholds": list(gc.get_threshold()),
             "frozen_objects": gc.get_freeze_count(),

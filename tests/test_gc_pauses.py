@@ -36,8 +36,10 @@ def test_a_collection_is_timed_from_start_to_stop() -> None:
     pauses._callback("start", {"generation": 2})
     timer.now += 0.015
     cpu_timer.now += 0.004  # the rest of the pause, the OS ran something else
-    pauses._callback("stop", {"generation": 2, "collected": 0, "uncollectable": 0})
+    pauses._callback("stop", {"generation": 2, "collected": 42, "uncollectable": 0})
     assert pauses.collections() == [0, 0, 1]
+    costliest = {"generation": 2, "cpu_ms": 4.0, "wall_ms": 15.0, "collected": 42}
+    assert pauses.status()["costliest_collection"] == costliest
     assert pauses.longest() == pytest.approx(0.015)
     registry = CollectorRegistry()
     registry.register(pauses)
@@ -57,6 +59,7 @@ def test_a_stop_without_its_start_is_ignored() -> None:
     pauses = GcPauses(FakeTimer(), FakeTimer())
     pauses._callback("stop", {"generation": 0, "collected": 0, "uncollectable": 0})
     assert pauses.collections() == [0, 0, 0]
+    assert pauses.status()["costliest_collection"] is None
 
 
 @given(st.lists(st.tuples(st.integers(0, GENERATIONS - 1), st.floats(0, 2.0)), max_size=50))
@@ -122,6 +125,12 @@ def test_status_reports_the_longest_pause_and_render_prints_it() -> None:
     assert status["longest_pause_ms_by_generation"] == [0.2, 0.0, 12.3]
     assert status["collections"] == [1, 0, 1]
     assert status["longest_pause_cpu_ms"] == 10.1
+    assert status["costliest_collection"] == {
+        "generation": 2,
+        "cpu_ms": 10.1,
+        "wall_ms": 12.3,
+        "collected": 0,
+    }
     assert status["frozen_objects"] == gc.get_freeze_count()
     line = [
         line
