@@ -22,6 +22,10 @@ class FlowImbalance:
         self.window_s = window_s
         self._trades: deque[tuple[float, float, float]] = deque()  # (time, notional, signed)
         self._last = -math.inf
+        # The last reading, kept until a trade comes or leaves the window (``_read`` False: none
+        # kept): the quote asks once per book, and the window holds the same trades between.
+        self._read = False
+        self._reading: float | None = None
 
     def on_trade(self, trade: Trade, now: float) -> None:
         notional = trade.px * trade.sz
@@ -32,19 +36,26 @@ class FlowImbalance:
         self._last = now
         signed = notional if trade.side is Side.BUY else -notional
         self._trades.append((now, notional, signed))
+        self._read = False
         self._expire(now)
 
     def _expire(self, now: float) -> None:
         while self._trades and now - self._trades[0][0] > self.window_s:
             self._trades.popleft()
+            self._read = False
 
     def imbalance(self, now: float) -> float | None:
-        """Summed afresh (a window of trades, read once per quote): no running sum to drift
-        when notionals of very different sizes come and go."""
+        """Summed afresh when the window changed (a trade came or left), else the last reading:
+        no running sum to drift when notionals of very different sizes come and go."""
         if math.isfinite(now):
             self._expire(now)
+        if self._read:
+            return self._reading
         total = math.fsum(notional for _, notional, _ in self._trades)
         if total <= 0.0:
-            return None
-        net = math.fsum(signed for _, _, signed in self._trades)
-        return max(-1.0, min(1.0, net / total))
+            reading = None
+        else:
+            net = math.fsum(signed for _, _, signed in self._trades)
+            reading = max(-1.0, min(1.0, net / total))
+        self._read, self._reading = True, reading
+        return reading

@@ -57,3 +57,39 @@ def test_imbalance_is_bounded(events: list[tuple[Side, float, float, float]]) ->
         value = flow.imbalance(now)
         assert value is not None
         assert -1.0 <= value <= 1.0
+
+
+class ForgetfulFlow(FlowImbalance):
+    """Sums the window afresh at every reading: what a remembered reading must equal."""
+
+    def imbalance(self, now: float) -> float | None:
+        self._read = False
+        return super().imbalance(now)
+
+
+times = st.one_of(st.floats(-10.0, 200.0), st.sampled_from([math.nan, math.inf, -math.inf]))
+
+
+@given(
+    st.lists(
+        st.one_of(
+            st.tuples(st.just("trade"), st.sampled_from(list(Side)), st.floats(0.5, 10.0), times),
+            st.tuples(st.just("read"), st.none(), st.none(), times),
+        ),
+        max_size=40,
+    )
+)
+def test_a_remembered_reading_is_the_window_summed_afresh(
+    steps: list[tuple[str, Side | None, float | None, float]],
+) -> None:
+    """Readings between trades are remembered until a trade comes or leaves the window: through
+    trades, repeated, backward and non-finite times, every reading equals a fresh sum."""
+    remembering, forgetful = FlowImbalance(30.0), ForgetfulFlow(30.0)
+    for op, side, sz, now in steps:
+        if op == "trade":
+            assert side is not None
+            assert sz is not None
+            remembering.on_trade(trade(side, sz=sz), now)
+            forgetful.on_trade(trade(side, sz=sz), now)
+        else:
+            assert remembering.imbalance(now) == forgetful.imbalance(now)
