@@ -117,6 +117,7 @@ from __future__ import annotations
 
 import enum
 import math
+from typing import Final
 
 import attrs
 
@@ -147,6 +148,8 @@ TERMINAL_STATES: frozenset[OrderState] = frozenset(
 # a frozenset of enum members hashes the member with Enum's Python-level __hash__ on every test
 # (the registry's live() asks every live order, several times a tick).
 _TERMINAL: tuple[OrderState, ...] = tuple(TERMINAL_STATES)
+# Up to this many retired oids an order's list is scanned; past it, looked up in a set.
+_SCAN_RETIRED: Final = 16
 WORKING_STATES: frozenset[OrderState] = frozenset({OrderState.OPEN, OrderState.PARTIALLY_FILLED})
 
 
@@ -236,6 +239,12 @@ class TrackedOrder:
     # effect at the venue: infinite while its caller waits, then the request's expiry plus the
     # clock allowance (set by the router), None when nothing may land any more.
     lands_by_ms: float | None = math.inf
+    # retired_oids as a set, brought up to date from the list when asked (the list is only
+    # appended to): an order modified at every requote retires an oid each time, and scanning
+    # the list at every answer made each answer slower than the one before.
+    _retired_set: set[OrderId] = attrs.field(factory=set, init=False, repr=False)
+    _retired_seen: int = attrs.field(default=0, init=False, repr=False)
+    _retired_of: list[OrderId] | None = attrs.field(default=None, init=False, repr=False)
 
     # --- construction ---------------------------------------------------------------------------
 
@@ -286,7 +295,20 @@ class TrackedOrder:
         return self.state in WORKING_STATES and self.oid is not None
 
     def knows_oid(self, oid: OrderId) -> bool:
-        return oid == self.oid or oid in self.retired_oids
+        return oid == self.oid or self.is_retired_oid(oid)
+
+    def is_retired_oid(self, oid: OrderId) -> bool:
+        """``oid in self.retired_oids``, through the set once the list is long."""
+        retired = self.retired_oids
+        count = len(retired)
+        if count <= _SCAN_RETIRED:
+            return oid in retired
+        if count < self._retired_seen or self._retired_of is not retired:  # not appended to
+            self._retired_set, self._retired_seen, self._retired_of = set(), 0, retired
+        if count > self._retired_seen:
+            self._retired_set.update(retired[self._retired_seen :])
+            self._retired_seen = count
+        return oid in self._retired_set
 
     def working_state(self) -> OrderState:
         return OrderState.PARTIALLY_FILLED if self.filled_sz > 0 else OrderState.OPEN
@@ -414,7 +436,7 @@ class TrackedOrder:
         """
         if self.modify_target is None or self.is_terminal:
             raise IllegalTransition(self.cloid, self.state, "replaced", "no modify in flight")
-        if new_oid in self.retired_oids:
+        if self.is_retired_oid(new_oid):
             raise IllegalTransition(self.cloid, self.state, "replaced", f"oid {new_oid} retired")
         before = self.state
         old = self.oid
@@ -450,7 +472,7 @@ class TrackedOrder:
 
     def retire_oid(self, oid: OrderId) -> None:
         """Remember ``oid`` as a dead leg of this order (a replacement the venue rejected)."""
-        if oid != self.oid and oid not in self.retired_oids:
+        if oid != self.oid and not self.is_retired_oid(oid):
             self.retired_oids.append(oid)
 
     def timed_out(self, now_ms: int) -> Transition:

@@ -146,14 +146,14 @@ class OrderRegistry:
     def is_retired(self, order: TrackedOrder, oid: OrderId) -> bool:
         """Whether ``oid`` is one of ``order``'s past oids (``oid in order.retired_oids``),
         from the index rather than a scan of a list that grows by one at every modify; an
-        order changed since its last sync is scanned."""
+        order changed since its last sync asks the order (its own set of them)."""
         if oid == order.oid:
             return False
         if self._by_oid.get(oid) is order:
             return True
         if self._retired_indexed.get(order.cloid) == len(order.retired_oids):
             return False  # every past oid is indexed, and this one is not among them
-        return oid in order.retired_oids
+        return order.is_retired_oid(oid)
 
     def current_oid(self, cloid: str) -> OrderId | None:
         order = self._by_cloid.get(cloid)

@@ -822,3 +822,27 @@ def test_terminal_is_membership_of_the_terminal_states(state: OrderState) -> Non
         OrderState.REJECTED,
         OrderState.EXPIRED,
     } == TERMINAL_STATES
+
+
+@settings(max_examples=100)
+@given(
+    st.lists(st.integers(0, 60), min_size=20, max_size=80),
+    st.integers(0, 40),
+    st.lists(st.integers(0, 60), max_size=30),
+)
+def test_a_retired_oid_is_one_in_the_retired_list(
+    retired: list[int], keep: int, more: list[int]
+) -> None:
+    """is_retired_oid says ``oid in retired_oids`` at every length, short lists scanned and long
+    ones through the order's set, also after the list was replaced by a shorter one."""
+    order = opened(oid=1_000)
+    candidates = [hl_oid(n) for n in range(62)]
+    for number in retired:
+        order.retire_oid(hl_oid(number))
+        assert all(order.is_retired_oid(c) == (c in order.retired_oids) for c in candidates)
+    order.retired_oids = order.retired_oids[:keep]
+    assert all(order.is_retired_oid(c) == (c in order.retired_oids) for c in candidates)
+    for number in more:
+        order.retire_oid(hl_oid(number))
+        assert all(order.is_retired_oid(c) == (c in order.retired_oids) for c in candidates)
+        assert all(order.knows_oid(c) == (c in order.retired_oids) for c in candidates)
