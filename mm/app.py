@@ -386,6 +386,7 @@ class Service:
             portfolio=self.portfolio,
             feed_changes=self.feed_states.changes("risk"),
             account_readings=self.account.readings,
+            fills_remembered=self.config.feeds.user.dedup_capacity,
         )
         self.killswitch = KillSwitchController(
             trading.run,

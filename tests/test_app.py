@@ -212,3 +212,15 @@ async def test_feed_messages_and_api_headroom_are_exported(
     text = (await admin.get("/metrics")).text
     assert 'mm_feed_messages_total{channel="l2Book",feed="market"}' in text
     assert 'mm_api_headroom_ratio{kind="ip"}' in text
+
+
+def test_every_fill_dedup_remembers_what_the_config_says(load: Loader) -> None:
+    """One key sizes all four: the fill history, the dispatcher, the position book, the day's
+    PnL. A smaller one anywhere would count again a fill the others drop as a duplicate; a
+    larger one is memory that grows for hours (the soak's heap)."""
+    config, secrets = load(environ={"MM_FEEDS__USER__DEDUP_CAPACITY": "7"})
+    service = Service(config, secrets)
+    assert service.fill_history.capacity == 7
+    assert service.adapter.dispatcher.config.dedup_capacity == 7
+    assert service.portfolio.positions._max_keys == 7
+    assert service.risk.daily.capacity == 7

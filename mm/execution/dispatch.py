@@ -255,8 +255,10 @@ DispatchOutput = OrderEvent | Untracked
 
 @attrs.frozen(slots=True)
 class DispatchConfig:
-    dedup_capacity: int = 100_000  # fills remembered for dedup
-    terminal_retention: int = 10_000  # terminal orders kept so late reports still match
+    dedup_capacity: int = 5_000  # fills remembered for dedup (the service: feeds.user's)
+    # Terminal orders kept so late reports still match: a late report comes within seconds,
+    # and at the shipped order budget (2 orders a second) 2,000 orders are 16 minutes of them.
+    terminal_retention: int = 2_000
 
     def __attrs_post_init__(self) -> None:
         for name in ("dedup_capacity", "terminal_retention"):

@@ -41,7 +41,7 @@ class DuplicateCloid(ValueError):
 class OrderRegistry:
     """Our orders by cloid and by every oid they have had, with bounded terminal retention."""
 
-    def __init__(self, terminal_capacity: int = 10_000) -> None:
+    def __init__(self, terminal_capacity: int = 2_000) -> None:
         if terminal_capacity < 1:
             raise ValueError(f"terminal_capacity must be at least 1, got {terminal_capacity}")
         self.terminal_capacity = terminal_capacity

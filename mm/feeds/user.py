@@ -143,10 +143,12 @@ class UserStreamError(Exception):
 @attrs.frozen
 class UserStreamConfig:
     # Fills (tid, oid) remembered for dedup (and journaled fills restored at start); keep it
-    # above the fills of fill_lookback_ms.
-    dedup_capacity: int = setting(100_000, at_least(1))
-    # Other events (reports, cancels, liquidations) remembered for dedup.
-    event_dedup_capacity: int = setting(10_000, at_least(1))
+    # above what the venue can replay: its recent-fills snapshot (2,000 on Hyperliquid) and
+    # the fills of fill_lookback_ms.
+    dedup_capacity: int = setting(5_000, at_least(1))
+    # Other events (reports, cancels, liquidations) remembered for dedup: duplicates of one
+    # arrive within seconds.
+    event_dedup_capacity: int = setting(2_000, at_least(1))
     # Frames buffered per subscription before a Gap (0: the connection's own default).
     subscription_buffer: int = setting(0, non_negative)
     # A resync fetches fills from this long before the last seen fill (overlap is deduplicated;

@@ -29,10 +29,10 @@ from mm.ops.report import day_bounds_ms
 __all__ = ["SEEN_CAPACITY", "DailyPnl", "utc_day"]
 
 # The day's newest fills remembered to count each once (a day of a busy market maker makes
-# hundreds of thousands: a set of all of them grew with every fill until midnight). As many as
-# the fill history remembers (feeds.user.dedup_capacity's default): a fill replayed from further
-# back is dropped there, before it reaches risk.
-SEEN_CAPACITY = 100_000
+# hundreds of thousands: a set of all of them grew with every fill until midnight). The service
+# gives as many as the fill history remembers (feeds.user.dedup_capacity): a fill replayed from
+# further back is dropped there, before it reaches risk. This is its default.
+SEEN_CAPACITY = 5_000
 
 
 def utc_day(time_ms: int) -> datetime.date:

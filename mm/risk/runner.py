@@ -36,7 +36,7 @@ from mm.model import Fill, Side
 from mm.portfolio import Portfolio
 from mm.risk.aggregate import LiquidationDetector, RiskDecision, evaluate
 from mm.risk.controller import Kill
-from mm.risk.daily import DailyPnl, utc_day
+from mm.risk.daily import SEEN_CAPACITY, DailyPnl, utc_day
 from mm.risk.killswitch import KillReason, Value
 from mm.risk.monitors import Action, Assessment, RiskConfig
 from mm.risk.state import (
@@ -90,8 +90,10 @@ class RiskAggregator:
         portfolio: Portfolio,
         feed_changes: trio.MemoryReceiveChannel[FeedChange],
         account_readings: trio.MemoryReceiveChannel[AccountReading],
+        fills_remembered: int = SEEN_CAPACITY,
     ) -> None:
         self.config = config
+        self._fills_remembered = fills_remembered  # the day's fill keys kept to count each once
         self.permission = permission  # its slot of the permission board
         # Its own copies, in order, outliving restarts: every fill, every feed state change,
         # every account reading (the liquidation detector's).
@@ -108,7 +110,8 @@ class RiskAggregator:
         self._board = board
         self.decision: RiskDecision | None = None
         self.last_state: RiskState | None = None
-        self.daily = DailyPnl(utc_day(clock.wall_ms()))  # restore_day() replaces it at start
+        # restore_day() replaces it at start
+        self.daily = DailyPnl(utc_day(clock.wall_ms()), fills_remembered)
         max_contracts = trading.strategy.max_position_usd  # refined per symbol with the mark
         self._velocity = {c: PositionVelocity(max_contracts) for c in trading.strategy.symbols}
         # Price velocity is judged per second (5%/s pull, 15%/s kill): a one-second window.
@@ -140,7 +143,7 @@ class RiskAggregator:
 
     def restore_day(self, now_ms: int, fills: Iterable[Fill]) -> None:
         """Before start: the UTC day of ``now_ms`` as the journal's fills of it tell it."""
-        self.daily = DailyPnl.restore(utc_day(now_ms), fills)
+        self.daily = DailyPnl.restore(utc_day(now_ms), fills, self._fills_remembered)
         if self.daily.fills:
             logger.info(
                 "the day's PnL restored from the journal: {} fills of {}, realised {:+.2f}, "

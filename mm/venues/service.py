@@ -40,7 +40,7 @@ from mm.book import BookBus
 from mm.connection import Transition
 from mm.execution.auditor import AuditLink, OrderAuditor
 from mm.execution.deadman import DeadmanKeeper
-from mm.execution.dispatch import Dispatcher, DispatchOutput
+from mm.execution.dispatch import DispatchConfig, Dispatcher, DispatchOutput
 from mm.execution.orders import OrderRouter
 from mm.execution.startup import StartupState, StartupWaits, run_startup
 from mm.feeds.history import FillHistory
@@ -121,7 +121,7 @@ class VenueService:
         self.user_events_send, self.user_events = trio.open_memory_channel[UserStreamEvent](
             config.user_events_queue
         )
-        self.dispatcher = Dispatcher()
+        self.dispatcher = Dispatcher(DispatchConfig(dedup_capacity=config.user.dedup_capacity))
         # Every new fill (to the portfolio and risk) and every lifecycle event batch (to the
         # journal) is published through these, in order (the service's fan-out channels).
         self._on_fill = on_fill
