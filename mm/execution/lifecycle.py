@@ -234,15 +234,18 @@ class TrackedOrder:
     cancel_sent: bool = False
     modify_target: tuple[float, float, Tif] | None = None  # px, sz, tif of a modify in flight
     reason: str | None = None  # why it ended: the venue's word, or the rejection text
-    unknown_words: list[str] = attrs.Factory(list)  # status words we could not map (flagged)
+    # Status words we could not map (flagged). A tuple, empty for nearly every order: a retained
+    # order's every container is one more object each full collection walks.
+    unknown_words: tuple[str, ...] = ()
     # Until when (wall ms) a place or modify of this order whose answer we lack may still take
     # effect at the venue: infinite while its caller waits, then the request's expiry plus the
     # clock allowance (set by the router), None when nothing may land any more.
     lands_by_ms: float | None = math.inf
     # retired_oids as a set, brought up to date from the list when asked (the list is only
     # appended to): an order modified at every requote retires an oid each time, and scanning
-    # the list at every answer made each answer slower than the one before.
-    _retired_set: set[OrderId] = attrs.field(factory=set, init=False, repr=False)
+    # the list at every answer made each answer slower than the one before. Made only once the
+    # list is long (most orders never retire more than a few oids).
+    _retired_set: set[OrderId] | None = attrs.field(default=None, init=False, repr=False)
     _retired_seen: int = attrs.field(default=0, init=False, repr=False)
     _retired_of: list[OrderId] | None = attrs.field(default=None, init=False, repr=False)
 
@@ -303,12 +306,15 @@ class TrackedOrder:
         count = len(retired)
         if count <= _SCAN_RETIRED:
             return oid in retired
-        if count < self._retired_seen or self._retired_of is not retired:  # not appended to
-            self._retired_set, self._retired_seen, self._retired_of = set(), 0, retired
+        known = self._retired_set
+        if known is None or count < self._retired_seen or self._retired_of is not retired:
+            # First time long, or not appended to (replaced): index the list from its start.
+            known, self._retired_seen, self._retired_of = set(), 0, retired
+            self._retired_set = known
         if count > self._retired_seen:
-            self._retired_set.update(retired[self._retired_seen :])
+            known.update(retired[self._retired_seen :])
             self._retired_seen = count
-        return oid in self._retired_set
+        return oid in known
 
     def working_state(self) -> OrderState:
         return OrderState.PARTIALLY_FILLED if self.filled_sz > 0 else OrderState.OPEN
@@ -533,7 +539,7 @@ class TrackedOrder:
         self._check_oid(oid, "report")
         word = status.value if word is None else word
         if status is OrderStatus.UNRECOGNIZED:
-            self.unknown_words.append(word)
+            self.unknown_words = (*self.unknown_words, word)
             return self._noop("report", now_ms, f"unknown status {word!r}")
         if status is OrderStatus.OPEN:
             return self.live(oid, now_ms, authoritative=authoritative, action="report")

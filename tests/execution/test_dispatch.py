@@ -352,7 +352,7 @@ def test_unknown_status_word_keeps_state_and_is_counted() -> None:
     order = d.order(CLOID)
     assert order is not None
     assert order.state is S.OPEN
-    assert order.unknown_words == ["somethingNew"]
+    assert order.unknown_words == ("somethingNew",)
 
 
 @pytest.mark.parametrize(

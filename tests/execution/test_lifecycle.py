@@ -283,7 +283,7 @@ def test_unknown_word_keeps_state_and_is_flagged() -> None:
     assert not tr.changed
     assert tr.ignored is not None
     assert order.state is S.OPEN
-    assert order.unknown_words == ["brandNewStatus"]
+    assert order.unknown_words == ("brandNewStatus",)
 
 
 def test_report_for_another_oid_is_illegal() -> None:
