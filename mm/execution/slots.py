@@ -2,7 +2,9 @@
 
 The strategy publishes one ``QuoteLadder`` per symbol (mm.execution.commands) into the mailbox
 of the symbol's slot. A symbol always maps to the same slot (a stable hash), and a slot handles
-one ladder of a symbol at a time, so its orders are never raced by another. The symbols of one
+one ladder of a symbol at a time, so its orders are never raced by another: each symbol has a
+worker of its own in the slot, started at its first ladder and woken by the mailbox whenever a
+new one comes (one task hop from the strategy task to the order client). The symbols of one
 slot go side by side: one awaiting the venue's answer to its requests (a block or two) does not
 hold the others' ladders in the mailbox. A mailbox keeps only the latest ladder per symbol: a
 symbol that falls behind acts on the newest ladder, never on stale ones.
@@ -66,23 +68,36 @@ def slot_for(coin: str, slots: int) -> int:
 class Mailbox:
     """Latest ladder per symbol wins; ``get`` hands out symbols in the order they arrived.
 
-    ``replan`` puts a symbol back with the last ladder handed out for it (unless a newer one
-    waits already): its slot plans it again, from the live orders of then."""
+    A symbol can be claimed (``claim``) by the worker that executes it: from then on its
+    ladders wake that worker (``take``), one hop from the strategy task, instead of
+    queueing for ``get``; released (the worker ended, failed or was cancelled), a ladder of it
+    that waits goes back in the queue for ``get``, so a restarted slot finds it. ``replan``
+    puts a symbol back with the last ladder handed out for it (unless a newer one waits
+    already): its slot plans it again, from the live orders of then. ``len`` counts the
+    ladders waiting, claimed symbols' too. Plain bookkeeping and Trio events; ``claim`` raises
+    ``RuntimeError`` for a symbol claimed already (two workers would race its orders)."""
 
     def __init__(self) -> None:
-        self._latest: dict[str, QuoteLadder] = {}
+        self._latest: dict[str, QuoteLadder] = {}  # waiting ladders, per symbol
         self._last: dict[str, QuoteLadder] = {}  # the last ladder handed out, per symbol
-        self._order: deque[str] = deque()
+        self._order: deque[str] = deque()  # unclaimed symbols with a ladder, in arrival order
         self._arrived = trio.Event()
+        # Claimed symbols, each with the event its worker waits on (None: it is at work).
+        self._claimed: dict[str, trio.Event | None] = {}
         self.replaced = 0  # ladders superseded before a slot took them
 
     def put(self, ladder: QuoteLadder) -> None:
-        if ladder.coin in self._latest:
+        coin = ladder.coin
+        if coin in self._latest:
             self.replaced += 1
+        elif coin in self._claimed:
+            waiting = self._claimed[coin]
+            if waiting is not None:
+                waiting.set()
         else:
-            self._order.append(ladder.coin)
-        self._latest[ladder.coin] = ladder
-        self._arrived.set()
+            self._order.append(coin)
+            self._arrived.set()
+        self._latest[coin] = ladder
 
     def replan(self, coin: str) -> bool:
         """Hand ``coin`` out again; False when there is nothing to plan it from."""
@@ -95,7 +110,7 @@ class Mailbox:
         return True
 
     def __len__(self) -> int:
-        return len(self._order)
+        return len(self._latest)
 
     def clear(self) -> None:
         """Drop every waiting ladder (the strategy is stopping)."""
@@ -104,13 +119,44 @@ class Mailbox:
         self._order.clear()
 
     async def get(self) -> QuoteLadder:
+        """The next ladder of an unclaimed symbol, in the order the symbols arrived."""
         while not self._order:
             self._arrived = trio.Event()
             await self._arrived.wait()
-        coin = self._order.popleft()
+            # Woken, then cancelled before running (the slot is failing): leave the ladder.
+            await trio.lowlevel.checkpoint_if_cancelled()
+        return self._hand_out(self._order.popleft())
+
+    def _hand_out(self, coin: str) -> QuoteLadder:
         ladder = self._latest.pop(coin)
         self._last[coin] = ladder
         return ladder
+
+    def claim(self, coin: str) -> None:
+        """From now on ``coin``'s ladders go to the one worker that claimed it (``take``),
+        until it ``release``s the symbol. Raises ``RuntimeError`` if it is claimed already."""
+        if coin in self._claimed:
+            raise RuntimeError(f"{coin} is claimed already")
+        self._claimed[coin] = None
+
+    async def take(self, coin: str) -> QuoteLadder:
+        """The latest ladder of ``coin``, which the caller claimed: waits until one comes."""
+        while coin not in self._latest:
+            waiting = self._claimed[coin] = trio.Event()
+            try:
+                await waiting.wait()
+                await trio.lowlevel.checkpoint_if_cancelled()  # as in ``get``
+            finally:
+                self._claimed[coin] = None
+        return self._hand_out(coin)
+
+    def release(self, coin: str) -> None:
+        """``coin``'s worker is gone: its waiting ladder, if any, queues again for ``get``."""
+        if self._claimed.pop(coin, False) is False:
+            return
+        if coin in self._latest:  # waiting for the worker that is gone: back in the queue
+            self._order.append(coin)
+            self._arrived.set()
 
 
 @attrs.frozen
@@ -302,31 +348,28 @@ class ExecutorSlot:
         self.replan = replan  # ask the strategy for a fresh ladder of a symbol
         self.cycles = 0
         self.stale_plans = 0  # plans too old to send, re-planned instead
-        self._next: dict[str, QuoteLadder | None] = {}  # per symbol at work: its next ladder
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        """Each ladder to its symbol's own worker, started when the symbol has none: the latest
-        ladder of a symbol at work waits for it (an older one is dropped). A worker's failure
-        fails the slot (its supervisor restarts it)."""
+        """Each symbol to a worker of its own, started at its first ladder: the worker claims
+        the symbol's ladders from the mailbox and executes the latest each time it is free,
+        woken straight by the strategy's hand-over (an older ladder that came meanwhile is
+        dropped by the mailbox). A worker's failure fails the slot (its supervisor restarts
+        it; the symbol's waiting ladder goes back to the mailbox's queue)."""
         async with trio.open_nursery() as nursery:
             task_status.started()
             while True:
                 ladder = await self.mailbox.get()
-                if ladder.coin in self._next:
-                    self._next[ladder.coin] = ladder
-                    continue
-                self._next[ladder.coin] = None
+                self.mailbox.claim(ladder.coin)
                 nursery.start_soon(self._work, ladder)
 
     async def _work(self, ladder: QuoteLadder) -> None:
         coin = ladder.coin
-        latest: QuoteLadder | None = ladder
         try:
-            while latest is not None:
-                await self.execute(latest)
-                latest, self._next[coin] = self._next.get(coin), None
+            while True:
+                await self.execute(ladder)
+                ladder = await self.mailbox.take(coin)
         finally:
-            self._next.pop(coin, None)
+            self.mailbox.release(coin)
 
     def _allowed(self, order: PlaceOrder) -> bool:
         return self.allow is None or self.allow(order)

@@ -229,3 +229,100 @@ async def test_a_symbol_awaiting_the_venue_does_not_hold_the_others_of_its_slot(
         assert sorted(px for _, px, _ in venue.resting.values()) == [10.0, 100.5, 102.0]
         assert slot.cycles == 3  # BTC twice (its first and its latest ladder), ETH once
         nursery.cancel_scope.cancel()
+
+
+async def test_a_claimed_symbols_ladders_go_to_its_worker_not_the_queue() -> None:
+    mailbox = Mailbox()
+    mailbox.put(QuoteLadder("BTC", ladder(1.0)))
+    assert (await mailbox.get()).desired[0].px == 1.0
+    mailbox.claim("BTC")
+    mailbox.put(QuoteLadder("BTC", ladder(2.0)))
+    mailbox.put(QuoteLadder("BTC", ladder(3.0)))  # the latest wins, as for the queue
+    mailbox.put(QuoteLadder("ETH", ladder(4.0)))
+    assert (len(mailbox), mailbox.replaced) == (2, 1)
+    assert (await mailbox.get()).coin == "ETH"  # BTC is not in the queue
+    assert (await mailbox.take("BTC")).desired[0].px == 3.0
+    assert len(mailbox) == 0
+    assert mailbox.replan("BTC")  # again from the last ladder handed out, to its worker
+    assert (await mailbox.take("BTC")).desired[0].px == 3.0
+    try:
+        mailbox.claim("BTC")
+    except RuntimeError:
+        pass
+    else:
+        raise AssertionError("a symbol claimed twice")
+
+
+async def test_a_released_symbols_waiting_ladder_queues_again() -> None:
+    mailbox = Mailbox()
+    mailbox.claim("BTC")
+    mailbox.put(QuoteLadder("BTC", ladder(1.0)))
+    mailbox.release("BTC")
+    mailbox.release("BTC")  # once is enough
+    assert (await mailbox.get()).desired[0].px == 1.0
+    mailbox.put(QuoteLadder("BTC", ladder(2.0)))  # unclaimed: queued
+    assert (await mailbox.get()).desired[0].px == 2.0
+
+
+async def test_a_worker_waits_for_its_symbols_next_ladder(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    mailbox = Mailbox()
+    mailbox.claim("BTC")
+    taken: list[float] = []
+
+    async def worker() -> None:
+        taken.append((await mailbox.take("BTC")).desired[0].px)
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(worker)
+        await trio.sleep(1)
+        assert taken == []
+        mailbox.put(QuoteLadder("BTC", ladder(5.0)))
+        await trio.sleep(1)
+    assert taken == [5.0]
+
+
+async def test_a_slot_restarted_after_a_failure_executes_the_ladder_left_waiting(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # The first ladder's requests fail (the slot fails, its supervisor restarts it); the
+    # ladder that came meanwhile waits in the mailbox for the restarted slot.
+    class FailingOnce(FakeVenue):
+        failed = False
+
+        async def place(self, orders: Sequence[PlaceOrder]) -> list[PlaceResult]:
+            if not self.failed:
+                self.failed = True
+                await trio.sleep(1.0)
+                raise RuntimeError("the venue broke")
+            return await super().place(orders)
+
+    venue = FailingOnce()
+    dispatcher = Dispatcher()
+    router = OrderRouter(dispatcher, venue, lambda _: None, lambda: 0)
+    mailbox = Mailbox()
+    mailbox.put(QuoteLadder("BTC", ladder(100.0)))
+    slot = ExecutorSlot(0, mailbox, lambda: router, dispatcher, ExecutorConfig())
+    try:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(slot.run)
+            await trio.sleep(0.5)
+            mailbox.put(QuoteLadder("BTC", ladder(101.0)))
+    except* RuntimeError:
+        pass
+    assert len(mailbox) == 1
+    executed: list[float] = []
+    restarted = ExecutorSlot(
+        0,
+        mailbox,
+        lambda: router,
+        dispatcher,
+        ExecutorConfig(),
+        on_sent=lambda ladder, _: executed.append(ladder.desired[0].px),
+    )
+    async with trio.open_nursery() as nursery:
+        await nursery.start(restarted.run)
+        await trio.sleep(1)
+        nursery.cancel_scope.cancel()
+    assert executed == [101.0]  # (the order of the failed place stays pending: not re-sent)
