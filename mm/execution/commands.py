@@ -41,6 +41,14 @@ class QuoteLadder:
     # unknown, neither).
     planned_from_s: float = 0.0
 
+    def planned_from(self, at_s: float) -> QuoteLadder:
+        """This ladder, planned from the book that arrived at ``at_s`` (``planned_from_s``):
+        what ``attrs.evolve`` gives, built directly (the strategy task does it at every tick,
+        and ``evolve`` walks the class's fields each time)."""
+        return QuoteLadder(
+            self.coin, self.desired, self.tick, self.book_received_ms, self.tif, at_s
+        )
+
 
 def _positive(_: object, attribute: attrs.Attribute[float], value: float) -> None:
     if not value > 0:

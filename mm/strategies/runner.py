@@ -27,7 +27,6 @@ from collections import deque
 from collections.abc import Callable, Collection, Iterable, Sequence
 from typing import Any
 
-import attrs
 import trio
 from loguru import logger
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -389,7 +388,7 @@ class Trading:
         if isinstance(command, QuoteLadder):
             book = self.changes.seen(command.coin)  # what the strategy planned it from
             if book is not None:
-                command = attrs.evolve(command, planned_from_s=arrival_s(book))
+                command = command.planned_from(arrival_s(book))
             self._mailbox(command.coin).put(command)
         else:
             nursery.start_soon(self._run_group, command)

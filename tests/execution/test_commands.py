@@ -4,6 +4,7 @@ or a leg that filled nothing, and never sends more than a leg's size."""
 
 from __future__ import annotations
 
+import attrs
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -27,6 +28,16 @@ def test_a_ladder_is_post_only_unless_asked() -> None:
     ladder = QuoteLadder("BTC", (DesiredOrder(Side.BUY, 100.0, 1.0),))
     assert ladder.tif is Tif.ALO
     assert QuoteLadder("BTC", (), tif=Tif.GTC).tif is Tif.GTC
+
+
+def test_a_ladder_planned_from_a_book_is_the_same_ladder_with_that_time() -> None:
+    ladder = QuoteLadder(
+        "BTC", (DesiredOrder(Side.SELL, 101.0, 0.5, 1),), 0.5, 123, Tif.GTC, planned_from_s=1.0
+    )
+    assert ladder.planned_from(7.5) == attrs.evolve(ladder, planned_from_s=7.5)
+    # Every field is carried over: a field added later fails here until planned_from has it.
+    names = [field.name for field in attrs.fields(QuoteLadder)]
+    assert names == ["coin", "desired", "tick", "book_received_ms", "tif", "planned_from_s"]
 
 
 @pytest.mark.parametrize(
