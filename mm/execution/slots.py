@@ -213,20 +213,41 @@ class BudgetDesk:
         """Tokens nobody holds: the budget less what is reserved or granted and not yet sent."""
         return self._budget() - self._held()
 
+    def take_all(self, coin: str, count: int) -> Grant | None:
+        """The grant ``take`` gives a plan of ``count`` places and modifies when all of them
+        may go now: no other symbol waits, and the tokens reserved for ``coin`` and the free
+        ones cover them (the division gives it them all, so their ranking cannot matter and
+        is not asked for). None, changing nothing: not all may go (``take`` decides)."""
+        if any(other != coin for other in self._pending):
+            return None
+        # Free: the budget less every hold, this symbol's reservation too (the budget counts it).
+        if count > self._reserved.get(coin, 0) + max(self.free(), 0):
+            return None
+        return self._grant(coin, count, count, trio.current_time())
+
     def take(self, coin: str, wants: Sequence[Want]) -> Grant:
         """How many of ``wants`` (ranked best first) ``coin`` may send now; the rest waits."""
         now = trio.current_time()
-        reserved = self._reserved.pop(coin, 0)
-        granted_at = self._granted_at.pop(coin, None)
-        self._pending.pop(coin, None)
-        demands: dict[str, Sequence[Want]] = {coin: wants, **self._pending}
-        free = self.free() - reserved  # the budget counts the tokens reserved for it too
+        reserved = self._reserved.get(coin, 0)
+        pending = {other: w for other, w in self._pending.items() if other != coin}
+        demands: dict[str, Sequence[Want]] = {coin: wants, **pending}
+        free = self.free()  # less its reservation too: the budget counts those tokens
         extra = divide(max(free, 0), demands, self.served)[coin]
         n = min(len(wants), reserved + extra)
-        since = self._since.get(coin)
-        waited = now - since if n and since is not None else None
+        grant = self._grant(coin, n, len(wants), now)
         if n < len(wants):
             self._pending[coin] = tuple(wants[n:])
+        return grant
+
+    def _grant(self, coin: str, n: int, wanted: int, now: float) -> Grant:
+        """``n`` of the ``wanted`` orders of ``coin``'s plan go now: its reservation is used
+        up, and the time it waits starts (or runs on) while some of them wait."""
+        self._reserved.pop(coin, None)
+        granted_at = self._granted_at.pop(coin, None)
+        self._pending.pop(coin, None)
+        since = self._since.get(coin)
+        waited = now - since if n and since is not None else None
+        if n < wanted:
             self._since[coin] = now if n or since is None else since
             self._wanted.set()
         else:
@@ -407,7 +428,8 @@ class ExecutorSlot:
                 self.replan(coin)
             plan = within_budget(plan, 0, reducing)
         elif self.desk is not None:
-            grant = self.desk.take(coin, ranked_wants(plan, reducing))
+            full = self.desk.take_all(coin, len(plan.place) + len(plan.modify))
+            grant = full if full is not None else self.desk.take(coin, ranked_wants(plan, reducing))
             plan = within_budget(plan, grant.n, reducing)
         try:
             return await self._send(router, ladder, plan, grant, age, reducing)

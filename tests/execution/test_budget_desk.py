@@ -9,6 +9,8 @@ from collections.abc import Sequence
 import pytest
 import trio
 import trio.testing
+from hypothesis import example, given
+from hypothesis import strategies as st
 
 from mm.execution.budget import BudgetConfig, Want
 from mm.execution.commands import QuoteLadder
@@ -182,3 +184,78 @@ async def test_with_inventory_high_the_reducing_side_gets_the_token_first() -> N
     rig.slot.reducing = lambda coin: Side.BUY  # short and high: buying reduces
     await rig.slot.execute(QuoteLadder("BTC", both(100.0)))
     assert rig.resting() == [99.0]
+
+
+def _desk_state(desk: BudgetDesk) -> tuple[dict[str, object], ...]:
+    """A copy of what the desk holds per symbol."""
+    return (
+        dict(desk._pending),
+        dict(desk._reserved),
+        dict(desk._granted_at),
+        dict(desk._outstanding),
+        dict(desk._since),
+        dict(desk.served),
+    )
+
+
+_OPS = st.lists(
+    st.one_of(
+        st.tuples(st.just("take"), st.sampled_from(["BTC", "ETH", "SOL"]), st.integers(0, 4)),
+        st.tuples(st.just("poll"), st.just(""), st.just(0)),
+        st.tuples(st.just("settle"), st.sampled_from(["BTC", "ETH", "SOL"]), st.just(0)),
+        st.tuples(st.just("spend"), st.just(""), st.integers(-3, 3)),  # < 0: tokens come
+        st.tuples(st.just("later"), st.just(""), st.integers(1, 5)),
+    ),
+    max_size=12,
+)
+
+
+@given(
+    ops=_OPS,
+    budget=st.integers(0, 8),
+    coin=st.sampled_from(["BTC", "ETH", "SOL"]),
+    levels=st.lists(st.integers(0, 3), max_size=6),
+)
+# Tokens reserved for BTC (2) and free ones (3) cover its 4 orders only together.
+@example(
+    ops=[("take", "BTC", 4), ("settle", "BTC", 0), ("poll", "", 0), ("spend", "", -3)],
+    budget=2,
+    coin="BTC",
+    levels=[0, 1, 2, 3],
+)
+def test_take_all_grants_what_take_grants_when_every_order_may_go(
+    ops: list[tuple[str, str, int]], budget: int, coin: str, levels: list[int]
+) -> None:
+    # Two desks through the same history; then one is asked take_all, the other take with
+    # the ranked wants. take_all answers only when take grants every order, and then gives the
+    # same grant and leaves the desk as take does; else it changes nothing. With no other
+    # symbol waiting it always answers when take grants every order.
+    wants = sorted(Want(level, 1, level % 2) for level in levels)
+
+    async def main() -> None:
+        tokens = [budget]
+        desks = [BudgetDesk(lambda: tokens[0], BudgetConfig(), lambda _: True) for _ in (0, 1)]
+        for op, which, n in ops:
+            if op == "later":
+                await trio.sleep(n * 0.01)
+            elif op == "spend":
+                tokens[0] -= n
+            for desk in desks:
+                if op == "take":
+                    desk.take(which, [Want(level, 1, 0) for level in range(n)])
+                elif op == "poll":
+                    desk.poll()
+                elif op == "settle":
+                    desk.settle(which)
+        before = _desk_state(desks[0])
+        full = desks[0].take_all(coin, len(wants))
+        grant = desks[1].take(coin, wants)
+        if full is None:
+            assert _desk_state(desks[0]) == before
+            others_wait = any(other != coin for other in before[0])
+            assert others_wait or grant.n < len(wants)
+        else:
+            assert full == grant
+            assert _desk_state(desks[0]) == _desk_state(desks[1])
+
+    trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
