@@ -82,6 +82,7 @@ class QuotingMetrics:
             registry=registry,
         )
         self._children: dict[tuple[object, ...], Any] = {}
+        self._set: dict[tuple[object, ...], float] = {}  # the value each gauge child was set to
 
     def child(self, metric: Any, *values: str) -> Any:
         """``metric.labels(*values)`` (values in the metric's label order), looked up once: every
@@ -93,6 +94,17 @@ class QuotingMetrics:
         if found is None:
             found = self._children[key] = metric.labels(*values)
         return found
+
+    def set(self, gauge: Gauge, value: float, *values: str) -> None:
+        """``gauge.labels(*values).set(value)``, skipped when the series holds that value
+        already (set by this method: nothing else writes these series). Most of a quote's
+        dozen gauges keep their value from one quote to the next (the spread factors, the
+        intensity fit), and each set takes the series' lock."""
+        key = (id(gauge), *values)
+        if self._set.get(key) == value:
+            return
+        self.child(gauge, *values).set(value)
+        self._set[key] = value
 
 
 class MarketMaker:
@@ -226,18 +238,18 @@ class MarketMaker:
         metrics = self.metrics
         metrics.child(metrics.gate, coin, plan.reason or "quoting").inc()
         if plan.bid is not None and plan.ask is not None and plan.mid:
-            metrics.child(metrics.quoted_spread, coin).set((plan.ask - plan.bid) / plan.mid * 1e4)
+            metrics.set(metrics.quoted_spread, (plan.ask - plan.bid) / plan.mid * 1e4, coin)
         if plan.spread is not None:
             for factor, multiplier in plan.spread.factors.items():
-                metrics.child(metrics.spread_factor, coin, factor.value).set(multiplier)
+                metrics.set(metrics.spread_factor, multiplier, coin, factor.value)
         if plan.glft is not None:
             glft = plan.glft
             estimate = metrics.estimate
-            metrics.child(estimate, coin, "sigma").set(glft.sigma)
-            metrics.child(estimate, coin, "a").set(glft.a)
-            metrics.child(estimate, coin, "k").set(glft.k)
-            metrics.child(estimate, coin, "q").set(glft.q)
-            metrics.child(estimate, coin, "half_spread_bps").set(glft.half_spread_bps)
+            metrics.set(estimate, glft.sigma, coin, "sigma")
+            metrics.set(estimate, glft.a, coin, "a")
+            metrics.set(estimate, glft.k, coin, "k")
+            metrics.set(estimate, glft.q, coin, "q")
+            metrics.set(estimate, glft.half_spread_bps, coin, "half_spread_bps")
         orders = self._within_risk(coin, plan.orders)
         received_ms = quoter.book.received_ms if quoter.book is not None else 0
         # Tick to order is measured from a book that moved us; a requote on the accumulator's
