@@ -344,7 +344,7 @@ class ExecutorSlot:
         *,
         on_sent: Callable[[QuoteLadder, Plan], None] | None = None,
         on_sending: Callable[[Handover], None] | None = None,
-        allow: Callable[[PlaceOrder], bool] | None = None,
+        allow: Callable[[Sequence[PlaceOrder]], list[PlaceOrder]] | None = None,
         budget: Callable[[], int] | None = None,
         desk: BudgetDesk | None = None,
         reducing: Callable[[str], Side | None] | None = None,
@@ -358,7 +358,9 @@ class ExecutorSlot:
         self.config = config
         self.on_sent = on_sent
         self.on_sending = on_sending
-        self.allow = allow  # pre-trade checks: an intent they refuse is never sent
+        # The pre-trade checks: of a batch of intents, those that pass (one refused is never
+        # sent).
+        self.allow = allow
         # The order budget shared by every symbol; None: no budget, send the whole plan. A
         # bare ``budget`` (orders that may go now) gets a desk of this slot's own.
         if desk is None and budget is not None:
@@ -392,8 +394,8 @@ class ExecutorSlot:
         finally:
             self.mailbox.release(coin)
 
-    def _allowed(self, order: PlaceOrder) -> bool:
-        return self.allow is None or self.allow(order)
+    def _allowed(self, orders: list[PlaceOrder]) -> list[PlaceOrder]:
+        return orders if self.allow is None or not orders else self.allow(orders)
 
     def live_orders(self, coin: str) -> list[LiveOrder]:
         return [LiveOrder.from_tracked(order) for order in self.dispatcher.registry.live(coin)]
@@ -464,17 +466,15 @@ class ExecutorSlot:
         if plan.cancel:
             await router.cancel([order.cloid for order in plan.cancel])
             plan = self._still_within(ladder.coin, plan, reducing)
-        modifies = [
-            ModifyOrder(_place(ladder, desired, live.cloid)) for live, desired in plan.modify
-        ]
-        modifies = [modify for modify in modifies if self._allowed(modify.order)]
+        modified = [_place(ladder, desired, live.cloid) for live, desired in plan.modify]
+        modifies = [ModifyOrder(order) for order in self._allowed(modified)]
         if modifies:
             await router.modify(modifies)
             sent = plan.modify
             rest = self._still_within(ladder.coin, attrs.evolve(plan, modify=[]), reducing)
             plan = attrs.evolve(rest, modify=sent)
         places = [_place(ladder, desired, router.new_client_id()) for desired in plan.place]
-        places = [order for order in places if self._allowed(order)]
+        places = self._allowed(places)
         if places:
             await router.place(places)
         self.cycles += 1

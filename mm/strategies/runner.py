@@ -129,31 +129,49 @@ class PretradeGate:
         )
 
     def allow(self, order: PlaceOrder) -> bool:
+        """Whether ``order`` passes the checks (then it counts as sent: it must be sent)."""
+        return bool(self.allowed((order,)))
+
+    def allowed(self, orders: Sequence[PlaceOrder]) -> list[PlaceOrder]:
+        """The orders that pass the checks, in order, each checked as ``allow`` checks it (and
+        counted as sent: they must be sent). What the checks read is the same for every order
+        of one call (nothing else runs meanwhile), so it is read once per symbol."""
+        if not orders:
+            return []
         now = trio.current_time()
         if self.throttle is None:
             self.throttle = TokenBucket.from_config(self.config, now)
+        contexts: dict[str, PretradeContext] = {}
+        passed = []
+        for order in orders:
+            context = contexts.get(order.coin)
+            if context is None:
+                context = contexts[order.coin] = self._context(order.coin, now, self.throttle)
+            rejection = check(order, context, self.config)
+            if rejection is None:
+                passed.append(order)
+                continue
+            self.rejected.labels(check=rejection.check.value).inc()
+            if self.log.record(rejection, now):
+                logger.warning(
+                    "pre-trade check {} refused an order: {}", rejection.check, rejection.detail
+                )
+        return passed
+
+    def _context(self, coin: str, now: float, throttle: TokenBucket) -> PretradeContext:
         trading = self.trading
-        book = trading.adapter.bus.latest(order.coin)
-        permission = trading.permission(order.coin)
-        context = PretradeContext(
+        book = trading.adapter.bus.latest(coin)
+        permission = trading.permission(coin)
+        return PretradeContext(
             mid=book.mid if book is not None else None,
             open_orders=len(trading.dispatcher.registry.live()),
             reduce_only=permission.reduce_only,
-            position=trading.positions.position(order.coin),
+            position=trading.positions.position(coin),
             recent=self.recent,
-            throttle=self.throttle,
+            throttle=throttle,
             now=now,
             closed=permission.closed,
         )
-        rejection = check(order, context, self.config)
-        if rejection is None:
-            return True
-        self.rejected.labels(check=rejection.check.value).inc()
-        if self.log.record(rejection, now):
-            logger.warning(
-                "pre-trade check {} refused an order: {}", rejection.check, rejection.detail
-            )
-        return False
 
 
 def arrival_s(book: Book) -> float:
@@ -294,7 +312,7 @@ class Trading:
                 self.dispatcher,
                 self.executor,
                 on_sending=self._sending,
-                allow=self.pretrade.allow,
+                allow=self.pretrade.allowed,
                 desk=self.desk,
                 reducing=self._reducing,
                 latest_book_s=self._latest_book_s,

@@ -163,8 +163,18 @@ async def test_nothing_is_sent_while_the_client_is_down() -> None:
 
 
 async def test_an_intent_refused_by_the_pretrade_checks_is_never_sent() -> None:
-    slot, venue, _ = rig()
-    slot.allow = lambda order: order.px < 100.5  # refuse anything priced at or above 100.5
+    venue = FakeVenue()
+    dispatcher = Dispatcher()
+    router = OrderRouter(dispatcher, venue, lambda _: None, lambda: 0)
+    slot = ExecutorSlot(
+        0,
+        Mailbox(),
+        lambda: router,
+        dispatcher,
+        ExecutorConfig(reconcile=ReconcileConfig(px_tolerance_bps=1.0)),
+        # Refuse anything priced at or above 100.5.
+        allow=lambda orders: [order for order in orders if order.px < 100.5],
+    )
     plan = await slot.execute(QuoteLadder("BTC", ladder(101.0, 100.0)))
     assert len(plan.place) == 2
     assert [px for _, px, _ in venue.resting.values()] == [100.0]
