@@ -6,13 +6,16 @@ subscribing again after every reconnect, and parses every frame at the venue's e
 registers, per coin, a book and a trades subscription, and one mids subscription, then serves
 them:
 
-- **books**: a ``BookSnapshot`` replaces the coin's book, a ``BookDelta`` changes it when it
-  continues the book's sequence (``BookBuilder``; one that does not is a gap: no book until the
-  venue's next snapshot). The book is stamped with our clock (``now_ms``, injected) and with
-  its arrival on the monotonic nanosecond clock (``received_ns``: the venue adapter's stamp of
-  the frame's arrival, or, when the event carries none, ``now_ns``, injected; decision latency
-  is measured from it), checked by
-  the coin's ``BookQuality``; an accepted book is published on the ``BookBus`` (latest wins)
+- **books**: the events of a stream that can hand them over directly (the port's
+  ``DirectStream``: Hyperliquid's book streams) are handled as they arrive, in the venue
+  connection's task, without a task switch per book; an error of the handler there is raised
+  by this feed's task all the same. A ``BookSnapshot`` replaces the coin's book, a
+  ``BookDelta`` changes it when it continues the book's sequence (``BookBuilder``; one that
+  does not is a gap: no book until the venue's next snapshot). The book is stamped with our
+  clock (``now_ms``, injected) and with its arrival on the monotonic nanosecond clock
+  (``received_ns``: the venue adapter's stamp of the frame's arrival, or, when the event
+  carries none, ``now_ns``, injected; decision latency is measured from it), checked by the
+  coin's ``BookQuality``; an accepted book is published on the ``BookBus`` (latest wins)
   and ``mm_book_age_seconds{symbol}`` is set to its age at that moment; every issue the checks
   flag (rejected or not) counts in ``mm_data_quality_errors_total{symbol, kind}``. A rejected
   book is not published: the coin's last book time does not advance, so a feed of crossed books
@@ -65,7 +68,7 @@ from mm.feeds.metrics import FeedMetrics
 from mm.feeds.quality import BookQuality, Issue, QualityConfig
 from mm.model import BookDelta, Mids, Trade
 from mm.settings import at_least, non_negative, positive, setting
-from mm.venues.base import BookEvent, EventStream, Gap, Malformed, MarketStream
+from mm.venues.base import BookEvent, DirectStream, EventStream, Gap, Malformed, MarketStream
 
 __all__ = ["FeedError", "MarketFeed", "MarketFeedConfig", "wall_clock_ms"]
 
@@ -306,14 +309,24 @@ class MarketFeed:
         on_gap: Callable[[], None],
     ) -> None:
         """Hand each event of one subscription to ``handle``; markers are counted on its
-        channel."""
-        async for event in sub:
+        channel. A ``DirectStream`` hands them over itself, as they arrive (in the venue's
+        task: no task switch per event); this task then only waits for the stream to end, or
+        raises what ``handle`` raised there."""
+        channel = sub.channel
+        malformed = self._malformed
+
+        def dispatch(event: Any) -> None:
             if type(event) is Gap:
                 on_gap()
             elif type(event) is Malformed:
-                self._malformed(sub.channel, event.why)
+                malformed(channel, event.why)
             else:
                 handle(event)
+
+        if isinstance(sub, DirectStream):
+            sub.deliver(dispatch)
+        async for event in sub:
+            dispatch(event)
         self._ended(sub)
 
     def _ended(self, sub: EventStream[Any]) -> None:

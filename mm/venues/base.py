@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 import attrs
 import trio
@@ -291,6 +291,21 @@ class EventStream(Protocol[_Event_co]):
         ...
 
     def __aiter__(self) -> AsyncIterator[_Event_co | Gap | Malformed]: ...
+
+
+@runtime_checkable
+class DirectStream(EventStream[_Event_co], Protocol):
+    """An ``EventStream`` that can also hand its events straight to a handler, in the task
+    that receives them from the venue, without a task switch per event.
+
+    After ``deliver(handle)``, every event and marker is given to ``handle`` as it arrives
+    (``handle`` must not block, and is on the hot path); iterating the stream then yields
+    nothing more and ends when the subscription ends. If ``handle`` raises, the stream stops
+    and iterating it raises that exception, in the iterating (the consumer's) task: the
+    venue's connection is never the one to fail for it.
+    """
+
+    def deliver(self, handle: Callable[[_Event_co | Gap | Malformed], None]) -> None: ...
 
 
 BookEvent = BookSnapshot | BookDelta

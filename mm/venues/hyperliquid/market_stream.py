@@ -6,14 +6,19 @@ which keeps the socket up and subscribes again after every reconnect), ``l2Book`
 of typed values, every frame parsed once by the codec: an l2Book frame is a ``BookSnapshot``
 (the venue's books are full snapshots, timed by the venue, with no sequence number; only the
 levels within the subscriber's ``depth`` are parsed, and it carries the connection's stamp of
-the frame's arrival, ``received_ns``). Book subscriptions conflate: the connection keeps the
-latest frame of a coin and the stream parses only that one, so a feed that falls behind skips
-to the newest book instead of working through stale ones (and sees no gap: nothing is lost
-that a later snapshot does not carry), a trades
-frame the ``Trade`` values it lists, an allMids frame one ``Mids``.
+the frame's arrival, ``received_ns``), a trades frame the ``Trade`` values it lists, an
+allMids frame one ``Mids``. Book subscriptions never queue: a book stream (``BookStream``, the
+port's ``DirectStream``) either hands each frame, parsed, to its consumer's handler as it
+arrives, in the connection's receive task (``deliver``: no task switch per frame, the
+consumer is never behind), or, iterated, the connection keeps the latest frame of a coin and
+the stream parses only that one, so a consumer that falls behind skips to the newest book
+instead of working through stale ones (and sees no gap: nothing is lost that a later snapshot
+does not carry).
 
 How it fails: a frame that does not parse (or a frame of another channel on a subscription)
-comes as a ``Malformed`` marker, for the feed to count and skip; frames the connection dropped
+comes as a ``Malformed`` marker, for the feed to count and skip (delivered books too); a
+delivered book's handler that raises ends that book stream only, and iterating it raises the
+error in the consumer's task, not the connection's; frames the connection dropped
 because the feed fell behind come as the port's ``Gap`` (for books nothing more is needed: the
 next l2Book frame replaces the book). A subscription the venue refuses while the socket is up
 raises ``SubscriptionRejected``; one refused on a later connect ends its stream, with the
@@ -37,12 +42,13 @@ from mm.venues.hyperliquid.codec import (
     parse_all_mids,
     parse_l2_book,
 )
-from mm.venues.hyperliquid.ws import Subscription
+from mm.venues.hyperliquid.ws import ConflatingSubscription, Subscription
 
 __all__ = [
     "BOOK_CHANNEL",
     "MIDS_CHANNEL",
     "TRADES_CHANNEL",
+    "BookStream",
     "HyperliquidMarketStream",
     "MarketConnection",
     "ParsedStream",
@@ -123,6 +129,39 @@ class ParsedStream(Generic[_T]):
         return pending.popleft()
 
 
+class BookStream(ParsedStream[BookSnapshot]):
+    """A coin's l2Book subscription: a ``ParsedStream`` over a ``ConflatingSubscription``, and
+    the port's ``DirectStream``: ``deliver`` has each frame parsed and handed to the consumer's
+    handler as it arrives, in the connection's task (no slot, no task switch per frame); a
+    frame that does not parse is handed on as ``Malformed``. A handler that raises ends the
+    stream: iterating it raises that exception in the consumer's task (the subscription's
+    ``failure``), and the connection goes on."""
+
+    def __init__(self, sub: ConflatingSubscription, depth: int | None) -> None:
+        def parse(frame: dict[str, Any]) -> list[BookSnapshot]:
+            # The frame's arrival: the subscription's stamp of the frame it just handed out.
+            return parse_book_frame(frame, sub.received_ns, depth)
+
+        super().__init__(sub, BOOK_CHANNEL, parse)
+        self.conflating = sub
+        self.depth = depth
+
+    def deliver(self, handle: Callable[[BookSnapshot | Gap | Malformed], None]) -> None:
+        depth = self.depth
+
+        def sink(frame: dict[str, Any] | str, received_ns: int) -> None:
+            if type(frame) is not dict:
+                return  # (as when iterated: only frame objects are routed to a subscription)
+            try:
+                book = parse_l2_book(frame.get("data"), depth, received_ns)
+            except CodecError as error:
+                handle(Malformed(str(error)))
+                return
+            handle(book)
+
+        self.conflating.attach(sink)
+
+
 def parse_book_frame(
     frame: dict[str, Any], received_ns: int = 0, depth: int | None = None
 ) -> list[BookSnapshot]:
@@ -155,19 +194,15 @@ class HyperliquidMarketStream:
     async def wait_connected(self) -> None:
         await self.conn.wait_connected()
 
-    async def books(
-        self, symbol: str, *, buffer: int, depth: int | None = None
-    ) -> ParsedStream[BookSnapshot]:
-        # Every l2Book frame is a full snapshot: the connection keeps the latest for us.
+    async def books(self, symbol: str, *, buffer: int, depth: int | None = None) -> BookStream:
+        # Every l2Book frame is a full snapshot: the connection keeps the latest for us, or
+        # hands each to the consumer as it comes (``BookStream.deliver``).
         sub = await self.conn.subscribe(
             {"type": BOOK_CHANNEL, "coin": symbol}, buffer=buffer, conflate=True
         )
-
-        def parse(frame: dict[str, Any]) -> list[BookSnapshot]:
-            # The frame's arrival: the subscription's stamp of the frame it just handed out.
-            return parse_book_frame(frame, sub.received_ns, depth)
-
-        return ParsedStream(sub, BOOK_CHANNEL, parse)
+        if not isinstance(sub, ConflatingSubscription):
+            raise TypeError(f"a book subscription must conflate, got {sub!r}")
+        return BookStream(sub, depth)
 
     async def trades(self, symbol: str, *, buffer: int) -> ParsedStream[Trade]:
         sub = await self.conn.subscribe({"type": TRADES_CHANNEL, "coin": symbol}, buffer=buffer)

@@ -37,8 +37,11 @@ learns that it missed frames (and, e.g., resyncs) right after the frames it did 
 subscription made with ``conflate=True`` (l2Book: every frame is a full snapshot that supersedes
 the one before) is no queue but a slot holding the latest frame, handed to its consumer without
 a channel: a frame the consumer had not taken yet is replaced (counted in ``conflated``), never
-marked as a gap, and only its newest frame is ever parsed. Trades and user events are never
-conflated.
+marked as a gap, and only its newest frame is ever parsed. Its consumer may instead ``attach``
+a sink, which the receive loop calls with each frame as it arrives: no slot and no task switch
+per frame, so the consumer is never behind; a sink that raises closes its own subscription (and
+its consumer's ``receive`` raises the error), never the receive loop. Trades and user events
+are never conflated.
 
 Every frame is stamped on arrival, before it is parsed, with Trio's clock in whole nanoseconds
 (``mm.clock.monotonic_ns``); a conflating subscription's ``received_ns`` is the stamp of the
@@ -326,22 +329,62 @@ class Subscription(FrameStream):
         return f"{type(self).__name__}({self.subscription!r}, active={self.active})"
 
 
+FrameSink: TypeAlias = Callable[[Frame, int], None]
+"""What a consumer attaches to a ``ConflatingSubscription``: called with each frame and its
+arrival stamp (``received_ns``) as it comes, in the connection's task."""
+
+
 class ConflatingSubscription(Subscription):
     """A subscription whose frames supersede each other (full book snapshots): no queue, only the
     latest frame, handed to the one consumer waiting in ``receive`` without a channel. A frame
     not yet taken when the next one comes is replaced and counted in ``conflated``; there is
-    never a gap to report. ``received_ns`` is the arrival of the frame ``receive`` returned."""
+    never a gap to report. ``received_ns`` is the arrival of the frame ``receive`` returned.
+
+    Or, once a consumer ``attach``-es a sink, no slot and no task switch at all: every frame is
+    handed to the sink as it is offered, in the connection's receive task, so its consumer is
+    never behind and never sees a stale frame (it has the latest as soon as it arrives), and
+    ``receive`` only waits for the end. How it fails: a sink that raises does not reach the
+    connection; the subscription closes (the connection stops routing to it, as to a consumer
+    that closed its end) and ``receive``, in the consumer's own task, raises the exception
+    (``failure``) where its supervisor expects the consumer's errors.
+    """
 
     def __init__(self, subscription: Mapping[str, Any], key: str) -> None:
         super().__init__(subscription, key, 1)
         self.conflated = 0
+        self.failure: Exception | None = None  # what the attached sink raised, if it did
         self._latest: dict[str, Any] | str | None = None
         self._latest_ns = 0
         self._waiter: trio.lowlevel.Task | None = None
+        self._sink: FrameSink | None = None
+
+    def attach(self, sink: FrameSink) -> None:
+        """Hand every frame from now on to ``sink`` as it comes (see the class); a frame
+        waiting in the slot goes to it at once. ``sink`` must not block and should not raise."""
+        if self._sink is not None:
+            raise trio.BusyResourceError("this subscription has a sink already")
+        self._sink = sink
+        frame, self._latest = self._latest, None
+        if frame is not None and not self.closed:
+            self._push(sink, frame, self._latest_ns)
+
+    def _push(self, sink: FrameSink, frame: Frame, received_ns: int) -> bool:
+        self.received_ns = received_ns
+        try:
+            sink(frame, received_ns)
+        except Exception as exc:  # the consumer's error, for the consumer's task
+            self.failure = exc
+            self.close(f"its consumer failed: {type(exc).__name__}: {exc}")
+            return False
+        return True
 
     def offer(self, frame: Frame, received_ns: int = 0) -> bool:
         if self.closed:
             return False
+        sink = self._sink
+        if sink is not None:
+            self.delivered += 1
+            return self._push(sink, frame, received_ns)
         if self._latest is not None:
             self.conflated += 1
         self._latest = frame
@@ -363,7 +406,7 @@ class ConflatingSubscription(Subscription):
 
     async def receive(self) -> Delivery:
         """The latest frame not yet taken (waiting for one); EndOfChannel once closed and
-        taken."""
+        taken, or the sink's ``failure`` once it failed."""
         if self._latest is None and not self.closed:
             if self._waiter is not None:
                 raise trio.BusyResourceError("another task is receiving from this subscription")
@@ -378,6 +421,8 @@ class ConflatingSubscription(Subscription):
             await trio.lowlevel.checkpoint()
         frame = self._latest
         if frame is None:
+            if self.failure is not None:
+                raise self.failure
             raise trio.EndOfChannel
         self._latest = None
         self.received_ns = self._latest_ns

@@ -33,7 +33,7 @@ from mm.connection import ConnectionConfig
 from mm.feeds.market import FeedError, MarketFeed, MarketFeedConfig
 from mm.feeds.metrics import FeedMetrics
 from mm.model import BookSnapshot, Level, Mids, Side, Trade
-from mm.venues.base import Gap, Malformed
+from mm.venues.base import BookEvent, Gap, Malformed
 from mm.venues.hyperliquid.codec import parse_l2_book
 from mm.venues.hyperliquid.market_stream import HyperliquidMarketStream
 from mm.venues.hyperliquid.ws import (
@@ -446,39 +446,78 @@ async def test_a_book_carries_the_connections_stamp_of_its_frames_arrival() -> N
             assert (book.best_bid, book.received_ns) == (99.5, 7_000_000_123)
 
 
-async def test_books_conflate_to_the_latest_while_trades_and_mids_mark_a_gap() -> None:
-    """Frames offered without yielding: the book subscription keeps only the newest (no gap:
-    a snapshot supersedes the one before, and only the newest is parsed), while the trades
-    and mids streams hold what fits, drop the rest and mark a gap."""
+async def test_books_reach_the_feed_as_they_arrive_while_trades_and_mids_mark_a_gap() -> None:
+    """Frames offered without yielding: the feed takes each book from its subscription as it
+    is offered (in the offering task: no slot, no task switch), so it is never behind and the
+    bus holds the newest (for its readers, latest wins), while the trades and mids streams
+    hold what fits, drop the rest and mark a gap."""
     config = MarketFeedConfig(book_buffer=2, trades_buffer=2, mids_buffer=2)
     with trio.fail_after(2):
         async with faked(config=config) as f:
-            results = [
-                f.conn.push("l2Book:btc", book_frame("BTC", 2_000 + i, bid=f"{99 + i / 10}"))
-                for i in range(5)
-            ]
+            published = f.feed.books_published
+            results = []
+            for i in range(5):
+                results.append(
+                    f.conn.push("l2Book:btc", book_frame("BTC", 2_000 + i, bid=f"{99 + i / 10}"))
+                )
+                book = f.bus.latest("BTC")  # at once: before any other task ran
+                assert book is not None
+                assert (book.time_ms, book.best_bid) == (2_000 + i, 99 + i / 10)
             assert results == [True] * 5
+            assert f.feed.books_published == published + 5
             for i in range(5):
                 f.conn.push("trades:eth", trades_frame("ETH", i))
                 f.conn.push("allMids", {"channel": "allMids", "data": {"mids": {"ETH": f"{i}"}}})
-            published = f.feed.books_published
             await trio.testing.wait_all_tasks_blocked()
             assert f.feed.gaps == {"trades": 1, "allMids": 1}
-            book = f.bus.latest("BTC")
-            assert book is not None
-            assert (book.time_ms, book.best_bid) == (2_004, 99.4)
-            assert f.feed.books_published == published + 1  # the four before it never parsed
             sub = f.conn.subs["l2Book:btc"]
             assert isinstance(sub, ConflatingSubscription)
-            assert (sub.conflated, sub.gaps, sub.dropped) == (4, 0, 0)
+            assert (sub.conflated, sub.gaps, sub.dropped, sub.delivered) == (0, 0, 0, 6)
             # Two mids fit (the one handed to the waiting feed counts until it takes it).
             assert f.feed.mids == {"ETH": 1.0}
             f.conn.push("l2Book:btc", book_frame("BTC", 3_000, bid="100.0"))
-            await trio.testing.wait_all_tasks_blocked()
             book = f.bus.latest("BTC")
             assert book is not None
             assert (book.time_ms, book.best_bid) == (3_000, 100.0)
             assert f.feed.gaps == {"trades": 1, "allMids": 1}
+
+
+class Broken(Exception):
+    pass
+
+
+class BrokenFeed(MarketFeed):
+    """A feed whose book handler fails on the book of time 2,000 (a bug of its own)."""
+
+    def on_book(self, coin: str, channel: str, event: BookEvent) -> None:
+        if event.time_ms == 2_000:
+            raise Broken(f"a bug on the {coin} book")
+        super().on_book(coin, channel, event)
+
+
+async def test_a_failing_book_handler_ends_the_feed_not_the_connection() -> None:
+    """What the feed's book handler raises, called in the connection's task, is raised by the
+    feed's own task (where its supervisor expects it); the connection's offer returns, refused
+    (a real connection then forgets the subscription), and the other coins' books go on."""
+    conn = FakeConnection()
+    send, _receive = trio.open_memory_channel[Trade](16)
+    bus = BookBus()
+    feed = BrokenFeed(HyperliquidMarketStream(conn), COINS, bus, send, now_ms=lambda: 1_000)
+    with pytest.RaisesGroup(pytest.RaisesExc(Broken, match="ETH"), flatten_subgroups=True):
+        with trio.fail_after(2):
+            async with trio.open_nursery() as nursery:
+                await nursery.start(feed.run)
+                assert conn.push("l2Book:eth", book_frame("ETH", 2_000)) is False
+                eth = conn.subs["l2Book:eth"]
+                assert isinstance(eth, ConflatingSubscription)
+                assert eth.closed
+                assert isinstance(eth.failure, Broken)
+                assert conn.push("l2Book:btc", book_frame("BTC", 2_001, bid="99.5"))
+                book = bus.latest("BTC")
+                assert book is not None
+                assert book.best_bid == 99.5
+                await trio.sleep_forever()  # the feed's task raises it
+    assert "l2Book:eth" in conn.unsubscribed  # the feed cleaned up on its way out
 
 
 async def test_a_refused_subscription_ends_the_feed() -> None:

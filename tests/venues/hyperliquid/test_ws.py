@@ -1011,6 +1011,88 @@ async def test_book_frames_conflate_and_are_stamped_on_arrival(
         assert conn.conflated_frames == 2  # kept once the subscription is gone
 
 
+async def test_an_attached_sink_gets_every_frame_as_it_is_offered() -> None:
+    """Once a sink is attached, nothing waits in the slot: the frame that was waiting goes to
+    the sink at once, then every frame as it is offered, with its stamp; ``receive`` only
+    waits for the end."""
+    sub = ConflatingSubscription(L2_BTC, "l2Book:btc")
+    assert sub.offer(book("BTC", 1), received_ns=10)
+    got: list[tuple[Any, int]] = []
+    sub.attach(lambda frame, ns: got.append((frame, ns)))
+    assert got == [(book("BTC", 1), 10)]
+    assert all(sub.offer(book("BTC", t), received_ns=t * 10) for t in (2, 3))
+    assert got == [(book("BTC", t), t * 10) for t in (1, 2, 3)]
+    assert (sub.conflated, sub.delivered, sub.received_ns) == (0, 3, 30)
+    with pytest.raises(trio.BusyResourceError):
+        sub.attach(got.append)  # type: ignore[arg-type]
+    with trio.move_on_after(0.01) as waited:
+        await sub.receive()
+    assert waited.cancelled_caught
+    sub.close()
+    assert sub.offer(book("BTC", 4)) is False
+    assert len(got) == 3
+    with pytest.raises(trio.EndOfChannel):
+        await sub.receive()
+
+
+async def test_a_failing_sink_closes_its_subscription_and_fails_its_consumer() -> None:
+    sub = ConflatingSubscription(L2_BTC, "l2Book:btc")
+    failed = trio.Event()
+
+    def sink(frame: Any, received_ns: int) -> None:
+        if frame["data"]["time"] == 2:
+            raise LookupError("the consumer's bug")
+
+    async def consume() -> None:
+        with pytest.raises(LookupError, match="the consumer's bug"):
+            await sub.receive()
+        failed.set()
+
+    sub.attach(sink)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(consume)
+        await trio.testing.wait_all_tasks_blocked()
+        assert sub.offer(book("BTC", 1))
+        assert not failed.is_set()
+        assert sub.offer(book("BTC", 2)) is False  # raised: refused, closed
+        assert sub.closed
+        assert sub.error == "its consumer failed: LookupError: the consumer's bug"
+        await failed.wait()
+    assert isinstance(sub.failure, LookupError)
+    assert sub.offer(book("BTC", 3)) is False
+
+
+async def test_a_failing_sink_does_not_stop_the_connection(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """A sink that raises in the receive loop costs its own subscription only: the connection
+    forgets it and goes on routing every other frame; the frame is not counted malformed."""
+    venue = FakeVenue()
+    conn = manager(venue)
+    async with running(conn):
+        side = await venue.side(0)
+        books = await conn.subscribe(L2_BTC, conflate=True)
+        eth = await conn.subscribe({"type": "l2Book", "coin": "ETH"}, conflate=True)
+        assert isinstance(books, ConflatingSubscription)
+        assert isinstance(eth, ConflatingSubscription)
+
+        def sink(frame: Any, received_ns: int) -> None:
+            raise RuntimeError("boom")
+
+        books.attach(sink)
+        await side.send(book("BTC", 1))
+        await side.send(book("ETH", 2))
+        await wait_for(lambda: conn.frames_received["l2Book"] == 2)
+        assert await eth.receive() == book("ETH", 2)
+        assert books.closed
+        assert isinstance(books.failure, RuntimeError)
+        assert books not in conn.subscriptions
+        assert conn.connected
+        assert (conn.malformed_frames, conn.dropped_frames) == (0, 0)
+        with pytest.raises(RuntimeError, match="boom"):
+            await books.receive()
+
+
 def test_the_receive_buffer_is_asked_of_trio_websocket(monkeypatch: pytest.MonkeyPatch) -> None:
     asked: dict[str, Any] = {}
 
