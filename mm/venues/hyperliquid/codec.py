@@ -36,6 +36,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import itertools
+import operator
 from collections.abc import Callable
 from typing import Any, Final, Literal, ParamSpec, TypeVar
 
@@ -259,15 +260,68 @@ def _levels(raw: Any, depth: int | None = None) -> tuple[PriceLevel, ...]:
     return tuple(levels)
 
 
+_LEVEL_FIELDS: Final = operator.itemgetter("px", "sz", "n")
+_NUMBER_BYTES: Final = b"0123456789.-,"  # what the numbers, joined by commas, are made of
+_INF: Final = float("inf")
+_INT_ONLY: Final = {int}
+
+
+def _both_sides(
+    levels: list[Any], depth: int | None
+) -> tuple[tuple[PriceLevel, ...], tuple[PriceLevel, ...]] | None:
+    """A book's two sides as ``_levels`` reads them, or None where it might not: the fast
+    path of the feed (a book frame's levels are most of its work), in C where it can be.
+
+    Every price and size of both sides (the first ``depth`` of each) is converted by
+    ``float`` and the lot is checked at once, joined by commas. ``float`` takes more than the
+    venue's grammar (``numbers.parse_float``), but of what it takes, what is made of ASCII
+    digits, points and minus signs only differs from the grammar by a point first or last
+    (``".5"``, ``"5."``); a comma within a text makes its ``float`` raise. So the joined text
+    is checked for exactly those. Any doubt (a level that is not an object of strings, a count
+    that is not an integer, a number out of the grammar or too long for a float) answers None,
+    for ``_levels`` to give the very answer or the very error it always did. (A subclass of
+    str, which no JSON decoder gives, is read here as the text it is, as the memo of
+    ``parse_float`` may read it.)"""
+    try:
+        bids, asks = levels[0], levels[1]
+        if type(bids) is not list or type(asks) is not list:
+            return None
+        if depth is not None:
+            bids, asks = bids[:depth], asks[:depth]
+        entries = bids + asks
+        if not entries:
+            return (), ()
+        pxs, szs, ns = zip(*map(_LEVEL_FIELDS, entries), strict=True)  # (TypeError: not an object)
+        texts = pxs + szs
+        values = tuple(map(float, texts))  # (TypeError, ValueError: not a number)
+        joined = ",".join(texts)  # (TypeError: not a str)
+        if (
+            not joined.encode("ascii").translate(None, _NUMBER_BYTES)  # (ValueError: not ASCII)
+            and joined[0] != "."
+            and joined[-1] != "."
+            and ",." not in joined
+            and ".," not in joined
+            and "-." not in joined
+            and set(map(type, ns)) == _INT_ONLY
+            and _INF not in values
+            and -_INF not in values
+        ):
+            count = len(pxs)
+            both = tuple(zip(values[:count], values[count:], ns, strict=True))
+            split = len(bids)
+            return both[:split], both[split:]
+    except _MALFORMED:
+        pass
+    return None
+
+
 def _book(data: Any, depth: int | None = None, received_ns: int = 0) -> BookSnapshot:
     levels = _list(data["levels"])
-    return BookSnapshot(
-        _s(data["coin"]),
-        _i(data["time"]),
-        _levels(levels[0], depth),
-        _levels(levels[1], depth),
-        received_ns=received_ns,
-    )
+    coin, time_ms = _s(data["coin"]), _i(data["time"])
+    sides = _both_sides(levels, depth)
+    if sides is None:
+        sides = _levels(levels[0], depth), _levels(levels[1], depth)
+    return BookSnapshot(coin, time_ms, sides[0], sides[1], received_ns=received_ns)
 
 
 def _level(entry: Any) -> Level | None:

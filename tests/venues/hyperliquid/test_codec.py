@@ -16,6 +16,8 @@ from typing import Any, cast
 
 import orjson
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from mm.model import (
     AccountState,
@@ -40,6 +42,7 @@ from mm.model import (
     Trade,
 )
 from mm.venues.base import VenueError
+from mm.venues.hyperliquid import codec
 from mm.venues.hyperliquid.codec import (
     BboFrame,
     BookFrame,
@@ -194,6 +197,152 @@ def test_l2_book_levels_past_the_depth_are_not_read() -> None:
     assert len(parse_l2_book(data, 5).bids) == 5
     with pytest.raises(CodecError, match="l2Book"):
         parse_l2_book(data, 6)
+
+
+def _sides_one_by_one(data: Any, depth: int | None) -> Any:
+    """What the level-by-level parse makes of a book's levels: both sides, or the error."""
+    try:
+        levels = data["levels"]
+        return codec._levels(levels[0], depth), codec._levels(levels[1], depth)
+    except codec._MALFORMED as exc:
+        return type(exc)
+
+
+@pytest.mark.parametrize("depth", [None, 1, 5, 19, 20, 21])
+def test_l2_book_both_sides_at_once_are_the_levels_one_by_one(depth: int | None) -> None:
+    """The recorded book takes the fast path (both sides at once), to the same levels."""
+    data = response("l2Book")
+    sides = codec._both_sides(data["levels"], depth)
+    assert sides is not None
+    assert sides == _sides_one_by_one(data, depth)
+    assert all(type(level) is tuple for side in sides for level in side)
+
+
+# Texts near the venue's grammar: its numbers, and what float() takes beyond it.
+_NEAR_DECIMALS = st.one_of(
+    st.from_regex(r"-?[0-9]{1,8}(\.[0-9]{1,8})?", fullmatch=True),
+    st.text(alphabet="0123456789.-,+eE_ \n\u0661infa", max_size=10),
+    st.sampled_from(["1" * 400, "9" * 310 + ".5", "-" + "9" * 309, ".5", "5.", "-.5", "1,2"]),
+)
+_LEVEL_VALUES = st.one_of(
+    _NEAR_DECIMALS, st.integers(), st.floats(), st.none(), st.booleans(), st.lists(st.none())
+)
+_LEVEL = st.one_of(
+    st.fixed_dictionaries(
+        {"px": _NEAR_DECIMALS, "sz": _NEAR_DECIMALS, "n": st.integers(min_value=0, max_value=99)}
+    ),
+    st.fixed_dictionaries({"px": _LEVEL_VALUES, "sz": _LEVEL_VALUES, "n": _LEVEL_VALUES}),
+    st.dictionaries(st.sampled_from(["px", "sz", "n"]), _LEVEL_VALUES),
+    _LEVEL_VALUES,
+)
+_SIDE = st.lists(_LEVEL, max_size=6)
+
+
+@given(
+    levels=st.one_of(st.tuples(_SIDE, _SIDE).map(list), st.lists(_SIDE, max_size=3)),
+    depth=st.one_of(st.none(), st.integers(min_value=0, max_value=7)),
+)
+def test_l2_book_both_sides_at_once_read_as_the_levels_one_by_one(
+    levels: list[Any], depth: int | None
+) -> None:
+    """Whatever the levels hold, the fast path either gives up (None) or answers exactly what
+    the level-by-level parse does, which never refuses a book the fast path takes; the parser
+    as a whole answers as the level-by-level parse, error for error."""
+    data = {"coin": "BTC", "time": 1, "levels": levels}
+    expected = _sides_one_by_one(data, depth)
+    sides = codec._both_sides(levels, depth)
+    if sides is not None:
+        assert sides == expected
+        assert [list(map(type, level)) for side in sides for level in side] == [
+            [float, float, int] for side in sides for _ in side
+        ]
+    if isinstance(expected, tuple):
+        book = parse_l2_book(data, depth)
+        assert (book.bids, book.asks) == expected
+    else:
+        with pytest.raises(CodecError) as raised:
+            parse_l2_book(data, depth)
+        assert type(raised.value.__cause__) is expected
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.decimals(min_value=0, max_value=10**7, places=6, allow_nan=False),
+            st.decimals(min_value=0, max_value=10**7, places=4, allow_nan=False),
+        ),
+        min_size=1,
+        max_size=25,
+    )
+)
+def test_l2_book_of_venue_numbers_takes_the_fast_path(levels: list[tuple[Any, Any]]) -> None:
+    """Every book of the venue's plain decimals is read at once, to the floats ``float``
+    reads (exact: the same conversion as the level-by-level parse)."""
+    side = [{"px": str(px), "sz": str(sz), "n": 1} for px, sz in levels]
+    sides = codec._both_sides([side, side[::-1]], None)
+    assert sides is not None
+    assert sides[0] == tuple((float(str(px)), float(str(sz)), 1) for px, sz in levels)
+    assert sides == (codec._levels(side), codec._levels(side[::-1]))
+
+
+# What float() takes (or nearly) that the venue's grammar refuses, and counts not integers.
+_OFF_GRAMMAR = (
+    ".5", "5.", "-.5", "-5.", "1,2", "1.2,", ",1", "+1", "1e5", "1E5", "1_0", " 1", "1 ",
+    "1\n", "inf", "-inf", "nan", "\u0661", "1\u0662", "--1", "1-", "", ".", "-",
+    "9" * 400, "-" + "9" * 400, "9" * 309 + ".5",
+)  # fmt: skip
+_OFF_COUNTS = (True, False, 1.0, "1", None, [1])
+
+
+@given(
+    levels=st.lists(
+        st.tuples(
+            st.from_regex(r"[0-9]{1,7}(\.[0-9]{1,6})?", fullmatch=True),
+            st.from_regex(r"-?[0-9]{1,7}(\.[0-9]{1,4})?", fullmatch=True),
+            st.integers(min_value=0, max_value=10**6),
+        ),
+        min_size=2,
+        max_size=12,
+    ),
+    split=st.integers(min_value=0, max_value=12),
+    where=st.integers(min_value=0),
+    field=st.sampled_from(["px", "sz", "n"]),
+    text=st.sampled_from(_OFF_GRAMMAR),
+    count=st.sampled_from(_OFF_COUNTS),
+)
+def test_l2_book_one_value_off_the_grammar_leaves_the_fast_path(
+    levels: list[tuple[str, str, int]], split: int, where: int, field: str, text: str, count: Any
+) -> None:
+    """A book of the venue's numbers, with one price, size or count made something the venue
+    never sends: the level-by-level parse refuses it, and the fast path gives up (it never
+    answers for it), so the error is the level-by-level parse's."""
+    entries: list[Any] = [{"px": px, "sz": sz, "n": n} for px, sz, n in levels]
+    assert codec._both_sides([entries[:split], entries[split:]], None) is not None
+    entries[where % len(entries)][field] = count if field == "n" else text
+    sides = [entries[:split], entries[split:]]
+    assert isinstance(_sides_one_by_one({"levels": sides}, None), type)
+    assert codec._both_sides(sides, None) is None
+
+
+@pytest.mark.parametrize("where", [(0, 0, "px"), (0, 1, "sz"), (1, 1, "px"), (1, 1, "sz")])
+@pytest.mark.parametrize(
+    "value", [("text", text) for text in _OFF_GRAMMAR] + [("n", n) for n in _OFF_COUNTS]
+)
+def test_l2_book_a_value_off_the_grammar_anywhere_leaves_the_fast_path(
+    where: tuple[int, int, str], value: tuple[str, Any]
+) -> None:
+    """Each of those texts as the first or last price or size of a side, each count as the
+    count of that level."""
+    side, index, field = where
+    kind, value = value
+    levels = [
+        [{"px": "2.5", "sz": "10", "n": 1}, {"px": "2.4", "sz": "0.5", "n": 3}],
+        [{"px": "2.6", "sz": "7.25", "n": 2}, {"px": "2.7", "sz": "1", "n": 1}],
+    ]
+    assert codec._both_sides(levels, None) is not None
+    levels[side][index][field if kind == "text" else "n"] = value
+    assert isinstance(_sides_one_by_one({"levels": levels}, None), type)
+    assert codec._both_sides(levels, None) is None
 
 
 def test_all_mids() -> None:
