@@ -50,6 +50,29 @@ class BookQuality:
         self.held: Book | None = None
 
     def check(self, book: Book, now_ms: int) -> Verdict:
+        """The verdict on ``book``, the next update of the symbol (see the module)."""
+        # The usual update first, in a few comparisons (a feed checks every book): fresh, in
+        # time, two-sided and neither crossed nor locked, nothing held, no jump. Anything
+        # else (or a NaN anywhere, which fails every comparison) takes the full checks.
+        bids, asks, last = book.bids, book.asks, self.last
+        if bids and asks and self.held is None:
+            bid, ask, config = bids[0][0], asks[0][0], self.config
+            if (
+                bid < ask
+                and now_ms - book.time_ms <= config.max_age_ms
+                and (last is None or book.time_ms >= last.time_ms)
+            ):
+                last_mid = last.mid if last is not None else None
+                if (
+                    last_mid is None
+                    or last_mid <= 0
+                    or abs((bid + ask) / 2 / last_mid - 1) <= config.jump_threshold
+                ):
+                    self.last = book
+                    return Verdict(True, (), book)
+        return self._check(book, now_ms)
+
+    def _check(self, book: Book, now_ms: int) -> Verdict:
         issues: list[Issue] = []
         if book.age_ms(now_ms) > self.config.max_age_ms:
             issues.append(Issue.STALE)

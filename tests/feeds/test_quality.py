@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import itertools
+from typing import Any
 
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from mm.book import Book
@@ -113,3 +114,39 @@ def test_a_cascade_that_keeps_jumping_is_confirmed_not_frozen() -> None:
     assert verdict.accept
     assert q.last is not None
     assert q.last.mid == 77.0
+
+
+_PRICES = st.one_of(
+    st.floats(min_value=90.0, max_value=130.0),
+    st.sampled_from([0.0, -1.0, float("nan"), float("inf")]),
+)
+_UPDATES = st.lists(
+    st.tuples(
+        st.one_of(st.none(), _PRICES),  # best bid (None: no bids)
+        st.one_of(st.none(), _PRICES),  # best ask
+        st.integers(min_value=-3, max_value=3),  # time step, ms (backwards too)
+        st.integers(min_value=0, max_value=3_000),  # age when checked, ms
+    ),
+    max_size=30,
+)
+
+
+@given(_UPDATES)
+@example([(0.0, 0.0, 0, 0), (100.0, 101.0, 1, 0)])  # a last mid of zero (locked at zero)
+@example([(-1.0, 1.0, 0, 0), (100.0, 101.0, 1, 0), (100.0, 101.0, 1, 0)])
+def test_the_usual_update_is_judged_as_by_the_full_checks(updates: list[Any]) -> None:
+    """``check`` takes a shortcut for the usual update; through any run of updates (stale,
+    backwards, one-sided, crossed, locked, jumps held, confirmed and refuted, zero and NaN
+    prices) its verdicts and state are those of the full checks alone."""
+    fast, full = quality(), quality()
+    time_ms = NOW
+    for bid, ask, step, age in updates:
+        time_ms += step
+        levels = (
+            () if bid is None else (Level(bid, 1.0),),
+            () if ask is None else (Level(ask, 1.0),),
+        )
+        update = Book("BTC", time_ms, *levels)
+        got, expected = fast.check(update, time_ms + age), full._check(update, time_ms + age)
+        assert got == expected  # (accept, issues, book)
+        assert (fast.last, fast.held) == (full.last, full.held)
