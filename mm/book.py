@@ -176,13 +176,16 @@ class BookBus:
         self._books: dict[str, tuple[int, Book]] = {}
         self._version = 0
         self._changed = trio.Event()
+        self._waiting = 0  # readers waiting on ``_changed`` (counted here: no per-book asking)
 
     def publish(self, book: Book) -> None:
-        """Replace the symbol's book; never blocks."""
+        """Replace the symbol's book; never blocks. Readers waiting are woken (a new event
+        for the next wait is made only then: most books are published with none waiting)."""
         self._version += 1
         self._books[book.coin] = (self._version, book)
-        self._changed.set()
-        self._changed = trio.Event()
+        if self._waiting:
+            self._changed.set()
+            self._changed = trio.Event()
 
     def latest(self, coin: str) -> Book | None:
         entry = self._books.get(coin)
@@ -201,10 +204,18 @@ class BookBus:
             entry = self._books.get(coin)
             if entry is not None and entry[0] > seen:
                 return entry
-            await self._changed.wait()
+            await self._wait()
 
     async def wait_any(self, seen: int) -> int:
         """Wait until any book is newer than the bus-wide version ``seen``; the new version."""
         while self._version <= seen:
-            await self._changed.wait()
+            await self._wait()
         return self._version
+
+    async def _wait(self) -> None:
+        """Until the next publish (counted as waiting meanwhile, woken or cancelled)."""
+        self._waiting += 1
+        try:
+            await self._changed.wait()
+        finally:
+            self._waiting -= 1

@@ -137,6 +137,44 @@ async def test_wait_any(autojump_clock: trio.testing.MockClock) -> None:
         assert trio.current_time() == pytest.approx(5)
 
 
+async def test_readers_are_woken_whenever_they_came_and_went(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """Books published with no reader waiting, a reader cancelled while waiting, readers
+    waiting on one symbol and on any: each waiting reader is woken by the next book, and the
+    bus counts none waiting once they are gone."""
+    bus = BookBus()
+    for t in range(1, 4):
+        bus.publish(book(100.0, 101.0, time_ms=t))  # nobody waits
+    with trio.move_on_after(1):
+        await bus.wait_newer("BTC", bus.version("BTC"))  # cancelled while waiting
+    assert bus._waiting == 0
+    got: list[tuple[str, int]] = []
+
+    async def one(seen: int) -> None:
+        _, latest = await bus.wait_newer("BTC", seen)
+        got.append(("BTC", latest.time_ms))
+
+    async def any_(seen: int) -> None:
+        got.append(("any", await bus.wait_any(seen)))
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(one, bus.version("BTC"))
+        nursery.start_soon(any_, bus.version("BTC"))
+        await trio.testing.wait_all_tasks_blocked()
+        assert bus._waiting == 2
+        bus.publish(book(100.0, 101.0, time_ms=4))
+        bus.publish(book(100.0, 101.0, time_ms=5))  # before either ran: no one left behind
+    assert sorted(got) == [("BTC", 5), ("any", 5)]
+    assert bus._waiting == 0
+    async with trio.open_nursery() as nursery:  # and again, after books with none waiting
+        bus.publish(book(100.0, 101.0, time_ms=6))
+        nursery.start_soon(one, bus.version("BTC"))
+        await trio.testing.wait_all_tasks_blocked()
+        bus.publish(book(100.0, 101.0, time_ms=7))
+    assert got[-1] == ("BTC", 7)
+
+
 # --- BookBuilder: snapshots and sequenced deltas ----------------------------------------------
 
 # One change of the venue's book: (is_bid, price, size; 0 removes the price).
