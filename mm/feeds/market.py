@@ -60,7 +60,6 @@ import trio
 from loguru import logger
 from prometheus_client import CollectorRegistry
 from prometheus_client import Counter as PromCounter
-from prometheus_client import Gauge as PromGauge
 
 from mm import clock
 from mm.book import Applied, Book, BookBuilder, BookBus
@@ -154,7 +153,9 @@ class MarketFeed:
         # Prometheus children, resolved once per label set (``labels()`` is not free).
         self._malformed_metric = self.metrics.malformed.labels(feed=name)
         self._dropped_metric = self.metrics.dropped.labels(feed=name)
-        self._age_metric: dict[str, PromGauge] = {}
+        # Per coin: the age of its last published book (ms) when it was published, which its
+        # mm_book_age_seconds child reads when scraped (set on every book, it cost a lock).
+        self._age_ms: dict[str, int] = {}
         self._issue_metric: dict[tuple[str, Issue], PromCounter] = {}
 
     # --- questions ------------------------------------------------------------------------------
@@ -366,15 +367,21 @@ class MarketFeed:
         self.bus.publish(accepted)
         self.books_published += 1
         self._last_book_ms[coin] = now
-        gauge = self._age_metric.get(coin)
-        if gauge is None:
-            gauge = self._age_metric[coin] = self.metrics.book_age.labels(symbol=coin)
-        gauge.set((now - accepted.time_ms) / 1000)
+        ages = self._age_ms
+        if coin not in ages:
+            self._age_metric(coin)
+        ages[coin] = now - accepted.time_ms
         booked = self._booked
         if coin not in booked:
             booked.add(coin)
             if len(booked) == len(self.coins):
                 self._all_booked.set()
+
+    def _age_metric(self, coin: str) -> None:
+        """Point the coin's ``mm_book_age_seconds`` at this feed's reading (a restarted feed
+        takes it over at its first book of the coin)."""
+        ages = self._age_ms
+        self.metrics.book_age.labels(symbol=coin).set_function(lambda: ages[coin] / 1000)
 
     def on_trade(self, trade: Trade) -> None:
         """One trade to the trades channel, or dropped if it is full."""
