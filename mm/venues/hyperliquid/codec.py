@@ -423,12 +423,14 @@ def parse_meta(data: Any) -> list[AssetMeta]:
     ]
 
 
-@_parser("l2Book")
 def parse_l2_book(data: Any, depth: int | None = None, received_ns: int = 0) -> BookSnapshot:
     """``l2Book`` (the answer and the channel's data): best levels first on each side, the first
     ``depth`` of each (all when None; levels past it are neither read nor checked), stamped
     with ``received_ns`` (the frame's arrival, mm.clock.monotonic_ns)."""
-    return _book(data, depth, received_ns)
+    try:  # (as ``_parser("l2Book")`` does, written out: the feed parses every book frame)
+        return _book(data, depth, received_ns)
+    except _MALFORMED as exc:
+        raise CodecError(f"malformed l2Book: {type(exc).__name__}: {exc}") from exc
 
 
 @_parser("allMids")

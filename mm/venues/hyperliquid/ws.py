@@ -836,14 +836,16 @@ class WsConnection:
             self._scope.cancel()
 
     async def _receive_loop(self, ws: WebSocketConnection) -> None:
+        get_message, handle = ws.get_message, self._handle
         while True:
-            message = await _message(ws)
-            if message is None:
+            try:  # (as _message, inline: once a frame)
+                message = await get_message()
+            except ConnectionClosed:
                 closed = ws.closed
                 detail = f" ({closed.code} {closed.reason or closed.name})" if closed else ""
                 self._lose(f"closed by the venue{detail}")
                 return
-            self._handle(message)
+            handle(message)
 
     async def _pinger(self, ws: WebSocketConnection) -> None:
         interval = self.config.ping_interval_s
