@@ -69,7 +69,6 @@ _EPS = 1e-9
 # by identity, where a set would first call the enum's Python-level __hash__.
 _WORKING: tuple[OrderState, ...] = tuple(WORKING_STATES)
 _BLOCKED: tuple[OrderState, ...] = tuple(BLOCKED_STATES)
-_SIDES: tuple[Side, ...] = tuple(Side)
 
 
 def _fraction(value: float) -> str | None:
@@ -158,11 +157,15 @@ def _adjacency(
     buys: list[tuple[int, DesiredOrder, float, float]] = []
     sells: list[tuple[int, DesiredOrder, float, float]] = []
     sz_tolerance = config.sz_tolerance
+    bps = config.px_tolerance_bps
+    tick_room = config.px_tolerance_ticks * tick
+    buy = Side.BUY
     for j, want in enumerate(rights):
         px, sz = want.px, want.sz
-        px_room = px_tolerance(px, config, tick) + _EPS * abs(px)
+        # px_tolerance(px, config, tick), its terms computed as it computes them
+        px_room = max(bps * abs(px) / 1e4, tick_room) + _EPS * abs(px)
         sz_room = sz_tolerance * sz + _EPS * abs(sz)
-        (buys if want.side is Side.BUY else sells).append((j, want, px_room, sz_room))
+        (buys if want.side is buy else sells).append((j, want, px_room, sz_room))
     adjacency: list[list[int]] = []
     for live in lefts:
         found: list[tuple[float, int, int]] = []
@@ -200,6 +203,8 @@ def _nearest_pairs(
     lives: list[LiveOrder], wants: list[DesiredOrder], count: int
 ) -> list[tuple[int, int]]:
     """``count`` index pairs, greedily the nearest prices first (deterministic ties)."""
+    if count <= 0:
+        return []
     candidates = sorted(
         (
             (abs(live.px - want.px), i, j)
@@ -221,17 +226,6 @@ def _nearest_pairs(
     return pairs
 
 
-@attrs.define
-class _Side:
-    working: list[LiveOrder]  # unmatched working orders
-    wants: list[DesiredOrder]  # unmatched desired orders that may be served now
-    deferred: list[DesiredOrder]
-
-    @property
-    def max_modify(self) -> int:
-        return min(len(self.working), len(self.wants))
-
-
 def reconcile(
     desired: Sequence[DesiredOrder],
     live: Sequence[LiveOrder],
@@ -244,34 +238,54 @@ def reconcile(
     blocked = [order for order in live if order.state in _BLOCKED]
     lefts = working + blocked
     owner = _max_matching(_adjacency(lefts, desired, config, tick))
-    plan = Plan()
+    keep: list[tuple[LiveOrder, DesiredOrder]] = []
     matched_left: set[int] = set()
     for j, want in enumerate(desired):
-        if j in owner:
-            matched_left.add(owner[j])
-            plan.keep.append((lefts[owner[j]], want))
-    free = [order for i, order in enumerate(lefts) if i not in matched_left]
-    open_wants = [want for j, want in enumerate(desired) if j not in owner]
+        i = owner.get(j)
+        if i is not None:
+            matched_left.add(i)
+            keep.append((lefts[i], want))
+    # Per side (0 buys, 1 sells: lists, not dicts keyed by Side, whose hash is Python code), in
+    # the order of ``lefts`` and ``desired``: the unmatched working and blocked orders and the
+    # unmatched desired orders.
+    sell = Side.SELL
+    free_working: tuple[list[LiveOrder], list[LiveOrder]] = ([], [])
+    free_blocked: tuple[list[LiveOrder], list[LiveOrder]] = ([], [])
+    for i, order in enumerate(working):
+        if i not in matched_left:
+            free_working[order.side is sell].append(order)
+    for i, order in enumerate(blocked, len(working)):
+        if i not in matched_left:
+            free_blocked[order.side is sell].append(order)
+    open_wants: tuple[list[DesiredOrder], list[DesiredOrder]] = ([], [])
+    for j, want in enumerate(desired):
+        if j not in owner:
+            open_wants[want.side is sell].append(want)
 
-    sides: dict[Side, _Side] = {}
-    for side in _SIDES:
-        side_working = [o for o in free if o.side is side and o.state in _WORKING]
-        side_blocked = [o for o in free if o.side is side and o.state in _BLOCKED]
-        wants = [w for w in open_wants if w.side is side]
-        plan.untouched.extend(side_blocked)
+    untouched: list[LiveOrder] = []
+    servable: list[list[DesiredOrder]] = []
+    deferred_by_side: list[list[DesiredOrder]] = []
+    for side_working, side_blocked, wants in zip(
+        free_working, free_blocked, open_wants, strict=True
+    ):
+        untouched.extend(side_blocked)
         n_defer = min(max(0, len(wants) - len(side_working)), len(side_blocked))
+        if n_defer == 0:
+            servable.append(wants)
+            deferred_by_side.append([])
+            continue
         deferred_ix = {j for _, j in _nearest_pairs(side_blocked, wants, n_defer)}
-        sides[side] = _Side(
-            side_working,
-            [w for j, w in enumerate(wants) if j not in deferred_ix],
-            [w for j, w in enumerate(wants) if j in deferred_ix],
-        )
+        servable.append([w for j, w in enumerate(wants) if j not in deferred_ix])
+        deferred_by_side.append([w for j, w in enumerate(wants) if j in deferred_ix])
 
-    buy, sell = sides[Side.BUY], sides[Side.SELL]
+    buy_working, sell_working = free_working
+    buy_wants, sell_wants = servable
     best: tuple[tuple[int, int, int], int, int] | None = None
-    working_count = len(buy.working) + len(sell.working)
-    wants_count = len(buy.wants) + len(sell.wants)
-    for m_buy, m_sell in itertools.product(range(buy.max_modify + 1), range(sell.max_modify + 1)):
+    working_count = len(buy_working) + len(sell_working)
+    wants_count = len(buy_wants) + len(sell_wants)
+    max_buy = min(len(buy_working), len(buy_wants))
+    max_sell = min(len(sell_working), len(sell_wants))
+    for m_buy, m_sell in itertools.product(range(max_buy + 1), range(max_sell + 1)):
         modifies = m_buy + m_sell
         cancels = working_count - modifies
         places = wants_count - modifies
@@ -280,13 +294,27 @@ def reconcile(
         if best is None or cost < best[0]:
             best = (cost, m_buy, m_sell)
     assert best is not None
-    for side, count in ((Side.BUY, best[1]), (Side.SELL, best[2])):
-        state = sides[side]
-        pairs = _nearest_pairs(state.working, state.wants, count)
-        plan.modify.extend((state.working[i], state.wants[j]) for i, j in pairs)
-        moved, served = {i for i, _ in pairs}, {j for _, j in pairs}
-        plan.cancel.extend(o for i, o in enumerate(state.working) if i not in moved)
-        plan.place.extend(w for j, w in enumerate(state.wants) if j not in served)
-        plan.deferred.extend(state.deferred)
-    plan.place.sort(key=lambda w: (w.level, w.side is Side.BUY, w.px))  # asks first
-    return plan
+    modify: list[tuple[LiveOrder, DesiredOrder]] = []
+    cancel: list[LiveOrder] = []
+    place: list[DesiredOrder] = []
+    deferred: list[DesiredOrder] = []
+    for side, count in ((0, best[1]), (1, best[2])):
+        side_working, wants = free_working[side], servable[side]
+        pairs = _nearest_pairs(side_working, wants, count)
+        if pairs:
+            modify.extend([(side_working[i], wants[j]) for i, j in pairs])
+            moved, served = {i for i, _ in pairs}, {j for _, j in pairs}
+            cancel.extend([o for i, o in enumerate(side_working) if i not in moved])
+            place.extend([w for j, w in enumerate(wants) if j not in served])
+        else:
+            cancel.extend(side_working)
+            place.extend(wants)
+        deferred.extend(deferred_by_side[side])
+    if len(place) > 1:
+        place.sort(key=_place_order)  # asks first
+    return Plan(keep, modify, cancel, place, deferred, untouched)
+
+
+def _place_order(want: DesiredOrder) -> tuple[int, bool, float]:
+    """Places go out level by level, asks before bids, then by price."""
+    return (want.level, want.side is Side.BUY, want.px)

@@ -26,6 +26,7 @@ from mm.execution.reconcile import (
 )
 from mm.model import DesiredOrder, PlaceOrder, Side, Tif
 from mm.settings import ConfigError, structure_section
+from tests.execution.reconcile_reference import reference_reconcile
 from tests.ids import hl_oid
 
 BUY, SELL = Side.BUY, Side.SELL
@@ -320,3 +321,16 @@ def test_the_side_index_finds_what_a_scan_of_every_pair_finds(
         for order in lives
     ]
     assert _adjacency(lives, desired, config, TICK) == scanned
+
+
+@settings(max_examples=500, deadline=None)
+@given(desired_lists(), live_lists(ALL_STATES), configs, st.sampled_from([0.0, TICK]))
+def test_the_plan_is_the_reference_implementations(
+    desired: list[DesiredOrder], lives: list[LiveOrder], config: ReconcileConfig, tick: float
+) -> None:
+    """reconcile gives the plan of the implementation before issue 16's per-tick cuts (side
+    lists instead of dicts keyed by Side, no pairing sort for nothing to pair): the same
+    lists in the same order, over every state, blocked orders and deferrals included."""
+    assert reconcile(desired, lives, config, tick=tick) == reference_reconcile(
+        desired, lives, config, tick=tick
+    )
