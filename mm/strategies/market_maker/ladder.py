@@ -20,6 +20,7 @@ from mm.settings import at_least, non_negative, one_of, positive, setting
 
 SPACING_MODES = ("bps", "ticks")
 SIZE_SCHEDULES = ("constant", "linear", "geometric")
+_INF = float("inf")
 
 
 @attrs.frozen
@@ -56,30 +57,39 @@ def _side_ticks(
     levels: int,
     instrument: Instrument,
 ) -> list[int | None]:
-    """Valid tick prices per level (None where no valid price exists), strictly monotone."""
+    """Valid tick prices per level (None where no valid price exists), strictly monotone.
+
+    In bps, level 0's price is ``top * 1.0``, which is ``top``: its ticks are the top's, rounded
+    once (``top`` is positive and finite, the caller's check)."""
     up = side is Side.SELL
     direction = 1 if up else -1
-    top_ticks = instrument.price_ticks(top, up=up)
-    step = instrument.tick_step(top_ticks)
+    price_ticks = instrument.price_ticks
+    round_ticks = instrument.round_ticks
+    top_ticks = price_ticks(top, up=up)
+    by_ticks = config.spacing_mode == "ticks"
+    step = instrument.tick_step(top_ticks) if by_ticks else 1
+    spacing = config.spacing
     out: list[int | None] = []
     previous: int | None = None
     for level in range(levels):
-        if config.spacing_mode == "ticks":
-            raw = top_ticks + direction * round(config.spacing * level) * step
-            ticks = instrument.round_ticks(raw, up=up) if raw > 0 else 0
+        if by_ticks:
+            raw = top_ticks + direction * round(spacing * level) * step
+            ticks = round_ticks(raw, up=up) if raw > 0 else 0
+        elif level == 0:
+            ticks = top_ticks
         else:
-            raw_px = top * (1.0 + direction * config.spacing * level / 10_000.0)
-            ticks = instrument.price_ticks(raw_px, up=up) if raw_px > 0 else 0
+            raw_px = top * (1.0 + direction * spacing * level / 10_000.0)
+            ticks = price_ticks(raw_px, up=up) if raw_px > 0 else 0
         if limit is not None:  # never at or through the opposite best
             if up and ticks <= limit:
-                ticks = instrument.round_ticks(limit + 1, up=True)
+                ticks = round_ticks(limit + 1, up=True)
             elif not up and ticks >= limit:
-                ticks = instrument.round_ticks(limit - 1, up=False)
+                ticks = round_ticks(limit - 1, up=False)
         if previous is not None:  # strictly away from the previous level
             if up and ticks <= previous:
-                ticks = instrument.round_ticks(previous + 1, up=True)
+                ticks = round_ticks(previous + 1, up=True)
             elif not up and ticks >= previous:
-                ticks = instrument.round_ticks(previous - 1, up=False)
+                ticks = round_ticks(previous - 1, up=False)
         if ticks <= 0:
             out.extend([None] * (levels - level))
             break
@@ -120,26 +130,34 @@ def build_ladder(
     ask_limit = instrument.price_ticks(max(bid_caps), up=False) if bid_caps else None
     # Each level's size on the lot grid, worked out once for both sides: None when it rounds
     # to nothing or below the instrument's minimum size.
+    # Equal raw sizes round alike: a constant schedule rounds once.
     sizes: list[float | None] = []
+    last_raw: float | None = None
+    size: float | None = None
     for level in range(count):
         raw = level_size(config, level, base_size)
-        lots = instrument.size_lots(raw) if 0.0 < raw < float("inf") else 0
-        rounded = instrument.lots_size(lots) if lots > 0 else 0.0
-        sizes.append(None if lots <= 0 or instrument.size_below_minimum(rounded) else rounded)
+        if raw != last_raw:
+            lots = instrument.size_lots(raw) if 0.0 < raw < _INF else 0
+            rounded = instrument.lots_size(lots) if lots > 0 else 0.0
+            size = None if lots <= 0 or instrument.size_below_minimum(rounded) else rounded
+            last_raw = raw
+        sizes.append(size)
     orders: list[DesiredOrder] = []
+    ticks_price = instrument.ticks_price
     for side, top, limit in ((Side.BUY, bid, bid_limit), (Side.SELL, ask, ask_limit)):
-        if side not in sides or top is None or not 0.0 < top < float("inf"):
+        if side not in sides or top is None or not 0.0 < top < _INF:
             continue
+        buy_limit = limit if side is Side.BUY else None
         for level, ticks in enumerate(_side_ticks(top, limit, side, config, count, instrument)):
             if ticks is None:
                 break
-            if side is Side.BUY and limit is not None and ticks >= limit:
+            if buy_limit is not None and ticks >= buy_limit:
                 break
             sz = sizes[level]
             if sz is None:
                 continue
-            px = instrument.ticks_price(ticks)
+            px = ticks_price(ticks)
             if px * sz < min_notional:
                 continue
-            orders.append(DesiredOrder(side=side, px=px, sz=sz, level=level))
+            orders.append(DesiredOrder(side, px, sz, level))
     return orders

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import attrs
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mm.model import Instrument, Side
@@ -11,6 +11,7 @@ from mm.strategies.market_maker.ladder import DesiredOrder, LadderConfig, build_
 from mm.venues.hyperliquid import numbers
 from mm.venues.hyperliquid.instruments import AssetMeta, instrument_of
 from mm.venues.hyperliquid.wire import format_px, format_sz
+from tests.strategies.market_maker.ladder_reference import reference_build_ladder
 
 
 def perp(sz_decimals: int) -> Instrument:
@@ -179,3 +180,71 @@ def test_a_base_size_given_is_the_configs_replaced(
     assert [level_size(config, i, base_size) for i in range(3)] == [
         level_size(evolved, i) for i in range(3)
     ]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    mid=st.floats(min_value=1e-3, max_value=1e6, allow_nan=False),
+    spread_bps=st.floats(min_value=-50.0, max_value=200.0),
+    sz_decimals=st.integers(min_value=0, max_value=5),
+    levels=st.integers(min_value=1, max_value=6),
+    count=st.one_of(st.none(), st.integers(min_value=-1, max_value=6)),
+    spacing_mode=st.sampled_from(["bps", "ticks"]),
+    spacing=st.floats(min_value=0.1, max_value=100.0),
+    schedule=st.sampled_from(["constant", "linear", "geometric"]),
+    size_step=st.sampled_from([0.0, 0.5]),
+    notional=st.floats(min_value=1.0, max_value=1e5),
+    base_size=st.one_of(st.none(), st.floats(min_value=0.0, max_value=10.0)),
+    market=st.one_of(st.none(), st.floats(min_value=-2e-3, max_value=2e-3)),
+    sides=st.sampled_from([(Side.BUY, Side.SELL), (Side.BUY,), (Side.SELL,), ()]),
+    one_sided=st.sampled_from(["both", "bid", "ask"]),
+)
+def test_the_ladder_is_the_reference_implementations(
+    mid: float,
+    spread_bps: float,
+    sz_decimals: int,
+    levels: int,
+    count: int | None,
+    spacing_mode: str,
+    spacing: float,
+    schedule: str,
+    size_step: float,
+    notional: float,
+    base_size: float | None,
+    market: float | None,
+    sides: tuple[Side, ...],
+    one_sided: str,
+) -> None:
+    """build_ladder gives the orders of the implementation before issue 16's per-tick cuts
+    (level 0 of a bps ladder rounded once with the top, a size rounded once per distinct raw
+    size): the same orders in the same order, crossed tops and market limits included."""
+    half = mid * spread_bps / 20_000.0
+    bid: float | None = mid - half if one_sided != "ask" else None
+    ask: float | None = mid + half if one_sided != "bid" else None
+    market_bid = market_ask = None
+    if market is not None:
+        market_bid, market_ask = mid * (1 - 5e-4 + market), mid * (1 + 5e-4 + market)
+    config = LadderConfig(
+        levels=levels,
+        spacing_mode=spacing_mode,
+        spacing=spacing,
+        base_size=notional / mid,
+        size_schedule=schedule,
+        size_step=size_step,
+    )
+    instrument = perp(sz_decimals)
+    orders = [
+        build(
+            bid,
+            ask,
+            instrument,
+            config,
+            levels=count,
+            sides=sides,
+            market_bid=market_bid,
+            market_ask=market_ask,
+            base_size=base_size,
+        )
+        for build in (build_ladder, reference_build_ladder)
+    ]
+    assert orders[0] == orders[1]
