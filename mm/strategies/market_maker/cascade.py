@@ -237,7 +237,7 @@ class CascadeDetector:
             self._update_depth(at, reference, bids, asks)
         self.books += 1
         self._advance(at)
-        self._remember(at, self._instant(at)[0])
+        self._remember(at, self._remembered_instant(at)[0])
 
     def _last_mid(self) -> float | None:
         return self._mids[-1][1] if self._mids else None
@@ -336,12 +336,19 @@ class CascadeDetector:
         return max(self._older_total, 0.0) / covered
 
     def _instant(self, now: float) -> tuple[float, dict[str, float]]:
+        """The instant reading at ``now`` and a copy of its parts (the caller's to change)."""
+        value, parts = self._remembered_instant(now)
+        return value, dict(parts)
+
+    def _remembered_instant(self, now: float) -> tuple[float, dict[str, float]]:
+        """The instant reading at ``now``, its parts the remembered dict itself: for callers
+        that only read the value (every book and every quote), without a copy."""
         last = self._last_instant
         if last is not None and last[0] == now and last[1] == self._inputs:
-            return last[2], dict(last[3])
+            return last[2], last[3]
         value, parts = self._reading(now)
         self._last_instant = (now, self._inputs, value, parts)
-        return value, dict(parts)
+        return value, parts
 
     def _reading(self, now: float) -> tuple[float, dict[str, float]]:
         config = self.config
@@ -415,7 +422,7 @@ class CascadeDetector:
     def severity(self, now: float) -> float:
         """The cascade severity at ``now``: 0 calm, 0.4 widen, 0.8 pull, 5.0 kill."""
         now = self._query_time(now)
-        value, _ = self._instant(now)
+        value = self._remembered_instant(now)[0]
         self._remember(now, value)
         return max(value, self._decayed_peak(now))
 

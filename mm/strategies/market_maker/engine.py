@@ -274,6 +274,15 @@ class SymbolQuoter:
         self.headroom = 1.0
         self.adverse_fills = 0
         self._pending_fills: list[_PendingFill] = []
+        # From the config alone, which a quoter keeps: the GLFT parameters in normalised units
+        # and the inventory limit in order sizes, worked out once, not at every quote.
+        self._max_q = config.max_position_usd / config.order_size_usd
+        self._glft_params = GlftParams(
+            gamma=config.gamma, xi=config.xi or None, order_size=1.0, max_position=self._max_q
+        )
+        # The last quota tier and the headroom and inventory it was decided for: both change
+        # far less often than the book (see _tier).
+        self._tier_for: tuple[float, float, QuotaDecision] | None = None
 
     # --- inputs ---------------------------------------------------------------------------
 
@@ -381,6 +390,18 @@ class SymbolQuoter:
             return -math.inf
         return self.book_seen + self.config.max_book_age_s
 
+    def _tier(self, headroom: float, inventory: float) -> QuotaDecision:
+        """``quota.decide`` for this headroom and inventory, the last decision again when they
+        are equal to the last ones. Equal floats decide alike, but for the sign of a zero
+        headroom, which the decision keeps (so a zero headroom is decided afresh); a NaN is
+        equal to nothing, so it is decided afresh too."""
+        last = self._tier_for
+        if last is not None and headroom == last[0] and inventory == last[1] and headroom != 0.0:
+            return last[2]
+        tier = quota.decide(headroom, inventory, self.config.quota)
+        self._tier_for = (headroom, inventory, tier)
+        return tier
+
     def quote(self, now: float) -> QuotePlan:
         """The orders wanted at ``now``; marks the accumulator as quoted."""
         config = self.config
@@ -402,7 +423,7 @@ class SymbolQuoter:
             ),
             config.gate,
         )
-        tier = quota.decide(self.headroom, inventory, config.quota)
+        tier = self._tier(self.headroom, inventory)
         self.accumulator.quoted(mid, now)
         if not decision.quotes or mid is None or sigma is None or fit is None or tier.veto:
             return QuotePlan(self.coin, now, mid, inventory, [], decision, tier, False, ())
@@ -410,11 +431,10 @@ class SymbolQuoter:
         assert book is not None
         scale = mid / BPS  # price units per bp
         order_size = config.order_size_usd / mid  # coin units
-        max_q = config.max_position_usd / config.order_size_usd
+        max_q = self._max_q
         q = inventory / order_size
         a, k_bp = fit
-        xi = config.xi or None  # 0: the same as gamma
-        params = GlftParams(gamma=config.gamma, xi=xi, order_size=1.0, max_position=max_q)
+        params = self._glft_params  # xi 0: the same as gamma
         best_bid, best_ask = book.best_bid, book.best_ask
         raw = glft_quotes(
             BPS,

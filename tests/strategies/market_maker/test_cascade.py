@@ -458,3 +458,17 @@ def test_a_reading_remembered_is_the_reading_made_again(
         elif kind == "components":
             forgetting._last_instant = None
             assert remembering.components(at) == forgetting.components(at)
+
+
+def test_a_caller_changing_the_components_changes_no_later_reading() -> None:
+    """The reading at one time is remembered and handed to severity without a copy; the
+    components a caller gets are its own."""
+    detector = CascadeDetector()
+    now = warm(detector, 60.0)
+    severity = detector.severity(now)
+    parts = detector.components(now)
+    expected = dict(parts)
+    parts["instant"] = 99.0
+    parts.clear()
+    assert detector.severity(now) == severity
+    assert detector.components(now) == expected

@@ -6,12 +6,17 @@ import math
 import random
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mm.book import Book
 from mm.model import Fill, Instrument, Level, Side, Trade
 from mm.settings import structure_section
+from mm.strategies.market_maker import quota
 from mm.strategies.market_maker.engine import QuotePlan, StrategyConfig, SymbolQuoter
 from mm.strategies.market_maker.gate import NoQuoteReason, QuoteMode
+from mm.strategies.market_maker.glft import GlftParams
+from mm.strategies.market_maker.quota import QuotaDecision
 from mm.venues.hyperliquid import numbers
 from mm.venues.hyperliquid.instruments import AssetMeta, instrument_of
 from mm.venues.hyperliquid.wire import format_px, format_sz
@@ -297,3 +302,66 @@ def test_simulated_stream_starts_quoting(seed: int) -> None:
                 assert plan.reason == "warmup"
     assert set(first_quote) == set(coins)
     assert all(t <= 30.0 for t in first_quote.values()), first_quote
+
+
+class _UncachedQuoter(SymbolQuoter):
+    """A quoter that works out at every quote what SymbolQuoter remembers (the quota tier, the
+    GLFT parameters): the reference the remembering one is held to."""
+
+    def _tier(self, headroom: float, inventory: float) -> QuotaDecision:
+        config = self.config
+        self._glft_params = GlftParams(
+            gamma=config.gamma,
+            xi=config.xi or None,
+            order_size=1.0,
+            max_position=config.max_position_usd / config.order_size_usd,
+        )
+        return quota.decide(headroom, inventory, config.quota)
+
+
+HEADROOMS = (1.0, 0.5, 0.3, 0.12, 0.05, 0.01, 0.0, -0.0, math.nan)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["book", "trade", "fill", "position"]),
+            st.floats(min_value=-1.0, max_value=1.0),
+            st.sampled_from(HEADROOMS),
+        ),
+        min_size=1,
+        max_size=40,
+    ),
+    st.sampled_from([0.0, 0.03]),
+)
+def test_the_quoter_remembers_nothing_that_changes_a_quote(
+    steps: list[tuple[str, float, float]], xi: float
+) -> None:
+    """Through the same books, trades, fills, headroom and positions, the quoter that
+    remembers the tier and the GLFT parameters quotes what one that works them out at every
+    quote quotes (the whole plan, its tier's headroom's sign included)."""
+    config = StrategyConfig(symbols=("BTC",), xi=xi)
+    quoters = [SymbolQuoter(BTC, config), _UncachedQuoter(BTC, config)]
+    now = 0.0
+    for quoter in quoters:
+        now = _warm(quoter)
+    mid = 95_000.0
+    for kind, x, headroom in steps:
+        now += 0.25
+        mid *= 1 + x * 1e-3
+        for quoter in quoters:
+            if kind == "book":
+                quoter.on_book(_book(mid, now), now)
+            elif kind == "trade":
+                side = Side.BUY if x > 0 else Side.SELL
+                quoter.on_trade(_trade(mid * (1 + x * 1e-3), now, side), now)
+            elif kind == "fill":
+                side = Side.BUY if x > 0 else Side.SELL
+                quoter.on_fill(_fill(side, mid, 0.002), now)
+            else:
+                quoter.set_position(round(x * 0.01, 5))
+            quoter.set_headroom(headroom)
+        plans = [quoter.quote(now) for quoter in quoters]
+        # repr: every float exactly, a zero's sign and NaN (equal to nothing) included
+        assert repr(plans[0]) == repr(plans[1])
