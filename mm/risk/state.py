@@ -134,7 +134,17 @@ class PositionVelocity:
 
 @attrs.define
 class PriceVelocity:
-    """Price velocity: |relative change| per second over a short window (0.05 = 5 %/s)."""
+    """Price velocity: |relative change| per second over a short window (0.05 = 5 %/s).
+
+    A history shorter than a second is not extrapolated to one: a move seen over 5 ms is that
+    move within the second, not two hundred times it. Readings come on a timer and on every
+    fill and feed change, so two can be milliseconds apart with a book update between them:
+    the first readings after a start (risk takes the fills and feed changes queued during the
+    startup sequence at once) and the first after a pause longer than the window (the older
+    readings have left it). Extrapolated, an ordinary 0.07 % step of the mid read 5 ms later
+    was 14 %/s and the kill switch tripped on "price velocity" as mm started. A real flash move
+    still reads at once: 15 % within the second is 15 % a second.
+    """
 
     window_s: float = 5.0
     _history: deque[tuple[float, float]] = attrs.field(factory=deque, init=False)
@@ -147,7 +157,7 @@ class PriceVelocity:
         elapsed = now - then
         if elapsed <= 0.0 or old <= 0.0:
             return 0.0
-        return abs(price - old) / old / elapsed
+        return abs(price - old) / old / max(elapsed, 1.0)
 
 
 @attrs.define

@@ -281,6 +281,24 @@ def test_price_velocity_tracker() -> None:
     assert tracker.update(90.0, 10.0) == 0.0  # the window forgot the old price
 
 
+def test_price_velocity_is_not_extrapolated_from_less_than_a_second() -> None:
+    """Readings milliseconds apart (risk's first after a start, or its first after a pause
+    longer than the window) with an ordinary step of the mid between them: the step, not the
+    step per 5 ms. The kill switch tripped on this as mm restarted (0.32 /s read on ETH)."""
+    tracker = PriceVelocity(window_s=1.0)  # as risk judges it
+    assert tracker.update(3500.0, 100.0) == 0.0
+    step = tracker.update(3502.5, 100.005)  # 0.07 % 5 ms later
+    assert step == pytest.approx(2.5 / 3500.0)
+    assert price_velocity(_price_velocity(step), CONFIG).action is N
+    # After a pause longer than the window only the newest reading is left: the same again.
+    assert tracker.update(3502.5, 103.0) == 0.0
+    assert tracker.update(3500.0, 103.005) == pytest.approx(2.5 / 3502.5)
+    # A flash move within the second still reads at once, as its size.
+    crash = tracker.update(3500.0 * 0.84, 103.3)
+    assert crash == pytest.approx(1 - 3500.0 * 0.84 / 3502.5)  # from the window's oldest
+    assert price_velocity(_price_velocity(crash), CONFIG).action is K
+
+
 def test_error_window() -> None:
     window = ErrorWindow(window_s=60.0)
     assert window.record(0.0) == 1
