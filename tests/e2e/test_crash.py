@@ -141,8 +141,14 @@ def reported_positions(admin_url: str) -> dict[str, float]:
     return {coin: symbol["position"].get("position", 0.0) for coin, symbol in symbols.items()}
 
 
-def wait(condition: Callable[[], bool], until: float, what: str) -> float:
+def wait(
+    condition: Callable[[], bool],
+    until: float,
+    what: str,
+    why: Callable[[], str] | None = None,
+) -> float:
     """Poll ``condition`` until it holds; return when the read that found it holding began.
+    On a timeout the failure says what ``why`` reads (mm's own account of itself).
 
     A read can take seconds on a loaded machine (``settled`` reads again while fills land), so
     the time a check returns is the observer's, not mm's: the state it found held by then.
@@ -152,8 +158,15 @@ def wait(condition: Callable[[], bool], until: float, what: str) -> float:
         if condition():
             return began
         if time.monotonic() > until:
-            raise AssertionError(f"timed out waiting for {what}")
+            raise AssertionError(f"timed out waiting for {what}" + (f": {why()}" if why else ""))
         time.sleep(0.05)
+
+
+def why_not_quoting(admin_url: str) -> str:
+    """Why mm says it is not trading, and each symbol's gate (a tripped kill switch, say)."""
+    document = status(admin_url)
+    gates = {coin: entry.get("gate") for coin, entry in document["trading"]["symbols"].items()}
+    return f"not trading {document['not_trading']}, gates {gates}"
 
 
 def settled(read: Callable[[], Any], sim: Sim) -> Any:
@@ -194,7 +207,9 @@ def test_ten_sigkills_mid_trading_lose_and_double_nothing(
     try:
         for cycle in range(1, CYCLES + 1):
             # Trading: quotes rest at the venue. Then SIGKILL: no cleanup at all.
-            wait(lambda: resting_orders(sim) > 0, time.monotonic() + 20, f"quotes ({cycle})")
+            until = time.monotonic() + 20
+            why = partial(why_not_quoting, info.admin_url)
+            wait(lambda: resting_orders(sim) > 0, until, f"quotes ({cycle})", why)
             assert not status(info.admin_url)["killswitch"]["tripped"], cycle
             mm.proc.kill()
             mm.proc.wait(timeout=10)
