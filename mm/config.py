@@ -46,8 +46,15 @@ from mm.settings import (
     ConfigError as ConfigError,
 )
 from mm.strategies.market_maker.engine import StrategyConfig
-from mm.venues.config import DEV_PRIVATE_KEY, PRIVATE_KEY, FeedsConfig, VenueConfig, is_local_url
-from mm.venues.factory import RateLimitConfig
+from mm.venues.config import (
+    DEV_PRIVATE_KEY,
+    KINDS,
+    PRIVATE_KEY,
+    FeedsConfig,
+    VenueConfig,
+    is_local_url,
+)
+from mm.venues.factory import RateLimitConfig, fills_listed_again
 from mm.venues.sim.config import SimConfig
 
 ENV_PREFIX = "MM_"
@@ -205,6 +212,14 @@ def _cross_checks(config: Config) -> list[str]:
         problems.append(
             f"autonomy.max_drawdown: must be below risk.max_drawdown ({config.risk.max_drawdown})"
             f" so that HALT acts before the kill switch, got {autonomy.max_drawdown}"
+        )
+    listed_again = fills_listed_again(config.venue) if config.venue.kind in KINDS else 0
+    if config.feeds.user.dedup_capacity < listed_again:
+        problems.append(
+            f"feeds.user.dedup_capacity: must be at least {listed_again}, the fills "
+            f"{config.venue.kind} can list again (a catch-up lists them all, and a fill "
+            f"forgotten before it is listed again is counted twice), "
+            f"got {config.feeds.user.dedup_capacity}"
         )
     if autonomy.margin_warning >= autonomy.margin_reduce_only:
         problems.append(

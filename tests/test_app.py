@@ -218,9 +218,9 @@ def test_every_fill_dedup_remembers_what_the_config_says(load: Loader) -> None:
     """One key sizes all four: the fill history, the dispatcher, the position book, the day's
     PnL. A smaller one anywhere would count again a fill the others drop as a duplicate; a
     larger one is memory that grows for hours (the soak's heap)."""
-    config, secrets = load(environ={"MM_FEEDS__USER__DEDUP_CAPACITY": "7"})
+    config, secrets = load(environ={"MM_FEEDS__USER__DEDUP_CAPACITY": "12345"})
     service = Service(config, secrets)
-    assert service.fill_history.capacity == 7
-    assert service.adapter.dispatcher.config.dedup_capacity == 7
-    assert service.portfolio.positions._max_keys == 7
-    assert service.risk.daily.capacity == 7
+    assert service.fill_history.capacity == 12_345
+    assert service.adapter.dispatcher.config.dedup_capacity == 12_345
+    assert service.portfolio.positions._max_keys == 12_345
+    assert service.risk.daily.capacity == 12_345

@@ -694,3 +694,17 @@ def test_a_staleness_ladder_out_of_order_is_refused() -> None:
         "risk.stale_threshold_s: must be longer than autonomy.feed_gap_s (40 s) in the "
         "staleness ladder, got 30 s"
     ]
+
+
+def test_a_fill_dedup_smaller_than_the_venues_fill_reach_is_refused() -> None:
+    """Fewer fills remembered than Hyperliquid can list again (userFillsByTime reaches its
+    10,000 newest) and a catch-up after a restart counts the oldest twice: refused at start,
+    naming the key; the shipped value is the least that is safe."""
+    assert errors_of({"feeds": {"user": {"dedup_capacity": 9_999}}}) == [
+        "feeds.user.dedup_capacity: must be at least 10000, the fills hyperliquid can list "
+        "again (a catch-up lists them all, and a fill forgotten before it is listed again is "
+        "counted twice), got 9999"
+    ]
+    assert structure({"feeds": {"user": {"dedup_capacity": 10_000}}})
+    shipped = load_config(SHIPPED_CONFIG, {})
+    assert shipped.feeds.user.dedup_capacity == 10_000

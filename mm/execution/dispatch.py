@@ -255,7 +255,7 @@ DispatchOutput = OrderEvent | Untracked
 
 @attrs.frozen(slots=True)
 class DispatchConfig:
-    dedup_capacity: int = 5_000  # fills remembered for dedup (the service: feeds.user's)
+    dedup_capacity: int = 10_000  # fills remembered for dedup (the service: feeds.user's)
     # Terminal orders kept so late reports still match: a late report comes within seconds,
     # and at the shipped order budget (2 orders a second) 2,000 orders are 16 minutes of them.
     terminal_retention: int = 2_000

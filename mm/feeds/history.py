@@ -18,7 +18,8 @@ A fill is known when
 - with no ``HistoryStart`` journaled (a journal older than it), it is older than the oldest
   journaled fill.
 
-At most ``capacity`` keys are remembered, the oldest forgotten first; ``restore`` loads the
+At most ``capacity`` keys are remembered, the least recently met forgotten first (at least as
+many as the venue can list again: mm.config refuses fewer); ``restore`` loads the
 newest journaled fills only up to that capacity (``JournaledFills``), and when the journal held
 more, fills older than the oldest loaded are history too.
 
@@ -148,8 +149,15 @@ class FillHistory:
     # --- questions ---------------------------------------------------------------------------
 
     def known(self, fill: Fill) -> bool:
-        """Journaled, or forwarded by this process."""
-        return fill_key(fill) in self._known
+        """Journaled, or forwarded by this process. A known fill asked about is remembered
+        as the newest again: every fill of a venue listing stays remembered after it (the
+        oldest of a catch-up are not the first forgotten while the venue may list them)."""
+        key = fill_key(fill)
+        if key not in self._known:
+            return False
+        del self._known[key]
+        self._known[key] = None
+        return True
 
     def before_floor(self, fill: Fill) -> bool:
         """Older than where the history ends: not ours to forward."""

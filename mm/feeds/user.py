@@ -142,10 +142,10 @@ class UserStreamError(Exception):
 
 @attrs.frozen
 class UserStreamConfig:
-    # Fills (tid, oid) remembered for dedup (and journaled fills restored at start); keep it
-    # above what the venue can replay: its recent-fills snapshot (2,000 on Hyperliquid) and
-    # the fills of fill_lookback_ms.
-    dedup_capacity: int = setting(5_000, at_least(1))
+    # Fills (tid, oid) remembered for dedup (and journaled fills restored at start): at least
+    # what the venue can list again (a catch-up's resync pages through all of it, and the
+    # snapshot of the resubscribe lists it again); the config refuses less (mm.config).
+    dedup_capacity: int = setting(10_000, at_least(1))
     # Other events (reports, cancels, liquidations) remembered for dedup: duplicates of one
     # arrive within seconds.
     event_dedup_capacity: int = setting(2_000, at_least(1))

@@ -32,7 +32,7 @@ __all__ = ["SEEN_CAPACITY", "DailyPnl", "utc_day"]
 # hundreds of thousands: a set of all of them grew with every fill until midnight). The service
 # gives as many as the fill history remembers (feeds.user.dedup_capacity): a fill replayed from
 # further back is dropped there, before it reaches risk. This is its default.
-SEEN_CAPACITY = 5_000
+SEEN_CAPACITY = 10_000
 
 
 def utc_day(time_ms: int) -> datetime.date:

@@ -23,6 +23,7 @@ from mm.model import AccountState, Fill
 from mm.secrets import Secret
 from mm.venues.base import VenueConnector, VenueProbe
 from mm.venues.config import KINDS, FeedsConfig, VenueConfig
+from mm.venues.hyperliquid import limits as hyperliquid_limits
 from mm.venues.hyperliquid import probe as hyperliquid_probe
 from mm.venues.hyperliquid.connector import HyperliquidConnector
 
@@ -129,6 +130,15 @@ def account_of(venue: VenueConfig, signing_key: Secret) -> str:
     """The account an adapter of ``venue.kind`` trades for, as the venue names it."""
     if venue.kind == "hyperliquid":
         return hyperliquid_probe.account_for(signing_key, venue.account_address)
+    raise ValueError(_unknown(venue))
+
+
+def fills_listed_again(venue: VenueConfig) -> int:
+    """The most of the account's fills ``venue.kind`` can list again (its fill reads reach back
+    no further): the fill dedup must remember at least as many, or a catch-up that lists them
+    all forwards the oldest twice (mm.config refuses a smaller ``feeds.user.dedup_capacity``)."""
+    if venue.kind == "hyperliquid":
+        return hyperliquid_limits.FILLS_RETAINED
     raise ValueError(_unknown(venue))
 
 

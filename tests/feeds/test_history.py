@@ -174,8 +174,51 @@ def test_claims_release_and_capacity() -> None:
     for tid in (2, 3, 4):
         history.claim(fill(tid, tid))
     assert len(history) == 3
-    assert not history.known(fill(1, 1))  # the oldest is forgotten first
+    assert not history.known(fill(1, 1))  # the least recently met is forgotten first
+    assert history.known(fill(2, 2))  # met again: now the newest
+    history.claim(fill(5, 5))
+    assert not history.known(fill(3, 3))  # forgotten before 2, met more recently
+    assert history.known(fill(2, 2))
     assert history.known(fill(4, 4))
+
+
+_TRADE = st.tuples(st.just("trade"), st.integers(1, 30), st.booleans())
+_LIST = st.tuples(st.just("list"), st.integers(0, 200), st.booleans())
+
+
+@given(
+    retained=st.integers(1, 40),
+    steps=st.lists(st.one_of(_TRADE, _LIST), min_size=1, max_size=12),
+)
+def test_the_venues_listings_forward_each_fill_once(
+    retained: int, steps: list[tuple[str, int, bool]]
+) -> None:
+    """The account trades (each fill coming live, or lost with the socket) and the venue lists
+    its fills from some time on, reaching back only to its ``retained`` newest (a catch-up's
+    resync, the snapshot of a resubscribe, audits), with a history that remembers as many:
+    every fill is forwarded once and none is left out, however the listings overlap (with
+    fewer remembered than a 10,000-fill catch-up, the snapshot after it forwarded it again)."""
+    history = FillHistory(retained)
+    account: list[Fill] = []
+    forwarded: list[Fill] = []
+    for kind, count, flag in steps:
+        if kind == "trade":
+            for _ in range(count):
+                new = fill(len(account), 1_000 + len(account))
+                account.append(new)
+                if flag and history.claim(new):  # it came live
+                    forwarded.append(new)
+        else:
+            start = count if flag else 0  # from a time, or all the venue keeps
+            listing = account[max(start, len(account) - retained) :]
+            for missed in missed_fills(history, listing, settled_ms=10**9):
+                assert history.claim(missed)
+                forwarded.append(missed)
+    keys = [fill_key(f) for f in forwarded]
+    assert len(keys) == len(set(keys))
+    if steps[-1][0] == "list" and not steps[-1][2]:
+        # A full listing last: every fill the venue still keeps has been forwarded.
+        assert {fill_key(f) for f in account[-retained:]} <= set(keys)
     history.advance_mark(10)
     history.advance_mark(5)
     assert history.mark_ms == 10
