@@ -11,3 +11,4 @@ from pathlib import Path
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 HYPERLIQUID = FIXTURES / "hyperliquid"
+KUCOIN = FIXTURES / "kucoin"

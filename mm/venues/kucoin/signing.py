@@ -1,0 +1,164 @@
+"""KuCoin's request signature, pure: what a private REST request carries, and its check.
+
+The venue's scheme (KuCoin's API documentation, "Authentication"; the official SDK's signer
+does the same):
+
+* ``KC-API-SIGN`` is ``base64(HMAC-SHA256(secret, prehash))`` with the prehash
+  ``timestamp + METHOD + endpoint + body``: the timestamp in milliseconds as sent in
+  ``KC-API-TIMESTAMP``, the method in capitals, the endpoint the path with its query string as
+  sent and *not* URL-encoded (``/api/v1/hf/orders/active?symbol=BTC-USDT``), and the body the
+  exact JSON bytes sent (``""`` for GET and DELETE, which carry none);
+* ``KC-API-PASSPHRASE`` is, for API key versions 2 and 3, the passphrase itself signed the same
+  way (``base64(HMAC-SHA256(secret, passphrase))``); version 1 sent it in clear and is refused
+  here (KuCoin no longer issues such keys);
+* ``KC-API-KEY`` and ``KC-API-KEY-VERSION`` name the key; the venue refuses a timestamp more
+  than 5 s from its own clock (code 400002) and a wrong signature (400005).
+
+``Credentials`` holds the key, secret and passphrase as ``Secret``s: they print as ``***``
+everywhere. ``sign_request`` builds the headers of one request; ``check_request`` is the
+venue's side of it (for the simulator's KuCoin face), answering why a request is refused, or
+None.
+
+Fails: ``ValueError`` for a key version other than 2 or 3, a method that is not one of the
+venue's, or an endpoint that is not an absolute path; never for a secret's content.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+from collections.abc import Mapping
+
+import attrs
+
+from mm.secrets import Secret
+
+__all__ = [
+    "KEY_VERSIONS",
+    "MAX_CLOCK_SKEW_MS",
+    "METHODS",
+    "Credentials",
+    "Refusal",
+    "check_request",
+    "endpoint",
+    "prehash",
+    "sign",
+    "sign_request",
+    "signed_passphrase",
+]
+
+KEY_VERSIONS = ("2", "3")
+METHODS = ("GET", "POST", "DELETE", "PUT")
+MAX_CLOCK_SKEW_MS = 5_000  # the venue's window around its clock for KC-API-TIMESTAMP
+
+# Header names, as the venue spells them.
+KEY = "KC-API-KEY"
+SIGN = "KC-API-SIGN"
+TIMESTAMP = "KC-API-TIMESTAMP"
+PASSPHRASE = "KC-API-PASSPHRASE"
+KEY_VERSION = "KC-API-KEY-VERSION"
+
+
+@attrs.frozen
+class Credentials:
+    """An API key of the account: its id, secret and passphrase, and the key's version."""
+
+    key: Secret
+    secret: Secret
+    passphrase: Secret
+    version: str = attrs.field(default="2")
+
+    @version.validator
+    def _known_version(self, _: object, value: str) -> None:
+        if value not in KEY_VERSIONS:
+            raise ValueError(
+                f"KuCoin API key version must be one of {', '.join(KEY_VERSIONS)}, got {value!r}"
+            )
+
+
+@attrs.frozen
+class Refusal:
+    """Why the venue refuses a signed request: its error code and message."""
+
+    code: str
+    msg: str
+
+
+def sign(secret: str, text: str) -> str:
+    """``base64(HMAC-SHA256(secret, text))``, as text."""
+    digest = hmac.new(secret.encode(), text.encode(), hashlib.sha256).digest()
+    return base64.b64encode(digest).decode("ascii")
+
+
+def signed_passphrase(credentials: Credentials) -> str:
+    """``KC-API-PASSPHRASE`` for key versions 2 and 3: the passphrase signed with the secret."""
+    return sign(credentials.secret.reveal(), credentials.passphrase.reveal())
+
+
+def endpoint(path: str, query: Mapping[str, str] | None = None) -> str:
+    """The path with its query string as sent, not URL-encoded (what the prehash reads), the
+    parameters in the order given."""
+    if not path.startswith("/"):
+        raise ValueError(f"a KuCoin endpoint is an absolute path, got {path!r}")
+    if not query:
+        return path
+    return path + "?" + "&".join(f"{name}={value}" for name, value in query.items())
+
+
+def prehash(timestamp_ms: int, method: str, endpoint_: str, body: str = "") -> str:
+    """``timestamp + METHOD + endpoint + body``: what ``KC-API-SIGN`` signs."""
+    if method not in METHODS:
+        raise ValueError(f"not a KuCoin request method: {method!r}")
+    return f"{timestamp_ms}{method}{endpoint_}{body}"
+
+
+def sign_request(
+    credentials: Credentials, timestamp_ms: int, method: str, endpoint_: str, body: str = ""
+) -> dict[str, str]:
+    """The authentication headers of one private request (``body``: the exact JSON sent)."""
+    text = prehash(timestamp_ms, method, endpoint_, body)
+    return {
+        KEY: credentials.key.reveal(),
+        SIGN: sign(credentials.secret.reveal(), text),
+        TIMESTAMP: str(timestamp_ms),
+        PASSPHRASE: signed_passphrase(credentials),
+        KEY_VERSION: credentials.version,
+    }
+
+
+def check_request(
+    keys: Mapping[str, Credentials],
+    headers: Mapping[str, str],
+    method: str,
+    endpoint_: str,
+    body: str,
+    now_ms: int,
+) -> Refusal | None:
+    """The venue's check of a private request against the API keys it knows (by key id): None
+    when it passes, else the venue's refusal. Header names are matched without regard to case,
+    as HTTP does. The messages are those the venue answers with where they were recorded
+    (400002, 400005), else its documented meanings (KuCoin's docs, "System error codes")."""
+    lowered = {name.lower(): value for name, value in headers.items()}
+    key, signature, stamp, passphrase = (
+        lowered.get(name.lower()) for name in (KEY, SIGN, TIMESTAMP, PASSPHRASE)
+    )
+    if key is None or signature is None or stamp is None or passphrase is None:
+        return Refusal(
+            "400001",
+            "Any of KC-API-KEY, KC-API-SIGN, KC-API-TIMESTAMP, KC-API-PASSPHRASE is missing "
+            "in your request header",
+        )
+    if not (stamp.isascii() and stamp.isdigit()) or abs(int(stamp) - now_ms) > MAX_CLOCK_SKEW_MS:
+        return Refusal("400002", "Invalid KC-API-TIMESTAMP")
+    credentials = keys.get(key)
+    if credentials is None:
+        return Refusal("400003", "KC-API-KEY not exists")
+    if not hmac.compare_digest(passphrase.encode(), signed_passphrase(credentials).encode()):
+        return Refusal("400004", "KC-API-PASSPHRASE error")
+    if method not in METHODS:
+        return Refusal("400005", "Invalid KC-API-SIGN")
+    expected = sign(credentials.secret.reveal(), prehash(int(stamp), method, endpoint_, body))
+    if not hmac.compare_digest(signature.encode(), expected.encode()):
+        return Refusal("400005", "Invalid KC-API-SIGN")
+    return None

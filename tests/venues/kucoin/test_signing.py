@@ -1,0 +1,148 @@
+"""KuCoin's request signature against the published vectors, and the venue's check of it."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from mm.secrets import Secret
+from mm.venues.kucoin.signing import (
+    MAX_CLOCK_SKEW_MS,
+    Credentials,
+    Refusal,
+    check_request,
+    endpoint,
+    prehash,
+    sign,
+    sign_request,
+    signed_passphrase,
+)
+from tests.fixture_paths import KUCOIN
+
+MESSAGES: dict[str, Any] = json.loads((KUCOIN / "messages.json").read_text(encoding="utf-8"))
+VECTORS: list[dict[str, str]] = MESSAGES["signature_vectors"]
+SIGNATURES = [v for v in VECTORS if "expected_sign" in v]
+PASSPHRASES = [v for v in VECTORS if "expected_passphrase_header_v2" in v]
+NOW = 1_547_015_186_532
+SIM = Credentials(Secret("mm-sim-key"), Secret("mm-sim-secret"), Secret("mm-sim-passphrase"))
+
+
+def test_the_fixture_holds_both_kinds_of_vector() -> None:
+    assert len(SIGNATURES) == 4
+    assert len(PASSPHRASES) == 1
+    assert any("official" in v["source"] for v in SIGNATURES)
+
+
+@pytest.mark.parametrize("vector", SIGNATURES, ids=lambda v: v["prehash"][:40])
+def test_signatures_match_the_published_vectors(vector: dict[str, str]) -> None:
+    assert sign(vector["secret"], vector["prehash"]) == vector["expected_sign"]
+
+
+@pytest.mark.parametrize("vector", PASSPHRASES)
+def test_the_passphrase_header_matches_its_vector(vector: dict[str, str]) -> None:
+    credentials = Credentials(Secret("k"), Secret(vector["secret"]), Secret(vector["passphrase"]))
+    assert signed_passphrase(credentials) == vector["expected_passphrase_header_v2"]
+
+
+def test_a_request_signs_the_prehash_the_venue_documents() -> None:
+    """The legacy docs' example: the timestamp, the method, the path and the JSON body sent."""
+    docs = SIGNATURES[0]
+    credentials = Credentials(Secret("key-id"), Secret(docs["secret"]), Secret("pass"), "3")
+    body = '{"currency":"BTC"}'
+    assert prehash(NOW, "POST", "/api/v1/deposit-addresses", body) == docs["prehash"]
+    headers = sign_request(credentials, NOW, "POST", "/api/v1/deposit-addresses", body)
+    assert headers == {
+        "KC-API-KEY": "key-id",
+        "KC-API-SIGN": docs["expected_sign"],
+        "KC-API-TIMESTAMP": str(NOW),
+        "KC-API-PASSPHRASE": sign(docs["secret"], "pass"),
+        "KC-API-KEY-VERSION": "3",
+    }
+
+
+def test_a_get_signs_its_query_as_sent_not_url_encoded() -> None:
+    vector = next(v for v in SIGNATURES if "GET" in v["prehash"])
+    path = endpoint("/api/v1/hf/orders/active", {"symbol": "BTC-USDT"})
+    assert path == "/api/v1/hf/orders/active?symbol=BTC-USDT"
+    assert prehash(NOW, "GET", path) == vector["prehash"]
+    assert sign(vector["secret"], prehash(NOW, "GET", path)) == vector["expected_sign"]
+    spaced = endpoint("/api/v1/x", {"a": "1 2", "b": "c,d"})
+    assert spaced == "/api/v1/x?a=1 2&b=c,d"  # (the URL sent encodes it; the prehash does not)
+    assert endpoint("/api/v1/timestamp") == "/api/v1/timestamp"
+
+
+def test_bad_arguments_fail_naming_what_is_wrong() -> None:
+    with pytest.raises(ValueError, match="key version"):
+        Credentials(Secret("k"), Secret("s"), Secret("p"), "1")
+    with pytest.raises(ValueError, match="method"):
+        prehash(NOW, "get", "/api/v1/timestamp")
+    with pytest.raises(ValueError, match="absolute path"):
+        endpoint("api/v1/timestamp")
+
+
+def test_credentials_never_show_their_secrets() -> None:
+    shown = repr(SIM) + str(SIM)
+    for secret in ("mm-sim-key", "mm-sim-secret", "mm-sim-passphrase"):
+        assert secret not in shown
+
+
+def checked(
+    headers: dict[str, str], method: str, path: str, body: str, now_ms: int = NOW
+) -> Refusal | None:
+    return check_request({"mm-sim-key": SIM}, headers, method, path, body, now_ms)
+
+
+@given(
+    method=st.sampled_from(["GET", "POST", "DELETE"]),
+    path=st.from_regex(
+        r"/api/v[123]/[a-z/-]{1,30}(\?[a-z]{1,8}=[A-Za-z0-9-]{1,12})?", fullmatch=True
+    ),
+    body=st.text(max_size=200),
+    skew=st.integers(-MAX_CLOCK_SKEW_MS, MAX_CLOCK_SKEW_MS),
+)
+def test_what_is_signed_passes_the_venues_check(
+    method: str, path: str, body: str, skew: int
+) -> None:
+    headers = sign_request(SIM, NOW + skew, method, path, body)
+    assert checked(headers, method, path, body) is None
+    lowered = {name.lower(): value for name, value in headers.items()}
+    assert checked(lowered, method, path, body) is None  # HTTP header names have no case
+
+
+@given(body=st.text(min_size=1, max_size=200), data=st.data())
+def test_any_change_to_what_was_signed_is_refused(body: str, data: st.DataObject) -> None:
+    headers = sign_request(SIM, NOW, "POST", "/api/v1/hf/orders", body)
+    at = data.draw(st.integers(0, len(body) - 1))
+    replacement = data.draw(st.characters().filter(lambda c: c != body[at]))
+    changed = body[:at] + replacement + body[at + 1 :]
+    refusal = checked(headers, "POST", "/api/v1/hf/orders", changed)
+    assert refusal == Refusal("400005", "Invalid KC-API-SIGN")
+    assert checked(headers, "PUT", "/api/v1/hf/orders", body) == refusal
+    assert checked(headers, "POST", "/api/v1/hf/orders/test", body) == refusal
+
+
+def test_each_refusal_carries_the_venues_code() -> None:
+    path, body = "/api/v1/hf/orders", '{"symbol":"BTC-USDT"}'
+    good = sign_request(SIM, NOW, "POST", path, body)
+    missing = {name: value for name, value in good.items() if name != "KC-API-PASSPHRASE"}
+    assert checked(missing, "POST", path, body).code == "400001"  # type: ignore[union-attr]
+    late = checked(good, "POST", path, body, now_ms=NOW + MAX_CLOCK_SKEW_MS + 1)
+    early = checked(good, "POST", path, body, now_ms=NOW - MAX_CLOCK_SKEW_MS - 1)
+    assert late == early == Refusal("400002", "Invalid KC-API-TIMESTAMP")
+    assert checked({**good, "KC-API-TIMESTAMP": "1e12"}, "POST", path, body) == late
+    assert checked({**good, "KC-API-TIMESTAMP": "١٢٣"}, "POST", path, body) == late
+    unknown = checked({**good, "KC-API-KEY": "someone-else"}, "POST", path, body)
+    assert unknown == Refusal("400003", "KC-API-KEY not exists")
+    # The passphrase in clear (key version 1's way) is not the signed one.
+    clear = checked({**good, "KC-API-PASSPHRASE": "mm-sim-passphrase"}, "POST", path, body)
+    assert clear == Refusal("400004", "KC-API-PASSPHRASE error")
+    other_secret = Credentials(SIM.key, Secret("not-the-secret"), SIM.passphrase)
+    forged = sign_request(other_secret, NOW, "POST", path, body)
+    assert checked(forged, "POST", path, body) is not None
+    assert checked({**good, "KC-API-SIGN": "é"}, "POST", path, body) == Refusal(
+        "400005", "Invalid KC-API-SIGN"
+    )
