@@ -1,0 +1,123 @@
+"""KuCoin's messages into typed values, pure: so far the level-2 book's (the ``/market/level2``
+increments, the REST full book, the ``/spotMarket/level2Depth5`` snapshots).
+
+Numbers come as the venue's decimal strings and are read strictly (``numbers.parse``'s grammar:
+no exponent, sign, space or NaN) into floats; sequences as integers or strings of digits (the
+current spec sends a change's sequence as a string and ``sequenceStart``/``sequenceEnd`` as
+integers; older recordings, strings throughout). Fails: ``CodecError`` naming what is wrong, for
+any message that is not what the venue documents; nothing is half-parsed.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mm.model import BookSnapshot
+from mm.venues.kucoin import numbers
+from mm.venues.kucoin.level2 import Change, Increment, Snapshot
+
+__all__ = ["CodecError", "parse_depth5", "parse_level2_increment", "parse_level2_snapshot"]
+
+
+class CodecError(ValueError):
+    """A message that is not what the venue documents."""
+
+
+def _price(text: Any) -> float:
+    return float(numbers.parse(text))
+
+
+def _sequence(value: Any) -> int:
+    if type(value) is int and value >= 0:
+        return value
+    if type(value) is str and value.isascii() and value.isdigit():
+        return int(value)
+    raise ValueError(f"not a sequence number: {value!r}")
+
+
+def _millis(value: Any) -> int:
+    if type(value) is not int or value < 0:
+        raise ValueError(f"not a time in milliseconds: {value!r}")
+    return value
+
+
+def _changes(raw: Any) -> tuple[Change, ...]:
+    if type(raw) is not list:
+        raise ValueError(f"expected a list of changes, got {type(raw).__name__}")
+    changes = []
+    for entry in raw:
+        if type(entry) is not list or len(entry) != 3:
+            raise ValueError(f"a change is [price, size, sequence], got {entry!r}")
+        price, size, sequence = entry
+        px = _price(price)
+        changes.append(Change(None if px == 0 else px, _price(size), _sequence(sequence)))
+    return tuple(changes)
+
+
+def _levels(raw: Any) -> tuple[tuple[float, float], ...]:
+    if type(raw) is not list:
+        raise ValueError(f"expected a list of levels, got {type(raw).__name__}")
+    levels = []
+    for entry in raw:
+        if type(entry) is not list or len(entry) != 2:
+            raise ValueError(f"a level is [price, size], got {entry!r}")
+        levels.append((_price(entry[0]), _price(entry[1])))
+    return tuple(levels)
+
+
+def parse_level2_increment(data: Any) -> Increment:
+    """A ``trade.l2update`` message's ``data``."""
+    try:
+        changes = data["changes"]
+        start, end = _sequence(data["sequenceStart"]), _sequence(data["sequenceEnd"])
+        if end < start:
+            raise ValueError(f"sequenceEnd {end} before sequenceStart {start}")
+        symbol = data["symbol"]
+        if type(symbol) is not str:
+            raise ValueError(f"symbol: expected a string, got {symbol!r}")
+        return Increment(
+            symbol,
+            start,
+            end,
+            _millis(data["time"]),
+            _changes(changes["bids"]),
+            _changes(changes["asks"]),
+        )
+    except (KeyError, TypeError, ValueError) as error:
+        raise CodecError(f"malformed level2 increment: {type(error).__name__}: {error}") from None
+
+
+def parse_level2_snapshot(data: Any, symbol: str) -> Snapshot:
+    """The REST full book's ``data`` (``/api/v3/market/orderbook/level2``; the partial books'
+    ``level2_20``/``level2_100`` have the same shape) for ``symbol``, which it does not name."""
+    try:
+        return Snapshot(
+            symbol,
+            _sequence(data["sequence"]),
+            _millis(data["time"]),
+            _levels(data["bids"]),
+            _levels(data["asks"]),
+        )
+    except (KeyError, TypeError, ValueError) as error:
+        raise CodecError(f"malformed level2 snapshot: {type(error).__name__}: {error}") from None
+
+
+def parse_depth5(message: Any, received_ns: int = 0) -> BookSnapshot:
+    """A ``/spotMarket/level2Depth5:SYMBOL`` message (the best five levels a side, every 100 ms):
+    a whole book, unsequenced; the symbol is the topic's."""
+    try:
+        topic = message["topic"]
+        prefix, _, symbol = topic.partition(":")
+        if prefix != "/spotMarket/level2Depth5" or not symbol:
+            raise ValueError(f"not a level2Depth5 topic: {topic!r}")
+        data = message["data"]
+        bids, asks = _levels(data["bids"]), _levels(data["asks"])
+        return BookSnapshot(
+            symbol,
+            _millis(data["timestamp"]),
+            tuple((price, size, 0) for price, size in bids),
+            tuple((price, size, 0) for price, size in asks),
+            received_ns=received_ns,
+        )
+    except (KeyError, TypeError, ValueError, AttributeError) as error:
+        raise CodecError(f"malformed level2Depth5: {type(error).__name__}: {error}") from None
