@@ -65,11 +65,8 @@ def test_the_venues_word_wins_within_a_window_only_when_it_is_smaller() -> None:
         "gw-ratelimit-reset": "29000",
     }
     budget.observe("Spot", vip, now=22.0)
-    assert (spot.quota, spot.remaining, spot.resets_at) == (
-        6000,
-        5999,
-        pytest.approx(51.0 + RESET_MARGIN_S),
-    )
+    assert (spot.quota, spot.remaining) == (6000, 5999)
+    assert spot.resets_at == pytest.approx(51.0 + RESET_MARGIN_S)
     # A pool with no documented quota takes the one its answers state.
     budget.observe("Management", {**headers, "gw-ratelimit-limit": "2000"}, now=0.0)
     assert budget.pools["Management"].quota == 2000
