@@ -154,11 +154,17 @@ def check_request(
     credentials = keys.get(key)
     if credentials is None:
         return Refusal("400003", "KC-API-KEY not exists")
-    if not hmac.compare_digest(passphrase.encode(), signed_passphrase(credentials).encode()):
+    if not hmac.compare_digest(
+        passphrase.encode(errors="replace"), signed_passphrase(credentials).encode()
+    ):
         return Refusal("400004", "KC-API-PASSPHRASE error")
     if method not in METHODS:
         return Refusal("400005", "Invalid KC-API-SIGN")
-    expected = sign(credentials.secret.reveal(), prehash(int(stamp), method, endpoint_, body))
-    if not hmac.compare_digest(signature.encode(), expected.encode()):
+    try:
+        expected = sign(credentials.secret.reveal(), prehash(int(stamp), method, endpoint_, body))
+        signed = signature.encode()
+    except UnicodeEncodeError:  # (a lone surrogate: no bytes were ever signed as that)
+        return Refusal("400005", "Invalid KC-API-SIGN")
+    if not hmac.compare_digest(signed, expected.encode()):
         return Refusal("400005", "Invalid KC-API-SIGN")
     return None
