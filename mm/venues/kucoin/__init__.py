@@ -2,7 +2,8 @@
 request signing (``signing``), number rules (``numbers``), the level-2 book's sync procedure
 (``level2``), the parsing of the book messages (``codec``), the rate limits (``limits``)
 with the budget kept against them (``rate_budget``), its ids (``ids``) and the order channel's
-changes as the port's reports and fills (``orders``).
+changes as the port's reports and fills (``orders``), the symbols and fee rates
+(``instruments``) and the REST answers' envelope (``answers``).
 
 It may import the port (``mm.venues.base``), the model, clock and connection machine, the
 secrets and the process's services, never the feeds or execution that run it; only
