@@ -3,7 +3,8 @@ request signing (``signing``), number rules (``numbers``), the level-2 book's sy
 (``level2``), the parsing of the book messages (``codec``), the rate limits (``limits``)
 with the budget kept against them (``rate_budget``), its ids (``ids``) and the order channel's
 changes as the port's reports and fills (``orders``), the symbols and fee rates
-(``instruments``) and the REST answers' envelope (``answers``).
+(``instruments``), the REST answers' envelope (``answers``) and the WebSocket protocol's
+messages (``ws_protocol``). The transports, streams, client and connector come next.
 
 It may import the port (``mm.venues.base``), the model, clock and connection machine, the
 secrets and the process's services, never the feeds or execution that run it; only
