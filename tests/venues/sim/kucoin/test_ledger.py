@@ -1,0 +1,214 @@
+"""The simulator's KuCoin spot accounts: what orders freeze, what trades move, and that no
+currency is ever made or lost."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from mm.venues.sim.kucoin.ledger import FEES, Balance, LedgerError, SpotLedger
+
+D = Decimal
+TAKER = D("0.001")
+MAKER = D("0.0008")
+
+
+def funded() -> SpotLedger:
+    ledger = SpotLedger()
+    for user in ("alice", "bob"):
+        ledger.fund(user, "USDT", D(100_000))
+        ledger.fund(user, "BTC", D(1))
+    return ledger
+
+
+def test_a_limit_buy_freezes_its_notional_and_fee_and_a_better_price_comes_back() -> None:
+    ledger = funded()
+    per_unit = D(60_000) * (1 + TAKER)
+    assert ledger.hold("buy-1", "alice", "USDT", per_unit * D("0.5"), per_unit)
+    assert ledger.balance("alice", "USDT").holds == D("30030")
+    assert ledger.balance("alice", "USDT").available == D("69970")
+    assert ledger.hold("sell-1", "bob", "BTC", D("0.2"))
+    fees = ledger.settle(
+        buy="buy-1",
+        sell="sell-1",
+        base="BTC",
+        quote="USDT",
+        price=D(59_000),
+        size=D("0.2"),
+        buy_fee_rate=TAKER,
+        sell_fee_rate=MAKER,
+    )
+    assert fees == (D("11.8"), D("9.44"))
+    alice, bob = ledger.balance("alice", "USDT"), ledger.balance("bob", "USDT")
+    assert alice.balance == D(100_000) - D(11_800) - D("11.8")
+    assert alice.holds == per_unit * D("0.3")  # the rest of the order, still frozen
+    assert ledger.balance("alice", "BTC").balance == D("1.2")
+    assert bob.balance == D(100_000) + D(11_800) - D("9.44")
+    assert ledger.balance("bob", "BTC") == Balance(D("0.8"), D(0))
+    assert ledger.balance(FEES, "USDT").balance == D("21.24")
+    assert ledger.release("buy-1") == per_unit * D("0.3")  # cancelled: all of it freed
+    assert ledger.balance("alice", "USDT").holds == 0
+
+
+def test_what_the_available_balance_cannot_cover_is_refused_and_frees_nothing() -> None:
+    ledger = funded()
+    assert not ledger.hold("sell-big", "alice", "BTC", D("1.0001"))
+    assert ledger.holding("sell-big") is None
+    assert ledger.hold("sell-all", "alice", "BTC", D(1))
+    assert not ledger.hold("sell-more", "alice", "BTC", D("0.00000001"))
+    assert ledger.balance("alice", "BTC").available == 0
+
+
+def test_a_market_buy_by_funds_spends_at_most_its_funds_and_the_dust_is_freed() -> None:
+    ledger = funded()
+    assert ledger.hold("mkt", "alice", "USDT", D(1_000))
+    assert ledger.hold("ask", "bob", "BTC", D(1))
+    ledger.settle(
+        buy="mkt",
+        sell="ask",
+        base="BTC",
+        quote="USDT",
+        price=D(60_000),
+        size=D("0.0166"),
+        buy_fee_rate=TAKER,
+        sell_fee_rate=MAKER,
+    )
+    spent = D(60_000) * D("0.0166") * (1 + TAKER)
+    assert ledger.release("mkt") == D(1_000) - spent  # the dust cancel
+    assert ledger.hold("mkt-2", "alice", "USDT", D(10))
+    with pytest.raises(LedgerError, match="spends more than its orders hold"):
+        ledger.settle(
+            buy="mkt-2",
+            sell="ask",
+            base="BTC",
+            quote="USDT",
+            price=D(60_000),
+            size=D("0.001"),
+            buy_fee_rate=TAKER,
+            sell_fee_rate=MAKER,
+        )
+
+
+def test_bugs_of_the_caller_fail_loudly() -> None:
+    ledger = funded()
+    assert ledger.hold("a", "alice", "USDT", D(1))
+    with pytest.raises(LedgerError, match="holds already"):
+        ledger.hold("a", "alice", "USDT", D(1))
+    with pytest.raises(LedgerError, match="holds nothing"):
+        ledger.release("b")
+    with pytest.raises(LedgerError, match="hold nothing"):
+        ledger.settle(
+            buy="a",
+            sell="b",
+            base="BTC",
+            quote="USDT",
+            price=D(1),
+            size=D(1),
+            buy_fee_rate=TAKER,
+            sell_fee_rate=TAKER,
+        )
+    assert ledger.hold("b", "bob", "USDT", D(1))
+    with pytest.raises(LedgerError, match="wrong currencies"):
+        ledger.settle(
+            buy="a",
+            sell="b",
+            base="BTC",
+            quote="USDT",
+            price=D(1),
+            size=D(1),
+            buy_fee_rate=TAKER,
+            sell_fee_rate=TAKER,
+        )
+    # A buy traded above its limit (matching that ignored the price) spends more than the
+    # unit it freed: refused, not taken from the account's other money.
+    per_unit = D(59_000) * (1 + TAKER)
+    assert ledger.hold("limit", "alice", "USDT", per_unit, per_unit)
+    assert ledger.hold("ask", "bob", "BTC", D(1))
+    with pytest.raises(LedgerError, match="spends more than its orders hold"):
+        ledger.settle(
+            buy="limit",
+            sell="ask",
+            base="BTC",
+            quote="USDT",
+            price=D(60_000),
+            size=D("0.5"),
+            buy_fee_rate=TAKER,
+            sell_fee_rate=TAKER,
+        )
+    with pytest.raises(ValueError, match="non-negative"):
+        ledger.fund("alice", "USDT", D(-1))
+    with pytest.raises(ValueError, match="non-negative"):
+        ledger.hold("c", "alice", "USDT", D("NaN"))
+
+
+USERS = ("alice", "bob", "carol")
+PRICES = st.integers(55_000, 65_000).map(lambda p: D(p) / 10)
+SIZES = st.integers(1, 5_000).map(lambda n: D(n) / 10_000)
+ACTION = st.one_of(
+    st.tuples(st.just("buy"), st.sampled_from(USERS), PRICES, SIZES),
+    st.tuples(st.just("sell"), st.sampled_from(USERS), PRICES, SIZES),
+    st.tuples(st.just("trade"), st.integers(0, 50), st.integers(0, 50), SIZES),
+    st.tuples(st.just("cancel"), st.integers(0, 50), st.just(D(0)), st.just(D(0))),
+)
+
+
+@given(st.lists(ACTION, max_size=60))
+def test_no_currency_is_made_or_lost_and_nothing_is_overdrawn(
+    actions: list[tuple[str, object, object, object]],
+) -> None:
+    ledger = SpotLedger()
+    for user in USERS:
+        ledger.fund(user, "USDT", D(50_000))
+        ledger.fund(user, "BTC", D(2))
+    totals = {currency: ledger.total(currency) for currency in ("USDT", "BTC")}
+    orders: dict[int, tuple[str, str, Decimal, Decimal]] = {}  # id -> (side, user, px, left)
+    for number, (kind, first, second, third) in enumerate(actions):
+        if kind in ("buy", "sell"):
+            user, price, size = str(first), D(str(second)), D(str(third))
+            if kind == "buy":
+                per_unit = price * (1 + TAKER)
+                placed = ledger.hold(number, user, "USDT", per_unit * size, per_unit)
+            else:
+                placed = ledger.hold(number, user, "BTC", size)
+            if placed:
+                orders[number] = (kind, user, price, size)
+        elif kind == "trade" and orders:
+            ids = sorted(orders)
+            buy = [i for i in ids if orders[i][0] == "buy"]
+            sell = [i for i in ids if orders[i][0] == "sell"]
+            if not buy or not sell:
+                continue
+            b, s = buy[int(str(first)) % len(buy)], sell[int(str(second)) % len(sell)]
+            if orders[b][1] == orders[s][1] or orders[b][2] < orders[s][2]:
+                continue  # self-trade prevented, or the prices do not cross
+            size = min(D(str(third)), orders[b][3], orders[s][3])
+            ledger.settle(
+                buy=b,
+                sell=s,
+                base="BTC",
+                quote="USDT",
+                price=orders[s][2],
+                size=size,
+                buy_fee_rate=TAKER,
+                sell_fee_rate=MAKER,
+            )
+            for i in (b, s):
+                side, user, price, left = orders[i]
+                orders[i] = (side, user, price, left - size)
+        elif kind == "cancel" and orders:
+            victim = sorted(orders)[int(str(first)) % len(orders)]
+            ledger.release(victim)
+            del orders[victim]
+        for currency in ("USDT", "BTC"):
+            assert ledger.total(currency) == totals[currency]
+            for user in USERS:
+                balance = ledger.balance(user, currency)
+                assert 0 <= balance.holds <= balance.balance
+    for order in list(orders):
+        ledger.release(order)
+    for user in USERS:
+        for currency in ("USDT", "BTC"):
+            assert ledger.balance(user, currency).holds == 0
