@@ -32,6 +32,7 @@ Fails: ``KeyError`` naming an unknown symbol (the caller answers 400100 for it f
 from __future__ import annotations
 
 import itertools
+from collections import deque
 from collections.abc import Callable, Iterable
 from decimal import ROUND_FLOOR, Decimal
 
@@ -41,15 +42,18 @@ from mm.venues.sim.book import Order, OrderBook
 from mm.venues.sim.kucoin.ledger import SpotLedger
 
 __all__ = [
+    "DONE_KEPT",
     "OrderChange",
     "Placed",
     "Refusal",
     "SpotExchange",
+    "SpotOrder",
     "SpotOrderRequest",
     "SpotSymbol",
 ]
 
 TIMES_IN_FORCE = ("GTC", "IOC", "FOK")
+DONE_KEPT = 10_000  # done orders kept for queries by id, the oldest forgotten first
 
 
 @attrs.frozen
@@ -138,8 +142,8 @@ class Placed:
 
 
 @attrs.define
-class _Live:
-    """An order the exchange tracks while it lives."""
+class SpotOrder:
+    """An order the exchange took: what it asked, and what it has done so far."""
 
     user: str
     oid: str
@@ -149,7 +153,13 @@ class _Live:
     price: Decimal | None
     size: Decimal | None  # None: a market buy by funds
     funds: Decimal | None
-    filled: Decimal = Decimal(0)
+    created_ns: int
+    filled: Decimal = Decimal(0)  # base traded
+    deal_funds: Decimal = Decimal(0)  # quote traded (the notional, fees apart)
+    fee: Decimal = Decimal(0)
+    updated_ns: int = 0
+    end: str | None = None  # "filled" or "canceled" once done; None while active
+    in_book: bool = False
 
 
 def _decimal(text: str | None) -> Decimal | None:
@@ -178,8 +188,10 @@ class SpotExchange:
         self._fee_rates = fee_rates
         self._numbers = itertools.count(1)
         self._trades = itertools.count(1)
-        self.live: dict[str, _Live] = {}  # by order id
-        self._by_number: dict[int, _Live] = {}
+        self.live: dict[str, SpotOrder] = {}  # active orders by order id
+        self.orders: dict[str, SpotOrder] = {}  # every order kept, active or done, by id
+        self._done: deque[str] = deque()
+        self._by_number: dict[int, SpotOrder] = {}
 
     # --- requests -----------------------------------------------------------------------------
 
@@ -191,7 +203,7 @@ class SpotExchange:
         price, size, funds = checked
         number = next(self._numbers)
         oid = f"{number:024x}"
-        order = _Live(user, oid, number, request, symbol, price, size, funds)
+        order = SpotOrder(user, oid, number, request, symbol, price, size, funds, now_ns)
         _, taker_rate = self._fee_rates(user, symbol.name)
         if request.side == "buy":
             if funds is not None:
@@ -211,6 +223,7 @@ class SpotExchange:
             return Refusal("200004", "Balance insufficient!")
         changes = [self._change(order, "received", now_ns)]
         self.live[oid] = order
+        self.orders[oid] = order
         self._by_number[number] = order
         self._execute(order, now_ns, changes)
         return Placed(oid, tuple(changes))
@@ -274,7 +287,7 @@ class SpotExchange:
 
     # --- matching -----------------------------------------------------------------------------
 
-    def _execute(self, order: _Live, now_ns: int, changes: list[OrderChange]) -> None:
+    def _execute(self, order: SpotOrder, now_ns: int, changes: list[OrderChange]) -> None:
         request, symbol = order.request, order.symbol
         book = self.books[symbol.name]
         is_buy = request.side == "buy"
@@ -300,6 +313,7 @@ class SpotExchange:
             elif request.time_in_force == "GTC":
                 left = lots - (symbol.lots(order.filled) or 0)
                 book.insert(Order(order.number, order.user, 0, is_buy, ticks, left, lots, now_ns))
+                order.in_book = True
                 changes.append(self._change(order, "open", now_ns))
             else:
                 changes.append(self._end(order, "canceled", now_ns))
@@ -332,7 +346,7 @@ class SpotExchange:
 
     def _take(
         self,
-        order: _Live,
+        order: SpotOrder,
         book: OrderBook,
         is_buy: bool,
         ticks: int,
@@ -350,7 +364,7 @@ class SpotExchange:
 
     def _spend_funds(
         self,
-        order: _Live,
+        order: SpotOrder,
         book: OrderBook,
         now_ns: int,
         changes: list[OrderChange],
@@ -381,8 +395,8 @@ class SpotExchange:
 
     def _trade(
         self,
-        taker: _Live,
-        maker: _Live,
+        taker: SpotOrder,
+        maker: SpotOrder,
         ticks: int,
         lots: int,
         now_ns: int,
@@ -405,9 +419,12 @@ class SpotExchange:
             sell_fee_rate=maker_rate if taker_buys else taker_rate,
         )
         trade_id = str(next(self._trades))
-        taker.filled += size
-        maker.filled += size
         fees = {buyer.oid: buy_fee, seller.oid: sell_fee}
+        for side in (taker, maker):
+            side.filled += size
+            side.deal_funds += price * size
+            side.fee += fees[side.oid]
+            side.updated_ns = now_ns
         for side, liquidity in ((taker, "taker"), (maker, "maker")):
             changes.append(
                 self._change(
@@ -426,14 +443,18 @@ class SpotExchange:
 
     # --- bookkeeping --------------------------------------------------------------------------
 
-    def _end(self, order: _Live, kind: str, now_ns: int) -> OrderChange:
+    def _end(self, order: SpotOrder, kind: str, now_ns: int) -> OrderChange:
         self.live.pop(order.oid, None)
         self._by_number.pop(order.number, None)
+        order.end, order.in_book, order.updated_ns = kind, False, now_ns
+        self._done.append(order.oid)
+        while len(self._done) > DONE_KEPT:
+            self.orders.pop(self._done.popleft(), None)
         if self.ledger.holding(order.oid) is not None:
             self.ledger.release(order.oid)
         return self._change(order, kind, now_ns)
 
-    def _change(self, order: _Live, kind: str, now_ns: int, **match: object) -> OrderChange:
+    def _change(self, order: SpotOrder, kind: str, now_ns: int, **match: object) -> OrderChange:
         ended = kind in ("filled", "canceled")
         remaining = Decimal(0)
         if not ended and order.size is not None:

@@ -78,6 +78,16 @@ def test_a_resting_order_is_taken_and_both_sides_see_the_match() -> None:
     assert cancel.type == "canceled"
     assert ledger.balance("alice", "BTC").holds == 0
     assert ex.cancel("alice", ask.oid, 4) == Refusal("400100", "order not exist.")
+    # Done orders are kept for queries, with what they did.
+    bought, sold = ex.orders[buy.oid], ex.orders[ask.oid]
+    assert (bought.end, bought.filled, bought.deal_funds) == ("filled", D("0.2"), D(12_000))
+    assert (bought.fee, bought.created_ns, bought.updated_ns) == (D(12), 2, 2)
+    assert (sold.end, sold.filled, sold.fee, sold.in_book) == (
+        "canceled",
+        D("0.2"),
+        D("9.6"),
+        False,
+    )
 
 
 def test_ioc_fok_and_post_only() -> None:
