@@ -235,6 +235,16 @@ class SpotExchange:
         self.books[order.symbol.name].remove(order.number)
         return (self._end(order, "canceled", now_ns),)
 
+    def check(self, request: SpotOrderRequest) -> Refusal | None:
+        """The refusal ``place`` would answer for the request's own fields (the balance
+        apart), or None: what a test order answers."""
+        checked = self._check(request, self.symbols[request.symbol])
+        return checked if isinstance(checked, Refusal) else None
+
+    def fee_rates(self, user: str, symbol: str) -> tuple[Decimal, Decimal]:
+        """The account's (maker, taker) rates for the symbol."""
+        return self._fee_rates(user, symbol)
+
     def open_orders(self, user: str, symbol: str) -> list[str]:
         return [
             oid
