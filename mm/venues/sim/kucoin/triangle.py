@@ -1,0 +1,191 @@
+"""The KuCoin face's synthetic market: BTC-USDT, ETH-USDT and ETH-BTC whose cross rate drifts
+apart from the direct one and snaps back, so that triangles appear, briefly. Pure given its
+random source and the times it is stepped at.
+
+Prices (``TriangleConfig``):
+
+* BTC-USDT and ETH-USDT move as correlated diffusions (``volatility_bps`` per square root of a
+  second each, correlation ``correlation``);
+* ETH-BTC is ETH-USDT / BTC-USDT times ``exp(dislocation)``: the dislocation, in log terms, is
+  an Ornstein-Uhlenbeck process pulled back to 0 with half-life ``half_life_s`` and noise
+  ``dislocation_bps`` per square root of a second, plus shocks (Poisson, ``shocks_per_minute``,
+  each ``shock_bps`` either way) that open a triangle which the pull then closes.
+
+Liquidity (``quote``): a provider re-quotes each symbol around its mid on the exchange,
+``levels`` a side from ``spread_bps / 2`` out, ``step_bps`` apart, ``level_usdt`` of notional
+each, cancelling its previous quotes first; an order of another user that a new quote crosses
+is traded, as on the venue. The provider is funded by the caller (``fund_provider``) with enough
+of each currency to quote for as long as the simulation runs.
+
+Fails: ``ValueError`` for a config out of range (at build time, naming the key).
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
+
+import attrs
+
+from mm.venues.sim.kucoin.spot import Placed, SpotExchange, SpotOrderRequest, SpotSymbol
+
+__all__ = ["PROVIDER", "SYMBOLS", "TriangleConfig", "TriangleMarket"]
+
+PROVIDER = "kucoin-sim-liquidity"
+BPS = 1e-4
+
+SYMBOLS = (
+    SpotSymbol(
+        "BTC-USDT",
+        "BTC",
+        "USDT",
+        Decimal("0.1"),
+        Decimal("0.00000001"),
+        Decimal("0.000001"),
+        Decimal("0.00001"),
+        Decimal("0.1"),
+        Decimal("0.1"),
+    ),
+    SpotSymbol(
+        "ETH-USDT",
+        "ETH",
+        "USDT",
+        Decimal("0.01"),
+        Decimal("0.0000001"),
+        Decimal("0.000001"),
+        Decimal("0.0001"),
+        Decimal("0.1"),
+        Decimal("0.1"),
+    ),
+    SpotSymbol(
+        "ETH-BTC",
+        "ETH",
+        "BTC",
+        Decimal("0.00001"),
+        Decimal("0.0000001"),
+        Decimal("0.00000001"),
+        Decimal("0.0001"),
+        Decimal("0.00001"),
+        Decimal("0.00001"),
+    ),
+)
+"""The symbols, with increments and minimums of the venue's kind (as /api/v2/symbols lists
+BTC-USDT in the recorded fixture)."""
+
+
+def _positive(_: object, attribute: attrs.Attribute[float], value: float) -> None:
+    if not value > 0:
+        raise ValueError(f"{attribute.name}: must be positive, got {value}")
+
+
+def _non_negative(_: object, attribute: attrs.Attribute[float], value: float) -> None:
+    if not value >= 0:
+        raise ValueError(f"{attribute.name}: must be at least 0, got {value}")
+
+
+@attrs.frozen
+class TriangleConfig:
+    btc_usdt: float = attrs.field(default=60_000.0, validator=_positive)
+    eth_usdt: float = attrs.field(default=3_000.0, validator=_positive)
+    volatility_bps: float = attrs.field(default=2.0, validator=_non_negative)
+    correlation: float = attrs.field(default=0.8)
+    half_life_s: float = attrs.field(default=3.0, validator=_positive)
+    dislocation_bps: float = attrs.field(default=1.0, validator=_non_negative)
+    shocks_per_minute: float = attrs.field(default=2.0, validator=_non_negative)
+    shock_bps: float = attrs.field(default=40.0, validator=_non_negative)
+    levels: int = attrs.field(default=5)
+    spread_bps: float = attrs.field(default=4.0, validator=_positive)
+    step_bps: float = attrs.field(default=2.0, validator=_positive)
+    level_usdt: float = attrs.field(default=2_000.0, validator=_positive)
+
+    @levels.validator
+    def _levels(self, attribute: attrs.Attribute[int], value: int) -> None:
+        if value < 1:
+            raise ValueError(f"levels: must be at least 1, got {value}")
+
+    @correlation.validator
+    def _correlation(self, attribute: attrs.Attribute[float], value: float) -> None:
+        if not -1.0 <= value <= 1.0:
+            raise ValueError(f"correlation: must be within -1..1, got {value}")
+
+
+class TriangleMarket:
+    """The three mids, their dislocation, and the provider's quotes (see the module)."""
+
+    def __init__(self, config: TriangleConfig, rng: random.Random) -> None:
+        self.config = config
+        self._rng = rng
+        self.btc_usdt = config.btc_usdt
+        self.eth_usdt = config.eth_usdt
+        self.dislocation = 0.0  # log(ETH-BTC / (ETH-USDT / BTC-USDT))
+        self._quotes: list[str] = []
+
+    @property
+    def eth_btc(self) -> float:
+        return self.eth_usdt / self.btc_usdt * math.exp(self.dislocation)
+
+    def mids(self) -> dict[str, float]:
+        return {"BTC-USDT": self.btc_usdt, "ETH-USDT": self.eth_usdt, "ETH-BTC": self.eth_btc}
+
+    def step(self, dt_s: float) -> None:
+        """Move the mids and the dislocation by ``dt_s`` seconds."""
+        if dt_s <= 0:
+            return
+        config, rng = self.config, self._rng
+        scale = config.volatility_bps * BPS * math.sqrt(dt_s)
+        first, second = rng.gauss(0.0, 1.0), rng.gauss(0.0, 1.0)
+        rho = config.correlation
+        self.btc_usdt *= math.exp(scale * first - scale * scale / 2)
+        mixed = rho * first + math.sqrt(1 - rho * rho) * second
+        self.eth_usdt *= math.exp(scale * mixed - scale * scale / 2)
+        pull = math.exp(-math.log(2) / config.half_life_s * dt_s)
+        noise = config.dislocation_bps * BPS * math.sqrt(dt_s) * rng.gauss(0.0, 1.0)
+        self.dislocation = self.dislocation * pull + noise
+        if rng.random() < 1 - math.exp(-config.shocks_per_minute / 60 * dt_s):
+            self.dislocation += rng.choice((-1.0, 1.0)) * config.shock_bps * BPS
+
+    def fund_provider(self, exchange: SpotExchange, multiple: int = 1_000) -> None:
+        """Fund the provider with ``multiple`` times one full ladder of every symbol, in each
+        currency."""
+        config = self.config
+        ladder_usdt = Decimal(str(config.level_usdt * config.levels * 2 * multiple))
+        ledger = exchange.ledger
+        ledger.fund(PROVIDER, "USDT", ladder_usdt)
+        ledger.fund(PROVIDER, "BTC", ladder_usdt / Decimal(str(self.btc_usdt)))
+        ledger.fund(PROVIDER, "ETH", ladder_usdt / Decimal(str(self.eth_usdt)))
+
+    def quote(self, exchange: SpotExchange, now_ns: int) -> list[Placed]:
+        """Cancel the provider's quotes and quote every symbol around its mid again; what each
+        new order did (a quote may trade with an order it crosses)."""
+        for oid in self._quotes:
+            if oid in exchange.live:
+                exchange.cancel(PROVIDER, oid, now_ns)
+        self._quotes = []
+        done: list[Placed] = []
+        config = self.config
+        usdt_per_unit = {"BTC-USDT": 1.0, "ETH-USDT": 1.0, "ETH-BTC": self.btc_usdt}
+        for symbol, mid in self.mids().items():
+            spec = exchange.symbols[symbol]
+            notional = config.level_usdt / usdt_per_unit[symbol]  # in the symbol's quote
+            for level in range(config.levels):
+                offset = (config.spread_bps / 2 + level * config.step_bps) * BPS
+                for side, price in (("buy", mid * (1 - offset)), ("sell", mid * (1 + offset))):
+                    px = _on_grid(price, spec.price_increment, up=side == "sell")
+                    size = _on_grid(notional / float(px), spec.base_increment, up=False)
+                    request = SpotOrderRequest(
+                        symbol, side, "limit", f"{px:f}", f"{size:f}", time_in_force="GTC"
+                    )
+                    result = exchange.place(PROVIDER, request, now_ns)
+                    if isinstance(result, Placed):
+                        done.append(result)
+                        if result.oid in exchange.live:
+                            self._quotes.append(result.oid)
+        return done
+
+
+def _on_grid(value: float, increment: Decimal, *, up: bool) -> Decimal:
+    units = (Decimal(repr(value)) / increment).to_integral_value(
+        rounding=ROUND_CEILING if up else ROUND_FLOOR
+    )
+    return units * increment
