@@ -86,6 +86,14 @@ class Hub:
         text = orjson.dumps({"channel": channel, "data": data}).decode()
         return sum(session.push(text, channel) for session in list(subscribers))
 
+    def push(self, key: Key, channel: str, text: str) -> int:
+        """Send a message already in its wire form to every subscriber of ``key`` (a face
+        whose messages are not ``{"channel", "data"}``); how many got it."""
+        subscribers = self._subscribers.get(key)
+        if not subscribers:
+            return 0
+        return sum(session.push(text, channel) for session in list(subscribers))
+
     def publish_lazy(self, key: Key, channel: str, data: Callable[[], object]) -> int:
         """Like ``publish``, building the payload only when someone listens."""
         if key not in self._subscribers:

@@ -7,7 +7,8 @@ here, so it is tested without sockets.
 
 Served so far (KuCoin's HF spot API, as its specification gives them):
 
-* public: ``GET /api/v1/timestamp``, ``GET /api/v2/symbols``;
+* public: ``GET /api/v1/timestamp``, ``GET /api/v2/symbols``, the partial books ``GET
+  /api/v1/market/orderbook/level2_20`` and ``_100`` (``?symbol=``);
 * private, signed (``mm.venues.kucoin.signing``'s scheme: a missing header ``400001``, a
   timestamp more than 5 s off ``400002``, an unknown key ``400003``, a wrong passphrase
   ``400004``, a wrong signature ``400005``; HTTP 401): ``POST /api/v1/hf/orders`` (and
@@ -15,7 +16,9 @@ Served so far (KuCoin's HF spot API, as its specification gives them):
   ``/hf/orders/client-order/{clientOid}`` (``?symbol=``), ``DELETE /api/v1/hf/orders``
   (``?symbol=``: every order of the symbol), ``GET /api/v1/hf/orders/active`` (``?symbol=``),
   ``GET /api/v1/hf/orders/{orderId}`` and ``/client-order/{clientOid}``, ``GET
-  /api/v1/accounts`` and ``GET /api/v1/trade-fees`` (``?symbols=``, at most 10).
+  /api/v1/accounts``, ``GET /api/v1/trade-fees`` (``?symbols=``, at most 10) and the full
+  book ``GET /api/v3/market/orderbook/level2`` (``?symbol=``; the books are those the level-2
+  publisher, ``depth``, has published, with its sequence).
 
 Anything else is ``404000`` "Url Not Found" (HTTP 404); a body that is not a JSON object, a
 field missing or mistyped, an unknown symbol: ``400100`` (HTTP 400); an order the balance
@@ -37,6 +40,7 @@ import attrs
 import orjson
 
 from mm.venues.kucoin.signing import Credentials, check_request
+from mm.venues.sim.kucoin.depth import DepthFeed
 from mm.venues.sim.kucoin.spot import (
     OrderChange,
     Placed,
@@ -52,6 +56,7 @@ SUCCESS: Final = "200000"
 MAX_FEE_SYMBOLS: Final = 10
 _BY_ID: Final = re.compile(r"/api/v1/hf/orders/([0-9a-f]{24})")
 _BY_CLIENT: Final = re.compile(r"/api/v1/hf/orders/client-order/([^/]{1,40})")
+_PART_BOOK: Final = re.compile(r"/api/v1/market/orderbook/level2_(20|100)")
 
 
 @attrs.frozen
@@ -88,8 +93,10 @@ class KucoinRest:
         exchange: SpotExchange,
         keys: Mapping[str, Credentials],
         users: Mapping[str, str],
+        depth: DepthFeed | None = None,
     ) -> None:
         self.exchange = exchange
+        self.depth = depth if depth is not None else DepthFeed(exchange.symbols.values())
         self._keys = dict(keys)
         self._users = dict(users)
         self.changes: list[OrderChange] = []
@@ -110,19 +117,38 @@ class KucoinRest:
                 return _ok(now_ms)
             if path == "/api/v2/symbols" and method == "GET":
                 return _ok([self._symbol(name) for name in self.exchange.symbols])
+            part = _PART_BOOK.fullmatch(path)
+            if part is not None and method == "GET":
+                symbol = self._symbol_name(params.get("symbol"))
+                return _ok(self.depth.snapshot(symbol, now_ms, depth=int(part.group(1))))
             route = self._private_route(method, path)
             if route is None:
                 return _error(404, "404000", "Url Not Found")
-            text = body.decode(errors="replace")
-            endpoint = f"{path}?{query}" if query else path
-            refusal = check_request(self._keys, headers, method, endpoint, text, now_ms)
-            if refusal is not None:
-                return _error(401, refusal.code, refusal.msg)
-            key = {name.lower(): value for name, value in headers.items()}["kc-api-key"]
-            answer: Response = route(self._users[key], params, body, now_ns)
+            user = self.authenticate(method, path, query, headers, body, now_ns)
+            if isinstance(user, Response):
+                return user
+            answer: Response = route(user, params, body, now_ns)
             return answer
         except _BadRequest as error:
             return _error(400, "400100", str(error))
+
+    def authenticate(
+        self,
+        method: str,
+        path: str,
+        query: str,
+        headers: Mapping[str, str],
+        body: bytes,
+        now_ns: int,
+    ) -> str | Response:
+        """The account a signed request is for, or the venue's refusal of it (HTTP 401)."""
+        endpoint = f"{path}?{query}" if query else path
+        text = body.decode(errors="replace")
+        refusal = check_request(self._keys, headers, method, endpoint, text, now_ns // 1_000_000)
+        if refusal is not None:
+            return _error(401, refusal.code, refusal.msg)
+        key = {name.lower(): value for name, value in headers.items()}["kc-api-key"]
+        return self._users[key]
 
     # --- routing ------------------------------------------------------------------------------
 
@@ -134,6 +160,7 @@ class KucoinRest:
             ("GET", "/api/v1/hf/orders/active"): self._active,
             ("GET", "/api/v1/accounts"): self._accounts,
             ("GET", "/api/v1/trade-fees"): self._trade_fees,
+            ("GET", "/api/v3/market/orderbook/level2"): self._full_book,
         }.get((method, path))
         if exact is not None:
             return exact
@@ -254,6 +281,10 @@ class KucoinRest:
             return _error(400, result.code, result.msg)
         self.changes.extend(result)
         return None
+
+    def _full_book(self, user: str, params: dict[str, str], body: bytes, now_ns: int) -> Response:
+        symbol = self._symbol_name(params.get("symbol"))
+        return _ok(self.depth.snapshot(symbol, now_ns // 1_000_000))
 
     # --- accounts -----------------------------------------------------------------------------
 
