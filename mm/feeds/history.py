@@ -18,10 +18,12 @@ A fill is known when
 - with no ``HistoryStart`` journaled (a journal older than it), it is older than the oldest
   journaled fill.
 
-At most ``capacity`` keys are remembered, the least recently met forgotten first (at least as
-many as the venue can list again: mm.config refuses fewer); ``restore`` loads the
-newest journaled fills only up to that capacity (``JournaledFills``), and when the journal held
-more, fills older than the oldest loaded are history too.
+At most ``capacity`` keys are remembered, the oldest by venue time forgotten first (not the
+first claimed: a fill recovered late is old, and the venue stops listing it first). With at
+least as many remembered as the venue can list again (mm.config refuses fewer), every fill a
+listing names that was seen is still known: fewer than that many seen fills are newer.
+``restore`` loads the newest journaled fills only up to that capacity (``JournaledFills``), and
+when the journal held more, fills older than the oldest loaded are history too.
 
 ``mark_ms`` is the venue time up to which fills are known to have been seen (the newest
 journaled fill at start, then advanced by the stream while in sync): the resync and the audit
@@ -31,6 +33,7 @@ stream had missed, by how they were found (``snapshot``, ``resync``, ``audit``).
 
 from __future__ import annotations
 
+import heapq
 from collections import Counter
 from collections.abc import Iterable, Sequence
 
@@ -76,6 +79,7 @@ class JournaledFills:
     newest_ms: int | None = None
     complete: bool = True  # every journaled fill is among the keys
     start: HistoryStart | None = None
+    times: tuple[int, ...] = ()  # each key's venue time (ms), as ``keys``
 
     @classmethod
     def from_rows(
@@ -93,7 +97,8 @@ class JournaledFills:
         if not ordered:
             return cls(start=start)
         keys = tuple((tid, oid) for tid, oid, _ in ordered)
-        return cls(keys, ordered[0][2], ordered[-1][2], complete, start)
+        times = tuple(time_ms for _, _, time_ms in ordered)
+        return cls(keys, ordered[0][2], ordered[-1][2], complete, start, times)
 
 
 class FillHistory:
@@ -103,7 +108,11 @@ class FillHistory:
         if capacity < 1:
             raise ValueError(f"capacity must be at least 1, got {capacity}")
         self.capacity = capacity
-        self._known: dict[FillKey, None] = {}  # insertion-ordered: oldest first
+        self._known: dict[FillKey, int] = {}  # each known fill's venue time (ms)
+        # (time, order of remembering, key), oldest first: what to forget. Entries of keys
+        # released since stay until they come up (compacted when they pile up).
+        self._by_time: list[tuple[int, int, FillKey]] = []
+        self._remembered = 0
         self.floor_ms: int | None = None  # fills older than this are history
         self.mark_ms: int | None = None  # fills up to this venue time have been seen
         self.baselined = False  # where the history ends is settled (journal or baseline)
@@ -121,8 +130,10 @@ class FillHistory:
         start = journaled.start
         if start is None and not journaled.keys:
             return
-        for key in journaled.keys:
-            self._remember(key)
+        key_times = journaled.times if len(journaled.times) == len(journaled.keys) else ()
+        for index, key in enumerate(journaled.keys):
+            # (without times, a journal's keys take its oldest: forgotten first, in order)
+            self._remember(key, key_times[index] if key_times else journaled.oldest_ms or 0)
         if start is not None:
             self.floor_ms = None if start.newest_ms is None else start.newest_ms + 1
         else:
@@ -139,7 +150,7 @@ class FillHistory:
         of them is the floor. The result is for the journal (see the module)."""
         newest: int | None = None
         for fill in fills:
-            self._remember(fill_key(fill))
+            self._remember(fill_key(fill), fill.time_ms)
             newest = fill.time_ms if newest is None else max(newest, fill.time_ms)
         if newest is not None:
             self.floor_ms = self.mark_ms = newest
@@ -149,15 +160,8 @@ class FillHistory:
     # --- questions ---------------------------------------------------------------------------
 
     def known(self, fill: Fill) -> bool:
-        """Journaled, or forwarded by this process. A known fill asked about is remembered
-        as the newest again: every fill of a venue listing stays remembered after it (the
-        oldest of a catch-up are not the first forgotten while the venue may list them)."""
-        key = fill_key(fill)
-        if key not in self._known:
-            return False
-        del self._known[key]
-        self._known[key] = None
-        return True
+        """Journaled, or forwarded by this process."""
+        return fill_key(fill) in self._known
 
     def before_floor(self, fill: Fill) -> bool:
         """Older than where the history ends: not ours to forward."""
@@ -170,7 +174,7 @@ class FillHistory:
         key = fill_key(fill)
         if key in self._known:
             return False
-        self._remember(key)
+        self._remember(key, fill.time_ms)
         return True
 
     def release(self, fill: Fill) -> None:
@@ -179,18 +183,27 @@ class FillHistory:
 
     def remember(self, fill: Fill) -> None:
         """Known from now on without being forwarded (history met later)."""
-        self._remember(fill_key(fill))
+        self._remember(fill_key(fill), fill.time_ms)
 
     def advance_mark(self, time_ms: int) -> None:
         if self.mark_ms is None or time_ms > self.mark_ms:
             self.mark_ms = time_ms
 
-    def _remember(self, key: FillKey) -> None:
+    def _remember(self, key: FillKey, time_ms: int) -> None:
         if key in self._known:
             return
-        self._known[key] = None
-        if len(self._known) > self.capacity:
-            del self._known[next(iter(self._known))]
+        self._known[key] = time_ms
+        self._remembered += 1
+        heapq.heappush(self._by_time, (time_ms, self._remembered, key))
+        while len(self._known) > self.capacity:
+            oldest_ms, _, oldest = heapq.heappop(self._by_time)
+            if self._known.get(oldest) == oldest_ms:
+                del self._known[oldest]
+        if len(self._by_time) > 2 * self.capacity:  # released keys' entries piling up
+            self._by_time = [
+                entry for entry in self._by_time if self._known.get(entry[2]) == entry[0]
+            ]
+            heapq.heapify(self._by_time)
 
 
 def missed_fills(history: FillHistory, fills: Sequence[Fill], settled_ms: int) -> list[Fill]:

@@ -174,12 +174,29 @@ def test_claims_release_and_capacity() -> None:
     for tid in (2, 3, 4):
         history.claim(fill(tid, tid))
     assert len(history) == 3
-    assert not history.known(fill(1, 1))  # the least recently met is forgotten first
-    assert history.known(fill(2, 2))  # met again: now the newest
-    history.claim(fill(5, 5))
-    assert not history.known(fill(3, 3))  # forgotten before 2, met more recently
-    assert history.known(fill(2, 2))
+    assert not history.known(fill(1, 1))  # the oldest by venue time is forgotten first
     assert history.known(fill(4, 4))
+    # A fill recovered late is old: it goes before the newer ones claimed before it.
+    history.claim(fill(0, 3_000))
+    history.claim(fill(9, 2))  # older than every fill known: forgotten at once
+    assert not history.known(fill(9, 2))
+    assert {f.tid for f in (fill(3, 3), fill(4, 4), fill(0, 3_000)) if history.known(f)} == {
+        hl_tid(3),
+        hl_tid(4),
+        hl_tid(0),
+    }
+    history.advance_mark(10)
+    history.advance_mark(5)
+    assert history.mark_ms == 10
+
+
+def test_released_claims_do_not_pile_up() -> None:
+    history = FillHistory(2)
+    for tid in range(100):
+        history.claim(fill(tid, tid))
+        history.release(fill(tid, tid))
+    assert len(history) == 0
+    assert len(history._by_time) <= 2 * history.capacity + 1
 
 
 _TRADE = st.tuples(st.just("trade"), st.integers(1, 30), st.booleans())
