@@ -34,7 +34,7 @@ import re
 from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any, Final
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, unquote_plus
 
 import attrs
 import orjson
@@ -141,8 +141,11 @@ class KucoinRest:
         body: bytes,
         now_ns: int,
     ) -> str | Response:
-        """The account a signed request is for, or the venue's refusal of it (HTTP 401)."""
-        endpoint = f"{path}?{query}" if query else path
+        """The account a signed request is for, or the venue's refusal of it (HTTP 401). The
+        signature covers the query as it reads, not as URL-encoded for the wire (a comma sent
+        as ``%2C`` was signed as a comma): the query is decoded first."""
+        decoded = unquote_plus(query)
+        endpoint = f"{path}?{decoded}" if decoded else path
         text = body.decode(errors="replace")
         refusal = check_request(self._keys, headers, method, endpoint, text, now_ns // 1_000_000)
         if refusal is not None:

@@ -136,6 +136,16 @@ def test_a_trade_between_two_accounts_and_cancel_all() -> None:
     assert (fees["BTC-USDT"].maker, fees["BTC-USDT"].taker) == (MAKER, TAKER)
 
 
+def test_the_query_is_verified_as_it_reads_not_as_encoded() -> None:
+    """A client signs ``symbols=BTC-USDT`` and sends it URL-encoded (the official SDK encodes
+    what it sends and signs it as it reads; here the dash as ``%2D``): the signature holds."""
+    rest = face()
+    query = {"symbols": "BTC-USDT"}
+    headers = sign_request(KEY, NOW_MS, "GET", endpoint("/api/v1/trade-fees", query), "")
+    sent = rest.handle("GET", "/api/v1/trade-fees", "symbols=BTC%2DUSDT", headers, b"", NOW_NS)
+    assert sent.status == 200, sent.body
+
+
 def test_a_test_order_is_checked_and_never_placed() -> None:
     rest = face()
     good = {"symbol": "BTC-USDT", "side": "buy", "price": "50000", "size": "0.1"}
