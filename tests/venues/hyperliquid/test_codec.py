@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 from collections.abc import Callable
 from typing import Any, cast
 
@@ -283,6 +284,40 @@ def test_l2_book_of_venue_numbers_takes_the_fast_path(levels: list[tuple[Any, An
     assert sides is not None
     assert sides[0] == tuple((float(str(px)), float(str(sz)), 1) for px, sz in levels)
     assert sides == (codec._levels(side), codec._levels(side[::-1]))
+
+
+# Decimals near the largest float: finite ones (1e308, 1.77e308) whose sum overflows, and ones
+# that are too large for a float themselves (1.88e308, 2e308).
+_HUGE = (
+    "9" * 308, "-" + "9" * 308, "1" + "7" * 308, "-1" + "7" * 308,
+    "1" + "8" * 308, "2" + "0" * 308, "-2" + "0" * 308, "1", "-0.5", "0",
+)  # fmt: skip
+
+
+@given(
+    texts=st.lists(st.sampled_from(_HUGE), min_size=2, max_size=12),
+    split=st.integers(min_value=0, max_value=6),
+)
+def test_l2_book_of_huge_numbers_reads_as_the_levels_one_by_one(
+    texts: list[str], split: int
+) -> None:
+    """The fast path knows its floats finite by their sum: a sum that overflows (finite values,
+    or an infinite one) makes it give up, never answer otherwise; values whose magnitudes sum
+    to a finite float (so their sum in any order is finite) take it, to the level-by-level
+    parse's answer."""
+    half = len(texts) // 2
+    entries: list[dict[str, Any]] = [
+        {"px": px, "sz": sz, "n": 1}
+        for px, sz in zip(texts[:half], texts[half : 2 * half], strict=True)
+    ]
+    levels = [entries[:split], entries[split:]]
+    expected = _sides_one_by_one({"levels": levels}, None)
+    sides = codec._both_sides(levels, None)
+    values = [float(text) for entry in entries for text in (entry["px"], entry["sz"])]
+    if math.isfinite(sum(map(abs, values))):
+        assert sides is not None
+    if sides is not None:
+        assert sides == expected
 
 
 # What float() takes (or nearly) that the venue's grammar refuses, and counts not integers.
