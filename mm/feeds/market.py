@@ -357,13 +357,17 @@ class MarketFeed:
         else:
             builder.snapshot(event)
             book = Book.from_snapshot(event, now, received_ns)
-        verdict = self.quality[coin].check(book, now)
-        if verdict.issues:
-            self._count_issues(coin, verdict.issues)
-        accepted = verdict.book
-        if not verdict.accept or accepted is None:
-            self.books_rejected += 1
-            return
+        quality = self.quality[coin]
+        if quality.accept_usual(book, now):  # (no verdict made for the usual book)
+            accepted = book
+        else:
+            verdict = quality.check_unusual(book, now)
+            if verdict.issues:
+                self._count_issues(coin, verdict.issues)
+            if not verdict.accept or verdict.book is None:
+                self.books_rejected += 1
+                return
+            accepted = verdict.book
         self.bus.publish(accepted)
         self.books_published += 1
         self._last_book_ms[coin] = now

@@ -51,9 +51,17 @@ class BookQuality:
 
     def check(self, book: Book, now_ms: int) -> Verdict:
         """The verdict on ``book``, the next update of the symbol (see the module)."""
-        # The usual update first, in a few comparisons (a feed checks every book): fresh, in
-        # time, two-sided and neither crossed nor locked, nothing held, no jump. Anything
-        # else (or a NaN anywhere, which fails every comparison) takes the full checks.
+        if self.accept_usual(book, now_ms):
+            return Verdict(True, (), book)
+        return self.check_unusual(book, now_ms)
+
+    def accept_usual(self, book: Book, now_ms: int) -> bool:
+        """Whether ``book`` is the usual update, accepted as it is with no issue (as ``check``
+        would: it is then the last accepted book); False, with nothing changed, for any other,
+        which ``check_unusual`` judges. For a feed that checks every book: no verdict made."""
+        # The usual update in a few comparisons: fresh, in time, two-sided and neither crossed
+        # nor locked, nothing held, no jump. Anything else (or a NaN anywhere, which fails
+        # every comparison) takes the full checks.
         bids, asks, last = book.bids, book.asks, self.last
         if bids and asks and self.held is None:
             bid, ask, config = bids[0][0], asks[0][0], self.config
@@ -69,10 +77,12 @@ class BookQuality:
                     or abs((bid + ask) / 2 / last_mid - 1) <= config.jump_threshold
                 ):
                     self.last = book
-                    return Verdict(True, (), book)
-        return self._check(book, now_ms)
+                    return True
+        return False
 
-    def _check(self, book: Book, now_ms: int) -> Verdict:
+    def check_unusual(self, book: Book, now_ms: int) -> Verdict:
+        """The verdict on ``book`` by the full checks (after ``accept_usual`` did not accept
+        it; on the usual update they give the verdict ``accept_usual`` stands for)."""
         issues: list[Issue] = []
         if book.age_ms(now_ms) > self.config.max_age_ms:
             issues.append(Issue.STALE)

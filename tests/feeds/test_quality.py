@@ -9,7 +9,7 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from mm.book import Book
-from mm.feeds.quality import BookQuality, Issue, QualityConfig
+from mm.feeds.quality import BookQuality, Issue, QualityConfig, Verdict
 from mm.model import Level
 
 NOW = 1_000_000
@@ -137,8 +137,9 @@ _UPDATES = st.lists(
 def test_the_usual_update_is_judged_as_by_the_full_checks(updates: list[Any]) -> None:
     """``check`` takes a shortcut for the usual update; through any run of updates (stale,
     backwards, one-sided, crossed, locked, jumps held, confirmed and refuted, zero and NaN
-    prices) its verdicts and state are those of the full checks alone."""
-    fast, full = quality(), quality()
+    prices) its verdicts and state are those of the full checks alone. So are those of
+    ``accept_usual`` then, where it does not accept, ``check_unusual`` (the feed's way)."""
+    fast, full, split = quality(), quality(), quality()
     time_ms = NOW
     for bid, ask, step, age in updates:
         time_ms += step
@@ -147,6 +148,11 @@ def test_the_usual_update_is_judged_as_by_the_full_checks(updates: list[Any]) ->
             () if ask is None else (Level(ask, 1.0),),
         )
         update = Book("BTC", time_ms, *levels)
-        got, expected = fast.check(update, time_ms + age), full._check(update, time_ms + age)
+        got, expected = fast.check(update, time_ms + age), full.check_unusual(update, time_ms + age)
         assert got == expected  # (accept, issues, book)
         assert (fast.last, fast.held) == (full.last, full.held)
+        if split.accept_usual(update, time_ms + age):
+            assert expected == Verdict(True, (), update)
+        else:
+            assert split.check_unusual(update, time_ms + age) == expected
+        assert (split.last, split.held) == (full.last, full.held)
