@@ -265,7 +265,6 @@ _SZ: Final = operator.itemgetter("sz")
 _N: Final = operator.itemgetter("n")
 _NUMBER_BYTES: Final = b"0123456789.-,"  # what the numbers, joined by commas, are made of
 _INF: Final = float("inf")
-_INT_ONLY: Final = {int}
 
 
 def _both_sides(
@@ -310,7 +309,7 @@ def _both_sides(
             and ",." not in joined
             and ".," not in joined
             and "-." not in joined
-            and set(map(type, ns)) == _INT_ONLY
+            and [*map(type, ns)] == [int] * len(ns)
             and -_INF < sum(values) < _INF
         ):
             count = len(ns)
@@ -328,7 +327,7 @@ def _book(data: Any, depth: int | None = None, received_ns: int = 0) -> BookSnap
     sides = _both_sides(levels, depth)
     if sides is None:
         sides = _levels(levels[0], depth), _levels(levels[1], depth)
-    return BookSnapshot(coin, time_ms, sides[0], sides[1], received_ns=received_ns)
+    return BookSnapshot(coin, time_ms, sides[0], sides[1], None, received_ns)  # (no seq)
 
 
 def _level(entry: Any) -> Level | None:
