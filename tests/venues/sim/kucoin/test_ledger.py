@@ -3,6 +3,7 @@ currency is ever made or lost."""
 
 from __future__ import annotations
 
+from collections.abc import Hashable
 from decimal import Decimal
 
 import pytest
@@ -14,6 +15,28 @@ from mm.venues.sim.kucoin.ledger import FEES, Balance, LedgerError, SpotLedger
 D = Decimal
 TAKER = D("0.001")
 MAKER = D("0.0008")
+
+
+def btc_trade(
+    ledger: SpotLedger,
+    buy: Hashable,
+    sell: Hashable,
+    price: Decimal,
+    size: Decimal,
+    buy_rate: Decimal = TAKER,
+    sell_rate: Decimal = MAKER,
+) -> tuple[Decimal, Decimal]:
+    """A BTC-USDT trade between two orders."""
+    return ledger.settle(
+        buy=buy,
+        sell=sell,
+        base="BTC",
+        quote="USDT",
+        price=price,
+        size=size,
+        buy_fee_rate=buy_rate,
+        sell_fee_rate=sell_rate,
+    )
 
 
 def funded() -> SpotLedger:
@@ -31,16 +54,7 @@ def test_a_limit_buy_freezes_its_notional_and_fee_and_a_better_price_comes_back(
     assert ledger.balance("alice", "USDT").holds == D("30030")
     assert ledger.balance("alice", "USDT").available == D("69970")
     assert ledger.hold("sell-1", "bob", "BTC", D("0.2"))
-    fees = ledger.settle(
-        buy="buy-1",
-        sell="sell-1",
-        base="BTC",
-        quote="USDT",
-        price=D(59_000),
-        size=D("0.2"),
-        buy_fee_rate=TAKER,
-        sell_fee_rate=MAKER,
-    )
+    fees = btc_trade(ledger, "buy-1", "sell-1", D(59_000), D("0.2"), TAKER, MAKER)
     assert fees == (D("11.8"), D("9.44"))
     alice, bob = ledger.balance("alice", "USDT"), ledger.balance("bob", "USDT")
     assert alice.balance == D(100_000) - D(11_800) - D("11.8")
@@ -66,30 +80,12 @@ def test_a_market_buy_by_funds_spends_at_most_its_funds_and_the_dust_is_freed() 
     ledger = funded()
     assert ledger.hold("mkt", "alice", "USDT", D(1_000))
     assert ledger.hold("ask", "bob", "BTC", D(1))
-    ledger.settle(
-        buy="mkt",
-        sell="ask",
-        base="BTC",
-        quote="USDT",
-        price=D(60_000),
-        size=D("0.0166"),
-        buy_fee_rate=TAKER,
-        sell_fee_rate=MAKER,
-    )
+    btc_trade(ledger, "mkt", "ask", D(60_000), D("0.0166"), TAKER, MAKER)
     spent = D(60_000) * D("0.0166") * (1 + TAKER)
     assert ledger.release("mkt") == D(1_000) - spent  # the dust cancel
     assert ledger.hold("mkt-2", "alice", "USDT", D(10))
     with pytest.raises(LedgerError, match="spends more than its orders hold"):
-        ledger.settle(
-            buy="mkt-2",
-            sell="ask",
-            base="BTC",
-            quote="USDT",
-            price=D(60_000),
-            size=D("0.001"),
-            buy_fee_rate=TAKER,
-            sell_fee_rate=MAKER,
-        )
+        btc_trade(ledger, "mkt-2", "ask", D(60_000), D("0.001"), TAKER, MAKER)
 
 
 def test_bugs_of_the_caller_fail_loudly() -> None:
@@ -100,44 +96,17 @@ def test_bugs_of_the_caller_fail_loudly() -> None:
     with pytest.raises(LedgerError, match="holds nothing"):
         ledger.release("b")
     with pytest.raises(LedgerError, match="hold nothing"):
-        ledger.settle(
-            buy="a",
-            sell="b",
-            base="BTC",
-            quote="USDT",
-            price=D(1),
-            size=D(1),
-            buy_fee_rate=TAKER,
-            sell_fee_rate=TAKER,
-        )
+        btc_trade(ledger, "a", "b", D(1), D(1), TAKER, TAKER)
     assert ledger.hold("b", "bob", "USDT", D(1))
     with pytest.raises(LedgerError, match="wrong currencies"):
-        ledger.settle(
-            buy="a",
-            sell="b",
-            base="BTC",
-            quote="USDT",
-            price=D(1),
-            size=D(1),
-            buy_fee_rate=TAKER,
-            sell_fee_rate=TAKER,
-        )
+        btc_trade(ledger, "a", "b", D(1), D(1), TAKER, TAKER)
     # A buy traded above its limit (matching that ignored the price) spends more than the
     # unit it freed: refused, not taken from the account's other money.
     per_unit = D(59_000) * (1 + TAKER)
     assert ledger.hold("limit", "alice", "USDT", per_unit, per_unit)
     assert ledger.hold("ask", "bob", "BTC", D(1))
     with pytest.raises(LedgerError, match="spends more than its orders hold"):
-        ledger.settle(
-            buy="limit",
-            sell="ask",
-            base="BTC",
-            quote="USDT",
-            price=D(60_000),
-            size=D("0.5"),
-            buy_fee_rate=TAKER,
-            sell_fee_rate=TAKER,
-        )
+        btc_trade(ledger, "limit", "ask", D(60_000), D("0.5"), TAKER, TAKER)
     with pytest.raises(ValueError, match="non-negative"):
         ledger.fund("alice", "USDT", D(-1))
     with pytest.raises(ValueError, match="non-negative"):
@@ -185,16 +154,7 @@ def test_no_currency_is_made_or_lost_and_nothing_is_overdrawn(
             if orders[b][1] == orders[s][1] or orders[b][2] < orders[s][2]:
                 continue  # self-trade prevented, or the prices do not cross
             size = min(D(str(third)), orders[b][3], orders[s][3])
-            ledger.settle(
-                buy=b,
-                sell=s,
-                base="BTC",
-                quote="USDT",
-                price=orders[s][2],
-                size=size,
-                buy_fee_rate=TAKER,
-                sell_fee_rate=MAKER,
-            )
+            btc_trade(ledger, b, s, orders[s][2], size, TAKER, MAKER)
             for i in (b, s):
                 side, user, price, left = orders[i]
                 orders[i] = (side, user, price, left - size)
