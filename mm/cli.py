@@ -469,16 +469,41 @@ def cmd_sim(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
         overrides["seed"] = args.seed
     sim_config = attrs.evolve(sim_config, **overrides)
 
+    if args.venue == "kucoin" and args.fund:
+        print(
+            "mm sim: --fund is the Hyperliquid face's faucet; KuCoin's development account "
+            "starts funded",
+            file=sys.stderr,
+        )
+        return EXIT_CONFIG
+
     async def announce(url: str) -> None:
         ws_url = url.replace("http", "ws", 1) + "/ws"
         print(f"mm sim: Hyperliquid-compatible venue at {url} (WebSocket {ws_url})", flush=True)
 
-    venue = SimVenue(sim_config, on_bound=announce, fund_at_start=args.fund or ())
+    async def serve(task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        if args.venue == "kucoin":
+            from mm.venues.sim.kucoin.server import KucoinSimVenue
+
+            kucoin = KucoinSimVenue(
+                host=sim_config.host, port=sim_config.port, seed=sim_config.seed
+            )
+            async with trio.open_nursery() as inner:
+                url = await inner.start(kucoin.run)
+                print(
+                    f"mm sim: KuCoin-compatible venue at {url} (WebSocket by "
+                    "POST /api/v1/bullet-public or bullet-private; development key mm-sim-key)",
+                    flush=True,
+                )
+                task_status.started()
+            return
+        venue = SimVenue(sim_config, on_bound=announce, fund_at_start=args.fund or ())
+        await venue.run(task_status=task_status)
 
     async def run() -> None:
         with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
             async with trio.open_nursery() as nursery:
-                await nursery.start(venue.run)
+                await nursery.start(serve)
                 async for _ in signals:
                     nursery.cancel_scope.cancel()
                     break
@@ -719,6 +744,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--dir", default=None, help="where to write them (default: <run_dir>/backups)"
     )
     sim = verb("sim", cmd_sim, "Run the embedded venue simulator on its own (config [sim]).")
+    sim.add_argument(
+        "--venue",
+        choices=("hyperliquid", "kucoin"),
+        default="hyperliquid",
+        help="which venue's face to serve (default: hyperliquid; kucoin: spot, with the "
+        "development key mm-sim-key / mm-sim-secret / mm-sim-passphrase)",
+    )
     sim.add_argument("--port", type=int, default=None, help="port to listen on (default: sim.port)")
     sim.add_argument("--seed", type=int, default=None, help="random seed (default: sim.seed)")
     sim.add_argument(
