@@ -4,7 +4,7 @@ are divided across the symbols waiting (mm.execution.budget). Tables, then prope
 from __future__ import annotations
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from mm.execution.budget import Want, divide, rank, reducing_side, want
@@ -115,6 +115,10 @@ def test_every_symbol_gets_its_share(
         assert all(grants[c] >= min(len(demands[c]), share) for c in waiting)
 
 
+# Found by hypothesis: one symbol at the best level, two tokens; the second goes a level down.
+@example(
+    tokens=2, demands={"A": [Want(0, 0, 0)], "B": [Want(1, 0, 0)], "C": [Want(1, 0, 0)]}, served={}
+)
 @given(tokens=st.integers(0, 40), demands=demand_maps, served=served_maps)
 def test_top_of_book_first(
     tokens: int, demands: dict[str, list[Want]], served: dict[str, float]
@@ -130,9 +134,12 @@ def test_top_of_book_first(
     for coin in waiting:
         if grants[coin] > min(len(demands[coin]), share) and denied:
             assert demands[coin][grants[coin] - 1].level <= min(denied)
-    if tokens < len(waiting):  # fewer tokens than symbols: each goes to a best level there is
-        best = min(demands[c][0].level for c in waiting)
-        assert all(demands[c][0].level == best for c in waiting if grants[c])
+    if tokens < len(waiting):  # fewer tokens than symbols: the best levels there are go first
+        given = [demands[c][0].level for c in waiting if grants[c]]
+        left = [demands[c][0].level for c in waiting if not grants[c]]
+        # (Not "every token at the very best level": with one symbol at level 0 and two
+        # tokens, the second goes to a level-1 order; none of those left waiting is better.)
+        assert not given or not left or max(given) <= min(left)
 
 
 @given(
