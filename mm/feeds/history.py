@@ -130,10 +130,8 @@ class FillHistory:
         start = journaled.start
         if start is None and not journaled.keys:
             return
-        key_times = journaled.times if len(journaled.times) == len(journaled.keys) else ()
-        for index, key in enumerate(journaled.keys):
-            # (without times, a journal's keys take its oldest: forgotten first, in order)
-            self._remember(key, key_times[index] if key_times else journaled.oldest_ms or 0)
+        for key, time_ms in zip(journaled.keys, journaled.times, strict=True):
+            self._remember(key, time_ms)
         if start is not None:
             self.floor_ms = None if start.newest_ms is None else start.newest_ms + 1
         else:

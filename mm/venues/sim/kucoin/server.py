@@ -26,7 +26,6 @@ How it fails: no request or message raises out of a handler; the server's own er
 
 from __future__ import annotations
 
-import itertools
 import random
 import secrets
 from collections.abc import Mapping
@@ -92,7 +91,6 @@ class KucoinSimVenue:
         self.hub = Hub()
         self.tokens: dict[str, str | None] = {}  # token -> the account (None: public)
         self.url = ""
-        self._requests = itertools.count(1)
 
     def now_ns(self) -> int:
         return int(clock.wall() * 1e9)
