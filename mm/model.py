@@ -498,12 +498,27 @@ class Position:
 
 
 @attrs.frozen(slots=True)
+class Balance:
+    """One currency of a spot account: ``total`` is ``available`` plus ``hold`` (what the
+    account's open orders hold)."""
+
+    currency: str
+    total: float
+    available: float
+    hold: float
+
+
+@attrs.frozen(slots=True)
 class AccountState:
+    """The account as the venue reads it: a perpetual venue's margin and positions, a spot
+    venue's ``balances`` (one per currency it holds; empty on a venue of positions)."""
+
     time_ms: int
     account_value: float
     margin_used: float
     withdrawable: float
     positions: tuple[Position, ...]
+    balances: tuple[Balance, ...] = ()
 
 
 @attrs.frozen(slots=True)
