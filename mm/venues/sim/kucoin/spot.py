@@ -23,6 +23,20 @@ taker its ``match``es (each also a ``match`` of the maker hit, ``liquidity`` mak
 ``open`` (rests), ``filled`` or ``canceled``. Fees: the taker rate on what an order takes, the
 maker rate on what it makes, charged in the quote currency by the ledger.
 
+A ``clientOid`` is unique among the account's active orders: another order with one an active
+order of the account already has is refused ``400100`` "clientOid duplicated" (KuCoin's docs ask
+clients not to reuse one and document no code for it; this is the face's choice). A done
+order's ``clientOid`` may be used again.
+
+Requests beyond placing and cancelling one order: ``cancel_all`` (the account's orders, of some
+symbols or all), ``alter`` (KuCoin's "Modify Order": the order cancelled and a new one placed on
+the same symbol, side and time in force, at the new price and for the new size less what the old
+one filled; when that is nothing the old order is only cancelled).
+
+Fills: every trade is a ``Fill`` for each of its two orders' accounts (the account's trade
+history, ``/api/v1/hf/fills``), numbered in the order they happened; each account's latest
+``FILLS_KEPT`` are kept, the oldest forgotten first.
+
 Self-trade: a taker that meets its own resting order cancels that resting order (as the
 Hyperliquid face's book does) and goes on; the venue's ``stp`` options are not offered.
 
@@ -43,6 +57,9 @@ from mm.venues.sim.kucoin.ledger import SpotLedger
 
 __all__ = [
     "DONE_KEPT",
+    "FILLS_KEPT",
+    "Altered",
+    "Fill",
     "OrderChange",
     "Placed",
     "Refusal",
@@ -54,6 +71,7 @@ __all__ = [
 
 TIMES_IN_FORCE = ("GTC", "IOC", "FOK")
 DONE_KEPT = 10_000  # done orders kept for queries by id, the oldest forgotten first
+FILLS_KEPT = 10_000  # each account's latest fills kept for its trade history
 
 
 @attrs.frozen
@@ -141,6 +159,42 @@ class Placed:
     changes: tuple[OrderChange, ...]
 
 
+@attrs.frozen
+class Altered:
+    """A modified order: the old one's cancel, and the new order (None: the new size was no
+    more than the old order had filled, so only the cancel; or the new order was refused, the
+    refusal in ``refusal``)."""
+
+    cancelled: tuple[OrderChange, ...]
+    placed: Placed | None
+    refusal: Refusal | None = None
+
+
+@attrs.frozen
+class Fill:
+    """One side of a trade, for its account's trade history (``/api/v1/hf/fills``)."""
+
+    id: int  # fills are numbered across the venue in the order they happen (paging goes by it)
+    trade_id: int
+    user: str
+    oid: str
+    counter_oid: str
+    symbol: str
+    side: str
+    order_type: str
+    liquidity: str  # taker | maker
+    price: Decimal
+    size: Decimal
+    fee: Decimal
+    fee_rate: Decimal
+    fee_currency: str
+    ts_ns: int
+
+    @property
+    def funds(self) -> Decimal:
+        return self.price * self.size
+
+
 @attrs.define
 class SpotOrder:
     """An order the exchange took: what it asked, and what it has done so far."""
@@ -160,6 +214,11 @@ class SpotOrder:
     updated_ns: int = 0
     end: str | None = None  # "filled" or "canceled" once done; None while active
     in_book: bool = False
+    done_number: int = 0  # once done: the order it became done in (done orders page by it)
+
+
+def _number(value: Decimal) -> str:
+    return f"{value.normalize():f}"
 
 
 def _decimal(text: str | None) -> Decimal | None:
@@ -191,7 +250,11 @@ class SpotExchange:
         self.live: dict[str, SpotOrder] = {}  # active orders by order id
         self.orders: dict[str, SpotOrder] = {}  # every order kept, active or done, by id
         self._done: deque[str] = deque()
+        self._done_numbers = itertools.count(1)
         self._by_number: dict[int, SpotOrder] = {}
+        self._client_oids: dict[tuple[str, str], str] = {}  # (user, clientOid) -> active order
+        self._fill_numbers = itertools.count(1)
+        self.fills: dict[str, deque[Fill]] = {}  # each account's latest fills, oldest first
 
     # --- requests -----------------------------------------------------------------------------
 
@@ -201,6 +264,8 @@ class SpotExchange:
         if isinstance(checked, Refusal):
             return checked
         price, size, funds = checked
+        if request.client_oid is not None and (user, request.client_oid) in self._client_oids:
+            return Refusal("400100", "clientOid duplicated")
         number = next(self._numbers)
         oid = f"{number:024x}"
         order = SpotOrder(user, oid, number, request, symbol, price, size, funds, now_ns)
@@ -225,6 +290,8 @@ class SpotExchange:
         self.live[oid] = order
         self.orders[oid] = order
         self._by_number[number] = order
+        if request.client_oid is not None:
+            self._client_oids[user, request.client_oid] = oid
         self._execute(order, now_ns, changes)
         return Placed(oid, tuple(changes))
 
@@ -234,6 +301,78 @@ class SpotExchange:
             return Refusal("400100", "order not exist.")
         self.books[order.symbol.name].remove(order.number)
         return (self._end(order, "canceled", now_ns),)
+
+    def cancel_all(
+        self, user: str, symbols: Iterable[str] | None = None, now_ns: int = 0
+    ) -> tuple[OrderChange, ...]:
+        """Cancel every active order of the account on ``symbols`` (None: on every symbol)."""
+        wanted = None if symbols is None else set(symbols)
+        doomed = [
+            oid
+            for oid, order in self.live.items()
+            if order.user == user and (wanted is None or order.symbol.name in wanted)
+        ]
+        changes: list[OrderChange] = []
+        for oid in doomed:
+            result = self.cancel(user, oid, now_ns)
+            assert not isinstance(result, Refusal)
+            changes.extend(result)
+        return tuple(changes)
+
+    def active_by_client_oid(self, user: str, client_oid: str) -> SpotOrder | None:
+        """The account's active order with this ``clientOid`` (unique among them), or None."""
+        oid = self._client_oids.get((user, client_oid))
+        return None if oid is None else self.live[oid]
+
+    def alter(
+        self,
+        user: str,
+        oid: str,
+        new_price: str | None,
+        new_size: str | None,
+        now_ns: int,
+    ) -> Altered | Refusal:
+        """Modify an active limit order (see the module): refused, nothing changed, when the
+        order is not the account's active one (``400100`` "order not exist.") or the new order
+        would be refused for its fields. A new order the balance cannot cover after the cancel
+        is ``Altered`` with the ``200004`` refusal and the old order cancelled (the venue
+        cancels first)."""
+        order = self.live.get(oid)
+        if order is None or order.user != user:
+            return Refusal("400100", "order not exist.")
+        if new_price is None and new_size is None:
+            return Refusal("400100", "newPrice or newSize: one of them is required")
+        assert order.price is not None
+        assert order.size is not None
+        size = _decimal(new_size) if new_size is not None else order.size
+        assert size is not None
+        if size <= 0 or order.symbol.lots(size) is None:
+            return Refusal("400100", "Order size increment invalid.")
+        left = size - order.filled
+        request = attrs.evolve(
+            order.request,
+            price=new_price if new_price is not None else _number(order.price),
+            size=_number(left),
+        )
+        if left > 0:
+            checked = self._check(request, order.symbol)
+            if isinstance(checked, Refusal):
+                return checked
+        cancelled = self.cancel(user, oid, now_ns)
+        assert not isinstance(cancelled, Refusal)
+        if left <= 0:
+            return Altered(cancelled, None)
+        placed = self.place(user, request, now_ns)
+        if isinstance(placed, Refusal):
+            return Altered(cancelled, None, placed)
+        return Altered(cancelled, placed)
+
+    def done_orders(self, user: str, symbol: str) -> Iterable[SpotOrder]:
+        """The account's done orders of the symbol still kept, the latest done first."""
+        for oid in reversed(self._done):
+            order = self.orders.get(oid)
+            if order is not None and order.user == user and order.symbol.name == symbol:
+                yield order
 
     def check(self, request: SpotOrderRequest) -> Refusal | None:
         """The refusal ``place`` would answer for the request's own fields (the balance
@@ -428,14 +567,36 @@ class SpotExchange:
             buy_fee_rate=taker_rate if taker_buys else maker_rate,
             sell_fee_rate=maker_rate if taker_buys else taker_rate,
         )
-        trade_id = str(next(self._trades))
+        trade_number = next(self._trades)
+        trade_id = str(trade_number)
         fees = {buyer.oid: buy_fee, seller.oid: sell_fee}
+        rates = {taker.oid: taker_rate, maker.oid: maker_rate}
         for side in (taker, maker):
             side.filled += size
             side.deal_funds += price * size
             side.fee += fees[side.oid]
             side.updated_ns = now_ns
         for side, liquidity in ((taker, "taker"), (maker, "maker")):
+            counter = maker if side is taker else taker
+            self._record(
+                Fill(
+                    id=next(self._fill_numbers),
+                    trade_id=trade_number,
+                    user=side.user,
+                    oid=side.oid,
+                    counter_oid=counter.oid,
+                    symbol=symbol.name,
+                    side=side.request.side,
+                    order_type=side.request.type,
+                    liquidity=liquidity,
+                    price=price,
+                    size=size,
+                    fee=fees[side.oid],
+                    fee_rate=rates[side.oid],
+                    fee_currency=symbol.quote,
+                    ts_ns=now_ns,
+                )
+            )
             changes.append(
                 self._change(
                     side,
@@ -453,10 +614,18 @@ class SpotExchange:
 
     # --- bookkeeping --------------------------------------------------------------------------
 
+    def _record(self, fill: Fill) -> None:
+        kept = self.fills.setdefault(fill.user, deque(maxlen=FILLS_KEPT))
+        kept.append(fill)
+
     def _end(self, order: SpotOrder, kind: str, now_ns: int) -> OrderChange:
         self.live.pop(order.oid, None)
         self._by_number.pop(order.number, None)
+        client_key = (order.user, order.request.client_oid or "")
+        if self._client_oids.get(client_key) == order.oid:
+            del self._client_oids[client_key]
         order.end, order.in_book, order.updated_ns = kind, False, now_ns
+        order.done_number = next(self._done_numbers)
         self._done.append(order.oid)
         while len(self._done) > DONE_KEPT:
             self.orders.pop(self._done.popleft(), None)

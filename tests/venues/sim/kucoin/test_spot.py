@@ -9,8 +9,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from mm.venues.sim.kucoin import spot
 from mm.venues.sim.kucoin.ledger import SpotLedger
 from mm.venues.sim.kucoin.spot import (
+    Altered,
     OrderChange,
     Placed,
     Refusal,
@@ -247,8 +249,110 @@ def test_no_money_is_made_or_lost_and_every_order_lives_as_documented(
             for user in USERS:
                 balance = ex.ledger.balance(user, currency)
                 assert 0 <= balance.holds <= balance.balance
+    # Every order's fills, in its account's trade history, add up to what it traded.
+    for order in ex.orders.values():
+        own_fills = [f for f in ex.fills.get(order.user, ()) if f.oid == order.oid]
+        assert sum((f.size for f in own_fills), D(0)) == order.filled
+        assert sum((f.funds for f in own_fills), D(0)) == order.deal_funds
+        assert sum((f.fee for f in own_fills), D(0)) == order.fee
+    for user in USERS:
+        ids = [f.id for f in ex.fills.get(user, ())]
+        assert ids == sorted(set(ids))
     for oid in list(ex.live):
         ex.cancel(ex.live[oid].user, oid, 10_000)
     for user in USERS:
         assert ex.ledger.balance(user, "USDT").holds == 0
         assert ex.ledger.balance(user, "BTC").holds == 0
+
+
+def test_a_client_oid_is_unique_among_the_accounts_active_orders() -> None:
+    ex = exchange()
+    first = placed(ex.place("alice", limit("buy", "50000", "0.1", client_oid="c-1"), 1))
+    again = ex.place("alice", limit("buy", "50000", "0.1", client_oid="c-1"), 2)
+    assert again == Refusal("400100", "clientOid duplicated")
+    assert ex.ledger.balance("alice", "USDT").holds == D("5005")  # the first one's alone
+    placed(ex.place("bob", limit("buy", "50000", "0.1", client_oid="c-1"), 3))  # another's
+    assert ex.active_by_client_oid("alice", "c-1") is ex.live[first.oid]
+    ex.cancel("alice", first.oid, 4)
+    assert ex.active_by_client_oid("alice", "c-1") is None
+    reused = placed(ex.place("alice", limit("buy", "50000", "0.1", client_oid="c-1"), 5))
+    assert ex.active_by_client_oid("alice", "c-1") is ex.live[reused.oid]
+
+
+def test_cancel_all_of_some_symbols_or_all() -> None:
+    ex = exchange()
+    mine = [placed(ex.place("alice", limit("buy", "5000", "0.1"), n)).oid for n in (1, 2)]
+    theirs = placed(ex.place("bob", limit("buy", "5000", "0.1"), 3)).oid
+    assert ex.cancel_all("alice", ["ETH-USDT"], 4) == ()
+    changes = ex.cancel_all("alice", None, 5)
+    assert [(c.oid, c.type) for c in changes] == [(oid, "canceled") for oid in mine]
+    assert list(ex.live) == [theirs]
+
+
+def test_an_altered_order_is_cancelled_and_replaced() -> None:
+    ex = exchange()
+    bid = placed(ex.place("alice", limit("buy", "60000", "0.5", client_oid="a-1"), 1))
+    placed(ex.place("bob", limit("sell", "60000", "0.2"), 2))  # fills 0.2 of it
+    altered = ex.alter("alice", bid.oid, "59000", "0.6", 3)
+    assert isinstance(altered, Altered)
+    assert [(c.oid, c.type) for c in altered.cancelled] == [(bid.oid, "canceled")]
+    assert altered.placed is not None
+    new = ex.live[altered.placed.oid]
+    assert new.oid != bid.oid
+    assert (new.price, new.size, new.request.client_oid) == (D(59_000), D("0.4"), "a-1")
+    assert kinds(altered.placed.changes, new.oid) == ["received", "open"]
+    # The hold is the new order's alone: 59,000 x 0.4 and the most it can pay in fees.
+    assert ex.ledger.balance("alice", "USDT").holds == D(59_000) * D("0.4") * (1 + TAKER)
+    # A new size no more than the old order filled: only the cancel.
+    placed(ex.place("bob", limit("sell", "59000", "0.1"), 4))
+    only_cancel = ex.alter("alice", new.oid, None, "0.1", 5)
+    assert only_cancel == Altered(only_cancel.cancelled, None)  # type: ignore[union-attr]
+    assert not ex.live
+    # A done order cannot be altered; a refused new price leaves the order as it was.
+    assert ex.alter("alice", new.oid, "1", None, 6) == Refusal("400100", "order not exist.")
+    kept = placed(ex.place("alice", limit("buy", "100", "0.1"), 7))
+    assert ex.alter("alice", kept.oid, "100.05", None, 8) == Refusal(
+        "400100", "Price increment invalid."
+    )
+    assert ex.alter("bob", kept.oid, "101", None, 9) == Refusal("400100", "order not exist.")
+    assert kept.oid in ex.live
+
+
+def test_an_altered_order_the_balance_cannot_cover_is_cancelled_and_refused() -> None:
+    ex = exchange()
+    bid = placed(ex.place("alice", limit("buy", "50000", "1"), 1))
+    altered = ex.alter("alice", bid.oid, None, "3", 2)  # 150,000 USDT: more than it has
+    assert isinstance(altered, Altered)
+    assert altered.refusal == Refusal("200004", "Balance insufficient!")
+    assert [c.type for c in altered.cancelled] == ["canceled"]
+    assert not ex.live
+
+
+def test_each_trade_is_a_fill_for_both_accounts() -> None:
+    ex = exchange()
+    ask = placed(ex.place("alice", limit("sell", "60000", "0.5"), 1_000_000))
+    buy = placed(ex.place("bob", limit("buy", "60000", "0.2"), 2_000_000))
+    (sold,), (bought,) = ex.fills["alice"], ex.fills["bob"]
+    assert (bought.oid, bought.counter_oid, bought.liquidity) == (buy.oid, ask.oid, "taker")
+    assert (sold.oid, sold.counter_oid, sold.liquidity) == (ask.oid, buy.oid, "maker")
+    assert bought.trade_id == sold.trade_id
+    assert (bought.price, bought.size, bought.funds) == (D(60_000), D("0.2"), D(12_000))
+    assert (bought.fee, bought.fee_rate, bought.fee_currency) == (D(12), TAKER, "USDT")
+    assert (sold.fee, sold.fee_rate, sold.side, sold.order_type) == (
+        D("9.6"),
+        MAKER,
+        "sell",
+        "limit",
+    )
+    assert bought.ts_ns == 2_000_000
+
+
+def test_an_accounts_fills_are_kept_to_a_bound(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(spot, "FILLS_KEPT", 3)
+    ex = exchange()
+    placed(ex.place("alice", limit("sell", "60000", "0.5"), 1))
+    for n in range(5):
+        placed(ex.place("bob", limit("buy", "60000", "0.01"), 2 + n))
+    kept = list(ex.fills["bob"])
+    assert len(kept) == 3
+    assert [f.trade_id for f in kept] == [3, 4, 5]  # the latest, the oldest forgotten
