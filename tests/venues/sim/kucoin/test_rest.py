@@ -232,6 +232,17 @@ def test_request_refusals(
             "/api/v1/accounts",
             f"/api/v1/hf/orders/{'a' * 24}",
             "/api/v1/hf/orders/client-order/x",
+            "/api/v1/hf/orders/sync",
+            "/api/v1/hf/orders/multi",
+            "/api/v1/hf/orders/multi/sync",
+            "/api/v1/hf/orders/alter",
+            "/api/v1/hf/orders/cancelAll",
+            f"/api/v1/hf/orders/sync/{'a' * 24}",
+            "/api/v1/hf/orders/sync/client-order/x",
+            "/api/v1/hf/orders/done",
+            "/api/v1/hf/fills",
+            "/api/v1/hf/orders/dead-cancel-all",
+            "/api/v1/hf/orders/dead-cancel-all/query",
         ]
     )
     | st.text(max_size=40),
@@ -248,15 +259,39 @@ def test_request_refusals(
                 "timeInForce",
                 "postOnly",
                 "clientOid",
+                "orderList",
+                "orderId",
+                "newPrice",
+                "newSize",
+                "timeout",
+                "symbols",
             ]
         ),
         st.none()
         | st.booleans()
         | st.integers()
         | st.text(max_size=12)
-        | st.sampled_from(["BTC-USDT", "buy", "sell", "limit", "market", "60000", "0.1", "IOC"]),
+        | st.sampled_from(["BTC-USDT", "buy", "sell", "limit", "market", "60000", "0.1", "IOC"])
+        | st.lists(
+            st.dictionaries(
+                st.sampled_from(["symbol", "side", "price", "size", "type"]),
+                st.sampled_from(["BTC-USDT", "buy", "limit", "60000", "0.1"]) | st.integers(),
+            )
+            | st.integers(),
+            max_size=7,
+        ),
     ).map(lambda d: json.dumps(d).encode()),
-    query=st.text(max_size=30),
+    query=st.text(max_size=30)
+    | st.sampled_from(
+        [
+            "symbol=BTC-USDT",
+            "symbol=BTC-USDT&limit=500",
+            "symbol=BTC-USDT&lastId=-1&side=buy",
+            "symbol=BTC-USDT&startAt=99999999999999999999999",
+            "symbol=BTC-USDT&orderId=x&type=market",
+            "symbol=BTC-USDT&limit=%C2%B2",
+        ]
+    ),
 )
 def test_no_request_makes_the_face_raise(method: str, path: str, body: bytes, query: str) -> None:
     rest = face()
