@@ -17,8 +17,9 @@ Anything else is answered ``{"id", "type": "error", "code": 404, "data": "topic 
 found"}``; a message that is not JSON, ``{"type": "error", "code": 400}``. Each session has a
 bounded outbox (``mm.venues.sim.hub``): a client that does not keep up is disconnected.
 
-The market loop steps the triangle market every ``step_s`` and re-quotes its liquidity; after
-it, and after every REST request, the changed levels and order changes are published.
+The market loop steps the triangle market every ``step_s``, re-quotes its liquidity and fires
+the dead-man's switches due (``KucoinRest.expire``); after it, and after every REST request, the
+changed levels and order changes are published.
 
 How it fails: no request or message raises out of a handler; the server's own errors end
 ``run`` (the caller's nursery sees them).
@@ -118,6 +119,7 @@ class KucoinSimVenue:
             last = now
             for placed in self.market.quote(self.exchange, self.now_ns()):
                 self.rest.changes.extend(placed.changes)
+            self.rest.expire(self.now_ns())  # the accounts' dead-man's switches
             self.publish()
             self._publish_depth5()
 

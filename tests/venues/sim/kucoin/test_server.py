@@ -1,6 +1,6 @@
 """The KuCoin face over loopback: REST and the token handshake over HTTP, the WebSocket's
 welcome, pings, subscriptions, level-2 increments and private order changes, each read with
-the adapter's own parsers."""
+the adapter's own parsers; the dead-man's switch firing on the face's (Trio's) clock."""
 
 from __future__ import annotations
 
@@ -144,3 +144,31 @@ async def test_a_websocket_without_an_issued_token_is_refused() -> None:
         with pytest.raises(ConnectionRejected):
             async with open_websocket_url(url):
                 pass
+
+
+async def test_the_dead_mans_switch_fires_on_the_faces_clock(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """Armed for 5 s, set again before then, and left: the order is cancelled 5 s after the
+    last setting, on the market loop's clock, not after the first."""
+    async with running() as (venue, client):
+        order = {"symbol": "ETH-USDT", "side": "buy", "price": "100", "size": "0.5"}
+        oid = (await signed(client, "POST", "/api/v1/hf/orders", body=order))["orderId"]
+        arm = {"timeout": 5, "symbols": "ETH-USDT"}
+        first = trio.current_time()
+        await signed(client, "POST", "/api/v1/hf/orders/dead-cancel-all", body=arm)
+        await trio.sleep_until(first + 3)
+        assert oid in venue.exchange.live
+        again = trio.current_time()
+        await signed(client, "POST", "/api/v1/hf/orders/dead-cancel-all", body=arm)
+        armed_again = trio.current_time()
+        assert armed_again < first + 5  # (set again before the first setting expired)
+        query = await signed(client, "GET", "/api/v1/hf/orders/dead-cancel-all/query")
+        assert query["timeout"] == 5
+        assert query["symbols"] == "ETH-USDT"
+        await trio.sleep_until(again + 4.9)  # past the first setting's time
+        assert oid in venue.exchange.live
+        await trio.sleep_until(armed_again + 5 + 2 * venue.step_s)
+        assert oid not in venue.exchange.live
+        assert venue.exchange.orders[oid].end == "canceled"
+        assert await signed(client, "GET", "/api/v1/hf/orders/dead-cancel-all/query") == {}
