@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import pytest
@@ -57,8 +57,9 @@ def face() -> Iterator[KucoinSimVenue]:
         thread.join(START_WITHIN)
 
 
-def sdk_client(url: str, *, secret: str | None = None) -> Any:
-    """An SDK client with the simulator's development key (or another ``secret``)."""
+def sdk_client(url: str, *, secret: str | None = None, interceptors: Sequence[Any] = ()) -> Any:
+    """An SDK client with the simulator's development key (or another ``secret``), and the
+    SDK's own request ``interceptors`` (its hook for what goes on the wire, if any)."""
     option = (
         ClientOptionBuilder()
         .set_key(DEV_KEY.key.reveal())
@@ -67,7 +68,7 @@ def sdk_client(url: str, *, secret: str | None = None) -> Any:
         .set_spot_endpoint(url)
         .set_futures_endpoint(url)
         .set_broker_endpoint(url)
-        .set_transport_option(TransportOptionBuilder().build())
+        .set_transport_option(TransportOptionBuilder().set_interceptors(list(interceptors)).build())
         .set_websocket_client_option(WebSocketClientOptionBuilder().build())
         .build()
     )

@@ -1,11 +1,15 @@
 """KuCoin's official SDK, unchanged, against the face's REST: market data, orders of each
-kind, cancels, queries, balances, test orders, and the venue's error codes."""
+kind, cancels, queries, balances, test orders, the HF endpoints beyond one order (sync place,
+batches, modify, sync cancels, cancel-all, the trade history, the dead-man's switch), and the
+venue's error codes."""
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 import pytest
+import requests
 from kucoin_universal_sdk.generate.account.account import GetSpotAccountListReqBuilder
 from kucoin_universal_sdk.generate.account.fee import GetSpotActualFeeReqBuilder
 from kucoin_universal_sdk.generate.spot.market import (
@@ -15,14 +19,24 @@ from kucoin_universal_sdk.generate.spot.market import (
 from kucoin_universal_sdk.generate.spot.order import (
     AddOrderReq,
     AddOrderReqBuilder,
+    AddOrderSyncReq,
+    AddOrderSyncReqBuilder,
     AddOrderTestReq,
     AddOrderTestReqBuilder,
+    BatchAddOrdersOrderList,
+    BatchAddOrdersOrderListBuilder,
+    BatchAddOrdersReqBuilder,
     CancelOrderByClientOidReqBuilder,
+    CancelOrderByClientOidSyncReqBuilder,
     CancelOrderByOrderIdReqBuilder,
     GetOpenOrdersReqBuilder,
     GetOrderByClientOidReqBuilder,
     GetOrderByOrderIdReqBuilder,
+    GetTradeHistoryReqBuilder,
+    ModifyOrderReqBuilder,
+    SetDcpReqBuilder,
 )
+from kucoin_universal_sdk.model.transport_option import Interceptor
 
 from mm import clock
 from mm.venues.sim.kucoin.server import KucoinSimVenue
@@ -183,3 +197,196 @@ def test_the_venues_refusals_reach_the_sdk(face: KucoinSimVenue, client: Any) ->
     wrong_secret = sdk_client(face.url, secret="not-the-secret")
     with pytest.raises(Exception, match=r"40000[45]"):  # its passphrase is signed wrong too
         balances(wrong_secret)
+
+
+def limit_order(client_oid: str, price: str, size: str, symbol: str = "ETH-USDT") -> Any:
+    return (
+        AddOrderReqBuilder()
+        .set_client_oid(client_oid)
+        .set_side(BUY)
+        .set_symbol(symbol)
+        .set_type(LIMIT)
+        .set_price(price)
+        .set_size(size)
+        .build()
+    )
+
+
+def test_a_sync_market_order_and_its_fills(client: Any) -> None:
+    api = orders(client)
+    state = api.add_order_sync(
+        AddOrderSyncReqBuilder()
+        .set_client_oid("sdk-sync-1")
+        .set_side(AddOrderSyncReq.SideEnum.BUY)
+        .set_symbol("BTC-USDT")
+        .set_type(AddOrderSyncReq.TypeEnum.MARKET)
+        .set_funds("100")
+        .build()
+    )
+    assert (state.client_oid, state.status.value) == ("sdk-sync-1", "done")
+    assert Decimal(state.deal_size) > 0
+    assert state.order_time <= state.match_time
+    history = api.get_trade_history(
+        GetTradeHistoryReqBuilder().set_symbol("BTC-USDT").set_order_id(state.order_id).build()
+    )
+    fills = history.items
+    assert fills
+    assert sum(Decimal(f.size) for f in fills) == Decimal(state.deal_size)
+    for fill in fills:
+        assert (fill.order_id, fill.symbol, fill.side.value, fill.liquidity.value) == (
+            state.order_id,
+            "BTC-USDT",
+            "buy",
+            "taker",
+        )
+        assert Decimal(fill.funds) == Decimal(fill.price) * Decimal(fill.size)
+        assert Decimal(fill.fee) == Decimal(fill.funds) * Decimal("0.001")
+        assert (fill.fee_rate, fill.fee_currency, fill.type.value) == ("0.001", "USDT", "market")
+        assert isinstance(fill.id, int)
+        assert isinstance(fill.trade_id, int)
+    assert [f.id for f in fills] == sorted((f.id for f in fills), reverse=True)  # newest first
+    done = api.get_order_by_order_id(
+        GetOrderByOrderIdReqBuilder().set_symbol("BTC-USDT").set_order_id(state.order_id).build()
+    )
+    assert Decimal(done.fee) == sum(Decimal(f.fee) for f in fills)
+    # The account's history pages by lastId: a page of one, then the one before it.
+    page = api.get_trade_history(
+        GetTradeHistoryReqBuilder().set_symbol("BTC-USDT").set_limit(1).build()
+    )
+    assert len(page.items) == 1
+    assert page.last_id == page.items[0].id
+
+
+def test_a_batch_with_a_refused_order(client: Any) -> None:
+    api = orders(client)
+
+    def entry(client_oid: str, price: str) -> Any:
+        return (
+            BatchAddOrdersOrderListBuilder()
+            .set_client_oid(client_oid)
+            .set_symbol("ETH-USDT")
+            .set_type(BatchAddOrdersOrderList.TypeEnum.LIMIT)
+            .set_side(BatchAddOrdersOrderList.SideEnum.BUY)
+            .set_price(price)
+            .set_size("0.1")
+            .build()
+        )
+
+    answers = api.batch_add_orders(
+        BatchAddOrdersReqBuilder()
+        .set_order_list([entry("sdk-multi-1", "100"), entry("sdk-multi-2", "100.001")])
+        .build()
+    ).data
+    assert [(a.success, a.client_oid) for a in answers] == [(True, "sdk-multi-1"), (False, None)]
+    assert answers[1].fail_msg == "Price increment invalid."
+    cancelled = api.cancel_order_by_client_oid_sync(
+        CancelOrderByClientOidSyncReqBuilder()
+        .set_symbol("ETH-USDT")
+        .set_client_oid("sdk-multi-1")
+        .build()
+    )
+    assert (cancelled.client_oid, cancelled.status.value, cancelled.canceled_size) == (
+        "sdk-multi-1",
+        "done",
+        "0.1",
+    )
+
+
+def test_modify_replaces_the_order(client: Any) -> None:
+    api = orders(client)
+    placed = api.add_order(limit_order("sdk-alter-1", "100", "0.5"))
+    altered = api.modify_order(
+        ModifyOrderReqBuilder()
+        .set_symbol("ETH-USDT")
+        .set_order_id(placed.order_id)
+        .set_new_price("99")
+        .build()
+    )
+    assert altered.client_oid == "sdk-alter-1"
+    assert altered.new_order_id != placed.order_id
+    now = api.get_order_by_client_oid(
+        GetOrderByClientOidReqBuilder().set_symbol("ETH-USDT").set_client_oid("sdk-alter-1").build()
+    )
+    assert (now.id, now.price, now.size, now.active) == (altered.new_order_id, "99", "0.5", True)
+    with pytest.raises(Exception, match="400100"):  # the old order is done
+        api.modify_order(
+            ModifyOrderReqBuilder()
+            .set_symbol("ETH-USDT")
+            .set_order_id(placed.order_id)
+            .set_new_price("98")
+            .build()
+        )
+    api.cancel_order_by_client_oid(
+        CancelOrderByClientOidReqBuilder()
+        .set_symbol("ETH-USDT")
+        .set_client_oid("sdk-alter-1")
+        .build()
+    )
+
+
+def test_cancel_all_of_every_symbol(client: Any) -> None:
+    api = orders(client)
+    eth = api.add_order(limit_order("sdk-all-1", "100", "0.1"))
+    btc = api.add_order(limit_order("sdk-all-2", "1000", "0.001", symbol="BTC-USDT"))
+    answer = api.cancel_all_orders()
+    assert sorted(answer.succeed_symbols) == ["BTC-USDT", "ETH-USDT"]
+    assert answer.failed_symbols == []
+    for symbol, placed in (("ETH-USDT", eth), ("BTC-USDT", btc)):
+        done = api.get_order_by_order_id(
+            GetOrderByOrderIdReqBuilder().set_symbol(symbol).set_order_id(placed.order_id).build()
+        )
+        assert done.active is False
+
+
+def test_the_dead_mans_switch_armed_queried_and_disarmed(client: Any) -> None:
+    api = orders(client)
+    armed = api.set_dcp(SetDcpReqBuilder().set_timeout(86_400).set_symbols("ETH-BTC").build())
+    try:
+        assert armed.trigger_time - armed.current_time == 86_400
+        assert abs(armed.current_time - clock.wall_ms() // 1000) <= 5
+        query = api.get_dcp()
+        assert (query.timeout, query.symbols, query.trigger_time) == (
+            86_400,
+            "ETH-BTC",
+            armed.trigger_time,
+        )
+    finally:
+        api.set_dcp(SetDcpReqBuilder().set_timeout(-1).build())
+    unset = api.get_dcp()
+    assert (unset.timeout, unset.symbols, unset.trigger_time) == (None, None, None)
+    with pytest.raises(Exception, match="400100"):
+        api.set_dcp(SetDcpReqBuilder().set_timeout(4).build())
+
+
+class _Tamper(Interceptor):  # type: ignore[misc]  # (the SDK is untyped)
+    """Changes a signed request on its way: its query (so the signature no longer covers
+    what is sent), or its timestamp (set ``stale_ms`` back)."""
+
+    def __init__(self, *, query: str | None = None, stale_ms: int = 0) -> None:
+        self.query, self.stale_ms = query, stale_ms
+
+    def before(self, req: requests.PreparedRequest) -> requests.PreparedRequest:
+        if self.query is not None:
+            req.url = f"{req.url}?{self.query}"
+        if self.stale_ms:
+            stamp = int(req.headers["KC-API-TIMESTAMP"])
+            req.headers["KC-API-TIMESTAMP"] = str(stamp - self.stale_ms)
+        return req
+
+    def after(
+        self,
+        req: requests.PreparedRequest,
+        resp: requests.Response | None,
+        err: Exception | None,
+    ) -> requests.Response | None:
+        return resp
+
+
+def test_a_wrong_signature_and_a_stale_timestamp_are_refused(face: KucoinSimVenue) -> None:
+    tampered = sdk_client(face.url, interceptors=[_Tamper(query="currency=USDT")])
+    with pytest.raises(Exception, match="400005"):
+        balances(tampered)
+    stale = sdk_client(face.url, interceptors=[_Tamper(stale_ms=10_000)])
+    with pytest.raises(Exception, match="400002"):
+        balances(stale)
+    assert "USDT" in balances(sdk_client(face.url, interceptors=[_Tamper()]))  # untouched: fine
