@@ -336,8 +336,8 @@ class KucoinRest:
         entries = self._body(body).get("orderList")
         if type(entries) is not list or not 0 < len(entries) <= MAX_BATCH:
             raise _BadRequest(f"orderList: 1 to {MAX_BATCH} orders")
-        symbols = {entry.get("symbol") for entry in entries if type(entry) is dict}
-        if len(symbols) > 1:
+        symbols = [entry.get("symbol") for entry in entries if type(entry) is dict]
+        if any(symbol != symbols[0] for symbol in symbols):  # (any JSON value, unhashable too)
             raise _BadRequest("orderList: the orders must be of one symbol")
         answers: list[SpotOrder | dict[str, Any]] = []
         for entry in entries:

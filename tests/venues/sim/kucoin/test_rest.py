@@ -275,7 +275,9 @@ def test_request_refusals(
         | st.lists(
             st.dictionaries(
                 st.sampled_from(["symbol", "side", "price", "size", "type"]),
-                st.sampled_from(["BTC-USDT", "buy", "limit", "60000", "0.1"]) | st.integers(),
+                st.sampled_from(["BTC-USDT", "buy", "limit", "60000", "0.1"])
+                | st.integers()
+                | st.lists(st.integers(), max_size=2),
             )
             | st.integers(),
             max_size=7,

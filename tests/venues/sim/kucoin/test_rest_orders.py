@@ -129,6 +129,12 @@ def test_a_batch_answers_each_order_in_turn_and_a_refused_one_stops_none() -> No
         {"orderList": "no"},
         {},
         {"orderList": [order("buy", "100", "0.1"), order("buy", "100", "0.1", symbol="ETH-USDT")]},
+        {
+            "orderList": [
+                order("buy", "100", "0.1", symbol=["BTC-USDT"]),
+                order("buy", "100", "0.1"),
+            ]
+        },
     ],
 )
 def test_a_batch_out_of_bounds_is_refused_whole(body: dict[str, Any]) -> None:
