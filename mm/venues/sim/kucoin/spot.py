@@ -303,7 +303,7 @@ class SpotExchange:
         return (self._end(order, "canceled", now_ns),)
 
     def cancel_all(
-        self, user: str, symbols: Iterable[str] | None = None, now_ns: int = 0
+        self, user: str, symbols: Iterable[str] | None, now_ns: int
     ) -> tuple[OrderChange, ...]:
         """Cancel every active order of the account on ``symbols`` (None: on every symbol)."""
         wanted = None if symbols is None else set(symbols)
