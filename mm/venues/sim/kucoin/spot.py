@@ -70,7 +70,7 @@ __all__ = [
 ]
 
 TIMES_IN_FORCE = ("GTC", "IOC", "FOK")
-DONE_KEPT = 10_000  # done orders kept for queries by id, the oldest forgotten first
+DONE_KEPT = 10_000  # each account's done orders kept for queries, its oldest forgotten first
 FILLS_KEPT = 10_000  # each account's latest fills kept for its trade history
 
 
@@ -249,7 +249,9 @@ class SpotExchange:
         self._trades = itertools.count(1)
         self.live: dict[str, SpotOrder] = {}  # active orders by order id
         self.orders: dict[str, SpotOrder] = {}  # every order kept, active or done, by id
-        self._done: deque[str] = deque()
+        # Each account's done orders, oldest first: kept per account, so that the liquidity
+        # provider's churn (a re-quote every step) never pushes a trader's orders out.
+        self._done: dict[str, deque[str]] = {}
         self._done_numbers = itertools.count(1)
         self._by_number: dict[int, SpotOrder] = {}
         self._client_oids: dict[tuple[str, str], str] = {}  # (user, clientOid) -> active order
@@ -369,9 +371,9 @@ class SpotExchange:
 
     def done_orders(self, user: str, symbol: str) -> Iterable[SpotOrder]:
         """The account's done orders of the symbol still kept, the latest done first."""
-        for oid in reversed(self._done):
+        for oid in reversed(self._done.get(user, ())):
             order = self.orders.get(oid)
-            if order is not None and order.user == user and order.symbol.name == symbol:
+            if order is not None and order.symbol.name == symbol:
                 yield order
 
     def check(self, request: SpotOrderRequest) -> Refusal | None:
@@ -626,9 +628,10 @@ class SpotExchange:
             del self._client_oids[client_key]
         order.end, order.in_book, order.updated_ns = kind, False, now_ns
         order.done_number = next(self._done_numbers)
-        self._done.append(order.oid)
-        while len(self._done) > DONE_KEPT:
-            self.orders.pop(self._done.popleft(), None)
+        done = self._done.setdefault(order.user, deque())
+        done.append(order.oid)
+        if len(done) > DONE_KEPT:
+            self.orders.pop(done.popleft(), None)
         if self.ledger.holding(order.oid) is not None:
             self.ledger.release(order.oid)
         return self._change(order, kind, now_ns)

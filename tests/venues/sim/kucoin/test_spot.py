@@ -356,3 +356,22 @@ def test_an_accounts_fills_are_kept_to_a_bound(monkeypatch: pytest.MonkeyPatch) 
     kept = list(ex.fills["bob"])
     assert len(kept) == 3
     assert [f.trade_id for f in kept] == [3, 4, 5]  # the latest, the oldest forgotten
+
+
+def test_done_orders_are_kept_per_account(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Another account's churn (the liquidity provider re-quotes every step) never pushes an
+    account's done orders out: each keeps its latest ``DONE_KEPT``."""
+    monkeypatch.setattr(spot, "DONE_KEPT", 3)
+    ex = exchange()
+    mine = placed(ex.place("alice", limit("buy", "50000", "0.01"), 1)).oid
+    ex.cancel("alice", mine, 2)
+    for n in range(10):  # bob's churn: far more done orders than the bound
+        theirs = placed(ex.place("bob", limit("buy", "50000", "0.01"), 3 + n)).oid
+        ex.cancel("bob", theirs, 3 + n)
+    assert ex.orders[mine].end == "canceled"
+    assert [order.oid for order in ex.done_orders("alice", "BTC-USDT")] == [mine]
+    assert len(list(ex.done_orders("bob", "BTC-USDT"))) == 3
+    for n in range(3):  # alice's own churn does push her oldest out
+        later = placed(ex.place("alice", limit("buy", "50000", "0.01"), 20 + n)).oid
+        ex.cancel("alice", later, 20 + n)
+    assert mine not in ex.orders
