@@ -1,5 +1,6 @@
-"""KuCoin's messages into typed values, pure: so far the level-2 book's (the ``/market/level2``
-increments, the REST full book, the ``/spotMarket/level2Depth5`` snapshots).
+"""KuCoin's messages into typed values, pure: the level-2 book's (the ``/market/level2``
+increments, the REST full book, the ``/spotMarket/level2Depth5`` snapshots), the tickers of
+``/market/ticker`` (best bid and ask, for mids) and the public trades of ``/market/match``.
 
 Numbers come as the venue's decimal strings and are read strictly (``numbers.parse``'s grammar:
 no exponent, sign, space or NaN) into floats; sequences as integers or strings of digits (the
@@ -12,11 +13,25 @@ from __future__ import annotations
 
 from typing import Any
 
-from mm.model import BookSnapshot
+import attrs
+
+from mm.model import BookSnapshot, Side, Trade, TradeId
 from mm.venues.kucoin import numbers
+from mm.venues.kucoin.ids import trade_id
 from mm.venues.kucoin.level2 import Change, Increment, Snapshot
 
-__all__ = ["CodecError", "parse_depth5", "parse_level2_increment", "parse_level2_snapshot"]
+__all__ = [
+    "CodecError",
+    "Ticker",
+    "parse_depth5",
+    "parse_level2_increment",
+    "parse_level2_snapshot",
+    "parse_match",
+    "parse_ticker",
+]
+
+TICKER_PREFIX = "/market/ticker"
+_SIDES = {"buy": Side.BUY, "sell": Side.SELL}
 
 
 class CodecError(ValueError):
@@ -121,3 +136,85 @@ def parse_depth5(message: Any, received_ns: int = 0) -> BookSnapshot:
         )
     except (KeyError, TypeError, ValueError, AttributeError) as error:
         raise CodecError(f"malformed level2Depth5: {type(error).__name__}: {error}") from None
+
+
+@attrs.frozen(slots=True)
+class Ticker:
+    """A ``trade.ticker`` message: the symbol's best bid and ask (None: that side is empty,
+    the venue's ``"0"``) with their sizes, and the last trade's price and size."""
+
+    symbol: str
+    sequence: int
+    time_ms: int
+    best_bid: float | None
+    best_bid_size: float
+    best_ask: float | None
+    best_ask_size: float
+    price: float
+    size: float
+
+    @property
+    def mid(self) -> float | None:
+        """The mid of the best bid and ask; None while a side is empty."""
+        if self.best_bid is None or self.best_ask is None:
+            return None
+        return (self.best_bid + self.best_ask) / 2
+
+
+def parse_ticker(topic: Any, subject: Any, data: Any) -> Ticker:
+    """A ``/market/ticker:SYMBOL`` message (the topic names the symbol) or a
+    ``/market/ticker:all`` one (the subject does), by its parts. The spec lists the time as
+    ``time``; its example of the per-symbol topic spells it ``Time``: either is read."""
+    try:
+        if type(topic) is not str:
+            raise ValueError(f"topic: expected a string, got {topic!r:.80}")
+        prefix, _, named = topic.partition(":")
+        if prefix != TICKER_PREFIX or not named:
+            raise ValueError(f"not a ticker topic: {topic!r:.80}")
+        symbol = subject if named == "all" else named
+        if type(symbol) is not str or not symbol:
+            raise ValueError(f"no symbol in topic {topic!r:.80}, subject {subject!r:.80}")
+        time = data["time"] if "time" in data else data["Time"]
+        bid, ask = _price(data["bestBid"]), _price(data["bestAsk"])
+        return Ticker(
+            symbol,
+            _sequence(data["sequence"]),
+            _millis(time),
+            bid or None,
+            _price(data["bestBidSize"]),
+            ask or None,
+            _price(data["bestAskSize"]),
+            _price(data["price"]),
+            _price(data["size"]),
+        )
+    except (KeyError, TypeError, ValueError) as error:
+        raise CodecError(f"malformed ticker: {type(error).__name__}: {error}") from None
+
+
+def parse_match(data: Any) -> Trade:
+    """A ``/market/match:SYMBOL`` message's ``data`` (``trade.l3match``): a public trade.
+    ``side`` is the taker's (the spec's trade history: "The trade side indicates the taker order
+    side"); ``time`` is in nanoseconds, as a string of digits."""
+    try:
+        if data["type"] != "match":
+            raise ValueError(f"type: expected 'match', got {data['type']!r:.40}")
+        symbol = data["symbol"]
+        if type(symbol) is not str or not symbol:
+            raise ValueError(f"symbol: expected a string, got {symbol!r:.80}")
+        side = _SIDES.get(data["side"]) if type(data["side"]) is str else None
+        if side is None:
+            raise ValueError(f"unknown side {data['side']!r:.40}")
+        price, size = _price(data["price"]), _price(data["size"])
+        if price <= 0 or size <= 0:
+            raise ValueError(f"a trade of {size} at {price}")
+        return Trade(
+            symbol, side, price, size, _sequence(data["time"]) // 1_000_000, _tid(data["tradeId"])
+        )
+    except (KeyError, TypeError, ValueError) as error:
+        raise CodecError(f"malformed match: {type(error).__name__}: {error}") from None
+
+
+def _tid(value: Any) -> TradeId:
+    if type(value) is not str:
+        raise ValueError(f"tradeId: expected a string, got {value!r:.40}")
+    return trade_id(value)
