@@ -65,7 +65,7 @@ def parse_balances(data: Any) -> tuple[Balance, ...]:
         for entry in data:
             if type(entry) is not dict:
                 raise TypeError(f"expected an object, got {type(entry).__name__}")
-            if entry["type"] != "trade":
+            if _text(entry, "type") != "trade":
                 continue
             balances.append(
                 Balance(
