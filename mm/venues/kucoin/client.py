@@ -49,6 +49,7 @@ from loguru import logger
 from mm import clock
 from mm.model import (
     AccountState,
+    Balance,
     CancelOrder,
     CancelResult,
     Fill,
@@ -199,7 +200,7 @@ class KucoinClient:
 
     # --- account reads -----------------------------------------------------------------------
 
-    async def balances(self) -> tuple[Any, ...]:
+    async def balances(self) -> tuple[Balance, ...]:
         """The trade (spot) account's balances, one per currency."""
         return await self._read(
             account.parse_balances, "GET", "/api/v1/accounts", query={"type": "trade"}
@@ -394,7 +395,7 @@ class KucoinClient:
         except (MalformedAnswer, CodecError) as error:
             raise OrderFateUnknown([cloid], f"unreadable answer: {error}") from error
         order = PlaceOrder(symbol, side, 0.0, 0.0, Tif.IOC, cloid)
-        return await self._placed(order, answer)
+        return await self._placed(order, answer, float(body["funds"]))
 
     async def test_order(self, order: PlaceOrder) -> Rejected | None:
         """Whether the venue would take ``order`` (``/hf/orders/test``: validated, never
@@ -409,7 +410,10 @@ class KucoinClient:
             return Rejected(str(error))
         return None
 
-    async def _placed(self, order: PlaceOrder, answer: order_answers.SyncAnswer) -> PlaceResult:
+    async def _placed(
+        self, order: PlaceOrder, answer: order_answers.SyncAnswer, funds: float | None = None
+    ) -> PlaceResult:
+        """The port's result of an answered order (``funds``: a market order's, by funds)."""
         if answer.refused is not None:
             return Rejected(answer.refused)
         assert answer.oid is not None
@@ -420,21 +424,25 @@ class KucoinClient:
         if answer.deal_size <= 0:
             why = "post-only order would have taken" if order.tif is Tif.ALO else "no fill"
             return Rejected(f"canceled by the venue on arrival: {why}")
-        return Filled(oid, order.cloid, answer.deal_size, await self._average(order, answer))
+        # A bound of the average, for when it cannot be read: the limit price, or what the
+        # funds would buy at most.
+        bound = order.px if funds is None else funds / answer.deal_size
+        average = await self._average(order, answer, bound)
+        return Filled(oid, order.cloid, answer.deal_size, average)
 
-    async def _average(self, order: PlaceOrder, answer: order_answers.SyncAnswer) -> float:
-        """The average price of a filled order, from its ``dealFunds``; its limit price (a
-        bound of it) when that read fails."""
+    async def _average(
+        self, order: PlaceOrder, answer: order_answers.SyncAnswer, bound: float
+    ) -> float:
+        """The average price of a filled order, from its ``dealFunds``; ``bound`` when that
+        read fails."""
         assert answer.oid is not None
         try:
             read = await self._order_read(f"/api/v1/hf/orders/{answer.oid}", order.coin)
         except (VenueError, MalformedAnswer) as error:
-            logger.warning(
-                "{}: the fill's average price unread ({}): its limit", order.cloid, error
-            )
+            logger.warning("{}: the fill's average price unread ({})", order.cloid, error)
             read = None
         if read is None or read.deal_size <= 0:
-            return order.px
+            return bound
         return read.deal_funds / read.deal_size
 
     # --- cancel and modify ---------------------------------------------------------------

@@ -237,3 +237,21 @@ async def test_the_streams_rest_and_the_rate_limit(face: Face) -> None:
     state = await client.rate_limit()
     assert 0 < state.requests_used <= state.requests_cap
     assert state.cum_volume == 0.0
+
+
+async def test_a_market_buy_by_funds_and_a_test_order(face: Face) -> None:
+    client = face.client
+    assert client.capabilities.market_by_quote
+    assert client.capabilities.test_orders
+    cloid = client.new_client_id()
+    result = await client.market_by_funds(SYMBOL, Side.BUY, 100.0, cloid)
+    assert isinstance(result, Filled)
+    assert result.cloid == cloid
+    assert result.total_sz * result.avg_px == pytest.approx(100.0, rel=1e-3)
+    valid = face.order(Side.BUY, face.passive(Side.BUY), Tif.GTC)
+    assert await client.test_order(valid) is None
+    assert await client.order_status(cloid=valid.cloid) is None  # validated, never placed
+    tiny = attrs.evolve(valid, sz=float(client.instrument(SYMBOL).size_increment))
+    refused = await client.test_order(tiny)
+    assert isinstance(refused, Rejected)
+    assert refused.reason
