@@ -15,9 +15,12 @@ rules the checks judge by.
    the account, naming the fill. An account with no fills yet cannot show it: the answer is
    allowed and says so (turn the setting off in KuCoin's fee settings before trading).
 
-``account_for``: the account is named by the API key's public part (the venue's own user id
-comes only from ``/api/v1/user/api-key``'s ``uid``, which the face does not serve); never the
-secret or the passphrase.
+``account_for``: the account is named by its API key (the venue's own user id comes only from
+``/api/v1/user/api-key``'s ``uid``, which the face does not serve), as a fingerprint:
+``kucoin-key-`` and the first 12 hex digits of the key's SHA-256. mm holds the key as a
+``Secret`` (it is one of the three things a request is signed with), so it is not printed
+whole in status, logs or the journal; the fingerprint is the same on every run with the key
+(``printf %s KEY | sha256sum`` shows which). Never the secret or the passphrase.
 
 Nothing is retried here: a request that fails raises, and the checks turn it into a FAIL with
 its text.
@@ -25,6 +28,7 @@ its text.
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -50,8 +54,9 @@ BOOK_TOPIC = "/spotMarket/level2Depth5"
 
 
 def account_for(credentials: Credentials) -> str:
-    """The account traded for, as mm names it: the API key's public part."""
-    return credentials.key.reveal()
+    """The account traded for, as mm names it: its API key's fingerprint (see the module)."""
+    digest = hashlib.sha256(credentials.key.reveal().encode()).hexdigest()
+    return f"kucoin-key-{digest[:12]}"
 
 
 class KucoinProbe:
