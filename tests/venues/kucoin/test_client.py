@@ -77,12 +77,16 @@ async def face_client() -> AsyncIterator[Face]:
 
 
 @pytest.fixture
-async def face(autojump_clock: trio.abc.Clock) -> AsyncIterator[Face]:
+async def face() -> AsyncIterator[Face]:
     async with face_client() as face:
         yield face
 
 
-async def test_it_is_the_ports_venue_client(face: Face) -> None:
+# Each test names autojump_clock itself: pytest-trio runs on the clock among the test's own
+# arguments, not on one a fixture asks for.
+
+
+async def test_it_is_the_ports_venue_client(face: Face, autojump_clock: trio.abc.Clock) -> None:
     client: VenueClient = face.client  # (mypy checks the protocol)
     assert client.capabilities == CAPABILITIES
     assert client.capabilities.max_batch == 5
@@ -93,7 +97,7 @@ async def test_it_is_the_ports_venue_client(face: Face) -> None:
     assert not client.is_own_client_id("5c52e11203aa677f33e493fb")
 
 
-async def test_instruments_fees_and_the_account(face: Face) -> None:
+async def test_instruments_fees_and_the_account(face: Face, autojump_clock: trio.abc.Clock) -> None:
     client = face.client
     instrument = client.instrument(SYMBOL)
     assert (instrument.venue, instrument.base, instrument.quote) == ("kucoin", "BTC", "USDT")
@@ -113,7 +117,9 @@ async def test_instruments_fees_and_the_account(face: Face) -> None:
     assert state.positions == ()
 
 
-async def test_post_only_rests_is_modified_to_a_new_id_then_cancelled(face: Face) -> None:
+async def test_post_only_rests_is_modified_to_a_new_id_then_cancelled(
+    face: Face, autojump_clock: trio.abc.Clock
+) -> None:
     client = face.client
     resting = face.order(Side.BUY, face.passive(Side.BUY), Tif.ALO)
     (placed,) = await client.place([resting])
@@ -156,7 +162,9 @@ async def test_post_only_rests_is_modified_to_a_new_id_then_cancelled(face: Face
     assert isinstance(gone, Rejected)
 
 
-async def test_a_post_only_that_would_take_is_rejected_and_an_ioc_fills(face: Face) -> None:
+async def test_a_post_only_that_would_take_is_rejected_and_an_ioc_fills(
+    face: Face, autojump_clock: trio.abc.Clock
+) -> None:
     client = face.client
     before = await client.open_orders()
     (refused,) = await client.place([face.order(Side.BUY, face.crossing(Side.BUY), Tif.ALO)])
@@ -180,7 +188,9 @@ async def test_a_post_only_that_would_take_is_rejected_and_an_ioc_fills(face: Fa
     assert status.status is OrderStatus.FILLED
 
 
-async def test_a_batch_is_answered_in_request_order(face: Face) -> None:
+async def test_a_batch_is_answered_in_request_order(
+    face: Face, autojump_clock: trio.abc.Clock
+) -> None:
     client = face.client
     batch = [
         face.order(Side.BUY, face.passive(Side.BUY), Tif.ALO),
@@ -210,7 +220,9 @@ async def test_a_batch_is_answered_in_request_order(face: Face) -> None:
     assert not {o.cloid for o in await client.open_orders()} & open_now
 
 
-async def test_the_dead_mans_switch_arms_and_disarms(face: Face) -> None:
+async def test_the_dead_mans_switch_arms_and_disarms(
+    face: Face, autojump_clock: trio.abc.Clock
+) -> None:
     switch = face.client.dead_mans_switch
     assert await switch.setting() is None
     await switch.schedule_cancel(clock.wall_ms() + 30_000)
@@ -223,7 +235,9 @@ async def test_the_dead_mans_switch_arms_and_disarms(face: Face) -> None:
     assert await switch.traded_volume() == 0.0
 
 
-async def test_the_streams_rest_and_the_rate_limit(face: Face) -> None:
+async def test_the_streams_rest_and_the_rate_limit(
+    face: Face, autojump_clock: trio.abc.Clock
+) -> None:
     client = face.client
     snapshot = await client.level2_snapshot(SYMBOL)
     assert snapshot.symbol == SYMBOL
@@ -239,7 +253,9 @@ async def test_the_streams_rest_and_the_rate_limit(face: Face) -> None:
     assert state.cum_volume == 0.0
 
 
-async def test_a_market_buy_by_funds_and_a_test_order(face: Face) -> None:
+async def test_a_market_buy_by_funds_and_a_test_order(
+    face: Face, autojump_clock: trio.abc.Clock
+) -> None:
     client = face.client
     assert client.capabilities.market_by_quote
     assert client.capabilities.test_orders
@@ -255,3 +271,19 @@ async def test_a_market_buy_by_funds_and_a_test_order(face: Face) -> None:
     refused = await client.test_order(tiny)
     assert isinstance(refused, Rejected)
     assert refused.reason
+
+
+async def test_the_armed_switch_cancels_the_orders_when_not_pushed_forward(
+    face: Face, autojump_clock: trio.abc.Clock
+) -> None:
+    client = face.client
+    (placed,) = await client.place([face.order(Side.BUY, face.passive(Side.BUY), Tif.ALO)])
+    assert isinstance(placed, Resting)
+    await client.dead_mans_switch.schedule_cancel(clock.wall_ms() + 5_000)
+    await trio.sleep(4.0)  # virtual time: not yet
+    assert [o.oid for o in await client.open_orders()] == [placed.oid]
+    await trio.sleep(3.0)  # past the armed time, with no push forward
+    assert await client.open_orders() == []
+    status = await client.order_status(oid=placed.oid)
+    assert status is not None
+    assert status.status is OrderStatus.CANCELED
