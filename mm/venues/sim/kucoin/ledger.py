@@ -18,6 +18,15 @@ each side paying its fee rate on the notional in the quote currency (the symbol'
 ledger is conserved exactly (the property tests hold it to that). ``release`` frees what an
 order still holds (a cancel, an IOC's or a market order's remainder: the "dust cancel").
 
+A ledger built with ``record=True`` keeps a ``BalanceChange`` for every change of an account's
+currency (what ``/account/balance`` pushes: the balance and hold after it, and by how much each
+moved), in the order they happened, until ``drain`` takes them: one per account and currency an
+operation moved (a trade's fee and proceeds are one change of the seller's quote), tagged
+with the venue's relation event: ``trade.hold`` for an order's hold and its release,
+``trade.setted`` for a trade (with the ledger's settlement number, in the order trades were
+settled), ``trade.transfer`` for funding. Replaying them over the balances before gives the
+balances after (the property tests hold it to that).
+
 Fails: ``LedgerError`` for a hold on a key already holding, a settle or release of an unknown
 order, or a trade that would spend more than an order holds (a bug of the caller's matching,
 never the user's); ``ValueError`` for a negative amount.
@@ -30,7 +39,7 @@ from decimal import Decimal
 
 import attrs
 
-__all__ = ["FEES", "Balance", "LedgerError", "OrderHold", "SpotLedger"]
+__all__ = ["FEES", "Balance", "BalanceChange", "LedgerError", "OrderHold", "SpotLedger"]
 
 FEES = "kucoin-sim-fees"  # the venue's own account, where fees go
 ZERO = Decimal(0)
@@ -50,6 +59,29 @@ class Balance:
     @property
     def available(self) -> Decimal:
         return self.balance - self.holds
+
+
+@attrs.frozen
+class BalanceChange:
+    """One change of an account's currency: its balance and hold after it, and the moves."""
+
+    user: str
+    currency: str
+    event: str  # trade.hold | trade.setted | trade.transfer
+    order: Hashable | None  # the order it is for (None: a transfer)
+    settlement: int | None  # the ledger's trade number, for a trade.setted
+    balance: Decimal
+    holds: Decimal
+    balance_change: Decimal
+    hold_change: Decimal
+
+    @property
+    def available(self) -> Decimal:
+        return self.balance - self.holds
+
+    @property
+    def available_change(self) -> Decimal:
+        return self.balance_change - self.hold_change
 
 
 @attrs.define
@@ -72,10 +104,20 @@ def _non_negative(amount: Decimal, what: str) -> Decimal:
 class SpotLedger:
     """Every account's balances and holds (see the module)."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, record: bool = False) -> None:
         self._balances: dict[tuple[str, str], Decimal] = {}
         self._holds: dict[tuple[str, str], Decimal] = {}
         self._orders: dict[Hashable, OrderHold] = {}
+        self._record = record
+        self._changes: list[BalanceChange] = []
+        # What the operation under way moved: (user, currency) -> (balance, hold) deltas.
+        self._moved: dict[tuple[str, str], tuple[Decimal, Decimal]] = {}
+        self._settlements = 0
+
+    def drain(self) -> list[BalanceChange]:
+        """The changes recorded since the last drain, oldest first (none unless recording)."""
+        changes, self._changes = self._changes, []
+        return changes
 
     # --- reading ------------------------------------------------------------------------------
 
@@ -99,8 +141,8 @@ class SpotLedger:
 
     def fund(self, user: str, currency: str, amount: Decimal) -> None:
         """Credit ``amount`` (the faucet, a new account's starting balances)."""
-        key = (user, currency)
-        self._balances[key] = self._balances.get(key, ZERO) + _non_negative(amount, "a funding")
+        self._move(user, currency, _non_negative(amount, "a funding"))
+        self._emit("trade.transfer", {(user, currency): None})
 
     def hold(
         self,
@@ -119,9 +161,9 @@ class SpotLedger:
             _non_negative(per_unit, "a hold per unit")
         if self.balance(user, currency).available < amount:
             return False
-        key = (user, currency)
-        self._holds[key] = self._holds.get(key, ZERO) + amount
+        self._unhold(user, currency, -amount)
         self._orders[order] = OrderHold(user, currency, amount, per_unit)
+        self._emit("trade.hold", {(user, currency): order})
         return True
 
     def release(self, order: Hashable) -> Decimal:
@@ -130,6 +172,7 @@ class SpotLedger:
         if hold is None:
             raise LedgerError(f"order {order!r} holds nothing")
         self._unhold(hold.user, hold.currency, hold.remaining)
+        self._emit("trade.hold", {(hold.user, hold.currency): order})
         return hold.remaining
 
     def settle(
@@ -171,12 +214,57 @@ class SpotLedger:
         self._move(seller.user, base, -size)
         self._move(seller.user, quote, notional - sell_fee)
         self._move(FEES, quote, buy_fee + sell_fee)
+        self._settlements += 1
+        self._emit(
+            "trade.setted",
+            {
+                (buyer.user, quote): buy,
+                (buyer.user, base): buy,
+                (seller.user, base): sell,
+                (seller.user, quote): sell,
+                (FEES, quote): buy,
+            },
+            self._settlements,
+        )
         return buy_fee, sell_fee
 
     def _unhold(self, user: str, currency: str, amount: Decimal) -> None:
         key = (user, currency)
         self._holds[key] = self._holds.get(key, ZERO) - amount
+        moved, held = self._moved.get(key, (ZERO, ZERO))
+        self._moved[key] = (moved, held - amount)
 
     def _move(self, user: str, currency: str, amount: Decimal) -> None:
         key = (user, currency)
         self._balances[key] = self._balances.get(key, ZERO) + amount
+        moved, held = self._moved.get(key, (ZERO, ZERO))
+        self._moved[key] = (moved + amount, held)
+
+    def _emit(
+        self, event: str, orders: dict[tuple[str, str], Hashable], settlement: int | None = None
+    ) -> None:
+        """Record what the operation moved, a change per account and currency (the order each
+        is for from ``orders``), in the order of ``orders``."""
+        moved, self._moved = self._moved, {}
+        if not self._record:
+            return
+        for key, order in orders.items():
+            if key not in moved:
+                continue  # (a key listed twice, as a self-trade's, was recorded once)
+            balance_change, hold_change = moved.pop(key)
+            if not balance_change and not hold_change:
+                continue  # nothing moved (a fee of 0, a hold of nothing)
+            user, currency = key
+            self._changes.append(
+                BalanceChange(
+                    user,
+                    currency,
+                    event,
+                    order,
+                    settlement,
+                    self._balances.get(key, ZERO),
+                    self._holds.get(key, ZERO),
+                    balance_change,
+                    hold_change,
+                )
+            )

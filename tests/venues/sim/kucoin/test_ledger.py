@@ -3,7 +3,7 @@ currency is ever made or lost."""
 
 from __future__ import annotations
 
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from decimal import Decimal
 
 import pytest
@@ -124,15 +124,12 @@ ACTION = st.one_of(
 )
 
 
-@given(st.lists(ACTION, max_size=60))
-def test_no_currency_is_made_or_lost_and_nothing_is_overdrawn(
+def play(
+    ledger: SpotLedger,
     actions: list[tuple[str, object, object, object]],
+    check: Callable[[], None] = lambda: None,
 ) -> None:
-    ledger = SpotLedger()
-    for user in USERS:
-        ledger.fund(user, "USDT", D(50_000))
-        ledger.fund(user, "BTC", D(2))
-    totals = {currency: ledger.total(currency) for currency in ("USDT", "BTC")}
+    """Play the actions on a funded ledger (``check`` after each), then cancel what is left."""
     orders: dict[int, tuple[str, str, Decimal, Decimal]] = {}  # id -> (side, user, px, left)
     for number, (kind, first, second, third) in enumerate(actions):
         if kind in ("buy", "sell"):
@@ -162,13 +159,89 @@ def test_no_currency_is_made_or_lost_and_nothing_is_overdrawn(
             victim = sorted(orders)[int(str(first)) % len(orders)]
             ledger.release(victim)
             del orders[victim]
+        check()
+    for order in list(orders):
+        ledger.release(order)
+
+
+def fund(ledger: SpotLedger) -> None:
+    for user in USERS:
+        ledger.fund(user, "USDT", D(50_000))
+        ledger.fund(user, "BTC", D(2))
+
+
+@given(st.lists(ACTION, max_size=60))
+def test_no_currency_is_made_or_lost_and_nothing_is_overdrawn(
+    actions: list[tuple[str, object, object, object]],
+) -> None:
+    ledger = SpotLedger()
+    fund(ledger)
+    totals = {currency: ledger.total(currency) for currency in ("USDT", "BTC")}
+
+    def check() -> None:
         for currency in ("USDT", "BTC"):
             assert ledger.total(currency) == totals[currency]
             for user in USERS:
                 balance = ledger.balance(user, currency)
                 assert 0 <= balance.holds <= balance.balance
-    for order in list(orders):
-        ledger.release(order)
+
+    play(ledger, actions, check)
+    assert ledger.drain() == []  # not recording: nothing kept
     for user in USERS:
         for currency in ("USDT", "BTC"):
             assert ledger.balance(user, currency).holds == 0
+
+
+@given(st.lists(ACTION, max_size=60))
+def test_the_balance_changes_replayed_over_the_start_give_the_balances(
+    actions: list[tuple[str, object, object, object]],
+) -> None:
+    ledger = SpotLedger(record=True)
+    fund(ledger)
+    play(ledger, actions)
+    replayed: dict[tuple[str, str], Balance] = {}
+    for change in ledger.drain():
+        key = (change.user, change.currency)
+        before = replayed.get(key, Balance(D(0), D(0)))
+        after = Balance(before.balance + change.balance_change, before.holds + change.hold_change)
+        assert after == Balance(change.balance, change.holds)  # each says what it left
+        assert change.available_change == after.available - before.available
+        assert change.event in ("trade.hold", "trade.setted", "trade.transfer")
+        assert (change.settlement is not None) == (change.event == "trade.setted")
+        replayed[key] = after
+    for user in (*USERS, FEES):
+        for currency in ("USDT", "BTC"):
+            assert replayed.get((user, currency), Balance(D(0), D(0))) == ledger.balance(
+                user, currency
+            )
+    assert ledger.drain() == []  # taken once
+
+
+def test_a_trade_is_one_change_per_account_and_currency_with_its_settlement() -> None:
+    ledger = SpotLedger(record=True)
+    ledger.fund("alice", "USDT", D(100_000))
+    ledger.fund("bob", "BTC", D(1))
+    per_unit = D(60_000) * (1 + TAKER)
+    assert ledger.hold("buy-1", "alice", "USDT", per_unit, per_unit)
+    assert ledger.hold("sell-1", "bob", "BTC", D(1))
+    assert [(c.event, c.user, c.currency) for c in ledger.drain()] == [
+        ("trade.transfer", "alice", "USDT"),
+        ("trade.transfer", "bob", "BTC"),
+        ("trade.hold", "alice", "USDT"),
+        ("trade.hold", "bob", "BTC"),
+    ]
+    btc_trade(ledger, "buy-1", "sell-1", D(60_000), D("0.5"))
+    changes = ledger.drain()
+    assert [(c.user, c.currency, c.order) for c in changes] == [
+        ("alice", "USDT", "buy-1"),
+        ("alice", "BTC", "buy-1"),
+        ("bob", "BTC", "sell-1"),
+        ("bob", "USDT", "sell-1"),
+        (FEES, "USDT", "buy-1"),
+    ]
+    assert {c.settlement for c in changes} == {1}
+    bob_usdt = changes[3]
+    assert (bob_usdt.balance_change, bob_usdt.hold_change) == (D(30_000) - D(24), D(0))
+    alice_usdt = changes[0]
+    assert alice_usdt.balance_change == -D(30_030)
+    assert alice_usdt.hold_change == -per_unit / 2
