@@ -11,7 +11,15 @@ with its id), subscribe and unsubscribe (``ack`` when it asks for ``response``),
 
 * ``/market/level2:SYM[,SYM…]``: the increments (``mm.venues.sim.kucoin.depth``);
 * ``/spotMarket/level2Depth5:SYM[,SYM…]``: the best five levels a side, every market step;
-* ``/spotMarket/tradeOrdersV2`` (private): the account's order changes.
+* ``/market/ticker:SYM[,SYM…]``: the best bid and ask and the last trade (``trade.ticker``),
+  whenever the top of the book changes or a trade happens; before the symbol's first trade its
+  ``price`` is the best bid's and its ``size`` 0;
+* ``/market/match:SYM[,SYM…]``: every trade (``trade.l3match``, the taker's side, the time in
+  nanoseconds; its ``sequence`` is its trade id);
+* ``/spotMarket/tradeOrdersV2`` (private): the account's order changes;
+* ``/account/balance`` (private): every change of the account's balances
+  (``account.balance``, from the ledger's ``BalanceChange`` records: each hold, release,
+  trade and funding, with the order, symbol and trade it is for).
 
 Anything else is answered ``{"id", "type": "error", "code": 404, "data": "topic … not
 found"}``; a message that is not JSON, ``{"type": "error", "code": 400}``. Each session has a
@@ -20,6 +28,16 @@ bounded outbox (``mm.venues.sim.hub``): a client that does not keep up is discon
 The market loop steps the triangle market every ``step_s``, re-quotes its liquidity and fires
 the dead-man's switches due (``KucoinRest.expire``); after it, and after every REST request, the
 changed levels and order changes are published.
+
+Rate limits (``mm.venues.sim.kucoin.quota``): every REST answer, the token handshake's too,
+carries its pool's ``gw-ratelimit-*`` headers; the private pools are counted per account (the
+``KC-API-KEY`` it names; an unknown key per IP), Public per client IP, on Trio's clock. Past
+the quota: HTTP 429, ``429000``, and the request does not act.
+
+Faults (``mm.venues.sim.kucoin.faults``, ``faults=`` and seeded by ``seed``) act on every
+session's data messages and on REST requests; ``GET /sim/faults`` answers the settings, ``POST
+/sim/faults`` updates them (a partial ``KucoinFaultConfig``; 400 naming a bad key or value), and
+``POST /sim/disconnect`` closes every WebSocket at once (code 1000 after the fault).
 
 How it fails: no request or message raises out of a handler; the server's own errors end
 ``run`` (the caller's nursery sees them).
@@ -35,6 +53,7 @@ from functools import partial
 from typing import Any, cast
 from urllib.parse import parse_qs
 
+import attrs
 import orjson
 import trio
 from hypercorn.trio import serve
@@ -45,9 +64,12 @@ from mm import clock
 from mm.asgi import Receive, Scope, Send, hypercorn_config, read_body, run_lifespan
 from mm.secrets import Secret
 from mm.venues.kucoin.signing import Credentials
+from mm.venues.sim.faults import FaultUpdateError, FrameFate, HttpFate
 from mm.venues.sim.hub import Hub, Session
 from mm.venues.sim.kucoin.depth import DepthFeed
-from mm.venues.sim.kucoin.ledger import SpotLedger
+from mm.venues.sim.kucoin.faults import DATA_CHANNELS, KucoinFaultConfig, KucoinFaults
+from mm.venues.sim.kucoin.ledger import FEES, BalanceChange, SpotLedger
+from mm.venues.sim.kucoin.quota import PUBLIC, Charge, Quotas, weigh
 from mm.venues.sim.kucoin.rest import KucoinRest, Response
 from mm.venues.sim.kucoin.spot import OrderChange, SpotExchange
 from mm.venues.sim.kucoin.triangle import SYMBOLS, TriangleConfig, TriangleMarket
@@ -61,6 +83,14 @@ MAKER_RATE, TAKER_RATE = Decimal("0.001"), Decimal("0.001")  # VIP0's spot rates
 PING_INTERVAL_MS, PING_TIMEOUT_MS = 18_000, 10_000
 OUTBOX = 10_000
 MAX_BODY = 1 << 20
+TOO_MANY = orjson.dumps({"code": "429000", "msg": "Too Many Requests"})
+CHANNELS = {
+    "/market/level2": "level2",
+    "/spotMarket/level2Depth5": "depth5",
+    "/market/ticker": "ticker",
+    "/market/match": "match",
+}
+PRIVATE_CHANNELS = {"/spotMarket/tradeOrdersV2": "orders", "/account/balance": "balance"}
 
 
 def _number(value: Decimal) -> str:
@@ -78,20 +108,30 @@ class KucoinSimVenue:
         seed: int = 0,
         step_s: float = 0.1,
         market: TriangleConfig | None = None,
+        faults: KucoinFaultConfig | None = None,
     ) -> None:
         self.host, self.port, self.step_s = host, port, step_s
-        ledger = SpotLedger()
+        ledger = SpotLedger(record=True)
         for currency, amount in STARTING_BALANCES.items():
             ledger.fund(DEV_USER, currency, amount)
         self.exchange = SpotExchange(SYMBOLS, ledger, lambda user, symbol: (MAKER_RATE, TAKER_RATE))
         keys = {DEV_KEY.key.reveal(): DEV_KEY}
         self.depth = DepthFeed(SYMBOLS)
-        self.rest = KucoinRest(self.exchange, keys, {DEV_KEY.key.reveal(): DEV_USER}, self.depth)
+        self.users = {DEV_KEY.key.reveal(): DEV_USER}
+        self.rest = KucoinRest(self.exchange, keys, self.users, self.depth)
         self.market = TriangleMarket(market or TriangleConfig(), random.Random(seed))
         self.market.fund_provider(self.exchange)
         self.hub = Hub()
         self.tokens: dict[str, str | None] = {}  # token -> the account (None: public)
         self.url = ""
+        self.faults = KucoinFaults(faults or KucoinFaultConfig(), seed)
+        self.quotas = Quotas()
+        self.sessions: set[Session] = set()
+        # What each symbol's ticker last said of the top (bid, bid size, ask, ask size), and
+        # its last trade (price, size, time in ms).
+        self._tops: dict[str, tuple[str, str, str, str]] = {}
+        self._last_trades: dict[str, tuple[str, str, int]] = {}
+        self._balance_events = 0
 
     def now_ns(self) -> int:
         return int(clock.wall() * 1e9)
@@ -122,6 +162,7 @@ class KucoinSimVenue:
             self.rest.expire(self.now_ns())  # the accounts' dead-man's switches
             self.publish()
             self._publish_depth5()
+            self.quotas.forget(now)
 
     # --- publishing ---------------------------------------------------------------------------
 
@@ -141,8 +182,129 @@ class KucoinSimVenue:
                     },
                 )
         changes, self.rest.changes = self.rest.changes, []
+        trades = self._publish_matches(changes)
+        self._publish_tickers(now_ms, {symbol for _, symbol in trades})
         for change in changes:
             self._fan_out(("orders", change.user), self._order_message(change))
+        trade_ids = [trade_id for trade_id, _ in trades]
+        self._publish_balances(self.exchange.ledger.drain(), trade_ids, now_ms)
+
+    def _publish_matches(self, changes: list[OrderChange]) -> list[tuple[str, str]]:
+        """Publish the trades among ``changes`` (a taker's match, then its maker's); their
+        trade ids and symbols in the order they were made."""
+        makers = {
+            change.trade_id: change.oid
+            for change in changes
+            if change.type == "match" and change.liquidity == "maker"
+        }
+        trades = []
+        for change in changes:
+            if change.type != "match" or change.liquidity != "taker":
+                continue
+            assert change.trade_id is not None
+            assert change.match_price is not None
+            assert change.match_size is not None
+            trades.append((change.trade_id, change.symbol))
+            price, size = _number(change.match_price), _number(change.match_size)
+            self._last_trades[change.symbol] = (price, size, change.ts_ns // 1_000_000)
+            self._fan_out(
+                ("match", change.symbol),
+                {
+                    "topic": f"/market/match:{change.symbol}",
+                    "type": "message",
+                    "subject": "trade.l3match",
+                    "data": {
+                        "makerOrderId": makers.get(change.trade_id, ""),
+                        "price": price,
+                        "sequence": change.trade_id,
+                        "side": change.side,
+                        "size": size,
+                        "symbol": change.symbol,
+                        "takerOrderId": change.oid,
+                        "time": str(change.ts_ns),
+                        "tradeId": change.trade_id,
+                        "type": "match",
+                    },
+                },
+            )
+        return trades
+
+    def _publish_tickers(self, now_ms: int, traded: set[str]) -> None:
+        """A ticker for every symbol whose top of book changed or that ``traded``."""
+        for name in self.exchange.symbols:
+            book = self.depth.snapshot(name, now_ms, depth=1)
+            bids, asks = book["bids"] or [["0", "0"]], book["asks"] or [["0", "0"]]
+            top = (bids[0][0], bids[0][1], asks[0][0], asks[0][1])
+            if top == self._tops.get(name) and name not in traded:
+                continue
+            self._tops[name] = top
+            last = self._last_trades.get(name)
+            price, size, time_ms = last if last is not None else (top[0], "0", now_ms)
+            self._fan_out(
+                ("ticker", name),
+                {
+                    "topic": f"/market/ticker:{name}",
+                    "type": "message",
+                    "subject": "trade.ticker",
+                    "data": {
+                        "sequence": book["sequence"],
+                        "price": price,
+                        "size": size,
+                        "bestAsk": top[2],
+                        "bestAskSize": top[3],
+                        "bestBid": top[0],
+                        "bestBidSize": top[1],
+                        "time": time_ms,
+                    },
+                },
+            )
+
+    def _publish_balances(
+        self, changes: list[BalanceChange], trades: list[str], now_ms: int
+    ) -> None:
+        """Publish the ledger's changes to their accounts; a trade's changes name its trade
+        id (the ledger settles trades in the order the exchange made them, so the n-th
+        settlement drained with a batch of order changes is that batch's n-th trade)."""
+        settlements = list(dict.fromkeys(c.settlement for c in changes if c.settlement))
+        trade_ids = dict(zip(settlements, trades, strict=False))
+        for change in changes:
+            self._balance_events += 1
+            if change.user == FEES or not self.hub.has(("balance", change.user)):
+                continue
+            context: dict[str, str] = {}
+            if change.order is not None:
+                order = self.exchange.orders.get(str(change.order))
+                if order is not None:
+                    context["symbol"] = order.symbol.name
+                context["orderId"] = str(change.order)
+            trade_id = trade_ids.get(change.settlement or 0)
+            if trade_id is not None:
+                context["tradeId"] = trade_id
+            event_id = str(self._balance_events)
+            self._fan_out(
+                ("balance", change.user),
+                {
+                    "topic": "/account/balance",
+                    "type": "message",
+                    "subject": "account.balance",
+                    "id": event_id,
+                    "userId": change.user,
+                    "channelType": "private",
+                    "data": {
+                        "accountId": f"{change.user}-{change.currency}",
+                        "available": _number(change.available),
+                        "availableChange": _number(change.available_change),
+                        "currency": change.currency,
+                        "hold": _number(change.holds),
+                        "holdChange": _number(change.hold_change),
+                        "relationContext": context,
+                        "relationEvent": change.event,
+                        "relationEventId": event_id,
+                        "time": str(now_ms),
+                        "total": _number(change.balance),
+                    },
+                },
+            )
 
     def _publish_depth5(self) -> None:
         now_ms = self.now_ns() // 1_000_000
@@ -218,21 +380,67 @@ class KucoinSimVenue:
         method, path = scope["method"], scope["path"]
         query = scope.get("query_string", b"").decode(errors="replace")
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+        extra: list[tuple[bytes, bytes]] = []
         if body is None:
             response = Response(413, orjson.dumps({"code": "400100", "msg": "body too large"}))
-        elif method == "POST" and path in ("/api/v1/bullet-public", "/api/v1/bullet-private"):
-            response = self._bullet(path, headers, body)
+        elif path.startswith("/sim/"):
+            response = self._control(method, path, body)
         else:
-            response = self.rest.handle(method, path, query, headers, body, self.now_ns())
-            self.publish()
+            delay = self.faults.http_delay()
+            if delay:
+                await trio.sleep(delay)
+            charge = self._charge(method, path, headers, _client_ip(scope))
+            extra = charge.headers()
+            if not charge.allowed or self.faults.http_fate() is HttpFate.TOO_MANY:
+                response = Response(429, TOO_MANY)
+            elif method == "POST" and path in ("/api/v1/bullet-public", "/api/v1/bullet-private"):
+                response = self._bullet(path, headers, body)
+            else:
+                response = self.rest.handle(method, path, query, headers, body, self.now_ns())
+                self.publish()
         await send(
             {
                 "type": "http.response.start",
                 "status": response.status,
-                "headers": [(b"content-type", b"application/json")],
+                "headers": [(b"content-type", b"application/json"), *extra],
             }
         )
         await send({"type": "http.response.body", "body": response.body})
+
+    def _charge(self, method: str, path: str, headers: Mapping[str, str], ip: str) -> Charge:
+        """Charge the request to its pool: a private pool per account (the key it names),
+        Public per IP."""
+        pool, weight = weigh(method, path)
+        owner = f"ip:{ip}"
+        if pool != PUBLIC:
+            key = {name.lower(): value for name, value in headers.items()}.get("kc-api-key")
+            user = self.users.get(key or "")
+            if user is not None:
+                owner = f"user:{user}"
+        return self.quotas.charge(pool, owner, weight, trio.current_time())
+
+    def _control(self, method: str, path: str, body: bytes) -> Response:
+        """The simulator's own endpoints: the faults, and closing every WebSocket."""
+        if path == "/sim/faults" and method == "GET":
+            return Response(200, orjson.dumps(attrs.asdict(self.faults.config)))
+        if path == "/sim/faults" and method == "POST":
+            try:
+                changes = orjson.loads(body or b"{}")
+            except orjson.JSONDecodeError:
+                changes = None
+            if type(changes) is not dict:
+                return Response(400, orjson.dumps({"error": "the body is not a JSON object"}))
+            try:
+                config = self.faults.update(changes)
+            except FaultUpdateError as error:
+                return Response(400, orjson.dumps({"error": str(error)}))
+            logger.info("KuCoin simulator: faults now {}", config)
+            return Response(200, orjson.dumps(attrs.asdict(config)))
+        if path == "/sim/disconnect" and method == "POST":
+            for session in list(self.sessions):
+                session.close("/sim/disconnect")
+            return Response(200, orjson.dumps({"closed": True}))
+        return Response(404, orjson.dumps({"error": f"no control {method} {path:.80}"}))
 
     def _bullet(self, path: str, headers: Mapping[str, str], body: bytes) -> Response:
         user: str | None = None
@@ -267,6 +475,11 @@ class KucoinSimVenue:
         )
 
 
+def _client_ip(scope: Scope) -> str:
+    client = scope.get("client")
+    return str(client[0]) if client else "unknown"
+
+
 class _WsSession:
     """One WebSocket client (see the module)."""
 
@@ -290,6 +503,7 @@ class _WsSession:
         session = Session(connect_id, OUTBOX)
         await self._send({"type": "websocket.accept"})
         session.push(orjson.dumps({"id": connect_id, "type": "welcome"}).decode())
+        self.venue.sessions.add(session)
         try:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self._writer, session)
@@ -297,11 +511,34 @@ class _WsSession:
                 await session.closed.wait()
                 nursery.cancel_scope.cancel()
         finally:
+            self.venue.sessions.discard(session)
             self.venue.hub.drop(session)
+        if session.close_reason != "client closed":
+            with trio.move_on_after(1):
+                await self._send({"type": "websocket.close", "code": 1000})
 
     async def _writer(self, session: Session) -> None:
-        async for _, text, _ in session.receive_channel:
+        """Send queued messages through the faults (delay, drop, duplicate, disconnect)."""
+        faults = self.venue.faults
+        data_messages = 0
+        async for channel, text, queued_at in session.receive_channel:
+            if channel not in DATA_CHANNELS:
+                await self._send({"type": "websocket.send", "text": text})
+                continue
+            fate = faults.frame_fate(channel)
+            if fate is FrameFate.DROP:
+                continue
+            delay = faults.ws_delay()
+            if delay:  # latency from when the message was queued: it does not pile up
+                await trio.sleep_until(queued_at + delay)
             await self._send({"type": "websocket.send", "text": text})
+            if fate is FrameFate.DUPLICATE:
+                await self._send({"type": "websocket.send", "text": text})
+            data_messages += 1
+            limit = faults.config.ws_disconnect_after
+            if limit and data_messages >= limit:
+                session.close(f"fault: disconnect after {limit} data messages")
+                return
 
     async def _reader(self, session: Session, user: str | None) -> None:
         while True:
@@ -345,9 +582,9 @@ class _WsSession:
         if type(topic) is not str:
             return None
         prefix, _, symbols = topic.partition(":")
-        if prefix == "/spotMarket/tradeOrdersV2" and not symbols:
-            return None if user is None else [("orders", user)]
-        channel = {"/market/level2": "level2", "/spotMarket/level2Depth5": "depth5"}.get(prefix)
+        if prefix in PRIVATE_CHANNELS and not symbols:
+            return None if user is None else [(PRIVATE_CHANNELS[prefix], user)]
+        channel = CHANNELS.get(prefix)
         names = symbols.split(",") if symbols else []
         if channel is None or not names or any(n not in self.venue.exchange.symbols for n in names):
             return None
