@@ -156,7 +156,8 @@ class Quotas:
         if allowed:
             used += weight
         self._windows[(pool, owner)] = (opened, used)
-        reset_ms = max(0, math.ceil((opened + self.window_s - now) * 1000))
+        left_s = self.window_s - (now - opened)
+        reset_ms = max(0, math.ceil(left_s * 1000 - 1e-6))  # (not 30001 for a float's error)
         return Charge(allowed, limit, limit - used, reset_ms)
 
     def forget(self, now: float) -> None:
