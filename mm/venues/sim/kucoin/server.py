@@ -32,7 +32,8 @@ changed levels and order changes are published.
 Rate limits (``mm.venues.sim.kucoin.quota``): every REST answer, the token handshake's too,
 carries its pool's ``gw-ratelimit-*`` headers; the private pools are counted per account (the
 ``KC-API-KEY`` it names; an unknown key per IP), Public per client IP, on Trio's clock. Past
-the quota: HTTP 429, ``429000``, and the request does not act.
+the quota: HTTP 429, ``429000``, and the request does not act. An injected 429 (the fault) is
+charged like the request it refuses; the simulator's own ``/sim/`` endpoints are not charged.
 
 Faults (``mm.venues.sim.kucoin.faults``, ``faults=`` and seeded by ``seed``) act on every
 session's data messages and on REST requests; ``GET /sim/faults`` answers the settings, ``POST
