@@ -29,7 +29,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from functools import partial
 from typing import Any
 
@@ -72,6 +72,7 @@ from mm.strategies.base import StrategyContext
 from mm.strategies.registry import build_strategy
 from mm.strategies.runner import Trading
 from mm.venues.factory import build_adapter
+from mm.venues.sim.kucoin.server import KucoinSimVenue
 from mm.venues.sim.venue import SimVenue
 from supervisors import (
     Backoff,
@@ -184,7 +185,6 @@ class Service:
         supervision = config.supervision
         self._intensity = Intensity(supervision.max_restarts, supervision.restart_period)
         self._observer = FanOut(MetricsObserver(self.registry), JournalObserver(self.journal))
-        assert secrets.venue_key is not None  # resolve_secrets always provides one
         # The fills accounted for: restored from the journal at start, shared by the user
         # stream and the fill audit.
         self.fill_history = FillHistory(config.feeds.user.dedup_capacity)
@@ -213,6 +213,7 @@ class Service:
             config.feeds,
             venue_url=lambda: self.venue_url,
             signing_key=secrets.venue_key,
+            api_credentials=secrets.venue_api,
             registry=self.registry,
             killed=lambda: self.permissions.grant(Source.KILLSWITCH).level is Level.HALTED,
             on_fill=self.fills.publish,
@@ -318,11 +319,7 @@ class Service:
             self._child("notifier", self.notifier.run),
         ]
         if self.config.venue.url == EMBEDDED:
-            # The faucet funds the account mm trades for, so that `make run` trades at once.
-            self.venue = SimVenue(
-                self.config.sim, on_bound=self._venue_bound, fund_at_start=(self.adapter.account,)
-            )
-            children.append(self._child("venue", self.venue.run))
+            children.append(self._child("venue", self._embedded_venue()))
         feeds = Supervisor(
             "mm/feeds",
             [
@@ -450,6 +447,21 @@ class Service:
 
     async def _venue_bound(self, url: str) -> None:
         self.venue_url = url
+
+    def _embedded_venue(self) -> Callable[..., Awaitable[None]]:
+        """The simulator of venue.kind, run as the "venue" child: its URL is the venue's."""
+        sim = self.config.sim
+        if self.config.venue.kind == "kucoin":
+            # KuCoin's face funds its development account (the development credentials').
+            kucoin = KucoinSimVenue(
+                host=sim.host, port=sim.port, seed=sim.seed, on_bound=self._venue_bound
+            )
+            return kucoin.run
+        # The faucet funds the account mm trades for, so that `make run` trades at once.
+        self.venue = SimVenue(
+            sim, on_bound=self._venue_bound, fund_at_start=(self.adapter.account,)
+        )
+        return self.venue.run
 
     def _child(self, name: str, run: Any) -> ChildSpec:
         supervision = self.config.supervision

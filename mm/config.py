@@ -47,11 +47,14 @@ from mm.settings import (
 )
 from mm.strategies.market_maker.engine import StrategyConfig
 from mm.venues.config import (
+    DEV_API_KEY,
     DEV_PRIVATE_KEY,
     KINDS,
     PRIVATE_KEY,
+    ApiCredentials,
     FeedsConfig,
     VenueConfig,
+    dev_api_credentials,
     is_local_url,
 )
 from mm.venues.factory import RateLimitConfig, fills_listed_again
@@ -213,7 +216,11 @@ def _cross_checks(config: Config) -> list[str]:
             f"autonomy.max_drawdown: must be below risk.max_drawdown ({config.risk.max_drawdown})"
             f" so that HALT acts before the kill switch, got {autonomy.max_drawdown}"
         )
-    listed_again = fills_listed_again(config.venue) if config.venue.kind in KINDS else 0
+    listed_again = (
+        fills_listed_again(config.venue, config.feeds.user.max_fill_pages)
+        if config.venue.kind in KINDS
+        else 0
+    )
     if config.feeds.user.dedup_capacity < listed_again:
         problems.append(
             f"feeds.user.dedup_capacity: must be at least {listed_again}, the fills "
@@ -301,11 +308,14 @@ class Secrets:
     """Every secret the service holds; the log redactor is built from ``all()``."""
 
     admin_token: Secret | None = None
-    venue_key: Secret | None = None
+    venue_key: Secret | None = None  # Hyperliquid's signing key
+    venue_api: ApiCredentials | None = None  # KuCoin's API key, secret and passphrase
     notify: NotifySecrets = attrs.field(factory=NotifySecrets)
 
     def all(self) -> list[Secret]:
         found = [s for s in (self.admin_token, self.venue_key) if s is not None]
+        if self.venue_api is not None:
+            found += self.venue_api.secrets()
         return found + list(self.notify.secrets())
 
 
@@ -366,7 +376,29 @@ def resolve_secrets(config: Config, environ: Mapping[str, str]) -> Secrets:
             "or admin.token_file"
         )
     venue = config.venue
-    venue_key, key_problems = _read_secret(
+    venue_key: Secret | None = None
+    venue_api: ApiCredentials | None = None
+    if venue.kind == "kucoin":
+        venue_api, venue_problems = _read_api_credentials(config, environ)
+    else:
+        venue_key, venue_problems = _read_signing_key(config, environ)
+    problems += venue_problems
+    try:
+        notify = read_notify_secrets(config.notify, environ)
+    except ConfigError as error:
+        problems += error.errors
+        notify = NotifySecrets()
+    if problems:
+        raise ConfigError(problems)
+    return Secrets(admin_token=token, venue_key=venue_key, venue_api=venue_api, notify=notify)
+
+
+def _read_signing_key(
+    config: Config, environ: Mapping[str, str]
+) -> tuple[Secret | None, list[str]]:
+    """Hyperliquid's signing key; the development key for a simulator on this machine."""
+    venue = config.venue
+    venue_key, problems = _read_secret(
         "venue.private_key",
         venue.private_key_env,
         venue.private_key_file,
@@ -374,9 +406,8 @@ def resolve_secrets(config: Config, environ: Mapping[str, str]) -> Secrets:
         environ,
         _key_problem,
     )
-    problems += key_problems
     local = is_local_url(venue.url)
-    if venue_key is None and not key_problems:
+    if venue_key is None and not problems:
         if local:
             venue_key = Secret(DEV_PRIVATE_KEY)
         else:
@@ -388,14 +419,53 @@ def resolve_secrets(config: Config, environ: Mapping[str, str]) -> Secrets:
         problems.append(
             f"venue.private_key_env: the public development key is refused for {venue.url}"
         )
-    try:
-        notify = read_notify_secrets(config.notify, environ)
-    except ConfigError as error:
-        problems += error.errors
-        notify = NotifySecrets()
+    return venue_key, problems
+
+
+def _api_part_problem(value: str) -> str | None:
+    return None if value else "must not be empty"
+
+
+def _read_api_credentials(
+    config: Config, environ: Mapping[str, str]
+) -> tuple[ApiCredentials | None, list[str]]:
+    """KuCoin's API key, secret and passphrase: all three, or none (then the development
+    credentials, for a simulator on this machine only)."""
+    venue = config.venue
+    problems: list[str] = []
+    parts: dict[str, Secret | None] = {}
+    for part, env_name, file_name in (
+        ("api_key", venue.api_key_env, venue.api_key_file),
+        ("api_secret", venue.api_secret_env, venue.api_secret_file),
+        ("api_passphrase", venue.api_passphrase_env, venue.api_passphrase_file),
+    ):
+        value, trouble = _read_secret(
+            f"venue.{part}", env_name, file_name, config.base_dir, environ, _api_part_problem
+        )
+        parts[part] = value
+        problems += trouble
     if problems:
-        raise ConfigError(problems)
-    return Secrets(admin_token=token, venue_key=venue_key, notify=notify)
+        return None, problems
+    local = is_local_url(venue.url)
+    missing = [part for part, value in parts.items() if value is None]
+    if len(missing) == len(parts):
+        if not local:
+            return None, [
+                f"venue.api_key_env: KuCoin credentials are required for {venue.url}: set "
+                f"{venue.api_key_env}, {venue.api_secret_env} and {venue.api_passphrase_env} "
+                "(or the venue.api_*_file settings)"
+            ]
+        return dev_api_credentials(), []
+    if missing:
+        named = ", ".join(f"venue.{part}_env" for part in missing)
+        return None, [f"{named}: not set, while the other KuCoin credentials are"]
+    key, secret, passphrase = (parts["api_key"], parts["api_secret"], parts["api_passphrase"])
+    assert key is not None
+    assert secret is not None
+    assert passphrase is not None
+    if not local and key.reveal() == DEV_API_KEY[0]:
+        return None, [f"venue.api_key_env: the public development key is refused for {venue.url}"]
+    return ApiCredentials(key, secret, passphrase, venue.api_key_version), []
 
 
 def _same_key(secret: Secret, key: str) -> bool:

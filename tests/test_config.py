@@ -26,7 +26,7 @@ from mm.config import (
     to_dict,
 )
 from mm.settings import is_loopback
-from mm.venues.config import DEV_PRIVATE_KEY
+from mm.venues.config import DEV_API_KEY, DEV_PRIVATE_KEY
 
 SHIPPED_CONFIG = Path(__file__).resolve().parents[1] / "config.toml"
 TOKEN = "0123456789abcdef-token"
@@ -708,3 +708,76 @@ def test_a_fill_dedup_smaller_than_the_venues_fill_reach_is_refused() -> None:
     assert structure({"feeds": {"user": {"dedup_capacity": 10_000}}})
     shipped = load_config(SHIPPED_CONFIG, {})
     assert shipped.feeds.user.dedup_capacity == 10_000
+
+
+# --- KuCoin's API credentials -------------------------------------------------------------------
+
+KC_ENV = {
+    "MM_KC_API_KEY": "6740d1d0a7c1ae0001abcd12",
+    "MM_KC_API_SECRET": "a-secret-of-the-account",
+    "MM_KC_API_PASSPHRASE": "a passphrase",
+}
+KUCOIN_REMOTE = {"kind": "kucoin", "url": "https://api.kucoin.com"}
+
+
+def test_kucoin_on_the_simulator_gets_the_development_credentials() -> None:
+    secrets = resolve_secrets(structure({"venue": {"kind": "kucoin"}}), {})
+    assert secrets.venue_key is None  # no Hyperliquid key is read for KuCoin
+    assert secrets.venue_api is not None
+    assert [part.reveal() for part in secrets.venue_api.secrets()] == list(DEV_API_KEY)
+    assert all(part in secrets.all() for part in secrets.venue_api.secrets())
+
+
+def test_kucoin_remote_needs_all_three_and_names_the_keys() -> None:
+    with pytest.raises(ConfigError) as caught:
+        resolve_secrets(structure({"venue": KUCOIN_REMOTE}), {})
+    assert caught.value.errors == [
+        "venue.api_key_env: KuCoin credentials are required for https://api.kucoin.com: set "
+        "MM_KC_API_KEY, MM_KC_API_SECRET and MM_KC_API_PASSPHRASE (or the venue.api_*_file "
+        "settings)"
+    ]
+    partial = {"MM_KC_API_KEY": KC_ENV["MM_KC_API_KEY"]}
+    with pytest.raises(ConfigError) as caught:
+        resolve_secrets(structure({"venue": KUCOIN_REMOTE}), partial)
+    assert caught.value.errors == [
+        "venue.api_secret_env, venue.api_passphrase_env: not set, while the other KuCoin "
+        "credentials are"
+    ]
+
+
+def test_kucoin_credentials_from_the_environment_and_files(tmp_path: Path) -> None:
+    (tmp_path / "passphrase").write_text("from a file\n")
+    config = structure(
+        {"venue": {**KUCOIN_REMOTE, "api_passphrase_file": "passphrase", "api_key_version": "3"}},
+        base_dir=tmp_path,
+    )
+    env = {**KC_ENV, "MM_KC_API_PASSPHRASE": ""}
+    missing = structure({"venue": {**KUCOIN_REMOTE, "api_passphrase_file": "nope"}}, tmp_path)
+    with pytest.raises(ConfigError, match=r"venue\.api_passphrase_file: cannot read"):
+        resolve_secrets(missing, env)
+    secrets = resolve_secrets(config, env)
+    assert secrets.venue_api is not None
+    assert secrets.venue_api.key.reveal() == KC_ENV["MM_KC_API_KEY"]
+    assert secrets.venue_api.passphrase.reveal() == "from a file"
+    assert secrets.venue_api.version == "3"
+    for part in secrets.venue_api.secrets():
+        assert part.reveal() not in repr(secrets.venue_api)
+
+
+def test_kucoin_development_key_refused_remote_and_bad_values_not_shown() -> None:
+    with pytest.raises(ConfigError) as caught:
+        resolve_secrets(
+            structure({"venue": KUCOIN_REMOTE}),
+            dict(zip(KC_ENV, DEV_API_KEY, strict=True)),
+        )
+    assert caught.value.errors == [
+        "venue.api_key_env: the public development key is refused for https://api.kucoin.com"
+    ]
+    with pytest.raises(ConfigError) as caught:
+        resolve_secrets(structure({"venue": KUCOIN_REMOTE}), KC_ENV | {"MM_KC_API_SECRET": " \t "})
+    assert caught.value.errors == ["venue.api_secret_env (MM_KC_API_SECRET): must not be empty"]
+
+
+def test_kucoin_key_version_is_checked() -> None:
+    with pytest.raises(ConfigError, match=r"venue\.api_key_version: must be one of 2, 3"):
+        structure({"venue": {"kind": "kucoin", "api_key_version": "1"}})

@@ -1,9 +1,10 @@
 """The ``[venue]`` and ``[feeds]`` sections: which venue mm trades on, where, with which signing
 key, and how its feeds and startup run.
 
-The signing key never lives in config.toml: it comes from the environment variable or file
-the section names. For the embedded simulator (or any loopback URL) a well-known development
-key is used when none is configured; that key is refused for any other URL.
+The venue's secrets never live in config.toml: each comes from the environment variable or file
+the section names (Hyperliquid: a signing key; KuCoin: an API key, its secret and its
+passphrase). For the embedded simulator (or any loopback URL) well-known development secrets
+are used when none are configured; they are refused for any other URL.
 """
 
 from __future__ import annotations
@@ -18,13 +19,16 @@ from mm.execution.deadman import DeadmanConfig
 from mm.execution.startup import StartupConfig
 from mm.feeds.market import MarketFeedConfig
 from mm.feeds.user import UserStreamConfig
+from mm.secrets import Secret
 from mm.settings import at_least, is_loopback, non_empty, non_negative, one_of, positive, setting
 
 EMBEDDED = "embedded"
 # The venue adapters mm.venues.factory builds (venue.kind).
-KINDS = ("hyperliquid",)
+KINDS = ("hyperliquid", "kucoin")
 # A publicly known key ("mm" repeated): only ever for the simulator on this machine.
 DEV_PRIVATE_KEY = "0x" + "6d6d" * 16
+# KuCoin's: the simulator's KuCoin face accepts these (key, secret, passphrase).
+DEV_API_KEY = ("mm-sim-key", "mm-sim-secret", "mm-sim-passphrase")
 ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
 PRIVATE_KEY = re.compile(r"^(0x)?[0-9a-fA-F]{64}$")
 
@@ -60,7 +64,40 @@ class VenueConfig:
     account_address: str = setting("", _address)
     private_key_env: str = setting("MM_HL_PRIVATE_KEY", non_empty)
     private_key_file: str = setting("")
+    # KuCoin (kind = "kucoin"): the API key, its secret and passphrase, each from an environment
+    # variable or a file (the file wins when set); the key's version (2 or 3: the passphrase is
+    # sent signed).
+    api_key_env: str = setting("MM_KC_API_KEY", non_empty)
+    api_key_file: str = setting("")
+    api_secret_env: str = setting("MM_KC_API_SECRET", non_empty)
+    api_secret_file: str = setting("")
+    api_passphrase_env: str = setting("MM_KC_API_PASSPHRASE", non_empty)
+    api_passphrase_file: str = setting("")
+    api_key_version: str = setting("2", one_of("2", "3"))
     cancel_foreign_orders: bool = setting(True)
+
+
+@attrs.frozen(repr=False)
+class ApiCredentials:
+    """An API key as a venue of keys and passphrases (KuCoin) takes it: every part a ``Secret``
+    (printed as ``***``), and the key's version."""
+
+    key: Secret
+    secret: Secret
+    passphrase: Secret
+    version: str = "2"
+
+    def secrets(self) -> list[Secret]:
+        return [self.key, self.secret, self.passphrase]
+
+    def __repr__(self) -> str:
+        return f"ApiCredentials(version={self.version!r})"
+
+
+def dev_api_credentials() -> ApiCredentials:
+    """The development credentials the simulator's KuCoin face accepts (``DEV_API_KEY``)."""
+    key, secret, passphrase = DEV_API_KEY
+    return ApiCredentials(Secret(key), Secret(secret), Secret(passphrase))
 
 
 def _coins(value: tuple[str, ...]) -> str | None:

@@ -22,7 +22,7 @@ from mm.feeds.history import FillHistory
 from mm.model import AccountState, Fill
 from mm.secrets import Secret
 from mm.venues.base import VenueConnector, VenueProbe
-from mm.venues.config import KINDS, FeedsConfig, VenueConfig
+from mm.venues.config import KINDS, ApiCredentials, FeedsConfig, VenueConfig
 from mm.venues.hyperliquid import limits as hyperliquid_limits
 from mm.venues.hyperliquid import probe as hyperliquid_probe
 from mm.venues.hyperliquid.connector import HyperliquidConnector
@@ -33,6 +33,10 @@ from mm.venues.hyperliquid.connector import HyperliquidConnector
 # venue.kind is known): a second venue with limiter settings of its own makes this a per-kind
 # hook (the factory asking venue.kind for its section's type once [venue] is read), not before.
 from mm.venues.hyperliquid.rate_limit import RateLimitConfig as RateLimitConfig
+from mm.venues.kucoin import limits as kucoin_limits
+from mm.venues.kucoin import probe as kucoin_probe
+from mm.venues.kucoin.connector import KucoinConnector
+from mm.venues.kucoin.signing import Credentials
 from mm.venues.service import VenueService
 
 
@@ -40,15 +44,16 @@ def build_connector(
     venue: VenueConfig,
     feeds: FeedsConfig,
     *,
-    signing_key: Secret,
+    signing_key: Secret | None,
     registry: CollectorRegistry,
     rate_limit: RateLimitConfig | None = None,
+    api_credentials: ApiCredentials | None = None,
 ) -> VenueConnector:
     """What the venue ``venue.kind`` names supplies to the venue service: its connections,
     signer, request budget and access check."""
     if venue.kind == "hyperliquid":
         return HyperliquidConnector(
-            signing_key=signing_key,
+            signing_key=_signing_key(venue, signing_key),
             account_address=venue.account_address,
             registry=registry,
             rest_deadline_s=feeds.user.rest_deadline_s,
@@ -58,7 +63,26 @@ def build_connector(
             rate_limit=rate_limit,
             mainnet=venue.network == "mainnet",
         )
+    if venue.kind == "kucoin":
+        return KucoinConnector(
+            credentials=_kucoin_credentials(venue, api_credentials),
+            symbols=feeds.coins,
+            rest_deadline_s=feeds.user.rest_deadline_s,
+            access_recheck_s=feeds.startup.access_recheck_s,
+        )
     raise ValueError(_unknown(venue))
+
+
+def _signing_key(venue: VenueConfig, signing_key: Secret | None) -> Secret:
+    if signing_key is None:
+        raise ValueError(f"venue.private_key_env: {venue.kind} needs a signing key, none given")
+    return signing_key
+
+
+def _kucoin_credentials(venue: VenueConfig, api: ApiCredentials | None) -> Credentials:
+    if api is None:
+        raise ValueError(f"venue.api_key_env: {venue.kind} needs API credentials, none given")
+    return Credentials(api.key, api.secret, api.passphrase, api.version)
 
 
 def build_adapter(
@@ -66,7 +90,7 @@ def build_adapter(
     feeds: FeedsConfig,
     *,
     venue_url: Callable[[], str | None],
-    signing_key: Secret,
+    signing_key: Secret | None,
     registry: CollectorRegistry,
     killed: Callable[[], bool],
     on_fill: Callable[[Fill], None],
@@ -75,6 +99,7 @@ def build_adapter(
     on_startup: Callable[[AccountState], None],
     rate_limit: RateLimitConfig | None = None,
     fill_history: FillHistory | None = None,
+    api_credentials: ApiCredentials | None = None,
 ) -> VenueService:
     """The venue service on ``venue.kind``'s connector, its URL read through ``venue_url``
     when a feed starts (an embedded simulator's port is known only once it listens); ``killed``
@@ -84,7 +109,12 @@ def build_adapter(
     ``on_feed_state`` hears every feed's state change and ``on_startup`` the account as the
     startup sequence read it, before any fill is routed."""
     connector = build_connector(
-        venue, feeds, signing_key=signing_key, registry=registry, rate_limit=rate_limit
+        venue,
+        feeds,
+        signing_key=signing_key,
+        registry=registry,
+        rate_limit=rate_limit,
+        api_credentials=api_credentials,
     )
     return VenueService(
         connector,
@@ -106,16 +136,19 @@ async def open_probe(
     venue: VenueConfig,
     url: str,
     *,
-    signing_key: Secret,
+    signing_key: Secret | None,
     rate_limit: RateLimitConfig,
     request_timeout_s: float,
+    symbols: Sequence[str] = (),
+    api_credentials: ApiCredentials | None = None,
 ) -> AsyncIterator[VenueProbe]:
     """The venue ``venue.kind`` names, at ``url``, as ``mm check`` asks it (each request
-    bounded by ``request_timeout_s``)."""
+    bounded by ``request_timeout_s``; ``symbols``: those the service follows, for a venue that
+    reads them one by one)."""
     if venue.kind == "hyperliquid":
         async with hyperliquid_probe.open_probe(
             url,
-            signing_key=signing_key,
+            signing_key=_signing_key(venue, signing_key),
             account_address=venue.account_address,
             network=venue.network,
             rate_limit=rate_limit,
@@ -123,22 +156,41 @@ async def open_probe(
         ) as probe:
             yield probe
         return
+    if venue.kind == "kucoin":
+        async with kucoin_probe.open_probe(
+            url,
+            credentials=_kucoin_credentials(venue, api_credentials),
+            symbols=symbols,
+            request_timeout_s=request_timeout_s,
+        ) as kucoin:
+            yield kucoin
+        return
     raise ValueError(_unknown(venue))
 
 
-def account_of(venue: VenueConfig, signing_key: Secret) -> str:
+def account_of(
+    venue: VenueConfig, signing_key: Secret | None, api_credentials: ApiCredentials | None = None
+) -> str:
     """The account an adapter of ``venue.kind`` trades for, as the venue names it."""
     if venue.kind == "hyperliquid":
-        return hyperliquid_probe.account_for(signing_key, venue.account_address)
+        return hyperliquid_probe.account_for(
+            _signing_key(venue, signing_key), venue.account_address
+        )
+    if venue.kind == "kucoin":
+        return kucoin_probe.account_for(_kucoin_credentials(venue, api_credentials))
     raise ValueError(_unknown(venue))
 
 
-def fills_listed_again(venue: VenueConfig) -> int:
-    """The most of the account's fills ``venue.kind`` can list again (its fill reads reach back
-    no further): the fill dedup must remember at least as many, or a catch-up that lists them
-    all forwards the oldest twice (mm.config refuses a smaller ``feeds.user.dedup_capacity``)."""
+def fills_listed_again(venue: VenueConfig, max_fill_pages: int) -> int:
+    """The most of the account's fills ``venue.kind`` can list again (its fill reads reach
+    back no further, or a catch-up of ``max_fill_pages`` pages reads no more): the fill dedup
+    must remember at least as many, or a catch-up that lists them all forwards the oldest
+    twice (mm.config refuses a smaller ``feeds.user.dedup_capacity``)."""
     if venue.kind == "hyperliquid":
         return hyperliquid_limits.FILLS_RETAINED
+    if venue.kind == "kucoin":
+        # Listed by time, from where the feed last was: a catch-up lists at most its pages.
+        return kucoin_limits.FILLS_PAGE * max_fill_pages
     raise ValueError(_unknown(venue))
 
 

@@ -8,13 +8,22 @@ from prometheus_client import CollectorRegistry
 
 from mm.config import ConfigError, structure
 from mm.secrets import Secret
-from mm.venues.config import DEV_PRIVATE_KEY, KINDS, FeedsConfig, VenueConfig
+from mm.venues.config import (
+    DEV_API_KEY,
+    DEV_PRIVATE_KEY,
+    KINDS,
+    FeedsConfig,
+    VenueConfig,
+    dev_api_credentials,
+)
 from mm.venues.factory import account_of, build_adapter, open_probe
 from mm.venues.hyperliquid.connector import HyperliquidConnector
 from mm.venues.hyperliquid.rate_limit import RateLimitConfig
+from mm.venues.kucoin.connector import KucoinConnector
 from mm.venues.service import VenueService
 
 ACCOUNT = "0x" + "AB" * 20
+DEV_API = dev_api_credentials()
 
 
 def build(venue: VenueConfig) -> object:
@@ -29,6 +38,7 @@ def build(venue: VenueConfig) -> object:
         on_order_events=lambda events: None,
         on_feed_state=lambda feed, state: None,
         on_startup=lambda account: None,
+        api_credentials=DEV_API,
     )
 
 
@@ -83,13 +93,13 @@ def test_the_account_checks_fund_is_the_one_the_adapter_trades_for() -> None:
 
 
 async def test_a_kind_without_an_adapter_is_refused_naming_the_key() -> None:
-    unknown = attrs.evolve(VenueConfig(), kind="kucoin")
+    unknown = attrs.evolve(VenueConfig(), kind="binance")  # past the config's check: a bug
     key = Secret(DEV_PRIVATE_KEY)
-    with pytest.raises(ValueError, match=r"^venue\.kind: no adapter for 'kucoin'"):
+    with pytest.raises(ValueError, match=r"^venue\.kind: no adapter for 'binance'"):
         build(unknown)
-    with pytest.raises(ValueError, match=r"^venue\.kind: no adapter for 'kucoin'"):
+    with pytest.raises(ValueError, match=r"^venue\.kind: no adapter for 'binance'"):
         account_of(unknown, key)
-    with pytest.raises(ValueError, match=r"^venue\.kind: no adapter for 'kucoin'"):
+    with pytest.raises(ValueError, match=r"^venue\.kind: no adapter for 'binance'"):
         async with open_probe(
             unknown,
             "http://127.0.0.1:1",
@@ -99,5 +109,28 @@ async def test_a_kind_without_an_adapter_is_refused_naming_the_key() -> None:
         ):
             pass
     with pytest.raises(ConfigError) as caught:
-        structure({"venue": {"kind": "kucoin"}})
-    assert caught.value.errors == ["venue.kind: must be one of hyperliquid, got 'kucoin'"]
+        structure({"venue": {"kind": "binance"}})
+    assert caught.value.errors == ["venue.kind: must be one of hyperliquid, kucoin, got 'binance'"]
+
+
+def test_kucoin_takes_the_api_credentials_and_follows_the_feeds_symbols() -> None:
+    feeds = FeedsConfig(coins=("BTC-USDT", "ETH-USDT"))
+    adapter = build_adapter(
+        VenueConfig(kind="kucoin"),
+        feeds,
+        venue_url=lambda: "http://127.0.0.1:1",
+        signing_key=None,
+        registry=CollectorRegistry(),
+        killed=lambda: False,
+        on_fill=lambda fill: None,
+        on_order_events=lambda events: None,
+        on_feed_state=lambda feed, state: None,
+        on_startup=lambda account: None,
+        api_credentials=DEV_API,
+    )
+    assert isinstance(adapter.connector, KucoinConnector)
+    assert adapter.connector.symbols == feeds.coins
+    assert adapter.account == account_of(VenueConfig(kind="kucoin"), None, DEV_API)
+    assert DEV_API_KEY[0] not in adapter.account  # a fingerprint of the key, not the key
+    with pytest.raises(ValueError, match=r"venue\.api_key_env: kucoin needs API credentials"):
+        account_of(VenueConfig(kind="kucoin"), Secret(DEV_PRIVATE_KEY))

@@ -107,6 +107,7 @@ REMEMBERED: Final = 10_000  # order and client ids whose symbol is kept
 CLIENT_ID_PREFIX: Final = "mm-"
 _OWN_ID: Final = re.compile(r"mm-[0-9a-f]{32}")
 ENGINE_ALLOWANCE_MS: Final = 1_000
+EARLIEST_START_MS: Final = 1_000_000_000_000  # /hf/fills' startAt must be above it (the spec)
 
 CAPABILITIES = OrderCapabilities(
     modify=True,  # /hf/orders/alter: cancel-replace, a new order id
@@ -229,8 +230,11 @@ class KucoinClient:
         return list(page.fills)
 
     async def _symbol_fills(self, symbol: str, time_ms: int) -> list[Fill]:
-        """Every fill of ``symbol`` from ``time_ms`` on, paging back from the newest."""
-        query = {"symbol": symbol, "startAt": str(time_ms), "limit": str(FILLS_PAGE)}
+        """Every fill of ``symbol`` from ``time_ms`` on, paging back from the newest (a time
+        before the venue's earliest ``startAt`` is asked without one: from the newest back)."""
+        query = {"symbol": symbol, "limit": str(FILLS_PAGE)}
+        if time_ms > EARLIEST_START_MS:
+            query["startAt"] = str(time_ms)
         fills: list[Fill] = []
         for _ in range(MAX_FILL_PAGES):
             page = await self._read(account.parse_fills, "GET", "/api/v1/hf/fills", query=query)

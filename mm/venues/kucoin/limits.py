@@ -34,6 +34,7 @@ from typing import Final
 
 __all__ = [
     "ENDPOINTS",
+    "FILLS_PAGE",
     "HEADER_LIMIT",
     "HEADER_REMAINING",
     "HEADER_RESET",
@@ -44,6 +45,7 @@ __all__ = [
 ]
 
 WINDOW_S: Final = 30.0
+FILLS_PAGE: Final = 100  # the most fills one GET /api/v1/hf/fills lists (its limit's maximum)
 POOL_QUOTAS: Final[Mapping[str, int]] = {"Spot": 4_000, "Public": 2_000}
 TOO_MANY_REQUESTS: Final = "429000"
 HEADER_LIMIT: Final = "gw-ratelimit-limit"

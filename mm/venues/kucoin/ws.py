@@ -2,16 +2,17 @@
 
 ``KucoinWs.run`` keeps one socket up by the venue's procedure (``ws_protocol``): before EVERY
 connect it awaits ``bullet()`` (the caller's REST call to ``bullet-public`` or
-``bullet-private``: a new token each time, as the venue asks), connects to the bullet's
-endpoint with a fresh connect id, waits for the ``welcome`` (within the config's connect
-timeout), then (re)subscribes every registered subscription and waits for each ``ack``, and
-serves: a receive loop that classifies every message and hands data on without ever waiting
-for a consumer, a ``ping`` every ``bullet.ping_interval_s`` (or the config's
-``ping_interval_s`` when smaller), and a watchdog for silence. No ``pong`` within the bullet's
-``ping_timeout_s`` (or the config's ``pong_timeout_s`` when smaller) is a lost socket. When the
-socket is lost it backs off (full jitter, under Trio's clock) and reconnects, as the
-connection-health machine (``mm.connection``) says; after ``max_attempts`` failed attempts in a
-row ``run`` raises ``ConnectionFailed`` so that its supervisor escalates.
+``bullet-private``: a new token each time, as the venue asks), connects to the bullet's endpoint
+with a fresh connect id, waits for the ``welcome`` (within the config's connect timeout), then
+(re)subscribes every registered subscription and waits for each ``ack``, and serves: a receive loop
+that classifies every message and hands data on without ever waiting for a consumer, a ``ping``
+every ``bullet.ping_interval_s`` (or the config's ``ping_interval_s``, or half its
+``stale_after_s``, when smaller: a quiet private connection's pongs are then its only frames, and
+must come before it would read as stale), and a watchdog for silence. No ``pong`` within the
+bullet's ``ping_timeout_s`` (or the config's ``pong_timeout_s`` when smaller) is a lost socket.
+When the socket is lost it backs off (full jitter, under Trio's clock) and reconnects, as the
+connection-health machine (``mm.connection``) says; after ``max_attempts`` failed attempts in a row
+``run`` raises ``ConnectionFailed`` so that its supervisor escalates.
 
 Consumers ``await subscribe(topic, private=..., buffer=...)`` and get a ``TopicSubscription``:
 a bounded stream of ``Frame`` values (a data message, stamped on arrival with
@@ -615,8 +616,9 @@ class KucoinWs:
             handle(message)
 
     async def _pinger(self, ws: Socket, bullet: Bullet) -> None:
-        interval = min(bullet.ping_interval_s, self.config.ping_interval_s)
-        timeout = min(bullet.ping_timeout_s, self.config.pong_timeout_s)
+        config = self.config
+        interval = min(bullet.ping_interval_s, config.ping_interval_s, config.stale_after_s / 2)
+        timeout = min(bullet.ping_timeout_s, config.pong_timeout_s)
         next_at = trio.current_time() + interval
         while True:
             await trio.sleep_until(next_at)

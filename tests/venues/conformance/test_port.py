@@ -34,9 +34,8 @@ from mm.venues.base import SwitchNeedsVolume, UnknownInstrument, VenueClient
 from mm.venues.config import KINDS
 from mm.venues.factory import open_probe
 from mm.venues.hyperliquid.rate_limit import RateLimitConfig
-from tests.venues.conformance.rig import COINS, KEY, Rig, venue_rig
+from tests.venues.conformance.rig import API, KEY, Rig, venue_rig
 
-COIN = COINS[0]
 WAIT_S = 30.0  # virtual seconds for what the venue does a block or two later
 
 
@@ -52,27 +51,25 @@ def client_of(rig: Rig) -> VenueClient:
     return client
 
 
-def order(
-    rig: Rig, side: Side, px: float, tif: Tif, *, notional: float = 20.0, coin: str = COIN
-) -> PlaceOrder:
+def order(rig: Rig, side: Side, px: float, tif: Tif, *, notional: float = 20.0) -> PlaceOrder:
     """An order of about ``notional`` (USD) on the venue's grid (a buy's price rounded down,
     a sell's up), with a client id the venue's adapter made."""
     client = client_of(rig)
-    instrument = client.instrument(coin)
+    instrument = client.instrument(rig.coin)
     px = instrument.round_price(px, up=side is Side.SELL)
     sz = instrument.round_size(notional / px, up=True)
-    return PlaceOrder(coin, side, px, sz, tif, client.new_client_id())
+    return PlaceOrder(rig.coin, side, px, sz, tif, client.new_client_id())
 
 
 def passive(rig: Rig, side: Side) -> float:
     """A price 20% away from the mid, on the side's own side of the book: it rests."""
-    mid = rig.sim.mid(COIN)
+    mid = rig.sim.mid(rig.coin)
     return mid * 0.8 if side is Side.BUY else mid * 1.2
 
 
 def crossing(rig: Rig, side: Side) -> float:
     """A price 2% through the mid: it takes the resting liquidity on the other side."""
-    mid = rig.sim.mid(COIN)
+    mid = rig.sim.mid(rig.coin)
     return mid * 1.02 if side is Side.BUY else mid * 0.98
 
 
@@ -88,8 +85,8 @@ async def next_event(rig: Rig, wanted: Callable[[Any], bool]) -> Any:
 async def test_instruments_and_reference_data(rig: Rig) -> None:
     client = client_of(rig)
     listed = {instrument.symbol: instrument for instrument in await client.instruments()}
-    assert set(COINS) <= set(listed)
-    for coin in COINS:
+    assert set(rig.coins) <= set(listed)
+    for coin in rig.coins:
         instrument = client.instrument(coin)
         assert instrument == listed[coin]
         assert instrument.price_increment > 0
@@ -99,15 +96,15 @@ async def test_instruments_and_reference_data(rig: Rig) -> None:
         assert down <= mid <= up
         assert instrument.round_price(down, up=True) == down  # on the grid: rounds to itself
         assert instrument.symbol == coin
-    assert {instrument.symbol for instrument in await client.instruments()} >= set(COINS)
+    assert {instrument.symbol for instrument in await client.instruments()} >= set(rig.coins)
     with pytest.raises(UnknownInstrument):
         client.instrument("NOT-LISTED")
 
 
 async def test_book_snapshots_and_market_health(rig: Rig) -> None:
     adapter = rig.adapter
-    assert tuple(adapter.coins) == COINS
-    for coin in COINS:
+    assert tuple(adapter.coins) == rig.coins
+    for coin in rig.coins:
         book = adapter.bus.latest(coin)
         assert book is not None
         assert book.best_bid is not None
@@ -175,7 +172,7 @@ async def test_post_only_rests_then_modify_then_cancel(rig: Rig) -> None:
         (listed,) = [o for o in await client.open_orders() if o.cloid == lower.cloid]
         assert listed.px == lower.px
         current = modified.oid
-    canceled = await client.cancel([CancelOrder(COIN, oid=current)])
+    canceled = await client.cancel([CancelOrder(rig.coin, oid=current)])
     assert canceled == [None]
     await next_event(
         rig,
@@ -188,7 +185,7 @@ async def test_post_only_rests_then_modify_then_cancel(rig: Rig) -> None:
     assert status is not None
     assert status.status is OrderStatus.CANCELED
     assert status.sz == status.orig_sz  # ended unfilled
-    (again,) = await client.cancel([CancelOrder(COIN, oid=current)])
+    (again,) = await client.cancel([CancelOrder(rig.coin, oid=current)])
     assert isinstance(again, Rejected)
     assert again.reason
 
@@ -206,27 +203,29 @@ async def test_an_ioc_order_fills_and_is_reported_everywhere(rig: Rig) -> None:
     client, adapter = client_of(rig), rig.adapter
     assert client.capabilities.ioc
     since_ms = clock.wall_ms()
+    before = await client.account_state()
     taking = order(rig, Side.BUY, crossing(rig, Side.BUY), Tif.IOC)
     (result,) = await client.place([taking])
     assert isinstance(result, Filled)
     assert result.total_sz == pytest.approx(taking.sz)
     assert 0 < result.avg_px <= taking.px
     fill = await next_event(rig, lambda e: isinstance(e, Fill) and e.oid == result.oid)
-    assert (fill.coin, fill.side, fill.cloid) == (COIN, Side.BUY, taking.cloid)
+    assert (fill.coin, fill.side, fill.cloid) == (rig.coin, Side.BUY, taking.cloid)
     assert fill.sz == pytest.approx(taking.sz)
     assert fill.crossed
     assert fill.fee >= 0
     assert fill.fee_token
     with trio.fail_after(WAIT_S):
         trade = await adapter.trades.receive()
-        while trade.coin != COIN:
+        while trade.coin != rig.coin:
             trade = await adapter.trades.receive()
     assert isinstance(trade, Trade)
     assert trade.side is Side.BUY
     assert {(f.oid, f.tid) for f in await client.fills_since(since_ms)} >= {(fill.oid, fill.tid)}
-    account = await client.account_state()
-    (position,) = [p for p in account.positions if p.coin == COIN]
-    assert position.szi == pytest.approx(taking.sz)
+    after = await client.account_state()
+    assert rig.sim.holding(after, rig.coin) - rig.sim.holding(before, rig.coin) == pytest.approx(
+        taking.sz
+    )
     assert not [o for o in await client.open_orders() if o.oid == result.oid]
 
 
@@ -246,7 +245,7 @@ async def test_a_batch_is_answered_in_request_order(rig: Rig) -> None:
     assert [r.cloid for r in rested] == [batch[0].cloid, batch[2].cloid]
     open_now = {o.cloid for o in await client.open_orders()}
     assert open_now >= {batch[0].cloid, batch[2].cloid}
-    canceled = await client.cancel([CancelOrder(COIN, cloid=r.cloid) for r in rested])
+    canceled = await client.cancel([CancelOrder(rig.coin, cloid=r.cloid) for r in rested])
     assert canceled == [None, None]
     assert not {o.cloid for o in await client.open_orders()} & open_now
 
@@ -266,17 +265,20 @@ async def test_headroom(rig: Rig) -> None:
     assert status["api_headroom"] == adapter.limiter.headroom_by_kind(clock.monotonic())
 
 
-async def test_the_dead_mans_switch_refused_to_a_new_account_then_armed(rig: Rig) -> None:
+async def test_the_dead_mans_switch_armed_and_disarmed(rig: Rig) -> None:
+    """Armed at once where the venue allows any account; where it waits for traded volume
+    (``SwitchNeedsVolume``), refused to a new account, then armed once it has traded."""
     client = client_of(rig)
     switch = client.dead_mans_switch
     if switch is None:
         pytest.skip(f"{rig.kind} has no dead-man's switch")
     assert await switch.traded_volume() == 0
-    with pytest.raises(SwitchNeedsVolume) as refused:
-        await switch.schedule_cancel(clock.wall_ms() + 60_000)
-    assert refused.value.required > 0
-    rig.sim.credit_volume(rig.adapter.account, refused.value.required)
-    assert await switch.traded_volume() >= refused.value.required
+    if rig.sim.credit_volume is not None:
+        with pytest.raises(SwitchNeedsVolume) as refused:
+            await switch.schedule_cancel(clock.wall_ms() + 60_000)
+        assert refused.value.required > 0
+        rig.sim.credit_volume(rig.adapter.account, refused.value.required)
+        assert await switch.traded_volume() >= refused.value.required
     await switch.schedule_cancel(clock.wall_ms() + 60_000)
     await switch.schedule_cancel(None)
 
@@ -288,13 +290,15 @@ async def test_the_probe_mm_check_asks(rig: Rig) -> None:
         signing_key=KEY,
         rate_limit=RateLimitConfig(),
         request_timeout_s=5.0,
+        symbols=rig.coins,
+        api_credentials=API,
     ) as probe:
         assert probe.account == rig.adapter.account
         access = await probe.access()
         assert access.allowed
         assert access.detail
-        seen, errors = await probe.books(list(COINS), 10.0)
-        assert seen == set(COINS)
+        seen, errors = await probe.books(list(rig.coins), 10.0)
+        assert seen == set(rig.coins)
         assert errors == []
         state = await probe.client.rate_limit()
         assert all(0 <= share <= 1 for share in probe.headroom_by_kind(state).values())

@@ -125,26 +125,26 @@ async def test_a_dropped_connection_is_made_again_with_a_new_token_and_a_gap_fir
 
 
 async def test_pings_keep_a_quiet_connection_alive(autojump_clock: trio.testing.MockClock) -> None:
-    # No subscription: pongs are the only messages. Silent for two stale periods (20 s), the
-    # watchdog would reconnect; the face's ping interval (18 s) keeps it talking.
-    async with running_face() as face, connected(face) as ws:
-        await trio.sleep(65)
-        assert ws.pings_sent == 3  # at 18, 36 and 54 s
+    # No subscription: pongs are the only messages. Silent for a stale period (10 s) it would
+    # read as stale, for two the watchdog would reconnect; a ping every half stale period
+    # (5 s, more often than the face's 18 s) keeps it talking, and never stale.
+    transitions: list[Transition] = []
+    async with running_face() as face, connected(face, transitions=transitions) as ws:
+        await trio.sleep(62)
+        assert ws.pings_sent == 12  # at 5, 10, ... 60 s
         assert ws.reconnects == 0
         assert ws.connected
         assert face.bullets == 1
+    assert State.STALE not in {transition.new for transition in transitions}
 
 
-async def test_a_silent_connection_without_pings_is_made_again(
-    autojump_clock: trio.testing.MockClock,
-) -> None:
-    # The counterpart of the test above: silence allowed for less than the ping interval.
-    config = ConnectionConfig(stale_after_s=5.0)
+async def test_pings_follow_a_shorter_stale_limit(autojump_clock: trio.testing.MockClock) -> None:
+    config = ConnectionConfig(stale_after_s=4.0)
     async with running_face() as face, connected(face, config) as ws:
-        await trio.sleep(15)
-        assert ws.pings_sent == 0
-        assert ws.reconnects == 1
-        assert face.bullets == 2
+        await trio.sleep(21)
+        assert ws.pings_sent == 10  # every 2 s
+        assert ws.reconnects == 0
+        assert face.bullets == 1
 
 
 @attrs.define(eq=False)
@@ -189,8 +189,8 @@ async def test_no_pong_in_time_is_a_lost_connection(autojump_clock: trio.testing
         assert eaters[0].eaten == 1
         up, lost = transitions[0], transitions[1]
         assert (up.new, lost.new) == (State.HEALTHY, State.RECONNECTING)
-        # The first ping at 18 s, its pong awaited 10 s (the face's pingTimeout).
-        assert 28 <= lost.at - up.at < 28.5
+        # The first ping at 5 s (half the stale limit), its pong awaited 10 s.
+        assert 15 <= lost.at - up.at < 15.5
         assert lost.reason == "no pong within 10s"
 
 

@@ -48,7 +48,7 @@ from __future__ import annotations
 
 import random
 import secrets
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from decimal import Decimal
 from functools import partial
 from typing import Any, cast
@@ -110,8 +110,12 @@ class KucoinSimVenue:
         step_s: float = 0.1,
         market: TriangleConfig | None = None,
         faults: KucoinFaultConfig | None = None,
+        on_bound: Callable[[str], Awaitable[None]] | None = None,
     ) -> None:
+        """``on_bound(url)`` hears the base URL once the server listens (each time ``run``
+        starts: a restart may bind another port)."""
         self.host, self.port, self.step_s = host, port, step_s
+        self._on_bound = on_bound
         ledger = SpotLedger(record=True)
         for currency, amount in STARTING_BALANCES.items():
             ledger.fund(DEV_USER, currency, amount)
@@ -148,6 +152,8 @@ class KucoinSimVenue:
             binds: list[str] = await nursery.start(partial(serve, app, config, mode="asgi"))
             self.url = binds[0]
             logger.info("KuCoin simulator listening on {}", self.url)
+            if self._on_bound is not None:
+                await self._on_bound(self.url)
             nursery.start_soon(self._market_loop)
             task_status.started(self.url)
 
