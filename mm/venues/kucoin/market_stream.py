@@ -51,7 +51,7 @@ from __future__ import annotations
 import random
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from typing import Any, Generic, TypeVar
+from typing import Any, TypeVar
 
 import trio
 from loguru import logger
@@ -60,6 +60,7 @@ from mm.model import BookSnapshot, Mids, Trade
 from mm.venues.base import BookEvent, EventStream, Gap, Malformed
 from mm.venues.kucoin.codec import CodecError, parse_level2_increment, parse_match, parse_ticker
 from mm.venues.kucoin.level2 import Level2Book, Outcome, Snapshot
+from mm.venues.kucoin.topics import OnTopic, ParsedTopic
 from mm.venues.kucoin.ws import Frame, KucoinWs, TopicSubscription
 from supervisors.backoff import Backoff
 
@@ -70,7 +71,6 @@ __all__ = [
     "BookStream",
     "KucoinMarketStream",
     "MidsStream",
-    "ParsedStream",
 ]
 
 BOOK_CHANNEL = "/market/level2"
@@ -82,77 +82,19 @@ _T = TypeVar("_T")
 SnapshotSource = Callable[[str], Awaitable[Snapshot]]
 
 
-class ParsedStream(Generic[_T]):
-    """One subscription's frames, each parsed into one event, as the port's ``EventStream``
-    (markers passed on; a frame that does not parse is ``Malformed``)."""
-
-    def __init__(self, sub: TopicSubscription, channel: str, parse: Callable[[Frame], _T]) -> None:
-        self.subscription = sub
-        self.channel = channel
-        self._parse = parse
-
-    @property
-    def active(self) -> bool:
-        return self.subscription.active
-
-    @property
-    def error(self) -> str | None:
-        return self.subscription.error
-
-    @property
-    def description(self) -> str:
-        return self.subscription.topic
-
-    @property
-    def gaps(self) -> int:
-        return self.subscription.gaps
-
-    def __aiter__(self) -> AsyncIterator[_T | Gap | Malformed]:
-        return self
-
-    async def __anext__(self) -> _T | Gap | Malformed:
-        try:
-            delivery = await self.subscription.receive()
-        except trio.EndOfChannel:
-            raise StopAsyncIteration from None
-        if isinstance(delivery, Frame):
-            try:
-                return self._parse(delivery)
-            except CodecError as error:
-                return Malformed(str(error))
-        return delivery
+def _trade(frame: Frame) -> tuple[Trade]:
+    return (parse_match(frame.data),)
 
 
-def _trade(frame: Frame) -> Trade:
-    return parse_match(frame.data)
-
-
-class MidsStream:
+class MidsStream(OnTopic):
     """The latest mid of every symbol the ticker subscription names, as ``Mids`` (see the
     module): the frames queued when the consumer asks are folded in at once, and one ``Mids``
     (a new dict) is built for them; markers met on the way follow it."""
 
     def __init__(self, sub: TopicSubscription) -> None:
-        self.subscription = sub
-        self.channel = MIDS_CHANNEL
+        super().__init__(sub)
         self._mids: dict[str, float] = {}
         self._pending: deque[Gap | Malformed] = deque()
-
-    @property
-    def active(self) -> bool:
-        return self.subscription.active
-
-    @property
-    def error(self) -> str | None:
-        return self.subscription.error
-
-    @property
-    def description(self) -> str:
-        return self.subscription.topic
-
-    @property
-    def gaps(self) -> int:
-        return self.subscription.gaps
 
     def __aiter__(self) -> AsyncIterator[Mids | Gap | Malformed]:
         return self
@@ -192,7 +134,7 @@ class MidsStream:
         return True
 
 
-class BookStream:
+class BookStream(OnTopic):
     """A symbol's book from its level-2 increments, as the port's ``EventStream`` (see the
     module). The stream's book task (``follow``) feeds it; the consumer iterates it."""
 
@@ -209,9 +151,8 @@ class BookStream:
         rng: random.Random,
         name: str,
     ) -> None:
+        super().__init__(sub)
         self.symbol = symbol
-        self.subscription = sub
-        self.channel = BOOK_CHANNEL
         self.depth = ALL_LEVELS if depth is None else depth
         self.buffer = buffer
         self.book = Level2Book(symbol, buffer_limit)
@@ -228,24 +169,16 @@ class BookStream:
         self._ended = False
         self._generation = 0  # bumped whenever the book is lost: a snapshot asked before is old
         self._resyncing = False
-        # Counters.
-        self.gaps = 0
+        # Counters (``gaps``: the Gap markers this stream issued, the socket's and its own).
+        self._gaps = 0
         self.resyncs = 0  # snapshots taken and applied
         self.snapshot_failures = 0
         self.conflated = 0  # books replaced by a newer one before the consumer took them
         self.markers_dropped = 0
 
     @property
-    def active(self) -> bool:
-        return self.subscription.active
-
-    @property
-    def error(self) -> str | None:
-        return self.subscription.error
-
-    @property
-    def description(self) -> str:
-        return self.subscription.topic
+    def gaps(self) -> int:
+        return self._gaps
 
     # --- the consumer's side --------------------------------------------------------------------
 
@@ -280,7 +213,7 @@ class BookStream:
         self._wake()
 
     def _emit_gap(self) -> None:
-        self.gaps += 1
+        self._gaps += 1
         if self._gap is None:
             self._gap = Gap(trio.current_time())
         self._latest = None  # superseded: the book is gone
@@ -455,9 +388,9 @@ class KucoinMarketStream:
         nursery.start_soon(stream.follow)
         return stream
 
-    async def trades(self, symbol: str, *, buffer: int) -> ParsedStream[Trade]:
+    async def trades(self, symbol: str, *, buffer: int) -> ParsedTopic[Trade]:
         sub = await self.ws.subscribe(f"{TRADES_CHANNEL}:{symbol}", private=False, buffer=buffer)
-        return ParsedStream(sub, TRADES_CHANNEL, _trade)
+        return ParsedTopic(sub, _trade)
 
     async def mids(self, *, buffer: int) -> MidsStream:
         names = ",".join(self.mid_symbols) if self.mid_symbols else "all"
@@ -465,7 +398,7 @@ class KucoinMarketStream:
         return MidsStream(sub)
 
     async def unsubscribe(self, stream: EventStream[Any]) -> None:
-        if not isinstance(stream, ParsedStream | MidsStream | BookStream):
+        if not isinstance(stream, ParsedTopic | MidsStream | BookStream):
             raise TypeError(f"not a stream of this venue: {stream!r}")
         if isinstance(stream, BookStream) and stream in self.books_streams:
             self.books_streams.remove(stream)

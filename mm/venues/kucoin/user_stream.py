@@ -29,20 +29,19 @@ client's ``VenueError`` (``RateLimited`` for a 429) or ``MalformedAnswer``.
 
 from __future__ import annotations
 
-from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from contextlib import AbstractContextManager
-from typing import Any, Final, Generic, Protocol, TypeVar
+from typing import Any, Final, Protocol, TypeVar
 
 from mm.model import AccountState, Fill, OpenOrder
-from mm.venues.base import EventStream, Foreign, Gap, Malformed, UserStreamItem
+from mm.venues.base import EventStream, Foreign, UserStreamItem
 from mm.venues.kucoin import account, orders
 from mm.venues.kucoin.balances import TOPIC as BALANCE_TOPIC
 from mm.venues.kucoin.balances import SpotBalances, parse_balance_change
-from mm.venues.kucoin.codec import CodecError
+from mm.venues.kucoin.topics import ParsedTopic
 from mm.venues.kucoin.ws import Frame, TopicSubscription
 
-__all__ = ["ORDERS_TOPIC", "AccountReads", "KucoinUserStream", "ParsedTopic", "PrivateConnection"]
+__all__ = ["ORDERS_TOPIC", "AccountReads", "KucoinUserStream", "PrivateConnection"]
 
 ORDERS_TOPIC: Final = "/spotMarket/tradeOrdersV2"
 DEFAULT_BUFFER: Final = 10_000
@@ -89,52 +88,6 @@ class AccountReads(Protocol):
     def fee(self, symbol: str, *, taker: bool) -> tuple[float, str]:
         """The account's rate for the symbol's maker or taker fills, and the fee currency."""
         ...
-
-
-class ParsedTopic(Generic[_T]):
-    """One topic's frames, parsed: the port's ``EventStream`` over a ``TopicSubscription``."""
-
-    def __init__(self, sub: TopicSubscription, parse: Callable[[Frame], Sequence[_T]]) -> None:
-        self.subscription = sub
-        self._parse = parse
-        self._pending: deque[_T | Gap | Malformed] = deque()
-        self._frames = sub.__aiter__()
-
-    @property
-    def channel(self) -> str:
-        return self.subscription.channel
-
-    @property
-    def active(self) -> bool:
-        return self.subscription.active
-
-    @property
-    def error(self) -> str | None:
-        return self.subscription.error
-
-    @property
-    def description(self) -> str:
-        return self.subscription.description
-
-    @property
-    def gaps(self) -> int:
-        return self.subscription.gaps
-
-    def __aiter__(self) -> ParsedTopic[_T]:
-        return self
-
-    async def __anext__(self) -> _T | Gap | Malformed:
-        pending = self._pending
-        while not pending:
-            item = await self._frames.__anext__()  # StopAsyncIteration: the topic ended
-            if isinstance(item, Frame):
-                try:
-                    pending.extend(self._parse(item))
-                except CodecError as error:
-                    return Malformed(str(error))
-            else:
-                return item
-        return pending.popleft()
 
 
 class KucoinUserStream:
