@@ -31,7 +31,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from contextlib import AbstractContextManager
-from typing import Any, Final, Protocol, TypeVar
+from typing import Any, Final, Protocol
 
 from mm.model import AccountState, Fill, OpenOrder
 from mm.venues.base import EventStream, Foreign, UserStreamItem
@@ -46,7 +46,6 @@ __all__ = ["ORDERS_TOPIC", "AccountReads", "KucoinUserStream", "PrivateConnectio
 ORDERS_TOPIC: Final = "/spotMarket/tradeOrdersV2"
 DEFAULT_BUFFER: Final = 10_000
 
-_T = TypeVar("_T")
 
 
 class PrivateConnection(Protocol):
