@@ -47,7 +47,6 @@ ORDERS_TOPIC: Final = "/spotMarket/tradeOrdersV2"
 DEFAULT_BUFFER: Final = 10_000
 
 
-
 class PrivateConnection(Protocol):
     """The part of ``KucoinWs`` the user stream uses."""
 
