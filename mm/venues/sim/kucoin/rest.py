@@ -42,6 +42,11 @@ Served so far (KuCoin's HF spot API, as its specification gives them):
   again before ``timeout`` seconds pass cancels the account's orders of those symbols, at the
   first ``expire(now_ns)`` after (the server calls it every market step), and is disarmed.
 
+An order's sizes (``size``/``originSize``, ``remainSize``, ``cancelledSize``/``canceledSize``)
+are in the base; a market buy by funds has none, so they are 0, and what it left unspent is in
+its funds (``remainFunds``, ``cancelledFunds``: the dust its dust cancel frees; 0 for an order
+by size); ``cancelExist`` says whether it was cancelled.
+
 Anything else is ``404000`` "Url Not Found" (HTTP 404); a body that is not a JSON object, a
 field missing or mistyped, an unknown symbol: ``400100`` (HTTP 400); an order the balance
 cannot cover: ``200004`` with HTTP 200 (a business refusal in a well-formed answer). The
@@ -656,12 +661,26 @@ class KucoinRest:
 
     @staticmethod
     def _sizes(order: SpotOrder) -> tuple[Decimal, Decimal, Decimal]:
-        """The order's size, what remains of it, and what was cancelled."""
-        size = order.size or Decimal(0)
-        active = order.end is None
-        remain = size - order.filled if active and order.size is not None else Decimal(0)
-        cancelled = size - order.filled - remain if order.end == "canceled" else Decimal(0)
-        return size, remain, cancelled
+        """The order's size, what remains of it, and what was cancelled. A market buy by
+        funds has no size: all three are 0 (what it did not spend is in funds, ``_funds``)."""
+        if order.size is None:
+            return Decimal(0), Decimal(0), Decimal(0)
+        unfilled = order.size - order.filled
+        remain = unfilled if order.end is None else Decimal(0)
+        cancelled = unfilled if order.end == "canceled" else Decimal(0)
+        return order.size, remain, cancelled
+
+    @staticmethod
+    def _funds(order: SpotOrder) -> tuple[Decimal, Decimal]:
+        """What remains of an order by funds, and what was cancelled: the funds not spent on
+        its trades and their fees (the ledger charges them in the quote), the "dust" a market
+        buy frees when it ends. An order by size answers 0 for both."""
+        if order.funds is None:
+            return Decimal(0), Decimal(0)
+        unspent = order.funds - order.deal_funds - order.fee
+        remain = unspent if order.end is None else Decimal(0)
+        cancelled = unspent if order.end == "canceled" else Decimal(0)
+        return remain, cancelled
 
     def _state(self, order: SpotOrder) -> dict[str, Any]:
         """What a synchronous request answers of the order: its sizes and status."""
@@ -686,6 +705,7 @@ class KucoinRest:
     def _order(self, order: SpotOrder) -> dict[str, Any]:
         request = order.request
         size, remain, cancelled = self._sizes(order)
+        remain_funds, cancelled_funds = self._funds(order)
         active = order.end is None
         return {
             "id": order.oid,
@@ -700,7 +720,9 @@ class KucoinRest:
             "dealSize": _number(order.filled),
             "dealFunds": _number(order.deal_funds),
             "remainSize": _number(remain),
+            "remainFunds": _number(remain_funds),
             "cancelledSize": _number(cancelled),
+            "cancelledFunds": _number(cancelled_funds),
             "fee": _number(order.fee),
             "feeCurrency": order.symbol.quote,
             "stp": None,
@@ -712,6 +734,7 @@ class KucoinRest:
             "cancelAfter": 0,
             "channel": "API",
             "tradeType": "TRADE",
+            "cancelExist": order.end == "canceled",
             "inOrderBook": order.in_book,
             "active": active,
             "tax": "0",

@@ -13,7 +13,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from mm.model import OrderStatus
 from mm.venues.kucoin.answers import KucoinError
+from mm.venues.kucoin.order_answers import parse_order
 from mm.venues.kucoin.signing import sign_request
 from mm.venues.sim.kucoin.ledger import SpotLedger
 from mm.venues.sim.kucoin.rest import KucoinRest
@@ -194,6 +196,63 @@ def test_sync_cancels_answer_the_order_after_the_cancel() -> None:
     assert (by_client["clientOid"], by_client["canceledSize"]) == ("c2", "0.2")
     again = call(rest, "DELETE", "/api/v1/hf/orders/sync/client-order/c2", SYMBOL)
     refused(again, 400, "400100")
+
+
+@settings(max_examples=25, deadline=None)
+@given(micros=st.integers(100_000, 10_000_000_000))
+def test_a_market_buy_by_funds_answers_no_size_and_its_unspent_funds(micros: int) -> None:
+    """A market buy by funds has no size: its sizes are 0, never the negative 0 - dealSize
+    it once answered for the dust cancel; what it did not spend (the dust) is
+    ``cancelledFunds``, and the funds are its trades, their fees and that dust."""
+    funds = D(micros).scaleb(-6)
+    rest = face()
+    maker = order("sell", "60000", "0.5")
+    data(call(rest, "POST", "/api/v1/hf/orders", body=maker, credentials=OTHER))
+    buy = {"symbol": "BTC-USDT", "side": "buy", "type": "market", "funds": str(funds)}
+    placed = data(call(rest, "POST", "/api/v1/hf/orders/sync", body=buy))
+    assert placed["status"] == "done"
+    assert (placed["originSize"], placed["remainSize"], placed["canceledSize"]) == ("0", "0", "0")
+    assert D(placed["dealSize"]) > 0
+    read = data(call(rest, "GET", f"/api/v1/hf/orders/{placed['orderId']}", SYMBOL))
+    assert (read["size"], read["remainSize"], read["cancelledSize"]) == ("0", "0", "0")
+    assert (D(read["funds"]), read["remainFunds"], read["active"]) == (funds, "0", False)
+    dust = D(read["cancelledFunds"])
+    assert dust >= 0
+    assert D(read["dealFunds"]) + D(read["fee"]) + dust == funds
+    assert read["cancelExist"] is (dust > 0)
+    # The adapter reads it: a filled order whose average is its deal funds over its size.
+    answer = parse_order(read)
+    assert answer.report.status is OrderStatus.FILLED
+    assert answer.deal_funds / answer.deal_size == pytest.approx(60_000)
+
+
+def test_a_dust_cancel_is_cancelled_funds() -> None:
+    """100 USDT buys 0.001665 BTC at 60,000 (99.9, and 0.0999 in fees): 0.0001 is freed."""
+    rest = face()
+    data(
+        call(
+            rest, "POST", "/api/v1/hf/orders", body=order("sell", "60000", "0.5"), credentials=OTHER
+        )
+    )
+    buy = {"symbol": "BTC-USDT", "side": "buy", "type": "market", "funds": "100"}
+    oid = data(call(rest, "POST", "/api/v1/hf/orders", body=buy))["orderId"]
+    read = data(call(rest, "GET", f"/api/v1/hf/orders/{oid}", SYMBOL))
+    assert (read["dealSize"], read["dealFunds"], read["fee"]) == ("0.001665", "99.9", "0.0999")
+    assert (read["cancelledSize"], read["cancelledFunds"], read["cancelExist"]) == (
+        "0",
+        "0.0001",
+        True,
+    )
+    # A limit order by size: what was cancelled is a size, and it has no funds to speak of.
+    placed = data(call(rest, "POST", "/api/v1/hf/orders", body=order("buy", "50000", "0.1")))
+    data(call(rest, "DELETE", f"/api/v1/hf/orders/{placed['orderId']}", SYMBOL))
+    limit = data(call(rest, "GET", f"/api/v1/hf/orders/{placed['orderId']}", SYMBOL))
+    assert (limit["cancelledSize"], limit["cancelledFunds"], limit["remainFunds"]) == (
+        "0.1",
+        "0",
+        "0",
+    )
+    assert limit["cancelExist"] is True
 
 
 def test_cancel_all_cancels_every_symbol_of_the_account_only() -> None:
