@@ -15,9 +15,16 @@ Where the state comes from depends on whether an mm is running:
 - running: its ``/status`` document (kill switch, mode, sync, positions, journal health) and its
   venue (``status["venue_url"]``, which is the embedded simulator's loopback URL when it has one);
 - not running: the journal in ``run_dir``, and ``venue.url``. With ``venue.url = "embedded"``
-  pre-flight starts a simulator in-process for the length of the checks (proving the venue, its
-  protocol faces and the feeds work); such a fresh venue has no history, so the position check
+  pre-flight starts ``venue.kind``'s simulator in-process for the length of the checks (the
+  Hyperliquid simulator, or KuCoin's face, as a running mm starts it), proving the venue, its
+  protocol faces and the feeds work; such a fresh venue has no history, so the position check
   is skipped, and post-flight's venue checks are skipped (that venue lived only inside mm).
+
+The venue is asked through the port (``mm.venues.factory.open_probe``), with the key or the API
+credentials ``venue.kind`` takes and the symbols the service follows (``feeds.coins``). What a
+venue lacks is said, never passed silently: a spot venue (an account of balances, no positions)
+skips positions_match saying why; a venue with no dead-man's switch is a WARN; one that arms it
+for any account (volume 0) passes saying so.
 
 A check is PASS, WARN, FAIL or SKIP (a warning or a skip says why and is not a failure).
 Every venue and network call is bounded by a deadline, and any error becomes a FAIL with its
@@ -35,7 +42,7 @@ import shutil
 import sqlite3
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from functools import partial
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
@@ -59,9 +66,10 @@ from mm.ops.coordinator import JOURNAL_KIND as AUTONOMY_KIND
 from mm.risk.killswitch import KillSwitch
 from mm.secrets import Redactor, Secret
 from mm.venues.base import VenueProbe
-from mm.venues.config import EMBEDDED, VenueConfig
+from mm.venues.config import EMBEDDED, ApiCredentials, VenueConfig
 from mm.venues.factory import RateLimitConfig, account_of, open_probe
 from mm.venues.sim.config import SimConfig
+from mm.venues.sim.kucoin.server import KucoinSimVenue
 from mm.venues.sim.venue import SimVenue
 
 STATUS_TIMEOUT_S = 5.0  # GET /status
@@ -88,6 +96,9 @@ class _Strategy(Protocol):
 
 
 class _Feeds(Protocol):
+    @property
+    def coins(self) -> Sequence[str]: ...
+
     @property
     def deadman(self) -> DeadmanConfig: ...
 
@@ -120,10 +131,14 @@ class CheckedConfig(Protocol):
 
 class CheckedSecrets(Protocol):
     """The secrets as the checks use them (``mm.config.Secrets`` is one): the venue's signing
-    key, and every secret, which no detail may show."""
+    key or API credentials (whichever ``venue.kind`` takes), and every secret, which no detail
+    may show."""
 
     @property
     def venue_key(self) -> Secret | None: ...
+
+    @property
+    def venue_api(self) -> ApiCredentials | None: ...
 
     def all(self) -> list[Secret]: ...
 
@@ -287,16 +302,24 @@ class _Venue:
 async def _client(
     config: CheckedConfig, secrets: CheckedSecrets, url: str
 ) -> AsyncIterator[_Venue]:
-    if secrets.venue_key is None:
-        yield _Venue(url, unavailable="no venue signing key was resolved")
-        return
-    async with open_probe(
-        config.venue,
-        url,
-        signing_key=secrets.venue_key,
-        rate_limit=config.rate_limit,
-        request_timeout_s=REQUEST_TIMEOUT_S,
-    ) as probe:
+    """A probe of the venue at ``url``, with the key or credentials ``venue.kind`` takes and
+    the symbols the service follows (unavailable when the venue's secrets were not resolved)."""
+    async with AsyncExitStack() as stack:
+        try:
+            probe = await stack.enter_async_context(
+                open_probe(
+                    config.venue,
+                    url,
+                    signing_key=secrets.venue_key,
+                    rate_limit=config.rate_limit,
+                    request_timeout_s=REQUEST_TIMEOUT_S,
+                    symbols=tuple(config.feeds.coins),
+                    api_credentials=secrets.venue_api,
+                )
+            )
+        except ValueError as error:  # the factory: no key or credentials for venue.kind
+            yield _Venue(url, unavailable=f"the venue's secrets were not resolved: {error}")
+            return
         yield _Venue(url, probe)
 
 
@@ -324,11 +347,7 @@ async def _open_venue(
     if not start_embedded:
         yield _Venue(skipped="the embedded venue lives only inside a running mm")
         return
-    key = secrets.venue_key
-    # Funded as the embedded venue of a running mm funds it, so the checks see the same venue.
-    sim = SimVenue(
-        config.sim, fund_at_start=(account_of(config.venue, key),) if key is not None else ()
-    )
+    sim = _embedded_simulator(config, secrets)
     async with trio.open_nursery() as nursery:
         try:
             with trio.fail_after(SIM_START_TIMEOUT_S):
@@ -338,7 +357,7 @@ async def _open_venue(
         else:
             failure = None
         try:
-            if failure is not None or sim.url is None:
+            if failure is not None or not sim.url:
                 yield _Venue(unavailable=failure or "the embedded venue has no URL")
             else:
                 async with _client(config, secrets, sim.url) as venue:
@@ -346,6 +365,19 @@ async def _open_venue(
                     yield venue
         finally:
             nursery.cancel_scope.cancel()
+
+
+def _embedded_simulator(
+    config: CheckedConfig, secrets: CheckedSecrets
+) -> SimVenue | KucoinSimVenue:
+    """The simulator ``venue.kind``'s embedded venue is, as a running mm starts it (mm.app), so
+    the checks see the same venue: KuCoin's face funds the development credentials' account
+    (the only key it knows); the Hyperliquid simulator funds the account mm trades for."""
+    sim = config.sim
+    if config.venue.kind == "kucoin":
+        return KucoinSimVenue(host=sim.host, port=sim.port, seed=sim.seed)
+    key = secrets.venue_key
+    return SimVenue(sim, fund_at_start=(account_of(config.venue, key),) if key is not None else ())
 
 
 # --- running the checks ------------------------------------------------------------------------
@@ -394,10 +426,13 @@ def _database(config: CheckedConfig) -> Path:
 
 
 def _check_config(config: CheckedConfig) -> CheckResult:
+    venue = config.venue
+    # venue.network names Hyperliquid's chain; KuCoin has one API, its URL.
+    network = f" ({venue.network})" if venue.kind == "hyperliquid" else ""
     return CheckResult(
         "config",
         True,
-        f"valid (hash {config.hash}); venue {config.venue.url} ({config.venue.network}), "
+        f"valid (hash {config.hash}); venue {venue.kind} {venue.url}{network}, "
         f"symbols {', '.join(config.strategy.symbols)}, run_dir {config.run_dir}",
     )
 
@@ -518,15 +553,25 @@ async def _feeds_from_venue(config: CheckedConfig, venue: _Venue) -> CheckResult
     seen, errors = await venue.probe.books(symbols, FEED_TIMEOUT_S)
     missing = [coin for coin in symbols if coin not in seen]
     if missing:
-        detail = f"no l2Book within {FEED_TIMEOUT_S:g}s for {_shown(missing)}"
+        detail = f"no book within {FEED_TIMEOUT_S:g}s for {_shown(missing)}"
         if errors:
             detail += f"; venue errors: {_shown(errors)}"
         return CheckResult("feeds_receiving", False, detail)
-    return CheckResult("feeds_receiving", True, f"l2Book received for {', '.join(symbols)}")
+    return CheckResult("feeds_receiving", True, f"books received for {', '.join(symbols)}")
 
 
-async def _venue_positions(probe: VenueProbe) -> dict[str, float]:
+async def _venue_positions(probe: VenueProbe) -> dict[str, float] | CheckResult:
+    """The venue's signed position per symbol; on a spot venue, whose account holds balances
+    and no positions (``AccountState``), the SKIP saying so: mm's position of a symbol is what
+    its own fills bought and sold, which no venue figure states."""
     state = await probe.client.account_state()
+    if state.balances and not state.positions:
+        held = ", ".join(sorted(b.currency for b in state.balances if b.total > 0)) or "nothing"
+        detail = (
+            f"a spot account has balances ({held}), not positions: mm's positions are its "
+            "fills' net, which the venue does not report"
+        )
+        return CheckResult("positions_match", None, detail)
     return {position.coin: position.szi for position in state.positions if position.szi}
 
 
@@ -554,6 +599,8 @@ async def _positions_running(probe: VenueProbe, status: Mapping[str, Any]) -> Ch
             await trio.sleep(RETRY_DELAY_S)
             status = await _refreshed(status)
         venue = await _venue_positions(probe)
+        if isinstance(venue, CheckResult):
+            return venue
         local = _status_positions(status)
         mismatches = positions_match(local, venue)
         if not mismatches:
@@ -561,6 +608,15 @@ async def _positions_running(probe: VenueProbe, status: Mapping[str, Any]) -> Ch
                 "positions_match", True, f"mm and venue: {_describe_positions(venue)}"
             )
     return CheckResult("positions_match", False, f"mm and venue differ: {_shown(mismatches)}")
+
+
+async def _positions_fresh(probe: VenueProbe) -> CheckResult:
+    """A venue started for the checks: it has no history to compare mm's with."""
+    venue = await _venue_positions(probe)
+    if isinstance(venue, CheckResult):
+        return venue
+    detail = "the embedded venue starts flat with the service; compared at startup"
+    return CheckResult("positions_match", None, detail)
 
 
 async def _positions_journaled(config: CheckedConfig, probe: VenueProbe) -> CheckResult:
@@ -575,6 +631,8 @@ async def _positions_journaled(config: CheckedConfig, probe: VenueProbe) -> Chec
             "it did not stop cleanly; mm compares with the venue at startup",
         )
     venue = await _venue_positions(probe)
+    if isinstance(venue, CheckResult):
+        return venue
     if journaled is None:
         local: dict[str, float] = {}
         source = "no positions journaled (flat)"
@@ -635,6 +693,10 @@ async def _dead_mans_switch(
     if required is None:
         detail = f"UNAVAILABLE: the venue has no dead-man's switch; {instead}"
         return CheckResult(name, True, detail, warning=True)
+    if required <= 0:
+        state = f"{running.get('state')}; " if isinstance(running, Mapping) else ""
+        detail = f"available: {state}the venue arms it for any account{source}"
+        return CheckResult(name, True, detail)
     traded = (await probe.client.rate_limit()).cum_volume
     if traded < required:
         detail = (
@@ -684,8 +746,13 @@ async def _venue_preflight(
             )
         )
     if venue.fresh:
-        detail = "the embedded venue starts flat with the service; compared at startup"
-        results.append(CheckResult("positions_match", None, detail))
+        unchecked = _unchecked("positions_match", venue, reachable)
+        if unchecked is not None or venue.probe is None:
+            detail = "the embedded venue starts flat with the service; compared at startup"
+            results.append(CheckResult("positions_match", None, detail))
+        else:
+            check = partial(_positions_fresh, venue.probe)
+            results.append(await _guarded("positions_match", check))
     else:
         unchecked = _unchecked("positions_match", venue, reachable)
         if unchecked is not None or venue.probe is None:

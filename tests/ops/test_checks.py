@@ -331,7 +331,7 @@ async def test_preflight_without_a_service_starts_the_embedded_venue(load: Loade
     assert "starts flat" in skipped.detail
     assert all(r.ok is True for r in checks.values()), render(results)
     assert "embedded venue started" in checks["venue_reachable"].detail
-    assert "l2Book received for BTC, ETH" in checks["feeds_receiving"].detail
+    assert "books received for BTC, ETH" in checks["feeds_receiving"].detail
     assert checks["dead_mans_switch"].label == "WARN"
     assert "this one has traded $0.00" in checks["dead_mans_switch"].detail
     assert exit_code(results) == 0

@@ -134,7 +134,11 @@ class KucoinClient:
         value_currency: str = "USDT",
         now_ms: Callable[[], int] = clock.wall_ms,
         engine_allowance_ms: int = ENGINE_ALLOWANCE_MS,
+        fee_rates: bool = True,
     ) -> None:
+        """``fee_rates`` False: ``instruments`` reads the public listing only, no fee rate (a
+        signed read), so ``fee`` knows none: ``mm check``'s probe, whose venue_reachable asks
+        whether the venue answers and lists the symbols, and leaves the key to venue_access."""
         if not symbols:
             raise ValueError("a KuCoin client follows at least one symbol")
         self.rest = rest
@@ -142,6 +146,7 @@ class KucoinClient:
         self.value_currency = value_currency
         self.now_ms = now_ms
         self.landing_window_ms = 2 * MAX_CLOCK_SKEW_MS + engine_allowance_ms
+        self.fee_rates = fee_rates
         self._specs: dict[str, SymbolSpec] = {}
         self._fees: dict[str, FeeRates] = {}
         self._symbols: OrderedDict[str, str] = OrderedDict()  # oid or cloid -> symbol
@@ -167,11 +172,12 @@ class KucoinClient:
     # --- reference data ----------------------------------------------------------------------
 
     async def instruments(self) -> list[Instrument]:
-        """Every symbol the venue lists, and the account's fee rates of the followed ones."""
+        """Every symbol the venue lists, and the account's fee rates of the followed ones (none
+        without ``fee_rates``)."""
         specs = await self._read(parse_symbols, "GET", "/api/v2/symbols", signed=False)
         listed = {spec.instrument.symbol: spec for spec in specs}
         fees: dict[str, FeeRates] = {}
-        followed = [symbol for symbol in self.symbols if symbol in listed]
+        followed = [symbol for symbol in self.symbols if symbol in listed and self.fee_rates]
         for start in range(0, len(followed), MAX_FEE_SYMBOLS):
             chunk = ",".join(followed[start : start + MAX_FEE_SYMBOLS])
             fees |= await self._read(

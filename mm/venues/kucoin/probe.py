@@ -15,6 +15,11 @@ rules the checks judge by.
    the account, naming the fill. An account with no fills yet cannot show it: the answer is
    allowed and says so (turn the setting off in KuCoin's fee settings before trading).
 
+The probe's client reads the symbols from the public listing and no fee rate (a signed read):
+``mm check``'s venue_reachable asks only whether the venue answers and lists them, so a key the
+venue refuses is said by ``access``, in the venue's words. ``dead_mans_switch_volume`` is 0:
+KuCoin arms its switch (``mm.venues.kucoin.deadman``) for any account.
+
 ``account_for``: the account is named by its API key (the venue's own user id comes only from
 ``/api/v1/user/api-key``'s ``uid``, which the face does not serve), as a fingerprint:
 ``kucoin-key-`` and the first 12 hex digits of the key's SHA-256. mm holds the key as a
@@ -63,7 +68,9 @@ class KucoinProbe:
     """The probe (see the module)."""
 
     fills_page = FILLS_PAGE
-    dead_mans_switch_volume: float | None = None  # KuCoin arms its switch for any account
+    # KuCoin has a dead-man's switch (mm.venues.kucoin.deadman) and arms it for any account:
+    # no traded volume is required.
+    dead_mans_switch_volume: float | None = 0.0
 
     def __init__(self, client: KucoinClient, credentials: Credentials) -> None:
         self.client = client
@@ -157,4 +164,5 @@ async def open_probe(
         now_ms=clock.wall_ms,
         deadline_s=request_timeout_s,
     ) as rest:
-        yield KucoinProbe(KucoinClient(rest, symbols), credentials)
+        # The listing alone (public): a refused key is the access check's answer, in its words.
+        yield KucoinProbe(KucoinClient(rest, symbols, fee_rates=False), credentials)

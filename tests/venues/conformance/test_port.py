@@ -304,4 +304,4 @@ async def test_the_probe_mm_check_asks(rig: Rig) -> None:
         assert all(0 <= share <= 1 for share in probe.headroom_by_kind(state).values())
         assert probe.fills_page >= 1
         volume = probe.dead_mans_switch_volume
-        assert volume is None or volume > 0
+        assert volume is None or volume >= 0  # 0: armed for any account

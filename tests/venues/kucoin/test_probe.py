@@ -58,7 +58,7 @@ async def test_the_probe_against_the_face(autojump_clock: trio.abc.Clock) -> Non
         seen, errors = await probe.books(FOLLOWED, 10.0)
         assert (seen, errors) == (set(FOLLOWED), [])
         assert probe.fills_page == 100
-        assert probe.dead_mans_switch_volume is None
+        assert probe.dead_mans_switch_volume == 0.0  # armed for any account
         # After a trade in USDT the account's fees are seen to be in the quote.
         client = checked.client
         mid = (await client.level2_snapshot("BTC-USDT")).asks[0][0]
