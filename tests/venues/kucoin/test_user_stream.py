@@ -23,6 +23,7 @@ MESSAGES: dict[str, Any] = json.loads((KUCOIN / "messages.json").read_text(encod
 BALANCE: dict[str, Any] = json.loads(
     (KUCOIN / "ws_account_balance.json").read_text(encoding="utf-8")
 )["message"]
+DOCS: dict[str, Any] = json.loads((KUCOIN / "docs_examples.json").read_text(encoding="utf-8"))
 
 
 def frame(message: dict[str, Any]) -> Frame:
@@ -113,6 +114,17 @@ async def test_order_changes_are_reports_and_a_match_is_also_a_fill() -> None:
     assert made.fee_token == "USDT"
     assert reads.asked_fees == [("KCS-USDT", True)]
     assert events[3].status is OrderStatus.FILLED
+
+
+async def test_a_maker_s_match_is_charged_the_maker_rate() -> None:
+    _, connection, reads, (orders, _) = await streams()
+    connection.subs[0].offer(frame(DOCS["maker_match"]["message"]))
+    report, made = [await orders.__anext__() for _ in range(2)]
+    assert isinstance(report, OrderReport)
+    assert isinstance(made, Fill)
+    assert reads.asked_fees == [("KCS-USDT", False)]
+    assert made.fee == pytest.approx(0.96738 * 0.1 * 0.001)  # the maker rate the client read
+    assert made.crossed is False
 
 
 async def test_malformed_frames_and_gaps_pass_as_markers() -> None:
