@@ -15,7 +15,10 @@ they read 0.
 Statuses, in mm's terms: ``received``, ``open``, ``match`` and ``update`` leave the order live
 (``OPEN``; the venue's own word is kept as ``venue_status``); ``filled`` is ``FILLED``;
 ``canceled`` is ``CANCELED`` (the venue does not say who cancelled: a cancel, an IOC's or a
-market order's remainder, the dead-man's switch).
+market order's remainder, the dead-man's switch). An ``update`` whose ``status`` is ``done``
+ended the order too: the specification's schema (``Spot_spot_private_orderV2``) says it is sent
+when part of the order filled and the rest was cancelled, or self-trade prevention struck; it is
+``CANCELED``.
 
 A match's fee is not in the message: ``fill`` charges ``fee_rate`` (the account's maker or taker
 rate for the symbol, from ``/api/v1/trade-fees``) on the match's notional, in
@@ -134,6 +137,8 @@ def order_report(change: OrderChange) -> OrderReport:
     """The port's report of the order as this change leaves it."""
     remaining = change.remain_size if change.remain_size is not None else change.origin_size
     status = _STATUS.get(change.type, OrderStatus.OPEN)
+    if change.type == "update" and change.status == "done":
+        status = OrderStatus.CANCELED  # part filled, the rest cancelled (see the module)
     return OrderReport(
         coin=change.symbol,
         side=change.side,

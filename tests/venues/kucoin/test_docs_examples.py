@@ -115,3 +115,11 @@ def test_a_maker_match_is_a_fill_not_crossed_and_charged_the_maker_rate() -> Non
     assert (made.px, made.sz, made.side) == (0.96738, 0.1, Side.SELL)
     assert made.tid == trade_id("5efab07a4ee4c7000a82d6d9")
     assert order_report(change).status is OrderStatus.OPEN  # its "filled" comes next
+
+
+def test_an_update_that_is_done_ended_the_order() -> None:
+    change = parse_order_change(EXAMPLES["update_done"]["message"])
+    assert (change.type, change.status, change.filled_size) == ("update", "done", 0.06)
+    report = order_report(change)
+    assert (report.status, report.sz, report.venue_status) == (OrderStatus.CANCELED, 0.0, "update")
+    assert report.oid == order_id("5efab13f53bdea00089971df")
