@@ -98,6 +98,15 @@ def _number(value: Decimal) -> str:
     return f"{value.normalize():f}"
 
 
+def _status(change: OrderChange) -> str:
+    """An order change's ``status``: a maker's match is ``open`` (the specification's schema of
+    ``tradeOrdersV2``: "When the status is open and the type is match, it is a maker match"),
+    a taker's ``match``."""
+    if change.type == "match":
+        return "open" if change.liquidity == "maker" else "match"
+    return {"received": "new", "open": "open"}.get(change.type, "done")
+
+
 class KucoinSimVenue:
     """The exchange, its REST face, the level-2 publisher, the market, and the sessions."""
 
@@ -340,9 +349,7 @@ class KucoinSimVenue:
             "orderId": change.oid,
             "type": change.type,
             "orderTime": change.ts_ns // 1_000_000,
-            "status": {"received": "new", "open": "open", "match": "match"}.get(
-                change.type, "done"
-            ),
+            "status": _status(change),
             "filledSize": _number(change.filled_size),
             "remainSize": _number(change.remain_size),
             "ts": change.ts_ns,

@@ -1,6 +1,7 @@
 """The KuCoin face's ``/spotMarket/tradeOrdersV2`` messages against KuCoin's documented ones
 (``docs_examples.json``): a market buy by funds, on the documented book, makes the documented
-messages (received, its matches, its dust cancelled), and over loopback the same sequence."""
+messages (received, its matches, its dust cancelled); over loopback it makes the same sequence;
+and a maker's match is what the specification says one is."""
 
 from __future__ import annotations
 
@@ -101,3 +102,18 @@ async def test_over_loopback_a_market_buy_by_funds_is_the_documented_sequence(
     assert all(f.crossed for f in matches)
     total = D(messages[-1]["data"]["filledSize"])
     assert sum((D(m["data"]["matchSize"]) for m in messages[1:-1]), D(0)) == total
+
+
+def test_a_maker_s_match_is_status_open_as_the_specification_says() -> None:
+    documented = EXAMPLES["maker_match"]["message"]["data"]
+    exchange = documented_book()
+    taking = SpotOrderRequest("BTC-USDT", "buy", "limit", price="4011.32", size="0.1")
+    placed = exchange.place("buyer", taking, 2)
+    assert isinstance(placed, Placed)
+    made = [KucoinSimVenue._order_message(change)["data"] for change in placed.changes]
+    maker = next(m for m in made if m["type"] == "match" and m["orderId"] != placed.oid)
+    taker = next(m for m in made if m["type"] == "match" and m["orderId"] == placed.oid)
+    assert (maker["liquidity"], maker["status"]) == (documented["liquidity"], documented["status"])
+    assert (taker["liquidity"], taker["status"]) == ("taker", "match")
+    change = parse_order_change({**EXAMPLES["maker_match"]["message"], "data": maker})
+    assert fill(change, 0.001, "USDT").crossed is False
