@@ -22,7 +22,11 @@ when part of the order filled and the rest was cancelled, or self-trade preventi
 
 A match's fee is not in the message: ``fill`` charges ``fee_rate`` (the account's maker or taker
 rate for the symbol, from ``/api/v1/trade-fees``) on the match's notional, in
-``fee_currency`` (the symbol's ``feeCurrency``). Fails: ``CodecError`` naming what is wrong for
+``fee_currency`` (the symbol's ``feeCurrency``). Which rate is ``OrderChange.taker_fee``: the
+match's ``feeType`` (``takerFee`` or ``makerFee``, the current specification's "Actual Fee
+Type") where it says, else its ``liquidity``; the specification warns that ``liquidity`` reads
+``taker`` for a maker whose counterparty is a hidden or iceberg order. ``crossed`` is the
+``liquidity`` as sent. Fails: ``CodecError`` naming what is wrong for
 a message that is not what the venue documents; ``ValueError`` for a ``fill`` of a change that
 is not a match.
 """
@@ -66,6 +70,14 @@ class OrderChange:
     match_size: float | None = None
     trade_id: str | None = None
     liquidity: str | None = None
+    fee_type: str | None = None  # a match's feeType, where the message has one
+
+    @property
+    def taker_fee(self) -> bool:
+        """The match is charged the taker rate (see the module)."""
+        if self.fee_type is not None:
+            return self.fee_type == "takerFee"
+        return self.liquidity == "taker"
 
 
 def to_millis(value: Any) -> int:
@@ -110,6 +122,9 @@ def parse_order_change(message: Any) -> OrderChange:
         liquidity = data["liquidity"] if match else None
         if match and liquidity not in ("maker", "taker"):
             raise ValueError(f"unknown liquidity {liquidity!r}")
+        fee_type = data.get("feeType") if match else None
+        if fee_type not in (None, "takerFee", "makerFee"):
+            raise ValueError(f"unknown feeType {fee_type!r}")
         return OrderChange(
             type=kind,
             status=status,
@@ -128,6 +143,7 @@ def parse_order_change(message: Any) -> OrderChange:
             match_size=float(numbers.parse(data["matchSize"])) if match else None,
             trade_id=tid,
             liquidity=liquidity,
+            fee_type=fee_type,
         )
     except (KeyError, TypeError, ValueError) as error:
         raise CodecError(f"malformed order change: {type(error).__name__}: {error}") from None

@@ -6,10 +6,11 @@ with a ``Gap`` on every subscription), two topics, and hands each on as an ``Eve
 the port's values, every message decoded once:
 
 * ``/spotMarket/tradeOrdersV2``: each order change is an ``OrderReport`` (``orders``); a
-  ``match`` is also a ``Fill``, charged the account's maker or taker rate of the symbol in its
-  fee currency (``fee``: the client read them from ``/api/v1/trade-fees``; the venue's message
-  carries no fee). The generic user feed deduplicates fills by trade id, so a fill met again
-  in a resync (``/hf/fills``, with the venue's own fee) is not counted twice.
+  ``match`` is also a ``Fill``, charged the account's maker or taker rate of the symbol (as the
+  match's ``feeType`` says, else its ``liquidity``: ``orders``) in its fee currency (``fee``:
+  the client read them from ``/api/v1/trade-fees``; the venue's message carries no fee). The
+  generic user feed deduplicates fills by trade id, so a fill met again in a resync
+  (``/hf/fills``, with the venue's own fee) is not counted twice.
 * ``/account/balance``: the trade account's balances (``balances.SpotBalances``), each push an
   ``AccountState`` with every currency's balance as now known. Pushes before the account was
   first read, and those of the account's other accounts (main, margin), are ``Foreign``.
@@ -140,7 +141,7 @@ class KucoinUserStream:
         report = orders.order_report(change)
         if change.type != "match":
             return [report]
-        rate, currency = self._reads.fee(change.symbol, taker=change.liquidity == "taker")
+        rate, currency = self._reads.fee(change.symbol, taker=change.taker_fee)
         return [report, orders.fill(change, rate, currency)]
 
     def _balance(self, frame: Frame) -> list[UserStreamItem | Foreign]:

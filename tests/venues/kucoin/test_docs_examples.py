@@ -4,6 +4,7 @@ and a maker's match, each as the port's reports and fills."""
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 from decimal import Decimal
@@ -14,6 +15,7 @@ import pytest
 from mm.model import OrderStatus, Side
 from mm.venues.base import RateLimited
 from mm.venues.kucoin.answers import KucoinError, unwrap
+from mm.venues.kucoin.codec import CodecError
 from mm.venues.kucoin.ids import order_id, trade_id
 from mm.venues.kucoin.orders import fill, order_report, parse_order_change
 from tests.fixture_paths import KUCOIN
@@ -28,7 +30,7 @@ def test_every_entry_names_its_source_and_says_what_was_constructed() -> None:
     for name, entry in EXAMPLES.items():
         if name != "_source":
             assert re.search(r"Kucoin/kucoin-[a-z-]+ @[0-9a-f]{8}", entry["_source"]), name
-    for name in ("market_buy_by_funds", "maker_match", "update_done"):
+    for name in ("market_buy_by_funds", "maker_match", "maker_match_labelled_taker", "update_done"):
         assert EXAMPLES[name]["_source"].startswith("CONSTRUCTED"), name
     assert "429000 is CONSTRUCTED" in EXAMPLES["error_bodies"]["_source"]
 
@@ -123,3 +125,18 @@ def test_an_update_that_is_done_ended_the_order() -> None:
     report = order_report(change)
     assert (report.status, report.sz, report.venue_status) == (OrderStatus.CANCELED, 0.0, "update")
     assert report.oid == order_id("5efab13f53bdea00089971df")
+
+
+def test_a_maker_match_labelled_taker_is_charged_as_its_fee_type_says() -> None:
+    change = parse_order_change(EXAMPLES["maker_match_labelled_taker"]["message"])
+    assert (change.liquidity, change.fee_type) == ("taker", "makerFee")
+    assert change.taker_fee is False
+    assert fill(change, MAKER, "USDT").crossed is True  # the liquidity, as sent
+    # Without a feeType the liquidity decides; an unknown feeType is refused.
+    assert parse_order_change(EXAMPLES["maker_match"]["message"]).taker_fee is False
+    message = copy.deepcopy(EXAMPLES["maker_match_labelled_taker"]["message"])
+    message["data"]["feeType"] = "takerFee"
+    assert parse_order_change(message).taker_fee is True
+    message["data"]["feeType"] = "rebate"
+    with pytest.raises(CodecError, match="unknown feeType"):
+        parse_order_change(message)

@@ -125,6 +125,12 @@ async def test_a_maker_s_match_is_charged_the_maker_rate() -> None:
     assert reads.asked_fees == [("KCS-USDT", False)]
     assert made.fee == pytest.approx(0.96738 * 0.1 * 0.001)  # the maker rate the client read
     assert made.crossed is False
+    # A maker's match the venue labels taker: its feeType says the maker rate.
+    connection.subs[0].offer(frame(DOCS["maker_match_labelled_taker"]["message"]))
+    _, labelled = [await orders.__anext__() for _ in range(2)]
+    assert reads.asked_fees[-1] == ("KCS-USDT", False)
+    assert isinstance(labelled, Fill)
+    assert labelled.fee == made.fee
 
 
 async def test_malformed_frames_and_gaps_pass_as_markers() -> None:
