@@ -103,7 +103,10 @@ def test_tuning_freezes_what_is_alive_and_sets_the_thresholds() -> None:
     gc.set_threshold(700, 10, 10)
     built_at_start = [{"n": n} for n in range(1000)]
     frozen = tune_after_startup((5000, 20, 30))
-    assert frozen.objects == gc.get_freeze_count() >= len(built_at_start)
+    # (Not equal to a later count: a thread of another test in this process, such as the
+    # session's KuCoin face serving the official SDK, may free frozen objects meanwhile.)
+    assert frozen.objects >= len(built_at_start)
+    assert gc.get_freeze_count() >= len(built_at_start)
     assert frozen.collect_seconds >= 0
     assert gc.get_threshold() == (5000, 20, 30)
     # Frozen: in no generation a collection walks.
