@@ -17,6 +17,21 @@ each, cancelling its previous quotes first; an order of another user that a new 
 is traded, as on the venue. The provider is funded by the caller (``fund_provider``) with enough
 of each currency to quote for as long as the simulation runs.
 
+Outside takers (``take``): on each symbol, orders of the taker account (``TAKER``, funded like
+the provider by ``fund_provider``) arrive as a Poisson process of ``takers_per_minute``, each a
+buy or a sell with even odds, sent through the exchange as a client's would. Its notional, in
+USDT (ETH-BTC's converted at the BTC-USDT mid), is log-normal around ``taker_median_usdt``
+(``taker_size_sigma`` the standard deviation of its log) and kept within ``taker_min_usdt`` ..
+``taker_max_usdt``. A share ``taker_market_share`` of them are market orders (a buy by funds, a
+sell by size); the others are IOC limits whose price reaches past the best opposite price by an
+exponential depth of mean ``taker_reach_bps``. They take whatever is best, the provider's quotes
+or another account's orders; their trades are the venue's tape. The defaults make about one
+taker order per symbol a second, a few hundred USDT each, rarely more than the first level:
+``taker_max_usdt`` is half of one side of the provider's ladder (``levels`` x ``level_usdt``),
+which is re-quoted every step, so the takers never empty a book. The takers draw from their own
+random source (split from the market's at construction): the same seed gives the same prices
+and the same tape, and turning the takers off does not change the prices.
+
 Fails: ``ValueError`` for a config out of range (at build time, naming the key).
 """
 
@@ -30,9 +45,10 @@ import attrs
 
 from mm.venues.sim.kucoin.spot import Placed, SpotExchange, SpotOrderRequest, SpotSymbol
 
-__all__ = ["PROVIDER", "SYMBOLS", "TriangleConfig", "TriangleMarket"]
+__all__ = ["PROVIDER", "SYMBOLS", "TAKER", "TriangleConfig", "TriangleMarket"]
 
 PROVIDER = "kucoin-sim-liquidity"
+TAKER = "kucoin-sim-takers"
 BPS = 1e-4
 
 SYMBOLS = (
@@ -98,6 +114,13 @@ class TriangleConfig:
     spread_bps: float = attrs.field(default=4.0, validator=_positive)
     step_bps: float = attrs.field(default=2.0, validator=_positive)
     level_usdt: float = attrs.field(default=2_000.0, validator=_positive)
+    takers_per_minute: float = attrs.field(default=60.0, validator=_non_negative)
+    taker_median_usdt: float = attrs.field(default=300.0, validator=_positive)
+    taker_size_sigma: float = attrs.field(default=1.0, validator=_non_negative)
+    taker_min_usdt: float = attrs.field(default=10.0, validator=_positive)
+    taker_max_usdt: float = attrs.field(default=5_000.0, validator=_positive)
+    taker_market_share: float = attrs.field(default=0.5)
+    taker_reach_bps: float = attrs.field(default=3.0, validator=_non_negative)
 
     @levels.validator
     def _levels(self, attribute: attrs.Attribute[int], value: int) -> None:
@@ -109,13 +132,27 @@ class TriangleConfig:
         if not -1.0 <= value <= 1.0:
             raise ValueError(f"correlation: must be within -1..1, got {value}")
 
+    @taker_market_share.validator
+    def _share(self, attribute: attrs.Attribute[float], value: float) -> None:
+        if not 0.0 <= value <= 1.0:
+            raise ValueError(f"taker_market_share: must be within 0..1, got {value}")
+
+    def __attrs_post_init__(self) -> None:
+        if self.taker_max_usdt < self.taker_min_usdt:
+            raise ValueError(
+                f"taker_max_usdt: must be at least taker_min_usdt ({self.taker_min_usdt}), "
+                f"got {self.taker_max_usdt}"
+            )
+
 
 class TriangleMarket:
-    """The three mids, their dislocation, and the provider's quotes (see the module)."""
+    """The three mids, their dislocation, the provider's quotes and the takers (see the
+    module)."""
 
     def __init__(self, config: TriangleConfig, rng: random.Random) -> None:
         self.config = config
         self._rng = rng
+        self._taker_rng = random.Random(rng.getrandbits(64))
         self.btc_usdt = config.btc_usdt
         self.eth_usdt = config.eth_usdt
         self.dislocation = 0.0  # log(ETH-BTC / (ETH-USDT / BTC-USDT))
@@ -146,14 +183,15 @@ class TriangleMarket:
             self.dislocation += rng.choice((-1.0, 1.0)) * config.shock_bps * BPS
 
     def fund_provider(self, exchange: SpotExchange, multiple: int = 1_000) -> None:
-        """Fund the provider with ``multiple`` times one full ladder of every symbol, in each
-        currency."""
+        """Fund the provider, and the takers alike, with ``multiple`` times one full ladder of
+        every symbol, in each currency."""
         config = self.config
         ladder_usdt = Decimal(str(config.level_usdt * config.levels * 2 * multiple))
         ledger = exchange.ledger
-        ledger.fund(PROVIDER, "USDT", ladder_usdt)
-        ledger.fund(PROVIDER, "BTC", ladder_usdt / Decimal(str(self.btc_usdt)))
-        ledger.fund(PROVIDER, "ETH", ladder_usdt / Decimal(str(self.eth_usdt)))
+        for account in (PROVIDER, TAKER):
+            ledger.fund(account, "USDT", ladder_usdt)
+            ledger.fund(account, "BTC", ladder_usdt / Decimal(str(self.btc_usdt)))
+            ledger.fund(account, "ETH", ladder_usdt / Decimal(str(self.eth_usdt)))
 
     def quote(self, exchange: SpotExchange, now_ns: int) -> list[Placed]:
         """Cancel the provider's quotes and quote every symbol around its mid again; what each
@@ -182,6 +220,65 @@ class TriangleMarket:
                         if result.oid in exchange.live:
                             self._quotes.append(result.oid)
         return done
+
+    def take(self, exchange: SpotExchange, now_ns: int, dt_s: float) -> list[Placed]:
+        """The takers that arrived over the last ``dt_s`` seconds, each symbol in turn: what
+        each order did (a refused one, which a well-funded taker never meets, is skipped)."""
+        done: list[Placed] = []
+        if dt_s <= 0:
+            return done
+        config, rng = self.config, self._taker_rng
+        for symbol in self.mids():
+            for _ in range(_poisson(rng, config.takers_per_minute / 60 * dt_s)):
+                request = self._taker_order(exchange, symbol)
+                if request is None:
+                    continue
+                result = exchange.place(TAKER, request, now_ns)
+                if isinstance(result, Placed):
+                    done.append(result)
+        return done
+
+    def _taker_order(self, exchange: SpotExchange, symbol: str) -> SpotOrderRequest | None:
+        """One taker's order on ``symbol`` (see the module); None when the side it would take
+        is empty (it always draws the same numbers, so the tape does not depend on that)."""
+        config, rng = self.config, self._taker_rng
+        side = "buy" if rng.random() < 0.5 else "sell"
+        usdt = config.taker_median_usdt * math.exp(config.taker_size_sigma * rng.gauss(0.0, 1.0))
+        usdt = min(max(usdt, config.taker_min_usdt), config.taker_max_usdt)
+        market = rng.random() < config.taker_market_share
+        reach = rng.expovariate(1 / config.taker_reach_bps) if config.taker_reach_bps > 0 else 0.0
+        spec = exchange.symbols[symbol]
+        book = exchange.books[symbol]
+        touch = book.best_ask() if side == "buy" else book.best_bid()
+        if touch is None:
+            return None
+        notional = usdt / (self.btc_usdt if spec.quote == "BTC" else 1.0)  # in the quote
+        if market and side == "buy":
+            funds = _on_grid(notional, spec.quote_increment, up=False)
+            return SpotOrderRequest(symbol, side, "market", funds=f"{funds:f}")
+        if market:
+            size = _on_grid(notional / float(spec.price(touch)), spec.base_increment, up=False)
+            size = max(size, spec.base_min_size)
+            return SpotOrderRequest(symbol, side, "market", size=f"{size:f}")
+        best = float(spec.price(touch))
+        limit = best * (1 + reach * BPS) if side == "buy" else best * (1 - reach * BPS)
+        px = _on_grid(limit, spec.price_increment, up=side == "buy")
+        size = max(
+            _on_grid(notional / float(px), spec.base_increment, up=False), spec.base_min_size
+        )
+        return SpotOrderRequest(symbol, side, "limit", f"{px:f}", f"{size:f}", time_in_force="IOC")
+
+
+def _poisson(rng: random.Random, mean: float) -> int:
+    """A Poisson draw (Knuth's method; the means here are small)."""
+    if mean <= 0:
+        return 0
+    limit = math.exp(-mean)
+    count, product = 0, rng.random()
+    while product > limit:
+        count += 1
+        product *= rng.random()
+    return count
 
 
 def _on_grid(value: float, increment: Decimal, *, up: bool) -> Decimal:

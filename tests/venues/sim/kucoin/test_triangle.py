@@ -72,7 +72,8 @@ def test_the_provider_quotes_two_sided_uncrossed_books() -> None:
 
 def test_a_requote_trades_the_orders_it_crosses_and_money_is_conserved() -> None:
     ex = exchange()
-    market = TriangleMarket(TriangleConfig(volatility_bps=50.0), random.Random(7))
+    # (A seed whose path comes back down within the 400 s: about 1 in 15 drifts up for good.)
+    market = TriangleMarket(TriangleConfig(volatility_bps=50.0), random.Random(8))
     market.fund_provider(ex)
     ex.ledger.fund("trader", "USDT", Decimal(100_000))
     totals = {c: ex.ledger.total(c) for c in ("USDT", "BTC", "ETH")}
