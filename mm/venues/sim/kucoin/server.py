@@ -25,9 +25,11 @@ Anything else is answered ``{"id", "type": "error", "code": 404, "data": "topic 
 found"}``; a message that is not JSON, ``{"type": "error", "code": 400}``. Each session has a
 bounded outbox (``mm.venues.sim.hub``): a client that does not keep up is disconnected.
 
-The market loop steps the triangle market every ``step_s``, re-quotes its liquidity and fires
-the dead-man's switches due (``KucoinRest.expire``); after it, and after every REST request, the
-changed levels and order changes are published.
+The market loop steps the triangle market every ``step_s``, re-quotes its liquidity, lets its
+outside takers trade (on ``/market/match`` and the ticker like any trade; they fill the
+accounts' resting orders that are best) and fires the dead-man's switches due
+(``KucoinRest.expire``); after it, and after every REST request, the changed levels and order
+changes are published.
 
 Rate limits (``mm.venues.sim.kucoin.quota``): every REST answer, the token handshake's too,
 carries its pool's ``gw-ratelimit-*`` headers; the private pools are counted per account (the
@@ -171,9 +173,12 @@ class KucoinSimVenue:
         while True:
             await trio.sleep(self.step_s)
             now = trio.current_time()
-            self.market.step(now - last)
-            last = now
-            for placed in self.market.quote(self.exchange, self.now_ns()):
+            dt_s, last = now - last, now
+            self.market.step(dt_s)
+            now_ns = self.now_ns()
+            for placed in self.market.quote(self.exchange, now_ns):
+                self.rest.changes.extend(placed.changes)
+            for placed in self.market.take(self.exchange, now_ns, dt_s):
                 self.rest.changes.extend(placed.changes)
             self.rest.expire(self.now_ns())  # the accounts' dead-man's switches
             self.publish()
