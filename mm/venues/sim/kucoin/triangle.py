@@ -26,7 +26,9 @@ USDT (ETH-BTC's converted at the BTC-USDT mid), is log-normal around ``taker_med
 sell by size); the others are IOC limits whose price reaches past the best opposite price by an
 exponential depth of mean ``taker_reach_bps``. They take whatever is best, the provider's quotes
 or another account's orders; their trades are the venue's tape. The defaults make about one
-taker order per symbol a second, a few hundred USDT each, rarely more than the first level:
+taker order per symbol a second, of a thousand USDT (the median), of which about one in five
+walks past the provider's first level: the tape has trades at several depths, as a market
+maker's intensity estimate needs (all of them at the touch would fit no decay). And
 ``taker_max_usdt`` is half of one side of the provider's ladder (``levels`` x ``level_usdt``),
 which is re-quoted every step, so the takers never empty a book. The takers draw from their own
 random source (split from the market's at construction): the same seed gives the same prices
@@ -115,7 +117,7 @@ class TriangleConfig:
     step_bps: float = attrs.field(default=2.0, validator=_positive)
     level_usdt: float = attrs.field(default=2_000.0, validator=_positive)
     takers_per_minute: float = attrs.field(default=60.0, validator=_non_negative)
-    taker_median_usdt: float = attrs.field(default=300.0, validator=_positive)
+    taker_median_usdt: float = attrs.field(default=1_000.0, validator=_positive)
     taker_size_sigma: float = attrs.field(default=1.0, validator=_non_negative)
     taker_min_usdt: float = attrs.field(default=10.0, validator=_positive)
     taker_max_usdt: float = attrs.field(default=5_000.0, validator=_positive)

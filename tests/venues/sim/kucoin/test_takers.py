@@ -75,9 +75,7 @@ def notional_usdt(order: SpotOrder, btc_usdt: float) -> float:
 def test_takers_arrive_at_the_configured_rate_with_the_configured_sizes() -> None:
     # 30 virtual minutes in 10 s steps, over a ladder deep enough for ten seconds of takers
     # (re-quoting every 0.1 s, as the face does, would only make the test slower).
-    config = TriangleConfig(
-        level_usdt=50_000.0, takers_per_minute=60.0, taker_median_usdt=300.0, taker_size_sigma=1.0
-    )
+    config = TriangleConfig(level_usdt=50_000.0)  # the defaults: 60 a minute, 1,000 USDT
     ex, market, taken = run(config, seed=11, steps=180, dt_s=10.0)
     orders = [ex.orders[placed.oid] for placed in taken]
     assert all(order.user == TAKER for order in orders)
@@ -96,11 +94,11 @@ def test_takers_arrive_at_the_configured_rate_with_the_configured_sizes() -> Non
     # moved a little over the run), and within the bounds up to the grids' rounding.
     btc_usdt = market.btc_usdt
     sizes = sorted(notional_usdt(order, btc_usdt) for order in orders)
-    below = sum(size < 300.0 for size in sizes)
+    below = sum(size < 1_000.0 for size in sizes)
     assert abs(below - n / 2) < 5 * math.sqrt(n / 4)
-    logs = [math.log(size / 300.0) for size in sizes if 20.0 < size < 4_000.0]  # unclipped
+    logs = [math.log(size / 1_000.0) for size in sizes if 20.0 < size < 4_000.0]  # unclipped
     spread = math.sqrt(sum(x * x for x in logs) / len(logs))
-    assert 0.8 < spread < 1.0  # sigma 1, its tails clipped off
+    assert 0.7 < spread < 0.9  # sigma 1, its tails clipped off (the upper one at 1.4 sigma)
     assert sizes[0] >= 10.0 * 0.97
     assert sizes[-1] <= 5_000.0 * 1.03
     assert any(size > 4_900.0 for size in sizes)  # the clip is reached, and holds
@@ -108,6 +106,27 @@ def test_takers_arrive_at_the_configured_rate_with_the_configured_sizes() -> Non
     trades = tape(taken)
     assert all(any(c.type == "match" for c in placed.changes) for placed in taken)
     assert len(trades) < 1.5 * n
+
+
+def test_the_default_tape_has_trades_at_several_depths() -> None:
+    # What a market maker's intensity estimate fits a decay to: most trades at the touch, some
+    # a level or two deeper (the provider's levels are 2 bps apart, the first 2 bps out).
+    ex = exchange()
+    market = TriangleMarket(TriangleConfig(), random.Random(2))
+    market.fund_provider(ex)
+    depths: list[float] = []  # of BTC-USDT's trades, in bps of the mid when they were made
+    for step in range(200):
+        market.step(1.0)
+        market.quote(ex, step)
+        mid = market.btc_usdt
+        for symbol, _, price, _, _ in tape(market.take(ex, step, 1.0)):
+            if symbol == "BTC-USDT":
+                depths.append(abs(float(price) / mid - 1) / 1e-4)
+    assert len(depths) > 150
+    assert all(depth > 1.9 for depth in depths)  # nothing inside the provider's spread
+    deeper = sum(depth > 3.0 for depth in depths)
+    assert 0.1 * len(depths) < deeper < 0.5 * len(depths)
+    assert any(depth > 5.0 for depth in depths)
 
 
 def test_the_takers_fill_another_accounts_order_at_the_best_price() -> None:
