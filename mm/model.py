@@ -520,6 +520,12 @@ class AccountState:
     positions: tuple[Position, ...]
     balances: tuple[Balance, ...] = ()
 
+    @property
+    def of_balances(self) -> bool:
+        """A spot account: what it holds is its balances (it has no positions to reconcile,
+        nor to be liquidated)."""
+        return bool(self.balances) and not self.positions
+
 
 @attrs.frozen(slots=True)
 class RateLimitState:

@@ -411,7 +411,10 @@ class Portfolio:
 
     def adopt_venue_positions(self, account: AccountState) -> None:
         """Every traded symbol's position becomes the venue's (zero when the venue lists none:
-        it omits flat ones); fills up to the account's time are part of it."""
+        it omits flat ones); fills up to the account's time are part of it. A spot account's
+        balances become the balances the fills then move."""
+        for balance in account.balances:
+            self.balances.seed(balance.currency, balance.total)
         venue = {position.coin: position for position in account.positions}
         for coin in self.symbols:
             position = venue.get(coin)
@@ -420,6 +423,11 @@ class Portfolio:
 
     def position(self, coin: str) -> float:
         return self.positions.position(coin)
+
+    def currencies(self) -> set[str]:
+        """The currencies the traded symbols move: each one's base and quote."""
+        instruments = [self._instrument(symbol) for symbol in self.symbols]
+        return {currency for i in instruments for currency in (i.base, i.quote)}
 
     def pnl(self, marks: Mapping[str, float]) -> dict[str, float]:
         """Realized, unrealized (at ``marks``; a symbol without one counts none), fees and their

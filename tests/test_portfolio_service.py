@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mm.model import AccountState, Fill, Instrument, Position, Side
+from mm.model import AccountState, Balance, Fill, Instrument, Position, Side
 from mm.portfolio import Portfolio
 from tests.ids import hl_oid, hl_tid
 
@@ -120,3 +120,23 @@ def test_adopting_the_venues_positions_zeroes_the_flat_ones_and_skips_fills_in_t
     assert book.apply(fill(Side.BUY, 90.0, 0.5, 3, time_ms=1_100))
     assert book.position("BTC") == 0.0
     assert book.pnl({})["realized"] == pytest.approx(5.0)
+
+
+def test_adopting_a_spot_account_seeds_the_balances_the_fills_then_move() -> None:
+    book = portfolio()
+    spot = AccountState(
+        1_000,
+        2_000.0,
+        0.0,
+        2_000.0,
+        (),
+        (Balance("USDC", 2_000.0, 1_900.0, 100.0), Balance("HYPE", 3.0, 3.0, 0.0)),
+    )
+    assert spot.of_balances
+    assert not AccountState(1_000, 0.0, 0.0, 0.0, ()).of_balances  # a venue of positions
+    book.adopt_venue_positions(spot)
+    assert book.balances.snapshot() == {"HYPE": 3.0, "USDC": 2_000.0}  # totals, holds included
+    assert book.apply(fill(Side.BUY, 20.0, 1.0, 1, coin="HYPE/USDC", fee=0.02, time_ms=1_100))
+    assert book.balances.get("HYPE") == 4.0
+    assert book.balances.get("USDC") == pytest.approx(2_000.0 - 20.0 - 0.02)
+    assert book.currencies() == {"BTC", "USDC", "HYPE"}

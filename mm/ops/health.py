@@ -154,11 +154,19 @@ class VenueDisconnects:
         return self._window.count(now)
 
 
-class DriftTracker:
-    """Since when each symbol's local and venue positions have disagreed."""
+# A spot balance that differs from the venue's by less than this share of it is the floats'
+# rounding over many fills (the venue counts in exact decimals), not a fill lost or doubled:
+# one part in a billion is 0.0001 USDT of 100,000, far below any fill's notional.
+BALANCE_RELATIVE_TOLERANCE = 1e-9
 
-    def __init__(self, tolerance: float) -> None:
+
+class DriftTracker:
+    """Since when each symbol's local and venue positions (or each currency's balances) have
+    disagreed: by more than ``tolerance``, or than ``relative`` of the venue's figure."""
+
+    def __init__(self, tolerance: float, relative: float = 0.0) -> None:
         self.tolerance = tolerance
+        self.relative = relative
         self._since: dict[str, float] = {}
 
     def update(
@@ -168,7 +176,7 @@ class DriftTracker:
         drifting: dict[str, tuple[float, float, float]] = {}
         for coin in sorted(set(local) | set(venue)):
             mine, theirs = local.get(coin, 0.0), venue.get(coin, 0.0)
-            if abs(mine - theirs) <= self.tolerance:
+            if abs(mine - theirs) <= max(self.tolerance, self.relative * abs(theirs)):
                 self._since.pop(coin, None)
                 continue
             since = self._since.setdefault(coin, now)

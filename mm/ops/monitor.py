@@ -26,7 +26,13 @@ from mm.health.board import HealthBoard
 from mm.health.snapshot import RECONNECTING, AccountReading, FeedChange, HealthSnapshot
 from mm.ops.autonomy import AutonomyConfig
 from mm.ops.coordinator import ModeCoordinator
-from mm.ops.health import DriftTracker, Readings, VenueDisconnects, assess
+from mm.ops.health import (
+    BALANCE_RELATIVE_TOLERANCE,
+    DriftTracker,
+    Readings,
+    VenueDisconnects,
+    assess,
+)
 from mm.portfolio import Portfolio
 from mm.trading_view import TradingView
 
@@ -62,6 +68,7 @@ class AutonomyMonitor:
         self._reading_seen: AccountReading | None = None
         self.reconnects = VenueDisconnects(config.flapping_window_s)
         self.drift = DriftTracker(config.drift_tolerance)
+        self.balance_drift = DriftTracker(config.drift_tolerance, BALANCE_RELATIVE_TOLERANCE)
         self.drifting: dict[str, tuple[float, float, float]] = {}
         self.readings = Readings()
         self.health_read: HealthSnapshot | None = None  # the snapshot the readings came from
@@ -126,16 +133,25 @@ class AutonomyMonitor:
         )
 
     def _judge_drift(self, health: HealthSnapshot) -> None:
-        """Local against venue positions, once per new account reading, only while in sync
-        (out of sync, positions are being recovered, not drifting)."""
+        """Local against venue positions (a spot account: the balances of the currencies
+        traded), once per new account reading, only while in sync (out of sync, positions are
+        being recovered, not drifting)."""
         reading = health.account
         if reading is None or reading is self._reading_seen or not health.healthy:
             return
         self._reading_seen = reading
-        symbols = self.trading.strategy.symbols
-        venue = {p.coin: p.szi for p in reading.account.positions if p.coin in symbols}
-        local = {coin: self.portfolio.position(coin) for coin in symbols}
-        self.drifting = self.drift.update(local, venue, health.at)
+        account = reading.account
+        if account.of_balances:
+            # Spot: the venue's balances of the currencies traded, against the portfolio's.
+            currencies = self.portfolio.currencies()
+            held = {b.currency: b.total for b in account.balances if b.currency in currencies}
+            mine = {currency: self.portfolio.balances.get(currency) for currency in currencies}
+            self.drifting = self.balance_drift.update(mine, held, health.at)
+        else:
+            symbols = self.trading.strategy.symbols
+            venue = {p.coin: p.szi for p in account.positions if p.coin in symbols}
+            local = {coin: self.portfolio.position(coin) for coin in symbols}
+            self.drifting = self.drift.update(local, venue, health.at)
         if self._on_drift is not None:
             self._on_drift(tuple(self.drifting))
 

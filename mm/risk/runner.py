@@ -318,6 +318,8 @@ class RiskAggregator:
         """Every account reading, stamped with the time its request was sent, against the fills
         known by then."""
         async for reading in self._account_readings:
+            if reading.account.of_balances:
+                continue  # spot: no position, nothing a venue could liquidate
             marks = self.trading.marks()
             venue = {p.coin: p.szi for p in reading.account.positions}
             for coin in self.trading.strategy.symbols:

@@ -386,3 +386,14 @@ def test_drift_counts_only_after_the_grace() -> None:
     assert triggers[0].values["lasted_s"] == 11.0
     tracker.update({"BTC": 1.0}, {"BTC": 1.0}, 112.0)  # the fill arrived
     assert assess(Readings(drift=tracker.update({"BTC": 1.0}, {}, 113.0)), config) == []
+
+
+def test_drift_tracker_relative_tolerance_for_balances() -> None:
+    # A balance of 100,000 off by 1e-5 is float rounding (within 1e-9 of it); off by 0.01, a
+    # fill is missing. A small balance keeps the absolute tolerance.
+    tracker = DriftTracker(tolerance=1e-9, relative=1e-9)
+    assert tracker.update({"USDT": 100_000.00001}, {"USDT": 100_000.0}, 0.0) == {}
+    assert tracker.update({"USDT": 99_999.99}, {"USDT": 100_000.0}, 1.0) == {
+        "USDT": (99_999.99, 100_000.0, 0.0)
+    }
+    assert tracker.update({"BTC": 1e-8}, {"BTC": 0.0}, 2.0) == {"BTC": (1e-8, 0.0, 0.0)}
