@@ -390,3 +390,68 @@ def test_a_wrong_signature_and_a_stale_timestamp_are_refused(face: KucoinSimVenu
     with pytest.raises(Exception, match="400002"):
         balances(stale)
     assert "USDT" in balances(sdk_client(face.url, interceptors=[_Tamper()]))  # untouched: fine
+
+
+def test_post_only_ioc_fok_and_a_market_sell_by_size(client: Any) -> None:
+    """Every time in force and the market sell, as the SDK sends them and reads the answers."""
+    api = orders(client)
+    book = market(client).get_part_order_book(
+        GetPartOrderBookReqBuilder().set_symbol("ETH-USDT").set_size("20").build()
+    )
+    best_bid, best_ask = Decimal(book.bids[0][0]), Decimal(book.asks[0][0])
+
+    def place(oid: str, side: Any, price: Decimal, size: str, **tif: Any) -> Any:
+        builder = (
+            AddOrderSyncReqBuilder()
+            .set_client_oid(oid)
+            .set_side(side)
+            .set_symbol("ETH-USDT")
+            .set_type(AddOrderSyncReq.TypeEnum.LIMIT)
+            .set_price(f"{price:f}")
+            .set_size(size)
+        )
+        if "post_only" in tif:
+            builder = builder.set_post_only(True)
+        if "time_in_force" in tif:
+            builder = builder.set_time_in_force(tif["time_in_force"])
+        return api.add_order_sync(builder.build())
+
+    buy, sell = AddOrderSyncReq.SideEnum.BUY, AddOrderSyncReq.SideEnum.SELL
+    # (The face's market moves meanwhile, a few bps at most: prices keep their distance.)
+    through_asks = (best_ask * Decimal("1.002")).quantize(Decimal("0.01"))
+    # A post-only buy through the asks would take: the venue cancels it, unfilled.
+    taking = place("sdk-post-take", buy, through_asks, "0.01", post_only=True)
+    assert (taking.status.value, Decimal(taking.deal_size)) == ("done", 0)
+    # One 1% below the best bid rests.
+    below = (best_bid * Decimal("0.99")).quantize(Decimal("0.01"))
+    resting = place("sdk-post-rest", buy, below, "0.01", post_only=True)
+    assert (resting.status.value, Decimal(resting.deal_size)) == ("open", 0)
+    # An IOC buy of more than the asks hold up to its price: what is there fills, the rest
+    # is cancelled.
+    ioc = place(
+        "sdk-ioc", buy, through_asks, "20", time_in_force=AddOrderSyncReq.TimeInForceEnum.IOC
+    )
+    assert ioc.status.value == "done"
+    assert 0 < Decimal(ioc.deal_size) < 20
+    assert Decimal(ioc.deal_size) + Decimal(ioc.canceled_size) == 20
+    # A FOK sell of more than the bids hold down to its price fills nothing.
+    under_bids = (best_bid * Decimal("0.998")).quantize(Decimal("0.01"))
+    fok = place("sdk-fok", sell, under_bids, "5", time_in_force=AddOrderSyncReq.TimeInForceEnum.FOK)
+    assert (fok.status.value, Decimal(fok.deal_size)) == ("done", 0)
+    # A market sell by size trades it all.
+    sold = api.add_order_sync(
+        AddOrderSyncReqBuilder()
+        .set_client_oid("sdk-market-sell")
+        .set_side(sell)
+        .set_symbol("ETH-USDT")
+        .set_type(AddOrderSyncReq.TypeEnum.MARKET)
+        .set_size("0.01")
+        .build()
+    )
+    assert (sold.status.value, Decimal(sold.deal_size)) == ("done", Decimal("0.01"))
+    api.cancel_order_by_client_oid(
+        CancelOrderByClientOidReqBuilder()
+        .set_symbol("ETH-USDT")
+        .set_client_oid("sdk-post-rest")
+        .build()
+    )
