@@ -421,11 +421,11 @@ def test_post_only_ioc_fok_and_a_market_sell_by_size(client: Any) -> None:
     through_asks = (best_ask * Decimal("1.002")).quantize(Decimal("0.01"))
     # A post-only buy through the asks would take: the venue cancels it, unfilled.
     taking = place("sdk-post-take", buy, through_asks, "0.01", post_only=True)
-    assert (taking.status.value, Decimal(taking.deal_size)) == ("done", 0)
+    assert (taking.status.value, Decimal(taking.deal_size)) == ("done", Decimal(0))
     # One 1% below the best bid rests.
     below = (best_bid * Decimal("0.99")).quantize(Decimal("0.01"))
     resting = place("sdk-post-rest", buy, below, "0.01", post_only=True)
-    assert (resting.status.value, Decimal(resting.deal_size)) == ("open", 0)
+    assert (resting.status.value, Decimal(resting.deal_size)) == ("open", Decimal(0))
     # An IOC buy of more than the asks hold up to its price: what is there fills, the rest
     # is cancelled.
     ioc = place(
@@ -437,7 +437,7 @@ def test_post_only_ioc_fok_and_a_market_sell_by_size(client: Any) -> None:
     # A FOK sell of more than the bids hold down to its price fills nothing.
     under_bids = (best_bid * Decimal("0.998")).quantize(Decimal("0.01"))
     fok = place("sdk-fok", sell, under_bids, "5", time_in_force=AddOrderSyncReq.TimeInForceEnum.FOK)
-    assert (fok.status.value, Decimal(fok.deal_size)) == ("done", 0)
+    assert (fok.status.value, Decimal(fok.deal_size)) == ("done", Decimal(0))
     # A market sell by size trades it all.
     sold = api.add_order_sync(
         AddOrderSyncReqBuilder()
