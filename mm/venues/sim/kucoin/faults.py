@@ -11,12 +11,17 @@ stalled market data, HTTP latency and 429s), the venue's own: **dropped level-2 
 a probability per ``/market/level2`` message and session: the message is not sent to that
 session, whose client then sees a gap in the sequence (which still advances).
 
+What the faults did is counted per channel (``dropped``, ``duplicated``: the frames the server
+was told to drop or send twice) and per request (``too_many``), so that a test can tell a fault
+that acted from one that never fired.
+
 Fails: ``FaultUpdateError`` for an update naming an unknown fault or a value out of range.
 """
 
 from __future__ import annotations
 
 import random
+from collections import Counter
 from collections.abc import Mapping
 from typing import Any
 
@@ -61,6 +66,9 @@ class KucoinFaults:
         self.config = config
         self.rng = random.Random(f"{seed}/kucoin-faults")
         self.too_many = 0  # HTTP 429s answered by the fault
+        # Data messages by channel that the fates said to drop, or to send twice.
+        self.dropped: Counter[str] = Counter()
+        self.duplicated: Counter[str] = Counter()
 
     def update(self, changes: Mapping[str, Any]) -> KucoinFaultConfig:
         """Apply a partial update (the body of ``POST /sim/faults``)."""
@@ -84,7 +92,16 @@ class KucoinFaults:
         return (config.http_latency_ms + self.rng.uniform(0, config.http_jitter_ms)) / 1000
 
     def frame_fate(self, channel: str) -> FrameFate:
-        """What to do with a message of ``channel`` (``""``: an answer, always sent)."""
+        """What to do with a message of ``channel`` (``""``: an answer, always sent); a drop or
+        a duplicate is counted on its channel."""
+        fate = self._fate(channel)
+        if fate is FrameFate.DROP:
+            self.dropped[channel] += 1
+        elif fate is FrameFate.DUPLICATE:
+            self.duplicated[channel] += 1
+        return fate
+
+    def _fate(self, channel: str) -> FrameFate:
         config = self.config
         if channel not in DATA_CHANNELS:
             return FrameFate.SEND

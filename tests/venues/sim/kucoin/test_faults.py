@@ -50,3 +50,16 @@ def test_an_update_is_partial_and_checked() -> None:
     with pytest.raises(FaultUpdateError, match="nothing"):
         faults.update({"nothing": 1})
     assert faults.config.http_429 == 0.5  # a refused update changes nothing
+
+
+def test_what_the_fates_did_is_counted_per_channel() -> None:
+    faults = KucoinFaults(KucoinFaultConfig(drop_level2=0.5, ws_duplicate=0.5), 2)
+    fates = {channel: [faults.frame_fate(channel) for _ in range(200)] for channel in DATA_CHANNELS}
+    faults.frame_fate("")  # an answer: never dropped, never counted
+    for channel, drawn in fates.items():
+        assert faults.dropped[channel] == drawn.count(FrameFate.DROP)
+        assert faults.duplicated[channel] == drawn.count(FrameFate.DUPLICATE)
+    assert faults.dropped["level2"] > 0
+    assert set(faults.dropped) == {"level2"}  # only increments are dropped by drop_level2
+    assert faults.duplicated["balance"] > 0
+    assert "" not in faults.dropped + faults.duplicated
