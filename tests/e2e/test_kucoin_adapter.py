@@ -123,6 +123,8 @@ class UserEvents:
 
 @attrs.define
 class Run:
+    """The face, the adapter on it, and what the adapter handed on (user events, trades)."""
+
     venue: KucoinSimVenue
     adapter: VenueService
     events: UserEvents
