@@ -451,9 +451,9 @@ class KucoinClient:
         except (VenueError, MalformedAnswer) as error:
             logger.warning("{}: the fill's average price unread ({})", order.cloid, error)
             read = None
-        if read is None or read.deal_size <= 0:
+        if read is None or read.average_px is None:
             return bound
-        return read.deal_funds / read.deal_size
+        return read.average_px
 
     # --- cancel and modify ---------------------------------------------------------------
 

@@ -16,7 +16,10 @@ So every number put on the wire is built here with ``Decimal`` on the increment'
   where a value may be negative, a leading ``-``; everything else ``Decimal`` would take
   (exponents, ``+``, spaces, underscores, NaN, infinities, non-ASCII digits) is refused with
   ``ValueError`` (``TypeError`` for a non-string);
-* :func:`is_on_grid` is the venue's check of a number it is sent (the simulator's).
+* :func:`is_on_grid` is the venue's check of a number it is sent (the simulator's);
+* :func:`quotient` divides two of the venue's numbers as decimals (an average price: funds
+  over size), so that an average on the price grid reads as that price, not an ulp off as the
+  division of their floats may.
 
 Fails: ``ValueError`` for an increment that is not a positive venue number, a value that is not
 finite, or a text out of the grammar above; never rounds silently in a direction not asked.
@@ -28,7 +31,7 @@ import re
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal, localcontext
 from typing import Final, Literal
 
-__all__ = ["Direction", "is_on_grid", "on_grid", "parse", "wire"]
+__all__ = ["Direction", "is_on_grid", "on_grid", "parse", "quotient", "wire"]
 
 Direction = Literal["down", "up"]
 _ROUNDING: Final = {"down": ROUND_FLOOR, "up": ROUND_CEILING}
@@ -92,3 +95,12 @@ def is_on_grid(text: str, increment: str | Decimal) -> bool:
     except (TypeError, ValueError):
         return False
     return value % _increment(increment) == 0
+
+
+def quotient(numerator: Decimal, denominator: Decimal) -> float:
+    """``numerator / denominator`` worked out in decimals, as the nearest float (see the
+    module). Fails: ``ZeroDivisionError`` for a zero denominator."""
+    if not denominator:
+        raise ZeroDivisionError(f"{numerator} / 0")
+    with localcontext(prec=_PRECISION):  # every quotient of two venue numbers, to spare
+        return float(numerator / denominator)

@@ -19,7 +19,9 @@ reads as refused (a post-only order that would have taken, an IOC that found not
 
 Order reads (``parse_order``): ``active`` is ``OPEN``; a done order with a ``cancelledSize`` is
 ``CANCELED`` (the venue does not say who cancelled), else ``FILLED``. The report's ``sz`` is what
-was not filled (``size - dealSize``, 0 for a filled order).
+was not filled (``size - dealSize``, 0 for a filled order); the read's ``average_px`` is
+``dealFunds / dealSize`` divided as decimals (``numbers.quotient``): a fill at one price
+averages to exactly that price.
 
 Fails: ``CodecError`` naming what is wrong; ``ValueError`` for an order that cannot be put on
 the symbol's grid (a size that rounds to nothing).
@@ -198,7 +200,9 @@ class OrderRead:
     report: OrderReport
     open_order: OpenOrder
     deal_size: float
-    deal_funds: float  # the quote currency spent or received: deal_funds / deal_size averages
+    deal_funds: float  # the quote currency spent or received
+    # deal_funds / deal_size, worked out in decimals (None before anything traded).
+    average_px: float | None = None
 
 
 def _millis(entry: dict[str, Any], key: str) -> int:
@@ -259,7 +263,10 @@ def _order(entry: Any) -> OrderRead:
         time_ms=created,
         tif=Tif.ALO if post_only else tif,
     )
-    return OrderRead(report, open_order, deal, _number(entry, "dealFunds"))
+    funds = numbers.parse(entry["dealFunds"])
+    dealt = numbers.parse(entry["dealSize"])
+    average = numbers.quotient(funds, dealt) if dealt else None
+    return OrderRead(report, open_order, deal, float(funds), average)
 
 
 def parse_order(data: Any) -> OrderRead:

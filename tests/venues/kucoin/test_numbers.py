@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mm.venues.kucoin.numbers import is_on_grid, on_grid, parse, wire
+from mm.venues.kucoin.numbers import is_on_grid, on_grid, parse, quotient, wire
 from tests.fixture_paths import KUCOIN
 
 MESSAGES: dict[str, Any] = json.loads((KUCOIN / "messages.json").read_text(encoding="utf-8"))
@@ -100,3 +100,25 @@ def test_bad_arguments_fail_clearly() -> None:
         wire(Decimal("Infinity"))
     assert wire(Decimal("-0.000")) == "0"
     assert wire(Decimal("1E+3")) == "1000"
+
+
+@given(
+    ticks=st.integers(1, 10**9),
+    price_exponent=st.integers(-8, 1),
+    lots=st.integers(1, 10**9),
+    size_exponent=st.integers(-8, 0),
+)
+def test_the_average_of_fills_at_one_price_is_that_price(
+    ticks: int, price_exponent: int, lots: int, size_exponent: int
+) -> None:
+    """Funds over size, both as the venue prints them, is the price as it prints it."""
+    price, size = Decimal(ticks).scaleb(price_exponent), Decimal(lots).scaleb(size_exponent)
+    with localcontext(prec=200):
+        funds = price * size
+    assert quotient(parse(wire(funds)), parse(wire(size))) == float(price)
+
+
+def test_a_quotient_by_zero_fails() -> None:
+    assert quotient(Decimal(1), Decimal(3)) == 1 / 3
+    with pytest.raises(ZeroDivisionError):
+        quotient(Decimal(1), Decimal(0))

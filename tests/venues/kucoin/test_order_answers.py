@@ -192,3 +192,17 @@ def test_the_spec_is_the_symbol_the_order_names() -> None:
     )
     with pytest.raises(ValueError, match="is not ETH-USDT"):
         order_body(place(50_000.0, 0.001, Tif.GTC), other)
+
+
+def test_an_order_filled_at_one_price_averages_to_exactly_that_price() -> None:
+    """Divided as floats, 0.059991 / 0.00002 is 2999.5499999999997: off the price grid."""
+    entry = ANSWERS["get_order_by_order_id"]["data"] | {
+        "price": "2999.55",
+        "size": "0.00002",
+        "dealSize": "0.00002",
+        "dealFunds": "0.059991",
+    }
+    assert 0.059991 / 0.00002 != 2999.55
+    assert parse_order(entry).average_px == 2999.55
+    unfilled = parse_order(entry | {"dealSize": "0", "dealFunds": "0", "active": True})
+    assert unfilled.average_px is None
