@@ -324,9 +324,13 @@ async def take(run: Run, symbol: str, side: Side) -> Fill:
     events = run.events
     await events.wait_for(lambda: events.filled(result.oid) >= order.sz)
     (fill,) = [fill for fill in events.fills if fill.oid == result.oid]  # one level: one fill
-    assert (fill.coin, fill.side, fill.cloid, fill.sz) == (symbol, side, order.cloid, order.sz)
-    # (The port's average is the venue's dealFunds / dealSize in floats: an ulp off, at most.)
-    assert fill.px == pytest.approx(result.avg_px, rel=1e-12)
+    assert (fill.coin, fill.side, fill.cloid, fill.sz, fill.px) == (
+        symbol,
+        side,
+        order.cloid,
+        order.sz,
+        result.avg_px,  # one fill: the average is its price, exactly
+    )
     assert fill.crossed
     assert fill.fee > 0
     await check_balances(run)
