@@ -35,6 +35,7 @@ __all__ = [
     "MIN_TIMEOUT_S",
     "DcpSetting",
     "KucoinDeadMansSwitch",
+    "parse_armed",
     "parse_setting",
     "timeout_for",
 ]
@@ -82,6 +83,14 @@ def parse_setting(data: Any) -> DcpSetting | None:
         raise MalformedAnswer(f"dead-cancel-all query: {type(error).__name__}: {error}") from None
 
 
+def parse_armed(data: Any) -> int:
+    """The ``data`` of a set's answer: when the switch fires (venue seconds)."""
+    if type(data) is not dict or type(data.get("triggerTime")) is not int:
+        raise MalformedAnswer(f"dead-cancel-all: no triggerTime in {data!r:.200}")
+    trigger: int = data["triggerTime"]
+    return trigger
+
+
 class KucoinDeadMansSwitch:
     """The switch over the adapter's REST (see the module)."""
 
@@ -92,10 +101,8 @@ class KucoinDeadMansSwitch:
     async def schedule_cancel(self, at_ms: int | None) -> None:
         timeout = timeout_for(at_ms, self.now_ms())
         data = await self.rest.request("POST", PATH, body={"timeout": timeout})
-        if timeout != DISARM and (
-            type(data) is not dict or type(data.get("triggerTime")) is not int
-        ):
-            raise MalformedAnswer(f"dead-cancel-all: no triggerTime in {data!r:.200}")
+        if timeout != DISARM:
+            parse_armed(data)
 
     async def setting(self) -> DcpSetting | None:
         """The switch as the venue has it now (None: not armed)."""
