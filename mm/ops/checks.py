@@ -650,7 +650,7 @@ async def _positions_journaled(config: CheckedConfig, probe: VenueProbe) -> Chec
 async def _api_headroom(probe: VenueProbe, status: Mapping[str, Any] | None) -> CheckResult:
     """The API headroom as mm's rate limiter reckons it, the figure of ``mm_api_headroom_ratio``:
     the running mm's own (its IP weight spent included), else a limiter fresh from the venue's
-    address figures; the tightest budget counts."""
+    own figures for the account; the tightest budget counts."""
     state = await probe.client.rate_limit()
     running = (status or {}).get("api_headroom")
     if isinstance(running, Mapping) and running:
@@ -658,14 +658,14 @@ async def _api_headroom(probe: VenueProbe, status: Mapping[str, Any] | None) -> 
         source = "the running mm's limiter"
     else:
         by_kind = probe.headroom_by_kind(state)
-        source = "the venue's address figures"
+        source = "the venue's figures for the account"
     left = min(by_kind.values())
     kinds = ", ".join(f"{kind} {value:.0%}" for kind, value in sorted(by_kind.items()))
     return CheckResult(
         "api_headroom",
         left > MIN_HEADROOM,
         f"headroom {left:.0%} (minimum {MIN_HEADROOM:.0%}; {kinds}, from {source}); "
-        f"{state.requests_used:,} of {state.requests_cap:,} address requests used",
+        f"{state.requests_used:,} of {state.requests_cap:,} of the account's requests used",
     )
 
 
