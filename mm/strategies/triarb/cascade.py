@@ -108,7 +108,9 @@ def limit_price(
 ) -> Decimal:
     """The IOC limit price: ``worst_px`` moved against us by the slippage, back on the grid
     towards the book (a buy's down, a sell's up); 0 when no valid price remains."""
-    slipped = _EXACT.multiply(worst_px, _ONE + side.sign * _EXACT.divide(max_slippage_bps, _BPS))
+    slipped = _EXACT.multiply(
+        worst_px, _EXACT.add(_ONE, side.sign * _EXACT.divide(max_slippage_bps, _BPS))
+    )
     whole, rest = _EXACT.divmod(slipped, instrument.price_increment)
     up = side is Side.SELL
     ticks = instrument.round_ticks(int(whole) + (1 if up and rest else 0), up=up)
@@ -143,7 +145,7 @@ def next_leg(
         size = _floor_multiple(held, _ONE, instrument.size_increment)
         order = LegOrder(instrument.symbol, leg_side, px, size, None, size, market)
         return _checked(order, instrument)
-    hold = _ONE + fee_rate
+    hold = _EXACT.add(_ONE, fee_rate)
     if market:
         if market_funds_increment is None:
             raise ValueError(f"{instrument.symbol}: a market buy needs its funds increment")
@@ -197,10 +199,10 @@ def leg_output(leg: Leg, fills: Iterable[Fill]) -> Decimal:
     it)."""
     mine = _own(leg, fills)
     if leg.side is Side.BUY:
-        gross = sum((_exact(fill.sz) for fill in mine), _ZERO)
+        gross = _sum(_exact(fill.sz) for fill in mine)
     else:
-        gross = sum((_EXACT.multiply(_exact(f.px), _exact(f.sz)) for f in mine), _ZERO)
-    return gross - _fees_in(leg.target, mine)
+        gross = _sum(_EXACT.multiply(_exact(f.px), _exact(f.sz)) for f in mine)
+    return _EXACT.subtract(gross, _fees_in(leg.target, mine))
 
 
 def leg_spent(leg: Leg, fills: Iterable[Fill]) -> Decimal:
@@ -208,14 +210,21 @@ def leg_spent(leg: Leg, fills: Iterable[Fill]) -> Decimal:
     plus the fees charged in that currency."""
     mine = _own(leg, fills)
     if leg.side is Side.BUY:
-        gross = sum((_EXACT.multiply(_exact(f.px), _exact(f.sz)) for f in mine), _ZERO)
+        gross = _sum(_EXACT.multiply(_exact(f.px), _exact(f.sz)) for f in mine)
     else:
-        gross = sum((_exact(fill.sz) for fill in mine), _ZERO)
-    return gross + _fees_in(leg.source, mine)
+        gross = _sum(_exact(fill.sz) for fill in mine)
+    return _EXACT.add(gross, _fees_in(leg.source, mine))
 
 
 def _fees_in(currency: str, fills: Sequence[Fill]) -> Decimal:
-    return sum((_exact(f.fee) for f in fills if f.fee_token == currency), _ZERO)
+    return _sum(_exact(f.fee) for f in fills if f.fee_token == currency)
+
+
+def _sum(values: Iterable[Decimal]) -> Decimal:
+    total = _ZERO
+    for value in values:
+        total = _EXACT.add(total, value)
+    return total
 
 
 # --- paper fills -----------------------------------------------------------------------------
@@ -265,11 +274,11 @@ def _takes(
             return
         if funds_left is not None:
             take = min(available, _floor_multiple(funds_left, px, step))
-            funds_left -= _EXACT.multiply(px, take)
+            funds_left = _EXACT.subtract(funds_left, _EXACT.multiply(px, take))
         else:
             assert size_left is not None
             take = min(available, size_left)
-            size_left -= take
+            size_left = _EXACT.subtract(size_left, take)
         if take > 0:
             yield px, take
         if size_left == 0 or (funds_left is not None and take < available):

@@ -3,7 +3,7 @@ yielded from its fills, and paper fills walking the book as evaluated."""
 
 from __future__ import annotations
 
-from decimal import Decimal
+from decimal import Decimal, localcontext
 
 import attrs
 import pytest
@@ -205,6 +205,15 @@ def test_a_buy_stops_at_its_limit_and_a_fee_in_base_comes_out_of_its_yield() -> 
     assert [(f.px, f.sz, f.fee) for f in paper] == [(0.0774, 30.0, 0.03), (0.0775, 40.0, 0.04)]
     assert leg_output(BUY_FLUX, paper) == Decimal("69.93")
     assert leg_spent(BUY_FLUX, paper) == Decimal("5.422")
+
+
+def test_what_a_leg_yields_is_exact_past_decimals_default_precision() -> None:
+    px, sz = 0.1234567890123456, 98765.43210987654  # a product of 32 significant digits
+    fills = [fill(SELL_FLUX, px, sz, 0.0, "USDC", n) for n in range(2)]
+    with localcontext(prec=100):
+        exact = 2 * Decimal(repr(px)) * Decimal(repr(sz))
+    assert len(exact.as_tuple().digits) > 28
+    assert leg_output(SELL_FLUX, fills) == exact
 
 
 def test_fills_of_another_leg_are_refused() -> None:
