@@ -1,0 +1,426 @@
+"""Triangles among a venue's instruments, and what one would yield on the books now. Pure.
+
+Discovery (``discover``): every 3-cycle of currencies through three instruments that starts and
+ends in a configured primary quote currency; each direction of a cycle, and each primary on it,
+is its own ``Triangle``. ``index`` maps each symbol to the triangles that trade it, and
+``affected`` gives the triangles a changed book touches: only those are evaluated again.
+Everything comes out in a deterministic order (primaries as configured, then symbols sorted).
+
+Evaluation (``evaluate``) of a triangle on its three books (``BookView``: a book's levels, its
+time and whether its sequence is continuous) first passes the gates: every book present, none
+marked discontinuous (a gap not yet resynced), the oldest no older than ``max_book_age_ms``.
+Then it walks the legs as execution will, in ``Decimal`` (a float price or size is read as its
+shortest decimal form):
+
+- a buy leg spends funds in the quote: the funds are floored to the funds increment, divided by
+  ``1 + fee`` (the fee is held on top of what the asks cost), walked through the asks; the base
+  bought is floored to the size increment, and what that size costs on the asks plus its fee is
+  what the leg spends;
+- a sell leg floors the base it holds to the size increment, walks the bids for it, and
+  receives the proceeds less the fee.
+
+Each leg's size must reach ``min_size`` and its notional ``min_notional``. The volume evaluated
+is the configured start volume, or the largest start volume the visible depth carries when it
+is less (``achievable_volume``: the depth of the last leg taken back through the others),
+floored to the first leg's increment. The result is an ``Evaluation`` (the volume, the final
+amount of the primary, profit in bps, each leg's amounts and worst price reached) or a
+``Refusal`` saying which gate or leg refused and why.
+
+The port's ``Instrument`` has no funds increment (KuCoin's ``quoteIncrement``, which a market
+buy's funds must be a multiple of): ``Terms.funds_increments`` gives it per symbol, and funds
+are not floored for a symbol it lacks.
+
+Fails: ``KeyError`` for a triangle's symbol missing from the instruments; otherwise never
+raises on market data: an empty, thin or stale book is a ``Refusal``.
+"""
+
+from __future__ import annotations
+
+import decimal
+import enum
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from decimal import Decimal
+
+import attrs
+
+from mm.book import Book
+from mm.model import Instrument, PriceLevel, Side
+from mm.strategies.triarb.legs import Leg, Triangle
+
+__all__ = [
+    "BookView",
+    "Evaluation",
+    "LegResult",
+    "Reason",
+    "Refusal",
+    "Terms",
+    "achievable_volume",
+    "affected",
+    "discover",
+    "evaluate",
+    "index",
+]
+
+_ZERO = Decimal(0)
+_ONE = Decimal(1)
+_BPS = Decimal(10_000)
+# Room for a price times a size, and their quotients, without rounding before the floors.
+_CONTEXT = decimal.Context(prec=40, rounding=decimal.ROUND_HALF_EVEN)
+# What a walk may fall short of the depth by and still fit (the inverse walks divide).
+_SLACK = Decimal("1e-30")
+
+
+# --- discovery ---------------------------------------------------------------------------------
+
+
+def discover(instruments: Iterable[Instrument], primaries: Sequence[str]) -> tuple[Triangle, ...]:
+    """Every triangle from a primary back to it through three of ``instruments`` (see the
+    module); an instrument met twice on a currency pair counts once (the first by symbol)."""
+    by_currency: dict[str, list[Instrument]] = {}
+    for instrument in _distinct_pairs(instruments):
+        by_currency.setdefault(instrument.base, []).append(instrument)
+        by_currency.setdefault(instrument.quote, []).append(instrument)
+    found: list[Triangle] = []
+    for primary in dict.fromkeys(primaries):
+        found.extend(_cycles_from(primary, by_currency))
+    return tuple(found)
+
+
+def _distinct_pairs(instruments: Iterable[Instrument]) -> list[Instrument]:
+    seen: set[frozenset[str]] = set()
+    kept = []
+    for instrument in sorted(instruments, key=lambda i: i.symbol):
+        pair = frozenset((instrument.base, instrument.quote))
+        if pair not in seen and len(pair) == 2:
+            seen.add(pair)
+            kept.append(instrument)
+    return kept
+
+
+def _cycles_from(primary: str, by_currency: Mapping[str, list[Instrument]]) -> Iterator[Triangle]:
+    for first in by_currency.get(primary, ()):
+        held = _other(first, primary)
+        for second in by_currency.get(held, ()):
+            then = _other(second, held)
+            if second is first or then == primary:
+                continue
+            for third in by_currency.get(then, ()):
+                if _other(third, then) == primary:
+                    legs = (_leg(first, primary), _leg(second, held), _leg(third, then))
+                    yield Triangle(primary, legs)
+
+
+def _other(instrument: Instrument, currency: str) -> str:
+    return instrument.quote if instrument.base == currency else instrument.base
+
+
+def _leg(instrument: Instrument, source: str) -> Leg:
+    """The trade on ``instrument`` that spends ``source``: a buy spends the quote."""
+    side = Side.BUY if instrument.quote == source else Side.SELL
+    return Leg(instrument.symbol, side, source, _other(instrument, source))
+
+
+def index(triangles: Iterable[Triangle]) -> dict[str, tuple[Triangle, ...]]:
+    """Each symbol to the triangles that trade it, in the order given."""
+    by_symbol: dict[str, list[Triangle]] = {}
+    for triangle in triangles:
+        for symbol in triangle.symbols:
+            by_symbol.setdefault(symbol, []).append(triangle)
+    return {symbol: tuple(found) for symbol, found in by_symbol.items()}
+
+
+def affected(symbol: str, by_symbol: Mapping[str, tuple[Triangle, ...]]) -> tuple[Triangle, ...]:
+    """The triangles to evaluate again when ``symbol``'s book changed (none for a symbol in no
+    triangle)."""
+    return by_symbol.get(symbol, ())
+
+
+# --- inputs and results ------------------------------------------------------------------------
+
+
+@attrs.frozen(slots=True)
+class BookView:
+    """What evaluation reads of one symbol's book: its levels best first (``(px, sz, n)``), its
+    time (ms, the venue's) and whether its sequence is continuous (False after a gap, until a
+    snapshot resyncs it)."""
+
+    bids: tuple[PriceLevel, ...]
+    asks: tuple[PriceLevel, ...]
+    time_ms: int
+    continuous: bool = True
+
+    @classmethod
+    def of(cls, book: Book, *, continuous: bool = True) -> BookView:
+        return cls(book.bids, book.asks, book.time_ms, continuous)
+
+
+@attrs.frozen(slots=True)
+class Terms:
+    """What evaluation is configured with: the start volume in the primary, the oldest book
+    allowed, each symbol's taker fee rate (0.001 for 0.1 %; 0 for a symbol not given) and
+    funds increment (see the module)."""
+
+    start_volume: Decimal
+    max_book_age_ms: int
+    fees: Mapping[str, Decimal] = attrs.field(factory=dict)
+    funds_increments: Mapping[str, Decimal] = attrs.field(factory=dict)
+
+
+class Reason(enum.Enum):
+    """Why a triangle is not executable now."""
+
+    NO_BOOK = "no book"
+    NOT_CONTINUOUS = "book not continuous"
+    STALE = "book too old"
+    DEPTH = "no depth"
+    DUST = "amount floors to nothing"
+    MIN_SIZE = "below minimum size"
+    MIN_NOTIONAL = "below minimum notional"
+
+
+@attrs.frozen(slots=True)
+class Refusal:
+    """A triangle refused: the ``reason``, the ``symbol`` whose book or leg refused it, and
+    the figures that did (for people)."""
+
+    triangle: Triangle
+    reason: Reason
+    symbol: str
+    detail: str = ""
+
+
+@attrs.frozen(slots=True)
+class LegResult:
+    """One leg as evaluated: ``spent`` of its source (fee included), ``size`` in the base on
+    the lot grid, ``notional`` in the quote (before the fee), ``fee`` in the quote,
+    ``received`` of its target, and the worst price its walk reached."""
+
+    leg: Leg
+    spent: Decimal
+    size: Decimal
+    notional: Decimal
+    fee: Decimal
+    received: Decimal
+    worst_px: Decimal
+
+
+@attrs.frozen(slots=True)
+class Evaluation:
+    """A triangle executable now: starting with ``volume`` of the primary (``depth_limited``
+    when the depth carries less than the start volume) it ends with ``final``, ``profit_bps``
+    of the volume; the books' oldest time is ``oldest_ms``."""
+
+    triangle: Triangle
+    volume: Decimal
+    final: Decimal
+    profit_bps: float
+    legs: tuple[LegResult, LegResult, LegResult]
+    depth_limited: bool
+    oldest_ms: int
+
+
+# --- evaluation --------------------------------------------------------------------------------
+
+
+def evaluate(
+    triangle: Triangle,
+    books: Mapping[str, BookView],
+    instruments: Mapping[str, Instrument],
+    terms: Terms,
+    now_ms: int,
+) -> Evaluation | Refusal:
+    """``triangle`` on ``books`` now (see the module)."""
+    refusal = gate(triangle, books, now_ms, terms.max_book_age_ms)
+    if refusal is not None:
+        return refusal
+    views = tuple(books[symbol] for symbol in triangle.symbols)
+    with decimal.localcontext(_CONTEXT):
+        return _walk(triangle, views, instruments, terms)
+
+
+def gate(
+    triangle: Triangle, books: Mapping[str, BookView], now_ms: int, max_book_age_ms: int
+) -> Refusal | None:
+    """The gates on the three books: present, continuous, the oldest young enough."""
+    for symbol in triangle.symbols:
+        view = books.get(symbol)
+        if view is None:
+            return Refusal(triangle, Reason.NO_BOOK, symbol)
+        if not view.continuous:
+            return Refusal(triangle, Reason.NOT_CONTINUOUS, symbol)
+    oldest = min(triangle.symbols, key=lambda symbol: books[symbol].time_ms)
+    age = now_ms - books[oldest].time_ms
+    if age > max_book_age_ms:
+        return Refusal(triangle, Reason.STALE, oldest, f"{age} ms > {max_book_age_ms} ms")
+    return None
+
+
+def _walk(
+    triangle: Triangle,
+    views: tuple[BookView, ...],
+    instruments: Mapping[str, Instrument],
+    terms: Terms,
+) -> Evaluation | Refusal:
+    capacity = achievable_volume(triangle, views, instruments, terms)
+    volume = _floor_input(triangle.legs[0], instruments, terms, capacity)
+    if volume <= 0:
+        return Refusal(triangle, Reason.DEPTH, triangle.legs[0].symbol, f"carries {capacity}")
+    amount = volume
+    results: list[LegResult] = []
+    for leg, view in zip(triangle.legs, views, strict=True):
+        result = _leg_result(leg, view, instruments[leg.symbol], terms, amount)
+        if isinstance(result, tuple):
+            reason, detail = result
+            return Refusal(triangle, reason, leg.symbol, detail)
+        results.append(result)
+        amount = result.received
+    final = results[-1].received
+    first, second, third = results
+    return Evaluation(
+        triangle,
+        volume,
+        final,
+        float((final - volume) / volume * _BPS),
+        (first, second, third),
+        volume < terms.start_volume,
+        min(view.time_ms for view in views),
+    )
+
+
+def _floor_input(
+    leg: Leg, instruments: Mapping[str, Instrument], terms: Terms, amount: Decimal
+) -> Decimal:
+    """``amount`` of ``leg``'s source as the leg can spend it: funds floored to the funds
+    increment (a buy), a size to the lot (a sell)."""
+    if leg.side is Side.SELL:
+        return _floor(amount, instruments[leg.symbol].size_increment)
+    increment = terms.funds_increments.get(leg.symbol)
+    return amount if increment is None else _floor(amount, increment)
+
+
+def _floor(amount: Decimal, increment: Decimal) -> Decimal:
+    """``amount`` rounded down to a whole number of ``increment`` (never below 0)."""
+    if amount <= 0:
+        return _ZERO
+    return (amount // increment) * increment
+
+
+def _leg_result(
+    leg: Leg, view: BookView, instrument: Instrument, terms: Terms, amount: Decimal
+) -> LegResult | tuple[Reason, str]:
+    """One leg spending ``amount`` of its source, or why it cannot."""
+    fee_rate = terms.fees.get(leg.symbol, _ZERO)
+    funds = _floor_input(leg, {leg.symbol: instrument}, terms, amount)
+    if leg.side is Side.BUY:
+        levels = _levels(view.asks)
+        size = _floor(_base_for_funds(levels, funds / (_ONE + fee_rate)), instrument.size_increment)
+    else:
+        levels = _levels(view.bids)
+        size = funds
+    if size <= 0:
+        return Reason.DUST, f"{amount} {leg.source}"
+    walked = _cost_of_size(levels, size)
+    if walked is None:
+        return Reason.DEPTH, f"{size} {instrument.base}"
+    notional, worst_px = walked
+    refused = _minimums(instrument, size, notional)
+    if refused is not None:
+        return refused
+    fee = notional * fee_rate
+    if leg.side is Side.BUY:
+        return LegResult(leg, notional + fee, size, notional, fee, size, worst_px)
+    return LegResult(leg, size, size, notional, fee, notional - fee, worst_px)
+
+
+def _minimums(
+    instrument: Instrument, size: Decimal, notional: Decimal
+) -> tuple[Reason, str] | None:
+    """Why ``size`` at ``notional`` is too small an order on ``instrument``, if it is."""
+    if size < instrument.min_size:
+        return Reason.MIN_SIZE, f"{size} < {instrument.min_size}"
+    min_notional = Decimal(repr(instrument.min_notional))
+    if notional < min_notional:
+        return Reason.MIN_NOTIONAL, f"{notional} < {min_notional}"
+    return None
+
+
+def _levels(levels: tuple[PriceLevel, ...]) -> list[tuple[Decimal, Decimal]]:
+    """The levels' prices and sizes as their shortest decimal forms read (empty ones left)."""
+    return [(Decimal(repr(px)), Decimal(repr(sz))) for px, sz, _ in levels if sz > 0 and px > 0]
+
+
+def _base_for_funds(asks: list[tuple[Decimal, Decimal]], funds: Decimal) -> Decimal:
+    """The base that ``funds`` buys walking ``asks`` (all of the asks when they cost less)."""
+    base = _ZERO
+    for px, sz in asks:
+        cost = px * sz
+        if cost >= funds:
+            return base + funds / px
+        base += sz
+        funds -= cost
+    return base
+
+
+def _cost_of_size(
+    levels: list[tuple[Decimal, Decimal]], size: Decimal
+) -> tuple[Decimal, Decimal] | None:
+    """What ``size`` of the base comes to walking ``levels`` (its notional, and the worst price
+    reached), or None when the levels hold less."""
+    notional = _ZERO
+    for px, sz in levels:
+        taken = min(sz, size)
+        notional += px * taken
+        size -= taken
+        if size <= 0:
+            return notional, px
+    return None
+
+
+# --- the depth's capacity ----------------------------------------------------------------------
+
+
+def achievable_volume(
+    triangle: Triangle,
+    views: Sequence[BookView],
+    instruments: Mapping[str, Instrument],
+    terms: Terms,
+) -> Decimal:
+    """The start volume evaluated: ``terms.start_volume``, or less when the visible depth
+    carries less (the last leg's depth taken back through the legs before it: the most each
+    leg may spend and still yield no more than the next leg's books take)."""
+    with decimal.localcontext(_CONTEXT):
+        most: Decimal | None = None  # what the next leg can spend: no bound after the last
+        for leg, view in reversed(tuple(zip(triangle.legs, views, strict=True))):
+            fee_rate = terms.fees.get(leg.symbol, _ZERO)
+            if leg.side is Side.BUY:
+                most = _funds_for_base(_levels(view.asks), most) * (_ONE + fee_rate)
+            else:
+                proceeds = None if most is None else most / (_ONE - fee_rate)
+                most = _base_for_proceeds(_levels(view.bids), proceeds)
+        carried = _ZERO if most is None else most
+        return min(terms.start_volume, carried * (_ONE - _SLACK))
+
+
+def _funds_for_base(asks: list[tuple[Decimal, Decimal]], base: Decimal | None) -> Decimal:
+    """What ``base`` costs on ``asks`` (all of them when they hold less, or base is None)."""
+    funds = _ZERO
+    for px, sz in asks:
+        if base is not None and sz >= base:
+            return funds + px * base
+        funds += px * sz
+        if base is not None:
+            base -= sz
+    return funds
+
+
+def _base_for_proceeds(bids: list[tuple[Decimal, Decimal]], proceeds: Decimal | None) -> Decimal:
+    """The base whose sale on ``bids`` brings ``proceeds`` (all of them when they bring less,
+    or proceeds is None)."""
+    base = _ZERO
+    for px, sz in bids:
+        if proceeds is not None and px * sz >= proceeds:
+            return base + proceeds / px
+        base += sz
+        if proceeds is not None:
+            proceeds -= px * sz
+    return base
