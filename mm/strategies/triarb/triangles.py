@@ -158,12 +158,23 @@ class BookView:
 class Terms:
     """What evaluation is configured with: the start volume in the primary, the oldest book
     allowed, each symbol's taker fee rate (0.001 for 0.1 %; 0 for a symbol not given) and
-    funds increment (see the module)."""
+    funds increment (see the module). ``ValueError`` for a volume or an increment not
+    positive, or a fee rate outside [0, 1)."""
 
     start_volume: Decimal
     max_book_age_ms: int
     fees: Mapping[str, Decimal] = attrs.field(factory=dict)
     funds_increments: Mapping[str, Decimal] = attrs.field(factory=dict)
+
+    def __attrs_post_init__(self) -> None:
+        if not self.start_volume > 0:
+            raise ValueError(f"start volume must be positive: {self.start_volume}")
+        for symbol, rate in self.fees.items():
+            if not 0 <= rate < 1:
+                raise ValueError(f"{symbol}: a fee rate lies in [0, 1): {rate}")
+        for symbol, increment in self.funds_increments.items():
+            if not increment > 0:
+                raise ValueError(f"{symbol}: funds increment must be positive: {increment}")
 
 
 class Reason(enum.Enum):
@@ -262,9 +273,10 @@ def _walk(
     terms: Terms,
 ) -> Evaluation | Refusal:
     capacity = achievable_volume(triangle, views, instruments, terms)
-    volume = _floor_input(triangle.legs[0], instruments, terms, capacity)
+    first_leg = triangle.legs[0]
+    volume = _floor_input(first_leg, instruments[first_leg.symbol], terms, capacity)
     if volume <= 0:
-        return Refusal(triangle, Reason.DEPTH, triangle.legs[0].symbol, f"carries {capacity}")
+        return Refusal(triangle, Reason.DEPTH, first_leg.symbol, f"carries {capacity}")
     amount = volume
     results: list[LegResult] = []
     for leg, view in zip(triangle.legs, views, strict=True):
@@ -282,18 +294,16 @@ def _walk(
         final,
         float((final - volume) / volume * _BPS),
         (first, second, third),
-        volume < terms.start_volume,
+        capacity < terms.start_volume,
         min(view.time_ms for view in views),
     )
 
 
-def _floor_input(
-    leg: Leg, instruments: Mapping[str, Instrument], terms: Terms, amount: Decimal
-) -> Decimal:
+def _floor_input(leg: Leg, instrument: Instrument, terms: Terms, amount: Decimal) -> Decimal:
     """``amount`` of ``leg``'s source as the leg can spend it: funds floored to the funds
     increment (a buy), a size to the lot (a sell)."""
     if leg.side is Side.SELL:
-        return _floor(amount, instruments[leg.symbol].size_increment)
+        return _floor(amount, instrument.size_increment)
     increment = terms.funds_increments.get(leg.symbol)
     return amount if increment is None else _floor(amount, increment)
 
@@ -310,7 +320,7 @@ def _leg_result(
 ) -> LegResult | tuple[Reason, str]:
     """One leg spending ``amount`` of its source, or why it cannot."""
     fee_rate = terms.fees.get(leg.symbol, _ZERO)
-    funds = _floor_input(leg, {leg.symbol: instrument}, terms, amount)
+    funds = _floor_input(leg, instrument, terms, amount)
     if leg.side is Side.BUY:
         levels = _levels(view.asks)
         size = _floor(_base_for_funds(levels, funds / (_ONE + fee_rate)), instrument.size_increment)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from decimal import Decimal
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -95,6 +96,47 @@ def test_the_index_gives_a_changed_pair_its_triangles_only() -> None:
     assert affected("XRP-USDT", by_symbol) == ()
     assert affected("DOGE-EUR", by_symbol) == ()
     assert set(by_symbol) == {"BTC-USDT", "ETH-BTC", "ETH-USDT", "BTC-USDC", "USDC-USDT"}
+
+
+def reverse(triangle: Triangle) -> Triangle:
+    """The same cycle the other way round."""
+    legs = [Leg(leg.symbol, leg.side.opposite, leg.target, leg.source) for leg in triangle.legs]
+    first, second, third = reversed(legs)
+    return Triangle(triangle.primary, (first, second, third))
+
+
+CURRENCIES = ["USDT", "USDC", "BTC", "ETH", "SOL", "XRP"]
+PAIRS = st.lists(
+    st.tuples(st.sampled_from(CURRENCIES), st.sampled_from(CURRENCIES)).filter(
+        lambda pair: pair[0] != pair[1]
+    ),
+    max_size=15,
+)
+
+
+@given(PAIRS, st.lists(st.sampled_from(CURRENCIES), min_size=1, max_size=3))
+def test_each_triangle_found_is_found_the_other_way_round_and_indexed(
+    pairs: list[tuple[str, str]], primaries: list[str]
+) -> None:
+    instruments = [instrument(f"{base}-{quote}") for base, quote in pairs]
+    triangles = discover(instruments, primaries)
+    assert len(set(triangles)) == len(triangles)
+    assert {reverse(t) for t in triangles} == set(triangles)
+    by_symbol = index(triangles)
+    for triangle in triangles:
+        assert triangle.primary in primaries
+        for symbol in triangle.symbols:
+            assert triangle in affected(symbol, by_symbol)
+    assert sum(map(len, by_symbol.values())) == 3 * len(triangles)
+
+
+def test_terms_refuse_what_no_market_means() -> None:
+    with pytest.raises(ValueError, match="start volume"):
+        Terms(Decimal(0), 250)
+    with pytest.raises(ValueError, match="fee rate"):
+        Terms(Decimal(1), 250, {"BTC-USDT": Decimal(1)})
+    with pytest.raises(ValueError, match="funds increment"):
+        Terms(Decimal(1), 250, {}, {"BTC-USDT": Decimal(0)})
 
 
 def test_a_second_instrument_on_a_pair_counts_once() -> None:
@@ -359,3 +401,11 @@ def test_more_depth_never_lowers_the_achievable_volume(
     after = achievable_volume(TRIANGLE, deeper, INSTRUMENTS, terms(volume, fee))
     assert after >= before
     assert after <= volume
+
+
+def test_a_start_volume_off_the_funds_grid_is_floored_not_depth_limited() -> None:
+    off_grid = Terms(Decimal("1000.0000009"), 250, TERMS.fees, TERMS.funds_increments)
+    result = evaluated(books(), off_grid)
+    assert result.volume == Decimal(1000)  # on the 0.000001 grid
+    assert not result.depth_limited
+    assert result.final == Decimal("1000.48851")  # as from 1000 exactly
