@@ -64,8 +64,9 @@ __all__ = [
 _ZERO = Decimal(0)
 _ONE = Decimal(1)
 _BPS = Decimal(10_000)
-# Room for a price times a size, and their quotients, without rounding before the floors.
-_CONTEXT = decimal.Context(prec=40, rounding=decimal.ROUND_HALF_EVEN)
+# Room for a price times a size without rounding; a quotient that does round rounds down, so
+# that a size floored to its lot never lands a lot above what the funds buy.
+_CONTEXT = decimal.Context(prec=40, rounding=decimal.ROUND_FLOOR)
 # What a walk may fall short of the depth by and still fit (the inverse walks divide).
 _SLACK = Decimal("1e-30")
 
