@@ -1,0 +1,151 @@
+"""From book updates to perishable signals: the evaluator that feeds the executor slots.
+
+A ``Signal`` is one triangle found executable: its correlation id, the triangle, the three
+books as evaluated (their venue times and the times they arrived here), the evaluation's
+predicted figures (start volume, final amount, profit in bps, each leg's amounts and worst
+price) and when it was signalled. It is a frozen value: a slot reads the books it was evaluated
+on (for paper fills and the report) without copying them.
+
+The ``Evaluator`` holds the latest book of every symbol that is in a triangle. On each update
+(``on_book``) it re-evaluates only the triangles that trade the updated symbol
+(``triangles.affected``) on the books it holds, and for each one executable at or above the
+minimum profit it sends a ``Signal`` down a bounded channel with ``send_nowait``. Signals are
+perishable: when the channel is full (every slot busy, the queue full) the signal is dropped and
+counted, never awaited, so the feed that calls ``on_book`` is never blocked. Counters: the
+evaluations run, refusals by reason, evaluations below the minimum profit, signals sent and
+dropped. Correlation ids are consecutive integers from 1 in the order signals are made, one per
+signal sent or dropped (a gap in the ids the slots see is a dropped signal).
+
+Nothing here reads a clock: ``now_ms`` is the caller's (the clock the books' times are on).
+
+Fails: ``KeyError`` for a triangle's symbol missing from the instruments (as ``evaluate``);
+``trio.BrokenResourceError`` from ``on_book`` when every receiving end of the channel is closed
+(no slot will ever take a signal), ``trio.ClosedResourceError`` when its own send end was closed.
+Market data never raises: an empty, thin, stale or discontinuous book is a counted refusal.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from decimal import Decimal
+
+import attrs
+import trio
+
+from mm.model import Instrument
+from mm.strategies.triarb.legs import Triangle
+from mm.strategies.triarb.triangles import (
+    BookView,
+    Evaluation,
+    Reason,
+    Refusal,
+    Terms,
+    affected,
+    evaluate,
+    index,
+)
+
+__all__ = ["Evaluator", "Signal"]
+
+
+@attrs.frozen(slots=True)
+class Signal:
+    """One executable triangle, as evaluated (see the module). ``books`` are in the order of
+    the triangle's legs, and so are ``book_times_ms`` (the venue's times) and ``arrived_ms``
+    (when each book reached the evaluator); ``signalled_ms`` is when it was evaluated."""
+
+    corr: int
+    triangle: Triangle
+    books: tuple[BookView, BookView, BookView]
+    book_times_ms: tuple[int, int, int]
+    arrived_ms: tuple[int, int, int]
+    signalled_ms: int
+    evaluation: Evaluation
+
+    @property
+    def predicted_bps(self) -> float:
+        return self.evaluation.profit_bps
+
+    @property
+    def volume(self) -> Decimal:
+        """The start volume evaluated, in the primary."""
+        return self.evaluation.volume
+
+    @property
+    def predicted_final(self) -> Decimal:
+        """What the last leg is predicted to yield, in the primary."""
+        return self.evaluation.final
+
+    @property
+    def predicted_profit(self) -> Decimal:
+        """The predicted profit in the primary."""
+        return self.evaluation.final - self.evaluation.volume
+
+
+class Evaluator:
+    """Re-evaluates the triangles a book update affects and sends perishable signals without
+    ever waiting (see the module for its counters and how it fails)."""
+
+    def __init__(
+        self,
+        triangles: Iterable[Triangle],
+        instruments: Mapping[str, Instrument],
+        terms: Terms,
+        min_profit_bps: float,
+        send: trio.MemorySendChannel[Signal],
+        *,
+        by_symbol: Mapping[str, tuple[Triangle, ...]] | None = None,
+    ) -> None:
+        self._by_symbol = index(triangles) if by_symbol is None else by_symbol
+        self._instruments = instruments
+        self._terms = terms
+        self._min_profit_bps = min_profit_bps
+        self._send = send
+        self._books: dict[str, BookView] = {}
+        self._arrived: dict[str, int] = {}
+        self._last_corr = 0
+        self.evaluations = 0
+        self.refusals: Counter[Reason] = Counter()
+        self.below_min_profit = 0
+        self.sent = 0
+        self.dropped = 0
+
+    def on_book(self, symbol: str, view: BookView, now_ms: int) -> None:
+        """``symbol``'s book is now ``view`` (arrived at ``now_ms``): evaluate the triangles it
+        is in and signal the executable ones at or above the minimum profit."""
+        triangles = affected(symbol, self._by_symbol)
+        if not triangles:
+            return  # a symbol in no triangle: nothing to hold or evaluate
+        self._books[symbol] = view
+        self._arrived[symbol] = now_ms
+        for triangle in triangles:
+            self.evaluations += 1
+            result = evaluate(triangle, self._books, self._instruments, self._terms, now_ms)
+            if isinstance(result, Refusal):
+                self.refusals[result.reason] += 1
+            elif result.profit_bps < self._min_profit_bps:
+                self.below_min_profit += 1
+            else:
+                self._signal(result, now_ms)
+
+    def _signal(self, evaluation: Evaluation, now_ms: int) -> None:
+        triangle = evaluation.triangle
+        first, second, third = triangle.symbols
+        books = (self._books[first], self._books[second], self._books[third])
+        self._last_corr += 1
+        signal = Signal(
+            self._last_corr,
+            triangle,
+            books,
+            (books[0].time_ms, books[1].time_ms, books[2].time_ms),
+            (self._arrived[first], self._arrived[second], self._arrived[third]),
+            now_ms,
+            evaluation,
+        )
+        try:
+            self._send.send_nowait(signal)
+        except trio.WouldBlock:
+            self.dropped += 1
+        else:
+            self.sent += 1
