@@ -1,7 +1,16 @@
 """Triangular arbitrage (issue 18): three legs through three pairs, from a primary quote
 currency back to it, found on the books and executed from real fills.
 
-So far its pure core: ``legs`` (what a triangle and its legs are), ``triangles`` (finding them
-among a venue's instruments, and evaluating them on the books) and ``cascade`` (each leg's
-amounts from the previous leg's actual output, on the venue's increments and minimums).
+So far its pure core and the evaluator:
+
+* ``legs``: what a triangle and its legs are;
+* ``triangles``: finding them among a venue's instruments, and evaluating them on the books
+  as execution will (depth, fees, increments, minimums, book age and continuity);
+* ``cascade``: each leg's order from the previous leg's actual output, what a leg yielded from
+  its fills, and paper fills from the books as evaluated;
+* ``config``: the ``[triarb]`` section (not yet read by mm.config: it comes with the strategy);
+* ``signals``: the evaluator, re-evaluating the triangles a book touches, and its perishable
+  signals (dropped and counted, never awaited, when the queue is full);
+* ``claims``: the isolation rule the executor slots claim triangles under;
+* ``reports``: how a triangle ended, as the reference's log line and a journal row.
 """
