@@ -12,5 +12,7 @@ So far its pure core and the evaluator:
 * ``signals``: the evaluator, re-evaluating the triangles a book touches, and its perishable
   signals (dropped and counted, never awaited, when the queue is full);
 * ``claims``: the isolation rule the executor slots claim triangles under;
+* ``limits``: the triangle risk limits (inventory per currency, daily loss per primary, the
+  rate of triangles, the permission board);
 * ``reports``: how a triangle ended, as the reference's log line and a journal row.
 """
