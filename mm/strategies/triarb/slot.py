@@ -1,0 +1,402 @@
+"""An executor slot: one Trio task that takes signals and runs their triangles' legs, live or
+paper, and reports how each ended.
+
+One ``ExecutorSlot`` per slot (the reference's ``concurrent_slots``), each a child of the
+trading scope. Its loop (:meth:`ExecutorSlot.run`):
+
+1. take a ``Signal`` from the signal channel (shared by the slots) and claim its triangle in
+   ``Claims``; a refused claim drops the signal, counted by its reason (``dropped``), and the
+   slot takes the next;
+2. run the three legs in order through a :class:`LegVenue`: each leg's order is
+   ``cascade.next_leg`` on what the previous leg ACTUALLY yielded (``leg_output`` of its
+   fills; the start volume evaluated for the first), at the evaluated worst price plus the
+   slippage (a market order when ``leg_order = "market"``). The order is placed under a client
+   order id (``<prefix>-<corr>-L<n>``, ``-U<n>`` for an unwind); its fills and the venue's
+   word that it is done (:class:`LegDone`: the IOC's rest cancelled, or all filled) arrive on
+   the slot's own fill channel (the order path routes them there by client order id; events
+   of another id, a late one of an earlier order, are skipped). A leg ends when it is done and
+   its fills are in, or at ``fill_timeout_s`` after it was fired (the ack's wait included);
+3. when a leg fails (the venue refused it, nothing filled, it timed out, or ``next_leg``
+   refused it) with something held outside the primary, the slot trades what it holds back to
+   the primary (``unwind = "unwind"``: each held currency through the triangle's pair that
+   joins it to the primary, as a leg order through the same cascade arithmetic and venue) or
+   keeps it and reports it (``"hold"``);
+4. a cancel of the enclosing scope (kill switch, stop) is looked at between legs: a leg not yet
+   sent is never sent, nor is an unwind; an order in flight is awaited, shielded, up to its
+   timeout; the report says what is held;
+5. release the claim (in a ``finally``) and send the ``TriangleReport`` on the outcome channel.
+
+Outcomes: FILLED (three legs filled; a partial fill cascades what was filled, and the rest of a
+partial last leg shows as held), FAILED (a venue error, nothing filled or a timeout; held or
+an unwind that itself failed), ABORTED (a leg refused by ``next_leg`` before it was sent, or
+the cancel) and UNWOUND (a failure, then everything held traded back to the primary).
+
+Paper mode differs only at the venue: :class:`PaperVenue` answers ``place`` with the fills
+``cascade.paper_fills`` gives on the book the leg was evaluated on (``place`` gets that book;
+a live venue ignores it), delivered on the same fill channel.
+
+Fails: what ``place`` raises (a venue must answer a refusal with a :class:`LegAck` carrying the
+error, so anything raised is a bug) ends ``run`` with the claim released and no report; a
+timed-out order's late fills are not counted (the report says what was known when it timed
+out). After a cancel the report is sent without waiting (``send_nowait``): when the outcome
+channel is full or closed it is logged instead, with ``unsent`` counted. ``run`` returns when
+the signal channel is closed and empty.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from decimal import Context, Decimal, Inexact, InvalidOperation
+from typing import Final, Protocol, TypeAlias
+
+import attrs
+import trio
+from loguru import logger
+
+from mm import clock
+from mm.model import Fill, Instrument, OrderId, PriceLevel, Side
+from mm.strategies.triarb import cascade
+from mm.strategies.triarb.cascade import LegOrder, next_leg, paper_fills
+from mm.strategies.triarb.claims import Claims, Conflict
+from mm.strategies.triarb.claims import Reason as ClaimReason
+from mm.strategies.triarb.config import TriarbConfig
+from mm.strategies.triarb.legs import Leg, Triangle
+from mm.strategies.triarb.reports import LegRun, LegTimes, Outcome, TriangleReport, log_line
+from mm.strategies.triarb.signals import Signal
+from mm.strategies.triarb.triangles import BookView, Terms
+
+__all__ = ["ExecutorSlot", "LegAck", "LegDone", "LegEvent", "LegVenue", "PaperVenue"]
+
+_ZERO: Final = Decimal(0)
+# Sums and differences of venue amounts are exact, as in the cascade.
+_EXACT: Final = Context(prec=400, traps=[Inexact, InvalidOperation])
+
+
+@attrs.frozen(slots=True)
+class LegAck:
+    """The venue's answer to a leg's order: accepted (``oid``) or refused (``error``, the
+    venue's words, and no ``oid``)."""
+
+    oid: OrderId | None
+    error: str = ""
+
+    @property
+    def accepted(self) -> bool:
+        return not self.error
+
+
+@attrs.frozen(slots=True)
+class LegDone:
+    """The venue's word that the order ``cloid`` is over (filled, or its IOC rest cancelled)
+    with ``filled`` of the base filled in all: the leg ends once fills for that much are in."""
+
+    cloid: str
+    filled: Decimal
+
+
+# What the slot's fill channel carries: its orders' fills and their ends.
+LegEvent: TypeAlias = Fill | LegDone
+
+
+class LegVenue(Protocol):
+    """The seam to the order path: send a leg's order. ``book`` is the book the leg was
+    evaluated on (a live venue ignores it; the paper venue fills from it). Fills and the
+    order's end are delivered on the slot's fill channel, not returned."""
+
+    async def place(self, order: LegOrder, cloid: str, book: BookView) -> LegAck: ...
+
+
+class PaperVenue:
+    """A ``LegVenue`` whose orders fill from the book as evaluated (``cascade.paper_fills``:
+    walking the depth within the order's limit, the same rounding), acknowledged at once, the
+    fills then the order's end put on ``fills`` without waiting (a slot's fill channel is
+    unbounded: the order path never waits on a slot). Fees are each symbol's taker rate in
+    ``terms``, charged in the quote. Fails: ``trio.WouldBlock`` when ``fills`` is bounded and
+    full, ``trio.BrokenResourceError`` when the slot's end is closed, ``KeyError`` for an
+    unknown symbol."""
+
+    def __init__(
+        self,
+        instruments: Mapping[str, Instrument],
+        terms: Terms,
+        fills: trio.MemorySendChannel[LegEvent],
+    ) -> None:
+        self._instruments = instruments
+        self._terms = terms
+        self._fills = fills
+        self.placed: list[tuple[LegOrder, str]] = []
+
+    async def place(self, order: LegOrder, cloid: str, book: BookView) -> LegAck:
+        await trio.lowlevel.checkpoint()
+        self.placed.append((order, cloid))
+        instrument = self._instruments[order.symbol]
+        levels = book.asks if order.side is Side.BUY else book.bids
+        oid = OrderId(f"paper:{cloid}")
+        fills = paper_fills(
+            order,
+            instrument,
+            levels,
+            self._terms.fees.get(order.symbol, _ZERO),
+            oid=oid,
+            cloid=cloid,
+            time_ms=clock.wall_ms(),
+        )
+        for fill in fills:
+            self._fills.send_nowait(fill)
+        self._fills.send_nowait(LegDone(cloid, _filled(fills)))
+        return LegAck(oid)
+
+
+@attrs.frozen(slots=True)
+class _Failure:
+    """Why the legs stopped short: ``outcome`` FAILED or ABORTED, and what to say."""
+
+    outcome: Outcome
+    detail: str
+
+
+class ExecutorSlot:
+    """One executor slot (see the module): ``run`` takes signals until their channel closes.
+
+    Counters: ``taken`` signals claimed, ``dropped`` signals refused a claim (by reason),
+    ``outcomes`` triangles by how they ended, ``unsent`` reports that could not be sent after
+    a cancel (logged instead)."""
+
+    def __init__(
+        self,
+        slot: int,
+        claims: Claims,
+        config: TriarbConfig,
+        instruments: Mapping[str, Instrument],
+        terms: Terms,
+        venue: LegVenue,
+        signals: trio.MemoryReceiveChannel[Signal],
+        fills: trio.MemoryReceiveChannel[LegEvent],
+        outcomes: trio.MemorySendChannel[TriangleReport],
+        *,
+        cloid_prefix: str = "tri",
+        monotonic_ns: Callable[[], int] = clock.monotonic_ns,
+        wall_ms: Callable[[], int] = clock.wall_ms,
+    ) -> None:
+        self.slot = slot
+        self._claims = claims
+        self._config = config
+        self._instruments = instruments
+        self._terms = terms
+        self._venue = venue
+        self._signals = signals
+        self._fills = fills
+        self._outcomes = outcomes
+        self._prefix = f"{cloid_prefix}{slot}"
+        self._monotonic_ns = monotonic_ns
+        self._wall_ms = wall_ms
+        self._market = config.leg_order == "market"
+        self._slippage = Decimal(repr(config.max_slippage_bps))
+        self.taken = 0
+        self.dropped: Counter[ClaimReason] = Counter()
+        self.outcomes: Counter[Outcome] = Counter()
+        self.unsent = 0
+
+    def __repr__(self) -> str:
+        return f"ExecutorSlot({self.slot}, taken={self.taken}, outcomes={dict(self.outcomes)})"
+
+    async def run(self) -> None:
+        """Take signals until the channel is closed and empty (or the scope is cancelled)."""
+        async for signal in self._signals:
+            await self.take(signal)
+
+    async def take(self, signal: Signal) -> TriangleReport | None:
+        """Claim ``signal``'s triangle and run it; the report sent (None when refused)."""
+        granted = self._claims.claim(self.slot, signal.triangle)
+        if isinstance(granted, Conflict):
+            self.dropped[granted.reason] += 1
+            return None
+        self.taken += 1
+        try:
+            report = await self._execute(signal)
+        finally:
+            self._claims.release(self.slot)
+        self.outcomes[report.outcome] += 1
+        await self._send(report)
+        return report
+
+    # --- one triangle --------------------------------------------------------------------------
+
+    async def _execute(self, signal: Signal) -> TriangleReport:
+        signal_ns = self._monotonic_ns()
+        triangle = signal.triangle
+        runs: list[LegRun] = []
+        held = signal.volume
+        failure: _Failure | None = None
+        for n, (leg, book, result) in enumerate(
+            zip(triangle.legs, signal.books, signal.evaluation.legs, strict=True)
+        ):
+            if _cancelled():
+                failure = _Failure(Outcome.ABORTED, f"cancelled before L{n}")
+                break
+            order = self._order(leg, held, result.worst_px)
+            if isinstance(order, str):
+                failure = _Failure(Outcome.ABORTED, f"L{n} {leg.symbol} not sent: {order}")
+                break
+            run, error = await self._leg(leg, order, f"{self._prefix}-{signal.corr}-L{n}", book)
+            runs.append(run)
+            if error:
+                failure = _Failure(Outcome.FAILED, f"L{n} {leg.symbol} {error}")
+                break
+            held = run.received
+        unwind: tuple[LegRun, ...] = ()
+        if failure is None:
+            outcome, detail = Outcome.FILLED, ""
+        else:
+            outcome, detail = failure.outcome, failure.detail
+            holding = _holding(triangle, runs)
+            if holding and _cancelled():
+                outcome, detail = Outcome.ABORTED, f"{detail}; cancelled: holding"
+            elif holding and self._config.unwind == "hold":
+                detail = f"{detail}; holding"
+            elif holding:
+                unwind, error = await self._unwind(signal, holding)
+                if error:
+                    outcome, detail = Outcome.FAILED, f"{detail}; unwind {error}"
+                else:
+                    outcome = Outcome.UNWOUND
+        return TriangleReport(
+            str(signal.corr),
+            outcome,
+            signal.evaluation,
+            signal.books,
+            signal_ns,
+            self._wall_ms(),
+            tuple(runs),
+            unwind,
+            detail,
+        )
+
+    def _order(self, leg: Leg, held: Decimal, worst_px: Decimal) -> LegOrder | str:
+        """The order for ``leg`` from ``held`` of its source, or why none is sent."""
+        increment = self._terms.funds_increments.get(leg.symbol)
+        market = self._market
+        if market and leg.side is Side.BUY and increment is None:
+            return f"a market buy needs {leg.symbol}'s funds increment"
+        order = next_leg(
+            leg,
+            self._instruments[leg.symbol],
+            held,
+            self._terms.fees.get(leg.symbol, _ZERO),
+            worst_px,
+            self._slippage,
+            market_funds_increment=increment,
+            market=market,
+        )
+        if isinstance(order, cascade.Refusal):
+            return f"{order.shortfall.value} ({order.detail})"
+        return order
+
+    async def _leg(
+        self, leg: Leg, order: LegOrder, cloid: str, book: BookView
+    ) -> tuple[LegRun, str]:
+        """Send ``order`` and await its end, shielded from a cancel, up to the fill timeout:
+        the leg as run and what went wrong ("" when it filled and ended)."""
+        fired = self._monotonic_ns()
+        ack: LegAck | None = None
+        acked: int | None = None
+        done: LegDone | None = None
+        fills: list[Fill] = []
+        with trio.CancelScope(shield=True) as scope:
+            scope.deadline = trio.current_time() + self._config.fill_timeout_s
+            ack = await self._venue.place(order, cloid, book)
+            if not ack.accepted:
+                return LegRun(leg, LegTimes(fired)), f"rejected: {ack.error}"
+            acked = self._monotonic_ns()
+            while done is None or _filled(fills) < done.filled:
+                event = await self._fills.receive()
+                if event.cloid != cloid:
+                    continue  # a late event of an earlier order
+                if isinstance(event, LegDone):
+                    done = event
+                else:
+                    fills.append(event)
+        timeout = self._config.fill_timeout_s
+        if ack is None:
+            return LegRun(leg, LegTimes(fired)), f"timed out after {timeout:g}s unacknowledged"
+        if scope.cancelled_caught:
+            run = LegRun(leg, LegTimes(fired, acked), tuple(fills))
+            return run, f"timed out after {timeout:g}s with {len(fills)} fills"
+        run = LegRun(leg, LegTimes(fired, acked, self._monotonic_ns()), tuple(fills))
+        return run, "" if fills else "nothing filled"
+
+    async def _unwind(
+        self, signal: Signal, holding: Sequence[tuple[str, Decimal]]
+    ) -> tuple[tuple[LegRun, ...], str]:
+        """Trade each held currency back to the primary: the unwind's legs, and what went
+        wrong ("" when every one filled)."""
+        runs: list[LegRun] = []
+        errors: list[str] = []
+        for n, (currency, amount) in enumerate(holding):
+            leg, book = _way_back(signal, currency)
+            worst = _deepest(book.asks if leg.side is Side.BUY else book.bids)
+            if worst is None:
+                errors.append(f"U{n} {leg.symbol}: no {leg.side.value} side to take")
+                continue
+            order = self._order(leg, amount, worst)
+            if isinstance(order, str):
+                errors.append(f"U{n} {leg.symbol} not sent: {order}")
+                continue
+            run, error = await self._leg(leg, order, f"{self._prefix}-{signal.corr}-U{n}", book)
+            runs.append(run)
+            if error:
+                errors.append(f"U{n} {leg.symbol} {error}")
+        if not runs and not errors:
+            errors.append("nothing to trade")
+        return tuple(runs), "; ".join(errors)
+
+    async def _send(self, report: TriangleReport) -> None:
+        if not _cancelled():
+            await self._outcomes.send(report)
+            return
+        try:
+            self._outcomes.send_nowait(report)
+        except (trio.WouldBlock, trio.BrokenResourceError, trio.ClosedResourceError):
+            self.unsent += 1
+            logger.warning("triarb slot {} report not sent: {}", self.slot, log_line(report))
+
+
+def _cancelled() -> bool:
+    """Whether the task's enclosing scope is cancelled (looked at, not raised)."""
+    return trio.current_effective_deadline() == -math.inf
+
+
+def _filled(fills: Sequence[Fill]) -> Decimal:
+    total = _ZERO
+    for fill in fills:
+        total = _EXACT.add(total, Decimal(repr(fill.sz)))
+    return total
+
+
+def _holding(triangle: Triangle, runs: Sequence[LegRun]) -> list[tuple[str, Decimal]]:
+    """What the legs left outside the primary that is worth trading back: each currency's net
+    amount, the one last received first."""
+    net: dict[str, Decimal] = {}
+    for run in runs:
+        net[run.leg.target] = _EXACT.add(net.get(run.leg.target, _ZERO), run.received)
+        net[run.leg.source] = _EXACT.subtract(net.get(run.leg.source, _ZERO), run.spent)
+    net.pop(triangle.primary, None)
+    return [(currency, amount) for currency, amount in reversed(net.items()) if amount > 0]
+
+
+def _way_back(signal: Signal, currency: str) -> tuple[Leg, BookView]:
+    """The trade of ``currency`` back to the primary, and its book as evaluated: the first
+    leg's pair the other way for the first currency held, the last leg for the second."""
+    first, _, last = signal.triangle.legs
+    if currency == first.target:
+        back = Leg(first.symbol, first.side.opposite, currency, signal.triangle.primary)
+        return back, signal.books[0]
+    return last, signal.books[2]
+
+
+def _deepest(levels: Sequence[PriceLevel]) -> Decimal | None:
+    """The worst price visible on a side of the book: an unwind takes what it must."""
+    prices = [level[0] for level in levels if level[0] > 0 and level[1] > 0]
+    return Decimal(repr(prices[-1])) if prices else None
