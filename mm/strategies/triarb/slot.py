@@ -230,11 +230,12 @@ class ExecutorSlot:
         runs: list[LegRun] = []
         held = signal.volume
         failure: _Failure | None = None
+        stopped = False  # by a cancel
         for n, (leg, book, result) in enumerate(
             zip(triangle.legs, signal.books, signal.evaluation.legs, strict=True)
         ):
             if _cancelled():
-                failure = _Failure(Outcome.ABORTED, f"cancelled before L{n}")
+                failure, stopped = _Failure(Outcome.ABORTED, f"cancelled before L{n}"), True
                 break
             order = self._order(leg, held, result.worst_px)
             if isinstance(order, str):
@@ -253,7 +254,8 @@ class ExecutorSlot:
             outcome, detail = failure.outcome, failure.detail
             holding = _holding(triangle, runs)
             if holding and _cancelled():
-                outcome, detail = Outcome.ABORTED, f"{detail}; cancelled: holding"
+                outcome = Outcome.ABORTED
+                detail = f"{detail}: holding" if stopped else f"{detail}; cancelled: holding"
             elif holding and self._config.unwind == "hold":
                 detail = f"{detail}; holding"
             elif holding:
