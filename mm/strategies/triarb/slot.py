@@ -11,20 +11,28 @@ trading scope. Its loop (:meth:`ExecutorSlot.run`):
    ``cascade.next_leg`` on what the previous leg ACTUALLY yielded (``leg_output`` of its
    fills; the start volume evaluated for the first), at the evaluated worst price plus the
    slippage (a market order when ``leg_order = "market"``). The order is placed under a client
-   order id (``<prefix>-<corr>-L<n>``, ``-U<n>`` for an unwind); its fills and the venue's
-   word that it is done (:class:`LegDone`: the IOC's rest cancelled, or all filled) arrive on
-   the slot's own fill channel (the order path routes them there by client order id; events
+   order id (``<prefix><slot>-<corr>-L<n>``, ``-U<n>`` for an unwind: the caller's prefix
+   makes them unique across runs); its fills and the venue's word that it is done
+   (:class:`LegDone`: the IOC's rest cancelled, or all filled) arrive on the slot's own fill
+   channel (the order path routes them there by client order id; events
    of another id, a late one of an earlier order, are skipped). A leg ends when it is done and
    its fills are in, or at ``fill_timeout_s`` after it was fired (the ack's wait included);
 3. when a leg fails (the venue refused it, nothing filled, it timed out, or ``next_leg``
    refused it) with something held outside the primary, the slot trades what it holds back to
    the primary (``unwind = "unwind"``: each held currency through the triangle's pair that
-   joins it to the primary, as a leg order through the same cascade arithmetic and venue) or
-   keeps it and reports it (``"hold"``);
+   joins it to the primary, as a leg order through the same cascade arithmetic and venue: a
+   market order when legs are, else an IOC at the deepest price visible on the book as
+   evaluated moved by the slippage, since getting out matters more than the price) or keeps it
+   and reports it (``"hold"``);
 4. a cancel of the enclosing scope (kill switch, stop) is looked at between legs: a leg not yet
    sent is never sent, nor is an unwind; an order in flight is awaited, shielded, up to its
    timeout; the report says what is held;
-5. release the claim (in a ``finally``) and send the ``TriangleReport`` on the outcome channel.
+5. release the claim (in a ``finally``) and send the ``TriangleReport`` on the outcome channel
+   (waiting for room: the reports are not perishable).
+
+Timings are on the service's monotonic clock from the moment the slot took the signal (the
+report's ``signal_ns``: the ``Signal`` carries only its millisecond on the books' clock, so the
+time it waited in the queue is not in them).
 
 Outcomes: FILLED (three legs filled; a partial fill cascades what was filled, and the rest of a
 partial last leg shows as held), FAILED (a venue error, nothing filled or a timeout; held or
@@ -337,6 +345,9 @@ class ExecutorSlot:
         runs: list[LegRun] = []
         errors: list[str] = []
         for n, (currency, amount) in enumerate(holding):
+            if _cancelled():
+                errors.append(f"cancelled before U{n}")
+                break
             leg, book = _way_back(signal, currency)
             worst = _deepest(book.asks if leg.side is Side.BUY else book.bids)
             if worst is None:
