@@ -1,7 +1,7 @@
 """Triangular arbitrage (issue 18): three legs through three pairs, from a primary quote
 currency back to it, found on the books and executed from real fills.
 
-So far its pure core and the evaluator:
+So far its pure core, the evaluator and the executor slot (not yet run by the service):
 
 * ``legs``: what a triangle and its legs are;
 * ``triangles``: finding them among a venue's instruments, and evaluating them on the books
@@ -14,5 +14,8 @@ So far its pure core and the evaluator:
 * ``claims``: the isolation rule the executor slots claim triangles under;
 * ``limits``: the triangle risk limits (inventory per currency, daily loss per primary, the
   rate of triangles, the permission board);
-* ``reports``: how a triangle ended, as the reference's log line and a journal row.
+* ``reports``: how a triangle ended, as the reference's log line and a journal row;
+* ``slot``: an executor slot: it claims a signal's triangle, cascades its legs from their actual
+  fills through a ``LegVenue`` (live, or ``PaperVenue`` filling from the books as evaluated),
+  unwinds or holds what a failed leg strands, and always reports.
 """
