@@ -32,7 +32,13 @@ def _runs_live_service(module: ModuleType) -> bool:
 
 def test_every_benchmark_is_collected() -> None:
     names = {script.stem for script in SCRIPTS}
-    assert {"bench_tick_to_order", "bench_fanout", "bench_engine", "bench_signing"} <= names
+    assert {
+        "bench_tick_to_order",
+        "bench_fanout",
+        "bench_engine",
+        "bench_signing",
+        "bench_triarb",
+    } <= names
 
 
 @pytest.mark.parametrize("script", SCRIPTS, ids=lambda script: script.stem)
