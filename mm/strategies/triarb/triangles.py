@@ -143,16 +143,44 @@ def affected(symbol: str, by_symbol: Mapping[str, tuple[Triangle, ...]]) -> tupl
 class BookView:
     """What evaluation reads of one symbol's book: its levels best first (``(px, sz, n)``), its
     time (ms, the venue's) and whether its sequence is continuous (False after a gap, until a
-    snapshot resyncs it)."""
+    snapshot resyncs it).
+
+    The levels as ``Decimal`` (``decimal_bids``, ``decimal_asks``) are read once, the first
+    time a walk asks, and kept with the view: a busy pair's book is walked by every triangle it
+    is in (hundreds on one update), and reading its levels was most of an evaluation's time."""
 
     bids: tuple[PriceLevel, ...]
     asks: tuple[PriceLevel, ...]
     time_ms: int
     continuous: bool = True
+    _decimal_bids: tuple[tuple[Decimal, Decimal], ...] | None = attrs.field(
+        init=False, default=None, eq=False, repr=False
+    )
+    _decimal_asks: tuple[tuple[Decimal, Decimal], ...] | None = attrs.field(
+        init=False, default=None, eq=False, repr=False
+    )
 
     @classmethod
     def of(cls, book: Book, *, continuous: bool = True) -> BookView:
         return cls(book.bids, book.asks, book.time_ms, continuous)
+
+    @property
+    def decimal_bids(self) -> tuple[tuple[Decimal, Decimal], ...]:
+        """The bids' prices and sizes as ``_levels`` reads them (see the class)."""
+        levels = self._decimal_bids
+        if levels is None:
+            levels = _levels(self.bids)
+            object.__setattr__(self, "_decimal_bids", levels)
+        return levels
+
+    @property
+    def decimal_asks(self) -> tuple[tuple[Decimal, Decimal], ...]:
+        """The asks' prices and sizes as ``_levels`` reads them (see the class)."""
+        levels = self._decimal_asks
+        if levels is None:
+            levels = _levels(self.asks)
+            object.__setattr__(self, "_decimal_asks", levels)
+        return levels
 
 
 @attrs.frozen(slots=True)
@@ -323,10 +351,10 @@ def _leg_result(
     fee_rate = terms.fees.get(leg.symbol, _ZERO)
     funds = _floor_input(leg, instrument, terms, amount)
     if leg.side is Side.BUY:
-        levels = _levels(view.asks)
+        levels = view.decimal_asks
         size = _floor(_base_for_funds(levels, funds / (_ONE + fee_rate)), instrument.size_increment)
     else:
-        levels = _levels(view.bids)
+        levels = view.decimal_bids
         size = funds
     if size <= 0:
         return Reason.DUST, f"{amount} {leg.source}"
@@ -355,12 +383,17 @@ def _minimums(
     return None
 
 
-def _levels(levels: tuple[PriceLevel, ...]) -> list[tuple[Decimal, Decimal]]:
+_Levels = tuple[tuple[Decimal, Decimal], ...]
+
+
+def _levels(levels: tuple[PriceLevel, ...]) -> _Levels:
     """The levels' prices and sizes as their shortest decimal forms read (empty ones left)."""
-    return [(Decimal(repr(px)), Decimal(repr(sz))) for px, sz, _ in levels if sz > 0 and px > 0]
+    return tuple(
+        (Decimal(repr(px)), Decimal(repr(sz))) for px, sz, _ in levels if sz > 0 and px > 0
+    )
 
 
-def _base_for_funds(asks: list[tuple[Decimal, Decimal]], funds: Decimal) -> Decimal:
+def _base_for_funds(asks: _Levels, funds: Decimal) -> Decimal:
     """The base that ``funds`` buys walking ``asks`` (all of the asks when they cost less)."""
     base = _ZERO
     for px, sz in asks:
@@ -372,9 +405,7 @@ def _base_for_funds(asks: list[tuple[Decimal, Decimal]], funds: Decimal) -> Deci
     return base
 
 
-def _cost_of_size(
-    levels: list[tuple[Decimal, Decimal]], size: Decimal
-) -> tuple[Decimal, Decimal] | None:
+def _cost_of_size(levels: _Levels, size: Decimal) -> tuple[Decimal, Decimal] | None:
     """What ``size`` of the base comes to walking ``levels`` (its notional, and the worst price
     reached), or None when the levels hold less."""
     notional = _ZERO
@@ -404,15 +435,15 @@ def achievable_volume(
         for leg, view in reversed(tuple(zip(triangle.legs, views, strict=True))):
             fee_rate = terms.fees.get(leg.symbol, _ZERO)
             if leg.side is Side.BUY:
-                most = _funds_for_base(_levels(view.asks), most) * (_ONE + fee_rate)
+                most = _funds_for_base(view.decimal_asks, most) * (_ONE + fee_rate)
             else:
                 proceeds = None if most is None else most / (_ONE - fee_rate)
-                most = _base_for_proceeds(_levels(view.bids), proceeds)
+                most = _base_for_proceeds(view.decimal_bids, proceeds)
         carried = _ZERO if most is None else most
         return min(terms.start_volume, carried * (_ONE - _SLACK))
 
 
-def _funds_for_base(asks: list[tuple[Decimal, Decimal]], base: Decimal | None) -> Decimal:
+def _funds_for_base(asks: _Levels, base: Decimal | None) -> Decimal:
     """What ``base`` costs on ``asks`` (all of them when they hold less, or base is None)."""
     funds = _ZERO
     for px, sz in asks:
@@ -424,7 +455,7 @@ def _funds_for_base(asks: list[tuple[Decimal, Decimal]], base: Decimal | None) -
     return funds
 
 
-def _base_for_proceeds(bids: list[tuple[Decimal, Decimal]], proceeds: Decimal | None) -> Decimal:
+def _base_for_proceeds(bids: _Levels, proceeds: Decimal | None) -> Decimal:
     """The base whose sale on ``bids`` brings ``proceeds`` (all of them when they bring less,
     or proceeds is None)."""
     base = _ZERO
