@@ -308,6 +308,19 @@ def test_a_book_view_reads_a_book() -> None:
     assert not BookView.of(book, continuous=False).continuous
 
 
+def test_a_view_reads_its_levels_once_exactly_and_stays_equal_to_one_not_read() -> None:
+    bids = ((0.1 + 0.2, 3.0, 1), (0.25, 0.0, 1), (0.2, 1e-8, 2))
+    asks = ((0.35, 7.5, 1),)
+    read, unread = BookView(bids, asks, 1_234), BookView(bids, asks, 1_234)
+    assert read.decimal_bids == ((Decimal("0.30000000000000004"), Decimal(3)),
+                                 (Decimal("0.2"), Decimal("1E-8")))  # fmt: skip
+    assert read.decimal_bids is read.decimal_bids  # kept, not read again
+    assert read.decimal_asks == ((Decimal("0.35"), Decimal("7.5")),)
+    assert read == unread
+    assert hash(read) == hash(unread)
+    assert repr(read) == repr(unread)
+
+
 # --- properties ----------------------------------------------------------------------------------
 
 
