@@ -6,6 +6,7 @@ Real sockets, real time: the windows and timeouts are fractions of a second.
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Iterator
 from functools import partial
@@ -372,9 +373,23 @@ async def test_a_dead_sink_slows_neither_callers_nor_other_sinks(
 
     await eventually(lambda: len(halts()) == 1, within=1.0)
     assert halts()[0].at - start < config.send_timeout_s
-    # Then one coalesced message per kind: 6 + 5 in all.
-    await eventually(lambda: len(receiver.requests) == 11, within=2.0)
-    assert sum("(+199 more" in r.body["text"] for r in receiver.requests) == 5
+    # Then the rest, coalesced per kind, none lost. On a quiet machine the 1,000 queued are
+    # worked through inside one 0.2 s window: one message per kind, then one "(+199 more ...)"
+    # each. A loaded one may take longer than the window, which then closes midway: more
+    # messages, each counting what it holds. Either way every notification is accounted for.
+    more = re.compile(r"\(\+(\d+) more 'kind\d' notifications")
+
+    def accounted() -> int:
+        """A message stands for itself, or, coalesced, for the N it counts (itself among them)."""
+        return sum(
+            sum(int(count) for count in more.findall(r.body["text"])) or 1
+            for r in receiver.requests
+            if r not in halts()
+        )
+
+    await eventually(lambda: accounted() == 1000, within=5.0)
+    assert len(receiver.requests) >= 11
+    assert sum(bool(more.search(r.body["text"])) for r in receiver.requests) >= 5
 
     # Each webhook send times out; the failures are counted, one warning is logged.
     await eventually(
@@ -384,7 +399,7 @@ async def test_a_dead_sink_slows_neither_callers_nor_other_sinks(
     assert webhook["failed"] >= 2
     assert webhook["sent"] == 0
     assert notifier.status()["sinks"]["telegram"] == {
-        "sent": 11,
+        "sent": len(receiver.requests),
         "failed": 0,
         "dropped": 0,
         "queued": 0,
