@@ -11,14 +11,23 @@ The ``Evaluator`` holds the latest book of every symbol that is in a triangle. O
 (``triangles.affected``) on the books it holds, and for each one executable at or above the
 minimum profit it sends a ``Signal`` down a bounded channel with ``send_nowait``. Signals are
 perishable: when the channel is full (every slot busy, the queue full) the signal is dropped and
-counted, never awaited, so the feed that calls ``on_book`` is never blocked. Counters: the
-evaluations run, refusals by reason, evaluations below the minimum profit, signals sent and
-dropped. Correlation ids are consecutive integers from 1 in the order signals are made, one per
-signal sent or dropped (a gap in the ids the slots see is a dropped signal).
+counted, never awaited, so the feed that calls ``on_book`` is never blocked.
+
+After the gates and before the exact walk, a triangle's float bound
+(``triangles.upper_bound_bps``: its books' top rates less the fees, at least what the walk can
+yield) is compared with the minimum profit: a triangle whose bound is below it cannot be
+signalled and is not walked (``prefiltered``); a busy pair's update walks only the few
+triangles that clear it. ``prefilter=False`` walks every triangle that passes the gates (the
+same signals, slower: for comparison).
+
+Counters: the evaluations run (triangles considered), refusals by reason, evaluations below the
+minimum profit (``prefiltered`` among them: those whose bound was), signals sent and dropped.
+Correlation ids are consecutive integers from 1 in the order signals are made, one per signal
+sent or dropped (a gap in the ids the slots see is a dropped signal).
 
 Nothing here reads a clock: ``now_ms`` is the caller's (the clock the books' times are on).
 
-Fails: ``KeyError`` for a triangle's symbol missing from the instruments (as ``evaluate``);
+Fails: ``KeyError`` when made, for a triangle's symbol missing from the instruments;
 ``trio.BrokenResourceError`` from ``on_book`` when every receiving end of the channel is closed
 (no slot will ever take a signal), ``trio.ClosedResourceError`` when its own send end was closed.
 Market data never raises: an empty, thin, stale or discontinuous book is a counted refusal.
@@ -41,12 +50,17 @@ from mm.strategies.triarb.triangles import (
     Reason,
     Refusal,
     Terms,
-    affected,
-    evaluate,
+    fee_factors,
+    gate,
     index,
+    upper_bound_bps,
+    walk,
 )
 
 __all__ = ["Evaluator", "Signal"]
+
+# A triangle, its symbols and its legs' fee factors (``triangles.fee_factors``).
+_Plan = tuple[Triangle, tuple[str, str, str], tuple[float, float, float]]
 
 
 @attrs.frozen(slots=True)
@@ -96,11 +110,26 @@ class Evaluator:
         send: trio.MemorySendChannel[Signal],
         *,
         by_symbol: Mapping[str, tuple[Triangle, ...]] | None = None,
+        prefilter: bool = True,
     ) -> None:
-        self._by_symbol = index(triangles) if by_symbol is None else by_symbol
+        by_symbol = index(triangles) if by_symbol is None else by_symbol
+        # Each symbol's triangles with what evaluating them reads every time, worked out once.
+        plans: dict[Triangle, _Plan] = {}
+        for found in by_symbol.values():
+            for triangle in found:
+                if triangle not in plans:
+                    for leg_symbol in triangle.symbols:
+                        if leg_symbol not in instruments:  # now, not when first walked
+                            raise KeyError(leg_symbol)
+                    plans[triangle] = (triangle, triangle.symbols, fee_factors(triangle, terms))
+        self._plans = {
+            symbol: tuple(plans[triangle] for triangle in found)
+            for symbol, found in by_symbol.items()
+        }
         self._instruments = instruments
         self._terms = terms
         self._min_profit_bps = min_profit_bps
+        self._prefilter = prefilter
         self._send = send
         self._books: dict[str, BookView] = {}
         self._arrived: dict[str, int] = {}
@@ -108,20 +137,44 @@ class Evaluator:
         self.evaluations = 0
         self.refusals: Counter[Reason] = Counter()
         self.below_min_profit = 0
+        self.prefiltered = 0
         self.sent = 0
         self.dropped = 0
 
     def on_book(self, symbol: str, view: BookView, now_ms: int) -> None:
         """``symbol``'s book is now ``view`` (arrived at ``now_ms``): evaluate the triangles it
         is in and signal the executable ones at or above the minimum profit."""
-        triangles = affected(symbol, self._by_symbol)
-        if not triangles:
+        plans = self._plans.get(symbol)
+        if not plans:
             return  # a symbol in no triangle: nothing to hold or evaluate
-        self._books[symbol] = view
+        books = self._books
+        books[symbol] = view
         self._arrived[symbol] = now_ms
-        for triangle in triangles:
+        terms = self._terms
+        oldest_allowed = now_ms - terms.max_book_age_ms
+        for triangle, (first, second, third), factors in plans:
             self.evaluations += 1
-            result = evaluate(triangle, self._books, self._instruments, self._terms, now_ms)
+            one, two, three = books.get(first), books.get(second), books.get(third)
+            if (
+                one is None
+                or two is None
+                or three is None
+                or not (one.continuous and two.continuous and three.continuous)
+                or min(one.time_ms, two.time_ms, three.time_ms) < oldest_allowed
+            ):
+                refusal = gate(triangle, books, now_ms, terms.max_book_age_ms)
+                assert refusal is not None  # the gates' own conditions, in one test
+                self.refusals[refusal.reason] += 1
+                continue
+            views = (one, two, three)
+            if (
+                self._prefilter
+                and upper_bound_bps(triangle, views, terms, factors) < self._min_profit_bps
+            ):
+                self.prefiltered += 1
+                self.below_min_profit += 1
+                continue
+            result = walk(triangle, views, self._instruments, terms)
             if isinstance(result, Refusal):
                 self.refusals[result.reason] += 1
             elif result.profit_bps < self._min_profit_bps:
