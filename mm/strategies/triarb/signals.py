@@ -35,6 +35,7 @@ Market data never raises: an empty, thin, stale or discontinuous book is a count
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from decimal import Decimal
@@ -42,25 +43,29 @@ from decimal import Decimal
 import attrs
 import trio
 
-from mm.model import Instrument
+from mm.model import Instrument, Side
 from mm.strategies.triarb.legs import Triangle
 from mm.strategies.triarb.triangles import (
+    BOUND_MARGIN_BPS,
+    BOUND_MARGIN_RELATIVE,
     BookView,
     Evaluation,
     Reason,
     Refusal,
     Terms,
-    fee_factors,
+    fee_factor,
     gate,
     index,
-    upper_bound_bps,
+    leg_rate,
     walk,
 )
 
 __all__ = ["Evaluator", "Signal"]
 
-# A triangle, its symbols and its legs' fee factors (``triangles.fee_factors``).
-_Plan = tuple[Triangle, tuple[str, str, str], tuple[float, float, float]]
+# A triangle, its legs' symbols' numbers and its legs' rates' places (see ``Evaluator``).
+_Plan = tuple[Triangle, int, int, int, int, int, int]
+_MARGIN = 1.0 + BOUND_MARGIN_RELATIVE  # as bound_bps computes it
+_ZERO = Decimal(0)
 
 
 @attrs.frozen(slots=True)
@@ -113,19 +118,37 @@ class Evaluator:
         prefilter: bool = True,
     ) -> None:
         by_symbol = index(triangles) if by_symbol is None else by_symbol
-        # Each symbol's triangles with what evaluating them reads every time, worked out once.
+        # Every symbol in a triangle gets a number: its book's freshness is _fresh_ms[number],
+        # its buy rate _rates[2 * number] and its sell rate _rates[2 * number + 1].
+        numbers: dict[str, int] = {}
         plans: dict[Triangle, _Plan] = {}
         for found in by_symbol.values():
             for triangle in found:
-                if triangle not in plans:
-                    for leg_symbol in triangle.symbols:
-                        if leg_symbol not in instruments:  # now, not when first walked
-                            raise KeyError(leg_symbol)
-                    plans[triangle] = (triangle, triangle.symbols, fee_factors(triangle, terms))
+                if triangle in plans:
+                    continue
+                for leg_symbol in triangle.symbols:
+                    if leg_symbol not in instruments:  # now, not when first walked
+                        raise KeyError(leg_symbol)
+                    numbers.setdefault(leg_symbol, len(numbers))
+                first, second, third = (numbers[leg.symbol] for leg in triangle.legs)
+                buy, sell, last = (
+                    2 * numbers[leg.symbol] + (leg.side is Side.SELL) for leg in triangle.legs
+                )
+                plans[triangle] = (triangle, first, second, third, buy, sell, last)
         self._plans = {
             symbol: tuple(plans[triangle] for triangle in found)
             for symbol, found in by_symbol.items()
         }
+        self._numbers = numbers
+        self._factors = {
+            symbol: tuple(
+                fee_factor(side, terms.fees.get(symbol, _ZERO)) for side in (Side.BUY, Side.SELL)
+            )
+            for symbol in numbers
+        }
+        # A book's venue time when it is held and continuous, -inf when not (a gate refuses).
+        self._fresh_ms: list[float] = [-math.inf] * len(numbers)
+        self._rates: list[float] = [math.inf] * (2 * len(numbers))
         self._instruments = instruments
         self._terms = terms
         self._min_profit_bps = min_profit_bps
@@ -143,44 +166,66 @@ class Evaluator:
 
     def on_book(self, symbol: str, view: BookView, now_ms: int) -> None:
         """``symbol``'s book is now ``view`` (arrived at ``now_ms``): evaluate the triangles it
-        is in and signal the executable ones at or above the minimum profit."""
+        is in and signal the executable ones at or above the minimum profit.
+
+        The gates are one comparison per triangle here (each book's freshness, ``-inf`` when
+        missing or not continuous, against the oldest time allowed), ``triangles.gate`` asked
+        for the reason only when they refuse; the bound is the product of the legs' rates
+        (``triangles.leg_rate``, worked out once per book) taken as ``triangles.bound_bps``
+        does."""
         plans = self._plans.get(symbol)
         if not plans:
             return  # a symbol in no triangle: nothing to hold or evaluate
         books = self._books
         books[symbol] = view
         self._arrived[symbol] = now_ms
+        number = self._numbers[symbol]
+        buy_factor, sell_factor = self._factors[symbol]
+        fresh_ms, rates = self._fresh_ms, self._rates
+        fresh_ms[number] = view.time_ms if view.continuous else -math.inf
+        rates[2 * number] = leg_rate(Side.BUY, view, buy_factor)
+        rates[2 * number + 1] = leg_rate(Side.SELL, view, sell_factor)
         terms = self._terms
         oldest_allowed = now_ms - terms.max_book_age_ms
-        for triangle, (first, second, third), factors in plans:
-            self.evaluations += 1
-            one, two, three = books.get(first), books.get(second), books.get(third)
-            if (
-                one is None
-                or two is None
-                or three is None
-                or not (one.continuous and two.continuous and three.continuous)
-                or min(one.time_ms, two.time_ms, three.time_ms) < oldest_allowed
-            ):
-                refusal = gate(triangle, books, now_ms, terms.max_book_age_ms)
-                assert refusal is not None  # the gates' own conditions, in one test
-                self.refusals[refusal.reason] += 1
-                continue
-            views = (one, two, three)
-            if (
-                self._prefilter
-                and upper_bound_bps(triangle, views, terms, factors) < self._min_profit_bps
-            ):
-                self.prefiltered += 1
-                self.below_min_profit += 1
-                continue
-            result = walk(triangle, views, self._instruments, terms)
-            if isinstance(result, Refusal):
-                self.refusals[result.reason] += 1
-            elif result.profit_bps < self._min_profit_bps:
-                self.below_min_profit += 1
-            else:
-                self._signal(result, now_ms)
+        min_profit_bps = self._min_profit_bps
+        prefilter = self._prefilter
+        prefiltered = 0
+        self.evaluations += len(plans)
+        try:
+            for triangle, one, two, three, first, second, third in plans:
+                if (
+                    fresh_ms[one] < oldest_allowed
+                    or fresh_ms[two] < oldest_allowed
+                    or fresh_ms[three] < oldest_allowed
+                ):
+                    refusal = gate(triangle, books, now_ms, terms.max_book_age_ms)
+                    assert refusal is not None  # the same conditions, asked for the reason
+                    self.refusals[refusal.reason] += 1
+                    continue
+                if prefilter and (
+                    (rates[first] * rates[second] * rates[third] * _MARGIN - 1.0) * 10_000.0
+                    + BOUND_MARGIN_BPS
+                    < min_profit_bps
+                ):  # bound_bps's arithmetic, inline: it runs for every triangle of an update
+                    prefiltered += 1
+                    continue
+                self._walk(triangle, now_ms)
+        finally:
+            self.prefiltered += prefiltered
+            self.below_min_profit += prefiltered
+
+    def _walk(self, triangle: Triangle, now_ms: int) -> None:
+        """The exact evaluation of ``triangle``, its gates passed, and its signal if it has one."""
+        books = self._books
+        first, second, third = triangle.symbols
+        views = (books[first], books[second], books[third])
+        result = walk(triangle, views, self._instruments, self._terms)
+        if isinstance(result, Refusal):
+            self.refusals[result.reason] += 1
+        elif result.profit_bps < self._min_profit_bps:
+            self.below_min_profit += 1
+        else:
+            self._signal(result, now_ms)
 
     def _signal(self, evaluation: Evaluation, now_ms: int) -> None:
         triangle = evaluation.triangle

@@ -46,9 +46,10 @@ the three rates' product ``R``, and the profit ``(final - volume) / volume`` at 
 whatever the volume the depth allows. The walk's ``Decimal`` context rounds down, except the
 fee it subtracts, low by at most one unit in the 40th digit. The floats are off by a few
 units in the 16th digit (a price's shortest decimal form against the float, the fee's float,
-three products and a quotient), so the bound is raised by a safety margin (``BOUND_MARGIN``:
-a relative 1e-9 of the rate and 1e-6 bps), six orders of magnitude above those errors and far
-below any minimum profit anyone configures. A book with an empty side has no bound
+three products and a quotient), so the bound is raised by a safety margin
+(``BOUND_MARGIN_RELATIVE``, ``BOUND_MARGIN_BPS``: a relative 1e-9 of the rate, and 1e-6 bps),
+six orders of magnitude above those errors and far below any minimum profit anyone configures.
+A book with an empty side has no bound
 (``math.inf``): the exact evaluation says why it is refused.
 
 The port's ``Instrument`` has no funds increment (KuCoin's ``quoteIncrement``, which a market
@@ -74,7 +75,8 @@ from mm.model import Instrument, PriceLevel, Side
 from mm.strategies.triarb.legs import Leg, Triangle
 
 __all__ = [
-    "BOUND_MARGIN",
+    "BOUND_MARGIN_BPS",
+    "BOUND_MARGIN_RELATIVE",
     "BookView",
     "Evaluation",
     "LegResult",
@@ -83,11 +85,13 @@ __all__ = [
     "Terms",
     "achievable_volume",
     "affected",
+    "bound_bps",
     "discover",
     "evaluate",
-    "fee_factors",
+    "fee_factor",
     "gate",
     "index",
+    "leg_rate",
     "upper_bound_bps",
     "walk",
 ]
@@ -190,7 +194,6 @@ class BookView:
     _decimal_asks: tuple[tuple[Decimal, Decimal], ...] | None = attrs.field(
         init=False, default=None, eq=False, repr=False
     )
-    _top: tuple[float, float] | None = attrs.field(init=False, default=None, eq=False, repr=False)
 
     @classmethod
     def of(cls, book: Book, *, continuous: bool = True) -> BookView:
@@ -208,15 +211,10 @@ class BookView:
     @property
     def top(self) -> tuple[float, float]:
         """The highest bid and the lowest ask among the levels ``_levels`` reads (0.0 for no
-        bid, ``math.inf`` for no ask), found once and kept like the ``Decimal`` levels: the
-        bound reads them for every triangle the book is in."""
-        top = self._top
-        if top is None:
-            bid = max((px for px, sz, _ in self.bids if sz > 0 and px > 0), default=0.0)
-            ask = min((px for px, sz, _ in self.asks if sz > 0 and px > 0), default=math.inf)
-            top = (bid, ask)
-            object.__setattr__(self, "_top", top)
-        return top
+        bid, ``math.inf`` for no ask): what the bound reads (see the module)."""
+        bid = max((px for px, sz, _ in self.bids if sz > 0 and px > 0), default=0.0)
+        ask = min((px for px, sz, _ in self.asks if sz > 0 and px > 0), default=math.inf)
+        return bid, ask
 
     @property
     def decimal_asks(self) -> tuple[tuple[Decimal, Decimal], ...]:
@@ -476,45 +474,44 @@ def _cost_of_size(levels: _Levels, size: Decimal) -> tuple[Decimal, Decimal] | N
 # --- the bound --------------------------------------------------------------------------------
 
 # What the bound is raised by (see the module): a relative part of the rates' product, and bps.
-BOUND_MARGIN = (1e-9, 1e-6)
+BOUND_MARGIN_RELATIVE = 1e-9
+BOUND_MARGIN_BPS = 1e-6
 
 
-def fee_factors(triangle: Triangle, terms: Terms) -> tuple[float, float, float]:
-    """What each leg's fee leaves of its rate: ``1 / (1 + fee)`` for a buy (the fee is held on
-    top of the funds), ``1 - fee`` for a sell."""
-    factors = []
-    for leg in triangle.legs:
-        fee = float(terms.fees.get(leg.symbol, _ZERO))
-        factors.append(1.0 / (1.0 + fee) if leg.side is Side.BUY else 1.0 - fee)
-    first, second, third = factors
-    return first, second, third
+def fee_factor(side: Side, fee_rate: Decimal) -> float:
+    """What a leg's fee leaves of its rate: ``1 / (1 + fee)`` for a buy (the fee is held on top
+    of the funds), ``1 - fee`` for a sell."""
+    fee = float(fee_rate)
+    return 1.0 / (1.0 + fee) if side is Side.BUY else 1.0 - fee
 
 
-def upper_bound_bps(
-    triangle: Triangle,
-    views: Sequence[BookView],
-    terms: Terms,
-    factors: tuple[float, float, float] | None = None,
-) -> float:
+def leg_rate(side: Side, view: BookView, factor: float) -> float:
+    """The most a leg on ``view``'s book yields of its target per unit of its source: a buy
+    ``factor / ask`` at the lowest ask, a sell ``bid * factor`` at the highest bid, where
+    ``factor`` is ``fee_factor``'s; ``math.inf`` (no bound) when that side is empty."""
+    bid, ask = view.top
+    if side is Side.BUY:
+        return math.inf if ask == math.inf else factor / ask
+    return math.inf if bid == 0.0 else bid * factor
+
+
+def bound_bps(rate: float) -> float:
+    """The bound in bps of a triangle whose legs' rates multiply to ``rate``, the margin added
+    (``math.inf`` for an infinite rate or a NaN: no bound)."""
+    if math.isnan(rate):
+        return math.inf
+    return (rate * (1.0 + BOUND_MARGIN_RELATIVE) - 1.0) * 10_000.0 + BOUND_MARGIN_BPS
+
+
+def upper_bound_bps(triangle: Triangle, views: Sequence[BookView], terms: Terms) -> float:
     """At least the ``profit_bps`` of any ``Evaluation`` of ``triangle`` on ``views`` (its legs'
     books, in order) under ``terms``, from the top of the books (see the module); ``math.inf``
-    when a book's side the triangle trades on is empty. ``factors`` are ``fee_factors(triangle,
-    terms)``, computed here when not given."""
-    if factors is None:
-        factors = fee_factors(triangle, terms)
-    rate = 1.0
-    for leg, view, factor in zip(triangle.legs, views, factors, strict=True):
-        bid, ask = view.top
-        if leg.side is Side.BUY:
-            if ask == math.inf:
-                return math.inf
-            rate *= factor / ask
-        else:
-            if bid == 0.0:
-                return math.inf
-            rate *= bid * factor
-    relative, absolute = BOUND_MARGIN
-    return (rate * (1.0 + relative) - 1.0) * 10_000.0 + absolute
+    when a side of a book the triangle trades on is empty."""
+    first, second, third = (
+        leg_rate(leg.side, view, fee_factor(leg.side, terms.fees.get(leg.symbol, _ZERO)))
+        for leg, view in zip(triangle.legs, views, strict=True)
+    )
+    return bound_bps(first * second * third)
 
 
 # --- the depth's capacity ----------------------------------------------------------------------
