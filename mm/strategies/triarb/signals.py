@@ -183,8 +183,9 @@ class Evaluator:
         buy_factor, sell_factor = self._factors[symbol]
         fresh_ms, rates = self._fresh_ms, self._rates
         fresh_ms[number] = view.time_ms if view.continuous else -math.inf
-        rates[2 * number] = leg_rate(Side.BUY, view, buy_factor)
-        rates[2 * number + 1] = leg_rate(Side.SELL, view, sell_factor)
+        top = view.top
+        rates[2 * number] = leg_rate(Side.BUY, top, buy_factor)
+        rates[2 * number + 1] = leg_rate(Side.SELL, top, sell_factor)
         terms = self._terms
         oldest_allowed = now_ms - terms.max_book_age_ms
         min_profit_bps = self._min_profit_bps

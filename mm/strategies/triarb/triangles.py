@@ -212,8 +212,8 @@ class BookView:
     def top(self) -> tuple[float, float]:
         """The highest bid and the lowest ask among the levels ``_levels`` reads (0.0 for no
         bid, ``math.inf`` for no ask): what the bound reads (see the module)."""
-        bid = max((px for px, sz, _ in self.bids if sz > 0 and px > 0), default=0.0)
-        ask = min((px for px, sz, _ in self.asks if sz > 0 and px > 0), default=math.inf)
+        bid = max([px for px, sz, _ in self.bids if sz > 0 and px > 0], default=0.0)
+        ask = min([px for px, sz, _ in self.asks if sz > 0 and px > 0], default=math.inf)
         return bid, ask
 
     @property
@@ -485,11 +485,12 @@ def fee_factor(side: Side, fee_rate: Decimal) -> float:
     return 1.0 / (1.0 + fee) if side is Side.BUY else 1.0 - fee
 
 
-def leg_rate(side: Side, view: BookView, factor: float) -> float:
-    """The most a leg on ``view``'s book yields of its target per unit of its source: a buy
-    ``factor / ask`` at the lowest ask, a sell ``bid * factor`` at the highest bid, where
-    ``factor`` is ``fee_factor``'s; ``math.inf`` (no bound) when that side is empty."""
-    bid, ask = view.top
+def leg_rate(side: Side, top: tuple[float, float], factor: float) -> float:
+    """The most a leg on a book whose ``top`` is ``BookView.top`` yields of its target per unit
+    of its source: a buy ``factor / ask`` at the lowest ask, a sell ``bid * factor`` at the
+    highest bid, where ``factor`` is ``fee_factor``'s; ``math.inf`` (no bound) when that side
+    is empty."""
+    bid, ask = top
     if side is Side.BUY:
         return math.inf if ask == math.inf else factor / ask
     return math.inf if bid == 0.0 else bid * factor
@@ -508,7 +509,7 @@ def upper_bound_bps(triangle: Triangle, views: Sequence[BookView], terms: Terms)
     books, in order) under ``terms``, from the top of the books (see the module); ``math.inf``
     when a side of a book the triangle trades on is empty."""
     first, second, third = (
-        leg_rate(leg.side, view, fee_factor(leg.side, terms.fees.get(leg.symbol, _ZERO)))
+        leg_rate(leg.side, view.top, fee_factor(leg.side, terms.fees.get(leg.symbol, _ZERO)))
         for leg, view in zip(triangle.legs, views, strict=True)
     )
     return bound_bps(first * second * third)
