@@ -6,13 +6,14 @@ import math
 from decimal import Decimal
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mm.book import Book
 from mm.model import Instrument, PriceLevel, Side
 from mm.strategies.triarb.legs import Leg, Triangle
 from mm.strategies.triarb.triangles import (
+    BOUND_MARGIN_BPS,
     BookView,
     Evaluation,
     Reason,
@@ -23,6 +24,7 @@ from mm.strategies.triarb.triangles import (
     discover,
     evaluate,
     index,
+    upper_bound_bps,
 )
 
 
@@ -422,3 +424,108 @@ def test_a_start_volume_off_the_funds_grid_is_floored_not_depth_limited() -> Non
     assert result.volume == Decimal(1000)  # on the 0.000001 grid
     assert not result.depth_limited
     assert result.final == Decimal("1000.48851")  # as from 1000 exactly
+
+
+# --- the bound -----------------------------------------------------------------------------------
+
+
+def test_the_bound_is_the_top_rates_product_with_the_fee_held_on_a_buy() -> None:
+    at = books()
+    views = [at[symbol] for symbol in TRIANGLE.symbols]
+    bound = upper_bound_bps(TRIANGLE, views, TERMS)
+    # Buy BTC at 50000 and ETH at 0.05, the fee held on top; sell ETH at 2510, the fee taken.
+    rate = 1 / (1.001 * 50_000) / (1.001 * 0.05) * 2_510 * 0.999
+    assert math.isclose(bound, (rate - 1) * 10_000, abs_tol=1e-4)  # 9.9 bps: the margin is less
+    assert bound >= evaluated(at).profit_bps  # 4.8851: the depth, the lots
+    # Deeper levels, better or worse, are not the top: only the best price counts.
+    deeper = {**at, "ETH-USDT": view([(2_400.0, 1.0), (2_510.0, 10.0)], [(2_511.0, 10.0)])}
+    again = upper_bound_bps(TRIANGLE, [deeper[s] for s in TRIANGLE.symbols], TERMS)
+    assert again == bound
+
+
+def test_without_fees_or_losses_to_the_lots_the_bound_is_the_profit() -> None:
+    at = {
+        "BTC-USDT": view([(49_990.0, 1.0)], [(50_000.0, 1.0)]),
+        "ETH-BTC": view([(0.04999, 100.0)], [(0.05, 100.0)]),
+        "ETH-USDT": view([(2_510.0, 100.0)], [(2_511.0, 100.0)]),
+    }
+    free = Terms(Decimal(1000), 250)
+    result = evaluated(at, free)
+    assert result.final == Decimal(1004)  # 0.02 BTC, 0.4 ETH, 1004 USDT
+    bound = upper_bound_bps(TRIANGLE, [at[s] for s in TRIANGLE.symbols], free)
+    assert result.profit_bps <= bound <= result.profit_bps + 1e-4
+    assert bound >= 40.0 + BOUND_MARGIN_BPS
+
+
+def test_the_bound_takes_the_best_level_wherever_it_stands() -> None:
+    # Levels out of order: a thin worse bid first, then the best and deep one, which the walk
+    # reaches: the bound is from the best bid, not the first.
+    at = books(eth_usdt_bids=[(2_400.0, 0.0001), (2_600.0, 10.0)])
+    result = evaluated(at)
+    bound = upper_bound_bps(TRIANGLE, [at[s] for s in TRIANGLE.symbols], TERMS)
+    assert 300 < result.profit_bps <= bound  # 2600 for all but 0.0001 ETH
+    rate = 1 / (1.001 * 50_000) / (1.001 * 0.05) * 2_600 * 0.999
+    assert math.isclose(bound, (rate - 1) * 10_000, abs_tol=1e-4)
+
+
+def test_an_empty_side_has_no_bound() -> None:
+    at = books()
+    at["ETH-BTC"] = view([(0.04999, 50.0)], [(0.05, 0.0)])  # the only ask is empty
+    assert upper_bound_bps(TRIANGLE, [at[s] for s in TRIANGLE.symbols], TERMS) == math.inf
+    at = books(eth_usdt_bids=[(0.0, 5.0)])  # no bid with a price
+    assert upper_bound_bps(TRIANGLE, [at[s] for s in TRIANGLE.symbols], TERMS) == math.inf
+
+
+@st.composite
+def scattered(draw: st.DrawFn) -> dict[str, BookView]:
+    """Books on the three pairs with levels in any order (not always best first), some thin or
+    empty and others deep enough to carry any volume, each price within 1 % of a fair price
+    that may itself be off the cross rate by 1 %: walks that end near the top rates (where a
+    wrong bound shows) and walks that reach better prices past a worse first level."""
+    at = {}
+    for symbol, fair in (("BTC-USDT", 50_000.0), ("ETH-BTC", 0.05), ("ETH-USDT", 2_500.0)):
+        fair *= draw(st.floats(0.99, 1.01))
+        lot = float(INSTRUMENTS[symbol].size_increment)
+        sides = []
+        for _ in range(2):
+            levels = draw(
+                st.lists(
+                    st.tuples(st.floats(0.99, 1.01), st.sampled_from([10**9, 300, 1, 0])),
+                    min_size=1,
+                    max_size=4,
+                )
+            )
+            sides.append(tuple((fair * move, lots * lot, 1) for move, lots in levels))
+        at[symbol] = BookView(sides[0], sides[1], 1_000)
+    return at
+
+
+def every_fee(fees: list[Decimal]) -> Terms:
+    return Terms(
+        Decimal(1000), 250, dict(zip(TRIANGLE.symbols, fees, strict=True)), TERMS.funds_increments
+    )
+
+
+# High fees first: a bound that took a buy's fee as 1 - fee is off by fee squared, 9 bps at 3 %.
+FEE_RATES = st.one_of(
+    st.sampled_from([Decimal("0.03"), Decimal("0.001")]),
+    st.integers(0, 300).map(lambda n: Decimal(n) / 10_000),
+)
+
+
+@settings(max_examples=300)
+@given(
+    st.one_of(scattered(), markets()),
+    st.one_of(VOLUMES, st.integers(10**5, 10**7).map(Decimal)),
+    st.lists(FEE_RATES, min_size=3, max_size=3),
+    st.sampled_from([TRIANGLE, reverse(TRIANGLE)]),
+)
+def test_the_bound_is_never_below_what_the_exact_evaluation_yields(
+    at: dict[str, BookView], volume: Decimal, fees: list[Decimal], triangle: Triangle
+) -> None:
+    base = every_fee(fees)
+    terms = Terms(volume, 250, base.fees, base.funds_increments)
+    result = evaluate(triangle, at, INSTRUMENTS, terms, now_ms=1_000)
+    bound = upper_bound_bps(triangle, [at[s] for s in triangle.symbols], terms)
+    if isinstance(result, Evaluation):
+        assert result.profit_bps <= bound
