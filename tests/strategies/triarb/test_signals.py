@@ -291,3 +291,112 @@ async def test_every_evaluation_is_accounted_for_and_ids_are_unique_and_ordered(
         assert signal.signalled_ms - signal.evaluation.oldest_ms <= TERMS.max_book_age_ms
         assert all(book.continuous for book in signal.books)
         assert signal.book_times_ms == tuple(book.time_ms for book in signal.books)
+
+
+# --- the prefilter -------------------------------------------------------------------------------
+
+
+async def test_a_triangle_whose_bound_is_below_the_minimum_is_not_walked() -> None:
+    send, receive = trio.open_memory_channel[Signal](4)
+    ev = evaluator(send)
+    feed(ev)
+    # The losing direction's bound (about -20 bps) is below 4 bps: not walked. The forward
+    # one's (9.9 bps) is not: walked, and signalled at 4.8851.
+    assert (ev.below_min_profit, ev.prefiltered, ev.sent) == (1, 1, 1)
+    assert receive.receive_nowait().triangle == FORWARD
+    fair = evaluator(send)
+    feed(fair, ETH_USDT_FAIR)  # both bounds below: neither walked
+    assert (fair.evaluations, fair.below_min_profit, fair.prefiltered) == (6, 2, 2)
+    walked = Evaluator(TRIANGLES, INSTRUMENTS, TERMS, 4.0, send, prefilter=False)
+    feed(walked, ETH_USDT_FAIR)  # the same outcome, walked
+    assert (walked.evaluations, walked.below_min_profit, walked.prefiltered) == (6, 2, 0)
+    # Above the exact profit but below the bound, the forward triangle is walked, not signalled.
+    between = evaluator(send, min_profit_bps=9.0)
+    feed(between)
+    assert (between.below_min_profit, between.prefiltered, between.sent) == (2, 1, 0)
+
+
+def test_a_triangle_with_a_symbol_missing_from_the_instruments_fails_when_made() -> None:
+    send, _receive = trio.open_memory_channel[Signal](1)
+    missing = {symbol: i for symbol, i in TRIO.items() if symbol != "ETH-BTC"}
+    with pytest.raises(KeyError, match="ETH-BTC"):
+        Evaluator(TRIANGLES, missing, TERMS, 4.0, send)
+
+
+LEVELS = st.lists(
+    st.tuples(
+        st.floats(0.0, 0.004),  # the level's distance from the top, as a fraction of the mid
+        st.sampled_from([1_000.0, 0.5, 0.01, 0.0]),  # its size: deep, thin, dust, empty
+    ),
+    min_size=1,
+    max_size=3,
+)
+DEEP_UPDATES = st.lists(
+    st.tuples(
+        st.sampled_from(SYMBOLS),
+        st.floats(-0.01, 0.01),  # the mid's move from its fair price
+        st.sampled_from([0.00005, 0.0005]),  # the half spread, as a fraction of the mid
+        LEVELS,
+        LEVELS,
+        st.integers(0, 260),  # the book's age when it arrives (ms)
+        st.sampled_from([True, True, True, False]),  # continuous, mostly
+    ),
+    max_size=30,
+)
+
+
+def deep(
+    symbol: str,
+    move: float,
+    half_spread: float,
+    bids: list[tuple[float, float]],
+    asks: list[tuple[float, float]],
+    time_ms: int,
+    continuous: bool,
+) -> BookView:
+    """A book of levels in the order drawn (not always best first) around a moved mid."""
+    mid = PRICES[symbol] * (1 + move)
+    return view(
+        [(float(f"{mid * (1 - half_spread - away):.6g}"), size) for away, size in bids],
+        [(float(f"{mid * (1 + half_spread + away):.6g}"), size) for away, size in asks],
+        time_ms,
+        continuous=continuous,
+    )
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    updates=DEEP_UPDATES,
+    min_profit_bps=st.sampled_from([-100.0, 0.0, 4.0, 20.0]),
+    fee=st.sampled_from([Decimal(0), Decimal("0.001"), Decimal("0.01")]),
+)
+async def test_the_prefilter_never_holds_back_a_signal_the_exact_evaluation_would_send(
+    updates: list[tuple[str, float, float, list[tuple[float, float]],
+                        list[tuple[float, float]], int, bool]],
+    min_profit_bps: float,
+    fee: Decimal,
+) -> None:  # fmt: skip
+    triangles = discover(INSTRUMENTS.values(), ["USDT", "USDC"])
+    terms = Terms(TERMS.start_volume, TERMS.max_book_age_ms, dict.fromkeys(INSTRUMENTS, fee),
+                  TERMS.funds_increments)  # fmt: skip
+    channels = [trio.open_memory_channel[Signal](1_000) for _ in range(2)]
+    fast, walked = (
+        Evaluator(triangles, INSTRUMENTS, terms, min_profit_bps, send, prefilter=prefilter)
+        for (send, _), prefilter in zip(channels, (True, False), strict=True)
+    )
+    for step, (symbol, move, half_spread, bids, asks, age, continuous) in enumerate(updates):
+        now = 10_000 + step
+        book = deep(symbol, move, half_spread, bids, asks, now - age, continuous)
+        fast.on_book(symbol, book, now)
+        walked.on_book(symbol, book, now)
+    signals = []
+    for send, receive in channels:
+        send.close()
+        signals.append([signal async for signal in receive])
+    assert signals[0] == signals[1]  # the same signals, ids, figures and books
+    assert fast.refusals == walked.refusals
+    assert (fast.evaluations, fast.below_min_profit, fast.sent, fast.dropped) == (
+        walked.evaluations, walked.below_min_profit, walked.sent, walked.dropped
+    )  # fmt: skip
+    assert walked.prefiltered == 0
+    assert fast.prefiltered <= fast.below_min_profit
