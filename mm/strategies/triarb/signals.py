@@ -16,7 +16,8 @@ counted, never awaited, so the feed that calls ``on_book`` is never blocked.
 After the gates and before the exact walk, a triangle's float bound
 (``triangles.upper_bound_bps``: its books' top rates less the fees, at least what the walk can
 yield) is compared with the minimum profit: a triangle whose bound is below it cannot be
-signalled and is not walked (``prefiltered``); a busy pair's update walks only the few
+signalled and is not walked (``prefiltered``; what its walk would have refused, for dust,
+depth or a minimum, is then not counted as a refusal); a busy pair's update walks only the few
 triangles that clear it. ``prefilter=False`` walks every triangle that passes the gates (the
 same signals, slower: for comparison).
 
