@@ -11,27 +11,10 @@ import trio.testing
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mm.model import Instrument
 from mm.strategies.triarb.legs import Triangle
 from mm.strategies.triarb.signals import Evaluator, Signal
 from mm.strategies.triarb.triangles import BookView, Reason, Terms, affected, discover, index
-
-
-def instrument(
-    symbol: str, price_increment: str, size_increment: str, min_size: str, min_notional: float
-) -> Instrument:
-    base, quote = symbol.split("-")
-    return Instrument(
-        "kucoin",
-        symbol,
-        base,
-        quote,
-        Decimal(price_increment),
-        Decimal(size_increment),
-        Decimal(min_size),
-        min_notional,
-    )
-
+from tests.strategies.triarb.spot import instrument
 
 INSTRUMENTS = {
     i.symbol: i

@@ -15,7 +15,7 @@ import trio.testing
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from mm.model import Fill, Instrument, OrderId, PriceLevel, Side, TradeId
+from mm.model import Fill, OrderId, PriceLevel, Side, TradeId
 from mm.strategies.triarb.cascade import LegOrder
 from mm.strategies.triarb.claims import Claims
 from mm.strategies.triarb.claims import Reason as ClaimReason
@@ -25,23 +25,7 @@ from mm.strategies.triarb.reports import Outcome, TriangleReport
 from mm.strategies.triarb.signals import Signal
 from mm.strategies.triarb.slot import ExecutorSlot, LegAck, LegDone, LegEvent, PaperVenue
 from mm.strategies.triarb.triangles import BookView, Evaluation, Terms, discover, evaluate
-
-
-def instrument(
-    symbol: str, price_increment: str, size_increment: str, min_size: str, min_notional: float
-) -> Instrument:
-    base, quote = symbol.split("-")
-    return Instrument(
-        "kucoin",
-        symbol,
-        base,
-        quote,
-        Decimal(price_increment),
-        Decimal(size_increment),
-        Decimal(min_size),
-        min_notional,
-    )
-
+from tests.strategies.triarb.spot import instrument
 
 INSTRUMENTS = {
     i.symbol: i

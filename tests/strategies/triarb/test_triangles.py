@@ -26,27 +26,7 @@ from mm.strategies.triarb.triangles import (
     index,
     upper_bound_bps,
 )
-
-
-def instrument(
-    symbol: str,
-    price_increment: str = "0.01",
-    size_increment: str = "0.0001",
-    min_size: str = "0",
-    min_notional: float = 0.0,
-) -> Instrument:
-    base, quote = symbol.split("-")
-    return Instrument(
-        "kucoin",
-        symbol,
-        base,
-        quote,
-        Decimal(price_increment),
-        Decimal(size_increment),
-        Decimal(min_size),
-        min_notional,
-    )
-
+from tests.strategies.triarb.spot import instrument
 
 # --- discovery -----------------------------------------------------------------------------------
 
