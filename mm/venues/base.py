@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
+from decimal import Decimal
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
 import attrs
@@ -44,6 +45,7 @@ from mm.model import (
     PlaceOrder,
     PlaceResult,
     RateLimitState,
+    Rejected,
     Trade,
 )
 
@@ -232,6 +234,24 @@ class VenueClient(OrderClient, InstrumentProvider, Protocol):
     def fills_page(self) -> int: ...
 
     async def rate_limit(self) -> RateLimitState: ...
+
+
+@runtime_checkable
+class SpotTerms(Protocol):
+    """What a spot venue's client offers beyond the port's orders, for a strategy that prices
+    its own taker trades (triangular arbitrage): the account's taker fee rate of a symbol, as
+    a fraction of the quote it is paid in; the increment a market buy's funds are floored to;
+    and the venue's test order (validated as a real one, never placed). Optional: a client is
+    one when it has them (``isinstance``). ``taker_fee`` and ``funds_increment`` raise
+    ``UnknownInstrument`` for a symbol not read (or, for the fee, one whose fee is not paid in
+    its quote); ``test_order`` answers a refusal as ``Rejected`` and raises ``VenueError`` when
+    the request itself fails."""
+
+    def taker_fee(self, symbol: str) -> Decimal: ...
+
+    def funds_increment(self, symbol: str) -> Decimal: ...
+
+    async def test_order(self, order: PlaceOrder) -> Rejected | None: ...
 
 
 # --- market data and user stream --------------------------------------------------------------

@@ -41,6 +41,7 @@ import re
 import uuid
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
+from decimal import Decimal
 from typing import Any, Final, TypeVar
 
 import trio
@@ -204,6 +205,24 @@ class KucoinClient:
         if rates is None:
             raise UnknownInstrument(f"no fee rates read for {symbol} (not followed?)")
         return fee_rate(spec, rates, taker=taker), spec.fee_currency
+
+    def taker_fee(self, symbol: str) -> Decimal:
+        """The taker rate of the followed ``symbol`` as a fraction of its quote (the port's
+        ``SpotTerms``): ``UnknownInstrument`` when its fee is paid in another currency."""
+        spec = self.spec(symbol)
+        rates = self._fees.get(symbol)
+        if rates is None:
+            raise UnknownInstrument(f"no fee rates read for {symbol} (not followed?)")
+        quote = spec.instrument.quote
+        if spec.fee_currency != quote:
+            raise UnknownInstrument(
+                f"{symbol} pays its fee in {spec.fee_currency}, not its quote {quote}"
+            )
+        return rates.taker * spec.taker_coefficient
+
+    def funds_increment(self, symbol: str) -> Decimal:
+        """``quoteIncrement``: a market buy's funds are a whole number of it."""
+        return self.spec(symbol).quote_increment
 
     # --- account reads -----------------------------------------------------------------------
 
