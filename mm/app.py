@@ -15,8 +15,10 @@ more child specs without changes to ``supervisors/``::
     ├── portfolio  positions, PnL and balances, from its channel of fills (risk has its own)
     ├── order-events  order lifecycle events into the journal, from their channel
     ├── trading    the strategy and the executor slots (the kill switch's scope)
-    │   ├── strategy   what strategy.kind names (GLFT quoters today); ladders to the slots
-    │   └── slot-N     reconcile, rate-limit and send, one symbol at a time
+    │   ├── strategy   what strategy.kind names: GLFT quoters' ladders to the slots, or
+    │   │              triangular arbitrage's signals to the triangle desk
+    │   └── slot-N     reconcile, rate-limit and send, one symbol at a time; or (triarb) a
+    │                  triangle's three legs from their fills
     ├── health     the one poller of the venue's account (the health snapshot's source)
     ├── risk       the monitors and the kill switch's triggers
     ├── notifier   notifications to the log, a webhook, Telegram
@@ -71,6 +73,8 @@ from mm.secrets import Redactor
 from mm.strategies.base import StrategyContext
 from mm.strategies.registry import build_strategy
 from mm.strategies.runner import Trading
+from mm.strategies.triarb.desk import TriangleDesk
+from mm.venues.base import SpotTerms
 from mm.venues.factory import build_adapter
 from mm.venues.sim.kucoin.server import KucoinSimVenue
 from mm.venues.sim.venue import SimVenue
@@ -236,15 +240,28 @@ class Service:
         self.cancel_all = CancelAll(lambda: self.adapter.client)
         self.order_auditor = OrderAuditor(config.executor.audit, self.registry)
         # The strategy strategy.kind names, and the task shell that feeds it and its slots.
-        strategy = build_strategy(
-            config.strategy,
-            StrategyContext(
-                permissions=self.permissions,
-                portfolio=self.portfolio,
-                instruments=self._instrument,
-                live_orders=self._live_orders,
-                registry=self.registry,
-            ),
+        context = StrategyContext(
+            permissions=self.permissions,
+            portfolio=self.portfolio,
+            instruments=self._instrument,
+            live_orders=self._live_orders,
+            registry=self.registry,
+            spot=self._spot_terms,
+        )
+        strategy = build_strategy(config.strategy, context, config.triarb)
+        # Triangular arbitrage's executor slots take the strategy's signals (its legs go through
+        # the same order router, dispatcher and pre-trade checks as every order).
+        triangles = (
+            TriangleDesk(
+                config.triarb,
+                config.strategy.symbols,
+                context,
+                lambda: self.adapter.router,
+                self.adapter.dispatcher,
+                lambda row: self.journal.record_or_log("triangle", **row),
+            )
+            if config.strategy.kind == "triarb"
+            else None
         )
         # Multi-leg commands, the strategy's and the flattener's; fills reach it through trading.
         self.legs = LegExecutor(
@@ -263,6 +280,7 @@ class Service:
             legs=self.legs,
             dispatcher=self.adapter.dispatcher,
             router=lambda: self.adapter.router,
+            triangles=triangles,
         )
         self.notifier = Notifier(config.notify, secrets.notify, self.registry, self._redact)
         self.flattener = Flattener(
@@ -309,6 +327,10 @@ class Service:
             raise RuntimeError("the venue client is not up: no instruments yet")
         return client.instrument(coin)
 
+    def _spot_terms(self) -> SpotTerms | None:
+        client = self.adapter.client
+        return client if isinstance(client, SpotTerms) else None
+
     def _live_orders(self, coin: str) -> int:
         return len(self.adapter.dispatcher.registry.live(coin))
 
@@ -345,7 +367,7 @@ class Service:
         trading = Supervisor(
             "mm/trading",
             [self._child("strategy", self.trading.run_strategy)]
-            + [self._child(f"slot-{slot.index}", slot.run) for slot in self.trading.slots()],
+            + [self._child(name, run) for name, run in self.trading.children()],
             intensity=self._intensity,
             observer=self._observer,
             wall=clock.wall,

@@ -46,6 +46,7 @@ from mm.settings import (
     ConfigError as ConfigError,
 )
 from mm.strategies.market_maker.engine import StrategyConfig
+from mm.strategies.triarb.config import TriarbConfig
 from mm.venues.config import (
     DEV_API_KEY,
     DEV_PRIVATE_KEY,
@@ -108,6 +109,8 @@ class Config:
     feeds: FeedsConfig = attrs.field(factory=FeedsConfig)
     rate_limit: RateLimitConfig = attrs.field(factory=RateLimitConfig)
     strategy: StrategyConfig = attrs.field(factory=StrategyConfig)
+    # Triangular arbitrage (strategy.kind = "triarb"): its triangles, slots, legs and limits.
+    triarb: TriarbConfig = attrs.field(factory=TriarbConfig)
     executor: ExecutorConfig = attrs.field(factory=ExecutorConfig)
     risk: RiskConfig = attrs.field(factory=RiskConfig)
     pretrade: PretradeConfig = attrs.field(factory=PretradeConfig)
@@ -210,6 +213,7 @@ def _cross_checks(config: Config) -> list[str]:
                     "[[session.tracks]] entry"
                 )
     problems.extend(staleness_ladder_problems(config))
+    problems.extend(_triarb_problems(config))
     autonomy = config.autonomy
     if autonomy.max_drawdown >= config.risk.max_drawdown:
         problems.append(
@@ -232,6 +236,35 @@ def _cross_checks(config: Config) -> list[str]:
         problems.append(
             f"autonomy.margin_warning: must be below autonomy.margin_reduce_only "
             f"({autonomy.margin_reduce_only}), got {autonomy.margin_warning}"
+        )
+    return problems
+
+
+def _triarb_problems(config: Config) -> list[str]:
+    """What triangular arbitrage needs of the rest of the config (when it is the kind)."""
+    if config.strategy.kind != "triarb":
+        return []
+    triarb = config.triarb
+    problems = triarb.limits.problems(triarb.primaries)
+    if config.venue.kind != "kucoin":
+        problems.append(
+            f"strategy.kind: triarb trades spot triangles, which venue.kind "
+            f"{config.venue.kind!r} does not list (use kucoin)"
+        )
+    if triarb.leg_order == "market" and not triarb.paper:
+        problems.append(
+            "triarb.leg_order: live legs are IOC limits (the order router tracks limit orders "
+            'only); "market" is for paper mode'
+        )
+    symbols = config.strategy.symbols
+    if len(symbols) < 3:
+        problems.append(
+            f"strategy.symbols: a triangle needs at least three pairs, got {len(symbols)}"
+        )
+    malformed = [symbol for symbol in symbols if symbol.count("-") != 1]
+    if malformed:
+        problems.append(
+            f"strategy.symbols: triarb follows spot pairs (BASE-QUOTE), got {malformed}"
         )
     return problems
 

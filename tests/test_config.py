@@ -98,6 +98,8 @@ def test_sections_are_resolved_as_attrs_classes() -> None:
         "feeds.deadman",
         "rate_limit",
         "strategy",
+        "triarb",
+        "triarb.limits",
         "strategy.ladder",
         "strategy.spread",
         "strategy.defensive",

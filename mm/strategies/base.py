@@ -12,7 +12,7 @@ are canceled on the way out).
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Mapping, Sequence
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeAlias
 
 import attrs
 from prometheus_client import CollectorRegistry
@@ -22,6 +22,16 @@ from mm.execution.commands import Command
 from mm.execution.permissions import PermissionBoard
 from mm.model import Fill, Instrument, Trade
 from mm.portfolio import Portfolio
+from mm.strategies.triarb.signals import Signal
+from mm.venues.base import SpotTerms
+
+# What a strategy's decision hands out: commands for the executor (quote ladders, multi-leg
+# groups), and the triangles triangular arbitrage found, for its executor slots.
+Decision: TypeAlias = Command | Signal
+
+
+def _no_spot_terms() -> SpotTerms | None:
+    return None
 
 
 @attrs.frozen
@@ -33,6 +43,9 @@ class StrategyContext:
     instruments: Callable[[str], Instrument]  # a symbol's order grid (the venue must be up)
     live_orders: Callable[[str], int]  # how many of a symbol's orders are live at the venue
     registry: CollectorRegistry  # for the strategy's own metrics
+    # The venue client's taker fees, funds increments and test orders, when it is a spot
+    # venue's and it is up (None: not one, or not up).
+    spot: Callable[[], SpotTerms | None] = _no_spot_terms
 
 
 @attrs.frozen
@@ -80,7 +93,7 @@ class Strategy(Protocol):
     def on_markout(self, coin: str, horizon_ms: int, bps: float, now: float) -> None:
         """A fill's markout at ``horizon_ms`` completed (the portfolio measures it)."""
 
-    def decide(self, now: float, view: MarketView) -> Sequence[Command]:
+    def decide(self, now: float, view: MarketView) -> Sequence[Decision]:
         """The commands to hand the executor now (none: nothing to change). Only the symbols
         of ``view.changed`` need evaluating (all when None); those of ``view.requote`` get a
         fresh ladder whatever their requote timers say."""

@@ -4,4 +4,4 @@ A leaf module, so that the ``[strategy]`` section's check can list them without 
 strategies themselves (the registry imports every strategy package).
 """
 
-KINDS = ("market_maker",)
+KINDS = ("market_maker", "triarb")

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Callable, Collection, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence
 from typing import Any
 
 import trio
@@ -35,7 +35,7 @@ from mm import clock
 from mm.book import Book
 from mm.execution.budget import reducing_side
 from mm.execution.cancel_all import CancelAll, CancelAllReport, Purpose
-from mm.execution.commands import Command, LegGroup, MultiLeg, QuoteLadder
+from mm.execution.commands import LegGroup, MultiLeg, QuoteLadder
 from mm.execution.dispatch import Dispatcher
 from mm.execution.legs import LegExecutor
 from mm.execution.orders import OrderRouter
@@ -59,7 +59,9 @@ from mm.execution.slots import (
 from mm.metrics import LATENCY_BUCKETS
 from mm.model import Fill, PlaceOrder, Side, TradeId
 from mm.portfolio import MarkoutListener, Markouts, Portfolio
-from mm.strategies.base import MarketView, Strategy
+from mm.strategies.base import Decision, MarketView, Strategy
+from mm.strategies.triarb.desk import TriangleDesk
+from mm.strategies.triarb.signals import Signal
 from mm.venues.base import VenueAdapter
 
 SUMMARY_EVERY_S = 60.0  # the console's one-line summary
@@ -273,8 +275,11 @@ class Trading:
         legs: LegExecutor,
         dispatcher: Dispatcher,
         router: Callable[[], OrderRouter | None],
+        triangles: TriangleDesk | None = None,
     ) -> None:
         self.registry = registry
+        # Triangular arbitrage's executor: its slots take the strategy's signals.
+        self.triangles = triangles
         self.permissions = permissions  # read only: its owners write it
         self.cancel_all = cancel_all
         self.strategy = strategy
@@ -302,6 +307,13 @@ class Trading:
         self.pretrade = PretradeGate(pretrade or PretradeConfig(), self)
 
     # --- children ---------------------------------------------------------------------------
+
+    def children(self) -> list[tuple[str, Callable[..., Awaitable[None]]]]:
+        """The executor's children beside the strategy task: the triangle desk's slots when
+        the strategy finds triangles, else the quote slots; each its name and its run."""
+        if self.triangles is not None:
+            return self.triangles.children(self._allow_leg)
+        return [(f"slot-{slot.index}", slot.run) for slot in self.slots()]
 
     def slots(self) -> list[ExecutorSlot]:
         return [
@@ -400,10 +412,15 @@ class Trading:
                 self._hand_over(command, nursery)
             deadline = now + strategy.wake_in(now)
 
-    def _hand_over(self, command: Command, nursery: trio.Nursery) -> None:
+    def _hand_over(self, command: Decision, nursery: trio.Nursery) -> None:
         """A quote ladder goes to its symbol's slot (the latest per symbol wins); a multi-leg
-        command runs at once, to its end, beside the others (never conflated)."""
-        if isinstance(command, QuoteLadder):
+        command runs at once, to its end, beside the others (never conflated); a triangle's
+        signal goes to the triangle desk, or is dropped there when no slot can take it."""
+        if isinstance(command, Signal):
+            if self.triangles is None:
+                raise RuntimeError("a triangle signal without a triangle desk to take it")
+            self.triangles.offer(command)
+        elif isinstance(command, QuoteLadder):
             book = self.changes.seen(command.coin)  # what the strategy planned it from
             if book is not None:
                 command = command.planned_from(arrival_s(book))
@@ -474,6 +491,8 @@ class Trading:
             symbol=fill.coin, side="buy" if fill.side is Side.BUY else "sell"
         ).inc()
         self.legs.on_fill(fill)  # a multi-leg group's next leg waits for it
+        if self.triangles is not None:
+            self.triangles.on_fill(fill)  # a triangle's leg waits for it
         self.strategy.on_fill(fill, trio.current_time())
         self.changes.touch(fill.coin)
 
@@ -561,7 +580,12 @@ class Trading:
                 "markouts": markouts["symbols"].get(coin, {}),
             }
             symbols[coin] = entry
-        return {"in_sync": self.adapter.in_sync(), "symbols": symbols}
+        found: dict[str, Any] = {"in_sync": self.adapter.in_sync(), "symbols": symbols}
+        if self.triangles is not None:
+            found["triangles"] = self.triangles.status() | {
+                "strategy": dict(self.strategy.decisions())
+            }
+        return found
 
     # --- stop -------------------------------------------------------------------------------
 

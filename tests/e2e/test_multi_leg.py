@@ -24,6 +24,7 @@ from mm.model import Fill, Side, Tif, Trade
 from mm.strategies import registry
 from mm.strategies.base import MarketView, StrategyContext
 from mm.strategies.market_maker.engine import StrategyConfig
+from mm.strategies.triarb.config import TriarbConfig
 from tests.e2e.virtual import shipped_service, wait_for
 
 IOC_CANCEL = "Order could not immediately match against any resting orders."
@@ -111,6 +112,10 @@ async def armed(service: Service, through: float) -> TwoLegs:
     return strategy
 
 
+def two_legs(config: StrategyConfig, _triarb: TriarbConfig, context: StrategyContext) -> TwoLegs:
+    return TwoLegs(config, context)
+
+
 def ioc_orders(service: Service, coin: str) -> list[Any]:
     orders = service.adapter.dispatcher.registry
     return [order for order in orders if order.coin == coin and order.tif is Tif.IOC]
@@ -120,7 +125,11 @@ def ioc_orders(service: Service, coin: str) -> list[Any]:
 async def test_the_second_leg_is_sent_only_from_the_first_legs_fill(
     tmp_path: Path, autojump_clock: trio.testing.MockClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setitem(registry.STRATEGIES, "market_maker", TwoLegs)
+    monkeypatch.setitem(
+        registry.STRATEGIES,
+        "market_maker",
+        lambda config, _triarb, context: TwoLegs(config, context),
+    )
     async with shipped_service(tmp_path / "run") as service:
         strategy = await armed(service, 0.003)
         with trio.fail_after(60):
@@ -143,7 +152,11 @@ async def test_the_second_leg_is_sent_only_from_the_first_legs_fill(
 async def test_a_refused_first_leg_stops_the_group_and_the_second_never_leaves(
     tmp_path: Path, autojump_clock: trio.testing.MockClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setitem(registry.STRATEGIES, "market_maker", TwoLegs)
+    monkeypatch.setitem(
+        registry.STRATEGIES,
+        "market_maker",
+        lambda config, _triarb, context: TwoLegs(config, context),
+    )
     async with shipped_service(tmp_path / "run") as service:
         await armed(service, -0.05)  # 5% below the best ask: nothing to match
         with trio.fail_after(60):

@@ -47,9 +47,9 @@ def test_the_default_kind_is_the_market_maker_with_its_section() -> None:
 
 def test_a_bad_kind_fails_at_start_naming_the_key() -> None:
     with pytest.raises(ConfigError) as caught:
-        structure({"strategy": {"kind": "triarb"}})
+        structure({"strategy": {"kind": "arbitrage"}})
     assert any(
-        line.startswith("strategy.kind: must be one of market_maker, got 'triarb'")
+        line.startswith("strategy.kind: must be one of market_maker, triarb, got 'arbitrage'")
         for line in caught.value.errors
     )
 

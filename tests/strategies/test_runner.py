@@ -105,7 +105,9 @@ class Probe:
 async def test_the_task_runs_a_registered_strategy_end_to_end(
     tmp_path: Path, autojump_clock: trio.testing.MockClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setitem(registry.STRATEGIES, "market_maker", Probe)
+    monkeypatch.setitem(
+        registry.STRATEGIES, "market_maker", lambda config, _triarb, context: Probe(config, context)
+    )
     async with shipped_service(tmp_path / "run") as service:
         probe = service.trading.strategy
         assert isinstance(probe, Probe)

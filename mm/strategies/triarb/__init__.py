@@ -1,14 +1,16 @@
 """Triangular arbitrage (issue 18): three legs through three pairs, from a primary quote
 currency back to it, found on the books and executed from real fills.
 
-So far its pure core, the evaluator and the executor slot (not yet run by the service):
+``strategy.kind = "triarb"`` runs it: the strategy task feeds ``strategy`` the books, its
+signals go to the ``desk``, whose executor slots (children of the trading scope) run the legs
+through ``venue`` (live through the order router, or paper behind the venue's test order).
 
 * ``legs``: what a triangle and its legs are;
 * ``triangles``: finding them among a venue's instruments, and evaluating them on the books
   as execution will (depth, fees, increments, minimums, book age and continuity);
 * ``cascade``: each leg's order from the previous leg's actual output, what a leg yielded from
   its fills, and paper fills from the books as evaluated;
-* ``config``: the ``[triarb]`` section (not yet read by mm.config: it comes with the strategy);
+* ``config``: the ``[triarb]`` section;
 * ``signals``: the evaluator, re-evaluating the triangles a book touches, and its perishable
   signals (dropped and counted, never awaited, when the queue is full);
 * ``claims``: the isolation rule the executor slots claim triangles under;
@@ -18,4 +20,9 @@ So far its pure core, the evaluator and the executor slot (not yet run by the se
 * ``slot``: an executor slot: it claims a signal's triangle, cascades its legs from their actual
   fills through a ``LegVenue`` (live, or ``PaperVenue`` filling from the books as evaluated),
   unwinds or holds what a failed leg strands, and always reports.
+* ``strategy``: the Strategy protocol's side: triangles found among the symbols at open, each
+  book evaluated, the signals handed out at each decision;
+* ``desk``: the signal channel, the slots as the trading subtree's children, the risk limits'
+  admission, and each report logged, journaled, counted and kept for ``mm status``;
+* ``venue``: the slots' ways to the venue, and the fills routed to them by client order id.
 """

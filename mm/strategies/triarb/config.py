@@ -24,6 +24,7 @@ from decimal import Decimal
 import attrs
 
 from mm.settings import Check, at_least, non_negative, one_of, positive, setting
+from mm.strategies.triarb.limits import TriangleLimits
 from mm.strategies.triarb.triangles import Terms
 
 __all__ = ["LEG_ORDERS", "MAX_SIGNAL_QUEUE", "UNWIND_POLICIES", "TriarbConfig"]
@@ -100,6 +101,8 @@ class TriarbConfig:
     # Isolation: may two triangles with the same primary be in flight at once (never two on
     # the same triangle or sharing a pair).
     share_primary: bool = setting(False)
+    # Risk: the most of each currency held, the day's loss per primary, triangles a minute.
+    limits: TriangleLimits = attrs.field(factory=TriangleLimits)
 
     @property
     def start_volume_decimal(self) -> Decimal:

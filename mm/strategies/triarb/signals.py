@@ -40,6 +40,7 @@ import math
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from decimal import Decimal
+from typing import Protocol
 
 import attrs
 import trio
@@ -61,7 +62,7 @@ from mm.strategies.triarb.triangles import (
     walk,
 )
 
-__all__ = ["Evaluator", "Signal"]
+__all__ = ["Evaluator", "Signal", "SignalSink"]
 
 # A triangle, its legs' symbols' numbers and its legs' rates' places (see ``Evaluator``).
 _Plan = tuple[Triangle, int, int, int, int, int, int]
@@ -103,6 +104,13 @@ class Signal:
         return self.evaluation.final - self.evaluation.volume
 
 
+class SignalSink(Protocol):
+    """Where signals go: a bounded channel's send end (``trio.WouldBlock`` when full: the
+    signal is dropped and counted), or a list the strategy hands out from."""
+
+    def send_nowait(self, value: Signal, /) -> None: ...
+
+
 class Evaluator:
     """Re-evaluates the triangles a book update affects and sends perishable signals without
     ever waiting (see the module for its counters and how it fails)."""
@@ -113,7 +121,7 @@ class Evaluator:
         instruments: Mapping[str, Instrument],
         terms: Terms,
         min_profit_bps: float,
-        send: trio.MemorySendChannel[Signal],
+        send: SignalSink,
         *,
         by_symbol: Mapping[str, tuple[Triangle, ...]] | None = None,
         prefilter: bool = True,

@@ -6,7 +6,8 @@ trading scope. Its loop (:meth:`ExecutorSlot.run`):
 
 1. take a ``Signal`` from the signal channel (shared by the slots) and claim its triangle in
    ``Claims``; a refused claim drops the signal, counted by its reason (``dropped``), and the
-   slot takes the next;
+   slot takes the next; so does a triangle the caller's ``admit`` refuses once claimed (the
+   risk limits and the permission board: ``refused``, by the reason it gives);
 2. run the three legs in order through a :class:`LegVenue`: each leg's order is
    ``cascade.next_leg`` on what the previous leg ACTUALLY yielded (``leg_output`` of its
    fills; the start volume evaluated for the first), at the evaluated worst price plus the
@@ -85,10 +86,13 @@ _EXACT: Final = Context(prec=400, traps=[Inexact, InvalidOperation])
 @attrs.frozen(slots=True)
 class LegAck:
     """The venue's answer to a leg's order: accepted (``oid``) or refused (``error``, the
-    venue's words, and no ``oid``)."""
+    venue's words, and no ``oid``). ``cloid``: the client order id the venue knows the order
+    by, which its fills and end carry, when it is not the one the slot gave (a live venue's
+    ids are of the venue's format)."""
 
     oid: OrderId | None
     error: str = ""
+    cloid: str | None = None
 
     @property
     def accepted(self) -> bool:
@@ -168,9 +172,10 @@ class _Failure:
 class ExecutorSlot:
     """One executor slot (see the module): ``run`` takes signals until their channel closes.
 
-    Counters: ``taken`` signals claimed, ``dropped`` signals refused a claim (by reason),
-    ``outcomes`` triangles by how they ended, ``unsent`` reports that could not be sent after
-    a cancel (logged instead)."""
+    Counters: ``taken`` signals claimed and admitted, ``dropped`` signals refused a claim (by
+    reason), ``refused`` claimed and refused by ``admit`` (by its reason), ``outcomes``
+    triangles by how they ended, ``unsent`` reports that could not be sent after a cancel
+    (logged instead)."""
 
     def __init__(
         self,
@@ -185,6 +190,7 @@ class ExecutorSlot:
         outcomes: trio.MemorySendChannel[TriangleReport],
         *,
         cloid_prefix: str = "tri",
+        admit: Callable[[Signal], str | None] | None = None,
         monotonic_ns: Callable[[], int] = clock.monotonic_ns,
         wall_ms: Callable[[], int] = clock.wall_ms,
     ) -> None:
@@ -198,12 +204,14 @@ class ExecutorSlot:
         self._fills = fills
         self._outcomes = outcomes
         self._prefix = f"{cloid_prefix}{slot}"
+        self._admit = admit
         self._monotonic_ns = monotonic_ns
         self._wall_ms = wall_ms
         self._market = config.leg_order == "market"
         self._slippage = Decimal(repr(config.max_slippage_bps))
         self.taken = 0
         self.dropped: Counter[ClaimReason] = Counter()
+        self.refused: Counter[str] = Counter()  # claimed, then refused by ``admit``, by why
         self.outcomes: Counter[Outcome] = Counter()
         self.unsent = 0
 
@@ -220,6 +228,11 @@ class ExecutorSlot:
         granted = self._claims.claim(self.slot, signal.triangle)
         if isinstance(granted, Conflict):
             self.dropped[granted.reason] += 1
+            return None
+        refused = self._admit(signal) if self._admit is not None else None
+        if refused is not None:
+            self._claims.release(self.slot)
+            self.refused[refused] += 1
             return None
         self.taken += 1
         try:
@@ -320,9 +333,10 @@ class ExecutorSlot:
             if not ack.accepted:
                 return LegRun(leg, LegTimes(fired)), f"rejected: {ack.error}"
             acked = self._monotonic_ns()
+            events_cloid = ack.cloid or cloid
             while done is None or _filled(fills) < done.filled:
                 event = await self._fills.receive()
-                if event.cloid != cloid:
+                if event.cloid != events_cloid:
                     continue  # a late event of an earlier order
                 if isinstance(event, LegDone):
                     done = event
