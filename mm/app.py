@@ -56,7 +56,7 @@ from mm.health.account import AccountWatch
 from mm.health.board import FeedStates, HealthBoard, channel_fill
 from mm.journal import DATABASE_NAME, Journal, entry_data, journaled_fills, latest_event
 from mm.metrics import new_registry
-from mm.model import Fill, Instrument, TradeId
+from mm.model import AccountState, Fill, Instrument, TradeId
 from mm.ops.coordinator import JOURNAL_KIND as AUTONOMY_KIND
 from mm.ops.coordinator import ModeCoordinator
 from mm.ops.monitor import AutonomyMonitor
@@ -226,6 +226,7 @@ class Service:
             # Positions start from the venue's as the startup sequence reads them, before any
             # fill is routed, whether the strategy runs or the kill switch holds it.
             on_startup=self.portfolio.adopt_venue_positions,
+            on_account=self._on_account,
             rate_limit=config.rate_limit,
             fill_history=self.fill_history,
         )
@@ -449,6 +450,10 @@ class Service:
         (its markouts, a multi-leg group waiting for it, the strategy)."""
         if self.portfolio.apply(fill):
             self.trading.on_fill(fill)
+
+    def _on_account(self, state: AccountState) -> None:
+        """An account state the user stream pushed: the triangle slots' balance override."""
+        self.trading.on_account(state)
 
     def _journal_markout(
         self, coin: str, horizon_ms: int, bps: float, fill_time_ms: int, tid: TradeId | None

@@ -57,7 +57,7 @@ from mm.execution.slots import (
     slot_for,
 )
 from mm.metrics import LATENCY_BUCKETS
-from mm.model import Fill, PlaceOrder, Side, TradeId
+from mm.model import AccountState, Fill, PlaceOrder, Side, TradeId
 from mm.portfolio import MarkoutListener, Markouts, Portfolio
 from mm.strategies.base import Decision, MarketView, Strategy
 from mm.strategies.triarb.desk import TriangleDesk
@@ -495,6 +495,11 @@ class Trading:
             self.triangles.on_fill(fill)  # a triangle's leg waits for it
         self.strategy.on_fill(fill, trio.current_time())
         self.changes.touch(fill.coin)
+
+    def on_account(self, state: AccountState) -> None:
+        """An account state the user stream pushed (a spot venue's balances)."""
+        if self.triangles is not None:
+            self.triangles.balances.on_account(state)
 
     def _on_markout(
         self, coin: str, horizon_ms: int, bps: float, fill_time_ms: int, tid: TradeId | None

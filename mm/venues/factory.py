@@ -97,6 +97,7 @@ def build_adapter(
     on_order_events: Callable[[Sequence[DispatchOutput]], None],
     on_feed_state: Callable[[str, str], None],
     on_startup: Callable[[AccountState], None],
+    on_account: Callable[[AccountState], None] | None = None,
     rate_limit: RateLimitConfig | None = None,
     fill_history: FillHistory | None = None,
     api_credentials: ApiCredentials | None = None,
@@ -107,7 +108,8 @@ def build_adapter(
     kill switch is tripped (then it is not healthy for trading); ``on_fill`` and
     ``on_order_events`` publish every new fill and every order lifecycle batch, in order;
     ``on_feed_state`` hears every feed's state change and ``on_startup`` the account as the
-    startup sequence read it, before any fill is routed."""
+    startup sequence read it, before any fill is routed; ``on_account`` each account state the
+    user stream pushes (a spot venue's balances)."""
     connector = build_connector(
         venue,
         feeds,
@@ -126,6 +128,7 @@ def build_adapter(
         on_order_events=on_order_events,
         on_feed_state=on_feed_state,
         on_startup=on_startup,
+        on_account=on_account,
         fill_history=fill_history,
         cancel_foreign_orders=venue.cancel_foreign_orders,
     )

@@ -4,7 +4,8 @@ A fill is journaled, credited to the venue's account budget, routed through the 
 (lifecycle events out), counted by the dead-man's keeper and published to the portfolio and
 risk; an order report goes through the dispatcher; a resync is journaled and hands its
 snapshot of open orders to the order auditor (judged next) and has the account budget read
-again; anything else is journaled by its kind. Any venue: the events are the generic user
+again; anything else is journaled by its kind, and an account state the stream pushed (a spot
+venue's balances) is handed to ``on_account`` too. Any venue: the events are the generic user
 feed's (``mm.feeds.user``).
 
 How it fails: a journal write that fails raises out of ``route`` (the execution child restarts,
@@ -23,7 +24,7 @@ from mm.execution.deadman import DeadmanKeeper
 from mm.execution.dispatch import Dispatcher, DispatchOutput
 from mm.feeds.user import Resynced, UserStreamEvent
 from mm.journal import entry_data
-from mm.model import Fill, OrderReport
+from mm.model import AccountState, Fill, OrderReport
 from mm.venues.base import AccountBudget
 
 Record = Callable[[str, dict[str, Any]], Awaitable[None]]
@@ -42,6 +43,7 @@ class UserEventRouter:
         emit: Callable[[Sequence[DispatchOutput]], None],
         on_fill: Callable[[Fill], None],
         budget: AccountBudget | None = None,
+        on_account: Callable[[AccountState], None] | None = None,
     ) -> None:
         self._dispatcher = dispatcher
         self._record = record
@@ -50,6 +52,7 @@ class UserEventRouter:
         self._emit = emit
         self._on_fill = on_fill
         self._budget = budget
+        self._on_account = on_account
 
     async def route(self, event: UserStreamEvent) -> None:
         now_ms = clock.wall_ms()
@@ -74,3 +77,5 @@ class UserEventRouter:
                 self._budget.resynced(clock.monotonic() - event.duration_s)
         else:
             await self._record(type(event).__name__.lower(), entry_data(event))
+            if isinstance(event, AccountState) and self._on_account is not None:
+                self._on_account(event)

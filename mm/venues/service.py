@@ -99,6 +99,7 @@ class VenueService:
         on_order_events: Callable[[Sequence[DispatchOutput]], None],
         on_feed_state: Callable[[str, str], None],
         on_startup: Callable[[AccountState], None],
+        on_account: Callable[[AccountState], None] | None = None,
         fill_history: FillHistory | None = None,
         cancel_foreign_orders: bool = True,
     ) -> None:
@@ -130,6 +131,8 @@ class VenueService:
         self._startup = Handoff[StartupState]()  # the execution child's last sequence
         # Told the venue's account as the startup sequence read it, before any fill is routed.
         self._on_startup = on_startup
+        # Told each account state the user stream pushes (a spot venue's balances).
+        self._on_account = on_account
         self._killed = killed  # the kill switch is tripped: not healthy for trading
         # The fills accounted for (the journal's, restored at start, and those forwarded since):
         # a fill is forwarded once, whichever user stream or audit finds it.
@@ -400,6 +403,7 @@ class VenueService:
             emit=self._order_events,
             on_fill=self._on_fill,
             budget=budget,
+            on_account=self._on_account,
         )
         async with trio.open_nursery() as nursery:
             await nursery.start(self.deadman.run)

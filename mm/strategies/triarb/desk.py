@@ -49,6 +49,7 @@ from mm.execution.orders import OrderRouter
 from mm.metrics import LATENCY_BUCKETS
 from mm.model import Fill, PlaceOrder
 from mm.strategies.base import StrategyContext
+from mm.strategies.triarb.balances import BalanceBoard
 from mm.strategies.triarb.claims import Claims
 from mm.strategies.triarb.config import TriarbConfig
 from mm.strategies.triarb.limits import Limiter
@@ -144,6 +145,8 @@ class TriangleDesk:
         self.claims = Claims(config.slots, share_primary=config.share_primary)
         self.limiter = Limiter(config.limits)
         self.routes = LegRoutes(dispatcher)
+        # The venue's pushed balances: the slots' balance override (await_balance, live only).
+        self.balances = BalanceBoard()
         self.metrics = TriarbMetrics(context.registry)
         self.recent: deque[TriangleReport] = deque(maxlen=RECENT_KEPT)
         self.queued = 0
@@ -212,6 +215,7 @@ class TriangleDesk:
             reports_send,
             cloid_prefix=f"t{self._wall_ms() % 36**6:x}s",
             admit=self._admit,
+            balances=None if self.config.paper else self.balances,
         )
         self._slots[index] = slot
         try:

@@ -17,7 +17,13 @@ trading scope. Its loop (:meth:`ExecutorSlot.run`):
    (:class:`LegDone`: the IOC's rest cancelled, or all filled) arrive on the slot's own fill
    channel (the order path routes them there by client order id; events
    of another id, a late one of an earlier order, are skipped). A leg ends when it is done and
-   its fills are in, or at ``fill_timeout_s`` after it was fired (the ack's wait included);
+   its fills are in, or at ``fill_timeout_s`` after it was fired (the ack's wait included).
+   With ``await_balance`` (the reference's balance override), the next leg's input is no more
+   than the venue's available balance of what the leg bought, from the first balance push
+   stamped at or after the leg's last fill (``balances.BalanceBoard``; waited for up to
+   ``BALANCE_WAIT_S``, else the fills' figure stands): what the venue holds, not what the
+   fills say, bounds what is sent (a fee charged otherwise than computed would make the next
+   leg refused for insufficient balance);
 3. when a leg fails (the venue refused it, nothing filled, it timed out, or ``next_leg``
    refused it) with something held outside the primary, the slot trades what it holds back to
    the primary (``unwind = "unwind"``: each held currency through the triangle's pair that
@@ -67,6 +73,7 @@ from loguru import logger
 from mm import clock
 from mm.model import Fill, Instrument, OrderId, PriceLevel, Side
 from mm.strategies.triarb import cascade
+from mm.strategies.triarb.balances import BalanceBoard
 from mm.strategies.triarb.cascade import LegOrder, next_leg, paper_fills
 from mm.strategies.triarb.claims import Claims, Conflict
 from mm.strategies.triarb.claims import Reason as ClaimReason
@@ -79,6 +86,9 @@ from mm.strategies.triarb.triangles import BookView, Terms
 __all__ = ["ExecutorSlot", "LegAck", "LegDone", "LegEvent", "LegVenue", "PaperVenue"]
 
 _ZERO: Final = Decimal(0)
+# How long a slot waits, after a leg, for the venue's balance push that books it
+# (await_balance): the venue pushes a balance change within milliseconds of the match.
+BALANCE_WAIT_S: Final = 1.0
 # Sums and differences of venue amounts are exact, as in the cascade.
 _EXACT: Final = Context(prec=400, traps=[Inexact, InvalidOperation])
 
@@ -191,6 +201,7 @@ class ExecutorSlot:
         *,
         cloid_prefix: str = "tri",
         admit: Callable[[Signal], str | None] | None = None,
+        balances: BalanceBoard | None = None,
         monotonic_ns: Callable[[], int] = clock.monotonic_ns,
         wall_ms: Callable[[], int] = clock.wall_ms,
     ) -> None:
@@ -205,6 +216,9 @@ class ExecutorSlot:
         self._outcomes = outcomes
         self._prefix = f"{cloid_prefix}{slot}"
         self._admit = admit
+        # The venue's pushed balances, read after each leg when await_balance is on.
+        self._balances = balances if config.await_balance else None
+        self.balance_waits_missed = 0
         self._monotonic_ns = monotonic_ns
         self._wall_ms = wall_ms
         self._market = config.leg_order == "market"
@@ -268,6 +282,8 @@ class ExecutorSlot:
                 failure = _Failure(Outcome.FAILED, f"L{n} {leg.symbol} {error}")
                 break
             held = run.received
+            if self._balances is not None and n < 2:
+                held = await self._balance_capped(run, held)
         unwind: tuple[LegRun, ...] = ()
         if failure is None:
             outcome, detail = Outcome.FILLED, ""
@@ -296,6 +312,22 @@ class ExecutorSlot:
             unwind,
             detail,
         )
+
+    async def _balance_capped(self, run: LegRun, held: Decimal) -> Decimal:
+        """``held`` no more than the venue says is available of the leg's target once it has
+        booked the leg's fills (``await_balance``), waited for up to ``BALANCE_WAIT_S``,
+        shielded (a cancel is looked at before the next leg); ``held`` as is when no push came
+        in time (counted: ``balance_waits_missed``)."""
+        last_fill_ms = max(fill.time_ms for fill in run.fills)
+        available: Mapping[str, Decimal] | None = None
+        assert self._balances is not None
+        with trio.CancelScope(shield=True) as scope:
+            scope.deadline = trio.current_time() + BALANCE_WAIT_S
+            available = await self._balances.after(last_fill_ms)
+        if available is None:
+            self.balance_waits_missed += 1
+            return held
+        return min(held, available.get(run.leg.target, _ZERO))
 
     def _order(self, leg: Leg, held: Decimal, worst_px: Decimal) -> LegOrder | str:
         """The order for ``leg`` from ``held`` of its source, or why none is sent."""
