@@ -513,7 +513,10 @@ class Trading:
 
     def summary(self) -> str:
         """One line for a person watching the console: per symbol the orders resting at the
-        venue, fills, position and PnL, and the total PnL."""
+        venue, fills, position and PnL, and the total PnL; the triangles' figures instead when
+        the strategy finds triangles (a spot account's positions say nothing of them)."""
+        if self.triangles is not None:
+            return self.triangles.summary()
         positions = self.positions.snapshot(self.marks())
         resting: dict[str, int] = {}
         for order in self.dispatcher.registry.live():

@@ -301,6 +301,18 @@ class TriangleDesk:
             "recent": [log_line(report) for report in reversed(self.recent)],
         }
 
+    def summary(self) -> str:
+        """One line for the console: outcomes, signals, profit per primary, busy slots."""
+        outcomes = ", ".join(
+            f"{self.outcomes[outcome]} {outcome.value.lower()}" for outcome in Outcome
+        )
+        profit = ", ".join(f"{primary} {amount:+.6f}" for primary, amount in self.profit.items())
+        return (
+            f"triangles: {outcomes}; signals {self.queued} queued, {self.dropped} dropped; "
+            f"profit {profit or 'none yet'}; slots busy {len(self.claims.busy())}/"
+            f"{self.config.slots}"
+        )
+
     def _conflicts(self) -> dict[str, int]:
         """Signals whose claim a triangle in flight refused, by the isolation rule's reason."""
         total: Counter[str] = Counter()
