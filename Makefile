@@ -33,7 +33,10 @@ typecheck: $(VENV)/.installed-test
 pytest: $(VENV)/.installed-test
 	$(BIN)/python -m pytest -n auto --dist worksteal
 
-test: lint typecheck pytest
+# The three at once (the linters' and mypy's single core beside pytest's workers, which leave
+# some idle while tests wait on sockets and subprocesses).
+test: $(VENV)/.installed-test
+	$(MAKE) --no-print-directory -j3 lint typecheck pytest
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache
