@@ -110,8 +110,10 @@ class TriangleConfig:
     correlation: float = attrs.field(default=0.8)
     half_life_s: float = attrs.field(default=3.0, validator=_positive)
     dislocation_bps: float = attrs.field(default=1.0, validator=_non_negative)
-    shocks_per_minute: float = attrs.field(default=2.0, validator=_non_negative)
-    shock_bps: float = attrs.field(default=40.0, validator=_non_negative)
+    # Six shocks a minute of 50 bps: past three taker fees (30 bps) and three half-spreads, a
+    # shock opens a triangle worth a few bps for about a second, four times a minute or so.
+    shocks_per_minute: float = attrs.field(default=6.0, validator=_non_negative)
+    shock_bps: float = attrs.field(default=50.0, validator=_non_negative)
     levels: int = attrs.field(default=5)
     spread_bps: float = attrs.field(default=4.0, validator=_positive)
     step_bps: float = attrs.field(default=2.0, validator=_positive)

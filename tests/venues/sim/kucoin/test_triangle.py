@@ -46,8 +46,8 @@ def test_shocks_open_triangles_that_close_within_seconds() -> None:
         elif length:
             episodes.append(length)
             length = 0
-    assert len(episodes) >= 5  # about 2 shocks a minute, some too small to pay
-    assert sorted(episodes)[len(episodes) // 2] * 0.1 <= 2.0  # most close within 2 s
+    assert len(episodes) >= 30  # about 6 shocks a minute, some stacked on others
+    assert sorted(episodes)[len(episodes) // 2] * 0.1 <= 3.0  # most close within 3 s
     assert max(episodes) * 0.1 <= 10.0  # shocks that stack take longer, but close too
 
 
