@@ -360,10 +360,21 @@ class Balances:
 
     def __init__(self) -> None:
         self._amounts: dict[str, float] = {}
+        self._seeded: dict[str, float] = {}  # as the venue's balances started them
 
     def seed(self, currency: str, amount: float) -> None:
         """Start the currency from the venue's balance."""
         self._amounts[currency] = amount
+        self._seeded[currency] = amount
+
+    @property
+    def seeded(self) -> bool:
+        """Whether the venue's balances started them (a spot account)."""
+        return bool(self._seeded)
+
+    def since_seeded(self, currency: str) -> float:
+        """How much more of ``currency`` is held than the venue's balance it started from."""
+        return self._amounts.get(currency, 0.0) - self._seeded.get(currency, 0.0)
 
     def apply(self, fill: Fill, instrument: Instrument) -> None:
         """One fill (once: the caller applies only fills new to the position book)."""
@@ -402,6 +413,7 @@ class Portfolio:
         self._instrument = instrument
         self.positions = positions if positions is not None else PositionBook()
         self.balances = Balances()
+        self._pairs: dict[str, tuple[str, str]] = {}  # symbol -> (base, quote)
 
     def apply(self, fill: Fill) -> bool:
         if not self.positions.apply(fill):
@@ -423,6 +435,67 @@ class Portfolio:
 
     def position(self, coin: str) -> float:
         return self.positions.position(coin)
+
+    def exposure(self, coin: str) -> float:
+        """What risk limits for ``coin``: its position on a venue of positions; on a spot
+        account, how much more of its base is held than at start (a base bought through one
+        pair and sold through another, as a triangle does, is no exposure, while each pair's
+        own position would grow with every triangle)."""
+        pair = self._pair(coin) if self.balances.seeded else None
+        if pair is None:
+            return self.positions.position(coin)
+        return self.balances.since_seeded(pair[0])
+
+    def exposure_mark(self, coin: str, marks: Mapping[str, float]) -> float | None:
+        """The value, in the account's value currency, of one unit of ``coin``'s exposure: the
+        coin's mark on a venue of positions (quoted in the value currency), its base's value on
+        a spot account (``currency_mark``)."""
+        pair = self._pair(coin) if self.balances.seeded else None
+        if pair is None:
+            return marks.get(coin)
+        return self.currency_mark(pair[0], marks)
+
+    def quote_mark(self, coin: str, marks: Mapping[str, float]) -> float:
+        """The value of one unit of ``coin``'s quote currency in the account's value currency:
+        a position's PnL, counted in the quote, times this is in the value currency (1 unless
+        the quote is itself traded, as BTC in ETH-BTC; 1 too while no mark says)."""
+        pair = self._pair(coin)
+        value = None if pair is None else self.currency_mark(pair[1], marks)
+        return 1.0 if value is None else value
+
+    def currency_mark(
+        self, currency: str, marks: Mapping[str, float], _depth: int = 0
+    ) -> float | None:
+        """One unit of ``currency`` in the account's value currency, from the traded symbols'
+        ``marks``: 1 for a currency that is only ever a quote (USDT; USDC on a perpetual venue),
+        else the mark of a symbol with it as base times the value of that symbol's quote
+        (ETH from ETH-USDT, or through ETH-BTC and BTC-USDT); None when no mark says."""
+        pairs = {symbol: pair for symbol in self.symbols if (pair := self._pair(symbol))}
+        as_base = [(symbol, quote) for symbol, (base, quote) in pairs.items() if base == currency]
+        if not as_base:
+            return 1.0 if any(quote == currency for _, quote in pairs.values()) else None
+        if _depth >= 2:
+            return None
+        for symbol, quote in as_base:
+            mark = marks.get(symbol)
+            if mark is None:
+                continue
+            value = self.currency_mark(quote, marks, _depth + 1)
+            if value is not None:
+                return mark * value
+        return None
+
+    def _pair(self, coin: str) -> tuple[str, str] | None:
+        """``coin``'s (base, quote), read once from its instrument; None while it cannot be
+        read (the venue client is not up)."""
+        pair = self._pairs.get(coin)
+        if pair is None:
+            try:
+                instrument = self._instrument(coin)
+            except Exception:  # the venue client is down, or the symbol not listed
+                return None
+            pair = self._pairs[coin] = (instrument.base, instrument.quote)
+        return pair
 
     def currencies(self) -> set[str]:
         """The currencies the traded symbols move: each one's base and quote."""

@@ -64,16 +64,19 @@ class DailyPnl:
                 daily.peak = max(daily.peak, daily.realized)
         return daily
 
-    def on_fill(self, fill: Fill) -> bool:
+    def on_fill(self, fill: Fill, *, quote_usd: float = 1.0, fee_usd: float = 1.0) -> bool:
         """Count a fill of the day once (a fill of a later day starts that day first). True
-        when it changed the day's figure."""
+        when it changed the day's figure. ``quote_usd`` and ``fee_usd``: the value of one unit
+        of the fill's quote (its closed PnL's currency) and of its fee's currency in the
+        account's value currency (1: that currency; a fill replayed from the journal at a
+        restart is counted at 1, there being no marks then)."""
         if fill.time_ms >= self._end_ms:
             self._start(utc_day(fill.time_ms))
         if fill.time_ms < self._start_ms:
             return False
         if self._seen.seen((fill.tid, fill.oid)):
             return False
-        self.realized += fill.closed_pnl - fill.fee
+        self.realized += fill.closed_pnl * quote_usd - fill.fee * fee_usd
         self.fills += 1
         return True
 

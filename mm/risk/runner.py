@@ -252,19 +252,26 @@ class RiskAggregator:
                 previous[1],
                 previous[2],
             )
-        positions = self.portfolio.positions
-        unrealized = sum(positions.unrealized(coin, mark) for coin, mark in marks.items())
+        portfolio = self.portfolio
+        positions = portfolio.positions
+        # Each symbol's PnL is in its quote: ETH-BTC's is in BTC, valued as the account's.
+        unrealized = sum(
+            positions.unrealized(coin, mark) * portfolio.quote_mark(coin, marks)
+            for coin, mark in marks.items()
+        )
         pnl, peak = daily.observe(unrealized)
         symbols = {}
         for coin in self.trading.strategy.symbols:
-            contracts = self.portfolio.position(coin)
+            # A position; on a spot account what is held of the symbol's base beyond the start.
+            contracts = portfolio.exposure(coin)
             mark = marks.get(coin)
+            unit = portfolio.exposure_mark(coin, marks)
             velocity = self._velocity[coin]
-            if mark:
-                velocity.max_position = self.trading.strategy.max_position_usd / mark
+            if unit:
+                velocity.max_position = self.trading.strategy.max_position_usd / unit
             symbols[coin] = SymbolRisk(
                 contracts=contracts,
-                value_usd=abs(contracts) * (mark or 0.0),
+                value_usd=abs(contracts) * (unit or 0.0),
                 position_velocity=velocity.update(contracts, now),
                 price_velocity=self._prices[coin].update(mark, now) if mark else 0.0,
             )
@@ -309,7 +316,12 @@ class RiskAggregator:
         self.evaluate_now()  # a feed going stale or down is judged at once
 
     def _on_fill(self, fill: Fill) -> None:
-        self.daily.on_fill(fill)
+        marks = self.trading.marks()
+        self.daily.on_fill(
+            fill,
+            quote_usd=self.portfolio.quote_mark(fill.coin, marks),
+            fee_usd=self.portfolio.currency_mark(fill.fee_token, marks) or 1.0,
+        )
         signed = fill.sz if fill.side is Side.BUY else -fill.sz
         self._detector(fill.coin, fill.px).on_fill(signed, trio.current_time(), fill.time_ms)
         self.evaluate_now()  # a fill changes positions and PnL: decide at once

@@ -132,12 +132,24 @@ class PretradeGate:
 
     def allow(self, order: PlaceOrder) -> bool:
         """Whether ``order`` passes the checks (then it counts as sent: it must be sent)."""
-        return bool(self.allowed((order,)))
+        return self.refusal(order) is None
+
+    def refusal(self, order: PlaceOrder) -> str | None:
+        """Why the checks refuse ``order`` (the check and its detail), None when it passes
+        (then it counts as sent: it must be sent)."""
+        refused: list[str] = []
+        self._check((order,), refused.append)
+        return refused[0] if refused else None
 
     def allowed(self, orders: Sequence[PlaceOrder]) -> list[PlaceOrder]:
         """The orders that pass the checks, in order, each checked as ``allow`` checks it (and
         counted as sent: they must be sent). What the checks read is the same for every order
         of one call (nothing else runs meanwhile), so it is read once per symbol."""
+        return self._check(orders)
+
+    def _check(
+        self, orders: Sequence[PlaceOrder], refused: Callable[[str], None] | None = None
+    ) -> list[PlaceOrder]:
         if not orders:
             return []
         now = trio.current_time()
@@ -154,6 +166,8 @@ class PretradeGate:
                 passed.append(order)
                 continue
             self.rejected.labels(check=rejection.check.value).inc()
+            if refused is not None:
+                refused(f"pre-trade check {rejection.check}: {rejection.detail}")
             if self.log.record(rejection, now):
                 logger.warning(
                     "pre-trade check {} refused an order: {}", rejection.check, rejection.detail
@@ -435,7 +449,7 @@ class Trading:
         self.groups.append(group)
 
     def _allow_leg(self, order: PlaceOrder) -> str | None:
-        return None if self.pretrade.allow(order) else "refused by the pre-trade checks"
+        return self.pretrade.refusal(order)
 
     def permission(self, coin: str) -> Permission:
         """What the board allows for ``coin`` now (the strategy and the pre-trade checks)."""

@@ -75,7 +75,7 @@ class Conflict:
 class Claims:
     """The in-flight table of ``slots`` executor slots (see the module)."""
 
-    __slots__ = ("_held", "share_primary", "slots")
+    __slots__ = ("_held", "_traded_ms", "share_primary", "slots")
 
     def __init__(self, slots: int, *, share_primary: bool = False) -> None:
         if slots < 1:
@@ -83,6 +83,7 @@ class Claims:
         self.slots = slots
         self.share_primary = share_primary
         self._held: dict[int, Triangle] = {}
+        self._traded_ms: dict[str, int] = {}  # per pair, the venue's time of our last fill
 
     def __repr__(self) -> str:
         held = ", ".join(f"{slot}: {t.name}" for slot, t in self.busy().items())
@@ -117,10 +118,21 @@ class Claims:
                     return Conflict(Reason.SHARED_PRIMARY, other, held, triangle.primary)
         return None
 
-    def release(self, slot: int) -> Triangle | None:
-        """Free ``slot``: the triangle it held, or None when it held none."""
+    def release(self, slot: int, traded_ms: int | None = None) -> Triangle | None:
+        """Free ``slot``: the triangle it held, or None when it held none. ``traded_ms``: the
+        venue's time of the triangle's last fill (None: it traded nothing), kept per pair
+        (``traded_ms``)."""
         self._check(slot)
-        return self._held.pop(slot, None)
+        triangle = self._held.pop(slot, None)
+        if triangle is not None and traded_ms is not None:
+            for symbol in triangle.symbols:
+                self._traded_ms[symbol] = max(self._traded_ms.get(symbol, traded_ms), traded_ms)
+        return triangle
+
+    def traded_ms(self, symbol: str) -> int:
+        """The venue's time of the last fill of a triangle that traded ``symbol`` (-1: none):
+        a book of the pair stamped before it does not show that trade."""
+        return self._traded_ms.get(symbol, -1)
 
     def held(self, slot: int) -> Triangle | None:
         """The triangle ``slot`` holds, if any."""

@@ -77,8 +77,9 @@ class TriarbMetrics:
         )
         self.refused = MetricCounter(
             "mm_triarb_refused",
-            "Signals a slot claimed and did not start: a risk limit or the permission board "
-            "refused the triangle (claim conflicts are in mm status).",
+            "Signals a slot claimed and did not start: stale (past the book age, or books "
+            "from before our last trade on a pair), or refused by a risk limit or the "
+            "permission board (claim conflicts are in mm status).",
             ["reason"],
             registry=registry,
         )
@@ -216,6 +217,7 @@ class TriangleDesk:
             cloid_prefix=f"t{self._wall_ms() % 36**6:x}s",
             admit=self._admit,
             balances=None if self.config.paper else self.balances,
+            on_refused=self._refused,
         )
         self._slots[index] = slot
         try:
@@ -243,12 +245,12 @@ class TriangleDesk:
         breach = self.limiter.admit(
             signal.evaluation, balances, self._wall_ms(), self.context.permissions.permission
         )
-        if breach is None:
-            return None
-        reason = breach.reason.value
+        return None if breach is None else breach.reason.value
+
+    def _refused(self, reason: str) -> None:
+        """A slot took a signal and did not start it: stale, or refused by the limits."""
         self.refused[reason] += 1
         self.metrics.refused.labels(reason=reason).inc()
-        return reason
 
     async def _reports(self, reports: trio.MemoryReceiveChannel[TriangleReport]) -> None:
         async for report in reports:

@@ -6,8 +6,12 @@ trading scope. Its loop (:meth:`ExecutorSlot.run`):
 
 1. take a ``Signal`` from the signal channel (shared by the slots) and claim its triangle in
    ``Claims``; a refused claim drops the signal, counted by its reason (``dropped``), and the
-   slot takes the next; so does a triangle the caller's ``admit`` refuses once claimed (the
-   risk limits and the permission board: ``refused``, by the reason it gives);
+   slot takes the next; so does a stale signal (``refused``: its oldest book is past
+   ``max_book_age_ms`` when the slot takes it, having waited in the queue, or a book of it is
+   stamped before our last fill on that pair: it may show the very opportunity a triangle just
+   took, as ``Claims`` keeps each pair's last fill) and a triangle the caller's ``admit``
+   refuses once claimed (the risk limits and the permission board: ``refused``, by the reason
+   it gives; ``on_refused`` hears each refusal);
 2. run the three legs in order through a :class:`LegVenue`: each leg's order is
    ``cascade.next_leg`` on what the previous leg ACTUALLY yielded (``leg_output`` of its
    fills; the start volume evaluated for the first), at the evaluated worst price plus the
@@ -89,6 +93,9 @@ _ZERO: Final = Decimal(0)
 # How long a slot waits, after a leg, for the venue's balance push that books it
 # (await_balance): the venue pushes a balance change within milliseconds of the match.
 BALANCE_WAIT_S: Final = 1.0
+# Why a slot drops a signal it took (``refused``), before its claim's risk limits.
+STALE_BOOKS: Final = "stale books"
+BEFORE_OUR_TRADE: Final = "books before our last trade"
 # Sums and differences of venue amounts are exact, as in the cascade.
 _EXACT: Final = Context(prec=400, traps=[Inexact, InvalidOperation])
 
@@ -202,6 +209,7 @@ class ExecutorSlot:
         cloid_prefix: str = "tri",
         admit: Callable[[Signal], str | None] | None = None,
         balances: BalanceBoard | None = None,
+        on_refused: Callable[[str], None] | None = None,
         monotonic_ns: Callable[[], int] = clock.monotonic_ns,
         wall_ms: Callable[[], int] = clock.wall_ms,
     ) -> None:
@@ -219,6 +227,7 @@ class ExecutorSlot:
         # The venue's pushed balances, read after each leg when await_balance is on.
         self._balances = balances if config.await_balance else None
         self.balance_waits_missed = 0
+        self._on_refused = on_refused
         self._monotonic_ns = monotonic_ns
         self._wall_ms = wall_ms
         self._market = config.leg_order == "market"
@@ -243,19 +252,37 @@ class ExecutorSlot:
         if isinstance(granted, Conflict):
             self.dropped[granted.reason] += 1
             return None
-        refused = self._admit(signal) if self._admit is not None else None
+        refused = self._stale(signal)
+        if refused is None and self._admit is not None:
+            refused = self._admit(signal)
         if refused is not None:
             self._claims.release(self.slot)
             self.refused[refused] += 1
+            if self._on_refused is not None:
+                self._on_refused(refused)
             return None
         self.taken += 1
+        report: TriangleReport | None = None
         try:
             report = await self._execute(signal)
         finally:
-            self._claims.release(self.slot)
+            self._claims.release(self.slot, None if report is None else _last_fill_ms(report))
         self.outcomes[report.outcome] += 1
         await self._send(report)
         return report
+
+    def _stale(self, signal: Signal) -> str | None:
+        """Why ``signal`` is stale when a slot takes it, else None: its oldest book is past
+        ``max_book_age_ms`` now (it waited in the queue), or a book predates a fill of ours on
+        that pair (a triangle just traded it: the opportunity it shows may be the one taken)."""
+        now_ms = self._wall_ms()
+        if now_ms - min(signal.book_times_ms) > self._config.max_book_age_ms:
+            return STALE_BOOKS
+        claims = self._claims
+        for symbol, book_ms in zip(signal.triangle.symbols, signal.book_times_ms, strict=True):
+            if book_ms < claims.traded_ms(symbol):
+                return BEFORE_OUR_TRADE
+        return None
 
     # --- one triangle --------------------------------------------------------------------------
 
@@ -420,6 +447,14 @@ class ExecutorSlot:
         except (trio.WouldBlock, trio.BrokenResourceError, trio.ClosedResourceError):
             self.unsent += 1
             logger.warning("triarb slot {} report not sent: {}", self.slot, log_line(report))
+
+
+def _last_fill_ms(report: TriangleReport) -> int | None:
+    """The venue's time of the report's last fill (legs and unwinds), None when none filled."""
+    times = [
+        fill.time_ms for runs in (report.legs, report.unwind) for run in runs for fill in run.fills
+    ]
+    return max(times, default=None)
 
 
 def _cancelled() -> bool:

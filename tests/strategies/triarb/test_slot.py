@@ -40,18 +40,21 @@ TERMS = Terms(Decimal(100), 500, dict.fromkeys(INSTRUMENTS, FEE), {})
 FORWARD, BACKWARD = discover(INSTRUMENTS.values(), ["USDT"])
 assert FORWARD.name == "USDT>BTC>ETH>USDT"
 BOOKS = {
-    "BTC-USDT": BookView(((49990.0, 1.0, 1),), ((50000.0, 1.0, 1),), 1000),
-    "ETH-BTC": BookView(((0.04999, 10.0, 1),), ((0.05, 10.0, 1),), 1000),
-    "ETH-USDT": BookView(((2600.0, 10.0, 1), (2590.0, 10.0, 1)), ((2601.0, 10.0, 1),), 1000),
+    "BTC-USDT": BookView(((49990.0, 1.0, 1),), ((50000.0, 1.0, 1),), 1_748_282_153_719),
+    "ETH-BTC": BookView(((0.04999, 10.0, 1),), ((0.05, 10.0, 1),), 1_748_282_153_719),
+    "ETH-USDT": BookView(
+        ((2600.0, 10.0, 1), (2590.0, 10.0, 1)), ((2601.0, 10.0, 1),), 1_748_282_153_719
+    ),
 }
 CONFIG = TriarbConfig(fill_timeout_s=5.0, max_slippage_bps=10.0)
+NOW_MS = 1_748_282_153_719  # the books' stamp, the fills' and the slots' wall clock
 
 
 def signal(
     corr: int = 1, triangle: Triangle = FORWARD, on: Mapping[str, BookView] = BOOKS
 ) -> Signal:
     """A signal of ``triangle`` as the evaluator makes it, on the books ``on``."""
-    evaluation = evaluate(triangle, on, INSTRUMENTS, TERMS, 1000)
+    evaluation = evaluate(triangle, on, INSTRUMENTS, TERMS, NOW_MS)
     assert isinstance(evaluation, Evaluation)
     books = tuple(on[symbol] for symbol in evaluation.triangle.symbols)
     assert len(books) == 3
@@ -59,9 +62,9 @@ def signal(
         corr,
         evaluation.triangle,
         (books[0], books[1], books[2]),
-        (1000, 1000, 1000),
-        (1000, 1000, 1000),
-        1000,
+        (NOW_MS, NOW_MS, NOW_MS),
+        (NOW_MS, NOW_MS, NOW_MS),
+        NOW_MS,
         evaluation,
     )
 
@@ -74,7 +77,7 @@ def fill(order: LegOrder, cloid: str, px: str, sz: str, n: int) -> Fill:
         side=order.side,
         px=float(px),
         sz=float(sz),
-        time_ms=1_748_282_153_719,
+        time_ms=NOW_MS,
         oid=OrderId(f"kucoin:{cloid}"),
         tid=TradeId(f"kucoin:{cloid}/{n}"),
         cloid=cloid,
@@ -158,7 +161,7 @@ def harness(
         signals,
         fills_out,
         outcomes,
-        wall_ms=lambda: 1_748_282_153_719,
+        wall_ms=lambda: NOW_MS,
     )
     return slot_, venue
 
@@ -487,7 +490,7 @@ async def test_paper_and_live_runs_agree_and_no_leg_spends_more_than_it_was_give
     forward: bool,
 ) -> None:
     books = {
-        symbol: BookView(side(mid, tick, levels, -1), side(mid, tick, levels, 1), 1000)
+        symbol: BookView(side(mid, tick, levels, -1), side(mid, tick, levels, 1), NOW_MS)
         for symbol, mid, tick, levels in (
             ("BTC-USDT", Decimal(50000), Decimal("0.1"), btc),
             ("ETH-BTC", Decimal("0.05"), Decimal("0.00001"), eth_btc),
@@ -495,7 +498,7 @@ async def test_paper_and_live_runs_agree_and_no_leg_spends_more_than_it_was_give
         )
     }
     triangle = FORWARD if forward else BACKWARD
-    assume(isinstance(evaluate(triangle, books, INSTRUMENTS, TERMS, 1000), Evaluation))
+    assume(isinstance(evaluate(triangle, books, INSTRUMENTS, TERMS, NOW_MS), Evaluation))
     config = attrs.evolve(CONFIG, max_slippage_bps=slippage, unwind="hold")
     paper_slot, paper = harness(lambda fills: PaperVenue(INSTRUMENTS, TERMS, fills), config=config)
     paper_report = await paper_slot.take(signal(7, triangle, books))
