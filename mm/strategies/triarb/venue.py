@@ -5,10 +5,11 @@ venue's test order; and the routing of order events to the slot that sent the or
 slot that sent it. Every fill new to the portfolio passes ``on_fill``: one of a routed order
 goes to its slot, then the order's end is looked up in the dispatcher's registry, and once
 the order is over (filled, or its IOC rest cancelled) a ``LegDone`` with the total the venue
-reports follows it, once. The fill channels are unbounded (a slot never holds up the fill
-path); a channel whose slot has gone (restarted) drops its routes. Routes are kept for the
-latest ``capacity`` orders: an IOC is over within a request, and a slot waits for a leg at
-most its fill timeout.
+reports follows it, once (the order's size when filled, the place answer's total when the rest
+was cancelled, else the exact sum of the fills delivered). The fill channels are unbounded (a
+slot never holds up the fill path); a channel whose slot has gone (restarted) drops its
+routes. Routes are kept for the latest ``capacity`` orders: an IOC is over within a request,
+and a slot waits for a leg at most its fill timeout.
 
 ``RouterVenue`` (live) sends a leg as an IOC limit order through the order router, under a
 client order id of the venue's format (``new_client_id``: mm's orders are recognisable at the
@@ -52,6 +53,8 @@ ROUTES_KEPT = 4096
 class _Route:
     fills: trio.MemorySendChannel[LegEvent]
     done: bool = False
+    # The sizes of the fills delivered, summed exactly (the registry's sum is of floats).
+    filled: Decimal = Decimal(0)
 
 
 class LegRoutes:
@@ -82,6 +85,7 @@ class LegRoutes:
             return
         if self._deliver(cloid, route, fill):
             self.routed += 1
+            route.filled += Decimal(repr(fill.sz))
             self.settle(cloid)
 
     def settle(self, cloid: str) -> None:
@@ -93,13 +97,15 @@ class LegRoutes:
         if tracked is None:
             return
         if tracked.state is OrderState.FILLED:
-            filled = tracked.sz
+            filled = Decimal(repr(tracked.sz))
         elif tracked.state.is_terminal and tracked.state is not OrderState.REJECTED:
             answered = tracked.answered_filled_sz
-            filled = tracked.filled_sz if answered is None else answered
+            # Without the venue's total, what has filled: the fills delivered, summed as the
+            # slot sums them (a float sum such as 0.1 + 0.2 is more than the decimals' 0.3).
+            filled = route.filled if answered is None else Decimal(repr(answered))
         else:
             return
-        if self._deliver(cloid, route, LegDone(cloid, Decimal(repr(filled)))):
+        if self._deliver(cloid, route, LegDone(cloid, filled)):
             route.done = True
 
     def _deliver(self, cloid: str, route: _Route, event: LegEvent) -> bool:
