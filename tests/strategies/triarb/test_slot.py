@@ -15,7 +15,8 @@ import trio.testing
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from mm.model import Fill, OrderId, PriceLevel, Side, TradeId
+from mm.model import AccountState, Fill, OrderId, PriceLevel, Side, TradeId
+from mm.strategies.triarb.balances import BalanceBoard
 from mm.strategies.triarb.cascade import LegOrder
 from mm.strategies.triarb.claims import Claims
 from mm.strategies.triarb.claims import Reason as ClaimReason
@@ -23,9 +24,17 @@ from mm.strategies.triarb.config import TriarbConfig
 from mm.strategies.triarb.legs import Triangle
 from mm.strategies.triarb.reports import Outcome, TriangleReport
 from mm.strategies.triarb.signals import Signal
-from mm.strategies.triarb.slot import ExecutorSlot, LegAck, LegDone, LegEvent, PaperVenue
+from mm.strategies.triarb.slot import (
+    BALANCE_WAIT_S,
+    ExecutorSlot,
+    LegAck,
+    LegDone,
+    LegEvent,
+    PaperVenue,
+)
 from mm.strategies.triarb.triangles import BookView, Evaluation, Terms, discover, evaluate
 from tests.strategies.triarb.spot import instrument
+from tests.strategies.triarb.test_balances import pushed
 
 INSTRUMENTS = {
     i.symbol: i
@@ -95,13 +104,18 @@ def fill(order: LegOrder, cloid: str, px: str, sz: str, n: int) -> Fill:
 class Reply:
     """What the scripted venue does with one order: refuse it (``error``), or accept it and
     deliver ``fills`` (price, size: "all" for the order's size) then, when ``done``, its end.
-    ``gate`` holds the ack until it is set; ``stale`` first delivers an event of another id."""
+    ``gate`` holds the ack until it is set; ``stale`` first delivers an event of another id.
+    ``venue_cloid``: the order is known at the venue by that client id (its events carry it
+    and the ack says so). ``push``: the balances the venue's user stream pushes once the
+    fills are in (to ``ScriptedVenue.board``)."""
 
     error: str = ""
     fills: tuple[tuple[str, str], ...] = ()
     done: bool = True
     gate: trio.Event | None = None
     stale: bool = False
+    venue_cloid: str | None = None
+    push: AccountState | None = None
 
 
 class ScriptedVenue:
@@ -111,6 +125,7 @@ class ScriptedVenue:
         self._replies = list(replies)
         self._fills = fills
         self.placed: list[tuple[LegOrder, str]] = []
+        self.board: BalanceBoard | None = None
 
     async def place(self, order: LegOrder, cloid: str, book: BookView) -> LegAck:
         reply = self._replies.pop(0)
@@ -122,6 +137,7 @@ class ScriptedVenue:
             return LegAck(None, reply.error)
         if reply.stale:
             self._fills.send_nowait(LegDone("old", Decimal(0)))
+        cloid = reply.venue_cloid or cloid
         sizes = []
         for n, (px, sz) in enumerate(reply.fills):
             size = str(order.size) if sz == "all" else sz
@@ -129,7 +145,10 @@ class ScriptedVenue:
             self._fills.send_nowait(fill(order, cloid, px, size, n))
         if reply.done:
             self._fills.send_nowait(LegDone(cloid, sum(sizes, Decimal(0))))
-        return LegAck(OrderId(f"kucoin:{cloid}"))
+        if reply.push is not None:
+            assert self.board is not None
+            self.board.on_account(reply.push)
+        return LegAck(OrderId(f"kucoin:{cloid}"), "", reply.venue_cloid)
 
 
 V = TypeVar("V", ScriptedVenue, PaperVenue)
@@ -143,6 +162,8 @@ def harness(
     slot: int = 0,
     signals: trio.MemoryReceiveChannel[Signal] | None = None,
     outcomes: trio.MemorySendChannel[TriangleReport] | None = None,
+    admit: Callable[[Signal], str | None] | None = None,
+    balances: BalanceBoard | None = None,
 ) -> tuple[ExecutorSlot, V]:
     """A slot and its venue: ``venue_of`` builds the venue on the slot's fill channel."""
     fills_in, fills_out = trio.open_memory_channel[LegEvent](math.inf)
@@ -161,6 +182,8 @@ def harness(
         signals,
         fills_out,
         outcomes,
+        admit=admit,
+        balances=balances,
         wall_ms=lambda: NOW_MS,
     )
     return slot_, venue
@@ -173,6 +196,8 @@ def scripted(
     slot: int = 0,
     signals: trio.MemoryReceiveChannel[Signal] | None = None,
     outcomes: trio.MemorySendChannel[TriangleReport] | None = None,
+    admit: Callable[[Signal], str | None] | None = None,
+    balances: BalanceBoard | None = None,
 ) -> tuple[ExecutorSlot, ScriptedVenue]:
     """A slot whose venue answers with ``replies``, in order."""
     return harness(
@@ -182,6 +207,8 @@ def scripted(
         slot=slot,
         signals=signals,
         outcomes=outcomes,
+        admit=admit,
+        balances=balances,
     )
 
 
@@ -542,3 +569,136 @@ async def test_the_claim_is_released_when_the_venue_raises(
     with pytest.raises(RuntimeError, match="bug"):
         await slot.take(signal())
     assert slot._claims.busy() == {}
+
+
+# --- the balance override (await_balance) ------------------------------------------------------
+
+FILL_MS = 1_748_282_153_719  # when the scripted venue's fills happened
+AWAIT = attrs.evolve(CONFIG, await_balance=True)
+
+
+def balanced(*replies: Reply, config: TriarbConfig = AWAIT) -> tuple[ExecutorSlot, ScriptedVenue]:
+    """A slot with the balance override on, its venue pushing to the slot's board."""
+    board = BalanceBoard()
+    slot, venue = scripted(*replies, config=config, balances=board)
+    venue.board = board
+    return slot, venue
+
+
+async def test_the_next_legs_input_is_capped_by_the_venues_available_balance(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # Leg 1's fills say 0.00199 BTC; the venue says 0.0015 BTC is available (a fee taken
+    # otherwise than computed): leg 2 buys what 0.0015 BTC buys, as the partial fill's does.
+    slot, venue = balanced(
+        Reply(fills=(("50000", "0.00199"),), push=pushed(FILL_MS, BTC=0.0015, USDT=900.0)),
+        Reply(fills=(("0.05", "all"),), push=pushed(FILL_MS, ETH=1.0, BTC=0.0)),
+        FULL,
+    )
+    report = await slot.take(signal())
+    assert report is not None
+    assert report.outcome is Outcome.FILLED
+    assert sizes(venue) == [
+        ("BTC-USDT", Side.BUY, Decimal("0.00199")),
+        ("ETH-BTC", Side.BUY, Decimal("0.0299")),  # 0.0397 from the fills' 0.00199 BTC
+        ("ETH-USDT", Side.SELL, Decimal("0.0299")),  # the balance of ETH is more: the fills'
+    ]
+    assert slot.balance_waits_missed == 0
+    assert trio.current_time() == 0  # each push was in: no wait
+
+
+async def test_a_balance_the_fills_output_fits_in_changes_nothing(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    slot, venue = balanced(
+        Reply(fills=(("50000", "0.00199"),), push=pushed(FILL_MS, BTC=0.00199)),
+        Reply(fills=(("0.05", "0.0397"),), push=pushed(FILL_MS + 1, ETH=0.0397)),
+        FULL,
+    )
+    report = await slot.take(signal())
+    assert report is not None
+    assert [size for _, _, size in sizes(venue)] == [
+        Decimal("0.00199"),
+        Decimal("0.0397"),
+        Decimal("0.0397"),
+    ]
+
+
+async def test_no_push_in_time_leaves_the_fills_figure_and_is_counted(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # Leg 1's push is stamped before its fill: not the venue's word on it.
+    slot, venue = balanced(
+        Reply(fills=(("50000", "0.00199"),), push=pushed(FILL_MS - 1, BTC=0.0001)),
+        Reply(fills=(("0.05", "0.0397"),)),
+        FULL,
+    )
+    start = trio.current_time()
+    report = await slot.take(signal())
+    assert report is not None
+    assert report.outcome is Outcome.FILLED
+    assert [size for _, _, size in sizes(venue)] == [
+        Decimal("0.00199"),
+        Decimal("0.0397"),
+        Decimal("0.0397"),
+    ]
+    assert slot.balance_waits_missed == 2  # after legs 1 and 2; none after the last
+    assert trio.current_time() - start == 2 * BALANCE_WAIT_S
+
+
+async def test_without_await_balance_the_board_is_not_read(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    slot, venue = balanced(
+        Reply(fills=(("50000", "0.00199"),), push=pushed(FILL_MS, BTC=0.0015)),
+        Reply(fills=(("0.05", "0.0397"),)),
+        FULL,
+        config=CONFIG,
+    )
+    report = await slot.take(signal())
+    assert report is not None
+    assert sizes(venue)[1] == ("ETH-BTC", Side.BUY, Decimal("0.0397"))
+    assert slot.balance_waits_missed == 0
+    assert trio.current_time() == 0
+
+
+# --- admission and the venue's client ids ------------------------------------------------------
+
+
+async def test_a_claimed_triangle_admit_refuses_is_released_counted_and_never_sent(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    asked: list[Signal] = []
+
+    def admit(signal: Signal) -> str | None:
+        asked.append(signal)
+        assert slot._claims.held(0) == signal.triangle  # asked once the claim is granted
+        return "daily loss limit reached"
+
+    outcomes_in, outcomes_out = trio.open_memory_channel[TriangleReport](1)
+    slot, venue = scripted(FULL, FULL, FULL, admit=admit, outcomes=outcomes_in)
+    assert await slot.take(signal()) is None
+    assert len(asked) == 1
+    assert slot.refused == {"daily loss limit reached": 1}
+    assert (slot.taken, slot.outcomes) == (0, {})
+    assert slot._claims.busy() == {}
+    assert venue.placed == []
+    with pytest.raises(trio.WouldBlock):
+        outcomes_out.receive_nowait()
+
+
+async def test_the_slot_listens_for_the_client_id_the_ack_names(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # A live venue knows each leg by its own client id: the events carry that one.
+    slot, venue = scripted(
+        attrs.evolve(FULL, venue_cloid="kc-1", stale=True),
+        attrs.evolve(FULL, venue_cloid="kc-2"),
+        attrs.evolve(FULL, venue_cloid="kc-3"),
+    )
+    report = await slot.take(signal())
+    assert report is not None
+    assert report.outcome is Outcome.FILLED
+    assert [cloid for _, cloid in venue.placed] == ["tri0-1-L0", "tri0-1-L1", "tri0-1-L2"]
+    assert [run.fills[0].cloid for run in report.legs] == ["kc-1", "kc-2", "kc-3"]
+    assert trio.current_time() == 0  # no leg waited for its timeout
