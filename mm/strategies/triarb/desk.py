@@ -218,21 +218,25 @@ class TriangleDesk:
             admit=self._admit,
             balances=None if self.config.paper else self.balances,
             on_refused=self._refused,
+            wall_ms=self._wall_ms,  # the reports' times, as the limiter's day is read
         )
         self._slots[index] = slot
         try:
-            async with fills_send, fills_receive, reports_receive, trio.open_nursery() as nursery:
+            async with fills_send, fills_receive, trio.open_nursery() as nursery:
                 nursery.start_soon(self._reports, reports_receive)
                 task_status.started()
                 await slot.run()
                 nursery.cancel_scope.cancel()
         finally:
-            while True:  # the reports a cancel left waiting
-                try:
-                    report = reports_receive.receive_nowait()
-                except (trio.WouldBlock, trio.EndOfChannel, trio.ClosedResourceError):
-                    break
-                self._on_report(report)
+            # The reports a cancel left waiting (the receiving end is closed only after: a
+            # closed end would give none of them).
+            with reports_receive:
+                while True:
+                    try:
+                        report = reports_receive.receive_nowait()
+                    except (trio.WouldBlock, trio.EndOfChannel):
+                        break
+                    self._on_report(report)
             self.metrics.busy.set(len(self.claims.busy()))
 
     def _admit(self, signal: Signal) -> str | None:
