@@ -249,7 +249,10 @@ class TriangleDesk:
         breach = self.limiter.admit(
             signal.evaluation, balances, self._wall_ms(), self.context.permissions.permission
         )
-        return None if breach is None else breach.reason.value
+        if breach is None:
+            return None
+        self._refused(breach.reason.value)
+        return breach.reason.value
 
     def _refused(self, reason: str) -> None:
         """A slot took a signal and did not start it: stale, or refused by the limits."""

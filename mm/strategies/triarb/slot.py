@@ -11,7 +11,7 @@ trading scope. Its loop (:meth:`ExecutorSlot.run`):
    stamped before our last fill on that pair: it may show the very opportunity a triangle just
    took, as ``Claims`` keeps each pair's last fill) and a triangle the caller's ``admit``
    refuses once claimed (the risk limits and the permission board: ``refused``, by the reason
-   it gives; ``on_refused`` hears each refusal);
+   it gives; ``on_refused`` hears each stale signal, ``admit`` counts its own);
 2. run the three legs in order through a :class:`LegVenue`: each leg's order is
    ``cascade.next_leg`` on what the previous leg ACTUALLY yielded (``leg_output`` of its
    fills; the start volume evaluated for the first), at the evaluated worst price plus the
@@ -253,13 +253,13 @@ class ExecutorSlot:
             self.dropped[granted.reason] += 1
             return None
         refused = self._stale(signal)
+        if refused is not None and self._on_refused is not None:
+            self._on_refused(refused)
         if refused is None and self._admit is not None:
             refused = self._admit(signal)
         if refused is not None:
             self._claims.release(self.slot)
             self.refused[refused] += 1
-            if self._on_refused is not None:
-                self._on_refused(refused)
             return None
         self.taken += 1
         report: TriangleReport | None = None

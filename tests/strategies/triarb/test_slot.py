@@ -26,6 +26,8 @@ from mm.strategies.triarb.reports import Outcome, TriangleReport
 from mm.strategies.triarb.signals import Signal
 from mm.strategies.triarb.slot import (
     BALANCE_WAIT_S,
+    BEFORE_OUR_TRADE,
+    STALE_BOOKS,
     ExecutorSlot,
     LegAck,
     LegDone,
@@ -702,3 +704,59 @@ async def test_the_slot_listens_for_the_client_id_the_ack_names(
     assert [cloid for _, cloid in venue.placed] == ["tri0-1-L0", "tri0-1-L1", "tri0-1-L2"]
     assert [run.fills[0].cloid for run in report.legs] == ["kc-1", "kc-2", "kc-3"]
     assert trio.current_time() == 0  # no leg waited for its timeout
+
+
+# --- stale signals -------------------------------------------------------------------------------
+
+
+async def test_a_signal_past_the_book_age_when_taken_is_dropped_and_sends_nothing(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    slot, venue = scripted(Reply(fills=(("50000", "0.00199"),)))
+    age = CONFIG.max_book_age_ms
+    waited = attrs.evolve(signal(), book_times_ms=(NOW_MS - age - 1, NOW_MS, NOW_MS))
+    assert await slot.take(waited) is None
+    assert slot.refused == {STALE_BOOKS: 1}
+    assert venue.placed == []
+    assert slot._claims.busy() == {}
+    just_in_age = attrs.evolve(signal(), book_times_ms=(NOW_MS - age, NOW_MS, NOW_MS))
+    slot_2, venue_2 = scripted(Reply(error="no"))
+    assert await slot_2.take(just_in_age) is not None  # at the limit: taken
+    assert len(venue_2.placed) == 1
+
+
+async def test_books_from_before_our_last_trade_on_a_pair_are_not_traded_again(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    claims = Claims(2)
+    first, _ = scripted(
+        Reply(fills=(("50000", "0.00199"),)),
+        Reply(fills=(("0.05", "0.0397"),)),
+        Reply(fills=(("2600", "0.0397"),)),
+        claims=claims,
+    )
+    report = await first.take(signal())  # its fills are stamped NOW_MS
+    assert report is not None
+    assert report.outcome is Outcome.FILLED
+    assert [claims.traded_ms(symbol) for symbol in FORWARD.symbols] == [NOW_MS] * 3
+    second, venue = scripted(Reply(error="no"), claims=claims, slot=1)
+    before = attrs.evolve(signal(2), book_times_ms=(NOW_MS, NOW_MS - 1, NOW_MS))
+    assert await second.take(before) is None  # ETH-BTC's book predates the fill on it
+    assert second.refused == {BEFORE_OUR_TRADE: 1}
+    assert venue.placed == []
+    assert await second.take(signal(3)) is not None  # books stamped with the fills: taken
+    assert len(venue.placed) == 1
+
+
+def test_claims_keep_each_pairs_latest_fill() -> None:
+    claims = Claims(2)
+    assert claims.claim(0, FORWARD) is True
+    claims.release(0, 5_000)
+    assert claims.claim(1, BACKWARD) is True
+    claims.release(1, 4_000)  # an older fill does not move the mark back
+    claims.claim(0, FORWARD)
+    claims.release(0)  # traded nothing
+    assert {symbol: claims.traded_ms(symbol) for symbol in FORWARD.symbols} == dict.fromkeys(
+        FORWARD.symbols, 5_000
+    )
+    assert claims.traded_ms("SOL-USDT") == -1

@@ -44,9 +44,8 @@ from mm.strategies.triarb.slot import ExecutorSlot, LegAck, LegDone, LegEvent
 from mm.strategies.triarb.venue import LegRoutes, RouterVenue, leg_place_order
 from mm.strategies.triarb.venue import TestedPaperVenue as PaperLegs  # (no test class)
 from mm.venues.base import VenueError
-from tests.strategies.triarb.test_slot import BOOKS, CONFIG, INSTRUMENTS, TERMS, signal
+from tests.strategies.triarb.test_slot import BOOKS, CONFIG, INSTRUMENTS, NOW_MS, TERMS, signal
 
-NOW_MS = 1_748_282_153_719
 ETH = INSTRUMENTS["ETH-USDT"]
 
 
@@ -435,7 +434,16 @@ async def test_a_slot_runs_a_triangle_live_hearing_fills_by_the_venues_client_id
     outcomes_in, outcomes_out = trio.open_memory_channel[TriangleReport](1)
     _, signals = trio.open_memory_channel[Signal](0)
     slot = ExecutorSlot(
-        0, Claims(1), CONFIG, INSTRUMENTS, TERMS, rig.leg_venue, signals, rig.fills, outcomes_in
+        0,
+        Claims(1),
+        CONFIG,
+        INSTRUMENTS,
+        TERMS,
+        rig.leg_venue,
+        signals,
+        rig.fills,
+        outcomes_in,
+        wall_ms=lambda: NOW_MS,  # the books' time: the signal is fresh
     )
     report = await slot.take(signal())
     assert report is not None
