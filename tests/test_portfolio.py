@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import itertools
+from decimal import Decimal
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mm.model import Fill, Side, TradeId
-from mm.portfolio import Markouts, PositionBook
+from mm.model import AccountState, Balance, Fill, Instrument, Side, TradeId
+from mm.portfolio import Markouts, Portfolio, PositionBook
 from tests.ids import hl_oid, hl_tid
+from tests.strategies.triarb.spot import instrument
 
 _tids = itertools.count(1)
 
@@ -327,3 +329,89 @@ def test_the_listener_hears_each_markout_with_its_fill() -> None:
     assert heard[1][2] == pytest.approx(-100.0)
     m.on_mid("BTC", 99.0, 20_000)
     assert len(heard) == 2  # each horizon once
+
+
+# --- exposure and marks on a spot account ------------------------------------------------------
+
+
+def _triangle_portfolio() -> Portfolio:
+    """A spot account of BTC-USDT, ETH-USDT and ETH-BTC, started from the venue's balances."""
+    pairs = {symbol: instrument(symbol) for symbol in ("BTC-USDT", "ETH-USDT", "ETH-BTC")}
+    portfolio = Portfolio(pairs, pairs.__getitem__)
+    portfolio.adopt_venue_positions(
+        AccountState(
+            0,
+            100_000.0,
+            0.0,
+            100_000.0,
+            (),
+            (
+                Balance("USDT", 100_000.0, 100_000.0, 0.0),
+                Balance("BTC", 1.0, 1.0, 0.0),
+                Balance("ETH", 10.0, 10.0, 0.0),
+            ),
+        )
+    )
+    return portfolio
+
+
+MARKS = {"BTC-USDT": 60_000.0, "ETH-USDT": 3_000.0, "ETH-BTC": 0.05}
+
+
+def test_a_triangle_leaves_no_exposure_though_each_pair_holds_a_position() -> None:
+    portfolio = _triangle_portfolio()
+    legs = (
+        ("ETH-USDT", B, 3_000.0, 0.0333),  # USDT -> ETH
+        ("ETH-BTC", S, 0.05, 0.0333),  # ETH -> BTC
+        ("BTC-USDT", S, 60_000.0, 0.001665),  # BTC -> USDT
+    )
+    for n, (coin, side, px, sz) in enumerate(legs):
+        assert portfolio.apply(mkfill(side, px, sz, coin=coin, tid=10_000 + n, time_ms=1))
+    assert [portfolio.position(coin) for coin, *_ in legs] == [0.0333, -0.0333, -0.001665]
+    assert portfolio.exposure("ETH-USDT") == pytest.approx(0.0)  # ETH in, then out
+    assert portfolio.exposure("ETH-BTC") == pytest.approx(0.0)  # the same ETH
+    assert portfolio.exposure("BTC-USDT") == pytest.approx(0.0)  # BTC in, then out
+
+
+def test_a_half_done_triangle_is_exposed_in_what_it_holds() -> None:
+    portfolio = _triangle_portfolio()
+    assert portfolio.apply(mkfill(B, 3_000.0, 0.0333, coin="ETH-USDT", tid=20_000, time_ms=1))
+    assert portfolio.exposure("ETH-USDT") == pytest.approx(0.0333)
+    assert portfolio.exposure("ETH-BTC") == pytest.approx(0.0333)  # its base is ETH too
+    assert portfolio.exposure("BTC-USDT") == pytest.approx(0.0)
+    # ETH valued through ETH-USDT; through ETH-BTC and BTC-USDT when ETH-USDT has no mark.
+    assert portfolio.exposure_mark("ETH-BTC", MARKS) == pytest.approx(3_000.0)
+    no_eth_usdt = {"BTC-USDT": 60_000.0, "ETH-BTC": 0.05}
+    assert portfolio.exposure_mark("ETH-USDT", no_eth_usdt) == pytest.approx(3_000.0)
+
+
+def test_currencies_are_valued_in_the_account_currency() -> None:
+    portfolio = _triangle_portfolio()
+    assert portfolio.currency_mark("USDT", MARKS) == 1.0  # only ever a quote
+    assert portfolio.currency_mark("BTC", MARKS) == 60_000.0
+    assert portfolio.currency_mark("ETH", {"ETH-BTC": 0.05}) is None  # no BTC mark yet
+    assert portfolio.currency_mark("SOL", MARKS) is None  # not traded
+    assert portfolio.quote_mark("ETH-BTC", MARKS) == 60_000.0  # its PnL is in BTC
+    assert portfolio.quote_mark("ETH-USDT", MARKS) == 1.0
+    assert portfolio.quote_mark("ETH-BTC", {}) == 1.0  # no mark says: as it is
+
+
+def test_a_venue_of_positions_is_exposed_in_its_positions() -> None:
+    perp = Instrument(
+        "hyperliquid", "BTC", "BTC", "USDC", Decimal("1"), Decimal("0.001"), Decimal(0), 10
+    )
+    portfolio = Portfolio(("BTC",), lambda _: perp)
+    assert portfolio.apply(mkfill(B, 60_000.0, 0.5, tid=30_000))
+    assert portfolio.exposure("BTC") == 0.5
+    assert portfolio.exposure_mark("BTC", {"BTC": 60_000.0}) == 60_000.0
+    assert portfolio.quote_mark("BTC", {"BTC": 60_000.0}) == 1.0
+
+
+def test_exposure_falls_back_to_the_position_while_the_venue_is_down() -> None:
+    def down(symbol: str) -> Instrument:
+        raise RuntimeError("the venue client is not up")
+
+    portfolio = Portfolio(("BTC-USDT",), down)
+    portfolio.balances.seed("USDT", 1_000.0)
+    assert portfolio.exposure("BTC-USDT") == 0.0
+    assert portfolio.quote_mark("BTC-USDT", MARKS) == 1.0

@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime
 
 import attrs
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -125,3 +126,12 @@ def test_a_restored_day_keeps_the_bound() -> None:
     assert daily.fills == 50
     assert len(daily._seen) == 10
     assert not daily.on_fill(fills[-1])
+
+
+def test_a_fill_in_another_currency_counts_at_its_value() -> None:
+    # ETH-BTC: a closed PnL of 0.001 BTC and a fee of 0.0001 BTC, BTC at 60,000.
+    daily = DailyPnl(DAY)
+    assert daily.on_fill(fill(1, START_MS, 0.001, fee=0.0001), quote_usd=60_000.0, fee_usd=60_000.0)
+    assert daily.realized == pytest.approx(60.0 - 6.0)
+    assert daily.on_fill(fill(2, START_MS, 1.0, fee=0.5))  # in the account's currency: as is
+    assert daily.realized == pytest.approx(54.0 + 0.5)
