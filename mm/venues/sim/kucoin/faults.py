@@ -9,10 +9,19 @@ request, what to do.
 Beside the faults both faces share (latency, dropped and duplicated data frames, disconnects,
 stalled market data, HTTP latency and 429s), the venue's own: **dropped level-2 increments**,
 a probability per ``/market/level2`` message and session: the message is not sent to that
-session, whose client then sees a gap in the sequence (which still advances).
+session, whose client then sees a gap in the sequence (which still advances); and **refused
+orders**: the next ``refuse_orders`` orders a client places on ``refuse_symbol`` (any symbol
+when empty), through any placing endpoint (one, sync, a batch's entry; not a test order,
+which places nothing), are refused with the venue's own answer for ``refuse_code``: ``200004``
+"Balance insufficient!" (KuCoin's "System error codes": "Balance insufficient"; the face's
+refusal of an order the balance cannot cover) or ``400100`` "Order size increment invalid."
+(the face's refusal of a size off ``baseIncrement``), nothing held or matched. It draws
+nothing at random: it refuses exactly the next N, and ``refuse_orders`` counts down as it
+does (``GET /sim/faults`` shows how many are left).
 
 What the faults did is counted per channel (``dropped``, ``duplicated``: the frames the server
-was told to drop or send twice) and per request (``too_many``), so that a test can tell a fault
+was told to drop or send twice), per request (``too_many``) and per symbol (``refused``: the
+orders refused by the fault), so that a test can tell a fault
 that acted from one that never fired.
 
 Fails: ``FaultUpdateError`` for an update naming an unknown fault or a value out of range.
@@ -27,11 +36,23 @@ from typing import Any
 
 import attrs
 
-from mm.settings import ConfigError, non_negative, setting, structure_section
+from mm.settings import ConfigError, non_negative, one_of, setting, structure_section
 from mm.venues.sim.faults import FaultUpdateError, FrameFate, HttpFate, probability
 
-__all__ = ["DATA_CHANNELS", "MARKET_CHANNELS", "KucoinFaultConfig", "KucoinFaults"]
+__all__ = [
+    "DATA_CHANNELS",
+    "MARKET_CHANNELS",
+    "REFUSALS",
+    "KucoinFaultConfig",
+    "KucoinFaults",
+]
 
+# The venue's code and message for each refusal the fault can answer (as the face's matching
+# answers them for real: spot.py).
+REFUSALS = {
+    "200004": "Balance insufficient!",
+    "400100": "Order size increment invalid.",
+}
 MARKET_CHANNELS = frozenset({"level2", "depth5", "ticker", "match"})
 DATA_CHANNELS = MARKET_CHANNELS | {"orders", "balance"}
 
@@ -57,6 +78,12 @@ class KucoinFaultConfig:
     http_jitter_ms: float = setting(0.0, non_negative)
     # Per REST request: probability it is answered HTTP 429 (429000) and does not act.
     http_429: float = setting(0.0, probability)
+    # Refuse the next this many orders placed on refuse_symbol ("": any symbol) with the
+    # venue's answer for refuse_code (200004: "Balance insufficient!", 400100: "Order size
+    # increment invalid."); counts down as it refuses.
+    refuse_orders: int = setting(0, non_negative)
+    refuse_symbol: str = setting("")
+    refuse_code: str = setting("200004", one_of(*REFUSALS))
 
 
 class KucoinFaults:
@@ -69,6 +96,7 @@ class KucoinFaults:
         # Data messages by channel that the fates said to drop, or to send twice.
         self.dropped: Counter[str] = Counter()
         self.duplicated: Counter[str] = Counter()
+        self.refused: Counter[str] = Counter()  # orders refused by the fault, by symbol
 
     def update(self, changes: Mapping[str, Any]) -> KucoinFaultConfig:
         """Apply a partial update (the body of ``POST /sim/faults``)."""
@@ -78,6 +106,16 @@ class KucoinFaults:
         except ConfigError as error:
             raise FaultUpdateError("; ".join(error.errors)) from None
         return self.config
+
+    def refusal(self, symbol: str) -> tuple[str, str] | None:
+        """The code and message to refuse an order placed on ``symbol`` with, or None to let
+        it through; a refusal is counted and spends one of ``refuse_orders``."""
+        config = self.config
+        if not config.refuse_orders or config.refuse_symbol not in ("", symbol):
+            return None
+        self.config = attrs.evolve(config, refuse_orders=config.refuse_orders - 1)
+        self.refused[symbol] += 1
+        return config.refuse_code, REFUSALS[config.refuse_code]
 
     def ws_delay(self) -> float:
         config = self.config

@@ -51,6 +51,9 @@ Anything else is ``404000`` "Url Not Found" (HTTP 404); a body that is not a JSO
 field missing or mistyped, an unknown symbol: ``400100`` (HTTP 400); an order the balance
 cannot cover: ``200004`` with HTTP 200 (a business refusal in a well-formed answer). The
 order changes an answered request made are kept in ``changes`` for the WebSocket face to push.
+An order about to be placed (one, sync, a batch's entry) is first offered to ``refuse``, the
+server's fault, whose refusal is answered as the matching's would be; ``test_orders`` counts
+the test orders answered, by symbol.
 
 Fails: never raises for a request, whatever its shape.
 """
@@ -58,7 +61,8 @@ Fails: never raises for a request, whatever its shape.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections import Counter
+from collections.abc import Callable, Mapping
 from decimal import Decimal
 from typing import Any, Final
 from urllib.parse import parse_qsl, unquote_plus
@@ -71,6 +75,7 @@ from mm.venues.sim.kucoin.depth import DepthFeed
 from mm.venues.sim.kucoin.spot import (
     Fill,
     OrderChange,
+    Placed,
     Refusal,
     SpotExchange,
     SpotOrder,
@@ -142,8 +147,13 @@ class KucoinRest:
         keys: Mapping[str, Credentials],
         users: Mapping[str, str],
         depth: DepthFeed | None = None,
+        refuse: Callable[[SpotOrderRequest], Refusal | None] | None = None,
     ) -> None:
+        """``refuse(request)``: a refusal to answer an order about to be placed with instead
+        (the server's fault), or None to place it."""
         self.exchange = exchange
+        self._refuse = refuse
+        self.test_orders: Counter[str] = Counter()  # test orders answered, by symbol
         self.depth = depth if depth is not None else DepthFeed(exchange.symbols.values())
         self._keys = dict(keys)
         self._users = dict(users)
@@ -299,16 +309,23 @@ class KucoinRest:
             client_oid,
         )
 
+    def _placed(self, user: str, request: SpotOrderRequest, now_ns: int) -> Placed | Refusal:
+        """The order placed, or refused (by the matching's checks, or the fault first)."""
+        refusal = self._refuse(request) if self._refuse is not None else None
+        if refusal is not None:
+            return refusal
+        return self.exchange.place(user, request, now_ns)
+
     def _place(self, user: str, params: dict[str, str], body: bytes, now_ns: int) -> Response:
         request = self._request(body)
-        result = self.exchange.place(user, request, now_ns)
+        result = self._placed(user, request, now_ns)
         if isinstance(result, Refusal):
             return _refused(result)
         self.changes.extend(result.changes)
         return _ok({"orderId": result.oid, "clientOid": request.client_oid})
 
     def _place_sync(self, user: str, params: dict[str, str], body: bytes, now_ns: int) -> Response:
-        result = self.exchange.place(user, self._request(body), now_ns)
+        result = self._placed(user, self._request(body), now_ns)
         if isinstance(result, Refusal):
             return _refused(result)
         self.changes.extend(result.changes)
@@ -355,7 +372,7 @@ class KucoinRest:
             except _BadRequest as error:
                 answers.append({"success": False, "failMsg": str(error)})
                 continue
-            result = self.exchange.place(user, request, now_ns)
+            result = self._placed(user, request, now_ns)
             if isinstance(result, Refusal):
                 answers.append({"success": False, "failMsg": result.msg})
                 continue
@@ -427,6 +444,7 @@ class KucoinRest:
     def _test_order(self, user: str, params: dict[str, str], body: bytes, now_ns: int) -> Response:
         """Validated as an order would be, never matched or held."""
         request = self._request(body)
+        self.test_orders[request.symbol] += 1
         refusal = self.exchange.check(request)
         if refusal is not None:
             return _error(400, refusal.code, refusal.msg)

@@ -39,8 +39,15 @@ charged like the request it refuses; the simulator's own ``/sim/`` endpoints are
 
 Faults (``mm.venues.sim.kucoin.faults``, ``faults=`` and seeded by ``seed``) act on every
 session's data messages and on REST requests; ``GET /sim/faults`` answers the settings, ``POST
-/sim/faults`` updates them (a partial ``KucoinFaultConfig``; 400 naming a bad key or value), and
-``POST /sim/disconnect`` closes every WebSocket at once (code 1000 after the fault).
+/sim/faults`` updates them (a partial ``KucoinFaultConfig``; 400 naming a bad key or value, or
+a ``refuse_symbol`` not listed here), and ``POST /sim/disconnect`` closes every WebSocket at
+once (code 1000 after the fault). The order refusal fault acts through ``KucoinRest``'s
+``refuse``: the orders it refuses are answered as the matching refuses them.
+
+The market: ``POST /sim/shock`` with ``{"bps": x}`` shocks the cross rate now by ``x`` bps
+(``TriangleMarket.shock``: signed, on top of the dislocation, closed by the pull as a drawn
+shock is), answered with the dislocation after it (bps) and the mids; 400 for a body without a
+finite number.
 
 How it fails: no request or message raises out of a handler; the server's own errors end
 ``run`` (the caller's nursery sees them).
@@ -48,6 +55,7 @@ How it fails: no request or message raises out of a handler; the server's own er
 
 from __future__ import annotations
 
+import math
 import random
 import secrets
 from collections.abc import Awaitable, Callable, Mapping
@@ -74,8 +82,8 @@ from mm.venues.sim.kucoin.faults import DATA_CHANNELS, KucoinFaultConfig, Kucoin
 from mm.venues.sim.kucoin.ledger import FEES, BalanceChange, SpotLedger
 from mm.venues.sim.kucoin.quota import PUBLIC, Charge, Quotas, weigh
 from mm.venues.sim.kucoin.rest import KucoinRest, Response
-from mm.venues.sim.kucoin.spot import OrderChange, SpotExchange
-from mm.venues.sim.kucoin.triangle import SYMBOLS, TriangleConfig, TriangleMarket
+from mm.venues.sim.kucoin.spot import OrderChange, Refusal, SpotExchange, SpotOrderRequest
+from mm.venues.sim.kucoin.triangle import BPS, SYMBOLS, TriangleConfig, TriangleMarket
 
 __all__ = ["DEV_KEY", "KucoinSimVenue"]
 
@@ -134,13 +142,13 @@ class KucoinSimVenue:
         keys = {DEV_KEY.key.reveal(): DEV_KEY}
         self.depth = DepthFeed(SYMBOLS)
         self.users = {DEV_KEY.key.reveal(): DEV_USER}
-        self.rest = KucoinRest(self.exchange, keys, self.users, self.depth)
+        self.faults = KucoinFaults(faults or KucoinFaultConfig(), seed)
+        self.rest = KucoinRest(self.exchange, keys, self.users, self.depth, refuse=self._refuse)
         self.market = TriangleMarket(market or TriangleConfig(), random.Random(seed))
         self.market.fund_provider(self.exchange)
         self.hub = Hub()
         self.tokens: dict[str, str | None] = {}  # token -> the account (None: public)
         self.url = ""
-        self.faults = KucoinFaults(faults or KucoinFaultConfig(), seed)
         self.quotas = Quotas()
         self.sessions: set[Session] = set()
         # What each symbol's ticker last said of the top (bid, bid size, ask, ask size), and
@@ -151,6 +159,10 @@ class KucoinSimVenue:
 
     def now_ns(self) -> int:
         return int(clock.wall() * 1e9)
+
+    def _refuse(self, request: SpotOrderRequest) -> Refusal | None:
+        refusal = self.faults.refusal(request.symbol)
+        return None if refusal is None else Refusal(*refusal)
 
     # --- running ------------------------------------------------------------------------------
 
@@ -449,12 +461,32 @@ class KucoinSimVenue:
                 changes = None
             if type(changes) is not dict:
                 return Response(400, orjson.dumps({"error": "the body is not a JSON object"}))
+            symbol = changes.get("refuse_symbol", "")
+            if type(symbol) is str and symbol and symbol not in self.exchange.symbols:
+                error = f"faults.refuse_symbol: no symbol {symbol[:40]!r} here"
+                return Response(400, orjson.dumps({"error": error}))
             try:
                 config = self.faults.update(changes)
             except FaultUpdateError as error:
                 return Response(400, orjson.dumps({"error": str(error)}))
             logger.info("KuCoin simulator: faults now {}", config)
             return Response(200, orjson.dumps(attrs.asdict(config)))
+        if path == "/sim/shock" and method == "POST":
+            try:
+                shock = orjson.loads(body or b"{}")
+            except orjson.JSONDecodeError:
+                shock = None
+            bps = shock.get("bps") if type(shock) is dict else None
+            if type(bps) not in (int, float) or not math.isfinite(bps):
+                return Response(400, orjson.dumps({"error": 'the body is {"bps": a number}'}))
+            self.market.shock(float(bps))
+            logger.info("KuCoin simulator: a shock of {} bps", bps)
+            return Response(
+                200,
+                orjson.dumps(
+                    {"dislocation_bps": self.market.dislocation / BPS, "mids": self.market.mids()}
+                ),
+            )
         if path == "/sim/disconnect" and method == "POST":
             for session in list(self.sessions):
                 session.close("/sim/disconnect")

@@ -9,7 +9,9 @@ Prices (``TriangleConfig``):
 * ETH-BTC is ETH-USDT / BTC-USDT times ``exp(dislocation)``: the dislocation, in log terms, is
   an Ornstein-Uhlenbeck process pulled back to 0 with half-life ``half_life_s`` and noise
   ``dislocation_bps`` per square root of a second, plus shocks (Poisson, ``shocks_per_minute``,
-  each ``shock_bps`` either way) that open a triangle which the pull then closes.
+  each ``shock_bps`` either way) that open a triangle which the pull then closes; ``shock``
+  adds one of a given size now (the server's ``POST /sim/shock``: a test need not wait the
+  minute or two a drawn shock takes to open a triangle past a strategy's minimum).
 
 Liquidity (``quote``): a provider re-quotes each symbol around its mid on the exchange,
 ``levels`` a side from ``spread_bps / 2`` out, ``step_bps`` apart, ``level_usdt`` of notional
@@ -160,6 +162,8 @@ class TriangleMarket:
         self.btc_usdt = config.btc_usdt
         self.eth_usdt = config.eth_usdt
         self.dislocation = 0.0  # log(ETH-BTC / (ETH-USDT / BTC-USDT))
+        self.shocks = 0  # drawn by ``step``
+        self.forced_shocks = 0  # asked for by ``shock``
         self._quotes: list[str] = []
 
     @property
@@ -185,6 +189,16 @@ class TriangleMarket:
         self.dislocation = self.dislocation * pull + noise
         if rng.random() < 1 - math.exp(-config.shocks_per_minute / 60 * dt_s):
             self.dislocation += rng.choice((-1.0, 1.0)) * config.shock_bps * BPS
+            self.shocks += 1
+
+    def shock(self, bps: float) -> None:
+        """A shock now, of ``bps`` (signed: positive makes ETH-BTC dearer than ETH-USDT /
+        BTC-USDT), on top of the dislocation, which the pull then closes as a drawn one's.
+        Draws nothing: the prices and the tape after it are the seed's."""
+        if not math.isfinite(bps):
+            raise ValueError(f"a shock is a finite number of bps, got {bps}")
+        self.dislocation += bps * BPS
+        self.forced_shocks += 1
 
     def fund_provider(self, exchange: SpotExchange, multiple: int = 1_000) -> None:
         """Fund the provider, and the takers alike, with ``multiple`` times one full ladder of

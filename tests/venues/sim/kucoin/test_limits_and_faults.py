@@ -127,6 +127,57 @@ async def test_a_bad_fault_update_is_refused_naming_it(
         assert (await client.get("/sim/faults")).json()["drop_level2"] == 0.0
 
 
+async def test_refused_orders_answer_the_venues_refusal_for_the_next_n_on_a_symbol(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async with running() as (venue, client):
+        settings = await set_faults(client, refuse_orders=2, refuse_symbol="ETH-USDT")
+        assert (settings["refuse_orders"], settings["refuse_code"]) == (2, "200004")
+        other = RESTING | {"symbol": "ETH-BTC", "price": "0.05"}
+        data(await signed(client, "POST", "/api/v1/hf/orders", body=other))  # another symbol
+        test = await signed(client, "POST", "/api/v1/hf/orders/test", body=RESTING)
+        data(test)  # a test order places nothing: never refused by the fault
+        before = venue.exchange.ledger.balance(DEV_USER, "USDT")
+        answers = [
+            await signed(client, "POST", "/api/v1/hf/orders", body=RESTING),
+            await signed(client, "POST", "/api/v1/hf/orders/multi", body={"orderList": [RESTING]}),
+        ]
+        assert (answers[0].status_code, answers[0].json()) == (
+            200,
+            {"code": "200004", "msg": "Balance insufficient!"},
+        )
+        assert data(answers[1]) == [{"success": False, "failMsg": "Balance insufficient!"}]
+        assert venue.exchange.open_orders(DEV_USER, "ETH-USDT") == []  # nothing placed
+        assert venue.exchange.ledger.balance(DEV_USER, "USDT") == before  # nothing held
+        assert venue.faults.refused == {"ETH-USDT": 2}
+        assert (await client.get("/sim/faults")).json()["refuse_orders"] == 0  # spent
+        data(await signed(client, "POST", "/api/v1/hf/orders/sync", body=RESTING))
+        await set_faults(client, refuse_orders=1, refuse_symbol="", refuse_code="400100")
+        refused = await signed(client, "POST", "/api/v1/hf/orders/sync", body=other)
+        assert (refused.status_code, refused.json()) == (
+            400,
+            {"code": "400100", "msg": "Order size increment invalid."},
+        )
+        assert venue.faults.refused == {"ETH-USDT": 2, "ETH-BTC": 1}
+        assert venue.rest.test_orders == {"ETH-USDT": 1}
+        for body in ({"refuse_symbol": "DOGE-USDT"}, {"refuse_code": "500000"}):
+            answer = await client.post("/sim/faults", json=body)
+            assert answer.status_code == 400
+            assert next(iter(body)) in answer.json()["error"]
+
+
+async def test_a_shock_moves_the_cross_rate_now(autojump_clock: trio.testing.MockClock) -> None:
+    async with running() as (venue, client):
+        before = venue.market.dislocation
+        answer = await client.post("/sim/shock", json={"bps": -50})
+        assert answer.status_code == 200
+        assert answer.json()["dislocation_bps"] == pytest.approx(before / 1e-4 - 50)
+        assert venue.market.forced_shocks == 1
+        for body in ({}, {"bps": "50"}, {"bps": True}, [50]):
+            assert (await client.post("/sim/shock", json=body)).status_code == 400
+        assert venue.market.forced_shocks == 1
+
+
 # --- WebSocket faults -------------------------------------------------------------------------
 
 

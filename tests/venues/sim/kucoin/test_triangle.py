@@ -51,6 +51,20 @@ def test_shocks_open_triangles_that_close_within_seconds() -> None:
     assert max(episodes) * 0.1 <= 10.0  # shocks that stack take longer, but close too
 
 
+def test_a_forced_shock_opens_a_triangle_the_pull_closes_and_draws_nothing() -> None:
+    shocked, plain = (TriangleMarket(TriangleConfig(), random.Random(5)) for _ in range(2))
+    shocked.shock(60.0)
+    assert shocked.dislocation == pytest.approx(60e-4)
+    assert (shocked.forced_shocks, shocked.shocks) == (1, 0)
+    for _ in range(100):  # 10 s: three half-lives and more
+        shocked.step(0.1)
+        plain.step(0.1)
+    assert (shocked.btc_usdt, shocked.eth_usdt) == (plain.btc_usdt, plain.eth_usdt)
+    assert abs(shocked.dislocation - plain.dislocation) < 60e-4 / 8
+    with pytest.raises(ValueError, match="finite"):
+        shocked.shock(math.nan)
+
+
 def test_the_provider_quotes_two_sided_uncrossed_books() -> None:
     ex = exchange()
     market = TriangleMarket(TriangleConfig(), random.Random(1))
