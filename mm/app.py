@@ -163,6 +163,7 @@ class Service:
         self.runfile = RunFile(config.run_dir)
         self.admin_url: str | None = None
         self.venue: SimVenue | None = None
+        self.kucoin_venue: KucoinSimVenue | None = None  # the embedded KuCoin face, when run
         self.venue_url: str | None = None if config.venue.url == EMBEDDED else config.venue.url
         self.state = "starting"
         self.started_at = clock.wall()
@@ -480,10 +481,10 @@ class Service:
         sim = self.config.sim
         if self.config.venue.kind == "kucoin":
             # KuCoin's face funds its development account (the development credentials').
-            kucoin = KucoinSimVenue(
+            self.kucoin_venue = KucoinSimVenue(
                 host=sim.host, port=sim.port, seed=sim.seed, on_bound=self._venue_bound
             )
-            return kucoin.run
+            return self.kucoin_venue.run
         # The faucet funds the account mm trades for, so that `make run` trades at once.
         self.venue = SimVenue(
             sim, on_bound=self._venue_bound, fund_at_start=(self.adapter.account,)

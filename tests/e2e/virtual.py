@@ -1,4 +1,5 @@
-"""The whole service in-process on virtual time, with the shipped ``config.toml``.
+"""The whole service in-process on virtual time, with the shipped ``config.toml`` (or the
+shipped ``config.triarb.toml``).
 
 ``shipped_service`` runs the real tree (embedded simulator, feeds, strategy, slots, risk,
 autonomy, session, journal, admin) exactly as ``mm start -c config.toml`` builds it: only the
@@ -24,6 +25,8 @@ from mm.strategies.market_maker.strategy import MarketMaker
 from mm.venues.sim.venue import SimVenue
 
 SHIPPED_CONFIG = Path(__file__).resolve().parents[2] / "config.toml"
+# The second shipped config: triangular arbitrage on the embedded KuCoin face.
+SHIPPED_TRIARB_CONFIG = SHIPPED_CONFIG.with_name("config.triarb.toml")
 
 
 def shipped_env(run_dir: Path, overrides: Mapping[str, Any] | None = None) -> dict[str, str]:
@@ -56,11 +59,14 @@ async def shipped_service(
     run_dir: Path,
     overrides: Mapping[str, Any] | None = None,
     secrets: Mapping[str, str] | None = None,
+    *,
+    config_file: Path = SHIPPED_CONFIG,
 ) -> AsyncIterator[Service]:
-    """The service built from the shipped config.toml, running; stopped gracefully on exit.
-    ``secrets`` are further environment variables (``MM_HL_PRIVATE_KEY``, say)."""
+    """The service built from a shipped config (config.toml unless ``config_file`` names
+    another, ``SHIPPED_TRIARB_CONFIG`` say), running; stopped gracefully on exit, the stop
+    awaited. ``secrets`` are further environment variables (``MM_HL_PRIVATE_KEY``, say)."""
     env = shipped_env(run_dir, overrides) | dict(secrets or {})
-    config = load_config(SHIPPED_CONFIG, env)
+    config = load_config(config_file, env)
     service = Service(config, resolve_secrets(config, env))
     async with trio.open_nursery() as nursery:
         await nursery.start(service.run)
