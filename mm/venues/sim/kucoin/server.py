@@ -477,7 +477,7 @@ class KucoinSimVenue:
             except orjson.JSONDecodeError:
                 shock = None
             bps = shock.get("bps") if type(shock) is dict else None
-            if type(bps) not in (int, float) or not math.isfinite(bps):
+            if not isinstance(bps, int | float) or type(bps) is bool or not math.isfinite(bps):
                 return Response(400, orjson.dumps({"error": 'the body is {"bps": a number}'}))
             self.market.shock(float(bps))
             logger.info("KuCoin simulator: a shock of {} bps", bps)
