@@ -51,6 +51,7 @@ SHOCK_BPS = 60.0
 # Virtual seconds (a second costs ~0.13 s of CPU).
 READY_WITHIN = 30.0
 TRIANGLES_WITHIN = 10.0
+TRIARB_SYMBOLS = ("BTC-USDT", "ETH-USDT", "ETH-BTC")  # config.triarb.toml's
 
 
 # --- the service and its face --------------------------------------------------------------
@@ -364,3 +365,34 @@ async def test_a_kill_between_legs_sends_no_further_leg(
     assert {face_oid(fill.oid) for fill in first.fills} == {leg1.oid}
     assert report.held == {first.leg.target: first.received}
     assert sum(desk(service).outcomes.values()) == 1
+
+
+# --- risk on a spot account of triangles ---------------------------------------------------
+
+
+async def test_a_minute_of_triangles_leaves_risk_calm_and_the_account_trading(
+    tmp_path: Path, autojump_clock: trio.abc.Clock
+) -> None:
+    # Every triangle buys and sells each of its pairs' bases: each pair's own position grows
+    # with every one, while the account holds what it started with (less dust). Risk reads
+    # what the account holds: a dozen triangles in a minute, as shipped (30 a minute allowed),
+    # are no runaway position, no loss in BTC read as USD, and trading goes on.
+    async with triarb_service(tmp_path) as service:
+        risk = service.risk
+        for _ in range(15):
+            await shock(service)
+            await trio.sleep(4.0)
+            assert risk.status()["action"] in (None, "none"), risk.status()
+        filled = outcomes(service, Outcome.FILLED)
+        assert filled >= 10, desk(service).status()
+        positions = [abs(service.portfolio.position(s)) for s in TRIARB_SYMBOLS]
+        assert max(positions) > 0.2  # each pair's position: ten triangles' worth of ETH or BTC
+        exposure = [abs(service.portfolio.exposure(s)) for s in TRIARB_SYMBOLS]
+        assert max(exposure) < 0.01  # what the account holds: dust
+        status = service.status()
+        assert status["killswitch"]["tripped"] is False, status["killswitch"]
+        assert status["mode"]["mode"] == "normal", status["mode"]
+        assert all(
+            service.permissions.permission(symbol).closed is None for symbol in TRIARB_SYMBOLS
+        )
+        assert not service.permissions.permission(TRIARB_SYMBOLS[0]).reduce_only
