@@ -249,7 +249,7 @@ class Rule:
 
 def parse_makefile(text: str) -> dict[str, Rule]:
     """Rules by (expanded) target, with expanded prerequisites and recipe lines."""
-    variables: dict[str, str] = {}
+    variables: dict[str, str] = {"MAKE": "make"}  # make's own, for a recursive make
     raw: list[tuple[str, str, list[str]]] = []
     for line in text.splitlines():
         if line.startswith("\t"):
