@@ -421,11 +421,11 @@ def cmd_report(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
         return EXIT_FAILURE
     database = _database(config)
     try:
-        fills, markouts, fundings = read_day(database, day)
+        entries = read_day(database, day)
     except (FileNotFoundError, sqlite3.Error) as error:
         print(f"mm: cannot read the journal {database}: {error}", file=sys.stderr)
         return EXIT_FAILURE
-    report = build_report(day, fills, markouts, fundings)
+    report = build_report(day, *entries)
     if args.json:
         print(orjson.dumps(report_json(report), option=orjson.OPT_INDENT_2).decode())
     else:
@@ -730,7 +730,9 @@ def build_parser() -> argparse.ArgumentParser:
     flatten = verb("flatten", cmd_flatten, "Flatten every position now, under the deadline.")
     flatten.add_argument("--reason", default="mm flatten", help="why (journaled)")
     verb("dump", cmd_dump, "Write an incident dump to <run_dir>/incidents.")
-    report = verb("report", cmd_report, "The daily report (PnL, volume, fees, markouts).")
+    report = verb(
+        "report", cmd_report, "The daily report (PnL, volume, fees, markouts, triangles)."
+    )
     report.add_argument("--date", default=None, help="the UTC day, YYYY-MM-DD (default: today)")
     report.add_argument("--json", action="store_true", help="print JSON instead of tables")
     backup_verb = verb("backup", cmd_backup, "Back up the journal online, with retention.")

@@ -1,11 +1,23 @@
 """The daily report: what the journal says we traded on one UTC day, per symbol and in total.
 
-``read_day`` (blocking, read-only) takes one day's ``fill``, ``markout`` and ``funding`` entries
-out of the journal; ``build_report`` (pure) turns them into figures; ``render_text`` and
-``to_json`` show them to an operator and to tools. A fill and a funding payment belong to the
-day of their venue time (``time_ms``), a markout to the day of its fill (``fill_time_ms``).
-Realized PnL is the venue's own figure (``closed_pnl``); funding is what the hourly funding
-payments brought in (negative: paid); net PnL is realized PnL less fees plus funding.
+``read_day`` (blocking, read-only) takes one day's ``fill``, ``markout``, ``funding`` and
+``triangle`` entries out of the journal; ``build_report`` (pure) turns them into figures;
+``render_text`` and ``to_json`` show them to an operator and to tools. A fill and a funding
+payment belong to the day of their venue time (``time_ms``), a markout to the day of its fill
+(``fill_time_ms``), a triangle to the day its report was made (``time_ms``). Realized PnL is
+the venue's own figure (``closed_pnl``); funding is what the hourly funding payments brought in
+(negative: paid); net PnL is realized PnL less fees plus funding.
+
+Triangular arbitrage's triangles (the rows its triangle desk journals, read here as plain JSON:
+ops does not import the strategies) make a section of their own when the day has any
+(``TriangleStats``): how many ended in each outcome, the hit rate (FILLED of all), predicted
+against realised bps (the mean predicted bps of all; the mean effective bps and the mean
+slippage, effective less predicted, of those that brought capital back, ``measured``), the
+profit per primary quote currency (exact decimals, as journaled), and what was left held.
+
+Fails: ``read_day`` raises ``FileNotFoundError`` for a missing journal and ``sqlite3.Error``
+for an unreadable one; ``build_report`` never raises on an entry: one it cannot read is counted
+as malformed and skipped.
 """
 
 from __future__ import annotations
@@ -14,6 +26,7 @@ import datetime
 import math
 import sqlite3
 from collections.abc import Iterable, Mapping, Sequence
+from decimal import Context, Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +46,8 @@ from mm.model import (
 
 DEFAULT_HORIZONS_MS: tuple[int, ...] = (1_000, 5_000, 30_000)
 TOTAL = "TOTAL"
+# How a triangle ends (mm.strategies.triarb.reports.Outcome's values, in its order).
+TRIANGLE_OUTCOMES: tuple[str, ...] = ("FILLED", "FAILED", "ABORTED", "UNWOUND")
 _DAY_MS = 86_400_000
 _EPOCH = datetime.date(1970, 1, 1)
 
@@ -99,13 +114,55 @@ class Totals:
 
 
 @attrs.frozen
+class Triangle:
+    """One journaled triangle, the figures the report takes from its row."""
+
+    corr: str
+    time_ms: int
+    signal_ns: int
+    outcome: str  # one of TRIANGLE_OUTCOMES
+    primary: str
+    predicted_bps: float
+    effective_bps: float | None  # None: no capital came back to measure (see the module)
+    profit: Decimal | None  # in the primary; None while capital is still out
+    held: tuple[tuple[str, Decimal], ...]  # currency, amount left (nonzero), as journaled
+
+
+@attrs.frozen
+class PrimaryStat:
+    """A primary quote currency's triangles: how many, how many closed, and their profit."""
+
+    primary: str
+    triangles: int
+    closed: int  # with a profit (the capital back in the primary)
+    profit: Decimal  # the sum of the closed ones' profits, exact
+
+
+@attrs.frozen
+class TriangleStats:
+    """The day's triangles (see the module)."""
+
+    count: int
+    outcomes: tuple[tuple[str, int], ...]  # every outcome in TRIANGLE_OUTCOMES' order
+    hit_rate: float  # FILLED / count
+    mean_predicted_bps: float
+    measured: int  # triangles with an effective bps
+    mean_effective_bps: float | None  # None when none was measured
+    mean_slippage_bps: float | None  # effective - predicted, of the measured ones
+    primaries: tuple[PrimaryStat, ...]  # by primary
+    held_triangles: int  # triangles that left something held
+    held: tuple[tuple[str, Decimal], ...]  # what they left, summed by currency (nonzero)
+
+
+@attrs.frozen
 class DailyReport:
     day: datetime.date
     symbols: tuple[SymbolReport, ...]  # by coin
     total: Totals
     duplicates: int  # fills, fundings (and markouts with a tid) seen more than once, counted once
-    malformed: int  # entries that are not a fill, markout or funding, skipped
+    malformed: int  # entries that are not a fill, markout, funding or triangle, skipped
     fee_tokens: tuple[str, ...]  # tokens the fees were charged in
+    triangles: TriangleStats | None = None  # None: the day has no triangle
 
 
 def day_bounds_ms(day: datetime.date) -> tuple[int, int]:
@@ -114,11 +171,12 @@ def day_bounds_ms(day: datetime.date) -> tuple[int, int]:
     return start, start + _DAY_MS
 
 
-def read_day(
-    path: Path, day: datetime.date
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
-    """The fill, markout and funding entries of one UTC day, in journal order. Blocking,
-    read-only."""
+Entries = list[dict[str, Any]]
+
+
+def read_day(path: Path, day: datetime.date) -> tuple[Entries, Entries, Entries, Entries]:
+    """The fill, markout, funding and triangle entries of one UTC day, in journal order.
+    Blocking, read-only."""
     if not path.is_file():
         raise FileNotFoundError(f"journal {path} not found")
     start, end = day_bounds_ms(day)
@@ -127,9 +185,10 @@ def read_day(
         fills = _query(conn, "fill", "$.time_ms", start, end)
         markouts = _query(conn, "markout", "$.fill_time_ms", start, end)
         fundings = _query(conn, "funding", "$.time_ms", start, end)
+        triangles = _query(conn, "triangle", "$.time_ms", start, end)
     finally:
         conn.close()
-    return fills, markouts, fundings
+    return fills, markouts, fundings, triangles
 
 
 def _query(
@@ -211,7 +270,103 @@ def parse_markout(data: Mapping[str, Any]) -> Markout:
     )
 
 
-_MALFORMED = (KeyError, TypeError, ValueError)
+_MALFORMED = (KeyError, TypeError, ValueError, InvalidOperation)
+# Sums of journaled decimal amounts, exact (they have a few dozen digits at most).
+_EXACT = Context(prec=400)
+
+
+def _decimal(value: Any) -> Decimal:
+    """A journaled amount: a decimal string (or an integer), finite."""
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise TypeError(f"amount {value!r} is not a decimal string")
+    number = Decimal(value)
+    if not number.is_finite():
+        raise ValueError(f"not a finite amount: {value!r}")
+    return number
+
+
+def parse_triangle(data: Mapping[str, Any]) -> Triangle:
+    """A journaled triangle (``mm.strategies.triarb.reports.journal_row``'s row), the figures
+    the report takes from it; ``ValueError``/``TypeError``/``KeyError`` when it is not one (an
+    unknown outcome, a FILLED or UNWOUND one without a profit, an effective bps without one)."""
+    outcome = data["outcome"]
+    if outcome not in TRIANGLE_OUTCOMES:
+        raise ValueError(f"outcome {outcome!r} is not one of {TRIANGLE_OUTCOMES}")
+    primary = data["primary"]
+    if not isinstance(primary, str) or not primary:
+        raise TypeError(f"primary {primary!r} is not a currency")
+    raw_profit, raw_effective, raw_held = data["profit"], data["effective_bps"], data["held"]
+    profit = None if raw_profit is None else _decimal(raw_profit)
+    effective = None if raw_effective is None else _finite(raw_effective)
+    if profit is None and (outcome in ("FILLED", "UNWOUND") or effective is not None):
+        raise ValueError(f"a {outcome} triangle without a profit")
+    if not isinstance(raw_held, Mapping):
+        raise TypeError(f"held is {type(raw_held).__name__}, not a mapping")
+    held = tuple((str(currency), _decimal(amount)) for currency, amount in raw_held.items())
+    return Triangle(
+        corr=str(data["corr"]),
+        time_ms=int(data["time_ms"]),
+        signal_ns=int(data["signal_ns"]),
+        outcome=outcome,
+        primary=primary,
+        predicted_bps=_finite(data["predicted_bps"]),
+        effective_bps=effective,
+        profit=profit,
+        held=tuple((currency, amount) for currency, amount in held if amount != 0),
+    )
+
+
+def _decimal_sums(pairs: Iterable[tuple[str, Decimal]]) -> dict[str, Decimal]:
+    sums: dict[str, Decimal] = {}
+    for key, amount in pairs:
+        sums[key] = _EXACT.add(sums.get(key, Decimal(0)), amount)
+    return sums
+
+
+def triangle_stats(triangles: Sequence[Triangle]) -> TriangleStats | None:
+    """The figures of ``triangles`` (None when there are none): sums are exact (``math.fsum``,
+    decimals), so they do not depend on the triangles' order."""
+    if not triangles:
+        return None
+    count = len(triangles)
+    outcomes = tuple((o, sum(1 for t in triangles if t.outcome == o)) for o in TRIANGLE_OUTCOMES)
+    measured = [
+        (t.effective_bps, t.predicted_bps) for t in triangles if t.effective_bps is not None
+    ]
+    by_primary: dict[str, list[Triangle]] = {}
+    for triangle in triangles:
+        by_primary.setdefault(triangle.primary, []).append(triangle)
+    primaries = tuple(
+        PrimaryStat(
+            primary=primary,
+            triangles=len(group),
+            closed=sum(1 for t in group if t.profit is not None),
+            profit=_decimal_sums((primary, t.profit) for t in group if t.profit is not None).get(
+                primary, Decimal(0)
+            ),
+        )
+        for primary, group in sorted(by_primary.items())
+    )
+    left = [t for t in triangles if t.held]
+    held = _decimal_sums(pair for t in left for pair in t.held)
+    return TriangleStats(
+        count=count,
+        outcomes=outcomes,
+        hit_rate=dict(outcomes)["FILLED"] / count,
+        mean_predicted_bps=math.fsum(t.predicted_bps for t in triangles) / count,
+        measured=len(measured),
+        mean_effective_bps=(
+            math.fsum(effective for effective, _ in measured) / len(measured) if measured else None
+        ),
+        mean_slippage_bps=(
+            math.fsum(effective - predicted for effective, predicted in measured) / len(measured)
+            if measured
+            else None
+        ),
+        primaries=primaries,
+        held_triangles=len(left),
+        held=tuple(sorted((c, amount) for c, amount in held.items() if amount != 0)),
+    )
 
 
 def build_report(
@@ -219,13 +374,17 @@ def build_report(
     fills: Iterable[Mapping[str, Any]],
     markouts: Iterable[Mapping[str, Any]],
     fundings: Iterable[Mapping[str, Any]] = (),
+    triangles: Iterable[Mapping[str, Any]] = (),
 ) -> DailyReport:
-    """Per-symbol and total figures of the entries whose venue time falls on ``day`` (UTC).
+    """Per-symbol and total figures of the entries whose venue time falls on ``day`` (UTC),
+    and the figures of the day's triangles.
 
     Fills are counted once per (tid, oid); funding payments once per (coin, time) (the venue
     pays a position once an hour); markouts once per (coin, tid, horizon) when they carry a
-    tid. Entries of other days are ignored; malformed entries are counted and skipped. Sums are
-    exact-rounded (``math.fsum``), so the report does not depend on entry order.
+    tid; triangles once per (corr, time, signal time) (a correlation id alone starts again at
+    each run). Entries of other days are ignored; malformed entries are counted and skipped.
+    Sums are exact-rounded (``math.fsum``) or exact (decimals), so the report does not depend
+    on entry order.
     """
     start, end = day_bounds_ms(day)
     malformed = 0
@@ -280,6 +439,23 @@ def build_report(
         seen_fundings.add((funding.coin, funding.time_ms))
         fundings_by_coin.setdefault(funding.coin, []).append(funding)
 
+    seen_triangles: set[tuple[str, int, int]] = set()
+    day_triangles: list[Triangle] = []
+    for data in triangles:
+        try:
+            triangle = parse_triangle(data)
+        except _MALFORMED:
+            malformed += 1
+            continue
+        if not start <= triangle.time_ms < end:
+            continue
+        identity = (triangle.corr, triangle.time_ms, triangle.signal_ns)
+        if identity in seen_triangles:
+            duplicates += 1
+            continue
+        seen_triangles.add(identity)
+        day_triangles.append(triangle)
+
     coins = sorted(fills_by_coin.keys() | markouts_by_coin.keys() | fundings_by_coin.keys())
     symbols = tuple(
         _symbol(
@@ -300,6 +476,7 @@ def build_report(
         duplicates=duplicates,
         malformed=malformed,
         fee_tokens=tuple(sorted({fill.fee_token for fill in all_fills})),
+        triangles=triangle_stats(day_triangles),
     )
 
 
@@ -376,11 +553,19 @@ def to_json(report: DailyReport) -> dict[str, Any]:
     """Plain JSON-ready data: the report's fields, the day as ISO text, None where no value."""
 
     def serialize(_inst: Any, _field: Any, value: Any) -> Any:
-        return value.isoformat() if isinstance(value, datetime.date) else value
+        if isinstance(value, datetime.date):
+            return value.isoformat()
+        if isinstance(value, Decimal):  # exact amounts stay exact: plain decimal strings
+            return _amount(value)
+        return value
 
     data: dict[str, Any] = attr.asdict(
         report, retain_collection_types=False, value_serializer=serialize
     )
+    triangles = data["triangles"]
+    if triangles is not None:  # (name, value) pairs read as objects
+        for name in ("outcomes", "held"):
+            triangles[name] = dict(triangles[name])
     return data
 
 
@@ -412,9 +597,13 @@ def _markout_cell(stats: Sequence[MarkoutStat], horizon_ms: int) -> str:
     return "-"
 
 
-def _table(header: Sequence[str], rows: Sequence[Sequence[str]], total: Sequence[str]) -> list[str]:
-    """First column left-aligned, the rest right-aligned; a rule under the header and over total."""
-    widths = [max(len(row[i]) for row in [header, *rows, total]) for i in range(len(header))]
+def _table(
+    header: Sequence[str], rows: Sequence[Sequence[str]], total: Sequence[str] | None = None
+) -> list[str]:
+    """First column left-aligned, the rest right-aligned; a rule under the header and over
+    total (when there is one)."""
+    totals = [] if total is None else [total]
+    widths = [max(len(row[i]) for row in [header, *rows, *totals]) for i in range(len(header))]
 
     def line(cells: Sequence[str]) -> str:
         first = cells[0].ljust(widths[0])
@@ -422,12 +611,13 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[str]], total: Sequence
         return "  ".join([first, *rest]).rstrip()
 
     rule = "  ".join("-" * width for width in widths)
-    return [line(header), rule, *(line(row) for row in rows), rule, line(total)]
+    lines = [line(header), rule, *(line(row) for row in rows)]
+    return lines if total is None else [*lines, rule, line(total)]
 
 
 def render_text(report: DailyReport) -> str:
     """Aligned tables for a terminal: volume, then PnL (USD: fees, funding, realized, net) with
-    markouts (mean bps, count)."""
+    markouts (mean bps, count); then the triangles, when the day has any."""
     total = report.total
     lines = [f"mm daily report {report.day.isoformat()} (UTC)"]
     if total.fills == 0:
@@ -452,9 +642,15 @@ def render_text(report: DailyReport) -> str:
             f"note: fees are charged in {', '.join(report.fee_tokens)}; "
             "fee and net figures add them as if they were USD"
         )
-    if not report.symbols:
-        return "\n".join(lines) + "\n"
+    if report.symbols:
+        lines += _symbol_tables(report)
+    if report.triangles is not None:
+        lines += ["", *_triangle_lines(report.triangles)]
+    return "\n".join(lines) + "\n"
 
+
+def _symbol_tables(report: DailyReport) -> list[str]:
+    total = report.total
     volume_header = [
         "coin", "fills", "maker", "taker", "buy sz", "vwap buy", "buy USD",
         "sell sz", "vwap sell", "sell USD", "net pos",
@@ -504,7 +700,40 @@ def render_text(report: DailyReport) -> str:
             *(_markout_cell(figures.markouts, h) for h in horizons),
         ]
 
-    lines += ["", *_table(volume_header, volume_rows, volume_total), ""]
+    lines = ["", *_table(volume_header, volume_rows, volume_total), ""]
     lines.append("pnl in USD; markouts: mean bps (count), positive = in our favour")
     lines += _table(pnl_header, [pnl_row(s.coin, s) for s in report.symbols], pnl_row(TOTAL, total))
-    return "\n".join(lines) + "\n"
+    return lines
+
+
+def _bps(value: float | None) -> str:
+    return "-" if value is None else _plain(f"{value:+.2f}")
+
+
+def _amount(value: Decimal) -> str:
+    """An exact amount in its plain form: ``0.0699``, ``-0.0243``, ``0``."""
+    return f"{value.normalize():f}" if value != 0 else "0"
+
+
+def _triangle_lines(stats: TriangleStats) -> list[str]:
+    """The triangles section: outcomes and hit rate, predicted against realised bps, profit per
+    primary, what was left held."""
+    outcomes = ", ".join(f"{outcome} {n}" for outcome, n in stats.outcomes)
+    lines = [
+        f"triangles {stats.count}: {outcomes}  hit rate {stats.hit_rate:.1%}",
+        f"bps: predicted {_bps(stats.mean_predicted_bps)} mean;"
+        f" effective {_bps(stats.mean_effective_bps)} and slippage"
+        f" {_bps(stats.mean_slippage_bps)} mean of {stats.measured} measured",
+    ]
+    if stats.held_triangles:
+        held = ", ".join(f"{_amount(amount)} {currency}" for currency, amount in stats.held)
+        lines.append(
+            f"held: {stats.held_triangles} triangle{'s' if stats.held_triangles != 1 else ''}"
+            f" left {held or 'nothing net'}"
+        )
+    else:
+        lines.append("held: none left")
+    rows = [
+        [p.primary, str(p.triangles), str(p.closed), _amount(p.profit)] for p in stats.primaries
+    ]
+    return [*lines, *_table(["primary", "triangles", "closed", "profit"], rows)]

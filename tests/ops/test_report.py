@@ -3,16 +3,21 @@
 The figures are worked out by hand from the entries below. Real recorded Hyperliquid fills go
 through the venue codec and the journal the way the service writes them. Properties: totals
 agree with the per-symbol rows, net = realized - fees, and the report does not change when a
-fill is duplicated or the entries are reordered.
+fill is duplicated or the entries are reordered. Triangles are the triarb desk's own journal
+rows (``journal_row`` of real ``TriangleReport``s: the reference triangle of
+tests/strategies/triarb/test_reports.py in each outcome, and its rotation to a USDC primary);
+their section is worked out by hand too, and does not change with their order.
 """
 
 from __future__ import annotations
 
+import argparse
 import datetime
 import enum
 import json
 import math
 import sqlite3
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -22,11 +27,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mm.journal import Entry, open_database, write_batch
-from mm.model import Fill, Funding
+from mm.cli import cmd_report
+from mm.journal import DATABASE_NAME, Entry, open_database, write_batch
+from mm.model import Fill, Funding, Side
 from mm.ops.report import (
     DailyReport,
     MarkoutStat,
+    PrimaryStat,
     build_report,
     day_bounds_ms,
     parse_fill,
@@ -34,9 +41,27 @@ from mm.ops.report import (
     render_text,
     to_json,
 )
+from mm.strategies.triarb.legs import Leg, Triangle
+from mm.strategies.triarb.reports import LegRun, Outcome, TriangleReport, journal_row
+from mm.strategies.triarb.triangles import Evaluation, Terms, evaluate
 from mm.venues.hyperliquid.codec import UserEventsFrame, decode_frame, parse_fills
+from tests.conftest import ConfigWriter
 from tests.fixture_paths import HYPERLIQUID as FIXTURES
 from tests.ids import hl_oid, hl_tid
+from tests.strategies.triarb.test_reports import (
+    BOOKS,
+    BUY_FLUX,
+    INSTRUMENTS,
+    L0,
+    L1,
+    L2,
+    SELL_FLUX,
+    T_MS,
+    UNWIND_FLUX,
+    report,
+    times,
+)
+from tests.strategies.triarb.test_reports import fill as leg_fill
 
 DAY = datetime.date(2024, 3, 1)
 START_MS = 1_709_251_200_000  # 2024-03-01T00:00:00Z
@@ -136,8 +161,8 @@ def test_day_bounds() -> None:
 
 
 def test_read_day_takes_the_day_by_venue_time(journal_path: Path) -> None:
-    fills, markouts, fundings = read_day(journal_path, DAY)
-    assert fundings == []
+    fills, markouts, fundings, triangles = read_day(journal_path, DAY)
+    assert fundings == triangles == []
     assert sorted(f["tid"] for f in fills) == [1, 2, 3, 4, 5, 6]
     assert len(markouts) == 6
     assert all(START_MS <= m["fill_time_ms"] < END_MS for m in markouts)
@@ -593,3 +618,248 @@ def test_duplicating_or_reordering_fills_changes_nothing(
         duplicated = build_report(DAY, fills, [], [*fundings, again])
         assert duplicated.duplicates == 1
         assert figures(duplicated) == report
+
+
+# --- triangles ---------------------------------------------------------------------------------
+
+TRI_DAY = datetime.date(2026, 5, 26)  # the reference triangle's day (T_MS is 17:55:53.719Z)
+TRI_START_MS, _ = day_bounds_ms(TRI_DAY)
+
+# The reference triangle turned to start and end in USDC: 5 USDC sold at 0.999 for 4.990005
+# USDT (fee 0.004995), 64.40 FLUX bought at 0.0774 for 4.9895446 USDT (fee 0.0049846, so
+# 0.0004604 USDT is left), sold at 0.07783 for 5.007239748 USDC (fee 0.005012252): a profit of
+# 0.007239748 USDC, 14.479496 bps of 5, as predicted.
+SELL_USDC_FOR_USDT = Leg("USDC-USDT", Side.SELL, "USDC", "USDT")
+USDC_TRIANGLE = Triangle("USDC", (SELL_USDC_FOR_USDT, BUY_FLUX, SELL_FLUX))
+
+
+def usdc_filled() -> TriangleReport:
+    terms = Terms(Decimal(5), 1000, dict.fromkeys(INSTRUMENTS, Decimal("0.001")))
+    books = dict(zip(USDC_TRIANGLE.symbols, (BOOKS[2], BOOKS[0], BOOKS[1]), strict=True))
+    evaluation = evaluate(USDC_TRIANGLE, books, INSTRUMENTS, terms, T_MS)
+    assert isinstance(evaluation, Evaluation), evaluation
+    assert evaluation.profit_bps == 14.479496
+    legs = (
+        LegRun(
+            SELL_USDC_FOR_USDT,
+            times(0.2, 30.0, 40.0),
+            (leg_fill(SELL_USDC_FOR_USDT, 0.999, 5.0, 0.004995, "USDT"),),
+        ),
+        LegRun(
+            BUY_FLUX,
+            times(40.2, 70.0, 80.0),
+            (leg_fill(BUY_FLUX, 0.0774, 64.4, 0.0049846, "USDT"),),
+        ),
+        LegRun(
+            SELL_FLUX,
+            times(80.2, 110.0, 120.0),
+            (leg_fill(SELL_FLUX, 0.07783, 64.4, 0.005012252, "USDC"),),
+        ),
+    )
+    return TriangleReport(
+        corr="7",
+        outcome=Outcome.FILLED,
+        evaluation=evaluation,
+        books=(BOOKS[2], BOOKS[0], BOOKS[1]),
+        signal_ns=L0.times.fired_ns,
+        time_ms=T_MS,
+        legs=legs,
+    )
+
+
+def day_triangles() -> list[TriangleReport]:
+    """One of each outcome of the reference triangle (USDT), and the USDC one, a second apart."""
+    made = [
+        report(Outcome.FILLED, (L0, L1, L2)),  # -0.0748886 USDT, -149.938... bps
+        report(Outcome.FAILED, (LegRun(BUY_FLUX, times(0.2, None, None)),), detail="400100"),
+        report(Outcome.FAILED, (L0, LegRun(SELL_FLUX, times(83.4, None, None))), detail="400600"),
+        report(Outcome.ABORTED, (L0, L1), detail="kill switch"),  # holds 4.9296 USDC
+        report(
+            Outcome.UNWOUND,
+            (L0, LegRun(SELL_FLUX, times(83.4, 120.0, 161.7))),
+            unwind=(
+                LegRun(
+                    UNWIND_FLUX,
+                    times(162.0, 190.0, 230.0),
+                    (leg_fill(UNWIND_FLUX, 0.0771, 64.53, 0.004975, "USDT"),),
+                ),
+            ),
+            detail="fill timeout",
+        ),  # -0.024334 USDT, -48.720... bps
+        usdc_filled(),
+    ]
+    return [
+        attrs.evolve(r, corr=str(n), time_ms=T_MS + n * 1000) for n, r in enumerate(made, start=1)
+    ]
+
+
+def triangle_entries() -> list[Entry]:
+    return [Entry(r.time_ms / 1000 + 0.01, "triangle", journal_row(r)) for r in day_triangles()]
+
+
+@pytest.fixture
+def triangle_journal(tmp_path: Path) -> Path:
+    """The day's triangles; one of the day before (journaled inside the day), one journaled
+    twice, and a fill of the first leg (fills are the fills section's)."""
+    path = tmp_path / "mm.sqlite3"
+    entries = triangle_entries()
+    before = attrs.evolve(day_triangles()[0], time_ms=TRI_START_MS - 1)
+    entries.append(Entry(TRI_START_MS / 1000 + 5, "triangle", journal_row(before)))
+    entries.append(attrs.evolve(entries[0], ts=entries[0].ts + 1))  # the same row again
+    (leg_fill_0,) = L0.fills
+    entries.append(Entry(T_MS / 1000, "fill", as_journaled(leg_fill_0)))
+    journal(path, entries)
+    return path
+
+
+def test_the_days_triangles_by_hand(triangle_journal: Path) -> None:
+    fills, markouts, fundings, triangles = read_day(triangle_journal, TRI_DAY)
+    assert len(fills) == 1
+    assert len(triangles) == 7  # six and the one journaled twice; not the day before's
+    assert triangles[0] == journal_row(day_triangles()[0])
+    report = build_report(TRI_DAY, fills, markouts, fundings, triangles)
+    assert (report.duplicates, report.malformed) == (1, 0)
+    assert report.total.fills == 1
+    stats = report.triangles
+    assert stats is not None
+    assert stats.count == 6
+    assert dict(stats.outcomes) == {"FILLED": 2, "FAILED": 2, "ABORTED": 1, "UNWOUND": 1}
+    assert [outcome for outcome, _ in stats.outcomes] == [o.value for o in Outcome]
+    assert stats.hit_rate == pytest.approx(2 / 6)
+    assert stats.mean_predicted_bps == pytest.approx((5 * 34.45 + 14.479496) / 6)
+    # Measured: the two FILLED and the UNWOUND one (the others brought nothing back).
+    effective = (-149.9384738224434, -48.72040366618335, 14.479496)
+    assert stats.measured == 3
+    assert stats.mean_effective_bps == pytest.approx(sum(effective) / 3)
+    slippage = (effective[0] - 34.45, effective[1] - 34.45, 0.0)
+    assert stats.mean_slippage_bps == pytest.approx(sum(slippage) / 3)
+    # USDT: the FILLED one, the one failed at its first leg (0) and the UNWOUND one closed.
+    assert stats.primaries == (
+        PrimaryStat("USDC", 1, 1, Decimal("0.007239748")),
+        PrimaryStat("USDT", 5, 3, Decimal("-0.0748886") + Decimal("-0.024334")),
+    )
+    assert stats.held_triangles == 3  # failed at leg 2, aborted, and the USDC one's dust
+    assert stats.held == (
+        ("FLUX", Decimal("64.53")),
+        ("USDC", Decimal("4.9296")),
+        ("USDT", Decimal("0.0004604")),
+    )
+
+
+def test_the_triangles_section_text_and_json(triangle_journal: Path) -> None:
+    report = build_report(TRI_DAY, *read_day(triangle_journal, TRI_DAY))
+    text = render_text(report)
+    section = text[text.index("\ntriangles ") + 1 :]
+    assert section == (
+        "triangles 6: FILLED 2, FAILED 2, ABORTED 1, UNWOUND 1  hit rate 33.3%\n"
+        "bps: predicted +31.12 mean; effective -61.39 and slippage -89.19 mean of 3 measured\n"
+        "held: 3 triangles left 64.53 FLUX, 4.9296 USDC, 0.0004604 USDT\n"
+        "primary  triangles  closed       profit\n"
+        "-------  ---------  ------  -----------\n"
+        "USDC             1       1  0.007239748\n"
+        "USDT             5       3   -0.0992226\n"
+    )
+    data = to_json(report)
+    assert json.loads(json.dumps(data)) == data
+    triangles = data["triangles"]
+    assert triangles["outcomes"] == {"FILLED": 2, "FAILED": 2, "ABORTED": 1, "UNWOUND": 1}
+    assert triangles["primaries"] == [
+        {"primary": "USDC", "triangles": 1, "closed": 1, "profit": "0.007239748"},
+        {"primary": "USDT", "triangles": 5, "closed": 3, "profit": "-0.0992226"},
+    ]
+    assert triangles["held"] == {"FLUX": "64.53", "USDC": "4.9296", "USDT": "0.0004604"}
+    assert triangles["held_triangles"] == 3
+    assert triangles["mean_effective_bps"] == pytest.approx(-61.39312716287558)
+
+
+def test_mm_report_prints_the_triangles(
+    write_config: ConfigWriter, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``mm report`` over the service's journal (run_dir/mm.sqlite3): the section in the text,
+    the figures in the JSON."""
+    config = write_config()
+    (tmp_path / "run").mkdir()
+    journal(tmp_path / "run" / DATABASE_NAME, triangle_entries())
+    args = argparse.Namespace(config=str(config), date=TRI_DAY.isoformat(), json=False)
+    assert cmd_report(args, {}) == 0
+    text = capsys.readouterr().out
+    assert "triangles 6: FILLED 2, FAILED 2, ABORTED 1, UNWOUND 1  hit rate 33.3%\n" in text
+    assert "\nUSDT             5       3   -0.0992226\n" in text
+    assert cmd_report(argparse.Namespace(**{**vars(args), "json": True}), {}) == 0
+    printed = orjson.loads(capsys.readouterr().out)
+    assert printed["triangles"]["count"] == 6
+    assert printed["triangles"]["primaries"][1]["profit"] == "-0.0992226"
+
+
+def test_a_day_without_triangles_has_no_section(journal_path: Path) -> None:
+    report = build_report(DAY, *read_day(journal_path, DAY))
+    assert report.triangles is None
+    assert "triangles" not in render_text(report)
+    assert to_json(report)["triangles"] is None
+    only_failed = [journal_row(day_triangles()[1])]  # nothing came back to measure
+    stats = build_report(TRI_DAY, [], [], [], only_failed).triangles
+    assert stats is not None
+    assert (stats.count, stats.hit_rate, stats.measured) == (1, 0.0, 0)
+    assert (stats.mean_effective_bps, stats.mean_slippage_bps) == (None, None)
+    text = render_text(build_report(TRI_DAY, [], [], [], only_failed))
+    assert text.splitlines()[1:] == [
+        "no fills",
+        "",
+        "triangles 1: FILLED 0, FAILED 1, ABORTED 0, UNWOUND 0  hit rate 0.0%",
+        "bps: predicted +34.45 mean; effective - and slippage - mean of 0 measured",
+        "held: none left",
+        "primary  triangles  closed  profit",
+        "-------  ---------  ------  ------",
+        "USDT             1       1       0",
+    ]
+
+
+def test_malformed_triangles_are_counted_and_skipped() -> None:
+    good = journal_row(day_triangles()[0])
+    broken = [
+        {**good, "outcome": "LOST"},
+        {**good, "profit": None},  # a FILLED triangle always closes
+        {**good, "profit": "NaN"},
+        {**good, "profit": 0.5},  # amounts are decimal strings
+        {**good, "held": ["FLUX"]},
+        {**good, "predicted_bps": "fast"},
+        {k: v for k, v in good.items() if k != "primary"},
+    ]
+    report = build_report(TRI_DAY, [], [], [], [*broken, good])
+    assert report.malformed == len(broken)
+    assert report.triangles is not None
+    assert report.triangles.count == 1
+    assert "skipped: 0 duplicate, 7 malformed entries" in render_text(report)
+
+
+def test_the_same_corr_in_another_run_is_another_triangle() -> None:
+    """The correlation id starts again at each run: only corr, time and signal time together
+    say a row was journaled twice."""
+    first = day_triangles()[0]
+    again = attrs.evolve(first, time_ms=first.time_ms + 60_000, signal_ns=first.signal_ns)
+    report = build_report(TRI_DAY, [], [], [], [journal_row(first), journal_row(again)])
+    assert report.duplicates == 0
+    assert report.triangles is not None
+    assert report.triangles.count == 2
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.data())
+def test_the_triangles_section_does_not_depend_on_order(data: st.DataObject) -> None:
+    rows = [journal_row(r) for r in day_triangles()]
+    chosen = data.draw(st.lists(st.sampled_from(range(len(rows))), unique=True, min_size=1))
+    picked = [rows[i] for i in chosen]
+    stats = build_report(TRI_DAY, [], [], [], picked).triangles
+    assert stats is not None
+    shuffled = data.draw(st.permutations(picked))
+    assert build_report(TRI_DAY, [], [], [], shuffled).triangles == stats
+    assert stats.count == len(picked) == sum(n for _, n in stats.outcomes)
+    assert sum(p.triangles for p in stats.primaries) == stats.count
+    closed = [row for row in picked if row["profit"] is not None]
+    assert sum(p.closed for p in stats.primaries) == len(closed)
+    for primary in stats.primaries:
+        assert primary.profit == sum(
+            (Decimal(row["profit"]) for row in closed if row["primary"] == primary.primary),
+            Decimal(0),
+        )
+    assert stats.held_triangles == sum(1 for row in picked if row["held"])
