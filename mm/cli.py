@@ -229,7 +229,59 @@ def render_status(status: dict[str, Any]) -> str:
     trading = status.get("trading")
     if trading and trading.get("symbols"):
         lines.extend(["", _trading_table(trading)])
+    if trading and trading.get("triangles"):
+        lines.extend(["", *_triangle_lines(trading["triangles"])])
     return "\n".join(lines)
+
+
+RECENT_TRIANGLES_SHOWN = 5
+
+
+def _counts(counts: dict[str, Any]) -> str:
+    """``FILLED 4, FAILED 1``; ``none`` when empty."""
+    return ", ".join(f"{name} {n}" for name, n in counts.items()) or "none"
+
+
+def _triangle_lines(triangles: dict[str, Any]) -> list[str]:
+    """Triangular arbitrage's desk: its mode and slots, signals, outcomes, refusals, profit per
+    primary, the strategy's counters and the latest triangles' lines (newest first)."""
+    busy = triangles.get("busy") or {}
+    in_flight = "; ".join(f"slot {slot} {triangle}" for slot, triangle in busy.items())
+    signals = triangles.get("signals") or {}
+    lines = [
+        f"triangles ({triangles['mode']}): {len(busy)} of {triangles['slots']} slots busy"
+        + (f": {in_flight}" if in_flight else ""),
+        f"  signals: {signals.get('queued', 0)} queued, {signals.get('dropped', 0)} dropped",
+        f"  outcomes: {_counts(triangles.get('outcomes') or {})}",
+        f"  refused: {_counts(triangles.get('refused') or {})};"
+        f" conflicts: {_counts(triangles.get('conflicts') or {})}",
+        "  profit: "
+        + (
+            ", ".join(f"{amount} {primary}" for primary, amount in triangles["profit"].items())
+            if triangles.get("profit")
+            else "none closed"
+        ),
+    ]
+    strategy = triangles.get("strategy") or {}
+    if strategy:
+        counters = [
+            f"{value} {name.replace('_', ' ')}"
+            for name, value in strategy.items()
+            if not isinstance(value, dict)
+        ]
+        counters += [
+            f"{name.replace('_', ' ')}: {_counts(value)}"
+            for name, value in strategy.items()
+            if isinstance(value, dict) and value
+        ]
+        lines.append(f"  strategy: {'; '.join(counters)}")
+    recent = triangles.get("recent") or []
+    if recent:
+        shown = recent[:RECENT_TRIANGLES_SHOWN]
+        more = len(recent) - len(shown)
+        lines.append(f"  recent (newest first{f', {more} more' if more else ''}):")
+        lines.extend(f"    {line}" for line in shown)
+    return lines
 
 
 def _describe_gc(gc_status: dict[str, Any]) -> str:

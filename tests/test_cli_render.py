@@ -4,7 +4,34 @@ from __future__ import annotations
 
 from typing import Any
 
+import attrs
+from prometheus_client import CollectorRegistry
+
 from mm.cli import EXIT_FAILURE, EXIT_OK, render_kill, render_rearm, render_status
+from mm.execution.dispatch import Dispatcher
+from mm.execution.permissions import PermissionBoard
+from mm.portfolio import Portfolio
+from mm.strategies.base import StrategyContext
+from mm.strategies.triarb.config import TriarbConfig
+from mm.strategies.triarb.desk import TriangleDesk
+from mm.strategies.triarb.reports import LegRun, Outcome
+from mm.strategies.triarb.signals import Signal
+from tests.strategies.triarb.test_reports import (
+    BOOKS,
+    BUY_FLUX,
+    INSTRUMENTS,
+    L0,
+    L1,
+    L2,
+    SELL_FLUX,
+    T_MS,
+    TRIANGLE,
+    UNWIND_FLUX,
+    evaluation,
+    fill,
+    report,
+    times,
+)
 
 SINCE = 1_800_000_000.0
 ZERO = {
@@ -192,3 +219,125 @@ def test_status_says_whether_the_dead_mans_switch_is_available() -> None:
         "venue: 6 orders canceled, none open after 0.210s (1 cancel request) (cancel-all 3)" in text
     )
     assert "still canceling: the cancel-all runs again until none is left" in text
+
+
+# --- triangular arbitrage ----------------------------------------------------------------------
+
+
+def triangle_desk_status() -> dict[str, Any]:
+    """/status's trading.triangles as a real desk reports it: two signals offered (one queued,
+    one dropped: the queue holds one), three triangles ended (the reference's FILLED one, one
+    failed at its first leg, one unwound), and the strategy's counters beside them."""
+    rows: list[dict[str, Any]] = []
+    context = StrategyContext(
+        permissions=PermissionBoard(),
+        portfolio=Portfolio((), lambda symbol: INSTRUMENTS[symbol]),
+        instruments=lambda symbol: INSTRUMENTS[symbol],
+        live_orders=lambda symbol: 0,
+        registry=CollectorRegistry(),
+    )
+    desk = TriangleDesk(
+        TriarbConfig(signal_queue=1, slots=2),
+        TRIANGLE.symbols,
+        context,
+        lambda: None,
+        Dispatcher(),
+        rows.append,
+        wall_ms=lambda: T_MS,
+    )
+    signal = Signal(1, TRIANGLE, BOOKS, (T_MS,) * 3, (T_MS,) * 3, T_MS, evaluation())
+    assert desk.offer(signal)
+    assert not desk.offer(attrs.evolve(signal, corr=2))
+    failed = report(Outcome.FAILED, (LegRun(BUY_FLUX, times(0.2, None, None)),), detail="400100")
+    back = LegRun(
+        UNWIND_FLUX, times(162.0, 190.0, 230.0), (fill(UNWIND_FLUX, 0.0771, 64.53, 0.0, "USDT"),)
+    )
+    unwound = report(
+        Outcome.UNWOUND,
+        (L0, LegRun(SELL_FLUX, times(83.4, 120.0, None))),
+        unwind=(back,),
+        detail="fill timeout",
+    )
+    for made in (report(Outcome.FILLED, (L0, L1, L2)), failed, unwound):
+        desk._on_report(made)  # what a slot's report becomes
+    assert len(rows) == 3  # journaled
+    strategy = {
+        "triangles": 2,
+        "evaluations": 1200,
+        "below_min_profit": 1100,
+        "prefiltered": 90,
+        "refusals": {"book too old": 7},
+        "signals": 2,
+        "withheld": {},
+    }
+    return desk.status() | {"strategy": strategy}
+
+
+def test_status_shows_the_triangle_desk() -> None:
+    triangles = triangle_desk_status()
+    status: dict[str, Any] = {
+        "version": "0",
+        "service": "mm-triarb",
+        "pid": 1,
+        "state": "running",
+        "admin_url": "http://127.0.0.1:9401",
+        "uptime_seconds": 10.0,
+        "config_hash": "x",
+        "healthy": True,
+        "problems": [],
+        "tree": {"name": "mm", "state": "running", "children": []},
+        "trading": {
+            "in_sync": True,
+            "symbols": {
+                symbol: {"allowed": "all", "gate": "evaluating", "orders": 0}
+                for symbol in TRIANGLE.symbols
+            },
+            "triangles": triangles,
+        },
+    }
+    text = render_status(status)
+    start = text.index("\ntriangles (paper)")
+    section = text[start + 1 :].splitlines()
+    assert section[:6] == [
+        "triangles (paper): 0 of 2 slots busy",
+        "  signals: 1 queued, 1 dropped",
+        "  outcomes: FILLED 1, FAILED 1, UNWOUND 1",
+        "  refused: none; conflicts: none",
+        # -0.0748886 (FILLED) + 0 (FAILED at leg 1) + (4.975263 - 4.994622) (UNWOUND)
+        "  profit: -0.0942476 USDT",
+        "  strategy: 2 triangles; 1200 evaluations; 1100 below min profit; 90 prefiltered;"
+        " 2 signals; refusals: book too old 7",
+    ]
+    assert section[6] == "  recent (newest first):"
+    recent = section[7:]
+    assert [line.split(" | ")[0].split()[-1] for line in recent] == ["UNWOUND", "FAILED", "FILLED"]
+    assert recent == [f"    {line}" for line in triangles["recent"]]
+    # Busy slots name their triangles; only the latest few lines are shown.
+    triangles |= {
+        "busy": {"0": "USDT > FLUX > USDC"},
+        "recent": triangles["recent"] * 3,
+        "mode": "live",
+        "refused": {"inventory": 2},
+    }
+    text = render_status(status)
+    assert "triangles (live): 1 of 2 slots busy: slot 0 USDT > FLUX > USDC" in text
+    assert "  refused: inventory 2; conflicts: none" in text
+    assert "  recent (newest first, 4 more):" in text
+    assert sum(line.startswith("    2026-05-26T") for line in text.splitlines()) == 5
+
+
+def test_status_without_triangles_has_no_triangle_section() -> None:
+    status: dict[str, Any] = {
+        "version": "0",
+        "service": "mm",
+        "pid": 1,
+        "state": "running",
+        "admin_url": "http://127.0.0.1:9400",
+        "uptime_seconds": 10.0,
+        "config_hash": "x",
+        "healthy": True,
+        "problems": [],
+        "tree": {"name": "mm", "state": "running", "children": []},
+        "trading": {"in_sync": True, "symbols": {"BTC": {"gate": "quoting"}}},
+    }
+    assert "triangles" not in render_status(status)
