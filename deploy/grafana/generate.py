@@ -7,10 +7,12 @@ The JSON files are checked in (Grafana provisions them from deploy/grafana/dashb
 ``tests/deploy/test_dashboards.py`` fails when they differ from what this script generates, so
 change the dashboards here, never in Grafana or in the JSON.
 
-Four dashboards, each with a fixed uid: ``mm-overview`` (mode, kill switch, phases, PnL,
+Five dashboards, each with a fixed uid: ``mm-overview`` (mode, kill switch, phases, PnL,
 positions, fills, spreads, markouts), ``mm-execution`` (orders, rejections, latencies, API
-headroom, journal), ``mm-feeds`` (feed state, book age, message rates, data quality) and
-``mm-supervision`` (children, restarts, process, operations).
+headroom, journal), ``mm-feeds`` (feed state, book age, message rates, data quality),
+``mm-supervision`` (children, restarts, process, operations) and ``mm-triarb`` (triangular
+arbitrage's desk: signals, outcomes and hit rate, refusals, profit per primary, slots, first-leg
+and leg latency, slippage).
 
 Every panel and query reads the Prometheus datasource of
 ``deploy/grafana/provisioning/datasources/datasource.yml`` by its fixed uid. Queries use only
@@ -18,7 +20,10 @@ the ``$__rate_interval`` and ``$__range`` built-ins and the ``$symbol`` variable
 query returns data on a service that has just started trading without incidents: counters
 whose series only appear with their first event (rejections, reconnects, flattens...) fall
 back to 0 with ``or on() vector(0)``. ``queries()`` lists them all for a test against a live
-Prometheus.
+Prometheus. A dashboard of one strategy's metrics (``STRATEGY_DASHBOARDS``: the triangle desk's
+are only exported by a service whose ``strategy.kind`` is ``triarb``) is tested against a
+service running that strategy, and its queries return data once that service has filled a
+triangle (profit per primary and leg latency are labelled series that a closed triangle makes).
 
 The value mappings come from the service's own enums (autonomy modes, session phases, risk
 actions, feed states), so a new state shows up here as a failing regeneration check; run the
@@ -52,6 +57,7 @@ from mm.risk.monitors import Action
 __all__ = [
     "DASHBOARD_DIR",
     "DATASOURCE_UID",
+    "STRATEGY_DASHBOARDS",
     "dashboards",
     "main",
     "queries",
@@ -927,12 +933,110 @@ def supervision() -> Board:
     return board
 
 
+def triarb() -> Board:
+    board = Board(
+        "mm-triarb",
+        "mm / Triangular arbitrage",
+        "The triangle desk: signals, outcomes and hit rate, refusals, profit per primary, "
+        "slots, first-leg and leg latency, slippage (strategy.kind = triarb).",
+    )
+    triangles = "sum(increase(mm_triarb_triangles_total[$__range]))"
+    filled = 'sum(increase(mm_triarb_triangles_total{outcome="FILLED"}[$__range]))'
+    board.row("Desk").line(
+        stat_panel(
+            "Triangles",
+            [Query(or_zero(triangles), "triangles")],
+            description="Triangles started over the dashboard's time range, whatever their end.",
+        ),
+        stat_panel(
+            "Hit rate",
+            [Query(or_zero(f"({filled} or on() vector(0)) / ({triangles} > 0)"), "filled")],
+            unit=RATIO,
+            thresholds=_thresholds("red", (0.5, "orange"), (0.8, "green")),
+            description="The share of the triangles over the time range that filled all three "
+            "legs (the others failed, were aborted or unwound).",
+        ),
+        stat_panel(
+            "Profit",
+            [Query("sum by (primary) (mm_triarb_profit)", "{{primary}}")],
+            thresholds=_thresholds("red", (0, "green")),
+            description="This run's closed triangles' profit, in each primary quote currency.",
+        ),
+        stat_panel(
+            "Slots busy",
+            [Query("sum(mm_triarb_slots_busy)", "busy")],
+            description="Executor slots with a triangle in flight.",
+        ),
+    )
+    board.row("Signals and outcomes").line(
+        timeseries_panel(
+            "Signals",
+            [Query(rate_sum("mm_triarb_signals_total", "fate"), "{{fate}}")],
+            unit=PER_SECOND,
+            description="Signals per second: queued for a slot, or dropped because every slot "
+            "was busy and the queue full.",
+            width=8,
+        ),
+        timeseries_panel(
+            "Triangles by outcome",
+            [Query(increase_sum("mm_triarb_triangles_total", "outcome", RATE), "{{outcome}}")],
+            description="Triangles ended per rate window: filled, failed, aborted, unwound.",
+            width=8,
+        ),
+        timeseries_panel(
+            "Refusals by reason",
+            [Query(rate_sum("mm_triarb_refused_total", "reason"), "{{reason}}")],
+            unit=PER_SECOND,
+            description="Claimed triangles a risk limit or the permission board refused, per "
+            "second, by reason.",
+            width=8,
+        ),
+    )
+    board.row("Latency, slippage and profit").line(
+        timeseries_panel(
+            "First leg latency",
+            _quantile_queries("mm_triarb_first_leg_seconds"),
+            unit=SECONDS,
+            description="From a slot taking a signal to its first leg's order handed to the "
+            "venue client.",
+            width=6,
+        ),
+        timeseries_panel(
+            "Leg latency",
+            _quantile_queries("mm_triarb_leg_seconds", "leg"),
+            unit=SECONDS,
+            description="From a leg's order fired to its fills all in, by leg (L0..L2 the "
+            "triangle's, U0.. an unwind's).",
+            width=6,
+        ),
+        timeseries_panel(
+            "Slippage",
+            # No mean: a histogram with negative buckets exports no _sum.
+            _quantile_queries("mm_triarb_slippage_bps"),
+            unit=BPS,
+            description="Effective minus predicted profit of the closed triangles, in bps of "
+            "their start volume (negative: worse than predicted).",
+            width=6,
+        ),
+        timeseries_panel(
+            "Profit by primary",
+            [Query("mm_triarb_profit", "{{primary}}")],
+            description="This run's closed triangles' profit, in each primary quote currency.",
+            width=6,
+        ),
+    )
+    return board
+
+
 BOARDS: dict[str, Callable[[], Board]] = {
     "overview": overview,
     "execution": execution,
     "feeds": feeds,
     "supervision": supervision,
+    "triarb": triarb,
 }
+# Dashboards whose metrics only a service running one strategy exports: name -> strategy.kind.
+STRATEGY_DASHBOARDS: dict[str, str] = {"triarb": "triarb"}
 
 
 def dashboards() -> dict[str, dict[str, Any]]:

@@ -4,7 +4,8 @@ uids, the provisioned Prometheus datasource, no overlapping panels, the subjects
 queries that only use Grafana's rate/range variables and ``$symbol``).
 
 That every query returns data from a live mm is ``test_prometheus.py``'s job; here each query
-is only checked to be balanced PromQL text naming mm's own metrics.
+is only checked to be balanced PromQL text naming mm's own metrics, and the triangular
+arbitrage dashboard's to name exactly what the triangle desk exports.
 """
 
 from __future__ import annotations
@@ -19,9 +20,12 @@ from types import ModuleType
 from typing import Any
 
 import pytest
+from prometheus_client import CollectorRegistry
 
 from mm.ops.autonomy import Mode
 from mm.ops.session import Phase
+from mm.strategies.kinds import KINDS
+from mm.strategies.triarb.desk import TriarbMetrics
 
 ROOT = Path(__file__).resolve().parents[2]
 GENERATOR = ROOT / "deploy" / "grafana" / "generate.py"
@@ -57,6 +61,17 @@ REQUIRED = {
         "mm_data_quality_errors_total",
     },
     "supervision.json": {"mm_child_up", "mm_supervisor_restarts_total"},
+    # Issue 18: the triangle desk's signals, refusals, outcomes, profit, slots and latencies.
+    "triarb.json": {
+        "mm_triarb_signals_total",
+        "mm_triarb_refused_total",
+        "mm_triarb_triangles_total",
+        "mm_triarb_profit",
+        "mm_triarb_slots_busy",
+        "mm_triarb_first_leg_seconds_bucket",
+        "mm_triarb_leg_seconds_bucket",
+        "mm_triarb_slippage_bps_bucket",
+    },
 }
 # Counters without series until their first event: their queries must fall back to 0.
 LAZY_COUNTERS = {
@@ -66,6 +81,9 @@ LAZY_COUNTERS = {
     "mm_data_quality_errors_total",
     "mm_autonomy_transitions_total",
     "mm_feed_reconnects_total",
+    "mm_triarb_signals_total",
+    "mm_triarb_refused_total",
+    "mm_triarb_triangles_total",
 }
 VARIABLES = {"__rate_interval", "__interval", "__range", "symbol"}
 METRIC_NAME = re.compile(r"^(mm_|process_|up$)")
@@ -198,7 +216,7 @@ def test_generation_is_deterministic_json(
         assert text == json.dumps(json.loads(text), sort_keys=True, indent=2) + "\n"
 
 
-def test_the_four_dashboards_have_fixed_unique_uids_and_titles(
+def test_the_dashboards_have_fixed_unique_uids_and_titles(
     generated: dict[str, dict[str, Any]],
 ) -> None:
     assert set(generated) == set(REQUIRED)
@@ -400,6 +418,39 @@ def test_symbol_variable(generated: dict[str, dict[str, Any]]) -> None:
             assert variable["includeAll"] is True
             with_symbol.append(name)
     assert "overview.json" in with_symbol
+
+
+def desk_exports() -> set[str]:
+    """The sample names the triangle desk's metrics export once each labelled one has a series
+    (a histogram with negative buckets, the slippage's, has no ``_sum``)."""
+    registry = CollectorRegistry()
+    metrics = TriarbMetrics(registry)
+    metrics.signals.labels(fate="queued")
+    metrics.refused.labels(reason="inventory")
+    metrics.triangles.labels(outcome="FILLED")
+    metrics.profit.labels(primary="USDT")
+    metrics.leg_latency.labels(leg="L0")
+    return {sample.name for family in registry.collect() for sample in family.samples}
+
+
+def test_the_triarb_dashboard_queries_what_the_triangle_desk_exports(
+    generator: ModuleType, generated: dict[str, dict[str, Any]]
+) -> None:
+    desk = desk_exports()
+    assert "mm_triarb_leg_seconds_bucket" in desk
+    assert "mm_triarb_slippage_bps_sum" not in desk
+    queried = set().union(*(metric_names(expr) for expr in exprs(generated["triarb.json"])))
+    assert queried <= desk, f"not exported by the desk: {sorted(queried - desk)}"
+    assert REQUIRED["triarb.json"] <= queried
+    # Every other dashboard stays off the desk's metrics (a market maker exports none of them).
+    for name, dashboard in generated.items():
+        if name != "triarb.json":
+            others = set().union(*(metric_names(expr) for expr in exprs(dashboard)))
+            assert not others & desk, name
+    # Its queries are tested against a live mm running triangular arbitrage.
+    strategies: dict[str, str] = generator.STRATEGY_DASHBOARDS
+    assert strategies == {"triarb": "triarb"}
+    assert set(strategies.values()) <= set(KINDS)
 
 
 def test_counters_that_start_without_series_fall_back_to_zero(
