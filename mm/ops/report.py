@@ -316,6 +316,13 @@ def parse_triangle(data: Mapping[str, Any]) -> Triangle:
     )
 
 
+def _exact_sum(amounts: Iterable[Decimal]) -> Decimal:
+    total = Decimal(0)
+    for amount in amounts:
+        total = _EXACT.add(total, amount)
+    return total
+
+
 def _decimal_sums(pairs: Iterable[tuple[str, Decimal]]) -> dict[str, Decimal]:
     sums: dict[str, Decimal] = {}
     for key, amount in pairs:
@@ -341,9 +348,7 @@ def triangle_stats(triangles: Sequence[Triangle]) -> TriangleStats | None:
             primary=primary,
             triangles=len(group),
             closed=sum(1 for t in group if t.profit is not None),
-            profit=_decimal_sums((primary, t.profit) for t in group if t.profit is not None).get(
-                primary, Decimal(0)
-            ),
+            profit=_exact_sum(t.profit for t in group if t.profit is not None),
         )
         for primary, group in sorted(by_primary.items())
     )
