@@ -24,5 +24,6 @@ through ``venue`` (live through the order router, or paper behind the venue's te
   book evaluated, the signals handed out at each decision;
 * ``desk``: the signal channel, the slots as the trading subtree's children, the risk limits'
   admission, and each report logged, journaled, counted and kept for ``mm status``;
-* ``venue``: the slots' ways to the venue, and the fills routed to them by client order id.
+* ``venue``: the slots' ways to the venue, and the fills routed to them by client order id;
+* ``balances``: the venue's pushed balances, for the balance override (``await_balance``).
 """
