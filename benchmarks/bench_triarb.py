@@ -48,18 +48,41 @@ import argparse
 import contextlib
 import cProfile
 import math
+import os
 import pstats
 import random
 import statistics
+import sys
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
+import attrs
+import h11
+import httpcore
+import httpx
 import orjson
 import trio
+import trio.testing
+from loguru import logger
 
-from mm.model import Instrument, PriceLevel, Side
+from mm import clock
+from mm.config import Config, load_config, resolve_secrets
+from mm.execution.auditor import OrderAuditor
+from mm.execution.cancel_all import CancelAll
+from mm.execution.legs import LegExecutor
+from mm.execution.permissions import Grant, PermissionBoard, Source
+from mm.execution.permissions import Level as Permitted
+from mm.metrics import new_registry
+from mm.model import Fill, Instrument, PriceLevel, Side
+from mm.portfolio import Portfolio
+from mm.strategies.base import StrategyContext
+from mm.strategies.registry import build_strategy
+from mm.strategies.runner import Trading
+from mm.strategies.triarb.desk import TriangleDesk
 from mm.strategies.triarb.legs import Triangle
 from mm.strategies.triarb.signals import Evaluator, Signal
 from mm.strategies.triarb.triangles import (
@@ -71,6 +94,14 @@ from mm.strategies.triarb.triangles import (
     evaluate,
     index,
 )
+from mm.venues.base import SpotTerms
+from mm.venues.kucoin.connector import KucoinConnector
+from mm.venues.kucoin.rest import KucoinRestTransport
+from mm.venues.kucoin.signing import Credentials
+from mm.venues.service import VenueService
+from mm.venues.sim.kucoin.quota import VIP0_QUOTAS, Quotas
+from mm.venues.sim.kucoin.server import KucoinSimVenue
+from mm.venues.sim.kucoin.triangle import TriangleConfig
 
 QUOTES = {"USDT": 1.0, "USDC": 1.0, "BTC": 97_000.0, "ETH": 3_600.0, "KCS": 12.0}
 # The odds that a base is quoted in each quote (every base has a USDT pair).
@@ -270,6 +301,488 @@ def report_updates(name: str, rows: list[tuple[float, float, float, int]]) -> No
     print(f"    baseline float walk p50 {w50 * 1e6:10.1f} us   on_book / it {p50 / w50:10.1f}x")
 
 
+# --- frame in -> first leg written: the service's pipeline on the embedded KuCoin face ----------
+
+TRIARB_CONFIG = Path(__file__).resolve().parent.parent / "config.triarb.toml"
+TRIGGER = "ETH-BTC"  # the pair the face dislocates: its frame is the one measured
+DISLOCATION = 0.006  # 60 bps: the triangle through the pair clears 5 bps after 3 fees of 10
+WIGGLE = 1e-4  # BTC-USDT and ETH-USDT move 1 bp back and forth at each restore: fresh books
+LEG_REQUEST = b"POST /api/v1/hf/orders/sync "  # a leg: one IOC limit order
+WIDE = 1_000_000  # a rate or quota no run can exhaust
+ROUND_TIMEOUT_S = 10.0  # a triangle not reported by then: the pipeline is stuck
+TRACE_EVERY = 4  # one round in this many runs under the tracer that times the face's work
+
+
+class Written:
+    """Which request was written to the client's sockets when: the leg's stamp. ``on_request``
+    hears each (its request line, and when the kernel took its last byte), from
+    ``StampedStream``; after ``arm`` the first leg is kept with the arrival stamp of the
+    trigger's book as the bus held it at that moment (nothing yields between the two)."""
+
+    def __init__(self, latest: Callable[[str], Any]) -> None:
+        self._latest = latest
+        self.armed_ns = 0
+        self.leg: tuple[int, int] | None = None  # (frame received_ns, leg written_ns)
+        self.requests = 0
+
+    def arm(self) -> None:
+        self.armed_ns = clock.monotonic_ns()
+        self.leg = None
+
+    def on_request(self, line: bytes, written_ns: int) -> None:
+        self.requests += 1
+        if self.armed_ns and self.leg is None and line.startswith(LEG_REQUEST):
+            book = self._latest(TRIGGER)
+            received = book.received_ns if book is not None else 0
+            self.leg = (received, written_ns)
+
+
+class StampedStream(httpcore.AsyncNetworkStream):
+    """httpcore's Trio stream, but for ``write``: the bytes go to the socket by ``os.write``
+    (a ``send`` with no flags) without yielding after it, and the time the kernel took the last
+    byte is kept; the next ``read`` (the answer's) hands it, with the request line, to
+    ``on_request``. Trio's own ``send_all`` yields after its ``send``, which in one process
+    would let the face read and answer the request before the stamp. Fails as httpcore's
+    stream does (``WriteError``, ``WriteTimeout``)."""
+
+    def __init__(self, inner: httpcore.AsyncNetworkStream, on_request: Callable[..., None]):
+        self._inner = inner
+        self._socket = inner.get_extra_info("socket")
+        self._on_request = on_request
+        self._line = b""
+        self._written_ns = 0
+
+    async def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        if not buffer:
+            return
+        await trio.lowlevel.checkpoint_if_cancelled()
+        if not self._line:
+            self._line = bytes(buffer[: buffer.find(b"\r\n")])
+        view, fd = memoryview(buffer), self._socket.fileno()
+        try:
+            with trio.fail_after(math.inf if timeout is None else timeout):
+                while view:
+                    try:
+                        view = view[os.write(fd, view) :]
+                    except BlockingIOError:
+                        await trio.lowlevel.wait_writable(self._socket)
+        except trio.TooSlowError as error:
+            raise httpcore.WriteTimeout(str(error)) from error
+        except OSError as error:
+            raise httpcore.WriteError(str(error)) from error
+        self._written_ns = clock.monotonic_ns()
+
+    async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        if self._written_ns:
+            self._on_request(self._line, self._written_ns)
+            self._line, self._written_ns = b"", 0
+        return await self._inner.read(max_bytes, timeout)
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+    def get_extra_info(self, info: str) -> Any:
+        return self._inner.get_extra_info(info)
+
+
+class StampedBackend(httpcore.AsyncNetworkBackend):
+    """httpcore's Trio backend whose TCP streams are ``StampedStream``s."""
+
+    def __init__(self, on_request: Callable[..., None]) -> None:
+        self._inner = httpcore.TrioBackend()
+        self._on_request = on_request
+
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Any = None,
+    ) -> httpcore.AsyncNetworkStream:
+        inner = await self._inner.connect_tcp(host, port, timeout, local_address, socket_options)
+        return StampedStream(inner, self._on_request)
+
+    async def sleep(self, seconds: float) -> None:
+        await trio.sleep(seconds)
+
+
+class StampedConnector(KucoinConnector):
+    """KuCoin's connector whose REST transports (the trading client's among them) send through
+    ``StampedBackend``: httpx's transport as the REST builds it (8 pooled connections), its
+    connection pool on that backend."""
+
+    def __init__(self, on_request: Callable[..., None], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._on_request = on_request
+
+    def _rest(self, url: str) -> KucoinRestTransport:
+        limits = httpx.Limits(max_connections=8, max_keepalive_connections=8)
+        transport = httpx.AsyncHTTPTransport(limits=limits)
+        # httpx takes no network backend: its pool is made again with one (the same settings).
+        transport._pool = httpcore.AsyncConnectionPool(
+            max_connections=8,
+            max_keepalive_connections=8,
+            keepalive_expiry=limits.keepalive_expiry,
+            network_backend=StampedBackend(self._on_request),
+        )
+        return KucoinRestTransport(
+            url,
+            self.credentials,
+            budget=self.rate_budget,
+            now_ms=self._now_ms,
+            deadline_s=self._rest_deadline_s,
+            transport=transport,
+        )
+
+
+class FaceTracer(trio.abc.Instrument):
+    """While ``tracing``, the steps of the face's tasks (the task running the face and every
+    task below it: its server, connections, WebSocket sessions), as (start, end) monotonic
+    nanoseconds: how much of the face's work fell inside a span is read from them."""
+
+    def __init__(self) -> None:
+        self.root: trio.lowlevel.Task | None = None
+        self.tracing = False
+        self.steps: list[tuple[int, int]] = []
+        self._started = 0
+
+    def _is_face(self, task: trio.lowlevel.Task) -> bool:
+        while task is not None:
+            if task is self.root:
+                return True
+            nursery = task.parent_nursery
+            if nursery is None:
+                return False
+            task = nursery.parent_task
+        return False
+
+    def before_task_step(self, task: trio.lowlevel.Task) -> None:
+        self._started = clock.monotonic_ns() if self.tracing and self._is_face(task) else 0
+
+    def after_task_step(self, task: trio.lowlevel.Task) -> None:
+        if self._started:
+            self.steps.append((self._started, clock.monotonic_ns()))
+            self._started = 0
+
+    def within(self, start_ns: int, end_ns: int) -> int:
+        """Nanoseconds of the face's steps between ``start_ns`` and ``end_ns``."""
+        return sum(max(0, min(b, end_ns) - max(a, start_ns)) for a, b in self.steps)
+
+
+class BareHttp:
+    """The baseline: one kept-alive connection to the face, ``GET /api/v1/timestamp`` written
+    on it and its answer read, through h11 alone (no pool, no signing, no budget)."""
+
+    def __init__(self, stream: trio.SocketStream) -> None:
+        self._stream = stream
+        self._h11 = h11.Connection(h11.CLIENT)
+
+    async def round_trip(self) -> int:
+        """Nanoseconds from the request's write to its answer's last byte."""
+        h11c = self._h11
+        if h11c.our_state is h11.DONE:
+            h11c.start_next_cycle()
+        request = h11.Request(method="GET", target="/api/v1/timestamp", headers=[("Host", "mm")])
+        data = (h11c.send(request) or b"") + (h11c.send(h11.EndOfMessage()) or b"")
+        started = clock.monotonic_ns()
+        await self._stream.send_all(data)
+        while True:
+            event = h11c.next_event()
+            if event is h11.NEED_DATA:
+                h11c.receive_data(await self._stream.receive_some(65_536))
+            elif isinstance(event, h11.EndOfMessage):
+                return clock.monotonic_ns() - started
+            elif isinstance(event, h11.ConnectionClosed):
+                raise RuntimeError("the face closed the baseline's connection")
+
+
+def pipeline_config() -> Config:
+    """``config.triarb.toml`` (its triangles on the face's three pairs, primary USDT, the
+    shipped evaluation terms and slots) with only the throttles tuned for real time opened:
+    the triangles a minute, and the pre-trade order rate and duplicate window."""
+    shipped = load_config(TRIARB_CONFIG, {})
+    limits = attrs.evolve(shipped.triarb.limits, max_triangles_per_minute=WIDE)
+    return attrs.evolve(
+        shipped,
+        triarb=attrs.evolve(shipped.triarb, limits=limits),
+        pretrade=attrs.evolve(
+            shipped.pretrade, orders_per_second=WIDE, burst=WIDE, duplicate_window_s=0.0
+        ),
+    )
+
+
+def requote(face: KucoinSimVenue) -> None:
+    """The face's provider quotes again around the market's mids, as its market loop does."""
+    for placed in face.market.quote(face.exchange, face.now_ns()):
+        face.rest.changes.extend(placed.changes)
+
+
+def publish_level2(face: KucoinSimVenue, symbol: str) -> bool:
+    """The face's level-2 increment of ``symbol`` alone (``publish`` would send its ticker
+    after it, whose sending and reading would fall in the span: it goes with the next
+    ``publish``); False when the book did not change."""
+    data = face.depth.step(symbol, face.exchange.books[symbol], face.now_ns() // 1_000_000)
+    if data is None:
+        return False
+    message = {
+        "topic": f"/market/level2:{symbol}",
+        "type": "message",
+        "subject": "trade.l2update",
+        "data": data,
+    }
+    face.hub.push(("level2", symbol), "level2", orjson.dumps(message).decode())
+    return True
+
+
+@attrs.define
+class PipelineFigures:
+    span: list[float] = attrs.field(factory=list)  # frame received -> leg written, seconds
+    traced_span: list[float] = attrs.field(factory=list)  # the same, rounds under the tracer
+    face_in_span: list[float] = attrs.field(factory=list)  # the face's steps in those spans
+    baseline: list[float] = attrs.field(factory=list)  # bare HTTP round trips
+    outcomes: Counter[str] = attrs.field(factory=Counter)
+    requests: int = 0
+    signals: int = 0
+    dropped: int = 0
+
+
+async def settle() -> None:
+    """Until every task is blocked: the frames, orders and reports of a round all handled."""
+    await trio.testing.wait_all_tasks_blocked(cushion=0.0002)
+
+
+async def quiet(desk: TriangleDesk) -> None:
+    """Until no triangle is in flight and every task is blocked (a signal waiting in the desk's
+    channel would have been taken by an idle slot): the round's later triangles, made while
+    the dislocation held, have run to their end before the face is restored."""
+    with trio.fail_after(ROUND_TIMEOUT_S):
+        while True:
+            await settle()
+            if not desk.claims.busy():
+                return
+            await trio.sleep(0.001)
+
+
+async def run_pipeline(rounds: int, warmup: int) -> PipelineFigures:
+    """The service's triarb pipeline against the face, one triangle per round (see main)."""
+    figures = PipelineFigures()
+    config = pipeline_config()
+    secrets = resolve_secrets(config, {})
+    api = secrets.venue_api
+    assert api is not None  # the development credentials, for the embedded face
+    registry = new_registry("bench")
+    permissions = PermissionBoard()
+    stopping = permissions.slot(Source.SERVICE)
+    face = KucoinSimVenue(
+        step_s=3_600.0,  # its market loop never steps: the rounds move the market
+        market=TriangleConfig(takers_per_minute=0.0, shocks_per_minute=0.0),
+    )
+    face.quotas = Quotas(dict.fromkeys(VIP0_QUOTAS, WIDE))
+    written = Written(lambda symbol: adapter.bus.latest(symbol))
+    connector = StampedConnector(
+        written.on_request,
+        credentials=Credentials(api.key, api.secret, api.passphrase, api.version),
+        symbols=config.feeds.coins,
+        rest_deadline_s=config.feeds.user.rest_deadline_s,
+        access_recheck_s=config.feeds.startup.access_recheck_s,
+    )
+
+    def on_fill(fill: Fill) -> None:
+        if portfolio.apply(fill):
+            trading.on_fill(fill)
+
+    adapter = VenueService(
+        connector,
+        config.feeds,
+        venue_url=lambda: face.url or None,
+        registry=registry,
+        killed=lambda: False,
+        on_fill=on_fill,
+        on_order_events=lambda events: None,
+        on_feed_state=lambda feed, state: None,
+        on_startup=lambda account: portfolio.adopt_venue_positions(account),
+        cancel_foreign_orders=config.venue.cancel_foreign_orders,
+    )
+
+    def instrument(symbol: str) -> Instrument:
+        assert adapter.client is not None
+        return adapter.client.instrument(symbol)
+
+    def spot() -> SpotTerms | None:
+        client = adapter.client
+        return client if isinstance(client, SpotTerms) else None
+
+    portfolio = Portfolio(config.strategy.symbols, instrument)
+    context = StrategyContext(
+        permissions=permissions,
+        portfolio=portfolio,
+        instruments=instrument,
+        live_orders=lambda symbol: len(adapter.dispatcher.registry.live(symbol)),
+        registry=registry,
+        spot=spot,
+    )
+    reported = [trio.Event()]
+
+    def record(row: dict[str, Any]) -> None:  # the journal's place: the report is in
+        reported[0].set()
+
+    desk = TriangleDesk(
+        config.triarb,
+        config.strategy.symbols,
+        context,
+        lambda: adapter.router,
+        adapter.dispatcher,
+        record,
+    )
+    trading = Trading(
+        build_strategy(config.strategy, context, config.triarb),
+        config.executor,
+        adapter,
+        registry,
+        permissions,
+        CancelAll(lambda: adapter.client),
+        config.pretrade,
+        portfolio=portfolio,
+        legs=LegExecutor(lambda: adapter.router, adapter.dispatcher, instrument),
+        dispatcher=adapter.dispatcher,
+        router=lambda: adapter.router,
+        triangles=desk,
+    )
+    tracer = FaceTracer()
+
+    async def run_face(*, task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED) -> None:
+        tracer.root = trio.lowlevel.current_task()
+        await face.run(task_status=task_status)
+
+    async def journal(kind: str, data: dict[str, object]) -> None:
+        return None
+
+    async with trio.open_nursery() as nursery:
+        url = await nursery.start(run_face)
+        await nursery.start(adapter.run_user)
+        await nursery.start(
+            adapter.run_execution, journal, OrderAuditor(config.executor.audit, registry)
+        )
+        await nursery.start(trading.run_strategy)
+        await nursery.start(adapter.run_market)
+        for _, run in trading.children():
+            await nursery.start(run)
+        with trio.fail_after(ROUND_TIMEOUT_S * 3):
+            for symbol in config.strategy.symbols:
+                await adapter.bus.wait_newer(symbol, 0)
+            assert adapter.user_stream is not None
+            await adapter.user_stream.synced.wait()
+        host, port = url.removeprefix("http://").rsplit(":", 1)
+        bare = BareHttp(await trio.open_tcp_stream(host, int(port)))
+        market = face.market
+        for n in range(warmup + rounds):
+            sign = 1 if n % 2 else -1  # the two triangles of the pairs in turn
+            # Restore: the dislocated pair first (a book of another pair evaluated while the
+            # dislocation is still on the bus would signal the triangle again), then every
+            # book moved a little, so that all three are fresh; each settled.
+            market.dislocation = 0.0
+            requote(face)
+            publish_level2(face, TRIGGER)
+            await settle()
+            face.publish()
+            await settle()
+            market.btc_usdt *= 1 + sign * WIGGLE
+            market.eth_usdt *= 1 - sign * WIGGLE
+            requote(face)
+            face.publish()
+            await settle()
+            baseline = await bare.round_trip()
+            await settle()
+            # The trigger: one frame, the dislocated pair's increment.
+            traced = n % TRACE_EVERY == TRACE_EVERY - 1
+            if traced:
+                tracer.steps.clear()
+                tracer.tracing = True
+                trio.lowlevel.add_instrument(tracer)
+            reported[0] = trio.Event()
+            written.arm()
+            market.dislocation = sign * DISLOCATION
+            requote(face)
+            if not publish_level2(face, TRIGGER):
+                raise RuntimeError(f"the dislocation did not move {TRIGGER}'s book")
+            try:
+                with trio.fail_after(ROUND_TIMEOUT_S):
+                    await reported[0].wait()
+            except trio.TooSlowError:
+                decisions = dict(trading.strategy.decisions())
+                raise SystemExit(f"round {n}: no triangle reported; strategy {decisions}")
+            finally:
+                if traced:
+                    tracer.tracing = False
+                    trio.lowlevel.remove_instrument(tracer)
+            await settle()
+            await quiet(desk)
+            leg = written.leg
+            if leg is None or leg[0] < written.armed_ns:
+                raise SystemExit(f"round {n}: a triangle, but no leg stamped after the frame")
+            if n < warmup:
+                continue
+            received, sent = leg
+            span = (sent - received) / 1e9
+            if traced:
+                figures.traced_span.append(span)
+                figures.face_in_span.append(tracer.within(received, sent) / 1e9)
+            else:
+                figures.span.append(span)
+                figures.baseline.append(baseline / 1e9)
+        figures.outcomes.update({o.value: n for o, n in desk.outcomes.items()})
+        figures.requests = written.requests
+        figures.signals, figures.dropped = desk.queued, desk.dropped
+        stopping.set(Grant(Permitted.HALTED, "the benchmark is done"))
+        await trading.stop()
+        nursery.cancel_scope.cancel()
+    return figures
+
+
+def report_pipeline(figures: PipelineFigures, warmup: int) -> None:
+    span, base = figures.span, figures.baseline
+    print(
+        f"frame in -> first leg written, the service's pipeline on the embedded KuCoin face: "
+        f"{len(span)} triangles ({warmup} warm-up rounds and every {TRACE_EVERY}th round, "
+        f"traced, apart)"
+    )
+    print("  (level-2 frame read by the market WebSocket (Book.received_ns) -> level-2 book ->")
+    print("   feed -> bus -> strategy task: triarb on_book, decide -> desk channel -> slot: claim,")
+    print("   limits, cascade -> RouterVenue: pre-trade -> order router -> KucoinClient.place ->")
+    print("   signed REST -> httpx/httpcore -> the leg's last byte taken by the kernel)")
+    rows = [("baseline: bare HTTP round trip to the face", base), ("frame in -> leg 1 written", span)]
+    for label, values in rows:
+        p50, p99 = statistics.median(values) * 1e6, percentile(values, 0.99) * 1e6
+        print(f"  {label:<44} p50 {p50:8.1f} us  p99 {p99:8.1f} us")
+    s50, s99 = statistics.median(span), percentile(span, 0.99)
+    ratio = s50 / statistics.median(base)
+    print(
+        f"  span / round trip p50 {ratio:.2f}x; target p50 < 300 us "
+        f"({'met' if s50 < 300e-6 else 'NOT met'}), p99 < 1000 us "
+        f"({'met' if s99 < 1e-3 else 'NOT met'})"
+    )
+    if figures.traced_span:
+        face = figures.face_in_span
+        print(
+            f"  traced rounds ({len(face)}): span p50 "
+            f"{statistics.median(figures.traced_span) * 1e6:.1f} us (the tracer's cost in it); "
+            f"the face's own work inside the span p50 {statistics.median(face) * 1e6:.1f} us, "
+            f"p99 {percentile(face, 0.99) * 1e6:.1f} us, "
+            f"in {sum(1 for f in face if f > 0)} of {len(face)} spans"
+        )
+    outcomes = ", ".join(f"{name} {n}" for name, n in sorted(figures.outcomes.items()))
+    print(
+        f"  triangles: {outcomes}; signals queued {figures.signals}, dropped {figures.dropped};"
+        f" requests written {figures.requests}"
+    )
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * q))]
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pairs", type=int, default=1_000)
@@ -279,12 +792,29 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--single", type=int, default=2_000, help="one-triangle evaluations")
     parser.add_argument("--discoveries", type=int, default=5)
     parser.add_argument("--seed", type=int, default=18)
+    parser.add_argument("--rounds", type=int, default=3_000, help="triangles through the service")
+    parser.add_argument("--warmup", type=int, default=100, help="unmeasured triangles first")
+    parser.add_argument("--part", choices=("all", "evaluation", "pipeline"), default="all")
     parser.add_argument("--quick", action="store_true", help="a tiny market: that it runs")
     parser.add_argument("--profile", action="store_true")
     args = parser.parse_args(argv)
     if args.quick:
         args.pairs, args.currencies, args.levels = 60, 25, 5
         args.updates, args.single, args.discoveries = 10, 20, 1
+        args.rounds, args.warmup = 12, 4
+    if args.part in ("all", "evaluation"):
+        evaluation(args)
+    if args.part in ("all", "pipeline"):
+        logger.remove()  # the components' INFO lines would interleave with the figures
+        logger.add(sys.stderr, level=os.environ.get("BENCH_LOG", "WARNING"))
+        load = os.getloadavg()[0]
+        figures = trio.run(run_pipeline, args.rounds, args.warmup)
+        report_pipeline(figures, args.warmup)
+        print(f"  load average (1 min): {load:.2f} at the start, {os.getloadavg()[0]:.2f} at the end")
+
+
+def evaluation(args: argparse.Namespace) -> None:
+    """The evaluation's figures (see the module): discovery, one triangle, book updates."""
     run = Run(args)
     market = run.market
     currencies = {c for i in market.instruments.values() for c in (i.base, i.quote)}
