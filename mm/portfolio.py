@@ -28,6 +28,7 @@ Pending fills are capped; past the cap the oldest is dropped and counted.
 from __future__ import annotations
 
 import collections
+import heapq
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -229,7 +230,9 @@ class Markouts:
     """Fill markouts at fixed horizons, with per-symbol running averages.
 
     Record fills with `on_fill` (or `record`), feed mids with `on_mid`; ``listener`` hears
-    each markout as it completes. At most ``max_pending``
+    each markout as it completes (the fills oldest first, each one's horizons in order). A mid
+    looks only at the horizons due by then (a heap per symbol, by due time), not at every
+    fill pending: the strategy task feeds a mid on every book. At most ``max_pending``
     fills wait for horizons; beyond that the oldest is dropped and counted in ``dropped``.
     The last ``last_n`` markouts per symbol and horizon are kept.
     """
@@ -255,6 +258,10 @@ class Markouts:
         self._seq = 0
         self._pending: dict[int, _Pending] = {}  # insertion order = oldest first
         self._by_coin: dict[str, dict[int, _Pending]] = {}
+        # Per coin, each pending fill's horizons as (due at, seq, horizon index), soonest
+        # first: a mid looks at the ones due, not at every fill pending (a dropped fill's
+        # entries are skipped when they come up).
+        self._due: dict[str, list[tuple[int, int, int]]] = {}
         self._stats: dict[str, dict[int, _HorizonStats]] = {}
         self.dropped = 0
         self.recorded = 0
@@ -277,6 +284,9 @@ class Markouts:
         p = _Pending(coin, side.sign, px, time_ms, [False] * len(self.horizons_ms), tid)
         self._pending[seq] = p
         self._by_coin.setdefault(coin, {})[seq] = p
+        due = self._due.setdefault(coin, [])
+        for i, h in enumerate(self.horizons_ms):
+            heapq.heappush(due, (time_ms + h, seq, i))
         self.recorded += 1
         while len(self._pending) > self._max_pending:
             old_seq = next(iter(self._pending))
@@ -289,26 +299,29 @@ class Markouts:
 
         Returns the number of markouts produced.
         """
-        pend = self._by_coin.get(coin)
-        if not pend:
+        due = self._due.get(coin)
+        if not due or due[0][0] > now_ms:
             return 0
+        pend = self._by_coin[coin]
+        ready: list[tuple[int, int]] = []
+        while due and due[0][0] <= now_ms:
+            _, seq, i = heapq.heappop(due)
+            if seq in pend:  # (else dropped: more than max_pending waited)
+                ready.append((seq, i))
+        ready.sort()  # the fills oldest first, each one's horizons in order
         produced = 0
-        finished: list[int] = []
-        for seq, p in pend.items():
-            for i, h in enumerate(self.horizons_ms):
-                if p.done[i] or p.time_ms + h > now_ms:
-                    continue
-                p.done[i] = True
-                bps = p.sign * (mid - p.px) / p.px * _BPS
-                self._add(coin, h, bps)
-                if self._listener is not None:
-                    self._listener(coin, h, bps, p.time_ms, p.tid)
-                produced += 1
+        for seq, i in ready:
+            p = pend[seq]
+            h = self.horizons_ms[i]
+            p.done[i] = True
+            bps = p.sign * (mid - p.px) / p.px * _BPS
+            self._add(coin, h, bps)
+            if self._listener is not None:
+                self._listener(coin, h, bps, p.time_ms, p.tid)
+            produced += 1
             if all(p.done):
-                finished.append(seq)
-        for seq in finished:
-            del pend[seq]
-            del self._pending[seq]
+                del pend[seq]
+                del self._pending[seq]
         return produced
 
     def _add(self, coin: str, horizon_ms: int, bps: float) -> None:

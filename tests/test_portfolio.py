@@ -6,7 +6,7 @@ import itertools
 from decimal import Decimal
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from mm.model import AccountState, Balance, Fill, Instrument, Side, TradeId
@@ -415,3 +415,93 @@ def test_exposure_falls_back_to_the_position_while_the_venue_is_down() -> None:
     portfolio.balances.seed("USDT", 1_000.0)
     assert portfolio.exposure("BTC-USDT") == 0.0
     assert portfolio.quote_mark("BTC-USDT", MARKS) == 1.0
+
+
+class _ScanningMarkouts:
+    """The markouts as they were computed before the due-time heap: every pending fill of the
+    symbol looked at on each mid. The reference the heap must agree with, call for call."""
+
+    def __init__(self, horizons_ms: tuple[int, ...], max_pending: int) -> None:
+        self.horizons_ms = tuple(sorted(set(horizons_ms)))
+        self.max_pending = max_pending
+        self.pending: dict[int, tuple[str, int, float, int, list[bool]]] = {}
+        self.seq = 0
+        self.heard: list[tuple[str, int, float, int]] = []
+
+    def record(self, coin: str, side: Side, px: float, time_ms: int) -> None:
+        self.pending[self.seq] = (coin, side.sign, px, time_ms, [False] * len(self.horizons_ms))
+        self.seq += 1
+        while len(self.pending) > self.max_pending:
+            del self.pending[next(iter(self.pending))]
+
+    def on_mid(self, coin: str, mid: float, now_ms: int) -> int:
+        produced = 0
+        for seq, (of, sign, px, time_ms, done) in list(self.pending.items()):
+            if of != coin:
+                continue
+            for i, h in enumerate(self.horizons_ms):
+                if not done[i] and time_ms + h <= now_ms:
+                    done[i] = True
+                    self.heard.append((coin, h, sign * (mid - px) / px * 1e4, time_ms))
+                    produced += 1
+            if all(done):
+                del self.pending[seq]
+        return produced
+
+
+# (a fill?, coin, side, its price or the mid, its time or the mid's): a fill or a mid.
+Step = tuple[bool, str, Side, float, int]
+_markout_steps = st.lists(
+    st.tuples(
+        st.booleans(),
+        st.sampled_from(("BTC", "ETH")),
+        st.sampled_from((B, S)),
+        st.floats(1.0, 1_000.0),
+        st.integers(0, 40_000),
+    ),
+    max_size=80,
+)
+
+
+@given(
+    horizons=st.lists(st.integers(0, 10_000), min_size=1, max_size=4),
+    max_pending=st.integers(1, 12),
+    steps=_markout_steps,
+)
+@example(  # a later fill due first: still heard after the earlier one
+    horizons=[1_000, 5_000],
+    max_pending=5,
+    steps=[
+        (True, "BTC", B, 100.0, 5_000),
+        (True, "BTC", S, 100.0, 0),
+        (False, "BTC", B, 101.0, 6_000),
+    ],
+)
+@example(  # a dropped fill's horizons come up and are skipped
+    horizons=[1_000],
+    max_pending=1,
+    steps=[
+        (True, "BTC", B, 100.0, 0),
+        (True, "BTC", B, 100.0, 10),
+        (False, "BTC", B, 101.0, 2_000),
+    ],
+)
+def test_markouts_due_heap_agrees_with_scanning_every_fill(
+    horizons: list[int], max_pending: int, steps: list[Step]
+) -> None:
+    """A mid completes exactly the horizons the old scan of every pending fill completed, in
+    the same order (fills oldest first, horizons in order), fills out of time order and fills
+    dropped past ``max_pending`` included: the heap only spares the look at the rest."""
+    heard: list[tuple[str, int, float, int]] = []
+    m = Markouts(
+        horizons, max_pending=max_pending, listener=lambda c, h, b, t, _: heard.append((c, h, b, t))
+    )
+    reference = _ScanningMarkouts(tuple(horizons), max_pending)
+    for fill, coin, side, price, time_ms in steps:
+        if fill:
+            m.record(coin, side, price, time_ms)
+            reference.record(coin, side, price, time_ms)
+        else:
+            assert m.on_mid(coin, price, time_ms) == reference.on_mid(coin, price, time_ms)
+        assert m.pending == len(reference.pending)
+    assert heard == reference.heard
