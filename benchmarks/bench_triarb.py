@@ -84,6 +84,7 @@ from mm.strategies.registry import build_strategy
 from mm.strategies.runner import Trading
 from mm.strategies.triarb.desk import TriangleDesk
 from mm.strategies.triarb.legs import Triangle
+from mm.strategies.triarb.reports import TriangleReport
 from mm.strategies.triarb.signals import Evaluator, Signal
 from mm.strategies.triarb.triangles import (
     BookView,
@@ -310,7 +311,7 @@ WIGGLE = 1e-4  # BTC-USDT and ETH-USDT move 1 bp back and forth at each restore:
 LEG_REQUEST = b"POST /api/v1/hf/orders/sync "  # a leg: one IOC limit order
 WIDE = 1_000_000  # a rate or quota no run can exhaust
 ROUND_TIMEOUT_S = 10.0  # a triangle not reported by then: the pipeline is stuck
-TRACE_EVERY = 4  # one round in this many runs under the tracer that times the face's work
+TRACE_EVERY = 5  # one round in this many runs under the tracer that times the face's work
 
 
 class Written:
@@ -352,7 +353,7 @@ class StampedStream(httpcore.AsyncNetworkStream):
         self._line = b""
         self._written_ns = 0
 
-    async def write(self, buffer: bytes, timeout: float | None = None) -> None:
+    async def write(self, buffer: bytes, timeout: float | None = None) -> None:  # noqa: ASYNC109 (httpcore's signature)
         if not buffer:
             return
         await trio.lowlevel.checkpoint_if_cancelled()
@@ -372,7 +373,7 @@ class StampedStream(httpcore.AsyncNetworkStream):
             raise httpcore.WriteError(str(error)) from error
         self._written_ns = clock.monotonic_ns()
 
-    async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+    async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:  # noqa: ASYNC109
         if self._written_ns:
             self._on_request(self._line, self._written_ns)
             self._line, self._written_ns = b"", 0
@@ -396,7 +397,7 @@ class StampedBackend(httpcore.AsyncNetworkBackend):
         self,
         host: str,
         port: int,
-        timeout: float | None = None,
+        timeout: float | None = None,  # noqa: ASYNC109 (httpcore's signature)
         local_address: str | None = None,
         socket_options: Any = None,
     ) -> httpcore.AsyncNetworkStream:
@@ -436,38 +437,61 @@ class StampedConnector(KucoinConnector):
         )
 
 
-class FaceTracer(trio.abc.Instrument):
-    """While ``tracing``, the steps of the face's tasks (the task running the face and every
-    task below it: its server, connections, WebSocket sessions), as (start, end) monotonic
-    nanoseconds: how much of the face's work fell inside a span is read from them."""
+class StepTracer(trio.abc.Instrument):
+    """While ``tracing``, every task step as (start, end, this thread's CPU time in it,
+    whether the face's), times on the monotonic clock in nanoseconds: how much of a span was
+    the face's work, how much mm's tasks' (in CPU: what other processes on the machine do not
+    inflate), and (the rest) neither: waiting for the kernel or for a CPU. The face's tasks
+    are the one running it (``root``) and every task below it: its server, connections,
+    WebSocket sessions."""
 
     def __init__(self) -> None:
         self.root: trio.lowlevel.Task | None = None
         self.tracing = False
-        self.steps: list[tuple[int, int]] = []
-        self._started = 0
+        self.steps: list[tuple[int, int, int, bool, str]] = []
+        self._started = self._cpu = 0
+        self._face = False
 
     def _is_face(self, task: trio.lowlevel.Task) -> bool:
-        while task is not None:
-            if task is self.root:
+        current: trio.lowlevel.Task | None = task
+        while current is not None:
+            if current is self.root:
                 return True
-            nursery = task.parent_nursery
-            if nursery is None:
-                return False
-            task = nursery.parent_task
+            nursery = current.parent_nursery
+            current = None if nursery is None else nursery.parent_task
         return False
 
     def before_task_step(self, task: trio.lowlevel.Task) -> None:
-        self._started = clock.monotonic_ns() if self.tracing and self._is_face(task) else 0
+        if self.tracing:
+            self._face = self._is_face(task)
+            self._cpu = time.thread_time_ns()
+            self._started = clock.monotonic_ns()
 
     def after_task_step(self, task: trio.lowlevel.Task) -> None:
         if self._started:
-            self.steps.append((self._started, clock.monotonic_ns()))
+            cpu = time.thread_time_ns() - self._cpu
+            self.steps.append((self._started, clock.monotonic_ns(), cpu, self._face, task.name))
             self._started = 0
 
-    def within(self, start_ns: int, end_ns: int) -> int:
-        """Nanoseconds of the face's steps between ``start_ns`` and ``end_ns``."""
-        return sum(max(0, min(b, end_ns) - max(a, start_ns)) for a, b in self.steps)
+    def within(self, start_ns: int, end_ns: int, *, face: bool) -> tuple[int, int]:
+        """Nanoseconds of the face's (or mm's) steps between ``start_ns`` and ``end_ns``, and
+        their CPU time (a step cut by the bounds counted in proportion)."""
+        wall = cpu = 0
+        for a, b, used, of_face, _ in self.steps:
+            inside = min(b, end_ns) - max(a, start_ns)
+            if of_face is face and inside > 0:
+                wall += inside
+                cpu += used * inside // max(1, b - a)
+        return wall, cpu
+
+    def by_task(self, start_ns: int, end_ns: int) -> Counter[str]:
+        """CPU nanoseconds between ``start_ns`` and ``end_ns`` by task name."""
+        found: Counter[str] = Counter()
+        for a, b, used, _, name in self.steps:
+            inside = min(b, end_ns) - max(a, start_ns)
+            if inside > 0:
+                found[name] += used * inside // max(1, b - a)
+        return found
 
 
 class BareHttp:
@@ -540,6 +564,12 @@ class PipelineFigures:
     span: list[float] = attrs.field(factory=list)  # frame received -> leg written, seconds
     traced_span: list[float] = attrs.field(factory=list)  # the same, rounds under the tracer
     face_in_span: list[float] = attrs.field(factory=list)  # the face's steps in those spans
+    mm_in_span: list[float] = attrs.field(factory=list)  # mm's task steps in those spans
+    mm_cpu_in_span: list[float] = attrs.field(factory=list)  # their CPU time
+    by_task: Counter[str] = attrs.field(factory=Counter)  # CPU ns in traced spans, by task
+    to_slot: list[float] = attrs.field(factory=list)  # frame received -> a slot took the signal
+    to_fired: list[float] = attrs.field(factory=list)  # -> the slot fired leg 1
+    to_written: list[float] = attrs.field(factory=list)  # -> its request written
     baseline: list[float] = attrs.field(factory=list)  # bare HTTP round trips
     outcomes: Counter[str] = attrs.field(factory=Counter)
     requests: int = 0
@@ -576,7 +606,9 @@ async def run_pipeline(rounds: int, warmup: int) -> PipelineFigures:
     stopping = permissions.slot(Source.SERVICE)
     face = KucoinSimVenue(
         step_s=3_600.0,  # its market loop never steps: the rounds move the market
-        market=TriangleConfig(takers_per_minute=0.0, shocks_per_minute=0.0),
+        # Three levels a side (of 2,000 USDT: a triangle of 100 takes from the first): the
+        # provider's requotes, three a round, are most of the face's work.
+        market=TriangleConfig(levels=3, takers_per_minute=0.0, shocks_per_minute=0.0),
     )
     face.quotas = Quotas(dict.fromkeys(VIP0_QUOTAS, WIDE))
     written = Written(lambda symbol: adapter.bus.latest(symbol))
@@ -623,8 +655,11 @@ async def run_pipeline(rounds: int, warmup: int) -> PipelineFigures:
         spot=spot,
     )
     reported = [trio.Event()]
+    first: list[TriangleReport] = []
 
     def record(row: dict[str, Any]) -> None:  # the journal's place: the report is in
+        if not first:
+            first.append(desk.recent[-1])
         reported[0].set()
 
     desk = TriangleDesk(
@@ -649,7 +684,7 @@ async def run_pipeline(rounds: int, warmup: int) -> PipelineFigures:
         router=lambda: adapter.router,
         triangles=desk,
     )
-    tracer = FaceTracer()
+    tracer = StepTracer()
 
     async def run_face(*, task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED) -> None:
         tracer.root = trio.lowlevel.current_task()
@@ -678,18 +713,15 @@ async def run_pipeline(rounds: int, warmup: int) -> PipelineFigures:
         market = face.market
         for n in range(warmup + rounds):
             sign = 1 if n % 2 else -1  # the two triangles of the pairs in turn
-            # Restore: the dislocated pair first (a book of another pair evaluated while the
-            # dislocation is still on the bus would signal the triangle again), then every
-            # book moved a little, so that all three are fresh; each settled.
+            # Restore: no dislocation, and BTC-USDT and ETH-USDT moved a little, so that all
+            # three books are fresh. The dislocated pair's increment goes first: a book of
+            # another pair evaluated while the dislocation is still on the bus would signal
+            # the triangle again.
             market.dislocation = 0.0
-            requote(face)
-            publish_level2(face, TRIGGER)
-            await settle()
-            face.publish()
-            await settle()
             market.btc_usdt *= 1 + sign * WIGGLE
             market.eth_usdt *= 1 - sign * WIGGLE
             requote(face)
+            publish_level2(face, TRIGGER)
             face.publish()
             await settle()
             baseline = await bare.round_trip()
@@ -701,6 +733,7 @@ async def run_pipeline(rounds: int, warmup: int) -> PipelineFigures:
                 tracer.tracing = True
                 trio.lowlevel.add_instrument(tracer)
             reported[0] = trio.Event()
+            first.clear()
             written.arm()
             market.dislocation = sign * DISLOCATION
             requote(face)
@@ -711,7 +744,7 @@ async def run_pipeline(rounds: int, warmup: int) -> PipelineFigures:
                     await reported[0].wait()
             except trio.TooSlowError:
                 decisions = dict(trading.strategy.decisions())
-                raise SystemExit(f"round {n}: no triangle reported; strategy {decisions}")
+                raise SystemExit(f"round {n}: no triangle reported; {decisions}") from None
             finally:
                 if traced:
                     tracer.tracing = False
@@ -727,10 +760,19 @@ async def run_pipeline(rounds: int, warmup: int) -> PipelineFigures:
             span = (sent - received) / 1e9
             if traced:
                 figures.traced_span.append(span)
-                figures.face_in_span.append(tracer.within(received, sent) / 1e9)
-            else:
-                figures.span.append(span)
-                figures.baseline.append(baseline / 1e9)
+                figures.face_in_span.append(tracer.within(received, sent, face=True)[0] / 1e9)
+                busy, cpu = tracer.within(received, sent, face=False)
+                figures.mm_in_span.append(busy / 1e9)
+                figures.mm_cpu_in_span.append(cpu / 1e9)
+                figures.by_task.update(tracer.by_task(received, sent))
+                continue
+            figures.span.append(span)
+            figures.baseline.append(baseline / 1e9)
+            report = first[0]
+            took, fired = report.signal_ns, report.legs[0].times.fired_ns
+            figures.to_slot.append((took - received) / 1e9)
+            figures.to_fired.append((fired - took) / 1e9)
+            figures.to_written.append((sent - fired) / 1e9)
         figures.outcomes.update({o.value: n for o, n in desk.outcomes.items()})
         figures.requests = written.requests
         figures.signals, figures.dropped = desk.queued, desk.dropped
@@ -751,7 +793,10 @@ def report_pipeline(figures: PipelineFigures, warmup: int) -> None:
     print("   feed -> bus -> strategy task: triarb on_book, decide -> desk channel -> slot: claim,")
     print("   limits, cascade -> RouterVenue: pre-trade -> order router -> KucoinClient.place ->")
     print("   signed REST -> httpx/httpcore -> the leg's last byte taken by the kernel)")
-    rows = [("baseline: bare HTTP round trip to the face", base), ("frame in -> leg 1 written", span)]
+    rows = [
+        ("baseline: bare HTTP round trip to the face", base),
+        ("frame in -> leg 1 written", span),
+    ]
     for label, values in rows:
         p50, p99 = statistics.median(values) * 1e6, percentile(values, 0.99) * 1e6
         print(f"  {label:<44} p50 {p50:8.1f} us  p99 {p99:8.1f} us")
@@ -762,14 +807,33 @@ def report_pipeline(figures: PipelineFigures, warmup: int) -> None:
         f"({'met' if s50 < 300e-6 else 'NOT met'}), p99 < 1000 us "
         f"({'met' if s99 < 1e-3 else 'NOT met'})"
     )
+    parts = [
+        ("frame received -> a slot took the signal", figures.to_slot),
+        ("slot took the signal -> leg 1 fired", figures.to_fired),
+        ("leg 1 fired -> its request written", figures.to_written),
+    ]
+    print("  of which (each part's own percentiles):")
+    for label, values in parts:
+        p50, p99 = statistics.median(values) * 1e6, percentile(values, 0.99) * 1e6
+        print(f"    {label:<42} p50 {p50:8.1f} us  p99 {p99:8.1f} us")
     if figures.traced_span:
-        face = figures.face_in_span
+        traced, face, busy = figures.traced_span, figures.face_in_span, figures.mm_in_span
         print(
-            f"  traced rounds ({len(face)}): span p50 "
-            f"{statistics.median(figures.traced_span) * 1e6:.1f} us (the tracer's cost in it); "
-            f"the face's own work inside the span p50 {statistics.median(face) * 1e6:.1f} us, "
-            f"p99 {percentile(face, 0.99) * 1e6:.1f} us, "
-            f"in {sum(1 for f in face if f > 0)} of {len(face)} spans"
+            f"  traced rounds ({len(traced)}, the tracer's cost in them): span p50 "
+            f"{statistics.median(traced) * 1e6:.1f} us, of which mm's task steps p50 "
+            f"{statistics.median(busy) * 1e6:.1f} us (the rest: waiting for the kernel or a CPU),"
+        )
+        cpu = figures.mm_cpu_in_span
+        print(
+            f"    their CPU time p50 {statistics.median(cpu) * 1e6:.1f} us, "
+            f"p99 {percentile(cpu, 0.99) * 1e6:.1f} us; by task (mean a span):"
+        )
+        for name, ns in figures.by_task.most_common(8):
+            print(f"      {ns / len(traced) / 1e3:8.1f} us  {name.rsplit('.', 2)[-2:]}")
+        print(
+            f"    the face's own work inside the span p50 {statistics.median(face) * 1e6:.1f} us,"
+            f" p99 {percentile(face, 0.99) * 1e6:.1f} us, in {sum(1 for f in face if f > 0)} of "
+            f"{len(face)} spans"
         )
     outcomes = ", ".join(f"{name} {n}" for name, n in sorted(figures.outcomes.items()))
     print(
@@ -810,7 +874,9 @@ def main(argv: list[str] | None = None) -> None:
         load = os.getloadavg()[0]
         figures = trio.run(run_pipeline, args.rounds, args.warmup)
         report_pipeline(figures, args.warmup)
-        print(f"  load average (1 min): {load:.2f} at the start, {os.getloadavg()[0]:.2f} at the end")
+        print(
+            f"  load average (1 min): {load:.2f} at the start, {os.getloadavg()[0]:.2f} at the end"
+        )
 
 
 def evaluation(args: argparse.Namespace) -> None:
