@@ -1,4 +1,4 @@
-"""Benchmark: triangular arbitrage's evaluation throughput at KuCoin's size (issue 18).
+"""Benchmark: triangular arbitrage at KuCoin's size, and frame in -> first leg written (issue 18).
 
 A synthetic but KuCoin-shaped symbol graph: about 1,000 pairs (``--pairs``) over about 300
 currencies (``--currencies``), every base quoted in USDT and, each with its own odds, in BTC,
@@ -35,11 +35,43 @@ so the ratios are what compare across runs):
   (price times size summed to the start volume): the walk the evaluation does, without its
   ``Decimal`` exactness, increments, minimums and fees.
 
-Run: ``python benchmarks/bench_triarb.py [--quick] [--updates N] [--profile]``. ``--profile`` runs
-the BTC-USDT updates once more under cProfile and prints the top functions by own time.
+Then **frame in -> first leg written** (issue 18's target: p50 under 300 us, p99 under 1 ms),
+through the service's own pipeline in this one process, assembled as ``mm/app.py`` assembles it
+on ``config.triarb.toml``: the KuCoin venue service (market and user WebSockets, the level-2
+books, the startup sequence, user-event routing), the ``triarb`` strategy in ``Trading``'s
+strategy task, the ``TriangleDesk`` and its executor slots, ``RouterVenue``, the order router
+and ``KucoinClient.place`` over the signed REST, against the embedded KuCoin face
+(``KucoinSimVenue``) on loopback. Opened, because triangles come every ~100 ms here, not a few a
+day: the triangles a minute, the pre-trade order rate and duplicate window, the face's request
+quotas; the face's market loop never steps and has no outside takers (the rounds move it).
+
+Each round: restore the face (no dislocation, BTC-USDT and ETH-USDT moved 1 bp so that every
+book is fresh; ETH-BTC's increment first) and let everything settle; one bare HTTP round trip
+to the face (the baseline: ``GET /api/v1/timestamp`` on a kept-alive connection, h11 alone);
+then the face's ETH-BTC mid is dislocated 60 bps (one way, then the other: both triangles in
+turn), its provider requotes, and that one level-2 increment is pushed (not its ticker, which
+would be sent and read inside the span; it goes with the next publish). The span starts at the
+frame's arrival stamp (``Book.received_ns``: ``KucoinWs._handle``'s first act on the message,
+the trigger book's as the bus holds it when the leg is written) and ends when the kernel took
+the last byte of the first leg's ``POST /api/v1/hf/orders/sync``: the REST transport's httpcore
+stream is ``StampedStream``, whose ``write`` is an ``os.write`` on the socket with no yield after
+it (Trio's ``send_all`` yields after the send, which in one process would let the face read and
+answer the request before the stamp). The triangle then runs its three legs; the round waits
+until no triangle is in flight (the dislocation makes a few more signals while it holds: they
+run, profitably, before the restore). Printed: p50/p99 of the span beside the round trip's, the
+span's parts (to a slot taking the signal, to leg 1 fired, to the write; from the triangle's
+report), and from every fifth round, run under a Trio instrument (``StepTracer``, its cost in
+those rounds, which are not in the headline): the face's own work inside the span (kept out by
+construction: it should be none) and mm's task steps and their CPU time, by task.
+
+Run: ``python benchmarks/bench_triarb.py [--quick] [--updates N] [--rounds N] [--part P]
+[--profile]``. ``--profile`` runs the BTC-USDT updates once more under cProfile and prints the
+top functions by own time; ``--part evaluation`` or ``pipeline`` runs one half.
 
 Fails: an exception from the code measured ends the run (a ``KeyError`` for a triangle whose
-symbol has no instrument would be a bug in the generator here); nothing is retried.
+symbol has no instrument would be a bug in the generator here); nothing is retried. The
+pipeline exits (``SystemExit``) when a round's triangle is not reported within 10 s or its
+first leg was not written after the frame.
 """
 
 from __future__ import annotations
@@ -495,30 +527,38 @@ class StepTracer(trio.abc.Instrument):
 
 
 class BareHttp:
-    """The baseline: one kept-alive connection to the face, ``GET /api/v1/timestamp`` written
-    on it and its answer read, through h11 alone (no pool, no signing, no budget)."""
+    """The baseline: a kept-alive connection to the face, ``GET /api/v1/timestamp`` written on
+    it and its answer read, through h11 alone (no pool, no signing, no budget). A connection
+    the face closes (hypercorn's 1,000 requests a connection) is opened again, untimed."""
 
-    def __init__(self, stream: trio.SocketStream) -> None:
-        self._stream = stream
+    def __init__(self, host: str, port: int) -> None:
+        self._host, self._port = host, port
+        self._stream: trio.SocketStream | None = None
         self._h11 = h11.Connection(h11.CLIENT)
 
     async def round_trip(self) -> int:
         """Nanoseconds from the request's write to its answer's last byte."""
         h11c = self._h11
-        if h11c.our_state is h11.DONE:
+        if h11c.our_state is h11.DONE and h11c.their_state is h11.DONE:
             h11c.start_next_cycle()
+        if self._stream is None or h11c.our_state is not h11.IDLE:
+            if self._stream is not None:
+                await self._stream.aclose()
+            self._stream = await trio.open_tcp_stream(self._host, self._port)
+            h11c = self._h11 = h11.Connection(h11.CLIENT)
+        stream = self._stream
         request = h11.Request(method="GET", target="/api/v1/timestamp", headers=[("Host", "mm")])
         data = (h11c.send(request) or b"") + (h11c.send(h11.EndOfMessage()) or b"")
         started = clock.monotonic_ns()
-        await self._stream.send_all(data)
+        await stream.send_all(data)
         while True:
             event = h11c.next_event()
             if event is h11.NEED_DATA:
-                h11c.receive_data(await self._stream.receive_some(65_536))
+                h11c.receive_data(await stream.receive_some(65_536))
             elif isinstance(event, h11.EndOfMessage):
                 return clock.monotonic_ns() - started
             elif isinstance(event, h11.ConnectionClosed):
-                raise RuntimeError("the face closed the baseline's connection")
+                raise RuntimeError("the face closed the baseline's connection mid-answer")
 
 
 def pipeline_config() -> Config:
@@ -709,7 +749,7 @@ async def run_pipeline(rounds: int, warmup: int) -> PipelineFigures:
             assert adapter.user_stream is not None
             await adapter.user_stream.synced.wait()
         host, port = url.removeprefix("http://").rsplit(":", 1)
-        bare = BareHttp(await trio.open_tcp_stream(host, int(port)))
+        bare = BareHttp(host, int(port))
         market = face.market
         for n in range(warmup + rounds):
             sign = 1 if n % 2 else -1  # the two triangles of the pairs in turn
@@ -865,7 +905,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.quick:
         args.pairs, args.currencies, args.levels = 60, 25, 5
         args.updates, args.single, args.discoveries = 10, 20, 1
-        args.rounds, args.warmup = 12, 4
+        args.rounds, args.warmup = 6, 2
     if args.part in ("all", "evaluation"):
         evaluation(args)
     if args.part in ("all", "pipeline"):
