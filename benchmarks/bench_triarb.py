@@ -869,7 +869,9 @@ def report_pipeline(figures: PipelineFigures, warmup: int) -> None:
             f"p99 {percentile(cpu, 0.99) * 1e6:.1f} us; by task (mean a span):"
         )
         for name, ns in figures.by_task.most_common(8):
-            print(f"      {ns / len(traced) / 1e3:8.1f} us  {name.rsplit('.', 2)[-2:]}")
+            parts = name.split(".")  # the module's path dropped: from the class on
+            at = next((i for i, part in enumerate(parts) if part[:1].isupper()), len(parts) - 2)
+            print(f"      {ns / len(traced) / 1e3:8.1f} us  {'.'.join(parts[at:])}")
         print(
             f"    the face's own work inside the span p50 {statistics.median(face) * 1e6:.1f} us,"
             f" p99 {percentile(face, 0.99) * 1e6:.1f} us, in {sum(1 for f in face if f > 0)} of "
