@@ -173,6 +173,10 @@ class Evaluator:
         self.sent = 0
         self.dropped = 0
 
+    def latest(self, symbol: str) -> BookView | None:
+        """The book of ``symbol`` evaluated last (None: none yet, or in no triangle)."""
+        return self._books.get(symbol)
+
     def on_book(self, symbol: str, view: BookView, now_ms: int) -> None:
         """``symbol``'s book is now ``view`` (arrived at ``now_ms``): evaluate the triangles it
         is in and signal the executable ones at or above the minimum profit.

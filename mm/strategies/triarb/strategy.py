@@ -10,7 +10,10 @@ them out as commands. The task gives each to the triangle desk (``mm.strategies.
 whose bounded signal channel takes it only when there is room: the perishable rule is applied
 there, never by waiting here. A signal whose triangle trades a symbol the feed flags as stale,
 or made while the user stream is out of sync, is not handed out (``withheld``, counted): the
-books it was evaluated on are not the venue's.
+books it was evaluated on are not the venue's. Nor is one whose books are no longer the
+latest: the task hands over every new book before deciding, so a signal made on the first of
+a batch, with a pair's older book, is superseded by the evaluation of that pair's newer one
+(which signals again if the triangle still pays).
 
 Plain logic: no I/O, nothing sent. Fails: ``open`` raises ``RuntimeError`` when the venue client
 offers no spot terms (not a spot venue) or when no triangle can be made from the symbols and
@@ -135,10 +138,20 @@ class TriangularArbitrage:
             self.withheld["out of sync"] += len(signals)
             return ()
         stale = view.stale
+        evaluator = self.evaluator
+        assert evaluator is not None  # signals come from it
         handed: list[Decision] = []
         for signal in signals:
-            if stale and any(symbol in stale for symbol in signal.triangle.symbols):
+            symbols = signal.triangle.symbols
+            if stale and any(symbol in stale for symbol in symbols):
                 self.withheld["stale book"] += 1
+            elif any(
+                evaluator.latest(symbol) is not book
+                for symbol, book in zip(symbols, signal.books, strict=True)
+            ):
+                # A newer book of one of its pairs came in the same batch: the triangle was
+                # evaluated again on it (and signalled again if it still pays).
+                self.withheld["superseded"] += 1
             else:
                 handed.append(signal)
         return handed

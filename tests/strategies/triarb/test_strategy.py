@@ -239,3 +239,21 @@ def test_the_rest_of_the_protocol_does_nothing() -> None:
     assert arb.wake_in(0.0) == 1.0
     assert arb.cascade_severity(0.0) == 0.0
     assert arb.holding("BTC-USDT") is None
+
+
+def test_a_signal_whose_pair_has_a_newer_book_in_the_same_batch_is_superseded() -> None:
+    # The task hands over every new book before deciding: ETH-USDT's paying book, then its
+    # fair one. The signal made on the first is not the venue's any more; the second is
+    # evaluated on its own (and pays nothing).
+    wall = Wall()
+    arb = strategy(wall=wall)
+    arb.open(0.0)
+    feed(arb, wall)  # a signal on the paying ETH-USDT book
+    arb.on_book(book("ETH-USDT", ETH_USDT_FAIR), 0.0)
+    assert list(arb.decide(0.0, IN_SYNC)) == []
+    assert arb.decisions()["withheld"] == {"superseded": 1}
+    # Paying again on a newer book: that signal is handed out (it is on the latest books).
+    arb.on_book(book("ETH-USDT", attrs.evolve(ETH_USDT, time_ms=1_020)), 0.0)
+    (signal,) = arb.decide(0.0, IN_SYNC)
+    assert isinstance(signal, Signal)
+    assert signal.book_times_ms[-1] == 1_020
