@@ -34,9 +34,9 @@ async def test_a_portfolio_failing_on_a_fill_keeps_it_from_no_other_consumer(
         applied.append(fill)
         return apply(self, fill)
 
-    def risk_seeing(self: DailyPnl, fill: Fill) -> bool:
+    def risk_seeing(self: DailyPnl, fill: Fill, **values: float) -> bool:
         judged.append(fill.tid)
-        return on_fill(self, fill)
+        return on_fill(self, fill, **values)
 
     async with shipped_service(tmp_path / "run") as service:
         monkeypatch.setattr(PositionBook, "apply", portfolio_failing_once)
