@@ -14,6 +14,7 @@ more child specs without changes to ``supervisors/``::
     ├── execution  startup sequence, user events through the dispatcher, dead-man's switch
     ├── portfolio  positions, PnL and balances, from its channel of fills (risk has its own)
     ├── order-events  order lifecycle events into the journal, from their channel
+    ├── leg-events    (triarb) the same events to the triangle slots: a leg's order's end
     ├── trading    the strategy and the executor slots (the kill switch's scope)
     │   ├── strategy   what strategy.kind names: GLFT quoters' ladders to the slots, or
     │   │              triangular arbitrage's signals to the triangle desk
@@ -205,7 +206,10 @@ class Service:
         # Fills to the portfolio and to risk, order events to the journal: each consumer its
         # own channel, never dropped, never reordered, none held up by another's failure.
         self.fills = Fanout[Fill](("portfolio", "risk"))
-        self.order_events = Fanout[Sequence[DispatchOutput]](("journal",))
+        # (Triangular arbitrage's slots hear their legs' ends from them too.)
+        self.order_events = Fanout[Sequence[DispatchOutput]](
+            ("journal", "trading") if config.strategy.kind == "triarb" else ("journal",)
+        )
         self._fanouts: dict[str, Fanout[Any]] = {
             "fills": self.fills,
             "order_events": self.order_events,
@@ -366,6 +370,11 @@ class Service:
             consume, self.order_events.receiver("journal"), self._journal_order_events
         )
         children.append(self._child("order-events", journal))
+        if self.trading.triangles is not None:  # (the order events' "trading" consumer)
+            legs = partial(
+                consume, self.order_events.receiver("trading"), self.trading.on_order_events
+            )
+            children.append(self._child("leg-events", legs))
         trading = Supervisor(
             "mm/trading",
             [self._child("strategy", self.trading.run_strategy)]

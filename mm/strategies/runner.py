@@ -36,7 +36,7 @@ from mm.book import Book
 from mm.execution.budget import reducing_side
 from mm.execution.cancel_all import CancelAll, CancelAllReport, Purpose
 from mm.execution.commands import LegGroup, MultiLeg, QuoteLadder
-from mm.execution.dispatch import Dispatcher
+from mm.execution.dispatch import Dispatcher, DispatchOutput
 from mm.execution.legs import LegExecutor
 from mm.execution.orders import OrderRouter
 from mm.execution.permissions import Permission, PermissionBoard
@@ -509,6 +509,11 @@ class Trading:
             self.triangles.on_fill(fill)  # a triangle's leg waits for it
         self.strategy.on_fill(fill, trio.current_time())
         self.changes.touch(fill.coin)
+
+    def on_order_events(self, events: Sequence[DispatchOutput]) -> None:
+        """Order lifecycle events, from their channel: a triangle's leg may end by one."""
+        if self.triangles is not None:
+            self.triangles.on_order_events(events)
 
     def on_account(self, state: AccountState) -> None:
         """An account state the user stream pushed (a spot venue's balances)."""

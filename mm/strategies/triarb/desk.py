@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter, deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from decimal import Decimal
 from functools import partial
 from typing import Any
@@ -44,7 +44,13 @@ from prometheus_client import CollectorRegistry, Gauge, Histogram
 from prometheus_client import Counter as MetricCounter
 
 from mm import clock
-from mm.execution.dispatch import Dispatcher
+from mm.execution.dispatch import (
+    Dispatcher,
+    DispatchOutput,
+    OrderCanceled,
+    OrderExpired,
+    OrderFilled,
+)
 from mm.execution.orders import OrderRouter
 from mm.metrics import LATENCY_BUCKETS
 from mm.model import Fill, PlaceOrder
@@ -174,6 +180,15 @@ class TriangleDesk:
     def on_fill(self, fill: Fill) -> None:
         """A fill new to the portfolio: to the slot whose order it is."""
         self.routes.on_fill(fill)
+
+    def on_order_events(self, events: Sequence[DispatchOutput]) -> None:
+        """Order lifecycle events (the user stream's reports and the answers, as the
+        dispatcher applied them): a leg's order that ended after its place call returned (its
+        IOC rest cancelled on the user stream, with nothing more filled) is over for its slot
+        now, not at the fill timeout."""
+        for event in events:
+            if isinstance(event, OrderCanceled | OrderExpired | OrderFilled):
+                self.routes.settle(event.cloid)
 
     # --- the slots ------------------------------------------------------------------------------
 

@@ -4,6 +4,7 @@ paper mode, its reports kept through a cancel (on the virtual clock)."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
@@ -16,14 +17,14 @@ from prometheus_client import CollectorRegistry
 
 from mm.execution.dispatch import Dispatcher
 from mm.execution.permissions import Grant, Level, PermissionBoard, Source
-from mm.model import PlaceOrder, Rejected
+from mm.model import OrderId, OrderReport, OrderStatus, PlaceOrder, Rejected, Resting, Side, Tif
 from mm.portfolio import Portfolio
 from mm.strategies.base import StrategyContext
 from mm.strategies.triarb.config import TriarbConfig
 from mm.strategies.triarb.desk import TriangleDesk
 from mm.strategies.triarb.limits import TriangleLimits
 from mm.strategies.triarb.reports import Outcome, TriangleReport, journal_row, log_line
-from mm.strategies.triarb.slot import PaperVenue
+from mm.strategies.triarb.slot import LegDone, LegEvent, PaperVenue
 from tests.strategies.triarb.test_slot import (
     FEE,
     FORWARD,
@@ -68,6 +69,7 @@ class Rig:
     permissions: PermissionBoard
     portfolio: Portfolio
     registry: CollectorRegistry
+    dispatcher: Dispatcher
 
     def metric(self, name: str, labels: Mapping[str, str] | None = None) -> float | None:
         return self.registry.get_sample_value(name, dict(labels or {}))
@@ -88,10 +90,11 @@ def rig(config: TriarbConfig = PAPER, spot: Spot | None = None, *, up: bool = Tr
         registry=registry,
         spot=lambda: spot if up else None,
     )
+    dispatcher = Dispatcher()
     desk = TriangleDesk(
-        config, SYMBOLS, context, lambda: None, Dispatcher(), rows.append, wall_ms=lambda: NOW_MS
+        config, SYMBOLS, context, lambda: None, dispatcher, rows.append, wall_ms=lambda: NOW_MS
     )
-    return Rig(desk, spot, rows, permissions, portfolio, registry)
+    return Rig(desk, spot, rows, permissions, portfolio, registry, dispatcher)
 
 
 def no_live_checks(order: PlaceOrder) -> str | None:
@@ -269,3 +272,35 @@ async def test_a_slot_cannot_run_without_the_venues_spot_terms() -> None:
     r = rig(up=False)
     with pytest.raises(RuntimeError, match="offers no spot terms"):
         await r.desk.run_slot(0, no_live_checks)
+
+
+# --- order events -------------------------------------------------------------------------------
+
+
+async def test_a_leg_whose_order_ends_on_the_user_stream_is_over_at_once() -> None:
+    # The place answered "resting" (an IOC's rest cancelled a moment later): the cancel, heard
+    # on the user stream, ends the leg for its slot with nothing filled; no fill would have.
+    r = rig()
+    dispatcher = r.dispatcher
+    send, receive = trio.open_memory_channel[LegEvent](math.inf)
+    order = PlaceOrder("ETH-USDT", Side.SELL, 2597.4, 0.0397, Tif.IOC, "c1")
+    dispatcher.submit(order, NOW_MS)
+    r.desk.routes.open("c1", send)
+    accepted = dispatcher.on_place_ack("c1", Resting(OrderId("kucoin:c1"), "c1"), NOW_MS)
+    r.desk.on_order_events(accepted)
+    assert receive.statistics().current_buffer_used == 0  # resting: not over
+    report = OrderReport(
+        "ETH-USDT",
+        Side.SELL,
+        2597.4,
+        0.0397,
+        0.0397,
+        OrderId("kucoin:c1"),
+        "c1",
+        NOW_MS,
+        OrderStatus.CANCELED,
+        NOW_MS,
+        "done",
+    )
+    r.desk.on_order_events(dispatcher.on_order_report(report, NOW_MS))
+    assert receive.receive_nowait() == LegDone("c1", Decimal(0))
