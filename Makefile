@@ -31,10 +31,10 @@ typecheck: $(VENV)/.installed-test
 	$(BIN)/mypy deploy/grafana/generate.py
 
 # Three workers on two cores: the e2e tests wait on sockets and subprocesses often enough that
-# a third keeps both cores busy. They are handed out one at a time, longest first
-# (tests/conftest.py's LONG_FIRST), so no two-minute test starts last.
+# a third keeps both cores busy. The long tests come first (tests/conftest.py's LONG_FIRST) and
+# idle workers steal from the others' queues, so no two-minute test starts last.
 pytest: $(VENV)/.installed-test
-	$(BIN)/python -m pytest -n 3 --dist load
+	$(BIN)/python -m pytest -n 3 --dist worksteal
 
 # The three at once (the linters' and mypy's single core beside pytest's workers, which leave
 # some idle while tests wait on sockets and subprocesses).
