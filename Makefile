@@ -31,10 +31,11 @@ typecheck: $(VENV)/.installed-test
 	$(BIN)/mypy deploy/grafana/generate.py
 
 # Three workers on two cores: the e2e tests wait on sockets and subprocesses often enough that
-# a third keeps both cores busy. The long tests come first (tests/conftest.py's LONG_FIRST) and
-# idle workers steal from the others' queues, so no two-minute test starts last.
+# a third keeps both cores busy. Bytecode is cached even where the environment says not to
+# (PYTHONDONTWRITEBYTECODE): every worker and every `mm` the tests start would compile mm's
+# modules again (0.6 s of CPU each).
 pytest: $(VENV)/.installed-test
-	$(BIN)/python -m pytest -n 3 --dist worksteal
+	PYTHONDONTWRITEBYTECODE= $(BIN)/python -m pytest -n 3 --dist worksteal
 
 # The three at once (the linters' and mypy's single core beside pytest's workers, which leave
 # some idle while tests wait on sockets and subprocesses).

@@ -17,32 +17,6 @@ from tests.virtual_clock import thread_held_clock
 
 ConfigWriter = Callable[..., Path]
 
-# The suite's long tests (whole services on virtual time, subprocesses, a simulated day), run
-# first: the workers share them out while the many short ones fill the gaps after, instead of
-# one worker starting a two-minute test when the others are nearly done.
-# Longest first (about 120 s, 65 s, then 10-45 s each).
-LONG_FIRST = (
-    "tests/venues/hyperliquid/test_address_budget_day.py",
-    "tests/e2e/test_crash.py",
-    "tests/e2e/",
-    "tests/deploy/",
-    "tests/venues/sim/kucoin/sdk/",
-    "tests/risk/test_sim_calibration.py",
-)
-
-
-def _rank(item: pytest.Item) -> int:
-    for rank, prefix in enumerate(LONG_FIRST):
-        if item.nodeid.startswith(prefix):
-            return rank
-    return len(LONG_FIRST)
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The long tests first, the longest groups before the others; within a group the
-    collection's order (the sort is stable)."""
-    items.sort(key=_rank)
-
 
 def toml_value(value: Any) -> str:
     if isinstance(value, bool):
