@@ -30,12 +30,10 @@ typecheck: $(VENV)/.installed-test
 	$(BIN)/mypy
 	$(BIN)/mypy deploy/grafana/generate.py
 
-# Three workers on two cores: the e2e tests wait on sockets and subprocesses often enough that
-# a third keeps both cores busy. Bytecode is cached even where the environment says not to
-# (PYTHONDONTWRITEBYTECODE): every worker and every `mm` the tests start would compile mm's
-# modules again (0.6 s of CPU each).
+# Bytecode is cached even where the environment says not to (PYTHONDONTWRITEBYTECODE): every
+# worker and every `mm` the tests start would compile mm's modules again (0.6 s of CPU each).
 pytest: $(VENV)/.installed-test
-	PYTHONDONTWRITEBYTECODE= $(BIN)/python -m pytest -n 3 --dist worksteal
+	PYTHONDONTWRITEBYTECODE= $(BIN)/python -m pytest -n auto --dist worksteal
 
 # The three at once (the linters' and mypy's single core beside pytest's workers, which leave
 # some idle while tests wait on sockets and subprocesses).
