@@ -495,8 +495,14 @@ class Service:
             )
             return self.kucoin_venue.run
         # The faucet funds the account mm trades for, so that `make run` trades at once.
+        # Its order and trade ids start from the wall clock's ms: a run in the same run_dir
+        # restores the fills it journaled, and ids from 1 again would be taken for those
+        # (dropped as seen: risk then saw the venue's position move with no fill).
         self.venue = SimVenue(
-            sim, on_bound=self._venue_bound, fund_at_start=(self.adapter.account,)
+            sim,
+            on_bound=self._venue_bound,
+            fund_at_start=(self.adapter.account,),
+            first_id=clock.wall_ms(),
         )
         return self.venue.run
 

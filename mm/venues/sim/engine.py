@@ -136,7 +136,10 @@ class Engine:
         fees: Fees | None = None,
         *,
         system_users: Iterable[str] = (),
+        first_id: int = 1,
     ) -> None:
+        """``first_id``: the first order id and trade id it gives (an embedded simulator's
+        ids must not repeat a previous run's, which the service's journal remembers)."""
         self.specs = list(specs)
         self.by_name = {spec.name: spec for spec in self.specs}
         self.fees = fees or Fees()
@@ -155,8 +158,8 @@ class Engine:
         self._open_cloids: dict[str, dict[str, int]] = {}
         self._cloid_history: dict[str, dict[str, int]] = {}
         self._schedules: dict[str, _Schedule] = {}
-        self._next_oid = 1
-        self._next_tid = 1
+        self._next_oid = first_id
+        self._next_tid = first_id
 
     # --- accounts ------------------------------------------------------------------------------
 

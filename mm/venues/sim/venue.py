@@ -57,6 +57,7 @@ class SimVenue:
         epoch_ms: int | None = None,
         on_bound: Callable[[str], Awaitable[None]] | None = None,
         fund_at_start: Sequence[str] = (),
+        first_id: int = 1,
     ) -> None:
         self.config = config
         self.mainnet = config.network == "mainnet"  # whose signatures it recovers
@@ -67,6 +68,7 @@ class SimVenue:
             self.specs,
             Fees(maker=config.maker_fee, taker=config.taker_fee),
             system_users=(LIQUIDITY_USER, FLOW_USER),
+            first_id=first_id,
         )
         self.rng = random.Random(config.seed)
         self.market = SyntheticMarket(

@@ -805,3 +805,16 @@ def test_an_account_holds_at_most_1000_open_orders_reduce_only_refused_from_1000
     assert_rejected_without_trace(
         engine, "alice", req(False, "60000", "0.001", reduce_only=True), Reject.OPEN_ORDER_LIMIT
     )
+
+
+def test_order_and_trade_ids_start_where_they_are_told() -> None:
+    # An embedded simulator started again in the same run_dir must not give a previous run's
+    # ids again: the service's journal remembers its fills by (tid, oid) and drops repeats.
+    engine = Engine([BTC, ETH], system_users={MKT, MKT2}, first_id=1_796_000_000_000)
+    engine.fund("alice", 100_000.0)
+    seed(engine)
+    filled = fills(engine, "alice", req(True, "50010", "0.01", tif="Ioc"))
+    assert filled.oid > 1_796_000_000_000
+    (fill,) = engine.fills["alice"]
+    assert fill.tid >= 1_796_000_000_000
+    assert fill.oid == filled.oid
