@@ -717,7 +717,7 @@ def test_dockerfile_installs_with_the_makefiles_commands(dockerfile: Dockerfile)
 @pytest.mark.parametrize(
     ("before", "after"),
     [
-        ("--upgrade pip", "--upgrade pip setuptools"),
+        ("install --quiet", "install --quiet --pre"),
         ("-m venv", "-m venv --system-site-packages"),
         ("-e .", "-e '.[test]'"),
     ],
