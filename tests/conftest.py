@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 import pytest
 import trio
+from hypothesis import HealthCheck, settings
 from trio.testing import MockClock
 
 from mm.app import Service
@@ -16,6 +17,14 @@ from mm.config import Config, Secrets, load_config, resolve_secrets
 from tests.virtual_clock import thread_held_clock
 
 ConfigWriter = Callable[..., Path]
+
+# Hypothesis times each example (its 200 ms deadline) and its input generation (the too_slow
+# health check) on the wall clock: on a loaded 2-core CI machine a preemption or a collection
+# during a draw fails a correct test (tests/test_book.py once took 1.2 s for one integer
+# draw). Tests never assert on wall time, so neither may Hypothesis; its other health checks
+# stay on.
+settings.register_profile("mm", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("mm")
 
 
 def toml_value(value: Any) -> str:
