@@ -406,6 +406,14 @@ class Balances:
         return dict(sorted(self._amounts.items()))
 
 
+@attrs.frozen(slots=True)
+class _CurrencyGraph:
+    """The traded symbols as currencies: each base's (symbol, quote) pairs, and every quote."""
+
+    as_base: dict[str, tuple[tuple[str, str], ...]]
+    quotes: frozenset[str]
+
+
 class Portfolio:
     """Positions, PnL and balances per currency, fed every fill, outside the strategy.
 
@@ -427,6 +435,7 @@ class Portfolio:
         self.positions = positions if positions is not None else PositionBook()
         self.balances = Balances()
         self._pairs: dict[str, tuple[str, str]] = {}  # symbol -> (base, quote)
+        self._currency_graph: _CurrencyGraph | None = None
 
     def apply(self, fill: Fill) -> bool:
         if not self.positions.apply(fill):
@@ -483,10 +492,10 @@ class Portfolio:
         ``marks``: 1 for a currency that is only ever a quote (USDT; USDC on a perpetual venue),
         else the mark of a symbol with it as base times the value of that symbol's quote
         (ETH from ETH-USDT, or through ETH-BTC and BTC-USDT); None when no mark says."""
-        pairs = {symbol: pair for symbol in self.symbols if (pair := self._pair(symbol))}
-        as_base = [(symbol, quote) for symbol, (base, quote) in pairs.items() if base == currency]
+        graph = self._graph()
+        as_base = graph.as_base.get(currency, ())
         if not as_base:
-            return 1.0 if any(quote == currency for _, quote in pairs.values()) else None
+            return 1.0 if currency in graph.quotes else None
         if _depth >= 2:
             return None
         for symbol, quote in as_base:
@@ -497,6 +506,23 @@ class Portfolio:
             if value is not None:
                 return mark * value
         return None
+
+    def _graph(self) -> _CurrencyGraph:
+        """The traded symbols by base currency, and the quotes: built once every symbol's pair
+        is read (risk values exposures with it on every book), rebuilt while one is not."""
+        graph = self._currency_graph
+        if graph is None:
+            pairs = {symbol: pair for symbol in self.symbols if (pair := self._pair(symbol))}
+            as_base: dict[str, list[tuple[str, str]]] = {}
+            for symbol, (base, quote) in pairs.items():
+                as_base.setdefault(base, []).append((symbol, quote))
+            graph = _CurrencyGraph(
+                {base: tuple(symbols) for base, symbols in as_base.items()},
+                frozenset(quote for _, quote in pairs.values()),
+            )
+            if len(pairs) == len(self.symbols):
+                self._currency_graph = graph
+        return graph
 
     def _pair(self, coin: str) -> tuple[str, str] | None:
         """``coin``'s (base, quote), read once from its instrument; None while it cannot be
