@@ -46,23 +46,23 @@ day: the triangles a minute, the pre-trade order rate and duplicate window, the 
 quotas; the face's market loop never steps and has no outside takers (the rounds move it).
 
 Each round: restore the face (no dislocation, BTC-USDT and ETH-USDT moved 1 bp so that every
-book is fresh; ETH-BTC's increment first) and let everything settle; one bare HTTP round trip
-to the face (the baseline: ``GET /api/v1/timestamp`` on a kept-alive connection, h11 alone);
-then the face's ETH-BTC mid is dislocated 60 bps (one way, then the other: both triangles in
-turn), its provider requotes, and that one level-2 increment is pushed (not its ticker, which
-would be sent and read inside the span; it goes with the next publish). The span starts at the
-frame's arrival stamp (``Book.received_ns``: ``KucoinWs._handle``'s first act on the message,
-the trigger book's as the bus holds it when the leg is written) and ends when the kernel took
-the last byte of the first leg's ``POST /api/v1/hf/orders/sync``: the REST transport's httpcore
-stream is ``StampedStream``, whose ``write`` is an ``os.write`` on the socket with no yield after
-it (Trio's ``send_all`` yields after the send, which in one process would let the face read and
-answer the request before the stamp). The triangle then runs its three legs; the round waits
-until no triangle is in flight (the dislocation makes a few more signals while it holds: they
-run, profitably, before the restore). Printed: p50/p99 of the span beside the round trip's, the
-span's parts (to a slot taking the signal, to leg 1 fired, to the write; from the triangle's
-report), and from every fifth round, run under a Trio instrument (``StepTracer``, its cost in
-those rounds, which are not in the headline): the face's own work inside the span (kept out by
-construction: it should be none) and mm's task steps and their CPU time, by task.
+book is fresh; ETH-BTC's increment first) and let everything settle; one bare HTTP round trip to
+the face (the baseline: ``GET /api/v1/timestamp`` on a kept-alive connection, h11 alone); then
+the face's ETH-BTC mid is dislocated 60 bps (one way, then the other: both triangles in turn),
+its provider requotes, and that one level-2 increment is pushed (not its ticker, which would be
+sent and read inside the span; it goes with the next publish). The span starts at the frame's
+arrival stamp (``Book.received_ns``: ``KucoinWs._handle``'s first act on the message, the
+trigger book's as the bus holds it when the leg is written) and ends when the kernel took the
+last byte of the first leg's ``POST /api/v1/hf/orders/sync``: the REST transport's order lane's
+connections are ``StampedStream``s, whose ``send_all`` is an ``os.write`` on the socket with no
+yield after it (Trio's ``send_all`` yields after the send, which in one process would let the
+face read and answer the request before the stamp). The triangle then runs its three legs; the
+round waits until no triangle is in flight (the dislocation makes a few more signals while it
+holds: they run, profitably, before the restore). Printed: p50/p99 of the span beside the round
+trip's, the span's parts (to a slot taking the signal, to leg 1 fired, to the write; from the
+triangle's report), and from every fifth round, run under a Trio instrument (``StepTracer``, its
+cost in those rounds, which are not in the headline): the face's own work inside the span (kept
+out by construction: it should be none) and mm's task steps and their CPU time, by task.
 
 Run: ``python benchmarks/bench_triarb.py [--quick] [--updates N] [--rounds N] [--part P]
 [--profile]``. ``--profile`` runs the BTC-USDT updates once more under cProfile and prints the
@@ -94,8 +94,6 @@ from typing import Any
 
 import attrs
 import h11
-import httpcore
-import httpx
 import orjson
 import trio
 import trio.testing
@@ -129,6 +127,7 @@ from mm.strategies.triarb.triangles import (
 )
 from mm.venues.base import SpotTerms
 from mm.venues.kucoin.connector import KucoinConnector
+from mm.venues.kucoin.lane import connect_to
 from mm.venues.kucoin.rest import KucoinRestTransport
 from mm.venues.kucoin.signing import Credentials
 from mm.venues.service import VenueService
@@ -370,102 +369,70 @@ class Written:
             self.leg = (received, written_ns)
 
 
-class StampedStream(httpcore.AsyncNetworkStream):
-    """httpcore's Trio stream, but for ``write``: the bytes go to the socket by ``os.write``
-    (a ``send`` with no flags) without yielding after it, and the time the kernel took the last
-    byte is kept; the next ``read`` (the answer's) hands it, with the request line, to
-    ``on_request``. Trio's own ``send_all`` yields after its ``send``, which in one process
-    would let the face read and answer the request before the stamp. Fails as httpcore's
-    stream does (``WriteError``, ``WriteTimeout``)."""
+class StampedStream(trio.abc.Stream):
+    """A connection of the client's order lane (``mm.venues.kucoin.lane``), Trio's TCP stream
+    but for ``send_all``: the bytes go to the socket by ``os.write`` (a ``send`` with no flags)
+    without yielding after it, and the time the kernel took the last byte is handed at once,
+    with the request line, to ``on_request``. Trio's own ``send_all`` yields after its
+    ``send``, which in one process would let the face read and answer the request before the
+    stamp. Fails as Trio's stream does (``BrokenResourceError``)."""
 
-    def __init__(self, inner: httpcore.AsyncNetworkStream, on_request: Callable[..., None]):
+    def __init__(self, inner: trio.SocketStream, on_request: Callable[..., None]):
         self._inner = inner
-        self._socket = inner.get_extra_info("socket")
+        self._socket = inner.socket
         self._on_request = on_request
-        self._line = b""
-        self._written_ns = 0
 
-    async def write(self, buffer: bytes, timeout: float | None = None) -> None:  # noqa: ASYNC109 (httpcore's signature)
-        if not buffer:
-            return
+    async def send_all(self, data: bytes | bytearray | memoryview) -> None:
         await trio.lowlevel.checkpoint_if_cancelled()
-        if not self._line:
-            self._line = bytes(buffer[: buffer.find(b"\r\n")])
-        view, fd = memoryview(buffer), self._socket.fileno()
+        view = memoryview(data)
+        if not view:
+            return
+        line = bytes(view[: bytes(view[:256]).find(b"\r\n")])
+        fd = self._socket.fileno()
         try:
-            with trio.fail_after(math.inf if timeout is None else timeout):
-                while view:
-                    try:
-                        view = view[os.write(fd, view) :]
-                    except BlockingIOError:
-                        await trio.lowlevel.wait_writable(self._socket)
-        except trio.TooSlowError as error:
-            raise httpcore.WriteTimeout(str(error)) from error
+            while view:
+                try:
+                    view = view[os.write(fd, view) :]
+                except BlockingIOError:
+                    await trio.lowlevel.wait_writable(self._socket)
         except OSError as error:
-            raise httpcore.WriteError(str(error)) from error
-        self._written_ns = clock.monotonic_ns()
+            raise trio.BrokenResourceError(str(error)) from error
+        self._on_request(line, clock.monotonic_ns())
 
-    async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:  # noqa: ASYNC109
-        if self._written_ns:
-            self._on_request(self._line, self._written_ns)
-            self._line, self._written_ns = b"", 0
-        return await self._inner.read(max_bytes, timeout)
+    async def wait_send_all_might_not_block(self) -> None:
+        await self._inner.wait_send_all_might_not_block()
+
+    async def receive_some(self, max_bytes: int | None = None) -> bytes:
+        return await self._inner.receive_some(max_bytes)
 
     async def aclose(self) -> None:
         await self._inner.aclose()
 
-    def get_extra_info(self, info: str) -> Any:
-        return self._inner.get_extra_info(info)
-
-
-class StampedBackend(httpcore.AsyncNetworkBackend):
-    """httpcore's Trio backend whose TCP streams are ``StampedStream``s."""
-
-    def __init__(self, on_request: Callable[..., None]) -> None:
-        self._inner = httpcore.TrioBackend()
-        self._on_request = on_request
-
-    async def connect_tcp(
-        self,
-        host: str,
-        port: int,
-        timeout: float | None = None,  # noqa: ASYNC109 (httpcore's signature)
-        local_address: str | None = None,
-        socket_options: Any = None,
-    ) -> httpcore.AsyncNetworkStream:
-        inner = await self._inner.connect_tcp(host, port, timeout, local_address, socket_options)
-        return StampedStream(inner, self._on_request)
-
-    async def sleep(self, seconds: float) -> None:
-        await trio.sleep(seconds)
-
 
 class StampedConnector(KucoinConnector):
-    """KuCoin's connector whose REST transports (the trading client's among them) send through
-    ``StampedBackend``: httpx's transport as the REST builds it (8 pooled connections), its
-    connection pool on that backend."""
+    """KuCoin's connector whose REST transports (the trading client's among them) open their
+    order lane's connections as ``StampedStream``s (the orders' requests: the reads stay on
+    httpx, unstamped)."""
 
     def __init__(self, on_request: Callable[..., None], **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._on_request = on_request
 
     def _rest(self, url: str) -> KucoinRestTransport:
-        limits = httpx.Limits(max_connections=8, max_keepalive_connections=8)
-        transport = httpx.AsyncHTTPTransport(limits=limits)
-        # httpx takes no network backend: its pool is made again with one (the same settings).
-        transport._pool = httpcore.AsyncConnectionPool(
-            max_connections=8,
-            max_keepalive_connections=8,
-            keepalive_expiry=limits.keepalive_expiry,
-            network_backend=StampedBackend(self._on_request),
-        )
+        connect, _ = connect_to(url)
+
+        async def stamped() -> trio.abc.Stream:
+            stream = await connect()
+            assert isinstance(stream, trio.SocketStream)  # the face is plain http
+            return StampedStream(stream, self._on_request)
+
         return KucoinRestTransport(
             url,
             self.credentials,
             budget=self.rate_budget,
             now_ms=self._now_ms,
             deadline_s=self._rest_deadline_s,
-            transport=transport,
+            connect=stamped,
         )
 
 
@@ -832,7 +799,7 @@ def report_pipeline(figures: PipelineFigures, warmup: int) -> None:
     print("  (level-2 frame read by the market WebSocket (Book.received_ns) -> level-2 book ->")
     print("   feed -> bus -> strategy task: triarb on_book, decide -> desk channel -> slot: claim,")
     print("   limits, cascade -> RouterVenue: pre-trade -> order router -> KucoinClient.place ->")
-    print("   signed REST -> httpx/httpcore -> the leg's last byte taken by the kernel)")
+    print("   signed REST -> order lane -> the leg's last byte taken by the kernel)")
     rows = [
         ("baseline: bare HTTP round trip to the face", base),
         ("frame in -> leg 1 written", span),

@@ -9,7 +9,9 @@ one trading pair): they answer after matching, so a place says at once whether t
 on arrival (a post-only order that would have taken, an IOC that found nothing): ``Rejected``,
 as the port's post-only contract wants. The asynchronous ``/hf/orders`` would answer only an
 order id and leave all of that to the user stream. Batches of several symbols are sent
-concurrently, one request per symbol and chunk, results in request order.
+concurrently, one request per symbol and chunk, results in request order; a place that one
+request carries is sent from the caller's task (no task spawned). Orders, cancels and alters go
+on the transport's order lane (``rest``: kept-alive connections, the request written by hand).
 
 ``modify`` is ``/hf/orders/alter``: the venue cancels the order and places a new one with the
 new price and size, under a NEW order id and the same client id, so the answer is
@@ -18,7 +20,8 @@ stream reports it). ``cancel`` is one ``DELETE`` per order (by order id, or by c
 
 What a lost answer means (the port's rules): a place or alter whose answer does not come
 (``RequestTimeout``, ``KucoinUnavailable``) may have acted: ``OrderFateUnknown`` with
-``lands_by_ms``, the time the request was signed plus ``landing_window_ms``: the venue refuses
+``lands_by_ms``, the time the request was signed plus ``landing_window_ms`` (one never written,
+``KucoinNotSent``, did not: it is refused like a rate-limited one, below): the venue refuses
 a request whose ``KC-API-TIMESTAMP`` is more than 5 s from its clock (``MAX_CLOCK_SKEW_MS``),
 so it can arrive no later than 5 s of the venue's clock after it was signed, which is at most
 another 5 s of ours (a clock further off has every request refused), plus an allowance from
@@ -91,7 +94,7 @@ from mm.venues.kucoin.instruments import (
     parse_trade_fees,
 )
 from mm.venues.kucoin.level2 import Snapshot
-from mm.venues.kucoin.rest import KucoinRestTransport, KucoinUnavailable
+from mm.venues.kucoin.rest import KucoinNotSent, KucoinRestTransport, KucoinUnavailable
 from mm.venues.kucoin.signing import MAX_CLOCK_SKEW_MS
 from mm.venues.kucoin.ws_protocol import Bullet, parse_bullet
 
@@ -374,6 +377,9 @@ class KucoinClient:
                         "POST", "/api/v1/hf/orders/multi/sync", body=body
                     )
                     answers = order_answers.parse_multi_sync(data, len(indexes))
+            except KucoinNotSent as error:  # never written: nothing of it reached the venue
+                refused.append((indexes, error))
+                return
             except _LOST as error:
                 unknown.append(
                     OrderFateUnknown(
@@ -394,9 +400,12 @@ class KucoinClient:
             for index, answer in zip(indexes, answers, strict=True):
                 results[index] = await self._placed(orders[index], answer)
 
-        async with trio.open_nursery() as nursery:
-            for chunk in chunks:
-                nursery.start_soon(send, chunk)
+        if len(chunks) == 1:
+            await send(chunks[0])  # one request carries them all: no task to spawn
+        elif chunks:
+            async with trio.open_nursery() as nursery:
+                for chunk in chunks:
+                    nursery.start_soon(send, chunk)
         if refused and len(chunks) == 1 and len(bodies) == len(orders) and not unknown:
             raise refused[0][1]
         for indexes, failure in refused:
@@ -417,6 +426,8 @@ class KucoinClient:
         try:
             data = await self.rest.request("POST", "/api/v1/hf/orders/sync", body=body)
             answer = order_answers.parse_sync(data)
+        except KucoinNotSent:
+            raise  # refused whole: never sent
         except _LOST as error:
             raise OrderFateUnknown(
                 [cloid], str(error), lands_by_ms=sent_ms + self.landing_window_ms
@@ -514,7 +525,7 @@ class KucoinClient:
         unreadable: list[str] = []
         refused: list[VenueError] = []
         for cloid, outcome in zip(cloids, outcomes, strict=True):
-            if isinstance(outcome, _LOST):
+            if isinstance(outcome, _LOST) and not isinstance(outcome, KucoinNotSent):
                 lost.append(cloid)
             elif isinstance(outcome, MalformedAnswer | CodecError):
                 unreadable.append(cloid)

@@ -1,4 +1,5 @@
-"""Signed REST to KuCoin over one pooled httpx client, inside the venue's rate limits.
+"""Signed REST to KuCoin, inside the venue's rate limits: orders on the order lane, the rest
+over one pooled httpx client.
 
 Each request's resource pool and weight (``limits.limit_of``) are taken from the budget
 (``rate_budget``) before it is sent, waiting on the run's clock while the budget says to; the
@@ -6,17 +7,31 @@ answer's ``gw-ratelimit-*`` headers are given back to the budget, a 429 empties 
 private request is signed (``signing``) over exactly what is sent: the query as it reads (httpx
 URL-encodes it on the wire, as the venue expects) and the JSON body's bytes.
 
+The signed requests that are not reads (place, cancel, alter, the dead-man's switch: every
+signed method but ``GET``) go on the order lane (``lane.OrderLane``): a few connections opened
+when the transport is entered and kept open, the request's bytes written by hand (``http1``)
+with what never changes joined once (``Host``, ``Content-Type``, the key, the signed
+passphrase: ``signing.Signer``), the signature over a copy of the HMAC keyed once. Reads and
+public requests stay on httpx. A transport made with an httpx ``transport`` (the tests' in-memory
+ones) sends everything through it, and so does one used without being entered.
+
 How it fails, in the port's terms: the envelope's refusals as ``answers`` raises them
 (``KucoinError`` with the venue's code, ``RateLimited``, ``MalformedAnswer``); no answer within
 the deadline is ``RequestTimeout`` (the request may have acted); a connection that fails is
-``KucoinUnavailable``. Secrets never appear in an error: they are only in the headers.
+``KucoinUnavailable``. On the lane: a request of which not one byte was written (no connection
+open and free by the deadline) is ``KucoinNotSent``, a ``KucoinUnavailable`` that says the venue
+never saw it; once any byte went out, a connection that fails or closes before the whole answer
+is ``KucoinUnavailable`` (it may have acted), and the request is never sent again. Secrets never
+appear in an error: they are only in the headers.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from types import TracebackType
-from typing import Any
+from typing import Any, Final
+from urllib.parse import urlsplit
 
 import httpx
 import orjson
@@ -24,15 +39,24 @@ import trio
 
 from mm.venues.base import RateLimited, RequestTimeout, VenueError
 from mm.venues.kucoin.answers import unwrap
+from mm.venues.kucoin.http1 import header_block, request_bytes
+from mm.venues.kucoin.lane import CONNECTIONS, Connect, Lost, NotSent, OrderLane, connect_to
 from mm.venues.kucoin.limits import limit_of
 from mm.venues.kucoin.rate_budget import RateBudget
-from mm.venues.kucoin.signing import Credentials, endpoint, sign_request
+from mm.venues.kucoin.signing import Credentials, Signer, endpoint
 
-__all__ = ["KucoinRestTransport", "KucoinUnavailable"]
+__all__ = ["KucoinNotSent", "KucoinRestTransport", "KucoinUnavailable"]
+
+USER_AGENT: Final = "mm"
+_LANE_PATH: Final = re.compile(r"/[A-Za-z0-9/_.~-]*")  # a path sent as it reads
 
 
 class KucoinUnavailable(VenueError):
     """The request did not reach the venue, or the venue failed it (no answer it could read)."""
+
+
+class KucoinNotSent(KucoinUnavailable):
+    """Not one byte of the request was written: the venue never saw it."""
 
 
 class KucoinRestTransport:
@@ -47,20 +71,43 @@ class KucoinRestTransport:
         now_ms: Callable[[], int],
         deadline_s: float = 5.0,
         transport: httpx.AsyncBaseTransport | None = None,
+        lane_connections: int = CONNECTIONS,
+        connect: Connect | None = None,
     ) -> None:
+        """``lane_connections``: the order lane's (0: none, everything on httpx); ``connect``:
+        how the lane opens one (by default TCP to ``base_url``'s host, and TLS for https)."""
         self._client = httpx.AsyncClient(
             base_url=base_url,
             timeout=httpx.Timeout(deadline_s),
             limits=httpx.Limits(max_connections=8, max_keepalive_connections=8),
             transport=transport,
         )
-        self._credentials = credentials
         self.budget = budget
         self._now_ms = now_ms
         self._deadline_s = deadline_s
         self.waits = 0  # requests that waited for the budget
+        self._signer = Signer(credentials) if credentials is not None else None
+        self.lane: OrderLane | None = None
+        self._lane_open = False
+        self._prefix = urlsplit(base_url).path.rstrip("/")
+        self._head = b""
+        if transport is None and lane_connections > 0:
+            default_connect, host = connect_to(base_url)
+            self.lane = OrderLane(connect or default_connect, connections=lane_connections)
+            self._head = header_block(
+                [
+                    ("Host", host),
+                    ("User-Agent", USER_AGENT),
+                    ("Accept-Encoding", "identity"),
+                    ("Content-Type", "application/json"),
+                    *(self._signer.static_headers if self._signer is not None else ()),
+                ]
+            )
 
     async def __aenter__(self) -> KucoinRestTransport:
+        if self.lane is not None and self._signer is not None:
+            await self.lane.__aenter__()
+            self._lane_open = True
         return self
 
     async def __aexit__(
@@ -72,6 +119,9 @@ class KucoinRestTransport:
         await self.aclose()
 
     async def aclose(self) -> None:
+        if self._lane_open and self.lane is not None:
+            self._lane_open = False
+            await self.lane.__aexit__(None, None, None)  # (its tasks cancelled: never waits)
         with trio.CancelScope(shield=True):
             await self._client.aclose()
 
@@ -85,16 +135,16 @@ class KucoinRestTransport:
         signed: bool = True,
     ) -> Any:
         """The ``data`` of the venue's answer to one request (see the module for failures)."""
+        if signed and method != "GET" and self._lane_open and _LANE_PATH.fullmatch(path):
+            return await self._on_lane(method, path, query, body)
         pool, weight = limit_of(method, path)
         await self._take(pool, weight)
         content = orjson.dumps(body).decode() if body is not None else ""
         headers = {"Content-Type": "application/json"}
         if signed:
-            if self._credentials is None:
+            if self._signer is None:
                 raise ValueError(f"{method} {path} is private, and no credentials were given")
-            headers |= sign_request(
-                self._credentials, self._now_ms(), method, endpoint(path, query), content
-            )
+            headers |= self._signer.headers(self._now_ms(), method, endpoint(path, query), content)
         try:
             with trio.fail_after(self._deadline_s):
                 response = await self._client.request(
@@ -110,6 +160,48 @@ class KucoinRestTransport:
             raise KucoinUnavailable(f"{method} {path}: HTTP {response.status_code}")
         try:
             return unwrap(response.status_code, response.content)
+        except RateLimited:
+            self.budget.refused(pool, now)
+            raise
+
+    async def _on_lane(
+        self,
+        method: str,
+        path: str,
+        query: Mapping[str, str] | None,
+        body: Mapping[str, Any] | None,
+    ) -> Any:
+        """``request`` on the order lane (entered, with credentials: see ``request``)."""
+        assert self.lane is not None
+        assert self._signer is not None
+        pool, weight = limit_of(method, path)
+        await self._take(pool, weight)
+        content = orjson.dumps(body) if body is not None else b""
+        stamp = self._now_ms()
+        target = self._prefix + path
+        if query:
+            target += "?" + str(httpx.QueryParams(query))
+        signature = self._signer.signature(stamp, method, endpoint(path, query), content.decode())
+        head = self._head + b"KC-API-SIGN: %s\r\nKC-API-TIMESTAMP: %d\r\n" % (
+            signature.encode("ascii"),
+            stamp,
+        )
+        deadline = trio.current_time() + self._deadline_s
+        try:
+            request = request_bytes(method, target, head, content)
+            answer = await self.lane.exchange(request, deadline)
+        except NotSent as error:
+            raise KucoinNotSent(f"{method} {path}: not sent: {error}") from error
+        except Lost as error:
+            raise KucoinUnavailable(f"{method} {path}: {error}") from error
+        except trio.TooSlowError as error:
+            raise RequestTimeout(f"{method} {path}: no answer within the deadline") from error
+        now = trio.current_time()
+        self.budget.observe(pool, answer.headers, now)
+        if answer.status >= 500:
+            raise KucoinUnavailable(f"{method} {path}: HTTP {answer.status}")
+        try:
+            return unwrap(answer.status, answer.body)
         except RateLimited:
             self.budget.refused(pool, now)
             raise

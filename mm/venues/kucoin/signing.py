@@ -15,7 +15,9 @@ does the same):
   than 5 s from its own clock (code 400002) and a wrong signature (400005).
 
 ``Credentials`` holds the key, secret and passphrase as ``Secret``s: they print as ``***``
-everywhere. ``sign_request`` builds the headers of one request; ``check_request`` is the
+everywhere. ``sign_request`` builds the headers of one request; ``Signer`` does the same for
+one key with what never changes computed once (the HMAC keyed with the secret, copied for each
+request; the signed passphrase; the key's headers), for the order path; ``check_request`` is the
 venue's side of it (for the simulator's KuCoin face), answering why a request is refused, or
 None.
 
@@ -40,6 +42,7 @@ __all__ = [
     "METHODS",
     "Credentials",
     "Refusal",
+    "Signer",
     "check_request",
     "endpoint",
     "prehash",
@@ -125,6 +128,42 @@ def sign_request(
         PASSPHRASE: signed_passphrase(credentials),
         KEY_VERSION: credentials.version,
     }
+
+
+class Signer:
+    """``sign_request`` for one key, its constant parts computed once (see the module). Its
+    repr shows no secret; ``static_headers`` and every signature are secrets (headers only)."""
+
+    __slots__ = ("_mac", "static_headers")
+
+    def __init__(self, credentials: Credentials) -> None:
+        self._mac = hmac.new(credentials.secret.reveal().encode(), digestmod=hashlib.sha256)
+        self.static_headers: tuple[tuple[str, str], ...] = (
+            (KEY, credentials.key.reveal()),
+            (PASSPHRASE, signed_passphrase(credentials)),
+            (KEY_VERSION, credentials.version),
+        )
+
+    def __repr__(self) -> str:
+        return "Signer(***)"
+
+    def signature(self, timestamp_ms: int, method: str, endpoint_: str, body: str = "") -> str:
+        """``KC-API-SIGN`` of one request (``sign`` of its ``prehash``)."""
+        mac = self._mac.copy()
+        mac.update(prehash(timestamp_ms, method, endpoint_, body).encode())
+        return base64.b64encode(mac.digest()).decode("ascii")
+
+    def headers(
+        self, timestamp_ms: int, method: str, endpoint_: str, body: str = ""
+    ) -> dict[str, str]:
+        """What ``sign_request`` answers for the same request."""
+        return {
+            KEY: self.static_headers[0][1],
+            SIGN: self.signature(timestamp_ms, method, endpoint_, body),
+            TIMESTAMP: str(timestamp_ms),
+            PASSPHRASE: self.static_headers[1][1],
+            KEY_VERSION: self.static_headers[2][1],
+        }
 
 
 def check_request(

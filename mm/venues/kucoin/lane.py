@@ -1,0 +1,282 @@
+"""The order lane: a few kept-alive HTTP/1.1 connections to KuCoin's REST host, for orders.
+
+A place, cancel or alter is one request written on a connection opened beforehand, so that no
+TCP or TLS handshake is ever on an order's path. ``OrderLane`` opens ``connections`` of them
+when it is entered (https with the system's trust store and SNI, or plain http for the embedded
+face), each kept by a task of its own that reads everything the server sends on it, hands each
+answer to the request waiting for it, and opens the connection again when it closes (at once,
+then with backoff while connecting fails). ``exchange`` writes one request's bytes (``http1``)
+on an idle connection and waits for its answer; it never spawns a task.
+
+What is known of a request when something fails, the rule the order path's fates rest on:
+
+* ``NotSent``: no idle connection came up by the deadline (the host unreachable, every
+  connection busy): not one byte of the request was written, so nothing of it reached the
+  venue;
+* ``Lost``: once the write began, anything else (the write failed, the server closed the
+  connection or ended it mid-answer, the answer did not parse): the venue may have acted on it.
+  The request is never written again;
+* a deadline that passes (the caller's ``trio.fail_at``/``deadline``) while the answer is
+  awaited, or the caller cancelled: the connection is dropped (a late answer must never be read
+  as the next request's) and opened again.
+
+A connection the server said it closes (``Connection: close`` on an answer, as hypercorn's is
+after its 1,000th request) or closed (EOF, seen by its reader while idle) is never written on
+again. A close that crosses a request's write on the wire is that request's ``Lost``.
+
+Fails: ``exchange`` raises ``NotSent`` or ``Lost``, ``trio.TooSlowError`` past the deadline;
+connecting never raises out of the lane (each failure is logged, once per streak, and retried).
+"""
+
+from __future__ import annotations
+
+import math
+import ssl
+from collections.abc import Awaitable, Callable
+from contextlib import AsyncExitStack
+from types import TracebackType
+from typing import Final
+from urllib.parse import urlsplit
+
+import attrs
+import trio
+from loguru import logger
+
+from mm.venues.kucoin.http1 import Answer, AnswerReader, HttpError
+
+__all__ = ["Connect", "Lost", "NotSent", "OrderLane", "connect_to"]
+
+CONNECTIONS: Final = 2
+CONNECT_TIMEOUT_S: Final = 10.0
+RETRY_FIRST_S: Final = 0.1
+RETRY_MAX_S: Final = 5.0
+READ_SIZE: Final = 65_536
+
+Connect = Callable[[], Awaitable[trio.abc.Stream]]
+
+
+class NotSent(Exception):
+    """No byte of the request was written: it never reached the venue."""
+
+
+class Lost(Exception):
+    """The request's bytes (some or all) went out, and no answer can be read: its effect is
+    unknown."""
+
+
+def connect_to(url: str, *, timeout_s: float = CONNECT_TIMEOUT_S) -> tuple[Connect, str]:
+    """How to open a connection to ``url``'s host (TCP, and TLS for https), and the ``Host``
+    header's value for it."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"the order lane needs an http(s) URL, got {url!r}")
+    tls = parts.scheme == "https"
+    host = parts.hostname
+    port = parts.port or (443 if tls else 80)
+    host_header = host if parts.port is None else f"{host}:{port}"
+    if ":" in host:  # an IPv6 literal
+        host_header = f"[{host}]" if parts.port is None else f"[{host}]:{port}"
+    context = None
+    if tls:
+        context = ssl.create_default_context()
+        context.set_alpn_protocols(["http/1.1"])
+
+    async def connect() -> trio.abc.Stream:
+        with trio.fail_after(timeout_s):
+            tcp = await trio.open_tcp_stream(host, port)
+            if context is None:
+                return tcp
+            stream = trio.SSLStream(tcp, context, server_hostname=host, https_compatible=True)
+            try:
+                await stream.do_handshake()
+            except BaseException:
+                await trio.aclose_forcefully(tcp)
+                raise
+            return stream
+
+    return connect, host_header
+
+
+@attrs.define(eq=False)
+class _Waiting:
+    """A request written on a connection, waiting for its answer."""
+
+    done: trio.Event = attrs.field(factory=trio.Event)
+    answer: Answer | None = None
+    error: str | None = None
+
+
+@attrs.define(eq=False)
+class _Connection:
+    stream: trio.abc.Stream
+    scope: trio.CancelScope = attrs.field(factory=trio.CancelScope)
+    reader: AnswerReader = attrs.field(factory=AnswerReader)
+    waiting: _Waiting | None = None
+    closed: bool = False
+
+    def fail(self, why: str) -> None:
+        """The connection is done: its waiting request, if any, hears ``why``."""
+        self.closed = True
+        waiting, self.waiting = self.waiting, None
+        if waiting is not None and not waiting.done.is_set():
+            waiting.error = why
+            waiting.done.set()
+
+
+class OrderLane:
+    """Kept-alive connections for order requests, and their keepers (see the module)."""
+
+    def __init__(self, connect: Connect, *, connections: int = CONNECTIONS, name: str = "") -> None:
+        if connections < 1:
+            raise ValueError("the order lane needs at least one connection")
+        self._connect = connect
+        self._size = connections
+        self._name = name
+        self._idle: list[_Connection] = []
+        self._ready = trio.lowlevel.ParkingLot()  # requests waiting for an idle connection
+        self._stack: AsyncExitStack | None = None
+        self.opened = 0  # connections opened, in all
+        self.lost = 0  # requests whose answer was lost
+
+    @property
+    def idle(self) -> int:
+        """Connections open and free for a request now."""
+        return len(self._idle)
+
+    async def __aenter__(self) -> OrderLane:
+        stack = AsyncExitStack()
+        nursery = await stack.enter_async_context(trio.open_nursery())
+        stack.callback(nursery.cancel_scope.cancel)  # (callbacks run first: then the nursery)
+        for index in range(self._size):
+            nursery.start_soon(self._keep, index)
+        self._stack = stack
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        stack, self._stack = self._stack, None
+        for connection in self._idle:
+            connection.closed = True
+        self._idle.clear()
+        if stack is not None:
+            await stack.__aexit__(exc_type, exc, tb)
+
+    async def wait_idle(self, count: int = 1) -> None:
+        """Until ``count`` connections are open and idle (for a start that wants them)."""
+        while len(self._idle) < count:
+            await self._ready.park()
+
+    async def exchange(self, request: bytes, deadline: float = math.inf) -> Answer:
+        """Write ``request`` (its whole bytes) and read its answer (see the module)."""
+        connection = await self._idle_connection(deadline)
+        waiting = _Waiting()
+        connection.waiting = waiting
+        try:
+            with trio.fail_at(deadline):
+                try:
+                    await connection.stream.send_all(request)
+                except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as error:
+                    connection.fail(f"writing: {type(error).__name__}")
+                    raise self._lost(f"the connection failed while writing ({error})") from None
+                await waiting.done.wait()
+        finally:
+            if not waiting.done.is_set():  # the deadline, or the caller cancelled
+                connection.fail("abandoned")
+                connection.scope.cancel()
+        if waiting.answer is None:
+            raise self._lost(f"no answer: {waiting.error}")
+        return waiting.answer
+
+    def _lost(self, why: str) -> Lost:
+        self.lost += 1
+        return Lost(why)
+
+    async def _idle_connection(self, deadline: float) -> _Connection:
+        with trio.move_on_at(deadline):
+            while True:
+                while self._idle:
+                    connection = self._idle.pop()
+                    if not connection.closed:
+                        return connection
+                await self._ready.park()
+        raise NotSent("no connection to the venue was open and free before the deadline")
+
+    async def _keep(self, index: int) -> None:
+        """One connection of the lane, opened again whenever it closes, until cancelled."""
+        retry = RETRY_FIRST_S
+        failures = 0
+        while True:
+            try:
+                stream = await self._connect()
+            except (OSError, trio.TooSlowError, trio.BrokenResourceError, ssl.SSLError) as error:
+                if failures == 0:
+                    logger.warning(
+                        "order lane{} connection {}: cannot connect ({}): retrying",
+                        self._name,
+                        index,
+                        error,
+                    )
+                failures += 1
+                await trio.sleep(retry)
+                retry = min(retry * 2, RETRY_MAX_S)
+                continue
+            if failures:
+                logger.info("order lane{} connection {}: connected again", self._name, index)
+            failures, retry = 0, RETRY_FIRST_S
+            self.opened += 1
+            connection = _Connection(stream)
+            try:
+                with connection.scope:
+                    self._make_idle(connection)
+                    await self._read(connection)
+            finally:
+                connection.fail("the connection closed")
+                if connection in self._idle:
+                    self._idle.remove(connection)
+                await trio.aclose_forcefully(stream)
+
+    async def _read(self, connection: _Connection) -> None:
+        """Everything the server sends on ``connection``, until it closes."""
+        reader = connection.reader
+        while True:
+            try:
+                data = await connection.stream.receive_some(READ_SIZE)
+            except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as error:
+                connection.fail(f"reading: {type(error).__name__}")
+                return
+            try:
+                if not data:
+                    answer = reader.eof()
+                    if answer is not None:
+                        self._answered(connection, answer)
+                    connection.fail("the server closed the connection")
+                    return
+                reader.feed(data)
+                while (answer := reader.next()) is not None:
+                    if not self._answered(connection, answer):
+                        return
+            except HttpError as error:
+                connection.fail(f"an answer that is not HTTP: {error}")
+                return
+
+    def _answered(self, connection: _Connection, answer: Answer) -> bool:
+        """Hand ``answer`` to its request: whether the connection goes on."""
+        waiting, connection.waiting = connection.waiting, None
+        if waiting is None:
+            connection.fail("an answer to no request")
+            return False
+        waiting.answer = answer
+        waiting.done.set()
+        if answer.close:
+            connection.fail("the server closes the connection after this answer")
+            return False
+        self._make_idle(connection)
+        return True
+
+    def _make_idle(self, connection: _Connection) -> None:
+        self._idle.append(connection)
+        self._ready.unpark_all()
