@@ -29,7 +29,15 @@ from typing import Final
 
 import attrs
 
-__all__ = ["MAX_HEAD", "Answer", "AnswerReader", "HttpError", "request_bytes"]
+__all__ = [
+    "MAX_HEAD",
+    "Answer",
+    "AnswerReader",
+    "HttpError",
+    "header_block",
+    "request_bytes",
+    "request_line",
+]
 
 MAX_HEAD: Final = 65_536  # an answer's status line and headers, at most
 _CRLF: Final = b"\r\n"
@@ -66,14 +74,18 @@ def header_block(headers: Sequence[tuple[str, str]]) -> bytes:
     return "".join(lines).encode("latin-1")
 
 
+def request_line(method: str, target: str) -> bytes:
+    """``METHOD target HTTP/1.1`` and its CRLF."""
+    if _UNSAFE_TARGET.search(target) or not method or _UNSAFE_TARGET.search(method):
+        raise ValueError(f"not an HTTP request target: {method} {target!r}")
+    return f"{method} {target} HTTP/1.1\r\n".encode("ascii")
+
+
 def request_bytes(method: str, target: str, head: bytes, body: bytes) -> bytes:
     """A whole request: the request line, ``head`` (``header_block``'s lines),
     ``Content-Length`` and the body."""
-    if _UNSAFE_TARGET.search(target) or _UNSAFE_TARGET.search(method):
-        raise ValueError(f"not an HTTP request target: {method} {target!r}")
-    return b"%s %s HTTP/1.1\r\n%sContent-Length: %d\r\n\r\n%s" % (
-        method.encode("ascii"),
-        target.encode("ascii"),
+    return b"%s%sContent-Length: %d\r\n\r\n%s" % (
+        request_line(method, target),
         head,
         len(body),
         body,

@@ -51,6 +51,7 @@ CONNECT_TIMEOUT_S: Final = 10.0
 RETRY_FIRST_S: Final = 0.1
 RETRY_MAX_S: Final = 5.0
 READ_SIZE: Final = 65_536
+TIMED_OUT: Final = "the deadline passed"  # (a _Waiting's error, compared by identity)
 
 Connect = Callable[[], Awaitable[trio.abc.Stream]]
 
@@ -97,13 +98,15 @@ def connect_to(url: str, *, timeout_s: float = CONNECT_TIMEOUT_S) -> tuple[Conne
     return connect, host_header
 
 
-@attrs.define(eq=False)
 class _Waiting:
     """A request written on a connection, waiting for its answer."""
 
-    done: trio.Event = attrs.field(factory=trio.Event)
-    answer: Answer | None = None
-    error: str | None = None
+    __slots__ = ("answer", "done", "error")
+
+    def __init__(self) -> None:
+        self.done = trio.Event()
+        self.answer: Answer | None = None
+        self.error: str | None = None
 
 
 @attrs.define(eq=False)
@@ -171,23 +174,31 @@ class OrderLane:
             await self._ready.park()
 
     async def exchange(self, request: bytes, deadline: float = math.inf) -> Answer:
-        """Write ``request`` (its whole bytes) and read its answer (see the module)."""
-        connection = await self._idle_connection(deadline)
+        """Write ``request`` (its whole bytes) and read its answer by ``deadline`` (see the
+        module). No cancel scope of its own: the deadline is the connection keeper's, whose
+        scope is cancelled by it, which closes the connection (waking a write that blocks)."""
+        connection = self._take_idle() or await self._wait_idle(deadline)
         waiting = _Waiting()
         connection.waiting = waiting
+        if deadline != math.inf:
+            connection.scope.deadline = deadline
         try:
-            with trio.fail_at(deadline):
-                try:
-                    await connection.stream.send_all(request)
-                except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as error:
-                    connection.fail(f"writing: {type(error).__name__}")
-                    raise self._lost(f"the connection failed while writing ({error})") from None
-                await waiting.done.wait()
+            try:
+                await connection.stream.send_all(request)
+            except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as error:
+                if waiting.error is TIMED_OUT:
+                    raise trio.TooSlowError from None
+                connection.fail(f"writing: {type(error).__name__}")
+                connection.scope.cancel()
+                raise self._lost(f"the connection failed while writing ({error})") from None
+            await waiting.done.wait()
         finally:
-            if not waiting.done.is_set():  # the deadline, or the caller cancelled
+            if not waiting.done.is_set():  # the caller cancelled
                 connection.fail("abandoned")
                 connection.scope.cancel()
         if waiting.answer is None:
+            if waiting.error is TIMED_OUT:
+                raise trio.TooSlowError
             raise self._lost(f"no answer: {waiting.error}")
         return waiting.answer
 
@@ -195,14 +206,20 @@ class OrderLane:
         self.lost += 1
         return Lost(why)
 
-    async def _idle_connection(self, deadline: float) -> _Connection:
+    def _take_idle(self) -> _Connection | None:
+        while self._idle:
+            connection = self._idle.pop()
+            if not connection.closed:
+                return connection
+        return None
+
+    async def _wait_idle(self, deadline: float) -> _Connection:
         with trio.move_on_at(deadline):
             while True:
-                while self._idle:
-                    connection = self._idle.pop()
-                    if not connection.closed:
-                        return connection
                 await self._ready.park()
+                connection = self._take_idle()
+                if connection is not None:
+                    return connection
         raise NotSent("no connection to the venue was open and free before the deadline")
 
     async def _keep(self, index: int) -> None:
@@ -234,7 +251,9 @@ class OrderLane:
                     self._make_idle(connection)
                     await self._read(connection)
             finally:
-                connection.fail("the connection closed")
+                # Cancelled with a request waiting: its deadline passed (an abandoned one was
+                # taken off first).
+                connection.fail(TIMED_OUT if connection.scope.cancelled_caught else "closed")
                 if connection in self._idle:
                     self._idle.remove(connection)
                 await trio.aclose_forcefully(stream)
@@ -274,6 +293,10 @@ class OrderLane:
         if answer.close:
             connection.fail("the server closes the connection after this answer")
             return False
+        if connection.scope.cancel_called:  # the deadline passed as the answer came
+            connection.closed = True
+            return False
+        connection.scope.deadline = math.inf
         self._make_idle(connection)
         return True
 
