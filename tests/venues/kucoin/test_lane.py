@@ -1,0 +1,356 @@
+"""The order lane: orders over kept-alive connections, on Trio's in-memory streams (the test
+plays the venue's side byte by byte, on virtual time) and over loopback against the embedded
+KuCoin face. What each request's bytes are, its answer read, and what a connection that
+closes, fails or stays silent means for the order."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from functools import partial
+
+import attrs
+import orjson
+import pytest
+import trio
+import trio.testing
+
+from mm import clock
+from mm.model import CancelOrder, ModifyOrder, PlaceOrder, Rejected, Resting, Side, Tif
+from mm.venues.base import OrderFateUnknown, RateLimited, RequestTimeout
+from mm.venues.kucoin.client import KucoinClient
+from mm.venues.kucoin.ids import order_id
+from mm.venues.kucoin.instruments import SymbolSpec, parse_symbols
+from mm.venues.kucoin.rate_budget import RateBudget
+from mm.venues.kucoin.rest import KucoinNotSent, KucoinRestTransport, KucoinUnavailable
+from mm.venues.kucoin.signing import check_request, sign_request
+from mm.venues.sim.kucoin.server import DEV_KEY, KucoinSimVenue
+from tests.venues.kucoin.test_client_failures import MESSAGES, sync_state
+
+NOW_MS = 1_764_762_000_123
+SYMBOL = "BTC-USDT"
+DEADLINE_S = 5.0
+OID = order_id(sync_state("x")["orderId"])
+ORDER = {"clientOid": "mm-1", "symbol": SYMBOL, "side": "buy", "type": "limit"}
+
+
+@attrs.define(eq=False)
+class Venue:
+    """The venue's side of the lane's in-memory connections, in the order they were opened."""
+
+    accepted: trio.MemoryReceiveChannel[trio.abc.Stream]
+    refuse: bool = False  # connecting fails (the host unreachable)
+    opened: int = 0
+
+    async def next(self) -> Server:
+        return Server(await self.accepted.receive())
+
+
+@attrs.define(eq=False)
+class Server:
+    stream: trio.abc.Stream
+    buffer: bytes = b""
+
+    async def request(self) -> tuple[bytes, bytes]:
+        """One request: its head (up to the blank line) and its body."""
+        while b"\r\n\r\n" not in self.buffer:
+            self.buffer += await self.receive()
+        head, _, self.buffer = self.buffer.partition(b"\r\n\r\n")
+        length = next(
+            int(line.split(b":", 1)[1])
+            for line in head.split(b"\r\n")
+            if line.lower().startswith(b"content-length:")
+        )
+        while len(self.buffer) < length:
+            self.buffer += await self.receive()
+        body, self.buffer = self.buffer[:length], self.buffer[length:]
+        return head, body
+
+    async def receive(self) -> bytes:
+        data = await self.stream.receive_some()
+        assert data, "the lane closed the connection"
+        return bytes(data)
+
+    async def answer(self, data: object, status: int = 200, extra: str = "") -> None:
+        body = orjson.dumps(data)
+        head = f"HTTP/1.1 {status} OK\r\nContent-Length: {len(body)}\r\n{extra}\r\n"
+        await self.stream.send_all(head.encode() + body)
+
+    async def ok(self, data: object, extra: str = "") -> None:
+        await self.answer({"code": "200000", "data": data}, extra=extra)
+
+
+@asynccontextmanager
+async def lane_rest(connections: int = 1) -> AsyncIterator[tuple[KucoinRestTransport, Venue]]:
+    send, receive = trio.open_memory_channel[trio.abc.Stream](10)
+    venue = Venue(receive)
+
+    async def connect() -> trio.abc.Stream:
+        if venue.refuse:
+            raise OSError("connection refused")
+        client, server = trio.testing.memory_stream_pair()
+        venue.opened += 1
+        await send.send(server)
+        return client
+
+    async with KucoinRestTransport(
+        "https://api.kucoin.com",
+        DEV_KEY,
+        budget=RateBudget(),
+        now_ms=lambda: NOW_MS,
+        deadline_s=DEADLINE_S,
+        lane_connections=connections,
+        connect=connect,
+    ) as rest:
+        assert rest.lane is not None
+        with trio.fail_after(1):
+            await rest.lane.wait_idle(connections)
+        yield rest, venue
+
+
+def spec() -> SymbolSpec:
+    return parse_symbols([MESSAGES["rest_symbol_BTC-USDT"]])[0]
+
+
+def client_of(rest: KucoinRestTransport) -> KucoinClient:
+    client = KucoinClient(rest, [SYMBOL], now_ms=lambda: NOW_MS)
+    client._specs = {SYMBOL: spec()}  # (the listing is a read on httpx: not the lane's)
+    return client
+
+
+def order(cloid: str = "mm-a") -> PlaceOrder:
+    return PlaceOrder(SYMBOL, Side.BUY, 50_000.0, 0.001, Tif.GTC, cloid)
+
+
+def lines(head: bytes) -> list[str]:
+    return head.decode().split("\r\n")
+
+
+async def test_a_request_carries_exactly_what_is_signed(autojump_clock: trio.abc.Clock) -> None:
+    async with lane_rest() as (rest, venue), trio.open_nursery() as nursery:
+        server = await venue.next()
+        answered: list[object] = []
+
+        async def place() -> None:
+            answered.append(await rest.request("POST", "/api/v1/hf/orders/sync", body=ORDER))
+
+        nursery.start_soon(place)
+        head, body = await server.request()
+        await server.ok({"orderId": "o1"})
+    assert answered == [{"orderId": "o1"}]
+    assert body == orjson.dumps(ORDER)
+    request_line, *header_lines = lines(head)
+    assert request_line == "POST /api/v1/hf/orders/sync HTTP/1.1"
+    headers = dict(line.split(": ", 1) for line in header_lines)
+    signed = sign_request(DEV_KEY, NOW_MS, "POST", "/api/v1/hf/orders/sync", body.decode())
+    assert {name: headers[name] for name in signed} == signed
+    assert headers["Host"] == "api.kucoin.com"
+    assert headers["Content-Type"] == "application/json"
+    assert headers["Content-Length"] == str(len(body))
+    assert headers["Accept-Encoding"] == "identity"
+    keys = {DEV_KEY.key.reveal(): DEV_KEY}
+    assert (
+        check_request(keys, headers, "POST", "/api/v1/hf/orders/sync", body.decode(), NOW_MS)
+        is None
+    )
+
+
+async def test_a_cancel_signs_its_query_unencoded_and_sends_it_encoded(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    async with lane_rest() as (rest, venue), trio.open_nursery() as nursery:
+        server = await venue.next()
+        query = {"symbol": "A B"}
+        path = "/api/v1/hf/orders/client-order/mm-a"
+        nursery.start_soon(partial(rest.request, "DELETE", path, query=query))
+        head, body = await server.request()
+        await server.ok({"clientOid": "mm-a"})
+    assert body == b""
+    assert lines(head)[0] == "DELETE /api/v1/hf/orders/client-order/mm-a?symbol=A+B HTTP/1.1"
+    headers = dict(line.split(": ", 1) for line in lines(head)[1:])
+    signed = sign_request(
+        DEV_KEY, NOW_MS, "DELETE", "/api/v1/hf/orders/client-order/mm-a?symbol=A B"
+    )
+    assert headers["KC-API-SIGN"] == signed["KC-API-SIGN"]
+
+
+async def test_requests_reuse_one_connection_and_reads_stay_off_the_lane(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    async with lane_rest() as (rest, venue), trio.open_nursery() as nursery:
+        client = client_of(rest)
+        server = await venue.next()
+
+        async def serve() -> None:
+            for n in range(3):
+                await server.request()
+                await server.ok(sync_state(f"mm-{n}"))
+
+        nursery.start_soon(serve)
+        for n in range(3):
+            assert await client.place([order(f"mm-{n}")]) == [Resting(OID, f"mm-{n}")]
+    assert venue.opened == 1
+
+
+async def test_a_connection_the_server_closes_after_its_answer_is_never_written_on_again(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    """hypercorn's 1,000th answer says ``Connection: close``: the next order goes on a new
+    connection, opened in the background, and nothing is sent twice."""
+    async with lane_rest() as (rest, venue), trio.open_nursery() as nursery:
+        client = client_of(rest)
+        first = await venue.next()
+
+        async def serve_first() -> None:
+            await first.request()
+            await first.ok(sync_state("mm-1"), extra="Connection: close\r\n")
+
+        nursery.start_soon(serve_first)
+        assert await client.place([order("mm-1")]) == [Resting(OID, "mm-1")]
+        second = await venue.next()  # reopened without a request asking
+        assert rest.lane is not None
+        await rest.lane.wait_idle(1)
+
+        async def serve_second() -> None:
+            _, body = await second.request()
+            assert orjson.loads(body)["clientOid"] == "mm-2"
+            await second.ok(sync_state("mm-2"))
+
+        nursery.start_soon(serve_second)
+        assert await client.place([order("mm-2")]) == [Resting(OID, "mm-2")]
+        # The first connection got nothing more, and was closed by the lane.
+        assert await first.stream.receive_some() == b""
+    assert venue.opened == 2
+
+
+async def test_a_connection_closed_while_idle_is_reopened_before_the_next_order(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    async with lane_rest() as (rest, venue), trio.open_nursery() as nursery:
+        assert rest.lane is not None
+        client = client_of(rest)
+        first = await venue.next()
+        await first.stream.aclose()  # the server's keep-alive timeout
+        second = await venue.next()
+        await rest.lane.wait_idle(1)
+
+        async def serve() -> None:
+            await second.request()
+            await second.ok(sync_state("mm-1"))
+
+        nursery.start_soon(serve)
+        assert await client.place([order("mm-1")]) == [Resting(OID, "mm-1")]
+    assert venue.opened == 2
+
+
+async def test_a_connection_closed_mid_answer_leaves_the_order_unknown_and_unsent_again(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    async with lane_rest() as (rest, venue), trio.open_nursery() as nursery:
+        client = client_of(rest)
+        first = await venue.next()
+
+        async def cut() -> None:
+            await first.request()
+            await first.stream.send_all(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n{")
+            await first.stream.aclose()
+
+        nursery.start_soon(cut)
+        with pytest.raises(OrderFateUnknown) as unknown:
+            await client.place([order("mm-1")])
+        second = await venue.next()
+        with trio.move_on_after(1):  # nothing is re-sent on the new connection
+            await second.request()
+            pytest.fail("the order was sent again")
+    assert unknown.value.cloids == ("mm-1",)
+    assert unknown.value.lands_by_ms == NOW_MS + client.landing_window_ms
+
+
+async def test_no_answer_by_the_deadline_is_a_timeout_and_the_connection_is_dropped(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    async with lane_rest() as (rest, venue):
+        client = client_of(rest)
+        first = await venue.next()
+        started = trio.current_time()
+        with pytest.raises(OrderFateUnknown) as unknown:
+            await client.place([order("mm-1")])
+        assert trio.current_time() - started == pytest.approx(DEADLINE_S)
+        assert "deadline" in unknown.value.cause
+        assert unknown.value.lands_by_ms == NOW_MS + client.landing_window_ms
+        head, _ = await first.request()  # it was written once ...
+        assert head.startswith(b"POST /api/v1/hf/orders/sync ")
+        assert await first.stream.receive_some() == b""  # ... and its connection dropped
+        await venue.next()  # and opened again
+        with pytest.raises(RequestTimeout):
+            await rest.request("DELETE", "/api/v1/hf/orders/x", query={"symbol": SYMBOL})
+
+
+async def test_a_rate_limit_and_a_server_error_map_as_on_httpx(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    async with lane_rest() as (rest, venue), trio.open_nursery() as nursery:
+        client = client_of(rest)
+        server = await venue.next()
+
+        async def serve() -> None:
+            await server.request()
+            limited = {"code": "429000", "msg": "Too Many Requests"}
+            reset = "gw-ratelimit-limit: 4000\r\ngw-ratelimit-remaining: 0\r\n"
+            await server.answer(limited, 429, reset + "gw-ratelimit-reset: 7000\r\n")
+            await server.request()
+            await server.answer({"code": "500000", "msg": "down"}, 503)
+
+        nursery.start_soon(serve)
+        with pytest.raises(RateLimited):  # refused whole: nothing acted
+            await client.place([order("mm-1")])
+        assert rest.budget.refusals == 1
+        assert rest.budget.pool("Spot").quota == 4000
+        started = trio.current_time()
+        with pytest.raises(OrderFateUnknown) as unknown:  # the budget waited out the reset
+            await client.place([order("mm-2")])
+        assert trio.current_time() - started >= 7.0
+        assert "HTTP 503" in unknown.value.cause
+        assert unknown.value.lands_by_ms is not None
+
+
+async def test_with_no_connection_up_an_order_is_not_sent(autojump_clock: trio.abc.Clock) -> None:
+    async with lane_rest() as (rest, venue):
+        client = client_of(rest)
+        venue.refuse = True
+        server = await venue.next()
+        await server.stream.aclose()
+        with pytest.raises(KucoinNotSent):
+            await client.place([order("mm-1")])
+        with pytest.raises(KucoinUnavailable):
+            await rest.request("DELETE", "/api/v1/hf/orders/x", query={"symbol": SYMBOL})
+        with pytest.raises(KucoinNotSent):  # one alter, refused whole
+            await client.modify([ModifyOrder(order("mm-1"), oid=None)])
+        results = await client.modify([ModifyOrder(order(cloid)) for cloid in ("mm-1", "mm-2")])
+        assert all(isinstance(result, Rejected) for result in results)
+        venue.refuse = False
+        await venue.next()  # the keeper's backoff, then a connection again
+
+
+async def test_orders_over_loopback_to_the_face() -> None:
+    face = KucoinSimVenue(seed=3)
+    async with trio.open_nursery() as nursery:
+        url = await nursery.start(face.run)
+        async with KucoinRestTransport(
+            url, DEV_KEY, budget=RateBudget(), now_ms=clock.wall_ms, deadline_s=10.0
+        ) as rest:
+            assert rest.lane is not None
+            with trio.fail_after(10):
+                await rest.lane.wait_idle(2)
+            client = KucoinClient(rest, ["ETH-USDT"])
+            await client.instruments()
+            opened = rest.lane.opened
+            low = PlaceOrder("ETH-USDT", Side.BUY, 100.0, 0.01, Tif.GTC, client.new_client_id())
+            (placed,) = await client.place([low])
+            assert isinstance(placed, Resting), placed
+            (moved,) = await client.modify([ModifyOrder(attrs.evolve(low, px=110.0), placed.oid)])
+            assert isinstance(moved, Resting)
+            assert await client.cancel([CancelOrder("ETH-USDT", moved.oid)]) == [None]
+            assert rest.lane.opened == opened  # the same kept-alive connections
+            assert rest.lane.lost == 0
+        nursery.cancel_scope.cancel()
