@@ -65,9 +65,11 @@ class Lost(Exception):
     unknown."""
 
 
-def connect_to(url: str, *, timeout_s: float = CONNECT_TIMEOUT_S) -> tuple[Connect, str]:
-    """How to open a connection to ``url``'s host (TCP, and TLS for https), and the ``Host``
-    header's value for it."""
+def connect_to(
+    url: str, *, timeout_s: float = CONNECT_TIMEOUT_S, context: ssl.SSLContext | None = None
+) -> tuple[Connect, str]:
+    """How to open a connection to ``url``'s host (TCP, and TLS for https: the system's trust
+    store unless ``context`` says otherwise), and the ``Host`` header's value for it."""
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValueError(f"the order lane needs an http(s) URL, got {url!r}")
@@ -77,8 +79,9 @@ def connect_to(url: str, *, timeout_s: float = CONNECT_TIMEOUT_S) -> tuple[Conne
     host_header = host if parts.port is None else f"{host}:{port}"
     if ":" in host:  # an IPv6 literal
         host_header = f"[{host}]" if parts.port is None else f"[{host}]:{port}"
-    context = None
-    if tls:
+    if not tls:
+        context = None
+    elif context is None:
         context = ssl.create_default_context()
         context.set_alpn_protocols(["http/1.1"])
 

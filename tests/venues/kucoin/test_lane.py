@@ -5,6 +5,8 @@ closes, fails or stays silent means for the order."""
 
 from __future__ import annotations
 
+import contextlib
+import ssl
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from functools import partial
@@ -19,18 +21,22 @@ from mm import clock
 from mm.model import CancelOrder, ModifyOrder, PlaceOrder, Rejected, Resting, Side, Tif
 from mm.venues.base import OrderFateUnknown, RateLimited, RequestTimeout
 from mm.venues.kucoin.client import KucoinClient
+from mm.venues.kucoin.http1 import header_block, request_bytes
 from mm.venues.kucoin.ids import order_id
 from mm.venues.kucoin.instruments import SymbolSpec, parse_symbols
+from mm.venues.kucoin.lane import OrderLane, connect_to
 from mm.venues.kucoin.rate_budget import RateBudget
 from mm.venues.kucoin.rest import KucoinNotSent, KucoinRestTransport, KucoinUnavailable
 from mm.venues.kucoin.signing import check_request, sign_request
 from mm.venues.sim.kucoin.server import DEV_KEY, KucoinSimVenue
+from tests.fixture_paths import KUCOIN
 from tests.venues.kucoin.test_client_failures import MESSAGES, sync_state
 
 NOW_MS = 1_764_762_000_123
 SYMBOL = "BTC-USDT"
 DEADLINE_S = 5.0
 OID = order_id(sync_state("x")["orderId"])
+CERT, KEY = KUCOIN / "tls_localhost_cert.pem", KUCOIN / "tls_localhost_key.pem"
 ORDER = {"clientOid": "mm-1", "symbol": SYMBOL, "side": "buy", "type": "limit"}
 
 
@@ -353,4 +359,61 @@ async def test_orders_over_loopback_to_the_face() -> None:
             assert await client.cancel([CancelOrder("ETH-USDT", moved.oid)]) == [None]
             assert rest.lane.opened == opened  # the same kept-alive connections
             assert rest.lane.lost == 0
+        nursery.cancel_scope.cancel()
+
+
+async def test_https_to_a_host_with_a_certificate() -> None:
+    """The real venue's scheme: TLS with the host's name checked, the request and its answer
+    through it (a certificate for localhost, trusted by this test alone)."""
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_context.load_cert_chain(
+        KUCOIN / "tls_localhost_cert.pem", KUCOIN / "tls_localhost_key.pem"
+    )
+    client_context = ssl.create_default_context(cafile=str(CERT))
+    seen: list[bytes] = []
+
+    async def serve(stream: trio.SSLStream[trio.SocketStream]) -> None:
+        server = Server(stream)
+        head, _ = await server.request()
+        seen.append(head)
+        await server.ok({"orderId": "o1"})
+
+    async with trio.open_nursery() as nursery:
+        listeners = await nursery.start(
+            partial(trio.serve_ssl_over_tcp, serve, 0, server_context, host="127.0.0.1")
+        )
+        port = listeners[0].transport_listener.socket.getsockname()[1]
+        connect, host = connect_to(f"https://localhost:{port}", context=client_context)
+        assert host == f"localhost:{port}"
+        async with OrderLane(connect, connections=1) as lane:
+            with trio.fail_after(10):
+                await lane.wait_idle()
+                answer = await lane.exchange(
+                    request_bytes("POST", "/x", header_block([("Host", host)]), b"{}")
+                )
+        nursery.cancel_scope.cancel()
+    assert answer.status == 200
+    assert orjson.loads(answer.body)["data"] == {"orderId": "o1"}
+    assert seen[0].startswith(b"POST /x HTTP/1.1\r\nHost: localhost:")
+
+
+async def test_https_refuses_a_host_it_cannot_trust() -> None:
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_context.load_cert_chain(
+        KUCOIN / "tls_localhost_cert.pem", KUCOIN / "tls_localhost_key.pem"
+    )
+
+    async def serve(stream: trio.SSLStream[trio.SocketStream]) -> None:
+        with contextlib.suppress(trio.BrokenResourceError):
+            await stream.do_handshake()
+
+    async with trio.open_nursery() as nursery:
+        listeners = await nursery.start(
+            partial(trio.serve_ssl_over_tcp, serve, 0, server_context, host="127.0.0.1")
+        )
+        port = listeners[0].transport_listener.socket.getsockname()[1]
+        connect, _ = connect_to(f"https://localhost:{port}")  # the system's trust store
+        with pytest.raises(trio.BrokenResourceError) as refused:
+            await connect()
+        assert isinstance(refused.value.__cause__, ssl.SSLCertVerificationError)
         nursery.cancel_scope.cancel()
