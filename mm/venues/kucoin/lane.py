@@ -11,8 +11,8 @@ on an idle connection and waits for its answer; it never spawns a task.
 What is known of a request when something fails, the rule the order path's fates rest on:
 
 * ``NotSent``: no idle connection came up by the deadline (the host unreachable, every
-  connection busy): not one byte of the request was written, so nothing of it reached the
-  venue;
+  connection busy), or the connection's socket refused the first write (reset, broken): not one
+  byte of the request was written, so nothing of it reached the venue;
 * ``Lost``: once the write began, anything else (the write failed, the server closed the
   connection or ended it mid-answer, the answer did not parse): the venue may have acted on it.
   The request is never written again;
@@ -31,6 +31,7 @@ connecting never raises out of the lane (each failure is logged, once per streak
 from __future__ import annotations
 
 import math
+import os
 import ssl
 from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
@@ -54,6 +55,10 @@ READ_SIZE: Final = 65_536
 TIMED_OUT: Final = "the deadline passed"  # (a _Waiting's error, compared by identity)
 
 Connect = Callable[[], Awaitable[trio.abc.Stream]]
+
+
+class _Unwritten(Exception):
+    """A write that failed with nothing written."""
 
 
 class NotSent(Exception):
@@ -119,6 +124,11 @@ class _Connection:
     reader: AnswerReader = attrs.field(factory=AnswerReader)
     waiting: _Waiting | None = None
     closed: bool = False
+    fd: int = -1  # a plain TCP stream's socket, written directly (see ``exchange``)
+
+    def __attrs_post_init__(self) -> None:
+        if isinstance(self.stream, trio.SocketStream):
+            self.fd = self.stream.socket.fileno()
 
     def fail(self, why: str) -> None:
         """The connection is done: its waiting request, if any, hears ``why``."""
@@ -187,7 +197,12 @@ class OrderLane:
             connection.scope.deadline = deadline
         try:
             try:
-                await connection.stream.send_all(request)
+                await self._write(connection, request)
+            except _Unwritten as unwritten:
+                connection.fail("writing")
+                connection.scope.cancel()
+                why = f"the connection failed before the request went out: {unwritten}"
+                raise NotSent(why) from unwritten
             except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as error:
                 if waiting.error is TIMED_OUT:
                     raise trio.TooSlowError from None
@@ -204,6 +219,25 @@ class OrderLane:
                 raise trio.TooSlowError
             raise self._lost(f"no answer: {waiting.error}")
         return waiting.answer
+
+    @staticmethod
+    async def _write(connection: _Connection, request: bytes) -> None:
+        """``request`` to the connection. A plain TCP socket is written at once by a ``send``
+        (Trio's ``send_all`` yields to the scheduler after its send, a round of the run loop
+        per request): ``_Unwritten`` when it fails with nothing written; what it leaves (the
+        socket's buffer full) goes by ``send_all``. Any other stream: its ``send_all``."""
+        if connection.fd < 0:
+            await connection.stream.send_all(request)
+            return
+        await trio.lowlevel.checkpoint_if_cancelled()
+        try:
+            sent = os.write(connection.fd, request)
+        except BlockingIOError:
+            sent = 0
+        except OSError as error:  # (write(2) failed: not one byte went out)
+            raise _Unwritten(str(error)) from error
+        if sent < len(request):
+            await connection.stream.send_all(memoryview(request)[sent:])
 
     def _lost(self, why: str) -> Lost:
         self.lost += 1
