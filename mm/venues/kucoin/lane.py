@@ -6,7 +6,11 @@ when it is entered (https with the system's trust store and SNI, or plain http f
 face), each kept by a task of its own that reads everything the server sends on it, hands each
 answer to the request waiting for it, and opens the connection again when it closes (at once,
 then with backoff while connecting fails). ``exchange`` writes one request's bytes (``http1``)
-on an idle connection and waits for its answer; it never spawns a task.
+on an idle connection and waits for its answer; it never spawns a task, and holds no cancel
+scope of its own (one costs about as much as building the request): its deadline is set on the
+connection keeper's scope, which drops the connection when it passes, waking the request. On a
+plain TCP connection the request goes out by one ``send`` with no yield after it (Trio's
+``send_all`` yields a run-loop round after its send); over TLS by the stream's ``send_all``.
 
 What is known of a request when something fails, the rule the order path's fates rest on:
 
@@ -16,13 +20,16 @@ What is known of a request when something fails, the rule the order path's fates
 * ``Lost``: once the write began, anything else (the write failed, the server closed the
   connection or ended it mid-answer, the answer did not parse): the venue may have acted on it.
   The request is never written again;
-* a deadline that passes (the caller's ``trio.fail_at``/``deadline``) while the answer is
-  awaited, or the caller cancelled: the connection is dropped (a late answer must never be read
-  as the next request's) and opened again.
+* ``trio.TooSlowError``: the deadline passed before the answer came; and when the caller is
+  cancelled meanwhile, the same for the connection: it is dropped (a late answer must never be
+  read as the next request's) and opened again.
 
 A connection the server said it closes (``Connection: close`` on an answer, as hypercorn's is
 after its 1,000th request) or closed (EOF, seen by its reader while idle) is never written on
-again. A close that crosses a request's write on the wire is that request's ``Lost``.
+again. A close that crosses a request's write on the wire is that request's ``Lost``. The
+server's idle timeout (hypercorn's 5 s; the venue's gateway's own) closes idle connections:
+they are opened again at once, and an order that comes while none is open waits for one (up to
+its deadline, then ``NotSent``).
 
 Fails: ``exchange`` raises ``NotSent`` or ``Lost``, ``trio.TooSlowError`` past the deadline;
 connecting never raises out of the lane (each failure is logged, once per streak, and retried).

@@ -417,3 +417,41 @@ async def test_https_refuses_a_host_it_cannot_trust() -> None:
             await connect()
         assert isinstance(refused.value.__cause__, ssl.SSLCertVerificationError)
         nursery.cancel_scope.cancel()
+
+
+async def test_requests_beyond_the_connections_wait_for_one_and_never_open_another(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    """Two orders at once on a lane of one connection: the second is written when the first is
+    answered, on the same connection; one that finds none free by its deadline is not sent."""
+    async with lane_rest(connections=1) as (rest, venue), trio.open_nursery() as nursery:
+        assert rest.lane is not None
+        server = await venue.next()
+        answers: list[object] = []
+
+        async def place(cloid: str) -> None:
+            body = ORDER | {"clientOid": cloid}
+            answers.append(await rest.request("POST", "/api/v1/hf/orders/sync", body=body))
+
+        nursery.start_soon(place, "mm-1")
+        nursery.start_soon(place, "mm-2")
+        _, first = await server.request()
+        await trio.sleep(1)  # the second waits, unwritten
+        assert server.buffer == b""
+        await server.ok({"n": 1})
+        _, second = await server.request()
+        await server.ok({"n": 2})
+        assert {orjson.loads(b)["clientOid"] for b in (first, second)} == {"mm-1", "mm-2"}
+        await trio.testing.wait_all_tasks_blocked()
+        assert sorted(answers, key=str) == [{"n": 1}, {"n": 2}]
+        assert venue.opened == 1
+
+        async def held() -> None:  # holds the connection, unanswered
+            with pytest.raises(RequestTimeout):
+                await place("mm-3")
+
+        nursery.start_soon(held)
+        await server.request()
+        with pytest.raises(KucoinNotSent):
+            await rest.request("POST", "/api/v1/hf/orders/sync", body=ORDER)
+        assert server.buffer == b""
