@@ -455,3 +455,28 @@ async def test_requests_beyond_the_connections_wait_for_one_and_never_open_anoth
         with pytest.raises(KucoinNotSent):
             await rest.request("POST", "/api/v1/hf/orders/sync", body=ORDER)
         assert server.buffer == b""
+
+
+async def test_hypercorns_close_after_its_thousandth_answer_loses_nothing() -> None:
+    """The face's server answers its 1,000th request on a connection with ``Connection:
+    close``: the 1,001st goes on a connection opened again, and every request is answered."""
+    face = KucoinSimVenue(seed=3)
+    async with trio.open_nursery() as nursery:
+        url = await nursery.start(face.run)
+        async with KucoinRestTransport(
+            url,
+            DEV_KEY,
+            budget=RateBudget(),
+            now_ms=clock.wall_ms,
+            deadline_s=10.0,
+            lane_connections=1,
+        ) as rest:
+            assert rest.lane is not None
+            client = KucoinClient(rest, ["ETH-USDT"])
+            await client.instruments()
+            probe = PlaceOrder("ETH-USDT", Side.BUY, 100.0, 0.01, Tif.GTC, "mm-test")
+            for _ in range(1_002):
+                assert await client.test_order(probe) is None
+            assert rest.lane.opened == 2
+            assert rest.lane.lost == 0
+        nursery.cancel_scope.cancel()
