@@ -7,22 +7,24 @@ answer's ``gw-ratelimit-*`` headers are given back to the budget, a 429 empties 
 private request is signed (``signing``) over exactly what is sent: the query as it reads (httpx
 URL-encodes it on the wire, as the venue expects) and the JSON body's bytes.
 
-The signed requests that are not reads (place, cancel, alter, the dead-man's switch: every
-signed method but ``GET``) go on the order lane (``lane.OrderLane``): a few connections opened
-when the transport is entered and kept open, the request's bytes written by hand (``http1``)
-with what never changes joined once (``Host``, ``Content-Type``, the key, the signed
-passphrase: ``signing.Signer``), the signature over a copy of the HMAC keyed once. Reads and
-public requests stay on httpx. A transport made with an httpx ``transport`` (the tests' in-memory
-ones) sends everything through it, and so does one used without being entered.
+The signed requests that are not reads (place, cancel, alter, the dead-man's switch, the
+private bullet: every signed method but ``GET``) go on the order lane (``lane.OrderLane``): a
+few connections opened when the transport is entered and kept open, the request's bytes written
+by hand (``http1``) with what never changes joined once (the request line and pool of each
+``POST`` path; ``Host``, ``Content-Type``, the key, the signed passphrase: ``signing.Signer``),
+the signature over a copy of the HMAC keyed once. Reads and public requests stay on httpx. A
+transport made with an httpx ``transport`` (the tests' in-memory ones) sends everything through
+it, and so does one used without being entered. The lane connects to the host itself: it does
+not go through an ``HTTP(S)_PROXY`` that httpx would honour.
 
 How it fails, in the port's terms: the envelope's refusals as ``answers`` raises them
 (``KucoinError`` with the venue's code, ``RateLimited``, ``MalformedAnswer``); no answer within
 the deadline is ``RequestTimeout`` (the request may have acted); a connection that fails is
 ``KucoinUnavailable``. On the lane: a request of which not one byte was written (no connection
-open and free by the deadline) is ``KucoinNotSent``, a ``KucoinUnavailable`` that says the venue
-never saw it; once any byte went out, a connection that fails or closes before the whole answer
-is ``KucoinUnavailable`` (it may have acted), and the request is never sent again. Secrets never
-appear in an error: they are only in the headers.
+open and free by the deadline, or its socket refused the first write) is ``KucoinNotSent``, a
+``KucoinUnavailable`` that says the venue never saw it; once any byte went out, a connection
+that fails or closes before the whole answer is ``KucoinUnavailable`` (it may have acted), and
+the request is never sent again. Secrets never appear in an error: they are only in the headers.
 """
 
 from __future__ import annotations
