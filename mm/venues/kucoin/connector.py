@@ -39,6 +39,7 @@ from mm.connection import ConnectionConfig, Transition
 from mm.venues.base import RateLimitWaits, VenueClient
 from mm.venues.kucoin.budget import KucoinBudget
 from mm.venues.kucoin.client import KucoinClient
+from mm.venues.kucoin.lane import CONNECTIONS
 from mm.venues.kucoin.market_stream import KucoinMarketStream
 from mm.venues.kucoin.probe import KucoinProbe, account_for
 from mm.venues.kucoin.rate_budget import RateBudget
@@ -100,13 +101,16 @@ class KucoinConnector:
         self._refused: str | None = None
         self._allowed: str | None = None  # what the venue's answer found, once it allowed
 
-    def _rest(self, url: str) -> KucoinRestTransport:
+    def _rest(self, url: str, *, orders: bool) -> KucoinRestTransport:
+        """``orders``: the REST that trades, with the order lane's connections; the market's
+        reads (snapshots, the public bullet) need none of them."""
         return KucoinRestTransport(
             url,
             self.credentials,
             budget=self.rate_budget,
             now_ms=self._now_ms,
             deadline_s=self._rest_deadline_s,
+            lane_connections=CONNECTIONS if orders else 0,
         )
 
     def _client(self, rest: KucoinRestTransport) -> KucoinClient:
@@ -121,7 +125,7 @@ class KucoinConnector:
         task_status: trio.TaskStatus[KucoinMarket] = trio.TASK_STATUS_IGNORED,
     ) -> None:
         """The market connection and its stream, until cancelled."""
-        async with self._rest(url) as rest:
+        async with self._rest(url, orders=False) as rest:
             client = self._client(rest)
             ws = KucoinWs(
                 partial(client.bullet, False), config, name="market", on_state_change=on_state
@@ -142,7 +146,7 @@ class KucoinConnector:
     ) -> None:
         """The private connection, the account's stream and the unchecked client on the REST,
         until cancelled."""
-        async with self._rest(url) as rest:
+        async with self._rest(url, orders=True) as rest:
             client = self._client(rest)
             # The fee rates first: the stream charges every match the account's rate.
             await client.instruments()
