@@ -28,7 +28,7 @@ finite, or a text out of the grammar above; never rounds silently in a direction
 from __future__ import annotations
 
 import re
-from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal, localcontext
+from decimal import ROUND_CEILING, ROUND_FLOOR, Context, Decimal, InvalidOperation, localcontext
 from typing import Final, Literal
 
 __all__ = ["Direction", "is_on_grid", "on_grid", "parse", "quotient", "wire"]
@@ -38,6 +38,10 @@ _ROUNDING: Final = {"down": ROUND_FLOOR, "up": ROUND_CEILING}
 _GRAMMAR: Final = re.compile(r"-?[0-9]+(?:\.[0-9]+)?", re.ASCII)
 MAX_TEXT: Final = 64  # far longer than any price, size or funds the venue lists
 _PRECISION: Final = 2 * MAX_TEXT + 40  # digits: every quotient of two such numbers, exactly
+_EXACT: Final = Context(prec=_PRECISION, traps=[InvalidOperation])
+# Each power of ten by its value ("0.010" finds 1E-2), written with one digit: the exponent a
+# quantize to that grid takes.
+_POWERS_OF_TEN: Final = {Decimal(1).scaleb(e): Decimal(1).scaleb(e) for e in range(-40, 41)}
 
 
 def parse(text: str, *, signed: bool = False) -> Decimal:
@@ -70,11 +74,26 @@ def _exact(value: float | Decimal | str) -> Decimal:
 def on_grid(
     value: float | Decimal | str, increment: str | Decimal, direction: Direction
 ) -> Decimal:
-    """``value`` as a whole number of ``increment``s, rounded ``direction`` (see the module)."""
+    """``value`` as a whole number of ``increment``s, rounded ``direction`` (see the module).
+
+    An increment that is a power of ten (the venue's usual ``"0.01"``) is a quantize to its
+    exponent, which an order's price and size pay on every send; any other divides (both exact,
+    the same number: ``tests/venues/kucoin/test_numbers.py`` holds them to each other)."""
     step = _increment(increment)
+    exact = _exact(value)
+    rounding = _ROUNDING[direction]
+    power = _POWERS_OF_TEN.get(step)
+    if power is not None:
+        try:
+            return exact.quantize(power, rounding=rounding, context=_EXACT)
+        except InvalidOperation:  # more digits than the context holds: the division says
+            pass
+    return _divided(exact, step, rounding)
+
+
+def _divided(exact: Decimal, step: Decimal, rounding: str) -> Decimal:
     with localcontext(prec=_PRECISION):  # exact: a float's repr has at most 17 digits
-        units = (_exact(value) / step).to_integral_value(rounding=_ROUNDING[direction])
-        return units * step
+        return (exact / step).to_integral_value(rounding=rounding) * step
 
 
 def wire(value: Decimal) -> str:

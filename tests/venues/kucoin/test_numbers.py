@@ -4,14 +4,14 @@ symbol's increment, printed as the venue prints it; the venue's strings are read
 from __future__ import annotations
 
 import json
-from decimal import Decimal, localcontext
+from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal, localcontext
 from typing import Any
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mm.venues.kucoin.numbers import is_on_grid, on_grid, parse, quotient, wire
+from mm.venues.kucoin.numbers import _divided, is_on_grid, on_grid, parse, quotient, wire
 from tests.fixture_paths import KUCOIN
 
 MESSAGES: dict[str, Any] = json.loads((KUCOIN / "messages.json").read_text(encoding="utf-8"))
@@ -42,6 +42,25 @@ def test_the_recorded_symbols_numbers_are_on_their_own_grid() -> None:
     assert is_on_grid(order["size"], BTC_USDT["baseIncrement"])
     assert wire(on_grid(50_000.04, BTC_USDT["priceIncrement"], "down")) == "50000"
     assert wire(on_grid(50_000.04, BTC_USDT["priceIncrement"], "up")) == "50000.1"
+
+
+@given(
+    value=st.floats(allow_nan=False, allow_infinity=False),
+    exponent=st.integers(-40, 40),
+    zeros=st.integers(0, 3),
+    direction=st.sampled_from(["down", "up"]),
+)
+def test_a_power_of_ten_grid_places_as_the_division_does(
+    value: float, exponent: int, zeros: int, direction: str
+) -> None:
+    """The quantize a power-of-ten increment takes is the division's number, printed the same,
+    however the increment is written ("0.01", "0.010", "1E+1")."""
+    increment = Decimal(10**zeros).scaleb(exponent - zeros)  # 10**exponent, zeros written
+    rounding = ROUND_FLOOR if direction == "down" else ROUND_CEILING
+    divided = _divided(Decimal(repr(value)), increment, rounding)
+    placed = on_grid(value, increment, direction)  # type: ignore[arg-type]
+    assert placed == divided
+    assert wire(placed) == wire(divided)
 
 
 @given(
