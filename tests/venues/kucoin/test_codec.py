@@ -7,13 +7,17 @@ import json
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
+from mm.venues.kucoin import numbers
 from mm.venues.kucoin.codec import (
     CodecError,
     parse_depth5,
     parse_level2_increment,
     parse_level2_snapshot,
 )
+from mm.venues.kucoin.codec import _price as codec_price
 from mm.venues.kucoin.level2 import Change
 from tests.fixture_paths import KUCOIN
 
@@ -114,3 +118,24 @@ def test_malformed_books_are_refused() -> None:
     message["data"]["bids"][0] = ["67996.6"]
     with pytest.raises(CodecError, match="a level is"):
         parse_depth5(message)
+
+
+@given(
+    st.one_of(
+        st.from_regex(r"-?[0-9]{1,30}(\.[0-9]{1,30})?", fullmatch=True),
+        st.text(alphabet="0123456789.-+eE_ nN\u0663", max_size=12),
+        st.decimals(allow_nan=True, allow_infinity=True).map(str),
+    )
+)
+def test_a_price_reads_as_the_venue_numbers_grammar_says(text: str) -> None:
+    """The codec's fast read of a number (``float(text)`` after the grammar's check) is the
+    float of ``numbers.parse``, and refuses exactly what it refuses, with its error."""
+    try:
+        expected: float | str = float(numbers.parse(text))
+    except ValueError as error:
+        expected = str(error)
+    try:
+        found: float | str = codec_price(text)
+    except ValueError as error:
+        found = str(error)
+    assert found == expected
