@@ -18,6 +18,14 @@ never a ``BookDelta``, because:
   and never works through stale ones (as Hyperliquid's books): the output holds at most the
   latest book, with the ``Gap`` before it, and ``Malformed`` markers (at most ``buffer``).
 
+No task switch per frame: the book task attaches to its subscription (``TopicSubscription.
+attach``), so each increment is parsed and applied in the socket's receive loop as it arrives;
+and the stream is the port's ``DirectStream``: after ``deliver(handle)`` every book and marker is
+handed to ``handle`` there and then (the market feed's, which publishes it), nothing queued. A
+``handle`` that raises stops the deliveries and iterating the stream raises that exception, in
+the consumer's task; an error of the book's own code raises from ``follow``, in the book task
+(the socket's receive loop never fails for either).
+
 On a break of the sequence (``Level2Book`` answers ``GAP``), or a ``Gap`` marker from the
 socket (frames dropped because this stream fell behind, or a reconnect), the stream emits
 ``Gap`` (the book is gone) and takes a new snapshot, then resumes with a ``BookSnapshot``.
@@ -167,6 +175,9 @@ class BookStream(OnTopic):
         self._markers: deque[Malformed] = deque()
         self._ready = trio.Event()
         self._ended = False
+        self._handle: Callable[[BookEvent | Gap | Malformed], None] | None = None
+        self._failure: Exception | None = None  # what ``handle`` raised, for the consumer
+        self._nursery: trio.Nursery | None = None  # the book task's, for the resyncs
         self._generation = 0  # bumped whenever the book is lost: a snapshot asked before is old
         self._resyncing = False
         # Counters (``gaps``: the Gap markers this stream issued, the socket's and its own).
@@ -185,8 +196,41 @@ class BookStream(OnTopic):
     def __aiter__(self) -> AsyncIterator[BookEvent | Gap | Malformed]:
         return self
 
+    def deliver(self, handle: Callable[[BookEvent | Gap | Malformed], None]) -> None:
+        """Hand every book and marker to ``handle`` as it is made (see the module); what waits
+        for the consumer goes to it at once. Iterating then only waits for the end (or raises
+        what ``handle`` raised)."""
+        if self._handle is not None:
+            raise trio.BusyResourceError("this book stream delivers to a handler already")
+        self._handle = handle
+        waiting: list[BookEvent | Gap | Malformed] = []
+        if self._gap is not None:
+            waiting.append(self._gap)
+        waiting.extend(self._markers)
+        if self._latest is not None:
+            waiting.append(self._latest)
+        self._gap, self._latest = None, None
+        self._markers.clear()
+        for event in waiting:
+            self._hand(handle, event)
+
+    def _hand(
+        self,
+        handle: Callable[[BookEvent | Gap | Malformed], None],
+        event: BookEvent | Gap | Malformed,
+    ) -> None:
+        if self._failure is not None:
+            return  # stopped: the consumer's task raises its failure
+        try:
+            handle(event)
+        except Exception as exc:  # the consumer's error, for the consumer's task
+            self._failure = exc
+            self._wake()
+
     async def __anext__(self) -> BookEvent | Gap | Malformed:
         while True:
+            if self._failure is not None:
+                raise self._failure
             if self._gap is not None:
                 gap, self._gap = self._gap, None
                 return gap
@@ -207,6 +251,10 @@ class BookStream(OnTopic):
         book = self.book.book(self.depth, received_ns)
         if book is None:
             return
+        handle = self._handle
+        if handle is not None:
+            self._hand(handle, book)
+            return
         if self._latest is not None:
             self.conflated += 1
         self._latest = book
@@ -214,12 +262,20 @@ class BookStream(OnTopic):
 
     def _emit_gap(self) -> None:
         self._gaps += 1
+        handle = self._handle
+        if handle is not None:
+            self._hand(handle, Gap(trio.current_time()))
+            return
         if self._gap is None:
             self._gap = Gap(trio.current_time())
         self._latest = None  # superseded: the book is gone
         self._wake()
 
     def _emit_malformed(self, marker: Malformed) -> None:
+        handle = self._handle
+        if handle is not None:
+            self._hand(handle, marker)
+            return
         if len(self._markers) >= self.buffer:
             self.markers_dropped += 1
             return
@@ -233,21 +289,32 @@ class BookStream(OnTopic):
     # --- the stream's task ----------------------------------------------------------------------
 
     async def follow(self) -> None:
-        """Apply the subscription's increments until it ends; resync in a child task."""
+        """Apply the subscription's increments until it ends, each as it arrives in the
+        socket's receive loop (attached to the subscription: see the module); resync in a
+        child task. Raises what applying one raised."""
         try:
             async with trio.open_nursery() as nursery:
+                self._nursery = nursery
                 self._resync_soon(nursery)
+                self.subscription.attach(self._on_delivery)
                 async for delivery in self.subscription:
-                    if isinstance(delivery, Frame):
-                        self._increment(delivery, nursery)
-                    elif isinstance(delivery, Gap):
-                        self._lose()
-                        self._resync_soon(nursery)
-                    else:
-                        self._emit_malformed(delivery)
+                    self._on_delivery(delivery)  # (none once attached: each went there)
                 nursery.cancel_scope.cancel()
         finally:
+            self._nursery = None
             self._end()
+
+    def _on_delivery(self, delivery: Frame | Gap | Malformed) -> None:
+        nursery = self._nursery
+        if nursery is None:
+            return  # the book task is gone: so is the subscription
+        if type(delivery) is Frame:
+            self._increment(delivery, nursery)
+        elif isinstance(delivery, Gap):
+            self._lose()
+            self._resync_soon(nursery)
+        elif isinstance(delivery, Malformed):
+            self._emit_malformed(delivery)
 
     def _increment(self, frame: Frame, nursery: trio.Nursery) -> None:
         try:

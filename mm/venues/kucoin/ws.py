@@ -28,6 +28,11 @@ How it fails:
 - A consumer that does not keep up loses frames, never slows the socket: each subscription
   holds at most ``buffer`` frames not yet taken; one that does not fit is dropped and counted,
   and one ``Gap(at=trio.current_time())`` marker takes the slot kept free for it.
+- Or a consumer ``attach``-es a sink to its subscription: then every frame and marker is
+  handed to the sink as it arrives, in the receive loop (no queue, no task switch per frame;
+  the consumer is never behind). A sink that raises does not reach the receive loop: its
+  subscription closes (no longer routed to, as one whose consumer closed its end) and
+  ``receive``, in the consumer's own task, raises what the sink raised (``failure``).
 - After every reconnect each subscription that was live on an earlier socket gets a ``Gap``
   before its first frame of the new socket (messages may have been lost while it was down).
 - The venue refusing a subscription (an ``error`` answering its ``subscribe``) ends that
@@ -78,6 +83,7 @@ from mm.venues.kucoin.ws_protocol import (
 __all__ = [
     "ConnectionDown",
     "ConnectionFailed",
+    "Delivery",
     "Frame",
     "KucoinWs",
     "Socket",
@@ -168,6 +174,8 @@ class TopicSubscription:
         self.was_live = False  # acknowledged on some socket: a later one owes it a Gap
         self.error: str | None = None
         self.closed = False
+        self.failure: Exception | None = None  # what an attached sink raised, if it did
+        self._sink: Callable[[Delivery], None] | None = None
         self.delivered = 0
         self.dropped = 0
         self.gaps = 0
@@ -197,6 +205,31 @@ class TopicSubscription:
         while not self._active and not self.closed:
             await self._acked.wait()
 
+    def attach(self, sink: Callable[[Delivery], None]) -> None:
+        """Hand every delivery from now on to ``sink`` as it comes, in the socket's receive
+        loop (see the module); what is queued goes to it first, at once. ``sink`` must not
+        block and should not raise; ``receive`` then only waits for the end (or raises the
+        sink's ``failure``)."""
+        if self._sink is not None:
+            raise trio.BusyResourceError("this subscription has a sink already")
+        self._sink = sink
+        while not self.closed:
+            try:
+                delivery = self._receive.receive_nowait()
+            except (trio.WouldBlock, trio.EndOfChannel):
+                return
+            self._queued -= 1
+            self._push(sink, delivery)
+
+    def _push(self, sink: Callable[[Delivery], None], delivery: Delivery) -> bool:
+        try:
+            sink(delivery)
+        except Exception as exc:  # the consumer's error, for the consumer's task
+            self.failure = exc
+            self.close(f"its consumer failed: {type(exc).__name__}: {exc}")
+            return False
+        return True
+
     # --- the manager's side ---------------------------------------------------------------------
 
     def offer(self, delivery: Frame | Malformed) -> bool:
@@ -204,6 +237,11 @@ class TopicSubscription:
         gone)."""
         if self.closed:
             return False
+        sink = self._sink
+        if sink is not None:
+            self._in_gap = False
+            self.delivered += 1
+            return self._push(sink, delivery)
         try:
             if self._queued < self.buffer:
                 self._send.send_nowait(delivery)
@@ -221,6 +259,12 @@ class TopicSubscription:
         """Messages were lost here: one ``Gap`` marker (none more until a message gets
         through). It always fits: the slot kept free is used only on entering a gap."""
         if self.closed or self._in_gap:
+            return
+        sink = self._sink
+        if sink is not None:
+            self._in_gap = True
+            self.gaps += 1
+            self._push(sink, Gap(trio.current_time()))
             return
         try:
             self._send.send_nowait(Gap(trio.current_time()))
@@ -242,8 +286,14 @@ class TopicSubscription:
     # --- the consumer's side --------------------------------------------------------------------
 
     async def receive(self) -> Delivery:
-        """The next delivery; ``trio.EndOfChannel`` once the subscription ended."""
-        delivery = await self._receive.receive()
+        """The next delivery; ``trio.EndOfChannel`` once the subscription ended (or, once an
+        attached sink failed, what it raised)."""
+        try:
+            delivery = await self._receive.receive()
+        except trio.EndOfChannel:
+            if self.failure is not None:
+                raise self.failure from None
+            raise
         self._queued -= 1
         return delivery
 

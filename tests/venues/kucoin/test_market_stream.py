@@ -231,3 +231,38 @@ async def test_trades_and_mids_from_the_specs_messages(
         assert await anext(aiter(mids)) == Mids({"ETH-USDT": 2001.0})  # BTC-USDT's bids gone
         assert first.mids["BTC-USDT"] == btc  # each Mids its own dict
         nursery.cancel_scope.cancel()
+
+
+async def test_delivered_books_come_in_the_receive_loop_and_a_failing_handler_ends_its_stream(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async with running_face() as face, market(face) as stream:
+        delivered = await stream.books(SYMBOL, buffer=8)
+        iterated = await stream.books(SYMBOL, buffer=8)
+        books: list[BookSnapshot] = []
+        tasks: set[str] = set()
+
+        def handle(event: Any) -> None:
+            assert isinstance(event, BookSnapshot), event
+            tasks.add(trio.lowlevel.current_task().name)
+            books.append(event)
+            if len(books) == 50:
+                raise ValueError("the consumer's bug")
+
+        delivered.deliver(handle)
+        with pytest.raises(trio.BusyResourceError):
+            delivered.deliver(handle)
+        with pytest.raises(ValueError, match="the consumer's bug"):
+            await anext(aiter(delivered))  # raised in the consumer's task, not the socket's
+        assert len(books) == 50
+        assert delivered.conflated == 0  # each handed over as it was made, none replaced
+        # The first book comes from the resync task, the rest in the socket's receive loop.
+        assert any(name.endswith("_receive_loop") for name in tasks), tasks
+        assert all(b.seq is not None for b in books)
+        seqs = [b.seq for b in books if b.seq is not None]
+        assert seqs == sorted(seqs)
+        # The connection and the other stream go on; the failed one hears nothing more.
+        synced = await in_sync(iterated, face, after=trio.current_time() + 5)
+        assert (synced.bids, synced.asks) == exchange_book(face, SYMBOL)
+        assert len(books) == 50
+        assert stream.ws.reconnects == 0

@@ -26,6 +26,7 @@ from mm.connection import ConnectionConfig, State, Transition
 from mm.venues.base import Gap, Malformed
 from mm.venues.kucoin.ws import (
     ConnectionFailed,
+    Delivery,
     Frame,
     KucoinWs,
     Socket,
@@ -401,3 +402,83 @@ def test_routing_keys_of_topics() -> None:
     for bad in ("market/level2:A", "/market/level2:", "/market/level2:A,,B", "/x:A,A"):
         with pytest.raises(ValueError, match="not a KuCoin topic"):
             routing_keys(bad)
+
+
+# --- (c) a subscription with a sink attached ----------------------------------------------------
+
+
+def frame(n: int) -> Frame:
+    return Frame(n, LEVEL2_BTC, "trade.l2update", {"n": n})
+
+
+async def test_an_attached_sink_takes_what_was_queued_then_every_frame_as_it_is_offered() -> None:
+    sub = TopicSubscription(LEVEL2_BTC, private=False, buffer=4)
+    assert sub.offer(frame(1))
+    taken: list[Any] = []
+    sub.attach(taken.append)
+    assert taken == [frame(1)]  # the queued one first, at once
+    for n in range(2, 12):  # far past the buffer: nothing queues, nothing is dropped
+        assert sub.offer(frame(n))
+        assert taken[-1] == frame(n)  # handed over in the offering task, before it returns
+    sub.mark_gap()
+    sub.mark_gap()  # one Gap until a frame gets through
+    assert sub.offer(Malformed("bad"))
+    assert [type(d) for d in taken[-2:]] == [Gap, Malformed]
+    assert (sub.delivered, sub.dropped, sub.gaps) == (12, 0, 1)
+    with pytest.raises(trio.BusyResourceError):
+        sub.attach(taken.append)
+    sub.close()
+    assert not sub.offer(frame(99))
+    with pytest.raises(trio.EndOfChannel):
+        await sub.receive()  # it only waits for the end
+
+
+async def test_a_sink_that_raises_closes_its_subscription_and_its_consumer_gets_the_error() -> None:
+    sub = TopicSubscription(LEVEL2_BTC, private=False, buffer=4)
+    calls: list[Delivery] = []
+
+    def sink(delivery: Delivery) -> None:
+        calls.append(delivery)
+        raise KeyError("a bug of the consumer")
+
+    sub.attach(sink)
+    assert not sub.offer(frame(1))  # the manager forgets a closed subscription
+    assert sub.closed
+    assert sub.error == "its consumer failed: KeyError: 'a bug of the consumer'"
+    assert not sub.offer(frame(2))
+    assert len(calls) == 1
+    with pytest.raises(KeyError, match="a bug of the consumer"):
+        await sub.receive()  # in the consumer's task
+
+
+async def test_frames_reach_an_attached_sink_in_the_receive_loop_and_a_reconnect_is_a_gap(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async with running_face() as face, connected(face) as ws:
+        sub = await ws.subscribe(LEVEL2_BTC, private=False, buffer=1)
+        taken: list[Delivery] = []
+        tasks: set[str] = set()
+        enough, gap, again = trio.Event(), trio.Event(), trio.Event()
+
+        def sink(delivery: Delivery) -> None:
+            taken.append(delivery)
+            tasks.add(trio.lowlevel.current_task().name)
+            if isinstance(delivery, Gap):
+                gap.set()
+            elif gap.is_set():
+                again.set()  # a frame of the new socket, after the Gap
+            elif len(taken) == 20:
+                enough.set()
+
+        sub.attach(sink)
+        with trio.fail_after(30):
+            await enough.wait()
+        assert all(isinstance(d, Frame) for d in taken)
+        assert sub.dropped == ws.dropped_frames == 0  # a buffer of one would have dropped
+        assert all(t.endswith("_receive_loop") for t in tasks), tasks
+        assert face.drop_sessions("level2", "BTC-USDT") == 1
+        with trio.fail_after(30):
+            await again.wait()
+        assert [type(d) for d in taken].count(Gap) == 1
+        assert sub.gaps == 1
+        assert ws.reconnects == 1
