@@ -397,13 +397,6 @@ class Trading:
                 version = await bus.wait_any(version)
             now = trio.current_time()
             now_ms = clock.wall_ms()
-            if now - exported_at >= 1.0:
-                self.export()
-                exported_at = now
-            if now - summarized_at >= SUMMARY_EVERY_S:
-                if summarized_at > -math.inf:
-                    logger.info("summary: {}", self.summary())
-                summarized_at = now
             books = changes.new_books(bus.latest)  # only news
             for book in books:
                 strategy.on_book(book, now)
@@ -424,6 +417,14 @@ class Trading:
             )
             for command in strategy.decide(now, view):
                 self._hand_over(command, nursery)
+            # The gauges and the console's summary after the hand-over: they delay no order.
+            if now - exported_at >= 1.0:
+                self.export()
+                exported_at = now
+            if now - summarized_at >= SUMMARY_EVERY_S:
+                if summarized_at > -math.inf:
+                    logger.info("summary: {}", self.summary())
+                summarized_at = now
             deadline = now + strategy.wake_in(now)
 
     def _hand_over(self, command: Decision, nursery: trio.Nursery) -> None:
