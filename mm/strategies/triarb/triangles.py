@@ -64,6 +64,7 @@ from __future__ import annotations
 
 import decimal
 import enum
+import functools
 import math
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from decimal import Decimal
@@ -430,7 +431,7 @@ def _minimums(
     """Why ``size`` at ``notional`` is too small an order on ``instrument``, if it is."""
     if size < instrument.min_size:
         return Reason.MIN_SIZE, f"{size} < {instrument.min_size}"
-    min_notional = Decimal(repr(instrument.min_notional))
+    min_notional = _decimal(instrument.min_notional)
     if notional < min_notional:
         return Reason.MIN_NOTIONAL, f"{notional} < {min_notional}"
     return None
@@ -439,11 +440,18 @@ def _minimums(
 _Levels = tuple[tuple[Decimal, Decimal], ...]
 
 
+@functools.lru_cache(maxsize=1 << 16, typed=True)
+def _decimal(value: float) -> Decimal:
+    """A float as its shortest decimal form reads, ``Decimal(repr(value))``: remembered, as a
+    book's next update repeats most of its prices and sizes (a pure function of the value:
+    equal floats have one ``repr``, but for 0.0 and -0.0, whose ``Decimal``s are equal)."""
+    return Decimal(repr(value))
+
+
 def _levels(levels: tuple[PriceLevel, ...]) -> _Levels:
     """The levels' prices and sizes as their shortest decimal forms read (empty ones left)."""
-    return tuple(
-        (Decimal(repr(px)), Decimal(repr(sz))) for px, sz, _ in levels if sz > 0 and px > 0
-    )
+    read = _decimal
+    return tuple((read(px), read(sz)) for px, sz, _ in levels if sz > 0 and px > 0)
 
 
 def _base_for_funds(asks: _Levels, funds: Decimal) -> Decimal:
