@@ -7,13 +7,17 @@ reads (best bid and ask, mid, spread, microprice, depth). Its levels are ``Price
 snapshots, and sequenced deltas that continue from a snapshot's sequence; a delta that does not
 follow leaves it without a book until the next snapshot. ``BookBus`` keeps only the latest book
 per symbol (book updates are conflated: a slow reader skips stale books, it never queues them);
-publishing never blocks, and a reader waits for a version newer than the one it saw.
+publishing never blocks, and a reader waits for a version newer than the one it saw. A reader
+may instead ``listen``: its callback is called with every book as it is published, in the
+publisher's task (no task switch); it must not block, and must not raise (an error of the
+callback is the publisher's: the reader catches its own and raises them in its task).
 """
 
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 
 import attrs
 import trio
@@ -177,15 +181,29 @@ class BookBus:
         self._version = 0
         self._changed = trio.Event()
         self._waiting = 0  # readers waiting on ``_changed`` (counted here: no per-book asking)
+        self._listeners: tuple[Callable[[Book], None], ...] = ()
 
     def publish(self, book: Book) -> None:
-        """Replace the symbol's book; never blocks. Readers waiting are woken (a new event
-        for the next wait is made only then: most books are published with none waiting)."""
+        """Replace the symbol's book; never blocks. Listeners are called with it, then readers
+        waiting are woken (a new event for the next wait is made only then: most books are
+        published with none waiting)."""
         self._version += 1
         self._books[book.coin] = (self._version, book)
+        for listener in self._listeners:
+            listener(book)
         if self._waiting:
             self._changed.set()
             self._changed = trio.Event()
+
+    @contextmanager
+    def listening(self, listener: Callable[[Book], None]) -> Iterator[None]:
+        """Within the block, ``listener`` is called with every book published, as it is (see
+        the module)."""
+        self._listeners = (*self._listeners, listener)
+        try:
+            yield
+        finally:
+            self._listeners = tuple(other for other in self._listeners if other is not listener)
 
     def latest(self, coin: str) -> Book | None:
         entry = self._books.get(coin)

@@ -277,3 +277,18 @@ def test_a_book_without_a_sequence_takes_no_deltas() -> None:
     assert built.bids == (Level(98.0, 1.0),)
     builder.lose()
     assert builder.book() is None
+
+
+async def test_a_listener_hears_every_book_as_it_is_published_within_its_block() -> None:
+    bus = BookBus()
+    heard: list[tuple[int, int]] = []  # (time_ms, the bus's version of BTC when heard)
+
+    def listener(published: Book) -> None:
+        heard.append((published.time_ms, bus.version("BTC")))
+
+    bus.publish(book(100.0, 101.0, time_ms=1))
+    with bus.listening(listener):
+        for t in (2, 3, 4):  # none conflated away: each as it is published, the bus updated
+            bus.publish(book(100.0, 101.0, time_ms=t))
+    bus.publish(book(100.0, 101.0, time_ms=5))
+    assert heard == [(2, 2), (3, 3), (4, 4)]

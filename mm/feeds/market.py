@@ -368,9 +368,11 @@ class MarketFeed:
                 self.books_rejected += 1
                 return
             accepted = verdict.book
-        self.bus.publish(accepted)
-        self.books_published += 1
+        # Its time first: a bus listener (the strategy, as it is published) reads the coin's
+        # freshness as of this book.
         self._last_book_ms[coin] = now
+        self.books_published += 1
+        self.bus.publish(accepted)
         ages = self._age_ms
         if coin not in ages:
             self._age_metric(coin)

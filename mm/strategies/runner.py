@@ -3,10 +3,17 @@
 The strategy task (``Trading.run_strategy``) feeds the strategy ``strategy.kind`` selected
 (``mm.strategies.registry``) the books of its symbols as they change, the trade tape and its fills,
 asks it to decide, and hands each quote ladder it returns to the mailbox of the symbol's executor
-slot (latest per symbol wins). Each decision concerns only the symbols with news (``Changes``: a
-new book, a trade, a fill, the executor asking for a fresh plan), all of them after a change of the
-permission board, of sync or of the stale set and at the strategy's ``wake_in`` deadline, so one
-symbol's book does not re-run every other's; a symbol whose orders wait for the order budget
+slot (latest per symbol wins). When a triangle desk takes the strategy's decisions (triangular
+arbitrage: perishable signals, one book at a time), each book is handled as the bus publishes it,
+in the publisher's task (``BookBus.listening``: no task switch between a book and its signal): the
+strategy hears of it and decides, its signals go to the desk there and then, and the bookkeeping
+that can follow (the markouts) follows; the task keeps the timer and the gauges, and raises an
+error of that path in its own task.
+
+Each decision concerns only the symbols with news (``Changes``: a new book, a trade, a fill,
+the executor asking for a fresh plan), all of them after a change of the permission board, of
+sync or of the stale set and at the strategy's ``wake_in`` deadline, so one symbol's book does
+not re-run every other's; a symbol whose orders wait for the order budget
 (``BudgetDesk``, shared by the slots, its policy in ``mm.execution.budget``) is quoted afresh on
 every book of it. Each ladder carries when the book it was planned from arrived
 (``planned_from_s``), and each hand-over to the client is measured: decision latency, budget wait
@@ -25,6 +32,7 @@ from __future__ import annotations
 import math
 from collections import deque
 from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence
+from functools import partial
 from typing import Any
 
 import trio
@@ -223,6 +231,15 @@ class Changes:
     def seen(self, coin: str) -> Book | None:
         return self._seen.get(coin)
 
+    def told(self, book: Book) -> bool:
+        """Whether ``book`` is news of a symbol followed, marked as told (the strategy hears of
+        it as it is published: no news at the next look)."""
+        coin = book.coin
+        if coin not in self._index or self._seen.get(coin) is book:
+            return False
+        self._seen[coin] = book
+        return True
+
     def new_books(self, latest: Callable[[str], Book | None]) -> list[Book]:
         """The books newer than the last the strategy was told of, marked as told."""
         books = []
@@ -319,6 +336,9 @@ class Trading:
         )
         self._filled = False  # the first fill was logged
         self.pretrade = PretradeGate(pretrade or PretradeConfig(), self)
+        # What the book handler raised in the publisher's task, for the strategy task to raise.
+        self._direct_failure: Exception | None = None
+        self._direct_failed = trio.Event()
 
     # --- children ---------------------------------------------------------------------------
 
@@ -354,6 +374,7 @@ class Trading:
             raise RuntimeError("the user feed must start before the strategy")
         self.changes.reset()
         self.desk.clear()
+        self._direct_failure, self._direct_failed = None, trio.Event()
         self.strategy.open(trio.current_time())
         try:
             async with trio.open_nursery() as nursery:
@@ -361,7 +382,12 @@ class Trading:
                 nursery.start_soon(self._board_changes)
                 await nursery.start(self.desk.run)
                 task_status.started()
-                await self._decide_loop(nursery)
+                if self.triangles is None:
+                    await self._decide_loop(nursery)
+                else:
+                    handler = partial(self._book_now, nursery)
+                    with self.adapter.bus.listening(handler):
+                        await self._decide_loop(nursery, direct=True)
         finally:
             # Cancelled without a halt: a crash pulls here. The kill switch, the stop and HALT
             # (the board halted) run their own cancel-all; a second one would only double it.
@@ -382,7 +408,10 @@ class Trading:
             await self.permissions.wait_changed()
             self.changes.everything()
 
-    async def _decide_loop(self, nursery: trio.Nursery) -> None:
+    async def _decide_loop(self, nursery: trio.Nursery, *, direct: bool = False) -> None:
+        """Decide on the news, at every new book (or, ``direct``, once the books published
+        before the handler listened were told: it tells the strategy of every later one) and
+        at the strategy's timer."""
         bus = self.adapter.bus
         strategy = self.strategy
         changes = self.changes
@@ -392,9 +421,16 @@ class Trading:
         now = trio.current_time()
         deadline = now + strategy.wake_in(now)  # when every symbol is evaluated again
         global_state: tuple[bool, frozenset[str]] | None = None
+        first = True
         while True:
             with trio.move_on_at(deadline):
-                version = await bus.wait_any(version)
+                if not direct:
+                    version = await bus.wait_any(version)
+                elif not first:
+                    await self._direct_failed.wait()
+            first = False
+            if self._direct_failure is not None:
+                raise self._direct_failure
             now = trio.current_time()
             now_ms = clock.wall_ms()
             books = changes.new_books(bus.latest)  # only news
@@ -426,6 +462,31 @@ class Trading:
                     logger.info("summary: {}", self.summary())
                 summarized_at = now
             deadline = now + strategy.wake_in(now)
+
+    def _book_now(self, nursery: trio.Nursery, book: Book) -> None:
+        """A book as the bus publishes it, in the publisher's task (see the module): the
+        strategy hears of it and decides on it, what it decides is handed over, then its
+        markouts. Never raises: an error is kept for the strategy task, which raises it, and
+        nothing more is handled here meanwhile."""
+        if self._direct_failure is not None or not self.changes.told(book):
+            return
+        try:
+            strategy, adapter = self.strategy, self.adapter
+            now = trio.current_time()
+            strategy.on_book(book, now)
+            view = MarketView(
+                in_sync=adapter.in_sync(),
+                stale=frozenset(adapter.stale_coins()),
+                headroom=adapter.limiter.headroom(now),
+                changed=(book.coin,),
+            )
+            for command in strategy.decide(now, view):
+                self._hand_over(command, nursery)
+            if book.mid is not None:
+                self.markouts.on_mid(book.coin, book.mid, clock.wall_ms())
+        except Exception as exc:  # the strategy's error, for the strategy task
+            self._direct_failure = exc
+            self._direct_failed.set()
 
     def _hand_over(self, command: Decision, nursery: trio.Nursery) -> None:
         """A quote ladder goes to its symbol's slot (the latest per symbol wins); a multi-leg

@@ -396,3 +396,30 @@ async def test_a_minute_of_triangles_leaves_risk_calm_and_the_account_trading(
             service.permissions.permission(symbol).closed is None for symbol in TRIARB_SYMBOLS
         )
         assert not service.permissions.permission(TRIARB_SYMBOLS[0]).reduce_only
+
+
+async def test_an_error_of_the_strategy_on_a_book_restarts_the_strategy_task_not_the_feed(
+    tmp_path: Path, autojump_clock: trio.abc.Clock
+) -> None:
+    # The strategy hears of each book in the market feed's task, as it is published: its
+    # error must still be the strategy task's (restarted by its supervisor), never the feed's.
+    async with triarb_service(tmp_path) as service:
+        strategy = service.trading.strategy
+        assert isinstance(strategy, TriangularArbitrage)
+        first = strategy.evaluator
+        assert first is not None
+        feed = service.adapter.market_feed
+        assert feed is not None
+        published = feed.books_published
+
+        def broken(*args: Any) -> None:
+            raise ZeroDivisionError("the strategy's bug")
+
+        first.on_book = broken  # type: ignore[method-assign]
+        # Opened again by the restarted task: a new evaluator, evaluating the books again.
+        await wait_for(lambda: strategy.evaluator is not first, within=READY_WITHIN)
+        evaluator = strategy.evaluator
+        assert evaluator is not None
+        await wait_for(lambda: evaluator.evaluations > 0, within=READY_WITHIN)
+        assert service.adapter.market_feed is feed  # the same feed, never restarted
+        assert feed.books_published > published
