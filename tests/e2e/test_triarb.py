@@ -40,6 +40,7 @@ from mm.journal import DATABASE_NAME, read_events
 from mm.strategies.triarb.desk import TriangleDesk
 from mm.strategies.triarb.reports import Outcome
 from mm.strategies.triarb.strategy import TriangularArbitrage
+from mm.strategies.triarb.triangles import BookView
 from mm.venues.sim.kucoin.server import DEV_USER, KucoinSimVenue
 from mm.venues.sim.kucoin.spot import SpotOrder
 from tests.e2e.virtual import SHIPPED_TRIARB_CONFIG, shipped_service, sim_client, wait_for
@@ -412,7 +413,7 @@ async def test_an_error_of_the_strategy_on_a_book_restarts_the_strategy_task_not
         assert feed is not None
         published = feed.books_published
 
-        def broken(*args: Any) -> None:
+        def broken(symbol: str, view: BookView, now_ms: int) -> None:
             raise ZeroDivisionError("the strategy's bug")
 
         first.on_book = broken  # type: ignore[method-assign]
