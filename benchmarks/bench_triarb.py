@@ -127,7 +127,7 @@ from mm.strategies.triarb.triangles import (
 )
 from mm.venues.base import SpotTerms
 from mm.venues.kucoin.connector import KucoinConnector
-from mm.venues.kucoin.lane import connect_to
+from mm.venues.kucoin.lane import CONNECTIONS, connect_to
 from mm.venues.kucoin.rest import KucoinRestTransport
 from mm.venues.kucoin.signing import Credentials
 from mm.venues.service import VenueService
@@ -418,7 +418,7 @@ class StampedConnector(KucoinConnector):
         super().__init__(**kwargs)
         self._on_request = on_request
 
-    def _rest(self, url: str) -> KucoinRestTransport:
+    def _rest(self, url: str, *, orders: bool) -> KucoinRestTransport:
         connect, _ = connect_to(url)
 
         async def stamped() -> trio.abc.Stream:
@@ -433,6 +433,7 @@ class StampedConnector(KucoinConnector):
             now_ms=self._now_ms,
             deadline_s=self._rest_deadline_s,
             connect=stamped,
+            lane_connections=CONNECTIONS if orders else 0,
         )
 
 
