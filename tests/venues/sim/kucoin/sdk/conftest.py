@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import pytest
@@ -23,6 +23,7 @@ from kucoin_universal_sdk.model.websocket_option import WebSocketClientOptionBui
 from mm.venues.sim.kucoin.server import DEV_KEY, KucoinSimVenue
 
 START_WITHIN = 30.0  # seconds for the face to listen (a hang guard)
+STOP_WITHIN = 30.0  # seconds for an SDK WebSocket client to stop (a hang guard)
 
 
 @pytest.fixture(scope="session")
@@ -78,3 +79,36 @@ def sdk_client(url: str, *, secret: str | None = None, interceptors: Sequence[An
 @pytest.fixture
 def client(face: KucoinSimVenue) -> Any:
     return sdk_client(face.url)
+
+
+@pytest.fixture(scope="session")
+def stop_later(face: KucoinSimVenue) -> Iterator[Callable[[Any], None]]:
+    """Stops an SDK WebSocket service on a thread of its own, joined at the end of the session
+    (before the face stops).
+
+    The SDK's ``stop()`` closes the socket and then joins websocket-client's ``run_forever``
+    thread, which it started without a ``ping_timeout``: that thread sits out its dispatcher's
+    10 s select timeout before it sees the close. No option of the SDK's
+    (``WebSocketClientOption``: reconnect, dial and write timeouts, buffers) reaches that
+    select, so every WebSocket test waited 10 s after its assertions were settled. The stop
+    itself is the same call; a stop that raises or hangs fails the session's teardown.
+    """
+    threads: list[threading.Thread] = []
+    errors: list[BaseException] = []
+
+    def stop(service: Any) -> None:
+        def run() -> None:
+            try:
+                service.stop()
+            except BaseException as error:  # reported at the end of the session
+                errors.append(error)
+
+        thread = threading.Thread(target=run, name="sdk-ws-stop", daemon=True)
+        thread.start()
+        threads.append(thread)
+
+    yield stop
+    for thread in threads:
+        thread.join(STOP_WITHIN)
+    assert not [thread for thread in threads if thread.is_alive()], "an SDK stop hung"
+    assert not errors, errors

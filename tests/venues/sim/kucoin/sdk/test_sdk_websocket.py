@@ -5,6 +5,7 @@ balance changes (the REST answers' rate limits read by the SDK on the way)."""
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
@@ -17,7 +18,7 @@ from kucoin_universal_sdk.generate.spot.order import (
 from tests.venues.sim.sdk.helpers import wait_for
 
 
-def test_public_books_arrive_in_sequence(client: Any) -> None:
+def test_public_books_arrive_in_sequence(client: Any, stop_later: Callable[[Any], None]) -> None:
     public = client.ws_service().new_spot_public_ws()
     public.start()
     increments: list[Any] = []
@@ -29,13 +30,13 @@ def test_public_books_arrive_in_sequence(client: Any) -> None:
         public.orderbook_level5(["ETH-USDT"], lambda topic, subject, data: depth5.append(data))
         wait_for(lambda: len(increments) >= 5 and len(depth5) >= 2, "books over the SDK's socket")
     finally:
-        public.stop()
+        stop_later(public)
     for before, after in itertools.pairwise(increments):
         assert after.sequence_start == before.sequence_end + 1  # none lost on loopback
     assert len(depth5[0].bids) == len(depth5[0].asks) == 5
 
 
-def test_the_accounts_order_changes(client: Any) -> None:
+def test_the_accounts_order_changes(client: Any, stop_later: Callable[[Any], None]) -> None:
     private = client.ws_service().new_spot_private_ws()
     private.start()
     changes: list[Any] = []
@@ -58,12 +59,12 @@ def test_the_accounts_order_changes(client: Any) -> None:
 
         wait_for(lambda: len(mine()) >= 2, "the order's changes over the SDK's socket")
     finally:
-        private.stop()
+        stop_later(private)
     assert [c.type.value for c in mine()][:2] == ["received", "open"]
     assert mine()[1].client_oid == "sdk-ws-1"
 
 
-def test_the_accounts_balance_changes(client: Any) -> None:
+def test_the_accounts_balance_changes(client: Any, stop_later: Callable[[Any], None]) -> None:
     private = client.ws_service().new_spot_private_ws()
     private.start()
     balances: list[Any] = []
@@ -94,7 +95,7 @@ def test_the_accounts_balance_changes(client: Any) -> None:
         )
         wait_for(lambda: len(mine()) >= 2, "the order's release over the SDK's socket")
     finally:
-        private.stop()
+        stop_later(private)
     held, released = mine()[:2]
     assert (held.currency, held.relation_event, held.relation_context.symbol) == (
         "USDT",
@@ -113,7 +114,7 @@ def test_the_accounts_balance_changes(client: Any) -> None:
     assert 0 < limits.reset <= 30_000
 
 
-def test_the_ticker_and_the_trades(client: Any) -> None:
+def test_the_ticker_and_the_trades(client: Any, stop_later: Callable[[Any], None]) -> None:
     public = client.ws_service().new_spot_public_ws()
     public.start()
     tickers: list[Any] = []
@@ -138,7 +139,7 @@ def test_the_ticker_and_the_trades(client: Any) -> None:
 
         wait_for(lambda: len(mine()) >= 1, "the order's trade over the SDK's socket")
     finally:
-        public.stop()
+        stop_later(public)
     ticker = tickers[0]
     assert Decimal(ticker.best_bid) < Decimal(ticker.best_ask)
     assert Decimal(ticker.best_bid_size) > 0
