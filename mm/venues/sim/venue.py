@@ -95,6 +95,9 @@ class SimVenue:
         self._epoch_ms = epoch_ms
         self._on_bound = on_bound
         self._dirty: set[int] = set()
+        # Set when a book changes (``_dirty`` fills): the book loop sleeps on it while no book
+        # has changed instead of waking every ``book_interval_ms`` to find nothing to publish.
+        self._books_changed = trio.Event()
         self._last_bbo: dict[int, tuple[int | None, int | None]] = {}
         # scheduleCancel actions that reached the venue, per user (tests count them).
         self.schedule_cancels: Counter[str] = Counter()
@@ -240,6 +243,8 @@ class SimVenue:
                 cancels[event.user].append({"coin": specs[event.asset].name, "oid": event.oid})
             elif isinstance(event, FundingPayment):
                 fundings.append(event)
+        if self._dirty:
+            self._books_changed.set()
         hub = self.hub
         for asset, batch in trades.items():
             hub.publish(("trades", specs[asset].name), "trades", batch)
@@ -432,10 +437,22 @@ class SimVenue:
             self.disconnect_all(f"fault: disconnect at {at:g}s")
 
     async def _book_loop(self) -> None:
+        """Publish the changed books every ``book_interval_ms``. While none has changed it
+        sleeps until one does and then until the tick it would have published it on had it
+        woken every interval: a market stepped every few seconds (a simulated day's) woke it
+        twenty times a step for nothing."""
         interval = self.config.book_interval_ms / 1000
+        next_at = trio.current_time() + interval
         while True:
-            await trio.sleep(interval)
+            await trio.sleep_until(next_at)
             self.publish_books()
+            next_at = trio.current_time() + interval
+            if not self._dirty:  # published (a stalled book stays dirty: retried every tick)
+                self._books_changed = trio.Event()
+                await self._books_changed.wait()
+                behind = trio.current_time() - next_at
+                if behind > 0:
+                    next_at += math.ceil(behind / interval) * interval
 
 
 def _price(value: float) -> str:
