@@ -67,9 +67,8 @@ def test_operator_commands_on_a_real_run(write_config: Any) -> None:
         fills_today = read_events(database, "fill")
         unique = {(fill.data["tid"], fill.data["oid"]) for fill in fills_today}
         assert figures["total"]["fills"] == len(unique)
-        text = run_mm("report", "-c", str(config))
-        assert text.returncode == 0
-        assert "TOTAL" in text.stdout
+        # The tables are checked once, after the stop, on this run's journal: they differ from
+        # the JSON only in how the same report is printed (mm.cli.cmd_report).
 
         backup = run_mm("backup", "-c", str(config), "--keep", "2")
         assert backup.returncode == 0, backup.stderr
