@@ -94,7 +94,27 @@ class LegOrder:
 
 
 def _exact(value: float | Decimal | int) -> Decimal:
+    if type(value) is Decimal:
+        return value  # immutable: the value itself, not a copy of it
     return Decimal(repr(value)) if isinstance(value, float) else Decimal(value)
+
+
+# The price factors of a slippage (``1 + bps / 10,000`` for a buy, ``1 - bps / 10,000`` for a
+# sell: against us), by the slippage: a run has one or two, every leg of a triangle needs one.
+_SLIPPAGE_FACTORS: dict[Decimal, tuple[Decimal, Decimal]] = {}
+_SLIPPAGES_KEPT: Final = 64
+
+
+def _slippage_factors(max_slippage_bps: Decimal) -> tuple[Decimal, Decimal]:
+    """``(buy, sell)``: what the worst price is multiplied by, exactly."""
+    factors = _SLIPPAGE_FACTORS.get(max_slippage_bps)
+    if factors is None:
+        fraction = _EXACT.divide(max_slippage_bps, _BPS)
+        factors = (_EXACT.add(_ONE, fraction), _EXACT.subtract(_ONE, fraction))
+        if len(_SLIPPAGE_FACTORS) >= _SLIPPAGES_KEPT:
+            _SLIPPAGE_FACTORS.clear()
+        _SLIPPAGE_FACTORS[max_slippage_bps] = factors
+    return factors
 
 
 def _floor_multiple(numerator: Decimal, denominator: Decimal, step: Decimal) -> Decimal:
@@ -108,11 +128,9 @@ def limit_price(
 ) -> Decimal:
     """The IOC limit price: ``worst_px`` moved against us by the slippage, back on the grid
     towards the book (a buy's down, a sell's up); 0 when no valid price remains."""
-    slipped = _EXACT.multiply(
-        worst_px, _EXACT.add(_ONE, side.sign * _EXACT.divide(max_slippage_bps, _BPS))
-    )
-    whole, rest = _EXACT.divmod(slipped, instrument.price_increment)
     up = side is Side.SELL
+    slipped = _EXACT.multiply(worst_px, _slippage_factors(max_slippage_bps)[up])
+    whole, rest = _EXACT.divmod(slipped, instrument.price_increment)
     ticks = instrument.round_ticks(int(whole) + (1 if up and rest else 0), up=up)
     return _EXACT.multiply(Decimal(ticks), instrument.price_increment)
 
@@ -136,7 +154,7 @@ def next_leg(
     leg_side = leg.side
     worst = _exact(worst_px)
     slippage = _exact(max_slippage_bps)
-    if held < 0 or fee_rate < 0 or slippage < 0 or worst <= 0:
+    if held < _ZERO or fee_rate < _ZERO or slippage < _ZERO or worst <= _ZERO:
         raise ValueError(f"{instrument.symbol}: held {held}, fee {fee_rate}, px {worst}")
     px = limit_price(leg_side, instrument, worst, slippage)
     if px <= 0:
@@ -164,22 +182,30 @@ def _checked(order: LegOrder, instrument: Instrument) -> LegOrder | Refusal:
     if order.funds is not None:
         notional = order.funds
         size = _floor_multiple(order.funds, order.px, instrument.size_increment)
-        amount = f"funds {order.funds}"
     else:
         assert order.size is not None
         size = order.size
         notional = _EXACT.multiply(order.px, size)
-        amount = f"size {size} at {order.px}"
+    # The refusals' words are written only for a refusal: an order sent needs none of them.
     if notional <= 0:
-        return Refusal(order.symbol, Shortfall.NOTHING, f"{amount}: less than one increment")
+        return Refusal(
+            order.symbol, Shortfall.NOTHING, f"{_amount(order)}: less than one increment"
+        )
     if size < instrument.min_size:
-        detail = f"{amount}: size {size} below {instrument.min_size}"
+        detail = f"{_amount(order)}: size {size} below {instrument.min_size}"
         return Refusal(order.symbol, Shortfall.MIN_SIZE, detail)
     min_notional = _exact(instrument.min_notional)
     if notional < min_notional:
-        detail = f"{amount}: notional {notional} below {min_notional}"
+        detail = f"{_amount(order)}: notional {notional} below {min_notional}"
         return Refusal(order.symbol, Shortfall.MIN_NOTIONAL, detail)
     return order
+
+
+def _amount(order: LegOrder) -> str:
+    """What a refused order was, for the refusal's detail."""
+    if order.funds is not None:
+        return f"funds {order.funds}"
+    return f"size {order.size} at {order.px}"
 
 
 # --- what a leg yielded ----------------------------------------------------------------------
