@@ -101,10 +101,13 @@ class Claims:
     def conflict(self, slot: int, triangle: Triangle) -> Conflict | None:
         """Why ``slot`` may not claim ``triangle`` now (None when it may); changes nothing."""
         self._check(slot)
-        own = self._held.get(slot)
+        held_now = self._held
+        own = held_now.get(slot)
         if own is not None:
             return Conflict(Reason.SLOT_BUSY, slot, own, own.name)
-        others = sorted(self._held.items())
+        if not held_now:
+            return None  # nothing in flight: nothing to conflict with
+        others = sorted(held_now.items())
         for other, held in others:
             if held == triangle:
                 return Conflict(Reason.SAME_TRIANGLE, other, held, triangle.name)
@@ -138,6 +141,10 @@ class Claims:
         """The triangle ``slot`` holds, if any."""
         self._check(slot)
         return self._held.get(slot)
+
+    def busy_count(self) -> int:
+        """How many slots hold a triangle (``len(busy())`` without the copy)."""
+        return len(self._held)
 
     def busy(self) -> Mapping[int, Triangle]:
         """The busy slots and their triangles, by slot (a copy: ``len`` is how many)."""

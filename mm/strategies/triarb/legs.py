@@ -43,9 +43,14 @@ class Triangle:
 
     primary: str
     legs: tuple[Leg, Leg, Leg]
+    # Derived once: the claims and the slots read a triangle's symbols at every signal.
+    _symbols: tuple[str, str, str] = attrs.field(
+        init=False, default=("", "", ""), eq=False, repr=False
+    )
 
     def __attrs_post_init__(self) -> None:
         first, second, third = self.legs
+        object.__setattr__(self, "_symbols", (first.symbol, second.symbol, third.symbol))
         if first.source != self.primary or third.target != self.primary:
             raise ValueError(f"a triangle starts and ends in its primary {self.primary}")
         if first.target != second.source or second.target != third.source:
@@ -55,8 +60,7 @@ class Triangle:
 
     @property
     def symbols(self) -> tuple[str, str, str]:
-        first, second, third = self.legs
-        return first.symbol, second.symbol, third.symbol
+        return self._symbols
 
     @property
     def currencies(self) -> tuple[str, str, str]:
