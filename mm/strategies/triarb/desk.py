@@ -33,9 +33,10 @@ from __future__ import annotations
 
 import math
 from collections import Counter, deque
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from decimal import Decimal
 from functools import partial
+from types import MappingProxyType
 from typing import Any
 
 import trio
@@ -69,6 +70,7 @@ __all__ = ["RECENT_KEPT", "TriangleDesk"]
 
 RECENT_KEPT = 20  # the latest triangles, for mm status
 REPORTS_QUEUE = 16  # a slot's reports waiting for the task that records them
+_NO_BALANCES: Mapping[str, Decimal] = MappingProxyType({})  # no inventory limit reads them
 SLIPPAGE_BUCKETS = (-100.0, -50.0, -20.0, -10.0, -5.0, -2.0, -1.0, 0.0, 1.0, 2.0, 5.0, 10.0)
 
 
@@ -252,16 +254,22 @@ class TriangleDesk:
                     except (trio.WouldBlock, trio.EndOfChannel):
                         break
                     self._on_report(report)
-            self.metrics.busy.set(len(self.claims.busy()))
+            self.metrics.busy.set(self.claims.busy_count())
 
     def _admit(self, signal: Signal) -> str | None:
         """The limits' answer for a claimed triangle (None: it starts)."""
-        self.metrics.busy.set(len(self.claims.busy()))
-        balances = {
-            currency: Decimal(repr(amount))
-            for currency, amount in self.context.portfolio.balances.snapshot().items()
-        }
-        breach = self.limiter.admit(
+        self.metrics.busy.set(self.claims.busy_count())
+        limiter = self.limiter
+        # The balances as decimals only when an inventory limit reads them.
+        balances = (
+            {
+                currency: Decimal(repr(amount))
+                for currency, amount in self.context.portfolio.balances.snapshot().items()
+            }
+            if limiter.limits_inventory
+            else _NO_BALANCES
+        )
+        breach = limiter.admit(
             signal.evaluation, balances, self._wall_ms(), self.context.permissions.permission
         )
         if breach is None:
@@ -282,7 +290,7 @@ class TriangleDesk:
         metrics = self.metrics
         self.outcomes[report.outcome] += 1
         metrics.triangles.labels(outcome=report.outcome.value).inc()
-        metrics.busy.set(len(self.claims.busy()))
+        metrics.busy.set(self.claims.busy_count())
         runs = report.runs
         if runs:
             metrics.first_leg.observe((runs[0][1].times.fired_ns - report.signal_ns) / 1e9)

@@ -147,6 +147,12 @@ class Limiter:
         self._profit: dict[str, Decimal] = {}
         self._started: deque[int] = deque()
 
+    @property
+    def limits_inventory(self) -> bool:
+        """Whether any currency has an inventory limit: without one, ``admit`` and ``check``
+        never read the balances (the caller may pass none and skip making them)."""
+        return bool(self._inventory)
+
     def __repr__(self) -> str:
         return (
             f"Limiter(day={self._day}, profit={self._profit}, "
@@ -219,6 +225,8 @@ class Limiter:
     def _inventory_breach(
         self, evaluation: Evaluation, balances: Mapping[str, Decimal]
     ) -> Breach | None:
+        if not self._inventory:
+            return None
         first = evaluation.legs[0]
         for number, result in enumerate(evaluation.legs, 1):
             currency = result.leg.target
