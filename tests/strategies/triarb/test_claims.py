@@ -63,8 +63,10 @@ def test_a_free_slot_claims_a_triangle_and_holds_it_until_released() -> None:
     assert claims.held(1) == BTC_ETH
     assert claims.held(0) is None
     assert claims.busy() == {1: BTC_ETH}
+    assert claims.busy_count() == 1
     assert claims.release(1) == BTC_ETH
     assert claims.busy() == {}
+    assert claims.busy_count() == 0
     assert claims.held(1) is None
 
 

@@ -171,6 +171,13 @@ def test_a_currency_without_a_limit_is_not_limited() -> None:
     assert limiter(inventory={"SOL": 1.0}).admit(hand(), balances, NOON_MS) is None
 
 
+def test_without_an_inventory_limit_the_balances_are_not_needed() -> None:
+    limits = limiter()
+    assert not limits.limits_inventory  # the desk passes no balances then
+    assert limits.admit(hand(), {}, NOON_MS) is None
+    assert limiter(inventory={"BTC": 0.0009}).limits_inventory
+
+
 def test_the_first_leg_in_order_is_named_when_several_would_breach() -> None:
     limits = limiter(inventory={"ETH": 0.01, "BTC": 0.0001})
     assert limits.admit(hand(), {}, NOON_MS) == Breach(
