@@ -146,6 +146,9 @@ class RouterVenue:
         self._fills = fills
         self._instruments = instruments
         self._allow = allow
+        # The next leg's client order id, drawn from ``router`` once the previous leg was
+        # answered (while the slot waits for its fills), not on the way to the send.
+        self._spare: tuple[OrderRouter, str] | None = None
 
     async def place(self, order: LegOrder, cloid: str, book: BookView) -> LegAck:
         router = self._router()
@@ -153,7 +156,16 @@ class RouterVenue:
             return LegAck(None, "the venue client is not up")
         if order.market:
             return LegAck(None, "live legs are IOC limits: a market leg is for paper mode")
-        venue_cloid = router.new_client_id()
+        spare, self._spare = self._spare, None
+        # A spare of another router (the client was replaced) is not used: ids are its own.
+        venue_cloid = spare[1] if spare is not None and spare[0] is router else None
+        if venue_cloid is None:
+            venue_cloid = router.new_client_id()
+        ack = await self._place(router, order, venue_cloid)
+        self._spare = (router, router.new_client_id())
+        return ack
+
+    async def _place(self, router: OrderRouter, order: LegOrder, venue_cloid: str) -> LegAck:
         placed = leg_place_order(order, venue_cloid, self._instruments[order.symbol])
         refused = self._allow(placed)
         if refused is not None:

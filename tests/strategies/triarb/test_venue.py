@@ -406,6 +406,24 @@ async def test_a_leg_the_venue_rejects_is_an_ack_error_and_its_route_is_closed()
     assert drain(rig.fills) == []
 
 
+async def test_the_next_legs_client_id_is_drawn_after_an_answer_from_the_same_router() -> None:
+    cloid = venue_cloid(1)
+    rig = live(Filled(OrderId(f"kucoin:{cloid}"), cloid, 0.0397, 2600.0), Rejected("no"))
+    await rig.leg_venue.place(SELL, "tri0-1-L2", BOOKS["ETH-USDT"])
+    drawn = rig.venue.new_client_id()  # the venue's third id: the second is the spare
+    assert drawn == venue_cloid(3)
+    second = await rig.leg_venue.place(SELL, "tri0-2-L2", BOOKS["ETH-USDT"])
+    assert second.cloid == venue_cloid(2)
+    assert [order.cloid for order in rig.venue.placed] == [venue_cloid(1), venue_cloid(2)]
+    # Another router (the client was replaced): its own id, never the old router's spare.
+    moved = live(Rejected("no"))
+    old = OrderRouter(rig.dispatcher, rig.venue, rig.events.extend, lambda: NOW_MS)
+    moved.leg_venue._spare = (old, "mm-spare-of-the-old-router")
+    answered = await moved.leg_venue.place(SELL, "tri0-3-L2", BOOKS["ETH-USDT"])
+    assert answered.cloid == venue_cloid(1)  # the new venue's first
+    assert [order.cloid for order in moved.venue.placed] == [venue_cloid(1)]
+
+
 async def test_a_market_leg_or_no_client_is_refused_before_anything_is_sent() -> None:
     rig = live()
     market = attrs.evolve(SELL, market=True)
