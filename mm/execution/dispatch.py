@@ -68,8 +68,7 @@ raw, so reconciliation sees it). Local requests that are illegal raise `IllegalT
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable
 
 import attrs
 
@@ -298,6 +297,27 @@ class PendingModify:
 # --- the dispatcher ----------------------------------------------------------------------------
 
 
+class _Awaiting:
+    """``Dispatcher.awaiting``'s context: the cloids counted in ``awaited`` while it is entered
+    (a class, not a generator: it is on every order's send path)."""
+
+    __slots__ = ("_awaited", "_keys")
+
+    def __init__(self, awaited: Counter[str], keys: list[str]) -> None:
+        self._awaited = awaited
+        self._keys = keys
+
+    def __enter__(self) -> None:
+        self._awaited.update(self._keys)
+
+    def __exit__(self, *exc_info: object) -> None:
+        awaited = self._awaited
+        awaited.subtract(self._keys)
+        for key in self._keys:
+            if awaited[key] <= 0:
+                del awaited[key]
+
+
 class Dispatcher:
     """Tracks our orders and turns venue answers, reports and fills into lifecycle events."""
 
@@ -317,19 +337,10 @@ class Dispatcher:
 
     # --- requests (call before the request leaves) --------------------------------------------
 
-    @contextmanager
-    def awaiting(self, cloids: Iterable[str]) -> Iterator[None]:
+    def awaiting(self, cloids: Iterable[str]) -> _Awaiting:
         """Mark these orders as awaited by a caller (a request, its answer or its resolution
         under way) while the body runs, however it ends."""
-        keys = list(cloids)
-        self._awaited.update(keys)
-        try:
-            yield
-        finally:
-            self._awaited.subtract(keys)
-            for key in keys:
-                if self._awaited[key] <= 0:
-                    del self._awaited[key]
+        return _Awaiting(self._awaited, list(cloids))
 
     def awaited(self) -> frozenset[str]:
         """The cloids a caller is waiting on (see `awaiting`)."""

@@ -88,8 +88,12 @@ class OrderRouter:
 
     async def place(self, orders: Sequence[PlaceOrder]) -> None:
         cloids = [order.cloid for order in orders]
-        with self.dispatcher.awaiting(cloids), self._abandonable(cloids):
-            await self._place(orders)
+        with self.dispatcher.awaiting(cloids):
+            try:
+                await self._place(orders)
+            except BaseException:  # as _abandonable, written out: the send path's one frame
+                self.dispatcher.caller_gone(cloids, self.now_ms() + self.landing_window_ms)
+                raise
 
     @contextmanager
     def _abandonable(self, cloids: Sequence[str]) -> Iterator[None]:

@@ -167,6 +167,10 @@ class OrderRegistry:
             return []
         return [o for o in orders.values() if not o.is_terminal]
 
+    def live_count(self) -> int:
+        """``len(live())``, without making the list (the pre-trade checks' count, per order)."""
+        return sum(1 for o in self._live.values() if not o.is_terminal)
+
     # --- in flight ------------------------------------------------------------------------------
 
     def in_flight_since(self, cloid: str) -> int | None:

@@ -52,6 +52,7 @@ from mm.execution.pretrade import (
     PretradeConfig,
     PretradeContext,
     RecentOrders,
+    Rejection,
     RejectionLog,
     TokenBucket,
     check,
@@ -145,9 +146,15 @@ class PretradeGate:
     def refusal(self, order: PlaceOrder) -> str | None:
         """Why the checks refuse ``order`` (the check and its detail), None when it passes
         (then it counts as sent: it must be sent)."""
-        refused: list[str] = []
-        self._check((order,), refused.append)
-        return refused[0] if refused else None
+        now = trio.current_time()
+        throttle = self.throttle
+        if throttle is None:
+            throttle = self.throttle = TokenBucket.from_config(self.config, now)
+        rejection = check(order, self._context(order.coin, now, throttle), self.config)
+        if rejection is None:
+            return None
+        self._rejected(rejection, now)
+        return f"pre-trade check {rejection.check}: {rejection.detail}"
 
     def allowed(self, orders: Sequence[PlaceOrder]) -> list[PlaceOrder]:
         """The orders that pass the checks, in order, each checked as ``allow`` checks it (and
@@ -155,9 +162,7 @@ class PretradeGate:
         of one call (nothing else runs meanwhile), so it is read once per symbol."""
         return self._check(orders)
 
-    def _check(
-        self, orders: Sequence[PlaceOrder], refused: Callable[[str], None] | None = None
-    ) -> list[PlaceOrder]:
+    def _check(self, orders: Sequence[PlaceOrder]) -> list[PlaceOrder]:
         if not orders:
             return []
         now = trio.current_time()
@@ -172,15 +177,17 @@ class PretradeGate:
             rejection = check(order, context, self.config)
             if rejection is None:
                 passed.append(order)
-                continue
-            self.rejected.labels(check=rejection.check.value).inc()
-            if refused is not None:
-                refused(f"pre-trade check {rejection.check}: {rejection.detail}")
-            if self.log.record(rejection, now):
-                logger.warning(
-                    "pre-trade check {} refused an order: {}", rejection.check, rejection.detail
-                )
+            else:
+                self._rejected(rejection, now)
         return passed
+
+    def _rejected(self, rejection: Rejection, now: float) -> None:
+        """Count a rejection, and log it when it is the first of its check in a while."""
+        self.rejected.labels(check=rejection.check.value).inc()
+        if self.log.record(rejection, now):
+            logger.warning(
+                "pre-trade check {} refused an order: {}", rejection.check, rejection.detail
+            )
 
     def _context(self, coin: str, now: float, throttle: TokenBucket) -> PretradeContext:
         trading = self.trading
@@ -188,7 +195,7 @@ class PretradeGate:
         permission = trading.permission(coin)
         return PretradeContext(
             mid=book.mid if book is not None else None,
-            open_orders=len(trading.dispatcher.registry.live()),
+            open_orders=trading.dispatcher.registry.live_count(),
             reduce_only=permission.reduce_only,
             position=trading.positions.position(coin),
             recent=self.recent,

@@ -251,6 +251,7 @@ def test_queries_agree_with_a_scan_of_every_retained_order(
             for candidate in candidates:
                 assert registry.is_retired(known, candidate) == (candidate in known.retired_oids)
         assert registry.live() == [o for o in retained if not o.is_terminal]
+        assert registry.live_count() == len(registry.live())
         for symbol in (*COINS, "XRP"):
             assert registry.live(symbol) == [
                 o for o in retained if o.coin == symbol and not o.is_terminal

@@ -33,7 +33,7 @@ def trading(reduce_only: bool) -> Any:
         registry=CollectorRegistry(),
         adapter=SimpleNamespace(bus=SimpleNamespace(latest=books.get)),
         permission=lambda coin: Permission(level, "test" if reduce_only else None),
-        dispatcher=SimpleNamespace(registry=SimpleNamespace(live=lambda: [1, 2, 3])),
+        dispatcher=SimpleNamespace(registry=SimpleNamespace(live_count=lambda: 3)),
         positions=SimpleNamespace(position=lambda coin: 0.5 if coin == "BTC" else -2.0),
     )
 
