@@ -386,8 +386,8 @@ class ExecutorSlot:
         acked: int | None = None
         done: LegDone | None = None
         fills: list[Fill] = []
-        with trio.CancelScope(shield=True) as scope:
-            scope.deadline = trio.current_time() + self._config.fill_timeout_s
+        deadline = trio.current_time() + self._config.fill_timeout_s
+        with trio.CancelScope(deadline=deadline, shield=True) as scope:
             ack = await self._venue.place(order, cloid, book)
             if not ack.accepted:
                 return LegRun(leg, LegTimes(fired)), f"rejected: {ack.error}"
