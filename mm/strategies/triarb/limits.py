@@ -64,6 +64,7 @@ __all__ = ["DAY_MS", "WINDOW_MS", "Breach", "Limiter", "Reason", "TriangleLimits
 # midnight is a whole multiple of a day's milliseconds.
 WINDOW_MS = 60_000
 DAY_MS = 86_400_000
+_ZERO = Decimal(0)
 
 
 def _amounts(value: Mapping[str, float]) -> str | None:
@@ -173,7 +174,7 @@ class Limiter:
     def daily_loss(self, primary: str, now_ms: int) -> Decimal:
         """The day's realised loss in ``primary`` as of ``now_ms`` (0 when it made money)."""
         self._roll(now_ms // DAY_MS)
-        return max(Decimal(0), -self._profit.get(primary, Decimal(0)))
+        return max(_ZERO, -self._profit.get(primary, _ZERO))
 
     def started_in_window(self, now_ms: int) -> int:
         """The triangles admitted in ``(now_ms - 60 s, now_ms]`` (and any after it)."""
