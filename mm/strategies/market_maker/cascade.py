@@ -114,9 +114,21 @@ def _clip01(value: float) -> float:
 
 _NUMBER = (float, int)
 
-
-def _sample_time(sample: tuple[float, float]) -> float:
-    return sample[0]
+# The names of an instant reading's parts, in the order _reading keeps them.
+_PARTS = (
+    "velocity_bps_s",
+    "velocity_ratio",
+    "notional_per_s",
+    "rate_ratio",
+    "surge",
+    "imbalance",
+    "one_sided",
+    "depletion",
+    "depletion_bid",
+    "depletion_ask",
+    "confirmation",
+    "instant",
+)
 
 
 def _good_levels(levels: tuple[PriceLevel, ...]) -> list[PriceLevel]:
@@ -133,6 +145,50 @@ def _good_levels(levels: tuple[PriceLevel, ...]) -> list[PriceLevel]:
     ]
 
 
+def _bid_depth(levels: tuple[PriceLevel, ...], mid: float, reach: float) -> float:
+    """The notional of the bids ``_good_levels`` keeps within ``reach`` below ``mid`` (in one
+    pass: no list of the good levels)."""
+    return math.fsum(
+        px * sz
+        for px, sz, _ in levels
+        if isinstance(px, _NUMBER)
+        and isinstance(sz, _NUMBER)
+        and 0 < px < math.inf
+        and 0 < sz < math.inf
+        and px * sz <= MAX_NOTIONAL
+        and mid - px <= reach
+    )
+
+
+def _ask_depth(levels: tuple[PriceLevel, ...], mid: float, reach: float) -> float:
+    """The notional of the asks ``_good_levels`` keeps within ``reach`` above ``mid``."""
+    return math.fsum(
+        px * sz
+        for px, sz, _ in levels
+        if isinstance(px, _NUMBER)
+        and isinstance(sz, _NUMBER)
+        and 0 < px < math.inf
+        and 0 < sz < math.inf
+        and px * sz <= MAX_NOTIONAL
+        and px - mid <= reach
+    )
+
+
+def _best(levels: tuple[PriceLevel, ...]) -> float | None:
+    """The price of the first level ``_good_levels`` keeps, without building the list."""
+    for level in levels:
+        px, sz = level[0], level[1]
+        if (
+            isinstance(px, _NUMBER)
+            and isinstance(sz, _NUMBER)
+            and 0 < px < math.inf
+            and 0 < sz < math.inf
+            and px * sz <= MAX_NOTIONAL
+        ):
+            return px
+    return None
+
+
 class CascadeDetector:
     """Cascade severity of one coin; see the module docstring."""
 
@@ -142,6 +198,7 @@ class CascadeDetector:
         self._started: float | None = None
         # Mids: (time, mid), oldest first, kept back to one sample before the velocity window.
         self._mids: deque[tuple[float, float]] = deque()
+        self._mid_times: deque[float] = deque()  # their times, for a bisection without a key
         # Trades in the flow window (time, notional, signed notional: + for buying takers) and
         # in the baseline before it (time, notional), with running totals.
         self._recent: deque[tuple[float, float, float]] = deque()
@@ -162,7 +219,8 @@ class CascadeDetector:
         # made at: a reading again at that time with no input since (the quote right after the
         # book) is the same, since moving the windows to a time twice moves them once.
         self._inputs = 0
-        self._last_instant: tuple[float, int, float, dict[str, float]] | None = None
+        self._last_instant: tuple[float, int, float, tuple[float, ...]] | None = None
+        self._confirm = sorted((self.config.confirm_min, self.config.confirm_max))
         self.trades = 0
         self.books = 0
         self.ignored = 0
@@ -214,24 +272,25 @@ class CascadeDetector:
         if at is None:
             self.ignored += 1
             return
-        bids = _good_levels(book.bids)
-        asks = _good_levels(book.asks)
+        bids, asks = book.bids, book.asks
+        best_bid = _best(bids)
+        best_ask = _best(asks)
         mid = None
-        if bids and asks:
-            best_bid, best_ask = bids[0][0], asks[0][0]
+        if best_bid is not None and best_ask is not None:
             if best_bid >= best_ask:  # crossed once the bad levels are gone
                 self.ignored += 1
                 return
             mid = best_bid / 2 + best_ask / 2
             self._half_spread = best_ask / 2 - best_bid / 2
-        elif asks:  # the bids were swept: the mid is about half a spread below the best ask
-            mid = max(asks[0][0] - self._half_spread, asks[0][0] / 2)
-        elif bids:
-            mid = bids[0][0] + min(self._half_spread, bids[0][0])
+        elif best_ask is not None:  # the bids were swept: the mid is about half a spread below
+            mid = max(best_ask - self._half_spread, best_ask / 2)
+        elif best_bid is not None:
+            mid = best_bid + min(self._half_spread, best_bid)
         if mid is not None and not (math.isfinite(mid) and mid > 0):
             mid = None
         if mid is not None:
             self._mids.append((at, mid))
+            self._mid_times.append(at)
         reference = mid if mid is not None else self._last_mid()
         if reference is not None:
             self._update_depth(at, reference, bids, asks)
@@ -243,13 +302,10 @@ class CascadeDetector:
         return self._mids[-1][1] if self._mids else None
 
     def _update_depth(
-        self, now: float, mid: float, bids: list[PriceLevel], asks: list[PriceLevel]
+        self, now: float, mid: float, bids: tuple[PriceLevel, ...], asks: tuple[PriceLevel, ...]
     ) -> None:
         reach = mid * self.config.depth_bps / BPS
-        depths = (
-            math.fsum(px * sz for px, sz, _ in bids if mid - px <= reach),
-            math.fsum(px * sz for px, sz, _ in asks if px - mid <= reach),
-        )
+        depths = (_bid_depth(bids, mid, reach), _ask_depth(asks, mid, reach))
         if not all(math.isfinite(depth) for depth in depths):
             return
         self._depths.append((now, depths[0], depths[1]))
@@ -293,13 +349,14 @@ class CascadeDetector:
         oldest_needed = now - config.velocity_window_s
         while len(mids) >= 2 and mids[1][0] <= oldest_needed:
             mids.popleft()
+            self._mid_times.popleft()
 
     # --- outputs ------------------------------------------------------------------------------
 
     def _mid_at(self, when: float) -> float | None:
         """The mid prevailing at ``when``: the latest sample at or before it (the samples'
         times never go back: the event clock's)."""
-        index = bisect.bisect_right(self._mids, when, key=_sample_time)
+        index = bisect.bisect_right(self._mid_times, when)
         return self._mids[index - 1][1] if index else None
 
     def velocity(self, now: float) -> float:
@@ -308,21 +365,23 @@ class CascadeDetector:
         config = self.config
         legs = config.velocity_legs
         leg_s = config.velocity_window_s / legs
-        marks: list[float] = []
+        times, mids = self._mid_times, self._mids
+        # The log of each mark, taken once (each inner mark ends one leg and starts the next).
+        logs: list[float] = []
         for index in range(legs + 1):
-            mark = self._mid_at(now - config.velocity_window_s + index * leg_s)
-            if mark is None:
+            found = bisect.bisect_right(times, now - config.velocity_window_s + index * leg_s)
+            if not found:
                 return 0.0
-            marks.append(mark)
-        # Differences of logs: the ratio of two extreme prices could underflow to 0.
-        moves = [
-            (math.log(end) - math.log(start)) * BPS / leg_s
-            for start, end in itertools.pairwise(marks)
-        ]
-        if all(move > 0 for move in moves):
-            return min(moves)
-        if all(move < 0 for move in moves):
-            return max(moves)
+            logs.append(math.log(mids[found - 1][1]))
+        # Differences of logs: the ratio of two extreme prices could underflow to 0. The marks
+        # are finite and positive, so no move is NaN: every move is positive exactly when the
+        # smallest is.
+        moves = [(end - start) * BPS / leg_s for start, end in itertools.pairwise(logs)]
+        slowest_up, slowest_down = min(moves), max(moves)
+        if slowest_up > 0:
+            return slowest_up
+        if slowest_down < 0:
+            return slowest_down
         return 0.0
 
     def _baseline_rate(self, now: float) -> float | None:
@@ -336,13 +395,13 @@ class CascadeDetector:
         return max(self._older_total, 0.0) / covered
 
     def _instant(self, now: float) -> tuple[float, dict[str, float]]:
-        """The instant reading at ``now`` and a copy of its parts (the caller's to change)."""
+        """The instant reading at ``now`` and its parts by name (the caller's to change)."""
         value, parts = self._remembered_instant(now)
-        return value, dict(parts)
+        return value, dict(zip(_PARTS, parts, strict=True))
 
-    def _remembered_instant(self, now: float) -> tuple[float, dict[str, float]]:
-        """The instant reading at ``now``, its parts the remembered dict itself: for callers
-        that only read the value (every book and every quote), without a copy."""
+    def _remembered_instant(self, now: float) -> tuple[float, tuple[float, ...]]:
+        """The instant reading at ``now`` and its parts in ``_PARTS`` order, remembered: for
+        callers that only read the value (every book and every quote), no dict is built."""
         last = self._last_instant
         if last is not None and last[0] == now and last[1] == self._inputs:
             return last[2], last[3]
@@ -350,7 +409,7 @@ class CascadeDetector:
         self._last_instant = (now, self._inputs, value, parts)
         return value, parts
 
-    def _reading(self, now: float) -> tuple[float, dict[str, float]]:
+    def _reading(self, now: float) -> tuple[float, tuple[float, ...]]:
         config = self.config
         self._advance(now)
         velocity = self.velocity(now)
@@ -375,27 +434,28 @@ class CascadeDetector:
         # The direction of the move; with no move, the direction of the flow (for status).
         falling = velocity < 0 if velocity != 0 else imbalance < 0
         one_sided = _clip01(-imbalance if falling else imbalance)
-        depletions = [self._depletion(side, now) for side in (0, 1)]
-        depletion = depletions[0] if falling else depletions[1]
-        low, high = sorted((config.confirm_min, config.confirm_max))
+        depletion_bid = self._depletion(0, now)
+        depletion_ask = self._depletion(1, now)
+        depletion = depletion_bid if falling else depletion_ask
+        low, high = self._confirm
         confirmation = low + (high - low) * (surge + one_sided + depletion) / 3.0
         value = abs(velocity) / config.velocity_scale_bps_s * confirmation
         if not math.isfinite(value):
             value = 0.0
-        parts = {
-            "velocity_bps_s": velocity,
-            "velocity_ratio": abs(velocity) / config.velocity_scale_bps_s,
-            "notional_per_s": rate,
-            "rate_ratio": rate_ratio,
-            "surge": surge,
-            "imbalance": imbalance,
-            "one_sided": one_sided,
-            "depletion": depletion,
-            "depletion_bid": depletions[0],
-            "depletion_ask": depletions[1],
-            "confirmation": confirmation,
-            "instant": value,
-        }
+        parts = (  # in _PARTS order
+            velocity,
+            abs(velocity) / config.velocity_scale_bps_s,
+            rate,
+            rate_ratio,
+            surge,
+            imbalance,
+            one_sided,
+            depletion,
+            depletion_bid,
+            depletion_ask,
+            confirmation,
+            value,
+        )
         return value, parts
 
     def _depletion(self, side: int, now: float) -> float:

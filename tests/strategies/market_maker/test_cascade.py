@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import attrs
@@ -12,9 +13,13 @@ from hypothesis import strategies as st
 from mm.book import Book
 from mm.model import Level, Side, Trade
 from mm.strategies.market_maker.cascade import (
+    BPS,
     MAX_NOTIONAL,
     CascadeConfig,
     CascadeDetector,
+    _ask_depth,
+    _best,
+    _bid_depth,
     _good_levels,
 )
 from tests.ids import hl_tid
@@ -390,6 +395,73 @@ def test_the_levels_kept_are_the_positive_finite_ones(
         ) and px * sz <= MAX_NOTIONAL
 
     assert _good_levels(tuple(levels)) == [lv for lv in levels if good(lv[0], lv[1])]
+
+
+@given(
+    bids=st.lists(st.tuples(_ODD, _ODD, st.integers(0, 3)), max_size=12),
+    asks=st.lists(st.tuples(_ODD, _ODD, st.integers(0, 3)), max_size=12),
+    mid=st.one_of(st.floats(0.5, 2e6), st.sampled_from([1e-300, 1e300])),
+    reach_bps=st.sampled_from([0.0, 1.0, 10.0, 1e4, math.inf]),
+)
+def test_the_best_price_and_the_depth_are_those_of_the_levels_kept(
+    bids: list[tuple[float, float, int]],
+    asks: list[tuple[float, float, int]],
+    mid: float,
+    reach_bps: float,
+) -> None:
+    """The best price and the depth near the mid, read in one pass over a book's levels, are
+    the first level ``_good_levels`` keeps and the sum over the levels it keeps (the same
+    terms, in the same order, so the same float): bad levels anywhere, any reach."""
+    kept_bids, kept_asks = _good_levels(tuple(bids)), _good_levels(tuple(asks))
+    assert _best(tuple(bids)) == (kept_bids[0][0] if kept_bids else None)
+    assert _best(tuple(asks)) == (kept_asks[0][0] if kept_asks else None)
+    reach = mid * reach_bps / BPS
+    bid_depth = math.fsum(px * sz for px, sz, _ in kept_bids if mid - px <= reach)
+    ask_depth = math.fsum(px * sz for px, sz, _ in kept_asks if px - mid <= reach)
+    assert _bid_depth(tuple(bids), mid, reach) == bid_depth
+    assert _ask_depth(tuple(asks), mid, reach) == ask_depth
+
+
+@given(
+    steps=st.lists(
+        st.tuples(st.sampled_from([0.0, 0.1, 0.25, 0.5, 1.0, 3.0]), st.floats(1.0, 1e5)),
+        max_size=40,
+    ),
+    queries=st.lists(st.floats(-1.0, 30.0), max_size=8),
+    legs=st.integers(1, 4),
+)
+def test_the_velocity_is_the_slowest_leg_when_every_leg_agrees(
+    steps: list[tuple[float, float]], queries: list[float], legs: int
+) -> None:
+    """The velocity, taking each mark's log once and the slowest leg by min or max, is the
+    velocity as defined leg by leg: the log move of each leg from the mids at its ends (each
+    the latest at or before its time), in bps per second; the slowest when every leg moves the
+    same way, else 0. Equal mids (no move) and too little history included."""
+    config = CascadeConfig(velocity_window_s=2.0, velocity_legs=legs)
+    detector = CascadeDetector(config)
+    now = 0.0
+    for dt, mid in steps:
+        now += dt
+        detector.on_book(Book("BTC", 0, (Level(mid, 1.0),), (Level(mid * 1.0001, 1.0),)), now)
+    for query in [now, *queries]:
+        when = detector._query_time(query)
+        leg_s = config.velocity_window_s / legs
+        marks = [
+            detector._mid_at(when - config.velocity_window_s + index * leg_s)
+            for index in range(legs + 1)
+        ]
+        expected = 0.0
+        found = [mark for mark in marks if mark is not None]
+        if len(found) == len(marks):
+            moves = [
+                (math.log(end) - math.log(start)) * BPS / leg_s
+                for start, end in itertools.pairwise(found)
+            ]
+            if all(move > 0 for move in moves):
+                expected = min(moves)
+            elif all(move < 0 for move in moves):
+                expected = max(moves)
+        assert detector.velocity(query) == expected
 
 
 @given(
