@@ -132,6 +132,12 @@ class ToxicityTracker:
         self._tape_total = 0.0
         self._bucket: _Bucket | None = None
         self._done: deque[tuple[float, float]] = deque(maxlen=self.config.buckets)
+        # Buckets completed so far, and the last flow reading with the window it holds for:
+        # (completed, oldest it was read at, earliest completion time it counted, value). The
+        # quote asks at every book, and between two completions the reading only changes when
+        # the oldest counted bucket ages out.
+        self._completed = 0
+        self._flow_memo: tuple[int, float, float, float] | None = None
         self._markout_sum = 0.0  # decayed to _markout_at
         self._markout_weight = 0.0
         self._markout_at = 0.0
@@ -197,14 +203,24 @@ class ToxicityTracker:
             remaining -= take
             if bucket.filled >= bucket.size * (1 - 1e-9):
                 self._done.append((now, _clip01(abs(bucket.buys - bucket.sells) / bucket.size)))
+                self._completed += 1
                 self._bucket = None
 
     def flow(self, now: float) -> float:
         """The VPIN-like flow toxicity at ``now``, in [0, 1]."""
         now = self._query_time(now)
         oldest = now - self.config.bucket_max_age_s
+        memo = self._flow_memo
+        # The same buckets count as at the last reading: none completed since, and the oldest
+        # bound lies between that reading's and the earliest completion it counted (a bucket
+        # left out then is left out now, and every one counted then still is).
+        if memo is not None and memo[0] == self._completed and memo[1] <= oldest <= memo[2]:
+            return memo[3]
         recent = [imbalance for done_at, imbalance in self._done if done_at >= oldest]
-        return _clip01(math.fsum(recent) / self.config.buckets)
+        value = _clip01(math.fsum(recent) / self.config.buckets)
+        earliest = min((at for at, _ in self._done if at >= oldest), default=math.inf)
+        self._flow_memo = (self._completed, oldest, earliest, value)
+        return value
 
     # --- markouts -----------------------------------------------------------------------------
 

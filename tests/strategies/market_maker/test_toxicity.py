@@ -278,3 +278,44 @@ def test_with_no_new_markouts_the_markout_score_only_decays(
 def test_the_spread_factor_is_monotone_in_the_score(low: float, high: float) -> None:
     low, high = min(low, high), max(low, high)
     assert toxicity_spread_factor(low) <= toxicity_spread_factor(high)
+
+
+@settings(max_examples=150)
+@given(
+    events=st.lists(
+        st.tuples(
+            st.sampled_from(["trade", "trade", "flow", "score", "markout"]),
+            st.sampled_from([0.0, 0.5, 2.0, 7.0, 90.0, 400.0, -1.0, math.nan]),  # time step
+            st.sampled_from(["b", "s"]),
+            st.sampled_from([10.0, 1_000.0, 50_000.0]),  # notional
+        ),
+        max_size=80,
+    )
+)
+def test_a_flow_reading_remembered_is_the_reading_made_again(
+    events: list[tuple[str, float, str, float]],
+) -> None:
+    """The flow toxicity, remembered between bucket completions until its oldest counted bucket
+    ages out, is what a tracker that sums the buckets at every reading gives: through buckets
+    completing, buckets ageing out (short max age), repeated times, times going back and NaN.
+    It fails when the memo ignores a completion or the ageing."""
+    config = ToxicityConfig(
+        bucket_s=1.0, buckets=4, baseline_s=20.0, min_baseline_s=1.0, bucket_max_age_s=30.0
+    )
+    remembering, forgetting = ToxicityTracker(config), ToxicityTracker(config)
+    now = 0.0
+    for kind, step, side, notional in events:
+        now = now + step if math.isfinite(step) else now
+        at = now if math.isfinite(step) else math.nan
+        for tracker in (remembering, forgetting):
+            if kind == "trade":
+                tracker.on_trade(trade(Side.BUY if side == "b" else Side.SELL, notional), at)
+            elif kind == "markout":
+                tracker.on_markout(config.markout_horizon_ms, -notional / 1_000.0, at)
+        forgetting._flow_memo = None
+        if kind == "flow":
+            assert remembering.flow(at) == forgetting.flow(at)
+        elif kind == "score":
+            assert remembering.score(at) == forgetting.score(at)
+    forgetting._flow_memo = None
+    assert remembering.flow(now + 1_000.0) == forgetting.flow(now + 1_000.0) == 0.0
