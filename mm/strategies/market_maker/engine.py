@@ -49,7 +49,12 @@ from mm.strategies.market_maker.estimators import (
 from mm.strategies.market_maker.flow import FlowImbalance
 from mm.strategies.market_maker.gate import GateConfig, GateDecision, GateInputs
 from mm.strategies.market_maker.glft import GlftParams, glft_quotes
-from mm.strategies.market_maker.ladder import DesiredOrder, LadderConfig, build_ladder
+from mm.strategies.market_maker.ladder import (
+    DesiredOrder,
+    LadderConfig,
+    LimitTicks,
+    build_ladder,
+)
 from mm.strategies.market_maker.model_gating import ModelGatingConfig, model_gating_factor
 from mm.strategies.market_maker.quota import QuotaConfig, QuotaDecision
 from mm.strategies.market_maker.spread import (
@@ -283,6 +288,7 @@ class SymbolQuoter:
         # The last quota tier and the headroom and inventory it was decided for: both change
         # far less often than the book (see _tier).
         self._tier_for: tuple[float, float, QuotaDecision] | None = None
+        self._limit_ticks = LimitTicks(instrument)  # the ladder's caps, mostly the market's
 
     # --- inputs ---------------------------------------------------------------------------
 
@@ -462,22 +468,25 @@ class SymbolQuoter:
         )
         spread = compose(
             raw.half_spread,
-            {
-                SpreadFactor.TOXICITY: toxicity_spread_factor(
-                    toxicity, config.toxicity.widen_from, config.toxicity.max_factor
+            (
+                (
+                    SpreadFactor.TOXICITY,
+                    toxicity_spread_factor(
+                        toxicity, config.toxicity.widen_from, config.toxicity.max_factor
+                    ),
                 ),
-                SpreadFactor.DEFENSIVE: self.defensive.value(now),
-                SpreadFactor.STALENESS: self.staleness.factor(now),
-                SpreadFactor.MODEL_GATING: model_gating_factor(
-                    {
-                        "volatility": self.volatility.confidence(now),
-                        "intensity": self.intensity.confidence(now),
-                    },
-                    config.model_gating,
+                (SpreadFactor.DEFENSIVE, self.defensive.value(now)),
+                (SpreadFactor.STALENESS, self.staleness.factor(now)),
+                (
+                    SpreadFactor.MODEL_GATING,
+                    model_gating_factor(
+                        (self.volatility.confidence(now), self.intensity.confidence(now)),
+                        config.model_gating,
+                    ),
                 ),
-                SpreadFactor.QUOTA: tier.spread_multiplier,
-                SpreadFactor.RISK: self.risk_factor,
-            },
+                (SpreadFactor.QUOTA, tier.spread_multiplier),
+                (SpreadFactor.RISK, self.risk_factor),
+            ),
             {"quota_shadow": tier.shadow_spread_bps},
             config.spread,
         )
@@ -501,6 +510,7 @@ class SymbolQuoter:
             market_bid=best_bid,
             market_ask=best_ask,
             base_size=order_size,
+            limit_ticks=self._limit_ticks,
         )
         return QuotePlan(
             self.coin,

@@ -75,6 +75,7 @@ class VolatilityEstimator:
     def __init__(self, config: VolatilityConfig) -> None:
         self.config = config
         self._samples: deque[tuple[float, float]] = deque()  # (time, mid), oldest first
+        self._times: deque[float] = deque()  # their times, for a bisection without a key
         self._next_sample: float | None = None
         self._last_mid: float | None = None
         self._now: float | None = None
@@ -122,12 +123,14 @@ class VolatilityEstimator:
             step = self._difference(self._samples[-1][1], value)
             self._sum_sq += step * step
         self._samples.append((at, value))
+        self._times.append(at)
 
     def _trim(self, now: float) -> None:
         horizon = now - self.config.window_s
         samples = self._samples
         while samples and samples[0][0] < horizon:
             _, gone = samples.popleft()
+            self._times.popleft()
             self._sigma_known = False
             if samples:
                 step = self._difference(gone, samples[0][1])
@@ -151,7 +154,7 @@ class VolatilityEstimator:
                 return 0.0
             horizon = now - self.config.window_s
             # Sample times only grow: those before the horizon are a prefix.
-            gone = bisect.bisect_left(samples, horizon, key=_sample_time)
+            gone = bisect.bisect_left(self._times, horizon)
             count = max(len(samples) - gone - 1, 0)
         else:
             count = self.sample_count
@@ -181,10 +184,6 @@ class VolatilityEstimator:
             "sigma": math.nan if sigma is None else sigma,
             "samples": float(self.sample_count),
         }
-
-
-def _sample_time(sample: tuple[float, float]) -> float:
-    return sample[0]
 
 
 @attrs.frozen

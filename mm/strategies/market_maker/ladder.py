@@ -38,6 +38,28 @@ class LadderConfig:
     min_notional: float = setting(10.0, non_negative)
 
 
+class LimitTicks:
+    """``instrument.price_ticks`` of the prices a ladder is capped by, remembered: the market's
+    best bid and ask lie on the price grid and stay put over many books (their sizes change far
+    more often than their prices), so the quoter asks for the same few again and again. Keeps
+    at most ``size`` prices (then starts afresh); a pure function of its inputs, so a
+    remembered answer is the answer."""
+
+    def __init__(self, instrument: Instrument, size: int = 64) -> None:
+        self.instrument = instrument
+        self._size = size
+        self._known: dict[tuple[float, bool], int] = {}
+
+    def price_ticks(self, px: float, *, up: bool) -> int:
+        key = (px, up)
+        known = self._known.get(key)
+        if known is None:
+            if len(self._known) >= self._size:
+                self._known.clear()
+            known = self._known[key] = self.instrument.price_ticks(px, up=up)
+        return known
+
+
 def level_size(config: LadderConfig, level: int, base_size: float | None = None) -> float:
     """The schedule's size for ``level`` (before rounding to szDecimals), from ``base_size``
     (the config's when None)."""
@@ -109,6 +131,7 @@ def build_ladder(
     market_bid: float | None = None,
     market_ask: float | None = None,
     base_size: float | None = None,
+    limit_ticks: LimitTicks | None = None,
 ) -> list[DesiredOrder]:
     """The desired orders, bids first (top down) then asks (top up).
 
@@ -117,6 +140,7 @@ def build_ladder(
     inventory-reducing side. ``market_bid``/``market_ask`` are the book's best prices, which our
     levels must not cross either. ``base_size`` overrides the config's level-0 size (the
     strategy's order size at the current mid), without a new config per quote.
+    ``limit_ticks`` (the same instrument's) rounds the limits, remembering them.
     """
     count = config.levels if levels is None else levels
     if count <= 0:
@@ -126,8 +150,9 @@ def build_ladder(
     bid_caps = [p for p in (bid, market_bid) if p is not None and p > 0]
     # Limits in ticks: a bid stays strictly below the exact lowest ask, an ask strictly above
     # the exact highest bid (ceil / floor of the exact value keeps the strict inequality).
-    bid_limit = instrument.price_ticks(min(ask_caps), up=True) if ask_caps else None
-    ask_limit = instrument.price_ticks(max(bid_caps), up=False) if bid_caps else None
+    rounds = instrument.price_ticks if limit_ticks is None else limit_ticks.price_ticks
+    bid_limit = rounds(min(ask_caps), up=True) if ask_caps else None
+    ask_limit = rounds(max(bid_caps), up=False) if bid_caps else None
     # Each level's size on the lot grid, worked out once for both sides: None when it rounds
     # to nothing or below the instrument's minimum size.
     # Equal raw sizes round alike: a constant schedule rounds once.

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import enum
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 import attrs
 
@@ -70,14 +70,19 @@ def _clean_factor(value: float, cap: float) -> float:
 
 def compose(
     base_bps: float,
-    factors: Mapping[SpreadFactor, float],
+    factors: Mapping[SpreadFactor, float] | Iterable[tuple[SpreadFactor, float]],
     additive: Mapping[str, float] | None = None,
     config: SpreadConfig | None = None,
 ) -> SpreadComposition:
-    """Apply the factor chain and the additive adjustments to a base half spread (bps)."""
+    """Apply the factor chain and the additive adjustments to a base half spread (bps).
+
+    ``factors`` as a mapping or as (factor, value) pairs (a later pair of the same factor
+    replacing an earlier one, as in a dict): pairs spare the caller a dict of its own, whose
+    every key (an enum member) is hashed by a Python-level ``__hash__``."""
     config = config or SpreadConfig()
     cap = config.max_multiplier
-    applied = {factor: _clean_factor(value, cap) for factor, value in factors.items()}
+    pairs = factors.items() if isinstance(factors, Mapping) else factors
+    applied = {factor: _clean_factor(value, cap) for factor, value in pairs}
     raw = math.prod(applied.values())
     multiplier = min(raw, cap)
     adds = {

@@ -275,6 +275,8 @@ class MarketMaker:
     def _within_risk(self, coin: str, orders: list[DesiredOrder]) -> list[DesiredOrder]:
         """The board has the last word: pull everything, or keep the reducing side."""
         permission = self.context.permissions.permission(coin)
+        if permission.level is Level.OPEN:  # anything goes (allows' first rule)
+            return orders
         position = self.context.portfolio.position(coin)
         return [
             order for order in orders if allows(permission, order.side, position, reduce_only=False)

@@ -7,7 +7,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mm.model import Instrument, Side
-from mm.strategies.market_maker.ladder import DesiredOrder, LadderConfig, build_ladder, level_size
+from mm.strategies.market_maker.ladder import (
+    DesiredOrder,
+    LadderConfig,
+    LimitTicks,
+    build_ladder,
+    level_size,
+)
 from mm.venues.hyperliquid import numbers
 from mm.venues.hyperliquid.instruments import AssetMeta, instrument_of
 from mm.venues.hyperliquid.wire import format_px, format_sz
@@ -248,3 +254,44 @@ def test_the_ladder_is_the_reference_implementations(
         for build in (build_ladder, reference_build_ladder)
     ]
     assert orders[0] == orders[1]
+
+
+@given(
+    sz_decimals=st.integers(0, 5),
+    asks=st.lists(
+        st.tuples(st.floats(1e-4, 2e5), st.floats(1e-4, 2e5), st.booleans(), st.booleans()),
+        min_size=1,
+        max_size=40,
+    ),
+)
+def test_remembered_limits_give_the_ladder_the_instruments_limits(
+    sz_decimals: int, asks: list[tuple[float, float, bool, bool]]
+) -> None:
+    """A ladder built with the quoter's remembered limit roundings (the same prices asked
+    again, a memo of three prices starting afresh when full) is the ladder built without: the
+    remembered tick count of a price is the instrument's, either way round."""
+    instrument = perp(sz_decimals)
+    limits = LimitTicks(instrument, size=3)
+    config = LadderConfig(levels=3, spacing=2.0, base_size=1.0, min_notional=0.0)
+    for first, second, one_sided, repeat in asks:
+        bid, ask = min(first, second), max(first, second)
+        for _ in range(2 if repeat else 1):
+            market_bid = None if one_sided else bid * 0.999
+            market_ask = ask * 1.001
+            remembered = build_ladder(
+                bid,
+                ask,
+                instrument,
+                config,
+                market_bid=market_bid,
+                market_ask=market_ask,
+                limit_ticks=limits,
+            )
+            plain = build_ladder(
+                bid, ask, instrument, config, market_bid=market_bid, market_ask=market_ask
+            )
+            assert remembered == plain
+            for px in (bid, ask):
+                for up in (True, False):
+                    assert limits.price_ticks(px, up=up) == instrument.price_ticks(px, up=up)
+    assert len(limits._known) <= 3

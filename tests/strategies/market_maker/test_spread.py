@@ -86,3 +86,24 @@ def test_defensive_factor_bumps_and_decays() -> None:
     assert factor.on_adverse_fill(10.0) == pytest.approx(1.75)
     assert factor.on_adverse_fill(10.0) == 2.0  # capped
     assert factor.value(1000.0) == pytest.approx(1.0, abs=1e-9)
+
+
+_FACTOR = st.one_of(
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.sampled_from([0.0, -0.0, 1.0, 1.5, 12.0, math.inf, math.nan]),
+)
+
+
+@given(
+    pairs=st.lists(st.tuples(st.sampled_from(list(SpreadFactor)), _FACTOR), max_size=8),
+    base=st.floats(allow_nan=True, allow_infinity=True),
+)
+def test_factors_as_pairs_compose_as_the_mapping_of_them(
+    pairs: list[tuple[SpreadFactor, float]], base: float
+) -> None:
+    """(factor, value) pairs (the quote's form, no dict of its own) give the composition their
+    dict gives, a repeated factor's later value replacing the earlier as in the dict."""
+    additive = {"quota_shadow": 2.5}
+    by_pairs = compose(base, tuple(pairs), additive, SpreadConfig())
+    by_mapping = compose(base, dict(pairs), additive, SpreadConfig())
+    assert repr(by_pairs) == repr(by_mapping)
