@@ -79,7 +79,14 @@ class EventAccumulator:
         return last is not None and now - last < self.config.min_interval_s
 
     def due(self, now: float) -> bool:
-        return not self.cooling(now) and bool(self.triggers(now))
+        """Not cooling and some trigger (``triggers``), without building the trigger set: the
+        strategy asks for every symbol with news."""
+        last = self.last_quote_time
+        if last is None:
+            return True  # never cooling, and the initial trigger
+        if now - last < self.config.min_interval_s:
+            return False
+        return bool(self.pending) or now - last >= self.config.max_age_s
 
     def next_due(self, now: float) -> float:
         """When a requote will next be due if no new event arrives (``now`` if already due)."""

@@ -12,9 +12,11 @@ quoter's exception propagates to the strategy task, which the supervisor restart
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from functools import partial
 from typing import Any
 
+import attrs
 from loguru import logger
 from prometheus_client import Counter, Gauge, Histogram
 
@@ -25,6 +27,7 @@ from mm.metrics import LATENCY_BUCKETS
 from mm.model import DesiredOrder, Fill, Side, Trade
 from mm.strategies.base import MarketView, StrategyContext
 from mm.strategies.market_maker.engine import QuotePlan, StrategyConfig, SymbolQuoter
+from mm.strategies.market_maker.spread import SpreadFactor
 
 EXPORT_EVERY_S = 1.0  # the market signals into their gauges
 
@@ -39,6 +42,40 @@ def _price(px: float | None) -> str:
 
 def _gate_label(why: str) -> str:
     return "data_gate" if why == "data_gate" else "not_in_sync"
+
+
+class Series:
+    """One labelled gauge series and the value last given it (``None``: never set): set only
+    when the value changes, as ``QuotingMetrics.set`` sets it. The child is looked up at the
+    first set, so a series nobody set is not exported."""
+
+    __slots__ = ("_child", "_lookup", "value")
+
+    def __init__(self, lookup: Callable[[], Any]) -> None:
+        self._lookup = lookup
+        self._child: Any = None
+        self.value: float | None = None
+
+    def set(self, value: float) -> None:
+        if self.value == value:
+            return
+        if self._child is None:
+            self._child = self._lookup()
+        self._child.set(value)
+        self.value = value
+
+
+@attrs.frozen
+class _QuoteGauges:
+    """One symbol's quote gauges, looked up once: the quote sets a dozen a tick."""
+
+    quoted_spread: Series
+    factors: dict[SpreadFactor, Series]
+    sigma: Series
+    a: Series
+    k: Series
+    q: Series
+    half_spread_bps: Series
 
 
 class QuotingMetrics:
@@ -82,7 +119,8 @@ class QuotingMetrics:
             registry=registry,
         )
         self._children: dict[tuple[object, ...], Any] = {}
-        self._set: dict[tuple[object, ...], float] = {}  # the value each gauge child was set to
+        self._series: dict[tuple[object, ...], Series] = {}  # each with the value it was set to
+        self._quote_gauges: dict[str, _QuoteGauges] = {}
 
     def child(self, metric: Any, *values: str) -> Any:
         """``metric.labels(*values)`` (values in the metric's label order), looked up once: every
@@ -100,11 +138,34 @@ class QuotingMetrics:
         already (set by this method: nothing else writes these series). Most of a quote's
         dozen gauges keep their value from one quote to the next (the spread factors, the
         intensity fit), and each set takes the series' lock."""
+        self.series(gauge, *values).set(value)
+
+    def series(self, gauge: Gauge, *values: str) -> Series:
+        """The series ``set`` sets for these label values (one per series)."""
         key = (id(gauge), *values)
-        if self._set.get(key) == value:
-            return
-        self.child(gauge, *values).set(value)
-        self._set[key] = value
+        found = self._series.get(key)
+        if found is None:
+            found = self._series[key] = Series(partial(self.child, gauge, *values))
+        return found
+
+    def quote_gauges(self, coin: str) -> _QuoteGauges:
+        """``coin``'s quote gauges, the series ``set`` sets for them."""
+        found = self._quote_gauges.get(coin)
+        if found is None:
+            estimate = self.estimate
+            found = self._quote_gauges[coin] = _QuoteGauges(
+                quoted_spread=self.series(self.quoted_spread, coin),
+                factors={
+                    factor: self.series(self.spread_factor, coin, factor.value)
+                    for factor in SpreadFactor
+                },
+                sigma=self.series(estimate, coin, "sigma"),
+                a=self.series(estimate, coin, "a"),
+                k=self.series(estimate, coin, "k"),
+                q=self.series(estimate, coin, "q"),
+                half_spread_bps=self.series(estimate, coin, "half_spread_bps"),
+            )
+        return found
 
 
 class MarketMaker:
@@ -237,19 +298,20 @@ class MarketMaker:
         self.last_plans[coin] = plan
         metrics = self.metrics
         metrics.child(metrics.gate, coin, plan.reason or "quoting").inc()
+        gauges = metrics.quote_gauges(coin)
         if plan.bid is not None and plan.ask is not None and plan.mid:
-            metrics.set(metrics.quoted_spread, (plan.ask - plan.bid) / plan.mid * 1e4, coin)
+            gauges.quoted_spread.set((plan.ask - plan.bid) / plan.mid * 1e4)
         if plan.spread is not None:
+            factors = gauges.factors
             for factor, multiplier in plan.spread.factors.items():
-                metrics.set(metrics.spread_factor, multiplier, coin, factor.value)
+                factors[factor].set(multiplier)
         if plan.glft is not None:
             glft = plan.glft
-            estimate = metrics.estimate
-            metrics.set(estimate, glft.sigma, coin, "sigma")
-            metrics.set(estimate, glft.a, coin, "a")
-            metrics.set(estimate, glft.k, coin, "k")
-            metrics.set(estimate, glft.q, coin, "q")
-            metrics.set(estimate, glft.half_spread_bps, coin, "half_spread_bps")
+            gauges.sigma.set(glft.sigma)
+            gauges.a.set(glft.a)
+            gauges.k.set(glft.k)
+            gauges.q.set(glft.q)
+            gauges.half_spread_bps.set(glft.half_spread_bps)
         orders = self._within_risk(coin, plan.orders)
         received_ms = quoter.book.received_ms if quoter.book is not None else 0
         # Tick to order is measured from a book that moved us; a requote on the accumulator's

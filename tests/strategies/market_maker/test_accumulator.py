@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import math
 
 from hypothesis import given
 from hypothesis import strategies as st
@@ -106,3 +107,32 @@ def test_never_fires_twice_within_min_interval(
         else:
             assert acc.next_due(now) > now
     assert all(b - a >= min_interval for a, b in itertools.pairwise(fired))
+
+
+@given(
+    events=st.lists(
+        st.tuples(
+            st.sampled_from(["mid", "trade", "fill", "quoted", "due"]),
+            st.sampled_from([0.0, 0.05, 0.2, 1.0, 5.0, 6.0, -1.0, math.nan, math.inf]),
+            st.floats(min_value=99.0, max_value=101.0),
+        ),
+        max_size=40,
+    )
+)
+def test_due_is_not_cooling_and_a_trigger(events: list[tuple[str, float, float]]) -> None:
+    """``due`` (no trigger set built) is ``not cooling and triggers``, the rule it stands for:
+    through mids, trades, fills, quotes, repeated times, times going back, NaN and infinity."""
+    accumulator = EventAccumulator()
+    now = 0.0
+    for kind, step, mid in events:
+        now += step
+        if kind == "mid":
+            accumulator.on_mid(mid, now)
+        elif kind == "trade":
+            accumulator.on_trade(now)
+        elif kind == "fill":
+            accumulator.on_fill(now)
+        elif kind == "quoted":
+            accumulator.quoted(mid, now)
+        expected = not accumulator.cooling(now) and bool(accumulator.triggers(now))
+        assert accumulator.due(now) == expected
