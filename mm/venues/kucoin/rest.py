@@ -159,15 +159,9 @@ class KucoinRestTransport:
             raise RequestTimeout(f"{method} {path}: no answer within the deadline") from error
         except httpx.TransportError as error:
             raise KucoinUnavailable(f"{method} {path}: {type(error).__name__}") from error
-        now = trio.current_time()
-        self.budget.observe(pool, response.headers, now)
-        if response.status_code >= 500:
-            raise KucoinUnavailable(f"{method} {path}: HTTP {response.status_code}")
-        try:
-            return unwrap(response.status_code, response.content)
-        except RateLimited:
-            self.budget.refused(pool, now)
-            raise
+        return self._answered(
+            method, path, pool, response.status_code, response.headers, response.content
+        )
 
     async def _on_lane(
         self,
@@ -214,12 +208,25 @@ class KucoinRestTransport:
             raise KucoinUnavailable(f"{method} {path}: {error}") from error
         except trio.TooSlowError as error:
             raise RequestTimeout(f"{method} {path}: no answer within the deadline") from error
+        return self._answered(method, path, pool, answer.status, answer.headers, answer.body)
+
+    def _answered(
+        self,
+        method: str,
+        path: str,
+        pool: str,
+        status: int,
+        headers: Mapping[str, str],
+        body: bytes,
+    ) -> Any:
+        """An answer's ``data``, its rate-limit headers given back to the budget (see the
+        module for what raises)."""
         now = trio.current_time()
-        self.budget.observe(pool, answer.headers, now)
-        if answer.status >= 500:
-            raise KucoinUnavailable(f"{method} {path}: HTTP {answer.status}")
+        self.budget.observe(pool, headers, now)
+        if status >= 500:
+            raise KucoinUnavailable(f"{method} {path}: HTTP {status}")
         try:
-            return unwrap(answer.status, answer.body)
+            return unwrap(status, body)
         except RateLimited:
             self.budget.refused(pool, now)
             raise
