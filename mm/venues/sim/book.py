@@ -126,6 +126,11 @@ class OrderBook:
         order = self.orders.get(oid)
         if order is None:
             return None
+        self.remove_order(order)
+        return order
+
+    def remove_order(self, order: Order) -> None:
+        """Take ``order``, which rests here, off the book."""
         self._unindex(order)
         side = 1 if order.is_buy else 0
         queue = self._queues[side][order.px]
@@ -134,7 +139,6 @@ class OrderBook:
             del self._queues[side][order.px]
             prices = self._prices[side]
             del prices[bisect_left(prices, order.px)]
-        return order
 
     def levels(self, is_buy: bool, depth: int) -> list[tuple[int, int, int]]:
         """Up to ``depth`` levels of one side, best first: (price, total size, order count)."""

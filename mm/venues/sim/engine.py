@@ -334,9 +334,36 @@ class Engine:
         without the checks only a trading user's order can fail (margin, notional, cloids).
         ``px`` must be a valid price (``AssetSpec.round_px`` gives one) and ``lots`` positive.
         The oid when the order rests; None when it traded in full on arrival."""
-        order = self._numbered(Order(0, user, asset, is_buy, px, lots, lots, now))
-        self._execute(order, now)
-        return order.oid if order.sz else None
+        oid = self._next_oid
+        self._next_oid = oid + 1
+        order = Order(oid, user, asset, is_buy, px, lots, lots, now)
+        book = self.books[asset]
+        if book.would_cross(is_buy, px):
+            self._execute(order, now)
+            return oid if order.sz else None
+        # What _execute does with an order that meets nothing (the synthetic market's ladder,
+        # nearly always): no match, no trade, no record for a system user; it rests.
+        book.insert(order)
+        self.events.append(self._book_changed[asset])
+        return oid
+
+    def cancel_system(self, user: str, asset: int, oids: Iterable[int], now: int) -> None:
+        """:meth:`cancel` of each of a system user's ``oids`` that still rests (one traded
+        away is skipped, as :meth:`cancel` refuses it), with the same events: a system user's
+        order has no status, record or cloid to close."""
+        if user not in self.system_users:
+            for oid in oids:
+                self.cancel(user, asset, oid, now)
+            return
+        book = self.books[asset]
+        resting = book.orders
+        changed = self._book_changed[asset]
+        events = self.events
+        for oid in oids:
+            order = resting.get(oid)
+            if order is not None and order.user == user:
+                book.remove_order(order)
+                events.append(changed)
 
     def _numbered(self, order: Order) -> Order:
         """``order`` with the venue's next oid."""

@@ -161,8 +161,7 @@ class SyntheticMarket:
 
     def _requote(self, asset: int, now_ms: int, flow: Flow | None = None) -> None:
         engine = self.engine
-        for oid in self._ladder[asset]:
-            engine.cancel(LIQUIDITY_USER, asset, oid, now_ms)
+        engine.cancel_system(LIQUIDITY_USER, asset, self._ladder[asset], now_ms)
         spec = engine.specs[asset]
         config = self.config
         mid = self.mid[asset]
