@@ -73,13 +73,20 @@ class AssetSpec:
 
         Never below one tick: a price that rounds down to nothing gives the smallest price.
         """
-        units = price * 10.0**self.px_decimals
-        if 1.0 <= units < SAFE_FLOAT_UNITS:
-            below = math.floor(units)
-            if min(units - below, below + 1 - units) > FLOAT_MARGIN * units:
-                # Far from a whole tick (the common case): the float's floor and ceiling are its
-                # exact decimal form's (the two differ by a few ulps), in integers alone; at
-                # least one tick, as ``below`` is.
-                return numbers.snap_ticks(below + 1 if up else below, self.px_decimals, up=up)
-        exact = numbers.exact_units(price, self.px_decimals)
-        return max(numbers.round_ticks(exact, self.px_decimals, up=up), 1)
+        px_decimals = MAX_PERP_DECIMALS - self.sz_decimals
+        return round_px(price, px_decimals, 10.0**px_decimals, up=up)
+
+
+def round_px(price: float, px_decimals: int, scale: float, *, up: bool) -> int:
+    """:meth:`AssetSpec.round_px` for a spec of ``px_decimals`` (``scale`` is
+    ``10.0**px_decimals``), for a caller that rounds many prices of one asset."""
+    units = price * scale
+    if 1.0 <= units < SAFE_FLOAT_UNITS:
+        below = math.floor(units)
+        if min(units - below, below + 1 - units) > FLOAT_MARGIN * units:
+            # Far from a whole tick (the common case): the float's floor and ceiling are its
+            # exact decimal form's (the two differ by a few ulps), in integers alone; at
+            # least one tick, as ``below`` is.
+            return numbers.snap_ticks(below + 1 if up else below, px_decimals, up=up)
+    exact = numbers.exact_units(price, px_decimals)
+    return max(numbers.round_ticks(exact, px_decimals, up=up), 1)

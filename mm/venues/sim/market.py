@@ -26,6 +26,7 @@ import random
 
 import attrs
 
+from mm.venues.sim.assets import round_px
 from mm.venues.sim.config import MarketConfig
 from mm.venues.sim.engine import Engine
 
@@ -114,6 +115,12 @@ class SyntheticMarket:
         self.rng = rng
         self.cascades: list[Cascade] = []
         self._ladder: dict[int, list[int]] = {asset: [] for asset in start_px}
+        # Each ladder level's price as a multiple of the mid, (bid, ask): the same floats the
+        # offsets give (``1 - offset`` is computed before it multiplies the mid either way).
+        self._factors: list[tuple[float, float]] = []
+        for level in range(config.liquidity_levels):
+            offset = (config.liquidity_spread_bps / 2 + level * config.liquidity_step_bps) * BPS
+            self._factors.append((1 - offset, 1 + offset))
 
     def start_cascade(
         self,
@@ -160,25 +167,35 @@ class SyntheticMarket:
         self.cascades = [c for c in self.cascades if c.end_ms > now_ms]
 
     def _requote(self, asset: int, now_ms: int, flow: Flow | None = None) -> None:
+        """Cancel the asset's ladder and place a new one around the mid, best level first and
+        bid before ask, each order a new oid at the back of its price's queue."""
         engine = self.engine
         engine.cancel_system(LIQUIDITY_USER, asset, self._ladder[asset], now_ms)
         spec = engine.specs[asset]
-        config = self.config
+        px_decimals = spec.px_decimals
+        scale = 10.0**px_decimals
+        rest = engine.rest_system
         mid = self.mid[asset]
-        flow = flow or Flow()
+        size_usd = self.config.liquidity_size_usd
+        if flow is None:
+            bid_usd = ask_usd = size_usd * 1.0  # what a neutral Flow gives, bit for bit
+        else:
+            bid_usd, ask_usd = size_usd * flow.bid_size, size_usd * flow.ask_size
         lots_per_unit = 10**spec.sz_decimals
-        usd = {True: config.liquidity_size_usd * flow.bid_size}
-        usd[False] = config.liquidity_size_usd * flow.ask_size
         placed: list[int] = []
-        for level in range(config.liquidity_levels):
-            offset = (config.liquidity_spread_bps / 2 + level * config.liquidity_step_bps) * BPS
-            for is_buy in (True, False):
-                price = mid * (1 - offset) if is_buy else mid * (1 + offset)
-                ticks = spec.round_px(price, up=not is_buy)
-                lots = max(1, round(usd[is_buy] / price * lots_per_unit))
-                resting = engine.rest_system(LIQUIDITY_USER, asset, is_buy, ticks, lots, now_ms)
-                if resting is not None:
-                    placed.append(resting)
+        for below, above in self._factors:
+            price = mid * below
+            lots = max(1, round(bid_usd / price * lots_per_unit))
+            ticks = round_px(price, px_decimals, scale, up=False)
+            resting = rest(LIQUIDITY_USER, asset, True, ticks, lots, now_ms)
+            if resting is not None:
+                placed.append(resting)
+            price = mid * above
+            lots = max(1, round(ask_usd / price * lots_per_unit))
+            ticks = round_px(price, px_decimals, scale, up=True)
+            resting = rest(LIQUIDITY_USER, asset, False, ticks, lots, now_ms)
+            if resting is not None:
+                placed.append(resting)
         self._ladder[asset] = placed
 
     def _takers(self, asset: int, now_ms: int, dt_s: float, flow: Flow | None = None) -> None:
