@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from bisect import bisect_left, insort
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 
 import attrs
 
@@ -120,6 +120,49 @@ class OrderBook:
         if mine is None:
             mine = self._by_user[order.user] = {}
         mine[order.oid] = order
+
+    def rest_passive(self, orders: Sequence[Order], start: int) -> int:
+        """:meth:`insert` ``orders[start:]`` in turn while none would trade on arrival; the
+        index of the first that would (``len(orders)`` when all rest). For a ladder of orders
+        placed at once: one call instead of a crossing check and an insert each."""
+        asks, bids = self._prices
+        ask_queues, bid_queues = self._queues
+        resting = self.orders
+        by_user = self._by_user
+        for index in range(start, len(orders)):
+            order = orders[index]
+            px = order.px
+            if order.is_buy:
+                if asks and px >= asks[0]:
+                    return index
+                prices, queues = bids, bid_queues
+            else:
+                if bids and px <= bids[-1]:
+                    return index
+                prices, queues = asks, ask_queues
+            queue = queues.get(px)
+            if queue is None:
+                queue = queues[px] = deque()
+                insort(prices, px)
+            queue.append(order)
+            resting[order.oid] = order
+            mine = by_user.get(order.user)
+            if mine is None:
+                mine = by_user[order.user] = {}
+            mine[order.oid] = order
+        return len(orders)
+
+    def remove_many(self, user: str, oids: Iterable[int]) -> int:
+        """:meth:`remove_order` each of ``oids`` that rests here and is ``user``'s (the others
+        are skipped); how many were removed."""
+        resting = self.orders
+        removed = 0
+        for oid in oids:
+            order = resting.get(oid)
+            if order is not None and order.user == user:
+                self.remove_order(order)
+                removed += 1
+        return removed
 
     def remove(self, oid: int) -> Order | None:
         """Take a resting order off the book; None if it is not resting."""

@@ -328,24 +328,42 @@ class Engine:
         return self._execute(self._numbered(order), now)
 
     def rest_system(
-        self, user: str, asset: int, is_buy: bool, px: int, lots: int, now: int
-    ) -> int | None:
-        """A system user's good-till-canceled order: what :meth:`place_ticks` does with it,
-        without the checks only a trading user's order can fail (margin, notional, cloids).
-        ``px`` must be a valid price (``AssetSpec.round_px`` gives one) and ``lots`` positive.
-        The oid when the order rests; None when it traded in full on arrival."""
-        oid = self._next_oid
-        self._next_oid = oid + 1
-        order = Order(oid, user, asset, is_buy, px, lots, lots, now)
+        self,
+        user: str,
+        asset: int,
+        quotes: Sequence[tuple[bool, int, int]],
+        now: int,
+    ) -> list[int]:
+        """A system user's good-till-canceled orders, placed in turn, each ``(is_buy, px,
+        lots)``: what :meth:`place_ticks` does with them, without the checks only a trading
+        user's order can fail (margin, notional, cloids). Each ``px`` must be a valid price
+        (``AssetSpec.round_px`` gives one) and each ``lots`` positive. The oids of those that
+        rested on arrival (one that traded in full rests not); the oids run on in ``quotes``'
+        order, one each."""
+        first = self._next_oid
+        orders = [
+            Order(first + index, user, asset, is_buy, px, lots, lots, now)
+            for index, (is_buy, px, lots) in enumerate(quotes)
+        ]
+        self._next_oid = first + len(orders)
         book = self.books[asset]
-        if book.would_cross(is_buy, px):
-            self._execute(order, now)
-            return oid if order.sz else None
-        # What _execute does with an order that meets nothing (the synthetic market's ladder,
-        # nearly always): no match, no trade, no record for a system user; it rests.
-        book.insert(order)
-        self.events.append(self._book_changed[asset])
-        return oid
+        changed = self._book_changed[asset]
+        events = self.events
+        rested: list[int] = []
+        index = 0
+        while index < len(orders):
+            # What _execute does with an order that meets nothing (the synthetic market's
+            # ladder, nearly always): no match, no trade, no record for a system user; it rests.
+            stop = book.rest_passive(orders, index)
+            events.extend([changed] * (stop - index))
+            rested.extend(order.oid for order in orders[index:stop])
+            if stop < len(orders):
+                crossing = orders[stop]
+                self._execute(crossing, now)
+                if crossing.sz:
+                    rested.append(crossing.oid)
+            index = stop + 1
+        return rested
 
     def cancel_system(self, user: str, asset: int, oids: Iterable[int], now: int) -> None:
         """:meth:`cancel` of each of a system user's ``oids`` that still rests (one traded
@@ -355,15 +373,8 @@ class Engine:
             for oid in oids:
                 self.cancel(user, asset, oid, now)
             return
-        book = self.books[asset]
-        resting = book.orders
-        changed = self._book_changed[asset]
-        events = self.events
-        for oid in oids:
-            order = resting.get(oid)
-            if order is not None and order.user == user:
-                book.remove_order(order)
-                events.append(changed)
+        removed = self.books[asset].remove_many(user, oids)
+        self.events.extend([self._book_changed[asset]] * removed)
 
     def _numbered(self, order: Order) -> Order:
         """``order`` with the venue's next oid."""

@@ -174,7 +174,6 @@ class SyntheticMarket:
         spec = engine.specs[asset]
         px_decimals = spec.px_decimals
         scale = 10.0**px_decimals
-        rest = engine.rest_system
         mid = self.mid[asset]
         size_usd = self.config.liquidity_size_usd
         if flow is None:
@@ -182,21 +181,15 @@ class SyntheticMarket:
         else:
             bid_usd, ask_usd = size_usd * flow.bid_size, size_usd * flow.ask_size
         lots_per_unit = 10**spec.sz_decimals
-        placed: list[int] = []
+        quotes: list[tuple[bool, int, int]] = []
         for below, above in self._factors:
             price = mid * below
             lots = max(1, round(bid_usd / price * lots_per_unit))
-            ticks = round_px(price, px_decimals, scale, up=False)
-            resting = rest(LIQUIDITY_USER, asset, True, ticks, lots, now_ms)
-            if resting is not None:
-                placed.append(resting)
+            quotes.append((True, round_px(price, px_decimals, scale, up=False), lots))
             price = mid * above
             lots = max(1, round(ask_usd / price * lots_per_unit))
-            ticks = round_px(price, px_decimals, scale, up=True)
-            resting = rest(LIQUIDITY_USER, asset, False, ticks, lots, now_ms)
-            if resting is not None:
-                placed.append(resting)
-        self._ladder[asset] = placed
+            quotes.append((False, round_px(price, px_decimals, scale, up=True), lots))
+        self._ladder[asset] = engine.rest_system(LIQUIDITY_USER, asset, quotes, now_ms)
 
     def _takers(self, asset: int, now_ms: int, dt_s: float, flow: Flow | None = None) -> None:
         config = self.config

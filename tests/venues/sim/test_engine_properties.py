@@ -16,6 +16,7 @@ operation, checks it against a plain reference model of the resting orders:
 
 from __future__ import annotations
 
+import itertools
 from collections import defaultdict
 from typing import Any
 
@@ -547,23 +548,34 @@ ORDER = st.tuples(
 @settings(max_examples=60, deadline=None)
 @given(st.lists(ORDER, min_size=1, max_size=60))
 def test_rest_system_is_place_ticks_for_a_system_users_order(orders: list[Any]) -> None:
-    """A system user's Gtc order sent through ``rest_system`` leaves the same books, events and
-    numbering as through ``place_ticks``; other users' orders in between go the usual way."""
+    """System users' Gtc orders sent through ``rest_system`` (a run of them on one asset in one
+    call, as the synthetic market sends its ladder) leave the same books, events and numbering
+    as each through ``place_ticks``; other users' orders in between go the usual way."""
     engines = [Engine(SPECS, system_users=(MKT,)) for _ in range(2)]
     for engine in engines:
         engine.fund("u0", 1_000_000.0)
-    for time, (user, asset, is_buy, level, lots) in enumerate(orders, start=1):
+    runs = itertools.groupby(orders, key=lambda order: (order[0], order[1]))
+    for time, ((user, asset), run) in enumerate(runs, start=1):
         spec = SPECS[asset]
-        ticks = spec.parse_px(price_text(asset, level))
-        assert ticks is not None
-        placed = engines[0].place_ticks(user, asset, is_buy, ticks, lots * 10, T0 + time)
+        quotes = []
+        for _, _, is_buy, level, lots in run:
+            ticks = spec.parse_px(price_text(asset, level))
+            assert ticks is not None
+            quotes.append((is_buy, ticks, lots * 10))
         if user == MKT:
-            oid = engines[1].rest_system(user, asset, is_buy, ticks, lots * 10, T0 + time)
-            assert oid == (placed.oid if isinstance(placed, Resting) else None)
+            placed = [
+                engines[0].place_ticks(user, asset, is_buy, ticks, lots, T0 + time)
+                for is_buy, ticks, lots in quotes
+            ]
+            rested = engines[1].rest_system(user, asset, quotes, T0 + time)
+            assert rested == [result.oid for result in placed if isinstance(result, Resting)]
         else:
-            assert (
-                engines[1].place_ticks(user, asset, is_buy, ticks, lots * 10, T0 + time) == placed
-            )
+            for is_buy, ticks, lots in quotes:
+                placed_one = engines[0].place_ticks(user, asset, is_buy, ticks, lots, T0 + time)
+                assert (
+                    engines[1].place_ticks(user, asset, is_buy, ticks, lots, T0 + time)
+                    == placed_one
+                )
     first, second = engines
     assert repr(first.events) == repr(second.events)  # orders compare by identity
     for one, other in zip(first.books, second.books, strict=True):

@@ -38,10 +38,10 @@ class CountingEngine(Engine):
         return super().place_ticks(user, asset, is_buy, px, lots, now, **kw)
 
     def rest_system(
-        self, user: str, asset: int, is_buy: bool, px: int, lots: int, now: int
-    ) -> int | None:
-        self.sent[user] = self.sent.get(user, 0) + 1
-        return super().rest_system(user, asset, is_buy, px, lots, now)
+        self, user: str, asset: int, quotes: Sequence[tuple[bool, int, int]], now: int
+    ) -> list[int]:
+        self.sent[user] = self.sent.get(user, 0) + len(quotes)
+        return super().rest_system(user, asset, quotes, now)
 
 
 def build(
