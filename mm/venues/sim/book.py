@@ -155,13 +155,30 @@ class OrderBook:
     def remove_many(self, user: str, oids: Iterable[int]) -> int:
         """:meth:`remove_order` each of ``oids`` that rests here and is ``user``'s (the others
         are skipped); how many were removed."""
-        resting = self.orders
+        resting = self._by_user.get(user)
+        if not resting:
+            return 0
+        # remove_order's steps, with the book's containers looked up once for the lot.
+        orders, by_user, queues, prices = self.orders, self._by_user, self._queues, self._prices
         removed = 0
         for oid in oids:
             order = resting.get(oid)
-            if order is not None and order.user == user:
-                self.remove_order(order)
-                removed += 1
+            if order is None:
+                continue
+            del orders[oid]
+            del resting[oid]
+            side = 1 if order.is_buy else 0
+            px = order.px
+            queue = queues[side][px]
+            queue.remove(order)
+            if not queue:
+                del queues[side][px]
+                side_prices = prices[side]
+                del side_prices[bisect_left(side_prices, px)]
+            removed += 1
+            if not resting:
+                del by_user[user]
+                break
         return removed
 
     def remove(self, oid: int) -> Order | None:
