@@ -11,6 +11,7 @@ most ``px_decimals`` decimals; a size is rounded to ``szDecimals``. The rules th
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 
 import attrs
 
@@ -90,3 +91,30 @@ def round_px(price: float, px_decimals: int, scale: float, *, up: bool) -> int:
             return numbers.snap_ticks(below + 1 if up else below, px_decimals, up=up)
     exact = numbers.exact_units(price, px_decimals)
     return max(numbers.round_ticks(exact, px_decimals, up=up), 1)
+
+
+def round_pxs(prices: Iterable[float], px_decimals: int, *, up: bool) -> list[int]:
+    """:func:`round_px` of each of ``prices`` (a ladder's, one side): the same ticks, with the
+    steps of ``numbers.snap_ticks`` in line and its tick step kept while the candidates keep
+    their count of digits (it changes only across a power of ten)."""
+    scale = 10.0**px_decimals
+    floor = math.floor
+    ticks: list[int] = []
+    low = high = step = 0  # candidates in [low, high) snap to multiples of step
+    for price in prices:
+        units = price * scale
+        if 1.0 <= units < SAFE_FLOAT_UNITS:
+            below = floor(units)
+            if min(units - below, below + 1 - units) > FLOAT_MARGIN * units:
+                candidate = below + 1 if up else below  # at least one tick
+                if not low <= candidate < high:
+                    digits = len(str(candidate))
+                    low, high = 10 ** (digits - 1), 10**digits
+                    step = 10 ** min(max(digits - MAX_SIG_FIGS, 0), px_decimals)
+                remainder = candidate % step
+                if remainder:
+                    candidate += (step if up else 0) - remainder
+                ticks.append(candidate)
+                continue
+        ticks.append(round_px(price, px_decimals, scale, up=up))
+    return ticks

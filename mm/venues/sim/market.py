@@ -26,7 +26,7 @@ import random
 
 import attrs
 
-from mm.venues.sim.assets import round_px
+from mm.venues.sim.assets import round_pxs
 from mm.venues.sim.config import MarketConfig
 from mm.venues.sim.engine import Engine
 
@@ -173,7 +173,6 @@ class SyntheticMarket:
         engine.cancel_system(LIQUIDITY_USER, asset, self._ladder[asset], now_ms)
         spec = engine.specs[asset]
         px_decimals = spec.px_decimals
-        scale = 10.0**px_decimals
         mid = self.mid[asset]
         size_usd = self.config.liquidity_size_usd
         if flow is None:
@@ -181,14 +180,16 @@ class SyntheticMarket:
         else:
             bid_usd, ask_usd = size_usd * flow.bid_size, size_usd * flow.ask_size
         lots_per_unit = 10**spec.sz_decimals
+        bid_prices = [mid * below for below, _ in self._factors]
+        ask_prices = [mid * above for _, above in self._factors]
+        bid_ticks = round_pxs(bid_prices, px_decimals, up=False)
+        ask_ticks = round_pxs(ask_prices, px_decimals, up=True)
         quotes: list[tuple[bool, int, int]] = []
-        for below, above in self._factors:
-            price = mid * below
-            lots = max(1, round(bid_usd / price * lots_per_unit))
-            quotes.append((True, round_px(price, px_decimals, scale, up=False), lots))
-            price = mid * above
-            lots = max(1, round(ask_usd / price * lots_per_unit))
-            quotes.append((False, round_px(price, px_decimals, scale, up=True), lots))
+        for bid, bid_px, ask, ask_px in zip(
+            bid_prices, bid_ticks, ask_prices, ask_ticks, strict=True
+        ):
+            quotes.append((True, bid_px, max(1, round(bid_usd / bid * lots_per_unit))))
+            quotes.append((False, ask_px, max(1, round(ask_usd / ask * lots_per_unit))))
         self._ladder[asset] = engine.rest_system(LIQUIDITY_USER, asset, quotes, now_ms)
 
     def _takers(self, asset: int, now_ms: int, dt_s: float, flow: Flow | None = None) -> None:

@@ -15,7 +15,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from mm.venues.hyperliquid import numbers
-from mm.venues.sim.assets import AssetSpec, format_fixed
+from mm.venues.sim.assets import AssetSpec, format_fixed, round_pxs
 
 BTC = AssetSpec(0, "BTC", 5)
 ETH = AssetSpec(1, "ETH", 4)
@@ -283,3 +283,37 @@ def test_round_px_agrees_with_the_exact_decimal_rounding(
     assert spec.round_px(price, up=up) == max(
         numbers.round_ticks(exact, spec.px_decimals, up=up), 1
     )
+
+
+@given(
+    st.sampled_from(SPECS),
+    st.lists(
+        st.tuples(
+            st.floats(min_value=1e-9, max_value=1e9, allow_nan=False, allow_infinity=False),
+            st.sampled_from([0.0, 1e-15, -1e-15, 1e-12, -1e-9]),
+        ),
+        max_size=30,
+    ),
+    st.sampled_from([None, 0.9999, 1.0001]),
+    st.booleans(),
+)
+def test_round_pxs_is_round_px_of_each(
+    spec: AssetSpec, drawn: list[tuple[float, float]], ladder: float | None, up: bool
+) -> None:
+    """round_pxs keeps each run of digits' tick step: it must give round_px's ticks for any
+    prices, a ladder's (each a step from the last, crossing powers of ten now and then) and
+    scattered ones, near whole ticks (the nudges) included."""
+    prices = [price * (1 + nudge) for price, nudge in drawn]
+    if ladder is not None and prices:
+        prices = [prices[0] * ladder**level for level in range(len(prices))]
+    assert round_pxs(prices, spec.px_decimals, up=up) == [
+        spec.round_px(price, up=up) for price in prices
+    ]
+
+
+@pytest.mark.parametrize("up", [False, True])
+def test_round_pxs_across_powers_of_ten(up: bool) -> None:
+    # A ladder through 10**5 and 10**6 ticks of BTC (5 significant figures: the step grows).
+    prices = [9_999.0 + 0.37 * level for level in range(8)] + [99_999.3, 100_000.7, 100_012.4]
+    prices += [123_456.7, 99_998.1, 9_999.95, 0.05, 1e-9]
+    assert round_pxs(prices, BTC.px_decimals, up=up) == [BTC.round_px(p, up=up) for p in prices]
