@@ -13,11 +13,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import trio
 
 from mm.app import Service
 from tests.e2e.virtual import resting_sides, shipped_service, venue, wait_for
 from tests.hyperliquid_adapter import hyperliquid
+
+pytestmark = pytest.mark.slow
 
 MINUTE = 60.0
 

@@ -38,6 +38,8 @@ from tests.e2e.mmproc import LOCAL, MMProcess, mm_env
 from tests.ids import hl_oid, hl_tid
 from tests.venues.sim.sdk.helpers import ANNOUNCEMENT, Sim, stop
 
+pytestmark = pytest.mark.slow
+
 ACCOUNT = address_from_private_key(DEV_PRIVATE_KEY).lower()
 CYCLES = 10
 AGREE_WITHIN_S = 5.0  # after each restart: the journal and the positions equal the venue's

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import trio
 
 from mm.app import Service
@@ -26,6 +27,8 @@ from mm.venues.sim.book import Order
 from tests.e2e.virtual import shipped_service, venue, wait_for
 from tests.hyperliquid_adapter import hyperliquid
 from tests.ids import hl_oid
+
+pytestmark = pytest.mark.slow
 
 # The random drops' mean interval: a drop hits the next message after a wait drawn from the
 # seed. 150 s keeps them under the flapping rung (5 disconnects in 300 s move mm to

@@ -35,6 +35,7 @@ import math
 from pathlib import Path
 
 import httpx
+import pytest
 import trio
 import trio.testing
 from prometheus_client import CollectorRegistry
@@ -53,6 +54,8 @@ from mm.venues.hyperliquid.wire import approve_agent_request, new_cloid
 from mm.venues.hyperliquid.ws import WsConnection
 from mm.venues.sim.venue import SimVenue
 from tests.e2e.virtual import SHIPPED_CONFIG, shipped_env
+
+pytestmark = pytest.mark.slow
 
 HOUR = 3600.0
 DAY = 24 * HOUR
