@@ -157,6 +157,10 @@ class TriangleDesk:
         # The venue's pushed balances: the slots' balance override (await_balance, live only).
         self.balances = BalanceBoard()
         self.metrics = TriarbMetrics(context.registry)
+        # The signal counter's two children, looked up once: ``offer`` runs in the feed's task
+        # for every signal, ahead of the slot that takes it (a ``labels`` call is ~10 us).
+        self._queued_signals = self.metrics.signals.labels(fate="queued")
+        self._dropped_signals = self.metrics.signals.labels(fate="dropped")
         self.recent: deque[TriangleReport] = deque(maxlen=RECENT_KEPT)
         self.queued = 0
         self.dropped = 0
@@ -173,10 +177,10 @@ class TriangleDesk:
             self._signals_send.send_nowait(signal)
         except trio.WouldBlock:
             self.dropped += 1
-            self.metrics.signals.labels(fate="dropped").inc()
+            self._dropped_signals.inc()
             return False
         self.queued += 1
-        self.metrics.signals.labels(fate="queued").inc()
+        self._queued_signals.inc()
         return True
 
     def on_fill(self, fill: Fill) -> None:
@@ -260,15 +264,17 @@ class TriangleDesk:
         """The limits' answer for a claimed triangle (None: it starts)."""
         self.metrics.busy.set(self.claims.busy_count())
         limiter = self.limiter
-        # The balances as decimals only when an inventory limit reads them.
-        balances = (
-            {
+        # The balances as decimals only when an inventory limit reads them, and then only the
+        # triangle's currencies (the limits read its legs' targets; a currency held at 0 or not
+        # at all reads as the limiter's 0).
+        balances: Mapping[str, Decimal] = _NO_BALANCES
+        if limiter.limits_inventory:
+            held = self.context.portfolio.balances
+            balances = {
                 currency: Decimal(repr(amount))
-                for currency, amount in self.context.portfolio.balances.snapshot().items()
+                for currency in signal.triangle.currencies
+                if (amount := held.get(currency)) != 0.0
             }
-            if limiter.limits_inventory
-            else _NO_BALANCES
-        )
         breach = limiter.admit(
             signal.evaluation, balances, self._wall_ms(), self.context.permissions.permission
         )

@@ -355,7 +355,9 @@ def _walk(
     instruments: Mapping[str, Instrument],
     terms: Terms,
 ) -> Evaluation | Refusal:
-    capacity = achievable_volume(triangle, views, instruments, terms)
+    if len(views) != 3:
+        raise ValueError(f"a triangle walks three books, got {len(views)}")
+    capacity = _achievable(triangle, views, terms)
     first_leg = triangle.legs[0]
     volume = _floor_input(first_leg, instruments[first_leg.symbol], terms, capacity)
     if volume <= 0:
@@ -535,17 +537,27 @@ def achievable_volume(
     """The start volume evaluated: ``terms.start_volume``, or less when the visible depth
     carries less (the last leg's depth taken back through the legs before it: the most each
     leg may spend and still yield no more than the next leg's books take)."""
+    if len(views) != 3:
+        raise ValueError(f"a triangle walks three books, got {len(views)}")
     with decimal.localcontext(_CONTEXT):
-        most: Decimal | None = None  # what the next leg can spend: no bound after the last
-        for leg, view in reversed(tuple(zip(triangle.legs, views, strict=True))):
-            fee_rate = terms.fees.get(leg.symbol, _ZERO)
-            if leg.side is Side.BUY:
-                most = _funds_for_base(view.decimal_asks, most) * (_ONE + fee_rate)
-            else:
-                proceeds = None if most is None else most / (_ONE - fee_rate)
-                most = _base_for_proceeds(view.decimal_bids, proceeds)
-        carried = _ZERO if most is None else most
-        return min(terms.start_volume, carried * (_ONE - _SLACK))
+        return _achievable(triangle, views, terms)
+
+
+def _achievable(triangle: Triangle, views: Sequence[BookView], terms: Terms) -> Decimal:
+    """``achievable_volume`` in the context it sets (``walk`` is in it already)."""
+    most: Decimal | None = None  # what the next leg can spend: no bound after the last
+    legs = triangle.legs
+    fees = terms.fees
+    for n in (2, 1, 0):
+        leg, view = legs[n], views[n]
+        fee_rate = fees.get(leg.symbol, _ZERO)
+        if leg.side is Side.BUY:
+            most = _funds_for_base(view.decimal_asks, most) * (_ONE + fee_rate)
+        else:
+            proceeds = None if most is None else most / (_ONE - fee_rate)
+            most = _base_for_proceeds(view.decimal_bids, proceeds)
+    carried = _ZERO if most is None else most
+    return min(terms.start_volume, carried * (_ONE - _SLACK))
 
 
 def _funds_for_base(asks: _Levels, base: Decimal | None) -> Decimal:

@@ -63,6 +63,38 @@ def test_shares_stay_within_bounds(remaining: int, reserve: float) -> None:
     assert 0 <= budget.order_budget(0.0) <= remaining
 
 
+@given(
+    pools=st.dictionaries(
+        st.sampled_from(["Spot", "Public", "Management", "Earn"]),
+        st.tuples(
+            st.integers(min_value=1, max_value=4_000),  # the venue's quota
+            st.integers(min_value=-50, max_value=4_000),  # what it says is left
+            st.integers(min_value=0, max_value=30_000),  # ms to the reset
+            st.booleans(),  # then refused (a 429)
+        ),
+        max_size=4,
+    ),
+    now=st.floats(min_value=0, max_value=60),
+)
+def test_headroom_is_the_tightest_share(
+    pools: dict[str, tuple[int, int, int, bool]], now: float
+) -> None:
+    """``headroom`` (worked out on every book, without a dict) is the least of the shares
+    ``headroom_by_kind`` gives, whatever the pools' windows say."""
+    rates = RateBudget()
+    budget = KucoinBudget(rates)
+    for name, (limit, remaining, reset_ms, refused) in pools.items():
+        headers = {
+            "gw-ratelimit-limit": str(limit),
+            "gw-ratelimit-remaining": str(remaining),
+            "gw-ratelimit-reset": str(reset_ms),
+        }
+        rates.observe(name, headers, 1.0)
+        if refused:
+            rates.refused(name, 2.0)
+    assert budget.headroom(now) == min(budget.headroom_by_kind(now).values())
+
+
 def test_a_reserve_outside_zero_to_one_is_refused() -> None:
     with pytest.raises(ValueError, match="order_reserve"):
         KucoinBudget(RateBudget(), order_reserve=1.0)
