@@ -461,8 +461,20 @@ class ExecutorSlot:
         age: float | None,
         reducing: Side | None,
     ) -> Plan:
+        # The hand-over as measured now, recorded once the requests are made: the metrics
+        # delay no order.
+        handover = None
         if plan.calls() and self.on_sending is not None:
-            self.on_sending(self._handover(ladder, plan, grant, age))
+            handover = self._handover(ladder, plan, grant, age)
+        try:
+            return await self._requests(router, ladder, plan, reducing)
+        finally:
+            if handover is not None and self.on_sending is not None:
+                self.on_sending(handover)
+
+    async def _requests(
+        self, router: OrderRouter, ladder: QuoteLadder, plan: Plan, reducing: Side | None
+    ) -> Plan:
         if plan.cancel:
             await router.cancel([order.cloid for order in plan.cancel])
             plan = self._still_within(ladder.coin, plan, reducing)

@@ -12,7 +12,7 @@ are canceled on the way out).
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Mapping, Sequence
-from typing import Any, Protocol, TypeAlias
+from typing import Any, Protocol, TypeAlias, runtime_checkable
 
 import attrs
 from prometheus_client import CollectorRegistry
@@ -119,3 +119,14 @@ class Strategy(Protocol):
     def decisions(self) -> Mapping[str, Any]:
         """What it last decided, per symbol, for incident dumps."""
         ...
+
+
+@runtime_checkable
+class AfterDecision(Protocol):
+    """A strategy with bookkeeping of its decisions (gauges, counters, log lines) that delays no
+    order: the strategy task calls ``after_decision`` once what ``decide`` returned is handed to
+    the executor and the executor's slots have had their turn to send it. Nothing it does may
+    feed the next decision's values but what ``decide`` would have computed itself."""
+
+    def after_decision(self, now: float) -> None:
+        """The bookkeeping of the decision made at ``now``."""

@@ -68,7 +68,7 @@ from mm.execution.slots import (
 from mm.metrics import LATENCY_BUCKETS
 from mm.model import AccountState, Fill, PlaceOrder, Side, TradeId
 from mm.portfolio import MarkoutListener, Markouts, Portfolio
-from mm.strategies.base import Decision, MarketView, Strategy
+from mm.strategies.base import AfterDecision, Decision, MarketView, Strategy
 from mm.strategies.triarb.desk import TriangleDesk
 from mm.strategies.triarb.signals import Signal
 from mm.venues.base import VenueAdapter
@@ -321,6 +321,8 @@ class Trading:
         self.permissions = permissions  # read only: its owners write it
         self.cancel_all = cancel_all
         self.strategy = strategy
+        # Its bookkeeping of a decision, left until the decision's orders are on their way.
+        self._after = strategy if isinstance(strategy, AfterDecision) else None
         self.executor = executor
         self.adapter = adapter
         # The executor's order lifecycle and its way to the venue (once the client is up).
@@ -428,6 +430,7 @@ class Trading:
         now = trio.current_time()
         deadline = now + strategy.wake_in(now)  # when every symbol is evaluated again
         global_state: tuple[bool, frozenset[str]] | None = None
+        after = self._after
         first = True
         while True:
             with trio.move_on_at(deadline):
@@ -458,9 +461,20 @@ class Trading:
                 changed=changed,
                 requote=requote,
             )
+            handed = False
             for command in strategy.decide(now, view):
-                self._hand_over(command, nursery)
-            # The gauges and the console's summary after the hand-over: they delay no order.
+                handed = self._hand_over(command, nursery) or handed
+            if handed:
+                # The slots send first: a slot woken by the hand-over runs in the scheduler's
+                # next pass, beside this task in an order Trio draws at random, so this task
+                # waits out two passes (the second finds the slot's step done: it reached the
+                # order client or its first wait).
+                await trio.lowlevel.checkpoint()
+                await trio.lowlevel.checkpoint()
+            # The bookkeeping, the gauges and the console's summary after the hand-over and the
+            # slots' turn: they delay no order.
+            if after is not None:
+                after.after_decision(now)
             if now - exported_at >= 1.0:
                 self.export()
                 exported_at = now
@@ -491,25 +505,30 @@ class Trading:
                 self._hand_over(command, nursery)
             if book.mid is not None:
                 self.markouts.on_mid(book.coin, book.mid, clock.wall_ms())
+            if self._after is not None:
+                self._after.after_decision(now)
         except Exception as exc:  # the strategy's error, for the strategy task
             self._direct_failure = exc
             self._direct_failed.set()
 
-    def _hand_over(self, command: Decision, nursery: trio.Nursery) -> None:
+    def _hand_over(self, command: Decision, nursery: trio.Nursery) -> bool:
         """A quote ladder goes to its symbol's slot (the latest per symbol wins); a multi-leg
         command runs at once, to its end, beside the others (never conflated); a triangle's
-        signal goes to the triangle desk, or is dropped there when no slot can take it."""
+        signal goes to the triangle desk, or is dropped there when no slot can take it. True
+        when a ladder or a multi-leg command went to a task of its own."""
         if isinstance(command, Signal):
             if self.triangles is None:
                 raise RuntimeError("a triangle signal without a triangle desk to take it")
             self.triangles.offer(command)
-        elif isinstance(command, QuoteLadder):
+            return False
+        if isinstance(command, QuoteLadder):
             book = self.changes.seen(command.coin)  # what the strategy planned it from
             if book is not None:
                 command = command.planned_from(arrival_s(book))
             self._mailbox(command.coin).put(command)
         else:
             nursery.start_soon(self._run_group, command)
+        return True
 
     async def _run_group(self, command: MultiLeg) -> None:
         (group,) = await self.legs.execute(

@@ -182,6 +182,8 @@ class MarketMaker:
         self._quoted_book_ms: dict[str, int] = {}  # the book each symbol was last quoted on
         self._announced: set[str] = set()  # symbols whose first quotes were logged
         self._exported_at = -EXPORT_EVERY_S
+        # The quotes of the last decision, their bookkeeping left for ``after_decision``.
+        self._quoted: list[tuple[str, QuotePlan, list[DesiredOrder], float]] = []
 
     @property
     def symbols(self) -> tuple[str, ...]:
@@ -224,6 +226,8 @@ class MarketMaker:
     # --- deciding ---------------------------------------------------------------------------
 
     def decide(self, now: float, view: MarketView) -> Sequence[Command]:
+        if self._quoted:  # a caller that never asked for the last decision's bookkeeping
+            self.after_decision(now)
         commands: list[Command] = []
         changed = self.quoters.keys() if view.changed is None else view.changed
         for coin in changed:
@@ -243,12 +247,21 @@ class MarketMaker:
                 commands.append(self._quote(coin, quoter, now))
             elif quoter.due(now) or coin in view.requote or self._pulled_by_risk(coin):
                 commands.append(self._quote(coin, quoter, now))
+        return commands
+
+    def after_decision(self, now: float) -> None:
+        """The bookkeeping of the last decision, once its ladders are with the executor: the
+        quotes' gauges, counters and cycle times, the first quotes' log line, and every
+        ``EXPORT_EVERY_S`` the market signals' gauges. Each value is the one the quote computed
+        (nothing here feeds a decision)."""
+        quoted, self._quoted = self._quoted, []
+        for coin, plan, orders, elapsed in quoted:
+            self._record(coin, plan, orders, elapsed)
         if now - self._exported_at >= EXPORT_EVERY_S:
             self._exported_at = now
             for coin, quoter in self.quoters.items():
                 for name, value in quoter.signals(now).items():
                     self.metrics.signal.labels(symbol=coin, name=name).set(value)
-        return commands
 
     def wake_in(self, now: float) -> float:
         """The requote timer, or sooner when a quoting symbol's book turns stale (to pull its
@@ -292,11 +305,29 @@ class MarketMaker:
         return []
 
     def _quote(self, coin: str, quoter: SymbolQuoter, now: float) -> QuoteLadder:
+        """The coin's ladder: the quoter's plan within what the board allows. Its gauges and
+        log line wait for ``after_decision`` (they delay no order)."""
         started = time.perf_counter()
         plan = quoter.quote(now)
-        self.metrics.cycle.observe(time.perf_counter() - started)
+        elapsed = time.perf_counter() - started
         self.last_plans[coin] = plan
+        orders = self._within_risk(coin, plan.orders)
+        self._quoted.append((coin, plan, orders, elapsed))
+        received_ms = quoter.book.received_ms if quoter.book is not None else 0
+        # Tick to order is measured from a book that moved us; a requote on the accumulator's
+        # timer with a book already quoted on carries no tick (0: not measured).
+        if received_ms == self._quoted_book_ms.get(coin):
+            received_ms = 0
+        else:
+            self._quoted_book_ms[coin] = received_ms
+        return QuoteLadder(coin, tuple(orders), self.ticks[coin], received_ms)
+
+    def _record(
+        self, coin: str, plan: QuotePlan, orders: list[DesiredOrder], elapsed: float
+    ) -> None:
+        """One quote's gauges, counters and cycle time, and the coin's first quotes' log line."""
         metrics = self.metrics
+        metrics.cycle.observe(elapsed)
         metrics.child(metrics.gate, coin, plan.reason or "quoting").inc()
         gauges = metrics.quote_gauges(coin)
         if plan.bid is not None and plan.ask is not None and plan.mid:
@@ -312,14 +343,6 @@ class MarketMaker:
             gauges.k.set(glft.k)
             gauges.q.set(glft.q)
             gauges.half_spread_bps.set(glft.half_spread_bps)
-        orders = self._within_risk(coin, plan.orders)
-        received_ms = quoter.book.received_ms if quoter.book is not None else 0
-        # Tick to order is measured from a book that moved us; a requote on the accumulator's
-        # timer with a book already quoted on carries no tick (0: not measured).
-        if received_ms == self._quoted_book_ms.get(coin):
-            received_ms = 0
-        else:
-            self._quoted_book_ms[coin] = received_ms
         if orders and coin not in self._announced:
             self._announced.add(coin)
             sides = {order.side for order in orders}
@@ -332,7 +355,6 @@ class MarketMaker:
                 _price(plan.ask),
                 len(orders),
             )
-        return QuoteLadder(coin, tuple(orders), self.ticks[coin], received_ms)
 
     def _within_risk(self, coin: str, orders: list[DesiredOrder]) -> list[DesiredOrder]:
         """The board has the last word: pull everything, or keep the reducing side."""
