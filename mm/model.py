@@ -104,6 +104,11 @@ class OrderStatus(enum.Enum):
 
 _POWERS: Final = tuple(10**decimals for decimals in range(12))
 _EXACT_UNITS: Final = 2**52  # below this many units, float_units needs no Decimal
+# Instrument.price_ticks' float path: below _FLOAT_TICKS ticks, ``px * ticks_per_unit`` is
+# within 3.4e-16 of itself (so under 3.4e-7 ticks) of the exact quotient; a fraction of a tick
+# farther than _FLOAT_GAP from a whole one leaves the floor and the ceiling unambiguous.
+_FLOAT_TICKS: Final = 1e9
+_FLOAT_GAP: Final = 1e-6
 
 
 def float_units(value: float, decimals: int) -> tuple[int, bool]:
@@ -198,6 +203,8 @@ class Instrument:
     # Tick counts from which the significant-figure rule coarsens the grid tenfold more: a
     # count of 10**(figures + j) ticks or more has a step of 10**(j + 1), up to a whole unit.
     _step_bounds: tuple[int, ...] = attrs.field(init=False, default=(), eq=False, repr=False)
+    # Ticks per unit of quote as a float (10**decimals / unit): price_ticks' float path.
+    _ticks_per_unit: float = attrs.field(init=False, default=1.0, eq=False, repr=False)
 
     def __attrs_post_init__(self) -> None:
         for name in ("price_increment", "size_increment"):
@@ -213,6 +220,7 @@ class Instrument:
         object.__setattr__(self, "_lot_unit", lot_unit)
         object.__setattr__(self, "_lot_decimals", lot_decimals)
         object.__setattr__(self, "_px_scale", 10**px_decimals)
+        object.__setattr__(self, "_ticks_per_unit", 10**px_decimals / px_unit)
         object.__setattr__(self, "_lot_scale", 10**lot_decimals)
         object.__setattr__(self, "_min_size_bound", _below_bound(self.min_size))
         if self.price_sig_figs is not None:
@@ -269,7 +277,21 @@ class Instrument:
         return candidate - remainder + (step if up else 0)
 
     def price_ticks(self, px: float, *, up: bool) -> int:
-        """``px`` rounded to the grid (``up``: at or above it, else at or below), in ticks."""
+        """``px`` rounded to the grid (``up``: at or above it, else at or below), in ticks.
+
+        In floats first (every quoted price comes here): ``px`` times the ticks per unit of
+        quote is within ``_FLOAT_SLACK`` times itself of the exact quotient of ``px``'s shortest
+        form (its ``repr`` lies within half an ulp of it, the product and the ticks per unit
+        round once each), so below ``_FLOAT_TICKS`` ticks a fraction farther than ``_FLOAT_GAP``
+        from a whole tick puts the exact quotient strictly between the same two whole ticks:
+        the floor is the one below, the ceiling the one above. Nearer a whole tick (or past the
+        bound, or not a positive number) the integer path decides."""
+        scaled = px * self._ticks_per_unit
+        if 0.0 < scaled < _FLOAT_TICKS:
+            below = int(scaled)
+            fraction = scaled - below  # exact: ``below`` and ``scaled`` share their binade
+            if _FLOAT_GAP < fraction < 1.0 - _FLOAT_GAP:
+                return self.round_ticks(below + 1 if up else below, up=up)
         return self.round_ticks(_divide(px, self._px_unit, self._px_decimals, up=up), up=up)
 
     def ticks_price(self, ticks: int) -> float:

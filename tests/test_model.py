@@ -176,6 +176,57 @@ def _values(increment: Decimal) -> st.SearchStrategy[float]:
     )
 
 
+def _near_whole_ticks(increment: Decimal) -> st.SearchStrategy[float]:
+    """Floats a small fraction of a tick off a whole tick, on both sides of the float path's
+    gap (``price_ticks`` decides in floats farther than 1e-6 of a tick from a whole one)."""
+    counts = st.integers(min_value=0, max_value=10**9)
+    fractions = st.one_of(
+        st.floats(min_value=1e-9, max_value=1e-4), st.floats(min_value=1 - 1e-4, max_value=1.0)
+    )
+    return st.builds(
+        lambda count, fraction: float(increment * count) + float(increment) * fraction,
+        counts,
+        fractions,
+    )
+
+
+@given(
+    st.data(),
+    st.sampled_from(INCREMENTS),
+    st.integers(min_value=0, max_value=8),
+    st.integers(min_value=1, max_value=7),
+)
+def test_the_float_path_of_price_ticks_is_the_decimal_arithmetic(
+    data: st.DataObject, increment: str, decimals: int, figures: int
+) -> None:
+    """Wherever ``price_ticks`` decides in floats (a fraction of a tick clear of a whole one,
+    below 1e9 ticks), its ticks are the Decimal path's: fixed increments and significant
+    figures, prices anywhere, near a whole tick and a ladder's bps steps off a price."""
+    for instrument in (fixed(increment), by_figures(decimals, figures)):
+        tick = instrument.price_increment
+        px = data.draw(st.one_of(_values(tick), _near_whole_ticks(tick), prices))
+        level = data.draw(st.sampled_from([0.0, 2.0, -2.0, 4.0, -4.0, 3.0, -5.0]))
+        for value in (px, px * (1.0 + level / 10_000.0)):
+            for up in (True, False):
+                expected = instrument.round_ticks(Decimal(repr(value)) / tick, up=up)
+                assert instrument.price_ticks(value, up=up) == expected
+
+
+@pytest.mark.parametrize(
+    ("increment", "count"), [("0.01", 7), ("0.001", 1001), ("0.0001", 3), ("0.000001", 123)]
+)
+def test_a_price_on_a_tick_whose_float_product_misses_it_is_that_tick(
+    increment: str, count: int
+) -> None:
+    """``0.07 * 100`` is 7.000000000000001 in floats: the float path must leave such a price
+    (on a whole tick, its product a hair off it) to the integer path, both ways."""
+    instrument = fixed(increment)
+    px = float(Decimal(increment) * count)
+    assert px * 10 ** len(increment.split(".")[1]) != count  # the case: the product misses
+    assert instrument.price_ticks(px, up=True) == count
+    assert instrument.price_ticks(px, up=False) == count
+
+
 @given(st.data(), st.sampled_from(INCREMENTS + LOTS), st.sampled_from(INCREMENTS + LOTS))
 def test_rounding_is_the_decimal_arithmetic(
     data: st.DataObject, price_increment: str, size_increment: str
