@@ -47,8 +47,8 @@ from mm.strategies.market_maker.estimators import (
     VolatilityEstimator,
 )
 from mm.strategies.market_maker.flow import FlowImbalance
-from mm.strategies.market_maker.gate import GateConfig, GateDecision, GateInputs
-from mm.strategies.market_maker.glft import GlftParams, glft_quotes
+from mm.strategies.market_maker.gate import GateConfig, GateDecision
+from mm.strategies.market_maker.glft import GlftParams, glft_coefficients, glft_quotes
 from mm.strategies.market_maker.ladder import (
     DesiredOrder,
     LadderConfig,
@@ -84,6 +84,7 @@ __all__ = [
 ]
 
 BPS = 1e4
+_SIDES = (Side.BUY, Side.SELL)  # read once: an enum member read through its class is slow
 QUOTING_MODELS = ("glft",)
 
 
@@ -289,6 +290,9 @@ class SymbolQuoter:
         # far less often than the book (see _tier).
         self._tier_for: tuple[float, float, QuotaDecision] | None = None
         self._limit_ticks = LimitTicks(instrument)  # the ladder's caps, mostly the market's
+        # The GLFT coefficients and the intensity fit they were worked out for (see
+        # _coefficients).
+        self._coefficients_for: tuple[float, float, tuple[float, float]] | None = None
 
     # --- inputs ---------------------------------------------------------------------------
 
@@ -408,6 +412,17 @@ class SymbolQuoter:
         self._tier_for = (headroom, inventory, tier)
         return tier
 
+    def _coefficients(self, a: float, k_bp: float) -> tuple[float, float]:
+        """``glft_coefficients`` for this fit, the last ones again for the same fit (it changes
+        at each recalibration, every ``intensity.recalibrate_s``; a NaN is equal to nothing, so
+        it is worked out afresh, and raises there as it would)."""
+        last = self._coefficients_for
+        if last is not None and last[0] == a and last[1] == k_bp:
+            return last[2]
+        coefficients = glft_coefficients(a, k_bp, self._glft_params)
+        self._coefficients_for = (a, k_bp, coefficients)
+        return coefficients
+
     def quote(self, now: float) -> QuotePlan:
         """The orders wanted at ``now``; marks the accumulator as quoted."""
         config = self.config
@@ -417,16 +432,14 @@ class SymbolQuoter:
         sigma = self.volatility.estimate()
         fit = self.intensity.estimate()
         toxicity = self.toxicity.score(now)  # once: the gate's input and the spread factor's
-        decision = gate.decide(
-            GateInputs(
-                estimators_warm=sigma is not None and fit is not None,
-                data_fresh=self.fresh(now),
-                inventory=inventory,
-                quota_headroom=self.headroom,
-                cascade_severity=self.cascade.severity(now),
-                toxicity=toxicity,
-                edge_bps=self._edge(now, sigma),
-            ),
+        decision = gate.decide_on(
+            sigma is not None and fit is not None,
+            self.fresh(now),
+            inventory,
+            self.headroom,
+            self.cascade.severity(now),
+            toxicity,
+            self._edge(now, sigma),
             config.gate,
         )
         tier = self._tier(self.headroom, inventory)
@@ -451,6 +464,7 @@ class SymbolQuoter:
             k_bp,
             q,
             params,
+            coefficients=self._coefficients(a, k_bp),
         )
         glft = GlftValues(
             mid=mid,
@@ -493,7 +507,7 @@ class SymbolQuoter:
         extra = max(spread.half_spread_bps - raw.half_spread, 0.0) * scale
         bid = None if glft.bid is None else glft.bid - extra
         ask = None if glft.ask is None else glft.ask + extra
-        sides = [side for side in (Side.BUY, Side.SELL) if decision.allows(side)]
+        sides = [side for side in _SIDES if decision.allows(side)]
         if tier.side is not None:
             sides = [side for side in sides if side is tier.side]
         reduce_only = abs(q) >= max_q

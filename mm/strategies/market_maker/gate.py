@@ -87,6 +87,7 @@ class GateDecision:
 
 
 BOTH = GateDecision(QuoteMode.BOTH)
+_DEFAULT = GateConfig()
 
 
 def reducing_side(inventory: float, flat: float = 0.0) -> Side | None:
@@ -108,36 +109,62 @@ def _bad(value: float) -> bool:
 
 def decide(inputs: GateInputs, config: GateConfig | None = None) -> GateDecision:
     """The gate's decision for one quote cycle."""
-    config = config or GateConfig()
-    if inputs.manual_halt:
+    return decide_on(
+        inputs.estimators_warm,
+        inputs.data_fresh,
+        inputs.inventory,
+        inputs.quota_headroom,
+        inputs.cascade_severity,
+        inputs.toxicity,
+        inputs.edge_bps,
+        config or _DEFAULT,
+        manual_halt=inputs.manual_halt,
+    )
+
+
+def decide_on(
+    estimators_warm: bool,
+    data_fresh: bool,
+    inventory: float,
+    quota_headroom: float,
+    cascade_severity: float,
+    toxicity: float,
+    edge_bps: float | None,
+    config: GateConfig,
+    *,
+    manual_halt: bool = False,
+) -> GateDecision:
+    """``decide`` on the ``GateInputs`` fields given one by one (the quote's hot path builds no
+    inputs object)."""
+    if manual_halt:
         return _none(NoQuoteReason.MANUAL)
-    if not inputs.data_fresh:
+    if not data_fresh:
         return _none(NoQuoteReason.DATA_GATE)
-    if not inputs.estimators_warm:
+    if not estimators_warm:
         return _none(NoQuoteReason.WARMUP)
-    headroom = 0.0 if _bad(inputs.quota_headroom) else inputs.quota_headroom
+    headroom = 0.0 if _bad(quota_headroom) else quota_headroom
     if headroom < config.quota_exhausted_below:
         return _none(NoQuoteReason.QUOTA_EXHAUSTED)
-    side = reducing_side(inputs.inventory, config.flat_inventory)
-    cascade = 1.0 if _bad(inputs.cascade_severity) else inputs.cascade_severity
+    side = reducing_side(inventory, config.flat_inventory)
+    cascade = 1.0 if _bad(cascade_severity) else cascade_severity
     if cascade >= config.cascade_halt:
         return _none(NoQuoteReason.CASCADE)
-    toxicity = 1.0 if _bad(inputs.toxicity) else inputs.toxicity
-    if toxicity >= config.toxicity_halt:
+    toxic = 1.0 if _bad(toxicity) else toxicity
+    if toxic >= config.toxicity_halt:
         return _none(NoQuoteReason.TOXIC_FLOW)
-    for level, threshold, reason in (
-        (cascade, config.cascade_one_sided, NoQuoteReason.CASCADE),
-        (toxicity, config.toxicity_one_sided, NoQuoteReason.TOXIC_FLOW),
-    ):
-        if level >= threshold:
-            return _none(reason) if side is None else GateDecision(QuoteMode.ONE, side, reason)
+    if cascade >= config.cascade_one_sided:
+        reason = NoQuoteReason.CASCADE
+        return _none(reason) if side is None else GateDecision(QuoteMode.ONE, side, reason)
+    if toxic >= config.toxicity_one_sided:
+        reason = NoQuoteReason.TOXIC_FLOW
+        return _none(reason) if side is None else GateDecision(QuoteMode.ONE, side, reason)
     if headroom < config.quota_one_sided_below and side is not None:
         return GateDecision(QuoteMode.ONE, side, NoQuoteReason.QUOTA_EXHAUSTED)
     if (
         config.require_edge
         and side is None
-        and inputs.edge_bps is not None
-        and abs(inputs.edge_bps) < config.min_edge_bps
+        and edge_bps is not None
+        and abs(edge_bps) < config.min_edge_bps
     ):
         return _none(NoQuoteReason.NO_EDGE_FLAT)
     return BOTH

@@ -92,6 +92,7 @@ def glft_quotes(
     params: GlftParams,
     *,
     tick: float | None = None,
+    coefficients: tuple[float, float] | None = None,
 ) -> Quotes:
     """The GLFT bid and ask around ``mid`` for inventory ``q`` (in order sizes).
 
@@ -99,7 +100,8 @@ def glft_quotes(
     post-only: a bid at or above the best ask is moved to one ``tick`` below it, an ask at or
     below the best bid to one tick above it (without a tick, the next float inside). No bid
     when ``q >= max_position``, no ask when ``q <= -max_position``; a side whose price would
-    not be positive is dropped too.
+    not be positive is dropped too. ``coefficients``: ``glft_coefficients(A, k, params)``
+    worked out already (they change only with the intensity fit).
     """
     if not sigma >= 0:
         raise ValueError(f"GLFT needs sigma >= 0 (price units per sqrt(second)), got {sigma!r}")
@@ -107,7 +109,7 @@ def glft_quotes(
         raise ValueError(f"GLFT needs a finite mid, got {mid!r}")
     if tick is not None and not tick >= 0:
         raise ValueError(f"tick must be >= 0, got {tick!r}")
-    c1, c2 = glft_coefficients(A, k, params)
+    c1, c2 = glft_coefficients(A, k, params) if coefficients is None else coefficients
     skew = sigma * c2
     half_spread = c1 + params.order_size / 2.0 * skew
     reservation = mid - skew * q

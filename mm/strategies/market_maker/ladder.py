@@ -21,6 +21,9 @@ from mm.settings import at_least, non_negative, one_of, positive, setting
 SPACING_MODES = ("bps", "ticks")
 SIZE_SCHEDULES = ("constant", "linear", "geometric")
 _INF = float("inf")
+# The sides as module names: an enum member read through its class is a Python-level lookup.
+_BUY = Side.BUY
+_SELL = Side.SELL
 
 
 @attrs.frozen
@@ -74,43 +77,44 @@ def level_size(config: LadderConfig, level: int, base_size: float | None = None)
 def _side_ticks(
     top: float,
     limit: int | None,
-    side: Side,
+    up: bool,
     config: LadderConfig,
     levels: int,
     instrument: Instrument,
 ) -> list[int | None]:
-    """Valid tick prices per level (None where no valid price exists), strictly monotone.
+    """Valid tick prices per level (None where no valid price exists), strictly monotone: the
+    asks' (``up``) or the bids'.
 
     In bps, level 0's price is ``top * 1.0``, which is ``top``: its ticks are the top's, rounded
     once (``top`` is positive and finite, the caller's check)."""
-    up = side is Side.SELL
     direction = 1 if up else -1
     price_ticks = instrument.price_ticks
     round_ticks = instrument.round_ticks
     top_ticks = price_ticks(top, up=up)
-    by_ticks = config.spacing_mode == "ticks"
-    step = instrument.tick_step(top_ticks) if by_ticks else 1
     spacing = config.spacing
+    if config.spacing_mode == "ticks":
+        step = instrument.tick_step(top_ticks)
+        raws = [top_ticks + direction * round(spacing * level) * step for level in range(levels)]
+        candidates = [round_ticks(raw, up=up) if raw > 0 else 0 for raw in raws]
+    else:
+        candidates = [top_ticks]
+        for level in range(1, levels):
+            raw_px = top * (1.0 + direction * spacing * level / 10_000.0)
+            candidates.append(price_ticks(raw_px, up=up) if raw_px > 0 else 0)
     out: list[int | None] = []
     previous: int | None = None
-    for level in range(levels):
-        if by_ticks:
-            raw = top_ticks + direction * round(spacing * level) * step
-            ticks = round_ticks(raw, up=up) if raw > 0 else 0
-        elif level == 0:
-            ticks = top_ticks
-        else:
-            raw_px = top * (1.0 + direction * spacing * level / 10_000.0)
-            ticks = price_ticks(raw_px, up=up) if raw_px > 0 else 0
+    for level, ticks in enumerate(candidates):
         if limit is not None:  # never at or through the opposite best
-            if up and ticks <= limit:
-                ticks = round_ticks(limit + 1, up=True)
-            elif not up and ticks >= limit:
+            if up:
+                if ticks <= limit:
+                    ticks = round_ticks(limit + 1, up=True)
+            elif ticks >= limit:
                 ticks = round_ticks(limit - 1, up=False)
         if previous is not None:  # strictly away from the previous level
-            if up and ticks <= previous:
-                ticks = round_ticks(previous + 1, up=True)
-            elif not up and ticks >= previous:
+            if up:
+                if ticks <= previous:
+                    ticks = round_ticks(previous + 1, up=True)
+            elif ticks >= previous:
                 ticks = round_ticks(previous - 1, up=False)
         if ticks <= 0:
             out.extend([None] * (levels - level))
@@ -146,13 +150,13 @@ def build_ladder(
     if count <= 0:
         return []
     min_notional = max(config.min_notional, instrument.min_notional)
-    ask_caps = [p for p in (ask, market_ask) if p is not None and p > 0]
-    bid_caps = [p for p in (bid, market_bid) if p is not None and p > 0]
     # Limits in ticks: a bid stays strictly below the exact lowest ask, an ask strictly above
     # the exact highest bid (ceil / floor of the exact value keeps the strict inequality).
     rounds = instrument.price_ticks if limit_ticks is None else limit_ticks.price_ticks
-    bid_limit = rounds(min(ask_caps), up=True) if ask_caps else None
-    ask_limit = rounds(max(bid_caps), up=False) if bid_caps else None
+    low_ask = _lowest(ask, market_ask)
+    high_bid = _highest(bid, market_bid)
+    bid_limit = None if low_ask is None else rounds(low_ask, up=True)
+    ask_limit = None if high_bid is None else rounds(high_bid, up=False)
     # Each level's size on the lot grid, worked out once for both sides: None when it rounds
     # to nothing or below the instrument's minimum size.
     # Equal raw sizes round alike: a constant schedule rounds once.
@@ -169,20 +173,48 @@ def build_ladder(
         sizes.append(size)
     orders: list[DesiredOrder] = []
     ticks_price = instrument.ticks_price
-    for side, top, limit in ((Side.BUY, bid, bid_limit), (Side.SELL, ask, ask_limit)):
-        if side not in sides or top is None or not 0.0 < top < _INF:
-            continue
-        buy_limit = limit if side is Side.BUY else None
-        for level, ticks in enumerate(_side_ticks(top, limit, side, config, count, instrument)):
-            if ticks is None:
-                break
-            if buy_limit is not None and ticks >= buy_limit:
+    if bid is not None and _BUY in sides and 0.0 < bid < _INF:
+        for level, ticks in enumerate(
+            _side_ticks(bid, bid_limit, False, config, count, instrument)
+        ):
+            if ticks is None or (bid_limit is not None and ticks >= bid_limit):
                 break
             sz = sizes[level]
             if sz is None:
                 continue
             px = ticks_price(ticks)
-            if px * sz < min_notional:
+            if px * sz >= min_notional:
+                orders.append(DesiredOrder(_BUY, px, sz, level))
+    if ask is not None and _SELL in sides and 0.0 < ask < _INF:
+        for level, ticks in enumerate(_side_ticks(ask, ask_limit, True, config, count, instrument)):
+            if ticks is None:
+                break
+            sz = sizes[level]
+            if sz is None:
                 continue
-            orders.append(DesiredOrder(side, px, sz, level))
+            px = ticks_price(ticks)
+            if px * sz >= min_notional:
+                orders.append(DesiredOrder(_SELL, px, sz, level))
     return orders
+
+
+def _lowest(a: float | None, b: float | None) -> float | None:
+    """The lower of the positive ones (None: neither is), as ``min`` of them picks it."""
+    a = a if a is not None and a > 0 else None
+    b = b if b is not None and b > 0 else None
+    if a is None:
+        return b
+    if b is None:
+        return a
+    return min(a, b)
+
+
+def _highest(a: float | None, b: float | None) -> float | None:
+    """The higher of the positive ones (None: neither is), as ``max`` of them picks it."""
+    a = a if a is not None and a > 0 else None
+    b = b if b is not None and b > 0 else None
+    if a is None:
+        return b
+    if b is None:
+        return a
+    return max(a, b)

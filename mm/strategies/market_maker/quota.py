@@ -60,16 +60,21 @@ class QuotaDecision:
 
 def _tier(h: float, config: QuotaConfig) -> QuotaTier:
     if h < config.veto_below:
-        return QuotaTier.EXHAUSTED
-    for threshold, tier in (
-        (config.full_at, QuotaTier.FULL),
-        (config.normal_at, QuotaTier.NORMAL),
-        (config.minimal_at, QuotaTier.MINIMAL),
-        (config.conservation_at, QuotaTier.CONSERVATION),
-    ):
-        if h >= threshold:
-            return tier
-    return QuotaTier.CRITICAL
+        return _EXHAUSTED
+    if h >= config.full_at:
+        return _FULL
+    if h >= config.normal_at:
+        return _NORMAL
+    if h >= config.minimal_at:
+        return _MINIMAL
+    if h >= config.conservation_at:
+        return _CONSERVATION
+    return _CRITICAL
+
+
+# The tiers read once: an enum member read through its class is a Python-level lookup.
+_EXHAUSTED, _FULL, _NORMAL = QuotaTier.EXHAUSTED, QuotaTier.FULL, QuotaTier.NORMAL
+_MINIMAL, _CONSERVATION, _CRITICAL = QuotaTier.MINIMAL, QuotaTier.CONSERVATION, QuotaTier.CRITICAL
 
 
 def ladder_levels(h: float, config: QuotaConfig) -> int:

@@ -21,6 +21,10 @@ from mm.settings import at_least, non_negative, positive, setting
 
 
 class SpreadFactor(enum.Enum):
+    # Hashed by identity, in C: the members are singletons compared by identity, and the chain
+    # keys a dict by them at every quote (Enum's own __hash__ is Python code).
+    __hash__ = object.__hash__
+
     TOXICITY = "toxicity"
     DEFENSIVE = "defensive"
     STALENESS = "staleness"
@@ -68,6 +72,12 @@ def _clean_factor(value: float, cap: float) -> float:
     return max(value, 1.0)
 
 
+def _pairs(
+    factors: Mapping[SpreadFactor, float] | Iterable[tuple[SpreadFactor, float]],
+) -> Iterable[tuple[SpreadFactor, float]]:
+    return factors.items() if isinstance(factors, Mapping) else factors
+
+
 def compose(
     base_bps: float,
     factors: Mapping[SpreadFactor, float] | Iterable[tuple[SpreadFactor, float]],
@@ -81,7 +91,7 @@ def compose(
     every key (an enum member) is hashed by a Python-level ``__hash__``."""
     config = config or SpreadConfig()
     cap = config.max_multiplier
-    pairs = factors.items() if isinstance(factors, Mapping) else factors
+    pairs = factors if type(factors) is tuple else _pairs(factors)
     applied = {factor: _clean_factor(value, cap) for factor, value in pairs}
     raw = math.prod(applied.values())
     multiplier = min(raw, cap)
