@@ -22,7 +22,8 @@ CLOCK_MONOTONIC, which both processes read). The span starts there, so it also h
 simulator's framing and socket write (tens of microseconds): an upper bound. It ends when the
 first order call for that tick reaches the order client (a wrapper around the venue client,
 below the order router). The round then waits until the orders are answered and the process is
-idle, so rounds never overlap; a round in which an order call came before the frame (a requote
+idle, so rounds never overlap, and only then reads the simulator's report (so this harness does
+no work of its own in the span); a round in which an order call came before the frame (a requote
 on the strategy's timer) is not counted. The quoter is warmed first with 300 s of synthetic mids
 and trades (its estimators' windows full: steady state), then by unmeasured rounds. Printed:
 p50/p99 of decision latency beside the ping's and the ratios; apart, the simulator's own work
@@ -91,6 +92,7 @@ MOVE = 0.0003  # the simulator's mid moves 3 bps each tick, back and forth
 HISTORY_S = 300  # the estimators' windows (strategy.volatility / intensity window_s)
 WIDE = 1_000_000.0  # a rate or budget no round can exhaust
 ROUND_TIMEOUT_S = 10.0  # a tick that has not settled by then: the pipeline is stuck
+FIRST_CALL_WAIT_S = 2.0  # a tick with no order call by then sent nothing (it is not counted)
 MAX_IDLE_SHARE = 0.1  # more ticks than this that send nothing: the bench measures nothing
 
 
@@ -254,14 +256,17 @@ class StampedVenue:
         self.venue = venue
         self.calls: list[tuple[int, str]] = []
         self.first_cpu_ns = 0  # this process's CPU time at the first call since ``clear``
+        self.called = trio.Event()  # set at the first call since ``clear``
         self.in_flight = 0
 
     def clear(self) -> None:
         self.calls = []
+        self.called = trio.Event()
 
     def _handed(self, call: str) -> None:
         if not self.calls:
             self.first_cpu_ns = time.process_time_ns()
+            self.called.set()
         self.calls.append((time.monotonic_ns(), call))
         self.in_flight += 1
 
@@ -470,8 +475,12 @@ async def run_bench(rounds: int, warmup: int) -> Figures:
                     venue.clear()
                     await sim.tick()
                     cpu = time.process_time_ns()  # after the pipe's write: not mm's work
-                    written, work = await sim.ticked()
+                    # The simulator's report is read once the tick's orders are out: reading
+                    # the pipe meanwhile would put this harness's work in the span.
+                    with trio.move_on_after(FIRST_CALL_WAIT_S):
+                        await venue.called.wait()
                     await settle(venue, trading)
+                    written, work = await sim.ticked()
                     if any(at < written for at, _ in venue.calls):
                         # Orders sent before the frame was out: a requote on the strategy's
                         # timer (strategy.accumulator.max_age_s), not this tick's.
