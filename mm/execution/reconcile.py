@@ -69,6 +69,9 @@ _EPS = 1e-9
 # by identity, where a set would first call the enum's Python-level __hash__.
 _WORKING: tuple[OrderState, ...] = tuple(WORKING_STATES)
 _BLOCKED: tuple[OrderState, ...] = tuple(BLOCKED_STATES)
+# Enum members read once: a member read through its class is a Python-level lookup.
+_PENDING_MODIFY = OrderState.PENDING_MODIFY
+_BUY = Side.BUY
 
 
 def _fraction(value: float) -> str | None:
@@ -99,7 +102,7 @@ class LiveOrder:
     def from_tracked(cls, order: TrackedOrder) -> LiveOrder:
         """A snapshot of a tracked order; a pending modify is seen at its target price and size."""
         px, sz = order.px, order.leaves_sz
-        if order.state is OrderState.PENDING_MODIFY and order.modify_target is not None:
+        if order.state is _PENDING_MODIFY and order.modify_target is not None:
             px, sz = order.modify_target[0], order.modify_target[1]
         return cls(order.cloid, order.oid, order.side, px, sz, order.state)
 
@@ -170,7 +173,7 @@ def _adjacency(
     for live in lefts:
         found: list[tuple[float, int, int]] = []
         live_px, live_sz = live.px, live.sz
-        for j, want, px_room, sz_room in buys if live.side is Side.BUY else sells:
+        for j, want, px_room, sz_room in buys if live.side is buy else sells:
             distance = abs(want.px - live_px)
             if distance <= px_room and abs(live_sz - want.sz) <= sz_room:
                 found.append((distance, want.level, j))
@@ -317,4 +320,4 @@ def reconcile(
 
 def _place_order(want: DesiredOrder) -> tuple[int, bool, float]:
     """Places go out level by level, asks before bids, then by price."""
-    return (want.level, want.side is Side.BUY, want.px)
+    return (want.level, want.side is _BUY, want.px)
