@@ -26,6 +26,7 @@ from mm.venues.sim.events import Trade as SimTrade
 from mm.venues.sim.market import FLOW_USER, LIQUIDITY_USER, SyntheticMarket
 from mm.venues.sim.universe import UNIVERSE, specs_for
 from tests.ids import hl_oid, hl_tid
+from tests.strategies.market_maker.quote_reference import reference_quote
 
 BTC_SZ_DECIMALS = 5
 
@@ -365,3 +366,43 @@ def test_the_quoter_remembers_nothing_that_changes_a_quote(
         plans = [quoter.quote(now) for quoter in quoters]
         # repr: every float exactly, a zero's sign and NaN (equal to nothing) included
         assert repr(plans[0]) == repr(plans[1])
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.floats(min_value=0.05, max_value=3.0),  # seconds to the next book
+            st.floats(min_value=-20.0, max_value=20.0),  # the mid's move, bps
+            st.sampled_from([0.0, 1e-4, -3e-4, 2e-3, -6e-3, 0.02]),  # inventory, coin units
+            st.sampled_from([1.0, 0.6, 0.3, 0.15, 0.07, 0.02, 0.005, 0.0, math.nan]),
+            st.sampled_from([1.0, 1.5, 4.0]),  # the board's widen factor
+            st.integers(min_value=0, max_value=4),  # trades before the book
+        ),
+        min_size=1,
+        max_size=25,
+    ),
+    st.integers(min_value=0, max_value=5),  # the instrument's szDecimals
+)
+def test_the_quote_is_the_reference_implementations(
+    steps: list[tuple[float, float, float, float, float, int]], sz_decimals: int
+) -> None:
+    """The lean quote gives the plan of the quote before it (quote_reference: the gate on its
+    inputs object, the tier and the GLFT coefficients afresh, the reference ladder): orders,
+    gate, tier, GLFT values, spread chain and top prices alike, step after step, over books,
+    trades, inventories, headrooms and widen factors that open and close the gate."""
+    quoter = SymbolQuoter(perp("BTC", sz_decimals), StrategyConfig(symbols=("BTC",)))
+    now = _warm(quoter)
+    mid = 95_000.0
+    for dt, move_bps, inventory, headroom, widen, trades in steps:
+        now += dt
+        mid *= 1 + move_bps / 1e4
+        for i in range(trades):
+            side = Side.BUY if i % 2 else Side.SELL
+            quoter.on_trade(_trade(mid * (1 + side.sign * (i + 1) * 1e-4), now, side), now)
+        quoter.on_book(_book(mid, now), now)
+        quoter.set_position(inventory)
+        quoter.set_headroom(headroom)
+        quoter.set_risk_factor(widen)
+        expected = reference_quote(quoter, now)
+        assert quoter.quote(now) == expected
