@@ -10,7 +10,13 @@ so a refused input never corrupts state.
 
 An order is identified by its cloid for its whole life. The venue's oid changes on every modify
 (Hyperliquid modifies by cancel-and-replace): ``oid`` is the current venue order, ``retired_oids``
-the ones it replaced (late reports for those are stale and must not regress the order).
+the ones it replaced (late reports for those are stale and must not regress the order), the
+newest ``RETIRED_OIDS_KEPT`` of them: an order modified every few seconds for hours would
+otherwise keep every id it ever had. ``retired_dropped`` counts the older ones forgotten. A
+report or fill that names a forgotten oid is matched by its cloid when it carries one (a fill
+is then applied to the order's totals, once: fills are deduplicated on (oid, tid) before they
+reach an order) and is otherwise passed on as untracked, like any order the registry no longer
+holds; positions are the portfolio's, from every fill, whichever order it matches.
 
 States
 ------
@@ -148,8 +154,12 @@ TERMINAL_STATES: frozenset[OrderState] = frozenset(
 # a frozenset of enum members hashes the member with Enum's Python-level __hash__ on every test
 # (the registry's live() asks every live order, several times a tick).
 _TERMINAL: tuple[OrderState, ...] = tuple(TERMINAL_STATES)
-# Up to this many retired oids an order's list is scanned; past it, looked up in a set.
-_SCAN_RETIRED: Final = 16
+# The retired oids an order remembers, newest kept. A late report comes within seconds (a
+# WebSocket's lag); every modify spends a token of the order budget, shared by every symbol (2 a
+# second, burst 20, as shipped), so 64 more modifies of one order take at least 22 s even if the
+# whole budget went to it (minutes when 10 symbols share it). Bounded memory: 64 ids, a few KB,
+# for each of the live and the retained terminal orders at most.
+RETIRED_OIDS_KEPT: Final = 64
 WORKING_STATES: frozenset[OrderState] = frozenset({OrderState.OPEN, OrderState.PARTIALLY_FILLED})
 
 
@@ -241,13 +251,8 @@ class TrackedOrder:
     # effect at the venue: infinite while its caller waits, then the request's expiry plus the
     # clock allowance (set by the router), None when nothing may land any more.
     lands_by_ms: float | None = math.inf
-    # retired_oids as a set, brought up to date from the list when asked (the list is only
-    # appended to): an order modified at every requote retires an oid each time, and scanning
-    # the list at every answer made each answer slower than the one before. Made only once the
-    # list is long (most orders never retire more than a few oids).
-    _retired_set: set[OrderId] | None = attrs.field(default=None, init=False, repr=False)
-    _retired_seen: int = attrs.field(default=0, init=False, repr=False)
-    _retired_of: list[OrderId] | None = attrs.field(default=None, init=False, repr=False)
+    # Retired oids forgotten (past RETIRED_OIDS_KEPT, oldest first): retired_oids keeps the rest.
+    retired_dropped: int = 0
 
     # --- construction ---------------------------------------------------------------------------
 
@@ -301,20 +306,17 @@ class TrackedOrder:
         return oid == self.oid or self.is_retired_oid(oid)
 
     def is_retired_oid(self, oid: OrderId) -> bool:
-        """``oid in self.retired_oids``, through the set once the list is long."""
+        """``oid in self.retired_oids``: one of the newest ``RETIRED_OIDS_KEPT`` oids it replaced
+        (a scan of at most that many: it no longer grows with the order's history)."""
+        return oid in self.retired_oids
+
+    def _retire(self, oid: OrderId) -> None:
         retired = self.retired_oids
-        count = len(retired)
-        if count <= _SCAN_RETIRED:
-            return oid in retired
-        known = self._retired_set
-        if known is None or count < self._retired_seen or self._retired_of is not retired:
-            # First time long, or not appended to (replaced): index the list from its start.
-            known, self._retired_seen, self._retired_of = set(), 0, retired
-            self._retired_set = known
-        if count > self._retired_seen:
-            known.update(retired[self._retired_seen :])
-            self._retired_seen = count
-        return oid in known
+        retired.append(oid)
+        excess = len(retired) - RETIRED_OIDS_KEPT
+        if excess > 0:
+            del retired[:excess]
+            self.retired_dropped += excess
 
     def working_state(self) -> OrderState:
         return OrderState.PARTIALLY_FILLED if self.filled_sz > 0 else OrderState.OPEN
@@ -448,7 +450,7 @@ class TrackedOrder:
         old = self.oid
         target_px, target_sz, target_tif = self.modify_target
         if old is not None and old != new_oid:
-            self.retired_oids.append(old)
+            self._retire(old)
             self.oid_filled_sz = 0.0
         self.oid = new_oid
         self.px = target_px if px is None else px
@@ -479,7 +481,7 @@ class TrackedOrder:
     def retire_oid(self, oid: OrderId) -> None:
         """Remember ``oid`` as a dead leg of this order (a replacement the venue rejected)."""
         if oid != self.oid and not self.is_retired_oid(oid):
-            self.retired_oids.append(oid)
+            self._retire(oid)
 
     def timed_out(self, now_ms: int) -> Transition:
         """The request in flight got no answer: the order's fate is UNKNOWN."""

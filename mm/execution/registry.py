@@ -5,7 +5,9 @@ the request leaves, so that any answer or report that comes back (even ahead of 
 own answer) finds it. Its current venue oid is indexed when the venue first names it (ack or
 report) and again on every modify, which gives the order a new oid; the oids it had before stay
 indexed too, so a late report for a replaced oid is recognised as ours (and stale) instead of
-looking like someone else's order.
+looking like someone else's order: those the order remembers (its newest ``RETIRED_OIDS_KEPT``,
+`mm.execution.lifecycle`), each unindexed when the order forgets it. A report for an oid
+forgotten that way is matched by its cloid, or routed as untracked (as for a forgotten order).
 
 Live orders are never dropped. Terminal orders are kept for a bounded number of further terminal
 orders (FIFO), so that late reports and fills after the end still match; past that they are
@@ -14,9 +16,9 @@ ended (revived: `mm.execution.lifecycle`) moves back among the live ones.
 
 The per-cycle queries are indexed: a slot asks for one symbol's live orders
 (`OrderRegistry.live` with a coin) and gets them from a per-symbol index, never by scanning
-every symbol's orders or the retained terminal ones; a sync indexes only the oids the order
-gained since its last sync (an order modified every cycle keeps a growing list of retired
-oids), so its cost does not grow with the order's history. The indexes are kept by the same
+every symbol's orders or the retained terminal ones; a sync looks at the order's retired oids
+only when they changed since its last sync (a modify: one oid more, perhaps one forgotten), so
+its cost does not grow with the order's history. The indexes are kept by the same
 calls that keep the orders (`register`, `sync`, retention): nothing else may change them.
 
 "In flight since" (the time the request in flight left) lets reconciliation give an order the
@@ -51,7 +53,9 @@ class OrderRegistry:
         # (up to terminal_capacity) retained terminal orders.
         self._live: dict[str, TrackedOrder] = {}
         self._live_by_coin: dict[str, dict[str, TrackedOrder]] = {}  # coin -> cloid -> order
-        self._retired_indexed: dict[str, int] = {}  # cloid -> its retired oids indexed so far
+        # cloid -> its retired oids as indexed at its last sync (a tuple of strings: not a
+        # container the garbage collector walks once it has survived a collection).
+        self._retired_indexed: dict[str, tuple[OrderId, ...]] = {}
         self._terminal: deque[str] = deque()
         self._terminal_set: set[str] = set()
         self.evicted = 0  # terminal orders forgotten to respect the bound
@@ -83,15 +87,12 @@ class OrderRegistry:
         """Index the order's current and past oids; move it to retention once terminal."""
         if self._by_cloid.get(order.cloid) is not order:
             raise KeyError(f"order {order.cloid} is not registered")
-        # Retired oids only ever grow, at the end: those indexed before need no second look.
-        retired = order.retired_oids
-        indexed = self._retired_indexed.get(order.cloid, 0)
-        for oid in (order.oid, *retired[indexed:]):
-            if oid is not None:
-                owner = self._by_oid.setdefault(oid, order)
-                if owner is not order:
-                    raise DuplicateCloid(f"oid {oid} already belongs to {owner.cloid}")
-        self._retired_indexed[order.cloid] = len(retired)
+        if order.oid is not None:
+            owner = self._by_oid.setdefault(order.oid, order)
+            if owner is not order:
+                raise DuplicateCloid(f"oid {order.oid} already belongs to {owner.cloid}")
+        if not self._indexed_now(order):
+            self._index_retired(order)
         if not order.is_terminal and order.cloid in self._terminal_set:
             # Revived (the venue showed an order we had ended alive): live again, in its place
             # by registration like every live order. Rare, so the linear work does not matter.
@@ -117,12 +118,35 @@ class OrderRegistry:
             while len(self._terminal) > self.terminal_capacity:
                 self._forget(self._terminal.popleft())
 
+    def _indexed_now(self, order: TrackedOrder) -> bool:
+        """Whether the order's retired oids are those indexed: the list is only appended to and
+        trimmed at its start (`TrackedOrder._retire`), so its length and last oid tell."""
+        retired = order.retired_oids
+        indexed = self._retired_indexed.get(order.cloid, ())
+        return len(indexed) == len(retired) and (not retired or indexed[-1] == retired[-1])
+
+    def _index_retired(self, order: TrackedOrder) -> None:
+        """Index the retired oids the order gained, unindex those it forgot."""
+        retired = order.retired_oids
+        before = self._retired_indexed.get(order.cloid, ())
+        had = set(before)
+        for oid in retired:
+            if oid not in had:
+                owner = self._by_oid.setdefault(oid, order)
+                if owner is not order:
+                    raise DuplicateCloid(f"oid {oid} already belongs to {owner.cloid}")
+        kept = set(retired)
+        for oid in before:
+            if oid not in kept and oid != order.oid and self._by_oid.get(oid) is order:
+                del self._by_oid[oid]
+        self._retired_indexed[order.cloid] = tuple(retired)
+
     def _forget(self, cloid: str) -> None:
         self._terminal_set.discard(cloid)
         order = self._by_cloid.pop(cloid)
-        self._retired_indexed.pop(cloid, None)
+        indexed = self._retired_indexed.pop(cloid, ())
         self.evicted += 1
-        for oid in (order.oid, *order.retired_oids):
+        for oid in (order.oid, *indexed, *order.retired_oids):
             if oid is not None and self._by_oid.get(oid) is order:
                 del self._by_oid[oid]
 
@@ -144,15 +168,13 @@ class OrderRegistry:
         return self._by_oid.get(oid) if oid is not None else None
 
     def is_retired(self, order: TrackedOrder, oid: OrderId) -> bool:
-        """Whether ``oid`` is one of ``order``'s past oids (``oid in order.retired_oids``),
-        from the index rather than a scan of a list that grows by one at every modify; an
-        order changed since its last sync asks the order (its own set of them)."""
+        """Whether ``oid`` is one of ``order``'s past oids it keeps (``oid in
+        order.retired_oids``), from the index when it is up to date; an order changed since its
+        last sync (it may have gained or forgotten one) asks the order (a bounded scan)."""
         if oid == order.oid:
             return False
-        if self._by_oid.get(oid) is order:
-            return True
-        if self._retired_indexed.get(order.cloid) == len(order.retired_oids):
-            return False  # every past oid is indexed, and this one is not among them
+        if self._by_cloid.get(order.cloid) is order and self._indexed_now(order):
+            return self._by_oid.get(oid) is order  # its current oid and those it keeps
         return order.is_retired_oid(oid)
 
     def current_oid(self, cloid: str) -> OrderId | None:

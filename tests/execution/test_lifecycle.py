@@ -13,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mm.execution.lifecycle import (
+    RETIRED_OIDS_KEPT,
     TERMINAL_STATES,
     IllegalTransition,
     Op,
@@ -833,8 +834,8 @@ def test_terminal_is_membership_of_the_terminal_states(state: OrderState) -> Non
 def test_a_retired_oid_is_one_in_the_retired_list(
     retired: list[int], keep: int, more: list[int]
 ) -> None:
-    """is_retired_oid says ``oid in retired_oids`` at every length, short lists scanned and long
-    ones through the order's set, also after the list was replaced by a shorter one."""
+    """is_retired_oid says ``oid in retired_oids`` at every length, also after the list was
+    replaced by a shorter one; the list never holds more than RETIRED_OIDS_KEPT, the newest."""
     order = opened(oid=1_000)
     candidates = [hl_oid(n) for n in range(62)]
     for number in retired:
@@ -846,3 +847,19 @@ def test_a_retired_oid_is_one_in_the_retired_list(
         order.retire_oid(hl_oid(number))
         assert all(order.is_retired_oid(c) == (c in order.retired_oids) for c in candidates)
         assert all(order.knows_oid(c) == (c in order.retired_oids) for c in candidates)
+
+
+def test_retired_oids_keep_the_newest_and_count_the_rest() -> None:
+    order = opened(oid=0)
+    retired = []
+    for n in range(1, 2 * RETIRED_OIDS_KEPT + 6):
+        order.request_modify(100.0, 1.0, Tif.GTC, n)
+        order.replaced(hl_oid(n), n)
+        retired.append(hl_oid(n - 1))
+        assert order.retired_oids == retired[-RETIRED_OIDS_KEPT:]
+        assert order.retired_dropped == len(retired) - len(order.retired_oids)
+    assert not order.knows_oid(hl_oid(0))
+    assert order.knows_oid(hl_oid(2 * RETIRED_OIDS_KEPT + 5))
+    order.retire_oid(hl_oid(10_000))  # a rejected replacement leg: retired and bounded alike
+    assert order.retired_oids[-1] == hl_oid(10_000)
+    assert len(order.retired_oids) == RETIRED_OIDS_KEPT

@@ -4,12 +4,14 @@ terminal orders, and in-flight bookkeeping."""
 from __future__ import annotations
 
 from typing import Any
+from unittest import mock
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mm.execution.lifecycle import OrderState, TrackedOrder, Transition
+from mm.execution import lifecycle
+from mm.execution.lifecycle import RETIRED_OIDS_KEPT, OrderState, TrackedOrder, Transition
 from mm.execution.registry import DuplicateCloid, OrderRegistry
 from mm.model import PlaceOrder, Side, Tif
 from mm.venues.hyperliquid.status import order_status
@@ -188,24 +190,38 @@ def next_oid(counter: _Counter) -> int:
     return counter.next
 
 
-@given(
-    capacity=st.integers(min_value=1, max_value=4),
-    steps=st.lists(
-        st.tuples(
-            st.sampled_from(
-                ["place", "ack", "modify", "dead_leg", "finish", "time_out", "not_found", "revive"]
-            ),
-            st.sampled_from(COINS),
+STEPS = st.lists(
+    st.tuples(
+        st.sampled_from(
+            ["place", "ack", "modify", "dead_leg", "finish", "time_out", "not_found", "revive"]
         ),
-        max_size=40,
+        st.sampled_from(COINS),
     ),
+    max_size=40,
 )
+
+
+@given(capacity=st.integers(min_value=1, max_value=4), kept=st.integers(1, 3), steps=STEPS)
+def test_queries_agree_when_orders_forget_retired_oids(
+    capacity: int, kept: int, steps: list[tuple[str, str]]
+) -> None:
+    """The same, with orders that keep only their newest 1 to 3 retired oids: an oid an order
+    forgot is unindexed at its next sync (by_oid finds no order for it)."""
+    with mock.patch.object(lifecycle, "RETIRED_OIDS_KEPT", kept):
+        check_queries_against_a_scan(capacity, steps)
+
+
+@given(capacity=st.integers(min_value=1, max_value=4), steps=STEPS)
 def test_queries_agree_with_a_scan_of_every_retained_order(
     capacity: int, steps: list[tuple[str, str]]
 ) -> None:
     """The indexes the per-cycle queries read (live orders, by symbol too, and every oid an
     order has had) never drift from the orders themselves, through modifies, ends, evictions
     and revivals."""
+    check_queries_against_a_scan(capacity, steps)
+
+
+def check_queries_against_a_scan(capacity: int, steps: list[tuple[str, str]]) -> None:
     registry = OrderRegistry(terminal_capacity=capacity)
     made: list[TrackedOrder] = []
     oids = _Counter(10_000)
@@ -260,6 +276,9 @@ def test_queries_agree_with_a_scan_of_every_retained_order(
             for had in (known.oid, *known.retired_oids):
                 if had is not None:
                     assert registry.by_oid(had) is known
+        for candidate in candidates:  # what no retained order has or keeps is not indexed
+            holders = [o for o in retained if candidate in (o.oid, *o.retired_oids)]
+            assert registry.by_oid(candidate) is (holders[0] if holders else None)
         assert registry.in_flight() == [o for o in retained if o.oid is None and not o.is_terminal]
         assert registry.overdue(now_ms, 0) == [
             o
@@ -286,3 +305,38 @@ def test_a_revived_order_is_live_again_and_retention_forgets_it() -> None:
     finish(registry, other, 12)  # fills the retention: the revived order is not evicted
     assert registry.get("0xa") is order
     assert registry.evicted == 0
+
+
+def test_an_order_modified_for_hours_keeps_its_newest_retired_oids_indexed() -> None:
+    """The bound: an order modified 1,000 times keeps (and the registry indexes) only its newest
+    RETIRED_OIDS_KEPT oids; a late report for an older one is no longer found by its oid, by its
+    cloid it still is."""
+    registry = OrderRegistry()
+    order = tracked("0xa")
+    registry.register(order)
+    order.ack_resting(hl_oid(0), 1)
+    registry.sync(order)
+    for n in range(1, 1_001):
+        order.request_modify(100.0 + n, 1.0, Tif.GTC, n)
+        order.replaced(hl_oid(n), n)
+        registry.sync(order)
+    assert order.retired_oids == [hl_oid(n) for n in range(1_000 - RETIRED_OIDS_KEPT, 1_000)]
+    assert order.retired_dropped == 1_000 - RETIRED_OIDS_KEPT
+    assert len(registry._by_oid) == RETIRED_OIDS_KEPT + 1
+    assert registry.by_oid(hl_oid(1_000 - RETIRED_OIDS_KEPT)) is order
+    assert registry.by_oid(hl_oid(999 - RETIRED_OIDS_KEPT)) is None
+    assert registry.find("0xa", hl_oid(0)) is order
+    assert registry.is_retired(order, hl_oid(999))
+    assert not registry.is_retired(order, hl_oid(0))
+    said(order, "canceled", 1_000, 2_000)
+    registry.sync(order)
+    registry.terminal_capacity = 1
+    finish(registry, tracked_registered(registry, "0xb"), 3_000)  # evicted, with what it kept
+    assert "0xa" not in registry
+    assert all(registry.by_oid(hl_oid(n)) is None for n in range(1_001))
+
+
+def tracked_registered(registry: OrderRegistry, cloid: str) -> TrackedOrder:
+    order = tracked(cloid)
+    registry.register(order)
+    return order
