@@ -228,7 +228,9 @@ class TrackedOrder:
     updated_ms: int
     state: OrderState = OrderState.PENDING_NEW
     oid: OrderId | None = None
-    retired_oids: list[OrderId] = attrs.Factory(list)
+    # A tuple of strings: no container the garbage collector walks once it has survived a
+    # collection (a list would be one more tracked object for each of the retained orders).
+    retired_oids: tuple[OrderId, ...] = ()
     filled_sz: float = 0.0  # cumulative over every oid this cloid had: the sum of unique fills
     avg_fill_px: float = 0.0
     oid_filled_sz: float = 0.0  # filled on the current oid (decides partial vs full)
@@ -311,12 +313,12 @@ class TrackedOrder:
         return oid in self.retired_oids
 
     def _retire(self, oid: OrderId) -> None:
-        retired = self.retired_oids
-        retired.append(oid)
+        retired = (*self.retired_oids, oid)
         excess = len(retired) - RETIRED_OIDS_KEPT
         if excess > 0:
-            del retired[:excess]
+            retired = retired[excess:]
             self.retired_dropped += excess
+        self.retired_oids = retired
 
     def working_state(self) -> OrderState:
         return OrderState.PARTIALLY_FILLED if self.filled_sz > 0 else OrderState.OPEN

@@ -119,8 +119,8 @@ class OrderRegistry:
                 self._forget(self._terminal.popleft())
 
     def _indexed_now(self, order: TrackedOrder) -> bool:
-        """Whether the order's retired oids are those indexed: the list is only appended to and
-        trimmed at its start (`TrackedOrder._retire`), so its length and last oid tell."""
+        """Whether the order's retired oids are those indexed: they are only ever appended to and
+        trimmed at their start (`TrackedOrder._retire`), so their count and last oid tell."""
         retired = order.retired_oids
         indexed = self._retired_indexed.get(order.cloid, ())
         return len(indexed) == len(retired) and (not retired or indexed[-1] == retired[-1])
@@ -139,7 +139,7 @@ class OrderRegistry:
         for oid in before:
             if oid not in kept and oid != order.oid and self._by_oid.get(oid) is order:
                 del self._by_oid[oid]
-        self._retired_indexed[order.cloid] = tuple(retired)
+        self._retired_indexed[order.cloid] = retired
 
     def _forget(self, cloid: str) -> None:
         self._terminal_set.discard(cloid)

@@ -480,7 +480,7 @@ def test_modify_yields_one_update_and_no_cancel(cancel_first: bool, ack_position
     assert events[0] == OrderUpdated(CLOID, hl_oid(12), hl_oid(11), 101.0, 2.0, 5)
     order = d.order(CLOID)
     assert order is not None
-    assert (order.state, order.oid, order.retired_oids) == (S.OPEN, hl_oid(12), [hl_oid(11)])
+    assert (order.state, order.oid, order.retired_oids) == (S.OPEN, hl_oid(12), (hl_oid(11),))
     assert d.pending_modify(CLOID) is None
     # Reports for the old oid afterwards do not regress the order.
     assert d.on_order_report(report(11, "open"), 6) == []
@@ -657,7 +657,7 @@ def test_in_place_amend_keeps_the_oid() -> None:
     assert events == [OrderUpdated(CLOID, hl_oid(11), hl_oid(11), 101.0, 2.0, 4)]
     order = d.order(CLOID)
     assert order is not None
-    assert order.retired_oids == []
+    assert order.retired_oids == ()
 
 
 def test_modify_answer_for_a_stale_oid_is_a_conflict() -> None:

@@ -423,7 +423,7 @@ def test_modify_requested_and_replaced() -> None:
     assert (tr.after, tr.replaced_oid) == (S.PARTIALLY_FILLED, hl_oid(11))
     assert (order.oid, order.retired_oids, order.px, order.sz) == (
         hl_oid(12),
-        [hl_oid(11)],
+        (hl_oid(11),),
         101.0,
         2.0,
     )
@@ -856,7 +856,7 @@ def test_retired_oids_keep_the_newest_and_count_the_rest() -> None:
         order.request_modify(100.0, 1.0, Tif.GTC, n)
         order.replaced(hl_oid(n), n)
         retired.append(hl_oid(n - 1))
-        assert order.retired_oids == retired[-RETIRED_OIDS_KEPT:]
+        assert order.retired_oids == tuple(retired[-RETIRED_OIDS_KEPT:])
         assert order.retired_dropped == len(retired) - len(order.retired_oids)
     assert not order.knows_oid(hl_oid(0))
     assert order.knows_oid(hl_oid(2 * RETIRED_OIDS_KEPT + 5))

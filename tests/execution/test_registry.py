@@ -320,7 +320,7 @@ def test_an_order_modified_for_hours_keeps_its_newest_retired_oids_indexed() -> 
         order.request_modify(100.0 + n, 1.0, Tif.GTC, n)
         order.replaced(hl_oid(n), n)
         registry.sync(order)
-    assert order.retired_oids == [hl_oid(n) for n in range(1_000 - RETIRED_OIDS_KEPT, 1_000)]
+    assert order.retired_oids == tuple(hl_oid(n) for n in range(1_000 - RETIRED_OIDS_KEPT, 1_000))
     assert order.retired_dropped == 1_000 - RETIRED_OIDS_KEPT
     assert len(registry._by_oid) == RETIRED_OIDS_KEPT + 1
     assert registry.by_oid(hl_oid(1_000 - RETIRED_OIDS_KEPT)) is order

@@ -81,7 +81,9 @@ def test_an_order_modified_for_hours_keeps_its_newest_oids() -> None:
     order = d.order(CLOID)
     assert order is not None
     assert (order.state, order.oid) == (OrderState.OPEN, hl_oid(MODIFIES))
-    assert order.retired_oids == [hl_oid(n) for n in range(MODIFIES - RETIRED_OIDS_KEPT, MODIFIES)]
+    assert order.retired_oids == tuple(
+        hl_oid(n) for n in range(MODIFIES - RETIRED_OIDS_KEPT, MODIFIES)
+    )
     assert order.retired_dropped == MODIFIES - RETIRED_OIDS_KEPT
     assert d.registry.by_oid(hl_oid(0)) is None
     assert d.registry.by_oid(hl_oid(MODIFIES - RETIRED_OIDS_KEPT)) is order
