@@ -153,14 +153,21 @@ def census(frame: FrameType | None = None, top: int = 40) -> dict[str, Any]:
             if gc.is_tracked(child) or isinstance(child, type):
                 queue.append(child)
     owners: collections.Counter[str] = collections.Counter()
+    owner_refs: collections.Counter[str] = collections.Counter()
     owner_types: dict[str, collections.Counter[str]] = collections.defaultdict(collections.Counter)
     by_type: collections.Counter[str] = collections.Counter()
+    largest: list[tuple[int, str, str]] = []
     for obj in old:
         name = _type_name(obj)
         by_type[name] += 1
         owner = _owner(obj, old_ids, parent_of)
         owners[owner] += 1
         owner_types[owner][name] += 1
+        # A collection visits every reference of every object it walks, tracked or not.
+        refs = len(gc.get_referents(obj))
+        owner_refs[owner] += refs
+        largest.append((refs, name, owner))
+    largest.sort(reverse=True)
     del old, old_ids, parent_of, seen, queue
     return {
         "pid": os.getpid(),
@@ -173,9 +180,18 @@ def census(frame: FrameType | None = None, top: int = 40) -> dict[str, Any]:
             "cpu": round(min(w[0] for w in walks), 3),
             "wall": round(min(w[1] for w in walks), 3),
         },
+        "references": sum(owner_refs.values()),
+        "largest": [
+            {"references": refs, "type": name, "owner": owner} for refs, name, owner in largest[:10]
+        ],
         "by_type": by_type.most_common(top),
         "by_owner": [
-            {"owner": owner, "objects": count, "types": owner_types[owner].most_common(4)}
+            {
+                "owner": owner,
+                "objects": count,
+                "references": owner_refs[owner],
+                "types": owner_types[owner].most_common(4),
+            }
             for owner, count in owners.most_common(top)
         ],
     }
@@ -229,13 +245,18 @@ def render(result: dict[str, Any], rows: int = 25) -> Iterable[str]:
         f"full collection: first {first['cpu']:.2f} ms CPU ({first['wall']:.2f} ms wall), "
         f"walk alone {walk['cpu']:.2f} ms CPU ({walk['wall']:.2f} ms wall)"
     )
+    if "references" in result:
+        yield f"references from the old generation's objects: {result['references']:,}; largest:"
+        for entry in result["largest"]:
+            yield f"{entry['references']:>9,}  {entry['type']} in {entry['owner']}"
     yield "\nold generation by type:"
     for name, count in result["by_type"][:rows]:
         yield f"{count:>9,}  {name}"
     yield "\nold generation by owner (top types):"
     for entry in result["by_owner"][:rows]:
         types = ", ".join(f"{name} {count:,}" for name, count in entry["types"])
-        yield f"{entry['objects']:>9,}  {entry['owner']}  [{types}]"
+        refs = f" ({entry['references']:,} references)" if "references" in entry else ""
+        yield f"{entry['objects']:>9,}  {entry['owner']}{refs}  [{types}]"
 
 
 def drive(minutes: float, out: Path, symbols: int) -> dict[str, Any]:
