@@ -123,7 +123,7 @@ from __future__ import annotations
 
 import enum
 import math
-from typing import Final
+from typing import Any, Final
 
 import attrs
 
@@ -257,6 +257,35 @@ class TrackedOrder:
     retired_dropped: int = 0
 
     # --- construction ---------------------------------------------------------------------------
+
+    def compact(self) -> tuple[Any, ...]:
+        """This order as a flat tuple of strings, numbers and None (its fields in
+        ``COMPACT_FIELDS``' order, an enum member by its value): a tuple the garbage collector
+        stops tracking once it has survived a collection or two (the tuples inside it first),
+        where the order itself is walked with its every field by each full collection. The
+        registry keeps its terminal orders so."""
+        values: list[Any] = []
+        for name in COMPACT_FIELDS:
+            value = getattr(self, name)
+            if isinstance(value, enum.Enum):
+                value = value.value
+            elif name == "modify_target" and value is not None:
+                value = (value[0], value[1], value[2].value)
+            values.append(value)
+        return tuple(values)
+
+    @classmethod
+    def from_compact(cls, values: tuple[Any, ...]) -> TrackedOrder:
+        """The order :meth:`compact` made ``values`` of, equal field for field."""
+        fields: dict[str, Any] = {}
+        for name, value in zip(COMPACT_FIELDS, values, strict=True):
+            kind = _ENUM_FIELDS.get(name)
+            if kind is not None and value is not None:
+                value = kind(value)
+            elif name == "modify_target" and value is not None:
+                value = (value[0], value[1], Tif(value[2]))
+            fields[name] = value
+        return cls(**fields)
 
     @classmethod
     def submit(cls, order: PlaceOrder, now_ms: int) -> TrackedOrder:
@@ -749,3 +778,13 @@ _AWAITING = frozenset({OrderState.PENDING_CANCEL, OrderState.PENDING_MODIFY, Ord
 _UNPLACED = frozenset({OrderState.PENDING_NEW, OrderState.UNKNOWN})
 # Terminal states the venue's word that the order lives undoes (see "revives" above).
 _REVIVABLE = frozenset({OrderState.REJECTED, OrderState.EXPIRED})
+
+# TrackedOrder.compact's fields, in order, and those that hold an enum member (or None).
+COMPACT_FIELDS: Final = tuple(field.name for field in attrs.fields(TrackedOrder))
+_ENUM_FIELDS: Final[dict[str, type[enum.Enum]]] = {
+    "side": Side,
+    "tif": Tif,
+    "state": OrderState,
+    "pending": Op,
+    "base": OrderState,
+}

@@ -11,8 +11,16 @@ forgotten that way is matched by its cloid, or routed as untracked (as for a for
 
 Live orders are never dropped. Terminal orders are kept for a bounded number of further terminal
 orders (FIFO), so that late reports and fills after the end still match; past that they are
-forgotten and a straggler is routed as untracked. An order the venue shows alive after it had
-ended (revived: `mm.execution.lifecycle`) moves back among the live ones.
+forgotten and a straggler is routed as untracked. A retained terminal order is kept *cold*: as
+its `TrackedOrder.compact` tuple (strings and numbers, which the garbage collector stops
+tracking), not as the order, which each full collection would walk with its 31 fields (the
+2,000 retained were most of what the service's full collections walked: benchmarks/
+gc_census.py). A lookup that finds a cold order thaws it (the same object again while anyone
+still holds it, through a weak reference, else one rebuilt equal field for field) and keeps it
+warm until its next sync, which makes it cold again while it is still terminal; its cloid keeps
+its place in registration order throughout. The oid index maps to cloids, not orders. An order
+the venue shows alive after it had ended (revived: `mm.execution.lifecycle`) moves back among
+the live ones.
 
 The per-cycle queries are indexed: a slot asks for one symbol's live orders
 (`OrderRegistry.live` with a coin) and gets them from a per-symbol index, never by scanning
@@ -27,13 +35,16 @@ benefit of the doubt while its placement has not been answered: see `OrderRegist
 
 from __future__ import annotations
 
+import weakref
 from collections import deque
 from collections.abc import Iterator
+from typing import Any
 
-from mm.execution.lifecycle import OrderState, TrackedOrder
+from mm.execution.lifecycle import COMPACT_FIELDS, OrderState, TrackedOrder
 from mm.model import OrderId
 
 _PENDING = frozenset({OrderState.PENDING_NEW, OrderState.PENDING_CANCEL, OrderState.PENDING_MODIFY})
+_OID_AT = COMPACT_FIELDS.index("oid")
 
 
 class DuplicateCloid(ValueError):
@@ -47,8 +58,11 @@ class OrderRegistry:
         if terminal_capacity < 1:
             raise ValueError(f"terminal_capacity must be at least 1, got {terminal_capacity}")
         self.terminal_capacity = terminal_capacity
-        self._by_cloid: dict[str, TrackedOrder] = {}
-        self._by_oid: dict[OrderId, TrackedOrder] = {}
+        # Every order by cloid in registration order; None for a cold one (in _cold).
+        self._by_cloid: dict[str, TrackedOrder | None] = {}
+        self._cold: dict[str, tuple[Any, ...]] = {}  # cloid -> the terminal order, compact
+        self._cold_refs: dict[str, weakref.ref[TrackedOrder]] = {}  # cloid -> the order made cold
+        self._by_oid: dict[OrderId, str] = {}  # every oid an order has or keeps -> its cloid
         # The orders not yet seen terminal: the per-cycle queries scan these, never the
         # (up to terminal_capacity) retained terminal orders.
         self._live: dict[str, TrackedOrder] = {}
@@ -67,7 +81,9 @@ class OrderRegistry:
         return cloid in self._by_cloid
 
     def __iter__(self) -> Iterator[TrackedOrder]:
-        return iter(list(self._by_cloid.values()))
+        """Every order, in registration order (cold ones thawed: for tests and tools)."""
+        orders = [self.get(cloid) for cloid in list(self._by_cloid)]
+        return iter([order for order in orders if order is not None])
 
     # --- registration ---------------------------------------------------------------------------
 
@@ -77,7 +93,7 @@ class OrderRegistry:
             raise DuplicateCloid(f"cloid {order.cloid} is already registered")
         for oid in (order.oid, *order.retired_oids):
             if oid is not None and oid in self._by_oid:
-                raise DuplicateCloid(f"oid {oid} already belongs to {self._by_oid[oid].cloid}")
+                raise DuplicateCloid(f"oid {oid} already belongs to {self._by_oid[oid]}")
         self._by_cloid[order.cloid] = order
         self._live[order.cloid] = order
         self._live_by_coin.setdefault(order.coin, {})[order.cloid] = order
@@ -85,12 +101,13 @@ class OrderRegistry:
 
     def sync(self, order: TrackedOrder) -> None:
         """Index the order's current and past oids; move it to retention once terminal."""
-        if self._by_cloid.get(order.cloid) is not order:
-            raise KeyError(f"order {order.cloid} is not registered")
+        cloid = order.cloid
+        if self._by_cloid.get(cloid) is not order and not self._thawed_is(order):
+            raise KeyError(f"order {cloid} is not registered")
         if order.oid is not None:
-            owner = self._by_oid.setdefault(order.oid, order)
-            if owner is not order:
-                raise DuplicateCloid(f"oid {order.oid} already belongs to {owner.cloid}")
+            owner = self._by_oid.setdefault(order.oid, cloid)
+            if owner != cloid:
+                raise DuplicateCloid(f"oid {order.oid} already belongs to {owner}")
         if not self._indexed_now(order):
             self._index_retired(order)
         if not order.is_terminal and order.cloid in self._terminal_set:
@@ -99,9 +116,9 @@ class OrderRegistry:
             self._terminal_set.discard(order.cloid)
             self._terminal.remove(order.cloid)
             self._live = {
-                cloid: known
-                for cloid, known in self._by_cloid.items()
-                if cloid in self._live or known is order
+                key: known
+                for key, known in self._by_cloid.items()
+                if known is not None and (key in self._live or known is order)
             }
             self._live_by_coin[order.coin] = {
                 cloid: known for cloid, known in self._live.items() if known.coin == order.coin
@@ -117,6 +134,30 @@ class OrderRegistry:
             self._terminal_set.add(order.cloid)
             while len(self._terminal) > self.terminal_capacity:
                 self._forget(self._terminal.popleft())
+        if order.is_terminal and cloid in self._terminal_set:
+            self._cool(order)
+
+    def _cool(self, order: TrackedOrder) -> None:
+        """Keep a terminal order cold (see the module)."""
+        self._cold[order.cloid] = order.compact()
+        self._cold_refs[order.cloid] = weakref.ref(order)
+        self._by_cloid[order.cloid] = None
+
+    def _thaw(self, cloid: str) -> TrackedOrder:
+        values = self._cold.pop(cloid)
+        order = self._cold_refs.pop(cloid)()
+        if order is None:
+            order = TrackedOrder.from_compact(values)
+        self._by_cloid[cloid] = order
+        return order
+
+    def _thawed_is(self, order: TrackedOrder) -> bool:
+        """Whether ``order`` is the cold order of its cloid, still held by a caller: thawed."""
+        ref = self._cold_refs.get(order.cloid)
+        if ref is None or ref() is not order:
+            return False
+        self._thaw(order.cloid)
+        return True
 
     def _indexed_now(self, order: TrackedOrder) -> bool:
         """Whether the order's retired oids are those indexed: they are only ever appended to and
@@ -132,40 +173,50 @@ class OrderRegistry:
         had = set(before)
         for oid in retired:
             if oid not in had:
-                owner = self._by_oid.setdefault(oid, order)
-                if owner is not order:
-                    raise DuplicateCloid(f"oid {oid} already belongs to {owner.cloid}")
+                owner = self._by_oid.setdefault(oid, order.cloid)
+                if owner != order.cloid:
+                    raise DuplicateCloid(f"oid {oid} already belongs to {owner}")
         kept = set(retired)
         for oid in before:
-            if oid not in kept and oid != order.oid and self._by_oid.get(oid) is order:
+            if oid not in kept and oid != order.oid and self._by_oid.get(oid) == order.cloid:
                 del self._by_oid[oid]
         self._retired_indexed[order.cloid] = retired
 
     def _forget(self, cloid: str) -> None:
         self._terminal_set.discard(cloid)
         order = self._by_cloid.pop(cloid)
+        kept: tuple[OrderId, ...] = ()
+        if order is None:
+            oid = self._cold.pop(cloid)[_OID_AT]
+            del self._cold_refs[cloid]
+        else:
+            oid, kept = order.oid, order.retired_oids
         indexed = self._retired_indexed.pop(cloid, ())
         self.evicted += 1
-        for oid in (order.oid, *indexed, *order.retired_oids):
-            if oid is not None and self._by_oid.get(oid) is order:
-                del self._by_oid[oid]
+        for had in (oid, *indexed, *kept):
+            if had is not None and self._by_oid.get(had) == cloid:
+                del self._by_oid[had]
 
     # --- lookups --------------------------------------------------------------------------------
 
     def get(self, cloid: str) -> TrackedOrder | None:
-        return self._by_cloid.get(cloid)
+        order = self._by_cloid.get(cloid)
+        if order is None and cloid in self._cold:
+            return self._thaw(cloid)
+        return order
 
     def by_oid(self, oid: OrderId) -> TrackedOrder | None:
         """The order that has, or had, this venue oid."""
-        return self._by_oid.get(oid)
+        cloid = self._by_oid.get(oid)
+        return None if cloid is None else self.get(cloid)
 
     def find(self, cloid: str | None, oid: OrderId | None) -> TrackedOrder | None:
         """By cloid first (it never changes), then by oid."""
         if cloid is not None:
-            order = self._by_cloid.get(cloid)
+            order = self.get(cloid)
             if order is not None:
                 return order
-        return self._by_oid.get(oid) if oid is not None else None
+        return self.by_oid(oid) if oid is not None else None
 
     def is_retired(self, order: TrackedOrder, oid: OrderId) -> bool:
         """Whether ``oid`` is one of ``order``'s past oids it keeps (``oid in
@@ -174,11 +225,11 @@ class OrderRegistry:
         if oid == order.oid:
             return False
         if self._by_cloid.get(order.cloid) is order and self._indexed_now(order):
-            return self._by_oid.get(oid) is order  # its current oid and those it keeps
+            return self._by_oid.get(oid) == order.cloid  # its current oid and those it keeps
         return order.is_retired_oid(oid)
 
     def current_oid(self, cloid: str) -> OrderId | None:
-        order = self._by_cloid.get(cloid)
+        order = self.get(cloid)
         return order.oid if order is not None else None
 
     def live(self, coin: str | None = None) -> list[TrackedOrder]:
@@ -197,7 +248,7 @@ class OrderRegistry:
 
     def in_flight_since(self, cloid: str) -> int | None:
         """When the request in flight for this order left; None when nothing is in flight."""
-        order = self._by_cloid.get(cloid)
+        order = self.get(cloid)
         return order.in_flight_since_ms if order is not None else None
 
     def in_flight(self) -> list[TrackedOrder]:

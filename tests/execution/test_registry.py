@@ -3,19 +3,21 @@ terminal orders, and in-flight bookkeeping."""
 
 from __future__ import annotations
 
+import gc
 from typing import Any
 from unittest import mock
 
+import attrs
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from mm.execution import lifecycle
-from mm.execution.lifecycle import RETIRED_OIDS_KEPT, OrderState, TrackedOrder, Transition
+from mm.execution.lifecycle import RETIRED_OIDS_KEPT, Op, OrderState, TrackedOrder, Transition
 from mm.execution.registry import DuplicateCloid, OrderRegistry
-from mm.model import PlaceOrder, Side, Tif
+from mm.model import Fill, PlaceOrder, Side, Tif
 from mm.venues.hyperliquid.status import order_status
-from tests.ids import hl_oid
+from tests.ids import hl_oid, hl_tid
 
 
 def said(order: TrackedOrder, word: str, oid: int, now_ms: int, **kwargs: Any) -> Transition:
@@ -340,3 +342,106 @@ def tracked_registered(registry: OrderRegistry, cloid: str) -> TrackedOrder:
     order = tracked(cloid)
     registry.register(order)
     return order
+
+
+def test_a_compact_order_is_the_order_field_for_field() -> None:
+    """Every field survives TrackedOrder.compact and from_compact (a field added later with no
+    value set here fails the first assertion: give it one)."""
+    order = TrackedOrder(
+        cloid="0xc",
+        coin="ETH",
+        side=Side.SELL,
+        px=101.5,
+        sz=2.0,
+        orig_sz=3.0,
+        tif=Tif.ALO,
+        reduce_only=True,
+        created_ms=1,
+        updated_ms=2,
+        state=OrderState.UNKNOWN,
+        oid=hl_oid(7),
+        retired_oids=(hl_oid(5), hl_oid(6)),
+        filled_sz=1.0,
+        avg_fill_px=101.0,
+        oid_filled_sz=0.5,
+        fill_count=2,
+        answered_filled_sz=0.25,
+        accepted=True,
+        acked_ms=3,
+        seen_ms=4,
+        terminal_ms=5,
+        in_flight_since_ms=6,
+        pending=Op.MODIFY,
+        base=OrderState.PARTIALLY_FILLED,
+        cancel_sent=True,
+        modify_target=(102.0, 1.5, Tif.GTC),
+        reason="why",
+        unknown_words=("odd",),
+        lands_by_ms=9.5,
+        retired_dropped=3,
+    )
+    defaults = TrackedOrder.submit(PlaceOrder("BTC", Side.BUY, 1.0, 1.0, Tif.IOC, "0xd"), 0)
+    assert all(
+        getattr(order, field.name) != getattr(defaults, field.name)
+        for field in attrs.fields(TrackedOrder)
+    )
+    values = order.compact()
+    gc.collect()  # the tuples inside first (or in the same collection), then the one outside
+    gc.collect()
+    assert not gc.is_tracked(values)
+    assert attrs.asdict(TrackedOrder.from_compact(values)) == attrs.asdict(order)
+    assert attrs.asdict(TrackedOrder.from_compact(defaults.compact())) == attrs.asdict(defaults)
+
+
+def test_terminal_orders_are_kept_cold_and_thawed_on_lookup() -> None:
+    registry = OrderRegistry(terminal_capacity=10)
+    held = tracked("0xa")
+    registry.register(held)
+    finish(registry, held, 11)
+    for n in range(2, 5):
+        finish(registry, tracked_registered(registry, f"0x{n}"), 10 + n)
+    gc.collect()
+    gc.collect()
+    cold = list(registry._cold.values())
+    assert len(cold) == 4
+    assert not any(gc.is_tracked(values) for values in cold)
+    assert all(order is None for order in registry._by_cloid.values())
+    # Still held here: the same object comes back, by cloid and by oid.
+    assert registry.get("0xa") is held
+    assert registry.by_oid(hl_oid(11)) is held
+    registry.sync(held)  # terminal still: cold again
+    assert registry._by_cloid["0xa"] is None
+    # Held by nobody: rebuilt, equal, and the one every later lookup gets while it is warm.
+    expected = attrs.asdict(registry.get("0x2"))  # type: ignore[arg-type]
+    registry.sync(registry.get("0x2"))  # type: ignore[arg-type]
+    gc.collect()
+    again = registry.find("0x2", None)
+    assert again is not None
+    assert attrs.asdict(again) == expected
+    assert registry.by_oid(hl_oid(12)) is again
+    # A late fill on a cold order: applied to the thawed order, kept when it cools again.
+    late = Fill(
+        "BTC",
+        Side.BUY,
+        100.0,
+        0.5,
+        5,
+        hl_oid(13),
+        hl_tid(1),
+        "0x3",
+        0.0,
+        "USDC",
+        False,
+        0.0,
+        "Open Long",
+        0.0,
+        "0x0",
+    )
+    third = registry.find("0x3", hl_oid(13))
+    assert third is not None
+    third.apply_fill(late, 6)
+    registry.sync(third)
+    del third
+    gc.collect()
+    assert registry.get("0x3").filled_sz == 0.5  # type: ignore[union-attr]
+    assert [order.cloid for order in registry] == ["0xa", "0x2", "0x3", "0x4"]
