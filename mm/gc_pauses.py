@@ -9,6 +9,14 @@ permanent generation (``gc.freeze()``), so no later collection walks it again, a
 ``THRESHOLDS``. Frozen objects are still freed by reference counting; only a cycle among them
 is never collected, which is why the collection comes first.
 
+What the old generation holds after the freeze is what the service keeps while it runs, and a
+full collection visits every reference of every such object (a cache miss each on a busy heap:
+its cost follows the references more than the objects). ``benchmarks/gc_census.py`` counts
+them by owner in the live service. The structures that keep thousands of items for hours keep
+them in forms the collector does not track (tuples of strings and numbers): the registry's
+retained terminal orders (``TrackedOrder.compact``), the bounded sets' value records
+(``mm.bounded.compact_key``), an order's retired oids.
+
 :class:`GcPauses` times each collection from ``gc.callbacks``' "start" to its "stop" on the
 monotonic clock and keeps, per generation, the count, the total, the histogram buckets and the
 longest pause, and the collector's own CPU time (the thread's) in its costliest collection. The
