@@ -35,6 +35,7 @@ benefit of the doubt while its placement has not been answered: see `OrderRegist
 
 from __future__ import annotations
 
+import functools
 import weakref
 from collections import deque
 from collections.abc import Iterator
@@ -61,7 +62,8 @@ class OrderRegistry:
         # Every order by cloid in registration order; None for a cold one (in _cold).
         self._by_cloid: dict[str, TrackedOrder | None] = {}
         self._cold: dict[str, tuple[Any, ...]] = {}  # cloid -> the terminal order, compact
-        self._cold_refs: dict[str, weakref.ref[TrackedOrder]] = {}  # cloid -> the order made cold
+        # cloid -> the order made cold, while something else still holds it
+        self._cold_refs: dict[str, weakref.ref[TrackedOrder]] = {}
         self._by_oid: dict[OrderId, str] = {}  # every oid an order has or keeps -> its cloid
         # The orders not yet seen terminal: the per-cycle queries scan these, never the
         # (up to terminal_capacity) retained terminal orders.
@@ -139,13 +141,20 @@ class OrderRegistry:
 
     def _cool(self, order: TrackedOrder) -> None:
         """Keep a terminal order cold (see the module)."""
-        self._cold[order.cloid] = order.compact()
-        self._cold_refs[order.cloid] = weakref.ref(order)
-        self._by_cloid[order.cloid] = None
+        cloid = order.cloid
+        self._cold[cloid] = order.compact()
+        # Kept while a caller still holds the order: its end takes the entry out.
+        self._cold_refs[cloid] = weakref.ref(order, functools.partial(self._released, cloid))
+        self._by_cloid[cloid] = None
+
+    def _released(self, cloid: str, ref: weakref.ref[TrackedOrder]) -> None:
+        if self._cold_refs.get(cloid) is ref:
+            del self._cold_refs[cloid]
 
     def _thaw(self, cloid: str) -> TrackedOrder:
         values = self._cold.pop(cloid)
-        order = self._cold_refs.pop(cloid)()
+        ref = self._cold_refs.pop(cloid, None)
+        order = None if ref is None else ref()
         if order is None:
             order = TrackedOrder.from_compact(values)
         self._by_cloid[cloid] = order
@@ -188,7 +197,7 @@ class OrderRegistry:
         kept: tuple[OrderId, ...] = ()
         if order is None:
             oid = self._cold.pop(cloid)[_OID_AT]
-            del self._cold_refs[cloid]
+            self._cold_refs.pop(cloid, None)
         else:
             oid, kept = order.oid, order.retired_oids
         indexed = self._retired_indexed.pop(cloid, ())

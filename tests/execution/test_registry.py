@@ -419,6 +419,7 @@ def test_terminal_orders_are_kept_cold_and_thawed_on_lookup() -> None:
     assert again is not None
     assert attrs.asdict(again) == expected
     assert registry.by_oid(hl_oid(12)) is again
+    assert set(registry._cold_refs) == {"0xa"}  # only the order still held here
     # A late fill on a cold order: applied to the thawed order, kept when it cools again.
     late = Fill(
         "BTC",
