@@ -70,7 +70,14 @@ def _refused(kind: str, text: str) -> dict[str, Any]:
 
 def _require(condition: bool, reason: str) -> None:
     if not condition:
-        raise ExchangeError(deserialize_error(reason))
+        raise _invalid(reason)
+
+
+def _invalid(reason: str) -> ExchangeError:
+    """The 422 for ``reason``. A reason that names what was sent (``_got``) is built only once
+    the check has failed: each order of a batch goes through several checks, and formatting
+    every reason ahead of its check was a tenth of the simulator's time on an order."""
+    return ExchangeError(deserialize_error(reason))
 
 
 def _got(value: Any) -> str:
@@ -79,23 +86,23 @@ def _got(value: Any) -> str:
 
 
 def _object(value: Any, path: str) -> Mapping[str, Any]:
-    _require(isinstance(value, Mapping), f"{path}: expected an object, {_got(value)}")
+    if not isinstance(value, Mapping):
+        raise _invalid(f"{path}: expected an object, {_got(value)}")
     return cast(Mapping[str, Any], value)
 
 
 def _list(value: Any, path: str) -> list[Any]:
-    _require(isinstance(value, list), f"{path}: expected an array, {_got(value)}")
+    if not isinstance(value, list):
+        raise _invalid(f"{path}: expected an array, {_got(value)}")
     return list(value)
 
 
 def _cloid(value: Any, path: str) -> str | None:
     if value is None or value is _MISSING:
         return None
-    _require(
-        isinstance(value, str) and CLOID.match(value) is not None,
-        f"{path}: expected a cloid, 0x and 32 hex digits",
-    )
-    return str(value).lower()
+    if not isinstance(value, str) or CLOID.match(value) is None:
+        raise _invalid(f"{path}: expected a cloid, 0x and 32 hex digits")
+    return value.lower()
 
 
 def parse_order(wire_order: Any, path: str = "order") -> OrderRequest:
@@ -105,24 +112,26 @@ def parse_order(wire_order: Any, path: str = "order") -> OrderRequest:
     px, sz = order.get("p", _MISSING), order.get("s", _MISSING)
     reduce_only = order.get("r", False)
     order_type = order.get("t", _MISSING)
-    _require(type(asset) is int, f"{path}.a: expected an asset index (integer), {_got(asset)}")
-    _require(type(is_buy) is bool, f"{path}.b: expected a boolean, {_got(is_buy)}")
-    _require(isinstance(px, str), f"{path}.p: expected a decimal string, {_got(px)}")
-    _require(isinstance(sz, str), f"{path}.s: expected a decimal string, {_got(sz)}")
-    _require(type(reduce_only) is bool, f"{path}.r: expected a boolean, {_got(reduce_only)}")
-    _require(
-        isinstance(order_type, Mapping) and len(order_type) == 1,
-        f"{path}.t: expected an object with one of limit or trigger",
-    )
+    if type(asset) is not int:
+        raise _invalid(f"{path}.a: expected an asset index (integer), {_got(asset)}")
+    if type(is_buy) is not bool:
+        raise _invalid(f"{path}.b: expected a boolean, {_got(is_buy)}")
+    if not isinstance(px, str):
+        raise _invalid(f"{path}.p: expected a decimal string, {_got(px)}")
+    if not isinstance(sz, str):
+        raise _invalid(f"{path}.s: expected a decimal string, {_got(sz)}")
+    if type(reduce_only) is not bool:
+        raise _invalid(f"{path}.r: expected a boolean, {_got(reduce_only)}")
+    if not isinstance(order_type, Mapping) or len(order_type) != 1:
+        raise _invalid(f"{path}.t: expected an object with one of limit or trigger")
     limit = order_type.get("limit")
     if limit is None:
-        _require("trigger" in order_type, f"{path}.t: expected one of limit or trigger")
+        if "trigger" not in order_type:
+            raise _invalid(f"{path}.t: expected one of limit or trigger")
         tif = "Trigger"
     else:
-        _require(
-            isinstance(limit, Mapping) and isinstance(limit.get("tif"), str),
-            f"{path}.t.limit.tif: expected a string",
-        )
+        if not isinstance(limit, Mapping) or not isinstance(limit.get("tif"), str):
+            raise _invalid(f"{path}.t.limit.tif: expected a string")
         tif = limit["tif"]
     return OrderRequest(
         asset=asset,
@@ -131,7 +140,7 @@ def parse_order(wire_order: Any, path: str = "order") -> OrderRequest:
         sz=sz,
         reduce_only=reduce_only,
         tif=tif,
-        cloid=_cloid(order.get("c"), f"{path}.c"),
+        cloid=_cloid(order.get("c"), path + ".c"),
     )
 
 
@@ -144,8 +153,10 @@ def _cancel(entry: Any, index: int) -> tuple[int, int]:
     path = f"cancels[{index}]"
     cancel = _object(entry, path)
     asset, oid = cancel.get("a", _MISSING), cancel.get("o", _MISSING)
-    _require(type(asset) is int, f"{path}.a: expected an integer, {_got(asset)}")
-    _require(type(oid) is int, f"{path}.o: expected an integer, {_got(oid)}")
+    if type(asset) is not int:
+        raise _invalid(f"{path}.a: expected an integer, {_got(asset)}")
+    if type(oid) is not int:
+        raise _invalid(f"{path}.o: expected an integer, {_got(oid)}")
     return asset, oid
 
 
@@ -154,7 +165,8 @@ def _cancel_by_cloid(entry: Any, index: int) -> tuple[int, str]:
     path = f"cancels[{index}]"
     cancel = _object(entry, path)
     asset = cancel.get("asset", _MISSING)
-    _require(type(asset) is int, f"{path}.asset: expected an integer, {_got(asset)}")
+    if type(asset) is not int:
+        raise _invalid(f"{path}.asset: expected an integer, {_got(asset)}")
     cloid = _cloid(cancel.get("cloid", _MISSING), f"{path}.cloid")
     _require(cloid is not None, f"{path}.cloid: missing")
     assert cloid is not None
@@ -170,10 +182,11 @@ def _target(value: Any, path: str) -> int | str:
     """The order a modify names: its oid or its cloid."""
     if type(value) is int:
         return value
-    _require(
-        isinstance(value, str) and CLOID.match(value) is not None,
-        f"{path}: expected an order id (integer) or a cloid (0x and 32 hex digits), {_got(value)}",
-    )
+    if not isinstance(value, str) or CLOID.match(value) is None:
+        raise _invalid(
+            f"{path}: expected an order id (integer) or a cloid (0x and 32 hex digits), "
+            f"{_got(value)}"
+        )
     return str(value).lower()
 
 
@@ -197,12 +210,11 @@ class ExchangeHandler:
         request = _object(body, "body")
         action = _object(request.get("action", _MISSING), "action")
         kind = action.get("type", _MISSING)
-        _require(isinstance(kind, str), f"action.type: expected a string, {_got(kind)}")
+        if not isinstance(kind, str):
+            raise _invalid(f"action.type: expected a string, {_got(kind)}")
         nonce = request.get("nonce", _MISSING)
-        _require(
-            type(nonce) is int and 0 <= nonce < U64,
-            f"nonce: expected an unsigned integer (milliseconds), {_got(nonce)}",
-        )
+        if type(nonce) is not int or not 0 <= nonce < U64:
+            raise _invalid(f"nonce: expected an unsigned integer (milliseconds), {_got(nonce)}")
         signature = _object(request.get("signature", _MISSING), "signature")
         _require(
             isinstance(signature.get("r"), str)
@@ -377,10 +389,8 @@ class ExchangeHandler:
             return batch_modify
         if kind == "scheduleCancel":
             time = action.get("time")
-            _require(
-                time is None or type(time) is int,
-                f"time: expected an integer (milliseconds) or null, {_got(time)}",
-            )
+            if time is not None and type(time) is not int:
+                raise _invalid(f"time: expected an integer (milliseconds) or null, {_got(time)}")
 
             def schedule_cancel(user: str, now: int) -> Answer:
                 problem = self.venue.schedule_cancel(user, time, now)
