@@ -225,27 +225,36 @@ class SimVenue:
         cancels: dict[str, list[dict[str, Any]]] = defaultdict(list)
         fundings: list[FundingPayment] = []
         specs = self.specs
+        hub = self.hub
+        # A frame is built only for a channel someone listens to (as publish_lazy does): a
+        # trading user's every order says its status, and nobody may be subscribed to it.
+        listened = hub.has
         for event in events:
             if isinstance(event, BookChanged):
                 self._dirty.add(event.asset)
             elif isinstance(event, Trade):
-                trades[event.asset].append(wire.trade(event, specs[event.asset]))
+                spec = specs[event.asset]
+                if listened(("trades", spec.name)):
+                    trades[event.asset].append(wire.trade(event, spec))
             elif isinstance(event, UserFill):
                 spec = specs[event.asset]
-                fills[event.user].append(wire.user_fill(event, spec))
-                self.address_limits.add_volume(event.user, spec.notional(event.px, event.sz))
+                user = event.user
+                if listened(("userFills", user)) or listened(("userEvents", user)):
+                    fills[user].append(wire.user_fill(event, spec))
+                self.address_limits.add_volume(user, spec.notional(event.px, event.sz))
             elif isinstance(event, OrderUpdate):
-                spec = specs[event.order.asset]
-                updates[event.user].append(
-                    wire.order_update(event.order, event.status, event.time, spec)
-                )
+                if listened(("orderUpdates", event.user)):
+                    spec = specs[event.order.asset]
+                    updates[event.user].append(
+                        wire.order_update(event.order, event.status, event.time, spec)
+                    )
             elif isinstance(event, NonUserCancel):
-                cancels[event.user].append({"coin": specs[event.asset].name, "oid": event.oid})
+                if listened(("userEvents", event.user)):
+                    cancels[event.user].append({"coin": specs[event.asset].name, "oid": event.oid})
             elif isinstance(event, FundingPayment):
                 fundings.append(event)
         if self._dirty:
             self._books_changed.set()
-        hub = self.hub
         for asset, batch in trades.items():
             hub.publish(("trades", specs[asset].name), "trades", batch)
         for user, batch in fills.items():
