@@ -6,6 +6,11 @@ container's bookkeeping) and a FIFO queue per price;
 a taker walks the opposite side from the best price while its limit allows. Orders of the
 taker's own user met on the way are removed (the venue's self-trade prevention expires the
 resting order) and reported, never traded.
+
+Books may share an ``OpenTally`` (the engine's books do; a book alone keeps none): what each
+user has resting over them, kept in step by every book change, so that the engine's per-order
+checks (the open-order limit, the margin orders hold, the reduce-only orders to recheck after a
+fill) read a count and a sum instead of walking the user's orders and every book.
 """
 
 from __future__ import annotations
@@ -43,16 +48,76 @@ class Match:
     sz: int
 
 
+class OpenTally:
+    """Per user, what rests on the books that share this tally: how many orders, the ticks x
+    lots of those that hold margin (all but reduce-only ones) per asset, and the reduce-only
+    ones themselves, in the order they rested. Users in ``untallied`` (the synthetic market's,
+    which trade without margin or limits) are left out. Written by the books only."""
+
+    def __init__(self, untallied: frozenset[str] = frozenset()) -> None:
+        self.untallied = untallied
+        self.counts: dict[str, int] = {}
+        self.margin: dict[str, dict[int, int]] = {}
+        self.reduce_only: dict[str, dict[int, Order]] = {}
+
+    def rested(self, order: Order) -> None:
+        user = order.user
+        self.counts[user] = self.counts.get(user, 0) + 1
+        if order.reduce_only:
+            mine = self.reduce_only.get(user)
+            if mine is None:
+                mine = self.reduce_only[user] = {}
+            mine[order.oid] = order
+            return
+        by_asset = self.margin.get(user)
+        if by_asset is None:
+            by_asset = self.margin[user] = {}
+        by_asset[order.asset] = by_asset.get(order.asset, 0) + order.px * order.sz
+
+    def traded(self, order: Order, lots: int) -> None:
+        """``lots`` of a resting ``order`` traded (its ``sz`` is already the less)."""
+        if not order.reduce_only:
+            self._less(order.user, order.asset, order.px * lots)
+
+    def left(self, order: Order) -> None:
+        """``order`` left the book with ``order.sz`` unfilled (0 when it filled)."""
+        user = order.user
+        count = self.counts[user] - 1
+        if count:
+            self.counts[user] = count
+        else:
+            del self.counts[user]
+        if order.reduce_only:
+            mine = self.reduce_only[user]
+            del mine[order.oid]
+            if not mine:
+                del self.reduce_only[user]
+        elif order.sz:
+            self._less(user, order.asset, order.px * order.sz)
+
+    def _less(self, user: str, asset: int, ticks_lots: int) -> None:
+        by_asset = self.margin[user]
+        left = by_asset[asset] - ticks_lots
+        if left:
+            by_asset[asset] = left
+        else:  # every order of the user's here that holds margin is gone
+            del by_asset[asset]
+            if not by_asset:
+                del self.margin[user]
+
+
 class OrderBook:
     """The bids and asks of one asset."""
 
-    def __init__(self) -> None:
+    def __init__(self, tally: OpenTally | None = None) -> None:
+        """``tally``: the tally this book keeps in step with the orders resting on it."""
         self._queues: tuple[dict[int, deque[Order]], dict[int, deque[Order]]] = ({}, {})
         # Index 0: asks (ascending), 1: bids (ascending; the best bid is the last).
         self._prices: tuple[list[int], list[int]] = ([], [])
         self.orders: dict[int, Order] = {}
         # Resting orders by user, so that one user's orders are found without a scan.
         self._by_user: dict[str, dict[int, Order]] = {}
+        self.tally = tally
 
     def best_bid(self) -> int | None:
         prices = self._prices[1]
@@ -77,6 +142,8 @@ class OrderBook:
         side = 0 if is_buy else 1  # the side that is hit
         prices = self._prices[side]
         queues = self._queues[side]
+        tally = self.tally
+        untallied = tally.untallied if tally is not None else frozenset()
         matches: list[Match] = []
         expired: list[Order] = []
         while sz > 0 and prices:
@@ -95,6 +162,8 @@ class OrderBook:
                 maker.sz -= traded
                 sz -= traded
                 matches.append(Match(maker, level_px, traded))
+                if tally is not None and maker.user not in untallied:
+                    tally.traded(maker, traded)
                 if maker.sz == 0:
                     queue.popleft()
                     self._unindex(maker)
@@ -120,6 +189,9 @@ class OrderBook:
         if mine is None:
             mine = self._by_user[order.user] = {}
         mine[order.oid] = order
+        tally = self.tally
+        if tally is not None and order.user not in tally.untallied:
+            tally.rested(order)
 
     def rest_passive(self, orders: Sequence[Order], start: int) -> int:
         """:meth:`insert` ``orders[start:]`` in turn while none would trade on arrival; the
@@ -129,6 +201,8 @@ class OrderBook:
         ask_queues, bid_queues = self._queues
         resting = self.orders
         by_user = self._by_user
+        tally = self.tally
+        untallied = tally.untallied if tally is not None else frozenset()
         for index in range(start, len(orders)):
             order = orders[index]
             px = order.px
@@ -150,6 +224,8 @@ class OrderBook:
             if mine is None:
                 mine = by_user[order.user] = {}
             mine[order.oid] = order
+            if tally is not None and order.user not in untallied:
+                tally.rested(order)
         return len(orders)
 
     def remove_many(self, user: str, oids: Iterable[int]) -> int:
@@ -160,6 +236,9 @@ class OrderBook:
             return 0
         # remove_order's steps, with the book's containers looked up once for the lot.
         orders, by_user, queues, prices = self.orders, self._by_user, self._queues, self._prices
+        tally = self.tally
+        if tally is not None and user in tally.untallied:
+            tally = None
         removed = 0
         for oid in oids:
             order = resting.get(oid)
@@ -167,6 +246,8 @@ class OrderBook:
                 continue
             del orders[oid]
             del resting[oid]
+            if tally is not None:
+                tally.left(order)
             side = 1 if order.is_buy else 0
             px = order.px
             queue = queues[side][px]
@@ -229,6 +310,9 @@ class OrderBook:
         del mine[order.oid]
         if not mine:
             del self._by_user[order.user]
+        tally = self.tally
+        if tally is not None and order.user not in tally.untallied:
+            tally.left(order)
 
     def level_size(self, is_buy: bool, px: int) -> int:
         queue = self._queues[1 if is_buy else 0].get(px)

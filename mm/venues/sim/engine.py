@@ -18,7 +18,7 @@ import attrs
 
 from mm.venues.sim.accounts import Account
 from mm.venues.sim.assets import AssetSpec
-from mm.venues.sim.book import Order, OrderBook
+from mm.venues.sim.book import OpenTally, Order, OrderBook
 from mm.venues.sim.events import (
     BookChanged,
     Event,
@@ -143,12 +143,14 @@ class Engine:
         self.specs = list(specs)
         self.by_name = {spec.name: spec for spec in self.specs}
         self.fees = fees or Fees()
-        self.books = [OrderBook() for _ in self.specs]
+        self.system_users = frozenset(system_users)
+        # What each trading user has resting, over every book: the per-order checks read it.
+        self.tally = OpenTally(self.system_users)
+        self.books = [OrderBook(self.tally) for _ in self.specs]
         # One BookChanged per asset, shared (it is frozen): the engine says it twice for every
         # order the synthetic market re-quotes, hundreds of times a market second.
         self._book_changed = [BookChanged(asset) for asset in range(len(self.specs))]
         self.accounts: dict[str, Account] = {}
-        self.system_users = frozenset(system_users)
         self.events: list[Event] = []
         self.last_trade_px: dict[int, int] = {}
         self.records: dict[int, OrderRecord] = {}
@@ -198,7 +200,9 @@ class Engine:
 
     def open_order_count(self, user: str) -> int:
         """How many orders ``user`` has resting, over every book."""
-        return sum(book.user_count(user) for book in self.books)
+        if user in self.system_users:  # not in the tally
+            return sum(book.user_count(user) for book in self.books)
+        return self.tally.counts.get(user, 0)
 
     def open_order_limit(self, user: str) -> int:
         """``user``'s open-order limit: 1000 plus one per 5M USDC traded, at most 5000."""
@@ -212,13 +216,26 @@ class Engine:
         account = self.accounts.get(user)
         if account is None:
             return 0.0
+        # Exact in integers (ticks x lots) per asset, kept by the tally, then one conversion
+        # to USDC each, summed in the order of the assets.
+        by_asset = self.tally.margin.get(user)
+        if not by_asset:
+            return 0.0
         total = 0.0
-        for asset, book in enumerate(self.books):
-            # Exact in integers (ticks x lots) per asset, then one conversion to USDC.
-            ticks_lots = sum(o.px * o.sz for o in book.user_orders(user) if not o.reduce_only)
-            if ticks_lots:
-                total += self.specs[asset].notional(ticks_lots, 1) / account.leverage_for(asset)
+        for asset in sorted(by_asset):
+            total += self.specs[asset].notional(by_asset[asset], 1) / account.leverage_for(asset)
         return total
+
+    def _held_marks(self, account: Account) -> dict[int, float]:
+        """The marks of the assets ``account`` holds a position in: all that its value and its
+        margin in use read of ``marks()``, without a mark for every listed asset."""
+        marks = {}
+        for asset, position in account.positions.items():
+            if position.szi:
+                mark = self.mark(asset)
+                if mark is not None:
+                    marks[asset] = mark
+        return marks
 
     # --- orders --------------------------------------------------------------------------------
 
@@ -317,7 +334,7 @@ class Engine:
                 self._set_status(rejected, "badAloPxRejected", now)
             return Rejected(Reject.BAD_ALO, asset, bbo)
         if account is not None and not reduce_only:
-            marks = self.marks()
+            marks = self._held_marks(account)
             free = (
                 account.account_value(self.specs, marks)
                 - account.margin_used(self.specs, marks)
@@ -463,9 +480,12 @@ class Engine:
         account = self.accounts.get(user)
         if account is None:
             return
+        reduce_only = self.tally.reduce_only.get(user)
+        if not reduce_only:
+            return
         position = account.position(asset).szi
         book = self.books[asset]
-        for order in [o for o in book.user_orders(user) if o.reduce_only]:
+        for order in [o for o in reduce_only.values() if o.asset == asset]:
             if position == 0 or (position > 0) == order.is_buy or order.sz > abs(position):
                 book.remove(order.oid)
                 self.events.append(self._book_changed[asset])

@@ -704,6 +704,23 @@ def test_resting_reduce_only_orders_are_canceled_when_the_position_closes(engine
     assert engine.accounts["alice"].position(0).szi == 0
 
 
+def test_reduce_only_orders_made_wrong_by_a_fill_are_canceled_in_the_order_they_rested(
+    engine: Engine,
+) -> None:
+    seed(engine)
+    assert isinstance(engine.place("alice", req(True, "50010", "0.01", tif="Ioc"), T0), Filled)
+    prices = ("61000", "60000", "62000")  # rested in this order, none at the best price first
+    exits = [engine.place("alice", req(False, px, "0.01", reduce_only=True), T0) for px in prices]
+    oids = [getattr(order, "oid", None) for order in exits]
+    engine.events.clear()
+    assert isinstance(engine.place("alice", req(False, "49990", "0.01", tif="Ioc"), T0 + 1), Filled)
+    updates = of_type(engine, OrderUpdate)
+    canceled = [u.order.oid for u in updates if u.status == "reduceOnlyCanceled"]
+    assert canceled == oids
+    assert engine.open_order_count("alice") == 0
+    assert engine.order_margin("alice") == 0.0
+
+
 def test_reduce_only_orders_larger_than_a_shrunk_position_are_canceled(engine: Engine) -> None:
     seed(engine)
     assert isinstance(engine.place("alice", req(True, "50020", "0.03", tif="Ioc"), T0), Filled)

@@ -11,7 +11,9 @@ operation, checks it against a plain reference model of the resting orders:
 - sizes are conserved per order (orig = resting + filled + canceled remainder), trades sum up
   per user to the positions, and UserFills agree with Trades;
 - cancel-replace keeps the cloid and assigns a new, larger oid;
-- the same operations on a fresh engine give identical events (determinism).
+- the same operations on a fresh engine give identical events (determinism);
+- the engine's tally of what each trading user has resting (the count, the margin orders hold,
+  the reduce-only orders) is what walking the books finds, to the last bit of the margin.
 """
 
 from __future__ import annotations
@@ -181,6 +183,36 @@ def snapshot(engine: Engine) -> dict[int, RefOrder]:
     }
 
 
+def check_tally(engine: Engine) -> None:
+    """The tally the engine's per-order checks read agrees with a walk of every book: the open
+    orders, the margin they hold (summed as the engine summed it before it kept a tally) and
+    the reduce-only orders in the order they rested; the system users are not in it."""
+    tally = engine.tally
+    for user in USERS:
+        walked = [order for book in engine.books for order in book.user_orders(user)]
+        assert engine.open_order_count(user) == len(walked)
+        if user in engine.system_users:
+            assert user not in tally.counts
+            assert user not in tally.margin
+            assert user not in tally.reduce_only
+            continue
+        assert tally.counts.get(user, 0) == len(walked)
+        account = engine.accounts.get(user)
+        if account is None:  # never funded: it could place nothing
+            assert not walked
+            assert engine.order_margin(user) == 0.0
+            continue
+        margin = 0.0
+        for asset, book in enumerate(engine.books):
+            ticks_lots = sum(o.px * o.sz for o in book.user_orders(user) if not o.reduce_only)
+            if ticks_lots:
+                margin += engine.specs[asset].notional(ticks_lots, 1) / account.leverage_for(asset)
+        assert engine.order_margin(user) == margin
+        for asset, book in enumerate(engine.books):
+            mine = [o for o in tally.reduce_only.get(user, {}).values() if o.asset == asset]
+            assert mine == [o for o in book.user_orders(user) if o.reduce_only]
+
+
 class Harness:
     """Drives one engine through operations and checks it after each against a reference."""
 
@@ -198,6 +230,7 @@ class Harness:
 
     def run(self, op: Op) -> None:
         self.now += STEP_MS
+        events_before = len(self.engine.events)
         before = snapshot(self.engine)
         self.engine.run_schedules(self.now)
         self.check_schedules(before)
@@ -216,6 +249,14 @@ class Harness:
             assert (result is not None) == (op.delay_ms < 5_000)
             self.check_no_change(before)
         self.check_book_not_crossed()
+        check_tally(self.engine)
+        # A fill cancels the reduce-only orders it makes wrong in the order they rested.
+        canceled = [
+            event.order.oid
+            for event in self.engine.events[events_before:]
+            if isinstance(event, OrderUpdate) and event.status == "reduceOnlyCanceled"
+        ]
+        assert canceled == sorted(canceled)
 
     def request(
         self, asset: int, is_buy: bool, level: int, lots: int, tif: str, **extra: Any
@@ -577,6 +618,8 @@ def test_rest_system_is_place_ticks_for_a_system_users_order(orders: list[Any]) 
                     == placed_one
                 )
     first, second = engines
+    check_tally(first)
+    check_tally(second)
     assert repr(first.events) == repr(second.events)  # orders compare by identity
     for one, other in zip(first.books, second.books, strict=True):
         assert one.levels(True, 20) == other.levels(True, 20)
