@@ -42,6 +42,7 @@ from prometheus_client import CollectorRegistry
 
 from mm import clock
 from mm.config import load_config
+from mm.connection import State, Transition
 from mm.model import PlaceOrder, Side, Tif
 from mm.venues.hyperliquid import codec
 from mm.venues.hyperliquid.address_budget import AddressBudget
@@ -68,7 +69,7 @@ OTHER_EVERY = 120.0  # the other client's batch of BATCH requests, while the bud
 OTHER_ROOM = 1_000  # ...that is, while this many requests are left before the cap
 MARKET = {
     "sim.coins": ["ETH"],
-    "sim.market.step_ms": 10_000,
+    "sim.market.step_ms": 9_000,
     "sim.market.taker_a": 0.0,
     "sim.market.liquidity_levels": 3,
 }
@@ -111,10 +112,13 @@ def batch(sim: SimVenue, takers: int, buy: bool, n: int = BATCH) -> list[PlaceOr
 async def test_a_simulated_day_keeps_the_address_budget_on_the_venues_figure(
     tmp_path: Path, autojump_clock: trio.testing.MockClock
 ) -> None:
-    # The simulator's market, not what is tested, made cheap: one coin, stepped every 10 s
+    # The simulator's market, not what is tested, made cheap: one coin, stepped every 9 s
     # instead of every 0.1 s (the diffusion scales with the time stepped), three levels a side
     # and no outside takers (mm's IOCs are the flow): re-quoting and matching its ladder ten
-    # times a second was most of a day's CPU.
+    # times a second was most of a day's CPU. Under 10 s: each step's mids are the frames that
+    # keep mm's socket from going stale (a step of exactly 10 s left it silent for 10 s, the
+    # stale threshold, and the connection went STALE and back, logging both, about 11,500
+    # times a day).
     config = load_config(SHIPPED_CONFIG, shipped_env(tmp_path / "run", MARKET))
     rate_limit = config.rate_limit
     reserve = rate_limit.address_reserve_requests
@@ -130,7 +134,8 @@ async def test_a_simulated_day_keeps_the_address_budget_on_the_venues_figure(
     async with trio.open_nursery() as nursery:
         await nursery.start(sim.run)
         assert sim.url is not None
-        ws = WsConnection(sim.url)
+        transitions: list[Transition] = []
+        ws = WsConnection(sim.url, on_state_change=transitions.append)
         await nursery.start(ws.run)
         async with RestTransport(sim.url) as rest, RestTransport(sim.url) as other_rest:
             client = HyperliquidClient(
@@ -174,7 +179,8 @@ async def test_a_simulated_day_keeps_the_address_budget_on_the_venues_figure(
             await client.rate_limit()  # the startup sequence's read
             fills = await ws.subscribe({"type": "userFills", "user": account})
             # The mids keep the socket's frames coming between batches (it is taken for stale
-            # after 10 s of silence), as the books do on the adapter's connections.
+            # after 10 s of silence), as the books do on the adapter's connections: it never
+            # goes stale (checked at the end).
             mids = await ws.subscribe({"type": "allMids"})
 
             async def drain() -> None:
@@ -238,3 +244,5 @@ async def test_a_simulated_day_keeps_the_address_budget_on_the_venues_figure(
     assert worst_cap[1] <= 0.05, (worst_cap, hourly)
     assert worst_headroom[2] <= 0.05, (worst_headroom, hourly)
     assert held == [], held[:10]
+    stale = [transition for transition in transitions if transition.new is State.STALE]
+    assert stale == [], (len(stale), stale[:3])
