@@ -14,7 +14,6 @@ from contextlib import asynccontextmanager
 
 import orjson
 import trio
-from trio_websocket import open_websocket_url
 
 from mm.model import RateLimitState
 from mm.secrets import Secret
@@ -27,6 +26,7 @@ from mm.venues.hyperliquid.rest import RestTransport
 from mm.venues.hyperliquid.schedule_cancel import REQUIRED_VOLUME_USD
 from mm.venues.hyperliquid.signing import L1Signer
 from mm.venues.hyperliquid.ws import ws_url
+from mm.websocket import open_websocket_url
 
 FILLS_PAGE = 2000  # the venue's most fills per userFillsByTime answer
 

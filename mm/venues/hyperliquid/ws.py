@@ -76,11 +76,11 @@ import attrs
 import orjson
 import trio
 from loguru import logger
-from trio_websocket import ConnectionClosed, WebSocketConnection, open_websocket_url
 
 from mm.connection import ConnectionConfig, ConnectionHealth, State, Transition
 from mm.venues.base import Gap
 from mm.venues.hyperliquid.limits import is_ws_messages_limit
+from mm.websocket import ConnectionClosed, WebSocketConnection, open_websocket_url
 
 GREETING = "Websocket connection established."
 GREETING_CHANNEL = "greeting"  # how the greeting is counted and tapped

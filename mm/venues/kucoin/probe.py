@@ -39,7 +39,6 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
 import trio
-from trio_websocket import open_websocket_url
 
 from mm import clock
 from mm.model import RateLimitState
@@ -52,6 +51,7 @@ from mm.venues.kucoin.codec import CodecError, parse_depth5
 from mm.venues.kucoin.rate_budget import RateBudget
 from mm.venues.kucoin.rest import KucoinRestTransport
 from mm.venues.kucoin.signing import Credentials
+from mm.websocket import open_websocket_url
 
 __all__ = ["KucoinProbe", "account_for", "open_probe"]
 

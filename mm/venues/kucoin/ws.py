@@ -64,7 +64,6 @@ import attrs
 import orjson
 import trio
 from loguru import logger
-from trio_websocket import ConnectionClosed, open_websocket_url
 
 from mm import clock
 from mm.connection import ConnectionConfig, ConnectionHealth, State, Transition
@@ -79,6 +78,7 @@ from mm.venues.kucoin.ws_protocol import (
     subscribe,
     unsubscribe,
 )
+from mm.websocket import ConnectionClosed, open_websocket_url
 
 __all__ = [
     "ConnectionDown",
@@ -106,8 +106,9 @@ class ConnectionDown(Exception):
 
 
 class Socket(Protocol):
-    """What the manager uses of a WebSocket (``trio_websocket.WebSocketConnection`` is one):
-    ``get_message`` raises ``trio_websocket.ConnectionClosed`` once the socket is closed."""
+    """What the manager uses of a WebSocket (``mm.websocket.WebSocketConnection`` is one):
+    ``get_message`` raises ``mm.websocket.ConnectionClosed`` once the socket is closed, and
+    ``send_message`` may be called from other tasks while one task is in ``get_message``."""
 
     async def get_message(self) -> str | bytes: ...
 

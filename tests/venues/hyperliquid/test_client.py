@@ -11,7 +11,6 @@ import pytest
 import trio
 from eth_account import Account
 from hyperliquid.utils import signing as sdk_signing
-from trio_websocket import open_websocket_url
 
 from mm import clock
 from mm.model import (
@@ -35,6 +34,7 @@ from mm.venues.sim.config import SimConfig
 from mm.venues.sim.engine import Filled as SimFilled
 from mm.venues.sim.engine import OrderRequest
 from mm.venues.sim.faults import FaultConfig
+from mm.websocket import open_websocket_url
 from tests.venues.hyperliquid.harness import KEY, order, passive, setup
 
 

@@ -1,8 +1,8 @@
 """The WebSocket connection manager.
 
-(a) Against a scripted fake venue over in-memory streams (``trio.testing.memory_stream_pair``
-wrapped by trio-websocket on both ends), under ``autojump_clock``: every timing (pings, stale
-detection, backoff, post timeouts) is checked on Trio's virtual clock.
+(a) Against a scripted fake venue over in-memory streams (``trio.testing.memory_stream_pair``,
+mm's client on one end, trio-websocket's server on the other), under ``autojump_clock``: every
+timing (pings, stale detection, backoff, post timeouts) is checked on Trio's virtual clock.
 (b) Against the simulator over real loopback sockets, on the real clock, briefly.
 """
 
@@ -12,7 +12,7 @@ import itertools
 import random
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import Any, cast
+from typing import Any
 
 import attrs
 import httpx
@@ -20,15 +20,10 @@ import orjson
 import pytest
 import trio
 import trio.testing
+import trio_websocket
 from hypothesis import given
 from hypothesis import strategies as st
-from trio_websocket import (
-    ConnectionClosed,
-    WebSocketConnection,
-    open_websocket_url,
-    wrap_client_stream,
-    wrap_server_stream,
-)
+from trio_websocket import wrap_server_stream
 
 from mm.connection import ConnectionConfig, State, Transition
 from mm.venues.base import Gap
@@ -52,6 +47,7 @@ from mm.venues.hyperliquid.ws import (
 )
 from mm.venues.sim.config import MarketConfig, SimConfig
 from mm.venues.sim.venue import SimVenue
+from mm.websocket import WebSocketConnection, open_websocket_url, wrap_client_stream
 
 Json = dict[str, Any]
 USER = "0x" + "ab" * 20
@@ -81,7 +77,7 @@ def trades(coin: str, tid: int = 1) -> Json:
 class ServerSide:
     """One accepted socket at the fake venue."""
 
-    ws: WebSocketConnection
+    ws: trio_websocket.WebSocketConnection
     opened_at: float
     received: list[Json] = attrs.field(factory=list)
     pings: list[float] = attrs.field(factory=list)
@@ -123,9 +119,7 @@ class FakeVenue:
         client_stream, server_stream = trio.testing.memory_stream_pair()
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._serve, server_stream)
-            ws = await wrap_client_stream(
-                nursery, cast(trio.SocketStream, client_stream), "venue.test", "/ws"
-            )
+            ws = await wrap_client_stream(client_stream, "venue.test", "/ws")
             try:
                 yield ws
             finally:
@@ -152,7 +146,7 @@ class FakeVenue:
             while True:
                 try:
                     text = await ws.get_message()
-                except ConnectionClosed:
+                except trio_websocket.ConnectionClosed:
                     break
                 message = orjson.loads(text)
                 side.received.append(message)
@@ -1093,7 +1087,7 @@ async def test_a_failing_sink_does_not_stop_the_connection(
             await books.receive()
 
 
-def test_the_receive_buffer_is_asked_of_trio_websocket(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_receive_buffer_is_asked_of_the_websocket(monkeypatch: pytest.MonkeyPatch) -> None:
     asked: dict[str, Any] = {}
 
     def fake_open(url: str, **kwargs: Any) -> Any:

@@ -15,7 +15,6 @@ import attrs
 import pytest
 import trio
 import trio.testing
-from trio_websocket import open_websocket_url
 
 from mm.connection import ConnectionConfig
 from mm.model import BookSnapshot, Mids, PriceLevel, Side, Trade
@@ -25,6 +24,7 @@ from mm.venues.kucoin.level2 import Snapshot
 from mm.venues.kucoin.market_stream import BookStream, KucoinMarketStream
 from mm.venues.kucoin.ws import KucoinWs, Socket
 from mm.venues.sim.kucoin.depth import ALL_LEVELS
+from mm.websocket import open_websocket_url
 from tests.fixture_paths import KUCOIN
 from tests.venues.kucoin.face import Face, running_face
 from tests.venues.kucoin.test_ws import FakeVenue

@@ -19,7 +19,6 @@ import orjson
 import pytest
 import trio
 import trio.testing
-from trio_websocket import CloseReason, ConnectionClosed, open_websocket_url
 
 from mm import clock
 from mm.connection import ConnectionConfig, State, Transition
@@ -35,6 +34,7 @@ from mm.venues.kucoin.ws import (
     routing_keys,
 )
 from mm.venues.kucoin.ws_protocol import Bullet
+from mm.websocket import CloseReason, ConnectionClosed, open_websocket_url
 from tests.venues.kucoin.face import Face, running_face
 
 LEVEL2_BTC = "/market/level2:BTC-USDT"
