@@ -17,10 +17,11 @@ What is measured (``time.process_time``, this process's CPU, over ``--frames`` f
   ``WsConnection`` reading the frames from a socket, routing each to its subscription, the
   ``HyperliquidMarketStream`` parsing it, the ``MarketFeed`` building, checking and publishing
   the book (where the strategy reads it), with Trio's scheduling between them. By default the
-  socket is an in-process replay that hands one message per ``get_message`` after a checkpoint,
-  as trio-websocket's message queue does: the WebSocket framing is left out. With ``--socket``
-  the frames come over a real loopback WebSocket from a server in a child process (its CPU is
-  not this process's), framing included, once with trio-websocket's default 4 KiB receive
+  socket is an in-process replay: the service's own WebSocket client (``mm.websocket``, 64 KiB
+  reads) reading the frames as the venue frames them from an in-process stream, so the
+  framing and the reader are in the figure; the frames are encoded before the round (the
+  venue's work is not). With ``--socket`` the frames come over a real loopback WebSocket from
+  a server in a child process (its CPU is not this process's), once with a 4 KiB receive
   buffer and once with 64 KiB, so the effect of the receive buffer is measured too.
 - **orjson**: a bare ``orjson.loads`` of the same frame texts, the floor of any Python feed.
 
@@ -38,7 +39,6 @@ import multiprocessing
 import random
 import statistics
 import time
-from collections import deque
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
@@ -47,12 +47,15 @@ from typing import Any
 import orjson
 import trio
 import trio.testing
+from wsproto.connection import Connection, ConnectionType
+from wsproto.events import CloseConnection, TextMessage
 
 from mm.book import BookBus
 from mm.feeds.market import MarketFeed
 from mm.model import Trade
 from mm.venues.hyperliquid.market_stream import HyperliquidMarketStream
 from mm.venues.hyperliquid.ws import GREETING, WsConnection
+from mm.websocket import WebSocketConnection, open_websocket_url
 
 FIXTURE = Path(__file__).parent.parent / "tests/fixtures/hyperliquid/info_responses.json"
 COIN_NAMES = ("DYDX", "BTC", "ETH", "SOL", "AVAX", "ARB", "OP", "APT")
@@ -107,55 +110,78 @@ def build_frames(count: int, coins: int, start_ms: int, seed: int) -> list[str]:
     return frames
 
 
-# --- the in-process replay socket ------------------------------------------------------------
+# --- the in-process replay stream -------------------------------------------------------------
 
 
-class ReplaySocket:
-    """What ``WsConnection`` uses of a trio-websocket connection: the greeting, an answer to
-    every (un)subscription, then whatever frames ``replay`` queues, one per ``get_message``."""
-
-    closed = None
+class ReplayStream(trio.abc.Stream):
+    """The venue's end of an in-process byte stream, read by ``mm.websocket``'s connection as
+    it reads a socket: the greeting, an answer to every (un)subscription and ping, then the
+    frames ``replay`` queues, as the WebSocket frames (unmasked, one text frame a message) the
+    venue sends. ``receive_some`` is a checkpoint and hands out up to the bytes asked for, as a
+    socket read does. Frames are encoded by ``encode`` before a round is measured."""
 
     def __init__(self, subscriptions: int) -> None:
-        self._inbox: deque[str] = deque([GREETING])
+        self._venue = Connection(ConnectionType.SERVER)
+        self._inbox = bytearray()
         self._arrived = trio.Event()
         self.drained = trio.Event()
         self.subscribed = trio.Event()  # once ``subscriptions`` were acknowledged
         self._subscriptions = subscriptions
+        self._push(self.encode([GREETING]))
 
-    def replay(self, texts: list[str]) -> None:
-        """Queue ``texts``; ``drained`` is set once they were all read."""
+    def encode(self, texts: list[str]) -> bytes:
+        send = self._venue.send
+        return b"".join(send(TextMessage(data=text)) for text in texts)
+
+    def replay(self, data: bytes) -> None:
+        """Queue ``data`` (from ``encode``); ``drained`` is set once it was all read."""
         self.drained = trio.Event()
-        self._answer(texts)
+        self._push(data)
 
-    def _answer(self, texts: list[str]) -> None:
-        self._inbox.extend(texts)
+    def _push(self, data: bytes) -> None:
+        self._inbox += data
         self._arrived.set()
 
-    async def get_message(self) -> str:
+    async def receive_some(self, max_bytes: int | None = None) -> bytes:
         while not self._inbox:
             self.drained.set()
             self._arrived = trio.Event()
             await self._arrived.wait()
-        await trio.lowlevel.checkpoint()  # as trio-websocket's message queue: one per message
-        return self._inbox.popleft()
+        await trio.lowlevel.checkpoint()  # as a socket read
+        size = max_bytes or len(self._inbox)
+        chunk = bytes(self._inbox[:size])
+        del self._inbox[:size]
+        return chunk
 
-    async def send_message(self, text: str) -> None:
-        message = orjson.loads(text)
+    async def send_all(self, data: bytes | bytearray | memoryview) -> None:
+        await trio.lowlevel.checkpoint()
+        self._venue.receive_data(bytes(data))
+        for event in self._venue.events():
+            if isinstance(event, CloseConnection):
+                self._push(self._venue.send(event.response()))
+            elif isinstance(event, TextMessage):
+                self._answer(orjson.loads(event.data))
+
+    def _answer(self, message: dict[str, Any]) -> None:
         method = message.get("method")
         if method in ("subscribe", "unsubscribe"):
             answer = {"method": method, "subscription": message["subscription"]}
-            self._answer(
-                [orjson.dumps({"channel": "subscriptionResponse", "data": answer}).decode()]
+            self._push(
+                self.encode(
+                    [orjson.dumps({"channel": "subscriptionResponse", "data": answer}).decode()]
+                )
             )
             self._subscriptions -= 1
             if self._subscriptions == 0:
                 self.subscribed.set()
         elif method == "ping":
-            self._answer(['{"channel":"pong"}'])
+            self._push(self.encode(['{"channel":"pong"}']))
+
+    async def wait_send_all_might_not_block(self) -> None:
+        await trio.lowlevel.checkpoint()
 
     async def aclose(self) -> None:
-        pass
+        await trio.lowlevel.checkpoint()
 
 
 # --- the loopback WebSocket server (a child process) -----------------------------------------
@@ -224,7 +250,7 @@ async def measure(
     async with trio.open_nursery() as nursery:
         await nursery.start(conn.run)
         nursery.start_soon(feed.run)
-        if isinstance(socket, ReplaySocket):
+        if isinstance(socket, ReplayStream):
             await socket.subscribed.wait()  # (the server waits for them itself)
         for round_ in range(args.rounds + 1):  # round 0 warms up (and makes the feed ready)
             texts = build_frames(args.frames, args.coins, start_ms + round_ * args.frames, round_)
@@ -232,9 +258,11 @@ async def measure(
             published = feed.books_published
             if round_ % 2:
                 bare_cpu = bare_orjson(texts)
+            if isinstance(socket, ReplayStream):
+                encoded = socket.encode(texts)
             begin = time.process_time()
-            if isinstance(socket, ReplaySocket):
-                socket.replay(texts)
+            if isinstance(socket, ReplayStream):
+                socket.replay(encoded)
                 await socket.drained.wait()
             else:
                 socket.set()  # the server sends the round
@@ -268,18 +296,27 @@ def report(label: str, result: dict[str, Any]) -> None:
 
 
 def run_inproc(args: argparse.Namespace) -> None:
-    socket = ReplaySocket(2 * args.coins + 1)  # books and trades per coin, and mids
+    socket = ReplayStream(2 * args.coins + 1)  # books and trades per coin, and mids
 
     @asynccontextmanager
-    async def connect() -> AsyncIterator[ReplaySocket]:
-        yield socket
+    async def connect() -> AsyncIterator[WebSocketConnection]:
+        ws = WebSocketConnection(
+            socket,
+            Connection(ConnectionType.CLIENT),  # (opened: the upgrade is no part of the figure)
+            message_queue_size=64,
+            max_message_size=4 << 20,
+            receive_buffer_size=64 << 10,
+            disconnect_timeout=1.0,
+        )
+        try:
+            yield ws
+        finally:
+            await ws.aclose()
 
     report("in-process replay", trio.run(measure, args, connect, socket))
 
 
 def run_socket(args: argparse.Namespace, receive_buffer: int) -> None:
-    from trio_websocket import open_websocket_url
-
     context = multiprocessing.get_context("spawn")
     port_out, port_in = context.Pipe()
     go = context.Event()
