@@ -6,7 +6,9 @@ connection is shaped for that: ``get_message`` is called by one task at a time a
 socket itself, so a message costs no task switch and no channel between a reader task and its
 consumer. One ``receive_some`` (up to ``receive_buffer_size`` bytes) is turned into every complete
 message it holds, up to ``message_queue_size`` of them parsed ahead, kept in a deque and returned
-one per call; the rest of the bytes wait in wsproto's buffer until the deque is empty.
+one per call; the rest of the bytes wait until the deque is empty. The usual frame (a whole text
+or binary message in one frame) is read by this module; wsproto reads every other frame, and
+the opening handshake (``_parse`` says how the two share the stream).
 
 - ``send_message`` may be called from any task, concurrently: one lock (FIFO) is held around
   wsproto's ``send`` and the stream's ``send_all``, and the same lock sends the answers to the
@@ -27,8 +29,8 @@ How it fails, always as ``ConnectionClosed`` carrying a ``CloseReason`` (``code`
 - the peer breaks the protocol (as wsproto reads it: a masked frame, a bad opcode, invalid
   UTF-8 ...): wsproto's code, 1002 (1007 for invalid text); we send that Close frame and close
   the stream without waiting for an answer;
-- a message larger than ``max_message_size`` (characters for text, bytes for binary): 1009,
-  likewise;
+- a message larger than ``max_message_size`` bytes of payload (known from a frame's header,
+  before the frame is all read): 1009, likewise;
 - our own close (``aclose``, at the end of ``open_websocket_url``'s block): our code, after a
   Close frame and the peer's answer, awaited up to ``disconnect_timeout`` (then the stream is
   closed all the same).
@@ -164,8 +166,11 @@ class WebSocketConnection:
         self._disconnect_timeout = disconnect_timeout
         self._checkpoint_every = checkpoint_every
         self._messages: deque[str | bytes] = deque()
+        self._buffer = bytearray()  # bytes read and not parsed yet
+        self._eof = False  # the stream ended
         self._parts: list[str | bytes] = []  # the fragments of the message being assembled
-        self._parts_size = 0
+        self._parts_size = 0  # their payload bytes
+        self._in_message = False  # wsproto was handed a first fragment, not yet the last
         self._control = bytearray()  # pongs and Close frames owed, sent before anything else
         self._send_lock = trio.StrictFIFOLock()
         self._closed: CloseReason | None = None
@@ -225,44 +230,91 @@ class WebSocketConnection:
             self._reading = False
             self._read_over.set()
         self._streak = 0
-        if self._conn.state is ConnectionState.CLOSED:
-            return  # (aborted meanwhile)
-        self._conn.receive_data(cast(bytes, data) or None)  # None: the end, read as 1006
+        if data:
+            self._buffer += data
+        else:
+            self._eof = True
 
     def _parse(self) -> None:
-        """Turn the bytes wsproto holds into messages (up to the queue's size), pongs owed and
-        the close. Never waits."""
+        """Turn the bytes read into messages (up to the queue's size), pongs owed and the close.
+        Never waits.
+
+        A whole unfragmented text or binary frame, unmasked, with no extension bits (what a
+        venue sends, nearly always) is read here: its header, then the payload (text decoded
+        strictly as UTF-8). Every other frame (control frames, fragments, anything malformed)
+        is handed whole to wsproto, whose events say what it is; so wsproto is never in the
+        middle of a frame or of a message when a frame is read here.
+        """
         messages = self._messages
-        if len(messages) >= self._queue_size:
-            return
+        limit = self._queue_size
+        buf = self._buffer
+        pos = 0
+        try:
+            while len(messages) < limit and not self._done_reading:
+                size = len(buf) - pos
+                if size < 2:
+                    break
+                first, second = buf[pos], buf[pos + 1]
+                length, head = second & 0x7F, 2
+                if length >= 126:
+                    head = 4 if length == 126 else 10
+                    if size < head:
+                        break
+                    length = int.from_bytes(buf[pos + 2 : pos + head], "big")
+                if second & 0x80:
+                    head += 4  # (masked: wsproto refuses it)
+                opcode = first & 0x0F
+                if opcode <= 2:  # a data frame: its size counts before it is all here
+                    total = length + (self._parts_size if opcode == 0 else 0)
+                    if total > self._max_size:
+                        self._fail(Code.MESSAGE_TOO_BIG, self._too_big())
+                        return
+                end = pos + head + length
+                if len(buf) < end:
+                    break
+                if (first == 0x81 or first == 0x82) and not second & 0x80 and not self._in_message:
+                    start, pos = pos + head, end
+                    if self._closed is not None:
+                        continue  # after our close: not delivered
+                    if first == 0x81:
+                        try:
+                            messages.append(buf[start:end].decode())
+                        except UnicodeDecodeError:
+                            self._fail(Code.INVALID_FRAME_PAYLOAD_DATA, "invalid UTF-8 text")
+                            return
+                    else:
+                        messages.append(bytes(buf[start:end]))
+                    continue
+                if opcode <= 2:
+                    self._parts_size += length
+                    if opcode and not first & 0x80:
+                        self._in_message = True  # (a first fragment)
+                frame = bytes(buf[pos:end])
+                pos = end
+                self._conn.receive_data(frame)
+                self._events()
+            if self._eof and len(messages) < limit and not self._done_reading:
+                self._conn.receive_data(None)  # the end: read as 1006
+                self._events()
+        finally:
+            del buf[:pos]
+
+    def _events(self) -> None:
+        """wsproto's events for the one frame it was handed (or the end of the stream)."""
         conn = self._conn
         for event in conn.events():
             if isinstance(event, Message):
-                text = isinstance(event, TextMessage)
-                if self._closed is not None:
-                    continue  # after our close, or a failure: not delivered
                 data = event.data
-                if event.message_finished and not self._parts:
-                    if len(data) > self._max_size:
-                        self._fail(Code.MESSAGE_TOO_BIG, self._too_big())
-                        return
-                    messages.append(data if text else bytes(data))
-                    if len(messages) >= self._queue_size:
-                        return
-                    continue
-                self._parts_size += len(data)
-                if self._parts_size > self._max_size:
-                    self._fail(Code.MESSAGE_TOO_BIG, self._too_big())
-                    return
-                self._parts.append(data)
+                if self._closed is None:
+                    self._parts.append(data)
                 if event.message_finished:
                     parts, self._parts, self._parts_size = self._parts, [], 0
-                    if text:
-                        messages.append("".join(parts))  # type: ignore[arg-type]
-                    else:
-                        messages.append(b"".join(parts))  # type: ignore[arg-type]
-                    if len(messages) >= self._queue_size:
-                        return
+                    self._in_message = False
+                    if self._closed is None:
+                        if isinstance(event, TextMessage):
+                            self._messages.append("".join(parts))  # type: ignore[arg-type]
+                        else:
+                            self._messages.append(b"".join(parts))  # type: ignore[arg-type]
             elif isinstance(event, Ping):
                 if conn.state is _OPEN:
                     self._control += conn.send(event.response())
@@ -293,7 +345,7 @@ class WebSocketConnection:
         if self._conn.state is _OPEN:
             self._control += self._conn.send(CloseConnection(code=code, reason=reason))
         self._set_closed(CloseReason(int(code), reason))
-        self._parts, self._parts_size = [], 0
+        self._parts, self._parts_size, self._in_message = [], 0, False
         self._done_reading = True
 
     def _set_closed(self, reason: CloseReason) -> None:
@@ -372,14 +424,11 @@ class WebSocketConnection:
     async def _await_close_answer(self) -> None:
         if self._reading:  # the receive loop is in a read: let it finish (it reads no more)
             await self._read_over.wait()
-        conn = self._conn
-        while not self._done_reading and not self._stream_closed:
-            for event in conn.events():
-                if isinstance(event, CloseConnection):
-                    self._done_reading = True
-                    break
-            else:
-                await self._read()
+        while True:
+            self._parse()  # (messages are dropped: we are closing)
+            if self._done_reading or self._stream_closed:
+                return
+            await self._read()
 
     async def _abort(self, reason: CloseReason) -> None:
         self._set_closed(reason)

@@ -297,6 +297,9 @@ async def test_our_close_while_the_receive_loop_reads(
 @pytest.mark.parametrize(
     ("raw", "code"),
     [
+        (b"\x01\x01a\x81\x01b", 1002),  # a new text frame inside a fragmented message
+        (b"\x80\x01a", 1002),  # a continuation with no message begun
+        (b"\xc1\x01a", 1002),  # an extension bit (none was agreed)
         (b"\x83\x00", 1002),  # a reserved opcode
         (b"\x81\x82abcd\x00\x00", 1002),  # a masked frame from the server
         (b"\x81\x02\xc3\x28", 1007),  # invalid UTF-8 in a text frame
@@ -466,19 +469,24 @@ class Chunks(trio.abc.Stream):
         await trio.lowlevel.checkpoint()
 
 
-def frames(messages: Sequence[str | bytes]) -> bytes:
-    """The bytes a server sends for ``messages`` (long ones in three fragments), then a close."""
+def frames(messages: Sequence[str | bytes], pings: bool = False) -> bytes:
+    """The bytes a server sends for ``messages`` (those of 21 to 99 in three fragments, with a
+    ping between the first two when ``pings``; a ping after each message too), then a close."""
     server = Connection(ConnectionType.SERVER)
     out = bytearray()
-    for message in messages:
+    for n, message in enumerate(messages):
         kind = TextMessage if isinstance(message, str) else BytesMessage
-        if len(message) > 20:
+        if 20 < len(message) < 100:
             third = len(message) // 3
             pieces = [message[:third], message[third : 2 * third], message[2 * third :]]
             for i, piece in enumerate(pieces):
                 out += server.send(kind(data=piece, message_finished=i == 2))  # type: ignore[arg-type]
+                if pings and i == 0:
+                    out += server.send(Ping(payload=b"f%d" % n))
         else:
             out += server.send(kind(data=message))  # type: ignore[arg-type]
+        if pings:
+            out += server.send(Ping(payload=b"m%d" % n))
     out += server.send(CloseConnection(code=1000, reason="end"))
     return bytes(out)
 
