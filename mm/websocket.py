@@ -143,13 +143,15 @@ class ConnectionRejected(HandshakeError):
 
 class WebSocketConnection:
     """One open client WebSocket (see the module docstring: who may call what, and how it
-    fails). ``closed`` is the ``CloseReason`` once the connection is closed, else None."""
+    fails). ``closed`` is the ``CloseReason`` once the connection is closed, else None.
+    ``initial``: bytes read after the upgrade's answer, the start of the server's frames."""
 
     def __init__(
         self,
         stream: trio.abc.Stream,
         connection: Connection,
         *,
+        initial: bytes = b"",
         message_queue_size: int = 64,
         max_message_size: int = 1 << 20,
         receive_buffer_size: int = 64 << 10,
@@ -166,7 +168,7 @@ class WebSocketConnection:
         self._disconnect_timeout = disconnect_timeout
         self._checkpoint_every = checkpoint_every
         self._messages: deque[str | bytes] = deque()
-        self._buffer = bytearray()  # bytes read and not parsed yet
+        self._buffer = bytearray(initial)  # bytes read and not parsed yet
         self._eof = False  # the stream ended
         self._parts: list[str | bytes] = []  # the fragments of the message being assembled
         self._parts_size = 0  # their payload bytes
@@ -463,6 +465,9 @@ async def wrap_client_stream(
     the stream is left to the caller then."""
     handshake = H11Handshake(ConnectionType.CLIENT)
     await stream.send_all(handshake.send(Request(host=host, target=resource)))
+    # wsproto is handed the answer's head alone: what follows it (the server's first frames,
+    # often in the same read) is this connection's, read by ``_parse`` (or a refusal's body).
+    received = bytearray()
     rejected: RejectConnection | None = None
     body = bytearray()
     while True:
@@ -470,38 +475,54 @@ async def wrap_client_stream(
             data = await stream.receive_some(receive_buffer_size)
         except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
             raise HandshakeError(f"stream lost during the upgrade: {exc!r}") from exc
-        if not data and rejected is None:
-            raise HandshakeError("stream closed during the upgrade")
+        if rejected is None:
+            if not data:
+                raise HandshakeError("stream closed during the upgrade")
+            received += data
+            end = received.find(b"\r\n\r\n")
+            if end < 0:
+                if len(received) > _MAX_REJECT_BODY:
+                    raise HandshakeError("the upgrade's answer has no end to its head")
+                continue
+            data, rest = bytes(received[: end + 4]), bytes(received[end + 4 :])
+        elif not data:  # the end of a refusal's body without its framing
+            raise ConnectionRejected(rejected.status_code, list(rejected.headers), bytes(body))
+        else:
+            rest = b""
         try:
             handshake.receive_data(cast(bytes, data) or None)
-            for event in handshake.events():
-                if isinstance(event, AcceptConnection):
-                    connection = handshake.connection
-                    assert connection is not None
-                    return WebSocketConnection(
-                        stream,
-                        connection,
-                        message_queue_size=message_queue_size,
-                        max_message_size=max_message_size,
-                        receive_buffer_size=receive_buffer_size,
-                        disconnect_timeout=disconnect_timeout,
-                        checkpoint_every=checkpoint_every,
-                    )
-                if isinstance(event, RejectConnection):
-                    rejected = event
-                    if not event.has_body:
-                        raise ConnectionRejected(event.status_code, list(event.headers), b"")
-                elif isinstance(event, RejectData) and rejected is not None:
-                    body += event.data[: max(0, _MAX_REJECT_BODY - len(body))]
-                    if event.body_finished:
-                        raise ConnectionRejected(
-                            rejected.status_code, list(rejected.headers), bytes(body)
-                        )
+            events = list(handshake.events())
+            if rejected is None and rest and events and isinstance(events[0], RejectConnection):
+                handshake.receive_data(rest)  # (the start of its body)
+                events += handshake.events()
         except RemoteProtocolError as exc:
             raise HandshakeError(f"bad upgrade answer: {exc}") from exc
-        if not data:  # the end of a rejection's body without its framing
-            assert rejected is not None
-            raise ConnectionRejected(rejected.status_code, list(rejected.headers), bytes(body))
+        for event in events:
+            if isinstance(event, AcceptConnection):
+                connection = handshake.connection
+                assert connection is not None
+                return WebSocketConnection(
+                    stream,
+                    connection,
+                    initial=rest,
+                    message_queue_size=message_queue_size,
+                    max_message_size=max_message_size,
+                    receive_buffer_size=receive_buffer_size,
+                    disconnect_timeout=disconnect_timeout,
+                    checkpoint_every=checkpoint_every,
+                )
+            if isinstance(event, RejectConnection):
+                rejected = event
+                if not event.has_body:
+                    raise ConnectionRejected(event.status_code, list(event.headers), b"")
+            elif isinstance(event, RejectData) and rejected is not None:
+                body += event.data[: max(0, _MAX_REJECT_BODY - len(body))]
+                if event.body_finished:
+                    raise ConnectionRejected(
+                        rejected.status_code, list(rejected.headers), bytes(body)
+                    )
+        if rejected is None:
+            raise HandshakeError("the upgrade's answer was neither accepted nor refused")
 
 
 def _target(url: str) -> tuple[bool, str, int, str, str]:

@@ -126,16 +126,42 @@ async def test_the_handshake_asks_for_the_resource_on_the_host() -> None:
         assert "open" in repr(ws)
 
 
-async def test_a_refused_upgrade_says_its_status_and_body() -> None:
+async def test_frames_in_the_same_read_as_the_upgrade_answer_are_kept(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """The server's first frames often arrive with its 101 answer, in one read."""
+    client_stream, server_stream = trio.testing.memory_stream_pair()
+    peer = Peer(server_stream)
+
+    async def accept_and_greet() -> None:
+        await peer._expect(Request)
+        await peer.send(AcceptConnection(), TextMessage(data="hello"), Ping(payload=b"p"))
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(accept_and_greet)
+        await trio.testing.wait_all_tasks_blocked()  # both frames sent before the client reads
+        ws = await wrap_client_stream(client_stream, "venue.test", "/ws")
+    with trio.fail_after(1):  # (lost, they would never come: the clock jumps to the deadline)
+        assert await ws.get_message() == "hello"
+        assert await peer.next_event() == Pong(payload=b"p")
+
+
+@pytest.mark.parametrize("split", [False, True])
+async def test_a_refused_upgrade_says_its_status_and_body(split: bool) -> None:
     client_stream, server_stream = trio.testing.memory_stream_pair()
     peer = Peer(server_stream)
 
     async def refuse() -> None:
         await peer._expect(Request)
-        await peer.send(
-            RejectConnection(status_code=403, headers=[(b"content-length", b"6")], has_body=True),
-            RejectData(data=b"banned"),
+        reject = RejectConnection(
+            status_code=403, headers=[(b"content-length", b"6")], has_body=True
         )
+        if split:  # the head, then the body in another read
+            await peer.send(reject)
+            await trio.testing.wait_all_tasks_blocked()
+            await peer.send(RejectData(data=b"banned"))
+        else:
+            await peer.send(reject, RejectData(data=b"banned"))
 
     async with trio.open_nursery() as nursery:
         nursery.start_soon(refuse)
