@@ -15,8 +15,10 @@ request limiter, the pre-trade rate and duplicate window, the simulator's rate l
 request budget and block delay) are opened wide: their checks still run, they no longer
 refuse. The journal is not in the path (order events are counted).
 
-Each round: one ping round trip on a socket of its own (the baseline); then the simulator moves
-its mid 3 bps (back and forth), re-quotes its liquidity and publishes one l2Book frame, and
+Each round: one ping round trip on a socket of its own, with the client the venues' sockets
+use (``mm.websocket``: the baseline reads with the same code as the span's frame); then the
+simulator moves its mid 3 bps (back and forth), re-quotes its liquidity and publishes one
+l2Book frame, and
 reports when the frame was handed to its WebSocket server to be framed and written (on
 CLOCK_MONOTONIC, which both processes read). The span starts there, so it also holds the
 simulator's framing and socket write (tens of microseconds): an upper bound. It ends when the
@@ -52,7 +54,6 @@ import orjson
 import trio
 import trio.testing
 from loguru import logger
-from trio_websocket import WebSocketConnection, open_websocket_url
 
 from mm import clock
 from mm.book import Book
@@ -84,6 +85,7 @@ from mm.strategies.base import StrategyContext
 from mm.strategies.registry import build_strategy
 from mm.strategies.runner import Trading
 from mm.venues.factory import build_adapter
+from mm.websocket import WebSocketConnection, open_websocket_url
 
 HERE = Path(__file__).resolve().parent
 CONFIG = HERE.parent / "config.toml"
