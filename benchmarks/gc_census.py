@@ -27,10 +27,22 @@ Collections: ``collect_first`` is one full collection of the heap as it stood (i
 the garbage awaiting it), ``collect_walk`` the least of three more (the walk alone, no garbage):
 the service's costliest collection is about the first, its floor the second.
 
+Garbage (``--garbage SECONDS``, off by default): what the service's collections free, the
+cyclic garbage it makes while it trades. Before the heap census, a window of ``SECONDS``: a
+first SIGUSR2 collects and sets ``gc.DEBUG_SAVEALL``, so every collection in the window keeps
+what it found unreachable in ``gc.garbage`` instead of freeing it; a second SIGUSR2 collects
+once more, counts ``gc.garbage`` (:func:`garbage_census`), clears it and restores the debug
+flags. The garbage is counted by type, and by cycle: the objects are split into the groups
+that reference one another, and each group is named by what made it (an exception: its type,
+the function that raised it and the one that caught it; else a frame: its function and file;
+else a coroutine or Trio task: its function; else its most common class). Meanwhile nothing is
+freed by the collector: the window's garbage stays in memory until its end (seconds of it are
+megabytes), and the service's own collection figures in the window are not its usual ones.
+
 How it fails: a process that does not start raises with its output's tail (``live.py``); a
 census that is not written within ``CENSUS_TIMEOUT_S`` raises; the processes are stopped in
-every case. Run: ``python benchmarks/gc_census.py [--minutes 15] [--out census.json]``, or
-``--report census.json`` to print a census written earlier.
+every case. Run: ``python benchmarks/gc_census.py [--minutes 15] [--garbage 60]
+[--out census.json]``, or ``--report census.json`` to print a census written earlier.
 """
 
 from __future__ import annotations
@@ -46,7 +58,7 @@ import tempfile
 import time
 from collections.abc import Iterable
 from pathlib import Path
-from types import FrameType, FunctionType, ModuleType
+from types import FrameType, FunctionType, MethodType, ModuleType, TracebackType
 from typing import Any
 
 from live import Live, coins
@@ -62,6 +74,7 @@ sys.path.insert(0, sys.argv.pop(1))
 import gc_census
 out = sys.argv.pop(1)
 signal.signal(signal.SIGUSR1, lambda signum, frame: gc_census.write_census(out, frame))
+signal.signal(signal.SIGUSR2, lambda signum, frame: gc_census.toggle_garbage(out + ".garbage"))
 from mm.cli import main
 sys.exit(main(sys.argv[1:]))
 """
@@ -234,6 +247,153 @@ def write_census(path: str, frame: FrameType | None) -> None:
     os.replace(partial, path)
 
 
+# --- the garbage census ---------------------------------------------------------------------
+
+_saved_debug: list[int] = []
+
+
+def start_garbage() -> None:
+    """Open a garbage window: collect what is garbage already, then keep what is found."""
+    gc.collect()
+    gc.garbage.clear()
+    _saved_debug.append(gc.get_debug())
+    gc.set_debug(gc.get_debug() | gc.DEBUG_SAVEALL)
+
+
+def _code_site(code: Any, line: int | None = None) -> str:
+    where = Path(code.co_filename)
+    short = "/".join(where.parts[-3:]) if "site-packages" in where.parts else where.name
+    shown = f"{short}:{line}" if line is not None else short
+    return f"{code.co_qualname} ({shown})"
+
+
+def _traceback_ends(tb: Any) -> tuple[str, str]:
+    """The frame a traceback was caught in (its first entry) and raised in (its last)."""
+    caught = _code_site(tb.tb_frame.f_code, tb.tb_lineno)
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    return caught, _code_site(tb.tb_frame.f_code, tb.tb_lineno)
+
+
+def _describe(obj: object) -> tuple[int, str] | None:
+    """How telling an object of the garbage is about what made it (lower: more) and its name;
+    ``None`` for the objects that say nothing alone (containers, cells, plain instances)."""
+    if isinstance(obj, BaseException):
+        name = _type_name(obj)
+        if obj.__traceback__ is None:
+            return 0, f"exception {name} (no traceback)"
+        caught, raised = _traceback_ends(obj.__traceback__)
+        return 0, f"exception {name} raised in {raised}, caught in {caught}"
+    if isinstance(obj, TracebackType):
+        caught, raised = _traceback_ends(obj)
+        return 1, f"traceback raised in {raised}, caught in {caught}"
+    if isinstance(obj, FrameType):
+        return 2, f"frame {_code_site(obj.f_code)}"
+    code = getattr(obj, "cr_code", None) or getattr(obj, "gi_code", None)
+    if code is not None:
+        return 3, f"{type(obj).__name__} {_code_site(code)}"
+    coro = getattr(obj, "coro", None)
+    if type(obj).__name__ == "Task" and coro is not None:
+        return 3, f"trio task {getattr(obj, 'name', '?')}"
+    if isinstance(obj, FunctionType):
+        return 4, f"function {obj.__module__}.{obj.__qualname__}"
+    if isinstance(obj, MethodType):
+        return 5, f"bound method {_type_name(obj.__self__)}.{obj.__func__.__name__}"
+    return None
+
+
+def garbage_census(top: int = 40) -> dict[str, Any]:
+    """Collect, count ``gc.garbage`` (the module's docstring), clear it, restore the flags."""
+    gc.collect()
+    garbage = list(gc.garbage)
+    gc.garbage.clear()
+    gc.set_debug(_saved_debug.pop() if _saved_debug else 0)
+    try:
+        return _count_garbage(garbage, top)
+    finally:
+        garbage.clear()
+
+
+def _count_garbage(garbage: list[object], top: int) -> dict[str, Any]:
+    index = {id(obj): i for i, obj in enumerate(garbage)}
+    group = list(range(len(garbage)))
+
+    def find(i: int) -> int:
+        while group[i] != i:
+            group[i] = group[group[i]]
+            i = group[i]
+        return i
+
+    for i, obj in enumerate(garbage):
+        for child in gc.get_referents(obj):
+            j = index.get(id(child))
+            if j is not None:
+                a, b = find(i), find(j)
+                if a != b:
+                    group[a] = b
+    members: dict[int, list[int]] = collections.defaultdict(list)
+    for i in range(len(garbage)):
+        members[find(i)].append(i)
+    by_type = collections.Counter(_type_name(obj) for obj in garbage)
+    cycles: collections.Counter[str] = collections.Counter()
+    cycle_objects: collections.Counter[str] = collections.Counter()
+    cycle_types: dict[str, collections.Counter[str]] = collections.defaultdict(collections.Counter)
+    for indices in members.values():
+        named = [d for d in (_describe(garbage[i]) for i in indices) if d is not None]
+        if named:
+            label = min(named)[1]
+        else:
+            kinds = collections.Counter(_type_name(garbage[i]) for i in indices)
+            label = f"objects {kinds.most_common(1)[0][0]}"
+        cycles[label] += 1
+        cycle_objects[label] += len(indices)
+        cycle_types[label].update(_type_name(garbage[i]) for i in indices)
+    return {
+        "pid": os.getpid(),
+        "objects": len(garbage),
+        "cycles": len(members),
+        "by_type": by_type.most_common(top),
+        "by_cycle": [
+            {
+                "made_by": label,
+                "cycles": count,
+                "objects": cycle_objects[label],
+                "types": cycle_types[label].most_common(5),
+            }
+            for label, count in cycles.most_common(top)
+        ],
+    }
+
+
+def toggle_garbage(path: str) -> None:
+    """The SIGUSR2 handler's work: open a garbage window, or close it and write its census to
+    ``path`` (then renamed into place)."""
+    if not _saved_debug:
+        start_garbage()
+        return
+    result = garbage_census()
+    partial = f"{path}.partial"
+    with open(partial, "w") as file:
+        json.dump(result, file, indent=1)
+    os.replace(partial, path)
+
+
+def render_garbage(result: dict[str, Any], rows: int = 25) -> Iterable[str]:
+    seconds = result.get("seconds")
+    window = f" in {seconds} s" if seconds else ""
+    yield (
+        f"cyclic garbage{window}: {result['objects']:,} objects in {result['cycles']:,} "
+        "groups that reference one another"
+    )
+    yield "\ngarbage by type:"
+    for name, count in result["by_type"][:rows]:
+        yield f"{count:>9,}  {name}"
+    yield "\ngarbage by what made it (groups, objects, top types):"
+    for entry in result["by_cycle"][:rows]:
+        types = ", ".join(f"{name} {count:,}" for name, count in entry["types"])
+        yield f"{entry['cycles']:>7,} {entry['objects']:>8,}  {entry['made_by']}  [{types}]"
+
+
 def render(result: dict[str, Any], rows: int = 25) -> Iterable[str]:
     yield (
         f"tracked objects by generation {result['tracked_by_generation']}, frozen "
@@ -259,8 +419,20 @@ def render(result: dict[str, Any], rows: int = 25) -> Iterable[str]:
         yield f"{entry['objects']:>9,}  {entry['owner']}{refs}  [{types}]"
 
 
-def drive(minutes: float, out: Path, symbols: int) -> dict[str, Any]:
-    """Trade for ``minutes``, then take the census in the service and read it."""
+def _wait_for(path: Path, live: Live) -> dict[str, Any]:
+    assert live.mm is not None
+    deadline = time.monotonic() + CENSUS_TIMEOUT_S
+    while not path.exists():
+        if live.mm.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"the service wrote no {path.name}")
+        time.sleep(0.5)
+    result: dict[str, Any] = json.loads(path.read_text())
+    return result
+
+
+def drive(minutes: float, out: Path, symbols: int, garbage: float = 0.0) -> dict[str, Any]:
+    """Trade for ``minutes`` (the last ``garbage`` seconds of them a garbage window, when
+    given), then take the census in the service and read it."""
     with tempfile.TemporaryDirectory(prefix="mm-gc-census-") as directory:
         written = Path(directory) / "census.json"
         live = Live(
@@ -272,21 +444,25 @@ def drive(minutes: float, out: Path, symbols: int) -> dict[str, Any]:
         try:
             assert live.mm is not None
             print(f"gc_census: mm pid {live.mm.pid}, {symbols} symbols, {minutes} min", flush=True)
-            time.sleep(minutes * 60)
+            time.sleep(max(minutes * 60 - garbage, 0.0))
             metrics = live.metrics()
             fills = sum(v for k, v in metrics.items() if k.startswith("mm_fills_total"))
             orders = sum(v for k, v in metrics.items() if k.startswith("mm_orders_total"))
             status = live.status().get("gc") or {}
+            found: dict[str, Any] | None = None
+            if garbage > 0:
+                live.mm.send_signal(signal.SIGUSR2)
+                time.sleep(garbage)
+                live.mm.send_signal(signal.SIGUSR2)
+                found = _wait_for(Path(f"{written}.garbage"), live)
+                found["seconds"] = garbage
             live.mm.send_signal(signal.SIGUSR1)
-            deadline = time.monotonic() + CENSUS_TIMEOUT_S
-            while not written.exists():
-                if live.mm.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("the service wrote no census")
-                time.sleep(0.5)
-            result: dict[str, Any] = json.loads(written.read_text())
+            result = _wait_for(written, live)
         finally:
             live.stop()
     result.update(minutes=minutes, fills=fills, orders=orders, service_gc=status)
+    if found is not None:
+        result["garbage"] = found
     out.write_text(json.dumps(result, indent=1))
     return result
 
@@ -297,12 +473,18 @@ def main() -> int:
     parser.add_argument("--symbols", type=int, default=SYMBOLS)
     parser.add_argument("--out", type=Path, default=Path("gc-census.json"))
     parser.add_argument("--rows", type=int, default=25)
+    parser.add_argument(
+        "--garbage",
+        type=float,
+        default=0.0,
+        help="seconds at the end of the drive in which to count the cyclic garbage (0: none)",
+    )
     parser.add_argument("--report", type=Path, help="only print a census written earlier")
     args = parser.parse_args()
     if args.report is not None:
         result = json.loads(args.report.read_text())
     else:
-        result = drive(args.minutes, args.out, args.symbols)
+        result = drive(args.minutes, args.out, args.symbols, args.garbage)
     if "minutes" in result:
         service = result.get("service_gc") or {}
         print(
@@ -313,6 +495,10 @@ def main() -> int:
         )
     for line in render(result, args.rows):
         print(line)
+    if "garbage" in result:
+        print()
+        for line in render_garbage(result["garbage"], args.rows):
+            print(line)
     return 0
 
 
