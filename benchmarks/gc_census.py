@@ -309,12 +309,13 @@ def garbage_census(top: int = 40) -> dict[str, Any]:
     gc.garbage.clear()
     gc.set_debug(_saved_debug.pop() if _saved_debug else 0)
     try:
-        return _count_garbage(garbage, top)
+        return count_garbage(garbage, top)
     finally:
         garbage.clear()
 
 
-def _count_garbage(garbage: list[object], top: int) -> dict[str, Any]:
+def count_garbage(garbage: list[object], top: int = 40) -> dict[str, Any]:
+    """The census of ``garbage``: by type, and by the groups that reference one another."""
     index = {id(obj): i for i, obj in enumerate(garbage)}
     group = list(range(len(garbage)))
 

@@ -186,20 +186,23 @@ def _max_matching(adjacency: list[list[int]]) -> dict[int, int]:
     """Kuhn's algorithm, lefts in the given order, each trying its adjacency list in order:
     right index -> left."""
     owner: dict[int, int] = {}
-
-    def augment(i: int, seen: set[int]) -> bool:
-        for j in adjacency[i]:
-            if j in seen:
-                continue
-            seen.add(j)
-            if j not in owner or augment(owner[j], seen):
-                owner[j] = i
-                return True
-        return False
-
     for i in range(len(adjacency)):
-        augment(i, set())
+        _augment(adjacency, owner, i, set())
     return owner
+
+
+def _augment(adjacency: list[list[int]], owner: dict[int, int], i: int, seen: set[int]) -> bool:
+    """One augmenting path from left ``i``. A module function, not a closure in
+    ``_max_matching``: a recursive closure holds itself through its cell, a cycle the
+    collector had to free on every reconcile (most of the live service's cyclic garbage)."""
+    for j in adjacency[i]:
+        if j in seen:
+            continue
+        seen.add(j)
+        if j not in owner or _augment(adjacency, owner, owner[j], seen):
+            owner[j] = i
+            return True
+    return False
 
 
 def _nearest_pairs(
