@@ -17,6 +17,13 @@ them in forms the collector does not track (tuples of strings and numbers): the 
 retained terminal orders (``TrackedOrder.compact``), the bounded sets' value records
 (``mm.bounded.compact_key``), an order's retired oids.
 
+A collection that frees cyclic garbage costs far more per object than one that only walks
+(deallocation, finalizers), so the per-tick and per-order paths make none:
+``gc_census.py --garbage`` counts what the live service's collections free, by what made each
+cycle, and ``tests/cyclic.py``'s ``no_cyclic_garbage`` holds a path to none (reconcile's
+matching, an order's signature). What is left comes from libraries (hypercorn, per admin
+connection).
+
 :class:`GcPauses` times each collection from ``gc.callbacks``' "start" to its "stop" on the
 monotonic clock and keeps, per generation, the count, the total, the histogram buckets and the
 longest pause, and the collector's own CPU time (the thread's) in its costliest collection. The
