@@ -79,11 +79,12 @@ class ConnectionConfig:
     connect_timeout_s: float = setting(10.0, positive)
     # Closing handshake on the way out.
     disconnect_timeout_s: float = setting(2.0, non_negative)
-    # trio-websocket's internal queue of received messages, and the largest message accepted.
+    # The messages mm.websocket parses ahead of its reader from one socket read (the rest of
+    # the bytes wait in its buffer), and the largest message accepted (payload bytes).
     message_queue_size: int = setting(64, at_least(1))
     max_message_size: int = setting(4 << 20, at_least(1024))
-    # Bytes asked of the socket per read (trio-websocket's default is 4 KiB: an l2Book frame of
-    # 1.5-3 KB and a burst of them took several reads and wakeups).
+    # Bytes asked of the socket per read (4 KiB, trio-websocket's default, took several reads and
+    # wakeups for a burst of 1.5-3 KB l2Book frames).
     receive_buffer_size: int = setting(64 << 10, at_least(1024))
     # Frames buffered per consumer before the consumer is "slow" and frames are dropped.
     subscription_buffer: int = setting(1024, at_least(1))
