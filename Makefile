@@ -36,8 +36,12 @@ typecheck: $(VENV)/.installed-test
 
 # Bytecode is cached even where the environment says not to (PYTHONDONTWRITEBYTECODE): every
 # worker and every `mm` the tests start would compile mm's modules again (0.6 s of CPU each).
+# Three workers on two cores: most e2e tests wait on sockets, subprocesses and the simulator,
+# and two workers left a core idle for about 130 s of a run (14 min of CPU in 9m08s of
+# pytest). Fresh-clone `bash .ci/run`, one after the other on a quiet machine: 9m40s with
+# `-n auto` (2), 7m54s with `-n 3`.
 pytest: $(VENV)/.installed-test
-	PYTHONDONTWRITEBYTECODE= $(BIN)/python -m pytest -n auto --dist worksteal
+	PYTHONDONTWRITEBYTECODE= $(BIN)/python -m pytest -n 3 --dist worksteal
 
 # The three at once (the linters' and mypy's single core beside pytest's workers, which leave
 # some idle while tests wait on sockets and subprocesses).
