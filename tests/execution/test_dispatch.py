@@ -44,80 +44,19 @@ from mm.model import (
     OrderId,
     OrderReport,
     OrderStatus,
-    PlaceOrder,
     Rejected,
     Resting,
     Side,
     Tif,
 )
-from mm.venues.hyperliquid.status import order_status
-from tests.ids import hl_oid, hl_tid
+from tests.execution.venue_events import CLOID, fill, opened, place, report
+from tests.ids import hl_oid
 
 S = OrderState
-CLOID = "0x" + "1" * 32
-
-
-def place(cloid: str = CLOID, sz: float = 3.0, px: float = 100.0, tif: Tif = Tif.GTC) -> PlaceOrder:
-    return PlaceOrder(coin="BTC", side=Side.BUY, px=px, sz=sz, tif=tif, cloid=cloid)
-
-
-def report(
-    oid: int,
-    status: str,
-    *,
-    cloid: str | None = CLOID,
-    px: float = 100.0,
-    sz: float = 3.0,
-    orig_sz: float = 3.0,
-    coin: str = "BTC",
-    time_ms: int = 0,
-) -> OrderReport:
-    return OrderReport(
-        coin=coin,
-        side=Side.BUY,
-        px=px,
-        sz=sz,
-        orig_sz=orig_sz,
-        oid=hl_oid(oid),
-        cloid=cloid,
-        time_ms=time_ms,
-        status=order_status(status),
-        status_time_ms=time_ms,
-        venue_status=status,
-    )
-
-
-def fill(
-    oid: int, tid: int, sz: float = 1.0, *, cloid: str | None = CLOID, px: float = 100.0
-) -> Fill:
-    return Fill(
-        coin="BTC",
-        side=Side.BUY,
-        px=px,
-        sz=sz,
-        time_ms=0,
-        oid=hl_oid(oid),
-        tid=hl_tid(tid),
-        cloid=cloid,
-        fee=0.0,
-        fee_token="USDC",
-        crossed=False,
-        start_position=0.0,
-        direction="Open Long",
-        closed_pnl=0.0,
-        hash="0x0",
-    )
 
 
 def kinds(events: Sequence[object]) -> list[str]:
     return [type(e).__name__ for e in events]
-
-
-def opened(oid: int = 11, **config: Any) -> Dispatcher:
-    d = Dispatcher(DispatchConfig(**config))
-    d.submit(place(), 1)
-    d.on_place_ack(CLOID, Resting(hl_oid(oid), CLOID), 2)
-    return d
 
 
 def modify(d: Dispatcher, px: float = 101.0, sz: float = 2.0, now: int = 3) -> None:

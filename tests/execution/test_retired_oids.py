@@ -14,65 +14,22 @@ from mm.execution.dispatch import (
     UntrackedReport,
 )
 from mm.execution.lifecycle import RETIRED_OIDS_KEPT, OrderState
-from mm.model import Fill, ModifyOrder, OrderReport, PlaceOrder, Resting, Side, Tif
-from mm.venues.hyperliquid.status import order_status
-from tests.ids import hl_oid, hl_tid
+from mm.model import ModifyOrder, Resting
+from tests.execution.venue_events import CLOID, fill, opened, place, report
+from tests.ids import hl_oid
 
-CLOID = "0x" + "2" * 32
 MODIFIES = 3 * RETIRED_OIDS_KEPT
-
-
-def place(px: float = 100.0) -> PlaceOrder:
-    return PlaceOrder(coin="BTC", side=Side.BUY, px=px, sz=3.0, tif=Tif.GTC, cloid=CLOID)
-
-
-def fill(oid: int, tid: int, cloid: str | None) -> Fill:
-    return Fill(
-        coin="BTC",
-        side=Side.BUY,
-        px=100.0,
-        sz=1.0,
-        time_ms=0,
-        oid=hl_oid(oid),
-        tid=hl_tid(tid),
-        cloid=cloid,
-        fee=0.0,
-        fee_token="USDC",
-        crossed=False,
-        start_position=0.0,
-        direction="Open Long",
-        closed_pnl=0.0,
-        hash="0x0",
-    )
-
-
-def report(oid: int, word: str, cloid: str | None) -> OrderReport:
-    return OrderReport(
-        coin="BTC",
-        side=Side.BUY,
-        px=100.0,
-        sz=3.0,
-        orig_sz=3.0,
-        oid=hl_oid(oid),
-        cloid=cloid,
-        time_ms=0,
-        status=order_status(word),
-        status_time_ms=0,
-        venue_status=word,
-    )
 
 
 def modified_for_hours() -> Dispatcher:
     """An order placed as oid 0 and modified MODIFIES times (oids 1, 2, ...), each modify
     answered and its old leg's cancel reported."""
-    d = Dispatcher()
-    d.submit(place(), 1)
-    d.on_place_ack(CLOID, Resting(hl_oid(0), CLOID), 2)
+    d = opened(0)
     for n in range(1, MODIFIES + 1):
         now = 10 * n
         d.request_modify(ModifyOrder(place(px=100.0 + n)), now)
         d.on_modify_ack(CLOID, Resting(hl_oid(n), CLOID), now + 1)
-        assert d.on_order_report(report(n - 1, "canceled", CLOID), now + 2) == []
+        assert d.on_order_report(report(n - 1, "canceled"), now + 2) == []
     return d
 
 
@@ -95,7 +52,7 @@ def test_a_late_fill_for_a_retired_oid_is_applied_once_by_its_cloid(oid: int) ->
     d = modified_for_hours()
     order = d.order(CLOID)
     assert order is not None
-    late = fill(oid, 7, CLOID)  # it filled before that leg was replaced; delivered only now
+    late = fill(oid, 7)  # it filled before that leg was replaced; delivered only now
     events = d.on_fill(late, 10_000)
     assert [type(e) for e in events] == [FillEvent, OrderPartiallyFilled]
     assert (order.filled_sz, order.fill_count, order.oid_filled_sz) == (1.0, 1, 0.0)
@@ -107,7 +64,7 @@ def test_a_late_fill_for_a_retired_oid_is_applied_once_by_its_cloid(oid: int) ->
 
 def test_a_late_fill_without_a_cloid_for_a_forgotten_oid_is_passed_on_untracked() -> None:
     d = modified_for_hours()
-    late = fill(0, 8, None)
+    late = fill(0, 8, cloid=None)
     assert d.on_fill(late, 10_000) == [UntrackedFill(late)]
     assert d.on_fill(late, 10_001) == []  # deduplicated all the same
     order = d.order(CLOID)
@@ -117,9 +74,9 @@ def test_a_late_fill_without_a_cloid_for_a_forgotten_oid_is_passed_on_untracked(
 
 def test_a_late_report_for_a_forgotten_oid_does_not_regress_the_order() -> None:
     d = modified_for_hours()
-    assert d.on_order_report(report(0, "canceled", CLOID), 10_000) == []  # stale by its cloid
-    assert d.on_order_report(report(0, "filled", CLOID), 10_001) == []
-    without = report(1, "canceled", None)
+    assert d.on_order_report(report(0, "canceled"), 10_000) == []  # stale by its cloid
+    assert d.on_order_report(report(0, "filled"), 10_001) == []
+    without = report(1, "canceled", cloid=None)
     assert d.on_order_report(without, 10_002) == [UntrackedReport(without)]
     order = d.order(CLOID)
     assert order is not None
