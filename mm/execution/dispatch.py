@@ -28,6 +28,17 @@ Cancel-replace
       not had, a fill on it) promotes it to the order's oid and emits exactly one `OrderUpdated`;
       the old oid is retired, and every later report for it is stale (counted, no event, no
       regression);
+    - except when the order has forgotten some of its oids (it keeps the newest
+      ``RETIRED_OIDS_KEPT``, `mm.execution.lifecycle`): then a report or fill under its cloid for
+      an oid it does not know may as well be a very late one for a forgotten oid as the
+      replacement's, and only the modify's answer (or an orderStatus answer for the cloid,
+      which names the cloid's current venue order) tells which. Such an event is held on the
+      marker, never taken for the replacement's, and replayed in arrival order once the marker
+      expires, whatever expires it: on the replacement if the answer named its oid, else as a
+      late event for an oid the order no longer has (a fill counted in the order's total on no
+      leg, a report stale). Nothing held is lost, and a forgotten oid never passes for the
+      replacement (before, its fill was booked on the new leg and its ``canceled`` ended the
+      live order);
     - a ``CANCELED`` (at our request, not by the venue's rules) for the old oid that arrives
       while the marker is set is held back, not applied: dropped when the replacement shows
       up, replayed (as `OrderCanceled`) when the modify is refused;
@@ -275,6 +286,7 @@ class DispatchStats:
     untracked_fills: int = 0
     stale_reports: int = 0  # reports for replaced oids, or after the end
     suppressed_cancels: int = 0  # cancels of a replaced oid held back (cancel-replace)
+    held_for_answer: int = 0  # ambiguous events held until a modify's answer (cancel-replace)
     rejected_replacements: int = 0
     unknown_status: int = 0  # status words we do not know (state kept)
     unknown_acks: int = 0  # answers for cloids we do not (or no longer) track
@@ -292,6 +304,9 @@ class PendingModify:
     sent_ms: int
     held_cancel: OrderReport | None = None  # the old oid's cancel, held back
     rejected_oid: OrderId | None = None  # a replacement leg the venue rejected
+    # Events for an oid the order does not know, which the order's forgotten oids make
+    # ambiguous: replayed in this order when the marker expires (see the module).
+    held: list[OrderReport | Fill] = attrs.Factory(list)
 
 
 # --- the dispatcher ----------------------------------------------------------------------------
@@ -327,6 +342,9 @@ class Dispatcher:
         self.stats = DispatchStats()
         self._dedup = BoundedSet(self.config.dedup_capacity)
         self._modifies: dict[str, PendingModify] = {}
+        # Held events of markers that expired, replayed before the call that expired them
+        # returns (`_settled`).
+        self._released: list[OrderReport | Fill] = []
         self._awaited: Counter[str] = Counter()
 
     def order(self, cloid: str) -> TrackedOrder | None:
@@ -383,45 +401,62 @@ class Dispatcher:
 
     # --- answers of the order API ---------------------------------------------------------------
 
-    def on_place_ack(self, cloid: str, result: PlaceResult, now_ms: int) -> list[OrderEvent]:
+    def on_place_ack(self, cloid: str, result: PlaceResult, now_ms: int) -> list[DispatchOutput]:
         order = self._answered(cloid)
         if order is None:
             return []
         if isinstance(result, Resting):
             oid = result.oid
-            return self._step(order, now_ms, lambda: order.ack_resting(oid, now_ms))
+            return self._settled(
+                self._step(order, now_ms, lambda: order.ack_resting(oid, now_ms)), now_ms
+            )
         if isinstance(result, Filled):
             filled = result
-            return self._step(
-                order, now_ms, lambda: order.ack_filled(filled.oid, filled.total_sz, now_ms)
+            return self._settled(
+                self._step(
+                    order, now_ms, lambda: order.ack_filled(filled.oid, filled.total_sz, now_ms)
+                ),
+                now_ms,
             )
         reason = result.reason
-        return self._step(order, now_ms, lambda: order.ack_rejected(reason, now_ms))
+        return self._settled(
+            self._step(order, now_ms, lambda: order.ack_rejected(reason, now_ms)), now_ms
+        )
 
-    def on_cancel_ack(self, cloid: str, result: CancelResult, now_ms: int) -> list[OrderEvent]:
+    def on_cancel_ack(self, cloid: str, result: CancelResult, now_ms: int) -> list[DispatchOutput]:
         order = self._answered(cloid)
         if order is None:
             return []
         if isinstance(result, Rejected):
             reason = result.reason
-            return self._step(order, now_ms, lambda: order.cancel_refused(reason, now_ms))
-        return self._step(order, now_ms, lambda: order.cancel_acked(now_ms))
+            events = self._step(order, now_ms, lambda: order.cancel_refused(reason, now_ms))
+        else:
+            events = self._step(order, now_ms, lambda: order.cancel_acked(now_ms))
+        return self._settled(events, now_ms)
 
-    def on_modify_ack(self, cloid: str, result: PlaceResult, now_ms: int) -> list[OrderEvent]:
+    def on_modify_ack(self, cloid: str, result: PlaceResult, now_ms: int) -> list[DispatchOutput]:
         order = self._answered(cloid)
         if order is None:
             return []
         if isinstance(result, Rejected):
-            return self._modify_refused(order, result.reason, now_ms)
+            return self._settled(self._modify_refused(order, result.reason, now_ms), now_ms)
         oid = result.oid
-        events: list[OrderEvent] = []
+        events: list[DispatchOutput] = []
+        marker = self._modifies.get(cloid)
         if (
-            cloid in self._modifies
+            marker is not None
             and order.modify_target is not None
             and not order.is_terminal
             and not self.registry.is_retired(order, oid)
         ):
-            events += self._replace(order, oid, now_ms)  # first evidence of the replacement
+            # The first evidence of the replacement; or, with events held, the first that is
+            # sure: the venue's price and size are those of the first held report for it.
+            first = next((e for e in marker.held if e.oid == oid), None)
+            if isinstance(first, OrderReport):
+                events += self._replace(order, oid, now_ms, px=first.px, sz=first.orig_sz)
+            else:
+                events += self._replace(order, oid, now_ms)
+            events = self._settled(events, now_ms)  # what it held, before the answer's fill
         elif oid != order.oid:
             self._conflict(f"modify answer for {cloid}: oid {oid} is not current")
             return []
@@ -430,7 +465,7 @@ class Dispatcher:
             events += self._step(
                 order, now_ms, lambda: order.ack_filled(filled.oid, filled.total_sz, now_ms)
             )
-        return events
+        return self._settled(events, now_ms)
 
     def may_land(self, cloids: Iterable[str], lands_by_ms: float | None) -> None:
         """The place or modify in flight for these orders got no answer; what was sent may still
@@ -449,12 +484,12 @@ class Dispatcher:
             if order is not None:
                 order.caller_gone(lands_by_ms)
 
-    def on_timeout(self, cloid: str, now_ms: int) -> list[OrderEvent]:
+    def on_timeout(self, cloid: str, now_ms: int) -> list[DispatchOutput]:
         """The request in flight for ``cloid`` got no answer in time."""
         order = self._answered(cloid)
         if order is None:
             return []
-        return self._step(order, now_ms, lambda: order.timed_out(now_ms))
+        return self._settled(self._step(order, now_ms, lambda: order.timed_out(now_ms)), now_ms)
 
     def resolve_unknown(
         self, cloid: str, report: OrderReport | None, now_ms: int
@@ -467,12 +502,14 @@ class Dispatcher:
         if report is None:
             if order.state is OrderState.UNKNOWN and order.may_still_land(now_ms):
                 self.stats.may_still_land += 1
-            return list(self._step(order, now_ms, lambda: order.resolved_missing(now_ms)))
+            return self._settled(
+                self._step(order, now_ms, lambda: order.resolved_missing(now_ms)), now_ms
+            )
         if report.cloid is not None and report.cloid != cloid:
             self._conflict(f"orderStatus for {cloid} names cloid {report.cloid}")
             return []
         authoritative = order.state is OrderState.UNKNOWN
-        return self._apply_report(order, report, now_ms, authoritative)
+        return self._settled(self._apply_report(order, report, now_ms, authoritative), now_ms)
 
     def resolve_absent(
         self, cloid: str, report: OrderReport | None, now_ms: int
@@ -483,7 +520,7 @@ class Dispatcher:
         if order is None:
             return []
         if report is None:
-            return list(self._step(order, now_ms, lambda: order.vanished(now_ms)))
+            return self._settled(self._step(order, now_ms, lambda: order.vanished(now_ms)), now_ms)
         return self.resolve_unknown(cloid, report, now_ms)
 
     # --- the user stream ------------------------------------------------------------------------
@@ -494,7 +531,7 @@ class Dispatcher:
         if order is None or (report.cloid is not None and report.cloid != order.cloid):
             self.stats.untracked_reports += 1
             return [UntrackedReport(report)]
-        return self._apply_report(order, report, now_ms, authoritative=False)
+        return self._settled(self._apply_report(order, report, now_ms, authoritative=False), now_ms)
 
     def on_fill(self, fill: Fill, now_ms: int) -> list[DispatchOutput]:
         self.stats.fills += 1
@@ -505,16 +542,26 @@ class Dispatcher:
         if order is None:
             self.stats.untracked_fills += 1
             return [UntrackedFill(fill)]
+        return self._settled(self._apply_fill(order, fill, now_ms), now_ms)
+
+    # --- internals ------------------------------------------------------------------------------
+
+    def _apply_fill(self, order: TrackedOrder, fill: Fill, now_ms: int) -> list[DispatchOutput]:
+        """A fill (deduplicated) of this order."""
         events: list[DispatchOutput] = []
         if (
             order.oid is not None
             and not order.knows_oid(fill.oid)
-            and order.cloid in self._modifies
             and order.modify_target is not None
             and not order.is_terminal
         ):
-            # A fill on a new oid under our cloid while a modify is in flight: the replacement.
-            events += self._replace(order, fill.oid, now_ms)
+            marker = self._modifies.get(order.cloid)
+            if marker is not None:
+                # A fill on a new oid under our cloid while a modify is in flight: the
+                # replacement's, unless the order has forgotten oids (then held: see the module).
+                if order.retired_dropped:
+                    return self._hold(marker, fill)
+                events += self._replace(order, fill.oid, now_ms)
         try:
             transition = order.apply_fill(fill, now_ms)
         except IllegalTransition as error:
@@ -526,7 +573,33 @@ class Dispatcher:
         events += self._events(order, transition, now_ms)
         return events
 
-    # --- internals ------------------------------------------------------------------------------
+    def _hold(self, marker: PendingModify, event: OrderReport | Fill) -> list[DispatchOutput]:
+        marker.held.append(event)
+        self.stats.held_for_answer += 1
+        return []
+
+    def _settled(self, events: list[DispatchOutput], now_ms: int) -> list[DispatchOutput]:
+        """``events``, then those of the held events released meanwhile, replayed in the order
+        they came (each a report or fill under its order's cloid: see `_hold`). Its order is
+        known still (retention forgets an order only as others end after it, never within the
+        call that released the event); were it not, the event would go on untracked."""
+        released = self._released
+        while released:
+            event = released.pop(0)
+            order = None if event.cloid is None else self.registry.get(event.cloid)
+            if isinstance(event, Fill):
+                events += (
+                    [UntrackedFill(event)]
+                    if order is None
+                    else self._apply_fill(order, event, now_ms)
+                )
+            else:
+                events += (
+                    [UntrackedReport(event)]
+                    if order is None
+                    else self._apply_report(order, event, now_ms, authoritative=False)
+                )
+        return events
 
     def _apply_report(
         self, order: TrackedOrder, report: OrderReport, now_ms: int, authoritative: bool
@@ -560,19 +633,15 @@ class Dispatcher:
                     marker.held_cancel = report
                     self.stats.suppressed_cancels += 1
                     return []
-            return list(
-                self._step(
-                    order,
-                    now_ms,
-                    lambda: order.report(
-                        status, oid, now_ms, authoritative=authoritative, word=word
-                    ),
-                )
+            return self._step(
+                order,
+                now_ms,
+                lambda: order.report(status, oid, now_ms, authoritative=authoritative, word=word),
             )
         if order.knows_oid(oid):
             if authoritative and marker is not None and oid == marker.rejected_oid:
                 # orderStatus names the rejected replacement: the modify failed.
-                return list(self._modify_refused(order, word, now_ms, settle=False))
+                return self._modify_refused(order, word, now_ms, settle=False)
             self.stats.stale_reports += 1  # a replaced oid: never regresses the order
             return []
         if marker is not None and order.modify_target is not None and not order.is_terminal:
@@ -585,9 +654,11 @@ class Dispatcher:
                 self._sync(order)
                 self.stats.rejected_replacements += 1
                 if authoritative:
-                    return list(self._modify_refused(order, word, now_ms, settle=False))
+                    return self._modify_refused(order, word, now_ms, settle=False)
                 return []
-            events = list(self._replace(order, oid, now_ms, px=report.px, sz=report.orig_sz))
+            if not authoritative and order.retired_dropped:
+                return self._hold(marker, report)  # the replacement's, or a forgotten oid's
+            events = self._replace(order, oid, now_ms, px=report.px, sz=report.orig_sz)
             if status is not OrderStatus.OPEN:
                 events += self._step(
                     order, now_ms, lambda: order.report(status, oid, now_ms, word=word)
@@ -609,9 +680,16 @@ class Dispatcher:
         *,
         px: float | None = None,
         sz: float | None = None,
-    ) -> list[OrderEvent]:
-        self._modifies.pop(order.cloid, None)  # a held cancel of the old oid is now stale
+    ) -> list[DispatchOutput]:
+        self._end_modify(order.cloid)  # a held cancel of the old oid is now stale
         return self._step(order, now_ms, lambda: order.replaced(new_oid, now_ms, px=px, sz=sz))
+
+    def _end_modify(self, cloid: str) -> PendingModify | None:
+        """Expire the cloid's marker; what it held is replayed before the call returns."""
+        marker = self._modifies.pop(cloid, None)
+        if marker is not None and marker.held:
+            self._released += marker.held
+        return marker
 
     def _modify_refused(
         self,
@@ -621,14 +699,14 @@ class Dispatcher:
         *,
         replay: bool = True,
         settle: bool = True,
-    ) -> list[OrderEvent]:
+    ) -> list[DispatchOutput]:
         """Expire the marker of a failed modify; replay the old oid's cancel if it was held.
 
         ``settle=False``: the failure is all we learned (an orderStatus answer naming the
         rejected replacement); without a held cancel an UNKNOWN order stays UNKNOWN until the
         old oid's status is known.
         """
-        marker = self._modifies.pop(order.cloid, None)
+        marker = self._end_modify(order.cloid)
         events = self._step(
             order, now_ms, lambda: order.modify_refused(reason, now_ms, settle=settle)
         )
@@ -643,7 +721,7 @@ class Dispatcher:
 
     def _step(
         self, order: TrackedOrder, now_ms: int, transition: Callable[[], Transition]
-    ) -> list[OrderEvent]:
+    ) -> list[DispatchOutput]:
         try:
             result = transition()
         except IllegalTransition as error:
@@ -654,12 +732,12 @@ class Dispatcher:
 
     def _sync(self, order: TrackedOrder) -> None:
         self.registry.sync(order)
-        if order.modify_target is None:
-            self._modifies.pop(order.cloid, None)
+        if order.modify_target is None and order.cloid in self._modifies:
+            self._end_modify(order.cloid)
 
-    def _events(self, order: TrackedOrder, tr: Transition, now_ms: int) -> list[OrderEvent]:
+    def _events(self, order: TrackedOrder, tr: Transition, now_ms: int) -> list[DispatchOutput]:
         cloid, oid = order.cloid, order.oid
-        out: list[OrderEvent] = []
+        out: list[DispatchOutput] = []
         if tr.revived is not None:
             self.stats.revived += 1
             out.append(OrderRevived(cloid, oid, tr.revived.value, now_ms))
