@@ -23,7 +23,11 @@ are cited there). Three tiers of defence, as in the reference market maker:
 Pure: no I/O and no clock reads. Every method that depends on time takes ``now`` (seconds, one
 monotonic origin, never decreasing; the shell passes ``trio.current_time()``). Randomness (the
 backoff jitter) comes from an injected ``random.Random``. The one async helper, ``acquire``, is
-the shell's: it sleeps until a request fits, then records it.
+the shell's: it sleeps until a request fits, then records it. A wait ends at a known time unless
+the budget grows before it: weight given back (``settle``), the venue's figures read again
+(``observe``) or a fill's volume raising the cap (``add_volume``). So a waiter sleeps until the
+time its wait was computed for, and is woken early (``wake_on``: a callback, the limiter's one
+link to its waiters) only by such a change to the budget that holds it; it then looks again.
 
 ``headroom(now)`` in [0, 1] is what is left of the tightest budget: the minimum of the IP
 window's spendable fraction (under the reactive cut), the address budget's, and the reactive
@@ -68,9 +72,6 @@ HEADROOM_KINDS: Final = ("ip", "address", "reactive")
 _AMOUNT_EPS: Final = 1e-9
 """Tolerance when comparing budget shares and tokens (float rounding of rates and ramps)."""
 _MAX_OWN_SEND_ENTRIES: Final = 4096
-_RECHECK_SECONDS: Final = 1.0
-"""A request waiting in ``acquire`` looks again at least this often: weight given back by a
-settled reservation may let it through sooner than its wait was computed."""
 
 
 def fraction(value: float) -> str | None:
@@ -271,6 +272,10 @@ class RateLimiter:
         # Order bucket (full until first used).
         self._tokens = self._config.order_burst
         self._tokens_at: float | None = None
+        # Requests waiting in `acquire` to be woken when the IP window, or the address budget,
+        # grows before its time (see `wake_on`).
+        self._ip_wakers: set[Callable[[], None]] = set()
+        self._address_wakers: set[Callable[[], None]] = set()
 
     @property
     def config(self) -> RateLimitConfig:
@@ -285,15 +290,41 @@ class RateLimiter:
         Once the wait has passed the request fits, unless something else was recorded or
         rejected in between.
         """
+        return max(self.waits(cost, now))
+
+    def waits(self, cost: Cost | int, now: float) -> tuple[float, float, float]:
+        """`wait_time`'s parts, by what can end them: ``(timed, ip, address)``.
+
+        ``timed``: the reactive block and the order bucket, which only time ends; ``ip``: the
+        IP window, which weight given back (``settle``) can also shorten; ``address``: the
+        address budget, which the venue's figures (``observe``) or a fill (``add_volume``) can.
+        """
         if not self._config.enabled:
-            return 0.0
+            return 0.0, 0.0, 0.0
         c = as_cost(cost)
-        waits = [self._blocked_wait(c, now), self._ip_wait(c.weight, now, cut=not c.essential)]
-        if c.is_action:
-            waits.append(self._address_wait(c, now))
+        timed = self._blocked_wait(c, now)
         if c.kind == "order":
-            waits.append(self._bucket_wait(c.requests, now))
-        return max(waits)
+            timed = max(timed, self._bucket_wait(c.requests, now))
+        ip = self._ip_wait(c.weight, now, cut=not c.essential)
+        address = self._address_wait(c, now) if c.is_action else 0.0
+        return timed, ip, address
+
+    def wake_on(self, wake: Callable[[], None], *, ip: bool, address: bool) -> None:
+        """Call ``wake`` (once) when the IP window (``ip``), or the address budget
+        (``address``), grows before its time; `forget` takes it back."""
+        if ip:
+            self._ip_wakers.add(wake)
+        if address:
+            self._address_wakers.add(wake)
+
+    def forget(self, wake: Callable[[], None]) -> None:
+        self._ip_wakers.discard(wake)
+        self._address_wakers.discard(wake)
+
+    def _wake(self, wakers: set[Callable[[], None]]) -> None:
+        for wake in tuple(wakers):
+            self.forget(wake)
+            wake()
 
     def can_send(self, cost: Cost | int, now: float) -> bool:
         """Whether ``cost`` fits every budget at ``now``."""
@@ -325,6 +356,8 @@ class RateLimiter:
             self._window.add(weight - reserved, now)
         elif weight < reserved:
             self._window.lower(at, reserved, max(0, weight))
+            if self._ip_wakers:
+                self._wake(self._ip_wakers)
 
     def try_acquire(self, cost: Cost | int, now: float) -> bool:
         """``record`` the request and return True if it fits now; else False, nothing recorded."""
@@ -412,6 +445,8 @@ class RateLimiter:
         if self._folded_until < as_of:
             self._folded = 0
             self._folded_until = -math.inf
+        if self._address_wakers:  # the figures may have room the estimate had not
+            self._wake(self._address_wakers)
 
     @property
     def observed_at(self) -> float | None:
@@ -426,6 +461,8 @@ class RateLimiter:
         if time_ms is not None and as_of is not None and time_ms < as_of:
             return
         self._volume_since += abs(usdc)
+        if self._address_wakers:
+            self._wake(self._address_wakers)
 
     def address_used(self) -> int:
         """The address's requests used: the venue's last count plus our sends since."""
@@ -722,7 +759,8 @@ async def acquire_at(
     try:
         while True:
             now = clock()
-            wait = limiter.wait_time(cost, now)
+            timed, ip, address = limiter.waits(cost, now)
+            wait = max(timed, ip, address)
             if wait == 0.0:
                 limiter.record(cost, now)
                 return now
@@ -733,6 +771,21 @@ async def acquire_at(
                 )
             if not held:  # first in line for the tokens it waits for (see order_budget)
                 held = limiter.reserve_orders(cost)
-            await trio.sleep(min(wait, _RECHECK_SECONDS))
+            # Until the wait is over, or the budget that holds it grows sooner: a budget whose
+            # wait does not exceed the one only time ends, or the other one's, cannot shorten
+            # it by growing (what it gained is seen when the waiter looks again).
+            on_ip = ip > timed and ip >= address
+            on_address = address > timed and address >= ip
+            if not (on_ip or on_address):
+                await trio.sleep(wait)
+                continue
+            woken = trio.Event()
+            wake = woken.set
+            limiter.wake_on(wake, ip=on_ip, address=on_address)
+            try:
+                with trio.move_on_after(wait):
+                    await woken.wait()
+            finally:
+                limiter.forget(wake)
     finally:
         limiter.release_orders(held)
