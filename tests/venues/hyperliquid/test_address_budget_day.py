@@ -215,9 +215,8 @@ async def test_a_simulated_day_keeps_the_address_budget_on_the_venues_figure(
             buy = True
             while True:
                 # The batch waits for the order bucket here, until the limiter has the tokens
-                # its acquire would let it go on: acquire, waiting, looks again every second,
-                # thirty-odd wakes a batch that were a fifth of the day's CPU. The checks below
-                # then see the budgets the batch goes out on; acquire still admits it.
+                # its acquire would let it go on, so that the checks below see the budgets the
+                # batch goes out on; acquire still admits it.
                 short = min(BATCH, rate_limit.order_burst) - limiter.order_tokens(
                     trio.current_time()
                 )
