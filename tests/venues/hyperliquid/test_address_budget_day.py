@@ -99,7 +99,8 @@ def venue_room(sim: SimVenue, account: str, reserve: int) -> int:
 
 def batch(sim: SimVenue, takers: int, buy: bool, n: int = BATCH) -> list[PlaceOrder]:
     """``n`` IOC orders: ``takers`` cross the book by 2% (a fill of just over the venue's 10
-    USDC minimum), the rest are 20% away and are canceled unfilled (a request all the same)."""
+    USDC minimum), the rest are 20% away: a sell there (13.2 USDC) is an IOC canceled unfilled,
+    a buy (8.8 USDC) is under the minimum and refused. Each is a request all the same."""
     mid = float(sim.mids()[COIN])
     sz = math.ceil(11.0 / mid * 10**4) / 10**4
     side = Side.BUY if buy else Side.SELL
