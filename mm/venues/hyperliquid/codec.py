@@ -263,8 +263,8 @@ def _levels(raw: Any, depth: int | None = None) -> tuple[PriceLevel, ...]:
 _PX: Final = operator.itemgetter("px")
 _SZ: Final = operator.itemgetter("sz")
 _N: Final = operator.itemgetter("n")
-_NUMBER_BYTES: Final = b"0123456789.-,"  # what the numbers, joined by commas, are made of
 _INF: Final = float("inf")
+_loads: Final = orjson.loads
 
 
 def _both_sides(
@@ -273,21 +273,29 @@ def _both_sides(
     """A book's two sides as ``_levels`` reads them, or None where it might not: the fast
     path of the feed (a book frame's levels are most of its work), in C where it can be.
 
-    Every price and size of both sides (the first ``depth`` of each) is converted by
-    ``float`` and the lot is checked at once, joined by commas. ``float`` takes more than the
-    venue's grammar (``numbers.parse_float``), but of what it takes, what is made of ASCII
-    digits, points and minus signs only differs from the grammar by a point first or last
-    (``".5"``, ``"5."``); a comma within a text makes its ``float`` raise. So the joined text
-    is checked for exactly those. Any doubt (a level that is not an object of strings, a count
-    that is not an integer, a number out of the grammar or too long for a float) answers None,
-    for ``_levels`` to give the very answer or the very error it always did. (A subclass of
-    str, which no JSON decoder gives, is read here as the text it is, as the memo of
-    ``parse_float`` may read it.)
+    Every price and size of both sides (the first ``depth`` of each) is read by one
+    ``orjson.loads`` of the texts joined as a JSON array, each text followed by ``e0``:
+    ``"0.6"`` and ``"12"`` become ``[0.6e0,12e0]``, floats both (an exponent makes a JSON
+    number a float, as ``float`` reads every text). When that array has one number per text
+    and no text holds JSON whitespace, every text is exactly a JSON number without exponent
+    or leading zero, a subset of the venue's grammar (``numbers.parse_float``), and its float
+    is the one ``float`` gives (both round correctly; the property tests hold orjson to it):
 
-    The fields are read a field at a time (prices, then sizes, then counts: one pass of
-    C each, cheaper than transposing ``(px, sz, n)`` triples), and the floats are known to
-    be finite when their sum is: an infinite value makes the sum infinite or NaN, and a sum
-    of finite values that overflows only sends the book to ``_levels`` (which reads it)."""
+    - the separators put 2 * count - 1 commas between the texts; an element that is not a
+      number or a bool (a string, array, object or null, the only JSON values that could hold
+      a comma or end the array early) makes ``sum`` raise, so when ``sum`` succeeds every
+      comma is a separator and the count says no text held one;
+    - each element is then one text followed by ``e0``, with no space around it (checked);
+      a number with its own exponent, a point first or last, a sign ``+``, a leading zero
+      (``"05"``), ``inf`` or ``nan`` is not JSON there, and orjson refuses an infinite value.
+
+    Any doubt (a level that is not an object of strings, a count that is not an integer, a
+    text out of that subset) answers None, for ``_levels`` to give the very answer or the very
+    error it always did. (A subclass of str, which no JSON decoder gives, is read here as the
+    text it is, as the memo of ``parse_float`` may read it.)
+
+    Measured on bench_feed's frames (10 levels a side, thread CPU): 8.0 us a book against
+    10.9 us for the ``float`` of every text with the joined texts checked byte by byte."""
     try:
         bids, asks = levels[0], levels[1]
         if type(bids) is not list or type(asks) is not list:
@@ -297,22 +305,20 @@ def _both_sides(
         entries = bids + asks
         if not entries:
             return (), ()
-        # (TypeError, KeyError: not an object with the field)
-        texts = [*map(_PX, entries), *map(_SZ, entries)]
+        # (TypeError, KeyError: not an object with the field; TypeError: not a str)
+        joined = "e0,".join([*map(_PX, entries), *map(_SZ, entries)])
         ns = [*map(_N, entries)]
-        values = [*map(float, texts)]  # (TypeError, ValueError: not a number)
-        joined = ",".join(texts)  # (TypeError: not a str)
+        count = len(ns)
+        values = _loads("[" + joined + "e0]")  # (orjson.JSONDecodeError, a ValueError)
         if (
-            not joined.encode("ascii").translate(None, _NUMBER_BYTES)  # (ValueError: not ASCII)
-            and joined[0] != "."
-            and joined[-1] != "."
-            and ",." not in joined
-            and ".," not in joined
-            and "-." not in joined
-            and [*map(type, ns)] == [int] * len(ns)
-            and -_INF < sum(values) < _INF
+            len(values) == 2 * count
+            and " " not in joined
+            and "\n" not in joined
+            and "\r" not in joined
+            and "\t" not in joined
+            and -_INF < sum(values) < _INF  # (TypeError: not all numbers)
+            and [*map(type, ns)] == [int] * count
         ):
-            count = len(ns)
             # The three have ``count`` items by construction, and ``strict=True``, a keyword
             # argument, would cost ``zip`` a dict each call (a sixth of this line's time).
             both = tuple(zip(values[:count], values[count:], ns))  # noqa: B905 -- see above
@@ -324,8 +330,16 @@ def _both_sides(
 
 
 def _book(data: Any, depth: int | None = None, received_ns: int = 0) -> BookSnapshot:
-    levels = _list(data["levels"])
-    coin, time_ms = _s(data["coin"]), _i(data["time"])
+    # (``_list``, ``_s`` and ``_i`` in their order, written out: the feed parses every book)
+    levels = data["levels"]
+    if type(levels) is not list:
+        raise TypeError(f"expected an array, got {type(levels).__name__}")
+    coin = data["coin"]
+    if type(coin) is not str:
+        raise TypeError(f"expected a string, got {type(coin).__name__}")
+    time_ms = data["time"]
+    if type(time_ms) is not int:
+        raise TypeError(f"expected an integer, got {type(time_ms).__name__}")
     sides = _both_sides(levels, depth)
     if sides is None:
         sides = _levels(levels[0], depth), _levels(levels[1], depth)

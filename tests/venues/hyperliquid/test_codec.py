@@ -12,7 +12,9 @@ from __future__ import annotations
 import copy
 import json
 import math
+import struct
 from collections.abc import Callable
+from decimal import Decimal
 from typing import Any, cast
 
 import orjson
@@ -325,6 +327,9 @@ _OFF_GRAMMAR = (
     ".5", "5.", "-.5", "-5.", "1,2", "1.2,", ",1", "+1", "1e5", "1E5", "1_0", " 1", "1 ",
     "1\n", "inf", "-inf", "nan", "\u0661", "1\u0662", "--1", "1-", "", ".", "-",
     "9" * 400, "-" + "9" * 400, "9" * 309 + ".5",
+    # JSON that the fast path's one array would read (it joins the texts, each with "e0").
+    "1e0,2", "1,2e0", "1e0", "1.5e0", "1e", "1e0]", "[1", "1]", "]", "[", '"', '1,"a"', "null",
+    "true", "1,true", "{}", "1\r", "\t1", "1,,2", "1e0,", "NaN", "Infinity", "-Infinity",
 )  # fmt: skip
 _OFF_COUNTS = (True, False, 1.0, "1", None, [1])
 
@@ -332,8 +337,8 @@ _OFF_COUNTS = (True, False, 1.0, "1", None, [1])
 @given(
     levels=st.lists(
         st.tuples(
-            st.from_regex(r"[0-9]{1,7}(\.[0-9]{1,6})?", fullmatch=True),
-            st.from_regex(r"-?[0-9]{1,7}(\.[0-9]{1,4})?", fullmatch=True),
+            st.from_regex(r"(0|[1-9][0-9]{0,6})(\.[0-9]{1,6})?", fullmatch=True),
+            st.from_regex(r"-?(0|[1-9][0-9]{0,6})(\.[0-9]{1,4})?", fullmatch=True),
             st.integers(min_value=0, max_value=10**6),
         ),
         min_size=2,
@@ -378,6 +383,61 @@ def test_l2_book_a_value_off_the_grammar_anywhere_leaves_the_fast_path(
     levels[side][index][field if kind == "text" else "n"] = value
     assert isinstance(_sides_one_by_one({"levels": levels}, None), type)
     assert codec._both_sides(levels, None) is None
+
+
+# Texts of the venue's grammar that are not JSON numbers (a leading zero): read level by level.
+_LEADING_ZEROS = ("00", "05", "007.5", "-01", "-00.25", "0001")
+
+
+@pytest.mark.parametrize("text", _LEADING_ZEROS)
+@pytest.mark.parametrize("field", ["px", "sz"])
+def test_l2_book_leading_zeros_are_read_level_by_level(text: str, field: str) -> None:
+    """The fast path reads JSON's numbers only; the venue's others (never sent, but in its
+    grammar) make it give up, and the book is the level-by-level parse's."""
+    levels = [[{"px": "2.5", "sz": "10", "n": 1}], [{"px": "2.6", "sz": "7.25", "n": 2}]]
+    levels[1][0][field] = text
+    assert codec._both_sides(levels, None) is None
+    book = parse_l2_book({"coin": "BTC", "time": 1, "levels": levels})
+    assert (book.bids, book.asks) == _sides_one_by_one({"levels": levels}, None)
+    assert book.asks[0][("px", "sz").index(field)] == float(text)
+
+
+def _between(low: float, high: float, nudge: int) -> str:
+    """A decimal text exactly halfway between two adjacent floats, or just off it (``nudge``
+    units of the 40th significant digit): where a conversion that rounds wrongly shows."""
+    half = (Decimal(low) + Decimal(high)) / 2
+    return format(half + nudge * Decimal(10) ** (half.adjusted() - 40), "f")
+
+
+_FLOAT_TEXTS = st.one_of(
+    st.from_regex(r"-?(0|[1-9][0-9]{0,24})(\.[0-9]{1,25})?", fullmatch=True),
+    st.builds(
+        lambda value, nudge: _between(value, math.nextafter(value, math.inf), nudge),
+        st.floats(min_value=1e-30, max_value=1e30),
+        st.sampled_from([-1, 0, 1]),
+    ),
+    st.floats(min_value=-1e30, max_value=1e30).map(repr).filter(lambda text: "e" not in text),
+)
+
+
+@given(texts=st.lists(_FLOAT_TEXTS, min_size=2, max_size=40), split=st.integers(0, 20))
+def test_l2_book_fast_path_floats_are_floats_own(texts: list[str], split: int) -> None:
+    """Every JSON number without exponent takes the fast path, to exactly the float that
+    ``float`` reads, bit for bit: many digits, and decimals halfway between two adjacent
+    floats or a hair off it (orjson's conversion held to Python's, both correctly rounded)."""
+    half = len(texts) // 2
+    entries = [
+        {"px": px, "sz": sz, "n": 1}
+        for px, sz in zip(texts[:half], texts[half : 2 * half], strict=True)
+    ]
+    levels = [entries[:split], entries[split:]]
+    sides = codec._both_sides(levels, None)
+    assert sides is not None
+    read = [value for side in sides for level in side for value in level[:2]]
+    want = [float(entry[field]) for entry in entries for field in ("px", "sz")]
+    assert [struct.pack("<d", value) for value in read] == [
+        struct.pack("<d", value) for value in want
+    ]
 
 
 def test_all_mids() -> None:
