@@ -426,7 +426,7 @@ def test_l2_book_fast_path_floats_are_floats_own(texts: list[str], split: int) -
     ``float`` reads, bit for bit: many digits, and decimals halfway between two adjacent
     floats or a hair off it (orjson's conversion held to Python's, both correctly rounded)."""
     half = len(texts) // 2
-    entries = [
+    entries: list[dict[str, Any]] = [
         {"px": px, "sz": sz, "n": 1}
         for px, sz in zip(texts[:half], texts[half : 2 * half], strict=True)
     ]
