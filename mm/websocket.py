@@ -276,7 +276,10 @@ class WebSocketConnection:
                     head = 4 if length == 126 else 10
                     if size < head:
                         break
-                    length = int.from_bytes(buf[pos + 2 : pos + head], "big")
+                    if length == 126:  # (the usual: a 16-bit length, read without a slice)
+                        length = buf[pos + 2] << 8 | buf[pos + 3]
+                    else:
+                        length = int.from_bytes(buf[pos + 2 : pos + 10], "big")
                 if second & 0x80:
                     head += 4  # (masked: wsproto refuses it)
                 opcode = first & 0x0F

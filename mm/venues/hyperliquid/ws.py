@@ -174,6 +174,8 @@ def frame_key(frame: Mapping[str, Any]) -> str | None:
     """
     channel = frame["channel"]
     data: Any = frame.get("data")
+    if channel == "l2Book":  # (the busiest channel, first)
+        return f"l2Book:{data['coin'].lower()}"
     if channel == "trades":
         return f"trades:{data[0]['coin'].lower()}" if data else None
     if channel == "candle":
