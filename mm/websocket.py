@@ -15,8 +15,7 @@ the opening handshake (``_parse`` says how the two share the stream).
   server's pings and the Close frames, so frames never interleave.
 - Fairness: a call answered from the deque does not wait for anything, so under a flood of small
   messages the receive loop would never let another task run; every ``checkpoint_every``-th
-  such call (and every socket read) is a Trio checkpoint. ``get_message_nowait`` answers the
-  other calls without a coroutine, and None where ``get_message`` would checkpoint or read.
+  such call (and every socket read) is a Trio checkpoint.
 - Cancellation works at every await. A cancelled read loses nothing (the bytes stay in the
   socket). A send cancelled part-way may have left half a frame on the wire: the connection is
   then unusable and is aborted (closed as 1006, "a send was interrupted"); a send cancelled
@@ -209,19 +208,6 @@ class WebSocketConnection:
                 self._streak = streak
                 return messages.popleft()
         return await self._next_message()
-
-    def get_message_nowait(self) -> str | bytes | None:
-        """The next message when one is parsed ahead and no checkpoint is due, else None (then
-        ``get_message`` reads, or checkpoints, and counts this call's streak as its own). A
-        receive loop calls this first: a message taken so costs no coroutine, and the loop
-        stays as fair as with ``get_message`` alone. The same task as ``get_message``."""
-        messages = self._messages
-        if messages:
-            streak = self._streak + 1
-            if streak < self._checkpoint_every:
-                self._streak = streak
-                return messages.popleft()
-        return None
 
     async def _next_message(self) -> str | bytes:
         messages = self._messages

@@ -439,43 +439,6 @@ async def test_a_send_cancelled_before_it_starts_leaves_the_socket_usable() -> N
         assert ws.closed is None
 
 
-async def test_get_message_nowait_takes_what_is_queued_and_leaves_the_checkpoints() -> None:
-    """``get_message_nowait`` answers None with nothing parsed ahead, then hands the messages
-    over in order; a loop that calls it first (``get_message`` on None) is as fair as
-    ``get_message`` alone: the same bound as the flood below, and no message skipped."""
-    count, every = 10_000, 16
-    async with connected(receive_buffer_size=1 << 20, checkpoint_every=every) as (ws, peer):
-        assert ws.get_message_nowait() is None
-        await peer.text(*(str(i) for i in range(count)))
-        ticks = 0
-        seen: list[int] = []  # the other task's ticks at each message
-        nowait = 0
-
-        async def ticker() -> None:
-            nonlocal ticks
-            while True:
-                await trio.lowlevel.checkpoint()
-                ticks += 1
-
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(ticker)
-            for i in range(count):
-                message = ws.get_message_nowait()
-                if message is None:
-                    message = await ws.get_message()
-                else:
-                    nowait += 1
-                assert message == str(i)
-                seen.append(ticks)
-            nursery.cancel_scope.cancel()
-        assert ws.get_message_nowait() is None
-        runs = [i for i in range(1, count) if seen[i] != seen[i - 1]]
-        gaps = [b - a for a, b in zip([0, *runs], runs, strict=False)]
-        assert len(runs) >= count // (2 * every) - 1
-        assert max(gaps) <= 2 * every + 1
-        assert count * (every - 2) // every <= nowait < count  # (most, not those due a yield)
-
-
 async def test_a_flood_does_not_starve_other_tasks() -> None:
     """Ten thousand messages in one read: the receive loop still lets other tasks run. Trio runs
     each runnable task once a batch in an order of its choosing, so the other task runs at least

@@ -838,17 +838,15 @@ class WsConnection:
             self._scope.cancel()
 
     async def _receive_loop(self, ws: WebSocketConnection) -> None:
-        get_message, get_nowait, handle = ws.get_message, ws.get_message_nowait, self._handle
+        get_message, handle = ws.get_message, self._handle
         while True:
-            message = get_nowait()  # (a message parsed ahead, without a coroutine)
-            if message is None:
-                try:  # (as _message, inline)
-                    message = await get_message()
-                except ConnectionClosed:
-                    closed = ws.closed
-                    detail = f" ({closed.code} {closed.reason or closed.name})" if closed else ""
-                    self._lose(f"closed by the venue{detail}")
-                    return
+            try:  # (as _message, inline: once a frame)
+                message = await get_message()
+            except ConnectionClosed:
+                closed = ws.closed
+                detail = f" ({closed.code} {closed.reason or closed.name})" if closed else ""
+                self._lose(f"closed by the venue{detail}")
+                return
             handle(message)
 
     async def _pinger(self, ws: WebSocketConnection) -> None:
