@@ -319,9 +319,10 @@ def _both_sides(
             and -_INF < sum(values) < _INF  # (TypeError: not all numbers)
             and [*map(type, ns)] == [int] * count
         ):
-            # The three have ``count`` items by construction, and ``strict=True``, a keyword
-            # argument, would cost ``zip`` a dict each call (a sixth of this line's time).
-            both = tuple(zip(values[:count], values[count:], ns))  # noqa: B905 -- see above
+            # The prices are ``values``' first ``count``: ``zip`` stops at the last count (so
+            # no slice of them is made; and ``strict=True``, a keyword argument, would cost
+            # ``zip`` a dict each call, a sixth of this line's time).
+            both = tuple(zip(values, values[count:], ns))  # noqa: B905 -- see above
             split = len(bids)
             return both[:split], both[split:]
     except _MALFORMED:
