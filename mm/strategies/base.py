@@ -50,11 +50,15 @@ class StrategyContext:
 
 @attrs.frozen
 class MarketView:
-    """The venue's state as the task sees it at one decision."""
+    """The venue's state as the task sees it at one decision. ``headroom`` (the API budget
+    left, 0..1) may be given as a function, asked once when a strategy first reads it: a
+    strategy that never reads it (triangular arbitrage) costs the task no reading of the
+    limiter."""
 
     in_sync: bool  # the user stream agrees with the venue (else nothing may rest)
     stale: Collection[str]  # symbols whose book the feed flags as stale
-    headroom: float  # the API budget left, 0..1
+    # The API budget left, 0..1, or the function that reads it (``headroom`` reads it once).
+    _headroom: float | Callable[[], float] = attrs.field(alias="headroom")
     # The symbols with news since the last decision (a new book, a trade, a fill, the executor
     # asking), in the order of ``symbols``: only these need evaluating. None: every symbol (the
     # timer of ``wake_in``, a change of the permission board, of sync or of the stale set).
@@ -63,6 +67,15 @@ class MarketView:
     # budget (a plan is made again on every book of theirs, so that the one sent when tokens
     # come is fresh), or the executor found the plan it held too old to send.
     requote: frozenset[str] = frozenset()
+
+    @property
+    def headroom(self) -> float:
+        """The API budget left, 0..1 (the function given is asked once, at the first read)."""
+        headroom = self._headroom
+        if callable(headroom):
+            headroom = headroom()
+            object.__setattr__(self, "_headroom", headroom)  # the same value from now on
+        return headroom
 
 
 class Strategy(Protocol):

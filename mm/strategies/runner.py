@@ -348,6 +348,14 @@ class Trading:
         # What the book handler raised in the publisher's task, for the strategy task to raise.
         self._direct_failure: Exception | None = None
         self._direct_failed = trio.Event()
+        # The market maker's decisions (``_decision``): when every symbol is evaluated again,
+        # the sync and stale set of the last one, when the last one was made while its
+        # bookkeeping waits for the strategy task (None: none waits), and the strategy task's
+        # wake-up for that bookkeeping or a failure.
+        self._deadline = -math.inf
+        self._global_state: tuple[bool, frozenset[str]] | None = None
+        self._decided_at: float | None = None
+        self._wake = trio.Event()
 
     # --- children ---------------------------------------------------------------------------
 
@@ -384,6 +392,7 @@ class Trading:
         self.changes.reset()
         self.desk.clear()
         self._direct_failure, self._direct_failed = None, trio.Event()
+        self._global_state, self._decided_at, self._wake = None, None, trio.Event()
         self.strategy.open(trio.current_time())
         try:
             async with trio.open_nursery() as nursery:
@@ -392,11 +401,12 @@ class Trading:
                 await nursery.start(self.desk.run)
                 task_status.started()
                 if self.triangles is None:
-                    await self._decide_loop(nursery)
+                    with self.adapter.bus.listening(partial(self._book_quoted, nursery)):
+                        await self._quote_loop(nursery)
                 else:
                     handler = partial(self._book_now, nursery)
                     with self.adapter.bus.listening(handler):
-                        await self._decide_loop(nursery, direct=True)
+                        await self._decide_loop(nursery)
         finally:
             # Cancelled without a halt: a crash pulls here. The kill switch, the stop and HALT
             # (the board halted) run their own cancel-all; a second one would only double it.
@@ -417,14 +427,103 @@ class Trading:
             await self.permissions.wait_changed()
             self.changes.everything()
 
-    async def _decide_loop(self, nursery: trio.Nursery, *, direct: bool = False) -> None:
-        """Decide on the news, at every new book (or, ``direct``, once the books published
-        before the handler listened were told: it tells the strategy of every later one) and
+    async def _quote_loop(self, nursery: trio.Nursery) -> None:
+        """The market maker's strategy task: each book is decided on as the bus publishes it,
+        in the publisher's task (``_book_quoted``), and this task decides on the books
+        published before the handler listened, at the strategy's timer (every symbol), and
+        does each decision's bookkeeping once the slots have sent its orders."""
+        bus = self.adapter.bus
+        strategy = self.strategy
+        exported_at = 0.0
+        summarized_at = -math.inf
+        now = trio.current_time()
+        self._deadline = now + strategy.wake_in(now)
+        books = self.changes.new_books(bus.latest)
+        if books:
+            self._decision(now, books, nursery)
+        while True:
+            if self._decided_at is None:
+                with trio.move_on_at(self._deadline):
+                    await self._wake.wait()
+                self._wake = trio.Event()
+            if self._direct_failure is not None:
+                raise self._direct_failure
+            now = trio.current_time()
+            if self._decided_at is None:
+                if now < self._deadline:  # woken for nothing left to do
+                    continue
+                self._decision(now, self.changes.new_books(bus.latest), nursery)  # the timer
+            # The slots send first: a slot woken by the hand-over runs in the scheduler's next
+            # pass, beside this task in an order Trio draws at random, so this task waits out
+            # two passes (the second finds the slot's step done: it reached the order client
+            # or its first wait). The bookkeeping, the gauges and the console's summary follow:
+            # they delay no order.
+            await trio.lowlevel.checkpoint()
+            await trio.lowlevel.checkpoint()
+            decided_at, self._decided_at = self._decided_at, None
+            if self._after is not None and decided_at is not None:
+                self._after.after_decision(decided_at)
+            now = trio.current_time()
+            if now - exported_at >= 1.0:
+                self.export()
+                exported_at = now
+            if now - summarized_at >= SUMMARY_EVERY_S:
+                if summarized_at > -math.inf:
+                    logger.info("summary: {}", self.summary())
+                summarized_at = now
+
+    def _book_quoted(self, nursery: trio.Nursery, book: Book) -> None:
+        """A book as the bus publishes it, in the publisher's task: the market maker hears of
+        it and decides on it, and its ladders go to the slots' mailboxes (the strategy task
+        does the bookkeeping once they have sent). No task switch between a book and its
+        quotes: the slot that sends them runs in the scheduler's next pass. Never raises: an
+        error is kept for the strategy task, which raises it, and nothing more is handled here
+        meanwhile."""
+        if self._direct_failure is not None or not self.changes.told(book):
+            return
+        try:
+            self._decision(trio.current_time(), (book,), nursery)
+        except Exception as exc:  # the strategy's error, for the strategy task
+            self._direct_failure = exc
+            self._wake.set()
+
+    def _decision(self, now: float, books: Sequence[Book], nursery: trio.Nursery) -> None:
+        """One decision of the market maker at ``now`` on the news (``Changes``): the strategy
+        is told of ``books`` (new to it), decides on the symbols with news (every symbol once
+        the timer is due or the sync or stale set changed), and its ladders are handed over;
+        its bookkeeping is left to the strategy task, woken for it."""
+        strategy, adapter, changes = self.strategy, self.adapter, self.changes
+        now_ms = clock.wall_ms()
+        for book in books:
+            strategy.on_book(book, now)
+            if book.mid is not None:
+                self.markouts.on_mid(book.coin, book.mid, now_ms)
+        in_sync = adapter.in_sync()
+        stale = frozenset(adapter.stale_coins())
+        if now >= self._deadline or (in_sync, stale) != self._global_state:
+            changes.everything()
+            self._global_state = (in_sync, stale)
+        changed, requote = changes.take(books, self.desk.waiting())
+        view = MarketView(
+            in_sync=in_sync,
+            stale=stale,
+            headroom=partial(adapter.limiter.headroom, now),
+            changed=changed,
+            requote=requote,
+        )
+        for command in strategy.decide(now, view):
+            self._hand_over(command, nursery)
+        self._deadline = now + strategy.wake_in(now)
+        self._decided_at = now
+        self._wake.set()
+
+    async def _decide_loop(self, nursery: trio.Nursery) -> None:
+        """Triangular arbitrage's strategy task: once the books published before the handler
+        (``_book_now``) listened were told (it tells the strategy of every later one), decide
         at the strategy's timer."""
         bus = self.adapter.bus
         strategy = self.strategy
         changes = self.changes
-        version = 0
         exported_at = 0.0
         summarized_at = -math.inf
         now = trio.current_time()
@@ -434,9 +533,7 @@ class Trading:
         first = True
         while True:
             with trio.move_on_at(deadline):
-                if not direct:
-                    version = await bus.wait_any(version)
-                elif not first:
+                if not first:
                     await self._direct_failed.wait()
             first = False
             if self._direct_failure is not None:
@@ -457,7 +554,7 @@ class Trading:
             view = MarketView(
                 in_sync=in_sync,
                 stale=stale,
-                headroom=self.adapter.limiter.headroom(now),
+                headroom=partial(self.adapter.limiter.headroom, now),
                 changed=changed,
                 requote=requote,
             )
@@ -498,7 +595,7 @@ class Trading:
             view = MarketView(
                 in_sync=adapter.in_sync(),
                 stale=frozenset(adapter.stale_coins()),
-                headroom=adapter.limiter.headroom(now),
+                headroom=partial(adapter.limiter.headroom, now),  # read only if asked
                 changed=(book.coin,),
             )
             for command in strategy.decide(now, view):

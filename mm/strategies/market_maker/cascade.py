@@ -149,28 +149,32 @@ def _bid_depth(levels: tuple[PriceLevel, ...], mid: float, reach: float) -> floa
     """The notional of the bids ``_good_levels`` keeps within ``reach`` below ``mid`` (in one
     pass: no list of the good levels)."""
     return math.fsum(
-        px * sz
-        for px, sz, _ in levels
-        if isinstance(px, _NUMBER)
-        and isinstance(sz, _NUMBER)
-        and 0 < px < math.inf
-        and 0 < sz < math.inf
-        and px * sz <= MAX_NOTIONAL
-        and mid - px <= reach
+        [
+            px * sz
+            for px, sz, _ in levels
+            if isinstance(px, _NUMBER)
+            and isinstance(sz, _NUMBER)
+            and 0 < px < math.inf
+            and 0 < sz < math.inf
+            and px * sz <= MAX_NOTIONAL
+            and mid - px <= reach
+        ]
     )
 
 
 def _ask_depth(levels: tuple[PriceLevel, ...], mid: float, reach: float) -> float:
     """The notional of the asks ``_good_levels`` keeps within ``reach`` above ``mid``."""
     return math.fsum(
-        px * sz
-        for px, sz, _ in levels
-        if isinstance(px, _NUMBER)
-        and isinstance(sz, _NUMBER)
-        and 0 < px < math.inf
-        and 0 < sz < math.inf
-        and px * sz <= MAX_NOTIONAL
-        and px - mid <= reach
+        [
+            px * sz
+            for px, sz, _ in levels
+            if isinstance(px, _NUMBER)
+            and isinstance(sz, _NUMBER)
+            and 0 < px < math.inf
+            and 0 < sz < math.inf
+            and px * sz <= MAX_NOTIONAL
+            and px - mid <= reach
+        ]
     )
 
 
@@ -199,6 +203,7 @@ class CascadeDetector:
         # Mids: (time, mid), oldest first, kept back to one sample before the velocity window.
         self._mids: deque[tuple[float, float]] = deque()
         self._mid_times: deque[float] = deque()  # their times, for a bisection without a key
+        self._mid_logs: deque[float] = deque()  # their logs, taken once (velocity reads them)
         # Trades in the flow window (time, notional, signed notional: + for buying takers) and
         # in the baseline before it (time, notional), with running totals.
         self._recent: deque[tuple[float, float, float]] = deque()
@@ -291,11 +296,12 @@ class CascadeDetector:
         if mid is not None:
             self._mids.append((at, mid))
             self._mid_times.append(at)
+            self._mid_logs.append(math.log(mid))
         reference = mid if mid is not None else self._last_mid()
         if reference is not None:
             self._update_depth(at, reference, bids, asks)
         self.books += 1
-        self._advance(at)
+        # The reading at ``at`` is made afresh (an input came): it moves the windows to ``at``.
         self._remember(at, self._remembered_instant(at)[0])
 
     def _last_mid(self) -> float | None:
@@ -350,6 +356,7 @@ class CascadeDetector:
         while len(mids) >= 2 and mids[1][0] <= oldest_needed:
             mids.popleft()
             self._mid_times.popleft()
+            self._mid_logs.popleft()
 
     # --- outputs ------------------------------------------------------------------------------
 
@@ -365,14 +372,15 @@ class CascadeDetector:
         config = self.config
         legs = config.velocity_legs
         leg_s = config.velocity_window_s / legs
-        times, mids = self._mid_times, self._mids
-        # The log of each mark, taken once (each inner mark ends one leg and starts the next).
+        times, mid_logs = self._mid_times, self._mid_logs
+        # The log of each mark (each inner mark ends one leg and starts the next), as taken
+        # when its mid came.
         logs: list[float] = []
         for index in range(legs + 1):
             found = bisect.bisect_right(times, now - config.velocity_window_s + index * leg_s)
             if not found:
                 return 0.0
-            logs.append(math.log(mids[found - 1][1]))
+            logs.append(mid_logs[found - 1])
         # Differences of logs: the ratio of two extreme prices could underflow to 0. The marks
         # are finite and positive, so no move is NaN: every move is positive exactly when the
         # smallest is.

@@ -23,6 +23,7 @@ from mm.strategies.market_maker.cascade import (
     _good_levels,
 )
 from tests.ids import hl_tid
+from tests.strategies.market_maker.cascade_reference import ReferenceCascadeDetector
 
 MID = 100.0
 # Long enough a fall for the flow window to hold nothing else.
@@ -544,3 +545,57 @@ def test_a_caller_changing_the_components_changes_no_later_reading() -> None:
     parts.clear()
     assert detector.severity(now) == severity
     assert detector.components(now) == expected
+
+
+_STEPS = st.sampled_from([0.0, 0.0, 0.003, 0.01, 0.5, 1.0, 2.0, 7.0, -1.0, math.nan, math.inf])
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    events=st.lists(
+        st.tuples(
+            st.sampled_from(["book", "book", "trade", "severity", "components", "velocity"]),
+            _STEPS,
+            st.floats(min_value=0.97, max_value=1.03),  # mid move / trade side
+            st.sampled_from([0.0, 0.3, 1.0, 3.0]),  # book scale / trade size
+            st.one_of(st.none(), books),  # a garbage book instead of the ladder
+        ),
+        max_size=80,
+    ),
+    legs=st.integers(1, 4),
+)
+def test_the_detector_reads_what_the_reference_reads(
+    events: list[tuple[str, float, float, float, Book | None]], legs: int
+) -> None:
+    """The per-book cuts (the mids' logs taken once, the windows moved once per book, the
+    depths summed from lists) change no reading: after the same books (ladders, one-sided,
+    empty, garbage), trades and times (repeated, going back, NaN), every severity, component
+    and velocity is the reference detector's, to the bit."""
+    config = CascadeConfig(min_baseline_s=5.0, baseline_s=30.0, velocity_legs=legs)
+    detector, reference = CascadeDetector(config), ReferenceCascadeDetector(config)
+    now, mid = 0.0, MID
+    for kind, step, move, scale, garbage in events:
+        now = now + step if math.isfinite(step) else now
+        at = now if math.isfinite(step) else step
+        if kind == "book":
+            mid *= move
+            bids = 0.0 if scale == 3.0 else 1.0  # an empty bid side now and then
+            ladder = garbage or book(mid, bid_scale=scale * bids, ask_scale=scale, levels=12)
+            detector.on_book(ladder, at)
+            reference.on_book(ladder, at)
+        elif kind == "trade":
+            side = Side.BUY if move > 1.0 else Side.SELL
+            detector.on_trade(trade(side, 1_000.0 * scale, mid), at)
+            reference.on_trade(trade(side, 1_000.0 * scale, mid), at)
+        elif kind == "severity":
+            assert detector.severity(at) == reference.severity(at)
+        elif kind == "components":
+            assert detector.components(at) == reference.components(at)
+        else:
+            assert detector.velocity(at) == reference.velocity(at)
+    assert detector.components(now) == reference.components(now)
+    assert (detector.books, detector.trades, detector.ignored) == (
+        reference.books,
+        reference.trades,
+        reference.ignored,
+    )
