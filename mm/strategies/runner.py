@@ -1,14 +1,17 @@
 """The trading subtree: the generic strategy task and the executor slots, as supervised children.
 
-The strategy task (``Trading.run_strategy``) feeds the strategy ``strategy.kind`` selected
-(``mm.strategies.registry``) the books of its symbols as they change, the trade tape and its fills,
-asks it to decide, and hands each quote ladder it returns to the mailbox of the symbol's executor
-slot (latest per symbol wins). When a triangle desk takes the strategy's decisions (triangular
-arbitrage: perishable signals, one book at a time), each book is handled as the bus publishes it,
-in the publisher's task (``BookBus.listening``: no task switch between a book and its signal): the
-strategy hears of it and decides, its signals go to the desk there and then, and the bookkeeping
-that can follow (the markouts) follows; the task keeps the timer and the gauges, and raises an
-error of that path in its own task.
+The strategy task (``Trading.run_strategy``) runs the strategy ``strategy.kind`` selected
+(``mm.strategies.registry``): it is told of the books of its symbols, the trade tape and its
+fills, and asked to decide. Each book is handled as the bus publishes it, in the publisher's task
+(``BookBus.listening``: no task switch between a book and what is decided on it). The market
+maker hears of it and decides, and each quote ladder goes to the mailbox of the symbol's executor
+slot (latest per symbol wins), whose worker sends it in the scheduler's next pass; the strategy
+task then does the decision's bookkeeping (the quotes' gauges, the summary), once the slots have
+sent, and the decisions at the strategy's timer. When a triangle desk takes the strategy's
+decisions (triangular arbitrage: perishable signals, one book at a time), its signals go to the
+desk there and then, and the bookkeeping that can follow (the markouts) follows; the task keeps
+the timer and the gauges. Either way an error of the publisher's path is raised in the strategy
+task.
 
 Each decision concerns only the symbols with news (``Changes``: a new book, a trade, a fill,
 the executor asking for a fresh plan), all of them after a change of the permission board, of
@@ -445,6 +448,13 @@ class Trading:
             if self._decided_at is None:
                 with trio.move_on_at(self._deadline):
                     await self._wake.wait()
+                    # Woken by a decision in the publisher's task: its ladders' slots send
+                    # first. A slot woken by the hand-over runs in the scheduler's next pass,
+                    # beside this task in an order Trio draws at random, so this task waits
+                    # out two passes (the second finds the slot's step done: it reached the
+                    # order client or its first wait), doing nothing more before them.
+                    await trio.lowlevel.checkpoint()
+                    await trio.lowlevel.checkpoint()
                 self._wake = trio.Event()
             if self._direct_failure is not None:
                 raise self._direct_failure
@@ -452,14 +462,11 @@ class Trading:
             if self._decided_at is None:
                 if now < self._deadline:  # woken for nothing left to do
                     continue
-                self._decision(now, self.changes.new_books(bus.latest), nursery)  # the timer
-            # The slots send first: a slot woken by the hand-over runs in the scheduler's next
-            # pass, beside this task in an order Trio draws at random, so this task waits out
-            # two passes (the second finds the slot's step done: it reached the order client
-            # or its first wait). The bookkeeping, the gauges and the console's summary follow:
-            # they delay no order.
-            await trio.lowlevel.checkpoint()
-            await trio.lowlevel.checkpoint()
+                # The timer: every symbol. Its slots send first, as above.
+                self._decision(now, self.changes.new_books(bus.latest), nursery)
+                await trio.lowlevel.checkpoint()
+                await trio.lowlevel.checkpoint()
+            # The bookkeeping, the gauges and the console's summary: they delay no order.
             decided_at, self._decided_at = self._decided_at, None
             if self._after is not None and decided_at is not None:
                 self._after.after_decision(decided_at)
