@@ -25,8 +25,7 @@ more (the caller was cancelled mid-request) is the order auditor's to resolve.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 import trio
@@ -91,19 +90,11 @@ class OrderRouter:
         with self.dispatcher.awaiting(cloids):
             try:
                 await self._place(orders)
-            except BaseException:  # as _abandonable, written out: the send path's one frame
+            except BaseException:
+                # Ended without its answer (cancelled, or failing): what it sent may still land
+                # up to the landing window from now.
                 self.dispatcher.caller_gone(cloids, self.now_ms() + self.landing_window_ms)
                 raise
-
-    @contextmanager
-    def _abandonable(self, cloids: Sequence[str]) -> Iterator[None]:
-        """A place or modify call: if it ends without its answer (cancelled, or failing), what
-        it sent may still land up to the landing window from now."""
-        try:
-            yield
-        except BaseException:
-            self.dispatcher.caller_gone(cloids, self.now_ms() + self.landing_window_ms)
-            raise
 
     async def _place(self, orders: Sequence[PlaceOrder]) -> None:
         now = self.now_ms()
@@ -128,8 +119,12 @@ class OrderRouter:
 
     async def modify(self, modifies: Sequence[ModifyOrder]) -> None:
         cloids = [modify.order.cloid for modify in modifies]
-        with self.dispatcher.awaiting(cloids), self._abandonable(cloids):
-            await self._modify(modifies)
+        with self.dispatcher.awaiting(cloids):
+            try:
+                await self._modify(modifies)
+            except BaseException:  # as in place: what it sent may still land
+                self.dispatcher.caller_gone(cloids, self.now_ms() + self.landing_window_ms)
+                raise
 
     async def _modify(self, modifies: Sequence[ModifyOrder]) -> None:
         now = self.now_ms()
