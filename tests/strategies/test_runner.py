@@ -3,7 +3,8 @@
 A strategy of the test's own (not the market maker) is registered under the shipped kind: the
 task tells it of books, trades and fills, its quote ladders reach the venue in the time in
 force it asks for (a post-only bid rests, a GTC bid that crosses fills), and its fill comes to
-it after the portfolio counted it. Virtual time (autojump).
+it after the portfolio counted it. A book is decided on as the bus publishes it, with no task
+switch before its ladder waits for the slot. Virtual time (autojump).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import attrs
 import pytest
 import trio
 
@@ -35,6 +37,7 @@ class Probe:
         self.trades = 0
         self.fills: list[tuple[Fill, float]] = []  # the fill and the portfolio's position then
         self.ladders: dict[str, QuoteLadder] = {}
+        self.views: list[MarketView] = []  # what each decision was handed
 
     @property
     def symbols(self) -> tuple[str, ...]:
@@ -63,6 +66,7 @@ class Probe:
     def decide(self, now: float, view: MarketView) -> Sequence[Command]:
         """Each ladder once built stays the same (the slot keeps what rests), sent on every
         decision until it is wanted no more: the session may refuse the first ones."""
+        self.views.append(view)
         commands: list[Command] = []
         for coin, book in self.last.items():
             if not view.in_sync or book.mid is None or book.best_ask is None:
@@ -132,3 +136,39 @@ async def test_the_task_runs_a_registered_strategy_end_to_end(
         ]
         assert resting == [("ETH", True)]  # the far post-only bid, and nothing else
         assert service.status()["trading"]["symbols"]["BTC"]["gate"] == "probe"
+
+
+@pytest.mark.trio
+async def test_a_book_is_decided_on_as_the_bus_publishes_it(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """When ``publish`` returns, the strategy was told of the book, decided on it and its
+    ladder waits in the slot's mailbox: no task ran meanwhile. The strategy task's timer
+    (``wake_in``) decides on its own when no book comes."""
+    monkeypatch.setitem(
+        registry.STRATEGIES, "market_maker", lambda config, _triarb, context: Probe(config, context)
+    )
+    async with shipped_service(tmp_path / "run") as service:
+        probe = service.trading.strategy
+        assert isinstance(probe, Probe)
+        with trio.fail_after(120):
+            await wait_for(lambda: "BTC" in probe.ladders, within=120)
+        mailboxes = service.trading.mailboxes
+        await wait_for(lambda: not any(len(box) for box in mailboxes), within=30)
+        bus = service.adapter.bus
+        latest = bus.latest("BTC")
+        assert latest is not None
+        book = attrs.evolve(latest, time_ms=latest.time_ms + 1)
+        told, decided = probe.books["BTC"], len(probe.views)
+        bus.publish(book)
+        assert probe.books["BTC"] == told + 1
+        assert probe.last["BTC"] is book
+        assert len(probe.views) == decided + 1
+        assert probe.views[-1].changed in {("BTC",), None}  # None: every symbol was due
+        assert any(len(box) for box in mailboxes)  # the ladder, for the slot's next pass
+        # No book for a while (the market's are held back): the timer decides on its own.
+        decided = len(probe.views)
+        monkeypatch.setattr(bus, "publish", lambda book: None)
+        await trio.sleep(2.5)  # wake_in is 1 s
+        assert len(probe.views) >= decided + 2
+        assert probe.views[-1].changed is None
