@@ -6,8 +6,9 @@ the mid, re-quoting its liquidity, building and serialising the l2Book frame, ma
 orders) never runs on the measured process. mm's side is assembled from the components' public
 constructors as ``mm/app.py`` assembles them, on the shipped ``config.toml``: the venue service
 (``build_adapter``: WebSocket connections, market feed, user feed, the startup sequence and
-user-event routing), the strategy ``strategy.kind`` names, and ``Trading``: the strategy task,
-the mailboxes, the executor slots with their order budget and pre-trade checks. What differs
+user-event routing), the strategy ``strategy.kind`` names, and ``Trading``: the strategy (it
+decides on each book in the feed's task) and its task, the mailboxes, the executor slots with
+their order budget and pre-trade checks. What differs
 from the shipped configuration, and why: one symbol (BTC); ticks come as fast as a round
 allows, not every half second, and each moves the book, so the throttles tuned for real time
 (the accumulator's ``min_interval_s`` and ``mid_threshold_bps``, the order budget, the client's
@@ -529,8 +530,8 @@ def report(figures: Figures, warmup: int) -> None:
         f"({warmup} warm-up rounds not counted)"
     )
     print("  (frame handed to the simulator's server -> socket -> WebSocket -> market feed ->")
-    print("   book bus -> strategy task -> mailbox -> slot: reconcile, budget, pre-trade ->")
-    print("   order router -> order client)")
+    print("   book bus -> strategy, in the feed's task -> mailbox -> slot: reconcile, budget,")
+    print("   pre-trade -> order router -> order client)")
     rows = [("baseline: loopback WebSocket ping round trip", baseline), ("decision", decision)]
     for label, values in rows:
         p50, p99 = statistics.median(values) * 1e6, percentile(values, 0.99) * 1e6
