@@ -22,7 +22,9 @@ shortest decimal form):
 Each leg's size must reach ``min_size`` and its notional ``min_notional``. The volume evaluated
 is the configured start volume, or the largest start volume the visible depth carries when it
 is less (``achievable_volume``: the depth of the last leg taken back through the others),
-floored to the first leg's increment. The result is an ``Evaluation`` (the volume, the final
+floored to the first leg's increment (when a forward walk of the start volume, exact and only as
+deep as it goes, shows the depth carries it, the depth is not walked in full: ``_carries``; a
+book's levels are read as ``Decimal`` only as far as a walk reaches). The result is an ``Evaluation`` (the volume, the final
 amount of the primary, profit in bps, each leg's amounts and worst price reached) or a
 ``Refusal`` saying which gate or leg refused and why.
 
@@ -175,20 +177,63 @@ def affected(symbol: str, by_symbol: Mapping[str, tuple[Triangle, ...]]) -> tupl
 # --- inputs and results ------------------------------------------------------------------------
 
 
+class _Reader:
+    """One side of a book's levels read as ``Decimal`` (``_decimal``'s shortest decimal forms,
+    empty levels left out) as far as a walk goes: the levels read are kept, so the triangles
+    that walk the same book read each level once, and a walk that stops at the second level
+    never reads the other eighteen."""
+
+    __slots__ = ("_levels", "_next", "read")
+
+    def __init__(self, levels: tuple[PriceLevel, ...]) -> None:
+        self._levels = levels
+        self._next = 0  # the first of ``_levels`` not read yet
+        self.read: list[tuple[Decimal, Decimal]] = []
+
+    def __iter__(self) -> Iterator[tuple[Decimal, Decimal]]:
+        read = self.read
+        n = 0
+        while n < len(read) or self._more() is not None:
+            yield read[n]
+            n += 1
+
+    def _more(self) -> tuple[Decimal, Decimal] | None:
+        """The next level read and kept (None: no more)."""
+        levels = self._levels
+        for i in range(self._next, len(levels)):
+            px, sz, _ = levels[i]
+            if sz > 0 and px > 0:
+                self._next = i + 1
+                level = (_decimal(px), _decimal(sz))
+                self.read.append(level)
+                return level
+        self._next = len(levels)
+        return None
+
+    def all(self) -> tuple[tuple[Decimal, Decimal], ...]:
+        """Every level, read."""
+        while self._more() is not None:
+            pass
+        return tuple(self.read)
+
+
 @attrs.frozen(slots=True)
 class BookView:
     """What evaluation reads of one symbol's book: its levels best first (``(px, sz, n)``), its
     time (ms, the venue's) and whether its sequence is continuous (False after a gap, until a
     snapshot resyncs it).
 
-    The levels as ``Decimal`` (``decimal_bids``, ``decimal_asks``) are read once, the first
-    time a walk asks, and kept with the view: a busy pair's book is walked by every triangle it
-    is in (hundreds on one update), and reading its levels was most of an evaluation's time."""
+    The levels as ``Decimal`` are read as a walk reaches them (``_Reader``) and kept with the
+    view: a busy pair's book is walked by every triangle it is in (hundreds on one update), and
+    reading its levels was most of an evaluation's time; ``decimal_bids`` and ``decimal_asks``
+    read them all."""
 
     bids: tuple[PriceLevel, ...]
     asks: tuple[PriceLevel, ...]
     time_ms: int
     continuous: bool = True
+    _bid_reader: _Reader | None = attrs.field(init=False, default=None, eq=False, repr=False)
+    _ask_reader: _Reader | None = attrs.field(init=False, default=None, eq=False, repr=False)
     _decimal_bids: tuple[tuple[Decimal, Decimal], ...] | None = attrs.field(
         init=False, default=None, eq=False, repr=False
     )
@@ -201,11 +246,29 @@ class BookView:
         return cls(book.bids, book.asks, book.time_ms, continuous)
 
     @property
+    def bid_levels(self) -> _Reader:
+        """The bids as ``Decimal``, read as far as iterated (see the class)."""
+        reader = self._bid_reader
+        if reader is None:
+            reader = _Reader(self.bids)
+            object.__setattr__(self, "_bid_reader", reader)
+        return reader
+
+    @property
+    def ask_levels(self) -> _Reader:
+        """The asks as ``Decimal``, read as far as iterated (see the class)."""
+        reader = self._ask_reader
+        if reader is None:
+            reader = _Reader(self.asks)
+            object.__setattr__(self, "_ask_reader", reader)
+        return reader
+
+    @property
     def decimal_bids(self) -> tuple[tuple[Decimal, Decimal], ...]:
-        """The bids' prices and sizes as ``_levels`` reads them (see the class)."""
+        """Every bid's price and size as ``_levels`` reads them (see the class)."""
         levels = self._decimal_bids
         if levels is None:
-            levels = _levels(self.bids)
+            levels = self.bid_levels.all()
             object.__setattr__(self, "_decimal_bids", levels)
         return levels
 
@@ -219,10 +282,10 @@ class BookView:
 
     @property
     def decimal_asks(self) -> tuple[tuple[Decimal, Decimal], ...]:
-        """The asks' prices and sizes as ``_levels`` reads them (see the class)."""
+        """Every ask's price and size as ``_levels`` reads them (see the class)."""
         levels = self._decimal_asks
         if levels is None:
-            levels = _levels(self.asks)
+            levels = self.ask_levels.all()
             object.__setattr__(self, "_decimal_asks", levels)
         return levels
 
@@ -357,7 +420,8 @@ def _walk(
 ) -> Evaluation | Refusal:
     if len(views) != 3:
         raise ValueError(f"a triangle walks three books, got {len(views)}")
-    capacity = _achievable(triangle, views, terms)
+    start = terms.start_volume
+    capacity = start if _carries(triangle, views, terms) else _achievable(triangle, views, terms)
     first_leg = triangle.legs[0]
     volume = _floor_input(first_leg, instruments[first_leg.symbol], terms, capacity)
     if volume <= 0:
@@ -379,7 +443,7 @@ def _walk(
         final,
         float((final - volume) / volume * _BPS),
         (first, second, third),
-        capacity < terms.start_volume,
+        capacity < start,
         min(view.time_ms for view in views),
     )
 
@@ -407,10 +471,10 @@ def _leg_result(
     fee_rate = terms.fees.get(leg.symbol, _ZERO)
     funds = _floor_input(leg, instrument, terms, amount)
     if leg.side is Side.BUY:
-        levels = view.decimal_asks
+        levels: _Walked = view.ask_levels
         size = _floor(_base_for_funds(levels, funds / (_ONE + fee_rate)), instrument.size_increment)
     else:
-        levels = view.decimal_bids
+        levels = view.bid_levels
         size = funds
     if size <= 0:
         return Reason.DUST, f"{amount} {leg.source}"
@@ -440,6 +504,7 @@ def _minimums(
 
 
 _Levels = tuple[tuple[Decimal, Decimal], ...]
+_Walked = Iterable[tuple[Decimal, Decimal]]  # levels as read: a tuple, or a ``_Reader``
 
 
 @functools.lru_cache(maxsize=1 << 16, typed=True)
@@ -456,7 +521,7 @@ def _levels(levels: tuple[PriceLevel, ...]) -> _Levels:
     return tuple((read(px), read(sz)) for px, sz, _ in levels if sz > 0 and px > 0)
 
 
-def _base_for_funds(asks: _Levels, funds: Decimal) -> Decimal:
+def _base_for_funds(asks: _Walked, funds: Decimal) -> Decimal:
     """The base that ``funds`` buys walking ``asks`` (all of the asks when they cost less)."""
     base = _ZERO
     for px, sz in asks:
@@ -468,7 +533,7 @@ def _base_for_funds(asks: _Levels, funds: Decimal) -> Decimal:
     return base
 
 
-def _cost_of_size(levels: _Levels, size: Decimal) -> tuple[Decimal, Decimal] | None:
+def _cost_of_size(levels: _Walked, size: Decimal) -> tuple[Decimal, Decimal] | None:
     """What ``size`` of the base comes to walking ``levels`` (its notional, and the worst price
     reached), or None when the levels hold less."""
     notional = _ZERO
@@ -583,3 +648,67 @@ def _base_for_proceeds(bids: _Levels, proceeds: Decimal | None) -> Decimal:
         if proceeds is not None:
             proceeds -= px * sz
     return base
+
+
+# What the depth must carry beyond the start volume for ``_carries`` to say it does: far above
+# the rounding of ``_achievable``'s 40 digits, far below ``_SLACK`` (see ``_carries``).
+_CARRY_MARGIN = Decimal("1e-25")
+_START_CARRIED = Decimal(1) + _CARRY_MARGIN
+# Exact: products and sums of venue numbers (no division), a few hundred digits at most; an
+# amount that would need more is not decided here (``_carries`` says no).
+_EXACT = decimal.Context(
+    prec=1_000,
+    traps=[decimal.Inexact, decimal.InvalidOperation, decimal.DivisionByZero, decimal.Overflow],
+)
+
+
+def _carries(triangle: Triangle, views: Sequence[BookView], terms: Terms) -> bool:
+    """True when ``_achievable`` is sure to give ``terms.start_volume`` itself: the visible
+    depth carries ``start_volume * (1 + _CARRY_MARGIN)`` through the three legs, walked forward
+    exactly (each leg's amount a fraction ``n / d`` of exact ``Decimal``s, no division) only as
+    far into the books as it goes; False when it does not, or cannot be sure.
+
+    Why: ``_achievable``'s capacity is the largest start volume whose legs each stay within
+    their side's depth (the forward walk's condition, leg by leg); it computes it in 40 digits
+    rounded down, low by far less than a relative 1e-35 (products and sums of venue numbers are
+    exact in 40 digits; each quotient is low by a unit in the 40th, the errors do not compound
+    beyond the amounts' own size), then takes ``1 - _SLACK`` (1e-30) of it. A capacity of at
+    least ``(1 + 1e-25)`` times the start volume so stays above it, and the ``min`` is the start
+    volume. The full ``_achievable`` reads every level of the last leg's side; this reads only
+    what the volume takes."""
+    ctx = _EXACT
+    multiply, add, subtract = ctx.multiply, ctx.add, ctx.subtract
+    fees = terms.fees
+    num = multiply(terms.start_volume, _START_CARRIED)
+    den = _ONE
+    try:
+        for leg, view in zip(triangle.legs, views, strict=True):
+            fee_rate = fees.get(leg.symbol, _ZERO)
+            if leg.side is Side.BUY:  # buys num / (den * (1 + fee)) of funds' worth of base
+                den = multiply(den, add(_ONE, fee_rate))
+                base = _ZERO
+                for px, sz in view.ask_levels:
+                    cost = multiply(multiply(px, sz), den)
+                    if cost >= num:  # base + num / (den * px)
+                        num = add(multiply(multiply(base, den), px), num)
+                        den = multiply(den, px)
+                        break
+                    base = add(base, sz)
+                    num = subtract(num, cost)
+                else:
+                    return False
+            else:  # sells num / den of base, receives the proceeds less the fee
+                proceeds = _ZERO
+                for px, sz in view.bid_levels:
+                    held = multiply(sz, den)
+                    if held >= num:  # proceeds + px * num / den
+                        num = add(multiply(proceeds, den), multiply(px, num))
+                        break
+                    proceeds = add(proceeds, multiply(px, sz))
+                    num = subtract(num, held)
+                else:
+                    return False
+                num = multiply(num, subtract(_ONE, fee_rate))
+    except decimal.DecimalException:
+        return False
+    return True
