@@ -22,11 +22,12 @@ shortest decimal form):
 Each leg's size must reach ``min_size`` and its notional ``min_notional``. The volume evaluated
 is the configured start volume, or the largest start volume the visible depth carries when it
 is less (``achievable_volume``: the depth of the last leg taken back through the others),
-floored to the first leg's increment (when a forward walk of the start volume, exact and only as
-deep as it goes, shows the depth carries it, the depth is not walked in full: ``_carries``; a
-book's levels are read as ``Decimal`` only as far as a walk reaches). The result is an ``Evaluation`` (the volume, the final
-amount of the primary, profit in bps, each leg's amounts and worst price reached) or a
-``Refusal`` saying which gate or leg refused and why.
+floored to the first leg's increment. When a forward walk of the start volume, exact and only
+as deep as it goes, shows that the depth carries it, the depth is not walked in full
+(``_carries``); a book's levels are read as ``Decimal`` only as far as a walk reaches. The
+result is an ``Evaluation`` (the volume, the final amount of the primary, profit in bps, each
+leg's amounts and worst price reached) or a ``Refusal`` saying which gate or leg refused and
+why.
 
 Bound (``upper_bound_bps``): a float upper bound on the profit in bps that ``evaluate`` can
 yield for a triangle, from the top of its three books: the product of the legs' best rates
