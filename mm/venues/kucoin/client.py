@@ -40,8 +40,8 @@ it pages back with ``lastId`` to the first fill at ``time_ms``) and answers the 
 
 from __future__ import annotations
 
+import os
 import re
-import uuid
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 from decimal import Decimal
@@ -167,8 +167,9 @@ class KucoinClient:
         return self._switch
 
     def new_client_id(self) -> str:
-        """``mm-`` and 32 hex digits: 35 characters of the venue's alphabet (at most 40)."""
-        return CLIENT_ID_PREFIX + uuid.uuid4().hex
+        """``mm-`` and 32 hex digits: 35 characters of the venue's alphabet (at most 40), 128
+        random bits (``os.urandom``; ``uuid.uuid4().hex``, as it was, took 2 to 9 us a leg)."""
+        return CLIENT_ID_PREFIX + os.urandom(16).hex()
 
     def is_own_client_id(self, client_id: str | None) -> bool:
         return client_id is not None and _OWN_ID.fullmatch(client_id) is not None

@@ -93,6 +93,7 @@ async def test_it_is_the_ports_venue_client(face: Face, autojump_clock: trio.abc
     cloid = client.new_client_id()
     assert len(cloid) <= 40
     assert client.is_own_client_id(cloid)
+    assert len({client.new_client_id() for _ in range(1_000)} | {cloid}) == 1_001
     assert not client.is_own_client_id(None)
     assert not client.is_own_client_id("5c52e11203aa677f33e493fb")
 
