@@ -66,16 +66,45 @@ def _millis(value: Any) -> int:
     return value
 
 
+def _change(entry: Any) -> Change:
+    """One change, read field by field: its value, or the error that names what is wrong."""
+    if type(entry) is not list or len(entry) != 3:
+        raise ValueError(f"a change is [price, size, sequence], got {entry!r}")
+    price, size, sequence = entry
+    px = _price(price)
+    return Change(None if px == 0 else px, _price(size), _sequence(sequence))
+
+
+_MAX_TEXT: Final = numbers.MAX_TEXT
+_new_change: Final = tuple.__new__  # ``Change(...)`` without its Python-level ``__new__``
+
+
 def _changes(raw: Any) -> tuple[Change, ...]:
+    """The changes of one side. The usual change (three strings: two numbers in the grammar
+    and a sequence of ASCII digits) is read inline, with the very checks ``_change`` makes of
+    it and to the same value; any other goes to ``_change``, for its value or its error."""
     if type(raw) is not list:
         raise ValueError(f"expected a list of changes, got {type(raw).__name__}")
-    changes = []
+    changes: list[Change] = []
+    append, fullmatch = changes.append, _fullmatch
     for entry in raw:
-        if type(entry) is not list or len(entry) != 3:
-            raise ValueError(f"a change is [price, size, sequence], got {entry!r}")
-        price, size, sequence = entry
-        px = _price(price)
-        changes.append(Change(None if px == 0 else px, _price(size), _sequence(sequence)))
+        if type(entry) is list and len(entry) == 3:
+            price, size, sequence = entry
+            if (
+                type(price) is str
+                and type(size) is str
+                and type(sequence) is str
+                and len(price) <= _MAX_TEXT
+                and len(size) <= _MAX_TEXT
+                and fullmatch(price) is not None
+                and fullmatch(size) is not None
+                and sequence.isascii()
+                and sequence.isdigit()
+            ):
+                px = float(price)
+                append(_new_change(Change, (None if px == 0 else px, float(size), int(sequence))))
+                continue
+        append(_change(entry))
     return tuple(changes)
 
 

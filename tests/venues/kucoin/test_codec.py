@@ -17,6 +17,8 @@ from mm.venues.kucoin.codec import (
     parse_level2_increment,
     parse_level2_snapshot,
 )
+from mm.venues.kucoin.codec import _change as codec_change
+from mm.venues.kucoin.codec import _changes as codec_changes
 from mm.venues.kucoin.codec import _price as codec_price
 from mm.venues.kucoin.level2 import Change
 from tests.fixture_paths import KUCOIN
@@ -139,3 +141,47 @@ def test_a_price_reads_as_the_venue_numbers_grammar_says(text: str) -> None:
     except ValueError as error:
         found = str(error)
     assert found == expected
+
+
+def read_one_by_one(raw: Any) -> tuple[Change, ...] | str:
+    """The changes as the codec read them before its inline read of the usual change: each by
+    ``_change`` (the full read); the error's words when one is refused."""
+    try:
+        if type(raw) is not list:
+            raise ValueError(f"expected a list of changes, got {type(raw).__name__}")
+        return tuple(codec_change(entry) for entry in raw)
+    except ValueError as error:
+        return str(error)
+
+
+NUMBER_TEXTS = st.one_of(
+    st.from_regex(r"[0-9]{1,20}(\.[0-9]{1,20})?", fullmatch=True),
+    st.sampled_from(["0", "0.0", "1e-3", "-1", "NaN", "inf", " 1", "1_0", "\u0663", "", "1." * 40]),
+    st.text(alphabet="0123456789.-+eE_ nN\u0663", max_size=8),
+)
+SEQUENCES = st.one_of(
+    st.integers(0, 10**12).map(str),
+    st.integers(-5, 10**12),
+    st.sampled_from(["", "1.5", "-1", "\u0663", "12a", " 7"]),
+)
+ENTRIES = st.one_of(
+    st.lists(st.one_of(NUMBER_TEXTS, SEQUENCES), min_size=3, max_size=3),  # any field anywhere
+    st.tuples(NUMBER_TEXTS, NUMBER_TEXTS, SEQUENCES).map(list),  # the usual shape
+    st.lists(NUMBER_TEXTS, max_size=4),
+    st.sampled_from([None, "abc", ("1", "1", "1"), {"1": "1"}, 5]),
+)
+
+
+@given(st.one_of(st.lists(ENTRIES, max_size=6), st.sampled_from([None, "x", {}, ()])))
+def test_the_inline_read_of_changes_is_the_full_read(raw: Any) -> None:
+    """``_changes`` reads the usual change inline: the same changes (values and types) as the
+    full read of each, and the same error for what it refuses."""
+    try:
+        found: tuple[Change, ...] | str = codec_changes(raw)
+    except ValueError as error:
+        found = str(error)
+    expected = read_one_by_one(raw)
+    assert found == expected
+    if not isinstance(found, str):
+        assert [type(change) for change in found] == [Change] * len(found)
+        assert [tuple(map(type, c)) for c in found] == [tuple(map(type, c)) for c in expected]
