@@ -121,3 +121,12 @@ def test_an_error_and_what_is_no_message() -> None:
     ):
         with pytest.raises(CodecError):
             classify(text)
+
+
+@pytest.mark.parametrize("kind", list(Kind))
+def test_a_type_is_its_kind_and_any_other_text_a_notice(kind: Kind) -> None:
+    assert classify(json.dumps({"type": kind.value, "topic": "/t", "data": 1})).kind is kind
+    assert classify(json.dumps({"type": kind.value.upper()})).kind is Kind.NOTICE
+    for wrong in (None, 1, [kind.value], {kind.value: 1}):
+        with pytest.raises(CodecError, match="without a type"):
+            classify(json.dumps({"type": wrong}))
