@@ -4,8 +4,11 @@ amount to its last digit and exponent, and the very same refusals."""
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
 from decimal import Context, Decimal
 
+import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
@@ -169,3 +172,42 @@ def test_a_cycle_on_kucoins_grids_is_walked_as_the_oracle_walks_it(volume: Decim
     for triangle in discover(instruments.values(), ["USDT"]):
         terms = Terms(volume, 250, dict.fromkeys(instruments, Decimal("0.001")))
         same_walks(triangle, [books[s] for s in triangle.symbols], instruments, terms)
+
+
+def outcome(
+    walker: Callable[..., object], triangle: Triangle, views: list[BookView], terms: Terms
+) -> str:
+    """What ``walker`` gave, or the exception it raised, as text."""
+    try:
+        return repr(walker(triangle, fresh(views), INSTRUMENTS, terms))
+    except Exception as error:  # the oracle's own failures are what must match
+        return f"{type(error).__name__}: {error}"
+
+
+INF = math.inf
+
+
+@pytest.mark.parametrize(
+    "levels",
+    [
+        {"BTC-USDT": (((49_990.0, 1.0, 1),), ((50_000.0, 0.001, 1), (INF, 1.0, 1)))},
+        {"BTC-USDT": (((49_990.0, 0.001, 1), (INF, 1.0, 1)), ((50_000.0, 1.0, 1),))},
+        {"ETH-USDT": (((2_510.0, 0.1, 1), (1.0, INF, 1)), ((2_511.0, 0.1, 1), (3e3, INF, 1)))},
+        {"ETH-BTC": (((0.04999, 0.1, 1), (INF, INF, 1)), ((0.05, 0.1, 1), (INF, INF, 1)))},
+        {"ETH-BTC": (((1e308, 1e308, 1),), ((5e-324, 1e308, 1),))},
+    ],
+)
+def test_levels_out_of_any_venues_range_walk_as_the_oracle_walks_them(
+    levels: dict[str, tuple[tuple[PriceLevel, ...], tuple[PriceLevel, ...]]],
+) -> None:
+    """An infinite or extreme level (no venue's codec lets one through) gives what the oracle
+    gives, refusal, evaluation or error: the forward check never decides on one alone."""
+    books = {
+        "BTC-USDT": (((49_990.0, 1.0, 1),), ((50_000.0, 1.0, 1),)),
+        "ETH-BTC": (((0.04999, 50.0, 1),), ((0.05, 50.0, 1),)),
+        "ETH-USDT": (((2_510.0, 10.0, 1),), ((2_511.0, 10.0, 1),)),
+    } | levels
+    at = {symbol: BookView(bids, asks, 1_000) for symbol, (bids, asks) in books.items()}
+    for triangle in (TRIANGLE, reverse(TRIANGLE)):
+        views = [at[symbol] for symbol in triangle.symbols]
+        assert outcome(walk, triangle, views, TERMS) == outcome(oracle_walk, triangle, views, TERMS)
