@@ -4,6 +4,7 @@ increment is always seen as a gap before it can make a wrong book."""
 
 from __future__ import annotations
 
+import heapq
 import itertools
 
 import attrs
@@ -179,3 +180,53 @@ def test_a_synced_book_is_always_the_venues_book_at_its_sequence(run: Run) -> No
             assert book.snapshot(run.state(newest - FIRST + 1)) is Outcome.SYNCED
         assert book.synced
         assert_is_the_venues(book, run)
+
+
+def heap_top(book: Level2Book, depth: int) -> tuple[tuple[tuple[float, float, int], ...], ...]:
+    """``top`` as it was read before the sides kept their prices sorted: a heap over each
+    side's levels (the oracle)."""
+    bids = heapq.nlargest(depth, book._bids.items())
+    asks = heapq.nsmallest(depth, book._asks.items())
+    return tuple((p, s, 0) for p, s in bids), tuple((p, s, 0) for p, s in asks)
+
+
+PRICES = st.floats(0.001, 1e6, allow_nan=False, allow_infinity=False) | st.sampled_from(
+    [0.05, 0.0501, 0.0499, 100.0, 100.5]
+)
+LEVELS = st.lists(st.tuples(PRICES, st.sampled_from([0.0, 1.0, 2.5]) | st.floats(0.1, 9.0)))
+CHANGES = st.lists(st.tuples(PRICES | st.none(), st.sampled_from([0.0, 3.0]) | st.floats(0.1, 9.0)))
+
+
+@given(
+    LEVELS,
+    LEVELS,
+    st.lists(st.one_of(st.tuples(CHANGES, CHANGES), st.tuples(LEVELS, LEVELS).map(list))),
+)
+def test_the_best_levels_are_the_heaps_over_each_side(
+    bids: list[tuple[float, float]],
+    asks: list[tuple[float, float]],
+    steps: list[tuple[list[tuple[float | None, float]], list[tuple[float | None, float]]]]
+    | list[list[list[tuple[float, float]]]],
+) -> None:
+    """The sides' sorted prices follow every snapshot (repeated prices, empty levels) and
+    change (new, replaced and removed levels, a removal of a level not there, a change of the
+    sequence alone): ``top`` at any depth is the heap's."""
+    book = Level2Book(SYMBOL)
+    book.snapshot(Snapshot(SYMBOL, 1, 0, tuple(bids), tuple(asks)))
+    sequence = 1
+    for step in steps:
+        if isinstance(step, list):  # a new snapshot
+            sequence += 1
+            book.snapshot(Snapshot(SYMBOL, sequence, 0, tuple(step[0]), tuple(step[1])))
+        else:
+            bid_changes, ask_changes = (
+                tuple(Change(p, s, sequence + 1 + n) for n, (p, s) in enumerate(side))
+                for side in step
+            )
+            end = sequence + 1 + max(len(bid_changes), len(ask_changes), 1)
+            assert book.increment(inc(sequence + 1, end, bid_changes, ask_changes)) is (
+                Outcome.APPLIED
+            )
+            sequence = end
+        for depth in (0, 1, 3, 100, 1 << 30):
+            assert book.top(depth) == heap_top(book, depth)
