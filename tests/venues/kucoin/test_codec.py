@@ -150,8 +150,8 @@ def read_one_by_one(raw: Any) -> tuple[Change, ...] | str:
         if type(raw) is not list:
             raise ValueError(f"expected a list of changes, got {type(raw).__name__}")
         return tuple(codec_change(entry) for entry in raw)
-    except ValueError as error:
-        return str(error)
+    except (TypeError, ValueError) as error:  # (what parse_level2_increment turns into its error)
+        return f"{type(error).__name__}: {error}"
 
 
 NUMBER_TEXTS = st.one_of(
@@ -178,8 +178,8 @@ def test_the_inline_read_of_changes_is_the_full_read(raw: Any) -> None:
     full read of each, and the same error for what it refuses."""
     try:
         found: tuple[Change, ...] | str = codec_changes(raw)
-    except ValueError as error:
-        found = str(error)
+    except (TypeError, ValueError) as error:
+        found = f"{type(error).__name__}: {error}"
     expected = read_one_by_one(raw)
     assert found == expected
     if not isinstance(found, str):
