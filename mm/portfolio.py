@@ -477,6 +477,12 @@ class Portfolio:
             return marks.get(coin)
         return self.currency_mark(pair[0], marks)
 
+    def quote(self, coin: str) -> str | None:
+        """``coin``'s quote currency (a price and a notional of it are in this); None while
+        its instrument cannot be read."""
+        pair = self._pair(coin)
+        return None if pair is None else pair[1]
+
     def quote_mark(self, coin: str, marks: Mapping[str, float]) -> float:
         """The value of one unit of ``coin``'s quote currency in the account's value currency:
         a position's PnL, counted in the quote, times this is in the value currency (1 unless

@@ -394,6 +394,7 @@ def test_currencies_are_valued_in_the_account_currency() -> None:
     assert portfolio.quote_mark("ETH-BTC", MARKS) == 60_000.0  # its PnL is in BTC
     assert portfolio.quote_mark("ETH-USDT", MARKS) == 1.0
     assert portfolio.quote_mark("ETH-BTC", {}) == 1.0  # no mark says: as it is
+    assert [portfolio.quote(coin) for coin in ("ETH-BTC", "BTC-USDT")] == ["BTC", "USDT"]
 
 
 def test_a_venue_of_positions_is_exposed_in_its_positions() -> None:

@@ -3,7 +3,10 @@
 ``check(order, context, config)`` runs, in order: ``closed`` (no order may go out: a session
 phase that is not open, HALT, quotes pulled), ``invalid`` (price and size finite and > 0),
 ``max_notional`` (price x size in USD: one limit that fits a coin at any price, where a size in
-coin that suits ETH refuses every order of DOGE), ``price_collar`` (distance
+coin that suits ETH refuses every order of DOGE; price x size is in the instrument's quote, so
+it is valued at ``quote_usd``, the USD value of one unit of the quote the shell read: 1 for a
+USD quote, BTC's for ETH-BTC; an unknown value refuses the order, naming the quote),
+``price_collar`` (distance
 from the mid as a fraction of the mid; no usable mid rejects), ``max_open_orders`` (open orders
 already at the limit), ``reduce_only`` (in reduce-only mode an order must shrink |position|: the
 opposite side of the position, no larger than it, so never flipping it), ``duplicate`` (the same
@@ -58,7 +61,7 @@ def collar_fraction(value: float) -> str | None:
 class PretradeConfig:
     """The ``[pretrade]`` section."""
 
-    # Per order: notional in USD (price x size).
+    # Per order: notional in USD (price x size, in the quote, times the quote's USD value).
     max_order_notional_usd: float = setting(10_000.0, positive)
     # The farthest an order's price may be from the mid, as a fraction of the mid.
     price_collar: float = setting(0.05, collar_fraction)
@@ -161,7 +164,8 @@ class PretradeContext:
     """What the checks need besides the order: a snapshot, plus the two mutable trackers.
 
     ``position`` is the signed position in the order's coin; ``open_orders`` the number of our
-    open orders counted against ``max_open_orders``.
+    open orders counted against ``max_open_orders``; ``quote`` the coin's quote currency and
+    ``quote_usd`` the USD value of one unit of it (None: not known, so no order passes).
     """
 
     mid: float | None
@@ -171,6 +175,8 @@ class PretradeContext:
     recent: RecentOrders
     throttle: TokenBucket
     now: float
+    quote: str
+    quote_usd: float | None
     # Why no order may go out at all (a closed session phase, HALT, quotes pulled), or None.
     closed: str | None = None
 
@@ -184,9 +190,18 @@ def _static_checks(
     if not (math.isfinite(px) and math.isfinite(sz) and px > 0 and sz > 0):
         return Rejection(CheckName.INVALID, f"price {px!r} and size {sz!r} must be finite and > 0")
     notional = px * sz
-    if notional > config.max_order_notional_usd:
+    quote_usd = context.quote_usd
+    if quote_usd is None or not (math.isfinite(quote_usd) and quote_usd > 0):
         return Rejection(
-            CheckName.MAX_NOTIONAL, f"notional {notional} > {config.max_order_notional_usd}"
+            CheckName.MAX_NOTIONAL,
+            f"the USD value of {context.quote} is not known ({quote_usd!r}): notional "
+            f"{notional} {context.quote} cannot be held to {config.max_order_notional_usd} USD",
+        )
+    usd = notional * quote_usd
+    if usd > config.max_order_notional_usd:
+        valued = "" if quote_usd == 1.0 else f" ({notional} {context.quote} at {quote_usd} USD)"
+        return Rejection(
+            CheckName.MAX_NOTIONAL, f"notional {usd}{valued} > {config.max_order_notional_usd}"
         )
     mid = context.mid
     if mid is None or not math.isfinite(mid) or mid <= 0:

@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from functools import partial
 from typing import Any
 
@@ -126,8 +126,43 @@ class TradingMetrics:
         )
 
 
+class FreshMarks(Mapping[str, float]):
+    """The mids of the followed books that are fresh, read as they are asked for: what the
+    pre-trade checks value a quote currency from (the portfolio's ``currency_mark``, the one
+    valuation of the service). A symbol with no book, no mid, or a book the feed flags stale
+    (``stale_coins``, read once, at the first mark asked for) has no mark, so a currency valued
+    only through it is not known and the order is refused."""
+
+    def __init__(self, adapter: VenueAdapter) -> None:
+        self._adapter = adapter
+        self._stale: frozenset[str] | None = None
+
+    def __getitem__(self, coin: str) -> float:
+        book = self._adapter.bus.latest(coin)
+        mid = None if book is None else book.mid
+        if mid is None:
+            raise KeyError(coin)
+        stale = self._stale
+        if stale is None:
+            stale = self._stale = frozenset(self._adapter.stale_coins())
+        if coin in stale:
+            raise KeyError(coin)
+        return mid
+
+    def __iter__(self) -> Iterator[str]:
+        return (coin for coin in self._adapter.coins if coin in self)
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+
 class PretradeGate:
-    """The pre-trade checks at the last hop before the venue client, with their trackers."""
+    """The pre-trade checks at the last hop before the venue client, with their trackers.
+
+    The notional limit is in USD: each order's quote is valued in it by the portfolio (a USD
+    quote, only ever a quote of the symbols traded, at 1; another from the fresh books of the
+    symbols that price it, ``FreshMarks``); a quote whose value is not known refuses the
+    order."""
 
     def __init__(self, config: PretradeConfig, trading: Trading) -> None:
         self.config = config
@@ -194,8 +229,11 @@ class PretradeGate:
 
     def _context(self, coin: str, now: float, throttle: TokenBucket) -> PretradeContext:
         trading = self.trading
-        book = trading.adapter.bus.latest(coin)
+        adapter = trading.adapter
+        book = adapter.bus.latest(coin)
         permission = trading.permission(coin)
+        portfolio = trading.portfolio
+        quote = portfolio.quote(coin)
         return PretradeContext(
             mid=book.mid if book is not None else None,
             open_orders=trading.dispatcher.registry.live_count(),
@@ -204,6 +242,10 @@ class PretradeGate:
             recent=self.recent,
             throttle=throttle,
             now=now,
+            quote=quote or f"the quote of {coin} (its instrument not read)",
+            quote_usd=None
+            if quote is None
+            else portfolio.currency_mark(quote, FreshMarks(adapter)),
             closed=permission.closed,
         )
 

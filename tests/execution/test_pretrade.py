@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from mm.execution.pretrade import (
     CHECKS,
@@ -45,6 +47,8 @@ def context(
     reduce_only: bool = False,
     position: float = 0.0,
     now: float = 0.0,
+    quote: str = "USDC",
+    quote_usd: float | None = 1.0,
 ) -> PretradeContext:
     return PretradeContext(
         mid=mid,
@@ -54,6 +58,8 @@ def context(
         recent=RecentOrders(config.duplicate_window_s),
         throttle=TokenBucket.from_config(config, now),
         now=now,
+        quote=quote,
+        quote_usd=quote_usd,
     )
 
 
@@ -106,6 +112,58 @@ def test_size_is_limited_by_notional_whatever_the_price() -> None:
 def test_max_notional_boundary() -> None:
     assert rejected(order(px=100.0, sz=1.5), context()) is None  # exactly 150
     assert rejected(order(px=100.0, sz=1.51), context()) == "max_notional"
+
+
+# ETH-BTC at 0.05 BTC with BTC at 60,000 USD: one ETH is 3,000 USD, so 0.05 ETH is the 150.
+BTC_USD = 60_000.0
+
+
+def test_a_btc_quoted_notional_is_limited_in_usd() -> None:
+    btc = {"mid": 0.05, "quote": "BTC", "quote_usd": BTC_USD}
+    assert rejected(order(px=0.05, sz=0.049, coin="ETH-BTC"), context(**btc)) is None  # 147 USD
+    over = check(order(px=0.05, sz=0.051, coin="ETH-BTC"), context(**btc), CONFIG)
+    assert over is not None
+    assert over.check is CheckName.MAX_NOTIONAL
+    assert "BTC at 60000.0 USD" in over.detail
+    assert "> 150.0" in over.detail
+    # Read as if the quote were USD, 0.1 BTC of notional (6,000 USD) would pass a 150 limit.
+    assert rejected(order(px=0.05, sz=2.0, coin="ETH-BTC"), context(**btc)) == "max_notional"
+
+
+def test_a_quote_worth_less_than_a_dollar_passes_what_its_usd_value_allows() -> None:
+    # 200 KCS of notional at 0.5 USD are 100 USD: under the 150 (in KCS it is 200, over).
+    kcs = {"mid": 100.0, "quote": "KCS", "quote_usd": 0.5}
+    assert rejected(order(px=100.0, sz=2.0, coin="X-KCS"), context(**kcs)) is None
+    assert rejected(order(px=100.0, sz=3.01, coin="X-KCS"), context(**kcs)) == "max_notional"
+
+
+@pytest.mark.parametrize("quote_usd", [None, 0.0, -1.0, math.nan, math.inf])
+def test_an_unknown_quote_value_refuses_the_order_naming_the_quote(
+    quote_usd: float | None,
+) -> None:
+    # Even a notional far under the limit whatever BTC is worth: it cannot be checked.
+    ctx = context(mid=0.05, quote="BTC", quote_usd=quote_usd)
+    result = check(order(px=0.05, sz=1e-6, coin="ETH-BTC"), ctx, CONFIG)
+    assert result is not None
+    assert result.check is CheckName.MAX_NOTIONAL
+    assert "USD value of BTC is not known" in result.detail
+    assert len(ctx.recent) == 0
+    assert ctx.throttle.tokens == CONFIG.burst
+
+
+@given(
+    px=st.floats(1e-6, 1e6),
+    sz=st.floats(1e-6, 1e6),
+    quote_usd=st.one_of(st.just(1.0), st.floats(1e-4, 1e5)),
+)
+def test_the_notional_check_is_price_times_size_times_the_quote_value(
+    px: float, sz: float, quote_usd: float
+) -> None:
+    ctx = context(mid=px, quote="Q", quote_usd=quote_usd)
+    over = px * sz * quote_usd > CONFIG.max_order_notional_usd
+    assert (rejected(order(px=px, sz=sz), ctx) == "max_notional") is over
+    if quote_usd == 1.0:  # a USD quote: the check as it was, on price x size alone
+        assert over is (px * sz > CONFIG.max_order_notional_usd)
 
 
 def test_price_collar_boundary() -> None:
