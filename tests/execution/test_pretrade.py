@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from functools import partial
 
 import pytest
 from hypothesis import given
@@ -118,23 +119,26 @@ def test_max_notional_boundary() -> None:
 BTC_USD = 60_000.0
 
 
+def btc_quoted() -> PretradeContext:
+    return context(mid=0.05, quote="BTC", quote_usd=BTC_USD)
+
+
 def test_a_btc_quoted_notional_is_limited_in_usd() -> None:
-    btc = {"mid": 0.05, "quote": "BTC", "quote_usd": BTC_USD}
-    assert rejected(order(px=0.05, sz=0.049, coin="ETH-BTC"), context(**btc)) is None  # 147 USD
-    over = check(order(px=0.05, sz=0.051, coin="ETH-BTC"), context(**btc), CONFIG)
+    assert rejected(order(px=0.05, sz=0.049, coin="ETH-BTC"), btc_quoted()) is None  # 147 USD
+    over = check(order(px=0.05, sz=0.051, coin="ETH-BTC"), btc_quoted(), CONFIG)
     assert over is not None
     assert over.check is CheckName.MAX_NOTIONAL
     assert "BTC at 60000.0 USD" in over.detail
     assert "> 150.0" in over.detail
     # Read as if the quote were USD, 0.1 BTC of notional (6,000 USD) would pass a 150 limit.
-    assert rejected(order(px=0.05, sz=2.0, coin="ETH-BTC"), context(**btc)) == "max_notional"
+    assert rejected(order(px=0.05, sz=2.0, coin="ETH-BTC"), btc_quoted()) == "max_notional"
 
 
 def test_a_quote_worth_less_than_a_dollar_passes_what_its_usd_value_allows() -> None:
     # 200 KCS of notional at 0.5 USD are 100 USD: under the 150 (in KCS it is 200, over).
-    kcs = {"mid": 100.0, "quote": "KCS", "quote_usd": 0.5}
-    assert rejected(order(px=100.0, sz=2.0, coin="X-KCS"), context(**kcs)) is None
-    assert rejected(order(px=100.0, sz=3.01, coin="X-KCS"), context(**kcs)) == "max_notional"
+    kcs = partial(context, quote="KCS", quote_usd=0.5)
+    assert rejected(order(px=100.0, sz=2.0, coin="X-KCS"), kcs()) is None
+    assert rejected(order(px=100.0, sz=3.01, coin="X-KCS"), kcs()) == "max_notional"
 
 
 @pytest.mark.parametrize("quote_usd", [None, 0.0, -1.0, math.nan, math.inf])
