@@ -3,7 +3,15 @@
 ``flatten_order`` (pure) prices the next order for one symbol: the side that reduces the
 position, at the opposite best price pushed through by ``slippage_bps`` (so it is marketable),
 for the whole position or as much of it as one order may carry (the pre-trade size and
-notional limits), reduce-only and immediate-or-cancel, so nothing is left resting.
+notional limits), reduce-only and immediate-or-cancel, so nothing is left resting. The notional
+limit is in USD and a price is in the instrument's quote: they are one unit here because the
+flattener only ever flattens a venue's positions (``AccountState.positions``), which only a venue
+of positions has, and a venue of positions prices them in the account's value currency (the
+portfolio values a position's mark so, ``Portfolio.exposure_mark``; Hyperliquid's USDC, which
+the service takes as USD). A spot account reports no positions (its holdings are balances): the
+flattener sends nothing there, so no pair quoted in BTC reaches ``flatten_order``. A venue of
+positions quoted in another currency would need the quote's USD value here, as the pre-trade
+gate has it (``mm.strategies.runner.PretradeGate``).
 
 ``Flattener.flatten`` (shell) cancels the symbols' orders, then round by round reads the venue's
 positions (the venue's word, not our own tally), sends one IOC per symbol still open (each a
@@ -83,7 +91,7 @@ def flatten_order(
         if best_ask is None:
             return None
         side, px = Side.BUY, best_ask * (1 + slippage_bps * BPS)
-    most = min(abs(position), limits.max_order_notional_usd / px)
+    most = min(abs(position), limits.max_order_notional_usd / px)  # px in USD: see the module
     lots = math.floor(most / lot + 1e-9)
     if lots <= 0:
         return None
