@@ -483,6 +483,16 @@ class Portfolio:
         pair = self._pair(coin)
         return None if pair is None else pair[1]
 
+    def is_value_unit(self, currency: str) -> bool:
+        """Whether ``currency`` is the value currency itself, 1 whatever the marks say: only
+        ever a quote of the symbols traded, every one's pair read (so it stays so)."""
+        graph = self._graph()
+        return (
+            self._currency_graph is not None
+            and currency in graph.quotes
+            and currency not in graph.as_base
+        )
+
     def quote_mark(self, coin: str, marks: Mapping[str, float]) -> float:
         """The value of one unit of ``coin``'s quote currency in the account's value currency:
         a position's PnL, counted in the quote, times this is in the value currency (1 unless

@@ -395,6 +395,18 @@ def test_currencies_are_valued_in_the_account_currency() -> None:
     assert portfolio.quote_mark("ETH-USDT", MARKS) == 1.0
     assert portfolio.quote_mark("ETH-BTC", {}) == 1.0  # no mark says: as it is
     assert [portfolio.quote(coin) for coin in ("ETH-BTC", "BTC-USDT")] == ["BTC", "USDT"]
+    # USDT is 1 whatever the marks; BTC is valued from them; ETH is never a quote here.
+    assert [portfolio.is_value_unit(c) for c in ("USDT", "BTC", "ETH")] == [True, False, False]
+
+
+def test_a_value_unit_is_known_only_once_every_pair_is_read() -> None:
+    pairs = {symbol: instrument(symbol) for symbol in ("ETH-BTC", "BTC-USDT")}
+    listed: dict[str, Instrument] = {"ETH-BTC": pairs["ETH-BTC"]}  # BTC-USDT not read yet
+    portfolio = Portfolio(pairs, listed.__getitem__)
+    assert portfolio.is_value_unit("BTC") is False  # only a quote so far, but not known
+    listed.update(pairs)
+    assert portfolio.is_value_unit("BTC") is False
+    assert portfolio.is_value_unit("USDT") is True
 
 
 def test_a_venue_of_positions_is_exposed_in_its_positions() -> None:

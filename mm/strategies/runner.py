@@ -170,6 +170,9 @@ class PretradeGate:
         self.recent = RecentOrders(config.duplicate_window_s)
         self.throttle: TokenBucket | None = None
         self.log = RejectionLog(config.log_quiet_s)
+        # The symbols whose quote is the value currency (USDC, USDT: 1 for good), and that
+        # quote: the market maker's context reads one dict for it.
+        self._unit_quotes: dict[str, str] = {}
         self.rejected = Counter(
             "mm_pretrade_rejections",
             "Order intents refused by a pre-trade check.",
@@ -229,11 +232,12 @@ class PretradeGate:
 
     def _context(self, coin: str, now: float, throttle: TokenBucket) -> PretradeContext:
         trading = self.trading
-        adapter = trading.adapter
-        book = adapter.bus.latest(coin)
+        book = trading.adapter.bus.latest(coin)
         permission = trading.permission(coin)
-        portfolio = trading.portfolio
-        quote = portfolio.quote(coin)
+        quote = self._unit_quotes.get(coin)
+        quote_usd: float | None = 1.0
+        if quote is None:
+            quote, quote_usd = self._quote_value(coin)
         return PretradeContext(
             mid=book.mid if book is not None else None,
             open_orders=trading.dispatcher.registry.live_count(),
@@ -242,12 +246,22 @@ class PretradeGate:
             recent=self.recent,
             throttle=throttle,
             now=now,
-            quote=quote or f"the quote of {coin} (its instrument not read)",
-            quote_usd=None
-            if quote is None
-            else portfolio.currency_mark(quote, FreshMarks(adapter)),
+            quote=quote,
+            quote_usd=quote_usd,
             closed=permission.closed,
         )
+
+    def _quote_value(self, coin: str) -> tuple[str, float | None]:
+        """``coin``'s quote and its USD value now, by the portfolio's valuation from the fresh
+        books (None: not known); a quote that is the value currency is remembered."""
+        portfolio = self.trading.portfolio
+        quote = portfolio.quote(coin)
+        if quote is None:
+            return f"the quote of {coin} (its instrument not read)", None
+        if portfolio.is_value_unit(quote):
+            self._unit_quotes[coin] = quote
+            return quote, 1.0
+        return quote, portfolio.currency_mark(quote, FreshMarks(self.trading.adapter))
 
 
 def arrival_s(book: Book) -> float:

@@ -17,8 +17,8 @@ from prometheus_client import CollectorRegistry
 from mm.book import Book
 from mm.execution.permissions import Level, Permission
 from mm.execution.pretrade import PretradeConfig
+from mm.model import Instrument, PlaceOrder, Side, Tif
 from mm.model import Level as BookLevel
-from mm.model import PlaceOrder, Side, Tif
 from mm.portfolio import Portfolio
 from mm.strategies.runner import PretradeGate
 from tests.strategies.triarb.spot import instrument
@@ -148,3 +148,19 @@ def test_a_btc_quoted_order_is_refused_while_btc_has_no_fresh_value() -> None:
         assert "the USD value of BTC is not known" in refusal
     # A stale pair that does not value BTC changes nothing.
     assert refusals(SPOT_MIDS, ("ETH-USDT",), eth_btc(0.01)) == [None]
+
+
+def test_an_order_of_a_symbol_whose_instrument_is_not_read_is_refused() -> None:
+    trading = spot_trading(SPOT_MIDS)
+
+    def unlisted(coin: str) -> Instrument:
+        raise KeyError(coin)
+
+    trading.portfolio = Portfolio(SPOT, unlisted)
+
+    async def main() -> str | None:
+        return PretradeGate(PretradeConfig(), trading).refusal(eth_btc(0.01))
+
+    refusal = trio.run(main, clock=trio.testing.MockClock())
+    assert refusal is not None
+    assert "the USD value of the quote of ETH-BTC (its instrument not read) is not" in refusal
