@@ -6,12 +6,12 @@ phase that is not open, HALT, quotes pulled), ``invalid`` (price and size finite
 coin that suits ETH refuses every order of DOGE; price x size is in the instrument's quote, so
 it is valued at ``quote_usd``, the USD value of one unit of the quote the shell read: 1 for a
 USD quote, BTC's for ETH-BTC; an unknown value refuses the order, naming the quote),
-``price_collar`` (distance
-from the mid as a fraction of the mid; no usable mid rejects), ``max_open_orders`` (open orders
-already at the limit), ``reduce_only`` (in reduce-only mode an order must shrink |position|: the
-opposite side of the position, no larger than it, so never flipping it), ``duplicate`` (the same
-coin, side, price and size passed within ``duplicate_window_s``) and ``throttle`` (a token bucket
-of ``orders_per_second`` with ``burst``). The first failing check gives a ``Rejection`` naming it;
+``price_collar`` (distance from the mid as a fraction of the mid; no usable mid rejects),
+``max_open_orders`` (open orders already at the limit), ``reduce_only`` (in reduce-only mode an
+order must shrink |position|: the opposite side of the position, no larger than it, so never
+flipping it), ``duplicate`` (the same coin, side, price and size passed within
+``duplicate_window_s``) and ``throttle`` (a token bucket of ``orders_per_second`` with
+``burst``). The first failing check gives a ``Rejection`` naming it;
 None means the order may be sent. Boundaries pass: a size equal to the maximum, a price exactly
 at the collar, a duplicate exactly ``duplicate_window_s`` later.
 
