@@ -75,6 +75,7 @@ from mm.strategies.base import StrategyContext
 from mm.strategies.registry import build_strategy
 from mm.strategies.runner import Trading
 from mm.strategies.triarb.desk import TriangleDesk
+from mm.trading_view import HoldsBalances
 from mm.venues.base import SpotTerms
 from mm.venues.factory import build_adapter
 from mm.venues.sim.kucoin.server import KucoinSimVenue
@@ -559,7 +560,7 @@ class Service:
             **self.adapter.status(),
             "order_audit": self.order_auditor.status(),
             "gc": self.gc_pauses.status(),
-            "trading": self.trading.status(self._trading_stopped()),
+            "trading": self._trading_status(),
             "tree": {
                 "name": self.root.name,
                 "path": self.root.path,
@@ -567,6 +568,15 @@ class Service:
                 "children": [child.to_dict() for child in self.root.status()],
             },
         }
+
+    def _trading_status(self) -> dict[str, Any]:
+        """The trading subtree's status, with the strategy's balances when what it holds is
+        balances per currency (``HoldsBalances``: triangular arbitrage on spot pairs)."""
+        found = self.trading.status(self._trading_stopped())
+        strategy = self.trading.strategy
+        if isinstance(strategy, HoldsBalances):
+            found["balances"] = strategy.balances(self.trading.marks())
+        return found
 
     def _trading_stopped(self) -> str | None:
         """Why trading is stopped outright, for status: the kill switch, while tripped."""

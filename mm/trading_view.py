@@ -5,6 +5,9 @@ The trading subtree (``mm.strategies.runner.Trading``, around whichever strategy
 know risk or ops, and risk and ops never know a strategy's code. They need a narrow view of it
 instead: the marks of its books, the strategy's symbols, position limit, market stress and
 last decisions, and the status it shows. ``Trading`` satisfies these protocols structurally.
+A strategy whose holdings are the account's balances per currency, not a position per symbol
+(triangular arbitrage on spot pairs), is also a ``HoldsBalances``: the service's status shows
+those balances beside its trading status.
 Positions, and adopting the venue's, are the portfolio's (``mm.portfolio.Portfolio``), which
 risk and ops are handed themselves.
 
@@ -14,7 +17,7 @@ Pure declarations: no state, no I/O, nothing that can fail.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 
 class StrategyView(Protocol):
@@ -42,3 +45,12 @@ class TradingView(Protocol):
         ...
 
     def status(self, stopped: str | None = None) -> dict[str, Any]: ...
+
+
+@runtime_checkable
+class HoldsBalances(Protocol):
+    """A strategy that holds balances per currency rather than a position per symbol."""
+
+    def balances(self, marks: Mapping[str, float]) -> Mapping[str, Any]:
+        """Its balances per currency, valued at ``marks`` (the traded symbols' mids)."""
+        ...

@@ -30,13 +30,14 @@ from typing import Any
 from mm import clock
 from mm.book import Book
 from mm.model import Fill, Instrument, Trade
+from mm.portfolio import Portfolio
 from mm.strategies.base import Decision, MarketView, StrategyContext
 from mm.strategies.market_maker.engine import StrategyConfig
 from mm.strategies.triarb.config import TriarbConfig
 from mm.strategies.triarb.signals import Evaluator, Signal
 from mm.strategies.triarb.triangles import BookView, Terms, discover
 
-__all__ = ["TriangularArbitrage", "spot_terms"]
+__all__ = ["TriangularArbitrage", "balances_view", "spot_terms"]
 
 # Nothing to do on a timer: every decision is driven by a book.
 WAKE_S = 1.0
@@ -69,6 +70,45 @@ def spot_terms(
         {symbol: spot.taker_fee(symbol) for symbol in instruments},
         {symbol: spot.funds_increment(symbol) for symbol in instruments},
     )
+
+
+def balances_view(portfolio: Portfolio, primary: str, marks: Mapping[str, float]) -> dict[str, Any]:
+    """The portfolio's balances for ``/status``: per currency held or moved, its ``balance``,
+    its ``start`` (the venue's balance as last read: at start, or re-read by a kill switch),
+    the ``change`` since, and its ``value`` in ``primary`` at ``marks`` (``None`` where no mark
+    says); and over them the ``value`` and the ``change_value`` (what the changes are worth at
+    ``marks``: the trading's result at today's prices) of the currencies valued, ``unvalued``
+    naming the others. Currencies with nothing held and nothing moved are left out."""
+    balances = portfolio.balances
+    unit = portfolio.currency_mark(primary, marks)
+    currencies: dict[str, dict[str, Any]] = {}
+    total = change_total = 0.0
+    unvalued: list[str] = []
+    for currency, balance in balances.snapshot().items():
+        change = balances.since_seeded(currency)
+        if balance == 0 and change == 0:
+            continue
+        mark = portfolio.currency_mark(currency, marks)
+        rate = None if mark is None or not unit else mark / unit
+        value = None if rate is None else balance * rate
+        currencies[currency] = {
+            "balance": balance,
+            "start": balance - change,
+            "change": change,
+            "value": value,
+        }
+        if rate is None:
+            unvalued.append(currency)
+        else:
+            total += balance * rate
+            change_total += change * rate
+    return {
+        "in": primary,
+        "currencies": currencies,
+        "value": total,
+        "change_value": change_total,
+        "unvalued": unvalued,
+    }
 
 
 class TriangularArbitrage:
@@ -166,7 +206,38 @@ class TriangularArbitrage:
         return None
 
     def status(self, coin: str, now: float) -> Mapping[str, Any]:
-        return {"gate": "evaluating" if self.evaluator is not None else "not open"}
+        """The pair as the triangles see it: its book's best bid and ask as last evaluated and
+        how old that book is (by the venue's stamp, against the service's wall clock: what the
+        book-age gate compares), and the fills on it by side. No position: a spot pair's
+        position is no holding (``balances`` says what is held)."""
+        evaluator = self.evaluator
+        book = evaluator.latest(coin) if evaluator is not None else None
+        if evaluator is None:
+            gate = "not open"
+        elif book is None:
+            gate = "no book yet"
+        else:
+            gate = "evaluating"
+        traded = self.context.portfolio.positions.get(coin)
+        return {
+            "gate": gate,
+            "book": None
+            if book is None
+            else {
+                "bid": book.bids[0][0] if book.bids else None,
+                "ask": book.asks[0][0] if book.asks else None,
+                "time_ms": book.time_ms,
+                "age_ms": self._wall_ms() - book.time_ms,
+            },
+            "fills": {"buy": traded.fills_buy, "sell": traded.fills_sell},
+        }
+
+    def balances(self, marks: Mapping[str, float]) -> dict[str, Any]:
+        """What the account holds, per currency (``view.balances``, from the portfolio: the
+        venue's balances as last read, moved by every fill since), valued in the first primary
+        at ``marks`` (the portfolio's valuation; ``None`` where no mark says)."""
+        primary = self.config.primaries[0]
+        return balances_view(self.context.portfolio, primary, marks)
 
     def decisions(self) -> Mapping[str, Any]:
         evaluator = self.evaluator

@@ -13,13 +13,23 @@ from prometheus_client import CollectorRegistry
 
 from mm.book import Book
 from mm.execution.permissions import PermissionBoard
-from mm.model import Instrument, PlaceOrder, Rejected
+from mm.model import (
+    AccountState,
+    Balance,
+    Fill,
+    Instrument,
+    OrderId,
+    PlaceOrder,
+    Rejected,
+    Side,
+    TradeId,
+)
 from mm.portfolio import Portfolio
 from mm.strategies.base import MarketView, StrategyContext
 from mm.strategies.market_maker.engine import StrategyConfig
 from mm.strategies.triarb.config import TriarbConfig
 from mm.strategies.triarb.signals import Signal
-from mm.strategies.triarb.strategy import TriangularArbitrage, spot_terms
+from mm.strategies.triarb.strategy import TriangularArbitrage, balances_view, spot_terms
 from mm.strategies.triarb.triangles import BookView, Terms
 from mm.venues.base import SpotTerms
 from tests.strategies.triarb.test_signals import (
@@ -122,7 +132,7 @@ def test_open_finds_the_triangles_and_takes_the_venues_fees_and_funds_increments
     arb = strategy(spot=Spot(fees))
     assert (arb.symbols, arb.max_position_usd) == (SYMBOLS, 250.0)
     assert arb.decisions() == {"triangles": 0}
-    assert arb.status("BTC-USDT", 0.0) == {"gate": "not open"}
+    assert arb.status("BTC-USDT", 0.0)["gate"] == "not open"
     arb.open(0.0)
     assert arb.triangles == 2  # USDT>BTC>ETH>USDT and back; XRP-USDT closes none
     assert arb.evaluator is not None
@@ -132,7 +142,7 @@ def test_open_finds_the_triangles_and_takes_the_venues_fees_and_funds_increments
         {s: fees[s] for s in SYMBOLS},
         INCREMENTS,
     )
-    assert arb.status("BTC-USDT", 0.0) == {"gate": "evaluating"}
+    assert arb.status("BTC-USDT", 0.0)["gate"] == "no book yet"
     assert spot_terms(CONFIG, {s: INSTRUMENTS[s] for s in SYMBOLS}, arb.context) == (
         arb.evaluator._terms
     )
@@ -257,3 +267,111 @@ def test_a_signal_whose_pair_has_a_newer_book_in_the_same_batch_is_superseded() 
     (signal,) = arb.decide(0.0, IN_SYNC)
     assert isinstance(signal, Signal)
     assert signal.book_times_ms[-1] == 1_020
+
+
+# --- status ------------------------------------------------------------------------------------
+
+
+def leg_fill(symbol: str, side: Side, px: float, sz: float, fee: float, n: int) -> Fill:
+    """A taker fill of one leg, its fee in the pair's quote (as KuCoin charges it)."""
+    return Fill(
+        coin=symbol,
+        side=side,
+        px=px,
+        sz=sz,
+        time_ms=1_000 + n,
+        oid=OrderId(f"kucoin:{n}"),
+        tid=TradeId(f"kucoin:{n}"),
+        cloid=None,
+        fee=fee,
+        fee_token=INSTRUMENTS[symbol].quote,
+        crossed=True,
+        start_position=0.0,
+        direction="",
+        closed_pnl=0.0,
+        hash="",
+    )
+
+
+def spot_account(symbols: tuple[str, ...] = ("BTC-USDT", "ETH-BTC", "ETH-USDT")) -> Portfolio:
+    """A spot account of 1 BTC, 10 ETH and 100,000 USDT as the venue read it at start."""
+    portfolio = Portfolio(symbols, INSTRUMENTS.__getitem__)
+    balances = (
+        Balance("USDT", 100_000.0, 100_000.0, 0.0),
+        Balance("BTC", 1.0, 1.0, 0.0),
+        Balance("ETH", 10.0, 10.0, 0.0),
+        Balance("KCS", 0.0, 0.0, 0.0),  # listed, never held: left out
+    )
+    portfolio.adopt_venue_positions(AccountState(0, 100_000.0, 0.0, 100_000.0, (), balances))
+    return portfolio
+
+
+# One triangle USDT > BTC > ETH > USDT: 0.002 BTC for 100 USDT, 0.04 ETH for it, sold for
+# 100.4 USDT; each leg's fee 0.1% of its notional, in the quote.
+TRIANGLE_FILLS = (
+    leg_fill("BTC-USDT", Side.BUY, 50_000.0, 0.002, 0.1, 1),
+    leg_fill("ETH-BTC", Side.BUY, 0.05, 0.04, 0.000002, 2),
+    leg_fill("ETH-USDT", Side.SELL, 2_510.0, 0.04, 0.1004, 3),
+)
+STATUS_MARKS = {"BTC-USDT": 50_000.0, "ETH-USDT": 2_500.0, "ETH-BTC": 0.05}
+
+
+def test_status_is_each_pairs_book_and_fills_and_balances_per_currency() -> None:
+    wall = Wall()
+    arb = TriangularArbitrage(
+        StrategyConfig(symbols=SYMBOLS, max_position_usd=250.0),
+        CONFIG,
+        attrs.evolve(context(Spot(dict.fromkeys(INSTRUMENTS, FEE))), portfolio=spot_account()),
+        wall_ms=wall,
+    )
+    arb.open(0.0)
+    feed(arb, wall)
+    wall.ms = 1_200
+    for made in TRIANGLE_FILLS:
+        assert arb.context.portfolio.apply(made)
+    # The book as evaluated: its best bid and ask, and its age on the service's clock.
+    assert arb.status("BTC-USDT", 0.0) == {
+        "gate": "evaluating",
+        "book": {"bid": 49_990.0, "ask": 50_000.0, "time_ms": 1_000, "age_ms": 200},
+        "fills": {"buy": 1, "sell": 0},
+    }
+    assert arb.status("ETH-USDT", 0.0)["fills"] == {"buy": 0, "sell": 1}
+    assert arb.status("XRP-USDT", 0.0) == {  # in no triangle: never evaluated
+        "gate": "no book yet",
+        "book": None,
+        "fills": {"buy": 0, "sell": 0},
+    }
+    found = arb.balances(STATUS_MARKS)
+    assert found["in"] == "USDT"
+    assert found["unvalued"] == []
+    held = found["currencies"]
+    assert list(held) == ["BTC", "ETH", "USDT"]  # KCS: nothing held, nothing moved
+    # USDT: -100 - 0.1 (leg 1's fee) + 100.4 - 0.1004 (leg 3's) = +0.1996; BTC: leg 2's fee
+    # of 0.000002 BTC; ETH: in by leg 2, out by leg 3.
+    assert held["USDT"] == pytest.approx(
+        {"balance": 100_000.1996, "start": 100_000.0, "change": 0.1996, "value": 100_000.1996}
+    )
+    assert held["BTC"] == pytest.approx(
+        {"balance": 0.999998, "start": 1.0, "change": -0.000002, "value": 49_999.9}, abs=1e-9
+    )
+    assert held["ETH"] == pytest.approx(
+        {"balance": 10.0, "start": 10.0, "change": 0.0, "value": 25_000.0}, abs=1e-9
+    )
+    assert found["change_value"] == pytest.approx(0.1996 - 0.000002 * 50_000.0)
+    assert found["value"] == pytest.approx(sum(h["value"] for h in held.values()))
+
+
+def test_balances_are_valued_in_the_first_primary_where_a_mark_says() -> None:
+    portfolio = spot_account()
+    in_btc = balances_view(portfolio, "BTC", STATUS_MARKS)
+    assert in_btc["currencies"]["USDT"]["value"] == pytest.approx(100_000.0 / 50_000.0)
+    assert in_btc["currencies"]["ETH"]["value"] == pytest.approx(10 * 0.05)
+    assert in_btc["currencies"]["BTC"]["value"] == pytest.approx(1.0)
+    # No BTC-USDT mark: BTC and ETH (through ETH-BTC) cannot be valued in USDT; the total is
+    # of what can be, and names the rest.
+    partial = balances_view(portfolio, "USDT", {"ETH-BTC": 0.05})
+    assert partial["unvalued"] == ["BTC", "ETH"]
+    assert [partial["currencies"][c]["value"] for c in ("BTC", "ETH")] == [None, None]
+    assert partial["value"] == 100_000.0
+    # Nor anything in BTC.
+    assert balances_view(portfolio, "BTC", {})["unvalued"] == ["BTC", "ETH", "USDT"]
