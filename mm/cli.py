@@ -11,6 +11,7 @@ import argparse
 import contextlib
 import datetime as dt
 import gc
+import math
 import os
 import re
 import signal
@@ -18,6 +19,7 @@ import sqlite3
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
+from decimal import Decimal
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -227,6 +229,8 @@ def render_status(status: dict[str, Any]) -> str:
     if gc_status is not None:
         lines.append(_describe_gc(gc_status))
     trading = status.get("trading")
+    if trading and trading.get("balances"):
+        lines.extend(["", *_balance_lines(trading["balances"])])
     if trading and trading.get("symbols"):
         lines.extend(["", _trading_table(trading)])
     if trading and trading.get("triangles"):
@@ -257,7 +261,9 @@ def _triangle_lines(triangles: dict[str, Any]) -> list[str]:
         f" conflicts: {_counts(triangles.get('conflicts') or {})}",
         "  profit: "
         + (
-            ", ".join(f"{amount} {primary}" for primary, amount in triangles["profit"].items())
+            ", ".join(
+                f"{_profit(amount)} {primary}" for primary, amount in triangles["profit"].items()
+            )
             if triangles.get("profit")
             else "none closed"
         ),
@@ -279,9 +285,54 @@ def _triangle_lines(triangles: dict[str, Any]) -> list[str]:
     if recent:
         shown = recent[:RECENT_TRIANGLES_SHOWN]
         more = len(recent) - len(shown)
-        lines.append(f"  recent (newest first{f', {more} more' if more else ''}):")
-        lines.extend(f"    {line}" for line in shown)
+        lines.append(
+            f"  recent (newest first{f', {more} more' if more else ''}; every field in"
+            " --json and the log):"
+        )
+        lines.extend(f"    {_triangle_line(line)}" for line in shown)
     return lines
+
+
+def _profit(amount: str | None) -> str:
+    """A profit in its primary as the triangle's log line prints it: four decimals, more when
+    needed to show three significant digits (a BTC primary's profits are small numbers)."""
+    if amount is None or amount == "-":
+        return "-"
+    profit = Decimal(amount)
+    places = 4 if profit == 0 else max(4, 2 - profit.adjusted())
+    return f"{profit:.{places}f}"
+
+
+_LATEST_FILL = re.compile(r"filled=([0-9.]+)ms")
+
+
+def _triangle_line(line: str) -> str:
+    """A triangle's log line in brief: when (UTC), how it ended, its currencies, predicted and
+    effective bps, the profit, when its last fill came (after the signal), and why it did not
+    fill or what it left held. A line not in the log's format is shown as it is."""
+    first, *rest = line.split(" | ")
+    fields = dict(field.partition("=")[::2] for field in rest)
+    head = first.split()
+    if len(head) != 2 or not {"triangle", "predicted_bps", "effective_bps", "profit"} <= set(
+        fields
+    ):
+        return line
+    moment, outcome = head
+    currencies = [c.strip("'") for c in fields["triangle"].strip("[]").split(",")]
+    filled = [float(ms) for ms in _LATEST_FILL.findall(fields.get("timings", ""))]
+    effective = fields["effective_bps"]
+    parts = [
+        f"{moment[11:23] if len(moment) >= 23 else moment} {outcome} {' > '.join(currencies)}"
+        f" (corr {fields.get('corr', '-')}): predicted {fields['predicted_bps']} bps, effective"
+        f" {effective}{'' if effective == '-' else ' bps'}, profit {fields['profit']}"
+        f" {currencies[0]}",
+    ]
+    if filled:
+        parts.append(f"last fill {max(filled):.1f} ms")
+    for why in ("error", "reason", "held"):
+        if fields.get(why):
+            parts.append(f"{why} {fields[why]}")
+    return "; ".join(parts)
 
 
 def _describe_gc(gc_status: dict[str, Any]) -> str:
@@ -348,48 +399,150 @@ def _number(value: Any, digits: int = 2) -> str:
     return "-" if value is None else f"{value:,.{digits}f}"
 
 
+# The per-symbol table's columns: (header, shown, cell). A column is shown when a row carries
+# what it reads, so each strategy's rows make their own table: the market maker's quotes,
+# positions and markouts; triangular arbitrage's pairs, their books and fills. Where the status
+# shows balances per currency, those are what is held: a pair's position and PnL are not (on a
+# spot account they are the base traded through it, one leg of triangles that net out).
+Row = dict[str, Any]
+Column = tuple[str, Callable[[Row, bool], bool], Callable[[Row], str]]
+
+
+def _has(key: str) -> Callable[[Row, bool], bool]:
+    return lambda row, balances: key in row
+
+
+def _holds(key: str) -> Callable[[Row, bool], bool]:
+    return lambda row, balances: key in row and not balances
+
+
+def _always(row: Row, balances: bool) -> bool:
+    return True
+
+
+def _book(row: Row, side: str) -> str:
+    book = row.get("book") or {}
+    return _price(book.get(side))
+
+
+def _position(row: Row, figure: str, digits: int) -> str:
+    return _number((row.get("position") or {}).get(figure), digits)
+
+
+def _markouts(row: Row) -> str:
+    markouts = row.get("markouts") or {}
+    marks = "/".join(_number(markouts.get(h, {}).get("mean_bps"), 1) for h in ("1s", "5s", "30s"))
+    return marks + " bps"
+
+
+def _fills(row: Row) -> str:
+    fills = row.get("fills") or {}
+    return f"{fills.get('buy', 0)}/{fills.get('sell', 0)}"
+
+
+SYMBOL_COLUMNS: tuple[Column, ...] = (
+    ("ALLOWED", _always, lambda row: str(row.get("allowed", "-"))),
+    ("GATE", _always, lambda row: str(row["gate"])),
+    ("BID", _has("bid"), lambda row: _number(row.get("bid"))),
+    ("ASK", _has("ask"), lambda row: _number(row.get("ask"))),
+    ("BEST BID", _has("book"), lambda row: _book(row, "bid")),
+    ("BEST ASK", _has("book"), lambda row: _book(row, "ask")),
+    ("BOOK AGE", _has("book"), lambda row: _age((row.get("book") or {}).get("age_ms"))),
+    ("ORDERS", _always, lambda row: str(row.get("orders", 0))),
+    ("FILLS B/S", _has("fills"), _fills),
+    ("POSITION", _holds("position"), lambda row: _position(row, "position", 5)),
+    ("PNL", _holds("position"), lambda row: _position(row, "total", 2)),
+    ("FEES", _holds("position"), lambda row: _position(row, "fees", 2)),
+    ("MARKOUT 1s/5s/30s", _holds("markouts"), _markouts),
+)
+
+
+def _price(value: Any) -> str:
+    """A price as the book has it (``0.04978``, ``60,016.5``): no digit added or lost."""
+    if value is None:
+        return "-"
+    return f"{Decimal(repr(value)):,f}"
+
+
+def _age(age_ms: Any) -> str:
+    if age_ms is None:
+        return "-"
+    return f"{age_ms:,.0f} ms" if age_ms < 10_000 else f"{age_ms / 1000:,.0f} s"
+
+
 def _trading_table(trading: dict[str, Any]) -> str:
-    """Per symbol: what may be sent, gate, quotes, position, PnL and markouts."""
-    header = [
-        "SYMBOL",
-        "ALLOWED",
-        "GATE",
-        "BID",
-        "ASK",
-        "ORDERS",
-        "POSITION",
-        "PNL",
-        "FEES",
-        "MARKOUT 1s/5s/30s",
+    """Per symbol what may be sent, the gate and open orders, and the columns its rows carry
+    (``SYMBOL_COLUMNS``): the market maker's quotes, position, PnL and markouts; triangular
+    arbitrage's best bid and ask, book age and fills."""
+    symbols: dict[str, Row] = trading["symbols"]
+    balances = bool(trading.get("balances"))
+    columns = [
+        (header, cell)
+        for header, shown, cell in SYMBOL_COLUMNS
+        if any(shown(row, balances) for row in symbols.values())
     ]
-    rows = [header]
-    for coin, symbol in trading["symbols"].items():
-        position = symbol.get("position") or {}
-        markouts = symbol.get("markouts") or {}
-        marks = "/".join(
-            _number(markouts.get(h, {}).get("mean_bps"), 1) for h in ("1s", "5s", "30s")
-        )
-        rows.append(
-            [
-                coin,
-                symbol.get("allowed", "-"),
-                symbol["gate"],
-                _number(symbol.get("bid")),
-                _number(symbol.get("ask")),
-                str(symbol.get("orders", 0)),
-                _number(position.get("position"), 5),
-                _number(position.get("total")),
-                _number(position.get("fees")),
-                marks + " bps",
-            ]
-        )
-    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    rows = [["SYMBOL", *(header for header, _ in columns)]]
+    rows.extend([coin, *(cell(row) for _, cell in columns)] for coin, row in symbols.items())
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     sync = "in sync" if trading.get("in_sync") else "NOT IN SYNC (quoting blocked)"
     lines = [f"trading: {sync}"]
     lines += [
         "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows
     ]
     return "\n".join(lines)
+
+
+def _amount(value: float, *, signed: bool = False, places: int = 8) -> str:
+    """An amount to ``places`` decimals, trailing zeros dropped (``1.0133``, ``+0.0133``);
+    ``0`` for what rounds to nothing."""
+    if round(value, places) == 0:
+        return "0"
+    text = f"{value:{'+' if signed else ''},.{places}f}"
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+def _value_places(total: float) -> int:
+    """Decimals for values in the primary: cents for thousands of it, more for less (a BTC
+    primary's values are small numbers)."""
+    size = abs(total)
+    if size >= 100:
+        return 2
+    return 8 if size == 0 else min(8, 4 - math.floor(math.log10(size)))
+
+
+def _balance_lines(balances: dict[str, Any]) -> list[str]:
+    """Per currency the balance, its change since the venue's balances were read (at start, or
+    by a kill switch) and its value in the primary; then the total and what the changes are
+    worth at today's prices."""
+    primary = balances["in"]
+    currencies: dict[str, dict[str, Any]] = balances.get("currencies") or {}
+    places = _value_places(balances.get("value") or 0.0)
+    rows = [["CURRENCY", "BALANCE", "CHANGE", f"VALUE {primary}"]]
+    for currency, held in currencies.items():
+        value = held.get("value")
+        rows.append(
+            [
+                currency,
+                _amount(held["balance"]),
+                _amount(held["change"], signed=True),
+                "-" if value is None else _amount(value, places=places),
+            ]
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    lines = ["balances (change: since the venue's balances were last read, at start or by a kill):"]
+    for row in rows:
+        cells = [c.rjust(w) for c, w in zip(row[1:], widths[1:], strict=True)]
+        lines.append("  ".join([row[0].ljust(widths[0]), *cells]))
+    unvalued = balances.get("unvalued") or []
+    total = (
+        f"total {_amount(balances['value'], places=places)} {primary}; change"
+        f" {_amount(balances['change_value'], signed=True, places=places)} {primary}"
+        " at current prices"
+    )
+    if unvalued:
+        total += f" (not valued, no price: {', '.join(unvalued)})"
+    lines.append(total)
+    return lines
 
 
 def cmd_status(args: argparse.Namespace, environ: Mapping[str, str]) -> int:

@@ -2,19 +2,32 @@
 
 from __future__ import annotations
 
+import re
+from decimal import Decimal
 from typing import Any
 
 import attrs
+from hypothesis import given
+from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry
 
-from mm.cli import EXIT_FAILURE, EXIT_OK, render_kill, render_rearm, render_status
+from mm.cli import (
+    EXIT_FAILURE,
+    EXIT_OK,
+    _profit,
+    _triangle_line,
+    render_kill,
+    render_rearm,
+    render_status,
+)
 from mm.execution.dispatch import Dispatcher
 from mm.execution.permissions import PermissionBoard
 from mm.portfolio import Portfolio
 from mm.strategies.base import StrategyContext
 from mm.strategies.triarb.config import TriarbConfig
 from mm.strategies.triarb.desk import TriangleDesk
-from mm.strategies.triarb.reports import LegRun, Outcome
+from mm.strategies.triarb.reports import LegRun, Outcome, log_line
+from mm.strategies.triarb.reports import _profit as reports_profit
 from mm.strategies.triarb.signals import Signal
 from tests.strategies.triarb.test_reports import (
     BOOKS,
@@ -303,15 +316,22 @@ def test_status_shows_the_triangle_desk() -> None:
         "  signals: 1 queued, 1 dropped",
         "  outcomes: FILLED 1, FAILED 1, UNWOUND 1",
         "  refused: none; conflicts: none",
-        # -0.0748886 (FILLED) + 0 (FAILED at leg 1) + (4.975263 - 4.994622) (UNWOUND)
-        "  profit: -0.0942476 USDT",
+        # -0.0748886 (FILLED) + 0 (FAILED at leg 1) + (4.975263 - 4.994622) (UNWOUND), as the
+        # triangles' lines print a profit
+        "  profit: -0.0942 USDT",
         "  strategy: 2 triangles; 1200 evaluations; 1100 below min profit; 90 prefiltered;"
         " 2 signals; refusals: book too old 7",
     ]
-    assert section[6] == "  recent (newest first):"
-    recent = section[7:]
-    assert [line.split(" | ")[0].split()[-1] for line in recent] == ["UNWOUND", "FAILED", "FILLED"]
-    assert recent == [f"    {line}" for line in triangles["recent"]]
+    # The latest triangles, newest first, each in brief (its log line has every field).
+    assert section[6:] == [
+        "  recent (newest first; every field in --json and the log):",
+        "    17:55:53.719 UNWOUND USDT > FLUX > USDC (corr tri-42): predicted 34.45 bps,"
+        " effective -38.76 bps, profit -0.0194 USDT; last fill 230.0 ms; error fill timeout",
+        "    17:55:53.719 FAILED USDT > FLUX > USDC (corr tri-42): predicted 34.45 bps,"
+        " effective -, profit 0.0000 USDT; error 400100",
+        "    17:55:53.719 FILLED USDT > FLUX > USDC (corr tri-42): predicted 34.45 bps,"
+        " effective -149.94 bps, profit -0.0749 USDT; last fill 240.5 ms",
+    ]
     # Busy slots name their triangles; only the latest few lines are shown.
     triangles |= {
         "busy": {"0": "USDT > FLUX > USDC"},
@@ -322,8 +342,8 @@ def test_status_shows_the_triangle_desk() -> None:
     text = render_status(status)
     assert "triangles (live): 1 of 2 slots busy: slot 0 USDT > FLUX > USDC" in text
     assert "  refused: inventory 2; conflicts: none" in text
-    assert "  recent (newest first, 4 more):" in text
-    assert sum(line.startswith("    2026-05-26T") for line in text.splitlines()) == 5
+    assert "  recent (newest first, 4 more; every field in --json and the log):" in text
+    assert sum(line.startswith("    17:55:53.719 ") for line in text.splitlines()) == 5
 
 
 def test_status_without_triangles_has_no_triangle_section() -> None:
@@ -341,3 +361,150 @@ def test_status_without_triangles_has_no_triangle_section() -> None:
         "trading": {"in_sync": True, "symbols": {"BTC": {"gate": "quoting"}}},
     }
     assert "triangles" not in render_status(status)
+
+
+def test_a_recent_line_not_in_the_logs_format_is_shown_as_it_is() -> None:
+    odd = "2026-05-26T17:55:53.719Z FILLED | corr=1 | something else"
+    assert _triangle_line(odd) == odd
+    assert _triangle_line("") == ""
+    held = log_line(report(Outcome.ABORTED, (L0,), detail="kill switch"))
+    assert _triangle_line(held).endswith(
+        "; last fill 83.1 ms; reason kill switch; held [64.53 FLUX]"
+    )
+
+
+@given(st.decimals(allow_nan=False, allow_infinity=False, min_value=-(10**6), max_value=10**6))
+def test_a_profit_is_shown_as_the_triangles_line_prints_it(profit: Decimal) -> None:
+    assert _profit(str(profit)) == reports_profit(profit)
+
+
+def status_of(trading: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "version": "0",
+        "service": "mm",
+        "pid": 1,
+        "state": "running",
+        "admin_url": "http://127.0.0.1:9400",
+        "uptime_seconds": 10.0,
+        "config_hash": "x",
+        "healthy": True,
+        "problems": [],
+        "tree": {"name": "mm", "state": "running", "children": []},
+        "trading": trading,
+    }
+
+
+def table(text: str) -> list[list[str]]:
+    """The per-symbol table's lines, split on the column gaps (two spaces or more)."""
+    lines = text[text.index("trading: in sync") :].splitlines()[1:]
+    rows = []
+    for line in lines:
+        if not line:
+            break
+        rows.append([cell for cell in re.split(r"  +", line) if cell])
+    return rows
+
+
+# What Trading.status gives every symbol whatever the strategy: its position and markouts.
+TRADED: dict[str, Any] = {
+    "orders": 0,
+    "position": {"position": 0.26663, "total": 0.0, "fees": 0.00001, "fills_buy": 8},
+    "markouts": {"1s": {"mean_bps": 7.3}},
+}
+
+
+def test_triangular_arbitrage_shows_balances_per_currency_and_pairs_without_positions() -> None:
+    trading: dict[str, Any] = {
+        "in_sync": True,
+        "symbols": {
+            "BTC-USDT": {
+                "allowed": "all",
+                "gate": "evaluating",
+                "book": {"bid": 60016.5, "ask": 60040.6, "time_ms": 1, "age_ms": 84},
+                "fills": {"buy": 8, "sell": 0},
+            }
+            | TRADED,
+            "ETH-BTC": {
+                "allowed": "all",
+                "gate": "evaluating",
+                "book": {"bid": 0.04978, "ask": 0.04981, "time_ms": 1, "age_ms": 12_345},
+                "fills": {"buy": 8, "sell": 1},
+            }
+            | TRADED,
+            "SOL-USDT": {"allowed": "all", "gate": "no book yet", "book": None}
+            | TRADED
+            | {"fills": {"buy": 0, "sell": 0}},
+        },
+        "balances": {
+            "in": "USDT",
+            "currencies": {
+                "BTC": {
+                    "balance": 1.0000103601808348,
+                    "start": 1.0,
+                    "change": 1.0360180834778632e-05,
+                    "value": 59981.57141348864,
+                },
+                "ETH": {"balance": 10.0, "start": 10.0, "change": 1e-17, "value": 30049.65},
+                "USDT": {
+                    "balance": 99999.94378738,
+                    "start": 100000.0,
+                    "change": -0.05621262,
+                    "value": 99999.94378738,
+                },
+                "SOL": {"balance": 3.0, "start": 3.0, "change": 0.0, "value": None},
+            },
+            "value": 190031.16519,
+            "change_value": 0.56524,
+            "unvalued": ["SOL"],
+        },
+    }
+    text = render_status(status_of(trading))
+    balances = text[text.index("balances (") :].splitlines()
+    assert balances[:7] == [
+        "balances (change: since the venue's balances were last read, at start or by a kill):",
+        "CURRENCY          BALANCE       CHANGE  VALUE USDT",
+        "BTC            1.00001036  +0.00001036   59,981.57",
+        "ETH                    10            0   30,049.65",
+        "USDT      99,999.94378738  -0.05621262   99,999.94",
+        "SOL                     3            0           -",
+        "total 190,031.17 USDT; change +0.57 USDT at current prices (not valued, no price: SOL)",
+    ]
+    assert table(text) == [
+        ["SYMBOL", "ALLOWED", "GATE", "BEST BID", "BEST ASK", "BOOK AGE", "ORDERS", "FILLS B/S"],
+        ["BTC-USDT", "all", "evaluating", "60,016.5", "60,040.6", "84 ms", "0", "8/0"],
+        ["ETH-BTC", "all", "evaluating", "0.04978", "0.04981", "12 s", "0", "8/1"],
+        ["SOL-USDT", "all", "no book yet", "-", "-", "-", "0", "0/0"],
+    ]
+    # Values in a primary worth more than a dollar get the digits they need.
+    trading["balances"] |= {"in": "BTC", "value": 0.0123456, "change_value": -0.0000123}
+    trading["balances"]["currencies"] = {
+        "BTC": {"balance": 0.0123456, "start": 0.0123579, "change": -0.0000123, "value": 0.0123456}
+    }
+    assert "total 0.012346 BTC; change -0.000012 BTC at current prices" in render_status(
+        status_of(trading)
+    )
+
+
+def test_the_market_makers_table_is_as_it_was() -> None:
+    trading = {
+        "in_sync": True,
+        "symbols": {
+            "BTC": {"allowed": "all", "gate": "quoting", "bid": 94990.5, "ask": None, "signals": {}}
+            | TRADED,
+        },
+    }
+    assert table(render_status(status_of(trading))) == [
+        [
+            "SYMBOL",
+            "ALLOWED",
+            "GATE",
+            "BID",
+            "ASK",
+            "ORDERS",
+            "POSITION",
+            "PNL",
+            "FEES",
+            "MARKOUT 1s/5s/30s",
+        ],
+        ["BTC", "all", "quoting", "94,990.50", "-", "0", "0.26663", "0.00", "0.00", "7.3/-/- bps"],
+    ]
