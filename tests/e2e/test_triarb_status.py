@@ -102,9 +102,9 @@ async def test_status_balances_are_the_venues_after_triangles_fill(
         "FILLS B/S",
     ]
     for symbol in TRIARB_SYMBOLS:
-        row = re.split(r"  +", next(line for line in lines if line.startswith(f"{symbol} ")))
+        cells = re.split(r"  +", next(line for line in lines if line.startswith(f"{symbol} ")))
         fills = status["trading"]["symbols"][symbol]["fills"]
-        assert row[-1] == f"{fills['buy']}/{fills['sell']}"
+        assert cells[-1] == f"{fills['buy']}/{fills['sell']}"
         assert sum(fills.values()) >= 2  # every pair is a leg of each triangle
     assert "triangles (live): 0 of 2 slots busy" in text
     assert "FILLED USDT > " in text  # the recent triangles, in brief
