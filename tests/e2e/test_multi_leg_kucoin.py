@@ -2,12 +2,14 @@
 (only the run directory, the admin port and the log format overridden, never a threshold) on
 the embedded KuCoin face, on virtual time.
 
-A group buys ETH with BTC (ETH-BTC, IOC through the book), then sells on ETH-USDT the ETH the
-first leg's fill bought (sized from it), through ``service.legs.execute``, the pre-trade gate
-and the order router, as every multi-leg command goes:
+A group buys ETH with BTC (ETH-BTC, IOC through the book), then sells on ETH-USDT, through
+the book, the ETH the first leg's fill bought (sized from it), through ``service.legs.execute``,
+the pre-trade gate and the order router, as every multi-leg command goes (the shipped risk
+limits keep it small: ~150 USD a leg, the face's best level holds ~2,000 USD, so each fills
+whole):
 
-* sent once the service has traded a little while, the group ends done, the second leg sized
-  from the first's fill, sent after it reached the service;
+* sent once the service has run a little while, the group ends done, the second leg sized
+  from the first's fill, and the positions kept from fills hold both legs' fills;
 * sent the moment the service is ready (the face answers at once on virtual time, so the
   first leg fills in the very millisecond the startup read the account), the group ends done
   too: a fill of an order placed after that read is no part of what the read found;
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import trio
 
 from mm.app import Service
@@ -28,7 +31,7 @@ from mm.venues.sim.kucoin.server import DEV_USER, KucoinSimVenue
 from mm.venues.sim.kucoin.spot import SpotOrder
 from tests.e2e.virtual import SHIPPED_TRIARB_CONFIG, shipped_service, sim_client, wait_for
 
-ETH_BOUGHT = 0.05  # ETH the first leg buys, ~0.0025 BTC: far under the shipped USD limit
+ETH_PLANNED = 0.05  # each leg's planned ETH, ~150 USD: far under the shipped limits
 THROUGH = 0.001  # how far past the opposite best price each leg goes (within the collar)
 
 
@@ -57,7 +60,8 @@ def dev_orders(service: Service) -> list[SpotOrder]:
 
 
 def round_trip(service: Service) -> MultiLeg:
-    """Buy ETH with BTC through the book, then sell that ETH for USDT through the book."""
+    """Buy ETH with BTC through the book, then sell what it bought for USDT through the
+    book."""
     adapter = service.adapter
     client = adapter.client
     assert client is not None
@@ -71,8 +75,8 @@ def round_trip(service: Service) -> MultiLeg:
     return MultiLeg(
         "eth-round-trip",
         (
-            Leg("ETH-BTC", Side.BUY, ETH_BOUGHT, buy_px),
-            Leg("ETH-USDT", Side.SELL, ETH_BOUGHT, sell_px),
+            Leg("ETH-BTC", Side.BUY, ETH_PLANNED, buy_px),
+            Leg("ETH-USDT", Side.SELL, ETH_PLANNED, sell_px),
         ),
     )
 
@@ -93,13 +97,18 @@ def assert_done_from_the_first_fill(service: Service, group: LegGroup) -> None:
     assert group.state is GroupState.DONE, group.reason
     first, second = dev_orders(service)
     assert (first.request.symbol, second.request.symbol) == ("ETH-BTC", "ETH-USDT")
-    assert str(first.end) == "filled"
-    bought = float(first.filled)
-    assert group.filled[0] == bought
-    # The second leg was sized from the first's fill (all of it: sent whole), not planned.
-    assert group.sent[1] == min(bought / ETH_BOUGHT, 1.0) * ETH_BOUGHT
-    assert float(second.request.size) == group.sent[1]
-    assert group.filled[1] > 0
+    assert (str(first.end), str(second.end)) == ("filled", "filled")
+    bought, sold = float(first.filled), float(second.filled)
+    assert group.filled == [bought, sold]
+    # The second leg was sized from the first's fill (the fraction of its plan that filled).
+    assert group.sent[1] == pytest.approx(min(bought / ETH_PLANNED, 1.0) * ETH_PLANNED)
+    assert second.size is not None
+    assert float(second.size) == pytest.approx(group.sent[1])
+    # The positions kept from fills hold both legs' (neither was taken for part of the
+    # startup's account read).
+    positions = service.portfolio.positions
+    assert positions.position("ETH-BTC") == pytest.approx(bought)
+    assert positions.position("ETH-USDT") == pytest.approx(-sold)
 
 
 async def test_a_two_leg_group_sizes_its_second_leg_from_the_first_legs_fill(
