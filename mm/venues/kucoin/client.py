@@ -35,7 +35,10 @@ The order reads need the symbol: the client remembers the symbol of the orders i
 listed or read (``_symbols``, bounded) and otherwise asks each followed symbol in turn.
 ``fills_since`` reads ``/hf/fills`` for each followed symbol (the venue lists them newest first:
 it pages back with ``lastId`` to the first fill at ``time_ms``) and answers the oldest
-``fills_page``. Reads raise ``VenueError`` or ``MalformedAnswer``.
+``fills_page``. ``account_state`` is stamped the millisecond before its read left (the answer
+carries no time): every fill up to then is in it, and a fill of an order placed after its
+answer is newer, even in the answer's own millisecond. Reads raise ``VenueError`` or
+``MalformedAnswer``.
 """
 
 from __future__ import annotations
@@ -237,8 +240,16 @@ class KucoinClient:
         )
 
     async def account_state(self) -> AccountState:
+        """The balances as of the last millisecond before the read left. The venue's answer
+        carries no time; it holds every fill made before it was asked for, and none of an
+        order placed after it came, though such a fill may share the answer's millisecond
+        (always, on a virtual clock): stamped with the answer's time, it read as part of the
+        balances, and the positions kept from fills dropped it. A fill made while the read
+        was on its way is now taken as newer, whether the read held it or not (after the
+        startup's cancel-all, no order of the service's can fill then)."""
+        asked_ms = self.now_ms()
         balances = await self.balances()
-        return account.account_state(balances, self.value_currency, self.now_ms())
+        return account.account_state(balances, self.value_currency, asked_ms - 1)
 
     async def fills_since(self, time_ms: int) -> list[Fill]:
         pages: list[list[Fill]] = [[] for _ in self.symbols]
