@@ -160,9 +160,11 @@ class LegGroup:
         if not self.finished and index == self.index:
             self._stop(f"leg {index} ({self._describe(index)}) refused: {reason}")
 
-    def on_timeout(self, index: int) -> None:
+    def on_timeout(self, index: int, fate: str | None = None) -> None:
+        """Leg ``index`` did not end in time; ``fate`` says what is known of its order."""
         if not self.finished and index == self.index:
-            self._stop(f"leg {index} ({self._describe(index)}) timed out")
+            known = f": {fate}" if fate else ""
+            self._stop(f"leg {index} ({self._describe(index)}) timed out{known}")
 
     def _describe(self, index: int) -> str:
         leg = self.command.legs[index]

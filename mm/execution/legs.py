@@ -6,7 +6,9 @@ board, the pre-trade checks), and sends it; then it waits for the venue's answer
 fills (the fill channel calls ``on_fill``), and the group sizes the next leg from them. A leg
 refused by ``allow`` or by the venue, one below the instrument's lot or minimum once scaled, a
 market leg (this executor prices none) and a leg with no end (its fills, or its fate once
-unknown) ``leg_timeout_s`` after its answer stop the group, and the returned group says why.
+unknown) ``leg_timeout_s`` after its answer stop the group, and the returned group says why
+(a timed-out leg with what the dispatcher knows of its order: one the venue ended whose fills
+never reached ``on_fill`` says so, with the venue's total and what was heard).
 Commands are never conflated: each call of ``execute`` runs its own groups to their ends
 (independent groups' ready legs share one request, as the flattener's round of one IOC per
 symbol did); a failure of the request itself (a timeout, a lost answer) is the router's to
@@ -136,11 +138,27 @@ class LegExecutor:
                     if not working():
                         return
                     await self._changed.wait()
-            for group, leg, _ in working():
-                group.on_timeout(leg.index)
+            for group, leg, order in working():
+                group.on_timeout(leg.index, self._fate(group, leg.index, order))
         finally:
             for _, _, order in sent:
                 del self._working[order.cloid]
+
+    def _fate(self, group: LegGroup, index: int, order: PlaceOrder) -> str | None:
+        """What the dispatcher knows of a leg's order that did not end in time, for the
+        group's reason: the venue's end and total, and how much of it was heard as fills
+        (an order the venue ended whose fills never reached ``on_fill``), else its state."""
+        tracked = self.dispatcher.registry.get(order.cloid)
+        if tracked is None:
+            return None
+        if not tracked.state.is_terminal:
+            return f"its order is {tracked.state.value}"
+        answered = tracked.answered_filled_sz
+        total = tracked.filled_sz if answered is None else answered
+        return (
+            f"the venue ended its order {tracked.state.value} with {total:g} filled, "
+            f"{group.filled[index]:g} of it heard as fills"
+        )
 
     def _settle(self, group: LegGroup, index: int, order: PlaceOrder) -> None:
         """What the dispatcher knows of the leg's order: refused, or ended with a total."""

@@ -1,9 +1,11 @@
 """The multi-leg executor's refusals and timeouts, against a router that records what it is
-handed (the venue's answers and fills are the e2e test's: tests/e2e/test_multi_leg.py)."""
+handed, or one that has the dispatcher hear the venue fill it whole while its fills never
+reach the executor (the venue's answers and fills are the e2e tests':
+tests/e2e/test_multi_leg.py and test_multi_leg_kucoin.py)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from decimal import Decimal
 from typing import cast
 
@@ -15,7 +17,7 @@ from mm.execution.commands import GroupState, Leg, MultiLeg
 from mm.execution.dispatch import Dispatcher
 from mm.execution.legs import LegExecutor
 from mm.execution.orders import OrderRouter
-from mm.model import Instrument, PlaceOrder, Side, Tif
+from mm.model import Fill, Filled, Instrument, OrderId, PlaceOrder, Side, Tif, TradeId
 
 
 def instrument(coin: str) -> Instrument:
@@ -107,3 +109,75 @@ async def test_a_failed_request_stops_the_group(autojump_clock: trio.testing.Moc
     )
     assert group.reason == "leg 0 (buy BTC) refused: the request failed: connection reset"
     assert len(router.requests) == 1
+
+
+@attrs.define
+class FillingRouter:
+    """The venue fills each order whole, and the dispatcher hears so from the answer; each
+    fill then goes to ``heard`` (None: it never reaches the executor, as when the positions
+    dropped one as part of the startup's account read)."""
+
+    dispatcher: Dispatcher
+    heard: Callable[[Fill], None] | None = None
+    ids: int = 0
+
+    def new_client_id(self) -> str:
+        self.ids += 1
+        return f"0x{self.ids:032x}"
+
+    async def place(self, orders: Sequence[PlaceOrder]) -> None:
+        for order in orders:
+            self.dispatcher.submit(order, 0)
+            answer = Filled(OrderId(f"fake:{order.cloid}"), order.cloid, order.sz, order.px)
+            self.dispatcher.on_place_ack(order.cloid, answer, 0)
+        await trio.lowlevel.checkpoint()
+        heard = self.heard
+        if heard is not None:
+            for order in orders:
+                heard(fill_of(order))
+
+
+def fill_of(order: PlaceOrder) -> Fill:
+    """The whole of ``order`` filled at its price."""
+    oid, tid = OrderId(f"fake:{order.cloid}"), TradeId(f"fake:t{order.cloid}")
+    direction = "Buy" if order.side is Side.BUY else "Sell"
+    return Fill(
+        coin=order.coin,
+        side=order.side,
+        px=order.px,
+        sz=order.sz,
+        time_ms=0,
+        oid=oid,
+        tid=tid,
+        cloid=order.cloid,
+        fee=0.0,
+        fee_token="USD",
+        crossed=True,
+        start_position=0.0,
+        direction=direction,
+        closed_pnl=0.0,
+        hash="",
+    )
+
+
+async def test_a_leg_the_venue_filled_whose_fills_never_came_times_out_saying_so(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    dispatcher = Dispatcher()
+    router = FillingRouter(dispatcher)
+    legs = LegExecutor(lambda: cast(OrderRouter, router), dispatcher, instrument)
+    group = MultiLeg("g", (Leg("BTC", Side.BUY, 0.5, 100.0), Leg("ETH", Side.SELL, 1.0, 10.0)))
+    started = trio.current_time()
+    (stopped,) = await legs.execute(group, allow=allow_all, leg_timeout_s=2.0)
+    assert trio.current_time() - started == 2.0
+    assert stopped.state is GroupState.STOPPED
+    assert stopped.reason == (
+        "leg 0 (buy BTC) timed out: the venue ended its order filled with 0.5 filled, "
+        "0 of it heard as fills"
+    )
+    assert router.ids == 1  # the second leg never left
+    # Heard, the same fills end each leg: the group is done.
+    router.heard = legs.on_fill
+    (done,) = await legs.execute(group, allow=allow_all, leg_timeout_s=2.0)
+    assert done.state is GroupState.DONE, done.reason
+    assert (done.filled, router.ids) == ([0.5, 1.0], 3)
