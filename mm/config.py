@@ -26,6 +26,7 @@ from mm.ops.autonomy import AutonomyConfig
 from mm.ops.notifier import NotifySecrets, read_notify_secrets
 from mm.ops.notify import NotifyConfig
 from mm.ops.session import SessionConfig
+from mm.portfolio import value_problem
 from mm.risk.monitors import RiskConfig
 from mm.secrets import Secret
 from mm.settings import (
@@ -266,6 +267,11 @@ def _triarb_problems(config: Config) -> list[str]:
         problems.append(
             f"strategy.symbols: triarb follows spot pairs (BASE-QUOTE), got {malformed}"
         )
+    else:
+        pairs = {symbol: (symbol.split("-")[0], symbol.split("-")[1]) for symbol in symbols}
+        unvalued = value_problem(pairs)
+        if unvalued is not None:
+            problems.append(f"strategy.symbols: {unvalued}")
     return problems
 
 

@@ -406,12 +406,69 @@ class Balances:
         return dict(sorted(self._amounts.items()))
 
 
+# The currencies the service counts as a dollar: its limits in USD (``max_notional``,
+# ``max_position_usd``, the loss limits) read an amount of one of these as that many dollars.
+DOLLARS = frozenset({"USD", "USDC", "USDT"})
+
+
 @attrs.frozen(slots=True)
 class _CurrencyGraph:
-    """The traded symbols as currencies: each base's (symbol, quote) pairs, and every quote."""
+    """The traded symbols as currencies: each base's (symbol, quote) pairs, every quote,
+    whether every symbol's pair was read (``complete``), and the currency worth 1 (a dollar),
+    when the pairs value every currency in one dollar currency: None while a pair is not read,
+    or when they do not (``problem``)."""
 
     as_base: dict[str, tuple[tuple[str, str], ...]]
     quotes: frozenset[str]
+    complete: bool
+    value_unit: str | None
+
+    @classmethod
+    def of(cls, pairs: Mapping[str, tuple[str, str]], *, complete: bool) -> _CurrencyGraph:
+        """The graph of ``pairs`` (symbol -> (base, quote))."""
+        as_base: dict[str, list[tuple[str, str]]] = {}
+        for symbol, (base, quote) in pairs.items():
+            as_base.setdefault(base, []).append((symbol, quote))
+        quotes = frozenset(quote for _, quote in pairs.values())
+        only = quotes - as_base.keys()
+        unit = next(iter(only)) if complete and len(only) == 1 else None
+        return cls(
+            {base: tuple(symbols) for base, symbols in as_base.items()},
+            quotes,
+            complete,
+            unit if unit in DOLLARS else None,
+        )
+
+    def problem(self) -> str | None:
+        """Why the pairs cannot be valued in dollars (see ``value_problem``), if complete."""
+        if not self.complete or self.value_unit is not None or not self.quotes:
+            return None
+        only = sorted(self.quotes - self.as_base.keys())
+        named = ", ".join(only)
+        if not only:
+            return (
+                "every currency the pairs trade is a base of one of them: none is a dollar "
+                f"to value the others in ({', '.join(sorted(DOLLARS))})"
+            )
+        if len(only) > 1:
+            return (
+                f"the pairs traded have {len(only)} currencies that are only ever a quote "
+                f"({named}), so none is valued in another: trade pairs that join them"
+            )
+        return (
+            f"the pairs traded value every currency in {named}, which is not a dollar "
+            f"({', '.join(sorted(DOLLARS))}): trade a pair of {named} against one, so that "
+            f"the limits in USD can be applied"
+        )
+
+
+def value_problem(pairs: Mapping[str, tuple[str, str]]) -> str | None:
+    """Why the symbols ``pairs`` names (symbol -> (base, quote)) cannot be valued in dollars,
+    if they cannot. The currencies that are only ever a quote are what every other is valued
+    in, so there must be one and it must be a dollar (``DOLLARS``): with two (ETH-USDT and
+    ETH-BTC without BTC-USDT) neither is known in the other; with BTC alone (ETH-BTC, SOL-BTC,
+    SOL-ETH) no amount is known in dollars."""
+    return _CurrencyGraph.of(pairs, complete=True).problem()
 
 
 class Portfolio:
@@ -484,14 +541,15 @@ class Portfolio:
         return None if pair is None else pair[1]
 
     def is_value_unit(self, currency: str) -> bool:
-        """Whether ``currency`` is the value currency itself, 1 whatever the marks say: only
-        ever a quote of the symbols traded, every one's pair read (so it stays so)."""
-        graph = self._graph()
-        return (
-            self._currency_graph is not None
-            and currency in graph.quotes
-            and currency not in graph.as_base
-        )
+        """Whether ``currency`` is the value currency itself, 1 whatever the marks say: the one
+        dollar currency that is only ever a quote of the symbols traded, every one's pair read
+        (so it stays so)."""
+        return currency == self._graph().value_unit
+
+    def value_problem(self) -> str | None:
+        """``value_problem`` of the symbols traded, their pairs as the instruments say; None
+        too while a pair cannot be read (the venue client is down)."""
+        return self._graph().problem()
 
     def quote_mark(self, coin: str, marks: Mapping[str, float]) -> float:
         """The value of one unit of ``coin``'s quote currency in the account's value currency:
@@ -505,13 +563,15 @@ class Portfolio:
         self, currency: str, marks: Mapping[str, float], _depth: int = 0
     ) -> float | None:
         """One unit of ``currency`` in the account's value currency, from the traded symbols'
-        ``marks``: 1 for a currency that is only ever a quote (USDT; USDC on a perpetual venue),
-        else the mark of a symbol with it as base times the value of that symbol's quote
-        (ETH from ETH-USDT, or through ETH-BTC and BTC-USDT); None when no mark says."""
+        ``marks``: 1 for the value unit (``value_problem``: the one dollar currency that is only
+        ever a quote: USDT; USDC on a perpetual venue), else the mark of a symbol with it as
+        base times the value of that symbol's quote (ETH from ETH-USDT, or through ETH-BTC and
+        BTC-USDT); None when no mark says, and for every currency while the symbols traded
+        have no value unit (a pair not read yet, or ``value_problem``'s): never a guess."""
         graph = self._graph()
         as_base = graph.as_base.get(currency, ())
         if not as_base:
-            return 1.0 if currency in graph.quotes else None
+            return 1.0 if currency == graph.value_unit else None
         if _depth >= 2:
             return None
         for symbol, quote in as_base:
@@ -529,14 +589,8 @@ class Portfolio:
         graph = self._currency_graph
         if graph is None:
             pairs = {symbol: pair for symbol in self.symbols if (pair := self._pair(symbol))}
-            as_base: dict[str, list[tuple[str, str]]] = {}
-            for symbol, (base, quote) in pairs.items():
-                as_base.setdefault(base, []).append((symbol, quote))
-            graph = _CurrencyGraph(
-                {base: tuple(symbols) for base, symbols in as_base.items()},
-                frozenset(quote for _, quote in pairs.values()),
-            )
-            if len(pairs) == len(self.symbols):
+            graph = _CurrencyGraph.of(pairs, complete=len(pairs) == len(self.symbols))
+            if graph.complete:
                 self._currency_graph = graph
         return graph
 

@@ -452,6 +452,11 @@ class Trading:
         self.desk.clear()
         self._direct_failure, self._direct_failed = None, trio.Event()
         self._global_state, self._decided_at, self._wake = None, None, trio.Event()
+        # Limits in USD need every amount valued in a dollar: the pairs as the venue lists them
+        # (a venue's symbols name no quote, Hyperliquid's; triarb's are checked at load too).
+        unvalued = self.portfolio.value_problem()
+        if unvalued is not None:
+            raise RuntimeError(f"strategy.symbols: {unvalued}")
         self.strategy.open(trio.current_time())
         try:
             async with trio.open_nursery() as nursery:
