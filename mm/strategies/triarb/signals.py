@@ -239,16 +239,17 @@ class Evaluator:
         elif result.profit_bps < self._min_profit_bps:
             self.below_min_profit += 1
         else:
-            self._signal(result, now_ms)
+            self._signal(result, views, now_ms)
 
-    def _signal(self, evaluation: Evaluation, now_ms: int) -> None:
-        triangle = evaluation.triangle
-        first, second, third = triangle.symbols
-        books = (self._books[first], self._books[second], self._books[third])
+    def _signal(
+        self, evaluation: Evaluation, books: tuple[BookView, BookView, BookView], now_ms: int
+    ) -> None:
+        """The signal of ``evaluation``, made on ``books`` (its legs' books, as walked)."""
+        first, second, third = evaluation.triangle.symbols
         self._last_corr += 1
         signal = Signal(
             self._last_corr,
-            triangle,
+            evaluation.triangle,
             books,
             (books[0].time_ms, books[1].time_ms, books[2].time_ms),
             (self._arrived[first], self._arrived[second], self._arrived[third]),

@@ -184,12 +184,13 @@ class _Reader:
     that walk the same book read each level once, and a walk that stops at the second level
     never reads the other eighteen."""
 
-    __slots__ = ("_levels", "_next", "read")
+    __slots__ = ("_all", "_levels", "_next", "read")
 
     def __init__(self, levels: tuple[PriceLevel, ...]) -> None:
         self._levels = levels
         self._next = 0  # the first of ``_levels`` not read yet
         self.read: list[tuple[Decimal, Decimal]] = []
+        self._all: tuple[tuple[Decimal, Decimal], ...] | None = None  # ``all``'s, once asked
 
     def __iter__(self) -> Iterator[tuple[Decimal, Decimal]]:
         read = self.read
@@ -212,10 +213,13 @@ class _Reader:
         return None
 
     def all(self) -> tuple[tuple[Decimal, Decimal], ...]:
-        """Every level, read."""
-        while self._more() is not None:
-            pass
-        return tuple(self.read)
+        """Every level, read (and kept: the same tuple at every call)."""
+        levels = self._all
+        if levels is None:
+            while self._more() is not None:
+                pass
+            levels = self._all = tuple(self.read)
+        return levels
 
 
 @attrs.frozen(slots=True)
@@ -227,7 +231,7 @@ class BookView:
     The levels as ``Decimal`` are read as a walk reaches them (``_Reader``) and kept with the
     view: a busy pair's book is walked by every triangle it is in (hundreds on one update), and
     reading its levels was most of an evaluation's time; ``decimal_bids`` and ``decimal_asks``
-    read them all."""
+    read them all (the readers keep those too)."""
 
     bids: tuple[PriceLevel, ...]
     asks: tuple[PriceLevel, ...]
@@ -235,12 +239,6 @@ class BookView:
     continuous: bool = True
     _bid_reader: _Reader | None = attrs.field(init=False, default=None, eq=False, repr=False)
     _ask_reader: _Reader | None = attrs.field(init=False, default=None, eq=False, repr=False)
-    _decimal_bids: tuple[tuple[Decimal, Decimal], ...] | None = attrs.field(
-        init=False, default=None, eq=False, repr=False
-    )
-    _decimal_asks: tuple[tuple[Decimal, Decimal], ...] | None = attrs.field(
-        init=False, default=None, eq=False, repr=False
-    )
 
     @classmethod
     def of(cls, book: Book, *, continuous: bool = True) -> BookView:
@@ -267,28 +265,28 @@ class BookView:
     @property
     def decimal_bids(self) -> tuple[tuple[Decimal, Decimal], ...]:
         """Every bid's price and size as ``_levels`` reads them (see the class)."""
-        levels = self._decimal_bids
-        if levels is None:
-            levels = self.bid_levels.all()
-            object.__setattr__(self, "_decimal_bids", levels)
-        return levels
+        return self.bid_levels.all()
 
     @property
     def top(self) -> tuple[float, float]:
         """The highest bid and the lowest ask among the levels ``_levels`` reads (0.0 for no
-        bid, ``math.inf`` for no ask): what the bound reads (see the module)."""
-        bid = max([px for px, sz, _ in self.bids if sz > 0 and px > 0], default=0.0)
-        ask = min([px for px, sz, _ in self.asks if sz > 0 and px > 0], default=math.inf)
+        bid, ``math.inf`` for no ask): what the bound reads (see the module). Every level is
+        looked at (not only the first: the levels need not be sorted), in one loop a side: it
+        runs on every book."""
+        bid = 0.0
+        for px, sz, _ in self.bids:
+            if px > bid and sz > 0:  # a price above 0.0 only
+                bid = px
+        ask = math.inf
+        for px, sz, _ in self.asks:
+            if px < ask and px > 0 and sz > 0:
+                ask = px
         return bid, ask
 
     @property
     def decimal_asks(self) -> tuple[tuple[Decimal, Decimal], ...]:
         """Every ask's price and size as ``_levels`` reads them (see the class)."""
-        levels = self._decimal_asks
-        if levels is None:
-            levels = self.ask_levels.all()
-            object.__setattr__(self, "_decimal_asks", levels)
-        return levels
+        return self.ask_levels.all()
 
 
 @attrs.frozen(slots=True)

@@ -509,3 +509,31 @@ def test_the_bound_is_never_below_what_the_exact_evaluation_yields(
     bound = upper_bound_bps(triangle, [at[s] for s in triangle.symbols], terms)
     if isinstance(result, Evaluation):
         assert result.profit_bps <= bound
+
+
+def top_as_it_was(view: BookView) -> tuple[float, float]:
+    """``BookView.top`` as it was written before its one loop a side: the oracle."""
+    bid = max([px for px, sz, _ in view.bids if sz > 0 and px > 0], default=0.0)
+    ask = min([px for px, sz, _ in view.asks if sz > 0 and px > 0], default=math.inf)
+    return bid, ask
+
+
+# Any price or size a level may carry, the odd ones included: zero, negative, infinite, NaN,
+# and ints beside the floats they equal.
+ODD_NUMBERS = st.one_of(
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.sampled_from([0.0, -0.0, 1.0, 2.5, math.inf, -math.inf, math.nan]),
+    st.integers(-3, 3),
+)
+ODD_LEVELS = st.lists(st.tuples(ODD_NUMBERS, ODD_NUMBERS, st.integers(0, 3)), max_size=6)
+
+
+@settings(max_examples=500)
+@given(ODD_LEVELS, ODD_LEVELS)
+def test_the_top_is_the_oracles_on_any_levels_unsorted_or_odd(
+    bids: list[PriceLevel], asks: list[PriceLevel]
+) -> None:
+    view = BookView(tuple(bids), tuple(asks), 1_000)
+    got, expected = view.top, top_as_it_was(view)
+    assert [repr(x) for x in got] == [repr(x) for x in expected]
+    assert [type(x) for x in got] == [type(x) for x in expected]
