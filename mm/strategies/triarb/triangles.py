@@ -390,8 +390,15 @@ def walk(
     terms: Terms,
 ) -> Evaluation | Refusal:
     """``evaluate`` once the gates have passed: ``triangle`` walked on its legs' ``views``."""
-    with decimal.localcontext(_CONTEXT):
+    # ``_CONTEXT`` itself is the walk's context, set and put back (``localcontext`` would copy
+    # it at every walk); no operation changes its precision, rounding or traps, only its flags,
+    # which nothing reads.
+    previous = decimal.getcontext()
+    decimal.setcontext(_CONTEXT)
+    try:
         return _walk(triangle, views, instruments, terms)
+    finally:
+        decimal.setcontext(previous)
 
 
 def gate(
@@ -443,7 +450,7 @@ def _walk(
         float((final - volume) / volume * _BPS),
         (first, second, third),
         capacity < start,
-        min(view.time_ms for view in views),
+        min(views[0].time_ms, views[1].time_ms, views[2].time_ms),
     )
 
 
@@ -537,7 +544,7 @@ def _cost_of_size(levels: _Walked, size: Decimal) -> tuple[Decimal, Decimal] | N
     reached), or None when the levels hold less."""
     notional = _ZERO
     for px, sz in levels:
-        taken = min(sz, size)
+        taken = size if size < sz else sz  # min(sz, size), without the call
         notional += px * taken
         size -= taken
         if size <= 0:

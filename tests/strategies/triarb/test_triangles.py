@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import decimal
 import math
 from decimal import Decimal
 
@@ -25,6 +26,7 @@ from mm.strategies.triarb.triangles import (
     evaluate,
     index,
     upper_bound_bps,
+    walk,
 )
 from tests.strategies.triarb.spot import instrument
 
@@ -537,3 +539,14 @@ def test_the_top_is_the_oracles_on_any_levels_unsorted_or_odd(
     got, expected = view.top, top_as_it_was(view)
     assert [repr(x) for x in got] == [repr(x) for x in expected]
     assert [type(x) for x in got] == [type(x) for x in expected]
+
+
+def test_a_walk_leaves_the_callers_decimal_context_as_it_found_it() -> None:
+    with decimal.localcontext(decimal.Context(prec=7, rounding=decimal.ROUND_UP)) as mine:
+        result = evaluated(books())
+        assert isinstance(result, Evaluation)
+        assert decimal.getcontext() is mine
+        with pytest.raises(ValueError, match="three books"):
+            walk(TRIANGLE, [books()["BTC-USDT"]], INSTRUMENTS, TERMS)
+        assert decimal.getcontext() is mine
+        assert Decimal(1) / Decimal(3) == Decimal("0.3333334")  # its precision and rounding
