@@ -182,7 +182,9 @@ class _Reader:
     """One side of a book's levels read as ``Decimal`` (``_decimal``'s shortest decimal forms,
     empty levels left out) as far as a walk goes: the levels read are kept, so the triangles
     that walk the same book read each level once, and a walk that stops at the second level
-    never reads the other eighteen."""
+    never reads the other eighteen. A walk asks for the ``n``-th level (``level``) from 0 up
+    until it has had enough or there is none: an index and a call, not a generator made and
+    closed at every walk of a side (three to five a triangle)."""
 
     __slots__ = ("_all", "_levels", "_next", "read")
 
@@ -192,12 +194,13 @@ class _Reader:
         self.read: list[tuple[Decimal, Decimal]] = []
         self._all: tuple[tuple[Decimal, Decimal], ...] | None = None  # ``all``'s, once asked
 
-    def __iter__(self) -> Iterator[tuple[Decimal, Decimal]]:
+    def level(self, n: int) -> tuple[Decimal, Decimal] | None:
+        """The ``n``-th level (from 0), read if it is the first not read yet (None: no more);
+        a walk asks for them in order, so ``n`` is at most one past those read."""
         read = self.read
-        n = 0
-        while n < len(read) or self._more() is not None:
-            yield read[n]
-            n += 1
+        if n < len(read):
+            return read[n]
+        return self._more()
 
     def _more(self) -> tuple[Decimal, Decimal] | None:
         """The next level read and kept (None: no more)."""
@@ -477,7 +480,7 @@ def _leg_result(
     fee_rate = terms.fees.get(leg.symbol, _ZERO)
     funds = _floor_input(leg, instrument, terms, amount)
     if leg.side is Side.BUY:
-        levels: _Walked = view.ask_levels
+        levels = view.ask_levels
         size = _floor(_base_for_funds(levels, funds / (_ONE + fee_rate)), instrument.size_increment)
     else:
         levels = view.bid_levels
@@ -510,7 +513,6 @@ def _minimums(
 
 
 _Levels = tuple[tuple[Decimal, Decimal], ...]
-_Walked = Iterable[tuple[Decimal, Decimal]]  # levels as read: a tuple, or a ``_Reader``
 
 
 @functools.lru_cache(maxsize=1 << 16, typed=True)
@@ -527,10 +529,13 @@ def _levels(levels: tuple[PriceLevel, ...]) -> _Levels:
     return tuple((read(px), read(sz)) for px, sz, _ in levels if sz > 0 and px > 0)
 
 
-def _base_for_funds(asks: _Walked, funds: Decimal) -> Decimal:
+def _base_for_funds(asks: _Reader, funds: Decimal) -> Decimal:
     """The base that ``funds`` buys walking ``asks`` (all of the asks when they cost less)."""
     base = _ZERO
-    for px, sz in asks:
+    n = 0
+    while (level := asks.level(n)) is not None:
+        px, sz = level
+        n += 1
         cost = px * sz
         if cost >= funds:
             return base + funds / px
@@ -539,11 +544,14 @@ def _base_for_funds(asks: _Walked, funds: Decimal) -> Decimal:
     return base
 
 
-def _cost_of_size(levels: _Walked, size: Decimal) -> tuple[Decimal, Decimal] | None:
+def _cost_of_size(levels: _Reader, size: Decimal) -> tuple[Decimal, Decimal] | None:
     """What ``size`` of the base comes to walking ``levels`` (its notional, and the worst price
     reached), or None when the levels hold less."""
     notional = _ZERO
-    for px, sz in levels:
+    n = 0
+    while (level := levels.level(n)) is not None:
+        px, sz = level
+        n += 1
         taken = size if size < sz else sz  # min(sz, size), without the call
         notional += px * taken
         size -= taken
@@ -693,7 +701,10 @@ def _carries(triangle: Triangle, views: Sequence[BookView], terms: Terms) -> boo
             if leg.side is Side.BUY:  # buys num / (den * (1 + fee)) of funds' worth of base
                 den = multiply(den, add(_ONE, fee_rate))
                 base = _ZERO
-                for px, sz in view.ask_levels:
+                asks, n = view.ask_levels, 0
+                while (level := asks.level(n)) is not None:
+                    px, sz = level
+                    n += 1
                     cost = multiply(multiply(px, sz), den)
                     if cost >= num:  # base + num / (den * px)
                         num = add(multiply(multiply(base, den), px), num)
@@ -705,7 +716,10 @@ def _carries(triangle: Triangle, views: Sequence[BookView], terms: Terms) -> boo
                     return False
             else:  # sells num / den of base, receives the proceeds less the fee
                 proceeds = _ZERO
-                for px, sz in view.bid_levels:
+                bids, n = view.bid_levels, 0
+                while (level := bids.level(n)) is not None:
+                    px, sz = level
+                    n += 1
                     held = multiply(sz, den)
                     if held >= num:  # proceeds + px * num / den
                         num = add(multiply(proceeds, den), multiply(px, num))
