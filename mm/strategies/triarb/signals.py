@@ -177,6 +177,14 @@ class Evaluator:
         """The book of ``symbol`` evaluated last (None: none yet, or in no triangle)."""
         return self._books.get(symbol)
 
+    def is_latest(self, signal: Signal) -> bool:
+        """Whether each book ``signal`` was made on is still its pair's latest (no newer one came
+        since it was evaluated)."""
+        books = self._books
+        first, second, third = signal.triangle.symbols
+        one, two, three = signal.books
+        return books.get(first) is one and books.get(second) is two and books.get(third) is three
+
     def on_book(self, symbol: str, view: BookView, now_ms: int) -> None:
         """``symbol``'s book is now ``view`` (arrived at ``now_ms``): evaluate the triangles it
         is in and signal the executable ones at or above the minimum profit.

@@ -185,10 +185,7 @@ class TriangularArbitrage:
             symbols = signal.triangle.symbols
             if stale and any(symbol in stale for symbol in symbols):
                 self.withheld["stale book"] += 1
-            elif any(
-                evaluator.latest(symbol) is not book
-                for symbol, book in zip(symbols, signal.books, strict=True)
-            ):
+            elif not evaluator.is_latest(signal):
                 # A newer book of one of its pairs came in the same batch: the triangle was
                 # evaluated again on it (and signalled again if it still pays).
                 self.withheld["superseded"] += 1

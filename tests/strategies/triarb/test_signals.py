@@ -390,3 +390,15 @@ async def test_the_prefilter_never_holds_back_a_signal_the_exact_evaluation_woul
     )
     assert walked.prefiltered == 0
     assert fast.prefiltered <= fast.below_min_profit
+
+
+@pytest.mark.parametrize("newer", ["BTC-USDT", "ETH-BTC", "ETH-USDT"])
+def test_a_signal_is_latest_until_a_newer_book_of_any_of_its_pairs(newer: str) -> None:
+    send, receive = trio.open_memory_channel[Signal](10)
+    ev = evaluator(send)
+    feed(ev)
+    signal = receive.receive_nowait()
+    assert ev.is_latest(signal)
+    again = {"BTC-USDT": BTC_USDT, "ETH-BTC": ETH_BTC, "ETH-USDT": ETH_USDT_FAIR}[newer]
+    ev.on_book(newer, BookView(again.bids, again.asks, again.time_ms), 1_130)  # equal, not it
+    assert not ev.is_latest(signal)
