@@ -184,7 +184,8 @@ class _Reader:
     that walk the same book read each level once, and a walk that stops at the second level
     never reads the other eighteen. A walk asks for the ``n``-th level (``level``) from 0 up
     until it has had enough or there is none: an index and a call, not a generator made and
-    closed at every walk of a side (three to five a triangle)."""
+    closed at every walk of a side (six to nine a triangle: three to check the depth carries the
+    volume, one per sell leg and two per buy leg)."""
 
     __slots__ = ("_all", "_levels", "_next", "read")
 
