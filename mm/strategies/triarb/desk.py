@@ -33,10 +33,9 @@ from __future__ import annotations
 
 import math
 from collections import Counter, deque
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from decimal import Decimal
 from functools import partial
-from types import MappingProxyType
 from typing import Any
 
 import trio
@@ -70,11 +69,12 @@ __all__ = ["RECENT_KEPT", "TriangleDesk"]
 
 RECENT_KEPT = 20  # the latest triangles, for mm status
 REPORTS_QUEUE = 16  # a slot's reports waiting for the task that records them
-_NO_BALANCES: Mapping[str, Decimal] = MappingProxyType({})  # no inventory limit reads them
 SLIPPAGE_BUCKETS = (-100.0, -50.0, -20.0, -10.0, -5.0, -2.0, -1.0, 0.0, 1.0, 2.0, 5.0, 10.0)
 
 
 class TriarbMetrics:
+    """The desk's metrics (``busy`` is read when scraped: the desk gives it its function)."""
+
     def __init__(self, registry: CollectorRegistry) -> None:
         self.signals = MetricCounter(
             "mm_triarb_signals",
@@ -157,6 +157,8 @@ class TriangleDesk:
         # The venue's pushed balances: the slots' balance override (await_balance, live only).
         self.balances = BalanceBoard()
         self.metrics = TriarbMetrics(context.registry)
+        # Read from the claims at each scrape, not set by the slots on their way to a leg.
+        self.metrics.busy.set_function(self.claims.busy_count)
         # The signal counter's two children, looked up once: ``offer`` runs in the feed's task
         # for every signal, ahead of the slot that takes it (a ``labels`` call is ~10 us).
         self._queued_signals = self.metrics.signals.labels(fate="queued")
@@ -168,6 +170,9 @@ class TriangleDesk:
         self.refused: Counter[str] = Counter()
         self.profit: dict[str, Decimal] = {}
         self._slots: dict[int, ExecutorSlot] = {}  # the latest run of each slot
+        # What the limits read before each triangle, looked up once.
+        self._held = context.portfolio.balances.get
+        self._permission = context.permissions.permission
 
     # --- the strategy task's side ----------------------------------------------------------------
 
@@ -258,25 +263,12 @@ class TriangleDesk:
                     except (trio.WouldBlock, trio.EndOfChannel):
                         break
                     self._on_report(report)
-            self.metrics.busy.set(self.claims.busy_count())
 
     def _admit(self, signal: Signal) -> str | None:
-        """The limits' answer for a claimed triangle (None: it starts)."""
-        self.metrics.busy.set(self.claims.busy_count())
-        limiter = self.limiter
-        # The balances as decimals only when an inventory limit reads them, and then only the
-        # triangle's currencies (the limits read its legs' targets; a currency held at 0 or not
-        # at all reads as the limiter's 0).
-        balances: Mapping[str, Decimal] = _NO_BALANCES
-        if limiter.limits_inventory:
-            held = self.context.portfolio.balances
-            balances = {
-                currency: Decimal(repr(amount))
-                for currency in signal.triangle.currencies
-                if (amount := held.get(currency)) != 0.0
-            }
-        breach = limiter.admit(
-            signal.evaluation, balances, self._wall_ms(), self.context.permissions.permission
+        """The limits' answer for a claimed triangle (None: it starts). The limiter reads the
+        portfolio's balance of a currency only when it has an inventory limit."""
+        breach = self.limiter.admit(
+            signal.evaluation, self._held, self._wall_ms(), self._permission
         )
         if breach is None:
             return None
@@ -296,7 +288,6 @@ class TriangleDesk:
         metrics = self.metrics
         self.outcomes[report.outcome] += 1
         metrics.triangles.labels(outcome=report.outcome.value).inc()
-        metrics.busy.set(self.claims.busy_count())
         runs = report.runs
         if runs:
             metrics.first_leg.observe((runs[0][1].times.fired_ns - report.signal_ns) / 1e9)

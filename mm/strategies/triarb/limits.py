@@ -14,7 +14,7 @@ its key: ``triarb.limits.max_triangles_per_minute: must be >= 1, got 0``):
 The defaults are safe to start from with the ``[triarb]`` defaults (primary USDT): no
 inventory limit beyond the start volume, 50 USDT of daily loss, 30 triangles a minute.
 
-``Limiter`` is the checker over that configuration. ``admit(evaluation, balances, now_ms)``
+``Limiter`` is the checker over that configuration. ``admit(evaluation, held, now_ms)``
 grants a triangle (``None``) and counts it as started in the rate window, or returns the
 ``Breach`` that refuses it and changes nothing; ``check`` is the same answer without counting.
 Checked in this order, the first that holds is the answer:
@@ -34,14 +34,16 @@ Checked in this order, the first that holds is the answer:
    balances hold of it, plus what the leg receives (the evaluation's ``received``), less what
    an earlier leg spends of it (only the primary is spent before it is received: the last leg's
    target is the balance of the primary less the first leg's ``spent`` plus the last leg's
-   ``received``). Balances are the caller's (held now, in-flight triangles' holdings included);
-   a currency missing from them is held at zero.
+   ``received``). ``held`` reads a currency's balance (the portfolio's: held now, in-flight
+   triangles' holdings included; 0.0 for one not held), read as its shortest decimal form and
+   only for a currency with a limit, once the checks before it have passed.
 
 Call ``admit`` once a slot's claim on the triangle is granted and right before its first leg:
 an admitted triangle counts toward the rate whether it fills or not.
 
 Fails: ``ConfigError`` (through ``structure_section``) for a setting its check refuses.
-``Limiter`` never raises on an evaluation or balances: a limit reached is a ``Breach``.
+``Limiter`` never raises on an evaluation or a finite balance: a limit reached is a
+``Breach``.
 """
 
 from __future__ import annotations
@@ -148,12 +150,6 @@ class Limiter:
         self._profit: dict[str, Decimal] = {}
         self._started: deque[int] = deque()
 
-    @property
-    def limits_inventory(self) -> bool:
-        """Whether any currency has an inventory limit: without one, ``admit`` and ``check``
-        never read the balances (the caller may pass none and skip making them)."""
-        return bool(self._inventory)
-
     def __repr__(self) -> str:
         return (
             f"Limiter(day={self._day}, profit={self._profit}, "
@@ -186,13 +182,13 @@ class Limiter:
     def admit(
         self,
         evaluation: Evaluation,
-        balances: Mapping[str, Decimal],
+        held: Callable[[str], float],
         now_ms: int,
         permission: Callable[[str], Permission] | None = None,
     ) -> Breach | None:
         """Grant the triangle and count it as started (``None``), or the ``Breach`` that refuses
         it (counting nothing)."""
-        breach = self.check(evaluation, balances, now_ms, permission)
+        breach = self.check(evaluation, held, now_ms, permission)
         if breach is None:
             self._started.append(now_ms)
         return breach
@@ -200,7 +196,7 @@ class Limiter:
     def check(
         self,
         evaluation: Evaluation,
-        balances: Mapping[str, Decimal],
+        held: Callable[[str], float],
         now_ms: int,
         permission: Callable[[str], Permission] | None = None,
     ) -> Breach | None:
@@ -221,10 +217,10 @@ class Limiter:
         started = self.started_in_window(now_ms)
         if started >= self._max_rate:
             return Breach(Reason.RATE, primary, f"{started} in 60 s >= {self._max_rate}")
-        return self._inventory_breach(evaluation, balances)
+        return self._inventory_breach(evaluation, held)
 
     def _inventory_breach(
-        self, evaluation: Evaluation, balances: Mapping[str, Decimal]
+        self, evaluation: Evaluation, held: Callable[[str], float]
     ) -> Breach | None:
         if not self._inventory:
             return None
@@ -234,11 +230,12 @@ class Limiter:
             limit = self._inventory.get(currency)
             if limit is None:
                 continue
-            held = balances.get(currency, Decimal(0)) + result.received
+            amount = held(currency)
+            holding = (_ZERO if amount == 0.0 else Decimal(repr(amount))) + result.received
             if number == 3:  # the primary: the first leg spent some of it before
-                held -= first.spent
-            if held > limit:
-                return Breach(Reason.INVENTORY, currency, f"would hold {held} > {limit}")
+                holding -= first.spent
+            if holding > limit:
+                return Breach(Reason.INVENTORY, currency, f"would hold {holding} > {limit}")
         return None
 
     def _roll(self, day: int) -> None:

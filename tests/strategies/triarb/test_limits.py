@@ -4,7 +4,7 @@ on the injected clock), triangles per rolling minute and the permission board.""
 from __future__ import annotations
 
 import datetime
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from decimal import Decimal
 from typing import Any
 
@@ -68,6 +68,14 @@ def hand(
 
 def limiter(**settings: Any) -> Limiter:
     return Limiter(TriangleLimits(**settings))
+
+
+def holding(**amounts: float) -> Callable[[str], float]:
+    """The portfolio's balances as the desk hands them to the limiter: 0.0 when not held."""
+    return lambda currency: amounts.get(currency, 0.0)
+
+
+NOTHING = holding()
 
 
 def reason(answer: Breach | None) -> Reason:
@@ -137,7 +145,7 @@ def test_a_primary_without_a_loss_limit_is_named() -> None:
 
 def test_a_triangle_within_every_limit_is_admitted() -> None:
     limits = limiter(inventory={"BTC": 0.002, "ETH": 0.05, "USDT": 1000.0})
-    balances = {"BTC": D("0.001"), "ETH": D("0.02"), "USDT": D("999")}
+    balances = holding(BTC=0.001, ETH=0.02, USDT=999.0)
     # BTC 0.001 + 0.001 = 0.002; ETH 0.02 + 0.03 = 0.05; USDT 999 - 100 + 101 = 1000.
     assert limits.admit(hand(), balances, NOON_MS) is None
 
@@ -145,42 +153,52 @@ def test_a_triangle_within_every_limit_is_admitted() -> None:
 @pytest.mark.parametrize(
     ("currency", "held", "limit", "would"),
     [
-        ("BTC", "0.0011", 0.002, "0.0021"),  # the first leg's target
-        ("ETH", "0.0201", 0.05, "0.0501"),  # the second leg's
-        ("USDT", "999.5", 1000.0, "1000.5"),  # the primary: 999.5 - 100 + 101
+        ("BTC", 0.0011, 0.002, "0.0021"),  # the first leg's target
+        ("ETH", 0.0201, 0.05, "0.0501"),  # the second leg's
+        ("USDT", 999.5, 1000.0, "1000.5"),  # the primary: 999.5 - 100 + 101
     ],
 )
 def test_a_leg_that_would_hold_past_its_currencys_limit_refuses_the_triangle(
-    currency: str, held: str, limit: float, would: str
+    currency: str, held: float, limit: float, would: str
 ) -> None:
     limits = limiter(inventory={currency: limit})
-    breach = limits.admit(hand(), {currency: D(held)}, NOON_MS)
+    breach = limits.admit(hand(), holding(**{currency: held}), NOON_MS)
     assert breach == Breach(Reason.INVENTORY, currency, f"would hold {would} > {D(repr(limit))}")
     assert limits.started_in_window(NOON_MS) == 0  # a refusal counts nothing
 
 
 def test_a_currency_missing_from_the_balances_is_held_at_zero() -> None:
-    assert limiter(inventory={"BTC": 0.001}).admit(hand(), {}, NOON_MS) is None
-    assert reason(limiter(inventory={"BTC": 0.0009}).admit(hand(), {}, NOON_MS)) is (
+    assert limiter(inventory={"BTC": 0.001}).admit(hand(), NOTHING, NOON_MS) is None
+    assert reason(limiter(inventory={"BTC": 0.0009}).admit(hand(), NOTHING, NOON_MS)) is (
         Reason.INVENTORY
     )
 
 
 def test_a_currency_without_a_limit_is_not_limited() -> None:
-    balances = {"BTC": D(1_000_000), "ETH": D(1_000_000), "USDT": D(1_000_000)}
+    balances = holding(BTC=1e6, ETH=1e6, USDT=1e6)
     assert limiter(inventory={"SOL": 1.0}).admit(hand(), balances, NOON_MS) is None
 
 
-def test_without_an_inventory_limit_the_balances_are_not_needed() -> None:
-    limits = limiter()
-    assert not limits.limits_inventory  # the desk passes no balances then
-    assert limits.admit(hand(), {}, NOON_MS) is None
-    assert limiter(inventory={"BTC": 0.0009}).limits_inventory
+def test_a_balance_is_read_only_for_a_limited_currency_once_the_other_limits_pass() -> None:
+    read: list[str] = []
+
+    def balances(currency: str) -> float:
+        read.append(currency)
+        return 0.0
+
+    assert limiter().admit(hand(), balances, NOON_MS) is None
+    assert read == []  # no inventory limit: no balance read
+    assert limiter(inventory={"ETH": 1.0, "SOL": 1.0}).admit(hand(), balances, NOON_MS) is None
+    assert read == ["ETH"]
+    limits = limiter(inventory={"ETH": 1.0}, max_triangles_per_minute=1)
+    assert limits.admit(hand(), balances, NOON_MS) is None
+    assert reason(limits.admit(hand(), balances, NOON_MS)) is Reason.RATE
+    assert read == ["ETH", "ETH"]  # the refused triangle read none
 
 
 def test_the_first_leg_in_order_is_named_when_several_would_breach() -> None:
     limits = limiter(inventory={"ETH": 0.01, "BTC": 0.0001})
-    assert limits.admit(hand(), {}, NOON_MS) == Breach(
+    assert limits.admit(hand(), NOTHING, NOON_MS) == Breach(
         Reason.INVENTORY, "BTC", "would hold 0.001 > 0.0001"
     )
 
@@ -206,8 +224,8 @@ def test_an_evaluated_triangle_is_limited_on_its_evaluated_amounts() -> None:
     assert isinstance(evaluated, Evaluation), evaluated
     # 100 USDT buys 0.002 BTC at 50,000, which buys 0.05 ETH at 0.04.
     assert [leg.received for leg in evaluated.legs[:2]] == [D("0.002"), D("0.05")]
-    assert limiter(inventory={"ETH": 0.05}).admit(evaluated, {}, NOON_MS) is None
-    assert limiter(inventory={"ETH": 0.0499}).admit(evaluated, {}, NOON_MS) == Breach(
+    assert limiter(inventory={"ETH": 0.05}).admit(evaluated, NOTHING, NOON_MS) is None
+    assert limiter(inventory={"ETH": 0.0499}).admit(evaluated, NOTHING, NOON_MS) == Breach(
         Reason.INVENTORY, "ETH", "would hold 0.0500 > 0.0499"
     )
 
@@ -218,12 +236,12 @@ def test_an_evaluated_triangle_is_limited_on_its_evaluated_amounts() -> None:
 def test_the_day_s_loss_refuses_once_it_reaches_the_limit() -> None:
     limits = limiter(max_daily_loss={"USDT": 10.0})
     limits.record("USDT", D("-6"), NOON_MS)
-    assert limits.admit(hand(), {}, NOON_MS + 1) is None
+    assert limits.admit(hand(), NOTHING, NOON_MS + 1) is None
     limits.record("USDT", D("-3.99"), NOON_MS + 2)
     assert limits.daily_loss("USDT", NOON_MS + 2) == D("9.99")
-    assert limits.admit(hand(), {}, NOON_MS + 3) is None
+    assert limits.admit(hand(), NOTHING, NOON_MS + 3) is None
     limits.record("USDT", D("-0.01"), NOON_MS + 4)  # exactly the limit: reached
-    assert limits.admit(hand(), {}, NOON_MS + 5) == Breach(
+    assert limits.admit(hand(), NOTHING, NOON_MS + 5) == Breach(
         Reason.DAILY_LOSS, "USDT", "lost 10.00 >= 10.0"
     )
 
@@ -231,10 +249,10 @@ def test_the_day_s_loss_refuses_once_it_reaches_the_limit() -> None:
 def test_a_gain_offsets_the_day_s_losses() -> None:
     limits = limiter(max_daily_loss={"USDT": 10.0})
     limits.record("USDT", D("-12"), NOON_MS)
-    assert reason(limits.admit(hand(), {}, NOON_MS)) is Reason.DAILY_LOSS
+    assert reason(limits.admit(hand(), NOTHING, NOON_MS)) is Reason.DAILY_LOSS
     limits.record("USDT", D("3"), NOON_MS + 1)
     assert limits.daily_loss("USDT", NOON_MS + 1) == D(9)
-    assert limits.admit(hand(), {}, NOON_MS + 1) is None
+    assert limits.admit(hand(), NOTHING, NOON_MS + 1) is None
     limits.record("USDT", D("50"), NOON_MS + 2)
     assert limits.daily_loss("USDT", NOON_MS + 2) == 0  # a day in profit has lost nothing
 
@@ -242,31 +260,31 @@ def test_a_gain_offsets_the_day_s_losses() -> None:
 def test_losses_are_kept_per_primary() -> None:
     limits = limiter(max_daily_loss={"USDT": 10.0, "USDC": 10.0})
     limits.record("USDC", D("-10"), NOON_MS)
-    assert limits.admit(hand(), {}, NOON_MS) is None
-    assert limits.admit(hand(USDC_TRIANGLE), {}, NOON_MS) == Breach(
+    assert limits.admit(hand(), NOTHING, NOON_MS) is None
+    assert limits.admit(hand(USDC_TRIANGLE), NOTHING, NOON_MS) == Breach(
         Reason.DAILY_LOSS, "USDC", "lost 10 >= 10.0"
     )
 
 
 def test_a_primary_without_a_loss_limit_never_starts() -> None:
     limits = limiter(max_daily_loss={"USDC": 10.0})
-    assert limits.admit(hand(), {}, NOON_MS) == Breach(Reason.NO_LOSS_LIMIT, "USDT")
+    assert limits.admit(hand(), NOTHING, NOON_MS) == Breach(Reason.NO_LOSS_LIMIT, "USDT")
 
 
 def test_the_day_ends_at_utc_midnight() -> None:
     limits = limiter(max_daily_loss={"USDT": 10.0})
     limits.record("USDT", D("-10"), NOON_MS)
-    assert reason(limits.admit(hand(), {}, MIDNIGHT_MS - 1)) is Reason.DAILY_LOSS
-    assert limits.admit(hand(), {}, MIDNIGHT_MS) is None  # a new day, a new budget
+    assert reason(limits.admit(hand(), NOTHING, MIDNIGHT_MS - 1)) is Reason.DAILY_LOSS
+    assert limits.admit(hand(), NOTHING, MIDNIGHT_MS) is None  # a new day, a new budget
     assert limits.daily_loss("USDT", MIDNIGHT_MS) == 0
 
 
 def test_an_outcome_of_an_earlier_day_does_not_count_on_the_new_one() -> None:
     limits = limiter(max_daily_loss={"USDT": 10.0})
-    assert limits.admit(hand(), {}, MIDNIGHT_MS) is None
+    assert limits.admit(hand(), NOTHING, MIDNIGHT_MS) is None
     limits.record("USDT", D("-10"), MIDNIGHT_MS - 1)  # ended yesterday, told late
     assert limits.daily_loss("USDT", MIDNIGHT_MS) == 0
-    assert limits.admit(hand(), {}, MIDNIGHT_MS + 1) is None
+    assert limits.admit(hand(), NOTHING, MIDNIGHT_MS + 1) is None
 
 
 def test_an_outcome_of_a_later_day_starts_it() -> None:
@@ -274,7 +292,7 @@ def test_an_outcome_of_a_later_day_starts_it() -> None:
     limits.record("USDT", D("-9"), NOON_MS)
     limits.record("USDT", D("-9"), MIDNIGHT_MS + 5)  # the day before is forgotten
     assert limits.daily_loss("USDT", MIDNIGHT_MS + 5) == D(9)
-    assert limits.admit(hand(), {}, MIDNIGHT_MS + 6) is None
+    assert limits.admit(hand(), NOTHING, MIDNIGHT_MS + 6) is None
 
 
 def test_midnight_is_a_whole_number_of_days_since_the_epoch() -> None:
@@ -288,34 +306,34 @@ def test_midnight_is_a_whole_number_of_days_since_the_epoch() -> None:
 def test_the_rate_refuses_the_triangle_past_the_maximum_in_60_s() -> None:
     limits = limiter(max_triangles_per_minute=3)
     for offset in (0, 10_000, 20_000):
-        assert limits.admit(hand(), {}, NOON_MS + offset) is None
-    assert limits.admit(hand(), {}, NOON_MS + 59_999) == Breach(
+        assert limits.admit(hand(), NOTHING, NOON_MS + offset) is None
+    assert limits.admit(hand(), NOTHING, NOON_MS + 59_999) == Breach(
         Reason.RATE, "USDT", "3 in 60 s >= 3"
     )
     # 60 s after the first start it has left the window: one more may start.
-    assert limits.admit(hand(), {}, NOON_MS + WINDOW_MS) is None
-    assert reason(limits.admit(hand(), {}, NOON_MS + WINDOW_MS)) is Reason.RATE
+    assert limits.admit(hand(), NOTHING, NOON_MS + WINDOW_MS) is None
+    assert reason(limits.admit(hand(), NOTHING, NOON_MS + WINDOW_MS)) is Reason.RATE
     assert limits.started_in_window(NOON_MS + WINDOW_MS) == 3
 
 
 def test_a_check_counts_nothing() -> None:
     limits = limiter(max_triangles_per_minute=1)
-    assert limits.check(hand(), {}, NOON_MS) is None
-    assert limits.check(hand(), {}, NOON_MS) is None
+    assert limits.check(hand(), NOTHING, NOON_MS) is None
+    assert limits.check(hand(), NOTHING, NOON_MS) is None
     assert limits.started_in_window(NOON_MS) == 0
-    assert limits.admit(hand(), {}, NOON_MS) is None
-    assert reason(limits.check(hand(), {}, NOON_MS)) is Reason.RATE
+    assert limits.admit(hand(), NOTHING, NOON_MS) is None
+    assert reason(limits.check(hand(), NOTHING, NOON_MS)) is Reason.RATE
 
 
 def test_triangles_refused_for_another_reason_do_not_use_the_rate() -> None:
     limits = limiter(max_triangles_per_minute=1, inventory={"BTC": 0.0001})
     for offset in range(5):
-        assert reason(limits.admit(hand(), {}, NOON_MS + offset)) is Reason.INVENTORY
-    assert reason(limits.admit(hand(USDC_TRIANGLE), {}, NOON_MS + 5)) is Reason.NO_LOSS_LIMIT
+        assert reason(limits.admit(hand(), NOTHING, NOON_MS + offset)) is Reason.INVENTORY
+    assert reason(limits.admit(hand(USDC_TRIANGLE), NOTHING, NOON_MS + 5)) is Reason.NO_LOSS_LIMIT
     assert limits.started_in_window(NOON_MS + 5) == 0
     smaller = hand(received=("0.0001", "0.003", "101"))  # holds no more BTC than its limit
-    assert limits.admit(smaller, {}, NOON_MS + 6) is None
-    assert reason(limits.admit(smaller, {}, NOON_MS + 7)) is Reason.RATE
+    assert limits.admit(smaller, NOTHING, NOON_MS + 6) is None
+    assert reason(limits.admit(smaller, NOTHING, NOON_MS + 7)) is Reason.RATE
 
 
 # --- the permission board ----------------------------------------------------------------------
@@ -329,7 +347,7 @@ def test_a_symbol_the_board_does_not_leave_open_refuses_the_triangle(level: Leve
         return closed.get(symbol, ALLOWED)
 
     limits = limiter(max_daily_loss={"USDC": 1.0})  # the board is asked first
-    assert limits.admit(hand(), {}, NOON_MS, permission) == Breach(
+    assert limits.admit(hand(), NOTHING, NOON_MS, permission) == Breach(
         Reason.BOARD, "ETH-BTC", f"{level.name}: session closed"
     )
     assert limits.started_in_window(NOON_MS) == 0
@@ -342,7 +360,7 @@ def test_an_open_board_admits() -> None:
         asked.append(symbol)
         return ALLOWED
 
-    assert limiter().admit(hand(), {}, NOON_MS, permission) is None
+    assert limiter().admit(hand(), NOTHING, NOON_MS, permission) is None
     assert asked == list(TRIANGLE.symbols)
 
 
@@ -361,7 +379,7 @@ def test_admitted_triangles_never_exceed_the_rate_in_any_60_s(
     for step in steps:
         now += step
         earlier = sum(1 for t in admitted if t > now - WINDOW_MS)
-        answer = limits.admit(hand(), {}, now)
+        answer = limits.admit(hand(), NOTHING, now)
         assert (answer is None) == (earlier < maximum)  # refused only when the window is full
         if answer is None:
             admitted.append(now)
@@ -405,7 +423,7 @@ def test_admitted_triangles_never_push_a_currency_past_its_limit(
     balances = dict.fromkeys(CURRENCIES, D(0))
     balances["USDT"] = D(3)  # funds to start from: within the USDT limit or past it
     for evaluation in evaluations:
-        answer = limits.admit(evaluation, balances, NOON_MS)
+        answer = limits.admit(evaluation, lambda c: float(balances[c]), NOON_MS)
         held = apply(dict(balances), evaluation)
         past = [c for c, amount in held if amount > inventory[c]]
         assert (answer is None) == (not past), (answer, held)
