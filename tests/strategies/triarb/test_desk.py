@@ -134,6 +134,16 @@ async def test_a_closed_board_refuses_a_claimed_triangle_counted_by_reason() -> 
     assert r.desk.limiter.started_in_window(NOW_MS) == 1  # only the one admitted
 
 
+async def test_the_busy_gauge_reads_the_claims_when_scraped() -> None:
+    r = rig()
+    assert r.desk.claims.claim(0, FORWARD)
+    assert r.metric("mm_triarb_slots_busy") == 1
+    r.permissions.slot(Source.KILLSWITCH).set(Grant(Level.HALTED, "kill switch"))
+    assert r.desk._admit(signal()) == "permission board"
+    r.desk.claims.release(0)
+    assert r.metric("mm_triarb_slots_busy") == 0  # the refused triangle's slot is free
+
+
 async def test_the_inventory_limit_reads_the_portfolios_balances() -> None:
     # Leg 1 receives 0.00199 BTC: within 0.003 BTC from nothing, not from 0.002 held.
     limits = TriangleLimits(inventory={"BTC": 0.003})
