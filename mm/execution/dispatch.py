@@ -323,13 +323,17 @@ class _Awaiting:
         self._keys = keys
 
     def __enter__(self) -> None:
-        self._awaited.update(self._keys)
+        awaited = self._awaited
+        for key in self._keys:  # (not Counter.update: its generic checks, on every order)
+            awaited[key] += 1
 
     def __exit__(self, *exc_info: object) -> None:
         awaited = self._awaited
-        awaited.subtract(self._keys)
         for key in self._keys:
-            if awaited[key] <= 0:
+            left = awaited[key] - 1
+            if left > 0:
+                awaited[key] = left
+            else:
                 del awaited[key]
 
 
