@@ -852,6 +852,18 @@ def test_awaiting_marks_requests_until_the_caller_leaves_however_it_leaves() -> 
     assert d.awaited() == frozenset()
 
 
+def test_a_cloid_awaited_twice_by_one_caller_is_counted_twice_and_let_go() -> None:
+    d = Dispatcher()
+    with d.awaiting([CLOID, "0xb"]):
+        with d.awaiting([CLOID, CLOID]):
+            assert d.awaited() == {CLOID, "0xb"}
+        assert d.awaited() == {CLOID, "0xb"}
+    assert d.awaited() == frozenset()
+    with d.awaiting([CLOID, CLOID]):  # (no other caller: its count falls to nothing)
+        assert d.awaited() == {CLOID}
+    assert d.awaited() == frozenset()
+
+
 def test_config_is_validated() -> None:
     with pytest.raises(ValueError, match="dedup_capacity"):
         DispatchConfig(dedup_capacity=0)
