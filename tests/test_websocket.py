@@ -644,3 +644,75 @@ def test_urls_other_than_websocket_ones_are_refused() -> None:
                 await open_websocket_url(url).__aenter__()
 
     trio.run(main)
+
+
+# --- (c) the tasks a message woke run before the next read ---------------------------------------
+
+
+class Parked(trio.abc.Stream):
+    """Logs each ``receive_some`` as it is called; hands out the given chunks, then waits forever
+    (an open socket with nothing more to read)."""
+
+    def __init__(self, chunks: Sequence[bytes], log: list[str]) -> None:
+        self.chunks = list(chunks)
+        self.log = log
+
+    async def receive_some(self, max_bytes: int | None = None) -> bytes:
+        self.log.append("read")
+        if self.chunks:
+            await trio.lowlevel.checkpoint()
+            return self.chunks.pop(0)
+        await trio.sleep_forever()
+        raise AssertionError("unreachable")
+
+    async def send_all(self, data: bytes | bytearray | memoryview) -> None:
+        await trio.lowlevel.checkpoint()
+
+    async def wait_send_all_might_not_block(self) -> None:
+        await trio.lowlevel.checkpoint()
+
+    async def aclose(self) -> None:
+        await trio.lowlevel.checkpoint()
+
+
+async def _after_a_wake(receive_buffer_size: int) -> list[str]:
+    """One message read; handling it wakes another task, then the reader asks for the next
+    message (none comes). What happened after the wake, in order."""
+    data = Connection(ConnectionType.SERVER).send(TextMessage(data="tick"))
+    log: list[str] = []
+    ws = client(Parked([data], log), receive_buffer_size=receive_buffer_size)
+    woken = trio.Event()
+
+    async def other() -> None:
+        await woken.wait()
+        log.append("woken")
+
+    async def reader() -> None:
+        assert await ws.get_message() == "tick"
+        log.clear()
+        woken.set()
+        await ws.get_message()
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(other)
+        nursery.start_soon(reader)
+        await trio.testing.wait_all_tasks_blocked()
+        nursery.cancel_scope.cancel()
+    return log
+
+
+async def test_a_task_woken_by_a_message_may_run_before_the_next_read() -> None:
+    """The read drained the socket: before reading again (and most likely parking), the reader
+    yields, so the task the message woke runs in the next batch with it, first in about half of
+    them (Trio orders a batch at random). Without the yield the read always comes first."""
+    orders = [await _after_a_wake(receive_buffer_size=1 << 16) for _ in range(40)]
+    assert all(sorted(order) == ["read", "woken"] for order in orders)
+    assert ["woken", "read"] in orders
+
+
+async def test_a_read_that_filled_the_buffer_is_followed_by_a_read_at_once() -> None:
+    """A read that filled the receive buffer: more bytes are likely waiting, so the next read
+    comes without a yield before it (a stream's throughput pays no scheduling for it)."""
+    size = len(Connection(ConnectionType.SERVER).send(TextMessage(data="tick")))
+    orders = [await _after_a_wake(receive_buffer_size=size) for _ in range(20)]
+    assert orders == [["read", "woken"]] * 20
