@@ -17,10 +17,10 @@ the opening handshake (``_parse`` says how the two share the stream).
   messages the receive loop would never let another task run; every ``checkpoint_every``-th
   such call (and every socket read) is a Trio checkpoint.
 - Hand-over: when the deque is empty and the last read did not fill the receive buffer (the
-  socket is most likely drained), ``get_message`` yields once before reading: the tasks the
-  messages just taken woke (a strategy's order task) run in the next batch beside the reader,
-  in about half of them before its read, its EAGAIN and its wait's registration (~20 us); a
-  read that filled the buffer is followed by the next at once (a flood pays nothing for it).
+  socket is most likely drained), ``get_message`` passes two checkpoints before reading, so
+  that every task the messages just taken woke (a strategy's order task) runs before the read,
+  its EAGAIN and its wait's registration (~20 us), whatever order Trio gives a batch; a read
+  that filled the buffer is followed by the next at once (a flood pays nothing for it).
 - Cancellation works at every await. A cancelled read loses nothing (the bytes stay in the
   socket). A send cancelled part-way may have left half a frame on the wire: the connection is
   then unusable and is aborted (closed as 1006, "a send was interrupted"); a send cancelled
@@ -228,8 +228,11 @@ class WebSocketConnection:
                 raise ConnectionClosed(self._closed)
             if not yielded and not self._filled:
                 # The last read drained the socket: this one most likely finds nothing and
-                # parks the task. The tasks its messages woke run first (see the module).
+                # parks the task. The tasks its messages woke run first (see the module): the
+                # first checkpoint puts this task in the next batch beside them, the second in
+                # the batch after (whatever order Trio gives the first).
                 yielded = True
+                await trio.lowlevel.checkpoint()
                 await trio.lowlevel.checkpoint()
                 continue
             await self._read()
