@@ -18,6 +18,12 @@ UNKNOWN, and asks again once that time has passed. A call abandoned before its a
 (cancelled: a stop, a kill, a restart of the slot) leaves a bound too: what it sent may land up
 to ``landing_window_ms`` after it went away.
 
+``send_place`` is ``place`` of one order in two halves, for a venue that can write one at once
+(``SendsPlaceNow``): registered and written in no task's name (the caller's task need not be
+the one that awaits), then ``SentPlace.settle`` applies the answer by the same rules, in any
+task; ``SentPlace.abandon`` when it never will be (the order left to land, as a cancelled call
+leaves it).
+
 Each call runs under `Dispatcher.awaiting` for its orders, from before the request is registered
 until its answer (or resolution) is applied: an order left pending when no call awaits it any
 more (the caller was cancelled mid-request) is the order auditor's to resolve.
@@ -25,7 +31,9 @@ more (the caller was cancelled mid-request) is the order auditor's to resolve.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from contextlib import AbstractContextManager
+from functools import partial
 from typing import Protocol
 
 import trio
@@ -36,14 +44,22 @@ from mm.execution.lifecycle import OrderState
 from mm.model import (
     CancelOrder,
     CancelResult,
+    Filled,
     ModifyOrder,
     OrderId,
     OrderReport,
     PlaceOrder,
     PlaceResult,
     Rejected,
+    Resting,
 )
-from mm.venues.base import OrderFateUnknown, RequestTimeout, VenueError
+from mm.venues.base import (
+    OrderFateUnknown,
+    PendingPlace,
+    RequestTimeout,
+    SendsPlaceNow,
+    VenueError,
+)
 
 
 class OrderVenue(Protocol):
@@ -80,6 +96,8 @@ class OrderRouter:
         # How long after it was sent an action may still take effect at the venue (its expiry
         # window plus the clock allowance): the bound left by a call abandoned mid-request.
         self.landing_window_ms = landing_window_ms
+        # The venue's way to write one order at once (``send_place``), if it has one.
+        self._sends_now = venue if isinstance(venue, SendsPlaceNow) else None
 
     def new_client_id(self) -> str:
         """A fresh client order id from the venue's adapter, for an order about to be sent."""
@@ -89,19 +107,57 @@ class OrderRouter:
         cloids = [order.cloid for order in orders]
         with self.dispatcher.awaiting(cloids):
             try:
-                await self._place(orders)
+                now = self.now_ms()
+                for order in orders:
+                    self.dispatcher.submit(order, now)
+                await self._placed(orders, partial(self.venue.place, orders))
             except BaseException:
-                # Ended without its answer (cancelled, or failing): what it sent may still land
-                # up to the landing window from now.
-                self.dispatcher.caller_gone(cloids, self.now_ms() + self.landing_window_ms)
+                self._gone(cloids)
                 raise
 
-    async def _place(self, orders: Sequence[PlaceOrder]) -> None:
-        now = self.now_ms()
-        for order in orders:
-            self.dispatcher.submit(order, now)
+    def place_ready(self) -> bool:
+        """Whether ``send_place`` would send an order now."""
+        venue = self._sends_now
+        return venue is not None and venue.place_ready()
+
+    def send_place(self, order: PlaceOrder) -> SentPlace | None:
+        """``place`` of one order in two halves, when the venue can write it at once
+        (``SendsPlaceNow``): here, in no task's name, it is registered and its request
+        written (or refused before the venue); ``SentPlace.settle``, awaited in any task,
+        applies the answer as ``place`` does. None, with nothing registered or sent, when the
+        venue cannot send it without waiting (or has no such way)."""
+        venue = self._sends_now
+        if venue is None or not venue.place_ready():
+            return None
+        cloids = [order.cloid]
+        awaiting = self.dispatcher.awaiting(cloids)
+        awaiting.__enter__()
         try:
-            results = await self.venue.place(orders)
+            self.dispatcher.submit(order, self.now_ms())
+            try:
+                sent = venue.send_place(order)
+            except VenueError as refused:  # refused whole: nothing of it was sent
+                sent = Rejected(str(refused))
+            if sent is None:  # (place_ready said it could: nothing was written)
+                sent = Rejected("the venue could not write it at once")
+        except BaseException:
+            awaiting.__exit__(None, None, None)
+            raise
+        return SentPlace(self, order, awaiting, sent)
+
+    def _gone(self, cloids: Sequence[str]) -> None:
+        """A call ended without its answer (cancelled, or failing): what it sent may still
+        land up to the landing window from now."""
+        self.dispatcher.caller_gone(cloids, self.now_ms() + self.landing_window_ms)
+
+    async def _placed(
+        self,
+        orders: Sequence[PlaceOrder],
+        request: Callable[[], Awaitable[Sequence[PlaceResult]]],
+    ) -> None:
+        """Apply the answers of a place of ``orders`` (submitted) that ``request`` awaits."""
+        try:
+            results = await request()
         except OrderFateUnknown as unknown:
             now = self.now_ms()
             for order in orders:
@@ -116,6 +172,11 @@ class OrderRouter:
         now = self.now_ms()
         for order, result in zip(orders, results, strict=True):
             self.emit(self.dispatcher.on_place_ack(order.cloid, result, now))
+
+    async def _sent_result(self, sent: PlaceResult | PendingPlace) -> list[PlaceResult]:
+        if isinstance(sent, Resting | Filled | Rejected):
+            return [sent]
+        return [await sent.result()]
 
     async def modify(self, modifies: Sequence[ModifyOrder]) -> None:
         cloids = [modify.order.cloid for modify in modifies]
@@ -194,3 +255,46 @@ class OrderRouter:
             if wait_ms is None:
                 return  # settled, or left to the auditor (nothing more to wait for here)
             await trio.sleep(wait_ms / 1000)
+
+
+class SentPlace:
+    """One order ``OrderRouter.send_place`` registered and sent: ``settle`` awaits and applies
+    its answer, in any task, as ``place`` does (a cancel meanwhile leaves the order to land up
+    to the landing window, as a cancelled ``place`` does). Exactly one of ``settle`` or
+    ``abandon`` must follow: until then the dispatcher counts the order as awaited."""
+
+    __slots__ = ("_awaiting", "_order", "_router", "_sent", "_settled")
+
+    def __init__(
+        self,
+        router: OrderRouter,
+        order: PlaceOrder,
+        awaiting: AbstractContextManager[None],
+        sent: PlaceResult | PendingPlace,
+    ) -> None:
+        self._router = router
+        self._order = order
+        self._awaiting = awaiting
+        self._sent = sent
+        self._settled = False
+
+    async def settle(self) -> None:
+        if self._settled:
+            raise RuntimeError(f"{self._order.cloid}: settled already")
+        self._settled = True
+        router, orders = self._router, (self._order,)
+        try:
+            await router._placed(orders, partial(router._sent_result, self._sent))
+        except BaseException:
+            router._gone([self._order.cloid])
+            raise
+        finally:
+            self._awaiting.__exit__(None, None, None)
+
+    def abandon(self) -> None:
+        """Never to be settled (its caller is gone): the order left to land, as a cancelled
+        ``place`` leaves it (the auditor resolves it)."""
+        if not self._settled:
+            self._settled = True
+            self._router._gone([self._order.cloid])
+            self._awaiting.__exit__(None, None, None)

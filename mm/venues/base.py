@@ -219,6 +219,30 @@ class OrderClient(Protocol):
     async def modify(self, modifies: Sequence[ModifyOrder]) -> list[PlaceResult]: ...
 
 
+class PendingPlace(Protocol):
+    """A place written already (``SendsPlaceNow.send_place``): its result is awaited here,
+    in any task, and fails as ``OrderClient.place`` does."""
+
+    async def result(self) -> PlaceResult: ...
+
+
+@runtime_checkable
+class SendsPlaceNow(Protocol):
+    """An order client that can write one order's request at once, without waiting and in
+    no task's name (KuCoin's order lane): a strategy's task can send an order that another
+    task then awaits. Optional: a client without it is sent to through ``place`` alone."""
+
+    def place_ready(self) -> bool:
+        """Whether ``send_place`` can write an order now (else it would answer None)."""
+        ...
+
+    def send_place(self, order: PlaceOrder) -> PlaceResult | PendingPlace | None:
+        """The result at once when refused before the venue; the pending place once its
+        request is written; None, with nothing sent, when it cannot go without waiting.
+        Raises ``VenueError`` when it was refused whole, nothing of it sent."""
+        ...
+
+
 class VenueClient(OrderClient, InstrumentProvider, Protocol):
     """The request side: the order API, the instruments, and the queries of reference and
     account state."""

@@ -12,6 +12,10 @@ order id and leave all of that to the user stream. Batches of several symbols ar
 concurrently, one request per symbol and chunk, results in request order; a place that one
 request carries is sent from the caller's task (no task spawned). Orders, cancels and alters go
 on the transport's order lane (``rest``: kept-alive connections, the request written by hand).
+``send_place`` is the one-order place in two halves (the port's optional ``SendsPlaceNow``):
+written at once, without waiting and in no task's name, when a lane connection is free and the
+budget needs no wait (``place_ready``), its result awaited later, in any task, by the same
+rules as ``place``'s.
 
 ``modify`` is ``/hf/orders/alter``: the venue cancels the order and places a new one with the
 new price and size, under a NEW order id and the same client id, so the answer is
@@ -48,6 +52,7 @@ import re
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 from decimal import Decimal
+from functools import partial
 from typing import Any, Final, TypeVar
 
 import trio
@@ -78,6 +83,7 @@ from mm.venues.base import (
     MalformedAnswer,
     OrderCapabilities,
     OrderFateUnknown,
+    PendingPlace,
     RateLimited,
     RequestTimeout,
     UnknownInstrument,
@@ -126,6 +132,7 @@ CAPABILITIES = OrderCapabilities(
 )
 
 _LOST: Final = (RequestTimeout, KucoinUnavailable)
+PLACE: Final = "/api/v1/hf/orders/sync"  # one order, answered when the engine has matched it
 
 
 class KucoinClient:
@@ -432,16 +439,49 @@ class KucoinClient:
 
     async def _place_one(self, order: PlaceOrder) -> PlaceResult:
         """``place`` of one order, by the same rules, in fewer steps (the legs' case)."""
-        spec = self.spec(order.coin)
+        body = self._one_body(order)
+        if not isinstance(body, dict):
+            return body
+        sent_ms = self.now_ms()
+        request = partial(self.rest.request, "POST", PLACE, body=body)
+        return await self._answered_one(order, sent_ms, request)
+
+    def place_ready(self) -> bool:
+        """Whether ``send_place`` can write an order now: an order-lane connection idle, and
+        the order pool's budget needs no wait."""
+        return self.rest.ready_now("POST", PLACE)
+
+    def send_place(self, order: PlaceOrder) -> PlaceResult | PendingPlace | None:
+        """``place`` of one order written at once on the order lane (``rest.send_now``), in
+        no task's name: the result at once when it is refused before the venue, else the
+        ``PendingPlace`` whose ``result`` awaits the answer (in any task; as ``place``
+        answers); None, with nothing sent, when the request cannot go without waiting.
+        Raises ``KucoinNotSent`` (a ``VenueError``: refused whole) when its socket refused
+        the write."""
+        body = self._one_body(order)
+        if not isinstance(body, dict):
+            return body
+        sent_ms = self.now_ms()
+        call = self.rest.send_now("POST", PLACE, body)
+        if call is None:
+            return None
+        return _Pending(partial(self._answered_one, order, sent_ms, call.answer))
+
+    def _one_body(self, order: PlaceOrder) -> dict[str, Any] | Rejected:
+        """The request body of one order, or why it is refused before the venue."""
         if order.reduce_only:
             return Rejected("KuCoin spot has no reduce-only orders")
         try:
-            body = order_answers.order_body(order, spec)
+            return order_answers.order_body(order, self.spec(order.coin))
         except ValueError as error:
             return Rejected(str(error))
-        sent_ms = self.now_ms()
+
+    async def _answered_one(
+        self, order: PlaceOrder, sent_ms: int, request: Callable[[], Awaitable[Any]]
+    ) -> PlaceResult:
+        """One order's result from its request's ``data`` (``sent_ms``: when it was sent)."""
         try:
-            data = await self.rest.request("POST", "/api/v1/hf/orders/sync", body=body)
+            data = await request()
             answer = order_answers.parse_sync(data)
         except KucoinNotSent:
             raise  # refused whole: never sent
@@ -686,3 +726,15 @@ def _combined(unknown: list[OrderFateUnknown], known: dict[str, PlaceResult]) ->
         known,
         lands_by_ms=max(bounds, default=None),
     )
+
+
+class _Pending:
+    """A place ``send_place`` wrote: ``result`` awaits its answer (see ``send_place``)."""
+
+    __slots__ = ("_result",)
+
+    def __init__(self, result: Callable[[], Awaitable[PlaceResult]]) -> None:
+        self._result = result
+
+    async def result(self) -> PlaceResult:
+        return await self._result()

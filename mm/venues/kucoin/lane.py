@@ -11,6 +11,12 @@ scope of its own (one costs about as much as building the request): its deadline
 connection keeper's scope, which drops the connection when it passes, waking the request. On a
 plain TCP connection the request goes out by one ``send`` with no yield after it (Trio's
 ``send_all`` yields a run-loop round after its send); over TLS by the stream's ``send_all``.
+``send_now`` is ``exchange``'s first half, in no task's name: when a plain connection is idle
+it writes the request at once, without waiting for anything (nothing of the caller's task is
+involved, so a task can write a request that another task awaits the answer of), and gives
+the ``Exchange`` whose ``answer`` is the second half; with no idle plain connection it writes
+nothing and answers None. A stream other than Trio's TCP stream is written at once when it
+offers ``send_now(data) -> int`` (the bytes the kernel took, 0 when it would block).
 
 What is known of a request when something fails, the rule the order path's fates rest on:
 
@@ -31,8 +37,10 @@ server's idle timeout (hypercorn's 5 s; the venue's gateway's own) closes idle c
 they are opened again at once, and an order that comes while none is open waits for one (up to
 its deadline, then ``NotSent``).
 
-Fails: ``exchange`` raises ``NotSent`` or ``Lost``, ``trio.TooSlowError`` past the deadline;
-connecting never raises out of the lane (each failure is logged, once per streak, and retried).
+Fails: ``exchange`` (and ``Exchange.answer``) raises ``NotSent`` or ``Lost``,
+``trio.TooSlowError`` past the deadline; ``send_now`` raises ``NotSent`` when the socket
+refused the first write; connecting never raises out of the lane (each failure is logged,
+once per streak, and retried).
 """
 
 from __future__ import annotations
@@ -42,6 +50,7 @@ import os
 import ssl
 from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
+from functools import partial
 from types import TracebackType
 from typing import Final
 from urllib.parse import urlsplit
@@ -52,7 +61,7 @@ from loguru import logger
 
 from mm.venues.kucoin.http1 import Answer, AnswerReader, HttpError
 
-__all__ = ["Connect", "Lost", "NotSent", "OrderLane", "connect_to"]
+__all__ = ["Connect", "Exchange", "Lost", "NotSent", "OrderLane", "connect_to"]
 
 CONNECTIONS: Final = 2
 CONNECT_TIMEOUT_S: Final = 10.0
@@ -62,10 +71,6 @@ READ_SIZE: Final = 65_536
 TIMED_OUT: Final = "the deadline passed"  # (a _Waiting's error, compared by identity)
 
 Connect = Callable[[], Awaitable[trio.abc.Stream]]
-
-
-class _Unwritten(Exception):
-    """A write that failed with nothing written."""
 
 
 class NotSent(Exception):
@@ -131,11 +136,15 @@ class _Connection:
     reader: AnswerReader = attrs.field(factory=AnswerReader)
     waiting: _Waiting | None = None
     closed: bool = False
-    fd: int = -1  # a plain TCP stream's socket, written directly (see ``exchange``)
+    # A plain TCP stream's write with no yield (``os.write`` on its socket), or the stream's
+    # own ``send_now``; None: the stream's ``send_all`` (TLS). See ``exchange``.
+    write_now: Callable[[bytes], int] | None = None
 
     def __attrs_post_init__(self) -> None:
         if isinstance(self.stream, trio.SocketStream):
-            self.fd = self.stream.socket.fileno()
+            self.write_now = partial(os.write, self.stream.socket.fileno())
+        else:
+            self.write_now = getattr(self.stream, "send_now", None)
 
     def fail(self, why: str) -> None:
         """The connection is done: its waiting request, if any, hears ``why``."""
@@ -197,54 +206,57 @@ class OrderLane:
         """Write ``request`` (its whole bytes) and read its answer by ``deadline`` (see the
         module). No cancel scope of its own: the deadline is the connection keeper's, whose
         scope is cancelled by it, which closes the connection (waking a write that blocks)."""
+        await trio.lowlevel.checkpoint_if_cancelled()
         connection = self._take_idle() or await self._wait_idle(deadline)
+        if connection.write_now is None:
+            exchange = self._begin(connection, deadline, memoryview(request))
+        else:
+            exchange = self._write_now(connection, connection.write_now, request, deadline)
+        return await exchange.answer()
+
+    def ready_now(self) -> bool:
+        """Whether ``send_now`` would write a request now (a plain connection is idle)."""
+        return any(not c.closed and c.write_now is not None for c in self._idle)
+
+    def send_now(self, request: bytes, deadline: float = math.inf) -> Exchange | None:
+        """``request`` written at once on an idle plain connection, its answer to come from
+        the ``Exchange`` (by ``deadline``); None, with nothing written, when no such
+        connection is idle. Raises ``NotSent`` when the socket refused the write."""
+        idle = self._idle
+        for at in range(len(idle) - 1, -1, -1):
+            connection = idle[at]
+            if not connection.closed and connection.write_now is not None:
+                del idle[at]
+                return self._write_now(connection, connection.write_now, request, deadline)
+        return None
+
+    def _begin(self, connection: _Connection, deadline: float, unsent: memoryview) -> Exchange:
         waiting = _Waiting()
         connection.waiting = waiting
         if deadline != math.inf:
             connection.scope.deadline = deadline
-        try:
-            try:
-                await self._write(connection, request)
-            except _Unwritten as unwritten:
-                connection.fail("writing")
-                connection.scope.cancel()
-                why = f"the connection failed before the request went out: {unwritten}"
-                raise NotSent(why) from unwritten
-            except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as error:
-                if waiting.error is TIMED_OUT:
-                    raise trio.TooSlowError from None
-                connection.fail(f"writing: {type(error).__name__}")
-                connection.scope.cancel()
-                raise self._lost(f"the connection failed while writing ({error})") from None
-            await waiting.done.wait()
-        finally:
-            if not waiting.done.is_set():  # the caller cancelled
-                connection.fail("abandoned")
-                connection.scope.cancel()
-        if waiting.answer is None:
-            if waiting.error is TIMED_OUT:
-                raise trio.TooSlowError
-            raise self._lost(f"no answer: {waiting.error}")
-        return waiting.answer
+        return Exchange(self, connection, waiting, unsent)
 
-    @staticmethod
-    async def _write(connection: _Connection, request: bytes) -> None:
-        """``request`` to the connection. A plain TCP socket is written at once by a ``send``
-        (Trio's ``send_all`` yields to the scheduler after its send, a round of the run loop
-        per request): ``_Unwritten`` when it fails with nothing written; what it leaves (the
-        socket's buffer full) goes by ``send_all``. Any other stream: its ``send_all``."""
-        if connection.fd < 0:
-            await connection.stream.send_all(request)
-            return
-        await trio.lowlevel.checkpoint_if_cancelled()
+    def _write_now(
+        self,
+        connection: _Connection,
+        write: Callable[[bytes], int],
+        request: bytes,
+        deadline: float,
+    ) -> Exchange:
+        """``request`` to the connection by one write with no yield (what the socket's buffer
+        did not take goes by ``send_all`` in ``Exchange.answer``); ``NotSent`` when it failed
+        with nothing written."""
         try:
-            sent = os.write(connection.fd, request)
+            sent = write(request)
         except BlockingIOError:
             sent = 0
         except OSError as error:  # (write(2) failed: not one byte went out)
-            raise _Unwritten(str(error)) from error
-        if sent < len(request):
-            await connection.stream.send_all(memoryview(request)[sent:])
+            connection.fail("writing")
+            connection.scope.cancel()
+            why = f"the connection failed before the request went out: {error}"
+            raise NotSent(why) from error
+        return self._begin(connection, deadline, memoryview(request)[sent:])
 
     def _lost(self, why: str) -> Lost:
         self.lost += 1
@@ -347,3 +359,47 @@ class OrderLane:
     def _make_idle(self, connection: _Connection) -> None:
         self._idle.append(connection)
         self._ready.unpark_all()
+
+
+class Exchange:
+    """A request handed to a connection of the lane (see ``OrderLane.send_now``): what of it
+    is still to write (``unsent``), and its answer to await. ``answer`` may run in any task."""
+
+    __slots__ = ("_connection", "_lane", "_waiting", "unsent")
+
+    def __init__(
+        self, lane: OrderLane, connection: _Connection, waiting: _Waiting, unsent: memoryview
+    ) -> None:
+        self._lane = lane
+        self._connection = connection
+        self._waiting = waiting
+        self.unsent = unsent
+
+    async def answer(self) -> Answer:
+        """The request's answer (what is left of it written first): ``Lost`` when the
+        connection failed or ended without one, ``trio.TooSlowError`` past the deadline; a
+        cancel meanwhile drops the connection (a late answer must never be read as the next
+        request's)."""
+        connection, waiting = self._connection, self._waiting
+        try:
+            if self.unsent:
+                try:
+                    await connection.stream.send_all(self.unsent)
+                except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as error:
+                    if waiting.error is TIMED_OUT:
+                        raise trio.TooSlowError from None
+                    connection.fail(f"writing: {type(error).__name__}")
+                    connection.scope.cancel()
+                    raise self._lane._lost(
+                        f"the connection failed while writing ({error})"
+                    ) from None
+            await waiting.done.wait()
+        finally:
+            if not waiting.done.is_set():  # the caller cancelled
+                connection.fail("abandoned")
+                connection.scope.cancel()
+        if waiting.answer is None:
+            if waiting.error is TIMED_OUT:
+                raise trio.TooSlowError
+            raise self._lane._lost(f"no answer: {waiting.error}")
+        return waiting.answer

@@ -12,7 +12,10 @@ private bullet: every signed method but ``GET``) go on the order lane (``lane.Or
 few connections opened when the transport is entered and kept open, the request's bytes written
 by hand (``http1``) with what never changes joined once (the request line and pool of each
 ``POST`` path; ``Host``, ``Content-Type``, the key, the signed passphrase: ``signing.Signer``),
-the signature over a copy of the HMAC keyed once. Reads and public requests stay on httpx. A
+the signature over a copy of the HMAC keyed once. ``send_now`` writes such a request at once,
+without waiting for anything (a free plain connection, the budget with room: ``ready_now``),
+and hands back the ``LaneCall`` whose ``answer`` is awaited in any task: an order sent from one
+task and answered in another. Reads and public requests stay on httpx. A
 transport made with an httpx ``transport`` (the tests' in-memory ones) sends everything through
 it, and so does one used without being entered. The lane connects to the host itself: it does
 not go through an ``HTTP(S)_PROXY`` that httpx would honour.
@@ -30,7 +33,8 @@ the request is never sent again. Secrets never appear in an error: they are only
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
+from functools import partial
 from types import TracebackType
 from typing import Any, Final
 from urllib.parse import urlsplit
@@ -41,13 +45,21 @@ import trio
 
 from mm.venues.base import RateLimited, RequestTimeout, VenueError
 from mm.venues.kucoin.answers import unwrap
-from mm.venues.kucoin.http1 import header_block, request_line
-from mm.venues.kucoin.lane import CONNECTIONS, Connect, Lost, NotSent, OrderLane, connect_to
+from mm.venues.kucoin.http1 import Answer, header_block, request_line
+from mm.venues.kucoin.lane import (
+    CONNECTIONS,
+    Connect,
+    Exchange,
+    Lost,
+    NotSent,
+    OrderLane,
+    connect_to,
+)
 from mm.venues.kucoin.limits import limit_of
 from mm.venues.kucoin.rate_budget import RateBudget
 from mm.venues.kucoin.signing import Credentials, Signer, endpoint
 
-__all__ = ["KucoinNotSent", "KucoinRestTransport", "KucoinUnavailable"]
+__all__ = ["KucoinNotSent", "KucoinRestTransport", "KucoinUnavailable", "LaneCall"]
 
 USER_AGENT: Final = "mm"
 # What follows a lane request's constant start (its line and constant headers).
@@ -172,36 +184,90 @@ class KucoinRestTransport:
     ) -> Any:
         """``request`` on the order lane (entered, with credentials: see ``request``)."""
         assert self.lane is not None
-        assert self._signer is not None
-        known = self._lines.get((method, path)) if not query else None
-        if known is None:
-            pool, weight = limit_of(method, path)
-            target = self._prefix + path
-            if query:
-                target += "?" + str(httpx.QueryParams(query))
-            start = request_line(method, target) + self._head
-            if not query and method == "POST":  # a few paths, each with no id in it
-                self._lines[(method, path)] = (pool, weight, start)
-        else:
-            pool, weight, start = known
-        now = trio.current_time()
-        wait = self.budget.take(pool, weight, now)
-        if wait > 0:
+        pool, weight, start = self._lane_line(method, path, query)
+        if self.budget.take(pool, weight, trio.current_time()) > 0:
             await self._take(pool, weight)
-            now = trio.current_time()
+        request, deadline = self._signed(method, path, query, body, start)
+        return await self._lane_answer(method, path, pool, self.lane.exchange(request, deadline))
+
+    def ready_now(self, method: str, path: str) -> bool:
+        """Whether ``send_now`` would write this request now (nothing is spent here)."""
+        lane = self.lane
+        if (
+            lane is None
+            or not self._lane_open
+            or method == "GET"
+            or not lane.ready_now()
+            or not _LANE_PATH.fullmatch(path)
+        ):
+            return False
+        pool, weight, _ = self._lane_line(method, path, None)
+        return self.budget.pool(pool).wait(weight, trio.current_time()) <= 0
+
+    def send_now(self, method: str, path: str, body: Mapping[str, Any] | None) -> LaneCall | None:
+        """A signed request that goes on the order lane (see the module), written at once,
+        its answer to come from the ``LaneCall``; None, with nothing written or spent, when
+        it cannot go without waiting: the lane not entered, no plain connection of it idle,
+        or the budget says to wait. Raises ``KucoinNotSent`` when the socket refused it."""
+        lane = self.lane
+        if (
+            lane is None
+            or not self._lane_open
+            or method == "GET"
+            or not lane.ready_now()
+            or not _LANE_PATH.fullmatch(path)
+        ):
+            return None
+        pool, weight, start = self._lane_line(method, path, None)
+        if self.budget.take(pool, weight, trio.current_time()) > 0:
+            return None
+        request, deadline = self._signed(method, path, None, body, start)
+        try:
+            exchange = lane.send_now(request, deadline)
+        except NotSent as error:
+            raise KucoinNotSent(f"{method} {path}: not sent: {error}") from error
+        assert exchange is not None  # a connection was idle, and nothing has run since
+        return LaneCall(exchange, partial(self._lane_answer, method, path, pool))
+
+    def _lane_line(
+        self, method: str, path: str, query: Mapping[str, str] | None
+    ) -> tuple[str, int, bytes]:
+        """A lane request's pool, weight, and the bytes that start it (its request line and
+        constant headers), joined once per ``POST`` path."""
+        known = self._lines.get((method, path)) if not query else None
+        if known is not None:
+            return known
+        pool, weight = limit_of(method, path)
+        target = self._prefix + path
+        if query:
+            target += "?" + str(httpx.QueryParams(query))
+        line = (pool, weight, request_line(method, target) + self._head)
+        if not query and method == "POST":  # a few paths, each with no id in it
+            self._lines[(method, path)] = line
+        return line
+
+    def _signed(
+        self,
+        method: str,
+        path: str,
+        query: Mapping[str, str] | None,
+        body: Mapping[str, Any] | None,
+        start: bytes,
+    ) -> tuple[bytes, float]:
+        """A lane request's bytes, signed now, and its deadline."""
+        assert self._signer is not None
         content = orjson.dumps(body) if body is not None else b""
         stamp = self._now_ms()
         signature = self._signer.signature_bytes(stamp, method, endpoint(path, query), content)
-        request = _SIGNED_REST % (
-            start,
-            signature,
-            stamp,
-            len(content),
-            content,
-        )
-        deadline = now + self._deadline_s
+        request = _SIGNED_REST % (start, signature, stamp, len(content), content)
+        return request, trio.current_time() + self._deadline_s
+
+    async def _lane_answer(
+        self, method: str, path: str, pool: str, exchange: Awaitable[Answer]
+    ) -> Any:
+        """The ``data`` of a lane request's answer (the lane's failures in the port's terms)."""
         try:
-            answer = await self.lane.exchange(request, deadline)
+            answer = await exchange
         except NotSent as error:
             raise KucoinNotSent(f"{method} {path}: not sent: {error}") from error
         except Lost as error:
@@ -238,3 +304,20 @@ class KucoinRestTransport:
         while wait > 0:
             await trio.sleep(wait)
             wait = self.budget.take(pool, weight, trio.current_time())
+
+
+class LaneCall:
+    """A request ``KucoinRestTransport.send_now`` wrote: ``answer`` awaits its ``data``, in
+    any task, and fails as ``request`` does. Never awaited, it costs nothing: the lane reads
+    the answer all the same and frees the connection."""
+
+    __slots__ = ("_exchange", "_finish")
+
+    def __init__(
+        self, exchange: Exchange, finish: Callable[[Awaitable[Answer]], Awaitable[Any]]
+    ) -> None:
+        self._exchange = exchange
+        self._finish = finish
+
+    async def answer(self) -> Any:
+        return await self._finish(self._exchange.answer())
