@@ -40,7 +40,7 @@ through the service's own pipeline in this one process, assembled as ``mm/app.py
 on ``config.triarb.toml``: the KuCoin venue service (market and user WebSockets, the level-2
 books, the startup sequence, user-event routing), the ``triarb`` strategy in ``Trading``'s
 strategy task, the ``TriangleDesk`` and its executor slots, ``RouterVenue``, the order router
-and ``KucoinClient.place`` over the signed REST, against the embedded KuCoin face
+and ``KucoinClient`` over the signed REST, against the embedded KuCoin face
 (``KucoinSimVenue``) on loopback. Opened, because triangles come every ~100 ms here, not a few a
 day: the triangles a minute, the pre-trade order rate and duplicate window, the face's request
 quotas; the face's market loop never steps and has no outside takers (the rounds move it).
@@ -54,15 +54,18 @@ sent and read inside the span; it goes with the next publish). The span starts a
 arrival stamp (``Book.received_ns``: ``KucoinWs._handle``'s first act on the message, the
 trigger book's as the bus holds it when the leg is written) and ends when the kernel took the
 last byte of the first leg's ``POST /api/v1/hf/orders/sync``: the REST transport's order lane's
-connections are ``StampedStream``s, whose ``send_all`` is an ``os.write`` on the socket with no
-yield after it (Trio's ``send_all`` yields after the send, which in one process would let the
-face read and answer the request before the stamp). The triangle then runs its three legs; the
+connections are ``StampedStream``s, written as a plain socket is (``send_now``: an ``os.write``
+with no yield, the leg written from the feed's task when a slot waits) and, for what that left,
+by a ``send_all`` that is an ``os.write`` with no yield after it either (Trio's ``send_all``
+yields after the send, which in one process would let the face read and answer the request
+before the stamp). The triangle then runs its three legs; the
 round waits until no triangle is in flight (the dislocation makes a few more signals while it
 holds: they run, profitably, before the restore). Printed: p50/p99 of the span beside the round
-trip's, the span's parts (to a slot taking the signal, to leg 1 fired, to the write; from the
-triangle's report), and from every fifth round, run under a Trio instrument (``StepTracer``, its
-cost in those rounds, which are not in the headline): the face's own work inside the span (kept
-out by construction: it should be none) and mm's task steps and their CPU time, by task.
+trip's, the span's parts (to the triangle started for a slot: claimed and admitted, to leg 1
+fired, to the write; from the triangle's report), and from every fifth round, run under a Trio
+instrument (``StepTracer``, its cost in those rounds, which are not in the headline): the
+face's own work inside the span (kept out by construction: it should be none) and mm's task
+steps and their CPU time, by task.
 
 Run: ``python benchmarks/bench_triarb.py [--quick] [--updates N] [--rounds N] [--part P]
 [--profile]``. ``--profile`` runs the BTC-USDT updates once more under cProfile and prints the
@@ -381,13 +384,28 @@ class StampedStream(trio.abc.Stream):
         self._inner = inner
         self._socket = inner.socket
         self._on_request = on_request
+        self._line: bytes | None = None  # a request's line that ``send_now`` wrote a part of
+
+    def send_now(self, data: bytes) -> int:
+        """The order lane's write with no yield, as on a plain socket (``os.write``): the
+        bytes the kernel took (``BlockingIOError`` when none), the request stamped once they
+        are all of it (else at the end of the ``send_all`` of the rest)."""
+        sent = os.write(self._socket.fileno(), data)
+        line = bytes(data[: data.find(b"\r\n", 0, 256)])
+        if sent == len(data):
+            self._on_request(line, clock.monotonic_ns())
+        else:
+            self._line = line
+        return sent
 
     async def send_all(self, data: bytes | bytearray | memoryview) -> None:
         await trio.lowlevel.checkpoint_if_cancelled()
         view = memoryview(data)
         if not view:
             return
-        line = bytes(view[: bytes(view[:256]).find(b"\r\n")])
+        line, self._line = self._line, None
+        if line is None:
+            line = bytes(view[: bytes(view[:256]).find(b"\r\n")])
         fd = self._socket.fileno()
         try:
             while view:
@@ -594,7 +612,7 @@ class PipelineFigures:
     mm_in_span: list[float] = attrs.field(factory=list)  # mm's task steps in those spans
     mm_cpu_in_span: list[float] = attrs.field(factory=list)  # their CPU time
     by_task: Counter[str] = attrs.field(factory=Counter)  # CPU ns in traced spans, by task
-    to_slot: list[float] = attrs.field(factory=list)  # frame received -> a slot took the signal
+    to_slot: list[float] = attrs.field(factory=list)  # frame received -> triangle started
     to_fired: list[float] = attrs.field(factory=list)  # -> the slot fired leg 1
     to_written: list[float] = attrs.field(factory=list)  # -> its request written
     baseline: list[float] = attrs.field(factory=list)  # bare HTTP round trips
@@ -817,9 +835,10 @@ def report_pipeline(figures: PipelineFigures, warmup: int) -> None:
         f"traced, apart)"
     )
     print("  (level-2 frame read by the market WebSocket (Book.received_ns) -> level-2 book ->")
-    print("   feed -> bus -> strategy task: triarb on_book, decide -> desk channel -> slot: claim,")
-    print("   limits, cascade -> RouterVenue: pre-trade -> order router -> KucoinClient.place ->")
-    print("   signed REST -> order lane -> the leg's last byte taken by the kernel)")
+    print("   feed -> bus -> triarb on_book, decide -> desk: for a waiting slot, in the same task:")
+    print("   claim, limits, cascade -> RouterVenue: pre-trade -> order router ->")
+    print("   KucoinClient.send_place -> signed REST -> order lane -> the leg's last byte taken")
+    print("   by the kernel; the slot's task then awaits the answer)")
     rows = [
         ("baseline: bare HTTP round trip to the face", base),
         ("frame in -> leg 1 written", span),
@@ -835,8 +854,8 @@ def report_pipeline(figures: PipelineFigures, warmup: int) -> None:
         f"({'met' if s99 < 1e-3 else 'NOT met'})"
     )
     parts = [
-        ("frame received -> a slot took the signal", figures.to_slot),
-        ("slot took the signal -> leg 1 fired", figures.to_fired),
+        ("frame received -> its triangle started", figures.to_slot),
+        ("triangle started -> leg 1 fired", figures.to_fired),
         ("leg 1 fired -> its request written", figures.to_written),
     ]
     print("  of which (each part's own percentiles):")

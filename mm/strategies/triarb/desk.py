@@ -1,9 +1,16 @@
 """The triangle desk: the signal channel, the executor slots that take from it, and what their
 triangles' reports become. The shell around ``slot.ExecutorSlot``.
 
-The strategy task hands each signal the strategy found to ``offer``: the bounded signal
-channel (``triarb.signal_queue``) takes it when there is room or a slot waits, else it is
-dropped and counted (a signal is perishable; the strategy task never waits). ``children``
+The strategy task hands each signal the strategy found to ``offer`` (in the feed's task,
+where the strategy decides on each book). When a slot waits, ``offer`` starts the triangle for
+that slot there and then (``ExecutorSlot.start``: the claim, the limits, and its first leg
+written on a free order-lane connection) and hands it to the slot, whose task goes on from the
+first leg's answer: no round of the scheduler lies between the book and the first leg's
+request. Otherwise the bounded signal queue (``triarb.signal_queue``,
+``signal_queue.SignalQueue``) keeps the signal for the first slot that is done, while there is
+room, else it is dropped and counted (a signal is perishable; the feed never waits). A slot
+that a cancel (kill switch, stop) has reached no longer waits: nothing is started for it.
+``children``
 gives the trading subtree one child per slot (``triarb.slots``), each run by ``run_slot``
 inside the trading scope, so the kill switch and the stop cancel them: a slot sends no leg
 after the cancel, awaits a leg in flight up to its timeout, and reports what it holds.
@@ -60,8 +67,9 @@ from mm.strategies.triarb.claims import Claims
 from mm.strategies.triarb.config import TriarbConfig
 from mm.strategies.triarb.limits import Limiter
 from mm.strategies.triarb.reports import Outcome, TriangleReport, journal_row, log_line
+from mm.strategies.triarb.signal_queue import SignalQueue
 from mm.strategies.triarb.signals import Signal
-from mm.strategies.triarb.slot import ExecutorSlot, LegEvent, LegVenue
+from mm.strategies.triarb.slot import ExecutorSlot, LegEvent, LegVenue, Started
 from mm.strategies.triarb.strategy import spot_terms
 from mm.strategies.triarb.venue import LegRoutes, RouterVenue, TestedPaperVenue
 
@@ -148,9 +156,7 @@ class TriangleDesk:
         self._dispatcher = dispatcher
         self._record = record
         self._wall_ms = wall_ms
-        self._signals_send, self._signals_receive = trio.open_memory_channel[Signal](
-            config.signal_queue
-        )
+        self._signals = SignalQueue[Signal | Started](config.signal_queue)
         self.claims = Claims(config.slots, share_primary=config.share_primary)
         self.limiter = Limiter(config.limits)
         self.routes = LegRoutes(dispatcher)
@@ -177,10 +183,20 @@ class TriangleDesk:
     # --- the strategy task's side ----------------------------------------------------------------
 
     def offer(self, signal: Signal) -> bool:
-        """Queue ``signal`` for a slot if there is room, else drop it (counted): never waits."""
-        try:
-            self._signals_send.send_nowait(signal)
-        except trio.WouldBlock:
+        """Start ``signal``'s triangle for a slot that waits, else queue it if there is room,
+        else drop it (counted): never waits. False when dropped."""
+        queue = self._signals
+        idle = queue.idle()
+        if idle is not None:
+            slot = self._slots[idle]
+            started = slot.start(signal)
+            if started is not None:
+                try:
+                    queue.hand(idle, started)
+                except RuntimeError:
+                    slot.forsake(started)
+                    raise
+        elif not queue.put_nowait(signal):
             self.dropped += 1
             self._dropped_signals.inc()
             return False
@@ -237,7 +253,7 @@ class TriangleDesk:
             instruments,
             terms,
             venue,
-            self._signals_receive.clone(),
+            self._signals.inbox(index),
             fills_receive,
             reports_send,
             cloid_prefix=f"t{self._wall_ms() % 36**6:x}s",

@@ -4,8 +4,10 @@ paper, and reports how each ended.
 One ``ExecutorSlot`` per slot (the reference's ``concurrent_slots``), each a child of the
 trading scope. Its loop (:meth:`ExecutorSlot.run`):
 
-1. take a ``Signal`` from the signal channel (shared by the slots) and claim its triangle in
-   ``Claims``; a refused claim drops the signal, counted by its reason (``dropped``), and the
+1. take a ``Signal`` from its source (the desk's signal queue) and claim its triangle in
+   ``Claims`` (or be handed a triangle the strategy's task began for it with ``start``: that
+   first part, claim and limits, done there, and its first leg written at once when the venue
+   can, ``SendsLegNow``; the slot's task goes on from that leg's answer); a refused claim drops the signal, counted by its reason (``dropped``), and the
    slot takes the next; so does a stale signal (``refused``: its oldest book is past
    ``max_book_age_ms`` when the slot takes it, having waited in the queue, or a book of it is
    stamped before our last fill on that pair: it may show the very opportunity a triangle just
@@ -68,7 +70,7 @@ import math
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from decimal import Context, Decimal, Inexact, InvalidOperation
-from typing import Final, Protocol, TypeAlias
+from typing import Final, Protocol, TypeAlias, runtime_checkable
 
 import attrs
 import trio
@@ -87,7 +89,19 @@ from mm.strategies.triarb.reports import LegRun, LegTimes, Outcome, TriangleRepo
 from mm.strategies.triarb.signals import Signal
 from mm.strategies.triarb.triangles import BookView, Terms
 
-__all__ = ["ExecutorSlot", "LegAck", "LegDone", "LegEvent", "LegVenue", "PaperVenue"]
+__all__ = [
+    "ExecutorSlot",
+    "Fired",
+    "LegAck",
+    "LegDone",
+    "LegEvent",
+    "LegVenue",
+    "PaperVenue",
+    "SendsLegNow",
+    "SentLeg",
+    "SignalSource",
+    "Started",
+]
 
 _ZERO: Final = Decimal(0)
 # How long a slot waits, after a leg, for the venue's balance push that books it
@@ -135,6 +149,53 @@ class LegVenue(Protocol):
     order's end are delivered on the slot's fill channel, not returned."""
 
     async def place(self, order: LegOrder, cloid: str, book: BookView) -> LegAck: ...
+
+
+class SentLeg(Protocol):
+    """A leg's order written already (``SendsLegNow.send``): ``ack`` awaits the venue's
+    answer, in any task; ``abandon`` when it never will be (the order is left to land)."""
+
+    async def ack(self) -> LegAck: ...
+
+    def abandon(self) -> None: ...
+
+
+@runtime_checkable
+class SendsLegNow(Protocol):
+    """A ``LegVenue`` that can write a leg's order at once, in no task's name (the live venue
+    on a lane connection that is free): the strategy's task sends a triangle's first leg for
+    the slot it then hands the triangle to. Answers the refusal at once (a ``LegAck``), the
+    sent leg, or None with nothing sent when it cannot go without waiting."""
+
+    def send(self, order: LegOrder, cloid: str, book: BookView) -> SentLeg | LegAck | None: ...
+
+
+class SignalSource(Protocol):
+    """Where a slot takes its work: a signal, or a triangle started for it (``Started``).
+    Raises ``trio.EndOfChannel`` when there will be no more."""
+
+    async def receive(self) -> Signal | Started: ...
+
+
+@attrs.frozen(slots=True)
+class Fired:
+    """A triangle's first leg sent by ``ExecutorSlot.start``: its order, when it was fired
+    (the service's monotonic ns), the Trio time its fill timeout ends, and what was sent."""
+
+    order: LegOrder
+    fired_ns: int
+    deadline: float
+    sent: SentLeg | LegAck
+
+
+@attrs.frozen(slots=True)
+class Started:
+    """A triangle ``ExecutorSlot.start`` claimed and admitted in the strategy's task, for the
+    slot to run on (``first``: its first leg, when it was sent already)."""
+
+    signal: Signal
+    signal_ns: int
+    first: Fired | None
 
 
 class PaperVenue:
@@ -202,7 +263,7 @@ class ExecutorSlot:
         instruments: Mapping[str, Instrument],
         terms: Terms,
         venue: LegVenue,
-        signals: trio.MemoryReceiveChannel[Signal],
+        signals: SignalSource,
         fills: trio.MemoryReceiveChannel[LegEvent],
         outcomes: trio.MemorySendChannel[TriangleReport],
         *,
@@ -219,6 +280,8 @@ class ExecutorSlot:
         self._instruments = instruments
         self._terms = terms
         self._venue = venue
+        # The venue's way to write a first leg at once, from the strategy's task (``start``).
+        self._sends = venue if isinstance(venue, SendsLegNow) else None
         self._signals = signals
         self._fills = fills
         self._outcomes = outcomes
@@ -242,16 +305,66 @@ class ExecutorSlot:
         return f"ExecutorSlot({self.slot}, taken={self.taken}, outcomes={dict(self.outcomes)})"
 
     async def run(self) -> None:
-        """Take signals until the channel is closed and empty (or the scope is cancelled)."""
-        async for signal in self._signals:
-            await self.take(signal)
+        """Take signals, and triangles started for this slot, until the source ends (or the
+        scope is cancelled)."""
+        source = self._signals
+        while True:
+            try:
+                item = await source.receive()
+            except trio.EndOfChannel:
+                return
+            if isinstance(item, Started):
+                await self.run_started(item)
+            else:
+                await self.take(item)
 
     async def take(self, signal: Signal) -> TriangleReport | None:
         """Claim ``signal``'s triangle and run it; the report sent (None when refused)."""
+        if not self._begin(signal):
+            return None
+        return await self.run_started(Started(signal, self._monotonic_ns(), None))
+
+    def start(self, signal: Signal) -> Started | None:
+        """``take``'s first part, in the strategy's task, for this slot while it waits: the
+        claim and the limits, then the first leg sent when the venue can write it at once
+        (else ``first`` is None and ``run_started`` sends it). None when refused (counted as
+        ``take`` counts it). What it answers must go to this slot's ``run_started``."""
+        if not self._begin(signal):
+            return None
+        signal_ns = self._monotonic_ns()
+        sends = self._sends
+        if sends is None:
+            return Started(signal, signal_ns, None)
+        try:
+            leg, book = signal.triangle.legs[0], signal.books[0]
+            order = self._order(leg, signal.volume, signal.evaluation.legs[0].worst_px)
+            if isinstance(order, str):
+                return Started(signal, signal_ns, None)  # (``run_started`` says why, aborting)
+            fired_ns = self._monotonic_ns()
+            deadline = trio.current_time() + self._config.fill_timeout_s
+            sent = sends.send(order, self._cloid(signal, "L0"), book)
+        except BaseException:
+            self._claims.release(self.slot)  # nothing was sent: the triangle never started
+            raise
+        if sent is None:
+            return Started(signal, signal_ns, None)
+        return Started(signal, signal_ns, Fired(order, fired_ns, deadline, sent))
+
+    def forsake(self, started: Started) -> None:
+        """``started`` will never run here (its slot stopped waiting: a bug of the caller):
+        its claim released, and a first leg sent left to land (the auditor resolves it)."""
+        first = started.first
+        if first is not None and not isinstance(first.sent, LegAck):
+            first.sent.abandon()
+        self._claims.release(self.slot)
+
+    def _begin(self, signal: Signal) -> bool:
+        """Claim ``signal``'s triangle and pass it through the staleness and the limits:
+        whether it may start (a refusal counted, the claim released)."""
         granted = self._claims.claim(self.slot, signal.triangle)
         if isinstance(granted, Conflict):
             self.dropped[granted.reason] += 1
-            return None
+            return False
         refused = self._stale(signal)
         if refused is not None and self._on_refused is not None:
             self._on_refused(refused)
@@ -260,16 +373,23 @@ class ExecutorSlot:
         if refused is not None:
             self._claims.release(self.slot)
             self.refused[refused] += 1
-            return None
+            return False
         self.taken += 1
+        return True
+
+    async def run_started(self, started: Started) -> TriangleReport:
+        """Run a triangle ``start`` (or ``take``) began for this slot, to its report."""
         report: TriangleReport | None = None
         try:
-            report = await self._execute(signal)
+            report = await self._execute(started)
         finally:
             self._claims.release(self.slot, None if report is None else _last_fill_ms(report))
         self.outcomes[report.outcome] += 1
         await self._send(report)
         return report
+
+    def _cloid(self, signal: Signal, leg: str) -> str:
+        return f"{self._prefix}-{signal.corr}-{leg}"
 
     def _stale(self, signal: Signal) -> str | None:
         """Why ``signal`` is stale when a slot takes it, else None: its oldest book is past
@@ -286,8 +406,8 @@ class ExecutorSlot:
 
     # --- one triangle --------------------------------------------------------------------------
 
-    async def _execute(self, signal: Signal) -> TriangleReport:
-        signal_ns = self._monotonic_ns()
+    async def _execute(self, started: Started) -> TriangleReport:
+        signal, signal_ns, first = started.signal, started.signal_ns, started.first
         triangle = signal.triangle
         runs: list[LegRun] = []
         held = signal.volume
@@ -296,14 +416,19 @@ class ExecutorSlot:
         for n, (leg, book, result) in enumerate(
             zip(triangle.legs, signal.books, signal.evaluation.legs, strict=True)
         ):
-            if _cancelled():
-                failure, stopped = _Failure(Outcome.ABORTED, f"cancelled before L{n}"), True
-                break
-            order = self._order(leg, held, result.worst_px)
-            if isinstance(order, str):
-                failure = _Failure(Outcome.ABORTED, f"L{n} {leg.symbol} not sent: {order}")
-                break
-            run, error = await self._leg(leg, order, f"{self._prefix}-{signal.corr}-L{n}", book)
+            if n == 0 and first is not None:  # sent already, before any cancel could come
+                run, error = await self._leg(
+                    leg, first.order, self._cloid(signal, "L0"), book, first
+                )
+            else:
+                if _cancelled():
+                    failure, stopped = _Failure(Outcome.ABORTED, f"cancelled before L{n}"), True
+                    break
+                order = self._order(leg, held, result.worst_px)
+                if isinstance(order, str):
+                    failure = _Failure(Outcome.ABORTED, f"L{n} {leg.symbol} not sent: {order}")
+                    break
+                run, error = await self._leg(leg, order, self._cloid(signal, f"L{n}"), book)
             runs.append(run)
             if error:
                 failure = _Failure(Outcome.FAILED, f"L{n} {leg.symbol} {error}")
@@ -377,18 +502,27 @@ class ExecutorSlot:
         return order
 
     async def _leg(
-        self, leg: Leg, order: LegOrder, cloid: str, book: BookView
+        self, leg: Leg, order: LegOrder, cloid: str, book: BookView, sent: Fired | None = None
     ) -> tuple[LegRun, str]:
-        """Send ``order`` and await its end, shielded from a cancel, up to the fill timeout:
-        the leg as run and what went wrong ("" when it filled and ended)."""
-        fired = self._monotonic_ns()
+        """Send ``order`` (unless ``sent`` already) and await its end, shielded from a cancel,
+        up to the fill timeout: the leg as run and what went wrong ("" when it filled and
+        ended)."""
         ack: LegAck | None = None
         acked: int | None = None
         done: LegDone | None = None
         fills: list[Fill] = []
-        deadline = trio.current_time() + self._config.fill_timeout_s
+        if sent is None:
+            fired = self._monotonic_ns()
+            deadline = trio.current_time() + self._config.fill_timeout_s
+        else:
+            fired, deadline = sent.fired_ns, sent.deadline
         with trio.CancelScope(deadline=deadline, shield=True) as scope:
-            ack = await self._venue.place(order, cloid, book)
+            if sent is None:
+                ack = await self._venue.place(order, cloid, book)
+            elif isinstance(sent.sent, LegAck):
+                ack = sent.sent
+            else:
+                ack = await sent.sent.ack()
             if not ack.accepted:
                 return LegRun(leg, LegTimes(fired)), f"rejected: {ack.error}"
             acked = self._monotonic_ns()
@@ -430,7 +564,7 @@ class ExecutorSlot:
             if isinstance(order, str):
                 errors.append(f"U{n} {leg.symbol} not sent: {order}")
                 continue
-            run, error = await self._leg(leg, order, f"{self._prefix}-{signal.corr}-U{n}", book)
+            run, error = await self._leg(leg, order, self._cloid(signal, f"U{n}"), book)
             runs.append(run)
             if error:
                 errors.append(f"U{n} {leg.symbol} {error}")

@@ -37,10 +37,10 @@ import trio
 
 from mm.execution.dispatch import Dispatcher
 from mm.execution.lifecycle import OrderState
-from mm.execution.orders import OrderRouter
+from mm.execution.orders import OrderRouter, SentPlace
 from mm.model import Fill, Instrument, PlaceOrder, Rejected, Tif
 from mm.strategies.triarb.cascade import LegOrder
-from mm.strategies.triarb.slot import LegAck, LegDone, LegEvent, PaperVenue
+from mm.strategies.triarb.slot import LegAck, LegDone, LegEvent, PaperVenue, SentLeg
 from mm.strategies.triarb.triangles import BookView, Terms
 from mm.venues.base import SpotTerms, VenueError
 
@@ -165,6 +165,27 @@ class RouterVenue:
         self._spare = (router, router.new_client_id())
         return ack
 
+    def send(self, order: LegOrder, cloid: str, book: BookView) -> SentLeg | LegAck | None:
+        """``place``'s order written at once, in no task's name (``OrderRouter.send_place``),
+        when the router is up and the venue can write it now: its refusal at once, or the
+        sent leg whose ``ack`` is ``place``'s answer; None, with nothing checked or sent, else
+        (``place`` then sends it)."""
+        router = self._router()
+        if router is None or order.market or not router.place_ready():
+            return None
+        spare, self._spare = self._spare, None
+        venue_cloid = spare[1] if spare is not None and spare[0] is router else None
+        if venue_cloid is None:
+            venue_cloid = router.new_client_id()
+        placed = leg_place_order(order, venue_cloid, self._instruments[order.symbol])
+        refused = self._allow(placed)
+        if refused is not None:
+            return LegAck(None, refused, venue_cloid)
+        self._routes.open(venue_cloid, self._fills)
+        sent = router.send_place(placed)
+        assert sent is not None  # place_ready said so, and nothing has run since
+        return _SentLeg(self, router, venue_cloid, sent)
+
     async def _place(self, router: OrderRouter, order: LegOrder, venue_cloid: str) -> LegAck:
         placed = leg_place_order(order, venue_cloid, self._instruments[order.symbol])
         refused = self._allow(placed)
@@ -172,6 +193,10 @@ class RouterVenue:
             return LegAck(None, refused, venue_cloid)
         self._routes.open(venue_cloid, self._fills)
         await router.place([placed])
+        return self._acked(venue_cloid)
+
+    def _acked(self, venue_cloid: str) -> LegAck:
+        """The leg's answer as the dispatcher applied it."""
         tracked = self._dispatcher.registry.get(venue_cloid)
         if tracked is None or tracked.state is OrderState.REJECTED:
             self._routes.close(venue_cloid)
@@ -179,6 +204,30 @@ class RouterVenue:
             return LegAck(None, reason, venue_cloid)
         self._routes.settle(venue_cloid)
         return LegAck(tracked.oid, "", venue_cloid)
+
+
+class _SentLeg:
+    """A leg ``RouterVenue.send`` wrote: ``ack`` settles its place (in the slot's task) and
+    answers as ``RouterVenue.place`` does."""
+
+    __slots__ = ("_cloid", "_router", "_sent", "_venue")
+
+    def __init__(
+        self, venue: RouterVenue, router: OrderRouter, cloid: str, sent: SentPlace
+    ) -> None:
+        self._venue = venue
+        self._router = router
+        self._cloid = cloid
+        self._sent = sent
+
+    async def ack(self) -> LegAck:
+        await self._sent.settle()
+        venue, router = self._venue, self._router
+        venue._spare = (router, router.new_client_id())  # the next leg's, off its path
+        return venue._acked(self._cloid)
+
+    def abandon(self) -> None:
+        self._sent.abandon()
 
 
 class TestedPaperVenue:
