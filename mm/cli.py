@@ -255,7 +255,8 @@ def _triangle_lines(triangles: dict[str, Any]) -> list[str]:
     lines = [
         f"triangles ({triangles['mode']}): {len(busy)} of {triangles['slots']} slots busy"
         + (f": {in_flight}" if in_flight else ""),
-        f"  signals: {signals.get('queued', 0)} queued, {signals.get('dropped', 0)} dropped",
+        f"  signals: {signals.get('queued', 0)} queued, {signals.get('dropped', 0)} dropped;"
+        f" first leg sent at once {signals.get('at_once', 0)}",
         f"  outcomes: {_counts(triangles.get('outcomes') or {})}",
         f"  refused: {_counts(triangles.get('refused') or {})};"
         f" conflicts: {_counts(triangles.get('conflicts') or {})}",

@@ -313,7 +313,7 @@ def test_status_shows_the_triangle_desk() -> None:
     section = text[start + 1 :].splitlines()
     assert section[:6] == [
         "triangles (paper): 0 of 2 slots busy",
-        "  signals: 1 queued, 1 dropped",
+        "  signals: 1 queued, 1 dropped; first leg sent at once 0",
         "  outcomes: FILLED 1, FAILED 1, UNWOUND 1",
         "  refused: none; conflicts: none",
         # -0.0748886 (FILLED) + 0 (FAILED at leg 1) + (4.975263 - 4.994622) (UNWOUND), as the

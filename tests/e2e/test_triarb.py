@@ -186,6 +186,8 @@ async def test_live_triangles_move_the_account_by_their_fills_and_never_share_a_
     for row in filled:
         assert [leg["label"] for leg in row["legs"]] == ["L0", "L1", "L2"]
         assert Decimal(row["profit"]) > 0, row  # the shock's profit, after fees
+    # A slot waited for the first signal: its first leg went out from the feed's task.
+    assert status["signals"]["at_once"] >= 1, status["signals"]
 
     # 2: the face's ledger moved by what the journaled reports say, currency by currency.
     # The face charges each fill's fee unrounded (the notional times 0.1%), so with that fee

@@ -172,6 +172,7 @@ class TriangleDesk:
         self.recent: deque[TriangleReport] = deque(maxlen=RECENT_KEPT)
         self.queued = 0
         self.dropped = 0
+        self.at_once = 0  # triangles whose first leg ``offer`` sent, in the feed's task
         self.outcomes: Counter[Outcome] = Counter()
         self.refused: Counter[str] = Counter()
         self.profit: dict[str, Decimal] = {}
@@ -196,6 +197,8 @@ class TriangleDesk:
                 except RuntimeError:
                     slot.forsake(started)
                     raise
+                if started.first is not None:
+                    self.at_once += 1
         elif not queue.put_nowait(signal):
             self.dropped += 1
             self._dropped_signals.inc()
@@ -338,7 +341,7 @@ class TriangleDesk:
                 str(slot): " > ".join(triangle.currencies)
                 for slot, triangle in sorted(self.claims.busy().items())
             },
-            "signals": {"queued": self.queued, "dropped": self.dropped},
+            "signals": {"queued": self.queued, "dropped": self.dropped, "at_once": self.at_once},
             "outcomes": {outcome.value: n for outcome, n in self.outcomes.items()},
             "refused": dict(self.refused),
             "conflicts": self._conflicts(),

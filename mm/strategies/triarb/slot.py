@@ -7,8 +7,9 @@ trading scope. Its loop (:meth:`ExecutorSlot.run`):
 1. take a ``Signal`` from its source (the desk's signal queue) and claim its triangle in
    ``Claims`` (or be handed a triangle the strategy's task began for it with ``start``: that
    first part, claim and limits, done there, and its first leg written at once when the venue
-   can, ``SendsLegNow``; the slot's task goes on from that leg's answer); a refused claim drops the signal, counted by its reason (``dropped``), and the
-   slot takes the next; so does a stale signal (``refused``: its oldest book is past
+   can, ``SendsLegNow``; the slot's task goes on from that leg's answer); a refused claim
+   drops the signal, counted by its reason (``dropped``), and the slot takes the next; so
+   does a stale signal (``refused``: its oldest book is past
    ``max_book_age_ms`` when the slot takes it, having waited in the queue, or a book of it is
    stamped before our last fill on that pair: it may show the very opportunity a triangle just
    took, as ``Claims`` keeps each pair's last fill) and a triangle the caller's ``admit``
