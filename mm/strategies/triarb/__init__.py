@@ -22,8 +22,11 @@ through ``venue`` (live through the order router, or paper behind the venue's te
   unwinds or holds what a failed leg strands, and always reports.
 * ``strategy``: the Strategy protocol's side: triangles found among the symbols at open, each
   book evaluated, the signals handed out at each decision;
-* ``desk``: the signal channel, the slots as the trading subtree's children, the risk limits'
-  admission, and each report logged, journaled, counted and kept for ``mm status``;
+* ``desk``: each signal started for a waiting slot (its first leg written from the feed's task)
+  or queued, the slots as the trading subtree's children, the risk limits' admission, and each
+  report logged, journaled, counted and kept for ``mm status``;
+* ``signal_queue``: the bounded queue between the strategy and the slots, and each slot's
+  inbox (which slot waits, so that a triangle can be started for it);
 * ``venue``: the slots' ways to the venue, and the fills routed to them by client order id;
 * ``balances``: the venue's pushed balances, for the balance override (``await_balance``).
 """

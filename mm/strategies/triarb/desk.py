@@ -1,5 +1,5 @@
-"""The triangle desk: the signal channel, the executor slots that take from it, and what their
-triangles' reports become. The shell around ``slot.ExecutorSlot``.
+"""The triangle desk: the signals to the executor slots, the slots, and what their triangles'
+reports become. The shell around ``slot.ExecutorSlot``.
 
 The strategy task hands each signal the strategy found to ``offer`` (in the feed's task,
 where the strategy decides on each book). When a slot waits, ``offer`` starts the triangle for
@@ -33,7 +33,9 @@ A slot's reports are taken by a task beside it, and those still waiting when the
 
 Fails: a slot child raises what its slot raises (a bug in a venue's answer path): the
 supervisor restarts it, its claim released. ``run_slot`` raises ``RuntimeError`` when the venue
-client is not up or offers no spot terms.
+client is not up or offers no spot terms. What ``offer`` raises (a bug of the order path met
+while starting a triangle in the feed's task, the claim released) reaches the strategy task,
+which raises it: the strategy restarts, not the feed.
 """
 
 from __future__ import annotations
@@ -136,7 +138,7 @@ class TriarbMetrics:
 
 
 class TriangleDesk:
-    """The signal channel, the slots and their reports (see the module)."""
+    """The signals to the slots, the slots and their reports (see the module)."""
 
     def __init__(
         self,

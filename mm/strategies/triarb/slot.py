@@ -62,7 +62,8 @@ error, so anything raised is a bug) ends ``run`` with the claim released and no 
 timed-out order's late fills are not counted (the report says what was known when it timed
 out). After a cancel the report is sent without waiting (``send_nowait``): when the outcome
 channel is full or closed it is logged instead, with ``unsent`` counted. ``run`` returns when
-the signal channel is closed and empty.
+its source ends (``trio.EndOfChannel``). ``start`` raises what the venue's ``send`` raises (a
+bug), with the claim released: nothing was sent.
 """
 
 from __future__ import annotations

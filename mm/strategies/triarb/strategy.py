@@ -7,8 +7,8 @@ triangle from a primary quote back to it among them (``triangles.discover``) and
 service's wall clock in milliseconds (the clock the venue stamps books with: the book-age gate
 compares the two); the signals found wait in a list until the task asks ``decide``, which hands
 them out as commands. The task gives each to the triangle desk (``mm.strategies.triarb.desk``),
-whose bounded signal channel takes it only when there is room: the perishable rule is applied
-there, never by waiting here. A signal whose triangle trades a symbol the feed flags as stale,
+which starts it for a waiting slot or queues it only when there is room: the perishable rule
+is applied there, never by waiting here. A signal whose triangle trades a symbol the feed flags as stale,
 or made while the user stream is out of sync, is not handed out (``withheld``, counted): the
 books it was evaluated on are not the venue's. Nor is one whose books are no longer the
 latest: the task hands over every new book before deciding, so a signal made on the first of
