@@ -8,12 +8,12 @@ service's wall clock in milliseconds (the clock the venue stamps books with: the
 compares the two); the signals found wait in a list until the task asks ``decide``, which hands
 them out as commands. The task gives each to the triangle desk (``mm.strategies.triarb.desk``),
 which starts it for a waiting slot or queues it only when there is room: the perishable rule
-is applied there, never by waiting here. A signal whose triangle trades a symbol the feed flags as stale,
-or made while the user stream is out of sync, is not handed out (``withheld``, counted): the
-books it was evaluated on are not the venue's. Nor is one whose books are no longer the
-latest: the task hands over every new book before deciding, so a signal made on the first of
-a batch, with a pair's older book, is superseded by the evaluation of that pair's newer one
-(which signals again if the triangle still pays).
+is applied there, never by waiting here. A signal whose triangle trades a symbol the feed
+flags as stale, or made while the user stream is out of sync, is not handed out
+(``withheld``, counted): the books it was evaluated on are not the venue's. Nor is one whose
+books are no longer the latest: the task hands over every new book before deciding, so a
+signal made on the first of a batch, with a pair's older book, is superseded by the
+evaluation of that pair's newer one (which signals again if the triangle still pays).
 
 Plain logic: no I/O, nothing sent. Fails: ``open`` raises ``RuntimeError`` when the venue client
 offers no spot terms (not a spot venue) or when no triangle can be made from the symbols and
