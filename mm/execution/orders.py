@@ -125,9 +125,11 @@ class OrderRouter:
         (``SendsPlaceNow``): here, in no task's name, it is registered and its request
         written (or refused before the venue); ``SentPlace.settle``, awaited in any task,
         applies the answer as ``place`` does. None, with nothing registered or sent, when the
-        venue cannot send it without waiting (or has no such way)."""
+        venue has no such way. Call it when ``place_ready`` said yes, in the same step: an
+        order the venue then could not write at once is answered ``Rejected`` (registered,
+        never sent: nothing is out of step with the venue)."""
         venue = self._sends_now
-        if venue is None or not venue.place_ready():
+        if venue is None:
             return None
         cloids = [order.cloid]
         awaiting = self.dispatcher.awaiting(cloids)
