@@ -192,6 +192,14 @@ class KucoinRestTransport:
 
     def ready_now(self, method: str, path: str) -> bool:
         """Whether ``send_now`` would write this request now (nothing is spent here)."""
+        if self._lane_now(method, path) is None:
+            return False
+        pool, weight, _ = self._lane_line(method, path, None)
+        return self.budget.pool(pool).wait(weight, trio.current_time()) <= 0
+
+    def _lane_now(self, method: str, path: str) -> OrderLane | None:
+        """The order lane when it can take this request now (entered, a plain connection
+        idle, a signed path that goes on it)."""
         lane = self.lane
         if (
             lane is None
@@ -200,23 +208,16 @@ class KucoinRestTransport:
             or not lane.ready_now()
             or not _LANE_PATH.fullmatch(path)
         ):
-            return False
-        pool, weight, _ = self._lane_line(method, path, None)
-        return self.budget.pool(pool).wait(weight, trio.current_time()) <= 0
+            return None
+        return lane
 
     def send_now(self, method: str, path: str, body: Mapping[str, Any] | None) -> LaneCall | None:
         """A signed request that goes on the order lane (see the module), written at once,
         its answer to come from the ``LaneCall``; None, with nothing written or spent, when
         it cannot go without waiting: the lane not entered, no plain connection of it idle,
         or the budget says to wait. Raises ``KucoinNotSent`` when the socket refused it."""
-        lane = self.lane
-        if (
-            lane is None
-            or not self._lane_open
-            or method == "GET"
-            or not lane.ready_now()
-            or not _LANE_PATH.fullmatch(path)
-        ):
+        lane = self._lane_now(method, path)
+        if lane is None:
             return None
         pool, weight, start = self._lane_line(method, path, None)
         if self.budget.take(pool, weight, trio.current_time()) > 0:
