@@ -490,9 +490,14 @@ class Service:
         """The simulator of venue.kind, run as the "venue" child: its URL is the venue's."""
         sim = self.config.sim
         if self.config.venue.kind == "kucoin":
-            # KuCoin's face funds its development account (the development credentials').
+            # KuCoin's face funds its development account (the development credentials'). Its
+            # ids start from the wall clock's ms, as the Hyperliquid simulator's below.
             self.kucoin_venue = KucoinSimVenue(
-                host=sim.host, port=sim.port, seed=sim.seed, on_bound=self._venue_bound
+                host=sim.host,
+                port=sim.port,
+                seed=sim.seed,
+                on_bound=self._venue_bound,
+                first_id=clock.wall_ms(),
             )
             return self.kucoin_venue.run
         # The faucet funds the account mm trades for, so that `make run` trades at once.

@@ -130,15 +130,22 @@ class KucoinSimVenue:
         market: TriangleConfig | None = None,
         faults: KucoinFaultConfig | None = None,
         on_bound: Callable[[str], Awaitable[None]] | None = None,
+        first_id: int = 1,
     ) -> None:
         """``on_bound(url)`` hears the base URL once the server listens (each time ``run``
-        starts: a restart may bind another port)."""
+        starts: a restart may bind another port). ``first_id``: the first order, trade and
+        fill number (see ``SpotExchange``)."""
         self.host, self.port, self.step_s = host, port, step_s
         self._on_bound = on_bound
         ledger = SpotLedger(record=True)
         for currency, amount in STARTING_BALANCES.items():
             ledger.fund(DEV_USER, currency, amount)
-        self.exchange = SpotExchange(SYMBOLS, ledger, lambda user, symbol: (MAKER_RATE, TAKER_RATE))
+        self.exchange = SpotExchange(
+            SYMBOLS,
+            ledger,
+            lambda user, symbol: (MAKER_RATE, TAKER_RATE),
+            first_number=first_id,
+        )
         keys = {DEV_KEY.key.reveal(): DEV_KEY}
         self.depth = DepthFeed(SYMBOLS)
         self.users = {DEV_KEY.key.reveal(): DEV_USER}

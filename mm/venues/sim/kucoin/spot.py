@@ -239,14 +239,19 @@ class SpotExchange:
         symbols: Iterable[SpotSymbol],
         ledger: SpotLedger,
         fee_rates: Callable[[str, str], tuple[Decimal, Decimal]],
+        *,
+        first_number: int = 1,
     ) -> None:
-        """``fee_rates(user, symbol)``: the account's (maker, taker) rates for the symbol."""
+        """``fee_rates(user, symbol)``: the account's (maker, taker) rates for the symbol.
+        ``first_number``: the first order, trade and fill number it gives (an embedded
+        simulator's ids must not repeat a previous run's, which the service's journal
+        remembers: a fill of a repeated trade id is dropped as seen)."""
         self.symbols = {symbol.name: symbol for symbol in symbols}
         self.books = {name: OrderBook() for name in self.symbols}
         self.ledger = ledger
         self._fee_rates = fee_rates
-        self._numbers = itertools.count(1)
-        self._trades = itertools.count(1)
+        self._numbers = itertools.count(first_number)
+        self._trades = itertools.count(first_number)
         self.live: dict[str, SpotOrder] = {}  # active orders by order id
         self.orders: dict[str, SpotOrder] = {}  # every order kept, active or done, by id
         # Each account's done orders, oldest first: kept per account, so that the liquidity
@@ -255,7 +260,7 @@ class SpotExchange:
         self._done_numbers = itertools.count(1)
         self._by_number: dict[int, SpotOrder] = {}
         self._client_oids: dict[tuple[str, str], str] = {}  # (user, clientOid) -> active order
-        self._fill_numbers = itertools.count(1)
+        self._fill_numbers = itertools.count(first_number)
         self.fills: dict[str, deque[Fill]] = {}  # each account's latest fills, oldest first
 
     # --- requests -----------------------------------------------------------------------------
