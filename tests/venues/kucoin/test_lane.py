@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import ssl
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from functools import partial
 
@@ -18,13 +18,22 @@ import trio
 import trio.testing
 
 from mm import clock
-from mm.model import CancelOrder, ModifyOrder, PlaceOrder, Rejected, Resting, Side, Tif
+from mm.model import (
+    CancelOrder,
+    ModifyOrder,
+    OrderStatus,
+    PlaceOrder,
+    Rejected,
+    Resting,
+    Side,
+    Tif,
+)
 from mm.venues.base import OrderFateUnknown, RateLimited, RequestTimeout
 from mm.venues.kucoin.client import KucoinClient
 from mm.venues.kucoin.http1 import header_block, request_bytes
 from mm.venues.kucoin.ids import order_id
 from mm.venues.kucoin.instruments import SymbolSpec, parse_symbols
-from mm.venues.kucoin.lane import OrderLane, connect_to
+from mm.venues.kucoin.lane import Exchange, NotSent, OrderLane, connect_to
 from mm.venues.kucoin.rate_budget import RateBudget
 from mm.venues.kucoin.rest import KucoinNotSent, KucoinRestTransport, KucoinUnavailable
 from mm.venues.kucoin.signing import check_request, sign_request
@@ -479,4 +488,341 @@ async def test_hypercorns_close_after_its_thousandth_answer_loses_nothing() -> N
                 assert await client.test_order(probe) is None
             assert rest.lane.opened == 2
             assert rest.lane.lost == 0
+        nursery.cancel_scope.cancel()
+
+
+# --- send_now: the write at once, the answer awaited later ---------------------------------------
+
+
+class WritesNow(trio.abc.Stream):
+    """The lane's side of an in-memory connection that can be written with no yield, as a
+    plain socket can: ``send_now`` puts what it takes (all of it, or the first ``takes``
+    bytes) straight into the venue's side, or raises ``refuse`` as a socket's write(2) would."""
+
+    def __init__(
+        self,
+        to_venue: trio.testing.MemoryReceiveStream,
+        from_venue: trio.testing.MemoryReceiveStream,
+        *,
+        takes: int | None = None,
+        refuse: OSError | None = None,
+    ) -> None:
+        self._to_venue = to_venue
+        self._from_venue = from_venue
+        self.takes = takes
+        self.refuse = refuse
+        self.written: list[int] = []  # what each send_now took
+
+    def send_now(self, data: bytes) -> int:
+        if self.refuse is not None:
+            raise self.refuse
+        taken = len(data) if self.takes is None else min(self.takes, len(data))
+        self._to_venue.put_data(bytes(data[:taken]))
+        self.written.append(taken)
+        return taken
+
+    async def send_all(self, data: bytes | bytearray | memoryview) -> None:
+        await trio.lowlevel.checkpoint()
+        self._to_venue.put_data(bytes(data))
+
+    async def wait_send_all_might_not_block(self) -> None:
+        await trio.lowlevel.checkpoint()
+
+    async def receive_some(self, max_bytes: int | None = None) -> bytes | bytearray:
+        return await self._from_venue.receive_some(max_bytes)
+
+    async def aclose(self) -> None:
+        self._to_venue.put_eof()
+        await self._from_venue.aclose()
+
+
+@attrs.define(eq=False)
+class NowVenue(Venue):
+    """``Venue``, its connections ``WritesNow`` streams (the last one opened in ``streams``);
+    ``hold`` keeps connecting waiting until it is set."""
+
+    streams: list[WritesNow] = attrs.Factory(list)
+    takes: int | None = None
+    refuse_write: OSError | None = None
+    hold: trio.Event | None = None
+
+
+def writes_now_connect(
+    venue: NowVenue, send: trio.MemorySendChannel[trio.abc.Stream]
+) -> Callable[[], Awaitable[trio.abc.Stream]]:
+    async def connect() -> trio.abc.Stream:
+        if venue.hold is not None:
+            await venue.hold.wait()
+        to_venue = trio.testing.MemoryReceiveStream()
+        venue_send, from_venue = trio.testing.memory_stream_one_way_pair()
+        stream = WritesNow(to_venue, from_venue, takes=venue.takes, refuse=venue.refuse_write)
+        venue.streams.append(stream)
+        venue.opened += 1
+        await send.send(trio.StapledStream(venue_send, to_venue))
+        return stream
+
+    return connect
+
+
+@asynccontextmanager
+async def now_lane(
+    connections: int = 1, *, hold: trio.Event | None = None, **venue_args: object
+) -> AsyncIterator[tuple[OrderLane, NowVenue]]:
+    send, receive = trio.open_memory_channel[trio.abc.Stream](10)
+    venue = NowVenue(receive, hold=hold, **venue_args)  # type: ignore[arg-type]
+    async with OrderLane(writes_now_connect(venue, send), connections=connections) as lane:
+        yield lane, venue
+
+
+def raw(cloid: str) -> bytes:
+    """A request as the lane carries it (the lane writes bytes: it neither signs nor reads)."""
+    body = orjson.dumps(ORDER | {"clientOid": cloid})
+    return request_bytes("POST", "/api/v1/hf/orders/sync", header_block([("Host", "v")]), body)
+
+
+async def nothing_more(server: Server, wait_s: float = 1.0) -> bool:
+    """Whether the venue's side got no more bytes within ``wait_s`` (virtual)."""
+    with trio.move_on_after(wait_s):
+        server.buffer += await server.receive()
+    return server.buffer == b""
+
+
+async def test_send_now_writes_at_once_and_another_task_awaits_the_answer(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    async with now_lane() as (lane, venue), trio.open_nursery() as nursery:
+        server = await venue.next()
+        await lane.wait_idle()
+        assert lane.ready_now()
+        request = raw("mm-1")
+        exchange = lane.send_now(request)
+        assert exchange is not None
+        assert venue.streams[0].written == [len(request)]  # written by the call itself
+        assert not exchange.unsent
+        assert not lane.ready_now()  # its one connection is busy now
+        answers: list[object] = []
+
+        async def await_it() -> None:
+            answers.append(orjson.loads((await exchange.answer()).body))
+
+        nursery.start_soon(await_it)
+        head, body = await server.request()
+        assert head + b"\r\n\r\n" + body == request
+        await server.ok({"orderId": "o1"})
+        await lane.wait_idle()
+        await trio.testing.wait_all_tasks_blocked()
+        assert answers == [{"code": "200000", "data": {"orderId": "o1"}}]
+        assert lane.ready_now()  # the connection is free again, and the same one
+        assert venue.opened == 1
+        assert lane.lost == 0
+
+
+async def test_send_now_with_no_connection_idle_writes_nothing(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    hold = trio.Event()
+    async with now_lane(hold=hold) as (lane, venue), trio.open_nursery() as nursery:
+        # Before any connection opened: nothing to write on, nothing kept for later.
+        assert not lane.ready_now()
+        assert lane.send_now(raw("mm-early")) is None
+        hold.set()
+        server = await venue.next()
+        await lane.wait_idle()
+        assert await nothing_more(server)
+        # Its one connection busy with a request: the next is not written behind it.
+        exchange = lane.send_now(raw("mm-1"))
+        assert exchange is not None
+        assert not lane.ready_now()
+        assert lane.send_now(raw("mm-2")) is None
+        _, body = await server.request()
+        assert orjson.loads(body)["clientOid"] == "mm-1"
+        assert await nothing_more(server)
+        nursery.start_soon(server.ok, {"n": 1})
+        assert orjson.loads((await exchange.answer()).body)["data"] == {"n": 1}
+        assert await nothing_more(server)
+        assert venue.streams[0].written == [len(raw("mm-1"))]
+
+
+async def test_streams_that_cannot_write_at_once_get_none_and_exchange_still_works(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    """Trio's in-memory streams have no ``send_now`` (nor does TLS): ``send_now`` is None with
+    the connection idle, and ``exchange`` writes by ``send_all`` as before."""
+    async with lane_rest() as (rest, venue), trio.open_nursery() as nursery:
+        lane = rest.lane
+        assert lane is not None
+        server = await venue.next()
+        assert lane.idle == 1
+        assert not lane.ready_now()
+        assert lane.send_now(raw("mm-1")) is None
+        assert lane.idle == 1
+        assert await nothing_more(server)
+        answers: list[object] = []
+
+        async def exchange() -> None:
+            answers.append(orjson.loads((await lane.exchange(raw("mm-2"))).body)["data"])
+
+        nursery.start_soon(exchange)
+        _, body = await server.request()
+        assert orjson.loads(body)["clientOid"] == "mm-2"
+        await server.ok({"n": 2})
+        await lane.wait_idle()
+        await trio.testing.wait_all_tasks_blocked()
+        assert answers == [{"n": 2}]
+
+
+async def test_a_write_the_socket_refuses_is_not_sent_and_drops_the_connection(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    reset = ConnectionResetError(104, "Connection reset by peer")
+    async with now_lane(refuse_write=reset) as (lane, venue):
+        first = await venue.next()
+        await lane.wait_idle()
+        with pytest.raises(NotSent, match="before the request went out"):
+            lane.send_now(raw("mm-1"))
+        assert first.buffer == b""
+        assert await first.stream.receive_some() == b""  # dropped, with nothing on it
+        venue.refuse_write = None
+        second = await venue.next()  # and opened again
+        await lane.wait_idle()
+        assert venue.opened == 2
+        assert lane.lost == 0  # nothing of it went out: not a lost request
+        assert await nothing_more(second)  # nor is it written again
+
+
+async def test_what_the_socket_did_not_take_is_written_by_the_answer(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    async with now_lane(takes=10) as (lane, venue), trio.open_nursery() as nursery:
+        server = await venue.next()
+        await lane.wait_idle()
+        request = raw("mm-1")
+        exchange = lane.send_now(request)
+        assert exchange is not None
+        assert bytes(exchange.unsent) == request[10:]
+        assert bytes(await server.stream.receive_some()) == request[:10]  # all there is yet
+        assert await nothing_more(server)
+        answers: list[object] = []
+
+        async def await_it() -> None:
+            answers.append(orjson.loads((await exchange.answer()).body)["data"])
+
+        nursery.start_soon(await_it)
+        server.buffer = request[:10]
+        head, body = await server.request()
+        assert head + b"\r\n\r\n" + body == request  # the rest, once, in order
+        await server.ok({"n": 1})
+        await lane.wait_idle()
+        await trio.testing.wait_all_tasks_blocked()
+        assert answers == [{"n": 1}]
+        assert venue.opened == 1
+
+
+async def test_an_answer_past_the_deadline_is_too_slow_and_the_connection_dropped(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    async with now_lane() as (lane, venue):
+        first = await venue.next()
+        await lane.wait_idle()
+        started = trio.current_time()
+        exchange = lane.send_now(raw("mm-1"), started + DEADLINE_S)
+        assert exchange is not None
+        with pytest.raises(trio.TooSlowError):
+            await exchange.answer()
+        assert trio.current_time() - started == pytest.approx(DEADLINE_S)
+        await first.request()
+        assert await first.stream.receive_some() == b""
+        await venue.next()
+        assert lane.lost == 0
+
+
+async def test_a_caller_cancelled_while_awaiting_the_answer_drops_the_connection(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    async with now_lane() as (lane, venue):
+        first = await venue.next()
+        await lane.wait_idle()
+        exchange = lane.send_now(raw("mm-1"))
+        assert exchange is not None
+        with trio.move_on_after(1):
+            await exchange.answer()
+        await first.request()
+        assert await first.stream.receive_some() == b""  # (a late answer is nobody's)
+        with pytest.raises(trio.BrokenResourceError):
+            await first.ok({"late": True})
+        second = await venue.next()
+        await lane.wait_idle()
+        assert venue.opened == 2
+        assert await nothing_more(second)
+
+
+async def test_a_cancel_before_exchange_takes_a_connection_leaves_the_connection(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    async with now_lane() as (lane, venue):
+        server = await venue.next()
+        await lane.wait_idle()
+        with trio.CancelScope() as scope:
+            scope.cancel()
+            await lane.exchange(raw("mm-1"))
+        assert scope.cancelled_caught
+        assert lane.idle == 1
+        assert lane.ready_now()
+        assert await nothing_more(server)
+        assert venue.opened == 1
+
+
+async def test_send_now_to_the_face_over_loopback_places_the_order() -> None:
+    """A plain TCP connection (``os.write`` on its socket): the signed order written by
+    ``send_now`` rests at the face, and one that crosses fills; each answer read by
+    ``Exchange.answer`` in a task other than the one that wrote it."""
+    face = KucoinSimVenue(seed=3)
+    async with trio.open_nursery() as nursery:
+        url = await nursery.start(face.run)
+        async with KucoinRestTransport(
+            url, DEV_KEY, budget=RateBudget(), now_ms=clock.wall_ms, deadline_s=10.0
+        ) as rest:
+            lane = rest.lane
+            assert lane is not None
+            with trio.fail_after(10):
+                await lane.wait_idle(2)
+            client = KucoinClient(rest, ["ETH-USDT"])
+            await client.instruments()
+            mid = face.market.mids()["ETH-USDT"]
+            resting = {"price": "100", "size": "0.01", "timeInForce": "GTC"}
+            crossing = {"price": f"{mid * 1.05:.2f}", "size": "0.01", "timeInForce": "IOC"}
+            host = url.split("//", 1)[1].rstrip("/")
+            datas: list[dict[str, object]] = []
+            for cloid, fields in (("now-rest", resting), ("now-take", crossing)):
+                body = orjson.dumps(
+                    {"clientOid": cloid, "symbol": "ETH-USDT", "side": "buy", "type": "limit"}
+                    | fields
+                )
+                signed = sign_request(
+                    DEV_KEY, clock.wall_ms(), "POST", "/api/v1/hf/orders/sync", body.decode()
+                )
+                headers = [("Host", host), ("Content-Type", "application/json"), *signed.items()]
+                request = request_bytes(
+                    "POST", "/api/v1/hf/orders/sync", header_block(headers), body
+                )
+                assert lane.ready_now()
+                exchange = lane.send_now(request, trio.current_time() + 10.0)
+                assert exchange is not None
+                assert not exchange.unsent  # the socket took it all at once
+
+                async def await_it(exchange: Exchange = exchange) -> None:
+                    answer = await exchange.answer()
+                    assert answer.status == 200, answer.body
+                    datas.append(orjson.loads(answer.body)["data"])
+
+                async with trio.open_nursery() as awaiting:
+                    awaiting.start_soon(await_it)
+            assert [data["clientOid"] for data in datas] == ["now-rest", "now-take"]
+            placed = await client.order_status(cloid="now-rest")
+            taken = await client.order_status(cloid="now-take")
+            assert placed is not None
+            assert taken is not None
+            assert placed.status is OrderStatus.OPEN
+            assert taken.status is OrderStatus.FILLED
+            assert lane.lost == 0
         nursery.cancel_scope.cancel()
