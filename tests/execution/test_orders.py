@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 
 import attrs
 import httpx
+import pytest
 import trio
 
 from mm.execution.dispatch import (
@@ -29,14 +30,19 @@ from mm.model import (
     CancelOrder,
     CancelResult,
     Fill,
+    Filled,
     ModifyOrder,
     OrderId,
     OrderReport,
+    OrderStatus,
     PlaceOrder,
     PlaceResult,
+    Rejected,
+    Resting,
     Side,
     Tif,
 )
+from mm.venues.base import OrderFateUnknown, RateLimited, VenueError
 from mm.venues.hyperliquid.client import HyperliquidClient
 from mm.venues.hyperliquid.rate_limit import Cost
 from mm.venues.hyperliquid.user_stream import HyperliquidUserStream
@@ -313,3 +319,253 @@ async def test_a_call_abandoned_mid_request_leaves_the_landing_window_as_its_bou
     assert dispatcher.resolve_unknown(order.cloid, None, gone + 3_000) == []
     (rejected,) = dispatcher.resolve_unknown(order.cloid, None, gone + 3_501)
     assert isinstance(rejected, OrderRejected)
+
+
+# --- send_place: registered and written now, settled later ---------------------------------------
+
+
+class FatePending:
+    """A written order's pending result: ``outcome`` (a result, or an error to raise) once
+    ``answered`` is set."""
+
+    def __init__(self, outcome: PlaceResult | Exception) -> None:
+        self.outcome = outcome
+        self.answered = trio.Event()
+        self.answered.set()
+
+    async def result(self) -> PlaceResult:
+        await self.answered.wait()
+        if isinstance(self.outcome, Exception):
+            raise self.outcome
+        return self.outcome
+
+
+@attrs.define(eq=False)
+class NowVenue:
+    """A venue that writes one order at once (``SendsPlaceNow``), answering each order by
+    ``outcome``: at once (a result returned by ``send_place``, or an error it raises), or
+    pending (``FatePending``). ``place`` answers the same outcomes, so the two ways compare.
+    What the dispatcher held of each order when it was written is kept in ``seen``."""
+
+    dispatcher: Dispatcher
+    outcome: PlaceResult | Exception | FatePending
+    status: OrderReport | None = None  # what orderStatus says
+    ready: bool = True
+    seen: list[tuple[OrderState | None, bool]] = attrs.Factory(list)
+
+    def new_client_id(self) -> str:
+        raise AssertionError("the test names its orders")
+
+    def place_ready(self) -> bool:
+        return self.ready
+
+    def send_place(self, order: PlaceOrder) -> PlaceResult | FatePending | None:
+        tracked = self.dispatcher.order(order.cloid)
+        self.seen.append(
+            (tracked.state if tracked else None, order.cloid in self.dispatcher.awaited())
+        )
+        if isinstance(self.outcome, Exception):
+            raise self.outcome
+        return self.outcome
+
+    async def place(self, orders: Sequence[PlaceOrder]) -> list[PlaceResult]:
+        (order,) = orders
+        sent = self.send_place(order)
+        assert sent is not None
+        return [await sent.result()] if isinstance(sent, FatePending) else [sent]
+
+    async def cancel(self, cancels: Sequence[CancelOrder]) -> list[CancelResult]:
+        raise AssertionError("not in these tests")
+
+    async def modify(self, modifies: Sequence[ModifyOrder]) -> list[PlaceResult]:
+        raise AssertionError("not in these tests")
+
+    async def order_status(
+        self, *, oid: OrderId | None = None, cloid: str | None = None
+    ) -> OrderReport | None:
+        return self.status
+
+
+OID = OrderId("sim:1")
+ORDER = PlaceOrder("BTC", Side.BUY, 100.0, 0.002, Tif.GTC, "now-1")
+
+
+def virtual_ms() -> int:
+    return round(trio.current_time() * 1000)
+
+
+def report(status: OrderStatus) -> OrderReport:
+    return OrderReport("BTC", Side.BUY, 100.0, 0.002, 0.002, OID, "now-1", 0, status, 0, "open")
+
+
+def now_router(
+    outcome: PlaceResult | Exception | FatePending, status: OrderReport | None = None
+) -> tuple[OrderRouter, NowVenue, list[DispatchOutput]]:
+    dispatcher = Dispatcher()
+    venue = NowVenue(dispatcher, outcome, status)
+    events: list[DispatchOutput] = []
+    router = OrderRouter(dispatcher, venue, events.extend, virtual_ms, landing_window_ms=3_500)
+    return router, venue, events
+
+
+OUTCOMES: dict[str, tuple[PlaceResult | Exception | FatePending, OrderReport | None]] = {
+    "resting": (FatePending(Resting(OID, "now-1")), None),
+    "filled": (FatePending(Filled(OID, "now-1", 0.002, 100.0)), None),
+    "rejected by the venue": (FatePending(Rejected("balance")), None),
+    "rejected at once": (Rejected("reduce-only"), None),
+    "refused whole": (RateLimited("429"), None),
+    "unknown, then found": (
+        FatePending(OrderFateUnknown(["now-1"], "lost", lands_by_ms=None)),
+        report(OrderStatus.OPEN),
+    ),
+    "unknown, never placed": (
+        FatePending(OrderFateUnknown(["now-1"], "lost", lands_by_ms=None)),
+        None,
+    ),
+}
+
+
+def shown(events: Sequence[DispatchOutput]) -> list[tuple[str, object]]:
+    return [(type(e).__name__, getattr(e, "reason", None)) for e in events]
+
+
+@pytest.mark.parametrize("name", list(OUTCOMES))
+async def test_send_place_then_settle_applies_the_answer_as_place_does(
+    name: str, autojump_clock: trio.abc.Clock
+) -> None:
+    outcome, status = OUTCOMES[name]
+    router, venue, events = now_router(outcome, status)
+    assert router.place_ready()
+    sent = router.send_place(ORDER)
+    assert sent is not None
+    # Registered, and awaited, before the venue wrote it; still so until settled.
+    assert venue.seen == [(OrderState.PENDING_NEW, True)]
+    tracked = router.dispatcher.order(ORDER.cloid)
+    assert tracked is not None
+    assert tracked.state is OrderState.PENDING_NEW
+    assert router.dispatcher.awaited() == {ORDER.cloid}
+    async with trio.open_nursery() as nursery:  # settled in a task of its own
+        nursery.start_soon(sent.settle)
+    assert router.dispatcher.awaited() == frozenset()
+    placed, _, placed_events = now_router(outcome, status)
+    await placed.place([ORDER])
+    assert shown(events) == shown(placed_events)
+    twin = placed.dispatcher.order(ORDER.cloid)
+    assert twin is not None
+    assert (tracked.state, tracked.oid) == (twin.state, twin.oid)
+    expected = {
+        "resting": OrderState.OPEN,
+        "filled": OrderState.FILLED,
+        "unknown, then found": OrderState.OPEN,
+    }.get(name, OrderState.REJECTED)
+    assert tracked.state is expected
+    if name.startswith("unknown"):
+        assert shown(events)[0][0] == "OrderStateUnknown"
+
+
+class KucoinLikeNotSent(VenueError):
+    """A venue's "refused whole: never sent" (KuCoin's ``KucoinNotSent``)."""
+
+
+async def test_a_venue_error_from_send_place_is_rejected(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    router, _, events = now_router(KucoinLikeNotSent("not one byte went out"))
+    sent = router.send_place(ORDER)
+    assert sent is not None
+    await sent.settle()
+    tracked = router.dispatcher.order(ORDER.cloid)
+    assert tracked is not None
+    assert tracked.state is OrderState.REJECTED
+    (rejected,) = [e for e in events if isinstance(e, OrderRejected)]
+    assert "not one byte went out" in rejected.reason
+
+
+async def test_abandoned_it_is_the_callers_gone_and_no_longer_awaited(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    router, _, events = now_router(FatePending(Resting(OID, "now-1")))
+    sent = router.send_place(ORDER)
+    assert sent is not None
+    await trio.sleep(1.0)
+    sent.abandon()
+    tracked = router.dispatcher.order(ORDER.cloid)
+    assert tracked is not None
+    assert tracked.lands_by_ms == virtual_ms() + 3_500  # what it sent may land until then
+    assert tracked.state is OrderState.PENDING_NEW  # the auditor's to resolve
+    assert router.dispatcher.awaited() == frozenset()
+    sent.abandon()  # (once is enough: the mark is not dropped twice)
+    assert router.dispatcher.awaited() == frozenset()
+    with pytest.raises(RuntimeError, match="settled already"):
+        await sent.settle()
+    assert events == []
+
+
+async def test_settled_twice_raises_and_the_awaiting_mark_is_dropped_once(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    router, _, events = now_router(FatePending(Resting(OID, "now-1")))
+    sent = router.send_place(ORDER)
+    other = router.send_place(attrs.evolve(ORDER, cloid="now-2"))
+    assert sent is not None
+    assert other is not None
+    with router.dispatcher.awaiting([ORDER.cloid]):  # another caller awaits it too
+        await sent.settle()
+        assert router.dispatcher.awaited() == {ORDER.cloid, "now-2"}
+        with pytest.raises(RuntimeError, match="settled already"):
+            await sent.settle()
+        sent.abandon()  # after settle: nothing
+        assert router.dispatcher.awaited() == {ORDER.cloid, "now-2"}
+    assert [type(e).__name__ for e in events] == ["OrderAccepted"]
+    other.abandon()
+
+
+async def test_a_settle_cancelled_leaves_the_landing_window_as_its_bound(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    pending = FatePending(Resting(OID, "now-1"))
+    pending.answered = trio.Event()  # never answered
+    router, _, _ = now_router(pending)
+    sent = router.send_place(ORDER)
+    assert sent is not None
+    with trio.move_on_after(2.0):
+        await sent.settle()
+    tracked = router.dispatcher.order(ORDER.cloid)
+    assert tracked is not None
+    assert tracked.lands_by_ms == virtual_ms() + 3_500
+    assert router.dispatcher.awaited() == frozenset()
+
+
+async def test_none_and_nothing_registered_when_the_venue_cannot_send_now() -> None:
+    router, venue, events = now_router(FatePending(Resting(OID, "now-1")))
+    venue.ready = False
+    assert not router.place_ready()
+    assert router.send_place(ORDER) is None
+    assert venue.seen == []  # never asked to write
+    hanging = OrderRouter(Dispatcher(), HangingVenue(), events.extend, virtual_ms)
+    assert not hanging.place_ready()  # no SendsPlaceNow at all
+    assert hanging.send_place(ORDER) is None
+    for dispatcher in (router.dispatcher, hanging.dispatcher):
+        assert dispatcher.order(ORDER.cloid) is None
+        assert dispatcher.awaited() == frozenset()
+    assert events == []
+
+
+async def test_a_venue_that_fails_otherwise_leaves_the_order_as_place_does(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    """Not a refusal (a bug in the adapter, say): raised to the caller, and the order left as
+    a failed ``place`` leaves it, to land up to the landing window from now."""
+    router, _, _ = now_router(KeyError("BTC"))
+    with pytest.raises(KeyError):
+        router.send_place(ORDER)
+    placed, _, _ = now_router(KeyError("BTC"))
+    with pytest.raises(KeyError):
+        await placed.place([ORDER])
+    for dispatcher in (router.dispatcher, placed.dispatcher):
+        assert dispatcher.awaited() == frozenset()
+    tracked, twin = router.dispatcher.order(ORDER.cloid), placed.dispatcher.order(ORDER.cloid)
+    assert tracked is not None
+    assert twin is not None
+    assert twin.lands_by_ms == virtual_ms() + 3_500
+    assert tracked.lands_by_ms == twin.lands_by_ms
