@@ -142,7 +142,8 @@ class OrderRouter:
                 sent = Rejected(str(refused))
             if sent is None:  # (place_ready said it could: nothing was written)
                 sent = Rejected("the venue could not write it at once")
-        except BaseException:
+        except BaseException:  # (a bug of the venue's: left as a failed ``place`` leaves it)
+            self._gone(cloids)
             awaiting.__exit__(None, None, None)
             raise
         return SentPlace(self, order, awaiting, sent)

@@ -364,6 +364,8 @@ class NowVenue:
         self.seen.append(
             (tracked.state if tracked else None, order.cloid in self.dispatcher.awaited())
         )
+        if not self.ready:
+            return None
         if isinstance(self.outcome, Exception):
             raise self.outcome
         return self.outcome
@@ -536,19 +538,27 @@ async def test_a_settle_cancelled_leaves_the_landing_window_as_its_bound(
     assert router.dispatcher.awaited() == frozenset()
 
 
-async def test_none_and_nothing_registered_when_the_venue_cannot_send_now() -> None:
-    router, venue, events = now_router(FatePending(Resting(OID, "now-1")))
-    venue.ready = False
-    assert not router.place_ready()
-    assert router.send_place(ORDER) is None
-    assert venue.seen == []  # never asked to write
-    hanging = OrderRouter(Dispatcher(), HangingVenue(), events.extend, virtual_ms)
+async def test_a_venue_without_the_way_registers_nothing_and_one_not_ready_rejects() -> None:
+    hanging_events: list[DispatchOutput] = []
+    hanging = OrderRouter(Dispatcher(), HangingVenue(), hanging_events.extend, virtual_ms)
     assert not hanging.place_ready()  # no SendsPlaceNow at all
     assert hanging.send_place(ORDER) is None
-    for dispatcher in (router.dispatcher, hanging.dispatcher):
-        assert dispatcher.order(ORDER.cloid) is None
-        assert dispatcher.awaited() == frozenset()
-    assert events == []
+    assert hanging.dispatcher.order(ORDER.cloid) is None
+    assert hanging.dispatcher.awaited() == frozenset()
+    assert hanging_events == []
+    # Sent without asking place_ready first, to a venue that cannot write now: registered,
+    # answered Rejected, never at the venue (nothing out of step with it).
+    router, venue, _ = now_router(FatePending(Resting(OID, "now-1")))
+    venue.ready = False
+    assert not router.place_ready()
+    sent = router.send_place(ORDER)
+    assert sent is not None
+    await sent.settle()
+    tracked = router.dispatcher.order(ORDER.cloid)
+    assert tracked is not None
+    assert tracked.state is OrderState.REJECTED
+    assert tracked.reason == "the venue could not write it at once"
+    assert router.dispatcher.awaited() == frozenset()
 
 
 async def test_a_venue_that_fails_otherwise_leaves_the_order_as_place_does(

@@ -309,8 +309,9 @@ class KucoinRestTransport:
 
 class LaneCall:
     """A request ``KucoinRestTransport.send_now`` wrote: ``answer`` awaits its ``data``, in
-    any task, and fails as ``request`` does. Never awaited, it costs nothing: the lane reads
-    the answer all the same and frees the connection."""
+    any task, and fails as ``request`` does. Never awaited, a request written whole costs
+    nothing (the lane reads its answer all the same and frees the connection); one the socket
+    took only part of holds its connection until the deadline, which drops it."""
 
     __slots__ = ("_exchange", "_finish")
 
