@@ -468,11 +468,13 @@ class KucoinClient:
         return _Pending(partial(self._answered_one, order, sent_ms, call.answer))
 
     def _one_body(self, order: PlaceOrder) -> dict[str, Any] | Rejected:
-        """The request body of one order, or why it is refused before the venue."""
+        """The request body of one order, or why it is refused before the venue (an unknown
+        symbol raises ``UnknownInstrument``, as ``place`` does)."""
+        spec = self.spec(order.coin)
         if order.reduce_only:
             return Rejected("KuCoin spot has no reduce-only orders")
         try:
-            return order_answers.order_body(order, self.spec(order.coin))
+            return order_answers.order_body(order, spec)
         except ValueError as error:
             return Rejected(str(error))
 
