@@ -354,6 +354,15 @@ class Dispatcher:
     def order(self, cloid: str) -> TrackedOrder | None:
         return self.registry.get(cloid)
 
+    def with_cloid(self, fill: Fill) -> Fill:
+        """``fill`` with the client id of its order as tracked here, when it came without one
+        (a venue's fill history may not carry it: KuCoin's ``/hf/fills`` does not); as it is
+        when it has one, or its order is not tracked."""
+        if fill.cloid is not None or fill.oid is None:
+            return fill
+        order = self.registry.by_oid(fill.oid)
+        return fill if order is None else attrs.evolve(fill, cloid=order.cloid)
+
     def pending_modify(self, cloid: str) -> PendingModify | None:
         return self._modifies.get(cloid)
 

@@ -748,7 +748,11 @@ class Trading:
     # --- fills ------------------------------------------------------------------------------
 
     def on_fill(self, fill: Fill) -> None:
-        """A fill the portfolio has just applied (new to it)."""
+        """A fill the portfolio has just applied (new to it). One without its order's client
+        id (found in the venue's fill history by the fill audit or a resync, before the user
+        stream's own copy) is given it first: a triangle's slot and a multi-leg group hear
+        their orders' fills by it."""
+        fill = self.dispatcher.with_cloid(fill)
         self.markouts.on_fill(fill)
         if not self._filled:
             self._filled = True

@@ -226,6 +226,18 @@ def test_fill_before_ack_uses_the_cloid() -> None:
     assert state(d) is S.PARTIALLY_FILLED
 
 
+def test_a_fill_without_its_client_id_is_given_the_one_its_order_is_tracked_by() -> None:
+    """A venue's fill history may not carry the client id (KuCoin's /hf/fills): the fill
+    audit's copy of a leg's fill must still reach the slot that routes by it."""
+    d = Dispatcher()
+    d.submit(place(), 1)
+    d.on_place_ack(CLOID, Resting(hl_oid(11), CLOID), 2)
+    assert d.with_cloid(fill(11, 1, cloid=None)) == fill(11, 1)
+    assert d.with_cloid(fill(11, 1)) == fill(11, 1)  # (it has one: as it is)
+    unknown = fill(12, 2, cloid=None)  # an order not tracked here
+    assert d.with_cloid(unknown) is unknown
+
+
 def test_fill_for_the_wrong_instrument_goes_to_reconciliation() -> None:
     d = opened()
     wrong = attrs.evolve(fill(11, 1), coin="ETH")
