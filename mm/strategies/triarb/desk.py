@@ -332,6 +332,11 @@ class TriangleDesk:
             logger.warning("triangle {}", line)
         self._record(journal_row(report))
 
+    @property
+    def taken(self) -> int:
+        """Triangles the slots started (claimed and admitted) in their current runs."""
+        return sum(slot.taken for slot in self._slots.values())
+
     # --- status ---------------------------------------------------------------------------------
 
     def status(self) -> dict[str, Any]:

@@ -1,0 +1,182 @@
+"""What must hold after any run of the service against a simulated venue, whatever faults the
+run met: each invariant a pure function of what the run left (the journal's rows, the venue's
+own records), answering the ``Violation``s it finds, each under the invariant's name.
+
+- ``FILLS_ONCE``: no fill lost or counted twice. The journal's fills equal the venue's fills
+  of the account, by trade id: each of the venue's journaled exactly once, and none journaled
+  that the venue does not have (``fills_once``).
+- ``BALANCES_AGREE``: the balances mm holds equal the venue's, currency by currency, once in
+  sync (``balances_agree``; ``tolerance``: the relative error a float sum of decimal amounts
+  may carry).
+- ``TRIANGLES_END``: every triangle started ends in one of its four outcomes, with one journal
+  row each (``triangles_end``).
+- ``TRIANGLE_MOVES``: what the account's balances moved by equals what the triangles' reported
+  fills and fees say, currency by currency (``reported_moves`` sums the rows;
+  ``triangle_moves`` compares).
+- ``QUIET_AFTER_KILL``: nothing reaches the venue after a kill until a rearm
+  (``quiet_after_kill``: the venue's orders against the times the switch was tripped).
+
+Pure: no I/O, no clock. Fails: ``KeyError`` for a journal row without the fields a row of its
+kind has, ``ValueError`` (``decimal``'s) for an amount that does not parse: a run's records
+that are not the service's.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from decimal import Decimal
+from typing import Any, Final
+
+import attrs
+
+__all__ = [
+    "BALANCES_AGREE",
+    "FILLS_ONCE",
+    "OUTCOMES",
+    "QUIET_AFTER_KILL",
+    "TRIANGLES_END",
+    "TRIANGLE_MOVES",
+    "Violation",
+    "balances_agree",
+    "fills_once",
+    "quiet_after_kill",
+    "reported_moves",
+    "triangle_moves",
+    "triangles_end",
+]
+
+FILLS_ONCE: Final = "no fill lost or counted twice"
+BALANCES_AGREE: Final = "local balances equal the venue's once in sync"
+TRIANGLES_END: Final = "every triangle ends in one of its four outcomes"
+TRIANGLE_MOVES: Final = "balance changes equal the reported fills and fees"
+QUIET_AFTER_KILL: Final = "nothing is sent after a kill until a rearm"
+OUTCOMES: Final = frozenset({"FILLED", "FAILED", "ABORTED", "UNWOUND"})
+# Shown of a long list in a violation's detail.
+SHOWN: Final = 5
+
+
+@attrs.frozen
+class Violation:
+    """An invariant that did not hold: its name, and what was found."""
+
+    invariant: str
+    detail: str
+
+    def __str__(self) -> str:
+        return f"{self.invariant}: {self.detail}"
+
+
+def _some(items: Iterable[object]) -> str:
+    listed = sorted(map(str, items))
+    more = f" and {len(listed) - SHOWN} more" if len(listed) > SHOWN else ""
+    return ", ".join(listed[:SHOWN]) + more
+
+
+def fills_once(journaled: Iterable[str], venue: Iterable[str]) -> list[Violation]:
+    """The journal's fills (their trade ids, as many times as journaled) against the venue's
+    fills of the account (its trade ids)."""
+    counted = Counter(journaled)
+    held = set(venue)
+    violations = []
+    lost = held - counted.keys()
+    if lost:
+        violations.append(Violation(FILLS_ONCE, f"{len(lost)} never journaled: {_some(lost)}"))
+    twice = [tid for tid, n in counted.items() if n > 1]
+    if twice:
+        violations.append(
+            Violation(FILLS_ONCE, f"{len(twice)} journaled more than once: {_some(twice)}")
+        )
+    invented = counted.keys() - held
+    if invented:
+        violations.append(
+            Violation(FILLS_ONCE, f"{len(invented)} not the venue's: {_some(invented)}")
+        )
+    return violations
+
+
+def balances_agree(
+    local: Mapping[str, float],
+    venue: Mapping[str, Decimal],
+    *,
+    tolerance: float = 1e-9,
+) -> list[Violation]:
+    """mm's balance of each currency against the venue's (a currency missing on one side is
+    a zero balance there)."""
+    off = []
+    for currency in sorted(local.keys() | venue.keys()):
+        mine, theirs = local.get(currency, 0.0), float(venue.get(currency, Decimal(0)))
+        if abs(mine - theirs) > tolerance * max(1.0, abs(theirs)):
+            off.append(f"{currency} {mine!r} against {theirs!r}")
+    if not off:
+        return []
+    return [Violation(BALANCES_AGREE, f"{len(off)} currencies differ: {'; '.join(off)}")]
+
+
+def triangles_end(rows: Sequence[Mapping[str, Any]], started: int) -> list[Violation]:
+    """The journal's ``triangle`` rows against the number of triangles the slots started."""
+    violations = []
+    odd = [f"{row['corr']} {row['outcome']}" for row in rows if row["outcome"] not in OUTCOMES]
+    if odd:
+        violations.append(Violation(TRIANGLES_END, f"outcomes not of the four: {_some(odd)}"))
+    if len(rows) != started:
+        violations.append(
+            Violation(TRIANGLES_END, f"{started} triangles started, {len(rows)} reported")
+        )
+    return violations
+
+
+def reported_moves(
+    rows: Iterable[Mapping[str, Any]], symbols: Mapping[str, tuple[str, str]]
+) -> dict[str, Decimal]:
+    """What the rows' fills moved the account by, per currency: each leg's base and quote by
+    its side, and each fill's fee in its fee currency. ``symbols``: each pair's base and
+    quote."""
+    moves: defaultdict[str, Decimal] = defaultdict(Decimal)
+    for row in rows:
+        for leg in row["legs"]:  # (an unwind's legs among them)
+            base, quote = symbols[leg["symbol"]]
+            sign = 1 if leg["side"] == "buy" else -1
+            for fill in leg["fills"]:
+                size = Decimal(repr(fill["sz"]))
+                moves[base] += sign * size
+                moves[quote] -= sign * size * Decimal(repr(fill["px"]))
+                moves[fill["fee_token"]] -= Decimal(repr(fill["fee"]))
+    return dict(moves)
+
+
+def triangle_moves(
+    reported: Mapping[str, Decimal],
+    before: Mapping[str, Decimal],
+    after: Mapping[str, Decimal],
+    *,
+    tolerance: Decimal = Decimal("1e-12"),
+) -> list[Violation]:
+    """The venue's balances after the run less before, against the moves the reports say
+    (``reported_moves``), each within ``tolerance`` (a fill's price and size, and its fee,
+    are carried as floats in the rows)."""
+    off = []
+    for currency in sorted(reported.keys() | before.keys() | after.keys()):
+        moved = after.get(currency, Decimal(0)) - before.get(currency, Decimal(0))
+        said = reported.get(currency, Decimal(0))
+        if abs(moved - said) > tolerance * max(Decimal(1), abs(moved)):
+            off.append(f"{currency} moved {moved} against {said} reported")
+    if not off:
+        return []
+    return [Violation(TRIANGLE_MOVES, f"{len(off)} currencies differ: {'; '.join(off)}")]
+
+
+def quiet_after_kill(
+    orders: Iterable[tuple[str, int]], tripped: Iterable[tuple[int, int | None]]
+) -> list[Violation]:
+    """The venue's orders of the account (id, when the venue took it, ms) against the spans
+    the kill switch was tripped (from, until a rearm: None while it still is)."""
+    spans = list(tripped)
+    sent = [
+        f"{oid} at {at}"
+        for oid, at in orders
+        if any(start <= at and (end is None or at < end) for start, end in spans)
+    ]
+    if not sent:
+        return []
+    return [Violation(QUIET_AFTER_KILL, f"{len(sent)} orders while tripped: {_some(sent)}")]

@@ -1,0 +1,144 @@
+"""The run invariants, each shown to hold on a run's records that keep it and to fail, by
+name, on records that break it (a fill dropped or doubled, a balance off, a triangle without
+its report or with an outcome not of the four, a move no fill explains, an order sent while
+the kill switch was tripped)."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from mm.simulation.invariants import (
+    BALANCES_AGREE,
+    FILLS_ONCE,
+    QUIET_AFTER_KILL,
+    TRIANGLE_MOVES,
+    TRIANGLES_END,
+    balances_agree,
+    fills_once,
+    quiet_after_kill,
+    reported_moves,
+    triangle_moves,
+    triangles_end,
+)
+
+SYMBOLS = {"BTC-USDT": ("BTC", "USDT"), "ETH-BTC": ("ETH", "BTC"), "ETH-USDT": ("ETH", "USDT")}
+
+
+def fill(px: float, sz: float, fee: float, token: str) -> dict[str, Any]:
+    return {"px": px, "sz": sz, "fee": fee, "fee_token": token}
+
+
+def row(corr: str = "1", outcome: str = "FILLED") -> dict[str, Any]:
+    """A triangle's journal row, USDT > BTC > ETH > USDT, its fills as mm reports them."""
+    return {
+        "corr": corr,
+        "outcome": outcome,
+        "legs": [
+            {"symbol": "BTC-USDT", "side": "buy", "fills": [fill(50000.0, 0.002, 0.1, "USDT")]},
+            {"symbol": "ETH-BTC", "side": "buy", "fills": [fill(0.05, 0.04, 0.000002, "BTC")]},
+            {"symbol": "ETH-USDT", "side": "sell", "fills": [fill(2600.0, 0.04, 0.104, "USDT")]},
+        ],
+    }
+
+
+# --- fills ---------------------------------------------------------------------------------
+
+
+def test_every_venue_fill_journaled_once_holds() -> None:
+    assert fills_once(["3", "1", "2"], ["1", "2", "3"]) == []
+
+
+def test_a_fill_lost_doubled_or_invented_is_each_named() -> None:
+    found = fills_once(["1", "2", "2", "9"], ["1", "2", "3"])
+    assert [v.invariant for v in found] == [FILLS_ONCE] * 3
+    assert [v.detail for v in found] == [
+        "1 never journaled: 3",
+        "1 journaled more than once: 2",
+        "1 not the venue's: 9",
+    ]
+
+
+def test_a_listener_that_drops_every_hundredth_fill_is_caught() -> None:
+    venue = [str(n) for n in range(1, 1001)]
+    journaled = [tid for n, tid in enumerate(venue, 1) if n % 100]
+    (violation,) = fills_once(journaled, venue)
+    assert violation.detail.startswith("10 never journaled: 100, 1000, 200, 300, 400")
+
+
+@given(
+    venue=st.sets(st.integers(1, 50), max_size=30),
+    dropped=st.sets(st.integers(1, 50)),
+    doubled=st.sets(st.integers(1, 50)),
+)
+def test_fills_hold_exactly_when_the_journal_is_the_venues_each_once(
+    venue: set[int], dropped: set[int], doubled: set[int]
+) -> None:
+    journaled = [str(t) for t in venue - dropped] + [str(t) for t in (venue - dropped) & doubled]
+    holds = not (venue & dropped) and not ((venue - dropped) & doubled)
+    assert (fills_once(journaled, map(str, venue)) == []) is holds
+
+
+# --- balances ------------------------------------------------------------------------------
+
+
+def test_balances_equal_to_a_floats_precision_hold_and_one_off_is_named() -> None:
+    venue = {"BTC": Decimal("1.00166255"), "USDT": Decimal("99900.0999833")}
+    assert balances_agree({"BTC": 1.00166255, "USDT": 99900.0999833}, venue) == []
+    (violation,) = balances_agree({"BTC": 1.0, "USDT": 99900.0999833, "ETH": 0.0}, venue)
+    assert violation.invariant == BALANCES_AGREE
+    assert violation.detail == "1 currencies differ: BTC 1.0 against 1.00166255"
+
+
+# --- triangles -----------------------------------------------------------------------------
+
+
+def test_each_started_triangle_reported_in_one_of_four_outcomes_holds() -> None:
+    rows = [row("1", "FILLED"), row("2", "UNWOUND"), row("3", "ABORTED"), row("4", "FAILED")]
+    assert triangles_end(rows, started=4) == []
+
+
+def test_a_triangle_without_a_report_or_with_another_outcome_is_named() -> None:
+    found = triangles_end([row("1", "FILLED"), row("2", "PENDING")], started=3)
+    assert [v.invariant for v in found] == [TRIANGLES_END, TRIANGLES_END]
+    assert [v.detail for v in found] == [
+        "outcomes not of the four: 2 PENDING",
+        "3 triangles started, 2 reported",
+    ]
+
+
+def test_the_venues_moves_equal_to_the_reported_fills_and_fees_hold() -> None:
+    before = {"BTC": Decimal(1), "ETH": Decimal(10), "USDT": Decimal(100000)}
+    reported = reported_moves([row()], SYMBOLS)
+    assert reported == {
+        "BTC": Decimal("0.002") - Decimal("0.0020") - Decimal("0.000002"),
+        "ETH": Decimal("0.04") - Decimal("0.04"),
+        "USDT": Decimal("-100.000") - Decimal("0.1") + Decimal("104.000") - Decimal("0.104"),
+    }
+    after = {c: before[c] + reported[c] for c in before}
+    assert triangle_moves(reported, before, after) == []
+
+
+def test_a_move_no_fill_explains_is_named() -> None:
+    before = {"BTC": Decimal(1), "ETH": Decimal(10), "USDT": Decimal(100000)}
+    reported = reported_moves([row()], SYMBOLS)
+    after = {c: before[c] + reported[c] for c in before}
+    after["BTC"] += Decimal("0.00166255")  # a leg's fill that no report carries
+    (violation,) = triangle_moves(reported, before, after)
+    assert violation.invariant == TRIANGLE_MOVES
+    assert violation.detail.startswith("1 currencies differ: BTC moved 0.00166055 against")
+
+
+# --- the kill switch -----------------------------------------------------------------------
+
+
+def test_orders_outside_the_tripped_spans_hold_and_one_inside_is_named() -> None:
+    orders = [("a", 1000), ("b", 2000), ("c", 4000), ("d", 6000)]
+    assert quiet_after_kill(orders, [(2500, 3500), (5000, 5500)]) == []
+    (violation,) = quiet_after_kill(orders, [(1500, 2500), (3000, None)])
+    assert violation.invariant == QUIET_AFTER_KILL
+    assert violation.detail == "3 orders while tripped: b at 2000, c at 4000, d at 6000"
+    assert quiet_after_kill(orders, [(2000, 2000)]) == []  # (rearmed the same instant)
