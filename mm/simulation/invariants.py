@@ -5,9 +5,9 @@ own records), answering the ``Violation``s it finds, each under the invariant's 
 - ``FILLS_ONCE``: no fill lost or counted twice. The journal's fills equal the venue's fills
   of the account, by trade id: each of the venue's journaled exactly once, and none journaled
   that the venue does not have (``fills_once``).
-- ``BALANCES_AGREE``: the balances mm holds equal the venue's, currency by currency, once in
-  sync (``balances_agree``; ``tolerance``: the relative error a float sum of decimal amounts
-  may carry).
+- ``BALANCES_AGREE``: the positions or balances mm holds equal the venue's, symbol by symbol or
+  currency by currency, once in sync (``balances_agree``; ``tolerance``: the relative error a
+  float sum of decimal amounts may carry).
 - ``TRIANGLES_END``: every triangle started ends in one of its four outcomes, with one journal
   row each (``triangles_end``).
 - ``TRIANGLE_MOVES``: what the account's balances moved by equals what the triangles' reported
@@ -47,7 +47,7 @@ __all__ = [
 ]
 
 FILLS_ONCE: Final = "no fill lost or counted twice"
-BALANCES_AGREE: Final = "local balances equal the venue's once in sync"
+BALANCES_AGREE: Final = "local positions and balances equal the venue's once in sync"
 TRIANGLES_END: Final = "every triangle ends in one of its four outcomes"
 TRIANGLE_MOVES: Final = "balance changes equal the reported fills and fees"
 QUIET_AFTER_KILL: Final = "nothing is sent after a kill until a rearm"
@@ -97,20 +97,20 @@ def fills_once(journaled: Iterable[str], venue: Iterable[str]) -> list[Violation
 
 def balances_agree(
     local: Mapping[str, float],
-    venue: Mapping[str, Decimal],
+    venue: Mapping[str, Decimal] | Mapping[str, float],
     *,
     tolerance: float = 1e-9,
 ) -> list[Violation]:
-    """mm's balance of each currency against the venue's (a currency missing on one side is
-    a zero balance there)."""
+    """mm's position of each symbol, or balance of each currency, against the venue's (one
+    missing on a side is zero there)."""
     off = []
     for currency in sorted(local.keys() | venue.keys()):
-        mine, theirs = local.get(currency, 0.0), float(venue.get(currency, Decimal(0)))
+        mine, theirs = local.get(currency, 0.0), float(venue.get(currency, 0.0))
         if abs(mine - theirs) > tolerance * max(1.0, abs(theirs)):
             off.append(f"{currency} {mine!r} against {theirs!r}")
     if not off:
         return []
-    return [Violation(BALANCES_AGREE, f"{len(off)} currencies differ: {'; '.join(off)}")]
+    return [Violation(BALANCES_AGREE, f"{len(off)} differ: {'; '.join(off)}")]
 
 
 def triangles_end(rows: Sequence[Mapping[str, Any]], started: int) -> list[Violation]:

@@ -90,7 +90,7 @@ def test_balances_equal_to_a_floats_precision_hold_and_one_off_is_named() -> Non
     assert balances_agree({"BTC": 1.00166255, "USDT": 99900.0999833}, venue) == []
     (violation,) = balances_agree({"BTC": 1.0, "USDT": 99900.0999833, "ETH": 0.0}, venue)
     assert violation.invariant == BALANCES_AGREE
-    assert violation.detail == "1 currencies differ: BTC 1.0 against 1.00166255"
+    assert violation.detail == "1 differ: BTC 1.0 against 1.00166255"
 
 
 # --- triangles -----------------------------------------------------------------------------
