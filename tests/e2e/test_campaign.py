@@ -12,8 +12,8 @@ left (``mm.simulation.invariants``):
   moment): no fill lost or counted twice, mm's positions equal to the venue's, nothing sent
   while the kill switch was tripped.
 
-And the same campaign catches a deliberately broken build: a fill listener that drops every
-tenth fill.
+And the same campaign catches deliberately broken builds: a fill listener that drops every
+tenth fill, a trading subtree that goes on after the kill switch trips.
 
 The runs are not yet deterministic (loopback sockets: issue 19's world in memory comes next):
 a seed fixes the faults, not the interleaving."""
@@ -28,10 +28,13 @@ import pytest
 import trio
 
 from mm.app import Service
+from mm.execution.permissions import Grant, Level
 from mm.journal import DATABASE_NAME, read_events
 from mm.model import Fill
+from mm.risk import controller
 from mm.simulation.invariants import (
     BALANCES_AGREE,
+    QUIET_AFTER_KILL,
     Violation,
     balances_agree,
     fills_once,
@@ -210,3 +213,20 @@ async def test_a_listener_that_drops_every_tenth_fill_is_caught(
     violations = await run_seed(SEEDS[0], tmp_path)
     assert heard[0] >= 10, heard
     assert BALANCES_AGREE in {v.invariant for v in violations}, [str(v) for v in violations]
+
+
+async def test_a_trading_subtree_that_ignores_the_kill_is_caught(
+    tmp_path: Path, autojump_clock: trio.abc.Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seed = next(seed for seed in range(1, 100) if mm_faults_of(seed)[1] is not None)
+    trip = controller.KillSwitchController.trip
+
+    async def deaf(self: controller.KillSwitchController, *args: Any, **kwargs: Any) -> Any:
+        self._scope = None  # the trading subtree is not cancelled ...
+        return await trip(self, *args, **kwargs)
+
+    # ... nor the board closed: the strategy and its slots go on quoting.
+    monkeypatch.setattr(controller, "TRIPPED", Grant(Level.OPEN, "deaf"))
+    monkeypatch.setattr(controller.KillSwitchController, "trip", deaf)
+    violations = await run_mm_seed(seed, tmp_path)
+    assert QUIET_AFTER_KILL in {v.invariant for v in violations}, [str(v) for v in violations]
