@@ -15,6 +15,9 @@ own records), answering the ``Violation``s it finds, each under the invariant's 
   ``triangle_moves`` compares).
 - ``QUIET_AFTER_KILL``: nothing reaches the venue after a kill until a rearm
   (``quiet_after_kill``: the venue's orders against the times the switch was tripped).
+- ``ORDERS_KNOWN``: every open order of the account at the venue is known to mm, once the
+  orders on their way have landed (``orders_known``: by client order id, which mm gives an
+  order before it is sent).
 
 Pure: no I/O, no clock. Fails: ``KeyError`` for a journal row without the fields a row of its
 kind has, ``ValueError`` (``decimal``'s) for an amount that does not parse: a run's records
@@ -24,7 +27,7 @@ that are not the service's.
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from decimal import Decimal
 from typing import Any, Final
 
@@ -33,6 +36,7 @@ import attrs
 __all__ = [
     "BALANCES_AGREE",
     "FILLS_ONCE",
+    "ORDERS_KNOWN",
     "OUTCOMES",
     "QUIET_AFTER_KILL",
     "TRIANGLES_END",
@@ -40,6 +44,7 @@ __all__ = [
     "Violation",
     "balances_agree",
     "fills_once",
+    "orders_known",
     "quiet_after_kill",
     "reported_moves",
     "triangle_moves",
@@ -51,6 +56,7 @@ BALANCES_AGREE: Final = "local positions and balances equal the venue's once in 
 TRIANGLES_END: Final = "every triangle ends in one of its four outcomes"
 TRIANGLE_MOVES: Final = "balance changes equal the reported fills and fees"
 QUIET_AFTER_KILL: Final = "nothing is sent after a kill until a rearm"
+ORDERS_KNOWN: Final = "every open order on the venue is known to mm"
 OUTCOMES: Final = frozenset({"FILLED", "FAILED", "ABORTED", "UNWOUND"})
 # Shown of a long list in a violation's detail.
 SHOWN: Final = 5
@@ -180,3 +186,16 @@ def quiet_after_kill(
     if not sent:
         return []
     return [Violation(QUIET_AFTER_KILL, f"{len(sent)} orders while tripped: {_some(sent)}")]
+
+
+def orders_known(venue_open: Iterable[str | None], known: Callable[[str], bool]) -> list[Violation]:
+    """The client order ids of the account's open orders at the venue (None: an order placed
+    without one, which mm never does) against ``known``: whether mm tracks an order by that
+    id (live, or ended: an order mm takes for ended while the venue holds it open is found by
+    the positions and the audit, not here)."""
+    unknown = [
+        cloid or "(no client id)" for cloid in venue_open if cloid is None or not known(cloid)
+    ]
+    if not unknown:
+        return []
+    return [Violation(ORDERS_KNOWN, f"{len(unknown)} open at the venue, unknown: {_some(unknown)}")]

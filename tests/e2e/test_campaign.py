@@ -38,6 +38,7 @@ from mm.simulation.invariants import (
     Violation,
     balances_agree,
     fills_once,
+    orders_known,
     quiet_after_kill,
     reported_moves,
     triangle_moves,
@@ -107,6 +108,11 @@ async def run_seed(seed: int, run_dir: Path) -> list[Violation]:
         local = service.portfolio.balances.snapshot()
         held = balances(venue)
         started = triangles.taken
+        registry = service.adapter.dispatcher.registry
+        unknown = orders_known(
+            (o.request.client_oid for o in venue.exchange.live.values() if o.user == DEV_USER),
+            lambda cloid: registry.get(cloid) is not None,
+        )
     after = balances(venue)
     rows = triangle_rows(run_dir)
     symbols = {name: (s.base, s.quote) for name, s in venue.exchange.symbols.items()}
@@ -119,6 +125,7 @@ async def run_seed(seed: int, run_dir: Path) -> list[Violation]:
         *triangles_end(rows, started),
         *triangle_moves(reported_moves(rows, symbols), before, after),
         *quiet_after_kill(orders, tripped),
+        *unknown,
     ]
 
 
@@ -168,6 +175,11 @@ async def run_mm_seed(seed: int, run_dir: Path) -> list[Violation]:
         local = local_positions(service)
         held = positions_at_venue(service)
         sim_venue, account = venue(service), service.adapter.account
+        registry = service.adapter.dispatcher.registry
+        unknown = orders_known(
+            (order.cloid for order in sim_venue.engine.open_orders(account)),
+            lambda cloid: registry.get(cloid) is not None,
+        )
     journaled = [e.data["tid"] for e in read_events(run_dir / DATABASE_NAME, "fill")]
     at_venue = [hl_tid(fill.tid) for fill in sim_venue.engine.fills.get(account, ())]
     orders = [
@@ -179,6 +191,7 @@ async def run_mm_seed(seed: int, run_dir: Path) -> list[Violation]:
         *fills_once(journaled, at_venue),
         *balances_agree(local, held),
         *quiet_after_kill(orders, tripped),
+        *unknown,
     ]
 
 

@@ -14,11 +14,13 @@ from hypothesis import strategies as st
 from mm.simulation.invariants import (
     BALANCES_AGREE,
     FILLS_ONCE,
+    ORDERS_KNOWN,
     QUIET_AFTER_KILL,
     TRIANGLE_MOVES,
     TRIANGLES_END,
     balances_agree,
     fills_once,
+    orders_known,
     quiet_after_kill,
     reported_moves,
     triangle_moves,
@@ -142,3 +144,14 @@ def test_orders_outside_the_tripped_spans_hold_and_one_inside_is_named() -> None
     assert violation.invariant == QUIET_AFTER_KILL
     assert violation.detail == "3 orders while tripped: b at 2000, c at 4000, d at 6000"
     assert quiet_after_kill(orders, [(2000, 2000)]) == []  # (rearmed the same instant)
+
+
+# --- orders --------------------------------------------------------------------------------
+
+
+def test_open_orders_mm_tracks_hold_and_one_it_does_not_is_named() -> None:
+    tracked = {"mm-1", "mm-2", "mm-3"}
+    assert orders_known(["mm-1", "mm-3"], tracked.__contains__) == []
+    (violation,) = orders_known(["mm-1", "mm-9", None], tracked.__contains__)
+    assert violation.invariant == ORDERS_KNOWN
+    assert violation.detail == "2 open at the venue, unknown: (no client id), mm-9"
