@@ -639,6 +639,54 @@ def cmd_report(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     return EXIT_OK
 
 
+def cmd_simulate(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    """Seeded runs of the service on its embedded venue, on virtual time, each checked against
+    the run invariants (mm.simulation): a line per run as it ends, then the campaign's table;
+    exit 1 when any run broke an invariant or crashed."""
+    import tempfile
+    import time
+
+    from mm.simulation.campaign import Outcome, campaign, parse_seeds, render, summary
+
+    try:
+        seeds = parse_seeds(args.seeds)
+    except ValueError as error:
+        print(f"mm: {error}", file=sys.stderr)
+        return EXIT_FAILURE
+    config_path = Path(args.config)
+    work_dir = Path(args.dir) if args.dir else Path(tempfile.mkdtemp(prefix="mm-simulate-"))
+    work_dir.mkdir(parents=True, exist_ok=True)
+
+    def replay(seed: int) -> str:
+        return f"mm simulate -c {config_path} --seeds {seed} --seconds {args.seconds:g} --keep"
+
+    def heard(outcome: Outcome) -> None:
+        verdict = "ok" if outcome.passed else "FAILED"
+        print(
+            f"seed {outcome.run.seed}: {verdict}, {outcome.fills} fills, "
+            f"{outcome.triangles} triangles, {outcome.wall_s:.1f} s",
+            flush=True,
+        )
+
+    started = time.perf_counter()
+    outcomes = campaign(
+        config_path,
+        seeds,
+        args.seconds,
+        jobs=args.jobs,
+        work_dir=work_dir,
+        keep=args.keep,
+        on_outcome=heard,
+    )
+    figures = summary(outcomes, time.perf_counter() - started)
+    print(render(figures, replay), end="")
+    if not all(outcome.passed for outcome in outcomes) or args.keep:
+        print(f"run directories (journal, simulate.log) under {work_dir}")
+    if args.json:
+        Path(args.json).write_bytes(orjson.dumps(figures, option=orjson.OPT_INDENT_2))
+    return EXIT_OK if all(outcome.passed for outcome in outcomes) else EXIT_FAILURE
+
+
 def cmd_backup(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     """An online backup of the journal into <run_dir>/backups, keeping the newest --keep."""
     from mm.config import load_config
@@ -951,6 +999,27 @@ def build_parser() -> argparse.ArgumentParser:
     backup_verb.add_argument(
         "--dir", default=None, help="where to write them (default: <run_dir>/backups)"
     )
+    simulate = verb(
+        "simulate",
+        cmd_simulate,
+        "Seeded runs of the service on its embedded venue on virtual time, each checked "
+        "against the run invariants.",
+    )
+    simulate.add_argument("--seeds", default="1-20", help="N, N-M or a list of them (1-20)")
+    simulate.add_argument(
+        "--seconds", type=float, default=60.0, help="simulated seconds a run (default: 60)"
+    )
+    simulate.add_argument(
+        "--jobs",
+        type=_at_least_one,
+        default=os.cpu_count() or 1,
+        help="runs at once, each in a process (default: one a core)",
+    )
+    simulate.add_argument("--dir", default=None, help="where runs keep their files (a temp dir)")
+    simulate.add_argument(
+        "--keep", action="store_true", help="keep every run's files (default: a failed run's)"
+    )
+    simulate.add_argument("--json", default=None, metavar="FILE", help="write the table as JSON")
     sim = verb("sim", cmd_sim, "Run the embedded venue simulator on its own (config [sim]).")
     sim.add_argument(
         "--venue",

@@ -1,0 +1,442 @@
+"""Seeded runs of the whole service against its embedded venue on virtual time, each checked
+against the run invariants, and a campaign of many (``mm simulate``).
+
+A run is the service exactly as ``mm start -c CONFIG`` builds it (the embedded simulator, the
+feeds, the strategy and its slots, risk, autonomy, the session, the journal), with only the
+run directory, the admin port (0: any), the log format and the simulator's seed overridden,
+on Trio's ``MockClock`` with autojump: a simulated minute takes a few seconds. What happens to
+it is drawn from its seed (``draw``): the simulator's faults (latency and jitter on requests
+and messages, dropped, duplicated and reordered messages, lost cancels, refused orders), a
+shock of the market's cross rate (triangular arbitrage: one opens a triangle), and whether and
+when an operator kills it. After ``seconds`` the faults are lifted, what is on its way lands,
+and the invariants that apply are checked (``mm.simulation.invariants``): no fill lost or
+counted twice, positions or balances equal to the venue's, every open order at the venue known
+to mm, nothing sent while the kill switch was tripped, and for triangular arbitrage every
+triangle reported in one of its four outcomes and the venue's balances moved by what the
+reports say.
+
+Not yet deterministic: the service and its venue talk over loopback sockets, whose timing the
+kernel decides, so a seed fixes what is drawn, not the interleaving (issue 19 goes on with the
+world in memory). A violation found is reported with the command that runs its seed again.
+
+``campaign`` runs seeds in parallel processes (``jobs``), each in a run directory of its own,
+kept (with a WARNING-level log) for a run that violated an invariant or failed.
+
+Fails: ``simulate`` raises what the service raised (a crash of the service is a failed run,
+reported as such by ``campaign``); ``ConfigError`` for a config that does not load.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Final
+
+import attrs
+import trio
+import trio.testing
+from loguru import logger
+
+from mm.app import Service
+from mm.config import Config, load_config, resolve_secrets
+from mm.journal import DATABASE_NAME, read_events
+from mm.simulation.invariants import (
+    Violation,
+    balances_agree,
+    fills_once,
+    orders_known,
+    quiet_after_kill,
+    reported_moves,
+    triangle_moves,
+    triangles_end,
+)
+from mm.venues.sim.kucoin.server import DEV_USER, KucoinSimVenue
+from mm.venues.sim.venue import SimVenue
+
+__all__ = [
+    "Outcome",
+    "Run",
+    "campaign",
+    "draw",
+    "parse_seeds",
+    "render",
+    "run_one",
+    "simulate",
+    "summary",
+]
+
+SETTLE_S: Final = 2.0  # after the faults are lifted: what is on its way lands
+QUIET_WITHIN_S: Final = 30.0  # for the triangles in flight to end, the user stream to sync
+POLL_S: Final = 0.1
+
+
+@attrs.frozen
+class Run:
+    """What one seed's run meets: the simulator's faults (a partial fault config of its
+    venue), a shock of the cross rate (bps, signed; None: none), a kill after
+    ``kill_after_s`` (None: none), for ``seconds`` of simulated trading."""
+
+    seed: int
+    kind: str  # the strategy: "market_maker" or "triarb"
+    seconds: float
+    faults: Mapping[str, Any]
+    shock_bps: float | None
+    kill_after_s: float | None
+
+
+@attrs.frozen
+class Outcome:
+    """A run's end: the invariants it broke (none: it passed), the fills and triangles it
+    made, the wall time it took, and the error that ended it early (a crash), if any."""
+
+    run: Run
+    violations: tuple[Violation, ...]
+    fills: int
+    triangles: int
+    wall_s: float
+    error: str | None = None
+
+    @property
+    def passed(self) -> bool:
+        return not self.violations and self.error is None
+
+
+def draw(kind: str, seed: int, seconds: float) -> Run:
+    """The run of ``seed``: its faults, shock and kill, drawn from the seed alone."""
+    rng = random.Random(f"{kind}/{seed}")
+    kill_after = rng.uniform(0.1, 0.7) * seconds if rng.random() < 0.5 else None
+    if kind == "triarb":
+        faults: dict[str, Any] = {
+            "http_latency_ms": rng.uniform(0.0, 60.0),
+            "http_jitter_ms": rng.uniform(0.0, 20.0),
+            "ws_latency_ms": rng.uniform(0.0, 150.0),
+            "ws_jitter_ms": rng.uniform(0.0, 30.0),
+            "ws_duplicate": rng.choice((0.0, 0.05)),
+            "refuse_orders": rng.choice((0, 1, 3)),
+            "refuse_code": rng.choice(("200004", "400100")),
+        }
+        shock = rng.uniform(55.0, 90.0) * rng.choice((1, -1))
+        return Run(seed, kind, seconds, faults, shock, kill_after)
+    faults = {
+        "http_latency_ms": rng.uniform(0.0, 80.0),
+        "http_jitter_ms": rng.uniform(0.0, 30.0),
+        "ws_latency_ms": rng.uniform(0.0, 100.0),
+        "ws_jitter_ms": rng.uniform(0.0, 30.0),
+        "ws_drop": rng.choice((0.0, 0.01)),
+        "ws_duplicate": rng.choice((0.0, 0.02)),
+        "ws_reorder": rng.choice((0.0, 0.02)),
+        "lose_cancels": rng.choice((0.0, 0.05)),
+    }
+    return Run(seed, kind, seconds, faults, None, kill_after)
+
+
+def environment(run_dir: Path, seed: int) -> dict[str, str]:
+    """The overrides of a simulated run (the service's own environment variables)."""
+    return {
+        "MM_SERVICE__RUN_DIR": str(run_dir),
+        "MM_ADMIN__PORT": "0",
+        "MM_SERVICE__JSON_LOGS": "false",
+        "MM_SIM__SEED": str(seed),
+    }
+
+
+def strategy_kind(config_path: Path) -> str:
+    """The strategy a config runs (a run's faults are the ones its venue knows)."""
+    return load_config(config_path, environment(Path(tempfile.gettempdir()), 0)).strategy.kind
+
+
+async def _until(condition: Callable[[], bool], within: float) -> None:
+    with trio.fail_after(within):
+        while not condition():  # noqa: ASYNC110 - the state is other tasks'
+            await trio.sleep(POLL_S)
+
+
+async def simulate(config_path: Path, run: Run, run_dir: Path) -> Outcome:
+    """One run (see the module), in the caller's Trio run: its clock should be a
+    ``MockClock`` with autojump, or the run takes its simulated time for real."""
+    started = time.perf_counter()
+    env = environment(run_dir, run.seed)
+    config = load_config(config_path, env)
+    service = Service(config, resolve_secrets(config, env))
+    tripped: list[tuple[int, int | None]] = []
+    async with trio.open_nursery() as nursery:
+        await nursery.start(service.run)
+        try:
+            check = await _trade(service, config, run, tripped)
+        finally:
+            service.request_stop("the simulated run is over")
+    violations = check()
+    fills = sum(1 for _ in read_events(run_dir / DATABASE_NAME, "fill"))
+    triangles = sum(1 for _ in read_events(run_dir / DATABASE_NAME, "triangle"))
+    return Outcome(run, tuple(violations), fills, triangles, time.perf_counter() - started)
+
+
+async def _trade(
+    service: Service, config: Config, run: Run, tripped: list[tuple[int, int | None]]
+) -> Callable[[], list[Violation]]:
+    """Run ``run`` on the service: what checks it once the service has stopped."""
+    face, venue = service.kucoin_venue, service.venue
+    faults = face.faults if face is not None else venue.faults if venue is not None else None
+    if faults is None:
+        raise RuntimeError("a simulated run needs the embedded venue (venue.url = embedded)")
+    before = _balances(face) if face is not None else {}
+    faults.update(run.faults)
+    if run.shock_bps is not None and face is not None:
+        face.market.shock(run.shock_bps)
+    if run.kill_after_s is not None:
+        await trio.sleep(run.kill_after_s)
+        if await service.killswitch.kill(f"simulated run, seed {run.seed}") is None:
+            raise RuntimeError("the kill switch did not answer")
+        since = service.killswitch.status()["since"]
+        tripped.append((int(since * 1000 + _grace_ms(config, run.faults)), None))
+        await trio.sleep(run.seconds - run.kill_after_s)
+    else:
+        await trio.sleep(run.seconds)
+    # The faults lifted (a refusal's code stays: it refuses nothing without a count).
+    faults.update({key: 0 for key, value in run.faults.items() if not isinstance(value, str)})
+    desk = service.trading.triangles
+    if desk is not None:
+        await _until(lambda: not desk.claims.busy(), QUIET_WITHIN_S)
+    await _until(service.adapter.in_sync, QUIET_WITHIN_S)
+    await trio.sleep(SETTLE_S)
+    registry = service.adapter.dispatcher.registry
+    run_dir = config.run_dir
+
+    def known(cloid: str) -> bool:
+        return registry.get(cloid) is not None
+
+    if face is not None:
+        assert desk is not None  # config.triarb.toml runs the desk on the face
+        local_balances = service.portfolio.balances.snapshot()
+        held = _balances(face)
+        started = desk.taken
+        unknown = orders_known(
+            (o.request.client_oid for o in face.exchange.live.values() if o.user == DEV_USER),
+            known,
+        )
+
+        def check_triangles() -> list[Violation]:
+            rows = [event.data for event in read_events(run_dir / DATABASE_NAME, "triangle")]
+            symbols = {name: (s.base, s.quote) for name, s in face.exchange.symbols.items()}
+            at_venue = (f"kucoin:{fill.trade_id}" for fill in face.exchange.fills.get(DEV_USER, ()))
+            orders = [(o.oid, o.created_ns // 1_000_000) for o in _dev_orders(face)]
+            return [
+                *fills_once(_journaled_tids(run_dir), at_venue),
+                *balances_agree(local_balances, held),
+                *triangles_end(rows, started),
+                *triangle_moves(reported_moves(rows, symbols), before, _balances(face)),
+                *quiet_after_kill(orders, tripped),
+                *unknown,
+            ]
+
+        return check_triangles
+    assert venue is not None
+    account = service.adapter.account
+    positions = service.trading.positions
+    local_positions = {coin: positions.position(coin) for coin in config.strategy.symbols}
+    held_positions = _positions(venue, account)
+    unknown = orders_known((o.cloid for o in venue.engine.open_orders(account)), known)
+
+    def check_market_making() -> list[Violation]:
+        at_venue = (f"hyperliquid:{fill.tid}" for fill in venue.engine.fills.get(account, ()))
+        orders = [
+            (str(record.order.oid), record.order.timestamp)
+            for record in venue.engine.records.values()
+            if record.order.user == account
+        ]
+        return [
+            *fills_once(_journaled_tids(run_dir), at_venue),
+            *balances_agree(local_positions, held_positions),
+            *quiet_after_kill(orders, tripped),
+            *unknown,
+        ]
+
+    return check_market_making
+
+
+def _grace_ms(config: Config, faults: Mapping[str, Any]) -> float:
+    """How long after the switch tripped an order sent before it may still be stamped by the
+    venue: its latency and jitter, and (Hyperliquid's) a block or two to commit it."""
+    latency = max(faults.get("http_latency_ms", 0.0), faults.get("ws_latency_ms", 0.0))
+    jitter = max(faults.get("http_jitter_ms", 0.0), faults.get("ws_jitter_ms", 0.0))
+    commit = config.sim.commit_delay_max_ms if config.venue.kind == "hyperliquid" else 0.0
+    return float(latency + jitter + commit + 5.0)
+
+
+def _journaled_tids(run_dir: Path) -> list[str]:
+    return [event.data["tid"] for event in read_events(run_dir / DATABASE_NAME, "fill")]
+
+
+def _balances(face: KucoinSimVenue) -> dict[str, Decimal]:
+    ledger = face.exchange.ledger
+    return {c: ledger.balance(DEV_USER, c).balance for c in ledger.currencies(DEV_USER)}
+
+
+def _dev_orders(face: KucoinSimVenue) -> list[Any]:
+    return [order for order in face.exchange.orders.values() if order.user == DEV_USER]
+
+
+def _positions(venue: SimVenue, user: str) -> dict[str, float]:
+    account = venue.engine.account(user)
+    if account is None:
+        return {}
+    return {
+        spec.name: account.position(spec.index).szi / 10**spec.sz_decimals for spec in venue.specs
+    }
+
+
+def run_one(config_path: Path, run: Run, run_dir: Path) -> Outcome:
+    """``simulate`` in a Trio run of its own on a ``MockClock`` (autojump): the service's log
+    at WARNING and above in ``run_dir/simulate.log``; a crash of the service is the outcome's
+    ``error``."""
+    logger.remove()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    logger.add(run_dir / "simulate.log", level="WARNING")
+    started = time.perf_counter()
+    try:
+        return trio.run(
+            simulate,
+            config_path,
+            run,
+            run_dir,
+            clock=trio.testing.MockClock(autojump_threshold=0),
+        )
+    except Exception as error:  # the service's crash: a failed run, not the campaign's
+        return Outcome(
+            run, (), 0, 0, time.perf_counter() - started, f"{type(error).__name__}: {error}"
+        )
+
+
+def _one(args: tuple[Path, Run, Path, bool]) -> Outcome:
+    config_path, run, run_dir, keep = args
+    outcome = run_one(config_path, run, run_dir)
+    if outcome.passed and not keep:
+        shutil.rmtree(run_dir, ignore_errors=True)
+    return outcome
+
+
+def campaign(
+    config_path: Path,
+    seeds: Iterable[int],
+    seconds: float,
+    *,
+    jobs: int = os.cpu_count() or 1,
+    work_dir: Path,
+    keep: bool = False,
+    on_outcome: Callable[[Outcome], None] = lambda outcome: None,
+) -> list[Outcome]:
+    """Each seed's run (``run_one``) in ``jobs`` processes, in ``work_dir/seed-N`` (removed
+    when the run passed, unless ``keep``); ``on_outcome`` hears each as it ends. The outcomes
+    in seed order."""
+    kind = strategy_kind(config_path)
+    runs = [draw(kind, seed, seconds) for seed in seeds]
+    outcomes: list[Outcome] = []
+    with ProcessPoolExecutor(max_workers=max(1, jobs)) as pool:
+        pending = [
+            pool.submit(_one, (config_path, run, work_dir / f"seed-{run.seed}", keep))
+            for run in runs
+        ]
+        for done in as_completed(pending):
+            outcome = done.result()
+            outcomes.append(outcome)
+            on_outcome(outcome)
+    return sorted(outcomes, key=lambda outcome: outcome.run.seed)
+
+
+# --- the campaign's table -------------------------------------------------------------------
+
+
+def parse_seeds(text: str) -> list[int]:
+    """``"1-1000"``, ``"7"`` or ``"1,3,10-12"``: the seeds, in order, each once. Raises
+    ``ValueError`` naming what does not read."""
+    seeds: dict[int, None] = {}
+    for part in text.split(","):
+        first, dash, last = part.strip().partition("-")
+        try:
+            low = int(first)
+            high = int(last) if dash else low
+        except ValueError:
+            raise ValueError(f"--seeds: {part.strip()!r} is not N or N-M") from None
+        if low < 0 or high < low:
+            raise ValueError(f"--seeds: {part.strip()!r} is not a range of seeds >= 0")
+        seeds.update(dict.fromkeys(range(low, high + 1)))
+    return list(seeds)
+
+
+def summary(outcomes: Iterable[Outcome], wall_s: float) -> dict[str, Any]:
+    """The campaign's figures: seeds run, simulated seconds, the faults drawn (seeds that had
+    each: kills and shocks among them), violations by invariant, the runs that failed (with
+    the command that runs each again), the slowest run, the wall time and the simulated time
+    per second of it."""
+    ran = list(outcomes)
+    faults: dict[str, int] = {}
+    violations: dict[str, int] = {}
+    for outcome in ran:
+        run = outcome.run
+        for name, value in run.faults.items():
+            if value and not isinstance(value, str):
+                faults[name] = faults.get(name, 0) + 1
+        if run.kill_after_s is not None:
+            faults["kill"] = faults.get("kill", 0) + 1
+        if run.shock_bps is not None:
+            faults["shock"] = faults.get("shock", 0) + 1
+        for violation in outcome.violations:
+            violations[violation.invariant] = violations.get(violation.invariant, 0) + 1
+    simulated = sum(outcome.run.seconds for outcome in ran)
+    slowest = max(ran, key=lambda outcome: outcome.wall_s, default=None)
+    return {
+        "seeds": len(ran),
+        "passed": sum(outcome.passed for outcome in ran),
+        "simulated_s": simulated,
+        "wall_s": wall_s,
+        "simulated_per_wall_s": simulated / wall_s if wall_s > 0 else None,
+        "faults": dict(sorted(faults.items())),
+        "violations": dict(sorted(violations.items())),
+        "failed": [
+            {
+                "seed": outcome.run.seed,
+                "error": outcome.error,
+                "violations": [str(violation) for violation in outcome.violations],
+            }
+            for outcome in ran
+            if not outcome.passed
+        ],
+        "slowest": None
+        if slowest is None
+        else {"seed": slowest.run.seed, "wall_s": slowest.wall_s},
+        "fills": sum(outcome.fills for outcome in ran),
+        "triangles": sum(outcome.triangles for outcome in ran),
+    }
+
+
+def render(figures: Mapping[str, Any], replay: Callable[[int], str]) -> str:
+    """The summary as text: ``replay(seed)`` is the command that runs a failed seed again."""
+    lines = [
+        f"seeds run: {figures['seeds']}, passed: {figures['passed']}",
+        f"simulated: {figures['simulated_s'] / 3600:.3f} h in {figures['wall_s']:.1f} s of wall"
+        + (
+            f" ({figures['simulated_per_wall_s']:.1f} simulated s a second)"
+            if figures["simulated_per_wall_s"]
+            else ""
+        ),
+        f"fills: {figures['fills']}, triangles: {figures['triangles']}",
+        "faults drawn (seeds): "
+        + (", ".join(f"{name} {n}" for name, n in figures["faults"].items()) or "none"),
+        "violations: "
+        + (", ".join(f"{name}: {n}" for name, n in figures["violations"].items()) or "none"),
+    ]
+    slowest = figures["slowest"]
+    if slowest is not None:
+        lines.append(f"slowest run: seed {slowest['seed']}, {slowest['wall_s']:.1f} s")
+    for failed in figures["failed"]:
+        why = failed["error"] or "; ".join(failed["violations"])
+        lines.append(f"FAILED seed {failed['seed']}: {why}")
+        lines.append(f"  run it again: {replay(failed['seed'])}")
+    return "\n".join(lines) + "\n"
