@@ -9,7 +9,11 @@ reports follows it, once (the order's size when filled, the place answer's total
 was cancelled, else the exact sum of the fills delivered). The fill channels are unbounded (a
 slot never holds up the fill path); a channel whose slot has gone (restarted) drops its
 routes. Routes are kept for the latest ``capacity`` orders: an IOC is over within a request,
-and a slot waits for a leg at most its fill timeout.
+and a slot waits for a leg at most its fill timeout. A fill that comes without a client id
+(from the venue's fill history: the fill audit or a resync found it before the user stream's
+own copy, which is then dropped as a duplicate) goes by its order id: to the route of the
+order the dispatcher knows by it, or, before the order's answer has told its id, it is held
+(the latest ``capacity`` orders') and delivered when that order's route is settled.
 
 ``RouterVenue`` (live) sends a leg as an IOC limit order through the order router, under a
 client order id of the venue's format (``new_client_id``: mm's orders are recognisable at the
@@ -38,7 +42,7 @@ import trio
 from mm.execution.dispatch import Dispatcher
 from mm.execution.lifecycle import OrderState
 from mm.execution.orders import OrderRouter, SentPlace
-from mm.model import Fill, Instrument, PlaceOrder, Rejected, Tif
+from mm.model import Fill, Instrument, OrderId, PlaceOrder, Rejected, Tif
 from mm.strategies.triarb.cascade import LegOrder
 from mm.strategies.triarb.slot import LegAck, LegDone, LegEvent, PaperVenue, SentLeg
 from mm.strategies.triarb.triangles import BookView, Terms
@@ -64,6 +68,8 @@ class LegRoutes:
         self._dispatcher = dispatcher
         self._capacity = capacity
         self._routes: OrderedDict[str, _Route] = OrderedDict()
+        # Fills without a client id whose order id nobody knew yet, by order id.
+        self._held: OrderedDict[OrderId, list[Fill]] = OrderedDict()
         self.routed = 0  # fills delivered to a slot
 
     def __len__(self) -> int:
@@ -80,8 +86,17 @@ class LegRoutes:
 
     def on_fill(self, fill: Fill) -> None:
         cloid = fill.cloid
-        route = self._routes.get(cloid) if cloid is not None else None
-        if cloid is None or route is None:
+        if cloid is None:
+            tracked = self._dispatcher.registry.by_oid(fill.oid)
+            if tracked is None:  # its order's answer has not told its id yet
+                self._held.setdefault(fill.oid, []).append(fill)
+                while len(self._held) > self._capacity:
+                    self._held.popitem(last=False)
+                return
+            cloid = tracked.cloid
+            fill = attrs.evolve(fill, cloid=cloid)
+        route = self._routes.get(cloid)
+        if route is None:
             return
         if self._deliver(cloid, route, fill):
             self.routed += 1
@@ -95,6 +110,11 @@ class LegRoutes:
             return
         tracked = self._dispatcher.registry.get(cloid)
         if tracked is None:
+            return
+        held = self._held.pop(tracked.oid, None) if tracked.oid is not None else None
+        if held:
+            for fill in held:  # (each settles the route after it: the last one ends it)
+                self.on_fill(attrs.evolve(fill, cloid=cloid))
             return
         if tracked.state is OrderState.FILLED:
             filled = Decimal(repr(tracked.sz))

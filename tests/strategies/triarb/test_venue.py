@@ -32,6 +32,7 @@ from mm.model import (
     PlaceOrder,
     PlaceResult,
     Rejected,
+    Resting,
     Side,
     Tif,
     TradeId,
@@ -130,6 +131,30 @@ async def test_an_ioc_answered_in_part_ends_with_the_answers_total_before_its_fi
     late = fill("c1", "0.02", 0)
     through(dispatcher, routes, late)
     assert drain(receive) == [late]  # the fill the slot waits for; no second end
+
+
+async def test_a_fill_from_the_history_without_a_client_id_reaches_its_leg_by_order_id() -> None:
+    """The fill audit found the leg's fill in the venue's history (no client id there) before
+    the user stream's copy, which was then dropped as a duplicate: before the order's answer
+    told its id, the fill is held and delivered when the answer settles the route; after, it
+    goes by the id at once. (Found by a campaign: the leg timed out, then an unwind sold what
+    it had already sold.)"""
+    dispatcher, routes, send, receive = routed()
+    dispatcher.submit(ioc("c1"), NOW_MS)
+    routes.open("c1", send)
+    early = attrs.evolve(fill("c1", "0.0397", 0), cloid=None)
+    through(dispatcher, routes, early)
+    assert drain(receive) == []  # its order's id is not known yet
+    dispatcher.on_place_ack("c1", Filled(OrderId("kucoin:c1"), "c1", 0.0397, 2600.0), NOW_MS)
+    routes.settle("c1")  # as RouterVenue does on the answer
+    assert drain(receive) == [fill("c1", "0.0397", 0), LegDone("c1", Decimal("0.0397"))]
+
+    dispatcher.submit(ioc("c2", "0.02"), NOW_MS)
+    routes.open("c2", send)
+    dispatcher.on_place_ack("c2", Resting(OrderId("kucoin:c2"), "c2"), NOW_MS)
+    late = attrs.evolve(fill("c2", "0.02", 0), cloid=None)
+    through(dispatcher, routes, late)
+    assert drain(receive) == [fill("c2", "0.02", 0), LegDone("c2", Decimal("0.02"))]
 
 
 async def test_an_order_canceled_without_an_answer_ends_with_what_filled() -> None:
