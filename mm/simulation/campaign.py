@@ -44,6 +44,7 @@ import trio
 import trio.testing
 from loguru import logger
 
+from mm import clock
 from mm.app import Service
 from mm.config import Config, load_config, resolve_secrets
 from mm.journal import DATABASE_NAME, read_events
@@ -81,7 +82,8 @@ POLL_S: Final = 0.1
 class Run:
     """What one seed's run meets: the simulator's faults (a partial fault config of its
     venue), a shock of the cross rate (bps, signed; None: none), a kill after
-    ``kill_after_s`` (None: none), for ``seconds`` of simulated trading."""
+    ``kill_after_s`` (None: none) and an operator's rearm ``rearm_after_s`` after it (None:
+    it stays tripped), for ``seconds`` of simulated trading."""
 
     seed: int
     kind: str  # the strategy: "market_maker" or "triarb"
@@ -89,6 +91,7 @@ class Run:
     faults: Mapping[str, Any]
     shock_bps: float | None
     kill_after_s: float | None
+    rearm_after_s: float | None = None
 
 
 @attrs.frozen
@@ -112,6 +115,9 @@ def draw(kind: str, seed: int, seconds: float) -> Run:
     """The run of ``seed``: its faults, shock and kill, drawn from the seed alone."""
     rng = random.Random(f"{kind}/{seed}")
     kill_after = rng.uniform(0.1, 0.7) * seconds if rng.random() < 0.5 else None
+    rearm_after = None
+    if kill_after is not None and rng.random() < 0.5:
+        rearm_after = rng.uniform(0.05, 0.2) * seconds
     if kind == "triarb":
         faults: dict[str, Any] = {
             "http_latency_ms": rng.uniform(0.0, 60.0),
@@ -121,9 +127,11 @@ def draw(kind: str, seed: int, seconds: float) -> Run:
             "ws_duplicate": rng.choice((0.0, 0.05)),
             "refuse_orders": rng.choice((0, 1, 3)),
             "refuse_code": rng.choice(("200004", "400100")),
+            "drop_level2": rng.choice((0.0, 0.0, 0.01)),
+            "http_429": rng.choice((0.0, 0.0, 0.02)),
         }
         shock = rng.uniform(55.0, 90.0) * rng.choice((1, -1))
-        return Run(seed, kind, seconds, faults, shock, kill_after)
+        return Run(seed, kind, seconds, faults, shock, kill_after, rearm_after)
     faults = {
         "http_latency_ms": rng.uniform(0.0, 80.0),
         "http_jitter_ms": rng.uniform(0.0, 30.0),
@@ -133,8 +141,10 @@ def draw(kind: str, seed: int, seconds: float) -> Run:
         "ws_duplicate": rng.choice((0.0, 0.02)),
         "ws_reorder": rng.choice((0.0, 0.02)),
         "lose_cancels": rng.choice((0.0, 0.05)),
+        "crossed_book": rng.choice((0.0, 0.0, 0.01)),
+        "ws_disconnect_mean_s": rng.choice((0.0, 0.0, seconds / 3)),
     }
-    return Run(seed, kind, seconds, faults, None, kill_after)
+    return Run(seed, kind, seconds, faults, None, kill_after, rearm_after)
 
 
 def environment(run_dir: Path, seed: int) -> dict[str, str]:
@@ -195,8 +205,16 @@ async def _trade(
         if await service.killswitch.kill(f"simulated run, seed {run.seed}") is None:
             raise RuntimeError("the kill switch did not answer")
         since = service.killswitch.status()["since"]
-        tripped.append((int(since * 1000 + _grace_ms(config, run.faults)), None))
-        await trio.sleep(run.seconds - run.kill_after_s)
+        start = int(since * 1000 + _grace_ms(config, run.faults))
+        if run.rearm_after_s is not None:
+            await trio.sleep(run.rearm_after_s)
+            end = clock.wall_ms()  # (an order after this may go: the operator rearmed)
+            rearmed = await service.killswitch.rearm_request("simulate", f"seed {run.seed}")
+            tripped.append((start, end if rearmed.rearmed else None))
+            await trio.sleep(run.seconds - run.kill_after_s - run.rearm_after_s)
+        else:
+            tripped.append((start, None))
+            await trio.sleep(run.seconds - run.kill_after_s)
     else:
         await trio.sleep(run.seconds)
     # The faults lifted (a refusal's code stays: it refuses nothing without a count).
@@ -387,6 +405,8 @@ def summary(outcomes: Iterable[Outcome], wall_s: float) -> dict[str, Any]:
             faults["kill"] = faults.get("kill", 0) + 1
         if run.shock_bps is not None:
             faults["shock"] = faults.get("shock", 0) + 1
+        if run.rearm_after_s is not None:
+            faults["rearm"] = faults.get("rearm", 0) + 1
         for violation in outcome.violations:
             violations[violation.invariant] = violations.get(violation.invariant, 0) + 1
     simulated = sum(outcome.run.seconds for outcome in ran)

@@ -179,6 +179,7 @@ class TriangleDesk:
         self.refused: Counter[str] = Counter()
         self.profit: dict[str, Decimal] = {}
         self._slots: dict[int, ExecutorSlot] = {}  # the latest run of each slot
+        self._taken_before = 0  # triangles the earlier runs of the slots started
         # What the limits read before each triangle, looked up once.
         self._held = context.portfolio.balances.get
         self._permission = context.permissions.permission
@@ -267,6 +268,9 @@ class TriangleDesk:
             on_refused=self._refused,
             wall_ms=self._wall_ms,  # the reports' times, as the limiter's day is read
         )
+        previous = self._slots.get(index)
+        if previous is not None:  # (a restart: what the last run started still counts)
+            self._taken_before += previous.taken
         self._slots[index] = slot
         try:
             async with fills_send, fills_receive, trio.open_nursery() as nursery:
@@ -334,8 +338,8 @@ class TriangleDesk:
 
     @property
     def taken(self) -> int:
-        """Triangles the slots started (claimed and admitted) in their current runs."""
-        return sum(slot.taken for slot in self._slots.values())
+        """Triangles the slots started (claimed and admitted), over all their runs."""
+        return self._taken_before + sum(slot.taken for slot in self._slots.values())
 
     # --- status ---------------------------------------------------------------------------------
 

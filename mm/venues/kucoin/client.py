@@ -259,14 +259,7 @@ class KucoinClient:
         return account.account_state(balances, self.value_currency, asked_ms - 1)
 
     async def fills_since(self, time_ms: int) -> list[Fill]:
-        pages: list[list[Fill]] = [[] for _ in self.symbols]
-
-        async def read(index: int, symbol: str) -> None:
-            pages[index] = await self._symbol_fills(symbol, time_ms)
-
-        async with trio.open_nursery() as nursery:
-            for index, symbol in enumerate(self.symbols):
-                nursery.start_soon(read, index, symbol)
+        pages = await _read_all(self.symbols, partial(self._symbol_fills, time_ms=time_ms))
         fills = sorted((fill for page in pages for fill in page), key=lambda f: (f.time_ms, f.tid))
         return fills[: self.fills_page]
 
@@ -313,9 +306,8 @@ class KucoinClient:
 
     async def open_orders(self) -> list[OpenOrder]:
         """The account's open orders on the followed symbols (others are not mm's)."""
-        found: list[list[OpenOrder]] = [[] for _ in self.symbols]
 
-        async def read(index: int, symbol: str) -> None:
+        async def read(symbol: str) -> list[OpenOrder]:
             reads = await self._read(
                 order_answers.parse_orders,
                 "GET",
@@ -324,11 +316,9 @@ class KucoinClient:
             )
             for read in reads:
                 self._remember_order(read.open_order.oid, read.open_order.cloid, symbol)
-            found[index] = [read.open_order for read in reads]
+            return [read.open_order for read in reads]
 
-        async with trio.open_nursery() as nursery:
-            for index, symbol in enumerate(self.symbols):
-                nursery.start_soon(read, index, symbol)
+        found = await _read_all(self.symbols, read)
         return [order for orders in found for order in orders]
 
     async def order_status(
@@ -717,6 +707,17 @@ async def _each(items: Sequence[_I], send: Callable[[_I], Awaitable[_T]]) -> lis
         for index, item in enumerate(items):
             nursery.start_soon(one, index, item)
     return outcomes  # type: ignore[return-value]  # every slot was set
+
+
+async def _read_all(items: Sequence[_I], read: Callable[[_I], Awaitable[_T]]) -> list[_T]:
+    """``read`` each item concurrently: the answers in the items' order, or the first error
+    one raised, as itself (a read of several requests fails as a read of one does: the
+    port's ``VenueError`` or ``MalformedAnswer``, never a group of them)."""
+    outcomes = await _each(items, read)
+    for outcome in outcomes:
+        if isinstance(outcome, Exception):
+            raise outcome
+    return outcomes  # type: ignore[return-value]  # (none is an exception)
 
 
 def _combined(unknown: list[OrderFateUnknown], known: dict[str, PlaceResult]) -> OrderFateUnknown:

@@ -22,7 +22,7 @@ from mm.model import (
     Side,
     Tif,
 )
-from mm.venues.base import UnknownInstrument, VenueClient
+from mm.venues.base import RateLimited, UnknownInstrument, VenueClient
 from mm.venues.kucoin.client import CAPABILITIES, KucoinClient
 from mm.venues.kucoin.rate_budget import RateBudget
 from mm.venues.kucoin.rest import KucoinRestTransport
@@ -319,3 +319,17 @@ async def test_the_armed_switch_cancels_the_orders_when_not_pushed_forward(
     status = await client.order_status(oid=placed.oid)
     assert status is not None
     assert status.status is OrderStatus.CANCELED
+
+
+async def test_a_read_of_every_symbol_fails_as_one_read_does(
+    face: Face, autojump_clock: trio.abc.Clock
+) -> None:
+    """open_orders and fills_since read each followed symbol at once: one refused (a 429)
+    raises the port's RateLimited itself, never a group of errors the callers (the order
+    auditor, the fill audit) do not catch. (Found by mm simulate: the auditor's child crashed
+    on the group and restarted mid-triangle.)"""
+    face.venue.faults.update({"http_429": 1.0})
+    with pytest.raises(RateLimited):
+        await face.client.open_orders()
+    with pytest.raises(RateLimited):
+        await face.client.fills_since(clock.wall_ms() - 60_000)
