@@ -551,10 +551,15 @@ class KucoinClient:
         self, order: PlaceOrder, answer: order_answers.SyncAnswer, bound: float
     ) -> float:
         """The average price of a filled order, from its ``dealFunds``; ``bound`` when that
-        read fails."""
+        read fails, or would wait for the rate budget (after a 429 it is empty until its
+        reset, seconds away: the order's answer, a leg's, is never held for it)."""
         assert answer.oid is not None
+        path = f"/api/v1/hf/orders/{answer.oid}"
+        if self.rest.would_wait("GET", path):
+            logger.debug("{}: the fill's average price unread (the budget says wait)", order.cloid)
+            return bound
         try:
-            read = await self._order_read(f"/api/v1/hf/orders/{answer.oid}", order.coin)
+            read = await self._order_read(path, order.coin)
         except (VenueError, MalformedAnswer) as error:
             logger.warning("{}: the fill's average price unread ({})", order.cloid, error)
             read = None

@@ -190,6 +190,11 @@ class KucoinRestTransport:
         request, deadline = self._signed(method, path, query, body, start)
         return await self._lane_answer(method, path, pool, self.lane.exchange(request, deadline))
 
+    def would_wait(self, method: str, path: str) -> bool:
+        """Whether ``request`` would wait for the rate budget before sending this now."""
+        pool, weight = limit_of(method, path)
+        return self.budget.pool(pool).wait(weight, trio.current_time()) > 0
+
     def ready_now(self, method: str, path: str) -> bool:
         """Whether ``send_now`` would write this request now (nothing is spent here)."""
         if self._lane_now(method, path) is None:

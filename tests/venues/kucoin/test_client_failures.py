@@ -185,6 +185,28 @@ async def test_a_fill_whose_average_cannot_be_read_reports_its_limit_price(
     assert result == Filled(order_id(OID), "mm-a", 0.001, 50_000.0)
 
 
+async def test_a_fill_is_answered_at_once_with_its_limit_price_while_the_budget_says_wait(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    """After a 429 the budget's pool is empty until its reset: the average's read would wait
+    for it, holding the order's answer (a triangle's leg timed out on it, unacknowledged,
+    though the venue had filled it). It is not read then."""
+
+    def route(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/api/v1/hf/orders/sync":
+            return ok(sync_state("mm-a", status="done", deal="0.001"))
+        raise AssertionError(f"read while the budget said wait: {request.url.path}")
+
+    async with mock_client(route) as (client, seen):
+        pool = client.rest.budget.pool("Spot")  # room for the order (1), not the read (2)
+        pool.take(pool.remaining - 1, trio.current_time())
+        started = trio.current_time()
+        (result,) = await client.place([order("mm-a", tif=Tif.IOC)])
+        assert trio.current_time() - started < 1.0  # (virtual: no wait for the reset)
+    assert result == Filled(order_id(OID), "mm-a", 0.001, 50_000.0)
+    assert [request.url.path for request in seen] == ["/api/v1/hf/orders/sync"]
+
+
 async def test_lost_cancels_and_modifies(autojump_clock: trio.abc.Clock) -> None:
     async with mock_client(lost) as (client, _):
         with pytest.raises(RequestTimeout):
