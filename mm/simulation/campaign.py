@@ -53,6 +53,7 @@ from mm.simulation.invariants import (
     balances_agree,
     fills_once,
     orders_known,
+    pulled_when_stale,
     quiet_after_kill,
     reported_moves,
     triangle_moves,
@@ -92,6 +93,10 @@ class Run:
     shock_bps: float | None
     kill_after_s: float | None
     rearm_after_s: float | None = None
+    # The market data stalls (the venue's book pushes stop, connections stay open) at this
+    # second of the run, for ``stall_for_s`` (None: it never stalls).
+    stall_at_s: float | None = None
+    stall_for_s: float = 0.0
 
 
 @attrs.frozen
@@ -144,7 +149,9 @@ def draw(kind: str, seed: int, seconds: float) -> Run:
         "crossed_book": rng.choice((0.0, 0.0, 0.01)),
         "ws_disconnect_mean_s": rng.choice((0.0, 0.0, seconds / 3)),
     }
-    return Run(seed, kind, seconds, faults, None, kill_after, rearm_after)
+    stall_at = rng.uniform(0.2, 0.6) * seconds if rng.random() < 0.5 else None
+    stall_for = rng.uniform(5.0, 20.0)
+    return Run(seed, kind, seconds, faults, None, kill_after, rearm_after, stall_at, stall_for)
 
 
 def environment(run_dir: Path, seed: int) -> dict[str, str]:
@@ -200,23 +207,14 @@ async def _trade(
     faults.update(run.faults)
     if run.shock_bps is not None and face is not None:
         face.market.shock(run.shock_bps)
-    if run.kill_after_s is not None:
-        await trio.sleep(run.kill_after_s)
-        if await service.killswitch.kill(f"simulated run, seed {run.seed}") is None:
-            raise RuntimeError("the kill switch did not answer")
-        since = service.killswitch.status()["since"]
-        start = int(since * 1000 + _grace_ms(config, run.faults))
-        if run.rearm_after_s is not None:
-            await trio.sleep(run.rearm_after_s)
-            end = clock.wall_ms()  # (an order after this may go: the operator rearmed)
-            rearmed = await service.killswitch.rearm_request("simulate", f"seed {run.seed}")
-            tripped.append((start, end if rearmed.rearmed else None))
-            await trio.sleep(run.seconds - run.kill_after_s - run.rearm_after_s)
-        else:
-            tripped.append((start, None))
-            await trio.sleep(run.seconds - run.kill_after_s)
-    else:
+    stale: list[tuple[int, list[str]]] = []  # the venue's open orders while data is stale
+    async with trio.open_nursery() as nursery:
+        if run.kill_after_s is not None:
+            nursery.start_soon(_kill, service, config, run, tripped)
+        if run.stall_at_s is not None and venue is not None:
+            nursery.start_soon(_stall, service, config, run, venue, stale)
         await trio.sleep(run.seconds)
+        nursery.cancel_scope.cancel()
     # The faults lifted (a refusal's code stays: it refuses nothing without a count).
     faults.update({key: 0 for key, value in run.faults.items() if not isinstance(value, str)})
     desk = service.trading.triangles
@@ -274,9 +272,61 @@ async def _trade(
             *balances_agree(local_positions, held_positions),
             *quiet_after_kill(orders, tripped),
             *unknown,
+            *pulled_when_stale(stale),
         ]
 
     return check_market_making
+
+
+async def _kill(
+    service: Service, config: Config, run: Run, tripped: list[tuple[int, int | None]]
+) -> None:
+    """The operator's kill at ``kill_after_s`` (and rearm after ``rearm_after_s``): the span
+    the switch was tripped, less the grace of an order already on its way, into ``tripped``."""
+    assert run.kill_after_s is not None
+    await trio.sleep(run.kill_after_s)
+    if await service.killswitch.kill(f"simulated run, seed {run.seed}") is None:
+        raise RuntimeError("the kill switch did not answer")
+    since = service.killswitch.status()["since"]
+    start = int(since * 1000 + _grace_ms(config, run.faults))
+    if run.rearm_after_s is None:
+        tripped.append((start, None))
+        return
+    await trio.sleep(run.rearm_after_s)
+    end = clock.wall_ms()  # (an order after this may go: the operator rearmed)
+    rearmed = await service.killswitch.rearm_request("simulate", f"seed {run.seed}")
+    tripped.append((start, end if rearmed.rearmed else None))
+
+
+async def _stall(
+    service: Service,
+    config: Config,
+    run: Run,
+    venue: SimVenue,
+    samples: list[tuple[int, list[str]]],
+) -> None:
+    """The venue's book pushes stop at ``stall_at_s`` for ``stall_for_s``: once the pull
+    limit (``strategy.max_book_age_s``) and a cancel's way to the venue have passed (with
+    lost cancels, the post timeout that finds one lost and the cancel sent again too), and at
+    the stall's end, the account's open orders at the venue are sampled into ``samples``."""
+    assert run.stall_at_s is not None
+    await trio.sleep(run.stall_at_s)
+    account = service.adapter.account
+    venue.faults.update({"stall_books": True})
+    try:
+        past = config.strategy.max_book_age_s + _grace_ms(config, run.faults) / 1000 + 1.0
+        if run.faults.get("lose_cancels"):
+            # A cancel the venue lost is known lost when its post times out, then sent again.
+            past += config.feeds.connection.post_timeout_s + 1.0
+        if run.stall_for_s <= past:
+            await trio.sleep(run.stall_for_s)
+            return
+        await trio.sleep(past)
+        samples.append((clock.wall_ms(), [str(o.oid) for o in venue.engine.open_orders(account)]))
+        await trio.sleep(run.stall_for_s - past)
+        samples.append((clock.wall_ms(), [str(o.oid) for o in venue.engine.open_orders(account)]))
+    finally:
+        venue.faults.update({"stall_books": False})
 
 
 def _grace_ms(config: Config, faults: Mapping[str, Any]) -> float:
@@ -407,6 +457,8 @@ def summary(outcomes: Iterable[Outcome], wall_s: float) -> dict[str, Any]:
             faults["shock"] = faults.get("shock", 0) + 1
         if run.rearm_after_s is not None:
             faults["rearm"] = faults.get("rearm", 0) + 1
+        if run.stall_at_s is not None:
+            faults["stall"] = faults.get("stall", 0) + 1
         for violation in outcome.violations:
             violations[violation.invariant] = violations.get(violation.invariant, 0) + 1
     simulated = sum(outcome.run.seconds for outcome in ran)

@@ -15,6 +15,9 @@ own records), answering the ``Violation``s it finds, each under the invariant's 
   ``triangle_moves`` compares).
 - ``QUIET_AFTER_KILL``: nothing reaches the venue after a kill until a rearm
   (``quiet_after_kill``: the venue's orders against the times the switch was tripped).
+- ``STALE_PULLED``: no resting quote on stale data past the pull limit (``pulled_when_stale``:
+  the account's open orders at the venue, sampled while the market data has been stalled for
+  longer than the limit and the cancels' way to the venue).
 - ``ORDERS_KNOWN``: every open order of the account at the venue is known to mm, once the
   orders on their way have landed (``orders_known``: by client order id, which mm gives an
   order before it is sent).
@@ -39,12 +42,14 @@ __all__ = [
     "ORDERS_KNOWN",
     "OUTCOMES",
     "QUIET_AFTER_KILL",
+    "STALE_PULLED",
     "TRIANGLES_END",
     "TRIANGLE_MOVES",
     "Violation",
     "balances_agree",
     "fills_once",
     "orders_known",
+    "pulled_when_stale",
     "quiet_after_kill",
     "reported_moves",
     "triangle_moves",
@@ -57,6 +62,7 @@ TRIANGLES_END: Final = "every triangle ends in one of its four outcomes"
 TRIANGLE_MOVES: Final = "balance changes equal the reported fills and fees"
 QUIET_AFTER_KILL: Final = "nothing is sent after a kill until a rearm"
 ORDERS_KNOWN: Final = "every open order on the venue is known to mm"
+STALE_PULLED: Final = "no resting quote on stale data past the pull limit"
 OUTCOMES: Final = frozenset({"FILLED", "FAILED", "ABORTED", "UNWOUND"})
 # Shown of a long list in a violation's detail.
 SHOWN: Final = 5
@@ -199,3 +205,14 @@ def orders_known(venue_open: Iterable[str | None], known: Callable[[str], bool])
     if not unknown:
         return []
     return [Violation(ORDERS_KNOWN, f"{len(unknown)} open at the venue, unknown: {_some(unknown)}")]
+
+
+def pulled_when_stale(samples: Iterable[tuple[int, Sequence[str]]]) -> list[Violation]:
+    """Each sample: when it was taken (ms), and the ids of the account's orders open at the
+    venue then, the market data having been stale for longer than the pull limit."""
+    resting = [f"{len(oids)} at {at} ({_some(oids)})" for at, oids in samples if oids]
+    if not resting:
+        return []
+    return [
+        Violation(STALE_PULLED, f"quotes resting in {len(resting)} samples: {'; '.join(resting)}")
+    ]

@@ -11,7 +11,8 @@ applies checked on what the run left (``mm.simulation.invariants``).
   positions equal to the venue's, every open order known, nothing sent while tripped.
 
 And the same runs catch deliberately broken builds: a fill listener that drops every tenth
-fill, a trading subtree that goes on after the kill switch trips.
+fill, a trading subtree that goes on after the kill switch trips, a data gate that lets a
+stale book through.
 
 The runs are not yet deterministic (loopback sockets: issue 19's world in memory comes next):
 a seed fixes what is drawn, not the interleaving."""
@@ -29,7 +30,8 @@ from mm.execution.permissions import Grant, Level
 from mm.model import Fill
 from mm.risk import controller
 from mm.simulation.campaign import draw, simulate
-from mm.simulation.invariants import BALANCES_AGREE, QUIET_AFTER_KILL
+from mm.simulation.invariants import BALANCES_AGREE, QUIET_AFTER_KILL, STALE_PULLED
+from mm.strategies.market_maker import engine
 from tests.e2e.virtual import SHIPPED_CONFIG, SHIPPED_TRIARB_CONFIG
 
 SEEDS = (1, 2, 3, 4)
@@ -95,3 +97,23 @@ async def test_a_trading_subtree_that_ignores_the_kill_is_caught(
     outcome = await simulate(SHIPPED_CONFIG, run, tmp_path)
     found = {v.invariant for v in outcome.violations}
     assert QUIET_AFTER_KILL in found, [str(v) for v in outcome.violations]
+
+
+async def test_a_data_gate_that_lets_a_stale_book_through_is_caught(
+    tmp_path: Path, autojump_clock: trio.abc.Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The market data stalls; the gate (strategy.max_book_age_s, 2 s) is broken to look
+    only for a mid: the quotes rest until the feed's own staleness flag (5 s) pulls them,
+    past the pull limit the campaign samples at."""
+    run = next(
+        run
+        for run in (draw("market_maker", seed, MM_S) for seed in range(1, 200))
+        if run.stall_at_s is not None
+        and run.stall_for_s > 8.0
+        and not run.faults["lose_cancels"]
+        and run.kill_after_s is None
+    )
+    monkeypatch.setattr(engine.SymbolQuoter, "fresh", lambda self, now: self._mid() is not None)
+    outcome = await simulate(SHIPPED_CONFIG, run, tmp_path)
+    found = {v.invariant for v in outcome.violations}
+    assert STALE_PULLED in found, (run, [str(v) for v in outcome.violations])

@@ -16,11 +16,13 @@ from mm.simulation.invariants import (
     FILLS_ONCE,
     ORDERS_KNOWN,
     QUIET_AFTER_KILL,
+    STALE_PULLED,
     TRIANGLE_MOVES,
     TRIANGLES_END,
     balances_agree,
     fills_once,
     orders_known,
+    pulled_when_stale,
     quiet_after_kill,
     reported_moves,
     triangle_moves,
@@ -155,3 +157,13 @@ def test_open_orders_mm_tracks_hold_and_one_it_does_not_is_named() -> None:
     (violation,) = orders_known(["mm-1", "mm-9", None], tracked.__contains__)
     assert violation.invariant == ORDERS_KNOWN
     assert violation.detail == "2 open at the venue, unknown: (no client id), mm-9"
+
+
+# --- stale data ----------------------------------------------------------------------------
+
+
+def test_no_quote_resting_while_stale_holds_and_one_resting_is_named() -> None:
+    assert pulled_when_stale([(1000, []), (9000, [])]) == []
+    (violation,) = pulled_when_stale([(1000, []), (9000, ["7", "8"])])
+    assert violation.invariant == STALE_PULLED
+    assert violation.detail == "quotes resting in 1 samples: 2 at 9000 (7, 8)"
