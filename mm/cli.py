@@ -30,7 +30,7 @@ import orjson
 import trio
 from loguru import logger
 
-from mm import __version__
+from mm import __version__, clock
 from mm.logs import configure
 from mm.runfile import AlreadyRunning, RunInfo, is_locked, read_info
 from mm.secrets import Redactor
@@ -731,6 +731,10 @@ def cmd_sim(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
         )
         return EXIT_CONFIG
 
+    # Ids from the wall clock's ms, as the embedded simulators': a service's journal remembers
+    # the fills of a simulator restarted under it, and ids from 1 again would be taken for them.
+    first_id = clock.wall_ms()
+
     async def announce(url: str) -> None:
         ws_url = url.replace("http", "ws", 1) + "/ws"
         print(f"mm sim: Hyperliquid-compatible venue at {url} (WebSocket {ws_url})", flush=True)
@@ -740,7 +744,10 @@ def cmd_sim(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
             from mm.venues.sim.kucoin.server import KucoinSimVenue
 
             kucoin = KucoinSimVenue(
-                host=sim_config.host, port=sim_config.port, seed=sim_config.seed
+                host=sim_config.host,
+                port=sim_config.port,
+                seed=sim_config.seed,
+                first_id=first_id,
             )
             async with trio.open_nursery() as inner:
                 url = await inner.start(kucoin.run)
@@ -751,7 +758,9 @@ def cmd_sim(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
                 )
                 task_status.started()
             return
-        venue = SimVenue(sim_config, on_bound=announce, fund_at_start=args.fund or ())
+        venue = SimVenue(
+            sim_config, on_bound=announce, fund_at_start=args.fund or (), first_id=first_id
+        )
         await venue.run(task_status=task_status)
 
     async def run() -> None:
