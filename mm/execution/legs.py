@@ -13,12 +13,20 @@ Commands are never conflated: each call of ``execute`` runs its own groups to th
 (independent groups' ready legs share one request, as the flattener's round of one IOC per
 symbol did); a failure of the request itself (a timeout, a lost answer) is the router's to
 resolve (the order stays UNKNOWN, never re-sent) and stops the group.
+
+A fill that comes without a client id (from the venue's fill history: the fill audit found it
+before the user stream's own copy, which is then dropped as a duplicate; ``Trading`` gives one
+its client id when the dispatcher knows its order's id) whose order's id is not known yet is
+held (the latest ``HELD_KEPT`` orders') and heard once the request's answer has told the id.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
+from typing import Final
 
+import attrs
 import trio
 from loguru import logger
 
@@ -26,7 +34,9 @@ from mm.execution.commands import GroupState, LegGroup, LegOrder, MultiLeg
 from mm.execution.dispatch import Dispatcher
 from mm.execution.lifecycle import OrderState
 from mm.execution.orders import OrderRouter
-from mm.model import Fill, Instrument, PlaceOrder, Tif
+from mm.model import Fill, Instrument, OrderId, PlaceOrder, Tif
+
+HELD_KEPT: Final = 256  # orders whose fills came without a client id before their answer
 
 
 class LegExecutor:
@@ -42,6 +52,8 @@ class LegExecutor:
         self.dispatcher = dispatcher
         self.instruments = instruments
         self._working: dict[str, tuple[LegGroup, int]] = {}  # cloid -> its group and leg
+        # Fills without a client id whose order's id nobody knew yet, by that id.
+        self._held: OrderedDict[OrderId, list[Fill]] = OrderedDict()
         self._changed = trio.Event()
 
     def ready(self) -> bool:
@@ -49,7 +61,16 @@ class LegExecutor:
         return self._router() is not None
 
     def on_fill(self, fill: Fill) -> None:
-        working = self._working.get(fill.cloid) if fill.cloid is not None else None
+        cloid = fill.cloid
+        if cloid is None:
+            tracked = self.dispatcher.registry.by_oid(fill.oid)
+            if tracked is None:  # its order's answer has not told its id yet
+                self._held.setdefault(fill.oid, []).append(fill)
+                while len(self._held) > HELD_KEPT:
+                    self._held.popitem(last=False)
+                return
+            cloid = tracked.cloid
+        working = self._working.get(cloid)
         if working is not None:
             group, index = working
             group.on_fill(index, fill.sz)
@@ -131,6 +152,7 @@ class LegExecutor:
                 for group, leg, _ in sent:
                     group.on_refused(leg.index, f"the request failed: {error}")
                 return
+            self._release_held(order for _, _, order in sent)
             with trio.move_on_after(leg_timeout_s):
                 while True:
                     for group, leg, order in working():
@@ -143,6 +165,15 @@ class LegExecutor:
         finally:
             for _, _, order in sent:
                 del self._working[order.cloid]
+
+    def _release_held(self, orders: Iterable[PlaceOrder]) -> None:
+        """The fills held for these orders, now that their answers told their ids."""
+        for order in orders:
+            tracked = self.dispatcher.registry.get(order.cloid)
+            if tracked is None or tracked.oid is None:
+                continue
+            for fill in self._held.pop(tracked.oid, ()):
+                self.on_fill(attrs.evolve(fill, cloid=order.cloid))
 
     def _fate(self, group: LegGroup, index: int, order: PlaceOrder) -> str | None:
         """What the dispatcher knows of a leg's order that did not end in time, for the
