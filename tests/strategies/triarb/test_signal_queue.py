@@ -129,8 +129,9 @@ def test_no_item_is_lost_or_given_twice_and_drops_only_when_all_is_full(
     slots: int, capacity: int, script: list[str | int]
 ) -> None:
     """Random offers, and slots that finish (an int: that slot is done with its item): each
-    item offered is dropped (only when no slot waits and the queue is full) or received once,
-    and the slots receive them in the order offered (the queue is first in, first out)."""
+    item offered is dropped (only when no slot waits and the queue is full) or received
+    exactly once. (In which order two slots woken together append what they took is the
+    scheduler's: the queue's own order is ``test_with_every_slot_busy...``'s.)"""
 
     async def main() -> None:
         queue = SignalQueue[int](capacity)
@@ -171,6 +172,6 @@ def test_no_item_is_lost_or_given_twice_and_drops_only_when_all_is_full(
                     event.set()
                 await trio.testing.wait_all_tasks_blocked()
             nursery.cancel_scope.cancel()
-        assert received == offered
+        assert sorted(received) == offered
 
     trio.run(main)
