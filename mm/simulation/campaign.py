@@ -11,7 +11,8 @@ shock of the market's cross rate (triangular arbitrage: one opens a triangle), a
 when an operator kills it. After ``seconds`` the faults are lifted, what is on its way lands,
 and the invariants that apply are checked (``mm.simulation.invariants``): no fill lost or
 counted twice, positions or balances equal to the venue's, every open order at the venue known
-to mm, nothing sent while the kill switch was tripped, and for triangular arbitrage every
+to mm, nothing sent while the kill switch was tripped, no quote resting on stale data past the
+pull limit, no child of the service crashed, and for triangular arbitrage every
 triangle reported in one of its four outcomes and the venue's balances moved by what the
 reports say.
 
@@ -52,6 +53,7 @@ from mm.simulation.invariants import (
     Violation,
     balances_agree,
     fills_once,
+    never_crashed,
     orders_known,
     pulled_when_stale,
     quiet_after_kill,
@@ -222,6 +224,7 @@ async def _trade(
         await _until(lambda: not desk.claims.busy(), QUIET_WITHIN_S)
     await _until(service.adapter.in_sync, QUIET_WITHIN_S)
     await trio.sleep(SETTLE_S)
+    crashes = never_crashed(service.status()["tree"])
     registry = service.adapter.dispatcher.registry
     run_dir = config.run_dir
 
@@ -250,6 +253,7 @@ async def _trade(
                 *triangle_moves(reported_moves(rows, symbols), before, _balances(face)),
                 *quiet_after_kill(orders, tripped),
                 *unknown,
+                *crashes,
             ]
 
         return check_triangles
@@ -273,6 +277,7 @@ async def _trade(
             *quiet_after_kill(orders, tripped),
             *unknown,
             *pulled_when_stale(stale),
+            *crashes,
         ]
 
     return check_market_making

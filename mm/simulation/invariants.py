@@ -18,6 +18,8 @@ own records), answering the ``Violation``s it finds, each under the invariant's 
 - ``STALE_PULLED``: no resting quote on stale data past the pull limit (``pulled_when_stale``:
   the account's open orders at the venue, sampled while the market data has been stalled for
   longer than the limit and the cancels' way to the venue).
+- ``NEVER_CRASHES``: the service never crashes on the venue's input (``never_crashed``: no
+  child of the supervision tree ended with an error, restarted or not, all run long).
 - ``ORDERS_KNOWN``: every open order of the account at the venue is known to mm, once the
   orders on their way have landed (``orders_known``: by client order id, which mm gives an
   order before it is sent).
@@ -39,6 +41,7 @@ import attrs
 __all__ = [
     "BALANCES_AGREE",
     "FILLS_ONCE",
+    "NEVER_CRASHES",
     "ORDERS_KNOWN",
     "OUTCOMES",
     "QUIET_AFTER_KILL",
@@ -48,6 +51,7 @@ __all__ = [
     "Violation",
     "balances_agree",
     "fills_once",
+    "never_crashed",
     "orders_known",
     "pulled_when_stale",
     "quiet_after_kill",
@@ -63,6 +67,7 @@ TRIANGLE_MOVES: Final = "balance changes equal the reported fills and fees"
 QUIET_AFTER_KILL: Final = "nothing is sent after a kill until a rearm"
 ORDERS_KNOWN: Final = "every open order on the venue is known to mm"
 STALE_PULLED: Final = "no resting quote on stale data past the pull limit"
+NEVER_CRASHES: Final = "the service never crashes on the venue's input"
 OUTCOMES: Final = frozenset({"FILLED", "FAILED", "ABORTED", "UNWOUND"})
 # Shown of a long list in a violation's detail.
 SHOWN: Final = 5
@@ -216,3 +221,20 @@ def pulled_when_stale(samples: Iterable[tuple[int, Sequence[str]]]) -> list[Viol
     return [
         Violation(STALE_PULLED, f"quotes resting in {len(resting)} samples: {'; '.join(resting)}")
     ]
+
+
+def never_crashed(tree: Mapping[str, Any]) -> list[Violation]:
+    """The supervision tree as ``mm status`` shows it (``name``, ``path``, ``restarts``,
+    ``last_error``, ``children``): each child that ended with an error during the run."""
+    crashed: list[str] = []
+
+    def walk(node: Mapping[str, Any]) -> None:
+        if node.get("last_error") is not None:
+            crashed.append(f"{node.get('path', node.get('name'))}: {node['last_error']}")
+        for child in node.get("children", ()):
+            walk(child)
+
+    walk(tree)
+    if not crashed:
+        return []
+    return [Violation(NEVER_CRASHES, f"{len(crashed)} children crashed: {'; '.join(crashed)}")]

@@ -12,7 +12,7 @@ applies checked on what the run left (``mm.simulation.invariants``).
 
 And the same runs catch deliberately broken builds: a fill listener that drops every tenth
 fill, a trading subtree that goes on after the kill switch trips, a data gate that lets a
-stale book through.
+stale book through, an order auditor that fails on a venue's answer.
 
 The runs are not yet deterministic (loopback sockets: issue 19's world in memory comes next):
 a seed fixes what is drawn, not the interleaving."""
@@ -26,11 +26,12 @@ import pytest
 import trio
 
 from mm.app import Service
+from mm.execution.auditor import OrderAuditor
 from mm.execution.permissions import Grant, Level
 from mm.model import Fill
 from mm.risk import controller
 from mm.simulation.campaign import draw, simulate
-from mm.simulation.invariants import BALANCES_AGREE, QUIET_AFTER_KILL, STALE_PULLED
+from mm.simulation.invariants import BALANCES_AGREE, NEVER_CRASHES, QUIET_AFTER_KILL, STALE_PULLED
 from mm.strategies.market_maker import engine
 from tests.e2e.virtual import SHIPPED_CONFIG, SHIPPED_TRIARB_CONFIG
 
@@ -117,3 +118,24 @@ async def test_a_data_gate_that_lets_a_stale_book_through_is_caught(
     outcome = await simulate(SHIPPED_CONFIG, run, tmp_path)
     found = {v.invariant for v in outcome.violations}
     assert STALE_PULLED in found, (run, [str(v) for v in outcome.violations])
+
+
+async def test_an_auditor_that_fails_on_a_venues_answer_is_caught(
+    tmp_path: Path, autojump_clock: trio.abc.Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As the order auditor did on a 429 of KuCoin's multi-symbol read (an ExceptionGroup it
+    did not catch): its child crashes, the supervisor restarts it, the run goes on."""
+    audit = OrderAuditor.audit_once
+    failed = [False]
+
+    async def failing(self: OrderAuditor, *args: Any, **kwargs: Any) -> Any:
+        if not failed[0]:
+            failed[0] = True
+            raise ExceptionGroup("a read of every symbol", [RuntimeError("429")])
+        return await audit(self, *args, **kwargs)
+
+    monkeypatch.setattr(OrderAuditor, "audit_once", failing)
+    outcome = await simulate(SHIPPED_CONFIG, draw("market_maker", SEEDS[0], MM_S), tmp_path)
+    assert failed[0]
+    found = {v.invariant for v in outcome.violations}
+    assert NEVER_CRASHES in found, [str(v) for v in outcome.violations]

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from mm.simulation.invariants import (
     BALANCES_AGREE,
     FILLS_ONCE,
+    NEVER_CRASHES,
     ORDERS_KNOWN,
     QUIET_AFTER_KILL,
     STALE_PULLED,
@@ -21,6 +22,7 @@ from mm.simulation.invariants import (
     TRIANGLES_END,
     balances_agree,
     fills_once,
+    never_crashed,
     orders_known,
     pulled_when_stale,
     quiet_after_kill,
@@ -167,3 +169,23 @@ def test_no_quote_resting_while_stale_holds_and_one_resting_is_named() -> None:
     (violation,) = pulled_when_stale([(1000, []), (9000, ["7", "8"])])
     assert violation.invariant == STALE_PULLED
     assert violation.detail == "quotes resting in 1 samples: 2 at 9000 (7, 8)"
+
+
+# --- crashes -------------------------------------------------------------------------------
+
+
+def test_a_tree_without_errors_holds_and_a_child_that_crashed_is_named() -> None:
+    tree: dict[str, Any] = {
+        "name": "mm",
+        "restarts": None,
+        "last_error": None,
+        "children": [
+            {"name": "feeds", "path": "mm/feeds", "restarts": 0, "last_error": None},
+            {"name": "execution", "path": "mm/execution", "restarts": 0, "last_error": None},
+        ],
+    }
+    assert never_crashed(tree) == []
+    tree["children"][1] |= {"restarts": 1, "last_error": "ExceptionGroup: ... RateLimited"}
+    (violation,) = never_crashed(tree)
+    assert violation.invariant == NEVER_CRASHES
+    assert violation.detail == "1 children crashed: mm/execution: ExceptionGroup: ... RateLimited"
