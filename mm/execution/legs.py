@@ -22,11 +22,9 @@ held (the latest ``HELD_KEPT`` orders') and heard once the request's answer has 
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from typing import Final
 
-import attrs
 import trio
 from loguru import logger
 
@@ -34,7 +32,8 @@ from mm.execution.commands import GroupState, LegGroup, LegOrder, MultiLeg
 from mm.execution.dispatch import Dispatcher
 from mm.execution.lifecycle import OrderState
 from mm.execution.orders import OrderRouter
-from mm.model import Fill, Instrument, OrderId, PlaceOrder, Tif
+from mm.execution.unidentified import UnidentifiedFills
+from mm.model import Fill, Instrument, PlaceOrder, Tif
 
 HELD_KEPT: Final = 256  # orders whose fills came without a client id before their answer
 
@@ -52,8 +51,7 @@ class LegExecutor:
         self.dispatcher = dispatcher
         self.instruments = instruments
         self._working: dict[str, tuple[LegGroup, int]] = {}  # cloid -> its group and leg
-        # Fills without a client id whose order's id nobody knew yet, by that id.
-        self._held: OrderedDict[OrderId, list[Fill]] = OrderedDict()
+        self._unidentified = UnidentifiedFills(dispatcher, HELD_KEPT)
         self._changed = trio.Event()
 
     def ready(self) -> bool:
@@ -61,16 +59,10 @@ class LegExecutor:
         return self._router() is not None
 
     def on_fill(self, fill: Fill) -> None:
-        cloid = fill.cloid
-        if cloid is None:
-            tracked = self.dispatcher.registry.by_oid(fill.oid)
-            if tracked is None:  # its order's answer has not told its id yet
-                self._held.setdefault(fill.oid, []).append(fill)
-                while len(self._held) > HELD_KEPT:
-                    self._held.popitem(last=False)
-                return
-            cloid = tracked.cloid
-        working = self._working.get(cloid)
+        identified = self._unidentified.identify(fill)
+        if identified is None or identified.cloid is None:
+            return
+        working = self._working.get(identified.cloid)
         if working is not None:
             group, index = working
             group.on_fill(index, fill.sz)
@@ -169,11 +161,8 @@ class LegExecutor:
     def _release_held(self, orders: Iterable[PlaceOrder]) -> None:
         """The fills held for these orders, now that their answers told their ids."""
         for order in orders:
-            tracked = self.dispatcher.registry.get(order.cloid)
-            if tracked is None or tracked.oid is None:
-                continue
-            for fill in self._held.pop(tracked.oid, ()):
-                self.on_fill(attrs.evolve(fill, cloid=order.cloid))
+            for fill in self._unidentified.release(order.cloid):
+                self.on_fill(fill)
 
     def _fate(self, group: LegGroup, index: int, order: PlaceOrder) -> str | None:
         """What the dispatcher knows of a leg's order that did not end in time, for the

@@ -42,7 +42,8 @@ import trio
 from mm.execution.dispatch import Dispatcher
 from mm.execution.lifecycle import OrderState
 from mm.execution.orders import OrderRouter, SentPlace
-from mm.model import Fill, Instrument, OrderId, PlaceOrder, Rejected, Tif
+from mm.execution.unidentified import UnidentifiedFills
+from mm.model import Fill, Instrument, PlaceOrder, Rejected, Tif
 from mm.strategies.triarb.cascade import LegOrder
 from mm.strategies.triarb.slot import LegAck, LegDone, LegEvent, PaperVenue, SentLeg
 from mm.strategies.triarb.triangles import BookView, Terms
@@ -68,8 +69,7 @@ class LegRoutes:
         self._dispatcher = dispatcher
         self._capacity = capacity
         self._routes: OrderedDict[str, _Route] = OrderedDict()
-        # Fills without a client id whose order id nobody knew yet, by order id.
-        self._held: OrderedDict[OrderId, list[Fill]] = OrderedDict()
+        self._unidentified = UnidentifiedFills(dispatcher, capacity)
         self.routed = 0  # fills delivered to a slot
 
     def __len__(self) -> int:
@@ -85,16 +85,11 @@ class LegRoutes:
         self._routes.pop(cloid, None)
 
     def on_fill(self, fill: Fill) -> None:
-        cloid = fill.cloid
-        if cloid is None:
-            tracked = self._dispatcher.registry.by_oid(fill.oid)
-            if tracked is None:  # its order's answer has not told its id yet
-                self._held.setdefault(fill.oid, []).append(fill)
-                while len(self._held) > self._capacity:
-                    self._held.popitem(last=False)
-                return
-            cloid = tracked.cloid
-            fill = attrs.evolve(fill, cloid=cloid)
+        identified = self._unidentified.identify(fill)
+        cloid = identified.cloid if identified is not None else None
+        if identified is None or cloid is None:
+            return
+        fill = identified
         route = self._routes.get(cloid)
         if route is None:
             return
@@ -111,10 +106,10 @@ class LegRoutes:
         tracked = self._dispatcher.registry.get(cloid)
         if tracked is None:
             return
-        held = self._held.pop(tracked.oid, None) if tracked.oid is not None else None
+        held = self._unidentified.release(cloid)
         if held:
             for fill in held:  # (each settles the route after it: the last one ends it)
-                self.on_fill(attrs.evolve(fill, cloid=cloid))
+                self.on_fill(fill)
             return
         if tracked.state is OrderState.FILLED:
             filled = Decimal(repr(tracked.sz))
@@ -176,12 +171,7 @@ class RouterVenue:
             return LegAck(None, "the venue client is not up")
         if order.market:
             return LegAck(None, "live legs are IOC limits: a market leg is for paper mode")
-        spare, self._spare = self._spare, None
-        # A spare of another router (the client was replaced) is not used: ids are its own.
-        venue_cloid = spare[1] if spare is not None and spare[0] is router else None
-        if venue_cloid is None:
-            venue_cloid = router.new_client_id()
-        ack = await self._place(router, order, venue_cloid)
+        ack = await self._place(router, order, self._client_id(router))
         self._spare = (router, router.new_client_id())
         return ack
 
@@ -193,10 +183,7 @@ class RouterVenue:
         router = self._router()
         if router is None or order.market or not router.place_ready():
             return None
-        spare, self._spare = self._spare, None
-        venue_cloid = spare[1] if spare is not None and spare[0] is router else None
-        if venue_cloid is None:
-            venue_cloid = router.new_client_id()
+        venue_cloid = self._client_id(router)
         placed = leg_place_order(order, venue_cloid, self._instruments[order.symbol])
         refused = self._allow(placed)
         if refused is not None:
@@ -205,6 +192,14 @@ class RouterVenue:
         sent = router.send_place(placed)
         assert sent is not None  # place_ready said so, and nothing has run since
         return _SentLeg(self, router, venue_cloid, sent)
+
+    def _client_id(self, router: OrderRouter) -> str:
+        """The spare client order id drawn after the last answer, or a new one (a spare of
+        another router, the client replaced since, is not used: ids are its own)."""
+        spare, self._spare = self._spare, None
+        if spare is not None and spare[0] is router:
+            return spare[1]
+        return router.new_client_id()
 
     async def _place(self, router: OrderRouter, order: LegOrder, venue_cloid: str) -> LegAck:
         placed = leg_place_order(order, venue_cloid, self._instruments[order.symbol])
