@@ -75,6 +75,7 @@ class PositionBook:
         self._symbols: dict[str, SymbolPosition] = {}
         self._applied: dict[tuple[TradeId, OrderId], None] = {}  # insertion-ordered set
         self._as_of: dict[str, int] = {}  # per symbol: fills up to this time are in the seed
+        self._forgot = False  # whether a fill key was forgotten (more than max_keys)
 
     # --- updates ------------------------------------------------------------------------------
 
@@ -94,6 +95,7 @@ class PositionBook:
         self._applied[key] = None
         if len(self._applied) > self._max_keys:
             del self._applied[next(iter(self._applied))]
+            self._forgot = True
 
         if fill.time_ms <= self._as_of.get(fill.coin, -1):
             return False  # already part of the position the venue reported at startup
@@ -171,6 +173,13 @@ class PositionBook:
 
     def has_applied(self, tid: TradeId, oid: OrderId) -> bool:
         return (tid, oid) in self._applied
+
+    def heard_trades(self) -> frozenset[TradeId] | None:
+        """The trade ids of every fill this book was given (None once it has forgotten some:
+        more than ``max_keys`` fills)."""
+        if self._forgot:
+            return None
+        return frozenset(tid for tid, _ in self._applied)
 
     def snapshot(self, marks: Mapping[str, float]) -> dict[str, dict[str, Any]]:
         """Plain data per symbol. A symbol without a mark gets ``mark: None`` and 0 unrealized."""

@@ -150,6 +150,18 @@ def test_fill_keys_remembered_are_bounded_and_a_recent_replay_is_refused() -> No
     assert not book.apply(fills[-1])
     assert book.position("BTC") == 500.0
     assert not book.has_applied(hl_tid(0), hl_oid(7))  # the oldest, forgotten
+    assert book.heard_trades() is None  # (it can no longer say which fills it heard)
+
+
+def test_trades_heard_are_every_fill_given_a_repeat_and_one_from_before_startup_included() -> None:
+    book = PositionBook()
+    book.seed("BTC", 1.0, 100.0, as_of_ms=1_000)
+    book.apply(
+        mkfill(B, 100.0, 1.0, tid=1, time_ms=500)
+    )  # (already in the seed: heard all the same)
+    book.apply(mkfill(B, 100.0, 1.0, tid=2, time_ms=2_000))
+    book.apply(mkfill(B, 100.0, 1.0, tid=2, time_ms=2_000))
+    assert book.heard_trades() == {hl_tid(1), hl_tid(2)}
 
 
 def test_unrealized_against_marks() -> None:

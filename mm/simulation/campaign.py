@@ -227,6 +227,7 @@ async def _trade(
     crashes = never_crashed(service.status()["tree"])
     registry = service.adapter.dispatcher.registry
     run_dir = config.run_dir
+    heard = service.portfolio.positions.heard_trades()
 
     def known(cloid: str) -> bool:
         return registry.get(cloid) is not None
@@ -247,7 +248,7 @@ async def _trade(
             at_venue = (f"kucoin:{fill.trade_id}" for fill in face.exchange.fills.get(DEV_USER, ()))
             orders = [(o.oid, o.created_ns // 1_000_000) for o in _dev_orders(face)]
             return [
-                *fills_once(_journaled_tids(run_dir), at_venue),
+                *fills_once(_journaled_tids(run_dir), at_venue, heard),
                 *balances_agree(local_balances, held),
                 *triangles_end(rows, started),
                 *triangle_moves(reported_moves(rows, symbols), before, _balances(face)),
@@ -272,7 +273,7 @@ async def _trade(
             if record.order.user == account
         ]
         return [
-            *fills_once(_journaled_tids(run_dir), at_venue),
+            *fills_once(_journaled_tids(run_dir), at_venue, heard),
             *balances_agree(local_positions, held_positions),
             *quiet_after_kill(orders, tripped),
             *unknown,

@@ -4,7 +4,10 @@ own records), answering the ``Violation``s it finds, each under the invariant's 
 
 - ``FILLS_ONCE``: no fill lost or counted twice. The journal's fills equal the venue's fills
   of the account, by trade id: each of the venue's journaled exactly once, and none journaled
-  that the venue does not have (``fills_once``).
+  that the venue does not have; and each of the venue's reached the portfolio (``fills_once``).
+  A fill the portfolio never heard can leave positions right by chance (the lost fills of a
+  market maker's equal sizes cancel out) or mended by a later re-read of the venue, so
+  positions alone do not show it.
 - ``BALANCES_AGREE``: the positions or balances mm holds equal the venue's, symbol by symbol or
   currency by currency, once in sync (``balances_agree``; ``tolerance``: the relative error a
   float sum of decimal amounts may carry).
@@ -90,15 +93,23 @@ def _some(items: Iterable[object]) -> str:
     return ", ".join(listed[:SHOWN]) + more
 
 
-def fills_once(journaled: Iterable[str], venue: Iterable[str]) -> list[Violation]:
+def fills_once(
+    journaled: Iterable[str], venue: Iterable[str], heard: Iterable[str] | None = None
+) -> list[Violation]:
     """The journal's fills (their trade ids, as many times as journaled) against the venue's
-    fills of the account (its trade ids)."""
+    fills of the account (its trade ids); ``heard``: the trade ids the portfolio applied (None:
+    not known, it has forgotten some)."""
     counted = Counter(journaled)
     held = set(venue)
     violations = []
     lost = held - counted.keys()
     if lost:
         violations.append(Violation(FILLS_ONCE, f"{len(lost)} never journaled: {_some(lost)}"))
+    unheard = held - set(heard) if heard is not None else set()
+    if unheard:
+        violations.append(
+            Violation(FILLS_ONCE, f"{len(unheard)} never reached the portfolio: {_some(unheard)}")
+        )
     twice = [tid for tid, n in counted.items() if n > 1]
     if twice:
         violations.append(

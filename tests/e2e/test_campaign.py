@@ -28,12 +28,12 @@ import trio
 from mm.app import Service
 from mm.execution.auditor import OrderAuditor
 from mm.execution.permissions import Grant, Level
-from mm.model import Fill
 from mm.risk import controller
 from mm.simulation.campaign import draw, simulate
-from mm.simulation.invariants import BALANCES_AGREE, NEVER_CRASHES, QUIET_AFTER_KILL, STALE_PULLED
+from mm.simulation.invariants import FILLS_ONCE, NEVER_CRASHES, QUIET_AFTER_KILL, STALE_PULLED
 from mm.strategies.market_maker import engine
 from tests.e2e.virtual import SHIPPED_CONFIG, SHIPPED_TRIARB_CONFIG
+from tests.simulation.broken import dropping_every
 
 SEEDS = (1, 2, 3, 4)
 TRIARB_S = 8.0  # virtual seconds of trading: the shock's triangles come in the first few
@@ -63,19 +63,12 @@ async def test_a_seeded_run_of_market_making_keeps_every_invariant(
 async def test_a_listener_that_drops_every_tenth_fill_is_caught(
     tmp_path: Path, autojump_clock: trio.abc.Clock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    heard = [0]
-    on_fill = Service._on_fill
-
-    def dropping(self: Service, fill: Fill) -> None:
-        heard[0] += 1
-        if heard[0] % 10:
-            on_fill(self, fill)
-
+    dropping, lost = dropping_every(10)
     monkeypatch.setattr(Service, "_on_fill", dropping)
     outcome = await simulate(SHIPPED_CONFIG, draw("market_maker", SEEDS[0], MM_S), tmp_path)
-    assert heard[0] >= 10, heard
+    assert lost, "the run had fewer than ten fills"
     found = {v.invariant for v in outcome.violations}
-    assert BALANCES_AGREE in found, [str(v) for v in outcome.violations]
+    assert FILLS_ONCE in found, [str(v) for v in outcome.violations]
 
 
 async def test_a_trading_subtree_that_ignores_the_kill_is_caught(

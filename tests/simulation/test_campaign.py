@@ -12,10 +12,10 @@ import pytest
 
 from mm.app import Service
 from mm.cli import main
-from mm.model import Fill
 from mm.simulation.campaign import Outcome, draw, parse_seeds, render, summary
 from mm.simulation.invariants import BALANCES_AGREE, FILLS_ONCE, Violation
 from tests.e2e.virtual import SHIPPED_CONFIG
+from tests.simulation.broken import dropping_every
 
 
 def test_seeds_read_as_ranges_and_lists_each_once() -> None:
@@ -75,20 +75,13 @@ def test_mm_simulate_runs_seeds_in_processes_and_writes_the_table(
 def test_mm_simulate_fails_on_a_build_that_drops_fills_and_keeps_the_runs(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    heard = [0]
-    on_fill = Service._on_fill
-
-    def dropping(self: Service, fill: Fill) -> None:  # (the forked runs inherit it)
-        heard[0] += 1
-        if heard[0] % 5:
-            on_fill(self, fill)
-
+    dropping, _ = dropping_every(5)  # (the forked runs inherit it)
     monkeypatch.setattr(Service, "_on_fill", dropping)
     runs = tmp_path / "runs"
     args = ["simulate", "-c", str(SHIPPED_CONFIG), "--seeds", "1", "--seconds", "60"]
     code = main([*args, "--jobs", "1", "--dir", str(runs)])
     out = capsys.readouterr().out
     assert code == 1, out
-    assert f"violations: {BALANCES_AGREE}: 1" in out
+    assert f"{FILLS_ONCE}: 1" in out
     assert "--seeds 1 --seconds 60 --keep" in out
     assert (runs / "seed-1" / "simulate.log").exists()

@@ -20,6 +20,7 @@ from mm.simulation.invariants import (
     STALE_PULLED,
     TRIANGLE_MOVES,
     TRIANGLES_END,
+    Violation,
     balances_agree,
     fills_once,
     never_crashed,
@@ -73,6 +74,13 @@ def test_a_listener_that_drops_every_hundredth_fill_is_caught() -> None:
     journaled = [tid for n, tid in enumerate(venue, 1) if n % 100]
     (violation,) = fills_once(journaled, venue)
     assert violation.detail.startswith("10 never journaled: 100, 1000, 200, 300, 400")
+
+
+def test_a_fill_journaled_that_never_reached_the_portfolio_is_named() -> None:
+    assert fills_once(["1", "2"], ["1", "2"], heard=["2", "1"]) == []
+    (violation,) = fills_once(["1", "2"], ["1", "2"], heard=["1"])
+    assert violation == Violation(FILLS_ONCE, "1 never reached the portfolio: 2")
+    assert fills_once(["1", "2"], ["1", "2"], heard=None) == []  # (a portfolio that forgot some)
 
 
 @given(
