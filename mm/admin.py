@@ -27,11 +27,11 @@ from typing import Any, cast
 import attrs
 import orjson
 import trio
-from hypercorn.trio import serve
 from hypercorn.typing import ASGIFramework
 from loguru import logger
 from prometheus_client import CollectorRegistry
 
+from mm import world
 from mm.asgi import Receive, Scope, Send, hypercorn_config, read_body, run_lifespan
 from mm.metrics import CONTENT_TYPE, render
 from mm.secrets import Redactor, Secret
@@ -315,7 +315,7 @@ class AdminServer:
         config = hypercorn_config(self._host, self._port)
         async with trio.open_nursery() as nursery:
             binds: list[str] = await nursery.start(
-                partial(serve, cast(ASGIFramework, self._app), config, mode="asgi")
+                partial(world.serve_asgi, cast(ASGIFramework, self._app), config)
             )
             url = binds[0]
             logger.info("admin server listening on {}", url)

@@ -40,7 +40,7 @@ import attrs
 import trio
 from loguru import logger
 
-from mm import __version__, clock
+from mm import __version__, clock, world
 from mm.admin import AdminApp, AdminContext, AdminServer, Answer
 from mm.config import Config, Secrets, config_hash, to_dict
 from mm.execution.auditor import OrderAuditor
@@ -663,7 +663,7 @@ class Service:
         self.admin_url = url
         name = self._redact(self.config.service.name)
         info = RunInfo(os.getpid(), url, self.started_at, name)
-        await trio.to_thread.run_sync(self.runfile.write, info)
+        await world.run_blocking(self.runfile.write, info)
 
     # --- the run ------------------------------------------------------------------------------
 
@@ -678,7 +678,7 @@ class Service:
                 logger.info("removed a stale run file in {}", self.config.run_dir)
             check_port_free(self.config.admin.host, self.config.admin.port)
             now_ms = clock.wall_ms()
-            recovered = await trio.to_thread.run_sync(self._recover, now_ms)
+            recovered = await world.run_blocking(self._recover, now_ms)
             self.killswitch.restore(recovered.killswitch)
             self.coordinator.restore(recovered.mode)
             self.fill_history.restore(recovered.fills)
@@ -716,7 +716,7 @@ class Service:
                 await self.journal.record(
                     "service_started",
                     version=__version__,
-                    pid=os.getpid(),
+                    pid=world.process_id(),
                     config_hash=self.config_hash,
                     admin_url=self.admin_url,
                 )

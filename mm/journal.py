@@ -2,14 +2,14 @@
 
 Any task records an entry through ``Journal.record`` (a bounded memory channel, so a flood
 applies back-pressure instead of growing without bound). The writer child drains the channel,
-writes each batch in one transaction through ``trio.to_thread``, and on cancellation flushes
-what is left inside a shielded, time-bounded scope. A batch that finds the write lock taken waits
-for it up to ``LOCK_WAIT_S`` on the service's clock (not blocked in its thread). A batch that
-fails to write (the database locked by another process past that wait, the disk full or
-read-only) is kept and retried with backoff by the
-writer itself, which meanwhile keeps taking entries off the queue so that the tasks recording
-them (the user stream, the risk system) never stall behind the database; nothing accepted is
-dropped. ``lag`` says how long the oldest unwritten entry has waited: the autonomy monitor's
+writes each batch in one transaction in a worker thread (``mm.world.run_blocking``), and on
+cancellation flushes what is left inside a shielded, time-bounded scope. A batch that finds
+the write lock taken waits for it up to ``LOCK_WAIT_S`` on the service's clock (not blocked in
+its thread). A batch that fails to write (the database locked by another process past that
+wait, the disk full or read-only) is kept and retried with backoff by the writer itself, which
+meanwhile keeps taking entries off the queue so that the tasks recording them (the user
+stream, the risk system) never stall behind the database; nothing accepted is dropped. ``lag``
+says how long the oldest unwritten entry has waited: the autonomy monitor's
 "journal stale" reading.
 """
 
@@ -28,7 +28,7 @@ import trio
 from loguru import logger
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from mm import clock
+from mm import clock, world
 from mm.metrics import LATENCY_BUCKETS
 from mm.model import OrderId, TradeId, journaled_order_id, journaled_trade_id
 from mm.settings import at_least, positive, setting
@@ -313,7 +313,7 @@ class Journal:
         return True
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        conn = await trio.to_thread.run_sync(open_database, self.path)
+        conn = await world.run_blocking(open_database, self.path)
         conn.execute("PRAGMA busy_timeout = 0")  # the lock is waited for on the clock: _write
         try:
             task_status.started()
@@ -359,7 +359,7 @@ class Journal:
         pause = LOCK_POLL_INITIAL_S
         while True:
             try:
-                await trio.to_thread.run_sync(write_batch, conn, batch)
+                await world.run_blocking(write_batch, conn, batch)
             except sqlite3.OperationalError as error:
                 if not _busy(error) or clock.monotonic() + pause > deadline:
                     raise

@@ -73,6 +73,8 @@ from wsproto.frame_protocol import CloseReason as Code
 from wsproto.handshake import H11Handshake
 from wsproto.utilities import RemoteProtocolError
 
+from mm import world
+
 __all__ = [
     "CHECKPOINT_EVERY",
     "CloseReason",
@@ -578,7 +580,7 @@ async def connect_websocket_url(
     tls, host, port, header, resource = _target(url)
     try:
         with trio.fail_after(connect_timeout):
-            stream: trio.abc.Stream = await trio.open_tcp_stream(host, port)
+            stream: trio.abc.Stream = await world.open_tcp_stream(host, port)
             try:
                 if tls:
                     stream = trio.SSLStream(

@@ -93,6 +93,7 @@ import attrs
 import trio
 from loguru import logger
 
+from mm import randomness
 from mm.bounded import BoundedSet
 from mm.feeds.history import FillHistory, HistoryStart
 from mm.model import (
@@ -300,7 +301,7 @@ class UserFeed:
         self.name = name
         self._venue = venue
         self._send = send
-        self._rng = rng or random.Random()
+        self._rng = rng or randomness.generator()
         self._retry = Backoff(
             initial=self.config.retry_initial_s, multiplier=2.0, cap=self.config.retry_cap_s
         )

@@ -42,7 +42,7 @@ import trio
 from loguru import logger
 from prometheus_client import CollectorRegistry, Gauge
 
-from mm import clock
+from mm import clock, world
 from mm.execution.cancel_all import (
     KILL,
     CancelAll,
@@ -676,7 +676,7 @@ class KillSwitchController:
         path = self.incident_dir / f"incident-{clock.wall_ms()}.json"
         plain = orjson.loads(orjson.dumps(dump, default=str))
         data = orjson.dumps(self.redact.scrub(plain), option=orjson.OPT_INDENT_2)
-        await trio.to_thread.run_sync(path.write_bytes, data)
+        await world.run_blocking(path.write_bytes, data)
         self.incidents.append(path)
         await self.journal.record("incident", path=str(path), why=why)
         return path

@@ -58,6 +58,7 @@ from typing import Any, Final, Literal
 import attrs
 import trio
 
+from mm import randomness
 from mm.model import RateLimitState
 from mm.settings import non_negative, positive, setting
 from mm.venues.hyperliquid import limits
@@ -241,7 +242,7 @@ class RateLimiter:
         self, config: RateLimitConfig | None = None, rng: random.Random | None = None
     ) -> None:
         self._config = config if config is not None else RateLimitConfig()
-        self._rng = rng if rng is not None else random.Random()
+        self._rng = rng if rng is not None else randomness.generator()
         self._window = _Window(self._config.window_seconds)
         self._weight_total = 0
         # Address: the last venue figures, plus our own sends since they were taken.

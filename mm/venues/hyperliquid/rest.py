@@ -20,6 +20,7 @@ import httpx
 import orjson
 import trio
 
+from mm import world
 from mm.venues.base import RateLimited, RequestTimeout, VenueError
 
 Observer = Callable[[str, float, int], None]  # (endpoint, seconds, status; 0 on timeout)
@@ -55,7 +56,7 @@ class RestTransport:
             timeout=httpx.Timeout(deadline_s),
             limits=httpx.Limits(max_connections=8, max_keepalive_connections=8),
             headers={"content-type": "application/json"},
-            transport=transport,
+            transport=transport if transport is not None else world.http_transport(),
         )
         self._deadline_s = deadline_s
         self._observer = observer

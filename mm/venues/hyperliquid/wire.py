@@ -12,11 +12,10 @@ Prices and sizes go out in the wire style of :mod:`mm.venues.hyperliquid.numbers
 from __future__ import annotations
 
 import re
-import secrets
 from collections.abc import Callable, Sequence
 from typing import Any, Final, Literal
 
-from mm import clock
+from mm import clock, randomness
 from mm.model import ModifyOrder, PlaceOrder, Side, Tif
 from mm.venues.hyperliquid import numbers
 from mm.venues.hyperliquid.ids import venue_oid
@@ -213,7 +212,7 @@ cancel-all and the order audit tell mm's orders from other clients' of the same 
 
 def new_cloid() -> str:
     """A fresh client order id: ``0x``, mm's prefix and 24 hex digits from 12 random bytes."""
-    return CLOID_PREFIX + secrets.token_hex(12)
+    return CLOID_PREFIX + randomness.hex_id(96)
 
 
 def is_own_cloid(cloid: str | None) -> bool:

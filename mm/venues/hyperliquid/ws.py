@@ -77,6 +77,7 @@ import orjson
 import trio
 from loguru import logger
 
+from mm import randomness
 from mm.connection import ConnectionConfig, ConnectionHealth, State, Transition
 from mm.venues.base import Gap
 from mm.venues.hyperliquid.limits import is_ws_messages_limit
@@ -474,7 +475,7 @@ class WsConnection:
         self._connect = connect or self._open_url
         self.on_state_change = on_state_change
         self.health = ConnectionHealth(
-            self.config, name=name, rng=rng or random.Random(), on_change=self._changed
+            self.config, name=name, rng=rng or randomness.generator(), on_change=self._changed
         )
         # Counters, for metrics.
         self.frames_received: Counter[str] = Counter()

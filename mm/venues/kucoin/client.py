@@ -47,7 +47,6 @@ answer is newer, even in the answer's own millisecond. Reads raise ``VenueError`
 
 from __future__ import annotations
 
-import os
 import re
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
@@ -58,7 +57,7 @@ from typing import Any, Final, TypeVar
 import trio
 from loguru import logger
 
-from mm import clock
+from mm import clock, randomness
 from mm.model import (
     AccountState,
     Balance,
@@ -178,8 +177,9 @@ class KucoinClient:
 
     def new_client_id(self) -> str:
         """``mm-`` and 32 hex digits: 35 characters of the venue's alphabet (at most 40), 128
-        random bits (``os.urandom``; ``uuid.uuid4().hex``, as it was, took 2 to 9 us a leg)."""
-        return CLIENT_ID_PREFIX + os.urandom(16).hex()
+        random bits (``mm.randomness``: 0.3 us, as ``os.urandom`` was; ``uuid.uuid4().hex`` took
+        2 to 9 us a leg)."""
+        return CLIENT_ID_PREFIX + randomness.hex_id(128)
 
     def is_own_client_id(self, client_id: str | None) -> bool:
         return client_id is not None and _OWN_ID.fullmatch(client_id) is not None

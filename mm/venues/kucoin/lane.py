@@ -59,6 +59,7 @@ import attrs
 import trio
 from loguru import logger
 
+from mm import world
 from mm.venues.kucoin.http1 import Answer, AnswerReader, HttpError
 
 __all__ = ["Connect", "Exchange", "Lost", "NotSent", "OrderLane", "connect_to"]
@@ -104,7 +105,7 @@ def connect_to(
 
     async def connect() -> trio.abc.Stream:
         with trio.fail_after(timeout_s):
-            tcp = await trio.open_tcp_stream(host, port)
+            tcp = await world.open_tcp_stream(host, port)
             if context is None:
                 return tcp
             stream = trio.SSLStream(tcp, context, server_hostname=host, https_compatible=True)

@@ -64,6 +64,7 @@ from typing import Any, TypeVar
 import trio
 from loguru import logger
 
+from mm import randomness
 from mm.model import BookSnapshot, Mids, Trade
 from mm.venues.base import BookEvent, EventStream, Gap, Malformed
 from mm.venues.kucoin.codec import CodecError, parse_level2_increment, parse_match, parse_ticker
@@ -411,7 +412,7 @@ class KucoinMarketStream:
         self.backoff = Backoff(
             initial=snapshot_backoff_initial_s, multiplier=2.0, cap=snapshot_backoff_cap_s
         )
-        self.rng = rng or random.Random()
+        self.rng = rng or randomness.generator()
         self.name = name
         self._nursery: trio.Nursery | None = None
         self.books_streams: list[BookStream] = []

@@ -43,6 +43,7 @@ import httpx
 import orjson
 import trio
 
+from mm import world
 from mm.venues.base import RateLimited, RequestTimeout, VenueError
 from mm.venues.kucoin.answers import unwrap
 from mm.venues.kucoin.http1 import Answer, header_block, request_line
@@ -96,7 +97,7 @@ class KucoinRestTransport:
             base_url=base_url,
             timeout=httpx.Timeout(deadline_s),
             limits=httpx.Limits(max_connections=8, max_keepalive_connections=8),
-            transport=transport,
+            transport=transport if transport is not None else world.http_transport(),
         )
         self.budget = budget
         self._now_ms = now_ms

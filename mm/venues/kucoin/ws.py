@@ -54,7 +54,6 @@ from __future__ import annotations
 
 import itertools
 import random
-import secrets
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import AbstractAsyncContextManager, AbstractContextManager, contextmanager, suppress
@@ -65,7 +64,7 @@ import orjson
 import trio
 from loguru import logger
 
-from mm import clock
+from mm import clock, randomness
 from mm.connection import ConnectionConfig, ConnectionHealth, State, Transition
 from mm.venues.base import Gap, Malformed
 from mm.venues.kucoin.codec import CodecError
@@ -348,7 +347,7 @@ class KucoinWs:
         self.on_state_change = on_state_change
         self._connect = connect or self._open
         self.health = ConnectionHealth(
-            config, name=name, rng=rng or random.Random(), on_change=self._changed
+            config, name=name, rng=rng or randomness.generator(), on_change=self._changed
         )
         # Counters, for metrics.
         self.frames_received: Counter[str] = Counter()
@@ -486,7 +485,7 @@ class KucoinWs:
             try:
                 with trio.fail_after(self.config.connect_timeout_s):
                     bullet = await self._bullet()
-                url = connect_url(bullet, secrets.token_hex(8))
+                url = connect_url(bullet, randomness.hex_id(64))
                 async with self._connect(url) as ws:
                     await self._serve_socket(ws, bullet, task_status)
             except trio.TooSlowError as exc:

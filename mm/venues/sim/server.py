@@ -32,10 +32,10 @@ import attrs
 import orjson
 import outcome
 import trio
-from hypercorn.trio import serve
 from hypercorn.typing import ASGIFramework
 from loguru import logger
 
+from mm import world
 from mm.asgi import Receive, Scope, Send, hypercorn_config, read_body, run_lifespan
 from mm.settings import ConfigError, structure_section
 from mm.venues.sim import aggregate
@@ -554,5 +554,5 @@ async def serve_venue(
     config.websocket_max_message_size = MAX_BODY
     app = cast(ASGIFramework, SimApp(venue))
     async with trio.open_nursery() as nursery:
-        binds: list[str] = await nursery.start(partial(serve, app, config, mode="asgi"))
+        binds: list[str] = await nursery.start(partial(world.serve_asgi, app, config))
         task_status.started(binds[0])

@@ -57,7 +57,6 @@ from __future__ import annotations
 
 import math
 import random
-import secrets
 from collections.abc import Awaitable, Callable, Mapping
 from decimal import Decimal
 from functools import partial
@@ -67,11 +66,10 @@ from urllib.parse import parse_qs
 import attrs
 import orjson
 import trio
-from hypercorn.trio import serve
 from hypercorn.typing import ASGIFramework
 from loguru import logger
 
-from mm import clock
+from mm import clock, randomness, world
 from mm.asgi import Receive, Scope, Send, hypercorn_config, read_body, run_lifespan
 from mm.secrets import Secret
 from mm.venues.kucoin.signing import Credentials
@@ -179,7 +177,7 @@ class KucoinSimVenue:
         config = hypercorn_config(self.host, self.port)
         async with trio.open_nursery() as nursery:
             app = cast(ASGIFramework, self._app)
-            binds: list[str] = await nursery.start(partial(serve, app, config, mode="asgi"))
+            binds: list[str] = await nursery.start(partial(world.serve_asgi, app, config))
             self.url = binds[0]
             logger.info("KuCoin simulator listening on {}", self.url)
             if self._on_bound is not None:
@@ -508,7 +506,7 @@ class KucoinSimVenue:
             if isinstance(answer, Response):
                 return answer
             user = answer
-        token = secrets.token_urlsafe(24)
+        token = randomness.hex_id(128)
         self.tokens[token] = user
         host = self.url.replace("http://", "ws://", 1)
         return Response(
