@@ -16,12 +16,16 @@ pull limit, no child of the service crashed, and for triangular arbitrage every
 triangle reported in one of its four outcomes and the venue's balances moved by what the
 reports say.
 
-Not yet deterministic: the service and its venue talk over loopback sockets, whose timing the
-kernel decides, so a seed fixes what is drawn, not the interleaving (issue 19 goes on with the
-world in memory). A violation found is reported with the command that runs its seed again.
+A run is a function of (code, config, seed): the service's world is in memory
+(``mm.simulation.memory_world``: no socket, no thread), its wall time starts at ``EPOCH_S``,
+every random draw of the process (the service's, and Trio's scheduler's) is seeded from the
+run's seed, and ``mm simulate`` fixes how strings hash. The same seed writes the same journal,
+byte for byte, in the same run directory; a violation found is reported with the command that
+runs its seed again, and it fails again the same way.
 
-``campaign`` runs seeds in parallel processes (``jobs``), each in a run directory of its own,
-kept (with a WARNING-level log) for a run that violated an invariant or failed.
+``campaign`` runs seeds in parallel processes (``jobs``), each forked for its run alone, each
+in a run directory of its own, kept (with a WARNING-level log) for a run that violated an
+invariant or failed.
 
 Fails: ``simulate`` raises what the service raised (a crash of the service is a failed run,
 reported as such by ``campaign``); ``ConfigError`` for a config that does not load.
@@ -29,13 +33,13 @@ reported as such by ``campaign``); ``ConfigError`` for a config that does not lo
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import random
 import shutil
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Mapping
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Final
@@ -44,8 +48,9 @@ import attrs
 import trio
 import trio.testing
 from loguru import logger
+from trio._core import _run as trio_run
 
-from mm import clock
+from mm import clock, world
 from mm.app import Service
 from mm.config import Config, load_config, resolve_secrets
 from mm.journal import DATABASE_NAME, read_events
@@ -61,6 +66,7 @@ from mm.simulation.invariants import (
     triangle_moves,
     triangles_end,
 )
+from mm.simulation.memory_world import MemoryWorld
 from mm.venues.sim.kucoin.server import DEV_USER, KucoinSimVenue
 from mm.venues.sim.venue import SimVenue
 
@@ -76,6 +82,7 @@ __all__ = [
     "summary",
 ]
 
+EPOCH_S: Final = 1_767_225_600.0  # 2026-01-01 00:00 UTC: where every run's wall time starts
 SETTLE_S: Final = 2.0  # after the faults are lifted: what is on its way lands
 QUIET_WITHIN_S: Final = 30.0  # for the triangles in flight to end, the user stream to sync
 POLL_S: Final = 0.1
@@ -181,6 +188,8 @@ async def simulate(config_path: Path, run: Run, run_dir: Path) -> Outcome:
     """One run (see the module), in the caller's Trio run: its clock should be a
     ``MockClock`` with autojump, or the run takes its simulated time for real."""
     started = time.perf_counter()
+    world.install(MemoryWorld())
+    clock.pin(EPOCH_S)
     env = environment(run_dir, run.seed)
     config = load_config(config_path, env)
     service = Service(config, resolve_secrets(config, env))
@@ -227,7 +236,9 @@ async def _trade(
     crashes = never_crashed(service.status()["tree"])
     registry = service.adapter.dispatcher.registry
     run_dir = config.run_dir
-    heard = service.portfolio.positions.heard_trades()
+    # (read once the service has stopped, as the journal and the venue's fills are: a fill of
+    # the orders its stop cancels may land meanwhile)
+    heard = service.portfolio.positions.heard_trades
 
     def known(cloid: str) -> bool:
         return registry.get(cloid) is not None
@@ -248,7 +259,7 @@ async def _trade(
             at_venue = (f"kucoin:{fill.trade_id}" for fill in face.exchange.fills.get(DEV_USER, ()))
             orders = [(o.oid, o.created_ns // 1_000_000) for o in _dev_orders(face)]
             return [
-                *fills_once(_journaled_tids(run_dir), at_venue, heard),
+                *fills_once(_journaled_tids(run_dir), at_venue, heard()),
                 *balances_agree(local_balances, held),
                 *triangles_end(rows, started),
                 *triangle_moves(reported_moves(rows, symbols), before, _balances(face)),
@@ -273,7 +284,7 @@ async def _trade(
             if record.order.user == account
         ]
         return [
-            *fills_once(_journaled_tids(run_dir), at_venue, heard),
+            *fills_once(_journaled_tids(run_dir), at_venue, heard()),
             *balances_agree(local_positions, held_positions),
             *quiet_after_kill(orders, tripped),
             *unknown,
@@ -374,6 +385,7 @@ def run_one(config_path: Path, run: Run, run_dir: Path) -> Outcome:
     run_dir.mkdir(parents=True, exist_ok=True)
     logger.add(run_dir / "simulate.log", level="WARNING")
     started = time.perf_counter()
+    _seed_everything(f"{run.kind}/{run.seed}")
     try:
         return trio.run(
             simulate,
@@ -386,6 +398,16 @@ def run_one(config_path: Path, run: Run, run_dir: Path) -> Outcome:
         return Outcome(
             run, (), 0, 0, time.perf_counter() - started, f"{type(error).__name__}: {error}"
         )
+
+
+def _seed_everything(seed: str) -> None:
+    """Every draw of the process from ``seed``: the service's (``mm.randomness``: Python's
+    global generator) and Trio's scheduler's, which orders the tasks made runnable together by
+    when each was created, then shuffles them with its generator (what Trio does under
+    Hypothesis; its switches are private)."""
+    random.seed(f"{seed}/service")
+    trio_run._ALLOW_DETERMINISTIC_SCHEDULING = True  # type: ignore[misc]
+    trio_run._r.seed(f"{seed}/scheduler")
 
 
 def _one(args: tuple[Path, Run, Path, bool]) -> Outcome:
@@ -412,13 +434,11 @@ def campaign(
     kind = strategy_kind(config_path)
     runs = [draw(kind, seed, seconds) for seed in seeds]
     outcomes: list[Outcome] = []
-    with ProcessPoolExecutor(max_workers=max(1, jobs)) as pool:
-        pending = [
-            pool.submit(_one, (config_path, run, work_dir / f"seed-{run.seed}", keep))
-            for run in runs
-        ]
-        for done in as_completed(pending):
-            outcome = done.result()
+    work = [(config_path, run, work_dir / f"seed-{run.seed}", keep) for run in runs]
+    # Each run in a process forked for it alone: it starts from the campaign's own state, never
+    # from what an earlier run left in a worker.
+    with multiprocessing.get_context("fork").Pool(max(1, jobs), maxtasksperchild=1) as pool:
+        for outcome in pool.imap_unordered(_one, work):
             outcomes.append(outcome)
             on_outcome(outcome)
     return sorted(outcomes, key=lambda outcome: outcome.run.seed)
