@@ -656,13 +656,23 @@ def cmd_simulate(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     config_path = Path(args.config)
     work_dir = Path(args.dir) if args.dir else Path(tempfile.mkdtemp(prefix="mm-simulate-"))
     work_dir.mkdir(parents=True, exist_ok=True)
+    seconds = args.seconds if args.hours is None else args.hours * 3600
+    if seconds <= 0:
+        print("mm: --seconds / --hours: a run must last some time", file=sys.stderr)
+        return EXIT_FAILURE
 
     def replay(seed: int) -> str:
-        return f"mm simulate -c {config_path} --seeds {seed} --seconds {args.seconds:g} --keep"
+        return f"mm simulate -c {config_path} --seeds {seed} --seconds {seconds:g} --keep"
+
+    done: list[Outcome] = []
 
     def heard(outcome: Outcome) -> None:
+        done.append(outcome)
         verdict = "ok" if outcome.passed else "FAILED"
+        elapsed = time.perf_counter() - started
+        left = elapsed / len(done) * (len(seeds) - len(done))
         print(
+            f"[{len(done)}/{len(seeds)} {_bar(len(done), len(seeds))} about {left:.0f} s left] "
             f"seed {outcome.run.seed}: {verdict}, {outcome.fills} fills, "
             f"{outcome.triangles} triangles, {outcome.wall_s:.1f} s",
             flush=True,
@@ -672,7 +682,7 @@ def cmd_simulate(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     outcomes = campaign(
         config_path,
         seeds,
-        args.seconds,
+        seconds,
         jobs=args.jobs,
         work_dir=work_dir,
         keep=args.keep,
@@ -685,6 +695,12 @@ def cmd_simulate(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     if args.json:
         Path(args.json).write_bytes(orjson.dumps(figures, option=orjson.OPT_INDENT_2))
     return EXIT_OK if all(outcome.passed for outcome in outcomes) else EXIT_FAILURE
+
+
+def _bar(done: int, total: int, width: int = 20) -> str:
+    """A progress bar: ``done`` of ``total`` as ``width`` cells."""
+    filled = width * done // max(1, total)
+    return "#" * filled + "." * (width - filled)
 
 
 def cmd_backup(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
@@ -1015,8 +1031,12 @@ def build_parser() -> argparse.ArgumentParser:
         "against the run invariants.",
     )
     simulate.add_argument("--seeds", default="1-20", help="N, N-M or a list of them (1-20)")
-    simulate.add_argument(
+    length = simulate.add_mutually_exclusive_group()
+    length.add_argument(
         "--seconds", type=float, default=60.0, help="simulated seconds a run (default: 60)"
+    )
+    length.add_argument(
+        "--hours", type=float, default=None, help="simulated hours a run (instead of --seconds)"
     )
     simulate.add_argument(
         "--jobs",

@@ -54,7 +54,10 @@ from mm import clock, world
 from mm.app import Service
 from mm.config import Config, load_config, resolve_secrets
 from mm.journal import DATABASE_NAME, read_events
+from mm.ops.autonomy import Mode
+from mm.ops.coordinator import JOURNAL_KIND as AUTONOMY_KIND
 from mm.simulation.invariants import (
+    Cause,
     Violation,
     balances_agree,
     fills_once,
@@ -65,8 +68,10 @@ from mm.simulation.invariants import (
     reported_moves,
     triangle_moves,
     triangles_end,
+    trips_have_cause,
 )
 from mm.simulation.memory_world import MemoryWorld
+from mm.venues.sim.config import CascadeConfig
 from mm.venues.sim.kucoin.server import DEV_USER, KucoinSimVenue
 from mm.venues.sim.venue import SimVenue
 
@@ -106,6 +111,10 @@ class Run:
     # second of the run, for ``stall_for_s`` (None: it never stalls).
     stall_at_s: float | None = None
     stall_for_s: float = 0.0
+    # The market's regime: "calm", "trending" (a slow informed move) or "cascade" (a fast
+    # one-sided move), and the move (the simulator's cascade settings, ``at_s`` into the run).
+    regime: str = "calm"
+    move: Mapping[str, Any] | None = None
 
 
 @attrs.frozen
@@ -160,7 +169,41 @@ def draw(kind: str, seed: int, seconds: float) -> Run:
     }
     stall_at = rng.uniform(0.2, 0.6) * seconds if rng.random() < 0.5 else None
     stall_for = rng.uniform(5.0, 20.0)
-    return Run(seed, kind, seconds, faults, None, kill_after, rearm_after, stall_at, stall_for)
+    regime = rng.choice(("calm", "calm", "trending", "cascade"))
+    move: dict[str, Any] | None = None
+    if regime == "trending":  # (the simulator's informed trend: one-sided takers, no thinning)
+        move = {
+            "coin": rng.choice(("BTC", "ETH")),
+            "at_s": rng.uniform(0.0, 0.3) * seconds,
+            "move": rng.uniform(0.005, 0.02) * rng.choice((1, -1)),
+            "duration_s": rng.uniform(0.3, 0.7) * seconds,
+            "intensity": 2.0,
+            "one_sided": 1.0,
+            "thinning": 0.0,
+        }
+    elif regime == "cascade":  # (a liquidation cascade: a fast move, takers piling in)
+        move = {
+            "coin": rng.choice(("BTC", "ETH")),
+            "at_s": rng.uniform(0.1, 0.6) * seconds,
+            "move": rng.uniform(0.02, 0.08) * rng.choice((1, -1)),
+            "duration_s": rng.uniform(15.0, 90.0),
+            "intensity": rng.uniform(4.0, 10.0),
+            "one_sided": rng.uniform(0.3, 0.8),
+            "thinning": rng.uniform(0.3, 0.7),
+        }
+    return Run(
+        seed,
+        kind,
+        seconds,
+        faults,
+        None,
+        kill_after,
+        rearm_after,
+        stall_at,
+        stall_for,
+        regime,
+        move,
+    )
 
 
 def environment(run_dir: Path, seed: int) -> dict[str, str]:
@@ -215,6 +258,7 @@ async def _trade(
     if faults is None:
         raise RuntimeError("a simulated run needs the embedded venue (venue.url = embedded)")
     before = _balances(face) if face is not None else {}
+    causes = _causes(run, clock.wall())
     faults.update(run.faults)
     if run.shock_bps is not None and face is not None:
         face.market.shock(run.shock_bps)
@@ -224,6 +268,8 @@ async def _trade(
             nursery.start_soon(_kill, service, config, run, tripped)
         if run.stall_at_s is not None and venue is not None:
             nursery.start_soon(_stall, service, config, run, venue, stale)
+        if run.move is not None and venue is not None:
+            nursery.start_soon(_move, run.move, venue)
         await trio.sleep(run.seconds)
         nursery.cancel_scope.cancel()
     # The faults lifted (a refusal's code stays: it refuses nothing without a count).
@@ -266,6 +312,7 @@ async def _trade(
                 *quiet_after_kill(orders, tripped),
                 *unknown,
                 *crashes,
+                *trips_have_cause(_trips(run_dir), causes),
             ]
 
         return check_triangles
@@ -290,9 +337,87 @@ async def _trade(
             *unknown,
             *pulled_when_stale(stale),
             *crashes,
+            *trips_have_cause(_trips(run_dir), causes),
         ]
 
     return check_market_making
+
+
+FEED_REASONS: Final = frozenset({"stale_data", "feed_gap_majority", "feed_reconnect_flapping"})
+MARKET_REASONS: Final = frozenset(
+    {
+        "cascade",
+        "price_velocity",
+        "max_loss",
+        "max_drawdown",
+        "max_position",
+        "position_runaway",
+        "liquidation_detected",
+        "pnl_peak_drawdown",
+        "margin_warning",
+        "margin_usage",
+    }
+)
+MODE_RANK: Final = {mode.label: mode.value for mode in Mode}
+KILL_WITHIN_S: Final = 5.0  # from the operator's kill to the switch's trip (its risk loop)
+AFTERMATH_S: Final = 120.0  # how long after a market move or a stall its trips may come
+
+
+def _causes(run: Run, start: float) -> list[Cause]:
+    """What ``run`` does to the venue (it starts at wall time ``start``), as the causes of the
+    trips and escalations it may explain (``trips_have_cause``)."""
+    end = start + run.seconds + QUIET_WITHIN_S + SETTLE_S
+    faults = run.faults
+    causes = []
+    if run.kill_after_s is not None:
+        at = start + run.kill_after_s
+        # (from a float's rounding earlier: the trip's time is the same instant's wall time)
+        kill = Cause(at - 0.001, at + KILL_WITHIN_S, frozenset({"manual"}), "the operator's kill")
+        causes.append(kill)
+    if run.stall_at_s is not None:
+        at = start + run.stall_at_s
+        stalled = at + run.stall_for_s + AFTERMATH_S
+        causes.append(Cause(at, stalled, FEED_REASONS, "the book feed stalled"))
+    if faults.get("ws_disconnect_mean_s"):
+        causes.append(Cause(start, end, FEED_REASONS, "the venue closed connections"))
+    if run.move is not None:
+        at = start + run.move["at_s"]
+        moved = at + run.move["duration_s"] + AFTERMATH_S
+        causes.append(Cause(at, moved, MARKET_REASONS, f"a {run.regime} move"))
+    if run.shock_bps is not None:  # (a triangle's legs after the cross rate's shock)
+        causes.append(Cause(start, end, MARKET_REASONS, "a shock of the cross rate"))
+    lost = ("ws_drop", "lose_cancels", "ws_disconnect_mean_s", "drop_level2")
+    if run.stall_at_s is not None or any(faults.get(name) for name in lost):
+        reasons = frozenset({"reconciliation_drift"})
+        causes.append(Cause(start, end, reasons, "messages lost"))
+    if faults.get("http_429"):
+        causes.append(Cause(start, end, frozenset({"rate_limit"}), "the venue's 429s"))
+    return causes
+
+
+def _trips(run_dir: Path) -> list[tuple[float, str]]:
+    """The kill switch's trips and the automatic escalations of the autonomy mode the journal
+    holds: (wall time, reason) each, once."""
+    trips: dict[tuple[float, str], None] = {}
+    database = run_dir / DATABASE_NAME
+    for event in read_events(database, "killswitch"):
+        for trip in event.data.get("trips", ()):
+            trips[(trip["at"], trip["reason"])] = None
+    for event in read_events(database, AUTONOMY_KIND):
+        transition = event.data["transition"]
+        if (
+            transition["automatic"]
+            and MODE_RANK[transition["mode"]] > MODE_RANK[transition["previous"]]
+        ):
+            trips[(transition["at"], transition["reason"])] = None
+    return list(trips)
+
+
+async def _move(move: Mapping[str, Any], venue: SimVenue) -> None:
+    """The regime's move, started ``at_s`` into the run (the simulator's cascade)."""
+    settings = dict(move)
+    await trio.sleep(settings.pop("at_s"))
+    venue.start_cascade(CascadeConfig(start_s=0.0, **settings))
 
 
 async def _kill(
@@ -485,6 +610,8 @@ def summary(outcomes: Iterable[Outcome], wall_s: float) -> dict[str, Any]:
             faults["rearm"] = faults.get("rearm", 0) + 1
         if run.stall_at_s is not None:
             faults["stall"] = faults.get("stall", 0) + 1
+        if run.move is not None:
+            faults[run.regime] = faults.get(run.regime, 0) + 1
         for violation in outcome.violations:
             violations[violation.invariant] = violations.get(violation.invariant, 0) + 1
     simulated = sum(outcome.run.seconds for outcome in ran)

@@ -26,6 +26,11 @@ own records), answering the ``Violation``s it finds, each under the invariant's 
 - ``ORDERS_KNOWN``: every open order of the account at the venue is known to mm, once the
   orders on their way have landed (``orders_known``: by client order id, which mm gives an
   order before it is sent).
+- ``TRIPS_HAVE_CAUSE``: the kill switch trips, and the autonomy mode escalates, only for a
+  reason that something done to the venue explains (``trips_have_cause``: each trip's or
+  escalation's reason and time against the causes the run put into the venue's data, each a
+  span of time and the reasons it may give: the operator's kill, a stalled feed, a market
+  move, lost messages). A kill switch that trips by itself in a calm market breaks it.
 
 Pure: no I/O, no clock. Fails: ``KeyError`` for a journal row without the fields a row of its
 kind has, ``ValueError`` (``decimal``'s) for an amount that does not parse: a run's records
@@ -51,6 +56,8 @@ __all__ = [
     "STALE_PULLED",
     "TRIANGLES_END",
     "TRIANGLE_MOVES",
+    "TRIPS_HAVE_CAUSE",
+    "Cause",
     "Violation",
     "balances_agree",
     "fills_once",
@@ -61,6 +68,7 @@ __all__ = [
     "reported_moves",
     "triangle_moves",
     "triangles_end",
+    "trips_have_cause",
 ]
 
 FILLS_ONCE: Final = "no fill lost or counted twice"
@@ -71,6 +79,7 @@ QUIET_AFTER_KILL: Final = "nothing is sent after a kill until a rearm"
 ORDERS_KNOWN: Final = "every open order on the venue is known to mm"
 STALE_PULLED: Final = "no resting quote on stale data past the pull limit"
 NEVER_CRASHES: Final = "the service never crashes on the venue's input"
+TRIPS_HAVE_CAUSE: Final = "the kill switch and the autonomy modes trip only with a cause"
 OUTCOMES: Final = frozenset({"FILLED", "FAILED", "ABORTED", "UNWOUND"})
 # Shown of a long list in a violation's detail.
 SHOWN: Final = 5
@@ -249,3 +258,36 @@ def never_crashed(tree: Mapping[str, Any]) -> list[Violation]:
     if not crashed:
         return []
     return [Violation(NEVER_CRASHES, f"{len(crashed)} children crashed: {'; '.join(crashed)}")]
+
+
+@attrs.frozen
+class Cause:
+    """Something the run did to the venue, from ``start`` to ``end`` (wall seconds), and the
+    reasons (kill switch trips, autonomy escalations) it may give."""
+
+    start: float
+    end: float
+    reasons: frozenset[str]
+    what: str
+
+
+def trips_have_cause(
+    trips: Iterable[tuple[float, str]], causes: Iterable[Cause]
+) -> list[Violation]:
+    """Each trip (its wall time, its reason) against the causes: one whose span holds the trip's
+    time and whose reasons hold the trip's."""
+    held = list(causes)
+    unexplained = [
+        f"{reason} at {at:.3f}"
+        for at, reason in trips
+        if not any(c.start <= at <= c.end and reason in c.reasons for c in held)
+    ]
+    if not unexplained:
+        return []
+    return [
+        Violation(
+            TRIPS_HAVE_CAUSE,
+            f"{len(unexplained)} with nothing in the venue's data to explain it: "
+            + _some(unexplained),
+        )
+    ]

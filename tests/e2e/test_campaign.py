@@ -12,10 +12,12 @@ applies checked on what the run left (``mm.simulation.invariants``).
 
 And the same runs catch deliberately broken builds: a fill listener that drops every tenth
 fill, a trading subtree that goes on after the kill switch trips, a data gate that lets a
-stale book through, an order auditor that fails on a venue's answer.
+stale book through, an order auditor that fails on a venue's answer, a drawdown measured
+against the PnL's peak (the kill switch that tripped by itself).
 
-The runs are not yet deterministic (loopback sockets: issue 19's world in memory comes next):
-a seed fixes what is drawn, not the interleaving."""
+The runs are in memory and seeded (``mm.simulation.memory_world``); here, in the test's own
+Trio run, the scheduler is not seeded, so a run may interleave differently each time: each
+test holds whatever the interleaving (``tests/simulation/test_replay.py`` checks replay)."""
 
 from __future__ import annotations
 
@@ -29,8 +31,15 @@ from mm.app import Service
 from mm.execution.auditor import OrderAuditor
 from mm.execution.permissions import Grant, Level
 from mm.risk import controller
+from mm.risk.state import RiskState
 from mm.simulation.campaign import draw, simulate
-from mm.simulation.invariants import FILLS_ONCE, NEVER_CRASHES, QUIET_AFTER_KILL, STALE_PULLED
+from mm.simulation.invariants import (
+    FILLS_ONCE,
+    NEVER_CRASHES,
+    QUIET_AFTER_KILL,
+    STALE_PULLED,
+    TRIPS_HAVE_CAUSE,
+)
 from mm.strategies.market_maker import engine
 from tests.e2e.virtual import SHIPPED_CONFIG, SHIPPED_TRIARB_CONFIG
 from tests.simulation.broken import dropping_every
@@ -132,3 +141,25 @@ async def test_an_auditor_that_fails_on_a_venues_answer_is_caught(
     assert failed[0]
     found = {v.invariant for v in outcome.violations}
     assert NEVER_CRASHES in found, [str(v) for v in outcome.violations]
+
+
+async def test_a_drawdown_measured_against_the_pnl_peak_is_caught(
+    tmp_path: Path, autojump_clock: trio.abc.Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The defect that tripped the kill switch by itself a minute after every start: a
+    drawdown as a fraction of the day's PnL peak (a $1 peak makes any dip a large fraction)
+    escalates in a calm market, with nothing in the venue's data to explain it."""
+
+    def of_the_peak(self: RiskState) -> float | None:
+        peak = max(self.peak_pnl, self.daily_pnl)
+        return self.drawdown_usd / peak if peak > 0 else None
+
+    monkeypatch.setattr(RiskState, "drawdown", property(of_the_peak))
+    calm = next(
+        run
+        for seed in range(1, 100)
+        if (run := draw("market_maker", seed, MM_S)).regime == "calm" and run.kill_after_s is None
+    )
+    outcome = await simulate(SHIPPED_CONFIG, calm, tmp_path)
+    found = {v.invariant for v in outcome.violations}
+    assert TRIPS_HAVE_CAUSE in found, (calm, [str(v) for v in outcome.violations])

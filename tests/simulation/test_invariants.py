@@ -20,6 +20,8 @@ from mm.simulation.invariants import (
     STALE_PULLED,
     TRIANGLE_MOVES,
     TRIANGLES_END,
+    TRIPS_HAVE_CAUSE,
+    Cause,
     Violation,
     balances_agree,
     fills_once,
@@ -30,6 +32,7 @@ from mm.simulation.invariants import (
     reported_moves,
     triangle_moves,
     triangles_end,
+    trips_have_cause,
 )
 
 SYMBOLS = {"BTC-USDT": ("BTC", "USDT"), "ETH-BTC": ("ETH", "BTC"), "ETH-USDT": ("ETH", "USDT")}
@@ -197,3 +200,28 @@ def test_a_tree_without_errors_holds_and_a_child_that_crashed_is_named() -> None
     (violation,) = never_crashed(tree)
     assert violation.invariant == NEVER_CRASHES
     assert violation.detail == "1 children crashed: mm/execution: ExceptionGroup: ... RateLimited"
+
+
+# --- trips and their causes --------------------------------------------------------------
+
+
+STALL = Cause(100.0, 160.0, frozenset({"stale_data", "feed_gap_majority"}), "a stall")
+KILL = Cause(50.0, 55.0, frozenset({"manual"}), "the operator's kill")
+
+
+def test_a_trip_within_its_causes_span_and_reasons_holds() -> None:
+    assert trips_have_cause([(52.0, "manual"), (130.0, "feed_gap_majority")], [STALL, KILL]) == []
+    assert trips_have_cause([], []) == []
+
+
+def test_a_trip_outside_every_span_or_of_another_reason_is_named() -> None:
+    found = trips_have_cause(
+        [(99.0, "stale_data"), (120.0, "max_drawdown"), (130.0, "stale_data")], [STALL, KILL]
+    )
+    assert found == [
+        Violation(
+            TRIPS_HAVE_CAUSE,
+            "2 with nothing in the venue's data to explain it: "
+            "max_drawdown at 120.000, stale_data at 99.000",
+        )
+    ]
