@@ -1,20 +1,25 @@
 """Seeded runs of the whole service against its embedded venue on virtual time, each checked
 against the run invariants, and a campaign of many (``mm simulate``).
 
-A run is the service exactly as ``mm start -c CONFIG`` builds it (the embedded simulator, the
-feeds, the strategy and its slots, risk, autonomy, the session, the journal), with only the
-run directory, the admin port (0: any), the log format and the simulator's seed overridden,
-on Trio's ``MockClock`` with autojump: a simulated minute takes a few seconds. What happens to
-it is drawn from its seed (``draw``): the simulator's faults (latency and jitter on requests
-and messages, dropped, duplicated and reordered messages, lost cancels, refused orders), a
-shock of the market's cross rate (triangular arbitrage: one opens a triangle), and whether and
-when an operator kills it. After ``seconds`` the faults are lifted, what is on its way lands,
-and the invariants that apply are checked (``mm.simulation.invariants``): no fill lost or
-counted twice, positions or balances equal to the venue's, every open order at the venue known
-to mm, nothing sent while the kill switch was tripped, no quote resting on stale data past the
-pull limit, no child of the service crashed, and for triangular arbitrage every
-triangle reported in one of its four outcomes and the venue's balances moved by what the
-reports say.
+A run is the service exactly as ``mm start -c CONFIG`` builds it (the feeds, the strategy and
+its slots, risk, autonomy, the session, the journal), with only the run directory, the admin
+port (0: any), the log format and the simulator's seed overridden, on Trio's ``MockClock``
+with autojump: a simulated minute takes a few seconds. Its venue is the simulator the config
+embeds, run beside the service rather than inside it (as ``mm sim`` and ``mm start`` with the
+simulator's URL), so that it outlives a restart of the service. What happens to it is drawn
+from its seed (``draw``): the simulator's faults (latency and jitter on requests and
+messages, dropped, duplicated and reordered messages, lost cancels, refused orders, 429s,
+level-2 gaps, crossed books, disconnects, stalled books), the market's regime (calm, a trend,
+a liquidation cascade) or a shock of the cross rate (triangular arbitrage: one opens
+triangles), whether and when an operator kills it (and rearms it), and whether it is stopped
+(``mm stop``) or its process killed, then started again from its run directory
+(``mm.simulation.process``). After ``seconds`` the faults are lifted, what is on its way
+lands, and the invariants that apply are checked (``mm.simulation.invariants``): no fill lost
+or counted twice, positions or balances equal to the venue's, every open order at the venue
+known to mm, nothing sent while the kill switch was tripped, no quote resting on stale data
+past the pull limit, no child of the service crashed, no trip or escalation without a cause
+the run put into the venue's data, and for triangular arbitrage every triangle reported in
+one of its four outcomes and the venue's balances moved by what the reports say.
 
 A run is a function of (code, config, seed): the service's world is in memory
 (``mm.simulation.memory_world``: no socket, no thread), its wall time starts at ``EPOCH_S``,
@@ -51,7 +56,6 @@ from loguru import logger
 from trio._core import _run as trio_run
 
 from mm import clock, world
-from mm.app import Service
 from mm.config import Config, load_config, resolve_secrets
 from mm.journal import DATABASE_NAME, read_events
 from mm.ops.autonomy import Mode
@@ -71,6 +75,8 @@ from mm.simulation.invariants import (
     trips_have_cause,
 )
 from mm.simulation.memory_world import MemoryWorld
+from mm.simulation.process import ServiceProcess
+from mm.venues.config import EMBEDDED
 from mm.venues.sim.config import CascadeConfig
 from mm.venues.sim.kucoin.server import DEV_USER, KucoinSimVenue
 from mm.venues.sim.venue import SimVenue
@@ -115,6 +121,11 @@ class Run:
     # one-sided move), and the move (the simulator's cascade settings, ``at_s`` into the run).
     regime: str = "calm"
     move: Mapping[str, Any] | None = None
+    # The operator stops the service ("stop") or the process dies ("crash") at this second
+    # (None: neither), and it is started again ``down_s`` later, from its journal.
+    restart: str | None = None
+    restart_at_s: float = 0.0
+    down_s: float = 0.0
 
 
 @attrs.frozen
@@ -154,7 +165,20 @@ def draw(kind: str, seed: int, seconds: float) -> Run:
             "http_429": rng.choice((0.0, 0.0, 0.02)),
         }
         shock = rng.uniform(55.0, 90.0) * rng.choice((1, -1))
-        return Run(seed, kind, seconds, faults, shock, kill_after, rearm_after)
+        # (no crash: a triangle in flight when the process dies has nobody left to report it)
+        restart, at, down = _restart(rng, seconds, (None, None, "stop"))
+        return Run(
+            seed,
+            kind,
+            seconds,
+            faults,
+            shock,
+            kill_after,
+            rearm_after,
+            restart=restart,
+            restart_at_s=at,
+            down_s=down,
+        )
     faults = {
         "http_latency_ms": rng.uniform(0.0, 80.0),
         "http_jitter_ms": rng.uniform(0.0, 30.0),
@@ -191,6 +215,7 @@ def draw(kind: str, seed: int, seconds: float) -> Run:
             "one_sided": rng.uniform(0.3, 0.8),
             "thinning": rng.uniform(0.3, 0.7),
         }
+    restart, at, down = _restart(rng, seconds, (None, None, "stop", "crash"))
     return Run(
         seed,
         kind,
@@ -203,7 +228,19 @@ def draw(kind: str, seed: int, seconds: float) -> Run:
         stall_for,
         regime,
         move,
+        restart,
+        at,
+        down,
     )
+
+
+def _restart(
+    rng: random.Random, seconds: float, kinds: tuple[str | None, ...]
+) -> tuple[str | None, float, float]:
+    """Whether and how the service goes down, when, and for how long: back up well before the
+    run's end."""
+    kind = rng.choice(kinds)
+    return kind, rng.uniform(0.2, 0.6) * seconds, rng.uniform(1.0, max(1.0, 0.1 * seconds))
 
 
 def environment(run_dir: Path, seed: int) -> dict[str, str]:
@@ -231,32 +268,65 @@ async def simulate(config_path: Path, run: Run, run_dir: Path) -> Outcome:
     """One run (see the module), in the caller's Trio run: its clock should be a
     ``MockClock`` with autojump, or the run takes its simulated time for real."""
     started = time.perf_counter()
-    world.install(MemoryWorld())
+    memory = MemoryWorld()
+    world.install(memory)
     clock.pin(EPOCH_S)
     env = environment(run_dir, run.seed)
-    config = load_config(config_path, env)
-    service = Service(config, resolve_secrets(config, env))
+    embedded = load_config(config_path, env)
+    if embedded.venue.url != EMBEDDED:
+        raise ValueError("a simulated run needs the embedded venue (venue.url = embedded)")
     tripped: list[tuple[int, int | None]] = []
-    async with trio.open_nursery() as nursery:
-        await nursery.start(service.run)
-        try:
-            check = await _trade(service, config, run, tripped)
-        finally:
-            service.request_stop("the simulated run is over")
+    async with trio.open_nursery() as outside:
+        face, venue, url = await _start_venue(outside, embedded)
+        env = {**env, "MM_VENUE__URL": url}
+        config = load_config(config_path, env)
+        process = ServiceProcess(config, resolve_secrets(config, env), memory)
+        if venue is not None:  # (the faucet, as the embedded venue funds mm's account)
+            venue.fund(process.service.adapter.account)
+        async with trio.open_nursery() as services:
+            await process.start(services)
+            try:
+                check = await _trade(process, services, face, venue, run, tripped)
+            except BaseException:
+                process.service.request_stop("the simulated run failed")
+                raise
+            await process.end()
+        outside.cancel_scope.cancel()
     violations = check()
     fills = sum(1 for _ in read_events(run_dir / DATABASE_NAME, "fill"))
     triangles = sum(1 for _ in read_events(run_dir / DATABASE_NAME, "triangle"))
     return Outcome(run, tuple(violations), fills, triangles, time.perf_counter() - started)
 
 
+async def _start_venue(
+    nursery: trio.Nursery, config: Config
+) -> tuple[KucoinSimVenue | None, SimVenue | None, str]:
+    """The venue config.venue.kind names, as the service would embed it (``config.sim``), run
+    in ``nursery``, so that it outlives a restart of the service: (its KuCoin face or its
+    Hyperliquid simulator, its URL)."""
+    sim = config.sim
+    if config.venue.kind == "kucoin":
+        face = KucoinSimVenue(host=sim.host, port=sim.port, seed=sim.seed, first_id=clock.wall_ms())
+        url: str = await nursery.start(face.run)
+        return face, None, url
+    venue = SimVenue(sim, first_id=clock.wall_ms())
+    await nursery.start(venue.run)
+    assert venue.url is not None  # (set once it serves)
+    return None, venue, venue.url
+
+
 async def _trade(
-    service: Service, config: Config, run: Run, tripped: list[tuple[int, int | None]]
+    process: ServiceProcess,
+    services: trio.Nursery,
+    face: KucoinSimVenue | None,
+    venue: SimVenue | None,
+    run: Run,
+    tripped: list[tuple[int, int | None]],
 ) -> Callable[[], list[Violation]]:
     """Run ``run`` on the service: what checks it once the service has stopped."""
-    face, venue = service.kucoin_venue, service.venue
+    config = process.config
     faults = face.faults if face is not None else venue.faults if venue is not None else None
-    if faults is None:
-        raise RuntimeError("a simulated run needs the embedded venue (venue.url = embedded)")
+    assert faults is not None
     before = _balances(face) if face is not None else {}
     causes = _causes(run, clock.wall())
     faults.update(run.faults)
@@ -265,13 +335,16 @@ async def _trade(
     stale: list[tuple[int, list[str]]] = []  # the venue's open orders while data is stale
     async with trio.open_nursery() as nursery:
         if run.kill_after_s is not None:
-            nursery.start_soon(_kill, service, config, run, tripped)
+            nursery.start_soon(_kill, process, run, tripped)
         if run.stall_at_s is not None and venue is not None:
-            nursery.start_soon(_stall, service, config, run, venue, stale)
+            nursery.start_soon(_stall, process, run, venue, stale)
         if run.move is not None and venue is not None:
             nursery.start_soon(_move, run.move, venue)
+        if run.restart is not None:
+            nursery.start_soon(_restart_service, process, services, run)
         await trio.sleep(run.seconds)
         nursery.cancel_scope.cancel()
+    service = process.service
     # The faults lifted (a refusal's code stays: it refuses nothing without a count).
     faults.update({key: 0 for key, value in run.faults.items() if not isinstance(value, str)})
     desk = service.trading.triangles
@@ -279,12 +352,19 @@ async def _trade(
         await _until(lambda: not desk.claims.busy(), QUIET_WITHIN_S)
     await _until(service.adapter.in_sync, QUIET_WITHIN_S)
     await trio.sleep(SETTLE_S)
-    crashes = never_crashed(service.status()["tree"])
     registry = service.adapter.dispatcher.registry
     run_dir = config.run_dir
-    # (read once the service has stopped, as the journal and the venue's fills are: a fill of
-    # the orders its stop cancels may land meanwhile)
-    heard = service.portfolio.positions.heard_trades
+    # Each incarnation's tree, the trade ids their portfolios heard and the triangles their
+    # desks took: read once the last has stopped, as the journal and the venue's fills are (a
+    # fill of the orders its stop cancels may land meanwhile).
+
+    def crashes() -> list[Violation]:
+        return [
+            violation
+            for incarnation in process.incarnations
+            if incarnation.tree is not None
+            for violation in never_crashed(incarnation.tree)
+        ]
 
     def known(cloid: str) -> bool:
         return registry.get(cloid) is not None
@@ -293,7 +373,6 @@ async def _trade(
         assert desk is not None  # config.triarb.toml runs the desk on the face
         local_balances = service.portfolio.balances.snapshot()
         held = _balances(face)
-        started = desk.taken
         unknown = orders_known(
             (o.request.client_oid for o in face.exchange.live.values() if o.user == DEV_USER),
             known,
@@ -305,13 +384,13 @@ async def _trade(
             at_venue = (f"kucoin:{fill.trade_id}" for fill in face.exchange.fills.get(DEV_USER, ()))
             orders = [(o.oid, o.created_ns // 1_000_000) for o in _dev_orders(face)]
             return [
-                *fills_once(_journaled_tids(run_dir), at_venue, heard()),
+                *fills_once(_journaled_tids(run_dir), at_venue, process.heard()),
                 *balances_agree(local_balances, held),
-                *triangles_end(rows, started),
+                *triangles_end(rows, sum(i.taken for i in process.incarnations)),
                 *triangle_moves(reported_moves(rows, symbols), before, _balances(face)),
                 *quiet_after_kill(orders, tripped),
                 *unknown,
-                *crashes,
+                *crashes(),
                 *trips_have_cause(_trips(run_dir), causes),
             ]
 
@@ -331,12 +410,12 @@ async def _trade(
             if record.order.user == account
         ]
         return [
-            *fills_once(_journaled_tids(run_dir), at_venue, heard()),
+            *fills_once(_journaled_tids(run_dir), at_venue, process.heard()),
             *balances_agree(local_positions, held_positions),
             *quiet_after_kill(orders, tripped),
             *unknown,
             *pulled_when_stale(stale),
-            *crashes,
+            *crashes(),
             *trips_have_cause(_trips(run_dir), causes),
         ]
 
@@ -380,6 +459,9 @@ def _causes(run: Run, start: float) -> list[Cause]:
         causes.append(Cause(at, stalled, FEED_REASONS, "the book feed stalled"))
     if faults.get("ws_disconnect_mean_s"):
         causes.append(Cause(start, end, FEED_REASONS, "the venue closed connections"))
+    if any(faults.get(name) for name in ("ws_drop", "drop_level2")):
+        # (a book that lost a message is read again whole; 429s can hold that read back)
+        causes.append(Cause(start, end, FEED_REASONS, "book messages lost"))
     if run.move is not None:
         at = start + run.move["at_s"]
         moved = at + run.move["duration_s"] + AFTERMATH_S
@@ -420,29 +502,44 @@ async def _move(move: Mapping[str, Any], venue: SimVenue) -> None:
     venue.start_cascade(CascadeConfig(start_s=0.0, **settings))
 
 
-async def _kill(
-    service: Service, config: Config, run: Run, tripped: list[tuple[int, int | None]]
-) -> None:
+async def _kill(process: ServiceProcess, run: Run, tripped: list[tuple[int, int | None]]) -> None:
     """The operator's kill at ``kill_after_s`` (and rearm after ``rearm_after_s``): the span
-    the switch was tripped, less the grace of an order already on its way, into ``tripped``."""
+    the switch was tripped, less the grace of an order already on its way, into ``tripped``.
+    (While the service is down the operator waits for it: ``mm kill`` needs it up.)"""
     assert run.kill_after_s is not None
     await trio.sleep(run.kill_after_s)
+    await process.up.wait()
+    service = process.service
     if await service.killswitch.kill(f"simulated run, seed {run.seed}") is None:
         raise RuntimeError("the kill switch did not answer")
     since = service.killswitch.status()["since"]
-    start = int(since * 1000 + _grace_ms(config, run.faults))
+    start = int(since * 1000 + _grace_ms(process.config, run.faults))
     if run.rearm_after_s is None:
         tripped.append((start, None))
         return
     await trio.sleep(run.rearm_after_s)
+    await process.up.wait()
     end = clock.wall_ms()  # (an order after this may go: the operator rearmed)
-    rearmed = await service.killswitch.rearm_request("simulate", f"seed {run.seed}")
+    rearmed = await process.service.killswitch.rearm_request("simulate", f"seed {run.seed}")
     tripped.append((start, end if rearmed.rearmed else None))
 
 
+async def _restart_service(process: ServiceProcess, services: trio.Nursery, run: Run) -> None:
+    """The service stopped (``mm stop``) or its process killed at ``restart_at_s``, and started
+    again ``down_s`` later, from its run directory. Shielded: the run's end waits for it to
+    be back up (it is drawn to be well before the end)."""
+    await trio.sleep(run.restart_at_s)
+    with trio.CancelScope(shield=True):
+        if run.restart == "crash":
+            await process.crash()
+        else:
+            await process.stop("the operator's stop (simulated)")
+        await trio.sleep(run.down_s)
+        await process.start(services)
+
+
 async def _stall(
-    service: Service,
-    config: Config,
+    process: ServiceProcess,
     run: Run,
     venue: SimVenue,
     samples: list[tuple[int, list[str]]],
@@ -453,7 +550,8 @@ async def _stall(
     the stall's end, the account's open orders at the venue are sampled into ``samples``."""
     assert run.stall_at_s is not None
     await trio.sleep(run.stall_at_s)
-    account = service.adapter.account
+    config = process.config
+    account = process.service.adapter.account
     venue.faults.update({"stall_books": True})
     try:
         past = config.strategy.max_book_age_s + _grace_ms(config, run.faults) / 1000 + 1.0
@@ -464,11 +562,27 @@ async def _stall(
             await trio.sleep(run.stall_for_s)
             return
         await trio.sleep(past)
-        samples.append((clock.wall_ms(), [str(o.oid) for o in venue.engine.open_orders(account)]))
+        _sample(process, venue, account, past, samples)
         await trio.sleep(run.stall_for_s - past)
-        samples.append((clock.wall_ms(), [str(o.oid) for o in venue.engine.open_orders(account)]))
+        _sample(process, venue, account, past, samples)
     finally:
         venue.faults.update({"stall_books": False})
+
+
+def _sample(
+    process: ServiceProcess,
+    venue: SimVenue,
+    account: str,
+    past: float,
+    samples: list[tuple[int, list[str]]],
+) -> None:
+    """The account's open orders at the venue now, into ``samples``: not while the service is
+    down, nor before it has been up for ``past`` (a dead process pulls nothing; a new one
+    cancels what it finds open as it starts)."""
+    since = process.up_since
+    if since is None or clock.wall() - since < past:
+        return
+    samples.append((clock.wall_ms(), [str(o.oid) for o in venue.engine.open_orders(account)]))
 
 
 def _grace_ms(config: Config, faults: Mapping[str, Any]) -> float:
@@ -612,6 +726,8 @@ def summary(outcomes: Iterable[Outcome], wall_s: float) -> dict[str, Any]:
             faults["stall"] = faults.get("stall", 0) + 1
         if run.move is not None:
             faults[run.regime] = faults.get(run.regime, 0) + 1
+        if run.restart is not None:
+            faults[run.restart] = faults.get(run.restart, 0) + 1
         for violation in outcome.violations:
             violations[violation.invariant] = violations.get(violation.invariant, 0) + 1
     simulated = sum(outcome.run.seconds for outcome in ran)

@@ -14,6 +14,9 @@ The journal records the service's process id as ``SIMULATED_PID`` (the run file,
 runs in the calling task, without a yield: it blocks the run for its duration, which on
 virtual time costs nothing simulated.
 
+``crash`` cuts the service's process off (its connections closed, its disk writes refused)
+until ``revive``: a simulated crash, whose last writes never reach the disk.
+
 Fails: ``open_tcp_stream`` raises ``ConnectionRefusedError`` for an address no server serves,
 as the operating system does; a stream used after ``aclose`` raises Trio's
 ``ClosedResourceError``, one whose peer is gone ``BrokenResourceError`` on send and EOF on
@@ -45,6 +48,7 @@ T = TypeVar("T")
 
 FIRST_PORT: Final = 40_000  # the first port a server asking for any (0) is given
 HOST: Final = "127.0.0.1"
+KEEP_CLIENTS: Final = 1_000  # connections listed before the closed ones are let go
 SIMULATED_PID: Final = 0  # the journal's pid of a simulated service (the process's own varies)
 
 
@@ -149,6 +153,10 @@ class MemoryStream(trio.abc.HalfCloseableStream):
         await trio.lowlevel.cancel_shielded_checkpoint()
         return data
 
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
     def readable(self) -> bool:
         """Whether a receive would return at once (bytes or EOF)."""
         return bool(self._in.buffer) or self._in.eof or self._closed
@@ -250,10 +258,14 @@ class MemoryWorld:
         self._servers: dict[tuple[str, int], trio.MemorySendChannel[MemoryStream]] = {}
         self._next_port = FIRST_PORT
         self._next_client_port = 50_000
+        self._clients: list[MemoryStream] = []  # the connections opened, the client's ends
+        self._crashed = False
         self.connections = 0  # opened, in all
 
     async def open_tcp_stream(self, host: str, port: int) -> trio.abc.Stream:
         await trio.lowlevel.checkpoint()
+        if self._crashed:
+            raise OSError(errno.ESRCH, "the process is gone (a simulated crash)")
         server = self._servers.get((host, port))
         if server is None:
             raise ConnectionRefusedError(errno.ECONNREFUSED, f"nothing serves {host}:{port}")
@@ -261,7 +273,23 @@ class MemoryWorld:
         client, accepted = connection((HOST, self._next_client_port), (host, port))
         server.send_nowait(accepted)
         self.connections += 1
+        if len(self._clients) >= KEEP_CLIENTS:
+            self._clients = [stream for stream in self._clients if not stream.closed]
+        self._clients.append(client)
         return client
+
+    def crash(self) -> None:
+        """The process that opened the connections is gone: each is closed (its server sees
+        the end), none can be opened, and no blocking call (a disk write) runs, until
+        ``revive``. The servers stay: they are the venue's."""
+        self._crashed = True
+        for stream in self._clients:
+            stream.close()
+        self._clients.clear()
+
+    def revive(self) -> None:
+        """A new process: connections and blocking calls again."""
+        self._crashed = False
 
     async def serve_asgi(
         self,
@@ -305,6 +333,8 @@ class MemoryWorld:
 
     async def run_blocking(self, function: Callable[..., T], *args: Any) -> T:
         await trio.lowlevel.checkpoint_if_cancelled()
+        if self._crashed:
+            raise OSError(errno.ESRCH, "the process is gone (a simulated crash)")
         result = function(*args)
         await trio.lowlevel.cancel_shielded_checkpoint()
         return result

@@ -13,7 +13,8 @@ applies checked on what the run left (``mm.simulation.invariants``).
 And the same runs catch deliberately broken builds: a fill listener that drops every tenth
 fill, a trading subtree that goes on after the kill switch trips, a data gate that lets a
 stale book through, an order auditor that fails on a venue's answer, a drawdown measured
-against the PnL's peak (the kill switch that tripped by itself).
+against the PnL's peak (the kill switch that tripped by itself), a restart that forgets the
+journal's kill switch after a crash.
 
 The runs are in memory and seeded (``mm.simulation.memory_world``); here, in the test's own
 Trio run, the scheduler is not seeded, so a run may interleave differently each time: each
@@ -24,6 +25,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import attrs
 import pytest
 import trio
 
@@ -86,7 +88,7 @@ async def test_a_trading_subtree_that_ignores_the_kill_is_caught(
     run = next(
         run
         for run in (draw("market_maker", seed, MM_S) for seed in range(1, 100))
-        if run.kill_after_s is not None
+        if run.kill_after_s is not None and run.restart is None  # (one deaf service)
     )
     trip = controller.KillSwitchController.trip
 
@@ -115,6 +117,7 @@ async def test_a_data_gate_that_lets_a_stale_book_through_is_caught(
         and run.stall_for_s > 8.0
         and not run.faults["lose_cancels"]
         and run.kill_after_s is None
+        and run.restart is None  # (a service down pulls nothing: the samples skip it)
     )
     monkeypatch.setattr(engine.SymbolQuoter, "fresh", lambda self, now: self._mid() is not None)
     outcome = await simulate(SHIPPED_CONFIG, run, tmp_path)
@@ -163,3 +166,28 @@ async def test_a_drawdown_measured_against_the_pnl_peak_is_caught(
     outcome = await simulate(SHIPPED_CONFIG, calm, tmp_path)
     found = {v.invariant for v in outcome.violations}
     assert TRIPS_HAVE_CAUSE in found, (calm, [str(v) for v in outcome.violations])
+
+
+@pytest.mark.parametrize("forgets", [False, True], ids=["restored", "forgotten"])
+async def test_a_kill_survives_a_crash_and_a_restart_that_forgets_it_is_caught(
+    forgets: bool,
+    tmp_path: Path,
+    autojump_clock: trio.abc.Clock,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Killed at 10 s, the process dies at 20 s and is started again from its journal at 23 s:
+    the kill switch comes back tripped (the journal's checkpoint) and nothing is sent. A
+    service that does not restore it trades again, and the campaign sees it."""
+    run = attrs.evolve(
+        draw("market_maker", SEEDS[0], MM_S),
+        kill_after_s=10.0,
+        rearm_after_s=None,
+        restart="crash",
+        restart_at_s=20.0,
+        down_s=3.0,
+    )
+    if forgets:
+        monkeypatch.setattr(controller.KillSwitchController, "restore", lambda self, saved: None)
+    outcome = await simulate(SHIPPED_CONFIG, run, tmp_path)
+    found = {v.invariant for v in outcome.violations}
+    assert (QUIET_AFTER_KILL in found) is forgets, [str(v) for v in outcome.violations]
