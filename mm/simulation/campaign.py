@@ -70,6 +70,7 @@ from mm.simulation.invariants import (
     pulled_when_stale,
     quiet_after_kill,
     reported_moves,
+    stale_fills,
     triangle_moves,
     triangles_end,
     trips_have_cause,
@@ -333,11 +334,12 @@ async def _trade(
     if run.shock_bps is not None and face is not None:
         face.market.shock(run.shock_bps)
     stale: list[tuple[int, list[str]]] = []  # the venue's open orders while data is stale
+    stale_spans: list[tuple[int, int]] = []  # when the data was stale past the pull limit
     async with trio.open_nursery() as nursery:
         if run.kill_after_s is not None:
             nursery.start_soon(_kill, process, run, tripped)
         if run.stall_at_s is not None and venue is not None:
-            nursery.start_soon(_stall, process, run, venue, stale)
+            nursery.start_soon(_stall, process, run, venue, stale, stale_spans)
         if run.move is not None and venue is not None:
             nursery.start_soon(_move, run.move, venue)
         if run.restart is not None:
@@ -415,6 +417,13 @@ async def _trade(
             *quiet_after_kill(orders, tripped),
             *unknown,
             *pulled_when_stale(stale),
+            *stale_fills(
+                (
+                    (fill.time, f"hyperliquid:{fill.tid}", fill.crossed)
+                    for fill in venue.engine.fills.get(account, ())
+                ),
+                stale_spans,
+            ),
             *crashes(),
             *trips_have_cause(_trips(run_dir), causes),
         ]
@@ -543,11 +552,13 @@ async def _stall(
     run: Run,
     venue: SimVenue,
     samples: list[tuple[int, list[str]]],
+    spans: list[tuple[int, int]],
 ) -> None:
     """The venue's book pushes stop at ``stall_at_s`` for ``stall_for_s``: once the pull
     limit (``strategy.max_book_age_s``) and a cancel's way to the venue have passed (with
     lost cancels, the post timeout that finds one lost and the cancel sent again too), and at
-    the stall's end, the account's open orders at the venue are sampled into ``samples``."""
+    the stall's end, the account's open orders at the venue are sampled into ``samples``, and
+    the span between (ms) goes into ``spans``: no quote of mm's may fill in it."""
     assert run.stall_at_s is not None
     await trio.sleep(run.stall_at_s)
     config = process.config
@@ -562,9 +573,13 @@ async def _stall(
             await trio.sleep(run.stall_for_s)
             return
         await trio.sleep(past)
+        since = process.up_since
         _sample(process, venue, account, past, samples)
+        start = clock.wall_ms()
         await trio.sleep(run.stall_for_s - past)
         _sample(process, venue, account, past, samples)
+        if since is not None and since == process.up_since and start - since * 1000 >= past:
+            spans.append((start, clock.wall_ms()))  # (one service, up all along)
     finally:
         venue.faults.update({"stall_books": False})
 

@@ -21,6 +21,11 @@ own records), answering the ``Violation``s it finds, each under the invariant's 
 - ``STALE_PULLED``: no resting quote on stale data past the pull limit (``pulled_when_stale``:
   the account's open orders at the venue, sampled while the market data has been stalled for
   longer than the limit and the cancels' way to the venue).
+- ``STALE_FILLS``: no quote of mm's fills while its market data has been stale for longer
+  than the pull limit (``stale_fills``: the account's maker fills at the venue against the
+  spans when the data was stale past the limit and a cancel's way): the quotes that kept
+  filling on stale data. The limit (``strategy.max_book_age_s``, the time a cancel takes to
+  land) is the tolerance: within it a fill is a fill on fresh-enough data.
 - ``NEVER_CRASHES``: the service never crashes on the venue's input (``never_crashed``: no
   child of the supervision tree ended with an error, restarted or not, all run long).
 - ``ORDERS_KNOWN``: every open order of the account at the venue is known to mm, once the
@@ -53,6 +58,7 @@ __all__ = [
     "ORDERS_KNOWN",
     "OUTCOMES",
     "QUIET_AFTER_KILL",
+    "STALE_FILLS",
     "STALE_PULLED",
     "TRIANGLES_END",
     "TRIANGLE_MOVES",
@@ -66,6 +72,7 @@ __all__ = [
     "pulled_when_stale",
     "quiet_after_kill",
     "reported_moves",
+    "stale_fills",
     "triangle_moves",
     "triangles_end",
     "trips_have_cause",
@@ -79,6 +86,7 @@ QUIET_AFTER_KILL: Final = "nothing is sent after a kill until a rearm"
 ORDERS_KNOWN: Final = "every open order on the venue is known to mm"
 STALE_PULLED: Final = "no resting quote on stale data past the pull limit"
 NEVER_CRASHES: Final = "the service never crashes on the venue's input"
+STALE_FILLS: Final = "no quote fills on data stale past the pull limit"
 TRIPS_HAVE_CAUSE: Final = "the kill switch and the autonomy modes trip only with a cause"
 OUTCOMES: Final = frozenset({"FILLED", "FAILED", "ABORTED", "UNWOUND"})
 # Shown of a long list in a violation's detail.
@@ -241,6 +249,23 @@ def pulled_when_stale(samples: Iterable[tuple[int, Sequence[str]]]) -> list[Viol
     return [
         Violation(STALE_PULLED, f"quotes resting in {len(resting)} samples: {'; '.join(resting)}")
     ]
+
+
+def stale_fills(
+    fills: Iterable[tuple[int, str, bool]], spans: Iterable[tuple[int, int]]
+) -> list[Violation]:
+    """The account's fills at the venue (time in ms, trade id, whether it was the taker)
+    against the spans (ms) when its market data had been stale past the pull limit: a fill of
+    a resting quote (not the taker) within one."""
+    stale = list(spans)
+    filled = [
+        f"{tid} at {at}"
+        for at, tid, taker in fills
+        if not taker and any(start <= at <= end for start, end in stale)
+    ]
+    if not filled:
+        return []
+    return [Violation(STALE_FILLS, f"{len(filled)} quotes filled on stale data: {_some(filled)}")]
 
 
 def never_crashed(tree: Mapping[str, Any]) -> list[Violation]:

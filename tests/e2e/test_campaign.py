@@ -14,7 +14,7 @@ And the same runs catch deliberately broken builds: a fill listener that drops e
 fill, a trading subtree that goes on after the kill switch trips, a data gate that lets a
 stale book through, an order auditor that fails on a venue's answer, a drawdown measured
 against the PnL's peak (the kill switch that tripped by itself), a restart that forgets the
-journal's kill switch after a crash.
+journal's kill switch after a crash, quotes left resting (and filling) on a stale book.
 
 The runs are in memory and seeded (``mm.simulation.memory_world``); here, in the test's own
 Trio run, the scheduler is not seeded, so a run may interleave differently each time: each
@@ -39,6 +39,7 @@ from mm.simulation.invariants import (
     FILLS_ONCE,
     NEVER_CRASHES,
     QUIET_AFTER_KILL,
+    STALE_FILLS,
     STALE_PULLED,
     TRIPS_HAVE_CAUSE,
 )
@@ -191,3 +192,40 @@ async def test_a_kill_survives_a_crash_and_a_restart_that_forgets_it_is_caught(
     outcome = await simulate(SHIPPED_CONFIG, run, tmp_path)
     found = {v.invariant for v in outcome.violations}
     assert (QUIET_AFTER_KILL in found) is forgets, [str(v) for v in outcome.violations]
+
+
+async def test_quotes_that_fill_on_a_stale_book_in_a_cascade_are_caught(
+    tmp_path: Path, autojump_clock: trio.abc.Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The book feed stalls for 20 s while BTC falls 3 %: the shipped gate pulls the quotes
+    within its limit, and none fills on the stale book; the gate broken to look only for a mid
+    leaves them resting, and the falling market fills them."""
+    found: dict[str, set[str]] = {}
+    for build in ("shipped", "broken"):
+        if build == "broken":
+            monkeypatch.setattr(
+                engine.SymbolQuoter, "fresh", lambda self, now: self._mid() is not None
+            )
+        found[build] = set()
+        for seed in (1, 5):
+            run = attrs.evolve(
+                draw("market_maker", seed, MM_S),
+                kill_after_s=None,
+                restart=None,
+                stall_at_s=20.0,
+                stall_for_s=20.0,
+                regime="cascade",
+                move={
+                    "coin": "BTC",
+                    "at_s": 20.5,
+                    "move": -0.03,
+                    "duration_s": 20.0,
+                    "intensity": 8.0,
+                    "one_sided": 0.5,
+                    "thinning": 0.5,
+                },
+            )
+            outcome = await simulate(SHIPPED_CONFIG, run, tmp_path / build / str(seed))
+            found[build] |= {v.invariant for v in outcome.violations}
+    assert found["shipped"] == set()
+    assert STALE_FILLS in found["broken"], found

@@ -17,6 +17,7 @@ from mm.simulation.invariants import (
     NEVER_CRASHES,
     ORDERS_KNOWN,
     QUIET_AFTER_KILL,
+    STALE_FILLS,
     STALE_PULLED,
     TRIANGLE_MOVES,
     TRIANGLES_END,
@@ -30,6 +31,7 @@ from mm.simulation.invariants import (
     pulled_when_stale,
     quiet_after_kill,
     reported_moves,
+    stale_fills,
     triangle_moves,
     triangles_end,
     trips_have_cause,
@@ -225,3 +227,16 @@ def test_a_trip_outside_every_span_or_of_another_reason_is_named() -> None:
             "max_drawdown at 120.000, stale_data at 99.000",
         )
     ]
+
+
+# --- stale fills -------------------------------------------------------------------------
+
+
+def test_a_quote_filled_within_a_stale_span_is_named_a_taker_or_outside_one_is_not() -> None:
+    spans = [(1_000, 2_000)]
+    fills = [(999, "a", False), (1_500, "b", True), (2_001, "c", False)]
+    assert stale_fills(fills, spans) == []
+    (violation,) = stale_fills([*fills, (1_000, "d", False), (2_000, "e", False)], spans)
+    assert violation == Violation(
+        STALE_FILLS, "2 quotes filled on stale data: d at 1000, e at 2000"
+    )
