@@ -217,6 +217,13 @@ def draw(kind: str, seed: int, seconds: float) -> Run:
             "thinning": rng.uniform(0.3, 0.7),
         }
     restart, at, down = _restart(rng, seconds, (None, None, "stop", "crash"))
+    faults = {
+        **faults,
+        "ws_drop_post_replies": rng.choice((0.0, 0.0, 0.02)),  # lost acks (the post acts)
+        "http_429": rng.choice((0.0, 0.0, 0.01)),
+        "http_5xx": rng.choice((0.0, 0.0, 0.01)),
+        "post_only_period": rng.random() < 0.1,  # batches with a taker order refused whole
+    }
     return Run(
         seed,
         kind,
@@ -233,6 +240,14 @@ def draw(kind: str, seed: int, seconds: float) -> Run:
         at,
         down,
     )
+
+
+def _lifted(value: Any) -> Any:
+    """A fault's setting that does nothing (a refusal's code stays: it refuses nothing without
+    a count)."""
+    if isinstance(value, str):
+        return value
+    return False if isinstance(value, bool) else 0
 
 
 def _restart(
@@ -347,8 +362,8 @@ async def _trade(
         await trio.sleep(run.seconds)
         nursery.cancel_scope.cancel()
     service = process.service
-    # The faults lifted (a refusal's code stays: it refuses nothing without a count).
-    faults.update({key: 0 for key, value in run.faults.items() if not isinstance(value, str)})
+    # The faults lifted.
+    faults.update({key: _lifted(value) for key, value in run.faults.items()})
     desk = service.trading.triangles
     if desk is not None:
         await _until(lambda: not desk.claims.busy(), QUIET_WITHIN_S)
