@@ -30,7 +30,9 @@ runs its seed again, and it fails again the same way.
 
 ``campaign`` runs seeds in parallel processes (``jobs``), each forked for its run alone, each
 in a run directory of its own, kept (with a WARNING-level log) for a run that violated an
-invariant or failed.
+invariant or failed: its journal, ``simulate.log`` (the service's log at WARNING and above),
+and ``trace.json`` (the schedule the seed drew, the invariants broken, the service's state as
+the run ended).
 
 Fails: ``simulate`` raises what the service raised (a crash of the service is a failed run,
 reported as such by ``campaign``); ``ConfigError`` for a config that does not load.
@@ -50,6 +52,7 @@ from pathlib import Path
 from typing import Any, Final
 
 import attrs
+import orjson
 import trio
 import trio.testing
 from loguru import logger
@@ -95,6 +98,7 @@ __all__ = [
 ]
 
 EPOCH_S: Final = 1_767_225_600.0  # 2026-01-01 00:00 UTC: where every run's wall time starts
+TRACE_NAME: Final = "trace.json"  # in a run's directory: its schedule, violations, end state
 SETTLE_S: Final = 2.0  # after the faults are lifted: what is on its way lands
 QUIET_WITHIN_S: Final = 30.0  # for the triangles in flight to end, the user stream to sync
 POLL_S: Final = 0.1
@@ -306,12 +310,28 @@ async def simulate(config_path: Path, run: Run, run_dir: Path) -> Outcome:
             except BaseException:
                 process.service.request_stop("the simulated run failed")
                 raise
+            state = process.service.status()  # (the service's, as the run ended: mm status)
             await process.end()
         outside.cancel_scope.cancel()
     violations = check()
+    _write_trace(run_dir / TRACE_NAME, run, violations, state)
     fills = sum(1 for _ in read_events(run_dir / DATABASE_NAME, "fill"))
     triangles = sum(1 for _ in read_events(run_dir / DATABASE_NAME, "triangle"))
     return Outcome(run, tuple(violations), fills, triangles, time.perf_counter() - started)
+
+
+def _write_trace(
+    path: Path, run: Run, violations: Iterable[Violation], state: Mapping[str, Any]
+) -> None:
+    """What a person reads of a run beside its journal and log: the schedule it drew (its
+    faults, regime, kill, stall, restart), the invariants it broke, and the service's state
+    (``mm status``) as the run ended."""
+    trace = {
+        "run": attrs.asdict(run),
+        "violations": [{"invariant": v.invariant, "detail": v.detail} for v in violations],
+        "state": state,
+    }
+    path.write_bytes(orjson.dumps(trace, option=orjson.OPT_INDENT_2, default=str))
 
 
 async def _start_venue(

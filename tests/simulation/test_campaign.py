@@ -85,3 +85,7 @@ def test_mm_simulate_fails_on_a_build_that_drops_fills_and_keeps_the_runs(
     assert f"{FILLS_ONCE}: 1" in out
     assert "--seeds 1 --seconds 60 --keep" in out
     assert (runs / "seed-1" / "simulate.log").exists()
+    trace = orjson.loads((runs / "seed-1" / "trace.json").read_bytes())
+    assert trace["run"]["seed"] == 1 and trace["run"]["faults"]
+    assert FILLS_ONCE in {violation["invariant"] for violation in trace["violations"]}
+    assert trace["state"]["killswitch"]["tripped"] in (True, False)  # (mm status, as it ended)
