@@ -396,7 +396,7 @@ class Service:
             queues={
                 "journal": self.journal.fill,
                 "user_events": lambda: channel_fill(adapter.user_events),
-                "trades": lambda: channel_fill(adapter.trades),
+                "trades": self._trades_fill,
                 "notifications": self.notifier.fill,
                 **queue_fills(self._fanouts),  # fills.portfolio, fills.risk, order_events.journal
             },
@@ -461,6 +461,15 @@ class Service:
         (its markouts, a multi-leg group waiting for it, the strategy)."""
         if self.portfolio.apply(fill):
             self.trading.on_fill(fill)
+
+    def _trades_fill(self) -> float:
+        """How full the trades channel is, for the queue-depth check: 0 while the kill switch
+        holds the trading subtree, whose strategy is its one reader (a channel nobody is
+        meant to read fills up without anything being slow; the strategy drops the backlog
+        when it runs again)."""
+        if self.killswitch.switch.tripped:
+            return 0.0
+        return channel_fill(self.adapter.trades)
 
     def _on_account(self, state: AccountState) -> None:
         """An account state the user stream pushed: the triangle slots' balance override."""

@@ -77,6 +77,7 @@ from mm.strategies.triarb.signals import Signal
 from mm.venues.base import VenueAdapter
 
 SUMMARY_EVERY_S = 60.0  # the console's one-line summary
+TRADE_BACKLOG_MS = 5_000  # a trade older than the strategy's start by more is a backlog's
 GROUPS_KEPT = 100  # the latest multi-leg commands' outcomes, for status
 # Seconds: a symbol waits for the order budget from a few ms to tens of seconds (at the shipped
 # 2 orders/s, ten symbols taking turns wait seconds each).
@@ -478,8 +479,20 @@ class Trading:
                 await self.cancel_all(Purpose.CRASH)
 
     async def _trades(self) -> None:
+        """The venue's trades to the strategy, each as it happens. The trades older than this
+        runner by more than ``TRADE_BACKLOG_MS`` are dropped unread: the backlog left in the
+        channel while nothing read it (the kill switch held the trading subtree), which the
+        estimators (flow, cascade, toxicity) would otherwise count as happening now."""
         symbols = set(self.strategy.symbols)
+        since_ms = clock.wall_ms() - TRADE_BACKLOG_MS
+        backlog = 0
         async for trade in self.adapter.trades:
+            if trade.time_ms < since_ms:
+                backlog += 1
+                continue
+            if backlog:
+                logger.info("trades: {} from before the strategy started dropped unread", backlog)
+                backlog = 0
             if trade.coin in symbols:
                 self.strategy.on_trade(trade, trio.current_time())
                 self.changes.touch(trade.coin)

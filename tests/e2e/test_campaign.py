@@ -34,9 +34,10 @@ import trio
 from mm.app import Service
 from mm.execution.auditor import OrderAuditor
 from mm.execution.permissions import Grant, Level
+from mm.journal import DATABASE_NAME, read_events
 from mm.risk import controller
 from mm.risk.state import RiskState
-from mm.simulation.campaign import draw, simulate
+from mm.simulation.campaign import EPOCH_S, draw, simulate
 from mm.simulation.invariants import (
     FILLS_ONCE,
     NEVER_CRASHES,
@@ -236,3 +237,29 @@ async def test_quotes_that_fill_on_a_stale_book_in_a_cascade_are_caught(
             found[build] |= {v.invariant for v in outcome.violations}
     assert found["shipped"] == set()
     assert STALE_FILLS in found["broken"], found
+
+
+async def test_a_long_kill_escalates_nothing_and_the_rearmed_strategy_reads_no_backlog(
+    tmp_path: Path, autojump_clock: trio.abc.Clock
+) -> None:
+    """Campaign seed 2 (1 hour) found it: while the kill switch holds the trading subtree, the
+    trades channel fills up with nobody meant to read it, and after about 20 minutes the
+    queue-depth check escalated the mode to REDUCE_ONLY, with no cause in the venue's data;
+    and a rearmed strategy would have read the backlog as trades happening now. Killed at 10 s
+    and rearmed 25 minutes later: nothing escalates, and the strategy quotes again."""
+    run = attrs.evolve(
+        draw("market_maker", 2, 1_600.0),
+        faults={},
+        kill_after_s=10.0,
+        rearm_after_s=1_500.0,
+        stall_at_s=None,
+        regime="calm",
+        move=None,
+        restart=None,
+    )
+    outcome = await simulate(SHIPPED_CONFIG, run, tmp_path)
+    assert outcome.violations == (), [str(v) for v in outcome.violations]
+    journal = tmp_path / DATABASE_NAME
+    assert [event.data["transition"] for event in read_events(journal, "autonomy")] == []
+    fills = [event.data for event in read_events(journal, "fill")]
+    assert any(fill["time_ms"] > EPOCH_S * 1000 + 1_520_000 for fill in fills)  # (after rearm)
