@@ -88,8 +88,8 @@ class LiquidationDetector:
     """Position jumps with no matching fill within ``window_s`` seconds -> ``LiquidationEvent``.
 
     Feed it fills (signed contracts, + buys) and position snapshots (signed contracts) with
-    their times. A snapshot's change is first matched against the fills received within
-    ``window_s`` before it; what remains, if larger than ``fraction * max_position``, is a
+    their times. A snapshot's change is first matched against the fills received since the
+    previous snapshot, however long ago (the snapshots may come far apart); what remains, if larger than ``fraction * max_position``, is a
     pending jump that fills arriving up to ``window_s`` later can still explain (fills and
     position updates come on separate streams). ``poll(now)`` reports the jumps still
     unexplained more than ``window_s`` after they were seen.
@@ -142,8 +142,10 @@ class LiquidationDetector:
         baseline."""
         previous, self._position = self._position, contracts
         self._position_ms = at_ms
-        while self._fills and now - self._fills[0][0] > self.window_s:
-            self._fills.popleft()
+        # Every fill waiting here is part of this change (or, made after it, of the next),
+        # however long ago it came: the readings can be minutes apart (the account's reads
+        # slowed by the venue's 429s and 5xx), and a fill dropped for its age would leave its
+        # part of the change unexplained: a liquidation that never was.
         if previous is None:
             self._fills.clear()
             return

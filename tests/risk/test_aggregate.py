@@ -130,16 +130,36 @@ def test_fill_before_the_snapshot_explains_the_jump() -> None:
     assert detector.poll(100.0) == []
 
 
-def test_fill_just_within_5s_before_matches_but_older_does_not() -> None:
+def test_a_fill_between_two_readings_explains_the_change_however_long_before() -> None:
+    """Campaign seed 9 (1 hour): the account's readings slowed by the venue's 429s came 7 s
+    apart; the fills of the first two of those seconds had been dropped for their age, and the
+    change they made was taken for a forced liquidation (the kill switch tripped)."""
     detector = _detector()
-    detector.on_fill(3.0, 5.0)  # exactly 5 s before the snapshot
+    detector.on_fill(3.0, 0.5)  # received long before the next reading
     detector.on_position(3.0, 10.0)
     assert detector.poll(100.0) == []
 
+    detector = LiquidationDetector.from_config(0.1428, CONFIG)
+    detector.on_position(0.0572, 556.565, 556_565)
+    for now, size, at_ms in [
+        (558.653, -0.0286, 558_600),  # more than 5 s before the next reading
+        (561.751, -0.0143, 561_700),
+        (561.848, -0.0143, 561_800),
+        (562.146, -0.0143, 562_100),
+        (563.549, -0.0286, 563_500),
+        (563.946, 0.0143, 563_900),
+    ]:
+        detector.on_fill(size, now, at_ms)
+    detector.on_position(-0.0286, 563.84, 563_985)
+    assert detector.poll(600.0) == []
+
+
+def test_a_change_no_fill_made_stays_a_liquidation_however_far_apart_the_readings() -> None:
     detector = _detector()
-    detector.on_fill(3.0, 4.99)  # older than 5 s
-    detector.on_position(3.0, 10.0)
-    assert len(detector.poll(100.0)) == 1
+    detector.on_fill(1.0, 0.5)
+    detector.on_position(4.0, 60.0)
+    (event,) = detector.poll(100.0)
+    assert event.delta == pytest.approx(3.0)
 
 
 def test_fill_after_the_snapshot_within_5s_explains_the_jump() -> None:
