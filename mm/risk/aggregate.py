@@ -89,10 +89,12 @@ class LiquidationDetector:
 
     Feed it fills (signed contracts, + buys) and position snapshots (signed contracts) with
     their times. A snapshot's change is first matched against the fills received since the
-    previous snapshot, however long ago (the snapshots may come far apart); what remains, if larger than ``fraction * max_position``, is a
-    pending jump that fills arriving up to ``window_s`` later can still explain (fills and
-    position updates come on separate streams). ``poll(now)`` reports the jumps still
-    unexplained more than ``window_s`` after they were seen.
+    previous snapshot, however long ago (the snapshots may come far apart); what remains, if
+    larger than ``fraction * max_position``, is a pending jump that fills arriving up to
+    ``window_s`` later can still explain (fills and position updates come on separate
+    streams). A snapshot's ``now`` is when it is judged (not when it was asked for: its answer
+    may have been slow). ``poll(now)`` reports the jumps still unexplained more than
+    ``window_s`` after they were seen.
 
     With the venue's times (``at_ms``: a fill's trade time, a snapshot's time), a fill counts
     for the snapshots it falls between, whenever it arrives: one that arrives after a snapshot

@@ -327,19 +327,19 @@ class RiskAggregator:
         self.evaluate_now()  # a fill changes positions and PnL: decide at once
 
     async def _watch_positions(self) -> None:
-        """Every account reading, stamped with the time its request was sent, against the fills
-        known by then."""
+        """Every account reading, judged now, against the fills known: a jump it shows waits
+        ``liquidation_fill_window_s`` from now for fills still on their way (a reading whose
+        answer was slow, a reply lost and asked again, must not have spent the window
+        already: the fills it holds can arrive just after it)."""
         async for reading in self._account_readings:
             if reading.account.of_balances:
                 continue  # spot: no position, nothing a venue could liquidate
             marks = self.trading.marks()
             venue = {p.coin: p.szi for p in reading.account.positions}
+            now = trio.current_time()
             for coin in self.trading.strategy.symbols:
                 detector = self._detector(coin, marks.get(coin))
-                detector.on_position(
-                    venue.get(coin, 0.0), reading.requested_at, reading.account.time_ms
-                )
-            now = trio.current_time()
+                detector.on_position(venue.get(coin, 0.0), now, reading.account.time_ms)
             for coin in self.trading.strategy.symbols:
                 for event in self._detector(coin, marks.get(coin)).poll(now):
                     logger.critical("forced liquidation detected on {}: {}", coin, event)

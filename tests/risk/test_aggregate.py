@@ -194,3 +194,23 @@ def test_first_snapshot_is_only_a_baseline() -> None:
     detector = LiquidationDetector(10.0)
     detector.on_position(9.0, 0.0)
     assert detector.poll(100.0) == []
+
+
+def test_a_reading_answered_late_leaves_the_fills_it_holds_their_window() -> None:
+    """Campaign seed 29 (1 hour): a reading asked for at 623.58 s was answered at 628.64 s
+    (its reply lost, asked again); the two buys it held arrived 20 ms later. Judged from when
+    it was asked, their window had passed and the kill switch tripped; judged when it is
+    (``now``: the risk runner passes the time it reads it), they explain it."""
+    detector = LiquidationDetector.from_config(0.005263, CONFIG)
+    detector.on_position(-0.00053, 621.58, 621_580)
+    for now, size, at_ms in [
+        (624.059, -0.00053, 624_000),
+        (625.577, -0.00106, 625_500),
+        (626.078, -0.00053, 626_000),
+        (626.766, 0.00053, 626_700),
+        (627.579, 0.00053, 627_500),
+    ]:
+        detector.on_fill(size, now, at_ms)
+    detector.on_position(-0.00053, 628.641, 628_641)  # (asked for at 623.581)
+    detector.on_fill(0.00106, 628.661, 628_600)
+    assert detector.poll(700.0) == []
