@@ -182,6 +182,13 @@ class OrderRouter:
         return [await sent.result()]
 
     async def modify(self, modifies: Sequence[ModifyOrder]) -> None:
+        """Modify each order; one that has ended since the caller planned it (filled, or
+        canceled, while the caller awaited something else) is left out: its fate is decided,
+        and a modify of it would be refused by its lifecycle."""
+        modifies = [modify for modify in modifies if not self._ended(modify.order.cloid)]
+        if not modifies:
+            await trio.lowlevel.checkpoint()
+            return
         cloids = [modify.order.cloid for modify in modifies]
         with self.dispatcher.awaiting(cloids):
             try:
@@ -207,6 +214,12 @@ class OrderRouter:
             self.emit(self.dispatcher.on_modify_ack(modify.order.cloid, result, now))
 
     async def cancel(self, cloids: Sequence[str]) -> None:
+        """Cancel each order; one that has ended since the caller chose it is left out (see
+        ``modify``)."""
+        cloids = [cloid for cloid in cloids if not self._ended(cloid)]
+        if not cloids:
+            await trio.lowlevel.checkpoint()
+            return
         with self.dispatcher.awaiting(cloids):
             await self._cancel(cloids)
 
@@ -226,6 +239,10 @@ class OrderRouter:
         now = self.now_ms()
         for cloid, result in zip(cloids, results, strict=True):
             self.emit(self.dispatcher.on_cancel_ack(cloid, result, now))
+
+    def _ended(self, cloid: str) -> bool:
+        order = self.dispatcher.registry.get(cloid)
+        return order is not None and order.is_terminal
 
     async def _unknown(self, cloids: Sequence[str]) -> None:
         """Mark each order unknown, then ask the venue about each before anything else."""

@@ -130,6 +130,33 @@ async def test_partial_fills_then_filled() -> None:
             assert any(isinstance(e, OrderFilled) for e in r.events)
 
 
+async def test_a_modify_or_cancel_of_an_order_filled_meanwhile_is_left_out() -> None:
+    """Campaign seed 22 (1 hour): a slot planned a modify, awaited its cancels, and meanwhile
+    the order filled; the modify's lifecycle refused it (IllegalTransition) and the slot
+    crashed. The router now leaves an ended order out and sends the rest."""
+    with trio.fail_after(20):
+        async with rig() as r:
+            px = passive(r.venue, Side.BUY, away=0.0001)
+            filled = PlaceOrder("BTC", Side.BUY, px, 0.001, Tif.GTC, new_cloid())
+            other = PlaceOrder(
+                "BTC", Side.BUY, passive(r.venue, Side.BUY), 0.001, Tif.GTC, new_cloid()
+            )
+            await r.router.place([filled, other])
+            await eventually(lambda: "OrderAccepted" in r.of(other.cloid))
+            take(r.venue, px, "0.001")
+            await eventually(lambda: "OrderFilled" in r.of(filled.cloid))
+            lower = attrs.evolve(other, px=other.px * 0.99)
+            await r.router.modify(
+                [ModifyOrder(attrs.evolve(filled, px=px * 0.99)), ModifyOrder(lower)]
+            )
+            await eventually(lambda: "OrderUpdated" in r.of(other.cloid))
+            await r.router.cancel([filled.cloid])  # (nothing left to send)
+            await r.router.cancel([filled.cloid, other.cloid])
+            await eventually(lambda: "OrderCanceled" in r.of(other.cloid))
+            assert "OrderUpdated" not in r.of(filled.cloid)
+            assert "OrderCanceled" not in r.of(filled.cloid)
+
+
 async def test_modify_is_one_update_and_no_cancel() -> None:
     with trio.fail_after(20):
         async with rig() as r:
