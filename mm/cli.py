@@ -646,7 +646,14 @@ def cmd_simulate(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     import tempfile
     import time
 
-    from mm.simulation.campaign import Outcome, campaign, parse_seeds, render, summary
+    from mm.simulation.campaign import (
+        Outcome,
+        campaign,
+        parse_seeds,
+        render,
+        strategy_kind,
+        summary,
+    )
 
     try:
         seeds = parse_seeds(args.seeds)
@@ -679,6 +686,12 @@ def cmd_simulate(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
         )
 
     started = time.perf_counter()
+    try:
+        kind = strategy_kind(config_path)
+    except ValueError as error:
+        print(f"mm: {error}", file=sys.stderr)
+        return EXIT_FAILURE
+    print(f"{len(seeds)} runs of {kind}, {seconds:g} simulated seconds each", flush=True)
     outcomes = campaign(
         config_path,
         seeds,

@@ -274,8 +274,16 @@ def environment(run_dir: Path, seed: int) -> dict[str, str]:
 
 
 def strategy_kind(config_path: Path) -> str:
-    """The strategy a config runs (a run's faults are the ones its venue knows)."""
-    return load_config(config_path, environment(Path(tempfile.gettempdir()), 0)).strategy.kind
+    """The strategy a config runs (a run's faults are the ones its venue knows). Raises
+    ``ValueError`` for a config whose venue is not the embedded simulator (a campaign runs
+    the service against the simulator its config embeds, nothing else)."""
+    config = load_config(config_path, environment(Path(tempfile.gettempdir()), 0))
+    if config.venue.url != EMBEDDED:
+        raise ValueError(
+            f"{config_path}: venue.url is {config.venue.url!r}; a simulated run needs the "
+            f"embedded venue (venue.url = {EMBEDDED!r})"
+        )
+    return config.strategy.kind
 
 
 async def _until(condition: Callable[[], bool], within: float) -> None:

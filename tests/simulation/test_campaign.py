@@ -89,3 +89,15 @@ def test_mm_simulate_fails_on_a_build_that_drops_fills_and_keeps_the_runs(
     assert trace["run"]["seed"] == 1 and trace["run"]["faults"]
     assert FILLS_ONCE in {violation["invariant"] for violation in trace["violations"]}
     assert trace["state"]["killswitch"]["tripped"] in (True, False)  # (mm status, as it ended)
+
+
+def test_mm_simulate_refuses_a_config_whose_venue_is_not_the_simulator(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    text = SHIPPED_CONFIG.read_text()
+    assert 'url = "embedded"' in text
+    config = tmp_path / "real.toml"
+    config.write_text(text.replace('url = "embedded"', 'url = "https://api.hyperliquid.xyz"'))
+    code = main(["simulate", "-c", str(config), "--seeds", "1", "--seconds", "5"])
+    assert code == 1
+    assert "a simulated run needs the embedded venue" in capsys.readouterr().err
