@@ -380,7 +380,7 @@ async def _trade(
     stale_spans: list[tuple[int, int]] = []  # when the data was stale past the pull limit
     async with trio.open_nursery() as nursery:
         if run.kill_after_s is not None:
-            nursery.start_soon(_kill, process, run, tripped)
+            nursery.start_soon(_kill, process, run, tripped, causes)
         if run.stall_at_s is not None and venue is not None:
             nursery.start_soon(_stall, process, run, venue, stale, stale_spans)
         if run.move is not None and venue is not None:
@@ -500,11 +500,6 @@ def _causes(run: Run, start: float) -> list[Cause]:
     end = start + run.seconds + QUIET_WITHIN_S + SETTLE_S
     faults = run.faults
     causes = []
-    if run.kill_after_s is not None:
-        at = start + run.kill_after_s
-        # (from a float's rounding earlier: the trip's time is the same instant's wall time)
-        kill = Cause(at - 0.001, at + KILL_WITHIN_S, frozenset({"manual"}), "the operator's kill")
-        causes.append(kill)
     if run.stall_at_s is not None:
         at = start + run.stall_at_s
         stalled = at + run.stall_for_s + AFTERMATH_S
@@ -554,13 +549,21 @@ async def _move(move: Mapping[str, Any], venue: SimVenue) -> None:
     venue.start_cascade(CascadeConfig(start_s=0.0, **settings))
 
 
-async def _kill(process: ServiceProcess, run: Run, tripped: list[tuple[int, int | None]]) -> None:
+async def _kill(
+    process: ServiceProcess,
+    run: Run,
+    tripped: list[tuple[int, int | None]],
+    causes: list[Cause],
+) -> None:
     """The operator's kill at ``kill_after_s`` (and rearm after ``rearm_after_s``): the span
-    the switch was tripped, less the grace of an order already on its way, into ``tripped``.
-    (While the service is down the operator waits for it: ``mm kill`` needs it up.)"""
+    the switch was tripped, less the grace of an order already on its way, into ``tripped``,
+    and the kill into ``causes``. (While the service is down the operator waits for it:
+    ``mm kill`` needs it up.)"""
     assert run.kill_after_s is not None
     await trio.sleep(run.kill_after_s)
     await process.up.wait()
+    at = clock.wall()
+    causes.append(Cause(at, at + KILL_WITHIN_S, frozenset({"manual"}), "the operator's kill"))
     service = process.service
     if await service.killswitch.kill(f"simulated run, seed {run.seed}") is None:
         raise RuntimeError("the kill switch did not answer")
