@@ -109,6 +109,10 @@ class Mailbox:
         self.put(ladder)
         return True
 
+    def waiting(self, coin: str) -> bool:
+        """Whether a ladder of ``coin`` newer than the one at work waits."""
+        return coin in self._latest
+
     def __len__(self) -> int:
         return len(self._latest)
 
@@ -371,6 +375,7 @@ class ExecutorSlot:
         self.replan = replan  # ask the strategy for a fresh ladder of a symbol
         self.cycles = 0
         self.stale_plans = 0  # plans too old to send, re-planned instead
+        self.superseded = 0  # plans left part sent: a newer ladder came while they were sent
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Each symbol to a worker of its own, started at its first ladder: the worker claims
@@ -439,6 +444,20 @@ class ExecutorSlot:
             if self.desk is not None:
                 self.desk.settle(coin)
 
+    def _superseded(self, coin: str, plan: Plan, reducing: Side | None) -> bool:
+        """Whether a newer ladder of ``coin`` came while this plan's requests were answered
+        (a reply lost and asked again, the venue slow): what is left of the plan is then not
+        sent (its book may be stale by now: the newer decision may pull every quote), its
+        budget is given back, and the newer ladder is worked next."""
+        if not self.mailbox.waiting(coin):
+            return False
+        self.superseded += 1
+        if self.desk is not None:
+            left = within_budget(plan, 0, reducing)
+            dropped = left.deferred[len(plan.deferred) :]
+            self.desk.give_back(coin, [want(d, modify=False, reducing=reducing) for d in dropped])
+        return True
+
     def _still_within(self, coin: str, plan: Plan, reducing: Side | None) -> Plan:
         """What is left of the plan, trimmed to the budget there is now: a request took a block
         or two to be answered, and something beside the desk (a multi-leg command, the
@@ -478,17 +497,24 @@ class ExecutorSlot:
         if plan.cancel:
             await router.cancel([order.cloid for order in plan.cancel])
             plan = self._still_within(ladder.coin, plan, reducing)
+        if self._superseded(ladder.coin, plan, reducing):
+            return self._sent(ladder, within_budget(plan, 0, reducing))
         modified = [_place(ladder, desired, live.cloid) for live, desired in plan.modify]
         modifies = [ModifyOrder(order) for order in self._allowed(modified)]
         if modifies:
             await router.modify(modifies)
             sent = plan.modify
             rest = self._still_within(ladder.coin, attrs.evolve(plan, modify=[]), reducing)
+            if self._superseded(ladder.coin, rest, reducing):
+                rest = within_budget(rest, 0, reducing)
             plan = attrs.evolve(rest, modify=sent)
         places = [_place(ladder, desired, router.new_client_id()) for desired in plan.place]
         places = self._allowed(places)
         if places:
             await router.place(places)
+        return self._sent(ladder, plan)
+
+    def _sent(self, ladder: QuoteLadder, plan: Plan) -> Plan:
         self.cycles += 1
         if self.on_sent is not None:
             self.on_sent(ladder, plan)

@@ -241,6 +241,37 @@ async def test_a_symbol_awaiting_the_venue_does_not_hold_the_others_of_its_slot(
         nursery.cancel_scope.cancel()
 
 
+async def test_a_plan_whose_modify_the_venue_held_sends_no_place_once_a_newer_ladder_waits(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """Campaign seed 100 (1 hour): a modify's answer took 3.5 s (the venue's 5xx, a retry);
+    meanwhile the book went stale and the strategy pulled (an empty ladder), but the slot went
+    on with its old plan and placed two new orders on the stale book, which filled. The rest
+    of a plan is now dropped once a newer ladder of its symbol waits: the pull goes next."""
+
+    class SlowModify(FakeVenue):
+        async def modify(self, modifies: Sequence[ModifyOrder]) -> list[PlaceResult]:
+            await trio.sleep(3.5)
+            return await super().modify(modifies)
+
+    venue = SlowModify()
+    dispatcher = Dispatcher()
+    router = OrderRouter(dispatcher, venue, lambda _: None, lambda: 0)
+    config = ExecutorConfig(reconcile=ReconcileConfig(px_tolerance_bps=1.0))
+    slot = ExecutorSlot(0, Mailbox(), lambda: router, dispatcher, config)
+    await slot.execute(QuoteLadder("BTC", ladder(100.0)))
+    async with trio.open_nursery() as nursery:
+        await nursery.start(slot.run)
+        slot.mailbox.put(QuoteLadder("BTC", ladder(101.0, 99.0, 98.0)))  # a modify, 2 places
+        await trio.sleep(2.0)
+        slot.mailbox.put(QuoteLadder("BTC", ()))  # the data went stale: pull
+        await trio.sleep(5.0)
+        assert venue.resting == {}
+        assert venue.calls == ["place", "modify", "cancel"]  # the two places never went
+        assert slot.superseded == 1
+        nursery.cancel_scope.cancel()
+
+
 async def test_a_claimed_symbols_ladders_go_to_its_worker_not_the_queue() -> None:
     mailbox = Mailbox()
     mailbox.put(QuoteLadder("BTC", ladder(1.0)))
