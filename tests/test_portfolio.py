@@ -161,7 +161,7 @@ def test_trades_heard_are_every_fill_given_a_repeat_and_one_from_before_startup_
     )  # (already in the seed: heard all the same)
     book.apply(mkfill(B, 100.0, 1.0, tid=2, time_ms=2_000))
     book.apply(mkfill(B, 100.0, 1.0, tid=2, time_ms=2_000))
-    assert book.heard_trades() == {hl_tid(1), hl_tid(2)}
+    assert book.heard_trades() == frozenset({hl_tid(1), hl_tid(2)})
 
 
 def test_unrealized_against_marks() -> None:
