@@ -124,8 +124,11 @@ async def test_a_data_gate_that_lets_a_stale_book_through_is_caught(
         for run in (draw("market_maker", seed, MM_S) for seed in range(1, 200))
         if run.stall_at_s is not None
         and run.stall_for_s > 8.0
-        # (a lost cancel, a 429 or a 500 lengthen the pull's allowance past such a stall)
-        and not any(run.faults[name] for name in ("lose_cancels", "http_429", "http_5xx"))
+        # (a lost cancel or reply, a 429 or a 500 lengthen the pull's allowance past the stall)
+        and not any(
+            run.faults[name]
+            for name in ("lose_cancels", "ws_drop_post_replies", "http_429", "http_5xx")
+        )
         and run.kill_after_s is None
         and run.restart is None  # (a service down pulls nothing: the samples skip it)
     )
