@@ -612,13 +612,17 @@ async def _stall(
     venue.faults.update({"stall_books": True})
     try:
         past = config.strategy.max_book_age_s + _grace_ms(config, run.faults) / 1000 + 1.0
-        delaying = ("lose_cancels", "ws_drop_post_replies", "http_429", "http_5xx")
-        if any(run.faults.get(name) for name in delaying):
-            # A cancel the venue lost is known lost when its post times out, then sent again;
-            # a request whose reply it lost waits for that timeout too, and one it answered
-            # with a 429 or a 500 is sent again after its backoff: the symbol's pull waits for
-            # the request it had in flight when the data went stale.
-            past += config.feeds.connection.post_timeout_s + 1.0
+        # A request in flight when the data went stale, whose reply the venue lost or which
+        # it answered with a 429 or a 500, is settled only at its post timeout (or sent again
+        # after its backoff), and the symbol's pull waits for it; a cancel the venue lost is
+        # known lost at its own post timeout, then sent again. The two can come one after
+        # the other.
+        timeout = config.feeds.connection.post_timeout_s + 1.0
+        faults = run.faults
+        if any(faults.get(name) for name in ("ws_drop_post_replies", "http_429", "http_5xx")):
+            past += timeout
+        if faults.get("lose_cancels"):
+            past += timeout
         if run.stall_for_s <= past:
             await trio.sleep(run.stall_for_s)
             return
