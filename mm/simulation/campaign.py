@@ -632,7 +632,7 @@ async def _stall(
         start = clock.wall_ms()
         await trio.sleep(run.stall_for_s - past)
         _sample(process, venue, account, past, samples)
-        if since is not None and since == process.up_since and start - since * 1000 >= past:
+        if since is not None and since == process.up_since and start - since * 1000 >= past * 1000:
             spans.append((start, clock.wall_ms()))  # (one service, up all along)
     finally:
         venue.faults.update({"stall_books": False})
