@@ -654,6 +654,7 @@ def cmd_simulate(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
         strategy_kind,
         summary,
     )
+    from mm.simulation.ledger import Ledger, heading
 
     try:
         seeds = parse_seeds(args.seeds)
@@ -672,14 +673,16 @@ def cmd_simulate(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
         return f"mm simulate -c {config_path} --seeds {seed} --seconds {seconds:g} --keep"
 
     done: list[Outcome] = []
+    resumed = 0
 
     def heard(outcome: Outcome) -> None:
         done.append(outcome)
         verdict = "ok" if outcome.passed else "FAILED"
         elapsed = time.perf_counter() - started
-        left = elapsed / len(done) * (len(seeds) - len(done))
+        ended = resumed + len(done)
+        left = elapsed / len(done) * (len(seeds) - ended)
         print(
-            f"[{len(done)}/{len(seeds)} {_bar(len(done), len(seeds))} about {left:.0f} s left] "
+            f"[{ended}/{len(seeds)} {_bar(ended, len(seeds))} about {left:.0f} s left] "
             f"seed {outcome.run.seed}: {verdict}, {outcome.fills} fills, "
             f"{outcome.triangles} triangles, {outcome.wall_s:.1f} s",
             flush=True,
@@ -692,6 +695,17 @@ def cmd_simulate(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
         print(f"mm: {error}", file=sys.stderr)
         return EXIT_FAILURE
     print(f"{len(seeds)} runs of {kind}, {seconds:g} simulated seconds each", flush=True)
+    ledger = Ledger(work_dir, heading(config_path, kind, seconds))
+    if ledger.set_aside:
+        print(f"the runs recorded in {work_dir} were of other code or config: set aside")
+    resumed = len(set(seeds) & ledger.recorded.keys())
+    if resumed:
+        print(
+            f"going on from {ledger.path}: {resumed} of the {len(seeds)} runs ended before, "
+            f"in {ledger.earlier_wall_s():.0f} s of wall",
+            flush=True,
+        )
+    earlier_wall_s = ledger.earlier_wall_s()
     outcomes = campaign(
         config_path,
         seeds,
@@ -700,8 +714,9 @@ def cmd_simulate(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
         work_dir=work_dir,
         keep=args.keep,
         on_outcome=heard,
+        ledger=ledger,
     )
-    figures = summary(outcomes, time.perf_counter() - started)
+    figures = summary(outcomes, earlier_wall_s + time.perf_counter() - started)
     print(render(figures, replay), end="")
     if not all(outcome.passed for outcome in outcomes) or args.keep:
         print(f"run directories (journal, simulate.log) under {work_dir}")

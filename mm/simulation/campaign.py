@@ -78,6 +78,7 @@ from mm.simulation.invariants import (
     triangles_end,
     trips_have_cause,
 )
+from mm.simulation.ledger import Ledger, Recorded
 from mm.simulation.memory_world import MemoryWorld
 from mm.simulation.process import ServiceProcess
 from mm.venues.config import EMBEDDED
@@ -720,6 +721,9 @@ def _seed_everything(seed: str) -> None:
 
 def _one(args: tuple[Path, Run, Path, bool]) -> Outcome:
     config_path, run, run_dir, keep = args
+    # A directory left by a run cut off part way (a campaign stopped, then resumed) would be
+    # its journal to restart from: each run starts from none.
+    shutil.rmtree(run_dir, ignore_errors=True)
     outcome = run_one(config_path, run, run_dir)
     if outcome.passed and not keep:
         shutil.rmtree(run_dir, ignore_errors=True)
@@ -735,21 +739,51 @@ def campaign(
     work_dir: Path,
     keep: bool = False,
     on_outcome: Callable[[Outcome], None] = lambda outcome: None,
+    ledger: Ledger | None = None,
 ) -> list[Outcome]:
     """Each seed's run (``run_one``) in ``jobs`` processes, in ``work_dir/seed-N`` (removed
-    when the run passed, unless ``keep``); ``on_outcome`` hears each as it ends. The outcomes
-    in seed order."""
+    when the run passed, unless ``keep``); ``on_outcome`` hears each as it ends. A seed
+    ``ledger`` holds (an earlier invocation's, on the same code and config) is not run again:
+    its recorded outcome stands; each run that ends is recorded in it. The outcomes in seed
+    order."""
     kind = strategy_kind(config_path)
     runs = [draw(kind, seed, seconds) for seed in seeds]
-    outcomes: list[Outcome] = []
-    work = [(config_path, run, work_dir / f"seed-{run.seed}", keep) for run in runs]
+    recorded = ledger.recorded if ledger is not None else {}
+    outcomes = [_recorded(run, recorded[run.seed]) for run in runs if run.seed in recorded]
+    work = [
+        (config_path, run, work_dir / f"seed-{run.seed}", keep)
+        for run in runs
+        if run.seed not in recorded
+    ]
+    started = time.perf_counter()
     # Each run in a process forked for it alone: it starts from the campaign's own state, never
     # from what an earlier run left in a worker.
     with multiprocessing.get_context("fork").Pool(max(1, jobs), maxtasksperchild=1) as pool:
         for outcome in pool.imap_unordered(_one, work):
+            if ledger is not None:
+                ledger.record(_record(outcome, ledger.invocation, time.perf_counter() - started))
             outcomes.append(outcome)
             on_outcome(outcome)
     return sorted(outcomes, key=lambda outcome: outcome.run.seed)
+
+
+def _record(outcome: Outcome, invocation: int, campaign_wall_s: float) -> Recorded:
+    return Recorded(
+        seed=outcome.run.seed,
+        violations=tuple((v.invariant, v.detail) for v in outcome.violations),
+        fills=outcome.fills,
+        triangles=outcome.triangles,
+        wall_s=outcome.wall_s,
+        error=outcome.error,
+        invocation=invocation,
+        campaign_wall_s=campaign_wall_s,
+    )
+
+
+def _recorded(run: Run, record: Recorded) -> Outcome:
+    """The outcome ``record`` holds of ``run`` (a seed's run is drawn from the seed alone)."""
+    violations = tuple(Violation(name, detail) for name, detail in record.violations)
+    return Outcome(run, violations, record.fills, record.triangles, record.wall_s, record.error)
 
 
 # --- the campaign's table -------------------------------------------------------------------

@@ -14,6 +14,7 @@ from mm.app import Service
 from mm.cli import main
 from mm.simulation.campaign import Outcome, draw, parse_seeds, render, summary
 from mm.simulation.invariants import BALANCES_AGREE, FILLS_ONCE, Violation
+from mm.simulation.ledger import LEDGER_NAME
 from tests.e2e.virtual import SHIPPED_CONFIG
 from tests.simulation.broken import dropping_every
 
@@ -69,7 +70,38 @@ def test_mm_simulate_runs_seeds_in_processes_and_writes_the_table(
     assert figures["seeds"] == 2
     assert figures["violations"] == {}
     assert figures["fills"] > 0
-    assert not list((tmp_path / "runs").iterdir())  # a passed run's files are not kept
+    # a passed run's files are not kept: only the campaign's ledger is
+    assert [path.name for path in (tmp_path / "runs").iterdir()] == [LEDGER_NAME]
+
+
+def test_mm_simulate_goes_on_where_a_campaign_in_its_directory_stopped(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    runs = tmp_path / "runs"
+    args = ["simulate", "-c", str(SHIPPED_CONFIG), "--seconds", "20", "--dir", str(runs)]
+    assert main([*args, "--seeds", "1-2", "--jobs", "2"]) == 0
+    capsys.readouterr()
+    # what a run cut off part way leaves: a directory its seed's run must not start from
+    (runs / "seed-3").mkdir()
+    (runs / "seed-3" / "left-behind").write_text("a cut-off run's files")
+    table = tmp_path / "table.json"
+    code = main([*args, "--seeds", "1-3", "--jobs", "1", "--keep", "--json", str(table)])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "2 of the 3 runs ended before" in out
+    assert "seed 3: ok" in out
+    assert "seed 1:" not in out  # not run again
+    assert "seed 2:" not in out
+    figures = orjson.loads(table.read_bytes())
+    assert (figures["seeds"], figures["passed"]) == (3, 3)
+    assert not (runs / "seed-3" / "left-behind").exists()
+    # other code: the ledger's outcomes say nothing about it, and every seed runs again
+    monkeypatch.setattr("mm.simulation.ledger.code_digest", lambda: "other code")
+    assert main([*args, "--seeds", "1", "--jobs", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "were of other code or config: set aside" in out
+    assert "seed 1: ok" in out
+    assert (runs / f"{LEDGER_NAME}.old").exists()
 
 
 def test_mm_simulate_fails_on_a_build_that_drops_fills_and_keeps_the_runs(
