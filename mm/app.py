@@ -181,10 +181,10 @@ class Service:
                 request_stop=self.request_stop,
                 token=secrets.admin_token,
                 redact=self._redact,
-                kill=self._kill,
-                rearm=self._rearm,
+                kill=self.kill,
+                rearm=self.rearm,
                 dump=self._dump,
-                flatten=self._flatten,
+                flatten=self.flatten,
                 not_trading=self.not_trading,
             )
         )
@@ -597,15 +597,17 @@ class Service:
         killswitch = self.killswitch.status()
         return f"kill switch tripped ({killswitch['reason']})" if killswitch["tripped"] else None
 
-    async def _kill(self, reason: str) -> Answer:
-        """``mm kill``: answered once the trip's checkpoint is committed and the venue's
-        cancel-all is done (or already tripped: since when, for what)."""
+    async def kill(self, reason: str) -> Answer:
+        """``mm kill`` (an operator's command, as the admin API runs it): answered once the
+        trip's checkpoint is committed and the venue's cancel-all is done (or already tripped:
+        since when, for what)."""
         outcome = await self.killswitch.kill(reason)
         return Answer(200, outcome.to_json())
 
-    async def _rearm(self, who: str, why: str, force: bool) -> Answer:
-        """``mm rearm`` resets the kill switch, then the autonomy mode (HALT, REDUCE_ONLY); a
-        refused kill-switch rearm (a monitor would trip it again now) rearms neither."""
+    async def rearm(self, who: str, why: str, force: bool) -> Answer:
+        """``mm rearm`` (an operator's command) resets the kill switch, then the autonomy mode
+        (HALT, REDUCE_ONLY); a refused kill-switch rearm (a monitor would trip it again now)
+        rearms neither."""
         outcome = await self.killswitch.rearm_request(who, why, force=force)
         body = outcome.to_json()
         if outcome.refused:
@@ -615,8 +617,9 @@ class Service:
         body.update(mode=self.coordinator.mode.label, mode_rearmed=transition is not None)
         return Answer(200, body)
 
-    async def _flatten(self, who: str, why: str) -> Answer:
-        """``mm flatten``: started (202), or refused (409) with the mode left as it was."""
+    async def flatten(self, who: str, why: str) -> Answer:
+        """``mm flatten`` (an operator's command): started (202), or refused (409) with the
+        mode left as it was."""
         refused = self.session.request_flatten(who, why)
         if refused is not None:
             body = {"flattening": False, "refused": refused, "mode": self.coordinator.mode.label}

@@ -25,7 +25,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 from mm import clock
 from mm.execution.permissions import OPEN, Grant, Level, Slot
 from mm.journal import Journal
-from mm.ops.autonomy import REASONS, Autonomy, AutonomyConfig, Mode, Transition, Trigger
+from mm.ops.autonomy import REASONS, Autonomy, AutonomyConfig, Mode, Reason, Transition, Trigger
 from mm.ops.notify import Notification, Severity
 
 JOURNAL_KIND = "autonomy"
@@ -118,6 +118,11 @@ class ModeCoordinator:
     @property
     def mode(self) -> Mode:
         return self.autonomy.mode
+
+    @property
+    def reason(self) -> Reason | None:
+        """Why the mode is what it is (None: NORMAL, or the operator's rearm)."""
+        return self.autonomy.reason
 
     # --- restore, commands ------------------------------------------------------------------
 

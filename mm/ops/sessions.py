@@ -7,7 +7,9 @@ its symbols to the flattener with a deadline (the earlier of ``session.flatten_d
 the track's next phase change). ``mm flatten`` (``request_flatten``) is refused at once,
 changing nothing, while HALT or a tripped kill switch forbids orders; otherwise it first moves
 the mode to REDUCE_ONLY, so the strategy cannot rebuild the position afterwards, then flattens
-every symbol under the same deadline. A flatten that misses its deadline escalates to HALT with
+every symbol under the same deadline; that REDUCE_ONLY holds until ``mm rearm``, so a restart
+in it (of the process, from the journal's mode, or of this child) flattens again, finishing a
+flatten the restart cut off. A flatten that misses its deadline escalates to HALT with
 a critical notification. The flattener never runs while the mode is HALT or the kill switch is
 tripped, and either stops one under way: a halted service sends no orders at all until ``mm
 rearm``. The runner writes each symbol's phase into its slot of the permission board and reads
@@ -115,6 +117,14 @@ class SessionRunner:
             nursery.start_soon(self._serve_requests)
             nursery.start_soon(self._stop_flattening_when_halted)
             await nursery.start(self.governor.run)
+            if self.coordinator.reason is Reason.OPERATOR_FLATTEN:
+                # The operator's flatten holds until mm rearm: the one the process's end (or
+                # this child's) cut off, if any, is finished; an account already flat costs
+                # one read of its positions.
+                logger.warning("the operator's flatten holds (REDUCE_ONLY): flattening again")
+                deadline = trio.current_time() + self.config.flatten_deadline_s
+                why = "the operator's flatten, again after a restart"
+                nursery.start_soon(self._flatten, self.symbols, deadline, why)
             task_status.started()
 
     async def _serve_requests(self) -> None:

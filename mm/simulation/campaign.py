@@ -13,13 +13,15 @@ level-2 gaps, crossed books, disconnects, stalled books), the market's regime (c
 a liquidation cascade) or a shock of the cross rate (triangular arbitrage: one opens
 triangles), whether and when an operator kills it (and rearms it), and whether it is stopped
 (``mm stop``) or its process killed, then started again from its run directory
-(``mm.simulation.process``). After ``seconds`` the faults are lifted, what is on its way
+(``mm.simulation.process``), whether an operator flattens it (and rearms it once flat), and
+the venue's commit delay. After ``seconds`` the faults are lifted, what is on its way
 lands, and the invariants that apply are checked (``mm.simulation.invariants``): no fill lost
 or counted twice, positions or balances equal to the venue's, every open order at the venue
 known to mm, nothing sent while the kill switch was tripped, no quote resting on stale data
-past the pull limit, no child of the service crashed, no trip or escalation without a cause
-the run put into the venue's data, and for triangular arbitrage every triangle reported in
-one of its four outcomes and the venue's balances moved by what the reports say.
+past the pull limit, no position held after a flatten's deadline until a rearm, no child of
+the service crashed, no trip or escalation without a cause the run put into the venue's data,
+and for triangular arbitrage every triangle reported in one of its four outcomes and the
+venue's balances moved by what the reports say.
 
 A run is a function of (code, config, seed): the service's world is in memory
 (``mm.simulation.memory_world``: no socket, no thread), its wall time starts at ``EPOCH_S``,
@@ -68,6 +70,7 @@ from mm.simulation.invariants import (
     Violation,
     balances_agree,
     fills_once,
+    flat_after_flatten,
     never_crashed,
     orders_known,
     pulled_when_stale,
@@ -132,6 +135,12 @@ class Run:
     restart: str | None = None
     restart_at_s: float = 0.0
     down_s: float = 0.0
+    # The venue's commit delay, (least, most) ms (None: the config's), an operator's flatten
+    # after ``flatten_after_s`` (None: none) and the operator's rearm ``flat_for_s`` after its
+    # deadline (None: the service stays in REDUCE_ONLY).
+    commit_delay_ms: tuple[float, float] | None = None
+    flatten_after_s: float | None = None
+    flat_for_s: float | None = None
 
 
 @attrs.frozen
@@ -229,6 +238,13 @@ def draw(kind: str, seed: int, seconds: float) -> Run:
         "http_5xx": rng.choice((0.0, 0.0, 0.01)),
         "post_only_period": rng.random() < 0.1,  # batches with a taker order refused whole
     }
+    # (drawn after the rest, so that each seed's other draws stay what they were)
+    commit_delay_ms = None
+    if rng.random() < 0.5:
+        least = rng.uniform(50.0, 600.0)
+        commit_delay_ms = (least, least + rng.uniform(0.0, 1_500.0))
+    flatten_after = rng.uniform(0.1, 0.7) * seconds if rng.random() < 0.3 else None
+    flat_for = rng.uniform(0.02, 0.1) * seconds if rng.random() < 0.5 else None
     return Run(
         seed,
         kind,
@@ -244,6 +260,9 @@ def draw(kind: str, seed: int, seconds: float) -> Run:
         restart,
         at,
         down,
+        commit_delay_ms,
+        flatten_after,
+        flat_for,
     )
 
 
@@ -264,14 +283,20 @@ def _restart(
     return kind, rng.uniform(0.2, 0.6) * seconds, rng.uniform(1.0, max(1.0, 0.1 * seconds))
 
 
-def environment(run_dir: Path, seed: int) -> dict[str, str]:
-    """The overrides of a simulated run (the service's own environment variables)."""
-    return {
+def environment(run_dir: Path, seed: int, run: Run | None = None) -> dict[str, str]:
+    """The overrides of a simulated run (the service's own environment variables): with
+    ``run``, the venue's settings it drew (its commit delay)."""
+    overrides = {
         "MM_SERVICE__RUN_DIR": str(run_dir),
         "MM_ADMIN__PORT": "0",
         "MM_SERVICE__JSON_LOGS": "false",
         "MM_SIM__SEED": str(seed),
     }
+    if run is not None and run.commit_delay_ms is not None:
+        least, most = run.commit_delay_ms
+        overrides["MM_SIM__COMMIT_DELAY_MIN_MS"] = repr(least)
+        overrides["MM_SIM__COMMIT_DELAY_MAX_MS"] = repr(most)
+    return overrides
 
 
 def strategy_kind(config_path: Path) -> str:
@@ -300,7 +325,7 @@ async def simulate(config_path: Path, run: Run, run_dir: Path) -> Outcome:
     memory = MemoryWorld()
     world.install(memory)
     clock.pin(EPOCH_S)
-    env = environment(run_dir, run.seed)
+    env = environment(run_dir, run.seed, run)
     embedded = load_config(config_path, env)
     if embedded.venue.url != EMBEDDED:
         raise ValueError("a simulated run needs the embedded venue (venue.url = embedded)")
@@ -379,6 +404,7 @@ async def _trade(
         face.market.shock(run.shock_bps)
     stale: list[tuple[int, list[str]]] = []  # the venue's open orders while data is stale
     stale_spans: list[tuple[int, int]] = []  # when the data was stale past the pull limit
+    flats: list[tuple[int, int, dict[str, float]]] = []  # positions after a flatten
     async with trio.open_nursery() as nursery:
         if run.kill_after_s is not None:
             nursery.start_soon(_kill, process, run, tripped, causes)
@@ -388,6 +414,8 @@ async def _trade(
             nursery.start_soon(_move, run.move, venue)
         if run.restart is not None:
             nursery.start_soon(_restart_service, process, services, run)
+        if run.flatten_after_s is not None and venue is not None:
+            nursery.start_soon(_flatten, process, run, venue, flats, causes)
         await trio.sleep(run.seconds)
         nursery.cancel_scope.cancel()
     service = process.service
@@ -468,6 +496,7 @@ async def _trade(
                 ),
                 stale_spans,
             ),
+            *flat_after_flatten(flats, _flatten_stops(run_dir)),
             *crashes(),
             *trips_have_cause(_trips(run_dir), causes),
         ]
@@ -522,7 +551,27 @@ def _causes(run: Run, start: float) -> list[Cause]:
         causes.append(Cause(start, end, reasons, "messages lost"))
     if faults.get("http_429"):
         causes.append(Cause(start, end, frozenset({"rate_limit"}), "the venue's 429s"))
+    if faults.get("post_only_period"):  # (a flatten's taker orders refused, every one)
+        reasons = frozenset({"flatten_deadline_missed"})
+        causes.append(Cause(start, end, reasons, "the venue's post-only period"))
     return causes
+
+
+def _flatten_stops(run_dir: Path) -> list[int]:
+    """When (ms) the journal says a flatten under way was stopped, or its REDUCE_ONLY lifted,
+    as it may be: the kill switch's trips, the mode's moves to HALT, the operator's rearms."""
+    database = run_dir / DATABASE_NAME
+    stops = [
+        int(trip["at"] * 1000)
+        for event in read_events(database, "killswitch")
+        for trip in event.data.get("trips", ())
+    ]
+    for event in read_events(database, AUTONOMY_KIND):
+        transition = event.data["transition"]
+        mode = transition["mode"]
+        if mode == Mode.HALT.label or (mode == Mode.NORMAL.label and not transition["automatic"]):
+            stops.append(int(transition["at"] * 1000))
+    return stops
 
 
 def _trips(run_dir: Path) -> list[tuple[float, str]]:
@@ -576,8 +625,55 @@ async def _kill(
     await trio.sleep(run.rearm_after_s)
     await process.up.wait()
     end = clock.wall_ms()  # (an order after this may go: the operator rearmed)
-    rearmed = await process.service.killswitch.rearm_request("simulate", f"seed {run.seed}")
-    tripped.append((start, end if rearmed.rearmed else None))
+    rearmed = await process.service.rearm("simulate", f"seed {run.seed}", False)
+    tripped.append((start, end if rearmed.body["rearmed"] else None))
+
+
+async def _flatten(
+    process: ServiceProcess,
+    run: Run,
+    venue: SimVenue,
+    samples: list[tuple[int, int, dict[str, float]]],
+    causes: list[Cause],
+) -> None:
+    """The operator's flatten at ``flatten_after_s`` (``mm flatten``; while the service is
+    down the operator waits for it): the account's positions at the venue sampled into
+    ``samples`` at the flatten's deadline (a service restarted meanwhile flattens again, under
+    a deadline from its start) and, when the operator rearms ``flat_for_s`` later, just before
+    the rearm, unless it restarted in between."""
+    assert run.flatten_after_s is not None
+    await trio.sleep(run.flatten_after_s)
+    await process.up.wait()
+    asked = clock.wall_ms()
+    reasons = frozenset({"operator_flatten"})
+    causes.append(
+        Cause(asked / 1000, asked / 1000 + KILL_WITHIN_S, reasons, "the operator's flatten")
+    )
+    service = process.service
+    answer = await service.flatten("simulate", f"seed {run.seed}")
+    if answer.status != 202:
+        return  # refused: the kill switch or HALT forbids orders, and nothing changes
+    account = service.adapter.account
+    config = process.config
+    within = config.session.flatten_deadline_s + _grace_ms(config, run.faults) / 1000 + 1.0
+    since = process.up_since
+    while True:
+        assert since is not None
+        await trio.sleep(max(asked / 1000, since) + within - clock.wall())
+        if process.up_since == since:
+            break
+        await process.up.wait()
+        since = process.up_since
+    samples.append((asked, clock.wall_ms(), _positions(venue, account)))
+    if run.flat_for_s is None:
+        return
+    await trio.sleep(run.flat_for_s)
+    if process.up_since != since:
+        return
+    samples.append((asked, clock.wall_ms(), _positions(venue, account)))
+    service = process.service
+    if not service.killswitch.switch.tripped:  # (a kill the operator leaves as it is)
+        await service.rearm("simulate", f"seed {run.seed}: flat", False)
 
 
 async def _restart_service(process: ServiceProcess, services: trio.Nursery, run: Run) -> None:
@@ -831,6 +927,10 @@ def summary(outcomes: Iterable[Outcome], wall_s: float) -> dict[str, Any]:
             faults[run.regime] = faults.get(run.regime, 0) + 1
         if run.restart is not None:
             faults[run.restart] = faults.get(run.restart, 0) + 1
+        if run.commit_delay_ms is not None:
+            faults["commit_delay"] = faults.get("commit_delay", 0) + 1
+        if run.flatten_after_s is not None:
+            faults["flatten"] = faults.get("flatten", 0) + 1
         for violation in outcome.violations:
             violations[violation.invariant] = violations.get(violation.invariant, 0) + 1
     simulated = sum(outcome.run.seconds for outcome in ran)

@@ -26,6 +26,10 @@ own records), answering the ``Violation``s it finds, each under the invariant's 
   spans when the data was stale past the limit and a cancel's way): the quotes that kept
   filling on stale data. The limit (``strategy.max_book_age_s``, the time a cancel takes to
   land) is the tolerance: within it a fill is a fill on fresh-enough data.
+- ``FLAT_AFTER_FLATTEN``: an operator's flatten leaves the account flat at the venue by its
+  deadline (``session.flatten_deadline_s``), and flat until the operator rearms
+  (``flat_after_flatten``: the account's positions at the venue sampled at the deadline and
+  at the rearm, unless the kill switch or HALT stopped the flatten, as they must).
 - ``NEVER_CRASHES``: the service never crashes on the venue's input (``never_crashed``: no
   child of the supervision tree ended with an error, restarted or not, all run long).
 - ``ORDERS_KNOWN``: every open order of the account at the venue is known to mm, once the
@@ -54,6 +58,7 @@ import attrs
 __all__ = [
     "BALANCES_AGREE",
     "FILLS_ONCE",
+    "FLAT_AFTER_FLATTEN",
     "NEVER_CRASHES",
     "ORDERS_KNOWN",
     "OUTCOMES",
@@ -67,6 +72,7 @@ __all__ = [
     "Violation",
     "balances_agree",
     "fills_once",
+    "flat_after_flatten",
     "never_crashed",
     "orders_known",
     "pulled_when_stale",
@@ -87,6 +93,7 @@ ORDERS_KNOWN: Final = "every open order on the venue is known to mm"
 STALE_PULLED: Final = "no resting quote on stale data past the pull limit"
 NEVER_CRASHES: Final = "the service never crashes on the venue's input"
 STALE_FILLS: Final = "no quote fills on data stale past the pull limit"
+FLAT_AFTER_FLATTEN: Final = "an operator's flatten leaves the account flat until a rearm"
 TRIPS_HAVE_CAUSE: Final = "the kill switch and the autonomy modes trip only with a cause"
 OUTCOMES: Final = frozenset({"FILLED", "FAILED", "ABORTED", "UNWOUND"})
 # Shown of a long list in a violation's detail.
@@ -266,6 +273,26 @@ def stale_fills(
     if not filled:
         return []
     return [Violation(STALE_FILLS, f"{len(filled)} quotes filled on stale data: {_some(filled)}")]
+
+
+def flat_after_flatten(
+    samples: Iterable[tuple[int, int, Mapping[str, float]]], stops: Iterable[int]
+) -> list[Violation]:
+    """The account's positions at the venue (symbol: size), each sampled at ``at`` ms after a
+    flatten asked for at ``asked`` ms, as ``(asked, at, positions)``, against the times (ms)
+    the kill switch tripped or the mode went to HALT (either stops a flatten, as it must): a
+    position held at a sample with no stop since its flatten."""
+    halts = sorted(stops)
+    held = [
+        f"{symbol} {size:g} at {at} (flatten asked at {asked})"
+        for asked, at, positions in samples
+        if not any(asked <= stop <= at for stop in halts)
+        for symbol, size in sorted(positions.items())
+        if size
+    ]
+    if not held:
+        return []
+    return [Violation(FLAT_AFTER_FLATTEN, f"{len(held)} positions held: {_some(held)}")]
 
 
 def never_crashed(tree: Mapping[str, Any]) -> list[Violation]:

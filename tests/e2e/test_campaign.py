@@ -16,7 +16,8 @@ And the same runs catch deliberately broken builds: a fill listener that drops e
 fill, a trading subtree that goes on after the kill switch trips, a data gate that lets a
 stale book through, an order auditor that fails on a venue's answer, a drawdown measured
 against the PnL's peak (the kill switch that tripped by itself), a restart that forgets the
-journal's kill switch after a crash, quotes left resting (and filling) on a stale book.
+journal's kill switch after a crash, quotes left resting (and filling) on a stale book, a
+flattener that takes the account for flat.
 
 The runs are in memory and seeded (``mm.simulation.memory_world``); here, in the test's own
 Trio run, the scheduler is not seeded, so a run may interleave differently each time: each
@@ -33,6 +34,7 @@ import trio
 
 from mm.app import Service
 from mm.execution.auditor import OrderAuditor
+from mm.execution.flatten import Flattener
 from mm.execution.permissions import Grant, Level
 from mm.journal import DATABASE_NAME, read_events
 from mm.risk import controller
@@ -40,6 +42,7 @@ from mm.risk.state import RiskState
 from mm.simulation.campaign import EPOCH_S, draw, simulate
 from mm.simulation.invariants import (
     FILLS_ONCE,
+    FLAT_AFTER_FLATTEN,
     NEVER_CRASHES,
     QUIET_AFTER_KILL,
     STALE_FILLS,
@@ -97,7 +100,8 @@ async def test_a_trading_subtree_that_ignores_the_kill_is_caught(
     run = next(
         run
         for run in (draw("market_maker", seed, MM_S) for seed in range(1, 100))
-        if run.kill_after_s is not None and run.restart is None  # (one deaf service)
+        # (one deaf service, quoting both sides: no flatten's REDUCE_ONLY)
+        if run.kill_after_s is not None and run.restart is None and run.flatten_after_s is None
     )
     trip = controller.KillSwitchController.trip
 
@@ -136,6 +140,51 @@ async def test_a_data_gate_that_lets_a_stale_book_through_is_caught(
     outcome = await simulate(SHIPPED_CONFIG, run, tmp_path)
     found = {v.invariant for v in outcome.violations}
     assert STALE_PULLED in found, (run, [str(v) for v in outcome.violations])
+
+
+async def test_a_flattener_that_takes_the_account_for_flat_is_caught(
+    tmp_path: Path, autojump_clock: trio.abc.Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The operator's flatten, on a build whose flattener reads every position as zero: the
+    market maker's inventory is held past the flatten's deadline (120 s)."""
+    seconds = 300.0
+    run = next(
+        run
+        for run in (draw("market_maker", seed, seconds) for seed in range(1, 200))
+        if run.flatten_after_s is not None
+        and run.flatten_after_s + 130.0 < seconds  # (its deadline within the run)
+        and run.kill_after_s is None
+        and run.restart is None
+        and not run.faults["post_only_period"]
+    )
+
+    async def flat(self: Flattener, coins: list[str]) -> dict[str, float]:
+        return {}
+
+    monkeypatch.setattr(Flattener, "_open_positions", flat)
+    outcome = await simulate(SHIPPED_CONFIG, run, tmp_path)
+    found = {v.invariant for v in outcome.violations}
+    assert FLAT_AFTER_FLATTEN in found, (run, [str(v) for v in outcome.violations])
+
+
+async def test_a_stop_during_the_operators_flatten_and_the_restarted_service_finishes_it(
+    tmp_path: Path, autojump_clock: trio.abc.Clock
+) -> None:
+    """Seed 110 (found by the campaign): ``mm flatten`` at 95 s, ``mm stop`` at 175 s before
+    the account was flat, started again 22 s later in the journal's REDUCE_ONLY: the new
+    service flattens again, and the account is flat by the deadline."""
+    run = draw("market_maker", 110, CAMPAIGN_S)
+    assert run.flatten_after_s is not None
+    assert run.restart == "stop"
+    assert run.flatten_after_s < run.restart_at_s < run.flatten_after_s + 120.0
+    outcome = await simulate(SHIPPED_CONFIG, run, tmp_path)
+    assert outcome.violations == (), [str(v) for v in outcome.violations]
+    again = [
+        event.data["why"]
+        for event in read_events(tmp_path / DATABASE_NAME, "flatten_started")
+        if "again" in event.data["why"]
+    ]
+    assert again == ["the operator's flatten, again after a restart"]
 
 
 async def test_an_auditor_that_fails_on_a_venues_answer_is_caught(
@@ -224,6 +273,8 @@ async def test_quotes_that_fill_on_a_stale_book_in_a_cascade_are_caught(
                 draw("market_maker", seed, MM_S),
                 kill_after_s=None,
                 restart=None,
+                flatten_after_s=None,
+                commit_delay_ms=None,
                 stall_at_s=20.0,
                 stall_for_s=20.0,
                 regime="cascade",

@@ -370,7 +370,7 @@ async def test_a_kill_switch_tripped_before_the_stop_fails_preflight_from_the_jo
 
         nursery.start_soon(run)
         await eventually(lambda: service.state == "running")
-        await service._kill("test before stop")
+        await service.kill("test before stop")
         await eventually(lambda: service.killswitch.switch.tripped)
         await trio.sleep(0.2)  # the checkpoint goes to the journal
         await stopped(service, done)

@@ -441,3 +441,47 @@ async def test_a_restart_during_force_flat_flattens_once(
         FORCE_FLAT_AFTER,
         FORCE_FLAT_AFTER + 5.0,
     ]
+
+
+async def test_a_restart_while_the_operators_flatten_holds_flattens_again_until_a_rearm(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    """``mm flatten``'s REDUCE_ONLY holds until ``mm rearm``: the session child restarted in
+    it (or the process, whose mode the journal restores) flattens again under a new deadline,
+    finishing the flatten the restart cut off; once rearmed, a restart flattens nothing."""
+    h = Harness(tmp_path, flatten_deadline_s=90.0)
+    h.flattener.done = False  # (runs to its deadline: cut off by the restart)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(h.journal.run)
+        await nursery.start(h.coordinator.run)
+        h.t0 = trio.current_time()
+        for run_for in (10.0, 20.0, 30.0):
+            async with trio.open_nursery() as child:
+                await child.start(h.runner.run)
+                if run_for == 10.0:
+                    await h.sleep_until(5.0)
+                    assert h.runner.request_flatten("alice", "going home") is None
+                await h.sleep_until(run_for)
+                child.cancel_scope.cancel()  # the child crashes, its flatten is cut short
+            if run_for == 20.0:
+                await h.coordinator.rearm("alice", "back")
+        nursery.cancel_scope.cancel()
+    assert [(call.at - h.t0, call.deadline - h.t0) for call in h.flattener.calls] == [
+        (5.0, 95.0),
+        (10.0, 100.0),  # again, as the child restarts in REDUCE_ONLY
+    ]
+    whys = [entry.data["why"] for entry in h.events("flatten_started")]
+    assert whys == ["alice: going home", "the operator's flatten, again after a restart"]
+    assert h.coordinator.reason is None  # rearmed: the third start flattened nothing
+    # the process's restart: the journal's mode, restored, holds the flatten too
+    (tmp_path / "held").mkdir()
+    held = Harness(tmp_path / "held", flatten_deadline_s=90.0)
+    checkpoint = {"mode": "reduce_only", "reason": "operator_flatten", "since": START}
+    held.coordinator.restore(checkpoint)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(held.journal.run)
+        await nursery.start(held.coordinator.run)
+        await nursery.start(held.runner.run)
+        await trio.sleep(1.0)
+        nursery.cancel_scope.cancel()
+    assert [call.symbols for call in held.flattener.calls] == [list(SYMBOLS)]

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from mm.simulation.invariants import (
     BALANCES_AGREE,
     FILLS_ONCE,
+    FLAT_AFTER_FLATTEN,
     NEVER_CRASHES,
     ORDERS_KNOWN,
     QUIET_AFTER_KILL,
@@ -26,6 +27,7 @@ from mm.simulation.invariants import (
     Violation,
     balances_agree,
     fills_once,
+    flat_after_flatten,
     never_crashed,
     orders_known,
     pulled_when_stale,
@@ -240,3 +242,19 @@ def test_a_quote_filled_within_a_stale_span_is_named_a_taker_or_outside_one_is_n
     assert violation == Violation(
         STALE_FILLS, "2 quotes filled on stale data: d at 1000, e at 2000"
     )
+
+
+def test_a_position_held_after_a_flatten_is_named_unless_a_kill_halt_or_rearm_came_between() -> (
+    None
+):
+    flat = (1_000, 122_000, {"BTC": 0.0, "ETH": 0.0})
+    assert flat_after_flatten([flat], []) == []
+    held = (1_000, 122_000, {"BTC": 0.0, "ETH": -0.0286})
+    (violation,) = flat_after_flatten([flat, held], [])
+    assert violation == Violation(
+        FLAT_AFTER_FLATTEN, "1 positions held: ETH -0.0286 at 122000 (flatten asked at 1000)"
+    )
+    # a kill switch trip, HALT or the operator's rearm between the flatten and the sample
+    assert flat_after_flatten([held], [60_000]) == []
+    # ... but not one before the flatten, nor after the sample
+    assert len(flat_after_flatten([held], [999, 122_001])) == 1
