@@ -3,25 +3,27 @@ against the run invariants, and a campaign of many (``mm simulate``).
 
 A run is the service exactly as ``mm start -c CONFIG`` builds it (the feeds, the strategy and
 its slots, risk, autonomy, the session, the journal), with only the run directory, the admin
-port (0: any), the log format and the simulator's seed overridden, on Trio's ``MockClock``
-with autojump: a simulated minute takes a few seconds. Its venue is the simulator the config
-embeds, run beside the service rather than inside it (as ``mm sim`` and ``mm start`` with the
+port (0: any), the log format and the simulator's seed overridden, on Trio's ``MockClock`` with
+autojump: a simulated minute takes a few seconds. Its venue is the simulator the config embeds,
+run beside the service rather than inside it (as ``mm sim`` and ``mm start`` with the
 simulator's URL), so that it outlives a restart of the service. What happens to it is drawn
-from its seed (``draw``): the simulator's faults (latency and jitter on requests and
-messages, dropped, duplicated and reordered messages, lost cancels, refused orders, 429s,
-level-2 gaps, crossed books, disconnects, stalled books), the market's regime (calm, a trend,
-a liquidation cascade) or a shock of the cross rate (triangular arbitrage: one opens
-triangles), whether and when an operator kills it (and rearms it), and whether it is stopped
-(``mm stop``) or its process killed, then started again from its run directory
-(``mm.simulation.process``), whether an operator flattens it (and rearms it once flat), and
-the venue's commit delay. After ``seconds`` the faults are lifted, what is on its way
+from its seed (``draw``): the simulator's faults (latency and jitter on requests and messages,
+dropped, duplicated and reordered messages, lost cancels, refused orders, 429s, level-2 gaps,
+crossed books, disconnects, stalled books), the market's regime (calm, a trend, a liquidation
+cascade) or a shock of the cross rate (triangular arbitrage: one opens triangles), whether and
+when an operator kills it (and rearms it), and whether it is stopped (``mm stop``) or its
+process killed, then started again from its run directory (``mm.simulation.process``), whether
+an operator flattens it (and rearms it once flat), whether another client of the account rests
+an order on it, and the venue's commit delay. Every ``WATCH_EVERY_S`` of the run, the
+invariants that hold at every moment are checked too (``_watch``: open orders known, positions
+equal once every fill is heard). After ``seconds`` the faults are lifted, what is on its way
 lands, and the invariants that apply are checked (``mm.simulation.invariants``): no fill lost
 or counted twice, positions or balances equal to the venue's, every open order at the venue
 known to mm, nothing sent while the kill switch was tripped, no quote resting on stale data
-past the pull limit, no position held after a flatten's deadline until a rearm, no child of
-the service crashed, no trip or escalation without a cause the run put into the venue's data,
-and for triangular arbitrage every triangle reported in one of its four outcomes and the
-venue's balances moved by what the reports say.
+past the pull limit, no position held after a flatten's deadline until a rearm, no child of the
+service crashed, no trip or escalation without a cause the run put into the venue's data, and
+for triangular arbitrage every triangle reported in one of its four outcomes and the venue's
+balances moved by what the reports say.
 
 A run is a function of (code, config, seed): the service's world is in memory
 (``mm.simulation.memory_world``: no socket, no thread), its wall time starts at ``EPOCH_S``,
@@ -86,6 +88,7 @@ from mm.simulation.memory_world import MemoryWorld
 from mm.simulation.process import ServiceProcess
 from mm.venues.config import EMBEDDED
 from mm.venues.sim.config import CascadeConfig
+from mm.venues.sim.engine import OrderRequest, Resting
 from mm.venues.sim.kucoin.server import DEV_USER, KucoinSimVenue
 from mm.venues.sim.venue import SimVenue
 
@@ -141,6 +144,9 @@ class Run:
     commit_delay_ms: tuple[float, float] | None = None
     flatten_after_s: float | None = None
     flat_for_s: float | None = None
+    # When another client of the account rests an order on it, far from the market (None:
+    # never): mm's order audit must find it and cancel it (venue.cancel_foreign_orders).
+    stranger_at_s: float | None = None
 
 
 @attrs.frozen
@@ -245,6 +251,7 @@ def draw(kind: str, seed: int, seconds: float) -> Run:
         commit_delay_ms = (least, least + rng.uniform(0.0, 1_500.0))
     flatten_after = rng.uniform(0.1, 0.7) * seconds if rng.random() < 0.3 else None
     flat_for = rng.uniform(0.02, 0.1) * seconds if rng.random() < 0.5 else None
+    stranger_at = rng.uniform(0.1, 0.9) * seconds if rng.random() < 0.2 else None
     return Run(
         seed,
         kind,
@@ -263,6 +270,7 @@ def draw(kind: str, seed: int, seconds: float) -> Run:
         commit_delay_ms,
         flatten_after,
         flat_for,
+        stranger_at,
     )
 
 
@@ -405,6 +413,9 @@ async def _trade(
     stale: list[tuple[int, list[str]]] = []  # the venue's open orders while data is stale
     stale_spans: list[tuple[int, int]] = []  # when the data was stale past the pull limit
     flats: list[tuple[int, int, dict[str, float]]] = []  # positions after a flatten
+    watched: dict[str, Violation] = {}  # the first each invariant the run's watch found broken
+    strangers: set[int] = set()  # the oids of orders another client of the account placed
+    account = process.service.adapter.account
     async with trio.open_nursery() as nursery:
         if run.kill_after_s is not None:
             nursery.start_soon(_kill, process, run, tripped, causes)
@@ -416,6 +427,10 @@ async def _trade(
             nursery.start_soon(_restart_service, process, services, run)
         if run.flatten_after_s is not None and venue is not None:
             nursery.start_soon(_flatten, process, run, venue, flats, causes)
+        if venue is not None:
+            nursery.start_soon(_watch, process, venue, watched)
+        if run.stranger_at_s is not None and venue is not None:
+            nursery.start_soon(_stranger, run.stranger_at_s, venue, account, strangers)
         await trio.sleep(run.seconds)
         nursery.cancel_scope.cancel()
     service = process.service
@@ -481,13 +496,14 @@ async def _trade(
         orders = [
             (str(record.order.oid), record.order.timestamp)
             for record in venue.engine.records.values()
-            if record.order.user == account
+            if record.order.user == account and record.order.oid not in strangers
         ]
         return [
             *fills_once(_journaled_tids(run_dir), at_venue, process.heard()),
             *balances_agree(local_positions, held_positions),
             *quiet_after_kill(orders, tripped),
             *unknown,
+            *watched.values(),
             *pulled_when_stale(stale),
             *stale_fills(
                 (
@@ -522,6 +538,9 @@ MARKET_REASONS: Final = frozenset(
 MODE_RANK: Final = {mode.label: mode.value for mode in Mode}
 KILL_WITHIN_S: Final = 5.0  # from the operator's kill to the switch's trip (its risk loop)
 AFTERMATH_S: Final = 120.0  # how long after a market move or a stall its trips may come
+STRANGER_USD: Final = 50.0  # the size of the order another client of the account rests
+WATCH_EVERY_S: Final = 10.0  # how often the invariants of every moment are checked
+WATCH_AFTER_START_S: Final = 30.0  # ... once the service has been up this long
 
 
 def _causes(run: Run, start: float) -> list[Cause]:
@@ -688,6 +707,67 @@ async def _restart_service(process: ServiceProcess, services: trio.Nursery, run:
             await process.stop("the operator's stop (simulated)")
         await trio.sleep(run.down_s)
         await process.start(services)
+
+
+async def _stranger(at_s: float, venue: SimVenue, account: str, oids: set[int]) -> None:
+    """Another client of the account (its owner, by hand) rests a small buy of BTC 20 % under
+    the market at ``at_s``: its oid into ``oids``."""
+    await trio.sleep(at_s)
+    spec = venue.engine.by_name["BTC"]
+    mark = venue.engine.mark(spec.index)
+    assert mark is not None
+    size = f"{STRANGER_USD / mark:.{spec.sz_decimals}f}"
+    request = OrderRequest(spec.index, True, f"{int(mark * 0.8)}", size, tif="Gtc")
+    placed = venue.engine.place(account, request, venue.now_ms())
+    venue.publish_events()
+    if isinstance(placed, Resting):
+        oids.add(placed.oid)
+
+
+async def _watch(process: ServiceProcess, venue: SimVenue, watched: dict[str, Violation]) -> None:
+    """The invariants that hold at every moment, checked every ``WATCH_EVERY_S`` while the
+    service has been up for ``WATCH_AFTER_START_S`` (its start cancels what an earlier
+    process left open): every open order of the account at the venue known to mm within the
+    order audit's period and grace (an orphan's time to be found and canceled), and, when the
+    service is in sync with the venue and its portfolio has heard every fill the venue made,
+    its positions equal the venue's. The first violation of each into ``watched``."""
+    audit = process.config.executor.audit
+    within_ms = (audit.every_s + audit.grace_s + WATCH_EVERY_S) * 1000
+    unknown_since: dict[int, int] = {}  # venue oid: when the watch first found it unknown
+    heard_before: frozenset[str] = frozenset()
+    counted = 0
+    while True:
+        await trio.sleep(WATCH_EVERY_S)
+        since = process.up_since
+        if since is None or clock.wall() - since < WATCH_AFTER_START_S:
+            unknown_since.clear()
+            continue
+        if len(process.incarnations) != counted:  # (what the stopped ones heard)
+            counted = len(process.incarnations)
+            heard_before = frozenset().union(*(i.heard or () for i in process.incarnations))
+        now = clock.wall_ms()
+        service = process.service
+        account = service.adapter.account
+        registry = service.adapter.dispatcher.registry
+        unknown = {
+            order.oid: order.cloid
+            for order in venue.engine.open_orders(account)
+            if order.cloid is None or registry.get(order.cloid) is None
+        }
+        unknown_since = {oid: unknown_since.get(oid, now) for oid in unknown}
+        late = (unknown[oid] for oid, at in unknown_since.items() if now - at > within_ms)
+        found = orders_known(late, lambda cloid: False)
+        positions = service.portfolio.positions
+        heard = positions.heard_trades()
+        at_venue = {f"hyperliquid:{fill.tid}" for fill in venue.engine.fills.get(account, ())}
+        if service.adapter.in_sync() and heard is not None and at_venue <= heard | heard_before:
+            symbols = process.config.strategy.symbols
+            local = {coin: positions.position(coin) for coin in symbols}
+            found += balances_agree(local, _positions(venue, account))
+        for violation in found:
+            if violation.invariant not in watched:
+                detail = f"at {now}: {violation.detail}"
+                watched[violation.invariant] = Violation(violation.invariant, detail)
 
 
 async def _stall(
@@ -931,6 +1011,8 @@ def summary(outcomes: Iterable[Outcome], wall_s: float) -> dict[str, Any]:
             faults["commit_delay"] = faults.get("commit_delay", 0) + 1
         if run.flatten_after_s is not None:
             faults["flatten"] = faults.get("flatten", 0) + 1
+        if run.stranger_at_s is not None:
+            faults["stranger_order"] = faults.get("stranger_order", 0) + 1
         for violation in outcome.violations:
             violations[violation.invariant] = violations.get(violation.invariant, 0) + 1
     simulated = sum(outcome.run.seconds for outcome in ran)

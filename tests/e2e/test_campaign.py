@@ -44,6 +44,7 @@ from mm.simulation.invariants import (
     FILLS_ONCE,
     FLAT_AFTER_FLATTEN,
     NEVER_CRASHES,
+    ORDERS_KNOWN,
     QUIET_AFTER_KILL,
     STALE_FILLS,
     STALE_PULLED,
@@ -185,6 +186,33 @@ async def test_a_stop_during_the_operators_flatten_and_the_restarted_service_fin
         if "again" in event.data["why"]
     ]
     assert again == ["the operator's flatten, again after a restart"]
+
+
+async def test_an_order_another_client_rests_on_the_account_is_canceled_in_time_or_caught(
+    tmp_path: Path, autojump_clock: trio.abc.Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another client of the account rests an order on it 35 s in: the shipped order audit
+    finds it and cancels it within its period and grace, and the run's watch finds nothing;
+    an audit that leaves orphans alone is caught by the watch while the run goes on."""
+    run = attrs.evolve(
+        draw("market_maker", SEEDS[0], 120.0),
+        kill_after_s=None,
+        restart=None,
+        flatten_after_s=None,
+        stranger_at_s=35.0,
+    )
+    shipped = await simulate(SHIPPED_CONFIG, run, tmp_path / "shipped")
+    assert shipped.violations == (), [str(v) for v in shipped.violations]
+
+    async def leaving(self: OrderAuditor, *args: Any) -> str | None:
+        return None
+
+    monkeypatch.setattr(OrderAuditor, "_orphans", leaving)
+    broken = await simulate(SHIPPED_CONFIG, run, tmp_path / "broken")
+    watched = [
+        v for v in broken.violations if v.invariant == ORDERS_KNOWN and v.detail.startswith("at ")
+    ]
+    assert watched, [str(v) for v in broken.violations]
 
 
 async def test_an_auditor_that_fails_on_a_venues_answer_is_caught(
