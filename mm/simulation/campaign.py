@@ -443,6 +443,7 @@ async def _trade(
     await trio.sleep(SETTLE_S)
     registry = service.adapter.dispatcher.registry
     run_dir = config.run_dir
+    grace_ms = _grace_ms(config, run.faults)
     # Each incarnation's tree, the trade ids their portfolios heard and the triangles their
     # desks took: read once the last has stopped, as the journal and the venue's fills are (a
     # fill of the orders its stop cancels may land meanwhile).
@@ -477,7 +478,7 @@ async def _trade(
                 *balances_agree(local_balances, held),
                 *triangles_end(rows, sum(i.taken for i in process.incarnations)),
                 *triangle_moves(reported_moves(rows, symbols), before, _balances(face)),
-                *quiet_after_kill(orders, tripped),
+                *quiet_after_kill(orders, [*tripped, *_halted(run_dir, grace_ms)]),
                 *unknown,
                 *crashes(),
                 *trips_have_cause(_trips(run_dir), causes),
@@ -501,7 +502,7 @@ async def _trade(
         return [
             *fills_once(_journaled_tids(run_dir), at_venue, process.heard()),
             *balances_agree(local_positions, held_positions),
-            *quiet_after_kill(orders, tripped),
+            *quiet_after_kill(orders, [*tripped, *_halted(run_dir, grace_ms)]),
             *unknown,
             *watched.values(),
             *pulled_when_stale(stale),
@@ -574,6 +575,25 @@ def _causes(run: Run, start: float) -> list[Cause]:
         reasons = frozenset({"flatten_deadline_missed"})
         causes.append(Cause(start, end, reasons, "the venue's post-only period"))
     return causes
+
+
+def _halted(run_dir: Path, grace_ms: float) -> list[tuple[int, int | None]]:
+    """The spans (ms) the journal says the mode was HALT, from its move there (and an order
+    already on its way: ``grace_ms``) until it left HALT (None: it still is), across
+    restarts (the journal's mode is restored as it was)."""
+    spans: list[tuple[int, int | None]] = []
+    since: int | None = None
+    for event in read_events(run_dir / DATABASE_NAME, AUTONOMY_KIND):
+        transition = event.data["transition"]
+        at = int(transition["at"] * 1000)
+        if transition["mode"] == Mode.HALT.label and since is None:
+            since = int(at + grace_ms)
+        elif transition["previous"] == Mode.HALT.label and since is not None:
+            spans.append((since, at))
+            since = None
+    if since is not None:
+        spans.append((since, None))
+    return spans
 
 
 def _flatten_stops(run_dir: Path) -> list[int]:

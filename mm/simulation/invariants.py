@@ -16,8 +16,9 @@ own records), answering the ``Violation``s it finds, each under the invariant's 
 - ``TRIANGLE_MOVES``: what the account's balances moved by equals what the triangles' reported
   fills and fees say, currency by currency (``reported_moves`` sums the rows;
   ``triangle_moves`` compares).
-- ``QUIET_AFTER_KILL``: nothing reaches the venue after a kill until a rearm
-  (``quiet_after_kill``: the venue's orders against the times the switch was tripped).
+- ``QUIET_AFTER_KILL``: nothing reaches the venue after a kill until a rearm, nor while the
+  mode is HALT (``quiet_after_kill``: the venue's orders against the times the switch was
+  tripped or the mode HALT).
 - ``STALE_PULLED``: no resting quote on stale data past the pull limit (``pulled_when_stale``:
   the account's open orders at the venue, sampled while the market data has been stalled for
   longer than the limit and the cancels' way to the venue).
@@ -88,7 +89,7 @@ FILLS_ONCE: Final = "no fill lost or counted twice"
 BALANCES_AGREE: Final = "local positions and balances equal the venue's once in sync"
 TRIANGLES_END: Final = "every triangle ends in one of its four outcomes"
 TRIANGLE_MOVES: Final = "balance changes equal the reported fills and fees"
-QUIET_AFTER_KILL: Final = "nothing is sent after a kill until a rearm"
+QUIET_AFTER_KILL: Final = "nothing is sent after a kill until a rearm, nor in HALT"
 ORDERS_KNOWN: Final = "every open order on the venue is known to mm"
 STALE_PULLED: Final = "no resting quote on stale data past the pull limit"
 NEVER_CRASHES: Final = "the service never crashes on the venue's input"

@@ -37,6 +37,8 @@ from mm.execution.auditor import OrderAuditor
 from mm.execution.flatten import Flattener
 from mm.execution.permissions import Grant, Level
 from mm.journal import DATABASE_NAME, read_events
+from mm.ops import coordinator
+from mm.ops.autonomy import Mode
 from mm.risk import controller
 from mm.risk.state import RiskState
 from mm.simulation.campaign import EPOCH_S, draw, simulate
@@ -213,6 +215,29 @@ async def test_an_order_another_client_rests_on_the_account_is_canceled_in_time_
         v for v in broken.violations if v.invariant == ORDERS_KNOWN and v.detail.startswith("at ")
     ]
     assert watched, [str(v) for v in broken.violations]
+
+
+async def test_a_halt_that_lets_orders_through_is_caught(
+    tmp_path: Path, autojump_clock: trio.abc.Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Seed 26: the operator's flatten meets the venue's post-only period, misses its
+    deadline, and the mode goes to HALT: the shipped service sends nothing more; one whose
+    HALT grants what NORMAL does goes on quoting (post-only quotes the venue takes)."""
+    run = draw("market_maker", 26, CAMPAIGN_S)
+    assert run.flatten_after_s is not None
+    assert run.faults["post_only_period"]
+    shipped = await simulate(SHIPPED_CONFIG, run, tmp_path / "shipped")
+    assert shipped.violations == (), [str(v) for v in shipped.violations]
+    halts = [
+        event.data["transition"]["reason"]
+        for event in read_events(tmp_path / "shipped" / DATABASE_NAME, "autonomy")
+        if event.data["transition"]["mode"] == "halt"
+    ]
+    assert halts == ["flatten_deadline_missed"]
+    monkeypatch.setitem(coordinator.MODE_GRANTS, Mode.HALT, coordinator.MODE_GRANTS[Mode.NORMAL])
+    broken = await simulate(SHIPPED_CONFIG, run, tmp_path / "broken")
+    found = {v.invariant for v in broken.violations}
+    assert QUIET_AFTER_KILL in found, [str(v) for v in broken.violations]
 
 
 async def test_an_auditor_that_fails_on_a_venues_answer_is_caught(
