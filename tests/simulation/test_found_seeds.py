@@ -14,7 +14,9 @@ as ``mm simulate`` runs it (its own process, seeded whole), and must keep every 
   strategy pulled, but the slot went on with its old plan and placed quotes that filled.
 
 A seed replays its run only while ``mm.simulation.campaign.draw`` draws the same schedule for
-it: a change there changes what these seeds meet. Each defect also has a test of its own."""
+it: a change there changes what these seeds meet. The draws added since (the venue's commit
+delay, the operator's flatten, another client's order) are drawn after the others, so each
+seed still meets what it met then, with those on top. Each defect also has a test of its own."""
 
 from __future__ import annotations
 
