@@ -338,6 +338,7 @@ async def simulate(config_path: Path, run: Run, run_dir: Path) -> Outcome:
     if embedded.venue.url != EMBEDDED:
         raise ValueError("a simulated run needs the embedded venue (venue.url = embedded)")
     tripped: list[tuple[int, int | None]] = []
+    moments: dict[str, Any] = {}  # the service's state when the watch found an invariant broken
     async with trio.open_nursery() as outside:
         face, venue, url = await _start_venue(outside, embedded)
         env = {**env, "MM_VENUE__URL": url}
@@ -348,7 +349,7 @@ async def simulate(config_path: Path, run: Run, run_dir: Path) -> Outcome:
         async with trio.open_nursery() as services:
             await process.start(services)
             try:
-                check = await _trade(process, services, face, venue, run, tripped)
+                check = await _trade(process, services, face, venue, run, tripped, moments)
             except BaseException:
                 process.service.request_stop("the simulated run failed")
                 raise
@@ -356,22 +357,28 @@ async def simulate(config_path: Path, run: Run, run_dir: Path) -> Outcome:
             await process.end()
         outside.cancel_scope.cancel()
     violations = check()
-    _write_trace(run_dir / TRACE_NAME, run, violations, state)
+    _write_trace(run_dir / TRACE_NAME, run, violations, state, moments)
     fills = sum(1 for _ in read_events(run_dir / DATABASE_NAME, "fill"))
     triangles = sum(1 for _ in read_events(run_dir / DATABASE_NAME, "triangle"))
     return Outcome(run, tuple(violations), fills, triangles, time.perf_counter() - started)
 
 
 def _write_trace(
-    path: Path, run: Run, violations: Iterable[Violation], state: Mapping[str, Any]
+    path: Path,
+    run: Run,
+    violations: Iterable[Violation],
+    state: Mapping[str, Any],
+    moments: Mapping[str, Any],
 ) -> None:
     """What a person reads of a run beside its journal and log: the schedule it drew (its
-    faults, regime, kill, stall, restart), the invariants it broke, and the service's state
-    (``mm status``) as the run ended."""
+    faults, regime, kill, stall, restart), the invariants it broke, the service's state
+    (``mm status``) as the run ended, and, for each invariant the run's watch found broken,
+    the service's state at that moment."""
     trace = {
         "run": attrs.asdict(run),
         "violations": [{"invariant": v.invariant, "detail": v.detail} for v in violations],
         "state": state,
+        "when_broken": moments,
     }
     path.write_bytes(orjson.dumps(trace, option=orjson.OPT_INDENT_2, default=str))
 
@@ -400,8 +407,10 @@ async def _trade(
     venue: SimVenue | None,
     run: Run,
     tripped: list[tuple[int, int | None]],
+    moments: dict[str, Any],
 ) -> Callable[[], list[Violation]]:
-    """Run ``run`` on the service: what checks it once the service has stopped."""
+    """Run ``run`` on the service: what checks it once the service has stopped (``moments``:
+    the service's state when the run's watch found an invariant broken)."""
     config = process.config
     faults = face.faults if face is not None else venue.faults if venue is not None else None
     assert faults is not None
@@ -428,7 +437,7 @@ async def _trade(
         if run.flatten_after_s is not None and venue is not None:
             nursery.start_soon(_flatten, process, run, venue, flats, causes)
         if venue is not None:
-            nursery.start_soon(_watch, process, venue, watched)
+            nursery.start_soon(_watch, process, venue, watched, moments)
         if run.stranger_at_s is not None and venue is not None:
             nursery.start_soon(_stranger, run.stranger_at_s, venue, account, strangers)
         await trio.sleep(run.seconds)
@@ -744,13 +753,19 @@ async def _stranger(at_s: float, venue: SimVenue, account: str, oids: set[int]) 
         oids.add(placed.oid)
 
 
-async def _watch(process: ServiceProcess, venue: SimVenue, watched: dict[str, Violation]) -> None:
+async def _watch(
+    process: ServiceProcess,
+    venue: SimVenue,
+    watched: dict[str, Violation],
+    moments: dict[str, Any],
+) -> None:
     """The invariants that hold at every moment, checked every ``WATCH_EVERY_S`` while the
     service has been up for ``WATCH_AFTER_START_S`` (its start cancels what an earlier
     process left open): every open order of the account at the venue known to mm within the
     order audit's period and grace (an orphan's time to be found and canceled), and, when the
     service is in sync with the venue and its portfolio has heard every fill the venue made,
-    its positions equal the venue's. The first violation of each into ``watched``."""
+    its positions equal the venue's. The first violation of each into ``watched``, with the
+    service's state then (``mm status``) and the venue's open orders into ``moments``."""
     audit = process.config.executor.audit
     within_ms = (audit.every_s + audit.grace_s + WATCH_EVERY_S) * 1000
     unknown_since: dict[int, int] = {}  # venue oid: when the watch first found it unknown
@@ -788,6 +803,15 @@ async def _watch(process: ServiceProcess, venue: SimVenue, watched: dict[str, Vi
             if violation.invariant not in watched:
                 detail = f"at {now}: {violation.detail}"
                 watched[violation.invariant] = Violation(violation.invariant, detail)
+                moments[violation.invariant] = {
+                    "at": now,
+                    "state": service.status(),
+                    "venue_open_orders": [
+                        {"oid": o.oid, "cloid": o.cloid, "px": o.px, "sz": o.sz}
+                        for o in venue.engine.open_orders(account)
+                    ],
+                    "venue_positions": _positions(venue, account),
+                }
 
 
 async def _stall(

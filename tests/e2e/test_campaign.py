@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import attrs
+import orjson
 import pytest
 import trio
 
@@ -41,7 +42,7 @@ from mm.ops import coordinator
 from mm.ops.autonomy import Mode
 from mm.risk import controller
 from mm.risk.state import RiskState
-from mm.simulation.campaign import EPOCH_S, draw, simulate
+from mm.simulation.campaign import EPOCH_S, TRACE_NAME, draw, simulate
 from mm.simulation.invariants import (
     FILLS_ONCE,
     FLAT_AFTER_FLATTEN,
@@ -215,6 +216,11 @@ async def test_an_order_another_client_rests_on_the_account_is_canceled_in_time_
         v for v in broken.violations if v.invariant == ORDERS_KNOWN and v.detail.startswith("at ")
     ]
     assert watched, [str(v) for v in broken.violations]
+    # the trace holds the service's state and the venue's orders at that moment
+    moment = orjson.loads((tmp_path / "broken" / TRACE_NAME).read_bytes())["when_broken"]
+    stranger = [o for o in moment[ORDERS_KNOWN]["venue_open_orders"] if o["cloid"] is None]
+    assert len(stranger) == 1, moment[ORDERS_KNOWN]
+    assert moment[ORDERS_KNOWN]["state"]["killswitch"]["tripped"] is False
 
 
 async def test_a_halt_that_lets_orders_through_is_caught(
