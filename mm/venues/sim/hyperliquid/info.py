@@ -11,6 +11,7 @@ before it is used, so no JSON value, however shaped, raises anything else.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from itertools import islice
 from typing import TYPE_CHECKING, Any
 
 from mm.venues.sim import aggregate
@@ -31,6 +32,7 @@ USDC_TOKEN = {
     "fullName": None,
 }
 L2_DEPTH = 20
+FILLS_PAGE = 2000  # the most fills a userFills or userFillsByTime answer lists
 
 
 class InfoError(Exception):
@@ -118,13 +120,11 @@ def clearinghouse_state(venue: SimVenue, request: Mapping[str, Any]) -> Any:
     return venue.clearinghouse_state(_user(request))
 
 
-def _fills(venue: SimVenue, user: str) -> list[dict[str, Any]]:
-    fills = venue.engine.fills.get(user, ())
-    return [wire.user_fill(f, venue.specs[f.asset]) for f in reversed(fills)]
-
-
 def user_fills(venue: SimVenue, request: Mapping[str, Any]) -> Any:
-    return _fills(venue, _user(request))[:2000]
+    """The newest fills first, up to a page (only those are put in the wire's shape)."""
+    fills = venue.engine.fills.get(_user(request), ())
+    specs = venue.specs
+    return [wire.user_fill(f, specs[f.asset]) for f in islice(reversed(fills), FILLS_PAGE)]
 
 
 def user_fills_by_time(venue: SimVenue, request: Mapping[str, Any]) -> Any:
@@ -132,12 +132,16 @@ def user_fills_by_time(venue: SimVenue, request: Mapping[str, Any]) -> Any:
     end = request.get("endTime")
     if type(start) is not int or (end is not None and type(end) is not int):
         raise _refuse("startTime and endTime: expected integers (milliseconds)")
-    fills = [
-        fill
-        for fill in _fills(venue, _user(request))
-        if fill["time"] >= start and (end is None or fill["time"] <= end)
-    ]
-    return list(reversed(fills))[:2000]
+    # The oldest first, and only those in the window put in the wire's shape: a user's whole
+    # history (up to FILLS_PER_USER) was formatted for each request, a twentieth of a long run.
+    specs = venue.specs
+    window: list[dict[str, Any]] = []
+    for fill in venue.engine.fills.get(_user(request), ()):
+        if fill.time >= start and (end is None or fill.time <= end):
+            window.append(wire.user_fill(fill, specs[fill.asset]))
+            if len(window) == FILLS_PAGE:
+                break
+    return window
 
 
 def order_status(venue: SimVenue, request: Mapping[str, Any]) -> Any:
