@@ -20,10 +20,10 @@ equal once every fill is heard). After ``seconds`` the faults are lifted, what i
 lands, and the invariants that apply are checked (``mm.simulation.invariants``): no fill lost
 or counted twice, positions or balances equal to the venue's, every open order at the venue
 known to mm, nothing sent while the kill switch was tripped, no quote resting on stale data
-past the pull limit, no position held after a flatten's deadline until a rearm, no child of the
-service crashed, no trip or escalation without a cause the run put into the venue's data, and
-for triangular arbitrage every triangle reported in one of its four outcomes and the venue's
-balances moved by what the reports say.
+past the pull limit, no position held after a flatten's deadline until a rearm, no child of
+the service crashed, no trip or escalation without a cause the run put into the venue's data,
+and for triangular arbitrage every triangle reported once in one of its four outcomes (one a
+crash cut off, by the next start) and the venue's balances moved by what the reports say.
 
 A run is a function of (code, config, seed): the service's world is in memory
 (``mm.simulation.memory_world``: no socket, no thread), its wall time starts at ``EPOCH_S``,
