@@ -617,9 +617,13 @@ class VenueConnector(Protocol):
         url: str,
         config: ConnectionConfig,
         on_state: Callable[[Transition], None],
+        waits: RateLimitWaits,
         *,
         task_status: trio.TaskStatus[UserSession] = trio.TASK_STATUS_IGNORED,
-    ) -> None: ...
+    ) -> None:
+        """``waits``: what a read the connection needs before it runs goes through, so that a
+        429 while starting is waited out, as every step of startup's is."""
+        ...
 
 
 class VenueAdapter(Protocol):

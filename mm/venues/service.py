@@ -234,7 +234,11 @@ class VenueService:
         quiet = attrs.evolve(self.config.connection, stale_readings_to_reconnect=0)
         async with trio.open_nursery() as nursery:
             user: UserSession = await nursery.start(
-                self.connector.run_user, self.url(), quiet, self._on_state("user")
+                self.connector.run_user,
+                self.url(),
+                quiet,
+                self._on_state("user"),
+                self.startup_waits,
             )
             stream = UserFeed(
                 user.stream,

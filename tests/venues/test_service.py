@@ -244,6 +244,7 @@ class FakeConnector:
         url: str,
         config: ConnectionConfig,
         on_state: Callable[[Transition], None],
+        waits: RateLimitWaits,
         *,
         task_status: trio.TaskStatus[FakeUserSession] = trio.TASK_STATUS_IGNORED,
     ) -> None:

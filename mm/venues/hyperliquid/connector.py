@@ -137,11 +137,13 @@ class HyperliquidConnector:
         url: str,
         config: ConnectionConfig,
         on_state: Callable[[Transition], None],
+        waits: RateLimitWaits,
         *,
         task_status: trio.TaskStatus[HyperliquidUser] = trio.TASK_STATUS_IGNORED,
     ) -> None:
         """The user connection and the REST transport, until cancelled; hands back the
-        account's stream and the client on them once the socket runs."""
+        account's stream and the client on them once the socket runs (reading nothing first:
+        ``waits`` is not needed here)."""
         ws = WsConnection(url, config, name="user", on_state_change=on_state)
         async with RestTransport(url) as rest:
             stream = HyperliquidUserStream(

@@ -141,6 +141,7 @@ class KucoinConnector:
         url: str,
         config: ConnectionConfig,
         on_state: Callable[[Transition], None],
+        waits: RateLimitWaits,
         *,
         task_status: trio.TaskStatus[KucoinUser] = trio.TASK_STATUS_IGNORED,
     ) -> None:
@@ -148,8 +149,9 @@ class KucoinConnector:
         until cancelled."""
         async with self._rest(url, orders=True) as rest:
             client = self._client(rest)
-            # The fee rates first: the stream charges every match the account's rate.
-            await client.instruments()
+            # The fee rates first: the stream charges every match the account's rate. (A 429
+            # here, as the feed restarts among other readers, is waited out.)
+            await waits.call("metadata", client.instruments)
             ws = KucoinWs(
                 partial(client.bullet, True), config, name="user", on_state_change=on_state
             )
