@@ -15,7 +15,6 @@ more child specs without changes to ``supervisors/``::
     ├── portfolio  positions, PnL and balances, from its channel of fills (risk has its own)
     ├── order-events  order lifecycle events into the journal, from their channel
     ├── leg-events    (triarb) the same events to the triangle slots: a leg's order's end
-    ├── triangles     (triarb) the triangles a crash cut off, reported; ends once they are
     ├── trading    the strategy and the executor slots (the kill switch's scope)
     │   ├── strategy   what strategy.kind names: GLFT quoters' ladders to the slots, or
     │   │              triangular arbitrage's signals to the triangle desk
@@ -76,8 +75,6 @@ from mm.strategies.base import StrategyContext
 from mm.strategies.registry import build_strategy
 from mm.strategies.runner import Trading
 from mm.strategies.triarb.desk import TriangleDesk
-from mm.strategies.triarb.recovery import unreported_starts
-from mm.strategies.triarb.started import START_KIND
 from mm.trading_view import HoldsBalances
 from mm.venues.base import SpotTerms
 from mm.venues.factory import build_adapter
@@ -91,7 +88,6 @@ from supervisors import (
     FanOut,
     Intensity,
     MetricsObserver,
-    Restart,
     Supervisor,
     SupervisorEscalation,
     unhealthy,
@@ -112,8 +108,6 @@ class Recovered:
     mode: dict[str, Any] | None = None  # the latest autonomy mode
     fills: JournaledFills = attrs.field(factory=JournaledFills)  # the newest, by trade id
     day_fills: tuple[Fill, ...] = ()  # the fills of the UTC day the run starts on
-    # (triarb) the triangles started and never reported: a crash cut them off
-    triangles: tuple[dict[str, Any], ...] = ()
 
 
 class JournalObserver:
@@ -272,7 +266,6 @@ class Service:
                 lambda: self.adapter.router,
                 self.adapter.dispatcher,
                 lambda row: self.journal.record_or_log("triangle", **row),
-                record_start=lambda row: self.journal.record_committed(START_KIND, **row),
             )
             if config.strategy.kind == "triarb"
             else None
@@ -383,14 +376,6 @@ class Service:
                 consume, self.order_events.receiver("trading"), self.trading.on_order_events
             )
             children.append(self._child("leg-events", legs))
-            # The triangles the last run's crash cut off, reported once the venue answers:
-            # outside the trading scope (a kill switch restored tripped does not hold them).
-            recover = partial(
-                self.trading.triangles.recover, lambda: self.adapter.client, self.adapter.in_sync
-            )
-            children.append(
-                attrs.evolve(self._child("triangles", recover), restart=Restart.TRANSIENT)
-            )
         trading = Supervisor(
             "mm/trading",
             [self._child("strategy", self.trading.run_strategy)]
@@ -666,7 +651,6 @@ class Service:
         database = self.config.run_dir / DATABASE_NAME
         if not database.exists():
             return Recovered()
-        triarb = self.config.strategy.kind == "triarb"
         checkpoint = latest_event(database, "killswitch")
         mode = latest_event(database, AUTONOMY_KIND)
         limit = self.config.feeds.user.dedup_capacity
@@ -685,7 +669,6 @@ class Service:
                 rows, limit=limit, start=HistoryStart(start.data["newest_ms"]) if start else None
             ),
             tuple(day_fills),
-            tuple(unreported_starts(database)) if triarb else (),
         )
 
     async def _admin_bound(self, url: str) -> None:
@@ -712,8 +695,6 @@ class Service:
             self.coordinator.restore(recovered.mode)
             self.fill_history.restore(recovered.fills)
             self.risk.restore_day(now_ms, recovered.day_fills)
-            if self.trading.triangles is not None:
-                self.trading.triangles.restore(recovered.triangles)
             # The day's journaled fills and the fill keys are taken in: not held by this frame
             # for the whole run (nor frozen with what startup built).
             del recovered

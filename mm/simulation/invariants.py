@@ -12,9 +12,7 @@ own records), answering the ``Violation``s it finds, each under the invariant's 
   currency by currency, once in sync (``balances_agree``; ``tolerance``: the relative error a
   float sum of decimal amounts may carry).
 - ``TRIANGLES_END``: every triangle started ends in one of its four outcomes, with one journal
-  row each (``triangles_end``): as many rows as the slots of every incarnation started, none
-  for the same triangle (by its start's id) twice. A triangle a crash cut off is started by
-  one incarnation and reported by the next.
+  row each (``triangles_end``).
 - ``TRIANGLE_MOVES``: what the account's balances moved by equals what the triangles' reported
   fills and fees say, currency by currency (``reported_moves`` sums the rows;
   ``triangle_moves`` compares).
@@ -178,10 +176,6 @@ def triangles_end(rows: Sequence[Mapping[str, Any]], started: int) -> list[Viola
         violations.append(
             Violation(TRIANGLES_END, f"{started} triangles started, {len(rows)} reported")
         )
-    ids = Counter(row.get("id") for row in rows)
-    twice = sorted(f"{id_} x{n}" for id_, n in ids.items() if id_ and n > 1)
-    if twice:
-        violations.append(Violation(TRIANGLES_END, f"reported more than once: {_some(twice)}"))
     return violations
 
 

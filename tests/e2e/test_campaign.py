@@ -17,7 +17,7 @@ fill, a trading subtree that goes on after the kill switch trips, a data gate th
 stale book through, an order auditor that fails on a venue's answer, a drawdown measured
 against the PnL's peak (the kill switch that tripped by itself), a restart that forgets the
 journal's kill switch after a crash, quotes left resting (and filling) on a stale book, a
-flattener that takes the account for flat, a restart that forgets the triangle a crash cut off.
+flattener that takes the account for flat.
 
 The runs are in memory and seeded (``mm.simulation.memory_world``); here, in the test's own
 Trio run, the scheduler is not seeded, so a run may interleave differently each time: each
@@ -51,13 +51,9 @@ from mm.simulation.invariants import (
     QUIET_AFTER_KILL,
     STALE_FILLS,
     STALE_PULLED,
-    TRIANGLE_MOVES,
-    TRIANGLES_END,
     TRIPS_HAVE_CAUSE,
 )
 from mm.strategies.market_maker import engine
-from mm.strategies.triarb.desk import TriangleDesk
-from mm.strategies.triarb.started import PROCESS_ENDED
 from tests.e2e.virtual import SHIPPED_CONFIG, SHIPPED_TRIARB_CONFIG
 from tests.simulation.broken import dropping_every
 
@@ -316,41 +312,6 @@ async def test_a_kill_survives_a_crash_and_a_restart_that_forgets_it_is_caught(
     outcome = await simulate(SHIPPED_CONFIG, run, tmp_path)
     found = {v.invariant for v in outcome.violations}
     assert (QUIET_AFTER_KILL in found) is forgets, [str(v) for v in outcome.violations]
-
-
-@pytest.mark.parametrize("forgets", [False, True], ids=["recovered", "forgotten"])
-async def test_a_triangle_a_crash_cuts_off_is_reported_by_the_next_start(
-    forgets: bool,
-    tmp_path: Path,
-    autojump_clock: trio.abc.Clock,
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """The shock's triangles start every 300 ms; the process dies at 2.3 s, after the first
-    leg of the one started at 2.23 s filled and before its second did, and is started again
-    2 s later from its journal: that triangle is reported then, ABORTED with the first leg's
-    fill at the venue and what it holds, and every invariant holds. A start that forgets it
-    leaves a triangle started and never reported, and the venue's balances moved by a fill no
-    report has: the campaign sees both."""
-    run = attrs.evolve(
-        draw("triarb", 1, TRIARB_S),
-        kill_after_s=None,
-        restart="crash",
-        restart_at_s=2.3,
-        down_s=2.0,
-    )
-    if forgets:
-        monkeypatch.setattr(TriangleDesk, "restore", lambda self, starts: None)
-    outcome = await simulate(SHIPPED_TRIARB_CONFIG, run, tmp_path)
-    found = {v.invariant for v in outcome.violations}
-    if forgets:
-        assert {TRIANGLES_END, TRIANGLE_MOVES} <= found, [str(v) for v in outcome.violations]
-        return
-    assert outcome.violations == (), [str(v) for v in outcome.violations]
-    rows = [event.data for event in read_events(tmp_path / DATABASE_NAME, "triangle")]
-    (cut,) = [row for row in rows if row["detail"].startswith(PROCESS_ENDED)]
-    assert cut["outcome"] == "ABORTED", cut
-    assert cut["legs"][0]["fills"], cut  # the first leg's fill, as the venue has it
-    assert cut["held"], cut
 
 
 async def test_quotes_that_fill_on_a_stale_book_in_a_cascade_are_caught(

@@ -131,16 +131,6 @@ def test_a_triangle_without_a_report_or_with_another_outcome_is_named() -> None:
     ]
 
 
-def test_a_triangle_reported_twice_is_named_by_its_starts_id() -> None:
-    """A crash's triangle reported by the run that died and again by the next start: the
-    count may still match (another went unreported), the id does not."""
-    rows = [{**row("1"), "id": "t-1"}, {**row("2"), "id": "t-1"}, {**row("3"), "id": ""}]
-    found = triangles_end(rows, started=3)
-    assert [(v.invariant, v.detail) for v in found] == [
-        (TRIANGLES_END, "reported more than once: t-1 x2")
-    ]
-
-
 def test_the_venues_moves_equal_to_the_reported_fills_and_fees_hold() -> None:
     before = {"BTC": Decimal(1), "ETH": Decimal(10), "USDT": Decimal(100000)}
     reported = reported_moves([row()], SYMBOLS)

@@ -17,9 +17,6 @@ through ``venue`` (live through the order router, or paper behind the venue's te
 * ``limits``: the triangle risk limits (inventory per currency, daily loss per primary, the
   rate of triangles, the permission board);
 * ``reports``: how a triangle ended, as the reference's log line and a journal row;
-* ``started``: a triangle's start as journaled before its first leg, and the report of one a
-  crash cut off, from the venue's orders and fills; ``recovery``: those found in the journal
-  and reported at the next start;
 * ``slot``: an executor slot: it claims a signal's triangle, cascades its legs from their actual
   fills through a ``LegVenue`` (live, or ``PaperVenue`` filling from the books as evaluated),
   unwinds or holds what a failed leg strands, and always reports.

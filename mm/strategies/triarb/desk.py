@@ -1,15 +1,15 @@
 """The triangle desk: the signals to the executor slots, the slots, and what their triangles'
 reports become. The shell around ``slot.ExecutorSlot``.
 
-The strategy task hands each signal the strategy found to ``offer`` (in the feed's task, where
-the strategy decides on each book). When a slot waits, ``offer`` starts the triangle for that
-slot there and then (``ExecutorSlot.start``: the claim and the limits) and hands it to the slot,
-whose task journals its start (``record_start``, committed before its first leg is sent: what a
-start of the service after a crash finds) and sends its legs. Otherwise the bounded signal queue
-(``triarb.signal_queue``, ``signal_queue.SignalQueue``) keeps the signal for the first slot that
-is done, while there is room, else it is dropped and counted (a signal is perishable; the feed
-never waits). A slot that a cancel (kill switch, stop) has reached no longer waits: nothing is
-started for it.
+The strategy task hands each signal the strategy found to ``offer`` (in the feed's task,
+where the strategy decides on each book). When a slot waits, ``offer`` starts the triangle for
+that slot there and then (``ExecutorSlot.start``: the claim, the limits, and its first leg
+written on a free order-lane connection) and hands it to the slot, whose task goes on from the
+first leg's answer: no round of the scheduler lies between the book and the first leg's
+request. Otherwise the bounded signal queue (``triarb.signal_queue``,
+``signal_queue.SignalQueue``) keeps the signal for the first slot that is done, while there is
+room, else it is dropped and counted (a signal is perishable; the feed never waits). A slot
+that a cancel (kill switch, stop) has reached no longer waits: nothing is started for it.
 ``children``
 gives the trading subtree one child per slot (``triarb.slots``), each run by ``run_slot``
 inside the trading scope, so the kill switch and the stop cancel them: a slot sends no leg
@@ -29,25 +29,20 @@ Every report is logged (one line in the reference's format), journaled as a ``tr
 (``mm report`` reads them), counted in the metrics, recorded in the limiter's daily loss
 (when the triangle closed in its primary) and kept among the recent ones for ``mm status``.
 A slot's reports are taken by a task beside it, and those still waiting when the slot ends
-(cancelled) are taken on the way out: no report is lost to a cancel. The triangles a crash of
-the last run cut off (its journal's starts without a report, given to ``restore`` before the
-service runs) are reported by ``recover`` (``triarb.recovery``), a child outside the trading
-scope that ends once they are: from the venue's orders and fills, as every report but for the
-first leg's latency (their timings are not known); ``recovered`` counts them, apart from
-``taken`` (which counts the triangles this run's slots started).
+(cancelled) are taken on the way out: no report is lost to a cancel.
 
 Fails: a slot child raises what its slot raises (a bug in a venue's answer path): the
 supervisor restarts it, its claim released. ``run_slot`` raises ``RuntimeError`` when the venue
-client is not up or offers no spot terms. What ``offer`` raises (a bug met while starting a
-triangle in the feed's task, the claim released) reaches the strategy task, which raises it:
-the strategy restarts, not the feed. ``recover`` waits out a venue that does not answer.
+client is not up or offers no spot terms. What ``offer`` raises (a bug of the order path met
+while starting a triangle in the feed's task, the claim released) reaches the strategy task,
+which raises it: the strategy restarts, not the feed.
 """
 
 from __future__ import annotations
 
 import math
 from collections import Counter, deque
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from decimal import Decimal
 from functools import partial
 from typing import Any
@@ -73,15 +68,12 @@ from mm.strategies.triarb.balances import BalanceBoard
 from mm.strategies.triarb.claims import Claims
 from mm.strategies.triarb.config import TriarbConfig
 from mm.strategies.triarb.limits import Limiter
-from mm.strategies.triarb.recovery import parse_starts, recover
 from mm.strategies.triarb.reports import Outcome, TriangleReport, journal_row, log_line
 from mm.strategies.triarb.signal_queue import SignalQueue
 from mm.strategies.triarb.signals import Signal
 from mm.strategies.triarb.slot import ExecutorSlot, LegEvent, LegVenue, Started
-from mm.strategies.triarb.started import StartedTriangle
 from mm.strategies.triarb.strategy import spot_terms
 from mm.strategies.triarb.venue import LegRoutes, RouterVenue, TestedPaperVenue
-from mm.venues.base import VenueClient
 
 __all__ = ["RECENT_KEPT", "TriangleDesk"]
 
@@ -157,7 +149,6 @@ class TriangleDesk:
         dispatcher: Dispatcher,
         record: Callable[[dict[str, Any]], object],
         *,
-        record_start: Callable[[dict[str, Any]], Awaitable[None]] | None = None,
         wall_ms: Callable[[], int] = clock.wall_ms,
     ) -> None:
         self.config = config
@@ -166,12 +157,7 @@ class TriangleDesk:
         self._router = router
         self._dispatcher = dispatcher
         self._record = record
-        self._record_start = record_start
         self._wall_ms = wall_ms
-        # The triangles the last run's death cut off (``restore``), until ``recover`` has
-        # reported them.
-        self._cut_off: list[StartedTriangle] = []
-        self.recovered = 0
         self._signals = SignalQueue[Signal | Started](config.signal_queue)
         self.claims = Claims(config.slots, share_primary=config.share_primary)
         self.limiter = Limiter(config.limits)
@@ -188,6 +174,7 @@ class TriangleDesk:
         self.recent: deque[TriangleReport] = deque(maxlen=RECENT_KEPT)
         self.queued = 0
         self.dropped = 0
+        self.at_once = 0  # triangles whose first leg ``offer`` sent, in the feed's task
         self.outcomes: Counter[Outcome] = Counter()
         self.refused: Counter[str] = Counter()
         self.profit: dict[str, Decimal] = {}
@@ -213,6 +200,8 @@ class TriangleDesk:
                 except RuntimeError:
                     slot.forsake(started)
                     raise
+                if started.first is not None:
+                    self.at_once += 1
         elif not queue.put_nowait(signal):
             self.dropped += 1
             self._dropped_signals.inc()
@@ -277,7 +266,6 @@ class TriangleDesk:
             admit=self._admit,
             balances=None if self.config.paper else self.balances,
             on_refused=self._refused,
-            journal_start=self._record_start,
             wall_ms=self._wall_ms,  # the reports' times, as the limiter's day is read
         )
         previous = self._slots.get(index)
@@ -321,42 +309,12 @@ class TriangleDesk:
         async for report in reports:
             self._on_report(report)
 
-    # --- the triangles the last run's death cut off ------------------------------------------
-
-    def restore(self, starts: Sequence[Mapping[str, Any]]) -> None:
-        """The journal's starts without a report, read before the service runs: ``recover``
-        reports them."""
-        self._cut_off = parse_starts(starts)
-
-    @property
-    def recovering(self) -> bool:
-        """Whether triangles the last run's death cut off are still to be reported."""
-        return bool(self._cut_off)
-
-    async def recover(
-        self,
-        client: Callable[[], VenueClient | None],
-        in_sync: Callable[[], bool],
-        *,
-        task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
-    ) -> None:
-        """Report the triangles ``restore`` found, from the venue's orders and fills (a
-        child that ends when they are: ``recovery.recover``)."""
-        task_status.started()
-        await recover(tuple(self._cut_off), client, in_sync, self._on_recovered)
-        self._cut_off = []
-
-    def _on_recovered(self, report: TriangleReport) -> None:
-        self._cut_off = [started for started in self._cut_off if started.id != report.id]
-        self.recovered += 1
-        self._on_report(report, recovered=True)
-
-    def _on_report(self, report: TriangleReport, *, recovered: bool = False) -> None:
+    def _on_report(self, report: TriangleReport) -> None:
         metrics = self.metrics
         self.outcomes[report.outcome] += 1
         metrics.triangles.labels(outcome=report.outcome.value).inc()
         runs = report.runs
-        if runs and not recovered:  # (a recovered triangle's timings are not known)
+        if runs:
             metrics.first_leg.observe((runs[0][1].times.fired_ns - report.signal_ns) / 1e9)
         for label, run in runs:
             if run.times.latency_ns is not None:
@@ -394,9 +352,8 @@ class TriangleDesk:
                 str(slot): " > ".join(triangle.currencies)
                 for slot, triangle in sorted(self.claims.busy().items())
             },
-            "signals": {"queued": self.queued, "dropped": self.dropped},
+            "signals": {"queued": self.queued, "dropped": self.dropped, "at_once": self.at_once},
             "outcomes": {outcome.value: n for outcome, n in self.outcomes.items()},
-            "recovered": self.recovered,
             "refused": dict(self.refused),
             "conflicts": self._conflicts(),
             "profit": {primary: str(amount) for primary, amount in self.profit.items()},

@@ -29,8 +29,7 @@ are added, a fee in a third currency, KCS, touches neither). From them:
 triangle= | predicted_bps= | effective_bps= | book_ts= | profit= | timings= | fills= |
 books=``) and then, when they apply, ``error=`` (FAILED, UNWOUND), ``reason=`` (ABORTED) and
 ``held=``. ``journal_row`` is the same report as plain JSON-able data: amounts as exact decimal
-strings, the fills as the venue reported them, and the ``id`` of the triangle's journaled start
-(``started``), by which a start without a report is found after a crash.
+strings, the fills as the venue reported them.
 
 Fails: ``ValueError`` when a report does not hang together (legs not the triangle's in order,
 a fill of another leg, FILLED without three filled legs or with an unwind, FAILED or ABORTED
@@ -57,7 +56,6 @@ __all__ = [
     "LegTimes",
     "Outcome",
     "TriangleReport",
-    "book_row",
     "journal_row",
     "log_line",
 ]
@@ -156,8 +154,6 @@ class TriangleReport:
     legs: tuple[LegRun, ...] = ()
     unwind: tuple[LegRun, ...] = ()
     detail: str = ""
-    # The id its start was journaled under (``started.start_row``; "" when it was not).
-    id: str = attrs.field(default="", kw_only=True)
 
     def __attrs_post_init__(self) -> None:
         triangle = self.triangle
@@ -334,7 +330,6 @@ def journal_row(report: TriangleReport) -> dict[str, Any]:
     evaluation = report.evaluation
     profit = report.profit
     return {
-        "id": report.id,
         "corr": report.corr,
         "time_ms": report.time_ms,
         "outcome": report.outcome.value,
@@ -353,7 +348,7 @@ def journal_row(report: TriangleReport) -> dict[str, Any]:
         "signal_ns": report.signal_ns,
         "legs": [_run_row(label, run) for label, run in report.runs],
         "books": [
-            book_row(symbol, book)
+            _book_row(symbol, book)
             for symbol, book in zip(report.triangle.symbols, report.books, strict=True)
         ],
     }
@@ -393,8 +388,7 @@ def _fill_row(fill: Fill) -> dict[str, Any]:
     }
 
 
-def book_row(symbol: str, book: BookView) -> dict[str, Any]:
-    """A book as a row keeps it: its time, continuity and best level of each side."""
+def _book_row(symbol: str, book: BookView) -> dict[str, Any]:
     return {
         "symbol": symbol,
         "time_ms": book.time_ms,

@@ -6,27 +6,21 @@ trading scope. Its loop (:meth:`ExecutorSlot.run`):
 
 1. take a ``Signal`` from its source (the desk's signal queue) and claim its triangle in
    ``Claims`` (or be handed a triangle the strategy's task began for it with ``start``: that
-   first part, claim and limits, done there); a refused claim drops the signal, counted by its
-   reason (``dropped``), and the slot takes the next; so does a stale signal (``refused``: its
-   oldest book is past ``max_book_age_ms`` when the slot takes it, having waited in the queue,
-   or a book of it is stamped before our last fill on that pair: it may show the very
-   opportunity a triangle just took, as ``Claims`` keeps each pair's last fill) and a triangle
-   the caller's ``admit`` refuses once claimed (the risk limits and the permission board:
-   ``refused``, by the reason it gives; ``on_refused`` hears each stale signal, ``admit`` counts
-   its own);
-2. draw the client order id of each order the triangle may send (``LegVenue.client_id``:
-   ``L0``..``L2``, ``U0``, ``U1``) and journal its start with them (``journal_start``:
-   ``started.start_row``, committed before anything is sent, so that a start of the
-   service after a crash finds the triangle and its orders at the venue); a start the
-   journal does not commit within ``START_JOURNAL_S`` is given up, nothing sent
-   (``refused``: ``NOT_JOURNALED``). ``taken`` counts the triangles journaled;
-3. run the three legs in order through a :class:`LegVenue`: each leg's order is
+   first part, claim and limits, done there, and its first leg written at once when the venue
+   can, ``SendsLegNow``; the slot's task goes on from that leg's answer); a refused claim
+   drops the signal, counted by its reason (``dropped``), and the slot takes the next; so
+   does a stale signal (``refused``: its oldest book is past
+   ``max_book_age_ms`` when the slot takes it, having waited in the queue, or a book of it is
+   stamped before our last fill on that pair: it may show the very opportunity a triangle just
+   took, as ``Claims`` keeps each pair's last fill) and a triangle the caller's ``admit``
+   refuses once claimed (the risk limits and the permission board: ``refused``, by the reason
+   it gives; ``on_refused`` hears each stale signal, ``admit`` counts its own);
+2. run the three legs in order through a :class:`LegVenue`: each leg's order is
    ``cascade.next_leg`` on what the previous leg ACTUALLY yielded (``leg_output`` of its
    fills; the start volume evaluated for the first), at the evaluated worst price plus the
    slippage (a market order when ``leg_order = "market"``). The order is placed under a client
-   order id drawn in 2 (the venue's own format live; in paper ``<prefix><slot>-<corr>-L<n>``,
-   ``-U<n>`` for an unwind, the caller's prefix making them unique across runs, which is
-   also the triangle's id without the label); its fills and the venue's word that it is done
+   order id (``<prefix><slot>-<corr>-L<n>``, ``-U<n>`` for an unwind: the caller's prefix
+   makes them unique across runs); its fills and the venue's word that it is done
    (:class:`LegDone`: the IOC's rest cancelled, or all filled) arrive on the slot's own fill
    channel (the order path routes them there by client order id; events
    of another id, a late one of an earlier order, are skipped). A leg ends when it is done and
@@ -37,17 +31,17 @@ trading scope. Its loop (:meth:`ExecutorSlot.run`):
    ``BALANCE_WAIT_S``, else the fills' figure stands): what the venue holds, not what the
    fills say, bounds what is sent (a fee charged otherwise than computed would make the next
    leg refused for insufficient balance);
-4. when a leg fails (the venue refused it, nothing filled, it timed out, or ``next_leg``
+3. when a leg fails (the venue refused it, nothing filled, it timed out, or ``next_leg``
    refused it) with something held outside the primary, the slot trades what it holds back to
    the primary (``unwind = "unwind"``: each held currency through the triangle's pair that
    joins it to the primary, as a leg order through the same cascade arithmetic and venue: a
    market order when legs are, else an IOC at the deepest price visible on the book as
    evaluated moved by the slippage, since getting out matters more than the price) or keeps it
    and reports it (``"hold"``);
-5. a cancel of the enclosing scope (kill switch, stop) is looked at between legs: a leg not yet
+4. a cancel of the enclosing scope (kill switch, stop) is looked at between legs: a leg not yet
    sent is never sent, nor is an unwind; an order in flight is awaited, shielded, up to its
    timeout; the report says what is held;
-6. release the claim (in a ``finally``) and send the ``TriangleReport`` on the outcome channel
+5. release the claim (in a ``finally``) and send the ``TriangleReport`` on the outcome channel
    (waiting for room: the reports are not perishable).
 
 Timings are on the service's monotonic clock from the moment the slot took the signal (the
@@ -68,16 +62,17 @@ error, so anything raised is a bug) ends ``run`` with the claim released and no 
 timed-out order's late fills are not counted (the report says what was known when it timed
 out). After a cancel the report is sent without waiting (``send_nowait``): when the outcome
 channel is full or closed it is logged instead, with ``unsent`` counted. ``run`` returns when
-its source ends (``trio.EndOfChannel``).
+its source ends (``trio.EndOfChannel``). ``start`` raises what the venue's ``send`` raises (a
+bug), with the claim released: nothing was sent.
 """
 
 from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from decimal import Context, Decimal, Inexact, InvalidOperation
-from typing import Any, Final, Protocol, TypeAlias
+from typing import Final, Protocol, TypeAlias, runtime_checkable
 
 import attrs
 import trio
@@ -94,18 +89,18 @@ from mm.strategies.triarb.config import TriarbConfig
 from mm.strategies.triarb.legs import Leg, Triangle
 from mm.strategies.triarb.reports import LegRun, LegTimes, Outcome, TriangleReport, log_line
 from mm.strategies.triarb.signals import Signal
-from mm.strategies.triarb.started import LABELS, start_row
 from mm.strategies.triarb.triangles import BookView, Terms
 
 __all__ = [
-    "NOT_JOURNALED",
-    "START_JOURNAL_S",
     "ExecutorSlot",
+    "Fired",
     "LegAck",
     "LegDone",
     "LegEvent",
     "LegVenue",
     "PaperVenue",
+    "SendsLegNow",
+    "SentLeg",
     "SignalSource",
     "Started",
 ]
@@ -117,10 +112,6 @@ BALANCE_WAIT_S: Final = 1.0
 # Why a slot drops a signal it took (``refused``), before its claim's risk limits.
 STALE_BOOKS: Final = "stale books"
 BEFORE_OUR_TRADE: Final = "books before our last trade"
-# A triangle's start is journaled, committed, before its first leg is sent: how long a slot
-# waits for the commit before it gives the triangle up (nothing sent, ``NOT_JOURNALED``).
-START_JOURNAL_S: Final = 1.0
-NOT_JOURNALED: Final = "start not journaled"
 # Sums and differences of venue amounts are exact, as in the cascade.
 _EXACT: Final = Context(prec=400, traps=[Inexact, InvalidOperation])
 
@@ -155,17 +146,30 @@ LegEvent: TypeAlias = Fill | LegDone
 
 
 class LegVenue(Protocol):
-    """The seam to the order path: the client order id a leg will be sent under, and the
-    leg's order sent. ``book`` is the book the leg was evaluated on (a live venue ignores it;
-    the paper venue fills from it). Fills and the order's end are delivered on the slot's
-    fill channel, not returned."""
-
-    def client_id(self, label: str) -> str:
-        """The client order id the venue will know the order labelled ``label`` by (drawn
-        before the triangle's first leg is sent, journaled with its start)."""
-        ...
+    """The seam to the order path: send a leg's order. ``book`` is the book the leg was
+    evaluated on (a live venue ignores it; the paper venue fills from it). Fills and the
+    order's end are delivered on the slot's fill channel, not returned."""
 
     async def place(self, order: LegOrder, cloid: str, book: BookView) -> LegAck: ...
+
+
+class SentLeg(Protocol):
+    """A leg's order written already (``SendsLegNow.send``): ``ack`` awaits the venue's
+    answer, in any task; ``abandon`` when it never will be (the order is left to land)."""
+
+    async def ack(self) -> LegAck: ...
+
+    def abandon(self) -> None: ...
+
+
+@runtime_checkable
+class SendsLegNow(Protocol):
+    """A ``LegVenue`` that can write a leg's order at once, in no task's name (the live venue
+    on a lane connection that is free): the strategy's task sends a triangle's first leg for
+    the slot it then hands the triangle to. Answers the refusal at once (a ``LegAck``), the
+    sent leg, or None with nothing sent when it cannot go without waiting."""
+
+    def send(self, order: LegOrder, cloid: str, book: BookView) -> SentLeg | LegAck | None: ...
 
 
 class SignalSource(Protocol):
@@ -176,12 +180,24 @@ class SignalSource(Protocol):
 
 
 @attrs.frozen(slots=True)
+class Fired:
+    """A triangle's first leg sent by ``ExecutorSlot.start``: its order, when it was fired
+    (the service's monotonic ns), the Trio time its fill timeout ends, and what was sent."""
+
+    order: LegOrder
+    fired_ns: int
+    deadline: float
+    sent: SentLeg | LegAck
+
+
+@attrs.frozen(slots=True)
 class Started:
     """A triangle ``ExecutorSlot.start`` claimed and admitted in the strategy's task, for the
-    slot to run on."""
+    slot to run on (``first``: its first leg, when it was sent already)."""
 
     signal: Signal
     signal_ns: int
+    first: Fired | None
 
 
 class PaperVenue:
@@ -203,9 +219,6 @@ class PaperVenue:
         self._terms = terms
         self._fills = fills
         self.placed: list[tuple[LegOrder, str]] = []
-
-    def client_id(self, label: str) -> str:
-        return label
 
     async def place(self, order: LegOrder, cloid: str, book: BookView) -> LegAck:
         await trio.lowlevel.checkpoint()
@@ -260,7 +273,6 @@ class ExecutorSlot:
         admit: Callable[[Signal], str | None] | None = None,
         balances: BalanceBoard | None = None,
         on_refused: Callable[[str], None] | None = None,
-        journal_start: Callable[[dict[str, Any]], Awaitable[None]] | None = None,
         monotonic_ns: Callable[[], int] = clock.monotonic_ns,
         wall_ms: Callable[[], int] = clock.wall_ms,
     ) -> None:
@@ -270,6 +282,8 @@ class ExecutorSlot:
         self._instruments = instruments
         self._terms = terms
         self._venue = venue
+        # The venue's way to write a first leg at once, from the strategy's task (``start``).
+        self._sends = venue if isinstance(venue, SendsLegNow) else None
         self._signals = signals
         self._fills = fills
         self._outcomes = outcomes
@@ -279,7 +293,6 @@ class ExecutorSlot:
         self._balances = balances if config.await_balance else None
         self.balance_waits_missed = 0
         self._on_refused = on_refused
-        self._journal_start = journal_start
         self._monotonic_ns = monotonic_ns
         self._wall_ms = wall_ms
         self._market = config.leg_order == "market"
@@ -311,19 +324,40 @@ class ExecutorSlot:
         """Claim ``signal``'s triangle and run it; the report sent (None when refused)."""
         if not self._begin(signal):
             return None
-        return await self.run_started(Started(signal, self._monotonic_ns()))
+        return await self.run_started(Started(signal, self._monotonic_ns(), None))
 
     def start(self, signal: Signal) -> Started | None:
         """``take``'s first part, in the strategy's task, for this slot while it waits: the
-        claim and the limits. None when refused (counted as ``take`` counts it). What it
-        answers must go to this slot's ``run_started``."""
+        claim and the limits, then the first leg sent when the venue can write it at once
+        (else ``first`` is None and ``run_started`` sends it). None when refused (counted as
+        ``take`` counts it). What it answers must go to this slot's ``run_started``."""
         if not self._begin(signal):
             return None
-        return Started(signal, self._monotonic_ns())
+        signal_ns = self._monotonic_ns()
+        sends = self._sends
+        if sends is None:
+            return Started(signal, signal_ns, None)
+        try:
+            leg, book = signal.triangle.legs[0], signal.books[0]
+            order = self._order(leg, signal.volume, signal.evaluation.legs[0].worst_px)
+            if isinstance(order, str):
+                return Started(signal, signal_ns, None)  # (``run_started`` says why, aborting)
+            fired_ns = self._monotonic_ns()
+            deadline = trio.current_time() + self._config.fill_timeout_s
+            sent = sends.send(order, self._cloid(signal, "L0"), book)
+        except BaseException:
+            self._claims.release(self.slot)  # nothing was sent: the triangle never started
+            raise
+        if sent is None:
+            return Started(signal, signal_ns, None)
+        return Started(signal, signal_ns, Fired(order, fired_ns, deadline, sent))
 
     def forsake(self, started: Started) -> None:
         """``started`` will never run here (its slot stopped waiting: a bug of the caller):
-        its claim released (nothing was sent)."""
+        its claim released, and a first leg sent left to land (the auditor resolves it)."""
+        first = started.first
+        if first is not None and not isinstance(first.sent, LegAck):
+            first.sent.abandon()
         self._claims.release(self.slot)
 
     def _begin(self, signal: Signal) -> bool:
@@ -342,56 +376,22 @@ class ExecutorSlot:
             self._claims.release(self.slot)
             self.refused[refused] += 1
             return False
+        self.taken += 1
         return True
 
-    async def run_started(self, started: Started) -> TriangleReport | None:
-        """Run a triangle ``start`` (or ``take``) began for this slot, to its report: once its
-        start is journaled (None, the claim released, when it could not be: nothing sent)."""
+    async def run_started(self, started: Started) -> TriangleReport:
+        """Run a triangle ``start`` (or ``take``) began for this slot, to its report."""
         report: TriangleReport | None = None
         try:
-            cloids = await self._journaled(started)
-            if cloids is None:
-                return None
-            self.taken += 1
-            report = await self._execute(started, cloids)
+            report = await self._execute(started)
         finally:
             self._claims.release(self.slot, None if report is None else _last_fill_ms(report))
         self.outcomes[report.outcome] += 1
         await self._send(report)
         return report
 
-    async def _journaled(self, started: Started) -> dict[str, str] | None:
-        """The client order ids of the triangle's orders, drawn, and its start journaled with
-        them before anything is sent (``journal_start``, committed): waited for shielded, up to
-        ``START_JOURNAL_S``, so that a cancel cannot leave a start journaled and unreported;
-        None (refused, counted: ``NOT_JOURNALED``) when the commit did not come."""
-        signal = started.signal
-        base = self._id(signal)
-        cloids = {label: self._venue.client_id(f"{base}-{label}") for label in LABELS}
-        journal = self._journal_start
-        if journal is None:
-            return cloids
-        row = start_row(
-            base,
-            self.slot,
-            signal,
-            started.signal_ns,
-            cloids,
-            self._wall_ms(),
-            paper=self._config.paper,
-        )
-        with trio.move_on_after(START_JOURNAL_S, shield=True):
-            await journal(row)
-            return cloids
-        if self._on_refused is not None:
-            self._on_refused(NOT_JOURNALED)
-        self.refused[NOT_JOURNALED] += 1
-        logger.error("triarb slot {}: triangle {} not started: {}", self.slot, base, NOT_JOURNALED)
-        return None
-
-    def _id(self, signal: Signal) -> str:
-        """The triangle's id: its start's in the journal, and its orders' labels' stem."""
-        return f"{self._prefix}-{signal.corr}"
+    def _cloid(self, signal: Signal, leg: str) -> str:
+        return f"{self._prefix}-{signal.corr}-{leg}"
 
     def _stale(self, signal: Signal) -> str | None:
         """Why ``signal`` is stale when a slot takes it, else None: its oldest book is past
@@ -408,8 +408,8 @@ class ExecutorSlot:
 
     # --- one triangle --------------------------------------------------------------------------
 
-    async def _execute(self, started: Started, cloids: Mapping[str, str]) -> TriangleReport:
-        signal, signal_ns = started.signal, started.signal_ns
+    async def _execute(self, started: Started) -> TriangleReport:
+        signal, signal_ns, first = started.signal, started.signal_ns, started.first
         triangle = signal.triangle
         runs: list[LegRun] = []
         held = signal.volume
@@ -418,14 +418,19 @@ class ExecutorSlot:
         for n, (leg, book, result) in enumerate(
             zip(triangle.legs, signal.books, signal.evaluation.legs, strict=True)
         ):
-            if _cancelled():
-                failure, stopped = _Failure(Outcome.ABORTED, f"cancelled before L{n}"), True
-                break
-            order = self._order(leg, held, result.worst_px)
-            if isinstance(order, str):
-                failure = _Failure(Outcome.ABORTED, f"L{n} {leg.symbol} not sent: {order}")
-                break
-            run, error = await self._leg(leg, order, cloids[f"L{n}"], book)
+            if n == 0 and first is not None:  # sent already, before any cancel could come
+                run, error = await self._leg(
+                    leg, first.order, self._cloid(signal, "L0"), book, first
+                )
+            else:
+                if _cancelled():
+                    failure, stopped = _Failure(Outcome.ABORTED, f"cancelled before L{n}"), True
+                    break
+                order = self._order(leg, held, result.worst_px)
+                if isinstance(order, str):
+                    failure = _Failure(Outcome.ABORTED, f"L{n} {leg.symbol} not sent: {order}")
+                    break
+                run, error = await self._leg(leg, order, self._cloid(signal, f"L{n}"), book)
             runs.append(run)
             if error:
                 failure = _Failure(Outcome.FAILED, f"L{n} {leg.symbol} {error}")
@@ -445,7 +450,7 @@ class ExecutorSlot:
             elif holding and self._config.unwind == "hold":
                 detail = f"{detail}; holding"
             elif holding:
-                unwind, error = await self._unwind(signal, holding, cloids)
+                unwind, error = await self._unwind(signal, holding)
                 if error:
                     outcome, detail = Outcome.FAILED, f"{detail}; unwind {error}"
                 else:
@@ -460,7 +465,6 @@ class ExecutorSlot:
             tuple(runs),
             unwind,
             detail,
-            id=self._id(signal),
         )
 
     async def _balance_capped(self, run: LegRun, held: Decimal) -> Decimal:
@@ -500,18 +504,27 @@ class ExecutorSlot:
         return order
 
     async def _leg(
-        self, leg: Leg, order: LegOrder, cloid: str, book: BookView
+        self, leg: Leg, order: LegOrder, cloid: str, book: BookView, sent: Fired | None = None
     ) -> tuple[LegRun, str]:
-        """Send ``order`` and await its end, shielded from a cancel, up to the fill timeout:
-        the leg as run and what went wrong ("" when it filled and ended)."""
+        """Send ``order`` (unless ``sent`` already) and await its end, shielded from a cancel,
+        up to the fill timeout: the leg as run and what went wrong ("" when it filled and
+        ended)."""
         ack: LegAck | None = None
         acked: int | None = None
         done: LegDone | None = None
         fills: list[Fill] = []
-        fired = self._monotonic_ns()
-        deadline = trio.current_time() + self._config.fill_timeout_s
+        if sent is None:
+            fired = self._monotonic_ns()
+            deadline = trio.current_time() + self._config.fill_timeout_s
+        else:
+            fired, deadline = sent.fired_ns, sent.deadline
         with trio.CancelScope(deadline=deadline, shield=True) as scope:
-            ack = await self._venue.place(order, cloid, book)
+            if sent is None:
+                ack = await self._venue.place(order, cloid, book)
+            elif isinstance(sent.sent, LegAck):
+                ack = sent.sent
+            else:
+                ack = await sent.sent.ack()
             if not ack.accepted:
                 return LegRun(leg, LegTimes(fired)), f"rejected: {ack.error}"
             acked = self._monotonic_ns()
@@ -534,10 +547,7 @@ class ExecutorSlot:
         return run, "" if fills else "nothing filled"
 
     async def _unwind(
-        self,
-        signal: Signal,
-        holding: Sequence[tuple[str, Decimal]],
-        cloids: Mapping[str, str],
+        self, signal: Signal, holding: Sequence[tuple[str, Decimal]]
     ) -> tuple[tuple[LegRun, ...], str]:
         """Trade each held currency back to the primary: the unwind's legs, and what went
         wrong ("" when every one filled)."""
@@ -556,7 +566,7 @@ class ExecutorSlot:
             if isinstance(order, str):
                 errors.append(f"U{n} {leg.symbol} not sent: {order}")
                 continue
-            run, error = await self._leg(leg, order, cloids[f"U{n}"], book)
+            run, error = await self._leg(leg, order, self._cloid(signal, f"U{n}"), book)
             runs.append(run)
             if error:
                 errors.append(f"U{n} {leg.symbol} {error}")

@@ -15,11 +15,9 @@ own copy, which is then dropped as a duplicate) goes by its order id: to the rou
 order the dispatcher knows by it, or, before the order's answer has told its id, it is held
 (the latest ``capacity`` orders') and delivered when that order's route is settled.
 
-``RouterVenue`` (live) sends a leg as an IOC limit order through the order router, under the
-client order id it drew for it (``client_id``: the venue's format, ``new_client_id``, so that
-mm's orders are recognisable at the venue; drawn when the triangle starts, to be journaled
-before its first leg), after the pre-trade checks (``allow``), and answers from the
-dispatcher's registry:
+``RouterVenue`` (live) sends a leg as an IOC limit order through the order router, under a
+client order id of the venue's format (``new_client_id``: mm's orders are recognisable at the
+venue), after the pre-trade checks (``allow``), and answers from the dispatcher's registry:
 refused (by the checks, the venue, or a request that failed whole) or accepted with the
 venue's order id. A request whose answer was lost leaves the order UNKNOWN (the router
 resolves it, never re-sending): the leg then waits for fills until its timeout.
@@ -43,11 +41,11 @@ import trio
 
 from mm.execution.dispatch import Dispatcher
 from mm.execution.lifecycle import OrderState
-from mm.execution.orders import OrderRouter
+from mm.execution.orders import OrderRouter, SentPlace
 from mm.execution.unidentified import UnidentifiedFills
 from mm.model import Fill, Instrument, PlaceOrder, Rejected, Tif
 from mm.strategies.triarb.cascade import LegOrder
-from mm.strategies.triarb.slot import LegAck, LegDone, LegEvent, PaperVenue
+from mm.strategies.triarb.slot import LegAck, LegDone, LegEvent, PaperVenue, SentLeg
 from mm.strategies.triarb.triangles import BookView, Terms
 from mm.venues.base import SpotTerms, VenueError
 
@@ -163,13 +161,9 @@ class RouterVenue:
         self._fills = fills
         self._instruments = instruments
         self._allow = allow
-
-    def client_id(self, label: str) -> str:
-        """A fresh client order id of the venue's format; ``label`` when the client is not up
-        (``place`` then refuses the leg, unless the client came up in between: the order
-        then goes under the label, which is journaled as well)."""
-        router = self._router()
-        return label if router is None else router.new_client_id()
+        # The next leg's client order id, drawn from ``router`` once the previous leg was
+        # answered (while the slot waits for its fills), not on the way to the send.
+        self._spare: tuple[OrderRouter, str] | None = None
 
     async def place(self, order: LegOrder, cloid: str, book: BookView) -> LegAck:
         router = self._router()
@@ -177,13 +171,44 @@ class RouterVenue:
             return LegAck(None, "the venue client is not up")
         if order.market:
             return LegAck(None, "live legs are IOC limits: a market leg is for paper mode")
-        placed = leg_place_order(order, cloid, self._instruments[order.symbol])
+        ack = await self._place(router, order, self._client_id(router))
+        self._spare = (router, router.new_client_id())
+        return ack
+
+    def send(self, order: LegOrder, cloid: str, book: BookView) -> SentLeg | LegAck | None:
+        """``place``'s order written at once, in no task's name (``OrderRouter.send_place``),
+        when the router is up and the venue can write it now: its refusal at once, or the
+        sent leg whose ``ack`` is ``place``'s answer; None, with nothing checked or sent, else
+        (``place`` then sends it)."""
+        router = self._router()
+        if router is None or order.market or not router.place_ready():
+            return None
+        venue_cloid = self._client_id(router)
+        placed = leg_place_order(order, venue_cloid, self._instruments[order.symbol])
         refused = self._allow(placed)
         if refused is not None:
-            return LegAck(None, refused, cloid)
-        self._routes.open(cloid, self._fills)
+            return LegAck(None, refused, venue_cloid)
+        self._routes.open(venue_cloid, self._fills)
+        sent = router.send_place(placed)
+        assert sent is not None  # place_ready said so, and nothing has run since
+        return _SentLeg(self, router, venue_cloid, sent)
+
+    def _client_id(self, router: OrderRouter) -> str:
+        """The spare client order id drawn after the last answer, or a new one (a spare of
+        another router, the client replaced since, is not used: ids are its own)."""
+        spare, self._spare = self._spare, None
+        if spare is not None and spare[0] is router:
+            return spare[1]
+        return router.new_client_id()
+
+    async def _place(self, router: OrderRouter, order: LegOrder, venue_cloid: str) -> LegAck:
+        placed = leg_place_order(order, venue_cloid, self._instruments[order.symbol])
+        refused = self._allow(placed)
+        if refused is not None:
+            return LegAck(None, refused, venue_cloid)
+        self._routes.open(venue_cloid, self._fills)
         await router.place([placed])
-        return self._acked(cloid)
+        return self._acked(venue_cloid)
 
     def _acked(self, venue_cloid: str) -> LegAck:
         """The leg's answer as the dispatcher applied it."""
@@ -194,6 +219,30 @@ class RouterVenue:
             return LegAck(None, reason, venue_cloid)
         self._routes.settle(venue_cloid)
         return LegAck(tracked.oid, "", venue_cloid)
+
+
+class _SentLeg:
+    """A leg ``RouterVenue.send`` wrote: ``ack`` settles its place (in the slot's task) and
+    answers as ``RouterVenue.place`` does."""
+
+    __slots__ = ("_cloid", "_router", "_sent", "_venue")
+
+    def __init__(
+        self, venue: RouterVenue, router: OrderRouter, cloid: str, sent: SentPlace
+    ) -> None:
+        self._venue = venue
+        self._router = router
+        self._cloid = cloid
+        self._sent = sent
+
+    async def ack(self) -> LegAck:
+        await self._sent.settle()
+        venue, router = self._venue, self._router
+        venue._spare = (router, router.new_client_id())  # the next leg's, off its path
+        return venue._acked(self._cloid)
+
+    def abandon(self) -> None:
+        self._sent.abandon()
 
 
 class TestedPaperVenue:
@@ -210,9 +259,6 @@ class TestedPaperVenue:
         self._spot = spot
         self._instruments = instruments
         self._paper = PaperVenue(instruments, terms, fills)
-
-    def client_id(self, label: str) -> str:
-        return label
 
     async def place(self, order: LegOrder, cloid: str, book: BookView) -> LegAck:
         spot = self._spot()

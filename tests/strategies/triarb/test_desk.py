@@ -110,7 +110,7 @@ async def test_signals_queue_until_the_channel_is_full_then_are_dropped_and_coun
     assert (r.desk.queued, r.desk.dropped) == (2, 1)
     assert r.metric("mm_triarb_signals_total", {"fate": "queued"}) == 2
     assert r.metric("mm_triarb_signals_total", {"fate": "dropped"}) == 1
-    assert r.desk.status()["signals"] == {"queued": 2, "dropped": 1}
+    assert r.desk.status()["signals"] == {"queued": 2, "dropped": 1, "at_once": 0}
 
 
 async def test_without_a_queue_a_signal_goes_only_to_a_waiting_slot() -> None:
@@ -202,9 +202,8 @@ async def test_a_report_is_counted_journaled_shown_and_its_profit_recorded(
         "mode": "paper",
         "slots": 2,
         "busy": {"1": "USDT > BTC > ETH"},
-        "signals": {"queued": 0, "dropped": 0},
+        "signals": {"queued": 0, "dropped": 0, "at_once": 0},
         "outcomes": {"UNWOUND": 1, "FILLED": 1},
-        "recovered": 0,
         "refused": {},
         "conflicts": {},
         "profit": {"USDT": str(profit)},

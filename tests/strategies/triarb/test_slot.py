@@ -4,9 +4,9 @@ venue and the paper venue, stranded legs unwound or held, timeouts, cancels and 
 from __future__ import annotations
 
 import math
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import attrs
 import pytest
@@ -129,9 +129,6 @@ class ScriptedVenue:
         self.placed: list[tuple[LegOrder, str]] = []
         self.board: BalanceBoard | None = None
 
-    def client_id(self, label: str) -> str:
-        return label
-
     async def place(self, order: LegOrder, cloid: str, book: BookView) -> LegAck:
         reply = self._replies.pop(0)
         self.placed.append((order, cloid))
@@ -169,7 +166,6 @@ def harness(
     outcomes: trio.MemorySendChannel[TriangleReport] | None = None,
     admit: Callable[[Signal], str | None] | None = None,
     balances: BalanceBoard | None = None,
-    journal_start: Callable[[dict[str, Any]], Awaitable[None]] | None = None,
 ) -> tuple[ExecutorSlot, V]:
     """A slot and its venue: ``venue_of`` builds the venue on the slot's fill channel."""
     fills_in, fills_out = trio.open_memory_channel[LegEvent](math.inf)
@@ -190,7 +186,6 @@ def harness(
         outcomes,
         admit=admit,
         balances=balances,
-        journal_start=journal_start,
         wall_ms=lambda: NOW_MS,
     )
     return slot_, venue

@@ -399,8 +399,7 @@ SELL = LegOrder(
 async def test_a_live_leg_is_an_ioc_under_the_venues_client_id_and_its_end_follows() -> None:
     cloid = venue_cloid(1)
     rig = live(Filled(OrderId(f"kucoin:{cloid}"), cloid, 0.0397, 2600.0))
-    assert rig.leg_venue.client_id("tri0-1-L2") == cloid  # the venue's format, drawn first
-    ack = await rig.leg_venue.place(SELL, cloid, BOOKS["ETH-USDT"])
+    ack = await rig.leg_venue.place(SELL, "tri0-1-L2", BOOKS["ETH-USDT"])
     assert ack == LegAck(OrderId(f"kucoin:{cloid}"), "", cloid)
     assert rig.venue.placed == [PlaceOrder("ETH-USDT", Side.SELL, 2597.4, 0.0397, Tif.IOC, cloid)]
     assert rig.allowed == rig.venue.placed  # the pre-trade checks saw what was sent
@@ -412,7 +411,7 @@ async def test_a_live_leg_is_an_ioc_under_the_venues_client_id_and_its_end_follo
 
 async def test_a_leg_the_pretrade_checks_refuse_is_not_sent() -> None:
     rig = live(refuse="reduce only: ETH-USDT")
-    ack = await rig.leg_venue.place(SELL, rig.leg_venue.client_id("L2"), BOOKS["ETH-USDT"])
+    ack = await rig.leg_venue.place(SELL, "tri0-1-L2", BOOKS["ETH-USDT"])
     assert ack == LegAck(None, "reduce only: ETH-USDT", venue_cloid(1))
     assert not ack.accepted
     assert rig.venue.placed == []
@@ -422,28 +421,32 @@ async def test_a_leg_the_pretrade_checks_refuse_is_not_sent() -> None:
 
 async def test_a_leg_the_venue_rejects_is_an_ack_error_and_its_route_is_closed() -> None:
     rig = live(Rejected("200004 Balance insufficient!"), VenueError("429000 Too many requests"))
-    ack = await rig.leg_venue.place(SELL, rig.leg_venue.client_id("L2"), BOOKS["ETH-USDT"])
+    ack = await rig.leg_venue.place(SELL, "tri0-1-L2", BOOKS["ETH-USDT"])
     assert (ack.oid, ack.error) == (None, "200004 Balance insufficient!")
     assert len(rig.routes) == 0
-    whole = await rig.leg_venue.place(SELL, rig.leg_venue.client_id("U0"), BOOKS["ETH-USDT"])
+    whole = await rig.leg_venue.place(SELL, "tri0-1-U0", BOOKS["ETH-USDT"])  # refused whole
     assert (whole.oid, whole.error) == (None, "429000 Too many requests")
     assert len(rig.venue.placed) == 2
     assert len(rig.routes) == 0
     assert drain(rig.fills) == []
 
 
-async def test_a_leg_goes_under_the_client_id_drawn_for_it_and_a_label_while_no_client() -> None:
+async def test_the_next_legs_client_id_is_drawn_after_an_answer_from_the_same_router() -> None:
     cloid = venue_cloid(1)
-    rig = live(Rejected("no"), Filled(OrderId(f"kucoin:{cloid}"), cloid, 0.0397, 2600.0))
-    drawn = [rig.leg_venue.client_id(label) for label in ("L0", "L1")]
-    assert drawn == [venue_cloid(1), venue_cloid(2)]  # the venue's, each drawn once
-    await rig.leg_venue.place(SELL, drawn[1], BOOKS["ETH-USDT"])
-    await rig.leg_venue.place(SELL, drawn[0], BOOKS["ETH-USDT"])
-    assert [order.cloid for order in rig.venue.placed] == [drawn[1], drawn[0]]
-    assert rig.venue.new_client_id() == venue_cloid(3)  # placing drew none
-    # No client up: the label itself (journaled as it is), and the leg refused.
-    down = RouterVenue(lambda: None, rig.dispatcher, rig.routes, rig.fills_in, INSTRUMENTS, str)
-    assert down.client_id("tri0-1-L0") == "tri0-1-L0"
+    rig = live(Filled(OrderId(f"kucoin:{cloid}"), cloid, 0.0397, 2600.0), Rejected("no"))
+    await rig.leg_venue.place(SELL, "tri0-1-L2", BOOKS["ETH-USDT"])
+    drawn = rig.venue.new_client_id()  # the venue's third id: the second is the spare
+    assert drawn == venue_cloid(3)
+    second = await rig.leg_venue.place(SELL, "tri0-2-L2", BOOKS["ETH-USDT"])
+    assert second.cloid == venue_cloid(2)
+    assert [order.cloid for order in rig.venue.placed] == [venue_cloid(1), venue_cloid(2)]
+    # Another router (the client was replaced): its own id, never the old router's spare.
+    moved = live(Rejected("no"))
+    old = OrderRouter(rig.dispatcher, rig.venue, rig.events.extend, lambda: NOW_MS)
+    moved.leg_venue._spare = (old, "mm-spare-of-the-old-router")
+    answered = await moved.leg_venue.place(SELL, "tri0-3-L2", BOOKS["ETH-USDT"])
+    assert answered.cloid == venue_cloid(1)  # the new venue's first
+    assert [order.cloid for order in moved.venue.placed] == [venue_cloid(1)]
 
 
 async def test_a_market_leg_or_no_client_is_refused_before_anything_is_sent() -> None:
