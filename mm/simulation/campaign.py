@@ -50,6 +50,7 @@ import random
 import shutil
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from decimal import Decimal
 from pathlib import Path
@@ -1032,33 +1033,28 @@ def summary(outcomes: Iterable[Outcome], wall_s: float) -> dict[str, Any]:
     the command that runs each again), the slowest run, the wall time and the simulated time
     per second of it."""
     ran = list(outcomes)
-    faults: dict[str, int] = {}
-    violations: dict[str, int] = {}
+    faults: Counter[str] = Counter()
+    violations: Counter[str] = Counter()
     for outcome in ran:
         run = outcome.run
-        for name, value in run.faults.items():
-            if value and not isinstance(value, str):
-                faults[name] = faults.get(name, 0) + 1
-        if run.kill_after_s is not None:
-            faults["kill"] = faults.get("kill", 0) + 1
-        if run.shock_bps is not None:
-            faults["shock"] = faults.get("shock", 0) + 1
-        if run.rearm_after_s is not None:
-            faults["rearm"] = faults.get("rearm", 0) + 1
-        if run.stall_at_s is not None:
-            faults["stall"] = faults.get("stall", 0) + 1
+        faults.update(
+            name for name, value in run.faults.items() if value and not isinstance(value, str)
+        )
+        drawn = {
+            "kill": run.kill_after_s,
+            "shock": run.shock_bps,
+            "rearm": run.rearm_after_s,
+            "stall": run.stall_at_s,
+            "commit_delay": run.commit_delay_ms,
+            "flatten": run.flatten_after_s,
+            "stranger_order": run.stranger_at_s,
+        }
+        faults.update(name for name, value in drawn.items() if value is not None)
         if run.move is not None:
-            faults[run.regime] = faults.get(run.regime, 0) + 1
+            faults[run.regime] += 1
         if run.restart is not None:
-            faults[run.restart] = faults.get(run.restart, 0) + 1
-        if run.commit_delay_ms is not None:
-            faults["commit_delay"] = faults.get("commit_delay", 0) + 1
-        if run.flatten_after_s is not None:
-            faults["flatten"] = faults.get("flatten", 0) + 1
-        if run.stranger_at_s is not None:
-            faults["stranger_order"] = faults.get("stranger_order", 0) + 1
-        for violation in outcome.violations:
-            violations[violation.invariant] = violations.get(violation.invariant, 0) + 1
+            faults[run.restart] += 1
+        violations.update(violation.invariant for violation in outcome.violations)
     simulated = sum(outcome.run.seconds for outcome in ran)
     slowest = max(ran, key=lambda outcome: outcome.wall_s, default=None)
     return {
