@@ -55,6 +55,7 @@ from mm.strategies.market_maker.ladder import (
     LimitTicks,
     build_ladder,
 )
+from mm.strategies.market_maker.lateness import Lateness
 from mm.strategies.market_maker.model_gating import ModelGatingConfig, model_gating_factor
 from mm.strategies.market_maker.quota import QuotaConfig, QuotaDecision
 from mm.strategies.market_maker.spread import (
@@ -275,7 +276,8 @@ class SymbolQuoter:
         self.flow = FlowImbalance(config.edge_window_s)
         self.risk_factor = 1.0
         self.book: Book | None = None
-        self.book_seen: float | None = None
+        self.book_seen: float | None = None  # when the book was as new as on its arrival
+        self.lateness = Lateness()
         self.inventory = 0.0
         self.headroom = 1.0
         self.adverse_fills = 0
@@ -297,9 +299,11 @@ class SymbolQuoter:
     # --- inputs ---------------------------------------------------------------------------
 
     def on_book(self, book: Book, now: float) -> None:
-        """A new book of this coin arrived at ``now``."""
+        """A new book of this coin arrived at ``now``: seen as of then, less how late it came
+        (``Lateness``: a frame held on its way is as old as its stamp says)."""
         self.book = book
-        self.book_seen = now
+        lag = book.received_ms - book.time_ms if book.received_ms and book.time_ms else None
+        self.book_seen = now - self.lateness.late_s(lag, now)
         self.cascade.on_book(book, now)
         self.staleness.on_book(now)
         mid = book.mid
