@@ -99,6 +99,9 @@ class SimVenue:
         # has changed instead of waking every ``book_interval_ms`` to find nothing to publish.
         self._books_changed = trio.Event()
         self._last_bbo: dict[int, tuple[int | None, int | None]] = {}
+        # The last l2Book snapshot of each (asset, nSigFigs, mantissa): what a subscription or
+        # an info read is answered with while the books are stalled (the venue's data frozen).
+        self._last_l2: dict[tuple[int, int | None, int | None], dict[str, Any]] = {}
         # scheduleCancel actions that reached the venue, per user (tests count them).
         self.schedule_cancels: Counter[str] = Counter()
 
@@ -123,7 +126,14 @@ class SimVenue:
         self, asset: int, n_sig_figs: int | None = None, mantissa: int | None = None
     ) -> dict[str, Any]:
         """The book as ``l2Book`` shows it: 20 levels a side, aggregated to ``n_sig_figs``
-        significant figures (and ``mantissa``) when asked (``mm.venues.sim.aggregate``)."""
+        significant figures (and ``mantissa``) when asked (``mm.venues.sim.aggregate``). While
+        the books are stalled (``faults.stall_books``) the venue's book data is frozen: the last
+        snapshot made before, its time and all, to a new subscription and an info read too."""
+        key = (asset, n_sig_figs, mantissa)
+        if self.faults.config.stall_books:
+            frozen = self._last_l2.get(key)
+            if frozen is not None:
+                return frozen
         spec = self.specs[asset]
         book = self.engine.books[asset]
         sides = []
@@ -139,7 +149,9 @@ class SimVenue:
                     depth=L2_DEPTH,
                 )
             sides.append(wire.book_levels(levels, spec))
-        return {"coin": spec.name, "time": self.now_ms(), "levels": sides}
+        snapshot = {"coin": spec.name, "time": self.now_ms(), "levels": sides}
+        self._last_l2[key] = snapshot  # (never changed after: a crossed frame is a copy)
+        return snapshot
 
     def bbo(self, asset: int) -> dict[str, Any]:
         spec = self.specs[asset]
@@ -293,8 +305,10 @@ class SimVenue:
     def _book_frame(self, asset: int) -> dict[str, Any]:
         snapshot = self.l2_snapshot(asset)
         bids, asks = snapshot["levels"]
-        if bids and asks and self.faults.cross_this_book():
-            bids[0]["px"], asks[0]["px"] = asks[0]["px"], bids[0]["px"]  # a crossed frame
+        if bids and asks and self.faults.cross_this_book():  # a crossed frame, made anew
+            crossed_bids = [{**bids[0], "px": asks[0]["px"]}, *bids[1:]]
+            crossed_asks = [{**asks[0], "px": bids[0]["px"]}, *asks[1:]]
+            return {**snapshot, "levels": [crossed_bids, crossed_asks]}
         return snapshot
 
     def withdrawable(self, user: str) -> float:
