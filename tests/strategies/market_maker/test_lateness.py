@@ -1,6 +1,6 @@
 """A book's lateness: its lag beyond the least lag seen, so that a frame held on its way is as
-old as its stamp says (campaign seed 16), while the clocks' offset, whatever it is, cancels
-out and a drifting clock is followed."""
+old as its stamp says, while the clocks' offset, whatever it is, cancels out and a drifting
+clock is followed."""
 
 from __future__ import annotations
 
