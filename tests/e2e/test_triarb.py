@@ -17,8 +17,9 @@ as soon as the triangles it needs have happened.
   orders of two triangles interleave at the face and the check fails);
 * paper: each leg is checked by the venue's test order (counted at the face) and no order is
   placed: the dev account's balances do not move;
-* a refused second leg (the face's order refusal fault, with the venue's 200004) is unwound:
-  what leg 1 bought is sold back to the primary;
+* a refused second leg (the face's order refusal fault, with the venue's 200004 for a balance
+  that cannot cover it, or its 400100 for a size off the increment) is unwound: what leg 1
+  bought is sold back to the primary;
 * a kill switch tripped while a triangle waits for its first leg's fills (the face's WebSocket
   latency) stops it: ABORTED, "cancelled", and no further leg reaches the face.
 """
@@ -33,6 +34,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import pytest
 import trio
 
 from mm.app import Service
@@ -284,15 +286,20 @@ async def test_paper_triangles_test_each_leg_at_the_venue_and_place_nothing(
 # --- 3 ------------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize(
+    ("code", "message"),
+    [("200004", "Balance insufficient"), ("400100", "Order size increment invalid")],
+)
 async def test_a_refused_second_leg_is_unwound_back_to_the_primary(
-    tmp_path: Path, autojump_clock: trio.abc.Clock
+    tmp_path: Path, autojump_clock: trio.abc.Clock, code: str, message: str
 ) -> None:
     async with triarb_service(tmp_path) as service:
         venue = face(service)
         before = balances(venue)
         # The next order on ETH-BTC (every triangle's second leg here) is refused as the
-        # venue refuses an order its balance cannot cover.
-        await set_faults(service, refuse_orders=1, refuse_symbol="ETH-BTC", refuse_code="200004")
+        # venue refuses an order its balance cannot cover (200004), or one off the pair's
+        # size increment (400100).
+        await set_faults(service, refuse_orders=1, refuse_symbol="ETH-BTC", refuse_code=code)
         await shock(service)
         await wait_for(lambda: outcomes(service, Outcome.UNWOUND) >= 1, within=TRIANGLES_WITHIN)
         report = next(r for r in desk(service).recent if r.outcome is Outcome.UNWOUND)
@@ -303,7 +310,7 @@ async def test_a_refused_second_leg_is_unwound_back_to_the_primary(
     assert not second.fills
     assert second.leg.symbol == "ETH-BTC"
     assert "L1 ETH-BTC rejected" in report.detail
-    assert "Balance insufficient" in report.detail
+    assert message in report.detail
     # The unwind sold what leg 1 bought back to the primary, all of it.
     (back,) = report.unwind
     assert back.leg.symbol == first.leg.symbol
