@@ -7,8 +7,11 @@ venue has: nothing is re-sent before that, so a lost answer can never double an 
 answers the call did get for its other orders (``OrderFateUnknown.known``) are applied first. A
 request the venue refused whole (rate limited, rejected, one error status for the batch) is
 applied as a rejection of each of its orders: a place or modify refused leaves nothing new at
-the venue, a cancel refused leaves the order live and tracked. Lifecycle events, from the
-router's answers and from the user stream's reports alike, go to one ``emit`` callback.
+the venue, a cancel refused leaves the order live and tracked. A cancel the venue answers with a
+refusal for one order (it no longer has it open: filled, or canceled by an earlier cancel whose
+answer was lost) is followed at once by ``orderStatus``, applied as one more report. Lifecycle
+events, from the router's answers and from the user stream's reports alike, go to one ``emit``
+callback.
 
 The venue commits an action a block or two after it takes it in, and refuses it once its expiry
 has passed. So "the venue does not know this order" is no answer while a place or modify whose
@@ -234,11 +237,21 @@ class OrderRouter:
         except (RequestTimeout, OrderFateUnknown):
             await self._unknown(cloids)
             return
-        except VenueError as refused:
-            results = [Rejected(str(refused)) for _ in cancels]
+        except VenueError as refused:  # refused whole (rate limited...): the orders stay live
+            now = self.now_ms()
+            for cloid in cloids:
+                self.emit(self.dispatcher.on_cancel_ack(cloid, Rejected(str(refused)), now))
+            return
         now = self.now_ms()
         for cloid, result in zip(cloids, results, strict=True):
             self.emit(self.dispatcher.on_cancel_ack(cloid, result, now))
+        # A cancel the venue refused for its order means, but for a place still on its way,
+        # that the order is no longer open (filled, or canceled by an earlier cancel of ours
+        # whose answer and report were lost to a closed connection): its fate is asked at once,
+        # not left working until the order audit finds it absent.
+        for cloid, result in zip(cloids, results, strict=True):
+            if isinstance(result, Rejected) and not self._ended(cloid):
+                await self._ask(cloid)
 
     def _ended(self, cloid: str) -> bool:
         order = self.dispatcher.registry.get(cloid)
@@ -251,6 +264,16 @@ class OrderRouter:
             self.emit(self.dispatcher.on_timeout(cloid, now))
         for cloid in cloids:
             await self._resolve(cloid)
+
+    async def _ask(self, cloid: str) -> None:
+        """Apply the venue's orderStatus for an order we hold as working, as one more report
+        (not known: nothing changes; the order audit settles it)."""
+        try:
+            report = await self.venue.order_status(cloid=cloid)
+        except VenueError as error:
+            logger.warning("order {}: orderStatus after a refused cancel failed: {}", cloid, error)
+            return
+        self.emit(self.dispatcher.resolve_unknown(cloid, report, self.now_ms()))
 
     async def resolve(self, cloid: str) -> None:
         """Settle an unknown order from the venue's orderStatus (None: never placed)."""

@@ -101,6 +101,12 @@ async def rig(action_expiry_s: float = 3.0) -> AsyncIterator[Rig]:
                 nursery.cancel_scope.cancel()
 
 
+def state(r: Rig, cloid: str) -> OrderState:
+    order = r.router.dispatcher.order(cloid)
+    assert order is not None
+    return order.state
+
+
 def take(venue: SimVenue, px: float, sz: str) -> None:
     """Another user sells down to ``px`` (our bid, rounded as the client sent it)."""
     spec = venue.specs[0]
@@ -186,6 +192,41 @@ async def test_cancel_by_cloid() -> None:
             await trio.sleep(0.3)
             assert r.of(order.cloid).count("OrderCanceled") == 1
             assert await r.client.open_orders() == []
+
+
+async def test_a_cancel_refused_for_an_order_already_gone_asks_its_fate_at_once() -> None:
+    """The venue answers a cancel with "never placed, already canceled, or filled" when an
+    earlier cancel of ours took effect but its answer and the stream's report were lost (a
+    connection closed between them; mm sends a cancel again over REST). The order is not open:
+    its fate is asked at once, not left working until the order audit finds it absent."""
+    with trio.fail_after(20):
+        async with rig() as r:
+            px = passive(r.venue, Side.BUY)
+            order = PlaceOrder("BTC", Side.BUY, px, 0.001, Tif.GTC, new_cloid())
+            await r.router.place([order])
+            assert state(r, order.cloid) is OrderState.OPEN
+            r.venue.faults.update({"ws_drop": 1.0})  # the stream's "canceled" is lost
+            (resting,) = r.venue.engine.open_orders(r.client.account)
+            assert r.venue.engine.cancel(r.client.account, 0, resting.oid, r.venue.now_ms()) is None
+            r.venue.publish_events()
+            await r.router.cancel([order.cloid])
+            kinds = r.of(order.cloid)
+            assert kinds[-2:] == ["OrderCancelRejected", "OrderCanceled"], kinds
+            assert state(r, order.cloid) is OrderState.CANCELED
+
+
+async def test_a_cancel_refused_for_an_order_still_open_leaves_it_working() -> None:
+    with trio.fail_after(20):
+        async with rig() as r:
+            px = passive(r.venue, Side.BUY)
+            order = PlaceOrder("BTC", Side.BUY, px, 0.001, Tif.GTC, new_cloid())
+            await r.router.place([order])
+            r.venue.faults.update({"invalid_assets": ["BTC"]})  # the action refused whole
+            await r.router.cancel([order.cloid])
+            assert r.of(order.cloid)[-1] == "OrderCancelRejected"
+            assert state(r, order.cloid) is OrderState.OPEN
+            r.venue.faults.update({"invalid_assets": []})
+            assert [o.cloid for o in await r.client.open_orders()] == [order.cloid]
 
 
 async def test_a_lost_ack_is_resolved_without_a_second_order() -> None:
