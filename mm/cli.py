@@ -699,13 +699,13 @@ def cmd_simulate(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     if ledger.set_aside:
         print(f"the runs recorded in {work_dir} were of other code or config: set aside")
     resumed = len(set(seeds) & ledger.recorded.keys())
+    earlier_wall_s = ledger.earlier_wall_s()
     if resumed:
         print(
             f"going on from {ledger.path}: {resumed} of the {len(seeds)} runs ended before, "
-            f"in {ledger.earlier_wall_s():.0f} s of wall",
+            f"in {earlier_wall_s:.0f} s of wall",
             flush=True,
         )
-    earlier_wall_s = ledger.earlier_wall_s()
     outcomes = campaign(
         config_path,
         seeds,

@@ -4,8 +4,9 @@ least lag seen lately, which stands for the two clocks' offset and the quickest 
 A frame held back on its way (a reordered message, a stall's last frame, a slow link) arrives
 with an old stamp. The data gate must count its age from that stamp, not from its arrival, or
 a book seconds old reads as fresh for the whole pull limit and quotes go out on it. The clocks'
-offset cancels out: only the lag above the least one is lateness. The least lag rises by ``RELAX_MS_PER_S`` a second while no quicker book comes,
-so that a clock that drifts or is stepped is followed.
+offset cancels out: only the lag above the least one is lateness. The least lag rises by
+``RELAX_MS_PER_S`` a second while no quicker book comes, so that a clock that drifts or is
+stepped is followed.
 
 Pure: no I/O, no clock.
 """
