@@ -7,7 +7,9 @@ worker of its own in the slot, started at its first ladder and woken by the mail
 new one comes (one task hop from the strategy task to the order client). The symbols of one
 slot go side by side: one awaiting the venue's answer to its requests (a block or two) does not
 hold the others' ladders in the mailbox. A mailbox keeps only the latest ladder per symbol: a
-symbol that falls behind acts on the newest ladder, never on stale ones.
+symbol that falls behind acts on the newest ladder, never on stale ones. A pull (an empty
+ladder) does not wait for the worker: while the worker awaits the venue, the symbol's puller
+cancels at once the working orders no request holds (``ExecutorSlot._pull_at_once``).
 A slot reconciles the desired ladder with the symbol's live orders (the dispatcher's registry),
 then sends cancels, modifies and places through the order router, which passes the rate
 limiter and never re-sends an order whose fate is unknown.
@@ -84,6 +86,8 @@ class Mailbox:
         self._arrived = trio.Event()
         # Claimed symbols, each with the event its worker waits on (None: it is at work).
         self._claimed: dict[str, trio.Event | None] = {}
+        # Per claimed symbol, the event its puller waits on for an empty ladder (``pulled``).
+        self._pulls: dict[str, trio.Event] = {}
         self.replaced = 0  # ladders superseded before a slot took them
 
     def put(self, ladder: QuoteLadder) -> None:
@@ -98,6 +102,10 @@ class Mailbox:
             self._order.append(coin)
             self._arrived.set()
         self._latest[coin] = ladder
+        if not ladder.desired:
+            pull = self._pulls.get(coin)
+            if pull is not None:
+                pull.set()
 
     def replan(self, coin: str) -> bool:
         """Hand ``coin`` out again; False when there is nothing to plan it from."""
@@ -131,6 +139,16 @@ class Mailbox:
             await trio.lowlevel.checkpoint_if_cancelled()
         return self._hand_out(self._order.popleft())
 
+    async def pulled(self, coin: str) -> None:
+        """Returns when an empty ladder of ``coin`` (a pull) waits while the worker that
+        claimed the symbol is at work, not waiting in ``take`` (which hands it the ladder)."""
+        while True:
+            pull = self._pulls[coin] = trio.Event()
+            await pull.wait()
+            latest = self._latest.get(coin)
+            if latest is not None and not latest.desired and self._claimed.get(coin, 0) is None:
+                return
+
     def _hand_out(self, coin: str) -> QuoteLadder:
         ladder = self._latest.pop(coin)
         self._last[coin] = ladder
@@ -156,6 +174,7 @@ class Mailbox:
 
     def release(self, coin: str) -> None:
         """``coin``'s worker is gone: its waiting ladder, if any, queues again for ``get``."""
+        self._pulls.pop(coin, None)
         if self._claimed.pop(coin, False) is False:
             return
         if coin in self._latest:  # waiting for the worker that is gone: back in the queue
@@ -376,6 +395,7 @@ class ExecutorSlot:
         self.cycles = 0
         self.stale_plans = 0  # plans too old to send, re-planned instead
         self.superseded = 0  # plans left part sent: a newer ladder came while they were sent
+        self.pulled_at_once = 0  # pulls that canceled orders while the worker awaited the venue
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Each symbol to a worker of its own, started at its first ladder: the worker claims
@@ -393,11 +413,34 @@ class ExecutorSlot:
     async def _work(self, ladder: QuoteLadder) -> None:
         coin = ladder.coin
         try:
-            while True:
-                await self.execute(ladder)
-                ladder = await self.mailbox.take(coin)
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._pull_at_once, coin)
+                while True:
+                    await self.execute(ladder)
+                    ladder = await self.mailbox.take(coin)
         finally:
             self.mailbox.release(coin)
+
+    async def _pull_at_once(self, coin: str) -> None:
+        """A pull (an empty ladder) that comes while the symbol's worker awaits the venue
+        cancels at once the symbol's working orders that no request holds: the worker may be
+        held for seconds (a place whose reply the venue lost is asked about, and that answer
+        can be lost too; campaign seed 562 held one 10 s while the book was stale), and a quote
+        resting on a stale book must not wait for it. The worker then drops the rest of its
+        plan (a newer ladder waits) and works the pull, which cancels what its requests held
+        once they are answered. Reconciling the empty ladder picks the same orders a pull
+        would: working ones, never one pending an answer (its lifecycle allows no cancel)."""
+        while True:
+            await self.mailbox.pulled(coin)
+            router = self._router()
+            if router is None:
+                continue
+            held = self.dispatcher.awaited()
+            live = [order for order in self.live_orders(coin) if order.cloid not in held]
+            cancels = reconcile((), live, self.config.reconcile).cancel
+            if cancels:
+                self.pulled_at_once += 1
+                await router.cancel([order.cloid for order in cancels])
 
     def _allowed(self, orders: list[PlaceOrder]) -> list[PlaceOrder]:
         return orders if self.allow is None or not orders else self.allow(orders)

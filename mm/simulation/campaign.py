@@ -836,7 +836,8 @@ async def _stall(
         past = config.strategy.max_book_age_s + _grace_ms(config, run.faults) / 1000 + 1.0
         # A request in flight when the data went stale, whose reply the venue lost or which
         # it answered with a 429 or a 500, is settled only at its post timeout (or sent again
-        # after its backoff), and the symbol's pull waits for it; a cancel the venue lost is
+        # after its backoff), and the pull cancels its orders only then (the symbol's other
+        # orders go at once: ``ExecutorSlot._pull_at_once``); a cancel the venue lost is
         # known lost at its own post timeout, then sent again. The two can come one after
         # the other.
         timeout = config.feeds.connection.post_timeout_s + 1.0

@@ -272,6 +272,87 @@ async def test_a_plan_whose_modify_the_venue_held_sends_no_place_once_a_newer_la
         nursery.cancel_scope.cancel()
 
 
+class HeldBtc(FakeVenue):
+    """Answers BTC's places and modifies 10 s late: a reply the venue lost, then the
+    orderStatus that asks about it lost too (campaign seed 562)."""
+
+    async def place(self, orders: Sequence[PlaceOrder]) -> list[PlaceResult]:
+        if self.calls:  # (the first place, the resting orders, is answered at once)
+            await trio.sleep(10.0)
+        return await super().place(orders)
+
+    async def modify(self, modifies: Sequence[ModifyOrder]) -> list[PlaceResult]:
+        await trio.sleep(10.0)
+        return await super().modify(modifies)
+
+
+def held_rig() -> tuple[ExecutorSlot, HeldBtc]:
+    venue = HeldBtc()
+    dispatcher = Dispatcher()
+    router = OrderRouter(dispatcher, venue, lambda _: None, lambda: 0)
+    config = ExecutorConfig(reconcile=ReconcileConfig(px_tolerance_bps=1.0))
+    return ExecutorSlot(0, Mailbox(), lambda: router, dispatcher, config), venue
+
+
+async def test_a_pull_cancels_the_resting_quotes_at_once_while_a_place_is_held(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """Campaign seed 562 (1 hour): a place's reply was lost, and the orderStatus asking about
+    it too; the symbol's worker waited 10 s for them, and the pull that came as the book went
+    stale waited behind it, leaving the symbol's other quotes resting on the stale book. The
+    pull now cancels at once what no request holds; the held order goes once answered."""
+    slot, venue = held_rig()
+    await slot.execute(QuoteLadder("BTC", ladder(100.0, 99.0)))
+    async with trio.open_nursery() as nursery:
+        await nursery.start(slot.run)
+        slot.mailbox.put(QuoteLadder("BTC", ladder(100.0, 99.0, 98.0)))  # one more place
+        await trio.sleep(1.0)
+        slot.mailbox.put(QuoteLadder("BTC", ()))  # the data went stale: pull
+        await trio.sleep(0.5)
+        assert venue.resting == {}  # both resting quotes are gone; the place is still held
+        assert slot.pulled_at_once == 1
+        await trio.sleep(10.0)
+        assert venue.resting == {}  # the held order was canceled once answered
+        assert venue.calls == ["place", "cancel", "place", "cancel"]  # as answered
+        assert slot.dispatcher.registry.live("BTC") == []
+        nursery.cancel_scope.cancel()
+
+
+async def test_a_pull_while_a_modify_is_held_cancels_the_others_and_then_the_modified_one(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    slot, venue = held_rig()
+    await slot.execute(QuoteLadder("BTC", ladder(100.0, 99.0)))
+    async with trio.open_nursery() as nursery:
+        await nursery.start(slot.run)
+        slot.mailbox.put(QuoteLadder("BTC", ladder(101.0, 99.0)))  # 100 is moved to 101
+        await trio.sleep(1.0)
+        slot.mailbox.put(QuoteLadder("BTC", ()))
+        await trio.sleep(0.5)
+        # The order the modify holds is left to it (its lifecycle allows no cancel now).
+        assert [px for _, px, _ in venue.resting.values()] == [100.0]
+        await trio.sleep(10.0)
+        assert venue.resting == {}
+        assert venue.calls == ["place", "cancel", "modify", "cancel"]  # as answered
+        nursery.cancel_scope.cancel()
+
+
+async def test_a_pull_that_finds_the_worker_free_is_its_to_send(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    slot, venue = held_rig()
+    async with trio.open_nursery() as nursery:
+        await nursery.start(slot.run)
+        slot.mailbox.put(QuoteLadder("BTC", ladder(100.0, 99.0)))
+        await trio.sleep(1.0)
+        slot.mailbox.put(QuoteLadder("BTC", ()))
+        await trio.sleep(1.0)
+        assert venue.resting == {}
+        assert venue.calls == ["place", "cancel"]
+        assert slot.pulled_at_once == 0
+        nursery.cancel_scope.cancel()
+
+
 async def test_a_claimed_symbols_ladders_go_to_its_worker_not_the_queue() -> None:
     mailbox = Mailbox()
     mailbox.put(QuoteLadder("BTC", ladder(1.0)))
