@@ -233,6 +233,19 @@ def _cross_checks(config: Config) -> list[str]:
             f"forgotten before it is listed again is counted twice), "
             f"got {config.feeds.user.dedup_capacity}"
         )
+    # A fill the user stream dropped reaches the liquidation detector through the fill audit
+    # that the drift runs: up to audit_drift_gap_s later, and its read can lose its WebSocket
+    # reply and be asked again over REST after post_timeout_s (campaign seed 122 of the
+    # 1,000: recovered 5.18 s after the jump, against a 5 s window: the kill switch tripped).
+    recovery_s = config.feeds.user.audit_drift_gap_s + config.feeds.connection.post_timeout_s
+    if config.risk.liquidation_fill_window_s <= recovery_s:
+        problems.append(
+            f"risk.liquidation_fill_window_s: must be longer than feeds.user.audit_drift_gap_s"
+            f" plus feeds.connection.post_timeout_s ({recovery_s:g} s), the time a fill the"
+            f" stream dropped may take to be recovered by the fill audit (a position change it"
+            f" explains would be taken for a forced liquidation),"
+            f" got {config.risk.liquidation_fill_window_s}"
+        )
     if autonomy.margin_warning >= autonomy.margin_reduce_only:
         problems.append(
             f"autonomy.margin_warning: must be below autonomy.margin_reduce_only "

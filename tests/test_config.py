@@ -783,3 +783,19 @@ def test_kucoin_development_key_refused_remote_and_bad_values_not_shown() -> Non
 def test_kucoin_key_version_is_checked() -> None:
     with pytest.raises(ConfigError, match=r"venue\.api_key_version: must be one of 2, 3"):
         structure({"venue": {"kind": "kucoin", "api_key_version": "1"}})
+
+
+def test_a_liquidation_window_shorter_than_the_fill_audits_recovery_is_refused() -> None:
+    """A fill the stream dropped is recovered by the drift's fill audit up to
+    audit_drift_gap_s plus post_timeout_s later (its read's reply lost, asked over REST): a
+    window that ends first takes the fill's position change for a forced liquidation."""
+    with pytest.raises(ConfigError) as caught:
+        structure({"risk": {"liquidation_fill_window_s": 5.0}})
+    assert caught.value.errors == [
+        "risk.liquidation_fill_window_s: must be longer than feeds.user.audit_drift_gap_s plus"
+        " feeds.connection.post_timeout_s (7 s), the time a fill the stream dropped may take to"
+        " be recovered by the fill audit (a position change it explains would be taken for a"
+        " forced liquidation), got 5.0"
+    ]
+    shipped = load_config(SHIPPED_CONFIG, {})
+    assert shipped.risk.liquidation_fill_window_s > 7.0

@@ -76,9 +76,10 @@ class RiskConfig:
     max_api_errors: int = setting(3, at_least(1))
     api_error_window_s: float = setting(60.0, positive)
     # Liquidation: a position change > liquidation_fraction of the max position (contracts)
-    # with no matching fill within liquidation_fill_window_s seconds.
+    # with no matching fill within liquidation_fill_window_s seconds (longer than the fill
+    # audit takes to recover a fill the stream dropped: mm.config checks it).
     liquidation_fraction: float = setting(0.2, positive)
-    liquidation_fill_window_s: float = setting(5.0, positive)
+    liquidation_fill_window_s: float = setting(10.0, positive)
 
 
 Monitor = Callable[[RiskState, RiskConfig], Assessment]

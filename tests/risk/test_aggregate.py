@@ -9,6 +9,7 @@ from mm.risk.monitors import Action, Assessment, RiskConfig
 from mm.risk.state import FeedHealth, RiskState, SymbolRisk
 
 CONFIG = RiskConfig()
+WINDOW = CONFIG.liquidation_fill_window_s  # how long a jump waits for fills (10 s shipped)
 
 
 def test_calm_state_decides_nothing() -> None:
@@ -108,9 +109,9 @@ def _detector() -> LiquidationDetector:
 def test_unexplained_jump_is_a_liquidation_after_the_window() -> None:
     detector = _detector()
     detector.on_position(-3.0, 10.0)
-    assert detector.poll(15.0) == []  # exactly 5 s: a fill could still explain it
-    assert detector.poll(15.01) == [LiquidationEvent(10.0, -3.0, 10.0)]
-    assert detector.poll(20.0) == []  # reported once
+    assert detector.poll(10.0 + WINDOW) == []  # exactly the window: a fill could still explain it
+    assert detector.poll(10.01 + WINDOW) == [LiquidationEvent(10.0, -3.0, 10.0)]
+    assert detector.poll(20.0 + WINDOW) == []  # reported once
 
 
 def test_jump_at_the_threshold_is_not_a_liquidation() -> None:
@@ -118,7 +119,7 @@ def test_jump_at_the_threshold_is_not_a_liquidation() -> None:
     detector.on_position(2.0, 10.0)  # exactly 20 % of the max position
     assert detector.poll(100.0) == []
     detector.on_position(4.01, 110.0)  # just over 20 %
-    (event,) = detector.poll(120.0)
+    (event,) = detector.poll(111.0 + WINDOW)
     assert event.time == 110.0
     assert event.delta == pytest.approx(2.01)
 
@@ -162,15 +163,15 @@ def test_a_change_no_fill_made_stays_a_liquidation_however_far_apart_the_reading
     assert event.delta == pytest.approx(3.0)
 
 
-def test_fill_after_the_snapshot_within_5s_explains_the_jump() -> None:
+def test_fill_after_the_snapshot_within_the_window_explains_the_jump() -> None:
     detector = _detector()
     detector.on_position(3.0, 10.0)
-    detector.on_fill(3.0, 15.0)  # exactly 5 s later: still matches
+    detector.on_fill(3.0, 10.0 + WINDOW)  # exactly the window later: still matches
     assert detector.poll(100.0) == []
 
     detector = _detector()
     detector.on_position(3.0, 10.0)
-    detector.on_fill(3.0, 15.01)
+    detector.on_fill(3.0, 10.01 + WINDOW)
     assert len(detector.poll(100.0)) == 1
 
 
@@ -179,7 +180,7 @@ def test_partial_or_opposite_fills_leave_a_liquidation() -> None:
     detector.on_position(-8.0, 10.0)
     detector.on_fill(-3.0, 11.0)  # explains only 3 of 8
     detector.on_fill(5.0, 12.0)  # the wrong side
-    events = detector.poll(16.0)
+    events = detector.poll(11.0 + WINDOW)
     assert events == [LiquidationEvent(10.0, -5.0, 10.0)]
 
 
@@ -214,3 +215,18 @@ def test_a_reading_answered_late_leaves_the_fills_it_holds_their_window() -> Non
     detector.on_position(-0.00053, 628.641, 628_641)  # (asked for at 623.581)
     detector.on_fill(0.00106, 628.661, 628_600)
     assert detector.poll(700.0) == []
+
+
+def test_fills_the_fill_audit_recovers_after_a_lost_reply_explain_the_jump() -> None:
+    """Campaign seed 122 (1 hour, of the 1,000): three BTC sells dropped by the user stream;
+    the reading at 810.339 s showed them, the drift's fill audit asked at 810.428 s, its
+    WebSocket reply was lost, and REST answered at 815.517 s: 5.18 s after the jump, past a
+    5 s window, and the kill switch tripped as a forced liquidation. The shipped window
+    (``RiskConfig``'s default, as config.toml) outlasts that recovery."""
+    detector = LiquidationDetector.from_config(0.005263, CONFIG)
+    detector.on_position(-0.00106, 808.339, 808_339)
+    detector.on_position(-0.00265, 810.339, 810_339)
+    for at_ms in (809_100, 809_400, 809_700):  # (made before the reading, recovered after)
+        detector.on_fill(-0.00053, 815.517, at_ms)
+    assert detector.poll(816.339) == []
+    assert detector.poll(830.0) == []

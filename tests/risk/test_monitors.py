@@ -161,7 +161,7 @@ def test_reference_thresholds_are_the_defaults() -> None:
     assert (c.price_velocity_pull, c.price_velocity_kill) == (0.05, 0.15)
     assert (c.stale_threshold_s, c.reconnect_grace_attempts, c.max_api_errors) == (30.0, 5, 3)
     assert (c.min_peak_for_drawdown, c.liquidation_fraction) == (1.0, 0.2)
-    assert c.liquidation_fill_window_s == 5.0
+    assert c.liquidation_fill_window_s == 10.0
 
 
 def test_config_section_is_strict_and_checked() -> None:
