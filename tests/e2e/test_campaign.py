@@ -17,7 +17,9 @@ fill, a trading subtree that goes on after the kill switch trips, a data gate th
 stale book through, an order auditor that fails on a venue's answer, a drawdown measured
 against the PnL's peak (the kill switch that tripped by itself), a restart that forgets the
 journal's kill switch after a crash, quotes left resting (and filling) on a stale book, a
-flattener that takes the account for flat.
+flattener that takes the account for flat, a position book that takes every fill for a buy, a
+balance book that leaves out the fees, a slot that reports only the triangles that filled,
+triangle reports whose fills leave out their fees.
 
 The runs are in memory and seeded (``mm.simulation.memory_world``); here, in the test's own
 Trio run, the scheduler is not seeded, so a run may interleave differently each time: each
@@ -38,12 +40,15 @@ from mm.execution.auditor import OrderAuditor
 from mm.execution.flatten import Flattener
 from mm.execution.permissions import Grant, Level
 from mm.journal import DATABASE_NAME, read_events
+from mm.model import Fill, Instrument, Side
 from mm.ops import coordinator
 from mm.ops.autonomy import Mode
+from mm.portfolio import Balances, PositionBook
 from mm.risk import controller
 from mm.risk.state import RiskState
 from mm.simulation.campaign import EPOCH_S, TRACE_NAME, draw, simulate
 from mm.simulation.invariants import (
+    BALANCES_AGREE,
     FILLS_ONCE,
     FLAT_AFTER_FLATTEN,
     NEVER_CRASHES,
@@ -51,9 +56,15 @@ from mm.simulation.invariants import (
     QUIET_AFTER_KILL,
     STALE_FILLS,
     STALE_PULLED,
+    TRIANGLE_MOVES,
+    TRIANGLES_END,
     TRIPS_HAVE_CAUSE,
 )
 from mm.strategies.market_maker import engine
+from mm.strategies.triarb import reports
+from mm.strategies.triarb.reports import Outcome as TriangleOutcome
+from mm.strategies.triarb.reports import TriangleReport
+from mm.strategies.triarb.slot import ExecutorSlot
 from tests.e2e.virtual import SHIPPED_CONFIG, SHIPPED_TRIARB_CONFIG
 from tests.simulation.broken import dropping_every
 
@@ -265,6 +276,87 @@ async def test_an_auditor_that_fails_on_a_venues_answer_is_caught(
     assert failed[0]
     found = {v.invariant for v in outcome.violations}
     assert NEVER_CRASHES in found, [str(v) for v in outcome.violations]
+
+
+async def test_a_position_book_that_takes_every_fill_for_a_buy_is_caught(
+    tmp_path: Path, autojump_clock: trio.abc.Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A sign lost in the position book: every fill moves mm's position up. The fills are
+    journaled and heard as they should be, so only the positions against the venue's show it."""
+    apply = PositionBook.apply
+    sells: list[Fill] = []
+
+    def as_a_buy(self: PositionBook, fill: Fill) -> bool:
+        if fill.side is Side.SELL:
+            sells.append(fill)
+        return apply(self, attrs.evolve(fill, side=Side.BUY))
+
+    monkeypatch.setattr(PositionBook, "apply", as_a_buy)
+    outcome = await simulate(SHIPPED_CONFIG, draw("market_maker", SEEDS[0], MM_S), tmp_path)
+    assert sells, "the run sold nothing"
+    found = {v.invariant for v in outcome.violations}
+    assert BALANCES_AGREE in found, [str(v) for v in outcome.violations]
+
+
+async def test_a_balance_book_that_leaves_out_the_fees_is_caught(
+    tmp_path: Path, autojump_clock: trio.abc.Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Triangles' balances moved by each fill's base and quote but not by its fee: mm's
+    balances drift from the venue's by the fees, fill by fill."""
+
+    def without_fee(self: Balances, fill: Fill, instrument: Instrument) -> None:
+        signed = fill.side.sign * fill.sz
+        self._move(instrument.base, signed)
+        self._move(instrument.quote, -signed * fill.px)
+
+    monkeypatch.setattr(Balances, "apply", without_fee)
+    outcome = await simulate(SHIPPED_TRIARB_CONFIG, draw("triarb", SEEDS[0], TRIARB_S), tmp_path)
+    assert outcome.triangles > 0
+    found = {v.invariant for v in outcome.violations}
+    assert BALANCES_AGREE in found, [str(v) for v in outcome.violations]
+
+
+async def test_a_slot_that_reports_only_the_triangles_that_filled_is_caught(
+    tmp_path: Path, autojump_clock: trio.abc.Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A failure path that forgets its report: each triangle that did not fill ends with no
+    row. Each run that had one to lose is caught, and the short campaign has some."""
+    send = ExecutorSlot._send
+    lost: dict[int, list[str]] = {seed: [] for seed in SEEDS}
+    seed = SEEDS[0]
+
+    async def filled_only(self: ExecutorSlot, report: TriangleReport) -> None:
+        if report.outcome is not TriangleOutcome.FILLED:
+            lost[seed].append(report.outcome.value)
+            return
+        await send(self, report)
+
+    monkeypatch.setattr(ExecutorSlot, "_send", filled_only)
+    caught = {}
+    for seed in SEEDS:
+        run = draw("triarb", seed, TRIARB_S)
+        outcome = await simulate(SHIPPED_TRIARB_CONFIG, run, tmp_path / str(seed))
+        caught[seed] = TRIANGLES_END in {v.invariant for v in outcome.violations}
+    assert any(lost.values()), "no triangle of the campaign failed"
+    assert caught == {seed: bool(lost[seed]) for seed in SEEDS}, (caught, lost)
+
+
+async def test_reports_whose_fills_leave_out_their_fees_are_caught(
+    tmp_path: Path, autojump_clock: trio.abc.Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The triangles' journal rows carry each fill without its fee: the venue's balances moved
+    by more than the reports say. mm's own balances are right (its fills keep their fees)."""
+    fill_row = reports._fill_row
+
+    def without_fee(fill: Fill) -> dict[str, Any]:
+        return {**fill_row(fill), "fee": 0.0}
+
+    monkeypatch.setattr(reports, "_fill_row", without_fee)
+    outcome = await simulate(SHIPPED_TRIARB_CONFIG, draw("triarb", SEEDS[0], TRIARB_S), tmp_path)
+    assert outcome.triangles > 0
+    found = {v.invariant for v in outcome.violations}
+    assert TRIANGLE_MOVES in found, [str(v) for v in outcome.violations]
+    assert BALANCES_AGREE not in found, [str(v) for v in outcome.violations]
 
 
 async def test_a_drawdown_measured_against_the_pnl_peak_is_caught(
