@@ -322,23 +322,24 @@ async def test_a_slot_that_reports_only_the_triangles_that_filled_is_caught(
     """A failure path that forgets its report: each triangle that did not fill ends with no
     row. Each run that had one to lose is caught, and the short campaign has some."""
     send = ExecutorSlot._send
-    lost: dict[int, list[str]] = {seed: [] for seed in SEEDS}
-    seed = SEEDS[0]
+    lost: list[str] = []  # the outcomes of the reports it dropped, over the campaign
 
     async def filled_only(self: ExecutorSlot, report: TriangleReport) -> None:
         if report.outcome is not TriangleOutcome.FILLED:
-            lost[seed].append(report.outcome.value)
+            lost.append(report.outcome.value)
             return
         await send(self, report)
 
     monkeypatch.setattr(ExecutorSlot, "_send", filled_only)
-    caught = {}
+    caught, dropped = {}, {}
     for seed in SEEDS:
+        before = len(lost)
         run = draw("triarb", seed, TRIARB_S)
         outcome = await simulate(SHIPPED_TRIARB_CONFIG, run, tmp_path / str(seed))
         caught[seed] = TRIANGLES_END in {v.invariant for v in outcome.violations}
-    assert any(lost.values()), "no triangle of the campaign failed"
-    assert caught == {seed: bool(lost[seed]) for seed in SEEDS}, (caught, lost)
+        dropped[seed] = len(lost) > before
+    assert lost, "no triangle of the campaign failed"
+    assert caught == dropped, (caught, dropped, lost)
 
 
 async def test_reports_whose_fills_leave_out_their_fees_are_caught(
